@@ -1,0 +1,813 @@
+//! The atomic transitions of the cluster: what each command does to the state, and when it refuses.
+//!
+//! A plan step is a short list of actions; a step that fails half-way has applied only some of
+//! them. Every precondition here mirrors what the real command checks, and a refusal says why in
+//! terms of state ("etcd 1/2 voters up: no quorum").
+
+use crate::cluster::{Cluster, EtcdData};
+use crate::observe::{self, ClientNeeds, Endpoint, NotReady};
+use crate::topology::{NodeIx, NodeSet, Topology};
+use serde::Serialize;
+
+/// A verification: the step's checks, refused when they do not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "check", content = "node")]
+pub enum Check {
+    /// Every registered node Ready, etcd quorum, every apiserver ready.
+    ClusterHealthy,
+    /// An etcd snapshot no older than a day and a bit.
+    BackupFresh,
+    /// The VIP and the new masters' addresses answer nobody.
+    AddressesFree,
+    /// `kubeadm-config` has `controlPlaneEndpoint` and the VIP SANs.
+    KubeadmEndpoint,
+    /// The on-disk apiserver cert of the node carries the VIP SAN.
+    CertHasVip(NodeIx),
+    ApiserverReady(NodeIx),
+    /// HAProxy listens on the VIP.
+    VipListening,
+    /// Every backend in the running pool passes the health check.
+    BackendsUp,
+    /// A client of the VIP verifies TLS and gets `/readyz` ok.
+    ViaVip,
+    /// The node is ready to be joined: up, cluster's kubeadm version, not yet a node.
+    ReadyToJoin(NodeIx),
+    /// The config stack's flags are on the node's apiserver.
+    FlagsOn(NodeIx),
+    NodeReady(NodeIx),
+    /// Every etcd member is a started voter (no learner left behind).
+    EtcdMembersVoting,
+    /// Every consumer's server is the VIP.
+    ConsumersOnVip,
+    /// Every node's kubelet.conf points at the VIP.
+    KubeletsOnVip,
+    /// The backup job may run on any master and can run now.
+    BackupRunsAnywhere,
+    GateQuorumAware,
+    /// The upgrade chain discovers every master.
+    ChainCoversMasters,
+    /// Every master has the same apiserver flags.
+    FlagParity,
+    /// The source plan's acceptance criteria 3-6.
+    Acceptance,
+}
+
+/// One atomic change a command makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action", content = "node")]
+pub enum Action {
+    Verify(Check),
+    TakeVmSnapshot,
+    PatchKubeadmConfig,
+    RevertKubeadmConfig,
+    MoveCertAside(NodeIx),
+    GenerateCert(NodeIx),
+    RestoreCert(NodeIx),
+    RestartApiserver(NodeIx),
+    ReserveVip,
+    ReleaseVip,
+    AddVipDnsRecord,
+    DeleteStaleDnsRecord,
+    RevertDns,
+    DeclareLbFrontend,
+    RemoveLbFrontend,
+    DeclareLbBackend(NodeIx),
+    RemoveLbBackend(NodeIx),
+    DeployLb,
+    RefactorConfigStack,
+    RevertConfigStack,
+    ConfigStackAddHost(NodeIx),
+    ConfigStackRemoveHost(NodeIx),
+    BumpTemplate,
+    CreateVm(NodeIx),
+    DestroyVm(NodeIx),
+    UploadCerts,
+    CreateToken,
+    /// `kubeadm join --control-plane`, first half: the etcd member is added (learner or voter).
+    EtcdMemberAdd(NodeIx),
+    /// The new member's etcd starts and syncs.
+    EtcdStart(NodeIx),
+    /// A learner is promoted to voter once synced (learner mode only; a no-op otherwise).
+    EtcdPromote(NodeIx),
+    /// The remaining control-plane static pods, the apiserver cert, kubelet.conf, node registration.
+    ControlPlaneUp(NodeIx),
+    KubeadmReset(NodeIx),
+    EtcdMemberRemove(NodeIx),
+    FlipConsumers,
+    RevertConsumers,
+    FlipKubelet(NodeIx),
+    RevertKubelet(NodeIx),
+    UnpinCronJobs,
+    GateQuorumAware,
+    ExtendUpgradeChain,
+    Shutdown(NodeIx),
+    Boot(NodeIx),
+    /// `etcd --force-new-cluster` on a surviving voter: a one-member cluster with all committed data.
+    ForceNewCluster(NodeIx),
+    /// `etcdctl snapshot restore` of the newest backup on one master.
+    RestoreSnapshot(NodeIx),
+}
+
+/// Why the real command would fail in this state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("{reason}")]
+pub struct Refusal {
+    pub reason: String,
+}
+
+fn refuse<T>(reason: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal { reason: reason.into() })
+}
+
+/// A short disruption inside an action: the state while it lasts, and how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transient {
+    pub during: Cluster,
+    pub seconds: u32,
+    pub what: &'static str,
+}
+
+/// Seconds an apiserver static pod takes to come back after a restart.
+pub const APISERVER_RESTART_S: u32 = 30;
+/// Seconds a node is NotReady while its kubelet restarts against a new endpoint.
+pub const KUBELET_RESTART_S: u32 = 10;
+/// A snapshot older than this fails the pre-flight.
+pub const BACKUP_AGE_MAX_S: i64 = 26 * 3600;
+
+impl Action {
+    /// How long the action takes, in seconds (the operator's and the machine's time).
+    pub fn duration_s(self) -> u32 {
+        use Action::*;
+        match self {
+            Verify(_) => 30,
+            TakeVmSnapshot => 60,
+            PatchKubeadmConfig => 600,
+            RevertKubeadmConfig => 300,
+            MoveCertAside(_) | RestoreCert(_) => 10,
+            GenerateCert(_) => 20,
+            RestartApiserver(_) => 60,
+            ReserveVip | AddVipDnsRecord => 300,
+            DeleteStaleDnsRecord | RevertDns | RemoveLbBackend(_) => 60,
+            ReleaseVip => 120,
+            DeclareLbFrontend => 600,
+            RemoveLbFrontend | DeclareLbBackend(_) | DeployLb | ControlPlaneUp(_) => 120,
+            RefactorConfigStack => 1800,
+            RevertConfigStack => 600,
+            ConfigStackAddHost(_) | ConfigStackRemoveHost(_) | DestroyVm(_) => 300,
+            BumpTemplate => 1800,
+            CreateVm(_) => 900,
+            UploadCerts | CreateToken | EtcdStart(_) | EtcdPromote(_) | EtcdMemberRemove(_) | FlipKubelet(_) | RevertKubelet(_) | Shutdown(_) => 30,
+            EtcdMemberAdd(_) => 5,
+            KubeadmReset(_) => 60,
+            FlipConsumers => 1200,
+            RevertConsumers | UnpinCronJobs | GateQuorumAware => 600,
+            ExtendUpgradeChain => 2400,
+            Boot(_) => 90,
+            ForceNewCluster(_) => 300,
+            RestoreSnapshot(_) => 900,
+        }
+    }
+
+    /// The node the action runs on or changes, if one.
+    pub fn node(self) -> Option<NodeIx> {
+        use Action::*;
+        match self {
+            Verify(check) => match check {
+                Check::CertHasVip(n) | Check::ApiserverReady(n) | Check::ReadyToJoin(n) | Check::FlagsOn(n) | Check::NodeReady(n) => Some(n),
+                _ => None,
+            },
+            MoveCertAside(n) | GenerateCert(n) | RestoreCert(n) | RestartApiserver(n) | DeclareLbBackend(n) | RemoveLbBackend(n) | ConfigStackAddHost(n) | ConfigStackRemoveHost(n)
+            | CreateVm(n) | DestroyVm(n) | EtcdMemberAdd(n) | EtcdStart(n) | EtcdPromote(n) | ControlPlaneUp(n) | KubeadmReset(n) | EtcdMemberRemove(n) | FlipKubelet(n)
+            | RevertKubelet(n) | Shutdown(n) | Boot(n) | ForceNewCluster(n) | RestoreSnapshot(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether the action changes etcd membership (and so must be reversible).
+    pub fn changes_membership(self) -> bool {
+        matches!(self, Action::EtcdMemberAdd(_) | Action::EtcdPromote(_) | Action::EtcdMemberRemove(_) | Action::ForceNewCluster(_) | Action::RestoreSnapshot(_))
+    }
+
+    /// A human description, with node names.
+    pub fn describe(self, t: &Topology) -> String {
+        use Action::*;
+        let n = |ix: NodeIx| t.name(ix).to_string();
+        match self {
+            Verify(check) => format!("verify: {}", check.describe(t)),
+            TakeVmSnapshot => format!("snapshot VM of {}", n(t.existing_master())),
+            PatchKubeadmConfig => "kubeadm-config: controlPlaneEndpoint = VIP, certSANs += VIP, FQDN".to_string(),
+            RevertKubeadmConfig => "kubeadm-config: revert to the backup".to_string(),
+            MoveCertAside(x) => format!("move apiserver cert of {} aside", n(x)),
+            GenerateCert(x) => format!("generate apiserver cert on {}", n(x)),
+            RestoreCert(x) => format!("restore apiserver cert of {} from backup", n(x)),
+            RestartApiserver(x) => format!("restart kube-apiserver on {}", n(x)),
+            ReserveVip => "reserve the VIP on the load balancer".to_string(),
+            ReleaseVip => "release the VIP".to_string(),
+            AddVipDnsRecord => "add DNS A record FQDN -> VIP".to_string(),
+            DeleteStaleDnsRecord => "delete the stale per-master DNS record".to_string(),
+            RevertDns => "revert the DNS records".to_string(),
+            DeclareLbFrontend => "declare the VIP frontend and apiserver pool in the bootstrap script".to_string(),
+            RemoveLbFrontend => "remove the VIP frontend and pool from the bootstrap script".to_string(),
+            DeclareLbBackend(x) => format!("declare {} in the apiserver pool", n(x)),
+            RemoveLbBackend(x) => format!("remove {} from the declared pool", n(x)),
+            DeployLb => "run the LB bootstrap script (reset to declared state)".to_string(),
+            RefactorConfigStack => "config stack: single host -> list of masters".to_string(),
+            RevertConfigStack => "config stack: back to a single host".to_string(),
+            ConfigStackAddHost(x) => format!("config stack: apply apiserver flags on {}", n(x)),
+            ConfigStackRemoveHost(x) => format!("config stack: drop {}", n(x)),
+            BumpTemplate => "VM template: cluster's Kubernetes version, no worker join for masters".to_string(),
+            CreateVm(x) => format!("create and boot VM {}", n(x)),
+            DestroyVm(x) => format!("destroy VM {}", n(x)),
+            UploadCerts => "upload control-plane certs (kubeadm-certs Secret)".to_string(),
+            CreateToken => "create a join token".to_string(),
+            EtcdMemberAdd(x) => format!("etcd member add {} ({})", n(x), if t.learner_mode { "learner" } else { "voter" }),
+            EtcdStart(x) => format!("etcd starts on {} and syncs", n(x)),
+            EtcdPromote(x) => format!("etcd promote {}", n(x)),
+            ControlPlaneUp(x) => format!("control-plane static pods, cert and kubelet.conf on {}", n(x)),
+            KubeadmReset(x) => format!("kubeadm reset on {}", n(x)),
+            EtcdMemberRemove(x) => format!("etcdctl member remove {}", n(x)),
+            FlipConsumers => "flip every kubeconfig consumer to the VIP".to_string(),
+            RevertConsumers => "revert every kubeconfig consumer to the direct address".to_string(),
+            FlipKubelet(x) => format!("kubelet.conf of {} -> VIP, restart kubelet", n(x)),
+            RevertKubelet(x) => format!("kubelet.conf of {} -> direct address, restart kubelet", n(x)),
+            UnpinCronJobs => "etcd CronJobs: node pin -> control-plane selector".to_string(),
+            GateQuorumAware => "reboot gate: add the control-plane quorum check".to_string(),
+            ExtendUpgradeChain => "upgrade chain: loop over every master with a quorum check".to_string(),
+            Shutdown(x) => format!("drain and shut down {}", n(x)),
+            Boot(x) => format!("boot {}", n(x)),
+            ForceNewCluster(x) => format!("etcd --force-new-cluster on {}", n(x)),
+            RestoreSnapshot(x) => format!("etcdctl snapshot restore on {}", n(x)),
+        }
+    }
+}
+
+impl Check {
+    pub fn describe(self, t: &Topology) -> String {
+        use Check::*;
+        let n = |ix: NodeIx| t.name(ix).to_string();
+        match self {
+            ClusterHealthy => "cluster healthy".to_string(),
+            BackupFresh => "recent etcd backup".to_string(),
+            AddressesFree => "VIP and new master addresses free".to_string(),
+            KubeadmEndpoint => "kubeadm-config has controlPlaneEndpoint".to_string(),
+            CertHasVip(x) => format!("apiserver cert of {} has the VIP SAN", n(x)),
+            ApiserverReady(x) => format!("kube-apiserver on {} ready", n(x)),
+            VipListening => "HAProxy listens on the VIP".to_string(),
+            BackendsUp => "every pool backend UP".to_string(),
+            ViaVip => "TLS and /readyz through the VIP".to_string(),
+            ReadyToJoin(x) => format!("{} ready to join", n(x)),
+            FlagsOn(x) => format!("apiserver flags on {}", n(x)),
+            NodeReady(x) => format!("{} Ready", n(x)),
+            EtcdMembersVoting => "every etcd member a started voter".to_string(),
+            ConsumersOnVip => "every consumer on the VIP".to_string(),
+            KubeletsOnVip => "every kubelet.conf on the VIP".to_string(),
+            BackupRunsAnywhere => "etcd backup runs on any master".to_string(),
+            GateQuorumAware => "reboot gate checks quorum".to_string(),
+            ChainCoversMasters => "upgrade chain covers every master".to_string(),
+            FlagParity => "identical flags on every master".to_string(),
+            Acceptance => "acceptance criteria".to_string(),
+        }
+    }
+
+    /// Whether the check passes; the error says what is wrong in terms of state.
+    pub fn evaluate(self, c: &Cluster, t: &Topology) -> Result<(), String> {
+        use Check::*;
+        let name = |ix: NodeIx| t.name(ix).to_string();
+        match self {
+            ClusterHealthy => {
+                let q = observe::quorum(c);
+                if !q.holds() {
+                    return Err(q.to_string());
+                }
+                for node in c.joined.iter() {
+                    if let Err(why) = observe::node_ready(c, t, node).ok_or_reason() {
+                        return Err(format!("{} NotReady: {why}", name(node)));
+                    }
+                }
+                for node in c.control_plane.iter() {
+                    observe::apiserver_ready(c, node).map_err(|why| format!("kube-apiserver on {}: {why}", name(node)))?;
+                }
+                Ok(())
+            }
+            BackupFresh => {
+                let age = c.clock_s as i64 - c.last_backup_s;
+                if age <= BACKUP_AGE_MAX_S {
+                    Ok(())
+                } else {
+                    Err(format!("newest etcd snapshot is {} h old", age / 3600))
+                }
+            }
+            AddressesFree => {
+                if c.vip_alias {
+                    return Err("the VIP already answers".to_string());
+                }
+                match t.new_masters().find(|n| c.vm_exists.contains(*n)) {
+                    Some(n) => Err(format!("{} already answers", t.node(n).address)),
+                    None => Ok(()),
+                }
+            }
+            KubeadmEndpoint => c.kubeadm_endpoint.then_some(()).ok_or_else(|| "kubeadm-config has no controlPlaneEndpoint".to_string()),
+            CertHasVip(x) => {
+                if !c.cert_present.contains(x) {
+                    Err(format!("no apiserver cert on {}", name(x)))
+                } else if !c.cert_vip.contains(x) {
+                    Err(format!("apiserver cert of {} lacks the VIP SAN", name(x)))
+                } else {
+                    Ok(())
+                }
+            }
+            ApiserverReady(x) => observe::apiserver_ready(c, x).map_err(|why| format!("kube-apiserver on {}: {why}", name(x))),
+            VipListening => {
+                if c.lb_up && c.vip_alias && c.lb_running.frontend {
+                    Ok(())
+                } else {
+                    Err("nothing listens on the VIP".to_string())
+                }
+            }
+            BackendsUp => {
+                let down = c.lb_running.pool.minus(observe::healthy_backends(c, t));
+                match down.iter().next() {
+                    Some(n) => Err(format!("backend {} is DOWN", name(n))),
+                    None => Ok(()),
+                }
+            }
+            ViaVip => observe::reach(c, t, Endpoint::Vip, ClientNeeds { oidc: false }).ok_or_reason(),
+            ReadyToJoin(x) => {
+                if !c.up.contains(x) {
+                    Err(format!("{} is down", name(x)))
+                } else if c.old_kubeadm.contains(x) {
+                    Err(format!("{} has kubeadm {}.{}, the cluster runs {}.{}", name(x), t.template_version.0, t.template_version.1, t.version.0, t.version.1))
+                } else if c.joined.contains(x) {
+                    Err(format!("{} is already a node (joined as a worker at first boot)", name(x)))
+                } else {
+                    Ok(())
+                }
+            }
+            FlagsOn(x) => c.apiserver_flags.contains(x).then_some(()).ok_or_else(|| format!("{} lacks the apiserver flags", name(x))),
+            NodeReady(x) => observe::node_ready(c, t, x).ok_or_reason().map_err(|why| format!("{} NotReady: {why}", name(x))),
+            EtcdMembersVoting => {
+                if let Some(n) = c.learners.iter().next() {
+                    return Err(format!("{} is still a learner", name(n)));
+                }
+                match c.voters.minus(observe::live_members(c)).iter().next() {
+                    Some(n) => Err(format!("etcd member {} not running", name(n))),
+                    None => Ok(()),
+                }
+            }
+            ConsumersOnVip => {
+                let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
+                (c.consumers_vip == all).then_some(()).ok_or_else(|| "a consumer still uses the direct address".to_string())
+            }
+            KubeletsOnVip => match c.joined.minus(c.kubelet_vip).iter().next() {
+                Some(n) => Err(format!("kubelet.conf of {} still points at the direct address", name(n))),
+                None => Ok(()),
+            },
+            BackupRunsAnywhere => {
+                if !c.cronjobs_any_master {
+                    return Err("etcd CronJobs are pinned to one node".to_string());
+                }
+                observe::backup_runs(c, t).map(|_| ())
+            }
+            GateQuorumAware => c.gate_quorum.then_some(()).ok_or_else(|| "the reboot gate does not check quorum".to_string()),
+            ChainCoversMasters => c.chain_all_masters.then_some(()).ok_or_else(|| "the upgrade chain only knows the first master".to_string()),
+            FlagParity => match c.control_plane.minus(c.apiserver_flags).iter().next() {
+                Some(n) => Err(format!("{} lacks the apiserver flags", name(n))),
+                None => Ok(()),
+            },
+            Acceptance => {
+                let masters = t.target_masters();
+                if c.control_plane != masters {
+                    return Err(format!("{} of {} masters online", c.control_plane.len(), masters.len()));
+                }
+                ClusterHealthy.evaluate(c, t)?;
+                EtcdMembersVoting.evaluate(c, t)?;
+                if c.voters != masters {
+                    return Err(format!("etcd has {} voters, want {}", c.voters.len(), masters.len()));
+                }
+                ViaVip.evaluate(c, t)?;
+                ChainCoversMasters.evaluate(c, t)?;
+                GateQuorumAware.evaluate(c, t)?;
+                BackupRunsAnywhere.evaluate(c, t)
+            }
+        }
+    }
+}
+
+trait ReachExt {
+    fn ok_or_reason(self) -> Result<(), String>;
+}
+
+impl ReachExt for observe::Reach {
+    fn ok_or_reason(self) -> Result<(), String> {
+        match self {
+            observe::Reach::Ok => Ok(()),
+            other => Err(other.to_string()),
+        }
+    }
+}
+
+/// Some apiserver reachable for an operator command run on the existing master (kubectl, kubeadm
+/// phases that talk to the API): the VIP once consumers use it, else any ready apiserver.
+fn api_for_operator(c: &Cluster, t: &Topology) -> Result<(), String> {
+    if c.control_plane.iter().any(|n| observe::apiserver_ready(c, n).is_ok()) {
+        Ok(())
+    } else {
+        let master = t.existing_master();
+        Err(match observe::apiserver_ready(c, master) {
+            Err(why) => format!("no apiserver answers ({}: {why})", t.name(master)),
+            Ok(()) => "no apiserver answers".to_string(),
+        })
+    }
+}
+
+fn needs_up(c: &Cluster, t: &Topology, node: NodeIx, command: &str) -> Result<(), Refusal> {
+    if c.up.contains(node) {
+        Ok(())
+    } else {
+        refuse(format!("{command}: ssh {}: host is down", t.name(node)))
+    }
+}
+
+fn needs_api(c: &Cluster, t: &Topology, command: &str) -> Result<(), Refusal> {
+    api_for_operator(c, t).map_err(|why| Refusal { reason: format!("{command}: {why}") })
+}
+
+/// Applies `action` to `c`.
+///
+/// # Errors
+/// A [`Refusal`] when the real command would fail in this state; the state is then unchanged.
+pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refusal> {
+    use Action::*;
+    let mut n = *c;
+    n.clock_s = c.clock_s.saturating_add(action.duration_s());
+    let master = t.existing_master();
+    match action {
+        Verify(check) => {
+            if let Err(why) = check.evaluate(c, t) {
+                return refuse(format!("check failed: {}: {why}", check.describe(t)));
+            }
+        }
+        TakeVmSnapshot => {
+            let h = t.node(master).hypervisor;
+            if c.hypervisors_down & (1 << h) != 0 {
+                return refuse("qm snapshot: hypervisor unreachable");
+            }
+            n.vm_snapshot = true;
+        }
+        PatchKubeadmConfig => {
+            needs_api(c, t, "kubeadm init phase upload-config")?;
+            n.kubeadm_endpoint = true;
+        }
+        RevertKubeadmConfig => {
+            needs_api(c, t, "kubeadm init phase upload-config")?;
+            n.kubeadm_endpoint = false;
+        }
+        MoveCertAside(x) => {
+            needs_up(c, t, x, "mv apiserver.{crt,key}")?;
+            if !c.cert_present.contains(x) && !c.cert_backup {
+                return refuse("mv: apiserver.crt: no such file");
+            }
+            if c.cert_present.contains(x) {
+                n.cert_backup = true;
+            }
+            n.cert_present.set(x, false);
+            n.cert_vip.set(x, false);
+        }
+        GenerateCert(x) => {
+            needs_up(c, t, x, "kubeadm init phase certs apiserver")?;
+            // kubeadm reuses an existing cert ("Using existing apiserver certificate"): the SANs
+            // only change when the old pair was moved away first.
+            if !c.cert_present.contains(x) {
+                n.cert_present.set(x, true);
+                n.cert_vip.set(x, c.kubeadm_endpoint);
+            }
+        }
+        RestoreCert(x) => {
+            needs_up(c, t, x, "cp apiserver backup")?;
+            if !c.cert_backup {
+                return refuse("cp: /tmp/apiserver-backup/apiserver.crt: no such file");
+            }
+            n.cert_present.set(x, true);
+            n.cert_vip.set(x, false);
+        }
+        RestartApiserver(x) => {
+            needs_up(c, t, x, "restart kube-apiserver")?;
+            if !c.control_plane.contains(x) {
+                return refuse(format!("{} has no kube-apiserver static pod", t.name(x)));
+            }
+            n.apiserver_running.set(x, c.cert_present.contains(x));
+            n.served_vip.set(x, c.cert_vip.contains(x));
+        }
+        ReserveVip => {
+            if !c.lb_up {
+                return refuse("pfSense unreachable");
+            }
+            n.vip_alias = true;
+        }
+        ReleaseVip => {
+            if !c.lb_up {
+                return refuse("pfSense unreachable");
+            }
+            n.vip_alias = false;
+        }
+        AddVipDnsRecord => n.dns_vip = true,
+        DeleteStaleDnsRecord => n.dns_stale = false,
+        RevertDns => {
+            n.dns_vip = false;
+            n.dns_stale = t.scenario.dns.records.iter().any(|r| r.stale);
+        }
+        DeclareLbFrontend => {
+            n.lb_declared.frontend = true;
+            n.lb_declared.pool = c.lb_declared.pool.with(master);
+        }
+        RemoveLbFrontend => n.lb_declared = Default::default(),
+        DeclareLbBackend(x) => n.lb_declared.pool = c.lb_declared.pool.with(x),
+        RemoveLbBackend(x) => n.lb_declared.pool = c.lb_declared.pool.without(x),
+        DeployLb => {
+            if !c.lb_up {
+                return refuse("ssh pfSense: host is down");
+            }
+            n.lb_running = c.lb_declared;
+        }
+        RefactorConfigStack => n.stack_list = true,
+        RevertConfigStack => {
+            if c.stack_hosts != NodeSet::of(master) {
+                return refuse("the config stack still lists more than one master");
+            }
+            n.stack_list = t.stack_starts_as_list();
+        }
+        ConfigStackAddHost(x) => {
+            if !c.stack_list {
+                return refuse(format!("config stack takes a single host ({}): refactor it to a list first", t.name(master)));
+            }
+            needs_up(c, t, x, "tg apply: remote-exec")?;
+            if !c.control_plane.contains(x) {
+                return refuse(format!("remote-exec on {}: /etc/kubernetes/manifests/kube-apiserver.yaml: no such file", t.name(x)));
+            }
+            n.stack_hosts = c.stack_hosts.with(x);
+            n.apiserver_flags = c.apiserver_flags.with(x);
+        }
+        ConfigStackRemoveHost(x) => n.stack_hosts = c.stack_hosts.without(x),
+        BumpTemplate => {
+            n.template_version_ok = true;
+            n.template_master_safe = true;
+        }
+        CreateVm(x) => {
+            let h = t.node(x).hypervisor;
+            if c.hypervisors_down & (1 << h) != 0 {
+                return refuse("tg apply: hypervisor unreachable");
+            }
+            if c.vm_exists.contains(x) {
+                return refuse(format!("VMID {} already exists", t.node(x).vmid.unwrap_or_default()));
+            }
+            n.vm_exists = c.vm_exists.with(x);
+            n.up = c.up.with(x);
+            n.old_kubeadm.set(x, !c.template_version_ok);
+            if !c.template_master_safe && api_for_operator(c, t).is_ok() {
+                // cloud-init's runcmd runs the worker join command on first boot.
+                n.joined_as_worker = c.joined_as_worker.with(x);
+                n.joined = c.joined.with(x);
+            }
+        }
+        DestroyVm(x) => {
+            let h = t.node(x).hypervisor;
+            if c.hypervisors_down & (1 << h) != 0 {
+                return refuse("tg destroy: hypervisor unreachable");
+            }
+            let gone = NodeSet::of(x);
+            n.vm_exists = c.vm_exists.minus(gone);
+            n.up = c.up.minus(gone);
+            n.joined = c.joined.minus(gone);
+            n.joined_as_worker = c.joined_as_worker.minus(gone);
+            n.old_kubeadm = c.old_kubeadm.minus(gone);
+            n.control_plane = c.control_plane.minus(gone);
+            n.apiserver_running = c.apiserver_running.minus(gone);
+            n.apiserver_flags = c.apiserver_flags.minus(gone);
+            n.cert_present = c.cert_present.minus(gone);
+            n.cert_vip = c.cert_vip.minus(gone);
+            n.served_vip = c.served_vip.minus(gone);
+            n.kubelet_vip = c.kubelet_vip.minus(gone);
+            n.etcd_started = c.etcd_started.minus(gone);
+        }
+        UploadCerts => {
+            needs_api(c, t, "kubeadm init phase upload-certs")?;
+            n.certs_uploaded_s = Some(c.clock_s);
+        }
+        CreateToken => {
+            needs_api(c, t, "kubeadm token create")?;
+            n.token_s = Some(c.clock_s);
+        }
+        EtcdMemberAdd(x) => {
+            let join = "kubeadm join --control-plane";
+            needs_up(c, t, x, join)?;
+            if !c.kubeadm_endpoint {
+                return refuse(format!("{join}: unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"));
+            }
+            if c.old_kubeadm.contains(x) {
+                return refuse(format!("{join}: kubeadm {}.{} cannot join a {}.{} control plane", t.template_version.0, t.template_version.1, t.version.0, t.version.1));
+            }
+            if c.joined.contains(x) {
+                return refuse(format!("{join}: /etc/kubernetes/kubelet.conf already exists ({} is already a node)", t.name(x)));
+            }
+            if c.members().contains(x) {
+                return refuse(format!("{join}: etcd member {} already exists", t.name(x)));
+            }
+            match c.token_s {
+                Some(at) if c.clock_s - at < t.scenario.kubeadm.token_ttl_h * 3600 => {}
+                Some(at) => return refuse(format!("{join}: token expired {} h after creation", (c.clock_s - at) / 3600)),
+                None => return refuse(format!("{join}: no join token")),
+            }
+            let ttl_s = t.scenario.kubeadm.certs_ttl_min * 60;
+            match c.certs_uploaded_s {
+                Some(at) if c.clock_s - at < ttl_s => {}
+                Some(at) => {
+                    return refuse(format!(
+                        "{join}: secret kubeadm-certs not found: uploaded {} min ago, TTL {} min",
+                        (c.clock_s - at) / 60,
+                        t.scenario.kubeadm.certs_ttl_min
+                    ))
+                }
+                None => return refuse(format!("{join}: control-plane certs were never uploaded")),
+            }
+            let via = observe::reach(c, t, Endpoint::Vip, ClientNeeds { oidc: false });
+            if via.is_down() {
+                return refuse(format!("{join}: controlPlaneEndpoint: {via}"));
+            }
+            let q = observe::quorum(c);
+            if !q.holds() {
+                return refuse(format!("{join}: etcdserver: request timed out ({q})"));
+            }
+            if t.learner_mode {
+                if let Some(other) = c.learners.iter().next() {
+                    return refuse(format!("{join}: etcdserver: too many learner members in cluster ({} is one)", t.name(other)));
+                }
+                n.learners = c.learners.with(x);
+            } else {
+                n.voters = c.voters.with(x);
+            }
+        }
+        EtcdStart(x) => {
+            needs_up(c, t, x, "etcd")?;
+            if !c.members().contains(x) {
+                return refuse(format!("etcd on {}: member not found in the cluster", t.name(x)));
+            }
+            if observe::leader(c).is_none() && !c.voters.contains(x) {
+                return refuse(format!("etcd learner {} cannot sync: no leader", t.name(x)));
+            }
+            n.etcd_started = c.etcd_started.with(x);
+        }
+        EtcdPromote(x) => {
+            if c.learners.contains(x) {
+                if !observe::live_members(c).contains(x) {
+                    return refuse(format!("etcdctl member promote {}: learner not started", t.name(x)));
+                }
+                let q = observe::quorum(c);
+                if !q.holds() {
+                    return refuse(format!("etcdctl member promote: {q}"));
+                }
+                n.learners = c.learners.without(x);
+                n.voters = c.voters.with(x);
+            }
+        }
+        ControlPlaneUp(x) => {
+            needs_up(c, t, x, "kubeadm join --control-plane")?;
+            if !observe::live_members(c).contains(x) {
+                return refuse(format!("kubeadm join: etcd on {} is not running", t.name(x)));
+            }
+            n.control_plane = c.control_plane.with(x);
+            n.cert_present = c.cert_present.with(x);
+            n.cert_vip.set(x, c.kubeadm_endpoint);
+            n.served_vip.set(x, c.kubeadm_endpoint);
+            n.apiserver_running = c.apiserver_running.with(x);
+            n.joined = c.joined.with(x);
+            n.kubelet_vip.set(x, c.kubeadm_endpoint);
+        }
+        KubeadmReset(x) => {
+            needs_up(c, t, x, "kubeadm reset")?;
+            let gone = NodeSet::of(x);
+            n.control_plane = c.control_plane.minus(gone);
+            n.apiserver_running = c.apiserver_running.minus(gone);
+            n.apiserver_flags = c.apiserver_flags.minus(gone);
+            n.cert_present = c.cert_present.minus(gone);
+            n.cert_vip = c.cert_vip.minus(gone);
+            n.served_vip = c.served_vip.minus(gone);
+            n.joined = c.joined.minus(gone);
+            n.joined_as_worker = c.joined_as_worker.minus(gone);
+            n.kubelet_vip = c.kubelet_vip.minus(gone);
+            n.etcd_started = c.etcd_started.minus(gone);
+        }
+        EtcdMemberRemove(x) => {
+            if !c.members().contains(x) {
+                return Ok(n);
+            }
+            let others = c.control_plane.without(x).and(c.up);
+            if others.is_empty() {
+                return refuse(format!("etcdctl member remove {}: no surviving master to run it from", t.name(x)));
+            }
+            let q = observe::quorum(c);
+            if !q.holds() {
+                return refuse(format!("etcdctl member remove {}: etcdserver: request timed out ({q})", t.name(x)));
+            }
+            n.voters = c.voters.without(x);
+            n.learners = c.learners.without(x);
+            n.etcd_started = c.etcd_started.without(x);
+        }
+        FlipConsumers => n.consumers_vip = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 },
+        RevertConsumers => n.consumers_vip = 0,
+        FlipKubelet(x) => {
+            needs_up(c, t, x, "sed kubelet.conf")?;
+            n.kubelet_vip = c.kubelet_vip.with(x);
+        }
+        RevertKubelet(x) => {
+            needs_up(c, t, x, "sed kubelet.conf")?;
+            n.kubelet_vip = c.kubelet_vip.without(x);
+        }
+        UnpinCronJobs => {
+            needs_api(c, t, "tg apply infra-maintenance")?;
+            n.cronjobs_any_master = true;
+        }
+        GateQuorumAware => {
+            needs_api(c, t, "tg apply kured")?;
+            n.gate_quorum = true;
+        }
+        ExtendUpgradeChain => {
+            needs_api(c, t, "tg apply k8s-version-upgrade")?;
+            n.chain_all_masters = true;
+        }
+        Shutdown(x) => {
+            needs_up(c, t, x, "reboot")?;
+            n.up = c.up.without(x);
+        }
+        Boot(x) => {
+            let h = t.node(x).hypervisor;
+            if c.hypervisors_down & (1 << h) != 0 || !c.vm_exists.contains(x) {
+                return refuse(format!("qm start {}: no such VM or hypervisor down", t.name(x)));
+            }
+            n = boot(&n, x);
+        }
+        ForceNewCluster(x) => {
+            needs_up(c, t, x, "etcd --force-new-cluster")?;
+            if !c.voters.contains(x) || !c.etcd_started.contains(x) {
+                return refuse(format!("etcd --force-new-cluster on {}: not a started voter, its data may be incomplete", t.name(x)));
+            }
+            n = single_member(&n, x);
+        }
+        RestoreSnapshot(x) => {
+            needs_up(c, t, x, "etcdctl snapshot restore")?;
+            let lost = (c.clock_s as i64 - c.last_backup_s).max(0) as u32;
+            n = single_member(&n, x);
+            n.etcd_data = match c.etcd_data {
+                EtcdData::Intact => EtcdData::RestoredFromSnapshot { lost_s: lost },
+                EtcdData::RestoredFromSnapshot { lost_s } => EtcdData::RestoredFromSnapshot { lost_s: lost_s.max(lost) },
+            };
+        }
+    }
+    Ok(n)
+}
+
+/// A node coming up: its static pods start again from what is on disk.
+pub fn boot(c: &Cluster, x: NodeIx) -> Cluster {
+    let mut n = *c;
+    n.up = c.up.with(x);
+    if c.control_plane.contains(x) {
+        n.apiserver_running.set(x, c.cert_present.contains(x));
+        n.served_vip.set(x, c.cert_vip.contains(x));
+    }
+    n
+}
+
+/// etcd reduced to one member on `x`; the other masters' members are gone and their control
+/// planes must be reset before they can rejoin.
+fn single_member(c: &Cluster, x: NodeIx) -> Cluster {
+    let mut n = *c;
+    n.voters = NodeSet::of(x);
+    n.learners = NodeSet::EMPTY;
+    n.etcd_started = NodeSet::of(x);
+    n
+}
+
+/// The short disruption an action causes while it runs, if any.
+pub fn transient(c: &Cluster, t: &Topology, action: Action) -> Option<Transient> {
+    let mut during = *c;
+    let (seconds, what) = match action {
+        Action::RestartApiserver(x) | Action::ConfigStackAddHost(x) if c.control_plane.contains(x) && c.up.contains(x) => {
+            during.apiserver_running.set(x, false);
+            (APISERVER_RESTART_S, "kube-apiserver restarts")
+        }
+        Action::DeployLb if t.scenario.load_balancer.reset_to_declared_state && c.lb_running.frontend => {
+            during.lb_running.frontend = false;
+            (t.scenario.load_balancer.reset_window_s, "LB frontends torn down and rebuilt")
+        }
+        Action::FlipKubelet(x) | Action::RevertKubelet(x) if c.joined.contains(x) => {
+            during.joined.set(x, false);
+            (KUBELET_RESTART_S, "kubelet restarts")
+        }
+        _ => return None,
+    };
+    Some(Transient { during, seconds, what })
+}
+
+/// Readiness problems worth naming for a node (used by reports).
+pub fn not_ready_reason(c: &Cluster, node: NodeIx) -> Option<NotReady> {
+    observe::apiserver_ready(c, node).err()
+}

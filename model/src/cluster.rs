@@ -1,0 +1,171 @@
+//! The cluster's state at one instant: what every machine, member, certificate and config holds.
+
+use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
+use serde::Serialize;
+
+/// What the load balancer serves, as declared in its bootstrap script or as running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct LbConfig {
+    /// The apiserver frontend at the VIP exists.
+    pub frontend: bool,
+    /// Backends in the apiserver pool.
+    pub pool: NodeSet,
+}
+
+/// Whether etcd still holds everything it ever committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EtcdData {
+    Intact,
+    /// Restored from a snapshot: writes after the snapshot are gone.
+    RestoredFromSnapshot { lost_s: u32 },
+}
+
+/// The whole cluster state. Small and `Copy` so the checker can keep millions of them.
+///
+/// Liveness is split from configuration: `up` says a machine runs; `etcd_members_started` and
+/// `apiserver_running` say what runs on it *when* it is up. Consequences (quorum, readiness,
+/// TLS) are never stored: [`crate::observe`] derives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cluster {
+    /// Seconds since the migration started.
+    pub clock_s: u32,
+    /// VMs that exist.
+    pub vm_exists: NodeSet,
+    /// Machines that are powered and running.
+    pub up: NodeSet,
+    /// Hypervisors that are down (bit per hypervisor).
+    pub hypervisors_down: u8,
+    /// A Proxmox snapshot of the existing master was taken.
+    pub vm_snapshot: bool,
+    /// Masters cut off from the other masters by a partition.
+    pub partitioned: NodeSet,
+
+    /// etcd voting members.
+    pub voters: NodeSet,
+    /// etcd learners (non-voting, catching up).
+    pub learners: NodeSet,
+    /// Members whose etcd has started and synced at least once since they were added.
+    pub etcd_started: NodeSet,
+    pub etcd_data: EtcdData,
+    /// Clock time of the newest etcd snapshot (negative: taken before the migration).
+    pub last_backup_s: i64,
+
+    /// `apiserver.crt` is on disk.
+    pub cert_present: NodeSet,
+    /// The on-disk apiserver cert carries the VIP and FQDN SANs.
+    pub cert_vip: NodeSet,
+    /// The running apiserver serves a cert with the VIP and FQDN SANs.
+    pub served_vip: NodeSet,
+    /// The old cert/key pair is backed up (`/tmp/apiserver-backup`).
+    pub cert_backup: bool,
+
+    /// `kubeadm-config` has `controlPlaneEndpoint` = VIP and the VIP/FQDN `certSANs`.
+    pub kubeadm_endpoint: bool,
+    /// When `kubeadm init phase upload-certs` last ran.
+    pub certs_uploaded_s: Option<u32>,
+    /// When the join token was created.
+    pub token_s: Option<u32>,
+
+    /// Nodes with the control-plane static pods (apiserver, etcd, controller-manager, scheduler).
+    pub control_plane: NodeSet,
+    /// Control-plane nodes whose apiserver starts when the node is up (cert present, manifest valid).
+    pub apiserver_running: NodeSet,
+    /// Apiservers carrying the config stack's flags (OIDC, audit policy, etcd tuning).
+    pub apiserver_flags: NodeSet,
+    /// Nodes registered with the cluster.
+    pub joined: NodeSet,
+    /// Master VMs the template's first boot joined as workers.
+    pub joined_as_worker: NodeSet,
+    /// VMs built from a template with an older kubeadm than the cluster's.
+    pub old_kubeadm: NodeSet,
+    /// Nodes whose kubelet.conf points at the VIP (else at the existing master directly).
+    pub kubelet_vip: NodeSet,
+
+    pub lb_up: bool,
+    /// The VIP is reserved as an alias on the load balancer's interface.
+    pub vip_alias: bool,
+    pub lb_declared: LbConfig,
+    pub lb_running: LbConfig,
+
+    /// DNS A record FQDN -> VIP exists.
+    pub dns_vip: bool,
+    /// The stale per-master record still exists.
+    pub dns_stale: bool,
+
+    /// Consumers (bit per consumer) whose server is the VIP.
+    pub consumers_vip: u64,
+
+    /// The VM template installs the cluster's kubeadm version.
+    pub template_version_ok: bool,
+    /// The VM template skips the worker join command for masters.
+    pub template_master_safe: bool,
+    /// The config stack loops over a list of master hosts.
+    pub stack_list: bool,
+    /// Hosts the config stack applies apiserver flags on.
+    pub stack_hosts: NodeSet,
+    /// The etcd CronJobs select any control-plane node instead of a pinned one.
+    pub cronjobs_any_master: bool,
+    /// The reboot gate checks control-plane quorum.
+    pub gate_quorum: bool,
+    /// The upgrade chain discovers masters and loops over them with a quorum check.
+    pub chain_all_masters: bool,
+}
+
+impl Cluster {
+    /// The cluster as the scenario describes it before the migration.
+    pub fn initial(t: &Topology) -> Cluster {
+        let s = &t.scenario;
+        let master = NodeSet::of(t.existing_master());
+        let existing = t.nodes.iter().enumerate().filter(|(_, n)| n.kind != NodeKind::NewMaster).fold(NodeSet::EMPTY, |set, (i, _)| set.with(NodeIx(i as u8)));
+        Cluster {
+            clock_s: 0,
+            vm_exists: existing,
+            up: existing,
+            hypervisors_down: 0,
+            vm_snapshot: false,
+            partitioned: NodeSet::EMPTY,
+            voters: master,
+            learners: NodeSet::EMPTY,
+            etcd_started: master,
+            etcd_data: EtcdData::Intact,
+            last_backup_s: -(s.etcd_backup.age_h as i64) * 3600,
+            cert_present: master,
+            cert_vip: NodeSet::EMPTY,
+            served_vip: NodeSet::EMPTY,
+            cert_backup: false,
+            kubeadm_endpoint: false,
+            certs_uploaded_s: None,
+            token_s: None,
+            control_plane: master,
+            apiserver_running: master,
+            apiserver_flags: master,
+            joined: existing,
+            joined_as_worker: NodeSet::EMPTY,
+            old_kubeadm: NodeSet::EMPTY,
+            kubelet_vip: NodeSet::EMPTY,
+            lb_up: true,
+            vip_alias: false,
+            lb_declared: LbConfig::default(),
+            lb_running: LbConfig::default(),
+            dns_vip: false,
+            dns_stale: s.dns.records.iter().any(|r| r.stale),
+            consumers_vip: 0,
+            template_version_ok: t.template_version == t.version,
+            template_master_safe: !s.vm_template.join_command_for_masters,
+            stack_list: t.stack_starts_as_list(),
+            stack_hosts: master,
+            cronjobs_any_master: s.cronjobs.iter().all(|j| j.pinned_to.is_none()),
+            gate_quorum: s.reboot_gate.control_plane_quorum_check,
+            chain_all_masters: false,
+        }
+    }
+
+    pub fn consumer_on_vip(&self, consumer: usize) -> bool {
+        self.consumers_vip & (1 << consumer) != 0
+    }
+
+    pub fn members(&self) -> NodeSet {
+        self.voters.or(self.learners)
+    }
+}

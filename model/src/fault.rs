@@ -1,0 +1,202 @@
+//! Failures the twin injects: what each one does to the state, and what undoes it.
+
+use crate::action::boot;
+use crate::cluster::Cluster;
+use crate::topology::{NodeIx, NodeSet, Topology};
+use serde::Serialize;
+
+/// Seconds a node takes to reboot (the source plan: 50-90 s).
+pub const NODE_REBOOT_S: u32 = 90;
+
+/// One failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Fault {
+    /// A node stops; it comes back after `lasts_s`, or never (`None`).
+    NodeDown { node: NodeIx, lasts_s: Option<u32> },
+    /// A hypervisor and every VM on it stop.
+    HypervisorDown { hypervisor: u8, lasts_s: Option<u32> },
+    /// The LB bootstrap script runs again: reset to the declared state, frontends bounce.
+    LbReload,
+    /// The load balancer's host reboots.
+    LbDown { lasts_s: u32 },
+    /// A master is cut off from the other masters (the LB and workers still reach it).
+    Partition { node: NodeIx, lasts_s: Option<u32> },
+    /// The operator walks away; time passes and TTLs run out.
+    OperatorAway { lasts_s: u32 },
+    /// The step stops after some of its actions (its partial effect stays).
+    StepFailsHalfway,
+    /// The executor dies; it resumes by running the interrupted step again.
+    ExecutorCrash,
+}
+
+/// The kinds of fault, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    Crash,
+    Reboot,
+    HypervisorFailure,
+    LbReload,
+    LbReboot,
+    Partition,
+    OperatorAway,
+    StepFailsHalfway,
+    ExecutorCrash,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 9] = [
+        FaultKind::Crash,
+        FaultKind::Reboot,
+        FaultKind::HypervisorFailure,
+        FaultKind::LbReload,
+        FaultKind::LbReboot,
+        FaultKind::Partition,
+        FaultKind::OperatorAway,
+        FaultKind::StepFailsHalfway,
+        FaultKind::ExecutorCrash,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Reboot => "reboot",
+            FaultKind::HypervisorFailure => "hypervisor-failure",
+            FaultKind::LbReload => "lb-reload",
+            FaultKind::LbReboot => "lb-reboot",
+            FaultKind::Partition => "partition",
+            FaultKind::OperatorAway => "operator-away",
+            FaultKind::StepFailsHalfway => "step-fails-halfway",
+            FaultKind::ExecutorCrash => "executor-crash",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// Whether the fault strikes a node (and so needs one).
+    pub fn needs_node(self) -> bool {
+        matches!(self, FaultKind::Crash | FaultKind::Reboot | FaultKind::Partition | FaultKind::HypervisorFailure)
+    }
+}
+
+impl Fault {
+    pub fn kind(self) -> FaultKind {
+        match self {
+            Fault::NodeDown { lasts_s: None, .. } => FaultKind::Crash,
+            Fault::NodeDown { .. } => FaultKind::Reboot,
+            Fault::HypervisorDown { .. } => FaultKind::HypervisorFailure,
+            Fault::LbReload => FaultKind::LbReload,
+            Fault::LbDown { .. } => FaultKind::LbReboot,
+            Fault::Partition { .. } => FaultKind::Partition,
+            Fault::OperatorAway { .. } => FaultKind::OperatorAway,
+            Fault::StepFailsHalfway => FaultKind::StepFailsHalfway,
+            Fault::ExecutorCrash => FaultKind::ExecutorCrash,
+        }
+    }
+
+    /// How long it lasts; `None` for a permanent fault or one without duration.
+    pub fn lasts_s(self) -> Option<u32> {
+        match self {
+            Fault::NodeDown { lasts_s, .. } | Fault::HypervisorDown { lasts_s, .. } | Fault::Partition { lasts_s, .. } => lasts_s,
+            Fault::LbDown { lasts_s } | Fault::OperatorAway { lasts_s } => Some(lasts_s),
+            Fault::LbReload | Fault::StepFailsHalfway | Fault::ExecutorCrash => None,
+        }
+    }
+
+    pub fn describe(self, t: &Topology) -> String {
+        let how_long = |l: Option<u32>| match l {
+            Some(s) => format!(" for {}", crate::plan::format_duration(s)),
+            None => " (stays down)".to_string(),
+        };
+        match self {
+            Fault::NodeDown { node, lasts_s } => format!("{} goes down{}", t.name(node), how_long(lasts_s)),
+            Fault::HypervisorDown { hypervisor, lasts_s } => {
+                format!("hypervisor {} fails{}", t.scenario.hypervisors[hypervisor as usize].name, how_long(lasts_s))
+            }
+            Fault::LbReload => "LB bootstrap re-run (reset to declared state)".to_string(),
+            Fault::LbDown { lasts_s } => format!("{} reboots ({})", t.scenario.load_balancer.name, crate::plan::format_duration(lasts_s)),
+            Fault::Partition { node, lasts_s } => format!("{} cut off from the other masters{}", t.name(node), how_long(lasts_s).replace(" (stays down)", "")),
+            Fault::OperatorAway { lasts_s } => format!("operator away for {}", crate::plan::format_duration(lasts_s)),
+            Fault::StepFailsHalfway => "step fails half-way".to_string(),
+            Fault::ExecutorCrash => "executor crashes".to_string(),
+        }
+    }
+
+    /// The state right after the fault strikes. Step-level faults (half-way, executor crash)
+    /// are played by the simulator and leave the state as it is here.
+    pub fn strike(self, c: &Cluster, t: &Topology) -> Cluster {
+        let mut n = *c;
+        match self {
+            Fault::NodeDown { node, .. } => n.up = c.up.without(node),
+            Fault::HypervisorDown { hypervisor, .. } => {
+                n.hypervisors_down |= 1 << hypervisor;
+                n.up = c.up.minus(t.on_hypervisor(hypervisor as usize));
+                if t.scenario.load_balancer.hypervisor.as_deref() == Some(t.scenario.hypervisors[hypervisor as usize].name.as_str()) {
+                    n.lb_up = false;
+                }
+            }
+            Fault::LbReload => n.lb_running = c.lb_declared,
+            Fault::LbDown { .. } => n.lb_up = false,
+            Fault::Partition { node, .. } => n.partitioned = NodeSet::of(node),
+            Fault::OperatorAway { lasts_s } => n.clock_s = c.clock_s.saturating_add(lasts_s),
+            Fault::StepFailsHalfway | Fault::ExecutorCrash => {}
+        }
+        n
+    }
+
+    /// The state once a temporary fault is over (the node is back, the partition healed).
+    pub fn heal(self, c: &Cluster, t: &Topology) -> Cluster {
+        let mut n = *c;
+        match self {
+            Fault::NodeDown { node, .. } => {
+                if c.vm_exists.contains(node) {
+                    n = boot(c, node);
+                }
+            }
+            Fault::HypervisorDown { hypervisor, .. } => {
+                n.hypervisors_down &= !(1 << hypervisor);
+                for node in t.on_hypervisor(hypervisor as usize).and(c.vm_exists).iter() {
+                    n = boot(&n, node);
+                }
+                if t.scenario.load_balancer.hypervisor.as_deref() == Some(t.scenario.hypervisors[hypervisor as usize].name.as_str()) {
+                    n.lb_up = true;
+                    n.lb_running = n.lb_declared;
+                }
+            }
+            // A reboot runs the bootstrap again: the LB comes back with its declared state.
+            Fault::LbDown { .. } => {
+                n.lb_up = true;
+                n.lb_running = c.lb_declared;
+            }
+            Fault::Partition { .. } => n.partitioned = NodeSet::EMPTY,
+            Fault::LbReload | Fault::OperatorAway { .. } | Fault::StepFailsHalfway | Fault::ExecutorCrash => {}
+        }
+        n
+    }
+
+    /// Every fault of every kind that can strike this topology, with the standard durations.
+    pub fn all(t: &Topology) -> Vec<Fault> {
+        let mut faults = Vec::new();
+        let masters = t.target_masters();
+        for (i, _) in t.nodes.iter().enumerate() {
+            let node = NodeIx(i as u8);
+            faults.push(Fault::NodeDown { node, lasts_s: None });
+            faults.push(Fault::NodeDown { node, lasts_s: Some(NODE_REBOOT_S) });
+            if masters.contains(node) {
+                faults.push(Fault::Partition { node, lasts_s: Some(300) });
+            }
+        }
+        for h in 0..t.scenario.hypervisors.len() {
+            faults.push(Fault::HypervisorDown { hypervisor: h as u8, lasts_s: Some(600) });
+        }
+        faults.push(Fault::LbReload);
+        faults.push(Fault::LbDown { lasts_s: t.scenario.load_balancer.reboot_s });
+        faults.push(Fault::OperatorAway { lasts_s: 3 * 3600 });
+        faults.push(Fault::StepFailsHalfway);
+        faults.push(Fault::ExecutorCrash);
+        faults
+    }
+}

@@ -1,0 +1,290 @@
+//! What follows from a state: quorum, apiserver readiness, VIP backends, TLS, who reaches the API.
+//!
+//! Nothing here is stored; every answer is computed from [`Cluster`] and [`Topology`], so a
+//! fault that changes state changes every consequence with it.
+
+use crate::cluster::Cluster;
+use crate::scenario::HealthCheck;
+use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
+use serde::Serialize;
+
+/// The etcd quorum as seen from one side of a possible partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QuorumView {
+    pub voters: u32,
+    /// Voters that are up, started and on this side.
+    pub voters_up: u32,
+    pub needed: u32,
+}
+
+impl QuorumView {
+    pub fn holds(&self) -> bool {
+        self.voters > 0 && self.voters_up >= self.needed
+    }
+}
+
+impl std::fmt::Display for QuorumView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.holds() {
+            write!(f, "etcd {}/{} voters up: quorum", self.voters_up, self.voters)
+        } else {
+            write!(f, "etcd {}/{} voters up: no quorum (needs {})", self.voters_up, self.voters, self.needed)
+        }
+    }
+}
+
+/// Members that run: machine up and member started.
+pub fn live_members(c: &Cluster) -> NodeSet {
+    c.members().and(c.up).and(c.etcd_started)
+}
+
+/// The side of the partition `node` is on: the partitioned masters, or everyone else.
+fn side_of(c: &Cluster, node: NodeIx) -> NodeSet {
+    if c.partitioned.contains(node) {
+        c.partitioned
+    } else {
+        NodeSet(!c.partitioned.0)
+    }
+}
+
+/// Quorum as `node` sees it (partitions split the voters).
+pub fn quorum_at(c: &Cluster, node: NodeIx) -> QuorumView {
+    let voters = c.voters.len();
+    QuorumView { voters, voters_up: c.voters.and(live_members(c)).and(side_of(c, node)).len(), needed: Topology::quorum(voters) }
+}
+
+/// Quorum of the majority side: the cluster's view when no single node is asked.
+pub fn quorum(c: &Cluster) -> QuorumView {
+    let voters = c.voters.len();
+    let live = c.voters.and(live_members(c));
+    let best = live.and(c.partitioned).len().max(live.minus(c.partitioned).len());
+    QuorumView { voters, voters_up: best, needed: Topology::quorum(voters) }
+}
+
+/// The etcd leader: the lowest-indexed live voter on a side with quorum.
+pub fn leader(c: &Cluster) -> Option<NodeIx> {
+    c.voters.and(live_members(c)).iter().find(|n| quorum_at(c, *n).holds())
+}
+
+/// Why an apiserver is not ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "reason")]
+pub enum NotReady {
+    NodeDown,
+    NotAControlPlane,
+    /// The static pod does not start (cert missing or manifest broken).
+    ApiserverNotRunning,
+    /// The local etcd member is not running (stacked etcd: the apiserver talks to 127.0.0.1:2379).
+    LocalEtcdDown,
+    NoQuorum { quorum: String },
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReady::NodeDown => write!(f, "node down"),
+            NotReady::NotAControlPlane => write!(f, "no control-plane static pods"),
+            NotReady::ApiserverNotRunning => write!(f, "kube-apiserver not running (no serving cert)"),
+            NotReady::LocalEtcdDown => write!(f, "local etcd member not running"),
+            NotReady::NoQuorum { quorum } => write!(f, "{quorum}"),
+        }
+    }
+}
+
+/// Whether `node`'s apiserver answers `/readyz` with ok.
+pub fn apiserver_ready(c: &Cluster, node: NodeIx) -> Result<(), NotReady> {
+    if !c.up.contains(node) {
+        return Err(NotReady::NodeDown);
+    }
+    if !c.control_plane.contains(node) {
+        return Err(NotReady::NotAControlPlane);
+    }
+    if !c.apiserver_running.contains(node) {
+        return Err(NotReady::ApiserverNotRunning);
+    }
+    if !live_members(c).contains(node) {
+        return Err(NotReady::LocalEtcdDown);
+    }
+    let q = quorum_at(c, node);
+    if !q.holds() {
+        return Err(NotReady::NoQuorum { quorum: q.to_string() });
+    }
+    Ok(())
+}
+
+/// Backends the load balancer's health check passes.
+pub fn healthy_backends(c: &Cluster, t: &Topology) -> NodeSet {
+    if !c.lb_up {
+        return NodeSet::EMPTY;
+    }
+    c.lb_running.pool.iter().filter(|n| backend_passes(c, t.health_check, *n)).fold(NodeSet::EMPTY, NodeSet::with)
+}
+
+fn backend_passes(c: &Cluster, check: HealthCheck, node: NodeIx) -> bool {
+    match check {
+        HealthCheck::Tcp => c.up.contains(node) && c.control_plane.contains(node) && c.apiserver_running.contains(node),
+        HealthCheck::HttpsReadyz => apiserver_ready(c, node).is_ok(),
+    }
+}
+
+/// Where a client points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Straight at one apiserver by its address.
+    Direct(NodeIx),
+    Vip,
+}
+
+/// Whether a client gets answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "why")]
+pub enum Reach {
+    Ok,
+    /// Some requests fail: the LB spreads them over backends that differ.
+    Intermittent(String),
+    Down(String),
+}
+
+impl Reach {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Reach::Ok)
+    }
+    pub fn is_down(&self) -> bool {
+        matches!(self, Reach::Down(_))
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Reach::Ok => "ok",
+            Reach::Intermittent(_) => "intermittent",
+            Reach::Down(_) => "down",
+        }
+    }
+}
+
+impl std::fmt::Display for Reach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reach::Ok => write!(f, "ok"),
+            Reach::Intermittent(why) => write!(f, "intermittent: {why}"),
+            Reach::Down(why) => write!(f, "down: {why}"),
+        }
+    }
+}
+
+/// What a client needs from the apiserver behind an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientNeeds {
+    /// Authenticates with OIDC: the apiserver needs the config stack's flags.
+    pub oidc: bool,
+}
+
+/// Whether a client pointed at `endpoint` reaches a ready apiserver and verifies its TLS.
+pub fn reach(c: &Cluster, t: &Topology, endpoint: Endpoint, needs: ClientNeeds) -> Reach {
+    match endpoint {
+        Endpoint::Direct(node) => match apiserver_ready(c, node) {
+            // A cert always carries the node's own address: direct TLS verifies.
+            Ok(()) if needs.oidc && !c.apiserver_flags.contains(node) => Reach::Down(format!("{} lacks the OIDC flags", t.name(node))),
+            Ok(()) => Reach::Ok,
+            Err(why) => Reach::Down(format!("{}: {why}", t.name(node))),
+        },
+        Endpoint::Vip => {
+            if !c.lb_up {
+                return Reach::Down("load balancer down".to_string());
+            }
+            if !c.vip_alias || !c.lb_running.frontend {
+                return Reach::Down("nothing serves the VIP".to_string());
+            }
+            let healthy = healthy_backends(c, t);
+            if healthy.is_empty() {
+                return Reach::Down(if c.lb_running.pool.is_empty() { "VIP pool empty".to_string() } else { "no healthy backend behind the VIP".to_string() });
+            }
+            let bad_tls = healthy.minus(c.served_vip);
+            let not_ready = healthy.iter().filter(|n| apiserver_ready(c, *n).is_err()).fold(NodeSet::EMPTY, NodeSet::with);
+            let no_flags = if needs.oidc { healthy.minus(c.apiserver_flags) } else { NodeSet::EMPTY };
+            let broken = bad_tls.or(not_ready).or(no_flags);
+            let names = |set: NodeSet| set.iter().map(|n| t.name(n).to_string()).collect::<Vec<_>>().join(", ");
+            let mut why = Vec::new();
+            if !bad_tls.is_empty() {
+                why.push(format!("cert of {} lacks the VIP SAN", names(bad_tls)));
+            }
+            if !not_ready.is_empty() {
+                why.push(format!("{} passes the TCP check but is not ready", names(not_ready)));
+            }
+            if !no_flags.is_empty() {
+                why.push(format!("{} lacks the OIDC flags", names(no_flags)));
+            }
+            if broken == healthy {
+                Reach::Down(why.join("; "))
+            } else if broken.is_empty() {
+                Reach::Ok
+            } else {
+                Reach::Intermittent(why.join("; "))
+            }
+        }
+    }
+}
+
+/// The endpoint a consumer uses.
+pub fn consumer_endpoint(c: &Cluster, t: &Topology, consumer: usize) -> Endpoint {
+    if c.consumer_on_vip(consumer) {
+        Endpoint::Vip
+    } else {
+        Endpoint::Direct(t.existing_master())
+    }
+}
+
+pub fn consumer_reach(c: &Cluster, t: &Topology, consumer: usize) -> Reach {
+    reach(c, t, consumer_endpoint(c, t, consumer), ClientNeeds { oidc: t.consumers[consumer].oidc })
+}
+
+/// The endpoint a node's kubelet uses.
+pub fn kubelet_endpoint(c: &Cluster, t: &Topology, node: NodeIx) -> Endpoint {
+    if c.kubelet_vip.contains(node) {
+        Endpoint::Vip
+    } else {
+        Endpoint::Direct(t.existing_master())
+    }
+}
+
+/// Whether `node` is Ready: up, registered, and its kubelet reaches an apiserver.
+pub fn node_ready(c: &Cluster, t: &Topology, node: NodeIx) -> Reach {
+    if !c.up.contains(node) {
+        return Reach::Down("node down".to_string());
+    }
+    if !c.joined.contains(node) {
+        return Reach::Down("not registered".to_string());
+    }
+    reach(c, t, kubelet_endpoint(c, t, node), ClientNeeds { oidc: false })
+}
+
+/// Whether the etcd backup job can run now, and where.
+pub fn backup_runs(c: &Cluster, t: &Topology) -> Result<NodeIx, String> {
+    let candidates = if c.cronjobs_any_master {
+        c.control_plane
+    } else {
+        match t.scenario.cronjobs.iter().find(|j| j.backup).and_then(|j| j.pinned_to.as_ref()) {
+            Some(name) => match t.resolve(name) {
+                Ok(n) => NodeSet::of(n),
+                Err(_) => NodeSet::EMPTY,
+            },
+            None => c.control_plane,
+        }
+    };
+    candidates
+        .iter()
+        .find(|n| apiserver_ready(c, *n).is_ok() && node_ready(c, t, *n).is_ok())
+        .ok_or_else(|| {
+            let names: Vec<&str> = candidates.iter().map(|n| t.name(n)).collect();
+            format!("backup job can only run on {} and none is ready", if names.is_empty() { "no node".to_string() } else { names.join(", ") })
+        })
+}
+
+/// Masters that count as control-plane and Ready (what the reboot gate and upgrade chain count).
+pub fn ready_masters(c: &Cluster, t: &Topology) -> NodeSet {
+    c.control_plane.iter().filter(|n| node_ready(c, t, *n).is_ok() && apiserver_ready(c, *n).is_ok()).fold(NodeSet::EMPTY, NodeSet::with)
+}
+
+/// Whether the node is one the migration treats as a master.
+pub fn is_master(t: &Topology, node: NodeIx) -> bool {
+    t.node(node).kind != NodeKind::Worker
+}

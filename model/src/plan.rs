@@ -1,0 +1,268 @@
+//! A migration plan: phases of steps, their dependencies as a DAG, and the editable plan file.
+
+use crate::action::Action;
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Where a step's commands run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "name")]
+pub enum RunsOn {
+    /// A cluster node over SSH.
+    Node(String),
+    /// The load balancer box over SSH.
+    LoadBalancer(String),
+    /// The hypervisor over SSH.
+    Hypervisor(String),
+    /// The operator's infra repository (edits, terraform).
+    InfraRepo,
+    /// The operator's workstation (kubectl through the current kubeconfig).
+    Workstation,
+}
+
+impl std::fmt::Display for RunsOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunsOn::Node(n) | RunsOn::LoadBalancer(n) | RunsOn::Hypervisor(n) => write!(f, "{n}"),
+            RunsOn::InfraRepo => write!(f, "infra repo"),
+            RunsOn::Workstation => write!(f, "workstation"),
+        }
+    }
+}
+
+/// An edge of the step DAG: this step needs `step` done first, for `why`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    pub step: String,
+    pub why: String,
+}
+
+/// One command, where it runs, and whether it holds a secret to redact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    pub run: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The source plan's numbering for the homelab (`2.5`); new masters past the third get `3b.5`, `3c.5`.
+    pub id: String,
+    pub phase: String,
+    pub title: String,
+    pub runs_on: RunsOn,
+    pub commands: Vec<Command>,
+    /// How the operator verifies the step (commands or observations).
+    pub checks: Vec<String>,
+    /// What undoes the step.
+    pub rollback: Vec<String>,
+    /// The model's view of the step: atomic transitions, in order. Not part of the plan file:
+    /// a loaded plan takes them from the generated step with the same id.
+    #[serde(skip)]
+    pub actions: Vec<Action>,
+    /// The transitions described for people (what the twin applies).
+    #[serde(default)]
+    pub effects: Vec<String>,
+    pub after: Vec<Dependency>,
+    pub duration_s: u32,
+    /// What the step disrupts, as declared (the twin measures the real figure).
+    pub disruption: Option<String>,
+    /// Where the plan departs from the source plan, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A phase of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    pub id: String,
+    pub title: String,
+}
+
+/// A documented rollback procedure (the source plan's rollback section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackProcedure {
+    pub id: String,
+    pub title: String,
+    pub when: String,
+    pub commands: Vec<Command>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Version of the plan file format.
+    pub plan_format: u32,
+    pub scenario: String,
+    pub phases: Vec<Phase>,
+    pub steps: Vec<Step>,
+    pub rollbacks: Vec<RollbackProcedure>,
+}
+
+/// Current plan file format.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// Why a plan cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("step {step} ({title}) must come after step {needs} ({needs_title}): {why}")]
+    OrderViolated { step: String, title: String, needs: String, needs_title: String, why: String },
+    #[error("step {0} appears twice")]
+    DuplicateStep(String),
+    #[error("step {step} is not a step of the plan for scenario {scenario} (its steps run {first} to {last})")]
+    UnknownStep { step: String, scenario: String, first: String, last: String },
+    #[error("step {step} was edited ({field} differs from the generated plan): a plan file may only reorder or remove steps")]
+    EditedStep { step: String, field: &'static str },
+    #[error("the plan file is for scenario {file:?}, not {scenario:?}")]
+    WrongScenario { file: String, scenario: String },
+    #[error("plan file format {0} is not supported (this plan writes format {PLAN_FORMAT})")]
+    Format(u32),
+    #[error("the step graph has a cycle through step {0}")]
+    Cycle(String),
+    #[error("the plan has no steps")]
+    Empty,
+}
+
+impl Plan {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    pub fn duration_s(&self) -> u32 {
+        self.steps.iter().map(|s| s.duration_s).sum()
+    }
+
+    /// The step DAG: an edge from each dependency to the step that needs it.
+    pub fn graph(&self) -> (DiGraph<&str, &str>, HashMap<&str, NodeIndex>) {
+        let mut graph = DiGraph::new();
+        let mut index = HashMap::new();
+        for step in &self.steps {
+            index.insert(step.id.as_str(), graph.add_node(step.id.as_str()));
+        }
+        for step in &self.steps {
+            for dep in &step.after {
+                if let (Some(&from), Some(&to)) = (index.get(dep.step.as_str()), index.get(step.id.as_str())) {
+                    graph.add_edge(from, to, dep.why.as_str());
+                }
+            }
+        }
+        (graph, index)
+    }
+
+    /// Checks the plan's order against its DAG: no cycle, no duplicate, every dependency that is
+    /// present comes first. Removed dependencies are allowed: the twin judges their absence.
+    ///
+    /// # Errors
+    /// The first violation, naming both steps.
+    pub fn check_order(&self) -> Result<(), PlanError> {
+        if self.steps.is_empty() {
+            return Err(PlanError::Empty);
+        }
+        let (graph, _) = self.graph();
+        if let Err(cycle) = petgraph::algo::toposort(&graph, None) {
+            return Err(PlanError::Cycle(graph[cycle.node_id()].to_string()));
+        }
+        let mut position = HashMap::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            if position.insert(step.id.as_str(), i).is_some() {
+                return Err(PlanError::DuplicateStep(step.id.clone()));
+            }
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            for dep in &step.after {
+                if let Some(&at) = position.get(dep.step.as_str()) {
+                    if at > i {
+                        let needs = &self.steps[at];
+                        return Err(PlanError::OrderViolated {
+                            step: step.id.clone(),
+                            title: step.title.clone(),
+                            needs: needs.id.clone(),
+                            needs_title: needs.title.clone(),
+                            why: dep.why.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the plan an edited plan file asks for: `edited`'s steps, in its order, each of which
+    /// must be a step of `generated` left as generated.
+    ///
+    /// # Errors
+    /// A [`PlanError`] naming the step that cannot be used.
+    pub fn from_edited(generated: &Plan, edited: &Plan) -> Result<Plan, PlanError> {
+        if edited.plan_format != PLAN_FORMAT {
+            return Err(PlanError::Format(edited.plan_format));
+        }
+        if edited.scenario != generated.scenario {
+            return Err(PlanError::WrongScenario { file: edited.scenario.clone(), scenario: generated.scenario.clone() });
+        }
+        let mut steps = Vec::with_capacity(edited.steps.len());
+        for step in &edited.steps {
+            let Some(original) = generated.step(&step.id) else {
+                return Err(PlanError::UnknownStep {
+                    step: step.id.clone(),
+                    scenario: generated.scenario.clone(),
+                    first: generated.steps.first().map(|s| s.id.clone()).unwrap_or_default(),
+                    last: generated.steps.last().map(|s| s.id.clone()).unwrap_or_default(),
+                });
+            };
+            let edited_field = if step.commands != original.commands {
+                Some("commands")
+            } else if step.after != original.after {
+                Some("after")
+            } else if step.runs_on != original.runs_on {
+                Some("runs_on")
+            } else {
+                None
+            };
+            if let Some(field) = edited_field {
+                return Err(PlanError::EditedStep { step: step.id.clone(), field });
+            }
+            steps.push(original.clone());
+        }
+        let plan = Plan { steps, ..generated.clone() };
+        plan.check_order()?;
+        Ok(plan)
+    }
+}
+
+/// `90 s`, `12 min`, `2 h 5 min`.
+pub fn format_duration(seconds: u32) -> String {
+    if seconds < 120 {
+        format!("{seconds} s")
+    } else if seconds < 7200 {
+        format!("{} min", (seconds + 30) / 60)
+    } else {
+        let minutes = (seconds + 30) / 60;
+        if minutes % 60 == 0 {
+            format!("{} h", minutes / 60)
+        } else {
+            format!("{} h {} min", minutes / 60, minutes % 60)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_duration;
+
+    #[test]
+    fn durations_read_like_a_person_writes_them() {
+        assert_eq!(format_duration(30), "30 s");
+        assert_eq!(format_duration(600), "10 min");
+        assert_eq!(format_duration(7200), "2 h");
+        assert_eq!(format_duration(3 * 3600 + 300), "3 h 5 min");
+    }
+}

@@ -1,0 +1,291 @@
+//! The fixed facts of a validated scenario, indexed for the model: nodes, hypervisors, consumers.
+
+use crate::scenario::{ConsumerKind, HealthCheck, LearnerModeSetting, NodeRole, Scenario, StackHosts};
+use crate::validate::{parse_version, CONSUMERS_MAX, NODES_MAX};
+use serde::Serialize;
+use std::net::Ipv4Addr;
+
+/// Index of a node in [`Topology::nodes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct NodeIx(pub u8);
+
+impl NodeIx {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A set of nodes as a 64-bit mask ([`NODES_MAX`] is 64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct NodeSet(pub u64);
+
+impl NodeSet {
+    pub const EMPTY: NodeSet = NodeSet(0);
+    pub fn of(node: NodeIx) -> Self {
+        NodeSet(1 << node.0)
+    }
+    pub fn contains(self, node: NodeIx) -> bool {
+        self.0 & (1 << node.0) != 0
+    }
+    pub fn with(self, node: NodeIx) -> Self {
+        NodeSet(self.0 | (1 << node.0))
+    }
+    pub fn without(self, node: NodeIx) -> Self {
+        NodeSet(self.0 & !(1 << node.0))
+    }
+    pub fn set(&mut self, node: NodeIx, on: bool) {
+        *self = if on { self.with(node) } else { self.without(node) };
+    }
+    pub fn and(self, other: NodeSet) -> Self {
+        NodeSet(self.0 & other.0)
+    }
+    pub fn or(self, other: NodeSet) -> Self {
+        NodeSet(self.0 | other.0)
+    }
+    pub fn minus(self, other: NodeSet) -> Self {
+        NodeSet(self.0 & !other.0)
+    }
+    pub fn len(self) -> u32 {
+        self.0.count_ones()
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = NodeIx> {
+        (0..64u8).filter(move |i| self.0 & (1 << i) != 0).map(NodeIx)
+    }
+}
+
+/// What part a node plays in the migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeKind {
+    /// The single control-plane node the cluster has today.
+    ExistingMaster,
+    /// A control-plane node the migration creates and joins.
+    NewMaster,
+    Worker,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub kind: NodeKind,
+    pub hypervisor: usize,
+    pub vmid: Option<u32>,
+    pub vcpu: Option<u32>,
+    pub ram_gb: Option<f64>,
+    pub disk_gb: Option<u32>,
+    pub ram_used_gb: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Consumer {
+    pub name: String,
+    pub kind: ConsumerKind,
+    pub path: String,
+    pub line: Option<u32>,
+    pub oidc: bool,
+}
+
+/// The scenario, indexed. Node order: the existing master, the new masters in join order, the workers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    pub scenario: Scenario,
+    pub nodes: Vec<Node>,
+    pub consumers: Vec<Consumer>,
+    pub version: (u32, u32),
+    pub template_version: (u32, u32),
+    /// Whether `kubeadm join --control-plane` adds etcd members as learners first.
+    pub learner_mode: bool,
+    pub health_check: HealthCheck,
+}
+
+/// Learner mode as kubeadm applies it: default on from 1.29, locked on from 1.32.
+pub fn learner_mode(version: (u32, u32), setting: LearnerModeSetting) -> bool {
+    if version >= (1, 32) {
+        return true;
+    }
+    match setting {
+        LearnerModeSetting::Auto => version >= (1, 29),
+        LearnerModeSetting::On => version >= (1, 27),
+        LearnerModeSetting::Off => false,
+    }
+}
+
+impl Topology {
+    /// Indexes a scenario that [`crate::validate::validate`] accepted.
+    ///
+    /// # Panics
+    /// On a scenario that did not pass validation (versions unparsable, more than 64 nodes).
+    pub fn new(scenario: &Scenario) -> Topology {
+        let hypervisor_of = |name: &str| scenario.hypervisors.iter().position(|h| h.name == name).expect("validated: hypervisor exists");
+        let mut nodes = Vec::new();
+        for n in scenario.nodes.iter().filter(|n| n.role == NodeRole::ControlPlane) {
+            nodes.push(Node {
+                name: n.name.clone(),
+                address: n.address,
+                kind: NodeKind::ExistingMaster,
+                hypervisor: hypervisor_of(&n.hypervisor),
+                vmid: n.vmid,
+                vcpu: n.vcpu,
+                ram_gb: n.ram_gb,
+                disk_gb: n.disk_gb,
+                ram_used_gb: n.ram_used_gb,
+            });
+        }
+        for n in &scenario.new_masters {
+            nodes.push(Node {
+                name: n.name.clone(),
+                address: n.address,
+                kind: NodeKind::NewMaster,
+                hypervisor: hypervisor_of(&n.hypervisor),
+                vmid: Some(n.vmid),
+                vcpu: Some(n.vcpu),
+                ram_gb: Some(n.ram_gb),
+                disk_gb: Some(n.disk_gb),
+                ram_used_gb: None,
+            });
+        }
+        for n in scenario.nodes.iter().filter(|n| n.role == NodeRole::Worker) {
+            nodes.push(Node {
+                name: n.name.clone(),
+                address: n.address,
+                kind: NodeKind::Worker,
+                hypervisor: hypervisor_of(&n.hypervisor),
+                vmid: n.vmid,
+                vcpu: n.vcpu,
+                ram_gb: n.ram_gb,
+                disk_gb: n.disk_gb,
+                ram_used_gb: n.ram_used_gb,
+            });
+        }
+        assert!(nodes.len() <= NODES_MAX && scenario.consumers.len() <= CONSUMERS_MAX, "validated: sizes fit the masks");
+        let consumers = scenario
+            .consumers
+            .iter()
+            .map(|c| Consumer { name: c.name.clone(), kind: c.kind, path: c.path.clone(), line: c.line, oidc: c.oidc })
+            .collect();
+        let version = parse_version(&scenario.kubernetes.version).expect("validated: version parses");
+        let template_version = parse_version(&scenario.vm_template.kubernetes_version).expect("validated: version parses");
+        Topology {
+            scenario: scenario.clone(),
+            nodes,
+            consumers,
+            version,
+            template_version,
+            learner_mode: learner_mode(version, scenario.kubernetes.etcd_learner_mode),
+            health_check: scenario.load_balancer.health_check,
+        }
+    }
+
+    pub fn node(&self, ix: NodeIx) -> &Node {
+        &self.nodes[ix.index()]
+    }
+
+    pub fn name(&self, ix: NodeIx) -> &str {
+        &self.nodes[ix.index()].name
+    }
+
+    pub fn existing_master(&self) -> NodeIx {
+        NodeIx(0)
+    }
+
+    pub fn new_masters(&self) -> impl Iterator<Item = NodeIx> + '_ {
+        self.nodes.iter().enumerate().filter(|(_, n)| n.kind == NodeKind::NewMaster).map(|(i, _)| NodeIx(i as u8))
+    }
+
+    pub fn workers(&self) -> impl Iterator<Item = NodeIx> + '_ {
+        self.nodes.iter().enumerate().filter(|(_, n)| n.kind == NodeKind::Worker).map(|(i, _)| NodeIx(i as u8))
+    }
+
+    pub fn all_nodes(&self) -> NodeSet {
+        NodeSet(if self.nodes.len() == 64 { u64::MAX } else { (1u64 << self.nodes.len()) - 1 })
+    }
+
+    /// The masters once the migration is done.
+    pub fn target_masters(&self) -> NodeSet {
+        self.nodes.iter().enumerate().filter(|(_, n)| n.kind != NodeKind::Worker).fold(NodeSet::EMPTY, |s, (i, _)| s.with(NodeIx(i as u8)))
+    }
+
+    pub fn workers_set(&self) -> NodeSet {
+        self.workers().fold(NodeSet::EMPTY, NodeSet::with)
+    }
+
+    pub fn on_hypervisor(&self, hypervisor: usize) -> NodeSet {
+        self.nodes.iter().enumerate().filter(|(_, n)| n.hypervisor == hypervisor).fold(NodeSet::EMPTY, |s, (i, _)| s.with(NodeIx(i as u8)))
+    }
+
+    /// Resolves an inventory name or a unique short form (`master-2` for `k8s-master-2`).
+    ///
+    /// # Errors
+    /// The name is unknown, or the short form matches several nodes.
+    pub fn resolve(&self, wanted: &str) -> Result<NodeIx, String> {
+        if let Some(i) = self.nodes.iter().position(|n| n.name == wanted) {
+            return Ok(NodeIx(i as u8));
+        }
+        let matches: Vec<usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.name.ends_with(&format!("-{wanted}")) || n.name.ends_with(wanted) && n.name.len() > wanted.len() && n.name.as_bytes()[n.name.len() - wanted.len() - 1] == b'.')
+            .map(|(i, _)| i)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(NodeIx(*one as u8)),
+            [] => Err(format!(
+                "unknown node {wanted:?} (nodes: {})",
+                self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+            many => Err(format!(
+                "node {wanted:?} is ambiguous: {}",
+                many.iter().map(|i| self.nodes[*i].name.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    pub fn stack_starts_as_list(&self) -> bool {
+        self.scenario.config_stack.hosts == StackHosts::List
+    }
+
+    /// etcd quorum for `voters` voting members.
+    pub fn quorum(voters: u32) -> u32 {
+        voters / 2 + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::parse_scenario;
+
+    fn homelab() -> Topology {
+        Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).unwrap())
+    }
+
+    #[test]
+    fn nodes_are_ordered_master_new_masters_workers() {
+        let t = homelab();
+        let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["k8s-master", "k8s-master-2", "k8s-master-3", "k8s-node1", "k8s-node2", "k8s-node3", "k8s-node4"]);
+        assert_eq!(t.target_masters().len(), 3);
+    }
+
+    #[test]
+    fn short_names_resolve_when_unique() {
+        let t = homelab();
+        assert_eq!(t.resolve("master-2"), Ok(NodeIx(1)));
+        assert_eq!(t.resolve("k8s-node4"), Ok(NodeIx(6)));
+        assert!(t.resolve("node9").unwrap_err().contains("unknown node"));
+        assert!(t.resolve("master").is_ok(), "k8s-master is the only name ending in -master");
+    }
+
+    #[test]
+    fn learner_mode_follows_the_version() {
+        assert!(!learner_mode((1, 28), LearnerModeSetting::Auto));
+        assert!(learner_mode((1, 29), LearnerModeSetting::Auto));
+        assert!(!learner_mode((1, 30), LearnerModeSetting::Off));
+        assert!(learner_mode((1, 32), LearnerModeSetting::Off), "locked on from 1.32");
+    }
+}
