@@ -108,15 +108,36 @@ pub enum Action {
     RestoreSnapshot(NodeIx),
 }
 
+/// What kind of obstacle a refusal is, so the executor can pick a recovery without reading prose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalKind {
+    /// A precondition of the command does not hold.
+    Precondition,
+    /// The host the command runs on is down.
+    HostDown,
+    /// etcd has no quorum.
+    NoQuorum,
+    /// A credential (uploaded certs, join token) expired.
+    Expired,
+    /// A verification failed.
+    CheckFailed,
+}
+
 /// Why the real command would fail in this state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("{reason}")]
 pub struct Refusal {
+    pub kind: RefusalKind,
     pub reason: String,
 }
 
 fn refuse<T>(reason: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal { reason: reason.into() })
+    Err(Refusal { kind: RefusalKind::Precondition, reason: reason.into() })
+}
+
+fn refuse_as<T>(kind: RefusalKind, reason: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal { kind, reason: reason.into() })
 }
 
 /// A short disruption inside an action: the state while it lasts, and how long.
@@ -424,12 +445,12 @@ fn needs_up(c: &Cluster, t: &Topology, node: NodeIx, command: &str) -> Result<()
     if c.up.contains(node) {
         Ok(())
     } else {
-        refuse(format!("{command}: ssh {}: host is down", t.name(node)))
+        refuse_as(RefusalKind::HostDown, format!("{command}: ssh {}: host is down", t.name(node)))
     }
 }
 
 fn needs_api(c: &Cluster, t: &Topology, command: &str) -> Result<(), Refusal> {
-    api_for_operator(c, t).map_err(|why| Refusal { reason: format!("{command}: {why}") })
+    api_for_operator(c, t).map_err(|why| Refusal { kind: RefusalKind::NoQuorum, reason: format!("{command}: {why}") })
 }
 
 /// Applies `action` to `c`.
@@ -444,7 +465,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
     match action {
         Verify(check) => {
             if let Err(why) = check.evaluate(c, t) {
-                return refuse(format!("check failed: {}: {why}", check.describe(t)));
+                return refuse_as(RefusalKind::CheckFailed, format!("check failed: {}: {why}", check.describe(t)));
             }
         }
         TakeVmSnapshot => {
@@ -614,14 +635,14 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             match c.token_s {
                 Some(at) if c.clock_s - at < t.scenario.kubeadm.token_ttl_h * 3600 => {}
-                Some(at) => return refuse(format!("{join}: token expired {} h after creation", (c.clock_s - at) / 3600)),
+                Some(at) => return refuse_as(RefusalKind::Expired, format!("{join}: token expired {} h after creation", (c.clock_s - at) / 3600)),
                 None => return refuse(format!("{join}: no join token")),
             }
             let ttl_s = t.scenario.kubeadm.certs_ttl_min * 60;
             match c.certs_uploaded_s {
                 Some(at) if c.clock_s - at < ttl_s => {}
                 Some(at) => {
-                    return refuse(format!(
+                    return refuse_as(RefusalKind::Expired, format!(
                         "{join}: secret kubeadm-certs not found: uploaded {} min ago, TTL {} min",
                         (c.clock_s - at) / 60,
                         t.scenario.kubeadm.certs_ttl_min
@@ -635,7 +656,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             let q = observe::quorum(c);
             if !q.holds() {
-                return refuse(format!("{join}: etcdserver: request timed out ({q})"));
+                return refuse_as(RefusalKind::NoQuorum, format!("{join}: etcdserver: request timed out ({q})"));
             }
             if t.learner_mode {
                 if let Some(other) = c.learners.iter().next() {
@@ -652,7 +673,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
                 return refuse(format!("etcd on {}: member not found in the cluster", t.name(x)));
             }
             if observe::leader(c).is_none() && !c.voters.contains(x) {
-                return refuse(format!("etcd learner {} cannot sync: no leader", t.name(x)));
+                return refuse_as(RefusalKind::NoQuorum, format!("etcd learner {} cannot sync: no leader", t.name(x)));
             }
             n.etcd_started = c.etcd_started.with(x);
         }
@@ -663,7 +684,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
                 }
                 let q = observe::quorum(c);
                 if !q.holds() {
-                    return refuse(format!("etcdctl member promote: {q}"));
+                    return refuse_as(RefusalKind::NoQuorum, format!("etcdctl member promote: {q}"));
                 }
                 n.learners = c.learners.without(x);
                 n.voters = c.voters.with(x);
@@ -684,6 +705,12 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         }
         KubeadmReset(x) => {
             needs_up(c, t, x, "kubeadm reset")?;
+            // kubeadm reset removes the node's own etcd member first when the cluster can take
+            // the change (it needs quorum); otherwise it warns and leaves the member behind.
+            if c.members().contains(x) && observe::quorum(c).holds() && !c.voters.minus(NodeSet::of(x)).is_empty() {
+                n.voters = c.voters.without(x);
+                n.learners = c.learners.without(x);
+            }
             let gone = NodeSet::of(x);
             n.control_plane = c.control_plane.minus(gone);
             n.apiserver_running = c.apiserver_running.minus(gone);
@@ -706,7 +733,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             let q = observe::quorum(c);
             if !q.holds() {
-                return refuse(format!("etcdctl member remove {}: etcdserver: request timed out ({q})", t.name(x)));
+                return refuse_as(RefusalKind::NoQuorum, format!("etcdctl member remove {}: etcdserver: request timed out ({q})", t.name(x)));
             }
             n.voters = c.voters.without(x);
             n.learners = c.learners.without(x);
@@ -763,6 +790,21 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         }
     }
     Ok(n)
+}
+
+/// Whether re-running `action` after an interrupted step would find its effect already there
+/// (the executor's commands are guarded by the same test, so a resumed step skips it).
+pub fn already_done(c: &Cluster, action: Action) -> bool {
+    match action {
+        Action::CreateVm(x) => c.vm_exists.contains(x),
+        Action::EtcdMemberAdd(x) => c.members().contains(x),
+        Action::EtcdStart(x) => c.etcd_started.contains(x),
+        Action::MoveCertAside(x) => !c.cert_present.contains(x) && c.cert_backup,
+        Action::ControlPlaneUp(x) => c.control_plane.contains(x),
+        Action::Shutdown(x) => !c.up.contains(x),
+        Action::Boot(x) => c.up.contains(x),
+        _ => false,
+    }
 }
 
 /// A node coming up: its static pods start again from what is on disk.

@@ -169,3 +169,29 @@ impl Cluster {
         self.voters.or(self.learners)
     }
 }
+
+/// A far-future clock for fingerprints: timestamps become "this far before now".
+const FINGERPRINT_NOW_S: u32 = 1 << 30;
+
+impl Cluster {
+    /// The state with time abstracted: the clock dropped, every timestamp turned into an age
+    /// capped where it stops mattering (a TTL, the backup age limit). Two states with the same
+    /// fingerprint behave the same from here on, so the checker explores only one of them.
+    pub fn fingerprint(&self, t: &Topology) -> Cluster {
+        let ttl_certs = t.scenario.kubeadm.certs_ttl_min * 60;
+        let ttl_token = t.scenario.kubeadm.token_ttl_h * 3600;
+        let age = |at: Option<u32>, cap: u32| at.map(|at| FINGERPRINT_NOW_S - (self.clock_s - at).min(cap));
+        let backup_age = (self.clock_s as i64 - self.last_backup_s).min(crate::action::BACKUP_AGE_MAX_S + 1);
+        Cluster {
+            clock_s: FINGERPRINT_NOW_S,
+            certs_uploaded_s: age(self.certs_uploaded_s, ttl_certs),
+            token_s: age(self.token_s, ttl_token),
+            last_backup_s: FINGERPRINT_NOW_S as i64 - backup_age,
+            etcd_data: match self.etcd_data {
+                EtcdData::Intact => EtcdData::Intact,
+                EtcdData::RestoredFromSnapshot { .. } => EtcdData::RestoredFromSnapshot { lost_s: 0 },
+            },
+            ..*self
+        }
+    }
+}

@@ -111,7 +111,8 @@ fn api_reachable(c: &Cluster, t: &Topology) -> Result<(), String> {
 }
 
 fn nodes_ready(c: &Cluster, t: &Topology) -> Result<(), String> {
-    for node in c.joined.iter() {
+    // A node that is down is the fault itself; this asks whether running kubelets reach the API.
+    for node in c.joined.and(c.up).iter() {
         let reach = observe::node_ready(c, t, node);
         if reach.is_down() {
             return Err(format!("{} NotReady: {reach}", t.name(node)));
@@ -138,7 +139,7 @@ pub const INVARIANTS: &[Invariant] = &[
     Invariant { name: "hypervisor-ram", class: InvariantClass::Safety, why: "over-committing a hypervisor's RAM ends in swap and the OOM killer", holds: hypervisor_ram },
     Invariant { name: "etcd-quorum", class: InvariantClass::Availability, why: "writes stop when fewer than floor(n/2)+1 voters are up", holds: etcd_quorum },
     Invariant { name: "api-reachable", class: InvariantClass::Availability, why: "every kubeconfig consumer must reach a ready apiserver and verify its TLS", holds: api_reachable },
-    Invariant { name: "nodes-ready", class: InvariantClass::Availability, why: "a kubelet that cannot reach the API makes its node NotReady", holds: nodes_ready },
+    Invariant { name: "nodes-ready", class: InvariantClass::Availability, why: "a running kubelet that cannot reach the API makes its node NotReady", holds: nodes_ready },
     Invariant { name: "backup-runs", class: InvariantClass::Availability, why: "the etcd backup job must be able to run", holds: backup_runs },
 ];
 

@@ -5,6 +5,7 @@
 pub mod action;
 pub mod capacity;
 pub mod cluster;
+pub mod diff;
 pub mod fault;
 pub mod invariant;
 pub mod locate;

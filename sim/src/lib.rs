@@ -1,1 +1,5 @@
-//! The digital twin.
+//! The digital twin: runs a plan and fault schedules over the model, explores every placement.
+
+pub mod explore;
+pub mod recovery;
+pub mod run;

@@ -1,0 +1,196 @@
+//! The recoveries the twin's executor may take, derived from the state it halted in.
+
+use plan_model::action::Action;
+use plan_model::cluster::Cluster;
+use plan_model::observe;
+use plan_model::plan::Plan;
+use plan_model::topology::{NodeIx, Topology};
+use serde::Serialize;
+
+/// What a phase does, for choosing its rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhaseKind {
+    /// Phase 0: kubeadm-config and the apiserver cert.
+    Retrofit,
+    /// Phase 1: VIP, DNS, LB.
+    LoadBalancer,
+    /// Phase 1.5: the config stack refactor.
+    ConfigStack,
+    /// A phase that adds one master.
+    Master(NodeIx),
+    /// Phase 4: clients and kubelets to the VIP.
+    Cutover,
+    /// Everything after the cut-over: config changes that leave the control plane as it is.
+    After,
+}
+
+/// Classifies a phase by what its steps do.
+pub fn phase_kind(plan: &Plan, phase: &str) -> PhaseKind {
+    let mut after_cutover = false;
+    for step in &plan.steps {
+        if step.phase == "4" {
+            after_cutover = true;
+        }
+        if step.phase != phase {
+            continue;
+        }
+        for action in &step.actions {
+            if let Action::CreateVm(x) | Action::EtcdMemberAdd(x) = action {
+                return PhaseKind::Master(*x);
+            }
+        }
+    }
+    match phase {
+        "0" => PhaseKind::Retrofit,
+        "1" => PhaseKind::LoadBalancer,
+        "1.5" => PhaseKind::ConfigStack,
+        "4" => PhaseKind::Cutover,
+        _ if after_cutover => PhaseKind::After,
+        _ => PhaseKind::After,
+    }
+}
+
+/// Which recovery was taken.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum RecoveryKind {
+    /// Waited for a temporary fault to clear, then re-ran the step.
+    WaitAndRetry,
+    /// Re-uploaded the certs and made a new token (they had expired), then re-ran the step.
+    Renew,
+    /// The executor crashed and resumed the step from its journal.
+    Resume,
+    /// The phase's documented rollback.
+    Rollback { phase: String },
+    /// `etcd --force-new-cluster` on a surviving voter (added by plan: the source has none).
+    QuorumRecovery,
+    /// The source plan's worst case: restore the newest etcd snapshot.
+    WorstCase,
+}
+
+impl RecoveryKind {
+    pub fn describe(&self) -> String {
+        match self {
+            RecoveryKind::WaitAndRetry => "wait for the fault to clear, re-run the step".to_string(),
+            RecoveryKind::Renew => "re-upload certs and create a new token, re-run the step".to_string(),
+            RecoveryKind::Resume => "resume the step from the journal".to_string(),
+            RecoveryKind::Rollback { phase } => format!("phase {phase} rollback"),
+            RecoveryKind::QuorumRecovery => "quorum recovery: etcd --force-new-cluster on a surviving voter (RQ)".to_string(),
+            RecoveryKind::WorstCase => "worst case: etcd snapshot restore (RW)".to_string(),
+        }
+    }
+}
+
+/// Undoing one new master: reset it, drop its member, take it out of the LB and the stack, destroy it.
+pub fn undo_master(c: &Cluster, x: NodeIx) -> Vec<Action> {
+    let mut actions = Vec::new();
+    if c.up.contains(x) && (c.control_plane.contains(x) || c.joined.contains(x) || c.etcd_started.contains(x) || c.members().contains(x)) {
+        actions.push(Action::KubeadmReset(x));
+    }
+    if c.members().contains(x) {
+        actions.push(Action::EtcdMemberRemove(x));
+    }
+    if c.lb_declared.pool.contains(x) {
+        actions.push(Action::RemoveLbBackend(x));
+    }
+    if c.lb_running.pool.contains(x) || c.lb_declared.pool.contains(x) {
+        actions.push(Action::DeployLb);
+    }
+    if c.stack_hosts.contains(x) {
+        actions.push(Action::ConfigStackRemoveHost(x));
+    }
+    if c.vm_exists.contains(x) {
+        actions.push(Action::DestroyVm(x));
+    }
+    actions
+}
+
+/// The rollback of a phase, as the actions that undo what the state shows it did.
+pub fn rollback_actions(c: &Cluster, t: &Topology, kind: PhaseKind) -> Vec<Action> {
+    let m0 = t.existing_master();
+    let mut actions = Vec::new();
+    match kind {
+        PhaseKind::Retrofit => {
+            if c.cert_backup && (c.cert_vip.contains(m0) || !c.cert_present.contains(m0)) {
+                actions.push(Action::RestoreCert(m0));
+            }
+            if c.cert_backup && (c.served_vip.contains(m0) || !c.apiserver_running.contains(m0) || !c.cert_present.contains(m0)) {
+                actions.push(Action::RestartApiserver(m0));
+            }
+            if c.kubeadm_endpoint {
+                actions.push(Action::RevertKubeadmConfig);
+            }
+        }
+        PhaseKind::LoadBalancer => {
+            if c.lb_declared.frontend {
+                actions.push(Action::RemoveLbFrontend);
+            }
+            if c.lb_running.frontend {
+                actions.push(Action::DeployLb);
+            }
+            if c.dns_vip {
+                actions.push(Action::RevertDns);
+            }
+            if c.vip_alias {
+                actions.push(Action::ReleaseVip);
+            }
+        }
+        PhaseKind::ConfigStack => {
+            if c.stack_list && !t.stack_starts_as_list() {
+                actions.push(Action::RevertConfigStack);
+            }
+        }
+        PhaseKind::Master(x) => actions = undo_master(c, x),
+        PhaseKind::Cutover => {
+            if c.consumers_vip != 0 {
+                actions.push(Action::RevertConsumers);
+            }
+            let existing = t.all_nodes().minus(t.target_masters()).with(m0);
+            for n in c.kubelet_vip.and(existing).iter() {
+                actions.push(Action::RevertKubelet(n));
+            }
+        }
+        PhaseKind::After => {}
+    }
+    actions
+}
+
+/// A started voter that is up, to force a new cluster from (the existing master first).
+pub fn survivor(c: &Cluster) -> Option<NodeIx> {
+    c.voters.and(c.etcd_started).and(c.up).iter().next()
+}
+
+/// Quorum recovery from `survivor`, then every other new master undone.
+pub fn quorum_recovery_actions(c: &Cluster, t: &Topology, survivor: NodeIx) -> Vec<Action> {
+    let mut actions = vec![Action::ForceNewCluster(survivor)];
+    // After the forced cluster, the others are no longer members: undo them as such.
+    let mut after = *c;
+    after.voters = plan_model::topology::NodeSet::of(survivor);
+    after.learners = plan_model::topology::NodeSet::EMPTY;
+    for x in t.new_masters().filter(|x| *x != survivor) {
+        actions.extend(undo_master(&after, x));
+    }
+    actions
+}
+
+/// Worst case: restore the newest snapshot on the existing master (or the first master up).
+pub fn worst_case_actions(c: &Cluster, t: &Topology) -> Option<Vec<Action>> {
+    let m0 = t.existing_master();
+    let target = if c.up.contains(m0) { m0 } else { c.control_plane.and(c.up).iter().next()? };
+    let mut actions = vec![Action::RestoreSnapshot(target)];
+    let mut after = *c;
+    after.voters = plan_model::topology::NodeSet::of(target);
+    after.learners = plan_model::topology::NodeSet::EMPTY;
+    for x in t.new_masters().filter(|x| *x != target) {
+        actions.extend(undo_master(&after, x));
+    }
+    if !c.apiserver_running.contains(target) && c.cert_present.contains(target) {
+        actions.push(Action::RestartApiserver(target));
+    }
+    Some(actions)
+}
+
+/// Whether the state has lost quorum (so membership cannot change).
+pub fn quorum_lost(c: &Cluster) -> bool {
+    !observe::quorum(c).holds()
+}

@@ -1,0 +1,582 @@
+//! Runs a plan over the model with a fault schedule, the way the executor would.
+//!
+//! The executor applies each step's actions in order, checks before every step that reality
+//! (liveness) matches the plan's expectation, and halts when a command is refused, a
+//! verification fails or drift appears. On a halt it picks a recovery ([`crate::recovery`]):
+//! wait for a temporary fault and retry, renew expired credentials, the phase's rollback, quorum
+//! recovery, and last the worst-case restore. Every recovery action is a model transition too.
+
+use crate::recovery::{self, PhaseKind, RecoveryKind};
+use plan_model::action::{self, Action, Refusal, RefusalKind};
+use plan_model::cluster::{Cluster, EtcdData};
+use plan_model::diff;
+use plan_model::fault::Fault;
+use plan_model::invariant::{self, InvariantClass, INVARIANTS};
+use plan_model::observe;
+use plan_model::plan::Plan;
+use plan_model::topology::Topology;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Recoveries one run may take before it is declared stuck.
+pub const RECOVERIES_MAX: u32 = 4;
+
+/// A place in the plan: before action `action` of step `step` (`action` 0 is the step boundary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Point {
+    pub step: u16,
+    pub action: u16,
+}
+
+/// A fault and where it strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Injection {
+    pub at: Point,
+    pub fault: Fault,
+}
+
+/// Why the executor stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "why")]
+pub enum Halt {
+    Refused(Refusal),
+    /// Reality differs from the plan's expectation before a step.
+    Drift(String),
+    /// The step stopped after part of its actions.
+    HalfWay,
+}
+
+impl std::fmt::Display for Halt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Halt::Refused(r) => write!(f, "{}", r.reason),
+            Halt::Drift(why) => write!(f, "drift: {why}"),
+            Halt::HalfWay => write!(f, "the step failed half-way"),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Outcome {
+    /// The plan ran to its end (perhaps after waits and retries).
+    Completed,
+    RolledBack { phase: String },
+    /// Quorum recovered by force-new-cluster, then the migration undone.
+    QuorumRecovered,
+    /// Restored from the newest snapshot: writes lost.
+    RestoredFromSnapshot { lost_s: u32 },
+    /// No recovery restored a working cluster.
+    Stuck { why: String },
+}
+
+impl Outcome {
+    pub fn label(&self) -> String {
+        match self {
+            Outcome::Completed => "completed".to_string(),
+            Outcome::RolledBack { phase } => format!("rolled back phase {phase}"),
+            Outcome::QuorumRecovered => "quorum recovered (RQ), migration undone".to_string(),
+            Outcome::RestoredFromSnapshot { lost_s } => format!("restored from snapshot, {} of writes lost", plan_model::plan::format_duration(*lost_s)),
+            Outcome::Stuck { why } => format!("stuck: {why}"),
+        }
+    }
+}
+
+/// The first time an invariant broke in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Broken {
+    pub invariant: &'static str,
+    pub class: InvariantClass,
+    pub step: String,
+    pub clock_s: u32,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    Action,
+    Fault,
+    Heal,
+    Halt,
+    Recovery,
+    Skipped,
+    Wait,
+}
+
+/// One line of a timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub clock_s: u32,
+    pub step: String,
+    pub kind: EventKind,
+    pub what: String,
+    /// State fields that changed.
+    pub changes: Vec<String>,
+    /// Observations that flipped.
+    pub flipped: Vec<String>,
+    /// Invariants this event broke.
+    pub broke: Vec<String>,
+    /// A short disruption inside the action, if any: what and seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transient: Option<(String, u32)>,
+}
+
+/// Seconds a class of clients could not use the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ClassDowntime {
+    pub down_s: u32,
+    /// Some requests failed (the LB spread them over backends that differ).
+    pub degraded_s: u32,
+}
+
+/// Client-visible downtime per consumer class, and NotReady node-seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Downtime {
+    pub consumers: BTreeMap<String, ClassDowntime>,
+    pub node_not_ready_s: u32,
+}
+
+/// An availability invariant broken between steps without a declared disruption, in a run
+/// without faults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Undeclared {
+    pub step: String,
+    pub invariant: &'static str,
+    pub why: String,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub outcome: Outcome,
+    pub recoveries: Vec<RecoveryKind>,
+    /// Step id where the executor first halted, if it did.
+    pub halted_at: Option<String>,
+    pub halt: Option<Halt>,
+    pub broken: Vec<Broken>,
+    /// Availability invariants broken in the final state.
+    pub final_unavailable: Vec<Broken>,
+    pub downtime: Downtime,
+    pub undeclared: Vec<Undeclared>,
+    pub events: Vec<Event>,
+    #[serde(skip)]
+    pub final_state: Cluster,
+    pub transitions: u64,
+    /// Injections that struck (a later one may never come if the run stopped first).
+    pub fired: usize,
+    pub duration_s: u32,
+}
+
+/// What the engine records besides the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recording {
+    /// Keep a timeline with state diffs and flipped observations (slow: for `simulate`).
+    pub events: bool,
+    /// Count client-visible downtime and undeclared outages.
+    pub downtime: bool,
+}
+
+/// Runs plans over the model.
+pub struct Engine<'a> {
+    pub t: &'a Topology,
+    pub plan: &'a Plan,
+    pub recording: Recording,
+}
+
+struct Run<'e, 'a> {
+    engine: &'e Engine<'a>,
+    c: Cluster,
+    pending: Vec<(Fault, u32)>,
+    events: Vec<Event>,
+    broken: Vec<Broken>,
+    downtime: Downtime,
+    undeclared: Vec<Undeclared>,
+    recoveries: Vec<RecoveryKind>,
+    transitions: u64,
+    halted_at: Option<String>,
+    halt: Option<Halt>,
+}
+
+enum Next {
+    Retry,
+    Stop(Outcome),
+}
+
+impl<'e, 'a> Run<'e, 'a> {
+    fn t(&self) -> &'a Topology {
+        self.engine.t
+    }
+
+    fn check_safety(&mut self, step: &str) -> Vec<String> {
+        let mut now = Vec::new();
+        for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Safety) {
+            if self.broken.iter().any(|b| b.invariant == inv.name) {
+                continue;
+            }
+            if let Err(why) = (inv.holds)(&self.c, self.t()) {
+                now.push(inv.name.to_string());
+                self.broken.push(Broken { invariant: inv.name, class: inv.class, step: step.to_string(), clock_s: self.c.clock_s, why });
+            }
+        }
+        now
+    }
+
+    fn charge(&mut self, state: &Cluster, seconds: u32) {
+        if !self.engine.recording.downtime || seconds == 0 {
+            return;
+        }
+        let t = self.t();
+        let mut worst: BTreeMap<&'static str, (bool, bool)> = BTreeMap::new();
+        for (i, consumer) in t.consumers.iter().enumerate() {
+            let reach = observe::consumer_reach(state, t, i);
+            let entry = worst.entry(consumer.kind.as_str()).or_default();
+            entry.0 |= reach.is_down();
+            entry.1 |= matches!(reach, observe::Reach::Intermittent(_));
+        }
+        for (kind, (down, degraded)) in worst {
+            let class = self.downtime.consumers.entry(kind.to_string()).or_default();
+            if down {
+                class.down_s += seconds;
+            } else if degraded {
+                class.degraded_s += seconds;
+            }
+        }
+        let not_ready = state.joined.and(state.up).iter().filter(|n| observe::node_ready(state, t, *n).is_down()).count() as u32;
+        self.downtime.node_not_ready_s += not_ready * seconds;
+    }
+
+    fn record(&mut self, step: &str, kind: EventKind, what: String, before: &Cluster, broke: Vec<String>, transient: Option<(String, u32)>) {
+        if !self.engine.recording.events {
+            return;
+        }
+        let t = self.t();
+        self.events.push(Event {
+            clock_s: before.clock_s,
+            step: step.to_string(),
+            kind,
+            what,
+            changes: diff::state_diff(before, &self.c, t),
+            flipped: diff::flipped(before, &self.c, t),
+            broke,
+            transient,
+        });
+    }
+
+    fn note(&mut self, step: &str, kind: EventKind, what: String) {
+        if self.engine.recording.events {
+            self.events.push(Event { clock_s: self.c.clock_s, step: step.to_string(), kind, what, changes: vec![], flipped: vec![], broke: vec![], transient: None });
+        }
+    }
+
+    fn apply(&mut self, a: Action, step: &str, kind: EventKind) -> Result<(), Refusal> {
+        let t = self.t();
+        let next = action::apply(&self.c, t, a)?;
+        self.transitions += 1;
+        let before = self.c;
+        let transient = action::transient(&before, t, a);
+        if self.engine.recording.downtime {
+            self.charge(&before, a.duration_s());
+            if let Some(tr) = transient {
+                self.charge(&tr.during, tr.seconds);
+            }
+        }
+        self.c = next;
+        let broke = self.check_safety(step);
+        if self.engine.recording.events {
+            let what = a.describe(t);
+            self.record(step, kind, what, &before, broke, transient.map(|tr| (tr.what.to_string(), tr.seconds)));
+        }
+        Ok(())
+    }
+
+    fn strike(&mut self, fault: Fault, step: &str) {
+        let before = self.c;
+        self.c = fault.strike(&self.c, self.t());
+        if let Some(lasts) = fault.lasts_s() {
+            if !matches!(fault, Fault::OperatorAway { .. }) {
+                self.pending.push((fault, self.c.clock_s.saturating_add(lasts)));
+            } else if self.engine.recording.downtime {
+                self.charge(&before, lasts);
+            }
+        }
+        let broke = self.check_safety(step);
+        if self.engine.recording.events {
+            let what = format!("FAULT: {}", fault.describe(self.t()));
+            self.record(step, EventKind::Fault, what, &before, broke, None);
+        }
+    }
+
+    fn heal_due(&mut self, step: &str) {
+        while let Some(i) = self.pending.iter().position(|(_, at)| *at <= self.c.clock_s) {
+            let (fault, _) = self.pending.remove(i);
+            self.heal(fault, step);
+        }
+    }
+
+    fn heal(&mut self, fault: Fault, step: &str) {
+        let before = self.c;
+        self.c = fault.heal(&self.c, self.t());
+        let broke = self.check_safety(step);
+        if self.engine.recording.events {
+            let what = format!("fault over: {}", fault.describe(self.t()));
+            self.record(step, EventKind::Heal, what, &before, broke, None);
+        }
+    }
+
+    /// Waits until every temporary fault is over.
+    fn wait_for_pending(&mut self, step: &str) {
+        let until = self.pending.iter().map(|(_, at)| *at).max().unwrap_or(self.c.clock_s);
+        let wait = until.saturating_sub(self.c.clock_s);
+        let state = self.c;
+        self.charge(&state, wait);
+        self.c.clock_s = until.max(self.c.clock_s);
+        self.note(step, EventKind::Wait, format!("wait {} for the fault to clear", plan_model::plan::format_duration(wait)));
+        self.heal_due(step);
+    }
+
+    /// Reality differs from what the plan expects before a step: a machine down, the LB down,
+    /// a partition.
+    fn drift(&self) -> Option<String> {
+        let t = self.t();
+        let c = &self.c;
+        if let Some(n) = c.vm_exists.minus(c.up).iter().next() {
+            return Some(format!("{} is down", t.name(n)));
+        }
+        if !c.lb_up {
+            return Some(format!("{} is down", t.scenario.load_balancer.name));
+        }
+        if let Some(n) = c.partitioned.iter().next() {
+            return Some(format!("{} cannot reach the other masters", t.name(n)));
+        }
+        if c.hypervisors_down != 0 {
+            return Some("a hypervisor is down".to_string());
+        }
+        None
+    }
+
+    /// Runs recovery actions; an action on a host that is down is skipped (nothing to undo
+    /// there until it returns). The first other refusal stops it.
+    fn run_recovery(&mut self, actions: Vec<Action>, step: &str) -> Result<(), Refusal> {
+        for a in actions {
+            match self.apply(a, step, EventKind::Recovery) {
+                Ok(()) => {}
+                Err(refusal) if refusal.kind == RefusalKind::HostDown => {
+                    self.note(step, EventKind::Skipped, format!("skipped {}: {}", a.describe(self.t()), refusal.reason));
+                }
+                Err(refusal) => {
+                    self.note(step, EventKind::Halt, format!("recovery refused: {}", refusal.reason));
+                    return Err(refusal);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self, step: usize, halt: Halt, count: &mut u32) -> Next {
+        let plan = self.engine.plan;
+        let t = self.t();
+        let id = plan.steps[step].id.clone();
+        *count += 1;
+        if self.halted_at.is_none() {
+            self.halted_at = Some(id.clone());
+            self.halt = Some(halt.clone());
+        }
+        self.note(&id, EventKind::Halt, format!("HALT: {halt}"));
+        if *count > RECOVERIES_MAX {
+            return Next::Stop(Outcome::Stuck { why: format!("{RECOVERIES_MAX} recoveries did not get past step {id}") });
+        }
+        // 1. A temporary fault: wait for it, then re-run the step.
+        if !self.pending.is_empty() {
+            self.recoveries.push(RecoveryKind::WaitAndRetry);
+            self.wait_for_pending(&id);
+            return Next::Retry;
+        }
+        // 2. Expired credentials: the plan's re-upload path.
+        if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
+            self.recoveries.push(RecoveryKind::Renew);
+            self.note(&id, EventKind::Recovery, RecoveryKind::Renew.describe());
+            if self.apply(Action::UploadCerts, &id, EventKind::Recovery).is_ok() && self.apply(Action::CreateToken, &id, EventKind::Recovery).is_ok() {
+                return Next::Retry;
+            }
+        }
+        // 3. The phase's rollback.
+        let phase = plan.steps[step].phase.clone();
+        let kind = recovery::phase_kind(plan, &phase);
+        let rollback = RecoveryKind::Rollback { phase: phase.clone() };
+        self.note(&id, EventKind::Recovery, rollback.describe());
+        self.recoveries.push(rollback);
+        let actions = recovery::rollback_actions(&self.c, t, kind);
+        let rolled_back = self.run_recovery(actions, &id).is_ok();
+        if rolled_back && !recovery::quorum_lost(&self.c) {
+            return Next::Stop(Outcome::RolledBack { phase });
+        }
+        // 4. Quorum recovery from a surviving voter.
+        if let Some(survivor) = recovery::survivor(&self.c) {
+            self.recoveries.push(RecoveryKind::QuorumRecovery);
+            self.note(&id, EventKind::Recovery, RecoveryKind::QuorumRecovery.describe());
+            let mut actions = recovery::quorum_recovery_actions(&self.c, t, survivor);
+            if !matches!(kind, PhaseKind::Master(_)) {
+                let mut after = self.c;
+                after.voters = plan_model::topology::NodeSet::of(survivor);
+                actions.extend(recovery::rollback_actions(&after, t, kind));
+            }
+            if self.run_recovery(actions, &id).is_ok() && !recovery::quorum_lost(&self.c) {
+                return Next::Stop(Outcome::QuorumRecovered);
+            }
+        }
+        // 5. The worst case.
+        if let Some(actions) = recovery::worst_case_actions(&self.c, t) {
+            self.recoveries.push(RecoveryKind::WorstCase);
+            self.note(&id, EventKind::Recovery, RecoveryKind::WorstCase.describe());
+            if self.run_recovery(actions, &id).is_ok() {
+                let lost_s = match self.c.etcd_data {
+                    EtcdData::RestoredFromSnapshot { lost_s } => lost_s,
+                    EtcdData::Intact => 0,
+                };
+                return Next::Stop(Outcome::RestoredFromSnapshot { lost_s });
+            }
+        }
+        Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") })
+    }
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(t: &'a Topology, plan: &'a Plan, recording: Recording) -> Self {
+        Engine { t, plan, recording }
+    }
+
+    /// Runs the plan from the scenario's initial state with `schedule`.
+    pub fn run(&self, schedule: &[Injection]) -> RunResult {
+        self.run_from(Cluster::initial(self.t), 0, schedule)
+    }
+
+    /// Runs the plan from `state` at step `first` (a state the no-fault run reaches there).
+    pub fn run_from(&self, state: Cluster, first: usize, schedule: &[Injection]) -> RunResult {
+        let plan = self.plan;
+        let mut r = Run {
+            engine: self,
+            c: state,
+            pending: Vec::new(),
+            events: Vec::new(),
+            broken: Vec::new(),
+            downtime: Downtime::default(),
+            undeclared: Vec::new(),
+            recoveries: Vec::new(),
+            transitions: 0,
+            halted_at: None,
+            halt: None,
+        };
+        let start_clock = state.clock_s;
+        r.check_safety(plan.steps.get(first).map(|s| s.id.as_str()).unwrap_or("start"));
+        let mut fired = vec![false; schedule.len()];
+        let mut step = first;
+        let mut skip_done = false;
+        let mut recoveries = 0u32;
+        let outcome = loop {
+            let Some(s) = plan.steps.get(step) else {
+                break Outcome::Completed;
+            };
+            let mut k = 0usize;
+            let halt = loop {
+                let mut halfway = false;
+                let mut crashed = false;
+                for (i, injection) in schedule.iter().enumerate() {
+                    if !fired[i] && injection.at == (Point { step: step as u16, action: k as u16 }) {
+                        fired[i] = true;
+                        match injection.fault {
+                            Fault::StepFailsHalfway => halfway = true,
+                            Fault::ExecutorCrash => crashed = true,
+                            fault => r.strike(fault, &s.id),
+                        }
+                    }
+                }
+                r.heal_due(&s.id);
+                if crashed {
+                    r.note(&s.id, EventKind::Fault, "FAULT: executor crashes; on restart it resumes the step from its journal".to_string());
+                    r.recoveries.push(RecoveryKind::Resume);
+                    k = 0;
+                    skip_done = true;
+                    continue;
+                }
+                if halfway {
+                    r.note(&s.id, EventKind::Fault, "FAULT: the step fails half-way".to_string());
+                    break Some(Halt::HalfWay);
+                }
+                if k == 0 {
+                    if let Some(why) = r.drift() {
+                        break Some(Halt::Drift(why));
+                    }
+                }
+                let Some(&a) = s.actions.get(k) else {
+                    break None;
+                };
+                if skip_done && action::already_done(&r.c, a) {
+                    k += 1;
+                    continue;
+                }
+                if let Err(refusal) = r.apply(a, &s.id, EventKind::Action) {
+                    break Some(Halt::Refused(refusal));
+                }
+                if self.recording.downtime && schedule.is_empty() {
+                    let mid = k + 1 < s.actions.len();
+                    for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Availability) {
+                        if let Err(why) = (inv.holds)(&r.c, self.t) {
+                            if !(mid && s.disruption.is_some()) && !r.undeclared.iter().any(|u| u.step == s.id && u.invariant == inv.name) {
+                                r.undeclared.push(Undeclared { step: s.id.clone(), invariant: inv.name, why });
+                            }
+                        }
+                    }
+                }
+                k += 1;
+            };
+            match halt {
+                None => {
+                    step += 1;
+                    skip_done = false;
+                }
+                Some(halt) => match r.recover(step, halt, &mut recoveries) {
+                    Next::Retry => skip_done = true,
+                    Next::Stop(outcome) => break outcome,
+                },
+            }
+        };
+        // Temporary faults still running end on their own; the final state is after them.
+        if !r.pending.is_empty() {
+            let last = plan.steps.last().map(|s| s.id.clone()).unwrap_or_default();
+            r.wait_for_pending(&last);
+        }
+        let final_unavailable = INVARIANTS
+            .iter()
+            .filter(|i| i.class == InvariantClass::Availability)
+            .filter_map(|i| {
+                (i.holds)(&r.c, self.t).err().map(|why| Broken { invariant: i.name, class: i.class, step: "end".to_string(), clock_s: r.c.clock_s, why })
+            })
+            .collect();
+        RunResult {
+            outcome,
+            recoveries: r.recoveries,
+            halted_at: r.halted_at,
+            halt: r.halt,
+            broken: r.broken,
+            final_unavailable,
+            downtime: r.downtime,
+            undeclared: r.undeclared,
+            events: r.events,
+            final_state: r.c,
+            transitions: r.transitions,
+            fired: fired.iter().filter(|f| **f).count(),
+            duration_s: r.c.clock_s - start_clock,
+        }
+    }
+}
+
+/// Whether `fault` would break availability on the cluster before any migration: an exposure
+/// the migration inherits (the single master), not one it adds.
+pub fn pre_existing(t: &Topology, fault: Fault) -> bool {
+    let before = Cluster::initial(t);
+    let struck = fault.strike(&before, t);
+    let settled = if fault.lasts_s().is_some() { fault.heal(&struck, t) } else { struck };
+    invariant::first_broken(&struck, t, InvariantClass::Availability).is_some() && invariant::first_broken(&settled, t, InvariantClass::Availability).is_some()
+}
