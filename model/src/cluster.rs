@@ -181,7 +181,9 @@ impl Cluster {
         let ttl_certs = t.scenario.kubeadm.certs_ttl_min * 60;
         let ttl_token = t.scenario.kubeadm.token_ttl_h * 3600;
         let age = |at: Option<u32>, cap: u32| at.map(|at| FINGERPRINT_NOW_S - (self.clock_s - at).min(cap));
-        let backup_age = (self.clock_s as i64 - self.last_backup_s).min(crate::action::BACKUP_AGE_MAX_S + 1);
+        // Only "fresh or not" matters to behaviour (the pre-flight check); the exact age only
+        // to the loss figure of a restore.
+        let backup_age = if self.clock_s as i64 - self.last_backup_s <= crate::action::BACKUP_AGE_MAX_S { 0 } else { crate::action::BACKUP_AGE_MAX_S + 1 };
         Cluster {
             clock_s: FINGERPRINT_NOW_S,
             certs_uploaded_s: age(self.certs_uploaded_s, ttl_certs),

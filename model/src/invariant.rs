@@ -41,9 +41,9 @@ fn membership_reversible(c: &Cluster, t: &Topology) -> Result<(), String> {
     if q.holds() {
         return Ok(());
     }
-    let never_started = c.voters.minus(c.etcd_started);
-    match never_started.iter().next() {
-        Some(n) => Err(format!("{q}; {} is a voter that never started, and `etcdctl member remove` needs quorum", t.name(n))),
+    let not_running = c.voters.minus(c.etcd_started);
+    match not_running.iter().next() {
+        Some(n) => Err(format!("{q}; {} is a voter whose etcd is not running (never started or wiped), and `etcdctl member remove` needs quorum", t.name(n))),
         None => Ok(()),
     }
 }

@@ -1,1 +1,392 @@
-//! Exhaustive exploration.
+//! `plan check`: every fault at every point of the plan (and every pair at depth 2), explored
+//! with state deduplication; every recovery it takes is proven or refuted.
+
+use crate::recovery::RecoveryKind;
+use crate::run::{pre_existing, Broken, Cursor, Engine, Injection, Outcome, Point, Recording, RunResult};
+use plan_model::fault::{Fault, FaultKind};
+use plan_model::invariant::InvariantClass;
+use plan_model::plan::Plan;
+use plan_model::topology::Topology;
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+
+/// The most faults a schedule may hold in `plan check`.
+pub const DEPTH_MAX: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// 1: every single fault; 2: every ordered pair of faults.
+    pub depth: u8,
+}
+
+/// One fault of a violating schedule, for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Placed {
+    pub step: String,
+    /// 0: at the step's start; n: after the step's n-th action.
+    pub after_action: u16,
+    pub fault: FaultKind,
+    pub description: String,
+}
+
+/// An invariant the check found broken, with the shortest schedule that breaks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub invariant: String,
+    pub class: InvariantClass,
+    /// Step where it broke.
+    pub step: String,
+    pub why: String,
+    /// The faults that lead there (empty: the plan breaks it without any fault).
+    pub schedule: Vec<Placed>,
+    /// How many explored schedules break it.
+    pub schedules: usize,
+}
+
+/// A fault whose damage the cluster already suffers before the migration (the single master).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exposure {
+    pub fault: String,
+    pub from_step: String,
+    pub to_step: String,
+    pub placements: usize,
+    pub why: String,
+}
+
+/// Recovered, but only by a recovery the source plan does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub fault: String,
+    pub from_step: String,
+    pub to_step: String,
+    pub placements: usize,
+    pub recovery: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PhaseSummary {
+    pub phase: String,
+    pub placements: usize,
+    /// The fault did not stop the plan.
+    pub completed: usize,
+    /// Completed after waiting, renewing or resuming.
+    pub completed_after_recovery: usize,
+    pub rolled_back: usize,
+    pub quorum_recovered: usize,
+    pub restored_from_snapshot: usize,
+    pub stuck: usize,
+    pub violations: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Figures {
+    /// Distinct (state, plan point) pairs visited.
+    pub states: usize,
+    pub transitions: u64,
+    pub fault_placements: usize,
+    /// Placements whose start was already explored (same state, point and fault).
+    pub deduplicated: usize,
+    /// Distinct (phase, recovery sequence) pairs that ended safe and available.
+    pub rollback_paths_proven: usize,
+    /// Distinct (phase, recovery sequence) pairs that did not.
+    pub rollback_paths_failed: usize,
+    pub plan_duration_s: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NoFault {
+    pub outcome: Outcome,
+    pub duration_s: u32,
+    pub downtime: crate::run::Downtime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    pub scenario: String,
+    pub depth: u8,
+    pub verdict: Verdict,
+    pub figures: Figures,
+    pub no_fault: NoFault,
+    pub phases: Vec<PhaseSummary>,
+    pub violations: Vec<Violation>,
+    pub findings: Vec<Finding>,
+    pub exposures: Vec<Exposure>,
+}
+
+fn fingerprint_hash(state: &plan_model::cluster::Cluster, point: Point, extra: u64, t: &Topology) -> u64 {
+    let mut h = FxHasher::default();
+    state.fingerprint(t).hash(&mut h);
+    point.hash(&mut h);
+    extra.hash(&mut h);
+    h.finish()
+}
+
+/// The faults worth placing at a point.
+fn faults_at(all: &[Fault], point: Point) -> impl Iterator<Item = Fault> + '_ {
+    all.iter().copied().filter(move |f| match f.kind() {
+        // A half-way failure or an executor crash only makes sense inside a step.
+        FaultKind::StepFailsHalfway | FaultKind::ExecutorCrash => point.action > 0,
+        _ => true,
+    })
+}
+
+struct Collector<'a> {
+    t: &'a Topology,
+    plan: &'a Plan,
+    no_fault_broken: BTreeSet<&'static str>,
+    violations: BTreeMap<String, Violation>,
+    phases: BTreeMap<usize, PhaseSummary>,
+    exposures: BTreeMap<String, Exposure>,
+    findings: BTreeMap<String, Finding>,
+    proven: BTreeSet<(String, Vec<RecoveryKind>)>,
+    failed: BTreeSet<(String, Vec<RecoveryKind>)>,
+}
+
+impl Collector<'_> {
+    fn placed(&self, schedule: &[Injection]) -> Vec<Placed> {
+        schedule
+            .iter()
+            .map(|i| Placed {
+                step: self.plan.steps[i.at.step as usize].id.clone(),
+                after_action: i.at.action,
+                fault: i.fault.kind(),
+                description: i.fault.describe(self.t),
+            })
+            .collect()
+    }
+
+    fn violation(&mut self, key: String, invariant: &str, class: InvariantClass, step: &str, why: &str, schedule: &[Injection]) {
+        let placed = self.placed(schedule);
+        let entry = self.violations.entry(key).or_insert_with(|| Violation {
+            invariant: invariant.to_string(),
+            class,
+            step: step.to_string(),
+            why: why.to_string(),
+            schedule: placed.clone(),
+            schedules: 0,
+        });
+        entry.schedules += 1;
+        // Keep the shortest schedule, then the earliest.
+        let shorter = placed.len() < entry.schedule.len();
+        if shorter {
+            entry.schedule = placed;
+            entry.step = step.to_string();
+            entry.why = why.to_string();
+        }
+    }
+
+    fn record(&mut self, schedule: &[Injection], result: &RunResult) -> bool {
+        let first = schedule[0].at;
+        let phase_index = self.plan.phases.iter().position(|p| p.id == self.plan.steps[first.step as usize].phase).unwrap_or(0);
+        let phase_id = self.plan.steps[first.step as usize].phase.clone();
+        let mut violated = false;
+        for b in &result.broken {
+            if b.class == InvariantClass::Safety && !self.no_fault_broken.contains(b.invariant) {
+                violated = true;
+                let kinds: Vec<&str> = schedule.iter().map(|i| i.fault.kind().as_str()).collect();
+                let key = format!("{}|{}", b.invariant, kinds.join("+"));
+                self.violation(key, b.invariant, b.class, &b.step, &b.why, schedule);
+            }
+        }
+        let inherited = schedule.iter().any(|i| pre_existing(self.t, i.fault));
+        let unavailable = !result.final_unavailable.is_empty();
+        if unavailable && !inherited {
+            violated = true;
+            let b: &Broken = &result.final_unavailable[0];
+            let kinds: Vec<&str> = schedule.iter().map(|i| i.fault.kind().as_str()).collect();
+            let key = format!("{}|{}|not-restored", b.invariant, kinds.join("+"));
+            let why = format!("not restored after {}: {}", result.outcome.label(), b.why);
+            self.violation(key, b.invariant, b.class, result.halted_at.as_deref().unwrap_or("end"), &why, schedule);
+        }
+        if let Outcome::Stuck { why } = &result.outcome {
+            if !inherited {
+                violated = true;
+                let key = format!("recovery|{}", schedule[0].fault.kind().as_str());
+                self.violation(key, "recovery", InvariantClass::Availability, result.halted_at.as_deref().unwrap_or("end"), why, schedule);
+            }
+        }
+        if unavailable && inherited {
+            let fault = schedule.iter().find(|i| pre_existing(self.t, i.fault)).map(|i| i.fault.describe(self.t)).unwrap_or_default();
+            let step = self.plan.steps[first.step as usize].id.clone();
+            let why = result.final_unavailable[0].why.clone();
+            let entry = self.exposures.entry(fault.clone()).or_insert_with(|| Exposure { fault, from_step: step.clone(), to_step: step.clone(), placements: 0, why });
+            entry.placements += 1;
+            entry.to_step = step;
+        }
+        if schedule.len() == 1 && matches!(result.outcome, Outcome::QuorumRecovered) && !unavailable {
+            let fault = schedule[0].fault.describe(self.t);
+            let step = self.plan.steps[first.step as usize].id.clone();
+            let why = match &result.halt {
+                Some(h) => h.to_string(),
+                None => String::new(),
+            };
+            let entry = self.findings.entry(fault.clone()).or_insert_with(|| Finding {
+                fault,
+                from_step: step.clone(),
+                to_step: step.clone(),
+                placements: 0,
+                recovery: RecoveryKind::QuorumRecovery.describe(),
+                why,
+            });
+            entry.placements += 1;
+            entry.to_step = step;
+        }
+        if !result.recoveries.is_empty() {
+            let path = (phase_id.clone(), result.recoveries.clone());
+            if violated || matches!(result.outcome, Outcome::Stuck { .. }) {
+                self.failed.insert(path);
+            } else {
+                self.proven.insert(path);
+            }
+        }
+        let summary = self.phases.entry(phase_index).or_insert_with(|| PhaseSummary { phase: phase_id, ..Default::default() });
+        summary.placements += 1;
+        match &result.outcome {
+            Outcome::Completed if result.recoveries.is_empty() => summary.completed += 1,
+            Outcome::Completed => summary.completed_after_recovery += 1,
+            Outcome::RolledBack { .. } => summary.rolled_back += 1,
+            Outcome::QuorumRecovered => summary.quorum_recovered += 1,
+            Outcome::RestoredFromSnapshot { .. } => summary.restored_from_snapshot += 1,
+            Outcome::Stuck { .. } => summary.stuck += 1,
+        }
+        if violated {
+            summary.violations += 1;
+        }
+        violated
+    }
+}
+
+/// Explores every fault placement of `plan` on `t`.
+///
+/// # Caveats
+/// At depth 2 the second fault strikes at plan points after the first (or with it), not inside
+/// a recovery procedure.
+pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
+    let depth = options.depth.clamp(1, DEPTH_MAX);
+    let explorer = Engine::new(t, plan, Recording::default());
+    let accountant = Engine::new(t, plan, Recording { events: false, downtime: true });
+    let no_fault = accountant.run(&[]);
+    let (track, states) = explorer.track();
+    let faults = Fault::all(t);
+
+    let mut collector = Collector {
+        t,
+        plan,
+        no_fault_broken: no_fault.broken.iter().map(|b| b.invariant).collect(),
+        violations: BTreeMap::new(),
+        phases: BTreeMap::new(),
+        exposures: BTreeMap::new(),
+        findings: BTreeMap::new(),
+        proven: BTreeSet::new(),
+        failed: BTreeSet::new(),
+    };
+    for b in &no_fault.broken {
+        collector.violation(format!("{}|none", b.invariant), b.invariant, b.class, &b.step, &b.why, &[]);
+    }
+    for u in &no_fault.undeclared {
+        let why = format!("{} (no disruption declared for step {})", u.why, u.step);
+        collector.violation(format!("{}|undeclared|{}", u.invariant, u.step), u.invariant, InvariantClass::Availability, &u.step, &why, &[]);
+    }
+    if let Outcome::Stuck { why } | Outcome::RolledBack { phase: why } = &no_fault.outcome {
+        let step = no_fault.halted_at.clone().unwrap_or_default();
+        let reason = no_fault.halt.as_ref().map(|h| h.to_string()).unwrap_or_else(|| why.clone());
+        collector.violation("plan-completes|none".to_string(), "plan-completes", InvariantClass::Availability, &step, &reason, &[]);
+    }
+
+    let mut visited: FxHashSet<u64> = FxHashSet::default();
+    let mut seen: FxHashMap<u64, ()> = FxHashMap::default();
+    let mut transitions = no_fault.transitions;
+    let mut placements = 0usize;
+    let mut deduplicated = 0usize;
+    for (point, state) in &states {
+        visited.insert(fingerprint_hash(state, *point, 0, t));
+    }
+    for (point, state) in &states {
+        for fault in faults_at(&faults, *point) {
+            let first = Injection { at: *point, fault };
+            let mut snapshots = Vec::new();
+            let result = explorer.run_cursor(Cursor::at(*state, *point), &[first], Some(&track), (depth > 1).then_some(&mut snapshots));
+            transitions += result.transitions;
+            placements += 1;
+            visited.insert(fingerprint_hash(&result.final_state, *point, fault_key(fault), t));
+            collector.record(&[first], &result);
+            if depth < 2 {
+                continue;
+            }
+            // Pairs: a second fault at the same point, or wherever the first run went on to.
+            for second in faults_at(&faults, *point) {
+                if second == fault {
+                    continue;
+                }
+                let pair = [first, Injection { at: *point, fault: second }];
+                let key = fingerprint_hash(state, *point, fault_key(fault) ^ fault_key(second).rotate_left(17), t);
+                if seen.insert(key, ()).is_some() {
+                    deduplicated += 1;
+                    continue;
+                }
+                let result = explorer.run_cursor(Cursor::at(*state, *point), &pair, Some(&track), None);
+                transitions += result.transitions;
+                placements += 1;
+                collector.record(&pair, &result);
+            }
+            for cursor in snapshots {
+                let at = Point { step: cursor.step as u16, action: cursor.action as u16 };
+                if at == *point {
+                    continue;
+                }
+                let pending: u64 = cursor.pending.iter().fold(0, |h, (f, until)| h ^ fault_key(*f) ^ (*until as u64).rotate_left(32));
+                for second in faults_at(&faults, at) {
+                    let key = fingerprint_hash(&cursor.c, at, fault_key(second) ^ pending.rotate_left(7) ^ cursor.recoveries as u64 ^ ((cursor.skip_done as u64) << 63), t);
+                    visited.insert(key);
+                    if seen.insert(key, ()).is_some() {
+                        deduplicated += 1;
+                        continue;
+                    }
+                    let schedule = [first, Injection { at, fault: second }];
+                    let result = explorer.run_cursor(cursor.clone(), &schedule[1..], Some(&track), None);
+                    transitions += result.transitions;
+                    placements += 1;
+                    collector.record(&schedule, &result);
+                }
+            }
+        }
+    }
+
+    let violations: Vec<Violation> = collector.violations.into_values().collect();
+    let verdict = if violations.is_empty() { Verdict::Pass } else { Verdict::Fail };
+    CheckReport {
+        scenario: t.scenario.name.clone(),
+        depth,
+        verdict,
+        figures: Figures {
+            states: visited.len(),
+            transitions,
+            fault_placements: placements,
+            deduplicated,
+            rollback_paths_proven: collector.proven.len(),
+            rollback_paths_failed: collector.failed.len(),
+            plan_duration_s: no_fault.duration_s,
+        },
+        no_fault: NoFault { outcome: no_fault.outcome, duration_s: no_fault.duration_s, downtime: no_fault.downtime },
+        phases: collector.phases.into_values().collect(),
+        violations,
+        findings: collector.findings.into_values().collect(),
+        exposures: collector.exposures.into_values().collect(),
+    }
+}
+
+fn fault_key(fault: Fault) -> u64 {
+    let mut h = FxHasher::default();
+    fault.hash(&mut h);
+    h.finish()
+}

@@ -167,6 +167,8 @@ pub struct RunResult {
     /// Injections that struck (a later one may never come if the run stopped first).
     pub fired: usize,
     pub duration_s: u32,
+    /// The run rejoined the no-fault track and took its outcome from there.
+    pub rejoined: bool,
 }
 
 /// What the engine records besides the outcome.
@@ -401,16 +403,27 @@ impl<'e, 'a> Run<'e, 'a> {
                 return Next::Retry;
             }
         }
-        // 3. The phase's rollback.
+        // 3. The phase's rollback, unless quorum is gone: then membership cannot change, and
+        // resetting a master could wipe the last copy of the data.
         let phase = plan.steps[step].phase.clone();
         let kind = recovery::phase_kind(plan, &phase);
-        let rollback = RecoveryKind::Rollback { phase: phase.clone() };
-        self.note(&id, EventKind::Recovery, rollback.describe());
-        self.recoveries.push(rollback);
-        let actions = recovery::rollback_actions(&self.c, t, kind);
-        let rolled_back = self.run_recovery(actions, &id).is_ok();
-        if rolled_back && !recovery::quorum_lost(&self.c) {
-            return Next::Stop(Outcome::RolledBack { phase });
+        if !recovery::quorum_lost(&self.c) {
+            let rollback = RecoveryKind::Rollback { phase: phase.clone() };
+            self.note(&id, EventKind::Recovery, rollback.describe());
+            self.recoveries.push(rollback);
+            // Members that are down for good go first, while quorum allows it.
+            let mut actions: Vec<Action> = self.c.members().minus(self.c.up).iter().map(Action::EtcdMemberRemove).collect();
+            let mut after = self.c;
+            for a in &actions {
+                if let Ok(next) = action::apply(&after, t, *a) {
+                    after = next;
+                }
+            }
+            actions.extend(recovery::rollback_actions(&after, t, kind));
+            let rolled_back = self.run_recovery(actions, &id).is_ok();
+            if rolled_back && !recovery::quorum_lost(&self.c) {
+                return Next::Stop(Outcome::RolledBack { phase });
+            }
         }
         // 4. Quorum recovery from a surviving voter.
         if let Some(survivor) = recovery::survivor(&self.c) {
@@ -449,16 +462,19 @@ impl<'a> Engine<'a> {
 
     /// Runs the plan from the scenario's initial state with `schedule`.
     pub fn run(&self, schedule: &[Injection]) -> RunResult {
-        self.run_from(Cluster::initial(self.t), 0, schedule)
+        self.run_cursor(Cursor::start(Cluster::initial(self.t)), schedule, None, None)
     }
 
-    /// Runs the plan from `state` at step `first` (a state the no-fault run reaches there).
-    pub fn run_from(&self, state: Cluster, first: usize, schedule: &[Injection]) -> RunResult {
+    /// Runs the plan from `cursor` with `schedule`. With a `track` (the no-fault run), a run that
+    /// rejoins it (same fingerprint at the same point, nothing pending) ends there with the
+    /// track's outcome. With `snapshots`, every plan point passed after the last injection
+    /// struck is recorded, for placing a further fault there.
+    pub fn run_cursor(&self, cursor: Cursor, schedule: &[Injection], track: Option<&Track>, mut snapshots: Option<&mut Vec<Cursor>>) -> RunResult {
         let plan = self.plan;
         let mut r = Run {
             engine: self,
-            c: state,
-            pending: Vec::new(),
+            c: cursor.c,
+            pending: cursor.pending,
             events: Vec::new(),
             broken: Vec::new(),
             downtime: Downtime::default(),
@@ -468,22 +484,38 @@ impl<'a> Engine<'a> {
             halted_at: None,
             halt: None,
         };
-        let start_clock = state.clock_s;
-        r.check_safety(plan.steps.get(first).map(|s| s.id.as_str()).unwrap_or("start"));
+        let start_clock = cursor.c.clock_s;
+        r.check_safety(plan.steps.get(cursor.step).map(|s| s.id.as_str()).unwrap_or("start"));
         let mut fired = vec![false; schedule.len()];
-        let mut step = first;
-        let mut skip_done = false;
-        let mut recoveries = 0u32;
-        let outcome = loop {
+        let mut step = cursor.step;
+        let mut k = cursor.action;
+        let mut skip_done = cursor.skip_done;
+        let mut recoveries = cursor.recoveries;
+        let mut rejoined = false;
+        let outcome = 'plan: loop {
             let Some(s) = plan.steps.get(step) else {
                 break Outcome::Completed;
             };
-            let mut k = 0usize;
             let halt = loop {
+                let point = Point { step: step as u16, action: k as u16 };
+                let all_fired = fired.iter().all(|f| *f);
+                if all_fired && r.pending.is_empty() && !skip_done {
+                    if let Some(track) = track {
+                        if track.fingerprints.get(&point) == Some(&r.c.fingerprint(self.t)) {
+                            rejoined = true;
+                            break 'plan track.outcome.clone();
+                        }
+                    }
+                }
+                if all_fired && !schedule.is_empty() {
+                    if let Some(out) = snapshots.as_deref_mut() {
+                        out.push(Cursor { c: r.c, pending: r.pending.clone(), step, action: k, skip_done, recoveries });
+                    }
+                }
                 let mut halfway = false;
                 let mut crashed = false;
                 for (i, injection) in schedule.iter().enumerate() {
-                    if !fired[i] && injection.at == (Point { step: step as u16, action: k as u16 }) {
+                    if !fired[i] && injection.at == point {
                         fired[i] = true;
                         match injection.fault {
                             Fault::StepFailsHalfway => halfway = true,
@@ -534,10 +566,14 @@ impl<'a> Engine<'a> {
             match halt {
                 None => {
                     step += 1;
+                    k = 0;
                     skip_done = false;
                 }
                 Some(halt) => match r.recover(step, halt, &mut recoveries) {
-                    Next::Retry => skip_done = true,
+                    Next::Retry => {
+                        skip_done = true;
+                        k = 0;
+                    }
                     Next::Stop(outcome) => break outcome,
                 },
             }
@@ -547,13 +583,14 @@ impl<'a> Engine<'a> {
             let last = plan.steps.last().map(|s| s.id.clone()).unwrap_or_default();
             r.wait_for_pending(&last);
         }
-        let final_unavailable = INVARIANTS
-            .iter()
-            .filter(|i| i.class == InvariantClass::Availability)
-            .filter_map(|i| {
-                (i.holds)(&r.c, self.t).err().map(|why| Broken { invariant: i.name, class: i.class, step: "end".to_string(), clock_s: r.c.clock_s, why })
-            })
-            .collect();
+        let final_unavailable = match (rejoined, track) {
+            (true, Some(track)) => track.final_unavailable.clone(),
+            _ => INVARIANTS
+                .iter()
+                .filter(|i| i.class == InvariantClass::Availability)
+                .filter_map(|i| (i.holds)(&r.c, self.t).err().map(|why| Broken { invariant: i.name, class: i.class, step: "end".to_string(), clock_s: r.c.clock_s, why }))
+                .collect(),
+        };
         RunResult {
             outcome,
             recoveries: r.recoveries,
@@ -568,8 +605,63 @@ impl<'a> Engine<'a> {
             transitions: r.transitions,
             fired: fired.iter().filter(|f| **f).count(),
             duration_s: r.c.clock_s - start_clock,
+            rejoined,
         }
     }
+
+    /// The no-fault run as a track: its fingerprint at every point, its outcome.
+    pub fn track(&self) -> (Track, Vec<(Point, Cluster)>) {
+        let mut c = Cluster::initial(self.t);
+        let mut fingerprints = rustc_hash::FxHashMap::default();
+        let mut states = Vec::new();
+        'steps: for (i, s) in self.plan.steps.iter().enumerate() {
+            for k in 0..s.actions.len().max(1) {
+                let point = Point { step: i as u16, action: k as u16 };
+                fingerprints.insert(point, c.fingerprint(self.t));
+                states.push((point, c));
+                let Some(&a) = s.actions.get(k) else { continue };
+                match action::apply(&c, self.t, a) {
+                    Ok(next) => c = next,
+                    Err(_) => break 'steps,
+                }
+            }
+        }
+        let result = self.run(&[]);
+        let complete = matches!(result.outcome, Outcome::Completed);
+        (
+            Track { fingerprints: if complete { fingerprints } else { Default::default() }, outcome: result.outcome, final_unavailable: result.final_unavailable },
+            states,
+        )
+    }
+}
+
+/// Where a run is: enough to continue it.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    pub c: Cluster,
+    pub pending: Vec<(Fault, u32)>,
+    pub step: usize,
+    pub action: usize,
+    pub skip_done: bool,
+    pub recoveries: u32,
+}
+
+impl Cursor {
+    pub fn start(c: Cluster) -> Cursor {
+        Cursor { c, pending: Vec::new(), step: 0, action: 0, skip_done: false, recoveries: 0 }
+    }
+
+    pub fn at(c: Cluster, point: Point) -> Cursor {
+        Cursor { c, pending: Vec::new(), step: point.step as usize, action: point.action as usize, skip_done: false, recoveries: 0 }
+    }
+}
+
+/// The no-fault run, for runs to rejoin.
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub fingerprints: rustc_hash::FxHashMap<Point, Cluster>,
+    pub outcome: Outcome,
+    pub final_unavailable: Vec<Broken>,
 }
 
 /// Whether `fault` would break availability on the cluster before any migration: an exposure
