@@ -1,1 +1,54 @@
-fn main() {}
+//! `plan`: moves a kubeadm cluster from one control-plane node to an HA control plane, simulation first.
+
+mod check;
+mod cli;
+mod input;
+mod show;
+mod simulate;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// What went wrong, and so which exit code: 1 for a finding, 2 for bad input or usage.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The input cannot be used (exit 2).
+    #[error("{0}")]
+    Input(String),
+    /// The check found a violation or the run halted unsafe (exit 1); the report is printed.
+    #[error("{0}")]
+    Violation(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Violation(_) => 1,
+            Failure::Input(_) => 2,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    match try_main(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if let Failure::Input(message) = &failure {
+                eprintln!("plan: error: {message}");
+            } else {
+                eprintln!("plan: {failure}");
+            }
+            ExitCode::from(failure.code())
+        }
+    }
+}
+
+fn try_main(args: cli::Args) -> Result<(), Failure> {
+    let loaded = input::load(&args.global)?;
+    match args.command {
+        cli::Command::Show(options) => show::run(&loaded, &options),
+        cli::Command::Check(options) => check::run(&loaded, &options),
+        cli::Command::Simulate(options) => simulate::run(&loaded, &options),
+    }
+}

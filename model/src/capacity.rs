@@ -24,11 +24,19 @@ pub fn ram_load(c: &Cluster, t: &Topology, h: usize) -> RamLoad {
         .nodes
         .iter()
         .enumerate()
-        .filter(|(i, n)| n.kind == NodeKind::NewMaster && n.hypervisor == h && c.vm_exists.0 & (1 << i) != 0)
+        .filter(|(i, n)| {
+            n.kind == NodeKind::NewMaster && n.hypervisor == h && c.vm_exists.0 & (1 << i) != 0
+        })
         .map(|(_, n)| n.ram_gb.unwrap_or(0.0))
         .sum();
     let limit_gb = spec.ram_physical_gb * (1.0 - t.scenario.capacity.ram_headroom_percent / 100.0);
-    RamLoad { before_gb: spec.ram_allocated_gb, added_gb, committed_gb: spec.ram_allocated_gb + added_gb, physical_gb: spec.ram_physical_gb, limit_gb }
+    RamLoad {
+        before_gb: spec.ram_allocated_gb,
+        added_gb,
+        committed_gb: spec.ram_allocated_gb + added_gb,
+        physical_gb: spec.ram_physical_gb,
+        limit_gb,
+    }
 }
 
 /// A GB figure as people write it: no trailing `.0`, at most one decimal.

@@ -18,7 +18,9 @@ pub struct LbConfig {
 pub enum EtcdData {
     Intact,
     /// Restored from a snapshot: writes after the snapshot are gone.
-    RestoredFromSnapshot { lost_s: u32 },
+    RestoredFromSnapshot {
+        lost_s: u32,
+    },
 }
 
 /// The whole cluster state. Small and `Copy` so the checker can keep millions of them.
@@ -117,7 +119,12 @@ impl Cluster {
     pub fn initial(t: &Topology) -> Cluster {
         let s = &t.scenario;
         let master = NodeSet::of(t.existing_master());
-        let existing = t.nodes.iter().enumerate().filter(|(_, n)| n.kind != NodeKind::NewMaster).fold(NodeSet::EMPTY, |set, (i, _)| set.with(NodeIx(i as u8)));
+        let existing = t
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.kind != NodeKind::NewMaster)
+            .fold(NodeSet::EMPTY, |set, (i, _)| set.with(NodeIx(i as u8)));
         Cluster {
             clock_s: 0,
             vm_exists: existing,
@@ -180,10 +187,17 @@ impl Cluster {
     pub fn fingerprint(&self, t: &Topology) -> Cluster {
         let ttl_certs = t.scenario.kubeadm.certs_ttl_min * 60;
         let ttl_token = t.scenario.kubeadm.token_ttl_h * 3600;
-        let age = |at: Option<u32>, cap: u32| at.map(|at| FINGERPRINT_NOW_S - (self.clock_s - at).min(cap));
+        let age = |at: Option<u32>, cap: u32| {
+            at.map(|at| FINGERPRINT_NOW_S - (self.clock_s - at).min(cap))
+        };
         // Only "fresh or not" matters to behaviour (the pre-flight check); the exact age only
         // to the loss figure of a restore.
-        let backup_age = if self.clock_s as i64 - self.last_backup_s <= crate::action::BACKUP_AGE_MAX_S { 0 } else { crate::action::BACKUP_AGE_MAX_S + 1 };
+        let backup_age =
+            if self.clock_s as i64 - self.last_backup_s <= crate::action::BACKUP_AGE_MAX_S {
+                0
+            } else {
+                crate::action::BACKUP_AGE_MAX_S + 1
+            };
         Cluster {
             clock_s: FINGERPRINT_NOW_S,
             certs_uploaded_s: age(self.certs_uploaded_s, ttl_certs),
@@ -191,7 +205,9 @@ impl Cluster {
             last_backup_s: FINGERPRINT_NOW_S as i64 - backup_age,
             etcd_data: match self.etcd_data {
                 EtcdData::Intact => EtcdData::Intact,
-                EtcdData::RestoredFromSnapshot { .. } => EtcdData::RestoredFromSnapshot { lost_s: 0 },
+                EtcdData::RestoredFromSnapshot { .. } => {
+                    EtcdData::RestoredFromSnapshot { lost_s: 0 }
+                }
             },
             ..*self
         }

@@ -25,14 +25,19 @@ pub struct Invariant {
 
 impl std::fmt::Debug for Invariant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Invariant").field("name", &self.name).finish()
+        f.debug_struct("Invariant")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
 fn etcd_data_preserved(c: &Cluster, _: &Topology) -> Result<(), String> {
     match c.etcd_data {
         EtcdData::Intact => Ok(()),
-        EtcdData::RestoredFromSnapshot { lost_s } => Err(format!("etcd restored from a snapshot: the last {} of writes are gone", crate::plan::format_duration(lost_s))),
+        EtcdData::RestoredFromSnapshot { lost_s } => Err(format!(
+            "etcd restored from a snapshot: the last {} of writes are gone",
+            crate::plan::format_duration(lost_s)
+        )),
     }
 }
 
@@ -53,9 +58,16 @@ fn tls_names_match(c: &Cluster, t: &Topology) -> Result<(), String> {
     if !vip_users {
         return Ok(());
     }
-    let serving = c.lb_running.pool.and(c.apiserver_running).and(c.control_plane);
+    let serving = c
+        .lb_running
+        .pool
+        .and(c.apiserver_running)
+        .and(c.control_plane);
     match serving.minus(c.served_vip).iter().next() {
-        Some(n) => Err(format!("clients use the VIP, but {} serves a certificate without the VIP SAN", t.name(n))),
+        Some(n) => Err(format!(
+            "clients use the VIP, but {} serves a certificate without the VIP SAN",
+            t.name(n)
+        )),
         None => Ok(()),
     }
 }
@@ -64,8 +76,17 @@ fn lb_backends_uniform(c: &Cluster, t: &Topology) -> Result<(), String> {
     let serving = c.lb_running.pool.and(c.control_plane);
     match serving.minus(c.apiserver_flags).iter().next() {
         Some(n) => {
-            let oidc: Vec<&str> = t.consumers.iter().filter(|c| c.oidc).map(|c| c.name.as_str()).collect();
-            let who = if oidc.is_empty() { "OIDC users".to_string() } else { oidc.join(", ") };
+            let oidc: Vec<&str> = t
+                .consumers
+                .iter()
+                .filter(|c| c.oidc)
+                .map(|c| c.name.as_str())
+                .collect();
+            let who = if oidc.is_empty() {
+                "OIDC users".to_string()
+            } else {
+                oidc.join(", ")
+            };
             Err(format!("{} is in the VIP pool without the apiserver flags ({}): {who} fail intermittently through the VIP", t.name(n), t.scenario.config_stack.apiserver_flags.join(", ")))
         }
         None => Ok(()),
@@ -104,7 +125,11 @@ fn api_reachable(c: &Cluster, t: &Topology) -> Result<(), String> {
     for (i, consumer) in t.consumers.iter().enumerate() {
         let reach = observe::consumer_reach(c, t, i);
         if !reach.is_ok() {
-            return Err(format!("{} ({}): {reach}", consumer.name, consumer.kind.as_str()));
+            return Err(format!(
+                "{} ({}): {reach}",
+                consumer.name,
+                consumer.kind.as_str()
+            ));
         }
     }
     Ok(())
@@ -148,11 +173,21 @@ pub fn by_name(name: &str) -> Option<&'static Invariant> {
 }
 
 /// The first invariant of `class` that `c` breaks, with the reason.
-pub fn first_broken(c: &Cluster, t: &Topology, class: InvariantClass) -> Option<(&'static Invariant, String)> {
-    INVARIANTS.iter().filter(|i| i.class == class).find_map(|i| (i.holds)(c, t).err().map(|why| (i, why)))
+pub fn first_broken(
+    c: &Cluster,
+    t: &Topology,
+    class: InvariantClass,
+) -> Option<(&'static Invariant, String)> {
+    INVARIANTS
+        .iter()
+        .filter(|i| i.class == class)
+        .find_map(|i| (i.holds)(c, t).err().map(|why| (i, why)))
 }
 
 /// Every broken invariant.
 pub fn broken(c: &Cluster, t: &Topology) -> Vec<(&'static Invariant, String)> {
-    INVARIANTS.iter().filter_map(|i| (i.holds)(c, t).err().map(|why| (i, why))).collect()
+    INVARIANTS
+        .iter()
+        .filter_map(|i| (i.holds)(c, t).err().map(|why| (i, why)))
+        .collect()
 }

@@ -1,0 +1,164 @@
+//! `plan check`: the exhaustive exploration, reported as text or JSON.
+
+use crate::cli::{CheckOptions, ReportFormat};
+use crate::input::Loaded;
+use crate::Failure;
+use plan_model::plan::format_duration;
+use plan_sim::explore::{self, CheckReport, Verdict};
+use std::fmt::Write;
+
+pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
+    let report = explore::check(
+        &loaded.topology,
+        &loaded.plan,
+        explore::CheckOptions {
+            depth: options.depth,
+        },
+    );
+    match options.format {
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::Input(e.to_string()))?
+        ),
+        ReportFormat::Text => print!("{}", text(&report, loaded.edited)),
+    }
+    match report.verdict {
+        Verdict::Pass => Ok(()),
+        Verdict::Fail => Err(Failure::Violation(format!(
+            "check failed: {} violation(s)",
+            report.violations.len()
+        ))),
+    }
+}
+
+pub fn downtime_line(downtime: &plan_sim::run::Downtime) -> String {
+    let mut parts: Vec<String> = downtime
+        .consumers
+        .iter()
+        .map(|(kind, d)| {
+            if d.degraded_s > 0 {
+                format!(
+                    "{kind} {} (+{} degraded)",
+                    format_duration(d.down_s),
+                    format_duration(d.degraded_s)
+                )
+            } else {
+                format!("{kind} {}", format_duration(d.down_s))
+            }
+        })
+        .collect();
+    parts.push(format!(
+        "nodes NotReady {} node-seconds",
+        downtime.node_not_ready_s
+    ));
+    parts.join(", ")
+}
+
+fn text(r: &CheckReport, edited: bool) -> String {
+    let f = &r.figures;
+    let mut out = format!(
+        "plan check: scenario {}{}, depth {}\n",
+        r.scenario,
+        if edited { " (edited plan)" } else { "" },
+        r.depth
+    );
+    let _ = writeln!(
+        out,
+        "  {} states, {} transitions, {} fault placements ({} deduplicated), rollback paths: {} proven, {} failed",
+        f.states, f.transitions, f.fault_placements, f.deduplicated, f.rollback_paths_proven, f.rollback_paths_failed
+    );
+    let _ = writeln!(
+        out,
+        "  without faults: {} ({}), downtime: {}",
+        r.no_fault.outcome.label(),
+        format_duration(r.no_fault.duration_s),
+        downtime_line(&r.no_fault.downtime)
+    );
+    let _ = writeln!(
+        out,
+        "\n  {:<6} {:>10} {:>9} {:>9} {:>11} {:>8} {:>8} {:>6} {:>10}",
+        "phase",
+        "placements",
+        "completed",
+        "recovered",
+        "rolled-back",
+        "quorum",
+        "restored",
+        "stuck",
+        "violations"
+    );
+    for p in &r.phases {
+        let _ = writeln!(
+            out,
+            "  {:<6} {:>10} {:>9} {:>9} {:>11} {:>8} {:>8} {:>6} {:>10}",
+            p.phase,
+            p.placements,
+            p.completed,
+            p.completed_after_recovery,
+            p.rolled_back,
+            p.quorum_recovered,
+            p.restored_from_snapshot,
+            p.stuck,
+            p.violations
+        );
+    }
+    if !r.violations.is_empty() {
+        let _ = writeln!(out, "\nViolations ({}):", r.violations.len());
+        for v in &r.violations {
+            let class = match v.class {
+                plan_model::invariant::InvariantClass::Safety => "safety",
+                plan_model::invariant::InvariantClass::Availability => "availability",
+            };
+            let schedule = if v.schedule.is_empty() {
+                "without any fault".to_string()
+            } else {
+                v.schedule
+                    .iter()
+                    .map(|p| format!("{} at {}@{}", p.description, p.step, p.after_action))
+                    .collect::<Vec<_>>()
+                    .join(", then ")
+            };
+            let _ = writeln!(
+                out,
+                "  [{class}] {} at step {}, {schedule} ({} schedule(s))",
+                v.invariant, v.step, v.schedules
+            );
+            let _ = writeln!(out, "    {}", v.why);
+            for line in &v.trace {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+    }
+    if !r.findings.is_empty() {
+        let _ = writeln!(out, "\nRecovered only by a recovery the source plan lacks:");
+        for f in &r.findings {
+            let _ = writeln!(
+                out,
+                "  {} (between {} and {}, {} placements): {}; halted on: {}",
+                f.fault, f.from_step, f.to_step, f.placements, f.recovery, f.why
+            );
+        }
+    }
+    if !r.exposures.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nExposures the cluster already has (the single master):"
+        );
+        for e in &r.exposures {
+            let _ = writeln!(
+                out,
+                "  {} (between {} and {}, {} placements): {}",
+                e.fault, e.from_step, e.to_step, e.placements, e.why
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nVerdict: {}",
+        match r.verdict {
+            Verdict::Pass => "PASS".to_string(),
+            Verdict::Fail => format!("FAIL ({} violation(s))", r.violations.len()),
+        }
+    );
+    out
+}

@@ -1,0 +1,108 @@
+//! The command line, as clap parses it.
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plan",
+    version,
+    about = "Moves a kubeadm cluster from one control-plane node to an HA control plane, simulation first"
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct Global {
+    /// Inventory file (YAML); default: the embedded homelab scenario.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// A plan file exported with `plan show --format yaml`, reordered or with steps removed.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the migration plan.
+    Show(ShowOptions),
+    /// Explore every fault at every step; prove every rollback path.
+    Check(CheckOptions),
+    /// Run one failure through the plan and print the timeline.
+    Simulate(SimulateOptions),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Markdown,
+    Json,
+    Yaml,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum View {
+    /// The steps and their dependencies.
+    Steps,
+    /// The control plane before and after.
+    Topology,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ShowOptions {
+    /// Only this phase (e.g. 0, 1.5, 3).
+    #[arg(long)]
+    pub phase: Option<String>,
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
+    /// What to draw with dot/mermaid/text.
+    #[arg(long, value_enum, default_value_t = View::Steps)]
+    pub view: View,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct CheckOptions {
+    /// 1: every single fault; 2: every pair of faults.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub depth: u8,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct SimulateOptions {
+    /// The node that fails: inventory name or unique short form (master-2).
+    #[arg(long, value_name = "NODE")]
+    pub fail: Option<String>,
+    /// Where: a step id (the fault strikes after its first action), STEP@N (after its N-th
+    /// action), STEP@0 (at its start). Default: every point, showing the worst.
+    #[arg(long, value_name = "STEP")]
+    pub at: Option<String>,
+    /// How long the node stays down (90s, 10m, 3h); default: it stays down.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub lasts: Option<String>,
+    /// crash, reboot, partition, hypervisor-failure, lb-reload, lb-reboot, operator-away,
+    /// step-fails-halfway, executor-crash.
+    #[arg(long, value_name = "KIND")]
+    pub fault: Option<String>,
+    /// Without --at: strike at one point chosen from this seed instead of at every point.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Show every event, not just those from the fault's step on.
+    #[arg(long)]
+    pub full: bool,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}

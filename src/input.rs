@@ -1,0 +1,150 @@
+//! Reading the inventory and plan files, and turning command-line words into model values.
+
+use crate::cli::Global;
+use crate::Failure;
+use plan_model::plan::Plan;
+use plan_model::planner;
+use plan_model::topology::Topology;
+use plan_model::validate::parse_scenario;
+use std::path::Path;
+
+/// The embedded homelab scenario, used when no `--scenario` is given.
+pub const HOMELAB: &str = include_str!("../scenarios/homelab.yaml");
+
+/// Scenario and plan files larger than this are refused before parsing.
+pub const INPUT_BYTES_MAX: u64 = 1 << 20;
+
+/// A scenario and the plan to run on it.
+pub struct Loaded {
+    pub topology: Topology,
+    pub plan: Plan,
+    /// The plan came from `--plan` rather than the planner.
+    pub edited: bool,
+}
+
+/// Reads a text file with a size limit and a clear message for every way it can fail.
+pub fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
+    let shown = path.display();
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| Failure::Input(format!("{what} {shown}: {}", io_reason(&e))))?;
+    if metadata.is_dir() {
+        return Err(Failure::Input(format!("{what} {shown} is a directory")));
+    }
+    if metadata.len() > INPUT_BYTES_MAX {
+        return Err(Failure::Input(format!(
+            "{what} {shown} is {} bytes; the limit is {} bytes",
+            metadata.len(),
+            INPUT_BYTES_MAX
+        )));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::Input(format!("{what} {shown}: {}", io_reason(&e))))?;
+    String::from_utf8(bytes).map_err(|e| {
+        Failure::Input(format!(
+            "{what} {shown} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ if e.raw_os_error() == Some(40) => "too many levels of symbolic links".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Loads the scenario (embedded or `--scenario`) and the plan (generated or `--plan`).
+pub fn load(global: &Global) -> Result<Loaded, Failure> {
+    let (text, name) = match &global.scenario {
+        Some(path) => (read_text(path, "scenario")?, path.display().to_string()),
+        None => (HOMELAB.to_string(), "<embedded homelab>".to_string()),
+    };
+    let scenario = parse_scenario(&text).map_err(|e| {
+        let at = match e.position {
+            Some(p) => format!("{name}:{}:{}", p.line, p.column),
+            None => name.clone(),
+        };
+        let field = e.path.map(|p| format!(" ({p})")).unwrap_or_default();
+        Failure::Input(format!("{at}: {}{field}", e.message))
+    })?;
+    let topology = Topology::new(&scenario);
+    let generated = planner::generate(&topology);
+    let (plan, edited) = match &global.plan {
+        Some(path) => {
+            let text = read_text(path, "plan")?;
+            let shown = path.display();
+            let file: Plan = serde_yaml_ng::from_str(&text).map_err(|e| {
+                let at = e
+                    .location()
+                    .map(|l| format!(":{}:{}", l.line(), l.column()))
+                    .unwrap_or_default();
+                Failure::Input(format!(
+                    "{shown}{at}: {}",
+                    e.to_string().split(" at line ").next().unwrap_or_default()
+                ))
+            })?;
+            let plan = Plan::from_edited(&generated, &file)
+                .map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
+            (plan, true)
+        }
+        None => (generated, false),
+    };
+    Ok(Loaded {
+        topology,
+        plan,
+        edited,
+    })
+}
+
+/// Parses `90s`, `10m`, `3h`, `2h30m`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<u32, Failure> {
+    let bad = || {
+        Failure::Input(format!(
+            "duration {text:?}: use a number with s, m or h (90s, 10m, 2h30m)"
+        ))
+    };
+    if let Ok(seconds) = text.parse::<u32>() {
+        return Ok(seconds);
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            number.push(ch);
+            continue;
+        }
+        let unit = match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+        let value: u64 = number.parse().map_err(|_| bad())?;
+        total += value * unit;
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 || total > u32::MAX as u64 / 2 {
+        return Err(bad());
+    }
+    Ok(total as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s").ok(), Some(90));
+        assert_eq!(parse_duration("10m").ok(), Some(600));
+        assert_eq!(parse_duration("2h30m").ok(), Some(9000));
+        assert_eq!(parse_duration("45").ok(), Some(45));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+}

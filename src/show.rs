@@ -1,0 +1,355 @@
+//! `plan show`: the plan as text, markdown, JSON, YAML (the editable plan file), dot or mermaid.
+
+use crate::cli::{ShowFormat, ShowOptions, View};
+use crate::input::Loaded;
+use crate::Failure;
+use plan_model::plan::{format_duration, Plan, Step};
+use plan_model::topology::{NodeKind, Topology};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// The JSON document of `plan show --format json` (version 1).
+#[derive(Serialize)]
+struct ShowDocument<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    duration_s: u32,
+    learner_mode: bool,
+    kubernetes: String,
+}
+
+pub fn run(loaded: &Loaded, options: &ShowOptions) -> Result<(), Failure> {
+    let mut plan = loaded.plan.clone();
+    if let Some(phase) = &options.phase {
+        if !plan.phases.iter().any(|p| &p.id == phase) {
+            let known: Vec<&str> = plan.phases.iter().map(|p| p.id.as_str()).collect();
+            return Err(Failure::Input(format!(
+                "unknown phase {phase:?} (phases: {})",
+                known.join(", ")
+            )));
+        }
+        plan.steps.retain(|s| &s.phase == phase);
+        plan.phases.retain(|p| &p.id == phase);
+    }
+    let t = &loaded.topology;
+    let out = match (options.format, options.view) {
+        (ShowFormat::Json, _) => {
+            let doc = ShowDocument {
+                plan: &plan,
+                duration_s: plan.duration_s(),
+                learner_mode: t.learner_mode,
+                kubernetes: t.scenario.kubernetes.version.clone(),
+            };
+            serde_json::to_string_pretty(&doc).map_err(|e| Failure::Input(e.to_string()))? + "\n"
+        }
+        (ShowFormat::Yaml, _) => {
+            let mut text = format!(
+                "# plan for scenario {}: reorder or delete steps, then: plan check --plan FILE\n",
+                plan.scenario
+            );
+            text += &serde_yaml_ng::to_string(&plan).map_err(|e| Failure::Input(e.to_string()))?;
+            text
+        }
+        (ShowFormat::Dot, View::Steps) => steps_dot(&plan),
+        (ShowFormat::Mermaid, View::Steps) => steps_mermaid(&plan),
+        (ShowFormat::Dot, View::Topology) => topology_dot(t),
+        (ShowFormat::Mermaid, View::Topology) => topology_mermaid(t),
+        (ShowFormat::Text, View::Topology) | (ShowFormat::Markdown, View::Topology) => {
+            topology_text(t)
+        }
+        (ShowFormat::Text, View::Steps) => text(&plan, t),
+        (ShowFormat::Markdown, View::Steps) => markdown(&plan, t),
+    };
+    print!("{out}");
+    Ok(())
+}
+
+fn header(plan: &Plan, t: &Topology) -> String {
+    let masters = t.target_masters().len();
+    format!(
+        "Plan for {}: 1 -> {masters} control-plane nodes behind {}:{} (Kubernetes {}, etcd learner mode {}), {} steps, about {}",
+        plan.scenario,
+        t.scenario.control_plane_endpoint.vip,
+        t.scenario.control_plane_endpoint.port,
+        t.scenario.kubernetes.version,
+        if t.learner_mode { "on" } else { "off" },
+        plan.steps.len(),
+        format_duration(plan.duration_s())
+    )
+}
+
+fn text(plan: &Plan, t: &Topology) -> String {
+    let mut out = header(plan, t) + "\n";
+    for phase in &plan.phases {
+        let steps: Vec<&Step> = plan.steps.iter().filter(|s| s.phase == phase.id).collect();
+        if steps.is_empty() {
+            continue;
+        }
+        let total: u32 = steps.iter().map(|s| s.duration_s).sum();
+        let _ = writeln!(
+            out,
+            "\nPhase {} - {} (~{})",
+            phase.id,
+            phase.title,
+            format_duration(total)
+        );
+        for s in steps {
+            let _ = writeln!(
+                out,
+                "  {:<6} {}  [{}, {}]",
+                s.id,
+                s.title,
+                s.runs_on,
+                format_duration(s.duration_s)
+            );
+            for c in &s.commands {
+                let _ = writeln!(
+                    out,
+                    "           $ {}{}",
+                    c.run,
+                    if c.secret {
+                        "   (output holds a secret)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            for c in &s.checks {
+                let _ = writeln!(out, "           check: {c}");
+            }
+            if let Some(d) = &s.disruption {
+                let _ = writeln!(out, "           disruption: {d}");
+            }
+            for r in &s.rollback {
+                let _ = writeln!(out, "           rollback: {r}");
+            }
+            if !s.after.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "           after: {}",
+                    s.after
+                        .iter()
+                        .map(|d| d.step.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            if let Some(n) = &s.note {
+                let _ = writeln!(out, "           note: {n}");
+            }
+        }
+    }
+    if !plan.rollbacks.is_empty() && plan.phases.len() > 1 {
+        let _ = writeln!(out, "\nRollback procedures");
+        for r in &plan.rollbacks {
+            let _ = writeln!(out, "  {:<6} {} (when: {})", r.id, r.title, r.when);
+            for c in &r.commands {
+                let _ = writeln!(out, "           $ {}", c.run);
+            }
+        }
+    }
+    out
+}
+
+fn markdown(plan: &Plan, t: &Topology) -> String {
+    let mut out = format!("# {}\n", header(plan, t));
+    for phase in &plan.phases {
+        let _ = writeln!(out, "\n## Phase {} - {}\n", phase.id, phase.title);
+        for s in plan.steps.iter().filter(|s| s.phase == phase.id) {
+            let _ = writeln!(
+                out,
+                "- [ ] **{} {}** ({}, {})",
+                s.id,
+                s.title,
+                s.runs_on,
+                format_duration(s.duration_s)
+            );
+            for c in &s.commands {
+                let _ = writeln!(out, "  - `{}`", c.run.replace('`', "'"));
+            }
+            for c in &s.checks {
+                let _ = writeln!(out, "  - check: {c}");
+            }
+            if let Some(d) = &s.disruption {
+                let _ = writeln!(out, "  - disruption: {d}");
+            }
+            if let Some(n) = &s.note {
+                let _ = writeln!(out, "  - note: {n}");
+            }
+        }
+    }
+    if plan.phases.len() > 1 {
+        let _ = writeln!(out, "\n## Rollback\n");
+        for r in &plan.rollbacks {
+            let _ = writeln!(out, "- **{} {}** (when: {})", r.id, r.title, r.when);
+            for c in &r.commands {
+                let _ = writeln!(out, "  - `{}`", c.run.replace('`', "'"));
+            }
+        }
+    }
+    out
+}
+
+fn node_id(step: &str) -> String {
+    format!("s{}", step.replace('.', "_"))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('"', "'")
+}
+
+fn steps_dot(plan: &Plan) -> String {
+    let mut out = String::from("digraph plan {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n");
+    for phase in &plan.phases {
+        let _ = writeln!(
+            out,
+            "  subgraph \"cluster_{}\" {{\n    label=\"Phase {} - {}\";",
+            node_id(&phase.id),
+            phase.id,
+            escape(&phase.title)
+        );
+        for s in plan.steps.iter().filter(|s| s.phase == phase.id) {
+            let _ = writeln!(
+                out,
+                "    {} [label=\"{} {}\"];",
+                node_id(&s.id),
+                s.id,
+                escape(&s.title)
+            );
+        }
+        out += "  }\n";
+    }
+    for s in &plan.steps {
+        for d in &s.after {
+            if plan.step(&d.step).is_some() {
+                let _ = writeln!(out, "  {} -> {};", node_id(&d.step), node_id(&s.id));
+            }
+        }
+    }
+    out + "}\n"
+}
+
+fn steps_mermaid(plan: &Plan) -> String {
+    let mut out = String::from("flowchart LR\n");
+    for phase in &plan.phases {
+        let _ = writeln!(
+            out,
+            "  subgraph {}[\"Phase {} - {}\"]",
+            node_id(&phase.id),
+            phase.id,
+            escape(&phase.title)
+        );
+        for s in plan.steps.iter().filter(|s| s.phase == phase.id) {
+            let _ = writeln!(
+                out,
+                "    {}[\"{} {}\"]",
+                node_id(&s.id),
+                s.id,
+                escape(&s.title)
+            );
+        }
+        out += "  end\n";
+    }
+    for s in &plan.steps {
+        for d in &s.after {
+            if plan.step(&d.step).is_some() {
+                let _ = writeln!(out, "  {} --> {}", node_id(&d.step), node_id(&s.id));
+            }
+        }
+    }
+    out
+}
+
+fn masters(t: &Topology) -> Vec<&plan_model::topology::Node> {
+    t.nodes
+        .iter()
+        .filter(|n| n.kind != NodeKind::Worker)
+        .collect()
+}
+
+fn topology_text(t: &Topology) -> String {
+    let s = &t.scenario;
+    let m0 = t.node(t.existing_master());
+    let mut out = format!(
+        "Before: {} ({}) runs apiserver + etcd; every client and kubelet talks to it directly.\n",
+        m0.name, m0.address
+    );
+    let _ = writeln!(
+        out,
+        "After:  {} {} at {}:{} ({}) in front of:",
+        s.load_balancer.name,
+        "HAProxy",
+        s.control_plane_endpoint.vip,
+        s.control_plane_endpoint.port,
+        match t.health_check {
+            plan_model::scenario::HealthCheck::Tcp => "TCP health check",
+            plan_model::scenario::HealthCheck::HttpsReadyz => "HTTPS /readyz health check",
+        }
+    );
+    for n in masters(t) {
+        let _ = writeln!(
+            out,
+            "        {:<16} {:<15} hypervisor {} (apiserver + etcd)",
+            n.name,
+            n.address.to_string(),
+            s.hypervisors[n.hypervisor].name
+        );
+    }
+    let count = masters(t).len() as u32;
+    let _ = writeln!(
+        out,
+        "        etcd quorum: {count} members, tolerates {} down",
+        (count - 1) / 2
+    );
+    out
+}
+
+fn topology_mermaid(t: &Topology) -> String {
+    let s = &t.scenario;
+    let m0 = t.node(t.existing_master());
+    let mut out = String::from("flowchart TB\n  subgraph before[\"Before\"]\n");
+    let _ = writeln!(
+        out,
+        "    b0[\"{}<br/>{}<br/>apiserver + etcd\"]\n  end",
+        m0.name, m0.address
+    );
+    out += "  subgraph after[\"After\"]\n";
+    let _ = writeln!(
+        out,
+        "    lb[\"{} HAProxy<br/>{}:{}\"]",
+        s.load_balancer.name, s.control_plane_endpoint.vip, s.control_plane_endpoint.port
+    );
+    for (i, n) in masters(t).iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "    m{i}[\"{}<br/>{}<br/>apiserver + etcd\"]\n    lb --> m{i}",
+            n.name, n.address
+        );
+    }
+    out + "  end\n"
+}
+
+fn topology_dot(t: &Topology) -> String {
+    let s = &t.scenario;
+    let m0 = t.node(t.existing_master());
+    let mut out = String::from("digraph topology {\n  node [shape=box];\n  subgraph cluster_before {\n    label=\"Before\";\n");
+    let _ = writeln!(
+        out,
+        "    b0 [label=\"{}\\n{}\\napiserver + etcd\"];\n  }}",
+        m0.name, m0.address
+    );
+    out += "  subgraph cluster_after {\n    label=\"After\";\n";
+    let _ = writeln!(
+        out,
+        "    lb [label=\"{} HAProxy\\n{}:{}\"];",
+        s.load_balancer.name, s.control_plane_endpoint.vip, s.control_plane_endpoint.port
+    );
+    for (i, n) in masters(t).iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "    m{i} [label=\"{}\\n{}\\napiserver + etcd\"];\n    lb -> m{i};",
+            n.name, n.address
+        );
+    }
+    out + "  }\n}\n"
+}
