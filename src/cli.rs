@@ -34,6 +34,14 @@ pub enum Command {
     Check(CheckOptions),
     /// Run one failure through the plan and print the timeline.
     Simulate(SimulateOptions),
+    /// Will the migration fit the hypervisors? What are the single points of failure per phase?
+    Capacity(crate::capacity::CapacityArgs),
+    /// Run the verified plan on the real hosts, or print its commands with --dry-run.
+    Execute(crate::execute::ExecuteArgs),
+    /// Progress and drift of an execution, from its journal.
+    Status(crate::execute::StatusArgs),
+    /// Run the twin's recovery for the point where an execution halted.
+    Rollback(crate::execute::RollbackArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

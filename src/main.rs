@@ -1,7 +1,9 @@
 //! `plan`: moves a kubeadm cluster from one control-plane node to an HA control plane, simulation first.
 
+mod capacity;
 mod check;
 mod cli;
+mod execute;
 mod input;
 mod show;
 mod simulate;
@@ -50,5 +52,9 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Show(options) => show::run(&loaded, &options),
         cli::Command::Check(options) => check::run(&loaded, &options),
         cli::Command::Simulate(options) => simulate::run(&loaded, &options),
+        cli::Command::Capacity(options) => capacity::run(&loaded, &options),
+        cli::Command::Execute(options) => execute::run(&loaded, &options),
+        cli::Command::Status(options) => execute::status(&loaded, &options),
+        cli::Command::Rollback(options) => execute::rollback(&loaded, &options),
     }
 }
