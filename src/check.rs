@@ -8,26 +8,14 @@ use plan_sim::explore::{self, CheckReport, Verdict};
 use std::fmt::Write;
 
 pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
-    let report = explore::check(
-        &loaded.topology,
-        &loaded.plan,
-        explore::CheckOptions {
-            depth: options.depth,
-        },
-    );
+    let report = explore::check(&loaded.topology, &loaded.plan, explore::CheckOptions { depth: options.depth });
     match options.format {
-        ReportFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| Failure::Input(e.to_string()))?
-        ),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Failure::Input(e.to_string()))?),
         ReportFormat::Text => print!("{}", text(&report, loaded.edited)),
     }
     match report.verdict {
         Verdict::Pass => Ok(()),
-        Verdict::Fail => Err(Failure::Violation(format!(
-            "check failed: {} violation(s)",
-            report.violations.len()
-        ))),
+        Verdict::Fail => Err(Failure::Violation(format!("check failed: {} violation(s)", report.violations.len()))),
     }
 }
 
@@ -37,31 +25,19 @@ pub fn downtime_line(downtime: &plan_sim::run::Downtime) -> String {
         .iter()
         .map(|(kind, d)| {
             if d.degraded_s > 0 {
-                format!(
-                    "{kind} {} (+{} degraded)",
-                    format_duration(d.down_s),
-                    format_duration(d.degraded_s)
-                )
+                format!("{kind} {} (+{} degraded)", format_duration(d.down_s), format_duration(d.degraded_s))
             } else {
                 format!("{kind} {}", format_duration(d.down_s))
             }
         })
         .collect();
-    parts.push(format!(
-        "nodes NotReady {} node-seconds",
-        downtime.node_not_ready_s
-    ));
+    parts.push(format!("nodes NotReady {} node-seconds", downtime.node_not_ready_s));
     parts.join(", ")
 }
 
 fn text(r: &CheckReport, edited: bool) -> String {
     let f = &r.figures;
-    let mut out = format!(
-        "plan check: scenario {}{}, depth {}\n",
-        r.scenario,
-        if edited { " (edited plan)" } else { "" },
-        r.depth
-    );
+    let mut out = format!("plan check: scenario {}{}, depth {}\n", r.scenario, if edited { " (edited plan)" } else { "" }, r.depth);
     let _ = writeln!(
         out,
         "  {} states, {} transitions, {} fault placements ({} deduplicated), rollback paths: {} proven, {} failed",
@@ -77,15 +53,7 @@ fn text(r: &CheckReport, edited: bool) -> String {
     let _ = writeln!(
         out,
         "\n  {:<6} {:>10} {:>9} {:>9} {:>11} {:>8} {:>8} {:>6} {:>10}",
-        "phase",
-        "placements",
-        "completed",
-        "recovered",
-        "rolled-back",
-        "quorum",
-        "restored",
-        "stuck",
-        "violations"
+        "phase", "placements", "completed", "recovered", "rolled-back", "quorum", "restored", "stuck", "violations"
     );
     for p in &r.phases {
         let _ = writeln!(
@@ -112,17 +80,9 @@ fn text(r: &CheckReport, edited: bool) -> String {
             let schedule = if v.schedule.is_empty() {
                 "without any fault".to_string()
             } else {
-                v.schedule
-                    .iter()
-                    .map(|p| format!("{} at {}@{}", p.description, p.step, p.after_action))
-                    .collect::<Vec<_>>()
-                    .join(", then ")
+                v.schedule.iter().map(|p| format!("{} at {}@{}", p.description, p.step, p.after_action)).collect::<Vec<_>>().join(", then ")
             };
-            let _ = writeln!(
-                out,
-                "  [{class}] {} at step {}, {schedule} ({} schedule(s))",
-                v.invariant, v.step, v.schedules
-            );
+            let _ = writeln!(out, "  [{class}] {} at step {}, {schedule} ({} schedule(s))", v.invariant, v.step, v.schedules);
             let _ = writeln!(out, "    {}", v.why);
             for line in &v.trace {
                 let _ = writeln!(out, "      {line}");
@@ -140,16 +100,9 @@ fn text(r: &CheckReport, edited: bool) -> String {
         }
     }
     if !r.exposures.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nExposures the cluster already has (the single master):"
-        );
+        let _ = writeln!(out, "\nExposures the cluster already has (the single master):");
         for e in &r.exposures {
-            let _ = writeln!(
-                out,
-                "  {} (between {} and {}, {} placements): {}",
-                e.fault, e.from_step, e.to_step, e.placements, e.why
-            );
+            let _ = writeln!(out, "  {} (between {} and {}, {} placements): {}", e.fault, e.from_step, e.to_step, e.placements, e.why);
         }
     }
     let _ = writeln!(

@@ -4,11 +4,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "plan",
-    version,
-    about = "Moves a kubeadm cluster from one control-plane node to an HA control plane, simulation first"
-)]
+#[command(name = "plan", version, about = "Moves a kubeadm cluster from one control-plane node to an HA control plane, simulation first")]
 pub struct Args {
     #[command(flatten)]
     pub global: Global,

@@ -25,26 +25,16 @@ pub struct Loaded {
 /// Reads a text file with a size limit and a clear message for every way it can fail.
 pub fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
     let shown = path.display();
-    let metadata = std::fs::metadata(path)
-        .map_err(|e| Failure::Input(format!("{what} {shown}: {}", io_reason(&e))))?;
+    let metadata = std::fs::metadata(path).map_err(|e| Failure::Input(format!("{what} {shown}: {}", io_reason(&e))))?;
     if metadata.is_dir() {
         return Err(Failure::Input(format!("{what} {shown} is a directory")));
     }
     if metadata.len() > INPUT_BYTES_MAX {
-        return Err(Failure::Input(format!(
-            "{what} {shown} is {} bytes; the limit is {} bytes",
-            metadata.len(),
-            INPUT_BYTES_MAX
-        )));
+        return Err(Failure::Input(format!("{what} {shown} is {} bytes; the limit is {} bytes", metadata.len(), INPUT_BYTES_MAX)));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::Input(format!("{what} {shown}: {}", io_reason(&e))))?;
-    String::from_utf8(bytes).map_err(|e| {
-        Failure::Input(format!(
-            "{what} {shown} is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    let bytes = std::fs::read(path).map_err(|e| Failure::Input(format!("{what} {shown}: {}", io_reason(&e))))?;
+    String::from_utf8(bytes)
+        .map_err(|e| Failure::Input(format!("{what} {shown} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -77,35 +67,20 @@ pub fn load(global: &Global) -> Result<Loaded, Failure> {
             let text = read_text(path, "plan")?;
             let shown = path.display();
             let file: Plan = serde_yaml_ng::from_str(&text).map_err(|e| {
-                let at = e
-                    .location()
-                    .map(|l| format!(":{}:{}", l.line(), l.column()))
-                    .unwrap_or_default();
-                Failure::Input(format!(
-                    "{shown}{at}: {}",
-                    e.to_string().split(" at line ").next().unwrap_or_default()
-                ))
+                let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+                Failure::Input(format!("{shown}{at}: {}", e.to_string().split(" at line ").next().unwrap_or_default()))
             })?;
-            let plan = Plan::from_edited(&generated, &file)
-                .map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
+            let plan = Plan::from_edited(&generated, &file).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
             (plan, true)
         }
         None => (generated, false),
     };
-    Ok(Loaded {
-        topology,
-        plan,
-        edited,
-    })
+    Ok(Loaded { topology, plan, edited })
 }
 
 /// Parses `90s`, `10m`, `3h`, `2h30m`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<u32, Failure> {
-    let bad = || {
-        Failure::Input(format!(
-            "duration {text:?}: use a number with s, m or h (90s, 10m, 2h30m)"
-        ))
-    };
+    let bad = || Failure::Input(format!("duration {text:?}: use a number with s, m or h (90s, 10m, 2h30m)"));
     if let Ok(seconds) = text.parse::<u32>() {
         return Ok(seconds);
     }

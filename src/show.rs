@@ -23,10 +23,7 @@ pub fn run(loaded: &Loaded, options: &ShowOptions) -> Result<(), Failure> {
     if let Some(phase) = &options.phase {
         if !plan.phases.iter().any(|p| &p.id == phase) {
             let known: Vec<&str> = plan.phases.iter().map(|p| p.id.as_str()).collect();
-            return Err(Failure::Input(format!(
-                "unknown phase {phase:?} (phases: {})",
-                known.join(", ")
-            )));
+            return Err(Failure::Input(format!("unknown phase {phase:?} (phases: {})", known.join(", "))));
         }
         plan.steps.retain(|s| &s.phase == phase);
         plan.phases.retain(|p| &p.id == phase);
@@ -43,10 +40,7 @@ pub fn run(loaded: &Loaded, options: &ShowOptions) -> Result<(), Failure> {
             serde_json::to_string_pretty(&doc).map_err(|e| Failure::Input(e.to_string()))? + "\n"
         }
         (ShowFormat::Yaml, _) => {
-            let mut text = format!(
-                "# plan for scenario {}: reorder or delete steps, then: plan check --plan FILE\n",
-                plan.scenario
-            );
+            let mut text = format!("# plan for scenario {}: reorder or delete steps, then: plan check --plan FILE\n", plan.scenario);
             text += &serde_yaml_ng::to_string(&plan).map_err(|e| Failure::Input(e.to_string()))?;
             text
         }
@@ -54,9 +48,7 @@ pub fn run(loaded: &Loaded, options: &ShowOptions) -> Result<(), Failure> {
         (ShowFormat::Mermaid, View::Steps) => steps_mermaid(&plan),
         (ShowFormat::Dot, View::Topology) => topology_dot(t),
         (ShowFormat::Mermaid, View::Topology) => topology_mermaid(t),
-        (ShowFormat::Text, View::Topology) | (ShowFormat::Markdown, View::Topology) => {
-            topology_text(t)
-        }
+        (ShowFormat::Text, View::Topology) | (ShowFormat::Markdown, View::Topology) => topology_text(t),
         (ShowFormat::Text, View::Steps) => text(&plan, t),
         (ShowFormat::Markdown, View::Steps) => markdown(&plan, t),
     };
@@ -86,33 +78,11 @@ fn text(plan: &Plan, t: &Topology) -> String {
             continue;
         }
         let total: u32 = steps.iter().map(|s| s.duration_s).sum();
-        let _ = writeln!(
-            out,
-            "\nPhase {} - {} (~{})",
-            phase.id,
-            phase.title,
-            format_duration(total)
-        );
+        let _ = writeln!(out, "\nPhase {} - {} (~{})", phase.id, phase.title, format_duration(total));
         for s in steps {
-            let _ = writeln!(
-                out,
-                "  {:<6} {}  [{}, {}]",
-                s.id,
-                s.title,
-                s.runs_on,
-                format_duration(s.duration_s)
-            );
+            let _ = writeln!(out, "  {:<6} {}  [{}, {}]", s.id, s.title, s.runs_on, format_duration(s.duration_s));
             for c in &s.commands {
-                let _ = writeln!(
-                    out,
-                    "           $ {}{}",
-                    c.run,
-                    if c.secret {
-                        "   (output holds a secret)"
-                    } else {
-                        ""
-                    }
-                );
+                let _ = writeln!(out, "           $ {}{}", c.run, if c.secret { "   (output holds a secret)" } else { "" });
             }
             for c in &s.checks {
                 let _ = writeln!(out, "           check: {c}");
@@ -124,15 +94,7 @@ fn text(plan: &Plan, t: &Topology) -> String {
                 let _ = writeln!(out, "           rollback: {r}");
             }
             if !s.after.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "           after: {}",
-                    s.after
-                        .iter()
-                        .map(|d| d.step.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let _ = writeln!(out, "           after: {}", s.after.iter().map(|d| d.step.as_str()).collect::<Vec<_>>().join(", "));
             }
             if let Some(n) = &s.note {
                 let _ = writeln!(out, "           note: {n}");
@@ -156,14 +118,7 @@ fn markdown(plan: &Plan, t: &Topology) -> String {
     for phase in &plan.phases {
         let _ = writeln!(out, "\n## Phase {} - {}\n", phase.id, phase.title);
         for s in plan.steps.iter().filter(|s| s.phase == phase.id) {
-            let _ = writeln!(
-                out,
-                "- [ ] **{} {}** ({}, {})",
-                s.id,
-                s.title,
-                s.runs_on,
-                format_duration(s.duration_s)
-            );
+            let _ = writeln!(out, "- [ ] **{} {}** ({}, {})", s.id, s.title, s.runs_on, format_duration(s.duration_s));
             for c in &s.commands {
                 let _ = writeln!(out, "  - `{}`", c.run.replace('`', "'"));
             }
@@ -201,21 +156,10 @@ fn escape(text: &str) -> String {
 fn steps_dot(plan: &Plan) -> String {
     let mut out = String::from("digraph plan {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n");
     for phase in &plan.phases {
-        let _ = writeln!(
-            out,
-            "  subgraph \"cluster_{}\" {{\n    label=\"Phase {} - {}\";",
-            node_id(&phase.id),
-            phase.id,
-            escape(&phase.title)
-        );
+        let _ =
+            writeln!(out, "  subgraph \"cluster_{}\" {{\n    label=\"Phase {} - {}\";", node_id(&phase.id), phase.id, escape(&phase.title));
         for s in plan.steps.iter().filter(|s| s.phase == phase.id) {
-            let _ = writeln!(
-                out,
-                "    {} [label=\"{} {}\"];",
-                node_id(&s.id),
-                s.id,
-                escape(&s.title)
-            );
+            let _ = writeln!(out, "    {} [label=\"{} {}\"];", node_id(&s.id), s.id, escape(&s.title));
         }
         out += "  }\n";
     }
@@ -232,21 +176,9 @@ fn steps_dot(plan: &Plan) -> String {
 fn steps_mermaid(plan: &Plan) -> String {
     let mut out = String::from("flowchart LR\n");
     for phase in &plan.phases {
-        let _ = writeln!(
-            out,
-            "  subgraph {}[\"Phase {} - {}\"]",
-            node_id(&phase.id),
-            phase.id,
-            escape(&phase.title)
-        );
+        let _ = writeln!(out, "  subgraph {}[\"Phase {} - {}\"]", node_id(&phase.id), phase.id, escape(&phase.title));
         for s in plan.steps.iter().filter(|s| s.phase == phase.id) {
-            let _ = writeln!(
-                out,
-                "    {}[\"{} {}\"]",
-                node_id(&s.id),
-                s.id,
-                escape(&s.title)
-            );
+            let _ = writeln!(out, "    {}[\"{} {}\"]", node_id(&s.id), s.id, escape(&s.title));
         }
         out += "  end\n";
     }
@@ -261,24 +193,17 @@ fn steps_mermaid(plan: &Plan) -> String {
 }
 
 fn masters(t: &Topology) -> Vec<&plan_model::topology::Node> {
-    t.nodes
-        .iter()
-        .filter(|n| n.kind != NodeKind::Worker)
-        .collect()
+    t.nodes.iter().filter(|n| n.kind != NodeKind::Worker).collect()
 }
 
 fn topology_text(t: &Topology) -> String {
     let s = &t.scenario;
     let m0 = t.node(t.existing_master());
-    let mut out = format!(
-        "Before: {} ({}) runs apiserver + etcd; every client and kubelet talks to it directly.\n",
-        m0.name, m0.address
-    );
+    let mut out = format!("Before: {} ({}) runs apiserver + etcd; every client and kubelet talks to it directly.\n", m0.name, m0.address);
     let _ = writeln!(
         out,
-        "After:  {} {} at {}:{} ({}) in front of:",
+        "After:  {} HAProxy at {}:{} ({}) in front of:",
         s.load_balancer.name,
-        "HAProxy",
         s.control_plane_endpoint.vip,
         s.control_plane_endpoint.port,
         match t.health_check {
@@ -296,11 +221,7 @@ fn topology_text(t: &Topology) -> String {
         );
     }
     let count = masters(t).len() as u32;
-    let _ = writeln!(
-        out,
-        "        etcd quorum: {count} members, tolerates {} down",
-        (count - 1) / 2
-    );
+    let _ = writeln!(out, "        etcd quorum: {count} members, tolerates {} down", (count - 1) / 2);
     out
 }
 
@@ -308,11 +229,7 @@ fn topology_mermaid(t: &Topology) -> String {
     let s = &t.scenario;
     let m0 = t.node(t.existing_master());
     let mut out = String::from("flowchart TB\n  subgraph before[\"Before\"]\n");
-    let _ = writeln!(
-        out,
-        "    b0[\"{}<br/>{}<br/>apiserver + etcd\"]\n  end",
-        m0.name, m0.address
-    );
+    let _ = writeln!(out, "    b0[\"{}<br/>{}<br/>apiserver + etcd\"]\n  end", m0.name, m0.address);
     out += "  subgraph after[\"After\"]\n";
     let _ = writeln!(
         out,
@@ -320,11 +237,7 @@ fn topology_mermaid(t: &Topology) -> String {
         s.load_balancer.name, s.control_plane_endpoint.vip, s.control_plane_endpoint.port
     );
     for (i, n) in masters(t).iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "    m{i}[\"{}<br/>{}<br/>apiserver + etcd\"]\n    lb --> m{i}",
-            n.name, n.address
-        );
+        let _ = writeln!(out, "    m{i}[\"{}<br/>{}<br/>apiserver + etcd\"]\n    lb --> m{i}", n.name, n.address);
     }
     out + "  end\n"
 }
@@ -333,11 +246,7 @@ fn topology_dot(t: &Topology) -> String {
     let s = &t.scenario;
     let m0 = t.node(t.existing_master());
     let mut out = String::from("digraph topology {\n  node [shape=box];\n  subgraph cluster_before {\n    label=\"Before\";\n");
-    let _ = writeln!(
-        out,
-        "    b0 [label=\"{}\\n{}\\napiserver + etcd\"];\n  }}",
-        m0.name, m0.address
-    );
+    let _ = writeln!(out, "    b0 [label=\"{}\\n{}\\napiserver + etcd\"];\n  }}", m0.name, m0.address);
     out += "  subgraph cluster_after {\n    label=\"After\";\n";
     let _ = writeln!(
         out,
@@ -345,11 +254,7 @@ fn topology_dot(t: &Topology) -> String {
         s.load_balancer.name, s.control_plane_endpoint.vip, s.control_plane_endpoint.port
     );
     for (i, n) in masters(t).iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "    m{i} [label=\"{}\\n{}\\napiserver + etcd\"];\n    lb -> m{i};",
-            n.name, n.address
-        );
+        let _ = writeln!(out, "    m{i} [label=\"{}\\n{}\\napiserver + etcd\"];\n    lb -> m{i};", n.name, n.address);
     }
     out + "  }\n}\n"
 }

@@ -6,9 +6,7 @@ use crate::Failure;
 use plan_model::fault::{Fault, FaultKind, NODE_REBOOT_S};
 use plan_model::plan::{format_duration, Plan};
 use plan_model::topology::Topology;
-use plan_sim::run::{
-    pre_existing, Engine, EventKind, Injection, Outcome, Point, Recording, RunResult,
-};
+use plan_sim::run::{pre_existing, Engine, EventKind, Injection, Outcome, Point, Recording, RunResult};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -52,43 +50,23 @@ fn fault_of(t: &Topology, options: &SimulateOptions) -> Result<Fault, Failure> {
         Some(text) => FaultKind::parse(text).ok_or_else(|| {
             Failure::Input(format!(
                 "unknown fault kind {text:?} (kinds: {})",
-                FaultKind::ALL
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                FaultKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
             ))
         })?,
         None if options.fail.is_some() => FaultKind::Crash,
-        None => {
-            return Err(Failure::Input(
-                "nothing fails: give --fail NODE or --fault KIND".to_string(),
-            ))
-        }
+        None => return Err(Failure::Input("nothing fails: give --fail NODE or --fault KIND".to_string())),
     };
     let node = |needed: bool| -> Result<Option<plan_model::topology::NodeIx>, Failure> {
         match &options.fail {
             Some(name) => t.resolve(name).map(Some).map_err(Failure::Input),
-            None if needed => Err(Failure::Input(format!(
-                "fault {} needs --fail NODE",
-                kind.as_str()
-            ))),
+            None if needed => Err(Failure::Input(format!("fault {} needs --fail NODE", kind.as_str()))),
             None => Ok(None),
         }
     };
     Ok(match kind {
-        FaultKind::Crash => Fault::NodeDown {
-            node: node(true)?.expect("needed"),
-            lasts_s: lasts,
-        },
-        FaultKind::Reboot => Fault::NodeDown {
-            node: node(true)?.expect("needed"),
-            lasts_s: Some(lasts.unwrap_or(NODE_REBOOT_S)),
-        },
-        FaultKind::Partition => Fault::Partition {
-            node: node(true)?.expect("needed"),
-            lasts_s: Some(lasts.unwrap_or(300)),
-        },
+        FaultKind::Crash => Fault::NodeDown { node: node(true)?.expect("needed"), lasts_s: lasts },
+        FaultKind::Reboot => Fault::NodeDown { node: node(true)?.expect("needed"), lasts_s: Some(lasts.unwrap_or(NODE_REBOOT_S)) },
+        FaultKind::Partition => Fault::Partition { node: node(true)?.expect("needed"), lasts_s: Some(lasts.unwrap_or(300)) },
         FaultKind::HypervisorFailure => {
             let hypervisor = match &options.fail {
                 Some(name) => match t.scenario.hypervisors.iter().position(|h| &h.name == name) {
@@ -97,18 +75,11 @@ fn fault_of(t: &Topology, options: &SimulateOptions) -> Result<Fault, Failure> {
                 },
                 None => t.node(t.existing_master()).hypervisor,
             };
-            Fault::HypervisorDown {
-                hypervisor: hypervisor as u8,
-                lasts_s: lasts,
-            }
+            Fault::HypervisorDown { hypervisor: hypervisor as u8, lasts_s: lasts }
         }
         FaultKind::LbReload => Fault::LbReload,
-        FaultKind::LbReboot => Fault::LbDown {
-            lasts_s: lasts.unwrap_or(t.scenario.load_balancer.reboot_s),
-        },
-        FaultKind::OperatorAway => Fault::OperatorAway {
-            lasts_s: lasts.unwrap_or(3 * 3600),
-        },
+        FaultKind::LbReboot => Fault::LbDown { lasts_s: lasts.unwrap_or(t.scenario.load_balancer.reboot_s) },
+        FaultKind::OperatorAway => Fault::OperatorAway { lasts_s: lasts.unwrap_or(3 * 3600) },
         FaultKind::StepFailsHalfway => Fault::StepFailsHalfway,
         FaultKind::ExecutorCrash => Fault::ExecutorCrash,
     })
@@ -117,57 +88,33 @@ fn fault_of(t: &Topology, options: &SimulateOptions) -> Result<Fault, Failure> {
 /// Parses `2.5` (after the step's first action), `2.5@N` (after its N-th), `2.5@0` (its start).
 pub fn parse_point(plan: &Plan, text: &str) -> Result<Point, Failure> {
     let (id, action) = match text.split_once('@') {
-        Some((id, n)) => (
-            id,
-            Some(n.parse::<u16>().map_err(|_| {
-                Failure::Input(format!(
-                    "--at {text:?}: the part after @ is an action number"
-                ))
-            })?),
-        ),
+        Some((id, n)) => {
+            (id, Some(n.parse::<u16>().map_err(|_| Failure::Input(format!("--at {text:?}: the part after @ is an action number")))?))
+        }
         None => (text, None),
     };
     let Some(index) = plan.steps.iter().position(|s| s.id == id) else {
         let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
-        return Err(Failure::Input(format!(
-            "--at {text:?}: no step {id} in the plan (steps: {})",
-            ids.join(", ")
-        )));
+        return Err(Failure::Input(format!("--at {text:?}: no step {id} in the plan (steps: {})", ids.join(", "))));
     };
     let len = plan.steps[index].actions.len() as u16;
     let action = match action {
         Some(n) if n >= len.max(1) => {
-            return Err(Failure::Input(format!(
-                "--at {text:?}: step {id} has {len} action(s); use @0 to @{}",
-                len.saturating_sub(1)
-            )));
+            return Err(Failure::Input(format!("--at {text:?}: step {id} has {len} action(s); use @0 to @{}", len.saturating_sub(1))));
         }
         Some(n) => n,
         None if len >= 2 => 1,
         None => 0,
     };
-    Ok(Point {
-        step: index as u16,
-        action,
-    })
+    Ok(Point { step: index as u16, action })
 }
 
 fn every_point(plan: &Plan, fault: Fault) -> Vec<Point> {
     let mut points = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
-        let first = if matches!(
-            fault.kind(),
-            FaultKind::StepFailsHalfway | FaultKind::ExecutorCrash
-        ) {
-            1
-        } else {
-            0
-        };
+        let first = if matches!(fault.kind(), FaultKind::StepFailsHalfway | FaultKind::ExecutorCrash) { 1 } else { 0 };
         for k in first..step.actions.len().max(1) {
-            points.push(Point {
-                step: i as u16,
-                action: k as u16,
-            });
+            points.push(Point { step: i as u16, action: k as u16 });
         }
     }
     points
@@ -175,10 +122,7 @@ fn every_point(plan: &Plan, fault: Fault) -> Vec<Point> {
 
 /// How bad a run went, for picking the worst placement.
 fn severity(result: &RunResult, baseline: &BTreeSet<&str>, inherited: bool) -> u32 {
-    let new_break = result
-        .broken
-        .iter()
-        .any(|b| !baseline.contains(b.invariant));
+    let new_break = result.broken.iter().any(|b| !baseline.contains(b.invariant));
     let unavailable = !result.final_unavailable.is_empty() && !inherited;
     let outcome = match &result.outcome {
         Outcome::Completed if result.recoveries.is_empty() => 0,
@@ -194,15 +138,7 @@ fn severity(result: &RunResult, baseline: &BTreeSet<&str>, inherited: bool) -> u
 fn summary_label(result: &RunResult) -> String {
     let mut label = result.outcome.label();
     if !result.recoveries.is_empty() {
-        label += &format!(
-            " via {}",
-            result
-                .recoveries
-                .iter()
-                .map(|r| r.describe())
-                .collect::<Vec<_>>()
-                .join(" + ")
-        );
+        label += &format!(" via {}", result.recoveries.iter().map(|r| r.describe()).collect::<Vec<_>>().join(" + "));
     }
     label
 }
@@ -211,14 +147,7 @@ pub fn run(loaded: &Loaded, options: &SimulateOptions) -> Result<(), Failure> {
     let t = &loaded.topology;
     let plan = &loaded.plan;
     let fault = fault_of(t, options)?;
-    let engine = Engine::new(
-        t,
-        plan,
-        Recording {
-            events: true,
-            downtime: true,
-        },
-    );
+    let engine = Engine::new(t, plan, Recording { events: true, downtime: true });
     let quick = Engine::new(t, plan, Recording::default());
     let baseline: BTreeSet<&str> = engine.run(&[]).broken.iter().map(|b| b.invariant).collect();
     let inherited = pre_existing(t, fault);
@@ -228,9 +157,7 @@ pub fn run(loaded: &Loaded, options: &SimulateOptions) -> Result<(), Failure> {
         None => {
             let points = every_point(plan, fault);
             if points.is_empty() {
-                return Err(Failure::Input(
-                    "the plan has no point to place the fault at".to_string(),
-                ));
+                return Err(Failure::Input("the plan has no point to place the fault at".to_string()));
             }
             if let Some(seed) = options.seed {
                 points[(splitmix(seed) % points.len() as u64) as usize]
@@ -242,18 +169,11 @@ pub fn run(loaded: &Loaded, options: &SimulateOptions) -> Result<(), Failure> {
                     let id = plan.steps[p.step as usize].id.clone();
                     let at = format!("{id}@{}", p.action);
                     match placements.last_mut() {
-                        Some(PlacementSummary {
-                            outcome, to, count, ..
-                        }) if *outcome == label => {
+                        Some(PlacementSummary { outcome, to, count, .. }) if *outcome == label => {
                             *to = at;
                             *count += 1;
                         }
-                        _ => placements.push(PlacementSummary {
-                            from: at.clone(),
-                            to: at,
-                            outcome: label,
-                            count: 1,
-                        }),
+                        _ => placements.push(PlacementSummary { from: at.clone(), to: at, outcome: label, count: 1 }),
                     }
                     let s = severity(&result, &baseline, inherited);
                     if s > worst.0 {
@@ -269,11 +189,7 @@ pub fn run(loaded: &Loaded, options: &SimulateOptions) -> Result<(), Failure> {
     let at = At {
         step: step.id.clone(),
         after_action: point.action,
-        action: point
-            .action
-            .checked_sub(1)
-            .and_then(|i| step.actions.get(i as usize))
-            .map(|a| a.describe(t)),
+        action: point.action.checked_sub(1).and_then(|i| step.actions.get(i as usize)).map(|a| a.describe(t)),
     };
     match options.format {
         ReportFormat::Json => {
@@ -287,37 +203,21 @@ pub fn run(loaded: &Loaded, options: &SimulateOptions) -> Result<(), Failure> {
                 run: &result,
                 placements,
             };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&doc).map_err(|e| Failure::Input(e.to_string()))?
-            );
+            println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Failure::Input(e.to_string()))?);
         }
-        ReportFormat::Text => print!(
-            "{}",
-            text(
-                t,
-                plan,
-                fault,
-                &at,
-                &result,
-                &placements,
-                inherited,
-                &baseline,
-                options.full
-            )
-        ),
+        ReportFormat::Text => print!("{}", text(t, plan, fault, &at, &result, &placements, inherited, &baseline, options.full)),
     }
-    let new_break = result
-        .broken
-        .iter()
-        .any(|b| !baseline.contains(b.invariant));
-    if new_break
-        || (!result.final_unavailable.is_empty() && !inherited)
-        || matches!(result.outcome, Outcome::Stuck { .. }) && !inherited
-    {
-        return Err(Failure::Violation(
-            "the run broke an invariant or did not recover".to_string(),
-        ));
+    // Exit 1 when the run halted unsafe: it broke a safety invariant the plan keeps without the
+    // fault (`plan check` reports the plan's own breaks), did not get the API back,
+    // or needed a recovery beyond the plan's own rollbacks. Damage the single master would
+    // have suffered anyway is not the plan's doing.
+    let new_break = result.broken.iter().any(|b| !baseline.contains(b.invariant));
+    let unsafe_halt = new_break
+        || (!inherited
+            && (!result.final_unavailable.is_empty()
+                || matches!(result.outcome, Outcome::Stuck { .. } | Outcome::QuorumRecovered | Outcome::RestoredFromSnapshot { .. })));
+    if unsafe_halt {
+        return Err(Failure::Violation(format!("the run halted unsafe: {}", result.outcome.label())));
     }
     Ok(())
 }
@@ -330,12 +230,7 @@ fn splitmix(seed: u64) -> u64 {
 }
 
 fn clock(seconds: u32) -> String {
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
+    format!("{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -363,36 +258,19 @@ fn text(
     if !placements.is_empty() {
         out += "\nEvery placement of this fault:\n";
         for p in placements {
-            let range = if p.from == p.to {
-                p.from.clone()
-            } else {
-                format!("{} .. {}", p.from, p.to)
-            };
+            let range = if p.from == p.to { p.from.clone() } else { format!("{} .. {}", p.from, p.to) };
             let _ = writeln!(out, "  {range:<16} {} ({} point(s))", p.outcome, p.count);
         }
         out += "Showing the worst one.\n";
     }
     out += "\nTimeline:\n";
-    let first_shown = if full {
-        0
-    } else {
-        result
-            .events
-            .iter()
-            .position(|e| e.step == at.step)
-            .unwrap_or(0)
-    };
+    let first_shown = if full { 0 } else { result.events.iter().position(|e| e.step == at.step).unwrap_or(0) };
     if first_shown > 0 {
         let first = &result.events[0];
         let before = &result.events[first_shown - 1];
         let steps = plan.steps.iter().position(|s| s.id == at.step).unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "  [{}] {} .. {}  as planned ({steps} steps; --full shows them)",
-            clock(first.clock_s),
-            first.step,
-            before.step
-        );
+        let _ =
+            writeln!(out, "  [{}] {} .. {}  as planned ({steps} steps; --full shows them)", clock(first.clock_s), first.step, before.step);
     }
     for e in &result.events[first_shown..] {
         let marker = match e.kind {
@@ -400,13 +278,7 @@ fn text(
             EventKind::Recovery | EventKind::Skipped | EventKind::Wait | EventKind::Heal => "<-",
             EventKind::Action => "  ",
         };
-        let _ = writeln!(
-            out,
-            "  [{}] {marker} {:<6} {}",
-            clock(e.clock_s),
-            e.step,
-            e.what
-        );
+        let _ = writeln!(out, "  [{}] {marker} {:<6} {}", clock(e.clock_s), e.step, e.what);
         for c in &e.changes {
             let _ = writeln!(out, "                    {c}");
         }
@@ -414,68 +286,30 @@ fn text(
             let _ = writeln!(out, "                    ~ {f}");
         }
         if let Some((what, seconds)) = &e.transient {
-            let _ = writeln!(
-                out,
-                "                    ~ for {}: {what}",
-                format_duration(*seconds)
-            );
+            let _ = writeln!(out, "                    ~ for {}: {what}", format_duration(*seconds));
         }
         for b in &e.broke {
-            let why = result
-                .broken
-                .iter()
-                .find(|x| x.invariant == b)
-                .map(|x| x.why.as_str())
-                .unwrap_or("");
+            let why = result.broken.iter().find(|x| x.invariant == b).map(|x| x.why.as_str()).unwrap_or("");
             let _ = writeln!(out, "                    BREAKS {b}: {why}");
         }
     }
     let _ = writeln!(out, "\nOutcome: {}", result.outcome.label());
     if !result.recoveries.is_empty() {
-        let _ = writeln!(
-            out,
-            "Recovery: {}",
-            result
-                .recoveries
-                .iter()
-                .map(|r| r.describe())
-                .collect::<Vec<_>>()
-                .join(", then ")
-        );
+        let _ = writeln!(out, "Recovery: {}", result.recoveries.iter().map(|r| r.describe()).collect::<Vec<_>>().join(", then "));
     }
     if let Some(h) = &result.halt {
-        let _ = writeln!(
-            out,
-            "Halted at {}: {h}",
-            result.halted_at.as_deref().unwrap_or("?")
-        );
+        let _ = writeln!(out, "Halted at {}: {h}", result.halted_at.as_deref().unwrap_or("?"));
     }
-    let new: Vec<_> = result
-        .broken
-        .iter()
-        .filter(|b| !baseline.contains(b.invariant))
-        .collect();
+    let new: Vec<_> = result.broken.iter().filter(|b| !baseline.contains(b.invariant)).collect();
     if new.is_empty() {
         out += "Safety invariants: none broken by this fault\n";
     } else {
         for b in new {
-            let _ = writeln!(
-                out,
-                "Safety invariant broken: {} at step {}: {}",
-                b.invariant, b.step, b.why
-            );
+            let _ = writeln!(out, "Safety invariant broken: {} at step {}: {}", b.invariant, b.step, b.why);
         }
     }
-    for b in result
-        .broken
-        .iter()
-        .filter(|b| baseline.contains(b.invariant))
-    {
-        let _ = writeln!(
-            out,
-            "Also broken without any fault: {} at step {}",
-            b.invariant, b.step
-        );
+    for b in result.broken.iter().filter(|b| baseline.contains(b.invariant)) {
+        let _ = writeln!(out, "Also broken without any fault: {} at step {}", b.invariant, b.step);
     }
     if result.final_unavailable.is_empty() {
         out += "Afterwards: the API is available to every consumer\n";
@@ -486,18 +320,10 @@ fn text(
                 "Afterwards: {} broken: {}{}",
                 b.invariant,
                 b.why,
-                if inherited {
-                    " (as it would be before the migration: the single master)"
-                } else {
-                    ""
-                }
+                if inherited { " (as it would be before the migration: the single master)" } else { "" }
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "Client-visible downtime: {}",
-        crate::check::downtime_line(&result.downtime)
-    );
+    let _ = writeln!(out, "Client-visible downtime: {}", crate::check::downtime_line(&result.downtime));
     out
 }

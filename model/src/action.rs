@@ -133,17 +133,11 @@ pub struct Refusal {
 }
 
 fn refuse<T>(reason: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal {
-        kind: RefusalKind::Precondition,
-        reason: reason.into(),
-    })
+    Err(Refusal { kind: RefusalKind::Precondition, reason: reason.into() })
 }
 
 fn refuse_as<T>(kind: RefusalKind, reason: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal {
-        kind,
-        reason: reason.into(),
-    })
+    Err(Refusal { kind, reason: reason.into() })
 }
 
 /// A short disruption inside an action: the state while it lasts, and how long.
@@ -183,8 +177,8 @@ impl Action {
             ConfigStackAddHost(_) | ConfigStackRemoveHost(_) | DestroyVm(_) => 300,
             BumpTemplate => 1800,
             CreateVm(_) => 900,
-            UploadCerts | CreateToken | EtcdStart(_) | EtcdPromote(_) | EtcdMemberRemove(_)
-            | FlipKubelet(_) | RevertKubelet(_) | Shutdown(_) => 30,
+            UploadCerts | CreateToken | EtcdStart(_) | EtcdPromote(_) | EtcdMemberRemove(_) | FlipKubelet(_) | RevertKubelet(_)
+            | Shutdown(_) => 30,
             EtcdMemberAdd(_) => 5,
             KubeadmReset(_) => 60,
             FlipConsumers => 1200,
@@ -200,14 +194,10 @@ impl Action {
     pub fn node(self) -> Option<NodeIx> {
         use Action::*;
         match self {
-            Verify(check) => match check {
-                Check::CertHasVip(n)
-                | Check::ApiserverReady(n)
-                | Check::ReadyToJoin(n)
-                | Check::FlagsOn(n)
-                | Check::NodeReady(n) => Some(n),
-                _ => None,
-            },
+            Verify(Check::CertHasVip(n) | Check::ApiserverReady(n) | Check::ReadyToJoin(n) | Check::FlagsOn(n) | Check::NodeReady(n)) => {
+                Some(n)
+            }
+            Verify(_) => None,
             MoveCertAside(n)
             | GenerateCert(n)
             | RestoreCert(n)
@@ -253,9 +243,7 @@ impl Action {
         match self {
             Verify(check) => format!("verify: {}", check.describe(t)),
             TakeVmSnapshot => format!("snapshot VM of {}", n(t.existing_master())),
-            PatchKubeadmConfig => {
-                "kubeadm-config: controlPlaneEndpoint = VIP, certSANs += VIP, FQDN".to_string()
-            }
+            PatchKubeadmConfig => "kubeadm-config: controlPlaneEndpoint = VIP, certSANs += VIP, FQDN".to_string(),
             RevertKubeadmConfig => "kubeadm-config: revert to the backup".to_string(),
             MoveCertAside(x) => format!("move apiserver cert of {} aside", n(x)),
             GenerateCert(x) => format!("generate apiserver cert on {}", n(x)),
@@ -266,12 +254,8 @@ impl Action {
             AddVipDnsRecord => "add DNS A record FQDN -> VIP".to_string(),
             DeleteStaleDnsRecord => "delete the stale per-master DNS record".to_string(),
             RevertDns => "revert the DNS records".to_string(),
-            DeclareLbFrontend => {
-                "declare the VIP frontend and apiserver pool in the bootstrap script".to_string()
-            }
-            RemoveLbFrontend => {
-                "remove the VIP frontend and pool from the bootstrap script".to_string()
-            }
+            DeclareLbFrontend => "declare the VIP frontend and apiserver pool in the bootstrap script".to_string(),
+            RemoveLbFrontend => "remove the VIP frontend and pool from the bootstrap script".to_string(),
             DeclareLbBackend(x) => format!("declare {} in the apiserver pool", n(x)),
             RemoveLbBackend(x) => format!("remove {} from the declared pool", n(x)),
             DeployLb => "run the LB bootstrap script (reset to declared state)".to_string(),
@@ -279,38 +263,24 @@ impl Action {
             RevertConfigStack => "config stack: back to a single host".to_string(),
             ConfigStackAddHost(x) => format!("config stack: apply apiserver flags on {}", n(x)),
             ConfigStackRemoveHost(x) => format!("config stack: drop {}", n(x)),
-            BumpTemplate => {
-                "VM template: cluster's Kubernetes version, no worker join for masters".to_string()
-            }
+            BumpTemplate => "VM template: cluster's Kubernetes version, no worker join for masters".to_string(),
             CreateVm(x) => format!("create and boot VM {}", n(x)),
             DestroyVm(x) => format!("destroy VM {}", n(x)),
             UploadCerts => "upload control-plane certs (kubeadm-certs Secret)".to_string(),
             CreateToken => "create a join token".to_string(),
-            EtcdMemberAdd(x) => format!(
-                "etcd member add {} ({})",
-                n(x),
-                if t.learner_mode { "learner" } else { "voter" }
-            ),
+            EtcdMemberAdd(x) => format!("etcd member add {} ({})", n(x), if t.learner_mode { "learner" } else { "voter" }),
             EtcdStart(x) => format!("etcd starts on {} and syncs", n(x)),
             EtcdPromote(x) => format!("etcd promote {}", n(x)),
-            ControlPlaneUp(x) => format!(
-                "control-plane static pods, cert and kubelet.conf on {}",
-                n(x)
-            ),
+            ControlPlaneUp(x) => format!("control-plane static pods, cert and kubelet.conf on {}", n(x)),
             KubeadmReset(x) => format!("kubeadm reset on {}", n(x)),
             EtcdMemberRemove(x) => format!("etcdctl member remove {}", n(x)),
             FlipConsumers => "flip every kubeconfig consumer to the VIP".to_string(),
             RevertConsumers => "revert every kubeconfig consumer to the direct address".to_string(),
             FlipKubelet(x) => format!("kubelet.conf of {} -> VIP, restart kubelet", n(x)),
-            RevertKubelet(x) => format!(
-                "kubelet.conf of {} -> direct address, restart kubelet",
-                n(x)
-            ),
+            RevertKubelet(x) => format!("kubelet.conf of {} -> direct address, restart kubelet", n(x)),
             UnpinCronJobs => "etcd CronJobs: node pin -> control-plane selector".to_string(),
             GateQuorumAware => "reboot gate: add the control-plane quorum check".to_string(),
-            ExtendUpgradeChain => {
-                "upgrade chain: loop over every master with a quorum check".to_string()
-            }
+            ExtendUpgradeChain => "upgrade chain: loop over every master with a quorum check".to_string(),
             Shutdown(x) => format!("drain and shut down {}", n(x)),
             Boot(x) => format!("boot {}", n(x)),
             ForceNewCluster(x) => format!("etcd --force-new-cluster on {}", n(x)),
@@ -363,8 +333,7 @@ impl Check {
                     }
                 }
                 for node in c.control_plane.iter() {
-                    observe::apiserver_ready(c, node)
-                        .map_err(|why| format!("kube-apiserver on {}: {why}", name(node)))?;
+                    observe::apiserver_ready(c, node).map_err(|why| format!("kube-apiserver on {}: {why}", name(node)))?;
                 }
                 Ok(())
             }
@@ -385,10 +354,7 @@ impl Check {
                     None => Ok(()),
                 }
             }
-            KubeadmEndpoint => c
-                .kubeadm_endpoint
-                .then_some(())
-                .ok_or_else(|| "kubeadm-config has no controlPlaneEndpoint".to_string()),
+            KubeadmEndpoint => c.kubeadm_endpoint.then_some(()).ok_or_else(|| "kubeadm-config has no controlPlaneEndpoint".to_string()),
             CertHasVip(x) => {
                 if !c.cert_present.contains(x) {
                     Err(format!("no apiserver cert on {}", name(x)))
@@ -398,8 +364,7 @@ impl Check {
                     Ok(())
                 }
             }
-            ApiserverReady(x) => observe::apiserver_ready(c, x)
-                .map_err(|why| format!("kube-apiserver on {}: {why}", name(x))),
+            ApiserverReady(x) => observe::apiserver_ready(c, x).map_err(|why| format!("kube-apiserver on {}: {why}", name(x))),
             VipListening => {
                 if c.lb_up && c.vip_alias && c.lb_running.frontend {
                     Ok(())
@@ -414,9 +379,7 @@ impl Check {
                     None => Ok(()),
                 }
             }
-            ViaVip => {
-                observe::reach(c, t, Endpoint::Vip, ClientNeeds { oidc: false }).ok_or_reason()
-            }
+            ViaVip => observe::reach(c, t, Endpoint::Vip, ClientNeeds { oidc: false }).ok_or_reason(),
             ReadyToJoin(x) => {
                 if !c.up.contains(x) {
                     Err(format!("{} is down", name(x)))
@@ -430,22 +393,13 @@ impl Check {
                         t.version.1
                     ))
                 } else if c.joined.contains(x) {
-                    Err(format!(
-                        "{} is already a node (joined as a worker at first boot)",
-                        name(x)
-                    ))
+                    Err(format!("{} is already a node (joined as a worker at first boot)", name(x)))
                 } else {
                     Ok(())
                 }
             }
-            FlagsOn(x) => c
-                .apiserver_flags
-                .contains(x)
-                .then_some(())
-                .ok_or_else(|| format!("{} lacks the apiserver flags", name(x))),
-            NodeReady(x) => observe::node_ready(c, t, x)
-                .ok_or_reason()
-                .map_err(|why| format!("{} NotReady: {why}", name(x))),
+            FlagsOn(x) => c.apiserver_flags.contains(x).then_some(()).ok_or_else(|| format!("{} lacks the apiserver flags", name(x))),
+            NodeReady(x) => observe::node_ready(c, t, x).ok_or_reason().map_err(|why| format!("{} NotReady: {why}", name(x))),
             EtcdMembersVoting => {
                 if let Some(n) = c.learners.iter().next() {
                     return Err(format!("{} is still a learner", name(n)));
@@ -456,20 +410,11 @@ impl Check {
                 }
             }
             ConsumersOnVip => {
-                let all = if t.consumers.len() == 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << t.consumers.len()) - 1
-                };
-                (c.consumers_vip == all)
-                    .then_some(())
-                    .ok_or_else(|| "a consumer still uses the direct address".to_string())
+                let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
+                (c.consumers_vip == all).then_some(()).ok_or_else(|| "a consumer still uses the direct address".to_string())
             }
             KubeletsOnVip => match c.joined.minus(c.kubelet_vip).iter().next() {
-                Some(n) => Err(format!(
-                    "kubelet.conf of {} still points at the direct address",
-                    name(n)
-                )),
+                Some(n) => Err(format!("kubelet.conf of {} still points at the direct address", name(n))),
                 None => Ok(()),
             },
             BackupRunsAnywhere => {
@@ -478,14 +423,10 @@ impl Check {
                 }
                 observe::backup_runs(c, t).map(|_| ())
             }
-            GateQuorumAware => c
-                .gate_quorum
-                .then_some(())
-                .ok_or_else(|| "the reboot gate does not check quorum".to_string()),
-            ChainCoversMasters => c
-                .chain_all_masters
-                .then_some(())
-                .ok_or_else(|| "the upgrade chain only knows the first master".to_string()),
+            GateQuorumAware => c.gate_quorum.then_some(()).ok_or_else(|| "the reboot gate does not check quorum".to_string()),
+            ChainCoversMasters => {
+                c.chain_all_masters.then_some(()).ok_or_else(|| "the upgrade chain only knows the first master".to_string())
+            }
             FlagParity => match c.control_plane.minus(c.apiserver_flags).iter().next() {
                 Some(n) => Err(format!("{} lacks the apiserver flags", name(n))),
                 None => Ok(()),
@@ -493,20 +434,12 @@ impl Check {
             Acceptance => {
                 let masters = t.target_masters();
                 if c.control_plane != masters {
-                    return Err(format!(
-                        "{} of {} masters online",
-                        c.control_plane.len(),
-                        masters.len()
-                    ));
+                    return Err(format!("{} of {} masters online", c.control_plane.len(), masters.len()));
                 }
                 ClusterHealthy.evaluate(c, t)?;
                 EtcdMembersVoting.evaluate(c, t)?;
                 if c.voters != masters {
-                    return Err(format!(
-                        "etcd has {} voters, want {}",
-                        c.voters.len(),
-                        masters.len()
-                    ));
+                    return Err(format!("etcd has {} voters, want {}", c.voters.len(), masters.len()));
                 }
                 ViaVip.evaluate(c, t)?;
                 ChainCoversMasters.evaluate(c, t)?;
@@ -533,10 +466,7 @@ impl ReachExt for observe::Reach {
 /// Some apiserver reachable for an operator command run on the existing master (kubectl, kubeadm
 /// phases that talk to the API): the VIP once consumers use it, else any ready apiserver.
 fn api_for_operator(c: &Cluster, t: &Topology) -> Result<(), String> {
-    if c.control_plane
-        .iter()
-        .any(|n| observe::apiserver_ready(c, n).is_ok())
-    {
+    if c.control_plane.iter().any(|n| observe::apiserver_ready(c, n).is_ok()) {
         Ok(())
     } else {
         let master = t.existing_master();
@@ -551,18 +481,12 @@ fn needs_up(c: &Cluster, t: &Topology, node: NodeIx, command: &str) -> Result<()
     if c.up.contains(node) {
         Ok(())
     } else {
-        refuse_as(
-            RefusalKind::HostDown,
-            format!("{command}: ssh {}: host is down", t.name(node)),
-        )
+        refuse_as(RefusalKind::HostDown, format!("{command}: ssh {}: host is down", t.name(node)))
     }
 }
 
 fn needs_api(c: &Cluster, t: &Topology, command: &str) -> Result<(), Refusal> {
-    api_for_operator(c, t).map_err(|why| Refusal {
-        kind: RefusalKind::NoQuorum,
-        reason: format!("{command}: {why}"),
-    })
+    api_for_operator(c, t).map_err(|why| Refusal { kind: RefusalKind::NoQuorum, reason: format!("{command}: {why}") })
 }
 
 /// Applies `action` to `c`.
@@ -577,10 +501,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
     match action {
         Verify(check) => {
             if let Err(why) = check.evaluate(c, t) {
-                return refuse_as(
-                    RefusalKind::CheckFailed,
-                    format!("check failed: {}: {why}", check.describe(t)),
-                );
+                return refuse_as(RefusalKind::CheckFailed, format!("check failed: {}: {why}", check.describe(t)));
             }
         }
         TakeVmSnapshot => {
@@ -674,10 +595,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         }
         ConfigStackAddHost(x) => {
             if !c.stack_list {
-                return refuse(format!(
-                    "config stack takes a single host ({}): refactor it to a list first",
-                    t.name(master)
-                ));
+                return refuse(format!("config stack takes a single host ({}): refactor it to a list first", t.name(master)));
             }
             needs_up(c, t, x, "tg apply: remote-exec")?;
             if !c.control_plane.contains(x) {
@@ -697,10 +615,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
                 return refuse("tg apply: hypervisor unreachable");
             }
             if c.vm_exists.contains(x) {
-                return refuse(format!(
-                    "VMID {} already exists",
-                    t.node(x).vmid.unwrap_or_default()
-                ));
+                return refuse(format!("VMID {} already exists", t.node(x).vmid.unwrap_or_default()));
             }
             n.vm_exists = c.vm_exists.with(x);
             n.up = c.up.with(x);
@@ -752,10 +667,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
                 ));
             }
             if c.joined.contains(x) {
-                return refuse(format!(
-                    "{join}: /etc/kubernetes/kubelet.conf already exists ({} is already a node)",
-                    t.name(x)
-                ));
+                return refuse(format!("{join}: /etc/kubernetes/kubelet.conf already exists ({} is already a node)", t.name(x)));
             }
             if c.members().contains(x) {
                 return refuse(format!("{join}: etcd member {} already exists", t.name(x)));
@@ -763,13 +675,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             match c.token_s {
                 Some(at) if c.clock_s - at < t.scenario.kubeadm.token_ttl_h * 3600 => {}
                 Some(at) => {
-                    return refuse_as(
-                        RefusalKind::Expired,
-                        format!(
-                            "{join}: token expired {} h after creation",
-                            (c.clock_s - at) / 3600
-                        ),
-                    )
+                    return refuse_as(RefusalKind::Expired, format!("{join}: token expired {} h after creation", (c.clock_s - at) / 3600))
                 }
                 None => return refuse(format!("{join}: no join token")),
             }
@@ -780,10 +686,10 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
                     return refuse_as(
                         RefusalKind::Expired,
                         format!(
-                        "{join}: secret kubeadm-certs not found: uploaded {} min ago, TTL {} min",
-                        (c.clock_s - at) / 60,
-                        t.scenario.kubeadm.certs_ttl_min
-                    ),
+                            "{join}: secret kubeadm-certs not found: uploaded {} min ago, TTL {} min",
+                            (c.clock_s - at) / 60,
+                            t.scenario.kubeadm.certs_ttl_min
+                        ),
                     )
                 }
                 None => return refuse(format!("{join}: control-plane certs were never uploaded")),
@@ -794,17 +700,11 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             let q = observe::quorum(c);
             if !q.holds() {
-                return refuse_as(
-                    RefusalKind::NoQuorum,
-                    format!("{join}: etcdserver: request timed out ({q})"),
-                );
+                return refuse_as(RefusalKind::NoQuorum, format!("{join}: etcdserver: request timed out ({q})"));
             }
             if t.learner_mode {
                 if let Some(other) = c.learners.iter().next() {
-                    return refuse(format!(
-                        "{join}: etcdserver: too many learner members in cluster ({} is one)",
-                        t.name(other)
-                    ));
+                    return refuse(format!("{join}: etcdserver: too many learner members in cluster ({} is one)", t.name(other)));
                 }
                 n.learners = c.learners.with(x);
             } else {
@@ -814,33 +714,21 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         EtcdStart(x) => {
             needs_up(c, t, x, "etcd")?;
             if !c.members().contains(x) {
-                return refuse(format!(
-                    "etcd on {}: member not found in the cluster",
-                    t.name(x)
-                ));
+                return refuse(format!("etcd on {}: member not found in the cluster", t.name(x)));
             }
             if observe::leader(c).is_none() && !c.voters.contains(x) {
-                return refuse_as(
-                    RefusalKind::NoQuorum,
-                    format!("etcd learner {} cannot sync: no leader", t.name(x)),
-                );
+                return refuse_as(RefusalKind::NoQuorum, format!("etcd learner {} cannot sync: no leader", t.name(x)));
             }
             n.etcd_started = c.etcd_started.with(x);
         }
         EtcdPromote(x) => {
             if c.learners.contains(x) {
                 if !observe::live_members(c).contains(x) {
-                    return refuse(format!(
-                        "etcdctl member promote {}: learner not started",
-                        t.name(x)
-                    ));
+                    return refuse(format!("etcdctl member promote {}: learner not started", t.name(x)));
                 }
                 let q = observe::quorum(c);
                 if !q.holds() {
-                    return refuse_as(
-                        RefusalKind::NoQuorum,
-                        format!("etcdctl member promote: {q}"),
-                    );
+                    return refuse_as(RefusalKind::NoQuorum, format!("etcdctl member promote: {q}"));
                 }
                 n.learners = c.learners.without(x);
                 n.voters = c.voters.with(x);
@@ -849,10 +737,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         ControlPlaneUp(x) => {
             needs_up(c, t, x, "kubeadm join --control-plane")?;
             if !observe::live_members(c).contains(x) {
-                return refuse(format!(
-                    "kubeadm join: etcd on {} is not running",
-                    t.name(x)
-                ));
+                return refuse(format!("kubeadm join: etcd on {} is not running", t.name(x)));
             }
             n.control_plane = c.control_plane.with(x);
             n.cert_present = c.cert_present.with(x);
@@ -866,10 +751,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             needs_up(c, t, x, "kubeadm reset")?;
             // kubeadm reset removes the node's own etcd member first when the cluster can take
             // the change (it needs quorum); otherwise it warns and leaves the member behind.
-            if c.members().contains(x)
-                && observe::quorum(c).holds()
-                && !c.voters.minus(NodeSet::of(x)).is_empty()
-            {
+            if c.members().contains(x) && observe::quorum(c).holds() && !c.voters.minus(NodeSet::of(x)).is_empty() {
                 n.voters = c.voters.without(x);
                 n.learners = c.learners.without(x);
             }
@@ -891,32 +773,20 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             let others = c.control_plane.without(x).and(c.up);
             if others.is_empty() {
-                return refuse(format!(
-                    "etcdctl member remove {}: no surviving master to run it from",
-                    t.name(x)
-                ));
+                return refuse(format!("etcdctl member remove {}: no surviving master to run it from", t.name(x)));
             }
             let q = observe::quorum(c);
             if !q.holds() {
                 return refuse_as(
                     RefusalKind::NoQuorum,
-                    format!(
-                        "etcdctl member remove {}: etcdserver: request timed out ({q})",
-                        t.name(x)
-                    ),
+                    format!("etcdctl member remove {}: etcdserver: request timed out ({q})", t.name(x)),
                 );
             }
             n.voters = c.voters.without(x);
             n.learners = c.learners.without(x);
             n.etcd_started = c.etcd_started.without(x);
         }
-        FlipConsumers => {
-            n.consumers_vip = if t.consumers.len() == 64 {
-                u64::MAX
-            } else {
-                (1u64 << t.consumers.len()) - 1
-            }
-        }
+        FlipConsumers => n.consumers_vip = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 },
         RevertConsumers => n.consumers_vip = 0,
         FlipKubelet(x) => {
             needs_up(c, t, x, "sed kubelet.conf")?;
@@ -945,10 +815,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         Boot(x) => {
             let h = t.node(x).hypervisor;
             if c.hypervisors_down & (1 << h) != 0 || !c.vm_exists.contains(x) {
-                return refuse(format!(
-                    "qm start {}: no such VM or hypervisor down",
-                    t.name(x)
-                ));
+                return refuse(format!("qm start {}: no such VM or hypervisor down", t.name(x)));
             }
             n = boot(&n, x);
         }
@@ -965,9 +832,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n = single_member(&n, x);
             n.etcd_data = match c.etcd_data {
                 EtcdData::Intact => EtcdData::RestoredFromSnapshot { lost_s: lost },
-                EtcdData::RestoredFromSnapshot { lost_s } => EtcdData::RestoredFromSnapshot {
-                    lost_s: lost_s.max(lost),
-                },
+                EtcdData::RestoredFromSnapshot { lost_s } => EtcdData::RestoredFromSnapshot { lost_s: lost_s.max(lost) },
             };
         }
     }
@@ -1014,20 +879,13 @@ fn single_member(c: &Cluster, x: NodeIx) -> Cluster {
 pub fn transient(c: &Cluster, t: &Topology, action: Action) -> Option<Transient> {
     let mut during = *c;
     let (seconds, what) = match action {
-        Action::RestartApiserver(x) | Action::ConfigStackAddHost(x)
-            if c.control_plane.contains(x) && c.up.contains(x) =>
-        {
+        Action::RestartApiserver(x) | Action::ConfigStackAddHost(x) if c.control_plane.contains(x) && c.up.contains(x) => {
             during.apiserver_running.set(x, false);
             (APISERVER_RESTART_S, "kube-apiserver restarts")
         }
-        Action::DeployLb
-            if t.scenario.load_balancer.reset_to_declared_state && c.lb_running.frontend =>
-        {
+        Action::DeployLb if t.scenario.load_balancer.reset_to_declared_state && c.lb_running.frontend => {
             during.lb_running.frontend = false;
-            (
-                t.scenario.load_balancer.reset_window_s,
-                "LB frontends torn down and rebuilt",
-            )
+            (t.scenario.load_balancer.reset_window_s, "LB frontends torn down and rebuilt")
         }
         Action::FlipKubelet(x) | Action::RevertKubelet(x) if c.joined.contains(x) => {
             during.joined.set(x, false);
@@ -1035,11 +893,7 @@ pub fn transient(c: &Cluster, t: &Topology, action: Action) -> Option<Transient>
         }
         _ => return None,
     };
-    Some(Transient {
-        during,
-        seconds,
-        what,
-    })
+    Some(Transient { during, seconds, what })
 }
 
 /// Readiness problems worth naming for a node (used by reports).

@@ -24,9 +24,7 @@ pub fn ram_load(c: &Cluster, t: &Topology, h: usize) -> RamLoad {
         .nodes
         .iter()
         .enumerate()
-        .filter(|(i, n)| {
-            n.kind == NodeKind::NewMaster && n.hypervisor == h && c.vm_exists.0 & (1 << i) != 0
-        })
+        .filter(|(i, n)| n.kind == NodeKind::NewMaster && n.hypervisor == h && c.vm_exists.0 & (1 << i) != 0)
         .map(|(_, n)| n.ram_gb.unwrap_or(0.0))
         .sum();
     let limit_gb = spec.ram_physical_gb * (1.0 - t.scenario.capacity.ram_headroom_percent / 100.0);

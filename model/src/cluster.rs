@@ -187,17 +187,14 @@ impl Cluster {
     pub fn fingerprint(&self, t: &Topology) -> Cluster {
         let ttl_certs = t.scenario.kubeadm.certs_ttl_min * 60;
         let ttl_token = t.scenario.kubeadm.token_ttl_h * 3600;
-        let age = |at: Option<u32>, cap: u32| {
-            at.map(|at| FINGERPRINT_NOW_S - (self.clock_s - at).min(cap))
-        };
+        let age = |at: Option<u32>, cap: u32| at.map(|at| FINGERPRINT_NOW_S - (self.clock_s - at).min(cap));
         // Only "fresh or not" matters to behaviour (the pre-flight check); the exact age only
         // to the loss figure of a restore.
-        let backup_age =
-            if self.clock_s as i64 - self.last_backup_s <= crate::action::BACKUP_AGE_MAX_S {
-                0
-            } else {
-                crate::action::BACKUP_AGE_MAX_S + 1
-            };
+        let backup_age = if self.clock_s as i64 - self.last_backup_s <= crate::action::BACKUP_AGE_MAX_S {
+            0
+        } else {
+            crate::action::BACKUP_AGE_MAX_S + 1
+        };
         Cluster {
             clock_s: FINGERPRINT_NOW_S,
             certs_uploaded_s: age(self.certs_uploaded_s, ttl_certs),
@@ -205,9 +202,7 @@ impl Cluster {
             last_backup_s: FINGERPRINT_NOW_S as i64 - backup_age,
             etcd_data: match self.etcd_data {
                 EtcdData::Intact => EtcdData::Intact,
-                EtcdData::RestoredFromSnapshot { .. } => {
-                    EtcdData::RestoredFromSnapshot { lost_s: 0 }
-                }
+                EtcdData::RestoredFromSnapshot { .. } => EtcdData::RestoredFromSnapshot { lost_s: 0 },
             },
             ..*self
         }

@@ -34,138 +34,34 @@ pub fn state_diff(a: &Cluster, b: &Cluster, t: &Topology) -> Vec<String> {
     set_change(&mut out, t, "etcd learners", a.learners, b.learners);
     set_change(&mut out, t, "etcd started", a.etcd_started, b.etcd_started);
     set_change(&mut out, t, "partitioned", a.partitioned, b.partitioned);
-    set_change(
-        &mut out,
-        t,
-        "apiserver cert on disk",
-        a.cert_present,
-        b.cert_present,
-    );
-    set_change(
-        &mut out,
-        t,
-        "cert with VIP SAN on disk",
-        a.cert_vip,
-        b.cert_vip,
-    );
+    set_change(&mut out, t, "apiserver cert on disk", a.cert_present, b.cert_present);
+    set_change(&mut out, t, "cert with VIP SAN on disk", a.cert_vip, b.cert_vip);
     set_change(&mut out, t, "serving VIP SAN", a.served_vip, b.served_vip);
-    set_change(
-        &mut out,
-        t,
-        "control plane",
-        a.control_plane,
-        b.control_plane,
-    );
-    set_change(
-        &mut out,
-        t,
-        "apiserver running",
-        a.apiserver_running,
-        b.apiserver_running,
-    );
-    set_change(
-        &mut out,
-        t,
-        "apiserver flags",
-        a.apiserver_flags,
-        b.apiserver_flags,
-    );
+    set_change(&mut out, t, "control plane", a.control_plane, b.control_plane);
+    set_change(&mut out, t, "apiserver running", a.apiserver_running, b.apiserver_running);
+    set_change(&mut out, t, "apiserver flags", a.apiserver_flags, b.apiserver_flags);
     set_change(&mut out, t, "registered nodes", a.joined, b.joined);
-    set_change(
-        &mut out,
-        t,
-        "joined as worker",
-        a.joined_as_worker,
-        b.joined_as_worker,
-    );
-    set_change(
-        &mut out,
-        t,
-        "kubelet.conf on VIP",
-        a.kubelet_vip,
-        b.kubelet_vip,
-    );
-    set_change(
-        &mut out,
-        t,
-        "LB pool (declared)",
-        a.lb_declared.pool,
-        b.lb_declared.pool,
-    );
-    set_change(
-        &mut out,
-        t,
-        "LB pool (running)",
-        a.lb_running.pool,
-        b.lb_running.pool,
-    );
-    set_change(
-        &mut out,
-        t,
-        "config stack hosts",
-        a.stack_hosts,
-        b.stack_hosts,
-    );
+    set_change(&mut out, t, "joined as worker", a.joined_as_worker, b.joined_as_worker);
+    set_change(&mut out, t, "kubelet.conf on VIP", a.kubelet_vip, b.kubelet_vip);
+    set_change(&mut out, t, "LB pool (declared)", a.lb_declared.pool, b.lb_declared.pool);
+    set_change(&mut out, t, "LB pool (running)", a.lb_running.pool, b.lb_running.pool);
+    set_change(&mut out, t, "config stack hosts", a.stack_hosts, b.stack_hosts);
     flag_change(&mut out, "VM snapshot", a.vm_snapshot, b.vm_snapshot);
-    flag_change(
-        &mut out,
-        "kubeadm-config controlPlaneEndpoint",
-        a.kubeadm_endpoint,
-        b.kubeadm_endpoint,
-    );
+    flag_change(&mut out, "kubeadm-config controlPlaneEndpoint", a.kubeadm_endpoint, b.kubeadm_endpoint);
     flag_change(&mut out, "cert backup", a.cert_backup, b.cert_backup);
     flag_change(&mut out, "LB up", a.lb_up, b.lb_up);
     flag_change(&mut out, "VIP alias", a.vip_alias, b.vip_alias);
-    flag_change(
-        &mut out,
-        "LB frontend (declared)",
-        a.lb_declared.frontend,
-        b.lb_declared.frontend,
-    );
-    flag_change(
-        &mut out,
-        "LB frontend (running)",
-        a.lb_running.frontend,
-        b.lb_running.frontend,
-    );
+    flag_change(&mut out, "LB frontend (declared)", a.lb_declared.frontend, b.lb_declared.frontend);
+    flag_change(&mut out, "LB frontend (running)", a.lb_running.frontend, b.lb_running.frontend);
     flag_change(&mut out, "DNS FQDN -> VIP", a.dns_vip, b.dns_vip);
     flag_change(&mut out, "stale DNS record", a.dns_stale, b.dns_stale);
-    flag_change(
-        &mut out,
-        "template ok",
-        a.template_version_ok && a.template_master_safe,
-        b.template_version_ok && b.template_master_safe,
-    );
-    flag_change(
-        &mut out,
-        "config stack loops over masters",
-        a.stack_list,
-        b.stack_list,
-    );
-    flag_change(
-        &mut out,
-        "etcd CronJobs on any master",
-        a.cronjobs_any_master,
-        b.cronjobs_any_master,
-    );
-    flag_change(
-        &mut out,
-        "reboot gate checks quorum",
-        a.gate_quorum,
-        b.gate_quorum,
-    );
-    flag_change(
-        &mut out,
-        "upgrade chain covers masters",
-        a.chain_all_masters,
-        b.chain_all_masters,
-    );
+    flag_change(&mut out, "template ok", a.template_version_ok && a.template_master_safe, b.template_version_ok && b.template_master_safe);
+    flag_change(&mut out, "config stack loops over masters", a.stack_list, b.stack_list);
+    flag_change(&mut out, "etcd CronJobs on any master", a.cronjobs_any_master, b.cronjobs_any_master);
+    flag_change(&mut out, "reboot gate checks quorum", a.gate_quorum, b.gate_quorum);
+    flag_change(&mut out, "upgrade chain covers masters", a.chain_all_masters, b.chain_all_masters);
     if a.consumers_vip != b.consumers_vip {
-        out.push(format!(
-            "consumers on VIP: {} -> {}",
-            a.consumers_vip.count_ones(),
-            b.consumers_vip.count_ones()
-        ));
+        out.push(format!("consumers on VIP: {} -> {}", a.consumers_vip.count_ones(), b.consumers_vip.count_ones()));
     }
     if a.certs_uploaded_s != b.certs_uploaded_s {
         out.push("control-plane certs uploaded".to_string());
@@ -174,11 +70,7 @@ pub fn state_diff(a: &Cluster, b: &Cluster, t: &Topology) -> Vec<String> {
         out.push("join token created".to_string());
     }
     if a.hypervisors_down != b.hypervisors_down {
-        out.push(format!(
-            "hypervisors down: {} -> {}",
-            a.hypervisors_down.count_ones(),
-            b.hypervisors_down.count_ones()
-        ));
+        out.push(format!("hypervisors down: {} -> {}", a.hypervisors_down.count_ones(), b.hypervisors_down.count_ones()));
     }
     if a.etcd_data != b.etcd_data {
         out.push(format!("etcd data: {:?} -> {:?}", a.etcd_data, b.etcd_data));
@@ -198,22 +90,13 @@ pub fn observations(c: &Cluster, t: &Topology) -> Vec<(String, String)> {
     }
     let healthy = observe::healthy_backends(c, t);
     if !c.lb_running.pool.is_empty() {
-        out.push((
-            "VIP backends".to_string(),
-            format!("{}/{} healthy", healthy.len(), c.lb_running.pool.len()),
-        ));
+        out.push(("VIP backends".to_string(), format!("{}/{} healthy", healthy.len(), c.lb_running.pool.len())));
     }
     for (i, consumer) in t.consumers.iter().enumerate() {
-        out.push((
-            format!("consumer {}", consumer.name),
-            observe::consumer_reach(c, t, i).to_string(),
-        ));
+        out.push((format!("consumer {}", consumer.name), observe::consumer_reach(c, t, i).to_string()));
     }
     for n in c.joined.iter() {
-        out.push((
-            format!("node {}", t.name(n)),
-            observe::node_ready(c, t, n).to_string(),
-        ));
+        out.push((format!("node {}", t.name(n)), observe::node_ready(c, t, n).to_string()));
     }
     out.push((
         "backup job".to_string(),
@@ -236,19 +119,9 @@ pub fn flipped(a: &Cluster, b: &Cluster, t: &Topology) -> Vec<String> {
             Some((g @ ("consumer" | "node"), m)) => (g.to_string(), m.to_string()),
             _ => (name.to_string(), String::new()),
         };
-        match lines.iter_mut().find(|(g, members, c)| {
-            *g == group && *c == change && !members.is_empty() && !member.is_empty()
-        }) {
+        match lines.iter_mut().find(|(g, members, c)| *g == group && *c == change && !members.is_empty() && !member.is_empty()) {
             Some((_, members, _)) => members.push(member),
-            None => lines.push((
-                group,
-                if member.is_empty() {
-                    vec![]
-                } else {
-                    vec![member]
-                },
-                change,
-            )),
+            None => lines.push((group, if member.is_empty() { vec![] } else { vec![member] }, change)),
         }
     };
     for (name, value) in &after {

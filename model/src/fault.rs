@@ -15,10 +15,7 @@ pub enum Fault {
     /// A node stops; it comes back after `lasts_s`, or never (`None`).
     NodeDown { node: NodeIx, lasts_s: Option<u32> },
     /// A hypervisor and every VM on it stop.
-    HypervisorDown {
-        hypervisor: u8,
-        lasts_s: Option<u32>,
-    },
+    HypervisorDown { hypervisor: u8, lasts_s: Option<u32> },
     /// The LB bootstrap script runs again: reset to the declared state, frontends bounce.
     LbReload,
     /// The load balancer's host reboots.
@@ -81,13 +78,7 @@ impl FaultKind {
 
     /// Whether the fault strikes a node (and so needs one).
     pub fn needs_node(self) -> bool {
-        matches!(
-            self,
-            FaultKind::Crash
-                | FaultKind::Reboot
-                | FaultKind::Partition
-                | FaultKind::HypervisorFailure
-        )
+        matches!(self, FaultKind::Crash | FaultKind::Reboot | FaultKind::Partition | FaultKind::HypervisorFailure)
     }
 }
 
@@ -109,9 +100,7 @@ impl Fault {
     /// How long it lasts; `None` for a permanent fault or one without duration.
     pub fn lasts_s(self) -> Option<u32> {
         match self {
-            Fault::NodeDown { lasts_s, .. }
-            | Fault::HypervisorDown { lasts_s, .. }
-            | Fault::Partition { lasts_s, .. } => lasts_s,
+            Fault::NodeDown { lasts_s, .. } | Fault::HypervisorDown { lasts_s, .. } | Fault::Partition { lasts_s, .. } => lasts_s,
             Fault::LbDown { lasts_s } | Fault::OperatorAway { lasts_s } => Some(lasts_s),
             Fault::LbReload | Fault::StepFailsHalfway | Fault::ExecutorCrash => None,
         }
@@ -126,31 +115,15 @@ impl Fault {
             Fault::NodeDown { node, lasts_s } => {
                 format!("{} goes down{}", t.name(node), how_long(lasts_s))
             }
-            Fault::HypervisorDown {
-                hypervisor,
-                lasts_s,
-            } => {
-                format!(
-                    "hypervisor {} fails{}",
-                    t.scenario.hypervisors[hypervisor as usize].name,
-                    how_long(lasts_s)
-                )
+            Fault::HypervisorDown { hypervisor, lasts_s } => {
+                format!("hypervisor {} fails{}", t.scenario.hypervisors[hypervisor as usize].name, how_long(lasts_s))
             }
             Fault::LbReload => "LB bootstrap re-run (reset to declared state)".to_string(),
-            Fault::LbDown { lasts_s } => format!(
-                "{} reboots ({})",
-                t.scenario.load_balancer.name,
-                crate::plan::format_duration(lasts_s)
-            ),
-            Fault::Partition { node, lasts_s } => format!(
-                "{} cut off from the other masters{}",
-                t.name(node),
-                how_long(lasts_s).replace(" (stays down)", "")
-            ),
-            Fault::OperatorAway { lasts_s } => format!(
-                "operator away for {}",
-                crate::plan::format_duration(lasts_s)
-            ),
+            Fault::LbDown { lasts_s } => format!("{} reboots ({})", t.scenario.load_balancer.name, crate::plan::format_duration(lasts_s)),
+            Fault::Partition { node, lasts_s } => {
+                format!("{} cut off from the other masters{}", t.name(node), how_long(lasts_s).replace(" (stays down)", ""))
+            }
+            Fault::OperatorAway { lasts_s } => format!("operator away for {}", crate::plan::format_duration(lasts_s)),
             Fault::StepFailsHalfway => "step fails half-way".to_string(),
             Fault::ExecutorCrash => "executor crashes".to_string(),
         }
@@ -165,9 +138,7 @@ impl Fault {
             Fault::HypervisorDown { hypervisor, .. } => {
                 n.hypervisors_down |= 1 << hypervisor;
                 n.up = c.up.minus(t.on_hypervisor(hypervisor as usize));
-                if t.scenario.load_balancer.hypervisor.as_deref()
-                    == Some(t.scenario.hypervisors[hypervisor as usize].name.as_str())
-                {
+                if t.scenario.load_balancer.hypervisor.as_deref() == Some(t.scenario.hypervisors[hypervisor as usize].name.as_str()) {
                     n.lb_up = false;
                 }
             }
@@ -194,9 +165,7 @@ impl Fault {
                 for node in t.on_hypervisor(hypervisor as usize).and(c.vm_exists).iter() {
                     n = boot(&n, node);
                 }
-                if t.scenario.load_balancer.hypervisor.as_deref()
-                    == Some(t.scenario.hypervisors[hypervisor as usize].name.as_str())
-                {
+                if t.scenario.load_balancer.hypervisor.as_deref() == Some(t.scenario.hypervisors[hypervisor as usize].name.as_str()) {
                     n.lb_up = true;
                     n.lb_running = n.lb_declared;
                 }
@@ -207,10 +176,7 @@ impl Fault {
                 n.lb_running = c.lb_declared;
             }
             Fault::Partition { .. } => n.partitioned = NodeSet::EMPTY,
-            Fault::LbReload
-            | Fault::OperatorAway { .. }
-            | Fault::StepFailsHalfway
-            | Fault::ExecutorCrash => {}
+            Fault::LbReload | Fault::OperatorAway { .. } | Fault::StepFailsHalfway | Fault::ExecutorCrash => {}
         }
         n
     }
@@ -221,31 +187,17 @@ impl Fault {
         let masters = t.target_masters();
         for (i, _) in t.nodes.iter().enumerate() {
             let node = NodeIx(i as u8);
-            faults.push(Fault::NodeDown {
-                node,
-                lasts_s: None,
-            });
-            faults.push(Fault::NodeDown {
-                node,
-                lasts_s: Some(NODE_REBOOT_S),
-            });
+            faults.push(Fault::NodeDown { node, lasts_s: None });
+            faults.push(Fault::NodeDown { node, lasts_s: Some(NODE_REBOOT_S) });
             if masters.contains(node) {
-                faults.push(Fault::Partition {
-                    node,
-                    lasts_s: Some(300),
-                });
+                faults.push(Fault::Partition { node, lasts_s: Some(300) });
             }
         }
         for h in 0..t.scenario.hypervisors.len() {
-            faults.push(Fault::HypervisorDown {
-                hypervisor: h as u8,
-                lasts_s: Some(600),
-            });
+            faults.push(Fault::HypervisorDown { hypervisor: h as u8, lasts_s: Some(600) });
         }
         faults.push(Fault::LbReload);
-        faults.push(Fault::LbDown {
-            lasts_s: t.scenario.load_balancer.reboot_s,
-        });
+        faults.push(Fault::LbDown { lasts_s: t.scenario.load_balancer.reboot_s });
         faults.push(Fault::OperatorAway { lasts_s: 3 * 3600 });
         faults.push(Fault::StepFailsHalfway);
         faults.push(Fault::ExecutorCrash);

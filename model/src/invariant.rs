@@ -25,19 +25,16 @@ pub struct Invariant {
 
 impl std::fmt::Debug for Invariant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Invariant")
-            .field("name", &self.name)
-            .finish()
+        f.debug_struct("Invariant").field("name", &self.name).finish()
     }
 }
 
 fn etcd_data_preserved(c: &Cluster, _: &Topology) -> Result<(), String> {
     match c.etcd_data {
         EtcdData::Intact => Ok(()),
-        EtcdData::RestoredFromSnapshot { lost_s } => Err(format!(
-            "etcd restored from a snapshot: the last {} of writes are gone",
-            crate::plan::format_duration(lost_s)
-        )),
+        EtcdData::RestoredFromSnapshot { lost_s } => {
+            Err(format!("etcd restored from a snapshot: the last {} of writes are gone", crate::plan::format_duration(lost_s)))
+        }
     }
 }
 
@@ -48,7 +45,10 @@ fn membership_reversible(c: &Cluster, t: &Topology) -> Result<(), String> {
     }
     let not_running = c.voters.minus(c.etcd_started);
     match not_running.iter().next() {
-        Some(n) => Err(format!("{q}; {} is a voter whose etcd is not running (never started or wiped), and `etcdctl member remove` needs quorum", t.name(n))),
+        Some(n) => Err(format!(
+            "{q}; {} is a voter whose etcd is not running (never started or wiped), and `etcdctl member remove` needs quorum",
+            t.name(n)
+        )),
         None => Ok(()),
     }
 }
@@ -58,16 +58,9 @@ fn tls_names_match(c: &Cluster, t: &Topology) -> Result<(), String> {
     if !vip_users {
         return Ok(());
     }
-    let serving = c
-        .lb_running
-        .pool
-        .and(c.apiserver_running)
-        .and(c.control_plane);
+    let serving = c.lb_running.pool.and(c.apiserver_running).and(c.control_plane);
     match serving.minus(c.served_vip).iter().next() {
-        Some(n) => Err(format!(
-            "clients use the VIP, but {} serves a certificate without the VIP SAN",
-            t.name(n)
-        )),
+        Some(n) => Err(format!("clients use the VIP, but {} serves a certificate without the VIP SAN", t.name(n))),
         None => Ok(()),
     }
 }
@@ -76,18 +69,13 @@ fn lb_backends_uniform(c: &Cluster, t: &Topology) -> Result<(), String> {
     let serving = c.lb_running.pool.and(c.control_plane);
     match serving.minus(c.apiserver_flags).iter().next() {
         Some(n) => {
-            let oidc: Vec<&str> = t
-                .consumers
-                .iter()
-                .filter(|c| c.oidc)
-                .map(|c| c.name.as_str())
-                .collect();
-            let who = if oidc.is_empty() {
-                "OIDC users".to_string()
-            } else {
-                oidc.join(", ")
-            };
-            Err(format!("{} is in the VIP pool without the apiserver flags ({}): {who} fail intermittently through the VIP", t.name(n), t.scenario.config_stack.apiserver_flags.join(", ")))
+            let oidc: Vec<&str> = t.consumers.iter().filter(|c| c.oidc).map(|c| c.name.as_str()).collect();
+            let who = if oidc.is_empty() { "OIDC users".to_string() } else { oidc.join(", ") };
+            Err(format!(
+                "{} is in the VIP pool without the apiserver flags ({}): {who} fail intermittently through the VIP",
+                t.name(n),
+                t.scenario.config_stack.apiserver_flags.join(", ")
+            ))
         }
         None => Ok(()),
     }
@@ -125,11 +113,7 @@ fn api_reachable(c: &Cluster, t: &Topology) -> Result<(), String> {
     for (i, consumer) in t.consumers.iter().enumerate() {
         let reach = observe::consumer_reach(c, t, i);
         if !reach.is_ok() {
-            return Err(format!(
-                "{} ({}): {reach}",
-                consumer.name,
-                consumer.kind.as_str()
-            ));
+            return Err(format!("{} ({}): {reach}", consumer.name, consumer.kind.as_str()));
         }
     }
     Ok(())
@@ -152,20 +136,60 @@ fn backup_runs(c: &Cluster, t: &Topology) -> Result<(), String> {
 
 /// Every invariant, safety first.
 pub const INVARIANTS: &[Invariant] = &[
-    Invariant { name: "etcd-data-preserved", class: InvariantClass::Safety, why: "a restore from snapshot loses every write since it was taken", holds: etcd_data_preserved },
+    Invariant {
+        name: "etcd-data-preserved",
+        class: InvariantClass::Safety,
+        why: "a restore from snapshot loses every write since it was taken",
+        holds: etcd_data_preserved,
+    },
     Invariant {
         name: "membership-reversible",
         class: InvariantClass::Safety,
         why: "a membership change must be undoable: member remove needs quorum, a voter that never started can take it away",
         holds: membership_reversible,
     },
-    Invariant { name: "tls-names-match", class: InvariantClass::Safety, why: "a client pointed at an endpoint whose certificate lacks the name fails TLS", holds: tls_names_match },
-    Invariant { name: "lb-backends-uniform", class: InvariantClass::Safety, why: "every backend behind the VIP must behave the same, or requests fail depending on where they land", holds: lb_backends_uniform },
-    Invariant { name: "hypervisor-ram", class: InvariantClass::Safety, why: "over-committing a hypervisor's RAM ends in swap and the OOM killer", holds: hypervisor_ram },
-    Invariant { name: "etcd-quorum", class: InvariantClass::Availability, why: "writes stop when fewer than floor(n/2)+1 voters are up", holds: etcd_quorum },
-    Invariant { name: "api-reachable", class: InvariantClass::Availability, why: "every kubeconfig consumer must reach a ready apiserver and verify its TLS", holds: api_reachable },
-    Invariant { name: "nodes-ready", class: InvariantClass::Availability, why: "a running kubelet that cannot reach the API makes its node NotReady", holds: nodes_ready },
-    Invariant { name: "backup-runs", class: InvariantClass::Availability, why: "the etcd backup job must be able to run", holds: backup_runs },
+    Invariant {
+        name: "tls-names-match",
+        class: InvariantClass::Safety,
+        why: "a client pointed at an endpoint whose certificate lacks the name fails TLS",
+        holds: tls_names_match,
+    },
+    Invariant {
+        name: "lb-backends-uniform",
+        class: InvariantClass::Safety,
+        why: "every backend behind the VIP must behave the same, or requests fail depending on where they land",
+        holds: lb_backends_uniform,
+    },
+    Invariant {
+        name: "hypervisor-ram",
+        class: InvariantClass::Safety,
+        why: "over-committing a hypervisor's RAM ends in swap and the OOM killer",
+        holds: hypervisor_ram,
+    },
+    Invariant {
+        name: "etcd-quorum",
+        class: InvariantClass::Availability,
+        why: "writes stop when fewer than floor(n/2)+1 voters are up",
+        holds: etcd_quorum,
+    },
+    Invariant {
+        name: "api-reachable",
+        class: InvariantClass::Availability,
+        why: "every kubeconfig consumer must reach a ready apiserver and verify its TLS",
+        holds: api_reachable,
+    },
+    Invariant {
+        name: "nodes-ready",
+        class: InvariantClass::Availability,
+        why: "a running kubelet that cannot reach the API makes its node NotReady",
+        holds: nodes_ready,
+    },
+    Invariant {
+        name: "backup-runs",
+        class: InvariantClass::Availability,
+        why: "the etcd backup job must be able to run",
+        holds: backup_runs,
+    },
 ];
 
 pub fn by_name(name: &str) -> Option<&'static Invariant> {
@@ -173,21 +197,11 @@ pub fn by_name(name: &str) -> Option<&'static Invariant> {
 }
 
 /// The first invariant of `class` that `c` breaks, with the reason.
-pub fn first_broken(
-    c: &Cluster,
-    t: &Topology,
-    class: InvariantClass,
-) -> Option<(&'static Invariant, String)> {
-    INVARIANTS
-        .iter()
-        .filter(|i| i.class == class)
-        .find_map(|i| (i.holds)(c, t).err().map(|why| (i, why)))
+pub fn first_broken(c: &Cluster, t: &Topology, class: InvariantClass) -> Option<(&'static Invariant, String)> {
+    INVARIANTS.iter().filter(|i| i.class == class).find_map(|i| (i.holds)(c, t).err().map(|why| (i, why)))
 }
 
 /// Every broken invariant.
 pub fn broken(c: &Cluster, t: &Topology) -> Vec<(&'static Invariant, String)> {
-    INVARIANTS
-        .iter()
-        .filter_map(|i| (i.holds)(c, t).err().map(|why| (i, why)))
-        .collect()
+    INVARIANTS.iter().filter_map(|i| (i.holds)(c, t).err().map(|why| (i, why))).collect()
 }

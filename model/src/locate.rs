@@ -64,10 +64,7 @@ fn find_key(line: &str, key: &str, from: usize) -> Option<usize> {
     while let Some(found) = line.get(start..)?.find(&pattern) {
         let at = start + found;
         let before = line[..at].trim_end_matches(' ');
-        let ok_before = before.is_empty()
-            || before.ends_with('{')
-            || before.ends_with(',')
-            || before.ends_with('-');
+        let ok_before = before.is_empty() || before.ends_with('{') || before.ends_with(',') || before.ends_with('-');
         let after = &line[at + pattern.len()..];
         let ok_after = after.is_empty() || after.starts_with(' ');
         if ok_before && ok_after {
@@ -93,10 +90,7 @@ pub fn locate(text: &str, path: &FieldPath) -> Option<Position> {
                 if position.is_some() {
                     if let Some(at) = lines.get(first).and_then(|l| find_key(l, key, column)) {
                         if lines[first][column..].contains('{') {
-                            position = Some(Position {
-                                line: first + 1,
-                                column: at + 1,
-                            });
+                            position = Some(Position { line: first + 1, column: at + 1 });
                             column = at + key.len() + 1;
                             end = first + 1;
                             continue;
@@ -111,11 +105,7 @@ pub fn locate(text: &str, path: &FieldPath) -> Option<Position> {
                     if !is_content(line) {
                         continue;
                     }
-                    let from = if n == first && parent_indent.is_some() {
-                        column
-                    } else {
-                        0
-                    };
+                    let from = if n == first && parent_indent.is_some() { column } else { 0 };
                     if n != first {
                         if let Some(parent) = parent_indent {
                             if indent_of(line) <= parent {
@@ -131,21 +121,14 @@ pub fn locate(text: &str, path: &FieldPath) -> Option<Position> {
                     }
                     let indent = indent_of(line).max(from);
                     if let Some(at) = find_key(line, key, from) {
-                        if at == indent
-                            || line[indent.min(at)..at]
-                                .trim_start_matches(['-', ' '])
-                                .is_empty()
-                        {
+                        if at == indent || line[indent.min(at)..at].trim_start_matches(['-', ' ']).is_empty() {
                             found = Some((n, at));
                             break;
                         }
                     }
                 }
                 let (n, at) = found?;
-                position = Some(Position {
-                    line: n + 1,
-                    column: at + 1,
-                });
+                position = Some(Position { line: n + 1, column: at + 1 });
                 // The key's value runs until a line indented no deeper than the key.
                 let mut stop = n + 1;
                 while stop < end && (!is_content(lines[stop]) || indent_of(lines[stop]) > at) {
@@ -190,10 +173,7 @@ pub fn locate(text: &str, path: &FieldPath) -> Option<Position> {
                             at += line[at..].find(',')? + 1;
                         }
                         let skip = line[at..].len() - line[at..].trim_start().len();
-                        position = Some(Position {
-                            line: first + 1,
-                            column: at + skip + 1,
-                        });
+                        position = Some(Position { line: first + 1, column: at + skip + 1 });
                         end = first + 1;
                         column = at + skip;
                         continue;
@@ -203,10 +183,7 @@ pub fn locate(text: &str, path: &FieldPath) -> Option<Position> {
                 while stop < end && (!is_content(lines[stop]) || indent_of(lines[stop]) > indent) {
                     stop += 1;
                 }
-                position = Some(Position {
-                    line: n + 1,
-                    column: indent + 1,
-                });
+                position = Some(Position { line: n + 1, column: indent + 1 });
                 first = n;
                 end = stop;
                 column = indent + 2;
@@ -220,7 +197,8 @@ pub fn locate(text: &str, path: &FieldPath) -> Option<Position> {
 mod tests {
     use super::*;
 
-    const TEXT: &str = "name: x\nnodes:\n  - name: a\n    address: 10.0.0.1\n  - { name: b, address: 10.0.0.2 }\nupgrade:\n  masters: [a, b]\n";
+    const TEXT: &str =
+        "name: x\nnodes:\n  - name: a\n    address: 10.0.0.1\n  - { name: b, address: 10.0.0.2 }\nupgrade:\n  masters: [a, b]\n";
 
     fn at(path: FieldPath) -> Option<(usize, usize)> {
         locate(TEXT, &path).map(|p| (p.line, p.column))
@@ -229,23 +207,11 @@ mod tests {
     #[test]
     fn finds_block_and_flow_fields() {
         assert_eq!(at(FieldPath::default().key("name")), Some((1, 1)));
-        assert_eq!(
-            at(FieldPath::default().key("nodes").index(0).key("name")),
-            Some((3, 5))
-        );
-        assert_eq!(
-            at(FieldPath::default().key("nodes").index(0).key("address")),
-            Some((4, 5))
-        );
+        assert_eq!(at(FieldPath::default().key("nodes").index(0).key("name")), Some((3, 5)));
+        assert_eq!(at(FieldPath::default().key("nodes").index(0).key("address")), Some((4, 5)));
         assert_eq!(at(FieldPath::default().key("nodes").index(1)), Some((5, 3)));
-        assert_eq!(
-            at(FieldPath::default().key("nodes").index(1).key("address")),
-            Some((5, 16))
-        );
-        assert_eq!(
-            at(FieldPath::default().key("upgrade").key("masters").index(1)),
-            Some((7, 16))
-        );
+        assert_eq!(at(FieldPath::default().key("nodes").index(1).key("address")), Some((5, 16)));
+        assert_eq!(at(FieldPath::default().key("upgrade").key("masters").index(1)), Some((7, 16)));
     }
 
     #[test]

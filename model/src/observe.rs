@@ -26,17 +26,9 @@ impl QuorumView {
 impl std::fmt::Display for QuorumView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.holds() {
-            write!(
-                f,
-                "etcd {}/{} voters up: quorum",
-                self.voters_up, self.voters
-            )
+            write!(f, "etcd {}/{} voters up: quorum", self.voters_up, self.voters)
         } else {
-            write!(
-                f,
-                "etcd {}/{} voters up: no quorum (needs {})",
-                self.voters_up, self.voters, self.needed
-            )
+            write!(f, "etcd {}/{} voters up: no quorum (needs {})", self.voters_up, self.voters, self.needed)
         }
     }
 }
@@ -58,34 +50,20 @@ fn side_of(c: &Cluster, node: NodeIx) -> NodeSet {
 /// Quorum as `node` sees it (partitions split the voters).
 pub fn quorum_at(c: &Cluster, node: NodeIx) -> QuorumView {
     let voters = c.voters.len();
-    QuorumView {
-        voters,
-        voters_up: c.voters.and(live_members(c)).and(side_of(c, node)).len(),
-        needed: Topology::quorum(voters),
-    }
+    QuorumView { voters, voters_up: c.voters.and(live_members(c)).and(side_of(c, node)).len(), needed: Topology::quorum(voters) }
 }
 
 /// Quorum of the majority side: the cluster's view when no single node is asked.
 pub fn quorum(c: &Cluster) -> QuorumView {
     let voters = c.voters.len();
     let live = c.voters.and(live_members(c));
-    let best = live
-        .and(c.partitioned)
-        .len()
-        .max(live.minus(c.partitioned).len());
-    QuorumView {
-        voters,
-        voters_up: best,
-        needed: Topology::quorum(voters),
-    }
+    let best = live.and(c.partitioned).len().max(live.minus(c.partitioned).len());
+    QuorumView { voters, voters_up: best, needed: Topology::quorum(voters) }
 }
 
 /// The etcd leader: the lowest-indexed live voter on a side with quorum.
 pub fn leader(c: &Cluster) -> Option<NodeIx> {
-    c.voters
-        .and(live_members(c))
-        .iter()
-        .find(|n| quorum_at(c, *n).holds())
+    c.voters.and(live_members(c)).iter().find(|n| quorum_at(c, *n).holds())
 }
 
 /// Why an apiserver is not ready.
@@ -133,9 +111,7 @@ pub fn apiserver_ready(c: &Cluster, node: NodeIx) -> Result<(), NotReady> {
     }
     let q = quorum_at(c, node);
     if !q.holds() {
-        return Err(NotReady::NoQuorum {
-            quorum: q.to_string(),
-        });
+        return Err(NotReady::NoQuorum { quorum: q.to_string() });
     }
     Ok(())
 }
@@ -145,20 +121,12 @@ pub fn healthy_backends(c: &Cluster, t: &Topology) -> NodeSet {
     if !c.lb_up {
         return NodeSet::EMPTY;
     }
-    c.lb_running
-        .pool
-        .iter()
-        .filter(|n| backend_passes(c, t.health_check, *n))
-        .fold(NodeSet::EMPTY, NodeSet::with)
+    c.lb_running.pool.iter().filter(|n| backend_passes(c, t.health_check, *n)).fold(NodeSet::EMPTY, NodeSet::with)
 }
 
 fn backend_passes(c: &Cluster, check: HealthCheck, node: NodeIx) -> bool {
     match check {
-        HealthCheck::Tcp => {
-            c.up.contains(node)
-                && c.control_plane.contains(node)
-                && c.apiserver_running.contains(node)
-        }
+        HealthCheck::Tcp => c.up.contains(node) && c.control_plane.contains(node) && c.apiserver_running.contains(node),
         HealthCheck::HttpsReadyz => apiserver_ready(c, node).is_ok(),
     }
 }
@@ -219,9 +187,7 @@ pub fn reach(c: &Cluster, t: &Topology, endpoint: Endpoint, needs: ClientNeeds) 
     match endpoint {
         Endpoint::Direct(node) => match apiserver_ready(c, node) {
             // A cert always carries the node's own address: direct TLS verifies.
-            Ok(()) if needs.oidc && !c.apiserver_flags.contains(node) => {
-                Reach::Down(format!("{} lacks the OIDC flags", t.name(node)))
-            }
+            Ok(()) if needs.oidc && !c.apiserver_flags.contains(node) => Reach::Down(format!("{} lacks the OIDC flags", t.name(node))),
             Ok(()) => Reach::Ok,
             Err(why) => Reach::Down(format!("{}: {why}", t.name(node))),
         },
@@ -241,31 +207,16 @@ pub fn reach(c: &Cluster, t: &Topology, endpoint: Endpoint, needs: ClientNeeds) 
                 });
             }
             let bad_tls = healthy.minus(c.served_vip);
-            let not_ready = healthy
-                .iter()
-                .filter(|n| apiserver_ready(c, *n).is_err())
-                .fold(NodeSet::EMPTY, NodeSet::with);
-            let no_flags = if needs.oidc {
-                healthy.minus(c.apiserver_flags)
-            } else {
-                NodeSet::EMPTY
-            };
+            let not_ready = healthy.iter().filter(|n| apiserver_ready(c, *n).is_err()).fold(NodeSet::EMPTY, NodeSet::with);
+            let no_flags = if needs.oidc { healthy.minus(c.apiserver_flags) } else { NodeSet::EMPTY };
             let broken = bad_tls.or(not_ready).or(no_flags);
-            let names = |set: NodeSet| {
-                set.iter()
-                    .map(|n| t.name(n).to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let names = |set: NodeSet| set.iter().map(|n| t.name(n).to_string()).collect::<Vec<_>>().join(", ");
             let mut why = Vec::new();
             if !bad_tls.is_empty() {
                 why.push(format!("cert of {} lacks the VIP SAN", names(bad_tls)));
             }
             if !not_ready.is_empty() {
-                why.push(format!(
-                    "{} passes the TCP check but is not ready",
-                    names(not_ready)
-                ));
+                why.push(format!("{} passes the TCP check but is not ready", names(not_ready)));
             }
             if !no_flags.is_empty() {
                 why.push(format!("{} lacks the OIDC flags", names(no_flags)));
@@ -291,14 +242,7 @@ pub fn consumer_endpoint(c: &Cluster, t: &Topology, consumer: usize) -> Endpoint
 }
 
 pub fn consumer_reach(c: &Cluster, t: &Topology, consumer: usize) -> Reach {
-    reach(
-        c,
-        t,
-        consumer_endpoint(c, t, consumer),
-        ClientNeeds {
-            oidc: t.consumers[consumer].oidc,
-        },
-    )
+    reach(c, t, consumer_endpoint(c, t, consumer), ClientNeeds { oidc: t.consumers[consumer].oidc })
 }
 
 /// The endpoint a node's kubelet uses.
@@ -318,12 +262,7 @@ pub fn node_ready(c: &Cluster, t: &Topology, node: NodeIx) -> Reach {
     if !c.joined.contains(node) {
         return Reach::Down("not registered".to_string());
     }
-    reach(
-        c,
-        t,
-        kubelet_endpoint(c, t, node),
-        ClientNeeds { oidc: false },
-    )
+    reach(c, t, kubelet_endpoint(c, t, node), ClientNeeds { oidc: false })
 }
 
 /// Whether the etcd backup job can run now, and where.
@@ -331,13 +270,7 @@ pub fn backup_runs(c: &Cluster, t: &Topology) -> Result<NodeIx, String> {
     let candidates = if c.cronjobs_any_master {
         c.control_plane
     } else {
-        match t
-            .scenario
-            .cronjobs
-            .iter()
-            .find(|j| j.backup)
-            .and_then(|j| j.pinned_to.as_ref())
-        {
+        match t.scenario.cronjobs.iter().find(|j| j.backup).and_then(|j| j.pinned_to.as_ref()) {
             Some(name) => match t.resolve(name) {
                 Ok(n) => NodeSet::of(n),
                 Err(_) => NodeSet::EMPTY,
@@ -345,28 +278,15 @@ pub fn backup_runs(c: &Cluster, t: &Topology) -> Result<NodeIx, String> {
             None => c.control_plane,
         }
     };
-    candidates
-        .iter()
-        .find(|n| apiserver_ready(c, *n).is_ok() && node_ready(c, t, *n).is_ok())
-        .ok_or_else(|| {
-            let names: Vec<&str> = candidates.iter().map(|n| t.name(n)).collect();
-            format!(
-                "backup job can only run on {} and none is ready",
-                if names.is_empty() {
-                    "no node".to_string()
-                } else {
-                    names.join(", ")
-                }
-            )
-        })
+    candidates.iter().find(|n| apiserver_ready(c, *n).is_ok() && node_ready(c, t, *n).is_ok()).ok_or_else(|| {
+        let names: Vec<&str> = candidates.iter().map(|n| t.name(n)).collect();
+        format!("backup job can only run on {} and none is ready", if names.is_empty() { "no node".to_string() } else { names.join(", ") })
+    })
 }
 
 /// Masters that count as control-plane and Ready (what the reboot gate and upgrade chain count).
 pub fn ready_masters(c: &Cluster, t: &Topology) -> NodeSet {
-    c.control_plane
-        .iter()
-        .filter(|n| node_ready(c, t, *n).is_ok() && apiserver_ready(c, *n).is_ok())
-        .fold(NodeSet::EMPTY, NodeSet::with)
+    c.control_plane.iter().filter(|n| node_ready(c, t, *n).is_ok() && apiserver_ready(c, *n).is_ok()).fold(NodeSet::EMPTY, NodeSet::with)
 }
 
 /// Whether the node is one the migration treats as a master.

@@ -115,22 +115,11 @@ pub const PLAN_FORMAT: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("step {step} ({title}) must come after step {needs} ({needs_title}): {why}")]
-    OrderViolated {
-        step: String,
-        title: String,
-        needs: String,
-        needs_title: String,
-        why: String,
-    },
+    OrderViolated { step: String, title: String, needs: String, needs_title: String, why: String },
     #[error("step {0} appears twice")]
     DuplicateStep(String),
     #[error("step {step} is not a step of the plan for scenario {scenario} (its steps run {first} to {last})")]
-    UnknownStep {
-        step: String,
-        scenario: String,
-        first: String,
-        last: String,
-    },
+    UnknownStep { step: String, scenario: String, first: String, last: String },
     #[error("step {step} was edited ({field} differs from the generated plan): a plan file may only reorder or remove steps")]
     EditedStep { step: String, field: &'static str },
     #[error("the plan file is for scenario {file:?}, not {scenario:?}")]
@@ -161,9 +150,7 @@ impl Plan {
         }
         for step in &self.steps {
             for dep in &step.after {
-                if let (Some(&from), Some(&to)) =
-                    (index.get(dep.step.as_str()), index.get(step.id.as_str()))
-                {
+                if let (Some(&from), Some(&to)) = (index.get(dep.step.as_str()), index.get(step.id.as_str())) {
                     graph.add_edge(from, to, dep.why.as_str());
                 }
             }
@@ -219,10 +206,7 @@ impl Plan {
             return Err(PlanError::Format(edited.plan_format));
         }
         if edited.scenario != generated.scenario {
-            return Err(PlanError::WrongScenario {
-                file: edited.scenario.clone(),
-                scenario: generated.scenario.clone(),
-            });
+            return Err(PlanError::WrongScenario { file: edited.scenario.clone(), scenario: generated.scenario.clone() });
         }
         let mut steps = Vec::with_capacity(edited.steps.len());
         for step in &edited.steps {
@@ -230,16 +214,8 @@ impl Plan {
                 return Err(PlanError::UnknownStep {
                     step: step.id.clone(),
                     scenario: generated.scenario.clone(),
-                    first: generated
-                        .steps
-                        .first()
-                        .map(|s| s.id.clone())
-                        .unwrap_or_default(),
-                    last: generated
-                        .steps
-                        .last()
-                        .map(|s| s.id.clone())
-                        .unwrap_or_default(),
+                    first: generated.steps.first().map(|s| s.id.clone()).unwrap_or_default(),
+                    last: generated.steps.last().map(|s| s.id.clone()).unwrap_or_default(),
                 });
             };
             let edited_field = if step.commands != original.commands {
@@ -252,17 +228,11 @@ impl Plan {
                 None
             };
             if let Some(field) = edited_field {
-                return Err(PlanError::EditedStep {
-                    step: step.id.clone(),
-                    field,
-                });
+                return Err(PlanError::EditedStep { step: step.id.clone(), field });
             }
             steps.push(original.clone());
         }
-        let plan = Plan {
-            steps,
-            ..generated.clone()
-        };
+        let plan = Plan { steps, ..generated.clone() };
         plan.check_order()?;
         Ok(plan)
     }
@@ -276,7 +246,7 @@ pub fn format_duration(seconds: u32) -> String {
         format!("{} min", (seconds + 30) / 60)
     } else {
         let minutes = (seconds + 30) / 60;
-        if minutes % 60 == 0 {
+        if minutes.is_multiple_of(60) {
             format!("{} h", minutes / 60)
         } else {
             format!("{} h {} min", minutes / 60, minutes % 60)

@@ -40,17 +40,11 @@ struct StepSpec<'s> {
 }
 
 fn cmd(run: impl Into<String>) -> Command {
-    Command {
-        run: run.into(),
-        secret: false,
-    }
+    Command { run: run.into(), secret: false }
 }
 
 fn secret(run: impl Into<String>) -> Command {
-    Command {
-        run: run.into(),
-        secret: true,
-    }
+    Command { run: run.into(), secret: true }
 }
 
 fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
@@ -59,10 +53,7 @@ fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
 
 impl<'a> Builder<'a> {
     fn phase(&mut self, id: &str, title: String) {
-        self.phases.push(Phase {
-            id: id.to_string(),
-            title,
-        });
+        self.phases.push(Phase { id: id.to_string(), title });
     }
 
     fn add(&mut self, spec: StepSpec<'_>) {
@@ -78,14 +69,7 @@ impl<'a> Builder<'a> {
             rollback: spec.rollback,
             effects: spec.actions.iter().map(|a| a.describe(self.t)).collect(),
             actions: spec.actions,
-            after: spec
-                .after
-                .into_iter()
-                .map(|(step, why)| Dependency {
-                    step,
-                    why: why.to_string(),
-                })
-                .collect(),
+            after: spec.after.into_iter().map(|(step, why)| Dependency { step, why: why.to_string() }).collect(),
             duration_s,
             disruption: spec.disruption,
             note: spec.note,
@@ -147,20 +131,14 @@ impl<'s> StepSpec<'s> {
     }
 }
 
-const WHY_PREFLIGHT: &str =
-    "nothing changes before the pre-flight has passed and the VM snapshot exists";
-const WHY_CONFIG_BEFORE_CERT: &str =
-    "kubeadm generates the cert from kubeadm-config: the SANs must be there first";
+const WHY_PREFLIGHT: &str = "nothing changes before the pre-flight has passed and the VM snapshot exists";
+const WHY_CONFIG_BEFORE_CERT: &str = "kubeadm generates the cert from kubeadm-config: the SANs must be there first";
 const WHY_CERT_BEFORE_RESTART: &str = "the restart loads the new cert";
-const WHY_VIP_TLS: &str =
-    "clients may only use the VIP once the served certificate carries the VIP SAN";
+const WHY_VIP_TLS: &str = "clients may only use the VIP once the served certificate carries the VIP SAN";
 const WHY_LB_FIRST: &str = "the VIP must serve before anything uses it";
-const WHY_ENDPOINT: &str =
-    "kubeadm join --control-plane needs controlPlaneEndpoint in kubeadm-config";
-const WHY_TEMPLATE: &str =
-    "a master VM must come from a template with the cluster's kubeadm and no worker join";
-const WHY_STACK: &str =
-    "the config stack must loop over a list before it can reach a second master";
+const WHY_ENDPOINT: &str = "kubeadm join --control-plane needs controlPlaneEndpoint in kubeadm-config";
+const WHY_TEMPLATE: &str = "a master VM must come from a template with the cluster's kubeadm and no worker join";
+const WHY_STACK: &str = "the config stack must loop over a list before it can reach a second master";
 const WHY_SMOKE_BEFORE_POOL: &str = "a master joins the LB pool only after its smoke test";
 const WHY_ONE_JOIN: &str = "etcd takes one learner at a time: joins run one after another";
 const WHY_JOINED: &str = "the step needs the master joined";
@@ -179,11 +157,7 @@ const WHY_CUTOVER: &str = "needs every client and kubelet on the VIP";
 /// ```
 pub fn generate(t: &Topology) -> Plan {
     let s = &t.scenario;
-    let mut b = Builder {
-        t,
-        phases: Vec::new(),
-        steps: Vec::new(),
-    };
+    let mut b = Builder { t, phases: Vec::new(), steps: Vec::new() };
     let m0 = t.existing_master();
     let m0_name = t.name(m0).to_string();
     let m0_addr = t.node(m0).address;
@@ -202,30 +176,14 @@ pub fn generate(t: &Topology) -> Plan {
     let quorum = masters_target / 2 + 1;
     let new_masters: Vec<NodeIx> = t.new_masters().collect();
     let workers: Vec<NodeIx> = t.workers().collect();
-    let ssh =
-        |node: NodeIx, command: &str| format!("ssh {user}@{}.{zone} '{command}'", t.name(node));
-    let first_flag = stack
-        .apiserver_flags
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "oidc-issuer-url".to_string());
-    let pool_list = |nodes: &[NodeIx]| {
-        nodes
-            .iter()
-            .map(|n| format!("['{}', '{}']", t.name(*n), t.node(*n).address))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let ssh = |node: NodeIx, command: &str| format!("ssh {user}@{}.{zone} '{command}'", t.name(node));
+    let first_flag = stack.apiserver_flags.first().cloned().unwrap_or_else(|| "oidc-issuer-url".to_string());
+    let pool_list =
+        |nodes: &[NodeIx]| nodes.iter().map(|n| format!("['{}', '{}']", t.name(*n), t.node(*n).address)).collect::<Vec<_>>().join(", ");
 
     // Phase 0 ------------------------------------------------------------------------------
-    b.phase(
-        "0",
-        "Retrofit existing cluster: controlPlaneEndpoint and cert SANs".to_string(),
-    );
-    let new_ips: Vec<String> = std::iter::once(vip)
-        .chain(new_masters.iter().map(|n| t.node(*n).address))
-        .map(|a| a.to_string())
-        .collect();
+    b.phase("0", "Retrofit existing cluster: controlPlaneEndpoint and cert SANs".to_string());
+    let new_ips: Vec<String> = std::iter::once(vip).chain(new_masters.iter().map(|n| t.node(*n).address)).map(|a| a.to_string()).collect();
     b.add(
         StepSpec::new("0.1", "Pre-flight", RunsOn::Workstation)
             .commands(vec![
@@ -235,8 +193,17 @@ pub fn generate(t: &Topology) -> Plan {
                 cmd(format!("ssh root@{} qm snapshot {vmid} pre-ha-retrofit", hyp.address)),
                 cmd(format!("for ip in {}; do ping -c1 -W1 $ip && echo \"BUSY $ip\" || echo \"free $ip\"; done", new_ips.join(" "))),
             ])
-            .checks(strings(["all nodes Ready, no pod outside Running/Succeeded", "newest etcd snapshot valid", "VIP and new master addresses free"]))
-            .actions(vec![Action::Verify(Check::ClusterHealthy), Action::Verify(Check::BackupFresh), Action::TakeVmSnapshot, Action::Verify(Check::AddressesFree)]),
+            .checks(strings([
+                "all nodes Ready, no pod outside Running/Succeeded",
+                "newest etcd snapshot valid",
+                "VIP and new master addresses free",
+            ]))
+            .actions(vec![
+                Action::Verify(Check::ClusterHealthy),
+                Action::Verify(Check::BackupFresh),
+                Action::TakeVmSnapshot,
+                Action::Verify(Check::AddressesFree),
+            ]),
     );
     b.add(
         StepSpec::new("0.2", "Patch kubeadm-config via kubeadm (not kubectl apply)", b.node(m0))
@@ -277,61 +244,50 @@ pub fn generate(t: &Topology) -> Plan {
             .note("the source deletes the mirror pod with kubectl, which does not restart a static pod: the old cert would stay served; the manifest is moved out and back instead"),
     );
     b.add(
-        StepSpec::new(
-            "0.6",
-            "Verify operators recovered from the brief outage",
-            RunsOn::Workstation,
-        )
-        .commands(vec![
-            cmd("kubectl get pods -n calico-system -l app=tigera-operator -o wide"),
-            cmd("kubectl get pods -n gpu-operator -o wide"),
-            cmd("kubectl get pods -n cnpg-system -o wide"),
-        ])
-        .checks(strings(["Running, restart count incremented by 1 at most"]))
-        .actions(vec![Action::Verify(Check::ClusterHealthy)])
-        .after("0.4", WHY_SEQUENCE),
+        StepSpec::new("0.6", "Verify operators recovered from the brief outage", RunsOn::Workstation)
+            .commands(vec![
+                cmd("kubectl get pods -n calico-system -l app=tigera-operator -o wide"),
+                cmd("kubectl get pods -n gpu-operator -o wide"),
+                cmd("kubectl get pods -n cnpg-system -o wide"),
+            ])
+            .checks(strings(["Running, restart count incremented by 1 at most"]))
+            .actions(vec![Action::Verify(Check::ClusterHealthy)])
+            .after("0.4", WHY_SEQUENCE),
     );
 
     // Phase 1 ------------------------------------------------------------------------------
     b.phase("1", format!("{} HAProxy + DNS", lb.name));
     b.add(
-        StepSpec::new(
-            "1.1",
-            format!("Reserve VIP {vip} + DNS"),
-            RunsOn::LoadBalancer(lb.name.clone()),
-        )
-        .commands(vec![
-            cmd(format!("add Virtual IP {vip}/24 (IP alias) on {}", lb.name)),
-            cmd(format!("add host alias k8s-apiserver-vip -> {vip}")),
-            cmd(format!("register {vip} in IPAM")),
-            cmd(format!(
-                "edit {}: add '{} IN A {vip}'{}",
-                s.dns.source,
-                fqdn.trim_end_matches(&format!(".{zone}")),
-                s.dns
-                    .records
-                    .iter()
-                    .filter(|r| r.stale)
-                    .map(|r| format!(", delete stale '{} IN A {}'", r.name, r.address))
-                    .collect::<String>()
-            )),
-            cmd(format!(
-                "cd {repo} && scripts/tg apply -target=module.technitium"
-            )),
-        ])
-        .checks(vec![format!("getent hosts {fqdn} -> {vip}")])
-        .rollback(strings(["release the VIP alias; revert the DNS records"]))
-        .actions(vec![
-            Action::ReserveVip,
-            Action::AddVipDnsRecord,
-            Action::DeleteStaleDnsRecord,
-        ])
-        .after("0.1", WHY_PREFLIGHT),
+        StepSpec::new("1.1", format!("Reserve VIP {vip} + DNS"), RunsOn::LoadBalancer(lb.name.clone()))
+            .commands(vec![
+                cmd(format!("add Virtual IP {vip}/24 (IP alias) on {}", lb.name)),
+                cmd(format!("add host alias k8s-apiserver-vip -> {vip}")),
+                cmd(format!("register {vip} in IPAM")),
+                cmd(format!(
+                    "edit {}: add '{} IN A {vip}'{}",
+                    s.dns.source,
+                    fqdn.trim_end_matches(&format!(".{zone}")),
+                    s.dns
+                        .records
+                        .iter()
+                        .filter(|r| r.stale)
+                        .map(|r| format!(", delete stale '{} IN A {}'", r.name, r.address))
+                        .collect::<String>()
+                )),
+                cmd(format!("cd {repo} && scripts/tg apply -target=module.technitium")),
+            ])
+            .checks(vec![format!("getent hosts {fqdn} -> {vip}")])
+            .rollback(strings(["release the VIP alias; revert the DNS records"]))
+            .actions(vec![Action::ReserveVip, Action::AddVipDnsRecord, Action::DeleteStaleDnsRecord])
+            .after("0.1", WHY_PREFLIGHT),
     );
     b.add(
         StepSpec::new("1.2", "Declare the apiserver pool with an HTTPS /readyz health check", RunsOn::InfraRepo)
             .commands(vec![
-                cmd(format!("edit {}: build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'", lb.bootstrap_script)),
+                cmd(format!(
+                    "edit {}: build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'",
+                    lb.bootstrap_script
+                )),
                 cmd("add 'apiserver_nodes' to $POOL_NAMES and 'apiserver_proxy_6443' to $FRONTEND_NAMES"),
                 cmd(format!("build_pool_https('apiserver_nodes', '{port}', [{}])", pool_list(&[m0]))),
                 cmd(format!("build_frontend('apiserver_proxy_{port}', 'K8s apiserver VIP', '{vip}', '{port}', 'apiserver_nodes')")),
@@ -350,7 +306,11 @@ pub fn generate(t: &Topology) -> Plan {
             .rollback(strings(["remove apiserver_proxy_6443 + apiserver_nodes from the bootstrap script and re-run it"]))
             .actions(vec![Action::DeployLb, Action::Verify(Check::VipListening), Action::Verify(Check::BackendsUp)])
             .after("1.2", WHY_SEQUENCE)
-            .disruption(if lb.reset_to_declared_state { format!("every {} frontend bounces (reset to declared state, ~{} s)", lb.name, lb.reset_window_s) } else { "none".to_string() }),
+            .disruption(if lb.reset_to_declared_state {
+                format!("every {} frontend bounces (reset to declared state, ~{} s)", lb.name, lb.reset_window_s)
+            } else {
+                "none".to_string()
+            }),
     );
     b.add(
         StepSpec::new("1.4", "Smoke through the VIP", RunsOn::Workstation)
@@ -358,21 +318,23 @@ pub fn generate(t: &Topology) -> Plan {
                 cmd(format!("curl --cacert /etc/kubernetes/pki/ca.crt https://{vip}:{port}/readyz")),
                 cmd(format!("kubectl --server=https://{vip}:{port} get nodes")),
             ])
-            .checks(strings(["readyz answers ok; if TLS fails: STOP, phase 0 did not put the VIP in the cert: roll back phase 1, redo phase 0"]))
+            .checks(strings([
+                "readyz answers ok; if TLS fails: STOP, phase 0 did not put the VIP in the cert: roll back phase 1, redo phase 0",
+            ]))
             .actions(vec![Action::Verify(Check::ViaVip)])
             .after("1.3", WHY_SEQUENCE)
             .after("0.4", WHY_VIP_TLS),
     );
 
     // Phase 1.5 ----------------------------------------------------------------------------
-    b.phase(
-        "1.5",
-        format!("Refactor the {} stack for multi-master", stack.name),
-    );
+    b.phase("1.5", format!("Refactor the {} stack for multi-master", stack.name));
     b.add(
         StepSpec::new("1.5.1", "Refactor the stack to loop over a list of masters", RunsOn::InfraRepo)
             .commands(vec![
-                cmd(format!("edit {}/modules: var.k8s_master_host -> var.k8s_master_hosts = list(string) (default [\"{m0_addr}\"])", stack.path)),
+                cmd(format!(
+                    "edit {}/modules: var.k8s_master_host -> var.k8s_master_hosts = list(string) (default [\"{m0_addr}\"])",
+                    stack.path
+                )),
                 cmd("wrap each null_resource / remote-exec in for_each = toset(var.k8s_master_hosts)"),
                 cmd(format!("edit {}/main.tf: k8s_master_hosts = [\"{m0_addr}\"]", stack.path)),
             ])
@@ -380,32 +342,17 @@ pub fn generate(t: &Topology) -> Plan {
             .after("0.1", WHY_PREFLIGHT),
     );
     b.add(
-        StepSpec::new(
-            "1.5.2",
-            format!("Apply the {} stack (expect zero diff)", stack.name),
-            RunsOn::InfraRepo,
-        )
-        .commands(vec![cmd(format!(
-            "cd {repo} && scripts/tg apply {}",
-            stack.path
-        ))])
-        .checks(strings(["zero diff against today"]))
-        .after("1.5.1", WHY_SEQUENCE)
-        .extra(300),
+        StepSpec::new("1.5.2", format!("Apply the {} stack (expect zero diff)", stack.name), RunsOn::InfraRepo)
+            .commands(vec![cmd(format!("cd {repo} && scripts/tg apply {}", stack.path))])
+            .checks(strings(["zero diff against today"]))
+            .after("1.5.1", WHY_SEQUENCE)
+            .extra(300),
     );
     b.add(
         StepSpec::new("1.5.3", "Verify the flags are unchanged", b.node(m0))
-            .commands(vec![cmd(ssh(
-                m0,
-                &format!(
-                    "sudo grep {first_flag} /etc/kubernetes/manifests/kube-apiserver.yaml | wc -l"
-                ),
-            ))])
+            .commands(vec![cmd(ssh(m0, &format!("sudo grep {first_flag} /etc/kubernetes/manifests/kube-apiserver.yaml | wc -l")))])
             .checks(strings(["expect 1; cluster healthy"]))
-            .actions(vec![
-                Action::Verify(Check::FlagsOn(m0)),
-                Action::Verify(Check::ClusterHealthy),
-            ])
+            .actions(vec![Action::Verify(Check::FlagsOn(m0)), Action::Verify(Check::ClusterHealthy)])
             .after("1.5.2", WHY_SEQUENCE),
     );
 
@@ -417,14 +364,7 @@ pub fn generate(t: &Topology) -> Plan {
         let name = t.name(m).to_string();
         let node = t.node(m);
         let prev = (k > 0).then(|| master_phase(k - 1));
-        b.phase(
-            &p,
-            if k == 0 {
-                format!("Cloud-init template bump + {name}")
-            } else {
-                format!("{name}, same pattern as phase 2")
-            },
-        );
+        b.phase(&p, if k == 0 { format!("Cloud-init template bump + {name}") } else { format!("{name}, same pattern as phase 2") });
         if k == 0 {
             b.add(
                 StepSpec::new("2.0", "Bump the cloud-init template (one-time)", RunsOn::InfraRepo)
@@ -433,7 +373,10 @@ pub fn generate(t: &Topology) -> Plan {
                             "edit modules/{}/cloud_init.yaml: apt source pkgs.k8s.io/core:/stable:/v{}.{}/deb/ -> v{k8s}",
                             s.vm_template.name, t.template_version.0, t.template_version.1
                         )),
-                        cmd(format!("edit modules/{}: variable \"k8s_join_command\" {{ default = \"\" }}, skip the runcmd join when empty", s.vm_template.name)),
+                        cmd(format!(
+                            "edit modules/{}: variable \"k8s_join_command\" {{ default = \"\" }}, skip the runcmd join when empty",
+                            s.vm_template.name
+                        )),
                         cmd(format!("cd {repo} && scripts/tg apply -target=module.k8s_template")),
                     ])
                     .checks(strings(["the template is registered at the same template_id"]))
@@ -460,31 +403,31 @@ pub fn generate(t: &Topology) -> Plan {
                 .after("2.0", WHY_TEMPLATE),
         );
         b.add(
-            StepSpec::new(
-                format!("{p}.2"),
-                format!("Prep {name} for kubeadm join"),
-                b.node(m),
-            )
-            .commands(vec![
-                cmd(ssh(m, "kubeadm version; containerd --version")),
-                cmd(format!("getent hosts {name}.{zone}")),
-            ])
-            .checks(vec![format!("kubeadm v{k8s}.x, not yet a node")])
-            .actions(vec![Action::Verify(Check::ReadyToJoin(m))])
-            .after(format!("{p}.1"), WHY_SEQUENCE),
+            StepSpec::new(format!("{p}.2"), format!("Prep {name} for kubeadm join"), b.node(m))
+                .commands(vec![cmd(ssh(m, "kubeadm version; containerd --version")), cmd(format!("getent hosts {name}.{zone}"))])
+                .checks(vec![format!("kubeadm v{k8s}.x, not yet a node")])
+                .actions(vec![Action::Verify(Check::ReadyToJoin(m))])
+                .after(format!("{p}.1"), WHY_SEQUENCE),
         );
         let mut upload = StepSpec::new(
             format!("{p}.3"),
-            if k == 0 { "Upload control-plane certs".to_string() } else { "Re-upload certs (kubeadm-certs expires 2 h after upload)".to_string() },
+            if k == 0 {
+                "Upload control-plane certs".to_string()
+            } else {
+                "Re-upload certs (kubeadm-certs expires 2 h after upload)".to_string()
+            },
             b.node(m0),
         )
-        .commands(vec![secret("sudo kubeadm init phase upload-certs --upload-certs | tail -1 | sudo install -m 600 /dev/stdin /root/.plan-certificate-key")])
+        .commands(vec![secret(
+            "sudo kubeadm init phase upload-certs --upload-certs | tail -1 | sudo install -m 600 /dev/stdin /root/.plan-certificate-key",
+        )])
         .checks(vec![format!("TTL {} min: the join must follow within it or re-upload", s.kubeadm.certs_ttl_min)])
         .actions(vec![Action::UploadCerts])
         .after(format!("{p}.2"), WHY_SEQUENCE)
         .after("0.2", "uploads the certs of the patched ClusterConfiguration");
         if k > 0 {
-            upload = upload.note("the source re-uploads only 'if >2h since 2.3'; the upload is unconditional so the TTL restarts at every join");
+            upload =
+                upload.note("the source re-uploads only 'if >2h since 2.3'; the upload is unconditional so the TTL restarts at every join");
         }
         b.add(upload);
         b.add(
@@ -511,40 +454,19 @@ pub fn generate(t: &Topology) -> Plan {
         }
         b.add(join);
         hosts.push(m);
-        let host_list = hosts
-            .iter()
-            .map(|h| format!("\"{}\"", t.node(*h).address))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let host_list = hosts.iter().map(|h| format!("\"{}\"", t.node(*h).address)).collect::<Vec<_>>().join(", ");
         b.add(
-            StepSpec::new(
-                format!("{p}.6"),
-                format!("Update the {} stack to include {name}", stack.name),
-                RunsOn::InfraRepo,
-            )
-            .commands(vec![
-                cmd(format!(
-                    "edit {}/main.tf: k8s_master_hosts = [{host_list}]",
-                    stack.path
-                )),
-                cmd(format!("cd {repo} && scripts/tg apply {}", stack.path)),
-                cmd(ssh(
-                    m,
-                    &format!(
-                        "sudo grep -c {first_flag} /etc/kubernetes/manifests/kube-apiserver.yaml"
-                    ),
-                )),
-            ])
-            .checks(strings(["expect 1"]))
-            .actions(vec![
-                Action::ConfigStackAddHost(m),
-                Action::Verify(Check::FlagsOn(m)),
-            ])
-            .after(format!("{p}.5"), WHY_JOINED)
-            .after("1.5.2", WHY_STACK)
-            .disruption(format!(
-                "kube-apiserver on {name} restarts with the new flags"
-            )),
+            StepSpec::new(format!("{p}.6"), format!("Update the {} stack to include {name}", stack.name), RunsOn::InfraRepo)
+                .commands(vec![
+                    cmd(format!("edit {}/main.tf: k8s_master_hosts = [{host_list}]", stack.path)),
+                    cmd(format!("cd {repo} && scripts/tg apply {}", stack.path)),
+                    cmd(ssh(m, &format!("sudo grep -c {first_flag} /etc/kubernetes/manifests/kube-apiserver.yaml"))),
+                ])
+                .checks(strings(["expect 1"]))
+                .actions(vec![Action::ConfigStackAddHost(m), Action::Verify(Check::FlagsOn(m))])
+                .after(format!("{p}.5"), WHY_JOINED)
+                .after("1.5.2", WHY_STACK)
+                .disruption(format!("kube-apiserver on {name} restarts with the new flags")),
         );
         b.add(
             StepSpec::new(format!("{p}.7"), "Smoke", RunsOn::Workstation)
@@ -559,42 +481,25 @@ pub fn generate(t: &Topology) -> Plan {
                 .after(format!("{p}.5"), WHY_JOINED),
         );
         b.add(
-            StepSpec::new(
-                format!("{p}.8"),
-                format!("Add {name} to the LB pool"),
-                RunsOn::LoadBalancer(lb.name.clone()),
-            )
-            .commands(vec![
-                cmd(format!(
-                    "edit {}: pool [{}]",
-                    lb.bootstrap_script,
-                    pool_list(&hosts)
-                )),
-                cmd(format!(
-                    "scp {} {lb_ssh}:/tmp/ && ssh {lb_ssh} 'php /tmp/{}'",
-                    lb.bootstrap_script,
-                    file_name(&lb.bootstrap_script)
-                )),
-            ])
-            .checks(vec![format!("all {} backends UP", hosts.len())])
-            .rollback(vec![format!(
-                "remove {name} from the pool and re-run the bootstrap script"
-            )])
-            .actions(vec![
-                Action::DeclareLbBackend(m),
-                Action::DeployLb,
-                Action::Verify(Check::BackendsUp),
-            ])
-            .after(format!("{p}.7"), WHY_SMOKE_BEFORE_POOL)
-            .after("1.3", "the pool exists")
-            .disruption(if lb.reset_to_declared_state {
-                format!(
-                    "every {} frontend bounces (reset to declared state, ~{} s)",
-                    lb.name, lb.reset_window_s
-                )
-            } else {
-                "none".to_string()
-            }),
+            StepSpec::new(format!("{p}.8"), format!("Add {name} to the LB pool"), RunsOn::LoadBalancer(lb.name.clone()))
+                .commands(vec![
+                    cmd(format!("edit {}: pool [{}]", lb.bootstrap_script, pool_list(&hosts))),
+                    cmd(format!(
+                        "scp {} {lb_ssh}:/tmp/ && ssh {lb_ssh} 'php /tmp/{}'",
+                        lb.bootstrap_script,
+                        file_name(&lb.bootstrap_script)
+                    )),
+                ])
+                .checks(vec![format!("all {} backends UP", hosts.len())])
+                .rollback(vec![format!("remove {name} from the pool and re-run the bootstrap script")])
+                .actions(vec![Action::DeclareLbBackend(m), Action::DeployLb, Action::Verify(Check::BackendsUp)])
+                .after(format!("{p}.7"), WHY_SMOKE_BEFORE_POOL)
+                .after("1.3", "the pool exists")
+                .disruption(if lb.reset_to_declared_state {
+                    format!("every {} frontend bounces (reset to declared state, ~{} s)", lb.name, lb.reset_window_s)
+                } else {
+                    "none".to_string()
+                }),
         );
     }
     let last = master_phase(new_masters.len().saturating_sub(1));
@@ -605,51 +510,30 @@ pub fn generate(t: &Topology) -> Plan {
         .consumers
         .iter()
         .map(|c| {
-            cmd(format!(
-                "edit {}{}: {} -> https://{vip}:{port}",
-                c.path,
-                c.line.map(|l| format!(":{l}")).unwrap_or_default(),
-                c.server
-            ))
+            cmd(format!("edit {}{}: {} -> https://{vip}:{port}", c.path, c.line.map(|l| format!(":{l}")).unwrap_or_default(), c.server))
         })
         .collect();
-    flips.push(cmd(format!(
-        "edit {}: variable default = \"{vip}\"",
-        stack.path
-    )));
+    flips.push(cmd(format!("edit {}: variable default = \"{vip}\"", stack.path)));
     flips.push(cmd(format!(
         "cd {repo} && grep -rn '{m0_addr}:{port}' --include='*.tf' --include='*.yml' --include='*.yaml' --include='*.ts' --include='*.php' --include='*.sh'"
     )));
-    flips.push(cmd(format!(
-        "cd {repo} && scripts/tg apply {} && scripts/tg apply stacks/k8s-portal",
-        stack.path
-    )));
-    flips.push(cmd(format!(
-        "cd {repo} && git commit -am 'control plane: clients to the VIP' && git push"
-    )));
+    flips.push(cmd(format!("cd {repo} && scripts/tg apply {} && scripts/tg apply stacks/k8s-portal", stack.path)));
+    flips.push(cmd(format!("cd {repo} && git commit -am 'control plane: clients to the VIP' && git push")));
     b.add(
-        StepSpec::new(
-            "4.1",
-            "Update in-repo kubeconfig consumers (single commit)",
-            RunsOn::InfraRepo,
-        )
-        .commands(flips)
-        .rollback(strings(["revert the commit (single revert commit)"]))
-        .actions(vec![Action::FlipConsumers])
-        .after("0.3", WHY_VIP_TLS)
-        .after("0.4", WHY_VIP_TLS)
-        .after("1.4", WHY_LB_FIRST),
+        StepSpec::new("4.1", "Update in-repo kubeconfig consumers (single commit)", RunsOn::InfraRepo)
+            .commands(flips)
+            .rollback(strings(["revert the commit (single revert commit)"]))
+            .actions(vec![Action::FlipConsumers])
+            .after("0.3", WHY_VIP_TLS)
+            .after("0.4", WHY_VIP_TLS)
+            .after("1.4", WHY_LB_FIRST),
     );
     let mut kubelet_actions = Vec::new();
     for &w in &workers {
         kubelet_actions.push(Action::FlipKubelet(w));
         kubelet_actions.push(Action::Verify(Check::NodeReady(w)));
     }
-    let worker_names = workers
-        .iter()
-        .map(|w| t.name(*w))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let worker_names = workers.iter().map(|w| t.name(*w)).collect::<Vec<_>>().join(" ");
     b.add(
         StepSpec::new("4.2", "Flip worker kubelet.conf, one at a time", RunsOn::Workstation)
             .commands(vec![cmd(format!(
@@ -673,35 +557,17 @@ pub fn generate(t: &Topology) -> Plan {
             .disruption(format!("5-10 s NotReady on {m0_name}")),
     );
     let mut check_masters = vec![Action::Verify(Check::KubeletsOnVip)];
-    check_masters.extend(
-        new_masters
-            .iter()
-            .map(|m| Action::Verify(Check::NodeReady(*m))),
-    );
-    let mut verify_new = StepSpec::new(
-        "4.4",
-        "Verify the new masters' kubelet.conf already use the VIP",
-        RunsOn::Workstation,
-    )
-    .commands(
-        new_masters
-            .iter()
-            .map(|m| cmd(ssh(*m, "sudo grep server: /etc/kubernetes/kubelet.conf")))
-            .collect(),
-    )
-    .checks(strings(["kubeadm join used controlPlaneEndpoint"]))
-    .actions(check_masters)
-    .after("4.3", WHY_SEQUENCE);
+    check_masters.extend(new_masters.iter().map(|m| Action::Verify(Check::NodeReady(*m))));
+    let mut verify_new = StepSpec::new("4.4", "Verify the new masters' kubelet.conf already use the VIP", RunsOn::Workstation)
+        .commands(new_masters.iter().map(|m| cmd(ssh(*m, "sudo grep server: /etc/kubernetes/kubelet.conf"))).collect())
+        .checks(strings(["kubeadm join used controlPlaneEndpoint"]))
+        .actions(check_masters)
+        .after("4.3", WHY_SEQUENCE);
     for k in 0..new_masters.len() {
         verify_new = verify_new.after(format!("{}.5", master_phase(k)), WHY_ALL_MASTERS);
     }
     b.add(verify_new);
-    let every_node = t
-        .nodes
-        .iter()
-        .map(|n| n.name.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
+    let every_node = t.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(",");
     b.add(
         StepSpec::new("4.5", "Verify everything", RunsOn::Workstation)
             .commands(vec![
@@ -711,7 +577,11 @@ pub fn generate(t: &Topology) -> Plan {
                 cmd("trigger a no-op CI pipeline through the VIP"),
             ])
             .checks(vec![format!("all {} nodes Ready, every server https://{vip}:{port}", t.nodes.len())])
-            .actions(vec![Action::Verify(Check::ClusterHealthy), Action::Verify(Check::ConsumersOnVip), Action::Verify(Check::KubeletsOnVip)])
+            .actions(vec![
+                Action::Verify(Check::ClusterHealthy),
+                Action::Verify(Check::ConsumersOnVip),
+                Action::Verify(Check::KubeletsOnVip),
+            ])
             .after("4.1", WHY_SEQUENCE)
             .after("4.4", WHY_SEQUENCE),
     );
@@ -722,19 +592,9 @@ pub fn generate(t: &Topology) -> Plan {
         .cronjobs
         .iter()
         .filter(|j| j.pinned_to.is_some())
-        .map(|j| {
-            format!(
-                "{}{}",
-                j.name,
-                j.line.map(|l| format!(" (line {l})")).unwrap_or_default()
-            )
-        })
+        .map(|j| format!("{}{}", j.name, j.line.map(|l| format!(" (line {l})")).unwrap_or_default()))
         .collect::<Vec<_>>();
-    let jobs_path = s
-        .cronjobs
-        .first()
-        .map(|j| j.path.clone())
-        .unwrap_or_else(|| "the CronJob stack".to_string());
+    let jobs_path = s.cronjobs.first().map(|j| j.path.clone()).unwrap_or_else(|| "the CronJob stack".to_string());
     b.add(
         StepSpec::new("4.5.1", "Replace the node pin with a control-plane selector", RunsOn::InfraRepo)
             .commands(vec![cmd(format!(
@@ -746,9 +606,7 @@ pub fn generate(t: &Topology) -> Plan {
     );
     b.add(
         StepSpec::new("4.5.2", "Apply infra-maintenance", RunsOn::InfraRepo)
-            .commands(vec![cmd(format!(
-                "cd {repo} && scripts/tg apply stacks/infra-maintenance"
-            ))])
+            .commands(vec![cmd(format!("cd {repo} && scripts/tg apply stacks/infra-maintenance"))])
             .actions(vec![Action::UnpinCronJobs])
             .after("4.5.1", WHY_SEQUENCE),
     );
@@ -774,19 +632,17 @@ pub fn generate(t: &Topology) -> Plan {
     );
     b.add(
         StepSpec::new("5.2", "Apply kured", RunsOn::InfraRepo)
-            .commands(vec![cmd(format!(
-                "cd {repo} && scripts/tg apply stacks/kured"
-            ))])
+            .commands(vec![cmd(format!("cd {repo} && scripts/tg apply stacks/kured"))])
             .actions(vec![Action::GateQuorumAware])
             .after("5.1", WHY_SEQUENCE),
     );
-    let cordoned = new_masters
-        .first()
-        .map(|m| t.name(*m).to_string())
-        .unwrap_or_else(|| m0_name.clone());
+    let cordoned = new_masters.first().map(|m| t.name(*m).to_string()).unwrap_or_else(|| m0_name.clone());
     b.add(
         StepSpec::new("5.3", "Verify the gate", RunsOn::Workstation)
-            .commands(vec![cmd(format!("kubectl -n kured logs ds/{} | tail -50", s.reboot_gate.name)), cmd(format!("kubectl cordon {cordoned} && sleep 300 && kubectl uncordon {cordoned}"))])
+            .commands(vec![
+                cmd(format!("kubectl -n kured logs ds/{} | tail -50", s.reboot_gate.name)),
+                cmd(format!("kubectl cordon {cordoned} && sleep 300 && kubectl uncordon {cordoned}")),
+            ])
             .checks(vec![format!("'Control-plane quorum safe ({masters_target} Ready)'; blocked while {cordoned} is cordoned")])
             .actions(vec![Action::Verify(Check::GateQuorumAware)])
             .after("5.2", WHY_SEQUENCE),
@@ -794,31 +650,23 @@ pub fn generate(t: &Topology) -> Plan {
 
     // Phase 6 ------------------------------------------------------------------------------
     b.phase("6", "End-to-end validation".to_string());
-    let mut failover = StepSpec::new(
-        "6.1",
-        format!("Failover test: reboot {m0_name}"),
-        b.node(m0),
-    )
-    .commands(vec![
-        cmd(format!(
-            "kubectl drain {m0_name} --delete-emptydir-data --ignore-daemonsets"
-        )),
-        cmd(ssh(m0, "sudo reboot")),
-        cmd("while true; do kubectl get nodes -o name | wc -l; sleep 2; done  # never 0"),
-        cmd(format!("kubectl uncordon {m0_name}")),
-    ])
-    .checks(strings([
-        "the API answers through the VIP during the reboot; the backend re-registers (op_state=2)",
-    ]))
-    .actions(vec![
-        Action::Shutdown(m0),
-        Action::Verify(Check::ViaVip),
-        Action::Boot(m0),
-        Action::Verify(Check::ApiserverReady(m0)),
-        Action::Verify(Check::BackendsUp),
-    ])
-    .after("4.5", WHY_CUTOVER)
-    .disruption(format!("{m0_name} down 50-90 s; the VIP should hide it"));
+    let mut failover = StepSpec::new("6.1", format!("Failover test: reboot {m0_name}"), b.node(m0))
+        .commands(vec![
+            cmd(format!("kubectl drain {m0_name} --delete-emptydir-data --ignore-daemonsets")),
+            cmd(ssh(m0, "sudo reboot")),
+            cmd("while true; do kubectl get nodes -o name | wc -l; sleep 2; done  # never 0"),
+            cmd(format!("kubectl uncordon {m0_name}")),
+        ])
+        .checks(strings(["the API answers through the VIP during the reboot; the backend re-registers (op_state=2)"]))
+        .actions(vec![
+            Action::Shutdown(m0),
+            Action::Verify(Check::ViaVip),
+            Action::Boot(m0),
+            Action::Verify(Check::ApiserverReady(m0)),
+            Action::Verify(Check::BackendsUp),
+        ])
+        .after("4.5", WHY_CUTOVER)
+        .disruption(format!("{m0_name} down 50-90 s; the VIP should hide it"));
     for k in 0..new_masters.len() {
         failover = failover.after(format!("{}.8", master_phase(k)), WHY_ALL_MASTERS);
     }
@@ -839,7 +687,10 @@ pub fn generate(t: &Topology) -> Plan {
         StepSpec::new("6.3", "Update documentation", RunsOn::InfraRepo)
             .commands(vec![
                 cmd("add docs/architecture/control-plane.md (HA topology, etcd members, LB config)"),
-                cmd(format!("update the hypervisor inventory: VMIDs {}", new_masters.iter().map(|m| t.node(*m).vmid.unwrap_or_default().to_string()).collect::<Vec<_>>().join(", "))),
+                cmd(format!(
+                    "update the hypervisor inventory: VMIDs {}",
+                    new_masters.iter().map(|m| t.node(*m).vmid.unwrap_or_default().to_string()).collect::<Vec<_>>().join(", ")
+                )),
                 cmd("add docs/runbooks/control-plane-add-remove-master.md; update restore-etcd.md for a multi-member quorum"),
             ])
             .after("6.1", WHY_SEQUENCE)
@@ -847,10 +698,7 @@ pub fn generate(t: &Topology) -> Plan {
     );
 
     // Phase 7 ------------------------------------------------------------------------------
-    b.phase(
-        "7",
-        "Extend the k8s-version-upgrade chain to multi-master".to_string(),
-    );
+    b.phase("7", "Extend the k8s-version-upgrade chain to multi-master".to_string());
     b.add(
         StepSpec::new("7.1", "Discover masters and loop with a quorum check", RunsOn::InfraRepo)
             .commands(vec![cmd(format!(
@@ -862,15 +710,16 @@ pub fn generate(t: &Topology) -> Plan {
     );
     b.add(
         StepSpec::new("7.2", "Un-pin preflight and the master phase", RunsOn::InfraRepo)
-            .commands(vec![cmd(format!("edit {}: scheduling_block allows any control-plane node; kubeadm upgrade plan runs on the first listed master", s.upgrade_chain.path))])
+            .commands(vec![cmd(format!(
+                "edit {}: scheduling_block allows any control-plane node; kubeadm upgrade plan runs on the first listed master",
+                s.upgrade_chain.path
+            ))])
             .after("7.1", WHY_SEQUENCE)
             .extra(900),
     );
     b.add(
         StepSpec::new("7.3", "Apply k8s-version-upgrade", RunsOn::InfraRepo)
-            .commands(vec![cmd(format!(
-                "cd {repo} && scripts/tg apply stacks/k8s-version-upgrade"
-            ))])
+            .commands(vec![cmd(format!("cd {repo} && scripts/tg apply stacks/k8s-version-upgrade"))])
             .actions(vec![Action::ExtendUpgradeChain])
             .after("7.2", WHY_SEQUENCE),
     );
@@ -905,13 +754,7 @@ pub fn generate(t: &Topology) -> Plan {
     }
     b.add(close_out);
 
-    Plan {
-        plan_format: PLAN_FORMAT,
-        scenario: s.name.clone(),
-        phases: b.phases,
-        steps: b.steps,
-        rollbacks: rollbacks(t),
-    }
+    Plan { plan_format: PLAN_FORMAT, scenario: s.name.clone(), phases: b.phases, steps: b.steps, rollbacks: rollbacks(t) }
 }
 
 fn file_name(path: &str) -> &str {
@@ -931,7 +774,9 @@ fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             title: "Phase 0 panic-mode rollback".to_string(),
             when: "0.4 fails, or any fault before phase 1".to_string(),
             commands: vec![
-                cmd(format!("on {m0}: sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/")),
+                cmd(format!(
+                    "on {m0}: sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/"
+                )),
                 cmd(format!("on {m0}: sudo systemctl restart kubelet")),
                 cmd(format!("on {m0}: sudo kubeadm init phase upload-config kubeadm --config /tmp/kubeadm-config.backup.yaml")),
             ],
@@ -949,7 +794,10 @@ fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             id: "R1.5".to_string(),
             title: "Phase 1.5 rollback".to_string(),
             when: "a fault in phase 1.5".to_string(),
-            commands: vec![cmd(format!("revert {} to the single k8s_master_host variable; cd {repo} && scripts/tg apply {}", s.config_stack.path, s.config_stack.path))],
+            commands: vec![cmd(format!(
+                "revert {} to the single k8s_master_host variable; cd {repo} && scripts/tg apply {}",
+                s.config_stack.path, s.config_stack.path
+            ))],
         },
     ];
     for (k, m) in t.new_masters().enumerate() {
@@ -960,15 +808,9 @@ fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             when: format!("a fault while {name} is added"),
             commands: vec![
                 cmd(format!("on {name}: sudo kubeadm reset --force")),
-                cmd(format!(
-                    "on a surviving master: etcdctl member remove <id of {name}> (needs quorum)"
-                )),
-                cmd(format!(
-                    "remove {name} from the LB pool and the config stack"
-                )),
-                cmd(format!(
-                    "cd {repo} && scripts/tg destroy -target=module.{name}"
-                )),
+                cmd(format!("on a surviving master: etcdctl member remove <id of {name}> (needs quorum)")),
+                cmd(format!("remove {name} from the LB pool and the config stack")),
+                cmd(format!("cd {repo} && scripts/tg destroy -target=module.{name}")),
             ],
         });
     }
@@ -996,13 +838,8 @@ fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         title: "Worst case (etcd corruption / split brain)".to_string(),
         when: "nothing else restores quorum".to_string(),
         commands: vec![
-            cmd(format!(
-                "etcdctl snapshot restore of the newest snapshot from {} on {m0}",
-                s.etcd_backup.path
-            )),
-            cmd(format!(
-                "rebuild {m0} from the VM snapshot pre-ha-retrofit if needed"
-            )),
+            cmd(format!("etcdctl snapshot restore of the newest snapshot from {} on {m0}", s.etcd_backup.path)),
+            cmd(format!("rebuild {m0} from the VM snapshot pre-ha-retrofit if needed")),
             cmd("back to a single master"),
         ],
     });
@@ -1023,27 +860,21 @@ mod tests {
         let plan = generate(&homelab());
         let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
         for id in [
-            "0.1", "0.2", "0.3", "0.4", "0.6", "1.1", "1.2", "1.3", "1.4", "1.5.1", "1.5.2",
-            "1.5.3", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.7", "2.8", "3.1", "3.2",
-            "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "4.1", "4.2", "4.3", "4.4", "4.5", "4.5.1",
-            "4.5.2", "4.5.3", "5.1", "5.2", "5.3", "6.1", "6.2", "6.3", "7.1", "7.2", "7.3", "7.4",
-            "7.5", "8.1",
+            "0.1", "0.2", "0.3", "0.4", "0.6", "1.1", "1.2", "1.3", "1.4", "1.5.1", "1.5.2", "1.5.3", "2.0", "2.1", "2.2", "2.3", "2.4",
+            "2.5", "2.6", "2.7", "2.8", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "4.1", "4.2", "4.3", "4.4", "4.5", "4.5.1",
+            "4.5.2", "4.5.3", "5.1", "5.2", "5.3", "6.1", "6.2", "6.3", "7.1", "7.2", "7.3", "7.4", "7.5", "8.1",
         ] {
             assert!(ids.contains(&id), "missing step {id}");
         }
         assert!(plan.rollbacks.iter().any(|r| r.id == "0.5"));
-        plan.check_order()
-            .expect("the generated order satisfies the DAG");
+        plan.check_order().expect("the generated order satisfies the DAG");
     }
 
     #[test]
     fn phases_follow_the_source_order() {
         let plan = generate(&homelab());
         let phases: Vec<&str> = plan.phases.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(
-            phases,
-            ["0", "1", "1.5", "2", "3", "4", "4.5", "5", "6", "7", "8"]
-        );
+        assert_eq!(phases, ["0", "1", "1.5", "2", "3", "4", "4.5", "5", "6", "7", "8"]);
     }
 
     #[test]
@@ -1053,10 +884,7 @@ mod tests {
         let cutover = plan.steps.remove(at);
         plan.steps.insert(0, cutover);
         let error = plan.check_order().unwrap_err().to_string();
-        assert!(
-            error.contains("step 4.1") && error.contains("step 0."),
-            "{error}"
-        );
+        assert!(error.contains("step 4.1") && error.contains("step 0."), "{error}");
     }
 
     #[test]

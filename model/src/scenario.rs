@@ -316,10 +316,7 @@ pub struct KubeadmSpec {
 
 impl Default for KubeadmSpec {
     fn default() -> Self {
-        KubeadmSpec {
-            certs_ttl_min: default_certs_ttl(),
-            token_ttl_h: default_token_ttl(),
-        }
+        KubeadmSpec { certs_ttl_min: default_certs_ttl(), token_ttl_h: default_token_ttl() }
     }
 }
 
@@ -349,9 +346,7 @@ pub struct CapacityPolicy {
 
 impl Default for CapacityPolicy {
     fn default() -> Self {
-        CapacityPolicy {
-            ram_headroom_percent: default_headroom(),
-        }
+        CapacityPolicy { ram_headroom_percent: default_headroom() }
     }
 }
 

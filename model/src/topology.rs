@@ -1,8 +1,6 @@
 //! The fixed facts of a validated scenario, indexed for the model: nodes, hypervisors, consumers.
 
-use crate::scenario::{
-    ConsumerKind, HealthCheck, LearnerModeSetting, NodeRole, Scenario, StackHosts,
-};
+use crate::scenario::{ConsumerKind, HealthCheck, LearnerModeSetting, NodeRole, Scenario, StackHosts};
 use crate::validate::{parse_version, CONSUMERS_MAX, NODES_MAX};
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -36,11 +34,7 @@ impl NodeSet {
         NodeSet(self.0 & !(1 << node.0))
     }
     pub fn set(&mut self, node: NodeIx, on: bool) {
-        *self = if on {
-            self.with(node)
-        } else {
-            self.without(node)
-        };
+        *self = if on { self.with(node) } else { self.without(node) };
     }
     pub fn and(self, other: NodeSet) -> Self {
         NodeSet(self.0 & other.0)
@@ -58,9 +52,7 @@ impl NodeSet {
         self.0 == 0
     }
     pub fn iter(self) -> impl Iterator<Item = NodeIx> {
-        (0..64u8)
-            .filter(move |i| self.0 & (1 << i) != 0)
-            .map(NodeIx)
+        (0..64u8).filter(move |i| self.0 & (1 << i) != 0).map(NodeIx)
     }
 }
 
@@ -128,19 +120,9 @@ impl Topology {
     /// # Panics
     /// On a scenario that did not pass validation (versions unparsable, more than 64 nodes).
     pub fn new(scenario: &Scenario) -> Topology {
-        let hypervisor_of = |name: &str| {
-            scenario
-                .hypervisors
-                .iter()
-                .position(|h| h.name == name)
-                .expect("validated: hypervisor exists")
-        };
+        let hypervisor_of = |name: &str| scenario.hypervisors.iter().position(|h| h.name == name).expect("validated: hypervisor exists");
         let mut nodes = Vec::new();
-        for n in scenario
-            .nodes
-            .iter()
-            .filter(|n| n.role == NodeRole::ControlPlane)
-        {
+        for n in scenario.nodes.iter().filter(|n| n.role == NodeRole::ControlPlane) {
             nodes.push(Node {
                 name: n.name.clone(),
                 address: n.address,
@@ -179,25 +161,14 @@ impl Topology {
                 ram_used_gb: n.ram_used_gb,
             });
         }
-        assert!(
-            nodes.len() <= NODES_MAX && scenario.consumers.len() <= CONSUMERS_MAX,
-            "validated: sizes fit the masks"
-        );
+        assert!(nodes.len() <= NODES_MAX && scenario.consumers.len() <= CONSUMERS_MAX, "validated: sizes fit the masks");
         let consumers = scenario
             .consumers
             .iter()
-            .map(|c| Consumer {
-                name: c.name.clone(),
-                kind: c.kind,
-                path: c.path.clone(),
-                line: c.line,
-                oidc: c.oidc,
-            })
+            .map(|c| Consumer { name: c.name.clone(), kind: c.kind, path: c.path.clone(), line: c.line, oidc: c.oidc })
             .collect();
-        let version =
-            parse_version(&scenario.kubernetes.version).expect("validated: version parses");
-        let template_version = parse_version(&scenario.vm_template.kubernetes_version)
-            .expect("validated: version parses");
+        let version = parse_version(&scenario.kubernetes.version).expect("validated: version parses");
+        let template_version = parse_version(&scenario.vm_template.kubernetes_version).expect("validated: version parses");
         Topology {
             scenario: scenario.clone(),
             nodes,
@@ -222,36 +193,20 @@ impl Topology {
     }
 
     pub fn new_masters(&self) -> impl Iterator<Item = NodeIx> + '_ {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.kind == NodeKind::NewMaster)
-            .map(|(i, _)| NodeIx(i as u8))
+        self.nodes.iter().enumerate().filter(|(_, n)| n.kind == NodeKind::NewMaster).map(|(i, _)| NodeIx(i as u8))
     }
 
     pub fn workers(&self) -> impl Iterator<Item = NodeIx> + '_ {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.kind == NodeKind::Worker)
-            .map(|(i, _)| NodeIx(i as u8))
+        self.nodes.iter().enumerate().filter(|(_, n)| n.kind == NodeKind::Worker).map(|(i, _)| NodeIx(i as u8))
     }
 
     pub fn all_nodes(&self) -> NodeSet {
-        NodeSet(if self.nodes.len() == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.nodes.len()) - 1
-        })
+        NodeSet(if self.nodes.len() == 64 { u64::MAX } else { (1u64 << self.nodes.len()) - 1 })
     }
 
     /// The masters once the migration is done.
     pub fn target_masters(&self) -> NodeSet {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.kind != NodeKind::Worker)
-            .fold(NodeSet::EMPTY, |s, (i, _)| s.with(NodeIx(i as u8)))
+        self.nodes.iter().enumerate().filter(|(_, n)| n.kind != NodeKind::Worker).fold(NodeSet::EMPTY, |s, (i, _)| s.with(NodeIx(i as u8)))
     }
 
     pub fn workers_set(&self) -> NodeSet {
@@ -259,11 +214,7 @@ impl Topology {
     }
 
     pub fn on_hypervisor(&self, hypervisor: usize) -> NodeSet {
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.hypervisor == hypervisor)
-            .fold(NodeSet::EMPTY, |s, (i, _)| s.with(NodeIx(i as u8)))
+        self.nodes.iter().enumerate().filter(|(_, n)| n.hypervisor == hypervisor).fold(NodeSet::EMPTY, |s, (i, _)| s.with(NodeIx(i as u8)))
     }
 
     /// Resolves an inventory name or a unique short form (`master-2` for `k8s-master-2`).
@@ -280,9 +231,7 @@ impl Topology {
             .enumerate()
             .filter(|(_, n)| {
                 n.name.ends_with(&format!("-{wanted}"))
-                    || n.name.ends_with(wanted)
-                        && n.name.len() > wanted.len()
-                        && n.name.as_bytes()[n.name.len() - wanted.len() - 1] == b'.'
+                    || n.name.ends_with(wanted) && n.name.len() > wanted.len() && n.name.as_bytes()[n.name.len() - wanted.len() - 1] == b'.'
             })
             .map(|(i, _)| i)
             .collect();
@@ -290,18 +239,11 @@ impl Topology {
             [one] => Ok(NodeIx(*one as u8)),
             [] => Err(format!(
                 "unknown node {wanted:?} (nodes: {})",
-                self.nodes
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
             )),
             many => Err(format!(
                 "node {wanted:?} is ambiguous: {}",
-                many.iter()
-                    .map(|i| self.nodes[*i].name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                many.iter().map(|i| self.nodes[*i].name.as_str()).collect::<Vec<_>>().join(", ")
             )),
         }
     }
@@ -329,18 +271,7 @@ mod tests {
     fn nodes_are_ordered_master_new_masters_workers() {
         let t = homelab();
         let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "k8s-master",
-                "k8s-master-2",
-                "k8s-master-3",
-                "k8s-node1",
-                "k8s-node2",
-                "k8s-node3",
-                "k8s-node4"
-            ]
-        );
+        assert_eq!(names, ["k8s-master", "k8s-master-2", "k8s-master-3", "k8s-node1", "k8s-node2", "k8s-node3", "k8s-node4"]);
         assert_eq!(t.target_masters().len(), 3);
     }
 
@@ -350,10 +281,7 @@ mod tests {
         assert_eq!(t.resolve("master-2"), Ok(NodeIx(1)));
         assert_eq!(t.resolve("k8s-node4"), Ok(NodeIx(6)));
         assert!(t.resolve("node9").unwrap_err().contains("unknown node"));
-        assert!(
-            t.resolve("master").is_ok(),
-            "k8s-master is the only name ending in -master"
-        );
+        assert!(t.resolve("master").is_ok(), "k8s-master is the only name ending in -master");
     }
 
     #[test]
@@ -361,9 +289,6 @@ mod tests {
         assert!(!learner_mode((1, 28), LearnerModeSetting::Auto));
         assert!(learner_mode((1, 29), LearnerModeSetting::Auto));
         assert!(!learner_mode((1, 30), LearnerModeSetting::Off));
-        assert!(
-            learner_mode((1, 32), LearnerModeSetting::Off),
-            "locked on from 1.32"
-        );
+        assert!(learner_mode((1, 32), LearnerModeSetting::Off), "locked on from 1.32");
     }
 }

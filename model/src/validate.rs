@@ -67,16 +67,8 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
     let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| ScenarioError {
         kind: ScenarioErrorKind::Syntax,
         path: None,
-        position: e.location().map(|l| Position {
-            line: l.line(),
-            column: l.column(),
-        }),
-        message: e
-            .to_string()
-            .split(" at line ")
-            .next()
-            .unwrap_or_default()
-            .to_string(),
+        position: e.location().map(|l| Position { line: l.line(), column: l.column() }),
+        message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
     })?;
     validate(&scenario).map_err(|problem| ScenarioError {
         kind: problem.kind,
@@ -96,11 +88,7 @@ pub struct Problem {
 }
 
 fn problem(kind: ScenarioErrorKind, path: FieldPath, message: String) -> Problem {
-    Problem {
-        kind,
-        path,
-        message,
-    }
+    Problem { kind, path, message }
 }
 
 fn root() -> FieldPath {
@@ -111,18 +99,14 @@ fn root() -> FieldPath {
 fn is_safe_name(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 253
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && !value.starts_with(['-', '.'])
 }
 
 /// A repository path: letters, digits and `._/+@-`, no `..` component, no leading `-`.
 fn is_safe_path(value: &str) -> bool {
     !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._/+@-".contains(&b))
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/+@-".contains(&b))
         && !value.starts_with('-')
         && !value.split('/').any(|part| part == "..")
 }
@@ -134,9 +118,7 @@ pub fn parse_version(value: &str) -> Option<(u32, u32)> {
     let minor = parts.next()?.parse().ok()?;
     match parts.next() {
         None => Some((major, minor)),
-        Some(patch) if patch.parse::<u32>().is_ok() && parts.next().is_none() => {
-            Some((major, minor))
-        }
+        Some(patch) if patch.parse::<u32>().is_ok() && parts.next().is_none() => Some((major, minor)),
         Some(_) => None,
     }
 }
@@ -173,14 +155,10 @@ fn check_path(value: &str, path: FieldPath, what: &str) -> Result<(), Problem> {
 }
 
 fn check_amount(value: f64, path: FieldPath, what: &str) -> Result<(), Problem> {
-    if value.is_finite() && value >= 0.0 && value < 1.0e6 {
+    if value.is_finite() && (0.0..1.0e6).contains(&value) {
         Ok(())
     } else {
-        Err(problem(
-            ScenarioErrorKind::BadValue,
-            path,
-            format!("{what} must be a non-negative number of GB, not {value}"),
-        ))
+        Err(problem(ScenarioErrorKind::BadValue, path, format!("{what} must be a non-negative number of GB, not {value}")))
     }
 }
 
@@ -195,20 +173,14 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
         problem(
             BadValue,
             root().key("kubernetes").key("version"),
-            format!(
-                "Kubernetes version {:?} is not of the form 1.34",
-                s.kubernetes.version
-            ),
+            format!("Kubernetes version {:?} is not of the form 1.34", s.kubernetes.version),
         )
     })?;
     let template = parse_version(&s.vm_template.kubernetes_version).ok_or_else(|| {
         problem(
             BadValue,
             root().key("vm_template").key("kubernetes_version"),
-            format!(
-                "template version {:?} is not of the form 1.34",
-                s.vm_template.kubernetes_version
-            ),
+            format!("template version {:?} is not of the form 1.34", s.vm_template.kubernetes_version),
         )
     })?;
     if template > version {
@@ -223,76 +195,24 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     }
     check_path(&s.infra_repo, root().key("infra_repo"), "infra repo path")?;
     check_name(&s.ssh_user, root().key("ssh_user"), "SSH user")?;
-    check_name(
-        &s.load_balancer.ssh_user,
-        root().key("load_balancer").key("ssh_user"),
-        "SSH user",
-    )?;
-    check_name(
-        &s.load_balancer.name,
-        root().key("load_balancer").key("name"),
-        "load balancer name",
-    )?;
-    check_path(
-        &s.load_balancer.bootstrap_script,
-        root().key("load_balancer").key("bootstrap_script"),
-        "bootstrap script path",
-    )?;
-    check_name(
-        &s.control_plane_endpoint.fqdn,
-        root().key("control_plane_endpoint").key("fqdn"),
-        "FQDN",
-    )?;
+    check_name(&s.load_balancer.ssh_user, root().key("load_balancer").key("ssh_user"), "SSH user")?;
+    check_name(&s.load_balancer.name, root().key("load_balancer").key("name"), "load balancer name")?;
+    check_path(&s.load_balancer.bootstrap_script, root().key("load_balancer").key("bootstrap_script"), "bootstrap script path")?;
+    check_name(&s.control_plane_endpoint.fqdn, root().key("control_plane_endpoint").key("fqdn"), "FQDN")?;
     check_name(&s.dns.zone, root().key("dns").key("zone"), "DNS zone")?;
-    check_path(
-        &s.dns.source,
-        root().key("dns").key("source"),
-        "DNS source path",
-    )?;
-    check_path(
-        &s.etcd_backup.path,
-        root().key("etcd_backup").key("path"),
-        "backup path",
-    )?;
-    check_path(
-        &s.reboot_gate.path,
-        root().key("reboot_gate").key("path"),
-        "reboot gate path",
-    )?;
-    check_name(
-        &s.reboot_gate.name,
-        root().key("reboot_gate").key("name"),
-        "reboot gate name",
-    )?;
-    check_path(
-        &s.upgrade_chain.path,
-        root().key("upgrade_chain").key("path"),
-        "upgrade chain path",
-    )?;
-    check_name(
-        &s.config_stack.name,
-        root().key("config_stack").key("name"),
-        "config stack name",
-    )?;
-    check_path(
-        &s.config_stack.path,
-        root().key("config_stack").key("path"),
-        "config stack path",
-    )?;
-    check_name(
-        &s.vm_template.name,
-        root().key("vm_template").key("name"),
-        "template name",
-    )?;
+    check_path(&s.dns.source, root().key("dns").key("source"), "DNS source path")?;
+    check_path(&s.etcd_backup.path, root().key("etcd_backup").key("path"), "backup path")?;
+    check_path(&s.reboot_gate.path, root().key("reboot_gate").key("path"), "reboot gate path")?;
+    check_name(&s.reboot_gate.name, root().key("reboot_gate").key("name"), "reboot gate name")?;
+    check_path(&s.upgrade_chain.path, root().key("upgrade_chain").key("path"), "upgrade chain path")?;
+    check_name(&s.config_stack.name, root().key("config_stack").key("name"), "config stack name")?;
+    check_path(&s.config_stack.path, root().key("config_stack").key("path"), "config stack path")?;
+    check_name(&s.vm_template.name, root().key("vm_template").key("name"), "template name")?;
     if let Some(issue) = &s.tracking_issue {
         check_name(issue, root().key("tracking_issue"), "tracking issue")?;
     }
     for (i, flag) in s.config_stack.apiserver_flags.iter().enumerate() {
-        check_name(
-            flag,
-            root().key("config_stack").key("apiserver_flags").index(i),
-            "apiserver flag",
-        )?;
+        check_name(flag, root().key("config_stack").key("apiserver_flags").index(i), "apiserver flag")?;
     }
     let headroom = s.capacity.ram_headroom_percent;
     if !(0.0..100.0).contains(&headroom) {
@@ -303,58 +223,31 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
         ));
     }
     if s.kubeadm.certs_ttl_min == 0 || s.kubeadm.token_ttl_h == 0 {
-        return Err(problem(
-            BadValue,
-            root().key("kubeadm"),
-            "kubeadm TTLs must be positive".to_string(),
-        ));
+        return Err(problem(BadValue, root().key("kubeadm"), "kubeadm TTLs must be positive".to_string()));
     }
 
     // Hypervisors.
     if s.hypervisors.is_empty() {
-        return Err(problem(
-            BadValue,
-            root().key("hypervisors"),
-            "at least one hypervisor is needed".to_string(),
-        ));
+        return Err(problem(BadValue, root().key("hypervisors"), "at least one hypervisor is needed".to_string()));
     }
     if s.hypervisors.len() > HYPERVISORS_MAX {
-        return Err(problem(
-            BadValue,
-            root().key("hypervisors"),
-            format!("at most {HYPERVISORS_MAX} hypervisors are supported"),
-        ));
+        return Err(problem(BadValue, root().key("hypervisors"), format!("at most {HYPERVISORS_MAX} hypervisors are supported")));
     }
     let mut hypervisor_names: HashMap<&str, usize> = HashMap::new();
     for (i, h) in s.hypervisors.iter().enumerate() {
         let at = root().key("hypervisors").index(i);
         check_name(&h.name, at.clone().key("name"), "hypervisor name")?;
-        check_amount(
-            h.ram_physical_gb,
-            at.clone().key("ram_physical_gb"),
-            "physical RAM",
-        )?;
-        check_amount(
-            h.ram_allocated_gb,
-            at.clone().key("ram_allocated_gb"),
-            "allocated RAM",
-        )?;
+        check_amount(h.ram_physical_gb, at.clone().key("ram_physical_gb"), "physical RAM")?;
+        check_amount(h.ram_allocated_gb, at.clone().key("ram_allocated_gb"), "allocated RAM")?;
         check_amount(h.swap_used_gb, at.clone().key("swap_used_gb"), "swap used")?;
         if h.ram_physical_gb <= 0.0 {
-            return Err(problem(
-                BadValue,
-                at.key("ram_physical_gb"),
-                "physical RAM must be more than 0 GB".to_string(),
-            ));
+            return Err(problem(BadValue, at.key("ram_physical_gb"), "physical RAM must be more than 0 GB".to_string()));
         }
         if let Some(first) = hypervisor_names.insert(&h.name, i) {
             return Err(problem(
                 DuplicateName,
                 at.key("name"),
-                format!(
-                    "hypervisor name {:?} is used twice (also hypervisors[{first}])",
-                    h.name
-                ),
+                format!("hypervisor name {:?} is used twice (also hypervisors[{first}])", h.name),
             ));
         }
     }
@@ -363,68 +256,43 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             Ok(())
         } else {
             let known: Vec<&str> = s.hypervisors.iter().map(|h| h.name.as_str()).collect();
-            Err(problem(
-                UnknownReference,
-                path,
-                format!("unknown hypervisor {name:?} (known: {})", known.join(", ")),
-            ))
+            Err(problem(UnknownReference, path, format!("unknown hypervisor {name:?} (known: {})", known.join(", "))))
         }
     };
 
     // Nodes and new masters: names and addresses unique across both, and against the VIP.
     let total = s.nodes.len() + s.new_masters.len();
     if total > NODES_MAX {
-        return Err(problem(
-            BadValue,
-            root().key("nodes"),
-            format!("{total} nodes: at most {NODES_MAX} are supported"),
-        ));
+        return Err(problem(BadValue, root().key("nodes"), format!("{total} nodes: at most {NODES_MAX} are supported")));
     }
     let mut names: HashMap<&str, FieldPath> = HashMap::new();
     let mut addresses: HashMap<Ipv4Addr, FieldPath> = HashMap::new();
-    let mut claim_address =
-        |address: Ipv4Addr, path: FieldPath, what: &str| -> Result<(), Problem> {
-            if let Some(first) = addresses.get(&address) {
-                return Err(problem(
-                    DuplicateAddress,
-                    path,
-                    format!("address {address} of {what} is already used by {first}"),
-                ));
-            }
-            addresses.insert(address, path);
-            Ok(())
-        };
+    let mut claim_address = |address: Ipv4Addr, path: FieldPath, what: &str| -> Result<(), Problem> {
+        if let Some(first) = addresses.get(&address) {
+            return Err(problem(DuplicateAddress, path, format!("address {address} of {what} is already used by {first}")));
+        }
+        addresses.insert(address, path);
+        Ok(())
+    };
     for (i, h) in s.hypervisors.iter().enumerate() {
-        claim_address(
-            h.address,
-            root().key("hypervisors").index(i).key("address"),
-            &format!("hypervisor {}", h.name),
-        )?;
+        claim_address(h.address, root().key("hypervisors").index(i).key("address"), &format!("hypervisor {}", h.name))?;
     }
-    claim_address(
-        s.load_balancer.address,
-        root().key("load_balancer").key("address"),
-        "the load balancer",
-    )?;
+    claim_address(s.load_balancer.address, root().key("load_balancer").key("address"), "the load balancer")?;
     let vip = s.control_plane_endpoint.vip;
     for (i, n) in s.nodes.iter().enumerate() {
         let at = root().key("nodes").index(i);
         check_name(&n.name, at.clone().key("name"), "node name")?;
         if let Some(first) = names.insert(&n.name, at.clone()) {
-            return Err(problem(
-                DuplicateName,
-                at.key("name"),
-                format!("node name {:?} is used twice (also {first})", n.name),
-            ));
+            return Err(problem(DuplicateName, at.key("name"), format!("node name {:?} is used twice (also {first})", n.name)));
         }
         if n.address == vip {
-            return Err(problem(VipConflict, at.key("address"), format!("the VIP {vip} cannot be the address of node {}: the VIP must be a free address", n.name)));
+            return Err(problem(
+                VipConflict,
+                at.key("address"),
+                format!("the VIP {vip} cannot be the address of node {}: the VIP must be a free address", n.name),
+            ));
         }
-        claim_address(
-            n.address,
-            at.clone().key("address"),
-            &format!("node {}", n.name),
-        )?;
+        claim_address(n.address, at.clone().key("address"), &format!("node {}", n.name))?;
         known_hypervisor(&n.hypervisor, at.clone().key("hypervisor"))?;
         if let Some(ram) = n.ram_gb {
             check_amount(ram, at.clone().key("ram_gb"), "RAM")?;
@@ -432,11 +300,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
         if let Some(used) = n.ram_used_gb {
             check_amount(used, at.clone().key("ram_used_gb"), "RAM used")?;
             if n.ram_gb.is_some_and(|ram| used > ram) {
-                return Err(problem(
-                    BadValue,
-                    at.key("ram_used_gb"),
-                    format!("node {} uses more RAM than it has", n.name),
-                ));
+                return Err(problem(BadValue, at.key("ram_used_gb"), format!("node {} uses more RAM than it has", n.name)));
             }
         }
     }
@@ -444,28 +308,20 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
         let at = root().key("new_masters").index(i);
         check_name(&n.name, at.clone().key("name"), "node name")?;
         if let Some(first) = names.insert(&n.name, at.clone()) {
-            return Err(problem(
-                DuplicateName,
-                at.key("name"),
-                format!("node name {:?} is used twice (also {first})", n.name),
-            ));
+            return Err(problem(DuplicateName, at.key("name"), format!("node name {:?} is used twice (also {first})", n.name)));
         }
         if n.address == vip {
-            return Err(problem(VipConflict, at.key("address"), format!("the VIP {vip} cannot be the address of new master {}: the VIP must be a free address", n.name)));
+            return Err(problem(
+                VipConflict,
+                at.key("address"),
+                format!("the VIP {vip} cannot be the address of new master {}: the VIP must be a free address", n.name),
+            ));
         }
-        claim_address(
-            n.address,
-            at.clone().key("address"),
-            &format!("new master {}", n.name),
-        )?;
+        claim_address(n.address, at.clone().key("address"), &format!("new master {}", n.name))?;
         known_hypervisor(&n.hypervisor, at.clone().key("hypervisor"))?;
         check_amount(n.ram_gb, at.clone().key("ram_gb"), "RAM")?;
         if n.ram_gb <= 0.0 || n.vcpu == 0 {
-            return Err(problem(
-                BadValue,
-                at.key("ram_gb"),
-                format!("new master {} needs RAM and vCPUs", n.name),
-            ));
+            return Err(problem(BadValue, at.key("ram_gb"), format!("new master {} needs RAM and vCPUs", n.name)));
         }
     }
     if let Some(h) = &s.load_balancer.hypervisor {
@@ -475,9 +331,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
         return Err(problem(
             VipConflict,
             root().key("control_plane_endpoint").key("vip"),
-            format!(
-                "the VIP {vip} is the load balancer's own address: reserve a separate virtual IP"
-            ),
+            format!("the VIP {vip} is the load balancer's own address: reserve a separate virtual IP"),
         ));
     }
     if s.hypervisors.iter().any(|h| h.address == vip) {
@@ -489,45 +343,32 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     }
     if let Some(pool) = &s.metallb_pool {
         if pool.first > pool.last {
-            return Err(problem(
-                BadValue,
-                root().key("metallb_pool"),
-                format!("MetalLB pool {}-{} is empty", pool.first, pool.last),
-            ));
+            return Err(problem(BadValue, root().key("metallb_pool"), format!("MetalLB pool {}-{} is empty", pool.first, pool.last)));
         }
         if pool.contains(vip) {
-            return Err(problem(VipConflict, root().key("control_plane_endpoint").key("vip"), format!("the VIP {vip} is inside the MetalLB pool {}-{}: MetalLB could hand it to a Service", pool.first, pool.last)));
+            return Err(problem(
+                VipConflict,
+                root().key("control_plane_endpoint").key("vip"),
+                format!("the VIP {vip} is inside the MetalLB pool {}-{}: MetalLB could hand it to a Service", pool.first, pool.last),
+            ));
         }
         for (i, n) in s.new_masters.iter().enumerate() {
             if pool.contains(n.address) {
                 return Err(problem(
                     VipConflict,
                     root().key("new_masters").index(i).key("address"),
-                    format!(
-                        "new master address {} is inside the MetalLB pool {}-{}",
-                        n.address, pool.first, pool.last
-                    ),
+                    format!("new master address {} is inside the MetalLB pool {}-{}", n.address, pool.first, pool.last),
                 ));
             }
         }
     }
 
     // The shape of the migration.
-    let masters: Vec<usize> = s
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.role == NodeRole::ControlPlane)
-        .map(|(i, _)| i)
-        .collect();
+    let masters: Vec<usize> = s.nodes.iter().enumerate().filter(|(_, n)| n.role == NodeRole::ControlPlane).map(|(i, _)| i).collect();
     match masters.len() {
         1 => {}
         0 => {
-            return Err(problem(
-                BadValue,
-                root().key("nodes"),
-                "no control-plane node: the scenario needs the existing master".to_string(),
-            ))
+            return Err(problem(BadValue, root().key("nodes"), "no control-plane node: the scenario needs the existing master".to_string()))
         }
         n => {
             return Err(problem(
@@ -540,35 +381,31 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     let master = &s.nodes[masters[0]];
     let target = s.target.control_plane_count;
     let target_path = root().key("target").key("control_plane_count");
-    if target % 2 == 0 {
-        return Err(problem(TargetCount, target_path, format!("target of {target} masters is even: etcd tolerates no more failures with {target} than with {}, use an odd count", target - 1)));
-    }
-    if !(3..=7).contains(&target) {
+    if target.is_multiple_of(2) {
         return Err(problem(
             TargetCount,
             target_path,
-            format!("target of {target} masters: use 3, 5 or 7"),
+            format!(
+                "target of {target} masters is even: etcd tolerates no more failures with {target} than with {}, use an odd count",
+                target - 1
+            ),
         ));
+    }
+    if !(3..=7).contains(&target) {
+        return Err(problem(TargetCount, target_path, format!("target of {target} masters: use 3, 5 or 7")));
     }
     if s.new_masters.len() + 1 != target as usize {
         return Err(problem(
             TargetCount,
             root().key("new_masters"),
-            format!(
-                "{} new masters listed, but a target of {target} masters needs {}",
-                s.new_masters.len(),
-                target - 1
-            ),
+            format!("{} new masters listed, but a target of {target} masters needs {}", s.new_masters.len(), target - 1),
         ));
     }
     if master.vmid.is_none() {
         return Err(problem(
             BadValue,
             root().key("nodes").index(masters[0]),
-            format!(
-                "the existing master {} needs a vmid (the plan snapshots it)",
-                master.name
-            ),
+            format!("the existing master {} needs a vmid (the plan snapshots it)", master.name),
         ));
     }
     let mut vmids: HashMap<u32, FieldPath> = HashMap::new();
@@ -580,11 +417,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     for (i, n) in s.new_masters.iter().enumerate() {
         let at = root().key("new_masters").index(i).key("vmid");
         if let Some(first) = vmids.insert(n.vmid, at.clone()) {
-            return Err(problem(
-                DuplicateName,
-                at,
-                format!("VMID {} is used twice (also {first})", n.vmid),
-            ));
+            return Err(problem(DuplicateName, at, format!("VMID {} is used twice (also {first})", n.vmid)));
         }
     }
 
@@ -593,19 +426,11 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
         if names.contains_key(name) {
             Ok(())
         } else {
-            Err(problem(
-                UnknownReference,
-                path,
-                format!("unknown node {name:?}"),
-            ))
+            Err(problem(UnknownReference, path, format!("unknown node {name:?}")))
         }
     };
     if s.consumers.len() > CONSUMERS_MAX {
-        return Err(problem(
-            BadValue,
-            root().key("consumers"),
-            format!("at most {CONSUMERS_MAX} consumers are supported"),
-        ));
+        return Err(problem(BadValue, root().key("consumers"), format!("at most {CONSUMERS_MAX} consumers are supported")));
     }
     let mut consumer_names: HashMap<&str, usize> = HashMap::new();
     for (i, c) in s.consumers.iter().enumerate() {
@@ -616,21 +441,11 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             return Err(problem(
                 DuplicateName,
                 at.key("name"),
-                format!(
-                    "consumer name {:?} is used twice (also consumers[{first}])",
-                    c.name
-                ),
+                format!("consumer name {:?} is used twice (also consumers[{first}])", c.name),
             ));
         }
         let (address, port) = parse_server(&c.server).ok_or_else(|| {
-            problem(
-                BadValue,
-                at.clone().key("server"),
-                format!(
-                    "server {:?} is not of the form https://ADDRESS:PORT",
-                    c.server
-                ),
-            )
+            problem(BadValue, at.clone().key("server"), format!("server {:?} is not of the form https://ADDRESS:PORT", c.server))
         })?;
         if address != master.address || port != s.control_plane_endpoint.port {
             return Err(problem(
@@ -652,10 +467,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             return Err(problem(
                 DuplicateName,
                 at.key("name"),
-                format!(
-                    "CronJob name {:?} is used twice (also cronjobs[{first}])",
-                    job.name
-                ),
+                format!("CronJob name {:?} is used twice (also cronjobs[{first}])", job.name),
             ));
         }
         if let Some(node) = &job.pinned_to {
@@ -666,11 +478,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
         known_node(m, root().key("upgrade_chain").key("masters").index(i))?;
     }
     for (i, r) in s.dns.records.iter().enumerate() {
-        check_name(
-            &r.name,
-            root().key("dns").key("records").index(i).key("name"),
-            "DNS record name",
-        )?;
+        check_name(&r.name, root().key("dns").key("records").index(i).key("name"), "DNS record name")?;
     }
     Ok(())
 }
@@ -690,17 +498,10 @@ mod tests {
 
     #[test]
     fn an_unknown_field_is_a_located_syntax_error() {
-        let text = HOMELAB.replace(
-            "  control_plane_count: 3",
-            "  control_plane_count: 3\n  masters_wanted: 3",
-        );
+        let text = HOMELAB.replace("  control_plane_count: 3", "  control_plane_count: 3\n  masters_wanted: 3");
         let error = parse_scenario(&text).unwrap_err();
         assert_eq!(error.kind, ScenarioErrorKind::Syntax);
-        assert!(
-            error.message.contains("unknown field `masters_wanted`"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.contains("unknown field `masters_wanted`"), "{}", error.message);
         assert!(error.position.is_some());
     }
 
@@ -710,18 +511,8 @@ mod tests {
         let error = parse_scenario(&text).unwrap_err();
         assert_eq!(error.kind, ScenarioErrorKind::DuplicateAddress);
         assert_eq!(error.path.as_deref(), Some("nodes[2].address"));
-        assert!(
-            error.message.contains("nodes[1].address"),
-            "{}",
-            error.message
-        );
-        assert_eq!(
-            error.position.map(|p| p.line),
-            HOMELAB
-                .lines()
-                .position(|l| l.contains("k8s-node2"))
-                .map(|l| l + 1)
-        );
+        assert!(error.message.contains("nodes[1].address"), "{}", error.message);
+        assert_eq!(error.position.map(|p| p.line), HOMELAB.lines().position(|l| l.contains("k8s-node2")).map(|l| l + 1));
     }
 
     #[test]
@@ -739,8 +530,6 @@ mod tests {
         assert!(is_safe_name("k8s-master-2"));
         assert!(!is_safe_path("../etc/passwd"));
         assert!(!is_safe_path("a b"));
-        assert!(is_safe_path(
-            "stacks/k8s-portal/files/src/routes/download/+server.ts"
-        ));
+        assert!(is_safe_path("stacks/k8s-portal/files/src/routes/download/+server.ts"));
     }
 }

@@ -2,9 +2,7 @@
 //! with state deduplication; every recovery it takes is proven or refuted.
 
 use crate::recovery::RecoveryKind;
-use crate::run::{
-    pre_existing, Broken, Cursor, Engine, Injection, Outcome, Point, Recording, RunResult,
-};
+use crate::run::{pre_existing, Broken, Cursor, Engine, Injection, Outcome, Point, Recording, RunResult};
 use plan_model::fault::{Fault, FaultKind};
 use plan_model::invariant::InvariantClass;
 use plan_model::plan::Plan;
@@ -129,12 +127,7 @@ pub struct CheckReport {
     pub exposures: Vec<Exposure>,
 }
 
-fn fingerprint_hash(
-    state: &plan_model::cluster::Cluster,
-    point: Point,
-    extra: u64,
-    t: &Topology,
-) -> u64 {
+fn fingerprint_hash(state: &plan_model::cluster::Cluster, point: Point, extra: u64, t: &Topology) -> u64 {
     let mut h = FxHasher::default();
     state.fingerprint(t).hash(&mut h);
     point.hash(&mut h);
@@ -176,15 +169,7 @@ impl Collector<'_> {
             .collect()
     }
 
-    fn violation(
-        &mut self,
-        key: String,
-        invariant: &str,
-        class: InvariantClass,
-        step: &str,
-        why: &str,
-        schedule: &[Injection],
-    ) {
+    fn violation(&mut self, key: String, invariant: &str, class: InvariantClass, step: &str, why: &str, schedule: &[Injection]) {
         let placed = self.placed(schedule);
         let entry = self.violations.entry(key).or_insert_with(|| Violation {
             invariant: invariant.to_string(),
@@ -209,12 +194,7 @@ impl Collector<'_> {
 
     fn record(&mut self, schedule: &[Injection], result: &RunResult) -> bool {
         let first = schedule[0].at;
-        let phase_index = self
-            .plan
-            .phases
-            .iter()
-            .position(|p| p.id == self.plan.steps[first.step as usize].phase)
-            .unwrap_or(0);
+        let phase_index = self.plan.phases.iter().position(|p| p.id == self.plan.steps[first.step as usize].phase).unwrap_or(0);
         let phase_id = self.plan.steps[first.step as usize].phase.clone();
         let mut violated = false;
         for b in &result.broken {
@@ -233,73 +213,48 @@ impl Collector<'_> {
             let kinds: Vec<&str> = schedule.iter().map(|i| i.fault.kind().as_str()).collect();
             let key = format!("{}|{}|not-restored", b.invariant, kinds.join("+"));
             let why = format!("not restored after {}: {}", result.outcome.label(), b.why);
-            self.violation(
-                key,
-                b.invariant,
-                b.class,
-                result.halted_at.as_deref().unwrap_or("end"),
-                &why,
-                schedule,
-            );
+            self.violation(key, b.invariant, b.class, result.halted_at.as_deref().unwrap_or("end"), &why, schedule);
         }
         if let Outcome::Stuck { why } = &result.outcome {
             if !inherited {
                 violated = true;
                 let key = format!("recovery|{}", schedule[0].fault.kind().as_str());
-                self.violation(
-                    key,
-                    "recovery",
-                    InvariantClass::Availability,
-                    result.halted_at.as_deref().unwrap_or("end"),
-                    why,
-                    schedule,
-                );
+                self.violation(key, "recovery", InvariantClass::Availability, result.halted_at.as_deref().unwrap_or("end"), why, schedule);
             }
         }
         if unavailable && inherited {
-            let fault = schedule
-                .iter()
-                .find(|i| pre_existing(self.t, i.fault))
-                .map(|i| i.fault.describe(self.t))
-                .unwrap_or_default();
+            let fault = schedule.iter().find(|i| pre_existing(self.t, i.fault)).map(|i| i.fault.describe(self.t)).unwrap_or_default();
             let step = self.plan.steps[first.step as usize].id.clone();
             let why = result.final_unavailable[0].why.clone();
-            let entry = self
-                .exposures
-                .entry(fault.clone())
-                .or_insert_with(|| Exposure {
-                    fault,
-                    from_step: step.clone(),
-                    to_step: step.clone(),
-                    placements: 0,
-                    why,
-                });
+            let entry = self.exposures.entry(fault.clone()).or_insert_with(|| Exposure {
+                fault,
+                from_step: step.clone(),
+                to_step: step.clone(),
+                placements: 0,
+                why,
+            });
             entry.placements += 1;
             entry.to_step = step;
         }
-        if schedule.len() == 1 && matches!(result.outcome, Outcome::QuorumRecovered) && !unavailable
-        {
+        if schedule.len() == 1 && matches!(result.outcome, Outcome::QuorumRecovered) && !unavailable {
             let fault = schedule[0].fault.describe(self.t);
             let step = self.plan.steps[first.step as usize].id.clone();
             let why = match &result.halt {
                 Some(h) => h.to_string(),
                 None => String::new(),
             };
-            let entry = self
-                .findings
-                .entry(fault.clone())
-                .or_insert_with(|| Finding {
-                    fault,
-                    from_step: step.clone(),
-                    to_step: step.clone(),
-                    placements: 0,
-                    recovery: RecoveryKind::QuorumRecovery.describe(),
-                    why,
-                });
+            let entry = self.findings.entry(fault.clone()).or_insert_with(|| Finding {
+                fault,
+                from_step: step.clone(),
+                to_step: step.clone(),
+                placements: 0,
+                recovery: RecoveryKind::QuorumRecovery.describe(),
+                why,
+            });
             entry.placements += 1;
             entry.to_step = step;
         }
-        if !result.recoveries.is_empty() {
+        if !result.recoveries.is_empty() && !inherited {
             let path = (phase_id.clone(), result.recoveries.clone());
             if violated || matches!(result.outcome, Outcome::Stuck { .. }) {
                 self.failed.insert(path);
@@ -307,13 +262,7 @@ impl Collector<'_> {
                 self.proven.insert(path);
             }
         }
-        let summary = self
-            .phases
-            .entry(phase_index)
-            .or_insert_with(|| PhaseSummary {
-                phase: phase_id,
-                ..Default::default()
-            });
+        let summary = self.phases.entry(phase_index).or_insert_with(|| PhaseSummary { phase: phase_id, ..Default::default() });
         summary.placements += 1;
         match &result.outcome {
             Outcome::Completed if result.recoveries.is_empty() => summary.completed += 1,
@@ -338,14 +287,7 @@ impl Collector<'_> {
 pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     let depth = options.depth.clamp(1, DEPTH_MAX);
     let explorer = Engine::new(t, plan, Recording::default());
-    let accountant = Engine::new(
-        t,
-        plan,
-        Recording {
-            events: false,
-            downtime: true,
-        },
-    );
+    let accountant = Engine::new(t, plan, Recording { events: false, downtime: true });
     let no_fault = accountant.run(&[]);
     let (track, states) = explorer.track();
     let faults = Fault::all(t);
@@ -362,14 +304,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
         failed: BTreeSet::new(),
     };
     for b in &no_fault.broken {
-        collector.violation(
-            format!("{}|none", b.invariant),
-            b.invariant,
-            b.class,
-            &b.step,
-            &b.why,
-            &[],
-        );
+        collector.violation(format!("{}|none", b.invariant), b.invariant, b.class, &b.step, &b.why, &[]);
     }
     for u in &no_fault.undeclared {
         let why = format!("{} (no disruption declared for step {})", u.why, u.step);
@@ -384,19 +319,8 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     }
     if let Outcome::Stuck { why } | Outcome::RolledBack { phase: why } = &no_fault.outcome {
         let step = no_fault.halted_at.clone().unwrap_or_default();
-        let reason = no_fault
-            .halt
-            .as_ref()
-            .map(|h| h.to_string())
-            .unwrap_or_else(|| why.clone());
-        collector.violation(
-            "plan-completes|none".to_string(),
-            "plan-completes",
-            InvariantClass::Availability,
-            &step,
-            &reason,
-            &[],
-        );
+        let reason = no_fault.halt.as_ref().map(|h| h.to_string()).unwrap_or_else(|| why.clone());
+        collector.violation("plan-completes|none".to_string(), "plan-completes", InvariantClass::Availability, &step, &reason, &[]);
     }
 
     let mut visited: FxHashSet<u64> = FxHashSet::default();
@@ -411,20 +335,10 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
         for fault in faults_at(&faults, *point) {
             let first = Injection { at: *point, fault };
             let mut snapshots = Vec::new();
-            let result = explorer.run_cursor(
-                Cursor::at(*state, *point),
-                &[first],
-                Some(&track),
-                (depth > 1).then_some(&mut snapshots),
-            );
+            let result = explorer.run_cursor(Cursor::at(*state, *point), &[first], Some(&track), (depth > 1).then_some(&mut snapshots));
             transitions += result.transitions;
             placements += 1;
-            visited.insert(fingerprint_hash(
-                &result.final_state,
-                *point,
-                fault_key(fault),
-                t,
-            ));
+            visited.insert(fingerprint_hash(&result.final_state, *point, fault_key(fault), t));
             collector.record(&[first], &result);
             if depth < 2 {
                 continue;
@@ -434,48 +348,28 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
                 if second == fault {
                     continue;
                 }
-                let pair = [
-                    first,
-                    Injection {
-                        at: *point,
-                        fault: second,
-                    },
-                ];
-                let key = fingerprint_hash(
-                    state,
-                    *point,
-                    fault_key(fault) ^ fault_key(second).rotate_left(17),
-                    t,
-                );
+                let pair = [first, Injection { at: *point, fault: second }];
+                let key = fingerprint_hash(state, *point, fault_key(fault) ^ fault_key(second).rotate_left(17), t);
                 if seen.insert(key, ()).is_some() {
                     deduplicated += 1;
                     continue;
                 }
-                let result =
-                    explorer.run_cursor(Cursor::at(*state, *point), &pair, Some(&track), None);
+                let result = explorer.run_cursor(Cursor::at(*state, *point), &pair, Some(&track), None);
                 transitions += result.transitions;
                 placements += 1;
                 collector.record(&pair, &result);
             }
             for cursor in snapshots {
-                let at = Point {
-                    step: cursor.step as u16,
-                    action: cursor.action as u16,
-                };
+                let at = Point { step: cursor.step as u16, action: cursor.action as u16 };
                 if at == *point {
                     continue;
                 }
-                let pending: u64 = cursor.pending.iter().fold(0, |h, (f, until)| {
-                    h ^ fault_key(*f) ^ (*until as u64).rotate_left(32)
-                });
+                let pending: u64 = cursor.pending.iter().fold(0, |h, (f, until)| h ^ fault_key(*f) ^ (*until as u64).rotate_left(32));
                 for second in faults_at(&faults, at) {
                     let key = fingerprint_hash(
                         &cursor.c,
                         at,
-                        fault_key(second)
-                            ^ pending.rotate_left(7)
-                            ^ cursor.recoveries as u64
-                            ^ ((cursor.skip_done as u64) << 63),
+                        fault_key(second) ^ pending.rotate_left(7) ^ cursor.recoveries as u64 ^ ((cursor.skip_done as u64) << 63),
                         t,
                     );
                     visited.insert(key);
@@ -484,8 +378,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
                         continue;
                     }
                     let schedule = [first, Injection { at, fault: second }];
-                    let result =
-                        explorer.run_cursor(cursor.clone(), &schedule[1..], Some(&track), None);
+                    let result = explorer.run_cursor(cursor.clone(), &schedule[1..], Some(&track), None);
                     transitions += result.transitions;
                     placements += 1;
                     collector.record(&schedule, &result);
@@ -495,23 +388,12 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     }
 
     let mut violations: Vec<Violation> = collector.violations.into_values().collect();
-    let recorder = Engine::new(
-        t,
-        plan,
-        Recording {
-            events: true,
-            downtime: false,
-        },
-    );
+    let recorder = Engine::new(t, plan, Recording { events: true, downtime: false });
     for v in &mut violations {
         let result = recorder.run(&v.injections);
         v.trace = trace_lines(&result, &v.injections, plan, &v.invariant);
     }
-    let verdict = if violations.is_empty() {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
+    let verdict = if violations.is_empty() { Verdict::Pass } else { Verdict::Fail };
     CheckReport {
         scenario: t.scenario.name.clone(),
         depth,
@@ -525,11 +407,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
             rollback_paths_failed: collector.failed.len(),
             plan_duration_s: no_fault.duration_s,
         },
-        no_fault: NoFault {
-            outcome: no_fault.outcome,
-            duration_s: no_fault.duration_s,
-            downtime: no_fault.downtime,
-        },
+        no_fault: NoFault { outcome: no_fault.outcome, duration_s: no_fault.duration_s, downtime: no_fault.downtime },
         phases: collector.phases.into_values().collect(),
         violations,
         findings: collector.findings.into_values().collect(),
@@ -545,26 +423,12 @@ fn fault_key(fault: Fault) -> u64 {
 
 /// The events of a run as short lines, from the first fault's step (or the break, without
 /// faults) up to the event that broke `invariant` (or the end).
-pub fn trace_lines(
-    result: &RunResult,
-    schedule: &[Injection],
-    plan: &Plan,
-    invariant: &str,
-) -> Vec<String> {
+pub fn trace_lines(result: &RunResult, schedule: &[Injection], plan: &Plan, invariant: &str) -> Vec<String> {
     let from = match schedule.first() {
         Some(first) => plan.steps[first.at.step as usize].id.clone(),
-        None => result
-            .broken
-            .iter()
-            .find(|b| b.invariant == invariant)
-            .map(|b| b.step.clone())
-            .unwrap_or_default(),
+        None => result.broken.iter().find(|b| b.invariant == invariant).map(|b| b.step.clone()).unwrap_or_default(),
     };
-    let start = result
-        .events
-        .iter()
-        .position(|e| e.step == from)
-        .unwrap_or(0);
+    let start = result.events.iter().position(|e| e.step == from).unwrap_or(0);
     let mut lines = Vec::new();
     for event in &result.events[start..] {
         let mut line = format!("{:<6} {}", event.step, event.what);

@@ -73,18 +73,12 @@ pub enum RecoveryKind {
 impl RecoveryKind {
     pub fn describe(&self) -> String {
         match self {
-            RecoveryKind::WaitAndRetry => {
-                "wait for the fault to clear, re-run the step".to_string()
-            }
-            RecoveryKind::Renew => {
-                "re-upload certs and create a new token, re-run the step".to_string()
-            }
+            RecoveryKind::WaitAndRetry => "wait for the fault to clear, re-run the step".to_string(),
+            RecoveryKind::Renew => "re-upload certs and create a new token, re-run the step".to_string(),
             RecoveryKind::Resume => "resume the step from the journal".to_string(),
             RecoveryKind::Rollback { phase } => format!("phase {phase} rollback"),
             RecoveryKind::Hold => "stop, remove dead members, keep the cluster running".to_string(),
-            RecoveryKind::QuorumRecovery => {
-                "quorum recovery: etcd --force-new-cluster on a surviving voter (RQ)".to_string()
-            }
+            RecoveryKind::QuorumRecovery => "quorum recovery: etcd --force-new-cluster on a surviving voter (RQ)".to_string(),
             RecoveryKind::WorstCase => "worst case: etcd snapshot restore (RW)".to_string(),
         }
     }
@@ -93,12 +87,7 @@ impl RecoveryKind {
 /// Undoing one new master: reset it, drop its member, take it out of the LB and the stack, destroy it.
 pub fn undo_master(c: &Cluster, x: NodeIx) -> Vec<Action> {
     let mut actions = Vec::new();
-    if c.up.contains(x)
-        && (c.control_plane.contains(x)
-            || c.joined.contains(x)
-            || c.etcd_started.contains(x)
-            || c.members().contains(x))
-    {
+    if c.up.contains(x) && (c.control_plane.contains(x) || c.joined.contains(x) || c.etcd_started.contains(x) || c.members().contains(x)) {
         actions.push(Action::KubeadmReset(x));
     }
     if c.members().contains(x) {
@@ -128,11 +117,7 @@ pub fn rollback_actions(c: &Cluster, t: &Topology, kind: PhaseKind) -> Vec<Actio
             if c.cert_backup && (c.cert_vip.contains(m0) || !c.cert_present.contains(m0)) {
                 actions.push(Action::RestoreCert(m0));
             }
-            if c.cert_backup
-                && (c.served_vip.contains(m0)
-                    || !c.apiserver_running.contains(m0)
-                    || !c.cert_present.contains(m0))
-            {
+            if c.cert_backup && (c.served_vip.contains(m0) || !c.apiserver_running.contains(m0) || !c.cert_present.contains(m0)) {
                 actions.push(Action::RestartApiserver(m0));
             }
             if c.kubeadm_endpoint {
@@ -194,11 +179,7 @@ pub fn quorum_recovery_actions(c: &Cluster, t: &Topology, survivor: NodeIx) -> V
 /// Worst case: restore the newest snapshot on the existing master (or the first master up).
 pub fn worst_case_actions(c: &Cluster, t: &Topology) -> Option<Vec<Action>> {
     let m0 = t.existing_master();
-    let target = if c.up.contains(m0) {
-        m0
-    } else {
-        c.control_plane.and(c.up).iter().next()?
-    };
+    let target = if c.up.contains(m0) { m0 } else { c.control_plane.and(c.up).iter().next()? };
     let mut actions = vec![Action::RestoreSnapshot(target)];
     let mut after = *c;
     after.voters = plan_model::topology::NodeSet::of(target);

@@ -88,10 +88,9 @@ impl Outcome {
             Outcome::RolledBack { phase } => format!("rolled back phase {phase}"),
             Outcome::Halted { step } => format!("halted at {step}, the cluster runs on"),
             Outcome::QuorumRecovered => "quorum recovered (RQ), migration undone".to_string(),
-            Outcome::RestoredFromSnapshot { lost_s } => format!(
-                "restored from snapshot, {} of writes lost",
-                plan_model::plan::format_duration(*lost_s)
-            ),
+            Outcome::RestoredFromSnapshot { lost_s } => {
+                format!("restored from snapshot, {} of writes lost", plan_model::plan::format_duration(*lost_s))
+            }
             Outcome::Stuck { why } => format!("stuck: {why}"),
         }
     }
@@ -227,22 +226,13 @@ impl<'e, 'a> Run<'e, 'a> {
 
     fn check_safety(&mut self, step: &str) -> Vec<String> {
         let mut now = Vec::new();
-        for inv in INVARIANTS
-            .iter()
-            .filter(|i| i.class == InvariantClass::Safety)
-        {
+        for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Safety) {
             if self.broken.iter().any(|b| b.invariant == inv.name) {
                 continue;
             }
             if let Err(why) = (inv.holds)(&self.c, self.t()) {
                 now.push(inv.name.to_string());
-                self.broken.push(Broken {
-                    invariant: inv.name,
-                    class: inv.class,
-                    step: step.to_string(),
-                    clock_s: self.c.clock_s,
-                    why,
-                });
+                self.broken.push(Broken { invariant: inv.name, class: inv.class, step: step.to_string(), clock_s: self.c.clock_s, why });
             }
         }
         now
@@ -268,12 +258,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 class.degraded_s += seconds;
             }
         }
-        let not_ready = state
-            .joined
-            .and(state.up)
-            .iter()
-            .filter(|n| observe::node_ready(state, t, *n).is_down())
-            .count() as u32;
+        let not_ready = state.joined.and(state.up).iter().filter(|n| observe::node_ready(state, t, *n).is_down()).count() as u32;
         self.downtime.node_not_ready_s += not_ready * seconds;
     }
 
@@ -333,14 +318,7 @@ impl<'e, 'a> Run<'e, 'a> {
         let broke = self.check_safety(step);
         if self.engine.recording.events {
             let what = a.describe(t);
-            self.record(
-                step,
-                kind,
-                what,
-                &before,
-                broke,
-                transient.map(|tr| (tr.what.to_string(), tr.seconds)),
-            );
+            self.record(step, kind, what, &before, broke, transient.map(|tr| (tr.what.to_string(), tr.seconds)));
         }
         Ok(())
     }
@@ -350,8 +328,7 @@ impl<'e, 'a> Run<'e, 'a> {
         self.c = fault.strike(&self.c, self.t());
         if let Some(lasts) = fault.lasts_s() {
             if !matches!(fault, Fault::OperatorAway { .. }) {
-                self.pending
-                    .push((fault, self.c.clock_s.saturating_add(lasts)));
+                self.pending.push((fault, self.c.clock_s.saturating_add(lasts)));
             } else if self.engine.recording.downtime {
                 self.charge(&before, lasts);
             }
@@ -364,11 +341,7 @@ impl<'e, 'a> Run<'e, 'a> {
     }
 
     fn heal_due(&mut self, step: &str) {
-        while let Some(i) = self
-            .pending
-            .iter()
-            .position(|(_, at)| *at <= self.c.clock_s)
-        {
+        while let Some(i) = self.pending.iter().position(|(_, at)| *at <= self.c.clock_s) {
             let (fault, _) = self.pending.remove(i);
             self.heal(fault, step);
         }
@@ -386,24 +359,12 @@ impl<'e, 'a> Run<'e, 'a> {
 
     /// Waits until every temporary fault is over.
     fn wait_for_pending(&mut self, step: &str) {
-        let until = self
-            .pending
-            .iter()
-            .map(|(_, at)| *at)
-            .max()
-            .unwrap_or(self.c.clock_s);
+        let until = self.pending.iter().map(|(_, at)| *at).max().unwrap_or(self.c.clock_s);
         let wait = until.saturating_sub(self.c.clock_s);
         let state = self.c;
         self.charge(&state, wait);
         self.c.clock_s = until.max(self.c.clock_s);
-        self.note(
-            step,
-            EventKind::Wait,
-            format!(
-                "wait {} for the fault to clear",
-                plan_model::plan::format_duration(wait)
-            ),
-        );
+        self.note(step, EventKind::Wait, format!("wait {} for the fault to clear", plan_model::plan::format_duration(wait)));
         self.heal_due(step);
     }
 
@@ -434,18 +395,10 @@ impl<'e, 'a> Run<'e, 'a> {
             match self.apply(a, step, EventKind::Recovery) {
                 Ok(()) => {}
                 Err(refusal) if refusal.kind == RefusalKind::HostDown => {
-                    self.note(
-                        step,
-                        EventKind::Skipped,
-                        format!("skipped {}: {}", a.describe(self.t()), refusal.reason),
-                    );
+                    self.note(step, EventKind::Skipped, format!("skipped {}: {}", a.describe(self.t()), refusal.reason));
                 }
                 Err(refusal) => {
-                    self.note(
-                        step,
-                        EventKind::Halt,
-                        format!("recovery refused: {}", refusal.reason),
-                    );
+                    self.note(step, EventKind::Halt, format!("recovery refused: {}", refusal.reason));
                     return Err(refusal);
                 }
             }
@@ -464,9 +417,7 @@ impl<'e, 'a> Run<'e, 'a> {
         }
         self.note(&id, EventKind::Halt, format!("HALT: {halt}"));
         if *count > RECOVERIES_MAX {
-            return Next::Stop(Outcome::Stuck {
-                why: format!("{RECOVERIES_MAX} recoveries did not get past step {id}"),
-            });
+            return Next::Stop(Outcome::Stuck { why: format!("{RECOVERIES_MAX} recoveries did not get past step {id}") });
         }
         // 1. A temporary fault: wait for it, then re-run the step.
         if !self.pending.is_empty() {
@@ -475,19 +426,11 @@ impl<'e, 'a> Run<'e, 'a> {
             return Next::Retry;
         }
         // 2. Expired credentials: the plan's re-upload path.
-        if let Halt::Refused(Refusal {
-            kind: RefusalKind::Expired,
-            ..
-        }) = halt
-        {
+        if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
             self.recoveries.push(RecoveryKind::Renew);
             self.note(&id, EventKind::Recovery, RecoveryKind::Renew.describe());
-            if self
-                .apply(Action::UploadCerts, &id, EventKind::Recovery)
-                .is_ok()
-                && self
-                    .apply(Action::CreateToken, &id, EventKind::Recovery)
-                    .is_ok()
+            if self.apply(Action::UploadCerts, &id, EventKind::Recovery).is_ok()
+                && self.apply(Action::CreateToken, &id, EventKind::Recovery).is_ok()
             {
                 return Next::Retry;
             }
@@ -496,23 +439,11 @@ impl<'e, 'a> Run<'e, 'a> {
         // resetting a master could wipe the last copy of the data.
         let phase = plan.steps[step].phase.clone();
         let kind = recovery::phase_kind(plan, &phase);
-        let rollback = if kind == PhaseKind::After {
-            RecoveryKind::Hold
-        } else {
-            RecoveryKind::Rollback {
-                phase: phase.clone(),
-            }
-        };
+        let rollback = if kind == PhaseKind::After { RecoveryKind::Hold } else { RecoveryKind::Rollback { phase: phase.clone() } };
         self.note(&id, EventKind::Recovery, rollback.describe());
         self.recoveries.push(rollback);
         // Members that are down for good go first, while quorum allows it.
-        let mut actions: Vec<Action> = self
-            .c
-            .members()
-            .minus(self.c.up)
-            .iter()
-            .map(Action::EtcdMemberRemove)
-            .collect();
+        let mut actions: Vec<Action> = self.c.members().minus(self.c.up).iter().map(Action::EtcdMemberRemove).collect();
         let mut after = self.c;
         for a in &actions {
             if let Ok(next) = action::apply(&after, t, *a) {
@@ -535,11 +466,7 @@ impl<'e, 'a> Run<'e, 'a> {
         // 4. Quorum recovery from a surviving voter.
         if let Some(survivor) = recovery::survivor(&self.c) {
             self.recoveries.push(RecoveryKind::QuorumRecovery);
-            self.note(
-                &id,
-                EventKind::Recovery,
-                RecoveryKind::QuorumRecovery.describe(),
-            );
+            self.note(&id, EventKind::Recovery, RecoveryKind::QuorumRecovery.describe());
             let mut actions = recovery::quorum_recovery_actions(&self.c, t, survivor);
             if !matches!(kind, PhaseKind::Master(_)) {
                 let mut after = self.c;
@@ -562,9 +489,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 return Next::Stop(Outcome::RestoredFromSnapshot { lost_s });
             }
         }
-        Next::Stop(Outcome::Stuck {
-            why: format!("no recovery applies after: {halt}"),
-        })
+        Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") })
     }
 }
 
@@ -575,12 +500,7 @@ impl<'a> Engine<'a> {
 
     /// Runs the plan from the scenario's initial state with `schedule`.
     pub fn run(&self, schedule: &[Injection]) -> RunResult {
-        self.run_cursor(
-            Cursor::start(Cluster::initial(self.t)),
-            schedule,
-            None,
-            None,
-        )
+        self.run_cursor(Cursor::start(Cluster::initial(self.t)), schedule, None, None)
     }
 
     /// Runs the plan from `cursor` with `schedule`. With a `track` (the no-fault run), a run that
@@ -609,12 +529,7 @@ impl<'a> Engine<'a> {
             halt: None,
         };
         let start_clock = cursor.c.clock_s;
-        r.check_safety(
-            plan.steps
-                .get(cursor.step)
-                .map(|s| s.id.as_str())
-                .unwrap_or("start"),
-        );
+        r.check_safety(plan.steps.get(cursor.step).map(|s| s.id.as_str()).unwrap_or("start"));
         let mut fired = vec![false; schedule.len()];
         let mut step = cursor.step;
         let mut k = cursor.action;
@@ -626,10 +541,7 @@ impl<'a> Engine<'a> {
                 break Outcome::Completed;
             };
             let halt = loop {
-                let point = Point {
-                    step: step as u16,
-                    action: k as u16,
-                };
+                let point = Point { step: step as u16, action: k as u16 };
                 let all_fired = fired.iter().all(|f| *f);
                 if all_fired && r.pending.is_empty() && !skip_done {
                     if let Some(track) = track {
@@ -641,14 +553,7 @@ impl<'a> Engine<'a> {
                 }
                 if all_fired && !schedule.is_empty() {
                     if let Some(out) = snapshots.as_deref_mut() {
-                        out.push(Cursor {
-                            c: r.c,
-                            pending: r.pending.clone(),
-                            step,
-                            action: k,
-                            skip_done,
-                            recoveries,
-                        });
+                        out.push(Cursor { c: r.c, pending: r.pending.clone(), step, action: k, skip_done, recoveries });
                     }
                 }
                 let mut halfway = false;
@@ -665,23 +570,14 @@ impl<'a> Engine<'a> {
                 }
                 r.heal_due(&s.id);
                 if crashed {
-                    r.note(
-                        &s.id,
-                        EventKind::Fault,
-                        "FAULT: executor crashes; on restart it resumes the step from its journal"
-                            .to_string(),
-                    );
+                    r.note(&s.id, EventKind::Fault, "FAULT: executor crashes; on restart it resumes the step from its journal".to_string());
                     r.recoveries.push(RecoveryKind::Resume);
                     k = 0;
                     skip_done = true;
                     continue;
                 }
                 if halfway {
-                    r.note(
-                        &s.id,
-                        EventKind::Fault,
-                        "FAULT: the step fails half-way".to_string(),
-                    );
+                    r.note(&s.id, EventKind::Fault, "FAULT: the step fails half-way".to_string());
                     break Some(Halt::HalfWay);
                 }
                 if k == 0 {
@@ -701,22 +597,12 @@ impl<'a> Engine<'a> {
                 }
                 if self.recording.downtime && schedule.is_empty() {
                     let mid = k + 1 < s.actions.len();
-                    for inv in INVARIANTS
-                        .iter()
-                        .filter(|i| i.class == InvariantClass::Availability)
-                    {
+                    for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Availability) {
                         if let Err(why) = (inv.holds)(&r.c, self.t) {
-                            if !(mid && s.disruption.is_some())
-                                && !r
-                                    .undeclared
-                                    .iter()
-                                    .any(|u| u.step == s.id && u.invariant == inv.name)
-                            {
-                                r.undeclared.push(Undeclared {
-                                    step: s.id.clone(),
-                                    invariant: inv.name,
-                                    why,
-                                });
+                            let declared_window = mid && s.disruption.is_some();
+                            let already_noted = r.undeclared.iter().any(|u| u.step == s.id && u.invariant == inv.name);
+                            if !declared_window && !already_noted {
+                                r.undeclared.push(Undeclared { step: s.id.clone(), invariant: inv.name, why });
                             }
                         }
                     }
@@ -784,10 +670,7 @@ impl<'a> Engine<'a> {
         let mut states = Vec::new();
         'steps: for (i, s) in self.plan.steps.iter().enumerate() {
             for k in 0..s.actions.len().max(1) {
-                let point = Point {
-                    step: i as u16,
-                    action: k as u16,
-                };
+                let point = Point { step: i as u16, action: k as u16 };
                 fingerprints.insert(point, c.fingerprint(self.t));
                 states.push((point, c));
                 let Some(&a) = s.actions.get(k) else { continue };
@@ -801,11 +684,7 @@ impl<'a> Engine<'a> {
         let complete = matches!(result.outcome, Outcome::Completed);
         (
             Track {
-                fingerprints: if complete {
-                    fingerprints
-                } else {
-                    Default::default()
-                },
+                fingerprints: if complete { fingerprints } else { Default::default() },
                 outcome: result.outcome,
                 final_unavailable: result.final_unavailable,
             },
@@ -827,25 +706,11 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn start(c: Cluster) -> Cursor {
-        Cursor {
-            c,
-            pending: Vec::new(),
-            step: 0,
-            action: 0,
-            skip_done: false,
-            recoveries: 0,
-        }
+        Cursor { c, pending: Vec::new(), step: 0, action: 0, skip_done: false, recoveries: 0 }
     }
 
     pub fn at(c: Cluster, point: Point) -> Cursor {
-        Cursor {
-            c,
-            pending: Vec::new(),
-            step: point.step as usize,
-            action: point.action as usize,
-            skip_done: false,
-            recoveries: 0,
-        }
+        Cursor { c, pending: Vec::new(), step: point.step as usize, action: point.action as usize, skip_done: false, recoveries: 0 }
     }
 }
 
@@ -862,11 +727,7 @@ pub struct Track {
 pub fn pre_existing(t: &Topology, fault: Fault) -> bool {
     let before = Cluster::initial(t);
     let struck = fault.strike(&before, t);
-    let settled = if fault.lasts_s().is_some() {
-        fault.heal(&struck, t)
-    } else {
-        struck
-    };
+    let settled = if fault.lasts_s().is_some() { fault.heal(&struck, t) } else { struck };
     invariant::first_broken(&struck, t, InvariantClass::Availability).is_some()
         && invariant::first_broken(&settled, t, InvariantClass::Availability).is_some()
 }

@@ -1,0 +1,197 @@
+//! The CLI on the embedded scenario and on inventories that differ from it.
+
+mod common;
+
+use common::{move_step, plan, remove_steps, scenario, write};
+
+#[test]
+fn show_lists_every_source_step_in_dag_order() {
+    let out = plan(&["show", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("show prints JSON");
+    let ids: Vec<&str> = doc["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let expected = [
+        "0.1", "0.2", "0.3", "0.4", "0.6", "1.1", "1.2", "1.3", "1.4", "1.5.1", "1.5.2", "1.5.3", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5",
+        "2.6", "2.7", "2.8", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "4.1", "4.2", "4.3", "4.4", "4.5", "4.5.1", "4.5.2",
+        "4.5.3", "5.1", "5.2", "5.3", "6.1", "6.2", "6.3", "7.1", "7.2", "7.3", "7.4", "7.5", "8.1",
+    ];
+    assert_eq!(ids, expected);
+    // Every dependency comes earlier.
+    for (i, step) in doc["steps"].as_array().unwrap().iter().enumerate() {
+        for dep in step["after"].as_array().unwrap() {
+            let at = ids.iter().position(|id| *id == dep["step"].as_str().unwrap()).expect("dependency is a step");
+            assert!(at < i, "{} depends on later {}", ids[i], ids[at]);
+        }
+    }
+    let rollbacks: Vec<&str> = doc["rollbacks"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(
+        rollbacks.contains(&"0.5") && rollbacks.contains(&"R2") && rollbacks.contains(&"R3") && rollbacks.contains(&"RW"),
+        "{rollbacks:?}"
+    );
+    assert_eq!(doc["learner_mode"], true);
+    assert_eq!(doc["plan_format"], 1);
+}
+
+#[test]
+fn show_templates_commands_from_the_inventory() {
+    let out = plan(&["show", "--phase", "2"]);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("VMID 205, IP 10.0.20.110"), "{}", out.stdout);
+    assert!(out.stdout.contains("kubeadm join 10.0.20.99:6443"));
+    let other = plan(&["--scenario", &scenario("five-masters.yaml"), "show", "--phase", "3c"]);
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    assert!(other.stdout.contains("Phase 3c - ctl-e"), "{}", other.stdout);
+    assert!(other.stdout.contains("VMID 304, IP 198.51.100.14"));
+    assert!(!other.stdout.contains("10.0.20."), "nothing of the homelab leaks into another inventory");
+}
+
+#[test]
+fn five_masters_repeat_the_per_master_phases() {
+    let out = plan(&["--scenario", &scenario("five-masters.yaml"), "show", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let phases: Vec<&str> = doc["phases"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["0", "1", "1.5", "2", "3", "3b", "3c", "4", "4.5", "5", "6", "7", "8"]);
+    let ids: Vec<&str> = doc["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    for id in ["3b.5", "3c.5", "3c.8"] {
+        assert!(ids.contains(&id), "{id} missing");
+    }
+    // The reboot gate uses the quorum of 5, not the source's fixed 2.
+    assert!(out.stdout.contains("-lt 3 ]"), "quorum threshold for 5 masters");
+}
+
+#[test]
+fn the_yaml_export_loads_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let exported = plan(&["show", "--format", "yaml"]);
+    assert_eq!(exported.code, 0);
+    let file = write(dir.path(), "plan.yaml", &exported.stdout);
+    let direct = plan(&["show", "--format", "json"]);
+    let loaded = plan(&["--plan", &file, "show", "--format", "json"]);
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    assert_eq!(direct.stdout, loaded.stdout);
+}
+
+#[test]
+fn a_cutover_before_the_retrofit_is_refused_naming_both_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let exported = plan(&["show", "--format", "yaml"]).stdout;
+    let file = write(dir.path(), "plan.yaml", &move_step(&exported, "4.1", None));
+    let out = plan(&["--plan", &file, "check"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("step 4.1") && out.stderr.contains("step 0.3"), "{}", out.stderr);
+    assert!(out.stderr.contains("certificate carries the VIP SAN"), "{}", out.stderr);
+}
+
+#[test]
+fn dot_and_mermaid_draw_the_step_graph() {
+    let dot = plan(&["show", "--format", "dot"]);
+    assert!(dot.stdout.starts_with("digraph plan {") && dot.stdout.contains("s0_3 -> s0_4;"), "{}", dot.stdout);
+    let mermaid = plan(&["show", "--format", "mermaid"]);
+    assert!(mermaid.stdout.starts_with("flowchart LR") && mermaid.stdout.contains("s2_7 --> s2_8"));
+    let topology = plan(&["show", "--format", "mermaid", "--view", "topology"]);
+    assert!(topology.stdout.contains("10.0.20.99:6443") && topology.stdout.contains("k8s-master-3"));
+}
+
+#[test]
+fn the_embedded_check_fails_for_the_deferral_reason() {
+    let out = plan(&["check", "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["verdict"], "fail");
+    let names: Vec<&str> = doc["violations"].as_array().unwrap().iter().map(|v| v["invariant"].as_str().unwrap()).collect();
+    assert_eq!(names, ["hypervisor-ram"]);
+    assert!(doc["figures"]["fault_placements"].as_u64().unwrap() > 1000);
+    assert!(doc["figures"]["rollback_paths_proven"].as_u64().unwrap() > 10);
+    assert_eq!(doc["figures"]["rollback_paths_failed"], 0);
+}
+
+#[test]
+fn a_fitting_homelab_passes_the_check() {
+    let out = plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "check"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.stdout.contains("Verdict: PASS"));
+    // The 2-voter window is reported even though the check passes.
+    assert!(out.stdout.contains("k8s-master-2 goes down (stays down) (between 2.5"), "{}", out.stdout);
+}
+
+#[test]
+fn simulate_fail_master_2_works_as_typed() {
+    let out = plan(&["simulate", "--fail", "master-2"]);
+    // The worst placement needs quorum recovery, which the source plan lacks: an unsafe halt.
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Every placement of this fault:"));
+    assert!(out.stdout.contains("etcd 1/2 voters up: no quorum"), "{}", out.stdout);
+    assert!(out.stdout.contains("quorum recovered (RQ)"));
+}
+
+#[test]
+fn learner_mode_on_rolls_a_half_joined_master_back_cleanly() {
+    let out = plan(&["simulate", "--fail", "master-2", "--at", "2.5"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.stdout.contains("etcd member add k8s-master-2 (learner)"));
+    assert!(out.stdout.contains("etcdctl member remove k8s-master-2"));
+    assert!(out.stdout.contains("Outcome: rolled back phase 2"), "{}", out.stdout);
+    assert!(out.stdout.contains("Safety invariants: none broken by this fault"));
+}
+
+#[test]
+fn learner_mode_off_loses_quorum_and_cannot_remove_the_member() {
+    let out = plan(&["--scenario", &scenario("legacy-1.28.yaml"), "simulate", "--fail", "cp-2", "--at", "2.5"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("etcd member add cp-2 (voter)"), "{}", out.stdout);
+    assert!(out.stdout.contains("etcd 1/2 voters up: no quorum (needs 2)"));
+    assert!(out.stdout.contains("recovery refused: etcdctl member remove cp-2: etcdserver: request timed out"), "{}", out.stdout);
+    assert!(out.stdout.contains("membership-reversible"));
+    let json = plan(&["--scenario", &scenario("legacy-1.28.yaml"), "simulate", "--fail", "cp-2", "--at", "2.5", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["outcome"]["kind"], "quorum-recovered");
+    assert_eq!(doc["broken"][0]["invariant"], "membership-reversible");
+}
+
+#[test]
+fn a_pause_past_the_certs_ttl_is_caught_and_re_uploaded() {
+    let out = plan(&["simulate", "--fault", "operator-away", "--for", "3h", "--at", "3.4@0", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["outcome"]["kind"], "completed");
+    assert_eq!(doc["recoveries"][0]["kind"], "renew");
+    assert!(
+        doc["halt"]["why"]["reason"].as_str().unwrap().contains("kubeadm-certs not found: uploaded 181 min ago, TTL 120 min"),
+        "{}",
+        doc["halt"]
+    );
+}
+
+#[test]
+fn the_lb_pool_before_the_oidc_flags_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let exported = plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "show", "--format", "yaml"]).stdout;
+    let file = write(dir.path(), "plan.yaml", &move_step(&exported, "2.6", Some("2.8")));
+    let out = plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "--plan", &file, "check", "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let oidc = doc["violations"].as_array().unwrap().iter().find(|v| v["invariant"] == "lb-backends-uniform").expect("reported");
+    assert_eq!(oidc["step"], "2.8");
+    assert!(oidc["why"].as_str().unwrap().contains("k8s-portal-download, k8s-portal-setup-script fail intermittently"));
+}
+
+#[test]
+fn the_failover_test_with_two_masters_left_is_caught() {
+    // Remove master-3's join: the failover test (6.1) then reboots one of two voters.
+    let dir = tempfile::tempdir().unwrap();
+    let exported = plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "show", "--format", "yaml"]).stdout;
+    let without = remove_steps(&exported, &["3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "4.4", "8.1"]);
+    let file = write(dir.path(), "plan.yaml", &without);
+    let out = plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "--plan", &file, "check", "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let steps: Vec<String> = doc["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| format!("{} {}", v["invariant"].as_str().unwrap(), v["step"].as_str().unwrap()))
+        .collect();
+    assert!(steps.iter().any(|s| s.ends_with(" 6.1")), "{steps:?}");
+    assert!(out.stdout.contains("etcd 1/2 voters up: no quorum"), "{}", out.stdout);
+}
