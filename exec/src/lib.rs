@@ -1,1 +1,44 @@
-//! The executor.
+//! The executor: replays a verified plan on real hosts, checking reality against the twin.
+//!
+//! The pieces, each in its own module: where a command runs ([`target`]), what the plan's
+//! commands become when run ([`invocation`]), the transports that run them ([`transport`],
+//! [`ssh`]), the loopback guard ([`guard`]), redaction of secrets ([`redact`]), what the twin
+//! predicts ([`predict`]), what the hosts show ([`observe`]), the journal and its lock
+//! ([`journal`]), and the runner that ties them together ([`runner`]).
+
+pub mod guard;
+pub mod invocation;
+pub mod journal;
+pub mod observe;
+pub mod predict;
+pub mod redact;
+pub mod runner;
+pub mod ssh;
+pub mod target;
+pub mod transport;
+
+/// Why the executor could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The loopback guard refused a destination.
+    #[error("refused {destination}: PLAN_LOOPBACK_ONLY=1 allows loopback destinations (127.0.0.0/8) only{why}")]
+    NotLoopback { destination: String, why: String },
+    /// An SSH session could not be opened or broke.
+    #[error("ssh {host}: {reason}")]
+    Ssh { host: String, reason: String },
+    /// A local command could not be started.
+    #[error("local command: {reason}")]
+    Local { reason: String },
+    /// A command ran past its deadline and was stopped.
+    #[error("{place}: command did not finish within {timeout_s} s")]
+    Timeout { place: String, timeout_s: u64 },
+    /// The journal cannot be read or written.
+    #[error("journal {path}: {reason}")]
+    Journal { path: String, reason: String },
+    /// Another executor runs on this state directory.
+    #[error("another executor holds {path}{holder}")]
+    Locked { path: String, holder: String },
+    /// The request does not fit the plan or the journal.
+    #[error("{0}")]
+    Input(String),
+}

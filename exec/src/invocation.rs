@@ -1,0 +1,406 @@
+//! What the plan's commands become when run: shell commands on a place, uploads, secret relays,
+//! and instructions only a person can carry out.
+//!
+//! The plan writes commands the way the operator would type them on the workstation
+//! (`ssh wizard@k8s-node1.zone 'sudo sed …'`, loops over nodes). The executor does not hand those
+//! to a local shell: it takes the ssh wrapper off and runs the inner command on the named host
+//! through its own transport, so that host-key checking, multiplexing, the loopback guard and the
+//! journal see every remote command.
+
+use crate::target::{Hosts, Place};
+use plan_model::action::Action;
+use plan_model::plan::{RunsOn, Step};
+use plan_model::topology::Topology;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// One unit of work the runner journals and runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Work {
+    Shell {
+        place: Place,
+        shell: String,
+    },
+    /// A file of the infra repo copied to a host.
+    Upload {
+        host: crate::target::HostTarget,
+        local: String,
+        remote: String,
+    },
+    /// A secret file copied from the host that made it to the host that needs it; its content
+    /// never passes through a log, the journal or the terminal.
+    Relay {
+        from: crate::target::HostTarget,
+        to: crate::target::HostTarget,
+        path: String,
+    },
+    /// Something only a person can do (edit a file, click in a web UI).
+    Manual {
+        instruction: String,
+    },
+}
+
+/// A unit of work, with where it came from in the step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invocation {
+    pub work: Work,
+    /// The command holds or prints a secret: its output is never kept.
+    pub secret: bool,
+    /// Index of the plan command it came from.
+    pub command: usize,
+}
+
+impl Invocation {
+    /// Where it runs, as shown.
+    pub fn place_label(&self) -> String {
+        match &self.work {
+            Work::Shell { place, .. } => place.label(),
+            Work::Upload { host, .. } => host.name.clone(),
+            Work::Relay { to, .. } => to.name.clone(),
+            Work::Manual { .. } => "operator".to_string(),
+        }
+    }
+
+    /// The command as shown and journalled (redacted).
+    pub fn display(&self) -> String {
+        let text = match &self.work {
+            Work::Shell { shell, .. } => format!("$ {shell}"),
+            Work::Upload { local, remote, .. } => format!("upload {local} -> {remote}"),
+            Work::Relay { from, path, .. } => format!("copy {path} from {} (secret: content never shown)", from.name),
+            Work::Manual { instruction } => format!("by hand: {instruction}"),
+        };
+        crate::redact::redact(&text)
+    }
+
+    pub fn is_manual(&self) -> bool {
+        matches!(self.work, Work::Manual { .. })
+    }
+}
+
+/// Words that start an instruction for a person rather than a shell command.
+const MANUAL_VERBS: [&str; 13] =
+    ["edit", "add", "register", "wrap", "trigger", "update", "revert", "remove", "release", "reverse", "rebuild", "back", "close"];
+
+fn is_manual(text: &str) -> bool {
+    let first = text.split_whitespace().next().unwrap_or_default().trim_end_matches(':');
+    MANUAL_VERBS.contains(&first) || first.starts_with("build_") || text.trim().is_empty()
+}
+
+/// Splits on a top-level `&&` (outside quotes).
+fn split_and(text: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some('"') if c == '\\' && i + 1 < chars.len() => {
+                current.push(c);
+                i += 1;
+                current.push(chars[i]);
+                i += 1;
+                continue;
+            }
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '&' && chars.get(i + 1) == Some(&'&') => {
+                parts.push(current.trim().to_string());
+                current.clear();
+                i += 2;
+                continue;
+            }
+            None => {}
+        }
+        current.push(c);
+        i += 1;
+    }
+    parts.push(current.trim().to_string());
+    parts
+}
+
+/// `ssh [USER@]HOST 'CMD' [| filter]` or `ssh [USER@]HOST CMD…`: (user, host, remote command).
+fn parse_ssh(text: &str) -> Option<(Option<String>, String, String)> {
+    let rest = text.strip_prefix("ssh ")?.trim_start();
+    let (destination, rest) = rest.split_once(char::is_whitespace)?;
+    let (user, host) = match destination.split_once('@') {
+        Some((u, h)) => (Some(u.to_string()), h.to_string()),
+        None => (None, destination.to_string()),
+    };
+    let rest = rest.trim_start();
+    let first = rest.chars().next()?;
+    if first != '\'' && first != '"' {
+        return Some((user, host, rest.to_string()));
+    }
+    let body: Vec<char> = rest.chars().skip(1).collect();
+    let mut command = String::new();
+    let mut i = 0;
+    loop {
+        let c = *body.get(i)?;
+        if c == first {
+            break;
+        }
+        if first == '"' && c == '\\' && i + 1 < body.len() {
+            command.push(body[i + 1]);
+            i += 2;
+            continue;
+        }
+        command.push(c);
+        i += 1;
+    }
+    let tail: String = body[i + 1..].iter().collect();
+    let tail = tail.trim();
+    if !tail.is_empty() {
+        // `ssh h "x" | grep y`: the filter runs just as well on the host.
+        command = format!("{command} {tail}");
+    }
+    Some((user, host, command))
+}
+
+/// `for VAR in LIST; do BODY; done`: (variable, items, body).
+fn parse_for(text: &str) -> Option<(String, Vec<String>, String)> {
+    let rest = text.strip_prefix("for ")?;
+    let (var, rest) = rest.split_once(" in ")?;
+    let (list, rest) = rest.split_once("; do ")?;
+    let body = rest.trim_end().strip_suffix("done")?.trim_end().strip_suffix(';')?.trim();
+    let list = list.trim();
+    let items: Vec<String> = match list.strip_prefix('{').and_then(|l| l.strip_suffix('}')) {
+        Some(inner) => inner.split(',').map(str::to_string).collect(),
+        None => list.split_whitespace().map(str::to_string).collect(),
+    };
+    Some((var.trim().to_string(), items, body.to_string()))
+}
+
+/// Turns plan commands into invocations for one topology.
+pub struct Compiler<'t> {
+    t: &'t Topology,
+    hosts: Hosts<'t>,
+    /// Where each `/root/.plan-*` secret file was written.
+    secrets_at: HashMap<String, crate::target::HostTarget>,
+}
+
+impl<'t> Compiler<'t> {
+    pub fn new(t: &'t Topology) -> Self {
+        Compiler { t, hosts: Hosts::new(t), secrets_at: HashMap::new() }
+    }
+
+    fn default_place(&self, runs_on: &RunsOn) -> Place {
+        match runs_on {
+            RunsOn::Node(name) => match self.hosts.find(name, None) {
+                Some(host) => Place::Host(host),
+                None => Place::Local { dir: None },
+            },
+            RunsOn::LoadBalancer(_) => Place::Host(self.hosts.load_balancer()),
+            RunsOn::Hypervisor(name) => self.hosts.find(name, None).map(Place::Host).unwrap_or(Place::Local { dir: None }),
+            RunsOn::InfraRepo => Place::Local { dir: Some(self.t.scenario.infra_repo.clone()) },
+            RunsOn::Workstation => Place::Local { dir: None },
+        }
+    }
+
+    /// The invocations of one step, in order.
+    pub fn step(&mut self, step: &Step) -> Vec<Invocation> {
+        let place = self.default_place(&step.runs_on);
+        let mut out = Vec::new();
+        for (index, command) in step.commands.iter().enumerate() {
+            let mut works = Vec::new();
+            self.text(&command.run, &place, &mut works);
+            for work in works {
+                self.relay_secrets(&work, index, command.secret, &mut out);
+                out.push(Invocation { work, secret: command.secret, command: index });
+            }
+        }
+        out
+    }
+
+    /// Inserts a relay before a command that reads a secret file another host wrote, and notes
+    /// where secret files are written.
+    fn relay_secrets(&mut self, work: &Work, index: usize, secret: bool, out: &mut Vec<Invocation>) {
+        let Work::Shell { place: Place::Host(host), shell } = work else { return };
+        for path in secret_paths(shell) {
+            let writes = shell.contains(&format!("/dev/stdin {path}"));
+            match self.secrets_at.get(&path) {
+                _ if writes => {
+                    self.secrets_at.insert(path, host.clone());
+                }
+                Some(from) if from != host => {
+                    out.push(Invocation { work: Work::Relay { from: from.clone(), to: host.clone(), path }, secret, command: index });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn text(&self, text: &str, place: &Place, out: &mut Vec<Work>) {
+        let text = text.trim();
+        if is_manual(text) {
+            out.push(Work::Manual { instruction: text.to_string() });
+            return;
+        }
+        if let Some((var, items, body)) = parse_for(text) {
+            if body.starts_with("ssh ") {
+                for item in items {
+                    let expanded = body.replace(&format!("${var}"), &item).replace(&format!("${{{var}}}"), &item);
+                    self.text(&expanded, &Place::Local { dir: None }, out);
+                }
+                return;
+            }
+        }
+        if let Some((name, rest)) = text.strip_prefix("on ").and_then(|r| r.split_once(": ")) {
+            if let Some(host) = self.hosts.find(name, None) {
+                self.text(rest, &Place::Host(host), out);
+                return;
+            }
+        }
+        let repo = &self.t.scenario.infra_repo;
+        if text.starts_with(&format!("cd {repo} && ")) {
+            out.push(Work::Shell { place: Place::Local { dir: Some(repo.clone()) }, shell: text.to_string() });
+            return;
+        }
+        let segments = split_and(text);
+        if !segments.iter().any(|s| s.starts_with("ssh ") || s.starts_with("scp ")) {
+            out.push(Work::Shell { place: place.clone(), shell: text.to_string() });
+            return;
+        }
+        // A workstation chain mixing ssh, scp and local commands: each part where it belongs,
+        // in order (the runner stops at the first failure, as `&&` would).
+        let local = match place {
+            Place::Host(_) => Place::Local { dir: None },
+            other => other.clone(),
+        };
+        for segment in segments {
+            if let Some((user, host, remote)) = parse_ssh(&segment) {
+                match self.hosts.find(&host, user.as_deref()) {
+                    Some(host) => out.push(Work::Shell { place: Place::Host(host), shell: remote }),
+                    None => out.push(Work::Manual { instruction: format!("{segment}  (host {host} is not in the inventory)") }),
+                }
+            } else if let Some(upload) = self.parse_scp(&segment) {
+                out.push(upload);
+            } else {
+                out.push(Work::Shell { place: local.clone(), shell: segment });
+            }
+        }
+    }
+
+    /// `scp SRC [USER@]HOST:DEST`, SRC in the infra repo.
+    fn parse_scp(&self, text: &str) -> Option<Work> {
+        let mut words = text.strip_prefix("scp ")?.split_whitespace();
+        let local = words.next()?;
+        let (destination, remote) = words.next()?.split_once(':')?;
+        let (user, host) = match destination.split_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, destination),
+        };
+        let host = self.hosts.find(host, user)?;
+        let file = local.rsplit('/').next().unwrap_or(local);
+        let remote = if remote.ends_with('/') { format!("{remote}{file}") } else { remote.to_string() };
+        let local = if local.starts_with('/') { local.to_string() } else { format!("{}/{local}", self.t.scenario.infra_repo) };
+        Some(Work::Upload { host, local, remote })
+    }
+
+    /// The commands that carry out recovery actions the twin chose. An action with no command
+    /// the executor can run safely becomes an instruction for the operator.
+    pub fn recovery(&self, actions: &[Action]) -> Vec<Invocation> {
+        let t = self.t;
+        let s = &t.scenario;
+        let m0 = t.existing_master();
+        let vip = s.control_plane_endpoint.vip;
+        let port = s.control_plane_endpoint.port;
+        let m0_addr = t.node(m0).address;
+        let on = |node, shell: String| Work::Shell { place: Place::Host(self.hosts.node(node)), shell };
+        actions
+            .iter()
+            .enumerate()
+            .map(|(index, action)| {
+                let work = match *action {
+                    Action::RevertKubelet(n) => on(
+                        n,
+                        format!(
+                            "sudo sed -i.bak 's|server: https://{vip}:{port}|server: https://{m0_addr}:{port}|' /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet"
+                        ),
+                    ),
+                    Action::RestoreCert(n) => on(
+                        n,
+                        "sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/".to_string(),
+                    ),
+                    Action::RestartApiserver(n) => on(n, "sudo systemctl restart kubelet".to_string()),
+                    Action::RevertKubeadmConfig => {
+                        on(m0, "sudo kubeadm init phase upload-config kubeadm --config /tmp/kubeadm-config.backup.yaml".to_string())
+                    }
+                    Action::KubeadmReset(n) => on(n, "sudo kubeadm reset --force".to_string()),
+                    other => Work::Manual { instruction: other.describe(t) },
+                };
+                Invocation { work, secret: false, command: index }
+            })
+            .collect()
+    }
+}
+
+/// The `/root/.plan-*` secret files a command names.
+fn secret_paths(shell: &str) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    let mut rest = shell;
+    while let Some(at) = rest.find("/root/.plan-") {
+        let tail = &rest[at..];
+        let end = tail[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '/' || c == '_'))
+            .map_or(tail.len(), |e| e + 1);
+        let path = tail[..end].to_string();
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+        rest = &tail[end..];
+    }
+    paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_wrappers_come_off() {
+        assert_eq!(
+            parse_ssh("ssh wizard@k8s-node1.lan 'sudo grep server: /etc/kubernetes/kubelet.conf'"),
+            Some((Some("wizard".into()), "k8s-node1.lan".into(), "sudo grep server: /etc/kubernetes/kubelet.conf".into()))
+        );
+        assert_eq!(
+            parse_ssh("ssh admin@10.0.20.1 \"echo 'show servers state' | socat /tmp/haproxy.socket stdio\" | grep apiserver"),
+            Some((
+                Some("admin".into()),
+                "10.0.20.1".into(),
+                "echo 'show servers state' | socat /tmp/haproxy.socket stdio | grep apiserver".into()
+            ))
+        );
+        assert_eq!(
+            parse_ssh("ssh root@192.168.1.127 qm snapshot 200 x"),
+            Some((Some("root".into()), "192.168.1.127".into(), "qm snapshot 200 x".into()))
+        );
+    }
+
+    #[test]
+    fn loops_and_chains_split_where_they_run() {
+        let (var, items, body) = parse_for("for n in a b; do ssh u@$n.z \"x\" && kubectl wait node/$n; done").unwrap();
+        assert_eq!((var.as_str(), items), ("n", vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(split_and(&body), vec!["ssh u@$n.z \"x\"", "kubectl wait node/$n"]);
+        assert_eq!(parse_for("for n in {a,b}; do ssh u@$n 'y'; done").unwrap().1, vec!["a", "b"]);
+        assert_eq!(split_and("echo 'a && b' && c"), vec!["echo 'a && b'", "c"]);
+    }
+
+    #[test]
+    fn instructions_are_manual() {
+        assert!(is_manual("edit config.tfvars: add 'k8s-apiserver IN A 10.0.20.99'"));
+        assert!(is_manual("build_pool_https('apiserver_nodes', '6443', [])"));
+        assert!(!is_manual("kubectl get nodes"));
+    }
+
+    #[test]
+    fn secret_files_are_found() {
+        assert_eq!(
+            secret_paths("sudo $(sudo cat /root/.plan-join-command) --certificate-key $(sudo cat /root/.plan-certificate-key)"),
+            vec!["/root/.plan-join-command", "/root/.plan-certificate-key"]
+        );
+    }
+}

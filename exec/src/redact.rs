@@ -1,0 +1,105 @@
+//! Redaction of secrets (join tokens, certificate keys, private keys) from anything shown or kept.
+//!
+//! Every line that leaves the executor — terminal, journal, log, error — passes through
+//! [`redact`]. The output of a command marked secret is never kept at all ([`SECRET_OUTPUT`]).
+
+use regex::Regex;
+use std::sync::OnceLock;
+
+/// What replaces a secret.
+pub const REDACTED: &str = "<redacted>";
+/// What stands for the whole output of a command marked secret.
+pub const SECRET_OUTPUT: &str = "<output of a secret command: not kept>";
+
+fn patterns() -> &'static [(Regex, &'static str)] {
+    static PATTERNS: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        [
+            // A private key block, whole.
+            (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)", "<redacted private key>"),
+            // A kubeadm bootstrap token anywhere: [a-z0-9]{6}.[a-z0-9]{16}.
+            (r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b", "<redacted>"),
+            // A certificate key or CA hash: 64 hex digits.
+            (r"\b(sha256:)?[0-9a-fA-F]{64}\b", "<redacted>"),
+        ]
+        .into_iter()
+        .map(|(pattern, replacement)| (Regex::new(pattern).expect("the patterns are constants that compile"), replacement))
+        .collect()
+    })
+}
+
+/// `text` with every secret it holds replaced by [`REDACTED`].
+///
+/// ```
+/// use plan_exec::redact::redact;
+/// let line = "kubeadm join 127.0.20.99:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// let shown = redact(line);
+/// assert!(!shown.contains("abcdef.0123456789abcdef"));
+/// assert!(!shown.contains("0123456789abcdef0123456789abcdef"));
+/// assert!(shown.starts_with("kubeadm join 127.0.20.99:6443 --token <redacted>"));
+/// ```
+pub fn redact(text: &str) -> String {
+    static FLAG: OnceLock<Regex> = OnceLock::new();
+    let flag = FLAG.get_or_init(|| {
+        Regex::new(r"(--(?:token|certificate-key|discovery-token-ca-cert-hash)[= ]+)([^\s']+)")
+            .expect("the pattern is a constant that compiles")
+    });
+    // The value after a secret flag, unless it is a placeholder (<T>) or a shell expansion.
+    let mut out = flag
+        .replace_all(text, |caps: &regex::Captures<'_>| {
+            let value = caps[2].trim_start_matches("sha256:");
+            if value.starts_with('<') || value.starts_with('$') {
+                caps[0].to_string()
+            } else {
+                format!("{}{REDACTED}", &caps[1])
+            }
+        })
+        .into_owned();
+    for (pattern, replacement) in patterns() {
+        out = pattern.replace_all(&out, *replacement).into_owned();
+    }
+    out
+}
+
+/// What of a command's output may be kept: nothing for a secret command, else the redacted tail
+/// (the last `chars_max` characters).
+pub fn keepable_output(text: &str, secret: bool, chars_max: usize) -> String {
+    if secret {
+        return if text.is_empty() { String::new() } else { SECRET_OUTPUT.to_string() };
+    }
+    let shown = redact(text);
+    let count = shown.chars().count();
+    if count <= chars_max {
+        shown
+    } else {
+        let tail: String = shown.chars().skip(count - chars_max).collect();
+        format!("…{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_and_expansions_stay_readable() {
+        let line = "kubeadm join 10.0.20.99:6443 --token <T> --discovery-token-ca-cert-hash sha256:<H> --certificate-key $(sudo cat /root/.plan-certificate-key)";
+        assert_eq!(redact(line), line);
+    }
+
+    #[test]
+    fn keys_and_private_keys_are_redacted() {
+        let key = "a".repeat(64);
+        assert_eq!(redact(&format!("certificate key:\n{key}\n")), "certificate key:\n<redacted>\n");
+        let pem = "x\n-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\ny";
+        assert_eq!(redact(pem), "x\n<redacted private key>\ny");
+        assert_eq!(redact("--certificate-key=deadbeef"), "--certificate-key=<redacted>");
+    }
+
+    #[test]
+    fn secret_output_is_never_kept() {
+        assert_eq!(keepable_output("abcdef.0123456789abcdef", true, 100), SECRET_OUTPUT);
+        assert_eq!(keepable_output("", true, 100), "");
+        assert_eq!(keepable_output("0123456789", false, 4), "…6789");
+    }
+}

@@ -1,0 +1,481 @@
+//! The runner: for each step, observe and compare with the twin, run the commands with the
+//! journal synced around each, observe again; halt with the twin's recovery on any difference.
+
+use crate::invocation::{Compiler, Invocation, Work};
+use crate::journal::{Event, Journal, Progress};
+use crate::observe::{self, Drift, Observation};
+use crate::predict::Prediction;
+use crate::redact;
+use crate::target::Place;
+use crate::transport::{Completed, Request, Transport};
+use crate::ExecError;
+use plan_model::action::{self, Action};
+use plan_model::cluster::Cluster;
+use plan_model::plan::{Phase, Plan, Step};
+use plan_model::topology::Topology;
+use plan_sim::recovery::{self, PhaseKind, RecoveryKind};
+use std::time::Duration;
+
+/// Characters of a command's output kept in the journal.
+pub const OUTPUT_KEPT_CHARS_MAX: usize = 2000;
+
+/// The person at the terminal, as the runner sees them.
+pub trait Operator {
+    /// Asked before the first step of each phase; `false` stops the run there.
+    fn confirm_phase(&mut self, phase: &Phase, steps: &[&Step]) -> bool;
+    /// Asked before running a recovery; `false` stops.
+    fn confirm_recovery(&mut self, recovery: &Recovery) -> bool;
+    /// A command only a person can carry out: `true` once done.
+    fn by_hand(&mut self, step: &Step, instruction: &str) -> bool;
+    /// Told before every invocation runs (the progress line, the dry-run listing).
+    fn starting(&mut self, step: &Step, index: usize, invocation: &Invocation, eta_s: u32);
+    /// Told after every invocation ran.
+    fn finished(&mut self, step: &Step, invocation: &Invocation, done: &Result<Completed, String>);
+}
+
+/// What the runner is asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Continue the journalled run.
+    pub resume: bool,
+    /// Read the hosts and compare with the twin (off for a dry run: the recorder sees nothing).
+    pub observe: bool,
+    /// Deadline of each command.
+    pub command_timeout: Duration,
+    /// What `plan check` said, for the journal.
+    pub check_passed: bool,
+    /// The reason given to run a plan the check rejects.
+    pub override_check: Option<String>,
+}
+
+/// The twin's recovery for a halt, and the commands that carry it out.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub kind: RecoveryKind,
+    pub actions: Vec<Action>,
+    pub descriptions: Vec<String>,
+    pub invocations: Vec<Invocation>,
+    /// The state the twin expects once it is done.
+    pub expected: Cluster,
+}
+
+impl Recovery {
+    pub fn describe(&self) -> String {
+        self.kind.describe()
+    }
+}
+
+/// Why the run stopped.
+#[derive(Debug, Clone)]
+pub struct Halt {
+    pub step: String,
+    pub reason: String,
+    pub drift: Vec<Drift>,
+    pub recovery: Recovery,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Completed,
+    /// The operator declined a phase before it started: nothing of it ran.
+    Declined {
+        phase: String,
+    },
+    Halted(Box<Halt>),
+}
+
+/// How a rollback ended.
+#[derive(Debug, Clone)]
+pub enum RollbackOutcome {
+    Done { step: String, recovery: String },
+    Declined,
+    Failed { step: String, reason: String, drift: Vec<Drift> },
+}
+
+/// A fingerprint of the plan (step ids and commands), so a resume runs the plan it started.
+pub fn plan_digest(plan: &Plan) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for step in &plan.steps {
+        for byte in step.id.bytes().chain([0]).chain(step.commands.iter().flat_map(|c| c.run.bytes().chain([0]))) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// Runs one plan on one topology through one transport.
+pub struct Runner<'a> {
+    pub t: &'a Topology,
+    pub plan: &'a Plan,
+    pub transport: &'a mut dyn Transport,
+    pub journal: &'a mut Journal,
+    pub operator: &'a mut dyn Operator,
+    pub options: RunOptions,
+    pub prediction: Prediction,
+    /// The invocations of each step.
+    pub compiled: Vec<Vec<Invocation>>,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(
+        t: &'a Topology,
+        plan: &'a Plan,
+        transport: &'a mut dyn Transport,
+        journal: &'a mut Journal,
+        operator: &'a mut dyn Operator,
+        options: RunOptions,
+    ) -> Self {
+        let mut compiler = Compiler::new(t);
+        let compiled = plan.steps.iter().map(|s| compiler.step(s)).collect();
+        Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled }
+    }
+
+    fn observe_now(&mut self, state: &Cluster) -> Result<Option<Observation>, ExecError> {
+        if !self.options.observe {
+            return Ok(None);
+        }
+        observe::observe(self.t, state, self.transport).map(Some)
+    }
+
+    /// Runs the plan (or the rest of it, with `resume`).
+    ///
+    /// # Errors
+    /// The journal cannot be written, the guard refused a destination, or the request does not
+    /// fit the journal (a resume of another plan, a fresh run over an unfinished one).
+    pub fn run(&mut self) -> Result<Outcome, ExecError> {
+        let progress = Progress::from_records(&self.journal.records);
+        let digest = plan_digest(self.plan);
+        if self.options.resume {
+            match &progress.plan_digest {
+                None => return Err(ExecError::Input(format!("nothing to resume: {} holds no run", self.journal.path().display()))),
+                Some(d) if *d != digest => {
+                    return Err(ExecError::Input(
+                        "the journal is of another plan (the steps or commands differ): resume with the plan it started".to_string(),
+                    ))
+                }
+                Some(_) => {}
+            }
+        } else if progress.plan_digest.is_some() && !progress.finished && progress.rolled_back.is_none() {
+            return Err(ExecError::Input(format!(
+                "{} holds an unfinished run: continue it with --resume, see it with plan status, or undo it with plan rollback",
+                self.journal.path().display()
+            )));
+        }
+        let progress = if self.options.resume { progress } else { Progress::default() };
+        self.journal.append(Event::RunStarted {
+            scenario: self.t.scenario.name.clone(),
+            plan_digest: digest,
+            steps: self.plan.steps.iter().map(|s| s.id.clone()).collect(),
+            check: if self.options.check_passed { "pass" } else { "fail" }.to_string(),
+            override_check: self.options.override_check.clone(),
+            resume: self.options.resume,
+            pid: std::process::id(),
+        })?;
+        let mut phase_confirmed: Option<String> = None;
+        for i in 0..self.plan.steps.len() {
+            let step = &self.plan.steps[i];
+            if progress.completed.contains(&step.id) {
+                continue;
+            }
+            let span = tracing::info_span!("step", id = %step.id, phase = %step.phase, title = %step.title);
+            let _entered = span.enter();
+            if phase_confirmed.as_deref() != Some(step.phase.as_str()) {
+                let phase = self
+                    .plan
+                    .phases
+                    .iter()
+                    .find(|p| p.id == step.phase)
+                    .cloned()
+                    .unwrap_or(Phase { id: step.phase.clone(), title: String::new() });
+                let steps: Vec<&Step> = self.plan.steps[i..].iter().filter(|s| s.phase == step.phase).collect();
+                if !self.operator.confirm_phase(&phase, &steps) {
+                    return Ok(Outcome::Declined { phase: phase.id });
+                }
+                self.journal.append(Event::PhaseConfirmed { phase: phase.id.clone(), by: "operator".to_string() })?;
+                phase_confirmed = Some(step.phase.clone());
+            }
+            let interrupted = self.options.resume && progress.interrupted.as_deref() == Some(step.id.as_str());
+            let before = *self.prediction.before(i);
+            let after = *self.prediction.after(i);
+            if let Some(observation) = self.observe_now(&before)? {
+                // An interrupted step may have done part of its work: each fact may be as
+                // before or as after the step, nothing else.
+                let allowed: Vec<&Cluster> = if interrupted { vec![&before, &after] } else { vec![&before] };
+                let drift = observe::drift(self.t, &observation, &allowed);
+                let when = if interrupted { "resume" } else { "before" };
+                self.journal.append(Event::Observed { step: step.id.clone(), when: when.to_string(), drift: drift.clone() })?;
+                if !drift.is_empty() {
+                    tracing::warn!(drifts = drift.len(), "drift before the step");
+                    return self.halt(i, "reality differs from the twin before the step".to_string(), drift, interrupted);
+                }
+            }
+            self.journal.append(Event::StepStarted { step: step.id.clone() })?;
+            let remaining_s: u32 = self.plan.steps[i..].iter().map(|s| s.duration_s).sum();
+            for j in 0..self.compiled[i].len() {
+                if interrupted && progress.command_done(&step.id, j) {
+                    continue;
+                }
+                let invocation = self.compiled[i][j].clone();
+                self.operator.starting(step, j, &invocation, remaining_s);
+                if let Work::Manual { instruction } = &invocation.work {
+                    if !self.operator.by_hand(step, instruction) {
+                        return self.halt(i, format!("needs the operator: {}", redact::redact(instruction)), vec![], true);
+                    }
+                    self.journal.append(Event::CommandStarted {
+                        step: step.id.clone(),
+                        index: j,
+                        place: "operator".to_string(),
+                        command: invocation.display(),
+                    })?;
+                    self.journal.append(Event::CommandFinished {
+                        step: step.id.clone(),
+                        index: j,
+                        exit: Some(0),
+                        duration_ms: 0,
+                        output: "done by hand".to_string(),
+                    })?;
+                    continue;
+                }
+                self.journal.append(Event::CommandStarted {
+                    step: step.id.clone(),
+                    index: j,
+                    place: invocation.place_label(),
+                    command: invocation.display(),
+                })?;
+                let result = self.execute(&step.id, &invocation);
+                let shown = result.as_ref().map(Clone::clone).map_err(|e| redact::redact(&e.to_string()));
+                self.operator.finished(step, &invocation, &shown);
+                match result {
+                    Ok(done) => {
+                        let output =
+                            redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), invocation.secret, OUTPUT_KEPT_CHARS_MAX);
+                        self.journal.append(Event::CommandFinished {
+                            step: step.id.clone(),
+                            index: j,
+                            exit: done.exit,
+                            duration_ms: done.duration.as_millis() as u64,
+                            output: output.clone(),
+                        })?;
+                        tracing::info!(place = %invocation.place_label(), exit = ?done.exit, "command finished");
+                        if !done.success() {
+                            let code = done.exit.map_or("a signal".to_string(), |c| format!("exit {c}"));
+                            let mut reason = format!("{} on {} ended with {code}", invocation.display(), invocation.place_label());
+                            if !output.trim().is_empty() {
+                                reason.push_str(&format!(": {}", output.trim()));
+                            }
+                            return self.halt(i, reason, vec![], true);
+                        }
+                    }
+                    Err(e @ ExecError::NotLoopback { .. }) => {
+                        self.journal.append(Event::CommandFinished {
+                            step: step.id.clone(),
+                            index: j,
+                            exit: None,
+                            duration_ms: 0,
+                            output: redact::redact(&e.to_string()),
+                        })?;
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        let reason = redact::redact(&e.to_string());
+                        self.journal.append(Event::CommandFinished {
+                            step: step.id.clone(),
+                            index: j,
+                            exit: None,
+                            duration_ms: 0,
+                            output: reason.clone(),
+                        })?;
+                        return self.halt(i, reason, vec![], true);
+                    }
+                }
+            }
+            if let Some(observation) = self.observe_now(&after)? {
+                let drift = observe::drift(self.t, &observation, &[&after]);
+                self.journal.append(Event::Observed { step: step.id.clone(), when: "after".to_string(), drift: drift.clone() })?;
+                if !drift.is_empty() {
+                    return self.halt(
+                        i,
+                        "verification failed: the step did not leave the state the twin predicts".to_string(),
+                        drift,
+                        true,
+                    );
+                }
+            }
+            let how = if interrupted && self.compiled[i].iter().enumerate().all(|(j, _)| progress.command_done(&step.id, j)) {
+                "verified-done"
+            } else {
+                "ran"
+            };
+            self.journal.append(Event::StepFinished { step: step.id.clone(), how: how.to_string() })?;
+        }
+        self.journal.append(Event::RunFinished)?;
+        Ok(Outcome::Completed)
+    }
+
+    /// Runs one invocation through the transport.
+    fn execute(&mut self, step: &str, invocation: &Invocation) -> Result<Completed, ExecError> {
+        let timeout = self.options.command_timeout;
+        match &invocation.work {
+            Work::Shell { place, shell } => {
+                self.transport.run(place, &Request { step, shell, stdin: None, secret: invocation.secret, timeout })
+            }
+            Work::Upload { host, local, remote } => {
+                let bytes = if self.options.observe {
+                    std::fs::read(local).map_err(|e| ExecError::Local { reason: format!("{local}: {e}") })?
+                } else {
+                    Vec::new()
+                };
+                let shell = format!("cat > {}", crate::transport::quote(remote));
+                self.transport.run(
+                    &Place::Host(host.clone()),
+                    &Request { step, shell: &shell, stdin: Some(&bytes), secret: invocation.secret, timeout },
+                )
+            }
+            Work::Relay { from, to, path } => {
+                let read = format!("sudo cat {}", crate::transport::quote(path));
+                let got =
+                    self.transport.run(&Place::Host(from.clone()), &Request { step, shell: &read, stdin: None, secret: true, timeout })?;
+                if !got.success() {
+                    return Ok(Completed { stdout: String::new(), ..got });
+                }
+                let write = format!("sudo install -m 600 /dev/stdin {}", crate::transport::quote(path));
+                let put = Request { step, shell: &write, stdin: Some(got.stdout.as_bytes()), secret: true, timeout };
+                self.transport.run(&Place::Host(to.clone()), &put)
+            }
+            Work::Manual { .. } => Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO }),
+        }
+    }
+
+    /// The twin's state at a halt in step `i`: before it, or after it when some of its commands
+    /// ran, with what was observed written over it.
+    fn believed(&mut self, i: usize, started: bool) -> Result<(Cluster, Option<Observation>), ExecError> {
+        let base = if started { *self.prediction.after(i) } else { *self.prediction.before(i) };
+        let observation = self.observe_now(&base)?;
+        let believed = match &observation {
+            Some(o) => observe::overlay(self.t, o, &base),
+            None => base,
+        };
+        Ok((believed, observation))
+    }
+
+    /// The twin's recovery from `c` in the phase of step `i`.
+    pub fn recovery_for(&self, i: usize, c: &Cluster) -> Recovery {
+        let t = self.t;
+        let phase = &self.plan.steps[i].phase;
+        let kind = recovery::phase_kind(self.plan, phase);
+        let (recovery_kind, actions) = if recovery::quorum_lost(c) {
+            match recovery::survivor(c) {
+                Some(survivor) => (RecoveryKind::QuorumRecovery, recovery::quorum_recovery_actions(c, t, survivor)),
+                None => (RecoveryKind::WorstCase, recovery::worst_case_actions(c, t).unwrap_or_default()),
+            }
+        } else if kind == PhaseKind::After {
+            (RecoveryKind::Hold, Vec::new())
+        } else {
+            (RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_actions(c, t, kind))
+        };
+        let mut expected = *c;
+        for a in &actions {
+            if let Ok(next) = action::apply(&expected, t, *a) {
+                expected = next;
+            }
+        }
+        Recovery {
+            kind: recovery_kind,
+            descriptions: actions.iter().map(|a| a.describe(t)).collect(),
+            invocations: Compiler::new(t).recovery(&actions),
+            actions,
+            expected,
+        }
+    }
+
+    fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {
+        let (believed, _) = self.believed(i, started)?;
+        let recovery = self.recovery_for(i, &believed);
+        let step = self.plan.steps[i].id.clone();
+        tracing::error!(step = %step, reason = %reason, "halted");
+        self.journal.append(Event::Halted {
+            step: step.clone(),
+            reason: reason.clone(),
+            drift: drift.clone(),
+            recovery: recovery.describe(),
+            recovery_actions: recovery.descriptions.clone(),
+        })?;
+        Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery })))
+    }
+
+    /// Runs the twin's recovery for the journalled halt.
+    ///
+    /// # Errors
+    /// Nothing to roll back (no halt journalled), the journal of another plan, or the journal
+    /// cannot be written.
+    pub fn rollback(&mut self) -> Result<RollbackOutcome, ExecError> {
+        let progress = Progress::from_records(&self.journal.records);
+        if progress.plan_digest.as_deref() != Some(plan_digest(self.plan).as_str()) {
+            return Err(ExecError::Input("the journal holds no run of this plan".to_string()));
+        }
+        let Some(halted) = progress.halted.clone() else {
+            return Err(ExecError::Input("nothing to roll back: the journal shows no halted run".to_string()));
+        };
+        let Some(i) = self.plan.steps.iter().position(|s| s.id == halted.step) else {
+            return Err(ExecError::Input(format!("the halted step {} is not in the plan", halted.step)));
+        };
+        let started = progress.finished_commands.get(&halted.step).is_some_and(|c| !c.is_empty());
+        let (believed, _) = self.believed(i, started)?;
+        let recovery = self.recovery_for(i, &believed);
+        if !self.operator.confirm_recovery(&recovery) {
+            return Ok(RollbackOutcome::Declined);
+        }
+        let step_id = format!("rollback:{}", halted.step);
+        self.journal.append(Event::RollbackStarted { step: halted.step.clone(), recovery: recovery.describe() })?;
+        let step = self.plan.steps[i].clone();
+        for (j, invocation) in recovery.invocations.iter().enumerate() {
+            self.operator.starting(&step, j, invocation, 0);
+            if let Work::Manual { instruction } = &invocation.work {
+                if !self.operator.by_hand(&step, instruction) {
+                    let reason = format!("needs the operator: {instruction}");
+                    self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: false, reason: Some(reason.clone()) })?;
+                    return Ok(RollbackOutcome::Failed { step: halted.step, reason, drift: vec![] });
+                }
+                continue;
+            }
+            self.journal.append(Event::CommandStarted {
+                step: step_id.clone(),
+                index: j,
+                place: invocation.place_label(),
+                command: invocation.display(),
+            })?;
+            let result = self.execute(&step_id, invocation);
+            let shown = result.as_ref().map(Clone::clone).map_err(|e| redact::redact(&e.to_string()));
+            self.operator.finished(&step, invocation, &shown);
+            let (exit, output) = match &result {
+                Ok(done) => (done.exit, redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), false, OUTPUT_KEPT_CHARS_MAX)),
+                Err(e) => (None, redact::redact(&e.to_string())),
+            };
+            self.journal.append(Event::CommandFinished {
+                step: step_id.clone(),
+                index: j,
+                exit,
+                duration_ms: 0,
+                output: output.clone(),
+            })?;
+            if exit != Some(0) {
+                let reason = format!("{} on {} failed: {}", invocation.display(), invocation.place_label(), output.trim());
+                self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: false, reason: Some(reason.clone()) })?;
+                return Ok(RollbackOutcome::Failed { step: halted.step, reason, drift: vec![] });
+            }
+        }
+        if let Some(observation) = self.observe_now(&recovery.expected)? {
+            let drift = observe::drift(self.t, &observation, &[&recovery.expected]);
+            self.journal.append(Event::Observed { step: halted.step.clone(), when: "after-rollback".to_string(), drift: drift.clone() })?;
+            if !drift.is_empty() {
+                let reason = "the rollback did not leave the state the twin expects".to_string();
+                self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: false, reason: Some(reason.clone()) })?;
+                return Ok(RollbackOutcome::Failed { step: halted.step, reason, drift });
+            }
+        }
+        self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: true, reason: None })?;
+        Ok(RollbackOutcome::Done { step: halted.step, recovery: recovery.describe() })
+    }
+}

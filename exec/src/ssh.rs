@@ -1,0 +1,139 @@
+//! The SSH transport: the `openssh` crate over the system's OpenSSH client, one multiplexed
+//! ControlMaster session per host, the user's ssh config honoured, host keys checked strictly.
+
+use crate::guard::Guard;
+use crate::target::{HostTarget, Place};
+use crate::transport::{Completed, Request, Transport};
+use crate::ExecError;
+use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// Bound on opening one SSH connection.
+pub const CONNECT_TIMEOUT_S: u64 = 15;
+/// Keep-alive interval: a dead connection is noticed within a few of these.
+pub const SERVER_ALIVE_INTERVAL_S: u64 = 15;
+
+/// How SSH is set up.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// An ssh config file to use instead of `~/.ssh/config` (`ssh -F`).
+    pub config: Option<PathBuf>,
+    /// Where the ControlMaster sockets live.
+    pub control_dir: PathBuf,
+}
+
+/// One ControlMaster session per host, opened on first use.
+pub struct OpensshTransport {
+    runtime: tokio::runtime::Runtime,
+    sessions: HashMap<HostTarget, Session>,
+    options: SshOptions,
+    guard: Guard,
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    crate::redact::redact(&text)
+}
+
+impl OpensshTransport {
+    /// # Errors
+    /// The async runtime cannot start, or the control directory cannot be made.
+    pub fn new(options: SshOptions, guard: Guard) -> Result<Self, ExecError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ExecError::Ssh { host: "-".to_string(), reason: format!("async runtime: {e}") })?;
+        std::fs::create_dir_all(&options.control_dir).map_err(|e| ExecError::Ssh {
+            host: "-".to_string(),
+            reason: format!("control directory {}: {e}", options.control_dir.display()),
+        })?;
+        Ok(OpensshTransport { runtime, sessions: HashMap::new(), options, guard })
+    }
+
+    fn connect(&mut self, host: &HostTarget) -> Result<(), ExecError> {
+        if self.sessions.contains_key(host) {
+            return Ok(());
+        }
+        self.guard.check_ssh_destination(&host.name, &host.user, host.address, self.options.config.as_deref())?;
+        let mut builder = SessionBuilder::default();
+        builder
+            .known_hosts_check(KnownHosts::Strict)
+            .control_directory(&self.options.control_dir)
+            .connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_S))
+            .server_alive_interval(Duration::from_secs(SERVER_ALIVE_INTERVAL_S));
+        if let Some(config) = &self.options.config {
+            builder.config_file(config);
+        }
+        let destination = host.destination();
+        let session = self
+            .runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_S + 5), builder.connect(&destination)).await })
+            .map_err(|_| ExecError::Ssh { host: host.name.clone(), reason: format!("no connection within {CONNECT_TIMEOUT_S} s") })?
+            .map_err(|e| ExecError::Ssh { host: host.name.clone(), reason: chain(&e) })?;
+        tracing::debug!(host = %host.name, "ssh session open");
+        self.sessions.insert(host.clone(), session);
+        Ok(())
+    }
+}
+
+impl Transport for OpensshTransport {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let Place::Host(host) = place else {
+            return Err(ExecError::Input("the ssh transport runs on hosts only".to_string()));
+        };
+        self.connect(host)?;
+        let session = self.sessions.get(host).expect("connect inserted the session");
+        let started = Instant::now();
+        let shell = request.shell;
+        let stdin = request.stdin;
+        let name = host.name.clone();
+        let result = self.runtime.block_on(async {
+            let work = async {
+                let mut command = session.shell(shell);
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+                command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+                let mut child = command.spawn().await?;
+                if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin().take()) {
+                    pipe.write_all(bytes).await.map_err(openssh::Error::ChildIo)?;
+                    pipe.shutdown().await.map_err(openssh::Error::ChildIo)?;
+                }
+                child.wait_with_output().await
+            };
+            tokio::time::timeout(request.timeout, work).await
+        });
+        let output = match result {
+            Err(_) => return Err(ExecError::Timeout { place: name, timeout_s: request.timeout.as_secs() }),
+            Ok(Err(e)) => {
+                // A broken master: drop it so the next command reconnects.
+                if let Some(session) = self.sessions.remove(host) {
+                    let _ = self.runtime.block_on(session.close());
+                }
+                return Err(ExecError::Ssh { host: name, reason: chain(&e) });
+            }
+            Ok(Ok(output)) => output,
+        };
+        Ok(Completed {
+            exit: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            duration: started.elapsed(),
+        })
+    }
+}
+
+impl Drop for OpensshTransport {
+    fn drop(&mut self) {
+        for (_, session) in self.sessions.drain() {
+            let _ = self.runtime.block_on(session.close());
+        }
+    }
+}

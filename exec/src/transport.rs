@@ -1,0 +1,243 @@
+//! Transports: run a command at a place and read a file, over SSH, locally, or only recorded.
+
+use crate::guard::Guard;
+use crate::target::{HostTarget, Place};
+use crate::ExecError;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One command to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The step it belongs to (recorded by the dry-run recorder).
+    pub step: &'a str,
+    pub shell: &'a str,
+    /// Bytes for the command's standard input.
+    pub stdin: Option<&'a [u8]>,
+    /// The command holds or prints a secret.
+    pub secret: bool,
+    /// The command is stopped past this.
+    pub timeout: Duration,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// The exit code; `None` when a signal ended it.
+    pub exit: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+impl Completed {
+    pub fn success(&self) -> bool {
+        self.exit == Some(0)
+    }
+}
+
+/// What reading a file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRead {
+    Present(String),
+    Missing,
+    /// The transport does not look (the dry-run recorder).
+    Unobserved,
+}
+
+/// Exit code [`Transport::read_file`]'s script uses for "no such file".
+const MISSING_EXIT: i32 = 3;
+/// Bound on how long reading one file may take.
+pub const READ_TIMEOUT_S: u64 = 30;
+
+/// Runs commands somewhere.
+pub trait Transport {
+    /// Runs `request` at `place`.
+    ///
+    /// # Errors
+    /// The place cannot be reached, the guard refuses it, or the deadline passed. A command that
+    /// runs and fails is `Ok` with its exit code.
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError>;
+
+    /// Reads a file on a host (with sudo: kubelet.conf and the PKI are root's).
+    ///
+    /// # Errors
+    /// As [`Transport::run`], or the read failed for another reason than a missing file.
+    fn read_file(&mut self, host: &HostTarget, path: &str) -> Result<FileRead, ExecError> {
+        let script = format!("if sudo test -e {p}; then sudo cat {p}; else exit {MISSING_EXIT}; fi", p = quote(path));
+        let request = Request { step: "observe", shell: &script, stdin: None, secret: false, timeout: Duration::from_secs(READ_TIMEOUT_S) };
+        let done = self.run(&Place::Host(host.clone()), &request)?;
+        match done.exit {
+            Some(0) => Ok(FileRead::Present(done.stdout)),
+            Some(MISSING_EXIT) => Ok(FileRead::Missing),
+            _ => Err(ExecError::Ssh {
+                host: host.name.clone(),
+                reason: format!("reading {path}: {}", crate::redact::redact(done.stderr.trim())),
+            }),
+        }
+    }
+}
+
+/// `text` quoted for a POSIX shell.
+pub fn quote(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=@,+".contains(c)) {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// One command the recorder saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub step: String,
+    pub place: String,
+    pub shell: String,
+    pub secret: bool,
+}
+
+/// The `--dry-run` transport: records every command per place, never connects, runs nothing.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub commands: Vec<Recorded>,
+}
+
+impl Transport for Recorder {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        self.commands.push(Recorded {
+            step: request.step.to_string(),
+            place: place.label(),
+            shell: crate::redact::redact(request.shell),
+            secret: request.secret,
+        });
+        Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO })
+    }
+
+    fn read_file(&mut self, _host: &HostTarget, _path: &str) -> Result<FileRead, ExecError> {
+        Ok(FileRead::Unobserved)
+    }
+}
+
+/// Runs commands on this machine with `bash -c` (the infra repo's edits and terraform, kubectl).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalTransport {
+    pub guard: Guard,
+}
+
+/// How often a local command's end is polled.
+const POLL_INTERVAL_MS: u64 = 20;
+
+impl LocalTransport {
+    /// Runs `shell` in `dir` with a deadline.
+    ///
+    /// # Errors
+    /// The guard refuses it, bash cannot start, or the deadline passed (the command is killed).
+    pub fn run_local(&self, dir: Option<&str>, request: &Request<'_>) -> Result<Completed, ExecError> {
+        self.guard.check_local_command(request.shell)?;
+        let started = Instant::now();
+        let mut command = Command::new("bash");
+        command.arg("-c").arg(request.shell).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdin(if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command.spawn().map_err(|e| ExecError::Local { reason: format!("bash: {e}") })?;
+        if let (Some(bytes), Some(mut stdin)) = (request.stdin, child.stdin.take()) {
+            stdin.write_all(bytes).map_err(|e| ExecError::Local { reason: format!("stdin: {e}") })?;
+        }
+        // Read both pipes on threads so a chatty command cannot block on a full pipe.
+        let mut out_pipe = child.stdout.take().expect("stdout is piped above");
+        let mut err_pipe = child.stderr.take().expect("stderr is piped above");
+        let out = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = out_pipe.read_to_end(&mut s);
+            s
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = err_pipe.read_to_end(&mut s);
+            s
+        });
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(|e| ExecError::Local { reason: e.to_string() })? {
+                break status;
+            }
+            if started.elapsed() > request.timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ExecError::Timeout { place: "workstation".to_string(), timeout_s: request.timeout.as_secs() });
+            }
+            std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+        };
+        let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+        let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+        Ok(Completed { exit: status.code(), stdout, stderr, duration: started.elapsed() })
+    }
+}
+
+impl Transport for LocalTransport {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        match place {
+            Place::Local { dir } => self.run_local(dir.as_deref(), request),
+            Place::Host(host) => Err(ExecError::Input(format!("the local transport cannot reach {}", host.name))),
+        }
+    }
+}
+
+/// Sends host commands to one transport (SSH) and local ones to another.
+pub struct Dispatch<R: Transport> {
+    pub remote: R,
+    pub local: LocalTransport,
+}
+
+impl<R: Transport> Transport for Dispatch<R> {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        match place {
+            Place::Local { .. } => self.local.run(place, request),
+            Place::Host(_) => self.remote.run(place, request),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(shell: &str) -> Request<'_> {
+        Request { step: "t", shell, stdin: None, secret: false, timeout: Duration::from_secs(10) }
+    }
+
+    #[test]
+    fn local_commands_report_exit_and_output() {
+        let local = LocalTransport { guard: Guard { loopback_only: true } };
+        let done = local.run_local(None, &request("echo out; echo err >&2; exit 4")).unwrap();
+        assert_eq!((done.exit, done.stdout.as_str(), done.stderr.as_str()), (Some(4), "out\n", "err\n"));
+        let stdin = Request { stdin: Some(b"piped"), ..request("cat") };
+        assert_eq!(local.run_local(None, &stdin).unwrap().stdout, "piped");
+    }
+
+    #[test]
+    fn local_commands_stop_at_their_deadline() {
+        let local = LocalTransport { guard: Guard { loopback_only: false } };
+        let slow = Request { timeout: Duration::from_millis(200), ..request("sleep 5") };
+        let started = Instant::now();
+        assert!(matches!(local.run_local(None, &slow), Err(ExecError::Timeout { .. })));
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_recorder_never_runs_anything() {
+        let mut recorder = Recorder::default();
+        let host = HostTarget { name: "k8s-node1".into(), address: std::net::Ipv4Addr::new(10, 0, 20, 101), user: "wizard".into() };
+        let done = recorder.run(&Place::Host(host.clone()), &request("sudo reboot")).unwrap();
+        assert!(done.success());
+        assert_eq!(recorder.read_file(&host, "/etc/kubernetes/kubelet.conf").unwrap(), FileRead::Unobserved);
+        assert_eq!(recorder.commands[0].place, "k8s-node1");
+    }
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(quote("/etc/kubernetes/kubelet.conf"), "/etc/kubernetes/kubelet.conf");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}
