@@ -1,21 +1,504 @@
-//! `plan execute`, `plan status`, `plan rollback` (being built: issue 6).
+//! `plan execute`, `plan status`, `plan rollback`: the executor at the command line.
 
-use crate::input::Loaded;
+use crate::input::{parse_duration, Loaded};
 use crate::Failure;
+use indicatif::{ProgressBar, ProgressStyle};
+use plan_exec::guard::Guard;
+use plan_exec::invocation::Invocation;
+use plan_exec::journal::{self, Journal, Lock, Progress};
+use plan_exec::runner::{Operator, Outcome, Recovery, RollbackOutcome, RunOptions, Runner};
+use plan_exec::ssh::{OpensshTransport, SshOptions};
+use plan_exec::transport::{Completed, Dispatch, LocalTransport, Recorder};
+use plan_exec::ExecError;
+use plan_model::plan::{format_duration, Phase, Step};
+use plan_sim::explore::{self, Verdict};
+use std::fmt::Write as _;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default deadline of one command (kubectl wait in the plan waits up to 180 s).
+const COMMAND_TIMEOUT_DEFAULT: &str = "15m";
 
 #[derive(Debug, clap::Args)]
-pub struct ExecuteArgs {}
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {}
-#[derive(Debug, clap::Args)]
-pub struct RollbackArgs {}
+pub struct ExecuteArgs {
+    /// Print the exact commands per host, in order, secrets redacted; connect to nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: only the commands that run on this host (inventory name, short form,
+    /// `workstation`, `infra-repo` or `operator`).
+    #[arg(long, value_name = "HOST", requires = "dry_run")]
+    pub host: Option<String>,
+    /// Continue the run the journal holds, after a crash, Ctrl-C or a fixed halt.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub resume: bool,
+    /// Do not ask before each phase (commands that need a person then halt the run).
+    #[arg(long)]
+    pub yes: bool,
+    /// Run a plan that `plan check` rejects; the reason is written to the journal.
+    #[arg(long, value_name = "REASON")]
+    pub override_check: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
 
-pub fn run(_loaded: &Loaded, _options: &ExecuteArgs) -> Result<(), Failure> {
-    Err(Failure::Input("plan execute is not built yet".to_string()))
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// Where the journal, lock and JSON log live; default: .plan beside the scenario file
+    /// (./.plan for the embedded scenario).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
-pub fn status(_loaded: &Loaded, _options: &StatusArgs) -> Result<(), Failure> {
-    Err(Failure::Input("plan status is not built yet".to_string()))
+
+#[derive(Debug, clap::Args)]
+pub struct SshArgs {
+    /// An ssh config file to use instead of ~/.ssh/config.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Deadline of each command (90s, 10m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = COMMAND_TIMEOUT_DEFAULT)]
+    pub command_timeout: String,
 }
-pub fn rollback(_loaded: &Loaded, _options: &RollbackArgs) -> Result<(), Failure> {
-    Err(Failure::Input("plan rollback is not built yet".to_string()))
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// Do not ask before running the recovery.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+fn exec_failure(e: ExecError) -> Failure {
+    match e {
+        ExecError::Input(_) | ExecError::Locked { .. } => Failure::Input(e.to_string()),
+        other => Failure::Violation(format!("halted: {other}")),
+    }
+}
+
+fn state_dir(global_scenario: Option<&Path>, state: &StateArgs) -> PathBuf {
+    if let Some(dir) = &state.state_dir {
+        return dir.clone();
+    }
+    match global_scenario.and_then(Path::parent) {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.join(".plan"),
+        _ => PathBuf::from(".plan"),
+    }
+}
+
+fn prepare_state_dir(dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::Input(format!("state directory {}: {e}", dir.display())))
+}
+
+/// Sends tracing spans and events as JSON lines to `execute.log.jsonl` in the state directory.
+fn start_json_log(dir: &Path) -> Result<(), Failure> {
+    let path = dir.join("execute.log.jsonl");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Failure::Input(format!("log file {}: {e}", path.display())))?;
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // A second run in one process (tests) keeps the first subscriber.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    Ok(())
+}
+
+struct CheckVerdict {
+    passed: bool,
+    summary: String,
+}
+
+fn run_check(loaded: &Loaded) -> CheckVerdict {
+    let report = explore::check(&loaded.topology, &loaded.plan, explore::CheckOptions { depth: 1 });
+    let mut invariants: Vec<&str> = report.violations.iter().map(|v| v.invariant.as_str()).collect();
+    invariants.dedup();
+    CheckVerdict {
+        passed: report.verdict == Verdict::Pass,
+        summary: format!("{} violation(s): {}", report.violations.len(), invariants.join(", ")),
+    }
+}
+
+pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> Result<(), Failure> {
+    let check = run_check(loaded);
+    if options.dry_run {
+        return dry_run(loaded, options, &check);
+    }
+    if !check.passed && options.override_check.is_none() {
+        return Err(Failure::Violation(format!(
+            "plan check rejects this plan ({}): refusing to execute it; run `plan check` for the report, or pass --override-check REASON to run it anyway (the reason is journalled)",
+            check.summary
+        )));
+    }
+    if let Some(reason) = &options.override_check {
+        if reason.trim().is_empty() {
+            return Err(Failure::Input("--override-check needs a reason".to_string()));
+        }
+    }
+    let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
+    let dir = state_dir(scenario, &options.state);
+    prepare_state_dir(&dir)?;
+    let _lock = Lock::take(&dir).map_err(exec_failure)?;
+    let mut journal = Journal::open(&dir).map_err(exec_failure)?;
+    start_json_log(&dir)?;
+    let mut transport = transport(&options.ssh)?;
+    let mut operator = TerminalOperator::new(options.yes, loaded.plan.steps.len());
+    let run_options = RunOptions {
+        resume: options.resume,
+        observe: true,
+        command_timeout: timeout,
+        check_passed: check.passed,
+        override_check: options.override_check.clone(),
+    };
+    if !check.passed {
+        eprintln!("plan: WARNING: plan check rejects this plan ({}); running it on --override-check", check.summary);
+    }
+    let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).run();
+    operator.bar.finish_and_clear();
+    match outcome.map_err(exec_failure)? {
+        Outcome::Completed => {
+            println!("plan execute: all {} steps done; journal {}", loaded.plan.steps.len(), journal.path().display());
+            Ok(())
+        }
+        Outcome::Declined { phase } => Err(Failure::Violation(format!(
+            "stopped before phase {phase} at the operator's request; nothing of it ran; `plan execute --resume` continues"
+        ))),
+        Outcome::Halted(halt) => {
+            let mut out = format!("HALTED at step {}: {}\n", halt.step, halt.reason);
+            if !halt.drift.is_empty() {
+                let _ = writeln!(out, "Drift (the hosts against the twin):");
+                for d in &halt.drift {
+                    let _ = writeln!(out, "  {d}");
+                }
+            }
+            write_recovery(&mut out, &halt.recovery);
+            let _ = writeln!(out, "Undo with `plan rollback`, or fix the cause and `plan execute --resume`.");
+            print!("{out}");
+            Err(Failure::Violation(format!("the run halted at step {}", halt.step)))
+        }
+    }
+}
+
+fn write_recovery(out: &mut String, recovery: &Recovery) {
+    let _ = writeln!(out, "The twin's recovery for this point: {}", recovery.describe());
+    if recovery.invocations.is_empty() {
+        let _ = writeln!(out, "  (nothing to undo)");
+    }
+    for (description, invocation) in recovery.descriptions.iter().zip(&recovery.invocations) {
+        let _ = writeln!(out, "  - {description}\n      {:<12} {}", invocation.place_label(), invocation.display());
+    }
+}
+
+fn transport(ssh: &SshArgs) -> Result<Dispatch<OpensshTransport>, Failure> {
+    let guard = Guard::from_env();
+    let control_dir = std::env::temp_dir().join("plan-ssh");
+    let remote = OpensshTransport::new(SshOptions { config: ssh.ssh_config.clone(), control_dir }, guard).map_err(exec_failure)?;
+    Ok(Dispatch { remote, local: LocalTransport { guard } })
+}
+
+/// The person at the terminal: prompts (unless --yes), a progress bar, each command echoed.
+struct TerminalOperator {
+    yes: bool,
+    bar: ProgressBar,
+    current: Option<String>,
+}
+
+impl TerminalOperator {
+    fn new(yes: bool, steps: usize) -> Self {
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{pos}/{len}] {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        TerminalOperator { yes, bar, current: None }
+    }
+
+    fn ask(&self, question: &str) -> bool {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("{question} -- no terminal to ask: pass --yes");
+            return false;
+        }
+        self.bar.suspend(|| {
+            eprint!("{question} [y/N] ");
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut answer);
+            matches!(answer.trim(), "y" | "Y" | "yes")
+        })
+    }
+}
+
+impl Operator for TerminalOperator {
+    fn confirm_phase(&mut self, phase: &Phase, steps: &[&Step]) -> bool {
+        let ids = steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
+        self.bar.println(format!("== Phase {}: {} (steps {ids})", phase.id, phase.title));
+        self.yes || self.ask(&format!("Run phase {}?", phase.id))
+    }
+
+    fn confirm_recovery(&mut self, recovery: &Recovery) -> bool {
+        let mut out = String::new();
+        write_recovery(&mut out, recovery);
+        print!("{out}");
+        self.yes || self.ask("Run this recovery?")
+    }
+
+    fn by_hand(&mut self, step: &Step, instruction: &str) -> bool {
+        self.bar.println(format!("   by hand ({}): {}", step.id, plan_exec::redact::redact(instruction)));
+        !self.yes && self.ask("Done?")
+    }
+
+    fn starting(&mut self, step: &Step, _index: usize, invocation: &Invocation, eta_s: u32) {
+        if self.current.as_deref() != Some(step.id.as_str()) {
+            self.bar.println(format!("-- {} {}", step.id, step.title));
+            self.current = Some(step.id.clone());
+            self.bar.inc(1);
+        }
+        self.bar.set_message(format!("step {} on {}, about {} left", step.id, invocation.place_label(), format_duration(eta_s)));
+        self.bar.println(format!("   {:<12} {}", invocation.place_label(), invocation.display()));
+    }
+
+    fn finished(&mut self, _step: &Step, _invocation: &Invocation, done: &Result<Completed, String>) {
+        match done {
+            Ok(done) if done.success() => {}
+            Ok(done) => self.bar.println(format!("   -> exit {}", done.exit.map_or("by signal".to_string(), |c| c.to_string()))),
+            Err(e) => self.bar.println(format!("   -> {e}")),
+        }
+    }
+}
+
+/// Collects what a dry run would do, per step.
+#[derive(Default)]
+struct DryRunOperator {
+    listed: Vec<(String, Invocation)>,
+}
+
+impl Operator for DryRunOperator {
+    fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+        true
+    }
+    fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
+        false
+    }
+    fn by_hand(&mut self, _step: &Step, _instruction: &str) -> bool {
+        true
+    }
+    fn starting(&mut self, step: &Step, _index: usize, invocation: &Invocation, _eta_s: u32) {
+        self.listed.push((step.id.clone(), invocation.clone()));
+    }
+    fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
+}
+
+fn resolve_place(loaded: &Loaded, wanted: &str) -> Result<String, Failure> {
+    if matches!(wanted, "workstation" | "infra-repo" | "operator") {
+        return Ok(wanted.to_string());
+    }
+    let s = &loaded.topology.scenario;
+    if s.load_balancer.name == wanted || s.hypervisors.iter().any(|h| h.name == wanted) {
+        return Ok(wanted.to_string());
+    }
+    loaded.topology.resolve(wanted).map(|n| loaded.topology.name(n).to_string()).map_err(Failure::Input)
+}
+
+fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Result<(), Failure> {
+    let only = options.host.as_deref().map(|h| resolve_place(loaded, h)).transpose()?;
+    let mut recorder = Recorder::default();
+    let mut journal = Journal::in_memory();
+    let mut operator = DryRunOperator::default();
+    let run_options =
+        RunOptions { resume: false, observe: false, command_timeout: Duration::from_secs(1), check_passed: check.passed, override_check: None };
+    let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut recorder, &mut journal, &mut operator, run_options).run().map_err(exec_failure)?;
+    debug_assert!(matches!(outcome, Outcome::Completed), "the recorder succeeds every command");
+    let plan = &loaded.plan;
+    let mut out = format!(
+        "plan execute --dry-run: scenario {}{}, {} steps in {} phases; nothing is connected to, nothing runs\n",
+        plan.scenario,
+        if loaded.edited { " (edited plan)" } else { "" },
+        plan.steps.len(),
+        plan.phases.iter().filter(|p| plan.steps.iter().any(|s| s.phase == p.id)).count()
+    );
+    if let Some(host) = &only {
+        let _ = writeln!(out, "only the commands on {host}");
+    }
+    if check.passed {
+        let _ = writeln!(out, "plan check: PASS");
+    } else {
+        let _ = writeln!(
+            out,
+            "\n!! plan check REJECTS this plan: {}.\n!! A real run refuses it unless given --override-check REASON.\n",
+            check.summary
+        );
+    }
+    let _ = writeln!(out, "Secrets: the output of [secret] commands is never shown or kept; tokens and keys print as <redacted>.");
+    for phase in &plan.phases {
+        let mut phase_text = String::new();
+        for step in plan.steps.iter().filter(|s| s.phase == phase.id) {
+            let lines: Vec<String> = operator
+                .listed
+                .iter()
+                .filter(|(id, inv)| *id == step.id && only.as_ref().is_none_or(|h| inv.place_label() == *h))
+                .map(|(_, inv)| format!("    {:<14} {}{}", inv.place_label(), inv.display(), if inv.secret { "  [secret]" } else { "" }))
+                .collect();
+            if lines.is_empty() && only.is_some() {
+                continue;
+            }
+            let _ = writeln!(phase_text, "  {} {} ({})", step.id, step.title, format_duration(step.duration_s));
+            if lines.is_empty() {
+                let _ = writeln!(phase_text, "    (no command: {})", step.checks.first().map(String::as_str).unwrap_or("nothing to run"));
+            }
+            for line in lines {
+                let _ = writeln!(phase_text, "{line}");
+            }
+        }
+        if !phase_text.is_empty() {
+            let _ = writeln!(out, "\nPhase {} — {}", phase.id, phase.title);
+            out.push_str(&phase_text);
+        }
+    }
+    let hosts: std::collections::BTreeSet<&str> = recorder.commands.iter().map(|c| c.place.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "\n{} commands recorded for {} places ({}), none run.",
+        recorder.commands.len(),
+        hosts.len(),
+        hosts.into_iter().collect::<Vec<_>>().join(", ")
+    );
+    print!("{}", plan_exec::redact::redact(&out));
+    Ok(())
+}
+
+pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) -> Result<(), Failure> {
+    let dir = state_dir(scenario, &options.state);
+    let path = dir.join(journal::JOURNAL_FILE);
+    let records = journal::read_records(&path).map_err(exec_failure)?;
+    let progress = Progress::from_records(&records);
+    let steps: Vec<String> =
+        if progress.steps.is_empty() { loaded.plan.steps.iter().map(|s| s.id.clone()).collect() } else { progress.steps.clone() };
+    let state_of = |id: &str| -> &'static str {
+        if progress.completed.contains(id) {
+            "done"
+        } else if progress.halted.as_ref().is_some_and(|h| h.step == id) {
+            "halted"
+        } else if progress.interrupted.as_deref() == Some(id) {
+            "interrupted"
+        } else {
+            "pending"
+        }
+    };
+    let overall = if records.is_empty() {
+        "not-started"
+    } else if progress.rolled_back.is_some() {
+        "rolled-back"
+    } else if progress.finished {
+        "completed"
+    } else if progress.halted.is_some() {
+        "halted"
+    } else {
+        "interrupted"
+    };
+    let done = steps.iter().filter(|s| progress.completed.contains(*s)).count();
+    let remaining_s: u32 = loaded.plan.steps.iter().filter(|s| !progress.completed.contains(&s.id)).map(|s| s.duration_s).sum();
+    match options.format {
+        StatusFormat::Json => {
+            let json = serde_json::json!({
+                "status_format": 1,
+                "journal": path.display().to_string(),
+                "scenario": progress.scenario,
+                "plan_digest": progress.plan_digest,
+                "state": overall,
+                "steps_done": done,
+                "steps_total": steps.len(),
+                "remaining_s": remaining_s,
+                "steps": steps.iter().map(|id| serde_json::json!({"id": id, "state": state_of(id)})).collect::<Vec<_>>(),
+                "halted": progress.halted,
+                "rolled_back": progress.rolled_back,
+                "drift": progress.last_drift,
+                "override_check": progress.override_check,
+            });
+            println!("{}", serde_json::to_string_pretty(&json).map_err(|e| Failure::Input(e.to_string()))?);
+        }
+        StatusFormat::Text => {
+            let mut out = format!("plan status: {} ({})\n", overall, path.display());
+            let _ = writeln!(out, "  {done}/{} steps done, about {} of plan time left", steps.len(), format_duration(remaining_s));
+            if let Some(reason) = &progress.override_check {
+                let _ = writeln!(out, "  plan check overridden: {reason}");
+            }
+            for id in &steps {
+                let state = state_of(id);
+                if state != "pending" || done == 0 {
+                    let _ = writeln!(out, "  {:<8} {state}", id);
+                }
+            }
+            if let Some(h) = &progress.halted {
+                let _ = writeln!(out, "  halted at {}: {}", h.step, h.reason);
+                let _ = writeln!(out, "  recovery: {}", h.recovery);
+                for a in &h.recovery_actions {
+                    let _ = writeln!(out, "    - {a}");
+                }
+            }
+            if progress.last_drift.is_empty() {
+                let _ = writeln!(out, "  drift: none at the last observation");
+            } else {
+                let _ = writeln!(out, "  drift at the last observation:");
+                for d in &progress.last_drift {
+                    let _ = writeln!(out, "    {d}");
+                }
+            }
+            print!("{}", plan_exec::redact::redact(&out));
+        }
+    }
+    Ok(())
+}
+
+pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs) -> Result<(), Failure> {
+    let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
+    let dir = state_dir(scenario, &options.state);
+    if !dir.join(journal::JOURNAL_FILE).exists() {
+        return Err(Failure::Input(format!("no journal in {}: nothing to roll back", dir.display())));
+    }
+    let _lock = Lock::take(&dir).map_err(exec_failure)?;
+    let mut journal = Journal::open(&dir).map_err(exec_failure)?;
+    start_json_log(&dir)?;
+    let mut transport = transport(&options.ssh)?;
+    let mut operator = TerminalOperator::new(options.yes, 0);
+    let run_options = RunOptions { resume: true, observe: true, command_timeout: timeout, check_passed: true, override_check: None };
+    let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).rollback();
+    operator.bar.finish_and_clear();
+    match outcome.map_err(exec_failure)? {
+        RollbackOutcome::Done { step, recovery } => {
+            println!("plan rollback: {recovery} done for the halt at step {step}; the hosts match the twin");
+            Ok(())
+        }
+        RollbackOutcome::Declined => Err(Failure::Violation("rollback not run: declined".to_string())),
+        RollbackOutcome::Failed { step, reason, drift } => {
+            let mut out = format!("ROLLBACK of the halt at step {step} FAILED: {reason}\n");
+            for d in &drift {
+                let _ = writeln!(out, "  {d}");
+            }
+            print!("{out}");
+            Err(Failure::Violation(format!("the rollback for step {step} failed")))
+        }
+    }
 }

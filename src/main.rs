@@ -53,8 +53,8 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Check(options) => check::run(&loaded, &options),
         cli::Command::Simulate(options) => simulate::run(&loaded, &options),
         cli::Command::Capacity(options) => capacity::run(&loaded, &options),
-        cli::Command::Execute(options) => execute::run(&loaded, &options),
-        cli::Command::Status(options) => execute::status(&loaded, &options),
-        cli::Command::Rollback(options) => execute::rollback(&loaded, &options),
+        cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options),
+        cli::Command::Status(options) => execute::status(&loaded, args.global.scenario.as_deref(), &options),
+        cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options),
     }
 }
