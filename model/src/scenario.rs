@@ -342,14 +342,30 @@ pub struct CapacityPolicy {
     /// RAM to keep free on every hypervisor, as a share of physical RAM.
     #[serde(default = "default_headroom")]
     pub ram_headroom_percent: f64,
+    /// RAM to keep free inside a master above its measured use, as a share of the master's RAM:
+    /// etcd compaction, upgrades and watch caches need room, so sizing advice never sizes a
+    /// master to its measured use alone.
+    #[serde(default = "default_master_headroom")]
+    pub master_ram_headroom_percent: f64,
+    /// vCPUs allowed per physical core on a hypervisor. vCPU over-commit is normal, so it is
+    /// only judged when the operator states a limit; otherwise it is reported, not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu_per_core_max: Option<f64>,
 }
 
 impl Default for CapacityPolicy {
     fn default() -> Self {
-        CapacityPolicy { ram_headroom_percent: default_headroom() }
+        CapacityPolicy {
+            ram_headroom_percent: default_headroom(),
+            master_ram_headroom_percent: default_master_headroom(),
+            vcpu_per_core_max: None,
+        }
     }
 }
 
 fn default_headroom() -> f64 {
     5.0
+}
+fn default_master_headroom() -> f64 {
+    40.0
 }
