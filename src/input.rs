@@ -5,7 +5,8 @@ use crate::Failure;
 use plan_model::plan::Plan;
 use plan_model::planner;
 use plan_model::topology::Topology;
-use plan_model::validate::parse_scenario;
+use plan_model::validate::{check_flow_nesting, parse_scenario, syntax_error};
+use std::io::Read;
 use std::path::Path;
 
 /// The embedded homelab scenario, used when no `--scenario` is given.
@@ -29,12 +30,36 @@ pub fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
     if metadata.is_dir() {
         return Err(Failure::Input(format!("{what} {shown} is a directory")));
     }
-    if metadata.len() > INPUT_BYTES_MAX {
-        return Err(Failure::Input(format!("{what} {shown} is {} bytes; the limit is {} bytes", metadata.len(), INPUT_BYTES_MAX)));
+    // A pipe (`--plan <(...)`) is read like a file; a device or socket is refused: /dev/zero
+    // would never end, and a socket is not a file to open.
+    if !metadata.is_file() && !is_fifo(&metadata) {
+        return Err(Failure::Input(format!("{what} {shown} is not a regular file")));
     }
-    let bytes = std::fs::read(path).map_err(|e| Failure::Input(format!("{what} {shown}: {}", io_reason(&e))))?;
+    if metadata.len() > INPUT_BYTES_MAX {
+        return Err(Failure::Input(format!("{what} {shown} is {} bytes; the limit is {INPUT_BYTES_MAX} bytes", metadata.len())));
+    }
+    // Read at most one byte past the limit: a pipe has no length, and a file can grow after
+    // `metadata`.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(INPUT_BYTES_MAX + 1).read_to_end(&mut bytes))
+        .map_err(|e| Failure::Input(format!("{what} {shown}: {}", io_reason(&e))))?;
+    if bytes.len() as u64 > INPUT_BYTES_MAX {
+        return Err(Failure::Input(format!("{what} {shown} is more than {INPUT_BYTES_MAX} bytes, the limit")));
+    }
     String::from_utf8(bytes)
         .map_err(|e| Failure::Input(format!("{what} {shown} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
+}
+
+#[cfg(unix)]
+fn is_fifo(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    metadata.file_type().is_fifo()
+}
+
+#[cfg(not(unix))]
+fn is_fifo(_: &std::fs::Metadata) -> bool {
+    false
 }
 
 fn io_reason(e: &std::io::Error) -> String {
@@ -66,9 +91,14 @@ pub fn load(global: &Global) -> Result<Loaded, Failure> {
         Some(path) => {
             let text = read_text(path, "plan")?;
             let shown = path.display();
+            check_flow_nesting(&text).map_err(|e| {
+                let at = e.position.map(|p| format!(":{}:{}", p.line, p.column)).unwrap_or_default();
+                Failure::Input(format!("{shown}{at}: {}", e.message))
+            })?;
             let file: Plan = serde_yaml_ng::from_str(&text).map_err(|e| {
-                let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-                Failure::Input(format!("{shown}{at}: {}", e.to_string().split(" at line ").next().unwrap_or_default()))
+                let e = syntax_error(&text, &e);
+                let at = e.position.map(|p| format!(":{}:{}", p.line, p.column)).unwrap_or_default();
+                Failure::Input(format!("{shown}{at}: {}", e.message))
             })?;
             let plan = Plan::from_edited(&generated, &file).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
             (plan, true)

@@ -64,12 +64,8 @@ pub struct ScenarioError {
 /// assert_eq!(scenario.target.control_plane_count, 3);
 /// ```
 pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
-    let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| ScenarioError {
-        kind: ScenarioErrorKind::Syntax,
-        path: None,
-        position: e.location().map(|l| Position { line: l.line(), column: l.column() }),
-        message: e.to_string().split(" at line ").next().unwrap_or_default().to_string(),
-    })?;
+    check_flow_nesting(text)?;
+    let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| syntax_error(text, &e))?;
     validate(&scenario).map_err(|problem| ScenarioError {
         kind: problem.kind,
         position: locate(text, &problem.path),
@@ -77,6 +73,135 @@ pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
         message: problem.message,
     })?;
     Ok(scenario)
+}
+
+/// A YAML error (not YAML, or not the expected shape) as a located [`ScenarioErrorKind::Syntax`]
+/// error; used for plan files too.
+///
+/// The parser's message loses its "at line L column C" tail (the position says it); a reader
+/// error that gives a byte offset instead ("at position N") is located from it; an error at the
+/// end of the text says so, since the likeliest cause is a file cut short.
+pub fn syntax_error(text: &str, e: &serde_yaml_ng::Error) -> ScenarioError {
+    let mut message = e.to_string().split(" at line ").next().unwrap_or_default().to_string();
+    let mut position = e.location().map(|l| Position { line: l.line(), column: l.column() });
+    if let Some((head, offset)) = message.rsplit_once(" at position ") {
+        if let Ok(offset) = offset.parse::<usize>() {
+            let before = text.get(..offset.min(text.len())).unwrap_or(text);
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            position = Some(Position { line: before.matches('\n').count() + 1, column: before[line_start..].chars().count() + 1 });
+            message = head.to_string();
+        }
+    }
+    let content = text.trim_end();
+    let lines = content.lines().count();
+    let last_width = content.lines().last().map_or(0, |l| l.chars().count());
+    if position.is_some_and(|p| p.line > lines || (p.line == lines && p.column > last_width)) {
+        message += " (the text ends here: is the file cut short?)";
+    }
+    ScenarioError { kind: ScenarioErrorKind::Syntax, path: None, position, message }
+}
+
+/// Flow collections (`[..]`, `{..}`) nested deeper than this are refused before the YAML parser
+/// sees them. The parser's scanner does work proportional to the nesting for every token, so a
+/// file of `[[[[...` takes minutes; no scenario or plan file nests more than three levels.
+pub const FLOW_NESTING_MAX: usize = 64;
+
+/// Flow-collection openers times bytes: a bound on that scanner work which no text can evade
+/// (nesting cannot exceed the openers, tokens cannot exceed the bytes). A 40 KB plan file with
+/// 80 openers uses 3.2 million of it.
+pub const FLOW_WORK_MAX: u64 = 1 << 26;
+
+/// Refuses YAML whose flow collections would make the parser's scanner quadratic.
+///
+/// The nesting is measured the way a reader sees it (brackets outside comments and quoted
+/// scalars, a block-context bracket only after a space or at a line's start); a crafted text that hides its
+/// nesting from that reading still meets [`FLOW_WORK_MAX`].
+///
+/// # Errors
+/// A [`ScenarioErrorKind::Syntax`] error at the bracket that goes past [`FLOW_NESTING_MAX`], or
+/// without a position when the openers times the bytes exceed [`FLOW_WORK_MAX`].
+pub fn check_flow_nesting(text: &str) -> Result<(), ScenarioError> {
+    let mut depth = 0usize;
+    let (mut line, mut column) = (1usize, 0usize);
+    // The character before this one, and the last one that was not a space (on this line, in
+    // block context; anywhere, in flow context).
+    let (mut previous, mut last_solid) = ('\n', '\n');
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        column += 1;
+        if ch == '\n' {
+            (line, column) = (line + 1, 0);
+        }
+        match quote {
+            Some('\'') if ch == '\'' => {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    column += 1;
+                } else {
+                    quote = None;
+                }
+            }
+            Some('"') if ch == '\\' => {
+                if chars.next() == Some('\n') {
+                    (line, column) = (line + 1, 0);
+                } else {
+                    column += 1;
+                }
+            }
+            Some('"') if ch == '"' => quote = None,
+            Some(_) => {}
+            None => {
+                let token_start = previous.is_whitespace() || (depth > 0 && "[{,:?".contains(last_solid));
+                match ch {
+                    '#' if previous.is_whitespace() => {
+                        for skipped in chars.by_ref() {
+                            if skipped == '\n' {
+                                (line, column) = (line + 1, 0);
+                                break;
+                            }
+                        }
+                        (previous, last_solid) = ('\n', if depth > 0 { last_solid } else { '\n' });
+                        continue;
+                    }
+                    '\'' | '"' if token_start => quote = Some(ch),
+                    '[' | '{' if depth > 0 || previous.is_whitespace() => {
+                        depth += 1;
+                        if depth > FLOW_NESTING_MAX {
+                            return Err(ScenarioError {
+                                kind: ScenarioErrorKind::Syntax,
+                                path: None,
+                                position: Some(Position { line, column }),
+                                message: format!("flow collections ('[' or '{{') nested deeper than {FLOW_NESTING_MAX} levels"),
+                            });
+                        }
+                    }
+                    ']' | '}' if depth > 0 => depth -= 1,
+                    _ => {}
+                }
+            }
+        }
+        if ch == '\n' && depth == 0 {
+            last_solid = '\n';
+        } else if !ch.is_whitespace() {
+            last_solid = ch;
+        }
+        previous = ch;
+    }
+    let openers = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count() as u64;
+    if openers.saturating_mul(text.len() as u64) > FLOW_WORK_MAX {
+        return Err(ScenarioError {
+            kind: ScenarioErrorKind::Syntax,
+            path: None,
+            position: None,
+            message: format!(
+                "{openers} flow collections ('[' or '{{') in {} bytes: more than the YAML parser takes in bounded time \
+                 (openers x bytes may be at most {FLOW_WORK_MAX}); write lists and maps in block style",
+                text.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A problem found on the typed scenario, before it is located in the text.
@@ -381,7 +506,8 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     let master = &s.nodes[masters[0]];
     let target = s.target.control_plane_count;
     let target_path = root().key("target").key("control_plane_count");
-    if target.is_multiple_of(2) {
+    // 0 is even too, but "no more failures than with -1" says nothing: it gets the range message.
+    if target.is_multiple_of(2) && target > 0 {
         return Err(problem(
             TargetCount,
             target_path,
@@ -513,6 +639,33 @@ mod tests {
         assert_eq!(error.path.as_deref(), Some("nodes[2].address"));
         assert!(error.message.contains("nodes[1].address"), "{}", error.message);
         assert_eq!(error.position.map(|p| p.line), HOMELAB.lines().position(|l| l.contains("k8s-node2")).map(|l| l + 1));
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_at_the_bracket_before_parsing() {
+        let deep = format!("name: x\nnodes: {}{}\n", "[".repeat(100), "]".repeat(100));
+        let error = parse_scenario(&deep).unwrap_err();
+        assert_eq!(error.kind, ScenarioErrorKind::Syntax);
+        assert!(error.message.contains("nested deeper than 64 levels"), "{}", error.message);
+        assert_eq!(error.position, Some(Position { line: 2, column: 8 + FLOW_NESTING_MAX }));
+        // 64 levels are the parser's to judge.
+        let fine = format!("name: {}{}", "[".repeat(64), "]".repeat(64));
+        assert!(check_flow_nesting(&fine).is_ok());
+    }
+
+    #[test]
+    fn brackets_in_quotes_comments_and_plain_words_are_not_nesting() {
+        let text = format!("a: '{0}'\nb: \"{0}\"\n# {0}\nc: x{0}\nd: [ '{1}', \"]\" ]\n", "[".repeat(100), "[{".repeat(100));
+        assert!(check_flow_nesting(&text).is_ok());
+    }
+
+    #[test]
+    fn hidden_nesting_still_meets_the_work_bound() {
+        // A quote the reader takes for a string start hides the brackets after it.
+        let text = format!("a: it 'is\nb: {}", "[".repeat(20_000));
+        let error = check_flow_nesting(&text).unwrap_err();
+        assert_eq!(error.position, None);
+        assert!(error.message.contains("20000 flow collections"), "{}", error.message);
     }
 
     #[test]
