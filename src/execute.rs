@@ -327,9 +327,15 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
     let mut recorder = Recorder::default();
     let mut journal = Journal::in_memory();
     let mut operator = DryRunOperator::default();
-    let run_options =
-        RunOptions { resume: false, observe: false, command_timeout: Duration::from_secs(1), check_passed: check.passed, override_check: None };
-    let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut recorder, &mut journal, &mut operator, run_options).run().map_err(exec_failure)?;
+    let run_options = RunOptions {
+        resume: false,
+        observe: false,
+        command_timeout: Duration::from_secs(1),
+        check_passed: check.passed,
+        override_check: None,
+    };
+    let outcome =
+        Runner::new(&loaded.topology, &loaded.plan, &mut recorder, &mut journal, &mut operator, run_options).run().map_err(exec_failure)?;
     debug_assert!(matches!(outcome, Outcome::Completed), "the recorder succeeds every command");
     let plan = &loaded.plan;
     let mut out = format!(

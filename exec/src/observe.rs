@@ -204,7 +204,9 @@ pub fn drift(t: &Topology, observation: &Observation, allowed: &[&Cluster]) -> V
         let Some(node) = node_ix(t, &fact.node) else { continue };
         let expected: Vec<Seen> = allowed.iter().map(|c| predicted(c, node, fact.field)).collect();
         if !expected.contains(&fact.seen) {
-            let twin = expected.iter().map(Seen::to_string).collect::<Vec<_>>().join(" or ");
+            let mut shown: Vec<String> = expected.iter().map(Seen::to_string).collect();
+            shown.dedup();
+            let twin = shown.join(" or ");
             out.push(Drift {
                 node: fact.node.clone(),
                 what: fact.field.describe().to_string(),

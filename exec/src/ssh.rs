@@ -76,7 +76,7 @@ impl OpensshTransport {
         let destination = host.destination();
         let session = self
             .runtime
-            .block_on(async { tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_S + 5), builder.connect(&destination)).await })
+            .block_on(async { tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_S + 5), builder.connect_mux(&destination)).await })
             .map_err(|_| ExecError::Ssh { host: host.name.clone(), reason: format!("no connection within {CONNECT_TIMEOUT_S} s") })?
             .map_err(|e| ExecError::Ssh { host: host.name.clone(), reason: chain(&e) })?;
         tracing::debug!(host = %host.name, "ssh session open");

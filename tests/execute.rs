@@ -1,0 +1,413 @@
+//! `plan execute`, `plan status`, `plan rollback` end to end: a dry run of the homelab (which never
+//! connects), and real runs over SSH against sshd servers this test starts on 127.0.20.x.
+//!
+//! Fixture hosts: each host of scenarios/loopback.yaml that the plan subset touches gets its own
+//! `/usr/sbin/sshd`, listening on its own loopback address, started under `unshare --mount` with
+//! a per-host directory bind-mounted over `/etc/kubernetes`, so every host has its own real
+//! kubelet.conf and apiserver.crt at the real paths. Shims for sudo, systemctl, kubectl and sleep
+//! on PATH record each call in a per-host log: the side effects the tests count.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PLAN: &str = env!("CARGO_BIN_EXE_plan");
+const LOOPBACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/loopback.yaml");
+const SSHD: &str = "/usr/sbin/sshd";
+/// The hosts the plan subsets touch: the existing master and the two workers.
+const HOSTS: [(&str, Ipv4Addr); 3] =
+    [("lab-cp-1", Ipv4Addr::new(127, 0, 20, 10)), ("lab-wk-1", Ipv4Addr::new(127, 0, 20, 21)), ("lab-wk-2", Ipv4Addr::new(127, 0, 20, 22))];
+const DIRECT: &str = "server: https://127.0.20.10:6443";
+const VIP: &str = "server: https://127.0.20.99:6443";
+/// Bound on waiting for sshd to listen, or for the executor to reach a point.
+const WAIT_S: u64 = 20;
+
+fn plan(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(PLAN);
+    command.args(args).env("PLAN_LOOPBACK_ONLY", "1").stdin(Stdio::null());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().expect("the plan binary runs")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("fixture tool runs");
+    assert!(status.success(), "{program} {args:?} failed");
+}
+
+fn write(path: &Path, content: &str) {
+    std::fs::create_dir_all(path.parent().expect("fixture paths have a parent")).expect("fixture dir");
+    std::fs::write(path, content).expect("fixture file");
+}
+
+fn executable(path: &Path, content: &str) {
+    write(path, content);
+    run("chmod", &["755", path.to_str().expect("utf-8 path")]);
+}
+
+/// The sshd servers and fixture files of one test; stops the servers when dropped, failed test
+/// or not.
+struct Lab {
+    root: tempfile::TempDir,
+    sshds: Vec<Child>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.sshds {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Whether sshd can run here; under CI it must.
+fn sshd_available() -> bool {
+    let usable = Path::new(SSHD).exists() && Path::new("/usr/bin/unshare").exists() && unsafe_is_root();
+    if !usable {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but {SSHD}, unshare or root is missing: install openssh-server");
+        eprintln!("skipping: {SSHD}, unshare or root missing (not CI)");
+    }
+    usable
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl Lab {
+    fn start() -> Lab {
+        let root = tempfile::tempdir().expect("tempdir");
+        let r = root.path().to_path_buf();
+        let port = TcpListener::bind(SocketAddrV4::new(HOSTS[0].1, 0)).and_then(|l| l.local_addr()).expect("a free port").port();
+        run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", r.join("host_key").to_str().unwrap()]);
+        run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", r.join("id_ed25519").to_str().unwrap()]);
+        std::fs::copy(r.join("id_ed25519.pub"), r.join("authorized_keys")).expect("authorized_keys");
+        let host_pub = std::fs::read_to_string(r.join("host_key.pub")).expect("host key");
+        let host_pub = host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let known: String = HOSTS.iter().map(|(_, a)| format!("[{a}]:{port} {host_pub}\n")).collect();
+        write(&r.join("known_hosts"), &known);
+        write(
+            &r.join("ssh_config"),
+            &format!(
+                "Host 127.0.20.*\n  Port {port}\n  IdentityFile {id}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n",
+                id = r.join("id_ed25519").display(),
+                kh = r.join("known_hosts").display()
+            ),
+        );
+        let shims = r.join("shims");
+        executable(&shims.join("sudo"), "#!/bin/sh\nexec \"$@\"\n");
+        executable(&shims.join("systemctl"), "#!/bin/sh\necho \"$*\" >> \"$PLAN_FIXTURE_HOST_DIR/systemctl.log\"\n");
+        executable(&shims.join("sleep"), "#!/bin/sh\nexit 0\n");
+        // kubectl on the workstation: logs each call; `wait` for node/lab-wk-2 hangs while the
+        // file `slow` exists (the kill test strikes there).
+        executable(
+            &shims.join("kubectl"),
+            &format!(
+                "#!/bin/sh\necho \"$*\" >> {log}\ncase \"$*\" in *node/lab-wk-2*) while [ -e {slow} ]; do /bin/sleep 0.1; done;; esac\nexit 0\n",
+                log = r.join("workstation.log").display(),
+                slow = r.join("slow").display()
+            ),
+        );
+        std::fs::create_dir_all("/etc/kubernetes").expect("a mount point at the real path");
+        std::fs::create_dir_all("/run/sshd").expect("sshd's privilege separation directory");
+        let mut lab = Lab { root, sshds: Vec::new() };
+        for (name, address) in HOSTS {
+            let host = r.join("hosts").join(name);
+            let kube = host.join("etc-kubernetes");
+            write(
+                &kube.join("kubelet.conf"),
+                &format!("apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: RklYVFVSRQ==\n    {DIRECT}\n  name: kubernetes\nkind: Config\n"),
+            );
+            if name == "lab-cp-1" {
+                let pki = kube.join("pki");
+                std::fs::create_dir_all(&pki).expect("pki");
+                run(
+                    "openssl",
+                    &[
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1",
+                        "-nodes",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=kube-apiserver",
+                        "-addext",
+                        "subjectAltName=DNS:lab-cp-1,IP:10.96.0.1,IP:127.0.20.10",
+                        "-keyout",
+                        pki.join("apiserver.key").to_str().unwrap(),
+                        "-out",
+                        pki.join("apiserver.crt").to_str().unwrap(),
+                    ],
+                );
+            }
+            let config = host.join("sshd_config");
+            write(
+                &config,
+                &format!(
+                    "ListenAddress {address}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 64\nMaxStartups 64\nSetEnv PATH={shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PLAN_FIXTURE_HOST_DIR={hd}\n",
+                    hk = r.join("host_key").display(),
+                    pid = host.join("sshd.pid").display(),
+                    ak = r.join("authorized_keys").display(),
+                    shims = shims.display(),
+                    hd = host.display(),
+                ),
+            );
+            let script = format!("mount --bind {} /etc/kubernetes && exec {SSHD} -D -e -f {}", kube.display(), config.display());
+            let child = Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(host.join("sshd.log")).expect("sshd log"))
+                .spawn()
+                .expect("sshd starts");
+            lab.sshds.push(child);
+        }
+        let deadline = Instant::now() + Duration::from_secs(WAIT_S);
+        for (name, address) in HOSTS {
+            while TcpStream::connect(SocketAddrV4::new(address, port)).is_err() {
+                assert!(Instant::now() < deadline, "sshd for {name} did not listen: {}", lab.sshd_log(name));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        lab
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    fn sshd_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("hosts/{name}/sshd.log"))).unwrap_or_default()
+    }
+
+    fn kubelet_conf(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("hosts/{name}/etc-kubernetes/kubelet.conf"))).expect("kubelet.conf")
+    }
+
+    fn restarts(&self, name: &str) -> usize {
+        std::fs::read_to_string(self.path(&format!("hosts/{name}/systemctl.log")))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == "restart kubelet")
+            .count()
+    }
+
+    /// A plan file of the loopback plan with only `steps`.
+    fn plan_file(&self, steps: &[&str]) -> PathBuf {
+        let shown = plan(&["--scenario", LOOPBACK, "show", "--format", "yaml"], &[]);
+        assert!(shown.status.success(), "{}", text(&shown));
+        let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&shown.stdout).expect("plan yaml");
+        let kept: Vec<serde_yaml_ng::Value> = value["steps"]
+            .as_sequence()
+            .expect("steps")
+            .iter()
+            .filter(|s| steps.contains(&s["id"].as_str().unwrap_or_default()))
+            .cloned()
+            .collect();
+        value["steps"] = serde_yaml_ng::Value::Sequence(kept);
+        let path = self.path(&format!("plan-{}.yaml", steps.join("_")));
+        write(&path, &serde_yaml_ng::to_string(&value).expect("yaml"));
+        path
+    }
+
+    fn state(&self) -> String {
+        self.path("state").display().to_string()
+    }
+
+    /// `plan` against the lab: the loopback scenario, its ssh config, the shims on PATH.
+    fn args<'a>(&'a self, plan_file: &'a str, state: &'a str, config: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["--scenario", LOOPBACK, "--plan", plan_file];
+        args.extend_from_slice(rest);
+        args.extend_from_slice(&["--state-dir", state]);
+        if !matches!(rest.first(), Some(&"status")) {
+            args.extend_from_slice(&["--ssh-config", config]);
+        }
+        args
+    }
+
+    fn path_env(&self) -> String {
+        format!("{}:{}", self.path("shims").display(), std::env::var("PATH").unwrap_or_default())
+    }
+
+    fn plan(&self, plan_file: &Path, rest: &[&str]) -> Output {
+        let (p, s, c) = (plan_file.to_str().unwrap().to_string(), self.state(), self.path("ssh_config").display().to_string());
+        let path = self.path_env();
+        plan(&self.args(&p, &s, &c, rest), &[("PATH", &path)])
+    }
+
+    fn journal(&self) -> String {
+        std::fs::read_to_string(self.path("state/journal.jsonl")).unwrap_or_default()
+    }
+}
+
+const OVERRIDE: [&str; 2] = ["--override-check", "loopback fixture: a subset of the plan"];
+
+#[test]
+fn dry_run_of_the_homelab_prints_each_hosts_commands_and_never_connects() {
+    let out = plan(&["execute", "--dry-run"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("!! plan check REJECTS this plan") && shown.contains("hypervisor-ram"), "banner: {shown}");
+    assert!(shown.contains("Phase 4 — Cut over clients and workers to the VIP"));
+    assert!(shown.contains(
+        "    k8s-node3      $ sudo sed -i.bak 's|server: https://10.0.20.100:6443|server: https://10.0.20.99:6443|' /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet"
+    ));
+    assert!(shown.contains("    pve            $ qm snapshot 200 pre-ha-retrofit"), "the ssh wrapper comes off: {shown}");
+    assert!(shown.contains("    k8s-master-2   copy /root/.plan-join-command from k8s-master (secret: content never shown)  [secret]"));
+    assert!(shown.contains("none run."));
+    // Order: node1's flip, its wait, then node2's flip.
+    let a = shown.find("node/k8s-node1 --timeout").unwrap();
+    let b = shown.find("k8s-node2      $ sudo sed").unwrap();
+    assert!(a < b);
+    let only = text(&plan(&["execute", "--dry-run", "--host", "node2"], &[]));
+    assert!(only.contains("k8s-node2      $ sudo sed") && !only.contains("k8s-node1      $"), "{only}");
+    let bad = plan(&["execute", "--dry-run", "--host", "node9"], &[]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+}
+
+#[test]
+fn a_plan_the_check_rejects_is_refused_before_anything_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = plan(&["execute", "--yes", "--state-dir", dir.path().to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("plan check rejects this plan"), "{}", text(&out));
+    assert!(!dir.path().join("journal.jsonl").exists(), "nothing was started");
+}
+
+#[test]
+fn the_loopback_guard_refuses_an_address_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = std::fs::read_to_string(LOOPBACK).unwrap().replace("address: 127.0.20.22", "address: 192.0.2.22");
+    let path = dir.path().join("off-loopback.yaml");
+    write(&path, &scenario);
+    let state = dir.path().join("state");
+    let out = plan(
+        &["--scenario", path.to_str().unwrap(), "execute", "--yes", OVERRIDE[0], OVERRIDE[1], "--state-dir", state.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("refused lab-wk-2 (192.0.2.22): PLAN_LOOPBACK_ONLY=1"), "{}", text(&out));
+}
+
+#[test]
+fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start();
+    // 4.4 reads the new masters' kubelet.conf: they have no sshd, so the run halts there, after
+    // 4.2 and 4.3 flipped every existing node to the VIP.
+    let file = lab.plan_file(&["4.2", "4.3", "4.4"]);
+    let out = lab.plan(&file, &["execute", "--yes", OVERRIDE[0], OVERRIDE[1]]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}\n{}", lab.sshd_log("lab-wk-1"));
+    assert!(shown.contains("HALTED at step 4.4") && shown.contains("lab-cp-2"), "{shown}");
+    assert!(shown.contains("The twin's recovery for this point: phase 4 rollback"), "{shown}");
+    for (name, _) in HOSTS {
+        assert!(lab.kubelet_conf(name).contains(VIP), "{name} flipped: {}", lab.kubelet_conf(name));
+        let backup = std::fs::read_to_string(lab.path(&format!("hosts/{name}/etc-kubernetes/kubelet.conf.bak"))).unwrap();
+        assert!(backup.contains(DIRECT), "{name} backup keeps the direct server");
+        assert_eq!(lab.restarts(name), 1, "{name}: one kubelet restart");
+    }
+    let journal = lab.journal();
+    assert!(journal.contains("\"override_check\":\"loopback fixture: a subset of the plan\""));
+    assert!(journal.contains("{\"v\":1") && journal.contains("\"event\":\"step-finished\",\"step\":\"4.3\""));
+    let status = lab.plan(&file, &["status", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert_eq!(json["state"], "halted");
+    assert_eq!(json["steps"][0], serde_json::json!({"id": "4.2", "state": "done"}));
+
+    let out = lab.plan(&file, &["rollback", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    for (name, _) in HOSTS {
+        assert!(lab.kubelet_conf(name).contains(DIRECT), "{name} rolled back: {}", lab.kubelet_conf(name));
+        assert_eq!(lab.restarts(name), 2, "{name}: restarted again by the rollback");
+    }
+    let status = text(&lab.plan(&file, &["status"]));
+    assert!(status.contains("plan status: rolled-back"), "{status}");
+}
+
+#[test]
+fn a_killed_executor_resumes_without_running_a_step_twice() {
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start();
+    let file = lab.plan_file(&["4.2", "4.3"]);
+    write(&lab.path("slow"), "");
+    let (p, s, c) = (file.to_str().unwrap().to_string(), lab.state(), lab.path("ssh_config").display().to_string());
+    let mut child = Command::new(PLAN)
+        .args(lab.args(&p, &s, &c, &["execute", "--yes", OVERRIDE[0], OVERRIDE[1]]))
+        .env("PLAN_LOOPBACK_ONLY", "1")
+        .env("PATH", lab.path_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(WAIT_S);
+    while !lab.journal().contains("kubectl wait --for=condition=Ready node/lab-wk-2") {
+        assert!(Instant::now() < deadline, "the executor never reached the wait for lab-wk-2: {}", lab.journal());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A second executor on the same state directory is refused while the first holds the lock.
+    let second = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    assert!(text(&second).contains("another executor holds"), "{}", text(&second));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::fs::remove_file(lab.path("slow")).unwrap();
+    let status = text(&lab.plan(&file, &["status"]));
+    assert!(status.contains("4.2      interrupted"), "{status}");
+
+    let out = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
+    assert!(out.status.success(), "{}", text(&out));
+    for (name, _) in HOSTS {
+        assert!(lab.kubelet_conf(name).contains(VIP), "{name}");
+        assert_eq!(lab.restarts(name), 1, "{name}: the flip and restart ran once across the kill and the resume");
+    }
+    let waits = std::fs::read_to_string(lab.path("workstation.log")).unwrap();
+    assert_eq!(waits.lines().filter(|l| l.contains("node/lab-wk-1")).count(), 1, "{waits}");
+    let journal = lab.journal();
+    for step in ["4.2", "4.3"] {
+        assert_eq!(journal.matches(&format!("\"event\":\"step-finished\",\"step\":\"{step}\"")).count(), 1, "{step}");
+    }
+    assert!(text(&lab.plan(&file, &["status"])).contains("plan status: completed"));
+}
+
+#[test]
+fn a_file_changed_between_steps_halts_with_a_diff() {
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start();
+    let file = lab.plan_file(&["4.2", "4.3", "4.4"]);
+    let out = lab.plan(&file, &["execute", "--yes", OVERRIDE[0], OVERRIDE[1]]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // Behind the executor's back: lab-wk-1 is put back on the direct address.
+    let conf = lab.path("hosts/lab-wk-1/etc-kubernetes/kubelet.conf");
+    let flipped = std::fs::read_to_string(&conf).unwrap();
+    std::fs::File::create(&conf).unwrap().write_all(flipped.replace(VIP, DIRECT).as_bytes()).unwrap();
+    let out = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("HALTED at step 4.4: reality differs from the twin before the step"), "{shown}");
+    assert!(
+        shown.contains("lab-wk-1: kubelet.conf server is the VIP: twin yes, observed no (server: https://127.0.20.10:6443)"),
+        "{shown}"
+    );
+    let status = text(&lab.plan(&file, &["status"]));
+    assert!(status.contains("lab-wk-1: kubelet.conf server is the VIP: twin yes, observed no"), "{status}");
+}
