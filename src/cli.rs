@@ -38,6 +38,10 @@ pub enum Command {
     Status(crate::execute::StatusArgs),
     /// Run the twin's recovery for the point where an execution halted.
     Rollback(crate::execute::RollbackArgs),
+    /// A loopback replica of the scenario from real processes (etcd, HAProxy): up, down, status.
+    Lab(crate::lab::LabArgs),
+    /// Walk the plan on a fresh lab with real etcd, inject the fault for real, compare with the twin.
+    Rehearse(crate::lab::RehearseArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

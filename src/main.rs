@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod execute;
 mod input;
+mod lab;
 mod show;
 mod simulate;
 
@@ -56,5 +57,7 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options),
         cli::Command::Status(options) => execute::status(&loaded, args.global.scenario.as_deref(), &options),
         cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options),
+        cli::Command::Lab(options) => lab::run(&loaded, &options),
+        cli::Command::Rehearse(options) => lab::rehearse(&loaded, &options),
     }
 }

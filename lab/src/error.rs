@@ -1,0 +1,49 @@
+//! What can stop the lab from running: missing binaries, clashing addresses, processes that die.
+//!
+//! A refusal by real etcd (no quorum, a timeout) is not an error here: it is an observation, and
+//! [`crate::etcd::Attempt::Refused`] carries it.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("{binary} not found at {}: install Debian's {package} (apt-get install {package})", path.display())]
+    BinaryMissing { binary: &'static str, path: PathBuf, package: &'static str },
+    #[error("{node} ({address}) and {other} both map to {loopback}: the lab keeps the last two octets, so they must differ")]
+    AddressClash { node: String, other: String, address: Ipv4Addr, loopback: Ipv4Addr },
+    #[error("{node} ({address}) maps to {loopback}, which is not a usable loopback host address")]
+    UnusableAddress { node: String, address: Ipv4Addr, loopback: Ipv4Addr },
+    #[error("refusing to dial {0}: the lab only talks to 127.0.0.0/8")]
+    NotLoopback(Ipv4Addr),
+    #[error("port offset {offset} puts port {base} + {offset} past 65535")]
+    PortRange { base: u16, offset: u16 },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no lab in {}: start one with `plan lab up`", dir.display())]
+    NotUp { dir: PathBuf },
+    #[error("a lab is already up in {} (pids {pids:?}): run `plan lab down` first", dir.display())]
+    AlreadyUp { dir: PathBuf, pids: Vec<u32> },
+    #[error("lab state {}: {reason}", path.display())]
+    StateFile { path: PathBuf, reason: String },
+    #[error("{what} did not happen within {timeout_ms} ms")]
+    Timeout { what: String, timeout_ms: u64 },
+    #[error("{process} exited right after it started; last log lines:\n{log_tail}")]
+    Exited { process: String, log_tail: String },
+    #[error("{command}: {message}")]
+    Command { command: String, message: String },
+    #[error("{node} is not a master of the scenario: the lab runs masters only")]
+    NotAMaster { node: String },
+    #[error("the lab cannot rehearse {what}: {why}")]
+    NotRehearsable { what: String, why: String },
+}
+
+impl LabError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> LabError {
+        LabError::Io { what: what.into(), source }
+    }
+}

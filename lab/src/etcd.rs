@@ -1,0 +1,318 @@
+//! Real etcd: the flags a lab member starts with, and `etcdctl` as the operator runs it.
+//!
+//! Every request carries etcdctl's own dial and command timeouts, and the lab kills an
+//! `etcdctl` that outlives them. A request etcd refuses (no quorum, not enough started members,
+//! a timeout) comes back as [`Refused`], an observation, not as an error.
+
+use crate::error::LabError;
+use crate::process::POLL_MS;
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's etcd-server.
+pub const ETCD_BIN: &str = "/usr/bin/etcd";
+/// Debian's etcd-client.
+pub const ETCDCTL_BIN: &str = "/usr/bin/etcdctl";
+/// Raft heartbeat; etcd's default is 100 ms. Small so a rehearsal takes seconds.
+pub const HEARTBEAT_MS: u32 = 25;
+/// Raft election timeout (at least 5 heartbeats); etcd's default is 1000 ms.
+pub const ELECTION_TIMEOUT_MS: u32 = 250;
+/// etcdctl's bound on connecting to an endpoint.
+pub const DIAL_TIMEOUT_MS: u64 = 500;
+/// etcdctl's bound on one request (member add, remove, promote, list).
+pub const COMMAND_TIMEOUT_MS: u64 = 2000;
+/// The bound on one write of a quorum probe.
+pub const PROBE_TIMEOUT_MS: u64 = 500;
+/// Slack past etcdctl's own timeouts before the lab kills it.
+pub const ETCDCTL_GRACE_MS: u64 = 3000;
+
+/// A member as `etcdctl member list -w json` prints it. A member that was added but never
+/// started has no name and no client URLs: the lab knows members by peer URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdMember {
+    #[serde(rename = "ID")]
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "peerURLs", default)]
+    pub peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs", default)]
+    pub client_urls: Vec<String>,
+    #[serde(rename = "isLearner", default)]
+    pub is_learner: bool,
+}
+
+impl EtcdMember {
+    /// The hex id `etcdctl member remove|promote` takes.
+    pub fn hex_id(&self) -> String {
+        format!("{:x}", self.id)
+    }
+    pub fn membership(&self) -> Membership {
+        if self.is_learner {
+            Membership::Learner
+        } else {
+            Membership::Voter
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct MemberList {
+    #[serde(default)]
+    members: Vec<EtcdMember>,
+}
+
+#[derive(Deserialize)]
+struct EndpointStatus {
+    #[serde(rename = "Status")]
+    status: StatusBody,
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    #[serde(default)]
+    leader: u64,
+}
+
+#[derive(Deserialize)]
+struct CountOnly {
+    #[serde(default)]
+    count: u64,
+}
+
+/// Voting or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Membership {
+    Voter,
+    Learner,
+}
+
+/// Real etcd said no (or did not answer in time): what it said, first line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What real etcd did with a request.
+pub type Real<T> = Result<T, Refused>;
+
+/// How a lab member starts: its identity, where it listens, and how it finds its cluster.
+#[derive(Debug, Clone)]
+pub struct EtcdFlags {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub client_url: String,
+    pub peer_url: String,
+    /// `name=peer-url` for every member, itself included.
+    pub initial_cluster: String,
+    pub cluster_state: ClusterState,
+    pub force_new_cluster: bool,
+}
+
+/// `--initial-cluster-state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    New,
+    Existing,
+}
+
+impl EtcdFlags {
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("--name={}", self.name),
+            format!("--data-dir={}", self.data_dir.display()),
+            format!("--listen-client-urls={}", self.client_url),
+            format!("--advertise-client-urls={}", self.client_url),
+            format!("--listen-peer-urls={}", self.peer_url),
+            format!("--initial-advertise-peer-urls={}", self.peer_url),
+            format!("--initial-cluster={}", self.initial_cluster),
+            format!("--initial-cluster-state={}", if self.cluster_state == ClusterState::New { "new" } else { "existing" }),
+            format!("--heartbeat-interval={HEARTBEAT_MS}"),
+            format!("--election-timeout={ELECTION_TIMEOUT_MS}"),
+        ];
+        if self.force_new_cluster {
+            args.push("--force-new-cluster".to_string());
+        }
+        args
+    }
+}
+
+/// `etcdctl` against some endpoints.
+#[derive(Debug, Clone)]
+pub struct Etcdctl {
+    bin: PathBuf,
+    endpoints: Vec<String>,
+}
+
+impl Etcdctl {
+    /// A client of `endpoints` (the lab passes loopback URLs only).
+    pub fn new(bin: &Path, endpoints: Vec<String>) -> Etcdctl {
+        Etcdctl { bin: bin.to_path_buf(), endpoints }
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// Runs one etcdctl command; `Err` only when etcdctl itself cannot run.
+    fn run(&self, args: &[&str], command_timeout_ms: u64) -> Result<Real<String>, LabError> {
+        if self.endpoints.is_empty() {
+            return Ok(Err(Refused("no etcd member is running to ask".to_string())));
+        }
+        let shown = format!("etcdctl {}", args.join(" "));
+        let mut child = Command::new(&self.bin)
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoints.join(",")))
+            .arg(format!("--dial-timeout={DIAL_TIMEOUT_MS}ms"))
+            .arg(format!("--command-timeout={command_timeout_ms}ms"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| LabError::io(format!("start {}", self.bin.display()), e))?;
+        let limit = Duration::from_millis(DIAL_TIMEOUT_MS + command_timeout_ms + ETCDCTL_GRACE_MS);
+        let start = Instant::now();
+        // Outputs are small (a member list, a count), far below a pipe's buffer, so waiting
+        // before reading cannot deadlock.
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(|e| LabError::io(&shown, e))? {
+                break status;
+            }
+            if start.elapsed() >= limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(Err(Refused(format!("{shown}: no answer within {} ms", limit.as_millis()))));
+            }
+            std::thread::sleep(Duration::from_millis(POLL_MS));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            out.read_to_string(&mut stdout).map_err(|e| LabError::io(&shown, e))?;
+        }
+        if let Some(mut err) = child.stderr.take() {
+            err.read_to_string(&mut stderr).map_err(|e| LabError::io(&shown, e))?;
+        }
+        if status.success() {
+            Ok(Ok(stdout))
+        } else {
+            // etcdctl prints client retries as JSON log lines, then "Error: <reason>".
+            let reason = stderr
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("Error:"))
+                .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
+                .unwrap_or("failed without a message")
+                .trim_start_matches("Error:")
+                .trim()
+                .to_string();
+            Ok(Err(Refused(reason)))
+        }
+    }
+
+    fn json<T: for<'de> Deserialize<'de>>(&self, args: &[&str], timeout_ms: u64) -> Result<Real<T>, LabError> {
+        match self.run(args, timeout_ms)? {
+            Ok(text) => serde_json::from_str(&text).map(Ok).map_err(|e| LabError::Command {
+                command: format!("etcdctl {}", args.join(" ")),
+                message: format!("unreadable JSON: {e}"),
+            }),
+            Err(refused) => Ok(Err(refused)),
+        }
+    }
+
+    /// `etcdctl member list`: the membership as the answering member knows it.
+    pub fn member_list(&self) -> Result<Real<Vec<EtcdMember>>, LabError> {
+        Ok(self.json::<MemberList>(&["-w", "json", "member", "list"], COMMAND_TIMEOUT_MS)?.map(|l| l.members))
+    }
+
+    /// `etcdctl member add NAME --peer-urls=URL [--learner]`.
+    pub fn member_add(&self, name: &str, peer_url: &str, membership: Membership) -> Result<Real<()>, LabError> {
+        let peer = format!("--peer-urls={peer_url}");
+        let mut args = vec!["member", "add", name, peer.as_str()];
+        if membership == Membership::Learner {
+            args.push("--learner");
+        }
+        Ok(self.run(&args, COMMAND_TIMEOUT_MS)?.map(|_| ()))
+    }
+
+    /// `etcdctl member promote ID`.
+    pub fn member_promote(&self, member: &EtcdMember) -> Result<Real<()>, LabError> {
+        Ok(self.run(&["member", "promote", &member.hex_id()], COMMAND_TIMEOUT_MS)?.map(|_| ()))
+    }
+
+    /// `etcdctl member remove ID`.
+    pub fn member_remove(&self, member: &EtcdMember) -> Result<Real<()>, LabError> {
+        Ok(self.run(&["member", "remove", &member.hex_id()], COMMAND_TIMEOUT_MS)?.map(|_| ()))
+    }
+
+    /// A linearizable write: it commits only with a quorum of voters.
+    pub fn put(&self, key: &str, value: &str, timeout_ms: u64) -> Result<Real<()>, LabError> {
+        Ok(self.run(&["put", key, value], timeout_ms)?.map(|_| ()))
+    }
+
+    /// How many keys under `prefix` the answering member holds (a serializable read: it answers
+    /// without quorum).
+    pub fn count_serializable(&self, prefix: &str) -> Result<Real<u64>, LabError> {
+        Ok(self
+            .json::<CountOnly>(&["-w", "json", "get", prefix, "--prefix", "--keys-only", "--consistency=s"], COMMAND_TIMEOUT_MS)?
+            .map(|c| c.count))
+    }
+
+    /// The leader the (single) endpoint knows of; 0 for none.
+    pub fn leader(&self) -> Result<Real<u64>, LabError> {
+        Ok(self
+            .json::<Vec<EndpointStatus>>(&["-w", "json", "endpoint", "status"], COMMAND_TIMEOUT_MS)?
+            .map(|statuses| statuses.first().map(|s| s.status.leader).unwrap_or(0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_lists_parse_with_unstarted_members_and_big_ids() {
+        let text = r#"{"header":{"cluster_id":5255523156195162639},"members":[
+            {"ID":7343497533873324030,"peerURLs":["http://127.0.20.110:32380"],"isLearner":true},
+            {"ID":18119304111459433505,"name":"m1","peerURLs":["http://127.0.20.100:32380"],"clientURLs":["http://127.0.20.100:32379"]}]}"#;
+        let list: MemberList = serde_json::from_str(text).expect("parses");
+        assert_eq!(list.members.len(), 2);
+        assert_eq!(list.members[0].name, "", "a member never started has no name");
+        assert_eq!(list.members[0].membership(), Membership::Learner);
+        assert_eq!(list.members[1].id, 18119304111459433505, "ids past 2^53 stay exact");
+        assert_eq!(list.members[1].hex_id(), "fb74b316d4d07c21");
+    }
+
+    #[test]
+    fn flags_carry_the_fast_timings_and_force_new_cluster_only_when_asked() {
+        let flags = EtcdFlags {
+            name: "k8s-master".to_string(),
+            data_dir: PathBuf::from("/tmp/x"),
+            client_url: "http://127.0.20.100:2379".to_string(),
+            peer_url: "http://127.0.20.100:2380".to_string(),
+            initial_cluster: "k8s-master=http://127.0.20.100:2380".to_string(),
+            cluster_state: ClusterState::New,
+            force_new_cluster: false,
+        };
+        let args = flags.args();
+        assert!(args.contains(&"--election-timeout=250".to_string()));
+        assert!(args.contains(&"--initial-cluster-state=new".to_string()));
+        assert!(!args.iter().any(|a| a == "--force-new-cluster"));
+        assert!(EtcdFlags { force_new_cluster: true, ..flags }.args().iter().any(|a| a == "--force-new-cluster"));
+    }
+
+    #[test]
+    fn no_endpoint_is_a_refusal_not_an_error() {
+        let ctl = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![]);
+        assert!(matches!(ctl.member_list(), Ok(Err(Refused(_)))));
+    }
+}

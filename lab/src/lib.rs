@@ -1,0 +1,19 @@
+//! A loopback replica of a scenario's control plane from real processes, and rehearsals that
+//! measure the twin against it.
+//!
+//! What is real: one `etcd` process per master (Debian's etcd-server), driven with `etcdctl`, and
+//! an optional `haproxy` at the lab VIP. What is not: apiservers, kubeadm, sshd hosts, the
+//! hypervisor; the rehearsal drives etcd straight from the twin's step actions (not through
+//! `plan execute`). Every address the lab binds or dials is in 127.0.0.0/8.
+
+pub mod address;
+pub mod error;
+pub mod etcd;
+pub mod fidelity;
+pub mod haproxy;
+pub mod lab;
+pub mod process;
+pub mod rehearse;
+
+pub use error::LabError;
+pub use lab::{Lab, LabOptions};

@@ -1,0 +1,611 @@
+//! A rehearsal: the twin's plan walked on a lab, etcd's part performed for real, the fault
+//! injected for real at the same point, and each observation set beside the twin's prediction.
+//!
+//! The walk is the twin's executor loop ([`plan_sim::run`]) with a lab underneath: every action
+//! is applied to the model; the actions that touch etcd (member add as learner or voter, start,
+//! promote, remove, `kubeadm reset`, force-new-cluster, shutdown and boot of a master) also run
+//! against real etcd, and real etcd's answer decides whether the walk goes on. Where the two
+//! disagree the walk follows the lab, so its recoveries and outcome are the lab's own; the
+//! independent prediction is a plain [`Engine`] run of the same schedule.
+//!
+//! Caveat: this does not go through `plan execute` (no SSH, no kubeadm); everything but etcd is
+//! the model's stand-in, and time (TTLs, reboot durations) is the model's clock, not waited out.
+
+use crate::error::LabError;
+use crate::etcd::{Membership, Real};
+use crate::lab::{Lab, QuorumProbe};
+use crate::process::Signal;
+use plan_model::action::{self, Action, Refusal, RefusalKind};
+use plan_model::cluster::{Cluster, EtcdData};
+use plan_model::fault::Fault;
+use plan_model::observe;
+use plan_model::plan::Plan;
+use plan_model::topology::{NodeIx, NodeSet, Topology};
+use plan_sim::recovery::{self, PhaseKind, RecoveryKind};
+use plan_sim::run::{Engine, Halt, Injection, Outcome, Point, Recording, RECOVERIES_MAX};
+use std::time::Instant;
+
+pub use crate::fidelity::{render, Evidence, FidelityReport, FidelityRow, Figures};
+
+/// Whether the lab can inject `fault` for real.
+///
+/// # Errors
+/// [`LabError::NotRehearsable`] for faults the lab has no real counterpart for yet, or a node
+/// that is not a master.
+pub fn check_fault(t: &Topology, fault: Fault) -> Result<(), LabError> {
+    let node = match fault {
+        Fault::NodeDown { node, .. } | Fault::Partition { node, .. } => node,
+        other => {
+            return Err(LabError::NotRehearsable {
+                what: other.kind().as_str().to_string(),
+                why: "only crash and reboot (SIGKILL of the master's etcd) and partition (SIGSTOP) are injected for real".to_string(),
+            })
+        }
+    };
+    if !t.target_masters().contains(node) {
+        return Err(LabError::NotRehearsable {
+            what: fault.describe(t),
+            why: format!("{} is not a master: the lab runs only the masters' etcd", t.name(node)),
+        });
+    }
+    Ok(())
+}
+
+/// What the lab does for an action, when it does anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LabOp {
+    Add(NodeIx),
+    Start(NodeIx),
+    Promote(NodeIx),
+    Remove(NodeIx),
+    Reset(NodeIx),
+    ForceNew(NodeIx),
+    Shutdown(NodeIx),
+    Boot(NodeIx),
+    Destroy(NodeIx),
+    Restore(NodeIx),
+}
+
+fn lab_op(t: &Topology, a: Action) -> Option<LabOp> {
+    let op = match a {
+        Action::EtcdMemberAdd(x) => LabOp::Add(x),
+        Action::EtcdStart(x) => LabOp::Start(x),
+        Action::EtcdPromote(x) => LabOp::Promote(x),
+        Action::EtcdMemberRemove(x) => LabOp::Remove(x),
+        Action::KubeadmReset(x) => LabOp::Reset(x),
+        Action::ForceNewCluster(x) => LabOp::ForceNew(x),
+        Action::Shutdown(x) => LabOp::Shutdown(x),
+        Action::Boot(x) => LabOp::Boot(x),
+        Action::DestroyVm(x) => LabOp::Destroy(x),
+        Action::RestoreSnapshot(x) => LabOp::Restore(x),
+        _ => return None,
+    };
+    a.node().filter(|n| t.target_masters().contains(*n)).map(|_| op)
+}
+
+enum Next {
+    Retry,
+    Stop(Outcome),
+}
+
+/// The walk: the shadow state (the model, its etcd membership corrected from the lab), the lab,
+/// and the table so far.
+struct Walk<'a> {
+    t: &'a Topology,
+    plan: &'a Plan,
+    lab: &'a mut Lab,
+    c: Cluster,
+    pending: Vec<(Fault, u32)>,
+    rows: Vec<FidelityRow>,
+    recoveries: Vec<RecoveryKind>,
+    figures: Figures,
+    /// When the last event (action or fault) on the lab finished.
+    last_event: Instant,
+    /// Nodes a fault took down (not the plan's own shutdowns).
+    struck: NodeSet,
+}
+
+fn names(t: &Topology, set: NodeSet) -> String {
+    if set.is_empty() {
+        "none".to_string()
+    } else {
+        set.iter().map(|n| t.name(n).to_string()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn membership_text(t: &Topology, voters: NodeSet, learners: NodeSet) -> String {
+    format!("voters {}; learners {}", names(t, voters), names(t, learners))
+}
+
+fn verdict<T>(answer: &Result<T, impl std::fmt::Display>) -> String {
+    match answer {
+        Ok(_) => "ok".to_string(),
+        Err(why) => format!("refused: {why}"),
+    }
+}
+
+impl<'a> Walk<'a> {
+    fn row(&mut self, step: &str, observation: impl Into<String>, twin: String, lab: String, evidence: Evidence, agree: bool) {
+        self.rows.push(FidelityRow { step: step.to_string(), observation: observation.into(), twin, lab, evidence, agree });
+    }
+
+    /// The lab's membership as voters and learners; `Err` when no running voter answers.
+    fn lab_membership(&self) -> Result<Real<(NodeSet, NodeSet)>, LabError> {
+        Ok(self.lab.members()?.map(|members| {
+            let mut voters = NodeSet::EMPTY;
+            let mut learners = NodeSet::EMPTY;
+            for m in members {
+                let Some(host) = m.peer_urls.iter().find_map(|u| self.lab.layout().by_peer_url(u)) else { continue };
+                match m.membership() {
+                    Membership::Voter => voters = voters.with(host.ix()),
+                    Membership::Learner => learners = learners.with(host.ix()),
+                }
+            }
+            (voters, learners)
+        }))
+    }
+
+    fn observe_members(&mut self, step: &str, when: &str, twin: (NodeSet, NodeSet)) -> Result<(), LabError> {
+        let (lab, agree) = match self.lab_membership()? {
+            Ok(seen) => (membership_text(self.t, seen.0, seen.1), seen == twin),
+            Err(refused) => (format!("no member answers: {refused}"), false),
+        };
+        let twin = membership_text(self.t, twin.0, twin.1);
+        self.row(step, format!("etcd members {when}"), twin, lab, Evidence::Real, agree);
+        Ok(())
+    }
+
+    fn observe_quorum(&mut self, step: &str, when: &str, twin: observe::QuorumView) -> Result<QuorumProbe, LabError> {
+        let since_event_ms = self.last_event.elapsed().as_millis() as u64;
+        let probe = self.lab.quorum_probe()?;
+        if let Some(first) = probe.first_refusal_ms {
+            let at = since_event_ms + first;
+            if probe.holds {
+                self.figures.write_outage_ms = Some(self.figures.write_outage_ms.unwrap_or(0).max(since_event_ms + probe.elapsed_ms));
+            } else if self.figures.quorum_loss_detected_ms.is_none() {
+                self.figures.quorum_loss_detected_ms = Some(at);
+            }
+        }
+        let twin_text = format!("{} ({twin})", if twin.holds() { "yes" } else { "no" });
+        let lab_text = match (&probe.refused, probe.first_refusal_ms) {
+            (None, None) => format!("yes (a write committed in {} ms)", probe.elapsed_ms),
+            (None, Some(_)) => format!("yes (writes timed out until {} ms: leader election)", probe.elapsed_ms),
+            (Some(why), _) => format!("no (writes refused for {} ms: {why})", probe.elapsed_ms),
+        };
+        self.row(step, format!("quorum {when}"), twin_text, lab_text, Evidence::Real, twin.holds() == probe.holds);
+        Ok(probe)
+    }
+
+    /// After a real etcd action: if the lab's membership is not what the twin predicted, say so
+    /// and follow the lab.
+    fn follow_lab(&mut self, step: &str, what: &str) -> Result<(), LabError> {
+        let Ok((voters, learners)) = self.lab_membership()? else { return Ok(()) };
+        if (voters, learners) != (self.c.voters, self.c.learners) {
+            let twin = membership_text(self.t, self.c.voters, self.c.learners);
+            let lab = membership_text(self.t, voters, learners);
+            self.row(step, format!("etcd members after {what}"), twin, lab, Evidence::Real, false);
+            self.c.voters = voters;
+            self.c.learners = learners;
+        }
+        Ok(())
+    }
+
+    /// Performs `op` on the lab: real etcd's answer.
+    fn perform(&mut self, op: LabOp) -> Result<Real<()>, LabError> {
+        self.figures.etcd_operations += 1;
+        let lab = &mut *self.lab;
+        let answer = match op {
+            LabOp::Add(x) => lab.member_add(x, if self.t.learner_mode { Membership::Learner } else { Membership::Voter })?,
+            LabOp::Start(x) => lab.member_start(x)?,
+            LabOp::Promote(x) => lab.member_promote(x)?,
+            LabOp::Remove(x) => lab.member_remove(x)?,
+            LabOp::Reset(x) => lab.kubeadm_reset(x)?,
+            LabOp::ForceNew(x) => lab.force_new_cluster(x)?,
+            LabOp::Shutdown(x) => {
+                let host = lab.host(x)?.clone();
+                lab.signal_etcd(&host, Signal::Term)?;
+                Ok(())
+            }
+            LabOp::Boot(x) => lab.restart(x)?.map(|_| ()),
+            LabOp::Destroy(x) => {
+                let host = lab.host(x)?.clone();
+                lab.signal_etcd(&host, Signal::Kill)?;
+                lab.wipe(&host)?;
+                Ok(())
+            }
+            LabOp::Restore(_) => unreachable!("the caller handles snapshot restore: the lab cannot do it"),
+        };
+        self.last_event = Instant::now();
+        Ok(answer)
+    }
+
+    /// Applies one action to the shadow and, when it touches etcd, to the lab.
+    fn apply(&mut self, a: Action, step: &str) -> Result<Result<(), Refusal>, LabError> {
+        let t = self.t;
+        let twin = action::apply(&self.c, t, a);
+        let Some(op) = lab_op(t, a) else {
+            return Ok(twin.map(|next| self.c = next));
+        };
+        let what = a.describe(t);
+        let shows_row = !matches!(op, LabOp::Destroy(_)) && !matches!(op, LabOp::Promote(x) if !self.c.learners.contains(x));
+        // The lab runs the real command unless the twin refuses for a reason the lab has no real
+        // part in (a host down, a kubeadm check, an expired credential).
+        if let Err(refusal) = &twin {
+            if refusal.kind != RefusalKind::NoQuorum {
+                if shows_row {
+                    let lab = format!("not run: {} (stand-in: the lab repeats the model)", kind_text(refusal.kind));
+                    self.row(step, what, verdict(&twin), lab, Evidence::StandIn, true);
+                }
+                return Ok(twin.map(|_| ()));
+            }
+        }
+        if let LabOp::Restore(_) = op {
+            let refused = Refusal { kind: RefusalKind::Precondition, reason: "the lab cannot restore an etcd snapshot yet".to_string() };
+            self.row(
+                step,
+                what,
+                verdict(&twin),
+                "not rehearsed: no snapshot restore on the lab".to_string(),
+                Evidence::NotRehearsed,
+                false,
+            );
+            return Ok(Err(refused));
+        }
+        let before = self.c;
+        let real = self.perform(op)?;
+        let twin_text = match (op, &twin) {
+            (LabOp::Reset(x), Ok(next)) => {
+                if next.members().contains(x) { "member kept (no quorum to remove it)" } else { "member removed" }.to_string()
+            }
+            _ => verdict(&twin),
+        };
+        let (lab_text, agree) = match (op, &twin, &real) {
+            (LabOp::Reset(x), Ok(next), _) => {
+                let text = match &real {
+                    Ok(()) => "member removed".to_string(),
+                    Err(why) => format!("member kept (etcd: {why})"),
+                };
+                (text, next.members().contains(x) == real.is_err())
+            }
+            _ => (verdict(&real), twin.is_ok() == real.is_ok()),
+        };
+        if shows_row {
+            self.row(step, what.clone(), twin_text, lab_text, Evidence::Real, agree);
+        }
+        let next = match (twin, real) {
+            (Ok(next), Ok(())) => next,
+            // Real etcd took what the twin refused: go on from reality.
+            (Err(_), Ok(())) => Cluster { clock_s: self.c.clock_s.saturating_add(a.duration_s()), ..self.c },
+            (twin, Err(refused)) => {
+                let kind = twin.err().map(|r| r.kind).unwrap_or(RefusalKind::Precondition);
+                return Ok(Err(Refusal { kind, reason: format!("{what}: {refused}") }));
+            }
+        };
+        self.c = next;
+        self.follow_lab(step, &what)?;
+        let changed = (before.voters, before.learners, before.up.and(before.etcd_started))
+            != (self.c.voters, self.c.learners, self.c.up.and(self.c.etcd_started));
+        if shows_row && changed && !matches!(op, LabOp::Reset(_) | LabOp::Destroy(_)) {
+            let q = observe::quorum(&self.c);
+            self.observe_quorum(step, &format!("after {}", short(op, t)), q)?;
+        }
+        Ok(Ok(()))
+    }
+
+    fn strike(&mut self, fault: Fault, step: &str) -> Result<(), LabError> {
+        let t = self.t;
+        self.c = fault.strike(&self.c, t);
+        let (node, signal) = match fault {
+            Fault::NodeDown { node, .. } => {
+                self.struck = self.struck.with(node);
+                (node, Signal::Kill)
+            }
+            Fault::Partition { node, .. } => (node, Signal::Stop),
+            _ => unreachable!("check_fault admits only node faults"),
+        };
+        let host = self.lab.host(node)?.clone();
+        let sent = self.lab.signal_etcd(&host, signal)?;
+        self.last_event = Instant::now();
+        let lab = match sent {
+            Some(pid) => format!("{} to etcd of {} (pid {pid})", signal.name(), host.name),
+            None => format!("etcd of {} was not running: nothing to signal", host.name),
+        };
+        self.row(step, "fault injected", fault.describe(t), lab, Evidence::Real, true);
+        if let Some(lasts) = fault.lasts_s() {
+            self.pending.push((fault, self.c.clock_s.saturating_add(lasts)));
+        }
+        self.observe_members(step, "after the fault", (self.c.voters, self.c.learners))?;
+        let q = observe::quorum(&self.c);
+        self.observe_quorum(step, "after the fault", q)?;
+        Ok(())
+    }
+
+    fn heal(&mut self, fault: Fault, step: &str) -> Result<(), LabError> {
+        self.c = fault.heal(&self.c, self.t);
+        let lab = match fault {
+            Fault::NodeDown { node, .. } => match self.lab.restart(node)? {
+                Ok(true) => format!("etcd of {} started again from its data", self.t.name(node)),
+                Ok(false) => format!("{} back; no etcd data to start from", self.t.name(node)),
+                Err(why) => format!("etcd of {} did not come back: {why}", self.t.name(node)),
+            },
+            Fault::Partition { node, .. } => {
+                let host = self.lab.host(node)?.clone();
+                self.lab.signal_etcd(&host, Signal::Cont)?;
+                format!("SIGCONT to etcd of {}", host.name)
+            }
+            _ => String::new(),
+        };
+        self.last_event = Instant::now();
+        self.row(step, "fault over", format!("fault over: {}", fault.describe(self.t)), lab, Evidence::Real, true);
+        let q = observe::quorum(&self.c);
+        self.observe_quorum(step, "after the fault is over", q)?;
+        Ok(())
+    }
+
+    fn heal_due(&mut self, step: &str) -> Result<(), LabError> {
+        while let Some(i) = self.pending.iter().position(|(_, at)| *at <= self.c.clock_s) {
+            let (fault, _) = self.pending.remove(i);
+            self.heal(fault, step)?;
+        }
+        Ok(())
+    }
+
+    /// The model's clock jumps to the end of every temporary fault; the lab does not wait.
+    fn wait_for_pending(&mut self, step: &str) -> Result<(), LabError> {
+        let until = self.pending.iter().map(|(_, at)| *at).max().unwrap_or(self.c.clock_s);
+        self.c.clock_s = until.max(self.c.clock_s);
+        self.heal_due(step)
+    }
+
+    /// As the twin's executor: reality differs from the plan's expectation before a step.
+    fn drift(&self) -> Option<String> {
+        let (t, c) = (self.t, &self.c);
+        if let Some(n) = c.vm_exists.minus(c.up).iter().next() {
+            return Some(format!("{} is down", t.name(n)));
+        }
+        if !c.lb_up {
+            return Some(format!("{} is down", t.scenario.load_balancer.name));
+        }
+        if let Some(n) = c.partitioned.iter().next() {
+            return Some(format!("{} cannot reach the other masters", t.name(n)));
+        }
+        if c.hypervisors_down != 0 {
+            return Some("a hypervisor is down".to_string());
+        }
+        None
+    }
+
+    /// Recovery actions; one on a host that is down is skipped, another refusal stops them.
+    fn run_recovery(&mut self, actions: Vec<Action>, step: &str) -> Result<Result<(), Refusal>, LabError> {
+        for a in actions {
+            match self.apply(a, step)? {
+                Ok(()) => {}
+                Err(refusal) if refusal.kind == RefusalKind::HostDown => {}
+                Err(refusal) => return Ok(Err(refusal)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The twin's recovery choice ([`plan_sim::run`]), taken on the shadow state.
+    fn recover(&mut self, step: usize, halt: Halt, count: &mut u32) -> Result<Next, LabError> {
+        let (t, plan) = (self.t, self.plan);
+        let id = plan.steps[step].id.clone();
+        *count += 1;
+        if *count > RECOVERIES_MAX {
+            return Ok(Next::Stop(Outcome::Stuck { why: format!("{RECOVERIES_MAX} recoveries did not get past step {id}") }));
+        }
+        if !self.pending.is_empty() {
+            self.recoveries.push(RecoveryKind::WaitAndRetry);
+            self.wait_for_pending(&id)?;
+            return Ok(Next::Retry);
+        }
+        // A node the step itself shut down (a planned reboot) that no fault touched: the reboot
+        // finishes before the executor decides, so it counts as a survivor.
+        for a in &plan.steps[step].actions {
+            if let Action::Boot(x) = *a {
+                if !self.c.up.contains(x) && !self.struck.contains(x) {
+                    let _ = self.apply(*a, &id)?;
+                }
+            }
+        }
+        if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
+            self.recoveries.push(RecoveryKind::Renew);
+            if self.apply(Action::UploadCerts, &id)?.is_ok() && self.apply(Action::CreateToken, &id)?.is_ok() {
+                return Ok(Next::Retry);
+            }
+        }
+        let phase = plan.steps[step].phase.clone();
+        let kind = recovery::phase_kind(plan, &phase);
+        self.recoveries.push(if kind == PhaseKind::After { RecoveryKind::Hold } else { RecoveryKind::Rollback { phase: phase.clone() } });
+        let mut actions: Vec<Action> = self.c.members().minus(self.c.up).iter().map(Action::EtcdMemberRemove).collect();
+        let mut after = self.c;
+        for a in &actions {
+            if let Ok(next) = action::apply(&after, t, *a) {
+                after = next;
+            }
+        }
+        actions.extend(recovery::rollback_actions(&after, t, kind));
+        if recovery::quorum_lost(&self.c) {
+            actions.retain(|a| !matches!(a, Action::KubeadmReset(_)));
+        }
+        let rolled_back = self.run_recovery(actions, &id)?.is_ok();
+        if rolled_back && !recovery::quorum_lost(&self.c) {
+            return Ok(Next::Stop(if kind == PhaseKind::After { Outcome::Halted { step: id } } else { Outcome::RolledBack { phase } }));
+        }
+        if let Some(survivor) = recovery::survivor(&self.c) {
+            self.recoveries.push(RecoveryKind::QuorumRecovery);
+            let mut actions = recovery::quorum_recovery_actions(&self.c, t, survivor);
+            if !matches!(kind, PhaseKind::Master(_)) {
+                let mut after = self.c;
+                after.voters = NodeSet::of(survivor);
+                actions.extend(recovery::rollback_actions(&after, t, kind));
+            }
+            if self.run_recovery(actions, &id)?.is_ok() && !recovery::quorum_lost(&self.c) {
+                return Ok(Next::Stop(Outcome::QuorumRecovered));
+            }
+        }
+        if let Some(actions) = recovery::worst_case_actions(&self.c, t) {
+            self.recoveries.push(RecoveryKind::WorstCase);
+            if self.run_recovery(actions, &id)?.is_ok() {
+                let lost_s = match self.c.etcd_data {
+                    EtcdData::RestoredFromSnapshot { lost_s } => lost_s,
+                    EtcdData::Intact => 0,
+                };
+                return Ok(Next::Stop(Outcome::RestoredFromSnapshot { lost_s }));
+            }
+        }
+        Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }))
+    }
+
+    /// The twin's executor loop over the plan, with at most one injection.
+    fn run(&mut self, injection: Option<Injection>) -> Result<Outcome, LabError> {
+        let plan = self.plan;
+        let mut fired = injection.is_none();
+        let (mut step, mut k, mut skip_done, mut count) = (0usize, 0usize, false, 0u32);
+        let outcome = loop {
+            let Some(s) = plan.steps.get(step) else { break Outcome::Completed };
+            let halt = loop {
+                let point = Point { step: step as u16, action: k as u16 };
+                if let Some(injection) = injection.filter(|i| !fired && i.at == point) {
+                    fired = true;
+                    self.strike(injection.fault, &s.id)?;
+                }
+                self.heal_due(&s.id)?;
+                if k == 0 {
+                    if let Some(why) = self.drift() {
+                        break Some(Halt::Drift(why));
+                    }
+                }
+                let Some(&a) = s.actions.get(k) else { break None };
+                if skip_done && action::already_done(&self.c, a) {
+                    k += 1;
+                    continue;
+                }
+                if let Err(refusal) = self.apply(a, &s.id)? {
+                    break Some(Halt::Refused(refusal));
+                }
+                k += 1;
+            };
+            match halt {
+                None => {
+                    step += 1;
+                    k = 0;
+                    skip_done = false;
+                }
+                Some(halt) => {
+                    let lab = format!("halt: {halt}");
+                    self.row(&s.id, "the executor halts", "(see outcome)".to_string(), lab, Evidence::Real, true);
+                    match self.recover(step, halt, &mut count)? {
+                        Next::Retry => {
+                            skip_done = true;
+                            k = 0;
+                        }
+                        Next::Stop(outcome) => break outcome,
+                    }
+                }
+            }
+        };
+        if !self.pending.is_empty() {
+            let last = plan.steps.last().map(|s| s.id.clone()).unwrap_or_default();
+            self.wait_for_pending(&last)?;
+        }
+        Ok(outcome)
+    }
+}
+
+fn kind_text(kind: RefusalKind) -> &'static str {
+    match kind {
+        RefusalKind::Precondition => "a precondition the lab does not model",
+        RefusalKind::HostDown => "the host is down",
+        RefusalKind::NoQuorum => "no quorum",
+        RefusalKind::Expired => "a credential expired",
+        RefusalKind::CheckFailed => "a verification failed",
+    }
+}
+
+fn short(op: LabOp, t: &Topology) -> String {
+    let (verb, x) = match op {
+        LabOp::Add(x) => ("member add", x),
+        LabOp::Start(x) => ("start", x),
+        LabOp::Promote(x) => ("promote", x),
+        LabOp::Remove(x) => ("member remove", x),
+        LabOp::Reset(x) => ("reset", x),
+        LabOp::ForceNew(x) => ("force-new-cluster", x),
+        LabOp::Shutdown(x) => ("shutdown", x),
+        LabOp::Boot(x) => ("boot", x),
+        LabOp::Destroy(x) => ("destroy", x),
+        LabOp::Restore(x) => ("restore", x),
+    };
+    format!("{verb} {}", t.name(x))
+}
+
+/// Rehearses `plan` on `lab` (freshly up: the scenario's "before" control plane) with at most
+/// one fault, and compares every observation with the twin.
+///
+/// # Errors
+/// A fault the lab cannot inject ([`check_fault`]), or the lab failing underneath (a process
+/// that does not start, etcdctl missing). Disagreements are not errors: they are in the report.
+pub fn rehearse(t: &Topology, plan: &Plan, lab: &mut Lab, injection: Option<Injection>) -> Result<FidelityReport, LabError> {
+    if let Some(i) = injection {
+        check_fault(t, i.fault)?;
+    }
+    let twin_start = Instant::now();
+    let schedule: Vec<Injection> = injection.into_iter().collect();
+    let prediction = Engine::new(t, plan, Recording::default()).run(&schedule);
+    let twin_ms = twin_start.elapsed().as_millis() as u64;
+
+    let start = Instant::now();
+    let mut walk = Walk {
+        t,
+        plan,
+        lab,
+        c: Cluster::initial(t),
+        pending: Vec::new(),
+        rows: Vec::new(),
+        recoveries: Vec::new(),
+        figures: Figures { twin_ms, ..Figures::default() },
+        last_event: Instant::now(),
+        struck: NodeSet::EMPTY,
+    };
+    let c0 = walk.c;
+    walk.observe_members("start", "before the migration", (c0.voters, c0.learners))?;
+    walk.observe_quorum("start", "before the migration", observe::quorum(&c0))?;
+    let outcome = walk.run(injection)?;
+
+    let end = "end";
+    let f = prediction.final_state;
+    walk.observe_members(end, "at the end", (f.voters, f.learners))?;
+    walk.observe_quorum(end, "at the end", observe::quorum(&f))?;
+    let seeds = walk.lab.state().seed_keys as u64;
+    let twin_data = match f.etcd_data {
+        EtcdData::Intact => format!("all {seeds} keys (intact)"),
+        EtcdData::RestoredFromSnapshot { lost_s } => format!("restored from a snapshot, {lost_s} s of writes lost"),
+    };
+    let (lab_data, data_agree) = match walk.lab.seed_keys_held()? {
+        Ok(n) => (format!("{n} of {seeds} keys"), (n == seeds) == (f.etcd_data == EtcdData::Intact)),
+        Err(why) => (format!("no member answers: {why}"), false),
+    };
+    walk.row(end, "committed data", twin_data, lab_data, Evidence::Real, data_agree);
+    let describe = |r: &[RecoveryKind]| r.iter().map(|k| k.describe()).collect::<Vec<_>>();
+    let (twin_recoveries, lab_recoveries) = (describe(&prediction.recoveries), describe(&walk.recoveries));
+    let path = |r: &[String]| if r.is_empty() { "none".to_string() } else { r.join(" + ") };
+    let agree = twin_recoveries == lab_recoveries;
+    walk.row(end, "recovery path", path(&twin_recoveries), path(&lab_recoveries), Evidence::Real, agree);
+    let (twin_outcome, lab_outcome) = (prediction.outcome.label(), outcome.label());
+    walk.row(end, "outcome", twin_outcome.clone(), lab_outcome.clone(), Evidence::Real, twin_outcome == lab_outcome);
+    walk.figures.walk_ms = start.elapsed().as_millis() as u64;
+
+    Ok(FidelityReport {
+        scenario: t.scenario.name.clone(),
+        learner_mode: t.learner_mode,
+        fault: injection.map(|i| i.fault.describe(t)),
+        at: injection.and_then(|i| plan.steps.get(i.at.step as usize).map(|s| format!("{}@{}", s.id, i.at.action))),
+        rows: walk.rows,
+        twin_outcome,
+        lab_outcome,
+        twin_recoveries,
+        lab_recoveries,
+        figures: walk.figures,
+    })
+}

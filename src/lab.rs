@@ -1,0 +1,221 @@
+//! `plan lab up|down|status` and `plan rehearse`: the loopback lab from the command line.
+
+use crate::cli::ReportFormat;
+use crate::input::{parse_duration, Loaded};
+use crate::Failure;
+use clap::Subcommand;
+use plan_lab::lab::{Lab, LabOptions, LabStatus};
+use plan_lab::process::Lifetime;
+use plan_lab::rehearse::{self, FidelityReport};
+use plan_lab::LabError;
+use plan_model::fault::{Fault, FaultKind, NODE_REBOOT_S};
+use plan_sim::run::Injection;
+use std::path::PathBuf;
+
+/// Keys the lab writes before the migration: the data every recovery must keep.
+const SEED_KEYS: u32 = 10;
+
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub action: LabAction,
+    /// Where the lab keeps its pids, data and logs; default: $TMPDIR/plan-lab/<scenario name>.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Start the scenario's "before" control plane on loopback: the existing master's etcd, HAProxy at the VIP.
+    Up {
+        /// Added to every port (etcd 2379/2380, the VIP port), so labs can run side by side.
+        #[arg(long, default_value_t = 20000)]
+        port_offset: u16,
+        /// Do not start HAProxy.
+        #[arg(long)]
+        no_haproxy: bool,
+    },
+    /// Stop every process of the lab and remove its data.
+    Down,
+    /// The lab's hosts, etcd members, quorum and VIP backends.
+    Status {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RehearseArgs {
+    /// The master that fails: inventory name or unique short form (master-2).
+    #[arg(long, value_name = "NODE")]
+    pub fail: Option<String>,
+    /// Where: a step id (after its first action), STEP@N (after its N-th action), STEP@0 (its start).
+    #[arg(long, value_name = "STEP")]
+    pub at: Option<String>,
+    /// crash (SIGKILL of the node's etcd; default), reboot (SIGKILL, started again when the twin's
+    /// reboot is over), partition (SIGSTOP, then SIGCONT).
+    #[arg(long, value_name = "KIND")]
+    pub fault: Option<String>,
+    /// How long the fault lasts in the twin's clock (90s, 10m); the lab does not wait it out.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub lasts: Option<String>,
+    /// Added to every lab port; the rehearsal's own lab is separate from `plan lab up`'s.
+    #[arg(long, default_value_t = 21000)]
+    pub port_offset: u16,
+    /// Leave the rehearsed lab running (its directory is printed) for `plan lab status --state-dir`.
+    #[arg(long)]
+    pub keep: bool,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// Which lab errors are the user's input (exit 2 either way; the wording differs).
+fn lab_failure(e: LabError) -> Failure {
+    Failure::Input(format!("lab: {e}"))
+}
+
+fn default_state_dir(loaded: &Loaded) -> PathBuf {
+    let name: String =
+        loaded.topology.scenario.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    std::env::temp_dir().join("plan-lab").join(name)
+}
+
+pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
+    let dir = args.state_dir.clone().unwrap_or_else(|| default_state_dir(loaded));
+    match &args.action {
+        LabAction::Up { port_offset, no_haproxy } => {
+            let options = LabOptions {
+                state_dir: dir,
+                offset: *port_offset,
+                haproxy: !no_haproxy,
+                lifetime: Lifetime::Detached,
+                seed_keys: SEED_KEYS,
+            };
+            let lab = Lab::up(&loaded.topology, &options).map_err(lab_failure)?;
+            let status = lab.status().map_err(lab_failure)?;
+            let dir = lab.detach();
+            println!("Lab up in {}", dir.display());
+            print!("{}", status_text(&status));
+            println!("Stop it with: plan lab down --state-dir {}", dir.display());
+            Ok(())
+        }
+        LabAction::Down => {
+            let lab = Lab::open(&dir).map_err(lab_failure)?;
+            let stopped = lab.down().map_err(lab_failure)?;
+            if stopped.is_empty() {
+                println!("Lab in {} was not running; its state is removed", dir.display());
+            } else {
+                println!("Lab in {} down: stopped {}", dir.display(), stopped.join(", "));
+            }
+            Ok(())
+        }
+        LabAction::Status { format } => {
+            let lab = Lab::open(&dir).map_err(lab_failure)?;
+            let status = lab.status().map_err(lab_failure)?;
+            match format {
+                ReportFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&status).map_err(|e| Failure::Input(e.to_string()))?)
+                }
+                ReportFormat::Text => print!("{}", status_text(&status)),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn status_text(status: &LabStatus) -> String {
+    let mut out = format!("Lab of {} in {}\n", status.scenario, status.dir);
+    let width = status.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4);
+    for h in &status.hosts {
+        let membership = match h.membership {
+            Some(m) => format!("{m:?}").to_lowercase(),
+            None => "not a member".to_string(),
+        };
+        out.push_str(&format!(
+            "  {:width$}  {:>15} -> {:<15}  etcd {:<20} {:<12} {}\n",
+            h.name, h.address, h.loopback, h.etcd, membership, h.client_url
+        ));
+    }
+    if let Err(why) = &status.members {
+        out.push_str(&format!("  member list: no member answers: {why}\n"));
+    }
+    match &status.quorum.refused {
+        None => out.push_str(&format!("Quorum: yes (a write committed in {} ms)\n", status.quorum.elapsed_ms)),
+        Some(why) => out.push_str(&format!("Quorum: no (write refused after {} ms: {why})\n", status.quorum.elapsed_ms)),
+    }
+    match &status.backends {
+        None => out.push_str(&format!("VIP {}: no HAProxy\n", status.vip)),
+        Some(Err(why)) => out.push_str(&format!("VIP {} (HAProxy): {why}\n", status.vip)),
+        Some(Ok(backends)) => {
+            let list: Vec<String> = backends.iter().map(|b| format!("{} {}", b.name, b.status)).collect();
+            out.push_str(&format!("VIP {} (HAProxy, backends = each master's etcd /health): {}\n", status.vip, list.join(", ")));
+        }
+    }
+    match &status.vip_healthy {
+        None => {}
+        Some(Ok(true)) => out.push_str("Through the VIP: GET /health answers healthy\n"),
+        Some(Ok(false)) => out.push_str("Through the VIP: GET /health answers unhealthy\n"),
+        Some(Err(why)) => out.push_str(&format!("Through the VIP: {why}\n")),
+    }
+    out
+}
+
+/// The fault from the command line: only the kinds the lab injects for real.
+fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, Failure> {
+    let t = &loaded.topology;
+    let (node, at) = match (&args.fail, &args.at) {
+        (None, None) if args.fault.is_none() => return Ok(None),
+        (Some(node), Some(at)) => (node, at),
+        (None, _) => return Err(Failure::Input("--fault and --at need --fail NODE".to_string())),
+        (Some(_), None) => return Err(Failure::Input("--fail needs --at STEP: the lab rehearses one placement at a time".to_string())),
+    };
+    let node = t.resolve(node).map_err(Failure::Input)?;
+    let lasts = args.lasts.as_deref().map(parse_duration).transpose()?;
+    let kind = match args.fault.as_deref() {
+        None => FaultKind::Crash,
+        Some(text) => FaultKind::parse(text)
+            .ok_or_else(|| Failure::Input(format!("unknown fault kind {text:?} (the lab injects: crash, reboot, partition)")))?,
+    };
+    let fault = match kind {
+        FaultKind::Crash => Fault::NodeDown { node, lasts_s: lasts },
+        FaultKind::Reboot => Fault::NodeDown { node, lasts_s: Some(lasts.unwrap_or(NODE_REBOOT_S)) },
+        FaultKind::Partition => Fault::Partition { node, lasts_s: Some(lasts.unwrap_or(300)) },
+        other => {
+            return Err(Failure::Input(format!(
+                "the lab cannot inject {} for real yet (it injects: crash, reboot, partition)",
+                other.as_str()
+            )))
+        }
+    };
+    let at = crate::simulate::parse_point(&loaded.plan, at)?;
+    rehearse::check_fault(t, fault).map_err(lab_failure)?;
+    Ok(Some(Injection { at, fault }))
+}
+
+pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
+    let injection = injection(loaded, args)?;
+    let mut lab = Lab::private(&loaded.topology, args.port_offset, false, SEED_KEYS).map_err(lab_failure)?;
+    let report = rehearse::rehearse(&loaded.topology, &loaded.plan, &mut lab, injection).map_err(lab_failure)?;
+    print_report(&report, args.format)?;
+    if args.keep {
+        let dir = lab.detach();
+        eprintln!("plan: the rehearsed lab is still up: plan lab status --state-dir {0}; plan lab down --state-dir {0}", dir.display());
+    } else {
+        // Stops every process and removes the scratch directory.
+        drop(lab);
+    }
+    if report.agrees() {
+        Ok(())
+    } else {
+        let n = report.disagreements().count();
+        Err(Failure::Violation(format!("the lab disagrees with the twin on {n} observation(s)")))
+    }
+}
+
+fn print_report(report: &FidelityReport, format: ReportFormat) -> Result<(), Failure> {
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report).map_err(|e| Failure::Input(e.to_string()))?),
+        ReportFormat::Text => print!("{}", rehearse::render(report)),
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! The lab: real etcd and HAProxy on loopback, started and stopped by the tests themselves.
+//!
+//! Each test uses its own port offset and directory, so they run in parallel. Without etcd the
+//! tests that need it are skipped, except under `CI=true`, where a missing binary fails them.
+
+mod common;
+
+use common::{plan, scenario};
+use plan_lab::lab::{check_binaries, Lab};
+use plan_lab::process;
+use plan_model::topology::Topology;
+use plan_model::validate::parse_scenario;
+use serde_json::Value;
+
+/// Whether etcd (and HAProxy when `haproxy`) are installed; under CI their absence fails.
+fn lab_binaries(haproxy: bool) -> bool {
+    match check_binaries(haproxy) {
+        Ok(()) => true,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("{e}: CI must install etcd-server, etcd-client and haproxy"),
+        Err(e) => {
+            eprintln!("skipping a lab test: {e}");
+            false
+        }
+    }
+}
+
+/// Runs `plan rehearse --format json` and returns the exit code and the report.
+fn rehearse(args: &[&str]) -> (i32, Value) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--format", "json"]);
+    let out = plan(&all);
+    let report = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("rehearse prints JSON ({e}); stderr: {}", out.stderr));
+    (out.code, report)
+}
+
+/// The rows whose observation is `observation`.
+fn rows<'a>(report: &'a Value, observation: &str) -> Vec<&'a Value> {
+    report["rows"].as_array().expect("rows").iter().filter(|r| r["observation"] == observation).collect()
+}
+
+fn row<'a>(report: &'a Value, observation: &str) -> &'a Value {
+    let found = rows(report, observation);
+    assert_eq!(found.len(), 1, "one row {observation:?} in {report:#}");
+    found[0]
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+fn assert_all_agree(report: &Value) {
+    let disagree: Vec<&Value> = report["rows"].as_array().expect("rows").iter().filter(|r| r["agree"] != true).collect();
+    assert!(disagree.is_empty(), "rows that disagree: {disagree:#?}");
+}
+
+#[test]
+fn learner_off_crash_after_voter_add_loses_quorum_and_member_remove_is_refused() {
+    if !lab_binaries(false) {
+        return;
+    }
+    let legacy = scenario("legacy-1.28.yaml");
+    let (code, report) = rehearse(&["--scenario", &legacy, "rehearse", "--fail", "cp-2", "--at", "2.5", "--port-offset", "30000"]);
+    assert_eq!(code, 0, "the lab agrees with the twin: {report:#}");
+    assert_eq!(report["learner_mode"], false);
+    assert_eq!(text(&row(&report, "etcd member add cp-2 (voter)")["lab"]), "ok");
+    // Real etcd: two voters, one never started: writes stop before any fault.
+    let after_add = row(&report, "quorum after member add cp-2");
+    assert!(text(&after_add["lab"]).starts_with("no"), "{after_add}");
+    assert!(text(&row(&report, "quorum after the fault")["lab"]).starts_with("no"));
+    let members = row(&report, "etcd members after the fault");
+    assert_eq!(text(&members["lab"]), "voters cp-1, cp-2; learners none");
+    let remove = row(&report, "etcdctl member remove cp-2");
+    assert!(text(&remove["lab"]).starts_with("refused"), "real etcd refuses member remove without quorum: {remove}");
+    assert!(text(&remove["twin"]).starts_with("refused"), "{remove}");
+    assert_eq!(text(&row(&report, "etcd --force-new-cluster on cp-1")["lab"]), "ok");
+    assert_eq!(text(&row(&report, "outcome")["lab"]), "quorum recovered (RQ), migration undone");
+    assert_eq!(text(&row(&report, "etcd members at the end")["lab"]), "voters cp-1; learners none");
+    assert_eq!(text(&row(&report, "committed data")["lab"]), "10 of 10 keys");
+    assert!(report["figures"]["quorum_loss_detected_ms"].as_u64().is_some());
+    assert_all_agree(&report);
+}
+
+#[test]
+fn learner_on_crash_after_learner_add_keeps_quorum_and_rolls_back_cleanly() {
+    if !lab_binaries(false) {
+        return;
+    }
+    let (code, report) = rehearse(&["rehearse", "--fail", "master-2", "--at", "2.5", "--port-offset", "30100"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["learner_mode"], true);
+    assert_eq!(text(&row(&report, "etcd member add k8s-master-2 (learner)")["lab"]), "ok");
+    assert_eq!(text(&row(&report, "etcd members after the fault")["lab"]), "voters k8s-master; learners k8s-master-2");
+    assert!(text(&row(&report, "quorum after the fault")["lab"]).starts_with("yes"));
+    let remove = row(&report, "etcdctl member remove k8s-master-2");
+    assert_eq!((text(&remove["twin"]), text(&remove["lab"])), ("ok", "ok"), "a learner goes without quorum arithmetic");
+    assert_eq!(text(&row(&report, "outcome")["lab"]), "rolled back phase 2");
+    assert_eq!(text(&row(&report, "etcd members at the end")["lab"]), "voters k8s-master; learners none");
+    assert!(report["figures"]["quorum_loss_detected_ms"].is_null(), "quorum never lapsed");
+    assert_all_agree(&report);
+}
+
+#[test]
+fn full_walk_to_three_voters_then_the_leader_crashes_and_quorum_holds() {
+    if !lab_binaries(false) {
+        return;
+    }
+    let (code, report) = rehearse(&["rehearse", "--fail", "master", "--at", "4.1@0", "--port-offset", "30200"]);
+    assert_eq!(code, 0, "{report:#}");
+    for observation in ["etcd promote k8s-master-2", "etcd promote k8s-master-3"] {
+        assert_eq!(text(&row(&report, observation)["lab"]), "ok");
+    }
+    assert_eq!(text(&row(&report, "etcd members after the fault")["lab"]), "voters k8s-master, k8s-master-2, k8s-master-3; learners none");
+    let quorum = row(&report, "quorum after the fault");
+    assert!(text(&quorum["lab"]).starts_with("yes"), "2 of 3 voters keep quorum: {quorum}");
+    assert!(text(&row(&report, "fault injected")["lab"]).starts_with("SIGKILL to etcd of k8s-master"));
+    // The twin's phase 4 rollback removes the dead member first: real etcd takes it with 2/3 up.
+    assert_eq!(text(&row(&report, "etcdctl member remove k8s-master")["lab"]), "ok");
+    assert_eq!(text(&row(&report, "outcome")["lab"]), "rolled back phase 4");
+    assert_eq!(text(&row(&report, "etcd members at the end")["lab"]), "voters k8s-master-2, k8s-master-3; learners none");
+    assert_eq!(text(&row(&report, "committed data")["lab"]), "10 of 10 keys");
+    assert_all_agree(&report);
+}
+
+#[test]
+fn lab_up_status_down_across_invocations_with_haproxy_at_the_vip() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().display().to_string();
+    let up = plan(&["lab", "up", "--state-dir", &state, "--port-offset", "30300"]);
+    assert_eq!(up.code, 0, "{}{}", up.stdout, up.stderr);
+    assert!(up.stdout.contains("10.0.20.100 -> 127.0.20.100"), "{}", up.stdout);
+    let again = plan(&["lab", "up", "--state-dir", &state, "--port-offset", "30300"]);
+    assert_eq!(again.code, 2, "a second lab in the same directory is refused: {}", again.stderr);
+    assert!(again.stderr.contains("already up"), "{}", again.stderr);
+
+    let status = plan(&["lab", "status", "--state-dir", &state, "--format", "json"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let doc: Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert_eq!(doc["hosts"][0]["membership"], "voter");
+    assert_eq!(doc["quorum"]["holds"], true);
+    let pids: Vec<u32> = doc["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter_map(|h| text(&h["etcd"]).strip_prefix("running (pid ").and_then(|p| p.trim_end_matches(')').parse().ok()))
+        .collect();
+    assert_eq!(pids.len(), 1, "only the existing master's etcd runs before the migration");
+    // HAProxy's check of the existing master turns UP within a few check intervals.
+    let mut up_backend = false;
+    for _ in 0..50 {
+        let status = plan(&["lab", "status", "--state-dir", &state, "--format", "json"]);
+        let doc: Value = serde_json::from_str(&status.stdout).expect("status JSON");
+        if doc["backends"]["Ok"][0]["status"] == "UP" && doc["vip_healthy"]["Ok"] == true {
+            up_backend = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up_backend, "the VIP serves the existing master's health");
+
+    let down = plan(&["lab", "down", "--state-dir", &state]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(!process::is_alive(pids[0]), "lab down kills etcd by pid");
+    let gone = plan(&["lab", "status", "--state-dir", &state]);
+    assert_eq!(gone.code, 2);
+    assert!(gone.stderr.contains("no lab"), "{}", gone.stderr);
+}
+
+#[test]
+fn a_private_lab_is_killed_when_dropped_even_on_panic() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let t = Topology::new(&parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("homelab parses"));
+    let lab = Lab::private(&t, 30400, true, 1).expect("lab starts");
+    let pids: Vec<u32> = lab.state().etcd.values().copied().chain(lab.state().haproxy).collect();
+    let dir = lab.dir().to_path_buf();
+    assert_eq!(pids.len(), 2, "etcd and haproxy");
+    assert!(pids.iter().all(|p| process::is_alive(*p)));
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _guard = lab;
+        panic!("a test fails half-way");
+    }));
+    assert!(panicked.is_err());
+    assert!(pids.iter().all(|p| !process::is_alive(*p)), "the drop guard killed {pids:?}");
+    assert!(!dir.exists(), "the private lab's directory is gone");
+}
+
+#[test]
+fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
+    // Refused before any process starts, so no etcd is needed.
+    let out = plan(&["rehearse", "--fault", "lb-reload", "--fail", "master-2", "--at", "2.5"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot inject lb-reload"), "{}", out.stderr);
+    let out = plan(&["rehearse", "--fail", "node1", "--at", "2.5"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("not a master"), "{}", out.stderr);
+    let out = plan(&["rehearse", "--fail", "master-2"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--at"), "{}", out.stderr);
+    let out = plan(&["rehearse", "--fail", "master-9", "--at", "2.5"]);
+    assert_eq!(out.code, 2);
+    let out = plan(&["lab", "status", "--state-dir", "/nonexistent/plan-lab"]);
+    assert_eq!(out.code, 2);
+}
+
+#[test]
+fn scenarios_whose_addresses_clash_on_loopback_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = include_str!("../scenarios/homelab.yaml").replace("address: 10.0.20.110", "address: 10.9.20.100");
+    let path = common::write(dir.path(), "clash.yaml", &text);
+    let state = dir.path().join("lab").display().to_string();
+    let out = plan(&["--scenario", &path, "lab", "up", "--state-dir", &state, "--port-offset", "30500"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("127.0.20.100"), "{}", out.stderr);
+}
