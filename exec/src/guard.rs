@@ -138,6 +138,18 @@ mod tests {
     }
 
     #[test]
+    fn the_guard_refuses_an_ssh_config_that_maps_loopback_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ssh_config");
+        std::fs::write(&config, "Host 127.0.20.21\n  HostName 192.0.2.21\nHost 127.0.20.22\n  ProxyJump jump.example\n").unwrap();
+        let remapped = ON.check_ssh_destination("lab-wk-1", "root", Ipv4Addr::new(127, 0, 20, 21), Some(&config)).unwrap_err();
+        assert!(remapped.to_string().contains("maps it to 192.0.2.21"), "{remapped}");
+        let jump = ON.check_ssh_destination("lab-wk-2", "root", Ipv4Addr::new(127, 0, 20, 22), Some(&config)).unwrap_err();
+        assert!(jump.to_string().contains("proxyjump"), "{jump}");
+        assert!(ON.check_ssh_destination("lab-cp-1", "root", Ipv4Addr::new(127, 0, 20, 10), Some(&config)).is_ok());
+    }
+
+    #[test]
     fn the_guard_refuses_local_commands_that_leave_loopback() {
         assert!(ON.check_local_command("curl https://10.0.20.99:6443/readyz").is_err());
         assert!(ON.check_local_command("for n in a; do ssh wizard@$n 'x'; done").is_err());
