@@ -45,6 +45,19 @@ pub enum FaultKind {
     ExecutorCrash,
 }
 
+impl Fault {
+    /// The nodes this fault stops (for a while or for good).
+    pub fn nodes_down(self, t: &Topology) -> NodeSet {
+        match self {
+            Fault::NodeDown { node, .. } => NodeSet::of(node),
+            Fault::HypervisorDown { hypervisor, .. } => {
+                t.all_nodes().iter().filter(|x| t.node(*x).hypervisor == hypervisor as usize).fold(NodeSet::EMPTY, NodeSet::with)
+            }
+            _ => NodeSet::EMPTY,
+        }
+    }
+}
+
 impl FaultKind {
     pub const ALL: [FaultKind; 9] = [
         FaultKind::Crash,

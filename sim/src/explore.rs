@@ -157,6 +157,74 @@ struct Collector<'a> {
 }
 
 impl Collector<'_> {
+    /// Takes in what a later shard found: counts add up, the shortest schedule wins, exposure
+    /// and finding windows widen to cover both.
+    fn merge(&mut self, other: Collector<'_>, step_index: &FxHashMap<&str, usize>) {
+        let position = |id: &str| step_index.get(id).copied().unwrap_or(usize::MAX);
+        for (key, v) in other.violations {
+            match self.violations.get_mut(&key) {
+                None => {
+                    self.violations.insert(key, v);
+                }
+                Some(entry) => {
+                    entry.schedules += v.schedules;
+                    if v.schedule.len() < entry.schedule.len() {
+                        entry.schedule = v.schedule;
+                        entry.injections = v.injections;
+                        entry.step = v.step;
+                        entry.why = v.why;
+                    }
+                }
+            }
+        }
+        for (index, p) in other.phases {
+            let entry = self.phases.entry(index).or_insert_with(|| PhaseSummary { phase: p.phase.clone(), ..Default::default() });
+            entry.placements += p.placements;
+            entry.completed += p.completed;
+            entry.completed_after_recovery += p.completed_after_recovery;
+            entry.rolled_back += p.rolled_back;
+            entry.quorum_recovered += p.quorum_recovered;
+            entry.restored_from_snapshot += p.restored_from_snapshot;
+            entry.stuck += p.stuck;
+            entry.violations += p.violations;
+        }
+        for (key, e) in other.exposures {
+            match self.exposures.get_mut(&key) {
+                None => {
+                    self.exposures.insert(key, e);
+                }
+                Some(entry) => {
+                    entry.placements += e.placements;
+                    if position(&e.from_step) < position(&entry.from_step) {
+                        entry.from_step = e.from_step;
+                    }
+                    if position(&e.to_step) > position(&entry.to_step) {
+                        entry.to_step = e.to_step;
+                    }
+                }
+            }
+        }
+        for (key, f) in other.findings {
+            match self.findings.get_mut(&key) {
+                None => {
+                    self.findings.insert(key, f);
+                }
+                Some(entry) => {
+                    entry.placements += f.placements;
+                    if position(&f.from_step) < position(&entry.from_step) {
+                        entry.from_step = f.from_step;
+                        entry.why = f.why;
+                    }
+                    if position(&f.to_step) > position(&entry.to_step) {
+                        entry.to_step = f.to_step;
+                    }
+                }
+            }
+        }
+        self.proven.extend(other.proven);
+        self.failed.extend(other.failed);
+    }
+
     fn placed(&self, schedule: &[Injection]) -> Vec<Placed> {
         schedule
             .iter()
@@ -317,74 +385,41 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
             &[],
         );
     }
-    if let Outcome::Stuck { why } | Outcome::RolledBack { phase: why } = &no_fault.outcome {
+    if let Outcome::Stuck { why } | Outcome::RolledBack { phase: why } | Outcome::Halted { step: why } = &no_fault.outcome {
         let step = no_fault.halted_at.clone().unwrap_or_default();
         let reason = no_fault.halt.as_ref().map(|h| h.to_string()).unwrap_or_else(|| why.clone());
         collector.violation("plan-completes|none".to_string(), "plan-completes", InvariantClass::Availability, &step, &reason, &[]);
     }
 
+    // The fault placements, in a fixed number of interleaved shards so the figures do not
+    // depend on the machine: each shard explores on its own thread, then they merge in order.
+    let step_index: FxHashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let shards: Vec<Shard> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..SHARDS)
+            .map(|shard| {
+                let (explorer, track, states, faults) = (&explorer, &track, &states, &faults);
+                let no_fault_broken = collector.no_fault_broken.clone();
+                scope.spawn(move || {
+                    let points: Vec<&(Point, plan_model::cluster::Cluster)> = states.iter().skip(shard).step_by(SHARDS).collect();
+                    explore_shard(t, plan, explorer, track, faults, &points, depth, no_fault_broken)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("an exploration shard panicked")).collect()
+    });
     let mut visited: FxHashSet<u64> = FxHashSet::default();
-    let mut seen: FxHashMap<u64, ()> = FxHashMap::default();
     let mut transitions = no_fault.transitions;
     let mut placements = 0usize;
     let mut deduplicated = 0usize;
     for (point, state) in &states {
         visited.insert(fingerprint_hash(state, *point, 0, t));
     }
-    for (point, state) in &states {
-        for fault in faults_at(&faults, *point) {
-            let first = Injection { at: *point, fault };
-            let mut snapshots = Vec::new();
-            let result = explorer.run_cursor(Cursor::at(*state, *point), &[first], Some(&track), (depth > 1).then_some(&mut snapshots));
-            transitions += result.transitions;
-            placements += 1;
-            visited.insert(fingerprint_hash(&result.final_state, *point, fault_key(fault), t));
-            collector.record(&[first], &result);
-            if depth < 2 {
-                continue;
-            }
-            // Pairs: a second fault at the same point, or wherever the first run went on to.
-            for second in faults_at(&faults, *point) {
-                if second == fault {
-                    continue;
-                }
-                let pair = [first, Injection { at: *point, fault: second }];
-                let key = fingerprint_hash(state, *point, fault_key(fault) ^ fault_key(second).rotate_left(17), t);
-                if seen.insert(key, ()).is_some() {
-                    deduplicated += 1;
-                    continue;
-                }
-                let result = explorer.run_cursor(Cursor::at(*state, *point), &pair, Some(&track), None);
-                transitions += result.transitions;
-                placements += 1;
-                collector.record(&pair, &result);
-            }
-            for cursor in snapshots {
-                let at = Point { step: cursor.step as u16, action: cursor.action as u16 };
-                if at == *point {
-                    continue;
-                }
-                let pending: u64 = cursor.pending.iter().fold(0, |h, (f, until)| h ^ fault_key(*f) ^ (*until as u64).rotate_left(32));
-                for second in faults_at(&faults, at) {
-                    let key = fingerprint_hash(
-                        &cursor.c,
-                        at,
-                        fault_key(second) ^ pending.rotate_left(7) ^ cursor.recoveries as u64 ^ ((cursor.skip_done as u64) << 63),
-                        t,
-                    );
-                    visited.insert(key);
-                    if seen.insert(key, ()).is_some() {
-                        deduplicated += 1;
-                        continue;
-                    }
-                    let schedule = [first, Injection { at, fault: second }];
-                    let result = explorer.run_cursor(cursor.clone(), &schedule[1..], Some(&track), None);
-                    transitions += result.transitions;
-                    placements += 1;
-                    collector.record(&schedule, &result);
-                }
-            }
-        }
+    for shard in shards {
+        visited.extend(shard.visited);
+        transitions += shard.transitions;
+        placements += shard.placements;
+        deduplicated += shard.deduplicated;
+        collector.merge(shard.collector, &step_index);
     }
 
     let mut violations: Vec<Violation> = collector.violations.into_values().collect();
@@ -413,6 +448,105 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
         findings: collector.findings.into_values().collect(),
         exposures: collector.exposures.into_values().collect(),
     }
+}
+
+/// Fault placements are explored in this many shards (threads), whatever the machine.
+const SHARDS: usize = 2;
+
+/// What one shard of the exploration found.
+struct Shard<'a> {
+    collector: Collector<'a>,
+    visited: FxHashSet<u64>,
+    transitions: u64,
+    placements: usize,
+    deduplicated: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explore_shard<'a>(
+    t: &'a Topology,
+    plan: &'a Plan,
+    explorer: &Engine<'_>,
+    track: &crate::run::Track,
+    faults: &[Fault],
+    points: &[&(Point, plan_model::cluster::Cluster)],
+    depth: u8,
+    no_fault_broken: BTreeSet<&'static str>,
+) -> Shard<'a> {
+    let mut collector = Collector {
+        t,
+        plan,
+        no_fault_broken,
+        violations: BTreeMap::new(),
+        phases: BTreeMap::new(),
+        exposures: BTreeMap::new(),
+        findings: BTreeMap::new(),
+        proven: BTreeSet::new(),
+        failed: BTreeSet::new(),
+    };
+    let mut visited: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(1 << 17, Default::default());
+    let mut seen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(1 << 18, Default::default());
+    let (mut transitions, mut placements, mut deduplicated) = (0u64, 0usize, 0usize);
+    for &&(point, state) in points {
+        for fault in faults_at(faults, point) {
+            let first = Injection { at: point, fault };
+            let mut snapshots = Vec::new();
+            let result = explorer.run_cursor(Cursor::at(state, point), &[first], Some(track), (depth > 1).then_some(&mut snapshots));
+            transitions += result.transitions;
+            placements += 1;
+            visited.insert(fingerprint_hash(&result.final_state, point, fault_key(fault), t));
+            collector.record(&[first], &result);
+            if depth < 2 {
+                continue;
+            }
+            // Pairs: a second fault at the same point, or wherever the first run went on to.
+            for second in faults_at(faults, point) {
+                if second == fault {
+                    continue;
+                }
+                let pair = [first, Injection { at: point, fault: second }];
+                let key = fingerprint_hash(&state, point, fault_key(fault) ^ fault_key(second).rotate_left(17), t);
+                if !seen.insert(key) {
+                    deduplicated += 1;
+                    continue;
+                }
+                let result = explorer.run_cursor(Cursor::at(state, point), &pair, Some(track), None);
+                transitions += result.transitions;
+                placements += 1;
+                collector.record(&pair, &result);
+            }
+            for cursor in snapshots {
+                let at = Point { step: cursor.step as u16, action: cursor.action as u16 };
+                if at == point {
+                    continue;
+                }
+                let pending: u64 = cursor.pending.iter().fold(0, |h, (f, until)| h ^ fault_key(*f) ^ (*until as u64).rotate_left(32));
+                for second in faults_at(faults, at) {
+                    let key = fingerprint_hash(
+                        &cursor.c,
+                        at,
+                        fault_key(second)
+                            ^ pending.rotate_left(7)
+                            ^ cursor.struck.minus(cursor.c.up).0.rotate_left(23)
+                            ^ cursor.recoveries as u64
+                            ^ ((cursor.skip_done as u64) << 63),
+                        t,
+                    );
+                    visited.insert(key);
+                    if !seen.insert(key) {
+                        deduplicated += 1;
+                        continue;
+                    }
+                    let schedule = [first, Injection { at, fault: second }];
+                    let result = explorer.run_cursor(cursor.clone(), &schedule[1..], Some(track), None);
+                    transitions += result.transitions;
+                    placements += 1;
+                    collector.record(&schedule, &result);
+                }
+            }
+        }
+    }
+    Shard { collector, visited, transitions, placements, deduplicated }
 }
 
 fn fault_key(fault: Fault) -> u64 {

@@ -14,7 +14,7 @@ use plan_model::fault::Fault;
 use plan_model::invariant::{self, InvariantClass, INVARIANTS};
 use plan_model::observe;
 use plan_model::plan::Plan;
-use plan_model::topology::Topology;
+use plan_model::topology::{NodeSet, Topology};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -212,6 +212,9 @@ struct Run<'e, 'a> {
     transitions: u64,
     halted_at: Option<String>,
     halt: Option<Halt>,
+    /// Nodes a fault took down, for good or for a while: unlike a node the plan itself shut
+    /// down, the operator cannot just boot them.
+    struck: NodeSet,
 }
 
 enum Next {
@@ -325,6 +328,7 @@ impl<'e, 'a> Run<'e, 'a> {
 
     fn strike(&mut self, fault: Fault, step: &str) {
         let before = self.c;
+        self.struck = self.struck.or(fault.nodes_down(self.t()));
         self.c = fault.strike(&self.c, self.t());
         if let Some(lasts) = fault.lasts_s() {
             if !matches!(fault, Fault::OperatorAway { .. }) {
@@ -349,6 +353,7 @@ impl<'e, 'a> Run<'e, 'a> {
 
     fn heal(&mut self, fault: Fault, step: &str) {
         let before = self.c;
+        self.struck = self.struck.minus(fault.nodes_down(self.t()));
         self.c = fault.heal(&self.c, self.t());
         let broke = self.check_safety(step);
         if self.engine.recording.events {
@@ -424,6 +429,16 @@ impl<'e, 'a> Run<'e, 'a> {
             self.recoveries.push(RecoveryKind::WaitAndRetry);
             self.wait_for_pending(&id);
             return Next::Retry;
+        }
+        // 1b. A node the step itself shut down (a planned reboot) and no fault touched: finish
+        // the reboot before deciding, so it counts as a survivor.
+        for a in &plan.steps[step].actions {
+            if let Action::Boot(x) = *a {
+                if !self.c.up.contains(x) && !self.struck.contains(x) {
+                    self.note(&id, EventKind::Recovery, format!("wait for the planned reboot of {}", t.name(x)));
+                    let _ = self.apply(*a, &id, EventKind::Recovery);
+                }
+            }
         }
         // 2. Expired credentials: the plan's re-upload path.
         if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
@@ -527,6 +542,7 @@ impl<'a> Engine<'a> {
             transitions: 0,
             halted_at: None,
             halt: None,
+            struck: cursor.struck,
         };
         let start_clock = cursor.c.clock_s;
         r.check_safety(plan.steps.get(cursor.step).map(|s| s.id.as_str()).unwrap_or("start"));
@@ -553,7 +569,7 @@ impl<'a> Engine<'a> {
                 }
                 if all_fired && !schedule.is_empty() {
                     if let Some(out) = snapshots.as_deref_mut() {
-                        out.push(Cursor { c: r.c, pending: r.pending.clone(), step, action: k, skip_done, recoveries });
+                        out.push(Cursor { c: r.c, pending: r.pending.clone(), step, action: k, skip_done, recoveries, struck: r.struck });
                     }
                 }
                 let mut halfway = false;
@@ -702,15 +718,25 @@ pub struct Cursor {
     pub action: usize,
     pub skip_done: bool,
     pub recoveries: u32,
+    /// Nodes faults have taken down so far.
+    pub struck: NodeSet,
 }
 
 impl Cursor {
     pub fn start(c: Cluster) -> Cursor {
-        Cursor { c, pending: Vec::new(), step: 0, action: 0, skip_done: false, recoveries: 0 }
+        Cursor { c, pending: Vec::new(), step: 0, action: 0, skip_done: false, recoveries: 0, struck: NodeSet::EMPTY }
     }
 
     pub fn at(c: Cluster, point: Point) -> Cursor {
-        Cursor { c, pending: Vec::new(), step: point.step as usize, action: point.action as usize, skip_done: false, recoveries: 0 }
+        Cursor {
+            c,
+            pending: Vec::new(),
+            step: point.step as usize,
+            action: point.action as usize,
+            skip_done: false,
+            recoveries: 0,
+            struck: NodeSet::EMPTY,
+        }
     }
 }
 
