@@ -323,7 +323,7 @@ impl Survival {
     }
 }
 
-/// One hypervisor failing once the migration is done.
+/// One hypervisor holding a master or the load balancer failing once the migration is done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostFailure {
     pub hypervisor: String,
@@ -368,7 +368,13 @@ fn resilience(c: &Cluster, t: &Topology) -> Resilience {
         .iter()
         .filter_map(|(machine, harm)| match machine {
             Machine::Hypervisor(h) => {
+                // Only hosts with a master or the load balancer say anything about control-plane
+                // HA: a host of workers alone never counts towards "survivable".
                 let on = t.on_hypervisor(*h as usize);
+                let lb_here = t.scenario.load_balancer.hypervisor.as_deref() == Some(t.scenario.hypervisors[*h as usize].name.as_str());
+                if c.control_plane.and(on).is_empty() && !lb_here {
+                    return None;
+                }
                 Some(HostFailure {
                     hypervisor: t.scenario.hypervisors[*h as usize].name.clone(),
                     masters: c.control_plane.and(on).iter().map(|n| t.name(n).to_string()).collect(),
