@@ -12,6 +12,12 @@ use plan_model::topology::Topology;
 use plan_model::validate::parse_scenario;
 use serde_json::Value;
 
+/// A port offset of this test process's own, `slot` apart per test: two runs of the suite at
+/// once (two engineers, or CI beside a developer) must not share etcd's ports.
+fn offset(slot: u16) -> String {
+    (30_000 + (std::process::id() % 1000) as u16 * 20 + slot * 2).to_string()
+}
+
 /// Whether etcd (and HAProxy when `haproxy`) are installed; under CI their absence fails.
 fn lab_binaries(haproxy: bool) -> bool {
     match check_binaries(haproxy) {
@@ -59,7 +65,7 @@ fn learner_off_crash_after_voter_add_loses_quorum_and_member_remove_is_refused()
         return;
     }
     let legacy = scenario("legacy-1.28.yaml");
-    let (code, report) = rehearse(&["--scenario", &legacy, "rehearse", "--fail", "cp-2", "--at", "2.5", "--port-offset", "30000"]);
+    let (code, report) = rehearse(&["--scenario", &legacy, "rehearse", "--fail", "cp-2", "--at", "2.5", "--port-offset", &offset(0)]);
     assert_eq!(code, 0, "the lab agrees with the twin: {report:#}");
     assert_eq!(report["learner_mode"], false);
     assert_eq!(text(&row(&report, "etcd member add cp-2 (voter)")["lab"]), "ok");
@@ -85,7 +91,7 @@ fn learner_on_crash_after_learner_add_keeps_quorum_and_rolls_back_cleanly() {
     if !lab_binaries(false) {
         return;
     }
-    let (code, report) = rehearse(&["rehearse", "--fail", "master-2", "--at", "2.5", "--port-offset", "30100"]);
+    let (code, report) = rehearse(&["rehearse", "--fail", "master-2", "--at", "2.5", "--port-offset", &offset(1)]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["learner_mode"], true);
     assert_eq!(text(&row(&report, "etcd member add k8s-master-2 (learner)")["lab"]), "ok");
@@ -104,7 +110,7 @@ fn full_walk_to_three_voters_then_the_leader_crashes_and_quorum_holds() {
     if !lab_binaries(false) {
         return;
     }
-    let (code, report) = rehearse(&["rehearse", "--fail", "master", "--at", "4.1@0", "--port-offset", "30200"]);
+    let (code, report) = rehearse(&["rehearse", "--fail", "master", "--at", "4.1@0", "--port-offset", &offset(2)]);
     assert_eq!(code, 0, "{report:#}");
     for observation in ["etcd promote k8s-master-2", "etcd promote k8s-master-3"] {
         assert_eq!(text(&row(&report, observation)["lab"]), "ok");
@@ -128,12 +134,16 @@ fn lab_up_status_down_across_invocations_with_haproxy_at_the_vip() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().display().to_string();
-    let up = plan(&["lab", "up", "--state-dir", &state, "--port-offset", "30300"]);
+    let up = plan(&["lab", "up", "--state-dir", &state, "--port-offset", &offset(3)]);
     assert_eq!(up.code, 0, "{}{}", up.stdout, up.stderr);
     assert!(up.stdout.contains("10.0.20.100 -> 127.0.20.100"), "{}", up.stdout);
-    let again = plan(&["lab", "up", "--state-dir", &state, "--port-offset", "30300"]);
+    let again = plan(&["lab", "up", "--state-dir", &state, "--port-offset", &offset(3)]);
     assert_eq!(again.code, 2, "a second lab in the same directory is refused: {}", again.stderr);
     assert!(again.stderr.contains("already up"), "{}", again.stderr);
+    let elsewhere = dir.path().join("second").display().to_string();
+    let clash = plan(&["lab", "up", "--state-dir", &elsewhere, "--port-offset", &offset(3)]);
+    assert_eq!(clash.code, 2, "a second lab on the same ports is refused: {}", clash.stderr);
+    assert!(clash.stderr.contains("in use"), "{}", clash.stderr);
 
     let status = plan(&["lab", "status", "--state-dir", &state, "--format", "json"]);
     assert_eq!(status.code, 0, "{}", status.stderr);
@@ -174,7 +184,7 @@ fn a_private_lab_is_killed_when_dropped_even_on_panic() {
         return;
     }
     let t = Topology::new(&parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("homelab parses"));
-    let lab = Lab::private(&t, 30400, true, 1).expect("lab starts");
+    let lab = Lab::private(&t, offset(4).parse().expect("a number"), true, 1).expect("lab starts");
     let pids: Vec<u32> = lab.state().etcd.values().copied().chain(lab.state().haproxy).collect();
     let dir = lab.dir().to_path_buf();
     assert_eq!(pids.len(), 2, "etcd and haproxy");
@@ -212,7 +222,7 @@ fn scenarios_whose_addresses_clash_on_loopback_are_refused() {
     let text = include_str!("../scenarios/homelab.yaml").replace("address: 10.0.20.110", "address: 10.9.20.100");
     let path = common::write(dir.path(), "clash.yaml", &text);
     let state = dir.path().join("lab").display().to_string();
-    let out = plan(&["--scenario", &path, "lab", "up", "--state-dir", &state, "--port-offset", "30500"]);
+    let out = plan(&["--scenario", &path, "lab", "up", "--state-dir", &state, "--port-offset", &offset(5)]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("127.0.20.100"), "{}", out.stderr);
 }

@@ -111,6 +111,23 @@ impl LabLayout {
         })
     }
 
+    /// Checks that every address and port of the lab can be bound now, so that a second lab on
+    /// the same offset is refused before it talks to the first one's processes.
+    ///
+    /// # Errors
+    /// [`LabError::PortBusy`] for the first one in use.
+    pub fn check_ports_free(&self) -> Result<(), LabError> {
+        let mut wanted: Vec<(Ipv4Addr, u16)> =
+            self.hosts.iter().flat_map(|h| [(h.loopback, h.client_port), (h.loopback, h.peer_port)]).collect();
+        wanted.push((self.vip, self.vip_port));
+        for (address, port) in wanted {
+            if std::net::TcpListener::bind((guard_loopback(address)?, port)).is_err() {
+                return Err(LabError::PortBusy { address, port });
+            }
+        }
+        Ok(())
+    }
+
     pub fn host(&self, node: NodeIx) -> Option<&LabHost> {
         self.hosts.iter().find(|h| h.node == node.0)
     }

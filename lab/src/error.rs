@@ -18,6 +18,8 @@ pub enum LabError {
     NotLoopback(Ipv4Addr),
     #[error("port offset {offset} puts port {base} + {offset} past 65535")]
     PortRange { base: u16, offset: u16 },
+    #[error("{address}:{port} is in use (another lab with the same --port-offset?): pick another offset")]
+    PortBusy { address: Ipv4Addr, port: u16 },
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -181,6 +181,7 @@ impl Lab {
             let _ = std::fs::remove_file(&state_path);
         }
         let layout = LabLayout::new(t, options.offset)?;
+        layout.check_ports_free()?;
         let mut lab = Lab {
             dir,
             state: LabState {
