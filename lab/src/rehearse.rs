@@ -1,7 +1,8 @@
 //! A rehearsal: the twin's plan walked on a lab, etcd's part performed for real, the fault
 //! injected for real at the same point, and each observation set beside the twin's prediction.
 //!
-//! The walk is the twin's executor loop ([`plan_sim::run`]) with a lab underneath: every action
+//! The walk is the twin's executor loop ([`plan_sim::run`]) with a lab underneath, and its
+//! recoveries are the twin's policy ([`plan_sim::policy::recover`]) carried out here: every action
 //! is applied to the model; the actions that touch etcd (member add as learner or voter, start,
 //! promote, remove, `kubeadm reset`, force-new-cluster, shutdown and boot of a master) also run
 //! against real etcd, and real etcd's answer decides whether the walk goes on. Where the two
@@ -21,8 +22,9 @@ use plan_model::fault::Fault;
 use plan_model::observe;
 use plan_model::plan::Plan;
 use plan_model::topology::{NodeIx, NodeSet, Topology};
-use plan_sim::recovery::{self, PhaseKind, RecoveryKind};
-use plan_sim::run::{Engine, Halt, Injection, Outcome, Point, Recording, RECOVERIES_MAX};
+use plan_sim::policy::{self, Executor, Next};
+use plan_sim::recovery::RecoveryKind;
+use plan_sim::run::{Engine, EventKind, Halt, Injection, Outcome, Point, Recording};
 use std::time::Instant;
 
 pub use crate::fidelity::{render, Evidence, FidelityReport, FidelityRow, Figures};
@@ -81,11 +83,6 @@ fn lab_op(t: &Topology, a: Action) -> Option<LabOp> {
         _ => return None,
     };
     a.node().filter(|n| t.target_masters().contains(*n)).map(|_| op)
-}
-
-enum Next {
-    Retry,
-    Stop(Outcome),
 }
 
 /// The walk: the shadow state (the model, its etcd membership corrected from the lab), the lab,
@@ -357,107 +354,6 @@ impl<'a> Walk<'a> {
         self.heal_due(step)
     }
 
-    /// As the twin's executor: reality differs from the plan's expectation before a step.
-    fn drift(&self) -> Option<String> {
-        let (t, c) = (self.t, &self.c);
-        if let Some(n) = c.vm_exists.minus(c.up).iter().next() {
-            return Some(format!("{} is down", t.name(n)));
-        }
-        if !c.lb_up {
-            return Some(format!("{} is down", t.scenario.load_balancer.name));
-        }
-        if let Some(n) = c.partitioned.iter().next() {
-            return Some(format!("{} cannot reach the other masters", t.name(n)));
-        }
-        if c.hypervisors_down != 0 {
-            return Some("a hypervisor is down".to_string());
-        }
-        None
-    }
-
-    /// Recovery actions; one on a host that is down is skipped, another refusal stops them.
-    fn run_recovery(&mut self, actions: Vec<Action>, step: &str) -> Result<Result<(), Refusal>, LabError> {
-        for a in actions {
-            match self.apply(a, step)? {
-                Ok(()) => {}
-                Err(refusal) if refusal.kind == RefusalKind::HostDown => {}
-                Err(refusal) => return Ok(Err(refusal)),
-            }
-        }
-        Ok(Ok(()))
-    }
-
-    /// The twin's recovery choice ([`plan_sim::run`]), taken on the shadow state.
-    fn recover(&mut self, step: usize, halt: Halt, count: &mut u32) -> Result<Next, LabError> {
-        let (t, plan) = (self.t, self.plan);
-        let id = plan.steps[step].id.clone();
-        *count += 1;
-        if *count > RECOVERIES_MAX {
-            return Ok(Next::Stop(Outcome::Stuck { why: format!("{RECOVERIES_MAX} recoveries did not get past step {id}") }));
-        }
-        if !self.pending.is_empty() {
-            self.recoveries.push(RecoveryKind::WaitAndRetry);
-            self.wait_for_pending(&id)?;
-            return Ok(Next::Retry);
-        }
-        // A node the step itself shut down (a planned reboot) that no fault touched: the reboot
-        // finishes before the executor decides, so it counts as a survivor.
-        for a in &plan.steps[step].actions {
-            if let Action::Boot(x) = *a {
-                if !self.c.up.contains(x) && !self.struck.contains(x) {
-                    let _ = self.apply(*a, &id)?;
-                }
-            }
-        }
-        if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
-            self.recoveries.push(RecoveryKind::Renew);
-            if self.apply(Action::UploadCerts, &id)?.is_ok() && self.apply(Action::CreateToken, &id)?.is_ok() {
-                return Ok(Next::Retry);
-            }
-        }
-        let phase = plan.steps[step].phase.clone();
-        let kind = recovery::phase_kind(plan, &phase);
-        self.recoveries.push(if kind == PhaseKind::After { RecoveryKind::Hold } else { RecoveryKind::Rollback { phase: phase.clone() } });
-        let mut actions: Vec<Action> = self.c.members().minus(self.c.up).iter().map(Action::EtcdMemberRemove).collect();
-        let mut after = self.c;
-        for a in &actions {
-            if let Ok(next) = action::apply(&after, t, *a) {
-                after = next;
-            }
-        }
-        actions.extend(recovery::rollback_actions(&after, t, kind));
-        if recovery::quorum_lost(&self.c) {
-            actions.retain(|a| !matches!(a, Action::KubeadmReset(_)));
-        }
-        let rolled_back = self.run_recovery(actions, &id)?.is_ok();
-        if rolled_back && !recovery::quorum_lost(&self.c) {
-            return Ok(Next::Stop(if kind == PhaseKind::After { Outcome::Halted { step: id } } else { Outcome::RolledBack { phase } }));
-        }
-        if let Some(survivor) = recovery::survivor(&self.c) {
-            self.recoveries.push(RecoveryKind::QuorumRecovery);
-            let mut actions = recovery::quorum_recovery_actions(&self.c, t, survivor);
-            if !matches!(kind, PhaseKind::Master(_)) {
-                let mut after = self.c;
-                after.voters = NodeSet::of(survivor);
-                actions.extend(recovery::rollback_actions(&after, t, kind));
-            }
-            if self.run_recovery(actions, &id)?.is_ok() && !recovery::quorum_lost(&self.c) {
-                return Ok(Next::Stop(Outcome::QuorumRecovered));
-            }
-        }
-        if let Some(actions) = recovery::worst_case_actions(&self.c, t) {
-            self.recoveries.push(RecoveryKind::WorstCase);
-            if self.run_recovery(actions, &id)?.is_ok() {
-                let lost_s = match self.c.etcd_data {
-                    EtcdData::RestoredFromSnapshot { lost_s } => lost_s,
-                    EtcdData::Intact => 0,
-                };
-                return Ok(Next::Stop(Outcome::RestoredFromSnapshot { lost_s }));
-            }
-        }
-        Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }))
-    }
-
     /// The twin's executor loop over the plan, with at most one injection.
     fn run(&mut self, injection: Option<Injection>) -> Result<Outcome, LabError> {
         let plan = self.plan;
@@ -473,7 +369,7 @@ impl<'a> Walk<'a> {
                 }
                 self.heal_due(&s.id)?;
                 if k == 0 {
-                    if let Some(why) = self.drift() {
+                    if let Some(why) = policy::drift(&self.c, self.t) {
                         break Some(Halt::Drift(why));
                     }
                 }
@@ -496,7 +392,7 @@ impl<'a> Walk<'a> {
                 Some(halt) => {
                     let lab = format!("halt: {halt}");
                     self.row(&s.id, "the executor halts", "(see outcome)".to_string(), lab, Evidence::Real, true);
-                    match self.recover(step, halt, &mut count)? {
+                    match policy::recover(self, self.t, plan, step, &halt, &mut count)? {
                         Next::Retry => {
                             skip_done = true;
                             k = 0;
@@ -512,6 +408,38 @@ impl<'a> Walk<'a> {
         }
         Ok(outcome)
     }
+}
+
+/// The walk carries a recovery action out on real etcd and on its model copy, as it does a step's
+/// action; the timeline is the fidelity table, so notes are not kept.
+impl Executor for Walk<'_> {
+    type Error = LabError;
+
+    fn cluster(&self) -> &Cluster {
+        &self.c
+    }
+
+    fn struck(&self) -> NodeSet {
+        self.struck
+    }
+
+    fn fault_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn wait_for_pending(&mut self, step: &str) -> Result<(), LabError> {
+        Walk::wait_for_pending(self, step)
+    }
+
+    fn apply(&mut self, action: Action, step: &str) -> Result<Result<(), Refusal>, LabError> {
+        Walk::apply(self, action, step)
+    }
+
+    fn took(&mut self, kind: RecoveryKind) {
+        self.recoveries.push(kind);
+    }
+
+    fn note(&mut self, _step: &str, _kind: EventKind, _what: String) {}
 }
 
 fn kind_text(kind: RefusalKind) -> &'static str {

@@ -1,5 +1,6 @@
 //! The digital twin: runs a plan and fault schedules over the model, explores every placement.
 
 pub mod explore;
+pub mod policy;
 pub mod recovery;
 pub mod run;

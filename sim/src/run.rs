@@ -2,13 +2,15 @@
 //!
 //! The executor applies each step's actions in order, checks before every step that reality
 //! (liveness) matches the plan's expectation, and halts when a command is refused, a
-//! verification fails or drift appears. On a halt it picks a recovery ([`crate::recovery`]):
-//! wait for a temporary fault and retry, renew expired credentials, the phase's rollback, quorum
-//! recovery, and last the worst-case restore. Every recovery action is a model transition too.
+//! verification fails or drift appears. On a halt it follows the executor's policy
+//! ([`crate::policy`]): wait for a temporary fault and retry, renew expired credentials, the
+//! phase's rollback, quorum recovery, and last the worst-case restore. Every recovery action is a
+//! model transition too.
 
-use crate::recovery::{self, PhaseKind, RecoveryKind};
-use plan_model::action::{self, Action, Refusal, RefusalKind};
-use plan_model::cluster::{Cluster, EtcdData};
+use crate::policy::{self, Executor, Next};
+use crate::recovery::RecoveryKind;
+use plan_model::action::{self, Action, Refusal};
+use plan_model::cluster::Cluster;
 use plan_model::diff;
 use plan_model::fault::Fault;
 use plan_model::invariant::{self, InvariantClass, INVARIANTS};
@@ -17,9 +19,7 @@ use plan_model::plan::Plan;
 use plan_model::topology::{NodeSet, Topology};
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// Recoveries one run may take before it is declared stuck.
-pub const RECOVERIES_MAX: u32 = 4;
+use std::convert::Infallible;
 
 /// A place in the plan: before action `action` of step `step` (`action` 0 is the step boundary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -217,11 +217,6 @@ struct Run<'e, 'a> {
     struck: NodeSet,
 }
 
-enum Next {
-    Retry,
-    Stop(Outcome),
-}
-
 impl<'e, 'a> Run<'e, 'a> {
     fn t(&self) -> &'a Topology {
         self.engine.t
@@ -373,138 +368,54 @@ impl<'e, 'a> Run<'e, 'a> {
         self.heal_due(step);
     }
 
-    /// Reality differs from what the plan expects before a step: a machine down, the LB down,
-    /// a partition.
-    fn drift(&self) -> Option<String> {
-        let t = self.t();
-        let c = &self.c;
-        if let Some(n) = c.vm_exists.minus(c.up).iter().next() {
-            return Some(format!("{} is down", t.name(n)));
+    /// The halt is recorded (the first one is the run's), then the policy chooses.
+    fn recover(&mut self, step: usize, halt: Halt, count: &mut u32) -> Next {
+        let first = self.halted_at.is_none();
+        if first {
+            self.halted_at = Some(self.engine.plan.steps[step].id.clone());
         }
-        if !c.lb_up {
-            return Some(format!("{} is down", t.scenario.load_balancer.name));
+        let next = match policy::recover(self, self.engine.t, self.engine.plan, step, &halt, count) {
+            Ok(next) => next,
+            Err(never) => match never {},
+        };
+        if first {
+            self.halt = Some(halt);
         }
-        if let Some(n) = c.partitioned.iter().next() {
-            return Some(format!("{} cannot reach the other masters", t.name(n)));
-        }
-        if c.hypervisors_down != 0 {
-            return Some("a hypervisor is down".to_string());
-        }
-        None
+        next
+    }
+}
+
+/// The twin carries recovery actions out on the model alone: nothing underneath can fail.
+impl Executor for Run<'_, '_> {
+    type Error = Infallible;
+
+    fn cluster(&self) -> &Cluster {
+        &self.c
     }
 
-    /// Runs recovery actions; an action on a host that is down is skipped (nothing to undo
-    /// there until it returns). The first other refusal stops it.
-    fn run_recovery(&mut self, actions: Vec<Action>, step: &str) -> Result<(), Refusal> {
-        for a in actions {
-            match self.apply(a, step, EventKind::Recovery) {
-                Ok(()) => {}
-                Err(refusal) if refusal.kind == RefusalKind::HostDown => {
-                    self.note(step, EventKind::Skipped, format!("skipped {}: {}", a.describe(self.t()), refusal.reason));
-                }
-                Err(refusal) => {
-                    self.note(step, EventKind::Halt, format!("recovery refused: {}", refusal.reason));
-                    return Err(refusal);
-                }
-            }
-        }
+    fn struck(&self) -> NodeSet {
+        self.struck
+    }
+
+    fn fault_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn wait_for_pending(&mut self, step: &str) -> Result<(), Infallible> {
+        Run::wait_for_pending(self, step);
         Ok(())
     }
 
-    fn recover(&mut self, step: usize, halt: Halt, count: &mut u32) -> Next {
-        let plan = self.engine.plan;
-        let t = self.t();
-        let id = plan.steps[step].id.clone();
-        *count += 1;
-        if self.halted_at.is_none() {
-            self.halted_at = Some(id.clone());
-            self.halt = Some(halt.clone());
-        }
-        self.note(&id, EventKind::Halt, format!("HALT: {halt}"));
-        if *count > RECOVERIES_MAX {
-            return Next::Stop(Outcome::Stuck { why: format!("{RECOVERIES_MAX} recoveries did not get past step {id}") });
-        }
-        // 1. A temporary fault: wait for it, then re-run the step.
-        if !self.pending.is_empty() {
-            self.recoveries.push(RecoveryKind::WaitAndRetry);
-            self.wait_for_pending(&id);
-            return Next::Retry;
-        }
-        // 1b. A node the step itself shut down (a planned reboot) and no fault touched: finish
-        // the reboot before deciding, so it counts as a survivor.
-        for a in &plan.steps[step].actions {
-            if let Action::Boot(x) = *a {
-                if !self.c.up.contains(x) && !self.struck.contains(x) {
-                    self.note(&id, EventKind::Recovery, format!("wait for the planned reboot of {}", t.name(x)));
-                    let _ = self.apply(*a, &id, EventKind::Recovery);
-                }
-            }
-        }
-        // 2. Expired credentials: the plan's re-upload path.
-        if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
-            self.recoveries.push(RecoveryKind::Renew);
-            self.note(&id, EventKind::Recovery, RecoveryKind::Renew.describe());
-            if self.apply(Action::UploadCerts, &id, EventKind::Recovery).is_ok()
-                && self.apply(Action::CreateToken, &id, EventKind::Recovery).is_ok()
-            {
-                return Next::Retry;
-            }
-        }
-        // 3. The phase's rollback, unless quorum is gone: then membership cannot change, and
-        // resetting a master could wipe the last copy of the data.
-        let phase = plan.steps[step].phase.clone();
-        let kind = recovery::phase_kind(plan, &phase);
-        let rollback = if kind == PhaseKind::After { RecoveryKind::Hold } else { RecoveryKind::Rollback { phase: phase.clone() } };
-        self.note(&id, EventKind::Recovery, rollback.describe());
-        self.recoveries.push(rollback);
-        // Members that are down for good go first, while quorum allows it.
-        let mut actions: Vec<Action> = self.c.members().minus(self.c.up).iter().map(Action::EtcdMemberRemove).collect();
-        let mut after = self.c;
-        for a in &actions {
-            if let Ok(next) = action::apply(&after, t, *a) {
-                after = next;
-            }
-        }
-        actions.extend(recovery::rollback_actions(&after, t, kind));
-        if recovery::quorum_lost(&self.c) {
-            // No `kubeadm reset` without quorum: it would wipe a member that may hold the
-            // last copy of the data, and it cannot remove the member anyway.
-            actions.retain(|a| !matches!(a, Action::KubeadmReset(_)));
-        }
-        let rolled_back = self.run_recovery(actions, &id).is_ok();
-        if rolled_back && !recovery::quorum_lost(&self.c) {
-            if kind == PhaseKind::After {
-                return Next::Stop(Outcome::Halted { step: id });
-            }
-            return Next::Stop(Outcome::RolledBack { phase });
-        }
-        // 4. Quorum recovery from a surviving voter.
-        if let Some(survivor) = recovery::survivor(&self.c) {
-            self.recoveries.push(RecoveryKind::QuorumRecovery);
-            self.note(&id, EventKind::Recovery, RecoveryKind::QuorumRecovery.describe());
-            let mut actions = recovery::quorum_recovery_actions(&self.c, t, survivor);
-            if !matches!(kind, PhaseKind::Master(_)) {
-                let mut after = self.c;
-                after.voters = plan_model::topology::NodeSet::of(survivor);
-                actions.extend(recovery::rollback_actions(&after, t, kind));
-            }
-            if self.run_recovery(actions, &id).is_ok() && !recovery::quorum_lost(&self.c) {
-                return Next::Stop(Outcome::QuorumRecovered);
-            }
-        }
-        // 5. The worst case.
-        if let Some(actions) = recovery::worst_case_actions(&self.c, t) {
-            self.recoveries.push(RecoveryKind::WorstCase);
-            self.note(&id, EventKind::Recovery, RecoveryKind::WorstCase.describe());
-            if self.run_recovery(actions, &id).is_ok() {
-                let lost_s = match self.c.etcd_data {
-                    EtcdData::RestoredFromSnapshot { lost_s } => lost_s,
-                    EtcdData::Intact => 0,
-                };
-                return Next::Stop(Outcome::RestoredFromSnapshot { lost_s });
-            }
-        }
-        Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") })
+    fn apply(&mut self, action: Action, step: &str) -> Result<Result<(), Refusal>, Infallible> {
+        Ok(Run::apply(self, action, step, EventKind::Recovery))
+    }
+
+    fn took(&mut self, kind: RecoveryKind) {
+        self.recoveries.push(kind);
+    }
+
+    fn note(&mut self, step: &str, kind: EventKind, what: String) {
+        Run::note(self, step, kind, what);
     }
 }
 
@@ -597,7 +508,7 @@ impl<'a> Engine<'a> {
                     break Some(Halt::HalfWay);
                 }
                 if k == 0 {
-                    if let Some(why) = r.drift() {
+                    if let Some(why) = policy::drift(&r.c, self.t) {
                         break Some(Halt::Drift(why));
                     }
                 }

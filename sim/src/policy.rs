@@ -1,0 +1,327 @@
+//! What the executor does when a run halts: the order it tries recoveries in, written once.
+//!
+//! The twin ([`crate::run`]) and the lab's rehearsal both follow this policy; each carries the
+//! chosen actions out in its own place (the model alone, or real etcd beside the model), so a
+//! change to the policy reaches both and the lab keeps testing the policy the twin checks.
+
+use crate::recovery::{self, PhaseKind, RecoveryKind};
+use crate::run::{EventKind, Halt, Outcome};
+use plan_model::action::{self, Action, Refusal, RefusalKind};
+use plan_model::cluster::{Cluster, EtcdData};
+use plan_model::plan::Plan;
+use plan_model::topology::{NodeSet, Topology};
+
+/// Recoveries one run may take before it is declared stuck.
+pub const RECOVERIES_MAX: u32 = 4;
+
+/// What the executor does after a halt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Re-run the halted step, skipping the actions already done.
+    Retry,
+    /// The run is over.
+    Stop(Outcome),
+}
+
+/// Where recovery actions are carried out: the twin's model, or a lab with the model beside it.
+///
+/// The policy reads the model state through [`Executor::cluster`] after every action, so an
+/// implementation that follows reality (the lab) must correct its model from what it saw.
+pub trait Executor {
+    /// Why carrying out an action failed underneath (not a refusal: the lab breaking).
+    type Error;
+
+    /// The model state now.
+    fn cluster(&self) -> &Cluster;
+    /// Nodes a fault took down, for good or for a while: unlike a node the plan itself shut
+    /// down, the operator cannot just boot them.
+    fn struck(&self) -> NodeSet;
+    /// Whether a temporary fault is still running.
+    fn fault_pending(&self) -> bool;
+    /// Waits until every temporary fault is over.
+    ///
+    /// # Errors
+    /// The place underneath failed.
+    fn wait_for_pending(&mut self, step: &str) -> Result<(), Self::Error>;
+    /// Carries out one recovery action.
+    ///
+    /// # Errors
+    /// The place underneath failed; a refused action is `Ok(Err(refusal))`.
+    fn apply(&mut self, action: Action, step: &str) -> Result<Result<(), Refusal>, Self::Error>;
+    /// Records that the policy took `kind`.
+    fn took(&mut self, kind: RecoveryKind);
+    /// Notes a line in the timeline, for a reader of the run.
+    fn note(&mut self, step: &str, kind: EventKind, what: String);
+}
+
+/// Reality differs from what the plan expects before a step: a machine down, the LB down, a
+/// partition. The executor checks this before every step and halts on it.
+pub fn drift(c: &Cluster, t: &Topology) -> Option<String> {
+    if let Some(n) = c.vm_exists.minus(c.up).iter().next() {
+        return Some(format!("{} is down", t.name(n)));
+    }
+    if !c.lb_up {
+        return Some(format!("{} is down", t.scenario.load_balancer.name));
+    }
+    if let Some(n) = c.partitioned.iter().next() {
+        return Some(format!("{} cannot reach the other masters", t.name(n)));
+    }
+    if c.hypervisors_down != 0 {
+        return Some("a hypervisor is down".to_string());
+    }
+    None
+}
+
+/// Chooses and carries out a recovery after the run halted in step `step` with `halt`; `count`
+/// is the recoveries this run has taken so far, and bounds them.
+///
+/// The order: wait for a temporary fault and retry; finish a planned reboot; renew expired
+/// credentials and retry; remove dead members and roll the phase back (hold after the cut-over)
+/// unless quorum is lost; quorum recovery with force-new-cluster from a survivor; the worst-case
+/// snapshot restore; else stuck.
+///
+/// # Errors
+/// Whatever the executor's place underneath fails with; the policy itself never fails.
+pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize, halt: &Halt, count: &mut u32) -> Result<Next, E::Error> {
+    let id = plan.steps[step].id.clone();
+    *count += 1;
+    exec.note(&id, EventKind::Halt, format!("HALT: {halt}"));
+    if *count > RECOVERIES_MAX {
+        return Ok(Next::Stop(Outcome::Stuck { why: format!("{RECOVERIES_MAX} recoveries did not get past step {id}") }));
+    }
+    // 1. A temporary fault: wait for it, then re-run the step.
+    if exec.fault_pending() {
+        exec.took(RecoveryKind::WaitAndRetry);
+        exec.wait_for_pending(&id)?;
+        return Ok(Next::Retry);
+    }
+    // 1b. A node the step itself shut down (a planned reboot) and no fault touched: finish the
+    // reboot before deciding, so it counts as a survivor.
+    for a in &plan.steps[step].actions {
+        if let Action::Boot(x) = *a {
+            if !exec.cluster().up.contains(x) && !exec.struck().contains(x) {
+                exec.note(&id, EventKind::Recovery, format!("wait for the planned reboot of {}", t.name(x)));
+                let _ = exec.apply(*a, &id)?;
+            }
+        }
+    }
+    // 2. Expired credentials: the plan's re-upload path.
+    if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
+        exec.took(RecoveryKind::Renew);
+        exec.note(&id, EventKind::Recovery, RecoveryKind::Renew.describe());
+        if exec.apply(Action::UploadCerts, &id)?.is_ok() && exec.apply(Action::CreateToken, &id)?.is_ok() {
+            return Ok(Next::Retry);
+        }
+    }
+    // 3. The phase's rollback, unless quorum is gone: then membership cannot change, and
+    // resetting a master could wipe the last copy of the data.
+    let phase = plan.steps[step].phase.clone();
+    let kind = recovery::phase_kind(plan, &phase);
+    let rollback = if kind == PhaseKind::After { RecoveryKind::Hold } else { RecoveryKind::Rollback { phase: phase.clone() } };
+    exec.note(&id, EventKind::Recovery, rollback.describe());
+    exec.took(rollback);
+    // Members that are down for good go first, while quorum allows it.
+    let c = *exec.cluster();
+    let mut actions: Vec<Action> = c.members().minus(c.up).iter().map(Action::EtcdMemberRemove).collect();
+    let mut after = c;
+    for a in &actions {
+        if let Ok(next) = action::apply(&after, t, *a) {
+            after = next;
+        }
+    }
+    actions.extend(recovery::rollback_actions(&after, t, kind));
+    if recovery::quorum_lost(&c) {
+        // No `kubeadm reset` without quorum: it would wipe a member that may hold the last copy
+        // of the data, and it cannot remove the member anyway.
+        actions.retain(|a| !matches!(a, Action::KubeadmReset(_)));
+    }
+    let rolled_back = run_recovery(exec, t, actions, &id)?.is_ok();
+    if rolled_back && !recovery::quorum_lost(exec.cluster()) {
+        if kind == PhaseKind::After {
+            return Ok(Next::Stop(Outcome::Halted { step: id }));
+        }
+        return Ok(Next::Stop(Outcome::RolledBack { phase }));
+    }
+    // 4. Quorum recovery from a surviving voter.
+    if let Some(survivor) = recovery::survivor(exec.cluster()) {
+        exec.took(RecoveryKind::QuorumRecovery);
+        exec.note(&id, EventKind::Recovery, RecoveryKind::QuorumRecovery.describe());
+        let c = *exec.cluster();
+        let mut actions = recovery::quorum_recovery_actions(&c, t, survivor);
+        if !matches!(kind, PhaseKind::Master(_)) {
+            let mut after = c;
+            after.voters = NodeSet::of(survivor);
+            actions.extend(recovery::rollback_actions(&after, t, kind));
+        }
+        if run_recovery(exec, t, actions, &id)?.is_ok() && !recovery::quorum_lost(exec.cluster()) {
+            return Ok(Next::Stop(Outcome::QuorumRecovered));
+        }
+    }
+    // 5. The worst case.
+    if let Some(actions) = recovery::worst_case_actions(exec.cluster(), t) {
+        exec.took(RecoveryKind::WorstCase);
+        exec.note(&id, EventKind::Recovery, RecoveryKind::WorstCase.describe());
+        if run_recovery(exec, t, actions, &id)?.is_ok() {
+            let lost_s = match exec.cluster().etcd_data {
+                EtcdData::RestoredFromSnapshot { lost_s } => lost_s,
+                EtcdData::Intact => 0,
+            };
+            return Ok(Next::Stop(Outcome::RestoredFromSnapshot { lost_s }));
+        }
+    }
+    Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }))
+}
+
+/// Runs recovery actions; an action on a host that is down is skipped (nothing to undo there
+/// until it returns). The first other refusal stops them.
+fn run_recovery<E: Executor>(exec: &mut E, t: &Topology, actions: Vec<Action>, step: &str) -> Result<Result<(), Refusal>, E::Error> {
+    for a in actions {
+        match exec.apply(a, step)? {
+            Ok(()) => {}
+            Err(refusal) if refusal.kind == RefusalKind::HostDown => {
+                exec.note(step, EventKind::Skipped, format!("skipped {}: {}", a.describe(t), refusal.reason));
+            }
+            Err(refusal) => {
+                exec.note(step, EventKind::Halt, format!("recovery refused: {}", refusal.reason));
+                return Ok(Err(refusal));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan_model::fault::Fault;
+    use plan_model::planner;
+    use plan_model::validate::parse_scenario;
+
+    const HOMELAB: &str = include_str!("../../scenarios/homelab.yaml");
+
+    fn homelab() -> (Topology, Plan) {
+        let t = Topology::new(&parse_scenario(HOMELAB).expect("the embedded scenario is valid"));
+        let plan = planner::generate(&t);
+        (t, plan)
+    }
+
+    /// The lab failing underneath, as far as the policy can tell.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Underneath;
+
+    /// Carries actions out on the model, as the twin does, and can be made to fail underneath.
+    struct ModelOnly<'t> {
+        t: &'t Topology,
+        c: Cluster,
+        fault_pending: bool,
+        failing: bool,
+        applied: Vec<Action>,
+        took: Vec<RecoveryKind>,
+    }
+
+    impl<'t> ModelOnly<'t> {
+        fn new(t: &'t Topology) -> Self {
+            ModelOnly { t, c: Cluster::initial(t), fault_pending: false, failing: false, applied: Vec::new(), took: Vec::new() }
+        }
+    }
+
+    impl Executor for ModelOnly<'_> {
+        type Error = Underneath;
+
+        fn cluster(&self) -> &Cluster {
+            &self.c
+        }
+
+        fn struck(&self) -> NodeSet {
+            NodeSet::EMPTY
+        }
+
+        fn fault_pending(&self) -> bool {
+            self.fault_pending
+        }
+
+        fn wait_for_pending(&mut self, _step: &str) -> Result<(), Underneath> {
+            self.fault_pending = false;
+            Ok(())
+        }
+
+        fn apply(&mut self, action: Action, _step: &str) -> Result<Result<(), Refusal>, Underneath> {
+            if self.failing {
+                return Err(Underneath);
+            }
+            self.applied.push(action);
+            Ok(action::apply(&self.c, self.t, action).map(|next| self.c = next))
+        }
+
+        fn took(&mut self, kind: RecoveryKind) {
+            self.took.push(kind);
+        }
+
+        fn note(&mut self, _step: &str, _kind: EventKind, _what: String) {}
+    }
+
+    #[test]
+    fn no_drift_before_the_migration() {
+        let (t, _) = homelab();
+        assert_eq!(drift(&Cluster::initial(&t), &t), None);
+    }
+
+    #[test]
+    fn a_master_down_is_drift() {
+        let (t, _) = homelab();
+        let m0 = t.existing_master();
+        let c = Fault::NodeDown { node: m0, lasts_s: None }.strike(&Cluster::initial(&t), &t);
+        assert_eq!(drift(&c, &t), Some(format!("{} is down", t.name(m0))));
+    }
+
+    #[test]
+    fn a_temporary_fault_is_waited_for_then_the_step_runs_again() {
+        let (t, plan) = homelab();
+        let mut exec = ModelOnly { fault_pending: true, ..ModelOnly::new(&t) };
+        let next = recover(&mut exec, &t, &plan, 0, &Halt::HalfWay, &mut 0);
+        assert_eq!(next, Ok(Next::Retry));
+        assert_eq!(exec.took, vec![RecoveryKind::WaitAndRetry]);
+        assert!(!exec.fault_pending);
+    }
+
+    #[test]
+    fn past_its_bound_the_run_is_stuck_without_acting() {
+        let (t, plan) = homelab();
+        let mut exec = ModelOnly { fault_pending: true, ..ModelOnly::new(&t) };
+        let mut count = RECOVERIES_MAX;
+        let next = recover(&mut exec, &t, &plan, 0, &Halt::HalfWay, &mut count);
+        assert!(matches!(next, Ok(Next::Stop(Outcome::Stuck { .. }))), "{next:?}");
+        assert_eq!(count, RECOVERIES_MAX + 1);
+        assert!(exec.took.is_empty() && exec.applied.is_empty());
+    }
+
+    #[test]
+    fn a_halt_before_anything_changed_rolls_the_phase_back_with_nothing_to_undo() {
+        let (t, plan) = homelab();
+        let mut exec = ModelOnly::new(&t);
+        let phase = plan.steps[0].phase.clone();
+        let next = recover(&mut exec, &t, &plan, 0, &Halt::HalfWay, &mut 0);
+        assert_eq!(next, Ok(Next::Stop(Outcome::RolledBack { phase: phase.clone() })));
+        assert_eq!(exec.took, vec![RecoveryKind::Rollback { phase }]);
+        assert!(exec.applied.is_empty(), "{:?}", exec.applied);
+    }
+
+    #[test]
+    fn expired_credentials_are_renewed_then_the_step_runs_again() {
+        let (t, plan) = homelab();
+        let mut exec = ModelOnly::new(&t);
+        let halt = Halt::Refused(Refusal { kind: RefusalKind::Expired, reason: "the token expired".to_string() });
+        let next = recover(&mut exec, &t, &plan, 0, &halt, &mut 0);
+        assert_eq!(next, Ok(Next::Retry));
+        assert_eq!(exec.applied, vec![Action::UploadCerts, Action::CreateToken]);
+    }
+
+    #[test]
+    fn a_failure_underneath_stops_the_policy() {
+        let (t, plan) = homelab();
+        let mut exec = ModelOnly { failing: true, ..ModelOnly::new(&t) };
+        let halt = Halt::Refused(Refusal { kind: RefusalKind::Expired, reason: "the token expired".to_string() });
+        assert_eq!(recover(&mut exec, &t, &plan, 0, &halt, &mut 0), Err(Underneath));
+        assert_eq!(exec.took, vec![RecoveryKind::Renew]);
+    }
+}
