@@ -3,9 +3,13 @@
 use crate::input::{parse_duration, Loaded};
 use crate::Failure;
 use indicatif::{ProgressBar, ProgressStyle};
+use plan_exec::etcd::EtcdProbe;
 use plan_exec::guard::Guard;
+use plan_exec::haproxy::LbProbe;
 use plan_exec::invocation::Invocation;
 use plan_exec::journal::{self, Journal, Lock, Progress};
+use plan_exec::kubernetes::KubeconfigSource;
+use plan_exec::observe::Probes;
 use plan_exec::runner::{Operator, Outcome, Recovery, RollbackOutcome, RunOptions, Runner};
 use plan_exec::ssh::{OpensshTransport, SshOptions};
 use plan_exec::transport::{Completed, Dispatch, LocalTransport, Recorder};
@@ -42,6 +46,61 @@ pub struct ExecuteArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub observe: ObserveArgs,
+}
+
+/// An observer the operator may turn off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObserverName {
+    Etcd,
+    Lb,
+    Kube,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ObserveArgs {
+    /// etcd client URL etcdctl dials on a master (steps that change etcd membership).
+    #[arg(long, value_name = "URL", default_value = plan_exec::etcd::KUBEADM_ETCD_ENDPOINT)]
+    pub etcd_endpoint: String,
+    /// Directory on the master with etcd's ca.crt and healthcheck-client.{crt,key}; `none`: plain http.
+    #[arg(long, value_name = "DIR", default_value = plan_exec::etcd::KUBEADM_ETCD_PKI)]
+    pub etcd_pki: String,
+    /// HAProxy's config file on the load balancer (steps that change the LB).
+    #[arg(long, value_name = "PATH", default_value = plan_exec::haproxy::PFSENSE_HAPROXY_CONFIG)]
+    pub haproxy_config: String,
+    /// HAProxy's stats socket on the load balancer; `none`: the config file only.
+    #[arg(long, value_name = "PATH", default_value = plan_exec::haproxy::PFSENSE_HAPROXY_SOCKET)]
+    pub haproxy_socket: String,
+    /// Kubeconfig for the Kubernetes API observer; default: $KUBECONFIG, else ~/.kube/config.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Turn an observer off (repeatable); its drift then goes unseen.
+    #[arg(long, value_enum, value_name = "OBSERVER")]
+    pub skip_observer: Vec<ObserverName>,
+}
+
+impl ObserveArgs {
+    fn probes(&self, guard: Guard) -> Result<Probes, Failure> {
+        let skip = |o: ObserverName| self.skip_observer.contains(&o);
+        let none = |v: &str| v == "none";
+        let etcd = EtcdProbe { endpoint: self.etcd_endpoint.clone(), pki: (!none(&self.etcd_pki)).then(|| self.etcd_pki.clone()) };
+        etcd.validate().map_err(|e| Failure::Input(format!("--etcd-endpoint: {e}")))?;
+        let lb = LbProbe {
+            config: self.haproxy_config.clone(),
+            stats_socket: (!none(&self.haproxy_socket)).then(|| self.haproxy_socket.clone()),
+        };
+        let kube = match &self.kubeconfig {
+            Some(path) => KubeconfigSource::File(path.clone()),
+            None => KubeconfigSource::Environment,
+        };
+        Ok(Probes {
+            etcd: (!skip(ObserverName::Etcd)).then_some(etcd),
+            lb: (!skip(ObserverName::Lb)).then_some(lb),
+            kube: (!skip(ObserverName::Kube)).then_some(kube),
+            guard,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -85,6 +144,8 @@ pub struct RollbackArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub ssh: SshArgs,
+    #[command(flatten)]
+    pub observe: ObserveArgs,
 }
 
 fn exec_failure(e: ExecError) -> Failure {
@@ -173,6 +234,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
         command_timeout: timeout,
         check_passed: check.passed,
         override_check: options.override_check.clone(),
+        probes: options.observe.probes(Guard::from_env())?,
     };
     if !check.passed {
         eprintln!("plan: WARNING: plan check rejects this plan ({}); running it on --override-check", check.summary);
@@ -333,6 +395,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
         command_timeout: Duration::from_secs(1),
         check_passed: check.passed,
         override_check: None,
+        probes: Probes::files_only(),
     };
     let outcome =
         Runner::new(&loaded.topology, &loaded.plan, &mut recorder, &mut journal, &mut operator, run_options).run().map_err(exec_failure)?;
@@ -489,7 +552,14 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     start_json_log(&dir)?;
     let mut transport = transport(&options.ssh)?;
     let mut operator = TerminalOperator::new(options.yes, 0);
-    let run_options = RunOptions { resume: true, observe: true, command_timeout: timeout, check_passed: true, override_check: None };
+    let run_options = RunOptions {
+        resume: true,
+        observe: true,
+        command_timeout: timeout,
+        check_passed: true,
+        override_check: None,
+        probes: options.observe.probes(Guard::from_env())?,
+    };
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).rollback();
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {

@@ -232,7 +232,8 @@ impl Lab {
         args.extend_from_slice(rest);
         args.extend_from_slice(&["--state-dir", state]);
         if !matches!(rest.first(), Some(&"status")) {
-            args.extend_from_slice(&["--ssh-config", config]);
+            // The fixture hosts have no Kubernetes API behind them (tests/observe.rs reads a fake one).
+            args.extend_from_slice(&["--ssh-config", config, "--skip-observer", "kube"]);
         }
         args
     }

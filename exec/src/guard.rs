@@ -78,6 +78,24 @@ impl Guard {
         Ok(())
     }
 
+    /// Refuses a URL (an API server, an etcd endpoint the workstation dials) when the guard is on
+    /// and its host is not a loopback IP literal or `localhost`: a name could resolve anywhere.
+    ///
+    /// # Errors
+    /// [`ExecError::NotLoopback`] naming the URL.
+    pub fn check_url(self, destination: &str, url: &str) -> Result<(), ExecError> {
+        if !self.loopback_only {
+            return Ok(());
+        }
+        let host = crate::etcd::url_host(url);
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+        if loopback {
+            Ok(())
+        } else {
+            Err(ExecError::NotLoopback { destination: format!("{destination} {url}"), why: String::new() })
+        }
+    }
+
     /// Refuses a local command when the guard is on and it names a non-loopback IPv4 address or calls
     /// ssh/scp itself (remote work goes through the SSH transport, which the guard checks).
     ///
@@ -155,6 +173,16 @@ mod tests {
         assert!(ON.check_local_command("for n in a; do ssh wizard@$n 'x'; done").is_err());
         assert!(ON.check_local_command("curl https://127.0.20.99:6443/readyz && kubectl get nodes").is_ok());
         assert!(OFF.check_local_command("ssh 10.0.20.1 uptime").is_ok());
+    }
+
+    #[test]
+    fn the_guard_refuses_urls_off_loopback_and_names() {
+        assert!(ON.check_url("api", "https://10.0.20.99:6443").is_err());
+        assert!(ON.check_url("api", "https://k8s-apiserver.viktorbarzin.lan:6443").is_err());
+        assert!(ON.check_url("api", "http://127.0.0.1:38001/").is_ok());
+        assert!(ON.check_url("api", "https://[::1]:6443").is_ok());
+        assert!(ON.check_url("api", "https://localhost:6443").is_ok());
+        assert!(OFF.check_url("api", "https://10.0.20.99:6443").is_ok());
     }
 
     #[test]

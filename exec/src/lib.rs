@@ -3,12 +3,16 @@
 //! The pieces, each in its own module: where a command runs ([`target`]), what the plan's
 //! commands become when run ([`invocation`]), the transports that run them ([`transport`],
 //! [`ssh`]), the loopback guard ([`guard`]), redaction of secrets ([`redact`]), what the twin
-//! predicts ([`predict`]), what the hosts show ([`observe`]), the journal and its lock
+//! predicts ([`predict`]), what the hosts show ([`observe`]: files, [`etcd`], [`haproxy`],
+//! [`kubernetes`]), the journal and its lock
 //! ([`journal`]), and the runner that ties them together ([`runner`]).
 
+pub mod etcd;
 pub mod guard;
+pub mod haproxy;
 pub mod invocation;
 pub mod journal;
+pub mod kubernetes;
 pub mod observe;
 pub mod predict;
 pub mod redact;
@@ -38,6 +42,9 @@ pub enum ExecError {
     /// Another executor runs on this state directory.
     #[error("another executor holds {path}{holder}")]
     Locked { path: String, holder: String },
+    /// The Kubernetes API could not be read.
+    #[error("kubernetes {what}: {reason}")]
+    Kube { what: String, reason: String },
     /// The request does not fit the plan or the journal.
     #[error("{0}")]
     Input(String),

@@ -1,14 +1,23 @@
 //! What the hosts show, in the model's terms, and where it differs from the twin (drift).
 //!
-//! Each observer is a small function reading one thing on one host: the `server:` of a node's
-//! kubelet.conf, the SANs of a master's apiserver certificate. Its answer is a [`Fact`] about a
-//! field of [`Cluster`]; [`drift`] compares facts with the twin's state.
+//! Each observer is a small function reading one thing: the `server:` of a node's kubelet.conf,
+//! the SANs of a master's apiserver certificate ([`observe`]), etcd's member list and endpoint
+//! health on a master ([`crate::etcd`]), the load balancer's pool ([`crate::haproxy`]), the
+//! Kubernetes API's nodes and kubeadm ConfigMaps ([`crate::kubernetes`]). Its answer is a [`Fact`]
+//! about a field of [`Cluster`]; [`drift`] compares facts with the twin's state. A step is observed
+//! by the observers its [`Scope`] names.
 
-use crate::target::Hosts;
+use crate::etcd::{self, EtcdProbe};
+use crate::guard::Guard;
+use crate::haproxy::{self, LbProbe};
+use crate::kubernetes::{KubeApi, KubeconfigSource};
+use crate::target::{Hosts, Place};
 use crate::transport::{FileRead, Request, Transport};
 use crate::ExecError;
+use plan_model::action::{Action, Check};
 use plan_model::cluster::Cluster;
-use plan_model::topology::{NodeIx, Topology};
+use plan_model::observe as derive;
+use plan_model::topology::{NodeIx, NodeSet, Topology};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -18,6 +27,10 @@ pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 pub const APISERVER_CERT: &str = "/etc/kubernetes/pki/apiserver.crt";
 /// Bound on one observation command.
 pub const OBSERVE_TIMEOUT_S: u64 = 30;
+/// The subject of facts about `kubeadm-config`.
+pub const KUBEADM_CONFIG: &str = "kubeadm-config";
+/// The subject of facts about `cluster-info`.
+pub const CLUSTER_INFO: &str = "cluster-info";
 
 /// The model field a fact is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +40,30 @@ pub enum Field {
     KubeletOnVip,
     /// `cert_present` and `cert_vip`: the apiserver cert is on disk and carries the VIP SAN.
     CertHasVip,
+    /// `voters`: the node is a voting etcd member.
+    EtcdVoter,
+    /// `learners`: the node is an etcd learner.
+    EtcdLearner,
+    /// `etcd_started`: the member's etcd has started (it has a name in the member list).
+    EtcdStarted,
+    /// Derived: the member answers `endpoint health` (live, and its side has quorum).
+    EtcdHealthy,
+    /// `lb_running.frontend`: the LB config has a frontend at the VIP and port.
+    LbFrontend,
+    /// `lb_running.pool`: the node is a server of that frontend's backend in the config file.
+    LbServerInConfig,
+    /// `lb_running.pool`: HAProxy has the server loaded (stats socket).
+    LbServerLoaded,
+    /// Derived: the server passes its health check (stats socket).
+    LbServerUp,
+    /// `joined`: the API lists the node.
+    NodeRegistered,
+    /// Derived: the node's Ready condition is True.
+    NodeReady,
+    /// `kubeadm_endpoint`: kubeadm-config's controlPlaneEndpoint is the VIP, with the VIP/FQDN SANs.
+    KubeadmEndpoint,
+    /// Not in the model (shown, never compared): cluster-info's server is the VIP.
+    ClusterInfoOnVip,
 }
 
 impl Field {
@@ -34,7 +71,24 @@ impl Field {
         match self {
             Field::KubeletOnVip => "kubelet.conf server is the VIP",
             Field::CertHasVip => "apiserver cert carries the VIP SAN",
+            Field::EtcdVoter => "etcd voter",
+            Field::EtcdLearner => "etcd learner",
+            Field::EtcdStarted => "etcd member started",
+            Field::EtcdHealthy => "etcd endpoint healthy",
+            Field::LbFrontend => "LB frontend at the VIP",
+            Field::LbServerInConfig => "in the LB pool (config)",
+            Field::LbServerLoaded => "in the LB pool (loaded)",
+            Field::LbServerUp => "LB health check passes",
+            Field::NodeRegistered => "registered node",
+            Field::NodeReady => "node Ready",
+            Field::KubeadmEndpoint => "controlPlaneEndpoint is the VIP with its SANs",
+            Field::ClusterInfoOnVip => "cluster-info server is the VIP",
         }
+    }
+
+    /// Facts about the whole cluster (their `node` is the LB or the ConfigMap), not one node.
+    fn cluster_wide(self) -> bool {
+        matches!(self, Field::LbFrontend | Field::KubeadmEndpoint | Field::ClusterInfoOnVip)
     }
 }
 
@@ -58,9 +112,18 @@ impl std::fmt::Display for Seen {
     }
 }
 
+fn seen(yes: bool) -> Seen {
+    if yes {
+        Seen::Yes
+    } else {
+        Seen::No
+    }
+}
+
 /// One observed fact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fact {
+    /// The node, or for a cluster-wide field the LB or ConfigMap.
     pub node: String,
     pub field: Field,
     pub seen: Seen,
@@ -72,8 +135,15 @@ pub struct Fact {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub facts: Vec<Fact>,
-    /// Hosts the twin says are up that did not answer, with the reason.
+    /// Hosts (or services: etcd, the LB stats socket, the Kubernetes API) the twin says are up
+    /// that did not answer, with the reason.
     pub unreachable: Vec<(String, String)>,
+}
+
+impl Observation {
+    fn fact(&mut self, node: &str, field: Field, seen: Seen, evidence: impl Into<String>) {
+        self.facts.push(Fact { node: node.to_string(), field, seen, evidence: evidence.into() });
+    }
 }
 
 /// A difference between the hosts and the twin.
@@ -93,6 +163,97 @@ impl std::fmt::Display for Drift {
             write!(f, " ({})", self.evidence)?;
         }
         Ok(())
+    }
+}
+
+/// Which observers look: the files (kubelet.conf, apiserver cert) always; etcd, the LB and the
+/// Kubernetes API when the step concerns them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub files: bool,
+    pub etcd: bool,
+    pub lb: bool,
+    pub kube: bool,
+}
+
+impl Scope {
+    pub const ALL: Scope = Scope { files: true, etcd: true, lb: true, kube: true };
+    pub const FILES: Scope = Scope { files: true, etcd: false, lb: false, kube: false };
+
+    /// What going from `a` to `b` concerns: the observers of the fields that differ.
+    pub fn between(a: &Cluster, b: &Cluster) -> Scope {
+        Scope {
+            files: true,
+            etcd: a.voters != b.voters || a.learners != b.learners || a.etcd_started != b.etcd_started,
+            lb: a.lb_running != b.lb_running || a.lb_up != b.lb_up,
+            kube: a.kubeadm_endpoint != b.kubeadm_endpoint || a.joined != b.joined,
+        }
+    }
+
+    /// What a step concerns: the fields it changes in the twin, and what its checks verify.
+    pub fn of_step(before: &Cluster, after: &Cluster, actions: &[Action]) -> Scope {
+        let mut scope = Scope::between(before, after);
+        for action in actions {
+            if let Action::Verify(check) = action {
+                match check {
+                    Check::EtcdMembersVoting => scope.etcd = true,
+                    Check::VipListening | Check::BackendsUp | Check::ViaVip => scope.lb = true,
+                    Check::KubeadmEndpoint | Check::NodeReady(_) => scope.kube = true,
+                    Check::ClusterHealthy => {
+                        scope.etcd = true;
+                        scope.kube = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        scope
+    }
+
+    pub fn or(self, other: Scope) -> Scope {
+        Scope { files: self.files || other.files, etcd: self.etcd || other.etcd, lb: self.lb || other.lb, kube: self.kube || other.kube }
+    }
+}
+
+/// How the observers reach etcd, the LB and the API; `None` turns one off (`--skip-observer`).
+#[derive(Debug, Clone)]
+pub struct Probes {
+    pub etcd: Option<EtcdProbe>,
+    pub lb: Option<LbProbe>,
+    pub kube: Option<KubeconfigSource>,
+    /// The guard the Kubernetes client is held to (SSH and local transports hold their own).
+    pub guard: Guard,
+}
+
+impl Probes {
+    /// Every observer with kubeadm's and pfSense's defaults, and the kubeconfig of the environment.
+    pub fn standard(guard: Guard) -> Probes {
+        Probes { etcd: Some(EtcdProbe::default()), lb: Some(LbProbe::default()), kube: Some(KubeconfigSource::Environment), guard }
+    }
+
+    /// The files only (kubelet.conf, apiserver cert).
+    pub fn files_only() -> Probes {
+        Probes { etcd: None, lb: None, kube: None, guard: Guard::from_env() }
+    }
+}
+
+/// The observers with their connections (the Kubernetes client is made on first use).
+pub struct Observer {
+    pub probes: Probes,
+    kube: Option<KubeApi>,
+}
+
+impl Observer {
+    pub fn new(probes: Probes) -> Observer {
+        Observer { probes, kube: None }
+    }
+
+    fn kube_api(&mut self) -> Result<Option<&KubeApi>, ExecError> {
+        let Some(source) = &self.probes.kube else { return Ok(None) };
+        if self.kube.is_none() {
+            self.kube = Some(KubeApi::connect(source, self.probes.guard)?);
+        }
+        Ok(self.kube.as_ref())
     }
 }
 
@@ -116,38 +277,92 @@ pub fn cert_has_vip(sans: &str, t: &Topology) -> (Seen, String) {
     (if has { Seen::Yes } else { Seen::No }, line)
 }
 
-/// What the twin says a fact should be.
-pub fn predicted(c: &Cluster, node: NodeIx, field: Field) -> Seen {
-    match field {
-        Field::KubeletOnVip if c.kubelet_vip.contains(node) => Seen::Yes,
-        Field::KubeletOnVip => Seen::No,
-        Field::CertHasVip if !c.cert_present.contains(node) => Seen::Missing,
-        Field::CertHasVip if c.cert_vip.contains(node) => Seen::Yes,
-        Field::CertHasVip => Seen::No,
+/// What the twin says a fact should be; `None` when the twin does not say (a field the model does
+/// not hold, a readiness the twin calls intermittent, the health of a learner).
+pub fn expected(t: &Topology, c: &Cluster, node: Option<NodeIx>, field: Field) -> Option<Seen> {
+    if field.cluster_wide() {
+        return match field {
+            Field::LbFrontend => Some(seen(c.lb_running.frontend)),
+            Field::KubeadmEndpoint => Some(seen(c.kubeadm_endpoint)),
+            _ => None,
+        };
     }
+    let Some(node) = node else {
+        // A member, server or node of no inventory node: the twin has none.
+        return matches!(
+            field,
+            Field::EtcdVoter | Field::EtcdLearner | Field::LbServerInConfig | Field::LbServerLoaded | Field::NodeRegistered
+        )
+        .then_some(Seen::No);
+    };
+    Some(match field {
+        Field::KubeletOnVip => seen(c.kubelet_vip.contains(node)),
+        Field::CertHasVip if !c.cert_present.contains(node) => Seen::Missing,
+        Field::CertHasVip => seen(c.cert_vip.contains(node)),
+        Field::EtcdVoter => seen(c.voters.contains(node)),
+        Field::EtcdLearner => seen(c.learners.contains(node)),
+        Field::EtcdStarted if c.members().contains(node) => seen(c.etcd_started.contains(node)),
+        Field::EtcdHealthy if c.voters.contains(node) => seen(derive::live_members(c).contains(node) && derive::quorum_at(c, node).holds()),
+        Field::LbServerInConfig | Field::LbServerLoaded => seen(c.lb_running.pool.contains(node)),
+        Field::LbServerUp if c.lb_running.pool.contains(node) => seen(derive::healthy_backends(c, t).contains(node)),
+        Field::NodeRegistered => seen(c.joined.contains(node)),
+        Field::NodeReady if c.joined.contains(node) => match derive::node_ready(c, t, node) {
+            derive::Reach::Ok => Seen::Yes,
+            derive::Reach::Down(_) => Seen::No,
+            derive::Reach::Intermittent(_) => return None,
+        },
+        _ => return None,
+    })
 }
 
-/// Observes every host the twin's state `c` says is up: each registered node's kubelet.conf,
-/// each master's apiserver cert.
+/// Observes what `scope` names on every host the twin's state `c` says is up: each registered
+/// node's kubelet.conf and each master's apiserver cert; etcd's membership and health on a live
+/// master; the LB's config and stats; the Kubernetes API's nodes and ConfigMaps.
 ///
 /// # Errors
-/// Only what stops observing altogether (the loopback guard); an unreachable host is recorded.
-pub fn observe(t: &Topology, c: &Cluster, transport: &mut dyn Transport) -> Result<Observation, ExecError> {
-    let hosts = Hosts::new(t);
+/// Only what stops observing altogether (the loopback guard); an unreachable host or service is
+/// recorded in [`Observation::unreachable`] (and so is drift).
+pub fn observe(
+    t: &Topology,
+    c: &Cluster,
+    transport: &mut dyn Transport,
+    scope: Scope,
+    observer: &mut Observer,
+) -> Result<Observation, ExecError> {
     let mut observation = Observation::default();
+    if scope.files {
+        observe_files(t, c, transport, &mut observation)?;
+    }
+    if scope.etcd {
+        if let Some(probe) = observer.probes.etcd.clone() {
+            observe_etcd(t, c, transport, &probe, &mut observation)?;
+        }
+    }
+    if scope.lb && c.lb_up {
+        if let Some(probe) = observer.probes.lb.clone() {
+            observe_lb(t, transport, &probe, &mut observation)?;
+        }
+    }
+    if scope.kube {
+        observe_kube(t, observer, &mut observation)?;
+    }
+    Ok(observation)
+}
+
+fn request(shell: &str) -> Request<'_> {
+    Request { step: "observe", shell, stdin: None, secret: false, timeout: Duration::from_secs(OBSERVE_TIMEOUT_S) }
+}
+
+fn observe_files(t: &Topology, c: &Cluster, transport: &mut dyn Transport, observation: &mut Observation) -> Result<(), ExecError> {
+    let hosts = Hosts::new(t);
     for node in c.joined.and(c.up).iter() {
         let host = hosts.node(node);
         match transport.read_file(&host, KUBELET_CONF) {
             Ok(FileRead::Present(text)) => {
                 let (seen, evidence) = kubelet_on_vip(&text, t);
-                observation.facts.push(Fact { node: host.name.clone(), field: Field::KubeletOnVip, seen, evidence });
+                observation.fact(&host.name, Field::KubeletOnVip, seen, evidence);
             }
-            Ok(FileRead::Missing) => observation.facts.push(Fact {
-                node: host.name.clone(),
-                field: Field::KubeletOnVip,
-                seen: Seen::Missing,
-                evidence: format!("{KUBELET_CONF} missing"),
-            }),
+            Ok(FileRead::Missing) => observation.fact(&host.name, Field::KubeletOnVip, Seen::Missing, format!("{KUBELET_CONF} missing")),
             Ok(FileRead::Unobserved) => {}
             Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
             Err(e) => {
@@ -159,18 +374,13 @@ pub fn observe(t: &Topology, c: &Cluster, transport: &mut dyn Transport) -> Resu
             let shell = format!(
                 "if sudo test -e {APISERVER_CERT}; then sudo openssl x509 -in {APISERVER_CERT} -noout -ext subjectAltName; else exit 3; fi"
             );
-            let request =
-                Request { step: "observe", shell: &shell, stdin: None, secret: false, timeout: Duration::from_secs(OBSERVE_TIMEOUT_S) };
-            match transport.run(&crate::target::Place::Host(host.clone()), &request) {
-                Ok(done) if done.exit == Some(3) => observation.facts.push(Fact {
-                    node: host.name.clone(),
-                    field: Field::CertHasVip,
-                    seen: Seen::Missing,
-                    evidence: format!("{APISERVER_CERT} missing"),
-                }),
+            match transport.run(&Place::Host(host.clone()), &request(&shell)) {
+                Ok(done) if done.exit == Some(3) => {
+                    observation.fact(&host.name, Field::CertHasVip, Seen::Missing, format!("{APISERVER_CERT} missing"))
+                }
                 Ok(done) if done.success() => {
                     let (seen, evidence) = cert_has_vip(&done.stdout, t);
-                    observation.facts.push(Fact { node: host.name.clone(), field: Field::CertHasVip, seen, evidence });
+                    observation.fact(&host.name, Field::CertHasVip, seen, evidence);
                 }
                 Ok(done) => {
                     observation.unreachable.push((host.name.clone(), format!("openssl: {}", crate::redact::redact(done.stderr.trim()))))
@@ -180,7 +390,213 @@ pub fn observe(t: &Topology, c: &Cluster, transport: &mut dyn Transport) -> Resu
             }
         }
     }
-    Ok(observation)
+    Ok(())
+}
+
+/// The last line of a failed command's error output, for a message.
+fn failure_line(stdout: &str, stderr: &str, exit: Option<i32>) -> String {
+    let line = stderr.lines().rev().chain(stdout.lines().rev()).find(|l| !l.trim().is_empty()).unwrap_or("no output");
+    format!("{} ({})", crate::redact::redact(line.trim()), exit.map_or("killed".to_string(), |c| format!("exit {c}")))
+}
+
+/// `etcdctl member list` (and `endpoint health`) on a master the twin says runs a member with
+/// quorum; nothing when there is none (the twin then predicts etcd cannot answer).
+pub fn observe_etcd(
+    t: &Topology,
+    c: &Cluster,
+    transport: &mut dyn Transport,
+    probe: &EtcdProbe,
+    observation: &mut Observation,
+) -> Result<(), ExecError> {
+    let live = derive::live_members(c).and(c.control_plane).and(c.voters);
+    let Some(master) = live.iter().find(|n| derive::quorum_at(c, *n).holds()) else { return Ok(()) };
+    let host = Hosts::new(t).node(master);
+    let label = format!("etcd via {}", host.name);
+    if let Err(e) = probe.validate() {
+        observation.unreachable.push((label, e.to_string()));
+        return Ok(());
+    }
+    let place = Place::Host(host.clone());
+    let listed = match transport.run(&place, &request(&probe.member_list_command())) {
+        Ok(done) if done.success() => etcd::parse_member_list(&done.stdout),
+        Ok(done) => {
+            observation.unreachable.push((label, format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit))));
+            return Ok(());
+        }
+        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+        Err(e) => {
+            observation.unreachable.push((label, e.to_string()));
+            return Ok(());
+        }
+    };
+    let members = match listed {
+        Ok(members) => members,
+        Err(e) => {
+            observation.unreachable.push((label, e.to_string()));
+            return Ok(());
+        }
+    };
+    let membership = etcd::EtcdMembership::of(t, &members);
+    for (i, node) in t.nodes.iter().enumerate() {
+        let ix = NodeIx(i as u8);
+        let evidence = membership.evidence(ix);
+        observation.fact(&node.name, Field::EtcdVoter, seen(membership.voters.contains(ix)), evidence.clone());
+        observation.fact(&node.name, Field::EtcdLearner, seen(membership.learners.contains(ix)), evidence.clone());
+        if membership.voters.or(membership.learners).contains(ix) {
+            observation.fact(&node.name, Field::EtcdStarted, seen(membership.started.contains(ix)), evidence);
+        }
+    }
+    for (member, stranger) in members.iter().filter(|m| etcd::member_node(t, m).is_none()).zip(&membership.strangers) {
+        let field = if member.is_learner { Field::EtcdLearner } else { Field::EtcdVoter };
+        let name = if member.name.is_empty() { format!("{:x}", member.id) } else { member.name.clone() };
+        observation.fact(&name, field, Seen::Yes, format!("{stranger}: no inventory node"));
+    }
+    // `endpoint health` prints its JSON also when an endpoint is unhealthy (and exits 1).
+    match transport.run(&place, &request(&probe.endpoint_health_command())) {
+        Ok(done) => match etcd::parse_endpoint_health(&done.stdout) {
+            Ok(health) => {
+                let healthy = etcd::healthy_nodes(t, &members, &health);
+                for ix in membership.voters.iter() {
+                    let answer = members
+                        .iter()
+                        .find(|m| etcd::member_node(t, m) == Some(ix))
+                        .and_then(|m| health.iter().find(|h| m.client_urls.contains(&h.endpoint)))
+                        .map_or("no client URL answered".to_string(), |h| match &h.error {
+                            Some(error) => format!("{}: {}", h.endpoint, crate::redact::redact(error)),
+                            None => format!("{}: health {}", h.endpoint, h.health),
+                        });
+                    observation.fact(t.name(ix), Field::EtcdHealthy, seen(healthy.contains(ix)), answer);
+                }
+            }
+            Err(e) => observation.unreachable.push((label, format!("{e}: {}", failure_line(&done.stdout, &done.stderr, done.exit)))),
+        },
+        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+        Err(e) => observation.unreachable.push((label, e.to_string())),
+    }
+    Ok(())
+}
+
+/// The LB's config file (frontend at the VIP, its backend's servers) and, with a stats socket,
+/// `show stat` (servers loaded, health).
+pub fn observe_lb(t: &Topology, transport: &mut dyn Transport, probe: &LbProbe, observation: &mut Observation) -> Result<(), ExecError> {
+    let lb = Hosts::new(t).load_balancer();
+    let config = match transport.read_file(&lb, &probe.config) {
+        Ok(FileRead::Present(text)) => haproxy::parse_config(&text, t),
+        Ok(FileRead::Missing) => haproxy::DeclaredPool::default(),
+        Ok(FileRead::Unobserved) => return Ok(()),
+        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+        Err(e) => {
+            observation.unreachable.push((lb.name.clone(), e.to_string()));
+            return Ok(());
+        }
+    };
+    let frontend_evidence = match &config.frontend {
+        Some(name) => format!("{}: frontend {name} -> backend {}", probe.config, config.backend.as_deref().unwrap_or("(none)")),
+        None => format!("{}: no frontend binds {}", probe.config, t.scenario.control_plane_endpoint.vip),
+    };
+    observation.fact(&lb.name, Field::LbFrontend, seen(config.frontend.is_some()), frontend_evidence);
+    let mut in_config = NodeSet::EMPTY;
+    for server in &config.servers {
+        match haproxy::server_node(t, &server.name, Some(&server.host)) {
+            Some(ix) => in_config.set(ix, true),
+            None => observation.fact(
+                &server.name,
+                Field::LbServerInConfig,
+                Seen::Yes,
+                format!("server {} {}: no inventory node", server.name, server.host),
+            ),
+        }
+    }
+    for (i, node) in t.nodes.iter().enumerate() {
+        let evidence = format!("{} backend {}", probe.config, config.backend.as_deref().unwrap_or("(none)"));
+        observation.fact(&node.name, Field::LbServerInConfig, seen(in_config.contains(NodeIx(i as u8))), evidence);
+    }
+    let Some(command) = probe.show_stat_command() else { return Ok(()) };
+    let label = format!("{} stats socket", lb.name);
+    let csv = match transport.run(&Place::Host(lb.clone()), &request(&command)) {
+        Ok(done) if done.success() => done.stdout,
+        Ok(done) => {
+            observation.unreachable.push((label, format!("show stat: {}", failure_line(&done.stdout, &done.stderr, done.exit))));
+            return Ok(());
+        }
+        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+        Err(e) => {
+            observation.unreachable.push((label, e.to_string()));
+            return Ok(());
+        }
+    };
+    let loaded = haproxy::parse_show_stat(&csv);
+    if let Some(frontend) = &config.frontend {
+        if !loaded.open_frontends.contains(frontend) {
+            observation.fact(&lb.name, Field::LbFrontend, Seen::No, format!("show stat: frontend {frontend} not open (config not loaded)"));
+        }
+    }
+    let Some(backend) = &config.backend else { return Ok(()) };
+    let mut loaded_nodes = NodeSet::EMPTY;
+    for server in loaded.servers.iter().filter(|s| s.proxy == *backend) {
+        let host = server.address.as_deref().map(haproxy::address_host);
+        let evidence = format!("show stat {backend}/{}: {}", server.name, server.status);
+        match haproxy::server_node(t, &server.name, host) {
+            Some(ix) => {
+                loaded_nodes.set(ix, true);
+                observation.fact(t.name(ix), Field::LbServerUp, seen(server.is_up()), evidence);
+            }
+            None => observation.fact(&server.name, Field::LbServerLoaded, Seen::Yes, format!("{evidence}: no inventory node")),
+        }
+    }
+    for (i, node) in t.nodes.iter().enumerate() {
+        observation.fact(&node.name, Field::LbServerLoaded, seen(loaded_nodes.contains(NodeIx(i as u8))), format!("show stat {backend}"));
+    }
+    Ok(())
+}
+
+/// The API's nodes (registered, Ready), kubeadm-config's endpoint and cluster-info's server.
+fn observe_kube(t: &Topology, observer: &mut Observer, observation: &mut Observation) -> Result<(), ExecError> {
+    let api = match observer.kube_api() {
+        Ok(Some(api)) => api,
+        Ok(None) => return Ok(()),
+        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+        Err(e) => {
+            observation.unreachable.push(("kubernetes API".to_string(), e.to_string()));
+            return Ok(());
+        }
+    };
+    let label = format!("kubernetes API {}", api.server);
+    match api.nodes() {
+        Ok(nodes) => observe_nodes(t, &nodes, observation),
+        Err(e) => observation.unreachable.push((label.clone(), e.to_string())),
+    }
+    match api.kubeadm_endpoint() {
+        Ok(Some(endpoint)) => observation.fact(KUBEADM_CONFIG, Field::KubeadmEndpoint, seen(endpoint.on_vip(t)), endpoint.evidence()),
+        Ok(None) => observation.fact(KUBEADM_CONFIG, Field::KubeadmEndpoint, Seen::Missing, "kube-system/kubeadm-config missing"),
+        Err(e) => observation.unreachable.push((label.clone(), e.to_string())),
+    }
+    match api.cluster_info_server() {
+        Ok(Some(server)) => {
+            let (on_vip, _) = kubelet_on_vip(&format!("server: {server}"), t);
+            observation.fact(CLUSTER_INFO, Field::ClusterInfoOnVip, on_vip, format!("server: {server}"));
+        }
+        Ok(None) => observation.fact(CLUSTER_INFO, Field::ClusterInfoOnVip, Seen::Missing, "kube-public/cluster-info has no server"),
+        Err(e) => observation.unreachable.push((label, e.to_string())),
+    }
+    Ok(())
+}
+
+/// Facts from a node list: every inventory node registered or not, Ready or not; strangers.
+pub fn observe_nodes(t: &Topology, nodes: &[crate::kubernetes::NodeCondition], observation: &mut Observation) {
+    for node in &t.nodes {
+        match nodes.iter().find(|n| n.name == node.name) {
+            Some(listed) => {
+                observation.fact(&node.name, Field::NodeRegistered, Seen::Yes, "listed by the API");
+                let ready = listed.ready.as_deref().unwrap_or("no Ready condition");
+                observation.fact(&node.name, Field::NodeReady, seen(listed.is_ready()), format!("Ready: {ready}"));
+            }
+            None => observation.fact(&node.name, Field::NodeRegistered, Seen::No, "not listed by the API"),
+        }
+    }
+    for stranger in nodes.iter().filter(|n| !t.nodes.iter().any(|i| i.name == n.name)) {
+        observation.fact(&stranger.name, Field::NodeRegistered, Seen::Yes, "listed by the API: no inventory node");
+    }
 }
 
 fn node_ix(t: &Topology, name: &str) -> Option<NodeIx> {
@@ -201,9 +617,11 @@ pub fn drift(t: &Topology, observation: &Observation, allowed: &[&Cluster]) -> V
         });
     }
     for fact in &observation.facts {
-        let Some(node) = node_ix(t, &fact.node) else { continue };
-        let expected: Vec<Seen> = allowed.iter().map(|c| predicted(c, node, fact.field)).collect();
-        if !expected.contains(&fact.seen) {
+        let node = node_ix(t, &fact.node);
+        let expected: Option<Vec<Seen>> = allowed.iter().map(|c| expected(t, c, node, fact.field)).collect();
+        // A state where the twin does not say allows anything.
+        let Some(expected) = expected else { continue };
+        if !expected.is_empty() && !expected.contains(&fact.seen) {
             let mut shown: Vec<String> = expected.iter().map(Seen::to_string).collect();
             shown.dedup();
             let twin = shown.join(" or ");
@@ -223,13 +641,25 @@ pub fn drift(t: &Topology, observation: &Observation, allowed: &[&Cluster]) -> V
 pub fn overlay(t: &Topology, observation: &Observation, c: &Cluster) -> Cluster {
     let mut out = *c;
     for fact in &observation.facts {
+        let yes = fact.seen == Seen::Yes;
+        match fact.field {
+            Field::LbFrontend => out.lb_running.frontend = yes,
+            Field::KubeadmEndpoint => out.kubeadm_endpoint = yes,
+            _ => {}
+        }
         let Some(node) = node_ix(t, &fact.node) else { continue };
         match fact.field {
-            Field::KubeletOnVip => out.kubelet_vip.set(node, fact.seen == Seen::Yes),
+            Field::KubeletOnVip => out.kubelet_vip.set(node, yes),
             Field::CertHasVip => {
                 out.cert_present.set(node, fact.seen != Seen::Missing);
-                out.cert_vip.set(node, fact.seen == Seen::Yes);
+                out.cert_vip.set(node, yes);
             }
+            Field::EtcdVoter => out.voters.set(node, yes),
+            Field::EtcdLearner => out.learners.set(node, yes),
+            Field::EtcdStarted => out.etcd_started.set(node, yes),
+            Field::LbServerInConfig | Field::LbServerLoaded => out.lb_running.pool.set(node, yes),
+            Field::NodeRegistered => out.joined.set(node, yes),
+            _ => {}
         }
     }
     out

@@ -3,7 +3,7 @@
 
 use crate::invocation::{Compiler, Invocation, Work};
 use crate::journal::{Event, Journal, Progress};
-use crate::observe::{self, Drift, Observation};
+use crate::observe::{self, Drift, Observation, Observer, Probes, Scope};
 use crate::predict::Prediction;
 use crate::redact;
 use crate::target::Place;
@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub check_passed: bool,
     /// The reason given to run a plan the check rejects.
     pub override_check: Option<String>,
+    /// How the observers reach etcd, the load balancer and the Kubernetes API.
+    pub probes: Probes,
 }
 
 /// The twin's recovery for a halt, and the commands that carry it out.
@@ -116,6 +118,7 @@ pub struct Runner<'a> {
     pub prediction: Prediction,
     /// The invocations of each step.
     pub compiled: Vec<Vec<Invocation>>,
+    pub observer: Observer,
 }
 
 impl<'a> Runner<'a> {
@@ -129,14 +132,20 @@ impl<'a> Runner<'a> {
     ) -> Self {
         let mut compiler = Compiler::new(t);
         let compiled = plan.steps.iter().map(|s| compiler.step(s)).collect();
-        Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled }
+        let observer = Observer::new(options.probes.clone());
+        Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled, observer }
     }
 
-    fn observe_now(&mut self, state: &Cluster) -> Result<Option<Observation>, ExecError> {
+    /// What step `i` concerns: what it changes in the twin and what it verifies.
+    fn scope(&self, i: usize) -> Scope {
+        Scope::of_step(self.prediction.before(i), self.prediction.after(i), &self.plan.steps[i].actions)
+    }
+
+    fn observe_now(&mut self, state: &Cluster, scope: Scope) -> Result<Option<Observation>, ExecError> {
         if !self.options.observe {
             return Ok(None);
         }
-        observe::observe(self.t, state, self.transport).map(Some)
+        observe::observe(self.t, state, self.transport, scope, &mut self.observer).map(Some)
     }
 
     /// Runs the plan (or the rest of it, with `resume`).
@@ -199,7 +208,8 @@ impl<'a> Runner<'a> {
             let interrupted = self.options.resume && progress.interrupted.as_deref() == Some(step.id.as_str());
             let before = *self.prediction.before(i);
             let after = *self.prediction.after(i);
-            if let Some(observation) = self.observe_now(&before)? {
+            let scope = self.scope(i);
+            if let Some(observation) = self.observe_now(&before, scope)? {
                 // An interrupted step may have done part of its work: each fact may be as
                 // before or as after the step, nothing else.
                 let allowed: Vec<&Cluster> = if interrupted { vec![&before, &after] } else { vec![&before] };
@@ -291,7 +301,7 @@ impl<'a> Runner<'a> {
                     }
                 }
             }
-            if let Some(observation) = self.observe_now(&after)? {
+            if let Some(observation) = self.observe_now(&after, scope)? {
                 let drift = observe::drift(self.t, &observation, &[&after]);
                 self.journal.append(Event::Observed { step: step.id.clone(), when: "after".to_string(), drift: drift.clone() })?;
                 if !drift.is_empty() {
@@ -352,7 +362,8 @@ impl<'a> Runner<'a> {
     /// ran, with what was observed written over it.
     fn believed(&mut self, i: usize, started: bool) -> Result<(Cluster, Option<Observation>), ExecError> {
         let base = if started { *self.prediction.after(i) } else { *self.prediction.before(i) };
-        let observation = self.observe_now(&base)?;
+        let scope = self.scope(i);
+        let observation = self.observe_now(&base, scope)?;
         let believed = match &observation {
             Some(o) => observe::overlay(self.t, o, &base),
             None => base,
@@ -466,7 +477,8 @@ impl<'a> Runner<'a> {
                 return Ok(RollbackOutcome::Failed { step: halted.step, reason, drift: vec![] });
             }
         }
-        if let Some(observation) = self.observe_now(&recovery.expected)? {
+        let scope = self.scope(i).or(Scope::between(&believed, &recovery.expected));
+        if let Some(observation) = self.observe_now(&recovery.expected, scope)? {
             let drift = observe::drift(self.t, &observation, &[&recovery.expected]);
             self.journal.append(Event::Observed { step: halted.step.clone(), when: "after-rollback".to_string(), drift: drift.clone() })?;
             if !drift.is_empty() {

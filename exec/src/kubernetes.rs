@@ -1,0 +1,291 @@
+//! The Kubernetes API as the observer reads it (the `kube` crate, honouring KUBECONFIG): nodes and
+//! their Ready condition, `kubeadm-config` (kube-system) and `cluster-info` (kube-public).
+//!
+//! The parsers are pure; [`KubeApi`] does the reading, each call bounded by
+//! [`KUBE_REQUEST_TIMEOUT_S`], and refuses an API server off loopback when the guard is on.
+
+use crate::guard::Guard;
+use crate::ExecError;
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use plan_model::topology::Topology;
+use serde::Deserialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// Bound on connecting to the API server.
+pub const KUBE_CONNECT_TIMEOUT_S: u64 = 5;
+/// Bound on one API request, connection included.
+pub const KUBE_REQUEST_TIMEOUT_S: u64 = 15;
+
+/// A node as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCondition {
+    pub name: String,
+    /// The `Ready` condition's status (`True`, `False`, `Unknown`); `None` when it has none.
+    pub ready: Option<String>,
+}
+
+impl NodeCondition {
+    pub fn is_ready(&self) -> bool {
+        self.ready.as_deref() == Some("True")
+    }
+}
+
+/// What `kubeadm-config`'s ClusterConfiguration says about the endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeadmEndpoint {
+    pub control_plane_endpoint: Option<String>,
+    pub cert_sans: Vec<String>,
+}
+
+impl KubeadmEndpoint {
+    /// The model's `kubeadm_endpoint`: controlPlaneEndpoint is the VIP (or its FQDN) and the certSANs
+    /// carry both the VIP and the FQDN.
+    pub fn on_vip(&self, t: &Topology) -> bool {
+        let endpoint = &t.scenario.control_plane_endpoint;
+        let vip = endpoint.vip.to_string();
+        let host = self.control_plane_endpoint.as_deref().map(|e| e.rsplit_once(':').map_or(e, |(h, _)| h));
+        let endpoint_ok = host.is_some_and(|h| h == vip || h == endpoint.fqdn);
+        endpoint_ok && self.cert_sans.contains(&vip) && self.cert_sans.contains(&endpoint.fqdn)
+    }
+
+    pub fn evidence(&self) -> String {
+        format!(
+            "controlPlaneEndpoint: {}, certSANs: [{}]",
+            self.control_plane_endpoint.as_deref().unwrap_or("(none)"),
+            self.cert_sans.join(", ")
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterConfiguration {
+    control_plane_endpoint: Option<String>,
+    api_server: Option<ApiServer>,
+}
+
+#[derive(Deserialize)]
+struct ApiServer {
+    #[serde(rename = "certSANs", default)]
+    cert_sans: Vec<String>,
+}
+
+/// Parses `kubeadm-config`'s `ClusterConfiguration` key.
+///
+/// # Errors
+/// The YAML does not parse.
+pub fn parse_cluster_configuration(yaml: &str) -> Result<KubeadmEndpoint, String> {
+    let c: ClusterConfiguration = serde_yaml_ng::from_str(yaml).map_err(|e| format!("ClusterConfiguration: {e}"))?;
+    Ok(KubeadmEndpoint {
+        control_plane_endpoint: c.control_plane_endpoint,
+        cert_sans: c.api_server.map(|a| a.cert_sans).unwrap_or_default(),
+    })
+}
+
+#[derive(Deserialize)]
+struct ClusterInfoKubeconfig {
+    #[serde(default)]
+    clusters: Vec<NamedCluster>,
+}
+
+#[derive(Deserialize)]
+struct NamedCluster {
+    cluster: ClusterEntry,
+}
+
+#[derive(Deserialize)]
+struct ClusterEntry {
+    server: Option<String>,
+}
+
+/// The server of `cluster-info`'s `kubeconfig` key (what `kubeadm join` discovers).
+///
+/// # Errors
+/// The YAML does not parse.
+pub fn parse_cluster_info(kubeconfig: &str) -> Result<Option<String>, String> {
+    let k: ClusterInfoKubeconfig = serde_yaml_ng::from_str(kubeconfig).map_err(|e| format!("cluster-info kubeconfig: {e}"))?;
+    Ok(k.clusters.into_iter().find_map(|c| c.cluster.server))
+}
+
+/// Where the kubeconfig comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeconfigSource {
+    /// `$KUBECONFIG`, else `~/.kube/config`, as kubectl does.
+    Environment,
+    File(std::path::PathBuf),
+}
+
+/// A client of one cluster's API.
+pub struct KubeApi {
+    runtime: tokio::runtime::Runtime,
+    client: kube::Client,
+    /// The API server URL, for messages.
+    pub server: String,
+}
+
+fn kube_error(what: &str, e: impl std::fmt::Display) -> ExecError {
+    ExecError::Kube { what: what.to_string(), reason: crate::redact::redact(&e.to_string()) }
+}
+
+impl KubeApi {
+    /// Reads the kubeconfig and makes a client; connects to nothing yet.
+    ///
+    /// # Caveats
+    /// With the guard on, the API server must be a loopback IP literal (or `localhost`) and no
+    /// `proxy-url` may be set: the check runs before any connection.
+    ///
+    /// # Errors
+    /// [`ExecError::Kube`] (no or bad kubeconfig), [`ExecError::NotLoopback`].
+    pub fn connect(source: &KubeconfigSource, guard: Guard) -> Result<KubeApi, ExecError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| kube_error("tokio runtime", e))?;
+        let options = kube::config::KubeConfigOptions::default();
+        let mut config = runtime
+            .block_on(async {
+                match source {
+                    KubeconfigSource::Environment => kube::Config::from_kubeconfig(&options).await,
+                    KubeconfigSource::File(path) => {
+                        let file = kube::config::Kubeconfig::read_from(path)?;
+                        kube::Config::from_custom_kubeconfig(file, &options).await
+                    }
+                }
+            })
+            .map_err(|e| kube_error("kubeconfig", e))?;
+        let server = config.cluster_url.to_string();
+        guard.check_url("Kubernetes API server", &server)?;
+        if let Some(proxy) = &config.proxy_url {
+            if guard.loopback_only {
+                return Err(ExecError::NotLoopback {
+                    destination: format!("Kubernetes API server {server}"),
+                    why: format!(": the kubeconfig sets proxy-url {proxy}"),
+                });
+            }
+        }
+        config.connect_timeout = Some(Duration::from_secs(KUBE_CONNECT_TIMEOUT_S));
+        config.read_timeout = Some(Duration::from_secs(KUBE_REQUEST_TIMEOUT_S));
+        config.write_timeout = Some(Duration::from_secs(KUBE_REQUEST_TIMEOUT_S));
+        let client = {
+            let _entered = runtime.enter();
+            kube::Client::try_from(config).map_err(|e| kube_error("client", e))?
+        };
+        Ok(KubeApi { runtime, client, server })
+    }
+
+    /// [`KubeApi::connect`] with a kubeconfig file.
+    ///
+    /// # Errors
+    /// As [`KubeApi::connect`].
+    pub fn from_file(path: &Path, guard: Guard) -> Result<KubeApi, ExecError> {
+        KubeApi::connect(&KubeconfigSource::File(path.to_path_buf()), guard)
+    }
+
+    fn bounded<T>(&self, what: &str, request: impl std::future::Future<Output = Result<T, kube::Error>>) -> Result<T, ExecError> {
+        self.runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(KUBE_REQUEST_TIMEOUT_S), request).await })
+            .map_err(|_| kube_error(what, format!("no answer from {} within {KUBE_REQUEST_TIMEOUT_S} s", self.server)))?
+            .map_err(|e| kube_error(what, e))
+    }
+
+    /// Every node and its Ready condition.
+    ///
+    /// # Errors
+    /// [`ExecError::Kube`].
+    pub fn nodes(&self) -> Result<Vec<NodeCondition>, ExecError> {
+        let api: kube::Api<Node> = kube::Api::all(self.client.clone());
+        let list = self.bounded("list nodes", api.list(&kube::api::ListParams::default()))?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|node| NodeCondition {
+                name: node.metadata.name.unwrap_or_default(),
+                ready: node
+                    .status
+                    .and_then(|s| s.conditions)
+                    .and_then(|conditions| conditions.into_iter().find(|c| c.type_ == "Ready"))
+                    .map(|c| c.status),
+            })
+            .collect())
+    }
+
+    fn config_map_key(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, ExecError> {
+        let api: kube::Api<ConfigMap> = kube::Api::namespaced(self.client.clone(), namespace);
+        let map = self.bounded(&format!("get configmap {namespace}/{name}"), api.get_opt(name))?;
+        Ok(map.and_then(|m| m.data).and_then(|mut d| d.remove(key)))
+    }
+
+    /// `kubeadm-config`'s endpoint and SANs; `None` when the ConfigMap or its key is missing.
+    ///
+    /// # Errors
+    /// [`ExecError::Kube`], also for a ClusterConfiguration that does not parse.
+    pub fn kubeadm_endpoint(&self) -> Result<Option<KubeadmEndpoint>, ExecError> {
+        match self.config_map_key("kube-system", "kubeadm-config", "ClusterConfiguration")? {
+            Some(yaml) => parse_cluster_configuration(&yaml).map(Some).map_err(|e| kube_error("kubeadm-config", e)),
+            None => Ok(None),
+        }
+    }
+
+    /// `cluster-info`'s server; `None` when the ConfigMap, its key or a server is missing.
+    ///
+    /// # Errors
+    /// [`ExecError::Kube`].
+    pub fn cluster_info_server(&self) -> Result<Option<String>, ExecError> {
+        match self.config_map_key("kube-public", "cluster-info", "kubeconfig")? {
+            Some(yaml) => parse_cluster_info(&yaml).map_err(|e| kube_error("cluster-info", e)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan_model::validate::parse_scenario;
+
+    fn loopback() -> Topology {
+        Topology::new(&parse_scenario(include_str!("../../scenarios/loopback.yaml")).unwrap())
+    }
+
+    #[test]
+    fn kubeadm_config_is_on_the_vip_only_with_endpoint_and_both_sans() {
+        let t = loopback();
+        let patched = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\ncontrolPlaneEndpoint: 127.0.20.99:6443\n\
+                       apiServer:\n  certSANs:\n  - 127.0.20.99\n  - api.lab.test\n";
+        let e = parse_cluster_configuration(patched).unwrap();
+        assert!(e.on_vip(&t));
+        assert_eq!(e.evidence(), "controlPlaneEndpoint: 127.0.20.99:6443, certSANs: [127.0.20.99, api.lab.test]");
+        let no_sans = parse_cluster_configuration("controlPlaneEndpoint: api.lab.test:6443\n").unwrap();
+        assert!(!no_sans.on_vip(&t), "the endpoint without the SANs is not the model's kubeadm_endpoint");
+        let original = parse_cluster_configuration("kind: ClusterConfiguration\nkubernetesVersion: v1.34.2\n").unwrap();
+        assert!(!original.on_vip(&t));
+        assert!(parse_cluster_configuration("controlPlaneEndpoint: [").is_err());
+    }
+
+    #[test]
+    fn cluster_info_gives_its_server() {
+        let k = "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n    server: https://127.0.20.10:6443\n  name: \"\"\n";
+        assert_eq!(parse_cluster_info(k).unwrap().as_deref(), Some("https://127.0.20.10:6443"));
+        assert_eq!(parse_cluster_info("apiVersion: v1\n").unwrap(), None);
+    }
+
+    #[test]
+    fn the_guard_refuses_an_api_server_off_loopback_before_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        let kubeconfig = |server: &str| {
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
+                 contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\nusers:\n- name: u\n  user: {{}}\n"
+            )
+        };
+        std::fs::write(&path, kubeconfig("https://10.0.20.99:6443")).unwrap();
+        let on = Guard { loopback_only: true };
+        let refused = KubeApi::from_file(&path, on).err().expect("refused");
+        assert!(matches!(refused, ExecError::NotLoopback { .. }), "{refused}");
+        assert!(refused.to_string().contains("10.0.20.99"), "{refused}");
+        std::fs::write(&path, kubeconfig("https://api.lab.test:6443")).unwrap();
+        assert!(matches!(KubeApi::from_file(&path, on), Err(ExecError::NotLoopback { .. })), "a name could resolve anywhere");
+        std::fs::write(&path, kubeconfig("http://127.0.0.1:1")).unwrap();
+        assert!(KubeApi::from_file(&path, on).is_ok(), "loopback passes (nothing is connected yet)");
+        assert!(matches!(KubeApi::from_file(&dir.path().join("none"), on), Err(ExecError::Kube { .. })));
+    }
+}
