@@ -357,6 +357,19 @@ impl<'e, 'a> Run<'e, 'a> {
         }
     }
 
+    /// The part of a step's estimated duration its actions do not account for (reading
+    /// output, editing, waiting for pods) passes once the step is done, so the clock, the
+    /// TTLs and the plan's total agree with `plan show`.
+    fn finish_step_time(&mut self, s: &plan_model::plan::Step) {
+        let actions_s: u32 = s.actions.iter().map(|a| a.duration_s()).sum();
+        let rest = s.duration_s.saturating_sub(actions_s);
+        if rest > 0 {
+            let state = self.c;
+            self.charge(&state, rest);
+            self.c.clock_s = self.c.clock_s.saturating_add(rest);
+        }
+    }
+
     /// Waits until every temporary fault is over.
     fn wait_for_pending(&mut self, step: &str) {
         let until = self.pending.iter().map(|(_, at)| *at).max().unwrap_or(self.c.clock_s);
@@ -538,6 +551,7 @@ impl<'a> Engine<'a> {
             };
             match halt {
                 None => {
+                    r.finish_step_time(s);
                     step += 1;
                     k = 0;
                     skip_done = false;
