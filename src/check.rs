@@ -7,10 +7,22 @@ use plan_model::plan::format_duration;
 use plan_sim::explore::{self, CheckReport, Verdict};
 use std::fmt::Write;
 
+/// The JSON document of `plan check --format json`.
+#[derive(serde::Serialize)]
+struct CheckDocument<'a> {
+    /// Version of this document; bumped only for a breaking change (docs/json.md).
+    check_format: u32,
+    #[serde(flatten)]
+    report: &'a CheckReport,
+}
+
 pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
     let report = explore::check(&loaded.topology, &loaded.plan, explore::CheckOptions { depth: options.depth });
     match options.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Failure::Input(e.to_string()))?),
+        ReportFormat::Json => {
+            let doc = CheckDocument { check_format: 1, report: &report };
+            println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Failure::Input(e.to_string()))?)
+        }
         ReportFormat::Text => print!("{}", text(&report, loaded.edited)),
     }
     match report.verdict {

@@ -33,6 +33,12 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    // `plan show | head` must end quietly, like any Unix filter, not panic on a closed pipe.
+    // SAFETY: called first, before any other thread exists; SIG_DFL is a valid disposition.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Args::parse();
     match try_main(args) {
         Ok(()) => ExitCode::SUCCESS,

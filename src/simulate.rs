@@ -14,18 +14,51 @@ use std::fmt::Write;
 /// The JSON document of `plan simulate --format json` (version 1).
 #[derive(Serialize)]
 struct SimulateDocument<'a> {
+    /// Version of this document; bumped only for a breaking change (docs/json.md).
+    simulate_format: u32,
     scenario: &'a str,
-    fault: Fault,
+    fault: FaultDocument,
     fault_description: String,
     at: At,
     outcome: &'a Outcome,
     /// The fault's damage is one the cluster had before the migration.
     pre_existing: bool,
+    /// Safety invariants this fault broke (those in `broken` that the plan keeps without it).
+    broken_by_fault: Vec<&'static str>,
     #[serde(flatten)]
     run: &'a RunResult,
     /// Every placement of the fault, when no --at was given.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     placements: Vec<PlacementSummary>,
+}
+
+/// The fault as the command line names it.
+#[derive(Serialize)]
+struct FaultDocument {
+    /// The `--fault` kind: crash, reboot, partition, hypervisor-failure, lb-reload, ...
+    kind: &'static str,
+    /// The node it strikes, by inventory name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hypervisor: Option<String>,
+    /// How long it lasts; absent: for good (or not a lasting fault).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lasts_s: Option<u32>,
+}
+
+impl FaultDocument {
+    fn of(fault: Fault, t: &Topology) -> FaultDocument {
+        let (node, hypervisor, lasts_s) = match fault {
+            Fault::NodeDown { node, lasts_s } | Fault::Partition { node, lasts_s } => (Some(t.name(node).to_string()), None, lasts_s),
+            Fault::HypervisorDown { hypervisor, lasts_s } => {
+                (None, Some(t.scenario.hypervisors[hypervisor as usize].name.clone()), lasts_s)
+            }
+            Fault::LbDown { lasts_s } | Fault::OperatorAway { lasts_s } => (None, None, Some(lasts_s)),
+            Fault::LbReload | Fault::StepFailsHalfway | Fault::ExecutorCrash => (None, None, None),
+        };
+        FaultDocument { kind: fault.kind().as_str(), node, hypervisor, lasts_s }
+    }
 }
 
 #[derive(Serialize, Clone)]
@@ -194,8 +227,10 @@ pub fn run(loaded: &Loaded, options: &SimulateOptions) -> Result<(), Failure> {
     match options.format {
         ReportFormat::Json => {
             let doc = SimulateDocument {
+                simulate_format: 1,
                 scenario: &t.scenario.name,
-                fault,
+                fault: FaultDocument::of(fault, t),
+                broken_by_fault: result.broken.iter().filter(|b| !baseline.contains(b.invariant)).map(|b| b.invariant).collect(),
                 fault_description: fault.describe(t),
                 at,
                 outcome: &result.outcome,

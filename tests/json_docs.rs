@@ -21,10 +21,9 @@ mod common;
 
 use common::{plan, scenario};
 use plan_model::action::{Refusal, RefusalKind};
-use plan_model::fault::{Fault, FaultKind};
+use plan_model::fault::FaultKind;
 use plan_model::invariant::{InvariantClass, INVARIANTS};
 use plan_model::plan::{Command, RunsOn};
-use plan_model::topology::NodeIx;
 use plan_sim::explore::{Exposure, Finding, Placed, Verdict, Violation};
 use plan_sim::recovery::RecoveryKind;
 use plan_sim::run::{Broken, Event, EventKind, Halt, Outcome, Undeclared};
@@ -176,32 +175,6 @@ fn outcomes() -> Vec<Outcome> {
             | Outcome::QuorumRecovered
             | Outcome::RestoredFromSnapshot { .. }
             | Outcome::Stuck { .. } => {}
-        }
-    }
-    all
-}
-
-fn faults() -> Vec<Fault> {
-    let all = vec![
-        Fault::NodeDown { node: NodeIx(1), lasts_s: None },
-        Fault::HypervisorDown { hypervisor: 0, lasts_s: Some(600) },
-        Fault::LbReload,
-        Fault::LbDown { lasts_s: 180 },
-        Fault::Partition { node: NodeIx(1), lasts_s: Some(300) },
-        Fault::OperatorAway { lasts_s: 10800 },
-        Fault::StepFailsHalfway,
-        Fault::ExecutorCrash,
-    ];
-    for f in &all {
-        match f {
-            Fault::NodeDown { .. }
-            | Fault::HypervisorDown { .. }
-            | Fault::LbReload
-            | Fault::LbDown { .. }
-            | Fault::Partition { .. }
-            | Fault::OperatorAway { .. }
-            | Fault::StepFailsHalfway
-            | Fault::ExecutorCrash => {}
         }
     }
     all
@@ -378,7 +351,24 @@ fn samples(command: &str) -> Vec<(&'static str, Value)> {
             out.push(("exposures[]", to_value(&exposure)));
         }
         "simulate" => {
-            out.extend(faults().iter().map(|f| ("fault", to_value(f))));
+            // `fault` names the fault as the command line does: every `--fault` kind, with the
+            // node, hypervisor and duration fields the kinds can carry.
+            for kind in fault_kinds() {
+                let mut fault = serde_json::json!({ "kind": kind.as_str() });
+                if matches!(kind, FaultKind::Crash | FaultKind::Reboot | FaultKind::Partition) {
+                    fault["node"] = "k8s-master-2".into();
+                }
+                if kind == FaultKind::HypervisorFailure {
+                    fault["hypervisor"] = "pve".into();
+                }
+                if matches!(
+                    kind,
+                    FaultKind::Reboot | FaultKind::HypervisorFailure | FaultKind::LbReboot | FaultKind::Partition | FaultKind::OperatorAway
+                ) {
+                    fault["lasts_s"] = 90.into();
+                }
+                out.push(("fault", fault));
+            }
             out.extend(outcomes().iter().map(|o| ("outcome", to_value(o))));
             out.extend(halts().iter().map(|h| ("halt", to_value(h))));
             out.extend(recovery_kinds().iter().map(|r| ("recoveries[]", to_value(r))));
