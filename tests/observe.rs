@@ -591,3 +591,41 @@ fn the_guard_refuses_a_kubeconfig_off_loopback_before_any_connection() {
     assert!(matches!(error, ExecError::NotLoopback { .. }), "{error}");
     assert!(error.to_string().contains("Kubernetes API server https://10.0.20.99:6443/"), "{error}");
 }
+
+#[test]
+fn plan_execute_reads_kubeconfig_from_the_environment_and_refuses_its_api_server_off_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = kubeconfig(dir.path(), "https://10.0.20.99:6443");
+    let ssh_config = dir.path().join("ssh_config");
+    std::fs::write(&ssh_config, "").expect("an empty ssh config");
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/loopback.yaml");
+    let state = dir.path().join("state");
+    let output = Command::new(env!("CARGO_BIN_EXE_plan"))
+        .args([
+            "--scenario",
+            scenario,
+            "execute",
+            "--yes",
+            "--override-check",
+            "guard test",
+            "--skip-observer",
+            "etcd",
+            "--skip-observer",
+            "lb",
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--ssh-config")
+        .arg(&ssh_config)
+        .env("PLAN_LOOPBACK_ONLY", "1")
+        .env("KUBECONFIG", &path)
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("the plan binary runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("refused Kubernetes API server https://10.0.20.99:6443/"), "{text}");
+    let journal = std::fs::read_to_string(state.join("journal.jsonl")).unwrap_or_default();
+    assert!(!journal.contains("command-started"), "nothing ran: {journal}");
+}
