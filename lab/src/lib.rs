@@ -7,11 +7,13 @@
 //! `plan execute`). Every address the lab binds or dials is in 127.0.0.0/8.
 
 pub mod address;
+pub mod apiserver;
 pub mod error;
 pub mod etcd;
 pub mod fidelity;
 pub mod haproxy;
 pub mod lab;
+pub mod pki;
 pub mod process;
 pub mod rehearse;
 

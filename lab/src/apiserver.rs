@@ -1,0 +1,334 @@
+//! The apiserver stand-in: a small HTTPS server per master on its loopback address that answers
+//! `/readyz` from its local etcd member's real health, and the verifying client that asks it.
+//!
+//! It is not kube-apiserver: it serves `/readyz` and `/livez` only. What is real is the TLS (the
+//! serving cert read from disk when it starts, as the apiserver reads `apiserver.crt`; a client
+//! that verifies it against the lab CA) and the readiness: `/readyz` is 200 only when a `GET
+//! /health` on the master's own etcd member (stacked etcd: the apiserver's etcd is local) answers
+//! healthy within [`ETCD_HEALTH_TIMEOUT_MS`]. etcd 3.4 answers healthy only with a leader and a
+//! quorum read committed, so a frozen, crashed or quorum-less member makes the stand-in unready.
+//! Blocking rustls on std threads: no async runtime to compile for a few requests a second.
+
+use crate::error::LabError;
+use crate::pki::{load_pair, ServingCertSans};
+use crate::process::POLL_MS;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The apiserver's port before the lab's offset.
+pub const APISERVER_PORT: u16 = 6443;
+/// The bound on the local etcd answering `GET /health`.
+pub const ETCD_HEALTH_TIMEOUT_MS: u64 = 400;
+/// The bound on one client exchange (connect, handshake, request, answer).
+pub const REQUEST_TIMEOUT_MS: u64 = 1_000;
+/// Connections served at once; more are closed (HAProxy checks and the probe need a handful).
+pub const CONNECTIONS_MAX: usize = 32;
+/// The longest request head read.
+const REQUEST_HEAD_MAX_BYTES: usize = 8 * 1024;
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn tls_error(what: &str, e: impl std::fmt::Display) -> LabError {
+    LabError::Command { command: format!("TLS: {what}"), message: e.to_string() }
+}
+
+/// A running stand-in: an accept loop on a thread, stopped (its listener closed) on [`Self::stop`]
+/// or drop.
+pub struct ApiserverStandIn {
+    pub name: String,
+    pub address: SocketAddr,
+    /// The SANs of the cert it read when it started (what it serves until it restarts).
+    pub serving: ServingCertSans,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl ApiserverStandIn {
+    /// Reads the serving pair from `crt`/`key` and listens on `address` (loopback only).
+    ///
+    /// # Errors
+    /// The address is not loopback or is taken, or the pair cannot be read.
+    pub fn start(
+        name: &str,
+        address: SocketAddr,
+        crt: &Path,
+        key: &Path,
+        serving: ServingCertSans,
+        etcd: SocketAddr,
+    ) -> Result<ApiserverStandIn, LabError> {
+        let SocketAddr::V4(v4) = address else { return Err(LabError::NotLoopback(Ipv4Addr::UNSPECIFIED)) };
+        crate::address::guard_loopback(*v4.ip())?;
+        let (certs, key) = load_pair(crt, key)?;
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error("server protocol versions", e))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| tls_error(&format!("serving cert of {name}"), e))?;
+        let config = Arc::new(config);
+        let listener = TcpListener::bind(address).map_err(|_| LabError::PortBusy { address: *v4.ip(), port: v4.port() })?;
+        listener.set_nonblocking(true).map_err(|e| LabError::io(format!("listen on {address}"), e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let accept = std::thread::Builder::new()
+            .name(format!("apiserver-{name}"))
+            .spawn(move || accept_loop(listener, config, etcd, &stopping))
+            .map_err(|e| LabError::io("start an apiserver stand-in thread", e))?;
+        Ok(ApiserverStandIn { name: name.to_string(), address, serving, stop, accept: Some(accept) })
+    }
+
+    /// Closes the listener: new connections are refused from here on.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.accept.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for ApiserverStandIn {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn accept_loop(listener: TcpListener, config: Arc<rustls::ServerConfig>, etcd: SocketAddr, stop: &AtomicBool) {
+    let active = Arc::new(AtomicUsize::new(0));
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if active.load(Ordering::SeqCst) >= CONNECTIONS_MAX {
+                    continue;
+                }
+                active.fetch_add(1, Ordering::SeqCst);
+                let (config, serving) = (Arc::clone(&config), Arc::clone(&active));
+                let spawned = std::thread::Builder::new().spawn(move || {
+                    serve(stream, config, etcd);
+                    serving.fetch_sub(1, Ordering::SeqCst);
+                });
+                if spawned.is_err() {
+                    active.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(POLL_MS / 2)),
+            Err(_) => std::thread::sleep(Duration::from_millis(POLL_MS)),
+        }
+    }
+}
+
+/// One connection: TLS, one request, one answer, close.
+fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, etcd: SocketAddr) {
+    let timeout = Some(Duration::from_millis(REQUEST_TIMEOUT_MS));
+    if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(timeout).is_err() || stream.set_write_timeout(timeout).is_err() {
+        return;
+    }
+    let Ok(connection) = rustls::ServerConnection::new(config) else { return };
+    let mut tls = rustls::StreamOwned::new(connection, stream);
+    let Some(path) = read_request_path(&mut tls) else { return };
+    let (status, body) = match path.as_str() {
+        "/readyz" => match etcd_health(etcd) {
+            Ok(()) => ("200 OK", "ok".to_string()),
+            Err(why) => ("503 Service Unavailable", format!("[-]etcd failed: {why}\nreadyz check failed")),
+        },
+        "/livez" => ("200 OK", "ok".to_string()),
+        _ => ("404 Not Found", "the apiserver stand-in serves /readyz and /livez only".to_string()),
+    };
+    let answer =
+        format!("HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let _ = tls.write_all(answer.as_bytes());
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+}
+
+fn read_request_path(tls: &mut impl Read) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tls.read(&mut buf).ok()?;
+        if n == 0 || head.len() + n > REQUEST_HEAD_MAX_BYTES {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head).lines().next()?.to_string();
+    let mut parts = line.split_whitespace();
+    (parts.next()? == "GET").then_some(())?;
+    parts.next().map(|p| p.split('?').next().unwrap_or(p).to_string())
+}
+
+/// `GET /health` on the local etcd member within [`ETCD_HEALTH_TIMEOUT_MS`].
+fn etcd_health(etcd: SocketAddr) -> Result<(), String> {
+    let timeout = Duration::from_millis(ETCD_HEALTH_TIMEOUT_MS);
+    let mut stream = TcpStream::connect_timeout(&etcd, timeout).map_err(|e| format!("etcd {etcd}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.write_all(b"GET /health HTTP/1.0\r\nHost: etcd\r\n\r\n").map_err(|e| format!("etcd {etcd}: {e}"))?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(|_| format!("etcd {etcd}: no answer within {ETCD_HEALTH_TIMEOUT_MS} ms"))?;
+    if answer.contains("\"health\":\"true\"") {
+        Ok(())
+    } else {
+        Err(format!("etcd {etcd} unhealthy"))
+    }
+}
+
+/// What a verifying client got from `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "answer", content = "why")]
+pub enum Readyz {
+    /// TLS verified against the lab CA for the name asked, and 200.
+    Ready,
+    /// TLS verified, but not 200 (the stand-in's etcd check failed).
+    NotReady(String),
+    /// The served certificate did not verify (wrong SANs, unknown CA).
+    TlsRejected(String),
+    /// No TCP connection or no answer (nothing listens, a backend-less VIP closes at once).
+    Unreachable(String),
+}
+
+impl Readyz {
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Readyz::Ready)
+    }
+    pub fn tls_verified(&self) -> bool {
+        matches!(self, Readyz::Ready | Readyz::NotReady(_))
+    }
+}
+
+impl std::fmt::Display for Readyz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Readyz::Ready => write!(f, "TLS verified, /readyz 200"),
+            Readyz::NotReady(why) => write!(f, "TLS verified, /readyz not ready: {why}"),
+            Readyz::TlsRejected(why) => write!(f, "TLS rejected: {why}"),
+            Readyz::Unreachable(why) => write!(f, "unreachable: {why}"),
+        }
+    }
+}
+
+/// A client that trusts the lab CA only, as a kubeconfig with the cluster's CA does.
+#[derive(Clone)]
+pub struct VerifyingClient {
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl VerifyingClient {
+    /// # Errors
+    /// The CA certificate is not usable as a trust anchor.
+    pub fn new(ca: CertificateDer<'static>) -> Result<VerifyingClient, LabError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca).map_err(|e| tls_error("the lab CA as a trust anchor", e))?;
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_error("client protocol versions", e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(VerifyingClient { config: Arc::new(config) })
+    }
+
+    /// `GET /readyz` at `address`, verifying the served cert for the IP `name` (the address the
+    /// client dials: the VIP or the master's own).
+    ///
+    /// # Errors
+    /// [`LabError::NotLoopback`] for an address off this machine; every other failure is an
+    /// answer ([`Readyz`]).
+    pub fn readyz(&self, address: SocketAddr, name: Ipv4Addr) -> Result<Readyz, LabError> {
+        let SocketAddr::V4(v4) = address else { return Err(LabError::NotLoopback(Ipv4Addr::UNSPECIFIED)) };
+        crate::address::guard_loopback(*v4.ip())?;
+        let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+        let stream = match TcpStream::connect_timeout(&address, timeout) {
+            Ok(s) => s,
+            Err(e) => return Ok(Readyz::Unreachable(e.to_string())),
+        };
+        if stream.set_read_timeout(Some(timeout)).is_err() || stream.set_write_timeout(Some(timeout)).is_err() {
+            return Ok(Readyz::Unreachable("socket options".to_string()));
+        }
+        let connection = rustls::ClientConnection::new(Arc::clone(&self.config), ServerName::IpAddress(name.into()))
+            .map_err(|e| tls_error("client connection", e))?;
+        let mut tls = rustls::StreamOwned::new(connection, stream);
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n");
+        let mut answer = Vec::new();
+        let exchange = tls.write_all(request.as_bytes()).and_then(|_| tls.read_to_end(&mut answer));
+        if let Err(e) = exchange {
+            return Ok(classify(e, &answer));
+        }
+        let text = String::from_utf8_lossy(&answer);
+        let Some(status) = text.lines().next() else { return Ok(Readyz::Unreachable("closed without an answer".to_string())) };
+        if status.contains(" 200 ") {
+            Ok(Readyz::Ready)
+        } else {
+            let body = text.split_once("\r\n\r\n").map(|(_, b)| b.lines().next().unwrap_or("").to_string()).unwrap_or_default();
+            Ok(Readyz::NotReady(format!("{} {body}", status.trim()).trim().to_string()))
+        }
+    }
+}
+
+fn classify(e: std::io::Error, partial: &[u8]) -> Readyz {
+    if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        return Readyz::TlsRejected(tls.to_string());
+    }
+    if !partial.is_empty() {
+        return Readyz::Unreachable(format!("answer cut short: {e}"));
+    }
+    Readyz::Unreachable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::LabCa;
+
+    fn free_port(ip: Ipv4Addr) -> u16 {
+        TcpListener::bind((ip, 0)).expect("a free port").local_addr().expect("bound").port()
+    }
+
+    /// A stand-in whose "etcd" is a tiny HTTP server answering `health` as told.
+    #[test]
+    fn readyz_follows_etcd_and_tls_follows_the_sans() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = LabCa::new(dir.path()).expect("CA");
+        let ip = Ipv4Addr::new(127, 0, 0, 1);
+        let vip = Ipv4Addr::new(127, 0, 0, 2);
+        let etcd = TcpListener::bind((ip, 0)).expect("fake etcd");
+        let etcd_addr = etcd.local_addr().expect("bound");
+        std::thread::spawn(move || {
+            for (n, stream) in etcd.incoming().enumerate() {
+                let Ok(mut s) = stream else { continue };
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf);
+                let health = if n == 0 { "true" } else { "false" };
+                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{{\"health\":\"{health}\"}}").as_bytes());
+            }
+        });
+        let (crt, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
+        let sans = ServingCertSans::of("m", ip, None);
+        ca.issue(&sans, &crt, &key).expect("issued");
+        let address = SocketAddr::from((ip, free_port(ip)));
+        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, sans, etcd_addr).expect("starts");
+        let client = VerifyingClient::new(ca.cert_der()).expect("client");
+        assert_eq!(client.readyz(address, ip).expect("loopback"), Readyz::Ready);
+        match client.readyz(address, ip).expect("loopback") {
+            Readyz::NotReady(why) => assert!(why.contains("503"), "{why}"),
+            other => panic!("etcd unhealthy must make /readyz fail, got {other}"),
+        }
+        match client.readyz(address, vip).expect("loopback") {
+            Readyz::TlsRejected(why) => assert!(why.contains("not valid for name") || why.contains("NotValidForName"), "{why}"),
+            other => panic!("a cert without the VIP SAN must not verify for the VIP, got {other}"),
+        }
+        stand_in.stop();
+        assert!(matches!(client.readyz(address, ip).expect("loopback"), Readyz::Unreachable(_)));
+        assert!(matches!(client.readyz(SocketAddr::from((Ipv4Addr::new(10, 0, 20, 100), 6443)), ip), Err(LabError::NotLoopback(_))));
+    }
+}
