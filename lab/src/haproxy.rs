@@ -1,12 +1,13 @@
-//! Real HAProxy at the lab VIP: TCP mode, an HTTP health check per backend, state from the
-//! stats socket.
+//! Real HAProxy at the lab VIP: TCP mode, a health check per backend, state from the stats socket.
 //!
-//! The backends stand in for the apiservers: each master's etcd client port, checked with
-//! `GET /health`, which etcd answers `"health":"true"` only while its member has a leader — the
-//! part of `/readyz` the twin derives from quorum. There is no TLS and no apiserver behind it.
+//! Two configurations. [`config`] (`plan lab up`): the backends are each master's etcd client
+//! port checked with `GET /health`. [`scenario_config`] (`plan rehearse`): the backends are the
+//! apiserver stand-ins in the twin's running pool, checked as the scenario says — `https-readyz`:
+//! `option httpchk GET /readyz` with `check-ssl verify none`; `tcp`: a plain connect check.
 
 use crate::address::{LabHost, LabLayout};
 use crate::error::LabError;
+use plan_model::scenario::HealthCheck;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -40,17 +41,65 @@ pub fn config(layout: &LabLayout, pool: &[&LabHost], socket: &Path) -> String {
     text
 }
 
+/// Interval between health checks of one backend during a rehearsal (HAProxy's default is 2 s).
+pub const REHEARSAL_CHECK_INTERVAL_MS: u32 = 100;
+/// Consecutive failed checks before a backend is DOWN.
+pub const CHECK_FALL: u32 = 2;
+/// The bound on one health check.
+pub const CHECK_TIMEOUT_MS: u32 = 500;
+
+/// One backend of a rehearsal's pool: the master's name and its apiserver stand-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolMember {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+}
+
+/// The scenario's load balancer on the lab: the VIP frontend in TCP mode and `pool` behind it,
+/// health-checked per `check`.
+pub fn scenario_config(vip: Ipv4Addr, vip_port: u16, pool: &[PoolMember], check: HealthCheck, socket: &Path) -> String {
+    let mut text = format!(
+        "global\n    maxconn 256\n    stats socket {} mode 600 level admin\n\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 30s\n    timeout server 30s\n    \
+         timeout check {CHECK_TIMEOUT_MS}ms\n\n\
+         frontend apiserver_proxy\n    bind {vip}:{vip_port}\n    default_backend {POOL}\n\n\
+         backend {POOL}\n    balance roundrobin\n",
+        socket.display(),
+    );
+    let server_check = match check {
+        HealthCheck::HttpsReadyz => {
+            text.push_str("    option httpchk GET /readyz\n    http-check expect status 200\n");
+            "check check-ssl verify none"
+        }
+        HealthCheck::Tcp => "check",
+    };
+    text.push_str(&format!("    default-server inter {REHEARSAL_CHECK_INTERVAL_MS}ms fall {CHECK_FALL} rise 1\n"));
+    for member in pool {
+        text.push_str(&format!("    server {} {}:{} {server_check}\n", member.name, member.address, member.port));
+    }
+    text
+}
+
 /// One backend as the stats socket reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Backend {
     pub name: String,
-    /// `UP`, `DOWN`, `no check`, ...
+    /// `UP`, `DOWN`, `UP 1/2` (going down), `no check`, ...
     pub status: String,
+    /// The last check's result (`L7OK`, `L4CON`, `L7STS`, `INI` before the first one, ...).
+    #[serde(default)]
+    pub check: String,
 }
 
 impl Backend {
     pub fn is_up(&self) -> bool {
         self.status.starts_with("UP")
+    }
+    /// Checked at least once since HAProxy started and not between UP and DOWN: HAProxy starts
+    /// every server UP until its checks say otherwise.
+    pub fn is_settled(&self) -> bool {
+        (self.status == "UP" || self.status == "DOWN") && !self.check.is_empty() && !self.check.starts_with("INI")
     }
 }
 
@@ -61,10 +110,14 @@ pub fn parse_stat(csv: &str) -> Vec<Backend> {
     let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
     let at = |name: &str| columns.iter().position(|c| *c == name);
     let (Some(px), Some(sv), Some(status)) = (at("pxname"), at("svname"), at("status")) else { return Vec::new() };
+    let check = at("check_status");
     lines
         .map(|l| l.split(',').collect::<Vec<_>>())
         .filter(|f| f.get(px) == Some(&POOL) && !matches!(f.get(sv), Some(&"FRONTEND") | Some(&"BACKEND")))
-        .filter_map(|f| Some(Backend { name: f.get(sv)?.to_string(), status: f.get(status)?.to_string() }))
+        .filter_map(|f| {
+            let check = check.and_then(|c| f.get(c)).map(|c| c.trim_start_matches("* ").to_string()).unwrap_or_default();
+            Some(Backend { name: f.get(sv)?.to_string(), status: f.get(status)?.to_string(), check })
+        })
         .collect()
 }
 
@@ -117,6 +170,22 @@ mod tests {
         assert!(backends[0].is_up());
         assert!(!backends[1].is_up());
         assert!(parse_stat("").is_empty());
+        let csv = "# pxname,svname,status,check_status\napiserver_nodes,m,UP,* L7OK\napiserver_nodes,n,UP 1/2,L7STS\napiserver_nodes,o,UP,INI\n";
+        let settled: Vec<bool> = parse_stat(csv).iter().map(Backend::is_settled).collect();
+        assert_eq!(settled, [true, false, false], "going down and not yet checked are not settled");
+    }
+
+    #[test]
+    fn the_scenario_check_kind_decides_the_server_lines() {
+        let pool = [PoolMember { name: "k8s-master".to_string(), address: Ipv4Addr::new(127, 0, 20, 100), port: 6543 }];
+        let https = scenario_config(Ipv4Addr::new(127, 0, 20, 99), 6543, &pool, HealthCheck::HttpsReadyz, Path::new("/s"));
+        assert!(https.contains("option httpchk GET /readyz"), "{https}");
+        assert!(https.contains("server k8s-master 127.0.20.100:6543 check check-ssl verify none"), "{https}");
+        assert!(https.contains("bind 127.0.20.99:6543"), "{https}");
+        let tcp = scenario_config(Ipv4Addr::new(127, 0, 20, 99), 6543, &pool, HealthCheck::Tcp, Path::new("/s"));
+        assert!(!tcp.contains("httpchk") && tcp.contains("127.0.20.100:6543 check\n"), "{tcp}");
+        let empty = scenario_config(Ipv4Addr::new(127, 0, 20, 99), 6543, &[], HealthCheck::Tcp, Path::new("/s"));
+        assert!(!empty.contains("    server "), "an empty pool has no server line: {empty}");
         assert!(parse_stat("# nothing,useful\n").is_empty());
     }
 }

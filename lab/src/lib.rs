@@ -8,12 +8,14 @@
 
 pub mod address;
 pub mod apiserver;
+pub mod control_plane;
 pub mod error;
 pub mod etcd;
 pub mod fidelity;
 pub mod haproxy;
 pub mod lab;
 pub mod pki;
+pub mod probe;
 pub mod process;
 pub mod rehearse;
 
