@@ -40,6 +40,31 @@ pub struct Figures {
     pub quorum_loss_detected_ms: Option<u64>,
     /// The longest time writes failed although quorum held (a leader election after a crash).
     pub write_outage_ms: Option<u64>,
+    /// What the client through the VIP saw (every request, verified against the lab CA).
+    pub probe: Option<crate::probe::ProbeRecord>,
+    /// Measured downtime beside the twin's prediction.
+    pub vip_downtime: Option<VipDowntime>,
+    /// HAProxy pool rewrites performed (restarts when the scenario resets to declared state,
+    /// graceful reloads otherwise).
+    pub lb_rewrites: u32,
+}
+
+/// Client-visible downtime through the VIP: the twin's in model seconds, the lab's in wall-clock
+/// milliseconds. They are not the same unit: the lab runs a step in milliseconds where the model
+/// charges minutes, so the comparison is *where* outages happen, not how long they last.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VipDowntime {
+    /// Model seconds the twin predicts a VIP client cannot get a verified `/readyz`, after the
+    /// VIP first served one.
+    pub twin_down_s: u32,
+    /// Steps the twin predicts that downtime in.
+    pub twin_steps: Vec<String>,
+    /// Wall-clock milliseconds the probe's requests failed, after the VIP first answered.
+    pub measured_ms: u64,
+    /// Measured outages longer than the tolerance in steps where the twin predicts none.
+    pub unexplained: Vec<String>,
+    /// Outages up to this long are HAProxy's detection delay, which the twin does not model.
+    pub tolerance_ms: u64,
 }
 
 /// The result: the table, both outcomes, the figures.
@@ -108,6 +133,14 @@ pub fn render(report: &FidelityReport) -> String {
         out.push_str(&format!("; writes failed for {ms} ms while a new leader was elected"));
     }
     out.push('\n');
+    if let (Some(probe), Some(d)) = (&f.probe, &f.vip_downtime) {
+        out.push_str(&format!(
+            "Through the VIP: {} requests, {} ready, {} TLS-rejected; measured downtime {} ms (wall clock) vs the twin's {} s \
+             (model clock: steps take minutes there, milliseconds here; compared by where outages fall, {} ms tolerance); \
+             {} pool rewrite(s)\n",
+            probe.requests, probe.ready, probe.tls_rejected, d.measured_ms, d.twin_down_s, d.tolerance_ms, f.lb_rewrites
+        ));
+    }
     out.push_str(if disagree == 0 { "The lab agrees with the twin.\n" } else { "The lab DISAGREES with the twin.\n" });
     out
 }

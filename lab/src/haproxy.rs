@@ -170,7 +170,8 @@ mod tests {
         assert!(backends[0].is_up());
         assert!(!backends[1].is_up());
         assert!(parse_stat("").is_empty());
-        let csv = "# pxname,svname,status,check_status\napiserver_nodes,m,UP,* L7OK\napiserver_nodes,n,UP 1/2,L7STS\napiserver_nodes,o,UP,INI\n";
+        let csv =
+            "# pxname,svname,status,check_status\napiserver_nodes,m,UP,* L7OK\napiserver_nodes,n,UP 1/2,L7STS\napiserver_nodes,o,UP,INI\n";
         let settled: Vec<bool> = parse_stat(csv).iter().map(Backend::is_settled).collect();
         assert_eq!(settled, [true, false, false], "going down and not yet checked are not settled");
     }

@@ -54,6 +54,7 @@ pub struct ProbeRecord {
 
 /// A running probe; [`Probe::finish`] stops it and returns its record.
 pub struct Probe {
+    start: Instant,
     step: Arc<Mutex<String>>,
     samples: Arc<Mutex<Vec<Sample>>>,
     stop: Arc<AtomicBool>,
@@ -66,11 +67,11 @@ impl Probe {
         let step = Arc::new(Mutex::new("start".to_string()));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
         let (s_step, s_samples, s_stop) = (Arc::clone(&step), Arc::clone(&samples), Arc::clone(&stop));
         let thread = std::thread::Builder::new()
             .name("vip-probe".to_string())
             .spawn(move || {
-                let start = Instant::now();
                 while !s_stop.load(Ordering::SeqCst) {
                     let asked = Instant::now();
                     let answer = client.readyz(vip, name).unwrap_or_else(|e| Readyz::Unreachable(e.to_string()));
@@ -85,7 +86,16 @@ impl Probe {
                 }
             })
             .ok();
-        Probe { step, samples, stop, thread }
+        Probe { start, step, samples, stop, thread }
+    }
+
+    /// Adds an answer a check of the rehearsal got through the VIP: the same client, so it is a
+    /// sample too (a VIP that serves for less than one interval is still seen serving).
+    pub fn record(&self, step: &str, answer: Readyz) {
+        let mut all = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
+        if all.len() < SAMPLES_MAX {
+            all.push(Sample { at_ms: self.start.elapsed().as_millis() as u64, step: step.to_string(), answer });
+        }
     }
 
     /// Stamps the following answers with `step`.
@@ -99,7 +109,8 @@ impl Probe {
     /// Stops the probe and sums up what it saw.
     pub fn finish(mut self) -> ProbeRecord {
         self.halt();
-        let samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner));
+        samples.sort_by_key(|s| s.at_ms);
         summarize(&samples)
     }
 
@@ -188,8 +199,13 @@ mod tests {
 
     #[test]
     fn an_outage_spans_consecutive_failures_and_names_its_steps() {
-        let samples =
-            [sample(0, "1.4", true), sample(100, "2.7", false), sample(200, "2.7", false), sample(300, "2.8", false), sample(400, "2.8", true)];
+        let samples = [
+            sample(0, "1.4", true),
+            sample(100, "2.7", false),
+            sample(200, "2.7", false),
+            sample(300, "2.8", false),
+            sample(400, "2.8", true),
+        ];
         let record = summarize(&samples);
         assert_eq!(record.downtime_ms, 300);
         assert_eq!(record.outages.len(), 1);
@@ -199,7 +215,8 @@ mod tests {
 
     #[test]
     fn alternating_answers_are_one_degraded_outage() {
-        let samples = [sample(0, "a", true), sample(100, "b", false), sample(200, "b", true), sample(300, "b", false), sample(400, "c", true)];
+        let samples =
+            [sample(0, "a", true), sample(100, "b", false), sample(200, "b", true), sample(300, "b", false), sample(400, "c", true)];
         let record = summarize(&samples);
         assert_eq!(record.outages.len(), 1, "{:?}", record.outages);
         assert!(record.outages[0].partial);

@@ -9,12 +9,22 @@
 //! disagree the walk follows the lab, so its recoveries and outcome are the lab's own; the
 //! independent prediction is a plain [`Engine`] run of the same schedule.
 //!
-//! Caveat: this does not go through `plan execute` (no SSH, no kubeadm); everything but etcd is
-//! the model's stand-in, and time (TTLs, reboot durations) is the model's clock, not waited out.
+//! Beside etcd, the control plane follows the walk's state ([`crate::control_plane`]): serving
+//! certs with the SANs the model says, an HTTPS apiserver stand-in per running apiserver whose
+//! `/readyz` is its etcd's real health, HAProxy at the VIP with the scenario's check and the
+//! model's running pool, rewritten at each LB deploy. The checks the lab can make for real (VIP
+//! listening, backends UP, TLS and `/readyz` through the VIP, an apiserver ready) are made for
+//! real and decide, as etcd's answers do; a probe through the VIP measures downtime all along.
+//!
+//! Caveat: this does not go through `plan execute` (no SSH, no kubeadm); kubelets, consumers, DNS
+//! and the hypervisor are the model's alone, and time (TTLs, reboot durations) is the model's
+//! clock, not waited out.
 
+use crate::control_plane::ControlPlane;
 use crate::error::LabError;
 use crate::etcd::{Membership, Real};
 use crate::lab::{Lab, QuorumProbe};
+use crate::probe::Probe;
 use crate::process::Signal;
 use plan_model::action::{self, Action, Refusal, RefusalKind};
 use plan_model::cluster::{Cluster, EtcdData};
@@ -26,6 +36,8 @@ use plan_sim::policy::{self, Executor, Next};
 use plan_sim::recovery::RecoveryKind;
 use plan_sim::run::{Engine, EventKind, Halt, Injection, Outcome, Point, Recording};
 use std::time::Instant;
+
+mod vip;
 
 pub use crate::fidelity::{render, Evidence, FidelityReport, FidelityRow, Figures};
 
@@ -91,6 +103,10 @@ struct Walk<'a> {
     t: &'a Topology,
     plan: &'a Plan,
     lab: &'a mut Lab,
+    cp: &'a mut ControlPlane,
+    /// The client through the VIP; taken at the end for its record.
+    probe: Option<Probe>,
+    twin_vip: vip::TwinVip,
     c: Cluster,
     pending: Vec<(Fault, u32)>,
     rows: Vec<FidelityRow>,
@@ -122,6 +138,13 @@ fn verdict<T>(answer: &Result<T, impl std::fmt::Display>) -> String {
 }
 
 impl<'a> Walk<'a> {
+    /// Stamps the probe's following answers with `step`.
+    fn on_step(&self, step: &str) {
+        if let Some(probe) = &self.probe {
+            probe.on_step(step);
+        }
+    }
+
     fn row(&mut self, step: &str, observation: impl Into<String>, twin: String, lab: String, evidence: Evidence, agree: bool) {
         self.rows.push(FidelityRow { step: step.to_string(), observation: observation.into(), twin, lab, evidence, agree });
     }
@@ -218,8 +241,48 @@ impl<'a> Walk<'a> {
 
     /// Applies one action to the shadow and, when it touches etcd, to the lab.
     fn apply(&mut self, a: Action, step: &str) -> Result<Result<(), Refusal>, LabError> {
+        self.on_step(step);
+        let before = self.c;
+        let applied = self.apply_to_lab(a, step)?;
+        if applied.is_ok() {
+            self.account_vip(&before, a, step);
+            let restart = match a {
+                Action::RestartApiserver(x) | Action::ConfigStackAddHost(x) | Action::ControlPlaneUp(x) | Action::Boot(x) => Some(x),
+                _ => None,
+            };
+            self.sync_control_plane(Some(a), restart)?;
+        }
+        Ok(applied)
+    }
+
+    /// A check the lab makes for real: its verdict decides, as etcd's answers do.
+    fn apply_check(&mut self, a: Action, real: Real<()>, twin: Result<Cluster, Refusal>) -> Result<(), Refusal> {
+        match (twin, real) {
+            (Ok(next), Ok(())) => {
+                self.c = next;
+                Ok(())
+            }
+            // The lab passed what the twin refused: go on from reality (a check changes nothing).
+            (Err(_), Ok(())) => {
+                self.c.clock_s = self.c.clock_s.saturating_add(a.duration_s());
+                Ok(())
+            }
+            (Err(refusal), Err(_)) => Err(refusal),
+            (Ok(_), Err(refused)) => Err(Refusal {
+                kind: RefusalKind::CheckFailed,
+                reason: format!("check failed on the lab: {}: {refused}", a.describe(self.t)),
+            }),
+        }
+    }
+
+    fn apply_to_lab(&mut self, a: Action, step: &str) -> Result<Result<(), Refusal>, LabError> {
         let t = self.t;
         let twin = action::apply(&self.c, t, a);
+        if let Action::Verify(check) = a {
+            if let Some(real) = self.real_check(check, step)? {
+                return Ok(self.apply_check(a, real, twin));
+            }
+        }
         let Some(op) = lab_op(t, a) else {
             return Ok(twin.map(|next| self.c = next));
         };
@@ -300,9 +363,14 @@ impl<'a> Walk<'a> {
             Fault::Partition { node, .. } => (node, Signal::Stop),
             _ => unreachable!("check_fault admits only node faults"),
         };
+        self.on_step(step);
+        if signal == Signal::Kill {
+            self.cp.crash(node);
+        }
         let host = self.lab.host(node)?.clone();
         let sent = self.lab.signal_etcd(&host, signal)?;
         self.last_event = Instant::now();
+        self.sync_control_plane(None, None)?;
         let lab = match sent {
             Some(pid) => format!("{} to etcd of {} (pid {pid})", signal.name(), host.name),
             None => format!("etcd of {} was not running: nothing to signal", host.name),
@@ -314,6 +382,8 @@ impl<'a> Walk<'a> {
         self.observe_members(step, "after the fault", (self.c.voters, self.c.learners))?;
         let q = observe::quorum(&self.c);
         self.observe_quorum(step, "after the fault", q)?;
+        let c = self.c;
+        self.observe_control_plane(step, "after the fault", &c)?;
         Ok(())
     }
 
@@ -333,9 +403,16 @@ impl<'a> Walk<'a> {
             _ => String::new(),
         };
         self.last_event = Instant::now();
+        let restart = match fault {
+            Fault::NodeDown { node, .. } => Some(node),
+            _ => None,
+        };
+        self.sync_control_plane(None, restart)?;
         self.row(step, "fault over", format!("fault over: {}", fault.describe(self.t)), lab, Evidence::Real, true);
         let q = observe::quorum(&self.c);
         self.observe_quorum(step, "after the fault is over", q)?;
+        let c = self.c;
+        self.observe_control_plane(step, "after the fault is over", &c)?;
         Ok(())
     }
 
@@ -483,11 +560,17 @@ pub fn rehearse(t: &Topology, plan: &Plan, lab: &mut Lab, injection: Option<Inje
     let prediction = Engine::new(t, plan, Recording::default()).run(&schedule);
     let twin_ms = twin_start.elapsed().as_millis() as u64;
 
+    let mut cp = ControlPlane::new(t, lab.layout(), lab.dir())?;
+    cp.sync(&Cluster::initial(t), None, None)?;
+    let probe = Probe::start(cp.client().clone(), cp.vip_address(), cp.vip());
     let start = Instant::now();
     let mut walk = Walk {
         t,
         plan,
         lab,
+        cp: &mut cp,
+        probe: Some(probe),
+        twin_vip: vip::TwinVip::default(),
         c: Cluster::initial(t),
         pending: Vec::new(),
         rows: Vec::new(),
@@ -499,12 +582,15 @@ pub fn rehearse(t: &Topology, plan: &Plan, lab: &mut Lab, injection: Option<Inje
     let c0 = walk.c;
     walk.observe_members("start", "before the migration", (c0.voters, c0.learners))?;
     walk.observe_quorum("start", "before the migration", observe::quorum(&c0))?;
+    walk.observe_apiservers("start", "before the migration", &c0)?;
     let outcome = walk.run(injection)?;
+    walk.on_step("end");
 
     let end = "end";
     let f = prediction.final_state;
     walk.observe_members(end, "at the end", (f.voters, f.learners))?;
     walk.observe_quorum(end, "at the end", observe::quorum(&f))?;
+    walk.observe_control_plane(end, "at the end", &f)?;
     let seeds = walk.lab.state().seed_keys as u64;
     let twin_data = match f.etcd_data {
         EtcdData::Intact => format!("all {seeds} keys (intact)"),
@@ -523,6 +609,10 @@ pub fn rehearse(t: &Topology, plan: &Plan, lab: &mut Lab, injection: Option<Inje
     let (twin_outcome, lab_outcome) = (prediction.outcome.label(), outcome.label());
     walk.row(end, "outcome", twin_outcome.clone(), lab_outcome.clone(), Evidence::Real, twin_outcome == lab_outcome);
     walk.figures.walk_ms = start.elapsed().as_millis() as u64;
+    let record = walk.probe.take().map(Probe::finish).unwrap_or_default();
+    walk.figures.vip_downtime = Some(walk.downtime_row(&record));
+    walk.figures.probe = Some(record);
+    walk.figures.lb_rewrites = walk.cp.lb_rewrites;
 
     Ok(FidelityReport {
         scenario: t.scenario.name.clone(),
