@@ -1,11 +1,13 @@
-//! The lab: real etcd and HAProxy on loopback, started and stopped by the tests themselves.
+//! The lab: real etcd, HAProxy and HTTPS apiserver stand-ins on loopback, started and stopped by
+//! the tests themselves.
 //!
-//! Each test uses its own port offset and directory, so they run in parallel. Without etcd the
-//! tests that need it are skipped, except under `CI=true`, where a missing binary fails them.
+//! Each test uses its own port offset and directory, so they run in parallel. Without etcd or
+//! HAProxy the tests that need them are skipped, except under `CI=true`, where a missing binary
+//! fails them.
 
 mod common;
 
-use common::{plan, scenario};
+use common::{plan, remove_steps, scenario, write};
 use plan_lab::lab::{check_binaries, Lab};
 use plan_lab::process;
 use plan_model::topology::Topology;
@@ -61,7 +63,7 @@ fn assert_all_agree(report: &Value) {
 
 #[test]
 fn learner_off_crash_after_voter_add_loses_quorum_and_member_remove_is_refused() {
-    if !lab_binaries(false) {
+    if !lab_binaries(true) {
         return;
     }
     let legacy = scenario("legacy-1.28.yaml");
@@ -83,12 +85,21 @@ fn learner_off_crash_after_voter_add_loses_quorum_and_member_remove_is_refused()
     assert_eq!(text(&row(&report, "etcd members at the end")["lab"]), "voters cp-1; learners none");
     assert_eq!(text(&row(&report, "committed data")["lab"]), "10 of 10 keys");
     assert!(report["figures"]["quorum_loss_detected_ms"].as_u64().is_some());
+    // Without quorum the stand-in's /readyz fails, HAProxy's https-readyz check takes it out,
+    // and the VIP has no backend: clients see real downtime until quorum is recovered.
+    let ready = row(&report, "apiserver cp-1 /readyz after the fault");
+    assert!(text(&ready["lab"]).contains("503"), "{ready}");
+    assert!(text(&row(&report, "VIP healthy backends after the fault")["lab"]).contains("cp-1 DOWN"));
+    assert!(text(&row(&report, "/readyz through the VIP after the fault")["lab"]).starts_with("down"));
+    let downtime = &report["figures"]["vip_downtime"];
+    assert!(downtime["twin_down_s"].as_u64().unwrap_or(0) > 0, "{downtime}");
+    assert!(downtime["measured_ms"].as_u64().unwrap_or(0) > 500, "the probe saw the outage: {downtime}");
     assert_all_agree(&report);
 }
 
 #[test]
 fn learner_on_crash_after_learner_add_keeps_quorum_and_rolls_back_cleanly() {
-    if !lab_binaries(false) {
+    if !lab_binaries(true) {
         return;
     }
     let (code, report) = rehearse(&["rehearse", "--fail", "master-2", "--at", "2.5", "--port-offset", &offset(1)]);
@@ -107,7 +118,7 @@ fn learner_on_crash_after_learner_add_keeps_quorum_and_rolls_back_cleanly() {
 
 #[test]
 fn full_walk_to_three_voters_then_the_leader_crashes_and_quorum_holds() {
-    if !lab_binaries(false) {
+    if !lab_binaries(true) {
         return;
     }
     let (code, report) = rehearse(&["rehearse", "--fail", "master", "--at", "4.1@0", "--port-offset", &offset(2)]);
@@ -124,6 +135,62 @@ fn full_walk_to_three_voters_then_the_leader_crashes_and_quorum_holds() {
     assert_eq!(text(&row(&report, "outcome")["lab"]), "rolled back phase 4");
     assert_eq!(text(&row(&report, "etcd members at the end")["lab"]), "voters k8s-master-2, k8s-master-3; learners none");
     assert_eq!(text(&row(&report, "committed data")["lab"]), "10 of 10 keys");
+    // The control plane beside etcd: real TLS, real HAProxy checks, the twin's pool.
+    let tls = row(&report, "TLS through the VIP (check)");
+    assert!(text(&tls["lab"]).starts_with("verified for the VIP"), "phase 0 put the VIP in the cert: {tls}");
+    let backends = rows(&report, "VIP healthy backends (check)");
+    assert_eq!(text(&backends[0]["lab"]), "k8s-master UP: k8s-master UP (L7OK)", "1.3: the https-readyz check passes");
+    assert!(
+        backends.iter().any(|r| text(&r["lab"]).starts_with("k8s-master, k8s-master-2, k8s-master-3 UP")),
+        "3.8: all three in the pool"
+    );
+    let dead = row(&report, "apiserver k8s-master /readyz after the fault");
+    assert!(text(&dead["twin"]).contains("node down") && text(&dead["lab"]).starts_with("unreachable"), "{dead}");
+    let after = row(&report, "VIP healthy backends after the fault");
+    assert!(text(&after["lab"]).starts_with("k8s-master-2, k8s-master-3 UP") && text(&after["lab"]).contains("k8s-master DOWN"), "{after}");
+    assert!(text(&row(&report, "/readyz through the VIP after the fault")["lab"]).starts_with("ok"), "two backends carry the VIP");
+    assert_eq!(report["figures"]["lb_rewrites"], 2, "the pool is rewritten at 2.8 and 3.8");
+    assert!(report["figures"]["probe"]["requests"].as_u64().unwrap_or(0) > 10, "the probe asked all along");
+    assert_all_agree(&report);
+}
+
+#[test]
+fn a_plan_without_the_cert_regeneration_fails_tls_through_the_vip_on_the_lab_as_in_the_twin() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exported = plan(&["show", "--format", "yaml"]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let edited = write(dir.path(), "no-0.3.yaml", &remove_steps(&exported.stdout, &["0.3"]));
+    let (code, report) = rehearse(&["--plan", &edited, "rehearse", "--port-offset", &offset(6)]);
+    assert_eq!(code, 0, "the lab agrees that the plan fails: {report:#}");
+    let tls = row(&report, "TLS through the VIP (check)");
+    assert_eq!(text(&tls["twin"]), "rejected: cert of k8s-master lacks the VIP SAN");
+    assert!(text(&tls["lab"]).contains("not valid for name \"127.0.20.99\""), "rustls rejects the served cert: {tls}");
+    assert!(text(&row(&report, "/readyz through the VIP (check)")["lab"]).starts_with("down: TLS rejected"));
+    assert_eq!(text(&row(&report, "outcome")["lab"]), "rolled back phase 1");
+    let downtime = row(&report, "client downtime through the VIP");
+    assert!(text(&downtime["lab"]).starts_with("the VIP never served"), "{downtime}");
+    assert!(report["figures"]["probe"]["tls_rejected"].as_u64().unwrap_or(0) > 0);
+    assert_all_agree(&report);
+}
+
+#[test]
+fn a_tcp_health_check_keeps_an_unready_backend_and_clients_of_the_vip_see_it() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tcp = include_str!("../scenarios/legacy-1.28.yaml").replace("health_check: https-readyz", "health_check: tcp");
+    let path = write(dir.path(), "legacy-tcp.yaml", &tcp);
+    let (code, report) = rehearse(&["--scenario", &path, "rehearse", "--fail", "cp-2", "--at", "2.5", "--port-offset", &offset(7)]);
+    assert_eq!(code, 0, "{report:#}");
+    let backends = row(&report, "VIP healthy backends after the fault");
+    assert_eq!(text(&backends["lab"]), "cp-1 UP: cp-1 UP (L4OK)", "a TCP connect passes without quorum: {backends}");
+    let via = row(&report, "/readyz through the VIP after the fault");
+    assert_eq!(text(&via["twin"]), "down: cp-1 passes the TCP check but is not ready");
+    assert!(text(&via["lab"]).contains("503"), "{via}");
     assert_all_agree(&report);
 }
 
