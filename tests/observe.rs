@@ -92,20 +92,30 @@ impl Drop for Server {
 
 /// Runs host commands on this machine: `sudo` is a no-op function, and `/etc/kubernetes` is the
 /// host's own directory under `root` (where a test keeps files).
+///
+/// A loopback host is this machine, in this machine's network (etcd listens on 127.0.20.10 here),
+/// so its commands run without the local transport's network namespace; the guard checks their
+/// text as the SSH transport does for a remote command.
 struct HostsHere {
     local: LocalTransport,
+    guard: Guard,
     root: PathBuf,
 }
 
 impl HostsHere {
     fn new(root: &Path) -> HostsHere {
-        HostsHere { local: LocalTransport { guard: Guard { loopback_only: true } }, root: root.to_path_buf() }
+        HostsHere {
+            local: LocalTransport { guard: Guard { loopback_only: false } },
+            guard: Guard { loopback_only: true },
+            root: root.to_path_buf(),
+        }
     }
 }
 
 impl Transport for HostsHere {
     fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
-        let Place::Host(host) = place else { return self.local.run(place, request) };
+        let Place::Host(host) = place else { return LocalTransport { guard: self.guard }.run(place, request) };
+        self.guard.check_local_command(request.shell)?;
         let mapped = format!("{}/{}/etc/kubernetes", self.root.display(), host.name);
         let shell = format!("sudo() {{ \"$@\"; }}; {}", request.shell.replace("/etc/kubernetes", &mapped));
         self.local.run(&Place::Local { dir: None }, &Request { shell: &shell, ..*request })

@@ -1,10 +1,11 @@
 //! Transports: run a command at a place and read a file, over SSH, locally, or only recorded.
 
-use crate::guard::Guard;
+use crate::guard::{Guard, LOOPBACK_ONLY_VAR};
 use crate::target::{HostTarget, Place};
 use crate::ExecError;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// One command to run.
@@ -119,9 +120,46 @@ impl Transport for Recorder {
 }
 
 /// Runs commands on this machine with `bash -c` (the infra repo's edits and terraform, kubectl).
+///
+/// With the guard on, every command runs in a network namespace of its own (`unshare --net`),
+/// which holds nothing but a loopback interface that is down: the command, and whatever it starts,
+/// can reach no address at all, on this machine or off it. That holds whatever the command is
+/// (`kubectl` with the machine's kubeconfig, `scripts/tg apply`, `git push`, `curl https://name`),
+/// which a check of its text could never promise. [`Guard::check_local_command`] still runs first,
+/// for a clearer refusal of the obvious cases.
 #[derive(Debug, Clone, Copy)]
 pub struct LocalTransport {
     pub guard: Guard,
+}
+
+/// Whether this process can make a network namespace (`unshare --net`, as root, else in a user
+/// namespace of its own), asked once: with the guard on, a local command runs only inside one.
+fn network_namespace() -> Result<(), ExecError> {
+    static AVAILABLE: OnceLock<Result<(), String>> = OnceLock::new();
+    AVAILABLE
+        .get_or_init(|| {
+            let output = unshare_net().arg("true").stdin(Stdio::null()).output().map_err(|e| format!("unshare: {e}"))?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(format!("unshare --net: {}", String::from_utf8_lossy(&output.stderr).trim()))
+            }
+        })
+        .clone()
+        .map_err(|reason| ExecError::Local {
+            reason: format!("{LOOPBACK_ONLY_VAR}=1 runs local commands without a network, and that is not possible here: {reason}"),
+        })
+}
+
+/// `unshare --net --` (with a user namespace when not root), ready for the program to run.
+fn unshare_net() -> Command {
+    let mut command = Command::new("unshare");
+    // SAFETY: geteuid reads this process's effective uid; it cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        command.args(["--user", "--map-root-user"]);
+    }
+    command.args(["--net", "--"]);
+    command
 }
 
 /// How often a local command's end is polled.
@@ -134,8 +172,15 @@ impl LocalTransport {
     /// The guard refuses it, bash cannot start, or the deadline passed (the command is killed).
     pub fn run_local(&self, dir: Option<&str>, request: &Request<'_>) -> Result<Completed, ExecError> {
         self.guard.check_local_command(request.shell)?;
+        let mut command = if self.guard.loopback_only {
+            network_namespace()?;
+            let mut isolated = unshare_net();
+            isolated.arg("bash");
+            isolated
+        } else {
+            Command::new("bash")
+        };
         let started = Instant::now();
-        let mut command = Command::new("bash");
         command.arg("-c").arg(request.shell).stdout(Stdio::piped()).stderr(Stdio::piped());
         command.stdin(if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         if let Some(dir) = dir {
@@ -223,6 +268,23 @@ mod tests {
         let started = Instant::now();
         assert!(matches!(local.run_local(None, &slow), Err(ExecError::Timeout { .. })));
         assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn local_commands_under_the_guard_have_no_network() {
+        // A server on this machine's loopback: reachable from here, not from the command.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dial = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
+        let open = LocalTransport { guard: Guard { loopback_only: false } };
+        assert_eq!(open.run_local(None, &request(&dial)).unwrap().stdout, "connected\n", "the guard off: the host's network");
+        let guarded = LocalTransport { guard: Guard { loopback_only: true } };
+        let done = guarded.run_local(None, &request(&dial)).unwrap();
+        assert!(!done.success(), "the guard on: not even this machine's loopback: {done:?}");
+        // /proc/net/dev lists the interfaces of the reader's namespace: only lo.
+        let interfaces = guarded.run_local(None, &request("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '")).unwrap();
+        assert_eq!(interfaces.stdout, "lo\n");
+        drop(listener);
     }
 
     #[test]
