@@ -412,3 +412,28 @@ fn a_file_changed_between_steps_halts_with_a_diff() {
     let status = text(&lab.plan(&file, &["status"]));
     assert!(status.contains("lab-wk-1: kubelet.conf server is the VIP: twin yes, observed no"), "{status}");
 }
+
+#[test]
+fn a_remote_command_past_its_deadline_is_stopped_on_the_host() {
+    use plan_exec::guard::Guard;
+    use plan_exec::ssh::{OpensshTransport, SshOptions};
+    use plan_exec::target::{HostTarget, Place};
+    use plan_exec::transport::{Request, Transport};
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start();
+    let options = SshOptions { config: Some(lab.path("ssh_config")), control_dir: lab.path("state/ssh") };
+    let mut transport = OpensshTransport::new(options, Guard { loopback_only: true }).expect("the transport starts");
+    let host = Place::Host(HostTarget { name: HOSTS[1].0.to_string(), address: HOSTS[1].1, user: "root".to_string() });
+    let marker = lab.path("survived");
+    // The remote command outlives its deadline by far; the channel closing alone would not stop it.
+    let shell = format!("/bin/sleep 3; echo survived > {}", marker.display());
+    let request = Request { step: "t", shell: &shell, stdin: None, secret: false, timeout: Duration::from_secs(1) };
+    let started = Instant::now();
+    let result = transport.run(&host, &request);
+    assert!(matches!(result, Err(plan_exec::ExecError::Timeout { .. })), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "reported at the deadline, not when the command ended");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!marker.exists(), "the remote command was stopped at its deadline");
+}

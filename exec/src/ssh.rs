@@ -16,6 +16,22 @@ pub const CONNECT_TIMEOUT_S: u64 = 15;
 /// Keep-alive interval: a dead connection is noticed within a few of these.
 pub const SERVER_ALIVE_INTERVAL_S: u64 = 15;
 
+/// After its deadline a remote command gets SIGTERM; this many seconds later, SIGKILL.
+pub const REMOTE_KILL_GRACE_S: u64 = 5;
+/// How long past a command's deadline the transport waits for the remote `timeout` to report,
+/// before it gives up on the session.
+pub const REMOTE_REPORT_GRACE_S: u64 = REMOTE_KILL_GRACE_S + 5;
+/// The exit codes of coreutils `timeout` when it stopped the command (TERM, then KILL).
+const TIMEOUT_EXITS: [i32; 2] = [124, 137];
+
+/// `shell` as run on the host: under coreutils `timeout`, which runs it in a process group of its
+/// own and stops the whole group at the deadline. Closing the SSH channel would not: sshd leaves a
+/// command without a terminal running.
+pub fn bounded_remote_command(shell: &str, timeout: Duration) -> String {
+    let timeout_s = timeout.as_secs().max(1);
+    format!("timeout -k {REMOTE_KILL_GRACE_S} {timeout_s} sh -c {}", crate::transport::quote(shell))
+}
+
 /// How SSH is set up.
 #[derive(Debug, Clone)]
 pub struct SshOptions {
@@ -93,12 +109,12 @@ impl Transport for OpensshTransport {
         self.connect(host)?;
         let session = self.sessions.get(host).expect("connect inserted the session");
         let started = Instant::now();
-        let shell = request.shell;
+        let shell = bounded_remote_command(request.shell, request.timeout);
         let stdin = request.stdin;
         let name = host.name.clone();
         let result = self.runtime.block_on(async {
             let work = async {
-                let mut command = session.shell(shell);
+                let mut command = session.shell(&shell);
                 command.stdout(Stdio::piped()).stderr(Stdio::piped());
                 command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
                 let mut child = command.spawn().await?;
@@ -108,7 +124,7 @@ impl Transport for OpensshTransport {
                 }
                 child.wait_with_output().await
             };
-            tokio::time::timeout(request.timeout, work).await
+            tokio::time::timeout(request.timeout + Duration::from_secs(REMOTE_REPORT_GRACE_S), work).await
         });
         let output = match result {
             Err(_) => return Err(ExecError::Timeout { place: name, timeout_s: request.timeout.as_secs() }),
@@ -121,6 +137,9 @@ impl Transport for OpensshTransport {
             }
             Ok(Ok(output)) => output,
         };
+        if output.status.code().is_some_and(|code| TIMEOUT_EXITS.contains(&code)) && started.elapsed() >= request.timeout {
+            return Err(ExecError::Timeout { place: name, timeout_s: request.timeout.as_secs() });
+        }
         Ok(Completed {
             exit: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -135,5 +154,17 @@ impl Drop for OpensshTransport {
         for (_, session) in self.sessions.drain() {
             let _ = self.runtime.block_on(session.close());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_commands_run_under_timeout_quoted() {
+        let wrapped = bounded_remote_command("sudo sed -i 's|a|b|' /etc/x && echo it's", Duration::from_secs(90));
+        assert_eq!(wrapped, r"timeout -k 5 90 sh -c 'sudo sed -i '\''s|a|b|'\'' /etc/x && echo it'\''s'");
+        assert!(bounded_remote_command("true", Duration::from_millis(10)).starts_with("timeout -k 5 1 sh -c"), "at least a second");
     }
 }

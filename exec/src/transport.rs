@@ -4,6 +4,7 @@ use crate::guard::{Guard, LOOPBACK_ONLY_VAR};
 use crate::target::{HostTarget, Place};
 use crate::ExecError;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -182,6 +183,9 @@ impl LocalTransport {
         };
         let started = Instant::now();
         command.arg("-c").arg(request.shell).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // A process group of its own, so that a deadline stops everything the command started
+        // (terraform under `tg apply`, a pipeline), not only bash.
+        command.process_group(0);
         command.stdin(if request.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         if let Some(dir) = dir {
             command.current_dir(dir);
@@ -208,7 +212,7 @@ impl LocalTransport {
                 break status;
             }
             if started.elapsed() > request.timeout {
-                let _ = child.kill();
+                kill_process_group(child.id());
                 let _ = child.wait();
                 return Err(ExecError::Timeout { place: "workstation".to_string(), timeout_s: request.timeout.as_secs() });
             }
@@ -217,6 +221,16 @@ impl LocalTransport {
         let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
         let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
         Ok(Completed { exit: status.code(), stdout, stderr, duration: started.elapsed() })
+    }
+}
+
+/// SIGKILL to every process of the group `leader` leads (the command and what it started).
+fn kill_process_group(leader: u32) {
+    let Ok(group) = libc::pid_t::try_from(leader) else { return };
+    // SAFETY: kill(2) with a negative pid signals a process group; it touches no memory. The group
+    // is the one this transport made for the command (process_group(0) above).
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
     }
 }
 
@@ -268,6 +282,20 @@ mod tests {
         let started = Instant::now();
         assert!(matches!(local.run_local(None, &slow), Err(ExecError::Timeout { .. })));
         assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_deadline_stops_what_the_command_started_too() {
+        let dir = tempfile::tempdir().unwrap();
+        for guard in [Guard { loopback_only: false }, Guard { loopback_only: true }] {
+            let marker = dir.path().join(format!("survived-{}", guard.loopback_only));
+            // A child in the background, as `tg apply` starts terraform: it must not outlive the deadline.
+            let shell = format!("(/bin/sleep 1; echo survived > {}) & wait", marker.display());
+            let slow = Request { timeout: Duration::from_millis(300), ..request(&shell) };
+            assert!(matches!(LocalTransport { guard }.run_local(None, &slow), Err(ExecError::Timeout { .. })));
+            std::thread::sleep(Duration::from_millis(1500));
+            assert!(!marker.exists(), "the background child was killed with its group ({guard:?})");
+        }
     }
 
     #[test]
