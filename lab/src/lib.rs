@@ -1,10 +1,12 @@
 //! A loopback replica of a scenario's control plane from real processes, and rehearsals that
 //! measure the twin against it.
 //!
-//! What is real: one `etcd` process per master (Debian's etcd-server), driven with `etcdctl`, and
-//! an optional `haproxy` at the lab VIP. What is not: apiservers, kubeadm, sshd hosts, the
-//! hypervisor; the rehearsal drives etcd straight from the twin's step actions (not through
-//! `plan execute`). Every address the lab binds or dials is in 127.0.0.0/8.
+//! What is real: one `etcd` process per master (Debian's etcd-server), driven with `etcdctl`;
+//! `haproxy` at the lab VIP; serving certs from a lab CA and TLS verified by rustls; `/readyz`
+//! from the local etcd's health. Stand-ins: the apiserver (an HTTPS server answering `/readyz`
+//! only), kubeadm. Not built: kubelets, consumers, sshd hosts, the hypervisor. The rehearsal
+//! drives the lab straight from the twin's step actions (not through `plan execute`). Every
+//! address the lab binds or dials is in 127.0.0.0/8.
 
 pub mod address;
 pub mod apiserver;
