@@ -32,7 +32,7 @@ if ! cargo fuzz build; then
 fi
 
 status=0
-for target in scenario plan_file; do
+for target in scenario scenario_fields plan_file; do
   corpus="corpus/$target"
   mkdir -p "$corpus"
   echo "== fuzz target $target: ${seconds}s (seeds: fuzz/seeds/$target)" >&2
