@@ -5,6 +5,10 @@
 #
 #   scripts/fuzz.sh [SECONDS]     # default 60 s per target
 #
+# Targets (fuzz/fuzz_targets/): scenario (YAML bytes through parse_scenario, the planner and a
+# fault-free twin run), scenario_fields (field-level edits of the homelab scenario, through the
+# same path plus one fault), plan_file (the --plan loader: YAML -> Plan -> from_edited).
+#
 # cargo-fuzz passes `-Z` flags (sanitizers, coverage) that only a nightly rustc accepts. This
 # machine has one stable toolchain, so the script sets RUSTC_BOOTSTRAP=1, which lets stable rustc
 # accept them; it builds and runs the same way as nightly here. A crash leaves its input in
