@@ -115,7 +115,7 @@ impl HostsHere {
 impl Transport for HostsHere {
     fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
         let Place::Host(host) = place else { return LocalTransport { guard: self.guard }.run(place, request) };
-        self.guard.check_local_command(request.shell)?;
+        self.guard.check_remote_command(&host.name, request.shell)?;
         let mapped = format!("{}/{}/etc/kubernetes", self.root.display(), host.name);
         let shell = format!("sudo() {{ \"$@\"; }}; {}", request.shell.replace("/etc/kubernetes", &mapped));
         self.local.run(&Place::Local { dir: None }, &Request { shell: &shell, ..*request })

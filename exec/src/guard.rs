@@ -96,6 +96,50 @@ impl Guard {
         }
     }
 
+    /// Refuses a command for a host when the guard is on and its text may leave loopback: a
+    /// non-loopback IPv4 literal, a URL whose host is not a loopback literal or `localhost`, a
+    /// program whose destination comes from configuration ([`HIDDEN_DESTINATION_PROGRAMS`]:
+    /// ssh, kubectl without `--server`, terraform, git, DNS look-ups), or a dialling program
+    /// (curl, nc, socat, etcdctl…) given a host name.
+    ///
+    /// # Caveats
+    /// A check of text, and so a blacklist: with the guard on, hosts are loopback addresses, which
+    /// is to say this machine, in this machine's network (a lab's etcd listens there), so the
+    /// command cannot be cut off from the network as a local command is. A program it does not
+    /// know (python, php) or a file whose content is run (`$(cat /root/.plan-join-command)`) can
+    /// still reach what it names.
+    ///
+    /// # Errors
+    /// [`ExecError::NotLoopback`] naming what was refused.
+    pub fn check_remote_command(self, host: &str, shell: &str) -> Result<(), ExecError> {
+        if !self.loopback_only {
+            return Ok(());
+        }
+        let refuse =
+            |what: String, why: &str| Err(ExecError::NotLoopback { destination: format!("{host}: command {what}"), why: why.to_string() });
+        if let Some(address) = ipv4_literals(shell).into_iter().find(|a| !a.is_loopback()) {
+            return refuse(format!("naming {address}"), "");
+        }
+        for url in urls(shell) {
+            self.check_url(&format!("{host}: command naming"), url)?;
+        }
+        for (program, arguments) in simple_commands(shell) {
+            let names_server = arguments.iter().any(|a| a.starts_with("--server=") || a == "--server" || a == "-s");
+            if HIDDEN_DESTINATION_PROGRAMS.contains(&program.as_str()) && !(program == "kubectl" && names_server) {
+                return refuse(
+                    format!("calling {program}"),
+                    ": it takes its destination from configuration the guard cannot read (kubectl passes with a loopback --server)",
+                );
+            }
+            if DIALING_PROGRAMS.contains(&program.as_str()) {
+                if let Some(name) = arguments.iter().filter_map(|a| named_host(a)).find(|h| *h != "localhost") {
+                    return refuse(format!("calling {program} with {name}"), ": a name could resolve anywhere");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a local command when the guard is on and it names a non-loopback IPv4 address or calls
     /// ssh/scp itself (remote work goes through the SSH transport, which the guard checks).
     ///
@@ -119,6 +163,83 @@ impl Guard {
         }
         Ok(())
     }
+}
+
+/// Programs whose destination comes from configuration or the environment (an ssh config, a
+/// kubeconfig, a git remote, terraform state, the resolver), not from the command line the guard
+/// reads. `kubectl` passes with a `--server` URL, which is checked.
+const HIDDEN_DESTINATION_PROGRAMS: [&str; 16] = [
+    "ssh",
+    "scp",
+    "sftp",
+    "rsync",
+    "kubectl",
+    "helm",
+    "terraform",
+    "terragrunt",
+    "tg",
+    "git",
+    "apt",
+    "apt-get",
+    "getent",
+    "nslookup",
+    "dig",
+    "host",
+];
+/// Programs that dial what their arguments name: every host-like argument must be loopback.
+const DIALING_PROGRAMS: [&str; 10] = ["curl", "wget", "nc", "ncat", "netcat", "socat", "ping", "telnet", "etcdctl", "kubeadm"];
+/// Words that run the next word as the program (`sudo env ETCDCTL_API=3 etcdctl …`).
+const PROGRAM_PREFIXES: [&str; 14] =
+    ["sudo", "env", "exec", "command", "nohup", "time", "if", "elif", "then", "else", "while", "until", "do", "!"];
+
+/// The programs of a shell command with their arguments, one per simple command: split at `;`,
+/// `&&`, `||`, `|`, parentheses, backquotes and `$(`, with `sudo`, `env`, `VAR=value` and their
+/// options taken off the front. Quotes are not parsed: a word keeps its quote characters trimmed.
+fn simple_commands(shell: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for segment in shell.split([';', '&', '|', '(', ')', '`', '\n', '{', '}']) {
+        let mut words = segment.split_whitespace().map(|w| w.trim_matches(|c| c == '\'' || c == '"' || c == '$'));
+        let mut program = None;
+        for word in words.by_ref() {
+            let name = word.rsplit('/').next().unwrap_or(word);
+            let assignment =
+                word.split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            if word.is_empty() || PROGRAM_PREFIXES.contains(&name) || word.starts_with('-') || assignment || word.parse::<u32>().is_ok() {
+                continue;
+            }
+            program = Some(name.to_string());
+            break;
+        }
+        if let Some(program) = program {
+            out.push((program, words.map(str::to_string).collect()));
+        }
+    }
+    out
+}
+
+/// A word that names a machine rather than a file: `name.zone`, `host:port`, `TCP:host:port`.
+fn named_host(word: &str) -> Option<&str> {
+    let value = word.split_once('=').map_or(word, |(_, v)| v);
+    if value.contains('/') || value.starts_with('-') || value.is_empty() {
+        return None;
+    }
+    let value = value.strip_prefix("TCP:").or_else(|| value.strip_prefix("TCP4:")).unwrap_or(value);
+    let host = match value.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => value,
+    };
+    let labels: Vec<&str> = host.split('.').collect();
+    let dotted_name = labels.len() > 1
+        && labels.iter().all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && labels.last().is_some_and(|l| l.chars().all(|c| c.is_ascii_alphabetic()));
+    (dotted_name || host == "localhost").then_some(host)
+}
+
+/// Every `scheme://…` URL in `text`.
+fn urls(text: &str) -> Vec<&str> {
+    static URL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let url = URL.get_or_init(|| regex::Regex::new(r#"[A-Za-z][A-Za-z0-9+.-]*://[^\s'"|;)`]+"#).expect("a constant pattern that compiles"));
+    url.find_iter(text).map(|m| m.as_str()).collect()
 }
 
 /// Every dotted-quad IPv4 literal in `text`.
@@ -173,6 +294,45 @@ mod tests {
         assert!(ON.check_local_command("for n in a; do ssh wizard@$n 'x'; done").is_err());
         assert!(ON.check_local_command("curl https://127.0.20.99:6443/readyz && kubectl get nodes").is_ok());
         assert!(OFF.check_local_command("ssh 10.0.20.1 uptime").is_ok());
+    }
+
+    #[test]
+    fn the_guard_refuses_remote_commands_that_may_leave_loopback() {
+        let refused = [
+            "kubectl -n kube-system get cm kubeadm-config -o yaml > /tmp/kubeadm-config.backup.yaml",
+            "curl -sk https://k8s-apiserver.viktorbarzin.lan:6443/readyz",
+            "cd /srv/infra && scripts/tg apply -target=module.technitium",
+            "getent hosts lab-cp-2.lab.test",
+            "sudo env TF_LOG=1 terraform apply",
+            "git push",
+            "echo 'show stat' | socat - TCP:lb.example.lan:9000",
+            "nc -z api.lab.test 6443",
+            "sudo kubeadm join 10.0.20.99:6443 --token x",
+            "echo x | ssh other true",
+            "sudo etcdctl --endpoints=https://etcd.lab.test:2379 member list",
+            "if true; then wget -q lab.example.org; fi",
+            "for n in a b; do scp x $n:/tmp; done",
+        ];
+        for shell in refused {
+            let error = ON.check_remote_command("lab-cp-1", shell).expect_err(shell);
+            assert!(matches!(error, ExecError::NotLoopback { .. }), "{shell}: {error}");
+            assert!(OFF.check_remote_command("lab-cp-1", shell).is_ok(), "the guard off: {shell}");
+        }
+        let allowed = [
+            "sudo sed -i.bak 's|server: https://127.0.20.10:6443|server: https://127.0.20.99:6443|' /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet",
+            "if sudo test -e /etc/kubernetes/kubelet.conf; then sudo cat /etc/kubernetes/kubelet.conf; else exit 3; fi",
+            "sudo env ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --dial-timeout=2s --cacert=/etc/kubernetes/pki/etcd/ca.crt member list -w json",
+            "sudo openssl x509 -in /etc/kubernetes/pki/apiserver.crt -noout -ext subjectAltName",
+            "kubectl --server=https://127.0.20.99:6443 get nodes",
+            "printf 'show stat\\n' | sudo socat stdio UNIX-CONNECT:/tmp/haproxy.socket",
+            "sudo install -m 600 /dev/stdin /root/.plan-join-command",
+            "cat > /tmp/haproxy-bootstrap.php",
+            "curl --cacert /etc/kubernetes/pki/ca.crt https://127.0.20.99:6443/readyz",
+            "sudo grep -c oidc-issuer-url /etc/kubernetes/manifests/kube-apiserver.yaml",
+        ];
+        for shell in allowed {
+            assert!(ON.check_remote_command("lab-cp-1", shell).is_ok(), "{shell}: {:?}", ON.check_remote_command("lab-cp-1", shell));
+        }
     }
 
     #[test]

@@ -106,6 +106,9 @@ impl Transport for OpensshTransport {
         let Place::Host(host) = place else {
             return Err(ExecError::Input("the ssh transport runs on hosts only".to_string()));
         };
+        // With the guard on a host is a loopback address, that is this machine: what the command
+        // dials is checked before anything connects.
+        self.guard.check_remote_command(&host.name, request.shell)?;
         self.connect(host)?;
         let session = self.sessions.get(host).expect("connect inserted the session");
         let started = Instant::now();
@@ -160,6 +163,19 @@ impl Drop for OpensshTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guard_refuses_a_remote_command_before_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SshOptions { config: Some(dir.path().join("no-config")), control_dir: dir.path().join("ssh") };
+        let mut transport = OpensshTransport::new(options, Guard { loopback_only: true }).unwrap();
+        // Nothing listens there: a connection attempt would be an ssh error, not a refusal.
+        let host = HostTarget { name: "lab-cp-1".into(), address: std::net::Ipv4Addr::new(127, 0, 20, 77), user: "root".into() };
+        let request = Request { step: "t", shell: "kubectl get nodes", stdin: None, secret: false, timeout: Duration::from_secs(5) };
+        let refused = transport.run(&Place::Host(host), &request).unwrap_err();
+        assert!(matches!(refused, ExecError::NotLoopback { .. }), "{refused}");
+        assert!(refused.to_string().contains("lab-cp-1: command calling kubectl"), "{refused}");
+    }
 
     #[test]
     fn remote_commands_run_under_timeout_quoted() {
