@@ -86,6 +86,10 @@ impl ObserveArgs {
         let none = |v: &str| v == "none";
         let etcd = EtcdProbe { endpoint: self.etcd_endpoint.clone(), pki: (!none(&self.etcd_pki)).then(|| self.etcd_pki.clone()) };
         etcd.validate().map_err(|e| Failure::Input(format!("--etcd-endpoint: {e}")))?;
+        if !skip(ObserverName::Etcd) {
+            // Refused before anything runs, not at the first step that observes etcd.
+            guard.check_url("--etcd-endpoint", &etcd.endpoint).map_err(exec_failure)?;
+        }
         let lb = LbProbe {
             config: self.haproxy_config.clone(),
             stats_socket: (!none(&self.haproxy_socket)).then(|| self.haproxy_socket.clone()),

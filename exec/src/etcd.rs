@@ -49,19 +49,13 @@ impl EtcdProbe {
     /// # Errors
     /// [`EtcdError::BadEndpoint`] for anything but `http(s)://host:port`.
     pub fn validate(&self) -> Result<(), EtcdError> {
-        let rest = self.endpoint.strip_prefix("https://").or_else(|| self.endpoint.strip_prefix("http://"));
-        let ok = rest.is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c)));
-        if ok {
-            Ok(())
-        } else {
-            Err(EtcdError::BadEndpoint(self.endpoint.clone()))
-        }
+        validate_url(&self.endpoint)
     }
 
-    fn etcdctl(&self, args: &str) -> String {
+    fn etcdctl(&self, endpoints: &str, args: &str) -> String {
         let mut command = format!(
             "sudo env ETCDCTL_API=3 etcdctl --endpoints={} --dial-timeout={DIAL_TIMEOUT} --command-timeout={COMMAND_TIMEOUT}",
-            quote(&self.endpoint)
+            quote(endpoints)
         );
         if let Some(pki) = &self.pki {
             let file = |name: &str| quote(&format!("{}/{name}", pki.trim_end_matches('/')));
@@ -77,13 +71,41 @@ impl EtcdProbe {
 
     /// `etcdctl member list -w json`.
     pub fn member_list_command(&self) -> String {
-        self.etcdctl("member list -w json")
+        self.etcdctl(&self.endpoint, "member list -w json")
     }
 
-    /// `etcdctl endpoint health --cluster -w json`: every started member's client URL.
-    pub fn endpoint_health_command(&self) -> String {
-        self.etcdctl("endpoint health --cluster -w json")
+    /// `etcdctl endpoint health -w json` of the client URLs given: the members' own, which the
+    /// caller has read from the member list and checked. Not `--cluster`, which would dial
+    /// whatever the members advertise, unchecked.
+    ///
+    /// # Errors
+    /// [`EtcdError::BadEndpoint`] for a URL that is not a plain `http(s)://host:port`.
+    pub fn endpoint_health_command(&self, client_urls: &[String]) -> Result<String, EtcdError> {
+        client_urls.iter().try_for_each(|url| validate_url(url))?;
+        Ok(self.etcdctl(&client_urls.join(","), "endpoint health -w json"))
     }
+}
+
+/// Checks a URL is a bare `http(s)://host:port` (it ends up in a shell command).
+fn validate_url(url: &str) -> Result<(), EtcdError> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c)));
+    if ok {
+        Ok(())
+    } else {
+        Err(EtcdError::BadEndpoint(url.to_string()))
+    }
+}
+
+/// The client URLs of every member, in member order, each once.
+pub fn client_urls(members: &[EtcdMember]) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for url in members.iter().flat_map(|m| &m.client_urls) {
+        if !urls.contains(url) {
+            urls.push(url.clone());
+        }
+    }
+    urls
 }
 
 /// Voting or not.
@@ -291,7 +313,13 @@ mod tests {
         assert!(probe.member_list_command().contains("--cacert=/etc/kubernetes/pki/etcd/ca.crt"));
         assert!(probe.member_list_command().ends_with("member list -w json"));
         let plain = EtcdProbe { endpoint: "http://127.0.20.10:23790".into(), pki: None };
-        assert!(!plain.endpoint_health_command().contains("--cacert"));
+        let urls = vec!["http://127.0.20.10:23790".to_string(), "http://127.0.20.11:23790".to_string()];
+        let health = plain.endpoint_health_command(&urls).unwrap();
+        assert!(!health.contains("--cacert"));
+        assert!(health.contains("--endpoints=http://127.0.20.10:23790,http://127.0.20.11:23790"), "{health}");
+        assert!(!health.contains("--cluster"), "only the URLs given are dialled: {health}");
+        assert!(plain.endpoint_health_command(&["http://x;reboot".to_string()]).is_err());
+        assert_eq!(client_urls(&parse_member_list(LIST).unwrap()), vec!["http://127.0.20.10:23790".to_string()]);
         assert!(plain.validate().is_ok());
         assert!(EtcdProbe { endpoint: "http://x;reboot".into(), pki: None }.validate().is_err());
         assert!(EtcdProbe { endpoint: "127.0.0.1:2379".into(), pki: None }.validate().is_err());

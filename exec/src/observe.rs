@@ -335,7 +335,7 @@ pub fn observe(
     }
     if scope.etcd {
         if let Some(probe) = observer.probes.etcd.clone() {
-            observe_etcd(t, c, transport, &probe, &mut observation)?;
+            observe_etcd(t, c, transport, &probe, observer.probes.guard, &mut observation)?;
         }
     }
     if scope.lb && c.lb_up {
@@ -401,11 +401,16 @@ fn failure_line(stdout: &str, stderr: &str, exit: Option<i32>) -> String {
 
 /// `etcdctl member list` (and `endpoint health`) on a master the twin says runs a member with
 /// quorum; nothing when there is none (the twin then predicts etcd cannot answer).
+///
+/// # Errors
+/// [`ExecError::NotLoopback`] when the guard refuses the endpoint (before the member list) or a
+/// member's client URL (before `endpoint health`, which dials each of them).
 pub fn observe_etcd(
     t: &Topology,
     c: &Cluster,
     transport: &mut dyn Transport,
     probe: &EtcdProbe,
+    guard: Guard,
     observation: &mut Observation,
 ) -> Result<(), ExecError> {
     let live = derive::live_members(c).and(c.control_plane).and(c.voters);
@@ -416,6 +421,7 @@ pub fn observe_etcd(
         observation.unreachable.push((label, e.to_string()));
         return Ok(());
     }
+    guard.check_url("etcd endpoint", &probe.endpoint)?;
     let place = Place::Host(host.clone());
     let listed = match transport.run(&place, &request(&probe.member_list_command())) {
         Ok(done) if done.success() => etcd::parse_member_list(&done.stdout),
@@ -451,8 +457,25 @@ pub fn observe_etcd(
         let name = if member.name.is_empty() { format!("{:x}", member.id) } else { member.name.clone() };
         observation.fact(&name, field, Seen::Yes, format!("{stranger}: no inventory node"));
     }
+    // `endpoint health` dials every member's client URL: each is checked first.
+    let client_urls = etcd::client_urls(&members);
+    for url in &client_urls {
+        guard.check_url(&format!("etcd member client URL (from {label})"), url)?;
+    }
+    let health_command = match probe.endpoint_health_command(&client_urls) {
+        Ok(command) => command,
+        Err(e) => {
+            observation.unreachable.push((label, e.to_string()));
+            return Ok(());
+        }
+    };
     // `endpoint health` prints its JSON also when an endpoint is unhealthy (and exits 1).
-    match transport.run(&place, &request(&probe.endpoint_health_command())) {
+    let answered = if client_urls.is_empty() {
+        Ok(crate::transport::Completed { exit: Some(0), stdout: "[]".to_string(), stderr: String::new(), duration: Duration::ZERO })
+    } else {
+        transport.run(&place, &request(&health_command))
+    };
+    match answered {
         Ok(done) => match etcd::parse_endpoint_health(&done.stdout) {
             Ok(health) => {
                 let healthy = etcd::healthy_nodes(t, &members, &health);
@@ -669,6 +692,55 @@ pub fn overlay(t: &Topology, observation: &Observation, c: &Cluster) -> Cluster 
 mod tests {
     use super::*;
     use plan_model::validate::parse_scenario;
+
+    fn loopback() -> Topology {
+        Topology::new(&parse_scenario(include_str!("../../scenarios/loopback.yaml")).unwrap())
+    }
+
+    /// Answers etcdctl as a one-member etcd whose member advertises `client_url`; keeps what ran.
+    struct CannedEtcd {
+        client_url: &'static str,
+        ran: Vec<String>,
+    }
+
+    impl Transport for CannedEtcd {
+        fn run(&mut self, _place: &Place, request: &Request<'_>) -> Result<crate::transport::Completed, ExecError> {
+            self.ran.push(request.shell.to_string());
+            let url = self.client_url;
+            let stdout = if request.shell.contains("member list") {
+                format!(r#"{{"members":[{{"ID":1,"name":"lab-cp-1","peerURLs":["http://127.0.20.10:2380"],"clientURLs":["{url}"]}}]}}"#)
+            } else {
+                format!(r#"[{{"endpoint":"{url}","health":true}}]"#)
+            };
+            Ok(crate::transport::Completed { exit: Some(0), stdout, stderr: String::new(), duration: Duration::ZERO })
+        }
+    }
+
+    #[test]
+    fn the_guard_checks_the_etcd_endpoint_and_every_member_url_before_dialling() {
+        let t = loopback();
+        let c = Cluster::initial(&t);
+        let on = Guard { loopback_only: true };
+        let probe = |endpoint: &str| EtcdProbe { endpoint: endpoint.to_string(), pki: None };
+        let mut observation = Observation::default();
+
+        let mut etcd = CannedEtcd { client_url: "http://127.0.20.10:2379", ran: Vec::new() };
+        let refused = observe_etcd(&t, &c, &mut etcd, &probe("https://10.0.20.100:2379"), on, &mut observation).unwrap_err();
+        assert!(matches!(refused, ExecError::NotLoopback { .. }), "{refused}");
+        assert!(etcd.ran.is_empty(), "refused before the member list: {:?}", etcd.ran);
+
+        // A member advertising an address off loopback: `endpoint health` would dial it.
+        let mut etcd = CannedEtcd { client_url: "https://10.0.20.102:2379", ran: Vec::new() };
+        let refused = observe_etcd(&t, &c, &mut etcd, &probe("http://127.0.20.10:2379"), on, &mut observation).unwrap_err();
+        assert!(refused.to_string().contains("etcd member client URL (from etcd via lab-cp-1) https://10.0.20.102:2379"), "{refused}");
+        assert_eq!(etcd.ran.len(), 1, "only the member list ran: {:?}", etcd.ran);
+
+        let mut etcd = CannedEtcd { client_url: "http://127.0.20.10:2379", ran: Vec::new() };
+        observe_etcd(&t, &c, &mut etcd, &probe("http://127.0.20.10:2379"), on, &mut observation).unwrap();
+        assert!(etcd.ran[1].contains("--endpoints=http://127.0.20.10:2379 ") && etcd.ran[1].contains("endpoint health"), "{:?}", etcd.ran);
+        let healthy = observation.facts.iter().find(|f| f.field == Field::EtcdHealthy).unwrap();
+        assert_eq!((healthy.node.as_str(), healthy.seen), ("lab-cp-1", Seen::Yes));
+    }
 
     fn homelab() -> Topology {
         Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).unwrap())
