@@ -278,13 +278,40 @@ fn dry_run_of_the_homelab_prints_each_hosts_commands_and_never_connects() {
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
 }
 
+/// The loopback scenario with new masters too big for its hypervisor: `plan check` rejects it
+/// (hypervisor-ram), and every address is still loopback. The embedded homelab is never executed
+/// but with --dry-run.
+fn rejected_loopback_scenario(dir: &Path) -> PathBuf {
+    let scenario = std::fs::read_to_string(LOOPBACK).expect("the loopback scenario");
+    let over = scenario
+        .lines()
+        .map(|line| {
+            if line.contains("name: lab-cp-2") || line.contains("name: lab-cp-3") {
+                line.replace("ram_gb: 4", "ram_gb: 32")
+            } else {
+                line.replace("ram_physical_gb: 128", "ram_physical_gb: 32")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(over, scenario, "the loopback scenario still has the figures this test raises");
+    let path = dir.join("over-committed.yaml");
+    write(&path, &over);
+    path
+}
+
 #[test]
 fn a_plan_the_check_rejects_is_refused_before_anything_connects() {
     let dir = tempfile::tempdir().unwrap();
-    let out = plan(&["execute", "--yes", "--state-dir", dir.path().to_str().unwrap()], &[]);
+    let scenario = rejected_loopback_scenario(dir.path());
+    let ssh_config = dir.path().join("ssh_config");
+    write(&ssh_config, "");
+    let state = dir.path().join("state");
+    let args = ["--scenario", scenario.to_str().unwrap(), "execute", "--yes", "--state-dir", state.to_str().unwrap()];
+    let out = plan(&[&args[..], &["--ssh-config", ssh_config.to_str().unwrap()]].concat(), &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("plan check rejects this plan"), "{}", text(&out));
-    assert!(!dir.path().join("journal.jsonl").exists(), "nothing was started");
+    assert!(text(&out).contains("plan check rejects this plan") && text(&out).contains("hypervisor-ram"), "{}", text(&out));
+    assert!(!state.join("journal.jsonl").exists(), "nothing was started");
 }
 
 #[test]
