@@ -51,8 +51,18 @@ impl NodeSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+    /// The members, lowest index first; visits set bits only (the observations walk node
+    /// sets on every transition, so this is on the model checker's hot path).
     pub fn iter(self) -> impl Iterator<Item = NodeIx> {
-        (0..64u8).filter(move |i| self.0 & (1 << i) != 0).map(NodeIx)
+        let mut rest = self.0;
+        std::iter::from_fn(move || {
+            if rest == 0 {
+                return None;
+            }
+            let i = rest.trailing_zeros() as u8;
+            rest &= rest - 1;
+            Some(NodeIx(i))
+        })
     }
 }
 
