@@ -126,6 +126,7 @@ impl Journal {
         let path = state_dir.join(JOURNAL_FILE);
         let records = read_records(&path)?;
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| journal_error(&path, e))?;
+        drop_torn_line(&file, &path)?;
         Ok(Journal { file: Some(file), path, records })
     }
 
@@ -148,6 +149,19 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Cuts a torn last line (no newline: a crash in the middle of a write) off the file and syncs,
+/// so that the next record starts on a line of its own instead of being glued onto the torn one,
+/// which would make both unreadable in the middle of the file.
+fn drop_torn_line(file: &File, path: &Path) -> Result<(), ExecError> {
+    let text = std::fs::read(path).map_err(|e| journal_error(path, e))?;
+    if text.last().is_none_or(|b| *b == b'\n') {
+        return Ok(());
+    }
+    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1);
+    file.set_len(whole as u64).map_err(|e| journal_error(path, format!("cutting the torn last line: {e}")))?;
+    file.sync_all().map_err(|e| journal_error(path, format!("fsync: {e}")))
 }
 
 /// Reads the records of a journal file; a missing file has none.
@@ -320,6 +334,24 @@ mod tests {
         assert_eq!(progress.interrupted.as_deref(), Some("4.2"));
         assert!(progress.command_done("4.2", 0));
         assert!(!progress.command_done("4.2", 1));
+    }
+
+    #[test]
+    fn an_append_after_a_torn_line_starts_a_line_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.append(Event::StepStarted { step: "4.2".into() }).unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new().append(true).open(dir.path().join(JOURNAL_FILE)).unwrap();
+        file.write_all(b"{\"v\":1,\"at_ms\":1,\"event\":\"step-fin").unwrap();
+        drop(file);
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.append(Event::StepFinished { step: "4.2".into(), how: "ran".into() }).unwrap();
+        drop(journal);
+        let records = read_records(&dir.path().join(JOURNAL_FILE)).expect("every line reads back");
+        let progress = Progress::from_records(&records);
+        assert!(progress.completed.contains("4.2") && progress.interrupted.is_none(), "{progress:?}");
+        assert_eq!(records.len(), 2, "the torn line is gone, the new record kept");
     }
 
     #[test]
