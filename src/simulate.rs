@@ -89,6 +89,13 @@ fn fault_of(t: &Topology, options: &SimulateOptions) -> Result<Fault, Failure> {
         None if options.fail.is_some() => FaultKind::Crash,
         None => return Err(Failure::Input("nothing fails: give --fail NODE or --fault KIND".to_string())),
     };
+    // A fault that strikes no node or lasts no time must not silently drop what was asked.
+    if options.fail.is_some() && !kind.needs_node() {
+        return Err(Failure::Input(format!("fault {} strikes no node: drop --fail", kind.as_str())));
+    }
+    if lasts.is_some() && matches!(kind, FaultKind::LbReload | FaultKind::StepFailsHalfway | FaultKind::ExecutorCrash) {
+        return Err(Failure::Input(format!("fault {} has no duration: drop --for", kind.as_str())));
+    }
     let node = |needed: bool| -> Result<Option<plan_model::topology::NodeIx>, Failure> {
         match &options.fail {
             Some(name) => t.resolve(name).map(Some).map_err(Failure::Input),

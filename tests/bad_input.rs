@@ -522,6 +522,11 @@ fn an_unknown_fault_kind_lists_the_kinds() {
     );
     assert_eq!(refused(&plan(&["simulate", "--fault", "partition"])), "fault partition needs --fail NODE");
     assert_eq!(refused(&plan(&["simulate"])), "nothing fails: give --fail NODE or --fault KIND");
+    assert_eq!(refused(&plan(&["simulate", "--fault", "lb-reload", "--fail", "master-2"])), "fault lb-reload strikes no node: drop --fail");
+    assert_eq!(
+        refused(&plan(&["simulate", "--fault", "executor-crash", "--for", "5m"])),
+        "fault executor-crash has no duration: drop --for"
+    );
 }
 
 #[test]
