@@ -230,7 +230,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     start_json_log(&dir)?;
-    let mut transport = transport(&options.ssh)?;
+    let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, loaded.plan.steps.len());
     let run_options = RunOptions {
         resume: options.resume,
@@ -279,9 +279,26 @@ fn write_recovery(out: &mut String, recovery: &Recovery) {
     }
 }
 
-fn transport(ssh: &SshArgs) -> Result<Dispatch<OpensshTransport>, Failure> {
+/// Longest control directory whose ControlMaster sockets (`<dir>/.ssh-connectionXXXXXX/master`)
+/// still fit a Unix socket path (108 bytes).
+const CONTROL_DIR_LEN_MAX: usize = 72;
+
+/// Where the ControlMaster sockets live: `ssh/` in the state directory, so each run's masters are
+/// found (and closed) beside its journal, not among every run's in one shared directory; a
+/// per-user directory under the temp dir when the state directory's path is too long for a socket.
+fn control_dir(state_dir: &Path) -> PathBuf {
+    let inside = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf()).join("ssh");
+    if inside.as_os_str().len() <= CONTROL_DIR_LEN_MAX {
+        inside
+    } else {
+        // SAFETY: getuid reads this process's real uid; it cannot fail and touches no memory.
+        std::env::temp_dir().join(format!("plan-ssh-{}", unsafe { libc::getuid() }))
+    }
+}
+
+fn transport(ssh: &SshArgs, state_dir: &Path) -> Result<Dispatch<OpensshTransport>, Failure> {
     let guard = Guard::from_env();
-    let control_dir = std::env::temp_dir().join("plan-ssh");
+    let control_dir = control_dir(state_dir);
     let remote = OpensshTransport::new(SshOptions { config: ssh.ssh_config.clone(), control_dir }, guard).map_err(exec_failure)?;
     Ok(Dispatch { remote, local: LocalTransport { guard } })
 }
@@ -554,7 +571,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     start_json_log(&dir)?;
-    let mut transport = transport(&options.ssh)?;
+    let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, 0);
     let run_options = RunOptions {
         resume: true,

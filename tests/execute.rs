@@ -8,7 +8,7 @@
 //! on PATH record each call in a per-host log: the side effects the tests count.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +23,8 @@ const DIRECT: &str = "server: https://127.0.20.10:6443";
 const VIP: &str = "server: https://127.0.20.99:6443";
 /// Bound on waiting for sshd to listen, or for the executor to reach a point.
 const WAIT_S: u64 = 20;
+/// Ports tried before the fixture gives up.
+const PORT_ATTEMPTS: usize = 5;
 
 fn plan(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut command = Command::new(PLAN);
@@ -54,17 +56,48 @@ fn executable(path: &Path, content: &str) {
 
 /// The sshd servers and fixture files of one test; stops the servers when dropped, failed test
 /// or not.
+///
+/// Each sshd runs as the first process of a PID namespace of its own (`unshare --pid --fork
+/// --kill-child`, under `setpriv --pdeathsig KILL`): killing the namespace's `unshare` kills every
+/// session sshd forked and every command they run, which killing the listening sshd alone would
+/// not (its sessions live on, and keep the executor's ControlMasters, ControlPersist=yes, alive).
 struct Lab {
     root: tempfile::TempDir,
     sshds: Vec<Child>,
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
+impl Lab {
+    /// Closes the executor's ControlMasters under the state directory (a SIGKILLed executor
+    /// cannot close its own).
+    fn close_masters(&self) {
+        let Ok(dirs) = std::fs::read_dir(self.path("state/ssh")) else { return };
+        for dir in dirs.flatten() {
+            let socket = dir.path().join("master");
+            if socket.exists() {
+                let _ = Command::new("ssh")
+                    .args(["-F", "/dev/null", "-O", "exit", "-S"])
+                    .arg(&socket)
+                    .arg("fixture")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+
+    fn stop_sshds(&mut self) {
         for child in &mut self.sshds {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.sshds.clear();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.close_masters();
+        self.stop_sshds();
     }
 }
 
@@ -83,25 +116,30 @@ fn unsafe_is_root() -> bool {
 }
 
 impl Lab {
+    /// The fixture with its sshd servers answering, on a port no other process took first.
     fn start() -> Lab {
+        let mut lab = Lab::prepare();
+        for _ in 0..PORT_ATTEMPTS {
+            // Another test may take the port between its choice and sshd's bind: then sshd exits,
+            // and the fixture tries another.
+            let port = TcpListener::bind(SocketAddrV4::new(HOSTS[0].1, 0)).and_then(|l| l.local_addr()).expect("a free port").port();
+            if lab.serve(port) {
+                return lab;
+            }
+            lab.stop_sshds();
+        }
+        panic!("sshd did not start on any of {PORT_ATTEMPTS} ports: {}", lab.sshd_log(HOSTS[0].0));
+    }
+
+    /// Keys, shims and each host's files.
+    fn prepare() -> Lab {
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path().to_path_buf();
-        let port = TcpListener::bind(SocketAddrV4::new(HOSTS[0].1, 0)).and_then(|l| l.local_addr()).expect("a free port").port();
         run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", r.join("host_key").to_str().unwrap()]);
         run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", r.join("id_ed25519").to_str().unwrap()]);
         std::fs::copy(r.join("id_ed25519.pub"), r.join("authorized_keys")).expect("authorized_keys");
         let host_pub = std::fs::read_to_string(r.join("host_key.pub")).expect("host key");
-        let host_pub = host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-        let known: String = HOSTS.iter().map(|(_, a)| format!("[{a}]:{port} {host_pub}\n")).collect();
-        write(&r.join("known_hosts"), &known);
-        write(
-            &r.join("ssh_config"),
-            &format!(
-                "Host 127.0.20.*\n  Port {port}\n  IdentityFile {id}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n",
-                id = r.join("id_ed25519").display(),
-                kh = r.join("known_hosts").display()
-            ),
-        );
+        write(&r.join("host_key.pub.line"), &host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
         let shims = r.join("shims");
         executable(&shims.join("sudo"), "#!/bin/sh\nexec \"$@\"\n");
         executable(&shims.join("systemctl"), "#!/bin/sh\necho \"$*\" >> \"$PLAN_FIXTURE_HOST_DIR/systemctl.log\"\n");
@@ -118,8 +156,7 @@ impl Lab {
         );
         std::fs::create_dir_all("/etc/kubernetes").expect("a mount point at the real path");
         std::fs::create_dir_all("/run/sshd").expect("sshd's privilege separation directory");
-        let mut lab = Lab { root, sshds: Vec::new() };
-        for (name, address) in HOSTS {
+        for (name, _) in HOSTS {
             let host = r.join("hosts").join(name);
             let kube = host.join("etc-kubernetes");
             write(
@@ -152,6 +189,30 @@ impl Lab {
                     ],
                 );
             }
+        }
+        Lab { root, sshds: Vec::new() }
+    }
+
+    /// Starts one sshd per host on `port`, with a client config and known_hosts for it; `true` once
+    /// each answers as this fixture's sshd (our host key, our user key), `false` when one exited
+    /// (the port was taken).
+    fn serve(&mut self, port: u16) -> bool {
+        let r = self.root.path().to_path_buf();
+        let host_pub = std::fs::read_to_string(r.join("host_key.pub.line")).expect("host key");
+        let known: String = HOSTS.iter().map(|(_, a)| format!("[{a}]:{port} {host_pub}\n")).collect();
+        write(&r.join("known_hosts"), &known);
+        write(
+            &r.join("ssh_config"),
+            &format!(
+                "Host 127.0.20.*\n  Port {port}\n  IdentityFile {id}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 5\n",
+                id = r.join("id_ed25519").display(),
+                kh = r.join("known_hosts").display()
+            ),
+        );
+        let shims = r.join("shims");
+        for (name, address) in HOSTS {
+            let host = r.join("hosts").join(name);
+            let kube = host.join("etc-kubernetes");
             let config = host.join("sshd_config");
             write(
                 &config,
@@ -165,23 +226,46 @@ impl Lab {
                 ),
             );
             let script = format!("mount --bind {} /etc/kubernetes && exec {SSHD} -D -e -f {}", kube.display(), config.display());
-            let child = Command::new("unshare")
-                .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            let child = Command::new("setpriv")
+                .args(["--pdeathsig", "KILL", "unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private"])
+                .args(["sh", "-c", &script])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(host.join("sshd.log")).expect("sshd log"))
                 .spawn()
                 .expect("sshd starts");
-            lab.sshds.push(child);
+            self.sshds.push(child);
         }
         let deadline = Instant::now() + Duration::from_secs(WAIT_S);
-        for (name, address) in HOSTS {
-            while TcpStream::connect(SocketAddrV4::new(address, port)).is_err() {
-                assert!(Instant::now() < deadline, "sshd for {name} did not listen: {}", lab.sshd_log(name));
+        for (i, (name, address)) in HOSTS.into_iter().enumerate() {
+            loop {
+                if self.sshds[i].try_wait().ok().flatten().is_some() {
+                    eprintln!("sshd for {name} exited on port {port}: {}", self.sshd_log(name));
+                    return false;
+                }
+                if self.answers(address) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "sshd for {name} did not answer: {}", self.sshd_log(name));
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        lab
+        true
+    }
+
+    /// Whether `address` answers as this fixture's sshd: a listener there that is not ours fails
+    /// the host key check (StrictHostKeyChecking) or the user key.
+    fn answers(&self, address: Ipv4Addr) -> bool {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.path("ssh_config"))
+            .arg(format!("root@{address}"))
+            .arg("true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -413,6 +497,34 @@ fn a_killed_executor_resumes_without_running_a_step_twice() {
         assert_eq!(journal.matches(&format!("\"event\":\"step-finished\",\"step\":\"{step}\"")).count(), 1, "{step}");
     }
     assert!(text(&lab.plan(&file, &["status"])).contains("plan status: completed"));
+
+    // Nothing of the killed executor outlives the test: its ControlMasters (ControlPersist=yes)
+    // die with the fixture's sshd sessions.
+    let root = lab.root.path().display().to_string();
+    drop(lab);
+    let deadline = Instant::now() + Duration::from_secs(WAIT_S);
+    loop {
+        let left = processes_mentioning(&root);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "processes of the test left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Processes whose command line mentions `text` (pid and command line).
+fn processes_mentioning(text: &str) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (pid != std::process::id() && cmdline.contains(text)).then_some((pid, cmdline))
+        })
+        .collect()
 }
 
 #[test]

@@ -54,6 +54,14 @@ fn free_port(address: Ipv4Addr) -> u16 {
     TcpListener::bind((address, 0)).expect("a free loopback port").local_addr().expect("bound").port()
 }
 
+/// Two distinct free ports: both listeners are held until both are chosen, so the second choice
+/// cannot return the first port again (etcd's client and peer URLs would then collide).
+fn free_ports(address: Ipv4Addr) -> (u16, u16) {
+    let first = TcpListener::bind((address, 0)).expect("a free loopback port");
+    let second = TcpListener::bind((address, 0)).expect("a second free loopback port");
+    (first.local_addr().expect("bound").port(), second.local_addr().expect("bound").port())
+}
+
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -132,7 +140,7 @@ impl Etcd {
     /// One member named lab-cp-1 on lab-cp-1's loopback address, at free ports.
     fn start() -> Etcd {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (client, peer) = (free_port(CP1), free_port(CP1));
+        let (client, peer) = free_ports(CP1);
         let endpoint = format!("http://{CP1}:{client}");
         let peer_url = format!("http://{CP1}:{peer}");
         let args = vec![
