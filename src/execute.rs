@@ -225,6 +225,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
         }
     }
     let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
+    guard_every_host(loaded, &options.ssh)?;
     let dir = state_dir(scenario, &options.state);
     prepare_state_dir(&dir)?;
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
@@ -277,6 +278,13 @@ fn write_recovery(out: &mut String, recovery: &Recovery) {
     for (description, invocation) in recovery.descriptions.iter().zip(&recovery.invocations) {
         let _ = writeln!(out, "  - {description}\n      {:<12} {}", invocation.place_label(), invocation.display());
     }
+}
+
+/// With the loopback guard on, checks every host the run may reach (address, and where `ssh -G`
+/// says the ssh config sends it) before the lock, the journal or the first connection.
+fn guard_every_host(loaded: &Loaded, ssh: &SshArgs) -> Result<(), Failure> {
+    let hosts = plan_exec::invocation::hosts_touched(&loaded.topology, &loaded.plan);
+    Guard::from_env().check_hosts(&hosts, ssh.ssh_config.as_deref()).map_err(exec_failure)
 }
 
 /// Longest control directory whose ControlMaster sockets (`<dir>/.ssh-connectionXXXXXX/master`)
@@ -568,6 +576,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     if !dir.join(journal::JOURNAL_FILE).exists() {
         return Err(Failure::Input(format!("no journal in {}: nothing to roll back", dir.display())));
     }
+    guard_every_host(loaded, &options.ssh)?;
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     start_json_log(&dir)?;

@@ -405,12 +405,19 @@ fn the_loopback_guard_refuses_an_address_off_loopback() {
     let path = dir.path().join("off-loopback.yaml");
     write(&path, &scenario);
     let state = dir.path().join("state");
+    // An explicit empty ssh config: the developer's own is never read.
+    let ssh_config = dir.path().join("ssh_config");
+    write(&ssh_config, "");
+    let (scenario, state, ssh_config) = (path.to_str().unwrap(), state.to_str().unwrap(), ssh_config.to_str().unwrap());
     let out = plan(
-        &["--scenario", path.to_str().unwrap(), "execute", "--yes", OVERRIDE[0], OVERRIDE[1], "--state-dir", state.to_str().unwrap()],
+        &["--scenario", scenario, "execute", "--yes", OVERRIDE[0], OVERRIDE[1], "--state-dir", state, "--ssh-config", ssh_config],
         &[],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("refused lab-wk-2 (192.0.2.22): PLAN_LOOPBACK_ONLY=1"), "{}", text(&out));
+    // Refused before the first connection: lab-cp-1 (first in the plan) was not tried, nothing journalled.
+    assert!(!Path::new(state).join("journal.jsonl").exists(), "refused before the run started: {}", text(&out));
+    assert!(!text(&out).contains("ssh lab-cp-1"), "{}", text(&out));
 }
 
 #[test]

@@ -78,6 +78,15 @@ impl Guard {
         Ok(())
     }
 
+    /// [`Guard::check_ssh_destination`] for every host, before any is connected to: a run that
+    /// would reach one host off loopback is refused before it reaches the others.
+    ///
+    /// # Errors
+    /// As [`Guard::check_ssh_destination`], for the first host refused.
+    pub fn check_hosts(self, hosts: &[crate::target::HostTarget], config: Option<&Path>) -> Result<(), ExecError> {
+        hosts.iter().try_for_each(|host| self.check_ssh_destination(&host.name, &host.user, host.address, config))
+    }
+
     /// Refuses a URL (an API server, an etcd endpoint the workstation dials) when the guard is on
     /// and its host is not a loopback IP literal or `localhost`: a name could resolve anywhere.
     ///

@@ -338,6 +338,34 @@ impl<'t> Compiler<'t> {
     }
 }
 
+/// Every machine a run of `plan` may reach: the hosts its commands run on (with the user each
+/// command gives), every node and the load balancer (the observers read them), the hypervisors
+/// (recoveries), each once. The loopback guard checks them all before the first connection.
+pub fn hosts_touched(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<crate::target::HostTarget> {
+    let hosts = Hosts::new(t);
+    let mut compiler = Compiler::new(t);
+    let mut out: Vec<crate::target::HostTarget> = Vec::new();
+    let mut add = |host: &crate::target::HostTarget| {
+        if !out.contains(host) {
+            out.push(host.clone());
+        }
+    };
+    for invocation in plan.steps.iter().flat_map(|step| compiler.step(step)) {
+        match &invocation.work {
+            Work::Shell { place: Place::Host(host), .. } | Work::Upload { host, .. } => add(host),
+            Work::Relay { from, to, .. } => {
+                add(from);
+                add(to);
+            }
+            Work::Shell { .. } | Work::Manual { .. } => {}
+        }
+    }
+    (0..t.nodes.len()).for_each(|i| add(&hosts.node(plan_model::topology::NodeIx(i as u8))));
+    add(&hosts.load_balancer());
+    (0..t.scenario.hypervisors.len()).for_each(|i| add(&hosts.hypervisor(i)));
+    out
+}
+
 /// The `/root/.plan-*` secret files a command names.
 fn secret_paths(shell: &str) -> Vec<String> {
     let mut paths: Vec<String> = Vec::new();
