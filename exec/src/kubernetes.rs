@@ -140,24 +140,24 @@ impl KubeApi {
     pub fn connect(source: &KubeconfigSource, guard: Guard) -> Result<KubeApi, ExecError> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| kube_error("tokio runtime", e))?;
         let options = kube::config::KubeConfigOptions::default();
-        let mut config = runtime
-            .block_on(async {
-                match source {
-                    KubeconfigSource::Environment => kube::Config::from_kubeconfig(&options).await,
-                    KubeconfigSource::File(path) => {
-                        let file = kube::config::Kubeconfig::read_from(path)?;
-                        kube::Config::from_custom_kubeconfig(file, &options).await
-                    }
-                }
-            })
-            .map_err(|e| kube_error("kubeconfig", e))?;
+        let kubeconfig = match source {
+            KubeconfigSource::Environment => kube::config::Kubeconfig::read(),
+            KubeconfigSource::File(path) => kube::config::Kubeconfig::read_from(path),
+        }
+        .map_err(|e| kube_error("kubeconfig", e))?;
+        if guard.loopback_only {
+            refuse_credential_plugins(&kubeconfig)?;
+        }
+        let mut config =
+            runtime.block_on(kube::Config::from_custom_kubeconfig(kubeconfig, &options)).map_err(|e| kube_error("kubeconfig", e))?;
         let server = config.cluster_url.to_string();
         guard.check_url("Kubernetes API server", &server)?;
         if let Some(proxy) = &config.proxy_url {
             if guard.loopback_only {
+                // kube takes the proxy from the kubeconfig's proxy-url, else HTTPS_PROXY/https_proxy.
                 return Err(ExecError::NotLoopback {
                     destination: format!("Kubernetes API server {server}"),
-                    why: format!(": the kubeconfig sets proxy-url {proxy}"),
+                    why: format!(": requests would go through the proxy {proxy} (kubeconfig proxy-url or HTTPS_PROXY)"),
                 });
             }
         }
@@ -178,7 +178,27 @@ impl KubeApi {
     pub fn from_file(path: &Path, guard: Guard) -> Result<KubeApi, ExecError> {
         KubeApi::connect(&KubeconfigSource::File(path.to_path_buf()), guard)
     }
+}
 
+/// Refuses a kubeconfig with an `exec` credential plugin or an `auth-provider` for any user: the
+/// client would run a program (or dial an identity provider) that the guard cannot see into.
+fn refuse_credential_plugins(kubeconfig: &kube::config::Kubeconfig) -> Result<(), ExecError> {
+    for named in &kubeconfig.auth_infos {
+        let Some(user) = &named.auth_info else { continue };
+        let plugin = match (&user.exec, &user.auth_provider) {
+            (Some(exec), _) => format!("an exec credential plugin ({})", exec.command.as_deref().unwrap_or("?")),
+            (None, Some(provider)) => format!("the auth-provider {}", provider.name),
+            (None, None) => continue,
+        };
+        return Err(ExecError::NotLoopback {
+            destination: format!("Kubernetes credentials of user {}", named.name),
+            why: format!(": the kubeconfig runs {plugin}, which may reach anything"),
+        });
+    }
+    Ok(())
+}
+
+impl KubeApi {
     fn bounded<T>(&self, what: &str, request: impl std::future::Future<Output = Result<T, kube::Error>>) -> Result<T, ExecError> {
         self.runtime
             .block_on(async { tokio::time::timeout(Duration::from_secs(KUBE_REQUEST_TIMEOUT_S), request).await })
@@ -287,5 +307,29 @@ mod tests {
         std::fs::write(&path, kubeconfig("http://127.0.0.1:1")).unwrap();
         assert!(KubeApi::from_file(&path, on).is_ok(), "loopback passes (nothing is connected yet)");
         assert!(matches!(KubeApi::from_file(&dir.path().join("none"), on), Err(ExecError::Kube { .. })));
+    }
+
+    #[test]
+    fn the_guard_refuses_credential_plugins_and_proxies_before_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        let kubeconfig = |cluster_extra: &str, user: &str| {
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:1\n{cluster_extra}\
+                 contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\nusers:\n- name: u\n  user:\n{user}"
+            )
+        };
+        let on = Guard { loopback_only: true };
+        let exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws\n      args: [eks, get-token]\n      interactiveMode: Never\n";
+        std::fs::write(&path, kubeconfig("", exec)).unwrap();
+        let refused = KubeApi::from_file(&path, on).err().expect("an exec plugin is refused");
+        assert!(matches!(refused, ExecError::NotLoopback { .. }), "{refused}");
+        assert!(refused.to_string().contains("exec credential plugin (aws)"), "{refused}");
+        let provider = "    auth-provider:\n      name: oidc\n      config: {}\n";
+        std::fs::write(&path, kubeconfig("", provider)).unwrap();
+        assert!(matches!(KubeApi::from_file(&path, on), Err(ExecError::NotLoopback { .. })));
+        std::fs::write(&path, kubeconfig("    proxy-url: http://127.0.0.1:3128\n", "    token: t\n")).unwrap();
+        let proxied = KubeApi::from_file(&path, on).err().expect("a proxy is refused");
+        assert!(proxied.to_string().contains("through the proxy"), "{proxied}");
     }
 }
