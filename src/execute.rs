@@ -520,7 +520,7 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
     let remaining_s: u32 = loaded.plan.steps.iter().filter(|s| !progress.completed.contains(&s.id)).map(|s| s.duration_s).sum();
     match options.format {
         StatusFormat::Json => {
-            let json = serde_json::json!({
+            let mut json = serde_json::json!({
                 "status_format": 1,
                 "journal": path.display().to_string(),
                 "scenario": progress.scenario,
@@ -535,6 +535,9 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
                 "drift": progress.last_drift,
                 "override_check": progress.override_check,
             });
+            // The journal is redacted when written; this holds for a journal written by an older
+            // plan or edited by hand too.
+            plan_exec::redact::redact_json(&mut json);
             println!("{}", serde_json::to_string_pretty(&json).map_err(|e| Failure::Input(e.to_string()))?);
         }
         StatusFormat::Text => {

@@ -583,3 +583,22 @@ fn a_remote_command_past_its_deadline_is_stopped_on_the_host() {
     std::thread::sleep(Duration::from_secs(4));
     assert!(!marker.exists(), "the remote command was stopped at its deadline");
 }
+
+#[test]
+fn plan_status_json_redacts_what_the_journal_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    // A journal written by hand (or by an older plan): a halt whose reason holds a join token.
+    let journal = concat!(
+        r#"{"v":1,"at_ms":1,"event":"run-started","scenario":"loopback","plan_digest":"0","steps":["2.5"],"check":"pass","override_check":null,"resume":false,"pid":1}"#,
+        "\n",
+        r#"{"v":1,"at_ms":2,"event":"halted","step":"2.5","reason":"kubeadm join --token abcdef.0123456789abcdef failed","drift":[],"recovery":"hold","recovery_actions":["token: s3cr3t"]}"#,
+        "\n"
+    );
+    write(&dir.path().join("journal.jsonl"), journal);
+    let out = plan(&["--scenario", LOOPBACK, "status", "--format", "json", "--state-dir", dir.path().to_str().unwrap()], &[]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(!shown.contains("abcdef.0123456789abcdef") && !shown.contains("s3cr3t"), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("still JSON");
+    assert_eq!(json["halted"]["reason"], "kubeadm join --token <redacted> failed");
+}

@@ -55,7 +55,7 @@ impl Guard {
         if !output.status.success() {
             return Err(ExecError::Ssh {
                 host: label.to_string(),
-                reason: format!("ssh -G failed: {}", String::from_utf8_lossy(&output.stderr).trim()),
+                reason: format!("ssh -G failed: {}", crate::redact::redact(String::from_utf8_lossy(&output.stderr).trim())),
             });
         }
         let resolved = String::from_utf8_lossy(&output.stdout);

@@ -21,6 +21,10 @@ fn patterns() -> &'static [(Regex, &'static str)] {
             (r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b", "<redacted>"),
             // A certificate key or CA hash: 64 hex digits.
             (r"\b(sha256:)?[0-9a-fA-F]{64}\b", "<redacted>"),
+            // A kubeconfig's client key and token (YAML or JSON), whatever their form.
+            (r#"(?i)("?(?:client-key-data|token|id-token|refresh-token|password)"?\s*:\s*"?)[^\s",}]+"#, "${1}<redacted>"),
+            // A bearer token in an Authorization header or a message.
+            (r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]+=*", "${1}<redacted>"),
         ]
         .into_iter()
         .map(|(pattern, replacement)| (Regex::new(pattern).expect("the patterns are constants that compile"), replacement))
@@ -61,6 +65,17 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// Every string in a JSON value, redacted in place (`plan status --format json`): redacting the
+/// printed text instead could cut a private-key pattern across the document.
+pub fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => *text = redact(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(redact_json),
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {}
+    }
+}
+
 /// What of a command's output may be kept: nothing for a secret command, else the redacted tail
 /// (the last `chars_max` characters).
 pub fn keepable_output(text: &str, secret: bool, chars_max: usize) -> String {
@@ -94,6 +109,20 @@ mod tests {
         let pem = "x\n-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\ny";
         assert_eq!(redact(pem), "x\n<redacted private key>\ny");
         assert_eq!(redact("--certificate-key=deadbeef"), "--certificate-key=<redacted>");
+    }
+
+    #[test]
+    fn kubeconfig_credentials_and_bearer_tokens_are_redacted() {
+        let kubeconfig = "users:\n- name: admin\n  user:\n    client-certificate-data: LS0tCERU\n    client-key-data: LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0t\n    token: s3cr3t-t0ken\n";
+        let shown = redact(kubeconfig);
+        assert!(!shown.contains("LS0tLS1CRUdJTiBF") && !shown.contains("s3cr3t-t0ken"), "{shown}");
+        assert!(shown.contains("client-key-data: <redacted>") && shown.contains("token: <redacted>"), "{shown}");
+        assert!(shown.contains("client-certificate-data: LS0tCERU"), "a certificate is not a secret: {shown}");
+        assert_eq!(redact(r#"{"token":"abc.def"}"#), r#"{"token":"<redacted>"}"#);
+        assert_eq!(redact("Authorization: Bearer eyJhbGciOi.x-y_z=="), "Authorization: Bearer <redacted>");
+        let mut json = serde_json::json!({"halted": {"reason": "--token abcdef.0123456789abcdef", "n": 1}, "drift": ["token: x"]});
+        redact_json(&mut json);
+        assert_eq!(json, serde_json::json!({"halted": {"reason": "--token <redacted>", "n": 1}, "drift": ["token: <redacted>"]}));
     }
 
     #[test]

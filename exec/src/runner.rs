@@ -445,7 +445,7 @@ impl<'a> Runner<'a> {
             self.operator.starting(&step, j, invocation, 0);
             if let Work::Manual { instruction } = &invocation.work {
                 if !self.operator.by_hand(&step, instruction) {
-                    let reason = format!("needs the operator: {instruction}");
+                    let reason = format!("needs the operator: {}", redact::redact(instruction));
                     self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: false, reason: Some(reason.clone()) })?;
                     return Ok(RollbackOutcome::Failed { step: halted.step, reason, drift: vec![] });
                 }
