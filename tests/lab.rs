@@ -8,10 +8,16 @@
 mod common;
 
 use common::{plan, remove_steps, scenario, write};
-use plan_lab::lab::{check_binaries, Lab};
+use plan_lab::etcd::Membership;
+use plan_lab::lab::{check_binaries, CommittedData, Lab, BEFORE_RESTORE_DIR};
 use plan_lab::process;
+use plan_model::action::{self, Action};
+use plan_model::cluster::{Cluster, EtcdData};
+use plan_model::observe;
+use plan_model::planner;
 use plan_model::topology::Topology;
 use plan_model::validate::parse_scenario;
+use plan_sim::recovery;
 use serde_json::Value;
 
 /// A port offset of this test process's own, `slot` apart per test: two runs of the suite at
@@ -31,6 +37,10 @@ fn lab_binaries(haproxy: bool) -> bool {
         }
     }
 }
+
+/// Every key committed before the migration still there: the 10 seed keys the backup holds and
+/// the 3 written after it.
+const ALL_KEYS: &str = "10 of 10 keys from before the backup, 3 of 3 written after it";
 
 /// Runs `plan rehearse --format json` and returns the exit code and the report.
 fn rehearse(args: &[&str]) -> (i32, Value) {
@@ -83,7 +93,7 @@ fn learner_off_crash_after_voter_add_loses_quorum_and_member_remove_is_refused()
     assert_eq!(text(&row(&report, "etcd --force-new-cluster on cp-1")["lab"]), "ok");
     assert_eq!(text(&row(&report, "outcome")["lab"]), "quorum recovered (RQ), migration undone");
     assert_eq!(text(&row(&report, "etcd members at the end")["lab"]), "voters cp-1; learners none");
-    assert_eq!(text(&row(&report, "committed data")["lab"]), "10 of 10 keys");
+    assert_eq!(text(&row(&report, "committed data")["lab"]), ALL_KEYS);
     assert!(report["figures"]["quorum_loss_detected_ms"].as_u64().is_some());
     // Without quorum the stand-in's /readyz fails, HAProxy's https-readyz check takes it out,
     // and the VIP has no backend: clients see real downtime until quorum is recovered.
@@ -134,7 +144,7 @@ fn full_walk_to_three_voters_then_the_leader_crashes_and_quorum_holds() {
     assert_eq!(text(&row(&report, "etcdctl member remove k8s-master")["lab"]), "ok");
     assert_eq!(text(&row(&report, "outcome")["lab"]), "rolled back phase 4");
     assert_eq!(text(&row(&report, "etcd members at the end")["lab"]), "voters k8s-master-2, k8s-master-3; learners none");
-    assert_eq!(text(&row(&report, "committed data")["lab"]), "10 of 10 keys");
+    assert_eq!(text(&row(&report, "committed data")["lab"]), ALL_KEYS);
     // The control plane beside etcd: real TLS, real HAProxy checks, the twin's pool.
     let tls = row(&report, "TLS through the VIP (check)");
     assert!(text(&tls["lab"]).starts_with("verified for the VIP"), "phase 0 put the VIP in the cert: {tls}");
@@ -292,4 +302,60 @@ fn scenarios_whose_addresses_clash_on_loopback_are_refused() {
     let out = plan(&["--scenario", &path, "lab", "up", "--state-dir", &state, "--port-offset", &offset(5)]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("127.0.20.100"), "{}", out.stderr);
+}
+
+#[test]
+fn the_worst_case_restores_the_backup_for_real_and_loses_the_writes_after_it_as_the_twin_says() {
+    // No single fault reaches the worst case on any scenario (`plan check`: restored_from_snapshot
+    // 0 everywhere), so the lab is driven to it directly: voter mode, cp-2 added as a voter and
+    // never started, quorum lost with no member to force a new cluster from but cp-1 itself.
+    if !lab_binaries(false) {
+        return;
+    }
+    let t = Topology::new(&parse_scenario(include_str!("../scenarios/legacy-1.28.yaml")).expect("legacy parses"));
+    let plan = planner::generate(&t);
+    let (cp1, cp2) = (t.existing_master(), t.new_masters().next().expect("legacy has new masters"));
+    let mut twin = Cluster::initial(&t);
+    'walk: for step in &plan.steps {
+        for &a in &step.actions {
+            twin = action::apply(&twin, &t, a).unwrap_or_else(|r| panic!("the plan applies up to the member add: {r}"));
+            if a == Action::EtcdMemberAdd(cp2) {
+                break 'walk;
+            }
+        }
+    }
+    assert!(!observe::quorum(&twin).holds(), "the twin: 1 of 2 voters started");
+
+    let mut lab = Lab::private(&t, offset(8).parse().expect("a number"), false, 10).expect("lab starts");
+    let backup = lab.backup().expect("lab up takes the backup").clone();
+    assert!(backup.file.is_file() && backup.status.revision > 0, "{backup:?}");
+    assert_eq!(lab.committed_data().expect("etcdctl runs"), Ok(CommittedData { before_backup: 10, after_backup: 3 }));
+    assert_eq!(lab.member_add(cp2, Membership::Voter).expect("etcdctl runs"), Ok(()));
+    assert!(!lab.quorum_probe().expect("etcdctl runs").holds, "real etcd lost quorum as the twin says");
+
+    // The twin's worst case begins with the restore on the existing master.
+    let worst = recovery::worst_case_actions(&twin, &t).expect("a master is up to restore on");
+    assert_eq!(worst[0], Action::RestoreSnapshot(cp1), "{worst:?}");
+    let restored_twin = action::apply(&twin, &t, worst[0]).expect("the twin restores");
+    let EtcdData::RestoredFromSnapshot { lost_s } = restored_twin.etcd_data else { panic!("the twin restored: {restored_twin:?}") };
+    assert!(lost_s > twin.clock_s, "the backup predates the migration: {lost_s} s of writes lost");
+
+    // A corrupt backup is refused before the member is touched.
+    let saved = std::fs::read(&backup.file).expect("read the backup");
+    std::fs::write(&backup.file, b"not a snapshot").expect("corrupt the backup");
+    let refused = lab.snapshot_restore(cp1).expect("etcdctl runs");
+    assert!(matches!(&refused, Err(r) if r.0.contains("unusable")), "{refused:?}");
+    assert!(lab.etcd_pid(lab.host(cp1).expect("cp-1")).is_some(), "cp-1's etcd untouched by a refused restore");
+    std::fs::write(&backup.file, saved).expect("put the backup back");
+
+    assert_eq!(lab.snapshot_restore(cp1).expect("etcdctl runs"), Ok(backup.status));
+    let held = lab.committed_data_on(cp1).expect("etcdctl runs").expect("the restored member answers");
+    assert_eq!(held, CommittedData { before_backup: 10, after_backup: 0 }, "keys from before the backup are there, keys after it are gone");
+    assert!(held.agrees_with(restored_twin.etcd_data, 10, backup.keys_after));
+    let members = lab.members().expect("etcdctl runs").expect("the restored member answers");
+    assert_eq!(members.len(), 1, "a new one-member cluster: {members:?}");
+    assert_eq!(restored_twin.voters.len(), 1);
+    assert!(lab.quorum_probe().expect("etcdctl runs").holds, "writes commit again, as the twin says: {}", observe::quorum(&restored_twin));
+    let host = lab.host(cp1).expect("cp-1").name.clone();
+    assert!(lab.dir().join(host).join(BEFORE_RESTORE_DIR).join("member").is_dir(), "the old data is kept aside");
 }

@@ -104,6 +104,39 @@ impl std::fmt::Display for Refused {
 /// What real etcd did with a request.
 pub type Real<T> = Result<T, Refused>;
 
+fn parse_json<T: for<'de> Deserialize<'de>>(args: &[&str], answer: Real<String>) -> Result<Real<T>, LabError> {
+    match answer {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Ok)
+            .map_err(|e| LabError::Command { command: format!("etcdctl {}", args.join(" ")), message: format!("unreadable JSON: {e}") }),
+        Err(refused) => Ok(Err(refused)),
+    }
+}
+
+/// A snapshot file as `etcdctl snapshot status -w json` reads it: its integrity hash checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStatus {
+    pub hash: u64,
+    /// The store's revision when the snapshot was taken.
+    pub revision: i64,
+    /// Keys in the store (the lab's own probe and seed keys, and etcd's internal ones).
+    #[serde(rename = "totalKey")]
+    pub total_keys: u64,
+    #[serde(rename = "totalSize")]
+    pub total_size: u64,
+}
+
+/// Where `etcdctl snapshot restore` puts a new one-member cluster.
+#[derive(Debug, Clone)]
+pub struct RestoreTarget {
+    pub name: String,
+    pub peer_url: String,
+    /// Must not exist yet: etcdctl refuses to restore over a data directory.
+    pub data_dir: PathBuf,
+    /// Sets the restored cluster's id apart from the one it was taken from.
+    pub cluster_token: String,
+}
+
 /// How a lab member starts: its identity, where it listens, and how it finds its cluster.
 #[derive(Debug, Clone)]
 pub struct EtcdFlags {
@@ -162,15 +195,23 @@ impl Etcdctl {
         &self.endpoints
     }
 
-    /// Runs one etcdctl command; `Err` only when etcdctl itself cannot run.
+    /// Runs one etcdctl command against the endpoints; `Err` only when etcdctl itself cannot run.
     fn run(&self, args: &[&str], command_timeout_ms: u64) -> Result<Real<String>, LabError> {
         if self.endpoints.is_empty() {
             return Ok(Err(Refused("no etcd member is running to ask".to_string())));
         }
+        self.execute(args, command_timeout_ms)
+    }
+
+    /// Runs one etcdctl command; without endpoints it dials nothing (the snapshot file commands).
+    fn execute(&self, args: &[&str], command_timeout_ms: u64) -> Result<Real<String>, LabError> {
         let shown = format!("etcdctl {}", args.join(" "));
-        let mut child = Command::new(&self.bin)
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoints.join(",")))
+        let mut command = Command::new(&self.bin);
+        command.env("ETCDCTL_API", "3");
+        if !self.endpoints.is_empty() {
+            command.arg(format!("--endpoints={}", self.endpoints.join(",")));
+        }
+        let mut child = command
             .arg(format!("--dial-timeout={DIAL_TIMEOUT_MS}ms"))
             .arg(format!("--command-timeout={command_timeout_ms}ms"))
             .args(args)
@@ -220,13 +261,7 @@ impl Etcdctl {
     }
 
     fn json<T: for<'de> Deserialize<'de>>(&self, args: &[&str], timeout_ms: u64) -> Result<Real<T>, LabError> {
-        match self.run(args, timeout_ms)? {
-            Ok(text) => serde_json::from_str(&text).map(Ok).map_err(|e| LabError::Command {
-                command: format!("etcdctl {}", args.join(" ")),
-                message: format!("unreadable JSON: {e}"),
-            }),
-            Err(refused) => Ok(Err(refused)),
-        }
+        parse_json(args, self.run(args, timeout_ms)?)
     }
 
     /// `etcdctl member list`: the membership as the answering member knows it.
@@ -265,6 +300,32 @@ impl Etcdctl {
         Ok(self
             .json::<CountOnly>(&["-w", "json", "get", prefix, "--prefix", "--keys-only", "--consistency=s"], COMMAND_TIMEOUT_MS)?
             .map(|c| c.count))
+    }
+
+    /// `etcdctl snapshot save FILE` from the (single) endpoint: a consistent copy of its store.
+    pub fn snapshot_save(&self, file: &Path) -> Result<Real<()>, LabError> {
+        let file = file.display().to_string();
+        Ok(self.run(&["snapshot", "save", &file], COMMAND_TIMEOUT_MS)?.map(|_| ()))
+    }
+
+    /// `etcdctl snapshot status FILE`: reads the file and checks its hash (dials nothing).
+    pub fn snapshot_status(&self, file: &Path) -> Result<Real<SnapshotStatus>, LabError> {
+        let file = file.display().to_string();
+        let args = ["-w", "json", "snapshot", "status", file.as_str()];
+        parse_json(&args, self.execute(&args, COMMAND_TIMEOUT_MS)?)
+    }
+
+    /// `etcdctl snapshot restore FILE` into a new data directory, as a one-member cluster of
+    /// `target` alone (dials nothing).
+    pub fn snapshot_restore(&self, file: &Path, target: &RestoreTarget) -> Result<Real<()>, LabError> {
+        let file = file.display().to_string();
+        let name = format!("--name={}", target.name);
+        let cluster = format!("--initial-cluster={}={}", target.name, target.peer_url);
+        let peer = format!("--initial-advertise-peer-urls={}", target.peer_url);
+        let token = format!("--initial-cluster-token={}", target.cluster_token);
+        let data_dir = format!("--data-dir={}", target.data_dir.display());
+        let args = ["snapshot", "restore", file.as_str(), &name, &cluster, &peer, &token, &data_dir];
+        Ok(self.execute(&args, COMMAND_TIMEOUT_MS)?.map(|_| ()))
     }
 
     /// The leader the (single) endpoint knows of; 0 for none.
@@ -308,6 +369,23 @@ mod tests {
         assert!(args.contains(&"--initial-cluster-state=new".to_string()));
         assert!(!args.iter().any(|a| a == "--force-new-cluster"));
         assert!(EtcdFlags { force_new_cluster: true, ..flags }.args().iter().any(|a| a == "--force-new-cluster"));
+    }
+
+    #[test]
+    fn snapshot_status_parses_etcdctl_json() {
+        let status: SnapshotStatus =
+            serde_json::from_str(r#"{"hash":3525745405,"revision":14,"totalKey":13,"totalSize":20480}"#).expect("parses");
+        assert_eq!(status, SnapshotStatus { hash: 3525745405, revision: 14, total_keys: 13, total_size: 20480 });
+    }
+
+    #[test]
+    fn a_missing_snapshot_file_is_a_refusal_not_an_error() {
+        if !Path::new(ETCDCTL_BIN).is_file() {
+            return;
+        }
+        let ctl = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![]);
+        let answer = ctl.snapshot_status(Path::new("/nonexistent/plan-lab/snapshot.db")).expect("etcdctl runs");
+        assert!(answer.is_err(), "{answer:?}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub enum Evidence {
     Real,
     /// The lab has no real part here and repeats the model (a host that is down, a kubeadm check).
     StandIn,
-    /// The lab cannot do this yet (snapshot restore): nothing confirms the twin.
+    /// The lab cannot do this: nothing confirms the twin.
     NotRehearsed,
 }
 

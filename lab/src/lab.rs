@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+mod backup;
 mod membership;
+
+pub use backup::{describe_twin_data, Backup, CommittedData, AFTER_BACKUP_KEYS, AFTER_BACKUP_PREFIX, BACKUP_FILE, BEFORE_RESTORE_DIR};
 
 /// The state file in a lab's directory.
 pub const STATE_FILE: &str = "lab.json";
@@ -73,6 +76,10 @@ pub struct LabState {
     pub learners: BTreeSet<String>,
     pub haproxy: Option<u32>,
     pub seed_keys: u32,
+    /// The newest etcd backup: a real `etcdctl snapshot save` taken after the seed keys (absent
+    /// in the state of a lab from before backups).
+    #[serde(default)]
+    pub backup: Option<Backup>,
 }
 
 /// A lab: real processes on loopback, and what the lab knows about them.
@@ -162,7 +169,9 @@ pub fn scratch_dir() -> Result<tempfile::TempDir, LabError> {
 
 impl Lab {
     /// Starts the scenario's "before" control plane: the existing master's etcd as a one-member
-    /// cluster holding `seed_keys` keys, and HAProxy at the VIP when asked.
+    /// cluster holding `seed_keys` keys, the newest backup (a real snapshot of them, the
+    /// scenario's nightly one) and [`AFTER_BACKUP_KEYS`] keys written after it, and HAProxy at the
+    /// VIP when asked.
     ///
     /// # Errors
     /// A binary is missing, a lab is already up in the directory, an address clashes, or etcd
@@ -192,6 +201,7 @@ impl Lab {
                 learners: BTreeSet::new(),
                 haproxy: None,
                 seed_keys: options.seed_keys,
+                backup: None,
             },
             children: Vec::new(),
             lifetime: options.lifetime,
@@ -210,6 +220,7 @@ impl Lab {
                 return Err(LabError::Command { command: "etcdctl put (seed data)".to_string(), message: refused.0 });
             }
         }
+        lab.take_backup(&first)?;
         if options.haproxy {
             lab.start_haproxy()?;
         }
@@ -524,6 +535,10 @@ impl Lab {
         }
         for file in [STATE_FILE, "haproxy.cfg", "haproxy.log", "haproxy.sock"] {
             let _ = std::fs::remove_file(self.dir.join(file));
+        }
+        let backups = self.dir.join(backup::BACKUP_DIR);
+        if backups.exists() {
+            std::fs::remove_dir_all(&backups).map_err(|e| LabError::io(format!("remove {}", backups.display()), e))?;
         }
         Ok(stopped)
     }

@@ -4,7 +4,7 @@
 //! The walk is the twin's executor loop ([`plan_sim::run`]) with a lab underneath, and its
 //! recoveries are the twin's policy ([`plan_sim::policy::recover`]) carried out here: every action
 //! is applied to the model; the actions that touch etcd (member add as learner or voter, start,
-//! promote, remove, `kubeadm reset`, force-new-cluster, shutdown and boot of a master) also run
+//! promote, remove, `kubeadm reset`, force-new-cluster, snapshot restore, shutdown and boot of a master) also run
 //! against real etcd, and real etcd's answer decides whether the walk goes on. Where the two
 //! disagree the walk follows the lab, so its recoveries and outcome are the lab's own; the
 //! independent prediction is a plain [`Engine`] run of the same schedule.
@@ -23,11 +23,11 @@
 use crate::control_plane::ControlPlane;
 use crate::error::LabError;
 use crate::etcd::{Membership, Real};
-use crate::lab::{Lab, QuorumProbe};
+use crate::lab::{describe_twin_data, Lab, QuorumProbe};
 use crate::probe::Probe;
 use crate::process::Signal;
-use plan_model::action::{self, Action, Refusal, RefusalKind};
-use plan_model::cluster::{Cluster, EtcdData};
+use plan_model::action::{self, Action, Check, Refusal, RefusalKind};
+use plan_model::cluster::Cluster;
 use plan_model::fault::Fault;
 use plan_model::observe;
 use plan_model::plan::Plan;
@@ -37,6 +37,7 @@ use plan_sim::recovery::RecoveryKind;
 use plan_sim::run::{Engine, EventKind, Halt, Injection, Outcome, Point, Recording};
 use std::time::Instant;
 
+mod backup;
 mod vip;
 
 pub use crate::fidelity::{render, Evidence, FidelityReport, FidelityRow, Figures};
@@ -233,7 +234,7 @@ impl<'a> Walk<'a> {
                 lab.wipe(&host)?;
                 Ok(())
             }
-            LabOp::Restore(_) => unreachable!("the caller handles snapshot restore: the lab cannot do it"),
+            LabOp::Restore(x) => lab.snapshot_restore(x)?.map(|_| ()),
         };
         self.last_event = Instant::now();
         Ok(answer)
@@ -278,6 +279,10 @@ impl<'a> Walk<'a> {
     fn apply_to_lab(&mut self, a: Action, step: &str) -> Result<Result<(), Refusal>, LabError> {
         let t = self.t;
         let twin = action::apply(&self.c, t, a);
+        if a == Action::Verify(Check::BackupFresh) {
+            let real = self.check_backup(step, &twin)?;
+            return Ok(self.apply_check(a, real, twin));
+        }
         if let Action::Verify(check) = a {
             if let Some(real) = self.real_check(check, step)? {
                 return Ok(self.apply_check(a, real, twin));
@@ -299,17 +304,8 @@ impl<'a> Walk<'a> {
                 return Ok(twin.map(|_| ()));
             }
         }
-        if let LabOp::Restore(_) = op {
-            let refused = Refusal { kind: RefusalKind::Precondition, reason: "the lab cannot restore an etcd snapshot yet".to_string() };
-            self.row(
-                step,
-                what,
-                verdict(&twin),
-                "not rehearsed: no snapshot restore on the lab".to_string(),
-                Evidence::NotRehearsed,
-                false,
-            );
-            return Ok(Err(refused));
+        if let LabOp::Restore(x) = op {
+            return self.restore(x, a, twin, step);
         }
         let before = self.c;
         let real = self.perform(op)?;
@@ -591,13 +587,11 @@ pub fn rehearse(t: &Topology, plan: &Plan, lab: &mut Lab, injection: Option<Inje
     walk.observe_members(end, "at the end", (f.voters, f.learners))?;
     walk.observe_quorum(end, "at the end", observe::quorum(&f))?;
     walk.observe_control_plane(end, "at the end", &f)?;
-    let seeds = walk.lab.state().seed_keys as u64;
-    let twin_data = match f.etcd_data {
-        EtcdData::Intact => format!("all {seeds} keys (intact)"),
-        EtcdData::RestoredFromSnapshot { lost_s } => format!("restored from a snapshot, {lost_s} s of writes lost"),
-    };
-    let (lab_data, data_agree) = match walk.lab.seed_keys_held()? {
-        Ok(n) => (format!("{n} of {seeds} keys"), (n == seeds) == (f.etcd_data == EtcdData::Intact)),
+    let seeds = walk.lab.state().seed_keys;
+    let keys_after = walk.lab.backup().map(|b| b.keys_after).unwrap_or(0);
+    let twin_data = describe_twin_data(f.etcd_data, seeds, keys_after);
+    let (lab_data, data_agree) = match walk.lab.committed_data()? {
+        Ok(held) => (held.describe(seeds, keys_after), held.agrees_with(f.etcd_data, seeds, keys_after)),
         Err(why) => (format!("no member answers: {why}"), false),
     };
     walk.row(end, "committed data", twin_data, lab_data, Evidence::Real, data_agree);
