@@ -221,11 +221,13 @@ impl<'t> Compiler<'t> {
         let Work::Shell { place: Place::Host(host), shell } = work else { return };
         for path in secret_paths(shell) {
             let writes = shell.contains(&format!("/dev/stdin {path}"));
+            // Only a command that reads the file needs it here (`rm -f` of it does not).
+            let reads = shell.contains(&format!("cat {path}"));
             match self.secrets_at.get(&path) {
                 _ if writes => {
                     self.secrets_at.insert(path, host.clone());
                 }
-                Some(from) if from != host => {
+                Some(from) if from != host && reads => {
                     out.push(Invocation { work: Work::Relay { from: from.clone(), to: host.clone(), path }, secret, command: index });
                 }
                 _ => {}
@@ -422,6 +424,27 @@ mod tests {
         assert!(is_manual("edit config.tfvars: add 'k8s-apiserver IN A 10.0.20.99'"));
         assert!(is_manual("build_pool_https('apiserver_nodes', '6443', [])"));
         assert!(!is_manual("kubectl get nodes"));
+    }
+
+    #[test]
+    fn deleting_a_secret_file_does_not_copy_it_first() {
+        let t = plan_model::topology::Topology::new(
+            &plan_model::validate::parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the homelab is valid"),
+        );
+        let plan = plan_model::planner::generate(&t);
+        let step = plan.steps.iter().find(|s| s.id == "4.6").expect("the plan deletes the join secrets");
+        let mut compiler = Compiler::new(&t);
+        // The joins before 4.6 write and read the secrets; compile them in order.
+        let mut relays = Vec::new();
+        for s in &plan.steps {
+            let lines: Vec<String> = compiler.step(s).iter().map(Invocation::display).collect();
+            if s.id == step.id {
+                relays = lines;
+                break;
+            }
+        }
+        assert!(relays.iter().any(|l| l.contains("rm -f /root/.plan-join-command")), "{relays:?}");
+        assert!(!relays.iter().any(|l| l.contains("copy /root/.plan-")), "{relays:?}");
     }
 
     #[test]

@@ -585,6 +585,21 @@ pub fn generate(t: &Topology) -> Plan {
             .after("4.1", WHY_SEQUENCE)
             .after("4.4", WHY_SEQUENCE),
     );
+    // The join command (a 24 h token) and the certificate key stay readable on the masters
+    // after the joins unless someone deletes them; the source plan never does.
+    let every_master = std::iter::once(m0).chain(new_masters.iter().copied()).map(|m| t.name(m)).collect::<Vec<_>>().join(" ");
+    let mut forget = StepSpec::new("4.6", "Delete the join secrets from the masters", RunsOn::Workstation)
+        .commands(vec![cmd(format!(
+            "for n in {every_master}; do ssh {user}@$n.{zone} 'sudo rm -f /root/.plan-join-command /root/.plan-certificate-key'; done"
+        ))])
+        .checks(strings(["no master holds /root/.plan-join-command or /root/.plan-certificate-key"]))
+        .note("added: the join command and certificate key written for the joins are deleted once every master has joined")
+        .extra(30)
+        .after("4.5", WHY_SEQUENCE);
+    for k in 0..new_masters.len() {
+        forget = forget.after(format!("{}.5", master_phase(k)), WHY_ALL_MASTERS);
+    }
+    b.add(forget);
 
     // Phase 4.5 ----------------------------------------------------------------------------
     b.phase("4.5", "etcd-backup CronJob node pinning".to_string());
