@@ -396,7 +396,7 @@ fn the_scenario_needs_exactly_one_existing_master() {
 
 #[test]
 fn bad_values_are_located() {
-    let cases: [(&str, &str, &str, &str, &str); 9] = [
+    let cases: [(&str, &str, &str, &str, &str); 10] = [
         ("version: \"1.34\"", "version: \"1.x\"", "version: \"1.x\"", "version", "Kubernetes version \"1.x\" is not of the form 1.34 (kubernetes.version)"),
         (
             "kubernetes_version: \"1.32\"",
@@ -413,6 +413,13 @@ fn bad_values_are_located() {
             "headroom must be a percentage from 0 to 100, not 150 (capacity.ram_headroom_percent)",
         ),
         ("certs_ttl_min: 120", "certs_ttl_min: 0", "kubeadm:", "kubeadm", "kubeadm TTLs must be positive (kubeadm)"),
+        (
+            "token_ttl_h: 24",
+            "token_ttl_h: 1193047",
+            "token_ttl_h: 1193047",
+            "token_ttl_h",
+            "token_ttl_h is at most 8760 (a year), not 1193047 (kubeadm.token_ttl_h)",
+        ),
         ("ram_physical_gb: 267", "ram_physical_gb: 0", "ram_physical_gb", "ram_physical_gb", "physical RAM must be more than 0 GB (hypervisors[0].ram_physical_gb)"),
         (
             "ram_allocated_gb: 262",

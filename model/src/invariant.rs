@@ -145,6 +145,22 @@ fn backup_runs(c: &Cluster, t: &Topology) -> Result<(), String> {
 }
 
 /// Every invariant, safety first.
+/// The migration's goal, judged on the state a plan ends in: losing any one master for good
+/// leaves etcd with quorum, the API reachable for every consumer, every node that is up Ready
+/// and the backup job runnable. Damage a fault does before this point can be blamed on the
+/// single master the cluster started with; a plan that ends without reaching this cannot.
+pub fn survives_any_master_loss(c: &Cluster, t: &Topology) -> Result<(), String> {
+    for master in c.control_plane.iter() {
+        let after = crate::fault::Fault::NodeDown { node: master, lasts_s: None }.strike(c, t);
+        for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Availability) {
+            if let Err(why) = (inv.holds)(&after, t) {
+                return Err(format!("losing {} breaks {}: {why}", t.name(master), inv.name));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub const INVARIANTS: &[Invariant] = &[
     Invariant {
         name: "etcd-data-preserved",

@@ -10,6 +10,9 @@ pub const NODES_MAX: usize = 64;
 /// The most kubeconfig consumers a scenario may hold (also a 64-bit mask).
 pub const CONSUMERS_MAX: usize = 64;
 /// The most hypervisors a scenario may hold.
+/// The longest kubeadm TTLs accepted: a year.
+const CERTS_TTL_MIN_MAX: u32 = 365 * 24 * 60;
+const TOKEN_TTL_H_MAX: u32 = 365 * 24;
 pub const HYPERVISORS_MAX: usize = 8;
 
 /// What is wrong with a scenario.
@@ -349,6 +352,21 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     }
     if s.kubeadm.certs_ttl_min == 0 || s.kubeadm.token_ttl_h == 0 {
         return Err(problem(BadValue, root().key("kubeadm"), "kubeadm TTLs must be positive".to_string()));
+    }
+    // The model's clock counts seconds in u32 (136 years); a TTL beyond a year is a typo.
+    if s.kubeadm.certs_ttl_min > CERTS_TTL_MIN_MAX {
+        return Err(problem(
+            BadValue,
+            root().key("kubeadm").key("certs_ttl_min"),
+            format!("certs_ttl_min is at most {CERTS_TTL_MIN_MAX} (a year), not {}", s.kubeadm.certs_ttl_min),
+        ));
+    }
+    if s.kubeadm.token_ttl_h > TOKEN_TTL_H_MAX {
+        return Err(problem(
+            BadValue,
+            root().key("kubeadm").key("token_ttl_h"),
+            format!("token_ttl_h is at most {TOKEN_TTL_H_MAX} (a year), not {}", s.kubeadm.token_ttl_h),
+        ));
     }
 
     // Hypervisors.

@@ -3,6 +3,7 @@
 
 use crate::recovery::RecoveryKind;
 use crate::run::{pre_existing, Broken, Cursor, Engine, Injection, Outcome, Point, Recording, RunResult};
+use plan_model::action::Action;
 use plan_model::fault::{Fault, FaultKind};
 use plan_model::invariant::InvariantClass;
 use plan_model::plan::Plan;
@@ -154,6 +155,9 @@ struct Collector<'a> {
     findings: BTreeMap<String, Finding>,
     proven: BTreeSet<(String, Vec<RecoveryKind>)>,
     failed: BTreeSet<(String, Vec<RecoveryKind>)>,
+    /// The plan re-uploads the control-plane certs after a join, so renewing expired ones is
+    /// a recovery it documents; without such a step a renewal is the twin's own invention.
+    renew_documented: bool,
 }
 
 impl Collector<'_> {
@@ -304,7 +308,14 @@ impl Collector<'_> {
             entry.placements += 1;
             entry.to_step = step;
         }
-        if schedule.len() == 1 && matches!(result.outcome, Outcome::QuorumRecovered) && !unavailable {
+        let undocumented = if matches!(result.outcome, Outcome::QuorumRecovered) {
+            Some(RecoveryKind::QuorumRecovery)
+        } else if !self.renew_documented && result.recoveries.contains(&RecoveryKind::Renew) {
+            Some(RecoveryKind::Renew)
+        } else {
+            None
+        };
+        if let (1, Some(recovery), false) = (schedule.len(), undocumented, unavailable) {
             let fault = schedule[0].fault.describe(self.t);
             let step = self.plan.steps[first.step as usize].id.clone();
             let why = match &result.halt {
@@ -316,7 +327,7 @@ impl Collector<'_> {
                 from_step: step.clone(),
                 to_step: step.clone(),
                 placements: 0,
-                recovery: RecoveryKind::QuorumRecovery.describe(),
+                recovery: recovery.describe(),
                 why,
             });
             entry.placements += 1;
@@ -370,6 +381,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
         findings: BTreeMap::new(),
         proven: BTreeSet::new(),
         failed: BTreeSet::new(),
+        renew_documented: renews_certs(plan),
     };
     for b in &no_fault.broken {
         collector.violation(format!("{}|none", b.invariant), b.invariant, b.class, &b.step, &b.why, &[]);
@@ -384,6 +396,20 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
             &why,
             &[],
         );
+    }
+    // The plan must reach its goal on its own: without faults it needs no recovery, and the
+    // cluster it leaves survives the loss of any one master.
+    if matches!(no_fault.outcome, Outcome::Completed) {
+        if !no_fault.recoveries.is_empty() {
+            let step = no_fault.halted_at.clone().unwrap_or_default();
+            let taken: Vec<String> = no_fault.recoveries.iter().map(|r| r.describe()).collect();
+            let halt = no_fault.halt.as_ref().map(|h| h.to_string()).unwrap_or_default();
+            let why = format!("without any fault the plan needs a recovery it does not hold ({}): {halt}", taken.join(", "));
+            collector.violation("plan-completes|recovered".to_string(), "plan-completes", InvariantClass::Availability, &step, &why, &[]);
+        }
+        if let Err(why) = plan_model::invariant::survives_any_master_loss(&no_fault.final_state, t) {
+            collector.violation("ha-reached|none".to_string(), "ha-reached", InvariantClass::Availability, "end", &why, &[]);
+        }
     }
     if let Outcome::Stuck { why } | Outcome::RolledBack { phase: why } | Outcome::Halted { step: why } = &no_fault.outcome {
         let step = no_fault.halted_at.clone().unwrap_or_default();
@@ -425,6 +451,10 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     let mut violations: Vec<Violation> = collector.violations.into_values().collect();
     let recorder = Engine::new(t, plan, Recording { events: true, downtime: false });
     for v in &mut violations {
+        if v.invariant == "ha-reached" {
+            // A property of the end state, not of an event: the plan's whole run is no trace.
+            continue;
+        }
         let result = recorder.run(&v.injections);
         v.trace = trace_lines(&result, &v.injections, plan, &v.invariant);
     }
@@ -483,6 +513,7 @@ fn explore_shard<'a>(
         findings: BTreeMap::new(),
         proven: BTreeSet::new(),
         failed: BTreeSet::new(),
+        renew_documented: renews_certs(plan),
     };
     let mut visited: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(1 << 17, Default::default());
     let mut seen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(1 << 18, Default::default());
@@ -547,6 +578,21 @@ fn explore_shard<'a>(
         }
     }
     Shard { collector, visited, transitions, placements, deduplicated }
+}
+
+/// Whether the plan uploads the control-plane certs again after a master has joined.
+fn renews_certs(plan: &Plan) -> bool {
+    let mut joined = false;
+    for step in &plan.steps {
+        for action in &step.actions {
+            match action {
+                Action::ControlPlaneUp(_) => joined = true,
+                Action::UploadCerts if joined => return true,
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 fn fault_key(fault: Fault) -> u64 {
