@@ -58,8 +58,9 @@ fn five_masters_repeat_the_per_master_phases() {
     for id in ["3b.5", "3c.5", "3c.8"] {
         assert!(ids.contains(&id), "{id} missing");
     }
-    // The reboot gate uses the quorum of 5, not the source's fixed 2.
-    assert!(out.stdout.contains("-lt 3 ]"), "quorum threshold for 5 masters");
+    // The reboot gate keeps the quorum of 5 (3) after the reboot: it blocks at 3 Ready or fewer,
+    // not at the source's fixed 2.
+    assert!(out.stdout.contains("-le 3 ] && block reboot"), "quorum threshold for 5 masters");
 }
 
 #[test]
@@ -196,4 +197,36 @@ fn the_failover_test_with_two_masters_left_is_caught() {
         .collect();
     assert!(steps.iter().any(|s| s.ends_with(" 6.1")), "{steps:?}");
     assert!(out.stdout.contains("etcd 1/2 voters up: no quorum"), "{}", out.stdout);
+}
+
+#[test]
+fn a_plan_that_never_reaches_ha_fails_even_without_faults() {
+    // Without the new masters' LB pool steps, only k8s-master stays behind the VIP: the plan
+    // runs to its end, but losing that one master still takes the API down.
+    let dir = tempfile::tempdir().unwrap();
+    let exported = plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "show", "--format", "yaml"]).stdout;
+    let file = write(dir.path(), "plan.yaml", &remove_steps(&exported, &["2.8", "3.8", "6.1", "8.1"]));
+    let out = plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "--plan", &file, "check", "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let violation = doc["violations"].as_array().unwrap().iter().find(|v| v["invariant"] == "ha-reached").expect("ha-reached is reported");
+    assert!(violation["why"].as_str().unwrap().contains("losing k8s-master breaks api-reachable"), "{}", violation["why"]);
+    // The unedited plan reaches HA.
+    assert_eq!(plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "check"]).code, 0);
+}
+
+#[test]
+fn without_the_cert_re_upload_a_renewal_is_a_recovery_the_plan_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let exported = plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "show", "--format", "yaml"]).stdout;
+    let findings = |yaml: &str| -> Vec<String> {
+        let file = write(dir.path(), "plan.yaml", yaml);
+        let out = plan(&["--scenario", &scenario("homelab-rightsized.yaml"), "--plan", &file, "check", "--format", "json"]);
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        doc["findings"].as_array().unwrap().iter().map(|f| format!("{}: {}", f["fault"], f["recovery"])).collect()
+    };
+    let renewals = |list: &[String]| list.iter().filter(|f| f.contains("operator away") && f.contains("re-upload certs")).count();
+    assert_eq!(renewals(&findings(&exported)), 0, "the full plan re-uploads at 3.3 itself");
+    let without = findings(&remove_steps(&exported, &["3.3"]));
+    assert_eq!(renewals(&without), 1, "{without:?}");
 }

@@ -638,12 +638,14 @@ pub fn generate(t: &Topology) -> Plan {
     b.add(
         StepSpec::new("5.1", "Add the control-plane quorum check to the reboot gate", RunsOn::InfraRepo)
             .commands(vec![cmd(format!(
-                "edit {}: CP_READY=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= --no-headers | grep ' Ready ' | wc -l); [ \"$CP_READY\" -lt {quorum} ] && block reboot",
+                "edit {}: CP_READY=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= --no-headers | grep ' Ready ' | wc -l); [ \"$CP_READY\" -le {quorum} ] && block reboot  # the reboot must leave {quorum} Ready",
                 s.reboot_gate.path
             ))])
             .after(format!("{last}.7"), WHY_ALL_MASTERS)
             .extra(600)
-            .note(format!("the threshold is etcd quorum for {masters_target} masters ({quorum}), derived rather than the source's fixed 2")),
+            .note(format!(
+                "a master's reboot must leave etcd quorum ({quorum} of {masters_target}) Ready, so the gate blocks at {quorum} Ready or fewer; the source's '-lt 2' lets a second master reboot while one is down"
+            )),
     );
     b.add(
         StepSpec::new("5.2", "Apply kured", RunsOn::InfraRepo)
@@ -717,7 +719,7 @@ pub fn generate(t: &Topology) -> Plan {
     b.add(
         StepSpec::new("7.1", "Discover masters and loop with a quorum check", RunsOn::InfraRepo)
             .commands(vec![cmd(format!(
-                "edit {}: MASTERS=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= -o name | sed 's|node/||'); for m in $MASTERS: drain, update, uncordon, wait Ready, require >= {quorum} Ready",
+                "edit {}: MASTERS=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= -o name | sed 's|node/||'); for m in $MASTERS: require more than {quorum} Ready (draining m must leave quorum), drain, update, uncordon, wait Ready",
                 s.upgrade_chain.path
             ))])
             .after(format!("{last}.7"), WHY_ALL_MASTERS)
