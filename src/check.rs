@@ -52,7 +52,7 @@ fn text(r: &CheckReport, edited: bool) -> String {
     let mut out = format!("plan check: scenario {}{}, depth {}\n", r.scenario, if edited { " (edited plan)" } else { "" }, r.depth);
     let _ = writeln!(
         out,
-        "  {} states, {} transitions, {} fault placements ({} deduplicated), rollback paths: {} proven, {} failed",
+        "  {} states, {} transitions, {} fault placements explored ({} more skipped: same state, point and fault), rollback paths: {} proven, {} failed",
         f.states, f.transitions, f.fault_placements, f.deduplicated, f.rollback_paths_proven, f.rollback_paths_failed
     );
     let _ = writeln!(
