@@ -4,6 +4,7 @@ use crate::cli::ReportFormat;
 use crate::input::{parse_duration, Loaded};
 use crate::Failure;
 use clap::Subcommand;
+use plan_lab::executor_rehearsal;
 use plan_lab::lab::{Lab, LabOptions, LabStatus};
 use plan_lab::process::Lifetime;
 use plan_lab::rehearse::{self, FidelityReport};
@@ -65,6 +66,12 @@ pub struct RehearseArgs {
     /// Leave the rehearsed lab running (its directory is printed) for `plan lab status --state-dir`.
     #[arg(long)]
     pub keep: bool,
+    /// Run these steps through the executor (`plan execute`'s runner, over SSH on fixture hosts
+    /// with kubeadm/kubectl/systemctl shims) instead of the walk; a scenario on loopback only.
+    /// Without a list: the cert SAN retrofit and the kubelet.conf flips (0.2,0.3,0.4,4.2,4.3).
+    #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default",
+          conflicts_with_all = ["fail", "at", "fault", "lasts", "keep"])]
+    pub via_execute: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 }
@@ -192,7 +199,30 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
     Ok(Some(Injection { at, fault }))
 }
 
+/// `plan rehearse --via-execute`: a slice of the plan through the executor, beside the twin.
+fn rehearse_via_execute(loaded: &Loaded, steps: &str, format: ReportFormat) -> Result<(), Failure> {
+    let steps: Vec<String> = if steps == "default" {
+        executor_rehearsal::SLICE_DEFAULT.iter().map(|s| s.to_string()).collect()
+    } else {
+        steps.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    };
+    let report = executor_rehearsal::rehearse_through_executor(&loaded.topology, &loaded.plan, &steps).map_err(lab_failure)?;
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Failure::Input(e.to_string()))?),
+        ReportFormat::Text => print!("{}", report.render()),
+    }
+    if report.agrees() {
+        Ok(())
+    } else {
+        let n = report.rows.iter().filter(|r| !r.agree).count();
+        Err(Failure::Violation(format!("the executor on the lab disagrees with the twin on {n} observation(s)")))
+    }
+}
+
 pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
+    if let Some(steps) = &args.via_execute {
+        return rehearse_via_execute(loaded, steps, args.format);
+    }
     let injection = injection(loaded, args)?;
     let mut lab = Lab::private(&loaded.topology, args.port_offset, false, SEED_KEYS).map_err(lab_failure)?;
     let report = rehearse::rehearse(&loaded.topology, &loaded.plan, &mut lab, injection).map_err(lab_failure)?;

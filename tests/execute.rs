@@ -1,30 +1,29 @@
 //! `plan execute`, `plan status`, `plan rollback` end to end: a dry run of the homelab (which never
 //! connects), and real runs over SSH against sshd servers this test starts on 127.0.20.x.
 //!
-//! Fixture hosts: each host of scenarios/loopback.yaml that the plan subset touches gets its own
-//! `/usr/sbin/sshd`, listening on its own loopback address, started under `unshare --mount` with
-//! a per-host directory bind-mounted over `/etc/kubernetes`, so every host has its own real
-//! kubelet.conf and apiserver.crt at the real paths. Shims for sudo, systemctl, kubectl and sleep
+//! Fixture hosts (`plan_lab::host`, shared with the lab's rehearsal through the executor): each
+//! host of scenarios/loopback.yaml that the plan subset touches gets its own `/usr/sbin/sshd`,
+//! listening on its own loopback address, started under `unshare --mount` with a per-host
+//! directory bind-mounted over `/etc/kubernetes`, so every host has its own real kubelet.conf and
+//! apiserver.crt at the real paths. Shims for sudo, systemctl, kubectl and sleep
 //! on PATH record each call in a per-host log: the side effects the tests count.
 
+use plan_lab::host::{FixtureHost, FixtureHosts, TmpDir};
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const PLAN: &str = env!("CARGO_BIN_EXE_plan");
 const LOOPBACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/loopback.yaml");
-const SSHD: &str = "/usr/sbin/sshd";
 /// The hosts the plan subsets touch: the existing master and the two workers.
 const HOSTS: [(&str, Ipv4Addr); 3] =
     [("lab-cp-1", Ipv4Addr::new(127, 0, 20, 10)), ("lab-wk-1", Ipv4Addr::new(127, 0, 20, 21)), ("lab-wk-2", Ipv4Addr::new(127, 0, 20, 22))];
 const DIRECT: &str = "server: https://127.0.20.10:6443";
 const VIP: &str = "server: https://127.0.20.99:6443";
-/// Bound on waiting for sshd to listen, or for the executor to reach a point.
+/// Bound on waiting for the executor to reach a point, or for its processes to end.
 const WAIT_S: u64 = 20;
-/// Ports tried before the fixture gives up.
-const PORT_ATTEMPTS: usize = 5;
 
 fn plan(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut command = Command::new(PLAN);
@@ -54,93 +53,39 @@ fn executable(path: &Path, content: &str) {
     run("chmod", &["755", path.to_str().expect("utf-8 path")]);
 }
 
-/// The sshd servers and fixture files of one test; stops the servers when dropped, failed test
-/// or not.
-///
-/// Each sshd runs as the first process of a PID namespace of its own (`unshare --pid --fork
-/// --kill-child`, under `setpriv --pdeathsig KILL`): killing the namespace's `unshare` kills every
-/// session sshd forked and every command they run, which killing the listening sshd alone would
-/// not (its sessions live on, and keep the executor's ControlMasters, ControlPersist=yes, alive).
+/// The fixture hosts (sshd servers, `plan_lab::host`) and files of one test; stops the servers
+/// when dropped, failed test or not, after closing the executor's ControlMasters.
 struct Lab {
     root: tempfile::TempDir,
-    sshds: Vec<Child>,
-}
-
-impl Lab {
-    /// Closes the executor's ControlMasters under the state directory (a SIGKILLed executor
-    /// cannot close its own).
-    fn close_masters(&self) {
-        let Ok(dirs) = std::fs::read_dir(self.path("state/ssh")) else { return };
-        for dir in dirs.flatten() {
-            let socket = dir.path().join("master");
-            if socket.exists() {
-                let _ = Command::new("ssh")
-                    .args(["-F", "/dev/null", "-O", "exit", "-S"])
-                    .arg(&socket)
-                    .arg("fixture")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-    }
-
-    fn stop_sshds(&mut self) {
-        for child in &mut self.sshds {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.sshds.clear();
-    }
+    hosts: FixtureHosts,
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        self.close_masters();
-        self.stop_sshds();
+        // A SIGKILLed executor cannot close its own ControlMasters.
+        self.hosts.close_masters(&self.path("state/ssh"));
+        self.hosts.stop();
     }
 }
 
 /// Whether sshd can run here; under CI it must.
 fn sshd_available() -> bool {
-    let usable = Path::new(SSHD).exists() && Path::new("/usr/bin/unshare").exists() && unsafe_is_root();
-    if !usable {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but {SSHD}, unshare or root is missing: install openssh-server");
-        eprintln!("skipping: {SSHD}, unshare or root missing (not CI)");
+    let usable = plan_lab::host::usable();
+    if let Err(e) = &usable {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but fixture hosts cannot run: {e}: install openssh-server");
+        eprintln!("skipping: {e} (not CI)");
     }
-    usable
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    usable.is_ok()
 }
 
 impl Lab {
-    /// The fixture with its sshd servers answering, on a port no other process took first.
+    /// The fixture with its sshd servers answering: keys, shims, each host's files.
     fn start() -> Lab {
-        let mut lab = Lab::prepare();
-        for _ in 0..PORT_ATTEMPTS {
-            // Another test may take the port between its choice and sshd's bind: then sshd exits,
-            // and the fixture tries another.
-            let port = TcpListener::bind(SocketAddrV4::new(HOSTS[0].1, 0)).and_then(|l| l.local_addr()).expect("a free port").port();
-            if lab.serve(port) {
-                return lab;
-            }
-            lab.stop_sshds();
-        }
-        panic!("sshd did not start on any of {PORT_ATTEMPTS} ports: {}", lab.sshd_log(HOSTS[0].0));
-    }
-
-    /// Keys, shims and each host's files.
-    fn prepare() -> Lab {
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path().to_path_buf();
-        run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", r.join("host_key").to_str().unwrap()]);
-        run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", r.join("id_ed25519").to_str().unwrap()]);
-        std::fs::copy(r.join("id_ed25519.pub"), r.join("authorized_keys")).expect("authorized_keys");
-        let host_pub = std::fs::read_to_string(r.join("host_key.pub")).expect("host key");
-        write(&r.join("host_key.pub.line"), &host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
-        let shims = r.join("shims");
+        let fixture_hosts = HOSTS.iter().map(|(name, address)| FixtureHost { name: name.to_string(), address: *address }).collect();
+        let hosts = FixtureHosts::prepare(&r, fixture_hosts, TmpDir::Shared).expect("fixture hosts prepared");
+        let shims = hosts.shims();
         executable(&shims.join("sudo"), "#!/bin/sh\nexec \"$@\"\n");
         executable(&shims.join("systemctl"), "#!/bin/sh\necho \"$*\" >> \"$PLAN_FIXTURE_HOST_DIR/systemctl.log\"\n");
         executable(&shims.join("sleep"), "#!/bin/sh\nexit 0\n");
@@ -154,11 +99,8 @@ impl Lab {
                 slow = r.join("slow").display()
             ),
         );
-        std::fs::create_dir_all("/etc/kubernetes").expect("a mount point at the real path");
-        std::fs::create_dir_all("/run/sshd").expect("sshd's privilege separation directory");
         for (name, _) in HOSTS {
-            let host = r.join("hosts").join(name);
-            let kube = host.join("etc-kubernetes");
+            let kube = hosts.etc_kubernetes(name);
             write(
                 &kube.join("kubelet.conf"),
                 &format!("apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: RklYVFVSRQ==\n    {DIRECT}\n  name: kubernetes\nkind: Config\n"),
@@ -190,82 +132,11 @@ impl Lab {
                 );
             }
         }
-        Lab { root, sshds: Vec::new() }
-    }
-
-    /// Starts one sshd per host on `port`, with a client config and known_hosts for it; `true` once
-    /// each answers as this fixture's sshd (our host key, our user key), `false` when one exited
-    /// (the port was taken).
-    fn serve(&mut self, port: u16) -> bool {
-        let r = self.root.path().to_path_buf();
-        let host_pub = std::fs::read_to_string(r.join("host_key.pub.line")).expect("host key");
-        let known: String = HOSTS.iter().map(|(_, a)| format!("[{a}]:{port} {host_pub}\n")).collect();
-        write(&r.join("known_hosts"), &known);
-        write(
-            &r.join("ssh_config"),
-            &format!(
-                "Host 127.0.20.*\n  Port {port}\n  IdentityFile {id}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 5\n",
-                id = r.join("id_ed25519").display(),
-                kh = r.join("known_hosts").display()
-            ),
-        );
-        let shims = r.join("shims");
-        for (name, address) in HOSTS {
-            let host = r.join("hosts").join(name);
-            let kube = host.join("etc-kubernetes");
-            let config = host.join("sshd_config");
-            write(
-                &config,
-                &format!(
-                    "ListenAddress {address}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 64\nMaxStartups 64\nSetEnv PATH={shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PLAN_FIXTURE_HOST_DIR={hd}\n",
-                    hk = r.join("host_key").display(),
-                    pid = host.join("sshd.pid").display(),
-                    ak = r.join("authorized_keys").display(),
-                    shims = shims.display(),
-                    hd = host.display(),
-                ),
-            );
-            let script = format!("mount --bind {} /etc/kubernetes && exec {SSHD} -D -e -f {}", kube.display(), config.display());
-            let child = Command::new("setpriv")
-                .args(["--pdeathsig", "KILL", "unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private"])
-                .args(["sh", "-c", &script])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(host.join("sshd.log")).expect("sshd log"))
-                .spawn()
-                .expect("sshd starts");
-            self.sshds.push(child);
+        let mut lab = Lab { root, hosts };
+        if let Err(e) = lab.hosts.start() {
+            panic!("fixture hosts did not start: {e}");
         }
-        let deadline = Instant::now() + Duration::from_secs(WAIT_S);
-        for (i, (name, address)) in HOSTS.into_iter().enumerate() {
-            loop {
-                if self.sshds[i].try_wait().ok().flatten().is_some() {
-                    eprintln!("sshd for {name} exited on port {port}: {}", self.sshd_log(name));
-                    return false;
-                }
-                if self.answers(address) {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "sshd for {name} did not answer: {}", self.sshd_log(name));
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        true
-    }
-
-    /// Whether `address` answers as this fixture's sshd: a listener there that is not ours fails
-    /// the host key check (StrictHostKeyChecking) or the user key.
-    fn answers(&self, address: Ipv4Addr) -> bool {
-        Command::new("ssh")
-            .arg("-F")
-            .arg(self.path("ssh_config"))
-            .arg(format!("root@{address}"))
-            .arg("true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        lab
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -273,7 +144,7 @@ impl Lab {
     }
 
     fn sshd_log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(&format!("hosts/{name}/sshd.log"))).unwrap_or_default()
+        self.hosts.sshd_log(name)
     }
 
     fn kubelet_conf(&self, name: &str) -> String {

@@ -359,3 +359,57 @@ fn the_worst_case_restores_the_backup_for_real_and_loses_the_writes_after_it_as_
     let host = lab.host(cp1).expect("cp-1").name.clone();
     assert!(lab.dir().join(host).join(BEFORE_RESTORE_DIR).join("member").is_dir(), "the old data is kept aside");
 }
+
+/// `plan --scenario loopback rehearse --via-execute[=STEPS] --format json` with the loopback
+/// guard on; `None` when fixture hosts cannot run here (not CI).
+fn rehearse_via_execute(steps: Option<&str>) -> Option<(i32, Value)> {
+    if let Err(e) = plan_lab::host::usable() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but fixture hosts cannot run: {e}: install openssh-server");
+        eprintln!("skipping: {e} (not CI)");
+        return None;
+    }
+    let flag = steps.map_or("--via-execute".to_string(), |s| format!("--via-execute={s}"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plan"))
+        .args(["--scenario", &scenario("loopback.yaml"), "rehearse", &flag, "--format", "json"])
+        .env("PLAN_LOOPBACK_ONLY", "1")
+        .output()
+        .expect("the plan binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("rehearse prints JSON ({e}): {stdout}; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    Some((out.status.code().unwrap_or(-1), report))
+}
+
+#[test]
+fn the_cert_san_retrofit_and_the_kubelet_flips_through_the_executor_agree_with_the_twin() {
+    let Some((code, report)) = rehearse_via_execute(None) else { return };
+    assert_eq!(code, 0, "{report:#}");
+    assert_all_agree(&report);
+    let steps: Vec<&str> = report["steps"].as_array().expect("steps").iter().filter_map(Value::as_str).collect();
+    assert_eq!(steps, ["0.2", "0.3", "0.4", "4.2", "4.3"]);
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
+    // Real files edited over SSH, and the stand-in serving the regenerated cert after 0.4's restart.
+    for node in ["lab-cp-1", "lab-wk-1", "lab-wk-2"] {
+        assert!(
+            text(&row(&report, &format!("kubelet.conf server is the VIP on {node}"))["lab"]).starts_with("yes (https://127.0.20.99:6443)")
+        );
+    }
+    assert_eq!(text(&row(&report, "apiserver cert on disk has the VIP SAN on lab-cp-1")["lab"]), "yes");
+    assert_eq!(text(&row(&report, "served cert verifies for the VIP on lab-cp-1")["lab"]), "yes (rustls)");
+    let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
+    assert!(actions.iter().any(|a| a.starts_with("kubelet on lab-cp-1: kube-apiserver.yaml moved back")), "{actions:?}");
+}
+
+/// The twin does not model that 0.3 reads the file 0.2 writes: without 0.2, real kubeadm (the shim,
+/// as kubeadm does) cannot read `/tmp/kubeadm-new.yaml` and the executor halts where the twin
+/// carries on. The served cert still lacks the VIP SAN on both sides.
+#[test]
+fn a_slice_without_the_kubeadm_config_edit_halts_on_the_lab_where_the_twin_carries_on() {
+    let Some((code, report)) = rehearse_via_execute(Some("0.3,0.4")) else { return };
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "halted at 0.3"));
+    let halted = rows(&report, "the executor runs the step, its files as the twin says");
+    assert!(text(&halted[0]["lab"]).contains("unable to read config from \"/tmp/kubeadm-new.yaml\""), "{halted:?}");
+    let served = row(&report, "served cert verifies for the VIP on lab-cp-1");
+    assert_eq!((text(&served["twin"]), served["agree"].as_bool()), ("no", Some(true)));
+}

@@ -82,6 +82,15 @@ impl LabCa {
         Ok(LabCa { issuer, cert_path })
     }
 
+    /// Writes the CA's private key to `path` (0600), for a `kubeadm` shim on a fixture host that
+    /// signs serving certs with `openssl` as kubeadm signs them with `/etc/kubernetes/pki/ca.key`.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write_key(&self, path: &Path) -> Result<(), LabError> {
+        write_file(path, &self.issuer.key().serialize_pem(), true)
+    }
+
     /// The CA certificate, for a client's trust store.
     pub fn cert_der(&self) -> CertificateDer<'static> {
         self.issuer.der().clone()

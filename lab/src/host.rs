@@ -1,0 +1,317 @@
+//! Fixture hosts: one real `sshd` per host on the host's loopback address, each in a mount namespace
+//! of its own, so that `/etc/kubernetes` (and optionally `/tmp`) are that host's own directories.
+//!
+//! Shared by the executor's tests (`tests/execute.rs`) and the lab's rehearsal through the
+//! executor ([`crate::executor_rehearsal`]). Layout under the root directory:
+//! `host_key`, `id_ed25519` (the client key), `authorized_keys`, `known_hosts`, `ssh_config`
+//! (for `ssh -F` and the executor's `--ssh-config`), `shims/` (first on every session's PATH; the
+//! caller writes them), and per host `hosts/<name>/` with `etc-kubernetes/` (bind-mounted over
+//! `/etc/kubernetes`), `tmp/` (over `/tmp` with [`TmpDir::PerHost`]), `sshd_config`, `sshd.log`.
+//!
+//! Each sshd runs as the first process of a PID namespace of its own (`unshare --pid --fork
+//! --kill-child`, under `setpriv --pdeathsig KILL`): killing the namespace's `unshare` kills every
+//! session sshd forked and every command they run, which killing the listening sshd alone would
+//! not (its sessions live on, and keep an executor's ControlMasters, ControlPersist=yes, alive).
+//! Every session gets `PLAN_FIXTURE_HOST_DIR`, `PLAN_FIXTURE_HOST_NAME` and
+//! `PLAN_FIXTURE_HOST_ADDRESS` in its environment, for the shims.
+
+use crate::address::guard_loopback;
+use crate::error::LabError;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's OpenSSH server.
+pub const SSHD_BIN: &str = "/usr/sbin/sshd";
+/// Bound on waiting for every sshd to answer.
+pub const SSHD_START_TIMEOUT_S: u64 = 20;
+/// Ports tried before the fixture gives up (another process may take a port between its choice
+/// and sshd's bind).
+pub const PORT_ATTEMPTS_MAX: usize = 5;
+const POLL_MS: u64 = 50;
+
+/// One host: its inventory name and loopback address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixtureHost {
+    pub name: String,
+    pub address: Ipv4Addr,
+}
+
+/// Whether each host gets a `/tmp` of its own (as separate machines have). The root directory
+/// must then not be under `/tmp`, or the shims would vanish behind the mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TmpDir {
+    Shared,
+    PerHost,
+}
+
+/// The sshd servers of one set of hosts; stops them when dropped, failed test or not.
+pub struct FixtureHosts {
+    root: PathBuf,
+    hosts: Vec<FixtureHost>,
+    tmp: TmpDir,
+    sshds: Vec<Child>,
+    /// The port every sshd listens on (on its own address), once started.
+    pub port: Option<u16>,
+}
+
+/// Whether this machine can run fixture hosts: sshd, unshare and root.
+///
+/// # Errors
+/// [`LabError::BinaryMissing`] for sshd or unshare, [`LabError::NotRehearsable`] when not root
+/// (mount namespaces and bind mounts need it).
+pub fn usable() -> Result<(), LabError> {
+    for (binary, path, package) in [("sshd", SSHD_BIN, "openssh-server"), ("unshare", "/usr/bin/unshare", "util-linux")] {
+        if !Path::new(path).exists() {
+            return Err(LabError::BinaryMissing { binary, path: PathBuf::from(path), package });
+        }
+    }
+    // SAFETY: geteuid reads this process's effective uid; it cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LabError::NotRehearsable {
+            what: "fixture hosts".to_string(),
+            why: "bind mounts in a mount namespace need root".to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn run_tool(program: &str, args: &[&str]) -> Result<(), LabError> {
+    let output = Command::new(program).args(args).stdin(Stdio::null()).output().map_err(|e| LabError::io(format!("run {program}"), e))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(LabError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Writes `text` to `path`, making its directory.
+pub fn write_file(path: &Path, text: &str) -> Result<(), LabError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| LabError::io(format!("create {}", parent.display()), e))?;
+    }
+    std::fs::write(path, text).map_err(|e| LabError::io(format!("write {}", path.display()), e))
+}
+
+/// Writes an executable script (mode 0755).
+pub fn write_executable(path: &Path, text: &str) -> Result<(), LabError> {
+    use std::os::unix::fs::PermissionsExt;
+    write_file(path, text)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| LabError::io(format!("chmod {}", path.display()), e))
+}
+
+fn utf8(path: &Path) -> Result<&str, LabError> {
+    path.to_str().ok_or_else(|| LabError::NotRehearsable { what: path.display().to_string(), why: "the path is not UTF-8".to_string() })
+}
+
+impl FixtureHosts {
+    /// Keys and each host's directories under `root`; nothing runs yet. The caller writes the
+    /// shims and each host's files, then calls [`Self::start`].
+    ///
+    /// # Errors
+    /// An address off loopback, `ssh-keygen` failing, a directory that cannot be made.
+    pub fn prepare(root: &Path, hosts: Vec<FixtureHost>, tmp: TmpDir) -> Result<FixtureHosts, LabError> {
+        for host in &hosts {
+            guard_loopback(host.address)?;
+        }
+        for key in ["host_key", "id_ed25519"] {
+            run_tool("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", utf8(&root.join(key))?])?;
+        }
+        std::fs::copy(root.join("id_ed25519.pub"), root.join("authorized_keys")).map_err(|e| LabError::io("authorized_keys", e))?;
+        std::fs::create_dir_all(root.join("shims")).map_err(|e| LabError::io("shims", e))?;
+        for dir in ["/etc/kubernetes", "/run/sshd"] {
+            // The mount point at the real path, and sshd's privilege separation directory.
+            std::fs::create_dir_all(dir).map_err(|e| LabError::io(format!("create {dir}"), e))?;
+        }
+        for host in &hosts {
+            let dir = root.join("hosts").join(&host.name);
+            for sub in ["etc-kubernetes", "tmp"] {
+                std::fs::create_dir_all(dir.join(sub)).map_err(|e| LabError::io(format!("create {}", dir.join(sub).display()), e))?;
+            }
+        }
+        Ok(FixtureHosts { root: root.to_path_buf(), hosts, tmp, sshds: Vec::new(), port: None })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn hosts(&self) -> &[FixtureHost] {
+        &self.hosts
+    }
+
+    /// The host's directory: `etc-kubernetes/`, `tmp/`, its logs.
+    pub fn host_dir(&self, name: &str) -> PathBuf {
+        self.root.join("hosts").join(name)
+    }
+
+    /// What the host sees as `/etc/kubernetes`.
+    pub fn etc_kubernetes(&self, name: &str) -> PathBuf {
+        self.host_dir(name).join("etc-kubernetes")
+    }
+
+    pub fn shims(&self) -> PathBuf {
+        self.root.join("shims")
+    }
+
+    pub fn ssh_config(&self) -> PathBuf {
+        self.root.join("ssh_config")
+    }
+
+    pub fn sshd_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.host_dir(name).join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Starts one sshd per host on a port no other process took first; returns once each answers
+    /// as this fixture's sshd (its host key, its user key).
+    ///
+    /// # Errors
+    /// [`LabError::Exited`] when no port of [`PORT_ATTEMPTS_MAX`] worked, [`LabError::Timeout`]
+    /// when an sshd did not answer within [`SSHD_START_TIMEOUT_S`].
+    pub fn start(&mut self) -> Result<(), LabError> {
+        let first = self
+            .hosts
+            .first()
+            .map(|h| h.address)
+            .ok_or_else(|| LabError::NotRehearsable { what: "fixture hosts".to_string(), why: "no host to start".to_string() })?;
+        for _ in 0..PORT_ATTEMPTS_MAX {
+            let port = TcpListener::bind(SocketAddrV4::new(first, 0))
+                .and_then(|l| l.local_addr())
+                .map_err(|e| LabError::io(format!("a free port on {first}"), e))?
+                .port();
+            if self.serve(port)? {
+                self.port = Some(port);
+                return Ok(());
+            }
+            self.stop();
+        }
+        Err(LabError::Exited { process: format!("sshd (tried {PORT_ATTEMPTS_MAX} ports)"), log_tail: self.sshd_log(&self.hosts[0].name) })
+    }
+
+    /// `Ok(false)` when an sshd exited (its port was taken).
+    fn serve(&mut self, port: u16) -> Result<bool, LabError> {
+        let r = self.root.clone();
+        let host_pub = std::fs::read_to_string(r.join("host_key.pub")).map_err(|e| LabError::io("host_key.pub", e))?;
+        let host_pub: String = host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let known: String = self.hosts.iter().map(|h| format!("[{}]:{port} {host_pub}\n", h.address)).collect();
+        write_file(&r.join("known_hosts"), &known)?;
+        let mut client = String::new();
+        for host in &self.hosts {
+            client.push_str(&format!(
+                "Host {}\n  Port {port}\n  IdentityFile {id}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 5\n",
+                host.address,
+                id = r.join("id_ed25519").display(),
+                kh = r.join("known_hosts").display()
+            ));
+        }
+        write_file(&self.ssh_config(), &client)?;
+        for host in self.hosts.clone() {
+            let dir = self.host_dir(&host.name);
+            let config = dir.join("sshd_config");
+            write_file(
+                &config,
+                &format!(
+                    "ListenAddress {address}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 64\nMaxStartups 64\nSetEnv PATH={shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PLAN_FIXTURE_HOST_DIR={hd} PLAN_FIXTURE_HOST_NAME={name} PLAN_FIXTURE_HOST_ADDRESS={address}\n",
+                    address = host.address,
+                    name = host.name,
+                    hk = r.join("host_key").display(),
+                    pid = dir.join("sshd.pid").display(),
+                    ak = r.join("authorized_keys").display(),
+                    shims = self.shims().display(),
+                    hd = dir.display(),
+                ),
+            )?;
+            let tmp = match self.tmp {
+                TmpDir::PerHost => format!("mount --bind {} /tmp && ", dir.join("tmp").display()),
+                TmpDir::Shared => String::new(),
+            };
+            let script = format!(
+                "mount --bind {} /etc/kubernetes && {tmp}exec {SSHD_BIN} -D -e -f {}",
+                dir.join("etc-kubernetes").display(),
+                config.display()
+            );
+            let log = std::fs::File::create(dir.join("sshd.log")).map_err(|e| LabError::io("sshd log", e))?;
+            let child = Command::new("setpriv")
+                .args(["--pdeathsig", "KILL", "unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private"])
+                .args(["sh", "-c", &script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| LabError::io("start sshd", e))?;
+            self.sshds.push(child);
+        }
+        let deadline = Instant::now() + Duration::from_secs(SSHD_START_TIMEOUT_S);
+        for (i, host) in self.hosts.iter().enumerate() {
+            loop {
+                if self.sshds[i].try_wait().ok().flatten().is_some() {
+                    return Ok(false);
+                }
+                if self.answers(host.address) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(LabError::Timeout {
+                        what: format!("sshd for {} answering ({})", host.name, self.sshd_log(&host.name).trim()),
+                        timeout_ms: SSHD_START_TIMEOUT_S * 1000,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(POLL_MS));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether `address` answers as this fixture's sshd: a listener there that is not ours fails
+    /// the host key check (StrictHostKeyChecking) or the user key.
+    pub fn answers(&self, address: Ipv4Addr) -> bool {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .arg(format!("root@{address}"))
+            .arg("true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Closes the ControlMasters an executor left under `control_dir` (a SIGKILLed executor
+    /// cannot close its own).
+    pub fn close_masters(&self, control_dir: &Path) {
+        let Ok(dirs) = std::fs::read_dir(control_dir) else { return };
+        for dir in dirs.flatten() {
+            let socket = dir.path().join("master");
+            if socket.exists() {
+                let _ = Command::new("ssh")
+                    .args(["-F", "/dev/null", "-O", "exit", "-S"])
+                    .arg(&socket)
+                    .arg("fixture")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+
+    /// Kills every sshd (and, with its PID namespace, every session and command under it).
+    pub fn stop(&mut self) {
+        for child in &mut self.sshds {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.sshds.clear();
+        self.port = None;
+    }
+}
+
+impl Drop for FixtureHosts {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
