@@ -24,29 +24,29 @@ pub enum PhaseKind {
     After,
 }
 
-/// Classifies a phase by what its steps do.
+/// Classifies a phase by what its steps do, never by its id: a phase that creates a VM or
+/// adds an etcd member adds that master; otherwise the first of these its actions show: the
+/// kubeadm-config and cert retrofit, the VIP/DNS/LB set-up, the config-stack refactor, the
+/// client and kubelet cut-over; anything else changes nothing a rollback must undo.
 pub fn phase_kind(plan: &Plan, phase: &str) -> PhaseKind {
-    let mut after_cutover = false;
-    for step in &plan.steps {
-        if step.phase == "4" {
-            after_cutover = true;
-        }
-        if step.phase != phase {
-            continue;
-        }
-        for action in &step.actions {
-            if let Action::CreateVm(x) | Action::EtcdMemberAdd(x) = action {
-                return PhaseKind::Master(*x);
-            }
-        }
+    let actions = || plan.steps.iter().filter(|s| s.phase == phase).flat_map(|s| s.actions.iter().copied());
+    if let Some(x) = actions().find_map(|a| match a {
+        Action::CreateVm(x) | Action::EtcdMemberAdd(x) => Some(x),
+        _ => None,
+    }) {
+        return PhaseKind::Master(x);
     }
-    match phase {
-        "0" => PhaseKind::Retrofit,
-        "1" => PhaseKind::LoadBalancer,
-        "1.5" => PhaseKind::ConfigStack,
-        "4" => PhaseKind::Cutover,
-        _ if after_cutover => PhaseKind::After,
-        _ => PhaseKind::After,
+    let has = |wanted: fn(&Action) -> bool| actions().any(|a| wanted(&a));
+    if has(|a| matches!(a, Action::PatchKubeadmConfig | Action::GenerateCert(_) | Action::MoveCertAside(_))) {
+        PhaseKind::Retrofit
+    } else if has(|a| matches!(a, Action::ReserveVip | Action::AddVipDnsRecord | Action::DeclareLbFrontend)) {
+        PhaseKind::LoadBalancer
+    } else if has(|a| matches!(a, Action::RefactorConfigStack)) {
+        PhaseKind::ConfigStack
+    } else if has(|a| matches!(a, Action::FlipConsumers | Action::FlipKubelet(_))) {
+        PhaseKind::Cutover
+    } else {
+        PhaseKind::After
     }
 }
 
@@ -196,4 +196,29 @@ pub fn worst_case_actions(c: &Cluster, t: &Topology) -> Option<Vec<Action>> {
 /// Whether the state has lost quorum (so membership cannot change).
 pub fn quorum_lost(c: &Cluster) -> bool {
     !observe::quorum(c).holds()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan_model::planner;
+    use plan_model::validate::parse_scenario;
+
+    #[test]
+    fn phases_are_classified_by_their_actions_not_their_ids() {
+        let t = Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the homelab is valid"));
+        let mut plan = planner::generate(&t);
+        // Renaming every phase must not change what its rollback is.
+        for step in &mut plan.steps {
+            step.phase = format!("renamed-{}", step.phase);
+        }
+        let m2 = t.resolve("master-2").expect("k8s-master-2 exists");
+        assert_eq!(phase_kind(&plan, "renamed-0"), PhaseKind::Retrofit);
+        assert_eq!(phase_kind(&plan, "renamed-1"), PhaseKind::LoadBalancer);
+        assert_eq!(phase_kind(&plan, "renamed-1.5"), PhaseKind::ConfigStack);
+        assert_eq!(phase_kind(&plan, "renamed-2"), PhaseKind::Master(m2));
+        assert_eq!(phase_kind(&plan, "renamed-4"), PhaseKind::Cutover);
+        assert_eq!(phase_kind(&plan, "renamed-5"), PhaseKind::After);
+        assert_eq!(phase_kind(&plan, "no-such-phase"), PhaseKind::After);
+    }
 }
