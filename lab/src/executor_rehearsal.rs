@@ -231,8 +231,9 @@ pub fn rehearse_through_executor(t: &Topology, plan: &Plan, steps: &[String]) ->
     let mut rows = step_rows(&sliced, &prediction, &outcome);
     rows.extend(file_rows(t, &hosts, &joined, &masters, &final_twin, &root)?);
     rows.extend(served_rows(t, &kubelet, &client, &masters, &final_twin)?);
+    // A command the twin refuses halts the twin's executor there, as a failed command halts the real one.
     let twin_outcome =
-        if prediction.refusals.is_empty() { "completed".to_string() } else { format!("refused at {}", prediction.refusals[0].0) };
+        if prediction.refusals.is_empty() { "completed".to_string() } else { format!("halted at {}", prediction.refusals[0].0) };
     let executor_outcome = match &outcome {
         Outcome::Completed => "completed".to_string(),
         Outcome::Declined { phase } => format!("declined phase {phase}"),
@@ -498,23 +499,27 @@ fn step_rows(plan: &Plan, prediction: &Prediction, outcome: &Outcome) -> Vec<Fid
         _ => None,
     };
     let halted_at = halted.as_ref().and_then(|(id, _)| plan.steps.iter().position(|s| &s.id == id));
+    // The twin's executor halts at its first refused command, as the real one does at a failed
+    // command: they agree when both run, halt at or skip the same step; the reasons are shown.
+    let twin_halt = prediction.refusals.first().and_then(|(id, reason)| plan.steps.iter().position(|s| &s.id == id).map(|i| (i, reason)));
     plan.steps
         .iter()
         .enumerate()
         .map(|(i, step)| {
-            let twin = match prediction.refusals.iter().find(|(id, _)| id == &step.id) {
-                Some((_, reason)) => format!("refused: {reason}"),
-                None => "done".to_string(),
+            let (twin_status, twin) = match twin_halt {
+                Some((at, reason)) if at == i => ("halted", format!("halted: {reason}")),
+                Some((at, _)) if at < i => ("not run", "not run".to_string()),
+                _ => ("done", "done".to_string()),
             };
-            let lab = match (halted_at, &halted) {
-                (Some(at), Some((_, reason))) if at == i => format!("halted: {reason}"),
-                (Some(at), _) if at < i => "not run".to_string(),
-                _ => "done".to_string(),
+            let (lab_status, lab) = match (halted_at, &halted) {
+                (Some(at), Some((_, reason))) if at == i => ("halted", format!("halted: {reason}")),
+                (Some(at), _) if at < i => ("not run", "not run".to_string()),
+                _ => ("done", "done".to_string()),
             };
             FidelityRow {
                 step: step.id.clone(),
                 observation: "the executor runs the step, its files as the twin says".to_string(),
-                agree: twin == lab,
+                agree: twin_status == lab_status,
                 twin,
                 lab,
                 evidence: Evidence::Real,

@@ -532,6 +532,11 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         }
         GenerateCert(x) => {
             needs_up(c, t, x, "kubeadm init phase certs apiserver")?;
+            // The new ClusterConfiguration it reads is written by the kubeadm-config patch step;
+            // without it kubeadm stops (the lab's run through the executor showed it).
+            if !c.kubeadm_endpoint {
+                return refuse("kubeadm init phase certs apiserver --config /tmp/kubeadm-new.yaml: unable to read config: no such file");
+            }
             // kubeadm reuses an existing cert ("Using existing apiserver certificate"): the SANs
             // only change when the old pair was moved away first.
             if !c.cert_present.contains(x) {
