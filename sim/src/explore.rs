@@ -192,39 +192,8 @@ impl Collector<'_> {
             entry.stuck += p.stuck;
             entry.violations += p.violations;
         }
-        for (key, e) in other.exposures {
-            match self.exposures.get_mut(&key) {
-                None => {
-                    self.exposures.insert(key, e);
-                }
-                Some(entry) => {
-                    entry.placements += e.placements;
-                    if position(&e.from_step) < position(&entry.from_step) {
-                        entry.from_step = e.from_step;
-                    }
-                    if position(&e.to_step) > position(&entry.to_step) {
-                        entry.to_step = e.to_step;
-                    }
-                }
-            }
-        }
-        for (key, f) in other.findings {
-            match self.findings.get_mut(&key) {
-                None => {
-                    self.findings.insert(key, f);
-                }
-                Some(entry) => {
-                    entry.placements += f.placements;
-                    if position(&f.from_step) < position(&entry.from_step) {
-                        entry.from_step = f.from_step;
-                        entry.why = f.why;
-                    }
-                    if position(&f.to_step) > position(&entry.to_step) {
-                        entry.to_step = f.to_step;
-                    }
-                }
-            }
-        }
+        merge_windows(&mut self.exposures, other.exposures, &position);
+        merge_windows(&mut self.findings, other.findings, &position);
         self.proven.extend(other.proven);
         self.failed.extend(other.failed);
     }
@@ -477,6 +446,45 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
         violations,
         findings: collector.findings.into_values().collect(),
         exposures: collector.exposures.into_values().collect(),
+    }
+}
+
+/// A run of steps over which one fault had the same kind of result: an exposure or a finding.
+trait StepWindow {
+    /// From step, to step, placements, and why (as seen at the earliest placement).
+    fn window(&mut self) -> (&mut String, &mut String, &mut usize, &mut String);
+}
+
+impl StepWindow for Exposure {
+    fn window(&mut self) -> (&mut String, &mut String, &mut usize, &mut String) {
+        (&mut self.from_step, &mut self.to_step, &mut self.placements, &mut self.why)
+    }
+}
+
+impl StepWindow for Finding {
+    fn window(&mut self) -> (&mut String, &mut String, &mut usize, &mut String) {
+        (&mut self.from_step, &mut self.to_step, &mut self.placements, &mut self.why)
+    }
+}
+
+/// Takes in the windows a later shard found: placements add up, the window widens to cover
+/// both, and the reason is the earliest placement's.
+fn merge_windows<W: StepWindow>(into: &mut BTreeMap<String, W>, from: BTreeMap<String, W>, position: &dyn Fn(&str) -> usize) {
+    for (key, mut later) in from {
+        let Some(entry) = into.get_mut(&key) else {
+            into.insert(key, later);
+            continue;
+        };
+        let (from_step, to_step, placements, why) = later.window();
+        let (entry_from, entry_to, entry_placements, entry_why) = entry.window();
+        *entry_placements += *placements;
+        if position(from_step) < position(entry_from) {
+            *entry_from = std::mem::take(from_step);
+            *entry_why = std::mem::take(why);
+        }
+        if position(to_step) > position(entry_to) {
+            *entry_to = std::mem::take(to_step);
+        }
     }
 }
 
