@@ -360,17 +360,24 @@ fn the_worst_case_restores_the_backup_for_real_and_loses_the_writes_after_it_as_
     assert!(lab.dir().join(host).join(BEFORE_RESTORE_DIR).join("member").is_dir(), "the old data is kept aside");
 }
 
-/// `plan --scenario loopback rehearse --via-execute[=STEPS] --format json` with the loopback
-/// guard on; `None` when fixture hosts cannot run here (not CI).
+/// `plan --scenario loopback [--plan FILE] rehearse --via-execute[=STEPS] --format json` with the
+/// loopback guard on; `None` when fixture hosts cannot run here (not CI).
 fn rehearse_via_execute(steps: Option<&str>) -> Option<(i32, Value)> {
+    rehearse_plan_via_execute(None, steps)
+}
+
+fn rehearse_plan_via_execute(plan_file: Option<&str>, steps: Option<&str>) -> Option<(i32, Value)> {
     if let Err(e) = plan_lab::host::usable() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but fixture hosts cannot run: {e}: install openssh-server");
         eprintln!("skipping: {e} (not CI)");
         return None;
     }
     let flag = steps.map_or("--via-execute".to_string(), |s| format!("--via-execute={s}"));
+    let plan_args = plan_file.map_or(Vec::new(), |file| vec!["--plan", file]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plan"))
-        .args(["--scenario", &scenario("loopback.yaml"), "rehearse", &flag, "--format", "json"])
+        .args(["--scenario", &scenario("loopback.yaml")])
+        .args(plan_args)
+        .args(["rehearse", &flag, "--format", "json"])
         .env("PLAN_LOOPBACK_ONLY", "1")
         .output()
         .expect("the plan binary runs");
@@ -400,18 +407,51 @@ fn the_cert_san_retrofit_and_the_kubelet_flips_through_the_executor_agree_with_t
     assert!(actions.iter().any(|a| a.starts_with("kubelet on lab-cp-1: kube-apiserver.yaml moved back")), "{actions:?}");
 }
 
-/// 0.3 reads the file 0.2 writes: without 0.2, real kubeadm (the shim, as kubeadm does) cannot
-/// read `/tmp/kubeadm-new.yaml` and the executor halts at 0.3 — and so does the twin, whose
-/// cert generation needs the patched kubeadm-config (this rehearsal found the gap). The served
-/// cert still lacks the VIP SAN on both sides.
+/// 0.3 reads the file 0.2 writes: in a plan edited to drop 0.2, real kubeadm (the shim, as
+/// kubeadm does) cannot read `/tmp/kubeadm-new.yaml` and the executor halts at 0.3 — and so does
+/// the twin, whose cert generation needs the patched kubeadm-config (this rehearsal found the
+/// gap). The served cert still lacks the VIP SAN on both sides. (A slice of the whole plan that
+/// starts at 0.3 takes 0.2 as done, its file included, and completes.)
 #[test]
-fn a_slice_without_the_kubeadm_config_edit_halts_at_0_3_on_the_lab_and_in_the_twin() {
-    let Some((code, report)) = rehearse_via_execute(Some("0.3,0.4")) else { return };
+fn a_plan_without_the_kubeadm_config_edit_halts_at_0_3_on_the_lab_and_in_the_twin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exported = plan(&["--scenario", &scenario("loopback.yaml"), "show", "--format", "yaml"]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let edited = write(dir.path(), "no-0.2.yaml", &remove_steps(&exported.stdout, &["0.2"]));
+    let Some((code, report)) = rehearse_plan_via_execute(Some(&edited), Some("0.3,0.4")) else { return };
     assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("halted at 0.3", "halted at 0.3"), "{report:#}");
     let halted = rows(&report, "the executor runs the step, its files as the twin says");
     assert!(text(&halted[0]["lab"]).contains("unable to read config from \"/tmp/kubeadm-new.yaml\""), "{halted:?}");
     let served = row(&report, "served cert verifies for the VIP on lab-cp-1");
     assert_eq!((text(&served["twin"]), served["agree"].as_bool()), ("no", Some(true)));
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "every row agrees: {report:#}");
+}
+
+/// The etcd part of joining a master, through the executor: 2.3 (upload-certs), 2.4 (the join
+/// command) and 2.5 (`kubeadm join --control-plane` on lab-cp-2) from where the plan stands before
+/// 2.3. The join shim adds a real learner to lab-cp-1's real etcd, starts its member and promotes
+/// it once etcd takes it; `etcdctl member list` afterwards agrees with the twin: two voters, no
+/// learner, both started.
+#[test]
+fn the_etcd_part_of_a_master_join_through_the_executor_agrees_with_the_twin() {
+    if !lab_binaries(false) {
+        return;
+    }
+    let Some((code, report)) = rehearse_via_execute(Some("2.3,2.4,2.5")) else { return };
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"), "{report:#}");
+    for (observation, members) in [
+        ("etcd voters (etcdctl member list)", "lab-cp-1, lab-cp-2"),
+        ("etcd learners (etcdctl member list)", "none"),
+        ("etcd members started (etcdctl member list)", "lab-cp-1, lab-cp-2"),
+    ] {
+        let r = row(&report, observation);
+        assert_eq!((text(&r["twin"]), text(&r["lab"])), (members, members), "{r}");
+    }
+    let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on lab-cp-2: etcdctl member add --learner")), "{actions:?}");
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on lab-cp-2: etcdctl member promote")), "{actions:?}");
+    assert_eq!(text(&row(&report, "served cert verifies for the VIP on lab-cp-2")["lab"]), "yes (rustls)");
     assert_all_agree(&report);
     assert_eq!(code, 0, "every row agrees: {report:#}");
 }

@@ -20,26 +20,34 @@
 //! stand-in when its `kube-apiserver.yaml` was moved away and back (its inode's ctime changed),
 //! as the kubelet restarts a static pod. Other by-hand work is not rehearsed: the run halts there.
 //!
+//! A slice that changes etcd's membership (a join, 2.5) runs against real etcd
+//! ([`crate::executor_etcd`]): upload-certs and the join command are shims, the join's etcd work
+//! (learner add, member start, promote) is real. The twin starts where the whole plan stands
+//! before the slice's first step ([`predict_slice`]), and the lab sets that state up.
+//!
 //! The executor runs with the loopback guard on, whatever the environment says, and its
 //! observers compare the files with the twin before and after every step; the etcd, LB and
-//! Kubernetes API observers are off (no etcd, HAProxy or API behind this slice).
+//! Kubernetes API observers are off (the etcd observer's multi-member `endpoint health` is refused
+//! by the guard; the etcd rows read `etcdctl member list` after the run).
 
 use crate::address::guard_loopback;
 use crate::apiserver::{ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
+use crate::executor_etcd::{join_notes, slice_touches_etcd, SliceEtcd};
 use crate::fidelity::{Evidence, FidelityRow};
-use crate::host::{self, FixtureHost, FixtureHosts, TmpDir};
+use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
 use crate::pki::{LabCa, ServingCertSans};
 use plan_exec::guard::Guard;
 use plan_exec::invocation::{Invocation, Work};
 use plan_exec::journal::Journal;
-use plan_exec::observe::{cert_has_vip, kubelet_on_vip, Probes};
+use plan_exec::observe::{cert_has_vip, kubelet_on_vip, Probes, Seen};
 use plan_exec::predict::Prediction;
 use plan_exec::runner::{Operator, Outcome, Recovery, RunOptions, Runner};
 use plan_exec::ssh::{OpensshTransport, SshOptions};
 use plan_exec::target::{HostTarget, Place};
 use plan_exec::transport::{quote, Completed, FileRead, LocalTransport, Request, Transport};
 use plan_exec::ExecError;
+use plan_model::action::{self, Action};
 use plan_model::cluster::Cluster;
 use plan_model::plan::{Phase, Plan, Step};
 use plan_model::topology::{NodeIx, Topology};
@@ -168,20 +176,28 @@ pub fn rehearse_through_executor(t: &Topology, plan: &Plan, steps: &[String]) ->
     guard_loopback(endpoint.vip)?;
     let existing = t.node(t.existing_master()).address;
     let sliced = slice(plan, steps, &format!("https://{existing}:{}", endpoint.port))?;
-    let prediction = Prediction::new(t, &sliced);
+    let prediction = predict_slice(t, plan, &sliced);
     let initial = *prediction.before(0);
     let scratch = tempfile::Builder::new()
         .prefix("plan-exec-lab-")
         .tempdir_in(SCRATCH_DIR)
         .map_err(|e| LabError::io(format!("a scratch directory in {SCRATCH_DIR}"), e))?;
     let root = scratch.path().to_path_buf();
+    // A host per node whose machine is up when the slice starts (a new master's VM too, once the
+    // plan's earlier steps made it).
+    let up: Vec<NodeIx> = initial.up.and(t.all_nodes()).iter().collect();
     let joined: Vec<NodeIx> = initial.joined.iter().collect();
-    let fixture: Vec<FixtureHost> =
-        joined.iter().map(|&n| FixtureHost { name: t.name(n).to_string(), address: t.node(n).address }).collect();
-    let mut hosts = FixtureHosts::prepare(&root, fixture, TmpDir::PerHost)?;
+    let fixture: Vec<FixtureHost> = up.iter().map(|&n| FixtureHost { name: t.name(n).to_string(), address: t.node(n).address }).collect();
+    let mut hosts = FixtureHosts::prepare(&root, fixture, TmpDir::PerHost)?.with_root_home(RootHome::PerHost);
     let ca = LabCa::new(&root)?;
     ca.write_key(&root.join("ca.key"))?;
     write_kubeadm_config(&root.join("kubeadm-config.yaml"), t, initial.kubeadm_endpoint)?;
+    if initial.kubeadm_endpoint {
+        // The twin's kubeadm-config is on the VIP only after 0.2's by-hand edit, which leaves its
+        // file on the existing master (0.3 reads it).
+        let edited = hosts.host_dir(t.name(t.existing_master())).join("tmp").join(KUBEADM_NEW);
+        host::write_file(&edited, &cluster_configuration(t, true))?;
+    }
     let masters: Vec<NodeIx> = joined.iter().copied().filter(|&n| initial.control_plane.contains(n)).collect();
     for &node in &joined {
         let kube = hosts.etc_kubernetes(t.name(node));
@@ -201,8 +217,9 @@ pub fn rehearse_through_executor(t: &Topology, plan: &Plan, steps: &[String]) ->
     }
     write_shims(&hosts.shims(), &root)?;
     hosts.start()?;
+    let etcd = if slice_touches_etcd(&sliced) { Some(SliceEtcd::start(t, &hosts, &initial)?) } else { None };
     let client = VerifyingClient::new(ca.cert_der())?;
-    let mut kubelet = KubeletStandIn { apiservers: BTreeMap::new(), actions: Vec::new() };
+    let mut kubelet = KubeletStandIn { apiservers: BTreeMap::new(), joining: up.clone(), actions: Vec::new() };
     for &node in &masters {
         kubelet.start(t, &hosts, node)?;
     }
@@ -219,18 +236,30 @@ pub fn rehearse_through_executor(t: &Topology, plan: &Plan, steps: &[String]) ->
         command_timeout: Duration::from_secs(COMMAND_TIMEOUT_S),
         check_passed: true,
         override_check: None,
+        // The etcd observer stays off: with two members its `endpoint health` names both client
+        // URLs comma-joined, which the loopback guard reads as one URL and refuses. The rows
+        // after the run read `etcdctl member list` instead.
         probes: Probes { etcd: None, lb: None, kube: None, guard },
     };
     let started = Instant::now();
-    let outcome = Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, options).run();
+    let mut runner = Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, options);
+    // The runner's twin starts where the whole plan stands before the slice, as the lab does.
+    runner.prediction = prediction.clone();
+    let outcome = runner.run();
     let run_ms = started.elapsed().as_millis() as u64;
     drop(transport);
     hosts.close_masters(&control_dir);
     let outcome = outcome.map_err(|e| exec_error("run the slice", e))?;
     let final_twin = prediction.states.last().copied().unwrap_or(initial);
     let mut rows = step_rows(&sliced, &prediction, &outcome);
+    // The nodes joined and the masters when the slice starts or ends (a join adds some).
+    let joined: Vec<NodeIx> = up.iter().copied().filter(|&n| initial.joined.or(final_twin.joined).contains(n)).collect();
+    let masters: Vec<NodeIx> = up.iter().copied().filter(|&n| initial.control_plane.or(final_twin.control_plane).contains(n)).collect();
     rows.extend(file_rows(t, &hosts, &joined, &masters, &final_twin, &root)?);
     rows.extend(served_rows(t, &kubelet, &client, &masters, &final_twin)?);
+    if let Some(etcd) = &etcd {
+        rows.extend(etcd.rows(t, &final_twin)?);
+    }
     // A command the twin refuses halts the twin's executor there, as a failed command halts the real one.
     let twin_outcome =
         if prediction.refusals.is_empty() { "completed".to_string() } else { format!("halted at {}", prediction.refusals[0].0) };
@@ -247,8 +276,10 @@ pub fn rehearse_through_executor(t: &Topology, plan: &Plan, steps: &[String]) ->
         evidence: Evidence::Real,
         agree: twin_outcome == executor_outcome,
     });
-    let lab_actions = std::mem::take(&mut kubelet.actions);
+    let mut lab_actions = join_notes(t, &hosts, &up);
+    lab_actions.append(&mut kubelet.actions);
     drop(kubelet);
+    drop(etcd);
     hosts.stop();
     Ok(ExecutorRehearsal {
         scenario: t.scenario.name.clone(),
@@ -259,6 +290,30 @@ pub fn rehearse_through_executor(t: &Topology, plan: &Plan, steps: &[String]) ->
         lab_actions,
         run_ms,
     })
+}
+
+/// The twin over the slice, from the state the whole plan reaches before the slice's first step:
+/// the plan's earlier steps are taken as done (the lab sets up their files and etcd members), the
+/// steps the slice leaves out after that are skipped. An edited plan (`--plan`) that lacks a step
+/// starts without its effect.
+pub fn predict_slice(t: &Topology, plan: &Plan, sliced: &Plan) -> Prediction {
+    let whole = Prediction::new(t, plan);
+    let first = sliced.steps.first().and_then(|s| plan.steps.iter().position(|p| p.id == s.id)).unwrap_or(0);
+    let mut c = *whole.before(first);
+    let mut states = vec![c];
+    let mut refusals = Vec::new();
+    // As `Prediction::new` does, from another start (a verify the twin refuses halts nothing).
+    for step in &sliced.steps {
+        for &a in &step.actions {
+            match action::apply(&c, t, a) {
+                Ok(next) => c = next,
+                Err(refusal) if !matches!(a, Action::Verify(_)) => refusals.push((step.id.clone(), refusal.reason)),
+                Err(_) => {}
+            }
+        }
+        states.push(c);
+    }
+    Prediction { states, refusals }
 }
 
 fn exec_error(what: &str, e: ExecError) -> LabError {
@@ -308,7 +363,8 @@ fn write_shims(shims: &Path, root: &Path) -> Result<(), LabError> {
         &format!(
             r#"#!/bin/sh
 # kubeadm on a lab host: the equivalent real action of each subcommand the plan runs.
-echo "$*" >> "$PLAN_FIXTURE_HOST_DIR/kubeadm.log"
+# A join's arguments hold the token and the certificate key: not logged.
+case "$1" in join) echo "join" ;; *) echo "$*" ;; esac >> "$PLAN_FIXTURE_HOST_DIR/kubeadm.log"
 config=""
 prev=""
 for arg in "$@"; do [ "$prev" = --config ] && config="$arg"; prev="$arg"; done
@@ -338,6 +394,21 @@ case "$*" in
     chmod 600 $pki/apiserver.key
     rm -rf $work
     echo "[certs] apiserver serving cert is signed for $sans" ;;
+  "init phase upload-certs"*)
+    # The kubeadm-certs Secret is a lab file: the key that decrypts it, as kubeadm prints it last.
+    key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+    printf '%s\n' "$key" > {root}/kubeadm-certs.key
+    echo '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace'
+    echo '[upload-certs] Using certificate key:'
+    echo "$key" ;;
+  "token create"*)
+    endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' {root}/kubeadm-config.yaml)
+    [ -n "$endpoint" ] || endpoint="$PLAN_FIXTURE_HOST_ADDRESS:6443"
+    token="$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n').$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+    echo "$token" >> {root}/kubeadm-tokens
+    hash=$(openssl x509 -in {root}/ca.crt -noout -pubkey | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)
+    echo "kubeadm join $endpoint --token $token --discovery-token-ca-cert-hash sha256:$hash" ;;
+  "join "*) exec {root}/kubeadm-join-control-plane "$@" ;;
   *) echo "kubeadm (lab shim): not rehearsed: $*" >&2; exit 64 ;;
 esac
 "#
@@ -374,6 +445,8 @@ impl Transport for LabTransport {
 struct KubeletStandIn {
     /// Per master: the running stand-in and the manifest's inode ctime when it started.
     apiservers: BTreeMap<NodeIx, (ApiserverStandIn, Option<i64>)>,
+    /// The hosts where a join may write a manifest: their stand-in starts when one appears.
+    joining: Vec<NodeIx>,
     actions: Vec<String>,
 }
 
@@ -431,6 +504,19 @@ impl KubeletStandIn {
             self.start(t, hosts, node)?;
             self.actions.push(format!(
                 "kubelet on {}: kube-apiserver.yaml moved back, apiserver stand-in restarted with the cert on disk",
+                t.name(node)
+            ));
+        }
+        let appeared: Vec<NodeIx> = self
+            .joining
+            .iter()
+            .copied()
+            .filter(|n| !self.apiservers.contains_key(n) && hosts.etc_kubernetes(t.name(*n)).join(APISERVER_MANIFEST).exists())
+            .collect();
+        for node in appeared {
+            self.start(t, hosts, node)?;
+            self.actions.push(format!(
+                "kubelet on {}: kube-apiserver.yaml written, apiserver stand-in started with the cert on disk",
                 t.name(node)
             ));
         }
@@ -545,9 +631,15 @@ fn file_rows(
     for &node in joined {
         let name = t.name(node);
         let path = hosts.etc_kubernetes(name).join("kubelet.conf");
-        let text = std::fs::read_to_string(&path).map_err(|e| LabError::io(format!("read {}", path.display()), e))?;
-        let (seen, evidence) = kubelet_on_vip(&text, t);
-        let lab = format!("{seen} ({})", evidence.trim_start_matches("server: "));
+        let (seen, lab) = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let (seen, evidence) = kubelet_on_vip(&text, t);
+                (seen, format!("{seen} ({})", evidence.trim_start_matches("server: ")))
+            }
+            // A join that did not happen leaves no kubelet.conf.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Seen::No, "no (no kubelet.conf)".to_string()),
+            Err(e) => return Err(LabError::io(format!("read {}", path.display()), e)),
+        };
         let twin_says = yes_no(twin.kubelet_vip.contains(node));
         rows.push(FidelityRow {
             step: "end".to_string(),

@@ -6,7 +6,8 @@
 //! `host_key`, `id_ed25519` (the client key), `authorized_keys`, `known_hosts`, `ssh_config`
 //! (for `ssh -F` and the executor's `--ssh-config`), `shims/` (first on every session's PATH; the
 //! caller writes them), and per host `hosts/<name>/` with `etc-kubernetes/` (bind-mounted over
-//! `/etc/kubernetes`), `tmp/` (over `/tmp` with [`TmpDir::PerHost`]), `sshd_config`, `sshd.log`.
+//! `/etc/kubernetes`), `tmp/` (over `/tmp` with [`TmpDir::PerHost`]), `root/` (over `/root` with
+//! [`RootHome::PerHost`]), `sshd_config`, `sshd.log`.
 //!
 //! Each sshd runs as the first process of a PID namespace of its own (`unshare --pid --fork
 //! --kill-child`, under `setpriv --pdeathsig KILL`): killing the namespace's `unshare` kills every
@@ -46,11 +47,21 @@ pub enum TmpDir {
     PerHost,
 }
 
+/// Whether each host gets a `/root` of its own: the plan keeps its join secrets in
+/// `/root/.plan-*`, which separate machines do not share (and this machine's own `/root` must not
+/// receive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootHome {
+    Shared,
+    PerHost,
+}
+
 /// The sshd servers of one set of hosts; stops them when dropped, failed test or not.
 pub struct FixtureHosts {
     root: PathBuf,
     hosts: Vec<FixtureHost>,
     tmp: TmpDir,
+    root_home: RootHome,
     sshds: Vec<Child>,
     /// The port every sshd listens on (on its own address), once started.
     pub port: Option<u16>,
@@ -129,11 +140,17 @@ impl FixtureHosts {
         }
         for host in &hosts {
             let dir = root.join("hosts").join(&host.name);
-            for sub in ["etc-kubernetes", "tmp"] {
+            for sub in ["etc-kubernetes", "tmp", "root"] {
                 std::fs::create_dir_all(dir.join(sub)).map_err(|e| LabError::io(format!("create {}", dir.join(sub).display()), e))?;
             }
         }
-        Ok(FixtureHosts { root: root.to_path_buf(), hosts, tmp, sshds: Vec::new(), port: None })
+        Ok(FixtureHosts { root: root.to_path_buf(), hosts, tmp, root_home: RootHome::Shared, sshds: Vec::new(), port: None })
+    }
+
+    /// Gives every host its own `/root` (before [`Self::start`]).
+    pub fn with_root_home(mut self, root_home: RootHome) -> FixtureHosts {
+        self.root_home = root_home;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -229,8 +246,12 @@ impl FixtureHosts {
                 TmpDir::PerHost => format!("mount --bind {} /tmp && ", dir.join("tmp").display()),
                 TmpDir::Shared => String::new(),
             };
+            let home = match self.root_home {
+                RootHome::PerHost => format!("mount --bind {} /root && ", dir.join("root").display()),
+                RootHome::Shared => String::new(),
+            };
             let script = format!(
-                "mount --bind {} /etc/kubernetes && {tmp}exec {SSHD_BIN} -D -e -f {}",
+                "mount --bind {} /etc/kubernetes && {tmp}{home}exec {SSHD_BIN} -D -e -f {}",
                 dir.join("etc-kubernetes").display(),
                 config.display()
             );

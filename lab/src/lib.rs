@@ -14,6 +14,7 @@ pub mod apiserver;
 pub mod control_plane;
 pub mod error;
 pub mod etcd;
+pub mod executor_etcd;
 pub mod executor_rehearsal;
 pub mod fidelity;
 pub mod haproxy;

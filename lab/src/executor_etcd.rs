@@ -1,0 +1,328 @@
+//! Real etcd behind the executor slice: one member per master the twin's starting state runs, the
+//! etcd identity of each master that may join, the `kubeadm join --control-plane` shim that does
+//! to etcd what kubeadm does, and the rows that set `etcdctl member list` beside the twin.
+//!
+//! The members the slice starts with run under the lab ([`crate::process`], killed when the
+//! [`SliceEtcd`] is dropped). A joining master's member is started by the join shim on that host,
+//! inside the host's PID namespace, as the kubelet would start kubeadm's etcd static pod: it ends
+//! with the host's sshd ([`crate::host::FixtureHosts::stop`]).
+
+use crate::error::LabError;
+use crate::etcd::{ClusterState, EtcdFlags, EtcdMember, Etcdctl, Membership, ETCDCTL_BIN, ETCD_BIN};
+use crate::fidelity::{Evidence, FidelityRow};
+use crate::host::{self, FixtureHosts};
+use crate::process::{self, Lifetime, POLL_MS};
+use plan_model::action::Action;
+use plan_model::cluster::Cluster;
+use plan_model::plan::Plan;
+use plan_model::topology::{NodeIx, NodeSet, Topology};
+use std::collections::BTreeMap;
+use std::net::{SocketAddrV4, TcpListener};
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Bound on a started member answering `member list`.
+pub const MEMBER_READY_TIMEOUT_S: u64 = 10;
+/// How often the join shim asks etcd to promote its learner (etcd refuses until the learner has
+/// caught up with the leader, and 3.4 until it has been connected for 5 s).
+pub const PROMOTE_RETRY_MS: u64 = 200;
+/// Promotion attempts before the join shim gives up: 15 s in all.
+pub const PROMOTE_ATTEMPTS_MAX: u32 = 75;
+/// Where a joining master's etcd identity is prepared, in its host directory.
+const MEMBER_DIR: &str = "etcd-member";
+/// What the join shim did to etcd, in its host directory (no secrets).
+const JOIN_LOG: &str = "kubeadm-join.log";
+
+/// What the join shim did to etcd on each of `nodes`, for the lab's actions.
+pub fn join_notes(t: &Topology, hosts: &FixtureHosts, nodes: &[NodeIx]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for &node in nodes {
+        let text = std::fs::read_to_string(hosts.host_dir(t.name(node)).join(JOIN_LOG)).unwrap_or_default();
+        notes.extend(text.lines().map(|line| format!("kubeadm join on {}: {line}", t.name(node))));
+    }
+    notes
+}
+
+/// Whether the slice changes etcd's membership: then the lab runs real etcd behind it.
+pub fn slice_touches_etcd(plan: &Plan) -> bool {
+    plan.steps
+        .iter()
+        .flat_map(|s| &s.actions)
+        .any(|a| matches!(a, Action::EtcdMemberAdd(_) | Action::EtcdStart(_) | Action::EtcdPromote(_) | Action::EtcdMemberRemove(_)))
+}
+
+/// A master's etcd URLs on its own loopback address.
+#[derive(Debug, Clone)]
+struct MemberUrls {
+    client: String,
+    peer: String,
+}
+
+fn free_port(address: std::net::Ipv4Addr) -> Result<u16, LabError> {
+    Ok(TcpListener::bind(SocketAddrV4::new(address, 0))
+        .and_then(|l| l.local_addr())
+        .map_err(|e| LabError::io(format!("a free port on {address}"), e))?
+        .port())
+}
+
+/// The real etcd of a slice.
+pub struct SliceEtcd {
+    children: Vec<Child>,
+    urls: BTreeMap<NodeIx, MemberUrls>,
+    /// The client URLs of the members running when the slice starts: where `etcdctl` asks.
+    endpoints: Vec<String>,
+}
+
+impl SliceEtcd {
+    /// Starts a member for every started voter of `start` (a new cluster of them), and prepares
+    /// the etcd identity (name, URLs, data directory, flags) of every other master whose host is
+    /// up, for the join shim. Writes `<root>/etcd-endpoints` (the existing members' client URLs,
+    /// what kubeadm finds through the API) and the join shim `<root>/kubeadm-join-control-plane`.
+    ///
+    /// # Caveats
+    /// A starting state with learners or members never started is not rehearsed.
+    ///
+    /// # Errors
+    /// [`LabError::NotRehearsable`] for such a state, a port or file the lab cannot get, etcd not
+    /// answering within [`MEMBER_READY_TIMEOUT_S`].
+    pub fn start(t: &Topology, hosts: &FixtureHosts, start: &Cluster) -> Result<SliceEtcd, LabError> {
+        let running = start.voters.and(start.etcd_started);
+        if !start.learners.is_empty() || start.members() != running {
+            return Err(LabError::NotRehearsable {
+                what: "the etcd membership the slice starts from".to_string(),
+                why: "the lab starts a slice from started voters only".to_string(),
+            });
+        }
+        let masters = t.target_masters().and(start.up);
+        let mut urls = BTreeMap::new();
+        for node in masters.iter() {
+            let address = t.node(node).address;
+            let (client, peer) = (free_port(address)?, free_port(address)?);
+            urls.insert(node, MemberUrls { client: format!("http://{address}:{client}"), peer: format!("http://{address}:{peer}") });
+        }
+        let url = |n: NodeIx| &urls[&n];
+        let initial_cluster = running.iter().map(|n| format!("{}={}", t.name(n), url(n).peer)).collect::<Vec<_>>().join(",");
+        let endpoints: Vec<String> = running.iter().map(|n| url(n).client.clone()).collect();
+        let mut etcd = SliceEtcd { children: Vec::new(), urls: urls.clone(), endpoints };
+        for node in running.iter() {
+            let dir = hosts.host_dir(t.name(node));
+            let flags = EtcdFlags {
+                name: t.name(node).to_string(),
+                data_dir: dir.join("etcd-data"),
+                client_url: url(node).client.clone(),
+                peer_url: url(node).peer.clone(),
+                initial_cluster: initial_cluster.clone(),
+                cluster_state: ClusterState::New,
+                force_new_cluster: false,
+            };
+            etcd.children.push(process::spawn(Path::new(ETCD_BIN), &flags.args(), &dir.join("etcd.log"), Lifetime::Owned)?);
+        }
+        for node in masters.minus(running).iter() {
+            let dir = hosts.host_dir(t.name(node)).join(MEMBER_DIR);
+            let flags = EtcdFlags {
+                name: t.name(node).to_string(),
+                data_dir: dir.join("data"),
+                client_url: url(node).client.clone(),
+                peer_url: url(node).peer.clone(),
+                initial_cluster: String::new(),
+                cluster_state: ClusterState::Existing,
+                force_new_cluster: false,
+            };
+            // The initial cluster comes from `member add`'s answer, as kubeadm builds it.
+            let args: Vec<String> = flags.args().into_iter().filter(|a| !a.starts_with("--initial-cluster")).collect();
+            host::write_file(&dir.join("args"), &(args.join("\n") + "\n"))?;
+            host::write_file(&dir.join("peer-url"), &format!("{}\n", url(node).peer))?;
+        }
+        host::write_file(&hosts.root().join("etcd-endpoints"), &(etcd.endpoints.join(",") + "\n"))?;
+        write_join_shim(hosts.root())?;
+        etcd.wait_ready(t, hosts, running)?;
+        Ok(etcd)
+    }
+
+    fn wait_ready(&self, t: &Topology, hosts: &FixtureHosts, running: NodeSet) -> Result<(), LabError> {
+        let deadline = Instant::now() + Duration::from_secs(MEMBER_READY_TIMEOUT_S);
+        let ctl = self.etcdctl();
+        loop {
+            if let Ok(members) = ctl.member_list()? {
+                if members.iter().filter(|m| !m.name.is_empty()).count() == running.len() as usize {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                let first = running.iter().next().map(|n| t.name(n).to_string()).unwrap_or_default();
+                return Err(LabError::Timeout {
+                    what: format!("etcd of {first} answering ({})", process::log_tail(&hosts.host_dir(&first).join("etcd.log"), 3)),
+                    timeout_ms: MEMBER_READY_TIMEOUT_S * 1000,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(POLL_MS));
+        }
+    }
+
+    /// `etcdctl` against the members the slice started with.
+    pub fn etcdctl(&self) -> Etcdctl {
+        Etcdctl::new(Path::new(ETCDCTL_BIN), self.endpoints.clone())
+    }
+
+    /// The inventory node a member is: by name (a started member), else by peer URL.
+    fn node_of(&self, t: &Topology, member: &EtcdMember) -> Option<NodeIx> {
+        self.urls.iter().find(|(&n, u)| member.name == t.name(n) || member.peer_urls.contains(&u.peer)).map(|(&n, _)| n)
+    }
+
+    /// Voters, learners and started members after the slice: the twin's final state beside real
+    /// `etcdctl member list`.
+    ///
+    /// # Errors
+    /// etcdctl cannot run or prints unreadable JSON (a refusal is a row, not an error).
+    pub fn rows(&self, t: &Topology, twin: &Cluster) -> Result<Vec<FidelityRow>, LabError> {
+        let names = |set: NodeSet| {
+            let names: Vec<&str> = set.iter().map(|n| t.name(n)).collect();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        let members = self.etcdctl().member_list()?;
+        let twin_says = [
+            ("etcd voters (etcdctl member list)", names(twin.voters)),
+            ("etcd learners (etcdctl member list)", names(twin.learners)),
+            ("etcd members started (etcdctl member list)", names(twin.members().and(twin.etcd_started))),
+        ];
+        let lab_says: [String; 3] = match &members {
+            Ok(members) => {
+                let mut sets = [NodeSet::EMPTY; 3];
+                let mut strangers = Vec::new();
+                for member in members {
+                    let Some(node) = self.node_of(t, member) else {
+                        strangers.push(member.hex_id());
+                        continue;
+                    };
+                    let role = if member.membership() == Membership::Voter { 0 } else { 1 };
+                    sets[role].set(node, true);
+                    sets[2].set(node, !member.name.is_empty());
+                }
+                let extra = if strangers.is_empty() { String::new() } else { format!(" + no inventory node: {}", strangers.join(", ")) };
+                [names(sets[0]) + &extra, names(sets[1]) + &extra, names(sets[2])]
+            }
+            Err(refused) => std::array::from_fn(|_| format!("no answer: {refused}")),
+        };
+        Ok(twin_says
+            .into_iter()
+            .zip(lab_says)
+            .map(|((observation, twin), lab)| FidelityRow {
+                step: "end".to_string(),
+                observation: observation.to_string(),
+                agree: twin == lab,
+                twin,
+                lab,
+                evidence: Evidence::Real,
+            })
+            .collect())
+    }
+}
+
+impl Drop for SliceEtcd {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `kubeadm join ... --control-plane` on a lab host: the token and certificate key checked against
+/// what `token create` and `upload-certs` issued, then etcd as kubeadm drives it (learner mode):
+/// `member add --learner` on the existing cluster, the member started with the initial cluster etcd
+/// answered, `member promote` retried until etcd takes it; then kubelet.conf on the
+/// controlPlaneEndpoint, the serving cert (the shim's `init phase certs apiserver`) and the static
+/// pod manifest.
+fn write_join_shim(root: &Path) -> Result<(), LabError> {
+    let root = root.display();
+    let retry_s = format!("{}.{:03}", PROMOTE_RETRY_MS / 1000, PROMOTE_RETRY_MS % 1000);
+    host::write_executable(
+        &Path::new(&root.to_string()).join("kubeadm-join-control-plane"),
+        &format!(
+            r#"#!/bin/sh
+# kubeadm join --control-plane on a lab host: what kubeadm does to etcd, for real.
+fail() {{ echo "$*" >&2; echo "failed: $*" >> "$PLAN_FIXTURE_HOST_DIR/{JOIN_LOG}"; exit 1; }}
+note() {{ echo "$*"; echo "$*" >> "$PLAN_FIXTURE_HOST_DIR/{JOIN_LOG}"; }}
+token=""; key=""; control_plane=no; prev=""
+for arg in "$@"; do
+  case "$prev" in --token) token="$arg" ;; --certificate-key) key="$arg" ;; esac
+  [ "$arg" = --control-plane ] && control_plane=yes
+  prev="$arg"
+done
+[ $control_plane = yes ] || {{ echo "kubeadm (lab shim): a worker join is not rehearsed" >&2; exit 64; }}
+[ -e /etc/kubernetes/kubelet.conf ] && fail "[preflight] /etc/kubernetes/kubelet.conf already exists"
+endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' {root}/kubeadm-config.yaml)
+[ -n "$endpoint" ] || fail "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"
+grep -qx -- "$token" {root}/kubeadm-tokens 2>/dev/null || fail "couldn't validate the identity of the API Server: token not found"
+[ -n "$key" ] && [ "$key" = "$(cat {root}/kubeadm-certs.key 2>/dev/null)" ] || fail "error downloading certs: secret kubeadm-certs not found or the key does not decrypt it"
+member=$PLAN_FIXTURE_HOST_DIR/{MEMBER_DIR}
+[ -r $member/peer-url ] || fail "kubeadm (lab shim): no etcd member prepared for $PLAN_FIXTURE_HOST_NAME"
+endpoints=$(cat {root}/etcd-endpoints)
+ctl() {{ ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --dial-timeout=500ms --command-timeout=2s "$@"; }}
+added=$(ctl member add "$PLAN_FIXTURE_HOST_NAME" --peer-urls="$(cat $member/peer-url)" --learner 2>&1) || fail "etcd member add: $added"
+# etcdctl pads the hex id to 16 columns with spaces ("Member  5aafdb8b62e4a35 added").
+id=$(echo "$added" | sed -n 's/^Member  *\([0-9a-f]*\) added.*/\1/p')
+initial=$(echo "$added" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p')
+[ -n "$id" ] && [ -n "$initial" ] || fail "etcd member add: unreadable answer: $added"
+note "etcdctl member add --learner: member $id added; etcd started with --initial-cluster=$initial"
+# The kubelet would start kubeadm's etcd static pod; on the lab the shim starts it, in this host.
+setsid /usr/bin/etcd $(cat $member/args) --initial-cluster="$initial" --initial-cluster-state=existing >> $member/etcd.log 2>&1 < /dev/null &
+echo $! > $member/pid
+# kubeadm retries the promotion: etcd refuses a learner that has not caught up with the leader.
+attempt=1
+until out=$(ctl member promote "$id" 2>&1); do
+  [ $attempt -ge {PROMOTE_ATTEMPTS_MAX} ] && fail "etcd member promote $id: $out"
+  attempt=$((attempt + 1))
+  /bin/sleep {retry_s}
+done
+note "etcdctl member promote $id: promoted after $attempt attempt(s)"
+mkdir -p /etc/kubernetes/manifests
+kubeadm init phase certs apiserver --config {root}/kubeadm-config.yaml || exit 1
+printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "$endpoint" > /etc/kubernetes/kubelet.conf
+printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver-%s\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/kube-apiserver.yaml
+echo "This node has joined the cluster and a new control plane instance was created"
+"#
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback() -> Topology {
+        let text = include_str!("../../scenarios/loopback.yaml");
+        Topology::new(&plan_model::validate::parse_scenario(text).expect("the loopback scenario parses"))
+    }
+
+    #[test]
+    fn only_slices_that_change_membership_touch_etcd() {
+        let t = loopback();
+        let plan = plan_model::planner::generate(&t);
+        let only = |ids: &[&str]| {
+            let mut p = plan.clone();
+            p.steps.retain(|s| ids.contains(&s.id.as_str()));
+            p
+        };
+        assert!(!slice_touches_etcd(&only(&["0.2", "0.3", "0.4", "4.2", "4.3"])));
+        assert!(!slice_touches_etcd(&only(&["2.3", "2.4"])));
+        assert!(slice_touches_etcd(&only(&["2.5"])));
+    }
+
+    #[test]
+    fn a_start_with_a_learner_is_refused_before_anything_starts() {
+        let t = loopback();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hosts = FixtureHosts::prepare(dir.path(), Vec::new(), host::TmpDir::Shared);
+        let Ok(hosts) = hosts else { return };
+        let mut start = Cluster::initial(&t);
+        let cp2 = t.new_masters().next().expect("loopback adds masters");
+        start.learners = start.learners.with(cp2);
+        assert!(matches!(SliceEtcd::start(&t, &hosts, &start), Err(LabError::NotRehearsable { .. })));
+    }
+}
