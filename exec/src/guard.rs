@@ -244,10 +244,11 @@ fn named_host(word: &str) -> Option<&str> {
     (dotted_name || host == "localhost").then_some(host)
 }
 
-/// Every `scheme://…` URL in `text`.
+/// Every `scheme://…` URL in `text`; a comma ends one (`etcdctl --endpoints=a,b` lists several).
 fn urls(text: &str) -> Vec<&str> {
     static URL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let url = URL.get_or_init(|| regex::Regex::new(r#"[A-Za-z][A-Za-z0-9+.-]*://[^\s'"|;)`]+"#).expect("a constant pattern that compiles"));
+    let url =
+        URL.get_or_init(|| regex::Regex::new(r#"[A-Za-z][A-Za-z0-9+.-]*://[^\s'"|;)`,]+"#).expect("a constant pattern that compiles"));
     url.find_iter(text).map(|m| m.as_str()).collect()
 }
 
@@ -302,6 +303,10 @@ mod tests {
         assert!(ON.check_local_command("curl https://10.0.20.99:6443/readyz").is_err());
         assert!(ON.check_local_command("for n in a; do ssh wizard@$n 'x'; done").is_err());
         assert!(ON.check_local_command("curl https://127.0.20.99:6443/readyz && kubectl get nodes").is_ok());
+        // etcdctl takes several endpoints, comma-separated: each is judged on its own.
+        let health = |endpoints: &str| format!("etcdctl --endpoints='{endpoints}' endpoint health -w json");
+        assert!(ON.check_remote_command("lab-cp-1", &health("https://127.0.20.10:2379,https://127.0.20.11:2379")).is_ok());
+        assert!(ON.check_remote_command("lab-cp-1", &health("https://127.0.20.10:2379,https://etcd.example.lan:2379")).is_err());
         assert!(OFF.check_local_command("ssh 10.0.20.1 uptime").is_ok());
     }
 

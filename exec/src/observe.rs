@@ -421,7 +421,10 @@ pub fn observe_etcd(
         observation.unreachable.push((label, e.to_string()));
         return Ok(());
     }
-    guard.check_url("etcd endpoint", &probe.endpoint)?;
+    // `--etcd-endpoint` may list several endpoints, comma-separated, as etcdctl takes them.
+    for endpoint in probe.endpoint.split(',') {
+        guard.check_url("etcd endpoint", endpoint)?;
+    }
     let place = Place::Host(host.clone());
     let listed = match transport.run(&place, &request(&probe.member_list_command())) {
         Ok(done) if done.success() => etcd::parse_member_list(&done.stdout),
