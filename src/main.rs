@@ -33,13 +33,17 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    // `plan show | head` must end quietly, like any Unix filter, not panic on a closed pipe.
-    // SAFETY: called first, before any other thread exists; SIG_DFL is a valid disposition.
-    #[cfg(unix)]
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let args = cli::Args::parse();
+    // `plan show | head` must end quietly, like any Unix filter, not panic on a closed pipe. Only
+    // for the commands that just compute and print: the executor and the lab write to sockets,
+    // where a peer closing must be an error to handle, not a signal that kills the run.
+    if matches!(args.command, cli::Command::Show(_) | cli::Command::Check(_) | cli::Command::Simulate(_) | cli::Command::Capacity(_)) {
+        // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition for SIGPIPE.
+        #[cfg(unix)]
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match try_main(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -230,3 +230,23 @@ fn without_the_cert_re_upload_a_renewal_is_a_recovery_the_plan_lacks() {
     let without = findings(&remove_steps(&exported, &["3.3"]));
     assert_eq!(renewals(&without), 1, "{without:?}");
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_plan_quietly() {
+    // `plan show --format json | head -1`: the JSON is larger than a pipe's buffer, so plan is
+    // still writing when the reader goes away; it must end as a filter does, not panic.
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plan"))
+        .args(["--scenario", &scenario("five-masters.yaml"), "show", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("plan starts");
+    let mut first = [0u8; 16];
+    child.stdout.take().expect("stdout is piped").read_exact(&mut first).expect("plan prints");
+    let out = child.wait_with_output().expect("plan ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(&first[..1], b"{");
+}

@@ -47,7 +47,8 @@ fn rehearse(args: &[&str]) -> (i32, Value) {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--format", "json"]);
     let out = plan(&all);
-    let report = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("rehearse prints JSON ({e}); stderr: {}", out.stderr));
+    let report = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("rehearse prints JSON ({e}); exit {} (-1: killed by a signal); stderr: {}", out.code, out.stderr));
     (out.code, report)
 }
 
