@@ -133,6 +133,11 @@ pub struct EtcdMember {
 }
 
 impl EtcdMember {
+    /// The hex id `etcdctl member remove|promote` takes.
+    pub fn hex_id(&self) -> String {
+        format!("{:x}", self.id)
+    }
+
     pub fn membership(&self) -> Membership {
         if self.is_learner {
             Membership::Learner

@@ -18,7 +18,13 @@ pub struct Prediction {
 impl Prediction {
     /// Runs the plan's actions over the model from the scenario's initial state.
     pub fn new(t: &Topology, plan: &Plan) -> Prediction {
-        let mut c = Cluster::initial(t);
+        Prediction::from(t, plan, Cluster::initial(t))
+    }
+
+    /// Runs the plan's actions over the model from `start`. A refused verification halts
+    /// nothing (it is recorded by the runner's own checks); a refused command is kept.
+    pub fn from(t: &Topology, plan: &Plan, start: Cluster) -> Prediction {
+        let mut c = start;
         let mut states = vec![c];
         let mut refusals = Vec::new();
         for step in &plan.steps {

@@ -29,35 +29,9 @@ pub const PROBE_TIMEOUT_MS: u64 = 500;
 /// Slack past etcdctl's own timeouts before the lab kills it.
 pub const ETCDCTL_GRACE_MS: u64 = 3000;
 
-/// A member as `etcdctl member list -w json` prints it. A member that was added but never
-/// started has no name and no client URLs: the lab knows members by peer URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EtcdMember {
-    #[serde(rename = "ID")]
-    pub id: u64,
-    #[serde(default)]
-    pub name: String,
-    #[serde(rename = "peerURLs", default)]
-    pub peer_urls: Vec<String>,
-    #[serde(rename = "clientURLs", default)]
-    pub client_urls: Vec<String>,
-    #[serde(rename = "isLearner", default)]
-    pub is_learner: bool,
-}
-
-impl EtcdMember {
-    /// The hex id `etcdctl member remove|promote` takes.
-    pub fn hex_id(&self) -> String {
-        format!("{:x}", self.id)
-    }
-    pub fn membership(&self) -> Membership {
-        if self.is_learner {
-            Membership::Learner
-        } else {
-            Membership::Voter
-        }
-    }
-}
+// A member as `etcdctl member list -w json` prints it, and voting or not: the executor's own
+// types, so the lab reads etcd exactly as the executor does.
+pub use plan_exec::etcd::{EtcdMember, Membership};
 
 #[derive(Deserialize)]
 struct MemberList {
@@ -81,14 +55,6 @@ struct StatusBody {
 struct CountOnly {
     #[serde(default)]
     count: u64,
-}
-
-/// Voting or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Membership {
-    Voter,
-    Learner,
 }
 
 /// Real etcd said no (or did not answer in time): what it said, first line.

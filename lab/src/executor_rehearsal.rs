@@ -47,7 +47,6 @@ use plan_exec::ssh::{OpensshTransport, SshOptions};
 use plan_exec::target::{HostTarget, Place};
 use plan_exec::transport::{quote, Completed, FileRead, LocalTransport, Request, Transport};
 use plan_exec::ExecError;
-use plan_model::action::{self, Action};
 use plan_model::cluster::Cluster;
 use plan_model::plan::{Phase, Plan, Step};
 use plan_model::topology::{NodeIx, Topology};
@@ -299,21 +298,7 @@ pub fn rehearse_through_executor(t: &Topology, plan: &Plan, steps: &[String]) ->
 pub fn predict_slice(t: &Topology, plan: &Plan, sliced: &Plan) -> Prediction {
     let whole = Prediction::new(t, plan);
     let first = sliced.steps.first().and_then(|s| plan.steps.iter().position(|p| p.id == s.id)).unwrap_or(0);
-    let mut c = *whole.before(first);
-    let mut states = vec![c];
-    let mut refusals = Vec::new();
-    // As `Prediction::new` does, from another start (a verify the twin refuses halts nothing).
-    for step in &sliced.steps {
-        for &a in &step.actions {
-            match action::apply(&c, t, a) {
-                Ok(next) => c = next,
-                Err(refusal) if !matches!(a, Action::Verify(_)) => refusals.push((step.id.clone(), refusal.reason)),
-                Err(_) => {}
-            }
-        }
-        states.push(c);
-    }
-    Prediction { states, refusals }
+    Prediction::from(t, sliced, *whole.before(first))
 }
 
 fn exec_error(what: &str, e: ExecError) -> LabError {

@@ -161,7 +161,22 @@ struct Collector<'a> {
     renew_documented: bool,
 }
 
-impl Collector<'_> {
+impl<'a> Collector<'a> {
+    fn new(t: &'a Topology, plan: &'a Plan, no_fault_broken: BTreeSet<&'static str>) -> Collector<'a> {
+        Collector {
+            t,
+            plan,
+            no_fault_broken,
+            violations: BTreeMap::new(),
+            phases: BTreeMap::new(),
+            exposures: BTreeMap::new(),
+            findings: BTreeMap::new(),
+            proven: BTreeSet::new(),
+            failed: BTreeSet::new(),
+            renew_documented: renews_certs(plan),
+        }
+    }
+
     /// Takes in what a later shard found: counts add up, the shortest schedule wins, exposure
     /// and finding windows widen to cover both.
     fn merge(&mut self, other: Collector<'_>, step_index: &FxHashMap<&str, usize>) {
@@ -341,18 +356,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     let (track, states) = explorer.track();
     let faults = Fault::all(t);
 
-    let mut collector = Collector {
-        t,
-        plan,
-        no_fault_broken: no_fault.broken.iter().map(|b| b.invariant).collect(),
-        violations: BTreeMap::new(),
-        phases: BTreeMap::new(),
-        exposures: BTreeMap::new(),
-        findings: BTreeMap::new(),
-        proven: BTreeSet::new(),
-        failed: BTreeSet::new(),
-        renew_documented: renews_certs(plan),
-    };
+    let mut collector = Collector::new(t, plan, no_fault.broken.iter().map(|b| b.invariant).collect());
     for b in &no_fault.broken {
         collector.violation(format!("{}|none", b.invariant), b.invariant, b.class, &b.step, &b.why, &[]);
     }
@@ -521,18 +525,7 @@ fn explore_shard<'a>(
     depth: u8,
     no_fault_broken: BTreeSet<&'static str>,
 ) -> Shard<'a> {
-    let mut collector = Collector {
-        t,
-        plan,
-        no_fault_broken,
-        violations: BTreeMap::new(),
-        phases: BTreeMap::new(),
-        exposures: BTreeMap::new(),
-        findings: BTreeMap::new(),
-        proven: BTreeSet::new(),
-        failed: BTreeSet::new(),
-        renew_documented: renews_certs(plan),
-    };
+    let mut collector = Collector::new(t, plan, no_fault_broken);
     let mut visited: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(1 << 17, Default::default());
     let mut seen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(1 << 18, Default::default());
     let (mut transitions, mut placements, mut deduplicated) = (0u64, 0usize, 0usize);
