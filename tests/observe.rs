@@ -597,23 +597,25 @@ fn the_kubernetes_api_is_read_with_kube_from_a_fake_api_server() {
     );
 }
 
+// The off-loopback server in these tests is in TEST-NET-1 (RFC 5737), never the homelab's
+// addresses: should the guard ever fail, nothing would reach a real host.
 #[test]
 fn the_guard_refuses_a_kubeconfig_off_loopback_before_any_connection() {
     let t = topology(LOOPBACK);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = kubeconfig(dir.path(), "https://10.0.20.99:6443");
+    let path = kubeconfig(dir.path(), "https://192.0.2.99:6443");
     let probes = Probes { kube: Some(KubeconfigSource::File(path)), guard: Guard { loopback_only: true }, ..Probes::files_only() };
     let twin = Cluster::initial(&t);
     let refused = observe::observe(&t, &twin, &mut HostsHere::new(dir.path()), KUBE_ONLY, &mut Observer::new(probes));
     let error = refused.expect_err("the guard refuses");
     assert!(matches!(error, ExecError::NotLoopback { .. }), "{error}");
-    assert!(error.to_string().contains("Kubernetes API server https://10.0.20.99:6443/"), "{error}");
+    assert!(error.to_string().contains("Kubernetes API server https://192.0.2.99:6443/"), "{error}");
 }
 
 #[test]
 fn plan_execute_reads_kubeconfig_from_the_environment_and_refuses_its_api_server_off_loopback() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = kubeconfig(dir.path(), "https://10.0.20.99:6443");
+    let path = kubeconfig(dir.path(), "https://192.0.2.99:6443");
     let ssh_config = dir.path().join("ssh_config");
     std::fs::write(&ssh_config, "").expect("an empty ssh config");
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/loopback.yaml");
@@ -652,7 +654,7 @@ fn plan_execute_reads_kubeconfig_from_the_environment_and_refuses_its_api_server
         .expect("the plan binary runs");
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert_eq!(output.status.code(), Some(1), "{text}");
-    assert!(text.contains("refused Kubernetes API server https://10.0.20.99:6443/"), "{text}");
+    assert!(text.contains("refused Kubernetes API server https://192.0.2.99:6443/"), "{text}");
     let journal = std::fs::read_to_string(state.join("journal.jsonl")).unwrap_or_default();
     assert!(!journal.contains("command-started"), "nothing ran: {journal}");
 }

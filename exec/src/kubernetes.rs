@@ -297,11 +297,11 @@ mod tests {
                  contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\nusers:\n- name: u\n  user: {{}}\n"
             )
         };
-        std::fs::write(&path, kubeconfig("https://10.0.20.99:6443")).unwrap();
+        std::fs::write(&path, kubeconfig("https://192.0.2.99:6443")).unwrap();
         let on = Guard { loopback_only: true };
         let refused = KubeApi::from_file(&path, on).err().expect("refused");
         assert!(matches!(refused, ExecError::NotLoopback { .. }), "{refused}");
-        assert!(refused.to_string().contains("10.0.20.99"), "{refused}");
+        assert!(refused.to_string().contains("192.0.2.99"), "{refused}");
         std::fs::write(&path, kubeconfig("https://api.lab.test:6443")).unwrap();
         assert!(matches!(KubeApi::from_file(&path, on), Err(ExecError::NotLoopback { .. })), "a name could resolve anywhere");
         std::fs::write(&path, kubeconfig("http://127.0.0.1:1")).unwrap();
