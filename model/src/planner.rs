@@ -141,6 +141,8 @@ const WHY_TEMPLATE: &str = "a master VM must come from a template with the clust
 const WHY_STACK: &str = "the config stack must loop over a list before it can reach a second master";
 const WHY_SMOKE_BEFORE_POOL: &str = "a master joins the LB pool only after its smoke test";
 const WHY_ONE_JOIN: &str = "etcd takes one learner at a time: joins run one after another";
+/// Seconds between two looks at the API while a master reboots (6.1).
+const REBOOT_WATCH_INTERVAL_S: u32 = 2;
 const WHY_JOINED: &str = "the step needs the master joined";
 const WHY_SEQUENCE: &str = "the source plan's order within the phase";
 const WHY_ALL_MASTERS: &str = "needs every master in place";
@@ -514,8 +516,10 @@ pub fn generate(t: &Topology) -> Plan {
         })
         .collect();
     flips.push(cmd(format!("edit {}: variable default = \"{vip}\"", stack.path)));
+    // The search for leftovers succeeds when it finds none: grep alone exits 1 then, which would
+    // halt an unattended run on success and let it go on when leftovers remain.
     flips.push(cmd(format!(
-        "cd {repo} && grep -rn '{m0_addr}:{port}' --include='*.tf' --include='*.yml' --include='*.yaml' --include='*.ts' --include='*.php' --include='*.sh'"
+        "cd {repo} && ! grep -rn '{m0_addr}:{port}' --include='*.tf' --include='*.yml' --include='*.yaml' --include='*.ts' --include='*.php' --include='*.sh'"
     )));
     flips.push(cmd(format!("cd {repo} && scripts/tg apply {} && scripts/tg apply stacks/k8s-portal", stack.path)));
     flips.push(cmd(format!("cd {repo} && git commit -am 'control plane: clients to the VIP' && git push")));
@@ -667,13 +671,20 @@ pub fn generate(t: &Topology) -> Plan {
 
     // Phase 6 ------------------------------------------------------------------------------
     b.phase("6", "End-to-end validation".to_string());
-    let mut failover = StepSpec::new("6.1", format!("Failover test: reboot {m0_name}"), b.node(m0))
+    // From the workstation: the watch cannot run on the master that reboots, and it ends on its
+    // own (the source's `while true` never does, so an unattended run would hang there).
+    let watches = crate::fault::NODE_REBOOT_S / REBOOT_WATCH_INTERVAL_S;
+    let mut failover = StepSpec::new("6.1", format!("Failover test: reboot {m0_name}"), RunsOn::Workstation)
         .commands(vec![
             cmd(format!("kubectl drain {m0_name} --delete-emptydir-data --ignore-daemonsets")),
             cmd(ssh(m0, "sudo reboot")),
-            cmd("while true; do kubectl get nodes -o name | wc -l; sleep 2; done  # never 0"),
+            cmd(format!(
+                "for i in $(seq {watches}); do [ \"$(kubectl get nodes -o name | wc -l)\" -gt 0 ] || {{ echo 'the API did not answer through the VIP'; exit 1; }}; sleep {REBOOT_WATCH_INTERVAL_S}; done  # never 0"
+            )),
+            cmd(format!("kubectl wait --for=condition=Ready node/{m0_name} --timeout=300s")),
             cmd(format!("kubectl uncordon {m0_name}")),
         ])
+        .note("the source watches with 'while true', which never ends, from the master that reboots; the watch is bounded to the reboot and runs from the workstation")
         .checks(strings(["the API answers through the VIP during the reboot; the backend re-registers (op_state=2)"]))
         .actions(vec![
             Action::Shutdown(m0),
