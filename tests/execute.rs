@@ -441,7 +441,7 @@ fn a_remote_command_past_its_deadline_is_stopped_on_the_host() {
     }
     let lab = Lab::start();
     let options = SshOptions { config: Some(lab.path("ssh_config")), control_dir: lab.path("state/ssh") };
-    let mut transport = OpensshTransport::new(options, Guard { loopback_only: true }).expect("the transport starts");
+    let mut transport = OpensshTransport::new(options, Guard::LOOPBACK_ONLY).expect("the transport starts");
     let host = Place::Host(HostTarget { name: HOSTS[1].0.to_string(), address: HOSTS[1].1, user: "root".to_string() });
     let marker = lab.path("survived");
     // The remote command outlives its deadline by far; the channel closing alone would not stop it.

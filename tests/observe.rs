@@ -112,11 +112,7 @@ struct HostsHere {
 
 impl HostsHere {
     fn new(root: &Path) -> HostsHere {
-        HostsHere {
-            local: LocalTransport { guard: Guard { loopback_only: false } },
-            guard: Guard { loopback_only: true },
-            root: root.to_path_buf(),
-        }
+        HostsHere { local: LocalTransport { guard: Guard::OPEN }, guard: Guard::LOOPBACK_ONLY, root: root.to_path_buf() }
     }
 }
 
@@ -558,7 +554,7 @@ fn the_kubernetes_api_is_read_with_kube_from_a_fake_api_server() {
     ]);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = kubeconfig(dir.path(), &format!("http://{}", api.address));
-    let probes = Probes { kube: Some(KubeconfigSource::File(path.clone())), guard: Guard { loopback_only: true }, ..Probes::files_only() };
+    let probes = Probes { kube: Some(KubeconfigSource::File(path.clone())), guard: Guard::LOOPBACK_ONLY, ..Probes::files_only() };
     let mut transport = HostsHere::new(dir.path());
     let twin = Cluster::initial(&t);
     let seen = observe_scope(&t, &twin, &mut transport, KUBE_ONLY, probes.clone());
@@ -604,7 +600,7 @@ fn the_guard_refuses_a_kubeconfig_off_loopback_before_any_connection() {
     let t = topology(LOOPBACK);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = kubeconfig(dir.path(), "https://192.0.2.99:6443");
-    let probes = Probes { kube: Some(KubeconfigSource::File(path)), guard: Guard { loopback_only: true }, ..Probes::files_only() };
+    let probes = Probes { kube: Some(KubeconfigSource::File(path)), guard: Guard::LOOPBACK_ONLY, ..Probes::files_only() };
     let twin = Cluster::initial(&t);
     let refused = observe::observe(&t, &twin, &mut HostsHere::new(dir.path()), KUBE_ONLY, &mut Observer::new(probes));
     let error = refused.expect_err("the guard refuses");

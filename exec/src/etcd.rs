@@ -49,7 +49,8 @@ impl EtcdProbe {
     /// # Errors
     /// [`EtcdError::BadEndpoint`] for anything but `http(s)://host:port`.
     pub fn validate(&self) -> Result<(), EtcdError> {
-        validate_url(&self.endpoint)
+        // Several endpoints, comma-separated, as etcdctl takes them: each must be a bare URL.
+        self.endpoint.split(',').try_for_each(validate_url)
     }
 
     fn etcdctl(&self, endpoints: &str, args: &str) -> String {
@@ -275,6 +276,14 @@ mod tests {
 
     // As etcd 3.4.23 prints it after `member add lab-cp-2 --learner` (the learner never started).
     const LIST: &str = r#"{"header":{"cluster_id":1381359334032565821,"member_id":14060546753326657817,"raft_term":2},"members":[{"ID":10566824916820017496,"peerURLs":["http://127.0.20.11:23800"],"isLearner":true},{"ID":14060546753326657817,"name":"lab-cp-1","peerURLs":["http://127.0.20.10:23800"],"clientURLs":["http://127.0.20.10:23790"]}]}"#;
+
+    #[test]
+    fn several_endpoints_pass_when_each_is_a_bare_url() {
+        let probe = |endpoint: &str| EtcdProbe { endpoint: endpoint.to_string(), pki: None };
+        assert!(probe("http://127.0.20.10:2379,http://127.0.20.11:2379").validate().is_ok());
+        assert!(probe("http://127.0.20.10:2379,http://x/;rm").validate().is_err());
+        assert!(probe("http://127.0.20.10:2379,").validate().is_err());
+    }
 
     #[test]
     fn a_member_list_maps_to_voters_learners_and_started() {

@@ -16,12 +16,20 @@ pub const LOOPBACK_ONLY_VAR: &str = "PLAN_LOOPBACK_ONLY";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Guard {
     pub loopback_only: bool,
+    /// Every host resolves names from its own files only (`hosts: files` in nsswitch.conf, as the
+    /// lab's fixture hosts do): `getent` then cannot ask a DNS server, and the guard lets it run.
+    pub confined_resolver: bool,
 }
 
 impl Guard {
+    /// Destinations off loopback are refused.
+    pub const LOOPBACK_ONLY: Guard = Guard { loopback_only: true, confined_resolver: false };
+    /// Nothing is refused (a real run on real hosts).
+    pub const OPEN: Guard = Guard { loopback_only: false, confined_resolver: false };
+
     /// The guard as `PLAN_LOOPBACK_ONLY` sets it.
     pub fn from_env() -> Guard {
-        Guard { loopback_only: std::env::var(LOOPBACK_ONLY_VAR).is_ok_and(|v| v == "1") }
+        Guard { loopback_only: std::env::var(LOOPBACK_ONLY_VAR).is_ok_and(|v| v == "1"), confined_resolver: false }
     }
 
     /// Refuses `address` when the guard is on and it is not loopback.
@@ -134,7 +142,8 @@ impl Guard {
         }
         for (program, arguments) in simple_commands(shell) {
             let names_server = arguments.iter().any(|a| a.starts_with("--server=") || a == "--server" || a == "-s");
-            if HIDDEN_DESTINATION_PROGRAMS.contains(&program.as_str()) && !(program == "kubectl" && names_server) {
+            let resolves_from_files = program == "getent" && self.confined_resolver;
+            if HIDDEN_DESTINATION_PROGRAMS.contains(&program.as_str()) && !(program == "kubectl" && names_server) && !resolves_from_files {
                 return refuse(
                     format!("calling {program}"),
                     ": it takes its destination from configuration the guard cannot read (kubectl passes with a loopback --server)",
@@ -276,8 +285,18 @@ pub fn ipv4_literals(text: &str) -> Vec<Ipv4Addr> {
 mod tests {
     use super::*;
 
-    const ON: Guard = Guard { loopback_only: true };
-    const OFF: Guard = Guard { loopback_only: false };
+    const ON: Guard = Guard::LOOPBACK_ONLY;
+    const OFF: Guard = Guard::OPEN;
+
+    #[test]
+    fn getent_runs_only_where_the_resolver_reads_files_only() {
+        let command = "getent hosts lab-cp-2.lab.test";
+        assert!(ON.check_remote_command("lab-cp-2", command).is_err());
+        let confined = Guard { confined_resolver: true, ..ON };
+        assert!(confined.check_remote_command("lab-cp-2", command).is_ok());
+        // Only getent goes through the host's nsswitch.conf: dig asks a DNS server whatever it says.
+        assert!(confined.check_remote_command("lab-cp-2", "dig lab-cp-2.lab.test").is_err());
+    }
 
     #[test]
     fn the_guard_refuses_addresses_off_loopback_only_when_on() {

@@ -298,7 +298,7 @@ mod tests {
             )
         };
         std::fs::write(&path, kubeconfig("https://192.0.2.99:6443")).unwrap();
-        let on = Guard { loopback_only: true };
+        let on = Guard::LOOPBACK_ONLY;
         let refused = KubeApi::from_file(&path, on).err().expect("refused");
         assert!(matches!(refused, ExecError::NotLoopback { .. }), "{refused}");
         assert!(refused.to_string().contains("192.0.2.99"), "{refused}");
@@ -319,7 +319,7 @@ mod tests {
                  contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\nusers:\n- name: u\n  user:\n{user}"
             )
         };
-        let on = Guard { loopback_only: true };
+        let on = Guard::LOOPBACK_ONLY;
         let exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws\n      args: [eks, get-token]\n      interactiveMode: Never\n";
         std::fs::write(&path, kubeconfig("", exec)).unwrap();
         let refused = KubeApi::from_file(&path, on).err().expect("an exec plugin is refused");

@@ -723,7 +723,7 @@ mod tests {
     fn the_guard_checks_the_etcd_endpoint_and_every_member_url_before_dialling() {
         let t = loopback();
         let c = Cluster::initial(&t);
-        let on = Guard { loopback_only: true };
+        let on = Guard::LOOPBACK_ONLY;
         let probe = |endpoint: &str| EtcdProbe { endpoint: endpoint.to_string(), pki: None };
         let mut observation = Observation::default();
 

@@ -168,7 +168,7 @@ mod tests {
     fn the_guard_refuses_a_remote_command_before_connecting() {
         let dir = tempfile::tempdir().unwrap();
         let options = SshOptions { config: Some(dir.path().join("no-config")), control_dir: dir.path().join("ssh") };
-        let mut transport = OpensshTransport::new(options, Guard { loopback_only: true }).unwrap();
+        let mut transport = OpensshTransport::new(options, Guard::LOOPBACK_ONLY).unwrap();
         // Nothing listens there: a connection attempt would be an ssh error, not a refusal.
         let host = HostTarget { name: "lab-cp-1".into(), address: std::net::Ipv4Addr::new(127, 0, 20, 77), user: "root".into() };
         let request = Request { step: "t", shell: "kubectl get nodes", stdin: None, secret: false, timeout: Duration::from_secs(5) };

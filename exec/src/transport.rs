@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn local_commands_report_exit_and_output() {
-        let local = LocalTransport { guard: Guard { loopback_only: true } };
+        let local = LocalTransport { guard: Guard::LOOPBACK_ONLY };
         let done = local.run_local(None, &request("echo out; echo err >&2; exit 4")).unwrap();
         assert_eq!((done.exit, done.stdout.as_str(), done.stderr.as_str()), (Some(4), "out\n", "err\n"));
         let stdin = Request { stdin: Some(b"piped"), ..request("cat") };
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn local_commands_stop_at_their_deadline() {
-        let local = LocalTransport { guard: Guard { loopback_only: false } };
+        let local = LocalTransport { guard: Guard::OPEN };
         let slow = Request { timeout: Duration::from_millis(200), ..request("sleep 5") };
         let started = Instant::now();
         assert!(matches!(local.run_local(None, &slow), Err(ExecError::Timeout { .. })));
@@ -287,7 +287,7 @@ mod tests {
     #[test]
     fn a_deadline_stops_what_the_command_started_too() {
         let dir = tempfile::tempdir().unwrap();
-        for guard in [Guard { loopback_only: false }, Guard { loopback_only: true }] {
+        for guard in [Guard::OPEN, Guard::LOOPBACK_ONLY] {
             let marker = dir.path().join(format!("survived-{}", guard.loopback_only));
             // A child in the background, as `tg apply` starts terraform: it must not outlive the deadline.
             let shell = format!("(/bin/sleep 1; echo survived > {}) & wait", marker.display());
@@ -304,9 +304,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let dial = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
-        let open = LocalTransport { guard: Guard { loopback_only: false } };
+        let open = LocalTransport { guard: Guard::OPEN };
         assert_eq!(open.run_local(None, &request(&dial)).unwrap().stdout, "connected\n", "the guard off: the host's network");
-        let guarded = LocalTransport { guard: Guard { loopback_only: true } };
+        let guarded = LocalTransport { guard: Guard::LOOPBACK_ONLY };
         let done = guarded.run_local(None, &request(&dial)).unwrap();
         assert!(!done.success(), "the guard on: not even this machine's loopback: {done:?}");
         // /proc/net/dev lists the interfaces of the reader's namespace: only lo.
