@@ -66,9 +66,10 @@ pub struct RehearseArgs {
     /// Leave the rehearsed lab running (its directory is printed) for `plan lab status --state-dir`.
     #[arg(long)]
     pub keep: bool,
-    /// Run these steps through the executor (`plan execute`'s runner, over SSH on fixture hosts
-    /// with kubeadm/kubectl/systemctl shims) instead of the walk; a scenario on loopback only.
-    /// Without a list: the cert SAN retrofit and the kubelet.conf flips (0.2,0.3,0.4,4.2,4.3).
+    /// Run the plan through the executor (`plan execute`'s runner, over SSH on fixture hosts for
+    /// every machine, with real etcd and HAProxy and kubeadm/kubectl/terragrunt shims) instead of
+    /// the walk; a scenario on loopback only. Without a list (or `all`): every step; with a list
+    /// (`0.2,0.3,0.4`): those steps, from where the whole plan stands before the first.
     #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default",
           conflicts_with_all = ["fail", "at", "fault", "lasts", "keep"])]
     pub via_execute: Option<String>,
@@ -199,7 +200,7 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
     Ok(Some(Injection { at, fault }))
 }
 
-/// `plan rehearse --via-execute`: a slice of the plan through the executor, beside the twin.
+/// `plan rehearse --via-execute`: the plan (or a slice of it) through the executor, beside the twin.
 fn rehearse_via_execute(loaded: &Loaded, steps: &str, format: ReportFormat) -> Result<(), Failure> {
     let steps: Vec<String> = if steps == "default" {
         executor_rehearsal::SLICE_DEFAULT.iter().map(|s| s.to_string()).collect()

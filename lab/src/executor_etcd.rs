@@ -31,6 +31,9 @@ pub const PROMOTE_RETRY_MS: u64 = 200;
 pub const PROMOTE_ATTEMPTS_MAX: u32 = 75;
 /// Where a joining master's etcd identity is prepared, in its host directory.
 const MEMBER_DIR: &str = "etcd-member";
+/// A master's etcd client URL, in its host directory: where the host's `etcdctl` shim points
+/// kubeadm's `https://127.0.0.1:2379`.
+pub const CLIENT_URL_FILE: &str = "etcd-client-url";
 /// What the join shim did to etcd, in its host directory (no secrets).
 const JOIN_LOG: &str = "kubeadm-join.log";
 
@@ -68,7 +71,8 @@ fn free_port(address: std::net::Ipv4Addr) -> Result<u16, LabError> {
 
 /// The real etcd of a slice.
 pub struct SliceEtcd {
-    children: Vec<Child>,
+    /// The members the lab runs, with the flags that restart them (after a reboot).
+    children: BTreeMap<NodeIx, (Child, EtcdFlags, std::path::PathBuf)>,
     urls: BTreeMap<NodeIx, MemberUrls>,
     /// The client URLs of the members running when the slice starts: where `etcdctl` asks.
     endpoints: Vec<String>,
@@ -94,7 +98,8 @@ impl SliceEtcd {
                 why: "the lab starts a slice from started voters only".to_string(),
             });
         }
-        let masters = t.target_masters().and(start.up);
+        // Every master has a host on the lab from the start: a new one joins once its VM exists.
+        let masters = t.target_masters();
         let mut urls = BTreeMap::new();
         for node in masters.iter() {
             let address = t.node(node).address;
@@ -104,7 +109,10 @@ impl SliceEtcd {
         let url = |n: NodeIx| &urls[&n];
         let initial_cluster = running.iter().map(|n| format!("{}={}", t.name(n), url(n).peer)).collect::<Vec<_>>().join(",");
         let endpoints: Vec<String> = running.iter().map(|n| url(n).client.clone()).collect();
-        let mut etcd = SliceEtcd { children: Vec::new(), urls: urls.clone(), endpoints };
+        let mut etcd = SliceEtcd { children: BTreeMap::new(), urls: urls.clone(), endpoints };
+        for (&node, member) in &urls {
+            host::write_file(&hosts.host_dir(t.name(node)).join(CLIENT_URL_FILE), &format!("{}\n", member.client))?;
+        }
         for node in running.iter() {
             let dir = hosts.host_dir(t.name(node));
             let flags = EtcdFlags {
@@ -116,7 +124,9 @@ impl SliceEtcd {
                 cluster_state: ClusterState::New,
                 force_new_cluster: false,
             };
-            etcd.children.push(process::spawn(Path::new(ETCD_BIN), &flags.args(), &dir.join("etcd.log"), Lifetime::Owned)?);
+            let log = dir.join("etcd.log");
+            let child = process::spawn(Path::new(ETCD_BIN), &flags.args(), &log, Lifetime::Owned)?;
+            etcd.children.insert(node, (child, flags, log));
         }
         for node in masters.minus(running).iter() {
             let dir = hosts.host_dir(t.name(node)).join(MEMBER_DIR);
@@ -158,6 +168,42 @@ impl SliceEtcd {
             }
             std::thread::sleep(Duration::from_millis(POLL_MS));
         }
+    }
+
+    /// The client address of `node`'s member (running or prepared), for its apiserver's `/readyz`.
+    pub fn client_address(&self, node: NodeIx) -> Option<std::net::SocketAddr> {
+        self.urls.get(&node).and_then(|u| u.client.strip_prefix("http://")).and_then(|a| a.parse().ok())
+    }
+
+    /// Every master's client URL: `etcdctl` finds whichever members answer.
+    pub fn all_client_urls(&self) -> Vec<String> {
+        self.urls.values().map(|u| u.client.clone()).collect()
+    }
+
+    /// SIGKILLs the member the lab runs for `node` (a reboot): `false` when the lab runs none.
+    pub fn kill(&mut self, node: NodeIx) -> bool {
+        match self.children.get_mut(&node) {
+            Some((child, _, _)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts the member of `node` again on its data directory, as the kubelet restarts etcd's
+    /// static pod after a reboot. The process dies with the calling thread.
+    ///
+    /// # Errors
+    /// etcd cannot be started.
+    pub fn restart(&mut self, node: NodeIx) -> Result<bool, LabError> {
+        let Some((child, flags, log)) = self.children.get_mut(&node) else { return Ok(false) };
+        let _ = child.kill();
+        let _ = child.wait();
+        let flags = EtcdFlags { cluster_state: ClusterState::Existing, ..flags.clone() };
+        *child = process::spawn(Path::new(ETCD_BIN), &flags.args(), log, Lifetime::Owned)?;
+        Ok(true)
     }
 
     /// `etcdctl` against the members the slice started with.
@@ -225,7 +271,7 @@ impl SliceEtcd {
 
 impl Drop for SliceEtcd {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for (child, _, _) in self.children.values_mut() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -264,7 +310,15 @@ member=$PLAN_FIXTURE_HOST_DIR/{MEMBER_DIR}
 [ -r $member/peer-url ] || fail "kubeadm (lab shim): no etcd member prepared for $PLAN_FIXTURE_HOST_NAME"
 endpoints=$(cat {root}/etcd-endpoints)
 ctl() {{ ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --dial-timeout=500ms --command-timeout=2s "$@"; }}
-added=$(ctl member add "$PLAN_FIXTURE_HOST_NAME" --peer-urls="$(cat $member/peer-url)" --learner 2>&1) || fail "etcd member add: $added"
+# kubeadm retries the add: etcd 3.4 answers "unhealthy cluster" while a member joined less than 5 s ago.
+attempt=1
+until added=$(ctl member add "$PLAN_FIXTURE_HOST_NAME" --peer-urls="$(cat $member/peer-url)" --learner 2>&1); do
+  case "$added" in *"unhealthy cluster"*) ;; *) fail "etcd member add: $added" ;; esac
+  [ $attempt -ge {PROMOTE_ATTEMPTS_MAX} ] && fail "etcd member add: $added"
+  attempt=$((attempt + 1))
+  /bin/sleep {retry_s}
+done
+[ $attempt -gt 1 ] && note "etcdctl member add: etcd said 'unhealthy cluster' $((attempt - 1)) time(s) (a member joined less than 5 s ago)"
 # etcdctl pads the hex id to 16 columns with spaces ("Member  5aafdb8b62e4a35 added").
 id=$(echo "$added" | sed -n 's/^Member  *\([0-9a-f]*\) added.*/\1/p')
 initial=$(echo "$added" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p')
@@ -284,7 +338,9 @@ note "etcdctl member promote $id: promoted after $attempt attempt(s)"
 mkdir -p /etc/kubernetes/manifests
 kubeadm init phase certs apiserver --config {root}/kubeadm-config.yaml || exit 1
 printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "$endpoint" > /etc/kubernetes/kubelet.conf
-printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver-%s\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/kube-apiserver.yaml
+printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "$endpoint" > /etc/kubernetes/admin.conf
+printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd-%s\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/etcd.yaml
+printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver-%s\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/kube-apiserver.yaml
 echo "This node has joined the cluster and a new control plane instance was created"
 "#
         ),

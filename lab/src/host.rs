@@ -31,6 +31,8 @@ pub const SSHD_START_TIMEOUT_S: u64 = 20;
 /// and sshd's bind).
 pub const PORT_ATTEMPTS_MAX: usize = 5;
 const POLL_MS: u64 = 50;
+/// Name service switch of a host whose names come from its `/etc/hosts` only.
+const NSSWITCH_FILES_ONLY: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files\n";
 
 /// One host: its inventory name and loopback address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +65,8 @@ pub struct FixtureHosts {
     tmp: TmpDir,
     root_home: RootHome,
     sshds: Vec<Child>,
+    /// The `/etc/hosts` every host reads, with name look-ups confined to it ([`Self::with_resolver`]).
+    resolver: Option<String>,
     /// The port every sshd listens on (on its own address), once started.
     pub port: Option<u16>,
 }
@@ -144,7 +148,23 @@ impl FixtureHosts {
                 std::fs::create_dir_all(dir.join(sub)).map_err(|e| LabError::io(format!("create {}", dir.join(sub).display()), e))?;
             }
         }
-        Ok(FixtureHosts { root: root.to_path_buf(), hosts, tmp, root_home: RootHome::Shared, sshds: Vec::new(), port: None })
+        Ok(FixtureHosts {
+            root: root.to_path_buf(),
+            hosts,
+            tmp,
+            root_home: RootHome::Shared,
+            sshds: Vec::new(),
+            resolver: None,
+            port: None,
+        })
+    }
+
+    /// Gives every host `hosts` as its `/etc/hosts` and an `nsswitch.conf` that resolves host
+    /// names from that file only (before [`Self::start`]): a name look-up on a host never asks a
+    /// DNS server.
+    pub fn with_resolver(mut self, hosts: String) -> FixtureHosts {
+        self.resolver = Some(hosts);
+        self
     }
 
     /// Gives every host its own `/root` (before [`Self::start`]).
@@ -226,6 +246,15 @@ impl FixtureHosts {
             ));
         }
         write_file(&self.ssh_config(), &client)?;
+        let resolver = match &self.resolver {
+            Some(hosts) => {
+                let dir = r.join("resolver");
+                write_file(&dir.join("hosts"), hosts)?;
+                write_file(&dir.join("nsswitch.conf"), NSSWITCH_FILES_ONLY)?;
+                format!("mount --bind {0}/hosts /etc/hosts && mount --bind {0}/nsswitch.conf /etc/nsswitch.conf && ", dir.display())
+            }
+            None => String::new(),
+        };
         for host in self.hosts.clone() {
             let dir = self.host_dir(&host.name);
             let config = dir.join("sshd_config");
@@ -251,7 +280,7 @@ impl FixtureHosts {
                 RootHome::Shared => String::new(),
             };
             let script = format!(
-                "mount --bind {} /etc/kubernetes && {tmp}{home}exec {SSHD_BIN} -D -e -f {}",
+                "mount --bind {} /etc/kubernetes && {tmp}{home}{resolver}exec {SSHD_BIN} -D -e -f {}",
                 dir.join("etc-kubernetes").display(),
                 config.display()
             );
@@ -300,6 +329,30 @@ impl FixtureHosts {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+    }
+
+    /// Runs `command` on the host at `address` over SSH as root, as the executor would.
+    ///
+    /// # Errors
+    /// ssh cannot start; [`LabError::Command`] when the command fails, with its stderr.
+    pub fn run(&self, address: Ipv4Addr, command: &str) -> Result<String, LabError> {
+        guard_loopback(address)?;
+        let output = Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .arg(format!("root@{address}"))
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| LabError::io("run ssh", e))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(LabError::Command {
+                command: format!("ssh root@{address} {command}"),
+                message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            })
+        }
     }
 
     /// Closes the ControlMasters an executor left under `control_dir` (a SIGKILLed executor

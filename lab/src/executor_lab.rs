@@ -1,0 +1,602 @@
+//! What the executor finds on the lab besides etcd and the apiservers: the operator's workstation
+//! and infra repo, the load balancer's host, the hypervisor, and the programs the plan calls there.
+//!
+//! - The **infra repo** is a real git repository in the lab's scratch directory, with the files
+//!   the plan edits (`lb/haproxy-bootstrap.php`, the config stack's `main.tf`, the kubeconfig
+//!   consumers, the backup CronJob's stack) written from the twin's state where the run starts,
+//!   and a bare repository as its remote. The plan's commands name it by the scenario's path; the
+//!   lab runs a copy of the plan whose paths point at the scratch copy ([`LabPaths`]).
+//! - **By-hand edits** ([`carry_out`]) are made on those files as the instruction says: `A -> B`
+//!   replaces A with B, `key = value` sets a line, a `build_pool_https(…)`/`build_frontend(…)`
+//!   call or a `$POOL_NAMES` addition is written into the bootstrap script. Instructions with no
+//!   file on the lab (IPAM, a VM's IP alias, documentation) are acknowledged and listed.
+//! - **Shims** on every lab host's PATH do the equivalent real action: `php` renders the bootstrap
+//!   script's declared pools into an HAProxy config and (re)starts the real HAProxy on the load
+//!   balancer's host (reset to the declared state on every deploy); `kubectl` asks the apiserver
+//!   its `--server` names for `/readyz` with real TLS (curl and the lab CA) before it answers from
+//!   the node and pod states the lab's kubelet stand-in writes; `scripts/tg` applies the config
+//!   stack's flags to the masters' manifests; `reboot` asks the lab to reboot the host.
+
+use crate::error::LabError;
+use crate::host::{self, FixtureHosts};
+use plan_model::cluster::Cluster;
+use plan_model::plan::Plan;
+use plan_model::topology::{NodeIx, Topology};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The load balancer's HAProxy config and stats socket, in its host's `/tmp`.
+pub const LB_CONFIG: &str = "/tmp/haproxy.cfg";
+pub const LB_SOCKET: &str = "/tmp/haproxy.socket";
+/// Where the lab's cluster state for the `kubectl` shim lives, under the lab's root.
+pub const CLUSTER_DIR: &str = "cluster";
+/// The flag value the config stack sets (the flag names come from the scenario).
+const FLAG_VALUE: &str = "https://issuer.lab.test";
+
+/// The scenario's paths on the workstation and where the lab keeps them.
+#[derive(Debug, Clone)]
+pub struct LabPaths {
+    pub infra_repo: PathBuf,
+    pub etcd_backup: PathBuf,
+}
+
+impl LabPaths {
+    pub fn under(root: &Path) -> LabPaths {
+        LabPaths { infra_repo: root.join("infra"), etcd_backup: root.join("etcd-backup") }
+    }
+
+    /// The scenario with its workstation paths moved into the lab.
+    pub fn topology(&self, t: &Topology) -> Topology {
+        let mut scenario = t.scenario.clone();
+        scenario.infra_repo = self.infra_repo.display().to_string();
+        scenario.etcd_backup.path = self.etcd_backup.display().to_string();
+        Topology::new(&scenario)
+    }
+
+    /// The plan with the scenario's workstation paths replaced by the lab's.
+    pub fn plan(&self, t: &Topology, plan: &Plan) -> Plan {
+        let mut moved = plan.clone();
+        let from = [t.scenario.infra_repo.trim_end_matches('/'), t.scenario.etcd_backup.path.trim_end_matches('/')];
+        let to = [self.infra_repo.display().to_string(), self.etcd_backup.display().to_string()];
+        for step in &mut moved.steps {
+            for command in &mut step.commands {
+                for (f, t) in from.iter().zip(&to) {
+                    command.run = command.run.replace(f, t);
+                }
+            }
+        }
+        moved
+    }
+}
+
+/// An address in 127.0.20.250..=254 the scenario does not use: the operator's workstation.
+///
+/// # Errors
+/// All five are taken.
+pub fn workstation_address(t: &Topology) -> Result<Ipv4Addr, LabError> {
+    let mut used: Vec<Ipv4Addr> = t.nodes.iter().map(|n| n.address).collect();
+    used.push(t.scenario.load_balancer.address);
+    used.push(t.scenario.control_plane_endpoint.vip);
+    used.extend(t.scenario.hypervisors.iter().map(|h| h.address));
+    (250..=254).map(|d| Ipv4Addr::new(127, 0, 20, d)).find(|a| !used.contains(a)).ok_or_else(|| LabError::NotRehearsable {
+        what: "the workstation's address".to_string(),
+        why: "127.0.20.250-254 are all used by the scenario".to_string(),
+    })
+}
+
+/// `/etc/hosts` of every lab host: each machine by name and `name.zone`, the API's name on the VIP.
+pub fn hosts_file(t: &Topology, workstation: Ipv4Addr) -> String {
+    let zone = &t.scenario.dns.zone;
+    let mut text = "127.0.0.1 localhost\n".to_string();
+    for node in &t.nodes {
+        text.push_str(&format!("{} {} {}.{zone}\n", node.address, node.name, node.name));
+    }
+    let lb = &t.scenario.load_balancer;
+    text.push_str(&format!("{} {} {}.{zone}\n", lb.address, lb.name, lb.name));
+    for h in &t.scenario.hypervisors {
+        text.push_str(&format!("{} {} {}.{zone}\n", h.address, h.name, h.name));
+    }
+    text.push_str(&format!("{} {}\n", t.scenario.control_plane_endpoint.vip, t.scenario.control_plane_endpoint.fqdn));
+    text.push_str(&format!("{workstation} workstation\n"));
+    text
+}
+
+fn git(repo: &Path, args: &[&str]) -> Result<(), LabError> {
+    let output = Command::new("git").arg("-C").arg(repo).args(args).output().map_err(|e| LabError::io("run git", e))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(LabError::Command {
+            command: format!("git {}", args.join(" ")),
+            message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// The pool the bootstrap script declares in state `c`, as the script's calls.
+fn bootstrap_script(t: &Topology, c: &Cluster) -> String {
+    let endpoint = &t.scenario.control_plane_endpoint;
+    let mut text =
+        "<?php\n// The LB's declared state: every deploy renders it and resets HAProxy to it.\n$POOL_NAMES = [];\n$FRONTEND_NAMES = [];\n"
+            .to_string();
+    if c.lb_declared.frontend || !c.lb_declared.pool.is_empty() {
+        let health = match t.health_check {
+            plan_model::scenario::HealthCheck::HttpsReadyz => "check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'",
+            plan_model::scenario::HealthCheck::Tcp => "check_type='TCP'",
+        };
+        text.push_str(&format!("// build_pool_https() with {health}\n"));
+        text.push_str("$POOL_NAMES[] = 'apiserver_nodes';\n");
+        let pool: Vec<String> = c.lb_declared.pool.iter().map(|n| format!("['{}', '{}']", t.name(n), t.node(n).address)).collect();
+        text.push_str(&format!("build_pool_https('apiserver_nodes', '{}', [{}]);\n", endpoint.port, pool.join(", ")));
+    }
+    if c.lb_declared.frontend {
+        text.push_str(&format!("$FRONTEND_NAMES[] = 'apiserver_proxy_{}';\n", endpoint.port));
+        text.push_str(&format!(
+            "build_frontend('apiserver_proxy_{port}', 'K8s apiserver VIP', '{}', '{port}', 'apiserver_nodes');\n",
+            endpoint.vip,
+            port = endpoint.port
+        ));
+    }
+    text
+}
+
+/// A real git repository with the files the plan edits, as the twin's state `c` has them, and a
+/// bare remote for `git push`.
+///
+/// # Errors
+/// A file cannot be written or git fails.
+pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Path) -> Result<(), LabError> {
+    let repo = &paths.infra_repo;
+    let s = &t.scenario;
+    let existing = t.node(t.existing_master()).address;
+    let direct = format!("https://{existing}:{}", s.control_plane_endpoint.port);
+    let vip = format!("https://{}:{}", s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
+    host::write_file(&repo.join(&s.load_balancer.bootstrap_script), &bootstrap_script(t, c))?;
+    let stack = &s.config_stack.path;
+    let hosts: Vec<String> = c.stack_hosts.iter().map(|n| format!("\"{}\"", t.node(n).address)).collect();
+    let main_tf =
+        if c.stack_list { format!("k8s_master_hosts = [{}]\n", hosts.join(", ")) } else { format!("k8s_master_host = \"{existing}\"\n") };
+    host::write_file(&repo.join(stack).join("main.tf"), &main_tf)?;
+    host::write_file(
+        &repo.join(stack).join("modules").join("variables.tf"),
+        &format!("variable \"k8s_master_host\" {{ default = \"{existing}\" }}\n"),
+    )?;
+    for (i, consumer) in t.consumers.iter().enumerate() {
+        let server = if c.consumer_on_vip(i) { &vip } else { &direct };
+        let path = repo.join(&s.consumers[i].path);
+        if !path.exists() {
+            host::write_file(&path, &format!("# {}\nserver: {server}\n", consumer.name))?;
+        }
+    }
+    for job in &s.cronjobs {
+        let pin = match (&job.pinned_to, c.cronjobs_any_master) {
+            (Some(node), false) => format!("node_name = \"{node}\""),
+            _ => "nodeSelector { \"node-role.kubernetes.io/control-plane\" = \"\" } + toleration".to_string(),
+        };
+        host::write_file(&repo.join(&job.path), &format!("{}: {pin}\n", job.name))?;
+    }
+    host::write_file(&repo.join(&s.dns.source), "# DNS records\n")?;
+    write_tg(repo, root, t)?;
+    std::fs::create_dir_all(&paths.etcd_backup).map_err(|e| LabError::io("the backup directory", e))?;
+    let remote = root.join("infra-remote.git");
+    let init = Command::new("git").args(["init", "-q", "--bare"]).arg(&remote).output().map_err(|e| LabError::io("git init", e))?;
+    if !init.status.success() {
+        return Err(LabError::Command {
+            command: "git init --bare".to_string(),
+            message: String::from_utf8_lossy(&init.stderr).into_owned(),
+        });
+    }
+    git(repo, &["init", "-q", "-b", "main"])?;
+    git(repo, &["config", "user.name", "plan lab"])?;
+    git(repo, &["config", "user.email", "lab@plan.invalid"])?;
+    git(repo, &["remote", "add", "origin", &remote.display().to_string()])?;
+    git(repo, &["add", "-A"])?;
+    git(repo, &["commit", "-q", "-m", "the infra repo before the migration"])?;
+    git(repo, &["push", "-q", "-u", "origin", "main"])?;
+    Ok(())
+}
+
+/// `scripts/tg` of the lab's infra repo: `apply <config stack>` writes each listed master's
+/// apiserver flags into its manifest (what the stack's remote-exec does); a `-target=module.X`
+/// apply records that X's VM exists; the rest is logged.
+fn write_tg(repo: &Path, root: &Path, t: &Topology) -> Result<(), LabError> {
+    let s = &t.scenario;
+    let flags: Vec<String> = s.config_stack.apiserver_flags.iter().map(|f| format!("    - --{f}={FLAG_VALUE}")).collect();
+    let masters: Vec<String> =
+        t.nodes.iter().filter(|n| n.kind != plan_model::topology::NodeKind::Worker).map(|n| format!("{} {}", n.address, n.name)).collect();
+    host::write_file(&root.join("flags"), &(flags.join("\n") + "\n"))?;
+    host::write_file(&root.join("masters"), &(masters.join("\n") + "\n"))?;
+    host::write_executable(
+        &repo.join("scripts/tg"),
+        &format!(
+            r#"#!/bin/sh
+# terragrunt on the lab: the config stack's effect on the masters, VMs recorded, the rest logged.
+echo "tg $*" >> {root}/tg.log
+case "$*" in
+  "apply {stack}"|"apply {stack} "*)
+    hosts=$(sed -n 's/^k8s_master_hosts = \[\(.*\)\]/\1/p' {stack}/main.tf | tr -d '" ' | tr ',' ' ')
+    [ -n "$hosts" ] || hosts=$(sed -n 's/^k8s_master_host = "\(.*\)"/\1/p' {stack}/main.tf)
+    for address in $hosts; do
+      name=$(awk -v a="$address" '$1 == a {{ print $2 }}' {root}/masters)
+      manifest={root}/hosts/$name/etc-kubernetes/manifests/kube-apiserver.yaml
+      [ -n "$name" ] && [ -e "$manifest" ] || {{ echo "apply {stack}: $address is not a master with a manifest" >&2; exit 1; }}
+      while read -r flag; do
+        grep -qF -- "$flag" "$manifest" || printf '%s\n' "$flag" >> "$manifest"
+      done < {root}/flags
+      echo "apply {stack}: flags on $name"
+    done ;;
+  "apply -target=module."*)
+    module=${{2#-target=module.}}
+    mkdir -p {root}/vms && touch {root}/vms/$module
+    echo "apply: module.$module" ;;
+  *) echo "Apply complete! (lab: no effect modelled)" ;;
+esac
+"#,
+            root = root.display(),
+            stack = s.config_stack.path,
+        ),
+    )
+}
+
+/// What the lab did with one by-hand instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ByHand {
+    /// Made on a lab file.
+    Edited(String),
+    /// Nothing on the lab stands for it (IPAM, documentation): acknowledged.
+    NoCounterpart,
+    /// An edit the lab cannot read: the run stops there.
+    Unreadable(String),
+}
+
+/// Carries out `instruction` on the lab's infra repo (`edit /tmp/…` on hosts is the caller's).
+pub fn carry_out(repo: &Path, instruction: &str) -> ByHand {
+    let bootstrap = repo.join("lb/haproxy-bootstrap.php");
+    let append = |path: &Path, line: &str| -> ByHand {
+        let mut text = std::fs::read_to_string(path).unwrap_or_default();
+        text.push_str(line);
+        text.push('\n');
+        match std::fs::write(path, text) {
+            Ok(()) => ByHand::Edited(format!("{}: + {line}", path.strip_prefix(repo).unwrap_or(path).display())),
+            Err(e) => ByHand::Unreadable(format!("{}: {e}", path.display())),
+        }
+    };
+    if instruction.starts_with("build_pool_https(") || instruction.starts_with("build_frontend(") {
+        return append(&bootstrap, &format!("{instruction};"));
+    }
+    if let Some(rest) = instruction.strip_prefix("add '") {
+        // add 'P' to $POOL_NAMES and 'F' to $FRONTEND_NAMES
+        let mut edits = Vec::new();
+        for part in rest.split(" and ") {
+            let part = part.trim_start_matches('\'');
+            if let Some((name, list)) = part.split_once("' to ") {
+                edits.push(format!("{}[] = '{name}';", list.trim()));
+            }
+        }
+        if edits.is_empty() {
+            return ByHand::Unreadable(instruction.to_string());
+        }
+        let mut made = Vec::new();
+        for edit in edits {
+            match append(&bootstrap, &edit) {
+                ByHand::Edited(what) => made.push(what),
+                other => return other,
+            }
+        }
+        return ByHand::Edited(made.join("; "));
+    }
+    let Some(rest) = instruction.strip_prefix("edit ") else { return ByHand::NoCounterpart };
+    let Some((file, change)) = rest.split_once(": ") else { return ByHand::NoCounterpart };
+    let path = repo.join(file);
+    if !path.exists() {
+        return ByHand::NoCounterpart;
+    }
+    let files: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(&path).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default()
+    } else {
+        vec![path.clone()]
+    };
+    if let Some((from, to)) = change.split_once(" -> ") {
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if text.contains(from) {
+                return match std::fs::write(file, text.replacen(from, to, 1)) {
+                    Ok(()) => ByHand::Edited(format!("{}: {from} -> {to}", file.strip_prefix(repo).unwrap_or(file).display())),
+                    Err(e) => ByHand::Unreadable(format!("{}: {e}", file.display())),
+                };
+            }
+        }
+    }
+    if file.ends_with("haproxy-bootstrap.php") {
+        if let Some(pool) = change.strip_prefix("pool ") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let Some(line) = text.lines().find(|l| l.starts_with("build_pool_https(")) else {
+                return ByHand::Unreadable(format!("{file}: no build_pool_https() call to change the pool of"));
+            };
+            let head = line.split(", [").next().unwrap_or(line);
+            let updated = format!("{head}, {pool});");
+            return match std::fs::write(&path, text.replacen(line, &updated, 1)) {
+                Ok(()) => ByHand::Edited(format!("{file}: {updated}")),
+                Err(e) => ByHand::Unreadable(format!("{file}: {e}")),
+            };
+        }
+        if change.starts_with("build_pool_https() with ") {
+            return append(&path, &format!("// {change}"));
+        }
+    }
+    if let Some((key, _)) = change.split_once(" = ").filter(|(k, _)| !k.contains(' ') && path.is_file()) {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with(&format!("{key} = "))).collect();
+        let updated = kept.iter().map(|l| format!("{l}\n")).collect::<String>() + change + "\n";
+        return match std::fs::write(&path, updated) {
+            Ok(()) => ByHand::Edited(format!("{file}: {change}")),
+            Err(e) => ByHand::Unreadable(format!("{file}: {e}")),
+        };
+    }
+    // An edit the lab has no reading for is kept in the file, as a person's note would be.
+    let target = if path.is_dir() { path.join("by-hand.txt") } else { path };
+    append(&target, &format!("# by hand: {change}"))
+}
+
+/// The shims on every lab host's PATH (the kubeadm shim is written by the caller).
+///
+/// # Errors
+/// A file cannot be written.
+pub fn write_host_shims(shims: &Path, root: &Path, t: &Topology) -> Result<(), LabError> {
+    let r = root.display();
+    let version = &t.scenario.kubernetes.version;
+    host::write_executable(&shims.join("sudo"), "#!/bin/sh\nexec \"$@\"\n")?;
+    host::write_executable(&shims.join("sleep"), "#!/bin/sh\n# Model time is not waited out on the lab.\nexit 0\n")?;
+    host::write_executable(&shims.join("systemctl"), "#!/bin/sh\necho \"$*\" >> \"$PLAN_FIXTURE_HOST_DIR/systemctl.log\"\n")?;
+    host::write_executable(&shims.join("containerd"), "#!/bin/sh\necho 'containerd github.com/containerd/containerd v1.7.24 (lab)'\n")?;
+    host::write_executable(&shims.join("bd"), &format!("#!/bin/sh\necho \"bd $*\" >> {r}/bd.log\necho \"closed: $*\"\n"))?;
+    host::write_executable(
+        &shims.join("qm"),
+        "#!/bin/sh\n# Proxmox on the lab: a snapshot is a record in the hypervisor's directory.\nmkdir -p \"$PLAN_FIXTURE_HOST_DIR/qm\" && echo \"$*\" >> \"$PLAN_FIXTURE_HOST_DIR/qm/log\"\n",
+    )?;
+    host::write_executable(
+        &shims.join("reboot"),
+        "#!/bin/sh\n# The lab's kubelet stand-in takes the host down and up again (its etcd and apiserver).\ntouch \"$PLAN_FIXTURE_HOST_DIR/reboot-requested\"\necho \"lab: $PLAN_FIXTURE_HOST_NAME is going down for reboot\"\n",
+    )?;
+    host::write_executable(
+        &shims.join("ping"),
+        "#!/bin/sh\n# Every 127/8 address answers a real ping; on the lab an address is taken when a lab process listens there.\nfor ip; do :; done\nss -Hltn | awk '{print $4}' | grep -q \"^$ip:\" && { echo \"64 bytes from $ip\"; exit 0; }\necho \"From $ip: Destination Host Unreachable\"; exit 1\n",
+    )?;
+    host::write_executable(
+        &shims.join("sockstat"),
+        "#!/bin/sh\n# FreeBSD's sockstat -l, from ss.\nss -Hltnp | awk '{print \"root haproxy - tcp4 \" $4 \" *:*\"}'\n",
+    )?;
+    host::write_executable(
+        &shims.join("etcdctl"),
+        &format!(
+            r#"#!/bin/sh
+# etcdctl on a lab master: kubeadm's local endpoint (TLS on 127.0.0.1:2379) is this host's member.
+case " $* " in
+  *"--endpoints=https://127.0.0.1:2379"*)
+    url=$(cat "$PLAN_FIXTURE_HOST_DIR/{client}" 2>/dev/null) || {{ echo "etcdctl (lab): no etcd member on this host" >&2; exit 1; }}
+    set -- $(for a; do case "$a" in --endpoints=*) echo "--endpoints=$url" ;; --cacert=*|--cert=*|--key=*) ;; *) echo "$a" ;; esac; done)
+    ;;
+esac
+ETCDCTL_API=3 exec /usr/bin/etcdctl "$@"
+"#,
+            client = crate::executor_etcd::CLIENT_URL_FILE
+        ),
+    )?;
+    host::write_executable(&shims.join("php"), &php_shim(root))?;
+    host::write_executable(&shims.join("kubectl"), &kubectl_shim(root))?;
+    host::write_file(&root.join("kubernetes-version"), &format!("v{version}.0\n"))?;
+    Ok(())
+}
+
+/// `php /tmp/haproxy-bootstrap.php` on the load balancer: the declared pools and frontends in the
+/// script become HAProxy's whole config, and HAProxy is started or reloaded on it.
+fn php_shim(root: &Path) -> String {
+    format!(
+        r#"#!/usr/bin/python3
+# The bootstrap script on the lab: its declared state rendered into haproxy.cfg, HAProxy reloaded.
+import re, subprocess, sys, os
+script = open(sys.argv[1]).read()
+pools = re.findall(r"^\$POOL_NAMES\[\] = '([^']+)';", script, re.M)
+fronts = re.findall(r"^\$FRONTEND_NAMES\[\] = '([^']+)';", script, re.M)
+https = "check_type='HTTP'" in script and "monitor_uri='/readyz'" in script
+cfg = ["global", "    maxconn 256", "    stats socket {socket} mode 600 level admin", "",
+       "defaults", "    mode tcp", "    timeout connect 1s", "    timeout client 30s", "    timeout server 30s", "    timeout check 500ms", "",
+       # The LB's own stats page: HAProxy runs (and its socket answers) before the apiserver pool exists.
+       "listen stats", "    mode http", "    bind %s:8404" % os.environ["PLAN_FIXTURE_HOST_ADDRESS"], "    stats enable", ""]
+for m in re.finditer(r"^build_frontend\('([^']+)', '[^']*', '([^']+)', '([^']+)', '([^']+)'\);", script, re.M):
+    name, vip, port, pool = m.groups()
+    if name in fronts and pool in pools:
+        cfg += ["frontend " + name, "    bind %s:%s" % (vip, port), "    default_backend " + pool, ""]
+for m in re.finditer(r"^build_pool_https\('([^']+)', '([^']+)', \[(.*)\]\);", script, re.M):
+    name, port, members = m.groups()
+    if name not in pools:
+        continue
+    cfg += ["backend " + name, "    balance roundrobin"]
+    check = "check"
+    if https:
+        cfg += ["    option httpchk GET /readyz", "    http-check expect status 200"]
+        check = "check check-ssl verify none"
+    cfg += ["    default-server inter 100ms fall 2 rise 1"]
+    for server, address in re.findall(r"\['([^']+)', '([^']+)'\]", members):
+        cfg.append("    server %s %s:%s %s" % (server, address, port, check))
+    cfg.append("")
+open("{config}", "w").write("\n".join(cfg) + "\n")
+subprocess.run(["/usr/sbin/haproxy", "-c", "-q", "-f", "{config}"], check=True)
+pid = None
+try:
+    pid = int(open("/tmp/haproxy.pid").read().split()[0])
+    os.kill(pid, 0)
+except Exception:
+    pid = None
+args = ["/usr/sbin/haproxy", "-D", "-f", "{config}", "-p", "/tmp/haproxy.pid"]
+if pid:
+    args += ["-sf", str(pid)]
+subprocess.run(args, check=True)
+open("{root}/lb-deploys", "a").write("deployed\n")
+print("haproxy: %d frontend(s), reset to the declared state" % len(fronts))
+"#,
+        socket = LB_SOCKET,
+        config = LB_CONFIG,
+        root = root.display()
+    )
+}
+
+/// `kubectl` on the lab: the server it would talk to must answer `/readyz` with TLS verified
+/// against the cluster's CA (real curl), then the answer comes from the lab's node and pod states.
+fn kubectl_shim(root: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+# kubectl on the lab. The API server must answer for real; the objects are the lab's.
+cluster={root}/{cluster}
+echo "$*" >> {root}/kubectl.log
+server=""; namespace=""; prev=""
+for arg; do
+  case "$arg" in --server=*) server="${{arg#--server=}}" ;; esac
+  [ "$prev" = --server ] && server="$arg"
+  [ "$prev" = -n ] && namespace="$arg"
+  prev="$arg"
+done
+[ -n "$server" ] || {{ echo "kubectl (lab): no --server (the lab names it from the kubeconfig)" >&2; exit 1; }}
+# A 503 is an apiserver whose etcd is between leaders: a real request waits for the election,
+# so the shim asks again (curl retries 503); a refused or reset connection fails at once.
+if ! err=$(curl -sS -o /dev/null -f --max-time 3 --retry 5 --retry-delay 1 --cacert {root}/ca.crt "$server/readyz" 2>&1); then
+  echo "Unable to connect to the server: $err" >&2; exit 1
+fi
+words=$(for a; do case "$a" in --server=*) ;; *) echo "$a" ;; esac; done | tr '\n' ' ')
+node_status() {{ awk -v n="$1" '$1 == n {{ print $2 }}' $cluster/nodes 2>/dev/null; }}
+case "$words" in
+  *"get cm kubeadm-config"*) cat {root}/kubeadm-config.yaml ;;
+  *"get nodes"*)
+    selector=""; case "$words" in *control-plane=*) selector=control-plane ;; esac
+    case "$words" in *"--no-headers"*|*"-o name"*) ;; *) echo "NAME STATUS ROLES VERSION" ;; esac
+    while read -r name status roles; do
+      [ -z "$selector" ] || [ "$roles" = control-plane ] || continue
+      grep -qx "$name" $cluster/cordoned 2>/dev/null && status="$status,SchedulingDisabled"
+      case "$words" in *"-o name"*) echo "node/$name" ;; *) echo "$name $status $roles $(cat {root}/kubernetes-version)" ;; esac
+    done < $cluster/nodes ;;
+  *"wait "*"node/"*)
+    node=$(echo "$words" | sed 's|.*node/\([^ ]*\).*|\1|')
+    i=0
+    while [ "$(node_status $node)" != Ready ]; do
+      i=$((i + 1)); [ $i -ge 150 ] && {{ echo "error: timed out waiting for the condition on nodes/$node" >&2; exit 1; }}
+      /bin/sleep 0.2
+    done
+    echo "node/$node condition met" ;;
+  *"wait "*"pod/"*)
+    pod=$(echo "$words" | sed 's|.*pod/\([^ ]*\).*|\1|')
+    i=0
+    until awk -v p="$pod" '$2 == p && $3 == "Running" {{ f=1 }} END {{ exit !f }}' $cluster/pods 2>/dev/null; do
+      i=$((i + 1)); [ $i -ge 150 ] && {{ echo "error: timed out waiting for the condition on pods/$pod" >&2; exit 1; }}
+      /bin/sleep 0.2
+    done
+    echo "pod/$pod condition met" ;;
+  *"get pods"*)
+    if [ -n "$namespace" ] && grep -q "^$namespace " $cluster/pods 2>/dev/null; then
+      echo "NAME READY STATUS"; awk -v ns="$namespace" '$1 == ns {{ print $2, "1/1", $3 }}' $cluster/pods
+    elif [ -z "$namespace" ]; then
+      awk '{{ print $1, $2, "1/1", $3 }}' $cluster/pods
+    else
+      echo "No resources found in $namespace namespace."
+    fi ;;
+  "drain "*|"cordon "*)
+    node=$(echo "$words" | awk '{{ print $2 }}'); echo "$node" >> $cluster/cordoned; echo "node/$node cordoned" ;;
+  "uncordon "*)
+    node=$(echo "$words" | awk '{{ print $2 }}'); grep -vx "$node" $cluster/cordoned > $cluster/cordoned.new 2>/dev/null; mv $cluster/cordoned.new $cluster/cordoned; echo "node/$node uncordoned" ;;
+  *"create job --from=cronjob/"*)
+    job=$(echo "$words" | awk '{{ print $NF }}')
+    echo "$job" >> $cluster/jobs
+    echo "job.batch/$job created" ;;
+  *"logs "*) echo "(lab: no pod logs)" ;;
+  *"config view"*) echo "$server" ;;
+  *) echo "kubectl (lab shim): not rehearsed: $words" >&2; exit 64 ;;
+esac
+"#,
+        root = root.display(),
+        cluster = CLUSTER_DIR
+    )
+}
+
+/// The server a kubeconfig-like file names (`server: https://…`).
+pub fn server_in(text: &str) -> Option<String> {
+    text.lines().find_map(|l| l.trim().strip_prefix("server: ")).map(|s| s.trim().to_string())
+}
+
+/// Pins every `kubectl` without `--server` to the server its kubeconfig names now: the
+/// workstation's is the infra repo's kubeconfig consumer, a master's `/etc/kubernetes/admin.conf`
+/// (the loopback guard refuses a kubectl whose destination it cannot read).
+pub fn pin_kubectl(shell: &str, server: &str) -> String {
+    let mut out = String::new();
+    let mut rest = shell;
+    while let Some(at) = rest.find("kubectl ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "kubectl ".len()..];
+        let segment_end = after.find(['|', ';', '&', ')']).unwrap_or(after.len());
+        if after[..segment_end].contains("--server") {
+            out.push_str("kubectl ");
+        } else {
+            out.push_str(&format!("kubectl --server={server} "));
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The node a host name of the lab is, if any.
+pub fn node_named(t: &Topology, name: &str) -> Option<NodeIx> {
+    t.nodes.iter().position(|n| n.name == name).map(|i| NodeIx(i as u8))
+}
+
+/// The flags the config stack sets, as they appear in a manifest.
+pub fn flag_lines(t: &Topology) -> Vec<String> {
+    t.scenario.config_stack.apiserver_flags.iter().map(|f| format!("- --{f}={FLAG_VALUE}")).collect()
+}
+
+/// The hosts' lab directories, by inventory node.
+pub fn manifest(hosts: &FixtureHosts, t: &Topology, node: NodeIx) -> PathBuf {
+    hosts.etc_kubernetes(t.name(node)).join("manifests/kube-apiserver.yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_is_pinned_where_it_names_no_server() {
+        let pinned = pin_kubectl("kubectl get nodes && kubectl --server=https://127.0.0.9:6443 get nodes | kubectl wait x", "https://S");
+        assert_eq!(
+            pinned,
+            "kubectl --server=https://S get nodes && kubectl --server=https://127.0.0.9:6443 get nodes | kubectl --server=https://S wait x"
+        );
+        let looped = pin_kubectl("for i in $(seq 3); do [ \"$(kubectl get nodes -o name | wc -l)\" -gt 0 ]; done", "https://S");
+        assert!(looped.contains("$(kubectl --server=https://S get nodes -o name"), "{looped}");
+    }
+
+    #[test]
+    fn by_hand_edits_change_the_files_they_name_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path();
+        host::write_file(&repo.join("lb/haproxy-bootstrap.php"), "<?php\n").unwrap();
+        host::write_file(&repo.join("kube/config"), "server: https://127.0.20.10:6443\n").unwrap();
+        host::write_file(&repo.join("stacks/flags/main.tf"), "k8s_master_host = \"127.0.20.10\"\n").unwrap();
+        assert!(matches!(
+            carry_out(repo, "add 'apiserver_nodes' to $POOL_NAMES and 'apiserver_proxy_6443' to $FRONTEND_NAMES"),
+            ByHand::Edited(_)
+        ));
+        assert!(matches!(carry_out(repo, "build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10']])"), ByHand::Edited(_)));
+        let pool = carry_out(repo, "edit lb/haproxy-bootstrap.php: pool [['a', '127.0.20.10'], ['b', '127.0.20.11']]");
+        assert!(matches!(pool, ByHand::Edited(_)), "{pool:?}");
+        let php = std::fs::read_to_string(repo.join("lb/haproxy-bootstrap.php")).unwrap();
+        assert!(php.contains("$POOL_NAMES[] = 'apiserver_nodes';\n$FRONTEND_NAMES[] = 'apiserver_proxy_6443';"), "{php}");
+        assert!(php.contains("build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10'], ['b', '127.0.20.11']]);"), "{php}");
+        carry_out(repo, "edit kube/config: https://127.0.20.10:6443 -> https://127.0.20.99:6443");
+        assert_eq!(std::fs::read_to_string(repo.join("kube/config")).unwrap(), "server: https://127.0.20.99:6443\n");
+        carry_out(repo, "edit stacks/flags/main.tf: k8s_master_hosts = [\"127.0.20.10\", \"127.0.20.11\"]");
+        carry_out(repo, "edit stacks/flags/main.tf: k8s_master_hosts = [\"127.0.20.10\"]");
+        let main = std::fs::read_to_string(repo.join("stacks/flags/main.tf")).unwrap();
+        assert_eq!(main, "k8s_master_host = \"127.0.20.10\"\nk8s_master_hosts = [\"127.0.20.10\"]\n");
+        assert_eq!(carry_out(repo, "register 127.0.20.99 in IPAM"), ByHand::NoCounterpart);
+        assert_eq!(carry_out(repo, "edit docs/none.md: x -> y"), ByHand::NoCounterpart);
+    }
+}
