@@ -222,14 +222,7 @@ impl SliceEtcd {
     /// # Errors
     /// etcdctl cannot run or prints unreadable JSON (a refusal is a row, not an error).
     pub fn rows(&self, t: &Topology, twin: &Cluster) -> Result<Vec<FidelityRow>, LabError> {
-        let names = |set: NodeSet| {
-            let names: Vec<&str> = set.iter().map(|n| t.name(n)).collect();
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        };
+        let names = |set: NodeSet| crate::fidelity::node_names(t, set);
         let members = self.etcdctl().member_list()?;
         let twin_says = [
             ("etcd voters (etcdctl member list)", names(twin.voters)),

@@ -543,11 +543,6 @@ pub fn pin_kubectl(shell: &str, server: &str) -> String {
     out
 }
 
-/// The node a host name of the lab is, if any.
-pub fn node_named(t: &Topology, name: &str) -> Option<NodeIx> {
-    t.nodes.iter().position(|n| n.name == name).map(|i| NodeIx(i as u8))
-}
-
 /// The flags the config stack sets, as they appear in a manifest.
 pub fn flag_lines(t: &Topology) -> Vec<String> {
     t.scenario.config_stack.apiserver_flags.iter().map(|f| format!("- --{f}={FLAG_VALUE}")).collect()

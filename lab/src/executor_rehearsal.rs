@@ -29,7 +29,7 @@ use crate::apiserver::{ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
 use crate::executor_etcd::{join_notes, SliceEtcd};
 use crate::executor_lab::{self, ByHand, LabPaths, LB_CONFIG, LB_SOCKET};
-use crate::fidelity::{Evidence, FidelityRow};
+use crate::fidelity::{node_names as names, Evidence, FidelityRow};
 use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
 use crate::pki::{LabCa, ServingCertSans};
 use crate::probe::{Probe, ProbeRecord};
@@ -48,7 +48,7 @@ use plan_exec::ExecError;
 use plan_model::cluster::Cluster;
 use plan_model::observe::{self as derive, ClientNeeds, Endpoint};
 use plan_model::plan::{Phase, Plan, Step};
-use plan_model::topology::{NodeIx, NodeSet, Topology};
+use plan_model::topology::{NodeIx, Topology};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
@@ -966,15 +966,6 @@ fn served_rows(
         });
     }
     Ok(rows)
-}
-
-fn names(t: &Topology, set: NodeSet) -> String {
-    let names: Vec<&str> = set.iter().map(|n| t.name(n)).collect();
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    }
 }
 
 fn row(observation: String, twin: String, lab: String, agree: bool) -> FidelityRow {

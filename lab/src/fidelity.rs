@@ -15,6 +15,15 @@ pub enum Evidence {
     NotRehearsed,
 }
 
+/// Nodes as a table cell: their names, comma-separated, or `none`.
+pub fn node_names(t: &plan_model::topology::Topology, set: plan_model::topology::NodeSet) -> String {
+    if set.is_empty() {
+        "none".to_string()
+    } else {
+        set.iter().map(|n| t.name(n).to_string()).collect::<Vec<_>>().join(", ")
+    }
+}
+
 /// One line of the fidelity table.
 #[derive(Debug, Clone, Serialize)]
 pub struct FidelityRow {

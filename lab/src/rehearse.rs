@@ -40,6 +40,7 @@ use std::time::Instant;
 mod backup;
 mod vip;
 
+use crate::fidelity::node_names as names;
 pub use crate::fidelity::{render, Evidence, FidelityReport, FidelityRow, Figures};
 
 /// Whether the lab can inject `fault` for real.
@@ -117,14 +118,6 @@ struct Walk<'a> {
     last_event: Instant,
     /// Nodes a fault took down (not the plan's own shutdowns).
     struck: NodeSet,
-}
-
-fn names(t: &Topology, set: NodeSet) -> String {
-    if set.is_empty() {
-        "none".to_string()
-    } else {
-        set.iter().map(|n| t.name(n).to_string()).collect::<Vec<_>>().join(", ")
-    }
 }
 
 fn membership_text(t: &Topology, voters: NodeSet, learners: NodeSet) -> String {
