@@ -371,6 +371,17 @@ fn rehearse_via_execute(steps: Option<&str>) -> Option<(i32, Value)> {
 static EXECUTOR_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn rehearse_plan_via_execute(plan_file: Option<&str>, steps: Option<&str>) -> Option<(i32, Value)> {
+    let loopback = scenario("loopback.yaml");
+    rehearse_scenario_via_execute(&["--scenario", &loopback], plan_file, steps, &[])
+}
+
+/// `plan [SCENARIO ARGS] [--plan FILE] rehearse --via-execute[=STEPS] [EXTRA] --format json`.
+fn rehearse_scenario_via_execute(
+    scenario_args: &[&str],
+    plan_file: Option<&str>,
+    steps: Option<&str>,
+    extra: &[&str],
+) -> Option<(i32, Value)> {
     let _one_at_a_time = EXECUTOR_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Err(e) = plan_lab::host::usable() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but fixture hosts cannot run: {e}: install openssh-server");
@@ -380,9 +391,11 @@ fn rehearse_plan_via_execute(plan_file: Option<&str>, steps: Option<&str>) -> Op
     let flag = steps.map_or("--via-execute".to_string(), |s| format!("--via-execute={s}"));
     let plan_args = plan_file.map_or(Vec::new(), |file| vec!["--plan", file]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plan"))
-        .args(["--scenario", &scenario("loopback.yaml")])
+        .args(scenario_args)
         .args(plan_args)
-        .args(["rehearse", &flag, "--format", "json"])
+        .args(["rehearse", &flag])
+        .args(extra)
+        .args(["--format", "json"])
         .env("PLAN_LOOPBACK_ONLY", "1")
         .output()
         .expect("the plan binary runs");
@@ -454,6 +467,55 @@ fn the_whole_plan_through_the_executor_meets_the_source_plans_acceptance_criteri
     let probe = &report["probe"];
     assert_eq!(probe["ever_ready"], Value::Bool(true), "{probe}");
     assert_eq!(probe["tls_rejected"], 0, "{probe}");
+    for outage in probe["outages"].as_array().expect("outages") {
+        let steps: Vec<&str> = outage["steps"].as_array().expect("steps").iter().filter_map(Value::as_str).collect();
+        assert_eq!(steps, ["6.1"], "{outage}");
+    }
+}
+
+/// The embedded scenario (the homelab of the source plan), every step through the executor: its
+/// addresses moved onto loopback (10.0.20.100 -> 127.0.20.100, the hypervisor's 192.168.1.127 ->
+/// 127.0.1.127), its logins as the lab's root, nothing else changed. Its HTTPS `/readyz` health
+/// check, four workers, eight kubeconfig consumers and pfSense bootstrap script all go through the
+/// real executor, and the source plan's acceptance criteria hold on the lab as in the twin.
+#[test]
+fn the_embedded_scenario_through_the_executor_on_loopback_meets_the_source_plans_acceptance_criteria() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) = rehearse_scenario_via_execute(&[], None, None, &[]) else { return };
+    assert_eq!(text(&report["scenario"]), "homelab");
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"), "{report:#}");
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "every row agrees: {report:#}");
+    let moved: Vec<&str> = report["moved_to_loopback"].as_array().expect("moved").iter().filter_map(Value::as_str).collect();
+    assert!(moved.contains(&"10.0.20.100 -> 127.0.20.100") && moved.contains(&"192.168.1.127 -> 127.0.1.127"), "{moved:?}");
+    let three = "k8s-master, k8s-master-2, k8s-master-3";
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), three);
+    assert_eq!(text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]), three);
+    assert_eq!(text(&row(&report, "/readyz through the VIP, TLS verified for the VIP")["lab"]), "yes");
+    for node in ["k8s-master", "k8s-master-2", "k8s-master-3", "k8s-node1", "k8s-node2", "k8s-node3", "k8s-node4"] {
+        assert_eq!(text(&row(&report, &format!("node {node} Ready (its kubelet reaches an apiserver)"))["lab"]), "yes");
+        assert!(
+            text(&row(&report, &format!("kubelet.conf server is the VIP on {node}"))["lab"]).starts_with("yes (https://127.0.20.99:6443)")
+        );
+    }
+    let backup = row(&report, "acceptance: the etcd backup job (backup-etcd) saves a valid snapshot");
+    assert!(text(&backup["lab"]).starts_with("yes (on k8s-master"), "{backup}");
+    // Every consumer file the plan flips is a real file of the lab's repo, the join command's too.
+    let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.starts_with("4.1: by hand in the infra repo: config.tfvars: https://127.0.20.100:6443 -> https://127.0.20.99:6443")),
+        "{actions:?}"
+    );
+    let consumers: Vec<&Value> =
+        report["rows"].as_array().expect("rows").iter().filter(|r| text(&r["observation"]).starts_with("consumer ")).collect();
+    assert_eq!(consumers.len(), 8, "every consumer of the inventory has a row");
+    assert!(consumers.iter().all(|r| text(&r["lab"]) == "yes (https://127.0.20.99:6443)"), "{consumers:?}");
+    let probe = &report["probe"];
+    assert_eq!((probe["ever_ready"].clone(), probe["tls_rejected"].clone()), (Value::Bool(true), Value::from(0)), "{probe}");
     for outage in probe["outages"].as_array().expect("outages") {
         let steps: Vec<&str> = outage["steps"].as_array().expect("steps").iter().filter_map(Value::as_str).collect();
         assert_eq!(steps, ["6.1"], "{outage}");

@@ -46,28 +46,57 @@ impl LabPaths {
         LabPaths { infra_repo: root.join("infra"), etcd_backup: root.join("etcd-backup") }
     }
 
-    /// The scenario with its workstation paths moved into the lab.
+    /// The scenario with its workstation paths moved into the lab, and every login as `root`
+    /// (the one account a lab host has).
     pub fn topology(&self, t: &Topology) -> Topology {
         let mut scenario = t.scenario.clone();
         scenario.infra_repo = self.infra_repo.display().to_string();
         scenario.etcd_backup.path = self.etcd_backup.display().to_string();
+        scenario.ssh_user = LAB_USER.to_string();
+        scenario.load_balancer.ssh_user = LAB_USER.to_string();
         Topology::new(&scenario)
     }
 
-    /// The plan with the scenario's workstation paths replaced by the lab's.
+    /// The plan with the scenario's workstation paths replaced by the lab's, and its logins
+    /// (`wizard@host`, `admin@lb`) by `root@`.
     pub fn plan(&self, t: &Topology, plan: &Plan) -> Plan {
         let mut moved = plan.clone();
         let from = [t.scenario.infra_repo.trim_end_matches('/'), t.scenario.etcd_backup.path.trim_end_matches('/')];
         let to = [self.infra_repo.display().to_string(), self.etcd_backup.display().to_string()];
+        let logins = [t.scenario.ssh_user.as_str(), t.scenario.load_balancer.ssh_user.as_str()];
         for step in &mut moved.steps {
             for command in &mut step.commands {
                 for (f, t) in from.iter().zip(&to) {
                     command.run = command.run.replace(f, t);
                 }
+                for user in logins {
+                    command.run = as_lab_user(&command.run, user);
+                }
             }
         }
         moved
     }
+}
+
+/// The account every lab host logs in as.
+pub const LAB_USER: &str = "root";
+
+/// `text` with each `user@` login (not `otheruser@`) as `root@`.
+pub(crate) fn as_lab_user(text: &str, user: &str) -> String {
+    if user == LAB_USER || user.is_empty() {
+        return text.to_string();
+    }
+    let login = format!("{user}@");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(&login) {
+        let standalone = rest[..at].chars().next_back().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'));
+        out.push_str(&rest[..at]);
+        out.push_str(if standalone { "root@" } else { &login });
+        rest = &rest[at + login.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// An address in 127.0.20.250..=254 the scenario does not use: the operator's workstation.
@@ -162,12 +191,14 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
         &repo.join(stack).join("modules").join("variables.tf"),
         &format!("variable \"k8s_master_host\" {{ default = \"{existing}\" }}\n"),
     )?;
+    // The DNS records' file may hold a consumer too (the worker join command in config.tfvars).
+    host::write_file(&repo.join(&s.dns.source), "# DNS records\n")?;
     for (i, consumer) in t.consumers.iter().enumerate() {
         let server = if c.consumer_on_vip(i) { &vip } else { &direct };
         let path = repo.join(&s.consumers[i].path);
-        if !path.exists() {
-            host::write_file(&path, &format!("# {}\nserver: {server}\n", consumer.name))?;
-        }
+        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(&format!("# {}\nserver: {server}\n", consumer.name));
+        host::write_file(&path, &text)?;
     }
     for job in &s.cronjobs {
         let pin = match (&job.pinned_to, c.cronjobs_any_master) {
@@ -176,7 +207,6 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
         };
         host::write_file(&repo.join(&job.path), &format!("{}: {pin}\n", job.name))?;
     }
-    host::write_file(&repo.join(&s.dns.source), "# DNS records\n")?;
     write_tg(repo, root, t)?;
     std::fs::create_dir_all(&paths.etcd_backup).map_err(|e| LabError::io("the backup directory", e))?;
     let remote = root.join("infra-remote.git");
@@ -250,9 +280,10 @@ pub enum ByHand {
     Unreadable(String),
 }
 
-/// Carries out `instruction` on the lab's infra repo (`edit /tmp/…` on hosts is the caller's).
-pub fn carry_out(repo: &Path, instruction: &str) -> ByHand {
-    let bootstrap = repo.join("lb/haproxy-bootstrap.php");
+/// Carries out `instruction` on the lab's infra repo (`edit /tmp/…` on hosts is the caller's);
+/// `bootstrap_script` is the LB's, relative to the repo (the scenario's `load_balancer.bootstrap_script`).
+pub fn carry_out(repo: &Path, bootstrap_script: &str, instruction: &str) -> ByHand {
+    let bootstrap = repo.join(bootstrap_script);
     let append = |path: &Path, line: &str| -> ByHand {
         let mut text = std::fs::read_to_string(path).unwrap_or_default();
         text.push_str(line);
@@ -288,6 +319,11 @@ pub fn carry_out(repo: &Path, instruction: &str) -> ByHand {
     }
     let Some(rest) = instruction.strip_prefix("edit ") else { return ByHand::NoCounterpart };
     let Some((file, change)) = rest.split_once(": ") else { return ByHand::NoCounterpart };
+    // `config.tfvars:231`: the file, at a line the edit names for people.
+    let file = match file.rsplit_once(':') {
+        Some((name, line)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => file,
+    };
     let path = repo.join(file);
     if !path.exists() {
         return ByHand::NoCounterpart;
@@ -576,22 +612,36 @@ mod tests {
         host::write_file(&repo.join("kube/config"), "server: https://127.0.20.10:6443\n").unwrap();
         host::write_file(&repo.join("stacks/flags/main.tf"), "k8s_master_host = \"127.0.20.10\"\n").unwrap();
         assert!(matches!(
-            carry_out(repo, "add 'apiserver_nodes' to $POOL_NAMES and 'apiserver_proxy_6443' to $FRONTEND_NAMES"),
+            carry_out(
+                repo,
+                "lb/haproxy-bootstrap.php",
+                "add 'apiserver_nodes' to $POOL_NAMES and 'apiserver_proxy_6443' to $FRONTEND_NAMES"
+            ),
             ByHand::Edited(_)
         ));
-        assert!(matches!(carry_out(repo, "build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10']])"), ByHand::Edited(_)));
-        let pool = carry_out(repo, "edit lb/haproxy-bootstrap.php: pool [['a', '127.0.20.10'], ['b', '127.0.20.11']]");
+        assert!(matches!(
+            carry_out(repo, "lb/haproxy-bootstrap.php", "build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10']])"),
+            ByHand::Edited(_)
+        ));
+        let pool =
+            carry_out(repo, "lb/haproxy-bootstrap.php", "edit lb/haproxy-bootstrap.php: pool [['a', '127.0.20.10'], ['b', '127.0.20.11']]");
         assert!(matches!(pool, ByHand::Edited(_)), "{pool:?}");
         let php = std::fs::read_to_string(repo.join("lb/haproxy-bootstrap.php")).unwrap();
         assert!(php.contains("$POOL_NAMES[] = 'apiserver_nodes';\n$FRONTEND_NAMES[] = 'apiserver_proxy_6443';"), "{php}");
         assert!(php.contains("build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10'], ['b', '127.0.20.11']]);"), "{php}");
-        carry_out(repo, "edit kube/config: https://127.0.20.10:6443 -> https://127.0.20.99:6443");
+        carry_out(repo, "lb/haproxy-bootstrap.php", "edit kube/config: https://127.0.20.10:6443 -> https://127.0.20.99:6443");
         assert_eq!(std::fs::read_to_string(repo.join("kube/config")).unwrap(), "server: https://127.0.20.99:6443\n");
-        carry_out(repo, "edit stacks/flags/main.tf: k8s_master_hosts = [\"127.0.20.10\", \"127.0.20.11\"]");
-        carry_out(repo, "edit stacks/flags/main.tf: k8s_master_hosts = [\"127.0.20.10\"]");
+        carry_out(repo, "lb/haproxy-bootstrap.php", "edit stacks/flags/main.tf: k8s_master_hosts = [\"127.0.20.10\", \"127.0.20.11\"]");
+        carry_out(repo, "lb/haproxy-bootstrap.php", "edit stacks/flags/main.tf: k8s_master_hosts = [\"127.0.20.10\"]");
         let main = std::fs::read_to_string(repo.join("stacks/flags/main.tf")).unwrap();
         assert_eq!(main, "k8s_master_host = \"127.0.20.10\"\nk8s_master_hosts = [\"127.0.20.10\"]\n");
-        assert_eq!(carry_out(repo, "register 127.0.20.99 in IPAM"), ByHand::NoCounterpart);
-        assert_eq!(carry_out(repo, "edit docs/none.md: x -> y"), ByHand::NoCounterpart);
+        host::write_file(&repo.join("config.tfvars"), "join = \"https://127.0.20.10:6443\"\n").unwrap();
+        assert!(matches!(
+            carry_out(repo, "lb/haproxy-bootstrap.php", "edit config.tfvars:231: https://127.0.20.10:6443 -> https://127.0.20.99:6443"),
+            ByHand::Edited(_)
+        ));
+        assert!(std::fs::read_to_string(repo.join("config.tfvars")).unwrap().contains("127.0.20.99:6443"));
+        assert_eq!(carry_out(repo, "lb/haproxy-bootstrap.php", "register 127.0.20.99 in IPAM"), ByHand::NoCounterpart);
+        assert_eq!(carry_out(repo, "lb/haproxy-bootstrap.php", "edit docs/none.md: x -> y"), ByHand::NoCounterpart);
     }
 }

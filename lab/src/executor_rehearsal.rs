@@ -24,7 +24,7 @@
 //! and load balancer observers compare the lab with the twin before and after every step; the
 //! Kubernetes API observer is off (the stand-in serves `/readyz` only).
 
-use crate::address::guard_loopback;
+use crate::address::{guard_loopback, LoopbackMap};
 use crate::apiserver::{ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
 use crate::executor_etcd::{join_notes, SliceEtcd};
@@ -81,6 +81,9 @@ const WORKSTATION: &str = "workstation";
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExecutorRehearsal {
     pub scenario: String,
+    /// The scenario's addresses as the lab moved them onto loopback (`10.0.20.100 -> 127.0.20.100`);
+    /// empty for a scenario on loopback already.
+    pub moved_to_loopback: Vec<String>,
     pub steps: Vec<String>,
     pub rows: Vec<FidelityRow>,
     pub twin_outcome: String,
@@ -107,6 +110,9 @@ impl ExecutorRehearsal {
             self.scenario,
             self.steps.len()
         );
+        if !self.moved_to_loopback.is_empty() {
+            out.push_str(&format!("addresses moved onto loopback: {}\n", self.moved_to_loopback.join(", ")));
+        }
         out.push_str(&format!("{:<6} {:<60} {:<28} {:<28} {}\n", "step", "observation", "twin", "executor on the lab", ""));
         for row in &self.rows {
             let mark = match (row.agree, row.evidence) {
@@ -184,8 +190,10 @@ fn apiserver_manifest(t: &Topology, node: NodeIx, flags: bool) -> String {
 /// hosts and compares the result with the twin.
 ///
 /// # Caveats
-/// Every machine of the scenario must be on loopback already (`scenarios/loopback.yaml`): the
-/// executor connects to the inventory's addresses. The apiserver stand-ins and HAProxy bind the
+/// The executor connects to the inventory's addresses, so a scenario off loopback is moved onto
+/// it first ([`LoopbackMap`]: `10.0.20.100` -> `127.0.20.100`), the plan's text with it; an address
+/// a command names that is no address of the scenario stays, and the loopback guard refuses it.
+/// The apiserver stand-ins and HAProxy bind the
 /// scenario's port (6443) on those addresses, so one rehearsal runs at a time. Needs root, sshd,
 /// unshare ([`host::usable`]), openssl, curl, python3, etcd and haproxy.
 ///
@@ -194,11 +202,15 @@ fn apiserver_manifest(t: &Topology, node: NodeIx, flags: bool) -> String {
 /// or the executor could not run at all (its journal). A halt is an outcome, not an error.
 pub fn rehearse_through_executor(scenario_t: &Topology, scenario_plan: &Plan, steps: &[String]) -> Result<ExecutorRehearsal, LabError> {
     host::usable()?;
+    // The executor dials the inventory's addresses: a scenario off loopback is moved onto it
+    // first (10.0.20.100 -> 127.0.20.100), its plan's text with it.
+    let map = LoopbackMap::of(&scenario_t.scenario)?;
+    let moved_t = Topology::new(&map.scenario(&scenario_t.scenario)?);
+    let moved_plan = map.plan(scenario_plan)?;
+    let (scenario_t, scenario_plan) = (&moved_t, &moved_plan);
     let endpoint = &scenario_t.scenario.control_plane_endpoint;
     let needs_loopback = |name: &str, address: Ipv4Addr| {
-        guard_loopback(address).map(|_| ()).map_err(|_| {
-            not_rehearsable(format!("{name} ({address})"), "the executor on the lab needs a scenario on loopback (scenarios/loopback.yaml)")
-        })
+        guard_loopback(address).map(|_| ()).map_err(|_| not_rehearsable(format!("{name} ({address})"), "not on loopback once moved"))
     };
     for node in &scenario_t.nodes {
         needs_loopback(&node.name, node.address)?;
@@ -412,6 +424,7 @@ pub fn rehearse_through_executor(scenario_t: &Topology, scenario_plan: &Plan, st
     }
     Ok(ExecutorRehearsal {
         scenario: t.scenario.name.clone(),
+        moved_to_loopback: map.pairs.iter().filter(|(a, l)| a != l).map(|(a, l)| format!("{a} -> {l}")).collect(),
         steps: sliced.steps.iter().map(|s| s.id.clone()).collect(),
         rows,
         twin_outcome,
@@ -807,7 +820,7 @@ impl Operator for LabOperator<'_> {
                 }
             };
         }
-        match executor_lab::carry_out(&self.repo, instruction) {
+        match executor_lab::carry_out(&self.repo, &self.t.scenario.load_balancer.bootstrap_script, instruction) {
             ByHand::Edited(what) => {
                 self.note(format!("{}: by hand in the infra repo: {what}", step.id));
                 true
@@ -937,7 +950,35 @@ fn file_rows(
         // The ConfigMap is a lab file the kubeadm shim writes: no API server holds it.
         evidence: Evidence::StandIn,
     });
+    rows.extend(consumer_rows(t, twin, &LabPaths::under(root).infra_repo));
     Ok(rows)
+}
+
+/// Each kubeconfig consumer's server in the infra repo as the plan's edits and commit left it, and
+/// whether that commit reached the remote, against the twin's consumers.
+fn consumer_rows(t: &Topology, twin: &Cluster, repo: &Path) -> Vec<FidelityRow> {
+    let endpoint = &t.scenario.control_plane_endpoint;
+    let vip = format!("https://{}:{}", endpoint.vip, endpoint.port);
+    let mut rows = Vec::new();
+    for (i, consumer) in t.scenario.consumers.iter().enumerate() {
+        let text = std::fs::read_to_string(repo.join(&consumer.path)).unwrap_or_default();
+        // The consumer's block: its name line, then its server line.
+        let server = text
+            .lines()
+            .skip_while(|l| *l != format!("# {}", consumer.name))
+            .find_map(|l| l.strip_prefix("server: "))
+            .unwrap_or("no server line")
+            .to_string();
+        let twin_says = yes_no(twin.consumer_on_vip(i));
+        let on_vip = server == vip;
+        rows.push(row(
+            format!("consumer {} points at the VIP", consumer.name),
+            twin_says.clone(),
+            format!("{} ({server})", yes_no(on_vip)),
+            twin_says == yes_no(on_vip),
+        ));
+    }
+    rows
 }
 
 /// TLS for the VIP's name straight at each master's stand-in: what a client through the VIP would
@@ -1135,6 +1176,12 @@ mod tests {
         assert!(!text.contains(&t.scenario.infra_repo) && !text.contains(&t.scenario.etcd_backup.path), "no scenario path is left");
         assert!(text.contains("cd /dev/shm/lab-x/infra && scripts/tg apply"), "{text}");
         assert_eq!(paths.topology(&t).scenario.infra_repo, "/dev/shm/lab-x/infra");
+        // Every login is the lab's root; a path with the user's name in it is not a login.
+        assert!(!text.contains("wizard@") && !text.contains("admin@"), "{text}");
+        assert!(text.contains("ssh root@k8s-master-2.viktorbarzin.lan"), "{text}");
+        assert_eq!(super::executor_lab::as_lab_user("ssh wizard@a; git@x; mywizard@b", "wizard"), "ssh root@a; git@x; mywizard@b");
+        let moved_t = paths.topology(&t);
+        assert_eq!((moved_t.scenario.ssh_user.as_str(), moved_t.scenario.load_balancer.ssh_user.as_str()), ("root", "root"));
     }
 
     #[test]
@@ -1146,14 +1193,16 @@ mod tests {
     }
 
     #[test]
-    fn a_homelab_off_loopback_is_refused_before_anything_starts() {
+    fn a_homelab_whose_addresses_clash_on_loopback_is_refused_before_anything_starts() {
         if host::usable().is_err() {
             return;
         }
-        let t = homelab();
+        // k8s-master-2 at 10.9.20.100 would land on k8s-master's 127.0.20.100.
+        let text = include_str!("../../scenarios/homelab.yaml").replace("address: 10.0.20.110", "address: 10.9.20.100");
+        let t = Topology::new(&plan_model::validate::parse_scenario(&text).expect("parses"));
         let plan = plan_model::planner::generate(&t);
         match rehearse_through_executor(&t, &plan, &["4.3".to_string()]) {
-            Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("loopback"), "{why}"),
+            Err(LabError::AddressClash { node, other, .. }) => assert_eq!((node.as_str(), other.as_str()), ("k8s-master-2", "k8s-master")),
             other => panic!("refused: {:?}", other.map(|r| r.executor_outcome)),
         }
     }
