@@ -70,8 +70,10 @@ pub struct RehearseArgs {
     /// every machine, with real etcd and HAProxy and kubeadm/kubectl/terragrunt shims) instead of
     /// the walk; a scenario on loopback only. Without a list (or `all`): every step; with a list
     /// (`0.2,0.3,0.4`): those steps, from where the whole plan stands before the first.
+    /// With `--fail NODE --at STEP`: the whole plan, the host crashing for real at that point
+    /// (its sshd and every process on it SIGKILLed), then the executor's recovery (`plan rollback`).
     #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default",
-          conflicts_with_all = ["fail", "at", "fault", "lasts", "keep"])]
+          conflicts_with_all = ["keep"])]
     pub via_execute: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -201,13 +203,13 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
 }
 
 /// `plan rehearse --via-execute`: the plan (or a slice of it) through the executor, beside the twin.
-fn rehearse_via_execute(loaded: &Loaded, steps: &str, format: ReportFormat) -> Result<(), Failure> {
+fn rehearse_via_execute(loaded: &Loaded, steps: &str, injection: Option<Injection>, format: ReportFormat) -> Result<(), Failure> {
     let steps: Vec<String> = if steps == "default" {
         executor_rehearsal::SLICE_DEFAULT.iter().map(|s| s.to_string()).collect()
     } else {
         steps.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
     };
-    let report = executor_rehearsal::rehearse_through_executor(&loaded.topology, &loaded.plan, &steps).map_err(lab_failure)?;
+    let report = executor_rehearsal::rehearse_through_executor(&loaded.topology, &loaded.plan, &steps, injection).map_err(lab_failure)?;
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Failure::Input(e.to_string()))?),
         ReportFormat::Text => print!("{}", report.render()),
@@ -221,10 +223,10 @@ fn rehearse_via_execute(loaded: &Loaded, steps: &str, format: ReportFormat) -> R
 }
 
 pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
-    if let Some(steps) = &args.via_execute {
-        return rehearse_via_execute(loaded, steps, args.format);
-    }
     let injection = injection(loaded, args)?;
+    if let Some(steps) = &args.via_execute {
+        return rehearse_via_execute(loaded, steps, injection, args.format);
+    }
     let mut lab = Lab::private(&loaded.topology, args.port_offset, false, SEED_KEYS).map_err(lab_failure)?;
     let report = rehearse::rehearse(&loaded.topology, &loaded.plan, &mut lab, injection).map_err(lab_failure)?;
     print_report(&report, args.format)?;

@@ -292,6 +292,16 @@ fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
     assert_eq!(out.code, 2);
     let out = plan(&["lab", "status", "--state-dir", "/nonexistent/plan-lab"]);
     assert_eq!(out.code, 2);
+    // Through the executor: a crash only (the host stays down), at a point its commands have.
+    let out = plan(&["rehearse", "--via-execute", "--fault", "reboot", "--fail", "master-2", "--at", "2.5"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("injects crash"), "{}", out.stderr);
+    let out = plan(&["rehearse", "--via-execute", "--fail", "master", "--at", "0.2@1"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("no command ends right after"), "{}", out.stderr);
+    let out = plan(&["rehearse", "--via-execute=2.3,2.4,2.5", "--fail", "master-2", "--at", "2.5"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("during the whole plan"), "{}", out.stderr);
 }
 
 #[test]
@@ -522,6 +532,94 @@ fn the_embedded_scenario_through_the_executor_on_loopback_meets_the_source_plans
     }
 }
 
+/// `plan rehearse --via-execute --fail NODE --at STEP` on `scenario_args`: the whole plan through the
+/// executor with the host crashing for real, then the executor's recovery.
+fn rehearse_fault_via_execute(scenario_args: &[&str], node: &str, at: &str) -> Option<(i32, Value)> {
+    rehearse_scenario_via_execute(scenario_args, None, None, &["--fail", node, "--at", at])
+}
+
+fn lab_actions(report: &Value) -> Vec<&str> {
+    report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect()
+}
+
+/// Learner mode off (Kubernetes 1.28): cp-2 crashes inside `kubeadm join`, right after the voter
+/// add. Real etcd loses quorum (two voters, one never started), the executor halts at 2.5, real etcd
+/// refuses the phase rollback's `member remove` as the twin does, and the executor's quorum recovery
+/// (a real `etcd --force-new-cluster` on cp-1) brings writes back: the twin's path and outcome.
+#[test]
+fn learner_off_crash_after_the_voter_add_through_the_executor_loses_quorum_and_force_new_cluster_recovers() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let legacy = scenario("legacy-1.28.yaml");
+    let Some((code, report)) = rehearse_fault_via_execute(&["--scenario", &legacy], "cp-2", "2.5") else { return };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    let quorum = row(&report, "quorum at the halt (a write commits)");
+    assert!(text(&quorum["lab"]).starts_with("no (") && text(&quorum["twin"]).starts_with("no ("), "{quorum}");
+    let remove = row(&report, "etcdctl member remove cp-2 after the fault");
+    assert!(text(&remove["lab"]).starts_with("refused: ") && text(&remove["twin"]).starts_with("refused: "), "{remove}");
+    assert_eq!(
+        text(&row(&report, "recovery path")["lab"]),
+        "phase 2 rollback + quorum recovery: etcd --force-new-cluster on a surviving voter (RQ)"
+    );
+    assert_eq!(text(&report["executor_outcome"]), "quorum recovered (RQ), migration undone");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "cp-1");
+    let actions = lab_actions(&report);
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on cp-2: etcdctl member add (voter)")), "{actions:?}");
+    assert!(actions.iter().any(|a| a.starts_with("cp-2: the fault (struck inside kubeadm join): host crashed")), "{actions:?}");
+    assert!(actions.contains(&"recovery: etcd --force-new-cluster on cp-1: a cluster of one, writes commit"), "{actions:?}");
+    // Clients through the VIP lose the API from the lost quorum until the recovery, in 2.5 only.
+    let outages = report["probe"]["outages"].as_array().expect("outages");
+    assert!(!outages.is_empty(), "{:#}", report["probe"]);
+    assert!(outages.iter().all(|o| o["steps"] == serde_json::json!(["2.5"])), "{outages:?}");
+}
+
+/// Learner mode on (the embedded scenario, 1.34): k8s-master-2 crashes right after the learner add.
+/// Quorum holds (a learner does not vote), the executor halts at 2.5 and rolls phase 2 back: a real
+/// `member remove` of the learner, the VM left destroyed. No client through the VIP sees an outage.
+#[test]
+fn learner_on_crash_after_the_learner_add_through_the_executor_rolls_phase_2_back_cleanly() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) = rehearse_fault_via_execute(&[], "master-2", "2.5") else { return };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(text(&row(&report, "quorum at the halt (a write commits)")["lab"]).starts_with("yes"));
+    assert_eq!(text(&row(&report, "etcdctl member remove k8s-master-2 after the fault")["lab"]), "ok");
+    assert_eq!(text(&row(&report, "recovery path")["lab"]), "phase 2 rollback");
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("rolled back phase 2", "rolled back phase 2"));
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master");
+    assert_eq!(text(&row(&report, "etcd learners (etcdctl member list)")["lab"]), "none");
+    assert_eq!(text(&row(&report, "/readyz through the VIP, TLS verified for the VIP")["lab"]), "yes");
+    assert_eq!(report["probe"]["outages"].as_array().expect("outages").len(), 0, "{:#}", report["probe"]);
+}
+
+/// After the three masters joined, the existing master crashes as phase 4 begins: the executor sees
+/// it unreachable before the step and halts; quorum holds (two of three voters), and the recovery
+/// removes the dead member for real, as the twin's policy does (the executor's recovery used to
+/// skip it, and planned commands on the dead host: this rehearsal found both).
+#[test]
+fn the_existing_master_crashing_as_phase_4_begins_through_the_executor_keeps_quorum_and_its_member_is_removed() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) = rehearse_fault_via_execute(&[], "master", "4.1@0") else { return };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    let step =
+        rows(&report, "the executor runs the step, its files as the twin says").into_iter().find(|r| r["step"] == "4.1").expect("4.1");
+    assert!(text(&step["lab"]).contains("reality differs from the twin before the step"), "{step}");
+    assert_eq!(text(&row(&report, "etcdctl member remove k8s-master after the fault")["lab"]), "ok");
+    assert_eq!(text(&report["executor_outcome"]), "rolled back phase 4");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master-2, k8s-master-3");
+    // HAProxy takes the dead backend out; clients through the VIP see at most a short gap, in 4.1.
+    for outage in report["probe"]["outages"].as_array().expect("outages") {
+        assert_eq!(outage["steps"], serde_json::json!(["4.1"]), "{outage}");
+    }
+}
+
 /// 0.3 reads the file 0.2 writes: in a plan edited to drop 0.2, real kubeadm (the shim, as
 /// kubeadm does) cannot read `/tmp/kubeadm-new.yaml` and the executor halts at 0.3 — and so does
 /// the twin, whose cert generation needs the patched kubeadm-config (this rehearsal found the
@@ -564,7 +662,7 @@ fn the_etcd_part_of_a_master_join_through_the_executor_agrees_with_the_twin() {
         assert_eq!((text(&r["twin"]), text(&r["lab"])), (members, members), "{r}");
     }
     let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
-    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on lab-cp-2: etcdctl member add --learner")), "{actions:?}");
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on lab-cp-2: etcdctl member add (learner)")), "{actions:?}");
     assert!(actions.iter().any(|a| a.starts_with("kubeadm join on lab-cp-2: etcdctl member promote")), "{actions:?}");
     assert_eq!(text(&row(&report, "served cert verifies for the VIP on lab-cp-2")["lab"]), "yes (rustls)");
     assert_all_agree(&report);

@@ -138,6 +138,10 @@ pub struct Observation {
     /// Hosts (or services: etcd, the LB stats socket, the Kubernetes API) the twin says are up
     /// that did not answer, with the reason.
     pub unreachable: Vec<(String, String)>,
+    /// Nodes whose SSH connection could not be made: down as far as any recovery can tell (no
+    /// command reaches them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_ssh: Vec<String>,
 }
 
 impl Observation {
@@ -366,6 +370,9 @@ fn observe_files(t: &Topology, c: &Cluster, transport: &mut dyn Transport, obser
             Ok(FileRead::Unobserved) => {}
             Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
             Err(e) => {
+                if matches!(e, ExecError::Ssh { .. }) {
+                    observation.no_ssh.push(host.name.clone());
+                }
                 observation.unreachable.push((host.name.clone(), e.to_string()));
                 continue;
             }
@@ -666,6 +673,10 @@ pub fn drift(t: &Topology, observation: &Observation, allowed: &[&Cluster]) -> V
 /// The twin's state with what was observed written over it: the state recoveries are chosen from.
 pub fn overlay(t: &Topology, observation: &Observation, c: &Cluster) -> Cluster {
     let mut out = *c;
+    // A node no SSH connection reaches is down: a recovery must not plan commands on it.
+    for node in observation.no_ssh.iter().filter_map(|name| node_ix(t, name)) {
+        out.up.set(node, false);
+    }
     for fact in &observation.facts {
         let yes = fact.seen == Seen::Yes;
         match fact.field {
@@ -780,6 +791,7 @@ mod tests {
                 evidence: "server: https://10.0.20.99:6443".into(),
             }],
             unreachable: vec![],
+            no_ssh: vec![],
         };
         let found = drift(&t, &observation, &[&c]);
         assert_eq!(found.len(), 1);
@@ -791,5 +803,22 @@ mod tests {
         flipped.kubelet_vip.set(NodeIx(3), true);
         assert!(drift(&t, &observation, &[&c, &flipped]).is_empty(), "mid-step: either side is fine");
         assert!(overlay(&t, &observation, &c).kubelet_vip.contains(NodeIx(3)));
+    }
+
+    #[test]
+    fn a_node_no_ssh_reaches_is_down_in_the_state_recoveries_are_chosen_from() {
+        let t = homelab();
+        let c = Cluster::initial(&t);
+        let node1 = t.resolve("node1").expect("node1");
+        let observation = Observation {
+            unreachable: vec![("k8s-node1".into(), "ssh k8s-node1: connection refused".into())],
+            no_ssh: vec!["k8s-node1".into()],
+            ..Observation::default()
+        };
+        let believed = overlay(&t, &observation, &c);
+        assert!(c.up.contains(node1) && !believed.up.contains(node1));
+        // A service that did not answer on a host that did is not a host down.
+        let etcd_only = Observation { unreachable: observation.unreachable.clone(), ..Observation::default() };
+        assert!(overlay(&t, &etcd_only, &c).up.contains(node1));
     }
 }

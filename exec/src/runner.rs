@@ -31,6 +31,9 @@ pub trait Operator {
     fn starting(&mut self, step: &Step, index: usize, invocation: &Invocation, eta_s: u32);
     /// Told after every invocation ran.
     fn finished(&mut self, step: &Step, invocation: &Invocation, done: &Result<Completed, String>);
+    /// Told when a step begins, before the hosts are observed for it (the lab strikes a fault
+    /// "at the step's start" here). Nothing by default.
+    fn step_begins(&mut self, _step: &Step) {}
 }
 
 /// What the runner is asked to do.
@@ -205,6 +208,7 @@ impl<'a> Runner<'a> {
                 self.journal.append(Event::PhaseConfirmed { phase: phase.id.clone(), by: "operator".to_string() })?;
                 phase_confirmed = Some(step.phase.clone());
             }
+            self.operator.step_begins(step);
             let interrupted = self.options.resume && progress.interrupted.as_deref() == Some(step.id.as_str());
             let before = *self.prediction.before(i);
             let after = *self.prediction.after(i);
@@ -376,15 +380,18 @@ impl<'a> Runner<'a> {
         let t = self.t;
         let phase = &self.plan.steps[i].phase;
         let kind = recovery::phase_kind(self.plan, phase);
+        // The twin's policy (`plan_sim::policy::recover`) from what was observed: members down
+        // for good removed and the phase undone, or a quorum recovery when quorum is lost (the
+        // twin tries the rollback first and etcd refuses its `member remove`).
         let (recovery_kind, actions) = if recovery::quorum_lost(c) {
             match recovery::survivor(c) {
-                Some(survivor) => (RecoveryKind::QuorumRecovery, recovery::quorum_recovery_actions(c, t, survivor)),
+                Some(survivor) => (RecoveryKind::QuorumRecovery, recovery::quorum_recovery_with_rollback(c, t, survivor, kind)),
                 None => (RecoveryKind::WorstCase, recovery::worst_case_actions(c, t).unwrap_or_default()),
             }
         } else if kind == PhaseKind::After {
-            (RecoveryKind::Hold, Vec::new())
+            (RecoveryKind::Hold, recovery::rollback_with_dead_members(c, t, kind))
         } else {
-            (RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_actions(c, t, kind))
+            (RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_with_dead_members(c, t, kind))
         };
         let mut expected = *c;
         for a in &actions {

@@ -34,6 +34,10 @@ const MEMBER_DIR: &str = "etcd-member";
 /// A master's etcd client URL, in its host directory: where the host's `etcdctl` shim points
 /// kubeadm's `https://127.0.0.1:2379`.
 pub const CLIENT_URL_FILE: &str = "etcd-client-url";
+/// Where the rehearsal and the join shim leave fault markers, under the lab's root:
+/// `at-<host>-<after>` (the shim strikes there, naming the victim), `struck-<victim>` (the shim
+/// asks the lab to crash it), `done-<victim>` (crashed).
+pub const STRIKE_DIR: &str = "strike";
 /// What the join shim did to etcd, in its host directory (no secrets).
 const JOIN_LOG: &str = "kubeadm-join.log";
 
@@ -145,7 +149,7 @@ impl SliceEtcd {
             host::write_file(&dir.join("peer-url"), &format!("{}\n", url(node).peer))?;
         }
         host::write_file(&hosts.root().join("etcd-endpoints"), &(etcd.endpoints.join(",") + "\n"))?;
-        write_join_shim(hosts.root())?;
+        write_join_shim(hosts.root(), t.learner_mode)?;
         etcd.wait_ready(t, hosts, running)?;
         Ok(etcd)
     }
@@ -206,6 +210,64 @@ impl SliceEtcd {
         Ok(true)
     }
 
+    /// Restarts `node`'s member with `--force-new-cluster` on its data (the quorum recovery): it
+    /// comes back as a cluster of one. `false` when the lab runs no member for `node` (one a join
+    /// started is the host's).
+    ///
+    /// # Errors
+    /// etcd cannot be started, or does not answer as a cluster of one within [`MEMBER_READY_TIMEOUT_S`].
+    pub fn force_new_cluster(&mut self, node: NodeIx) -> Result<bool, LabError> {
+        let Some((child, flags, log)) = self.children.get_mut(&node) else { return Ok(false) };
+        let _ = child.kill();
+        let _ = child.wait();
+        let forced = EtcdFlags { cluster_state: ClusterState::Existing, force_new_cluster: true, ..flags.clone() };
+        *child = process::spawn(Path::new(ETCD_BIN), &forced.args(), log, Lifetime::Owned)?;
+        let ctl = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![flags.client_url.clone()]);
+        let deadline = Instant::now() + Duration::from_secs(MEMBER_READY_TIMEOUT_S);
+        loop {
+            if matches!(ctl.member_list()?, Ok(members) if members.len() == 1) && matches!(ctl.put("plan-lab/forced", "1", 1000)?, Ok(())) {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::Timeout {
+                    what: format!("etcd of {} as a cluster of one", flags.name),
+                    timeout_ms: MEMBER_READY_TIMEOUT_S * 1000,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(POLL_MS));
+        }
+    }
+
+    /// `etcdctl` against every master's client URL: whichever members answer.
+    pub fn etcdctl_all(&self) -> Etcdctl {
+        Etcdctl::new(Path::new(ETCDCTL_BIN), self.all_client_urls())
+    }
+
+    /// `etcdctl member remove` of `node`'s member, for real: `Ok(Err(why))` when etcd refuses
+    /// (no quorum), `Ok(Err(..))` too when no member is `node`.
+    ///
+    /// # Errors
+    /// etcdctl cannot run.
+    pub fn member_remove(&self, t: &Topology, node: NodeIx) -> Result<Result<(), String>, LabError> {
+        let ctl = self.etcdctl_all();
+        let members = match ctl.member_list()? {
+            Ok(members) => members,
+            Err(refused) => return Ok(Err(format!("member list: {refused}"))),
+        };
+        let Some(member) = members.iter().find(|m| self.node_of(t, m) == Some(node)) else {
+            return Ok(Err(format!("{} is no member", t.name(node))));
+        };
+        Ok(ctl.member_remove(member)?.map_err(|refused| refused.to_string()))
+    }
+
+    /// Whether a write commits within `timeout_ms`: quorum, as a client sees it.
+    ///
+    /// # Errors
+    /// etcdctl cannot run.
+    pub fn quorum(&self, timeout_ms: u64) -> Result<Result<(), String>, LabError> {
+        Ok(self.etcdctl_all().put("plan-lab/quorum", "1", timeout_ms)?.map_err(|refused| refused.to_string()))
+    }
+
     /// `etcdctl` against the members the slice started with.
     pub fn etcdctl(&self) -> Etcdctl {
         Etcdctl::new(Path::new(ETCDCTL_BIN), self.endpoints.clone())
@@ -223,7 +285,8 @@ impl SliceEtcd {
     /// etcdctl cannot run or prints unreadable JSON (a refusal is a row, not an error).
     pub fn rows(&self, t: &Topology, twin: &Cluster) -> Result<Vec<FidelityRow>, LabError> {
         let names = |set: NodeSet| crate::fidelity::node_names(t, set);
-        let members = self.etcdctl().member_list()?;
+        // Every master's URL: the members the lab started with may be gone (a crash, a recovery).
+        let members = self.etcdctl_all().member_list()?;
         let twin_says = [
             ("etcd voters (etcdctl member list)", names(twin.voters)),
             ("etcd learners (etcdctl member list)", names(twin.learners)),
@@ -277,8 +340,9 @@ impl Drop for SliceEtcd {
 /// answered, `member promote` retried until etcd takes it; then kubelet.conf on the
 /// controlPlaneEndpoint, the serving cert (the shim's `init phase certs apiserver`) and the static
 /// pod manifest.
-fn write_join_shim(root: &Path) -> Result<(), LabError> {
+fn write_join_shim(root: &Path, learner_mode: bool) -> Result<(), LabError> {
     let root = root.display();
+    let (learner_flag, learner_mode, learner_word) = if learner_mode { ("--learner", "on", "learner") } else { ("", "off", "voter") };
     let retry_s = format!("{}.{:03}", PROMOTE_RETRY_MS / 1000, PROMOTE_RETRY_MS % 1000);
     host::write_executable(
         &Path::new(&root.to_string()).join("kubeadm-join-control-plane"),
@@ -305,7 +369,17 @@ endpoints=$(cat {root}/etcd-endpoints)
 ctl() {{ ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --dial-timeout=500ms --command-timeout=2s "$@"; }}
 # kubeadm retries the add: etcd 3.4 answers "unhealthy cluster" while a member joined less than 5 s ago.
 attempt=1
-until added=$(ctl member add "$PLAN_FIXTURE_HOST_NAME" --peer-urls="$(cat $member/peer-url)" --learner 2>&1); do
+# A fault the rehearsal strikes between two of kubeadm's etcd actions: the host named in the
+# marker crashes (the lab kills it) before the join goes on.
+strike() {{
+  marker={root}/{STRIKE_DIR}/at-$PLAN_FIXTURE_HOST_NAME-$1
+  [ -e "$marker" ] || return 0
+  victim=$(cat "$marker"); rm -f "$marker"
+  note "the fault strikes $victim after $1"
+  touch {root}/{STRIKE_DIR}/struck-$victim
+  until [ -e {root}/{STRIKE_DIR}/done-$victim ]; do /bin/sleep 0.05; done
+}}
+until added=$(ctl member add "$PLAN_FIXTURE_HOST_NAME" --peer-urls="$(cat $member/peer-url)" {learner_flag} 2>&1); do
   case "$added" in *"unhealthy cluster"*) ;; *) fail "etcd member add: $added" ;; esac
   [ $attempt -ge {PROMOTE_ATTEMPTS_MAX} ] && fail "etcd member add: $added"
   attempt=$((attempt + 1))
@@ -316,18 +390,33 @@ done
 id=$(echo "$added" | sed -n 's/^Member  *\([0-9a-f]*\) added.*/\1/p')
 initial=$(echo "$added" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p')
 [ -n "$id" ] && [ -n "$initial" ] || fail "etcd member add: unreadable answer: $added"
-note "etcdctl member add --learner: member $id added; etcd started with --initial-cluster=$initial"
+note "etcdctl member add ({learner_word}): member $id added; etcd started with --initial-cluster=$initial"
+strike add
 # The kubelet would start kubeadm's etcd static pod; on the lab the shim starts it, in this host.
 setsid /usr/bin/etcd $(cat $member/args) --initial-cluster="$initial" --initial-cluster-state=existing >> $member/etcd.log 2>&1 < /dev/null &
 echo $! > $member/pid
-# kubeadm retries the promotion: etcd refuses a learner that has not caught up with the leader.
-attempt=1
-until out=$(ctl member promote "$id" 2>&1); do
-  [ $attempt -ge {PROMOTE_ATTEMPTS_MAX} ] && fail "etcd member promote $id: $out"
-  attempt=$((attempt + 1))
-  /bin/sleep {retry_s}
-done
-note "etcdctl member promote $id: promoted after $attempt attempt(s)"
+strike start
+if [ {learner_mode} = on ]; then
+  # kubeadm retries the promotion: etcd refuses a learner that has not caught up with the leader.
+  attempt=1
+  until out=$(ctl member promote "$id" 2>&1); do
+    [ $attempt -ge {PROMOTE_ATTEMPTS_MAX} ] && fail "etcd member promote $id: $out"
+    attempt=$((attempt + 1))
+    /bin/sleep {retry_s}
+  done
+  note "etcdctl member promote $id: promoted after $attempt attempt(s)"
+  strike promote
+else
+  # Without learners kubeadm waits for the new voter to be available.
+  attempt=1
+  own=$(sed -n 's/^--listen-client-urls=//p' $member/args)
+  until ETCDCTL_API=3 etcdctl --endpoints="$own" --dial-timeout=500ms --command-timeout=2s endpoint health > /dev/null 2>&1; do
+    [ $attempt -ge {PROMOTE_ATTEMPTS_MAX} ] && fail "etcd member $id: not healthy"
+    attempt=$((attempt + 1))
+    /bin/sleep {retry_s}
+  done
+  note "etcd member $id (voter) healthy after $attempt look(s)"
+fi
 mkdir -p /etc/kubernetes/manifests
 kubeadm init phase certs apiserver --config {root}/kubeadm-config.yaml || exit 1
 printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "$endpoint" > /etc/kubernetes/kubelet.conf

@@ -27,7 +27,8 @@
 use crate::address::{guard_loopback, LoopbackMap};
 use crate::apiserver::{ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
-use crate::executor_etcd::{join_notes, SliceEtcd};
+use crate::executor_etcd::{join_notes, SliceEtcd, STRIKE_DIR};
+use crate::executor_fault::{self, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, LabPaths, LB_CONFIG, LB_SOCKET};
 use crate::fidelity::{node_names as names, Evidence, FidelityRow};
 use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
@@ -45,10 +46,13 @@ use plan_exec::ssh::{OpensshTransport, SshOptions};
 use plan_exec::target::{HostTarget, Place};
 use plan_exec::transport::{quote, Completed, FileRead, Request, Transport};
 use plan_exec::ExecError;
+use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_model::observe::{self as derive, ClientNeeds, Endpoint};
 use plan_model::plan::{Phase, Plan, Step};
-use plan_model::topology::{NodeIx, Topology};
+use plan_model::topology::{NodeIx, NodeSet, Topology};
+use plan_sim::recovery::RecoveryKind;
+use plan_sim::run::{Engine, Injection, Recording};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
@@ -64,6 +68,8 @@ pub const SLICE_DEFAULT: [&str; 1] = ["all"];
 pub const COMMAND_TIMEOUT_S: u64 = 60;
 /// Where the lab's scratch directories go: not under `/tmp`, which each host mounts over.
 pub const SCRATCH_DIR: &str = "/dev/shm";
+/// How long the lab waits for a write to commit when it asks whether etcd has quorum.
+pub const QUORUM_WRITE_TIMEOUT_MS: u64 = 2000;
 /// How long a rebooting lab host stays down (the model charges 90 s; the lab's etcd and
 /// apiserver come back in about a second once started).
 pub const LAB_REBOOT_MS: u64 = 1500;
@@ -200,7 +206,19 @@ fn apiserver_manifest(t: &Topology, node: NodeIx, flags: bool) -> String {
 /// # Errors
 /// The lab cannot start (no sshd, a port taken), an address off loopback, a step the plan lacks,
 /// or the executor could not run at all (its journal). A halt is an outcome, not an error.
-pub fn rehearse_through_executor(scenario_t: &Topology, scenario_plan: &Plan, steps: &[String]) -> Result<ExecutorRehearsal, LabError> {
+pub fn rehearse_through_executor(
+    scenario_t: &Topology,
+    scenario_plan: &Plan,
+    steps: &[String],
+    injection: Option<Injection>,
+) -> Result<ExecutorRehearsal, LabError> {
+    // A fault the executor's lab cannot strike is refused before anything is looked for or started.
+    if let Some(injection) = injection {
+        if slice(scenario_plan, steps)?.steps.len() != scenario_plan.steps.len() {
+            return Err(not_rehearsable("a fault in a slice", "the executor's rehearsal strikes a fault during the whole plan"));
+        }
+        executor_fault::strike_point(scenario_t, scenario_plan, injection)?;
+    }
     host::usable()?;
     // The executor dials the inventory's addresses: a scenario off loopback is moved onto it
     // first (10.0.20.100 -> 127.0.20.100), its plan's text with it.
@@ -229,6 +247,17 @@ pub fn rehearse_through_executor(scenario_t: &Topology, scenario_plan: &Plan, st
     let t = &paths.topology(scenario_t);
     let plan = paths.plan(scenario_t, scenario_plan);
     let sliced = slice(&plan, steps)?;
+    // Under a fault: the whole plan, the twin's run of it with the fault (its policy recovers),
+    // and where the executor's commands meet the twin's point.
+    let fault = match injection {
+        Some(injection) => {
+            let strike = executor_fault::strike_point(t, &plan, injection)?;
+            let twin = Engine::new(t, &plan, Recording::default()).run(&[injection]);
+            let at_strike = executor_fault::state_at_strike(t, &plan, injection);
+            Some((injection, strike, twin, at_strike))
+        }
+        None => None,
+    };
     let prediction = predict_slice(t, &plan, &sliced);
     let initial = *prediction.before(0);
     let workstation = executor_lab::workstation_address(t)?;
@@ -298,6 +327,7 @@ pub fn rehearse_through_executor(scenario_t: &Topology, scenario_plan: &Plan, st
         actions: Vec::new(),
         t: t.clone(),
         root: root.clone(),
+        crashed: NodeSet::EMPTY,
     }));
     {
         let mut k = lock(&kubelet);
@@ -349,7 +379,16 @@ pub fn rehearse_through_executor(scenario_t: &Topology, scenario_plan: &Plan, st
         probe: &probe,
         last_host: None,
         no_counterpart: Vec::new(),
+        strike: fault.as_ref().map(|(_, strike, _, _)| strike.clone()),
+        struck: false,
+        current: (String::new(), 0),
+        recovery: None,
+        removals: Vec::new(),
     };
+    std::fs::create_dir_all(root.join(STRIKE_DIR)).map_err(|e| LabError::io("the strike directory", e))?;
+    if let Some((_, Strike { at: StrikeAt::InJoin { host, after }, victim, .. }, _, _)) = &fault {
+        host::write_file(&root.join(STRIKE_DIR).join(format!("at-{}-{after}", t.name(*host))), t.name(*victim))?;
+    }
     let options = RunOptions {
         resume: false,
         observe: true,
@@ -368,15 +407,109 @@ pub fn rehearse_through_executor(scenario_t: &Topology, scenario_plan: &Plan, st
     // The runner's twin starts where the whole plan stands before the slice, as the lab does.
     runner.prediction = prediction.clone();
     let outcome = runner.run();
+    // Under a fault, a halt is followed by the executor's recovery (`plan rollback`), carried
+    // out by the lab as operator. When the twin's policy first tries the phase's rollback and
+    // the executor skips it (it saw quorum lost), the lab tries that rollback's `member remove`
+    // for real: real etcd must refuse it as the twin does.
+    let mut at_halt: Vec<FidelityRow> = Vec::new();
+    let mut rollback = None;
+    let mut tried: Vec<(NodeIx, Result<(), String>)> = Vec::new();
+    if let (Some((_, strike, twin, at_strike)), Ok(Outcome::Halted(halt))) = (&fault, &outcome) {
+        let quorum = lock(&kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS)?;
+        let twin_quorum = derive::quorum(at_strike);
+        at_halt.push(FidelityRow {
+            step: halt.step.clone(),
+            observation: "quorum at the halt (a write commits)".to_string(),
+            twin: format!("{} ({twin_quorum})", yes_no(twin_quorum.holds())),
+            lab: match &quorum {
+                Ok(()) => "yes".to_string(),
+                Err(why) => format!("no ({why})"),
+            },
+            evidence: Evidence::Real,
+            agree: twin_quorum.holds() == quorum.is_ok(),
+        });
+        let twin_rolls_back_first = matches!(twin.recoveries.first(), Some(RecoveryKind::Rollback { .. }));
+        let executor_rolls_back = matches!(halt.recovery.kind, RecoveryKind::Rollback { .. });
+        if twin_rolls_back_first && !executor_rolls_back && at_strike.members().contains(strike.victim) {
+            let answer = lock(&kubelet).etcd.member_remove(t, strike.victim)?;
+            lock(&kubelet).actions.push(format!(
+                "the phase's rollback, tried by the lab: etcdctl member remove {}: {}",
+                t.name(strike.victim),
+                answer.as_ref().map_or_else(|why| format!("etcd refused: {why}"), |()| "removed".to_string())
+            ));
+            tried.push((strike.victim, answer));
+        }
+        rollback = Some(runner.rollback());
+    }
     let run_ms = started.elapsed().as_millis() as u64;
     let no_counterpart = std::mem::take(&mut operator.no_counterpart);
+    let removals = std::mem::take(&mut operator.removals);
+    let recovery_done = operator.recovery.take();
     drop(transport);
     hosts.close_masters(&control_dir.join("hosts"));
     hosts.close_masters(&control_dir.join("workstation"));
     let outcome = outcome.map_err(|e| exec_error("run the slice", e))?;
+    let rollback = rollback.transpose().map_err(|e| exec_error("roll back", e))?;
     let probe = probe.finish();
-    let final_twin = prediction.states.last().copied().unwrap_or(initial);
-    let mut rows = step_rows(&sliced, &prediction, &outcome);
+    let final_twin = match &fault {
+        Some((_, _, twin, _)) => twin.final_state,
+        None => prediction.states.last().copied().unwrap_or(initial),
+    };
+    // Where the twin's executor halts: at the fault's detection, or at its first refused command
+    // (as a failed command halts the real one).
+    let twin_halt: Option<(usize, String)> = match &fault {
+        Some((_, _, twin, _)) => twin.halted_at.as_ref().and_then(|id| {
+            sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, twin.halt.as_ref().map(ToString::to_string).unwrap_or_default()))
+        }),
+        None => {
+            prediction.refusals.first().and_then(|(id, reason)| sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, reason.clone())))
+        }
+    };
+    let mut rows = step_rows(&sliced, twin_halt.as_ref(), &outcome);
+    rows.extend(at_halt);
+    let (twin_outcome, executor_outcome) = match &fault {
+        Some((_, strike, twin, at_strike)) => {
+            for (node, answer) in tried.iter().chain(&removals) {
+                let twin_says = executor_fault::twin_member_remove(t, at_strike, *node);
+                let lab = match answer {
+                    Ok(()) => "ok".to_string(),
+                    Err(why) => format!("refused: {why}"),
+                };
+                rows.push(FidelityRow {
+                    step: strike.step_id.clone(),
+                    observation: format!("etcdctl member remove {} after the fault", t.name(*node)),
+                    agree: twin_says.starts_with("refused") == answer.is_err(),
+                    twin: twin_says,
+                    lab,
+                    evidence: Evidence::Real,
+                });
+            }
+            let describe = |kinds: &[RecoveryKind]| {
+                if kinds.is_empty() {
+                    "none".to_string()
+                } else {
+                    kinds.iter().map(RecoveryKind::describe).collect::<Vec<_>>().join(" + ")
+                }
+            };
+            // The lab's path: the phase's rollback when the lab tried it and etcd refused, then
+            // the recovery the executor carried out.
+            let mut lab_path: Vec<RecoveryKind> = Vec::new();
+            if tried.iter().any(|(_, answer)| answer.is_err()) {
+                lab_path.push(RecoveryKind::Rollback { phase: sliced.steps[strike.step].phase.clone() });
+            }
+            lab_path.extend(recovery_done.as_ref().map(|r| r.kind.clone()));
+            let (twin_path, lab_path) = (describe(&twin.recoveries), describe(&lab_path));
+            rows.push(row("recovery path".to_string(), twin_path.clone(), lab_path.clone(), twin_path == lab_path));
+            (twin.outcome.label(), executor_fault::executor_outcome(&outcome, recovery_done.as_ref().map(|r| &r.kind), rollback.as_ref()))
+        }
+        None => {
+            let twin = match &twin_halt {
+                Some((i, _)) => format!("halted at {}", sliced.steps[*i].id),
+                None => "completed".to_string(),
+            };
+            (twin, executor_fault::executor_outcome(&outcome, None, None))
+        }
+    };
     {
         let mut k = lock(&kubelet);
         // The last look: reboots finished, pods and nodes as they stand.
@@ -387,24 +520,20 @@ pub fn rehearse_through_executor(scenario_t: &Topology, scenario_plan: &Plan, st
         rows.extend(file_rows(t, &hosts, &joined, &masters, &final_twin, &root)?);
         rows.extend(served_rows(t, &k, &client, &masters, &final_twin)?);
         rows.extend(k.etcd.rows(t, &final_twin)?);
-        // How clients see the cluster, and the source plan's acceptance criteria, once both ran
-        // to the end: after a halt the twin's state is the one its executor believes, which
-        // does not model a running apiserver keeping the cert it loaded (see the README).
-        if prediction.refusals.is_empty() && matches!(outcome, Outcome::Completed) {
+        // How clients see the cluster once both ended in the same place, and the source plan's
+        // acceptance criteria once both completed it: after a halt without a recovery the twin's
+        // state is the one its executor believes, which does not model a running apiserver
+        // keeping the cert it loaded (see the README).
+        let same_end = twin_outcome == executor_outcome && (fault.is_some() || matches!(outcome, Outcome::Completed));
+        if same_end {
             rows.extend(cluster_rows(t, &k, &hosts, &joined, &final_twin, &client)?);
+        }
+        if same_end && fault.is_none() {
             rows.extend(acceptance_rows(t, &k, &hosts, &paths, &masters, &final_twin)?);
         }
     }
     ticking.store(false, Ordering::SeqCst);
     let _ = ticker.join();
-    // A command the twin refuses halts the twin's executor there, as a failed command halts the real one.
-    let twin_outcome =
-        if prediction.refusals.is_empty() { "completed".to_string() } else { format!("halted at {}", prediction.refusals[0].0) };
-    let executor_outcome = match &outcome {
-        Outcome::Completed => "completed".to_string(),
-        Outcome::Declined { phase } => format!("declined phase {phase}"),
-        Outcome::Halted(halt) => format!("halted at {}", halt.step),
-    };
     rows.push(FidelityRow {
         step: "end".to_string(),
         observation: "outcome".to_string(),
@@ -607,6 +736,8 @@ struct KubeletStandIn {
     actions: Vec<String>,
     t: Topology,
     root: PathBuf,
+    /// Hosts a fault crashed (or a recovery destroyed): down for good.
+    crashed: NodeSet,
 }
 
 fn manifest_ctime(path: &Path) -> Option<i64> {
@@ -653,11 +784,40 @@ impl KubeletStandIn {
         }
     }
 
-    /// One look at every host: reboots asked for or over, manifests away, back or new, then the
-    /// node and pod states the `kubectl` shim answers from.
+    /// The fault: `node`'s host crashes and stays down. Its sshd's PID namespace is killed (every
+    /// session and every process it started, a joining etcd included), the member the lab runs
+    /// for it is SIGKILLed, its apiserver stand-in stops; its kubelet reaches nothing.
+    fn crash(&mut self, hosts: &FixtureHosts, node: NodeIx, why: &str) {
+        if self.crashed.contains(node) {
+            return;
+        }
+        let name = self.t.name(node).to_string();
+        let sshd = hosts.crash(&name);
+        let etcd = self.etcd.kill(node);
+        self.stop(node);
+        self.rebooting.remove(&node);
+        self.crashed = self.crashed.with(node);
+        self.actions.push(format!(
+            "{name}: {why}: host crashed ({}{}apiserver stand-in stopped)",
+            if sshd { "sshd and every process of the host SIGKILLed, " } else { "" },
+            if etcd { "etcd SIGKILLed, " } else { "" }
+        ));
+        let _ = std::fs::write(self.root.join(STRIKE_DIR).join(format!("done-{name}")), "");
+    }
+
+    /// One look at every host: faults the join shim asked for, reboots asked for or over,
+    /// manifests away, back or new, then the node and pod states the `kubectl` shim answers from.
     fn sync(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         let t = self.t.clone();
         for node in t.all_nodes().iter() {
+            if self.root.join(STRIKE_DIR).join(format!("struck-{}", t.name(node))).exists() {
+                self.crash(hosts, node, "the fault (struck inside kubeadm join)");
+            }
+        }
+        for node in t.all_nodes().iter() {
+            if self.crashed.contains(node) {
+                continue;
+            }
             let requested = hosts.host_dir(t.name(node)).join("reboot-requested");
             if requested.exists() && !self.rebooting.contains_key(&node) {
                 let _ = std::fs::remove_file(&requested);
@@ -682,7 +842,7 @@ impl KubeletStandIn {
             ));
         }
         for node in t.all_nodes().iter() {
-            if self.rebooting.contains_key(&node) {
+            if self.rebooting.contains_key(&node) || self.crashed.contains(node) {
                 continue;
             }
             let manifest = hosts.etc_kubernetes(t.name(node)).join(APISERVER_MANIFEST);
@@ -728,7 +888,7 @@ impl KubeletStandIn {
     /// with TLS verified for the address it dials.
     fn node_ready(&self, hosts: &FixtureHosts, node: NodeIx) -> Option<bool> {
         let text = std::fs::read_to_string(hosts.etc_kubernetes(self.t.name(node)).join("kubelet.conf")).ok()?;
-        if self.rebooting.contains_key(&node) {
+        if self.rebooting.contains_key(&node) || self.crashed.contains(node) {
             return Some(false);
         }
         let server = executor_lab::server_in(&text).and_then(|s| server_address(&s))?;
@@ -783,11 +943,72 @@ struct LabOperator<'a> {
     /// The host of the last shell command: where a by-hand edit of a host's file is made.
     last_host: Option<String>,
     no_counterpart: Vec<String>,
+    /// The fault to strike during the run, if any, and whether it struck.
+    strike: Option<Strike>,
+    struck: bool,
+    /// The step and index of the invocation running.
+    current: (String, usize),
+    /// The recovery the runner asked to carry out (after a halt under a fault).
+    recovery: Option<Recovery>,
+    /// `etcdctl member remove` the lab ran for real, and etcd's answer.
+    removals: Vec<(NodeIx, Result<(), String>)>,
 }
 
 impl LabOperator<'_> {
     fn note(&self, what: String) {
         lock(self.kubelet).actions.push(what);
+    }
+
+    fn strike_now(&mut self, step: &Step, at: &StrikeAt) {
+        let Some(strike) = self.strike.clone() else { return };
+        if self.struck || strike.step_id != step.id || strike.at != *at {
+            return;
+        }
+        self.struck = true;
+        lock(self.kubelet).crash(self.hosts, strike.victim, &format!("the fault at {}", step.id));
+    }
+
+    /// A recovery action the runner leaves to the operator, done for real where the lab can.
+    fn recover(&mut self, action: Action) -> bool {
+        let t = self.t;
+        let mut k = lock(self.kubelet);
+        match action {
+            Action::EtcdMemberRemove(node) => {
+                let answer = k.etcd.member_remove(t, node).unwrap_or_else(|e| Err(e.to_string()));
+                k.actions.push(match &answer {
+                    Ok(()) => format!("recovery: etcdctl member remove {}: removed", t.name(node)),
+                    Err(why) => format!("recovery: etcdctl member remove {}: etcd refused: {why}", t.name(node)),
+                });
+                self.removals.push((node, answer.clone()));
+                answer.is_ok()
+            }
+            Action::DestroyVm(node) => {
+                if k.crashed.contains(node) {
+                    k.actions.push(format!("recovery: destroy VM {}: its host is down already and stays down", t.name(node)));
+                } else {
+                    k.crash(self.hosts, node, "recovery: destroy VM");
+                }
+                true
+            }
+            Action::ForceNewCluster(node) => match k.etcd.force_new_cluster(node) {
+                Ok(true) => {
+                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: a cluster of one, writes commit", t.name(node)));
+                    true
+                }
+                Ok(false) => {
+                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: the lab runs no member there", t.name(node)));
+                    false
+                }
+                Err(e) => {
+                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: {e}", t.name(node)));
+                    false
+                }
+            },
+            other => {
+                k.actions.push(format!("recovery: {} is not rehearsed on the lab", other.describe(t)));
+                false
+            }
+        }
     }
 }
 
@@ -796,12 +1017,27 @@ impl Operator for LabOperator<'_> {
         true
     }
 
-    fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
-        // The rehearsal reports a halt; it does not roll back.
-        false
+    fn confirm_recovery(&mut self, recovery: &Recovery) -> bool {
+        // Without a fault the rehearsal reports a halt and does not roll back; under a fault it
+        // carries out the twin's recovery, as an operator would.
+        if self.strike.is_none() {
+            return false;
+        }
+        self.note(format!("recovery chosen by the executor: {} ({})", recovery.describe(), recovery.descriptions.join("; ")));
+        self.recovery = Some(recovery.clone());
+        true
+    }
+
+    fn step_begins(&mut self, step: &Step) {
+        self.probe.on_step(&step.id);
+        self.strike_now(step, &StrikeAt::StepBegins);
     }
 
     fn by_hand(&mut self, step: &Step, instruction: &str) -> bool {
+        let recovery_action = self.recovery.as_ref().and_then(|r| r.actions.iter().copied().find(|a| a.describe(self.t) == instruction));
+        if let Some(action) = recovery_action {
+            return self.recover(action);
+        }
         let edit = format!("edit /tmp/{KUBEADM_NEW}");
         if instruction.starts_with(&edit) {
             let Some(host) = self.last_host.clone() else {
@@ -836,14 +1072,18 @@ impl Operator for LabOperator<'_> {
         }
     }
 
-    fn starting(&mut self, step: &Step, _index: usize, invocation: &Invocation, _eta_s: u32) {
+    fn starting(&mut self, step: &Step, index: usize, invocation: &Invocation, _eta_s: u32) {
         self.probe.on_step(&step.id);
+        self.current = (step.id.clone(), index);
         if let Work::Shell { place: Place::Host(host), .. } = &invocation.work {
             self.last_host = Some(host.name.clone());
         }
     }
 
     fn finished(&mut self, step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {
+        if self.current.0 == step.id {
+            self.strike_now(step, &StrikeAt::AfterInvocation(self.current.1));
+        }
         let result = lock(self.kubelet).sync(self.hosts);
         if let Err(e) = result {
             self.note(format!("{}: kubelet stand-in failed: {e}", step.id));
@@ -851,22 +1091,20 @@ impl Operator for LabOperator<'_> {
     }
 }
 
-fn step_rows(plan: &Plan, prediction: &Prediction, outcome: &Outcome) -> Vec<FidelityRow> {
+fn step_rows(plan: &Plan, twin_halt: Option<&(usize, String)>, outcome: &Outcome) -> Vec<FidelityRow> {
     let halted = match outcome {
         Outcome::Halted(halt) => Some((halt.step.clone(), halt.reason.clone())),
         _ => None,
     };
     let halted_at = halted.as_ref().and_then(|(id, _)| plan.steps.iter().position(|s| &s.id == id));
-    // The twin's executor halts at its first refused command, as the real one does at a failed
-    // command: they agree when both run, halt at or skip the same step; the reasons are shown.
-    let twin_halt = prediction.refusals.first().and_then(|(id, reason)| plan.steps.iter().position(|s| &s.id == id).map(|i| (i, reason)));
+    // They agree when both run, halt at or skip the same step; the reasons are shown.
     plan.steps
         .iter()
         .enumerate()
         .map(|(i, step)| {
             let (twin_status, twin) = match twin_halt {
-                Some((at, reason)) if at == i => ("halted", format!("halted: {reason}")),
-                Some((at, _)) if at < i => ("not run", "not run".to_string()),
+                Some((at, reason)) if *at == i => ("halted", format!("halted: {reason}")),
+                Some((at, _)) if *at < i => ("not run", "not run".to_string()),
                 _ => ("done", "done".to_string()),
             };
             let (lab_status, lab) = match (halted_at, &halted) {
@@ -1201,7 +1439,7 @@ mod tests {
         let text = include_str!("../../scenarios/homelab.yaml").replace("address: 10.0.20.110", "address: 10.9.20.100");
         let t = Topology::new(&plan_model::validate::parse_scenario(&text).expect("parses"));
         let plan = plan_model::planner::generate(&t);
-        match rehearse_through_executor(&t, &plan, &["4.3".to_string()]) {
+        match rehearse_through_executor(&t, &plan, &["4.3".to_string()], None) {
             Err(LabError::AddressClash { node, other, .. }) => assert_eq!((node.as_str(), other.as_str()), ("k8s-master-2", "k8s-master")),
             other => panic!("refused: {:?}", other.map(|r| r.executor_outcome)),
         }

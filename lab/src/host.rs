@@ -64,7 +64,8 @@ pub struct FixtureHosts {
     hosts: Vec<FixtureHost>,
     tmp: TmpDir,
     root_home: RootHome,
-    sshds: Vec<Child>,
+    /// One per host, in the order of `hosts`; a crashed host's is killed and stays in its place.
+    sshds: std::sync::Mutex<Vec<Child>>,
     /// The `/etc/hosts` every host reads, with name look-ups confined to it ([`Self::with_resolver`]).
     resolver: Option<String>,
     /// The port every sshd listens on (on its own address), once started.
@@ -153,7 +154,7 @@ impl FixtureHosts {
             hosts,
             tmp,
             root_home: RootHome::Shared,
-            sshds: Vec::new(),
+            sshds: std::sync::Mutex::new(Vec::new()),
             resolver: None,
             port: None,
         })
@@ -293,12 +294,12 @@ impl FixtureHosts {
                 .stderr(log)
                 .spawn()
                 .map_err(|e| LabError::io("start sshd", e))?;
-            self.sshds.push(child);
+            self.sshds_mut().push(child);
         }
         let deadline = Instant::now() + Duration::from_secs(SSHD_START_TIMEOUT_S);
         for (i, host) in self.hosts.iter().enumerate() {
             loop {
-                if self.sshds[i].try_wait().ok().flatten().is_some() {
+                if self.sshds_mut()[i].try_wait().ok().flatten().is_some() {
                     return Ok(false);
                 }
                 if self.answers(host.address) {
@@ -373,13 +374,32 @@ impl FixtureHosts {
         }
     }
 
+    fn sshds_mut(&self) -> std::sync::MutexGuard<'_, Vec<Child>> {
+        self.sshds.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The host `name` crashes: its sshd's PID namespace is SIGKILLed, and with it every session
+    /// and every process a command started there (an etcd the join started, a command running).
+    /// It answers no more connections. `false` when no such host runs.
+    pub fn crash(&self, name: &str) -> bool {
+        let Some(i) = self.hosts.iter().position(|h| h.name == name) else { return false };
+        let mut sshds = self.sshds_mut();
+        let Some(child) = sshds.get_mut(i) else { return false };
+        let running = child.try_wait().ok().flatten().is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        running
+    }
+
     /// Kills every sshd (and, with its PID namespace, every session and command under it).
     pub fn stop(&mut self) {
-        for child in &mut self.sshds {
+        let mut sshds = self.sshds_mut();
+        for child in sshds.iter_mut() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        self.sshds.clear();
+        sshds.clear();
+        drop(sshds);
         self.port = None;
     }
 }

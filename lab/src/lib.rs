@@ -15,6 +15,7 @@ pub mod control_plane;
 pub mod error;
 pub mod etcd;
 pub mod executor_etcd;
+pub mod executor_fault;
 pub mod executor_lab;
 pub mod executor_rehearsal;
 pub mod fidelity;

@@ -6,7 +6,7 @@
 
 use crate::recovery::{self, PhaseKind, RecoveryKind};
 use crate::run::{EventKind, Halt, Outcome};
-use plan_model::action::{self, Action, Refusal, RefusalKind};
+use plan_model::action::{Action, Refusal, RefusalKind};
 use plan_model::cluster::{Cluster, EtcdData};
 use plan_model::plan::Plan;
 use plan_model::topology::{NodeSet, Topology};
@@ -121,20 +121,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     exec.note(&id, EventKind::Recovery, rollback.describe());
     exec.took(rollback);
     // Members that are down for good go first, while quorum allows it.
-    let c = *exec.cluster();
-    let mut actions: Vec<Action> = c.members().minus(c.up).iter().map(Action::EtcdMemberRemove).collect();
-    let mut after = c;
-    for a in &actions {
-        if let Ok(next) = action::apply(&after, t, *a) {
-            after = next;
-        }
-    }
-    actions.extend(recovery::rollback_actions(&after, t, kind));
-    if recovery::quorum_lost(&c) {
-        // No `kubeadm reset` without quorum: it would wipe a member that may hold the last copy
-        // of the data, and it cannot remove the member anyway.
-        actions.retain(|a| !matches!(a, Action::KubeadmReset(_)));
-    }
+    let actions = recovery::rollback_with_dead_members(exec.cluster(), t, kind);
     let rolled_back = run_recovery(exec, t, actions, &id)?.is_ok();
     if rolled_back && !recovery::quorum_lost(exec.cluster()) {
         if kind == PhaseKind::After {
@@ -146,13 +133,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     if let Some(survivor) = recovery::survivor(exec.cluster()) {
         exec.took(RecoveryKind::QuorumRecovery);
         exec.note(&id, EventKind::Recovery, RecoveryKind::QuorumRecovery.describe());
-        let c = *exec.cluster();
-        let mut actions = recovery::quorum_recovery_actions(&c, t, survivor);
-        if !matches!(kind, PhaseKind::Master(_)) {
-            let mut after = c;
-            after.voters = NodeSet::of(survivor);
-            actions.extend(recovery::rollback_actions(&after, t, kind));
-        }
+        let actions = recovery::quorum_recovery_with_rollback(exec.cluster(), t, survivor, kind);
         if run_recovery(exec, t, actions, &id)?.is_ok() && !recovery::quorum_lost(exec.cluster()) {
             return Ok(Next::Stop(Outcome::QuorumRecovered));
         }
@@ -250,7 +231,7 @@ mod tests {
                 return Err(Underneath);
             }
             self.applied.push(action);
-            Ok(action::apply(&self.c, self.t, action).map(|next| self.c = next))
+            Ok(plan_model::action::apply(&self.c, self.t, action).map(|next| self.c = next))
         }
 
         fn took(&mut self, kind: RecoveryKind) {

@@ -163,6 +163,37 @@ pub fn survivor(c: &Cluster) -> Option<NodeIx> {
     c.voters.and(c.etcd_started).and(c.up).iter().next()
 }
 
+/// The phase's rollback from `c`, as the twin's executor and `plan rollback` both take it:
+/// members down for good are removed first (while quorum allows), then the phase is undone from
+/// the state that leaves; without quorum no `kubeadm reset` (it would wipe a member that may hold
+/// the last copy of the data, and cannot remove the member anyway).
+pub fn rollback_with_dead_members(c: &Cluster, t: &Topology, kind: PhaseKind) -> Vec<Action> {
+    let mut actions: Vec<Action> = c.members().minus(c.up).iter().map(Action::EtcdMemberRemove).collect();
+    let mut after = *c;
+    for a in &actions {
+        if let Ok(next) = plan_model::action::apply(&after, t, *a) {
+            after = next;
+        }
+    }
+    actions.extend(rollback_actions(&after, t, kind));
+    if quorum_lost(c) {
+        actions.retain(|a| !matches!(a, Action::KubeadmReset(_)));
+    }
+    actions
+}
+
+/// The quorum recovery from `c` on `survivor`, then the phase undone from a cluster of one (a
+/// master phase's undo is part of the quorum recovery already).
+pub fn quorum_recovery_with_rollback(c: &Cluster, t: &Topology, survivor: NodeIx, kind: PhaseKind) -> Vec<Action> {
+    let mut actions = quorum_recovery_actions(c, t, survivor);
+    if !matches!(kind, PhaseKind::Master(_)) {
+        let mut after = *c;
+        after.voters = plan_model::topology::NodeSet::of(survivor);
+        actions.extend(rollback_actions(&after, t, kind));
+    }
+    actions
+}
+
 /// Quorum recovery from `survivor`, then every other new master undone.
 pub fn quorum_recovery_actions(c: &Cluster, t: &Topology, survivor: NodeIx) -> Vec<Action> {
     let mut actions = vec![Action::ForceNewCluster(survivor)];

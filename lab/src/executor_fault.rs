@@ -1,0 +1,198 @@
+//! A fault during the executor's run on the lab: where it strikes among the executor's commands,
+//! the twin's state at that moment, and the outcome of the run and its recovery in the twin's words.
+//!
+//! The twin places a fault after an action of a step (`2.5@1`: after `etcd member add`); the
+//! executor runs commands, and one command may carry several actions (`kubeadm join` adds the
+//! member, starts it and promotes it). [`strike_point`] finds the command boundary that is the
+//! twin's point, or the point inside the `kubeadm join` shim (after its add, start or promote),
+//! and refuses a point the executor's commands do not have.
+
+use crate::error::LabError;
+use plan_exec::invocation::Compiler;
+use plan_exec::runner::{Outcome, RollbackOutcome};
+use plan_model::action::{self, Action};
+use plan_model::cluster::Cluster;
+use plan_model::fault::{Fault, FaultKind};
+use plan_model::plan::Plan;
+use plan_model::topology::{NodeIx, Topology};
+use plan_sim::recovery::RecoveryKind;
+use plan_sim::run::{Injection, Outcome as TwinOutcome};
+
+/// Where the lab strikes, in the executor's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StrikeAt {
+    /// When the step begins, before the executor observes the hosts for it.
+    StepBegins,
+    /// Right after the step's invocation with this index finished.
+    AfterInvocation(usize),
+    /// Inside the `kubeadm join` shim running on `host`, right after its `add`, `start` or `promote`.
+    InJoin { host: NodeIx, after: &'static str },
+}
+
+/// The fault, its victim and where it strikes.
+#[derive(Debug, Clone)]
+pub struct Strike {
+    pub step: usize,
+    pub step_id: String,
+    pub at: StrikeAt,
+    pub victim: NodeIx,
+}
+
+fn refuse(what: String, why: impl Into<String>) -> LabError {
+    LabError::NotRehearsable { what, why: why.into() }
+}
+
+/// The executor's counterpart of the twin's point for `injection` in `plan`.
+///
+/// # Errors
+/// A fault the executor's lab does not inject (it crashes hosts: `crash`), a step out of range,
+/// or a point between two actions that one command carries and that is not a `kubeadm join`.
+pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<Strike, LabError> {
+    let victim = match injection.fault {
+        Fault::NodeDown { node, lasts_s: None } => node,
+        other => {
+            return Err(refuse(
+                other.describe(t),
+                format!(
+                    "the executor's rehearsal injects {} (the host crashes and stays down); the walk (`plan rehearse` without --via-execute) injects crash, reboot and partition",
+                    FaultKind::Crash.as_str()
+                ),
+            ))
+        }
+    };
+    let i = usize::from(injection.at.step);
+    let step = plan.steps.get(i).ok_or_else(|| refuse(format!("step index {i}"), "the plan has no such step"))?;
+    let action = usize::from(injection.at.action);
+    let invocations = Compiler::new(t).step(step).len();
+    let at = if action == 0 {
+        StrikeAt::StepBegins
+    } else if action >= step.actions.len() {
+        StrikeAt::AfterInvocation(invocations.saturating_sub(1))
+    } else {
+        let join = step.commands.iter().any(|c| c.run.contains("kubeadm join") || c.run.contains(".plan-join-command"));
+        let host = step.actions.iter().find_map(|a| match a {
+            Action::EtcdMemberAdd(n) => Some(*n),
+            _ => None,
+        });
+        match (step.actions[action - 1], join, host) {
+            (Action::EtcdMemberAdd(_), true, Some(host)) => StrikeAt::InJoin { host, after: "add" },
+            (Action::EtcdStart(_), true, Some(host)) => StrikeAt::InJoin { host, after: "start" },
+            (Action::EtcdPromote(_), true, Some(host)) => StrikeAt::InJoin { host, after: "promote" },
+            _ if invocations == step.actions.len() => StrikeAt::AfterInvocation(action - 1),
+            (done, _, _) => {
+                return Err(refuse(
+                    format!("step {}@{action}", step.id),
+                    format!(
+                        "the executor runs step {} as {invocations} command(s) for its {} actions: no command ends right after {:?}; strike at {0}@0 or after the step ({0}@{})",
+                        step.id,
+                        step.actions.len(),
+                        done.describe(t),
+                        step.actions.len()
+                    ),
+                ))
+            }
+        }
+    };
+    Ok(Strike { step: i, step_id: step.id.clone(), at, victim })
+}
+
+/// The twin's state the moment the fault strikes: the plan's actions up to the point (a refused
+/// one leaves the state as it was, as in the twin's prediction), then the fault.
+pub fn state_at_strike(t: &Topology, plan: &Plan, injection: Injection) -> Cluster {
+    let mut c = Cluster::initial(t);
+    let (step, after) = (usize::from(injection.at.step), usize::from(injection.at.action));
+    for (i, s) in plan.steps.iter().enumerate().take(step + 1) {
+        let upto = if i == step { after.min(s.actions.len()) } else { s.actions.len() };
+        for &a in &s.actions[..upto] {
+            if let Ok(next) = action::apply(&c, t, a) {
+                c = next;
+            }
+        }
+    }
+    injection.fault.strike(&c, t)
+}
+
+/// `etcdctl member remove` of `node` in the twin's state `c`: `ok`, or the model's refusal.
+pub fn twin_member_remove(t: &Topology, c: &Cluster, node: NodeIx) -> String {
+    match action::apply(c, t, Action::EtcdMemberRemove(node)) {
+        Ok(_) => "ok".to_string(),
+        Err(refusal) => format!("refused: {}", refusal.reason),
+    }
+}
+
+/// The executor's run and recovery in the twin's words ([`TwinOutcome::label`]), so the two
+/// outcomes compare as text.
+pub fn executor_outcome(outcome: &Outcome, recovery: Option<&RecoveryKind>, rollback: Option<&RollbackOutcome>) -> String {
+    match (outcome, rollback) {
+        (Outcome::Completed, _) => TwinOutcome::Completed.label(),
+        (Outcome::Declined { phase }, _) => format!("declined phase {phase}"),
+        (Outcome::Halted(halt), Some(RollbackOutcome::Done { .. })) => match recovery {
+            Some(RecoveryKind::Rollback { phase }) => TwinOutcome::RolledBack { phase: phase.clone() }.label(),
+            Some(RecoveryKind::QuorumRecovery) => TwinOutcome::QuorumRecovered.label(),
+            Some(RecoveryKind::Hold) => TwinOutcome::Halted { step: halt.step.clone() }.label(),
+            Some(other) => format!("recovered by {}", other.describe()),
+            None => format!("halted at {}", halt.step),
+        },
+        (Outcome::Halted(_), Some(RollbackOutcome::Failed { reason, .. })) => TwinOutcome::Stuck { why: reason.clone() }.label(),
+        (Outcome::Halted(halt), Some(RollbackOutcome::Declined) | None) => format!("halted at {}", halt.step),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan_model::validate::parse_scenario;
+    use plan_sim::run::Point;
+
+    fn topology(text: &str) -> Topology {
+        Topology::new(&parse_scenario(text).expect("scenario parses"))
+    }
+
+    fn at(plan: &Plan, id: &str, action: u16) -> Point {
+        Point { step: plan.steps.iter().position(|s| s.id == id).expect("step") as u16, action }
+    }
+
+    #[test]
+    fn a_fault_after_the_member_add_strikes_inside_the_join_and_others_at_command_boundaries() {
+        let t = topology(include_str!("../../scenarios/homelab.yaml"));
+        let plan = plan_model::planner::generate(&t);
+        let m2 = t.resolve("master-2").expect("master-2");
+        let crash = Fault::NodeDown { node: m2, lasts_s: None };
+        let strike = |id: &str, action: u16| strike_point(&t, &plan, Injection { at: at(&plan, id, action), fault: crash });
+        let join = strike("2.5", 1).expect("after the add");
+        assert_eq!((join.at, join.victim, join.step_id.as_str()), (StrikeAt::InJoin { host: m2, after: "add" }, m2, "2.5"));
+        assert_eq!(strike("2.5", 2).expect("after the start").at, StrikeAt::InJoin { host: m2, after: "start" });
+        assert_eq!(strike("2.5", 0).expect("at the start").at, StrikeAt::StepBegins);
+        let last = plan.steps.iter().find(|s| s.id == "4.1").expect("4.1");
+        assert_eq!(strike("4.1", 99).expect("after").at, StrikeAt::AfterInvocation(Compiler::new(&t).step(last).len() - 1));
+        // 0.2's two actions run as four commands: no command ends right after its first action.
+        let patch = plan.steps.iter().find(|s| s.id == "0.2").expect("0.2");
+        assert_ne!(Compiler::new(&t).step(patch).len(), patch.actions.len());
+        match strike("0.2", 1) {
+            Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("no command ends right after"), "{why}"),
+            other => panic!("refused: {other:?}"),
+        }
+        let reboot_fault = Fault::NodeDown { node: m2, lasts_s: Some(90) };
+        assert!(matches!(
+            strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: reboot_fault }),
+            Err(LabError::NotRehearsable { .. })
+        ));
+    }
+
+    #[test]
+    fn the_twin_at_the_strike_refuses_the_member_remove_only_without_learners() {
+        for (text, node, refused) in [
+            (include_str!("../../scenarios/homelab.yaml"), "master-2", false),
+            (include_str!("../../scenarios/legacy-1.28.yaml"), "cp-2", true),
+        ] {
+            let t = topology(text);
+            let plan = plan_model::planner::generate(&t);
+            let victim = t.resolve(node).expect("node");
+            let injection = Injection { at: at(&plan, "2.5", 1), fault: Fault::NodeDown { node: victim, lasts_s: None } };
+            let c = state_at_strike(&t, &plan, injection);
+            assert!(!c.up.contains(victim));
+            assert!(c.members().contains(victim), "the member add happened");
+            assert_eq!(twin_member_remove(&t, &c, victim).starts_with("refused"), refused, "{}", t.scenario.name);
+        }
+    }
+}
