@@ -498,6 +498,9 @@ fn the_embedded_scenario_through_the_executor_on_loopback_meets_the_source_plans
     assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"), "{report:#}");
     assert_all_agree(&report);
     assert_eq!(code, 0, "every row agrees: {report:#}");
+    // The executor's Kubernetes API observer read nodes and ConfigMaps from the stand-ins at every
+    // step that concerns them (three reads per observation), through the VIP after 4.1.
+    assert!(report["api_requests"].as_u64().expect("api_requests") >= 30, "{}", report["api_requests"]);
     let moved: Vec<&str> = report["moved_to_loopback"].as_array().expect("moved").iter().filter_map(Value::as_str).collect();
     assert!(moved.contains(&"10.0.20.100 -> 127.0.20.100") && moved.contains(&"192.168.1.127 -> 127.0.1.127"), "{moved:?}");
     let three = "k8s-master, k8s-master-2, k8s-master-3";

@@ -138,13 +138,16 @@ impl KubeApi {
     /// # Errors
     /// [`ExecError::Kube`] (no or bad kubeconfig), [`ExecError::NotLoopback`].
     pub fn connect(source: &KubeconfigSource, guard: Guard) -> Result<KubeApi, ExecError> {
+        KubeApi::connect_with(read_kubeconfig(source)?, guard)
+    }
+
+    /// [`KubeApi::connect`] with a kubeconfig already read.
+    ///
+    /// # Errors
+    /// As [`KubeApi::connect`].
+    pub fn connect_with(kubeconfig: kube::config::Kubeconfig, guard: Guard) -> Result<KubeApi, ExecError> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| kube_error("tokio runtime", e))?;
         let options = kube::config::KubeConfigOptions::default();
-        let kubeconfig = match source {
-            KubeconfigSource::Environment => kube::config::Kubeconfig::read(),
-            KubeconfigSource::File(path) => kube::config::Kubeconfig::read_from(path),
-        }
-        .map_err(|e| kube_error("kubeconfig", e))?;
         if guard.loopback_only {
             refuse_credential_plugins(&kubeconfig)?;
         }
@@ -178,6 +181,18 @@ impl KubeApi {
     pub fn from_file(path: &Path, guard: Guard) -> Result<KubeApi, ExecError> {
         KubeApi::connect(&KubeconfigSource::File(path.to_path_buf()), guard)
     }
+}
+
+/// The kubeconfig `source` names, read now.
+///
+/// # Errors
+/// [`ExecError::Kube`] (no or bad kubeconfig).
+pub fn read_kubeconfig(source: &KubeconfigSource) -> Result<kube::config::Kubeconfig, ExecError> {
+    match source {
+        KubeconfigSource::Environment => kube::config::Kubeconfig::read(),
+        KubeconfigSource::File(path) => kube::config::Kubeconfig::read_from(path),
+    }
+    .map_err(|e| kube_error("kubeconfig", e))
 }
 
 /// Refuses a kubeconfig with an `exec` credential plugin or an `auth-provider` for any user: the

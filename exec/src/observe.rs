@@ -241,10 +241,12 @@ impl Probes {
     }
 }
 
-/// The observers with their connections (the Kubernetes client is made on first use).
+/// The observers with their connections (the Kubernetes client is made on first use, and made
+/// again when the kubeconfig changes).
 pub struct Observer {
     pub probes: Probes,
-    kube: Option<KubeApi>,
+    /// The client, and the kubeconfig it was made from (as JSON, to notice a change).
+    kube: Option<(KubeApi, String)>,
 }
 
 impl Observer {
@@ -252,12 +254,17 @@ impl Observer {
         Observer { probes, kube: None }
     }
 
+    /// The Kubernetes client of the kubeconfig as it is now: the plan itself moves the operator's
+    /// kubeconfig to the VIP (4.1), and a client kept on the old server loses the API when that
+    /// master reboots (6.1).
     fn kube_api(&mut self) -> Result<Option<&KubeApi>, ExecError> {
         let Some(source) = &self.probes.kube else { return Ok(None) };
-        if self.kube.is_none() {
-            self.kube = Some(KubeApi::connect(source, self.probes.guard)?);
+        let kubeconfig = crate::kubernetes::read_kubeconfig(source)?;
+        let seen = serde_json::to_string(&kubeconfig).unwrap_or_default();
+        if self.kube.as_ref().is_none_or(|(_, was)| *was != seen) {
+            self.kube = Some((KubeApi::connect_with(kubeconfig, self.probes.guard)?, seen));
         }
-        Ok(self.kube.as_ref())
+        Ok(self.kube.as_ref().map(|(api, _)| api))
     }
 }
 

@@ -3,17 +3,23 @@
 //! down. Criterion reports the wall time; the client-visible downtime the VIP probe measured is
 //! printed beside the twin's predicted downtime, once per rehearsal and as a summary.
 //!
+//! A second benchmark runs the whole embedded plan through the executor on fixture hosts
+//! (`plan rehearse --via-execute`): wall time, executor run time and the probe's downtime beside
+//! the twin's predicted downtime. Select one with criterion's filter (`-- executor`).
+//!
 //! Run with `cargo bench -p plan-lab --bench rehearse` (etcd-server, etcd-client and haproxy
-//! installed). Each rehearsal takes seconds, so the sampling is flat: one rehearsal per sample,
+//! installed; the executor's needs root and openssh-server too). Each rehearsal takes seconds, so the sampling is flat: one rehearsal per sample,
 //! 10 samples. Under `cargo test --all-targets` (no `--bench` argument) it does nothing: a
 //! rehearsal is not a unit test.
 
 use criterion::{Criterion, SamplingMode};
+use plan_lab::executor_rehearsal::rehearse_through_executor;
 use plan_lab::lab::{check_binaries, Lab};
 use plan_lab::rehearse::{rehearse, FidelityReport};
 use plan_model::planner;
 use plan_model::topology::Topology;
 use plan_model::validate::parse_scenario;
+use plan_sim::run::{Engine, Recording};
 use std::time::{Duration, Instant};
 
 const HOMELAB: &str = include_str!("../../scenarios/homelab.yaml");
@@ -27,6 +33,8 @@ const SAMPLES: usize = 10;
 /// rehearsals per sample: below 10 runs of 7-9 s it runs one each (and warns that the 10 samples
 /// overrun the target, which is harmless); at 100 s it would run two each.
 const MEASUREMENT_S: u64 = 60;
+/// The same for the run through the executor (35-45 s each): one run per sample.
+const EXECUTOR_MEASUREMENT_S: u64 = 300;
 
 /// What one rehearsal measured besides its wall time.
 struct Measured {
@@ -104,6 +112,10 @@ fn bench_rehearse(c: &mut Criterion) {
         })
     });
     group.finish();
+    if runs.is_empty() {
+        // Filtered out (`-- executor`): nothing to sum up.
+        return;
+    }
     let twin = runs.first().map(|m| format!("{} s (model clock) in {}", m.twin_downtime_s, m.twin_steps.join(", "))).unwrap_or_default();
     eprintln!(
         "\nrehearse homelab (no fault), {} rehearsals on {} cores (load average now {}):\n  walk ms: {}\n  VIP downtime measured ms: {}\n  \
@@ -113,6 +125,78 @@ fn bench_rehearse(c: &mut Criterion) {
         std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split(' ').next().map(str::to_string)).unwrap_or_default(),
         percentiles(runs.iter().map(|m| m.walk_ms).collect()),
         percentiles(runs.iter().map(|m| m.measured_downtime_ms).collect()),
+        runs.iter().filter(|m| m.disagreements > 0).count()
+    );
+}
+
+/// What one run of the whole plan through the executor measured besides its wall time.
+struct ExecutorMeasured {
+    run_ms: u64,
+    downtime_ms: u64,
+    outages: Vec<String>,
+    disagreements: usize,
+}
+
+/// The whole embedded plan through the executor on fixture hosts (`plan rehearse --via-execute`):
+/// wall time of the rehearsal (lab up, run, rows, lab down) and the VIP probe's downtime, beside the
+/// twin's predicted client-visible downtime.
+fn bench_through_the_executor(c: &mut Criterion) {
+    if let Err(e) = plan_lab::host::usable() {
+        eprintln!("rehearse via the executor: skipped: {e}");
+        return;
+    }
+    let t = Topology::new(&parse_scenario(HOMELAB).expect("the embedded scenario is valid"));
+    let plan = planner::generate(&t);
+    let twin = Engine::new(&t, &plan, Recording { events: false, downtime: true }).run(&[]);
+    let mut runs: Vec<ExecutorMeasured> = Vec::new();
+    let mut group = c.benchmark_group("rehearse");
+    group
+        .sample_size(SAMPLES)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(EXECUTOR_MEASUREMENT_S));
+    group.bench_function("homelab_through_the_executor", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let report = rehearse_through_executor(&t, &plan, &["all".to_string()], None)
+                    .unwrap_or_else(|e| panic!("the rehearsal through the executor runs: {e}"));
+                let wall = start.elapsed();
+                total += wall;
+                let measured = ExecutorMeasured {
+                    run_ms: report.run_ms,
+                    downtime_ms: report.probe.downtime_ms,
+                    outages: report.probe.outages.iter().map(|o| format!("{} ms in {}", o.lasted_ms, o.steps.join(","))).collect(),
+                    disagreements: report.rows.iter().filter(|r| !r.agree).count(),
+                };
+                eprintln!(
+                    "rehearse homelab through the executor: wall {} ms, executor run {} ms; VIP downtime measured {} ms ({}); {} rows, {} disagree",
+                    wall.as_millis(),
+                    measured.run_ms,
+                    measured.downtime_ms,
+                    measured.outages.join("; "),
+                    report.rows.len(),
+                    measured.disagreements
+                );
+                runs.push(measured);
+            }
+            total
+        })
+    });
+    group.finish();
+    if runs.is_empty() {
+        return;
+    }
+    let predicted: Vec<String> = twin.downtime.consumers.iter().map(|(class, d)| format!("{class} {} s", d.down_s)).collect();
+    eprintln!(
+        "\nrehearse homelab through the executor, {} runs on {} cores:\n  executor run ms: {}\n  VIP downtime measured ms: {}\n  \
+         client-visible downtime predicted by the twin (model clock): {}\n  runs with a disagreement: {}",
+        runs.len(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        percentiles(runs.iter().map(|m| m.run_ms).collect()),
+        percentiles(runs.iter().map(|m| m.downtime_ms).collect()),
+        predicted.join(", "),
         runs.iter().filter(|m| m.disagreements > 0).count()
     );
 }
@@ -129,5 +213,6 @@ fn main() {
     }
     let mut criterion = Criterion::default().configure_from_args();
     bench_rehearse(&mut criterion);
+    bench_through_the_executor(&mut criterion);
     criterion.final_summary();
 }

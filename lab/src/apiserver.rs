@@ -1,7 +1,10 @@
 //! The apiserver stand-in: a small HTTPS server per master on its loopback address that answers
 //! `/readyz` from its local etcd member's real health, and the verifying client that asks it.
 //!
-//! It is not kube-apiserver: it serves `/readyz` and `/livez` only. What is real is the TLS (the
+//! It is not kube-apiserver: it serves `/readyz` and `/livez`, and, where the lab gives it
+//! [`ApiObjects`], the three reads the executor's Kubernetes API observer makes (the node list,
+//! `kube-system/kubeadm-config`, `kube-public/cluster-info`) as Kubernetes JSON, from the lab's
+//! files and only while its etcd is healthy. What is real is the TLS (the
 //! serving cert read from disk when it starts, as the apiserver reads `apiserver.crt`; a client
 //! that verifies it against the lab CA) and the readiness: `/readyz` is 200 only when a `GET
 //! /health` on the master's own etcd member (stacked etcd: the apiserver's etcd is local) answers
@@ -40,6 +43,70 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> LabError {
     LabError::Command { command: format!("TLS: {what}"), message: e.to_string() }
 }
 
+/// Where a stand-in finds the few Kubernetes objects it serves, as the lab keeps them: the nodes the
+/// kubelet stand-in writes (`name Ready|NotReady role` per line) and the kubeadm-config and
+/// cluster-info the `kubeadm` shim keeps.
+#[derive(Debug, Clone)]
+pub struct ApiObjects {
+    pub nodes: std::path::PathBuf,
+    pub cluster_configuration: std::path::PathBuf,
+    pub cluster_info: std::path::PathBuf,
+    /// Object requests answered (200 or 404), by every stand-in that shares this counter.
+    pub served: Arc<AtomicUsize>,
+}
+
+impl ApiObjects {
+    /// The answer to a `GET` of `path`, when it is one of the objects served.
+    fn get(&self, path: &str) -> Option<(&'static str, String)> {
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).ok();
+        let config_map = |namespace: &str, name: &str, key: &str, value: Option<String>| {
+            match value {
+            Some(value) => (
+                "200 OK",
+                serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": {key: value}})
+                    .to_string(),
+            ),
+            None => not_found(&format!("configmaps \"{name}\" not found")),
+        }
+        };
+        Some(match path {
+            "/api/v1/nodes" => {
+                let items: Vec<serde_json::Value> = read(&self.nodes)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|line| {
+                        let mut fields = line.split_whitespace();
+                        let (name, ready) = (fields.next()?, fields.next()?);
+                        let status = if ready == "Ready" { "True" } else { "False" };
+                        Some(serde_json::json!({"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": status}]}}))
+                    })
+                    .collect();
+                (
+                    "200 OK",
+                    serde_json::json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
+                        .to_string(),
+                )
+            }
+            "/api/v1/namespaces/kube-system/configmaps/kubeadm-config" => {
+                config_map("kube-system", "kubeadm-config", "ClusterConfiguration", read(&self.cluster_configuration))
+            }
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info" => {
+                config_map("kube-public", "cluster-info", "kubeconfig", read(&self.cluster_info))
+            }
+            _ => return None,
+        })
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> String {
+    serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code})
+        .to_string()
+}
+
+fn not_found(message: &str) -> (&'static str, String) {
+    ("404 Not Found", status(404, "NotFound", message))
+}
+
 /// A running stand-in: an accept loop on a thread, stopped (its listener closed) on [`Self::stop`]
 /// or drop.
 pub struct ApiserverStandIn {
@@ -63,6 +130,7 @@ impl ApiserverStandIn {
         key: &Path,
         serving: ServingCertSans,
         etcd: SocketAddr,
+        api: Option<ApiObjects>,
     ) -> Result<ApiserverStandIn, LabError> {
         let SocketAddr::V4(v4) = address else { return Err(LabError::NotLoopback(Ipv4Addr::UNSPECIFIED)) };
         crate::address::guard_loopback(*v4.ip())?;
@@ -80,7 +148,7 @@ impl ApiserverStandIn {
         let stopping = Arc::clone(&stop);
         let accept = std::thread::Builder::new()
             .name(format!("apiserver-{name}"))
-            .spawn(move || accept_loop(listener, config, etcd, &stopping))
+            .spawn(move || accept_loop(listener, config, etcd, api.map(Arc::new), &stopping))
             .map_err(|e| LabError::io("start an apiserver stand-in thread", e))?;
         Ok(ApiserverStandIn { name: name.to_string(), address, serving, stop, accept: Some(accept) })
     }
@@ -104,7 +172,13 @@ impl Drop for ApiserverStandIn {
     }
 }
 
-fn accept_loop(listener: TcpListener, config: Arc<rustls::ServerConfig>, etcd: SocketAddr, stop: &AtomicBool) {
+fn accept_loop(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    etcd: SocketAddr,
+    api: Option<Arc<ApiObjects>>,
+    stop: &AtomicBool,
+) {
     let active = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
@@ -113,9 +187,9 @@ fn accept_loop(listener: TcpListener, config: Arc<rustls::ServerConfig>, etcd: S
                     continue;
                 }
                 active.fetch_add(1, Ordering::SeqCst);
-                let (config, serving) = (Arc::clone(&config), Arc::clone(&active));
+                let (config, serving, api) = (Arc::clone(&config), Arc::clone(&active), api.clone());
                 let spawned = std::thread::Builder::new().spawn(move || {
-                    serve(stream, config, etcd);
+                    serve(stream, config, etcd, api.as_deref());
                     serving.fetch_sub(1, Ordering::SeqCst);
                 });
                 if spawned.is_err() {
@@ -129,7 +203,7 @@ fn accept_loop(listener: TcpListener, config: Arc<rustls::ServerConfig>, etcd: S
 }
 
 /// One connection: TLS, one request, one answer, close.
-fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, etcd: SocketAddr) {
+fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, etcd: SocketAddr, api: Option<&ApiObjects>) {
     let timeout = Some(Duration::from_millis(REQUEST_TIMEOUT_MS));
     if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(timeout).is_err() || stream.set_write_timeout(timeout).is_err() {
         return;
@@ -137,16 +211,29 @@ fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, etcd: SocketAddr)
     let Ok(connection) = rustls::ServerConnection::new(config) else { return };
     let mut tls = rustls::StreamOwned::new(connection, stream);
     let Some(path) = read_request_path(&mut tls) else { return };
-    let (status, body) = match path.as_str() {
+    let text = "text/plain";
+    let (status, kind, body) = match path.as_str() {
         "/readyz" => match etcd_health(etcd) {
-            Ok(()) => ("200 OK", "ok".to_string()),
-            Err(why) => ("503 Service Unavailable", format!("[-]etcd failed: {why}\nreadyz check failed")),
+            Ok(()) => ("200 OK", text, "ok".to_string()),
+            Err(why) => ("503 Service Unavailable", text, format!("[-]etcd failed: {why}\nreadyz check failed")),
         },
-        "/livez" => ("200 OK", "ok".to_string()),
-        _ => ("404 Not Found", "the apiserver stand-in serves /readyz and /livez only".to_string()),
+        "/livez" => ("200 OK", text, "ok".to_string()),
+        // The objects are read from etcd: without a healthy local member the request fails, as
+        // kube-apiserver's does (500 InternalError: etcdserver unavailable).
+        path => match api.and_then(|api| api.get(path)) {
+            Some(answer) => match etcd_health(etcd) {
+                Ok(()) => {
+                    if let Some(api) = api {
+                        api.served.fetch_add(1, Ordering::SeqCst);
+                    }
+                    (answer.0, "application/json", answer.1)
+                }
+                Err(why) => ("500 Internal Server Error", "application/json", status(500, "InternalError", &format!("etcdserver: {why}"))),
+            },
+            None => ("404 Not Found", text, "the apiserver stand-in serves /readyz, /livez, the nodes and two ConfigMaps only".to_string()),
+        },
     };
-    let answer =
-        format!("HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let answer = format!("HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     let _ = tls.write_all(answer.as_bytes());
     tls.conn.send_close_notify();
     let _ = tls.flush();
@@ -316,7 +403,7 @@ mod tests {
         let sans = ServingCertSans::of("m", ip, None);
         ca.issue(&sans, &crt, &key).expect("issued");
         let address = SocketAddr::from((ip, free_port(ip)));
-        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, sans, etcd_addr).expect("starts");
+        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, sans, etcd_addr, None).expect("starts");
         let client = VerifyingClient::new(ca.cert_der()).expect("client");
         assert_eq!(client.readyz(address, ip).expect("loopback"), Readyz::Ready);
         match client.readyz(address, ip).expect("loopback") {
@@ -330,5 +417,61 @@ mod tests {
         stand_in.stop();
         assert!(matches!(client.readyz(address, ip).expect("loopback"), Readyz::Unreachable(_)));
         assert!(matches!(client.readyz(SocketAddr::from((Ipv4Addr::new(10, 0, 20, 100), 6443)), ip), Err(LabError::NotLoopback(_))));
+    }
+
+    /// The executor's own Kubernetes client (kube-rs, rustls, the loopback guard on) reads the
+    /// nodes and kubeadm-config from a stand-in, and gets no answer once its etcd is unhealthy.
+    #[test]
+    fn the_executors_kubernetes_client_reads_nodes_and_configmaps_from_the_stand_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = LabCa::new(dir.path()).expect("CA");
+        let ip = Ipv4Addr::new(127, 0, 0, 1);
+        let etcd = TcpListener::bind((ip, 0)).expect("fake etcd");
+        let etcd_addr = etcd.local_addr().expect("bound");
+        let healthy = Arc::new(AtomicBool::new(true));
+        let answering = Arc::clone(&healthy);
+        std::thread::spawn(move || {
+            for stream in etcd.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf);
+                let health = answering.load(Ordering::SeqCst);
+                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{{\"health\":\"{health}\"}}").as_bytes());
+            }
+        });
+        let (crt, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
+        let sans = ServingCertSans::of("m", ip, None);
+        ca.issue(&sans, &crt, &key).expect("issued");
+        let objects = ApiObjects {
+            nodes: dir.path().join("nodes"),
+            cluster_configuration: dir.path().join("kubeadm-config.yaml"),
+            cluster_info: dir.path().join("cluster-info.yaml"),
+            served: Arc::new(AtomicUsize::new(0)),
+        };
+        let served = Arc::clone(&objects.served);
+        std::fs::write(&objects.nodes, "m Ready control-plane\nw NotReady <none>\n").expect("nodes");
+        std::fs::write(
+            &objects.cluster_configuration,
+            "kind: ClusterConfiguration\ncontrolPlaneEndpoint: 127.0.0.9:6443\napiServer:\n  certSANs:\n  - 127.0.0.9\n  - api.lab.test\n",
+        )
+        .expect("config");
+        let address = SocketAddr::from((ip, free_port(ip)));
+        let _stand_in = ApiserverStandIn::start("m", address, &crt, &key, sans, etcd_addr, Some(objects)).expect("starts");
+        let ca_pem = std::fs::read(dir.path().join("ca.crt")).expect("ca.crt");
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, crate::executor_lab::kubeconfig_file(&format!("https://{address}"), &ca_pem)).expect("kubeconfig");
+        let api = plan_exec::kubernetes::KubeApi::from_file(&kubeconfig, plan_exec::guard::Guard::LOOPBACK_ONLY).expect("a client");
+        let nodes = api.nodes().expect("nodes");
+        let seen: Vec<(String, bool)> = nodes.iter().map(|n| (n.name.clone(), n.is_ready())).collect();
+        assert_eq!(seen, [("m".to_string(), true), ("w".to_string(), false)]);
+        let endpoint = api.kubeadm_endpoint().expect("kubeadm-config").expect("present");
+        assert_eq!(endpoint.control_plane_endpoint.as_deref(), Some("127.0.0.9:6443"));
+        assert_eq!(api.cluster_info_server().expect("cluster-info"), None, "no cluster-info file: the ConfigMap is not found");
+        healthy.store(false, Ordering::SeqCst);
+        assert_eq!(served.load(Ordering::SeqCst), 3, "nodes, kubeadm-config, cluster-info");
+        match api.nodes() {
+            Err(e) => assert!(e.to_string().contains("etcdserver"), "{e}"),
+            Ok(nodes) => panic!("no healthy etcd, no answer; got {nodes:?}"),
+        }
     }
 }

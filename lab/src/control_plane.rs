@@ -175,7 +175,7 @@ impl ControlPlane {
                 let serving = self.certs.get(&host.node).cloned().unwrap_or_else(|| self.sans_for(c, &host));
                 let etcd = SocketAddr::from((host.loopback, host.client_port));
                 let address = SocketAddr::from((host.loopback, self.apiserver_port));
-                let stand_in = ApiserverStandIn::start(&host.name, address, &crt, &key, serving, etcd)?;
+                let stand_in = ApiserverStandIn::start(&host.name, address, &crt, &key, serving, etcd, None)?;
                 self.stand_ins.insert(host.node, stand_in);
             }
         }

@@ -193,11 +193,18 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     )?;
     // The DNS records' file may hold a consumer too (the worker join command in config.tfvars).
     host::write_file(&repo.join(&s.dns.source), "# DNS records\n")?;
+    let ca = std::fs::read(root.join("ca.crt")).map_err(|e| LabError::io("the lab CA", e))?;
     for (i, consumer) in t.consumers.iter().enumerate() {
         let server = if c.consumer_on_vip(i) { &vip } else { &direct };
         let path = repo.join(&s.consumers[i].path);
         let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.push_str(&format!("# {}\nserver: {server}\n", consumer.name));
+        text.push_str(&format!("# {}\n", consumer.name));
+        if s.consumers[i].kind == plan_model::scenario::ConsumerKind::Kubeconfig {
+            // A real kubeconfig: the executor's Kubernetes API observer reads it.
+            text.push_str(&kubeconfig_file(server, &ca));
+        } else {
+            text.push_str(&format!("server: {server}\n"));
+        }
         host::write_file(&path, &text)?;
     }
     for job in &s.cronjobs {
@@ -225,6 +232,16 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     git(repo, &["commit", "-q", "-m", "the infra repo before the migration"])?;
     git(repo, &["push", "-q", "-u", "origin", "main"])?;
     Ok(())
+}
+
+/// A kubeconfig for `server` that trusts the lab CA (`ca_pem`) and sends a token the stand-ins
+/// take (they check no credentials).
+pub fn kubeconfig_file(server: &str, ca_pem: &[u8]) -> String {
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    certificate-authority-data: {ca}\n    server: {server}\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: operator\ncurrent-context: lab\nusers:\n- name: operator\n  user:\n    token: lab-operator\n"
+    )
 }
 
 /// `scripts/tg` of the lab's infra repo: `apply <config stack>` writes each listed master's

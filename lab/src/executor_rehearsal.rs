@@ -20,12 +20,14 @@
 //! operator: it confirms every phase and carries out the by-hand edits ([`crate::executor_lab::carry_out`]).
 //!
 //! The twin starts where the whole plan stands before the slice's first step ([`predict_slice`]),
-//! and the lab sets that state up. The executor runs with the loopback guard on, and its file, etcd
-//! and load balancer observers compare the lab with the twin before and after every step; the
-//! Kubernetes API observer is off (the stand-in serves `/readyz` only).
+//! and the lab sets that state up. The executor runs with the loopback guard on, and its file,
+//! etcd, load balancer and Kubernetes API observers compare the lab with the twin before and after
+//! every step. The API observer reads the operator's kubeconfig (the infra repo's, a real
+//! kubeconfig on the lab) as it stands at each observation: on the existing master until 4.1 moves
+//! it to the VIP.
 
 use crate::address::{guard_loopback, LoopbackMap};
-use crate::apiserver::{ApiserverStandIn, VerifyingClient};
+use crate::apiserver::{ApiObjects, ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
 use crate::executor_etcd::{join_notes, SliceEtcd, STRIKE_DIR};
 use crate::executor_fault::{self, Strike, StrikeAt};
@@ -39,6 +41,7 @@ use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
 use plan_exec::invocation::{Invocation, Work};
 use plan_exec::journal::Journal;
+use plan_exec::kubernetes::KubeconfigSource;
 use plan_exec::observe::{cert_has_vip, kubelet_on_vip, Probes, Seen};
 use plan_exec::predict::Prediction;
 use plan_exec::runner::{Operator, Outcome, Recovery, RunOptions, Runner};
@@ -77,6 +80,8 @@ pub const LAB_REBOOT_MS: u64 = 1500;
 pub const KUBELET_TICK_MS: u64 = 100;
 /// The file the plan's step 0.2 edits by hand, in the host's `/tmp`.
 const KUBEADM_NEW: &str = "kubeadm-new.yaml";
+/// kube-public/cluster-info's kubeconfig, under the lab's root (kubeadm wrote it at `init`).
+const CLUSTER_INFO: &str = "cluster-info.yaml";
 /// The apiserver's static pod manifest, under `/etc/kubernetes`.
 const APISERVER_MANIFEST: &str = "manifests/kube-apiserver.yaml";
 const ETCD_MANIFEST: &str = "manifests/etcd.yaml";
@@ -102,6 +107,9 @@ pub struct ExecutorRehearsal {
     pub probe: ProbeRecord,
     /// Start of the executor's run to its end.
     pub run_ms: u64,
+    /// Kubernetes API object requests (nodes, kubeadm-config, cluster-info) the stand-ins answered:
+    /// the executor's Kubernetes API observer at work.
+    pub api_requests: u64,
 }
 
 impl ExecutorRehearsal {
@@ -147,12 +155,13 @@ impl ExecutorRehearsal {
         ));
         let disagreements = self.rows.iter().filter(|r| !r.agree).count();
         out.push_str(&format!(
-            "outcome: twin {}, executor {}; {} rows, {} disagree; executor run {} ms\n",
+            "outcome: twin {}, executor {}; {} rows, {} disagree; executor run {} ms; {} Kubernetes API reads answered by the stand-ins\n",
             self.twin_outcome,
             self.executor_outcome,
             self.rows.len(),
             disagreements,
-            self.run_ms
+            self.run_ms,
+            self.api_requests
         ));
         out
     }
@@ -274,6 +283,11 @@ pub fn rehearse_through_executor(
     let ca = LabCa::new(&root)?;
     ca.write_key(&root.join("ca.key"))?;
     host::write_file(&root.join("kubeadm-config.yaml"), &cluster_configuration(t, initial.kubeadm_endpoint))?;
+    let existing_api = format!("https://{}:{}", t.node(t.existing_master()).address, endpoint.port);
+    host::write_file(
+        &root.join(CLUSTER_INFO),
+        &executor_lab::kubeconfig_file(&existing_api, &std::fs::read(root.join("ca.crt")).unwrap_or_default()),
+    )?;
     if initial.kubeadm_endpoint {
         // The twin's kubeadm-config is on the VIP only after 0.2's by-hand edit, which leaves its
         // file on the existing master (0.3 reads it).
@@ -328,6 +342,7 @@ pub fn rehearse_through_executor(
         t: t.clone(),
         root: root.clone(),
         crashed: NodeSet::EMPTY,
+        api_requests: Arc::default(),
     }));
     {
         let mut k = lock(&kubelet);
@@ -398,7 +413,13 @@ pub fn rehearse_through_executor(
         probes: Probes {
             etcd: Some(EtcdProbe { endpoint: lock(&kubelet).etcd.all_client_urls().join(","), pki: None }),
             lb: Some(LbProbe { config: LB_CONFIG.to_string(), stats_socket: Some(LB_SOCKET.to_string()) }),
-            kube: None,
+            // The operator's kubeconfig, the infra repo's: it moves to the VIP at 4.1.
+            kube: t
+                .scenario
+                .consumers
+                .iter()
+                .find(|c| c.kind == plan_model::scenario::ConsumerKind::Kubeconfig)
+                .map(|c| KubeconfigSource::File(paths.infra_repo.join(&c.path))),
             guard,
         },
     };
@@ -542,6 +563,7 @@ pub fn rehearse_through_executor(
         evidence: Evidence::Real,
         agree: twin_outcome == executor_outcome,
     });
+    let api_requests = lock(&kubelet).api_requests.load(Ordering::SeqCst) as u64;
     let all: Vec<NodeIx> = t.all_nodes().iter().collect();
     let mut lab_actions = join_notes(t, &hosts, &all);
     lab_actions.extend(std::mem::take(&mut lock(&kubelet).actions));
@@ -562,6 +584,7 @@ pub fn rehearse_through_executor(
         no_counterpart,
         probe,
         run_ms,
+        api_requests,
     })
 }
 
@@ -738,6 +761,8 @@ struct KubeletStandIn {
     root: PathBuf,
     /// Hosts a fault crashed (or a recovery destroyed): down for good.
     crashed: NodeSet,
+    /// Kubernetes API object requests the stand-ins answered (the executor's observer asks).
+    api_requests: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn manifest_ctime(path: &Path) -> Option<i64> {
@@ -773,7 +798,14 @@ impl KubeletStandIn {
         let kube = hosts.etc_kubernetes(&name);
         let (crt, key) = (kube.join("pki/apiserver.crt"), kube.join("pki/apiserver.key"));
         let etcd = self.etcd.client_address(node).unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 9)));
-        let standin = ApiserverStandIn::start(&name, SocketAddr::from((address, self.port)), &crt, &key, sans_on_disk(&crt), etcd)?;
+        let objects = ApiObjects {
+            nodes: self.root.join(executor_lab::CLUSTER_DIR).join("nodes"),
+            cluster_configuration: self.root.join("kubeadm-config.yaml"),
+            cluster_info: self.root.join(CLUSTER_INFO),
+            served: Arc::clone(&self.api_requests),
+        };
+        let standin =
+            ApiserverStandIn::start(&name, SocketAddr::from((address, self.port)), &crt, &key, sans_on_disk(&crt), etcd, Some(objects))?;
         self.apiservers.insert(node, (standin, manifest_ctime(&kube.join(APISERVER_MANIFEST))));
         Ok(())
     }
@@ -1204,7 +1236,7 @@ fn consumer_rows(t: &Topology, twin: &Cluster, repo: &Path) -> Vec<FidelityRow> 
         let server = text
             .lines()
             .skip_while(|l| *l != format!("# {}", consumer.name))
-            .find_map(|l| l.strip_prefix("server: "))
+            .find_map(|l| l.trim().strip_prefix("server: "))
             .unwrap_or("no server line")
             .to_string();
         let twin_says = yes_no(twin.consumer_on_vip(i));
