@@ -293,9 +293,12 @@ fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
     let out = plan(&["lab", "status", "--state-dir", "/nonexistent/plan-lab"]);
     assert_eq!(out.code, 2);
     // Through the executor: a crash only (the host stays down), at a point its commands have.
+    let out = plan(&["rehearse", "--via-execute", "--fault", "partition", "--fail", "master-2", "--at", "2.5"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("injects crash and reboot"), "{}", out.stderr);
     let out = plan(&["rehearse", "--via-execute", "--fault", "reboot", "--fail", "master-2", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("injects crash"), "{}", out.stderr);
+    assert!(out.stderr.contains("boots again inside kubeadm join"), "{}", out.stderr);
     let out = plan(&["rehearse", "--via-execute", "--fail", "master", "--at", "0.2@1"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("no command ends right after"), "{}", out.stderr);
@@ -621,6 +624,31 @@ fn the_existing_master_crashing_as_phase_4_begins_through_the_executor_keeps_quo
     for outage in report["probe"]["outages"].as_array().expect("outages") {
         assert_eq!(outage["steps"], serde_json::json!(["4.1"]), "{outage}");
     }
+}
+
+/// k8s-master-2 reboots as phase 3's join begins: with two voters, real etcd loses quorum while it
+/// is down; the executor finds the host unreachable before 3.5 and halts. The lab, as operator,
+/// waits for the host to boot (sshd, then etcd started again on its data inside the host) and
+/// resumes the run (`plan execute --resume`): the run completes, as the twin's wait-and-retry does.
+#[test]
+fn a_master_rebooting_as_the_next_join_begins_through_the_executor_halts_then_resumes_and_completes() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) =
+        rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-2", "--at", "3.5@0", "--fault", "reboot"])
+    else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(text(&row(&report, "quorum at the halt (a write commits)")["lab"]).starts_with("no ("), "{report:#}");
+    assert_eq!(text(&row(&report, "recovery path")["lab"]), "wait for the fault to clear, re-run the step");
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
+    let actions = lab_actions(&report);
+    assert!(actions.contains(&"k8s-master-2: booted after the fault, etcd started on its data"), "{actions:?}");
+    assert!(actions.iter().any(|a| a.ends_with("then resumed the run")), "{actions:?}");
 }
 
 /// 0.3 reads the file 0.2 writes: in a plan edited to drop 0.2, real kubeadm (the shim, as

@@ -36,6 +36,8 @@ pub struct Strike {
     pub step_id: String,
     pub at: StrikeAt,
     pub victim: NodeIx,
+    /// How long the victim stays down in the twin (a reboot); `None`: for good.
+    pub lasts: Option<u32>,
 }
 
 fn refuse(what: String, why: impl Into<String>) -> LabError {
@@ -48,14 +50,15 @@ fn refuse(what: String, why: impl Into<String>) -> LabError {
 /// A fault the executor's lab does not inject (it crashes hosts: `crash`), a step out of range,
 /// or a point between two actions that one command carries and that is not a `kubeadm join`.
 pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<Strike, LabError> {
-    let victim = match injection.fault {
-        Fault::NodeDown { node, lasts_s: None } => node,
+    let (victim, lasts) = match injection.fault {
+        Fault::NodeDown { node, lasts_s } => (node, lasts_s),
         other => {
             return Err(refuse(
                 other.describe(t),
                 format!(
-                    "the executor's rehearsal injects {} (the host crashes and stays down); the walk (`plan rehearse` without --via-execute) injects crash, reboot and partition",
-                    FaultKind::Crash.as_str()
+                    "the executor's rehearsal injects {} and {} (the host crashes; a reboot boots it again); the walk (`plan rehearse` without --via-execute) injects partition too",
+                    FaultKind::Crash.as_str(),
+                    FaultKind::Reboot.as_str()
                 ),
             ))
         }
@@ -93,7 +96,13 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
             }
         }
     };
-    Ok(Strike { step: i, step_id: step.id.clone(), at, victim })
+    if lasts.is_some() && matches!(at, StrikeAt::InJoin { .. }) {
+        return Err(refuse(
+            format!("a reboot at {}@{action}", step.id),
+            format!("a host that boots again inside kubeadm join is rehearsed by the walk; through the executor, strike a reboot at {}@0 or after the step", step.id),
+        ));
+    }
+    Ok(Strike { step: i, step_id: step.id.clone(), at, victim, lasts })
 }
 
 /// The twin's state the moment the fault strikes: the plan's actions up to the point (a refused
@@ -175,6 +184,13 @@ mod tests {
         let reboot_fault = Fault::NodeDown { node: m2, lasts_s: Some(90) };
         assert!(matches!(
             strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: reboot_fault }),
+            Err(LabError::NotRehearsable { .. })
+        ));
+        let reboot = strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: reboot_fault }).expect("a reboot as 3.5 begins");
+        assert_eq!((reboot.at, reboot.lasts), (StrikeAt::StepBegins, Some(90)));
+        let partition = Fault::Partition { node: m2, lasts_s: Some(300) };
+        assert!(matches!(
+            strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: partition }),
             Err(LabError::NotRehearsable { .. })
         ));
     }

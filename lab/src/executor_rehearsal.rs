@@ -73,6 +73,10 @@ pub const COMMAND_TIMEOUT_S: u64 = 60;
 pub const SCRATCH_DIR: &str = "/dev/shm";
 /// How long the lab waits for a write to commit when it asks whether etcd has quorum.
 pub const QUORUM_WRITE_TIMEOUT_MS: u64 = 2000;
+/// The longest a host a reboot fault took down stays down when no halt lets the operator clear it.
+pub const FAULT_DOWN_MAX_S: u64 = 20;
+/// Bound on the wait for a host a reboot fault took down to come back.
+pub const BOOT_WAIT_S: u64 = 30;
 /// How long a rebooting lab host stays down (the model charges 90 s; the lab's etcd and
 /// apiserver come back in about a second once started).
 pub const LAB_REBOOT_MS: u64 = 1500;
@@ -80,6 +84,11 @@ pub const LAB_REBOOT_MS: u64 = 1500;
 pub const KUBELET_TICK_MS: u64 = 100;
 /// The file the plan's step 0.2 edits by hand, in the host's `/tmp`.
 const KUBEADM_NEW: &str = "kubeadm-new.yaml";
+/// The pid file of the member a join started, in the host's directory, and the command (run in
+/// the host) that starts it again on its data after a boot.
+const JOINED_MEMBER_PID: &str = "etcd-member/pid";
+const JOINED_MEMBER_START: &str =
+    "m=$PLAN_FIXTURE_HOST_DIR/etcd-member; setsid /usr/bin/etcd $(cat $m/args) >> $m/etcd.log 2>&1 < /dev/null & echo $! > $m/pid";
 /// kube-public/cluster-info's kubeconfig, under the lab's root (kubeadm wrote it at `init`).
 const CLUSTER_INFO: &str = "cluster-info.yaml";
 /// The apiserver's static pod manifest, under `/etc/kubernetes`.
@@ -342,6 +351,7 @@ pub fn rehearse_through_executor(
         t: t.clone(),
         root: root.clone(),
         crashed: NodeSet::EMPTY,
+        down_until: BTreeMap::new(),
         api_requests: Arc::default(),
     }));
     {
@@ -424,10 +434,10 @@ pub fn rehearse_through_executor(
         },
     };
     let started = Instant::now();
-    let mut runner = Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, options);
+    let mut runner = Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, options.clone());
     // The runner's twin starts where the whole plan stands before the slice, as the lab does.
     runner.prediction = prediction.clone();
-    let outcome = runner.run();
+    let mut outcome = runner.run();
     // Under a fault, a halt is followed by the executor's recovery (`plan rollback`), carried
     // out by the lab as operator. When the twin's policy first tries the phase's rollback and
     // the executor skips it (it saw quorum lost), the lab tries that rollback's `member remove`
@@ -435,6 +445,7 @@ pub fn rehearse_through_executor(
     let mut at_halt: Vec<FidelityRow> = Vec::new();
     let mut rollback = None;
     let mut tried: Vec<(NodeIx, Result<(), String>)> = Vec::new();
+    let mut retried = false;
     if let (Some((_, strike, twin, at_strike)), Ok(Outcome::Halted(halt))) = (&fault, &outcome) {
         let quorum = lock(&kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS)?;
         let twin_quorum = derive::quorum(at_strike);
@@ -451,7 +462,11 @@ pub fn rehearse_through_executor(
         });
         let twin_rolls_back_first = matches!(twin.recoveries.first(), Some(RecoveryKind::Rollback { .. }));
         let executor_rolls_back = matches!(halt.recovery.kind, RecoveryKind::Rollback { .. });
-        if twin_rolls_back_first && !executor_rolls_back && at_strike.members().contains(strike.victim) {
+        if strike.lasts.is_some() && matches!(twin.recoveries.first(), Some(RecoveryKind::WaitAndRetry)) {
+            // A host that boots again: the operator waits for it, then resumes the run
+            // (`plan execute --resume`), as the twin waits and re-runs the step.
+            retried = true;
+        } else if twin_rolls_back_first && !executor_rolls_back && at_strike.members().contains(strike.victim) {
             let answer = lock(&kubelet).etcd.member_remove(t, strike.victim)?;
             lock(&kubelet).actions.push(format!(
                 "the phase's rollback, tried by the lab: etcdctl member remove {}: {}",
@@ -460,7 +475,23 @@ pub fn rehearse_through_executor(
             ));
             tried.push((strike.victim, answer));
         }
-        rollback = Some(runner.rollback());
+        if !retried {
+            rollback = Some(runner.rollback());
+        }
+    }
+    drop(runner);
+    if retried {
+        let waited = Instant::now();
+        // The fault clears now: the host boots at the kubelet stand-in's next look.
+        lock(&kubelet).down_until.values_mut().for_each(|until| *until = Instant::now());
+        while !lock(&kubelet).down_until.is_empty() && waited.elapsed() < Duration::from_secs(BOOT_WAIT_S) {
+            std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
+        }
+        lock(&kubelet).settle(&hosts)?;
+        lock(&kubelet).actions.push(format!("the operator waited {} ms for the host, then resumed the run", waited.elapsed().as_millis()));
+        let mut resumed = Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, RunOptions { resume: true, ..options });
+        resumed.prediction = prediction.clone();
+        outcome = resumed.run();
     }
     let run_ms = started.elapsed().as_millis() as u64;
     let no_counterpart = std::mem::take(&mut operator.no_counterpart);
@@ -479,6 +510,8 @@ pub fn rehearse_through_executor(
     // Where the twin's executor halts: at the fault's detection, or at its first refused command
     // (as a failed command halts the real one).
     let twin_halt: Option<(usize, String)> = match &fault {
+        // A twin that halted and went on (waited, renewed) halts nowhere in the end.
+        Some((_, _, twin, _)) if twin.outcome == plan_sim::run::Outcome::Completed => None,
         Some((_, _, twin, _)) => twin.halted_at.as_ref().and_then(|id| {
             sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, twin.halt.as_ref().map(ToString::to_string).unwrap_or_default()))
         }),
@@ -515,6 +548,9 @@ pub fn rehearse_through_executor(
             // The lab's path: the phase's rollback when the lab tried it and etcd refused, then
             // the recovery the executor carried out.
             let mut lab_path: Vec<RecoveryKind> = Vec::new();
+            if retried {
+                lab_path.push(RecoveryKind::WaitAndRetry);
+            }
             if tried.iter().any(|(_, answer)| answer.is_err()) {
                 lab_path.push(RecoveryKind::Rollback { phase: sliced.steps[strike.step].phase.clone() });
             }
@@ -759,8 +795,10 @@ struct KubeletStandIn {
     actions: Vec<String>,
     t: Topology,
     root: PathBuf,
-    /// Hosts a fault crashed (or a recovery destroyed): down for good.
+    /// Hosts a fault crashed (or a recovery destroyed): down, for good unless in `down_until`.
     crashed: NodeSet,
+    /// Crashed hosts that boot again (a reboot fault), and when.
+    down_until: BTreeMap<NodeIx, Instant>,
     /// Kubernetes API object requests the stand-ins answered (the executor's observer asks).
     api_requests: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -820,8 +858,16 @@ impl KubeletStandIn {
     /// session and every process it started, a joining etcd included), the member the lab runs
     /// for it is SIGKILLed, its apiserver stand-in stops; its kubelet reaches nothing.
     fn crash(&mut self, hosts: &FixtureHosts, node: NodeIx, why: &str) {
+        self.crash_for(hosts, node, why, None);
+    }
+
+    /// [`Self::crash`], and the host boots again after `lasts` when given (a reboot fault).
+    fn crash_for(&mut self, hosts: &FixtureHosts, node: NodeIx, why: &str, lasts: Option<Duration>) {
         if self.crashed.contains(node) {
             return;
+        }
+        if let Some(lasts) = lasts {
+            self.down_until.insert(node, Instant::now() + lasts);
         }
         let name = self.t.name(node).to_string();
         let sshd = hosts.crash(&name);
@@ -837,10 +883,35 @@ impl KubeletStandIn {
         let _ = std::fs::write(self.root.join(STRIKE_DIR).join(format!("done-{name}")), "");
     }
 
-    /// One look at every host: faults the join shim asked for, reboots asked for or over,
-    /// manifests away, back or new, then the node and pod states the `kubectl` shim answers from.
+    /// A host a reboot fault took down boots: its sshd starts again, then etcd on its data, as
+    /// the kubelet starts the static pod (the lab's own member, or the one the join started,
+    /// started again inside the host); its apiserver stand-in follows from its manifest.
+    fn boot(&mut self, hosts: &FixtureHosts, node: NodeIx) -> Result<(), LabError> {
+        let name = self.t.name(node).to_string();
+        hosts.boot(&name)?;
+        self.crashed = self.crashed.without(node);
+        let etcd = if self.etcd.restart(node)? {
+            true
+        } else if hosts.host_dir(&name).join(JOINED_MEMBER_PID).exists() {
+            hosts.run(self.t.node(node).address, JOINED_MEMBER_START)?;
+            true
+        } else {
+            false
+        };
+        self.actions.push(format!("{name}: booted after the fault{}", if etcd { ", etcd started on its data" } else { "" }));
+        Ok(())
+    }
+
+    /// One look at every host: faults the join shim asked for, hosts a fault took down that boot,
+    /// reboots asked for or over, manifests away, back or new, then the node and pod states the
+    /// `kubectl` shim answers from.
     fn sync(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         let t = self.t.clone();
+        let booting: Vec<NodeIx> = self.down_until.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
+        for node in booting {
+            self.down_until.remove(&node);
+            self.boot(hosts, node)?;
+        }
         for node in t.all_nodes().iter() {
             if self.root.join(STRIKE_DIR).join(format!("struck-{}", t.name(node))).exists() {
                 self.crash(hosts, node, "the fault (struck inside kubeadm join)");
@@ -997,7 +1068,11 @@ impl LabOperator<'_> {
             return;
         }
         self.struck = true;
-        lock(self.kubelet).crash(self.hosts, strike.victim, &format!("the fault at {}", step.id));
+        // The host stays down until the lab, as operator, has seen the halt and waits for it
+        // (at most FAULT_DOWN_MAX_S): the twin's reboot lasts far longer than the executor takes
+        // to notice it.
+        let lasts = strike.lasts.map(|_| Duration::from_secs(FAULT_DOWN_MAX_S));
+        lock(self.kubelet).crash_for(self.hosts, strike.victim, &format!("the fault at {}", step.id), lasts);
     }
 
     /// A recovery action the runner leaves to the operator, done for real where the lab can.

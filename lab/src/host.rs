@@ -247,53 +247,8 @@ impl FixtureHosts {
             ));
         }
         write_file(&self.ssh_config(), &client)?;
-        let resolver = match &self.resolver {
-            Some(hosts) => {
-                let dir = r.join("resolver");
-                write_file(&dir.join("hosts"), hosts)?;
-                write_file(&dir.join("nsswitch.conf"), NSSWITCH_FILES_ONLY)?;
-                format!("mount --bind {0}/hosts /etc/hosts && mount --bind {0}/nsswitch.conf /etc/nsswitch.conf && ", dir.display())
-            }
-            None => String::new(),
-        };
         for host in self.hosts.clone() {
-            let dir = self.host_dir(&host.name);
-            let config = dir.join("sshd_config");
-            write_file(
-                &config,
-                &format!(
-                    "ListenAddress {address}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 64\nMaxStartups 64\nSetEnv PATH={shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PLAN_FIXTURE_HOST_DIR={hd} PLAN_FIXTURE_HOST_NAME={name} PLAN_FIXTURE_HOST_ADDRESS={address}\n",
-                    address = host.address,
-                    name = host.name,
-                    hk = r.join("host_key").display(),
-                    pid = dir.join("sshd.pid").display(),
-                    ak = r.join("authorized_keys").display(),
-                    shims = self.shims().display(),
-                    hd = dir.display(),
-                ),
-            )?;
-            let tmp = match self.tmp {
-                TmpDir::PerHost => format!("mount --bind {} /tmp && ", dir.join("tmp").display()),
-                TmpDir::Shared => String::new(),
-            };
-            let home = match self.root_home {
-                RootHome::PerHost => format!("mount --bind {} /root && ", dir.join("root").display()),
-                RootHome::Shared => String::new(),
-            };
-            let script = format!(
-                "mount --bind {} /etc/kubernetes && {tmp}{home}{resolver}exec {SSHD_BIN} -D -e -f {}",
-                dir.join("etc-kubernetes").display(),
-                config.display()
-            );
-            let log = std::fs::File::create(dir.join("sshd.log")).map_err(|e| LabError::io("sshd log", e))?;
-            let child = Command::new("setpriv")
-                .args(["--pdeathsig", "KILL", "unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private"])
-                .args(["sh", "-c", &script])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .map_err(|e| LabError::io("start sshd", e))?;
+            let child = self.spawn_sshd(&host, port)?;
             self.sshds_mut().push(child);
         }
         let deadline = Instant::now() + Duration::from_secs(SSHD_START_TIMEOUT_S);
@@ -315,6 +270,90 @@ impl FixtureHosts {
             }
         }
         Ok(true)
+    }
+
+    /// Starts `host`'s sshd on `port`, in a PID and mount namespace of its own.
+    fn spawn_sshd(&self, host: &FixtureHost, port: u16) -> Result<Child, LabError> {
+        let r = self.root.clone();
+        let resolver = match &self.resolver {
+            Some(hosts) => {
+                let dir = r.join("resolver");
+                write_file(&dir.join("hosts"), hosts)?;
+                write_file(&dir.join("nsswitch.conf"), NSSWITCH_FILES_ONLY)?;
+                format!("mount --bind {0}/hosts /etc/hosts && mount --bind {0}/nsswitch.conf /etc/nsswitch.conf && ", dir.display())
+            }
+            None => String::new(),
+        };
+        let dir = self.host_dir(&host.name);
+        let config = dir.join("sshd_config");
+        write_file(
+            &config,
+            &format!(
+                "ListenAddress {address}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 64\nMaxStartups 64\nSetEnv PATH={shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PLAN_FIXTURE_HOST_DIR={hd} PLAN_FIXTURE_HOST_NAME={name} PLAN_FIXTURE_HOST_ADDRESS={address}\n",
+                address = host.address,
+                name = host.name,
+                hk = r.join("host_key").display(),
+                pid = dir.join("sshd.pid").display(),
+                ak = r.join("authorized_keys").display(),
+                shims = self.shims().display(),
+                hd = dir.display(),
+            ),
+        )?;
+        let tmp = match self.tmp {
+            TmpDir::PerHost => format!("mount --bind {} /tmp && ", dir.join("tmp").display()),
+            TmpDir::Shared => String::new(),
+        };
+        let home = match self.root_home {
+            RootHome::PerHost => format!("mount --bind {} /root && ", dir.join("root").display()),
+            RootHome::Shared => String::new(),
+        };
+        let script = format!(
+            "mount --bind {} /etc/kubernetes && {tmp}{home}{resolver}exec {SSHD_BIN} -D -e -f {}",
+            dir.join("etc-kubernetes").display(),
+            config.display()
+        );
+        // Appended: a host booted again after a crash keeps its first log.
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(dir.join("sshd.log")).map_err(|e| LabError::io("sshd log", e))?;
+        let child = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private"])
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| LabError::io("start sshd", e))?;
+        Ok(child)
+    }
+
+    /// The host `name` boots again after a crash: its sshd starts on the port it had (its files
+    /// are as the crash left them); returns once it answers.
+    ///
+    /// # Errors
+    /// No such host, the hosts were never started, sshd does not start or answer within
+    /// [`SSHD_START_TIMEOUT_S`].
+    pub fn boot(&self, name: &str) -> Result<(), LabError> {
+        let not_started = || LabError::NotRehearsable { what: format!("boot {name}"), why: "no such started host".to_string() };
+        let i = self.hosts.iter().position(|h| h.name == name).ok_or_else(not_started)?;
+        let port = self.port.ok_or_else(not_started)?;
+        let host = self.hosts[i].clone();
+        let child = self.spawn_sshd(&host, port)?;
+        if let Some(old) = self.sshds_mut().get_mut(i) {
+            let _ = old.kill();
+            let _ = old.wait();
+            *old = child;
+        }
+        let deadline = Instant::now() + Duration::from_secs(SSHD_START_TIMEOUT_S);
+        while !self.answers(host.address) {
+            if Instant::now() > deadline {
+                return Err(LabError::Timeout {
+                    what: format!("sshd for {name} answering after its boot ({})", self.sshd_log(name).trim()),
+                    timeout_ms: SSHD_START_TIMEOUT_S * 1000,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(POLL_MS));
+        }
+        Ok(())
     }
 
     /// Whether `address` answers as this fixture's sshd: a listener there that is not ours fails
