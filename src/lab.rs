@@ -68,10 +68,12 @@ pub struct RehearseArgs {
     pub keep: bool,
     /// Run the plan through the executor (`plan execute`'s runner, over SSH on fixture hosts for
     /// every machine, with real etcd and HAProxy and kubeadm/kubectl/terragrunt shims) instead of
-    /// the walk; a scenario on loopback only. Without a list (or `all`): every step; with a list
-    /// (`0.2,0.3,0.4`): those steps, from where the whole plan stands before the first.
-    /// With `--fail NODE --at STEP`: the whole plan, the host crashing for real at that point
-    /// (its sshd and every process on it SIGKILLed), then the executor's recovery (`plan rollback`).
+    /// the walk; a scenario off loopback is moved onto it (10.0.20.100 -> 127.0.20.100). Without a
+    /// list (or `all`): every step; with a list (`0.2,0.3,0.4`): those steps, from where the whole
+    /// plan stands before the first. With `--fail NODE --at STEP`: the whole plan, the host
+    /// crashing for real at that point (its sshd and every process on it SIGKILLed), then the
+    /// executor's recovery (`plan rollback`); with `--fault reboot` the host boots again and the
+    /// run resumes (`plan execute --resume`).
     #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default",
           conflicts_with_all = ["keep"])]
     pub via_execute: Option<String>,
