@@ -54,7 +54,8 @@ pub struct RehearseArgs {
     #[arg(long, value_name = "STEP")]
     pub at: Option<String>,
     /// crash (SIGKILL of the node's etcd; default), reboot (SIGKILL, started again when the twin's
-    /// reboot is over), partition (SIGSTOP, then SIGCONT).
+    /// reboot is over), partition (SIGSTOP, then SIGCONT), lb-reload (HAProxy reset to the declared
+    /// pool, no --fail).
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
     /// How long the fault lasts in the twin's clock (90s, 10m); the lab does not wait it out.
@@ -175,26 +176,32 @@ fn status_text(status: &LabStatus) -> String {
 /// The fault from the command line: only the kinds the lab injects for real.
 fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, Failure> {
     let t = &loaded.topology;
-    let (node, at) = match (&args.fail, &args.at) {
-        (None, None) if args.fault.is_none() => return Ok(None),
-        (Some(node), Some(at)) => (node, at),
-        (None, _) => return Err(Failure::Input("--fault and --at need --fail NODE".to_string())),
-        (Some(_), None) => return Err(Failure::Input("--fail needs --at STEP: the lab rehearses one placement at a time".to_string())),
-    };
-    let node = t.resolve(node).map_err(Failure::Input)?;
-    let lasts = args.lasts.as_deref().map(parse_duration).transpose()?;
+    if args.fail.is_none() && args.at.is_none() && args.fault.is_none() {
+        return Ok(None);
+    }
     let kind = match args.fault.as_deref() {
         None => FaultKind::Crash,
         Some(text) => FaultKind::parse(text)
-            .ok_or_else(|| Failure::Input(format!("unknown fault kind {text:?} (the lab injects: crash, reboot, partition)")))?,
+            .ok_or_else(|| Failure::Input(format!("unknown fault kind {text:?} (the lab injects: crash, reboot, partition, lb-reload)")))?,
     };
-    let fault = match kind {
-        FaultKind::Crash => Fault::NodeDown { node, lasts_s: lasts },
-        FaultKind::Reboot => Fault::NodeDown { node, lasts_s: Some(lasts.unwrap_or(NODE_REBOOT_S)) },
-        FaultKind::Partition => Fault::Partition { node, lasts_s: Some(lasts.unwrap_or(300)) },
-        other => {
+    let Some(at) = &args.at else {
+        return Err(Failure::Input("--fail and --fault need --at STEP: the lab rehearses one placement at a time".to_string()));
+    };
+    let lasts = args.lasts.as_deref().map(parse_duration).transpose()?;
+    let node = match (&args.fail, kind.needs_node()) {
+        (Some(node), true) => Some(t.resolve(node).map_err(Failure::Input)?),
+        (None, true) => return Err(Failure::Input(format!("--fault {} and --at need --fail NODE", kind.as_str()))),
+        (Some(_), false) => return Err(Failure::Input(format!("--fault {} strikes no node: drop --fail", kind.as_str()))),
+        (None, false) => None,
+    };
+    let fault = match (kind, node) {
+        (FaultKind::Crash, Some(node)) => Fault::NodeDown { node, lasts_s: lasts },
+        (FaultKind::Reboot, Some(node)) => Fault::NodeDown { node, lasts_s: Some(lasts.unwrap_or(NODE_REBOOT_S)) },
+        (FaultKind::Partition, Some(node)) => Fault::Partition { node, lasts_s: Some(lasts.unwrap_or(300)) },
+        (FaultKind::LbReload, None) => Fault::LbReload,
+        (other, _) => {
             return Err(Failure::Input(format!(
-                "the lab cannot inject {} for real yet (it injects: crash, reboot, partition)",
+                "the lab cannot inject {} for real yet (it injects: crash, reboot, partition, lb-reload)",
                 other.as_str()
             )))
         }

@@ -276,12 +276,33 @@ fn a_private_lab_is_killed_when_dropped_even_on_panic() {
     assert!(!dir.exists(), "the private lab's directory is gone");
 }
 
+/// An LB reload (the pfSense bootstrap re-run on its own, reset to the declared state) after 2.8
+/// declared k8s-master-2 and before 2.8 deploys it: real HAProxy is restarted with the declared
+/// pool, both masters UP and `/readyz` through the VIP verified, as the twin says; the run completes.
+#[test]
+fn an_lb_reload_before_the_deploy_resets_haproxy_to_the_declared_pool_as_the_twin_says() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let (code, report) = rehearse(&["rehearse", "--fault", "lb-reload", "--at", "2.8", "--port-offset", &offset(9)]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_all_agree(&report);
+    let struck = row(&report, "fault injected");
+    assert!(text(&struck["lab"]).starts_with("HAProxy reset to the declared pool (k8s-master, k8s-master-2)"), "{struck}");
+    let backends = row(&report, "VIP healthy backends after the fault");
+    assert!(text(&backends["lab"]).starts_with("k8s-master, k8s-master-2 UP"), "{backends}");
+    assert_eq!(text(&row(&report, "outcome")["lab"]), "completed");
+}
+
 #[test]
 fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
     // Refused before any process starts, so no etcd is needed.
+    let out = plan(&["rehearse", "--fault", "lb-reboot", "--at", "2.5"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot inject lb-reboot"), "{}", out.stderr);
     let out = plan(&["rehearse", "--fault", "lb-reload", "--fail", "master-2", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("cannot inject lb-reload"), "{}", out.stderr);
+    assert!(out.stderr.contains("strikes no node"), "{}", out.stderr);
     let out = plan(&["rehearse", "--fail", "node1", "--at", "2.5"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("not a master"), "{}", out.stderr);

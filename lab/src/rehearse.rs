@@ -51,10 +51,11 @@ pub use crate::fidelity::{render, Evidence, FidelityReport, FidelityRow, Figures
 pub fn check_fault(t: &Topology, fault: Fault) -> Result<(), LabError> {
     let node = match fault {
         Fault::NodeDown { node, .. } | Fault::Partition { node, .. } => node,
+        Fault::LbReload => return Ok(()),
         other => {
             return Err(LabError::NotRehearsable {
                 what: other.kind().as_str().to_string(),
-                why: "only crash and reboot (SIGKILL of the master's etcd) and partition (SIGSTOP) are injected for real".to_string(),
+                why: "only crash and reboot (SIGKILL of the master's etcd), partition (SIGSTOP) and lb-reload (HAProxy reset to the declared pool) are injected for real".to_string(),
             })
         }
     };
@@ -344,6 +345,9 @@ impl<'a> Walk<'a> {
     fn strike(&mut self, fault: Fault, step: &str) -> Result<(), LabError> {
         let t = self.t;
         self.c = fault.strike(&self.c, t);
+        if fault == Fault::LbReload {
+            return self.strike_lb_reload(fault, step);
+        }
         let (node, signal) = match fault {
             Fault::NodeDown { node, .. } => {
                 self.struck = self.struck.with(node);
@@ -371,6 +375,27 @@ impl<'a> Walk<'a> {
         self.observe_members(step, "after the fault", (self.c.voters, self.c.learners))?;
         let q = observe::quorum(&self.c);
         self.observe_quorum(step, "after the fault", q)?;
+        let c = self.c;
+        self.observe_control_plane(step, "after the fault", &c)?;
+        Ok(())
+    }
+
+    /// The LB's bootstrap script runs on its own (a pfSense reload): HAProxy is reset to the
+    /// declared pool, restarted from scratch when the scenario resets to its declared state.
+    fn strike_lb_reload(&mut self, fault: Fault, step: &str) -> Result<(), LabError> {
+        self.on_step(step);
+        let rewrites = self.cp.lb_rewrites;
+        self.last_event = Instant::now();
+        self.sync_control_plane(Some(Action::DeployLb), None)?;
+        let pool = self.c.lb_running;
+        let lab = if self.cp.lb_rewrites > rewrites {
+            format!("HAProxy reset to the declared pool ({}), rewrite {}", names(self.t, pool.pool), self.cp.lb_rewrites)
+        } else if pool.frontend {
+            "HAProxy (re)started with the declared pool".to_string()
+        } else {
+            "no frontend declared: nothing for HAProxy to serve".to_string()
+        };
+        self.row(step, "fault injected", fault.describe(self.t), lab, Evidence::Real, true);
         let c = self.c;
         self.observe_control_plane(step, "after the fault", &c)?;
         Ok(())
