@@ -36,6 +36,10 @@ pub struct ExecuteArgs {
     /// Continue the run the journal holds, after a crash, Ctrl-C or a fixed halt.
     #[arg(long, conflicts_with = "dry_run")]
     pub resume: bool,
+    /// With --resume: run every command of the interrupted step again, also those that succeeded
+    /// (after renewing what they copy, such as an expired certificate key and join token).
+    #[arg(long, requires = "resume")]
+    pub rerun_step: bool,
     /// Do not ask before each phase (commands that need a person then halt the run).
     #[arg(long)]
     pub yes: bool,
@@ -235,6 +239,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
     let mut operator = TerminalOperator::new(options.yes, loaded.plan.steps.len());
     let run_options = RunOptions {
         resume: options.resume,
+        rerun_step: options.rerun_step,
         observe: true,
         command_timeout: timeout,
         check_passed: check.passed,
@@ -420,6 +425,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
     let mut operator = DryRunOperator::default();
     let run_options = RunOptions {
         resume: false,
+        rerun_step: false,
         observe: false,
         command_timeout: Duration::from_secs(1),
         check_passed: check.passed,
@@ -587,6 +593,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     let mut operator = TerminalOperator::new(options.yes, 0);
     let run_options = RunOptions {
         resume: true,
+        rerun_step: false,
         observe: true,
         command_timeout: timeout,
         check_passed: true,

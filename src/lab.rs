@@ -55,7 +55,8 @@ pub struct RehearseArgs {
     pub at: Option<String>,
     /// crash (SIGKILL of the node's etcd; default), reboot (SIGKILL, started again when the twin's
     /// reboot is over), partition (SIGSTOP, then SIGCONT), lb-reload (HAProxy reset to the declared
-    /// pool, no --fail).
+    /// pool, no --fail); with --via-execute: crash, reboot, operator-away (the lab's clock jumps
+    /// --for, default 3h: kubeadm's TTLs expire).
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
     /// How long the fault lasts in the twin's clock (90s, 10m); the lab does not wait it out.
@@ -199,15 +200,15 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
         (FaultKind::Reboot, Some(node)) => Fault::NodeDown { node, lasts_s: Some(lasts.unwrap_or(NODE_REBOOT_S)) },
         (FaultKind::Partition, Some(node)) => Fault::Partition { node, lasts_s: Some(lasts.unwrap_or(300)) },
         (FaultKind::LbReload, None) => Fault::LbReload,
+        (FaultKind::OperatorAway, None) => Fault::OperatorAway { lasts_s: lasts.unwrap_or(3 * 3600) },
         (other, _) => {
             return Err(Failure::Input(format!(
-                "the lab cannot inject {} for real yet (it injects: crash, reboot, partition, lb-reload)",
+                "the lab cannot inject {} for real yet (it injects: crash, reboot, partition, lb-reload; through the executor operator-away too)",
                 other.as_str()
             )))
         }
     };
     let at = crate::simulate::parse_point(&loaded.plan, at)?;
-    rehearse::check_fault(t, fault).map_err(lab_failure)?;
     Ok(Some(Injection { at, fault }))
 }
 
@@ -235,6 +236,10 @@ pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
     let injection = injection(loaded, args)?;
     if let Some(steps) = &args.via_execute {
         return rehearse_via_execute(loaded, steps, injection, args.format);
+    }
+    // The walk's faults, refused before its lab starts.
+    if let Some(i) = injection {
+        rehearse::check_fault(&loaded.topology, i.fault).map_err(lab_failure)?;
     }
     let mut lab = Lab::private(&loaded.topology, args.port_offset, false, SEED_KEYS).map_err(lab_failure)?;
     let report = rehearse::rehearse(&loaded.topology, &loaded.plan, &mut lab, injection).map_err(lab_failure)?;

@@ -678,3 +678,11 @@ fn fuzz_regressions_are_refused_without_a_panic() {
     assert!(ran > 0, "no regression inputs in {}", dir.display());
     assert!(Path::new(&dir).join("README.md").exists());
 }
+
+#[test]
+fn rerun_step_without_resume_is_a_usage_error() {
+    // It re-runs a step of the journalled run: without --resume there is none.
+    let out = plan(&["execute", "--rerun-step"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--resume"), "{}", out.stderr);
+}

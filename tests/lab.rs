@@ -313,13 +313,15 @@ fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
     assert_eq!(out.code, 2);
     let out = plan(&["lab", "status", "--state-dir", "/nonexistent/plan-lab"]);
     assert_eq!(out.code, 2);
-    // Through the executor: a crash only (the host stays down), at a point its commands have.
+    // Through the executor: crash, reboot and a clock jump, at a point its commands have.
     let out = plan(&["rehearse", "--via-execute", "--fault", "partition", "--fail", "master-2", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("injects crash and reboot"), "{}", out.stderr);
+    assert!(out.stderr.contains("injects crash, reboot"), "{}", out.stderr);
     let out = plan(&["rehearse", "--via-execute", "--fault", "reboot", "--fail", "master-2", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("boots again inside kubeadm join"), "{}", out.stderr);
+    assert!(out.stderr.contains("not inside kubeadm join"), "{}", out.stderr);
+    let out = plan(&["rehearse", "--fault", "operator-away", "--at", "2.5@0"]);
+    assert_eq!(out.code, 2, "the walk has no clock to jump: {}", out.stderr);
     let out = plan(&["rehearse", "--via-execute", "--fail", "master", "--at", "0.2@1"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("no command ends right after"), "{}", out.stderr);
@@ -670,6 +672,32 @@ fn a_master_rebooting_as_the_next_join_begins_through_the_executor_halts_then_re
     let actions = lab_actions(&report);
     assert!(actions.contains(&"k8s-master-2: booted after the fault, etcd started on its data"), "{actions:?}");
     assert!(actions.iter().any(|a| a.ends_with("then resumed the run")), "{actions:?}");
+}
+
+/// The operator is away for 3 h as 2.5 begins: the lab's clock jumps 3 h (the system clock is
+/// untouched), so the certificate key uploaded at 2.3 is past its 2 h TTL when the real join (the
+/// shim, as kubeadm) asks for it, and the executor halts at 2.5. The lab, as operator, does what
+/// the twin's recovery does: it runs 2.3 and 2.4 again (new key, new token) and resumes, running
+/// 2.5 again whole (`plan execute --resume --rerun-step`): the run completes, as in the twin.
+#[test]
+fn an_operator_away_for_three_hours_expires_the_certificate_key_and_a_renewal_completes_the_run() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) =
+        rehearse_scenario_via_execute(&[], None, None, &["--fault", "operator-away", "--for", "3h", "--at", "2.5@0"])
+    else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(text(&row(&report, "recovery path")["lab"]), "re-upload certs and create a new token, re-run the step");
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
+    let actions = lab_actions(&report);
+    assert!(actions.contains(&"the fault at 2.5: the lab's clock jumps 3 h (the operator away)"), "{actions:?}");
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on k8s-master-2: failed: error downloading certs")), "{actions:?}");
+    assert!(actions.contains(&"the operator re-ran 2.3, 2.4 to upload the certs and make a token again: done"), "{actions:?}");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
 }
 
 /// 0.3 reads the file 0.2 writes: in a plan edited to drop 0.2, real kubeadm (the shim, as

@@ -316,6 +316,7 @@ fn the_runner_halts_before_the_preflight_when_real_etcd_has_a_member_the_twin_ha
     let mut operator = Yes;
     let options = RunOptions {
         resume: false,
+        rerun_step: false,
         observe: true,
         command_timeout: Duration::from_secs(10),
         check_passed: true,

@@ -41,6 +41,9 @@ pub trait Operator {
 pub struct RunOptions {
     /// Continue the journalled run.
     pub resume: bool,
+    /// With `resume`: run every command of the interrupted step again, those that succeeded
+    /// included (after the operator renewed what they copy: a new token, a new certificate key).
+    pub rerun_step: bool,
     /// Read the hosts and compare with the twin (off for a dry run: the recorder sees nothing).
     pub observe: bool,
     /// Deadline of each command.
@@ -228,7 +231,7 @@ impl<'a> Runner<'a> {
             self.journal.append(Event::StepStarted { step: step.id.clone() })?;
             let remaining_s: u32 = self.plan.steps[i..].iter().map(|s| s.duration_s).sum();
             for j in 0..self.compiled[i].len() {
-                if interrupted && progress.command_done(&step.id, j) {
+                if interrupted && progress.command_done(&step.id, j) && !self.options.rerun_step {
                     continue;
                 }
                 let invocation = self.compiled[i][j].clone();

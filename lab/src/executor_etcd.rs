@@ -38,6 +38,8 @@ pub const CLIENT_URL_FILE: &str = "etcd-client-url";
 /// `at-<host>-<after>` (the shim strikes there, naming the victim), `struck-<victim>` (the shim
 /// asks the lab to crash it), `done-<victim>` (crashed).
 pub const STRIKE_DIR: &str = "strike";
+/// The lab's clock offset (seconds), under the lab's root: see `executor_rehearsal::CLOCK_OFFSET`.
+const CLOCK_OFFSET: &str = crate::executor_rehearsal::CLOCK_OFFSET;
 /// What the join shim did to etcd, in its host directory (no secrets).
 const JOIN_LOG: &str = "kubeadm-join.log";
 
@@ -149,7 +151,8 @@ impl SliceEtcd {
             host::write_file(&dir.join("peer-url"), &format!("{}\n", url(node).peer))?;
         }
         host::write_file(&hosts.root().join("etcd-endpoints"), &(etcd.endpoints.join(",") + "\n"))?;
-        write_join_shim(hosts.root(), t.learner_mode)?;
+        let ttl = &t.scenario.kubeadm;
+        write_join_shim(hosts.root(), t.learner_mode, u64::from(ttl.token_ttl_h) * 3600, u64::from(ttl.certs_ttl_min) * 60)?;
         etcd.wait_ready(t, hosts, running)?;
         Ok(etcd)
     }
@@ -340,7 +343,7 @@ impl Drop for SliceEtcd {
 /// answered, `member promote` retried until etcd takes it; then kubelet.conf on the
 /// controlPlaneEndpoint, the serving cert (the shim's `init phase certs apiserver`) and the static
 /// pod manifest.
-fn write_join_shim(root: &Path, learner_mode: bool) -> Result<(), LabError> {
+fn write_join_shim(root: &Path, learner_mode: bool, token_ttl_s: u64, certs_ttl_s: u64) -> Result<(), LabError> {
     let root = root.display();
     let (learner_flag, learner_mode, learner_word) = if learner_mode { ("--learner", "on", "learner") } else { ("", "off", "voter") };
     let retry_s = format!("{}.{:03}", PROMOTE_RETRY_MS / 1000, PROMOTE_RETRY_MS % 1000);
@@ -362,7 +365,13 @@ done
 endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' {root}/kubeadm-config.yaml)
 [ -n "$endpoint" ] || fail "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"
 grep -qx -- "$token" {root}/kubeadm-tokens 2>/dev/null || fail "couldn't validate the identity of the API Server: token not found"
+# The TTLs, on the lab's clock (the system clock plus a clock jump's offset).
+now=$(( $(date +%s) + $(cat {root}/{CLOCK_OFFSET} 2>/dev/null || echo 0) ))
+created=$(awk -v t="$token" '$1 == t {{ print $2 }}' {root}/kubeadm-token-times 2>/dev/null)
+[ -n "$created" ] && [ $((now - created)) -gt {token_ttl_s} ] && fail "couldn't validate the identity of the API Server: token \"${{token%%.*}}\" has expired ($(( (now - created) / 60 )) min after it was made, TTL {token_ttl_s} s)"
 [ -n "$key" ] && [ "$key" = "$(cat {root}/kubeadm-certs.key 2>/dev/null)" ] || fail "error downloading certs: secret kubeadm-certs not found or the key does not decrypt it"
+uploaded=$(cat {root}/kubeadm-certs.uploaded 2>/dev/null)
+[ -n "$uploaded" ] && [ $((now - uploaded)) -gt {certs_ttl_s} ] && fail "error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired ($(( (now - uploaded) / 60 )) min after the upload, TTL {certs_ttl_s} s)"
 member=$PLAN_FIXTURE_HOST_DIR/{MEMBER_DIR}
 [ -r $member/peer-url ] || fail "kubeadm (lab shim): no etcd member prepared for $PLAN_FIXTURE_HOST_NAME"
 endpoints=$(cat {root}/etcd-endpoints)

@@ -35,9 +35,12 @@ pub struct Strike {
     pub step: usize,
     pub step_id: String,
     pub at: StrikeAt,
-    pub victim: NodeIx,
+    /// The host that crashes; `None` for a clock jump.
+    pub victim: Option<NodeIx>,
     /// How long the victim stays down in the twin (a reboot); `None`: for good.
     pub lasts: Option<u32>,
+    /// How far the lab's clock jumps (the operator away): the TTLs kubeadm checks run on it.
+    pub clock_jump_s: Option<u32>,
 }
 
 fn refuse(what: String, why: impl Into<String>) -> LabError {
@@ -50,15 +53,17 @@ fn refuse(what: String, why: impl Into<String>) -> LabError {
 /// A fault the executor's lab does not inject (it crashes hosts: `crash`), a step out of range,
 /// or a point between two actions that one command carries and that is not a `kubeadm join`.
 pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<Strike, LabError> {
-    let (victim, lasts) = match injection.fault {
-        Fault::NodeDown { node, lasts_s } => (node, lasts_s),
+    let (victim, lasts, clock_jump_s) = match injection.fault {
+        Fault::NodeDown { node, lasts_s } => (Some(node), lasts_s, None),
+        Fault::OperatorAway { lasts_s } => (None, None, Some(lasts_s)),
         other => {
             return Err(refuse(
                 other.describe(t),
                 format!(
-                    "the executor's rehearsal injects {} and {} (the host crashes; a reboot boots it again); the walk (`plan rehearse` without --via-execute) injects partition too",
+                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again) and {} (the lab's clock jumps); the walk (`plan rehearse` without --via-execute) injects partition and lb-reload",
                     FaultKind::Crash.as_str(),
-                    FaultKind::Reboot.as_str()
+                    FaultKind::Reboot.as_str(),
+                    FaultKind::OperatorAway.as_str()
                 ),
             ))
         }
@@ -96,13 +101,16 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
             }
         }
     };
-    if lasts.is_some() && matches!(at, StrikeAt::InJoin { .. }) {
+    if (lasts.is_some() || clock_jump_s.is_some()) && matches!(at, StrikeAt::InJoin { .. }) {
         return Err(refuse(
-            format!("a reboot at {}@{action}", step.id),
-            format!("a host that boots again inside kubeadm join is rehearsed by the walk; through the executor, strike a reboot at {}@0 or after the step", step.id),
+            format!("{} at {}@{action}", injection.fault.describe(t), step.id),
+            format!(
+                "through the executor, a host that boots again or a clock jump strikes between commands, not inside kubeadm join: strike at {}@0 or after the step (a host that boots again inside the join is rehearsed by the walk)",
+                step.id
+            ),
         ));
     }
-    Ok(Strike { step: i, step_id: step.id.clone(), at, victim, lasts })
+    Ok(Strike { step: i, step_id: step.id.clone(), at, victim, lasts, clock_jump_s })
 }
 
 /// The twin's state the moment the fault strikes: the plan's actions up to the point (a refused
@@ -169,7 +177,7 @@ mod tests {
         let crash = Fault::NodeDown { node: m2, lasts_s: None };
         let strike = |id: &str, action: u16| strike_point(&t, &plan, Injection { at: at(&plan, id, action), fault: crash });
         let join = strike("2.5", 1).expect("after the add");
-        assert_eq!((join.at, join.victim, join.step_id.as_str()), (StrikeAt::InJoin { host: m2, after: "add" }, m2, "2.5"));
+        assert_eq!((join.at, join.victim, join.step_id.as_str()), (StrikeAt::InJoin { host: m2, after: "add" }, Some(m2), "2.5"));
         assert_eq!(strike("2.5", 2).expect("after the start").at, StrikeAt::InJoin { host: m2, after: "start" });
         assert_eq!(strike("2.5", 0).expect("at the start").at, StrikeAt::StepBegins);
         let last = plan.steps.iter().find(|s| s.id == "4.1").expect("4.1");
@@ -188,6 +196,9 @@ mod tests {
         ));
         let reboot = strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: reboot_fault }).expect("a reboot as 3.5 begins");
         assert_eq!((reboot.at, reboot.lasts), (StrikeAt::StepBegins, Some(90)));
+        let away = strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::OperatorAway { lasts_s: 3 * 3600 } })
+            .expect("a clock jump as 2.5 begins");
+        assert_eq!((away.at, away.victim, away.clock_jump_s), (StrikeAt::StepBegins, None, Some(3 * 3600)));
         let partition = Fault::Partition { node: m2, lasts_s: Some(300) };
         assert!(matches!(
             strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: partition }),

@@ -89,6 +89,25 @@ const KUBEADM_NEW: &str = "kubeadm-new.yaml";
 const JOINED_MEMBER_PID: &str = "etcd-member/pid";
 const JOINED_MEMBER_START: &str =
     "m=$PLAN_FIXTURE_HOST_DIR/etcd-member; setsid /usr/bin/etcd $(cat $m/args) >> $m/etcd.log 2>&1 < /dev/null & echo $! > $m/pid";
+/// The lab's clock: seconds added to the system clock where kubeadm checks a TTL (the `kubeadm`
+/// shims read it), under the lab's root. A clock jump adds to it; the system clock is untouched.
+pub const CLOCK_OFFSET: &str = "clock-offset-s";
+
+fn clock_offset_s(root: &Path) -> u64 {
+    std::fs::read_to_string(root.join(CLOCK_OFFSET)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+}
+
+/// The steps of `plan` before step `halted` that last uploaded the control-plane certs and last
+/// made a join token: what renews the credentials the halted step needs, in the plan's order.
+fn renew_steps(plan: &Plan, halted: usize) -> Plan {
+    let last = |wanted: Action| plan.steps[..halted].iter().rposition(|s| s.actions.contains(&wanted));
+    let keep: Vec<usize> = [last(Action::UploadCerts), last(Action::CreateToken)].into_iter().flatten().collect();
+    let mut renew = plan.clone();
+    renew.steps = plan.steps.iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, s)| s.clone()).collect();
+    renew.phases.retain(|p| renew.steps.iter().any(|s| s.phase == p.id));
+    renew
+}
+
 /// kube-public/cluster-info's kubeconfig, under the lab's root (kubeadm wrote it at `init`).
 const CLUSTER_INFO: &str = "cluster-info.yaml";
 /// The apiserver's static pod manifest, under `/etc/kubernetes`.
@@ -411,11 +430,12 @@ pub fn rehearse_through_executor(
         removals: Vec::new(),
     };
     std::fs::create_dir_all(root.join(STRIKE_DIR)).map_err(|e| LabError::io("the strike directory", e))?;
-    if let Some((_, Strike { at: StrikeAt::InJoin { host, after }, victim, .. }, _, _)) = &fault {
+    if let Some((_, Strike { at: StrikeAt::InJoin { host, after }, victim: Some(victim), .. }, _, _)) = &fault {
         host::write_file(&root.join(STRIKE_DIR).join(format!("at-{}-{after}", t.name(*host))), t.name(*victim))?;
     }
     let options = RunOptions {
         resume: false,
+        rerun_step: false,
         observe: true,
         command_timeout: Duration::from_secs(COMMAND_TIMEOUT_S),
         check_passed: true,
@@ -445,7 +465,7 @@ pub fn rehearse_through_executor(
     let mut at_halt: Vec<FidelityRow> = Vec::new();
     let mut rollback = None;
     let mut tried: Vec<(NodeIx, Result<(), String>)> = Vec::new();
-    let mut retried = false;
+    let mut retry: Option<RecoveryKind> = None;
     if let (Some((_, strike, twin, at_strike)), Ok(Outcome::Halted(halt))) = (&fault, &outcome) {
         let quorum = lock(&kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS)?;
         let twin_quorum = derive::quorum(at_strike);
@@ -462,25 +482,61 @@ pub fn rehearse_through_executor(
         });
         let twin_rolls_back_first = matches!(twin.recoveries.first(), Some(RecoveryKind::Rollback { .. }));
         let executor_rolls_back = matches!(halt.recovery.kind, RecoveryKind::Rollback { .. });
-        if strike.lasts.is_some() && matches!(twin.recoveries.first(), Some(RecoveryKind::WaitAndRetry)) {
+        // What the executor proposes, beside what the twin (and so the lab, as operator) does.
+        lock(&kubelet).actions.push(format!(
+            "the executor proposes at the halt: {} ({})",
+            halt.recovery.describe(),
+            if halt.recovery.descriptions.is_empty() { "nothing to do".to_string() } else { halt.recovery.descriptions.join("; ") }
+        ));
+        let victim = strike.victim.filter(|v| at_strike.members().contains(*v));
+        match twin.recoveries.first() {
             // A host that boots again: the operator waits for it, then resumes the run
             // (`plan execute --resume`), as the twin waits and re-runs the step.
-            retried = true;
-        } else if twin_rolls_back_first && !executor_rolls_back && at_strike.members().contains(strike.victim) {
-            let answer = lock(&kubelet).etcd.member_remove(t, strike.victim)?;
-            lock(&kubelet).actions.push(format!(
-                "the phase's rollback, tried by the lab: etcdctl member remove {}: {}",
-                t.name(strike.victim),
-                answer.as_ref().map_or_else(|why| format!("etcd refused: {why}"), |()| "removed".to_string())
-            ));
-            tried.push((strike.victim, answer));
-        }
-        if !retried {
-            rollback = Some(runner.rollback());
+            Some(RecoveryKind::WaitAndRetry) if strike.lasts.is_some() => retry = Some(RecoveryKind::WaitAndRetry),
+            // Expired credentials: the operator uploads the certs and makes a token again (the
+            // plan's own commands for them), then resumes, as the twin renews and re-runs.
+            Some(RecoveryKind::Renew) if strike.clock_jump_s.is_some() => retry = Some(RecoveryKind::Renew),
+            _ => {
+                if let (true, false, Some(victim)) = (twin_rolls_back_first, executor_rolls_back, victim) {
+                    let answer = lock(&kubelet).etcd.member_remove(t, victim)?;
+                    lock(&kubelet).actions.push(format!(
+                        "the phase's rollback, tried by the lab: etcdctl member remove {}: {}",
+                        t.name(victim),
+                        answer.as_ref().map_or_else(|why| format!("etcd refused: {why}"), |()| "removed".to_string())
+                    ));
+                    tried.push((victim, answer));
+                }
+                rollback = Some(runner.rollback());
+            }
         }
     }
     drop(runner);
-    if retried {
+    if retry == Some(RecoveryKind::Renew) {
+        // The steps whose commands upload the certs and make the join token, run again by a runner
+        // of their own (its own journal; nothing to observe), then the run resumes.
+        let halted = match &outcome {
+            Ok(Outcome::Halted(halt)) => sliced.steps.iter().position(|s| s.id == halt.step).unwrap_or(sliced.steps.len()),
+            _ => sliced.steps.len(),
+        };
+        let renew = renew_steps(&sliced, halted);
+        let ids: Vec<String> = renew.steps.iter().map(|s| s.id.clone()).collect();
+        std::fs::create_dir_all(root.join("state-renew")).map_err(|e| LabError::io("the renewal's state directory", e))?;
+        let mut renew_journal = Journal::open(&root.join("state-renew")).map_err(|e| exec_error("open the renewal's journal", e))?;
+        let mut renewal =
+            Runner::new(t, &renew, &mut transport, &mut renew_journal, &mut operator, RunOptions { observe: false, ..options.clone() });
+        let renewed = renewal.run().map_err(|e| exec_error("renew the credentials", e))?;
+        drop(renewal);
+        lock(&kubelet).actions.push(format!(
+            "the operator re-ran {} to upload the certs and make a token again: {}",
+            ids.join(", "),
+            match &renewed {
+                Outcome::Completed => "done".to_string(),
+                Outcome::Halted(h) => format!("halted at {}: {}", h.step, h.reason),
+                Outcome::Declined { phase } => format!("declined phase {phase}"),
+            }
+        ));
+    }
+    if retry == Some(RecoveryKind::WaitAndRetry) {
         let waited = Instant::now();
         // The fault clears now: the host boots at the kubelet stand-in's next look.
         lock(&kubelet).down_until.values_mut().for_each(|until| *until = Instant::now());
@@ -489,7 +545,12 @@ pub fn rehearse_through_executor(
         }
         lock(&kubelet).settle(&hosts)?;
         lock(&kubelet).actions.push(format!("the operator waited {} ms for the host, then resumed the run", waited.elapsed().as_millis()));
-        let mut resumed = Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, RunOptions { resume: true, ..options });
+    }
+    if retry.is_some() {
+        // After a renewal the step's copies of the secrets are stale: it runs again whole.
+        let rerun_step = retry == Some(RecoveryKind::Renew);
+        let mut resumed =
+            Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, RunOptions { resume: true, rerun_step, ..options });
         resumed.prediction = prediction.clone();
         outcome = resumed.run();
     }
@@ -548,9 +609,7 @@ pub fn rehearse_through_executor(
             // The lab's path: the phase's rollback when the lab tried it and etcd refused, then
             // the recovery the executor carried out.
             let mut lab_path: Vec<RecoveryKind> = Vec::new();
-            if retried {
-                lab_path.push(RecoveryKind::WaitAndRetry);
-            }
+            lab_path.extend(retry.clone());
             if tried.iter().any(|(_, answer)| answer.is_err()) {
                 lab_path.push(RecoveryKind::Rollback { phase: sliced.steps[strike.step].phase.clone() });
             }
@@ -672,6 +731,8 @@ fn write_kubeadm_shim(shims: &Path, root: &Path) -> Result<(), LabError> {
 # kubeadm on a lab host: the equivalent real action of each subcommand the plan runs.
 # A join's arguments hold the token and the certificate key: not logged.
 case "$1" in join) echo "join" ;; *) echo "$*" ;; esac >> "$PLAN_FIXTURE_HOST_DIR/kubeadm.log"
+# The lab's clock: the system clock plus the offset a clock jump adds (the TTLs run on it).
+now() {{ echo $(( $(date +%s) + $(cat {root}/{CLOCK_OFFSET} 2>/dev/null || echo 0) )); }}
 config=""
 prev=""
 for arg in "$@"; do [ "$prev" = --config ] && config="$arg"; prev="$arg"; done
@@ -706,6 +767,7 @@ case "$*" in
     # The kubeadm-certs Secret is a lab file: the key that decrypts it, as kubeadm prints it last.
     key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
     printf '%s\n' "$key" > {root}/kubeadm-certs.key
+    now > {root}/kubeadm-certs.uploaded
     echo '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace'
     echo '[upload-certs] Using certificate key:'
     echo "$key" ;;
@@ -714,6 +776,7 @@ case "$*" in
     [ -n "$endpoint" ] || endpoint="$PLAN_FIXTURE_HOST_ADDRESS:6443"
     token="$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n').$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
     echo "$token" >> {root}/kubeadm-tokens
+    echo "$token $(now)" >> {root}/kubeadm-token-times
     hash=$(openssl x509 -in {root}/ca.crt -noout -pubkey | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)
     echo "kubeadm join $endpoint --token $token --discovery-token-ca-cert-hash sha256:$hash" ;;
   "join "*) exec {root}/kubeadm-join-control-plane "$@" ;;
@@ -1072,7 +1135,19 @@ impl LabOperator<'_> {
         // (at most FAULT_DOWN_MAX_S): the twin's reboot lasts far longer than the executor takes
         // to notice it.
         let lasts = strike.lasts.map(|_| Duration::from_secs(FAULT_DOWN_MAX_S));
-        lock(self.kubelet).crash_for(self.hosts, strike.victim, &format!("the fault at {}", step.id), lasts);
+        if let Some(victim) = strike.victim {
+            lock(self.kubelet).crash_for(self.hosts, victim, &format!("the fault at {}", step.id), lasts);
+        }
+        if let Some(jump) = strike.clock_jump_s {
+            let offset = clock_offset_s(self.hosts.root()) + u64::from(jump);
+            let written = host::write_file(&self.hosts.root().join(CLOCK_OFFSET), &format!("{offset}\n"));
+            self.note(format!(
+                "the fault at {}: the lab's clock jumps {} (the operator away){}",
+                step.id,
+                plan_model::plan::format_duration(jump),
+                written.err().map(|e| format!(": {e}")).unwrap_or_default()
+            ));
+        }
     }
 
     /// A recovery action the runner leaves to the operator, done for real where the lab can.
