@@ -241,6 +241,12 @@ impl SliceEtcd {
         }
     }
 
+    /// Sends `signal` to the member the lab runs for `node` (SIGSTOP freezes it, SIGCONT thaws
+    /// it): `false` when the lab runs none (a member a join started is the host's).
+    pub fn signal(&self, node: NodeIx, signal: process::Signal) -> bool {
+        self.children.get(&node).is_some_and(|(child, _, _)| process::signal(child.id(), signal))
+    }
+
     /// `etcdctl` against every master's client URL: whichever members answer.
     pub fn etcdctl_all(&self) -> Etcdctl {
         Etcdctl::new(Path::new(ETCDCTL_BIN), self.all_client_urls())

@@ -29,18 +29,39 @@ pub enum StrikeAt {
     InJoin { host: NodeIx, after: &'static str },
 }
 
-/// The fault, its victim and where it strikes.
+/// What the lab does when the fault strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blow {
+    /// The host crashes: for good, or (`boots_again`, a reboot) until the operator waits for it.
+    Crash { victim: NodeIx, boots_again: bool },
+    /// The victim's etcd is frozen (SIGSTOP): cut off from the other masters (and from everyone)
+    /// until the operator waits for the partition to heal (SIGCONT).
+    Freeze { victim: NodeIx },
+    /// The lab's clock jumps (the operator away): the TTLs kubeadm checks run on it.
+    ClockJump { seconds: u32 },
+}
+
+impl Blow {
+    pub fn victim(self) -> Option<NodeIx> {
+        match self {
+            Blow::Crash { victim, .. } | Blow::Freeze { victim } => Some(victim),
+            Blow::ClockJump { .. } => None,
+        }
+    }
+
+    /// The fault clears by itself: the operator can wait for it.
+    pub fn clears(self) -> bool {
+        matches!(self, Blow::Crash { boots_again: true, .. } | Blow::Freeze { .. })
+    }
+}
+
+/// The fault, what the lab does, and where it strikes.
 #[derive(Debug, Clone)]
 pub struct Strike {
     pub step: usize,
     pub step_id: String,
     pub at: StrikeAt,
-    /// The host that crashes; `None` for a clock jump.
-    pub victim: Option<NodeIx>,
-    /// How long the victim stays down in the twin (a reboot); `None`: for good.
-    pub lasts: Option<u32>,
-    /// How far the lab's clock jumps (the operator away): the TTLs kubeadm checks run on it.
-    pub clock_jump_s: Option<u32>,
+    pub blow: Blow,
 }
 
 fn refuse(what: String, why: impl Into<String>) -> LabError {
@@ -53,16 +74,18 @@ fn refuse(what: String, why: impl Into<String>) -> LabError {
 /// A fault the executor's lab does not inject (it crashes hosts: `crash`), a step out of range,
 /// or a point between two actions that one command carries and that is not a `kubeadm join`.
 pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<Strike, LabError> {
-    let (victim, lasts, clock_jump_s) = match injection.fault {
-        Fault::NodeDown { node, lasts_s } => (Some(node), lasts_s, None),
-        Fault::OperatorAway { lasts_s } => (None, None, Some(lasts_s)),
+    let blow = match injection.fault {
+        Fault::NodeDown { node, lasts_s } => Blow::Crash { victim: node, boots_again: lasts_s.is_some() },
+        Fault::Partition { node, .. } => Blow::Freeze { victim: node },
+        Fault::OperatorAway { lasts_s } => Blow::ClockJump { seconds: lasts_s },
         other => {
             return Err(refuse(
                 other.describe(t),
                 format!(
-                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again) and {} (the lab's clock jumps); the walk (`plan rehearse` without --via-execute) injects partition and lb-reload",
+                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again), {} (etcd frozen) and {} (the lab's clock jumps); the walk (`plan rehearse` without --via-execute) injects lb-reload",
                     FaultKind::Crash.as_str(),
                     FaultKind::Reboot.as_str(),
+                    FaultKind::Partition.as_str(),
                     FaultKind::OperatorAway.as_str()
                 ),
             ))
@@ -101,16 +124,16 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
             }
         }
     };
-    if (lasts.is_some() || clock_jump_s.is_some()) && matches!(at, StrikeAt::InJoin { .. }) {
+    if !matches!(blow, Blow::Crash { boots_again: false, .. }) && matches!(at, StrikeAt::InJoin { .. }) {
         return Err(refuse(
             format!("{} at {}@{action}", injection.fault.describe(t), step.id),
             format!(
-                "through the executor, a host that boots again or a clock jump strikes between commands, not inside kubeadm join: strike at {}@0 or after the step (a host that boots again inside the join is rehearsed by the walk)",
+                "through the executor, a fault that clears or a clock jump strikes between commands, not inside kubeadm join: strike at {}@0 or after the step (inside the join, the walk rehearses it)",
                 step.id
             ),
         ));
     }
-    Ok(Strike { step: i, step_id: step.id.clone(), at, victim, lasts, clock_jump_s })
+    Ok(Strike { step: i, step_id: step.id.clone(), at, blow })
 }
 
 /// The twin's state the moment the fault strikes: the plan's actions up to the point (a refused
@@ -177,7 +200,10 @@ mod tests {
         let crash = Fault::NodeDown { node: m2, lasts_s: None };
         let strike = |id: &str, action: u16| strike_point(&t, &plan, Injection { at: at(&plan, id, action), fault: crash });
         let join = strike("2.5", 1).expect("after the add");
-        assert_eq!((join.at, join.victim, join.step_id.as_str()), (StrikeAt::InJoin { host: m2, after: "add" }, Some(m2), "2.5"));
+        assert_eq!(
+            (join.at, join.blow, join.step_id.as_str()),
+            (StrikeAt::InJoin { host: m2, after: "add" }, Blow::Crash { victim: m2, boots_again: false }, "2.5")
+        );
         assert_eq!(strike("2.5", 2).expect("after the start").at, StrikeAt::InJoin { host: m2, after: "start" });
         assert_eq!(strike("2.5", 0).expect("at the start").at, StrikeAt::StepBegins);
         let last = plan.steps.iter().find(|s| s.id == "4.1").expect("4.1");
@@ -195,13 +221,19 @@ mod tests {
             Err(LabError::NotRehearsable { .. })
         ));
         let reboot = strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: reboot_fault }).expect("a reboot as 3.5 begins");
-        assert_eq!((reboot.at, reboot.lasts), (StrikeAt::StepBegins, Some(90)));
+        assert_eq!((reboot.at, reboot.blow), (StrikeAt::StepBegins, Blow::Crash { victim: m2, boots_again: true }));
         let away = strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::OperatorAway { lasts_s: 3 * 3600 } })
             .expect("a clock jump as 2.5 begins");
-        assert_eq!((away.at, away.victim, away.clock_jump_s), (StrikeAt::StepBegins, None, Some(3 * 3600)));
+        assert_eq!((away.at, away.blow, away.blow.victim()), (StrikeAt::StepBegins, Blow::ClockJump { seconds: 3 * 3600 }, None));
         let partition = Fault::Partition { node: m2, lasts_s: Some(300) };
+        let frozen = strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: partition }).expect("a partition as 3.5 begins");
+        assert!(frozen.blow.clears() && frozen.blow == Blow::Freeze { victim: m2 });
         assert!(matches!(
-            strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: partition }),
+            strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: partition }),
+            Err(LabError::NotRehearsable { .. })
+        ));
+        assert!(matches!(
+            strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::LbReload }),
             Err(LabError::NotRehearsable { .. })
         ));
     }

@@ -30,12 +30,13 @@ use crate::address::{guard_loopback, LoopbackMap};
 use crate::apiserver::{ApiObjects, ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
 use crate::executor_etcd::{join_notes, SliceEtcd, STRIKE_DIR};
-use crate::executor_fault::{self, Strike, StrikeAt};
+use crate::executor_fault::{self, Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, LabPaths, LB_CONFIG, LB_SOCKET};
 use crate::fidelity::{node_names as names, Evidence, FidelityRow};
 use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
 use crate::pki::{LabCa, ServingCertSans};
 use crate::probe::{Probe, ProbeRecord};
+use crate::process::Signal;
 use plan_exec::etcd::EtcdProbe;
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
@@ -430,7 +431,7 @@ pub fn rehearse_through_executor(
         removals: Vec::new(),
     };
     std::fs::create_dir_all(root.join(STRIKE_DIR)).map_err(|e| LabError::io("the strike directory", e))?;
-    if let Some((_, Strike { at: StrikeAt::InJoin { host, after }, victim: Some(victim), .. }, _, _)) = &fault {
+    if let Some((_, Strike { at: StrikeAt::InJoin { host, after }, blow: Blow::Crash { victim, .. }, .. }, _, _)) = &fault {
         host::write_file(&root.join(STRIKE_DIR).join(format!("at-{}-{after}", t.name(*host))), t.name(*victim))?;
     }
     let options = RunOptions {
@@ -488,14 +489,14 @@ pub fn rehearse_through_executor(
             halt.recovery.describe(),
             if halt.recovery.descriptions.is_empty() { "nothing to do".to_string() } else { halt.recovery.descriptions.join("; ") }
         ));
-        let victim = strike.victim.filter(|v| at_strike.members().contains(*v));
+        let victim = strike.blow.victim().filter(|v| at_strike.members().contains(*v));
         match twin.recoveries.first() {
             // A host that boots again: the operator waits for it, then resumes the run
             // (`plan execute --resume`), as the twin waits and re-runs the step.
-            Some(RecoveryKind::WaitAndRetry) if strike.lasts.is_some() => retry = Some(RecoveryKind::WaitAndRetry),
+            Some(RecoveryKind::WaitAndRetry) if strike.blow.clears() => retry = Some(RecoveryKind::WaitAndRetry),
             // Expired credentials: the operator uploads the certs and makes a token again (the
             // plan's own commands for them), then resumes, as the twin renews and re-runs.
-            Some(RecoveryKind::Renew) if strike.clock_jump_s.is_some() => retry = Some(RecoveryKind::Renew),
+            Some(RecoveryKind::Renew) if matches!(strike.blow, Blow::ClockJump { .. }) => retry = Some(RecoveryKind::Renew),
             _ => {
                 if let (true, false, Some(victim)) = (twin_rolls_back_first, executor_rolls_back, victim) {
                     let answer = lock(&kubelet).etcd.member_remove(t, victim)?;
@@ -536,6 +537,10 @@ pub fn rehearse_through_executor(
             }
         ));
     }
+    if let (Some(RecoveryKind::WaitAndRetry), Some((_, Strike { blow: Blow::Freeze { victim }, .. }, _, _))) = (&retry, &fault) {
+        // The partition heals now.
+        lock(&kubelet).freeze(&hosts, *victim, Signal::Cont, "the partition heals");
+    }
     if retry == Some(RecoveryKind::WaitAndRetry) {
         let waited = Instant::now();
         // The fault clears now: the host boots at the kubelet stand-in's next look.
@@ -544,7 +549,9 @@ pub fn rehearse_through_executor(
             std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
         }
         lock(&kubelet).settle(&hosts)?;
-        lock(&kubelet).actions.push(format!("the operator waited {} ms for the host, then resumed the run", waited.elapsed().as_millis()));
+        lock(&kubelet)
+            .actions
+            .push(format!("the operator waited {} ms for the fault to clear, then resumed the run", waited.elapsed().as_millis()));
     }
     if retry.is_some() {
         // After a renewal the step's copies of the secrets are stale: it runs again whole.
@@ -946,6 +953,23 @@ impl KubeletStandIn {
         let _ = std::fs::write(self.root.join(STRIKE_DIR).join(format!("done-{name}")), "");
     }
 
+    /// The partition: `node`'s etcd is frozen (`Signal::Stop`) or thawed (`Signal::Cont`), the lab's
+    /// own member by its pid, a member the join started by `kill` inside the host. The host
+    /// answers SSH, and its apiserver stand-in runs, unready while its etcd is frozen.
+    fn freeze(&mut self, hosts: &FixtureHosts, node: NodeIx, signal: Signal, why: &str) {
+        let name = self.t.name(node).to_string();
+        let sent = if self.etcd.signal(node, signal) {
+            Ok(())
+        } else {
+            let flag = if signal == Signal::Stop { "STOP" } else { "CONT" };
+            hosts.run(self.t.node(node).address, &format!("kill -{flag} $(cat $PLAN_FIXTURE_HOST_DIR/{JOINED_MEMBER_PID})")).map(|_| ())
+        };
+        self.actions.push(match sent {
+            Ok(()) => format!("{name}: {why}: {} to its etcd", signal.name()),
+            Err(e) => format!("{name}: {why}: {} to its etcd failed: {e}", signal.name()),
+        });
+    }
+
     /// A host a reboot fault took down boots: its sshd starts again, then etcd on its data, as
     /// the kubelet starts the static pod (the lab's own member, or the one the join started,
     /// started again inside the host); its apiserver stand-in follows from its manifest.
@@ -1134,19 +1158,22 @@ impl LabOperator<'_> {
         // The host stays down until the lab, as operator, has seen the halt and waits for it
         // (at most FAULT_DOWN_MAX_S): the twin's reboot lasts far longer than the executor takes
         // to notice it.
-        let lasts = strike.lasts.map(|_| Duration::from_secs(FAULT_DOWN_MAX_S));
-        if let Some(victim) = strike.victim {
-            lock(self.kubelet).crash_for(self.hosts, victim, &format!("the fault at {}", step.id), lasts);
-        }
-        if let Some(jump) = strike.clock_jump_s {
-            let offset = clock_offset_s(self.hosts.root()) + u64::from(jump);
-            let written = host::write_file(&self.hosts.root().join(CLOCK_OFFSET), &format!("{offset}\n"));
-            self.note(format!(
-                "the fault at {}: the lab's clock jumps {} (the operator away){}",
-                step.id,
-                plan_model::plan::format_duration(jump),
-                written.err().map(|e| format!(": {e}")).unwrap_or_default()
-            ));
+        let why = format!("the fault at {}", step.id);
+        match strike.blow {
+            Blow::Crash { victim, boots_again } => {
+                let lasts = boots_again.then_some(Duration::from_secs(FAULT_DOWN_MAX_S));
+                lock(self.kubelet).crash_for(self.hosts, victim, &why, lasts);
+            }
+            Blow::Freeze { victim } => lock(self.kubelet).freeze(self.hosts, victim, Signal::Stop, &why),
+            Blow::ClockJump { seconds } => {
+                let offset = clock_offset_s(self.hosts.root()) + u64::from(seconds);
+                let written = host::write_file(&self.hosts.root().join(CLOCK_OFFSET), &format!("{offset}\n"));
+                self.note(format!(
+                    "{why}: the lab's clock jumps {} (the operator away){}",
+                    plan_model::plan::format_duration(seconds),
+                    written.err().map(|e| format!(": {e}")).unwrap_or_default()
+                ));
+            }
         }
     }
 
