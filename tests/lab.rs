@@ -572,6 +572,16 @@ fn assert_outages_only_in(report: &Value, expected: &[&str]) {
     }
 }
 
+/// A fault rehearsal through the executor that halted, recovered as `path` says and went on to
+/// complete, agreeing with the twin on every row.
+#[track_caller]
+fn assert_recovered_and_completed(code: i32, report: &Value, path: &str) {
+    assert_all_agree(report);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(text(&row(report, "recovery path")["lab"]), path);
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
+}
+
 fn lab_actions(report: &Value) -> Vec<&str> {
     report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect()
 }
@@ -670,11 +680,8 @@ fn a_master_rebooting_as_the_next_join_begins_through_the_executor_halts_then_re
     else {
         return;
     };
-    assert_all_agree(&report);
-    assert_eq!(code, 0, "{report:#}");
+    assert_recovered_and_completed(code, &report, "wait for the fault to clear, re-run the step");
     assert!(text(&row(&report, "quorum at the halt (a write commits)")["lab"]).starts_with("no ("), "{report:#}");
-    assert_eq!(text(&row(&report, "recovery path")["lab"]), "wait for the fault to clear, re-run the step");
-    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
     let actions = lab_actions(&report);
     assert!(actions.contains(&"k8s-master-2: booted after the fault, etcd started on its data"), "{actions:?}");
@@ -694,11 +701,8 @@ fn a_partitioned_master_through_the_executor_halts_the_run_until_it_heals_then_c
     else {
         return;
     };
-    assert_all_agree(&report);
-    assert_eq!(code, 0, "{report:#}");
+    assert_recovered_and_completed(code, &report, "wait for the fault to clear, re-run the step");
     assert!(text(&row(&report, "quorum at the halt (a write commits)")["lab"]).starts_with("yes"));
-    assert_eq!(text(&row(&report, "recovery path")["lab"]), "wait for the fault to clear, re-run the step");
-    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
     let actions = lab_actions(&report);
     assert!(actions.contains(&"k8s-master-3: the fault at 4.2: SIGSTOP to its etcd"), "{actions:?}");
     assert!(actions.contains(&"k8s-master-3: the partition heals: SIGCONT to its etcd"), "{actions:?}");
@@ -719,10 +723,7 @@ fn an_operator_away_for_three_hours_expires_the_certificate_key_and_a_renewal_co
     else {
         return;
     };
-    assert_all_agree(&report);
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(text(&row(&report, "recovery path")["lab"]), "re-upload certs and create a new token, re-run the step");
-    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
+    assert_recovered_and_completed(code, &report, "re-upload certs and create a new token, re-run the step");
     let actions = lab_actions(&report);
     assert!(actions.contains(&"the fault at 2.5: the lab's clock jumps 3 h (the operator away)"), "{actions:?}");
     assert!(actions.iter().any(|a| a.starts_with("kubeadm join on k8s-master-2: failed: error downloading certs")), "{actions:?}");
