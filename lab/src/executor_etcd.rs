@@ -9,6 +9,7 @@
 
 use crate::error::LabError;
 use crate::etcd::{ClusterState, EtcdFlags, EtcdMember, Etcdctl, Membership, ETCDCTL_BIN, ETCD_BIN};
+use crate::executor_lab::CLOCK_OFFSET;
 use crate::fidelity::{Evidence, FidelityRow};
 use crate::host::{self, FixtureHosts};
 use crate::process::{self, Lifetime, POLL_MS};
@@ -38,8 +39,6 @@ pub const CLIENT_URL_FILE: &str = "etcd-client-url";
 /// `at-<host>-<after>` (the shim strikes there, naming the victim), `struck-<victim>` (the shim
 /// asks the lab to crash it), `done-<victim>` (crashed).
 pub const STRIKE_DIR: &str = "strike";
-/// The lab's clock offset (seconds), under the lab's root: see `executor_rehearsal::CLOCK_OFFSET`.
-const CLOCK_OFFSET: &str = crate::executor_rehearsal::CLOCK_OFFSET;
 /// What the join shim did to etcd, in its host directory (no secrets).
 const JOIN_LOG: &str = "kubeadm-join.log";
 

@@ -29,6 +29,9 @@ use std::process::Command;
 /// The load balancer's HAProxy config and stats socket, in its host's `/tmp`.
 pub const LB_CONFIG: &str = "/tmp/haproxy.cfg";
 pub const LB_SOCKET: &str = "/tmp/haproxy.socket";
+/// The lab's clock: seconds added to the system clock where kubeadm checks a TTL (the `kubeadm`
+/// shims read it), under the lab's root. A clock jump adds to it; the system clock is untouched.
+pub const CLOCK_OFFSET: &str = "clock-offset-s";
 /// Where the lab's cluster state for the `kubectl` shim lives, under the lab's root.
 pub const CLUSTER_DIR: &str = "cluster";
 /// The flag value the config stack sets (the flag names come from the scenario).

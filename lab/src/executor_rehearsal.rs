@@ -31,7 +31,7 @@ use crate::apiserver::{ApiObjects, ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
 use crate::executor_etcd::{join_notes, SliceEtcd, STRIKE_DIR};
 use crate::executor_fault::{self, Blow, Strike, StrikeAt};
-use crate::executor_lab::{self, ByHand, LabPaths, LB_CONFIG, LB_SOCKET};
+use crate::executor_lab::{self, ByHand, LabPaths, CLOCK_OFFSET, LB_CONFIG, LB_SOCKET};
 use crate::fidelity::{node_names as names, Evidence, FidelityRow};
 use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
 use crate::pki::{LabCa, ServingCertSans};
@@ -90,10 +90,6 @@ const KUBEADM_NEW: &str = "kubeadm-new.yaml";
 const JOINED_MEMBER_PID: &str = "etcd-member/pid";
 const JOINED_MEMBER_START: &str =
     "m=$PLAN_FIXTURE_HOST_DIR/etcd-member; setsid /usr/bin/etcd $(cat $m/args) >> $m/etcd.log 2>&1 < /dev/null & echo $! > $m/pid";
-/// The lab's clock: seconds added to the system clock where kubeadm checks a TTL (the `kubeadm`
-/// shims read it), under the lab's root. A clock jump adds to it; the system clock is untouched.
-pub const CLOCK_OFFSET: &str = "clock-offset-s";
-
 fn clock_offset_s(root: &Path) -> u64 {
     std::fs::read_to_string(root.join(CLOCK_OFFSET)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
 }
@@ -251,12 +247,16 @@ pub fn rehearse_through_executor(
     injection: Option<Injection>,
 ) -> Result<ExecutorRehearsal, LabError> {
     // A fault the executor's lab cannot strike is refused before anything is looked for or started.
-    if let Some(injection) = injection {
-        if slice(scenario_plan, steps)?.steps.len() != scenario_plan.steps.len() {
-            return Err(not_rehearsable("a fault in a slice", "the executor's rehearsal strikes a fault during the whole plan"));
+    // (Moving the scenario onto loopback keeps its steps and nodes: the strike holds for the move.)
+    let strike = match injection {
+        Some(injection) => {
+            if slice(scenario_plan, steps)?.steps.len() != scenario_plan.steps.len() {
+                return Err(not_rehearsable("a fault in a slice", "the executor's rehearsal strikes a fault during the whole plan"));
+            }
+            Some((injection, executor_fault::strike_point(scenario_t, scenario_plan, injection)?))
         }
-        executor_fault::strike_point(scenario_t, scenario_plan, injection)?;
-    }
+        None => None,
+    };
     host::usable()?;
     // The executor dials the inventory's addresses: a scenario off loopback is moved onto it
     // first (10.0.20.100 -> 127.0.20.100), its plan's text with it.
@@ -287,15 +287,11 @@ pub fn rehearse_through_executor(
     let sliced = slice(&plan, steps)?;
     // Under a fault: the whole plan, the twin's run of it with the fault (its policy recovers),
     // and where the executor's commands meet the twin's point.
-    let fault = match injection {
-        Some(injection) => {
-            let strike = executor_fault::strike_point(t, &plan, injection)?;
-            let twin = Engine::new(t, &plan, Recording::default()).run(&[injection]);
-            let at_strike = executor_fault::state_at_strike(t, &plan, injection);
-            Some((injection, strike, twin, at_strike))
-        }
-        None => None,
-    };
+    let fault = strike.map(|(injection, strike)| FaultRun {
+        strike,
+        twin: Engine::new(t, &plan, Recording::default()).run(&[injection]),
+        at_strike: executor_fault::state_at_strike(t, &plan, injection),
+    });
     let prediction = predict_slice(t, &plan, &sliced);
     let initial = *prediction.before(0);
     let workstation = executor_lab::workstation_address(t)?;
@@ -424,14 +420,14 @@ pub fn rehearse_through_executor(
         probe: &probe,
         last_host: None,
         no_counterpart: Vec::new(),
-        strike: fault.as_ref().map(|(_, strike, _, _)| strike.clone()),
+        strike: fault.as_ref().map(|f| f.strike.clone()),
         struck: false,
         current: (String::new(), 0),
         recovery: None,
         removals: Vec::new(),
     };
     std::fs::create_dir_all(root.join(STRIKE_DIR)).map_err(|e| LabError::io("the strike directory", e))?;
-    if let Some((_, Strike { at: StrikeAt::InJoin { host, after }, blow: Blow::Crash { victim, .. }, .. }, _, _)) = &fault {
+    if let Some(FaultRun { strike: Strike { at: StrikeAt::InJoin { host, after }, blow: Blow::Crash { victim, .. }, .. }, .. }) = &fault {
         host::write_file(&root.join(STRIKE_DIR).join(format!("at-{}-{after}", t.name(*host))), t.name(*victim))?;
     }
     let options = RunOptions {
@@ -467,7 +463,7 @@ pub fn rehearse_through_executor(
     let mut rollback = None;
     let mut tried: Vec<(NodeIx, Result<(), String>)> = Vec::new();
     let mut retry: Option<RecoveryKind> = None;
-    if let (Some((_, strike, twin, at_strike)), Ok(Outcome::Halted(halt))) = (&fault, &outcome) {
+    if let (Some(FaultRun { strike, twin, at_strike }), Ok(Outcome::Halted(halt))) = (&fault, &outcome) {
         let quorum = lock(&kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS)?;
         let twin_quorum = derive::quorum(at_strike);
         at_halt.push(FidelityRow {
@@ -537,7 +533,9 @@ pub fn rehearse_through_executor(
             }
         ));
     }
-    if let (Some(RecoveryKind::WaitAndRetry), Some((_, Strike { blow: Blow::Freeze { victim }, .. }, _, _))) = (&retry, &fault) {
+    if let (Some(RecoveryKind::WaitAndRetry), Some(FaultRun { strike: Strike { blow: Blow::Freeze { victim }, .. }, .. })) =
+        (&retry, &fault)
+    {
         // The partition heals now.
         lock(&kubelet).freeze(&hosts, *victim, Signal::Cont, "the partition heals");
     }
@@ -572,15 +570,15 @@ pub fn rehearse_through_executor(
     let rollback = rollback.transpose().map_err(|e| exec_error("roll back", e))?;
     let probe = probe.finish();
     let final_twin = match &fault {
-        Some((_, _, twin, _)) => twin.final_state,
+        Some(FaultRun { twin, .. }) => twin.final_state,
         None => prediction.states.last().copied().unwrap_or(initial),
     };
     // Where the twin's executor halts: at the fault's detection, or at its first refused command
     // (as a failed command halts the real one).
     let twin_halt: Option<(usize, String)> = match &fault {
         // A twin that halted and went on (waited, renewed) halts nowhere in the end.
-        Some((_, _, twin, _)) if twin.outcome == plan_sim::run::Outcome::Completed => None,
-        Some((_, _, twin, _)) => twin.halted_at.as_ref().and_then(|id| {
+        Some(FaultRun { twin, .. }) if twin.outcome == plan_sim::run::Outcome::Completed => None,
+        Some(FaultRun { twin, .. }) => twin.halted_at.as_ref().and_then(|id| {
             sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, twin.halt.as_ref().map(ToString::to_string).unwrap_or_default()))
         }),
         None => {
@@ -590,7 +588,7 @@ pub fn rehearse_through_executor(
     let mut rows = step_rows(&sliced, twin_halt.as_ref(), &outcome);
     rows.extend(at_halt);
     let (twin_outcome, executor_outcome) = match &fault {
-        Some((_, strike, twin, at_strike)) => {
+        Some(FaultRun { strike, twin, at_strike }) => {
             for (node, answer) in tried.iter().chain(&removals) {
                 let twin_says = executor_fault::twin_member_remove(t, at_strike, *node);
                 let lab = match answer {
@@ -688,6 +686,14 @@ pub fn rehearse_through_executor(
         run_ms,
         api_requests,
     })
+}
+
+/// A fault rehearsed through the executor: where the lab strikes, the twin's own run with the
+/// fault (its policy recovers), and the twin's state the moment the fault struck.
+struct FaultRun {
+    strike: Strike,
+    twin: plan_sim::run::RunResult,
+    at_strike: Cluster,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
