@@ -5,8 +5,9 @@
 //! [`ApiObjects`], the three reads the executor's Kubernetes API observer makes (the node list,
 //! `kube-system/kubeadm-config`, `kube-public/cluster-info`) as Kubernetes JSON, from the lab's
 //! files and only while its etcd is healthy. What is real is the TLS (the
-//! serving cert read from disk when it starts, as the apiserver reads `apiserver.crt`; a client
-//! that verifies it against the lab CA) and the readiness: `/readyz` is 200 only when a `GET
+//! serving cert read from disk, and read again when the files change, keeping the last good pair
+//! when they vanish or do not parse, as kube-apiserver's dynamic serving certificate does: see
+//! docs/facts.md; a client that verifies it against the lab CA) and the readiness: `/readyz` is 200 only when a `GET
 //! /health` on the master's own etcd member (stacked etcd: the apiserver's etcd is local) answers
 //! healthy within [`ETCD_HEALTH_TIMEOUT_MS`]. etcd 3.4 answers healthy only with a leader and a
 //! quorum read committed, so a frozen, crashed or quorum-less member makes the stand-in unready.
@@ -18,11 +19,11 @@ use crate::process::POLL_MS;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The apiserver's port before the lab's offset.
 pub const APISERVER_PORT: u16 = 6443;
@@ -37,6 +38,52 @@ const REQUEST_HEAD_MAX_BYTES: usize = 8 * 1024;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// When the pair on disk last changed: both files' modification times and sizes.
+type PairStamp = (SystemTime, SystemTime, u64, u64);
+
+/// The serving pair as kube-apiserver holds it (`NewDynamicServingContentFromFiles`): read again
+/// at a handshake after the files changed; the last good pair kept while they are missing or do
+/// not parse.
+#[derive(Debug)]
+struct ReloadingPair {
+    crt: PathBuf,
+    key: PathBuf,
+    current: Mutex<(Option<PairStamp>, Arc<rustls::sign::CertifiedKey>)>,
+}
+
+impl ReloadingPair {
+    fn load(crt: &Path, key: &Path) -> Result<ReloadingPair, LabError> {
+        let stamp = pair_stamp(crt, key);
+        let pair = certified(crt, key)?;
+        Ok(ReloadingPair { crt: crt.to_path_buf(), key: key.to_path_buf(), current: Mutex::new((stamp, pair)) })
+    }
+}
+
+fn pair_stamp(crt: &Path, key: &Path) -> Option<PairStamp> {
+    let (c, k) = (std::fs::metadata(crt).ok()?, std::fs::metadata(key).ok()?);
+    Some((c.modified().ok()?, k.modified().ok()?, c.len(), k.len()))
+}
+
+fn certified(crt: &Path, key: &Path) -> Result<Arc<rustls::sign::CertifiedKey>, LabError> {
+    let (certs, key_der) = load_pair(crt, key)?;
+    let signing = provider().key_provider.load_private_key(key_der).map_err(|e| tls_error(&format!("key {}", key.display()), e))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(certs, signing)))
+}
+
+impl rustls::server::ResolvesServerCert for ReloadingPair {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        let stamp = pair_stamp(&self.crt, &self.key);
+        if stamp.is_some() && stamp != current.0 {
+            // A pair that does not load (half written, mismatched) is tried again next time.
+            if let Ok(pair) = certified(&self.crt, &self.key) {
+                *current = (stamp, pair);
+            }
+        }
+        Some(Arc::clone(&current.1))
+    }
 }
 
 fn tls_error(what: &str, e: impl std::fmt::Display) -> LabError {
@@ -119,7 +166,8 @@ pub struct ApiserverStandIn {
 }
 
 impl ApiserverStandIn {
-    /// Reads the serving pair from `crt`/`key` and listens on `address` (loopback only).
+    /// Reads the serving pair from `crt`/`key` (and again whenever they change) and listens on
+    /// `address` (loopback only).
     ///
     /// # Errors
     /// The address is not loopback or is taken, or the pair cannot be read.
@@ -134,13 +182,12 @@ impl ApiserverStandIn {
     ) -> Result<ApiserverStandIn, LabError> {
         let SocketAddr::V4(v4) = address else { return Err(LabError::NotLoopback(Ipv4Addr::UNSPECIFIED)) };
         crate::address::guard_loopback(*v4.ip())?;
-        let (certs, key) = load_pair(crt, key)?;
+        let pair = ReloadingPair::load(crt, key).map_err(|e| tls_error(&format!("serving cert of {name}"), e))?;
         let config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_error("server protocol versions", e))?
             .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| tls_error(&format!("serving cert of {name}"), e))?;
+            .with_cert_resolver(Arc::new(pair));
         let config = Arc::new(config);
         let listener = TcpListener::bind(address).map_err(|_| LabError::PortBusy { address: *v4.ip(), port: v4.port() })?;
         listener.set_nonblocking(true).map_err(|e| LabError::io(format!("listen on {address}"), e))?;
@@ -417,6 +464,43 @@ mod tests {
         stand_in.stop();
         assert!(matches!(client.readyz(address, ip).expect("loopback"), Readyz::Unreachable(_)));
         assert!(matches!(client.readyz(SocketAddr::from((Ipv4Addr::new(10, 0, 20, 100), 6443)), ip), Err(LabError::NotLoopback(_))));
+    }
+
+    /// kube-apiserver's dynamic serving cert: a new pair on disk is served without a restart; a
+    /// pair moved away leaves the last good one served (docs/facts.md).
+    #[test]
+    fn a_new_pair_on_disk_is_served_without_a_restart_and_a_missing_one_keeps_the_last() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = LabCa::new(dir.path()).expect("CA");
+        let ip = Ipv4Addr::new(127, 0, 0, 1);
+        let vip = Ipv4Addr::new(127, 0, 0, 3);
+        let etcd = TcpListener::bind((ip, 0)).expect("fake etcd");
+        let etcd_addr = etcd.local_addr().expect("bound");
+        std::thread::spawn(move || {
+            for stream in etcd.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"health\":\"true\"}");
+            }
+        });
+        let (crt, key) = (dir.path().join("apiserver.crt"), dir.path().join("apiserver.key"));
+        let without_vip = ServingCertSans::of("m", ip, None);
+        ca.issue(&without_vip, &crt, &key).expect("issued");
+        let address = SocketAddr::from((ip, free_port(ip)));
+        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, without_vip, etcd_addr, None).expect("starts");
+        let client = VerifyingClient::new(ca.cert_der()).expect("client");
+        assert!(matches!(client.readyz(address, vip).expect("loopback"), Readyz::TlsRejected(_)), "no VIP SAN yet");
+        // The old pair moved aside (step 0.3): still served.
+        let aside = dir.path().join("aside");
+        std::fs::create_dir(&aside).expect("aside");
+        std::fs::rename(&crt, aside.join("apiserver.crt")).expect("move crt");
+        std::fs::rename(&key, aside.join("apiserver.key")).expect("move key");
+        assert_eq!(client.readyz(address, ip).expect("loopback"), Readyz::Ready, "the last good pair stays served");
+        // A new pair with the VIP: served at the next handshake, the same process.
+        ca.issue(&ServingCertSans::of("m", ip, Some((vip, "api.lab.test"))), &crt, &key).expect("reissued");
+        assert_eq!(client.readyz(address, vip).expect("loopback"), Readyz::Ready, "the new pair is served without a restart");
+        stand_in.stop();
     }
 
     /// The executor's own Kubernetes client (kube-rs, rustls, the loopback guard on) reads the

@@ -151,7 +151,8 @@ impl SliceEtcd {
         }
         host::write_file(&hosts.root().join("etcd-endpoints"), &(etcd.endpoints.join(",") + "\n"))?;
         let ttl = &t.scenario.kubeadm;
-        write_join_shim(hosts.root(), t.learner_mode, u64::from(ttl.token_ttl_h) * 3600, u64::from(ttl.certs_ttl_min) * 60)?;
+        let modes = JoinModes { learner: t.learner_mode, kubelet_local: t.kubelet_local_mode };
+        write_join_shim(hosts.root(), modes, u64::from(ttl.token_ttl_h) * 3600, u64::from(ttl.certs_ttl_min) * 60)?;
         etcd.wait_ready(t, hosts, running)?;
         Ok(etcd)
     }
@@ -347,10 +348,16 @@ impl Drop for SliceEtcd {
 /// `member add --learner` on the existing cluster, the member started with the initial cluster etcd
 /// answered, `member promote` retried until etcd takes it; then kubelet.conf on the
 /// controlPlaneEndpoint, the serving cert (the shim's `init phase certs apiserver`) and the static
-/// pod manifest.
-fn write_join_shim(root: &Path, learner_mode: bool, token_ttl_s: u64, certs_ttl_s: u64) -> Result<(), LabError> {
+/// pod manifest. kubelet.conf names the node's own apiserver where kubeadm's local mode is on,
+/// else the server of the discovered cluster-info (docs/facts.md).
+fn write_join_shim(root: &Path, modes: JoinModes, token_ttl_s: u64, certs_ttl_s: u64) -> Result<(), LabError> {
     let root = root.display();
-    let (learner_flag, learner_mode, learner_word) = if learner_mode { ("--learner", "on", "learner") } else { ("", "off", "voter") };
+    let (learner_flag, learner_mode, learner_word) = if modes.learner { ("--learner", "on", "learner") } else { ("", "off", "voter") };
+    let kubelet_server = if modes.kubelet_local {
+        "$PLAN_FIXTURE_HOST_ADDRESS:${endpoint##*:}".to_string()
+    } else {
+        format!("$(sed -n 's|^ *server: https://||p' {root}/cluster-info.yaml)")
+    };
     let retry_s = format!("{}.{:03}", PROMOTE_RETRY_MS / 1000, PROMOTE_RETRY_MS % 1000);
     host::write_executable(
         &Path::new(&root.to_string()).join("kubeadm-join-control-plane"),
@@ -367,6 +374,8 @@ for arg in "$@"; do
 done
 [ $control_plane = yes ] || {{ echo "kubeadm (lab shim): a worker join is not rehearsed" >&2; exit 64; }}
 [ -e /etc/kubernetes/kubelet.conf ] && fail "[preflight] /etc/kubernetes/kubelet.conf already exists"
+# A join that got as far as the member add left its manifests: preflight refuses them until reset.
+[ -e /etc/kubernetes/manifests/etcd.yaml ] && fail "[preflight] /etc/kubernetes/manifests/etcd.yaml already exists"
 endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' {root}/kubeadm-config.yaml)
 [ -n "$endpoint" ] || fail "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"
 grep -qx -- "$token" {root}/kubeadm-tokens 2>/dev/null || fail "couldn't validate the identity of the API Server: token not found"
@@ -405,6 +414,9 @@ id=$(echo "$added" | sed -n 's/^Member  *\([0-9a-f]*\) added.*/\1/p')
 initial=$(echo "$added" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p')
 [ -n "$id" ] && [ -n "$initial" ] || fail "etcd member add: unreadable answer: $added"
 note "etcdctl member add ({learner_word}): member $id added; etcd started with --initial-cluster=$initial"
+# kubeadm writes the etcd manifest right after the add (CreateStackedEtcdStaticPodManifestFile).
+mkdir -p /etc/kubernetes/manifests
+printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd-%s\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/etcd.yaml
 strike add
 # The kubelet would start kubeadm's etcd static pod; on the lab the shim starts it, in this host.
 setsid /usr/bin/etcd $(cat $member/args) --initial-cluster="$initial" --initial-cluster-state=existing >> $member/etcd.log 2>&1 < /dev/null &
@@ -433,14 +445,22 @@ else
 fi
 mkdir -p /etc/kubernetes/manifests
 kubeadm init phase certs apiserver --config {root}/kubeadm-config.yaml || exit 1
-printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "$endpoint" > /etc/kubernetes/kubelet.conf
+printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "{kubelet_server}" > /etc/kubernetes/kubelet.conf
 printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "$endpoint" > /etc/kubernetes/admin.conf
-printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd-%s\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/etcd.yaml
 printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver-%s\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/kube-apiserver.yaml
 echo "This node has joined the cluster and a new control plane instance was created"
 "#
         ),
     )
+}
+
+/// How the join shim's kubeadm behaves, from the cluster's version (docs/facts.md).
+#[derive(Debug, Clone, Copy)]
+struct JoinModes {
+    /// `member add --learner`, then promote.
+    learner: bool,
+    /// kubelet.conf names the node's own apiserver (`ControlPlaneKubeletLocalMode`).
+    kubelet_local: bool,
 }
 
 #[cfg(test)]

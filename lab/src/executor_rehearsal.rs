@@ -324,7 +324,13 @@ pub fn rehearse_through_executor(
     let existing = t.node(t.existing_master()).address;
     for node in initial.joined.iter() {
         let kube = hosts.etc_kubernetes(t.name(node));
-        let server = if initial.kubelet_vip.contains(node) { endpoint.vip } else { existing };
+        let server = if initial.kubelet_vip.contains(node) {
+            endpoint.vip
+        } else if initial.kubelet_local.contains(node) {
+            t.node(node).address
+        } else {
+            existing
+        };
         host::write_file(&kube.join("kubelet.conf"), &kubeconfig(server, endpoint.port))?;
         if initial.control_plane.contains(node) {
             let vip = initial.cert_vip.contains(node).then_some((endpoint.vip, endpoint.fqdn.as_str()));
@@ -785,8 +791,14 @@ case "$*" in
     echo '[upload-certs] Using certificate key:'
     echo "$key" ;;
   "token create"*)
-    endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' {root}/kubeadm-config.yaml)
-    [ -n "$endpoint" ] || endpoint="$PLAN_FIXTURE_HOST_ADDRESS:6443"
+    # getJoinCommand prints the server of the kubeconfig kubeadm loads: $KUBECONFIG,
+    # ~/.kube/config, then /etc/kubernetes/admin.conf (docs/facts.md).
+    endpoint=""
+    for file in "${{KUBECONFIG:-}}" "$HOME/.kube/config" /etc/kubernetes/admin.conf; do
+      [ -n "$file" ] && [ -r "$file" ] || continue
+      endpoint=$(sed -n 's|^ *server: https://||p' "$file" | head -1); break
+    done
+    [ -n "$endpoint" ] || {{ echo "kubeadm token create: no kubeconfig to print a join command from" >&2; exit 1; }}
     token="$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n').$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
     echo "$token" >> {root}/kubeadm-tokens
     echo "$token $(now)" >> {root}/kubeadm-token-times

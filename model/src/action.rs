@@ -23,6 +23,8 @@ pub enum Check {
     KubeadmEndpoint,
     /// The on-disk apiserver cert of the node carries the VIP SAN.
     CertHasVip(NodeIx),
+    /// The node's running apiserver serves a cert with the VIP SAN (`openssl s_client`).
+    ServedCertHasVip(NodeIx),
     ApiserverReady(NodeIx),
     /// HAProxy listens on the VIP.
     VipListening,
@@ -39,8 +41,13 @@ pub enum Check {
     EtcdMembersVoting,
     /// Every consumer's server is the VIP.
     ConsumersOnVip,
-    /// Every node's kubelet.conf points at the VIP.
-    KubeletsOnVip,
+    /// No kubelet depends on the first master alone: workers on the VIP, masters on the VIP or
+    /// on their own apiserver.
+    KubeletsHighlyAvailable,
+    /// The node's kubelet.conf names its own apiserver.
+    KubeletLocal(NodeIx),
+    /// kube-proxy's kubeconfig names the VIP.
+    KubeProxyOnVip,
     /// The backup job may run on any master and can run now.
     BackupRunsAnywhere,
     GateQuorumAware,
@@ -92,6 +99,11 @@ pub enum Action {
     /// The remaining control-plane static pods, the apiserver cert, kubelet.conf, node registration.
     ControlPlaneUp(NodeIx),
     KubeadmReset(NodeIx),
+    /// `kubectl delete node`: the Node object that `kubeadm reset` or a destroyed VM left behind.
+    DeleteNode(NodeIx),
+    /// The kubeconfig in the `kube-proxy` ConfigMap: server -> VIP, then a rollout restart of the
+    /// DaemonSet (kubeadm rendered it once, at init, from the endpoint it had then).
+    PointKubeProxyAtVip,
     EtcdMemberRemove(NodeIx),
     FlipConsumers,
     RevertConsumers,
@@ -181,6 +193,8 @@ impl Action {
             | Shutdown(_) => 30,
             EtcdMemberAdd(_) => 5,
             KubeadmReset(_) => 60,
+            DeleteNode(_) => 10,
+            PointKubeProxyAtVip => 120,
             FlipConsumers => 1200,
             RevertConsumers | UnpinCronJobs | GateQuorumAware => 600,
             ExtendUpgradeChain => 2400,
@@ -194,9 +208,15 @@ impl Action {
     pub fn node(self) -> Option<NodeIx> {
         use Action::*;
         match self {
-            Verify(Check::CertHasVip(n) | Check::ApiserverReady(n) | Check::ReadyToJoin(n) | Check::FlagsOn(n) | Check::NodeReady(n)) => {
-                Some(n)
-            }
+            Verify(
+                Check::CertHasVip(n)
+                | Check::ServedCertHasVip(n)
+                | Check::ApiserverReady(n)
+                | Check::ReadyToJoin(n)
+                | Check::FlagsOn(n)
+                | Check::NodeReady(n)
+                | Check::KubeletLocal(n),
+            ) => Some(n),
             Verify(_) => None,
             MoveCertAside(n)
             | GenerateCert(n)
@@ -213,6 +233,7 @@ impl Action {
             | EtcdPromote(n)
             | ControlPlaneUp(n)
             | KubeadmReset(n)
+            | DeleteNode(n)
             | EtcdMemberRemove(n)
             | FlipKubelet(n)
             | RevertKubelet(n)
@@ -273,6 +294,8 @@ impl Action {
             EtcdPromote(x) => format!("etcd promote {}", n(x)),
             ControlPlaneUp(x) => format!("control-plane static pods, cert and kubelet.conf on {}", n(x)),
             KubeadmReset(x) => format!("kubeadm reset on {}", n(x)),
+            DeleteNode(x) => format!("kubectl delete node {}", n(x)),
+            PointKubeProxyAtVip => "kube-proxy ConfigMap: server -> VIP, DaemonSet restarted".to_string(),
             EtcdMemberRemove(x) => format!("etcdctl member remove {}", n(x)),
             FlipConsumers => "flip every kubeconfig consumer to the VIP".to_string(),
             RevertConsumers => "revert every kubeconfig consumer to the direct address".to_string(),
@@ -299,6 +322,7 @@ impl Check {
             AddressesFree => "VIP and new master addresses free".to_string(),
             KubeadmEndpoint => "kubeadm-config has controlPlaneEndpoint".to_string(),
             CertHasVip(x) => format!("apiserver cert of {} has the VIP SAN", n(x)),
+            ServedCertHasVip(x) => format!("kube-apiserver on {} serves the cert with the VIP SAN", n(x)),
             ApiserverReady(x) => format!("kube-apiserver on {} ready", n(x)),
             VipListening => "HAProxy listens on the VIP".to_string(),
             BackendsUp => "every pool backend UP".to_string(),
@@ -308,7 +332,9 @@ impl Check {
             NodeReady(x) => format!("{} Ready", n(x)),
             EtcdMembersVoting => "every etcd member a started voter".to_string(),
             ConsumersOnVip => "every consumer on the VIP".to_string(),
-            KubeletsOnVip => "every kubelet.conf on the VIP".to_string(),
+            KubeletsHighlyAvailable => "no kubelet.conf names the first master alone".to_string(),
+            KubeletLocal(x) => format!("kubelet.conf of {} names its own apiserver", n(x)),
+            KubeProxyOnVip => "kube-proxy's kubeconfig names the VIP".to_string(),
             BackupRunsAnywhere => "etcd backup runs on any master".to_string(),
             GateQuorumAware => "reboot gate checks quorum".to_string(),
             ChainCoversMasters => "upgrade chain covers every master".to_string(),
@@ -335,7 +361,10 @@ impl Check {
                 for node in c.control_plane.iter() {
                     observe::apiserver_ready(c, node).map_err(|why| format!("kube-apiserver on {}: {why}", name(node)))?;
                 }
-                Ok(())
+                match c.stale_nodes.iter().next() {
+                    Some(node) => Err(format!("{} NotReady: Node object left by kubeadm reset or a destroyed VM", name(node))),
+                    None => Ok(()),
+                }
             }
             BackupFresh => {
                 let age = c.clock_s as i64 - c.last_backup_s;
@@ -363,6 +392,13 @@ impl Check {
                 } else {
                     Ok(())
                 }
+            }
+            ServedCertHasVip(x) => {
+                observe::apiserver_ready(c, x).map_err(|why| format!("kube-apiserver on {}: {why}", name(x)))?;
+                c.served_vip
+                    .contains(x)
+                    .then_some(())
+                    .ok_or_else(|| format!("kube-apiserver on {} still serves a cert without the VIP SAN", name(x)))
             }
             ApiserverReady(x) => observe::apiserver_ready(c, x).map_err(|why| format!("kube-apiserver on {}: {why}", name(x))),
             VipListening => {
@@ -413,10 +449,20 @@ impl Check {
                 let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
                 (c.consumers_vip == all).then_some(()).ok_or_else(|| "a consumer still uses the direct address".to_string())
             }
-            KubeletsOnVip => match c.joined.minus(c.kubelet_vip).iter().next() {
-                Some(n) => Err(format!("kubelet.conf of {} still points at the direct address", name(n))),
-                None => Ok(()),
-            },
+            KubeletsHighlyAvailable => {
+                let first = t.existing_master();
+                let on_first = c.joined.minus(c.kubelet_vip).minus(c.kubelet_local.and(c.control_plane)).without(first);
+                match on_first.iter().next() {
+                    Some(n) => Err(format!("kubelet.conf of {} still names {} alone", name(n), name(first))),
+                    None => Ok(()),
+                }
+            }
+            KubeletLocal(x) => (c.kubelet_local.contains(x) && !c.kubelet_vip.contains(x))
+                .then_some(())
+                .ok_or_else(|| format!("kubelet.conf of {} does not name its own apiserver", name(x))),
+            KubeProxyOnVip => {
+                c.kube_proxy_vip.then_some(()).ok_or_else(|| "kube-proxy's kubeconfig still names the first master".to_string())
+            }
             BackupRunsAnywhere => {
                 if !c.cronjobs_any_master {
                     return Err("etcd CronJobs are pinned to one node".to_string());
@@ -437,6 +483,16 @@ impl Check {
                     return Err(format!("{} of {} masters online", c.control_plane.len(), masters.len()));
                 }
                 ClusterHealthy.evaluate(c, t)?;
+                if let Some(x) = c.old_kubeadm.and(c.control_plane).iter().next() {
+                    return Err(format!(
+                        "{} runs kubeadm and kubelet {}.{} in a {}.{} control plane",
+                        name(x),
+                        t.template_version.0,
+                        t.template_version.1,
+                        t.version.0,
+                        t.version.1
+                    ));
+                }
                 EtcdMembersVoting.evaluate(c, t)?;
                 if c.voters != masters {
                     return Err(format!("etcd has {} voters, want {}", c.voters.len(), masters.len()));
@@ -537,12 +593,14 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             if !c.kubeadm_endpoint {
                 return refuse("kubeadm init phase certs apiserver --config /tmp/kubeadm-new.yaml: unable to read config: no such file");
             }
-            // kubeadm reuses an existing cert ("Using existing apiserver certificate"): the SANs
-            // only change when the old pair was moved away first.
+            // The phase reuses any existing pair that chains to the CA ("Using existing apiserver
+            // certificate and key on disk", `runCertPhase` in cmd/phases/init/certs.go) without
+            // looking at its SANs: they only change when the old pair was moved away first.
             if !c.cert_present.contains(x) {
                 n.cert_present.set(x, true);
                 n.cert_vip.set(x, c.kubeadm_endpoint);
             }
+            n = reload_serving_cert(&n, x);
         }
         RestoreCert(x) => {
             needs_up(c, t, x, "cp apiserver backup")?;
@@ -551,6 +609,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             n.cert_present.set(x, true);
             n.cert_vip.set(x, false);
+            n = reload_serving_cert(&n, x);
         }
         RestartApiserver(x) => {
             needs_up(c, t, x, "restart kube-apiserver")?;
@@ -649,7 +708,12 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n.cert_vip = c.cert_vip.minus(gone);
             n.served_vip = c.served_vip.minus(gone);
             n.kubelet_vip = c.kubelet_vip.minus(gone);
+            n.kubelet_local = c.kubelet_local.minus(gone);
             n.etcd_started = c.etcd_started.minus(gone);
+            n.join_files = c.join_files.minus(gone);
+            if c.joined.contains(x) {
+                n.stale_nodes = c.stale_nodes.with(x);
+            }
         }
         UploadCerts => {
             needs_api(c, t, "kubeadm init phase upload-certs")?;
@@ -665,17 +729,31 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             if !c.kubeadm_endpoint {
                 return refuse(format!("{join}: unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"));
             }
-            if c.old_kubeadm.contains(x) {
+            // An older kubeadm only warns (`KubernetesVersionCheck`, preflight/checks.go): the
+            // join goes on; Check::ReadyToJoin and the acceptance check report the skew. One two
+            // or more minors newer stops (`NormalizeKubernetesVersion`, util/config/common.go).
+            if c.old_kubeadm.contains(x) && t.template_version >= (t.version.0, t.version.1 + 2) {
                 return refuse(format!(
-                    "{join}: kubeadm {}.{} cannot join a {}.{} control plane",
-                    t.template_version.0, t.template_version.1, t.version.0, t.version.1
+                    "{join}: this version of kubeadm only supports deploying clusters with the control plane version >= {}.{}.0. Current version: v{}.{}",
+                    t.template_version.0,
+                    t.template_version.1 - 1,
+                    t.version.0,
+                    t.version.1
                 ));
             }
             if c.joined.contains(x) {
-                return refuse(format!("{join}: /etc/kubernetes/kubelet.conf already exists ({} is already a node)", t.name(x)));
+                return refuse(format!(
+                    "{join}: [preflight] /etc/kubernetes/kubelet.conf already exists ({} is already a node)",
+                    t.name(x)
+                ));
             }
-            if c.members().contains(x) {
-                return refuse(format!("{join}: etcd member {} already exists", t.name(x)));
+            if c.join_files.contains(x) {
+                // A join that got as far as adding the member also wrote the manifests and the
+                // etcd data dir: preflight refuses them until `kubeadm reset`.
+                return refuse(format!(
+                    "{join}: [preflight] /etc/kubernetes/manifests/etcd.yaml already exists, /var/lib/etcd is not empty: run kubeadm reset on {} first",
+                    t.name(x)
+                ));
             }
             match c.token_s {
                 Some(at) if c.clock_s - at < t.scenario.kubeadm.token_ttl_h * 3600 => {}
@@ -699,6 +777,13 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
                 }
                 None => return refuse(format!("{join}: control-plane certs were never uploaded")),
             }
+            // `--print-join-command` prints the server of admin.conf on the first master, its own
+            // address (`getJoinCommand`, cmd/util/join.go): discovery fetches cluster-info there.
+            let discovery = observe::reach(c, t, Endpoint::Direct(master), ClientNeeds { oidc: false });
+            if discovery.is_down() {
+                return refuse(format!("{join}: discovery at {}: {discovery}", t.node(master).address));
+            }
+            // The join's later phases use the admin.conf it writes, which names controlPlaneEndpoint.
             let via = observe::reach(c, t, Endpoint::Vip, ClientNeeds { oidc: false });
             if via.is_down() {
                 return refuse(format!("{join}: controlPlaneEndpoint: {via}"));
@@ -706,6 +791,28 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             let q = observe::quorum(c);
             if !q.holds() {
                 return refuse_as(RefusalKind::NoQuorum, format!("{join}: etcdserver: request timed out ({q})"));
+            }
+            // check-etcd asks every member for its status before anything is added
+            // (phases/join/checketcd.go -> CheckClusterHealth), and etcd itself refuses any add
+            // unless the leader has been connected to every voter (`isConnectedFullySince`).
+            let answering = match observe::leader(c) {
+                Some(leader) => observe::live_members(c).and(observe::side(c, leader)),
+                None => NodeSet::EMPTY,
+            };
+            if let Some(down) = c.members().minus(answering).iter().next() {
+                return refuse(format!("{join}: [check-etcd] etcd cluster is not healthy: member {} does not answer", t.name(down)));
+            }
+            if !t.learner_mode && !crate::facts::may_add_voter(c.voters.len(), c.voters.and(c.etcd_started).len()) {
+                return refuse_as(
+                    RefusalKind::NoQuorum,
+                    format!("{join}: etcdserver: re-configuration failed due to not enough started members"),
+                );
+            }
+            n.join_files = c.join_files.with(x);
+            // A member left behind by a reset that could not remove it is taken as it is
+            // (`addMember` accepts an existing peer URL).
+            if c.members().contains(x) {
+                return Ok(n);
             }
             if t.learner_mode {
                 if let Some(other) = c.learners.iter().next() {
@@ -750,7 +857,11 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n.served_vip.set(x, c.kubeadm_endpoint);
             n.apiserver_running = c.apiserver_running.with(x);
             n.joined = c.joined.with(x);
-            n.kubelet_vip.set(x, c.kubeadm_endpoint);
+            n.stale_nodes = c.stale_nodes.without(x);
+            // Local mode: kubelet.conf names the node's own apiserver; without it, the server of
+            // the discovered cluster-info, which still names the first master.
+            n.kubelet_vip = c.kubelet_vip.without(x);
+            n.kubelet_local.set(x, t.kubelet_local_mode);
         }
         KubeadmReset(x) => {
             needs_up(c, t, x, "kubeadm reset")?;
@@ -770,7 +881,21 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n.joined = c.joined.minus(gone);
             n.joined_as_worker = c.joined_as_worker.minus(gone);
             n.kubelet_vip = c.kubelet_vip.minus(gone);
+            n.kubelet_local = c.kubelet_local.minus(gone);
             n.etcd_started = c.etcd_started.minus(gone);
+            n.join_files = c.join_files.minus(gone);
+            // reset.go never deletes the Node object: it stays, NotReady.
+            if c.joined.contains(x) {
+                n.stale_nodes = c.stale_nodes.with(x);
+            }
+        }
+        DeleteNode(x) => {
+            needs_api(c, t, "kubectl delete node")?;
+            n.stale_nodes = c.stale_nodes.without(x);
+        }
+        PointKubeProxyAtVip => {
+            needs_api(c, t, "kubectl -n kube-system apply configmap/kube-proxy")?;
+            n.kube_proxy_vip = true;
         }
         EtcdMemberRemove(x) => {
             if !c.members().contains(x) {
@@ -796,10 +921,13 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         FlipKubelet(x) => {
             needs_up(c, t, x, "sed kubelet.conf")?;
             n.kubelet_vip = c.kubelet_vip.with(x);
+            n.kubelet_local = c.kubelet_local.without(x);
         }
         RevertKubelet(x) => {
             needs_up(c, t, x, "sed kubelet.conf")?;
             n.kubelet_vip = c.kubelet_vip.without(x);
+            // The first master's direct address is its own.
+            n.kubelet_local.set(x, x == master || c.kubelet_local.contains(x));
         }
         UnpinCronJobs => {
             needs_api(c, t, "tg apply infra-maintenance")?;
@@ -849,14 +977,26 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
 pub fn already_done(c: &Cluster, action: Action) -> bool {
     match action {
         Action::CreateVm(x) => c.vm_exists.contains(x),
-        Action::EtcdMemberAdd(x) => c.members().contains(x),
-        Action::EtcdStart(x) => c.etcd_started.contains(x),
+        // A half-finished join cannot be resumed: only a finished one is skipped (preflight
+        // refuses the leftovers of the first attempt, see apply).
+        Action::EtcdMemberAdd(x) | Action::EtcdStart(x) => c.control_plane.contains(x),
         Action::MoveCertAside(x) => !c.cert_present.contains(x) && c.cert_backup,
         Action::ControlPlaneUp(x) => c.control_plane.contains(x),
         Action::Shutdown(x) => !c.up.contains(x),
         Action::Boot(x) => c.up.contains(x),
         _ => false,
     }
+}
+
+/// A running apiserver serves the pair on disk within [`crate::facts::APISERVER_CERT_RELOAD_S`];
+/// with no pair on disk it keeps the last good one.
+fn reload_serving_cert(c: &Cluster, x: NodeIx) -> Cluster {
+    let mut n = *c;
+    let running = c.up.contains(x) && c.control_plane.contains(x) && c.apiserver_running.contains(x);
+    if running && c.cert_present.contains(x) {
+        n.served_vip.set(x, c.cert_vip.contains(x));
+    }
+    n
 }
 
 /// A node coming up: its static pods start again from what is on disk.

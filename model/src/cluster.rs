@@ -77,12 +77,24 @@ pub struct Cluster {
     pub apiserver_flags: NodeSet,
     /// Nodes registered with the cluster.
     pub joined: NodeSet,
+    /// Nodes where `kubeadm join --control-plane` wrote its manifests and etcd data dir (from
+    /// the member add until `kubeadm reset`): a second join there fails its preflight.
+    pub join_files: NodeSet,
     /// Master VMs the template's first boot joined as workers.
     pub joined_as_worker: NodeSet,
-    /// VMs built from a template with an older kubeadm than the cluster's.
+    /// VMs built from a template whose kubeadm and kubelet differ from the cluster's version.
     pub old_kubeadm: NodeSet,
-    /// Nodes whose kubelet.conf points at the VIP (else at the existing master directly).
+    /// Nodes whose kubelet.conf points at the VIP.
     pub kubelet_vip: NodeSet,
+    /// Control-plane nodes whose kubelet.conf points at their own apiserver (kubeadm's
+    /// `ControlPlaneKubeletLocalMode`); a node in neither set points at the existing master.
+    pub kubelet_local: NodeSet,
+    /// Node objects whose kubelet is gone (`kubeadm reset` or a destroyed VM leaves them,
+    /// NotReady, until `kubectl delete node`).
+    pub stale_nodes: NodeSet,
+    /// kube-proxy's kubeconfig (the `kube-proxy` ConfigMap) names the VIP; else the existing
+    /// master's address it was rendered with at `kubeadm init`.
+    pub kube_proxy_vip: bool,
 
     pub lb_up: bool,
     /// The VIP is reserved as an alias on the load balancer's interface.
@@ -148,9 +160,14 @@ impl Cluster {
             apiserver_running: master,
             apiserver_flags: master,
             joined: existing,
+            join_files: NodeSet::EMPTY,
             joined_as_worker: NodeSet::EMPTY,
             old_kubeadm: NodeSet::EMPTY,
             kubelet_vip: NodeSet::EMPTY,
+            // The existing master's kubelet already names its own address.
+            kubelet_local: master,
+            stale_nodes: NodeSet::EMPTY,
+            kube_proxy_vip: false,
             lb_up: true,
             vip_alias: false,
             lb_declared: LbConfig::default(),

@@ -54,7 +54,7 @@ fn membership_reversible(c: &Cluster, t: &Topology) -> Result<(), String> {
 }
 
 fn tls_names_match(c: &Cluster, t: &Topology) -> Result<(), String> {
-    let vip_users = c.consumers_vip != 0 || !c.kubelet_vip.and(c.joined).is_empty();
+    let vip_users = c.consumers_vip != 0 || !c.kubelet_vip.and(c.joined).is_empty() || c.kube_proxy_vip;
     if !vip_users {
         return Ok(());
     }
@@ -137,7 +137,19 @@ fn nodes_ready(c: &Cluster, t: &Topology) -> Result<(), String> {
             return Err(format!("{} NotReady: {reach}", t.name(node)));
         }
     }
+    // `kubeadm reset` and a destroyed VM leave the Node object (kubeadm
+    // `cmd/kubeadm/app/cmd/reset.go` never deletes it): it stays NotReady until deleted.
+    if let Some(node) = c.stale_nodes.iter().next() {
+        return Err(format!("{} NotReady: its Node object outlived its kubelet (kubectl delete node {0})", t.name(node)));
+    }
     Ok(())
+}
+
+fn kube_proxy_reaches_api(c: &Cluster, t: &Topology) -> Result<(), String> {
+    match observe::kube_proxy_reach(c, t) {
+        observe::Reach::Ok => Ok(()),
+        reach => Err(format!("kube-proxy (kube-system/kube-proxy kubeconfig): {reach}")),
+    }
 }
 
 fn backup_runs(c: &Cluster, t: &Topology) -> Result<(), String> {
@@ -209,6 +221,13 @@ pub const INVARIANTS: &[Invariant] = &[
         class: InvariantClass::Availability,
         why: "a running kubelet that cannot reach the API makes its node NotReady",
         holds: nodes_ready,
+    },
+    Invariant {
+        name: "kube-proxy-reaches-api",
+        class: InvariantClass::Availability,
+        why:
+            "kube-proxy on every node follows Services through the server its ConfigMap names; cut off, Service changes stop reaching nodes",
+        holds: kube_proxy_reaches_api,
     },
     Invariant {
         name: "backup-runs",

@@ -6,6 +6,7 @@ pub mod action;
 pub mod capacity;
 pub mod cluster;
 pub mod diff;
+pub mod facts;
 pub mod fault;
 pub mod invariant;
 pub mod locate;

@@ -39,7 +39,7 @@ pub fn live_members(c: &Cluster) -> NodeSet {
 }
 
 /// The side of the partition `node` is on: the partitioned masters, or everyone else.
-fn side_of(c: &Cluster, node: NodeIx) -> NodeSet {
+pub fn side(c: &Cluster, node: NodeIx) -> NodeSet {
     if c.partitioned.contains(node) {
         c.partitioned
     } else {
@@ -50,7 +50,7 @@ fn side_of(c: &Cluster, node: NodeIx) -> NodeSet {
 /// Quorum as `node` sees it (partitions split the voters).
 pub fn quorum_at(c: &Cluster, node: NodeIx) -> QuorumView {
     let voters = c.voters.len();
-    QuorumView { voters, voters_up: c.voters.and(live_members(c)).and(side_of(c, node)).len(), needed: Topology::quorum(voters) }
+    QuorumView { voters, voters_up: c.voters.and(live_members(c)).and(side(c, node)).len(), needed: Topology::quorum(voters) }
 }
 
 /// Quorum of the majority side: the cluster's view when no single node is asked.
@@ -76,6 +76,9 @@ pub enum NotReady {
     ApiserverNotRunning,
     /// The local etcd member is not running (stacked etcd: the apiserver talks to 127.0.0.1:2379).
     LocalEtcdDown,
+    /// The local etcd member is a learner: it refuses the apiserver's reads and writes
+    /// (etcd `server/etcdserver/api/v3rpc/interceptor.go`, `isRPCSupportedForLearner`).
+    LocalEtcdLearner,
     NoQuorum {
         quorum: String,
     },
@@ -90,6 +93,7 @@ impl std::fmt::Display for NotReady {
                 write!(f, "kube-apiserver not running (no serving cert)")
             }
             NotReady::LocalEtcdDown => write!(f, "local etcd member not running"),
+            NotReady::LocalEtcdLearner => write!(f, "local etcd member is a learner (serves no client requests until promoted)"),
             NotReady::NoQuorum { quorum } => write!(f, "{quorum}"),
         }
     }
@@ -108,6 +112,9 @@ pub fn apiserver_ready(c: &Cluster, node: NodeIx) -> Result<(), NotReady> {
     }
     if !live_members(c).contains(node) {
         return Err(NotReady::LocalEtcdDown);
+    }
+    if c.learners.contains(node) {
+        return Err(NotReady::LocalEtcdLearner);
     }
     let q = quorum_at(c, node);
     if !q.holds() {
@@ -245,13 +252,30 @@ pub fn consumer_reach(c: &Cluster, t: &Topology, consumer: usize) -> Reach {
     reach(c, t, consumer_endpoint(c, t, consumer), ClientNeeds { oidc: t.consumers[consumer].oidc })
 }
 
-/// The endpoint a node's kubelet uses.
+/// The endpoint a node's kubelet uses: the VIP, its own apiserver, or the existing master.
 pub fn kubelet_endpoint(c: &Cluster, t: &Topology, node: NodeIx) -> Endpoint {
     if c.kubelet_vip.contains(node) {
+        Endpoint::Vip
+    } else if c.kubelet_local.contains(node) {
+        Endpoint::Direct(node)
+    } else {
+        Endpoint::Direct(t.existing_master())
+    }
+}
+
+/// The endpoint kube-proxy uses on every node: the server of the kubeconfig in the
+/// `kube-proxy` ConfigMap, rendered by kubeadm from the control-plane endpoint it had then.
+pub fn kube_proxy_endpoint(c: &Cluster, t: &Topology) -> Endpoint {
+    if c.kube_proxy_vip {
         Endpoint::Vip
     } else {
         Endpoint::Direct(t.existing_master())
     }
+}
+
+/// Whether kube-proxy gets Service and EndpointSlice updates from a ready apiserver.
+pub fn kube_proxy_reach(c: &Cluster, t: &Topology) -> Reach {
+    reach(c, t, kube_proxy_endpoint(c, t), ClientNeeds { oidc: false })
 }
 
 /// Whether `node` is Ready: up, registered, and its kubelet reaches an apiserver.

@@ -143,6 +143,8 @@ const WHY_SMOKE_BEFORE_POOL: &str = "a master joins the LB pool only after its s
 const WHY_ONE_JOIN: &str = "etcd takes one learner at a time: joins run one after another";
 /// Seconds between two looks at the API while a master reboots (6.1).
 const REBOOT_WATCH_INTERVAL_S: u32 = 2;
+/// Seconds between two looks at the served certificate while kube-apiserver reloads it (0.4).
+const CERT_WATCH_INTERVAL_S: u32 = 5;
 const WHY_JOINED: &str = "the step needs the master joined";
 const WHY_SEQUENCE: &str = "the source plan's order within the phase";
 const WHY_ALL_MASTERS: &str = "needs every master in place";
@@ -232,18 +234,18 @@ pub fn generate(t: &Topology) -> Plan {
             .actions(vec![Action::MoveCertAside(m0), Action::GenerateCert(m0), Action::Verify(Check::CertHasVip(m0))])
             .after("0.2", WHY_CONFIG_BEFORE_CERT),
     );
+    let reload_tries = crate::facts::APISERVER_CERT_RELOAD_S * 3 / 2 / CERT_WATCH_INTERVAL_S;
     b.add(
-        StepSpec::new("0.4", "Restart the kube-apiserver static pod", b.node(m0))
-            .commands(vec![
-                cmd("sudo mv /etc/kubernetes/manifests/kube-apiserver.yaml /tmp/ && sleep 20 && sudo mv /tmp/kube-apiserver.yaml /etc/kubernetes/manifests/"),
-                cmd(format!("kubectl wait --for=condition=Ready pod/kube-apiserver-{m0_name} -n kube-system --timeout=180s")),
-            ])
-            .checks(strings(["kubectl get nodes (apiserver alive on the direct address)"]))
-            .rollback(strings(["0.5: restore the cert backup, restart kubelet, revert kubeadm-config"]))
-            .actions(vec![Action::RestartApiserver(m0), Action::Verify(Check::ApiserverReady(m0))])
+        StepSpec::new("0.4", "Wait for kube-apiserver to serve the new cert (it reloads it; no restart)", b.node(m0))
+            .commands(vec![cmd(format!(
+                "for i in $(seq {reload_tries}); do echo | openssl s_client -connect {m0_addr}:{port} 2>/dev/null | openssl x509 -noout -ext subjectAltName | grep -q 'IP Address:{vip}' && exit 0; sleep {CERT_WATCH_INTERVAL_S}; done; exit 1"
+            ))])
+            .checks(strings(["the served certificate carries the VIP; kubectl get nodes answers on the direct address"]))
+            .rollback(strings(["0.5: restore the cert backup (served again within a minute), revert kubeadm-config"]))
+            .actions(vec![Action::Verify(Check::ServedCertHasVip(m0)), Action::Verify(Check::ApiserverReady(m0))])
             .after("0.3", WHY_CERT_BEFORE_RESTART)
-            .disruption("~30 s apiserver outage: every client and kubelet")
-            .note("the source deletes the mirror pod with kubectl, which does not restart a static pod: the old cert would stay served; the manifest is moved out and back instead"),
+            .extra(crate::facts::APISERVER_CERT_RELOAD_S)
+            .note("the source restarts the apiserver (~30 s outage) by deleting its mirror pod, which restarts nothing; neither is needed: kube-apiserver reloads its serving cert from disk within a minute (dynamiccertificates), so the step waits for the new cert to be served"),
     );
     b.add(
         StepSpec::new("0.6", "Verify operators recovered from the brief outage", RunsOn::Workstation)
@@ -435,9 +437,10 @@ pub fn generate(t: &Topology) -> Plan {
         b.add(
             StepSpec::new(format!("{p}.4"), "Generate the join command", b.node(m0))
                 .commands(vec![secret(format!(
-                    "sudo kubeadm token create --print-join-command | sudo install -m 600 /dev/stdin /root/.plan-join-command  # kubeadm join {vip}:{port} --token <T> --discovery-token-ca-cert-hash sha256:<H>"
+                    "sudo kubeadm token create --print-join-command | sudo install -m 600 /dev/stdin /root/.plan-join-command  # kubeadm join {m0_addr}:{port} --token <T> --discovery-token-ca-cert-hash sha256:<H>"
                 ))])
                 .actions(vec![Action::CreateToken])
+                .note(format!("the source expects 'kubeadm join {vip}:{port}': --print-join-command prints the server of admin.conf on {m0_name}, its own address; discovery goes there, the rest of the join through controlPlaneEndpoint"))
                 .after(format!("{p}.3"), WHY_SEQUENCE),
         );
         let mut join = StepSpec::new(format!("{p}.5"), format!("Join {name} as a control-plane node"), b.node(m))
@@ -550,27 +553,8 @@ pub fn generate(t: &Topology) -> Plan {
             .after("0.4", WHY_VIP_TLS)
             .disruption(format!("5-10 s NotReady per node ({} nodes)", workers.len())),
     );
-    b.add(
-        StepSpec::new("4.3", format!("Flip {m0_name} kubelet.conf"), b.node(m0))
-            .commands(vec![cmd(ssh(
-                m0,
-                &format!("sudo sed -i.bak \"s|server: https://{m0_addr}:{port}|server: https://{vip}:{port}|\" /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet"),
-            ))])
-            .actions(vec![Action::FlipKubelet(m0), Action::Verify(Check::NodeReady(m0))])
-            .after("4.2", WHY_SEQUENCE)
-            .disruption(format!("5-10 s NotReady on {m0_name}")),
-    );
-    let mut check_masters = vec![Action::Verify(Check::KubeletsOnVip)];
-    check_masters.extend(new_masters.iter().map(|m| Action::Verify(Check::NodeReady(*m))));
-    let mut verify_new = StepSpec::new("4.4", "Verify the new masters' kubelet.conf already use the VIP", RunsOn::Workstation)
-        .commands(new_masters.iter().map(|m| cmd(ssh(*m, "sudo grep server: /etc/kubernetes/kubelet.conf"))).collect())
-        .checks(strings(["kubeadm join used controlPlaneEndpoint"]))
-        .actions(check_masters)
-        .after("4.3", WHY_SEQUENCE);
-    for k in 0..new_masters.len() {
-        verify_new = verify_new.after(format!("{}.5", master_phase(k)), WHY_ALL_MASTERS);
-    }
-    b.add(verify_new);
+    b.add(master_kubelet_step(t, m0));
+    b.add(new_masters_kubelet_step(t, &new_masters));
     let every_node = t.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(",");
     b.add(
         StepSpec::new("4.5", "Verify everything", RunsOn::Workstation)
@@ -584,7 +568,7 @@ pub fn generate(t: &Topology) -> Plan {
             .actions(vec![
                 Action::Verify(Check::ClusterHealthy),
                 Action::Verify(Check::ConsumersOnVip),
-                Action::Verify(Check::KubeletsOnVip),
+                Action::Verify(Check::KubeletsHighlyAvailable),
             ])
             .after("4.1", WHY_SEQUENCE)
             .after("4.4", WHY_SEQUENCE),
@@ -604,6 +588,21 @@ pub fn generate(t: &Topology) -> Plan {
         forget = forget.after(format!("{}.5", master_phase(k)), WHY_ALL_MASTERS);
     }
     b.add(forget);
+    b.add(
+        StepSpec::new("4.7", "Point kube-proxy at the VIP", RunsOn::Workstation)
+            .commands(vec![
+                cmd(format!(
+                    "kubectl -n kube-system get configmap kube-proxy -o yaml | sed 's|server: https://{m0_addr}:{port}|server: https://{vip}:{port}|' | kubectl apply -f -"
+                )),
+                cmd("kubectl -n kube-system rollout restart daemonset/kube-proxy && kubectl -n kube-system rollout status daemonset/kube-proxy --timeout=300s"),
+                cmd("kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.kubeconfig\\.conf}' | grep server:"),
+            ])
+            .checks(vec![format!("server: https://{vip}:{port}; every kube-proxy pod restarted")])
+            .actions(vec![Action::PointKubeProxyAtVip, Action::Verify(Check::KubeProxyOnVip)])
+            .after("4.5", WHY_CUTOVER)
+            .note(format!("added: kubeadm rendered kube-proxy's kubeconfig once, at init, with {m0_addr}:{port}; the source never changes it, so losing {m0_name} would stop Service updates on every node"))
+            .extra(120),
+    );
 
     // Phase 4.5 ----------------------------------------------------------------------------
     b.phase("4.5", "etcd-backup CronJob node pinning".to_string());
@@ -783,6 +782,72 @@ pub fn generate(t: &Topology) -> Plan {
     b.add(close_out);
 
     Plan { plan_format: PLAN_FORMAT, scenario: s.name.clone(), phases: b.phases, steps: b.steps, rollbacks: rollbacks(t) }
+}
+
+/// 4.3: the first master's kubelet. With kubeadm's local mode it already names its own
+/// apiserver, the address it has always used, and `kubeadm upgrade` keeps it so; without it the
+/// source's flip to the VIP.
+fn master_kubelet_step(t: &Topology, m0: NodeIx) -> StepSpec<'static> {
+    let s = &t.scenario;
+    let (m0_name, m0_addr) = (t.name(m0), t.node(m0).address);
+    let (vip, port, user, zone) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.ssh_user, &s.dns.zone);
+    let ssh = |command: &str| format!("ssh {user}@{m0_name}.{zone} '{command}'");
+    if t.kubelet_local_mode {
+        return StepSpec::new("4.3", format!("Verify {m0_name} kubelet.conf names its own apiserver"), RunsOn::Node(m0_name.to_string()))
+            .commands(vec![cmd(ssh("sudo grep server: /etc/kubernetes/kubelet.conf"))])
+            .checks(vec![format!("server: https://{m0_addr}:{port}, its own apiserver")])
+            .actions(vec![Action::Verify(Check::KubeletLocal(m0)), Action::Verify(Check::NodeReady(m0))])
+            .after("4.2", WHY_SEQUENCE)
+            .note(format!(
+                "the source flips it to the VIP; from Kubernetes 1.33 kubeadm keeps a control-plane kubelet on its local apiserver (ControlPlaneKubeletLocalMode) and its next upgrade would rewrite the VIP back to https://{m0_addr}:{port}"
+            ));
+    }
+    StepSpec::new("4.3", format!("Flip {m0_name} kubelet.conf"), RunsOn::Node(m0_name.to_string()))
+        .commands(vec![cmd(ssh(&format!(
+            "sudo sed -i.bak \"s|server: https://{m0_addr}:{port}|server: https://{vip}:{port}|\" /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet"
+        )))])
+        .actions(vec![Action::FlipKubelet(m0), Action::Verify(Check::NodeReady(m0))])
+        .after("4.2", WHY_SEQUENCE)
+        .disruption(format!("5-10 s NotReady on {m0_name}"))
+}
+
+/// 4.4: the new masters' kubelets. With local mode `kubeadm join` pointed each at its own
+/// apiserver; without it at the server of cluster-info, which names the first master, so they
+/// are flipped to the VIP here.
+fn new_masters_kubelet_step(t: &Topology, new_masters: &[NodeIx]) -> StepSpec<'static> {
+    let s = &t.scenario;
+    let m0_addr = t.node(t.existing_master()).address;
+    let (vip, port, user, zone) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.ssh_user, &s.dns.zone);
+    let ssh = |m: NodeIx, command: &str| format!("ssh {user}@{}.{zone} '{command}'", t.name(m));
+    let mut step = if t.kubelet_local_mode {
+        let mut actions = Vec::new();
+        for &m in new_masters {
+            actions.push(Action::Verify(Check::KubeletLocal(m)));
+            actions.push(Action::Verify(Check::NodeReady(m)));
+        }
+        StepSpec::new("4.4", "Verify the new masters' kubelet.conf name their own apiserver", RunsOn::Workstation)
+            .commands(new_masters.iter().map(|m| cmd(ssh(*m, "sudo grep server: /etc/kubernetes/kubelet.conf"))).collect())
+            .checks(strings(["each names its own address (kubeadm join, ControlPlaneKubeletLocalMode)"]))
+            .actions(actions)
+            .note("the source expects the VIP ('cloud-init join used VIP via controlPlaneEndpoint'): from Kubernetes 1.33 kubeadm join points a control-plane kubelet at its own apiserver")
+    } else {
+        let mut actions = Vec::new();
+        for &m in new_masters {
+            actions.push(Action::FlipKubelet(m));
+            actions.push(Action::Verify(Check::NodeReady(m)));
+        }
+        StepSpec::new("4.4", "Flip the new masters' kubelet.conf to the VIP", RunsOn::Workstation)
+            .commands(new_masters.iter().map(|m| cmd(ssh(*m, &format!("sudo sed -i.bak \"s|server: https://{m0_addr}:{port}|server: https://{vip}:{port}|\" /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet")))).collect())
+            .checks(vec![format!("each names https://{vip}:{port}")])
+            .actions(actions)
+            .disruption("5-10 s NotReady per new master")
+            .note(format!("the source expects them on the VIP already; before Kubernetes 1.33 kubeadm join writes the server of cluster-info, which still names {m0_addr}:{port}"))
+    };
+    step = step.after("4.3", WHY_SEQUENCE);
+    for k in 0..new_masters.len() {
+        step = step.after(format!("{}.5", master_phase(k)), WHY_ALL_MASTERS);
+    }
+    step
 }
 
 fn file_name(path: &str) -> &str {

@@ -1,6 +1,6 @@
 //! The fixed facts of a validated scenario, indexed for the model: nodes, hypervisors, consumers.
 
-use crate::scenario::{ConsumerKind, HealthCheck, LearnerModeSetting, NodeRole, Scenario, StackHosts};
+use crate::scenario::{ConsumerKind, HealthCheck, NodeRole, Scenario, StackHosts};
 use crate::validate::{parse_version, CONSUMERS_MAX, NODES_MAX};
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -109,20 +109,15 @@ pub struct Topology {
     pub template_version: (u32, u32),
     /// Whether `kubeadm join --control-plane` adds etcd members as learners first.
     pub learner_mode: bool,
+    /// Whether a joining control-plane node's kubelet.conf names its own apiserver
+    /// ([`crate::facts::kubelet_local_mode`]).
+    pub kubelet_local_mode: bool,
+    /// The etcd `major.minor` kubeadm deploys for the cluster's version.
+    pub etcd_version: (u32, u32),
     pub health_check: HealthCheck,
 }
 
-/// Learner mode as kubeadm applies it: default on from 1.29, locked on from 1.32.
-pub fn learner_mode(version: (u32, u32), setting: LearnerModeSetting) -> bool {
-    if version >= (1, 32) {
-        return true;
-    }
-    match setting {
-        LearnerModeSetting::Auto => version >= (1, 29),
-        LearnerModeSetting::On => version >= (1, 27),
-        LearnerModeSetting::Off => false,
-    }
-}
+pub use crate::facts::learner_mode;
 
 impl Topology {
     /// Indexes a scenario that [`crate::validate::validate`] accepted.
@@ -186,6 +181,8 @@ impl Topology {
             version,
             template_version,
             learner_mode: learner_mode(version, scenario.kubernetes.etcd_learner_mode),
+            kubelet_local_mode: crate::facts::kubelet_local_mode(version),
+            etcd_version: crate::facts::etcd_version(version),
             health_check: scenario.load_balancer.health_check,
         }
     }
@@ -292,13 +289,5 @@ mod tests {
         assert_eq!(t.resolve("k8s-node4"), Ok(NodeIx(6)));
         assert!(t.resolve("node9").unwrap_err().contains("unknown node"));
         assert!(t.resolve("master").is_ok(), "k8s-master is the only name ending in -master");
-    }
-
-    #[test]
-    fn learner_mode_follows_the_version() {
-        assert!(!learner_mode((1, 28), LearnerModeSetting::Auto));
-        assert!(learner_mode((1, 29), LearnerModeSetting::Auto));
-        assert!(!learner_mode((1, 30), LearnerModeSetting::Off));
-        assert!(learner_mode((1, 32), LearnerModeSetting::Off), "locked on from 1.32");
     }
 }

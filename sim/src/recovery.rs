@@ -84,7 +84,8 @@ impl RecoveryKind {
     }
 }
 
-/// Undoing one new master: reset it, drop its member, take it out of the LB and the stack, destroy it.
+/// Undoing one new master: reset it, drop its member, take it out of the LB and the stack,
+/// destroy it, delete its Node object.
 pub fn undo_master(c: &Cluster, x: NodeIx) -> Vec<Action> {
     let mut actions = Vec::new();
     if c.up.contains(x) && (c.control_plane.contains(x) || c.joined.contains(x) || c.etcd_started.contains(x) || c.members().contains(x)) {
@@ -105,6 +106,10 @@ pub fn undo_master(c: &Cluster, x: NodeIx) -> Vec<Action> {
     if c.vm_exists.contains(x) {
         actions.push(Action::DestroyVm(x));
     }
+    // Neither reset nor a destroyed VM deletes the Node object.
+    if c.joined.contains(x) || c.stale_nodes.contains(x) {
+        actions.push(Action::DeleteNode(x));
+    }
     actions
 }
 
@@ -117,7 +122,9 @@ pub fn rollback_actions(c: &Cluster, t: &Topology, kind: PhaseKind) -> Vec<Actio
             if c.cert_backup && (c.cert_vip.contains(m0) || !c.cert_present.contains(m0)) {
                 actions.push(Action::RestoreCert(m0));
             }
-            if c.cert_backup && (c.served_vip.contains(m0) || !c.apiserver_running.contains(m0) || !c.cert_present.contains(m0)) {
+            // A running apiserver serves the restored pair by itself (dynamic serving certs); one
+            // that stopped while the pair was away needs its static pod restarted.
+            if c.cert_backup && !c.apiserver_running.contains(m0) {
                 actions.push(Action::RestartApiserver(m0));
             }
             if c.kubeadm_endpoint {
