@@ -10,11 +10,11 @@ fn show_lists_every_source_step_in_dag_order() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("show prints JSON");
     let ids: Vec<&str> = doc["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    // Every step of the source plan in its order, and 4.6 (deleting the join secrets) that the
-    // planner adds.
+    // Every step of the source plan in its order, and 4.6 (deleting the join secrets) and 4.7
+    // (kube-proxy to the VIP) that the planner adds.
     let expected = [
         "0.1", "0.2", "0.3", "0.4", "0.6", "1.1", "1.2", "1.3", "1.4", "1.5.1", "1.5.2", "1.5.3", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5",
-        "2.6", "2.7", "2.8", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.5.1",
+        "2.6", "2.7", "2.8", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.5.1",
         "4.5.2", "4.5.3", "5.1", "5.2", "5.3", "6.1", "6.2", "6.3", "7.1", "7.2", "7.3", "7.4", "7.5", "8.1",
     ];
     assert_eq!(ids, expected);
