@@ -51,9 +51,11 @@ pub fn etcd_version(version: Version) -> Version {
 
 /// Whether etcd accepts a new *voting* member now (strict reconfiguration check, on by default).
 ///
-/// etcd `server/etcdserver/api/membership/cluster.go` `IsReadyToAddVotingMember` (3.5, 3.6):
-/// the started voters must be a quorum of the membership after the add; a one-member cluster
-/// may always add a second. Learners (`--learner`) skip this check.
+/// etcd `server/etcdserver/api/membership/cluster.go` `IsReadyToAddVotingMember` (3.4, 3.5, 3.6):
+/// the voters that have *ever* started (published their name) must be a quorum of the membership
+/// after the add; a one-member cluster may always add a second. Learners skip this check. The
+/// other check of `mayAddMember` (the leader connected to every voter for 5 s; to a quorum only
+/// from 3.5.30 and 3.6.11) is kubeadm's check-etcd already, which asks every member.
 pub fn may_add_voter(voters: u32, started_voters: u32) -> bool {
     let members_after = voters + 1;
     if started_voters == 1 && members_after == 2 {
@@ -62,17 +64,13 @@ pub fn may_add_voter(voters: u32, started_voters: u32) -> bool {
     started_voters >= members_after / 2 + 1
 }
 
-/// Seconds within which kube-apiserver serves a changed certificate pair from disk.
+/// Seconds within which kube-apiserver serves a changed certificate pair from disk: at most.
 ///
 /// apiserver `staging/src/k8s.io/apiserver/pkg/server/dynamiccertificates/dynamic_serving_content.go`
-/// `NewDynamicServingContentFromFiles`: a file watch, and a resync every minute; when the files
-/// vanish or do not parse, the last good pair stays served.
+/// `NewDynamicServingContentFromFiles`: an fsnotify watch sees the change at once (from 1.23); a
+/// watch that failed is set up again after a minute, which bounds the wait. When the files vanish
+/// or do not parse, the last good pair stays served; new handshakes get the new pair.
 pub const APISERVER_CERT_RELOAD_S: u32 = 60;
-
-/// HAProxy's default health-check interval and the failures before a backend is marked DOWN
-/// (`inter 2s`, `fall 3`: doc/configuration.txt, section 5.2): a backend that dies keeps receiving
-/// new connections for up to this long.
-pub const HAPROXY_DOWN_AFTER_S: u32 = 2 * 3;
 
 #[cfg(test)]
 mod tests {
