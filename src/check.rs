@@ -111,6 +111,14 @@ fn text(r: &CheckReport, edited: bool) -> String {
             );
         }
     }
+    if !r.dominated_rollbacks.is_empty() {
+        let _ = writeln!(out, "\nwarning: the plan's documented recovery is beaten by another (the twin takes the better one):");
+        for d in &r.dominated_rollbacks {
+            let _ = writeln!(out, "  {} (between {} and {}, {} placements):", d.fault, d.from_step, d.to_step, d.placements);
+            let _ = writeln!(out, "    documented: {}: {}", d.documented, d.documented_cost);
+            let _ = writeln!(out, "    better:     {}: {}", d.chosen, d.chosen_cost);
+        }
+    }
     if !r.exposures.is_empty() {
         let _ = writeln!(out, "\nExposures the cluster already has (the single master):");
         for e in &r.exposures {

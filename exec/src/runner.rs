@@ -13,7 +13,8 @@ use plan_model::action::{self, Action};
 use plan_model::cluster::Cluster;
 use plan_model::plan::{Phase, Plan, Step};
 use plan_model::topology::Topology;
-use plan_sim::recovery::{self, PhaseKind, RecoveryKind};
+use plan_sim::recovery::RecoveryKind;
+use plan_sim::search;
 use std::time::Duration;
 
 /// Characters of a command's output kept in the journal.
@@ -65,6 +66,9 @@ pub struct Recovery {
     pub invocations: Vec<Invocation>,
     /// The state the twin expects once it is done.
     pub expected: Cluster,
+    /// Every candidate the twin weighed, best first, with what each would leave
+    /// (`plan_sim::search`): `(recovery, cost in words or why it cannot be carried out)`.
+    pub ranking: Vec<(String, String)>,
 }
 
 impl Recovery {
@@ -378,23 +382,16 @@ impl<'a> Runner<'a> {
         Ok((believed, observation))
     }
 
-    /// The twin's recovery from `c` in the phase of step `i`.
+    /// The twin's recovery from `c` (what the executor observed) for a halt in step `i`: the
+    /// best candidate of the same search the twin runs (`plan_sim::search::rank`). Where
+    /// nothing changed and nothing is down, that is holding with nothing to do.
     pub fn recovery_for(&self, i: usize, c: &Cluster) -> Recovery {
         let t = self.t;
-        let phase = &self.plan.steps[i].phase;
-        let kind = recovery::phase_kind(self.plan, phase);
-        // The twin's policy (`plan_sim::policy::recover`) from what was observed: members down
-        // for good removed and the phase undone, or a quorum recovery when quorum is lost (the
-        // twin tries the rollback first and etcd refuses its `member remove`).
-        let (recovery_kind, actions) = if recovery::quorum_lost(c) {
-            match recovery::survivor(c) {
-                Some(survivor) => (RecoveryKind::QuorumRecovery, recovery::quorum_recovery_with_rollback(c, t, survivor, kind)),
-                None => (RecoveryKind::WorstCase, recovery::worst_case_actions(c, t).unwrap_or_default()),
-            }
-        } else if kind == PhaseKind::After {
-            (RecoveryKind::Hold, recovery::rollback_with_dead_members(c, t, kind))
-        } else {
-            (RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_with_dead_members(c, t, kind))
+        let ranking = search::rank(c, t, self.plan, i);
+        let best = ranking.iter().find(|candidate| candidate.applicable());
+        let (kind, actions) = match best {
+            Some(best) => (best.kind.clone(), best.actions.clone()),
+            None => (RecoveryKind::Hold, Vec::new()),
         };
         let mut expected = *c;
         for a in &actions {
@@ -403,11 +400,21 @@ impl<'a> Runner<'a> {
             }
         }
         Recovery {
-            kind: recovery_kind,
+            kind,
             descriptions: actions.iter().map(|a| a.describe(t)).collect(),
             invocations: Compiler::new(t).recovery(&actions),
             actions,
             expected,
+            ranking: ranking
+                .iter()
+                .map(|candidate| {
+                    let cost = match &candidate.refused {
+                        None => candidate.cost.summary(),
+                        Some(why) => format!("cannot be carried out: {why}"),
+                    };
+                    (candidate.kind.describe(), cost)
+                })
+                .collect(),
         }
     }
 

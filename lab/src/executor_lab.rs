@@ -32,6 +32,8 @@ pub const LB_SOCKET: &str = "/tmp/haproxy.socket";
 /// The lab's clock: seconds added to the system clock where kubeadm checks a TTL (the `kubeadm`
 /// shims read it), under the lab's root. A clock jump adds to it; the system clock is untouched.
 pub const CLOCK_OFFSET: &str = "clock-offset-s";
+/// The `kube-proxy` ConfigMap, a file in the lab's cluster state.
+pub const KUBE_PROXY_CONFIGMAP: &str = "kube-proxy.yaml";
 /// Where the lab's cluster state for the `kubectl` shim lives, under the lab's root.
 pub const CLUSTER_DIR: &str = "cluster";
 /// The flag value the config stack sets (the flag names come from the scenario).
@@ -523,6 +525,17 @@ words=$(for a; do case "$a" in --server=*) ;; *) echo "$a" ;; esac; done | tr '\
 node_status() {{ awk -v n="$1" '$1 == n {{ print $2 }}' $cluster/nodes 2>/dev/null; }}
 case "$words" in
   *"get cm kubeadm-config"*) cat {root}/kubeadm-config.yaml ;;
+  # kube-proxy's ConfigMap (its kubeconfig names the server kubeadm rendered at init).
+  *"get configmap kube-proxy -o yaml"*) cat $cluster/{kube_proxy} ;;
+  *"get configmap kube-proxy -o jsonpath"*) sed -n 's/^ *\(server: .*\)/\1/p' $cluster/{kube_proxy} ;;
+  "apply -f - ")
+    applied=$(cat)
+    case "$applied" in
+      *"name: kube-proxy"*) printf '%s\n' "$applied" > $cluster/{kube_proxy}; echo "configmap/kube-proxy configured" ;;
+      *) echo "kubectl (lab shim): not rehearsed: apply of $(echo "$applied" | sed -n 's/^kind: //p')" >&2; exit 64 ;;
+    esac ;;
+  *"rollout restart daemonset/kube-proxy"*) echo "daemonset.apps/kube-proxy restarted" ;;
+  *"rollout status daemonset/kube-proxy"*) echo 'daemon set "kube-proxy" successfully rolled out' ;;
   *"get nodes"*)
     selector=""; case "$words" in *control-plane=*) selector=control-plane ;; esac
     case "$words" in *"--no-headers"*|*"-o name"*) ;; *) echo "NAME STATUS ROLES VERSION" ;; esac
@@ -569,7 +582,15 @@ case "$words" in
 esac
 "#,
         root = root.display(),
-        cluster = CLUSTER_DIR
+        cluster = CLUSTER_DIR,
+        kube_proxy = KUBE_PROXY_CONFIGMAP,
+    )
+}
+
+/// The `kube-proxy` ConfigMap as kubeadm renders it, with the server it names.
+pub fn kube_proxy_configmap(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube-proxy\n  namespace: kube-system\ndata:\n  kubeconfig.conf: |-\n    apiVersion: v1\n    kind: Config\n    clusters:\n    - cluster:\n        certificate-authority: /var/lib/kube-proxy/ca.crt\n        server: {server}\n      name: default\n"
     )
 }
 

@@ -349,6 +349,11 @@ pub fn rehearse_through_executor(
     executor_lab::write_host_shims(&hosts.shims(), &root, t)?;
     write_kubeadm_shim(&hosts.shims(), &root)?;
     std::fs::create_dir_all(root.join(executor_lab::CLUSTER_DIR)).map_err(|e| LabError::io("the cluster directory", e))?;
+    let kube_proxy_server = if initial.kube_proxy_vip { endpoint.vip } else { existing };
+    host::write_file(
+        &root.join(executor_lab::CLUSTER_DIR).join(executor_lab::KUBE_PROXY_CONFIGMAP),
+        &executor_lab::kube_proxy_configmap(&format!("https://{kube_proxy_server}:{}", endpoint.port)),
+    )?;
     hosts.start()?;
     let etcd = SliceEtcd::start(t, &hosts, &initial)?;
     // The twin's starting state has a backup (the pre-flight lists it): a real snapshot.
@@ -375,6 +380,7 @@ pub fn rehearse_through_executor(
         crashed: NodeSet::EMPTY,
         down_until: BTreeMap::new(),
         api_requests: Arc::default(),
+        registered: initial.joined.or(initial.stale_nodes),
     }));
     {
         let mut k = lock(&kubelet);
@@ -483,8 +489,9 @@ pub fn rehearse_through_executor(
             evidence: Evidence::Real,
             agree: twin_quorum.holds() == quorum.is_ok(),
         });
-        let twin_rolls_back_first = matches!(twin.recoveries.first(), Some(RecoveryKind::Rollback { .. }));
-        let executor_rolls_back = matches!(halt.recovery.kind, RecoveryKind::Rollback { .. });
+        // The twin ranks the phase's rollback below a quorum recovery when etcd would refuse its
+        // `member remove`: the lab asks real etcd the same question before the recovery.
+        let rollback_refused = matches!(halt.recovery.kind, RecoveryKind::QuorumRecovery);
         // What the executor proposes, beside what the twin (and so the lab, as operator) does.
         lock(&kubelet).actions.push(format!(
             "the executor proposes at the halt: {} ({})",
@@ -500,10 +507,10 @@ pub fn rehearse_through_executor(
             // plan's own commands for them), then resumes, as the twin renews and re-runs.
             Some(RecoveryKind::Renew) if matches!(strike.blow, Blow::ClockJump { .. }) => retry = Some(RecoveryKind::Renew),
             _ => {
-                if let (true, false, Some(victim)) = (twin_rolls_back_first, executor_rolls_back, victim) {
+                if let (true, Some(victim)) = (rollback_refused, victim) {
                     let answer = lock(&kubelet).etcd.member_remove(t, victim)?;
                     lock(&kubelet).actions.push(format!(
-                        "the phase's rollback, tried by the lab: etcdctl member remove {}: {}",
+                        "the phase's rollback, ranked below a quorum recovery, tried by the lab: etcdctl member remove {}: {}",
                         t.name(victim),
                         answer.as_ref().map_or_else(|why| format!("etcd refused: {why}"), |()| "removed".to_string())
                     ));
@@ -617,13 +624,9 @@ pub fn rehearse_through_executor(
                     kinds.iter().map(RecoveryKind::describe).collect::<Vec<_>>().join(" + ")
                 }
             };
-            // The lab's path: the phase's rollback when the lab tried it and etcd refused, then
-            // the recovery the executor carried out.
+            // The lab's path: the recovery the executor carried out (after a wait or a renewal).
             let mut lab_path: Vec<RecoveryKind> = Vec::new();
             lab_path.extend(retry.clone());
-            if tried.iter().any(|(_, answer)| answer.is_err()) {
-                lab_path.push(RecoveryKind::Rollback { phase: sliced.steps[strike.step].phase.clone() });
-            }
             lab_path.extend(recovery_done.as_ref().map(|r| r.kind.clone()));
             let (twin_path, lab_path) = (describe(&twin.recoveries), describe(&lab_path));
             rows.push(row("recovery path".to_string(), twin_path.clone(), lab_path.clone(), twin_path == lab_path));
@@ -889,6 +892,9 @@ struct KubeletStandIn {
     down_until: BTreeMap<NodeIx, Instant>,
     /// Kubernetes API object requests the stand-ins answered (the executor's observer asks).
     api_requests: Arc<std::sync::atomic::AtomicUsize>,
+    /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
+    /// (`kubeadm reset` and a destroyed VM leave them, NotReady: docs/facts.md K10).
+    registered: NodeSet,
 }
 
 fn manifest_ctime(path: &Path) -> Option<i64> {
@@ -1110,13 +1116,22 @@ impl KubeletStandIn {
             .is_some_and(|(s, _)| self.client.readyz(s.address, self.t.node(node).address).is_ok_and(|a| a.is_ready()))
     }
 
-    fn write_states(&self, hosts: &FixtureHosts) -> Result<(), LabError> {
+    fn write_states(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         let mut nodes = String::new();
         let mut pods = String::new();
         for node in self.t.all_nodes().iter() {
             let name = self.t.name(node);
             let master = hosts.etc_kubernetes(name).join(APISERVER_MANIFEST).exists();
-            if let Some(ready) = self.node_ready(hosts, node) {
+            let ready = match self.node_ready(hosts, node) {
+                // A kubelet that runs (or reboots) registers its Node.
+                Some(ready) if !self.crashed.contains(node) => {
+                    self.registered = self.registered.with(node);
+                    Some(ready)
+                }
+                // No kubelet: a Node object registered before stays, NotReady.
+                _ => self.registered.contains(node).then_some(false),
+            };
+            if let Some(ready) = ready {
                 nodes.push_str(&format!(
                     "{name} {} {}\n",
                     if ready { "Ready" } else { "NotReady" },
@@ -1215,6 +1230,11 @@ impl LabOperator<'_> {
                 } else {
                     k.crash(self.hosts, node, "recovery: destroy VM");
                 }
+                true
+            }
+            Action::DeleteNode(node) => {
+                k.registered = k.registered.without(node);
+                k.actions.push(format!("recovery: kubectl delete node {}: the Node object is gone", t.name(node)));
                 true
             }
             Action::ForceNewCluster(node) => match k.etcd.force_new_cluster(node) {
@@ -1415,7 +1435,18 @@ fn file_rows(
         // The ConfigMap is a lab file the kubeadm shim writes: no API server holds it.
         evidence: Evidence::StandIn,
     });
-    rows.extend(consumer_rows(t, twin, &LabPaths::under(root).infra_repo));
+    let kube_proxy = std::fs::read_to_string(root.join(executor_lab::CLUSTER_DIR).join(executor_lab::KUBE_PROXY_CONFIGMAP)).unwrap_or_default();
+    let on_vip = executor_lab::server_in(&kube_proxy).is_some_and(|s| s == format!("https://{}:{}", endpoint.vip, endpoint.port));
+    rows.push(FidelityRow {
+        step: "end".to_string(),
+        observation: "kube-proxy's kubeconfig names the VIP".to_string(),
+        agree: on_vip == twin.kube_proxy_vip,
+        twin: yes_no(twin.kube_proxy_vip),
+        lab: yes_no(on_vip),
+        // The ConfigMap is a lab file the kubectl shim reads and writes.
+        evidence: Evidence::StandIn,
+    });
+        rows.extend(consumer_rows(t, twin, &LabPaths::under(root).infra_repo));
     Ok(rows)
 }
 

@@ -71,6 +71,22 @@ pub struct Finding {
     pub why: String,
 }
 
+/// Halts where the recovery the plan documents (the phase's rollback, or holding after the
+/// cut-over) leaves a worse cluster than the best recovery the twin found, which it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DominatedRollback {
+    pub fault: String,
+    pub from_step: String,
+    pub to_step: String,
+    pub placements: usize,
+    /// The documented recovery and what it would leave (at the earliest placement).
+    pub documented: String,
+    pub documented_cost: String,
+    /// The recovery the twin took instead and what it leaves.
+    pub chosen: String,
+    pub chosen_cost: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PhaseSummary {
     pub phase: String,
@@ -127,6 +143,7 @@ pub struct CheckReport {
     pub violations: Vec<Violation>,
     pub findings: Vec<Finding>,
     pub exposures: Vec<Exposure>,
+    pub dominated_rollbacks: Vec<DominatedRollback>,
 }
 
 fn fingerprint_hash(state: &plan_model::cluster::Cluster, point: Point, extra: u64, t: &Topology) -> u64 {
@@ -154,6 +171,7 @@ struct Collector<'a> {
     phases: BTreeMap<usize, PhaseSummary>,
     exposures: BTreeMap<String, Exposure>,
     findings: BTreeMap<String, Finding>,
+    dominated: BTreeMap<String, DominatedRollback>,
     proven: BTreeSet<(String, Vec<RecoveryKind>)>,
     failed: BTreeSet<(String, Vec<RecoveryKind>)>,
     /// The plan re-uploads the control-plane certs after a join, so renewing expired ones is
@@ -171,6 +189,7 @@ impl<'a> Collector<'a> {
             phases: BTreeMap::new(),
             exposures: BTreeMap::new(),
             findings: BTreeMap::new(),
+            dominated: BTreeMap::new(),
             proven: BTreeSet::new(),
             failed: BTreeSet::new(),
             renew_documented: renews_certs(plan),
@@ -210,6 +229,7 @@ impl<'a> Collector<'a> {
         }
         merge_windows(&mut self.exposures, other.exposures, &position);
         merge_windows(&mut self.findings, other.findings, &position);
+        merge_windows(&mut self.dominated, other.dominated, &position);
         self.proven.extend(other.proven);
         self.failed.extend(other.failed);
     }
@@ -317,6 +337,25 @@ impl<'a> Collector<'a> {
             });
             entry.placements += 1;
             entry.to_step = step;
+        }
+        if schedule.len() == 1 {
+            let fault = schedule[0].fault.describe(self.t);
+            let step = self.plan.steps[first.step as usize].id.clone();
+            for d in &result.dominated {
+                let key = format!("{fault}|{}|{}", d.documented.describe(), d.chosen.describe());
+                let entry = self.dominated.entry(key).or_insert_with(|| DominatedRollback {
+                    fault: fault.clone(),
+                    from_step: step.clone(),
+                    to_step: step.clone(),
+                    placements: 0,
+                    documented: d.documented.describe(),
+                    documented_cost: d.documented_cost.clone(),
+                    chosen: d.chosen.describe(),
+                    chosen_cost: d.chosen_cost.clone(),
+                });
+                entry.placements += 1;
+                entry.to_step = step.clone();
+            }
         }
         if !result.recoveries.is_empty() && !inherited {
             let path = (phase_id.clone(), result.recoveries.clone());
@@ -460,6 +499,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
         violations,
         findings: collector.findings.into_values().collect(),
         exposures: collector.exposures.into_values().collect(),
+        dominated_rollbacks: collector.dominated.into_values().collect(),
     }
 }
 
@@ -472,6 +512,12 @@ trait StepWindow {
 impl StepWindow for Exposure {
     fn window(&mut self) -> (&mut String, &mut String, &mut usize, &mut String) {
         (&mut self.from_step, &mut self.to_step, &mut self.placements, &mut self.why)
+    }
+}
+
+impl StepWindow for DominatedRollback {
+    fn window(&mut self) -> (&mut String, &mut String, &mut usize, &mut String) {
+        (&mut self.from_step, &mut self.to_step, &mut self.placements, &mut self.documented_cost)
     }
 }
 

@@ -4,3 +4,4 @@ pub mod explore;
 pub mod policy;
 pub mod recovery;
 pub mod run;
+pub mod search;

@@ -4,7 +4,8 @@
 //! chosen actions out in its own place (the model alone, or real etcd beside the model), so a
 //! change to the policy reaches both and the lab keeps testing the policy the twin checks.
 
-use crate::recovery::{self, PhaseKind, RecoveryKind};
+use crate::recovery::RecoveryKind;
+use crate::search::{self, Candidate};
 use crate::run::{EventKind, Halt, Outcome};
 use plan_model::action::{Action, Refusal, RefusalKind};
 use plan_model::cluster::{Cluster, EtcdData};
@@ -52,6 +53,20 @@ pub trait Executor {
     fn took(&mut self, kind: RecoveryKind);
     /// Notes a line in the timeline, for a reader of the run.
     fn note(&mut self, step: &str, kind: EventKind, what: String);
+    /// The recovery the plan documents for this halt leaves a worse cluster than the one taken.
+    fn dominated(&mut self, _dominated: Dominated) {}
+}
+
+/// A halt where the plan's documented recovery (the phase's rollback, or holding after the
+/// cut-over) is beaten by another: it loses data, breaks safety or leaves less available.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Dominated {
+    pub step: String,
+    pub documented: RecoveryKind,
+    /// What the documented recovery would leave, in words.
+    pub documented_cost: String,
+    pub chosen: RecoveryKind,
+    pub chosen_cost: String,
 }
 
 /// Reality differs from what the plan expects before a step: a machine down, the LB down, a
@@ -75,10 +90,10 @@ pub fn drift(c: &Cluster, t: &Topology) -> Option<String> {
 /// Chooses and carries out a recovery after the run halted in step `step` with `halt`; `count`
 /// is the recoveries this run has taken so far, and bounds them.
 ///
-/// The order: wait for a temporary fault and retry; finish a planned reboot; renew expired
-/// credentials and retry; remove dead members and roll the phase back (hold after the cut-over)
-/// unless quorum is lost; quorum recovery with force-new-cluster from a survivor; the worst-case
-/// snapshot restore; else stuck.
+/// A temporary fault is waited for and the step re-run; a planned reboot is finished; expired
+/// credentials are renewed and the step re-run. Otherwise every candidate recovery (hold, the
+/// phase's rollback, quorum recovery, the snapshot restore) is run in the model to its end and
+/// the best by [`search::rank`] is carried out; none applicable: stuck.
 ///
 /// # Errors
 /// Whatever the executor's place underneath fails with; the policy itself never fails.
@@ -113,44 +128,61 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
             return Ok(Next::Retry);
         }
     }
-    // 3. The phase's rollback, unless quorum is gone: then membership cannot change, and
-    // resetting a master could wipe the last copy of the data.
-    let phase = plan.steps[step].phase.clone();
-    let kind = recovery::phase_kind(plan, &phase);
-    let rollback = if kind == PhaseKind::After { RecoveryKind::Hold } else { RecoveryKind::Rollback { phase: phase.clone() } };
-    exec.note(&id, EventKind::Recovery, rollback.describe());
-    exec.took(rollback);
-    // Members that are down for good go first, while quorum allows it.
-    let actions = recovery::rollback_with_dead_members(exec.cluster(), t, kind);
-    let rolled_back = run_recovery(exec, t, actions, &id)?.is_ok();
-    if rolled_back && !recovery::quorum_lost(exec.cluster()) {
-        if kind == PhaseKind::After {
-            return Ok(Next::Stop(Outcome::Halted { step: id }));
+    // 3. Recovery by search: every candidate run in the model from here to its end, ranked
+    // (crate::search); the best is carried out. If reality refuses it (the lab), the ranking is
+    // made again from where it stopped, without the kinds already tried.
+    let mut tried: Vec<RecoveryKind> = Vec::new();
+    loop {
+        let ranking = search::rank(exec.cluster(), t, plan, step);
+        if tried.is_empty() {
+            report_ranking(exec, &id, &ranking, plan, step);
         }
-        return Ok(Next::Stop(Outcome::RolledBack { phase }));
-    }
-    // 4. Quorum recovery from a surviving voter.
-    if let Some(survivor) = recovery::survivor(exec.cluster()) {
-        exec.took(RecoveryKind::QuorumRecovery);
-        exec.note(&id, EventKind::Recovery, RecoveryKind::QuorumRecovery.describe());
-        let actions = recovery::quorum_recovery_with_rollback(exec.cluster(), t, survivor, kind);
-        if run_recovery(exec, t, actions, &id)?.is_ok() && !recovery::quorum_lost(exec.cluster()) {
-            return Ok(Next::Stop(Outcome::QuorumRecovered));
-        }
-    }
-    // 5. The worst case.
-    if let Some(actions) = recovery::worst_case_actions(exec.cluster(), t) {
-        exec.took(RecoveryKind::WorstCase);
-        exec.note(&id, EventKind::Recovery, RecoveryKind::WorstCase.describe());
-        if run_recovery(exec, t, actions, &id)?.is_ok() {
-            let lost_s = match exec.cluster().etcd_data {
-                EtcdData::RestoredFromSnapshot { lost_s } => lost_s,
-                EtcdData::Intact => 0,
-            };
-            return Ok(Next::Stop(Outcome::RestoredFromSnapshot { lost_s }));
+        let Some(best) = ranking.into_iter().find(|c| c.applicable() && !tried.contains(&c.kind)) else {
+            return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }));
+        };
+        exec.took(best.kind.clone());
+        exec.note(&id, EventKind::Recovery, format!("{} ({})", best.kind.describe(), best.cost.summary()));
+        tried.push(best.kind.clone());
+        if run_recovery(exec, t, best.actions, &id)?.is_ok() {
+            return Ok(Next::Stop(match best.kind {
+                RecoveryKind::Rollback { phase } => Outcome::RolledBack { phase },
+                RecoveryKind::QuorumRecovery => Outcome::QuorumRecovered,
+                RecoveryKind::WorstCase => Outcome::RestoredFromSnapshot {
+                    lost_s: match exec.cluster().etcd_data {
+                        EtcdData::RestoredFromSnapshot { lost_s } => lost_s,
+                        EtcdData::Intact => 0,
+                    },
+                },
+                _ => Outcome::Halted { step: id },
+            }));
         }
     }
-    Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }))
+}
+
+/// The ranking as the timeline shows it, and the documented recovery when another one leaves a
+/// better cluster.
+fn report_ranking<E: Executor>(exec: &mut E, id: &str, ranking: &[Candidate], plan: &Plan, step: usize) {
+    let lines: Vec<String> = ranking
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match &c.refused {
+            None => format!("{}. {}: {}", i + 1, c.kind.describe(), c.cost.summary()),
+            Some(why) => format!("{}. {}: cannot be carried out ({why})", i + 1, c.kind.describe()),
+        })
+        .collect();
+    exec.note(id, EventKind::Recovery, format!("recoveries ranked: {}", lines.join("; ")));
+    let best = ranking.iter().find(|c| c.applicable());
+    if let (Some(best), Some(documented)) = (best, search::documented(ranking, plan, step)) {
+        if documented.kind != best.kind && (!documented.applicable() || documented.cost.worse_outcome_than(&best.cost)) {
+            exec.dominated(Dominated {
+                step: id.to_string(),
+                documented: documented.kind.clone(),
+                documented_cost: documented.refused.clone().map_or_else(|| documented.cost.summary(), |why| format!("cannot be carried out: {why}")),
+                chosen: best.kind.clone(),
+                chosen_cost: best.cost.summary(),
+            });
+        }
+    }
 }
 
 /// Runs recovery actions; an action on a host that is down is skipped (nothing to undo there

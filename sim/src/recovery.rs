@@ -165,6 +165,12 @@ pub fn rollback_actions(c: &Cluster, t: &Topology, kind: PhaseKind) -> Vec<Actio
     actions
 }
 
+/// Holding: the cluster stays as it is, members whose host is down for good removed (while
+/// quorum allows it).
+pub fn hold_actions(c: &Cluster) -> Vec<Action> {
+    c.members().minus(c.up).iter().map(Action::EtcdMemberRemove).collect()
+}
+
 /// A started voter that is up, to force a new cluster from (the existing master first).
 pub fn survivor(c: &Cluster) -> Option<NodeIx> {
     c.voters.and(c.etcd_started).and(c.up).iter().next()

@@ -7,7 +7,7 @@
 //! phase's rollback, quorum recovery, and last the worst-case restore. Every recovery action is a
 //! model transition too.
 
-use crate::policy::{self, Executor, Next};
+use crate::policy::{self, Dominated, Executor, Next};
 use crate::recovery::RecoveryKind;
 use plan_model::action::{self, Action, Refusal};
 use plan_model::cluster::Cluster;
@@ -182,6 +182,8 @@ pub struct RunResult {
     pub duration_s: u32,
     /// The run rejoined the no-fault track and took its outcome from there.
     pub rejoined: bool,
+    /// Halts where the plan's documented recovery was beaten by the one taken.
+    pub dominated: Vec<Dominated>,
 }
 
 /// What the engine records besides the outcome.
@@ -215,6 +217,7 @@ struct Run<'e, 'a> {
     /// Nodes a fault took down, for good or for a while: unlike a node the plan itself shut
     /// down, the operator cannot just boot them.
     struck: NodeSet,
+    dominated: Vec<Dominated>,
 }
 
 impl<'e, 'a> Run<'e, 'a> {
@@ -430,6 +433,10 @@ impl Executor for Run<'_, '_> {
     fn note(&mut self, step: &str, kind: EventKind, what: String) {
         Run::note(self, step, kind, what);
     }
+
+    fn dominated(&mut self, dominated: Dominated) {
+        self.dominated.push(dominated);
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -467,6 +474,7 @@ impl<'a> Engine<'a> {
             halted_at: None,
             halt: None,
             struck: cursor.struck,
+            dominated: Vec::new(),
         };
         let start_clock = cursor.c.clock_s;
         r.check_safety(plan.steps.get(cursor.step).map(|s| s.id.as_str()).unwrap_or("start"));
@@ -601,6 +609,7 @@ impl<'a> Engine<'a> {
             fired: fired.iter().filter(|f| **f).count(),
             duration_s: r.c.clock_s - start_clock,
             rejoined,
+            dominated: r.dominated,
         }
     }
 

@@ -1,0 +1,233 @@
+//! Recovery chosen by search: every candidate recovery is run in the model to its end and the
+//! candidates are ranked by what they leave behind, never taken in a fixed order.
+//!
+//! The ranking, most important first: committed data kept; safety invariants; the end state's
+//! availability (etcd quorum, consumers that reach the API, nodes Ready, the other availability
+//! invariants); half-done work left behind (members that do not run, a master VM that is not a
+//! control plane, pool and stack entries of no master, Node objects without a kubelet); the
+//! client-visible downtime the recovery itself causes; its time.
+
+use crate::recovery::{self, PhaseKind, RecoveryKind};
+use plan_model::action::{self, Action, RefusalKind};
+use plan_model::cluster::{Cluster, EtcdData};
+use plan_model::invariant::{InvariantClass, INVARIANTS};
+use plan_model::observe;
+use plan_model::plan::Plan;
+use plan_model::topology::Topology;
+use serde::Serialize;
+
+/// What a recovery costs, judged on the state it ends in and on the way there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cost {
+    /// Seconds of committed writes lost (a snapshot restore).
+    pub data_lost_s: u32,
+    /// Safety invariants broken at the end.
+    pub safety_broken: Vec<&'static str>,
+    pub quorum_lost: bool,
+    /// Consumers that do not reach the API at the end.
+    pub consumers_down: u32,
+    /// Running nodes NotReady at the end.
+    pub nodes_not_ready: u32,
+    /// Availability invariants broken at the end.
+    pub availability_broken: Vec<&'static str>,
+    /// Half-done work left behind (see the module's documentation).
+    pub leftovers: u32,
+    /// Consumer-seconds without the API while the recovery runs.
+    pub downtime_s: u32,
+    pub duration_s: u32,
+}
+
+impl Cost {
+    /// What the recovery leaves, most important first: data, safety, availability.
+    fn outcome_key(&self) -> (u32, usize, bool, u32, u32, usize) {
+        (self.data_lost_s, self.safety_broken.len(), self.quorum_lost, self.consumers_down, self.nodes_not_ready, self.availability_broken.len())
+    }
+
+    /// The ranking key: lower is better, compared field by field.
+    fn key(&self) -> ((u32, usize, bool, u32, u32, usize), u32, u32, u32) {
+        (self.outcome_key(), self.leftovers, self.downtime_s, self.duration_s)
+    }
+
+    /// Whether `self` leaves a strictly worse cluster than `other`: it loses data, breaks safety
+    /// or leaves less available (leftovers, downtime and time aside).
+    pub fn worse_outcome_than(&self, other: &Cost) -> bool {
+        self.outcome_key() > other.outcome_key()
+    }
+
+    /// `data kept, API up for every consumer, 2 nodes NotReady, 3 leftovers, 2 min`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        parts.push(if self.data_lost_s > 0 {
+            format!("{} of writes lost", plan_model::plan::format_duration(self.data_lost_s))
+        } else {
+            "data kept".to_string()
+        });
+        if !self.safety_broken.is_empty() {
+            parts.push(format!("breaks {}", self.safety_broken.join(", ")));
+        }
+        if self.quorum_lost {
+            parts.push("no etcd quorum".to_string());
+        }
+        parts.push(if self.consumers_down == 0 {
+            "API up for every consumer".to_string()
+        } else {
+            format!("API down for {} consumer(s)", self.consumers_down)
+        });
+        if self.nodes_not_ready > 0 {
+            parts.push(format!("{} node(s) NotReady", self.nodes_not_ready));
+        }
+        let others: Vec<&str> =
+            self.availability_broken.iter().copied().filter(|n| !matches!(*n, "etcd-quorum" | "api-reachable" | "nodes-ready")).collect();
+        if !others.is_empty() {
+            parts.push(format!("breaks {}", others.join(", ")));
+        }
+        if self.leftovers > 0 {
+            parts.push(format!("{} leftover(s)", self.leftovers));
+        }
+        if self.downtime_s > 0 {
+            parts.push(format!("{} consumer-seconds down while it runs", self.downtime_s));
+        }
+        parts.push(plan_model::plan::format_duration(self.duration_s));
+        parts.join(", ")
+    }
+}
+
+/// One recovery the twin could take, run to its end in the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    pub kind: RecoveryKind,
+    pub actions: Vec<Action>,
+    /// Why the recovery cannot be carried out here (a command it needs would be refused).
+    pub refused: Option<String>,
+    pub cost: Cost,
+    #[serde(skip)]
+    pub end: Cluster,
+}
+
+impl Candidate {
+    pub fn applicable(&self) -> bool {
+        self.refused.is_none()
+    }
+}
+
+/// Every candidate recovery from `c` after a halt in step `step`, best first; the ones that
+/// cannot be carried out come last, with why.
+pub fn rank(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidate> {
+    let phase = &plan.steps[step].phase;
+    let kind = recovery::phase_kind(plan, phase);
+    // The documented recovery first: among equals the sort keeps it.
+    let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::new();
+    if kind != PhaseKind::After {
+        options.push((RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_with_dead_members(c, t, kind)));
+    }
+    options.push((RecoveryKind::Hold, recovery::hold_actions(c)));
+    if let Some(survivor) = recovery::survivor(c) {
+        if recovery::quorum_lost(c) {
+            options.push((RecoveryKind::QuorumRecovery, recovery::quorum_recovery_with_rollback(c, t, survivor, kind)));
+        }
+    }
+    if let Some(actions) = recovery::worst_case_actions(c, t) {
+        options.push((RecoveryKind::WorstCase, actions));
+    }
+    let mut candidates: Vec<Candidate> = options.into_iter().map(|(kind, actions)| run_candidate(c, t, kind, actions)).collect();
+    candidates.sort_by(|a, b| (!a.applicable(), a.cost.key()).cmp(&(!b.applicable(), b.cost.key())));
+    candidates
+}
+
+/// The candidate the plan itself documents for a halt in `step`: the phase's rollback, or after
+/// the cut-over holding.
+pub fn documented<'c>(candidates: &'c [Candidate], plan: &Plan, step: usize) -> Option<&'c Candidate> {
+    let phase = &plan.steps[step].phase;
+    let wanted = if recovery::phase_kind(plan, phase) == PhaseKind::After {
+        RecoveryKind::Hold
+    } else {
+        RecoveryKind::Rollback { phase: phase.clone() }
+    };
+    candidates.iter().find(|c| c.kind == wanted)
+}
+
+/// Runs `actions` from `c` as the executor would: an action on a host that is down is skipped
+/// (nothing to undo there until it returns), any other refusal makes the candidate inapplicable.
+fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Action>) -> Candidate {
+    let mut state = *c;
+    let mut refused = None;
+    let mut downtime_s = 0u32;
+    for a in &actions {
+        let down = (0..t.consumers.len()).filter(|i| observe::consumer_reach(&state, t, *i).is_down()).count() as u32;
+        match action::apply(&state, t, *a) {
+            Ok(next) => {
+                downtime_s += down * a.duration_s();
+                state = next;
+            }
+            Err(r) if r.kind == RefusalKind::HostDown => {}
+            Err(r) => {
+                refused = Some(r.reason);
+                break;
+            }
+        }
+    }
+    let cost = cost_of(c, &state, t, downtime_s);
+    Candidate { kind, actions, refused, cost, end: state }
+}
+
+fn cost_of(start: &Cluster, end: &Cluster, t: &Topology, downtime_s: u32) -> Cost {
+    let broken = |class: InvariantClass| -> Vec<&'static str> {
+        INVARIANTS.iter().filter(|i| i.class == class && (i.holds)(end, t).is_err()).map(|i| i.name).collect()
+    };
+    Cost {
+        data_lost_s: match end.etcd_data {
+            EtcdData::RestoredFromSnapshot { lost_s } => lost_s.max(1),
+            EtcdData::Intact => 0,
+        },
+        safety_broken: broken(InvariantClass::Safety),
+        quorum_lost: !observe::quorum(end).holds(),
+        consumers_down: (0..t.consumers.len()).filter(|i| !observe::consumer_reach(end, t, *i).is_ok()).count() as u32,
+        nodes_not_ready: end.joined.and(end.up).iter().filter(|n| !observe::node_ready(end, t, *n).is_ok()).count() as u32,
+        availability_broken: broken(InvariantClass::Availability),
+        leftovers: leftovers(end, t),
+        downtime_s,
+        duration_s: end.clock_s.saturating_sub(start.clock_s),
+    }
+}
+
+/// Half-done work a state holds: etcd members that do not run, learners, new-master VMs that
+/// are not control planes, pool and config-stack entries of no control plane, Node objects
+/// without a kubelet.
+pub fn leftovers(c: &Cluster, t: &Topology) -> u32 {
+    let masters = c.control_plane;
+    let new_vms = t.new_masters().filter(|m| c.vm_exists.contains(*m)).fold(plan_model::topology::NodeSet::EMPTY, |s, m| s.with(m));
+    c.members().minus(observe::live_members(c)).len()
+        + c.learners.len()
+        + new_vms.minus(masters).len()
+        + c.lb_declared.pool.minus(masters).len()
+        + c.lb_running.pool.minus(masters).len()
+        + c.stack_hosts.minus(masters).len()
+        + c.stale_nodes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ranking_puts_data_before_availability_before_leftovers_before_time() {
+        let base = Cost {
+            data_lost_s: 0,
+            safety_broken: vec![],
+            quorum_lost: false,
+            consumers_down: 0,
+            nodes_not_ready: 0,
+            availability_broken: vec![],
+            leftovers: 0,
+            downtime_s: 0,
+            duration_s: 60,
+        };
+        let slower = Cost { duration_s: 600, ..base.clone() };
+        let messier = Cost { leftovers: 2, duration_s: 1, ..base.clone() };
+        let down = Cost { consumers_down: 1, leftovers: 0, duration_s: 1, ..base.clone() };
+        let lossy = Cost { data_lost_s: 30, ..base.clone() };
+        assert!(base.key() < slower.key() && slower.key() < messier.key() && messier.key() < down.key() && down.key() < lossy.key());
+        assert!(down.worse_outcome_than(&base) && lossy.worse_outcome_than(&down));
+        assert!(!slower.worse_outcome_than(&base) && !messier.worse_outcome_than(&base), "time and leftovers are not outcomes");
+    }
+}
