@@ -284,7 +284,10 @@ fn write_recovery(out: &mut String, recovery: &Recovery) {
         let _ = writeln!(out, "  - {description}\n      {:<12} {}", invocation.place_label(), invocation.display());
     }
     if recovery.ranking.len() > 1 {
-        let _ = writeln!(out, "Recoveries the twin weighed, best first (data kept, then safety, then availability, leftovers, downtime, time):");
+        let _ = writeln!(
+            out,
+            "Recoveries the twin weighed, best first (data kept, then safety, then availability, leftovers, downtime, time):"
+        );
         for (i, (kind, cost)) in recovery.ranking.iter().enumerate() {
             let _ = writeln!(out, "  {}. {kind}: {cost}", i + 1);
         }

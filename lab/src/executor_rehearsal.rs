@@ -1435,7 +1435,8 @@ fn file_rows(
         // The ConfigMap is a lab file the kubeadm shim writes: no API server holds it.
         evidence: Evidence::StandIn,
     });
-    let kube_proxy = std::fs::read_to_string(root.join(executor_lab::CLUSTER_DIR).join(executor_lab::KUBE_PROXY_CONFIGMAP)).unwrap_or_default();
+    let kube_proxy =
+        std::fs::read_to_string(root.join(executor_lab::CLUSTER_DIR).join(executor_lab::KUBE_PROXY_CONFIGMAP)).unwrap_or_default();
     let on_vip = executor_lab::server_in(&kube_proxy).is_some_and(|s| s == format!("https://{}:{}", endpoint.vip, endpoint.port));
     rows.push(FidelityRow {
         step: "end".to_string(),
@@ -1446,7 +1447,7 @@ fn file_rows(
         // The ConfigMap is a lab file the kubectl shim reads and writes.
         evidence: Evidence::StandIn,
     });
-        rows.extend(consumer_rows(t, twin, &LabPaths::under(root).infra_repo));
+    rows.extend(consumer_rows(t, twin, &LabPaths::under(root).infra_repo));
     Ok(rows)
 }
 

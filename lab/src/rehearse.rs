@@ -35,6 +35,7 @@ use plan_model::topology::{NodeIx, NodeSet, Topology};
 use plan_sim::policy::{self, Executor, Next};
 use plan_sim::recovery::RecoveryKind;
 use plan_sim::run::{Engine, EventKind, Halt, Injection, Outcome, Point, Recording};
+use plan_sim::search::Candidate;
 use std::time::Instant;
 
 mod backup;
@@ -531,6 +532,21 @@ impl Executor for Walk<'_> {
     }
 
     fn note(&mut self, _step: &str, _kind: EventKind, _what: String) {}
+
+    /// A candidate the twin ranked as refused by etcd for want of quorum (a rollback's `member
+    /// remove`): real etcd is asked the same, and its answer is a row beside the twin's.
+    fn weighed(&mut self, step: &str, ranking: &[Candidate]) -> Result<(), LabError> {
+        let mut asked: Vec<Action> = Vec::new();
+        for candidate in ranking {
+            let Some(action @ Action::EtcdMemberRemove(_)) = candidate.refused_at else { continue };
+            if asked.contains(&action) || action::apply(&self.c, self.t, action).map_err(|r| r.kind) != Err(RefusalKind::NoQuorum) {
+                continue;
+            }
+            asked.push(action);
+            let _ = Walk::apply(self, action, step)?;
+        }
+        Ok(())
+    }
 }
 
 fn kind_text(kind: RefusalKind) -> &'static str {

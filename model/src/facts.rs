@@ -61,7 +61,7 @@ pub fn may_add_voter(voters: u32, started_voters: u32) -> bool {
     if started_voters == 1 && members_after == 2 {
         return true;
     }
-    started_voters >= members_after / 2 + 1
+    started_voters >= crate::topology::Topology::quorum(members_after)
 }
 
 /// Seconds within which kube-apiserver serves a changed certificate pair from disk: at most.

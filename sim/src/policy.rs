@@ -5,8 +5,8 @@
 //! change to the policy reaches both and the lab keeps testing the policy the twin checks.
 
 use crate::recovery::RecoveryKind;
-use crate::search::{self, Candidate};
 use crate::run::{EventKind, Halt, Outcome};
+use crate::search::{self, Candidate};
 use plan_model::action::{Action, Refusal, RefusalKind};
 use plan_model::cluster::{Cluster, EtcdData};
 use plan_model::plan::Plan;
@@ -55,6 +55,15 @@ pub trait Executor {
     fn note(&mut self, step: &str, kind: EventKind, what: String);
     /// The recovery the plan documents for this halt leaves a worse cluster than the one taken.
     fn dominated(&mut self, _dominated: Dominated) {}
+    /// The candidates the twin weighed at a halt, before it carries out the best: a place with
+    /// real parts may ask them the questions the ranking answered (the lab asks real etcd
+    /// whether a refused `member remove` is refused).
+    ///
+    /// # Errors
+    /// The place underneath failed.
+    fn weighed(&mut self, _step: &str, _ranking: &[Candidate]) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// A halt where the plan's documented recovery (the phase's rollback, or holding after the
@@ -131,12 +140,12 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     // 3. Recovery by search: every candidate run in the model from here to its end, ranked
     // (crate::search); the best is carried out. If reality refuses it (the lab), the ranking is
     // made again from where it stopped, without the kinds already tried.
+    let first = search::rank(exec.cluster(), t, plan, step);
+    report_ranking(exec, &id, &first);
+    exec.weighed(&id, &first)?;
     let mut tried: Vec<RecoveryKind> = Vec::new();
     loop {
         let ranking = search::rank(exec.cluster(), t, plan, step);
-        if tried.is_empty() {
-            report_ranking(exec, &id, &ranking, plan, step);
-        }
         let Some(best) = ranking.into_iter().find(|c| c.applicable() && !tried.contains(&c.kind)) else {
             return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }));
         };
@@ -161,7 +170,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
 
 /// The ranking as the timeline shows it, and the documented recovery when another one leaves a
 /// better cluster.
-fn report_ranking<E: Executor>(exec: &mut E, id: &str, ranking: &[Candidate], plan: &Plan, step: usize) {
+fn report_ranking<E: Executor>(exec: &mut E, id: &str, ranking: &[Candidate]) {
     let lines: Vec<String> = ranking
         .iter()
         .enumerate()
@@ -172,12 +181,15 @@ fn report_ranking<E: Executor>(exec: &mut E, id: &str, ranking: &[Candidate], pl
         .collect();
     exec.note(id, EventKind::Recovery, format!("recoveries ranked: {}", lines.join("; ")));
     let best = ranking.iter().find(|c| c.applicable());
-    if let (Some(best), Some(documented)) = (best, search::documented(ranking, plan, step)) {
+    if let (Some(best), Some(documented)) = (best, search::documented(ranking)) {
         if documented.kind != best.kind && (!documented.applicable() || documented.cost.worse_outcome_than(&best.cost)) {
             exec.dominated(Dominated {
                 step: id.to_string(),
                 documented: documented.kind.clone(),
-                documented_cost: documented.refused.clone().map_or_else(|| documented.cost.summary(), |why| format!("cannot be carried out: {why}")),
+                documented_cost: documented
+                    .refused
+                    .clone()
+                    .map_or_else(|| documented.cost.summary(), |why| format!("cannot be carried out: {why}")),
                 chosen: best.kind.clone(),
                 chosen_cost: best.cost.summary(),
             });

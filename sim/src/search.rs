@@ -40,12 +40,19 @@ pub struct Cost {
 impl Cost {
     /// What the recovery leaves, most important first: data, safety, availability.
     fn outcome_key(&self) -> (u32, usize, bool, u32, u32, usize) {
-        (self.data_lost_s, self.safety_broken.len(), self.quorum_lost, self.consumers_down, self.nodes_not_ready, self.availability_broken.len())
+        (
+            self.data_lost_s,
+            self.safety_broken.len(),
+            self.quorum_lost,
+            self.consumers_down,
+            self.nodes_not_ready,
+            self.availability_broken.len(),
+        )
     }
 
-    /// The ranking key: lower is better, compared field by field.
-    fn key(&self) -> ((u32, usize, bool, u32, u32, usize), u32, u32, u32) {
-        (self.outcome_key(), self.leftovers, self.downtime_s, self.duration_s)
+    /// The ranking key after the outcome: lower is better, compared field by field.
+    fn tail_key(&self) -> (u32, u32, u32) {
+        (self.leftovers, self.downtime_s, self.duration_s)
     }
 
     /// Whether `self` leaves a strictly worse cluster than `other`: it loses data, breaks safety
@@ -99,6 +106,11 @@ pub struct Candidate {
     pub actions: Vec<Action>,
     /// Why the recovery cannot be carried out here (a command it needs would be refused).
     pub refused: Option<String>,
+    /// The action that would be refused.
+    pub refused_at: Option<Action>,
+    /// The recovery the plan documents for this halt (the phase's rollback; holding after the
+    /// cut-over).
+    pub documented: bool,
     pub cost: Cost,
     #[serde(skip)]
     pub end: Cluster,
@@ -129,28 +141,42 @@ pub fn rank(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidat
     if let Some(actions) = recovery::worst_case_actions(c, t) {
         options.push((RecoveryKind::WorstCase, actions));
     }
-    let mut candidates: Vec<Candidate> = options.into_iter().map(|(kind, actions)| run_candidate(c, t, kind, actions)).collect();
-    candidates.sort_by(|a, b| (!a.applicable(), a.cost.key()).cmp(&(!b.applicable(), b.cost.key())));
+    let documented = documented_kind(plan, step);
+    let mut candidates: Vec<Candidate> = options
+        .into_iter()
+        .map(|(kind, actions)| {
+            let documented = kind == documented;
+            run_candidate(c, t, kind, actions, documented)
+        })
+        .collect();
+    // Among recoveries that leave the same cluster, the documented one; then the fewest
+    // leftovers, the least downtime, the shortest.
+    candidates.sort_by_key(|c| (!c.applicable(), c.cost.outcome_key(), !c.documented, c.cost.tail_key()));
     candidates
 }
 
-/// The candidate the plan itself documents for a halt in `step`: the phase's rollback, or after
-/// the cut-over holding.
-pub fn documented<'c>(candidates: &'c [Candidate], plan: &Plan, step: usize) -> Option<&'c Candidate> {
+/// The candidate the plan itself documents for a halt.
+pub fn documented(candidates: &[Candidate]) -> Option<&Candidate> {
+    candidates.iter().find(|c| c.documented)
+}
+
+/// The recovery the plan documents for a halt in `step`: the phase's rollback, or after the
+/// cut-over holding.
+fn documented_kind(plan: &Plan, step: usize) -> RecoveryKind {
     let phase = &plan.steps[step].phase;
-    let wanted = if recovery::phase_kind(plan, phase) == PhaseKind::After {
+    if recovery::phase_kind(plan, phase) == PhaseKind::After {
         RecoveryKind::Hold
     } else {
         RecoveryKind::Rollback { phase: phase.clone() }
-    };
-    candidates.iter().find(|c| c.kind == wanted)
+    }
 }
 
 /// Runs `actions` from `c` as the executor would: an action on a host that is down is skipped
 /// (nothing to undo there until it returns), any other refusal makes the candidate inapplicable.
-fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Action>) -> Candidate {
+fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Action>, documented: bool) -> Candidate {
     let mut state = *c;
     let mut refused = None;
+    let mut refused_at = None;
     let mut downtime_s = 0u32;
     for a in &actions {
         let down = (0..t.consumers.len()).filter(|i| observe::consumer_reach(&state, t, *i).is_down()).count() as u32;
@@ -162,12 +188,13 @@ fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Act
             Err(r) if r.kind == RefusalKind::HostDown => {}
             Err(r) => {
                 refused = Some(r.reason);
+                refused_at = Some(*a);
                 break;
             }
         }
     }
     let cost = cost_of(c, &state, t, downtime_s);
-    Candidate { kind, actions, refused, cost, end: state }
+    Candidate { kind, actions, refused, refused_at, documented, cost, end: state }
 }
 
 fn cost_of(start: &Cluster, end: &Cluster, t: &Topology, downtime_s: u32) -> Cost {
@@ -226,7 +253,8 @@ mod tests {
         let messier = Cost { leftovers: 2, duration_s: 1, ..base.clone() };
         let down = Cost { consumers_down: 1, leftovers: 0, duration_s: 1, ..base.clone() };
         let lossy = Cost { data_lost_s: 30, ..base.clone() };
-        assert!(base.key() < slower.key() && slower.key() < messier.key() && messier.key() < down.key() && down.key() < lossy.key());
+        let key = |c: &Cost| (c.outcome_key(), c.tail_key());
+        assert!(key(&base) < key(&slower) && key(&slower) < key(&messier) && key(&messier) < key(&down) && key(&down) < key(&lossy));
         assert!(down.worse_outcome_than(&base) && lossy.worse_outcome_than(&down));
         assert!(!slower.worse_outcome_than(&base) && !messier.worse_outcome_than(&base), "time and leftovers are not outcomes");
     }

@@ -1,0 +1,85 @@
+//! Recovery by search on whole runs: the first master lost for good after the cut-over began
+//! never ends with a client or kubelet pointed back at it, and the API stays up where it was up.
+
+use plan_model::action::Action;
+use plan_model::fault::Fault;
+use plan_model::observe;
+use plan_model::planner;
+use plan_model::topology::Topology;
+use plan_model::validate::parse_scenario;
+use plan_sim::recovery::RecoveryKind;
+use plan_sim::run::{Engine, Injection, Outcome, Point, Recording};
+use plan_sim::search;
+
+fn topology(text: &str) -> Topology {
+    Topology::new(&parse_scenario(text).expect("the scenario is valid"))
+}
+
+fn scenarios() -> Vec<Topology> {
+    vec![
+        topology(include_str!("../../scenarios/homelab-rightsized.yaml")),
+        topology(include_str!("../../scenarios/five-masters.yaml")),
+        topology(include_str!("../../scenarios/two-hypervisors.yaml")),
+    ]
+}
+
+#[test]
+fn the_first_master_lost_after_the_cut_over_began_is_held_not_rolled_back_onto() {
+    for t in scenarios() {
+        let plan = planner::generate(&t);
+        let engine = Engine::new(&t, &plan, Recording::default());
+        let (_, states) = engine.track();
+        let m0 = t.existing_master();
+        let cutover =
+            plan.steps.iter().position(|s| s.actions.iter().any(|a| matches!(a, Action::FlipConsumers))).expect("a cut-over step");
+        let mut placements = 0;
+        for (point, before) in states.iter().filter(|(p, _)| p.step as usize >= cutover) {
+            let fault = Fault::NodeDown { node: m0, lasts_s: None };
+            let result = engine.run(&[Injection { at: *point, fault }]);
+            let end = result.final_state;
+            let label = format!("{} at {}@{}", t.scenario.name, plan.steps[point.step as usize].id, point.action);
+            assert!(!matches!(result.outcome, Outcome::Stuck { .. }), "{label}: {:?}", result.outcome);
+            // Nothing the cut-over had moved to the VIP is pointed back at the dead master.
+            assert_eq!(end.consumers_vip & before.consumers_vip, before.consumers_vip, "{label}: a consumer reverted");
+            assert_eq!(end.kubelet_vip.and(before.kubelet_vip), before.kubelet_vip, "{label}: a kubelet reverted");
+            // A consumer that reached the API through the VIP before the fault still does.
+            for i in 0..t.consumers.len() {
+                if before.consumer_on_vip(i) && observe::consumer_reach(before, &t, i).is_ok() {
+                    assert!(observe::consumer_reach(&end, &t, i).is_ok(), "{label}: {} lost the API", t.consumers[i].name);
+                }
+            }
+            placements += 1;
+        }
+        assert!(placements > 10, "{}: {placements} placements", t.scenario.name);
+    }
+}
+
+#[test]
+fn the_source_plans_phase_4_rollback_is_reported_as_beaten_by_holding() {
+    let t = topology(include_str!("../../scenarios/homelab-rightsized.yaml"));
+    let plan = planner::generate(&t);
+    let engine = Engine::new(&t, &plan, Recording::default());
+    let at = plan.steps.iter().position(|s| s.id == "4.4").expect("step 4.4");
+    let result = engine.run(&[Injection {
+        at: Point { step: at as u16, action: 0 },
+        fault: Fault::NodeDown { node: t.existing_master(), lasts_s: None },
+    }]);
+    assert_eq!(result.recoveries, vec![RecoveryKind::Hold]);
+    let dominated = result.dominated.first().expect("the phase 4 rollback is beaten");
+    assert_eq!(dominated.documented, RecoveryKind::Rollback { phase: "4".to_string() });
+    assert!(dominated.documented_cost.contains("API down for 8 consumer(s)"), "{}", dominated.documented_cost);
+    assert!(dominated.chosen_cost.contains("API up for every consumer"), "{}", dominated.chosen_cost);
+}
+
+#[test]
+fn among_equals_the_documented_rollback_is_kept() {
+    // A halt before anything changed: holding and rolling back cost the same (nothing to do).
+    let t = topology(include_str!("../../scenarios/homelab-rightsized.yaml"));
+    let plan = planner::generate(&t);
+    let c = plan_model::cluster::Cluster::initial(&t);
+    let ranking = search::rank(&c, &t, &plan, 0);
+    assert_eq!(ranking[0].kind, RecoveryKind::Rollback { phase: "0".to_string() });
+    assert!(ranking[0].actions.is_empty());
+    let hold = ranking.iter().find(|c| c.kind == RecoveryKind::Hold).expect("holding is a candidate");
+    assert_eq!(hold.cost, ranking[0].cost, "the same cost: the documented one wins the tie");
+}
