@@ -16,8 +16,8 @@ use plan_model::topology::Topology;
 use plan_sim::recovery::{self, PhaseKind, RecoveryKind};
 use std::time::Duration;
 
-/// Characters of a command's output kept in the journal.
-pub const OUTPUT_KEPT_CHARS_MAX: usize = 2000;
+/// Bytes of a command's output kept in the journal (its tail, cut between characters).
+pub const OUTPUT_KEPT_BYTES_MAX: usize = 2000;
 
 /// The person at the terminal, as the runner sees them.
 pub trait Operator {
@@ -267,7 +267,7 @@ impl<'a> Runner<'a> {
                 match result {
                     Ok(done) => {
                         let output =
-                            redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), invocation.secret, OUTPUT_KEPT_CHARS_MAX);
+                            redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), invocation.secret, OUTPUT_KEPT_BYTES_MAX);
                         self.journal.append(Event::CommandFinished {
                             step: step.id.clone(),
                             index: j,
@@ -471,7 +471,7 @@ impl<'a> Runner<'a> {
             let shown = result.as_ref().map(Clone::clone).map_err(|e| redact::redact(&e.to_string()));
             self.operator.finished(&step, invocation, &shown);
             let (exit, output) = match &result {
-                Ok(done) => (done.exit, redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), false, OUTPUT_KEPT_CHARS_MAX)),
+                Ok(done) => (done.exit, redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), false, OUTPUT_KEPT_BYTES_MAX)),
                 Err(e) => (None, redact::redact(&e.to_string())),
             };
             self.journal.append(Event::CommandFinished {
