@@ -1,22 +1,29 @@
 //! The journal: an append-only JSON-lines file, synced to disk before and after every command,
-//! from which a run resumes and `plan status` reports; and the lock that keeps one executor per
-//! state directory.
+//! from which a run resumes and `plan status` reports.
+
+mod progress;
+mod read;
+
+pub use progress::{Halted, Progress};
+pub use read::{journal_path, parse, read, repair, Contents, Damage, Repair};
 
 use crate::observe::Drift;
 use crate::ExecError;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::io::AsRawFd;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Version of the journal format; every record carries it.
 pub const JOURNAL_FORMAT: u32 = 1;
 /// The journal's file name in the state directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
-/// The lock's file name in the state directory.
-pub const LOCK_FILE: &str = "lock";
+/// Written once, beside the journal, when the first run in a state directory is journalled (it
+/// holds that `run-started` record): a missing or empty journal next to it was lost, not never
+/// written. The lock file cannot tell: it is made before anything is journalled, also by a
+/// `--resume` that finds nothing to resume.
+pub const RUN_MARKER_FILE: &str = "run-started";
 
 /// One thing that happened, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,11 +103,41 @@ pub struct Record {
     pub event: Event,
 }
 
+impl Record {
+    /// `<event> <step>` (`step-finished 4.2`), for saying which records a repair dropped.
+    pub fn summary(&self) -> String {
+        let value = serde_json::to_value(&self.event).unwrap_or_default();
+        let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let mut summary = field("event");
+        for name in ["step", "phase"] {
+            if !field(name).is_empty() {
+                summary = format!("{summary} {}", field(name));
+            }
+        }
+        if let Some(index) = value.get("index").and_then(serde_json::Value::as_u64) {
+            summary = format!("{summary} #{index}");
+        }
+        summary
+    }
+}
+
+/// A damaged tail the journal cut when it was opened to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cut {
+    pub damage: Damage,
+    /// Where the cut bytes were written; none for a torn last write (what a crash of the
+    /// executor leaves, dropped as before).
+    pub aside: Option<PathBuf>,
+}
+
 /// An open journal file (or none, for a dry run).
 pub struct Journal {
     file: Option<File>,
     path: PathBuf,
+    state_dir: PathBuf,
     pub records: Vec<Record>,
+    /// The damaged tail cut when it was opened, for the caller to report.
+    pub cut: Option<Cut>,
 }
 
 fn now_ms() -> u64 {
@@ -111,26 +148,58 @@ fn journal_error(path: &Path, reason: impl std::fmt::Display) -> ExecError {
     ExecError::Journal { path: path.display().to_string(), reason: reason.to_string() }
 }
 
+/// Syncs a directory, so that a file created, cut or renamed in it survives a crash.
+fn fsync_dir(dir: &Path) -> Result<(), ExecError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| journal_error(dir, format!("fsync of the directory: {e}")))
+}
+
+/// Opens `path` to append, never through a symbolic link.
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
+}
+
 impl Journal {
     /// A journal kept in memory only (dry runs).
     pub fn in_memory() -> Journal {
-        Journal { file: None, path: PathBuf::from("<memory>"), records: Vec::new() }
+        Journal { file: None, path: PathBuf::from("<memory>"), state_dir: PathBuf::new(), records: Vec::new(), cut: None }
     }
 
-    /// Opens (creating) the journal in `state_dir` and reads what it holds.
+    /// Opens (creating) the journal in `state_dir` and reads what it holds; cuts a damaged tail
+    /// off first, so that the next record starts where the readable ones end.
+    ///
+    /// *Caveats*: a torn last write (no newline) is dropped, as a crash leaves it; any other
+    /// damaged tail (garbage that ends in a newline, a run of NULs) is written byte for byte to
+    /// `journal.jsonl.cut-<unix ms>` first and reported in [`Journal::cut`]. The journal's
+    /// directory is synced after the file is created and after a cut. The caller holds the lock.
     ///
     /// # Errors
-    /// The file cannot be opened, or a line is not a record (a torn last line, from a crash in
-    /// the middle of a write, is dropped: it was never synced as a whole).
+    /// As [`read`] (damage in the middle, a lost journal), and when the file cannot be opened,
+    /// cut or synced, or is a symbolic link.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// std::fs::write(dir.path().join("journal.jsonl"), "garbage\n").unwrap();
+    /// let journal = plan_exec::journal::Journal::open(dir.path()).unwrap();
+    /// assert!(journal.cut.unwrap().aside.is_some(), "the garbage is kept aside");
+    /// assert_eq!(std::fs::read(dir.path().join("journal.jsonl")).unwrap(), b"");
+    /// ```
     pub fn open(state_dir: &Path) -> Result<Journal, ExecError> {
-        let path = state_dir.join(JOURNAL_FILE);
-        let records = read_records(&path)?;
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| journal_error(&path, e))?;
-        drop_torn_line(&file, &path)?;
-        Ok(Journal { file: Some(file), path, records })
+        let path = journal_path(state_dir);
+        let contents = read(state_dir)?;
+        let existed = std::fs::symlink_metadata(&path).is_ok();
+        let file = open_append(&path).map_err(|e| journal_error(&path, e))?;
+        if !existed {
+            fsync_dir(state_dir)?;
+        }
+        let cut = match contents.damage {
+            Some(damage) => Some(cut_tail(state_dir, damage)?),
+            None => None,
+        };
+        Ok(Journal { file: Some(file), path, state_dir: state_dir.to_path_buf(), records: contents.records, cut })
     }
 
-    /// Appends `event` and syncs it to disk before returning.
+    /// Appends `event` and syncs it to disk before returning. The first `run-started` of a state
+    /// directory also writes the run marker ([`RUN_MARKER_FILE`]).
     ///
     /// # Errors
     /// The write or the sync failed: the runner stops, since it can no longer promise a resume.
@@ -141,6 +210,9 @@ impl Journal {
             line.push('\n');
             file.write_all(line.as_bytes()).map_err(|e| journal_error(&self.path, e))?;
             file.sync_data().map_err(|e| journal_error(&self.path, format!("fsync: {e}")))?;
+            if matches!(record.event, Event::RunStarted { .. }) {
+                mark_run_began(&self.state_dir, line.as_bytes())?;
+            }
         }
         self.records.push(record);
         Ok(())
@@ -151,167 +223,28 @@ impl Journal {
     }
 }
 
-/// Cuts a torn last line (no newline: a crash in the middle of a write) off the file and syncs,
-/// so that the next record starts on a line of its own instead of being glued onto the torn one,
-/// which would make both unreadable in the middle of the file.
-fn drop_torn_line(file: &File, path: &Path) -> Result<(), ExecError> {
-    let text = std::fs::read(path).map_err(|e| journal_error(path, e))?;
-    if text.last().is_none_or(|b| *b == b'\n') {
-        return Ok(());
-    }
-    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1);
-    file.set_len(whole as u64).map_err(|e| journal_error(path, format!("cutting the torn last line: {e}")))?;
-    file.sync_all().map_err(|e| journal_error(path, format!("fsync: {e}")))
-}
-
-/// Reads the records of a journal file; a missing file has none.
-///
-/// # Errors
-/// A line in the middle of the file is not a record.
-pub fn read_records(path: &Path) -> Result<Vec<Record>, ExecError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(journal_error(path, e)),
+/// Cuts a damaged tail off the journal, keeping it aside unless it is a torn last write.
+fn cut_tail(state_dir: &Path, damage: Damage) -> Result<Cut, ExecError> {
+    let aside = if damage.torn_write {
+        None
+    } else {
+        let bytes = std::fs::read(journal_path(state_dir)).map_err(|e| journal_error(&journal_path(state_dir), e))?;
+        Some(read::set_aside(state_dir, "cut", bytes.get(damage.offset as usize..).unwrap_or_default())?)
     };
-    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(|e| journal_error(path, e))?;
-    let mut records = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Record>(line) {
-            Ok(record) => records.push(record),
-            // A torn last line: the crash came in the middle of the write, before its sync.
-            Err(_) if i + 1 == lines.len() => {}
-            Err(e) => return Err(journal_error(path, format!("line {}: {e}", i + 1))),
-        }
-    }
-    Ok(records)
+    read::cut_at(state_dir, damage.offset)?;
+    Ok(Cut { damage, aside })
 }
 
-/// Where a run stands, as its journal tells.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Progress {
-    pub plan_digest: Option<String>,
-    pub scenario: Option<String>,
-    pub steps: Vec<String>,
-    pub completed: BTreeSet<String>,
-    /// A step whose start is journalled but not its end (crash, Ctrl-C, halt).
-    pub interrupted: Option<String>,
-    /// Commands that finished, per step, with their exit codes.
-    pub finished_commands: BTreeMap<String, BTreeMap<usize, Option<i32>>>,
-    /// The last halt, if the run is halted (cleared by a later successful step or rollback).
-    pub halted: Option<Halted>,
-    pub rolled_back: Option<String>,
-    pub finished: bool,
-    pub override_check: Option<String>,
-    /// The drift the last observation reported.
-    pub last_drift: Vec<Drift>,
-}
-
-/// A journalled halt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Halted {
-    pub step: String,
-    pub reason: String,
-    pub drift: Vec<Drift>,
-    pub recovery: String,
-    pub recovery_actions: Vec<String>,
-}
-
-impl Progress {
-    /// Replays the records.
-    pub fn from_records(records: &[Record]) -> Progress {
-        let mut p = Progress::default();
-        for record in records {
-            match &record.event {
-                Event::RunStarted { plan_digest, scenario, steps, override_check, resume, .. } => {
-                    if !resume {
-                        // A fresh run: what an earlier, finished run did is history.
-                        p = Progress::default();
-                    }
-                    p.plan_digest = Some(plan_digest.clone());
-                    p.scenario = Some(scenario.clone());
-                    p.steps = steps.clone();
-                    p.finished = false;
-                    if override_check.is_some() {
-                        p.override_check = override_check.clone();
-                    }
-                }
-                Event::StepStarted { step } => {
-                    p.interrupted = Some(step.clone());
-                    p.finished_commands.entry(step.clone()).or_default();
-                }
-                Event::CommandFinished { step, index, exit, .. } => {
-                    p.finished_commands.entry(step.clone()).or_default().insert(*index, *exit);
-                }
-                Event::StepFinished { step, .. } => {
-                    p.completed.insert(step.clone());
-                    p.interrupted = None;
-                    p.halted = None;
-                }
-                Event::Observed { drift, .. } => p.last_drift = drift.clone(),
-                Event::Halted { step, reason, drift, recovery, recovery_actions } => {
-                    p.halted = Some(Halted {
-                        step: step.clone(),
-                        reason: reason.clone(),
-                        drift: drift.clone(),
-                        recovery: recovery.clone(),
-                        recovery_actions: recovery_actions.clone(),
-                    });
-                }
-                Event::RollbackFinished { step, ok: true, .. } => {
-                    p.rolled_back = Some(step.clone());
-                    p.halted = None;
-                    p.interrupted = None;
-                }
-                Event::RunFinished => p.finished = true,
-                Event::PhaseConfirmed { .. }
-                | Event::CommandStarted { .. }
-                | Event::RollbackStarted { .. }
-                | Event::RollbackFinished { .. } => {}
-            }
-        }
-        p
-    }
-
-    /// Whether command `index` of `step` finished with exit 0 (a resume skips it).
-    pub fn command_done(&self, step: &str, index: usize) -> bool {
-        self.finished_commands.get(step).and_then(|c| c.get(&index)).is_some_and(|exit| *exit == Some(0))
-    }
-}
-
-/// An exclusive `flock` on the state directory's lock file, released when dropped (or when the
-/// process dies, however it dies: the kernel drops the lock).
-#[derive(Debug)]
-pub struct Lock {
-    _file: File,
-}
-
-impl Lock {
-    /// Takes the lock without waiting, writing this process's pid into the file.
-    ///
-    /// # Errors
-    /// [`ExecError::Locked`] naming the holder's pid when another executor holds it.
-    pub fn take(state_dir: &Path) -> Result<Lock, ExecError> {
-        let path = state_dir.join(LOCK_FILE);
-        let mut file =
-            OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| journal_error(&path, e))?;
-        // SAFETY: flock on a file descriptor this function owns; no memory is shared.
-        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-        if !taken {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            let holder = holder.trim();
-            return Err(ExecError::Locked {
-                path: path.display().to_string(),
-                holder: if holder.is_empty() { String::new() } else { format!(" (pid {holder})") },
-            });
-        }
-        file.set_len(0).map_err(|e| journal_error(&path, e))?;
-        writeln!(file, "{}", std::process::id()).map_err(|e| journal_error(&path, e))?;
-        Ok(Lock { _file: file })
-    }
+/// Writes the run marker with `line` (the first `run-started` record) unless it exists.
+fn mark_run_began(state_dir: &Path, line: &[u8]) -> Result<(), ExecError> {
+    let path = state_dir.join(RUN_MARKER_FILE);
+    let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(journal_error(&path, e)),
+    };
+    file.write_all(line).and_then(|()| file.sync_all()).map_err(|e| journal_error(&path, e))?;
+    fsync_dir(state_dir)
 }
 
 #[cfg(test)]
@@ -348,19 +281,84 @@ mod tests {
         let mut journal = Journal::open(dir.path()).unwrap();
         journal.append(Event::StepFinished { step: "4.2".into(), how: "ran".into() }).unwrap();
         drop(journal);
-        let records = read_records(&dir.path().join(JOURNAL_FILE)).expect("every line reads back");
+        let records = read(dir.path()).expect("every line reads back").records;
         let progress = Progress::from_records(&records);
         assert!(progress.completed.contains("4.2") && progress.interrupted.is_none(), "{progress:?}");
         assert_eq!(records.len(), 2, "the torn line is gone, the new record kept");
     }
 
-    #[test]
-    fn a_second_lock_is_refused_with_the_holder() {
+    fn started() -> Event {
+        Event::RunStarted {
+            scenario: "s".into(),
+            plan_digest: "d".into(),
+            steps: vec!["4.2".into()],
+            check: "pass".into(),
+            override_check: None,
+            resume: false,
+            pid: 1,
+        }
+    }
+
+    fn damage_then_resume(tail: &[u8]) -> (tempfile::TempDir, Journal, Vec<Record>) {
         let dir = tempfile::tempdir().unwrap();
-        let first = Lock::take(dir.path()).unwrap();
-        let second = Lock::take(dir.path()).unwrap_err().to_string();
-        assert!(second.contains(&format!("pid {}", std::process::id())), "{second}");
-        drop(first);
-        assert!(Lock::take(dir.path()).is_ok(), "released on drop");
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.append(started()).unwrap();
+        journal.append(Event::StepStarted { step: "4.2".into() }).unwrap();
+        drop(journal);
+        OpenOptions::new().append(true).open(dir.path().join(JOURNAL_FILE)).unwrap().write_all(tail).unwrap();
+        let mut journal = Journal::open(dir.path()).expect("a damaged tail never makes the journal unreadable");
+        assert_eq!(journal.records.len(), 2);
+        journal.append(Event::StepFinished { step: "4.2".into(), how: "ran".into() }).unwrap();
+        let records = read(dir.path()).expect("readable after the append").records;
+        (dir, journal, records)
+    }
+
+    #[test]
+    fn a_garbage_last_line_is_cut_and_kept_aside_before_the_next_append() {
+        let (_dir, journal, records) = damage_then_resume(b"{\"v\":1,\"event\":garbage}\n");
+        assert_eq!(records.len(), 3, "the new record follows the readable ones");
+        let cut = journal.cut.expect("the cut is reported");
+        assert_eq!((cut.damage.line, cut.damage.lines), (3, 1));
+        let aside = cut.aside.expect("garbage is kept, not silently dropped");
+        assert_eq!(std::fs::read(aside).unwrap(), b"{\"v\":1,\"event\":garbage}\n");
+    }
+
+    #[test]
+    fn a_write_torn_inside_a_utf8_character_is_cut() {
+        let torn = "{\"v\":1,\"at_ms\":1,\"event\":\"command-finished\",\"output\":\"\u{2026}".as_bytes();
+        let (_dir, journal, records) = damage_then_resume(&torn[..torn.len() - 1]);
+        assert_eq!(records.len(), 3);
+        assert!(journal.cut.is_some_and(|c| c.damage.torn_write && c.aside.is_none()));
+    }
+
+    #[test]
+    fn any_bytes_at_the_end_leave_a_journal_that_reads_after_a_resume() {
+        for tail in [&b"\0\0\0\0"[..], b"\n\n\xff\n", b"\xe2\x80", b"{}\n{}\n", b"garbage\n\xc3"] {
+            let (_dir, _, records) = damage_then_resume(tail);
+            assert_eq!(records.len(), 3, "{tail:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_run_marks_the_directory_and_a_deleted_journal_is_then_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        assert!(!dir.path().join(RUN_MARKER_FILE).exists(), "opening alone marks nothing");
+        journal.append(started()).unwrap();
+        drop(journal);
+        assert!(std::fs::read_to_string(dir.path().join(RUN_MARKER_FILE)).unwrap().contains("\"event\":\"run-started\""));
+        std::fs::remove_file(dir.path().join(JOURNAL_FILE)).unwrap();
+        assert!(matches!(Journal::open(dir.path()), Err(ExecError::JournalLost { .. })));
+        std::fs::write(dir.path().join(JOURNAL_FILE), "").unwrap();
+        assert!(matches!(Journal::open(dir.path()), Err(ExecError::JournalLost { .. })));
+    }
+
+    #[test]
+    fn a_symlinked_journal_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, dir.path().join(JOURNAL_FILE)).unwrap();
+        assert!(Journal::open(dir.path()).is_err());
+        assert!(!target.exists());
     }
 }

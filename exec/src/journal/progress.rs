@@ -1,0 +1,98 @@
+//! Where a run stands, replayed from its journal records: what `--resume` skips and `plan status` shows.
+
+use super::{Event, Record};
+use crate::observe::Drift;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where a run stands, as its journal tells.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Progress {
+    pub plan_digest: Option<String>,
+    pub scenario: Option<String>,
+    pub steps: Vec<String>,
+    pub completed: BTreeSet<String>,
+    /// A step whose start is journalled but not its end (crash, Ctrl-C, halt).
+    pub interrupted: Option<String>,
+    /// Commands that finished, per step, with their exit codes.
+    pub finished_commands: BTreeMap<String, BTreeMap<usize, Option<i32>>>,
+    /// The last halt, if the run is halted (cleared by a later successful step or rollback).
+    pub halted: Option<Halted>,
+    pub rolled_back: Option<String>,
+    pub finished: bool,
+    pub override_check: Option<String>,
+    /// The drift the last observation reported.
+    pub last_drift: Vec<Drift>,
+}
+
+/// A journalled halt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Halted {
+    pub step: String,
+    pub reason: String,
+    pub drift: Vec<Drift>,
+    pub recovery: String,
+    pub recovery_actions: Vec<String>,
+}
+
+impl Progress {
+    /// Replays the records.
+    pub fn from_records(records: &[Record]) -> Progress {
+        let mut p = Progress::default();
+        for record in records {
+            match &record.event {
+                Event::RunStarted { plan_digest, scenario, steps, override_check, resume, .. } => {
+                    if !resume {
+                        // A fresh run: what an earlier, finished run did is history.
+                        p = Progress::default();
+                    }
+                    p.plan_digest = Some(plan_digest.clone());
+                    p.scenario = Some(scenario.clone());
+                    p.steps = steps.clone();
+                    p.finished = false;
+                    if override_check.is_some() {
+                        p.override_check = override_check.clone();
+                    }
+                }
+                Event::StepStarted { step } => {
+                    p.interrupted = Some(step.clone());
+                    p.finished_commands.entry(step.clone()).or_default();
+                }
+                Event::CommandFinished { step, index, exit, .. } => {
+                    p.finished_commands.entry(step.clone()).or_default().insert(*index, *exit);
+                }
+                Event::StepFinished { step, .. } => {
+                    p.completed.insert(step.clone());
+                    p.interrupted = None;
+                    p.halted = None;
+                }
+                Event::Observed { drift, .. } => p.last_drift = drift.clone(),
+                Event::Halted { step, reason, drift, recovery, recovery_actions } => {
+                    p.halted = Some(Halted {
+                        step: step.clone(),
+                        reason: reason.clone(),
+                        drift: drift.clone(),
+                        recovery: recovery.clone(),
+                        recovery_actions: recovery_actions.clone(),
+                    });
+                }
+                Event::RollbackFinished { step, ok: true, .. } => {
+                    p.rolled_back = Some(step.clone());
+                    p.halted = None;
+                    p.interrupted = None;
+                }
+                Event::RunFinished => p.finished = true,
+                Event::PhaseConfirmed { .. }
+                | Event::CommandStarted { .. }
+                | Event::RollbackStarted { .. }
+                | Event::RollbackFinished { .. } => {}
+            }
+        }
+        p
+    }
+
+    /// Whether command `index` of `step` finished with exit 0 (a resume skips it).
+    pub fn command_done(&self, step: &str, index: usize) -> bool {
+        self.finished_commands.get(step).and_then(|c| c.get(&index)).is_some_and(|exit| *exit == Some(0))
+    }
+}
