@@ -530,8 +530,9 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).rollback();
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {
-        RollbackOutcome::Done { step, recovery } => {
+        RollbackOutcome::Done { step, recovery, reopened } => {
             println!("plan rollback: {recovery} done for the halt at step {step}; the hosts match the twin");
+            println!("pending again: {}; `plan execute --resume` runs them", reopened.join(", "));
             Ok(())
         }
         RollbackOutcome::Declined => Err(Failure::Violation("rollback not run: declined".to_string())),

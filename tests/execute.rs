@@ -336,6 +336,23 @@ fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
     }
     let status = text(&lab.plan(&file, &["status"]));
     assert!(status.contains("plan status: rolled-back"), "{status}");
+    assert!(status.contains("4.2      pending") && status.contains("0/3 steps done"), "the undone steps are pending again: {status}");
+
+    // A resume after the rollback runs the undone steps again (it used to skip them as done and
+    // halt at 4.4 on the drift of three kubelets), and status tells what is true now.
+    let out = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("HALTED at step 4.4"), "{shown}");
+    for (name, _) in HOSTS {
+        let (server, restarts) = if name == MASTER { (DIRECT, 0) } else { (VIP, 3) };
+        assert!(lab.kubelet_conf(name).contains(server), "{name}: {}", lab.kubelet_conf(name));
+        assert_eq!(lab.restarts(name), restarts, "{name}: flipped again by the resumed 4.2");
+    }
+    let status = lab.plan(&file, &["status", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert_eq!((json["state"].as_str(), json["rolled_back"].as_str()), (Some("halted"), None), "{json}");
+    assert_eq!(json["steps"][0], serde_json::json!({"id": "4.2", "state": "done"}));
 }
 
 #[test]

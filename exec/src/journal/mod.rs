@@ -89,6 +89,9 @@ pub enum Event {
         step: String,
         ok: bool,
         reason: Option<String>,
+        /// The steps the recovery undid, pending again (a resume runs them); empty when it failed.
+        #[serde(default)]
+        reopened: Vec<String>,
     },
     RunFinished,
 }

@@ -18,6 +18,7 @@ pub struct Progress {
     pub finished_commands: BTreeMap<String, BTreeMap<usize, Option<i32>>>,
     /// The last halt, if the run is halted (cleared by a later successful step or rollback).
     pub halted: Option<Halted>,
+    /// The halted step whose recovery ran last, until the run moves on (a step starts).
     pub rolled_back: Option<String>,
     pub finished: bool,
     pub override_check: Option<String>,
@@ -55,6 +56,8 @@ impl Progress {
                     }
                 }
                 Event::StepStarted { step } => {
+                    // The run moved on from the rollback: the state is the run's again.
+                    p.rolled_back = None;
                     p.interrupted = Some(step.clone());
                     p.finished_commands.entry(step.clone()).or_default();
                 }
@@ -76,7 +79,12 @@ impl Progress {
                         recovery_actions: recovery_actions.clone(),
                     });
                 }
-                Event::RollbackFinished { step, ok: true, .. } => {
+                Event::RollbackFinished { step, ok: true, reopened, .. } => {
+                    // What the recovery undid must run again: neither done nor half done.
+                    for undone in reopened {
+                        p.completed.remove(undone);
+                        p.finished_commands.remove(undone);
+                    }
                     p.rolled_back = Some(step.clone());
                     p.halted = None;
                     p.interrupted = None;
