@@ -61,7 +61,8 @@ pub fn may_add_voter(voters: u32, started_voters: u32) -> bool {
     if started_voters == 1 && members_after == 2 {
         return true;
     }
-    started_voters >= members_after / 2 + 1
+    let quorum_after = members_after / 2 + 1;
+    started_voters >= quorum_after
 }
 
 /// Seconds within which kube-apiserver serves a changed certificate pair from disk: at most.
