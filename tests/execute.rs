@@ -294,6 +294,27 @@ fn the_loopback_guard_refuses_an_address_off_loopback() {
 }
 
 #[test]
+fn a_shared_socket_directory_another_user_may_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A state directory whose path is too long for a socket sends the control sockets to
+    // $TMPDIR/plan-ssh-<uid>; here someone else made that first, open to all.
+    let tmp = dir.path().join("tmp");
+    // SAFETY: getuid reads this process's real uid; it cannot fail and touches no memory.
+    let shared = tmp.join(format!("plan-ssh-{}", unsafe { libc::getuid() }));
+    std::fs::create_dir_all(&shared).unwrap();
+    run("chmod", &["777", shared.to_str().unwrap()]);
+    let state = dir.path().join("a-state-directory-whose-path-is-too-long-for-a-unix-socket-path-of-108-bytes");
+    let ssh_config = dir.path().join("ssh_config");
+    write(&ssh_config, "");
+    let args = ["--scenario", LOOPBACK, "execute", "--yes", OVERRIDE[0], OVERRIDE[1], "--state-dir", state.to_str().unwrap()];
+    let out = plan(&[&args[..], &["--ssh-config", ssh_config.to_str().unwrap()]].concat(), &[("TMPDIR", tmp.to_str().unwrap())]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains(&format!("{}: the control socket directory is writable by other users", shared.display())), "{shown}");
+    assert!(!std::fs::read_to_string(state.join("journal.jsonl")).unwrap_or_default().contains("command-started"), "nothing ran");
+}
+
+#[test]
 fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
     if !sshd_available() {
         return;

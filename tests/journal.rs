@@ -1,6 +1,6 @@
-//! A damaged or lost journal at the command line: `plan status`, `plan status --repair` and
-//! `plan execute --resume` on journals written by hand, damaged the ways a full disk, a crash or
-//! a careless edit damage them. Nothing here connects to a host: every run stops before the first
+//! A damaged or lost journal, and a planted lock, at the command line: `plan status`,
+//! `plan status --repair` and `plan execute --resume` on journals written by hand, damaged the
+//! ways a full disk, a crash or a careless edit damage them. Nothing here connects to a host: every run stops before the first
 //! step (the journal is of another plan).
 
 use std::path::Path;
@@ -112,4 +112,19 @@ fn a_lost_journal_is_reported_not_read_as_not_started() {
             assert!(shown.contains("holds no record, but") && shown.contains("run-started"), "{args:?}: {shown}");
         }
     }
+}
+
+#[test]
+fn a_symlinked_lock_is_refused_and_its_target_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    journal(&state, format!("{STARTED}\n").as_bytes());
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&precious, state.join("lock")).unwrap();
+    let out = plan(&state, &["status", "--repair"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("lock: a symbolic link"), "{shown}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n", "the pid was not written through the link");
 }
