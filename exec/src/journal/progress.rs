@@ -104,3 +104,35 @@ impl Progress {
         self.finished_commands.get(step).and_then(|c| c.get(&index)).is_some_and(|exit| *exit == Some(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(lines: &[&str]) -> Vec<Record> {
+        lines.iter().map(|l| serde_json::from_str(l).expect("a record")).collect()
+    }
+
+    const STARTED: &str = r#"{"v":1,"at_ms":1,"event":"run-started","scenario":"s","plan_digest":"d","steps":["4.2","4.3"],"check":"pass","override_check":null,"resume":false,"pid":1}"#;
+    const DONE_42: &str = r#"{"v":1,"at_ms":2,"event":"step-finished","step":"4.2","how":"ran"}"#;
+    const HALTED_43: &str =
+        r#"{"v":1,"at_ms":3,"event":"halted","step":"4.3","reason":"r","drift":[],"recovery":"phase 4 rollback","recovery_actions":[]}"#;
+
+    #[test]
+    fn a_rollback_reopens_the_steps_it_undid_until_the_run_moves_on() {
+        let rolled = r#"{"v":1,"at_ms":4,"event":"rollback-finished","step":"4.3","ok":true,"reason":null,"reopened":["4.2","4.3"]}"#;
+        let p = Progress::from_records(&records(&[STARTED, DONE_42, HALTED_43, rolled]));
+        assert!(p.completed.is_empty() && p.halted.is_none() && p.interrupted.is_none(), "{p:?}");
+        assert_eq!(p.rolled_back.as_deref(), Some("4.3"));
+        let resumed = r#"{"v":1,"at_ms":5,"event":"step-started","step":"4.2"}"#;
+        let p = Progress::from_records(&records(&[STARTED, DONE_42, HALTED_43, rolled, resumed]));
+        assert_eq!((p.rolled_back, p.interrupted.as_deref()), (None, Some("4.2")));
+    }
+
+    #[test]
+    fn a_rollback_journalled_before_reopened_existed_still_reads() {
+        let rolled = r#"{"v":1,"at_ms":4,"event":"rollback-finished","step":"4.3","ok":true,"reason":null}"#;
+        let p = Progress::from_records(&records(&[STARTED, DONE_42, HALTED_43, rolled]));
+        assert!(p.completed.contains("4.2") && p.rolled_back.is_some(), "{p:?}");
+    }
+}
