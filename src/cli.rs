@@ -34,8 +34,8 @@ pub enum Command {
     Capacity(crate::capacity::CapacityArgs),
     /// Run the verified plan on the real hosts, or print its commands with --dry-run.
     Execute(crate::execute::ExecuteArgs),
-    /// Progress and drift of an execution, from its journal.
-    Status(crate::execute::StatusArgs),
+    /// Progress and drift of an execution, from its journal; --repair cuts a damaged journal.
+    Status(crate::status::StatusArgs),
     /// Run the twin's recovery for the point where an execution halted.
     Rollback(crate::execute::RollbackArgs),
     /// A loopback replica of the scenario from real processes (etcd, HAProxy): up, down, status.

@@ -7,8 +7,9 @@ use plan_exec::etcd::EtcdProbe;
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
 use plan_exec::invocation::Invocation;
-use plan_exec::journal::{self, Journal, Lock, Progress};
+use plan_exec::journal::Journal;
 use plan_exec::kubernetes::KubeconfigSource;
+use plan_exec::lock::Lock;
 use plan_exec::observe::Probes;
 use plan_exec::runner::{Operator, Outcome, Recovery, RollbackOutcome, RunOptions, Runner};
 use plan_exec::ssh::{OpensshTransport, SshOptions};
@@ -129,20 +130,6 @@ pub struct SshArgs {
     pub command_timeout: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StatusFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub state: StateArgs,
-    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
-    pub format: StatusFormat,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
     /// Do not ask before running the recovery.
@@ -156,14 +143,38 @@ pub struct RollbackArgs {
     pub observe: ObserveArgs,
 }
 
-fn exec_failure(e: ExecError) -> Failure {
+/// The one message for an executor error, with the way on where the operator has one to take.
+pub(crate) fn exec_failure(e: ExecError) -> Failure {
     match e {
-        ExecError::Input(_) | ExecError::Locked { .. } => Failure::Input(e.to_string()),
+        ExecError::JournalDamaged { .. } => Failure::Input(format!(
+            "{e}: `plan status --repair` keeps the records before that line and moves the rest aside (docs/execute.md, \"Journal damage\")"
+        )),
+        ExecError::JournalLost { .. } => Failure::Input(format!(
+            "{e}: the hosts may be part-way through the plan; put the journal back, or, once the hosts are known to be as the plan's first step expects, remove that marker file to start afresh"
+        )),
+        ExecError::Input(_) | ExecError::Locked { .. } | ExecError::UnsafePath { .. } => Failure::Input(e.to_string()),
         other => Failure::Violation(format!("halted: {other}")),
     }
 }
 
-fn state_dir(global_scenario: Option<&Path>, state: &StateArgs) -> PathBuf {
+/// Tells the operator what the journal cut off its damaged tail when it was opened.
+fn report_cut(journal: &Journal) {
+    let Some(cut) = &journal.cut else { return };
+    let d = &cut.damage;
+    match &cut.aside {
+        None => eprintln!("plan: note: the journal's last write was torn ({}); cut at line {}", d.reason, d.line),
+        Some(aside) => eprintln!(
+            "plan: note: the journal's damaged tail (line {}, {} line(s), {} bytes: {}) was cut and kept in {}",
+            d.line,
+            d.lines,
+            d.bytes,
+            d.reason,
+            aside.display()
+        ),
+    }
+}
+
+pub(crate) fn state_dir(global_scenario: Option<&Path>, state: &StateArgs) -> PathBuf {
     if let Some(dir) = &state.state_dir {
         return dir.clone();
     }
@@ -173,7 +184,7 @@ fn state_dir(global_scenario: Option<&Path>, state: &StateArgs) -> PathBuf {
     }
 }
 
-fn prepare_state_dir(dir: &Path) -> Result<(), Failure> {
+pub(crate) fn prepare_state_dir(dir: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(dir).map_err(|e| Failure::Input(format!("state directory {}: {e}", dir.display())))
 }
 
@@ -234,6 +245,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
     prepare_state_dir(&dir)?;
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
+    report_cut(&journal);
     start_json_log(&dir)?;
     let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, loaded.plan.steps.len());
@@ -502,101 +514,16 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
     Ok(())
 }
 
-pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) -> Result<(), Failure> {
-    let dir = state_dir(scenario, &options.state);
-    let path = dir.join(journal::JOURNAL_FILE);
-    let records = journal::read_records(&path).map_err(exec_failure)?;
-    let progress = Progress::from_records(&records);
-    let steps: Vec<String> =
-        if progress.steps.is_empty() { loaded.plan.steps.iter().map(|s| s.id.clone()).collect() } else { progress.steps.clone() };
-    let state_of = |id: &str| -> &'static str {
-        if progress.completed.contains(id) {
-            "done"
-        } else if progress.halted.as_ref().is_some_and(|h| h.step == id) {
-            "halted"
-        } else if progress.interrupted.as_deref() == Some(id) {
-            "interrupted"
-        } else {
-            "pending"
-        }
-    };
-    let overall = if records.is_empty() {
-        "not-started"
-    } else if progress.rolled_back.is_some() {
-        "rolled-back"
-    } else if progress.finished {
-        "completed"
-    } else if progress.halted.is_some() {
-        "halted"
-    } else {
-        "interrupted"
-    };
-    let done = steps.iter().filter(|s| progress.completed.contains(*s)).count();
-    let remaining_s: u32 = loaded.plan.steps.iter().filter(|s| !progress.completed.contains(&s.id)).map(|s| s.duration_s).sum();
-    match options.format {
-        StatusFormat::Json => {
-            let mut json = serde_json::json!({
-                "status_format": 1,
-                "journal": path.display().to_string(),
-                "scenario": progress.scenario,
-                "plan_digest": progress.plan_digest,
-                "state": overall,
-                "steps_done": done,
-                "steps_total": steps.len(),
-                "remaining_s": remaining_s,
-                "steps": steps.iter().map(|id| serde_json::json!({"id": id, "state": state_of(id)})).collect::<Vec<_>>(),
-                "halted": progress.halted,
-                "rolled_back": progress.rolled_back,
-                "drift": progress.last_drift,
-                "override_check": progress.override_check,
-            });
-            // The journal is redacted when written; this holds for a journal written by an older
-            // plan or edited by hand too.
-            plan_exec::redact::redact_json(&mut json);
-            println!("{}", serde_json::to_string_pretty(&json).map_err(|e| Failure::Input(e.to_string()))?);
-        }
-        StatusFormat::Text => {
-            let mut out = format!("plan status: {} ({})\n", overall, path.display());
-            let _ = writeln!(out, "  {done}/{} steps done, about {} of plan time left", steps.len(), format_duration(remaining_s));
-            if let Some(reason) = &progress.override_check {
-                let _ = writeln!(out, "  plan check overridden: {reason}");
-            }
-            for id in &steps {
-                let state = state_of(id);
-                if state != "pending" || done == 0 {
-                    let _ = writeln!(out, "  {:<8} {state}", id);
-                }
-            }
-            if let Some(h) = &progress.halted {
-                let _ = writeln!(out, "  halted at {}: {}", h.step, h.reason);
-                let _ = writeln!(out, "  recovery: {}", h.recovery);
-                for a in &h.recovery_actions {
-                    let _ = writeln!(out, "    - {a}");
-                }
-            }
-            if progress.last_drift.is_empty() {
-                let _ = writeln!(out, "  drift: none at the last observation");
-            } else {
-                let _ = writeln!(out, "  drift at the last observation:");
-                for d in &progress.last_drift {
-                    let _ = writeln!(out, "    {d}");
-                }
-            }
-            print!("{}", plan_exec::redact::redact(&out));
-        }
-    }
-    Ok(())
-}
-
 pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs) -> Result<(), Failure> {
     let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
     let dir = state_dir(scenario, &options.state);
-    if !dir.join(journal::JOURNAL_FILE).exists() {
+    if plan_exec::journal::read(&dir).map_err(exec_failure)?.records.is_empty() {
         return Err(Failure::Input(format!("no journal in {}: nothing to roll back", dir.display())));
     }
     guard_every_host(loaded, &options.ssh)?;
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
+    report_cut(&journal);
     start_json_log(&dir)?;
     let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, 0);
@@ -612,8 +539,9 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).rollback();
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {
-        RollbackOutcome::Done { step, recovery } => {
+        RollbackOutcome::Done { step, recovery, reopened } => {
             println!("plan rollback: {recovery} done for the halt at step {step}; the hosts match the twin");
+            println!("pending again: {}; `plan execute --resume` runs them", reopened.join(", "));
             Ok(())
         }
         RollbackOutcome::Declined => Err(Failure::Violation("rollback not run: declined".to_string())),

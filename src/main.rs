@@ -8,6 +8,7 @@ mod input;
 mod lab;
 mod show;
 mod simulate;
+mod status;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -65,7 +66,7 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Simulate(options) => simulate::run(&loaded, &options),
         cli::Command::Capacity(options) => capacity::run(&loaded, &options),
         cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options),
-        cli::Command::Status(options) => execute::status(&loaded, args.global.scenario.as_deref(), &options),
+        cli::Command::Status(options) => status::status(&loaded, args.global.scenario.as_deref(), &options),
         cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options),
         cli::Command::Lab(options) => lab::run(&loaded, &options),
         cli::Command::Rehearse(options) => lab::rehearse(&loaded, &options),

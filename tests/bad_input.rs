@@ -272,6 +272,58 @@ fn a_duplicate_address_names_the_first_user() {
 }
 
 #[test]
+fn a_name_that_reads_as_an_address_is_refused_at_the_name() {
+    // A worker named like the load balancer's address received every load-balancer command
+    // (`Hosts::find` took the name first); named like the hypervisor's, it received `qm snapshot`.
+    let text = edit(HOMELAB, "name: k8s-node1,", "name: 10.0.20.1,");
+    let message = scenario_refused(&text, Some(&at(&text, "10.0.20.101", 0, "name")));
+    assert_eq!(
+        message,
+        "node name \"10.0.20.1\" reads as an IP address (the address of the load balancer pfsense): commands for it could reach another machine; give it a host name (nodes[1].name)"
+    );
+    let text = edit(HOMELAB, "name: k8s-node1,", "name: 192.168.1.127,");
+    let message = scenario_refused(&text, Some(&at(&text, "10.0.20.101", 0, "name")));
+    assert!(message.contains("(the address of hypervisor pve)"), "{message}");
+    // Forms ssh and the resolver read as addresses too (inet_aton): decimal, short, hex.
+    for name in ["\"167772161\"", "\"10.1\"", "0x7f.1"] {
+        let text = edit(HOMELAB, "name: k8s-node1,", &format!("name: {name},"));
+        let message = scenario_refused(&text, Some(&at(&text, "10.0.20.101", 0, "name")));
+        assert!(message.contains("reads as an IP address: commands") && message.ends_with("(nodes[1].name)"), "{name}: {message}");
+    }
+}
+
+#[test]
+fn a_name_two_machines_share_is_refused_across_kinds_and_zones() {
+    let text = edit(HOMELAB, "name: k8s-node1,", "name: pfsense,");
+    let message = scenario_refused(&text, Some(&at(&text, "name: pfsense", 1, "name")));
+    assert_eq!(
+        message,
+        "the load balancer name \"pfsense\" is also the name of node \"pfsense\" (nodes[1]): each machine needs a name of its own (load_balancer.name)"
+    );
+    let text = edit(HOMELAB, "name: k8s-node1,", "name: pve.viktorbarzin.lan,");
+    let message = scenario_refused(&text, Some(&at(&text, "name: pve", 0, "name")));
+    assert!(message.starts_with("hypervisor name \"pve\" is also the name of node \"pve.viktorbarzin.lan\""), "{message}");
+}
+
+#[test]
+fn an_address_no_host_can_have_is_refused() {
+    let text = edit(HOMELAB, "address: 10.0.20.101", "address: 0.0.0.0");
+    let message = scenario_refused(&text, Some(&at(&text, "k8s-node1", 0, "address")));
+    assert_eq!(
+        message,
+        "address 0.0.0.0 of node k8s-node1 is the unspecified address, not an address a host can be reached at (nodes[1].address)"
+    );
+    for (address, why) in [("255.255.255.255", "broadcast"), ("224.0.0.1", "multicast"), ("240.0.0.1", "reserved")] {
+        let text = edit(HOMELAB, "address: 10.0.20.1\n", &format!("address: {address}\n"));
+        let message = scenario_refused(&text, Some(&at(&text, &format!("address: {address}"), 0, "address")));
+        assert!(message.contains(why) && message.ends_with("(load_balancer.address)"), "{message}");
+    }
+    let text = edit(HOMELAB, "vip: 10.0.20.99", "vip: 0.0.0.0");
+    let message = scenario_refused(&text, Some(&at(&text, "vip: 0.0.0.0", 0, "vip")));
+    assert_eq!(message, "the VIP 0.0.0.0 is the unspecified address, not an address clients can reach (control_plane_endpoint.vip)");
+}
+
+#[test]
 fn a_vip_that_is_not_free_is_refused() {
     let text = edit(HOMELAB, "vip: 10.0.20.99", "vip: 10.0.20.103");
     let message = scenario_refused(&text, Some(&at(&text, "k8s-node3", 0, "address")));

@@ -294,6 +294,27 @@ fn the_loopback_guard_refuses_an_address_off_loopback() {
 }
 
 #[test]
+fn a_shared_socket_directory_another_user_may_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A state directory whose path is too long for a socket sends the control sockets to
+    // $TMPDIR/plan-ssh-<uid>; here someone else made that first, open to all.
+    let tmp = dir.path().join("tmp");
+    // SAFETY: getuid reads this process's real uid; it cannot fail and touches no memory.
+    let shared = tmp.join(format!("plan-ssh-{}", unsafe { libc::getuid() }));
+    std::fs::create_dir_all(&shared).unwrap();
+    run("chmod", &["777", shared.to_str().unwrap()]);
+    let state = dir.path().join("a-state-directory-whose-path-is-too-long-for-a-unix-socket-path-of-108-bytes");
+    let ssh_config = dir.path().join("ssh_config");
+    write(&ssh_config, "");
+    let args = ["--scenario", LOOPBACK, "execute", "--yes", OVERRIDE[0], OVERRIDE[1], "--state-dir", state.to_str().unwrap()];
+    let out = plan(&[&args[..], &["--ssh-config", ssh_config.to_str().unwrap()]].concat(), &[("TMPDIR", tmp.to_str().unwrap())]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains(&format!("{}: the control socket directory is writable by other users", shared.display())), "{shown}");
+    assert!(!std::fs::read_to_string(state.join("journal.jsonl")).unwrap_or_default().contains("command-started"), "nothing ran");
+}
+
+#[test]
 fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
     if !sshd_available() {
         return;
@@ -336,6 +357,23 @@ fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
     }
     let status = text(&lab.plan(&file, &["status"]));
     assert!(status.contains("plan status: rolled-back"), "{status}");
+    assert!(status.contains("4.2      pending") && status.contains("0/3 steps done"), "the undone steps are pending again: {status}");
+
+    // A resume after the rollback runs the undone steps again (it used to skip them as done and
+    // halt at 4.4 on the drift of three kubelets), and status tells what is true now.
+    let out = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("HALTED at step 4.4"), "{shown}");
+    for (name, _) in HOSTS {
+        let (server, restarts) = if name == MASTER { (DIRECT, 0) } else { (VIP, 3) };
+        assert!(lab.kubelet_conf(name).contains(server), "{name}: {}", lab.kubelet_conf(name));
+        assert_eq!(lab.restarts(name), restarts, "{name}: flipped again by the resumed 4.2");
+    }
+    let status = lab.plan(&file, &["status", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert_eq!((json["state"].as_str(), json["rolled_back"].as_str()), (Some("halted"), None), "{json}");
+    assert_eq!(json["steps"][0], serde_json::json!({"id": "4.2", "state": "done"}));
 }
 
 #[test]

@@ -189,12 +189,12 @@ impl<'t> Compiler<'t> {
 
     fn default_place(&self, runs_on: &RunsOn) -> Place {
         match runs_on {
-            RunsOn::Node(name) => match self.hosts.find(name, None) {
+            RunsOn::Node(name) => match self.hosts.named(name) {
                 Some(host) => Place::Host(host),
                 None => Place::Local { dir: None },
             },
             RunsOn::LoadBalancer(_) => Place::Host(self.hosts.load_balancer()),
-            RunsOn::Hypervisor(name) => self.hosts.find(name, None).map(Place::Host).unwrap_or(Place::Local { dir: None }),
+            RunsOn::Hypervisor(name) => self.hosts.named(name).map(Place::Host).unwrap_or(Place::Local { dir: None }),
             RunsOn::InfraRepo => Place::Local { dir: Some(self.t.scenario.infra_repo.clone()) },
             RunsOn::Workstation => Place::Local { dir: None },
         }

@@ -4,8 +4,7 @@
 //! commands become when run ([`invocation`]), the transports that run them ([`transport`],
 //! [`ssh`]), the loopback guard ([`guard`]), redaction of secrets ([`redact`]), what the twin
 //! predicts ([`predict`]), what the hosts show ([`observe`]: files, [`etcd`], [`haproxy`],
-//! [`kubernetes`]), the journal and its lock
-//! ([`journal`]), and the runner that ties them together ([`runner`]).
+//! [`kubernetes`]), the journal ([`journal`]) and its lock ([`lock`]), and the runner that ties them together ([`runner`]).
 
 pub mod etcd;
 pub mod guard;
@@ -13,6 +12,7 @@ pub mod haproxy;
 pub mod invocation;
 pub mod journal;
 pub mod kubernetes;
+pub mod lock;
 pub mod observe;
 pub mod predict;
 pub mod redact;
@@ -39,6 +39,17 @@ pub enum ExecError {
     /// The journal cannot be read or written.
     #[error("journal {path}: {reason}")]
     Journal { path: String, reason: String },
+    /// A line in the middle of the journal cannot be read: records after it would be read out of
+    /// their context, so nothing is read (`journal::repair` keeps what comes before it).
+    #[error("journal {path}: line {line} cannot be read ({reason}) and {records_after} record(s) follow it")]
+    JournalDamaged { path: String, line: usize, reason: String, records_after: usize },
+    /// The journal is missing or holds no record, yet the state directory shows a run began there.
+    #[error("journal {path} holds no record, but {marker} shows a run began in this state directory ({started})")]
+    JournalLost { path: String, marker: String, started: String },
+    /// A file or directory the executor relies on is not safe to use (a link, another owner, open
+    /// to other users).
+    #[error("{path}: {reason}")]
+    UnsafePath { path: String, reason: String },
     /// Another executor runs on this state directory.
     #[error("another executor holds {path}{holder}")]
     Locked { path: String, holder: String },

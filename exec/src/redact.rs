@@ -76,20 +76,22 @@ pub fn redact_json(value: &mut serde_json::Value) {
     }
 }
 
-/// What of a command's output may be kept: nothing for a secret command, else the redacted tail
-/// (the last `chars_max` characters).
-pub fn keepable_output(text: &str, secret: bool, chars_max: usize) -> String {
+/// What of a command's output may be kept: nothing for a secret command, else the redacted tail,
+/// at most `bytes_max` bytes of it, cut on a character boundary (a journal line never holds half a
+/// character, and its size is bounded whatever the output's script).
+pub fn keepable_output(text: &str, secret: bool, bytes_max: usize) -> String {
     if secret {
         return if text.is_empty() { String::new() } else { SECRET_OUTPUT.to_string() };
     }
     let shown = redact(text);
-    let count = shown.chars().count();
-    if count <= chars_max {
-        shown
-    } else {
-        let tail: String = shown.chars().skip(count - chars_max).collect();
-        format!("…{tail}")
+    if shown.len() <= bytes_max {
+        return shown;
     }
+    let mut start = shown.len() - bytes_max;
+    while !shown.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &shown[start..])
 }
 
 #[cfg(test)]
@@ -130,5 +132,18 @@ mod tests {
         assert_eq!(keepable_output("abcdef.0123456789abcdef", true, 100), SECRET_OUTPUT);
         assert_eq!(keepable_output("", true, 100), "");
         assert_eq!(keepable_output("0123456789", false, 4), "…6789");
+    }
+
+    #[test]
+    fn kept_output_is_bounded_in_bytes_and_cut_between_characters() {
+        // Four-byte characters: a cut by bytes that ignored boundaries would split one.
+        let output = "\u{1F600}".repeat(1000);
+        for bytes_max in [1, 2, 3, 4, 5, 2001] {
+            let kept = keepable_output(&output, false, bytes_max);
+            let tail = kept.strip_prefix('…').expect("marked as cut");
+            assert!(tail.len() <= bytes_max && tail.len().is_multiple_of(4), "{bytes_max}: {} bytes", tail.len());
+        }
+        let kept = keepable_output(&"é".repeat(3000), false, 2000);
+        assert_eq!(kept.len(), '…'.len_utf8() + 2000, "2000 bytes, not 2000 characters");
     }
 }

@@ -17,8 +17,8 @@ use plan_sim::recovery::RecoveryKind;
 use plan_sim::search;
 use std::time::Duration;
 
-/// Characters of a command's output kept in the journal.
-pub const OUTPUT_KEPT_CHARS_MAX: usize = 2000;
+/// Bytes of a command's output kept in the journal (its tail, cut between characters).
+pub const OUTPUT_KEPT_BYTES_MAX: usize = 2000;
 
 /// The person at the terminal, as the runner sees them.
 pub trait Operator {
@@ -100,9 +100,18 @@ pub enum Outcome {
 /// How a rollback ended.
 #[derive(Debug, Clone)]
 pub enum RollbackOutcome {
-    Done { step: String, recovery: String },
+    /// The recovery ran and the hosts match the twin; `reopened` are pending again.
+    Done {
+        step: String,
+        recovery: String,
+        reopened: Vec<String>,
+    },
     Declined,
-    Failed { step: String, reason: String, drift: Vec<Drift> },
+    Failed {
+        step: String,
+        reason: String,
+        drift: Vec<Drift>,
+    },
 }
 
 /// A fingerprint of the plan (step ids and commands), so a resume runs the plan it started.
@@ -271,7 +280,7 @@ impl<'a> Runner<'a> {
                 match result {
                     Ok(done) => {
                         let output =
-                            redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), invocation.secret, OUTPUT_KEPT_CHARS_MAX);
+                            redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), invocation.secret, OUTPUT_KEPT_BYTES_MAX);
                         self.journal.append(Event::CommandFinished {
                             step: step.id.clone(),
                             index: j,
@@ -463,8 +472,7 @@ impl<'a> Runner<'a> {
             if let Work::Manual { instruction } = &invocation.work {
                 if !self.operator.by_hand(&step, instruction) {
                     let reason = format!("needs the operator: {}", redact::redact(instruction));
-                    self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: false, reason: Some(reason.clone()) })?;
-                    return Ok(RollbackOutcome::Failed { step: halted.step, reason, drift: vec![] });
+                    return self.rollback_failed(halted.step, reason, vec![]);
                 }
                 continue;
             }
@@ -478,7 +486,7 @@ impl<'a> Runner<'a> {
             let shown = result.as_ref().map(Clone::clone).map_err(|e| redact::redact(&e.to_string()));
             self.operator.finished(&step, invocation, &shown);
             let (exit, output) = match &result {
-                Ok(done) => (done.exit, redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), false, OUTPUT_KEPT_CHARS_MAX)),
+                Ok(done) => (done.exit, redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), false, OUTPUT_KEPT_BYTES_MAX)),
                 Err(e) => (None, redact::redact(&e.to_string())),
             };
             self.journal.append(Event::CommandFinished {
@@ -490,8 +498,7 @@ impl<'a> Runner<'a> {
             })?;
             if exit != Some(0) {
                 let reason = format!("{} on {} failed: {}", invocation.display(), invocation.place_label(), output.trim());
-                self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: false, reason: Some(reason.clone()) })?;
-                return Ok(RollbackOutcome::Failed { step: halted.step, reason, drift: vec![] });
+                return self.rollback_failed(halted.step, reason, vec![]);
             }
         }
         let scope = self.scope(i).or(Scope::between(&believed, &recovery.expected));
@@ -500,11 +507,150 @@ impl<'a> Runner<'a> {
             self.journal.append(Event::Observed { step: halted.step.clone(), when: "after-rollback".to_string(), drift: drift.clone() })?;
             if !drift.is_empty() {
                 let reason = "the rollback did not leave the state the twin expects".to_string();
-                self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: false, reason: Some(reason.clone()) })?;
-                return Ok(RollbackOutcome::Failed { step: halted.step, reason, drift });
+                return self.rollback_failed(halted.step, reason, drift);
             }
         }
-        self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: true, reason: None })?;
-        Ok(RollbackOutcome::Done { step: halted.step, recovery: recovery.describe() })
+        let reopened = reopened_by(self.plan, i, &recovery.kind);
+        self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: true, reason: None, reopened: reopened.clone() })?;
+        Ok(RollbackOutcome::Done { step: halted.step, recovery: recovery.describe(), reopened })
+    }
+
+    fn rollback_failed(&mut self, step: String, reason: String, drift: Vec<Drift>) -> Result<RollbackOutcome, ExecError> {
+        self.journal.append(Event::RollbackFinished { step: step.clone(), ok: false, reason: Some(reason.clone()), reopened: vec![] })?;
+        Ok(RollbackOutcome::Failed { step, reason, drift })
+    }
+}
+
+/// The steps a successful recovery for a halt in step `i` undid, in plan order: they are pending
+/// again, and a resume runs them. A phase's rollback (also within a quorum recovery or the
+/// worst-case restore, which undo the phase too) takes the cluster back to before the phase, so
+/// every step of the phase up to `i`; a hold (after the cut-over) undoes nothing, so only the
+/// halted step, which never finished.
+pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
+    let halted = &plan.steps[i];
+    match kind {
+        RecoveryKind::Hold | RecoveryKind::WaitAndRetry | RecoveryKind::Renew | RecoveryKind::Resume => vec![halted.id.clone()],
+        RecoveryKind::Rollback { .. } | RecoveryKind::QuorumRecovery | RecoveryKind::WorstCase => {
+            plan.steps[..=i].iter().filter(|s| s.phase == halted.phase).map(|s| s.id.clone()).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Recorder;
+    use plan_model::validate::parse_scenario;
+
+    /// Says yes to everything.
+    struct Yes;
+
+    impl Operator for Yes {
+        fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+            true
+        }
+        fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
+            true
+        }
+        fn by_hand(&mut self, _step: &Step, _instruction: &str) -> bool {
+            true
+        }
+        fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}
+        fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
+    }
+
+    /// Records like [`Recorder`], and fails the first command of one step.
+    struct FailsAt {
+        step: String,
+        inner: Recorder,
+    }
+
+    impl Transport for FailsAt {
+        fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+            let done = self.inner.run(place, request)?;
+            Ok(if request.step == self.step { Completed { exit: Some(1), ..done } } else { done })
+        }
+    }
+
+    fn options(resume: bool) -> RunOptions {
+        RunOptions {
+            resume,
+            rerun_step: false,
+            observe: false,
+            command_timeout: Duration::from_secs(1),
+            check_passed: true,
+            override_check: None,
+            probes: Probes::files_only(),
+        }
+    }
+
+    fn homelab() -> (Topology, Plan) {
+        let t = Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the homelab is valid"));
+        let plan = plan_model::planner::generate(&t);
+        (t, plan)
+    }
+
+    #[test]
+    fn a_resume_after_a_rollback_runs_the_undone_steps_again() {
+        let (t, plan) = homelab();
+        let i = plan.steps.iter().position(|s| s.phase == "4" && s.id != "4.1").expect("a cut-over step after the first");
+        let halted_at = plan.steps[i].id.clone();
+        let mut journal = Journal::in_memory();
+        let mut transport = FailsAt { step: halted_at.clone(), inner: Recorder::default() };
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(false)).run().unwrap();
+        assert!(matches!(outcome, Outcome::Halted(ref h) if h.step == halted_at), "{outcome:?}");
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(true)).rollback().unwrap();
+        let RollbackOutcome::Done { reopened, .. } = outcome else { panic!("{outcome:?}") };
+        let phase: Vec<String> = plan.steps[..=i].iter().filter(|s| s.phase == "4").map(|s| s.id.clone()).collect();
+        assert_eq!(reopened, phase);
+        let progress = Progress::from_records(&journal.records);
+        assert!(phase.iter().all(|id| !progress.completed.contains(id)), "pending again: {progress:?}");
+
+        let mut resumed = Recorder::default();
+        let outcome = Runner::new(&t, &plan, &mut resumed, &mut journal, &mut Yes, options(true)).run().unwrap();
+        assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+        for id in &phase {
+            assert!(resumed.commands.iter().any(|c| c.step == *id), "{id} ran again");
+        }
+        assert!(
+            !resumed
+                .commands
+                .iter()
+                .any(|c| plan.steps.iter().position(|s| s.id == c.step) < plan.steps.iter().position(|s| s.id == phase[0])),
+            "nothing before the phase ran again"
+        );
+        let progress = Progress::from_records(&journal.records);
+        assert!(progress.finished && progress.rolled_back.is_none(), "the current truth: {progress:?}");
+    }
+
+    #[test]
+    fn the_undone_steps_are_those_the_recovery_takes_the_twin_back_over() {
+        // Checked two ways: the steps `reopened_by` names, and the state the twin's recovery
+        // leaves: the state before the first of them.
+        let (t, plan) = homelab();
+        let (mut transport, mut journal, mut operator) = (Recorder::default(), Journal::in_memory(), Yes);
+        let runner = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(false));
+        let mut checked = 0;
+        for i in 0..plan.steps.len() {
+            let recovery = runner.recovery_for(i, runner.prediction.after(i));
+            let reopened = reopened_by(&plan, i, &recovery.kind);
+            let first = plan.steps.iter().position(|s| s.id == reopened[0]).expect("a step of the plan");
+            if matches!(recovery.kind, RecoveryKind::Rollback { .. }) {
+                let before = runner.prediction.before(first);
+                // What a rollback leaves behind on purpose, and a re-run of the steps makes again:
+                // the VM snapshot, the cert backup, the template check, uploaded certs, a token.
+                let mut undone = recovery.expected;
+                undone.clock_s = before.clock_s;
+                undone.vm_snapshot = before.vm_snapshot;
+                undone.cert_backup = before.cert_backup;
+                undone.template_version_ok = before.template_version_ok;
+                undone.certs_uploaded_s = before.certs_uploaded_s;
+                undone.token_s = before.token_s;
+                let diff = plan_model::diff::state_diff(before, &undone, &t);
+                assert!(diff.is_empty(), "halt in {} reopens {reopened:?}, but the recovery leaves {diff:?}", plan.steps[i].id);
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "{checked} rollback points");
     }
 }

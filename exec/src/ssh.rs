@@ -7,7 +7,7 @@ use crate::transport::{Completed, Request, Transport};
 use crate::ExecError;
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -41,6 +41,58 @@ pub struct SshOptions {
     pub control_dir: PathBuf,
 }
 
+/// Makes `path` the private directory of the ControlMaster sockets: created mode 0700 when
+/// missing; an existing one must be a directory (not a link), owned by this process's user and
+/// writable by nobody else, and loses any read or search bits for others.
+///
+/// *Caveats*: whoever can write that directory can put a socket where ssh looks for a master
+/// and receive every command the executor sends as root on the hosts; whoever can search it can
+/// use the masters. So a shared temp directory another user made first (`$TMPDIR/plan-ssh-<uid>`
+/// when the state directory's path is too long for a socket) is refused, not used.
+///
+/// # Errors
+/// [`ExecError::UnsafePath`] for a link, a non-directory, another owner or a directory others may
+/// write; [`ExecError::Ssh`] when it cannot be created or its mode set.
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+/// let dir = tempfile::tempdir().unwrap();
+/// let sockets = dir.path().join("ssh");
+/// plan_exec::ssh::private_control_dir(&sockets).unwrap();
+/// assert_eq!(std::fs::metadata(&sockets).unwrap().permissions().mode() & 0o777, 0o700);
+/// ```
+pub fn private_control_dir(path: &Path) -> Result<(), ExecError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let failed = |e: std::io::Error| ExecError::Ssh { host: "-".to_string(), reason: format!("control directory {}: {e}", path.display()) };
+    let refused = |reason: String| ExecError::UnsafePath { path: path.display().to_string(), reason };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(failed)?;
+    let meta = std::fs::symlink_metadata(path).map_err(failed)?;
+    if meta.file_type().is_symlink() {
+        return Err(refused("the control socket directory is a symbolic link: refused".to_string()));
+    }
+    if !meta.is_dir() {
+        return Err(refused("the control socket directory is not a directory".to_string()));
+    }
+    // SAFETY: geteuid reads this process's effective uid; it cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    if meta.uid() != uid {
+        return Err(refused(format!(
+            "the control socket directory belongs to uid {}, not to you (uid {uid}): its owner could plant or use ssh master sockets; remove it or use a shorter --state-dir",
+            meta.uid()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(refused(format!(
+            "the control socket directory is writable by other users (mode {mode:o}): another user could plant an ssh master socket; remove it"
+        )));
+    }
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(())
+}
+
 /// One ControlMaster session per host, opened on first use.
 pub struct OpensshTransport {
     runtime: tokio::runtime::Runtime,
@@ -68,10 +120,7 @@ impl OpensshTransport {
             .enable_all()
             .build()
             .map_err(|e| ExecError::Ssh { host: "-".to_string(), reason: format!("async runtime: {e}") })?;
-        std::fs::create_dir_all(&options.control_dir).map_err(|e| ExecError::Ssh {
-            host: "-".to_string(),
-            reason: format!("control directory {}: {e}", options.control_dir.display()),
-        })?;
+        private_control_dir(&options.control_dir)?;
         Ok(OpensshTransport { runtime, sessions: HashMap::new(), options, guard })
     }
 
@@ -182,5 +231,58 @@ mod tests {
         let wrapped = bounded_remote_command("sudo sed -i 's|a|b|' /etc/x && echo it's", Duration::from_secs(90));
         assert_eq!(wrapped, r"timeout -k 5 90 sh -c 'sudo sed -i '\''s|a|b|'\'' /etc/x && echo it'\''s'");
         assert!(bounded_remote_command("true", Duration::from_millis(10)).starts_with("timeout -k 5 1 sh -c"), "at least a second");
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn the_control_directory_is_created_private_and_tightened_when_only_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let sockets = dir.path().join("state/ssh");
+        private_control_dir(&sockets).unwrap();
+        assert_eq!(mode(&sockets), 0o700);
+        // A directory an older plan made with the umask (0755): others could search it.
+        chmod(&sockets, 0o755);
+        private_control_dir(&sockets).unwrap();
+        assert_eq!(mode(&sockets), 0o700);
+    }
+
+    #[test]
+    fn a_control_directory_others_may_write_or_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sockets = dir.path().join("plan-ssh-0");
+        std::fs::create_dir(&sockets).unwrap();
+        chmod(&sockets, 0o777);
+        let refused = private_control_dir(&sockets).unwrap_err();
+        assert!(matches!(refused, ExecError::UnsafePath { .. }) && refused.to_string().contains("writable by other users"), "{refused}");
+        assert_eq!(mode(&sockets), 0o777, "refused, not silently fixed");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        assert!(private_control_dir(&link).unwrap_err().to_string().contains("symbolic link"));
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(private_control_dir(&file).is_err());
+    }
+
+    #[test]
+    fn a_control_directory_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sockets = dir.path().join("plan-ssh-0");
+        std::fs::create_dir(&sockets).unwrap();
+        chmod(&sockets, 0o700);
+        // Only root may give a directory away; elsewhere the owner check cannot be set up.
+        if std::os::unix::fs::chown(&sockets, Some(65534), Some(65534)).is_err() {
+            return;
+        }
+        let refused = private_control_dir(&sockets).unwrap_err();
+        assert!(refused.to_string().contains("belongs to uid 65534"), "{refused}");
     }
 }

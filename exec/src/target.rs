@@ -1,4 +1,5 @@
-//! Where a command runs: a host over SSH (node, load balancer, hypervisor) or this machine.
+//! Where a command runs: a host over SSH (node, load balancer, hypervisor) or this machine, found by
+//! its identity (a name or an address, never one taken for the other).
 
 use plan_model::topology::{NodeIx, Topology};
 use serde::{Deserialize, Serialize};
@@ -67,18 +68,44 @@ impl<'t> Hosts<'t> {
         HostTarget { name: h.name.clone(), address: h.address, user: "root".to_string() }
     }
 
+    /// Every machine, as a command reaches it: the nodes, the load balancer, the hypervisors.
+    fn machines(&self) -> Vec<HostTarget> {
+        let nodes = (0..self.t.nodes.len()).map(|i| self.node(NodeIx(i as u8)));
+        let hypervisors = (0..self.t.scenario.hypervisors.len()).map(|i| self.hypervisor(i));
+        nodes.chain([self.load_balancer()]).chain(hypervisors).collect()
+    }
+
+    /// The one machine `matches` picks, or none when none or several do (never a guess).
+    fn only(&self, matches: impl Fn(&HostTarget) -> bool) -> Option<HostTarget> {
+        let mut found = self.machines().into_iter().filter(|m| matches(m));
+        let first = found.next()?;
+        found.next().is_none().then_some(first)
+    }
+
+    /// The machine named `name` in the inventory, by its exact name only.
+    pub fn named(&self, name: &str) -> Option<HostTarget> {
+        self.only(|m| m.name == name)
+    }
+
     /// Finds the machine a command names (`k8s-node1`, `k8s-node1.zone`, `10.0.20.1`), with the
     /// user the command gives, if any.
+    ///
+    /// Routing is by identity, decided by the form of `host`: text that parses as an IP address
+    /// is an address and matches a machine's address only; any other text is a name and matches
+    /// a machine's exact name, else its name with the DNS zone stripped. A name never matches an
+    /// address, nor an address a name.
+    ///
+    /// *Caveats*: scenario validation (`plan_model::identity`) refuses names that read as
+    /// addresses and names two machines share, so at most one machine matches; on a topology
+    /// built without it, text that several machines match finds none rather than the first.
     pub fn find(&self, host: &str, user: Option<&str>) -> Option<HostTarget> {
-        let zone = format!(".{}", self.t.scenario.dns.zone);
-        let bare = host.strip_suffix(&zone).unwrap_or(host);
-        let mut found = if let Some(i) = self.t.nodes.iter().position(|n| n.name == bare || n.address.to_string() == bare) {
-            Some(self.node(NodeIx(i as u8)))
-        } else if self.t.scenario.load_balancer.name == bare || self.t.scenario.load_balancer.address.to_string() == bare {
-            Some(self.load_balancer())
-        } else {
-            self.t.scenario.hypervisors.iter().position(|h| h.name == bare || h.address.to_string() == bare).map(|i| self.hypervisor(i))
-        }?;
+        let mut found = match host.parse::<Ipv4Addr>() {
+            Ok(address) => self.only(|m| m.address == address)?,
+            Err(_) => {
+                let zone = format!(".{}", self.t.scenario.dns.zone);
+                self.named(host).or_else(|| host.strip_suffix(&zone).and_then(|bare| self.named(bare)))?
+            }
+        };
         if let Some(user) = user {
             found.user = user.to_string();
         }
@@ -91,5 +118,49 @@ impl<'t> Hosts<'t> {
         names.push(self.t.scenario.load_balancer.name.clone());
         names.extend(self.t.scenario.hypervisors.iter().map(|h| h.name.clone()));
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan_model::validate::parse_scenario;
+
+    const LOOPBACK: &str = include_str!("../../scenarios/loopback.yaml");
+
+    /// The loopback topology built without validation from `text` (validation refuses the
+    /// colliding names these tests route).
+    fn unvalidated(text: &str) -> Topology {
+        let scenario: plan_model::scenario::Scenario = serde_yaml_ng::from_str(text).unwrap();
+        Topology::new(&scenario)
+    }
+
+    #[test]
+    fn names_addresses_and_zoned_names_each_find_their_machine() {
+        let t = Topology::new(&parse_scenario(LOOPBACK).unwrap());
+        let hosts = Hosts::new(&t);
+        assert_eq!(hosts.find("lab-wk-1", None).unwrap().name, "lab-wk-1");
+        assert_eq!(hosts.find("127.0.20.1", Some("admin")).unwrap(), HostTarget { user: "admin".into(), ..hosts.load_balancer() });
+        let zoned = format!("lab-hv.{}", t.scenario.dns.zone);
+        assert_eq!(hosts.find(&zoned, None).unwrap(), hosts.hypervisor(0));
+        assert_eq!(hosts.find("127.0.20.250", None), None);
+        assert_eq!(hosts.find("lab-nothing", None), None);
+    }
+
+    #[test]
+    fn a_worker_named_like_the_load_balancers_address_never_gets_its_commands() {
+        let text = LOOPBACK.replace("name: lab-wk-2,", "name: 127.0.20.1,");
+        assert!(parse_scenario(&text).is_err(), "validation refuses the name");
+        let t = unvalidated(&text);
+        let hosts = Hosts::new(&t);
+        // An address finds the machine with that address, not the one with that name.
+        assert_eq!(hosts.find("127.0.20.1", None).unwrap().name, "lab-lb");
+        assert_eq!(hosts.named("127.0.20.1").unwrap().address, Ipv4Addr::new(127, 0, 20, 22));
+    }
+
+    #[test]
+    fn a_name_two_machines_share_finds_neither() {
+        let t = unvalidated(&LOOPBACK.replace("name: lab-wk-2,", "name: lab-lb,"));
+        assert_eq!(Hosts::new(&t).find("lab-lb", None), None);
     }
 }

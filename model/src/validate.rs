@@ -484,6 +484,9 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             format!("the VIP {vip} is a hypervisor's address"),
         ));
     }
+    // Names and addresses as identities: no name reads as an address, no two machines share a
+    // name, every address is a host's.
+    crate::identity::check(s)?;
     if let Some(pool) = &s.metallb_pool {
         if pool.first > pool.last {
             return Err(problem(BadValue, root().key("metallb_pool"), format!("MetalLB pool {}-{} is empty", pool.first, pool.last)));

@@ -1,0 +1,130 @@
+//! A damaged or lost journal, and a planted lock, at the command line: `plan status`,
+//! `plan status --repair` and `plan execute --resume` on journals written by hand, damaged the
+//! ways a full disk, a crash or a careless edit damage them. Nothing here connects to a host: every run stops before the first
+//! step (the journal is of another plan).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const PLAN: &str = env!("CARGO_BIN_EXE_plan");
+const LOOPBACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/loopback.yaml");
+const STARTED: &str = r#"{"v":1,"at_ms":1,"event":"run-started","scenario":"loopback","plan_digest":"0","steps":["4.2","4.3"],"check":"pass","override_check":null,"resume":false,"pid":1}"#;
+const STEP_STARTED: &str = r#"{"v":1,"at_ms":2,"event":"step-started","step":"4.2"}"#;
+const STEP_FINISHED: &str = r#"{"v":1,"at_ms":3,"event":"step-finished","step":"4.2","how":"ran"}"#;
+
+fn plan(state: &Path, args: &[&str]) -> Output {
+    Command::new(PLAN)
+        .args(["--scenario", LOOPBACK])
+        .args(args)
+        .args(["--state-dir", state.to_str().expect("utf-8 path")])
+        .env("PLAN_LOOPBACK_ONLY", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the plan binary runs")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn journal(state: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(state).unwrap();
+    std::fs::write(state.join("journal.jsonl"), bytes).unwrap();
+}
+
+fn set_aside(state: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn damage_in_the_middle_is_refused_with_its_line_then_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    journal(&state, format!("{STARTED}\n{STEP_STARTED}\n{{\"v\":1,\"at_ms\":\n{STEP_FINISHED}\n").as_bytes());
+    let out = plan(&state, &["status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("line 3 cannot be read") && shown.contains("plan status --repair"), "{shown}");
+
+    let out = plan(&state, &["status", "--repair"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("kept the 2 record(s) before line 3"), "{shown}");
+    assert!(shown.contains("dropped 1 readable record(s)") && shown.contains("step-finished 4.2"), "{shown}");
+    assert!(shown.contains("4.2      interrupted"), "the status after the repair: {shown}");
+    let aside = set_aside(&state, "journal.jsonl.damaged-");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(std::fs::read_to_string(&aside[0]).unwrap().ends_with(&format!("{STEP_FINISHED}\n")));
+
+    let out = plan(&state, &["status", "--repair", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout stays JSON");
+    assert_eq!(json["state"], "interrupted");
+    assert!(text(&out).contains("nothing to repair"));
+}
+
+#[test]
+fn a_damaged_tail_is_shown_then_cut_by_the_next_run_and_kept_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // A garbage last line that ends in a newline, and a write torn inside "…" (three bytes).
+    let mut bytes = format!("{STARTED}\n{STEP_STARTED}\nnot a record\n").into_bytes();
+    bytes.extend_from_slice(&"{\"v\":1,\"output\":\"\u{2026}".as_bytes()[..18]);
+    journal(&state, &bytes);
+    let out = plan(&state, &["status", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["journal_damage"]["line"], 3, "{json}");
+    assert_eq!(json["steps"][0]["state"], "interrupted");
+
+    let ssh_config = dir.path().join("ssh_config");
+    std::fs::write(&ssh_config, "").unwrap();
+    let args = ["execute", "--resume", "--yes", "--override-check", "test", "--ssh-config", ssh_config.to_str().unwrap()];
+    let out = plan(&state, &args);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "the journal is of another plan: {shown}");
+    assert!(shown.contains("damaged tail (line 3, 2 line(s)") && shown.contains("was cut and kept in"), "{shown}");
+    let aside = set_aside(&state, "journal.jsonl.cut-");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), bytes[STARTED.len() + STEP_STARTED.len() + 2..]);
+    assert_eq!(std::fs::read_to_string(state.join("journal.jsonl")).unwrap(), format!("{STARTED}\n{STEP_STARTED}\n"));
+    let out = plan(&state, &["status"]);
+    assert!(out.status.success() && !text(&out).contains("unreadable"), "{}", text(&out));
+}
+
+#[test]
+fn a_lost_journal_is_reported_not_read_as_not_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("run-started"), format!("{STARTED}\n")).unwrap();
+    for journal_text in [None, Some("")] {
+        if let Some(t) = journal_text {
+            journal(&state, t.as_bytes());
+        }
+        for args in [&["status"][..], &["rollback", "--yes"]] {
+            let out = plan(&state, args);
+            let shown = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
+            assert!(shown.contains("holds no record, but") && shown.contains("run-started"), "{args:?}: {shown}");
+        }
+    }
+}
+
+#[test]
+fn a_symlinked_lock_is_refused_and_its_target_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    journal(&state, format!("{STARTED}\n").as_bytes());
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&precious, state.join("lock")).unwrap();
+    let out = plan(&state, &["status", "--repair"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("lock: a symbolic link"), "{shown}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n", "the pid was not written through the link");
+}
