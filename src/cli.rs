@@ -32,6 +32,8 @@ pub enum Command {
     Simulate(SimulateOptions),
     /// Will the migration fit the hypervisors? What are the single points of failure per phase?
     Capacity(crate::capacity::CapacityArgs),
+    /// Before anything runs: SSH and sudo on every machine, etcd, the LB, the API, free addresses.
+    Preflight(crate::preflight::PreflightArgs),
     /// Run the verified plan on the real hosts, or print its commands with --dry-run.
     Execute(crate::execute::ExecuteArgs),
     /// Progress and drift of an execution, from its journal; --repair cuts a damaged journal.

@@ -86,7 +86,7 @@ pub struct ObserveArgs {
 }
 
 impl ObserveArgs {
-    fn probes(&self, guard: Guard) -> Result<Probes, Failure> {
+    pub(crate) fn probes(&self, guard: Guard) -> Result<Probes, Failure> {
         let skip = |o: ObserverName| self.skip_observer.contains(&o);
         let none = |v: &str| v == "none";
         let etcd = EtcdProbe { endpoint: self.etcd_endpoint.clone(), pki: (!none(&self.etcd_pki)).then(|| self.etcd_pki.clone()) };
@@ -244,10 +244,22 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
     let dir = state_dir(scenario, &options.state);
     prepare_state_dir(&dir)?;
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
+    let mut transport = transport(&options.ssh, &dir)?;
+    if !options.resume {
+        // Before the first step: every host the plan's commands reach answers, with sudo. A
+        // failure is no halt: nothing ran, no journal was begun, nothing is proposed to undo.
+        let probes = options.observe.probes(Guard::from_env())?;
+        guard_kube_api(&probes)?;
+        let mut observer = plan_exec::observe::Observer::new(probes);
+        let report = crate::preflight::check(loaded, &mut transport, &mut observer, plan_exec::preflight::Reach::Hosts)?;
+        if !report.passed() {
+            print!("{}", crate::preflight::text(&report));
+            return crate::preflight::verdict(&report);
+        }
+    }
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     report_cut(&journal);
     start_json_log(&dir)?;
-    let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, loaded.plan.steps.len());
     let run_options = RunOptions {
         resume: options.resume,
@@ -306,9 +318,20 @@ fn write_recovery(out: &mut String, recovery: &Recovery) {
     }
 }
 
+/// The Kubernetes API server the observer will ask, judged by the loopback guard before any
+/// connection (the client is built, nothing is sent); a kubeconfig that cannot be read yet is
+/// left to the observer, which reports it at the step that reads the API.
+pub(crate) fn guard_kube_api(probes: &Probes) -> Result<(), Failure> {
+    let Some(source) = &probes.kube else { return Ok(()) };
+    match plan_exec::kubernetes::KubeApi::connect(source, probes.guard) {
+        Err(e @ ExecError::NotLoopback { .. }) => Err(exec_failure(e)),
+        _ => Ok(()),
+    }
+}
+
 /// With the loopback guard on, checks every host the run may reach (address, and where `ssh -G`
 /// says the ssh config sends it) before the lock, the journal or the first connection.
-fn guard_every_host(loaded: &Loaded, ssh: &SshArgs) -> Result<(), Failure> {
+pub(crate) fn guard_every_host(loaded: &Loaded, ssh: &SshArgs) -> Result<(), Failure> {
     let hosts = plan_exec::invocation::hosts_touched(&loaded.topology, &loaded.plan);
     Guard::from_env().check_hosts(&hosts, ssh.ssh_config.as_deref()).map_err(exec_failure)
 }
@@ -330,7 +353,7 @@ fn control_dir(state_dir: &Path) -> PathBuf {
     }
 }
 
-fn transport(ssh: &SshArgs, state_dir: &Path) -> Result<Dispatch<OpensshTransport>, Failure> {
+pub(crate) fn transport(ssh: &SshArgs, state_dir: &Path) -> Result<Dispatch<OpensshTransport>, Failure> {
     let guard = Guard::from_env();
     let control_dir = control_dir(state_dir);
     let remote = OpensshTransport::new(SshOptions { config: ssh.ssh_config.clone(), control_dir }, guard).map_err(exec_failure)?;

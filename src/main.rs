@@ -6,6 +6,7 @@ mod cli;
 mod execute;
 mod input;
 mod lab;
+mod preflight;
 mod show;
 mod simulate;
 mod status;
@@ -65,6 +66,7 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Check(options) => check::run(&loaded, &options),
         cli::Command::Simulate(options) => simulate::run(&loaded, &options),
         cli::Command::Capacity(options) => capacity::run(&loaded, &options),
+        cli::Command::Preflight(options) => preflight::run(&loaded, args.global.scenario.as_deref(), &options),
         cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options),
         cli::Command::Status(options) => status::status(&loaded, args.global.scenario.as_deref(), &options),
         cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options),

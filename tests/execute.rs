@@ -88,7 +88,7 @@ impl Lab {
         let fixture_hosts = HOSTS.iter().map(|(name, address)| FixtureHost { name: name.to_string(), address: *address }).collect();
         let hosts = FixtureHosts::prepare(&r, fixture_hosts, TmpDir::Shared).expect("fixture hosts prepared");
         let shims = hosts.shims();
-        executable(&shims.join("sudo"), "#!/bin/sh\nexec \"$@\"\n");
+        executable(&shims.join("sudo"), "#!/bin/sh\n# sudo as root on a fixture host: its options (-n, -E, -H) change nothing here.\nwhile [ $# -gt 0 ]; do case \"$1\" in -*) shift ;; *) break ;; esac; done\nexec \"$@\"\n");
         executable(&shims.join("systemctl"), "#!/bin/sh\necho \"$*\" >> \"$PLAN_FIXTURE_HOST_DIR/systemctl.log\"\n");
         executable(&shims.join("sleep"), "#!/bin/sh\nexit 0\n");
         // kubectl on the workstation: logs each call; `wait` for node/lab-wk-2 hangs while the
@@ -520,4 +520,40 @@ fn plan_status_json_redacts_what_the_journal_holds() {
     assert!(!shown.contains("abcdef.0123456789abcdef") && !shown.contains("s3cr3t"), "{shown}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("still JSON");
     assert_eq!(json["halted"]["reason"], "kubeadm join --token <redacted> failed");
+}
+
+/// Hosts that do not answer: `plan execute` stops at its preflight with a list of what failed and
+/// what to fix — no step runs, no journal is begun, no recovery is proposed (nothing changed) —
+/// and `plan preflight` reports every machine the same way.
+#[test]
+fn hosts_that_do_not_answer_fail_the_preflight_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    // The loopback scenario on a range of its own, where no test's sshd listens: every connection
+    // is refused.
+    let scenario = std::fs::read_to_string(LOOPBACK).unwrap().replace("127.0.20.", "127.0.77.");
+    let path = dir.path().join("silent.yaml");
+    write(&path, &scenario);
+    let ssh_config = dir.path().join("ssh_config");
+    write(&ssh_config, "ConnectTimeout 2\n");
+    let state = dir.path().join("state");
+    let (scenario, state, ssh_config) = (path.to_str().unwrap(), state.to_str().unwrap(), ssh_config.to_str().unwrap());
+    let out = plan(&["--scenario", scenario, "execute", "--yes", "--state-dir", state, "--ssh-config", ssh_config], &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL ssh and sudo on lab-cp-1"), "{shown}");
+    assert!(shown.contains("fix: make root@127.0.77.10 reachable over SSH"), "{shown}");
+    assert!(shown.contains("nothing was run, so there is nothing to undo"), "{shown}");
+    assert!(!shown.contains("recovery") && !shown.contains("HALTED"), "no halt, no recovery: {shown}");
+    assert!(!Path::new(state).join("journal.jsonl").exists(), "no journal begun: {shown}");
+
+    let out = plan(&["--scenario", scenario, "preflight", "--state-dir", state, "--ssh-config", ssh_config], &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    for machine in ["lab-cp-1", "lab-wk-1", "lab-wk-2", "lab-lb", "lab-hv"] {
+        assert!(shown.contains(&format!("FAIL ssh and sudo on {machine}")), "{machine}: {shown}");
+    }
+    // The new masters do not exist yet: not asked; their addresses must be free, and are.
+    assert!(!shown.contains("ssh and sudo on lab-cp-2"), "{shown}");
+    assert!(shown.contains("ok   the VIP 127.0.77.99 is free"), "{shown}");
+    assert!(shown.contains("checks failed"), "{shown}");
 }

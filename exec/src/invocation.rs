@@ -340,11 +340,9 @@ impl<'t> Compiler<'t> {
     }
 }
 
-/// Every machine a run of `plan` may reach: the hosts its commands run on (with the user each
-/// command gives), every node and the load balancer (the observers read them), the hypervisors
-/// (recoveries), each once. The loopback guard checks them all before the first connection.
-pub fn hosts_touched(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<crate::target::HostTarget> {
-    let hosts = Hosts::new(t);
+/// The hosts the plan's commands run on (with the user each command gives), each once, in the
+/// order the plan first reaches them.
+pub fn hosts_commanded(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<crate::target::HostTarget> {
     let mut compiler = Compiler::new(t);
     let mut out: Vec<crate::target::HostTarget> = Vec::new();
     let mut add = |host: &crate::target::HostTarget| {
@@ -362,9 +360,23 @@ pub fn hosts_touched(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<crate::
             Work::Shell { .. } | Work::Manual { .. } => {}
         }
     }
-    (0..t.nodes.len()).for_each(|i| add(&hosts.node(plan_model::topology::NodeIx(i as u8))));
-    add(&hosts.load_balancer());
-    (0..t.scenario.hypervisors.len()).for_each(|i| add(&hosts.hypervisor(i)));
+    out
+}
+
+/// Every machine a run of `plan` may reach: the hosts its commands run on (with the user each
+/// command gives), every node and the load balancer (the observers read them), the hypervisors
+/// (recoveries), each once. The loopback guard checks them all before the first connection.
+pub fn hosts_touched(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<crate::target::HostTarget> {
+    let hosts = Hosts::new(t);
+    let mut out = hosts_commanded(t, plan);
+    let mut add = |host: crate::target::HostTarget| {
+        if !out.contains(&host) {
+            out.push(host);
+        }
+    };
+    (0..t.nodes.len()).for_each(|i| add(hosts.node(plan_model::topology::NodeIx(i as u8))));
+    add(hosts.load_balancer());
+    (0..t.scenario.hypervisors.len()).for_each(|i| add(hosts.hypervisor(i)));
     out
 }
 

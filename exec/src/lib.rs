@@ -15,6 +15,7 @@ pub mod kubernetes;
 pub mod lock;
 pub mod observe;
 pub mod predict;
+pub mod preflight;
 pub mod redact;
 pub mod runner;
 pub mod ssh;
