@@ -22,6 +22,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Default wait for a host that does not answer: the twin's reboot time
+/// (`plan_model::fault::NODE_REBOOT_S`, 90 s; a test pins the two together).
+const HOST_WAIT_DEFAULT: &str = "90s";
 /// Default deadline of one command (kubectl wait in the plan waits up to 180 s).
 const COMMAND_TIMEOUT_DEFAULT: &str = "15m";
 
@@ -44,6 +47,11 @@ pub struct ExecuteArgs {
     /// Do not ask before each phase (commands that need a person then halt the run).
     #[arg(long)]
     pub yes: bool,
+    /// How long a host that does not answer before a step is waited for (it may be rebooting)
+    /// before it is taken as dead and the run halts (0s: halt at once); default: the twin's
+    /// reboot time.
+    #[arg(long, value_name = "DURATION", default_value = HOST_WAIT_DEFAULT)]
+    pub wait_for_host: String,
     /// Run a plan that `plan check` rejects; the reason is written to the journal.
     #[arg(long, value_name = "REASON")]
     pub override_check: Option<String>,
@@ -61,6 +69,15 @@ pub enum ObserverName {
     Etcd,
     Lb,
     Kube,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_host_wait_is_the_twins_reboot_time() {
+        let wait = crate::input::parse_duration(super::HOST_WAIT_DEFAULT).expect("a duration");
+        assert_eq!(wait as u32, plan_model::fault::NODE_REBOOT_S);
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -269,6 +286,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
         check_passed: check.passed,
         override_check: options.override_check.clone(),
         probes: options.observe.probes(Guard::from_env())?,
+        host_wait: Duration::from_secs(parse_duration(&options.wait_for_host)? as u64),
     };
     if !check.passed {
         eprintln!("plan: WARNING: plan check rejects this plan ({}); running it on --override-check", check.summary);
@@ -475,6 +493,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
         check_passed: check.passed,
         override_check: None,
         probes: Probes::files_only(),
+        host_wait: Duration::ZERO,
     };
     let outcome =
         Runner::new(&loaded.topology, &loaded.plan, &mut recorder, &mut journal, &mut operator, run_options).run().map_err(exec_failure)?;
@@ -558,6 +577,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
         check_passed: true,
         override_check: None,
         probes: options.observe.probes(Guard::from_env())?,
+        host_wait: Duration::ZERO,
     };
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).rollback();
     operator.bar.finish_and_clear();

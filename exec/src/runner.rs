@@ -55,7 +55,13 @@ pub struct RunOptions {
     pub override_check: Option<String>,
     /// How the observers reach etcd, the load balancer and the Kubernetes API.
     pub probes: Probes,
+    /// How long a host that does not answer before a step is waited for (the twin's reboot
+    /// time by default) before it is taken as dead and the run halts; zero: halt at once.
+    pub host_wait: Duration,
 }
+
+/// Seconds between two looks at a host that did not answer, while it is waited for.
+pub const HOST_WAIT_POLL_S: u64 = 5;
 
 /// The twin's recovery for a halt, and the commands that carry it out.
 #[derive(Debug, Clone)]
@@ -233,9 +239,12 @@ impl<'a> Runner<'a> {
                 // An interrupted step may have done part of its work: each fact may be as
                 // before or as after the step, nothing else.
                 let allowed: Vec<&Cluster> = if interrupted { vec![&before, &after] } else { vec![&before] };
-                let drift = observe::drift(self.t, &observation, &allowed);
+                let mut drift = observe::drift(self.t, &observation, &allowed);
                 let when = if interrupted { "resume" } else { "before" };
                 self.journal.append(Event::Observed { step: step.id.clone(), when: when.to_string(), drift: drift.clone() })?;
+                if !observation.no_ssh.is_empty() && !drift.is_empty() {
+                    drift = self.wait_for_hosts(i, &allowed, &observation.no_ssh, drift)?;
+                }
                 if !drift.is_empty() {
                     tracing::warn!(drifts = drift.len(), "drift before the step");
                     return self.halt(i, "reality differs from the twin before the step".to_string(), drift, interrupted);
@@ -389,6 +398,33 @@ impl<'a> Runner<'a> {
             None => base,
         };
         Ok((believed, observation))
+    }
+
+    /// A host that did not answer may be rebooting: look again every [`HOST_WAIT_POLL_S`] until
+    /// it answers and nothing differs, or until [`RunOptions::host_wait`] has passed; then it is
+    /// taken as dead and the drift stands.
+    fn wait_for_hosts(
+        &mut self,
+        i: usize,
+        allowed: &[&Cluster],
+        silent: &[String],
+        mut drift: Vec<Drift>,
+    ) -> Result<Vec<Drift>, ExecError> {
+        let deadline = std::time::Instant::now() + self.options.host_wait;
+        let step = self.plan.steps[i].id.clone();
+        let scope = self.scope(i);
+        let base = *allowed[0];
+        while std::time::Instant::now() < deadline {
+            tracing::warn!(hosts = %silent.join(", "), "waiting for hosts that do not answer");
+            std::thread::sleep(Duration::from_secs(HOST_WAIT_POLL_S).min(deadline.saturating_duration_since(std::time::Instant::now())));
+            let Some(observation) = self.observe_now(&base, scope)? else { break };
+            drift = observe::drift(self.t, &observation, allowed);
+            if drift.is_empty() || observation.no_ssh.is_empty() {
+                break;
+            }
+        }
+        self.journal.append(Event::Observed { step, when: "after-waiting".to_string(), drift: drift.clone() })?;
+        Ok(drift)
     }
 
     /// The twin's recovery from `c` (what the executor observed) for a halt in step `i`: the
@@ -581,7 +617,84 @@ mod tests {
             check_passed: true,
             override_check: None,
             probes: Probes::files_only(),
+            host_wait: Duration::ZERO,
         }
+    }
+
+    /// The loopback scenario's hosts as the twin starts them, `silent` refusing SSH for its
+    /// first `silent_for` connections (a host that reboots), or for good.
+    struct Rebooting {
+        t: Topology,
+        silent: String,
+        silent_for: usize,
+        tried: usize,
+    }
+
+    impl Transport for Rebooting {
+        fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+            let Place::Host(host) = place else {
+                return Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO });
+            };
+            if host.name == self.silent && self.tried < self.silent_for {
+                return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".to_string() });
+            }
+            // The apiserver cert the observer reads: the existing master's, without the VIP.
+            let stdout = if request.shell.contains("subjectAltName") {
+                format!("X509v3 Subject Alternative Name:\n    DNS:{}, IP Address:{}\n", host.name, host.address)
+            } else {
+                String::new()
+            };
+            Ok(Completed { exit: Some(0), stdout, stderr: String::new(), duration: Duration::ZERO })
+        }
+
+        fn read_file(&mut self, host: &crate::target::HostTarget, _path: &str) -> Result<crate::transport::FileRead, ExecError> {
+            if host.name == self.silent {
+                self.tried += 1;
+                if self.tried <= self.silent_for {
+                    return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".to_string() });
+                }
+            }
+            let master = self.t.node(self.t.existing_master()).address;
+            Ok(crate::transport::FileRead::Present(format!("    server: https://{master}:6443\n")))
+        }
+    }
+
+    fn loopback_first_step() -> (Topology, Plan) {
+        let t = Topology::new(&parse_scenario(include_str!("../../scenarios/loopback.yaml")).expect("the loopback scenario is valid"));
+        let mut plan = plan_model::planner::generate(&t);
+        plan.steps.truncate(1);
+        (t, plan)
+    }
+
+    fn waiting(seconds: u64) -> RunOptions {
+        RunOptions { observe: true, host_wait: Duration::from_secs(seconds), ..options(false) }
+    }
+
+    #[test]
+    fn a_host_that_answers_again_within_the_wait_lets_the_run_go_on() {
+        let (t, plan) = loopback_first_step();
+        let mut transport = Rebooting { t: t.clone(), silent: "lab-wk-1".to_string(), silent_for: 1, tried: 0 };
+        let mut journal = Journal::in_memory();
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(2)).run().unwrap();
+        assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+        let waited = journal
+            .records
+            .iter()
+            .any(|r| matches!(&r.event, Event::Observed { when, drift, .. } if when == "after-waiting" && drift.is_empty()));
+        assert!(waited, "the wait and its clean look are journalled");
+    }
+
+    #[test]
+    fn a_host_still_silent_after_the_wait_is_taken_as_dead_and_the_run_halts() {
+        let (t, plan) = loopback_first_step();
+        let mut transport = Rebooting { t: t.clone(), silent: "lab-wk-1".to_string(), silent_for: usize::MAX, tried: 0 };
+        let mut journal = Journal::in_memory();
+        let started = std::time::Instant::now();
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(1)).run().unwrap();
+        let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+        assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
+        assert!(halt.drift.iter().any(|d| d.node == "lab-wk-1"), "{:?}", halt.drift);
+        assert!(transport.tried >= 2, "looked again: {}", transport.tried);
     }
 
     fn homelab() -> (Topology, Plan) {

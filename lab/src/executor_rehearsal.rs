@@ -461,6 +461,8 @@ pub fn rehearse_through_executor(
                 .map(|c| KubeconfigSource::File(paths.infra_repo.join(&c.path))),
             guard,
         },
+        // The lab, as operator, waits for a rebooting host itself (and resumes the run).
+        host_wait: Duration::ZERO,
     };
     let started = Instant::now();
     let mut runner = Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, options.clone());
