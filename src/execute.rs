@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn the_default_host_wait_is_the_twins_reboot_time() {
         let wait = crate::input::parse_duration(super::HOST_WAIT_DEFAULT).expect("a duration");
-        assert_eq!(wait as u32, plan_model::fault::NODE_REBOOT_S);
+        assert_eq!(wait, plan_model::fault::NODE_REBOOT_S);
     }
 }
 
