@@ -189,8 +189,11 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     host::write_file(&repo.join(&s.load_balancer.bootstrap_script), &bootstrap_script(t, c))?;
     let stack = &s.config_stack.path;
     let hosts: Vec<String> = c.stack_hosts.iter().map(|n| format!("\"{}\"", t.node(n).address)).collect();
-    let main_tf =
-        if c.stack_list { format!("k8s_master_hosts = [{}]\n", hosts.join(", ")) } else { format!("k8s_master_host = \"{existing}\"\n") };
+    let main_tf = if c.stack_list_declared {
+        format!("k8s_master_hosts = [{}]\n", hosts.join(", "))
+    } else {
+        format!("k8s_master_host = \"{existing}\"\n")
+    };
     host::write_file(&repo.join(stack).join("main.tf"), &main_tf)?;
     host::write_file(
         &repo.join(stack).join("modules").join("variables.tf"),
@@ -213,7 +216,7 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
         host::write_file(&path, &text)?;
     }
     for job in &s.cronjobs {
-        let pin = match (&job.pinned_to, c.cronjobs_any_master) {
+        let pin = match (&job.pinned_to, c.cronjobs_declared_any_master) {
             (Some(node), false) => format!("node_name = \"{node}\""),
             _ => "nodeSelector { \"node-role.kubernetes.io/control-plane\" = \"\" } + toleration".to_string(),
         };

@@ -81,7 +81,11 @@ pub enum Action {
     DeclareLbBackend(NodeIx),
     RemoveLbBackend(NodeIx),
     DeployLb,
+    /// The config stack's edit in the infra repo: a single host variable -> a list of masters.
     RefactorConfigStack,
+    /// `tg apply` of the config stack: what runs follows what the repo declares.
+    ApplyConfigStack,
+    /// The refactor reverted in the repo and applied.
     RevertConfigStack,
     ConfigStackAddHost(NodeIx),
     ConfigStackRemoveHost(NodeIx),
@@ -109,9 +113,20 @@ pub enum Action {
     RevertConsumers,
     FlipKubelet(NodeIx),
     RevertKubelet(NodeIx),
-    UnpinCronJobs,
-    GateQuorumAware,
-    ExtendUpgradeChain,
+    /// The etcd CronJobs' edit in the infra repo: node pin -> control-plane selector.
+    DeclareCronJobsOnControlPlane,
+    /// `tg apply` of the CronJobs' stack: the live CronJobs follow what the repo declares.
+    ApplyCronJobs,
+    /// The reboot gate's edit in the infra repo: the control-plane quorum check.
+    DeclareGateQuorumCheck,
+    /// `tg apply` of the reboot gate's stack.
+    ApplyRebootGate,
+    /// The upgrade chain's edit: discover the masters and loop over them with a quorum check.
+    DeclareChainMasterLoop,
+    /// The upgrade chain's edit: its preflight and master phase take any control-plane node.
+    DeclareChainAnyMaster,
+    /// `tg apply` of the upgrade chain's stack.
+    ApplyUpgradeChain,
     Shutdown(NodeIx),
     Boot(NodeIx),
     /// `etcd --force-new-cluster` on a surviving voter: a one-member cluster with all committed data.
@@ -185,6 +200,7 @@ impl Action {
             DeclareLbFrontend => 600,
             RemoveLbFrontend | DeclareLbBackend(_) | DeployLb | ControlPlaneUp(_) => 120,
             RefactorConfigStack => 1800,
+            ApplyConfigStack => 300,
             RevertConfigStack => 600,
             ConfigStackAddHost(_) | ConfigStackRemoveHost(_) | DestroyVm(_) => 300,
             BumpTemplate => 1800,
@@ -196,8 +212,10 @@ impl Action {
             DeleteNode(_) => 10,
             PointKubeProxyAtVip => 120,
             FlipConsumers => 1200,
-            RevertConsumers | UnpinCronJobs | GateQuorumAware => 600,
-            ExtendUpgradeChain => 2400,
+            RevertConsumers | DeclareCronJobsOnControlPlane | DeclareGateQuorumCheck => 600,
+            ApplyCronJobs | ApplyRebootGate | ApplyUpgradeChain => 300,
+            DeclareChainMasterLoop => 1800,
+            DeclareChainAnyMaster => 900,
             Boot(_) => 90,
             ForceNewCluster(_) => 300,
             RestoreSnapshot(_) => 900,
@@ -280,7 +298,8 @@ impl Action {
             DeclareLbBackend(x) => format!("declare {} in the apiserver pool", n(x)),
             RemoveLbBackend(x) => format!("remove {} from the declared pool", n(x)),
             DeployLb => "run the LB bootstrap script (reset to declared state)".to_string(),
-            RefactorConfigStack => "config stack: single host -> list of masters".to_string(),
+            RefactorConfigStack => "config stack (repo): single host -> list of masters".to_string(),
+            ApplyConfigStack => "config stack: apply what the repo declares".to_string(),
             RevertConfigStack => "config stack: back to a single host".to_string(),
             ConfigStackAddHost(x) => format!("config stack: apply apiserver flags on {}", n(x)),
             ConfigStackRemoveHost(x) => format!("config stack: drop {}", n(x)),
@@ -301,9 +320,13 @@ impl Action {
             RevertConsumers => "revert every kubeconfig consumer to the direct address".to_string(),
             FlipKubelet(x) => format!("kubelet.conf of {} -> VIP, restart kubelet", n(x)),
             RevertKubelet(x) => format!("kubelet.conf of {} -> direct address, restart kubelet", n(x)),
-            UnpinCronJobs => "etcd CronJobs: node pin -> control-plane selector".to_string(),
-            GateQuorumAware => "reboot gate: add the control-plane quorum check".to_string(),
-            ExtendUpgradeChain => "upgrade chain: loop over every master with a quorum check".to_string(),
+            DeclareCronJobsOnControlPlane => "etcd CronJobs (repo): node pin -> control-plane selector".to_string(),
+            ApplyCronJobs => "etcd CronJobs: apply what the repo declares".to_string(),
+            DeclareGateQuorumCheck => "reboot gate (repo): add the control-plane quorum check".to_string(),
+            ApplyRebootGate => "reboot gate: apply what the repo declares".to_string(),
+            DeclareChainMasterLoop => "upgrade chain (repo): loop over every master with a quorum check".to_string(),
+            DeclareChainAnyMaster => "upgrade chain (repo): preflight and master phase on any control-plane node".to_string(),
+            ApplyUpgradeChain => "upgrade chain: apply what the repo declares".to_string(),
             Shutdown(x) => format!("drain and shut down {}", n(x)),
             Boot(x) => format!("boot {}", n(x)),
             ForceNewCluster(x) => format!("etcd --force-new-cluster on {}", n(x)),
@@ -650,15 +673,21 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             n.lb_running = c.lb_declared;
         }
-        RefactorConfigStack => n.stack_list = true,
+        RefactorConfigStack => n.stack_list_declared = true,
+        ApplyConfigStack => {
+            // terragrunt's remote-exec runs the stack's edits on the hosts it lists.
+            needs_up(c, t, master, "tg apply: remote-exec")?;
+            n.stack_list = c.stack_list_declared;
+        }
         RevertConfigStack => {
             if c.stack_hosts != NodeSet::of(master) {
                 return refuse("the config stack still lists more than one master");
             }
             n.stack_list = t.stack_starts_as_list();
+            n.stack_list_declared = t.stack_starts_as_list();
         }
         ConfigStackAddHost(x) => {
-            if !c.stack_list {
+            if !c.stack_list || !c.stack_list_declared {
                 return refuse(format!("config stack takes a single host ({}): refactor it to a list first", t.name(master)));
             }
             needs_up(c, t, x, "tg apply: remote-exec")?;
@@ -929,17 +958,21 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             // The first master's direct address is its own.
             n.kubelet_local.set(x, x == master || c.kubelet_local.contains(x));
         }
-        UnpinCronJobs => {
+        DeclareCronJobsOnControlPlane => n.cronjobs_declared_any_master = true,
+        ApplyCronJobs => {
             needs_api(c, t, "tg apply infra-maintenance")?;
-            n.cronjobs_any_master = true;
+            n.cronjobs_any_master = c.cronjobs_declared_any_master;
         }
-        GateQuorumAware => {
+        DeclareGateQuorumCheck => n.gate_declared_quorum = true,
+        ApplyRebootGate => {
             needs_api(c, t, "tg apply kured")?;
-            n.gate_quorum = true;
+            n.gate_quorum = c.gate_declared_quorum;
         }
-        ExtendUpgradeChain => {
+        DeclareChainMasterLoop => n.chain_loop_declared = true,
+        DeclareChainAnyMaster => n.chain_any_master_declared = true,
+        ApplyUpgradeChain => {
             needs_api(c, t, "tg apply k8s-version-upgrade")?;
-            n.chain_all_masters = true;
+            n.chain_all_masters = c.chain_loop_declared && c.chain_any_master_declared;
         }
         Shutdown(x) => {
             needs_up(c, t, x, "reboot")?;

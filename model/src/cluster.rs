@@ -114,16 +114,26 @@ pub struct Cluster {
     pub template_version_ok: bool,
     /// The VM template skips the worker join command for masters.
     pub template_master_safe: bool,
-    /// The config stack loops over a list of master hosts.
+    /// The config stack loops over a list of master hosts (as applied).
     pub stack_list: bool,
+    /// The infra repo declares the config stack as a loop over a list of masters.
+    pub stack_list_declared: bool,
     /// Hosts the config stack applies apiserver flags on.
     pub stack_hosts: NodeSet,
-    /// The etcd CronJobs select any control-plane node instead of a pinned one.
+    /// The etcd CronJobs select any control-plane node instead of a pinned one (as applied).
     pub cronjobs_any_master: bool,
-    /// The reboot gate checks control-plane quorum.
+    /// The infra repo declares the CronJobs on any control-plane node.
+    pub cronjobs_declared_any_master: bool,
+    /// The reboot gate checks control-plane quorum (as applied).
     pub gate_quorum: bool,
-    /// The upgrade chain discovers masters and loops over them with a quorum check.
+    /// The infra repo declares the reboot gate's quorum check.
+    pub gate_declared_quorum: bool,
+    /// The upgrade chain discovers masters and loops over them with a quorum check (as applied).
     pub chain_all_masters: bool,
+    /// The infra repo declares the chain's loop over the discovered masters.
+    pub chain_loop_declared: bool,
+    /// The infra repo declares the chain's preflight and master phase on any control-plane node.
+    pub chain_any_master_declared: bool,
 }
 
 impl Cluster {
@@ -178,10 +188,15 @@ impl Cluster {
             template_version_ok: t.template_version == t.version,
             template_master_safe: !s.vm_template.join_command_for_masters,
             stack_list: t.stack_starts_as_list(),
+            stack_list_declared: t.stack_starts_as_list(),
             stack_hosts: master,
             cronjobs_any_master: s.cronjobs.iter().all(|j| j.pinned_to.is_none()),
+            cronjobs_declared_any_master: s.cronjobs.iter().all(|j| j.pinned_to.is_none()),
             gate_quorum: s.reboot_gate.control_plane_quorum_check,
+            gate_declared_quorum: s.reboot_gate.control_plane_quorum_check,
             chain_all_masters: false,
+            chain_loop_declared: false,
+            chain_any_master_declared: false,
         }
     }
 

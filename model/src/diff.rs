@@ -60,6 +60,11 @@ pub fn state_diff(a: &Cluster, b: &Cluster, t: &Topology) -> Vec<String> {
     flag_change(&mut out, "etcd CronJobs on any master", a.cronjobs_any_master, b.cronjobs_any_master);
     flag_change(&mut out, "reboot gate checks quorum", a.gate_quorum, b.gate_quorum);
     flag_change(&mut out, "upgrade chain covers masters", a.chain_all_masters, b.chain_all_masters);
+    flag_change(&mut out, "repo: config stack loops over masters", a.stack_list_declared, b.stack_list_declared);
+    flag_change(&mut out, "repo: etcd CronJobs on any master", a.cronjobs_declared_any_master, b.cronjobs_declared_any_master);
+    flag_change(&mut out, "repo: reboot gate checks quorum", a.gate_declared_quorum, b.gate_declared_quorum);
+    flag_change(&mut out, "repo: upgrade chain loops over masters", a.chain_loop_declared, b.chain_loop_declared);
+    flag_change(&mut out, "repo: upgrade chain takes any master", a.chain_any_master_declared, b.chain_any_master_declared);
     if a.consumers_vip != b.consumers_vip {
         out.push(format!("consumers on VIP: {} -> {}", a.consumers_vip.count_ones(), b.consumers_vip.count_ones()));
     }

@@ -349,8 +349,8 @@ pub fn generate(t: &Topology) -> Plan {
         StepSpec::new("1.5.2", format!("Apply the {} stack (expect zero diff)", stack.name), RunsOn::InfraRepo)
             .commands(vec![cmd(format!("cd {repo} && scripts/tg apply {}", stack.path))])
             .checks(strings(["zero diff against today"]))
-            .after("1.5.1", WHY_SEQUENCE)
-            .extra(300),
+            .actions(vec![Action::ApplyConfigStack])
+            .after("1.5.1", WHY_SEQUENCE),
     );
     b.add(
         StepSpec::new("1.5.3", "Verify the flags are unchanged", b.node(m0))
@@ -619,13 +619,13 @@ pub fn generate(t: &Topology) -> Plan {
                 "edit {jobs_path}: {}: node_name = \"{m0_name}\" -> nodeSelector {{ \"node-role.kubernetes.io/control-plane\" = \"\" }} + toleration",
                 if jobs.is_empty() { "every etcd CronJob".to_string() } else { jobs.join(", ") }
             ))])
-            .after(format!("{last}.7"), WHY_ALL_MASTERS)
-            .extra(600),
+            .actions(vec![Action::DeclareCronJobsOnControlPlane])
+            .after(format!("{last}.7"), WHY_ALL_MASTERS),
     );
     b.add(
         StepSpec::new("4.5.2", "Apply infra-maintenance", RunsOn::InfraRepo)
             .commands(vec![cmd(format!("cd {repo} && scripts/tg apply stacks/infra-maintenance"))])
-            .actions(vec![Action::UnpinCronJobs])
+            .actions(vec![Action::ApplyCronJobs])
             .after("4.5.1", WHY_SEQUENCE),
     );
     b.add(
@@ -644,8 +644,8 @@ pub fn generate(t: &Topology) -> Plan {
                 "edit {}: CP_READY=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= --no-headers | grep ' Ready ' | wc -l); [ \"$CP_READY\" -le {quorum} ] && block reboot  # the reboot must leave {quorum} Ready",
                 s.reboot_gate.path
             ))])
+            .actions(vec![Action::DeclareGateQuorumCheck])
             .after(format!("{last}.7"), WHY_ALL_MASTERS)
-            .extra(600)
             .note(format!(
                 "a master's reboot must leave etcd quorum ({quorum} of {masters_target}) Ready, so the gate blocks at {quorum} Ready or fewer; the source's '-lt 2' lets a second master reboot while one is down"
             )),
@@ -653,7 +653,7 @@ pub fn generate(t: &Topology) -> Plan {
     b.add(
         StepSpec::new("5.2", "Apply kured", RunsOn::InfraRepo)
             .commands(vec![cmd(format!("cd {repo} && scripts/tg apply stacks/kured"))])
-            .actions(vec![Action::GateQuorumAware])
+            .actions(vec![Action::ApplyRebootGate])
             .after("5.1", WHY_SEQUENCE),
     );
     let cordoned = new_masters.first().map(|m| t.name(*m).to_string()).unwrap_or_else(|| m0_name.clone());
@@ -732,8 +732,8 @@ pub fn generate(t: &Topology) -> Plan {
                 "edit {}: MASTERS=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= -o name | sed 's|node/||'); for m in $MASTERS: require more than {quorum} Ready (draining m must leave quorum), drain, update, uncordon, wait Ready",
                 s.upgrade_chain.path
             ))])
-            .after(format!("{last}.7"), WHY_ALL_MASTERS)
-            .extra(1800),
+            .actions(vec![Action::DeclareChainMasterLoop])
+            .after(format!("{last}.7"), WHY_ALL_MASTERS),
     );
     b.add(
         StepSpec::new("7.2", "Un-pin preflight and the master phase", RunsOn::InfraRepo)
@@ -741,13 +741,13 @@ pub fn generate(t: &Topology) -> Plan {
                 "edit {}: scheduling_block allows any control-plane node; kubeadm upgrade plan runs on the first listed master",
                 s.upgrade_chain.path
             ))])
-            .after("7.1", WHY_SEQUENCE)
-            .extra(900),
+            .actions(vec![Action::DeclareChainAnyMaster])
+            .after("7.1", WHY_SEQUENCE),
     );
     b.add(
         StepSpec::new("7.3", "Apply k8s-version-upgrade", RunsOn::InfraRepo)
             .commands(vec![cmd(format!("cd {repo} && scripts/tg apply stacks/k8s-version-upgrade"))])
-            .actions(vec![Action::ExtendUpgradeChain])
+            .actions(vec![Action::ApplyUpgradeChain])
             .after("7.2", WHY_SEQUENCE),
     );
     b.add(

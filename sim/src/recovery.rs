@@ -146,7 +146,7 @@ pub fn rollback_actions(c: &Cluster, t: &Topology, kind: PhaseKind) -> Vec<Actio
             }
         }
         PhaseKind::ConfigStack => {
-            if c.stack_list && !t.stack_starts_as_list() {
+            if (c.stack_list || c.stack_list_declared) && !t.stack_starts_as_list() {
                 actions.push(Action::RevertConfigStack);
             }
         }
