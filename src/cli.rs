@@ -69,9 +69,9 @@ pub struct ShowOptions {
     pub phase: Option<String>,
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     pub format: ShowFormat,
-    /// What to draw with dot/mermaid/text.
-    #[arg(long, value_enum, default_value_t = View::Steps)]
-    pub view: View,
+    /// What to draw with text, markdown, dot or mermaid (default: steps).
+    #[arg(long, value_enum)]
+    pub view: Option<View>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,7 +106,7 @@ pub struct SimulateOptions {
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
     /// Without --at: strike at one point chosen from this seed instead of at every point.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "at")]
     pub seed: Option<u64>,
     /// Show every event, not just those from the fault's step on.
     #[arg(long)]

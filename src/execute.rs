@@ -18,7 +18,7 @@ use plan_exec::ExecError;
 use plan_model::plan::{format_duration, Phase, Step};
 use plan_sim::explore::{self, Verdict};
 use std::fmt::Write as _;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -162,15 +162,15 @@ fn report_cut(journal: &Journal) {
     let Some(cut) = &journal.cut else { return };
     let d = &cut.damage;
     match &cut.aside {
-        None => eprintln!("plan: note: the journal's last write was torn ({}); cut at line {}", d.reason, d.line),
-        Some(aside) => eprintln!(
-            "plan: note: the journal's damaged tail (line {}, {} line(s), {} bytes: {}) was cut and kept in {}",
+        None => crate::output::eprint(&format!("plan: note: the journal's last write was torn ({}); cut at line {}\n", d.reason, d.line)),
+        Some(aside) => crate::output::eprint(&format!(
+            "plan: note: the journal's damaged tail (line {}, {} line(s), {} bytes: {}) was cut and kept in {}\n",
             d.line,
             d.lines,
             d.bytes,
             d.reason,
             aside.display()
-        ),
+        )),
     }
 }
 
@@ -259,13 +259,21 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
         probes: options.observe.probes(Guard::from_env())?,
     };
     if !check.passed {
-        eprintln!("plan: WARNING: plan check rejects this plan ({}); running it on --override-check", check.summary);
+        crate::output::eprint(&format!(
+            "plan: {} plan check rejects this plan ({}); running it on --override-check\n",
+            crate::output::warning(),
+            check.summary
+        ));
     }
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).run();
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {
         Outcome::Completed => {
-            println!("plan execute: all {} steps done; journal {}", loaded.plan.steps.len(), journal.path().display());
+            crate::output::print(&format!(
+                "plan execute: all {} steps done; journal {}\n",
+                loaded.plan.steps.len(),
+                journal.path().display()
+            ))?;
             Ok(())
         }
         Outcome::Declined { phase } => Err(Failure::Violation(format!(
@@ -281,7 +289,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
             }
             write_recovery(&mut out, &halt.recovery);
             let _ = writeln!(out, "Undo with `plan rollback`, or fix the cause and `plan execute --resume`.");
-            print!("{out}");
+            crate::output::print(&out)?;
             Err(Failure::Violation(format!("the run halted at step {}", halt.step)))
         }
     }
@@ -355,12 +363,11 @@ impl TerminalOperator {
 
     fn ask(&self, question: &str) -> bool {
         if !std::io::stdin().is_terminal() {
-            eprintln!("{question} -- no terminal to ask: pass --yes");
+            crate::output::eprint(&format!("{question} -- no terminal to ask: pass --yes\n"));
             return false;
         }
         self.bar.suspend(|| {
-            eprint!("{question} [y/N] ");
-            let _ = std::io::stderr().flush();
+            crate::output::eprint(&format!("{question} [y/N] "));
             let mut answer = String::new();
             let _ = std::io::stdin().lock().read_line(&mut answer);
             matches!(answer.trim(), "y" | "Y" | "yes")
@@ -378,7 +385,8 @@ impl Operator for TerminalOperator {
     fn confirm_recovery(&mut self, recovery: &Recovery) -> bool {
         let mut out = String::new();
         write_recovery(&mut out, recovery);
-        print!("{out}");
+        // The journal keeps the recovery too: stdout failing is no reason to refuse it.
+        let _ = crate::output::print(&out);
         self.yes || self.ask("Run this recovery?")
     }
 
@@ -436,7 +444,7 @@ fn resolve_place(loaded: &Loaded, wanted: &str) -> Result<String, Failure> {
     if s.load_balancer.name == wanted || s.hypervisors.iter().any(|h| h.name == wanted) {
         return Ok(wanted.to_string());
     }
-    loaded.topology.resolve(wanted).map(|n| loaded.topology.name(n).to_string()).map_err(Failure::Input)
+    loaded.topology.resolve(wanted).map(|n| loaded.topology.name(n).to_string()).map_err(|e| Failure::Input(e.to_string()))
 }
 
 fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Result<(), Failure> {
@@ -510,7 +518,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
         hosts.len(),
         hosts.into_iter().collect::<Vec<_>>().join(", ")
     );
-    print!("{}", plan_exec::redact::redact(&out));
+    crate::output::print(&plan_exec::redact::redact(&out))?;
     Ok(())
 }
 
@@ -540,8 +548,8 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {
         RollbackOutcome::Done { step, recovery, reopened } => {
-            println!("plan rollback: {recovery} done for the halt at step {step}; the hosts match the twin");
-            println!("pending again: {}; `plan execute --resume` runs them", reopened.join(", "));
+            crate::output::print(&format!("plan rollback: {recovery} done for the halt at step {step}; the hosts match the twin\n"))?;
+            crate::output::print(&format!("pending again: {}; `plan execute --resume` runs them\n", reopened.join(", ")))?;
             Ok(())
         }
         RollbackOutcome::Declined => Err(Failure::Violation("rollback not run: declined".to_string())),
@@ -550,7 +558,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
             for d in &drift {
                 let _ = writeln!(out, "  {d}");
             }
-            print!("{out}");
+            crate::output::print(&out)?;
             Err(Failure::Violation(format!("the rollback for step {step} failed")))
         }
     }

@@ -6,6 +6,7 @@ mod cli;
 mod execute;
 mod input;
 mod lab;
+mod output;
 mod show;
 mod simulate;
 mod status;
@@ -35,23 +36,16 @@ impl Failure {
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    // `plan show | head` must end quietly, like any Unix filter, not panic on a closed pipe. Only
-    // for the commands that just compute and print: the executor and the lab write to sockets,
-    // where a peer closing must be an error to handle, not a signal that kills the run.
-    if matches!(args.command, cli::Command::Show(_) | cli::Command::Check(_) | cli::Command::Simulate(_) | cli::Command::Capacity(_)) {
-        // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition for SIGPIPE.
-        #[cfg(unix)]
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
-    }
+    // SIGPIPE stays ignored (Rust's default) for every command: a closed stdout is handled where
+    // everything is printed (`output::print`), and a signal would also kill an executor mid-step
+    // when a child process's pipe closes.
     match try_main(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if let Failure::Input(message) = &failure {
-                eprintln!("plan: error: {message}");
+                output::eprint(&format!("plan: {} {message}\n", output::paint(output::ERROR, "error:")));
             } else {
-                eprintln!("plan: {failure}");
+                output::eprint(&format!("plan: {failure}\n"));
             }
             ExitCode::from(failure.code())
         }

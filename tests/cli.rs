@@ -255,3 +255,26 @@ fn a_reader_that_stops_early_ends_plan_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(&first[..1], b"{");
 }
+
+#[test]
+fn the_exported_plan_names_the_scenario_it_needs() {
+    let legacy = scenario("legacy-1.28.yaml");
+    let out = plan(&["--scenario", &legacy, "show", "--format", "yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let header = out.stdout.lines().next().unwrap();
+    assert_eq!(
+        header,
+        format!("# plan for scenario legacy-128: reorder or delete steps, then: plan --scenario {legacy} --plan FILE check")
+    );
+    // The hint works as printed: the file checks against the scenario it names.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "legacy-plan.yaml", &out.stdout);
+    let checked = plan(&["--scenario", &legacy, "--plan", &file, "check", "--format", "json"]);
+    assert!(checked.code == 0 || checked.code == 1, "{}", checked.stderr);
+    // The embedded homelab needs no --scenario.
+    let homelab = plan(&["show", "--format", "yaml"]);
+    assert_eq!(
+        homelab.stdout.lines().next().unwrap(),
+        "# plan for scenario homelab: reorder or delete steps, then: plan --plan FILE check"
+    );
+}
