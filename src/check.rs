@@ -18,6 +18,12 @@ struct CheckDocument<'a> {
 
 pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
     let report = explore::check(&loaded.topology, &loaded.plan, explore::CheckOptions { depth: options.depth });
+    tracing::info!(
+        states = report.figures.states,
+        placements = report.figures.fault_placements,
+        violations = report.violations.len(),
+        "exploration done"
+    );
     match options.format {
         ReportFormat::Json => {
             let doc = CheckDocument { check_format: 1, report: &report };

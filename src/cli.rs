@@ -20,6 +20,9 @@ pub struct Global {
     /// A plan file exported with `plan show --format yaml`, reordered or with steps removed.
     #[arg(long, global = true, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG, when set, takes precedence).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]

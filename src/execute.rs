@@ -1,6 +1,7 @@
 //! `plan execute`, `plan status`, `plan rollback`: the executor at the command line.
 
 use crate::input::{parse_duration, Loaded};
+use crate::logging::JsonLog;
 use crate::Failure;
 use indicatif::{ProgressBar, ProgressStyle};
 use plan_exec::etcd::EtcdProbe;
@@ -188,24 +189,10 @@ pub(crate) fn prepare_state_dir(dir: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(dir).map_err(|e| Failure::Input(format!("state directory {}: {e}", dir.display())))
 }
 
-/// Sends tracing spans and events as JSON lines to `execute.log.jsonl` in the state directory.
-fn start_json_log(dir: &Path) -> Result<(), Failure> {
-    let path = dir.join("execute.log.jsonl");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| Failure::Input(format!("log file {}: {e}", path.display())))?;
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_writer(std::sync::Mutex::new(file))
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // A second run in one process (tests) keeps the first subscriber.
-    let _ = tracing::subscriber::set_global_default(subscriber);
-    Ok(())
+/// Sends tracing spans and events (INFO and above) as JSON lines to `execute.log.jsonl` in the
+/// state directory.
+fn start_json_log(log: &JsonLog, dir: &Path) -> Result<(), Failure> {
+    log.open(&dir.join("execute.log.jsonl"))
 }
 
 struct CheckVerdict {
@@ -223,7 +210,7 @@ fn run_check(loaded: &Loaded) -> CheckVerdict {
     }
 }
 
-pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> Result<(), Failure> {
+pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log: &JsonLog) -> Result<(), Failure> {
     let check = run_check(loaded);
     if options.dry_run {
         return dry_run(loaded, options, &check);
@@ -246,7 +233,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     report_cut(&journal);
-    start_json_log(&dir)?;
+    start_json_log(log, &dir)?;
     let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, loaded.plan.steps.len());
     let run_options = RunOptions {
@@ -522,7 +509,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
     Ok(())
 }
 
-pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs) -> Result<(), Failure> {
+pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs, log: &JsonLog) -> Result<(), Failure> {
     let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
     let dir = state_dir(scenario, &options.state);
     if plan_exec::journal::read(&dir).map_err(exec_failure)?.records.is_empty() {
@@ -532,7 +519,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     report_cut(&journal);
-    start_json_log(&dir)?;
+    start_json_log(log, &dir)?;
     let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, 0);
     let run_options = RunOptions {

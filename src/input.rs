@@ -107,6 +107,7 @@ pub fn load(global: &Global) -> Result<Loaded, Failure> {
         }
         None => (generated, false),
     };
+    tracing::info!(scenario = %topology.scenario.name, file = %name, edited, steps = plan.steps.len(), "scenario and plan loaded");
     Ok(Loaded { topology, plan, edited, scenario_path: global.scenario.clone() })
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod execute;
 mod input;
 mod lab;
+mod logging;
 mod output;
 mod show;
 mod simulate;
@@ -53,15 +54,16 @@ fn main() -> ExitCode {
 }
 
 fn try_main(args: cli::Args) -> Result<(), Failure> {
+    let json_log = logging::init(args.global.verbose)?;
     let loaded = input::load(&args.global)?;
     match args.command {
         cli::Command::Show(options) => show::run(&loaded, &options),
         cli::Command::Check(options) => check::run(&loaded, &options),
         cli::Command::Simulate(options) => simulate::run(&loaded, &options),
         cli::Command::Capacity(options) => capacity::run(&loaded, &options),
-        cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options),
+        cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options, &json_log),
         cli::Command::Status(options) => status::status(&loaded, args.global.scenario.as_deref(), &options),
-        cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options),
+        cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options, &json_log),
         cli::Command::Lab(options) => lab::run(&loaded, &options),
         cli::Command::Rehearse(options) => lab::rehearse(&loaded, &options),
     }

@@ -108,6 +108,16 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
             plan_exec::redact::redact_json(&mut json);
             crate::output::print_json(&json)?;
         }
+        // Before any run there is nothing per step to say: one line, not every step "pending".
+        StatusFormat::Text if contents.records.is_empty() && contents.damage.is_none() => {
+            let shown = format!(
+                "plan status: no run yet: no journal at {} ({} steps, about {} of plan time); `plan execute` starts one\n",
+                path.display(),
+                steps.len(),
+                format_duration(remaining_s)
+            );
+            crate::output::print(&shown)?;
+        }
         StatusFormat::Text => {
             let mut out = format!("plan status: {} ({})\n", standing.overall, path.display());
             let _ = writeln!(out, "  {done}/{} steps done, about {} of plan time left", steps.len(), format_duration(remaining_s));

@@ -278,3 +278,26 @@ fn the_exported_plan_names_the_scenario_it_needs() {
         "# plan for scenario homelab: reorder or delete steps, then: plan --plan FILE check"
     );
 }
+
+#[test]
+fn status_before_any_run_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = plan(&["status", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(!out.stdout.contains("pending"), "{}", out.stdout);
+    let journal = state.join("journal.jsonl");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "plan status: no run yet: no journal at {} (51 steps, about 6 h 5 min of plan time); `plan execute` starts one\n",
+            journal.display()
+        )
+    );
+    // The JSON document keeps every step, as before: a script reads the states.
+    let json = plan(&["status", "--state-dir", state.to_str().unwrap(), "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["state"], "not-started");
+    assert_eq!(doc["steps"].as_array().unwrap().len(), 51);
+}

@@ -117,3 +117,32 @@ fn forced_colour_paints_the_verdict_and_warnings() {
     );
     assert!(stdout.contains("warning:\u{1b}[0m"), "{stdout}");
 }
+
+/// Runs `plan args` with RUST_LOG set to `rust_log` (or unset) and returns (stdout, stderr).
+fn logged(args: &[&str], rust_log: Option<&str>) -> (String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plan"));
+    command.args(args).current_dir(root());
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let out = command.output().expect("the plan binary runs");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `-v` and RUST_LOG log to stderr through tracing; without them stderr holds no log line, and
+/// stdout holds the report only either way.
+#[test]
+fn verbose_and_rust_log_log_to_stderr_only() {
+    let (quiet_out, quiet_err) = logged(&["show", "--format", "json"], None);
+    assert!(quiet_err.is_empty(), "no logs unless asked: {quiet_err}");
+    let (verbose_out, verbose_err) = logged(&["-v", "show", "--format", "json"], None);
+    assert!(verbose_err.contains("INFO") && verbose_err.contains("scenario and plan loaded"), "{verbose_err}");
+    assert_eq!(verbose_out, quiet_out, "logs never reach stdout");
+    let (_, filtered_err) = logged(&["show"], Some("warn"));
+    assert!(!filtered_err.contains("INFO"), "RUST_LOG=warn drops info: {filtered_err}");
+    let (_, env_err) = logged(&["check"], Some("info"));
+    assert!(env_err.contains("exploration done"), "{env_err}");
+    let (_, bad) = logged(&["show"], Some("=["));
+    assert!(bad.starts_with("plan: error: RUST_LOG \"=[\": "), "{bad}");
+}
