@@ -1,6 +1,6 @@
 //! The command line, as clap parses it.
 
-use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use clap::{Args as ClapArgs, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -45,6 +45,17 @@ pub enum Command {
     Lab(crate::lab::LabArgs),
     /// Walk the plan on a fresh lab with real etcd, inject the fault for real, compare with the twin.
     Rehearse(crate::lab::RehearseArgs),
+    /// Print a shell completion script (e.g. plan completions bash > ~/.local/share/bash-completion/completions/plan).
+    Completions(CompletionsArgs),
+    /// Print the man page in roff (e.g. plan man > plan.1; man ./plan.1).
+    Man,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -116,4 +127,23 @@ pub struct SimulateOptions {
     pub full: bool,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+/// The completion script for `shell`, generated from the same definition clap parses with.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Args::command(), "plan", &mut script);
+    String::from_utf8_lossy(&script).into_owned()
+}
+
+/// The man page (roff), generated from the same definition clap parses with.
+///
+/// # Errors
+/// [`crate::Failure::Input`] if clap_mangen cannot render it (it writes to memory only).
+pub fn man_page() -> Result<String, crate::Failure> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Args::command())
+        .render(&mut page)
+        .map_err(|e| crate::Failure::Input(format!("cannot render the man page: {e}")))?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
 }

@@ -54,6 +54,12 @@ fn main() -> ExitCode {
 }
 
 fn try_main(args: cli::Args) -> Result<(), Failure> {
+    // Completions and the man page describe the command line: no scenario is read for them.
+    match &args.command {
+        cli::Command::Completions(options) => return output::print(&cli::completions(options.shell)),
+        cli::Command::Man => return output::print(&cli::man_page()?),
+        _ => {}
+    }
     let json_log = logging::init(args.global.verbose)?;
     let loaded = input::load(&args.global)?;
     match args.command {
@@ -66,5 +72,6 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options, &json_log),
         cli::Command::Lab(options) => lab::run(&loaded, &options),
         cli::Command::Rehearse(options) => lab::rehearse(&loaded, &options),
+        cli::Command::Completions(_) | cli::Command::Man => unreachable!("answered before the scenario is loaded"),
     }
 }

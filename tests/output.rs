@@ -59,6 +59,8 @@ fn a_closed_stdout_never_panics_and_keeps_the_exit_code() {
     }
     cases.push(vec!["execute", "--dry-run"]);
     cases.push(vec!["execute", "--dry-run", "--host", "master-2"]);
+    cases.push(vec!["completions", "bash"]);
+    cases.push(vec!["man"]);
     cases.push(vec!["--help"]);
     for args in &cases {
         let expected = plan(args).code;
