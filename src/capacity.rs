@@ -18,8 +18,8 @@ pub struct CapacityArgs {
 pub fn run(loaded: &Loaded, options: &CapacityArgs) -> Result<(), Failure> {
     let report = capacity::analyse(&loaded.topology, &loaded.plan).map_err(|e| Failure::Input(e.to_string()))?;
     match options.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Failure::Input(e.to_string()))?),
-        ReportFormat::Text => print!("{}", text(&report, loaded.edited)),
+        ReportFormat::Json => crate::output::print_json(&report)?,
+        ReportFormat::Text => crate::output::print(&text(&report, loaded.edited))?,
     }
     match report.verdict {
         CapacityVerdict::Fits => Ok(()),
@@ -293,13 +293,16 @@ fn text(r: &CapacityReport, edited: bool) -> String {
         CapacityVerdict::Fits => {
             let peaks: Vec<String> =
                 r.hypervisors.iter().filter(|h| h.migration_adds).map(|h| format!("{} peak {} GB", h.name, h.peak_sum())).collect();
+            let fits = crate::output::paint(crate::output::GOOD, "FITS");
             if peaks.is_empty() {
-                "FITS".to_string()
+                fits
             } else {
-                format!("FITS: {}", peaks.join("; "))
+                format!("{fits}: {}", peaks.join("; "))
             }
         }
-        CapacityVerdict::OverCommitted => format!("OVER-COMMITTED: {}", over_committed_line(r)),
+        CapacityVerdict::OverCommitted => {
+            format!("{}: {}", crate::output::paint(crate::output::BAD, "OVER-COMMITTED"), over_committed_line(r))
+        }
     };
     let _ = writeln!(out, "\nVerdict: {verdict}");
     out

@@ -2,7 +2,7 @@
 
 use crate::cli::{CheckOptions, ReportFormat};
 use crate::input::Loaded;
-use crate::Failure;
+use crate::{output, Failure};
 use plan_model::plan::format_duration;
 use plan_sim::explore::{self, CheckReport, Verdict};
 use std::fmt::Write;
@@ -18,12 +18,18 @@ struct CheckDocument<'a> {
 
 pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
     let report = explore::check(&loaded.topology, &loaded.plan, explore::CheckOptions { depth: options.depth });
+    tracing::info!(
+        states = report.figures.states,
+        placements = report.figures.fault_placements,
+        violations = report.violations.len(),
+        "exploration done"
+    );
     match options.format {
         ReportFormat::Json => {
             let doc = CheckDocument { check_format: 1, report: &report };
-            println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Failure::Input(e.to_string()))?)
+            crate::output::print_json(&doc)?
         }
-        ReportFormat::Text => print!("{}", text(&report, loaded.edited)),
+        ReportFormat::Text => crate::output::print(&text(&report, loaded.edited))?,
     }
     match report.verdict {
         Verdict::Pass => Ok(()),
@@ -47,6 +53,21 @@ pub fn downtime_line(downtime: &plan_sim::run::Downtime) -> String {
     parts.join(", ")
 }
 
+/// What the phase table's columns and the report's abbreviations mean, under the table.
+const LEGEND: &str = "
+  placements   faults placed at every step boundary and mid-step point of the phase; each ends in one of:
+  completed    the plan ran to its end
+  recovered    the plan ran to its end after a wait, a renewal or a resume
+  rolled-back  the phase was undone, or the run stopped after the cut-over with the cluster running
+  quorum       etcd quorum recovered from a surviving voter (RQ), then the migration undone
+  restored     restored from the newest etcd snapshot (RW): writes since it are lost
+  stuck        no recovery gave back a working cluster: a violation, unless the fault is an
+               exposure the cluster already has (listed under Exposures)
+  violations   placements that broke an invariant (a placement may also count in a column above)
+  RQ: quorum recovery with etcd --force-new-cluster, added by plan; RW: the worst case, restore from snapshot.
+  twin: plan's model of the cluster, in which every placement ran; source plan: the hand-written plan this one follows.
+";
+
 fn text(r: &CheckReport, edited: bool) -> String {
     let f = &r.figures;
     let mut out = format!("plan check: scenario {}{}, depth {}\n", r.scenario, if edited { " (edited plan)" } else { "" }, r.depth);
@@ -62,6 +83,25 @@ fn text(r: &CheckReport, edited: bool) -> String {
         format_duration(r.no_fault.duration_s),
         downtime_line(&r.no_fault.downtime)
     );
+    write_phase_table(&mut out, r);
+    out += LEGEND;
+    write_violations(&mut out, r);
+    write_warnings(&mut out, r);
+    if !r.exposures.is_empty() {
+        let _ = writeln!(out, "\nExposures the cluster already has (the single master):");
+        for e in &r.exposures {
+            let _ = writeln!(out, "  {} (between {} and {}, {} placements): {}", e.fault, e.from_step, e.to_step, e.placements, e.why);
+        }
+    }
+    let verdict = match r.verdict {
+        Verdict::Pass => output::paint(output::GOOD, "PASS"),
+        Verdict::Fail => format!("{} ({} violation(s))", output::paint(output::BAD, "FAIL"), r.violations.len()),
+    };
+    let _ = writeln!(out, "\nVerdict: {verdict}");
+    out
+}
+
+fn write_phase_table(out: &mut String, r: &CheckReport) {
     let _ = writeln!(
         out,
         "\n  {:<6} {:>10} {:>9} {:>9} {:>11} {:>8} {:>8} {:>6} {:>10}",
@@ -82,27 +122,37 @@ fn text(r: &CheckReport, edited: bool) -> String {
             p.violations
         );
     }
-    if !r.violations.is_empty() {
-        let _ = writeln!(out, "\nViolations ({}):", r.violations.len());
-        for v in &r.violations {
-            let class = match v.class {
-                plan_model::invariant::InvariantClass::Safety => "safety",
-                plan_model::invariant::InvariantClass::Availability => "availability",
-            };
-            let schedule = if v.schedule.is_empty() {
-                "without any fault".to_string()
-            } else {
-                v.schedule.iter().map(|p| format!("{} at {}@{}", p.description, p.step, p.after_action)).collect::<Vec<_>>().join(", then ")
-            };
-            let _ = writeln!(out, "  [{class}] {} at step {}, {schedule} ({} schedule(s))", v.invariant, v.step, v.schedules);
-            let _ = writeln!(out, "    {}", v.why);
-            for line in &v.trace {
-                let _ = writeln!(out, "      {line}");
-            }
+}
+
+fn write_violations(out: &mut String, r: &CheckReport) {
+    if r.violations.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nViolations ({}):", r.violations.len());
+    for v in &r.violations {
+        let class = match v.class {
+            plan_model::invariant::InvariantClass::Safety => "safety",
+            plan_model::invariant::InvariantClass::Availability => "availability",
+        };
+        let schedule = if v.schedule.is_empty() {
+            "without any fault".to_string()
+        } else {
+            v.schedule.iter().map(|p| format!("{} at {}@{}", p.description, p.step, p.after_action)).collect::<Vec<_>>().join(", then ")
+        };
+        let name = output::paint(output::BAD, &format!("[{class}] {}", v.invariant));
+        let _ = writeln!(out, "  {name} at step {}, {schedule} ({} schedule(s))", v.step, v.schedules);
+        let _ = writeln!(out, "    {}", v.why);
+        for line in &v.trace {
+            let _ = writeln!(out, "      {line}");
         }
     }
+}
+
+/// Findings that pass the check but need a person's attention, each section labelled `warning:`.
+fn write_warnings(out: &mut String, r: &CheckReport) {
+    let warning = output::warning();
     if !r.findings.is_empty() {
-        let _ = writeln!(out, "\nRecovered only by a recovery the source plan lacks:");
+        let _ = writeln!(out, "\n{warning} recovered only by a recovery the source plan lacks:");
         for f in &r.findings {
             let _ = writeln!(
                 out,
@@ -112,26 +162,11 @@ fn text(r: &CheckReport, edited: bool) -> String {
         }
     }
     if !r.dominated_rollbacks.is_empty() {
-        let _ = writeln!(out, "\nwarning: the plan's documented recovery is beaten by another (the twin takes the better one):");
+        let _ = writeln!(out, "\n{warning} the plan's documented recovery is beaten by another (the twin takes the better one):");
         for d in &r.dominated_rollbacks {
             let _ = writeln!(out, "  {} (between {} and {}, {} placements):", d.fault, d.from_step, d.to_step, d.placements);
             let _ = writeln!(out, "    documented: {}: {}", d.documented, d.documented_cost);
             let _ = writeln!(out, "    better:     {}: {}", d.chosen, d.chosen_cost);
         }
     }
-    if !r.exposures.is_empty() {
-        let _ = writeln!(out, "\nExposures the cluster already has (the single master):");
-        for e in &r.exposures {
-            let _ = writeln!(out, "  {} (between {} and {}, {} placements): {}", e.fault, e.from_step, e.to_step, e.placements, e.why);
-        }
-    }
-    let _ = writeln!(
-        out,
-        "\nVerdict: {}",
-        match r.verdict {
-            Verdict::Pass => "PASS".to_string(),
-            Verdict::Fail => format!("FAIL ({} violation(s))", r.violations.len()),
-        }
-    );
-    out
 }

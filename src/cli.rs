@@ -1,6 +1,6 @@
 //! The command line, as clap parses it.
 
-use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use clap::{Args as ClapArgs, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -20,6 +20,9 @@ pub struct Global {
     /// A plan file exported with `plan show --format yaml`, reordered or with steps removed.
     #[arg(long, global = true, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG, when set, takes precedence).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +47,17 @@ pub enum Command {
     Lab(crate::lab::LabArgs),
     /// Walk the plan on a fresh lab with real etcd, inject the fault for real, compare with the twin.
     Rehearse(crate::lab::RehearseArgs),
+    /// Print a shell completion script (e.g. plan completions bash > ~/.local/share/bash-completion/completions/plan).
+    Completions(CompletionsArgs),
+    /// Print the man page in roff (e.g. plan man > plan.1; man ./plan.1).
+    Man,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,9 +85,9 @@ pub struct ShowOptions {
     pub phase: Option<String>,
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     pub format: ShowFormat,
-    /// What to draw with dot/mermaid/text.
-    #[arg(long, value_enum, default_value_t = View::Steps)]
-    pub view: View,
+    /// What to draw with text, markdown, dot or mermaid (default: steps).
+    #[arg(long, value_enum)]
+    pub view: Option<View>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -108,11 +122,30 @@ pub struct SimulateOptions {
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
     /// Without --at: strike at one point chosen from this seed instead of at every point.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "at")]
     pub seed: Option<u64>,
     /// Show every event, not just those from the fault's step on.
     #[arg(long)]
     pub full: bool,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+/// The completion script for `shell`, generated from the same definition clap parses with.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Args::command(), "plan", &mut script);
+    String::from_utf8_lossy(&script).into_owned()
+}
+
+/// The man page (roff), generated from the same definition clap parses with.
+///
+/// # Errors
+/// [`crate::Failure::Input`] if clap_mangen cannot render it (it writes to memory only).
+pub fn man_page() -> Result<String, crate::Failure> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Args::command())
+        .render(&mut page)
+        .map_err(|e| crate::Failure::Input(format!("cannot render the man page: {e}")))?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
 }

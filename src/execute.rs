@@ -1,6 +1,7 @@
 //! `plan execute`, `plan status`, `plan rollback`: the executor at the command line.
 
 use crate::input::{parse_duration, Loaded};
+use crate::logging::JsonLog;
 use crate::Failure;
 use indicatif::{ProgressBar, ProgressStyle};
 use plan_exec::etcd::EtcdProbe;
@@ -18,7 +19,7 @@ use plan_exec::ExecError;
 use plan_model::plan::{format_duration, Phase, Step};
 use plan_sim::explore::{self, Verdict};
 use std::fmt::Write as _;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -179,15 +180,15 @@ fn report_cut(journal: &Journal) {
     let Some(cut) = &journal.cut else { return };
     let d = &cut.damage;
     match &cut.aside {
-        None => eprintln!("plan: note: the journal's last write was torn ({}); cut at line {}", d.reason, d.line),
-        Some(aside) => eprintln!(
-            "plan: note: the journal's damaged tail (line {}, {} line(s), {} bytes: {}) was cut and kept in {}",
+        None => crate::output::eprint(&format!("plan: note: the journal's last write was torn ({}); cut at line {}\n", d.reason, d.line)),
+        Some(aside) => crate::output::eprint(&format!(
+            "plan: note: the journal's damaged tail (line {}, {} line(s), {} bytes: {}) was cut and kept in {}\n",
             d.line,
             d.lines,
             d.bytes,
             d.reason,
             aside.display()
-        ),
+        )),
     }
 }
 
@@ -205,24 +206,10 @@ pub(crate) fn prepare_state_dir(dir: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(dir).map_err(|e| Failure::Input(format!("state directory {}: {e}", dir.display())))
 }
 
-/// Sends tracing spans and events as JSON lines to `execute.log.jsonl` in the state directory.
-fn start_json_log(dir: &Path) -> Result<(), Failure> {
-    let path = dir.join("execute.log.jsonl");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| Failure::Input(format!("log file {}: {e}", path.display())))?;
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_writer(std::sync::Mutex::new(file))
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // A second run in one process (tests) keeps the first subscriber.
-    let _ = tracing::subscriber::set_global_default(subscriber);
-    Ok(())
+/// Sends tracing spans and events (INFO and above) as JSON lines to `execute.log.jsonl` in the
+/// state directory.
+fn start_json_log(log: &JsonLog, dir: &Path) -> Result<(), Failure> {
+    log.open(&dir.join("execute.log.jsonl"))
 }
 
 struct CheckVerdict {
@@ -240,7 +227,7 @@ fn run_check(loaded: &Loaded) -> CheckVerdict {
     }
 }
 
-pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> Result<(), Failure> {
+pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log: &JsonLog) -> Result<(), Failure> {
     let check = run_check(loaded);
     if options.dry_run {
         return dry_run(loaded, options, &check);
@@ -270,13 +257,13 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
         let mut observer = plan_exec::observe::Observer::new(probes);
         let report = crate::preflight::check(loaded, &mut transport, &mut observer, plan_exec::preflight::Reach::Hosts)?;
         if !report.passed() {
-            print!("{}", crate::preflight::text(&report));
+            crate::output::print(&crate::preflight::text(&report))?;
             return crate::preflight::verdict(&report);
         }
     }
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     report_cut(&journal);
-    start_json_log(&dir)?;
+    start_json_log(log, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, loaded.plan.steps.len());
     let run_options = RunOptions {
         resume: options.resume,
@@ -289,13 +276,21 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
         host_wait: Duration::from_secs(parse_duration(&options.wait_for_host)? as u64),
     };
     if !check.passed {
-        eprintln!("plan: WARNING: plan check rejects this plan ({}); running it on --override-check", check.summary);
+        crate::output::eprint(&format!(
+            "plan: {} plan check rejects this plan ({}); running it on --override-check\n",
+            crate::output::warning(),
+            check.summary
+        ));
     }
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).run();
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {
         Outcome::Completed => {
-            println!("plan execute: all {} steps done; journal {}", loaded.plan.steps.len(), journal.path().display());
+            crate::output::print(&format!(
+                "plan execute: all {} steps done; journal {}\n",
+                loaded.plan.steps.len(),
+                journal.path().display()
+            ))?;
             Ok(())
         }
         Outcome::Declined { phase } => Err(Failure::Violation(format!(
@@ -311,7 +306,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs) -> R
             }
             write_recovery(&mut out, &halt.recovery);
             let _ = writeln!(out, "Undo with `plan rollback`, or fix the cause and `plan execute --resume`.");
-            print!("{out}");
+            crate::output::print(&out)?;
             Err(Failure::Violation(format!("the run halted at step {}", halt.step)))
         }
     }
@@ -396,12 +391,11 @@ impl TerminalOperator {
 
     fn ask(&self, question: &str) -> bool {
         if !std::io::stdin().is_terminal() {
-            eprintln!("{question} -- no terminal to ask: pass --yes");
+            crate::output::eprint(&format!("{question} -- no terminal to ask: pass --yes\n"));
             return false;
         }
         self.bar.suspend(|| {
-            eprint!("{question} [y/N] ");
-            let _ = std::io::stderr().flush();
+            crate::output::eprint(&format!("{question} [y/N] "));
             let mut answer = String::new();
             let _ = std::io::stdin().lock().read_line(&mut answer);
             matches!(answer.trim(), "y" | "Y" | "yes")
@@ -419,7 +413,8 @@ impl Operator for TerminalOperator {
     fn confirm_recovery(&mut self, recovery: &Recovery) -> bool {
         let mut out = String::new();
         write_recovery(&mut out, recovery);
-        print!("{out}");
+        // The journal keeps the recovery too: stdout failing is no reason to refuse it.
+        let _ = crate::output::print(&out);
         self.yes || self.ask("Run this recovery?")
     }
 
@@ -477,7 +472,7 @@ fn resolve_place(loaded: &Loaded, wanted: &str) -> Result<String, Failure> {
     if s.load_balancer.name == wanted || s.hypervisors.iter().any(|h| h.name == wanted) {
         return Ok(wanted.to_string());
     }
-    loaded.topology.resolve(wanted).map(|n| loaded.topology.name(n).to_string()).map_err(Failure::Input)
+    loaded.topology.resolve(wanted).map(|n| loaded.topology.name(n).to_string()).map_err(|e| Failure::Input(e.to_string()))
 }
 
 fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Result<(), Failure> {
@@ -552,11 +547,11 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
         hosts.len(),
         hosts.into_iter().collect::<Vec<_>>().join(", ")
     );
-    print!("{}", plan_exec::redact::redact(&out));
+    crate::output::print(&plan_exec::redact::redact(&out))?;
     Ok(())
 }
 
-pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs) -> Result<(), Failure> {
+pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs, log: &JsonLog) -> Result<(), Failure> {
     let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
     let dir = state_dir(scenario, &options.state);
     if plan_exec::journal::read(&dir).map_err(exec_failure)?.records.is_empty() {
@@ -566,7 +561,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     report_cut(&journal);
-    start_json_log(&dir)?;
+    start_json_log(log, &dir)?;
     let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, 0);
     let run_options = RunOptions {
@@ -583,8 +578,8 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {
         RollbackOutcome::Done { step, recovery, reopened } => {
-            println!("plan rollback: {recovery} done for the halt at step {step}; the hosts match the twin");
-            println!("pending again: {}; `plan execute --resume` runs them", reopened.join(", "));
+            crate::output::print(&format!("plan rollback: {recovery} done for the halt at step {step}; the hosts match the twin\n"))?;
+            crate::output::print(&format!("pending again: {}; `plan execute --resume` runs them\n", reopened.join(", ")))?;
             Ok(())
         }
         RollbackOutcome::Declined => Err(Failure::Violation("rollback not run: declined".to_string())),
@@ -593,7 +588,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
             for d in &drift {
                 let _ = writeln!(out, "  {d}");
             }
-            print!("{out}");
+            crate::output::print(&out)?;
             Err(Failure::Violation(format!("the rollback for step {step} failed")))
         }
     }

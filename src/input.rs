@@ -21,6 +21,8 @@ pub struct Loaded {
     pub plan: Plan,
     /// The plan came from `--plan` rather than the planner.
     pub edited: bool,
+    /// The `--scenario` file, as given; None for the embedded homelab.
+    pub scenario_path: Option<std::path::PathBuf>,
 }
 
 /// Reads a text file with a size limit and a clear message for every way it can fail.
@@ -105,14 +107,19 @@ pub fn load(global: &Global) -> Result<Loaded, Failure> {
         }
         None => (generated, false),
     };
-    Ok(Loaded { topology, plan, edited })
+    tracing::info!(scenario = %topology.scenario.name, file = %name, edited, steps = plan.steps.len(), "scenario and plan loaded");
+    Ok(Loaded { topology, plan, edited, scenario_path: global.scenario.clone() })
 }
 
-/// Parses `90s`, `10m`, `3h`, `2h30m`, or a bare number of seconds.
+/// The units a duration takes, as the refusals name them.
+const DURATION_UNITS: &str = "s, m, h or d";
+
+/// Parses `90s`, `10m`, `3h`, `2h30m`, `1d`. A bare number is refused: `--for 3` could mean
+/// three seconds or three hours, and a wrong guess changes what the simulation shows.
 pub fn parse_duration(text: &str) -> Result<u32, Failure> {
-    let bad = || Failure::Input(format!("duration {text:?}: use a number with s, m or h (90s, 10m, 2h30m)"));
-    if let Ok(seconds) = text.parse::<u32>() {
-        return Ok(seconds);
+    let bad = || Failure::Input(format!("duration {text:?}: use a number with a unit, {DURATION_UNITS} (90s, 10m, 2h30m)"));
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Failure::Input(format!("duration {text:?} has no unit: write {text}s, {text}m or {text}h (units: {DURATION_UNITS})")));
     }
     let mut total: u64 = 0;
     let mut number = String::new();
@@ -147,7 +154,8 @@ mod tests {
         assert_eq!(parse_duration("90s").ok(), Some(90));
         assert_eq!(parse_duration("10m").ok(), Some(600));
         assert_eq!(parse_duration("2h30m").ok(), Some(9000));
-        assert_eq!(parse_duration("45").ok(), Some(45));
+        assert_eq!(parse_duration("1d").ok(), Some(86400));
+        assert!(parse_duration("45").is_err(), "a bare number has no unit");
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("0s").is_err());

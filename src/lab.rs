@@ -108,18 +108,18 @@ pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
             let lab = Lab::up(&loaded.topology, &options).map_err(lab_failure)?;
             let status = lab.status().map_err(lab_failure)?;
             let dir = lab.detach();
-            println!("Lab up in {}", dir.display());
-            print!("{}", status_text(&status));
-            println!("Stop it with: plan lab down --state-dir {}", dir.display());
+            crate::output::print(&format!("Lab up in {}\n", dir.display()))?;
+            crate::output::print(&status_text(&status))?;
+            crate::output::print(&format!("Stop it with: plan lab down --state-dir {}\n", dir.display()))?;
             Ok(())
         }
         LabAction::Down => {
             let lab = Lab::open(&dir).map_err(lab_failure)?;
             let stopped = lab.down().map_err(lab_failure)?;
             if stopped.is_empty() {
-                println!("Lab in {} was not running; its state is removed", dir.display());
+                crate::output::print(&format!("Lab in {} was not running; its state is removed\n", dir.display()))?;
             } else {
-                println!("Lab in {} down: stopped {}", dir.display(), stopped.join(", "));
+                crate::output::print(&format!("Lab in {} down: stopped {}\n", dir.display(), stopped.join(", ")))?;
             }
             Ok(())
         }
@@ -127,10 +127,8 @@ pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
             let lab = Lab::open(&dir).map_err(lab_failure)?;
             let status = lab.status().map_err(lab_failure)?;
             match format {
-                ReportFormat::Json => {
-                    println!("{}", serde_json::to_string_pretty(&status).map_err(|e| Failure::Input(e.to_string()))?)
-                }
-                ReportFormat::Text => print!("{}", status_text(&status)),
+                ReportFormat::Json => crate::output::print_json(&status)?,
+                ReportFormat::Text => crate::output::print(&status_text(&status))?,
             }
             Ok(())
         }
@@ -190,7 +188,7 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
     };
     let lasts = args.lasts.as_deref().map(parse_duration).transpose()?;
     let node = match (&args.fail, kind.needs_node()) {
-        (Some(node), true) => Some(t.resolve(node).map_err(Failure::Input)?),
+        (Some(node), true) => Some(t.resolve(node).map_err(|e| Failure::Input(e.to_string()))?),
         (None, true) => return Err(Failure::Input(format!("--fault {} and --at need --fail NODE", kind.as_str()))),
         (Some(_), false) => return Err(Failure::Input(format!("--fault {} strikes no node: drop --fail", kind.as_str()))),
         (None, false) => None,
@@ -221,8 +219,8 @@ fn rehearse_via_execute(loaded: &Loaded, steps: &str, injection: Option<Injectio
     };
     let report = executor_rehearsal::rehearse_through_executor(&loaded.topology, &loaded.plan, &steps, injection).map_err(lab_failure)?;
     match format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Failure::Input(e.to_string()))?),
-        ReportFormat::Text => print!("{}", report.render()),
+        ReportFormat::Json => crate::output::print_json(&report)?,
+        ReportFormat::Text => crate::output::print(&report.render())?,
     }
     if report.agrees() {
         Ok(())
@@ -246,7 +244,10 @@ pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
     print_report(&report, args.format)?;
     if args.keep {
         let dir = lab.detach();
-        eprintln!("plan: the rehearsed lab is still up: plan lab status --state-dir {0}; plan lab down --state-dir {0}", dir.display());
+        crate::output::eprint(&format!(
+            "plan: the rehearsed lab is still up: plan lab status --state-dir {0}; plan lab down --state-dir {0}\n",
+            dir.display()
+        ));
     } else {
         // Stops every process and removes the scratch directory.
         drop(lab);
@@ -261,8 +262,8 @@ pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
 
 fn print_report(report: &FidelityReport, format: ReportFormat) -> Result<(), Failure> {
     match format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report).map_err(|e| Failure::Input(e.to_string()))?),
-        ReportFormat::Text => print!("{}", rehearse::render(report)),
+        ReportFormat::Json => crate::output::print_json(report)?,
+        ReportFormat::Text => crate::output::print(&rehearse::render(report))?,
     }
     Ok(())
 }

@@ -6,6 +6,8 @@ mod cli;
 mod execute;
 mod input;
 mod lab;
+mod logging;
+mod output;
 mod preflight;
 mod show;
 mod simulate;
@@ -36,23 +38,16 @@ impl Failure {
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    // `plan show | head` must end quietly, like any Unix filter, not panic on a closed pipe. Only
-    // for the commands that just compute and print: the executor and the lab write to sockets,
-    // where a peer closing must be an error to handle, not a signal that kills the run.
-    if matches!(args.command, cli::Command::Show(_) | cli::Command::Check(_) | cli::Command::Simulate(_) | cli::Command::Capacity(_)) {
-        // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition for SIGPIPE.
-        #[cfg(unix)]
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
-    }
+    // SIGPIPE stays ignored (Rust's default) for every command: a closed stdout is handled where
+    // everything is printed (`output::print`), and a signal would also kill an executor mid-step
+    // when a child process's pipe closes.
     match try_main(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if let Failure::Input(message) = &failure {
-                eprintln!("plan: error: {message}");
+                output::eprint(&format!("plan: {} {message}\n", output::paint(output::ERROR, "error:")));
             } else {
-                eprintln!("plan: {failure}");
+                output::eprint(&format!("plan: {failure}\n"));
             }
             ExitCode::from(failure.code())
         }
@@ -60,6 +55,13 @@ fn main() -> ExitCode {
 }
 
 fn try_main(args: cli::Args) -> Result<(), Failure> {
+    // Completions and the man page describe the command line: no scenario is read for them.
+    match &args.command {
+        cli::Command::Completions(options) => return output::print(&cli::completions(options.shell)),
+        cli::Command::Man => return output::print(&cli::man_page()?),
+        _ => {}
+    }
+    let json_log = logging::init(args.global.verbose)?;
     let loaded = input::load(&args.global)?;
     match args.command {
         cli::Command::Show(options) => show::run(&loaded, &options),
@@ -67,10 +69,11 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Simulate(options) => simulate::run(&loaded, &options),
         cli::Command::Capacity(options) => capacity::run(&loaded, &options),
         cli::Command::Preflight(options) => preflight::run(&loaded, args.global.scenario.as_deref(), &options),
-        cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options),
+        cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options, &json_log),
         cli::Command::Status(options) => status::status(&loaded, args.global.scenario.as_deref(), &options),
-        cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options),
+        cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options, &json_log),
         cli::Command::Lab(options) => lab::run(&loaded, &options),
         cli::Command::Rehearse(options) => lab::rehearse(&loaded, &options),
+        cli::Command::Completions(_) | cli::Command::Man => unreachable!("answered before the scenario is loaded"),
     }
 }

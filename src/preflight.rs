@@ -31,7 +31,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &PreflightArgs) ->
     crate::execute::guard_kube_api(&probes)?;
     let mut observer = Observer::new(probes);
     let report = check(loaded, &mut transport, &mut observer, Reach::Everything)?;
-    print!("{}", text(&report));
+    crate::output::print(&text(&report))?;
     verdict(&report)
 }
 

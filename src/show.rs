@@ -18,7 +18,55 @@ struct ShowDocument<'a> {
     kubernetes: String,
 }
 
+/// Refuses an option the chosen format would ignore: an operator who asked for it expects it
+/// to change what is printed.
+fn refuse_ignored_options(options: &ShowOptions) -> Result<View, Failure> {
+    let format = match options.format {
+        ShowFormat::Text => "text",
+        ShowFormat::Markdown => "markdown",
+        ShowFormat::Json => "json",
+        ShowFormat::Yaml => "yaml",
+        ShowFormat::Dot => "dot",
+        ShowFormat::Mermaid => "mermaid",
+    };
+    match (options.view, options.format) {
+        (Some(View::Topology), ShowFormat::Json | ShowFormat::Yaml) => Err(Failure::Input(format!(
+            "--view topology has no {format} form (it is drawn as text, markdown, dot or mermaid); drop --view for the plan as {format}"
+        ))),
+        (Some(View::Topology), _) if options.phase.is_some() => {
+            Err(Failure::Input("--phase selects steps, and --view topology draws no steps: drop one of them".to_string()))
+        }
+        (view, _) => Ok(view.unwrap_or(View::Steps)),
+    }
+}
+
+/// The shell word for `path` in a command to copy: quoted when it holds anything but plain
+/// path characters.
+fn shell_word(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@%".contains(c)) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// The comment that opens an exported plan file: how to use it, or why it cannot be used.
+fn yaml_header(loaded: &Loaded, plan: &Plan) -> String {
+    match &plan.only_phase {
+        Some(phase) => format!(
+            "# phase {phase} only of the plan for scenario {}: a partial plan to read; `plan check --plan` refuses it (export without --phase to edit)\n",
+            plan.scenario
+        ),
+        None => {
+            let scenario = loaded.scenario_path.as_deref().map(|p| format!(" --scenario {}", shell_word(p))).unwrap_or_default();
+            format!("# plan for scenario {}: reorder or delete steps, then: plan{scenario} --plan FILE check\n", plan.scenario)
+        }
+    }
+}
+
 pub fn run(loaded: &Loaded, options: &ShowOptions) -> Result<(), Failure> {
+    let view = refuse_ignored_options(options)?;
     let mut plan = loaded.plan.clone();
     if let Some(phase) = &options.phase {
         if !plan.phases.iter().any(|p| &p.id == phase) {
@@ -29,7 +77,7 @@ pub fn run(loaded: &Loaded, options: &ShowOptions) -> Result<(), Failure> {
         plan.phases.retain(|p| &p.id == phase);
     }
     let t = &loaded.topology;
-    let out = match (options.format, options.view) {
+    let out = match (options.format, view) {
         (ShowFormat::Json, _) => {
             let doc = ShowDocument {
                 plan: &plan,
@@ -40,7 +88,9 @@ pub fn run(loaded: &Loaded, options: &ShowOptions) -> Result<(), Failure> {
             serde_json::to_string_pretty(&doc).map_err(|e| Failure::Input(e.to_string()))? + "\n"
         }
         (ShowFormat::Yaml, _) => {
-            let mut text = format!("# plan for scenario {}: reorder or delete steps, then: plan check --plan FILE\n", plan.scenario);
+            // The file itself says it is a part, so `--plan` refuses it whatever its header says.
+            let plan = Plan { only_phase: options.phase.clone(), ..plan.clone() };
+            let mut text = yaml_header(loaded, &plan);
             text += &serde_yaml_ng::to_string(&plan).map_err(|e| Failure::Input(e.to_string()))?;
             text
         }
@@ -52,7 +102,7 @@ pub fn run(loaded: &Loaded, options: &ShowOptions) -> Result<(), Failure> {
         (ShowFormat::Text, View::Steps) => text(&plan, t),
         (ShowFormat::Markdown, View::Steps) => markdown(&plan, t),
     };
-    print!("{out}");
+    crate::output::print(&out)?;
     Ok(())
 }
 

@@ -98,7 +98,7 @@ fn fault_of(t: &Topology, options: &SimulateOptions) -> Result<Fault, Failure> {
     }
     let node = |needed: bool| -> Result<Option<plan_model::topology::NodeIx>, Failure> {
         match &options.fail {
-            Some(name) => t.resolve(name).map(Some).map_err(Failure::Input),
+            Some(name) => t.resolve(name).map(Some).map_err(|e| Failure::Input(e.to_string())),
             None if needed => Err(Failure::Input(format!("fault {} needs --fail NODE", kind.as_str()))),
             None => Ok(None),
         }
@@ -111,7 +111,7 @@ fn fault_of(t: &Topology, options: &SimulateOptions) -> Result<Fault, Failure> {
             let hypervisor = match &options.fail {
                 Some(name) => match t.scenario.hypervisors.iter().position(|h| &h.name == name) {
                     Some(h) => h,
-                    None => t.node(t.resolve(name).map_err(Failure::Input)?).hypervisor,
+                    None => t.node(t.resolve(name).map_err(|e| Failure::Input(e.to_string()))?).hypervisor,
                 },
                 None => t.node(t.existing_master()).hypervisor,
             };
@@ -184,6 +184,10 @@ fn summary_label(result: &RunResult) -> String {
 }
 
 pub fn run(loaded: &Loaded, options: &SimulateOptions) -> Result<(), Failure> {
+    if options.full && options.format == ReportFormat::Json {
+        // The JSON document holds every event already: --full would change nothing.
+        return Err(Failure::Input("--full widens the text timeline; the JSON document holds every event: drop --full".to_string()));
+    }
     let t = &loaded.topology;
     let plan = &loaded.plan;
     let fault = fault_of(t, options)?;
@@ -245,9 +249,9 @@ pub fn run(loaded: &Loaded, options: &SimulateOptions) -> Result<(), Failure> {
                 run: &result,
                 placements,
             };
-            println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Failure::Input(e.to_string()))?);
+            crate::output::print_json(&doc)?;
         }
-        ReportFormat::Text => print!("{}", text(t, plan, fault, &at, &result, &placements, inherited, &baseline, options.full)),
+        ReportFormat::Text => crate::output::print(&text(t, plan, fault, &at, &result, &placements, inherited, &baseline, options.full))?,
     }
     // Exit 1 when the run halted unsafe: it broke a safety invariant the plan keeps without the
     // fault (`plan check` reports the plan's own breaks), did not get the API back,
@@ -332,7 +336,7 @@ fn text(
         }
         for b in &e.broke {
             let why = result.broken.iter().find(|x| x.invariant == b).map(|x| x.why.as_str()).unwrap_or("");
-            let _ = writeln!(out, "                    BREAKS {b}: {why}");
+            let _ = writeln!(out, "                    {}: {why}", crate::output::paint(crate::output::BAD, &format!("BREAKS {b}")));
         }
     }
     let _ = writeln!(out, "\nOutcome: {}", result.outcome.label());

@@ -72,9 +72,9 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
     if options.repair {
         let report = repair(&dir)?;
         match options.format {
-            StatusFormat::Text => print!("{report}"),
+            StatusFormat::Text => crate::output::print(&report)?,
             // stdout stays one JSON document.
-            StatusFormat::Json => eprint!("{report}"),
+            StatusFormat::Json => crate::output::eprint(&report),
         }
     }
     let path = journal::journal_path(&dir);
@@ -106,7 +106,17 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
             // The journal is redacted when written; this holds for a journal written by an older
             // plan or edited by hand too.
             plan_exec::redact::redact_json(&mut json);
-            println!("{}", serde_json::to_string_pretty(&json).map_err(|e| Failure::Input(e.to_string()))?);
+            crate::output::print_json(&json)?;
+        }
+        // Before any run there is nothing per step to say: one line, not every step "pending".
+        StatusFormat::Text if contents.records.is_empty() && contents.damage.is_none() => {
+            let shown = format!(
+                "plan status: no run yet: no journal at {} ({} steps, about {} of plan time); `plan execute` starts one\n",
+                path.display(),
+                steps.len(),
+                format_duration(remaining_s)
+            );
+            crate::output::print(&shown)?;
         }
         StatusFormat::Text => {
             let mut out = format!("plan status: {} ({})\n", standing.overall, path.display());
@@ -128,7 +138,7 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
                     d.line, d.bytes, d.reason
                 );
             }
-            print!("{}", plan_exec::redact::redact(&out));
+            crate::output::print(&plan_exec::redact::redact(&out))?;
         }
     }
     Ok(())

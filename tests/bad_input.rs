@@ -565,10 +565,73 @@ fn an_unknown_step_or_action_in_at_is_refused() {
 
 #[test]
 fn a_bad_duration_in_for_shows_the_accepted_forms() {
-    for duration in ["soon", "0s", "5x", "10m5", "99999999999h", ""] {
+    for duration in ["soon", "0s", "5x", "10m5", "99999999999h", "", "3x5m"] {
         let message = refused(&plan(&["simulate", "--fail", "master-2", "--for", duration]));
-        assert_eq!(message, format!("duration {duration:?}: use a number with s, m or h (90s, 10m, 2h30m)"));
+        assert_eq!(message, format!("duration {duration:?}: use a number with a unit, s, m, h or d (90s, 10m, 2h30m)"));
     }
+}
+
+#[test]
+fn a_duration_without_a_unit_is_refused_not_read_as_seconds() {
+    let message = refused(&plan(&["simulate", "--fail", "master-2", "--for", "3"]));
+    assert_eq!(message, "duration \"3\" has no unit: write 3s, 3m or 3h (units: s, m, h or d)");
+    // The executor's deadline too: refused before anything is read or connected to.
+    let state = tempfile::tempdir().unwrap();
+    let message = refused(&plan(&["rollback", "--state-dir", state.path().to_str().unwrap(), "--command-timeout", "90"]));
+    assert_eq!(message, "duration \"90\" has no unit: write 90s, 90m or 90h (units: s, m, h or d)");
+}
+
+#[test]
+fn a_part_of_several_node_names_lists_the_candidates() {
+    let message = refused(&plan(&["--scenario", &scenario("legacy-1.28.yaml"), "simulate", "--fail", "cp"]));
+    assert_eq!(message, "node \"cp\" is ambiguous: cp-1, cp-2, cp-3");
+    let message = refused(&plan(&["simulate", "--fail", "node"]));
+    assert_eq!(message, "node \"node\" is ambiguous: k8s-node1, k8s-node2, k8s-node3, k8s-node4");
+    let message = refused(&plan(&["execute", "--dry-run", "--host", "node"]));
+    assert_eq!(message, "node \"node\" is ambiguous: k8s-node1, k8s-node2, k8s-node3, k8s-node4");
+}
+
+#[test]
+fn an_option_the_format_ignores_is_refused() {
+    for format in ["json", "yaml"] {
+        let message = refused(&plan(&["show", "--view", "topology", "--format", format]));
+        assert_eq!(
+            message,
+            format!("--view topology has no {format} form (it is drawn as text, markdown, dot or mermaid); drop --view for the plan as {format}")
+        );
+    }
+    let message = refused(&plan(&["show", "--view", "topology", "--phase", "2"]));
+    assert_eq!(message, "--phase selects steps, and --view topology draws no steps: drop one of them");
+    let message = refused(&plan(&["simulate", "--fail", "master-2", "--at", "2.5", "--full", "--format", "json"]));
+    assert_eq!(message, "--full widens the text timeline; the JSON document holds every event: drop --full");
+    // --seed picks a point only where --at does not: clap refuses the pair.
+    let out = plan(&["simulate", "--fail", "master-2", "--at", "2.5", "--seed", "1"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot be used with") && out.stderr.contains("--seed") && out.stderr.contains("--at"), "{}", out.stderr);
+    // What the format does use stays accepted.
+    assert_eq!(plan(&["show", "--view", "steps", "--format", "json"]).code, 0);
+    assert_eq!(plan(&["show", "--view", "topology", "--format", "mermaid"]).code, 0);
+}
+
+#[test]
+fn a_phase_export_says_it_is_partial_and_check_refuses_it() {
+    let out = plan(&["show", "--phase", "2", "--format", "yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let header = out.stdout.lines().next().unwrap();
+    assert!(header.contains("phase 2 only") && header.contains("partial") && header.contains("refuses it"), "{header}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "phase2.yaml", &out.stdout);
+    let message = refused(&plan(&["--plan", &file, "check"]));
+    assert_eq!(
+        message,
+        format!(
+            "{file}: the plan file holds phase 2 only (exported with --phase 2): a plan to check or run needs every phase; export it without --phase and delete steps instead"
+        )
+    );
+    // The refusal comes from the file's content, not its comment: without the header, still refused.
+    let body: String = out.stdout.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    let file = write(dir.path(), "bare.yaml", &body);
+    assert!(refused(&plan(&["--plan", &file, "check"])).contains("holds phase 2 only"));
 }
 
 #[test]

@@ -255,3 +255,95 @@ fn a_reader_that_stops_early_ends_plan_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(&first[..1], b"{");
 }
+
+#[test]
+fn the_exported_plan_names_the_scenario_it_needs() {
+    let legacy = scenario("legacy-1.28.yaml");
+    let out = plan(&["--scenario", &legacy, "show", "--format", "yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let header = out.stdout.lines().next().unwrap();
+    assert_eq!(
+        header,
+        format!("# plan for scenario legacy-128: reorder or delete steps, then: plan --scenario {legacy} --plan FILE check")
+    );
+    // The hint works as printed: the file checks against the scenario it names.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "legacy-plan.yaml", &out.stdout);
+    let checked = plan(&["--scenario", &legacy, "--plan", &file, "check", "--format", "json"]);
+    assert!(checked.code == 0 || checked.code == 1, "{}", checked.stderr);
+    // The embedded homelab needs no --scenario.
+    let homelab = plan(&["show", "--format", "yaml"]);
+    assert_eq!(
+        homelab.stdout.lines().next().unwrap(),
+        "# plan for scenario homelab: reorder or delete steps, then: plan --plan FILE check"
+    );
+}
+
+#[test]
+fn status_before_any_run_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = plan(&["status", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(!out.stdout.contains("pending"), "{}", out.stdout);
+    let journal = state.join("journal.jsonl");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "plan status: no run yet: no journal at {} (51 steps, about 6 h 5 min of plan time); `plan execute` starts one\n",
+            journal.display()
+        )
+    );
+    // The JSON document keeps every step, as before: a script reads the states.
+    let json = plan(&["status", "--state-dir", state.to_str().unwrap(), "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["state"], "not-started");
+    assert_eq!(doc["steps"].as_array().unwrap().len(), 51);
+}
+
+const SUBCOMMANDS: [&str; 11] =
+    ["show", "check", "simulate", "capacity", "execute", "status", "rollback", "lab", "rehearse", "completions", "man"];
+
+#[test]
+fn completions_name_every_subcommand_and_parse_in_their_shell() {
+    let bash = plan(&["completions", "bash"]);
+    assert_eq!(bash.code, 0, "{}", bash.stderr);
+    assert!(bash.stdout.contains("_plan()") && bash.stdout.contains("complete -F _plan"), "{}", bash.stdout);
+    for sub in SUBCOMMANDS {
+        assert!(bash.stdout.contains(&format!("plan,{sub})")), "bash completion lacks {sub}");
+    }
+    assert!(bash.stdout.contains("--scenario") && bash.stdout.contains("--format"), "options complete too");
+    // The script parses as bash (bash -n reads without running).
+    let dir = tempfile::tempdir().unwrap();
+    let script = write(dir.path(), "plan.bash", &bash.stdout);
+    let parsed = std::process::Command::new("bash").args(["-n", &script]).output().expect("bash runs");
+    assert!(parsed.status.success(), "{}", String::from_utf8_lossy(&parsed.stderr));
+
+    let zsh = plan(&["completions", "zsh"]);
+    assert!(zsh.stdout.starts_with("#compdef plan"), "{}", zsh.stdout);
+    let fish = plan(&["completions", "fish"]);
+    for sub in SUBCOMMANDS {
+        assert!(fish.stdout.contains(&format!("-a \"{sub}\"")), "fish completion lacks {sub}");
+    }
+    // An unknown shell is a usage error that names the shells.
+    let out = plan(&["completions", "tcsh"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("invalid value 'tcsh'") && out.stderr.contains("bash"), "{}", out.stderr);
+}
+
+#[test]
+fn the_man_page_is_roff_with_every_subcommand() {
+    let out = plan(&["man"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // clap_mangen opens with two string definitions (.ie/.el), then the title.
+    let first_macro = out.stdout.lines().find(|l| !l.starts_with(".ie") && !l.starts_with(".el")).unwrap();
+    assert!(first_macro.starts_with(".TH plan 1"), "{first_macro}");
+    assert!(out.stdout.contains(".SH NAME\nplan \\- Moves a kubeadm cluster"), "{}", out.stdout);
+    let subcommands = out.stdout.split(".SH SUBCOMMANDS").nth(1).expect("a SUBCOMMANDS section");
+    for sub in SUBCOMMANDS {
+        assert!(subcommands.contains(&format!("plan\\-{sub}(1)")), "man page lacks {sub}");
+    }
+    // Needs no scenario: a broken --scenario is not read for it.
+    assert_eq!(plan(&["--scenario", "/nonexistent.yaml", "man"]).code, 0);
+}

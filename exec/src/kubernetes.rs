@@ -192,7 +192,12 @@ pub fn read_kubeconfig(source: &KubeconfigSource) -> Result<kube::config::Kubeco
         KubeconfigSource::Environment => kube::config::Kubeconfig::read(),
         KubeconfigSource::File(path) => kube::config::Kubeconfig::read_from(path),
     }
-    .map_err(|e| kube_error("kubeconfig", e))
+    .map_err(|e| match e {
+        // kube words this as `from '"/root/.kube/config"'` (a Debug path in quotes): name the
+        // path plainly, with the OS's reason.
+        kube::config::KubeconfigError::ReadConfig(io, path) => kube_error(&format!("kubeconfig {}", path.display()), io),
+        other => kube_error("kubeconfig", other),
+    })
 }
 
 /// Refuses a kubeconfig with an `exec` credential plugin or an `auth-provider` for any user: the
@@ -275,6 +280,14 @@ impl KubeApi {
 mod tests {
     use super::*;
     use plan_model::validate::parse_scenario;
+
+    #[test]
+    fn a_missing_kubeconfig_names_its_path_plainly() {
+        let path = std::path::PathBuf::from("/nonexistent/plan-test/kubeconfig");
+        let error = read_kubeconfig(&KubeconfigSource::File(path)).unwrap_err().to_string();
+        assert!(error.starts_with("kubernetes kubeconfig /nonexistent/plan-test/kubeconfig: "), "{error}");
+        assert!(!error.contains('"') && !error.contains('\''), "no quoted path: {error}");
+    }
 
     fn loopback() -> Topology {
         Topology::new(&parse_scenario(include_str!("../../scenarios/loopback.yaml")).unwrap())

@@ -106,6 +106,10 @@ pub struct Plan {
     pub phases: Vec<Phase>,
     pub steps: Vec<Step>,
     pub rollbacks: Vec<RollbackProcedure>,
+    /// Set on an export of one phase (`plan show --phase P --format yaml`): a part to read, not a
+    /// plan to check or run, so [`Plan::from_edited`] refuses it. Absent from a whole plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_phase: Option<String>,
 }
 
 /// Current plan file format.
@@ -130,6 +134,10 @@ pub enum PlanError {
     Cycle(String),
     #[error("the plan has no steps")]
     Empty,
+    #[error(
+        "the plan file holds phase {0} only (exported with --phase {0}): a plan to check or run needs every phase; export it without --phase and delete steps instead"
+    )]
+    Partial(String),
 }
 
 impl Plan {
@@ -204,6 +212,9 @@ impl Plan {
     pub fn from_edited(generated: &Plan, edited: &Plan) -> Result<Plan, PlanError> {
         if edited.plan_format != PLAN_FORMAT {
             return Err(PlanError::Format(edited.plan_format));
+        }
+        if let Some(phase) = &edited.only_phase {
+            return Err(PlanError::Partial(phase.clone()));
         }
         if edited.scenario != generated.scenario {
             return Err(PlanError::WrongScenario { file: edited.scenario.clone(), scenario: generated.scenario.clone() });

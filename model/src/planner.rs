@@ -781,7 +781,7 @@ pub fn generate(t: &Topology) -> Plan {
     }
     b.add(close_out);
 
-    Plan { plan_format: PLAN_FORMAT, scenario: s.name.clone(), phases: b.phases, steps: b.steps, rollbacks: rollbacks(t) }
+    Plan { plan_format: PLAN_FORMAT, scenario: s.name.clone(), phases: b.phases, steps: b.steps, rollbacks: rollbacks(t), only_phase: None }
 }
 
 /// 4.3: the first master's kubelet. With kubeadm's local mode it already names its own

@@ -5,6 +5,17 @@ use crate::validate::{parse_version, CONSUMERS_MAX, NODES_MAX};
 use serde::Serialize;
 use std::net::Ipv4Addr;
 
+/// Why a node argument (`--fail cp`) names no single node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeNameError {
+    /// No node has that name or short form.
+    #[error("unknown node {wanted:?} (nodes: {})", .nodes.join(", "))]
+    Unknown { wanted: String, nodes: Vec<String> },
+    /// Several nodes could be meant.
+    #[error("node {wanted:?} is ambiguous: {}", .candidates.join(", "))]
+    Ambiguous { wanted: String, candidates: Vec<String> },
+}
+
 /// Index of a node in [`Topology::nodes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct NodeIx(pub u8);
@@ -228,30 +239,44 @@ impl Topology {
     ///
     /// # Errors
     /// The name is unknown, or the short form matches several nodes.
-    pub fn resolve(&self, wanted: &str) -> Result<NodeIx, String> {
+    /// The node `wanted` names: its inventory name, or a unique short form (a suffix after `-` or
+    /// `.`: `master-2` for `k8s-master-2`).
+    ///
+    /// # Errors
+    /// [`NodeNameError::Ambiguous`] when several names end in the short form, or, with none
+    /// ending in it, several contain it (`cp` for `cp-1`, `cp-2`): the error lists them.
+    /// [`NodeNameError::Unknown`] otherwise, with every node's name.
+    ///
+    /// ```
+    /// # let text = include_str!("../../scenarios/homelab.yaml");
+    /// # let t = plan_model::topology::Topology::new(&plan_model::validate::parse_scenario(text).unwrap());
+    /// assert_eq!(t.name(t.resolve("master-2").unwrap()), "k8s-master-2");
+    /// assert!(t.resolve("node").unwrap_err().to_string().contains("k8s-node1, k8s-node2"));
+    /// ```
+    pub fn resolve(&self, wanted: &str) -> Result<NodeIx, NodeNameError> {
         if let Some(i) = self.nodes.iter().position(|n| n.name == wanted) {
             return Ok(NodeIx(i as u8));
         }
-        let matches: Vec<usize> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| {
-                n.name.ends_with(&format!("-{wanted}"))
-                    || n.name.ends_with(wanted) && n.name.len() > wanted.len() && n.name.as_bytes()[n.name.len() - wanted.len() - 1] == b'.'
-            })
-            .map(|(i, _)| i)
-            .collect();
+        let names = |keep: &dyn Fn(&str) -> bool| -> Vec<usize> {
+            self.nodes.iter().enumerate().filter(|(_, n)| keep(&n.name)).map(|(i, _)| i).collect()
+        };
+        let ends_in_short_form = |name: &str| {
+            name.len() > wanted.len() && name.ends_with(wanted) && matches!(name.as_bytes()[name.len() - wanted.len() - 1], b'-' | b'.')
+        };
+        let mut matches = names(&ends_in_short_form);
+        if matches.is_empty() && !wanted.is_empty() {
+            // Not a short form of any name: only worth naming candidates when it cannot be read
+            // as one node (a unique part of a name is not a form we resolve).
+            matches = names(&|name: &str| name.contains(wanted));
+            if matches.len() < 2 {
+                matches.clear();
+            }
+        }
+        let named = |ixs: &[usize]| ixs.iter().map(|i| self.nodes[*i].name.clone()).collect::<Vec<_>>();
         match matches.as_slice() {
             [one] => Ok(NodeIx(*one as u8)),
-            [] => Err(format!(
-                "unknown node {wanted:?} (nodes: {})",
-                self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
-            )),
-            many => Err(format!(
-                "node {wanted:?} is ambiguous: {}",
-                many.iter().map(|i| self.nodes[*i].name.as_str()).collect::<Vec<_>>().join(", ")
-            )),
+            [] => Err(NodeNameError::Unknown { wanted: wanted.to_string(), nodes: named(&(0..self.nodes.len()).collect::<Vec<_>>()) }),
+            many => Err(NodeNameError::Ambiguous { wanted: wanted.to_string(), candidates: named(many) }),
         }
     }
 
@@ -287,7 +312,22 @@ mod tests {
         let t = homelab();
         assert_eq!(t.resolve("master-2"), Ok(NodeIx(1)));
         assert_eq!(t.resolve("k8s-node4"), Ok(NodeIx(6)));
-        assert!(t.resolve("node9").unwrap_err().contains("unknown node"));
+        assert!(t.resolve("node9").unwrap_err().to_string().contains("unknown node"));
         assert!(t.resolve("master").is_ok(), "k8s-master is the only name ending in -master");
+    }
+
+    #[test]
+    fn a_part_of_several_names_lists_them_as_candidates() {
+        let t = homelab();
+        let candidates = |wanted: &str| match t.resolve(wanted) {
+            Err(NodeNameError::Ambiguous { candidates, .. }) => candidates,
+            other => panic!("{wanted}: {other:?}"),
+        };
+        assert_eq!(candidates("node"), ["k8s-node1", "k8s-node2", "k8s-node3", "k8s-node4"]);
+        assert_eq!(candidates("k8s"), ["k8s-master", "k8s-master-2", "k8s-master-3", "k8s-node1", "k8s-node2", "k8s-node3", "k8s-node4"]);
+        // A part of one name only is not resolved: a short form is a suffix after `-` or `.`.
+        assert!(matches!(t.resolve("node4x"), Err(NodeNameError::Unknown { .. })));
+        assert!(matches!(t.resolve("ster-2"), Err(NodeNameError::Unknown { .. })));
+        assert!(matches!(t.resolve(""), Err(NodeNameError::Unknown { .. })));
     }
 }
