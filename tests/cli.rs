@@ -288,11 +288,18 @@ fn status_before_any_run_is_one_line() {
     assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
     assert!(!out.stdout.contains("pending"), "{}", out.stdout);
     let journal = state.join("journal.jsonl");
+    // The plan's own figures, as `plan show` gives them.
+    let shown = plan(&["show", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&shown.stdout).expect("show prints JSON");
+    let steps = doc["steps"].as_array().expect("steps");
+    let seconds: u64 = steps.iter().map(|s| s["duration_s"].as_u64().expect("a duration")).sum();
     assert_eq!(
         out.stdout,
         format!(
-            "plan status: no run yet: no journal at {} (51 steps, about 6 h 5 min of plan time); `plan execute` starts one\n",
-            journal.display()
+            "plan status: no run yet: no journal at {} ({} steps, about {} of plan time); `plan execute` starts one\n",
+            journal.display(),
+            steps.len(),
+            plan_model::plan::format_duration(seconds as u32)
         )
     );
     // The JSON document keeps every step, as before: a script reads the states.

@@ -428,6 +428,22 @@ mod tests {
         TcpListener::bind((ip, 0)).expect("a free port").local_addr().expect("bound").port()
     }
 
+    /// A tiny HTTP "etcd" on loopback answering `GET /health` with what `healthy` says now.
+    fn fake_etcd(healthy: Arc<AtomicBool>) -> SocketAddr {
+        let etcd = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("fake etcd");
+        let address = etcd.local_addr().expect("bound");
+        std::thread::spawn(move || {
+            for stream in etcd.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf);
+                let health = healthy.load(Ordering::SeqCst);
+                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{{\"health\":\"{health}\"}}").as_bytes());
+            }
+        });
+        address
+    }
+
     /// A stand-in whose "etcd" is a tiny HTTP server answering `health` as told.
     #[test]
     fn readyz_follows_etcd_and_tls_follows_the_sans() {
@@ -474,16 +490,7 @@ mod tests {
         let ca = LabCa::new(dir.path()).expect("CA");
         let ip = Ipv4Addr::new(127, 0, 0, 1);
         let vip = Ipv4Addr::new(127, 0, 0, 3);
-        let etcd = TcpListener::bind((ip, 0)).expect("fake etcd");
-        let etcd_addr = etcd.local_addr().expect("bound");
-        std::thread::spawn(move || {
-            for stream in etcd.incoming() {
-                let Ok(mut s) = stream else { continue };
-                let mut buf = [0u8; 512];
-                let _ = s.read(&mut buf);
-                let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"health\":\"true\"}");
-            }
-        });
+        let etcd_addr = fake_etcd(Arc::new(AtomicBool::new(true)));
         let (crt, key) = (dir.path().join("apiserver.crt"), dir.path().join("apiserver.key"));
         let without_vip = ServingCertSans::of("m", ip, None);
         ca.issue(&without_vip, &crt, &key).expect("issued");
@@ -510,19 +517,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = LabCa::new(dir.path()).expect("CA");
         let ip = Ipv4Addr::new(127, 0, 0, 1);
-        let etcd = TcpListener::bind((ip, 0)).expect("fake etcd");
-        let etcd_addr = etcd.local_addr().expect("bound");
         let healthy = Arc::new(AtomicBool::new(true));
-        let answering = Arc::clone(&healthy);
-        std::thread::spawn(move || {
-            for stream in etcd.incoming() {
-                let Ok(mut s) = stream else { continue };
-                let mut buf = [0u8; 512];
-                let _ = s.read(&mut buf);
-                let health = answering.load(Ordering::SeqCst);
-                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{{\"health\":\"{health}\"}}").as_bytes());
-            }
-        });
+        let etcd_addr = fake_etcd(Arc::clone(&healthy));
         let (crt, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
         let sans = ServingCertSans::of("m", ip, None);
         ca.issue(&sans, &crt, &key).expect("issued");
