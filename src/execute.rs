@@ -170,6 +170,9 @@ pub(crate) fn exec_failure(e: ExecError) -> Failure {
         ExecError::JournalLost { .. } => Failure::Input(format!(
             "{e}: the hosts may be part-way through the plan; put the journal back, or, once the hosts are known to be as the plan's first step expects, remove that marker file to start afresh"
         )),
+        ExecError::SshConfigRefused { .. } => {
+            Failure::Input(format!("{e}; pass --ssh-config FILE naming a configuration without it (docs/execute.md, \"The loopback guard\")"))
+        }
         ExecError::Input(_) | ExecError::Locked { .. } | ExecError::UnsafePath { .. } => Failure::Input(e.to_string()),
         other => Failure::Violation(format!("halted: {other}")),
     }

@@ -45,12 +45,16 @@ impl Guard {
 
     /// Refuses an SSH destination when the guard is on and ssh itself would go off loopback: the
     /// effective `hostname` that `ssh -G` resolves (an ssh config may remap a name) must be a loopback
-    /// address, and no ProxyJump or ProxyCommand may be set.
+    /// address, and no ProxyJump or ProxyCommand may be set. Before that, in every mode, the
+    /// configuration's text is read by [`crate::ssh_config::check`].
     ///
     /// # Errors
-    /// [`ExecError::NotLoopback`], or [`ExecError::Ssh`] when `ssh -G` cannot run.
+    /// [`ExecError::NotLoopback`], [`ExecError::SshConfigRefused`], or [`ExecError::Ssh`] when
+    /// `ssh -G` cannot run.
     pub fn check_ssh_destination(self, label: &str, user: &str, address: Ipv4Addr, config: Option<&Path>) -> Result<(), ExecError> {
         self.check_address(label, address)?;
+        // Read by us first, in every mode: `ssh -G` below would itself run a `Match exec`.
+        crate::ssh_config::check(config, self)?;
         if !self.loopback_only {
             return Ok(());
         }
@@ -92,6 +96,8 @@ impl Guard {
     /// # Errors
     /// As [`Guard::check_ssh_destination`], for the first host refused.
     pub fn check_hosts(self, hosts: &[crate::target::HostTarget], config: Option<&Path>) -> Result<(), ExecError> {
+        // Even for no host: the file is refused before anything could read it with ssh.
+        crate::ssh_config::check(config, self)?;
         hosts.iter().try_for_each(|host| self.check_ssh_destination(&host.name, &host.user, host.address, config))
     }
 
@@ -309,12 +315,27 @@ mod tests {
     fn the_guard_refuses_an_ssh_config_that_maps_loopback_elsewhere() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("ssh_config");
-        std::fs::write(&config, "Host 127.0.20.21\n  HostName 192.0.2.21\nHost 127.0.20.22\n  ProxyJump jump.example\n").unwrap();
+        std::fs::write(&config, "Host 127.0.20.21\n  HostName 192.0.2.21\n").unwrap();
         let remapped = ON.check_ssh_destination("lab-wk-1", "root", Ipv4Addr::new(127, 0, 20, 21), Some(&config)).unwrap_err();
         assert!(remapped.to_string().contains("maps it to 192.0.2.21"), "{remapped}");
-        let jump = ON.check_ssh_destination("lab-wk-2", "root", Ipv4Addr::new(127, 0, 20, 22), Some(&config)).unwrap_err();
-        assert!(jump.to_string().contains("proxyjump"), "{jump}");
         assert!(ON.check_ssh_destination("lab-cp-1", "root", Ipv4Addr::new(127, 0, 20, 10), Some(&config)).is_ok());
+        // A proxy is refused from the text, with its line, whichever host it is under.
+        std::fs::write(&config, "Host 127.0.20.21\n  HostName 127.0.20.21\nHost 127.0.20.22\n  ProxyJump jump.example\n").unwrap();
+        let jump = ON.check_ssh_destination("lab-wk-1", "root", Ipv4Addr::new(127, 0, 20, 21), Some(&config)).unwrap_err();
+        assert!(jump.to_string().contains("ssh_config:4: `proxyjump jump.example`"), "{jump}");
+    }
+
+    #[test]
+    fn a_match_exec_is_refused_before_ssh_g_could_run_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, marker) = (dir.path().join("ssh_config"), dir.path().join("ran"));
+        std::fs::write(&config, format!("Match exec \"touch {}\"\n  User root\n", marker.display())).unwrap();
+        for guard in [ON, OFF] {
+            let refused = guard.check_ssh_destination("lab-cp-1", "root", Ipv4Addr::new(127, 0, 20, 10), Some(&config)).unwrap_err();
+            assert!(matches!(refused, ExecError::SshConfigRefused { line: 1, .. }), "{refused}");
+            assert!(guard.check_hosts(&[], Some(&config)).is_err());
+        }
+        assert!(!marker.exists(), "ssh -G ran the Match exec");
     }
 
     #[test]

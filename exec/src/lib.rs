@@ -2,7 +2,7 @@
 //!
 //! The pieces, each in its own module: where a command runs ([`target`]), what the plan's
 //! commands become when run ([`invocation`]), the transports that run them ([`transport`],
-//! [`ssh`]), the loopback guard ([`guard`]), redaction of secrets ([`redact`]), what the twin
+//! [`ssh`]), the loopback guard ([`guard`]) and the ssh configuration it reads first ([`ssh_config`]), redaction of secrets ([`redact`]), what the twin
 //! predicts ([`predict`]), what the hosts show ([`observe`]: files, [`etcd`], [`haproxy`],
 //! [`kubernetes`]), the journal ([`journal`]) and its lock ([`lock`]), and the runner that ties them together ([`runner`]).
 
@@ -19,6 +19,7 @@ pub mod preflight;
 pub mod redact;
 pub mod runner;
 pub mod ssh;
+pub mod ssh_config;
 pub mod target;
 pub mod transport;
 
@@ -51,6 +52,10 @@ pub enum ExecError {
     /// to other users).
     #[error("{path}: {reason}")]
     UnsafePath { path: String, reason: String },
+    /// The ssh configuration holds a directive the executor does not run ssh with
+    /// ([`ssh_config::check`]).
+    #[error("ssh config {file}:{line}: `{directive}` refused: {why}")]
+    SshConfigRefused { file: String, line: usize, directive: String, why: String },
     /// Another executor runs on this state directory.
     #[error("another executor holds {path}{holder}")]
     Locked { path: String, holder: String },
