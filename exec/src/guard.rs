@@ -3,6 +3,7 @@
 //! Tests set the variable so that a mistake in a fixture (a scenario with a real address, an ssh
 //! config that maps a loopback name elsewhere) fails loudly instead of touching a real machine.
 
+use crate::address;
 use crate::ExecError;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -125,8 +126,13 @@ impl Guard {
     /// ssh, kubectl without `--server`, terraform, git, DNS look-ups), or a dialling program
     /// (curl, nc, socat, etcdctl…) given a host name.
     ///
+    /// Addresses are read in every notation inet_aton accepts (`10.1`, `167772161`, `0x0a000001`,
+    /// `012.0.0.1`; the short and bare forms only as a dialling program's arguments, where they
+    /// cannot be versions or counts), IPv6 literals (`fe80::1`, `[::ffff:10.0.0.1]`), and
+    /// `name:port` anywhere in the text.
+    ///
     /// # Caveats
-    /// A check of text, and so a blacklist: with the guard on, hosts are loopback addresses, which
+    /// A courtesy, not the guarantee. A check of text, and so a blacklist: with the guard on, hosts are loopback addresses, which
     /// is to say this machine, in this machine's network (a lab's etcd listens there), so the
     /// command cannot be cut off from the network as a local command is. A program it does not
     /// know (python, php) or a file whose content is run (`$(cat /root/.plan-join-command)`) can
@@ -140,8 +146,11 @@ impl Guard {
         }
         let refuse =
             |what: String, why: &str| Err(ExecError::NotLoopback { destination: format!("{host}: command {what}"), why: why.to_string() });
-        if let Some(address) = ipv4_literals(shell).into_iter().find(|a| !a.is_loopback()) {
+        if let Some(address) = address::addresses(shell).into_iter().find(|a| !address::is_loopback(*a)) {
             return refuse(format!("naming {address}"), "");
+        }
+        if let Some(name) = address::named_host_ports(shell).first() {
+            return refuse(format!("naming {name} with a port"), ": a name could resolve anywhere");
         }
         for url in urls(shell) {
             self.check_url(&format!("{host}: command naming"), url)?;
@@ -159,6 +168,10 @@ impl Guard {
                 if let Some(name) = arguments.iter().filter_map(|a| named_host(a)).find(|h| *h != "localhost") {
                     return refuse(format!("calling {program} with {name}"), ": a name could resolve anywhere");
                 }
+                // `nc 10.1 22`, `ping 167772161`: what inet_aton reads, only where a program dials.
+                if let Some(found) = arguments.iter().filter_map(|a| address::dialled_address(a)).find(|a| !address::is_loopback(*a)) {
+                    return refuse(format!("calling {program} with {found}"), "");
+                }
             }
         }
         Ok(())
@@ -173,10 +186,8 @@ impl Guard {
         if !self.loopback_only {
             return Ok(());
         }
-        for address in ipv4_literals(shell) {
-            if !address.is_loopback() {
-                return Err(ExecError::NotLoopback { destination: format!("local command naming {address}"), why: String::new() });
-            }
+        if let Some(found) = address::addresses(shell).into_iter().find(|a| !address::is_loopback(*a)) {
+            return Err(ExecError::NotLoopback { destination: format!("local command naming {found}"), why: String::new() });
         }
         let words = shell.split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '`'));
         if let Some(program) = words.into_iter().find(|w| matches!(*w, "ssh" | "scp" | "sftp" | "rsync")) {
@@ -211,7 +222,8 @@ const HIDDEN_DESTINATION_PROGRAMS: [&str; 16] = [
     "host",
 ];
 /// Programs that dial what their arguments name: every host-like argument must be loopback.
-const DIALING_PROGRAMS: [&str; 10] = ["curl", "wget", "nc", "ncat", "netcat", "socat", "ping", "telnet", "etcdctl", "kubeadm"];
+const DIALING_PROGRAMS: [&str; 12] =
+    ["curl", "wget", "nc", "ncat", "netcat", "socat", "ping", "ping6", "telnet", "etcdctl", "kubeadm", "openssl"];
 /// Words that run the next word as the program (`sudo env ETCDCTL_API=3 etcdctl …`).
 const PROGRAM_PREFIXES: [&str; 14] =
     ["sudo", "env", "exec", "command", "nohup", "time", "if", "elif", "then", "else", "while", "until", "do", "!"];
@@ -265,26 +277,6 @@ fn urls(text: &str) -> Vec<&str> {
     let url =
         URL.get_or_init(|| regex::Regex::new(r#"[A-Za-z][A-Za-z0-9+.-]*://[^\s'"|;)`,]+"#).expect("a constant pattern that compiles"));
     url.find_iter(text).map(|m| m.as_str()).collect()
-}
-
-/// Every dotted-quad IPv4 literal in `text`.
-pub fn ipv4_literals(text: &str) -> Vec<Ipv4Addr> {
-    let mut found = Vec::new();
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() {
-        if bytes[start].is_ascii_digit() && (start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'.')) {
-            let end = start + bytes[start..].iter().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
-            let candidate = text[start..end].trim_end_matches('.');
-            if let Ok(address) = candidate.parse::<Ipv4Addr>() {
-                found.push(address);
-            }
-            start = end.max(start + 1);
-        } else {
-            start += 1;
-        }
-    }
-    found
 }
 
 #[cfg(test)]
@@ -390,6 +382,37 @@ mod tests {
     }
 
     #[test]
+    fn the_guard_reads_addresses_in_every_notation_and_names_with_ports() {
+        let refused = [
+            "nc 10.1 22",
+            "nc 167772161 22",
+            "ping -c 1 0x0a000001",
+            "nc -z 012.0.0.1 22",
+            "curl -g http://0xa.0.0.1:80/",
+            "ping6 fe80::1",
+            "curl -g https://[2001:db8::1]:6443/readyz",
+            "nc ::ffff:10.0.0.1 22",
+            "echo | openssl s_client -connect k8s-master:6443",
+            "curl https://k8s-master:6443/readyz",
+            "socat - TCP:lb:9000",
+        ];
+        for shell in refused {
+            let error = ON.check_remote_command("lab-cp-1", shell).expect_err(shell);
+            assert!(matches!(error, ExecError::NotLoopback { .. }), "{shell}: {error}");
+        }
+        let allowed = [
+            "nc -z 127.1 22",
+            "ping -c 1 2130706433",
+            "curl -g https://[::1]:6443/readyz",
+            "echo | openssl s_client -connect 127.0.20.10:6443 2>/dev/null | openssl x509 -noout -ext subjectAltName",
+            "nc -z localhost:22",
+        ];
+        for shell in allowed {
+            assert!(ON.check_remote_command("lab-cp-1", shell).is_ok(), "{shell}: {:?}", ON.check_remote_command("lab-cp-1", shell));
+        }
+    }
+
+    #[test]
     fn the_guard_refuses_urls_off_loopback_and_names() {
         assert!(ON.check_url("api", "https://10.0.20.99:6443").is_err());
         assert!(ON.check_url("api", "https://k8s-apiserver.viktorbarzin.lan:6443").is_err());
@@ -401,8 +424,9 @@ mod tests {
 
     #[test]
     fn literals_are_found_in_urls_and_sed_expressions() {
-        let found = ipv4_literals("sed 's|server: https://10.0.20.100:6443|server: https://127.0.20.99:6443|' x; v1.34.2 2001");
-        assert_eq!(found, vec![Ipv4Addr::new(10, 0, 20, 100), Ipv4Addr::new(127, 0, 20, 99)]);
-        assert!(ipv4_literals("kubeadm v1.34.0").is_empty(), "a version is not an address");
+        use std::net::IpAddr;
+        let found = address::addresses("sed 's|server: https://10.0.20.100:6443|server: https://127.0.20.99:6443|' x; v1.34.2 2001");
+        assert_eq!(found, vec![IpAddr::V4(Ipv4Addr::new(10, 0, 20, 100)), IpAddr::V4(Ipv4Addr::new(127, 0, 20, 99))]);
+        assert!(address::addresses("kubeadm v1.34.0").is_empty(), "a version is not an address");
     }
 }

@@ -6,6 +6,7 @@
 //! predicts ([`predict`]), what the hosts show ([`observe`]: files, [`etcd`], [`haproxy`],
 //! [`kubernetes`]), the journal ([`journal`]) and its lock ([`lock`]), and the runner that ties them together ([`runner`]).
 
+pub mod address;
 pub mod etcd;
 pub mod guard;
 pub mod haproxy;
