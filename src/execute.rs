@@ -251,6 +251,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
     let dir = state_dir(scenario, &options.state);
     prepare_state_dir(&dir)?;
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
+    close_stale_masters(&dir)?;
     let mut transport = transport(&options.ssh, &dir)?;
     if !options.resume {
         // Before the first step: every host the plan's commands reach answers, with sudo. A
@@ -359,19 +360,38 @@ const CONTROL_DIR_LEN_MAX: usize = 72;
 /// Where the ControlMaster sockets live: `ssh/` in the state directory, so each run's masters are
 /// found (and closed) beside its journal, not among every run's in one shared directory; a
 /// per-user directory under the temp dir when the state directory's path is too long for a socket.
-fn control_dir(state_dir: &Path) -> PathBuf {
-    let inside = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf()).join("ssh");
+///
+/// The per-user directory holds one directory per state directory (named by a hash of its path),
+/// so that closing the masters a killed executor left (`close_stale_masters`) never reaches
+/// those of an executor working on another state directory.
+fn control_dir(state_dir: &Path) -> Result<PathBuf, Failure> {
+    use std::hash::{Hash, Hasher};
+    let absolute = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let inside = absolute.join("ssh");
     if inside.as_os_str().len() <= CONTROL_DIR_LEN_MAX {
-        inside
-    } else {
-        // SAFETY: getuid reads this process's real uid; it cannot fail and touches no memory.
-        std::env::temp_dir().join(format!("plan-ssh-{}", unsafe { libc::getuid() }))
+        return Ok(inside);
     }
+    // SAFETY: getuid reads this process's real uid; it cannot fail and touches no memory.
+    let per_user = std::env::temp_dir().join(format!("plan-ssh-{}", unsafe { libc::getuid() }));
+    // The parent must be private too: whoever owns it could swap the directory below.
+    plan_exec::ssh::private_control_dir(&per_user).map_err(exec_failure)?;
+    let mut hasher = std::hash::DefaultHasher::new();
+    absolute.hash(&mut hasher);
+    Ok(per_user.join(format!("{:016x}", hasher.finish())))
+}
+
+/// Closes the masters a killed executor left for this state directory; call it holding the lock.
+pub(crate) fn close_stale_masters(state_dir: &Path) -> Result<(), Failure> {
+    let closed = plan_exec::ssh::close_stale_masters(&control_dir(state_dir)?);
+    if !closed.is_empty() {
+        tracing::info!(count = closed.len(), "closed ssh masters an earlier executor left");
+    }
+    Ok(())
 }
 
 pub(crate) fn transport(ssh: &SshArgs, state_dir: &Path) -> Result<Dispatch<OpensshTransport>, Failure> {
     let guard = Guard::from_env();
-    let control_dir = control_dir(state_dir);
+    let control_dir = control_dir(state_dir)?;
     let remote = OpensshTransport::new(SshOptions { config: ssh.ssh_config.clone(), control_dir }, guard).map_err(exec_failure)?;
     Ok(Dispatch { remote, local: LocalTransport { guard } })
 }
@@ -562,6 +582,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     }
     guard_every_host(loaded, &options.ssh)?;
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
+    close_stale_masters(&dir)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     report_cut(&journal);
     start_json_log(log, &dir)?;

@@ -5,7 +5,7 @@ use crate::guard::Guard;
 use crate::target::{HostTarget, Place};
 use crate::transport::{Completed, Request, Transport};
 use crate::ExecError;
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,6 +15,17 @@ use tokio::io::AsyncWriteExt;
 pub const CONNECT_TIMEOUT_S: u64 = 15;
 /// Keep-alive interval: a dead connection is noticed within a few of these.
 pub const SERVER_ALIVE_INTERVAL_S: u64 = 15;
+
+/// How long an idle ControlMaster outlives its last use (`ControlPersist`): bounded, so a master
+/// left by an executor that was killed ends on its own (the audit found 746 left with `yes`).
+pub const CONTROL_PERSIST_S: usize = 300;
+/// A session idle this long is checked (and reopened when its master ended) before its next
+/// command: an operator who answered a prompt after [`CONTROL_PERSIST_S`] finds the master gone.
+pub const SESSION_RECHECK_S: u64 = CONTROL_PERSIST_S as u64 / 2;
+/// Bound on asking one stale master to exit (`ssh -O exit`).
+pub const MASTER_EXIT_TIMEOUT_S: u64 = 5;
+/// The prefix the `openssh` crate gives each master's directory in the control directory.
+const MASTER_DIR_PREFIX: &str = ".ssh-connection";
 
 /// After its deadline a remote command gets SIGTERM; this many seconds later, SIGKILL.
 pub const REMOTE_KILL_GRACE_S: u64 = 5;
@@ -93,10 +104,67 @@ pub fn private_control_dir(path: &Path) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// Closes the ControlMasters an earlier executor left in `control_dir` (killed, it never closed
+/// them) and removes their directories, before this one makes its own.
+///
+/// *Caveats*: call it holding the state directory's lock: a master of an executor still running
+/// on this directory would be closed too. Best effort: a master that does not answer within
+/// [`MASTER_EXIT_TIMEOUT_S`] is left to its bounded [`CONTROL_PERSIST_S`]. `ssh -F /dev/null`
+/// reads no configuration, so nothing in one runs.
+///
+/// Returns the sockets it asked to exit.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// assert!(plan_exec::ssh::close_stale_masters(dir.path()).is_empty());
+/// ```
+pub fn close_stale_masters(control_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(control_dir) else { return Vec::new() };
+    let mut closed = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let dir = entry.path();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_dir || !entry.file_name().to_string_lossy().starts_with(MASTER_DIR_PREFIX) {
+            continue;
+        }
+        let socket = dir.join("master");
+        if socket.exists() {
+            exit_master(&socket);
+            closed.push(socket);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    closed
+}
+
+/// `ssh -O exit` to one master socket, bounded by [`MASTER_EXIT_TIMEOUT_S`].
+fn exit_master(socket: &Path) {
+    let child = std::process::Command::new("ssh")
+        .args(["-F", "/dev/null", "-O", "exit", "-S"])
+        .arg(socket)
+        .arg("stale-master")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return };
+    let deadline = Instant::now() + Duration::from_secs(MASTER_EXIT_TIMEOUT_S);
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// One ControlMaster session per host, opened on first use.
 pub struct OpensshTransport {
     runtime: tokio::runtime::Runtime,
     sessions: HashMap<HostTarget, Session>,
+    /// When each session last ran a command: one idle past [`SESSION_RECHECK_S`] is checked.
+    last_used: HashMap<HostTarget, Instant>,
     options: SshOptions,
     guard: Guard,
 }
@@ -121,23 +189,41 @@ impl OpensshTransport {
             .build()
             .map_err(|e| ExecError::Ssh { host: "-".to_string(), reason: format!("async runtime: {e}") })?;
         private_control_dir(&options.control_dir)?;
-        Ok(OpensshTransport { runtime, sessions: HashMap::new(), options, guard })
+        Ok(OpensshTransport { runtime, sessions: HashMap::new(), last_used: HashMap::new(), options, guard })
     }
 
-    fn connect(&mut self, host: &HostTarget) -> Result<(), ExecError> {
-        if self.sessions.contains_key(host) {
-            return Ok(());
-        }
-        self.guard.check_ssh_destination(&host.name, &host.user, host.address, self.options.config.as_deref())?;
+    /// How every master is started: host keys checked strictly, a bounded [`CONTROL_PERSIST_S`].
+    fn session_builder(&self) -> SessionBuilder {
         let mut builder = SessionBuilder::default();
         builder
             .known_hosts_check(KnownHosts::Strict)
             .control_directory(&self.options.control_dir)
+            .control_persist(ControlPersist::IdleFor(std::num::NonZeroUsize::new(CONTROL_PERSIST_S).expect("a constant above zero")))
             .connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_S))
             .server_alive_interval(Duration::from_secs(SERVER_ALIVE_INTERVAL_S));
         if let Some(config) = &self.options.config {
             builder.config_file(config);
         }
+        builder
+    }
+
+    fn connect(&mut self, host: &HostTarget) -> Result<(), ExecError> {
+        let idle = self.last_used.get(host).is_some_and(|t| t.elapsed() >= Duration::from_secs(SESSION_RECHECK_S));
+        if idle {
+            // Its master may have ended (ControlPersist): reopen rather than fail the next step.
+            let alive = self.sessions.get(host).is_some_and(|session| self.runtime.block_on(session.check()).is_ok());
+            if !alive {
+                if let Some(session) = self.sessions.remove(host) {
+                    let _ = self.runtime.block_on(session.close());
+                }
+            }
+        }
+        self.last_used.insert(host.clone(), Instant::now());
+        if self.sessions.contains_key(host) {
+            return Ok(());
+        }
+        self.guard.check_ssh_destination(&host.name, &host.user, host.address, self.options.config.as_deref())?;
+        let builder = self.session_builder();
         let destination = host.destination();
         let session = self
             .runtime
@@ -201,6 +287,9 @@ impl Transport for OpensshTransport {
     }
 }
 
+/// The masters end with the transport, on success and on error alike (the runner's value is
+/// dropped on every return path); a kill leaves them to [`CONTROL_PERSIST_S`] and to
+/// [`close_stale_masters`] at the next start.
 impl Drop for OpensshTransport {
     fn drop(&mut self) {
         for (_, session) in self.sessions.drain() {
@@ -231,6 +320,31 @@ mod tests {
         let wrapped = bounded_remote_command("sudo sed -i 's|a|b|' /etc/x && echo it's", Duration::from_secs(90));
         assert_eq!(wrapped, r"timeout -k 5 90 sh -c 'sudo sed -i '\''s|a|b|'\'' /etc/x && echo it'\''s'");
         assert!(bounded_remote_command("true", Duration::from_millis(10)).starts_with("timeout -k 5 1 sh -c"), "at least a second");
+    }
+
+    #[test]
+    fn masters_persist_a_bounded_time_not_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SshOptions { config: None, control_dir: dir.path().join("ssh") };
+        let transport = OpensshTransport::new(options, Guard::LOOPBACK_ONLY).unwrap();
+        let builder = format!("{:?}", transport.session_builder());
+        assert!(builder.contains(&format!("control_persist: IdleFor({CONTROL_PERSIST_S})")), "{builder}");
+    }
+
+    #[test]
+    fn a_master_left_by_a_killed_executor_is_closed_and_its_directory_removed() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".ssh-connectionAbC123");
+        std::fs::create_dir(&stale).unwrap();
+        // A socket nothing listens on any more: `ssh -O exit` fails on it, the directory goes anyway.
+        drop(UnixListener::bind(stale.join("master")).unwrap());
+        let other = dir.path().join("journal.jsonl");
+        std::fs::write(&other, "").unwrap();
+        let closed = close_stale_masters(dir.path());
+        assert_eq!(closed, vec![stale.join("master")]);
+        assert!(!stale.exists(), "the stale master's directory is removed");
+        assert!(other.exists(), "only master directories are touched");
     }
 
     fn mode(path: &Path) -> u32 {
