@@ -182,7 +182,10 @@ mod tests {
         assert!(v6.iter().all(|a| !is_loopback(*a)), "{v6:?}");
         assert!(addresses("curl https://[::1]:6443 ::ffff:127.0.0.1").iter().all(|a| is_loopback(*a)));
         // Versions, durations, counts, modes and hashes are not addresses.
-        assert!(addresses("kubeadm upgrade apply v1.34.2 --kubernetes-version 1.34.2; sleep 0.5; install -m 600; timeout -k 5 90; chown 1000:1000").is_empty());
+        assert!(addresses(
+            "kubeadm upgrade apply v1.34.2 --kubernetes-version 1.34.2; sleep 0.5; install -m 600; timeout -k 5 90; chown 1000:1000"
+        )
+        .is_empty());
     }
 
     #[test]

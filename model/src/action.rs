@@ -57,6 +57,8 @@ pub enum Check {
     FlagParity,
     /// The source plan's acceptance criteria 3-6.
     Acceptance,
+    /// No host holds the join command or the certificate key written for the joins.
+    NoJoinSecrets,
 }
 
 /// One atomic change a command makes.
@@ -105,6 +107,8 @@ pub enum Action {
     KubeadmReset(NodeIx),
     /// `kubectl delete node`: the Node object that `kubeadm reset` or a destroyed VM left behind.
     DeleteNode(NodeIx),
+    /// `rm` of the join command and certificate key on every host that is up and holds them.
+    ForgetJoinSecrets,
     /// The kubeconfig in the `kube-proxy` ConfigMap: server -> VIP, then a rollout restart of the
     /// DaemonSet (kubeadm rendered it once, at init, from the endpoint it had then).
     PointKubeProxyAtVip,
@@ -210,6 +214,7 @@ impl Action {
             EtcdMemberAdd(_) => 5,
             KubeadmReset(_) => 60,
             DeleteNode(_) => 10,
+            ForgetJoinSecrets => 30,
             PointKubeProxyAtVip => 120,
             FlipConsumers => 1200,
             RevertConsumers | DeclareCronJobsOnControlPlane | DeclareGateQuorumCheck => 600,
@@ -314,6 +319,7 @@ impl Action {
             ControlPlaneUp(x) => format!("control-plane static pods, cert and kubelet.conf on {}", n(x)),
             KubeadmReset(x) => format!("kubeadm reset on {}", n(x)),
             DeleteNode(x) => format!("kubectl delete node {}", n(x)),
+            ForgetJoinSecrets => "delete the join command and certificate key from every host".to_string(),
             PointKubeProxyAtVip => "kube-proxy ConfigMap: server -> VIP, DaemonSet restarted".to_string(),
             EtcdMemberRemove(x) => format!("etcdctl member remove {}", n(x)),
             FlipConsumers => "flip every kubeconfig consumer to the VIP".to_string(),
@@ -363,6 +369,7 @@ impl Check {
             ChainCoversMasters => "upgrade chain covers every master".to_string(),
             FlagParity => "identical flags on every master".to_string(),
             Acceptance => "acceptance criteria".to_string(),
+            NoJoinSecrets => "no host holds a join secret".to_string(),
         }
     }
 
@@ -468,6 +475,10 @@ impl Check {
                     None => Ok(()),
                 }
             }
+            NoJoinSecrets => match c.join_secrets_on.iter().next() {
+                Some(x) => Err(format!("{} still holds the join command or the certificate key", name(x))),
+                None => Ok(()),
+            },
             ConsumersOnVip => {
                 let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
                 (c.consumers_vip == all).then_some(()).ok_or_else(|| "a consumer still uses the direct address".to_string())
@@ -504,6 +515,10 @@ impl Check {
                 let masters = t.target_masters();
                 if c.control_plane != masters {
                     return Err(format!("{} of {} masters online", c.control_plane.len(), masters.len()));
+                }
+                // "apiserver LB working": every master behind the VIP, not just enough of them.
+                if let Some(x) = masters.minus(c.lb_running.pool).iter().next() {
+                    return Err(format!("{} is not in the load balancer's pool", name(x)));
                 }
                 ClusterHealthy.evaluate(c, t)?;
                 if let Some(x) = c.old_kubeadm.and(c.control_plane).iter().next() {
@@ -740,6 +755,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n.kubelet_local = c.kubelet_local.minus(gone);
             n.etcd_started = c.etcd_started.minus(gone);
             n.join_files = c.join_files.minus(gone);
+            n.join_secrets_on = c.join_secrets_on.minus(gone);
             if c.joined.contains(x) {
                 n.stale_nodes = c.stale_nodes.with(x);
             }
@@ -747,10 +763,13 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         UploadCerts => {
             needs_api(c, t, "kubeadm init phase upload-certs")?;
             n.certs_uploaded_s = Some(c.clock_s);
+            // The plan keeps the printed key in a root-only file on the existing master.
+            n.join_secrets_on = c.join_secrets_on.with(master);
         }
         CreateToken => {
             needs_api(c, t, "kubeadm token create")?;
             n.token_s = Some(c.clock_s);
+            n.join_secrets_on = c.join_secrets_on.with(master);
         }
         EtcdMemberAdd(x) => {
             let join = "kubeadm join --control-plane";
@@ -838,6 +857,8 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
                 );
             }
             n.join_files = c.join_files.with(x);
+            // The join runs from the secrets copied to the joining host.
+            n.join_secrets_on = c.join_secrets_on.with(x);
             // A member left behind by a reset that could not remove it is taken as it is
             // (`addMember` accepts an existing peer URL).
             if c.members().contains(x) {
@@ -922,6 +943,8 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             needs_api(c, t, "kubectl delete node")?;
             n.stale_nodes = c.stale_nodes.without(x);
         }
+        // A host that is down keeps its files until it is back (or destroyed).
+        ForgetJoinSecrets => n.join_secrets_on = c.join_secrets_on.minus(c.up),
         PointKubeProxyAtVip => {
             needs_api(c, t, "kubectl -n kube-system apply configmap/kube-proxy")?;
             n.kube_proxy_vip = true;

@@ -68,6 +68,8 @@ pub struct Cluster {
     pub certs_uploaded_s: Option<u32>,
     /// When the join token was created.
     pub token_s: Option<u32>,
+    /// Hosts holding the join command or the certificate key the plan wrote (root-only files).
+    pub join_secrets_on: NodeSet,
 
     /// Nodes with the control-plane static pods (apiserver, etcd, controller-manager, scheduler).
     pub control_plane: NodeSet,
@@ -166,6 +168,7 @@ impl Cluster {
             kubeadm_endpoint: false,
             certs_uploaded_s: None,
             token_s: None,
+            join_secrets_on: NodeSet::EMPTY,
             control_plane: master,
             apiserver_running: master,
             apiserver_flags: master,

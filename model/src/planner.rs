@@ -581,8 +581,8 @@ pub fn generate(t: &Topology) -> Plan {
             "for n in {every_master}; do ssh {user}@$n.{zone} 'sudo rm -f /root/.plan-join-command /root/.plan-certificate-key'; done"
         ))])
         .checks(strings(["no master holds /root/.plan-join-command or /root/.plan-certificate-key"]))
+        .actions(vec![Action::ForgetJoinSecrets, Action::Verify(Check::NoJoinSecrets)])
         .note("added: the join command and certificate key written for the joins are deleted once every master has joined")
-        .extra(30)
         .after("4.5", WHY_SEQUENCE);
     for k in 0..new_masters.len() {
         forget = forget.after(format!("{}.5", master_phase(k)), WHY_ALL_MASTERS);

@@ -423,6 +423,11 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
         if let Err(why) = plan_model::invariant::survives_any_master_loss(&no_fault.final_state, t) {
             collector.violation("ha-reached|none".to_string(), "ha-reached", InvariantClass::Availability, "end", &why, &[]);
         }
+        // The join command (a 24 h token) and the certificate key are credentials to join the
+        // control plane: a plan that ends with them on a host leaves them to whoever reads it.
+        if let Err(why) = plan_model::action::Check::NoJoinSecrets.evaluate(&no_fault.final_state, t) {
+            collector.violation("join-secrets-removed|none".to_string(), "join-secrets-removed", InvariantClass::Safety, "end", &why, &[]);
+        }
     }
     if let Outcome::Stuck { why } | Outcome::RolledBack { phase: why } | Outcome::Halted { step: why } = &no_fault.outcome {
         let step = no_fault.halted_at.clone().unwrap_or_default();
@@ -464,7 +469,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     let mut violations: Vec<Violation> = collector.violations.into_values().collect();
     let recorder = Engine::new(t, plan, Recording { events: true, downtime: false });
     for v in &mut violations {
-        if v.invariant == "ha-reached" {
+        if v.invariant == "ha-reached" || v.invariant == "join-secrets-removed" {
             // A property of the end state, not of an event: the plan's whole run is no trace.
             continue;
         }

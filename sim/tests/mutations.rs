@@ -1,0 +1,97 @@
+//! Mutants of the generated plans: every step that changes state, deleted in turn, must make
+//! `plan check` fail — unless what the step does is explained from its operations alone (it
+//! leaves the cluster as it found it, it only renews credentials an earlier step made, or it is
+//! a precaution for a failure the twin does not model). Steps of verifications only are what
+//! `check` itself relies on, so deleting them is not a harm the twin must see.
+
+use plan_model::action::{self, Action};
+use plan_model::cluster::Cluster;
+use plan_model::plan::{Plan, Step};
+use plan_model::planner;
+use plan_model::topology::Topology;
+use plan_model::validate::parse_scenario;
+use plan_sim::explore::{check, CheckOptions, Verdict};
+
+fn topology(text: &str) -> Topology {
+    Topology::new(&parse_scenario(text).expect("the scenario is valid"))
+}
+
+fn changes_state(step: &Step) -> bool {
+    step.actions.iter().any(|a| !matches!(a, Action::Verify(_)))
+}
+
+/// Why deleting step `i` may pass `check`, derived from its operations; `None`: it must not.
+fn harmless(t: &Topology, plan: &Plan, i: usize) -> Option<&'static str> {
+    let step = &plan.steps[i];
+    let changing: Vec<Action> = step.actions.iter().copied().filter(|a| !matches!(a, Action::Verify(_))).collect();
+    let earlier = |a: &Action| plan.steps[..i].iter().any(|s| s.actions.contains(a));
+    if changing.iter().all(|a| matches!(a, Action::UploadCerts | Action::CreateToken) && earlier(a)) {
+        return Some("renews credentials an earlier step made (the TTLs hold without it; expired ones are renewed)");
+    }
+    if changing == [Action::TakeVmSnapshot] {
+        return Some("a VM snapshot: a precaution against a corrupted master disk, which the twin does not model");
+    }
+    let mut before = Cluster::initial(t);
+    for s in &plan.steps[..i] {
+        for a in &s.actions {
+            before = action::apply(&before, t, *a).unwrap_or(before);
+        }
+    }
+    let on_own_apiserver = |a: &Action| matches!(a, Action::FlipKubelet(x) if before.control_plane.contains(*x) && before.up.contains(*x));
+    if changing.iter().all(on_own_apiserver) {
+        return Some("moves a master's kubelet from its own apiserver to the VIP: either way it survives the loss of another master");
+    }
+    // The cluster after the step's actions is the one before (time aside).
+    let mut after = before;
+    for a in &step.actions {
+        after = action::apply(&after, t, *a).unwrap_or(after);
+    }
+    (timeless(&after) == timeless(&before)).then_some("leaves the cluster as it found it (a failover test)")
+}
+
+/// The state without the clock and the timestamps that move with it.
+fn timeless(c: &Cluster) -> Cluster {
+    Cluster { clock_s: 0, certs_uploaded_s: c.certs_uploaded_s.map(|_| 0), token_s: c.token_s.map(|_| 0), ..*c }
+}
+
+fn every_state_changing_deletion_is_caught(t: &Topology) {
+    let plan = planner::generate(t);
+    assert_eq!(check(t, &plan, CheckOptions { depth: 1 }).verdict, Verdict::Pass, "{} passes unmutated", t.scenario.name);
+    let mut caught = 0;
+    for i in 0..plan.steps.len() {
+        if !changes_state(&plan.steps[i]) {
+            continue;
+        }
+        let mut mutant = plan.clone();
+        let removed = mutant.steps.remove(i);
+        let refused = mutant.check_order().is_err();
+        let failed = refused || check(t, &mutant, CheckOptions { depth: 1 }).verdict == Verdict::Fail;
+        if failed {
+            caught += 1;
+            continue;
+        }
+        assert!(
+            harmless(t, &plan, i).is_some(),
+            "{}: deleting {} ({}) passes check, and nothing in its operations explains why",
+            t.scenario.name,
+            removed.id,
+            removed.title
+        );
+    }
+    assert!(caught > 20, "{}: {caught} deletions caught", t.scenario.name);
+}
+
+#[test]
+fn deleting_any_state_changing_step_of_the_homelab_plan_fails_check() {
+    every_state_changing_deletion_is_caught(&topology(include_str!("../../scenarios/homelab-rightsized.yaml")));
+}
+
+#[test]
+fn deleting_any_state_changing_step_of_the_five_master_plan_fails_check() {
+    every_state_changing_deletion_is_caught(&topology(include_str!("../../scenarios/five-masters.yaml")));
+}
+
+#[test]
+fn deleting_any_state_changing_step_of_a_kubernetes_1_31_plan_fails_check() {
+    every_state_changing_deletion_is_caught(&topology(include_str!("../../scenarios/two-hypervisors.yaml")));
+}
