@@ -5,8 +5,13 @@
 //! changed and why; the rest is the operator's own plan.
 
 use crate::action::{Action, Check};
-use crate::plan::{Command, Dependency, Phase, Plan, RollbackProcedure, RunsOn, Step, PLAN_FORMAT};
+use crate::plan::{Command, Dependency, Phase, Plan, RunsOn, Step, PLAN_FORMAT};
 use crate::topology::{NodeIx, Topology};
+
+mod kubelets;
+mod rollbacks;
+use kubelets::{master_kubelet_step, new_masters_kubelet_step};
+use rollbacks::rollbacks;
 
 /// The phase id of the `k`-th new master (0-based): `2`, `3`, then `3b`, `3c`, ...
 pub fn master_phase(k: usize) -> String {
@@ -784,207 +789,9 @@ pub fn generate(t: &Topology) -> Plan {
     Plan { plan_format: PLAN_FORMAT, scenario: s.name.clone(), phases: b.phases, steps: b.steps, rollbacks: rollbacks(t), only_phase: None }
 }
 
-/// 4.3: the first master's kubelet. With kubeadm's local mode it already names its own
-/// apiserver, the address it has always used, and `kubeadm upgrade` keeps it so; without it the
-/// source's flip to the VIP.
-fn master_kubelet_step(t: &Topology, m0: NodeIx) -> StepSpec<'static> {
-    let s = &t.scenario;
-    let (m0_name, m0_addr) = (t.name(m0), t.node(m0).address);
-    let (vip, port, user, zone) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.ssh_user, &s.dns.zone);
-    let ssh = |command: &str| format!("ssh {user}@{m0_name}.{zone} '{command}'");
-    if t.kubelet_local_mode {
-        return StepSpec::new("4.3", format!("Verify {m0_name} kubelet.conf names its own apiserver"), RunsOn::Node(m0_name.to_string()))
-            .commands(vec![cmd(ssh("sudo grep server: /etc/kubernetes/kubelet.conf"))])
-            .checks(vec![format!("server: https://{m0_addr}:{port}, its own apiserver")])
-            .actions(vec![Action::Verify(Check::KubeletLocal(m0)), Action::Verify(Check::NodeReady(m0))])
-            .after("4.2", WHY_SEQUENCE)
-            .note(format!(
-                "the source flips it to the VIP; from Kubernetes 1.33 kubeadm keeps a control-plane kubelet on its local apiserver (ControlPlaneKubeletLocalMode) and its next upgrade would rewrite the VIP back to https://{m0_addr}:{port}"
-            ));
-    }
-    StepSpec::new("4.3", format!("Flip {m0_name} kubelet.conf"), RunsOn::Node(m0_name.to_string()))
-        .commands(vec![cmd(ssh(&format!(
-            "sudo sed -i.bak \"s|server: https://{m0_addr}:{port}|server: https://{vip}:{port}|\" /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet"
-        )))])
-        .actions(vec![Action::FlipKubelet(m0), Action::Verify(Check::NodeReady(m0))])
-        .after("4.2", WHY_SEQUENCE)
-        .disruption(format!("5-10 s NotReady on {m0_name}"))
-}
-
-/// 4.4: the new masters' kubelets. With local mode `kubeadm join` pointed each at its own
-/// apiserver; without it at the server of cluster-info, which names the first master, so they
-/// are flipped to the VIP here.
-fn new_masters_kubelet_step(t: &Topology, new_masters: &[NodeIx]) -> StepSpec<'static> {
-    let s = &t.scenario;
-    let m0_addr = t.node(t.existing_master()).address;
-    let (vip, port, user, zone) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.ssh_user, &s.dns.zone);
-    let ssh = |m: NodeIx, command: &str| format!("ssh {user}@{}.{zone} '{command}'", t.name(m));
-    let mut step = if t.kubelet_local_mode {
-        let mut actions = Vec::new();
-        for &m in new_masters {
-            actions.push(Action::Verify(Check::KubeletLocal(m)));
-            actions.push(Action::Verify(Check::NodeReady(m)));
-        }
-        StepSpec::new("4.4", "Verify the new masters' kubelet.conf name their own apiserver", RunsOn::Workstation)
-            .commands(new_masters.iter().map(|m| cmd(ssh(*m, "sudo grep server: /etc/kubernetes/kubelet.conf"))).collect())
-            .checks(strings(["each names its own address (kubeadm join, ControlPlaneKubeletLocalMode)"]))
-            .actions(actions)
-            .note("the source expects the VIP ('cloud-init join used VIP via controlPlaneEndpoint'): from Kubernetes 1.33 kubeadm join points a control-plane kubelet at its own apiserver")
-    } else {
-        let mut actions = Vec::new();
-        for &m in new_masters {
-            actions.push(Action::FlipKubelet(m));
-            actions.push(Action::Verify(Check::NodeReady(m)));
-        }
-        StepSpec::new("4.4", "Flip the new masters' kubelet.conf to the VIP", RunsOn::Workstation)
-            .commands(new_masters.iter().map(|m| cmd(ssh(*m, &format!("sudo sed -i.bak \"s|server: https://{m0_addr}:{port}|server: https://{vip}:{port}|\" /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet")))).collect())
-            .checks(vec![format!("each names https://{vip}:{port}")])
-            .actions(actions)
-            .disruption("5-10 s NotReady per new master")
-            .note(format!("the source expects them on the VIP already; before Kubernetes 1.33 kubeadm join writes the server of cluster-info, which still names {m0_addr}:{port}"))
-    };
-    step = step.after("4.3", WHY_SEQUENCE);
-    for k in 0..new_masters.len() {
-        step = step.after(format!("{}.5", master_phase(k)), WHY_ALL_MASTERS);
-    }
-    step
-}
-
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
-    let s = &t.scenario;
-    let m0 = t.name(t.existing_master());
-    let m0_addr = t.node(t.existing_master()).address;
-    let vip = s.control_plane_endpoint.vip;
-    let port = s.control_plane_endpoint.port;
-    let repo = &s.infra_repo;
-    let mut procedures = vec![
-        RollbackProcedure {
-            id: "0.5".to_string(),
-            title: "Phase 0 panic-mode rollback".to_string(),
-            when: "0.4 fails, or any fault before phase 1".to_string(),
-            commands: vec![
-                cmd(format!(
-                    "on {m0}: sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/"
-                )),
-                cmd(format!("on {m0}: sudo systemctl restart kubelet")),
-                cmd(format!("on {m0}: sudo kubeadm init phase upload-config kubeadm --config /tmp/kubeadm-config.backup.yaml")),
-            ],
-        },
-        RollbackProcedure {
-            id: "R1".to_string(),
-            title: "Phase 1 rollback".to_string(),
-            when: "a fault in phase 1".to_string(),
-            commands: vec![
-                cmd(format!("remove apiserver_proxy_{port} + apiserver_nodes from {} and re-run it", s.load_balancer.bootstrap_script)),
-                cmd(format!("revert the DNS records in {}", s.dns.source)),
-            ],
-        },
-        RollbackProcedure {
-            id: "R1.5".to_string(),
-            title: "Phase 1.5 rollback".to_string(),
-            when: "a fault in phase 1.5".to_string(),
-            commands: vec![cmd(format!(
-                "revert {} to the single k8s_master_host variable; cd {repo} && scripts/tg apply {}",
-                s.config_stack.path, s.config_stack.path
-            ))],
-        },
-    ];
-    for (k, m) in t.new_masters().enumerate() {
-        let name = t.name(m);
-        procedures.push(RollbackProcedure {
-            id: format!("R{}", master_phase(k)),
-            title: format!("Phase {} rollback ({name})", master_phase(k)),
-            when: format!("a fault while {name} is added"),
-            commands: vec![
-                cmd(format!("on {name}: sudo kubeadm reset --force")),
-                cmd(format!("on a surviving master: etcdctl member remove <id of {name}> (needs quorum)")),
-                cmd(format!("remove {name} from the LB pool and the config stack")),
-                cmd(format!("cd {repo} && scripts/tg destroy -target=module.{name}")),
-            ],
-        });
-    }
-    procedures.push(RollbackProcedure {
-        id: "R4".to_string(),
-        title: "After phase 4 (clients flipped)".to_string(),
-        when: "a fault after the cut-over that the VIP cannot absorb".to_string(),
-        commands: vec![
-            cmd("revert the phase 4.1 commit (single revert commit)"),
-            cmd(format!("on every node: sed 's|server: https://{vip}:{port}|server: https://{m0_addr}:{port}|' /etc/kubernetes/kubelet.conf && systemctl restart kubelet")),
-            cmd("controlPlaneEndpoint can stay: harmless on a full rollback"),
-        ],
-    });
-    procedures.push(RollbackProcedure {
-        id: "RQ".to_string(),
-        title: "Quorum recovery from a surviving voter (added by plan)".to_string(),
-        when: "etcd lost quorum and the lost member is not coming back: member remove cannot run".to_string(),
-        commands: vec![
-            cmd("on the surviving voter: stop etcd, add --force-new-cluster to the etcd manifest, start, then remove the flag"),
-            cmd("kubeadm reset the lost masters and destroy their VMs"),
-        ],
-    });
-    procedures.push(RollbackProcedure {
-        id: "RW".to_string(),
-        title: "Worst case (etcd corruption / split brain)".to_string(),
-        when: "nothing else restores quorum".to_string(),
-        commands: vec![
-            cmd(format!("etcdctl snapshot restore of the newest snapshot from {} on {m0}", s.etcd_backup.path)),
-            cmd(format!("rebuild {m0} from the VM snapshot pre-ha-retrofit if needed")),
-            cmd("back to a single master"),
-        ],
-    });
-    procedures
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::validate::parse_scenario;
-
-    fn homelab() -> Topology {
-        Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).unwrap())
-    }
-
-    #[test]
-    fn the_homelab_plan_has_every_source_step() {
-        let plan = generate(&homelab());
-        let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
-        for id in [
-            "0.1", "0.2", "0.3", "0.4", "0.6", "1.1", "1.2", "1.3", "1.4", "1.5.1", "1.5.2", "1.5.3", "2.0", "2.1", "2.2", "2.3", "2.4",
-            "2.5", "2.6", "2.7", "2.8", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "4.1", "4.2", "4.3", "4.4", "4.5", "4.5.1",
-            "4.5.2", "4.5.3", "5.1", "5.2", "5.3", "6.1", "6.2", "6.3", "7.1", "7.2", "7.3", "7.4", "7.5", "8.1",
-        ] {
-            assert!(ids.contains(&id), "missing step {id}");
-        }
-        assert!(plan.rollbacks.iter().any(|r| r.id == "0.5"));
-        plan.check_order().expect("the generated order satisfies the DAG");
-    }
-
-    #[test]
-    fn phases_follow_the_source_order() {
-        let plan = generate(&homelab());
-        let phases: Vec<&str> = plan.phases.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(phases, ["0", "1", "1.5", "2", "3", "4", "4.5", "5", "6", "7", "8"]);
-    }
-
-    #[test]
-    fn moving_the_cutover_before_the_retrofit_names_both_steps() {
-        let mut plan = generate(&homelab());
-        let at = plan.steps.iter().position(|s| s.id == "4.1").unwrap();
-        let cutover = plan.steps.remove(at);
-        plan.steps.insert(0, cutover);
-        let error = plan.check_order().unwrap_err().to_string();
-        assert!(error.contains("step 4.1") && error.contains("step 0."), "{error}");
-    }
-
-    #[test]
-    fn master_phases_past_the_third_get_letters() {
-        assert_eq!(master_phase(0), "2");
-        assert_eq!(master_phase(1), "3");
-        assert_eq!(master_phase(2), "3b");
-        assert_eq!(master_phase(3), "3c");
-    }
-}
+mod tests;

@@ -1,0 +1,275 @@
+//! The verifications a step makes: what each checks in the state, and why it fails.
+
+use crate::action::BACKUP_AGE_MAX_S;
+use crate::cluster::Cluster;
+use crate::observe::{self, ClientNeeds, Endpoint};
+use crate::topology::{NodeIx, Topology};
+use serde::Serialize;
+
+/// A verification: the step's checks, refused when they do not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "check", content = "node")]
+pub enum Check {
+    /// Every registered node Ready, etcd quorum, every apiserver ready.
+    ClusterHealthy,
+    /// An etcd snapshot no older than a day and a bit.
+    BackupFresh,
+    /// The VIP and the new masters' addresses answer nobody.
+    AddressesFree,
+    /// `kubeadm-config` has `controlPlaneEndpoint` and the VIP SANs.
+    KubeadmEndpoint,
+    /// The on-disk apiserver cert of the node carries the VIP SAN.
+    CertHasVip(NodeIx),
+    /// The node's running apiserver serves a cert with the VIP SAN (`openssl s_client`).
+    ServedCertHasVip(NodeIx),
+    ApiserverReady(NodeIx),
+    /// HAProxy listens on the VIP.
+    VipListening,
+    /// Every backend in the running pool passes the health check.
+    BackendsUp,
+    /// A client of the VIP verifies TLS and gets `/readyz` ok.
+    ViaVip,
+    /// The node is ready to be joined: up, cluster's kubeadm version, not yet a node.
+    ReadyToJoin(NodeIx),
+    /// The config stack's flags are on the node's apiserver.
+    FlagsOn(NodeIx),
+    NodeReady(NodeIx),
+    /// Every etcd member is a started voter (no learner left behind).
+    EtcdMembersVoting,
+    /// Every consumer's server is the VIP.
+    ConsumersOnVip,
+    /// No kubelet depends on the first master alone: workers on the VIP, masters on the VIP or
+    /// on their own apiserver.
+    KubeletsHighlyAvailable,
+    /// The node's kubelet.conf names its own apiserver.
+    KubeletLocal(NodeIx),
+    /// kube-proxy's kubeconfig names the VIP.
+    KubeProxyOnVip,
+    /// The backup job may run on any master and can run now.
+    BackupRunsAnywhere,
+    GateQuorumAware,
+    /// The upgrade chain discovers every master.
+    ChainCoversMasters,
+    /// Every master has the same apiserver flags.
+    FlagParity,
+    /// The source plan's acceptance criteria 3-6.
+    Acceptance,
+    /// No host holds the join command or the certificate key written for the joins.
+    NoJoinSecrets,
+}
+
+impl Check {
+    pub fn describe(self, t: &Topology) -> String {
+        use Check::*;
+        let n = |ix: NodeIx| t.name(ix).to_string();
+        match self {
+            ClusterHealthy => "cluster healthy".to_string(),
+            BackupFresh => "recent etcd backup".to_string(),
+            AddressesFree => "VIP and new master addresses free".to_string(),
+            KubeadmEndpoint => "kubeadm-config has controlPlaneEndpoint".to_string(),
+            CertHasVip(x) => format!("apiserver cert of {} has the VIP SAN", n(x)),
+            ServedCertHasVip(x) => format!("kube-apiserver on {} serves the cert with the VIP SAN", n(x)),
+            ApiserverReady(x) => format!("kube-apiserver on {} ready", n(x)),
+            VipListening => "HAProxy listens on the VIP".to_string(),
+            BackendsUp => "every pool backend UP".to_string(),
+            ViaVip => "TLS and /readyz through the VIP".to_string(),
+            ReadyToJoin(x) => format!("{} ready to join", n(x)),
+            FlagsOn(x) => format!("apiserver flags on {}", n(x)),
+            NodeReady(x) => format!("{} Ready", n(x)),
+            EtcdMembersVoting => "every etcd member a started voter".to_string(),
+            ConsumersOnVip => "every consumer on the VIP".to_string(),
+            KubeletsHighlyAvailable => "no kubelet.conf names the first master alone".to_string(),
+            KubeletLocal(x) => format!("kubelet.conf of {} names its own apiserver", n(x)),
+            KubeProxyOnVip => "kube-proxy's kubeconfig names the VIP".to_string(),
+            BackupRunsAnywhere => "etcd backup runs on any master".to_string(),
+            GateQuorumAware => "reboot gate checks quorum".to_string(),
+            ChainCoversMasters => "upgrade chain covers every master".to_string(),
+            FlagParity => "identical flags on every master".to_string(),
+            Acceptance => "acceptance criteria".to_string(),
+            NoJoinSecrets => "no host holds a join secret".to_string(),
+        }
+    }
+
+    /// Whether the check passes; the error says what is wrong in terms of state.
+    pub fn evaluate(self, c: &Cluster, t: &Topology) -> Result<(), String> {
+        use Check::*;
+        let name = |ix: NodeIx| t.name(ix).to_string();
+        match self {
+            ClusterHealthy => {
+                let q = observe::quorum(c);
+                if !q.holds() {
+                    return Err(q.to_string());
+                }
+                for node in c.joined.iter() {
+                    if let Err(why) = observe::node_ready(c, t, node).ok_or_reason() {
+                        return Err(format!("{} NotReady: {why}", name(node)));
+                    }
+                }
+                for node in c.control_plane.iter() {
+                    observe::apiserver_ready(c, node).map_err(|why| format!("kube-apiserver on {}: {why}", name(node)))?;
+                }
+                match c.stale_nodes.iter().next() {
+                    Some(node) => Err(format!("{} NotReady: Node object left by kubeadm reset or a destroyed VM", name(node))),
+                    None => Ok(()),
+                }
+            }
+            BackupFresh => {
+                let age = c.clock_s as i64 - c.last_backup_s;
+                if age <= BACKUP_AGE_MAX_S {
+                    Ok(())
+                } else {
+                    Err(format!("newest etcd snapshot is {} h old", age / 3600))
+                }
+            }
+            AddressesFree => {
+                if c.vip_alias {
+                    return Err("the VIP already answers".to_string());
+                }
+                match t.new_masters().find(|n| c.vm_exists.contains(*n)) {
+                    Some(n) => Err(format!("{} already answers", t.node(n).address)),
+                    None => Ok(()),
+                }
+            }
+            KubeadmEndpoint => c.kubeadm_endpoint.then_some(()).ok_or_else(|| "kubeadm-config has no controlPlaneEndpoint".to_string()),
+            CertHasVip(x) => {
+                if !c.cert_present.contains(x) {
+                    Err(format!("no apiserver cert on {}", name(x)))
+                } else if !c.cert_vip.contains(x) {
+                    Err(format!("apiserver cert of {} lacks the VIP SAN", name(x)))
+                } else {
+                    Ok(())
+                }
+            }
+            ServedCertHasVip(x) => {
+                observe::apiserver_ready(c, x).map_err(|why| format!("kube-apiserver on {}: {why}", name(x)))?;
+                c.served_vip
+                    .contains(x)
+                    .then_some(())
+                    .ok_or_else(|| format!("kube-apiserver on {} still serves a cert without the VIP SAN", name(x)))
+            }
+            ApiserverReady(x) => observe::apiserver_ready(c, x).map_err(|why| format!("kube-apiserver on {}: {why}", name(x))),
+            VipListening => {
+                if c.lb_up && c.vip_alias && c.lb_running.frontend {
+                    Ok(())
+                } else {
+                    Err("nothing listens on the VIP".to_string())
+                }
+            }
+            BackendsUp => {
+                let down = c.lb_running.pool.minus(observe::healthy_backends(c, t));
+                match down.iter().next() {
+                    Some(n) => Err(format!("backend {} is DOWN", name(n))),
+                    None => Ok(()),
+                }
+            }
+            ViaVip => observe::reach(c, t, Endpoint::Vip, ClientNeeds { oidc: false }).ok_or_reason(),
+            ReadyToJoin(x) => {
+                if !c.up.contains(x) {
+                    Err(format!("{} is down", name(x)))
+                } else if c.old_kubeadm.contains(x) {
+                    Err(format!(
+                        "{} has kubeadm {}.{}, the cluster runs {}.{}",
+                        name(x),
+                        t.template_version.0,
+                        t.template_version.1,
+                        t.version.0,
+                        t.version.1
+                    ))
+                } else if c.joined.contains(x) {
+                    Err(format!("{} is already a node (joined as a worker at first boot)", name(x)))
+                } else {
+                    Ok(())
+                }
+            }
+            FlagsOn(x) => c.apiserver_flags.contains(x).then_some(()).ok_or_else(|| format!("{} lacks the apiserver flags", name(x))),
+            NodeReady(x) => observe::node_ready(c, t, x).ok_or_reason().map_err(|why| format!("{} NotReady: {why}", name(x))),
+            EtcdMembersVoting => {
+                if let Some(n) = c.learners.iter().next() {
+                    return Err(format!("{} is still a learner", name(n)));
+                }
+                match c.voters.minus(observe::live_members(c)).iter().next() {
+                    Some(n) => Err(format!("etcd member {} not running", name(n))),
+                    None => Ok(()),
+                }
+            }
+            NoJoinSecrets => match c.join_secrets_on.iter().next() {
+                Some(x) => Err(format!("{} still holds the join command or the certificate key", name(x))),
+                None => Ok(()),
+            },
+            ConsumersOnVip => {
+                let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
+                (c.consumers_vip == all).then_some(()).ok_or_else(|| "a consumer still uses the direct address".to_string())
+            }
+            KubeletsHighlyAvailable => {
+                let first = t.existing_master();
+                let on_first = c.joined.minus(c.kubelet_vip).minus(c.kubelet_local.and(c.control_plane)).without(first);
+                match on_first.iter().next() {
+                    Some(n) => Err(format!("kubelet.conf of {} still names {} alone", name(n), name(first))),
+                    None => Ok(()),
+                }
+            }
+            KubeletLocal(x) => (c.kubelet_local.contains(x) && !c.kubelet_vip.contains(x))
+                .then_some(())
+                .ok_or_else(|| format!("kubelet.conf of {} does not name its own apiserver", name(x))),
+            KubeProxyOnVip => {
+                c.kube_proxy_vip.then_some(()).ok_or_else(|| "kube-proxy's kubeconfig still names the first master".to_string())
+            }
+            BackupRunsAnywhere => {
+                if !c.cronjobs_any_master {
+                    return Err("etcd CronJobs are pinned to one node".to_string());
+                }
+                observe::backup_runs(c, t).map(|_| ())
+            }
+            GateQuorumAware => c.gate_quorum.then_some(()).ok_or_else(|| "the reboot gate does not check quorum".to_string()),
+            ChainCoversMasters => {
+                c.chain_all_masters.then_some(()).ok_or_else(|| "the upgrade chain only knows the first master".to_string())
+            }
+            FlagParity => match c.control_plane.minus(c.apiserver_flags).iter().next() {
+                Some(n) => Err(format!("{} lacks the apiserver flags", name(n))),
+                None => Ok(()),
+            },
+            Acceptance => {
+                let masters = t.target_masters();
+                if c.control_plane != masters {
+                    return Err(format!("{} of {} masters online", c.control_plane.len(), masters.len()));
+                }
+                // "apiserver LB working": every master behind the VIP, not just enough of them.
+                if let Some(x) = masters.minus(c.lb_running.pool).iter().next() {
+                    return Err(format!("{} is not in the load balancer's pool", name(x)));
+                }
+                ClusterHealthy.evaluate(c, t)?;
+                if let Some(x) = c.old_kubeadm.and(c.control_plane).iter().next() {
+                    return Err(format!(
+                        "{} runs kubeadm and kubelet {}.{} in a {}.{} control plane",
+                        name(x),
+                        t.template_version.0,
+                        t.template_version.1,
+                        t.version.0,
+                        t.version.1
+                    ));
+                }
+                EtcdMembersVoting.evaluate(c, t)?;
+                if c.voters != masters {
+                    return Err(format!("etcd has {} voters, want {}", c.voters.len(), masters.len()));
+                }
+                ViaVip.evaluate(c, t)?;
+                ChainCoversMasters.evaluate(c, t)?;
+                GateQuorumAware.evaluate(c, t)?;
+                BackupRunsAnywhere.evaluate(c, t)
+            }
+        }
+    }
+}
+
+trait ReachExt {
+    fn ok_or_reason(self) -> Result<(), String>;
+}
+
+impl ReachExt for observe::Reach {
+    fn ok_or_reason(self) -> Result<(), String> {
+        match self {
+            observe::Reach::Ok => Ok(()),
+            other => Err(other.to_string()),
+        }
+    }
+}

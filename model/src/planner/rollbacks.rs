@@ -1,0 +1,90 @@
+//! The documented rollback procedures (the source plan's rollback section), templated.
+
+use super::{cmd, master_phase};
+use crate::plan::RollbackProcedure;
+use crate::topology::Topology;
+
+pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
+    let s = &t.scenario;
+    let m0 = t.name(t.existing_master());
+    let m0_addr = t.node(t.existing_master()).address;
+    let vip = s.control_plane_endpoint.vip;
+    let port = s.control_plane_endpoint.port;
+    let repo = &s.infra_repo;
+    let mut procedures = vec![
+        RollbackProcedure {
+            id: "0.5".to_string(),
+            title: "Phase 0 panic-mode rollback".to_string(),
+            when: "0.4 fails, or any fault before phase 1".to_string(),
+            commands: vec![
+                cmd(format!(
+                    "on {m0}: sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/"
+                )),
+                cmd(format!("on {m0}: sudo systemctl restart kubelet")),
+                cmd(format!("on {m0}: sudo kubeadm init phase upload-config kubeadm --config /tmp/kubeadm-config.backup.yaml")),
+            ],
+        },
+        RollbackProcedure {
+            id: "R1".to_string(),
+            title: "Phase 1 rollback".to_string(),
+            when: "a fault in phase 1".to_string(),
+            commands: vec![
+                cmd(format!("remove apiserver_proxy_{port} + apiserver_nodes from {} and re-run it", s.load_balancer.bootstrap_script)),
+                cmd(format!("revert the DNS records in {}", s.dns.source)),
+            ],
+        },
+        RollbackProcedure {
+            id: "R1.5".to_string(),
+            title: "Phase 1.5 rollback".to_string(),
+            when: "a fault in phase 1.5".to_string(),
+            commands: vec![cmd(format!(
+                "revert {} to the single k8s_master_host variable; cd {repo} && scripts/tg apply {}",
+                s.config_stack.path, s.config_stack.path
+            ))],
+        },
+    ];
+    for (k, m) in t.new_masters().enumerate() {
+        let name = t.name(m);
+        procedures.push(RollbackProcedure {
+            id: format!("R{}", master_phase(k)),
+            title: format!("Phase {} rollback ({name})", master_phase(k)),
+            when: format!("a fault while {name} is added"),
+            commands: vec![
+                cmd(format!("on {name}: sudo kubeadm reset --force")),
+                cmd(format!("on a surviving master: etcdctl member remove <id of {name}> (needs quorum)")),
+                cmd(format!("remove {name} from the LB pool and the config stack")),
+                cmd(format!("cd {repo} && scripts/tg destroy -target=module.{name}")),
+            ],
+        });
+    }
+    procedures.push(RollbackProcedure {
+        id: "R4".to_string(),
+        title: "After phase 4 (clients flipped)".to_string(),
+        when: "a fault after the cut-over that the VIP cannot absorb".to_string(),
+        commands: vec![
+            cmd("revert the phase 4.1 commit (single revert commit)"),
+            cmd(format!("on every node: sed 's|server: https://{vip}:{port}|server: https://{m0_addr}:{port}|' /etc/kubernetes/kubelet.conf && systemctl restart kubelet")),
+            cmd("controlPlaneEndpoint can stay: harmless on a full rollback"),
+        ],
+    });
+    procedures.push(RollbackProcedure {
+        id: "RQ".to_string(),
+        title: "Quorum recovery from a surviving voter (added by plan)".to_string(),
+        when: "etcd lost quorum and the lost member is not coming back: member remove cannot run".to_string(),
+        commands: vec![
+            cmd("on the surviving voter: stop etcd, add --force-new-cluster to the etcd manifest, start, then remove the flag"),
+            cmd("kubeadm reset the lost masters and destroy their VMs"),
+        ],
+    });
+    procedures.push(RollbackProcedure {
+        id: "RW".to_string(),
+        title: "Worst case (etcd corruption / split brain)".to_string(),
+        when: "nothing else restores quorum".to_string(),
+        commands: vec![
+            cmd(format!("etcdctl snapshot restore of the newest snapshot from {} on {m0}", s.etcd_backup.path)),
+            cmd(format!("rebuild {m0} from the VM snapshot pre-ha-retrofit if needed")),
+            cmd("back to a single master"),
+        ],
+    });
+    procedures
+}
