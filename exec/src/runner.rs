@@ -9,7 +9,7 @@ use crate::redact;
 use crate::target::Place;
 use crate::transport::{Completed, Request, Transport};
 use crate::ExecError;
-use plan_model::action::{self, Action};
+use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_model::plan::{Phase, Plan, Step};
 use plan_model::topology::Topology;
@@ -434,16 +434,11 @@ impl<'a> Runner<'a> {
         let t = self.t;
         let ranking = search::rank(c, t, self.plan, i);
         let best = ranking.iter().find(|candidate| candidate.applicable());
-        let (kind, actions) = match best {
-            Some(best) => (best.kind.clone(), best.actions.clone()),
-            None => (RecoveryKind::Hold, Vec::new()),
+        // The state the twin expects afterwards is where the search's run of it ended.
+        let (kind, actions, expected) = match best {
+            Some(best) => (best.kind.clone(), best.actions.clone(), best.end),
+            None => (RecoveryKind::Hold, Vec::new(), *c),
         };
-        let mut expected = *c;
-        for a in &actions {
-            if let Ok(next) = action::apply(&expected, t, *a) {
-                expected = next;
-            }
-        }
         Recovery {
             kind,
             descriptions: actions.iter().map(|a| a.describe(t)).collect(),

@@ -112,6 +112,7 @@ pub struct Candidate {
     /// cut-over).
     pub documented: bool,
     pub cost: Cost,
+    /// The state the recovery ends in (the executor checks the hosts against it).
     #[serde(skip)]
     pub end: Cluster,
 }
@@ -220,7 +221,7 @@ fn cost_of(start: &Cluster, end: &Cluster, t: &Topology, downtime_s: u32) -> Cos
 /// Half-done work a state holds: etcd members that do not run, learners, new-master VMs that
 /// are not control planes, pool and config-stack entries of no control plane, Node objects
 /// without a kubelet.
-pub fn leftovers(c: &Cluster, t: &Topology) -> u32 {
+fn leftovers(c: &Cluster, t: &Topology) -> u32 {
     let masters = c.control_plane;
     let new_vms = t.new_masters().filter(|m| c.vm_exists.contains(*m)).fold(plan_model::topology::NodeSet::EMPTY, |s, m| s.with(m));
     c.members().minus(observe::live_members(c)).len()

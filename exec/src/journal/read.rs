@@ -116,6 +116,15 @@ pub fn journal_path(state_dir: &Path) -> PathBuf {
     state_dir.join(JOURNAL_FILE)
 }
 
+/// The journal's bytes; none when there is no journal yet.
+fn journal_bytes(path: &Path) -> Result<Vec<u8>, ExecError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(journal_error(path, e)),
+    }
+}
+
 /// Reads the journal of `state_dir` (a missing file has no records).
 ///
 /// *Caveats*: a damaged tail is reported in [`Contents::damage`] and not read; it is cut when the
@@ -135,12 +144,7 @@ pub fn journal_path(state_dir: &Path) -> PathBuf {
 /// ```
 pub fn read(state_dir: &Path) -> Result<Contents, ExecError> {
     let path = journal_path(state_dir);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(journal_error(&path, e)),
-    };
-    let contents = parse(&bytes);
+    let contents = parse(&journal_bytes(&path)?);
     if let Some(damage) = contents.damage.as_ref().filter(|d| !d.is_tail()) {
         return Err(ExecError::JournalDamaged {
             path: path.display().to_string(),
@@ -229,11 +233,7 @@ pub enum Repair {
 /// ```
 pub fn repair(state_dir: &Path) -> Result<Repair, ExecError> {
     let path = journal_path(state_dir);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(journal_error(&path, e)),
-    };
+    let bytes = journal_bytes(&path)?;
     let contents = parse(&bytes);
     let Some(damage) = contents.damage else {
         return Ok(Repair::Nothing { records: contents.records.len() });
