@@ -39,16 +39,6 @@ pub fn kubelet_local_mode(version: Version) -> bool {
     version >= (1, 33)
 }
 
-/// The etcd minor kubeadm deploys for a Kubernetes version
-/// (`SupportedEtcdVersion` in `cmd/kubeadm/app/constants/constants.go`).
-pub fn etcd_version(version: Version) -> Version {
-    if version >= (1, 34) {
-        (3, 6)
-    } else {
-        (3, 5)
-    }
-}
-
 /// Whether etcd accepts a new *voting* member now (strict reconfiguration check, on by default).
 ///
 /// etcd `server/etcdserver/api/membership/cluster.go` `IsReadyToAddVotingMember` (3.4, 3.5, 3.6):

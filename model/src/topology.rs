@@ -123,8 +123,6 @@ pub struct Topology {
     /// Whether a joining control-plane node's kubelet.conf names its own apiserver
     /// ([`crate::facts::kubelet_local_mode`]).
     pub kubelet_local_mode: bool,
-    /// The etcd `major.minor` kubeadm deploys for the cluster's version.
-    pub etcd_version: (u32, u32),
     pub health_check: HealthCheck,
 }
 
@@ -193,7 +191,6 @@ impl Topology {
             template_version,
             learner_mode: learner_mode(version, scenario.kubernetes.etcd_learner_mode),
             kubelet_local_mode: crate::facts::kubelet_local_mode(version),
-            etcd_version: crate::facts::etcd_version(version),
             health_check: scenario.load_balancer.health_check,
         }
     }

@@ -140,13 +140,17 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     // 3. Recovery by search: every candidate run in the model from here to its end, ranked
     // (crate::search); the best is carried out. If reality refuses it (the lab), the ranking is
     // made again from where it stopped, without the kinds already tried.
-    let first = search::rank(exec.cluster(), t, plan, step);
-    report_ranking(exec, &id, &first);
-    exec.weighed(&id, &first)?;
+    let weighed_from = *exec.cluster();
+    let mut ranking = search::rank(&weighed_from, t, plan, step);
+    report_ranking(exec, &id, &ranking);
+    exec.weighed(&id, &ranking)?;
     let mut tried: Vec<RecoveryKind> = Vec::new();
     loop {
-        let ranking = search::rank(exec.cluster(), t, plan, step);
-        let Some(best) = ranking.into_iter().find(|c| c.applicable() && !tried.contains(&c.kind)) else {
+        // Ranked again only where the state moved (the lab's answers, a recovery cut short).
+        if *exec.cluster() != weighed_from || !tried.is_empty() {
+            ranking = search::rank(exec.cluster(), t, plan, step);
+        }
+        let Some(best) = std::mem::take(&mut ranking).into_iter().find(|c| c.applicable() && !tried.contains(&c.kind)) else {
             return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }));
         };
         exec.took(best.kind.clone());
