@@ -1,0 +1,66 @@
+//! Actions described for people, with node names (timelines, traces, the executor's recovery).
+
+use super::Action;
+use crate::topology::{NodeIx, Topology};
+
+impl Action {
+    /// A human description, with node names.
+    pub fn describe(self, t: &Topology) -> String {
+        use Action::*;
+        let n = |ix: NodeIx| t.name(ix).to_string();
+        match self {
+            Verify(check) => format!("verify: {}", check.describe(t)),
+            TakeVmSnapshot => format!("snapshot VM of {}", n(t.existing_master())),
+            PatchKubeadmConfig => "kubeadm-config: controlPlaneEndpoint = VIP, certSANs += VIP, FQDN".to_string(),
+            RevertKubeadmConfig => "kubeadm-config: revert to the backup".to_string(),
+            MoveCertAside(x) => format!("move apiserver cert of {} aside", n(x)),
+            GenerateCert(x) => format!("generate apiserver cert on {}", n(x)),
+            RestoreCert(x) => format!("restore apiserver cert of {} from backup", n(x)),
+            RestartApiserver(x) => format!("restart kube-apiserver on {}", n(x)),
+            ReserveVip => "reserve the VIP on the load balancer".to_string(),
+            ReleaseVip => "release the VIP".to_string(),
+            AddVipDnsRecord => "add DNS A record FQDN -> VIP".to_string(),
+            DeleteStaleDnsRecord => "delete the stale per-master DNS record".to_string(),
+            RevertDns => "revert the DNS records".to_string(),
+            DeclareLbFrontend => "declare the VIP frontend and apiserver pool in the bootstrap script".to_string(),
+            RemoveLbFrontend => "remove the VIP frontend and pool from the bootstrap script".to_string(),
+            DeclareLbBackend(x) => format!("declare {} in the apiserver pool", n(x)),
+            RemoveLbBackend(x) => format!("remove {} from the declared pool", n(x)),
+            DeployLb => "run the LB bootstrap script (reset to declared state)".to_string(),
+            RefactorConfigStack => "config stack (repo): single host -> list of masters".to_string(),
+            ApplyConfigStack => "config stack: apply what the repo declares".to_string(),
+            RevertConfigStack => "config stack: back to a single host".to_string(),
+            ConfigStackAddHost(x) => format!("config stack: apply apiserver flags on {}", n(x)),
+            ConfigStackRemoveHost(x) => format!("config stack: drop {}", n(x)),
+            BumpTemplate => "VM template: cluster's Kubernetes version, no worker join for masters".to_string(),
+            CreateVm(x) => format!("create and boot VM {}", n(x)),
+            DestroyVm(x) => format!("destroy VM {}", n(x)),
+            UploadCerts => "upload control-plane certs (kubeadm-certs Secret)".to_string(),
+            CreateToken => "create a join token".to_string(),
+            EtcdMemberAdd(x) => format!("etcd member add {} ({})", n(x), if t.learner_mode { "learner" } else { "voter" }),
+            EtcdStart(x) => format!("etcd starts on {} and syncs", n(x)),
+            EtcdPromote(x) => format!("etcd promote {}", n(x)),
+            ControlPlaneUp(x) => format!("control-plane static pods, cert and kubelet.conf on {}", n(x)),
+            KubeadmReset(x) => format!("kubeadm reset on {}", n(x)),
+            DeleteNode(x) => format!("kubectl delete node {}", n(x)),
+            ForgetJoinSecrets => "delete the join command and certificate key from every host".to_string(),
+            PointKubeProxyAtVip => "kube-proxy ConfigMap: server -> VIP, DaemonSet restarted".to_string(),
+            EtcdMemberRemove(x) => format!("etcdctl member remove {}", n(x)),
+            FlipConsumers => "flip every kubeconfig consumer to the VIP".to_string(),
+            RevertConsumers => "revert every kubeconfig consumer to the direct address".to_string(),
+            FlipKubelet(x) => format!("kubelet.conf of {} -> VIP, restart kubelet", n(x)),
+            RevertKubelet(x) => format!("kubelet.conf of {} -> direct address, restart kubelet", n(x)),
+            DeclareCronJobsOnControlPlane => "etcd CronJobs (repo): node pin -> control-plane selector".to_string(),
+            ApplyCronJobs => "etcd CronJobs: apply what the repo declares".to_string(),
+            DeclareGateQuorumCheck => "reboot gate (repo): add the control-plane quorum check".to_string(),
+            ApplyRebootGate => "reboot gate: apply what the repo declares".to_string(),
+            DeclareChainMasterLoop => "upgrade chain (repo): loop over every master with a quorum check".to_string(),
+            DeclareChainAnyMaster => "upgrade chain (repo): preflight and master phase on any control-plane node".to_string(),
+            ApplyUpgradeChain => "upgrade chain: apply what the repo declares".to_string(),
+            Shutdown(x) => format!("drain and shut down {}", n(x)),
+            Boot(x) => format!("boot {}", n(x)),
+            ForceNewCluster(x) => format!("etcd --force-new-cluster on {}", n(x)),
+            RestoreSnapshot(x) => format!("etcdctl snapshot restore on {}", n(x)),
+        }
+    }
+}
