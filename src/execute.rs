@@ -235,6 +235,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
     if options.dry_run {
         return dry_run(loaded, options, &check);
     }
+    need_a_person_or_yes(options.yes)?;
     if !check.passed && options.override_check.is_none() {
         return Err(Failure::Violation(format!(
             "plan check rejects this plan ({}): refusing to execute it; run `plan check` for the report, or pass --override-check REASON to run it anyway (the reason is journalled)",
@@ -396,6 +397,16 @@ pub(crate) fn transport(ssh: &SshArgs, state_dir: &Path) -> Result<Dispatch<Open
     Ok(Dispatch { remote, local: LocalTransport { guard } })
 }
 
+/// Off a terminal nobody can answer a prompt: without `--yes` the run is refused before anything
+/// starts, rather than stopping at the first prompt as if someone had declined.
+fn need_a_person_or_yes(yes: bool) -> Result<(), Failure> {
+    if yes || std::io::stdin().is_terminal() {
+        Ok(())
+    } else {
+        Err(Failure::Input("no terminal to confirm each phase and recovery on: pass --yes to run unattended".to_string()))
+    }
+}
+
 /// The person at the terminal: prompts (unless --yes), a progress bar, each command echoed.
 struct TerminalOperator {
     yes: bool,
@@ -426,10 +437,22 @@ impl TerminalOperator {
     }
 }
 
+impl TerminalOperator {
+    /// A line above the progress bar on a terminal; off a terminal (a log file, a pipe), where
+    /// the bar draws nothing and drops its lines, straight to stderr.
+    fn line(&self, text: String) {
+        if self.bar.is_hidden() {
+            crate::output::eprint(&format!("{text}\n"));
+        } else {
+            self.bar.println(text);
+        }
+    }
+}
+
 impl Operator for TerminalOperator {
     fn confirm_phase(&mut self, phase: &Phase, steps: &[&Step]) -> bool {
         let ids = steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
-        self.bar.println(format!("== Phase {}: {} (steps {ids})", phase.id, phase.title));
+        self.line(format!("== Phase {}: {} (steps {ids})", phase.id, phase.title));
         self.yes || self.ask(&format!("Run phase {}?", phase.id))
     }
 
@@ -442,25 +465,29 @@ impl Operator for TerminalOperator {
     }
 
     fn by_hand(&mut self, step: &Step, instruction: &str) -> bool {
-        self.bar.println(format!("   by hand ({}): {}", step.id, plan_exec::redact::redact(instruction)));
+        self.line(format!("   by hand ({}): {}", step.id, plan_exec::redact::redact(instruction)));
         !self.yes && self.ask("Done?")
     }
 
     fn starting(&mut self, step: &Step, _index: usize, invocation: &Invocation, eta_s: u32) {
         if self.current.as_deref() != Some(step.id.as_str()) {
-            self.bar.println(format!("-- {} {}", step.id, step.title));
+            self.line(format!("-- {} {} (about {} of the plan left)", step.id, step.title, format_duration(eta_s)));
             self.current = Some(step.id.clone());
             self.bar.inc(1);
         }
         self.bar.set_message(format!("step {} on {}, about {} left", step.id, invocation.place_label(), format_duration(eta_s)));
-        self.bar.println(format!("   {:<12} {}", invocation.place_label(), invocation.display()));
+        self.line(format!("   {:<12} {}", invocation.place_label(), invocation.display()));
     }
 
-    fn finished(&mut self, _step: &Step, _invocation: &Invocation, done: &Result<Completed, String>) {
+    fn finished(&mut self, _step: &Step, invocation: &Invocation, done: &Result<Completed, String>) {
         match done {
-            Ok(done) if done.success() => {}
-            Ok(done) => self.bar.println(format!("   -> exit {}", done.exit.map_or("by signal".to_string(), |c| c.to_string()))),
-            Err(e) => self.bar.println(format!("   -> {e}")),
+            Ok(done) if done.success() => {
+                if self.bar.is_hidden() {
+                    self.line(format!("   -> ok on {} in {:.1} s", invocation.place_label(), done.duration.as_secs_f64()));
+                }
+            }
+            Ok(done) => self.line(format!("   -> exit {}", done.exit.map_or("by signal".to_string(), |c| c.to_string()))),
+            Err(e) => self.line(format!("   -> {e}")),
         }
     }
 }
@@ -576,6 +603,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
 
 pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs, log: &JsonLog) -> Result<(), Failure> {
     let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
+    need_a_person_or_yes(options.yes)?;
     let dir = state_dir(scenario, &options.state);
     if plan_exec::journal::read(&dir).map_err(exec_failure)?.records.is_empty() {
         return Err(Failure::Input(format!("no journal in {}: nothing to roll back", dir.display())));

@@ -328,6 +328,10 @@ fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}\n{}", lab.sshd_log("lab-wk-1"));
     assert!(shown.contains("HALTED at step 4.4") && shown.contains("lab-cp-2"), "{shown}");
+    // Off a terminal (stderr is a pipe here) every step and command is logged line by line.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("== Phase 4") && log.contains("-- 4.2 ") && log.contains("-- 4.3 "), "{log}");
+    assert!(log.contains("-> ok on lab-cp-1 in "), "the end of 4.3's command, with its host and time: {log}");
     assert!(shown.contains("The twin's recovery for this point: phase 4 rollback"), "{shown}");
     for (name, _) in HOSTS {
         if name == MASTER {
@@ -556,4 +560,23 @@ fn hosts_that_do_not_answer_fail_the_preflight_and_nothing_runs() {
     assert!(!shown.contains("ssh and sudo on lab-cp-2"), "{shown}");
     assert!(shown.contains("ok   the VIP 127.0.77.99 is free"), "{shown}");
     assert!(shown.contains("checks failed"), "{shown}");
+}
+
+/// Off a terminal, without `--yes`, nobody can answer the phase prompts: refused before anything
+/// runs (exit 2), never "declined" as if a person had said no.
+#[test]
+fn without_a_terminal_or_yes_the_run_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    for args in
+        [&["--scenario", LOOPBACK, "execute", "--state-dir", state][..], &["--scenario", LOOPBACK, "rollback", "--state-dir", state][..]]
+    {
+        let out = plan(args, &[]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{shown}");
+        assert!(shown.contains("no terminal to confirm each phase and recovery on: pass --yes"), "{shown}");
+        assert!(!shown.contains("declined"), "{shown}");
+        assert!(!Path::new(state).join("journal.jsonl").exists(), "nothing started: {shown}");
+    }
 }
