@@ -535,8 +535,9 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n.join_files = c.join_files.with(x);
             // The join runs from the secrets copied to the joining host.
             n.join_secrets_on = c.join_secrets_on.with(x);
-            // A member left behind by a reset that could not remove it is taken as it is
-            // (`addMember` accepts an existing peer URL).
+            // `addMember` accepts an existing peer URL: a member of this node that still answers
+            // is taken as it is (one that does not answer was refused by check-etcd above, so a
+            // reset that could not remove the member needs `etcdctl member remove` first).
             if c.members().contains(x) {
                 return Ok(n);
             }

@@ -128,7 +128,6 @@ impl Candidate {
 pub fn rank(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidate> {
     let phase = &plan.steps[step].phase;
     let kind = recovery::phase_kind(plan, phase);
-    // The documented recovery first: among equals the sort keeps it.
     let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::new();
     if kind != PhaseKind::After {
         options.push((RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_with_dead_members(c, t, kind)));
@@ -142,7 +141,8 @@ pub fn rank(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidat
     if let Some(actions) = recovery::worst_case_actions(c, t) {
         options.push((RecoveryKind::WorstCase, actions));
     }
-    let documented = documented_kind(plan, step);
+    // What the plan documents for a halt here: the phase's rollback, or after the cut-over holding.
+    let documented = if kind == PhaseKind::After { RecoveryKind::Hold } else { RecoveryKind::Rollback { phase: phase.clone() } };
     let mut candidates: Vec<Candidate> = options
         .into_iter()
         .map(|(kind, actions)| {
@@ -159,17 +159,6 @@ pub fn rank(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidat
 /// The candidate the plan itself documents for a halt.
 pub fn documented(candidates: &[Candidate]) -> Option<&Candidate> {
     candidates.iter().find(|c| c.documented)
-}
-
-/// The recovery the plan documents for a halt in `step`: the phase's rollback, or after the
-/// cut-over holding.
-fn documented_kind(plan: &Plan, step: usize) -> RecoveryKind {
-    let phase = &plan.steps[step].phase;
-    if recovery::phase_kind(plan, phase) == PhaseKind::After {
-        RecoveryKind::Hold
-    } else {
-        RecoveryKind::Rollback { phase: phase.clone() }
-    }
 }
 
 /// Runs `actions` from `c` as the executor would: an action on a host that is down is skipped
