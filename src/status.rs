@@ -38,7 +38,9 @@ struct Standing<'p> {
 }
 
 impl Standing<'_> {
-    fn of(progress: &Progress, records: usize) -> Standing<'_> {
+    /// `held`: an executor holds the state directory's lock now (it runs a command or waits at
+    /// a prompt), so a step begun and not ended is running, not interrupted.
+    fn of(progress: &Progress, records: usize, held: bool) -> Standing<'_> {
         let overall = if records == 0 {
             "not-started"
         } else if progress.rolled_back.is_some() {
@@ -47,6 +49,8 @@ impl Standing<'_> {
             "completed"
         } else if progress.halted.is_some() {
             "halted"
+        } else if held {
+            "running"
         } else {
             "interrupted"
         };
@@ -60,7 +64,11 @@ impl Standing<'_> {
         } else if p.halted.as_ref().is_some_and(|h| h.step == id) {
             "halted"
         } else if p.interrupted.as_deref() == Some(id) {
-            "interrupted"
+            if self.overall == "running" {
+                "running"
+            } else {
+                "interrupted"
+            }
         } else {
             "pending"
         }
@@ -80,7 +88,7 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
     let path = journal::journal_path(&dir);
     let contents = journal::read(&dir).map_err(exec_failure)?;
     let progress = Progress::from_records(&contents.records);
-    let standing = Standing::of(&progress, contents.records.len());
+    let standing = Standing::of(&progress, contents.records.len(), plan_exec::lock::holder(&dir).is_some());
     let steps: Vec<String> =
         if progress.steps.is_empty() { loaded.plan.steps.iter().map(|s| s.id.clone()).collect() } else { progress.steps.clone() };
     let done = steps.iter().filter(|s| progress.completed.contains(*s)).count();

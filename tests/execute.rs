@@ -580,3 +580,27 @@ fn without_a_terminal_or_yes_the_run_is_refused_up_front() {
         assert!(!Path::new(state).join("journal.jsonl").exists(), "nothing started: {shown}");
     }
 }
+
+/// A step begun and not ended reads "running" while an executor holds the state directory's lock
+/// (it runs a command, or waits at a prompt), and "interrupted" once nothing holds it.
+#[test]
+fn status_tells_a_running_step_from_an_interrupted_one_by_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = concat!(
+        r#"{"v":1,"at_ms":1,"event":"run-started","scenario":"loopback","plan_digest":"0","steps":["4.2"],"check":"pass","override_check":null,"resume":false,"pid":1}"#,
+        "\n",
+        r#"{"v":1,"at_ms":2,"event":"step-started","step":"4.2"}"#,
+        "\n"
+    );
+    write(&dir.path().join("journal.jsonl"), journal);
+    let status = || {
+        let out = plan(&["--scenario", LOOPBACK, "status", "--format", "json", "--state-dir", dir.path().to_str().unwrap()], &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        (json["state"].as_str().unwrap_or_default().to_string(), json["steps"][0]["state"].as_str().unwrap_or_default().to_string())
+    };
+    let held = plan_exec::lock::Lock::take(dir.path()).expect("the lock, as an executor holds it");
+    assert_eq!(status(), ("running".to_string(), "running".to_string()));
+    drop(held);
+    assert_eq!(status(), ("interrupted".to_string(), "interrupted".to_string()));
+}

@@ -76,6 +76,26 @@ impl Lock {
     }
 }
 
+/// The pid written in the lock of `state_dir` when an executor holds it now; `None` when none
+/// does (no lock file, or a lock nobody holds: a killed executor's lock is free).
+///
+/// *Caveats*: it takes and at once drops a shared lock to ask; a link in the lock's place is
+/// not followed and reads as not held.
+pub fn holder(state_dir: &Path) -> Option<String> {
+    let path = state_dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path).ok()?;
+    // SAFETY: flock on a file descriptor this function owns; no memory is shared.
+    let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+    if free {
+        // SAFETY: as above; the shared lock just taken is released.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        return None;
+    }
+    let mut pid = String::new();
+    let _ = std::io::Read::read_to_string(&mut file, &mut pid);
+    Some(pid.trim().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +131,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
         assert!(Lock::take(dir.path()).is_err());
+    }
+
+    #[test]
+    fn the_holder_is_named_while_held_and_none_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(super::holder(dir.path()), None, "no lock file");
+        let lock = Lock::take(dir.path()).expect("taken");
+        assert_eq!(super::holder(dir.path()), Some(std::process::id().to_string()));
+        drop(lock);
+        assert_eq!(super::holder(dir.path()), None, "released");
     }
 }
