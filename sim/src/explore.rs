@@ -13,6 +13,10 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
+/// The `step` of a violation judged on the state the plan ends in (`ha-reached`,
+/// `join-secrets-removed`): no event breaks it, so it has no trace.
+const END_STATE: &str = "end";
+
 /// The most faults a schedule may hold in `plan check`.
 pub const DEPTH_MAX: u8 = 2;
 
@@ -421,12 +425,19 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
             collector.violation("plan-completes|recovered".to_string(), "plan-completes", InvariantClass::Availability, &step, &why, &[]);
         }
         if let Err(why) = plan_model::invariant::survives_any_master_loss(&no_fault.final_state, t) {
-            collector.violation("ha-reached|none".to_string(), "ha-reached", InvariantClass::Availability, "end", &why, &[]);
+            collector.violation("ha-reached|none".to_string(), "ha-reached", InvariantClass::Availability, END_STATE, &why, &[]);
         }
         // The join command (a 24 h token) and the certificate key are credentials to join the
         // control plane: a plan that ends with them on a host leaves them to whoever reads it.
         if let Err(why) = plan_model::action::Check::NoJoinSecrets.evaluate(&no_fault.final_state, t) {
-            collector.violation("join-secrets-removed|none".to_string(), "join-secrets-removed", InvariantClass::Safety, "end", &why, &[]);
+            collector.violation(
+                "join-secrets-removed|none".to_string(),
+                "join-secrets-removed",
+                InvariantClass::Safety,
+                END_STATE,
+                &why,
+                &[],
+            );
         }
     }
     if let Outcome::Stuck { why } | Outcome::RolledBack { phase: why } | Outcome::Halted { step: why } = &no_fault.outcome {
@@ -469,7 +480,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     let mut violations: Vec<Violation> = collector.violations.into_values().collect();
     let recorder = Engine::new(t, plan, Recording { events: true, downtime: false });
     for v in &mut violations {
-        if v.invariant == "ha-reached" || v.invariant == "join-secrets-removed" {
+        if v.step == END_STATE && v.injections.is_empty() {
             // A property of the end state, not of an event: the plan's whole run is no trace.
             continue;
         }
