@@ -14,6 +14,33 @@ struct CheckDocument<'a> {
     check_format: u32,
     #[serde(flatten)]
     report: &'a CheckReport,
+    /// The operations the twin does not model (`shell`, `by-hand`): it assumes they change nothing.
+    unverified: Vec<Unverified>,
+}
+
+/// An operation the twin cannot verify.
+#[derive(serde::Serialize)]
+struct Unverified {
+    step: String,
+    op: &'static str,
+    /// The command or the instruction.
+    what: String,
+}
+
+fn unverified(plan: &plan_model::plan::Plan) -> Vec<Unverified> {
+    use plan_model::operation::Operation;
+    let mut out = Vec::new();
+    for step in &plan.steps {
+        for op in step.opaque() {
+            let what = match op {
+                Operation::Shell { run } => run.clone(),
+                Operation::ByHand { instruction } => instruction.clone(),
+                _ => continue,
+            };
+            out.push(Unverified { step: step.id.clone(), op: op.name(), what });
+        }
+    }
+    out
 }
 
 pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
@@ -26,10 +53,10 @@ pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
     );
     match options.format {
         ReportFormat::Json => {
-            let doc = CheckDocument { check_format: 1, report: &report };
+            let doc = CheckDocument { check_format: 1, report: &report, unverified: unverified(&loaded.plan) };
             crate::output::print_json(&doc)?
         }
-        ReportFormat::Text => crate::output::print(&text(&report, loaded.edited))?,
+        ReportFormat::Text => crate::output::print(&text(&report, loaded.edited, &unverified(&loaded.plan)))?,
     }
     match report.verdict {
         Verdict::Pass => Ok(()),
@@ -68,7 +95,7 @@ const LEGEND: &str = "
   twin: plan's model of the cluster, in which every placement ran; source plan: the hand-written plan this one follows.
 ";
 
-fn text(r: &CheckReport, edited: bool) -> String {
+fn text(r: &CheckReport, edited: bool, unverified: &[Unverified]) -> String {
     let f = &r.figures;
     let mut out = format!("plan check: scenario {}{}, depth {}\n", r.scenario, if edited { " (edited plan)" } else { "" }, r.depth);
     let _ = writeln!(
@@ -87,6 +114,16 @@ fn text(r: &CheckReport, edited: bool) -> String {
     out += LEGEND;
     write_violations(&mut out, r);
     write_warnings(&mut out, r);
+    if !unverified.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} operations the twin does not model (it assumes they change nothing; verify them yourself):",
+            output::warning()
+        );
+        for u in unverified {
+            let _ = writeln!(out, "  {} {}: {}", u.step, u.op, u.what);
+        }
+    }
     if !r.exposures.is_empty() {
         let _ = writeln!(out, "\nExposures the cluster already has (the single master):");
         for e in &r.exposures {

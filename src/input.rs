@@ -102,7 +102,7 @@ pub fn load(global: &Global) -> Result<Loaded, Failure> {
                 let at = e.position.map(|p| format!(":{}:{}", p.line, p.column)).unwrap_or_default();
                 Failure::Input(format!("{shown}{at}: {}", e.message))
             })?;
-            let plan = Plan::from_edited(&generated, &file).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
+            let plan = Plan::from_edited(&topology, &generated, &file).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
             (plan, true)
         }
         None => (generated, false),

@@ -28,6 +28,22 @@ fn harmless(t: &Topology, plan: &Plan, i: usize) -> Option<&'static str> {
     if changing.iter().all(|a| matches!(a, Action::UploadCerts | Action::CreateToken) && earlier(a)) {
         return Some("renews credentials an earlier step made (the TTLs hold without it; expired ones are renewed)");
     }
+    // A later step does the same again, or declares a superset: the effect arrives there.
+    let superseded = |a: &Action| {
+        plan.steps[i + 1..].iter().flat_map(|s| s.actions.iter()).any(|b| match (a, b) {
+            (Action::DeclareLbPool(p), Action::DeclareLbPool(q)) | (Action::DeclareStackHosts(p), Action::DeclareStackHosts(q)) => {
+                p.minus(*q).is_empty()
+            }
+            (
+                Action::ApplyConfigStack | Action::ApplyCronJobs | Action::ApplyRebootGate | Action::ApplyUpgradeChain | Action::DeployLb,
+                b,
+            ) => a == b,
+            _ => false,
+        })
+    };
+    if changing.iter().all(superseded) {
+        return Some("a later step declares or applies the same again (a superset of it): the effect arrives there");
+    }
     if changing == [Action::TakeVmSnapshot] {
         return Some("a VM snapshot: a precaution against a corrupted master disk, which the twin does not model");
     }
