@@ -80,8 +80,9 @@ pub fn downtime_line(downtime: &plan_sim::run::Downtime) -> String {
     parts.join(", ")
 }
 
-/// What the phase table's columns and the report's abbreviations mean, under the table.
-const LEGEND: &str = "
+/// What the phase table's columns and the report's abbreviations mean, under the table (and
+/// under the same table in `plan report`).
+pub const LEGEND: &str = "
   placements   faults placed at every step boundary and mid-step point of the phase; each ends in one of:
   completed    the plan ran to its end
   recovered    the plan ran to its end after a wait, a renewal or a resume
@@ -167,21 +168,29 @@ fn write_violations(out: &mut String, r: &CheckReport) {
     }
     let _ = writeln!(out, "\nViolations ({}):", r.violations.len());
     for v in &r.violations {
-        let class = match v.class {
-            plan_model::invariant::InvariantClass::Safety => "safety",
-            plan_model::invariant::InvariantClass::Availability => "availability",
-        };
-        let schedule = if v.schedule.is_empty() {
-            "without any fault".to_string()
-        } else {
-            v.schedule.iter().map(|p| format!("{} at {}@{}", p.description, p.step, p.after_action)).collect::<Vec<_>>().join(", then ")
-        };
-        let name = output::paint(output::BAD, &format!("[{class}] {}", v.invariant));
-        let _ = writeln!(out, "  {name} at step {}, {schedule} ({} schedule(s))", v.step, v.schedules);
+        let name = output::paint(output::BAD, &format!("[{}] {}", class_name(v.class), v.invariant));
+        let _ = writeln!(out, "  {name} at step {}, {} ({} schedule(s))", v.step, schedule(v), v.schedules);
         let _ = writeln!(out, "    {}", v.why);
         for line in &v.trace {
             let _ = writeln!(out, "      {line}");
         }
+    }
+}
+
+/// `safety` or `availability`, as the report names an invariant's class.
+pub fn class_name(class: plan_model::invariant::InvariantClass) -> &'static str {
+    match class {
+        plan_model::invariant::InvariantClass::Safety => "safety",
+        plan_model::invariant::InvariantClass::Availability => "availability",
+    }
+}
+
+/// The faults that lead to a violation, in order: `k8s-master-2 goes down at 2.5@1, then …`.
+pub fn schedule(v: &plan_sim::explore::Violation) -> String {
+    if v.schedule.is_empty() {
+        "without any fault".to_string()
+    } else {
+        v.schedule.iter().map(|p| format!("{} at {}@{}", p.description, p.step, p.after_action)).collect::<Vec<_>>().join(", then ")
     }
 }
 

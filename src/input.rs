@@ -64,7 +64,8 @@ fn is_fifo(_: &std::fs::Metadata) -> bool {
     false
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+/// The reason an IO operation failed, in words for the operator.
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),

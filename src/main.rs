@@ -9,6 +9,7 @@ mod lab;
 mod logging;
 mod output;
 mod preflight;
+mod report;
 mod show;
 mod simulate;
 mod status;
@@ -68,6 +69,7 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Check(options) => check::run(&loaded, &options),
         cli::Command::Simulate(options) => simulate::run(&loaded, &options),
         cli::Command::Capacity(options) => capacity::run(&loaded, &options),
+        cli::Command::Report(options) => report::run(&loaded, &options),
         cli::Command::Preflight(options) => preflight::run(&loaded, args.global.scenario.as_deref(), &options),
         cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options, &json_log),
         cli::Command::Status(options) => status::status(&loaded, args.global.scenario.as_deref(), &options),

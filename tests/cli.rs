@@ -309,8 +309,8 @@ fn status_before_any_run_is_one_line() {
     assert_eq!(doc["steps"].as_array().unwrap().len(), 51);
 }
 
-const SUBCOMMANDS: [&str; 11] =
-    ["show", "check", "simulate", "capacity", "execute", "status", "rollback", "lab", "rehearse", "completions", "man"];
+const SUBCOMMANDS: [&str; 12] =
+    ["show", "check", "simulate", "capacity", "report", "execute", "status", "rollback", "lab", "rehearse", "completions", "man"];
 
 #[test]
 fn completions_name_every_subcommand_and_parse_in_their_shell() {
