@@ -189,8 +189,10 @@ impl Lab {
         args.extend_from_slice(rest);
         args.extend_from_slice(&["--state-dir", state]);
         if !matches!(rest.first(), Some(&"status")) {
-            // The fixture hosts have no Kubernetes API behind them (tests/observe.rs reads a fake one).
-            args.extend_from_slice(&["--ssh-config", config, "--skip-observer", "kube"]);
+            // The fixture hosts have no Kubernetes API behind them (tests/observe.rs reads a fake
+            // one) and run no etcd (tests/lab.rs rehearses with real members): the executor watches
+            // etcd at every step, so the fixture turns that observer off.
+            args.extend_from_slice(&["--ssh-config", config, "--skip-observer", "kube", "--skip-observer", "etcd"]);
         }
         args
     }

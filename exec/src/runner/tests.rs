@@ -3,7 +3,7 @@ use crate::transport::Recorder;
 use plan_model::validate::parse_scenario;
 
 /// Says yes to everything.
-struct Yes;
+pub(super) struct Yes;
 
 impl Operator for Yes {
     fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
@@ -32,7 +32,7 @@ impl Transport for FailsAt {
     }
 }
 
-fn options(resume: bool) -> RunOptions {
+pub(super) fn options(resume: bool) -> RunOptions {
     RunOptions {
         resume,
         rerun_step: false,
@@ -121,7 +121,7 @@ fn a_host_still_silent_after_the_wait_is_taken_as_dead_and_the_run_halts() {
     assert!(transport.tried >= 2, "looked again: {}", transport.tried);
 }
 
-fn homelab() -> (Topology, Plan) {
+pub(super) fn homelab() -> (Topology, Plan) {
     let t = Topology::new(&parse_scenario(include_str!("../../../scenarios/homelab.yaml")).expect("the homelab is valid"));
     let plan = plan_model::planner::generate(&t);
     (t, plan)
@@ -262,4 +262,24 @@ fn a_shell_operation_cut_off_halts_with_the_choices() {
     assert_eq!(halt.step, "6.3");
     assert!(halt.reason.contains("must not run twice") && halt.reason.contains("--rerun-step"), "{}", halt.reason);
     assert!(!transport.inner.commands.iter().any(|c| c.shell.contains("publish-docs")), "not run blindly");
+}
+
+#[test]
+fn every_step_watches_etcd_the_load_balancer_and_the_api_once_they_exist() {
+    let (t, plan) = homelab();
+    let mut journal = Journal::in_memory();
+    let mut transport = Recorder::default();
+    let mut operator = Yes;
+    let runner = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(false));
+    for (i, step) in plan.steps.iter().enumerate() {
+        let scope = runner.scope(i);
+        assert!(scope.etcd && scope.kube && scope.files, "{}: {scope:?}", step.id);
+        let frontend = runner.prediction.before(i).lb_running.frontend;
+        assert!(scope.lb || !frontend, "{}: the load balancer is watched once its frontend runs", step.id);
+    }
+    // A step that touches neither etcd nor the load balancer (4.2 flips kubelets) still reads both.
+    let flip = plan.steps.iter().position(|s| s.id == "4.2").expect("4.2");
+    let concerned = Scope::of_step(runner.prediction.before(flip), runner.prediction.after(flip), &plan.steps[flip].actions);
+    assert!(!concerned.etcd && !concerned.lb, "4.2 alone concerns neither: {concerned:?}");
+    assert!(runner.scope(flip).etcd && runner.scope(flip).lb);
 }
