@@ -161,9 +161,11 @@ impl<'a> Runner<'a> {
         Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled, observer }
     }
 
-    /// What step `i` concerns: what it changes in the twin and what it verifies.
+    /// What is observed around step `i`: what it changes in the twin and what it verifies, and
+    /// the whole cluster's membership, load balancer and API (drift anywhere halts the run).
     fn scope(&self, i: usize) -> Scope {
-        Scope::of_step(self.prediction.before(i), self.prediction.after(i), &self.plan.steps[i].actions)
+        let (before, after) = (self.prediction.before(i), self.prediction.after(i));
+        Scope::of_step(before, after, &self.plan.steps[i].actions).or(Scope::whole(before)).or(Scope::whole(after))
     }
 
     fn observe_now(&mut self, state: &Cluster, scope: Scope) -> Result<Option<Observation>, ExecError> {
@@ -574,5 +576,7 @@ pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
     }
 }
 
+#[cfg(test)]
+mod kill_sweep;
 #[cfg(test)]
 mod tests;
