@@ -64,6 +64,8 @@ pub enum Action {
     DeleteNode(NodeIx),
     /// `rm` of the join command and certificate key on every host that is up and holds them.
     ForgetJoinSecrets,
+    /// `kubeadm token delete` of the join tokens the plan made (24 h credentials to join).
+    RevokeJoinTokens,
     /// The kubeconfig in the `kube-proxy` ConfigMap: server -> VIP, then a rollout restart of the
     /// DaemonSet (kubeadm rendered it once, at init, from the endpoint it had then).
     PointKubeProxyAtVip,
@@ -172,6 +174,7 @@ impl Action {
             KubeadmReset(_) => 60,
             DeleteNode(_) => 10,
             ForgetJoinSecrets => 30,
+            RevokeJoinTokens => 10,
             PointKubeProxyAtVip => 120,
             FlipConsumersOf(_) => 1200,
             RevertConsumers | DeclareCronJobsOnControlPlane | DeclareGateQuorumCheck => 600,
@@ -631,6 +634,12 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         }
         // A host that is down keeps its files until it is back (or destroyed).
         ForgetJoinSecrets => n.join_secrets_on = c.join_secrets_on.minus(c.up),
+        RevokeJoinTokens => {
+            if c.token_s.is_some() {
+                needs_api(c, t, "kubeadm token delete")?;
+            }
+            n.token_s = None;
+        }
         PointKubeProxyAtVip => {
             needs_api(c, t, "kubectl -n kube-system apply configmap/kube-proxy")?;
             n.kube_proxy_vip = true;

@@ -103,7 +103,7 @@ pub enum Operation {
         #[serde(default)]
         wait_ready: bool,
     },
-    /// The join command and certificate key deleted from `nodes`.
+    /// The join tokens the plan made revoked, the join command and certificate key deleted from `nodes`.
     ForgetJoinSecrets { nodes: Vec<String> },
     /// kube-proxy's kubeconfig set to `server` and its DaemonSet restarted.
     KubeProxyServer { server: String },
@@ -295,7 +295,7 @@ impl Operation {
             }
             Operation::ForgetJoinSecrets { nodes } => {
                 set(nodes, &master)?;
-                vec![Action::ForgetJoinSecrets]
+                vec![Action::RevokeJoinTokens, Action::ForgetJoinSecrets]
             }
             Operation::KubeProxyServer { server } => match server_named(t, op, server)? {
                 Server::Vip => vec![Action::PointKubeProxyAtVip],

@@ -553,10 +553,12 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     // The join command (a 24 h token) and the certificate key stay readable on the masters
     // after the joins unless someone deletes them; the source plan never does.
     let every_master: Vec<NodeIx> = std::iter::once(n.m0).chain(new_masters.iter().copied()).collect();
-    let mut forget = StepSpec::new("4.6", "Delete the join secrets from the masters", RunsOn::Workstation)
+    let mut forget = StepSpec::new("4.6", "Revoke the join tokens and delete the join secrets from the masters", RunsOn::Workstation)
         .ops(vec![Operation::ForgetJoinSecrets { nodes: n.names(&every_master) }, verify(t, [Check::NoJoinSecrets], [])])
-        .checks(strings(["no master holds /root/.plan-join-command or /root/.plan-certificate-key"]))
-        .note("added: the join command and certificate key written for the joins are deleted once every master has joined")
+        .checks(strings([
+            "no master holds /root/.plan-join-command or /root/.plan-certificate-key; kubeadm token list shows no plan-control-plane-join token",
+        ]))
+        .note("added: once every master has joined, the join tokens (valid 24 h) are revoked and the join command and certificate key written for the joins are deleted")
         .after("4.5", WHY_SEQUENCE);
     for k in 0..new_masters.len() {
         forget = forget.after(format!("{}.5", master_phase(k)), WHY_ALL_MASTERS);

@@ -86,7 +86,7 @@ impl Check {
             ChainCoversMasters => "upgrade chain covers every master".to_string(),
             FlagParity => "identical flags on every master".to_string(),
             Acceptance => "acceptance criteria".to_string(),
-            NoJoinSecrets => "no host holds a join secret".to_string(),
+            NoJoinSecrets => "no host holds a join secret and no join token is left valid".to_string(),
         }
     }
 
@@ -192,10 +192,19 @@ impl Check {
                     None => Ok(()),
                 }
             }
-            NoJoinSecrets => match c.join_secrets_on.iter().next() {
-                Some(x) => Err(format!("{} still holds the join command or the certificate key", name(x))),
-                None => Ok(()),
-            },
+            NoJoinSecrets => {
+                if let Some(x) = c.join_secrets_on.iter().next() {
+                    return Err(format!("{} still holds the join command or the certificate key", name(x)));
+                }
+                let ttl_s = t.scenario.kubeadm.token_ttl_h * 3600;
+                match c.token_s.map(|at| c.clock_s.saturating_sub(at)) {
+                    Some(age) if age < ttl_s => Err(format!(
+                        "a join token the plan made is valid for {} more (kubeadm token delete it)",
+                        crate::plan::format_duration(ttl_s - age)
+                    )),
+                    _ => Ok(()),
+                }
+            }
             ConsumersOnVip => {
                 let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
                 (c.consumers_vip == all).then_some(()).ok_or_else(|| "a consumer still uses the direct address".to_string())

@@ -44,6 +44,7 @@ impl Action {
             KubeadmReset(x) => format!("kubeadm reset on {}", n(x)),
             DeleteNode(x) => format!("kubectl delete node {}", n(x)),
             ForgetJoinSecrets => "delete the join command and certificate key from every host".to_string(),
+            RevokeJoinTokens => "kubeadm token delete of the join tokens the plan made".to_string(),
             PointKubeProxyAtVip => "kube-proxy ConfigMap: server -> VIP, DaemonSet restarted".to_string(),
             EtcdMemberRemove(x) => format!("etcdctl member remove {}", n(x)),
             FlipConsumersOf(mask) => format!("kubeconfig consumers to the VIP: {}", consumer_names(t, mask)),

@@ -18,6 +18,8 @@ pub const CERTIFICATE_KEY_FILE: &str = "/root/.plan-certificate-key";
 /// The root-only file that keeps the join command `token create` prints.
 pub const JOIN_COMMAND_FILE: &str = "/root/.plan-join-command";
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+/// The description of the join tokens the plan makes, by which it finds them to revoke.
+pub const JOIN_TOKEN_DESCRIPTION: &str = "plan-control-plane-join";
 
 /// The scenario's names and addresses, as commands use them.
 struct Words<'t> {
@@ -150,7 +152,7 @@ impl Operation {
                 writes: Some(JOIN_COMMAND_FILE.to_string()),
                 secret: true,
                 ..shell(format!(
-                    "sudo kubeadm token create --print-join-command | sudo install -m 600 /dev/stdin {JOIN_COMMAND_FILE}  # kubeadm join {} --token <T> --discovery-token-ca-cert-hash sha256:<H>",
+                    "sudo kubeadm token create --description {JOIN_TOKEN_DESCRIPTION} --print-join-command | sudo install -m 600 /dev/stdin {JOIN_COMMAND_FILE}  # kubeadm join {} --token <T> --discovery-token-ca-cert-hash sha256:<H>",
                     w.m0_direct()
                 ))
             }],
@@ -183,11 +185,19 @@ impl Operation {
             Operation::KubeletServer { nodes, server, wait_ready: false } => {
                 nodes.iter().map(|n| shell(w.ssh(n, &kubelet_server_shell(server, '"')))).collect()
             }
-            Operation::ForgetJoinSecrets { nodes } => vec![shell(format!(
-                "for n in {}; do ssh {}@$n.{zone} 'sudo rm -f {JOIN_COMMAND_FILE} {CERTIFICATE_KEY_FILE}'; done",
-                nodes.join(" "),
-                s.ssh_user
-            ))],
+            // Every token the plan made carries its description (a rerun of `token create`
+            // makes another); `kubeadm token list` prints it in its DESCRIPTION column.
+            Operation::ForgetJoinSecrets { nodes } => vec![
+                shell(w.ssh(
+                    t.name(t.existing_master()),
+                    &format!("sudo kubeadm token list | awk \"/{JOIN_TOKEN_DESCRIPTION}/ {{print \\$1}}\" | xargs -r -n1 sudo kubeadm token delete"),
+                )),
+                shell(format!(
+                    "for n in {}; do ssh {}@$n.{zone} 'sudo rm -f {JOIN_COMMAND_FILE} {CERTIFICATE_KEY_FILE}'; done",
+                    nodes.join(" "),
+                    s.ssh_user
+                )),
+            ],
             Operation::KubeProxyServer { server } => vec![
                 shell(format!(
                     "kubectl -n kube-system get configmap kube-proxy -o yaml | sed 's|server: .*|server: {server}|' | kubectl apply -f -"

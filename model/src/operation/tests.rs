@@ -75,3 +75,24 @@ fn what_must_not_run_twice_has_a_probe() {
         }
     }
 }
+
+#[test]
+fn a_join_token_left_valid_at_the_end_is_a_finding() {
+    let t = topology(include_str!("../../../scenarios/homelab-rightsized.yaml"));
+    let plan = generate(&t);
+    let end = |skip_revoke: bool| {
+        let mut c = crate::cluster::Cluster::initial(&t);
+        for step in &plan.steps {
+            for a in &step.actions {
+                if skip_revoke && *a == Action::RevokeJoinTokens {
+                    continue;
+                }
+                c = crate::action::apply(&c, &t, *a).unwrap_or(c);
+            }
+        }
+        c
+    };
+    assert_eq!(Check::NoJoinSecrets.evaluate(&end(false), &t), Ok(()));
+    let left = Check::NoJoinSecrets.evaluate(&end(true), &t).unwrap_err();
+    assert!(left.contains("join token") && left.contains("kubeadm token delete"), "{left}");
+}
