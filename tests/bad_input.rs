@@ -404,6 +404,21 @@ fn a_value_that_could_inject_a_shell_command_is_refused() {
     );
     let message = scenario_refused(&text, Some(&at(&text, "apiserver_flags", 0, "\"x'")));
     assert!(message.starts_with("apiserver flag \"x' && curl evil\" is not allowed"), "{message}");
+    let text = edit(HOMELAB, "tracking_issue: code-n0ow", "tracking_issue: \"OPS-1; reboot\"");
+    let message = scenario_refused(&text, Some(&at(&text, "tracking_issue", 0, "tracking_issue")));
+    assert_eq!(
+        message,
+        "tracking issue \"OPS-1; reboot\" is not allowed: use letters, digits, '-', '_' and '.' (it is used in shell commands) (tracking_issue)"
+    );
+}
+
+#[test]
+fn a_tracking_issue_of_any_tracker_is_taken_and_closed_by_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "scenario.yaml", &edit(HOMELAB, "tracking_issue: code-n0ow", "tracking_issue: OPS-1234"));
+    let out = plan(&["--scenario", &file, "show"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("$ bd close OPS-1234"), "{}", out.stdout);
 }
 
 #[test]
