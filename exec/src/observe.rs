@@ -348,21 +348,32 @@ pub fn observe(
     observer: &mut Observer,
 ) -> Result<Observation, ExecError> {
     let mut observation = Observation::default();
+    let timed = |what: &str, started: std::time::Instant| {
+        tracing::debug!(observer = what, ms = started.elapsed().as_millis() as u64, "observer done")
+    };
     if scope.files {
+        let started = std::time::Instant::now();
         observe_files(t, c, transport, &mut observation)?;
+        timed("files", started);
     }
     if scope.etcd {
         if let Some(probe) = observer.probes.etcd.clone() {
+            let started = std::time::Instant::now();
             observe_etcd(t, c, transport, &probe, observer.probes.guard, &mut observation)?;
+            timed("etcd", started);
         }
     }
     if scope.lb && c.lb_up {
         if let Some(probe) = observer.probes.lb.clone() {
+            let started = std::time::Instant::now();
             observe_lb(t, transport, &probe, &mut observation)?;
+            timed("lb", started);
         }
     }
     if scope.kube {
+        let started = std::time::Instant::now();
         observe_kube(t, c, observer, &mut observation)?;
+        timed("kube", started);
     }
     Ok(observation)
 }

@@ -172,7 +172,10 @@ impl<'a> Runner<'a> {
         if !self.options.observe {
             return Ok(None);
         }
-        observe::observe(self.t, state, self.transport, scope, &mut self.observer).map(Some)
+        let started = std::time::Instant::now();
+        let observation = observe::observe(self.t, state, self.transport, scope, &mut self.observer)?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, etcd = scope.etcd, lb = scope.lb, kube = scope.kube, "observed");
+        Ok(Some(observation))
     }
 
     /// Runs the plan (or the rest of it, with `resume`).
