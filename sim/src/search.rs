@@ -189,7 +189,7 @@ fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Act
 
 fn cost_of(start: &Cluster, end: &Cluster, t: &Topology, downtime_s: u32) -> Cost {
     let broken = |class: InvariantClass| -> Vec<&'static str> {
-        INVARIANTS.iter().filter(|i| i.class == class && (i.holds)(end, t).is_err()).map(|i| i.name).collect()
+        INVARIANTS.iter().filter(|i| i.class == class && (i.broken)(end, t)).map(|i| i.name).collect()
     };
     Cost {
         data_lost_s: match end.etcd_data {
