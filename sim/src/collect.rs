@@ -240,7 +240,7 @@ impl<'a> Collector<'a> {
         let end = result.end();
         let undocumented = if matches!(end.outcome, Outcome::QuorumRecovered) {
             Some(RecoveryKind::QuorumRecovery)
-        } else if !self.renew_documented && result.recoveries().any(|r| *r == RecoveryKind::Renew) {
+        } else if !self.renew_documented && result.recoveries().contains(&RecoveryKind::Renew) {
             Some(RecoveryKind::Renew)
         } else {
             None
@@ -293,7 +293,7 @@ impl<'a> Collector<'a> {
         if known.iter().any(|(p, rs)| p == phase && rs.iter().eq(result.recoveries())) {
             return;
         }
-        let recoveries: Vec<RecoveryKind> = result.recoveries().cloned().collect();
+        let recoveries: Vec<RecoveryKind> = result.recoveries().to_vec();
         known.push((phase.clone(), recoveries.clone()));
         let phase = phase.clone();
         if failed {

@@ -13,21 +13,41 @@ use crate::run::{bits, Break, Cursor, Engine, Flow, Halt, Injection, Outcome, Po
 use plan_model::cluster::Cluster;
 use plan_model::invariant::{InvariantClass, INVARIANTS};
 use plan_model::topology::Topology;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 /// The recovery candidates ranked at a halt, by state and step: many placements halt in the
 /// same state at the same step, and a ranking runs every candidate to its end.
 #[derive(Default)]
 pub struct Rankings {
-    ranked: FxHashMap<(Cluster, usize), Rc<Vec<crate::search::Candidate>>>,
+    /// By the fingerprint of the state and the halted step's phase (a ranking reads the step
+    /// for its phase only).
+    ranked: FxHashMap<Fingerprint, Rc<[crate::search::Candidate]>>,
 }
 
 impl Rankings {
     /// The ranking at a halt in `step` in state `c`, made once.
-    pub(crate) fn rank(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Vec<crate::search::Candidate> {
-        let ranked = self.ranked.entry((*c, step)).or_insert_with(|| Rc::new(crate::search::rank(c, t, plan, step)));
-        ranked.as_ref().clone()
+    pub(crate) fn rank(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Rc<[crate::search::Candidate]> {
+        let key = Fingerprint::of(&(c, &plan.steps[step].phase));
+        self.ranked.entry(key).or_insert_with(|| crate::search::rank(c, t, plan, step).into()).clone()
+    }
+}
+
+/// A 128-bit fingerprint of a configuration: two 64-bit hashes with different seeds. Keys of
+/// the memory are fingerprints rather than whole configurations (a cursor is some 400 bytes):
+/// with a million keys the chance that two collide is about 10^-27.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(u64, u64);
+
+impl Fingerprint {
+    pub fn of<T: Hash>(value: &T) -> Fingerprint {
+        let mut a = FxHasher::default();
+        value.hash(&mut a);
+        let mut b = FxHasher::default();
+        0x5851_f42d_4c95_7f2du64.hash(&mut b);
+        value.hash(&mut b);
+        Fingerprint(a.finish(), b.finish())
     }
 }
 
@@ -56,60 +76,84 @@ impl End {
     }
 }
 
-/// What a run does from some configuration to its end.
+/// A run's halts (with the step each was in), recoveries and dominated documented recoveries,
+/// in order: the continuations from the boundaries it passed share them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Lists {
+    halts: Vec<(String, Halt)>,
+    recoveries: Vec<RecoveryKind>,
+    dominated: Vec<Dominated>,
+}
+
+/// Where a continuation starts in its run's [`Lists`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Since {
+    halts: usize,
+    recoveries: usize,
+    dominated: usize,
+}
+
+/// What a run does from some configuration to its end: a placement's whole run, or the
+/// continuation every run reaching a boundary shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tail {
-    /// The first break of each safety invariant, in the order they broke.
+    /// The first break of each reported safety invariant, in the order they broke.
     pub breaks: Vec<Break>,
-    /// Every halt, with the id of the step it halted in; the first is the run's.
-    pub halts: Vec<(String, Halt)>,
-    pub recoveries: Vec<RecoveryKind>,
-    pub dominated: Vec<Dominated>,
+    lists: Rc<Lists>,
+    since: Since,
+    /// Model transitions from here to the end.
     pub transitions: u64,
     pub end: Rc<End>,
 }
 
-/// One run of a placement: the part it ran itself, then a continuation another run worked out.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    pub own: Tail,
-    pub shared: Option<Rc<Tail>>,
-}
-
-impl Summary {
-    /// The first break of each safety invariant in the whole run.
+impl Tail {
     pub fn breaks(&self) -> impl Iterator<Item = &Break> {
-        let own = self.own.breaks.iter().fold(0u32, |m, b| m | 1 << b.invariant);
-        self.own.breaks.iter().chain(self.shared.iter().flat_map(move |s| s.breaks.iter().filter(move |b| own & (1 << b.invariant) == 0)))
+        self.breaks.iter()
     }
 
-    pub fn recoveries(&self) -> impl Iterator<Item = &RecoveryKind> + Clone {
-        self.own.recoveries.iter().chain(self.shared.iter().flat_map(|s| s.recoveries.iter()))
+    pub fn recoveries(&self) -> &[RecoveryKind] {
+        &self.lists.recoveries[self.since.recoveries..]
     }
 
     pub fn has_recoveries(&self) -> bool {
-        self.recoveries().next().is_some()
+        !self.recoveries().is_empty()
+    }
+
+    /// Every halt, with the id of the step it halted in; the first is the run's.
+    pub fn halts(&self) -> &[(String, Halt)] {
+        &self.lists.halts[self.since.halts..]
     }
 
     /// The run's first halt: the step id and why.
     pub fn halt(&self) -> Option<&(String, Halt)> {
-        self.own.halts.first().or_else(|| self.shared.as_ref().and_then(|s| s.halts.first()))
+        self.halts().first()
     }
 
-    pub fn dominated(&self) -> impl Iterator<Item = &Dominated> {
-        self.own.dominated.iter().chain(self.shared.iter().flat_map(|s| s.dominated.iter()))
-    }
-
-    pub fn transitions(&self) -> u64 {
-        self.own.transitions
+    pub fn dominated(&self) -> &[Dominated] {
+        &self.lists.dominated[self.since.dominated..]
     }
 
     pub fn end(&self) -> &End {
-        &self.own.end
+        &self.end
     }
 
     pub fn outcome(&self) -> &Outcome {
-        &self.own.end.outcome
+        &self.end.outcome
+    }
+}
+
+/// A placement's run, with the model transitions it applied itself (the rest it shared).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub run: Tail,
+    pub applied: u64,
+}
+
+impl std::ops::Deref for Summary {
+    type Target = Tail;
+
+    fn deref(&self) -> &Tail {
+        &self.run
     }
 }
 
@@ -127,11 +171,12 @@ pub struct Walk<'w> {
 }
 
 /// The configurations whose continuation is known, per exploration shard.
-#[derive(Default)]
 pub struct Memo {
-    tails: FxHashMap<Cursor, Rc<Tail>>,
+    /// The safety invariants whose breaks are kept (by index in `INVARIANTS`).
+    reported: u32,
+    tails: FxHashMap<Fingerprint, Rc<Tail>>,
     /// Boundaries walked with a budget: the placements the walk from there made.
-    walked: FxHashMap<(Cursor, u8), usize>,
+    walked: FxHashMap<(Fingerprint, u8), usize>,
     pub(crate) rankings: Rankings,
     /// Runs carried out to a boundary with a known continuation.
     pub hits: u64,
@@ -140,6 +185,7 @@ pub struct Memo {
 /// Where a run stood at a step boundary it passed: its lists' lengths then.
 struct Mark {
     at: Cursor,
+    key: Fingerprint,
     breaks: usize,
     broken_now: u32,
     halts: usize,
@@ -151,6 +197,12 @@ struct Mark {
 }
 
 impl Memo {
+    /// A memory for an exploration that reports breaks of the safety invariants in `reported`
+    /// (bits by index in `INVARIANTS`) and ignores the others.
+    pub fn new(reported: u32) -> Memo {
+        Memo { reported, tails: FxHashMap::default(), walked: FxHashMap::default(), rankings: Rankings::default(), hits: 0 }
+    }
+
     /// Runs `schedule` (every injection at the point of `entry`) from `entry`; from the first step
     /// boundary whose continuation is known on, that continuation is taken instead of running
     /// it. A `walk` records every point passed after the injections, up to a boundary already
@@ -169,6 +221,7 @@ impl Memo {
         let from = Point { step: entry.step as u16, action: entry.action as u16 };
         let mut r = Run::start(engine, entry, true);
         r.rankings = Some(&mut self.rankings);
+        r.reported = self.reported;
         r.check_safety_at_start(entry.step);
         let mut fired = vec![false; schedule.len()];
         let mut pos = entry.position();
@@ -182,15 +235,16 @@ impl Memo {
             let all_fired = fired.iter().all(|f| *f);
             if all_fired && pos.k == 0 {
                 let at = Cursor::of(&r, &pos);
+                let key = Fingerprint::of(&at);
                 // A walk is cut only past the injection's step: a re-run of that step comes back
                 // to the injection's point, where no further fault is placed.
                 let walkable = pos.step > from.step as usize;
                 let walked = match &walk {
                     None => Some(0),
-                    Some(w) if walkable => self.walked.get(&(at.clone(), w.budget)).copied(),
+                    Some(w) if walkable => self.walked.get(&(key, w.budget)).copied(),
                     Some(_) => None,
                 };
-                if let (Some(tail), Some(skipped)) = (self.tails.get(&at), walked) {
+                if let (Some(tail), Some(skipped)) = (self.tails.get(&key), walked) {
                     self.hits += 1;
                     shared = Some(tail.clone());
                     if let Some(w) = walk.as_mut() {
@@ -199,7 +253,7 @@ impl Memo {
                     break None;
                 }
                 let snapshots = walk.as_ref().map_or(0, |w| w.snapshots.len());
-                marks.push(r.mark(at, snapshots));
+                marks.push(r.mark(at, key, snapshots));
             }
             if all_fired && r.rejoins(&pos, Some(track)) {
                 rejoined = true;
@@ -222,38 +276,66 @@ impl Memo {
             (None, Some(tail)) => tail.end.clone(),
             (None, None) => unreachable!("a run stops with an outcome or at a known continuation"),
         };
-        let transitions = r.transitions + shared.as_ref().map_or(0, |s| s.transitions);
-        let whole = if marks.is_empty() { None } else { Some(Lists::of(&r, shared.as_deref())) };
+        let applied = r.transitions;
+        let transitions = applied + shared.as_ref().map_or(0, |s| s.transitions);
+        let mut lists = Lists {
+            halts: std::mem::take(&mut r.halts),
+            recoveries: std::mem::take(&mut r.recoveries),
+            dominated: std::mem::take(&mut r.dominated),
+        };
+        let mut breaks = r.breaks;
+        if let Some(tail) = &shared {
+            lists.halts.extend_from_slice(tail.halts());
+            lists.recoveries.extend_from_slice(tail.recoveries());
+            lists.dominated.extend_from_slice(tail.dominated());
+            breaks.extend(tail.breaks.iter().cloned());
+        }
+        let lists = Rc::new(lists);
         for mark in marks.iter().rev() {
-            let Some(whole) = &whole else { break };
-            let tail = Rc::new(whole.tail_from(mark, transitions, &end, plan));
+            let tail = Rc::new(tail_from(&breaks, &lists, mark, transitions, &end, plan));
             if let Some(w) = &walk {
                 if mark.at.step > from.step as usize {
                     let placed: usize = w.snapshots[mark.snapshots..]
                         .iter()
                         .map(|c| (w.placements_at)(Point { step: c.step as u16, action: c.action as u16 }))
                         .sum();
-                    self.walked.insert((mark.at.clone(), w.budget), placed + w.skipped);
+                    self.walked.insert((mark.key, w.budget), placed + w.skipped);
                 }
             }
-            self.tails.insert(mark.at.clone(), tail);
+            self.tails.insert(mark.key, tail);
         }
-        let own = Tail {
-            breaks: r.breaks.iter().filter(|b| first_of_its_invariant(&r.breaks, b)).cloned().collect(),
-            halts: r.halts,
-            recoveries: r.recoveries,
-            dominated: r.dominated,
-            transitions,
-            end,
-        };
+        let mut seen = 0u32;
+        breaks.retain(|b| {
+            let first = seen & (1 << b.invariant) == 0;
+            seen |= 1 << b.invariant;
+            first
+        });
+        let run = Tail { breaks, lists, since: Since::default(), transitions, end };
         let skipped = walk.map_or(0, |w| w.skipped);
-        (Summary { own, shared }, skipped)
+        (Summary { run, applied }, skipped)
     }
 }
 
-/// Whether `b` is the first break of its invariant in `breaks`.
-fn first_of_its_invariant(breaks: &[Break], b: &Break) -> bool {
-    breaks.iter().find(|x| x.invariant == b.invariant).is_some_and(|x| std::ptr::eq(x, b))
+/// The continuation from `mark` of a run with `breaks` and `lists`, as a run starting there
+/// would record it: invariants broken in its first state break at its step, the others where
+/// they first break after it.
+fn tail_from(breaks: &[Break], lists: &Rc<Lists>, mark: &Mark, transitions: u64, end: &Rc<End>, plan: &plan_model::plan::Plan) -> Tail {
+    let step = &plan.steps[mark.at.step].id;
+    let mut first: Vec<Break> = bits(mark.broken_now).map(|invariant| Break { invariant, step: step.clone(), state: mark.at.c }).collect();
+    let mut seen = mark.broken_now;
+    for b in &breaks[mark.breaks..] {
+        if seen & (1 << b.invariant) == 0 {
+            seen |= 1 << b.invariant;
+            first.push(b.clone());
+        }
+    }
+    Tail {
+        breaks: first,
+        lists: lists.clone(),
+        since: Since { halts: mark.halts, recoveries: mark.recoveries, dominated: mark.dominated },
+        transitions: transitions - mark.transitions,
+        end: end.clone(),
+    }
 }
 
 /// The end of a run that rejoined the no-fault run at `state`: the no-fault run's outcome and
@@ -273,57 +355,13 @@ fn end_of(state: Cluster, outcome: Outcome, t: &Topology) -> End {
     End { outcome, unavailable, explain_from: state, final_state: state }
 }
 
-/// A whole run's lists: its own, then a shared continuation's.
-struct Lists {
-    breaks: Vec<Break>,
-    halts: Vec<(String, Halt)>,
-    recoveries: Vec<RecoveryKind>,
-    dominated: Vec<Dominated>,
-}
-
-impl Lists {
-    fn of(r: &Run<'_, '_>, shared: Option<&Tail>) -> Lists {
-        let mut lists =
-            Lists { breaks: r.breaks.clone(), halts: r.halts.clone(), recoveries: r.recoveries.clone(), dominated: r.dominated.clone() };
-        if let Some(tail) = shared {
-            lists.breaks.extend(tail.breaks.iter().cloned());
-            lists.halts.extend(tail.halts.iter().cloned());
-            lists.recoveries.extend(tail.recoveries.iter().cloned());
-            lists.dominated.extend(tail.dominated.iter().cloned());
-        }
-        lists
-    }
-
-    /// The continuation from `mark`, as a run starting there would record it: invariants broken
-    /// in its first state break at its step, the others where they first break after it.
-    fn tail_from(&self, mark: &Mark, transitions: u64, end: &Rc<End>, plan: &plan_model::plan::Plan) -> Tail {
-        let step = &plan.steps[mark.at.step].id;
-        let mut breaks: Vec<Break> =
-            bits(mark.broken_now).map(|invariant| Break { invariant, step: step.clone(), state: mark.at.c }).collect();
-        let mut seen = mark.broken_now;
-        for b in &self.breaks[mark.breaks..] {
-            if seen & (1 << b.invariant) == 0 {
-                seen |= 1 << b.invariant;
-                breaks.push(b.clone());
-            }
-        }
-        Tail {
-            breaks,
-            halts: self.halts[mark.halts..].to_vec(),
-            recoveries: self.recoveries[mark.recoveries..].to_vec(),
-            dominated: self.dominated[mark.dominated..].to_vec(),
-            transitions: transitions - mark.transitions,
-            end: end.clone(),
-        }
-    }
-}
-
 impl Run<'_, '_> {
-    fn mark(&self, at: Cursor, snapshots: usize) -> Mark {
+    fn mark(&self, at: Cursor, key: Fingerprint, snapshots: usize) -> Mark {
         Mark {
             at,
+            key,
             breaks: self.breaks.len(),
-            broken_now: self.broken_now(),
+            broken_now: self.broken_now() & self.reported,
             halts: self.halts.len(),
             recoveries: self.recoveries.len(),
             dominated: self.dominated.len(),

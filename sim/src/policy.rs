@@ -11,6 +11,7 @@ use plan_model::action::{Action, Refusal, RefusalKind};
 use plan_model::cluster::{Cluster, EtcdData};
 use plan_model::plan::Plan;
 use plan_model::topology::{NodeSet, Topology};
+use std::rc::Rc;
 
 /// Recoveries one run may take before it is declared stuck.
 pub const RECOVERIES_MAX: u32 = 4;
@@ -61,8 +62,8 @@ pub trait Executor {
     }
     /// Every candidate recovery from `c` after a halt in step `step`, best first
     /// ([`search::rank`]); a place that meets the same halt often may remember them.
-    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidate> {
-        search::rank(c, t, plan, step)
+    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Rc<[Candidate]> {
+        search::rank(c, t, plan, step).into()
     }
     /// The candidates the twin weighed at a halt, before it carries out the best: a place with
     /// real parts may ask them the questions the ranking answered (the lab asks real etcd
@@ -160,7 +161,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
             let now = *exec.cluster();
             ranking = exec.rank(&now, t, plan, step);
         }
-        let Some(best) = std::mem::take(&mut ranking).into_iter().find(|c| c.applicable() && !tried.contains(&c.kind)) else {
+        let Some(best) = ranking.iter().find(|c| c.applicable() && !tried.contains(&c.kind)).cloned() else {
             return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }));
         };
         exec.took(best.kind.clone());

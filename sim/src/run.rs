@@ -226,6 +226,8 @@ pub(crate) struct Run<'e, 'a> {
     /// this run.
     broken_now: u32,
     ever_broken: u32,
+    /// The safety invariants whose breaks a lazy run keeps (the others the caller ignores).
+    pub(crate) reported: u32,
     /// Rankings already made, for a run that shares them (the exploration).
     pub(crate) rankings: Option<&'e mut crate::memo::Rankings>,
 }
@@ -315,7 +317,7 @@ impl<'e, 'a> Run<'e, 'a> {
         self.ever_broken |= now;
         self.broken_now = now;
         if self.lazy {
-            for i in bits(newly) {
+            for i in bits(newly & self.reported) {
                 self.breaks.push(Break { invariant: i, step: step.to_string(), state: self.c });
             }
             return Vec::new();
@@ -504,6 +506,7 @@ impl<'e, 'a> Run<'e, 'a> {
             breaks: Vec::new(),
             broken_now: 0,
             ever_broken: 0,
+            reported: u32::MAX,
             rankings: None,
         }
     }
@@ -675,10 +678,10 @@ impl Executor for Run<'_, '_> {
         self.engine.recording.events
     }
 
-    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<crate::search::Candidate> {
+    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> std::rc::Rc<[crate::search::Candidate]> {
         match self.rankings.as_deref_mut() {
             Some(rankings) => rankings.rank(c, t, plan, step),
-            None => crate::search::rank(c, t, plan, step),
+            None => crate::search::rank(c, t, plan, step).into(),
         }
     }
 }
