@@ -24,13 +24,28 @@ pub struct Rankings {
     /// By the fingerprint of the state and the halted step's phase (a ranking reads the step
     /// for its phase only).
     ranked: FxHashMap<Fingerprint, Rc<[crate::search::Candidate]>>,
+    /// Model transitions applied to run the candidates of every ranking made.
+    pub transitions: u64,
+    /// What each phase does, classified once (it reads every step of the plan).
+    kinds: FxHashMap<String, crate::recovery::PhaseKind>,
 }
 
 impl Rankings {
     /// The ranking at a halt in `step` in state `c`, made once.
     pub(crate) fn rank(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Rc<[crate::search::Candidate]> {
-        let key = Fingerprint::of(&(c, &plan.steps[step].phase));
-        self.ranked.entry(key).or_insert_with(|| crate::search::rank(c, t, plan, step).into()).clone()
+        let phase = &plan.steps[step].phase;
+        let key = Fingerprint::of(&(c, phase));
+        let transitions = &mut self.transitions;
+        let kinds = &mut self.kinds;
+        self.ranked
+            .entry(key)
+            .or_insert_with(|| {
+                let kind = *kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
+                let ranking = crate::search::rank_in(c, t, plan, step, kind);
+                *transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
+                ranking.into()
+            })
+            .clone()
     }
 }
 
@@ -177,7 +192,7 @@ pub struct Memo {
     tails: FxHashMap<Fingerprint, Rc<Tail>>,
     /// Boundaries walked with a budget: the placements the walk from there made.
     walked: FxHashMap<(Fingerprint, u8), usize>,
-    pub(crate) rankings: Rankings,
+    pub rankings: Rankings,
     /// Runs carried out to a boundary with a known continuation.
     pub hits: u64,
 }
