@@ -473,7 +473,9 @@ impl<'e, 'a> Run<'e, 'a> {
         let state = self.c;
         self.charge(&state, wait);
         self.c.clock_s = until.max(self.c.clock_s);
-        self.note(step, EventKind::Wait, format!("wait {} for the fault to clear", plan_model::plan::format_duration(wait)));
+        if self.engine.recording.events {
+            self.note(step, EventKind::Wait, format!("wait {} for the fault to clear", plan_model::plan::format_duration(wait)));
+        }
         self.heal_due(step);
     }
 
@@ -539,14 +541,18 @@ impl<'e, 'a> Run<'e, 'a> {
         }
         self.heal_due(&s.id);
         if crashed {
-            self.note(&s.id, EventKind::Fault, "FAULT: executor crashes; on restart it resumes the step from its journal".to_string());
+            if self.engine.recording.events {
+                self.note(&s.id, EventKind::Fault, "FAULT: executor crashes; on restart it resumes the step from its journal".to_string());
+            }
             self.recoveries.push(RecoveryKind::Resume);
             pos.k = 0;
             pos.skip_done = true;
             return Flow::Next;
         }
         let progress = if halfway {
-            self.note(&s.id, EventKind::Fault, "FAULT: the step fails half-way".to_string());
+            if self.engine.recording.events {
+                self.note(&s.id, EventKind::Fault, "FAULT: the step fails half-way".to_string());
+            }
             Err(Halt::HalfWay)
         } else {
             self.next_action(pos, schedule.is_empty())
