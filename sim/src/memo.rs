@@ -193,6 +193,8 @@ pub struct Memo {
     /// Boundaries walked with a budget: the placements the walk from there made.
     walked: FxHashMap<(Fingerprint, u8), usize>,
     pub rankings: Rankings,
+    /// Availability at the end, by the end state without its times.
+    judged: FxHashMap<Fingerprint, u32>,
     /// Runs carried out to a boundary with a known continuation.
     pub hits: u64,
 }
@@ -215,7 +217,14 @@ impl Memo {
     /// A memory for an exploration that reports breaks of the safety invariants in `reported`
     /// (bits by index in `INVARIANTS`) and ignores the others.
     pub fn new(reported: u32) -> Memo {
-        Memo { reported, tails: FxHashMap::default(), walked: FxHashMap::default(), rankings: Rankings::default(), hits: 0 }
+        Memo {
+            reported,
+            tails: FxHashMap::default(),
+            walked: FxHashMap::default(),
+            rankings: Rankings::default(),
+            judged: FxHashMap::default(),
+            hits: 0,
+        }
     }
 
     /// Runs `schedule` (every injection at the point of `entry`) from `entry`; from the first step
@@ -286,7 +295,7 @@ impl Memo {
         let end = match (outcome, &shared) {
             (Some(outcome), _) => {
                 r.settle();
-                Rc::new(if rejoined { track_end(track, outcome, r.c) } else { end_of(r.c, outcome, engine.t) })
+                Rc::new(if rejoined { track_end(track, outcome, r.c) } else { end_of(r.c, outcome, engine.t, &mut self.judged) })
             }
             (None, Some(tail)) => tail.end.clone(),
             (None, None) => unreachable!("a run stops with an outcome or at a known continuation"),
@@ -361,12 +370,17 @@ fn track_end(track: &Track, outcome: Outcome, state: Cluster) -> End {
     End { outcome, unavailable, explain_from: track.final_state, final_state: state }
 }
 
-fn end_of(state: Cluster, outcome: Outcome, t: &Topology) -> End {
-    let unavailable = INVARIANTS
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| i.class == InvariantClass::Availability && (i.broken)(&state, t))
-        .fold(0u32, |m, (i, _)| m | 1 << i);
+/// The end of a run that stopped in `state`; the availability invariants it breaks are judged
+/// once per state (`judged`, by the state without its times: none of them reads a time).
+fn end_of(state: Cluster, outcome: Outcome, t: &Topology, judged: &mut FxHashMap<Fingerprint, u32>) -> End {
+    let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..state };
+    let unavailable = *judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| {
+        INVARIANTS
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.class == InvariantClass::Availability && (i.broken)(&state, t))
+            .fold(0u32, |m, (i, _)| m | 1 << i)
+    });
     End { outcome, unavailable, explain_from: state, final_state: state }
 }
 
