@@ -216,7 +216,7 @@ fn replayed_breaks(t: &Topology, plan: &Plan, schedule: &[Injection]) -> BTreeMa
     let mut breaks = BTreeMap::new();
     let mut note = |c: &Cluster, step: &str| {
         for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Safety) {
-            if (inv.holds)(c, t).is_err() {
+            if (inv.broken)(c, t) {
                 breaks.entry(inv.name).or_insert_with(|| step.to_string());
             }
         }
@@ -283,7 +283,7 @@ proptest! {
         let broken = safety_names(&result);
         prop_assert_eq!(broken.len(), result.broken.iter().filter(|b| b.class == InvariantClass::Safety).count(), "an invariant reported twice");
         for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Safety) {
-            if let Err(why) = (inv.holds)(&result.final_state, &t) {
+            if let Err(why) = inv.holds(&result.final_state, &t) {
                 prop_assert!(broken.contains(inv.name), "the final state breaks {} ({why}) but the run does not report it", inv.name);
             }
         }

@@ -3,7 +3,7 @@
 use crate::capacity;
 use crate::cluster::{Cluster, EtcdData};
 use crate::observe;
-use crate::topology::Topology;
+use crate::topology::{NodeIx, Topology};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -16,11 +16,29 @@ pub enum InvariantClass {
 }
 
 /// A property with a name and the reason it matters.
+///
+/// Both functions read the same culprit (the node, hypervisor or consumer at fault), so they
+/// agree by construction: `broken` answers without words (the exploration asks it of every
+/// state it reaches), `explain` builds the message, asked only for a break that is reported.
 pub struct Invariant {
     pub name: &'static str,
     pub class: InvariantClass,
     pub why: &'static str,
-    pub holds: fn(&Cluster, &Topology) -> Result<(), String>,
+    /// Whether the state breaks the invariant; builds no message.
+    pub broken: fn(&Cluster, &Topology) -> bool,
+    /// Why the state breaks it, or `None` where it holds.
+    pub explain: fn(&Cluster, &Topology) -> Option<String>,
+}
+
+impl Invariant {
+    /// `Err(why)` where `c` breaks the invariant. Builds the message: where only the verdict
+    /// matters, ask [`Invariant::broken`].
+    pub fn holds(&self, c: &Cluster, t: &Topology) -> Result<(), String> {
+        match (self.explain)(c, t) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Invariant {
@@ -29,131 +47,140 @@ impl std::fmt::Debug for Invariant {
     }
 }
 
-fn etcd_data_preserved(c: &Cluster, _: &Topology) -> Result<(), String> {
+fn data_lost(c: &Cluster) -> Option<u32> {
     match c.etcd_data {
-        EtcdData::Intact => Ok(()),
-        EtcdData::RestoredFromSnapshot { lost_s } => {
-            Err(format!("etcd restored from a snapshot: the last {} of writes are gone", crate::plan::format_duration(lost_s)))
-        }
+        EtcdData::Intact => None,
+        EtcdData::RestoredFromSnapshot { lost_s } => Some(lost_s),
     }
 }
 
-fn membership_reversible(c: &Cluster, t: &Topology) -> Result<(), String> {
-    let q = observe::quorum(c);
-    if q.holds() {
-        return Ok(());
+fn explain_data_lost(c: &Cluster, _: &Topology) -> Option<String> {
+    data_lost(c)
+        .map(|lost_s| format!("etcd restored from a snapshot: the last {} of writes are gone", crate::plan::format_duration(lost_s)))
+}
+
+/// A voter whose etcd is not running while quorum is lost: its member cannot be removed.
+fn irreversible_voter(c: &Cluster) -> Option<NodeIx> {
+    if observe::quorum(c).holds() {
+        return None;
     }
-    let not_running = c.voters.minus(c.etcd_started);
-    match not_running.iter().next() {
-        Some(n) => Err(format!(
-            "{q}; {} is a voter whose etcd is not running (never started or wiped), and `etcdctl member remove` needs quorum",
+    c.voters.minus(c.etcd_started).iter().next()
+}
+
+fn explain_irreversible_voter(c: &Cluster, t: &Topology) -> Option<String> {
+    irreversible_voter(c).map(|n| {
+        format!(
+            "{}; {} is a voter whose etcd is not running (never started or wiped), and `etcdctl member remove` needs quorum",
+            observe::quorum(c),
             t.name(n)
-        )),
-        None => Ok(()),
-    }
+        )
+    })
 }
 
-fn tls_names_match(c: &Cluster, t: &Topology) -> Result<(), String> {
+/// A backend serving the VIP's clients a certificate without the VIP SAN.
+fn vip_without_san(c: &Cluster) -> Option<NodeIx> {
     let vip_users = c.consumers_vip != 0 || !c.kubelet_vip.and(c.joined).is_empty() || c.kube_proxy_vip;
     if !vip_users {
-        return Ok(());
+        return None;
     }
     let serving = c.lb_running.pool.and(c.apiserver_running).and(c.control_plane);
-    match serving.minus(c.served_vip).iter().next() {
-        Some(n) => Err(format!("clients use the VIP, but {} serves a certificate without the VIP SAN", t.name(n))),
-        None => Ok(()),
-    }
+    serving.minus(c.served_vip).iter().next()
 }
 
-fn lb_backends_uniform(c: &Cluster, t: &Topology) -> Result<(), String> {
-    let serving = c.lb_running.pool.and(c.control_plane);
-    match serving.minus(c.apiserver_flags).iter().next() {
-        Some(n) => {
-            let oidc: Vec<&str> = t.consumers.iter().filter(|c| c.oidc).map(|c| c.name.as_str()).collect();
-            let who = if oidc.is_empty() { "OIDC users".to_string() } else { oidc.join(", ") };
-            Err(format!(
-                "{} is in the VIP pool without the apiserver flags ({}): {who} fail intermittently through the VIP",
-                t.name(n),
-                t.scenario.config_stack.apiserver_flags.join(", ")
-            ))
-        }
-        None => Ok(()),
-    }
+fn explain_vip_without_san(c: &Cluster, t: &Topology) -> Option<String> {
+    vip_without_san(c).map(|n| format!("clients use the VIP, but {} serves a certificate without the VIP SAN", t.name(n)))
 }
 
-fn hypervisor_ram(c: &Cluster, t: &Topology) -> Result<(), String> {
-    for (h, hypervisor) in t.scenario.hypervisors.iter().enumerate() {
-        let load = capacity::ram_load(c, t, h);
-        if load.committed_gb > load.limit_gb && load.added_gb > 0.0 {
-            // The sum as the operator writes it (262 + 32 = 294), and where the plan is heading
-            // once every new master exists (262 + 2 x 32 = 326): the figure that deferred it.
-            let now: Vec<f64> = capacity::new_masters_on(c, t, h).iter().map(|n| t.node(n).ram_gb.unwrap_or(0.0)).collect();
-            let planned = capacity::planned_new_masters_gb(t, h);
-            let mut why = format!(
-                "{}: {} GB committed, over the {} GB limit ({} GB physical less {}% headroom)",
-                hypervisor.name,
-                capacity::ram_sum(load.before_gb, &now),
-                capacity::gb(load.limit_gb),
-                capacity::gb(hypervisor.ram_physical_gb),
-                capacity::gb(t.scenario.capacity.ram_headroom_percent),
-            );
-            if planned.len() > now.len() {
-                why.push_str(&format!(
-                    "; with every new master: {} GB against {} GB physical",
-                    capacity::ram_sum(load.before_gb, &planned),
-                    capacity::gb(hypervisor.ram_physical_gb)
-                ));
-            }
-            return Err(why);
-        }
-    }
-    Ok(())
+/// A backend in the VIP pool without the config stack's apiserver flags.
+fn backend_without_flags(c: &Cluster) -> Option<NodeIx> {
+    c.lb_running.pool.and(c.control_plane).minus(c.apiserver_flags).iter().next()
 }
 
-fn etcd_quorum(c: &Cluster, _: &Topology) -> Result<(), String> {
+fn explain_backend_without_flags(c: &Cluster, t: &Topology) -> Option<String> {
+    backend_without_flags(c).map(|n| {
+        let oidc: Vec<&str> = t.consumers.iter().filter(|c| c.oidc).map(|c| c.name.as_str()).collect();
+        let who = if oidc.is_empty() { "OIDC users".to_string() } else { oidc.join(", ") };
+        format!(
+            "{} is in the VIP pool without the apiserver flags ({}): {who} fail intermittently through the VIP",
+            t.name(n),
+            t.scenario.config_stack.apiserver_flags.join(", ")
+        )
+    })
+}
+
+/// A hypervisor whose RAM the new masters over-commit.
+fn over_committed_hypervisor(c: &Cluster, t: &Topology) -> Option<usize> {
+    (0..t.scenario.hypervisors.len()).find(|h| {
+        let load = capacity::ram_load(c, t, *h);
+        load.committed_gb > load.limit_gb && load.added_gb > 0.0
+    })
+}
+
+fn explain_over_committed_hypervisor(c: &Cluster, t: &Topology) -> Option<String> {
+    let h = over_committed_hypervisor(c, t)?;
+    let hypervisor = &t.scenario.hypervisors[h];
+    let load = capacity::ram_load(c, t, h);
+    // The sum as the operator writes it (262 + 32 = 294), and where the plan is heading
+    // once every new master exists (262 + 2 x 32 = 326): the figure that deferred it.
+    let now: Vec<f64> = capacity::new_masters_on(c, t, h).iter().map(|n| t.node(n).ram_gb.unwrap_or(0.0)).collect();
+    let planned = capacity::planned_new_masters_gb(t, h);
+    let mut why = format!(
+        "{}: {} GB committed, over the {} GB limit ({} GB physical less {}% headroom)",
+        hypervisor.name,
+        capacity::ram_sum(load.before_gb, &now),
+        capacity::gb(load.limit_gb),
+        capacity::gb(hypervisor.ram_physical_gb),
+        capacity::gb(t.scenario.capacity.ram_headroom_percent),
+    );
+    if planned.len() > now.len() {
+        why.push_str(&format!(
+            "; with every new master: {} GB against {} GB physical",
+            capacity::ram_sum(load.before_gb, &planned),
+            capacity::gb(hypervisor.ram_physical_gb)
+        ));
+    }
+    Some(why)
+}
+
+fn explain_quorum_lost(c: &Cluster, _: &Topology) -> Option<String> {
     let q = observe::quorum(c);
-    if q.holds() {
-        Ok(())
-    } else {
-        Err(q.to_string())
-    }
+    (!q.holds()).then(|| q.to_string())
 }
 
-fn api_reachable(c: &Cluster, t: &Topology) -> Result<(), String> {
-    for (i, consumer) in t.consumers.iter().enumerate() {
-        let reach = observe::consumer_reach(c, t, i);
-        if !reach.is_ok() {
-            return Err(format!("{} ({}): {reach}", consumer.name, consumer.kind.as_str()));
-        }
-    }
-    Ok(())
+/// A consumer that does not reach the API, and how it fails.
+fn unreachable_consumer(c: &Cluster, t: &Topology) -> Option<(usize, observe::Reach)> {
+    (0..t.consumers.len()).map(|i| (i, observe::consumer_reach(c, t, i))).find(|(_, reach)| !reach.is_ok())
 }
 
-fn nodes_ready(c: &Cluster, t: &Topology) -> Result<(), String> {
+fn explain_unreachable_consumer(c: &Cluster, t: &Topology) -> Option<String> {
+    unreachable_consumer(c, t).map(|(i, reach)| format!("{} ({}): {reach}", t.consumers[i].name, t.consumers[i].kind.as_str()))
+}
+
+/// A running kubelet that cannot reach the API (and how), or a Node object without a kubelet.
+fn not_ready_node(c: &Cluster, t: &Topology) -> Option<(NodeIx, Option<observe::Reach>)> {
     // A node that is down is the fault itself; this asks whether running kubelets reach the API.
-    for node in c.joined.and(c.up).iter() {
-        let reach = observe::node_ready(c, t, node);
-        if reach.is_down() {
-            return Err(format!("{} NotReady: {reach}", t.name(node)));
-        }
-    }
+    let running = c.joined.and(c.up).iter().map(|n| (n, observe::node_ready(c, t, n))).find(|(_, reach)| reach.is_down());
     // `kubeadm reset` and a destroyed VM leave the Node object (kubeadm
     // `cmd/kubeadm/app/cmd/reset.go` never deletes it): it stays NotReady until deleted.
-    if let Some(node) = c.stale_nodes.iter().next() {
-        return Err(format!("{} NotReady: its Node object outlived its kubelet (kubectl delete node {0})", t.name(node)));
-    }
-    Ok(())
+    running.map(|(n, reach)| (n, Some(reach))).or_else(|| c.stale_nodes.iter().next().map(|n| (n, None)))
 }
 
-fn kube_proxy_reaches_api(c: &Cluster, t: &Topology) -> Result<(), String> {
+fn explain_not_ready_node(c: &Cluster, t: &Topology) -> Option<String> {
+    not_ready_node(c, t).map(|(n, reach)| match reach {
+        Some(reach) => format!("{} NotReady: {reach}", t.name(n)),
+        None => format!("{} NotReady: its Node object outlived its kubelet (kubectl delete node {0})", t.name(n)),
+    })
+}
+
+fn explain_kube_proxy_cut_off(c: &Cluster, t: &Topology) -> Option<String> {
     match observe::kube_proxy_reach(c, t) {
-        observe::Reach::Ok => Ok(()),
-        reach => Err(format!("kube-proxy (kube-system/kube-proxy kubeconfig): {reach}")),
+        observe::Reach::Ok => None,
+        reach => Some(format!("kube-proxy (kube-system/kube-proxy kubeconfig): {reach}")),
     }
 }
 
-fn backup_runs(c: &Cluster, t: &Topology) -> Result<(), String> {
-    observe::backup_runs(c, t).map(|_| ())
+fn explain_backup_stopped(c: &Cluster, t: &Topology) -> Option<String> {
+    observe::backup_runs(c, t).err()
 }
 
 /// Every invariant, safety first.
@@ -165,7 +192,7 @@ pub fn survives_any_master_loss(c: &Cluster, t: &Topology) -> Result<(), String>
     for master in c.control_plane.iter() {
         let after = crate::fault::Fault::NodeDown { node: master, lasts_s: None }.strike(c, t);
         for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Availability) {
-            if let Err(why) = (inv.holds)(&after, t) {
+            if let Err(why) = inv.holds(&after, t) {
                 return Err(format!("losing {} breaks {}: {why}", t.name(master), inv.name));
             }
         }
@@ -178,62 +205,72 @@ pub const INVARIANTS: &[Invariant] = &[
         name: "etcd-data-preserved",
         class: InvariantClass::Safety,
         why: "a restore from snapshot loses every write since it was taken",
-        holds: etcd_data_preserved,
+        broken: |c, _| data_lost(c).is_some(),
+        explain: explain_data_lost,
     },
     Invariant {
         name: "membership-reversible",
         class: InvariantClass::Safety,
         why: "a membership change must be undoable: member remove needs quorum, a voter that never started can take it away",
-        holds: membership_reversible,
+        broken: |c, _| irreversible_voter(c).is_some(),
+        explain: explain_irreversible_voter,
     },
     Invariant {
         name: "tls-names-match",
         class: InvariantClass::Safety,
         why: "a client pointed at an endpoint whose certificate lacks the name fails TLS",
-        holds: tls_names_match,
+        broken: |c, _| vip_without_san(c).is_some(),
+        explain: explain_vip_without_san,
     },
     Invariant {
         name: "lb-backends-uniform",
         class: InvariantClass::Safety,
         why: "every backend behind the VIP must behave the same, or requests fail depending on where they land",
-        holds: lb_backends_uniform,
+        broken: |c, _| backend_without_flags(c).is_some(),
+        explain: explain_backend_without_flags,
     },
     Invariant {
         name: "hypervisor-ram",
         class: InvariantClass::Safety,
         why: "over-committing a hypervisor's RAM ends in swap and the OOM killer",
-        holds: hypervisor_ram,
+        broken: |c, t| over_committed_hypervisor(c, t).is_some(),
+        explain: explain_over_committed_hypervisor,
     },
     Invariant {
         name: "etcd-quorum",
         class: InvariantClass::Availability,
         why: "writes stop when fewer than floor(n/2)+1 voters are up",
-        holds: etcd_quorum,
+        broken: |c, _| !observe::quorum(c).holds(),
+        explain: explain_quorum_lost,
     },
     Invariant {
         name: "api-reachable",
         class: InvariantClass::Availability,
         why: "every kubeconfig consumer must reach a ready apiserver and verify its TLS",
-        holds: api_reachable,
+        broken: |c, t| unreachable_consumer(c, t).is_some(),
+        explain: explain_unreachable_consumer,
     },
     Invariant {
         name: "nodes-ready",
         class: InvariantClass::Availability,
         why: "a running kubelet that cannot reach the API makes its node NotReady",
-        holds: nodes_ready,
+        broken: |c, t| not_ready_node(c, t).is_some(),
+        explain: explain_not_ready_node,
     },
     Invariant {
         name: "kube-proxy-reaches-api",
         class: InvariantClass::Availability,
         why:
             "kube-proxy on every node follows Services through the server its ConfigMap names; cut off, Service changes stop reaching nodes",
-        holds: kube_proxy_reaches_api,
+        broken: |c, t| !observe::kube_proxy_reach(c, t).is_ok(),
+        explain: explain_kube_proxy_cut_off,
     },
     Invariant {
         name: "backup-runs",
         class: InvariantClass::Availability,
         why: "the etcd backup job must be able to run",
-        holds: backup_runs,
+        broken: |c, t| observe::backup_runs(c, t).is_err(),
+        explain: explain_backup_stopped,
     },
 ];
 
@@ -243,10 +280,10 @@ pub fn by_name(name: &str) -> Option<&'static Invariant> {
 
 /// The first invariant of `class` that `c` breaks, with the reason.
 pub fn first_broken(c: &Cluster, t: &Topology, class: InvariantClass) -> Option<(&'static Invariant, String)> {
-    INVARIANTS.iter().filter(|i| i.class == class).find_map(|i| (i.holds)(c, t).err().map(|why| (i, why)))
+    INVARIANTS.iter().filter(|i| i.class == class).find_map(|i| i.holds(c, t).err().map(|why| (i, why)))
 }
 
 /// Every broken invariant.
 pub fn broken(c: &Cluster, t: &Topology) -> Vec<(&'static Invariant, String)> {
-    INVARIANTS.iter().filter_map(|i| (i.holds)(c, t).err().map(|why| (i, why))).collect()
+    INVARIANTS.iter().filter_map(|i| i.holds(c, t).err().map(|why| (i, why))).collect()
 }

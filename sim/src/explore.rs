@@ -1,16 +1,18 @@
 //! `plan check`: every fault at every point of the plan (and every pair at depth 2), explored
 //! with state deduplication; every recovery it takes is proven or refuted.
 
+use crate::collect::Collector;
+use crate::memo::{Memo, Summary, Walk};
 use crate::recovery::RecoveryKind;
-use crate::run::{pre_existing, Broken, Cursor, Engine, Injection, Outcome, Point, Recording, RunResult};
-use plan_model::action::Action;
+use crate::run::{Cursor, Engine, Injection, Outcome, Point, Recording, RunResult, Track};
+use plan_model::cluster::Cluster;
 use plan_model::fault::{Fault, FaultKind};
-use plan_model::invariant::InvariantClass;
+use plan_model::invariant::{InvariantClass, INVARIANTS};
 use plan_model::plan::Plan;
 use plan_model::topology::Topology;
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 
 /// The `step` of a violation judged on the state the plan ends in (`ha-reached`,
@@ -167,225 +169,6 @@ fn faults_at(all: &[Fault], point: Point) -> impl Iterator<Item = Fault> + '_ {
     })
 }
 
-struct Collector<'a> {
-    t: &'a Topology,
-    plan: &'a Plan,
-    no_fault_broken: BTreeSet<&'static str>,
-    violations: BTreeMap<String, Violation>,
-    phases: BTreeMap<usize, PhaseSummary>,
-    exposures: BTreeMap<String, Exposure>,
-    findings: BTreeMap<String, Finding>,
-    dominated: BTreeMap<String, DominatedRollback>,
-    proven: BTreeSet<(String, Vec<RecoveryKind>)>,
-    failed: BTreeSet<(String, Vec<RecoveryKind>)>,
-    /// The plan re-uploads the control-plane certs after a join, so renewing expired ones is
-    /// a recovery it documents; without such a step a renewal is the twin's own invention.
-    renew_documented: bool,
-}
-
-impl<'a> Collector<'a> {
-    fn new(t: &'a Topology, plan: &'a Plan, no_fault_broken: BTreeSet<&'static str>) -> Collector<'a> {
-        Collector {
-            t,
-            plan,
-            no_fault_broken,
-            violations: BTreeMap::new(),
-            phases: BTreeMap::new(),
-            exposures: BTreeMap::new(),
-            findings: BTreeMap::new(),
-            dominated: BTreeMap::new(),
-            proven: BTreeSet::new(),
-            failed: BTreeSet::new(),
-            renew_documented: renews_certs(plan),
-        }
-    }
-
-    /// Takes in what a later shard found: counts add up, the shortest schedule wins, exposure
-    /// and finding windows widen to cover both.
-    fn merge(&mut self, other: Collector<'_>, step_index: &FxHashMap<&str, usize>) {
-        let position = |id: &str| step_index.get(id).copied().unwrap_or(usize::MAX);
-        for (key, v) in other.violations {
-            match self.violations.get_mut(&key) {
-                None => {
-                    self.violations.insert(key, v);
-                }
-                Some(entry) => {
-                    entry.schedules += v.schedules;
-                    if v.schedule.len() < entry.schedule.len() {
-                        entry.schedule = v.schedule;
-                        entry.injections = v.injections;
-                        entry.step = v.step;
-                        entry.why = v.why;
-                    }
-                }
-            }
-        }
-        for (index, p) in other.phases {
-            let entry = self.phases.entry(index).or_insert_with(|| PhaseSummary { phase: p.phase.clone(), ..Default::default() });
-            entry.placements += p.placements;
-            entry.completed += p.completed;
-            entry.completed_after_recovery += p.completed_after_recovery;
-            entry.rolled_back += p.rolled_back;
-            entry.quorum_recovered += p.quorum_recovered;
-            entry.restored_from_snapshot += p.restored_from_snapshot;
-            entry.stuck += p.stuck;
-            entry.violations += p.violations;
-        }
-        merge_windows(&mut self.exposures, other.exposures, &position);
-        merge_windows(&mut self.findings, other.findings, &position);
-        merge_windows(&mut self.dominated, other.dominated, &position);
-        self.proven.extend(other.proven);
-        self.failed.extend(other.failed);
-    }
-
-    fn placed(&self, schedule: &[Injection]) -> Vec<Placed> {
-        schedule
-            .iter()
-            .map(|i| Placed {
-                step: self.plan.steps[i.at.step as usize].id.clone(),
-                after_action: i.at.action,
-                fault: i.fault.kind(),
-                description: i.fault.describe(self.t),
-            })
-            .collect()
-    }
-
-    fn violation(&mut self, key: String, invariant: &str, class: InvariantClass, step: &str, why: &str, schedule: &[Injection]) {
-        let placed = self.placed(schedule);
-        let entry = self.violations.entry(key).or_insert_with(|| Violation {
-            invariant: invariant.to_string(),
-            class,
-            step: step.to_string(),
-            why: why.to_string(),
-            schedule: placed.clone(),
-            schedules: 0,
-            trace: Vec::new(),
-            injections: schedule.to_vec(),
-        });
-        entry.schedules += 1;
-        // Keep the shortest schedule, then the earliest.
-        let shorter = placed.len() < entry.schedule.len();
-        if shorter {
-            entry.schedule = placed;
-            entry.injections = schedule.to_vec();
-            entry.step = step.to_string();
-            entry.why = why.to_string();
-        }
-    }
-
-    fn record(&mut self, schedule: &[Injection], result: &RunResult) -> bool {
-        let first = schedule[0].at;
-        let phase_index = self.plan.phases.iter().position(|p| p.id == self.plan.steps[first.step as usize].phase).unwrap_or(0);
-        let phase_id = self.plan.steps[first.step as usize].phase.clone();
-        let mut violated = false;
-        for b in &result.broken {
-            if b.class == InvariantClass::Safety && !self.no_fault_broken.contains(b.invariant) {
-                violated = true;
-                let kinds: Vec<&str> = schedule.iter().map(|i| i.fault.kind().as_str()).collect();
-                let key = format!("{}|{}", b.invariant, kinds.join("+"));
-                self.violation(key, b.invariant, b.class, &b.step, &b.why, schedule);
-            }
-        }
-        let inherited = schedule.iter().any(|i| pre_existing(self.t, i.fault));
-        let unavailable = !result.final_unavailable.is_empty();
-        if unavailable && !inherited {
-            violated = true;
-            let b: &Broken = &result.final_unavailable[0];
-            let kinds: Vec<&str> = schedule.iter().map(|i| i.fault.kind().as_str()).collect();
-            let key = format!("{}|{}|not-restored", b.invariant, kinds.join("+"));
-            let why = format!("not restored after {}: {}", result.outcome.label(), b.why);
-            self.violation(key, b.invariant, b.class, result.halted_at.as_deref().unwrap_or("end"), &why, schedule);
-        }
-        if let Outcome::Stuck { why } = &result.outcome {
-            if !inherited {
-                violated = true;
-                let key = format!("recovery|{}", schedule[0].fault.kind().as_str());
-                self.violation(key, "recovery", InvariantClass::Availability, result.halted_at.as_deref().unwrap_or("end"), why, schedule);
-            }
-        }
-        if unavailable && inherited {
-            let fault = schedule.iter().find(|i| pre_existing(self.t, i.fault)).map(|i| i.fault.describe(self.t)).unwrap_or_default();
-            let step = self.plan.steps[first.step as usize].id.clone();
-            let why = result.final_unavailable[0].why.clone();
-            let entry = self.exposures.entry(fault.clone()).or_insert_with(|| Exposure {
-                fault,
-                from_step: step.clone(),
-                to_step: step.clone(),
-                placements: 0,
-                why,
-            });
-            entry.placements += 1;
-            entry.to_step = step;
-        }
-        let undocumented = if matches!(result.outcome, Outcome::QuorumRecovered) {
-            Some(RecoveryKind::QuorumRecovery)
-        } else if !self.renew_documented && result.recoveries.contains(&RecoveryKind::Renew) {
-            Some(RecoveryKind::Renew)
-        } else {
-            None
-        };
-        if let (1, Some(recovery), false) = (schedule.len(), undocumented, unavailable) {
-            let fault = schedule[0].fault.describe(self.t);
-            let step = self.plan.steps[first.step as usize].id.clone();
-            let why = match &result.halt {
-                Some(h) => h.to_string(),
-                None => String::new(),
-            };
-            let entry = self.findings.entry(fault.clone()).or_insert_with(|| Finding {
-                fault,
-                from_step: step.clone(),
-                to_step: step.clone(),
-                placements: 0,
-                recovery: recovery.describe(),
-                why,
-            });
-            entry.placements += 1;
-            entry.to_step = step;
-        }
-        if schedule.len() == 1 {
-            let fault = schedule[0].fault.describe(self.t);
-            let step = self.plan.steps[first.step as usize].id.clone();
-            for d in &result.dominated {
-                let key = format!("{fault}|{}|{}", d.documented.describe(), d.chosen.describe());
-                let entry = self.dominated.entry(key).or_insert_with(|| DominatedRollback {
-                    fault: fault.clone(),
-                    from_step: step.clone(),
-                    to_step: step.clone(),
-                    placements: 0,
-                    documented: d.documented.describe(),
-                    documented_cost: d.documented_cost.clone(),
-                    chosen: d.chosen.describe(),
-                    chosen_cost: d.chosen_cost.clone(),
-                });
-                entry.placements += 1;
-                entry.to_step = step.clone();
-            }
-        }
-        if !result.recoveries.is_empty() && !inherited {
-            let path = (phase_id.clone(), result.recoveries.clone());
-            if violated || matches!(result.outcome, Outcome::Stuck { .. }) {
-                self.failed.insert(path);
-            } else {
-                self.proven.insert(path);
-            }
-        }
-        let summary = self.phases.entry(phase_index).or_insert_with(|| PhaseSummary { phase: phase_id, ..Default::default() });
-        summary.placements += 1;
-        match &result.outcome {
-            Outcome::Completed if result.recoveries.is_empty() => summary.completed += 1,
-            Outcome::Completed => summary.completed_after_recovery += 1,
-            Outcome::RolledBack { .. } | Outcome::Halted { .. } => summary.rolled_back += 1,
-            Outcome::QuorumRecovered => summary.quorum_recovered += 1,
-            Outcome::RestoredFromSnapshot { .. } => summary.restored_from_snapshot += 1,
-            Outcome::Stuck { .. } => summary.stuck += 1,
-        }
-        if violated {
-            summary.violations += 1;
-        }
-        violated
-    }
-}
-
 /// Explores every fault placement of `plan` on `t`.
 ///
 /// # Caveats
@@ -401,7 +184,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
 
     let mut collector = Collector::new(t, plan, no_fault.broken.iter().map(|b| b.invariant).collect());
     for b in &no_fault.broken {
-        collector.violation(format!("{}|none", b.invariant), b.invariant, b.class, &b.step, &b.why, &[]);
+        collector.violation(format!("{}|none", b.invariant), b.invariant, b.class, &b.step, || b.why.clone(), &[]);
     }
     for u in &no_fault.undeclared {
         let why = format!("{} (no disruption declared for step {})", u.why, u.step);
@@ -410,7 +193,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
             u.invariant,
             InvariantClass::Availability,
             &u.step,
-            &why,
+            || why,
             &[],
         );
     }
@@ -422,10 +205,10 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
             let taken: Vec<String> = no_fault.recoveries.iter().map(|r| r.describe()).collect();
             let halt = no_fault.halt.as_ref().map(|h| h.to_string()).unwrap_or_default();
             let why = format!("without any fault the plan needs a recovery it does not hold ({}): {halt}", taken.join(", "));
-            collector.violation("plan-completes|recovered".to_string(), "plan-completes", InvariantClass::Availability, &step, &why, &[]);
+            collector.violation("plan-completes|recovered".to_string(), "plan-completes", InvariantClass::Availability, &step, || why, &[]);
         }
         if let Err(why) = plan_model::invariant::survives_any_master_loss(&no_fault.final_state, t) {
-            collector.violation("ha-reached|none".to_string(), "ha-reached", InvariantClass::Availability, END_STATE, &why, &[]);
+            collector.violation("ha-reached|none".to_string(), "ha-reached", InvariantClass::Availability, END_STATE, || why, &[]);
         }
         // The join command (a 24 h token) and the certificate key are credentials to join the
         // control plane: a plan that ends with them on a host leaves them to whoever reads it.
@@ -435,7 +218,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
                 "join-secrets-removed",
                 InvariantClass::Safety,
                 END_STATE,
-                &why,
+                || why,
                 &[],
             );
         }
@@ -443,20 +226,23 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     if let Outcome::Stuck { why } | Outcome::RolledBack { phase: why } | Outcome::Halted { step: why } = &no_fault.outcome {
         let step = no_fault.halted_at.clone().unwrap_or_default();
         let reason = no_fault.halt.as_ref().map(|h| h.to_string()).unwrap_or_else(|| why.clone());
-        collector.violation("plan-completes|none".to_string(), "plan-completes", InvariantClass::Availability, &step, &reason, &[]);
+        collector.violation("plan-completes|none".to_string(), "plan-completes", InvariantClass::Availability, &step, || reason, &[]);
     }
 
     // The fault placements, in a fixed number of interleaved shards so the figures do not
     // depend on the machine: each shard explores on its own thread, then they merge in order.
     let step_index: FxHashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
-    let shards: Vec<Shard> = std::thread::scope(|scope| {
+    let shards: Vec<Found> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..SHARDS)
             .map(|shard| {
                 let (explorer, track, states, faults) = (&explorer, &track, &states, &faults);
                 let no_fault_broken = collector.no_fault_broken.clone();
                 scope.spawn(move || {
-                    let points: Vec<&(Point, plan_model::cluster::Cluster)> = states.iter().skip(shard).step_by(SHARDS).collect();
-                    explore_shard(t, plan, explorer, track, faults, &points, depth, no_fault_broken)
+                    let mut explored = Shard::new(explorer, track, faults, depth, no_fault_broken);
+                    for &(point, state) in states.iter().skip(shard).step_by(SHARDS) {
+                        explored.explore_point(point, state);
+                    }
+                    explored.found()
                 })
             })
             .collect();
@@ -519,56 +305,140 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     }
 }
 
-/// A run of steps over which one fault had the same kind of result: an exposure or a finding.
-trait StepWindow {
-    /// From step, to step, placements, and why (as seen at the earliest placement).
-    fn window(&mut self) -> (&mut String, &mut String, &mut usize, &mut String);
-}
-
-impl StepWindow for Exposure {
-    fn window(&mut self) -> (&mut String, &mut String, &mut usize, &mut String) {
-        (&mut self.from_step, &mut self.to_step, &mut self.placements, &mut self.why)
-    }
-}
-
-impl StepWindow for DominatedRollback {
-    fn window(&mut self) -> (&mut String, &mut String, &mut usize, &mut String) {
-        (&mut self.from_step, &mut self.to_step, &mut self.placements, &mut self.documented_cost)
-    }
-}
-
-impl StepWindow for Finding {
-    fn window(&mut self) -> (&mut String, &mut String, &mut usize, &mut String) {
-        (&mut self.from_step, &mut self.to_step, &mut self.placements, &mut self.why)
-    }
-}
-
-/// Takes in the windows a later shard found: placements add up, the window widens to cover
-/// both, and the reason is the earliest placement's.
-fn merge_windows<W: StepWindow>(into: &mut BTreeMap<String, W>, from: BTreeMap<String, W>, position: &dyn Fn(&str) -> usize) {
-    for (key, mut later) in from {
-        let Some(entry) = into.get_mut(&key) else {
-            into.insert(key, later);
-            continue;
-        };
-        let (from_step, to_step, placements, why) = later.window();
-        let (entry_from, entry_to, entry_placements, entry_why) = entry.window();
-        *entry_placements += *placements;
-        if position(from_step) < position(entry_from) {
-            *entry_from = std::mem::take(from_step);
-            *entry_why = std::mem::take(why);
-        }
-        if position(to_step) > position(entry_to) {
-            *entry_to = std::mem::take(to_step);
-        }
-    }
-}
-
 /// Fault placements are explored in this many shards (threads), whatever the machine.
 const SHARDS: usize = 2;
 
-/// What one shard of the exploration found.
-struct Shard<'a> {
+/// One shard of the exploration: its share of the plan points, with its own memory of
+/// continuations and of the placements already made.
+struct Shard<'s, 'a> {
+    t: &'a Topology,
+    engine: &'s Engine<'a>,
+    track: &'s Track,
+    faults: &'s [Fault],
+    depth: u8,
+    collector: Collector<'a>,
+    /// Fingerprints of the (state, point, faults) placements start from, and of single runs' ends.
+    visited: FxHashSet<u64>,
+    /// Placements made: a placement whose start was made before is skipped.
+    seen: FxHashSet<u64>,
+    memo: Memo,
+    transitions: u64,
+    placements: usize,
+    deduplicated: usize,
+}
+
+impl<'s, 'a> Shard<'s, 'a> {
+    fn new(engine: &'s Engine<'a>, track: &'s Track, faults: &'s [Fault], depth: u8, no_fault_broken: BTreeSet<&'static str>) -> Self {
+        // Breaks of an invariant the plan breaks without any fault are reported once, as such.
+        let reported = INVARIANTS
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.class == InvariantClass::Safety && !no_fault_broken.contains(i.name))
+            .fold(0u32, |m, (i, _)| m | 1 << i);
+        Shard {
+            t: engine.t,
+            engine,
+            track,
+            faults,
+            depth,
+            collector: Collector::new(engine.t, engine.plan, no_fault_broken),
+            visited: FxHashSet::with_capacity_and_hasher(1 << 17, Default::default()),
+            seen: FxHashSet::with_capacity_and_hasher(1 << 18, Default::default()),
+            memo: Memo::new(reported),
+            transitions: 0,
+            placements: 0,
+            deduplicated: 0,
+        }
+    }
+
+    /// Every fault at `point` of the no-fault run (in `state`), then, with depth to spare, a
+    /// second fault with it and wherever its run goes on to.
+    fn explore_point(&mut self, point: Point, state: Cluster) {
+        let start = Cursor::at(state, point);
+        for fault in faults_at(self.faults, point) {
+            let first = Injection { at: point, fault };
+            let mut snapshots = Vec::new();
+            let result = self.run(&start, &[first], self.depth - 1, &mut snapshots);
+            self.visited.insert(fingerprint_hash(&result.end().final_state, point, fault_key(fault), self.t));
+            self.collector.record(&[first], &result);
+            if self.depth < 2 {
+                continue;
+            }
+            // Pairs: a second fault at the same point, or wherever the first run went on to.
+            for second in faults_at(self.faults, point) {
+                if second == fault {
+                    continue;
+                }
+                let pair = [first, Injection { at: point, fault: second }];
+                let key = fingerprint_hash(
+                    &state,
+                    point,
+                    fault_key(fault) ^ fault_key(second).rotate_left(17) ^ budget_key(self.depth - 2),
+                    self.t,
+                );
+                if !self.seen.insert(key) {
+                    self.deduplicated += 1;
+                    continue;
+                }
+                let mut after = Vec::new();
+                let result = self.run(&start, &pair, self.depth - 2, &mut after);
+                self.collector.record(&pair, &result);
+                self.place_after(&pair, point, after, self.depth - 2);
+            }
+            self.place_after(&[first], point, snapshots, self.depth - 1);
+        }
+    }
+
+    /// One more fault at every point the run of `prefix` (its last fault at `from`) passed, in
+    /// `snapshots`; with `budget` to spare after it, further ones after that.
+    fn place_after(&mut self, prefix: &[Injection], from: Point, snapshots: Vec<Cursor>, budget: u8) {
+        if budget == 0 {
+            return;
+        }
+        for cursor in snapshots {
+            let at = Point { step: cursor.step as u16, action: cursor.action as u16 };
+            if at == from {
+                continue;
+            }
+            let pending: u64 = cursor.pending.iter().fold(0, |h, (f, until)| h ^ fault_key(*f) ^ (*until as u64).rotate_left(32));
+            let config = pending.rotate_left(7)
+                ^ cursor.struck.minus(cursor.c.up).0.rotate_left(23)
+                ^ cursor.recoveries as u64
+                ^ ((cursor.skip_done as u64) << 63)
+                ^ budget_key(budget - 1);
+            for next in faults_at(self.faults, at) {
+                let key = fingerprint_hash(&cursor.c, at, fault_key(next) ^ config, self.t);
+                self.visited.insert(key);
+                if !self.seen.insert(key) {
+                    self.deduplicated += 1;
+                    continue;
+                }
+                let mut schedule = prefix.to_vec();
+                schedule.push(Injection { at, fault: next });
+                let mut after = Vec::new();
+                let result = self.run(&cursor, &schedule[prefix.len()..], budget - 1, &mut after);
+                self.collector.record(&schedule, &result);
+                self.place_after(&schedule, at, after, budget - 1);
+            }
+        }
+    }
+
+    /// A placement's run from `entry`, its continuation shared through the memo; with `budget`
+    /// left, the points it passes go to `snapshots` for further faults.
+    fn run(&mut self, entry: &Cursor, schedule: &[Injection], budget: u8, snapshots: &mut Vec<Cursor>) -> Summary {
+        let faults = self.faults;
+        let placements_at = move |p: Point| faults_at(faults, p).count();
+        let walk = (budget > 0).then_some(Walk { snapshots, budget, skipped: 0, placements_at: &placements_at });
+        let (result, skipped) = self.memo.run(self.engine, entry, schedule, self.track, walk);
+        self.deduplicated += skipped;
+        self.placements += 1;
+        self.transitions += result.applied;
+        result
+    }
+}
+
+/// What one shard found.
+struct Found<'a> {
     collector: Collector<'a>,
     visited: FxHashSet<u64>,
     transitions: u64,
@@ -576,96 +446,22 @@ struct Shard<'a> {
     deduplicated: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn explore_shard<'a>(
-    t: &'a Topology,
-    plan: &'a Plan,
-    explorer: &Engine<'_>,
-    track: &crate::run::Track,
-    faults: &[Fault],
-    points: &[&(Point, plan_model::cluster::Cluster)],
-    depth: u8,
-    no_fault_broken: BTreeSet<&'static str>,
-) -> Shard<'a> {
-    let mut collector = Collector::new(t, plan, no_fault_broken);
-    let mut visited: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(1 << 17, Default::default());
-    let mut seen: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(1 << 18, Default::default());
-    let (mut transitions, mut placements, mut deduplicated) = (0u64, 0usize, 0usize);
-    for &&(point, state) in points {
-        for fault in faults_at(faults, point) {
-            let first = Injection { at: point, fault };
-            let mut snapshots = Vec::new();
-            let result = explorer.run_cursor(Cursor::at(state, point), &[first], Some(track), (depth > 1).then_some(&mut snapshots));
-            transitions += result.transitions;
-            placements += 1;
-            visited.insert(fingerprint_hash(&result.final_state, point, fault_key(fault), t));
-            collector.record(&[first], &result);
-            if depth < 2 {
-                continue;
-            }
-            // Pairs: a second fault at the same point, or wherever the first run went on to.
-            for second in faults_at(faults, point) {
-                if second == fault {
-                    continue;
-                }
-                let pair = [first, Injection { at: point, fault: second }];
-                let key = fingerprint_hash(&state, point, fault_key(fault) ^ fault_key(second).rotate_left(17), t);
-                if !seen.insert(key) {
-                    deduplicated += 1;
-                    continue;
-                }
-                let result = explorer.run_cursor(Cursor::at(state, point), &pair, Some(track), None);
-                transitions += result.transitions;
-                placements += 1;
-                collector.record(&pair, &result);
-            }
-            for cursor in snapshots {
-                let at = Point { step: cursor.step as u16, action: cursor.action as u16 };
-                if at == point {
-                    continue;
-                }
-                let pending: u64 = cursor.pending.iter().fold(0, |h, (f, until)| h ^ fault_key(*f) ^ (*until as u64).rotate_left(32));
-                for second in faults_at(faults, at) {
-                    let key = fingerprint_hash(
-                        &cursor.c,
-                        at,
-                        fault_key(second)
-                            ^ pending.rotate_left(7)
-                            ^ cursor.struck.minus(cursor.c.up).0.rotate_left(23)
-                            ^ cursor.recoveries as u64
-                            ^ ((cursor.skip_done as u64) << 63),
-                        t,
-                    );
-                    visited.insert(key);
-                    if !seen.insert(key) {
-                        deduplicated += 1;
-                        continue;
-                    }
-                    let schedule = [first, Injection { at, fault: second }];
-                    let result = explorer.run_cursor(cursor.clone(), &schedule[1..], Some(track), None);
-                    transitions += result.transitions;
-                    placements += 1;
-                    collector.record(&schedule, &result);
-                }
-            }
+impl<'a> Shard<'_, 'a> {
+    fn found(self) -> Found<'a> {
+        Found {
+            collector: self.collector,
+            visited: self.visited,
+            transitions: self.transitions,
+            placements: self.placements,
+            deduplicated: self.deduplicated,
         }
     }
-    Shard { collector, visited, transitions, placements, deduplicated }
 }
 
-/// Whether the plan uploads the control-plane certs again after a master has joined.
-fn renews_certs(plan: &Plan) -> bool {
-    let mut joined = false;
-    for step in &plan.steps {
-        for action in &step.actions {
-            match action {
-                Action::ControlPlaneUp(_) => joined = true,
-                Action::UploadCerts if joined => return true,
-                _ => {}
-            }
-        }
-    }
-    false
+/// What a placement's key says of the faults still to place after it: nothing at the last
+/// fault (so depth-2 keys are what they were), a distinct value for each remaining budget.
+fn budget_key(budget: u8) -> u64 {
+    (budget as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 fn fault_key(fault: Fault) -> u64 {

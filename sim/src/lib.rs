@@ -1,6 +1,8 @@
 //! The digital twin: runs a plan and fault schedules over the model, explores every placement.
 
+mod collect;
 pub mod explore;
+pub mod memo;
 pub mod policy;
 pub mod recovery;
 pub mod run;

@@ -11,6 +11,7 @@ use plan_model::action::{Action, Refusal, RefusalKind};
 use plan_model::cluster::{Cluster, EtcdData};
 use plan_model::plan::Plan;
 use plan_model::topology::{NodeSet, Topology};
+use std::rc::Rc;
 
 /// Recoveries one run may take before it is declared stuck.
 pub const RECOVERIES_MAX: u32 = 4;
@@ -55,6 +56,15 @@ pub trait Executor {
     fn note(&mut self, step: &str, kind: EventKind, what: String);
     /// The recovery the plan documents for this halt leaves a worse cluster than the one taken.
     fn dominated(&mut self, _dominated: Dominated) {}
+    /// Whether notes are kept: where they are not (the exploration), the policy does not build them.
+    fn timeline(&self) -> bool {
+        true
+    }
+    /// Every candidate recovery from `c` after a halt in step `step`, best first
+    /// ([`search::rank`]); a place that meets the same halt often may remember them.
+    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Rc<[Candidate]> {
+        search::rank(c, t, plan, step).into()
+    }
     /// The candidates the twin weighed at a halt, before it carries out the best: a place with
     /// real parts may ask them the questions the ranking answered (the lab asks real etcd
     /// whether a refused `member remove` is refused).
@@ -109,7 +119,7 @@ pub fn drift(c: &Cluster, t: &Topology) -> Option<String> {
 pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize, halt: &Halt, count: &mut u32) -> Result<Next, E::Error> {
     let id = plan.steps[step].id.clone();
     *count += 1;
-    exec.note(&id, EventKind::Halt, format!("HALT: {halt}"));
+    say(exec, &id, EventKind::Halt, || format!("HALT: {halt}"));
     if *count > RECOVERIES_MAX {
         return Ok(Next::Stop(Outcome::Stuck { why: format!("{RECOVERIES_MAX} recoveries did not get past step {id}") }));
     }
@@ -124,7 +134,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     for a in &plan.steps[step].actions {
         if let Action::Boot(x) = *a {
             if !exec.cluster().up.contains(x) && !exec.struck().contains(x) {
-                exec.note(&id, EventKind::Recovery, format!("wait for the planned reboot of {}", t.name(x)));
+                say(exec, &id, EventKind::Recovery, || format!("wait for the planned reboot of {}", t.name(x)));
                 let _ = exec.apply(*a, &id)?;
             }
         }
@@ -132,7 +142,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     // 2. Expired credentials: the plan's re-upload path.
     if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
         exec.took(RecoveryKind::Renew);
-        exec.note(&id, EventKind::Recovery, RecoveryKind::Renew.describe());
+        say(exec, &id, EventKind::Recovery, || RecoveryKind::Renew.describe());
         if exec.apply(Action::UploadCerts, &id)?.is_ok() && exec.apply(Action::CreateToken, &id)?.is_ok() {
             return Ok(Next::Retry);
         }
@@ -141,20 +151,21 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     // (crate::search); the best is carried out. If reality refuses it (the lab), the ranking is
     // made again from where it stopped, without the kinds already tried.
     let weighed_from = *exec.cluster();
-    let mut ranking = search::rank(&weighed_from, t, plan, step);
+    let mut ranking = exec.rank(&weighed_from, t, plan, step);
     report_ranking(exec, &id, &ranking);
     exec.weighed(&id, &ranking)?;
     let mut tried: Vec<RecoveryKind> = Vec::new();
     loop {
         // Ranked again only where the state moved (the lab's answers, a recovery cut short).
         if *exec.cluster() != weighed_from || !tried.is_empty() {
-            ranking = search::rank(exec.cluster(), t, plan, step);
+            let now = *exec.cluster();
+            ranking = exec.rank(&now, t, plan, step);
         }
-        let Some(best) = std::mem::take(&mut ranking).into_iter().find(|c| c.applicable() && !tried.contains(&c.kind)) else {
+        let Some(best) = ranking.iter().find(|c| c.applicable() && !tried.contains(&c.kind)).cloned() else {
             return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }));
         };
         exec.took(best.kind.clone());
-        exec.note(&id, EventKind::Recovery, format!("{} ({})", best.kind.describe(), best.cost.summary()));
+        say(exec, &id, EventKind::Recovery, || format!("{} ({})", best.kind.describe(), best.cost.summary()));
         tried.push(best.kind.clone());
         if run_recovery(exec, t, best.actions, &id)?.is_ok() {
             return Ok(Next::Stop(match best.kind {
@@ -175,15 +186,17 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
 /// The ranking as the timeline shows it, and the documented recovery when another one leaves a
 /// better cluster.
 fn report_ranking<E: Executor>(exec: &mut E, id: &str, ranking: &[Candidate]) {
-    let lines: Vec<String> = ranking
-        .iter()
-        .enumerate()
-        .map(|(i, c)| match &c.refused {
-            None => format!("{}. {}: {}", i + 1, c.kind.describe(), c.cost.summary()),
-            Some(why) => format!("{}. {}: cannot be carried out ({why})", i + 1, c.kind.describe()),
-        })
-        .collect();
-    exec.note(id, EventKind::Recovery, format!("recoveries ranked: {}", lines.join("; ")));
+    say(exec, id, EventKind::Recovery, || {
+        let lines: Vec<String> = ranking
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match &c.refused {
+                None => format!("{}. {}: {}", i + 1, c.kind.describe(), c.cost.summary()),
+                Some(why) => format!("{}. {}: cannot be carried out ({why})", i + 1, c.kind.describe()),
+            })
+            .collect();
+        format!("recoveries ranked: {}", lines.join("; "))
+    });
     let best = ranking.iter().find(|c| c.applicable());
     if let (Some(best), Some(documented)) = (best, search::documented(ranking)) {
         if documented.kind != best.kind && (!documented.applicable() || documented.cost.worse_outcome_than(&best.cost)) {
@@ -201,6 +214,13 @@ fn report_ranking<E: Executor>(exec: &mut E, id: &str, ranking: &[Candidate]) {
     }
 }
 
+/// A line for the timeline, built only where one is kept.
+fn say<E: Executor>(exec: &mut E, step: &str, kind: EventKind, what: impl FnOnce() -> String) {
+    if exec.timeline() {
+        exec.note(step, kind, what());
+    }
+}
+
 /// Runs recovery actions; an action on a host that is down is skipped (nothing to undo there
 /// until it returns). The first other refusal stops them.
 fn run_recovery<E: Executor>(exec: &mut E, t: &Topology, actions: Vec<Action>, step: &str) -> Result<Result<(), Refusal>, E::Error> {
@@ -208,10 +228,10 @@ fn run_recovery<E: Executor>(exec: &mut E, t: &Topology, actions: Vec<Action>, s
         match exec.apply(a, step)? {
             Ok(()) => {}
             Err(refusal) if refusal.kind == RefusalKind::HostDown => {
-                exec.note(step, EventKind::Skipped, format!("skipped {}: {}", a.describe(t), refusal.reason));
+                say(exec, step, EventKind::Skipped, || format!("skipped {}: {}", a.describe(t), refusal.reason));
             }
             Err(refusal) => {
-                exec.note(step, EventKind::Halt, format!("recovery refused: {}", refusal.reason));
+                say(exec, step, EventKind::Halt, || format!("recovery refused: {}", refusal.reason));
                 return Ok(Err(refusal));
             }
         }

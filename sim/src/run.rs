@@ -202,22 +202,88 @@ pub struct Engine<'a> {
     pub recording: Recording,
 }
 
-struct Run<'e, 'a> {
+pub(crate) struct Run<'e, 'a> {
     engine: &'e Engine<'a>,
-    c: Cluster,
-    pending: Vec<(Fault, u32)>,
+    pub(crate) c: Cluster,
+    pub(crate) pending: Vec<(Fault, u32)>,
     events: Vec<Event>,
     broken: Vec<Broken>,
     downtime: Downtime,
     undeclared: Vec<Undeclared>,
-    recoveries: Vec<RecoveryKind>,
-    transitions: u64,
-    halted_at: Option<String>,
-    halt: Option<Halt>,
+    pub(crate) recoveries: Vec<RecoveryKind>,
+    pub(crate) transitions: u64,
+    /// Every halt, in order, with the id of the step it halted in (the first is the run's).
+    pub(crate) halts: Vec<(String, Halt)>,
     /// Nodes a fault took down, for good or for a while: unlike a node the plan itself shut
     /// down, the operator cannot just boot them.
-    struck: NodeSet,
-    dominated: Vec<Dominated>,
+    pub(crate) struck: NodeSet,
+    pub(crate) dominated: Vec<Dominated>,
+    /// Messages deferred (the exploration): safety breaks are kept as [`Break`]s, with the
+    /// state to explain them from, instead of as [`Broken`]s.
+    lazy: bool,
+    pub(crate) breaks: Vec<Break>,
+    /// Safety invariants (bits by index in `INVARIANTS`) broken in the state now, and ever in
+    /// this run.
+    broken_now: u32,
+    ever_broken: u32,
+    /// The safety invariants whose breaks a lazy run keeps (the others the caller ignores).
+    pub(crate) reported: u32,
+    /// Rankings already made, for a run that shares them (the exploration).
+    pub(crate) rankings: Option<&'e mut crate::memo::Rankings>,
+}
+
+/// A safety invariant going from holding to broken in a run, with the state it broke in: its
+/// message is built from that state, and only when the break is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    /// Index in `INVARIANTS`.
+    pub invariant: usize,
+    pub step: String,
+    pub state: Cluster,
+}
+
+impl Break {
+    pub fn invariant(&self) -> &'static invariant::Invariant {
+        &INVARIANTS[self.invariant]
+    }
+
+    /// Why the invariant broke, in words.
+    pub fn why(&self, t: &Topology) -> String {
+        (self.invariant().explain)(&self.state, t).expect("a break is recorded on a state that breaks the invariant")
+    }
+}
+
+/// Where the executor is in the plan, besides the state: with it, enough to go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Position {
+    pub step: usize,
+    /// The next action of the step (0: the step boundary).
+    pub k: usize,
+    /// Re-running a step after a halt or a crash: actions already done are skipped.
+    pub skip_done: bool,
+    /// Recoveries taken so far (bounded by `policy::RECOVERIES_MAX`).
+    pub recoveries: u32,
+}
+
+impl Position {
+    pub fn point(&self) -> Point {
+        Point { step: self.step as u16, action: self.k as u16 }
+    }
+}
+
+/// How far one action moved a step.
+enum Progress {
+    Moved,
+    /// Past its last action.
+    StepDone,
+}
+
+/// What one pass of the executor's loop leads to.
+pub(crate) enum Flow {
+    /// The loop goes on from the new position.
+    Next,
+    /// The run is over.
+    Stop(Outcome),
 }
 
 impl<'e, 'a> Run<'e, 'a> {
@@ -225,18 +291,45 @@ impl<'e, 'a> Run<'e, 'a> {
         self.engine.t
     }
 
+    /// Checks the safety invariants on the state a run starts from, at the step it starts in.
+    pub(crate) fn check_safety_at_start(&mut self, step: usize) {
+        let plan = self.engine.plan;
+        self.check_safety(plan.steps.get(step).map(|s| s.id.as_str()).unwrap_or("start"));
+    }
+
+    /// Safety invariants broken in the state now (bits by index in `INVARIANTS`).
+    pub(crate) fn broken_now(&self) -> u32 {
+        self.broken_now
+    }
+
+    /// Checks the safety invariants on the state now; returns the names of those broken for
+    /// the first time in this run (for the timeline).
     fn check_safety(&mut self, step: &str) -> Vec<String> {
-        let mut now = Vec::new();
-        for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Safety) {
-            if self.broken.iter().any(|b| b.invariant == inv.name) {
-                continue;
-            }
-            if let Err(why) = (inv.holds)(&self.c, self.t()) {
-                now.push(inv.name.to_string());
-                self.broken.push(Broken { invariant: inv.name, class: inv.class, step: step.to_string(), clock_s: self.c.clock_s, why });
+        let t = self.t();
+        let mut now = 0u32;
+        for (i, inv) in INVARIANTS.iter().enumerate() {
+            if inv.class == InvariantClass::Safety && (inv.broken)(&self.c, t) {
+                now |= 1 << i;
             }
         }
-        now
+        let first = now & !self.ever_broken;
+        let newly = now & !self.broken_now;
+        self.ever_broken |= now;
+        self.broken_now = now;
+        if self.lazy {
+            for i in bits(newly & self.reported) {
+                self.breaks.push(Break { invariant: i, step: step.to_string(), state: self.c });
+            }
+            return Vec::new();
+        }
+        let mut names = Vec::new();
+        for i in bits(first) {
+            let inv = &INVARIANTS[i];
+            let why = (inv.explain)(&self.c, t).expect("the invariant was just found broken");
+            names.push(inv.name.to_string());
+            self.broken.push(Broken { invariant: inv.name, class: inv.class, step: step.to_string(), clock_s: self.c.clock_s, why });
+        }
+        names
     }
 
     fn charge(&mut self, state: &Cluster, seconds: u32) {
@@ -380,25 +473,174 @@ impl<'e, 'a> Run<'e, 'a> {
         let state = self.c;
         self.charge(&state, wait);
         self.c.clock_s = until.max(self.c.clock_s);
-        self.note(step, EventKind::Wait, format!("wait {} for the fault to clear", plan_model::plan::format_duration(wait)));
+        if self.engine.recording.events {
+            self.note(step, EventKind::Wait, format!("wait {} for the fault to clear", plan_model::plan::format_duration(wait)));
+        }
         self.heal_due(step);
     }
 
     /// The halt is recorded (the first one is the run's), then the policy chooses.
     fn recover(&mut self, step: usize, halt: Halt, count: &mut u32) -> Next {
-        let first = self.halted_at.is_none();
-        if first {
-            self.halted_at = Some(self.engine.plan.steps[step].id.clone());
-        }
         let next = match policy::recover(self, self.engine.t, self.engine.plan, step, &halt, count) {
             Ok(next) => next,
             Err(never) => match never {},
         };
-        if first {
-            self.halt = Some(halt);
-        }
+        self.halts.push((self.engine.plan.steps[step].id.clone(), halt));
         next
     }
+
+    /// A run of `engine` from `cursor`, nothing recorded yet.
+    pub(crate) fn start(engine: &'e Engine<'a>, cursor: &Cursor, lazy: bool) -> Self {
+        Run {
+            engine,
+            c: cursor.c,
+            pending: cursor.pending.clone(),
+            events: Vec::new(),
+            broken: Vec::new(),
+            downtime: Downtime::default(),
+            undeclared: Vec::new(),
+            recoveries: Vec::new(),
+            transitions: 0,
+            halts: Vec::new(),
+            struck: cursor.struck,
+            dominated: Vec::new(),
+            lazy,
+            breaks: Vec::new(),
+            broken_now: 0,
+            ever_broken: 0,
+            reported: u32::MAX,
+            rankings: None,
+        }
+    }
+
+    /// Whether the run, at `pos` with nothing left to strike, is back on the no-fault run: same
+    /// fingerprint at the same point, nothing pending, not re-running a step.
+    pub(crate) fn rejoins(&self, pos: &Position, track: Option<&Track>) -> bool {
+        let Some(track) = track else { return false };
+        self.pending.is_empty() && !pos.skip_done && track.fingerprints.get(&pos.point()) == Some(&self.c.fingerprint(self.t()))
+    }
+
+    /// One pass of the executor's loop at `pos` (a step that exists): strikes the injections
+    /// due here, ends the faults that are over, then runs the next action, or halts and
+    /// recovers.
+    pub(crate) fn iterate(&mut self, pos: &mut Position, schedule: &[Injection], fired: &mut [bool]) -> Flow {
+        let engine = self.engine;
+        let s = &engine.plan.steps[pos.step];
+        let point = pos.point();
+        let mut halfway = false;
+        let mut crashed = false;
+        for (i, injection) in schedule.iter().enumerate() {
+            if !fired[i] && injection.at == point {
+                fired[i] = true;
+                match injection.fault {
+                    Fault::StepFailsHalfway => halfway = true,
+                    Fault::ExecutorCrash => crashed = true,
+                    fault => self.strike(fault, &s.id),
+                }
+            }
+        }
+        self.heal_due(&s.id);
+        if crashed {
+            if self.engine.recording.events {
+                self.note(&s.id, EventKind::Fault, "FAULT: executor crashes; on restart it resumes the step from its journal".to_string());
+            }
+            self.recoveries.push(RecoveryKind::Resume);
+            pos.k = 0;
+            pos.skip_done = true;
+            return Flow::Next;
+        }
+        let progress = if halfway {
+            if self.engine.recording.events {
+                self.note(&s.id, EventKind::Fault, "FAULT: the step fails half-way".to_string());
+            }
+            Err(Halt::HalfWay)
+        } else {
+            self.next_action(pos, schedule.is_empty())
+        };
+        match progress {
+            Ok(Progress::StepDone) => {
+                self.finish_step_time(s);
+                *pos = Position { step: pos.step + 1, k: 0, skip_done: false, recoveries: pos.recoveries };
+                Flow::Next
+            }
+            Ok(Progress::Moved) => Flow::Next,
+            Err(halt) => match self.recover(pos.step, halt, &mut pos.recoveries) {
+                Next::Retry => {
+                    pos.skip_done = true;
+                    pos.k = 0;
+                    Flow::Next
+                }
+                Next::Stop(outcome) => Flow::Stop(outcome),
+            },
+        }
+    }
+
+    /// The drift check at a step boundary, then the action at `pos` (skipped when a re-run finds
+    /// it done), and `pos.k` moves past it; past the last action, the step is done.
+    fn next_action(&mut self, pos: &mut Position, no_fault: bool) -> Result<Progress, Halt> {
+        let engine = self.engine;
+        let s = &engine.plan.steps[pos.step];
+        if pos.k == 0 {
+            if let Some(why) = policy::drift(&self.c, engine.t) {
+                return Err(Halt::Drift(why));
+            }
+        }
+        let Some(&a) = s.actions.get(pos.k) else {
+            return Ok(Progress::StepDone);
+        };
+        if pos.skip_done && action::already_done(&self.c, a) {
+            pos.k += 1;
+            return Ok(Progress::Moved);
+        }
+        self.apply(a, &s.id, EventKind::Action).map_err(Halt::Refused)?;
+        if engine.recording.downtime && no_fault {
+            self.note_undeclared(pos.k + 1 < s.actions.len() && s.disruption.is_some(), &s.id);
+        }
+        pos.k += 1;
+        Ok(Progress::Moved)
+    }
+
+    /// Availability broken between steps of a run without faults, outside a declared window.
+    fn note_undeclared(&mut self, declared_window: bool, step: &str) {
+        for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Availability) {
+            if let Err(why) = inv.holds(&self.c, self.t()) {
+                let already_noted = self.undeclared.iter().any(|u| u.step == step && u.invariant == inv.name);
+                if !declared_window && !already_noted {
+                    self.undeclared.push(Undeclared { step: step.to_string(), invariant: inv.name, why });
+                }
+            }
+        }
+    }
+
+    /// Temporary faults still running end on their own: the final state is after them.
+    pub(crate) fn settle(&mut self) {
+        if !self.pending.is_empty() {
+            let last = self.engine.plan.steps.last().map(|s| s.id.clone()).unwrap_or_default();
+            self.wait_for_pending(&last);
+        }
+    }
+
+    /// Availability invariants broken in the state now.
+    pub(crate) fn unavailable(&self) -> Vec<Broken> {
+        INVARIANTS
+            .iter()
+            .filter(|i| i.class == InvariantClass::Availability)
+            .filter_map(|i| {
+                i.holds(&self.c, self.t()).err().map(|why| Broken {
+                    invariant: i.name,
+                    class: i.class,
+                    step: "end".to_string(),
+                    clock_s: self.c.clock_s,
+                    why,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The indexes of the bits set in `mask`, lowest first.
+pub(crate) fn bits(mask: u32) -> impl Iterator<Item = usize> {
+    (0..32).filter(move |i| mask & (1 << i) != 0)
 }
 
 /// The twin carries recovery actions out on the model alone: nothing underneath can fail.
@@ -437,6 +679,17 @@ impl Executor for Run<'_, '_> {
     fn dominated(&mut self, dominated: Dominated) {
         self.dominated.push(dominated);
     }
+
+    fn timeline(&self) -> bool {
+        self.engine.recording.events
+    }
+
+    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> std::rc::Rc<[crate::search::Candidate]> {
+        match self.rankings.as_deref_mut() {
+            Some(rankings) => rankings.rank(c, t, plan, step),
+            None => crate::search::rank(c, t, plan, step).into(),
+        }
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -461,144 +714,44 @@ impl<'a> Engine<'a> {
         mut snapshots: Option<&mut Vec<Cursor>>,
     ) -> RunResult {
         let plan = self.plan;
-        let mut r = Run {
-            engine: self,
-            c: cursor.c,
-            pending: cursor.pending,
-            events: Vec::new(),
-            broken: Vec::new(),
-            downtime: Downtime::default(),
-            undeclared: Vec::new(),
-            recoveries: Vec::new(),
-            transitions: 0,
-            halted_at: None,
-            halt: None,
-            struck: cursor.struck,
-            dominated: Vec::new(),
-        };
+        let mut r = Run::start(self, &cursor, false);
         let start_clock = cursor.c.clock_s;
-        r.check_safety(plan.steps.get(cursor.step).map(|s| s.id.as_str()).unwrap_or("start"));
+        r.check_safety_at_start(cursor.step);
         let mut fired = vec![false; schedule.len()];
-        let mut step = cursor.step;
-        let mut k = cursor.action;
-        let mut skip_done = cursor.skip_done;
-        let mut recoveries = cursor.recoveries;
+        let mut pos = Position { step: cursor.step, k: cursor.action, skip_done: cursor.skip_done, recoveries: cursor.recoveries };
         let mut rejoined = false;
-        let outcome = 'plan: loop {
-            let Some(s) = plan.steps.get(step) else {
+        let outcome = loop {
+            if pos.step >= plan.steps.len() {
                 break Outcome::Completed;
-            };
-            let halt = loop {
-                let point = Point { step: step as u16, action: k as u16 };
-                let all_fired = fired.iter().all(|f| *f);
-                if all_fired && r.pending.is_empty() && !skip_done {
-                    if let Some(track) = track {
-                        if track.fingerprints.get(&point) == Some(&r.c.fingerprint(self.t)) {
-                            rejoined = true;
-                            break 'plan track.outcome.clone();
-                        }
-                    }
+            }
+            let all_fired = fired.iter().all(|f| *f);
+            if all_fired && r.rejoins(&pos, track) {
+                rejoined = true;
+                break track.map(|t| t.outcome.clone()).unwrap_or(Outcome::Completed);
+            }
+            if all_fired && !schedule.is_empty() {
+                if let Some(out) = snapshots.as_deref_mut() {
+                    out.push(Cursor::of(&r, &pos));
                 }
-                if all_fired && !schedule.is_empty() {
-                    if let Some(out) = snapshots.as_deref_mut() {
-                        out.push(Cursor { c: r.c, pending: r.pending.clone(), step, action: k, skip_done, recoveries, struck: r.struck });
-                    }
-                }
-                let mut halfway = false;
-                let mut crashed = false;
-                for (i, injection) in schedule.iter().enumerate() {
-                    if !fired[i] && injection.at == point {
-                        fired[i] = true;
-                        match injection.fault {
-                            Fault::StepFailsHalfway => halfway = true,
-                            Fault::ExecutorCrash => crashed = true,
-                            fault => r.strike(fault, &s.id),
-                        }
-                    }
-                }
-                r.heal_due(&s.id);
-                if crashed {
-                    r.note(&s.id, EventKind::Fault, "FAULT: executor crashes; on restart it resumes the step from its journal".to_string());
-                    r.recoveries.push(RecoveryKind::Resume);
-                    k = 0;
-                    skip_done = true;
-                    continue;
-                }
-                if halfway {
-                    r.note(&s.id, EventKind::Fault, "FAULT: the step fails half-way".to_string());
-                    break Some(Halt::HalfWay);
-                }
-                if k == 0 {
-                    if let Some(why) = policy::drift(&r.c, self.t) {
-                        break Some(Halt::Drift(why));
-                    }
-                }
-                let Some(&a) = s.actions.get(k) else {
-                    break None;
-                };
-                if skip_done && action::already_done(&r.c, a) {
-                    k += 1;
-                    continue;
-                }
-                if let Err(refusal) = r.apply(a, &s.id, EventKind::Action) {
-                    break Some(Halt::Refused(refusal));
-                }
-                if self.recording.downtime && schedule.is_empty() {
-                    let mid = k + 1 < s.actions.len();
-                    for inv in INVARIANTS.iter().filter(|i| i.class == InvariantClass::Availability) {
-                        if let Err(why) = (inv.holds)(&r.c, self.t) {
-                            let declared_window = mid && s.disruption.is_some();
-                            let already_noted = r.undeclared.iter().any(|u| u.step == s.id && u.invariant == inv.name);
-                            if !declared_window && !already_noted {
-                                r.undeclared.push(Undeclared { step: s.id.clone(), invariant: inv.name, why });
-                            }
-                        }
-                    }
-                }
-                k += 1;
-            };
-            match halt {
-                None => {
-                    r.finish_step_time(s);
-                    step += 1;
-                    k = 0;
-                    skip_done = false;
-                }
-                Some(halt) => match r.recover(step, halt, &mut recoveries) {
-                    Next::Retry => {
-                        skip_done = true;
-                        k = 0;
-                    }
-                    Next::Stop(outcome) => break outcome,
-                },
+            }
+            if let Flow::Stop(outcome) = r.iterate(&mut pos, schedule, &mut fired) {
+                break outcome;
             }
         };
-        // Temporary faults still running end on their own; the final state is after them.
-        if !r.pending.is_empty() {
-            let last = plan.steps.last().map(|s| s.id.clone()).unwrap_or_default();
-            r.wait_for_pending(&last);
-        }
+        r.settle();
         let final_unavailable = match (rejoined, track) {
             (true, Some(track)) => track.final_unavailable.clone(),
-            _ => INVARIANTS
-                .iter()
-                .filter(|i| i.class == InvariantClass::Availability)
-                .filter_map(|i| {
-                    (i.holds)(&r.c, self.t).err().map(|why| Broken {
-                        invariant: i.name,
-                        class: i.class,
-                        step: "end".to_string(),
-                        clock_s: r.c.clock_s,
-                        why,
-                    })
-                })
-                .collect(),
+            _ => r.unavailable(),
+        };
+        let (halted_at, halt) = match r.halts.first() {
+            Some((step, halt)) => (Some(step.clone()), Some(halt.clone())),
+            None => (None, None),
         };
         RunResult {
             outcome,
             recoveries: r.recoveries,
-            halted_at: r.halted_at,
-            halt: r.halt,
+            halted_at,
+            halt,
             broken: r.broken,
             final_unavailable,
             downtime: r.downtime,
@@ -637,6 +790,7 @@ impl<'a> Engine<'a> {
                 fingerprints: if complete { fingerprints } else { Default::default() },
                 outcome: result.outcome,
                 final_unavailable: result.final_unavailable,
+                final_state: result.final_state,
             },
             states,
         )
@@ -644,7 +798,7 @@ impl<'a> Engine<'a> {
 }
 
 /// Where a run is: enough to continue it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub c: Cluster,
     pub pending: Vec<(Fault, u32)>,
@@ -659,6 +813,23 @@ pub struct Cursor {
 impl Cursor {
     pub fn start(c: Cluster) -> Cursor {
         Cursor { c, pending: Vec::new(), step: 0, action: 0, skip_done: false, recoveries: 0, struck: NodeSet::EMPTY }
+    }
+
+    /// Where `run` is at `pos`.
+    pub(crate) fn of(run: &Run<'_, '_>, pos: &Position) -> Cursor {
+        Cursor {
+            c: run.c,
+            pending: run.pending.clone(),
+            step: pos.step,
+            action: pos.k,
+            skip_done: pos.skip_done,
+            recoveries: pos.recoveries,
+            struck: run.struck,
+        }
+    }
+
+    pub(crate) fn position(&self) -> Position {
+        Position { step: self.step, k: self.action, skip_done: self.skip_done, recoveries: self.recoveries }
     }
 
     pub fn at(c: Cluster, point: Point) -> Cursor {
@@ -680,6 +851,8 @@ pub struct Track {
     pub fingerprints: rustc_hash::FxHashMap<Point, Cluster>,
     pub outcome: Outcome,
     pub final_unavailable: Vec<Broken>,
+    /// The state the no-fault run ends in.
+    pub final_state: Cluster,
 }
 
 /// Whether `fault` would break availability on the cluster before any migration: an exposure

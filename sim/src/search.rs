@@ -115,6 +115,9 @@ pub struct Candidate {
     /// The state the recovery ends in (the executor checks the hosts against it).
     #[serde(skip)]
     pub end: Cluster,
+    /// Model transitions the twin applied to run it.
+    #[serde(skip)]
+    pub transitions: u32,
 }
 
 impl Candidate {
@@ -126,8 +129,13 @@ impl Candidate {
 /// Every candidate recovery from `c` after a halt in step `step`, best first; the ones that
 /// cannot be carried out come last, with why.
 pub fn rank(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidate> {
+    rank_in(c, t, plan, step, recovery::phase_kind(plan, &plan.steps[step].phase))
+}
+
+/// [`rank`] in a phase of `kind` (what [`recovery::phase_kind`] says of the step's phase), for
+/// a caller that ranks often and classified the phases once.
+pub fn rank_in(c: &Cluster, t: &Topology, plan: &Plan, step: usize, kind: PhaseKind) -> Vec<Candidate> {
     let phase = &plan.steps[step].phase;
-    let kind = recovery::phase_kind(plan, phase);
     let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::new();
     if kind != PhaseKind::After {
         options.push((RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_with_dead_members(c, t, kind)));
@@ -168,11 +176,13 @@ fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Act
     let mut refused = None;
     let mut refused_at = None;
     let mut downtime_s = 0u32;
+    let mut transitions = 0u32;
     for a in &actions {
         let down = (0..t.consumers.len()).filter(|i| observe::consumer_reach(&state, t, *i).is_down()).count() as u32;
         match action::apply(&state, t, *a) {
             Ok(next) => {
                 downtime_s += down * a.duration_s();
+                transitions += 1;
                 state = next;
             }
             Err(r) if r.kind == RefusalKind::HostDown => {}
@@ -184,12 +194,12 @@ fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Act
         }
     }
     let cost = cost_of(c, &state, t, downtime_s);
-    Candidate { kind, actions, refused, refused_at, documented, cost, end: state }
+    Candidate { kind, actions, refused, refused_at, documented, cost, end: state, transitions }
 }
 
 fn cost_of(start: &Cluster, end: &Cluster, t: &Topology, downtime_s: u32) -> Cost {
     let broken = |class: InvariantClass| -> Vec<&'static str> {
-        INVARIANTS.iter().filter(|i| i.class == class && (i.holds)(end, t).is_err()).map(|i| i.name).collect()
+        INVARIANTS.iter().filter(|i| i.class == class && (i.broken)(end, t)).map(|i| i.name).collect()
     };
     Cost {
         data_lost_s: match end.etcd_data {

@@ -1,0 +1,401 @@
+//! The exploration's memory: what a run does from a step boundary on is worked out once per
+//! distinct configuration (state, plan position, pending faults) and shared by every placement
+//! that reaches it; so are the recovery rankings made at a halt.
+//!
+//! A run here is the twin's run ([`crate::run`]), carried out by the same loop; what is shared
+//! is its continuation, kept as a [`Tail`]: the first break of each safety invariant from there
+//! on (with the state to explain it from: no message is built until one is reported), the
+//! halts, the recoveries taken, the dominated documented recoveries, and how it ended.
+
+use crate::policy::Dominated;
+use crate::recovery::RecoveryKind;
+use crate::run::{bits, Break, Cursor, Engine, Flow, Halt, Injection, Outcome, Point, Run, Track};
+use plan_model::cluster::Cluster;
+use plan_model::invariant::{InvariantClass, INVARIANTS};
+use plan_model::topology::Topology;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+/// The recovery candidates ranked at a halt, by state and step: many placements halt in the
+/// same state at the same step, and a ranking runs every candidate to its end.
+#[derive(Default)]
+pub struct Rankings {
+    /// By the fingerprint of the state and the halted step's phase (a ranking reads the step
+    /// for its phase only).
+    ranked: FxHashMap<Fingerprint, Rc<[crate::search::Candidate]>>,
+    /// Model transitions applied to run the candidates of every ranking made.
+    pub transitions: u64,
+    /// What each phase does, classified once (it reads every step of the plan).
+    kinds: FxHashMap<String, crate::recovery::PhaseKind>,
+}
+
+impl Rankings {
+    /// The ranking at a halt in `step` in state `c`, made once.
+    pub(crate) fn rank(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Rc<[crate::search::Candidate]> {
+        let phase = &plan.steps[step].phase;
+        let key = Fingerprint::of(&(c, phase));
+        let transitions = &mut self.transitions;
+        let kinds = &mut self.kinds;
+        self.ranked
+            .entry(key)
+            .or_insert_with(|| {
+                let kind = *kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
+                let ranking = crate::search::rank_in(c, t, plan, step, kind);
+                *transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
+                ranking.into()
+            })
+            .clone()
+    }
+}
+
+/// A 128-bit fingerprint of a configuration: two 64-bit hashes with different seeds. Keys of
+/// the memory are fingerprints rather than whole configurations (a cursor is some 400 bytes):
+/// with a million keys the chance that two collide is about 10^-27.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(u64, u64);
+
+impl Fingerprint {
+    pub fn of<T: Hash>(value: &T) -> Fingerprint {
+        let mut a = FxHasher::default();
+        value.hash(&mut a);
+        let mut b = FxHasher::default();
+        0x5851_f42d_4c95_7f2du64.hash(&mut b);
+        value.hash(&mut b);
+        Fingerprint(a.finish(), b.finish())
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct End {
+    pub outcome: Outcome,
+    /// Availability invariants broken in the final state (bits by index in `INVARIANTS`).
+    pub unavailable: u32,
+    /// The state their messages are built from (the no-fault run's end, for a run that
+    /// rejoined it).
+    pub explain_from: Cluster,
+    /// The state the run ended in (where it rejoined the no-fault run, if it did).
+    pub final_state: Cluster,
+}
+
+impl End {
+    /// The availability invariants broken at the end, first by index.
+    pub fn unavailable(&self) -> impl Iterator<Item = usize> {
+        bits(self.unavailable)
+    }
+
+    /// Why availability invariant `index` is broken at the end, in words.
+    pub fn why(&self, index: usize, t: &Topology) -> String {
+        (INVARIANTS[index].explain)(&self.explain_from, t).expect("an invariant recorded broken at the end breaks there")
+    }
+}
+
+/// A run's halts (with the step each was in), recoveries and dominated documented recoveries,
+/// in order: the continuations from the boundaries it passed share them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Lists {
+    halts: Vec<(String, Halt)>,
+    recoveries: Vec<RecoveryKind>,
+    dominated: Vec<Dominated>,
+}
+
+/// Where a continuation starts in its run's [`Lists`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Since {
+    halts: usize,
+    recoveries: usize,
+    dominated: usize,
+}
+
+/// What a run does from some configuration to its end: a placement's whole run, or the
+/// continuation every run reaching a boundary shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    /// The first break of each reported safety invariant, in the order they broke.
+    pub breaks: Vec<Break>,
+    lists: Rc<Lists>,
+    since: Since,
+    /// Model transitions from here to the end.
+    pub transitions: u64,
+    pub end: Rc<End>,
+}
+
+impl Tail {
+    pub fn breaks(&self) -> impl Iterator<Item = &Break> {
+        self.breaks.iter()
+    }
+
+    pub fn recoveries(&self) -> &[RecoveryKind] {
+        &self.lists.recoveries[self.since.recoveries..]
+    }
+
+    pub fn has_recoveries(&self) -> bool {
+        !self.recoveries().is_empty()
+    }
+
+    /// Every halt, with the id of the step it halted in; the first is the run's.
+    pub fn halts(&self) -> &[(String, Halt)] {
+        &self.lists.halts[self.since.halts..]
+    }
+
+    /// The run's first halt: the step id and why.
+    pub fn halt(&self) -> Option<&(String, Halt)> {
+        self.halts().first()
+    }
+
+    pub fn dominated(&self) -> &[Dominated] {
+        &self.lists.dominated[self.since.dominated..]
+    }
+
+    pub fn end(&self) -> &End {
+        &self.end
+    }
+
+    pub fn outcome(&self) -> &Outcome {
+        &self.end.outcome
+    }
+}
+
+/// A placement's run, with the model transitions it applied itself (the rest it shared).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub run: Tail,
+    pub applied: u64,
+}
+
+impl std::ops::Deref for Summary {
+    type Target = Tail;
+
+    fn deref(&self) -> &Tail {
+        &self.run
+    }
+}
+
+/// Walking a run for the plan points where a further fault is placed.
+pub struct Walk<'w> {
+    /// Every point the run passes once its injections have struck, in order.
+    pub snapshots: &'w mut Vec<Cursor>,
+    /// Faults still to place after this run's.
+    pub budget: u8,
+    /// Placements a walk found already made: the rest of this walk had been walked before
+    /// with the same budget, so every placement along it is a duplicate.
+    pub skipped: usize,
+    /// Placements along the walk from a point (how many faults each point takes).
+    pub placements_at: &'w dyn Fn(Point) -> usize,
+}
+
+/// The configurations whose continuation is known, per exploration shard.
+pub struct Memo {
+    /// The safety invariants whose breaks are kept (by index in `INVARIANTS`).
+    reported: u32,
+    tails: FxHashMap<Fingerprint, Rc<Tail>>,
+    /// Boundaries walked with a budget: the placements the walk from there made.
+    walked: FxHashMap<(Fingerprint, u8), usize>,
+    pub rankings: Rankings,
+    /// Availability at the end, by the end state without its times.
+    judged: FxHashMap<Fingerprint, u32>,
+    /// Runs carried out to a boundary with a known continuation.
+    pub hits: u64,
+}
+
+/// Where a run stood at a step boundary it passed: its lists' lengths then.
+struct Mark {
+    at: Cursor,
+    key: Fingerprint,
+    breaks: usize,
+    broken_now: u32,
+    halts: usize,
+    recoveries: usize,
+    dominated: usize,
+    transitions: u64,
+    /// Placements the walk made from here on are counted from this snapshot on.
+    snapshots: usize,
+}
+
+impl Memo {
+    /// A memory for an exploration that reports breaks of the safety invariants in `reported`
+    /// (bits by index in `INVARIANTS`) and ignores the others.
+    pub fn new(reported: u32) -> Memo {
+        Memo {
+            reported,
+            tails: FxHashMap::default(),
+            walked: FxHashMap::default(),
+            rankings: Rankings::default(),
+            judged: FxHashMap::default(),
+            hits: 0,
+        }
+    }
+
+    /// Runs `schedule` (every injection at the point of `entry`) from `entry`; from the first step
+    /// boundary whose continuation is known on, that continuation is taken instead of running
+    /// it. A `walk` records every point passed after the injections, up to a boundary already
+    /// walked with the same budget; the placements along the rest of the walk are returned, as
+    /// duplicates.
+    pub fn run(
+        &mut self,
+        engine: &Engine<'_>,
+        entry: &Cursor,
+        schedule: &[Injection],
+        track: &Track,
+        mut walk: Option<Walk<'_>>,
+    ) -> (Summary, usize) {
+        debug_assert!(schedule.iter().all(|i| i.at == Point { step: entry.step as u16, action: entry.action as u16 }));
+        let plan = engine.plan;
+        let from = Point { step: entry.step as u16, action: entry.action as u16 };
+        let mut r = Run::start(engine, entry, true);
+        r.rankings = Some(&mut self.rankings);
+        r.reported = self.reported;
+        r.check_safety_at_start(entry.step);
+        let mut fired = vec![false; schedule.len()];
+        let mut pos = entry.position();
+        let mut marks: Vec<Mark> = Vec::new();
+        let mut shared: Option<Rc<Tail>> = None;
+        let mut rejoined = false;
+        let outcome = loop {
+            if pos.step >= plan.steps.len() {
+                break Some(Outcome::Completed);
+            }
+            let all_fired = fired.iter().all(|f| *f);
+            if all_fired && pos.k == 0 {
+                let at = Cursor::of(&r, &pos);
+                let key = Fingerprint::of(&at);
+                // A walk is cut only past the injection's step: a re-run of that step comes back
+                // to the injection's point, where no further fault is placed.
+                let walkable = pos.step > from.step as usize;
+                let walked = match &walk {
+                    None => Some(0),
+                    Some(w) if walkable => self.walked.get(&(key, w.budget)).copied(),
+                    Some(_) => None,
+                };
+                if let (Some(tail), Some(skipped)) = (self.tails.get(&key), walked) {
+                    self.hits += 1;
+                    shared = Some(tail.clone());
+                    if let Some(w) = walk.as_mut() {
+                        w.skipped += skipped;
+                    }
+                    break None;
+                }
+                let snapshots = walk.as_ref().map_or(0, |w| w.snapshots.len());
+                marks.push(r.mark(at, key, snapshots));
+            }
+            if all_fired && r.rejoins(&pos, Some(track)) {
+                rejoined = true;
+                break Some(track.outcome.clone());
+            }
+            if all_fired {
+                if let Some(w) = walk.as_mut() {
+                    w.snapshots.push(Cursor::of(&r, &pos));
+                }
+            }
+            if let Flow::Stop(outcome) = r.iterate(&mut pos, schedule, &mut fired) {
+                break Some(outcome);
+            }
+        };
+        let end = match (outcome, &shared) {
+            (Some(outcome), _) => {
+                r.settle();
+                Rc::new(if rejoined { track_end(track, outcome, r.c) } else { end_of(r.c, outcome, engine.t, &mut self.judged) })
+            }
+            (None, Some(tail)) => tail.end.clone(),
+            (None, None) => unreachable!("a run stops with an outcome or at a known continuation"),
+        };
+        let applied = r.transitions;
+        let transitions = applied + shared.as_ref().map_or(0, |s| s.transitions);
+        let mut lists = Lists {
+            halts: std::mem::take(&mut r.halts),
+            recoveries: std::mem::take(&mut r.recoveries),
+            dominated: std::mem::take(&mut r.dominated),
+        };
+        let mut breaks = r.breaks;
+        if let Some(tail) = &shared {
+            lists.halts.extend_from_slice(tail.halts());
+            lists.recoveries.extend_from_slice(tail.recoveries());
+            lists.dominated.extend_from_slice(tail.dominated());
+            breaks.extend(tail.breaks.iter().cloned());
+        }
+        let lists = Rc::new(lists);
+        for mark in marks.iter().rev() {
+            let tail = Rc::new(tail_from(&breaks, &lists, mark, transitions, &end, plan));
+            if let Some(w) = &walk {
+                if mark.at.step > from.step as usize {
+                    let placed: usize = w.snapshots[mark.snapshots..]
+                        .iter()
+                        .map(|c| (w.placements_at)(Point { step: c.step as u16, action: c.action as u16 }))
+                        .sum();
+                    self.walked.insert((mark.key, w.budget), placed + w.skipped);
+                }
+            }
+            self.tails.insert(mark.key, tail);
+        }
+        let mut seen = 0u32;
+        breaks.retain(|b| {
+            let first = seen & (1 << b.invariant) == 0;
+            seen |= 1 << b.invariant;
+            first
+        });
+        let run = Tail { breaks, lists, since: Since::default(), transitions, end };
+        let skipped = walk.map_or(0, |w| w.skipped);
+        (Summary { run, applied }, skipped)
+    }
+}
+
+/// The continuation from `mark` of a run with `breaks` and `lists`, as a run starting there
+/// would record it: invariants broken in its first state break at its step, the others where
+/// they first break after it.
+fn tail_from(breaks: &[Break], lists: &Rc<Lists>, mark: &Mark, transitions: u64, end: &Rc<End>, plan: &plan_model::plan::Plan) -> Tail {
+    let step = &plan.steps[mark.at.step].id;
+    let mut first: Vec<Break> = bits(mark.broken_now).map(|invariant| Break { invariant, step: step.clone(), state: mark.at.c }).collect();
+    let mut seen = mark.broken_now;
+    for b in &breaks[mark.breaks..] {
+        if seen & (1 << b.invariant) == 0 {
+            seen |= 1 << b.invariant;
+            first.push(b.clone());
+        }
+    }
+    Tail {
+        breaks: first,
+        lists: lists.clone(),
+        since: Since { halts: mark.halts, recoveries: mark.recoveries, dominated: mark.dominated },
+        transitions: transitions - mark.transitions,
+        end: end.clone(),
+    }
+}
+
+/// The end of a run that rejoined the no-fault run at `state`: the no-fault run's outcome and
+/// availability.
+fn track_end(track: &Track, outcome: Outcome, state: Cluster) -> End {
+    let unavailable =
+        track.final_unavailable.iter().filter_map(|b| INVARIANTS.iter().position(|i| i.name == b.invariant)).fold(0u32, |m, i| m | 1 << i);
+    End { outcome, unavailable, explain_from: track.final_state, final_state: state }
+}
+
+/// The end of a run that stopped in `state`; the availability invariants it breaks are judged
+/// once per state (`judged`, by the state without its times: none of them reads a time).
+fn end_of(state: Cluster, outcome: Outcome, t: &Topology, judged: &mut FxHashMap<Fingerprint, u32>) -> End {
+    let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..state };
+    let unavailable = *judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| {
+        INVARIANTS
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.class == InvariantClass::Availability && (i.broken)(&state, t))
+            .fold(0u32, |m, (i, _)| m | 1 << i)
+    });
+    End { outcome, unavailable, explain_from: state, final_state: state }
+}
+
+impl Run<'_, '_> {
+    fn mark(&self, at: Cursor, key: Fingerprint, snapshots: usize) -> Mark {
+        Mark {
+            at,
+            key,
+            breaks: self.breaks.len(),
+            broken_now: self.broken_now() & self.reported,
+            halts: self.halts.len(),
+            recoveries: self.recoveries.len(),
+            dominated: self.dominated.len(),
+            transitions: self.transitions,
+            snapshots,
+        }
+    }
+}

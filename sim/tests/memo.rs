@@ -1,0 +1,82 @@
+//! The exploration's memory checked against the plain run: every single fault, and second
+//! faults after it, give the same outcome, recoveries, halt, breaks (step and message),
+//! availability at the end and dominated recoveries whether the run is carried out to its end
+//! or takes a continuation another run worked out.
+
+use plan_model::fault::{Fault, FaultKind};
+use plan_model::invariant::{InvariantClass, INVARIANTS};
+use plan_model::planner;
+use plan_model::topology::Topology;
+use plan_model::validate::parse_scenario;
+use plan_sim::memo::{Memo, Summary};
+use plan_sim::run::{Cursor, Engine, Injection, Point, Recording, RunResult};
+
+fn topology(text: &str) -> Topology {
+    Topology::new(&parse_scenario(text).expect("the scenario is valid"))
+}
+
+/// Every safety invariant's breaks kept.
+fn every_safety_invariant() -> u32 {
+    INVARIANTS.iter().enumerate().filter(|(_, i)| i.class == InvariantClass::Safety).fold(0, |m, (i, _)| m | 1 << i)
+}
+
+fn assert_same(t: &Topology, plain: &RunResult, shared: &Summary, what: &str) {
+    assert_eq!(&plain.outcome, shared.outcome(), "{what}: outcome");
+    assert_eq!(plain.recoveries, shared.recoveries(), "{what}: recoveries");
+    assert_eq!(plain.halted_at.as_ref(), shared.halt().map(|(step, _)| step), "{what}: halted at");
+    assert_eq!(plain.halt.as_ref(), shared.halt().map(|(_, halt)| halt), "{what}: halt");
+    assert_eq!(plain.dominated, shared.dominated(), "{what}: dominated");
+    let breaks: Vec<(&str, String, String)> = shared.breaks().map(|b| (b.invariant().name, b.step.clone(), b.why(t))).collect();
+    let broken: Vec<(&str, String, String)> = plain.broken.iter().map(|b| (b.invariant, b.step.clone(), b.why.clone())).collect();
+    assert_eq!(broken, breaks, "{what}: breaks");
+    let end = shared.end();
+    let unavailable: Vec<(&str, String)> = end.unavailable().map(|i| (INVARIANTS[i].name, end.why(i, t))).collect();
+    let final_unavailable: Vec<(&str, String)> = plain.final_unavailable.iter().map(|b| (b.invariant, b.why.clone())).collect();
+    assert_eq!(final_unavailable, unavailable, "{what}: unavailable at the end");
+    assert_eq!(plain.final_state, end.final_state, "{what}: final state");
+    assert_eq!(plain.transitions, shared.transitions, "{what}: transitions");
+}
+
+fn faults_at(t: &Topology, point: Point) -> Vec<Fault> {
+    Fault::all(t)
+        .into_iter()
+        .filter(|f| point.action > 0 || !matches!(f.kind(), FaultKind::StepFailsHalfway | FaultKind::ExecutorCrash))
+        .collect()
+}
+
+#[test]
+fn a_shared_continuation_gives_what_the_whole_run_gives() {
+    let t = topology(include_str!("../../scenarios/homelab.yaml"));
+    let plan = planner::generate(&t);
+    let engine = Engine::new(&t, &plan, Recording::default());
+    let (track, states) = engine.track();
+    let mut memo = Memo::new(every_safety_invariant());
+    let mut compared = 0;
+    for (n, &(point, state)) in states.iter().enumerate() {
+        for fault in faults_at(&t, point) {
+            let first = [Injection { at: point, fault }];
+            let mut snapshots = Vec::new();
+            let plain = engine.run_cursor(Cursor::at(state, point), &first, Some(&track), Some(&mut snapshots));
+            let (shared, skipped) = memo.run(&engine, &Cursor::at(state, point), &first, &track, None);
+            assert_eq!(skipped, 0, "a run without a walk skips nothing");
+            assert_same(&t, &plain, &shared, &format!("{} at {point:?}", fault.describe(&t)));
+            compared += 1;
+            // Second faults wherever the first run went on to: one point in five, one fault in
+            // four, enough to meet many continuations again without a long test.
+            if n % 5 != 0 {
+                continue;
+            }
+            for cursor in snapshots.iter().step_by(3) {
+                let at = Point { step: cursor.step as u16, action: cursor.action as u16 };
+                for second in faults_at(&t, at).into_iter().step_by(4) {
+                    let next = [Injection { at, fault: second }];
+                    let plain = engine.run_cursor(cursor.clone(), &next, Some(&track), None);
+                    let (shared, _) = memo.run(&engine, cursor, &next, &track, None);
+                    assert_same(&t, &plain, &shared, &format!("{} then {} at {at:?}", fault.describe(&t), second.describe(&t)));
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(memo.hits > compared / 2, "the continuations were shared: {} hits in {compared} runs", memo.hits);
+}
