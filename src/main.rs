@@ -72,15 +72,27 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 /// clap's rendering (`error: …`, `tip: …`, usage, `For more information…`) in one line.
 fn usage_message(rendered: &str) -> String {
     let mut reason = String::new();
+    let mut listed = Vec::new();
     let mut tips = Vec::new();
-    for line in rendered.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("error: ") {
-            reason = rest.to_string();
-        } else if let Some(tip) = line.strip_prefix("tip: ") {
+    let mut in_list = false;
+    for line in rendered.lines() {
+        let trimmed = line.trim();
+        if let Some(rest) = trimmed.strip_prefix("error: ") {
+            reason = rest.trim_end_matches(':').to_string();
+            in_list = rest.ends_with(':');
+        } else if let Some(tip) = trimmed.strip_prefix("tip: ") {
             tips.push(tip.to_string());
-        } else if let Some(values) = line.strip_prefix("[possible values: ").and_then(|v| v.strip_suffix(']')) {
+        } else if let Some(values) = trimmed.strip_prefix("[possible values: ").and_then(|v| v.strip_suffix(']')) {
             tips.push(format!("possible values: {values}"));
+        } else if in_list && line.starts_with("  ") && !trimmed.is_empty() {
+            // What a "the following ... were not provided:" error lists, one per line.
+            listed.push(trimmed.to_string());
+        } else {
+            in_list = false;
         }
+    }
+    if !listed.is_empty() {
+        reason = format!("{reason}: {}", listed.join(", "));
     }
     let tips = if tips.is_empty() { String::new() } else { format!(" ({})", tips.join("; ")) };
     format!("{reason}{tips}; see plan --help")

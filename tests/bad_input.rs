@@ -641,7 +641,7 @@ fn an_unknown_fault_kind_lists_the_kinds() {
 
 #[test]
 fn clap_usage_errors_are_one_plan_error_line_with_the_valid_choices() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["check", "--depth", "x"], "invalid value 'x' for '--depth <DEPTH>': invalid digit found in string; see plan --help"),
         (
             &["show", "--format", "pdf"],
@@ -653,6 +653,7 @@ fn clap_usage_errors_are_one_plan_error_line_with_the_valid_choices() {
         ),
         (&["frobnicate"], "unrecognized subcommand 'frobnicate'; see plan --help"),
         (&["chek"], "unrecognized subcommand 'chek' (a similar subcommand exists: 'check'); see plan --help"),
+        (&["execute", "--rerun-step"], "the following required arguments were not provided: --resume; see plan --help"),
     ];
     for (args, expected) in cases {
         assert_eq!(refused(&plan(args)), expected, "{args:?}");
