@@ -64,6 +64,22 @@ pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
     }
 }
 
+/// A phase's row of the table: its id, then its counts in the columns' order (placements,
+/// completed, recovered, rolled back, quorum, restored, stuck, violations).
+pub fn phase_cells(p: &plan_sim::explore::PhaseSummary) -> [String; 9] {
+    [
+        p.phase.clone(),
+        p.placements.to_string(),
+        p.completed.to_string(),
+        p.completed_after_recovery.to_string(),
+        p.rolled_back.to_string(),
+        p.quorum_recovered.to_string(),
+        p.restored_from_snapshot.to_string(),
+        p.stuck.to_string(),
+        p.violations.to_string(),
+    ]
+}
+
 pub fn downtime_line(downtime: &plan_sim::run::Downtime) -> String {
     let mut parts: Vec<String> = downtime
         .consumers
@@ -146,19 +162,10 @@ fn write_phase_table(out: &mut String, r: &CheckReport) {
         "phase", "placements", "completed", "recovered", "rolled-back", "quorum", "restored", "stuck", "violations"
     );
     for p in &r.phases {
-        let _ = writeln!(
-            out,
-            "  {:<6} {:>10} {:>9} {:>9} {:>11} {:>8} {:>8} {:>6} {:>10}",
-            p.phase,
-            p.placements,
-            p.completed,
-            p.completed_after_recovery,
-            p.rolled_back,
-            p.quorum_recovered,
-            p.restored_from_snapshot,
-            p.stuck,
-            p.violations
-        );
+        let [phase, counts @ ..] = phase_cells(p);
+        let widths = [10, 9, 9, 11, 8, 8, 6, 10];
+        let counts: String = counts.iter().zip(widths).map(|(c, w)| format!(" {c:>w$}")).collect();
+        let _ = writeln!(out, "  {phase:<6}{counts}");
     }
 }
 

@@ -2,7 +2,7 @@
 //! violation with its minimal trace, the warnings and the exposures the cluster already has.
 
 use super::markup::escape;
-use crate::check::{class_name, downtime_line, schedule, LEGEND};
+use crate::check::{class_name, downtime_line, phase_cells, schedule, LEGEND};
 use plan_model::plan::format_duration;
 use plan_sim::explore::{CheckReport, Verdict};
 use std::fmt::Write;
@@ -43,20 +43,10 @@ pub fn html(r: &CheckReport) -> String {
 fn phase_table(out: &mut String, r: &CheckReport) {
     out.push_str("<table class=\"check-phases\" id=\"check-phases\"><thead><tr><th>phase</th><th>placements</th><th>completed</th><th>recovered</th><th>rolled-back</th><th>quorum</th><th>restored</th><th>stuck</th><th>violations</th></tr></thead><tbody>\n");
     for p in &r.phases {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td></tr>",
-            escape(&p.phase),
-            p.placements,
-            p.completed,
-            p.completed_after_recovery,
-            p.rolled_back,
-            p.quorum_recovered,
-            p.restored_from_snapshot,
-            p.stuck,
-            if p.violations > 0 { " class=\"bad\"" } else { "" },
-            p.violations
-        );
+        let [phase, counts @ .., violations] = phase_cells(p);
+        let counts: String = counts.iter().map(|c| format!("<td>{c}</td>")).collect();
+        let bad = if p.violations > 0 { " class=\"bad\"" } else { "" };
+        let _ = writeln!(out, "<tr><td>{}</td>{counts}<td{bad}>{violations}</td></tr>", escape(&phase));
     }
     out.push_str("</tbody></table>\n");
 }
