@@ -215,3 +215,13 @@ fn an_operation_naming_a_node_the_cluster_lacks_is_refused() {
     let message = refused(&plan(&["--scenario", &common::scenario("homelab-rightsized.yaml"), "--plan", &file, "check"]));
     assert_eq!(message, format!("{file}: step 2.5: join: no node \"k8s-master-9\" in the scenario"));
 }
+
+#[test]
+fn what_a_person_reads_in_a_step_is_taken_from_the_file() {
+    let text = edit(&export("homelab-rightsized.yaml"), "title: Update documentation\n", "title: Update the wiki and the runbooks\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "plan.yaml", &text);
+    let out = plan(&["--scenario", &common::scenario("homelab-rightsized.yaml"), "--plan", &file, "show"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("6.3    Update the wiki and the runbooks"), "{}", out.stdout);
+}

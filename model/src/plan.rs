@@ -287,9 +287,10 @@ impl Plan {
     }
 
     /// Builds the plan an edited plan file asks for: `edited`'s steps, in its order, with their
-    /// operations as the file gives them. A step of `generated` keeps its title, dependencies and
-    /// place; its commands, actions, effects and duration are derived again from the file's
-    /// operations. A step with a new id is taken whole from the file (its phase must exist).
+    /// operations, title, checks, rollback, declared disruption, note and extra time as the file
+    /// gives them. A step of `generated` keeps its dependencies and place (edits refused); its
+    /// commands, actions, effects and duration are derived again from the file's operations. A step
+    /// with a new id is taken whole from the file (its phase must exist).
     ///
     /// # Errors
     /// A [`PlanError`] naming the step that cannot be used.
@@ -317,7 +318,18 @@ impl Plan {
                     if let Some(field) = edited_field {
                         return Err(PlanError::EditedStep { step: step.id.clone(), field });
                     }
-                    Step { operations: step.operations.clone(), ..original.clone() }
+                    // What a person reads and declares is taken from the file; what is derived
+                    // (commands, actions, effects, duration) is derived again below.
+                    Step {
+                        operations: step.operations.clone(),
+                        title: step.title.clone(),
+                        checks: step.checks.clone(),
+                        rollback: step.rollback.clone(),
+                        disruption: step.disruption.clone(),
+                        note: step.note.clone(),
+                        extra_s: step.extra_s,
+                        ..original.clone()
+                    }
                 }
                 None if generated.phases.iter().any(|p| p.id == step.phase) => step.clone(),
                 None if step.operations.is_empty() => {
