@@ -225,3 +225,27 @@ fn what_a_person_reads_in_a_step_is_taken_from_the_file() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("6.3    Update the wiki and the runbooks"), "{}", out.stdout);
 }
+
+#[test]
+fn a_new_step_runs_where_it_says_or_is_refused() {
+    let text = export("homelab-rightsized.yaml");
+    let rollbacks = text.find("\nrollbacks:").unwrap();
+    let step = |runs_on: &str| {
+        format!(
+            "{}- id: '6.4'\n  phase: '6'\n  title: Tell the team\n  runs_on:\n{runs_on}  operations:\n  - op: shell\n    run: scripts/notify-team done\n  checks: []\n  rollback: []\n  after: []\n  duration_s: 0\n  disruption: null{}",
+            &text[..rollbacks + 1],
+            &text[rollbacks..]
+        )
+    };
+    let (check, dry_run) = judged("homelab-rightsized.yaml", &step("    kind: workstation\n"));
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("6.4 shell: scripts/notify-team done"), "{}", check.stdout);
+    assert!(dry_run.stdout.contains("$ scripts/notify-team done"), "{}", dry_run.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "plan.yaml", &step("    kind: node\n    name: k8s-master-9\n"));
+    let message = refused(&plan(&["--scenario", &common::scenario("homelab-rightsized.yaml"), "--plan", &file, "check"]));
+    assert_eq!(
+        message,
+        format!("{file}: step 6.4 runs on \"k8s-master-9\", which is no node, load balancer or hypervisor of the scenario")
+    );
+}

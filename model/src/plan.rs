@@ -111,6 +111,17 @@ pub struct Step {
     pub note: Option<String>,
 }
 
+/// Whether a step's place names a machine of the scenario (the workstation and the repo always do).
+fn runs_on_known(t: &Topology, runs_on: &RunsOn) -> bool {
+    let s = &t.scenario;
+    match runs_on {
+        RunsOn::Node(name) => t.nodes.iter().any(|n| &n.name == name),
+        RunsOn::LoadBalancer(name) => &s.load_balancer.name == name,
+        RunsOn::Hypervisor(name) => s.hypervisors.iter().any(|h| &h.name == name),
+        RunsOn::InfraRepo | RunsOn::Workstation => true,
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -206,6 +217,8 @@ pub enum PlanError {
     Operation { step: String, error: OperationError },
     #[error("step {0} lists commands but no operations: commands are derived from operations; give the step its operations (or a `shell` operation), or delete the step")]
     CommandsWithoutOperations(String),
+    #[error("step {step} runs on {place:?}, which is no node, load balancer or hypervisor of the scenario")]
+    UnknownPlace { step: String, place: String },
     #[error("step {step} is new and names phase {phase:?}, which the plan does not have")]
     UnknownPhase { step: String, phase: String },
     #[error("the plan file is for scenario {file:?}, not {scenario:?}")]
@@ -331,7 +344,6 @@ impl Plan {
                         ..original.clone()
                     }
                 }
-                None if generated.phases.iter().any(|p| p.id == step.phase) => step.clone(),
                 None if step.operations.is_empty() => {
                     return Err(PlanError::UnknownStep {
                         step: step.id.clone(),
@@ -339,6 +351,12 @@ impl Plan {
                         first: generated.steps.first().map(|s| s.id.clone()).unwrap_or_default(),
                         last: generated.steps.last().map(|s| s.id.clone()).unwrap_or_default(),
                     });
+                }
+                None if generated.phases.iter().any(|p| p.id == step.phase) => {
+                    if !runs_on_known(t, &step.runs_on) {
+                        return Err(PlanError::UnknownPlace { step: step.id.clone(), place: step.runs_on.to_string() });
+                    }
+                    step.clone()
                 }
                 None => return Err(PlanError::UnknownPhase { step: step.id.clone(), phase: step.phase.clone() }),
             };
