@@ -14,6 +14,33 @@ struct CheckDocument<'a> {
     check_format: u32,
     #[serde(flatten)]
     report: &'a CheckReport,
+    /// The operations the twin does not model (`shell`, `by-hand`): it assumes they change nothing.
+    unverified: Vec<Unverified>,
+}
+
+/// An operation the twin cannot verify.
+#[derive(serde::Serialize)]
+struct Unverified {
+    step: String,
+    op: &'static str,
+    /// The command or the instruction.
+    what: String,
+}
+
+fn unverified(plan: &plan_model::plan::Plan) -> Vec<Unverified> {
+    use plan_model::operation::Operation;
+    let mut out = Vec::new();
+    for step in &plan.steps {
+        for op in step.opaque() {
+            let what = match op {
+                Operation::Shell { run } => run.clone(),
+                Operation::ByHand { instruction } => instruction.clone(),
+                _ => continue,
+            };
+            out.push(Unverified { step: step.id.clone(), op: op.name(), what });
+        }
+    }
+    out
 }
 
 pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
@@ -26,10 +53,10 @@ pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
     );
     match options.format {
         ReportFormat::Json => {
-            let doc = CheckDocument { check_format: 1, report: &report };
+            let doc = CheckDocument { check_format: 1, report: &report, unverified: unverified(&loaded.plan) };
             crate::output::print_json(&doc)?
         }
-        ReportFormat::Text => crate::output::print(&text(&report, loaded.edited))?,
+        ReportFormat::Text => crate::output::print(&text(&report, loaded.edited, &unverified(&loaded.plan)))?,
     }
     match report.verdict {
         Verdict::Pass => Ok(()),
@@ -53,8 +80,9 @@ pub fn downtime_line(downtime: &plan_sim::run::Downtime) -> String {
     parts.join(", ")
 }
 
-/// What the phase table's columns and the report's abbreviations mean, under the table.
-const LEGEND: &str = "
+/// What the phase table's columns and the report's abbreviations mean, under the table (and
+/// under the same table in `plan report`).
+pub const LEGEND: &str = "
   placements   faults placed at every step boundary and mid-step point of the phase; each ends in one of:
   completed    the plan ran to its end
   recovered    the plan ran to its end after a wait, a renewal or a resume
@@ -68,7 +96,7 @@ const LEGEND: &str = "
   twin: plan's model of the cluster, in which every placement ran; source plan: the hand-written plan this one follows.
 ";
 
-fn text(r: &CheckReport, edited: bool) -> String {
+fn text(r: &CheckReport, edited: bool, unverified: &[Unverified]) -> String {
     let f = &r.figures;
     let mut out = format!("plan check: scenario {}{}, depth {}\n", r.scenario, if edited { " (edited plan)" } else { "" }, r.depth);
     let _ = writeln!(
@@ -87,6 +115,16 @@ fn text(r: &CheckReport, edited: bool) -> String {
     out += LEGEND;
     write_violations(&mut out, r);
     write_warnings(&mut out, r);
+    if !unverified.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} operations the twin does not model (it assumes they change nothing; verify them yourself):",
+            output::warning()
+        );
+        for u in unverified {
+            let _ = writeln!(out, "  {} {}: {}", u.step, u.op, u.what);
+        }
+    }
     if !r.exposures.is_empty() {
         let _ = writeln!(out, "\nExposures the cluster already has (the single master):");
         for e in &r.exposures {
@@ -130,21 +168,29 @@ fn write_violations(out: &mut String, r: &CheckReport) {
     }
     let _ = writeln!(out, "\nViolations ({}):", r.violations.len());
     for v in &r.violations {
-        let class = match v.class {
-            plan_model::invariant::InvariantClass::Safety => "safety",
-            plan_model::invariant::InvariantClass::Availability => "availability",
-        };
-        let schedule = if v.schedule.is_empty() {
-            "without any fault".to_string()
-        } else {
-            v.schedule.iter().map(|p| format!("{} at {}@{}", p.description, p.step, p.after_action)).collect::<Vec<_>>().join(", then ")
-        };
-        let name = output::paint(output::BAD, &format!("[{class}] {}", v.invariant));
-        let _ = writeln!(out, "  {name} at step {}, {schedule} ({} schedule(s))", v.step, v.schedules);
+        let name = output::paint(output::BAD, &format!("[{}] {}", class_name(v.class), v.invariant));
+        let _ = writeln!(out, "  {name} at step {}, {} ({} schedule(s))", v.step, schedule(v), v.schedules);
         let _ = writeln!(out, "    {}", v.why);
         for line in &v.trace {
             let _ = writeln!(out, "      {line}");
         }
+    }
+}
+
+/// `safety` or `availability`, as the report names an invariant's class.
+pub fn class_name(class: plan_model::invariant::InvariantClass) -> &'static str {
+    match class {
+        plan_model::invariant::InvariantClass::Safety => "safety",
+        plan_model::invariant::InvariantClass::Availability => "availability",
+    }
+}
+
+/// The faults that lead to a violation, in order: `k8s-master-2 goes down at 2.5@1, then …`.
+pub fn schedule(v: &plan_sim::explore::Violation) -> String {
+    if v.schedule.is_empty() {
+        "without any fault".to_string()
+    } else {
+        v.schedule.iter().map(|p| format!("{} at {}@{}", p.description, p.step, p.after_action)).collect::<Vec<_>>().join(", then ")
     }
 }
 

@@ -35,6 +35,8 @@ pub enum Command {
     Simulate(SimulateOptions),
     /// Will the migration fit the hypervisors? What are the single points of failure per phase?
     Capacity(crate::capacity::CapacityArgs),
+    /// Write one self-contained HTML page: the step DAG, the exposure timeline, RAM per hypervisor, the check's findings.
+    Report(crate::report::ReportArgs),
     /// Before anything runs: SSH and sudo on every machine, etcd, the LB, the API, free addresses.
     Preflight(crate::preflight::PreflightArgs),
     /// Run the verified plan on the real hosts, or print its commands with --dry-run.

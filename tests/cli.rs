@@ -31,7 +31,7 @@ fn show_lists_every_source_step_in_dag_order() {
         "{rollbacks:?}"
     );
     assert_eq!(doc["learner_mode"], true);
-    assert_eq!(doc["plan_format"], 1);
+    assert_eq!(doc["plan_format"], 2);
 }
 
 #[test]
@@ -264,7 +264,7 @@ fn the_exported_plan_names_the_scenario_it_needs() {
     let header = out.stdout.lines().next().unwrap();
     assert_eq!(
         header,
-        format!("# plan for scenario legacy-128: reorder or delete steps, then: plan --scenario {legacy} --plan FILE check")
+        format!("# plan for scenario legacy-128: reorder, delete or add steps, change operations (docs/operations.md), then: plan --scenario {legacy} --plan FILE check")
     );
     // The hint works as printed: the file checks against the scenario it names.
     let dir = tempfile::tempdir().unwrap();
@@ -275,7 +275,7 @@ fn the_exported_plan_names_the_scenario_it_needs() {
     let homelab = plan(&["show", "--format", "yaml"]);
     assert_eq!(
         homelab.stdout.lines().next().unwrap(),
-        "# plan for scenario homelab: reorder or delete steps, then: plan --plan FILE check"
+        "# plan for scenario homelab: reorder, delete or add steps, change operations (docs/operations.md), then: plan --plan FILE check"
     );
 }
 
@@ -309,8 +309,8 @@ fn status_before_any_run_is_one_line() {
     assert_eq!(doc["steps"].as_array().unwrap().len(), 51);
 }
 
-const SUBCOMMANDS: [&str; 11] =
-    ["show", "check", "simulate", "capacity", "execute", "status", "rollback", "lab", "rehearse", "completions", "man"];
+const SUBCOMMANDS: [&str; 12] =
+    ["show", "check", "simulate", "capacity", "report", "execute", "status", "rollback", "lab", "rehearse", "completions", "man"];
 
 #[test]
 fn completions_name_every_subcommand_and_parse_in_their_shell() {

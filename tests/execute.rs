@@ -189,8 +189,10 @@ impl Lab {
         args.extend_from_slice(rest);
         args.extend_from_slice(&["--state-dir", state]);
         if !matches!(rest.first(), Some(&"status")) {
-            // The fixture hosts have no Kubernetes API behind them (tests/observe.rs reads a fake one).
-            args.extend_from_slice(&["--ssh-config", config, "--skip-observer", "kube"]);
+            // The fixture hosts have no Kubernetes API behind them (tests/observe.rs reads a fake
+            // one) and run no etcd (tests/lab.rs rehearses with real members): the executor watches
+            // etcd at every step, so the fixture turns that observer off.
+            args.extend_from_slice(&["--ssh-config", config, "--skip-observer", "kube", "--skip-observer", "etcd"]);
         }
         args
     }
@@ -220,17 +222,17 @@ fn dry_run_of_the_homelab_prints_each_hosts_commands_and_never_connects() {
     assert!(shown.contains("!! plan check REJECTS this plan") && shown.contains("hypervisor-ram"), "banner: {shown}");
     assert!(shown.contains("Phase 4 — Cut over clients and workers to the VIP"));
     assert!(shown.contains(
-        "    k8s-node3      $ sudo sed -i.bak 's|server: https://10.0.20.100:6443|server: https://10.0.20.99:6443|' /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet"
-    ));
+        "    k8s-node3      $ { sudo test -e /etc/kubernetes/kubelet.conf.bak || sudo cp -p /etc/kubernetes/kubelet.conf /etc/kubernetes/kubelet.conf.bak; } && sudo sed -i 's|server: .*|server: https://10.0.20.99:6443|' /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet"
+    ), "the kubelet flip keeps the first backup: {shown}");
     assert!(shown.contains("    pve            $ qm snapshot 200 pre-ha-retrofit"), "the ssh wrapper comes off: {shown}");
     assert!(shown.contains("    k8s-master-2   copy /root/.plan-join-command from k8s-master (secret: content never shown)  [secret]"));
     assert!(shown.contains("none run."));
     // Order: node1's flip, its wait, then node2's flip.
     let a = shown.find("node/k8s-node1 --timeout").unwrap();
-    let b = shown.find("k8s-node2      $ sudo sed").unwrap();
+    let b = shown.find("k8s-node2      $ { sudo test -e").unwrap();
     assert!(a < b);
     let only = text(&plan(&["execute", "--dry-run", "--host", "node2"], &[]));
-    assert!(only.contains("k8s-node2      $ sudo sed") && !only.contains("k8s-node1      $"), "{only}");
+    assert!(only.contains("k8s-node2      $ { sudo test -e") && !only.contains("k8s-node1      $"), "{only}");
     let bad = plan(&["execute", "--dry-run", "--host", "node9"], &[]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
 }

@@ -301,7 +301,7 @@ fn samples(command: &str) -> Vec<(&'static str, Value)> {
     match command {
         "show" => {
             out.extend(runs_on().iter().map(|r| ("steps[].runs_on", to_value(r))));
-            let secret = Command { run: "kubeadm init phase upload-certs --upload-certs".into(), secret: true };
+            let secret = Command { run: "kubeadm init phase upload-certs --upload-certs".into(), secret: true, ..Command::default() };
             out.push(("steps[].commands[]", to_value(&secret)));
             out.push(("rollbacks[].commands[]", to_value(&secret)));
         }

@@ -44,6 +44,8 @@ fn with_stdout_closed(args: &[&str], stderr_closed: bool) -> Closed {
 fn a_closed_stdout_never_panics_and_keeps_the_exit_code() {
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().to_str().unwrap();
+    let page = state.path().join("report.html");
+    let page = page.to_str().unwrap();
     let mut cases: Vec<Vec<&str>> = Vec::new();
     for format in ["text", "markdown", "json", "yaml", "dot", "mermaid"] {
         cases.push(vec!["show", "--format", format]);
@@ -57,6 +59,7 @@ fn a_closed_stdout_never_panics_and_keeps_the_exit_code() {
         cases.push(vec!["status", "--state-dir", state_dir, "--format", format]);
         cases.push(vec!["lab", "status", "--state-dir", state_dir, "--format", format]);
     }
+    cases.push(vec!["report", "--html", page]);
     cases.push(vec!["execute", "--dry-run"]);
     cases.push(vec!["execute", "--dry-run", "--host", "master-2"]);
     cases.push(vec!["completions", "bash"]);
@@ -77,8 +80,11 @@ fn a_closed_stdout_never_panics_and_keeps_the_exit_code() {
 /// stderr, also where the text would be coloured (FAIL, violations, `warning:`, `error:`).
 #[test]
 fn piped_and_no_color_output_has_no_escape_codes() {
-    let cases: [&[&str]; 5] = [
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let cases: [&[&str]; 6] = [
         &["check"],
+        &["report", "--html", page.to_str().unwrap()],
         &["simulate", "--fail", "master-2", "--at", "2.5"],
         &["capacity"],
         &["show", "--phase", "2"],

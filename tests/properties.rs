@@ -268,7 +268,7 @@ proptest! {
         prop_assert_eq!(master_phases, shape.target as usize - 1);
         prop_assert_eq!(t.learner_mode, learner_mode((1, shape.minor), shape.learner));
         let file: Plan = serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&plan).expect("a plan serializes")).expect("an exported plan loads");
-        prop_assert_eq!(Plan::from_edited(&plan, &file), Ok(plan.clone()));
+        prop_assert_eq!(Plan::from_edited(&t, &plan, &file), Ok(plan.clone()));
     }
 
     /// Under any schedule of up to three faults, a safety invariant that breaks is never
@@ -340,7 +340,8 @@ fn a_counterexample_shrinks_to_a_one_fault_schedule() {
     let t = Topology::new(&validate::parse_scenario(&text).expect("scenario is valid"));
     let mut plan = planner::generate(&t);
     let master_2 = t.resolve("master-2").expect("k8s-master-2 exists");
-    let declare = plan_model::action::Action::DeclareLbBackend(master_2);
+    let pool = plan_model::topology::NodeSet::of(t.existing_master()).with(master_2);
+    let declare = plan_model::action::Action::DeclareLbPool(pool);
     let pool_step = plan.steps.iter().position(|s| s.id == "2.8").expect("step 2.8");
     let join_step = plan.steps.iter().position(|s| s.id == "2.5").expect("step 2.5");
     assert_eq!(plan.steps[pool_step].actions.first(), Some(&declare), "2.8 starts by declaring the backend");

@@ -9,7 +9,7 @@
 
 use crate::target::{Hosts, Place};
 use plan_model::action::Action;
-use plan_model::plan::{RunsOn, Step};
+use plan_model::plan::{Command, RunsOn, Step};
 use plan_model::topology::Topology;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -76,15 +76,6 @@ impl Invocation {
     pub fn is_manual(&self) -> bool {
         matches!(self.work, Work::Manual { .. })
     }
-}
-
-/// Words that start an instruction for a person rather than a shell command.
-const MANUAL_VERBS: [&str; 13] =
-    ["edit", "add", "register", "wrap", "trigger", "update", "revert", "remove", "release", "reverse", "rebuild", "back", "close"];
-
-fn is_manual(text: &str) -> bool {
-    let first = text.split_whitespace().next().unwrap_or_default().trim_end_matches(':');
-    MANUAL_VERBS.contains(&first) || first.starts_with("build_") || text.trim().is_empty()
 }
 
 /// Splits on a top-level `&&` (outside quotes).
@@ -206,39 +197,44 @@ impl<'t> Compiler<'t> {
         let mut out = Vec::new();
         for (index, command) in step.commands.iter().enumerate() {
             let mut works = Vec::new();
-            self.text(&command.run, &place, &mut works);
+            if command.by_hand {
+                works.push(Work::Manual { instruction: command.run.trim().to_string() });
+            } else {
+                self.text(&command.run, &place, &mut works);
+            }
             for work in works {
-                self.relay_secrets(&work, index, command.secret, &mut out);
+                self.relay_secrets(&work, command, index, &mut out);
                 out.push(Invocation { work, secret: command.secret, command: index });
             }
         }
         out
     }
 
+    /// The invocations of a probe, run where the step runs.
+    pub fn probe(&self, step: &Step, probe: &plan_model::operation::Probe) -> Vec<Invocation> {
+        let mut works = Vec::new();
+        self.text(&probe.run, &self.default_place(&step.runs_on), &mut works);
+        works.into_iter().map(|work| Invocation { work, secret: false, command: usize::MAX }).collect()
+    }
+
     /// Inserts a relay before a command that reads a secret file another host wrote, and notes
-    /// where secret files are written.
-    fn relay_secrets(&mut self, work: &Work, index: usize, secret: bool, out: &mut Vec<Invocation>) {
-        let Work::Shell { place: Place::Host(host), shell } = work else { return };
-        for path in secret_paths(shell) {
-            let writes = shell.contains(&format!("/dev/stdin {path}"));
-            // Only a command that reads the file needs it here (`rm -f` of it does not).
-            let reads = shell.contains(&format!("cat {path}"));
-            match self.secrets_at.get(&path) {
-                _ if writes => {
-                    self.secrets_at.insert(path, host.clone());
-                }
-                Some(from) if from != host && reads => {
-                    out.push(Invocation { work: Work::Relay { from: from.clone(), to: host.clone(), path }, secret, command: index });
-                }
-                _ => {}
+    /// where the command writes one (the operation says which files it writes and reads).
+    fn relay_secrets(&mut self, work: &Work, command: &Command, index: usize, out: &mut Vec<Invocation>) {
+        let Work::Shell { place: Place::Host(host), .. } = work else { return };
+        if let Some(path) = &command.writes {
+            self.secrets_at.insert(path.clone(), host.clone());
+        }
+        for path in &command.reads {
+            if let Some(from) = self.secrets_at.get(path).filter(|from| *from != host) {
+                let relay = Work::Relay { from: from.clone(), to: host.clone(), path: path.clone() };
+                out.push(Invocation { work: relay, secret: command.secret, command: index });
             }
         }
     }
 
     fn text(&self, text: &str, place: &Place, out: &mut Vec<Work>) {
         let text = text.trim();
-        if is_manual(text) {
-            out.push(Work::Manual { instruction: text.to_string() });
+        if text.is_empty() {
             return;
         }
         if let Some((var, items, body)) = parse_for(text) {
@@ -308,7 +304,6 @@ impl<'t> Compiler<'t> {
         let t = self.t;
         let s = &t.scenario;
         let m0 = t.existing_master();
-        let vip = s.control_plane_endpoint.vip;
         let port = s.control_plane_endpoint.port;
         let m0_addr = t.node(m0).address;
         let on = |node, shell: String| Work::Shell { place: Place::Host(self.hosts.node(node)), shell };
@@ -317,12 +312,9 @@ impl<'t> Compiler<'t> {
             .enumerate()
             .map(|(index, action)| {
                 let work = match *action {
-                    Action::RevertKubelet(n) => on(
-                        n,
-                        format!(
-                            "sudo sed -i.bak 's|server: https://{vip}:{port}|server: https://{m0_addr}:{port}|' /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet"
-                        ),
-                    ),
+                    Action::RevertKubelet(n) => {
+                        on(n, plan_model::operation::kubelet_server_shell(&format!("https://{m0_addr}:{port}"), '\''))
+                    }
                     Action::RestoreCert(n) => on(
                         n,
                         "sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/".to_string(),
@@ -380,24 +372,6 @@ pub fn hosts_touched(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<crate::
     out
 }
 
-/// The `/root/.plan-*` secret files a command names.
-fn secret_paths(shell: &str) -> Vec<String> {
-    let mut paths: Vec<String> = Vec::new();
-    let mut rest = shell;
-    while let Some(at) = rest.find("/root/.plan-") {
-        let tail = &rest[at..];
-        let end = tail[1..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '/' || c == '_'))
-            .map_or(tail.len(), |e| e + 1);
-        let path = tail[..end].to_string();
-        if !paths.contains(&path) {
-            paths.push(path);
-        }
-        rest = &tail[end..];
-    }
-    paths
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,11 +405,50 @@ mod tests {
         assert_eq!(split_and("echo 'a && b' && c"), vec!["echo 'a && b'", "c"]);
     }
 
+    fn homelab() -> (Topology, plan_model::plan::Plan) {
+        let t = Topology::new(
+            &plan_model::validate::parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the homelab is valid"),
+        );
+        let plan = plan_model::planner::generate(&t);
+        (t, plan)
+    }
+
     #[test]
-    fn instructions_are_manual() {
-        assert!(is_manual("edit config.tfvars: add 'k8s-apiserver IN A 10.0.20.99'"));
-        assert!(is_manual("build_pool_https('apiserver_nodes', '6443', [])"));
-        assert!(!is_manual("kubectl get nodes"));
+    fn by_hand_work_is_what_the_operations_say_is_by_hand() {
+        let (t, plan) = homelab();
+        let mut compiler = Compiler::new(&t);
+        let mut manual = 0;
+        for step in &plan.steps {
+            for invocation in compiler.step(step) {
+                let command = &step.commands[invocation.command];
+                if !matches!(invocation.work, Work::Relay { .. }) {
+                    assert_eq!(invocation.is_manual(), command.by_hand, "step {}: {}", step.id, command.run);
+                }
+                manual += usize::from(invocation.is_manual());
+            }
+        }
+        assert!(manual > 10, "the homelab plan has by-hand edits: {manual}");
+    }
+
+    #[test]
+    fn a_join_gets_both_secret_files_copied_from_the_first_master() {
+        let (t, plan) = homelab();
+        let mut compiler = Compiler::new(&t);
+        let mut relayed = Vec::new();
+        for step in &plan.steps {
+            for invocation in compiler.step(step) {
+                if let Work::Relay { from, to, path } = &invocation.work {
+                    relayed.push((step.id.clone(), from.name.clone(), to.name.clone(), path.clone()));
+                }
+            }
+        }
+        let m0 = t.name(t.existing_master()).to_string();
+        for (k, m) in t.new_masters().enumerate() {
+            let join = format!("{}.5", plan_model::planner::master_phase(k));
+            let to_m: Vec<_> = relayed.iter().filter(|(step, ..)| *step == join).collect();
+            assert_eq!(to_m.len(), 2, "{join}: {relayed:?}");
+            assert!(to_m.iter().all(|(_, from, to, _)| *from == m0 && to == t.name(m)), "{to_m:?}");
+        }
     }
 
     #[test]
@@ -457,13 +470,5 @@ mod tests {
         }
         assert!(relays.iter().any(|l| l.contains("rm -f /root/.plan-join-command")), "{relays:?}");
         assert!(!relays.iter().any(|l| l.contains("copy /root/.plan-")), "{relays:?}");
-    }
-
-    #[test]
-    fn secret_files_are_found() {
-        assert_eq!(
-            secret_paths("sudo $(sudo cat /root/.plan-join-command) --certificate-key $(sudo cat /root/.plan-certificate-key)"),
-            vec!["/root/.plan-join-command", "/root/.plan-certificate-key"]
-        );
     }
 }

@@ -18,6 +18,7 @@ pub mod observe;
 pub mod predict;
 pub mod preflight;
 pub mod redact;
+pub mod resume;
 pub mod runner;
 pub mod ssh;
 pub mod ssh_config;

@@ -170,8 +170,8 @@ impl std::fmt::Display for Drift {
     }
 }
 
-/// Which observers look: the files (kubelet.conf, apiserver cert) always; etcd, the LB and the
-/// Kubernetes API when the step concerns them.
+/// Which observers look: the files (kubelet.conf, apiserver cert), and etcd, the LB and the
+/// Kubernetes API (the runner adds [`Scope::whole`] to what a step concerns).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scope {
     pub files: bool,
@@ -212,6 +212,13 @@ impl Scope {
             }
         }
         scope
+    }
+
+    /// What is watched at every step whatever the step concerns: the files, etcd's membership
+    /// once there is a member, the load balancer once its frontend runs, the API. A change made
+    /// out of band anywhere (a member removed by hand, a backend dropped) halts the next step.
+    pub fn whole(c: &Cluster) -> Scope {
+        Scope { files: true, etcd: !c.members().is_empty(), lb: c.lb_running.frontend, kube: true }
     }
 
     pub fn or(self, other: Scope) -> Scope {
@@ -341,23 +348,49 @@ pub fn observe(
     observer: &mut Observer,
 ) -> Result<Observation, ExecError> {
     let mut observation = Observation::default();
+    let timed = |what: &str, started: std::time::Instant| {
+        tracing::debug!(observer = what, ms = started.elapsed().as_millis() as u64, "observer done")
+    };
     if scope.files {
+        let started = std::time::Instant::now();
         observe_files(t, c, transport, &mut observation)?;
+        timed("files", started);
     }
     if scope.etcd {
         if let Some(probe) = observer.probes.etcd.clone() {
+            let started = std::time::Instant::now();
             observe_etcd(t, c, transport, &probe, observer.probes.guard, &mut observation)?;
+            timed("etcd", started);
         }
     }
     if scope.lb && c.lb_up {
         if let Some(probe) = observer.probes.lb.clone() {
+            let started = std::time::Instant::now();
             observe_lb(t, transport, &probe, &mut observation)?;
+            timed("lb", started);
         }
     }
     if scope.kube {
-        observe_kube(t, observer, &mut observation)?;
+        let started = std::time::Instant::now();
+        observe_kube(t, c, observer, &mut observation)?;
+        timed("kube", started);
     }
     Ok(observation)
+}
+
+/// Whether the twin says the apiserver `server` names cannot answer in `c`: a master's address
+/// whose apiserver is not ready, or the VIP with the load balancer down. Then there is nothing
+/// to compare: a silent API is what the twin expects, not drift.
+fn api_silent_in_twin(t: &Topology, c: &Cluster, server: &str) -> bool {
+    let host = server.trim_start_matches("https://").split([':', '/']).next().unwrap_or_default();
+    let Ok(address) = host.parse::<std::net::Ipv4Addr>() else { return false };
+    if address == t.scenario.control_plane_endpoint.vip {
+        return !c.lb_up;
+    }
+    match t.nodes.iter().position(|n| n.address == address) {
+        Some(i) => plan_model::observe::apiserver_ready(c, NodeIx(i as u8)).is_err(),
+        None => false,
+    }
 }
 
 fn request(shell: &str) -> Request<'_> {
@@ -591,7 +624,7 @@ pub fn observe_lb(t: &Topology, transport: &mut dyn Transport, probe: &LbProbe, 
 }
 
 /// The API's nodes (registered, Ready), kubeadm-config's endpoint and cluster-info's server.
-fn observe_kube(t: &Topology, observer: &mut Observer, observation: &mut Observation) -> Result<(), ExecError> {
+fn observe_kube(t: &Topology, c: &Cluster, observer: &mut Observer, observation: &mut Observation) -> Result<(), ExecError> {
     let api = match observer.kube_api() {
         Ok(Some(api)) => api,
         Ok(None) => return Ok(()),
@@ -601,6 +634,9 @@ fn observe_kube(t: &Topology, observer: &mut Observer, observation: &mut Observa
             return Ok(());
         }
     };
+    if api_silent_in_twin(t, c, &api.server) {
+        return Ok(());
+    }
     let label = format!("kubernetes API {}", api.server);
     match api.nodes() {
         Ok(nodes) => observe_nodes(t, &nodes, observation),
@@ -827,5 +863,17 @@ mod tests {
         // A service that did not answer on a host that did is not a host down.
         let etcd_only = Observation { unreachable: observation.unreachable.clone(), ..Observation::default() };
         assert!(overlay(&t, &etcd_only, &c).up.contains(node1));
+    }
+
+    #[test]
+    fn an_api_the_twin_says_cannot_answer_is_not_observed() {
+        let t = homelab();
+        let mut c = Cluster::initial(&t);
+        let m0 = t.existing_master();
+        let direct = format!("https://{}:6443/", t.node(m0).address);
+        assert!(!api_silent_in_twin(&t, &c, &direct), "the first master's apiserver answers");
+        c.up.set(m0, false);
+        assert!(api_silent_in_twin(&t, &c, &direct), "down in the twin: silence is expected");
+        assert!(!api_silent_in_twin(&t, &c, "https://kube.example:6443/"), "a name: observed");
     }
 }

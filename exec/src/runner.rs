@@ -161,16 +161,21 @@ impl<'a> Runner<'a> {
         Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled, observer }
     }
 
-    /// What step `i` concerns: what it changes in the twin and what it verifies.
+    /// What is observed around step `i`: what it changes in the twin and what it verifies, and
+    /// the whole cluster's membership, load balancer and API (drift anywhere halts the run).
     fn scope(&self, i: usize) -> Scope {
-        Scope::of_step(self.prediction.before(i), self.prediction.after(i), &self.plan.steps[i].actions)
+        let (before, after) = (self.prediction.before(i), self.prediction.after(i));
+        Scope::of_step(before, after, &self.plan.steps[i].actions).or(Scope::whole(before)).or(Scope::whole(after))
     }
 
     fn observe_now(&mut self, state: &Cluster, scope: Scope) -> Result<Option<Observation>, ExecError> {
         if !self.options.observe {
             return Ok(None);
         }
-        observe::observe(self.t, state, self.transport, scope, &mut self.observer).map(Some)
+        let started = std::time::Instant::now();
+        let observation = observe::observe(self.t, state, self.transport, scope, &mut self.observer)?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, etcd = scope.etcd, lb = scope.lb, kube = scope.kube, "observed");
+        Ok(Some(observation))
     }
 
     /// Runs the plan (or the rest of it, with `resume`).
@@ -255,6 +260,13 @@ impl<'a> Runner<'a> {
             for j in 0..self.compiled[i].len() {
                 if interrupted && progress.command_done(&step.id, j) && !self.options.rerun_step {
                     continue;
+                }
+                if interrupted && progress.command_cut(&step.id, j) && !self.options.rerun_step {
+                    match self.settle_cut_command(i, j)? {
+                        crate::resume::CutCommand::RunAgain => {}
+                        crate::resume::CutCommand::TookEffect { .. } => continue,
+                        crate::resume::CutCommand::Unknown { why } => return self.halt(i, why, vec![], true),
+                    }
                 }
                 let invocation = self.compiled[i][j].clone();
                 self.operator.starting(step, j, &invocation, remaining_s);
@@ -568,197 +580,6 @@ pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::transport::Recorder;
-    use plan_model::validate::parse_scenario;
-
-    /// Says yes to everything.
-    struct Yes;
-
-    impl Operator for Yes {
-        fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
-            true
-        }
-        fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
-            true
-        }
-        fn by_hand(&mut self, _step: &Step, _instruction: &str) -> bool {
-            true
-        }
-        fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}
-        fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
-    }
-
-    /// Records like [`Recorder`], and fails the first command of one step.
-    struct FailsAt {
-        step: String,
-        inner: Recorder,
-    }
-
-    impl Transport for FailsAt {
-        fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
-            let done = self.inner.run(place, request)?;
-            Ok(if request.step == self.step { Completed { exit: Some(1), ..done } } else { done })
-        }
-    }
-
-    fn options(resume: bool) -> RunOptions {
-        RunOptions {
-            resume,
-            rerun_step: false,
-            observe: false,
-            command_timeout: Duration::from_secs(1),
-            check_passed: true,
-            override_check: None,
-            probes: Probes::files_only(),
-            host_wait: Duration::ZERO,
-        }
-    }
-
-    /// The loopback scenario's hosts as the twin starts them, `silent` refusing SSH for its
-    /// first `silent_for` connections (a host that reboots), or for good.
-    struct Rebooting {
-        t: Topology,
-        silent: String,
-        silent_for: usize,
-        tried: usize,
-    }
-
-    impl Transport for Rebooting {
-        fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
-            let Place::Host(host) = place else {
-                return Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO });
-            };
-            if host.name == self.silent && self.tried < self.silent_for {
-                return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".to_string() });
-            }
-            // The apiserver cert the observer reads: the existing master's, without the VIP.
-            let stdout = if request.shell.contains("subjectAltName") {
-                format!("X509v3 Subject Alternative Name:\n    DNS:{}, IP Address:{}\n", host.name, host.address)
-            } else {
-                String::new()
-            };
-            Ok(Completed { exit: Some(0), stdout, stderr: String::new(), duration: Duration::ZERO })
-        }
-
-        fn read_file(&mut self, host: &crate::target::HostTarget, _path: &str) -> Result<crate::transport::FileRead, ExecError> {
-            if host.name == self.silent {
-                self.tried += 1;
-                if self.tried <= self.silent_for {
-                    return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".to_string() });
-                }
-            }
-            let master = self.t.node(self.t.existing_master()).address;
-            Ok(crate::transport::FileRead::Present(format!("    server: https://{master}:6443\n")))
-        }
-    }
-
-    fn loopback_first_step() -> (Topology, Plan) {
-        let t = Topology::new(&parse_scenario(include_str!("../../scenarios/loopback.yaml")).expect("the loopback scenario is valid"));
-        let mut plan = plan_model::planner::generate(&t);
-        plan.steps.truncate(1);
-        (t, plan)
-    }
-
-    fn waiting(seconds: u64) -> RunOptions {
-        RunOptions { observe: true, host_wait: Duration::from_secs(seconds), ..options(false) }
-    }
-
-    #[test]
-    fn a_host_that_answers_again_within_the_wait_lets_the_run_go_on() {
-        let (t, plan) = loopback_first_step();
-        let mut transport = Rebooting { t: t.clone(), silent: "lab-wk-1".to_string(), silent_for: 1, tried: 0 };
-        let mut journal = Journal::in_memory();
-        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(2)).run().unwrap();
-        assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
-        let waited = journal
-            .records
-            .iter()
-            .any(|r| matches!(&r.event, Event::Observed { when, drift, .. } if when == "after-waiting" && drift.is_empty()));
-        assert!(waited, "the wait and its clean look are journalled");
-    }
-
-    #[test]
-    fn a_host_still_silent_after_the_wait_is_taken_as_dead_and_the_run_halts() {
-        let (t, plan) = loopback_first_step();
-        let mut transport = Rebooting { t: t.clone(), silent: "lab-wk-1".to_string(), silent_for: usize::MAX, tried: 0 };
-        let mut journal = Journal::in_memory();
-        let started = std::time::Instant::now();
-        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(1)).run().unwrap();
-        let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
-        assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
-        assert!(halt.drift.iter().any(|d| d.node == "lab-wk-1"), "{:?}", halt.drift);
-        assert!(transport.tried >= 2, "looked again: {}", transport.tried);
-    }
-
-    fn homelab() -> (Topology, Plan) {
-        let t = Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the homelab is valid"));
-        let plan = plan_model::planner::generate(&t);
-        (t, plan)
-    }
-
-    #[test]
-    fn a_resume_after_a_rollback_runs_the_undone_steps_again() {
-        let (t, plan) = homelab();
-        let i = plan.steps.iter().position(|s| s.phase == "4" && s.id != "4.1").expect("a cut-over step after the first");
-        let halted_at = plan.steps[i].id.clone();
-        let mut journal = Journal::in_memory();
-        let mut transport = FailsAt { step: halted_at.clone(), inner: Recorder::default() };
-        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(false)).run().unwrap();
-        assert!(matches!(outcome, Outcome::Halted(ref h) if h.step == halted_at), "{outcome:?}");
-        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(true)).rollback().unwrap();
-        let RollbackOutcome::Done { reopened, .. } = outcome else { panic!("{outcome:?}") };
-        let phase: Vec<String> = plan.steps[..=i].iter().filter(|s| s.phase == "4").map(|s| s.id.clone()).collect();
-        assert_eq!(reopened, phase);
-        let progress = Progress::from_records(&journal.records);
-        assert!(phase.iter().all(|id| !progress.completed.contains(id)), "pending again: {progress:?}");
-
-        let mut resumed = Recorder::default();
-        let outcome = Runner::new(&t, &plan, &mut resumed, &mut journal, &mut Yes, options(true)).run().unwrap();
-        assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
-        for id in &phase {
-            assert!(resumed.commands.iter().any(|c| c.step == *id), "{id} ran again");
-        }
-        assert!(
-            !resumed
-                .commands
-                .iter()
-                .any(|c| plan.steps.iter().position(|s| s.id == c.step) < plan.steps.iter().position(|s| s.id == phase[0])),
-            "nothing before the phase ran again"
-        );
-        let progress = Progress::from_records(&journal.records);
-        assert!(progress.finished && progress.rolled_back.is_none(), "the current truth: {progress:?}");
-    }
-
-    #[test]
-    fn the_undone_steps_are_those_the_recovery_takes_the_twin_back_over() {
-        // Checked two ways: the steps `reopened_by` names, and the state the twin's recovery
-        // leaves: the state before the first of them.
-        let (t, plan) = homelab();
-        let (mut transport, mut journal, mut operator) = (Recorder::default(), Journal::in_memory(), Yes);
-        let runner = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(false));
-        let mut checked = 0;
-        for i in 0..plan.steps.len() {
-            let recovery = runner.recovery_for(i, runner.prediction.after(i));
-            let reopened = reopened_by(&plan, i, &recovery.kind);
-            let first = plan.steps.iter().position(|s| s.id == reopened[0]).expect("a step of the plan");
-            if matches!(recovery.kind, RecoveryKind::Rollback { .. }) {
-                let before = runner.prediction.before(first);
-                // What a rollback leaves behind on purpose, and a re-run of the steps makes again:
-                // the VM snapshot, the cert backup, the template check, uploaded certs, a token.
-                let mut undone = recovery.expected;
-                undone.clock_s = before.clock_s;
-                undone.vm_snapshot = before.vm_snapshot;
-                undone.cert_backup = before.cert_backup;
-                undone.template_version_ok = before.template_version_ok;
-                undone.certs_uploaded_s = before.certs_uploaded_s;
-                undone.token_s = before.token_s;
-                let diff = plan_model::diff::state_diff(before, &undone, &t);
-                assert!(diff.is_empty(), "halt in {} reopens {reopened:?}, but the recovery leaves {diff:?}", plan.steps[i].id);
-                checked += 1;
-            }
-        }
-        assert!(checked > 10, "{checked} rollback points");
-    }
-}
+mod kill_sweep;
+#[cfg(test)]
+mod tests;

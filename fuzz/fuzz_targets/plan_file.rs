@@ -8,12 +8,14 @@ use plan_model::plan::Plan;
 use plan_model::{planner, topology::Topology, validate::parse_scenario};
 use std::sync::OnceLock;
 
-static GENERATED: OnceLock<Plan> = OnceLock::new();
+static GENERATED: OnceLock<(Topology, Plan)> = OnceLock::new();
 
-fn homelab_plan() -> &'static Plan {
+fn homelab() -> &'static (Topology, Plan) {
     GENERATED.get_or_init(|| {
         let scenario = parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the embedded scenario is valid");
-        planner::generate(&Topology::new(&scenario))
+        let t = Topology::new(&scenario);
+        let plan = planner::generate(&t);
+        (t, plan)
     })
 }
 
@@ -21,7 +23,8 @@ fuzz_target!(|bytes: &[u8]| {
     let Ok(text) = std::str::from_utf8(bytes) else { return };
     let Ok(file) = serde_yaml_ng::from_str::<Plan>(text) else { return };
     let _ = file.check_order();
-    if let Ok(plan) = Plan::from_edited(homelab_plan(), &file) {
+    let (t, generated) = homelab();
+    if let Ok(plan) = Plan::from_edited(t, generated, &file) {
         assert!(plan.check_order().is_ok(), "from_edited accepted a plan that breaks its DAG");
     }
 });

@@ -347,6 +347,7 @@ mod tests {
     #[test]
     fn a_missing_snapshot_file_is_a_refusal_not_an_error() {
         if !Path::new(ETCDCTL_BIN).is_file() {
+            crate::host::skip_test(&format!("{ETCDCTL_BIN} missing: install etcd-client"));
             return;
         }
         let ctl = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![]);

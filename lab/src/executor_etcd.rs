@@ -490,8 +490,10 @@ mod tests {
     fn a_start_with_a_learner_is_refused_before_anything_starts() {
         let t = loopback();
         let dir = tempfile::tempdir().expect("tempdir");
-        let hosts = FixtureHosts::prepare(dir.path(), Vec::new(), host::TmpDir::Shared);
-        let Ok(hosts) = hosts else { return };
+        let hosts = match FixtureHosts::prepare(dir.path(), Vec::new(), host::TmpDir::Shared) {
+            Ok(hosts) => hosts,
+            Err(e) => return host::skip_test(&format!("fixture hosts cannot run: {e}")),
+        };
         let mut start = Cluster::initial(&t);
         let cp2 = t.new_masters().next().expect("loopback adds masters");
         start.learners = start.learners.with(cp2);

@@ -243,7 +243,8 @@ impl<'a> Walk<'a> {
         if applied.is_ok() {
             self.account_vip(&before, a, step);
             let restart = match a {
-                Action::RestartApiserver(x) | Action::ConfigStackAddHost(x) | Action::ControlPlaneUp(x) | Action::Boot(x) => Some(x),
+                Action::RestartApiserver(x) | Action::ControlPlaneUp(x) | Action::Boot(x) => Some(x),
+                Action::ApplyConfigStack => before.stack_hosts_declared.minus(before.stack_hosts).iter().next(),
                 _ => None,
             };
             self.sync_control_plane(Some(a), restart)?;

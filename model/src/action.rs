@@ -30,9 +30,11 @@ pub enum Action {
     AddVipDnsRecord,
     DeleteStaleDnsRecord,
     RevertDns,
+    /// The bootstrap script declares the VIP frontend (its pool is declared apart).
     DeclareLbFrontend,
     RemoveLbFrontend,
-    DeclareLbBackend(NodeIx),
+    /// The bootstrap script's apiserver pool is exactly these masters.
+    DeclareLbPool(NodeSet),
     RemoveLbBackend(NodeIx),
     DeployLb,
     /// The config stack's edit in the infra repo: a single host variable -> a list of masters.
@@ -41,7 +43,8 @@ pub enum Action {
     ApplyConfigStack,
     /// The refactor reverted in the repo and applied.
     RevertConfigStack,
-    ConfigStackAddHost(NodeIx),
+    /// The infra repo's config stack lists exactly these masters (applied by [`Action::ApplyConfigStack`]).
+    DeclareStackHosts(NodeSet),
     ConfigStackRemoveHost(NodeIx),
     BumpTemplate,
     CreateVm(NodeIx),
@@ -61,11 +64,14 @@ pub enum Action {
     DeleteNode(NodeIx),
     /// `rm` of the join command and certificate key on every host that is up and holds them.
     ForgetJoinSecrets,
+    /// `kubeadm token delete` of the join tokens the plan made (24 h credentials to join).
+    RevokeJoinTokens,
     /// The kubeconfig in the `kube-proxy` ConfigMap: server -> VIP, then a rollout restart of the
     /// DaemonSet (kubeadm rendered it once, at init, from the endpoint it had then).
     PointKubeProxyAtVip,
     EtcdMemberRemove(NodeIx),
-    FlipConsumers,
+    /// These kubeconfig consumers (bit per consumer) name the VIP.
+    FlipConsumersOf(u64),
     RevertConsumers,
     FlipKubelet(NodeIx),
     RevertKubelet(NodeIx),
@@ -153,12 +159,13 @@ impl Action {
             ReserveVip | AddVipDnsRecord => 300,
             DeleteStaleDnsRecord | RevertDns | RemoveLbBackend(_) => 60,
             ReleaseVip => 120,
-            DeclareLbFrontend => 600,
-            RemoveLbFrontend | DeclareLbBackend(_) | DeployLb | ControlPlaneUp(_) => 120,
+            DeclareLbFrontend => 480,
+            RemoveLbFrontend | DeclareLbPool(_) | DeployLb | ControlPlaneUp(_) => 120,
             RefactorConfigStack => 1800,
             ApplyConfigStack => 300,
             RevertConfigStack => 600,
-            ConfigStackAddHost(_) | ConfigStackRemoveHost(_) | DestroyVm(_) => 300,
+            ConfigStackRemoveHost(_) | DestroyVm(_) => 300,
+            DeclareStackHosts(_) => 60,
             BumpTemplate => 1800,
             CreateVm(_) => 900,
             UploadCerts | CreateToken | EtcdStart(_) | EtcdPromote(_) | EtcdMemberRemove(_) | FlipKubelet(_) | RevertKubelet(_)
@@ -167,8 +174,9 @@ impl Action {
             KubeadmReset(_) => 60,
             DeleteNode(_) => 10,
             ForgetJoinSecrets => 30,
+            RevokeJoinTokens => 10,
             PointKubeProxyAtVip => 120,
-            FlipConsumers => 1200,
+            FlipConsumersOf(_) => 1200,
             RevertConsumers | DeclareCronJobsOnControlPlane | DeclareGateQuorumCheck => 600,
             ApplyCronJobs | ApplyRebootGate | ApplyUpgradeChain => 300,
             DeclareChainMasterLoop => 1800,
@@ -197,9 +205,7 @@ impl Action {
             | GenerateCert(n)
             | RestoreCert(n)
             | RestartApiserver(n)
-            | DeclareLbBackend(n)
             | RemoveLbBackend(n)
-            | ConfigStackAddHost(n)
             | ConfigStackRemoveHost(n)
             | CreateVm(n)
             | DestroyVm(n)
@@ -216,6 +222,8 @@ impl Action {
             | Boot(n)
             | ForceNewCluster(n)
             | RestoreSnapshot(n) => Some(n),
+            // The node order puts the newest master last: the one the step adds.
+            DeclareLbPool(set) | DeclareStackHosts(set) => set.iter().last(),
             _ => None,
         }
     }
@@ -351,12 +359,9 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n.dns_vip = false;
             n.dns_stale = t.scenario.dns.records.iter().any(|r| r.stale);
         }
-        DeclareLbFrontend => {
-            n.lb_declared.frontend = true;
-            n.lb_declared.pool = c.lb_declared.pool.with(master);
-        }
+        DeclareLbFrontend => n.lb_declared.frontend = true,
         RemoveLbFrontend => n.lb_declared = Default::default(),
-        DeclareLbBackend(x) => n.lb_declared.pool = c.lb_declared.pool.with(x),
+        DeclareLbPool(pool) => n.lb_declared.pool = pool,
         RemoveLbBackend(x) => n.lb_declared.pool = c.lb_declared.pool.without(x),
         DeployLb => {
             if !c.lb_up {
@@ -368,7 +373,20 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         ApplyConfigStack => {
             // terragrunt's remote-exec runs the stack's edits on the hosts it lists.
             needs_up(c, t, master, "tg apply: remote-exec")?;
+            let hosts = c.stack_hosts_declared;
+            if hosts.len() > 1 && !c.stack_list_declared {
+                return refuse(format!("config stack takes a single host ({}): refactor it to a list first", t.name(master)));
+            }
+            let added = hosts.minus(c.stack_hosts);
+            for x in added.iter() {
+                needs_up(c, t, x, "tg apply: remote-exec")?;
+                if !c.control_plane.contains(x) {
+                    return refuse(format!("remote-exec on {}: /etc/kubernetes/manifests/kube-apiserver.yaml: no such file", t.name(x)));
+                }
+            }
             n.stack_list = c.stack_list_declared;
+            n.apiserver_flags = c.apiserver_flags.or(added);
+            n.stack_hosts = hosts;
         }
         RevertConfigStack => {
             if c.stack_hosts != NodeSet::of(master) {
@@ -376,19 +394,13 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             n.stack_list = t.stack_starts_as_list();
             n.stack_list_declared = t.stack_starts_as_list();
+            n.stack_hosts_declared = NodeSet::of(master);
         }
-        ConfigStackAddHost(x) => {
-            if !c.stack_list || !c.stack_list_declared {
-                return refuse(format!("config stack takes a single host ({}): refactor it to a list first", t.name(master)));
-            }
-            needs_up(c, t, x, "tg apply: remote-exec")?;
-            if !c.control_plane.contains(x) {
-                return refuse(format!("remote-exec on {}: /etc/kubernetes/manifests/kube-apiserver.yaml: no such file", t.name(x)));
-            }
-            n.stack_hosts = c.stack_hosts.with(x);
-            n.apiserver_flags = c.apiserver_flags.with(x);
+        DeclareStackHosts(hosts) => n.stack_hosts_declared = hosts,
+        ConfigStackRemoveHost(x) => {
+            n.stack_hosts = c.stack_hosts.without(x);
+            n.stack_hosts_declared = c.stack_hosts_declared.without(x);
         }
-        ConfigStackRemoveHost(x) => n.stack_hosts = c.stack_hosts.without(x),
         BumpTemplate => {
             n.template_version_ok = true;
             n.template_master_safe = true;
@@ -622,6 +634,12 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         }
         // A host that is down keeps its files until it is back (or destroyed).
         ForgetJoinSecrets => n.join_secrets_on = c.join_secrets_on.minus(c.up),
+        RevokeJoinTokens => {
+            if c.token_s.is_some() {
+                needs_api(c, t, "kubeadm token delete")?;
+            }
+            n.token_s = None;
+        }
         PointKubeProxyAtVip => {
             needs_api(c, t, "kubectl -n kube-system apply configmap/kube-proxy")?;
             n.kube_proxy_vip = true;
@@ -645,7 +663,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n.learners = c.learners.without(x);
             n.etcd_started = c.etcd_started.without(x);
         }
-        FlipConsumers => n.consumers_vip = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 },
+        FlipConsumersOf(mask) => n.consumers_vip = c.consumers_vip | mask,
         RevertConsumers => n.consumers_vip = 0,
         FlipKubelet(x) => {
             needs_up(c, t, x, "sed kubelet.conf")?;
@@ -757,9 +775,13 @@ fn single_member(c: &Cluster, x: NodeIx) -> Cluster {
 pub fn transient(c: &Cluster, t: &Topology, action: Action) -> Option<Transient> {
     let mut during = *c;
     let (seconds, what) = match action {
-        Action::RestartApiserver(x) | Action::ConfigStackAddHost(x) if c.control_plane.contains(x) && c.up.contains(x) => {
+        Action::RestartApiserver(x) if c.control_plane.contains(x) && c.up.contains(x) => {
             during.apiserver_running.set(x, false);
             (APISERVER_RESTART_S, "kube-apiserver restarts")
+        }
+        Action::ApplyConfigStack if !c.stack_hosts_declared.minus(c.stack_hosts).and(c.control_plane).and(c.up).is_empty() => {
+            during.apiserver_running = c.apiserver_running.minus(c.stack_hosts_declared.minus(c.stack_hosts));
+            (APISERVER_RESTART_S, "kube-apiserver restarts with the config stack's flags")
         }
         Action::DeployLb if t.scenario.load_balancer.reset_to_declared_state && c.lb_running.frontend => {
             during.lb_running.frontend = false;

@@ -120,8 +120,10 @@ pub struct Cluster {
     pub stack_list: bool,
     /// The infra repo declares the config stack as a loop over a list of masters.
     pub stack_list_declared: bool,
-    /// Hosts the config stack applies apiserver flags on.
+    /// Hosts the config stack applies apiserver flags on (as applied).
     pub stack_hosts: NodeSet,
+    /// Hosts the infra repo's config stack lists.
+    pub stack_hosts_declared: NodeSet,
     /// The etcd CronJobs select any control-plane node instead of a pinned one (as applied).
     pub cronjobs_any_master: bool,
     /// The infra repo declares the CronJobs on any control-plane node.
@@ -193,6 +195,7 @@ impl Cluster {
             stack_list: t.stack_starts_as_list(),
             stack_list_declared: t.stack_starts_as_list(),
             stack_hosts: master,
+            stack_hosts_declared: master,
             cronjobs_any_master: s.cronjobs.iter().all(|j| j.pinned_to.is_none()),
             cronjobs_declared_any_master: s.cronjobs.iter().all(|j| j.pinned_to.is_none()),
             gate_quorum: s.reboot_gate.control_plane_quorum_check,

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod invariant;
 pub mod locate;
 pub mod observe;
+pub mod operation;
 pub mod plan;
 pub mod planner;
 pub mod scenario;

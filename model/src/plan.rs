@@ -1,6 +1,8 @@
 //! A migration plan: phases of steps, their dependencies as a DAG, and the editable plan file.
 
 use crate::action::Action;
+use crate::operation::{Operation, OperationError};
+use crate::topology::Topology;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -39,13 +41,36 @@ pub struct Dependency {
     pub why: String,
 }
 
-/// One command, where it runs, and whether it holds a secret to redact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One command as an operation renders it: the text the operator would type on the
+/// workstation, whether it holds a secret to redact, whether a person carries it out, and the
+/// secret files it writes or reads (the executor copies those between hosts).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Command {
     pub run: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
+    /// An instruction for a person (edit a file, click in a web UI), not a shell command.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_hand: bool,
+    /// The root-only secret file the command writes on the host it runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<String>,
+    /// The secret files the command reads on the host it runs on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<String>,
+}
+
+impl Command {
+    /// A shell command.
+    pub fn shell(run: impl Into<String>) -> Command {
+        Command { run: run.into(), ..Command::default() }
+    }
+
+    /// An instruction a person carries out.
+    pub fn by_hand(run: impl Into<String>) -> Command {
+        Command { run: run.into(), by_hand: true, ..Command::default() }
+    }
 }
 
 /// One step of the plan.
@@ -57,25 +82,74 @@ pub struct Step {
     pub phase: String,
     pub title: String,
     pub runs_on: RunsOn,
+    /// What the step does, typed: the source of its commands, its actions and its effects.
+    #[serde(default)]
+    pub operations: Vec<Operation>,
+    /// The operations rendered (what `execute` runs); derived, never edited.
+    #[serde(default)]
     pub commands: Vec<Command>,
     /// How the operator verifies the step (commands or observations).
     pub checks: Vec<String>,
     /// What undoes the step.
     pub rollback: Vec<String>,
-    /// The model's view of the step: atomic transitions, in order. Not part of the plan file:
-    /// a loaded plan takes them from the generated step with the same id.
+    /// The model's view of the step: atomic transitions, in order, derived from the operations.
     #[serde(skip)]
     pub actions: Vec<Action>,
     /// The transitions described for people (what the twin applies).
     #[serde(default)]
     pub effects: Vec<String>,
     pub after: Vec<Dependency>,
+    /// The actions' durations plus `extra_s`.
     pub duration_s: u32,
+    /// Operator time beyond the actions' own (editing files, waiting).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub extra_s: u32,
     /// What the step disrupts, as declared (the twin measures the real figure).
     pub disruption: Option<String>,
     /// Where the plan departs from the source plan, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Step {
+    /// Derives the commands, actions, effects and duration from the operations.
+    ///
+    /// # Errors
+    /// The first operation that names nothing of this cluster.
+    pub fn derive(&mut self, t: &Topology) -> Result<(), OperationError> {
+        let mut actions = Vec::new();
+        for operation in &self.operations {
+            actions.extend(operation.effect(t)?);
+        }
+        self.commands = self.operations.iter().flat_map(|o| o.render(t)).collect();
+        self.effects = actions.iter().map(|a| a.describe(t)).collect();
+        self.duration_s = actions.iter().map(|a| a.duration_s()).sum::<u32>() + self.extra_s;
+        self.actions = actions;
+        Ok(())
+    }
+
+    /// The operation that renders command `command` of the step.
+    pub fn operation_of(&self, t: &Topology, command: usize) -> Option<&Operation> {
+        let mut first = 0;
+        for operation in &self.operations {
+            let count = operation.render(t).len();
+            if command < first + count {
+                return Some(operation);
+            }
+            first += count;
+        }
+        None
+    }
+
+    /// The operations the twin cannot verify (shell commands and by-hand instructions it does
+    /// not model).
+    pub fn opaque(&self) -> impl Iterator<Item = &Operation> {
+        self.operations.iter().filter(|o| o.is_opaque())
+    }
 }
 
 /// A phase of the plan.
@@ -113,7 +187,7 @@ pub struct Plan {
 }
 
 /// Current plan file format.
-pub const PLAN_FORMAT: u32 = 1;
+pub const PLAN_FORMAT: u32 = 2;
 
 /// Why a plan cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,11 +198,19 @@ pub enum PlanError {
     DuplicateStep(String),
     #[error("step {step} is not a step of the plan for scenario {scenario} (its steps run {first} to {last})")]
     UnknownStep { step: String, scenario: String, first: String, last: String },
-    #[error("step {step} was edited ({field} differs from the generated plan): a plan file may only reorder or remove steps")]
+    #[error("step {step} was edited ({field} differs from the generated plan): a step's {field} cannot be changed; change, add or remove its operations instead")]
     EditedStep { step: String, field: &'static str },
+    #[error("step {step}: its commands differ from what its operations render (command {index}: {found:?}, rendered {rendered:?}): commands are derived; change the operation's parameters, or add a `shell` operation for a command the twin need not model")]
+    EditedCommands { step: String, index: usize, found: String, rendered: String },
+    #[error("step {step}: {error}")]
+    Operation { step: String, error: OperationError },
+    #[error("step {0} lists commands but no operations: commands are derived from operations; give the step its operations (or a `shell` operation), or delete the step")]
+    CommandsWithoutOperations(String),
+    #[error("step {step} is new and names phase {phase:?}, which the plan does not have")]
+    UnknownPhase { step: String, phase: String },
     #[error("the plan file is for scenario {file:?}, not {scenario:?}")]
     WrongScenario { file: String, scenario: String },
-    #[error("plan file format {0} is not supported (this plan writes format {PLAN_FORMAT})")]
+    #[error("plan file format {0} is not supported (this plan writes format {PLAN_FORMAT}, whose steps hold typed operations): export the plan again with `plan show --format yaml` and redo the edits")]
     Format(u32),
     #[error("the step graph has a cycle through step {0}")]
     Cycle(String),
@@ -204,12 +286,14 @@ impl Plan {
         Ok(())
     }
 
-    /// Builds the plan an edited plan file asks for: `edited`'s steps, in its order, each of which
-    /// must be a step of `generated` left as generated.
+    /// Builds the plan an edited plan file asks for: `edited`'s steps, in its order, with their
+    /// operations as the file gives them. A step of `generated` keeps its title, dependencies and
+    /// place; its commands, actions, effects and duration are derived again from the file's
+    /// operations. A step with a new id is taken whole from the file (its phase must exist).
     ///
     /// # Errors
     /// A [`PlanError`] naming the step that cannot be used.
-    pub fn from_edited(generated: &Plan, edited: &Plan) -> Result<Plan, PlanError> {
+    pub fn from_edited(t: &Topology, generated: &Plan, edited: &Plan) -> Result<Plan, PlanError> {
         if edited.plan_format != PLAN_FORMAT {
             return Err(PlanError::Format(edited.plan_format));
         }
@@ -221,27 +305,52 @@ impl Plan {
         }
         let mut steps = Vec::with_capacity(edited.steps.len());
         for step in &edited.steps {
-            let Some(original) = generated.step(&step.id) else {
-                return Err(PlanError::UnknownStep {
-                    step: step.id.clone(),
-                    scenario: generated.scenario.clone(),
-                    first: generated.steps.first().map(|s| s.id.clone()).unwrap_or_default(),
-                    last: generated.steps.last().map(|s| s.id.clone()).unwrap_or_default(),
-                });
+            let mut taken = match generated.step(&step.id) {
+                Some(original) => {
+                    let edited_field = if step.after != original.after {
+                        Some("after")
+                    } else if step.runs_on != original.runs_on {
+                        Some("runs_on")
+                    } else {
+                        None
+                    };
+                    if let Some(field) = edited_field {
+                        return Err(PlanError::EditedStep { step: step.id.clone(), field });
+                    }
+                    Step { operations: step.operations.clone(), ..original.clone() }
+                }
+                None if generated.phases.iter().any(|p| p.id == step.phase) => step.clone(),
+                None if step.operations.is_empty() => {
+                    return Err(PlanError::UnknownStep {
+                        step: step.id.clone(),
+                        scenario: generated.scenario.clone(),
+                        first: generated.steps.first().map(|s| s.id.clone()).unwrap_or_default(),
+                        last: generated.steps.last().map(|s| s.id.clone()).unwrap_or_default(),
+                    });
+                }
+                None => return Err(PlanError::UnknownPhase { step: step.id.clone(), phase: step.phase.clone() }),
             };
-            let edited_field = if step.commands != original.commands {
-                Some("commands")
-            } else if step.after != original.after {
-                Some("after")
-            } else if step.runs_on != original.runs_on {
-                Some("runs_on")
-            } else {
-                None
-            };
-            if let Some(field) = edited_field {
-                return Err(PlanError::EditedStep { step: step.id.clone(), field });
+            if step.operations.is_empty() && !step.commands.is_empty() {
+                return Err(PlanError::CommandsWithoutOperations(step.id.clone()));
             }
-            steps.push(original.clone());
+            taken.derive(t).map_err(|error| PlanError::Operation { step: step.id.clone(), error })?;
+            // The file's commands are a rendering for people: left as exported, left out, or
+            // rendered anew, they are fine; edited by hand they are refused (edit the operation).
+            let runs = |commands: &[Command]| commands.iter().map(|c| c.run.clone()).collect::<Vec<_>>();
+            let as_exported = generated.step(&step.id).is_some_and(|o| runs(&o.commands) == runs(&step.commands));
+            if !(step.commands.is_empty() || as_exported || runs(&step.commands) == runs(&taken.commands)) {
+                let index = (0..step.commands.len().max(taken.commands.len()))
+                    .find(|&i| step.commands.get(i).map(|c| &c.run) != taken.commands.get(i).map(|c| &c.run))
+                    .unwrap_or_default();
+                let text = |c: Option<&Command>| c.map(|c| c.run.clone()).unwrap_or_else(|| "(none)".to_string());
+                return Err(PlanError::EditedCommands {
+                    step: step.id.clone(),
+                    index,
+                    found: text(step.commands.get(index)),
+                    rendered: text(taken.commands.get(index)),
+                });
+            }
+            steps.push(taken);
         }
         let plan = Plan { steps, ..generated.clone() };
         plan.check_order()?;

@@ -337,7 +337,15 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     check_path(&s.config_stack.path, root().key("config_stack").key("path"), "config stack path")?;
     check_name(&s.vm_template.name, root().key("vm_template").key("name"), "template name")?;
     if let Some(issue) = &s.tracking_issue {
-        check_name(issue, root().key("tracking_issue"), "tracking issue")?;
+        // An issue tracker's id: `ops-1234`, `OPS-1234`, `GH_12` (it is a word of `bd close ID`).
+        let safe = !issue.is_empty() && !issue.starts_with('-') && issue.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !safe {
+            return Err(problem(
+                ScenarioErrorKind::UnsafeValue,
+                root().key("tracking_issue"),
+                format!("tracking issue {issue:?} is not allowed: use letters, digits, '-', '_' and '.' (it is used in shell commands)"),
+            ));
+        }
     }
     for (i, flag) in s.config_stack.apiserver_flags.iter().enumerate() {
         check_name(flag, root().key("config_stack").key("apiserver_flags").index(i), "apiserver flag")?;

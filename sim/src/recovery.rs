@@ -43,7 +43,7 @@ pub fn phase_kind(plan: &Plan, phase: &str) -> PhaseKind {
         PhaseKind::LoadBalancer
     } else if has(|a| matches!(a, Action::RefactorConfigStack)) {
         PhaseKind::ConfigStack
-    } else if has(|a| matches!(a, Action::FlipConsumers | Action::FlipKubelet(_))) {
+    } else if has(|a| matches!(a, Action::FlipConsumersOf(_) | Action::FlipKubelet(_))) {
         PhaseKind::Cutover
     } else {
         PhaseKind::After

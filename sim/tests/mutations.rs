@@ -28,6 +28,22 @@ fn harmless(t: &Topology, plan: &Plan, i: usize) -> Option<&'static str> {
     if changing.iter().all(|a| matches!(a, Action::UploadCerts | Action::CreateToken) && earlier(a)) {
         return Some("renews credentials an earlier step made (the TTLs hold without it; expired ones are renewed)");
     }
+    // A later step does the same again, or declares a superset: the effect arrives there.
+    let superseded = |a: &Action| {
+        plan.steps[i + 1..].iter().flat_map(|s| s.actions.iter()).any(|b| match (a, b) {
+            (Action::DeclareLbPool(p), Action::DeclareLbPool(q)) | (Action::DeclareStackHosts(p), Action::DeclareStackHosts(q)) => {
+                p.minus(*q).is_empty()
+            }
+            (
+                Action::ApplyConfigStack | Action::ApplyCronJobs | Action::ApplyRebootGate | Action::ApplyUpgradeChain | Action::DeployLb,
+                b,
+            ) => a == b,
+            _ => false,
+        })
+    };
+    if changing.iter().all(superseded) {
+        return Some("a later step declares or applies the same again (a superset of it): the effect arrives there");
+    }
     if changing == [Action::TakeVmSnapshot] {
         return Some("a VM snapshot: a precaution against a corrupted master disk, which the twin does not model");
     }
@@ -94,4 +110,56 @@ fn deleting_any_state_changing_step_of_the_five_master_plan_fails_check() {
 #[test]
 fn deleting_any_state_changing_step_of_a_kubernetes_1_31_plan_fails_check() {
     every_state_changing_deletion_is_caught(&topology(include_str!("../../scenarios/two-hypervisors.yaml")));
+}
+
+/// The state after `actions` from `c`, or `None` where one is refused.
+fn applied(t: &Topology, c: Cluster, actions: &[Action]) -> Option<Cluster> {
+    actions.iter().try_fold(c, |c, a| action::apply(&c, t, *a).ok())
+}
+
+/// Every pair of adjacent steps swapped in turn: the order check refuses the swap naming both
+/// steps, or the two steps commute in the model (either order leaves the same state), or
+/// `plan check` fails the mutant.
+fn every_adjacent_swap_is_refused_commutes_or_caught(t: &Topology) -> (usize, usize, usize) {
+    let plan = planner::generate(t);
+    let (mut refused, mut commute, mut caught) = (0, 0, 0);
+    let mut before = Cluster::initial(t);
+    for i in 0..plan.steps.len() - 1 {
+        let (a, b) = (&plan.steps[i], &plan.steps[i + 1]);
+        let mut mutant = plan.clone();
+        mutant.steps.swap(i, i + 1);
+        if let Err(e) = mutant.check_order() {
+            let why = e.to_string();
+            assert!(why.contains(&format!("step {}", a.id)) && why.contains(&format!("step {}", b.id)), "{why}");
+            refused += 1;
+        } else {
+            let ab = applied(t, before, &[a.actions.as_slice(), b.actions.as_slice()].concat());
+            let ba = applied(t, before, &[b.actions.as_slice(), a.actions.as_slice()].concat());
+            if ab.is_some() && ab.map(|c| timeless(&c)) == ba.map(|c| timeless(&c)) {
+                commute += 1;
+            } else {
+                assert_eq!(
+                    check(t, &mutant, CheckOptions { depth: 1 }).verdict,
+                    Verdict::Fail,
+                    "{}: swapping {} and {} passes check, though the steps do not commute in the model",
+                    t.scenario.name,
+                    a.id,
+                    b.id
+                );
+                caught += 1;
+            }
+        }
+        before = applied(t, before, &a.actions).expect("the generated plan runs without faults");
+    }
+    (refused, commute, caught)
+}
+
+#[test]
+fn swapping_adjacent_steps_is_refused_commutes_or_fails_check() {
+    for text in [include_str!("../../scenarios/homelab-rightsized.yaml"), include_str!("../../scenarios/five-masters.yaml")] {
+        let t = topology(text);
+        let (refused, commute, caught) = every_adjacent_swap_is_refused_commutes_or_caught(&t);
+        eprintln!("{}: {refused} swaps refused, {commute} commute, {caught} fail check", t.scenario.name);
+        assert!(refused > 20 && commute > 0, "{}: {refused} refused, {commute} commute, {caught} caught", t.scenario.name);
+    }
 }

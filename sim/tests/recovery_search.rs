@@ -31,7 +31,7 @@ fn the_first_master_lost_after_the_cut_over_began_is_held_not_rolled_back_onto()
         let (_, states) = engine.track();
         let m0 = t.existing_master();
         let cutover =
-            plan.steps.iter().position(|s| s.actions.iter().any(|a| matches!(a, Action::FlipConsumers))).expect("a cut-over step");
+            plan.steps.iter().position(|s| s.actions.iter().any(|a| matches!(a, Action::FlipConsumersOf(_)))).expect("a cut-over step");
         let mut placements = 0;
         for (point, before) in states.iter().filter(|(p, _)| p.step as usize >= cutover) {
             let fault = Fault::NodeDown { node: m0, lasts_s: None };

@@ -77,3 +77,30 @@ pub fn remove_steps(plan_yaml: &str, ids: &[&str]) -> String {
     }
     format!("{head}\nsteps:\n{kept}\nrollbacks:\n{tail}")
 }
+
+/// Asserts `out` is a refusal of bad input and returns its message (without the `plan: error: ` prefix).
+#[track_caller]
+pub fn refused(out: &Output) -> String {
+    assert_eq!(out.code, 2, "exit code\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "nothing on stdout for bad input: {}", out.stdout);
+    let message = out.stderr.strip_prefix("plan: error: ").unwrap_or_else(|| panic!("one `plan: error:` line: {:?}", out.stderr));
+    assert_eq!(message.trim_end().lines().count(), 1, "one line, one paragraph: {:?}", out.stderr);
+    message.trim_end().to_string()
+}
+
+/// Replaces exactly one occurrence of `from` (so a mutation cannot silently miss).
+#[track_caller]
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
+    text.replacen(from, to, 1)
+}
+
+/// `line:column` of `key` on the `nth` line (0-based) that contains `needle`, found by plain
+/// string search: an independent check of the located errors.
+#[track_caller]
+pub fn at(text: &str, needle: &str, nth: usize, key: &str) -> String {
+    let (n, line) = text.lines().enumerate().filter(|(_, l)| l.contains(needle)).nth(nth).expect("needle present");
+    let column = line.find(key).expect("key on the line") + 1;
+    format!("{}:{column}", n + 1)
+}

@@ -16,6 +16,8 @@ pub struct Progress {
     pub interrupted: Option<String>,
     /// Commands that finished, per step, with their exit codes.
     pub finished_commands: BTreeMap<String, BTreeMap<usize, Option<i32>>>,
+    /// Commands journalled as started, per step (a started command with no end was cut off).
+    pub started_commands: BTreeMap<String, BTreeSet<usize>>,
     /// The last halt, if the run is halted (cleared by a later successful step or rollback).
     pub halted: Option<Halted>,
     /// The halted step whose recovery ran last, until the run moves on (a step starts).
@@ -61,6 +63,9 @@ impl Progress {
                     p.interrupted = Some(step.clone());
                     p.finished_commands.entry(step.clone()).or_default();
                 }
+                Event::CommandStarted { step, index, .. } => {
+                    p.started_commands.entry(step.clone()).or_default().insert(*index);
+                }
                 Event::CommandFinished { step, index, exit, .. } => {
                     p.finished_commands.entry(step.clone()).or_default().insert(*index, *exit);
                 }
@@ -84,19 +89,24 @@ impl Progress {
                     for undone in reopened {
                         p.completed.remove(undone);
                         p.finished_commands.remove(undone);
+                        p.started_commands.remove(undone);
                     }
                     p.rolled_back = Some(step.clone());
                     p.halted = None;
                     p.interrupted = None;
                 }
                 Event::RunFinished => p.finished = true,
-                Event::PhaseConfirmed { .. }
-                | Event::CommandStarted { .. }
-                | Event::RollbackStarted { .. }
-                | Event::RollbackFinished { .. } => {}
+                Event::PhaseConfirmed { .. } | Event::RollbackStarted { .. } | Event::RollbackFinished { .. } => {}
             }
         }
         p
+    }
+
+    /// Whether command `index` of `step` started and was never journalled as ended: the
+    /// executor died while it ran, so whether it took effect is unknown.
+    pub fn command_cut(&self, step: &str, index: usize) -> bool {
+        let started = self.started_commands.get(step).is_some_and(|s| s.contains(&index));
+        started && !self.finished_commands.get(step).is_some_and(|c| c.contains_key(&index))
     }
 
     /// Whether command `index` of `step` finished with exit 0 (a resume skips it).

@@ -86,7 +86,7 @@ impl Check {
             ChainCoversMasters => "upgrade chain covers every master".to_string(),
             FlagParity => "identical flags on every master".to_string(),
             Acceptance => "acceptance criteria".to_string(),
-            NoJoinSecrets => "no host holds a join secret".to_string(),
+            NoJoinSecrets => "no host holds a join secret and no join token is left valid".to_string(),
         }
     }
 
@@ -192,10 +192,19 @@ impl Check {
                     None => Ok(()),
                 }
             }
-            NoJoinSecrets => match c.join_secrets_on.iter().next() {
-                Some(x) => Err(format!("{} still holds the join command or the certificate key", name(x))),
-                None => Ok(()),
-            },
+            NoJoinSecrets => {
+                if let Some(x) = c.join_secrets_on.iter().next() {
+                    return Err(format!("{} still holds the join command or the certificate key", name(x)));
+                }
+                let ttl_s = t.scenario.kubeadm.token_ttl_h * 3600;
+                match c.token_s.map(|at| c.clock_s.saturating_sub(at)) {
+                    Some(age) if age < ttl_s => Err(format!(
+                        "a join token the plan made is valid for {} more (kubeadm token delete it)",
+                        crate::plan::format_duration(ttl_s - age)
+                    )),
+                    _ => Ok(()),
+                }
+            }
             ConsumersOnVip => {
                 let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
                 (c.consumers_vip == all).then_some(()).ok_or_else(|| "a consumer still uses the direct address".to_string())
@@ -271,5 +280,72 @@ impl ReachExt for observe::Reach {
             observe::Reach::Ok => Ok(()),
             other => Err(other.to_string()),
         }
+    }
+}
+
+/// The checks that name no node, and those that name one: every check there is.
+const CHECKS_OF_THE_CLUSTER: [Check; 17] = [
+    Check::ClusterHealthy,
+    Check::BackupFresh,
+    Check::AddressesFree,
+    Check::KubeadmEndpoint,
+    Check::VipListening,
+    Check::BackendsUp,
+    Check::ViaVip,
+    Check::EtcdMembersVoting,
+    Check::ConsumersOnVip,
+    Check::KubeletsHighlyAvailable,
+    Check::KubeProxyOnVip,
+    Check::BackupRunsAnywhere,
+    Check::GateQuorumAware,
+    Check::ChainCoversMasters,
+    Check::FlagParity,
+    Check::Acceptance,
+    Check::NoJoinSecrets,
+];
+const CHECKS_OF_A_NODE: [fn(NodeIx) -> Check; 7] = [
+    Check::CertHasVip,
+    Check::ServedCertHasVip,
+    Check::ApiserverReady,
+    Check::ReadyToJoin,
+    Check::FlagsOn,
+    Check::NodeReady,
+    Check::KubeletLocal,
+];
+
+impl Check {
+    /// How a plan file names the check: `cluster-healthy`, `node-ready k8s-master-2`.
+    pub fn key(self, t: &Topology) -> String {
+        let debug = format!("{self:?}");
+        let variant = debug.split('(').next().unwrap_or_default();
+        let mut key = String::new();
+        for (i, c) in variant.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                key.push('-');
+            }
+            key.push(c.to_ascii_lowercase());
+        }
+        match crate::action::Action::Verify(self).node() {
+            Some(node) => format!("{key} {}", t.name(node)),
+            None => key,
+        }
+    }
+
+    /// The check a plan file names (see [`Check::key`]).
+    ///
+    /// # Errors
+    /// The key names no check of this cluster; the message lists the check names.
+    pub fn parse(t: &Topology, key: &str) -> Result<Check, String> {
+        let every = CHECKS_OF_THE_CLUSTER
+            .iter()
+            .copied()
+            .chain(CHECKS_OF_A_NODE.iter().flat_map(|check| (0..t.nodes.len()).map(move |i| check(NodeIx(i as u8)))));
+        let key = key.split_whitespace().collect::<Vec<_>>().join(" ");
+        every.into_iter().find(|check| check.key(t) == key).ok_or_else(|| {
+            let mut names: Vec<String> = CHECKS_OF_THE_CLUSTER.iter().map(|c| c.key(t)).collect();
+            names.extend(CHECKS_OF_A_NODE.iter().map(|c| format!("{} NODE", c(NodeIx(0)).key(t).split(' ').next().unwrap_or_default())));
+            names.dedup();
+            format!("no check {key:?}: the checks are {}", names.join(", "))
+        })
     }
 }

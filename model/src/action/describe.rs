@@ -22,15 +22,15 @@ impl Action {
             AddVipDnsRecord => "add DNS A record FQDN -> VIP".to_string(),
             DeleteStaleDnsRecord => "delete the stale per-master DNS record".to_string(),
             RevertDns => "revert the DNS records".to_string(),
-            DeclareLbFrontend => "declare the VIP frontend and apiserver pool in the bootstrap script".to_string(),
+            DeclareLbFrontend => "declare the VIP frontend in the bootstrap script".to_string(),
             RemoveLbFrontend => "remove the VIP frontend and pool from the bootstrap script".to_string(),
-            DeclareLbBackend(x) => format!("declare {} in the apiserver pool", n(x)),
+            DeclareLbPool(pool) => format!("declare the apiserver pool: {}", names(t, pool)),
             RemoveLbBackend(x) => format!("remove {} from the declared pool", n(x)),
             DeployLb => "run the LB bootstrap script (reset to declared state)".to_string(),
             RefactorConfigStack => "config stack (repo): single host -> list of masters".to_string(),
             ApplyConfigStack => "config stack: apply what the repo declares".to_string(),
             RevertConfigStack => "config stack: back to a single host".to_string(),
-            ConfigStackAddHost(x) => format!("config stack: apply apiserver flags on {}", n(x)),
+            DeclareStackHosts(hosts) => format!("config stack (repo): lists {}", names(t, hosts)),
             ConfigStackRemoveHost(x) => format!("config stack: drop {}", n(x)),
             BumpTemplate => "VM template: cluster's Kubernetes version, no worker join for masters".to_string(),
             CreateVm(x) => format!("create and boot VM {}", n(x)),
@@ -44,9 +44,10 @@ impl Action {
             KubeadmReset(x) => format!("kubeadm reset on {}", n(x)),
             DeleteNode(x) => format!("kubectl delete node {}", n(x)),
             ForgetJoinSecrets => "delete the join command and certificate key from every host".to_string(),
+            RevokeJoinTokens => "kubeadm token delete of the join tokens the plan made".to_string(),
             PointKubeProxyAtVip => "kube-proxy ConfigMap: server -> VIP, DaemonSet restarted".to_string(),
             EtcdMemberRemove(x) => format!("etcdctl member remove {}", n(x)),
-            FlipConsumers => "flip every kubeconfig consumer to the VIP".to_string(),
+            FlipConsumersOf(mask) => format!("kubeconfig consumers to the VIP: {}", consumer_names(t, mask)),
             RevertConsumers => "revert every kubeconfig consumer to the direct address".to_string(),
             FlipKubelet(x) => format!("kubelet.conf of {} -> VIP, restart kubelet", n(x)),
             RevertKubelet(x) => format!("kubelet.conf of {} -> direct address, restart kubelet", n(x)),
@@ -62,5 +63,24 @@ impl Action {
             ForceNewCluster(x) => format!("etcd --force-new-cluster on {}", n(x)),
             RestoreSnapshot(x) => format!("etcdctl snapshot restore on {}", n(x)),
         }
+    }
+}
+
+/// `a, b, c`, or `none`.
+fn names(t: &Topology, set: crate::topology::NodeSet) -> String {
+    let list: Vec<&str> = set.iter().map(|x| t.name(x)).collect();
+    if list.is_empty() {
+        "none".to_string()
+    } else {
+        list.join(", ")
+    }
+}
+
+fn consumer_names(t: &Topology, mask: u64) -> String {
+    let list: Vec<&str> = t.consumers.iter().enumerate().filter(|(i, _)| mask & (1u64 << i) != 0).map(|(_, c)| c.name.as_str()).collect();
+    if list.is_empty() {
+        "none".to_string()
+    } else {
+        list.join(", ")
     }
 }

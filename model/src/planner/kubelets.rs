@@ -1,8 +1,9 @@
 //! Phase 4's kubelet steps: what the masters' kubelets name after their joins depends on the
 //! Kubernetes version (docs/facts.md K1, K2).
 
-use super::{cmd, master_phase, strings, StepSpec, WHY_ALL_MASTERS, WHY_SEQUENCE};
-use crate::action::{Action, Check};
+use super::{master_phase, strings, verify, StepSpec, WHY_ALL_MASTERS, WHY_SEQUENCE};
+use crate::action::Check;
+use crate::operation::Operation;
 use crate::plan::RunsOn;
 use crate::topology::{NodeIx, Topology};
 
@@ -13,22 +14,21 @@ pub(super) fn master_kubelet_step(t: &Topology, m0: NodeIx) -> StepSpec<'static>
     let s = &t.scenario;
     let (m0_name, m0_addr) = (t.name(m0), t.node(m0).address);
     let (vip, port, user, zone) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.ssh_user, &s.dns.zone);
-    let ssh = |command: &str| format!("ssh {user}@{m0_name}.{zone} '{command}'");
     if t.kubelet_local_mode {
+        let grep = format!("ssh {user}@{m0_name}.{zone} 'sudo grep server: /etc/kubernetes/kubelet.conf'");
         return StepSpec::new("4.3", format!("Verify {m0_name} kubelet.conf names its own apiserver"), RunsOn::Node(m0_name.to_string()))
-            .commands(vec![cmd(ssh("sudo grep server: /etc/kubernetes/kubelet.conf"))])
+            .ops(vec![verify(t, [Check::KubeletLocal(m0), Check::NodeReady(m0)], [grep])])
             .checks(vec![format!("server: https://{m0_addr}:{port}, its own apiserver")])
-            .actions(vec![Action::Verify(Check::KubeletLocal(m0)), Action::Verify(Check::NodeReady(m0))])
             .after("4.2", WHY_SEQUENCE)
             .note(format!(
                 "the source flips it to the VIP; from Kubernetes 1.33 kubeadm keeps a control-plane kubelet on its local apiserver (ControlPlaneKubeletLocalMode) and its next upgrade would rewrite the VIP back to https://{m0_addr}:{port}"
             ));
     }
     StepSpec::new("4.3", format!("Flip {m0_name} kubelet.conf"), RunsOn::Node(m0_name.to_string()))
-        .commands(vec![cmd(ssh(&format!(
-            "sudo sed -i.bak \"s|server: https://{m0_addr}:{port}|server: https://{vip}:{port}|\" /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet"
-        )))])
-        .actions(vec![Action::FlipKubelet(m0), Action::Verify(Check::NodeReady(m0))])
+        .ops(vec![
+            Operation::KubeletServer { nodes: vec![m0_name.to_string()], server: format!("https://{vip}:{port}"), wait_ready: false },
+            verify(t, [Check::NodeReady(m0)], []),
+        ])
         .after("4.2", WHY_SEQUENCE)
         .disruption(format!("5-10 s NotReady on {m0_name}"))
 }
@@ -40,28 +40,31 @@ pub(super) fn new_masters_kubelet_step(t: &Topology, new_masters: &[NodeIx]) -> 
     let s = &t.scenario;
     let m0_addr = t.node(t.existing_master()).address;
     let (vip, port, user, zone) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.ssh_user, &s.dns.zone);
-    let ssh = |m: NodeIx, command: &str| format!("ssh {user}@{}.{zone} '{command}'", t.name(m));
     let mut step = if t.kubelet_local_mode {
-        let mut actions = Vec::new();
-        for &m in new_masters {
-            actions.push(Action::Verify(Check::KubeletLocal(m)));
-            actions.push(Action::Verify(Check::NodeReady(m)));
-        }
+        let ops = new_masters
+            .iter()
+            .map(|&m| {
+                let grep = format!("ssh {user}@{}.{zone} 'sudo grep server: /etc/kubernetes/kubelet.conf'", t.name(m));
+                verify(t, [Check::KubeletLocal(m), Check::NodeReady(m)], [grep])
+            })
+            .collect();
         StepSpec::new("4.4", "Verify the new masters' kubelet.conf name their own apiserver", RunsOn::Workstation)
-            .commands(new_masters.iter().map(|m| cmd(ssh(*m, "sudo grep server: /etc/kubernetes/kubelet.conf"))).collect())
+            .ops(ops)
             .checks(strings(["each names its own address (kubeadm join, ControlPlaneKubeletLocalMode)"]))
-            .actions(actions)
             .note("the source expects the VIP ('cloud-init join used VIP via controlPlaneEndpoint'): from Kubernetes 1.33 kubeadm join points a control-plane kubelet at its own apiserver")
     } else {
-        let mut actions = Vec::new();
+        let mut ops = Vec::new();
         for &m in new_masters {
-            actions.push(Action::FlipKubelet(m));
-            actions.push(Action::Verify(Check::NodeReady(m)));
+            ops.push(Operation::KubeletServer {
+                nodes: vec![t.name(m).to_string()],
+                server: format!("https://{vip}:{port}"),
+                wait_ready: false,
+            });
+            ops.push(verify(t, [Check::NodeReady(m)], []));
         }
         StepSpec::new("4.4", "Flip the new masters' kubelet.conf to the VIP", RunsOn::Workstation)
-            .commands(new_masters.iter().map(|m| cmd(ssh(*m, &format!("sudo sed -i.bak \"s|server: https://{m0_addr}:{port}|server: https://{vip}:{port}|\" /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet")))).collect())
+            .ops(ops)
             .checks(vec![format!("each names https://{vip}:{port}")])
-            .actions(actions)
             .disruption("5-10 s NotReady per new master")
             .note(format!("the source expects them on the VIP already; before Kubernetes 1.33 kubeadm join writes the server of cluster-info, which still names {m0_addr}:{port}"))
     };

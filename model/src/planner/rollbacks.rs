@@ -1,7 +1,16 @@
 //! The documented rollback procedures (the source plan's rollback section), templated.
 
-use super::{cmd, master_phase};
+use super::master_phase;
+use crate::plan::Command;
 use crate::plan::RollbackProcedure;
+
+fn cmd(run: impl Into<String>) -> Command {
+    Command::shell(run)
+}
+
+fn by_hand(run: impl Into<String>) -> Command {
+    Command::by_hand(run)
+}
 use crate::topology::Topology;
 
 pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
@@ -29,15 +38,15 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             title: "Phase 1 rollback".to_string(),
             when: "a fault in phase 1".to_string(),
             commands: vec![
-                cmd(format!("remove apiserver_proxy_{port} + apiserver_nodes from {} and re-run it", s.load_balancer.bootstrap_script)),
-                cmd(format!("revert the DNS records in {}", s.dns.source)),
+                by_hand(format!("remove apiserver_proxy_{port} + apiserver_nodes from {} and re-run it", s.load_balancer.bootstrap_script)),
+                by_hand(format!("revert the DNS records in {}", s.dns.source)),
             ],
         },
         RollbackProcedure {
             id: "R1.5".to_string(),
             title: "Phase 1.5 rollback".to_string(),
             when: "a fault in phase 1.5".to_string(),
-            commands: vec![cmd(format!(
+            commands: vec![by_hand(format!(
                 "revert {} to the single k8s_master_host variable; cd {repo} && scripts/tg apply {}",
                 s.config_stack.path, s.config_stack.path
             ))],
@@ -51,8 +60,8 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             when: format!("a fault while {name} is added"),
             commands: vec![
                 cmd(format!("on {name}: sudo kubeadm reset --force")),
-                cmd(format!("on a surviving master: etcdctl member remove <id of {name}> (needs quorum)")),
-                cmd(format!("remove {name} from the LB pool and the config stack")),
+                by_hand(format!("on a surviving master: etcdctl member remove <id of {name}> (needs quorum)")),
+                by_hand(format!("remove {name} from the LB pool and the config stack")),
                 cmd(format!("cd {repo} && scripts/tg destroy -target=module.{name}")),
             ],
         });
@@ -62,9 +71,9 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         title: "After phase 4 (clients flipped)".to_string(),
         when: "a fault after the cut-over that the VIP cannot absorb".to_string(),
         commands: vec![
-            cmd("revert the phase 4.1 commit (single revert commit)"),
-            cmd(format!("on every node: sed 's|server: https://{vip}:{port}|server: https://{m0_addr}:{port}|' /etc/kubernetes/kubelet.conf && systemctl restart kubelet")),
-            cmd("controlPlaneEndpoint can stay: harmless on a full rollback"),
+            by_hand("revert the phase 4.1 commit (single revert commit)"),
+            by_hand(format!("on every node: sed 's|server: https://{vip}:{port}|server: https://{m0_addr}:{port}|' /etc/kubernetes/kubelet.conf && systemctl restart kubelet")),
+            by_hand("controlPlaneEndpoint can stay: harmless on a full rollback"),
         ],
     });
     procedures.push(RollbackProcedure {
@@ -72,8 +81,8 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         title: "Quorum recovery from a surviving voter (added by plan)".to_string(),
         when: "etcd lost quorum and the lost member is not coming back: member remove cannot run".to_string(),
         commands: vec![
-            cmd("on the surviving voter: stop etcd, add --force-new-cluster to the etcd manifest, start, then remove the flag"),
-            cmd("kubeadm reset the lost masters and destroy their VMs"),
+            by_hand("on the surviving voter: stop etcd, add --force-new-cluster to the etcd manifest, start, then remove the flag"),
+            by_hand("kubeadm reset the lost masters and destroy their VMs"),
         ],
     });
     procedures.push(RollbackProcedure {
@@ -81,9 +90,9 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         title: "Worst case (etcd corruption / split brain)".to_string(),
         when: "nothing else restores quorum".to_string(),
         commands: vec![
-            cmd(format!("etcdctl snapshot restore of the newest snapshot from {} on {m0}", s.etcd_backup.path)),
-            cmd(format!("rebuild {m0} from the VM snapshot pre-ha-retrofit if needed")),
-            cmd("back to a single master"),
+            by_hand(format!("etcdctl snapshot restore of the newest snapshot from {} on {m0}", s.etcd_backup.path)),
+            by_hand(format!("rebuild {m0} from the VM snapshot pre-ha-retrofit if needed")),
+            by_hand("back to a single master"),
         ],
     });
     procedures

@@ -1,0 +1,81 @@
+//! A resume after the executor died inside a command: the operation that command belongs to
+//! says whether it may simply run again, or its probe must first tell whether it took effect.
+
+use crate::invocation::Invocation;
+use crate::journal::Event;
+use crate::runner::Runner;
+use crate::transport::Request;
+use crate::ExecError;
+use plan_model::operation::Rerun;
+use std::time::Duration;
+
+/// How long a probe may take.
+const PROBE_TIMEOUT_S: u64 = 60;
+
+/// What a resume does with a command the executor died in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CutCommand {
+    /// Running it again is safe, or its probe says it has not taken effect.
+    RunAgain,
+    /// Its probe says it took effect: skip it.
+    TookEffect { probe: String },
+    /// It must not run twice and nothing tells whether it took effect.
+    Unknown { why: String },
+}
+
+impl Runner<'_> {
+    /// Decides what to do with command `j` of step `i`, cut off by the executor's death.
+    ///
+    /// # Errors
+    /// The journal cannot be written, or the guard refused the probe's destination.
+    pub(crate) fn settle_cut_command(&mut self, i: usize, j: usize) -> Result<CutCommand, ExecError> {
+        let step = &self.plan.steps[i];
+        let invocation = &self.compiled[i][j];
+        let Some(operation) = step.operation_of(self.t, invocation.command) else { return Ok(CutCommand::RunAgain) };
+        if operation.rerun() == Rerun::Safe {
+            return Ok(CutCommand::RunAgain);
+        }
+        let shown = invocation.display();
+        let Some(probe) = operation.probe(self.t) else {
+            return Ok(CutCommand::Unknown {
+                why: format!(
+                    "the executor died while `{shown}` ran ({} operation): it must not run twice and nothing tells whether it took effect; \
+                     check on the host, then resume with --rerun-step to run the step again",
+                    operation.name()
+                ),
+            });
+        };
+        let compiler = crate::invocation::Compiler::new(self.t);
+        let probes: Vec<Invocation> = compiler.probe(step, &probe);
+        let mut took_effect = true;
+        for probe_invocation in &probes {
+            let crate::invocation::Work::Shell { place, shell } = &probe_invocation.work else {
+                took_effect = false;
+                break;
+            };
+            let request = Request { step: &step.id, shell, stdin: None, secret: false, timeout: Duration::from_secs(PROBE_TIMEOUT_S) };
+            match self.transport.run(place, &request) {
+                Ok(done) if done.success() => {}
+                Ok(_) => took_effect = false,
+                Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+                Err(e) => {
+                    return Ok(CutCommand::Unknown {
+                        why: format!("the executor died while `{shown}` ran, and its probe `{}` could not run: {e}", probe.run),
+                    })
+                }
+            }
+        }
+        let step_id = step.id.clone();
+        if took_effect {
+            self.journal.append(Event::CommandFinished {
+                step: step_id,
+                index: j,
+                exit: Some(0),
+                duration_ms: 0,
+                output: format!("took effect before the executor died (probe `{}` answered yes)", probe.run),
+            })?;
+            return Ok(CutCommand::TookEffect { probe: probe.run });
+        }
+        Ok(CutCommand::RunAgain)
+    }
+}

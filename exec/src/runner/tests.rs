@@ -1,0 +1,285 @@
+use super::*;
+use crate::transport::Recorder;
+use plan_model::validate::parse_scenario;
+
+/// Says yes to everything.
+pub(super) struct Yes;
+
+impl Operator for Yes {
+    fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+        true
+    }
+    fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
+        true
+    }
+    fn by_hand(&mut self, _step: &Step, _instruction: &str) -> bool {
+        true
+    }
+    fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}
+    fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
+}
+
+/// Records like [`Recorder`], and fails the first command of one step.
+struct FailsAt {
+    step: String,
+    inner: Recorder,
+}
+
+impl Transport for FailsAt {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let done = self.inner.run(place, request)?;
+        Ok(if request.step == self.step { Completed { exit: Some(1), ..done } } else { done })
+    }
+}
+
+pub(super) fn options(resume: bool) -> RunOptions {
+    RunOptions {
+        resume,
+        rerun_step: false,
+        observe: false,
+        command_timeout: Duration::from_secs(1),
+        check_passed: true,
+        override_check: None,
+        probes: Probes::files_only(),
+        host_wait: Duration::ZERO,
+    }
+}
+
+/// The loopback scenario's hosts as the twin starts them, `silent` refusing SSH for its
+/// first `silent_for` connections (a host that reboots), or for good.
+struct Rebooting {
+    t: Topology,
+    silent: String,
+    silent_for: usize,
+    tried: usize,
+}
+
+impl Transport for Rebooting {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let Place::Host(host) = place else {
+            return Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO });
+        };
+        if host.name == self.silent && self.tried < self.silent_for {
+            return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".to_string() });
+        }
+        // The apiserver cert the observer reads: the existing master's, without the VIP.
+        let stdout = if request.shell.contains("subjectAltName") {
+            format!("X509v3 Subject Alternative Name:\n    DNS:{}, IP Address:{}\n", host.name, host.address)
+        } else {
+            String::new()
+        };
+        Ok(Completed { exit: Some(0), stdout, stderr: String::new(), duration: Duration::ZERO })
+    }
+
+    fn read_file(&mut self, host: &crate::target::HostTarget, _path: &str) -> Result<crate::transport::FileRead, ExecError> {
+        if host.name == self.silent {
+            self.tried += 1;
+            if self.tried <= self.silent_for {
+                return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".to_string() });
+            }
+        }
+        let master = self.t.node(self.t.existing_master()).address;
+        Ok(crate::transport::FileRead::Present(format!("    server: https://{master}:6443\n")))
+    }
+}
+
+fn loopback_first_step() -> (Topology, Plan) {
+    let t = Topology::new(&parse_scenario(include_str!("../../../scenarios/loopback.yaml")).expect("the loopback scenario is valid"));
+    let mut plan = plan_model::planner::generate(&t);
+    plan.steps.truncate(1);
+    (t, plan)
+}
+
+fn waiting(seconds: u64) -> RunOptions {
+    RunOptions { observe: true, host_wait: Duration::from_secs(seconds), ..options(false) }
+}
+
+#[test]
+fn a_host_that_answers_again_within_the_wait_lets_the_run_go_on() {
+    let (t, plan) = loopback_first_step();
+    let mut transport = Rebooting { t: t.clone(), silent: "lab-wk-1".to_string(), silent_for: 1, tried: 0 };
+    let mut journal = Journal::in_memory();
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(2)).run().unwrap();
+    assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+    let waited = journal
+        .records
+        .iter()
+        .any(|r| matches!(&r.event, Event::Observed { when, drift, .. } if when == "after-waiting" && drift.is_empty()));
+    assert!(waited, "the wait and its clean look are journalled");
+}
+
+#[test]
+fn a_host_still_silent_after_the_wait_is_taken_as_dead_and_the_run_halts() {
+    let (t, plan) = loopback_first_step();
+    let mut transport = Rebooting { t: t.clone(), silent: "lab-wk-1".to_string(), silent_for: usize::MAX, tried: 0 };
+    let mut journal = Journal::in_memory();
+    let started = std::time::Instant::now();
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(1)).run().unwrap();
+    let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
+    assert!(halt.drift.iter().any(|d| d.node == "lab-wk-1"), "{:?}", halt.drift);
+    assert!(transport.tried >= 2, "looked again: {}", transport.tried);
+}
+
+pub(super) fn homelab() -> (Topology, Plan) {
+    let t = Topology::new(&parse_scenario(include_str!("../../../scenarios/homelab.yaml")).expect("the homelab is valid"));
+    let plan = plan_model::planner::generate(&t);
+    (t, plan)
+}
+
+#[test]
+fn a_resume_after_a_rollback_runs_the_undone_steps_again() {
+    let (t, plan) = homelab();
+    let i = plan.steps.iter().position(|s| s.phase == "4" && s.id != "4.1").expect("a cut-over step after the first");
+    let halted_at = plan.steps[i].id.clone();
+    let mut journal = Journal::in_memory();
+    let mut transport = FailsAt { step: halted_at.clone(), inner: Recorder::default() };
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(false)).run().unwrap();
+    assert!(matches!(outcome, Outcome::Halted(ref h) if h.step == halted_at), "{outcome:?}");
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(true)).rollback().unwrap();
+    let RollbackOutcome::Done { reopened, .. } = outcome else { panic!("{outcome:?}") };
+    let phase: Vec<String> = plan.steps[..=i].iter().filter(|s| s.phase == "4").map(|s| s.id.clone()).collect();
+    assert_eq!(reopened, phase);
+    let progress = Progress::from_records(&journal.records);
+    assert!(phase.iter().all(|id| !progress.completed.contains(id)), "pending again: {progress:?}");
+
+    let mut resumed = Recorder::default();
+    let outcome = Runner::new(&t, &plan, &mut resumed, &mut journal, &mut Yes, options(true)).run().unwrap();
+    assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+    for id in &phase {
+        assert!(resumed.commands.iter().any(|c| c.step == *id), "{id} ran again");
+    }
+    assert!(
+        !resumed.commands.iter().any(|c| plan.steps.iter().position(|s| s.id == c.step) < plan.steps.iter().position(|s| s.id == phase[0])),
+        "nothing before the phase ran again"
+    );
+    let progress = Progress::from_records(&journal.records);
+    assert!(progress.finished && progress.rolled_back.is_none(), "the current truth: {progress:?}");
+}
+
+#[test]
+fn the_undone_steps_are_those_the_recovery_takes_the_twin_back_over() {
+    // Checked two ways: the steps `reopened_by` names, and the state the twin's recovery
+    // leaves: the state before the first of them.
+    let (t, plan) = homelab();
+    let (mut transport, mut journal, mut operator) = (Recorder::default(), Journal::in_memory(), Yes);
+    let runner = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(false));
+    let mut checked = 0;
+    for i in 0..plan.steps.len() {
+        let recovery = runner.recovery_for(i, runner.prediction.after(i));
+        let reopened = reopened_by(&plan, i, &recovery.kind);
+        let first = plan.steps.iter().position(|s| s.id == reopened[0]).expect("a step of the plan");
+        if matches!(recovery.kind, RecoveryKind::Rollback { .. }) {
+            let before = runner.prediction.before(first);
+            // What a rollback leaves behind on purpose, and a re-run of the steps makes again:
+            // the VM snapshot, the cert backup, the template check, uploaded certs, a token.
+            let mut undone = recovery.expected;
+            undone.clock_s = before.clock_s;
+            undone.vm_snapshot = before.vm_snapshot;
+            undone.cert_backup = before.cert_backup;
+            undone.template_version_ok = before.template_version_ok;
+            undone.certs_uploaded_s = before.certs_uploaded_s;
+            undone.token_s = before.token_s;
+            let diff = plan_model::diff::state_diff(before, &undone, &t);
+            assert!(diff.is_empty(), "halt in {} reopens {reopened:?}, but the recovery leaves {diff:?}", plan.steps[i].id);
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "{checked} rollback points");
+}
+
+/// Records like [`Recorder`]; the join's probe answers `took_effect`.
+struct Probed {
+    took_effect: bool,
+    inner: Recorder,
+}
+
+impl Transport for Probed {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let done = self.inner.run(place, request)?;
+        let probe = request.shell == "sudo test -e /etc/kubernetes/kubelet.conf";
+        Ok(if probe && !self.took_effect { Completed { exit: Some(1), ..done } } else { done })
+    }
+}
+
+/// A journal as the executor leaves it when it dies inside the first command of operation
+/// `op` of `step`: the command started, nothing after.
+fn died_inside(t: &Topology, plan: &Plan, step: &str, op: &str) -> Journal {
+    let mut journal = Journal::in_memory();
+    let outcome = Runner::new(t, plan, &mut Recorder::default(), &mut journal, &mut Yes, options(false)).run().unwrap();
+    assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+    let i = plan.steps.iter().position(|s| s.id == step).expect("the step");
+    let command = (0..plan.steps[i].commands.len()).find(|&c| plan.steps[i].operation_of(t, c).is_some_and(|o| o.name() == op));
+    let mut compiler = Compiler::new(t);
+    let invocations: Vec<Invocation> = plan.steps[..=i].iter().map(|s| compiler.step(s)).last().unwrap_or_default();
+    let j = invocations.iter().position(|inv| Some(inv.command) == command && !matches!(inv.work, crate::invocation::Work::Relay { .. }));
+    let j = j.expect("the operation's command");
+    // Keep everything up to the command's start; the executor died there.
+    let cut = journal
+        .records
+        .iter()
+        .position(|r| matches!(&r.event, Event::CommandStarted { step: s, index, .. } if s == step && *index == j))
+        .expect("the command started");
+    journal.records.truncate(cut + 1);
+    journal
+}
+
+#[test]
+fn a_join_cut_off_by_the_executors_death_is_probed_and_not_run_twice() {
+    let (t, plan) = homelab();
+    for (took_effect, runs_again) in [(true, false), (false, true)] {
+        let mut journal = died_inside(&t, &plan, "2.5", "join");
+        let mut transport = Probed { took_effect, inner: Recorder::default() };
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(true)).run().unwrap();
+        assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+        let in_25: Vec<&str> = transport.inner.commands.iter().filter(|c| c.step == "2.5").map(|c| c.shell.as_str()).collect();
+        assert!(in_25.iter().any(|c| c.contains("test -e /etc/kubernetes/kubelet.conf")), "probed: {in_25:?}");
+        assert_eq!(in_25.iter().any(|c| c.contains("--control-plane")), runs_again, "took effect {took_effect}: {in_25:?}");
+    }
+}
+
+#[test]
+fn a_command_that_may_run_twice_is_run_again_without_a_probe() {
+    let (t, plan) = homelab();
+    let mut journal = died_inside(&t, &plan, "2.3", "upload-certs");
+    let mut transport = Probed { took_effect: false, inner: Recorder::default() };
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(true)).run().unwrap();
+    assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+    let in_23: Vec<&str> = transport.inner.commands.iter().filter(|c| c.step == "2.3").map(|c| c.shell.as_str()).collect();
+    assert_eq!(in_23.len(), 1, "the upload ran once more, nothing probed: {in_23:?}");
+}
+
+#[test]
+fn a_shell_operation_cut_off_halts_with_the_choices() {
+    let (t, mut plan) = homelab();
+    let i = plan.steps.iter().position(|s| s.id == "6.3").expect("6.3");
+    plan.steps[i].operations.insert(0, plan_model::operation::Operation::Shell { run: "scripts/publish-docs".to_string() });
+    plan.steps[i].derive(&t).expect("a shell operation fits");
+    let mut journal = died_inside(&t, &plan, "6.3", "shell");
+    let mut transport = Probed { took_effect: true, inner: Recorder::default() };
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(true)).run().unwrap();
+    let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(halt.step, "6.3");
+    assert!(halt.reason.contains("must not run twice") && halt.reason.contains("--rerun-step"), "{}", halt.reason);
+    assert!(!transport.inner.commands.iter().any(|c| c.shell.contains("publish-docs")), "not run blindly");
+}
+
+#[test]
+fn every_step_watches_etcd_the_load_balancer_and_the_api_once_they_exist() {
+    let (t, plan) = homelab();
+    let mut journal = Journal::in_memory();
+    let mut transport = Recorder::default();
+    let mut operator = Yes;
+    let runner = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(false));
+    for (i, step) in plan.steps.iter().enumerate() {
+        let scope = runner.scope(i);
+        assert!(scope.etcd && scope.kube && scope.files, "{}: {scope:?}", step.id);
+        let frontend = runner.prediction.before(i).lb_running.frontend;
+        assert!(scope.lb || !frontend, "{}: the load balancer is watched once its frontend runs", step.id);
+    }
+    // A step that touches neither etcd nor the load balancer (4.2 flips kubelets) still reads both.
+    let flip = plan.steps.iter().position(|s| s.id == "4.2").expect("4.2");
+    let concerned = Scope::of_step(runner.prediction.before(flip), runner.prediction.after(flip), &plan.steps[flip].actions);
+    assert!(!concerned.etcd && !concerned.lb, "4.2 alone concerns neither: {concerned:?}");
+    assert!(runner.scope(flip).etcd && runner.scope(flip).lb);
+}

@@ -1,0 +1,432 @@
+//! The plan's operations: what a step does, typed, with its parameters.
+//!
+//! A step is a list of operations. Each operation defines in one place what the twin applies
+//! ([`Operation::effect`], a list of [`Action`]s), the commands it runs ([`Operation::render`], the
+//! only source of command text for `show`, `execute` and the lab), how to tell on the real hosts
+//! whether it already took effect ([`Operation::probe`]), what undoes it ([`Operation::undo`]) and
+//! whether running it twice is safe ([`Operation::rerun`]). The plan file holds the operations:
+//! a user who changes a parameter changes both what the twin proves and what runs.
+//!
+//! Nodes are named by their scenario names; an operation that names no node of the cluster, or a
+//! node of the wrong kind, is refused with an [`OperationError`].
+
+use crate::action::{Action, Check};
+use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
+use serde::{Deserialize, Serialize};
+
+mod render;
+pub use render::{kubelet_server_shell, Probe};
+
+/// A stack of the infra repo that `scripts/tg apply` applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "stack")]
+pub enum IacStack {
+    /// The DNS server's module: its records follow the repo.
+    Dns,
+    /// The VM template's module.
+    Template,
+    /// A master VM's module: the VM is created and boots.
+    Vm { node: String },
+    /// The config stack (apiserver flags on the masters it lists).
+    ConfigStack,
+    /// The portal stack, which reads the cluster's kubeconfig.
+    Portal,
+    /// The stack of the etcd backup and defrag CronJobs.
+    CronJobs,
+    /// The reboot gate's stack (kured).
+    RebootGate,
+    /// The upgrade chain's stack.
+    UpgradeChain,
+}
+
+/// One typed operation of a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "op", deny_unknown_fields)]
+pub enum Operation {
+    /// Read-only commands that confirm `checks` ([`Check::key`] names); the twin verifies each.
+    Verify {
+        checks: Vec<String>,
+        #[serde(default)]
+        run: Vec<String>,
+    },
+    /// A hypervisor snapshot of a VM (`qm snapshot`).
+    VmSnapshot { node: String, name: String },
+    /// `kubeadm-config` saved to a file on the first master.
+    BackupKubeadmConfig { to: String },
+    /// A kubeadm config with `controlPlaneEndpoint` and the VIP SANs written by hand to `file`.
+    PrepareKubeadmConfig { file: String },
+    /// `kubeadm init phase upload-config` of `file`: kubeadm-config takes the endpoint.
+    UploadKubeadmConfig { file: String },
+    /// The apiserver's cert and key moved to the directory `to`.
+    MoveCertAside { node: String, to: String },
+    /// `kubeadm init phase certs apiserver` from `config`.
+    GenerateCert { node: String, config: String },
+    /// The VIP as an alias on the load balancer's interface, by hand.
+    ReserveVip,
+    /// The DNS records edited in the repo: FQDN -> VIP, stale per-master records deleted.
+    DeclareDnsRecords,
+    /// The bootstrap script declares the VIP frontend and the apiserver pool `pool`.
+    DeclareLbFrontend { pool: Vec<String> },
+    /// The bootstrap script's apiserver pool becomes `pool`.
+    DeclareLbPool { pool: Vec<String> },
+    /// The bootstrap script copied to the load balancer and run (reset to the declared state).
+    DeployLb,
+    /// The config stack refactored to loop over a list of masters.
+    ConfigStackToList,
+    /// The config stack's list of masters set to `hosts`.
+    ConfigStackHosts { hosts: Vec<String> },
+    /// The kubeconfig default of the config stack set to `address`.
+    ConfigStackServer { address: String },
+    /// The VM template's edits: the cluster's Kubernetes version, no worker join for masters.
+    EditTemplate,
+    /// A master VM's module added to the repo.
+    DeclareVm { node: String },
+    /// `scripts/tg apply` of one stack: its live state follows what the repo declares.
+    IacApply(IacStack),
+    /// `kubeadm init phase upload-certs`; the certificate key kept in a root-only file.
+    UploadCerts,
+    /// `kubeadm token create --print-join-command`, kept in a root-only file.
+    CreateToken,
+    /// `kubeadm join --control-plane` on a new master with the kept join command and key.
+    Join { node: String },
+    /// Every consumer listed edited to name `server`.
+    KubeconfigConsumers { consumers: Vec<String>, server: String },
+    /// The repo searched for the first master's address: none may be left.
+    NoLeftoverAddress,
+    /// `git commit -am MESSAGE && git push` in the infra repo.
+    GitCommit { message: String },
+    /// kubelet.conf on `nodes` set to `server` and kubelet restarted; with `wait_ready`, one
+    /// node at a time, each waited Ready.
+    KubeletServer {
+        nodes: Vec<String>,
+        server: String,
+        #[serde(default)]
+        wait_ready: bool,
+    },
+    /// The join tokens the plan made revoked, the join command and certificate key deleted from `nodes`.
+    ForgetJoinSecrets { nodes: Vec<String> },
+    /// kube-proxy's kubeconfig set to `server` and its DaemonSet restarted.
+    KubeProxyServer { server: String },
+    /// The etcd CronJobs `jobs` take any control-plane node instead of their pin.
+    CronJobsOnControlPlane { jobs: Vec<String> },
+    /// `kubectl create job --from=cronjob/CRONJOB JOB`.
+    RunJob { namespace: String, cronjob: String, job: String },
+    /// The reboot gate blocks a reboot while `block_at_or_below` control-plane nodes or fewer are Ready.
+    RebootGateRule { block_at_or_below: u32 },
+    /// The upgrade chain discovers the masters and drains one only while more than
+    /// `require_ready_above` are Ready.
+    UpgradeChainLoop { require_ready_above: u32 },
+    /// The upgrade chain's preflight and master phase take any control-plane node.
+    UpgradeChainAnyMaster,
+    /// `kubectl drain`.
+    Drain { node: String },
+    /// A reboot watched through the VIP until the node is Ready again.
+    Reboot { node: String },
+    /// `kubectl uncordon`.
+    Uncordon { node: String },
+    /// The tracking issue closed.
+    CloseIssue,
+    /// Something a person does that the twin does not model; listed as unverified.
+    ByHand { instruction: String },
+    /// A shell command the twin does not model: it assumes the command changes nothing, and
+    /// `plan check` lists it as unverified.
+    Shell { run: String },
+}
+
+/// Whether an operation may run again after an interruption left it unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rerun {
+    /// Running it twice leaves the same state.
+    Safe,
+    /// A second run fails or destroys something: its probe decides.
+    ProbeFirst,
+}
+
+/// Why an operation cannot be used in this cluster.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperationError {
+    #[error("{op}: no node {name:?} in the scenario")]
+    UnknownNode { op: &'static str, name: String },
+    #[error("{op}: {name} is {kind}, the operation needs {needs}")]
+    WrongKind { op: &'static str, name: String, kind: &'static str, needs: &'static str },
+    #[error("{op}: no consumer {name:?} in the scenario")]
+    UnknownConsumer { op: &'static str, name: String },
+    #[error("verify: {0}")]
+    UnknownCheck(String),
+    #[error("{op}: server {server:?} is neither the VIP (https://{vip}) nor a master's address")]
+    UnknownServer { op: &'static str, server: String, vip: String },
+}
+
+/// Where a kubeconfig's server points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Vip,
+    Node(NodeIx),
+}
+
+impl Operation {
+    /// The operation's name in the plan file (`kubelet-server`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Verify { .. } => "verify",
+            Operation::VmSnapshot { .. } => "vm-snapshot",
+            Operation::BackupKubeadmConfig { .. } => "backup-kubeadm-config",
+            Operation::PrepareKubeadmConfig { .. } => "prepare-kubeadm-config",
+            Operation::UploadKubeadmConfig { .. } => "upload-kubeadm-config",
+            Operation::MoveCertAside { .. } => "move-cert-aside",
+            Operation::GenerateCert { .. } => "generate-cert",
+            Operation::ReserveVip => "reserve-vip",
+            Operation::DeclareDnsRecords => "declare-dns-records",
+            Operation::DeclareLbFrontend { .. } => "declare-lb-frontend",
+            Operation::DeclareLbPool { .. } => "declare-lb-pool",
+            Operation::DeployLb => "deploy-lb",
+            Operation::ConfigStackToList => "config-stack-to-list",
+            Operation::ConfigStackHosts { .. } => "config-stack-hosts",
+            Operation::ConfigStackServer { .. } => "config-stack-server",
+            Operation::EditTemplate => "edit-template",
+            Operation::DeclareVm { .. } => "declare-vm",
+            Operation::IacApply(_) => "iac-apply",
+            Operation::UploadCerts => "upload-certs",
+            Operation::CreateToken => "create-token",
+            Operation::Join { .. } => "join",
+            Operation::KubeconfigConsumers { .. } => "kubeconfig-consumers",
+            Operation::NoLeftoverAddress => "no-leftover-address",
+            Operation::GitCommit { .. } => "git-commit",
+            Operation::KubeletServer { .. } => "kubelet-server",
+            Operation::ForgetJoinSecrets { .. } => "forget-join-secrets",
+            Operation::KubeProxyServer { .. } => "kube-proxy-server",
+            Operation::CronJobsOnControlPlane { .. } => "cron-jobs-on-control-plane",
+            Operation::RunJob { .. } => "run-job",
+            Operation::RebootGateRule { .. } => "reboot-gate-rule",
+            Operation::UpgradeChainLoop { .. } => "upgrade-chain-loop",
+            Operation::UpgradeChainAnyMaster => "upgrade-chain-any-master",
+            Operation::Drain { .. } => "drain",
+            Operation::Reboot { .. } => "reboot",
+            Operation::Uncordon { .. } => "uncordon",
+            Operation::CloseIssue => "close-issue",
+            Operation::ByHand { .. } => "by-hand",
+            Operation::Shell { .. } => "shell",
+        }
+    }
+
+    /// What the twin applies for the operation, in order.
+    ///
+    /// # Errors
+    /// A parameter names nothing of this cluster, or a node of the wrong kind.
+    pub fn effect(&self, t: &Topology) -> Result<Vec<Action>, OperationError> {
+        let op = self.name();
+        let node = |name: &str| node_named(t, op, name);
+        let master = |name: &str| master_named(t, op, name);
+        let new_master = |name: &str| {
+            let x = node(name)?;
+            match t.node(x).kind {
+                NodeKind::NewMaster => Ok(x),
+                kind => Err(OperationError::WrongKind { op, name: name.to_string(), kind: kind_name(kind), needs: "a new master" }),
+            }
+        };
+        let set = |names: &[String], one: &dyn Fn(&str) -> Result<NodeIx, OperationError>| {
+            names.iter().try_fold(NodeSet::EMPTY, |set, name| Ok::<_, OperationError>(set.with(one(name)?)))
+        };
+        let quorum = t.target_masters().len() / 2 + 1;
+        Ok(match self {
+            Operation::Verify { checks, .. } => checks
+                .iter()
+                .map(|key| Check::parse(t, key).map(Action::Verify).map_err(OperationError::UnknownCheck))
+                .collect::<Result<_, _>>()?,
+            Operation::VmSnapshot { node: name, .. } => {
+                node(name)?;
+                vec![Action::TakeVmSnapshot]
+            }
+            Operation::UploadKubeadmConfig { .. } => vec![Action::PatchKubeadmConfig],
+            Operation::MoveCertAside { node: name, .. } => vec![Action::MoveCertAside(master(name)?)],
+            Operation::GenerateCert { node: name, .. } => vec![Action::GenerateCert(master(name)?)],
+            Operation::ReserveVip => vec![Action::ReserveVip],
+            Operation::DeclareLbFrontend { pool } => vec![Action::DeclareLbFrontend, Action::DeclareLbPool(set(pool, &master)?)],
+            Operation::DeclareLbPool { pool } => vec![Action::DeclareLbPool(set(pool, &master)?)],
+            Operation::DeployLb => vec![Action::DeployLb],
+            Operation::ConfigStackToList => vec![Action::RefactorConfigStack],
+            Operation::ConfigStackHosts { hosts } => vec![Action::DeclareStackHosts(set(hosts, &master)?)],
+            Operation::IacApply(stack) => match stack {
+                IacStack::Dns => vec![Action::AddVipDnsRecord, Action::DeleteStaleDnsRecord],
+                IacStack::Template => vec![Action::BumpTemplate],
+                IacStack::Vm { node: name } => vec![Action::CreateVm(new_master(name)?)],
+                IacStack::ConfigStack => vec![Action::ApplyConfigStack],
+                IacStack::CronJobs => vec![Action::ApplyCronJobs],
+                IacStack::RebootGate => vec![Action::ApplyRebootGate],
+                IacStack::UpgradeChain => vec![Action::ApplyUpgradeChain],
+                IacStack::Portal => vec![],
+            },
+            Operation::UploadCerts => vec![Action::UploadCerts],
+            Operation::CreateToken => vec![Action::CreateToken],
+            Operation::Join { node: name } => {
+                let x = new_master(name)?;
+                vec![Action::EtcdMemberAdd(x), Action::EtcdStart(x), Action::EtcdPromote(x), Action::ControlPlaneUp(x)]
+            }
+            Operation::KubeconfigConsumers { consumers, server } => {
+                let mut mask = 0u64;
+                for name in consumers {
+                    let i = t
+                        .consumers
+                        .iter()
+                        .position(|c| &c.name == name)
+                        .ok_or_else(|| OperationError::UnknownConsumer { op, name: name.clone() })?;
+                    mask |= 1 << i;
+                }
+                match server_named(t, op, server)? {
+                    Server::Vip => vec![Action::FlipConsumersOf(mask)],
+                    Server::Node(_) => vec![],
+                }
+            }
+            Operation::KubeletServer { nodes, server, wait_ready } => {
+                let target = server_named(t, op, server)?;
+                let mut actions = Vec::new();
+                for name in nodes {
+                    let x = node(name)?;
+                    actions.push(match target {
+                        Server::Vip => Action::FlipKubelet(x),
+                        Server::Node(_) => Action::RevertKubelet(x),
+                    });
+                    if *wait_ready {
+                        actions.push(Action::Verify(Check::NodeReady(x)));
+                    }
+                }
+                actions
+            }
+            Operation::ForgetJoinSecrets { nodes } => {
+                set(nodes, &master)?;
+                vec![Action::RevokeJoinTokens, Action::ForgetJoinSecrets]
+            }
+            Operation::KubeProxyServer { server } => match server_named(t, op, server)? {
+                Server::Vip => vec![Action::PointKubeProxyAtVip],
+                Server::Node(_) => vec![],
+            },
+            Operation::CronJobsOnControlPlane { jobs } => {
+                let pinned = t.scenario.cronjobs.iter().filter(|j| j.pinned_to.is_some());
+                let covered = pinned.clone().all(|j| jobs.contains(&j.name));
+                if covered {
+                    vec![Action::DeclareCronJobsOnControlPlane]
+                } else {
+                    vec![]
+                }
+            }
+            // A reboot must leave quorum Ready: the gate blocks at quorum or fewer.
+            Operation::RebootGateRule { block_at_or_below } => {
+                if *block_at_or_below >= quorum {
+                    vec![Action::DeclareGateQuorumCheck]
+                } else {
+                    vec![]
+                }
+            }
+            Operation::UpgradeChainLoop { require_ready_above } => {
+                if *require_ready_above >= quorum {
+                    vec![Action::DeclareChainMasterLoop]
+                } else {
+                    vec![]
+                }
+            }
+            Operation::UpgradeChainAnyMaster => vec![Action::DeclareChainAnyMaster],
+            Operation::Reboot { node: name } => {
+                let x = node(name)?;
+                vec![Action::Shutdown(x), Action::Verify(Check::ViaVip), Action::Boot(x), Action::Verify(Check::ApiserverReady(x))]
+            }
+            Operation::Drain { node: name } | Operation::Uncordon { node: name } | Operation::DeclareVm { node: name } => {
+                node(name)?;
+                vec![]
+            }
+            Operation::BackupKubeadmConfig { .. }
+            | Operation::PrepareKubeadmConfig { .. }
+            | Operation::DeclareDnsRecords
+            | Operation::ConfigStackServer { .. }
+            | Operation::EditTemplate
+            | Operation::NoLeftoverAddress
+            | Operation::GitCommit { .. }
+            | Operation::RunJob { .. }
+            | Operation::CloseIssue
+            | Operation::ByHand { .. }
+            | Operation::Shell { .. } => vec![],
+        })
+    }
+
+    /// Whether the twin cannot know what the operation does: `plan check` lists it as unverified.
+    pub fn is_opaque(&self) -> bool {
+        matches!(self, Operation::Shell { .. } | Operation::ByHand { .. })
+    }
+
+    /// Whether running the operation a second time is safe.
+    pub fn rerun(&self) -> Rerun {
+        match self {
+            // A second snapshot of the same name fails; a second move overwrites the backup with
+            // the new cert; a second join fails its preflight on a joined node; a second commit
+            // has nothing to commit; a second job of one name already exists.
+            Operation::VmSnapshot { .. }
+            | Operation::BackupKubeadmConfig { .. }
+            | Operation::MoveCertAside { .. }
+            | Operation::Join { .. }
+            | Operation::GitCommit { .. }
+            | Operation::RunJob { .. }
+            | Operation::Shell { .. } => Rerun::ProbeFirst,
+            _ => Rerun::Safe,
+        }
+    }
+
+    /// What undoes the operation, where one operation does.
+    pub fn undo(&self, t: &Topology) -> Option<Operation> {
+        let m0 = t.name(t.existing_master()).to_string();
+        let direct = format!("https://{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port);
+        match self {
+            Operation::KubeletServer { nodes, wait_ready, .. } => {
+                Some(Operation::KubeletServer { nodes: nodes.clone(), server: direct, wait_ready: *wait_ready })
+            }
+            Operation::KubeconfigConsumers { consumers, .. } => {
+                Some(Operation::KubeconfigConsumers { consumers: consumers.clone(), server: direct })
+            }
+            Operation::KubeProxyServer { .. } => Some(Operation::KubeProxyServer { server: direct }),
+            Operation::DeclareLbPool { .. } => Some(Operation::DeclareLbPool { pool: vec![m0] }),
+            Operation::ConfigStackHosts { .. } => Some(Operation::ConfigStackHosts { hosts: vec![m0] }),
+            Operation::Drain { node } => Some(Operation::Uncordon { node: node.clone() }),
+            _ => None,
+        }
+    }
+}
+
+fn kind_name(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::ExistingMaster => "the existing master",
+        NodeKind::NewMaster => "a new master",
+        NodeKind::Worker => "a worker",
+    }
+}
+
+fn node_named(t: &Topology, op: &'static str, name: &str) -> Result<NodeIx, OperationError> {
+    t.nodes
+        .iter()
+        .position(|n| n.name == name)
+        .map(|i| NodeIx(i as u8))
+        .ok_or_else(|| OperationError::UnknownNode { op, name: name.to_string() })
+}
+
+fn master_named(t: &Topology, op: &'static str, name: &str) -> Result<NodeIx, OperationError> {
+    let x = node_named(t, op, name)?;
+    match t.node(x).kind {
+        NodeKind::Worker => Err(OperationError::WrongKind { op, name: name.to_string(), kind: "a worker", needs: "a master" }),
+        _ => Ok(x),
+    }
+}
+
+/// `https://VIP:PORT` or `https://FQDN:PORT` is the VIP; `https://ADDRESS:PORT` a master's apiserver.
+fn server_named(t: &Topology, op: &'static str, server: &str) -> Result<Server, OperationError> {
+    let e = &t.scenario.control_plane_endpoint;
+    if server == format!("https://{}:{}", e.vip, e.port) || server == format!("https://{}:{}", e.fqdn, e.port) {
+        return Ok(Server::Vip);
+    }
+    let master = t.nodes.iter().position(|n| n.kind != NodeKind::Worker && server == format!("https://{}:{}", n.address, e.port));
+    master.map(|i| Server::Node(NodeIx(i as u8))).ok_or_else(|| OperationError::UnknownServer {
+        op,
+        server: server.to_string(),
+        vip: format!("{}:{}", e.vip, e.port),
+    })
+}
+
+#[cfg(test)]
+mod tests;

