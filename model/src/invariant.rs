@@ -287,3 +287,50 @@ pub fn first_broken(c: &Cluster, t: &Topology, class: InvariantClass) -> Option<
 pub fn broken(c: &Cluster, t: &Topology) -> Vec<(&'static Invariant, String)> {
     INVARIANTS.iter().filter_map(|i| i.holds(c, t).err().map(|why| (i, why))).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::Fault;
+    use crate::planner;
+    use crate::validate::parse_scenario;
+
+    /// `broken` (no words) and `explain` (the message) agree on every state of every scenario's
+    /// plan, each struck by every fault: the exploration asks one, the report the other.
+    #[test]
+    fn the_verdict_without_words_agrees_with_the_message() {
+        let scenarios = [
+            include_str!("../../scenarios/homelab.yaml"),
+            include_str!("../../scenarios/five-masters.yaml"),
+            include_str!("../../scenarios/legacy-1.28.yaml"),
+            include_str!("../../scenarios/two-hypervisors.yaml"),
+        ];
+        let (mut broken, mut holding) = (0, 0);
+        for text in scenarios {
+            let t = Topology::new(&parse_scenario(text).expect("the scenario is valid"));
+            let plan = planner::generate(&t);
+            let mut c = Cluster::initial(&t);
+            let mut states = vec![c];
+            for a in plan.steps.iter().flat_map(|s| s.actions.iter()) {
+                if let Ok(next) = crate::action::apply(&c, &t, *a) {
+                    c = next;
+                    states.push(c);
+                }
+            }
+            for state in &states {
+                for struck in std::iter::once(*state).chain(Fault::all(&t).into_iter().map(|f| f.strike(state, &t))) {
+                    for inv in INVARIANTS {
+                        let verdict = (inv.broken)(&struck, &t);
+                        assert_eq!(verdict, (inv.explain)(&struck, &t).is_some(), "{}", inv.name);
+                        if verdict {
+                            broken += 1;
+                        } else {
+                            holding += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(broken > 0 && holding > 0, "both verdicts met: {broken} broken, {holding} holding");
+    }
+}

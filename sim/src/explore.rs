@@ -169,20 +169,10 @@ fn faults_at(all: &[Fault], point: Point) -> impl Iterator<Item = Fault> + '_ {
     })
 }
 
-/// Explores every fault placement of `plan` on `t`.
-///
-/// # Caveats
-/// At depth 2 the second fault strikes at plan points after the first (or with it), not inside
-/// a recovery procedure.
-pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
-    let depth = options.depth.clamp(1, DEPTH_MAX);
-    let explorer = Engine::new(t, plan, Recording::default());
-    let accountant = Engine::new(t, plan, Recording { events: false, downtime: true });
-    let no_fault = accountant.run(&[]);
-    let (track, states) = explorer.track();
-    let faults = Fault::all(t);
-
-    let mut collector = Collector::new(t, plan, no_fault.broken.iter().map(|b| b.invariant).collect());
+/// What the plan breaks on its own: invariants broken and availability lost outside a declared
+/// window without any fault, a recovery needed, the goal (any master lost) not reached, the join
+/// secrets left on a host, the plan not completing.
+fn judge_no_fault(collector: &mut Collector<'_>, no_fault: &RunResult, t: &Topology) {
     for b in &no_fault.broken {
         collector.violation(format!("{}|none", b.invariant), b.invariant, b.class, &b.step, || b.why.clone(), &[]);
     }
@@ -228,6 +218,23 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
         let reason = no_fault.halt.as_ref().map(|h| h.to_string()).unwrap_or_else(|| why.clone());
         collector.violation("plan-completes|none".to_string(), "plan-completes", InvariantClass::Availability, &step, || reason, &[]);
     }
+}
+
+/// Explores every fault placement of `plan` on `t`.
+///
+/// # Caveats
+/// At depth 2 the second fault strikes at plan points after the first (or with it), not inside
+/// a recovery procedure.
+pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
+    let depth = options.depth.clamp(1, DEPTH_MAX);
+    let explorer = Engine::new(t, plan, Recording::default());
+    let accountant = Engine::new(t, plan, Recording { events: false, downtime: true });
+    let no_fault = accountant.run(&[]);
+    let (track, states) = explorer.track();
+    let faults = Fault::all(t);
+
+    let mut collector = Collector::new(t, plan, no_fault.broken.iter().map(|b| b.invariant).collect());
+    judge_no_fault(&mut collector, &no_fault, t);
 
     // The fault placements, in a fixed number of interleaved shards so the figures do not
     // depend on the machine: each shard explores on its own thread, then they merge in order.

@@ -1,6 +1,7 @@
 //! The digital twin: runs a plan and fault schedules over the model, explores every placement.
 
 mod collect;
+mod cursor;
 pub mod explore;
 pub mod memo;
 pub mod policy;

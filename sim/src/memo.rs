@@ -315,9 +315,37 @@ impl Memo {
             breaks.extend(tail.breaks.iter().cloned());
         }
         let lists = Rc::new(lists);
+        self.remember(&marks, &breaks, &lists, transitions, &end, walk.as_ref(), from, plan);
+        let mut seen = 0u32;
+        breaks.retain(|b| {
+            let first = seen & (1 << b.invariant) == 0;
+            seen |= 1 << b.invariant;
+            first
+        });
+        let run = Tail { breaks, lists, since: Since::default(), transitions, end };
+        let skipped = walk.map_or(0, |w| w.skipped);
+        (Summary { run, applied }, skipped)
+    }
+}
+
+impl Memo {
+    /// Keeps the continuation of a run from every boundary it passed (`marks`), and for a walk
+    /// past the injection's step, the placements it made from there on.
+    #[allow(clippy::too_many_arguments)]
+    fn remember(
+        &mut self,
+        marks: &[Mark],
+        breaks: &[Break],
+        lists: &Rc<Lists>,
+        transitions: u64,
+        end: &Rc<End>,
+        walk: Option<&Walk<'_>>,
+        from: Point,
+        plan: &plan_model::plan::Plan,
+    ) {
         for mark in marks.iter().rev() {
-            let tail = Rc::new(tail_from(&breaks, &lists, mark, transitions, &end, plan));
-            if let Some(w) = &walk {
+            let tail = Rc::new(tail_from(breaks, lists, mark, transitions, end, plan));
+            if let Some(w) = walk {
                 if mark.at.step > from.step as usize {
                     let placed: usize = w.snapshots[mark.snapshots..]
                         .iter()
@@ -328,15 +356,6 @@ impl Memo {
             }
             self.tails.insert(mark.key, tail);
         }
-        let mut seen = 0u32;
-        breaks.retain(|b| {
-            let first = seen & (1 << b.invariant) == 0;
-            seen |= 1 << b.invariant;
-            first
-        });
-        let run = Tail { breaks, lists, since: Since::default(), transitions, end };
-        let skipped = walk.map_or(0, |w| w.skipped);
-        (Summary { run, applied }, skipped)
     }
 }
 

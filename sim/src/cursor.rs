@@ -1,0 +1,82 @@
+//! Where a run is, enough to go on from there, and the no-fault run others may rejoin.
+
+use crate::run::{Broken, Outcome, Point, Run};
+use plan_model::cluster::Cluster;
+use plan_model::fault::Fault;
+use plan_model::topology::NodeSet;
+
+/// Where the executor is in the plan, besides the state: with it, enough to go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Position {
+    pub step: usize,
+    /// The next action of the step (0: the step boundary).
+    pub k: usize,
+    /// Re-running a step after a halt or a crash: actions already done are skipped.
+    pub skip_done: bool,
+    /// Recoveries taken so far (bounded by `policy::RECOVERIES_MAX`).
+    pub recoveries: u32,
+}
+
+impl Position {
+    pub fn point(&self) -> Point {
+        Point { step: self.step as u16, action: self.k as u16 }
+    }
+}
+
+/// Where a run is: enough to continue it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    pub c: Cluster,
+    pub pending: Vec<(Fault, u32)>,
+    pub step: usize,
+    pub action: usize,
+    pub skip_done: bool,
+    pub recoveries: u32,
+    /// Nodes faults have taken down so far.
+    pub struck: NodeSet,
+}
+
+impl Cursor {
+    pub fn start(c: Cluster) -> Cursor {
+        Cursor { c, pending: Vec::new(), step: 0, action: 0, skip_done: false, recoveries: 0, struck: NodeSet::EMPTY }
+    }
+
+    /// Where `run` is at `pos`.
+    pub(crate) fn of(run: &Run<'_, '_>, pos: &Position) -> Cursor {
+        Cursor {
+            c: run.c,
+            pending: run.pending.clone(),
+            step: pos.step,
+            action: pos.k,
+            skip_done: pos.skip_done,
+            recoveries: pos.recoveries,
+            struck: run.struck,
+        }
+    }
+
+    pub(crate) fn position(&self) -> Position {
+        Position { step: self.step, k: self.action, skip_done: self.skip_done, recoveries: self.recoveries }
+    }
+
+    pub fn at(c: Cluster, point: Point) -> Cursor {
+        Cursor {
+            c,
+            pending: Vec::new(),
+            step: point.step as usize,
+            action: point.action as usize,
+            skip_done: false,
+            recoveries: 0,
+            struck: NodeSet::EMPTY,
+        }
+    }
+}
+
+/// The no-fault run, for runs to rejoin.
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub fingerprints: rustc_hash::FxHashMap<Point, Cluster>,
+    pub outcome: Outcome,
+    pub final_unavailable: Vec<Broken>,
+    /// The state the no-fault run ends in.
+    pub final_state: Cluster,
+}
