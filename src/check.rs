@@ -28,16 +28,10 @@ struct Unverified {
 }
 
 fn unverified(plan: &plan_model::plan::Plan) -> Vec<Unverified> {
-    use plan_model::operation::Operation;
     let mut out = Vec::new();
     for step in &plan.steps {
-        for op in step.opaque() {
-            let what = match op {
-                Operation::Shell { run } => run.clone(),
-                Operation::ByHand { instruction } => instruction.clone(),
-                _ => continue,
-            };
-            out.push(Unverified { step: step.id.clone(), op: op.name(), what });
+        for (op, what) in step.opaque() {
+            out.push(Unverified { step: step.id.clone(), op: op.name(), what: what.to_string() });
         }
     }
     out

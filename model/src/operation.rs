@@ -15,7 +15,7 @@ use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
 use serde::{Deserialize, Serialize};
 
 mod render;
-pub use render::{kubelet_server_shell, Probe};
+pub use render::{kubelet_server_shell, ssh_from_workstation, Probe};
 
 /// A stack of the infra repo that `scripts/tg apply` applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,9 +348,14 @@ impl Operation {
         })
     }
 
-    /// Whether the twin cannot know what the operation does: `plan check` lists it as unverified.
-    pub fn is_opaque(&self) -> bool {
-        matches!(self, Operation::Shell { .. } | Operation::ByHand { .. })
+    /// What the operation does, for an operation the twin cannot model (a shell command, a
+    /// by-hand instruction): `plan check` lists it as unverified.
+    pub fn unmodelled(&self) -> Option<&str> {
+        match self {
+            Operation::Shell { run } => Some(run),
+            Operation::ByHand { instruction } => Some(instruction),
+            _ => None,
+        }
     }
 
     /// Whether running the operation a second time is safe.

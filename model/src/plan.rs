@@ -157,9 +157,9 @@ impl Step {
     }
 
     /// The operations the twin cannot verify (shell commands and by-hand instructions it does
-    /// not model).
-    pub fn opaque(&self) -> impl Iterator<Item = &Operation> {
-        self.operations.iter().filter(|o| o.is_opaque())
+    /// not model), each with what it does.
+    pub fn opaque(&self) -> impl Iterator<Item = (&Operation, &str)> {
+        self.operations.iter().filter_map(|o| o.unmodelled().map(|what| (o, what)))
     }
 }
 

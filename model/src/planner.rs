@@ -194,8 +194,7 @@ impl<'t> Names<'t> {
         Names { t, m0, m0_name: t.name(m0).to_string(), vip: e.vip, port: e.port, quorum: t.target_masters().len() / 2 + 1 }
     }
     fn ssh(&self, node: NodeIx, command: &str) -> String {
-        let s = &self.t.scenario;
-        format!("ssh {}@{}.{} '{command}'", s.ssh_user, self.t.name(node), s.dns.zone)
+        crate::operation::ssh_from_workstation(self.t, self.t.name(node), command)
     }
     fn vip_server(&self) -> String {
         format!("https://{}:{}", self.vip, self.port)

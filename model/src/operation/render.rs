@@ -28,8 +28,7 @@ struct Words<'t> {
 
 impl Words<'_> {
     fn ssh(&self, node: &str, command: &str) -> String {
-        let s = &self.t.scenario;
-        format!("ssh {}@{node}.{} '{command}'", s.ssh_user, s.dns.zone)
+        ssh_from_workstation(self.t, node, command)
     }
     fn repo(&self, command: &str) -> String {
         format!("cd {} && {command}", self.t.scenario.infra_repo)
@@ -48,6 +47,12 @@ impl Words<'_> {
         let lb = &self.t.scenario.load_balancer;
         format!("{}@{}", lb.ssh_user, lb.address)
     }
+}
+
+/// `command` run on `node` as the operator types it on the workstation: `ssh USER@NODE.ZONE '…'`.
+pub fn ssh_from_workstation(t: &Topology, node: &str, command: &str) -> String {
+    let s = &t.scenario;
+    format!("ssh {}@{node}.{} '{command}'", s.ssh_user, s.dns.zone)
 }
 
 /// The shell text that sets kubelet.conf's server, keeping the first backup it ever took: a

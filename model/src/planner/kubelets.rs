@@ -3,7 +3,7 @@
 
 use super::{master_phase, strings, verify, StepSpec, WHY_ALL_MASTERS, WHY_SEQUENCE};
 use crate::action::Check;
-use crate::operation::Operation;
+use crate::operation::{ssh_from_workstation, Operation};
 use crate::plan::RunsOn;
 use crate::topology::{NodeIx, Topology};
 
@@ -13,9 +13,9 @@ use crate::topology::{NodeIx, Topology};
 pub(super) fn master_kubelet_step(t: &Topology, m0: NodeIx) -> StepSpec<'static> {
     let s = &t.scenario;
     let (m0_name, m0_addr) = (t.name(m0), t.node(m0).address);
-    let (vip, port, user, zone) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.ssh_user, &s.dns.zone);
+    let (vip, port) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
     if t.kubelet_local_mode {
-        let grep = format!("ssh {user}@{m0_name}.{zone} 'sudo grep server: /etc/kubernetes/kubelet.conf'");
+        let grep = ssh_from_workstation(t, m0_name, "sudo grep server: /etc/kubernetes/kubelet.conf");
         return StepSpec::new("4.3", format!("Verify {m0_name} kubelet.conf names its own apiserver"), RunsOn::Node(m0_name.to_string()))
             .ops(vec![verify(t, [Check::KubeletLocal(m0), Check::NodeReady(m0)], [grep])])
             .checks(vec![format!("server: https://{m0_addr}:{port}, its own apiserver")])
@@ -39,12 +39,12 @@ pub(super) fn master_kubelet_step(t: &Topology, m0: NodeIx) -> StepSpec<'static>
 pub(super) fn new_masters_kubelet_step(t: &Topology, new_masters: &[NodeIx]) -> StepSpec<'static> {
     let s = &t.scenario;
     let m0_addr = t.node(t.existing_master()).address;
-    let (vip, port, user, zone) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.ssh_user, &s.dns.zone);
+    let (vip, port) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
     let mut step = if t.kubelet_local_mode {
         let ops = new_masters
             .iter()
             .map(|&m| {
-                let grep = format!("ssh {user}@{}.{zone} 'sudo grep server: /etc/kubernetes/kubelet.conf'", t.name(m));
+                let grep = ssh_from_workstation(t, t.name(m), "sudo grep server: /etc/kubernetes/kubelet.conf");
                 verify(t, [Check::KubeletLocal(m), Check::NodeReady(m)], [grep])
             })
             .collect();
