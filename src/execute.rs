@@ -252,6 +252,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
     let dir = state_dir(scenario, &options.state);
     prepare_state_dir(&dir)?;
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
+    let _cluster_lock = Lock::take_cluster(&loaded.topology, &dir, &plan_exec::lock::cluster_lock_dir()).map_err(exec_failure)?;
     close_stale_masters(&dir)?;
     let mut transport = transport(&options.ssh, &dir)?;
     if !options.resume {
@@ -279,6 +280,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
         override_check: options.override_check.clone(),
         probes: options.observe.probes(Guard::from_env())?,
         host_wait: Duration::from_secs(parse_duration(&options.wait_for_host)? as u64),
+        stop: Some(plan_exec::interrupt::install()),
     };
     if !check.passed {
         crate::output::eprint(&format!(
@@ -310,11 +312,27 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
                 }
             }
             write_recovery(&mut out, &halt.recovery);
+            write_secrets_left(&mut out, &halt.secrets_left);
             let _ = writeln!(out, "Undo with `plan rollback`, or fix the cause and `plan execute --resume`.");
             crate::output::print(&out)?;
             Err(Failure::Violation(format!("the run halted at step {}", halt.step)))
         }
     }
+}
+
+/// Where the halt's sweep of the join secrets did not reach: the operator finishes it there.
+fn write_secrets_left(out: &mut String, left: &[String]) {
+    if left.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "The join secrets could not be swept on {}: there, delete {} and {} and `kubeadm token delete` the tokens described {} (a resume makes new ones).",
+        left.join(", "),
+        plan_model::operation::JOIN_COMMAND_FILE,
+        plan_model::operation::CERTIFICATE_KEY_FILE,
+        plan_model::operation::JOIN_TOKEN_DESCRIPTION
+    );
 }
 
 fn write_recovery(out: &mut String, recovery: &Recovery) {
@@ -539,6 +557,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
         override_check: None,
         probes: Probes::files_only(),
         host_wait: Duration::ZERO,
+        stop: None,
     };
     let outcome =
         Runner::new(&loaded.topology, &loaded.plan, &mut recorder, &mut journal, &mut operator, run_options).run().map_err(exec_failure)?;
@@ -610,6 +629,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
     }
     guard_every_host(loaded, &options.ssh)?;
     let _lock = Lock::take(&dir).map_err(exec_failure)?;
+    let _cluster_lock = Lock::take_cluster(&loaded.topology, &dir, &plan_exec::lock::cluster_lock_dir()).map_err(exec_failure)?;
     close_stale_masters(&dir)?;
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     report_cut(&journal);
@@ -625,6 +645,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
         override_check: None,
         probes: options.observe.probes(Guard::from_env())?,
         host_wait: Duration::ZERO,
+        stop: None,
     };
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).rollback();
     operator.bar.finish_and_clear();

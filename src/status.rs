@@ -107,6 +107,7 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
                 "steps": steps.iter().map(|id| serde_json::json!({"id": id, "state": standing.step(id)})).collect::<Vec<_>>(),
                 "halted": progress.halted,
                 "rolled_back": progress.rolled_back,
+                "join_secrets_left": progress.secrets_left,
                 "drift": progress.last_drift,
                 "override_check": progress.override_check,
                 "journal_damage": contents.damage.as_ref().map(|d| serde_json::json!({"line": d.line, "bytes": d.bytes, "reason": d.reason})),
@@ -159,6 +160,9 @@ fn write_halt_and_drift(out: &mut String, progress: &Progress) {
         for a in &h.recovery_actions {
             let _ = writeln!(out, "    - {a}");
         }
+    }
+    if !progress.secrets_left.is_empty() {
+        let _ = writeln!(out, "  join secrets not swept at the halt on: {} (delete them there by hand)", progress.secrets_left.join(", "));
     }
     if progress.last_drift.is_empty() {
         let _ = writeln!(out, "  drift: none at the last observation");

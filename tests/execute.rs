@@ -28,8 +28,11 @@ const VIP: &str = "server: https://127.0.20.99:6443";
 const WAIT_S: u64 = 20;
 
 fn plan(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    // The tests run at once against the one loopback cluster: each call a cluster lock of its own
+    // unless the test gives one (`PLAN_LOCK_DIR` in `envs`).
+    let locks = tempfile::tempdir().expect("tempdir");
     let mut command = Command::new(PLAN);
-    command.args(args).env("PLAN_LOOPBACK_ONLY", "1").stdin(Stdio::null());
+    command.args(args).env("PLAN_LOOPBACK_ONLY", "1").env("PLAN_LOCK_DIR", locks.path()).stdin(Stdio::null());
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -203,8 +206,8 @@ impl Lab {
 
     fn plan(&self, plan_file: &Path, rest: &[&str]) -> Output {
         let (p, s, c) = (plan_file.to_str().unwrap().to_string(), self.state(), self.path("ssh_config").display().to_string());
-        let path = self.path_env();
-        plan(&self.args(&p, &s, &c, rest), &[("PATH", &path)])
+        let (path, locks) = (self.path_env(), self.path("locks").display().to_string());
+        plan(&self.args(&p, &s, &c, rest), &[("PATH", &path), ("PLAN_LOCK_DIR", &locks)])
     }
 
     fn journal(&self) -> String {
@@ -394,6 +397,7 @@ fn a_killed_executor_resumes_without_running_a_step_twice() {
     let mut child = Command::new(PLAN)
         .args(lab.args(&p, &s, &c, &["execute", "--yes", OVERRIDE[0], OVERRIDE[1]]))
         .env("PLAN_LOOPBACK_ONLY", "1")
+        .env("PLAN_LOCK_DIR", lab.path("locks"))
         .env("PATH", lab.path_env())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -409,6 +413,14 @@ fn a_killed_executor_resumes_without_running_a_step_twice() {
     let second = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
     assert_eq!(second.status.code(), Some(2), "{}", text(&second));
     assert!(text(&second).contains("another executor holds"), "{}", text(&second));
+    // So is one with a state directory of its own: the lock is the cluster's too.
+    let elsewhere = lab.path("elsewhere").display().to_string();
+    let third = plan(
+        &lab.args(&p, &elsewhere, &c, &["execute", "--yes", OVERRIDE[0], OVERRIDE[1]]),
+        &[("PATH", &lab.path_env()), ("PLAN_LOCK_DIR", &lab.path("locks").display().to_string())],
+    );
+    assert_eq!(third.status.code(), Some(2), "{}", text(&third));
+    assert!(text(&third).contains(&format!("state directory {s}): one executor per cluster")), "{}", text(&third));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     std::fs::remove_file(lab.path("slow")).unwrap();
@@ -443,6 +455,54 @@ fn a_killed_executor_resumes_without_running_a_step_twice() {
         assert!(Instant::now() < deadline, "processes of the test left behind: {left:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn ctrl_c_lets_the_running_command_finish_halts_and_the_resume_completes() {
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start();
+    let file = lab.plan_file(&["4.2", "4.3"]);
+    write(&lab.path("slow"), "");
+    let (p, s, c) = (file.to_str().unwrap().to_string(), lab.state(), lab.path("ssh_config").display().to_string());
+    let child = Command::new(PLAN)
+        .args(lab.args(&p, &s, &c, &["execute", "--yes", OVERRIDE[0], OVERRIDE[1]]))
+        .env("PLAN_LOOPBACK_ONLY", "1")
+        .env("PLAN_LOCK_DIR", lab.path("locks"))
+        .env("PATH", lab.path_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(WAIT_S);
+    while !lab.journal().contains("kubectl wait --for=condition=Ready node/lab-wk-2") {
+        assert!(Instant::now() < deadline, "the executor never reached the wait for lab-wk-2: {}", lab.journal());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run("kill", &["-INT", &child.id().to_string()]);
+    // The wait runs on: the stop comes after it, not inside it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!lab.journal().contains("\"event\":\"halted\""), "halted inside the running command: {}", lab.journal());
+    std::fs::remove_file(lab.path("slow")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("stopping after the command that runs now"), "{said}");
+    assert!(said.contains("HALTED at step 4.2: stopped by the operator before command"), "{said}");
+    let status = text(&lab.plan(&file, &["status"]));
+    assert!(status.contains("halted"), "{status}");
+
+    let out = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
+    assert!(out.status.success(), "{}", text(&out));
+    for (name, _) in HOSTS {
+        let (server, restarts) = if name == MASTER { (DIRECT, 0) } else { (VIP, 1) };
+        assert!(lab.kubelet_conf(name).contains(server), "{name}");
+        assert_eq!(lab.restarts(name), restarts, "{name}: the flip ran once across the stop and the resume");
+    }
+    let waits = std::fs::read_to_string(lab.path("workstation.log")).unwrap();
+    assert_eq!(waits.lines().filter(|l| l.contains("node/lab-wk-2")).count(), 1, "the stopped wait was journalled done: {waits}");
 }
 
 /// Processes whose command line mentions `text` (pid and command line).

@@ -18,6 +18,8 @@ fn plan(state: &Path, args: &[&str]) -> Output {
         .args(args)
         .args(["--state-dir", state.to_str().expect("utf-8 path")])
         .env("PLAN_LOOPBACK_ONLY", "1")
+        // The tests run at once against the one loopback cluster: a cluster lock of their own.
+        .env("PLAN_LOCK_DIR", state.with_extension("locks"))
         .stdin(Stdio::null())
         .output()
         .expect("the plan binary runs")

@@ -10,6 +10,7 @@ pub mod address;
 pub mod etcd;
 pub mod guard;
 pub mod haproxy;
+pub mod interrupt;
 pub mod invocation;
 pub mod journal;
 pub mod kubernetes;

@@ -1,11 +1,13 @@
-//! The lock that keeps one executor per state directory: an exclusive `flock` on `DIR/lock`.
+//! The locks that keep one executor per state directory and one per cluster: exclusive `flock`s
+//! on `DIR/lock` and on `cluster-<key>.lock` in a directory private to the user.
 
 use crate::ExecError;
+use plan_model::topology::Topology;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The lock's file name in the state directory.
 pub const LOCK_FILE: &str = "lock";
@@ -40,7 +42,28 @@ impl Lock {
     /// drop(lock);
     /// ```
     pub fn take(state_dir: &Path) -> Result<Lock, ExecError> {
-        let path = state_dir.join(LOCK_FILE);
+        Lock::take_file(&state_dir.join(LOCK_FILE), &std::process::id().to_string())
+    }
+
+    /// Takes the lock of the cluster `t` describes, on this machine, for this user: a second
+    /// executor against the same cluster is refused whatever its state directory. The file holds
+    /// the holder's pid and state directory. The lock directory is [`cluster_lock_dir`], created
+    /// private (0700) and refused when it is a link, another user's or writable by others; the
+    /// CLI gives [`cluster_lock_dir`].
+    ///
+    /// *Caveats*: it covers executors of one user on one workstation; another workstation or
+    /// user running against the same cluster is not seen.
+    ///
+    /// # Errors
+    /// As [`Lock::take`]; [`ExecError::UnsafePath`] for an unsafe lock directory.
+    pub fn take_cluster(t: &Topology, state_dir: &Path, dir: &Path) -> Result<Lock, ExecError> {
+        crate::ssh::private_dir(dir, "cluster lock directory")?;
+        let holder = format!("{} {}", std::process::id(), state_dir.display());
+        Lock::take_file(&dir.join(format!("cluster-{}.lock", cluster_key(t))), &holder)
+    }
+
+    fn take_file(path: &Path, holder_line: &str) -> Result<Lock, ExecError> {
+        let path = path.to_path_buf();
         let unsafe_path = |reason: &str| ExecError::UnsafePath { path: path.display().to_string(), reason: reason.to_string() };
         let mut file = match OpenOptions::new()
             .create(true)
@@ -67,13 +90,47 @@ impl Lock {
             let holder = holder.trim();
             return Err(ExecError::Locked {
                 path: path.display().to_string(),
-                holder: if holder.is_empty() { String::new() } else { format!(" (pid {holder})") },
+                holder: match holder.split_once(' ') {
+                    _ if holder.is_empty() => String::new(),
+                    // A cluster lock: the holder's pid and state directory.
+                    Some((pid, state_dir)) => format!(" (pid {pid}, state directory {state_dir}): one executor per cluster"),
+                    None => format!(" (pid {holder})"),
+                },
             });
         }
         file.set_len(0).map_err(|e| lock_error(&path, e))?;
-        writeln!(file, "{}", std::process::id()).map_err(|e| lock_error(&path, e))?;
+        writeln!(file, "{holder_line}").map_err(|e| lock_error(&path, e))?;
         Ok(Lock { _file: file })
     }
+}
+
+/// Where the cluster locks live: `$PLAN_LOCK_DIR` when set, else `$XDG_RUNTIME_DIR/plan-locks`,
+/// else `$TMPDIR/plan-locks-<uid>`.
+pub fn cluster_lock_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PLAN_LOCK_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("plan-locks");
+    }
+    // SAFETY: geteuid reads this process's effective uid; it cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    std::env::temp_dir().join(format!("plan-locks-{uid}"))
+}
+
+/// The cluster's identity as a file name: a fingerprint of its first master's name and address
+/// and its API endpoint (VIP and port), the things a second scenario file for the same cluster
+/// shares whatever else it changes.
+pub fn cluster_key(t: &Topology) -> String {
+    let m0 = t.node(t.existing_master());
+    let endpoint = &t.scenario.control_plane_endpoint;
+    let identity = format!("{}\0{}\0{}\0{}", m0.name, m0.address, endpoint.vip, endpoint.port);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in identity.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// The pid written in the lock of `state_dir` when an executor holds it now; `None` when none
@@ -99,6 +156,39 @@ pub fn holder(state_dir: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn topology(scenario: &str) -> Topology {
+        Topology::new(&plan_model::validate::parse_scenario(scenario).expect("valid"))
+    }
+
+    #[test]
+    fn a_second_executor_against_one_cluster_is_refused_whatever_its_state_directory() {
+        let (locks, a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let homelab = topology(include_str!("../../scenarios/homelab.yaml"));
+        let held = Lock::take_cluster(&homelab, a.path(), locks.path()).expect("the first");
+        let refused = Lock::take_cluster(&homelab, b.path(), locks.path()).unwrap_err().to_string();
+        assert!(refused.contains(&a.path().display().to_string()) && refused.contains("one executor per cluster"), "{refused}");
+        // Another cluster is another lock; the same cluster again once the first let go.
+        let other = topology(include_str!("../../scenarios/five-masters.yaml"));
+        assert_ne!(cluster_key(&homelab), cluster_key(&other));
+        let _other = Lock::take_cluster(&other, b.path(), locks.path()).expect("another cluster");
+        drop(held);
+        assert!(Lock::take_cluster(&homelab, b.path(), locks.path()).is_ok(), "released on drop");
+    }
+
+    #[test]
+    fn a_cluster_lock_directory_others_may_write_or_a_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let (root, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let t = topology(include_str!("../../scenarios/homelab.yaml"));
+        let shared = root.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(Lock::take_cluster(&t, state.path(), &shared), Err(ExecError::UnsafePath { .. })));
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(state.path(), &link).unwrap();
+        assert!(matches!(Lock::take_cluster(&t, state.path(), &link), Err(ExecError::UnsafePath { .. })));
+    }
 
     #[test]
     fn a_second_lock_is_refused_with_the_holder() {

@@ -58,6 +58,9 @@ pub struct RunOptions {
     /// How long a host that does not answer before a step is waited for (the twin's reboot
     /// time by default) before it is taken as dead and the run halts; zero: halt at once.
     pub host_wait: Duration,
+    /// Set when the operator asked the run to stop (Ctrl-C, SIGTERM: [`crate::interrupt`]): the
+    /// run halts before its next command.
+    pub stop: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// Seconds between two looks at a host that did not answer, while it is waited for.
@@ -90,6 +93,8 @@ pub struct Halt {
     pub reason: String,
     pub drift: Vec<Drift>,
     pub recovery: Recovery,
+    /// Where the join secrets could not be swept at the halt (empty: none left, or none made).
+    pub secrets_left: Vec<String>,
 }
 
 /// How a run ended.
@@ -213,6 +218,7 @@ impl<'a> Runner<'a> {
             pid: std::process::id(),
         })?;
         let mut phase_confirmed: Option<String> = None;
+        let mut swept = self.options.resume && progress.secrets_swept;
         for i in 0..self.plan.steps.len() {
             let step = &self.plan.steps[i];
             if progress.completed.contains(&step.id) {
@@ -267,6 +273,13 @@ impl<'a> Runner<'a> {
                         crate::resume::CutCommand::TookEffect { .. } => continue,
                         crate::resume::CutCommand::Unknown { why } => return self.halt(i, why, vec![], true),
                     }
+                }
+                if crate::interrupt::asked(self.options.stop) {
+                    let reason = format!("stopped by the operator before command {} of step {}", j + 1, step.id);
+                    return self.halt(i, reason, vec![], j > 0 || interrupted);
+                }
+                if let Some(reason) = self.remake_swept_secrets(i, j, &mut swept)? {
+                    return self.halt(i, reason, vec![], true);
                 }
                 let invocation = self.compiled[i][j].clone();
                 self.operator.starting(step, j, &invocation, remaining_s);
@@ -482,7 +495,8 @@ impl<'a> Runner<'a> {
             recovery: recovery.describe(),
             recovery_actions: recovery.descriptions.clone(),
         })?;
-        Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery })))
+        let secrets_left = self.sweep_join_secrets()?;
+        Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left })))
     }
 
     /// Runs the twin's recovery for the journalled halt.
@@ -581,5 +595,6 @@ pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
 
 #[cfg(test)]
 mod kill_sweep;
+mod secrets;
 #[cfg(test)]
 mod tests;

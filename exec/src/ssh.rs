@@ -73,29 +73,41 @@ pub struct SshOptions {
 /// assert_eq!(std::fs::metadata(&sockets).unwrap().permissions().mode() & 0o777, 0o700);
 /// ```
 pub fn private_control_dir(path: &Path) -> Result<(), ExecError> {
+    private_dir(path, "control socket directory")
+}
+
+/// Makes `path` (the `what`, for messages) a directory private to this user, as
+/// [`private_control_dir`] does: created 0700; refused when it is a link, not a directory,
+/// another user's or writable by others (they could plant files the executor trusts); read or
+/// search bits for others are taken away.
+///
+/// # Errors
+/// As [`private_control_dir`].
+pub fn private_dir(path: &Path, what: &str) -> Result<(), ExecError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    let failed = |e: std::io::Error| ExecError::Ssh { host: "-".to_string(), reason: format!("control directory {}: {e}", path.display()) };
+    let failed = |e: std::io::Error| ExecError::Ssh { host: "-".to_string(), reason: format!("{what} {}: {e}", path.display()) };
     let refused = |reason: String| ExecError::UnsafePath { path: path.display().to_string(), reason };
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(failed)?;
     let meta = std::fs::symlink_metadata(path).map_err(failed)?;
     if meta.file_type().is_symlink() {
-        return Err(refused("the control socket directory is a symbolic link: refused".to_string()));
+        return Err(refused(format!("the {what} is a symbolic link: refused")));
     }
     if !meta.is_dir() {
-        return Err(refused("the control socket directory is not a directory".to_string()));
+        return Err(refused(format!("the {what} is not a directory")));
     }
     // SAFETY: geteuid reads this process's effective uid; it cannot fail and touches no memory.
     let uid = unsafe { libc::geteuid() };
     if meta.uid() != uid {
         return Err(refused(format!(
-            "the control socket directory belongs to uid {}, not to you (uid {uid}): its owner could plant or use ssh master sockets; remove it or use a shorter --state-dir",
-            meta.uid()
+            "the {what} belongs to uid {}, not to you (uid {uid}): its owner could plant or use the files in it; remove it{}",
+            meta.uid(),
+            if what.contains("socket") { " or use a shorter --state-dir" } else { "" }
         )));
     }
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o022 != 0 {
         return Err(refused(format!(
-            "the control socket directory is writable by other users (mode {mode:o}): another user could plant an ssh master socket; remove it"
+            "the {what} is writable by other users (mode {mode:o}): another user could plant files in it; remove it"
         )));
     }
     if mode & 0o077 != 0 {

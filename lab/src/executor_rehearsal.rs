@@ -468,6 +468,7 @@ pub fn rehearse_through_executor(
         },
         // The lab, as operator, waits for a rebooting host itself (and resumes the run).
         host_wait: Duration::ZERO,
+        stop: None,
     };
     let started = Instant::now();
     let mut runner = Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, options.clone());

@@ -15,7 +15,7 @@ use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
 use serde::{Deserialize, Serialize};
 
 mod render;
-pub use render::{kubelet_server_shell, ssh_from_workstation, Probe};
+pub use render::{kubelet_server_shell, ssh_from_workstation, Probe, CERTIFICATE_KEY_FILE, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION};
 
 /// A stack of the infra repo that `scripts/tg apply` applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

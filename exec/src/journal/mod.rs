@@ -93,6 +93,17 @@ pub enum Event {
         #[serde(default)]
         reopened: Vec<String>,
     },
+    /// At a halt: the plan's `forget-join-secrets` operation ran on every master (the join
+    /// secrets and tokens the run made are gone); `left` names the places it could not reach.
+    SecretsSwept {
+        #[serde(default)]
+        left: Vec<String>,
+    },
+    /// At a resume after a sweep: the commands of `step` that write the join secrets ran again
+    /// before the first command that reads them.
+    SecretsRemade {
+        step: String,
+    },
     RunFinished,
 }
 

@@ -26,6 +26,11 @@ pub struct Progress {
     pub override_check: Option<String>,
     /// The drift the last observation reported.
     pub last_drift: Vec<Drift>,
+    /// The join secrets were swept at a halt and not made again since: a resume makes them
+    /// again before the first command that reads them.
+    pub secrets_swept: bool,
+    /// Where the last sweep could not remove them (a host down, the API down for the tokens).
+    pub secrets_left: Vec<String>,
 }
 
 /// A journalled halt.
@@ -94,6 +99,14 @@ impl Progress {
                     p.rolled_back = Some(step.clone());
                     p.halted = None;
                     p.interrupted = None;
+                }
+                Event::SecretsSwept { left } => {
+                    p.secrets_swept = true;
+                    p.secrets_left = left.clone();
+                }
+                Event::SecretsRemade { .. } => {
+                    p.secrets_swept = false;
+                    p.secrets_left.clear();
                 }
                 Event::RunFinished => p.finished = true,
                 Event::PhaseConfirmed { .. } | Event::RollbackStarted { .. } | Event::RollbackFinished { .. } => {}

@@ -42,6 +42,7 @@ pub(super) fn options(resume: bool) -> RunOptions {
         override_check: None,
         probes: Probes::files_only(),
         host_wait: Duration::ZERO,
+        stop: None,
     }
 }
 
