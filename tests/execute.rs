@@ -505,6 +505,58 @@ fn ctrl_c_lets_the_running_command_finish_halts_and_the_resume_completes() {
     assert_eq!(waits.lines().filter(|l| l.contains("node/lab-wk-2")).count(), 1, "the stopped wait was journalled done: {waits}");
 }
 
+#[test]
+fn the_ssh_transport_runs_a_batch_on_every_host_at_once_and_answers_in_order() {
+    use plan_exec::guard::Guard;
+    use plan_exec::ssh::{OpensshTransport, SshOptions};
+    use plan_exec::target::{HostTarget, Place};
+    use plan_exec::transport::{FileRead, Request, Transport};
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start();
+    let options = SshOptions { config: Some(lab.path("ssh_config")), control_dir: lab.path("ssh") };
+    let mut transport = OpensshTransport::new(options, Guard::LOOPBACK_ONLY).expect("the transport");
+    let hosts: Vec<HostTarget> =
+        HOSTS.iter().map(|(name, address)| HostTarget { name: name.to_string(), address: *address, user: "root".to_string() }).collect();
+    // Each command says it started, then waits until all have: one by one, the first would wait
+    // for the others until its deadline and the batch would fail.
+    let barrier = lab.path("barrier");
+    std::fs::create_dir(&barrier).unwrap();
+    let shells: Vec<String> = hosts
+        .iter()
+        .map(|h| {
+            format!(
+                "touch {dir}/{name}; for i in $(seq 100); do [ $(ls {dir} | wc -l) -ge {n} ] && echo {name} && exit 0; /bin/sleep 0.05; done; exit 9",
+                dir = barrier.display(),
+                name = h.name,
+                n = hosts.len()
+            )
+        })
+        .collect();
+    let work: Vec<(Place, Request<'_>)> = hosts
+        .iter()
+        .zip(&shells)
+        .map(|(h, shell)| {
+            (Place::Host(h.clone()), Request { step: "batch", shell, stdin: None, secret: false, timeout: Duration::from_secs(WAIT_S) })
+        })
+        .collect();
+    let done = transport.run_each(&work);
+    let said: Vec<String> = done.into_iter().map(|d| d.expect("ran").stdout.trim().to_string()).collect();
+    assert_eq!(said, HOSTS.iter().map(|(name, _)| name.to_string()).collect::<Vec<_>>(), "all met at the barrier, answers in order");
+
+    // A batch of reads: each host's kubelet.conf, and a file one host lacks.
+    let reads: Vec<(HostTarget, &str)> = vec![
+        (hosts[1].clone(), "/etc/kubernetes/kubelet.conf"),
+        (hosts[0].clone(), "/etc/kubernetes/no-such-file"),
+        (hosts[2].clone(), "/etc/kubernetes/kubelet.conf"),
+    ];
+    let read = transport.read_files(&reads);
+    assert!(matches!(&read[0], Ok(FileRead::Present(text)) if text.contains(DIRECT)), "{read:?}");
+    assert!(matches!(&read[1], Ok(FileRead::Missing)), "{read:?}");
+    assert!(matches!(&read[2], Ok(FileRead::Present(_))), "{read:?}");
+}
+
 /// Processes whose command line mentions `text` (pid and command line).
 fn processes_mentioning(text: &str) -> Vec<(u32, String)> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };

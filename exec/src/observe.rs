@@ -11,7 +11,7 @@ use crate::etcd::{self, EtcdProbe};
 use crate::guard::Guard;
 use crate::haproxy::{self, LbProbe};
 use crate::kubernetes::{KubeApi, KubeconfigSource};
-use crate::target::{Hosts, Place};
+use crate::target::{HostTarget, Hosts, Place};
 use crate::transport::{FileRead, Request, Transport};
 use crate::ExecError;
 use plan_model::action::{Action, Check};
@@ -397,11 +397,17 @@ fn request(shell: &str) -> Request<'_> {
     Request { step: "observe", shell, stdin: None, secret: false, timeout: Duration::from_secs(OBSERVE_TIMEOUT_S) }
 }
 
+/// Every joined host's kubelet.conf and every master's apiserver SANs: the reads of all hosts
+/// go out together ([`Transport::read_files`], [`Transport::run_each`]), then the SAN reads of
+/// the masters that answered.
 fn observe_files(t: &Topology, c: &Cluster, transport: &mut dyn Transport, observation: &mut Observation) -> Result<(), ExecError> {
     let hosts = Hosts::new(t);
-    for node in c.joined.and(c.up).iter() {
-        let host = hosts.node(node);
-        match transport.read_file(&host, KUBELET_CONF) {
+    let nodes: Vec<NodeIx> = c.joined.and(c.up).iter().collect();
+    let targets: Vec<HostTarget> = nodes.iter().map(|&node| hosts.node(node)).collect();
+    let reads: Vec<(HostTarget, &str)> = targets.iter().map(|host| (host.clone(), KUBELET_CONF)).collect();
+    let mut masters: Vec<HostTarget> = Vec::new();
+    for ((node, host), read) in nodes.iter().zip(&targets).zip(transport.read_files(&reads)) {
+        match read {
             Ok(FileRead::Present(text)) => {
                 let (seen, evidence) = kubelet_on_vip(&text, t);
                 observation.fact(&host.name, Field::KubeletOnVip, seen, evidence);
@@ -417,24 +423,28 @@ fn observe_files(t: &Topology, c: &Cluster, transport: &mut dyn Transport, obser
                 continue;
             }
         }
-        if c.control_plane.contains(node) {
-            let shell = format!(
-                "if sudo test -e {APISERVER_CERT}; then sudo openssl x509 -in {APISERVER_CERT} -noout -ext subjectAltName; else exit 3; fi"
-            );
-            match transport.run(&Place::Host(host.clone()), &request(&shell)) {
-                Ok(done) if done.exit == Some(3) => {
-                    observation.fact(&host.name, Field::CertHasVip, Seen::Missing, format!("{APISERVER_CERT} missing"))
-                }
-                Ok(done) if done.success() => {
-                    let (seen, evidence) = cert_has_vip(&done.stdout, t);
-                    observation.fact(&host.name, Field::CertHasVip, seen, evidence);
-                }
-                Ok(done) => {
-                    observation.unreachable.push((host.name.clone(), format!("openssl: {}", crate::redact::redact(done.stderr.trim()))))
-                }
-                Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
-                Err(e) => observation.unreachable.push((host.name.clone(), e.to_string())),
+        if c.control_plane.contains(*node) {
+            masters.push(host.clone());
+        }
+    }
+    let shell = format!(
+        "if sudo test -e {APISERVER_CERT}; then sudo openssl x509 -in {APISERVER_CERT} -noout -ext subjectAltName; else exit 3; fi"
+    );
+    let work: Vec<(Place, Request<'_>)> = masters.iter().map(|host| (Place::Host(host.clone()), request(&shell))).collect();
+    for (host, done) in masters.iter().zip(transport.run_each(&work)) {
+        match done {
+            Ok(done) if done.exit == Some(3) => {
+                observation.fact(&host.name, Field::CertHasVip, Seen::Missing, format!("{APISERVER_CERT} missing"))
             }
+            Ok(done) if done.success() => {
+                let (seen, evidence) = cert_has_vip(&done.stdout, t);
+                observation.fact(&host.name, Field::CertHasVip, seen, evidence);
+            }
+            Ok(done) => {
+                observation.unreachable.push((host.name.clone(), format!("openssl: {}", crate::redact::redact(done.stderr.trim()))))
+            }
+            Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+            Err(e) => observation.unreachable.push((host.name.clone(), e.to_string())),
         }
     }
     Ok(())

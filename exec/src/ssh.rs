@@ -3,7 +3,7 @@
 
 use crate::guard::Guard;
 use crate::target::{HostTarget, Place};
-use crate::transport::{Completed, Request, Transport};
+use crate::transport::{Completed, FileRead, Request, Transport};
 use crate::ExecError;
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::collections::HashMap;
@@ -250,42 +250,93 @@ impl OpensshTransport {
 
 impl Transport for OpensshTransport {
     fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
-        let Place::Host(host) = place else {
-            return Err(ExecError::Input("the ssh transport runs on hosts only".to_string()));
-        };
-        // With the guard on a host is a loopback address, that is this machine: what the command
-        // dials is checked before anything connects.
-        self.guard.check_remote_command(&host.name, request.shell)?;
-        self.connect(host)?;
-        let session = self.sessions.get(host).expect("connect inserted the session");
-        let started = Instant::now();
-        let shell = bounded_remote_command(request.shell, request.timeout);
-        let stdin = request.stdin;
-        let name = host.name.clone();
-        let result = self.runtime.block_on(async {
-            let work = async {
-                let mut command = session.shell(&shell);
-                command.stdout(Stdio::piped()).stderr(Stdio::piped());
-                command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-                let mut child = command.spawn().await?;
-                if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin().take()) {
-                    pipe.write_all(bytes).await.map_err(openssh::Error::ChildIo)?;
-                    pipe.shutdown().await.map_err(openssh::Error::ChildIo)?;
+        self.run_each(&[(place.clone(), *request)]).pop().expect("one result per request")
+    }
+
+    /// Every request's command in flight at once, each on its host's master (the observer's
+    /// look at every host costs one round trip, not one per host).
+    fn run_each(&mut self, work: &[(Place, Request<'_>)]) -> Vec<Result<Completed, ExecError>> {
+        // Refused or unconnected requests get their error; the others run together.
+        let mut results: Vec<Option<Result<Completed, ExecError>>> = work.iter().map(|_| None).collect();
+        for (i, (place, request)) in work.iter().enumerate() {
+            let ready = match place {
+                Place::Host(host) => {
+                    // With the guard on a host is a loopback address, that is this machine: what
+                    // the command dials is checked before anything connects.
+                    self.guard.check_remote_command(&host.name, request.shell).and_then(|()| self.connect(host))
                 }
-                child.wait_with_output().await
+                Place::Local { .. } => Err(ExecError::Input("the ssh transport runs on hosts only".to_string())),
             };
-            tokio::time::timeout(request.timeout + Duration::from_secs(REMOTE_REPORT_GRACE_S), work).await
-        });
-        let output = match result {
-            Err(_) => return Err(ExecError::Timeout { place: name, timeout_s: request.timeout.as_secs() }),
-            Ok(Err(e)) => {
-                // A broken master: drop it so the next command reconnects.
+            if let Err(e) = ready {
+                results[i] = Some(Err(e));
+            }
+        }
+        let running: Vec<usize> = (0..work.len()).filter(|&i| results[i].is_none()).collect();
+        let sessions = &self.sessions;
+        let outputs = self.runtime.block_on(futures_util::future::join_all(running.iter().map(|&i| {
+            let (Place::Host(host), request) = &work[i] else { unreachable!("only hosts run") };
+            let session = sessions.get(host).expect("connect inserted the session");
+            remote_output(session, request)
+        })));
+        for (&i, (output, started)) in running.iter().zip(outputs) {
+            let (Place::Host(host), request) = &work[i] else { unreachable!("only hosts run") };
+            results[i] = Some(self.completed(host, request, output, started));
+        }
+        results.into_iter().map(|r| r.expect("every request has its result")).collect()
+    }
+
+    fn read_files(&mut self, reads: &[(HostTarget, &str)]) -> Vec<Result<FileRead, ExecError>> {
+        let scripts: Vec<String> = reads.iter().map(|(_, path)| crate::transport::read_script(path)).collect();
+        let work: Vec<(Place, Request<'_>)> = reads
+            .iter()
+            .zip(&scripts)
+            .map(|((host, _), script)| (Place::Host(host.clone()), crate::transport::read_request(script)))
+            .collect();
+        let done = self.run_each(&work);
+        reads.iter().zip(done).map(|((host, path), done)| done.and_then(|d| crate::transport::read_result(host, path, d))).collect()
+    }
+}
+
+/// What running `request` on `session` gave: `None` past its deadline (and the grace for the
+/// remote `timeout` to report), and when it started.
+async fn remote_output(session: &Session, request: &Request<'_>) -> (Option<Result<std::process::Output, openssh::Error>>, Instant) {
+    let started = Instant::now();
+    let shell = bounded_remote_command(request.shell, request.timeout);
+    let stdin = request.stdin;
+    let work = async {
+        let mut command = session.shell(&shell);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = command.spawn().await?;
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin().take()) {
+            pipe.write_all(bytes).await.map_err(openssh::Error::ChildIo)?;
+            pipe.shutdown().await.map_err(openssh::Error::ChildIo)?;
+        }
+        child.wait_with_output().await
+    };
+    (tokio::time::timeout(request.timeout + Duration::from_secs(REMOTE_REPORT_GRACE_S), work).await.ok(), started)
+}
+
+impl OpensshTransport {
+    /// A remote command's output as [`Completed`], or why there is none; a broken master is
+    /// dropped so the next command reconnects.
+    fn completed(
+        &mut self,
+        host: &HostTarget,
+        request: &Request<'_>,
+        output: Option<Result<std::process::Output, openssh::Error>>,
+        started: Instant,
+    ) -> Result<Completed, ExecError> {
+        let name = host.name.clone();
+        let output = match output {
+            None => return Err(ExecError::Timeout { place: name, timeout_s: request.timeout.as_secs() }),
+            Some(Err(e)) => {
                 if let Some(session) = self.sessions.remove(host) {
                     let _ = self.runtime.block_on(session.close());
                 }
                 return Err(ExecError::Ssh { host: name, reason: chain(&e) });
             }
-            Ok(Ok(output)) => output,
+            Some(Ok(output)) => output,
         };
         if output.status.code().is_some_and(|code| TIMEOUT_EXITS.contains(&code)) && started.elapsed() >= request.timeout {
             return Err(ExecError::Timeout { place: name, timeout_s: request.timeout.as_secs() });

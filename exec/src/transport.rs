@@ -67,17 +67,46 @@ pub trait Transport {
     /// # Errors
     /// As [`Transport::run`], or the read failed for another reason than a missing file.
     fn read_file(&mut self, host: &HostTarget, path: &str) -> Result<FileRead, ExecError> {
-        let script = format!("if sudo test -e {p}; then sudo cat {p}; else exit {MISSING_EXIT}; fi", p = quote(path));
-        let request = Request { step: "observe", shell: &script, stdin: None, secret: false, timeout: Duration::from_secs(READ_TIMEOUT_S) };
-        let done = self.run(&Place::Host(host.clone()), &request)?;
-        match done.exit {
-            Some(0) => Ok(FileRead::Present(done.stdout)),
-            Some(MISSING_EXIT) => Ok(FileRead::Missing),
-            _ => Err(ExecError::Ssh {
-                host: host.name.clone(),
-                reason: format!("reading {path}: {}", crate::redact::redact(done.stderr.trim())),
-            }),
-        }
+        let script = read_script(path);
+        let done = self.run(&Place::Host(host.clone()), &read_request(&script))?;
+        read_result(host, path, done)
+    }
+
+    /// Runs several requests, each at its place, and returns their results in order: at once
+    /// where the transport can (SSH runs them on their masters together), else one by one.
+    fn run_each(&mut self, work: &[(Place, Request<'_>)]) -> Vec<Result<Completed, ExecError>> {
+        work.iter().map(|(place, request)| self.run(place, request)).collect()
+    }
+
+    /// Reads one file on each of several hosts, in order: with [`Transport::run_each`] where the
+    /// transport runs requests together, else [`Transport::read_file`] one by one.
+    fn read_files(&mut self, reads: &[(HostTarget, &str)]) -> Vec<Result<FileRead, ExecError>> {
+        reads.iter().map(|(host, path)| self.read_file(host, path)).collect()
+    }
+}
+
+/// The script that reads `path` with sudo, exiting [`MISSING_EXIT`] when there is none.
+pub fn read_script(path: &str) -> String {
+    format!("if sudo test -e {p}; then sudo cat {p}; else exit {MISSING_EXIT}; fi", p = quote(path))
+}
+
+/// The request that runs a [`read_script`].
+pub fn read_request(script: &str) -> Request<'_> {
+    Request { step: "observe", shell: script, stdin: None, secret: false, timeout: Duration::from_secs(READ_TIMEOUT_S) }
+}
+
+/// What a [`read_script`] that ran on `host` found.
+///
+/// # Errors
+/// The read failed for another reason than a missing file.
+pub fn read_result(host: &HostTarget, path: &str, done: Completed) -> Result<FileRead, ExecError> {
+    match done.exit {
+        Some(0) => Ok(FileRead::Present(done.stdout)),
+        Some(MISSING_EXIT) => Ok(FileRead::Missing),
+        _ => Err(ExecError::Ssh {
+            host: host.name.clone(),
+            reason: format!("reading {path}: {}", crate::redact::redact(done.stderr.trim())),
+        }),
     }
 }
 
@@ -255,6 +284,21 @@ impl<R: Transport> Transport for Dispatch<R> {
             Place::Local { .. } => self.local.run(place, request),
             Place::Host(_) => self.remote.run(place, request),
         }
+    }
+
+    fn read_file(&mut self, host: &HostTarget, path: &str) -> Result<FileRead, ExecError> {
+        self.remote.read_file(host, path)
+    }
+
+    fn run_each(&mut self, work: &[(Place, Request<'_>)]) -> Vec<Result<Completed, ExecError>> {
+        if work.iter().all(|(place, _)| matches!(place, Place::Host(_))) {
+            return self.remote.run_each(work);
+        }
+        work.iter().map(|(place, request)| self.run(place, request)).collect()
+    }
+
+    fn read_files(&mut self, reads: &[(HostTarget, &str)]) -> Vec<Result<FileRead, ExecError>> {
+        self.remote.read_files(reads)
     }
 }
 

@@ -899,6 +899,10 @@ impl Transport for LabTransport {
     fn read_file(&mut self, host: &HostTarget, path: &str) -> Result<FileRead, ExecError> {
         self.remote.read_file(host, path)
     }
+
+    fn read_files(&mut self, reads: &[(HostTarget, &str)]) -> Vec<Result<FileRead, ExecError>> {
+        self.remote.read_files(reads)
+    }
 }
 
 /// The kubelets of the lab's nodes: each master's apiserver stand-in (stopped while its manifest
