@@ -590,7 +590,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
                 .listed
                 .iter()
                 .filter(|(id, inv)| *id == step.id && only.as_ref().is_none_or(|h| inv.place_label() == *h))
-                .map(|(_, inv)| format!("    {:<14} {}{}", inv.place_label(), inv.display(), if inv.secret { "  [secret]" } else { "" }))
+                .map(|(_, inv)| format!("    {}", inv.line()))
                 .collect();
             if lines.is_empty() && only.is_some() {
                 continue;

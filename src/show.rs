@@ -122,6 +122,8 @@ fn header(plan: &Plan, t: &Topology) -> String {
 
 fn text(plan: &Plan, t: &Topology) -> String {
     let mut out = header(plan, t) + "\n";
+    // What `plan execute` runs, part by part, where it runs: the lines `--dry-run` prints.
+    let compiled = plan_exec::invocation::compile(t, plan);
     for phase in &plan.phases {
         let steps: Vec<&Step> = plan.steps.iter().filter(|s| s.phase == phase.id).collect();
         if steps.is_empty() {
@@ -131,8 +133,9 @@ fn text(plan: &Plan, t: &Topology) -> String {
         let _ = writeln!(out, "\nPhase {} - {} (~{})", phase.id, phase.title, format_duration(total));
         for s in steps {
             let _ = writeln!(out, "  {:<6} {}  [{}, {}]", s.id, s.title, s.runs_on, format_duration(s.duration_s));
-            for c in &s.commands {
-                let _ = writeln!(out, "           $ {}{}", c.run, if c.secret { "   (output holds a secret)" } else { "" });
+            let i = plan.steps.iter().position(|x| std::ptr::eq(x, s)).expect("a step of the plan");
+            for invocation in &compiled[i] {
+                let _ = writeln!(out, "           {}", invocation.line());
             }
             for c in &s.checks {
                 let _ = writeln!(out, "           check: {c}");

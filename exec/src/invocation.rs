@@ -1,15 +1,15 @@
 //! What the plan's commands become when run: shell commands on a place, uploads, secret relays,
 //! and instructions only a person can carry out.
 //!
-//! The plan writes commands the way the operator would type them on the workstation
-//! (`ssh wizard@k8s-node1.zone 'sudo sed …'`, loops over nodes). The executor does not hand those
-//! to a local shell: it takes the ssh wrapper off and runs the inner command on the named host
-//! through its own transport, so that host-key checking, multiplexing, the loopback guard and the
-//! journal see every remote command.
+//! Each plan command is a list of typed parts (`plan_model::plan::Part`): a shell command on a
+//! machine the scenario names, in the infra repo, on the workstation or where the step runs, or
+//! a file copied to a machine. The executor runs each part where it says, through its own
+//! transport (so host-key checking, multiplexing, the loopback guard and the journal see every
+//! remote command); the text `show` prints is derived from the same parts and never read back.
 
 use crate::target::{Hosts, Place};
 use plan_model::action::Action;
-use plan_model::plan::{Command, RunsOn, Step};
+use plan_model::plan::{Command, Part, RunsOn, Step};
 use plan_model::topology::Topology;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -73,96 +73,15 @@ impl Invocation {
         crate::redact::redact(&text)
     }
 
+    /// One line for people: where it runs, what runs (redacted), and whether its output is kept
+    /// (`[secret]`: never). `plan show` and `plan execute --dry-run` print these same lines.
+    pub fn line(&self) -> String {
+        format!("{:<14} {}{}", self.place_label(), self.display(), if self.secret { "  [secret]" } else { "" })
+    }
+
     pub fn is_manual(&self) -> bool {
         matches!(self.work, Work::Manual { .. })
     }
-}
-
-/// Splits on a top-level `&&` (outside quotes).
-fn split_and(text: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut quote: Option<char> = None;
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some('"') if c == '\\' && i + 1 < chars.len() => {
-                current.push(c);
-                i += 1;
-                current.push(chars[i]);
-                i += 1;
-                continue;
-            }
-            Some(_) => {}
-            None if c == '\'' || c == '"' => quote = Some(c),
-            None if c == '&' && chars.get(i + 1) == Some(&'&') => {
-                parts.push(current.trim().to_string());
-                current.clear();
-                i += 2;
-                continue;
-            }
-            None => {}
-        }
-        current.push(c);
-        i += 1;
-    }
-    parts.push(current.trim().to_string());
-    parts
-}
-
-/// `ssh [USER@]HOST 'CMD' [| filter]` or `ssh [USER@]HOST CMD…`: (user, host, remote command).
-fn parse_ssh(text: &str) -> Option<(Option<String>, String, String)> {
-    let rest = text.strip_prefix("ssh ")?.trim_start();
-    let (destination, rest) = rest.split_once(char::is_whitespace)?;
-    let (user, host) = match destination.split_once('@') {
-        Some((u, h)) => (Some(u.to_string()), h.to_string()),
-        None => (None, destination.to_string()),
-    };
-    let rest = rest.trim_start();
-    let first = rest.chars().next()?;
-    if first != '\'' && first != '"' {
-        return Some((user, host, rest.to_string()));
-    }
-    let body: Vec<char> = rest.chars().skip(1).collect();
-    let mut command = String::new();
-    let mut i = 0;
-    loop {
-        let c = *body.get(i)?;
-        if c == first {
-            break;
-        }
-        if first == '"' && c == '\\' && i + 1 < body.len() {
-            command.push(body[i + 1]);
-            i += 2;
-            continue;
-        }
-        command.push(c);
-        i += 1;
-    }
-    let tail: String = body[i + 1..].iter().collect();
-    let tail = tail.trim();
-    if !tail.is_empty() {
-        // `ssh h "x" | grep y`: the filter runs just as well on the host.
-        command = format!("{command} {tail}");
-    }
-    Some((user, host, command))
-}
-
-/// `for VAR in LIST; do BODY; done`: (variable, items, body).
-fn parse_for(text: &str) -> Option<(String, Vec<String>, String)> {
-    let rest = text.strip_prefix("for ")?;
-    let (var, rest) = rest.split_once(" in ")?;
-    let (list, rest) = rest.split_once("; do ")?;
-    let body = rest.trim_end().strip_suffix("done")?.trim_end().strip_suffix(';')?.trim();
-    let list = list.trim();
-    let items: Vec<String> = match list.strip_prefix('{').and_then(|l| l.strip_suffix('}')) {
-        Some(inner) => inner.split(',').map(str::to_string).collect(),
-        None => list.split_whitespace().map(str::to_string).collect(),
-    };
-    Some((var.trim().to_string(), items, body.to_string()))
 }
 
 /// Turns plan commands into invocations for one topology.
@@ -200,7 +119,7 @@ impl<'t> Compiler<'t> {
             if command.by_hand {
                 works.push(Work::Manual { instruction: command.run.trim().to_string() });
             } else {
-                self.text(&command.run, &place, &mut works);
+                works.extend(command.parts.iter().map(|part| self.work(part, &place)));
             }
             for work in works {
                 self.relay_secrets(&work, command, index, &mut out);
@@ -212,9 +131,26 @@ impl<'t> Compiler<'t> {
 
     /// The invocations of a probe, run where the step runs.
     pub fn probe(&self, step: &Step, probe: &plan_model::operation::Probe) -> Vec<Invocation> {
-        let mut works = Vec::new();
-        self.text(&probe.run, &self.default_place(&step.runs_on), &mut works);
-        works.into_iter().map(|work| Invocation { work, secret: false, command: usize::MAX }).collect()
+        let place = self.default_place(&step.runs_on);
+        probe.parts.iter().map(|part| Invocation { work: self.work(part, &place), secret: false, command: usize::MAX }).collect()
+    }
+
+    /// What one part of a command becomes: `here` is where its step runs.
+    fn work(&self, part: &Part, here: &Place) -> Work {
+        match part {
+            Part::Run { at: None, shell } => Work::Shell { place: here.clone(), shell: shell.clone() },
+            Part::Run { at: Some(at), shell } => Work::Shell { place: self.default_place(at), shell: shell.clone() },
+            Part::Upload { local, to, remote } => match self.default_place(to) {
+                Place::Host(host) => {
+                    let repo = &self.t.scenario.infra_repo;
+                    let local = if local.starts_with('/') { local.clone() } else { format!("{}/{local}", repo.trim_end_matches('/')) };
+                    Work::Upload { host, local, remote: remote.clone() }
+                }
+                Place::Local { .. } => {
+                    Work::Manual { instruction: format!("copy {local} to {remote} on {to} (not a machine of the scenario)") }
+                }
+            },
+        }
     }
 
     /// Inserts a relay before a command that reads a secret file another host wrote, and notes
@@ -232,72 +168,6 @@ impl<'t> Compiler<'t> {
         }
     }
 
-    fn text(&self, text: &str, place: &Place, out: &mut Vec<Work>) {
-        let text = text.trim();
-        if text.is_empty() {
-            return;
-        }
-        if let Some((var, items, body)) = parse_for(text) {
-            if body.starts_with("ssh ") {
-                for item in items {
-                    let expanded = body.replace(&format!("${var}"), &item).replace(&format!("${{{var}}}"), &item);
-                    self.text(&expanded, &Place::Local { dir: None }, out);
-                }
-                return;
-            }
-        }
-        if let Some((name, rest)) = text.strip_prefix("on ").and_then(|r| r.split_once(": ")) {
-            if let Some(host) = self.hosts.find(name, None) {
-                self.text(rest, &Place::Host(host), out);
-                return;
-            }
-        }
-        let repo = &self.t.scenario.infra_repo;
-        if text.starts_with(&format!("cd {repo} && ")) {
-            out.push(Work::Shell { place: Place::Local { dir: Some(repo.clone()) }, shell: text.to_string() });
-            return;
-        }
-        let segments = split_and(text);
-        if !segments.iter().any(|s| s.starts_with("ssh ") || s.starts_with("scp ")) {
-            out.push(Work::Shell { place: place.clone(), shell: text.to_string() });
-            return;
-        }
-        // A workstation chain mixing ssh, scp and local commands: each part where it belongs,
-        // in order (the runner stops at the first failure, as `&&` would).
-        let local = match place {
-            Place::Host(_) => Place::Local { dir: None },
-            other => other.clone(),
-        };
-        for segment in segments {
-            if let Some((user, host, remote)) = parse_ssh(&segment) {
-                match self.hosts.find(&host, user.as_deref()) {
-                    Some(host) => out.push(Work::Shell { place: Place::Host(host), shell: remote }),
-                    None => out.push(Work::Manual { instruction: format!("{segment}  (host {host} is not in the inventory)") }),
-                }
-            } else if let Some(upload) = self.parse_scp(&segment) {
-                out.push(upload);
-            } else {
-                out.push(Work::Shell { place: local.clone(), shell: segment });
-            }
-        }
-    }
-
-    /// `scp SRC [USER@]HOST:DEST`, SRC in the infra repo.
-    fn parse_scp(&self, text: &str) -> Option<Work> {
-        let mut words = text.strip_prefix("scp ")?.split_whitespace();
-        let local = words.next()?;
-        let (destination, remote) = words.next()?.split_once(':')?;
-        let (user, host) = match destination.split_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, destination),
-        };
-        let host = self.hosts.find(host, user)?;
-        let file = local.rsplit('/').next().unwrap_or(local);
-        let remote = if remote.ends_with('/') { format!("{remote}{file}") } else { remote.to_string() };
-        let local = if local.starts_with('/') { local.to_string() } else { format!("{}/{local}", self.t.scenario.infra_repo) };
-        Some(Work::Upload { host, local, remote })
-    }
-
     /// The commands that carry out recovery actions the twin chose. An action with no command
     /// the executor can run safely becomes an instruction for the operator.
     pub fn recovery(&self, actions: &[Action]) -> Vec<Invocation> {
@@ -312,9 +182,7 @@ impl<'t> Compiler<'t> {
             .enumerate()
             .map(|(index, action)| {
                 let work = match *action {
-                    Action::RevertKubelet(n) => {
-                        on(n, plan_model::operation::kubelet_server_shell(&format!("https://{m0_addr}:{port}"), '\''))
-                    }
+                    Action::RevertKubelet(n) => on(n, plan_model::operation::kubelet_server_shell(&format!("https://{m0_addr}:{port}"))),
                     Action::RestoreCert(n) => on(
                         n,
                         "sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/".to_string(),
@@ -330,6 +198,13 @@ impl<'t> Compiler<'t> {
             })
             .collect()
     }
+}
+
+/// The invocations of every step of `plan`, in order: what `plan execute` runs (compiled in plan
+/// order, since a join's secret relay depends on where an earlier step wrote the secret).
+pub fn compile(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<Vec<Invocation>> {
+    let mut compiler = Compiler::new(t);
+    plan.steps.iter().map(|s| compiler.step(s)).collect()
 }
 
 /// The hosts the plan's commands run on (with the user each command gives), each once, in the
@@ -375,35 +250,6 @@ pub fn hosts_touched(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<crate::
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ssh_wrappers_come_off() {
-        assert_eq!(
-            parse_ssh("ssh wizard@k8s-node1.lan 'sudo grep server: /etc/kubernetes/kubelet.conf'"),
-            Some((Some("wizard".into()), "k8s-node1.lan".into(), "sudo grep server: /etc/kubernetes/kubelet.conf".into()))
-        );
-        assert_eq!(
-            parse_ssh("ssh admin@10.0.20.1 \"echo 'show servers state' | socat /tmp/haproxy.socket stdio\" | grep apiserver"),
-            Some((
-                Some("admin".into()),
-                "10.0.20.1".into(),
-                "echo 'show servers state' | socat /tmp/haproxy.socket stdio | grep apiserver".into()
-            ))
-        );
-        assert_eq!(
-            parse_ssh("ssh root@192.168.1.127 qm snapshot 200 x"),
-            Some((Some("root".into()), "192.168.1.127".into(), "qm snapshot 200 x".into()))
-        );
-    }
-
-    #[test]
-    fn loops_and_chains_split_where_they_run() {
-        let (var, items, body) = parse_for("for n in a b; do ssh u@$n.z \"x\" && kubectl wait node/$n; done").unwrap();
-        assert_eq!((var.as_str(), items), ("n", vec!["a".to_string(), "b".to_string()]));
-        assert_eq!(split_and(&body), vec!["ssh u@$n.z \"x\"", "kubectl wait node/$n"]);
-        assert_eq!(parse_for("for n in {a,b}; do ssh u@$n 'y'; done").unwrap().1, vec!["a", "b"]);
-        assert_eq!(split_and("echo 'a && b' && c"), vec!["echo 'a && b'", "c"]);
-    }
 
     fn homelab() -> (Topology, plan_model::plan::Plan) {
         let t = Topology::new(

@@ -160,8 +160,7 @@ impl<'a> Runner<'a> {
         operator: &'a mut dyn Operator,
         options: RunOptions,
     ) -> Self {
-        let mut compiler = Compiler::new(t);
-        let compiled = plan.steps.iter().map(|s| compiler.step(s)).collect();
+        let compiled = crate::invocation::compile(t, plan);
         let observer = Observer::new(options.probes.clone());
         Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled, observer }
     }

@@ -87,31 +87,6 @@ impl<'t> Hosts<'t> {
         self.only(|m| m.name == name)
     }
 
-    /// Finds the machine a command names (`k8s-node1`, `k8s-node1.zone`, `10.0.20.1`), with the
-    /// user the command gives, if any.
-    ///
-    /// Routing is by identity, decided by the form of `host`: text that parses as an IP address
-    /// is an address and matches a machine's address only; any other text is a name and matches
-    /// a machine's exact name, else its name with the DNS zone stripped. A name never matches an
-    /// address, nor an address a name.
-    ///
-    /// *Caveats*: scenario validation (`plan_model::identity`) refuses names that read as
-    /// addresses and names two machines share, so at most one machine matches; on a topology
-    /// built without it, text that several machines match finds none rather than the first.
-    pub fn find(&self, host: &str, user: Option<&str>) -> Option<HostTarget> {
-        let mut found = match host.parse::<Ipv4Addr>() {
-            Ok(address) => self.only(|m| m.address == address)?,
-            Err(_) => {
-                let zone = format!(".{}", self.t.scenario.dns.zone);
-                self.named(host).or_else(|| host.strip_suffix(&zone).and_then(|bare| self.named(bare)))?
-            }
-        };
-        if let Some(user) = user {
-            found.user = user.to_string();
-        }
-        Some(found)
-    }
-
     /// Every machine of the inventory, for `--host` and for error messages.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.t.nodes.iter().map(|n| n.name.clone()).collect();
@@ -136,31 +111,39 @@ mod tests {
     }
 
     #[test]
-    fn names_addresses_and_zoned_names_each_find_their_machine() {
+    fn a_machine_is_found_by_its_exact_name_only() {
         let t = Topology::new(&parse_scenario(LOOPBACK).unwrap());
         let hosts = Hosts::new(&t);
-        assert_eq!(hosts.find("lab-wk-1", None).unwrap().name, "lab-wk-1");
-        assert_eq!(hosts.find("127.0.20.1", Some("admin")).unwrap(), HostTarget { user: "admin".into(), ..hosts.load_balancer() });
+        assert_eq!(hosts.named("lab-wk-1").unwrap().name, "lab-wk-1");
+        assert_eq!(hosts.named("lab-hv").unwrap(), hosts.hypervisor(0));
         let zoned = format!("lab-hv.{}", t.scenario.dns.zone);
-        assert_eq!(hosts.find(&zoned, None).unwrap(), hosts.hypervisor(0));
-        assert_eq!(hosts.find("127.0.20.250", None), None);
-        assert_eq!(hosts.find("lab-nothing", None), None);
+        assert_eq!(hosts.named(&zoned), None, "no guess from a zone");
+        assert_eq!(hosts.named("127.0.20.1"), None, "an address is not a name");
     }
 
     #[test]
     fn a_worker_named_like_the_load_balancers_address_never_gets_its_commands() {
         let text = LOOPBACK.replace("name: lab-wk-2,", "name: 127.0.20.1,");
         assert!(parse_scenario(&text).is_err(), "validation refuses the name");
+        // Built without validation, the load balancer's commands still go to the load balancer:
+        // the operation names it by its role, not by text a machine's name could match.
         let t = unvalidated(&text);
-        let hosts = Hosts::new(&t);
-        // An address finds the machine with that address, not the one with that name.
-        assert_eq!(hosts.find("127.0.20.1", None).unwrap().name, "lab-lb");
-        assert_eq!(hosts.named("127.0.20.1").unwrap().address, Ipv4Addr::new(127, 0, 20, 22));
+        let plan = plan_model::planner::generate(&t);
+        let step = plan.steps.iter().find(|s| s.operations.contains(&plan_model::operation::Operation::DeployLb)).expect("a deploy");
+        let works: Vec<crate::invocation::Work> = crate::invocation::Compiler::new(&t).step(step).into_iter().map(|i| i.work).collect();
+        assert!(!works.is_empty());
+        for work in works {
+            let host = match work {
+                crate::invocation::Work::Shell { place: Place::Host(host), .. } | crate::invocation::Work::Upload { host, .. } => host,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!((host.name.as_str(), host.address), ("lab-lb", Ipv4Addr::new(127, 0, 20, 1)));
+        }
     }
 
     #[test]
     fn a_name_two_machines_share_finds_neither() {
         let t = unvalidated(&LOOPBACK.replace("name: lab-wk-2,", "name: lab-lb,"));
-        assert_eq!(Hosts::new(&t).find("lab-lb", None), None);
+        assert_eq!(Hosts::new(&t).named("lab-lb"), None);
     }
 }

@@ -233,17 +233,24 @@ impl LoopbackMap {
         self.moved(scenario, "the scenario")
     }
 
-    /// The plan with every address in its text moved (commands, checks, rollbacks, titles).
+    /// The plan on the moved topology `moved`: its operations' parameters with every address
+    /// moved (a server URL, an address in a verification), each step derived again on `moved`
+    /// (its commands are the moved scenario's rendering of the same operations); the text the
+    /// operator reads (titles, checks, rollbacks, notes) moved too.
     ///
     /// # Errors
-    /// The moved plan does not read back (it always does: only addresses change).
-    pub fn plan(&self, plan: &Plan) -> Result<Plan, LabError> {
-        let mut moved = self.moved(plan, "the plan")?;
-        // The model's actions are not text (nor serialised): they stay as they were.
-        for (step, before) in moved.steps.iter_mut().zip(&plan.steps) {
-            step.actions.clone_from(&before.actions);
+    /// An operation does not fit the moved topology (it always does: only addresses change).
+    pub fn plan(&self, plan: &Plan, moved: &Topology) -> Result<Plan, LabError> {
+        let words = self.moved(plan, "the plan")?;
+        let mut derived = plan
+            .on_topology(moved, &|text| self.text(text))
+            .map_err(|why| LabError::NotRehearsable { what: "the plan on loopback".to_string(), why })?;
+        for (step, read) in derived.steps.iter_mut().zip(words.steps) {
+            (step.title, step.checks, step.rollback, step.note, step.disruption) =
+                (read.title, read.checks, read.rollback, read.note, read.disruption);
         }
-        Ok(moved)
+        derived.rollbacks = words.rollbacks;
+        Ok(derived)
     }
 
     fn moved<T: serde::Serialize + serde::de::DeserializeOwned>(&self, v: &T, what: &str) -> Result<T, LabError> {
@@ -344,11 +351,15 @@ mod tests {
         let yaml = serde_json::to_string(&moved).expect("serialises");
         assert!(!yaml.contains("10.0.20.") && !yaml.contains("192.168."), "{yaml}");
         let plan = plan_model::planner::generate(&Topology::new(&scenario));
-        let moved_plan = map.plan(&plan).expect("the moved plan reads back");
+        let moved_t = Topology::new(&moved);
+        let moved_plan = map.plan(&plan, &moved_t).expect("the moved plan reads back");
         assert!(moved_plan.steps.iter().zip(&plan.steps).all(|(m, s)| m.actions == s.actions && m.id == s.id), "the twin's actions stay");
         let text = serde_json::to_string(&moved_plan).expect("serialises");
         assert!(!text.contains("10.0.20.") && !text.contains("192.168."), "{text}");
-        assert!(text.contains("ssh root@127.0.1.127 qm snapshot 200"), "the hypervisor's address moves in the commands");
+        assert!(text.contains("ssh root@127.0.1.127 'qm snapshot 200"), "the hypervisor's address moves in the commands");
+        // What runs moves too: the commands' parts are the moved scenario's.
+        let parts = format!("{:?}", moved_plan.steps.iter().flat_map(|s| &s.commands).map(|c| &c.parts).collect::<Vec<_>>());
+        assert!(!parts.contains("10.0.20.") && parts.contains("127.0.20.100:6443"), "{parts}");
         // The names, paths and sizes stay.
         assert_eq!(
             (moved.name.as_str(), moved.nodes.len(), moved.infra_repo.as_str()),

@@ -100,7 +100,7 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
     } else if action >= step.actions.len() {
         StrikeAt::AfterInvocation(invocations.saturating_sub(1))
     } else {
-        let join = step.commands.iter().any(|c| c.run.contains("kubeadm join") || c.run.contains(".plan-join-command"));
+        let join = step.operations.iter().any(|o| matches!(o, plan_model::operation::Operation::Join { .. }));
         let host = step.actions.iter().find_map(|a| match a {
             Action::EtcdMemberAdd(n) => Some(*n),
             _ => None,

@@ -62,47 +62,23 @@ impl LabPaths {
         Topology::new(&scenario)
     }
 
-    /// The plan with the scenario's workstation paths replaced by the lab's, and its logins
-    /// (`wizard@host`, `admin@lb`) by `root@`.
-    pub fn plan(&self, t: &Topology, plan: &Plan) -> Plan {
-        let mut moved = plan.clone();
+    /// The plan on the lab: each step derived again on [`LabPaths::topology`] (its commands name
+    /// the lab's repo, backup directory and logins), with the scenario's workstation paths in
+    /// the operations' parameters replaced by the lab's.
+    ///
+    /// # Errors
+    /// An operation does not fit the lab's topology (it always does: only paths and logins change).
+    pub fn plan(&self, t: &Topology, plan: &Plan) -> Result<Plan, LabError> {
         let from = [t.scenario.infra_repo.trim_end_matches('/'), t.scenario.etcd_backup.path.trim_end_matches('/')];
         let to = [self.infra_repo.display().to_string(), self.etcd_backup.display().to_string()];
-        let logins = [t.scenario.ssh_user.as_str(), t.scenario.load_balancer.ssh_user.as_str()];
-        for step in &mut moved.steps {
-            for command in &mut step.commands {
-                for (f, t) in from.iter().zip(&to) {
-                    command.run = command.run.replace(f, t);
-                }
-                for user in logins {
-                    command.run = as_lab_user(&command.run, user);
-                }
-            }
-        }
-        moved
+        let rewrite = |text: &str| from.iter().zip(&to).fold(text.to_string(), |text, (f, t)| text.replace(f, t));
+        plan.on_topology(&self.topology(t), &rewrite)
+            .map_err(|why| LabError::NotRehearsable { what: "the plan on the lab".to_string(), why })
     }
 }
 
 /// The account every lab host logs in as.
 pub const LAB_USER: &str = "root";
-
-/// `text` with each `user@` login (not `otheruser@`) as `root@`.
-pub(crate) fn as_lab_user(text: &str, user: &str) -> String {
-    if user == LAB_USER || user.is_empty() {
-        return text.to_string();
-    }
-    let login = format!("{user}@");
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(&login) {
-        let standalone = rest[..at].chars().next_back().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'));
-        out.push_str(&rest[..at]);
-        out.push_str(if standalone { "root@" } else { &login });
-        rest = &rest[at + login.len()..];
-    }
-    out.push_str(rest);
-    out
-}
 
 /// An address in 127.0.20.250..=254 the scenario does not use: the operator's workstation.
 ///

@@ -11,11 +11,12 @@
 //! node of the wrong kind, is refused with an [`OperationError`].
 
 use crate::action::{Action, Check};
+use crate::plan::RunsOn;
 use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
 use serde::{Deserialize, Serialize};
 
 mod render;
-pub use render::{kubelet_server_shell, ssh_from_workstation, Probe, CERTIFICATE_KEY_FILE, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION};
+pub use render::{command_text, kubelet_server_shell, Probe, CERTIFICATE_KEY_FILE, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION};
 
 /// A stack of the infra repo that `scripts/tg apply` applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +49,10 @@ pub enum Operation {
         checks: Vec<String>,
         #[serde(default)]
         run: Vec<String>,
+        /// The machine (node, load balancer, hypervisor) the commands run on; none: where
+        /// the step runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<String>,
     },
     /// A hypervisor snapshot of a VM (`qm snapshot`).
     VmSnapshot { node: String, name: String },
@@ -130,7 +135,12 @@ pub enum Operation {
     ByHand { instruction: String },
     /// A shell command the twin does not model: it assumes the command changes nothing, and
     /// `plan check` lists it as unverified.
-    Shell { run: String },
+    Shell {
+        run: String,
+        /// The machine it runs on; none: where the step runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<String>,
+    },
 }
 
 /// Whether an operation may run again after an interruption left it unknown.
@@ -156,6 +166,22 @@ pub enum OperationError {
     UnknownCheck(String),
     #[error("{op}: server {server:?} is neither the VIP (https://{vip}) nor a master's address")]
     UnknownServer { op: &'static str, server: String, vip: String },
+    #[error("{op}: on {name:?}: no machine of that name in the scenario (a node, the load balancer or a hypervisor)")]
+    UnknownMachine { op: &'static str, name: String },
+}
+
+/// The place of the scenario's machine `name`: a node, the load balancer or a hypervisor.
+pub fn machine(t: &Topology, name: &str) -> Option<RunsOn> {
+    let s = &t.scenario;
+    if t.nodes.iter().any(|n| n.name == name) {
+        Some(RunsOn::Node(name.to_string()))
+    } else if s.load_balancer.name == name {
+        Some(RunsOn::LoadBalancer(name.to_string()))
+    } else if s.hypervisors.iter().any(|h| h.name == name) {
+        Some(RunsOn::Hypervisor(name.to_string()))
+    } else {
+        None
+    }
 }
 
 /// Where a kubeconfig's server points.
@@ -229,6 +255,11 @@ impl Operation {
             names.iter().try_fold(NodeSet::EMPTY, |set, name| Ok::<_, OperationError>(set.with(one(name)?)))
         };
         let quorum = t.target_masters().len() / 2 + 1;
+        if let Operation::Verify { on: Some(name), .. } | Operation::Shell { on: Some(name), .. } = self {
+            if machine(t, name).is_none() {
+                return Err(OperationError::UnknownMachine { op: self.name(), name: name.clone() });
+            }
+        }
         Ok(match self {
             Operation::Verify { checks, .. } => checks
                 .iter()
@@ -352,7 +383,7 @@ impl Operation {
     /// by-hand instruction): `plan check` lists it as unverified.
     pub fn unmodelled(&self) -> Option<&str> {
         match self {
-            Operation::Shell { run } => Some(run),
+            Operation::Shell { run, .. } => Some(run),
             Operation::ByHand { instruction } => Some(instruction),
             _ => None,
         }

@@ -41,13 +41,29 @@ pub struct Dependency {
     pub why: String,
 }
 
-/// One command as an operation renders it: the text the operator would type on the
-/// workstation, whether it holds a secret to redact, whether a person carries it out, and the
-/// secret files it writes or reads (the executor copies those between hosts).
+/// One piece of a command as an operation renders it: where it runs is named by the scenario,
+/// never read back from text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// `shell` run at `at`: a machine over SSH, the infra repo, the workstation; `None` is
+    /// where the step runs.
+    Run { at: Option<RunsOn>, shell: String },
+    /// The infra repo's file `local` copied to `remote` on the machine `to`.
+    Upload { local: String, to: RunsOn, remote: String },
+}
+
+/// One command as an operation renders it: its parts (what the executor runs, in order,
+/// stopping at the first that fails) and their text as the operator would type them on the
+/// workstation (what `show` prints, derived from the parts), whether it holds a secret to
+/// redact, whether a person carries it out, and the secret files it writes or reads (the
+/// executor copies those between hosts).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Command {
     pub run: String,
+    /// What runs; derived with `run` from the operation, never read from a file.
+    #[serde(skip)]
+    pub parts: Vec<Part>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
     /// An instruction for a person (edit a file, click in a web UI), not a shell command.
@@ -62,9 +78,10 @@ pub struct Command {
 }
 
 impl Command {
-    /// A shell command.
+    /// A shell command that runs where its step runs.
     pub fn shell(run: impl Into<String>) -> Command {
-        Command { run: run.into(), ..Command::default() }
+        let run = run.into();
+        Command { parts: vec![Part::Run { at: None, shell: run.clone() }], run, ..Command::default() }
     }
 
     /// An instruction a person carries out.
@@ -236,6 +253,24 @@ pub enum PlanError {
 }
 
 impl Plan {
+    /// The plan for another topology of the same cluster (moved onto loopback, on a lab's
+    /// paths): every string of every operation's parameters passed through `rewrite` (addresses
+    /// in a server URL, a path in a verification), then every step derived again on `t`, so its
+    /// commands are `t`'s rendering of the same operations.
+    ///
+    /// # Errors
+    /// A rewritten operation does not read back, or does not fit `t`.
+    pub fn on_topology(&self, t: &Topology, rewrite: &dyn Fn(&str) -> String) -> Result<Plan, String> {
+        let mut moved = self.clone();
+        for step in &mut moved.steps {
+            let mut value = serde_json::to_value(&step.operations).map_err(|e| e.to_string())?;
+            rewrite_strings(&mut value, rewrite);
+            step.operations = serde_json::from_value(value).map_err(|e| format!("step {}: {e}", step.id))?;
+            step.derive(t).map_err(|e| format!("step {}: {e}", step.id))?;
+        }
+        Ok(moved)
+    }
+
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
@@ -401,6 +436,15 @@ pub fn format_duration(seconds: u32) -> String {
         } else {
             format!("{} h {} min", minutes / 60, minutes % 60)
         }
+    }
+}
+
+fn rewrite_strings(value: &mut serde_json::Value, rewrite: &dyn Fn(&str) -> String) {
+    match value {
+        serde_json::Value::String(s) => *s = rewrite(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| rewrite_strings(v, rewrite)),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| rewrite_strings(v, rewrite)),
+        _ => {}
     }
 }
 

@@ -46,7 +46,12 @@ struct StepSpec<'s> {
 
 /// A verification: the checks it confirms and the read-only commands that confirm them.
 fn verify<const C: usize, const R: usize>(t: &Topology, checks: [Check; C], run: [String; R]) -> Operation {
-    Operation::Verify { checks: checks.iter().map(|c| c.key(t)).collect(), run: run.to_vec() }
+    Operation::Verify { checks: checks.iter().map(|c| c.key(t)).collect(), run: run.to_vec(), on: None }
+}
+
+/// A verification whose commands run on the machine `on`, wherever the step runs.
+fn verify_on<const C: usize, const R: usize>(t: &Topology, on: &str, checks: [Check; C], run: [String; R]) -> Operation {
+    Operation::Verify { checks: checks.iter().map(|c| c.key(t)).collect(), run: run.to_vec(), on: Some(on.to_string()) }
 }
 
 fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
@@ -193,9 +198,6 @@ impl<'t> Names<'t> {
         let e = &t.scenario.control_plane_endpoint;
         Names { t, m0, m0_name: t.name(m0).to_string(), vip: e.vip, port: e.port, quorum: t.target_masters().len() / 2 + 1 }
     }
-    fn ssh(&self, node: NodeIx, command: &str) -> String {
-        crate::operation::ssh_from_workstation(self.t, self.t.name(node), command)
-    }
     fn vip_server(&self) -> String {
         format!("https://{}:{}", self.vip, self.port)
     }
@@ -307,16 +309,16 @@ fn load_balancer(b: &mut Builder<'_>) {
             .ops(vec![Operation::DeclareLbFrontend { pool: vec![n.m0_name.clone()] }])
             .after("1.1", "the frontend binds the reserved VIP"),
     );
-    let lb_ssh = format!("{}@{}", lb.ssh_user, lb.address);
     b.add(
         StepSpec::new("1.3", "Deploy + validate the LB", RunsOn::LoadBalancer(lb.name.clone()))
             .ops(vec![
                 Operation::DeployLb,
-                verify(t, [Check::VipListening], [format!("ssh {lb_ssh} 'sockstat -l | grep {vip}:{port}'")]),
-                verify(
+                verify_on(t, &lb.name, [Check::VipListening], [format!("sockstat -l | grep {vip}:{port}")]),
+                verify_on(
                     t,
+                    &lb.name,
                     [Check::BackendsUp],
-                    [format!("ssh {lb_ssh} \"echo 'show servers state' | socat /tmp/haproxy.socket stdio\" | grep apiserver")],
+                    ["echo 'show servers state' | socat /tmp/haproxy.socket stdio | grep apiserver".to_string()],
                 ),
             ])
             .checks(strings(["haproxy listens on the VIP", "backend UP (op_state=2)"]))
@@ -371,10 +373,10 @@ fn config_stack(b: &mut Builder<'_>) {
             .checks(strings(["zero diff against today"]))
             .after("1.5.1", WHY_SEQUENCE),
     );
-    let grep = n.ssh(n.m0, &format!("sudo grep {} /etc/kubernetes/manifests/kube-apiserver.yaml | wc -l", first_flag(t)));
+    let grep = format!("sudo grep {} /etc/kubernetes/manifests/kube-apiserver.yaml | wc -l", first_flag(t));
     b.add(
         StepSpec::new("1.5.3", "Verify the flags are unchanged", b.node(n.m0))
-            .ops(vec![verify(t, [Check::FlagsOn(n.m0), Check::ClusterHealthy], [grep])])
+            .ops(vec![verify_on(t, &n.m0_name, [Check::FlagsOn(n.m0), Check::ClusterHealthy], [grep])])
             .checks(strings(["expect 1; cluster healthy"]))
             .after("1.5.2", WHY_SEQUENCE),
     );
@@ -413,7 +415,7 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
             .ops(vec![verify(
                 t,
                 [Check::ReadyToJoin(m)],
-                [n.ssh(m, "kubeadm version; containerd --version"), format!("getent hosts {name}.{zone}")],
+                ["kubeadm version; containerd --version".to_string(), format!("getent hosts {name}.{zone}")],
             )])
             .checks(vec![format!("kubeadm v{k8s}.x, not yet a node")])
             .after(format!("{p}.1"), WHY_SEQUENCE),
@@ -457,10 +459,11 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
             .ops(vec![
                 Operation::ConfigStackHosts { hosts: n.names(&hosts) },
                 Operation::IacApply(IacStack::ConfigStack),
-                verify(
+                verify_on(
                     t,
+                    &name,
                     [Check::FlagsOn(m)],
-                    [n.ssh(m, &format!("sudo grep -c {} /etc/kubernetes/manifests/kube-apiserver.yaml", first_flag(t)))],
+                    [format!("sudo grep -c {} /etc/kubernetes/manifests/kube-apiserver.yaml", first_flag(t))],
                 ),
             ])
             .checks(strings(["expect 1"]))
@@ -468,19 +471,21 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
             .after("1.5.2", WHY_STACK)
             .disruption(format!("kube-apiserver on {name} restarts with the new flags")),
     );
-    let etcdctl = n.ssh(m0, "sudo etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key member list");
+    let etcdctl = String::from("sudo etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key member list");
     b.add(
         StepSpec::new(format!("{p}.7"), "Smoke", RunsOn::Workstation)
-            .ops(vec![verify(
-                t,
-                [Check::NodeReady(m), Check::EtcdMembersVoting, Check::ApiserverReady(m)],
-                [
-                    "kubectl get nodes".to_string(),
-                    format!("kubectl -n kube-system get pods -o wide | grep {name}"),
-                    etcdctl,
-                    format!("kubectl --server=https://{}:{port} get nodes", t.node(m).address),
-                ],
-            )])
+            .ops(vec![
+                verify(
+                    t,
+                    [Check::NodeReady(m), Check::EtcdMembersVoting, Check::ApiserverReady(m)],
+                    [
+                        "kubectl get nodes".to_string(),
+                        format!("kubectl -n kube-system get pods -o wide | grep {name}"),
+                        format!("kubectl --server=https://{}:{port} get nodes", t.node(m).address),
+                    ],
+                ),
+                verify_on(t, &n.m0_name, [], [etcdctl]),
+            ])
             .checks(vec![format!("{name} Ready control-plane, 4 static pods Running, {} etcd members, direct probe works", hosts.len())])
             .after(format!("{p}.5"), WHY_JOINED),
     );
@@ -527,24 +532,19 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     );
     b.add(master_kubelet_step(t, n.m0));
     b.add(new_masters_kubelet_step(t, new_masters));
-    let every_node = t.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(",");
+    // Every node's kubelet.conf server, read on the node.
+    let kubelet_servers =
+        t.nodes.iter().map(|node| verify_on(t, &node.name, [], ["sudo grep server: /etc/kubernetes/kubelet.conf".to_string()]));
+    let verify_all = std::iter::once(verify(
+        t,
+        [Check::ClusterHealthy, Check::ConsumersOnVip, Check::KubeletsHighlyAvailable],
+        ["kubectl get nodes".to_string(), "kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'".to_string()],
+    ))
+    .chain(kubelet_servers)
+    .chain([Operation::ByHand { instruction: "trigger a no-op CI pipeline through the VIP".to_string() }]);
     b.add(
         StepSpec::new("4.5", "Verify everything", RunsOn::Workstation)
-            .ops(vec![
-                verify(
-                    t,
-                    [Check::ClusterHealthy, Check::ConsumersOnVip, Check::KubeletsHighlyAvailable],
-                    [
-                        "kubectl get nodes".to_string(),
-                        "kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'".to_string(),
-                        format!(
-                            "for n in {{{every_node}}}; do ssh {}@$n.{} \"sudo grep server: /etc/kubernetes/kubelet.conf\"; done",
-                            s.ssh_user, s.dns.zone
-                        ),
-                    ],
-                ),
-                Operation::ByHand { instruction: "trigger a no-op CI pipeline through the VIP".to_string() },
-            ])
+            .ops(verify_all.collect())
             .checks(vec![format!("all {} nodes Ready, every server https://{}:{}", t.nodes.len(), n.vip, n.port)])
             .after("4.1", WHY_SEQUENCE)
             .after("4.4", WHY_SEQUENCE),
@@ -665,14 +665,17 @@ fn validation(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     }
     b.add(failover);
     let masters = t.nodes.iter().filter(|x| x.kind != crate::topology::NodeKind::Worker).map(|x| x.name.as_str()).collect::<Vec<_>>();
+    let grep = format!(
+        "sudo grep -E \"{}\" /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/etcd.yaml | sort",
+        s.config_stack.apiserver_flags.join("|")
+    );
+    // The first master's flags carry the check; every other master's are printed beside them.
+    let per_master = masters.iter().enumerate().map(|(i, m)| {
+        let checks: Vec<String> = if i == 0 { vec![Check::FlagParity.key(t)] } else { Vec::new() };
+        Operation::Verify { checks, run: vec![grep.clone()], on: Some(m.to_string()) }
+    });
     let mut parity = StepSpec::new("6.2", "All-masters apiserver flag parity", RunsOn::Workstation)
-        .ops(vec![verify(t, [Check::FlagParity], [format!(
-            "for h in {}; do ssh {}@$h.{} 'sudo grep -E \"{}\" /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/etcd.yaml | sort'; done",
-            masters.join(" "),
-            s.ssh_user,
-            s.dns.zone,
-            s.config_stack.apiserver_flags.join("|")
-        )])])
+        .ops(per_master.collect())
         .checks(strings(["identical flag set on every master"]));
     for k in 0..new_masters.len() {
         parity = parity.after(format!("{}.6", master_phase(k)), WHY_ALL_MASTERS);

@@ -254,7 +254,7 @@ fn a_command_that_may_run_twice_is_run_again_without_a_probe() {
 fn a_shell_operation_cut_off_halts_with_the_choices() {
     let (t, mut plan) = homelab();
     let i = plan.steps.iter().position(|s| s.id == "6.3").expect("6.3");
-    plan.steps[i].operations.insert(0, plan_model::operation::Operation::Shell { run: "scripts/publish-docs".to_string() });
+    plan.steps[i].operations.insert(0, plan_model::operation::Operation::Shell { run: "scripts/publish-docs".to_string(), on: None });
     plan.steps[i].derive(&t).expect("a shell operation fits");
     let mut journal = died_inside(&t, &plan, "6.3", "shell");
     let mut transport = Probed { took_effect: true, inner: Recorder::default() };

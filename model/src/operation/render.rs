@@ -1,16 +1,20 @@
-//! Operations rendered to the commands the operator would type on the workstation, and their
-//! probes. The executor runs exactly this text (see `exec::invocation`).
+//! Operations rendered to commands: each a list of typed parts (where each piece runs, named by
+//! the scenario) and the text the operator would type on the workstation, derived from the
+//! parts. The executor runs the parts (see `exec::invocation`); `show` prints the text.
 
 use super::{IacStack, Operation};
-use crate::plan::Command;
+use crate::plan::{Command, Part, RunsOn};
 use crate::topology::Topology;
 use serde::Serialize;
 
-/// How to tell on the real hosts whether an operation took effect: `run` exits 0 when it did.
-/// It runs where the step runs, after an interruption left the operation's outcome unknown.
+/// How to tell on the real hosts whether an operation took effect: its parts exit 0 when it
+/// did. It runs after an interruption left the operation's outcome unknown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Probe {
+    /// The parts as the operator would type them.
     pub run: String,
+    #[serde(skip)]
+    pub parts: Vec<Part>,
 }
 
 /// The root-only file that keeps the certificate key `upload-certs` prints.
@@ -27,12 +31,6 @@ struct Words<'t> {
 }
 
 impl Words<'_> {
-    fn ssh(&self, node: &str, command: &str) -> String {
-        ssh_from_workstation(self.t, node, command)
-    }
-    fn repo(&self, command: &str) -> String {
-        format!("cd {} && {command}", self.t.scenario.infra_repo)
-    }
     fn address(&self, name: &str) -> String {
         self.t.nodes.iter().find(|n| n.name == name).map(|n| n.address.to_string()).unwrap_or_else(|| name.to_string())
     }
@@ -43,23 +41,80 @@ impl Words<'_> {
         let t = self.t;
         format!("{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port)
     }
-    fn lb_ssh(&self) -> String {
-        let lb = &self.t.scenario.load_balancer;
-        format!("{}@{}", lb.ssh_user, lb.address)
+    /// A command of `parts`, its text derived from them.
+    fn command(&self, parts: Vec<Part>) -> Command {
+        Command { run: command_text(self.t, &parts), parts, ..Command::default() }
+    }
+    fn probe(&self, parts: Vec<Part>) -> Probe {
+        Probe { run: command_text(self.t, &parts), parts }
     }
 }
 
-/// `command` run on `node` as the operator types it on the workstation: `ssh USER@NODE.ZONE '…'`.
-pub fn ssh_from_workstation(t: &Topology, node: &str, command: &str) -> String {
+/// `shell` where the step runs.
+fn here(shell: impl Into<String>) -> Part {
+    Part::Run { at: None, shell: shell.into() }
+}
+
+/// `shell` on the node `name`.
+fn on_node(name: &str, shell: impl Into<String>) -> Part {
+    Part::Run { at: Some(RunsOn::Node(name.to_string())), shell: shell.into() }
+}
+
+/// `shell` in the infra repo.
+fn in_repo(shell: impl Into<String>) -> Part {
+    Part::Run { at: Some(RunsOn::InfraRepo), shell: shell.into() }
+}
+
+/// `shell` on the operator's workstation.
+fn on_workstation(shell: impl Into<String>) -> Part {
+    Part::Run { at: Some(RunsOn::Workstation), shell: shell.into() }
+}
+
+/// The login `ssh` and `scp` are given for a machine: `USER@NODE.ZONE`, `USER@LB-ADDRESS`,
+/// `root@HYPERVISOR-ADDRESS` (`qm` needs root).
+fn login(t: &Topology, machine: &RunsOn) -> String {
     let s = &t.scenario;
-    format!("ssh {}@{node}.{} '{command}'", s.ssh_user, s.dns.zone)
+    match machine {
+        RunsOn::Node(name) => format!("{}@{name}.{}", s.ssh_user, s.dns.zone),
+        RunsOn::LoadBalancer(_) => format!("{}@{}", s.load_balancer.ssh_user, s.load_balancer.address),
+        RunsOn::Hypervisor(name) => {
+            let address = s.hypervisors.iter().find(|h| &h.name == name).map(|h| h.address.to_string()).unwrap_or_else(|| name.clone());
+            format!("root@{address}")
+        }
+        RunsOn::InfraRepo | RunsOn::Workstation => String::new(),
+    }
+}
+
+/// `shell` as one word of a workstation command line: single quotes, else double quotes when
+/// that needs no escape, else single quotes with `'\''`.
+fn quoted(shell: &str) -> String {
+    if !shell.contains('\'') {
+        format!("'{shell}'")
+    } else if !shell.contains(['"', '$', '`', '\\']) {
+        format!("\"{shell}\"")
+    } else {
+        format!("'{}'", shell.replace('\'', r"'\''"))
+    }
+}
+
+/// The parts as the operator types them on the workstation, joined by `&&`: `ssh LOGIN '…'` for
+/// a machine, `cd REPO && …` for the infra repo, `scp FILE LOGIN:PATH` for an upload; a part
+/// where the step runs as it is.
+pub fn command_text(t: &Topology, parts: &[Part]) -> String {
+    let text = |part: &Part| match part {
+        Part::Run { at: None | Some(RunsOn::Workstation), shell } => shell.clone(),
+        Part::Run { at: Some(RunsOn::InfraRepo), shell } => format!("cd {} && {shell}", t.scenario.infra_repo),
+        Part::Run { at: Some(machine), shell } => format!("ssh {} {}", login(t, machine), quoted(shell)),
+        Part::Upload { local, to, remote } => format!("scp {local} {}:{remote}", login(t, to)),
+    };
+    parts.iter().map(text).collect::<Vec<_>>().join(" && ")
 }
 
 /// The shell text that sets kubelet.conf's server, keeping the first backup it ever took: a
 /// second run never overwrites the pre-migration file.
-pub fn kubelet_server_shell(server: &str, quote: char) -> String {
+pub fn kubelet_server_shell(server: &str) -> String {
     format!(
-        "{{ sudo test -e {KUBELET_CONF}.bak || sudo cp -p {KUBELET_CONF} {KUBELET_CONF}.bak; }} && sudo sed -i {quote}s|server: .*|server: {server}|{quote} {KUBELET_CONF} && sudo systemctl restart kubelet"
+        "{{ sudo test -e {KUBELET_CONF}.bak || sudo cp -p {KUBELET_CONF} {KUBELET_CONF}.bak; }} && sudo sed -i 's|server: .*|server: {server}|' {KUBELET_CONF} && sudo systemctl restart kubelet"
     )
 }
 
@@ -71,10 +126,10 @@ impl Operation {
         let (vip, port, fqdn, zone) =
             (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.control_plane_endpoint.fqdn, &s.dns.zone);
         match self {
-            Operation::Verify { run, .. } => run.iter().map(|r| shell(r.as_str())).collect(),
+            Operation::Verify { run, on, .. } => run.iter().map(|r| w.command(vec![at_machine(t, on.as_deref(), r)])).collect(),
             Operation::VmSnapshot { node, name } => {
-                let (address, vmid) = hypervisor_of(t, node);
-                vec![shell(format!("ssh root@{address} qm snapshot {vmid} {name}"))]
+                let (hypervisor, vmid) = hypervisor_of(t, node);
+                vec![w.command(vec![Part::Run { at: Some(hypervisor), shell: format!("qm snapshot {vmid} {name}") }])]
             }
             Operation::BackupKubeadmConfig { to } => vec![shell(format!("kubectl -n kube-system get cm kubeadm-config -o yaml > {to}"))],
             Operation::PrepareKubeadmConfig { file } => vec![
@@ -111,7 +166,11 @@ impl Operation {
             Operation::DeployLb => {
                 let script = &s.load_balancer.bootstrap_script;
                 let file = script.rsplit('/').next().unwrap_or(script);
-                vec![shell(format!("scp {script} {lb}:/tmp/ && ssh {lb} 'php /tmp/{file}'", lb = w.lb_ssh()))]
+                let lb = RunsOn::LoadBalancer(s.load_balancer.name.clone());
+                vec![w.command(vec![
+                    Part::Upload { local: script.clone(), to: lb.clone(), remote: format!("/tmp/{file}") },
+                    Part::Run { at: Some(lb), shell: format!("php /tmp/{file}") },
+                ])]
             }
             Operation::ConfigStackToList => {
                 let (stack, m0_addr) = (&s.config_stack.path, t.node(t.existing_master()).address);
@@ -147,7 +206,7 @@ impl Operation {
                     w.address(node)
                 ))]
             }
-            Operation::IacApply(stack) => vec![shell(w.repo(&format!("scripts/tg apply {}", stack_target(t, stack))))],
+            Operation::IacApply(stack) => vec![w.command(vec![in_repo(format!("scripts/tg apply {}", stack_target(t, stack)))])],
             Operation::UploadCerts => vec![Command {
                 writes: Some(CERTIFICATE_KEY_FILE.to_string()),
                 secret: true,
@@ -176,33 +235,33 @@ impl Operation {
                 .collect(),
             // The search succeeds when it finds none: grep alone exits 1 then, which would halt an
             // unattended run on success and let it go on when leftovers remain.
-            Operation::NoLeftoverAddress => vec![shell(w.repo(&format!(
+            Operation::NoLeftoverAddress => vec![w.command(vec![in_repo(format!(
                 "! grep -rn '{}' --include='*.tf' --include='*.yml' --include='*.yaml' --include='*.ts' --include='*.php' --include='*.sh'",
                 w.m0_direct()
-            )))],
-            Operation::GitCommit { message } => vec![shell(w.repo(&format!("git commit -am '{message}' && git push")))],
-            Operation::KubeletServer { nodes, server, wait_ready: true } => vec![shell(format!(
-                "for n in {}; do ssh {}@$n.{zone} \"{}\" && kubectl wait --for=condition=Ready node/$n --timeout=180s && sleep 15; done",
-                nodes.join(" "),
-                s.ssh_user,
-                kubelet_server_shell(server, '\'')
-            ))],
+            ))])],
+            Operation::GitCommit { message } => vec![w.command(vec![in_repo(format!("git commit -am '{message}' && git push"))])],
+            // One node at a time: flipped, Ready again, then a pause before the next.
+            Operation::KubeletServer { nodes, server, wait_ready: true } => nodes
+                .iter()
+                .map(|n| {
+                    w.command(vec![
+                        on_node(n, kubelet_server_shell(server)),
+                        on_workstation(format!("kubectl wait --for=condition=Ready node/{n} --timeout=180s")),
+                        on_workstation("sleep 15"),
+                    ])
+                })
+                .collect(),
             Operation::KubeletServer { nodes, server, wait_ready: false } => {
-                nodes.iter().map(|n| shell(w.ssh(n, &kubelet_server_shell(server, '"')))).collect()
+                nodes.iter().map(|n| w.command(vec![on_node(n, kubelet_server_shell(server))])).collect()
             }
             // Every token the plan made carries its description (a rerun of `token create`
             // makes another); `kubeadm token list` prints it in its DESCRIPTION column.
-            Operation::ForgetJoinSecrets { nodes } => vec![
-                shell(w.ssh(
-                    t.name(t.existing_master()),
-                    &format!("sudo kubeadm token list | awk \"/{JOIN_TOKEN_DESCRIPTION}/ {{print \\$1}}\" | xargs -r -n1 sudo kubeadm token delete"),
-                )),
-                shell(format!(
-                    "for n in {}; do ssh {}@$n.{zone} 'sudo rm -f {JOIN_COMMAND_FILE} {CERTIFICATE_KEY_FILE}'; done",
-                    nodes.join(" "),
-                    s.ssh_user
-                )),
-            ],
+            Operation::ForgetJoinSecrets { nodes } => std::iter::once(w.command(vec![on_node(
+                t.name(t.existing_master()),
+                format!("sudo kubeadm token list | awk \"/{JOIN_TOKEN_DESCRIPTION}/ {{print \\$1}}\" | xargs -r -n1 sudo kubeadm token delete"),
+            )]))
+            .chain(nodes.iter().map(|n| w.command(vec![on_node(n, format!("sudo rm -f {JOIN_COMMAND_FILE} {CERTIFICATE_KEY_FILE}"))])))
+            .collect(),
             Operation::KubeProxyServer { server } => vec![
                 shell(format!(
                     "kubectl -n kube-system get configmap kube-proxy -o yaml | sed 's|server: .*|server: {server}|' | kubectl apply -f -"
@@ -240,7 +299,7 @@ impl Operation {
             Operation::Reboot { node } => {
                 let watches = crate::fault::NODE_REBOOT_S / REBOOT_WATCH_INTERVAL_S;
                 vec![
-                    shell(w.ssh(node, "sudo reboot")),
+                    w.command(vec![on_node(node, "sudo reboot")]),
                     shell(format!(
                         "for i in $(seq {watches}); do [ \"$(kubectl get nodes -o name | wc -l)\" -gt 0 ] || {{ echo 'the API did not answer through the VIP'; exit 1; }}; sleep {REBOOT_WATCH_INTERVAL_S}; done  # never 0"
                     )),
@@ -253,31 +312,31 @@ impl Operation {
                 None => by_hand("close the tracking issue"),
             }],
             Operation::ByHand { instruction } => vec![by_hand(instruction.clone())],
-            Operation::Shell { run } => vec![shell(run.clone())],
+            Operation::Shell { run, on } => vec![w.command(vec![at_machine(t, on.as_deref(), run)])],
         }
     }
 
     /// How to tell whether the operation already took effect, for those that must not run twice.
     pub fn probe(&self, t: &Topology) -> Option<Probe> {
         let w = Words { t };
-        let run = match self {
+        let part = match self {
             Operation::VmSnapshot { node, name } => {
-                let (address, vmid) = hypervisor_of(t, node);
-                format!("ssh root@{address} qm listsnapshot {vmid} | grep -qw {name}")
+                let (hypervisor, vmid) = hypervisor_of(t, node);
+                Part::Run { at: Some(hypervisor), shell: format!("qm listsnapshot {vmid} | grep -qw {name}") }
             }
-            Operation::BackupKubeadmConfig { to } => format!("test -s {to}"),
-            Operation::MoveCertAside { to, .. } => format!("sudo test -e {to}/apiserver.crt"),
+            Operation::BackupKubeadmConfig { to } => here(format!("test -s {to}")),
+            Operation::MoveCertAside { to, .. } => here(format!("sudo test -e {to}/apiserver.crt")),
             // kubeadm writes kubelet.conf once the node's control plane is up (the last phases
             // of the join): a node that has it has joined.
-            Operation::Join { .. } => format!("sudo test -e {KUBELET_CONF}"),
+            Operation::Join { .. } => here(format!("sudo test -e {KUBELET_CONF}")),
             // Committed and pushed: the last commit is this one and nothing is left to push.
             Operation::GitCommit { message } => {
-                w.repo(&format!("git log -1 --format=%s | grep -qxF '{message}' && test -z \"$(git log @{{u}}..)\""))
+                in_repo(format!("git log -1 --format=%s | grep -qxF '{message}' && test -z \"$(git log @{{u}}..)\""))
             }
-            Operation::RunJob { namespace, job, .. } => format!("kubectl -n {namespace} get job {job}"),
+            Operation::RunJob { namespace, job, .. } => here(format!("kubectl -n {namespace} get job {job}")),
             _ => return None,
         };
-        Some(Probe { run })
+        Some(w.probe(vec![part]))
     }
 }
 
@@ -292,10 +351,16 @@ fn by_hand(run: impl Into<String>) -> Command {
 /// Seconds between two looks at the API while a master reboots.
 pub const REBOOT_WATCH_INTERVAL_S: u32 = 2;
 
-fn hypervisor_of(t: &Topology, node: &str) -> (String, u32) {
+/// The hypervisor a node's VM lives on, and the VM's id.
+fn hypervisor_of(t: &Topology, node: &str) -> (RunsOn, u32) {
     let n = t.nodes.iter().find(|n| n.name == node);
-    let address = n.and_then(|n| t.scenario.hypervisors.get(n.hypervisor)).map(|h| h.address.to_string()).unwrap_or_default();
-    (address, n.and_then(|n| n.vmid).unwrap_or_default())
+    let name = n.and_then(|n| t.scenario.hypervisors.get(n.hypervisor)).map(|h| h.name.clone()).unwrap_or_default();
+    (RunsOn::Hypervisor(name), n.and_then(|n| n.vmid).unwrap_or_default())
+}
+
+/// `shell` on the machine named `on` (checked by `effect`), or where the step runs.
+fn at_machine(t: &Topology, on: Option<&str>, shell: &str) -> Part {
+    Part::Run { at: on.and_then(|name| super::machine(t, name)), shell: shell.to_string() }
 }
 
 /// What `scripts/tg apply` is given for a stack.

@@ -1,9 +1,9 @@
 //! Phase 4's kubelet steps: what the masters' kubelets name after their joins depends on the
 //! Kubernetes version (docs/facts.md K1, K2).
 
-use super::{master_phase, strings, verify, StepSpec, WHY_ALL_MASTERS, WHY_SEQUENCE};
+use super::{master_phase, strings, verify, verify_on, StepSpec, WHY_ALL_MASTERS, WHY_SEQUENCE};
 use crate::action::Check;
-use crate::operation::{ssh_from_workstation, Operation};
+use crate::operation::Operation;
 use crate::plan::RunsOn;
 use crate::topology::{NodeIx, Topology};
 
@@ -15,9 +15,9 @@ pub(super) fn master_kubelet_step(t: &Topology, m0: NodeIx) -> StepSpec<'static>
     let (m0_name, m0_addr) = (t.name(m0), t.node(m0).address);
     let (vip, port) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
     if t.kubelet_local_mode {
-        let grep = ssh_from_workstation(t, m0_name, "sudo grep server: /etc/kubernetes/kubelet.conf");
+        let grep = "sudo grep server: /etc/kubernetes/kubelet.conf".to_string();
         return StepSpec::new("4.3", format!("Verify {m0_name} kubelet.conf names its own apiserver"), RunsOn::Node(m0_name.to_string()))
-            .ops(vec![verify(t, [Check::KubeletLocal(m0), Check::NodeReady(m0)], [grep])])
+            .ops(vec![verify_on(t, m0_name, [Check::KubeletLocal(m0), Check::NodeReady(m0)], [grep])])
             .checks(vec![format!("server: https://{m0_addr}:{port}, its own apiserver")])
             .after("4.2", WHY_SEQUENCE)
             .note(format!(
@@ -44,8 +44,8 @@ pub(super) fn new_masters_kubelet_step(t: &Topology, new_masters: &[NodeIx]) -> 
         let ops = new_masters
             .iter()
             .map(|&m| {
-                let grep = ssh_from_workstation(t, t.name(m), "sudo grep server: /etc/kubernetes/kubelet.conf");
-                verify(t, [Check::KubeletLocal(m), Check::NodeReady(m)], [grep])
+                let grep = "sudo grep server: /etc/kubernetes/kubelet.conf".to_string();
+                verify_on(t, t.name(m), [Check::KubeletLocal(m), Check::NodeReady(m)], [grep])
             })
             .collect();
         StepSpec::new("4.4", "Verify the new masters' kubelet.conf name their own apiserver", RunsOn::Workstation)
