@@ -28,7 +28,11 @@ pub enum Action {
     RestartApiserver(NodeIx),
     ReserveVip,
     ReleaseVip,
+    /// The infra repo declares the VIP record and the stale record's deletion.
+    DeclareDnsRecords,
+    /// The DNS stack's apply: the VIP record appears, if the repo declares it.
     AddVipDnsRecord,
+    /// The DNS stack's apply: the stale record goes, if the repo declares its deletion.
     DeleteStaleDnsRecord,
     RevertDns,
     /// The bootstrap script declares the VIP frontend (its pool is declared apart).
@@ -47,7 +51,13 @@ pub enum Action {
     /// The infra repo's config stack lists exactly these masters (applied by [`Action::ApplyConfigStack`]).
     DeclareStackHosts(NodeSet),
     ConfigStackRemoveHost(NodeIx),
+    /// The infra repo declares the template's bump (the cluster's version, no join for masters).
+    DeclareTemplate,
+    /// The template stack's apply: the template follows what the repo declares.
     BumpTemplate,
+    /// The infra repo declares the master's VM module.
+    DeclareVm(NodeIx),
+    /// The VM stack's apply: the declared VM is created.
     CreateVm(NodeIx),
     DestroyVm(NodeIx),
     UploadCerts,
@@ -166,6 +176,7 @@ impl Action {
             | RestartApiserver(n)
             | RemoveLbBackend(n)
             | ConfigStackRemoveHost(n)
+            | DeclareVm(n)
             | CreateVm(n)
             | DestroyVm(n)
             | EtcdMemberAdd(n)
@@ -312,9 +323,12 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             n.vip_alias = false;
         }
-        AddVipDnsRecord => n.dns_vip = true,
-        DeleteStaleDnsRecord => n.dns_stale = false,
+        DeclareDnsRecords => n.dns_declared = true,
+        // The apply makes the records what the repo declares: nothing new without the edit.
+        AddVipDnsRecord => n.dns_vip = c.dns_declared,
+        DeleteStaleDnsRecord => n.dns_stale = c.dns_stale && !c.dns_declared,
         RevertDns => {
+            n.dns_declared = false;
             n.dns_vip = false;
             n.dns_stale = t.scenario.dns.records.iter().any(|r| r.stale);
         }
@@ -360,9 +374,14 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n.stack_hosts = c.stack_hosts.without(x);
             n.stack_hosts_declared = c.stack_hosts_declared.without(x);
         }
+        DeclareTemplate => n.template_declared = true,
         BumpTemplate => {
-            n.template_version_ok = true;
-            n.template_master_safe = true;
+            n.template_version_ok = c.template_version_ok || c.template_declared;
+            n.template_master_safe = c.template_master_safe || c.template_declared;
+        }
+        DeclareVm(x) => n.vm_declared = c.vm_declared.with(x),
+        CreateVm(x) if !c.vm_declared.contains(x) => {
+            return refuse(format!("tg apply -target=module.{}: no such module in the infra repo (the VM is not declared)", t.name(x)));
         }
         CreateVm(x) => {
             let h = t.node(x).hypervisor;

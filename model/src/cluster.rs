@@ -106,6 +106,9 @@ pub struct Cluster {
 
     /// DNS A record FQDN -> VIP exists.
     pub dns_vip: bool,
+    /// The infra repo declares the VIP record (and the stale record's deletion); applied by the
+    /// DNS stack's apply.
+    pub dns_declared: bool,
     /// The stale per-master record still exists.
     pub dns_stale: bool,
 
@@ -114,6 +117,10 @@ pub struct Cluster {
 
     /// The VM template installs the cluster's kubeadm version.
     pub template_version_ok: bool,
+    /// The infra repo declares the template's bump (applied by the template stack's apply).
+    pub template_declared: bool,
+    /// New masters whose VM module the infra repo declares (created by the VM's apply).
+    pub vm_declared: NodeSet,
     /// The VM template skips the worker join command for masters.
     pub template_master_safe: bool,
     /// The config stack loops over a list of master hosts (as applied).
@@ -188,9 +195,12 @@ impl Cluster {
             lb_declared: LbConfig::default(),
             lb_running: LbConfig::default(),
             dns_vip: false,
+            dns_declared: false,
             dns_stale: s.dns.records.iter().any(|r| r.stale),
             consumers_vip: 0,
             template_version_ok: t.template_version == t.version,
+            template_declared: t.template_version == t.version && !s.vm_template.join_command_for_masters,
+            vm_declared: existing,
             template_master_safe: !s.vm_template.join_command_for_masters,
             stack_list: t.stack_starts_as_list(),
             stack_list_declared: t.stack_starts_as_list(),

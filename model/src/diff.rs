@@ -29,6 +29,7 @@ fn flag_change(out: &mut Vec<String>, what: &str, before: bool, after: bool) {
 pub fn state_diff(a: &Cluster, b: &Cluster, t: &Topology) -> Vec<String> {
     let mut out = Vec::new();
     set_change(&mut out, t, "VMs", a.vm_exists, b.vm_exists);
+    set_change(&mut out, t, "VMs declared", a.vm_declared, b.vm_declared);
     set_change(&mut out, t, "up", a.up, b.up);
     set_change(&mut out, t, "etcd voters", a.voters, b.voters);
     set_change(&mut out, t, "etcd learners", a.learners, b.learners);
@@ -54,6 +55,8 @@ pub fn state_diff(a: &Cluster, b: &Cluster, t: &Topology) -> Vec<String> {
     flag_change(&mut out, "LB frontend (declared)", a.lb_declared.frontend, b.lb_declared.frontend);
     flag_change(&mut out, "LB frontend (running)", a.lb_running.frontend, b.lb_running.frontend);
     flag_change(&mut out, "DNS FQDN -> VIP", a.dns_vip, b.dns_vip);
+    flag_change(&mut out, "DNS records declared", a.dns_declared, b.dns_declared);
+    flag_change(&mut out, "template bump declared", a.template_declared, b.template_declared);
     flag_change(&mut out, "stale DNS record", a.dns_stale, b.dns_stale);
     flag_change(&mut out, "template ok", a.template_version_ok && a.template_master_safe, b.template_version_ok && b.template_master_safe);
     flag_change(&mut out, "config stack loops over masters", a.stack_list, b.stack_list);

@@ -52,7 +52,7 @@ pub enum Operation {
         /// The machine (node, load balancer, hypervisor) the commands run on; none: where
         /// the step runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        on: Option<String>,
+        at: Option<String>,
     },
     /// A hypervisor snapshot of a VM (`qm snapshot`).
     VmSnapshot { node: String, name: String },
@@ -139,7 +139,7 @@ pub enum Operation {
         run: String,
         /// The machine it runs on; none: where the step runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        on: Option<String>,
+        at: Option<String>,
     },
 }
 
@@ -166,7 +166,7 @@ pub enum OperationError {
     UnknownCheck(String),
     #[error("{op}: server {server:?} is neither the VIP (https://{vip}) nor a master's address")]
     UnknownServer { op: &'static str, server: String, vip: String },
-    #[error("{op}: on {name:?}: no machine of that name in the scenario (a node, the load balancer or a hypervisor)")]
+    #[error("{op}: at {name:?}: no machine of that name in the scenario (a node, the load balancer or a hypervisor)")]
     UnknownMachine { op: &'static str, name: String },
 }
 
@@ -255,7 +255,7 @@ impl Operation {
             names.iter().try_fold(NodeSet::EMPTY, |set, name| Ok::<_, OperationError>(set.with(one(name)?)))
         };
         let quorum = t.target_masters().len() / 2 + 1;
-        if let Operation::Verify { on: Some(name), .. } | Operation::Shell { on: Some(name), .. } = self {
+        if let Operation::Verify { at: Some(name), .. } | Operation::Shell { at: Some(name), .. } = self {
             if machine(t, name).is_none() {
                 return Err(OperationError::UnknownMachine { op: self.name(), name: name.clone() });
             }
@@ -361,15 +361,16 @@ impl Operation {
                 let x = node(name)?;
                 vec![Action::Shutdown(x), Action::Verify(Check::ViaVip), Action::Boot(x), Action::Verify(Check::ApiserverReady(x))]
             }
-            Operation::Drain { node: name } | Operation::Uncordon { node: name } | Operation::DeclareVm { node: name } => {
+            Operation::Drain { node: name } | Operation::Uncordon { node: name } => {
                 node(name)?;
                 vec![]
             }
+            Operation::DeclareVm { node: name } => vec![Action::DeclareVm(new_master(name)?)],
+            Operation::DeclareDnsRecords => vec![Action::DeclareDnsRecords],
+            Operation::EditTemplate => vec![Action::DeclareTemplate],
             Operation::BackupKubeadmConfig { .. }
             | Operation::PrepareKubeadmConfig { .. }
-            | Operation::DeclareDnsRecords
             | Operation::ConfigStackServer { .. }
-            | Operation::EditTemplate
             | Operation::NoLeftoverAddress
             | Operation::GitCommit { .. }
             | Operation::RunJob { .. }

@@ -46,12 +46,12 @@ struct StepSpec<'s> {
 
 /// A verification: the checks it confirms and the read-only commands that confirm them.
 fn verify<const C: usize, const R: usize>(t: &Topology, checks: [Check; C], run: [String; R]) -> Operation {
-    Operation::Verify { checks: checks.iter().map(|c| c.key(t)).collect(), run: run.to_vec(), on: None }
+    Operation::Verify { checks: checks.iter().map(|c| c.key(t)).collect(), run: run.to_vec(), at: None }
 }
 
 /// A verification whose commands run on the machine `on`, wherever the step runs.
 fn verify_on<const C: usize, const R: usize>(t: &Topology, on: &str, checks: [Check; C], run: [String; R]) -> Operation {
-    Operation::Verify { checks: checks.iter().map(|c| c.key(t)).collect(), run: run.to_vec(), on: Some(on.to_string()) }
+    Operation::Verify { checks: checks.iter().map(|c| c.key(t)).collect(), run: run.to_vec(), at: Some(on.to_string()) }
 }
 
 fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
@@ -672,7 +672,7 @@ fn validation(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     // The first master's flags carry the check; every other master's are printed beside them.
     let per_master = masters.iter().enumerate().map(|(i, m)| {
         let checks: Vec<String> = if i == 0 { vec![Check::FlagParity.key(t)] } else { Vec::new() };
-        Operation::Verify { checks, run: vec![grep.clone()], on: Some(m.to_string()) }
+        Operation::Verify { checks, run: vec![grep.clone()], at: Some(m.to_string()) }
     });
     let mut parity = StepSpec::new("6.2", "All-masters apiserver flag parity", RunsOn::Workstation)
         .ops(per_master.collect())

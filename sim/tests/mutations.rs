@@ -163,3 +163,42 @@ fn swapping_adjacent_steps_is_refused_commutes_or_fails_check() {
         assert!(refused > 20 && commute > 0, "{}: {refused} refused, {commute} commute, {caught} caught", t.scenario.name);
     }
 }
+
+/// Which operations a mutant loses.
+type Picks = dyn Fn(&plan_model::operation::Operation) -> bool;
+
+/// Deletes from every step each operation `edit` names, keeping the rest (the apply after it).
+fn without_edit(t: &Topology, plan: &Plan, edit: &Picks) -> (Plan, usize) {
+    let mut mutant = plan.clone();
+    let mut removed = 0;
+    for step in &mut mutant.steps {
+        let before = step.operations.len();
+        step.operations.retain(|o| !edit(o));
+        if step.operations.len() != before {
+            removed += before - step.operations.len();
+            step.derive(t).expect("the rest of the step still derives");
+        }
+    }
+    (mutant, removed)
+}
+
+#[test]
+fn deleting_the_repo_edit_before_an_apply_fails_check_the_apply_keeps_the_old_declaration() {
+    use plan_model::operation::Operation;
+    let edits: [(&str, &Picks); 3] = [
+        ("declare-dns-records", &|o| matches!(o, Operation::DeclareDnsRecords)),
+        ("edit-template", &|o| matches!(o, Operation::EditTemplate)),
+        ("declare-vm", &|o| matches!(o, Operation::DeclareVm { .. })),
+    ];
+    for text in [include_str!("../../scenarios/homelab-rightsized.yaml"), include_str!("../../scenarios/five-masters.yaml")] {
+        let t = topology(text);
+        let plan = planner::generate(&t);
+        assert_eq!(check(&t, &plan, CheckOptions { depth: 1 }).verdict, Verdict::Pass, "{} passes unmutated", t.scenario.name);
+        for (name, edit) in &edits {
+            let (mutant, removed) = without_edit(&t, &plan, edit);
+            assert!(removed > 0, "{}: the plan has {name}", t.scenario.name);
+            let report = check(&t, &mutant, CheckOptions { depth: 1 });
+            assert_eq!(report.verdict, Verdict::Fail, "{}: without {name} the applies keep the old declaration", t.scenario.name);
+        }
+    }
+}

@@ -179,6 +179,8 @@ fn the_undone_steps_are_those_the_recovery_takes_the_twin_back_over() {
             undone.vm_snapshot = before.vm_snapshot;
             undone.cert_backup = before.cert_backup;
             undone.template_version_ok = before.template_version_ok;
+            undone.template_declared = before.template_declared;
+            undone.vm_declared = before.vm_declared;
             undone.certs_uploaded_s = before.certs_uploaded_s;
             undone.token_s = before.token_s;
             let diff = plan_model::diff::state_diff(before, &undone, &t);
@@ -254,7 +256,7 @@ fn a_command_that_may_run_twice_is_run_again_without_a_probe() {
 fn a_shell_operation_cut_off_halts_with_the_choices() {
     let (t, mut plan) = homelab();
     let i = plan.steps.iter().position(|s| s.id == "6.3").expect("6.3");
-    plan.steps[i].operations.insert(0, plan_model::operation::Operation::Shell { run: "scripts/publish-docs".to_string(), on: None });
+    plan.steps[i].operations.insert(0, plan_model::operation::Operation::Shell { run: "scripts/publish-docs".to_string(), at: None });
     plan.steps[i].derive(&t).expect("a shell operation fits");
     let mut journal = died_inside(&t, &plan, "6.3", "shell");
     let mut transport = Probed { took_effect: true, inner: Recorder::default() };

@@ -261,6 +261,13 @@ impl Check {
                 if c.voters != masters {
                     return Err(format!("etcd has {} voters, want {}", c.voters.len(), masters.len()));
                 }
+                // The API's name is what clients and the served cert's SAN use.
+                if !c.dns_vip {
+                    return Err(format!("{} has no DNS record for the VIP", t.scenario.control_plane_endpoint.fqdn));
+                }
+                if c.dns_stale {
+                    return Err("a stale DNS record still names the first master".to_string());
+                }
                 ViaVip.evaluate(c, t)?;
                 ChainCoversMasters.evaluate(c, t)?;
                 GateQuorumAware.evaluate(c, t)?;

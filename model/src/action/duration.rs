@@ -25,6 +25,8 @@ impl Action {
             ConfigStackRemoveHost(_) | DestroyVm(_) => 300,
             DeclareStackHosts(_) => 60,
             BumpTemplate => 1800,
+            // Edits of the infra repo: their time is the step's `extra_s`.
+            DeclareDnsRecords | DeclareTemplate | DeclareVm(_) => 0,
             CreateVm(_) => 900,
             UploadCerts | CreateToken | EtcdStart(_) | EtcdPromote(_) | EtcdMemberRemove(_) | FlipKubelet(_) | RevertKubelet(_)
             | Shutdown(_) => 30,

@@ -126,7 +126,7 @@ impl Operation {
         let (vip, port, fqdn, zone) =
             (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.control_plane_endpoint.fqdn, &s.dns.zone);
         match self {
-            Operation::Verify { run, on, .. } => run.iter().map(|r| w.command(vec![at_machine(t, on.as_deref(), r)])).collect(),
+            Operation::Verify { run, at, .. } => run.iter().map(|r| w.command(vec![at_machine(t, at.as_deref(), r)])).collect(),
             Operation::VmSnapshot { node, name } => {
                 let (hypervisor, vmid) = hypervisor_of(t, node);
                 vec![w.command(vec![Part::Run { at: Some(hypervisor), shell: format!("qm snapshot {vmid} {name}") }])]
@@ -312,7 +312,7 @@ impl Operation {
                 None => by_hand("close the tracking issue"),
             }],
             Operation::ByHand { instruction } => vec![by_hand(instruction.clone())],
-            Operation::Shell { run, on } => vec![w.command(vec![at_machine(t, on.as_deref(), run)])],
+            Operation::Shell { run, at } => vec![w.command(vec![at_machine(t, at.as_deref(), run)])],
         }
     }
 
@@ -358,7 +358,7 @@ fn hypervisor_of(t: &Topology, node: &str) -> (RunsOn, u32) {
     (RunsOn::Hypervisor(name), n.and_then(|n| n.vmid).unwrap_or_default())
 }
 
-/// `shell` on the machine named `on` (checked by `effect`), or where the step runs.
+/// `shell` on the machine named `at` (checked by `effect`), or where the step runs.
 fn at_machine(t: &Topology, on: Option<&str>, shell: &str) -> Part {
     Part::Run { at: on.and_then(|name| super::machine(t, name)), shell: shell.to_string() }
 }
