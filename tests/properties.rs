@@ -174,9 +174,13 @@ fn inventory(shape: &Shape) -> Scenario {
     for job in &mut s.cronjobs {
         job.pinned_to = (shape.backup_pinned || !job.backup).then(|| "cp-0".to_string());
     }
-    s.upgrade_chain.masters = vec!["cp-0".to_string()];
+    if let Some(chain) = &mut s.upgrade_chain {
+        chain.masters = vec!["cp-0".to_string()];
+    }
     s.config_stack.hosts = shape.stack_hosts;
-    s.reboot_gate.control_plane_quorum_check = shape.gate_quorum_check;
+    if let Some(gate) = &mut s.reboot_gate {
+        gate.control_plane_quorum_check = shape.gate_quorum_check;
+    }
     s
 }
 

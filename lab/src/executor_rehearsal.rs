@@ -1665,13 +1665,17 @@ fn acceptance_rows(
 /// The acceptance criteria the lab cannot check (edits of files nothing on the lab runs): the
 /// twin's word, listed apart so that they are never counted as agreement.
 fn not_rehearsed(t: &Topology, twin: &Cluster) -> Vec<String> {
-    [
-        ("acceptance: the upgrade chain loops over every master", twin.chain_all_masters, &t.scenario.upgrade_chain.path),
-        ("acceptance: the reboot gate keeps quorum", twin.gate_quorum, &t.scenario.reboot_gate.path),
-    ]
-    .into_iter()
-    .map(|(criterion, twin_says, file)| format!("end: {criterion}: twin {}; nothing on the lab runs {file}", yes_no(twin_says)))
-    .collect()
+    let chain = t
+        .scenario
+        .upgrade_chain
+        .as_ref()
+        .map(|c| ("acceptance: the upgrade chain loops over every master", twin.chain_all_masters, &c.path));
+    let gate = t.scenario.reboot_gate.as_ref().map(|g| ("acceptance: the reboot gate keeps quorum", twin.gate_quorum, &g.path));
+    [chain, gate]
+        .into_iter()
+        .flatten()
+        .map(|(criterion, twin_says, file)| format!("end: {criterion}: twin {}; nothing on the lab runs {file}", yes_no(twin_says)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -208,11 +208,12 @@ impl Cluster {
             stack_hosts_declared: master,
             cronjobs_any_master: s.cronjobs.iter().all(|j| j.pinned_to.is_none()),
             cronjobs_declared_any_master: s.cronjobs.iter().all(|j| j.pinned_to.is_none()),
-            gate_quorum: s.reboot_gate.control_plane_quorum_check,
-            gate_declared_quorum: s.reboot_gate.control_plane_quorum_check,
-            chain_all_masters: false,
-            chain_loop_declared: false,
-            chain_any_master_declared: false,
+            // No gate: nothing reboots a master on its own. No chain: nothing upgrades them.
+            gate_quorum: s.reboot_gate.as_ref().is_none_or(|g| g.control_plane_quorum_check),
+            gate_declared_quorum: s.reboot_gate.as_ref().is_none_or(|g| g.control_plane_quorum_check),
+            chain_all_masters: s.upgrade_chain.is_none(),
+            chain_loop_declared: s.upgrade_chain.is_none(),
+            chain_any_master_declared: s.upgrade_chain.is_none(),
         }
     }
 

@@ -166,6 +166,8 @@ pub enum OperationError {
     UnknownCheck(String),
     #[error("{op}: server {server:?} is neither the VIP (https://{vip}) nor a master's address")]
     UnknownServer { op: &'static str, server: String, vip: String },
+    #[error("{op}: the scenario declares no {section}")]
+    NotDeclared { op: &'static str, section: &'static str },
     #[error("{op}: at {name:?}: no machine of that name in the scenario (a node, the load balancer or a hypervisor)")]
     UnknownMachine { op: &'static str, name: String },
 }
@@ -259,6 +261,17 @@ impl Operation {
             if machine(t, name).is_none() {
                 return Err(OperationError::UnknownMachine { op: self.name(), name: name.clone() });
             }
+        }
+        let gate_op = matches!(self, Operation::RebootGateRule { .. } | Operation::IacApply(IacStack::RebootGate));
+        let chain_op = matches!(
+            self,
+            Operation::UpgradeChainLoop { .. } | Operation::UpgradeChainAnyMaster | Operation::IacApply(IacStack::UpgradeChain)
+        );
+        if gate_op && t.scenario.reboot_gate.is_none() {
+            return Err(OperationError::NotDeclared { op: self.name(), section: "reboot_gate" });
+        }
+        if chain_op && t.scenario.upgrade_chain.is_none() {
+            return Err(OperationError::NotDeclared { op: self.name(), section: "upgrade_chain" });
         }
         Ok(match self {
             Operation::Verify { checks, .. } => checks

@@ -584,7 +584,6 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
 fn after_cutover(b: &mut Builder<'_>, last: &str) {
     let t = b.t;
     let s = &t.scenario;
-    let n = Names::new(t);
     b.phase("4.5", "etcd-backup CronJob node pinning".to_string());
     b.add(
         StepSpec::new("4.5.1", "Replace the node pin with a control-plane selector", RunsOn::InfraRepo)
@@ -611,8 +610,17 @@ fn after_cutover(b: &mut Builder<'_>, last: &str) {
             .checks(strings(["lands on a master, produces a valid snapshot"]))
             .after("4.5.2", WHY_SEQUENCE),
     );
+    if let Some(gate) = &s.reboot_gate {
+        reboot_gate(b, gate, last);
+    }
+}
+
+/// Phase 5: the reboot gate learns quorum (only for a scenario that declares one).
+fn reboot_gate(b: &mut Builder<'_>, gate: &crate::scenario::RebootGateSpec, last: &str) {
+    let t = b.t;
+    let n = Names::new(t);
     let (quorum, masters_target) = (n.quorum, t.target_masters().len());
-    b.phase("5", format!("{} quorum check", s.reboot_gate.name));
+    b.phase("5", format!("{} quorum check", gate.name));
     b.add(
         StepSpec::new("5.1", "Add the control-plane quorum check to the reboot gate", RunsOn::InfraRepo)
             .ops(vec![Operation::RebootGateRule { block_at_or_below: quorum }])
@@ -633,7 +641,7 @@ fn after_cutover(b: &mut Builder<'_>, last: &str) {
                 t,
                 [Check::GateQuorumAware],
                 [
-                    format!("kubectl -n kured logs ds/{} | tail -50", s.reboot_gate.name),
+                    format!("kubectl -n kured logs ds/{} | tail -50", gate.name),
                     format!("kubectl cordon {cordoned} && sleep 300 && kubectl uncordon {cordoned}"),
                 ],
             )])
@@ -701,6 +709,33 @@ fn validation(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
 
 fn upgrade_chain_and_close(b: &mut Builder<'_>, last: &str) {
     let t = b.t;
+    let masters_target = t.target_masters().len();
+    if t.scenario.upgrade_chain.is_some() {
+        upgrade_chain(b, last);
+    }
+    b.phase("8", "Close out".to_string());
+    let mut criteria = vec![format!("{masters_target} masters online, etcd quorum healthy, LB working")];
+    if t.scenario.upgrade_chain.is_some() {
+        criteria.push("upgrade chain across all masters".to_string());
+    }
+    if t.scenario.reboot_gate.is_some() {
+        criteria.push("reboot gate respects quorum".to_string());
+    }
+    criteria.push("etcd backup from any master".to_string());
+    let mut close_out = StepSpec::new("8.1", "Close out once every acceptance criterion is met", RunsOn::InfraRepo)
+        .ops(vec![Operation::CloseIssue, verify(t, [Check::Acceptance], [])])
+        .checks(vec![criteria.join("; ")]);
+    for id in ["4.5.3", "5.3", "6.1", "6.2", "7.4"] {
+        if b.steps.iter().any(|s| s.id == id) {
+            close_out = close_out.after(id, "an acceptance criterion");
+        }
+    }
+    b.add(close_out);
+}
+
+/// Phase 7: the version-upgrade chain learns every master (only for a scenario that declares one).
+fn upgrade_chain(b: &mut Builder<'_>, last: &str) {
+    let t = b.t;
     let n = Names::new(t);
     let masters_target = t.target_masters().len();
     b.phase("7", "Extend the k8s-version-upgrade chain to multi-master".to_string());
@@ -735,16 +770,6 @@ fn upgrade_chain_and_close(b: &mut Builder<'_>, last: &str) {
             .after("7.4", WHY_SEQUENCE)
             .note("not run by plan: it waits for the next patch release"),
     );
-    b.phase("8", "Close out".to_string());
-    let mut close_out = StepSpec::new("8.1", "Close out once every acceptance criterion is met", RunsOn::InfraRepo)
-        .ops(vec![Operation::CloseIssue, verify(t, [Check::Acceptance], [])])
-        .checks(vec![format!(
-            "{masters_target} masters online, etcd quorum healthy, LB working; upgrade chain across all masters; reboot gate respects quorum; etcd backup from any master"
-        )]);
-    for id in ["4.5.3", "5.3", "6.1", "6.2", "7.4"] {
-        close_out = close_out.after(id, "an acceptance criterion");
-    }
-    b.add(close_out);
 }
 
 #[cfg(test)]

@@ -28,8 +28,13 @@ pub struct Scenario {
     #[serde(default)]
     pub cronjobs: Vec<CronJobSpec>,
     pub etcd_backup: EtcdBackupSpec,
-    pub reboot_gate: RebootGateSpec,
-    pub upgrade_chain: UpgradeChainSpec,
+    /// The reboot gate (kured) that must learn quorum; absent: nothing reboots masters on its
+    /// own, and the plan has no phase for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_gate: Option<RebootGateSpec>,
+    /// The version-upgrade chain that lists the masters; absent: the plan has no phase for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_chain: Option<UpgradeChainSpec>,
     pub config_stack: ConfigStackSpec,
     #[serde(default)]
     pub kubeadm: KubeadmSpec,

@@ -330,9 +330,13 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     check_name(&s.dns.zone, root().key("dns").key("zone"), "DNS zone")?;
     check_path(&s.dns.source, root().key("dns").key("source"), "DNS source path")?;
     check_path(&s.etcd_backup.path, root().key("etcd_backup").key("path"), "backup path")?;
-    check_path(&s.reboot_gate.path, root().key("reboot_gate").key("path"), "reboot gate path")?;
-    check_name(&s.reboot_gate.name, root().key("reboot_gate").key("name"), "reboot gate name")?;
-    check_path(&s.upgrade_chain.path, root().key("upgrade_chain").key("path"), "upgrade chain path")?;
+    if let Some(gate) = &s.reboot_gate {
+        check_path(&gate.path, root().key("reboot_gate").key("path"), "reboot gate path")?;
+        check_name(&gate.name, root().key("reboot_gate").key("name"), "reboot gate name")?;
+    }
+    if let Some(chain) = &s.upgrade_chain {
+        check_path(&chain.path, root().key("upgrade_chain").key("path"), "upgrade chain path")?;
+    }
     check_name(&s.config_stack.name, root().key("config_stack").key("name"), "config stack name")?;
     check_path(&s.config_stack.path, root().key("config_stack").key("path"), "config stack path")?;
     check_name(&s.vm_template.name, root().key("vm_template").key("name"), "template name")?;
@@ -629,7 +633,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             known_node(node, at.key("pinned_to"))?;
         }
     }
-    for (i, m) in s.upgrade_chain.masters.iter().enumerate() {
+    for (i, m) in s.upgrade_chain.iter().flat_map(|c| &c.masters).enumerate() {
         known_node(m, root().key("upgrade_chain").key("masters").index(i))?;
     }
     for (i, r) in s.dns.records.iter().enumerate() {

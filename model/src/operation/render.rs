@@ -285,15 +285,15 @@ impl Operation {
             Operation::RunJob { namespace, cronjob, job } => vec![shell(format!("kubectl -n {namespace} create job --from=cronjob/{cronjob} {job}"))],
             Operation::RebootGateRule { block_at_or_below: n } => vec![by_hand(format!(
                 "edit {}: CP_READY=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= --no-headers | grep ' Ready ' | wc -l); [ \"$CP_READY\" -le {n} ] && block reboot  # the reboot must leave {n} Ready",
-                s.reboot_gate.path
+                s.reboot_gate.as_ref().map_or("the reboot gate", |g| g.path.as_str())
             ))],
             Operation::UpgradeChainLoop { require_ready_above: n } => vec![by_hand(format!(
                 "edit {}: MASTERS=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= -o name | sed 's|node/||'); for m in $MASTERS: require more than {n} Ready (draining m must leave quorum), drain, update, uncordon, wait Ready",
-                s.upgrade_chain.path
+                s.upgrade_chain.as_ref().map_or("the upgrade chain", |c| c.path.as_str())
             ))],
             Operation::UpgradeChainAnyMaster => vec![by_hand(format!(
                 "edit {}: scheduling_block allows any control-plane node; kubeadm upgrade plan runs on the first listed master",
-                s.upgrade_chain.path
+                s.upgrade_chain.as_ref().map_or("the upgrade chain", |c| c.path.as_str())
             ))],
             Operation::Drain { node } => vec![shell(format!("kubectl drain {node} --delete-emptydir-data --ignore-daemonsets"))],
             Operation::Reboot { node } => {

@@ -1,0 +1,54 @@
+//! Homelab-only parts of the plan only where the scenario declares them: without `reboot_gate`
+//! and `upgrade_chain`, the plan has no phase, command or note of them and still checks.
+
+use std::process::Command;
+
+const PLAN: &str = env!("CARGO_BIN_EXE_plan");
+
+fn plan(scenario: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(PLAN).arg("--scenario").arg(scenario).args(args).output().expect("the plan binary runs")
+}
+
+/// `scenarios/NAME` without the top-level sections `drop`, written into `dir`.
+fn without(dir: &std::path::Path, name: &str, drop: &[&str]) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("{}/scenarios/{name}", env!("CARGO_MANIFEST_DIR"))).expect("the scenario");
+    let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("yaml");
+    let map = value.as_mapping_mut().expect("a mapping");
+    for key in drop {
+        assert!(map.remove(*key).is_some(), "{name} declares {key}");
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, serde_yaml_ng::to_string(&value).expect("yaml")).expect("written");
+    path
+}
+
+#[test]
+fn without_a_reboot_gate_or_an_upgrade_chain_the_plan_has_none_of_their_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["five-masters.yaml", "homelab-rightsized.yaml"] {
+        let full = format!("{}/scenarios/{name}", env!("CARGO_MANIFEST_DIR"));
+        let scenario = without(dir.path(), name, &["reboot_gate", "upgrade_chain"]);
+        let shown = plan(&scenario, &["show", "--format", "json"]);
+        assert!(shown.status.success(), "{name}: {}", String::from_utf8_lossy(&shown.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+        let phases: Vec<&str> = json["phases"].as_array().expect("phases").iter().map(|p| p["id"].as_str().unwrap_or_default()).collect();
+        assert!(!phases.contains(&"5") && !phases.contains(&"7"), "{name}: {phases:?}");
+        let full_json: serde_json::Value =
+            serde_json::from_slice(&plan(std::path::Path::new(&full), &["show", "--format", "json"]).stdout).expect("json");
+        let text = json.to_string();
+        // What only the declared sections bring: their files, their stacks, their names.
+        for (section, key) in [("reboot_gate", "path"), ("reboot_gate", "name"), ("upgrade_chain", "path")] {
+            let full_text = std::fs::read_to_string(&full).expect("scenario");
+            let full_value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&full_text).expect("yaml");
+            let word = full_value[section][key].as_str().expect("declared in the full scenario").to_string();
+            assert!(full_json.to_string().contains(&word), "{name}: the full plan names {word}");
+            assert!(!text.contains(&word), "{name}: {word} is in the plan without {section}");
+        }
+        for word in ["kured", "k8s-version-upgrade", "reboot gate", "upgrade chain"] {
+            assert!(!text.to_lowercase().contains(word), "{name}: {word:?} in the plan without the sections");
+        }
+        let checked = plan(&scenario, &["check"]);
+        let full_checked = plan(std::path::Path::new(&full), &["check"]);
+        assert_eq!(checked.status.code(), full_checked.status.code(), "{name}: {}", String::from_utf8_lossy(&checked.stdout));
+    }
+}
