@@ -280,7 +280,9 @@ fn text(r: &CapacityReport, edited: bool) -> String {
     }
     sizing_text(&mut out, r);
     exposure_text(&mut out, r);
-    let _ = writeln!(out, "\nRevisit triggers of the source plan");
+    if !r.triggers.is_empty() {
+        let _ = writeln!(out, "\nRevisit triggers of the source plan");
+    }
     for t in &r.triggers {
         let state = match t.state {
             TriggerState::Met => "met",

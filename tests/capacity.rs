@@ -184,6 +184,16 @@ fn masters_spread_over_hypervisors_survive_a_host_failure() {
 }
 
 #[test]
+fn the_source_plans_revisit_triggers_are_judged_only_where_the_scenario_asks() {
+    let doc = json(&["--scenario", &scenario("five-masters.yaml"), "capacity", "--format", "json"], 0);
+    assert_eq!(doc["triggers"], serde_json::json!([]), "five masters do not ask");
+    let out = plan(&["--scenario", &scenario("five-masters.yaml"), "capacity"]);
+    assert!(!out.stdout.contains("Revisit triggers") && !out.stdout.contains("98%"), "{}", out.stdout);
+    let out = plan(&["capacity"]);
+    assert!(out.stdout.contains("Revisit triggers of the source plan"), "the homelab asks: {}", out.stdout);
+}
+
+#[test]
 fn all_masters_on_one_hypervisor_do_not_survive_a_host_failure() {
     let dir = tempfile::tempdir().unwrap();
     let path = edited(

@@ -440,7 +440,7 @@ pub fn analyse(t: &Topology, plan: &Plan) -> Result<CapacityReport, CapacityErro
         (0..t.scenario.hypervisors.len()).map(|h| hypervisor_capacity(t, plan, &walked, h)).collect();
     let sizing = sizing(t, &hypervisors);
     let exposure = exposure(t, plan, &walked);
-    let triggers = triggers(t, &hypervisors, &sizing, &exposure);
+    let triggers = if t.scenario.capacity.revisit_triggers { triggers(t, &hypervisors, &sizing, &exposure) } else { Vec::new() };
     let verdict =
         if hypervisors.iter().any(|h| h.migration_adds && !h.fits) { CapacityVerdict::OverCommitted } else { CapacityVerdict::Fits };
     Ok(CapacityReport {

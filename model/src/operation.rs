@@ -16,7 +16,9 @@ use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
 use serde::{Deserialize, Serialize};
 
 mod render;
-pub use render::{command_text, kubelet_server_shell, Probe, CERTIFICATE_KEY_FILE, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION};
+pub use render::{
+    command_text, cronjob_stack, kubelet_server_shell, Probe, CERTIFICATE_KEY_FILE, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION,
+};
 
 /// A stack of the infra repo that `scripts/tg apply` applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -275,17 +275,21 @@ fn retrofit(b: &mut Builder<'_>) {
             .extra(crate::facts::APISERVER_CERT_RELOAD_S)
             .note("the source restarts the apiserver (~30 s outage) by deleting its mirror pod, which restarts nothing; neither is needed: kube-apiserver reloads its serving cert from disk within a minute (dynamiccertificates), so the step waits for the new cert to be served"),
     );
+    // The declared operators' pods; without any, every pod that is not Running.
+    let mut pods: Vec<String> = t
+        .scenario
+        .operators
+        .iter()
+        .map(|o| {
+            format!("kubectl get pods -n {}{} -o wide", o.namespace, o.selector.as_ref().map(|l| format!(" -l {l}")).unwrap_or_default())
+        })
+        .collect();
+    if pods.is_empty() {
+        pods.push("kubectl get pods -A --field-selector=status.phase!=Running,status.phase!=Succeeded".to_string());
+    }
     b.add(
         StepSpec::new("0.6", "Verify operators recovered from the brief outage", RunsOn::Workstation)
-            .ops(vec![verify(
-                t,
-                [Check::ClusterHealthy],
-                [
-                    "kubectl get pods -n calico-system -l app=tigera-operator -o wide".to_string(),
-                    "kubectl get pods -n gpu-operator -o wide".to_string(),
-                    "kubectl get pods -n cnpg-system -o wide".to_string(),
-                ],
-            )])
+            .ops(vec![Operation::Verify { checks: vec![Check::ClusterHealthy.key(t)], run: pods, at: None }])
             .checks(strings(["Running, restart count incremented by 1 at most"]))
             .after("0.4", WHY_SEQUENCE),
     );
@@ -395,7 +399,9 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
     let k8s = format!("{}.{}", t.version.0, t.version.1);
     let prev = (k > 0).then(|| master_phase(k - 1));
     b.phase(&p, if k == 0 { format!("Cloud-init template bump + {name}") } else { format!("{name}, same pattern as phase 2") });
-    if k == 0 {
+    // The template needs its bump only where it installs another version or joins masters as workers.
+    let bump = t.template_version != t.version || s.vm_template.join_command_for_masters;
+    if k == 0 && bump {
         b.add(
             StepSpec::new("2.0", "Bump the cloud-init template (one-time)", RunsOn::InfraRepo)
                 .ops(vec![Operation::EditTemplate, Operation::IacApply(IacStack::Template)])
@@ -403,13 +409,12 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
                 .after("0.1", WHY_PREFLIGHT),
         );
     }
-    b.add(
-        StepSpec::new(format!("{p}.1"), format!("Add {name} VM to Terraform"), RunsOn::InfraRepo)
-            .ops(vec![Operation::DeclareVm { node: name.clone() }, Operation::IacApply(IacStack::Vm { node: name.clone() })])
-            .checks(vec![format!("ssh {user}@{name}.{zone} uname -a")])
-            .rollback(vec![format!("cd {} && scripts/tg destroy -target=module.{name}", s.infra_repo)])
-            .after("2.0", WHY_TEMPLATE),
-    );
+    let mut vm = StepSpec::new(format!("{p}.1"), format!("Add {name} VM to Terraform"), RunsOn::InfraRepo)
+        .ops(vec![Operation::DeclareVm { node: name.clone() }, Operation::IacApply(IacStack::Vm { node: name.clone() })])
+        .checks(vec![format!("ssh {user}@{name}.{zone} uname -a")])
+        .rollback(vec![format!("cd {} && scripts/tg destroy -target=module.{name}", s.infra_repo)]);
+    vm = if bump { vm.after("2.0", WHY_TEMPLATE) } else { vm.after("0.1", WHY_PREFLIGHT) };
+    b.add(vm);
     b.add(
         StepSpec::new(format!("{p}.2"), format!("Prep {name} for kubeadm join"), b.node(m))
             .ops(vec![verify(
@@ -506,16 +511,20 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     let n = Names::new(t);
     let workers: Vec<NodeIx> = t.workers().collect();
     b.phase("4", "Cut over clients and workers to the VIP".to_string());
+    // A portal that hands out kubeconfigs is redeployed with them, where the scenario has one.
+    let portal = s.consumers.iter().any(|c| c.kind == crate::scenario::ConsumerKind::UserPortal);
+    let consumer_ops = [
+        Some(Operation::KubeconfigConsumers { consumers: s.consumers.iter().map(|c| c.name.clone()).collect(), server: n.vip_server() }),
+        Some(Operation::ConfigStackServer { address: n.vip.to_string() }),
+        Some(Operation::NoLeftoverAddress),
+        Some(Operation::IacApply(IacStack::ConfigStack)),
+        portal.then_some(Operation::IacApply(IacStack::Portal)),
+        Some(Operation::GitCommit { message: "control plane: clients to the VIP".to_string() }),
+    ];
+    let consumer_ops = consumer_ops.into_iter().flatten().collect();
     b.add(
         StepSpec::new("4.1", "Update in-repo kubeconfig consumers (single commit)", RunsOn::InfraRepo)
-            .ops(vec![
-                Operation::KubeconfigConsumers { consumers: s.consumers.iter().map(|c| c.name.clone()).collect(), server: n.vip_server() },
-                Operation::ConfigStackServer { address: n.vip.to_string() },
-                Operation::NoLeftoverAddress,
-                Operation::IacApply(IacStack::ConfigStack),
-                Operation::IacApply(IacStack::Portal),
-                Operation::GitCommit { message: "control plane: clients to the VIP".to_string() },
-            ])
+            .ops(consumer_ops)
             .rollback(strings(["revert the commit (single revert commit)"]))
             .after("0.3", WHY_VIP_TLS)
             .after("0.4", WHY_VIP_TLS)
@@ -593,20 +602,19 @@ fn after_cutover(b: &mut Builder<'_>, last: &str) {
             .after(format!("{last}.7"), WHY_ALL_MASTERS),
     );
     b.add(
-        StepSpec::new("4.5.2", "Apply infra-maintenance", RunsOn::InfraRepo)
+        StepSpec::new("4.5.2", format!("Apply {}", crate::operation::cronjob_stack(t)), RunsOn::InfraRepo)
             .ops(vec![Operation::IacApply(IacStack::CronJobs)])
             .after("4.5.1", WHY_SEQUENCE),
     );
+    // A run of the declared backup CronJob, where the scenario declares one.
+    let backup_job = s.cronjobs.iter().find(|j| j.backup).map(|j| Operation::RunJob {
+        namespace: j.namespace.clone().unwrap_or_default(),
+        cronjob: j.name.clone(),
+        job: format!("{}-ha-check", j.name),
+    });
     b.add(
         StepSpec::new("4.5.3", "Verify the backup runs", RunsOn::Workstation)
-            .ops(vec![
-                Operation::RunJob {
-                    namespace: "infra-maintenance".to_string(),
-                    cronjob: "backup-etcd".to_string(),
-                    job: "backup-etcd-ha-check".to_string(),
-                },
-                verify(t, [Check::BackupRunsAnywhere], []),
-            ])
+            .ops(backup_job.into_iter().chain([verify(t, [Check::BackupRunsAnywhere], [])]).collect())
             .checks(strings(["lands on a master, produces a valid snapshot"]))
             .after("4.5.2", WHY_SEQUENCE),
     );
@@ -626,7 +634,7 @@ fn reboot_gate(b: &mut Builder<'_>, gate: &crate::scenario::RebootGateSpec, last
             .ops(vec![Operation::RebootGateRule { block_at_or_below: quorum }])
             .after(format!("{last}.7"), WHY_ALL_MASTERS)
             .note(format!(
-                "a master's reboot must leave etcd quorum ({quorum} of {masters_target}) Ready, so the gate blocks at {quorum} Ready or fewer; the source's '-lt 2' lets a second master reboot while one is down"
+                "a master's reboot must leave etcd quorum ({quorum} of {masters_target}) Ready, so the gate blocks at {quorum} Ready or fewer; a gate that blocks only below 2 Ready lets a second master reboot while one is down"
             )),
     );
     b.add(

@@ -27,6 +27,9 @@ pub struct Scenario {
     pub consumers: Vec<ConsumerSpec>,
     #[serde(default)]
     pub cronjobs: Vec<CronJobSpec>,
+    /// Operators whose pods the plan looks at after the apiserver's brief outage (0.6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<OperatorSpec>,
     pub etcd_backup: EtcdBackupSpec,
     /// The reboot gate (kured) that must learn quorum; absent: nothing reboots masters on its
     /// own, and the plan has no phase for it.
@@ -258,6 +261,9 @@ pub struct ConsumerSpec {
 #[serde(deny_unknown_fields)]
 pub struct CronJobSpec {
     pub name: String,
+    /// Its namespace; none: the kubeconfig's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// `node_name` pin, if any.
     #[serde(default)]
     pub pinned_to: Option<String>,
@@ -267,6 +273,15 @@ pub struct CronJobSpec {
     /// This job takes the etcd backup.
     #[serde(default)]
     pub backup: bool,
+}
+
+/// An operator running in the cluster, found by namespace and (optionally) a label selector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSpec {
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -356,6 +371,11 @@ pub struct CapacityPolicy {
     /// only judged when the operator states a limit; otherwise it is reported, not judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vcpu_per_core_max: Option<f64>,
+    /// Judge the revisit triggers the source plan set when it deferred hardware HA (a second
+    /// hypervisor, right-sized masters, RAM freed, upgrade nursing): a homelab's own list, off
+    /// unless asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revisit_triggers: bool,
 }
 
 impl Default for CapacityPolicy {
@@ -364,6 +384,7 @@ impl Default for CapacityPolicy {
             ram_headroom_percent: default_headroom(),
             master_ram_headroom_percent: default_master_headroom(),
             vcpu_per_core_max: None,
+            revisit_triggers: false,
         }
     }
 }

@@ -282,7 +282,7 @@ impl Operation {
                     "edit {path}: {which}: node_name = \"{m0}\" -> nodeSelector {{ \"node-role.kubernetes.io/control-plane\" = \"\" }} + toleration"
                 ))]
             }
-            Operation::RunJob { namespace, cronjob, job } => vec![shell(format!("kubectl -n {namespace} create job --from=cronjob/{cronjob} {job}"))],
+            Operation::RunJob { namespace, cronjob, job } => vec![shell(format!("kubectl{} create job --from=cronjob/{cronjob} {job}", in_namespace(namespace)))],
             Operation::RebootGateRule { block_at_or_below: n } => vec![by_hand(format!(
                 "edit {}: CP_READY=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= --no-headers | grep ' Ready ' | wc -l); [ \"$CP_READY\" -le {n} ] && block reboot  # the reboot must leave {n} Ready",
                 s.reboot_gate.as_ref().map_or("the reboot gate", |g| g.path.as_str())
@@ -333,7 +333,7 @@ impl Operation {
             Operation::GitCommit { message } => {
                 in_repo(format!("git log -1 --format=%s | grep -qxF '{message}' && test -z \"$(git log @{{u}}..)\""))
             }
-            Operation::RunJob { namespace, job, .. } => here(format!("kubectl -n {namespace} get job {job}")),
+            Operation::RunJob { namespace, job, .. } => here(format!("kubectl{} get job {job}", in_namespace(namespace))),
             _ => return None,
         };
         Some(w.probe(vec![part]))
@@ -346,6 +346,15 @@ fn shell(run: impl Into<String>) -> Command {
 
 fn by_hand(run: impl Into<String>) -> Command {
     Command::by_hand(run)
+}
+
+/// ` -n NAMESPACE`, or nothing for the kubeconfig's own namespace.
+fn in_namespace(namespace: &str) -> String {
+    if namespace.is_empty() {
+        String::new()
+    } else {
+        format!(" -n {namespace}")
+    }
 }
 
 /// Seconds between two looks at the API while a master reboots.
@@ -371,9 +380,29 @@ fn stack_target(t: &Topology, stack: &IacStack) -> String {
         IacStack::Template => "-target=module.k8s_template".to_string(),
         IacStack::Vm { node } => format!("-target=module.{node}"),
         IacStack::ConfigStack => s.config_stack.path.clone(),
-        IacStack::Portal => "stacks/k8s-portal".to_string(),
-        IacStack::CronJobs => "stacks/infra-maintenance".to_string(),
-        IacStack::RebootGate => "stacks/kured".to_string(),
-        IacStack::UpgradeChain => "stacks/k8s-version-upgrade".to_string(),
+        IacStack::Portal => {
+            let portal = s.consumers.iter().find(|c| c.kind == crate::scenario::ConsumerKind::UserPortal);
+            portal.map_or_else(|| "the portal's stack".to_string(), |c| stack_of(&c.path))
+        }
+        IacStack::CronJobs => cronjob_stack(t),
+        IacStack::RebootGate => s.reboot_gate.as_ref().map_or_else(|| "the reboot gate's stack".to_string(), |g| stack_of(&g.path)),
+        IacStack::UpgradeChain => s.upgrade_chain.as_ref().map_or_else(|| "the upgrade chain's stack".to_string(), |c| stack_of(&c.path)),
+    }
+}
+
+/// The stack of the etcd CronJobs: the backup job's (else the first job's) file's stack.
+pub fn cronjob_stack(t: &Topology) -> String {
+    let s = &t.scenario;
+    let job = s.cronjobs.iter().find(|j| j.backup).or(s.cronjobs.first());
+    job.map_or_else(|| "the CronJobs' stack".to_string(), |j| stack_of(&j.path))
+}
+
+/// The terragrunt stack a file of the infra repo belongs to: `stacks/NAME` for a file under
+/// `stacks/`, else the file's first directory (the file itself at the top).
+fn stack_of(path: &str) -> String {
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["stacks", name, _, ..] => format!("stacks/{name}"),
+        [first, _, ..] => (*first).to_string(),
+        _ => path.to_string(),
     }
 }
