@@ -169,7 +169,10 @@ fn deep_flow_nesting_is_refused_before_the_yaml_parser_spends_minutes_on_it() {
 #[test]
 fn an_empty_or_wrongly_shaped_scenario_names_what_is_missing() {
     assert_eq!(scenario_refused("", Some("1:1")), "missing field `name` (the text ends here: is the file cut short?)");
-    assert_eq!(scenario_refused("[1, 2]\n", Some("1:1")), "invalid type: sequence, expected struct Scenario");
+    assert_eq!(
+        scenario_refused("[1, 2]\n", Some("1:1")),
+        "got a list, expected a scenario (a mapping of fields: name, kubernetes, nodes, ...)"
+    );
 }
 
 // --- Scenario syntax: YAML that is not the scenario's shape -------------------------------------
@@ -178,14 +181,21 @@ fn an_empty_or_wrongly_shaped_scenario_names_what_is_missing() {
 fn an_unknown_field_is_located_and_lists_the_known_ones() {
     let text = edit(HOMELAB, "  control_plane_count: 3\n", "  control_plane_count: 3\n  masters_wanted: 5\n");
     let message = scenario_refused(&text, Some(&at(&text, "masters_wanted", 0, "masters_wanted")));
-    assert_eq!(message, "target: unknown field `masters_wanted`, expected `control_plane_count`");
+    assert_eq!(message, "target: unknown field `masters_wanted` (the fields here: `control_plane_count`)");
+    // A near miss is named.
+    let text = edit(HOMELAB, "  control_plane_count: 3\n", "  control_plane_cuont: 3\n");
+    let message = scenario_refused(&text, Some(&at(&text, "control_plane_cuont", 0, "control_plane_cuont")));
+    assert_eq!(
+        message,
+        "target: unknown field `control_plane_cuont`: did you mean `control_plane_count`? (the fields here: `control_plane_count`)"
+    );
 }
 
 #[test]
 fn a_wrong_type_and_a_bad_address_are_located_at_the_value() {
     let text = edit(HOMELAB, "control_plane_count: 3", "control_plane_count: three");
     let message = scenario_refused(&text, Some(&at(&text, "control_plane_count", 0, "three")));
-    assert_eq!(message, "target.control_plane_count: invalid type: string \"three\", expected u32");
+    assert_eq!(message, "target.control_plane_count: got the text \"three\", expected a whole number (0 or more)");
     let text = edit(HOMELAB, "address: 10.0.20.104", "address: 10.0.20.304");
     let message = scenario_refused(&text, Some(&at(&text, "k8s-node4", 0, "10.0.20.304")));
     assert_eq!(message, "nodes[4].address: invalid IPv4 address syntax");
@@ -352,7 +362,7 @@ fn the_target_master_count_must_be_odd_from_3_to_7_and_match_the_new_masters() {
     assert_eq!(message, "2 new masters listed, but a target of 5 masters needs 4 (new_masters)");
     let text = target("-1");
     let message = scenario_refused(&text, Some(&at(&text, "control_plane_count", 0, "-1")));
-    assert_eq!(message, "target.control_plane_count: invalid type: integer `-1`, expected u32");
+    assert_eq!(message, "target.control_plane_count: got the number `-1`, expected a whole number (0 or more)");
 }
 
 #[test]

@@ -114,7 +114,7 @@ fn a_plan_file_with_an_unknown_field_is_located() {
     let text = edit(&exported(), "plan_format: 2\n", "plan_format: 2\napproved_by: me\n");
     let (message, file) = plan_refused(&text);
     let expected = format!(
-        "{file}:{}: unknown field `approved_by`, expected one of `plan_format`, `scenario`,",
+        "{file}:{}: unknown field `approved_by` (the fields here: `plan_format`, `scenario`,",
         at(&text, "approved_by", 0, "approved_by")
     );
     assert!(message.starts_with(&expected), "{message}");

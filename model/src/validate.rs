@@ -5,6 +5,9 @@ use crate::scenario::{NodeRole, Scenario};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+mod words;
+pub use words::in_operator_words;
+
 /// The most nodes (existing and new) a scenario may hold: node sets are 64-bit masks.
 pub const NODES_MAX: usize = 64;
 /// The most kubeconfig consumers a scenario may hold (also a 64-bit mask).
@@ -101,7 +104,7 @@ pub fn syntax_error(text: &str, e: &serde_yaml_ng::Error) -> ScenarioError {
     if position.is_some_and(|p| p.line > lines || (p.line == lines && p.column > last_width)) {
         message += " (the text ends here: is the file cut short?)";
     }
-    ScenarioError { kind: ScenarioErrorKind::Syntax, path: None, position, message }
+    ScenarioError { kind: ScenarioErrorKind::Syntax, path: None, position, message: in_operator_words(&message) }
 }
 
 /// Flow collections (`[..]`, `{..}`) nested deeper than this are refused before the YAML parser
