@@ -484,14 +484,14 @@ fn bad_values_are_located() {
             "path: config, server: http://10.0.20.100",
             "root-kubeconfig",
             "server",
-            "server \"http://10.0.20.100\" is not of the form https://ADDRESS:PORT (consumers[0].server)",
+            "server \"http://10.0.20.100\" is not of the form https://HOST:PORT (consumers[0].server)",
         ),
         (
             "path: config, server: https://10.0.20.100:6443",
             "path: config, server: https://10.0.20.101:6443",
             "root-kubeconfig",
             "server",
-            "consumer root-kubeconfig uses https://10.0.20.101:6443, but the cluster's API is at https://10.0.20.100:6443 (consumers[0].server)",
+            "consumer root-kubeconfig uses https://10.0.20.101:6443, but the cluster's API is at https://10.0.20.100:6443 (or the master's name, or a DNS record of dns.records that names its address) (consumers[0].server)",
         ),
     ];
     for (from, to, needle, key, expected) in cases {

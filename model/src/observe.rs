@@ -249,7 +249,11 @@ pub fn consumer_endpoint(c: &Cluster, t: &Topology, consumer: usize) -> Endpoint
 }
 
 pub fn consumer_reach(c: &Cluster, t: &Topology, consumer: usize) -> Reach {
-    reach(c, t, consumer_endpoint(c, t, consumer), ClientNeeds { oidc: t.consumers[consumer].oidc })
+    let spec = &t.consumers[consumer];
+    if let Some(record) = spec.stale_record.as_ref().filter(|_| !c.consumer_on_vip(consumer) && !c.dns_stale) {
+        return Reach::Down(format!("{} names the master by the DNS record {record}, which was deleted", spec.name));
+    }
+    reach(c, t, consumer_endpoint(c, t, consumer), ClientNeeds { oidc: spec.oidc })
 }
 
 /// The endpoint a node's kubelet uses: the VIP, its own apiserver, or the existing master.

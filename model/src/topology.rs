@@ -108,6 +108,9 @@ pub struct Consumer {
     pub path: String,
     pub line: Option<u32>,
     pub oidc: bool,
+    /// The stale DNS record its server names (`https://kubernetes.zone:6443`): deleting the
+    /// record before the consumer moves to the VIP leaves it without an API.
+    pub stale_record: Option<String>,
 }
 
 /// The scenario, indexed. Node order: the existing master, the new masters in join order, the workers.
@@ -179,7 +182,14 @@ impl Topology {
         let consumers = scenario
             .consumers
             .iter()
-            .map(|c| Consumer { name: c.name.clone(), kind: c.kind, path: c.path.clone(), line: c.line, oidc: c.oidc })
+            .map(|c| Consumer {
+                name: c.name.clone(),
+                kind: c.kind,
+                path: c.path.clone(),
+                line: c.line,
+                oidc: c.oidc,
+                stale_record: crate::validate::stale_record_named(scenario, &c.server),
+            })
             .collect();
         let version = parse_version(&scenario.kubernetes.version).expect("validated: version parses");
         let template_version = parse_version(&scenario.vm_template.kubernetes_version).expect("validated: version parses");

@@ -254,11 +254,27 @@ pub fn parse_version(value: &str) -> Option<(u32, u32)> {
     }
 }
 
-/// Parses `https://A.B.C.D:PORT` into its address and port.
-pub fn parse_server(value: &str) -> Option<(Ipv4Addr, u16)> {
+/// The host and port of `https://HOST:PORT`.
+pub fn server_host(value: &str) -> Option<(String, u16)> {
     let rest = value.strip_prefix("https://")?;
     let (host, port) = rest.trim_end_matches('/').split_once(':')?;
-    Some((host.parse().ok()?, port.parse().ok()?))
+    (!host.is_empty()).then(|| Some((host.to_string(), port.parse().ok()?)))?
+}
+
+/// Whether `host` reaches the first master (`name`, `address`): its address, its name with or
+/// without the zone, or a record of `dns.records` for its address (with or without the zone).
+pub fn names_master(s: &Scenario, name: &str, address: Ipv4Addr, host: &str) -> bool {
+    let bare = host.strip_suffix(&format!(".{}", s.dns.zone)).unwrap_or(host);
+    host.parse::<Ipv4Addr>().is_ok_and(|a| a == address)
+        || bare == name
+        || s.dns.records.iter().any(|r| r.address == address && r.name == bare)
+}
+
+/// The stale record of `dns.records` a consumer's server names, if it names one.
+pub fn stale_record_named(s: &Scenario, server: &str) -> Option<String> {
+    let (host, _) = server_host(server)?;
+    let bare = host.strip_suffix(&format!(".{}", s.dns.zone)).unwrap_or(&host).to_string();
+    s.dns.records.iter().find(|r| r.stale && r.name == bare).map(|r| r.name.clone())
 }
 
 fn check_name(value: &str, path: FieldPath, what: &str) -> Result<(), Problem> {
@@ -606,15 +622,15 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
                 format!("consumer name {:?} is used twice (also consumers[{first}])", c.name),
             ));
         }
-        let (address, port) = parse_server(&c.server).ok_or_else(|| {
-            problem(BadValue, at.clone().key("server"), format!("server {:?} is not of the form https://ADDRESS:PORT", c.server))
+        let (host, port) = server_host(&c.server).ok_or_else(|| {
+            problem(BadValue, at.clone().key("server"), format!("server {:?} is not of the form https://HOST:PORT", c.server))
         })?;
-        if address != master.address || port != s.control_plane_endpoint.port {
+        if !names_master(s, &master.name, master.address, &host) || port != s.control_plane_endpoint.port {
             return Err(problem(
                 BadValue,
                 at.key("server"),
                 format!(
-                    "consumer {} uses {}, but the cluster's API is at https://{}:{}",
+                    "consumer {} uses {}, but the cluster's API is at https://{}:{} (or the master's name, or a DNS record of dns.records that names its address)",
                     c.name, c.server, master.address, s.control_plane_endpoint.port
                 ),
             ));

@@ -1,5 +1,6 @@
-//! Homelab-only parts of the plan only where the scenario declares them: without `reboot_gate`
-//! and `upgrade_chain`, the plan has no phase, command or note of them and still checks.
+//! A scenario written for another cluster: homelab-only parts of the plan only where the scenario
+//! declares them (without `reboot_gate` and `upgrade_chain` the plan has no phase, command or note
+//! of them and still checks), and consumers that name the API by DNS.
 
 use std::process::Command;
 
@@ -51,4 +52,36 @@ fn without_a_reboot_gate_or_an_upgrade_chain_the_plan_has_none_of_their_steps() 
         let full_checked = plan(std::path::Path::new(&full), &["check"]);
         assert_eq!(checked.status.code(), full_checked.status.code(), "{name}: {}", String::from_utf8_lossy(&checked.stdout));
     }
+}
+
+/// `scenarios/NAME` with `from` replaced by `to` (once), written into `dir`.
+fn edited(dir: &std::path::Path, name: &str, from: &str, to: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("{}/scenarios/{name}", env!("CARGO_MANIFEST_DIR"))).expect("the scenario");
+    assert_eq!(text.matches(from).count(), 1, "{from} once in {name}");
+    let path = dir.join(format!("edited-{name}"));
+    std::fs::write(&path, text.replace(from, to)).expect("written");
+    path
+}
+
+#[test]
+fn a_consumer_may_name_the_api_by_dns_and_the_twin_follows_the_record_it_uses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let from = "{ name: root-kubeconfig, kind: kubeconfig, path: config, server: https://10.0.20.100:6443 }";
+    let text = |out: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // By the master's name: the same cluster as by its address.
+    let by_name = edited(dir.path(), "homelab-rightsized.yaml", from, &from.replace("10.0.20.100", "k8s-master.viktorbarzin.lan"));
+    let checked = plan(&by_name, &["check"]);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked));
+    // By the stale record the plan deletes at 1.1, three phases before it moves the consumer to
+    // the VIP: the twin finds the consumer without an API in between.
+    let by_record = edited(dir.path(), "homelab-rightsized.yaml", from, &from.replace("10.0.20.100", "kubernetes.viktorbarzin.lan"));
+    let checked = plan(&by_record, &["check"]);
+    let said = text(&checked);
+    assert_eq!(checked.status.code(), Some(1), "{said}");
+    assert!(said.contains("root-kubeconfig names the master by the DNS record kubernetes, which was deleted"), "{said}");
+    // A name that is not the master's: refused, located.
+    let elsewhere = edited(dir.path(), "homelab-rightsized.yaml", from, &from.replace("10.0.20.100", "api.elsewhere.example"));
+    let refused = plan(&elsewhere, &["check"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("consumer root-kubeconfig uses https://api.elsewhere.example:6443"), "{}", text(&refused));
 }
