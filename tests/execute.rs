@@ -210,6 +210,29 @@ impl Lab {
         plan(&self.args(&p, &s, &c, rest), &[("PATH", &path), ("PLAN_LOCK_DIR", &locks)])
     }
 
+    /// `plan execute` of `plan_file` started in the background with the file `slow` in place:
+    /// returned once it journals the `kubectl wait` for lab-wk-2, which hangs until `slow` goes.
+    fn executor_held_at_the_wait_for_lab_wk_2(&self, plan_file: &Path, output: fn() -> Stdio) -> std::process::Child {
+        write(&self.path("slow"), "");
+        let (p, s, c) = (plan_file.to_str().unwrap().to_string(), self.state(), self.path("ssh_config").display().to_string());
+        let child = Command::new(PLAN)
+            .args(self.args(&p, &s, &c, &["execute", "--yes", OVERRIDE[0], OVERRIDE[1]]))
+            .env("PLAN_LOOPBACK_ONLY", "1")
+            .env("PLAN_LOCK_DIR", self.path("locks"))
+            .env("PATH", self.path_env())
+            .stdin(Stdio::null())
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(WAIT_S);
+        while !self.journal().contains("kubectl wait --for=condition=Ready node/lab-wk-2") {
+            assert!(Instant::now() < deadline, "the executor never reached the wait for lab-wk-2: {}", self.journal());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+
     fn journal(&self) -> String {
         std::fs::read_to_string(self.path("state/journal.jsonl")).unwrap_or_default()
     }
@@ -392,23 +415,8 @@ fn a_killed_executor_resumes_without_running_a_step_twice() {
     }
     let lab = Lab::start();
     let file = lab.plan_file(&["4.2", "4.3"]);
-    write(&lab.path("slow"), "");
     let (p, s, c) = (file.to_str().unwrap().to_string(), lab.state(), lab.path("ssh_config").display().to_string());
-    let mut child = Command::new(PLAN)
-        .args(lab.args(&p, &s, &c, &["execute", "--yes", OVERRIDE[0], OVERRIDE[1]]))
-        .env("PLAN_LOOPBACK_ONLY", "1")
-        .env("PLAN_LOCK_DIR", lab.path("locks"))
-        .env("PATH", lab.path_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(WAIT_S);
-    while !lab.journal().contains("kubectl wait --for=condition=Ready node/lab-wk-2") {
-        assert!(Instant::now() < deadline, "the executor never reached the wait for lab-wk-2: {}", lab.journal());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = lab.executor_held_at_the_wait_for_lab_wk_2(&file, Stdio::null);
     // A second executor on the same state directory is refused while the first holds the lock.
     let second = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
     assert_eq!(second.status.code(), Some(2), "{}", text(&second));
@@ -464,23 +472,7 @@ fn ctrl_c_lets_the_running_command_finish_halts_and_the_resume_completes() {
     }
     let lab = Lab::start();
     let file = lab.plan_file(&["4.2", "4.3"]);
-    write(&lab.path("slow"), "");
-    let (p, s, c) = (file.to_str().unwrap().to_string(), lab.state(), lab.path("ssh_config").display().to_string());
-    let child = Command::new(PLAN)
-        .args(lab.args(&p, &s, &c, &["execute", "--yes", OVERRIDE[0], OVERRIDE[1]]))
-        .env("PLAN_LOOPBACK_ONLY", "1")
-        .env("PLAN_LOCK_DIR", lab.path("locks"))
-        .env("PATH", lab.path_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(WAIT_S);
-    while !lab.journal().contains("kubectl wait --for=condition=Ready node/lab-wk-2") {
-        assert!(Instant::now() < deadline, "the executor never reached the wait for lab-wk-2: {}", lab.journal());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = lab.executor_held_at_the_wait_for_lab_wk_2(&file, Stdio::piped);
     run("kill", &["-INT", &child.id().to_string()]);
     // The wait runs on: the stop comes after it, not inside it.
     std::thread::sleep(Duration::from_millis(500));

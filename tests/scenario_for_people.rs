@@ -72,10 +72,33 @@ fn a_consumer_may_name_the_api_by_dns_and_the_twin_follows_the_record_it_uses() 
     let by_name = edited(dir.path(), "homelab-rightsized.yaml", from, &from.replace("10.0.20.100", "k8s-master.viktorbarzin.lan"));
     let checked = plan(&by_name, &["check"]);
     assert_eq!(checked.status.code(), Some(0), "{}", text(&checked));
-    // By the stale record the plan deletes at 1.1, three phases before it moves the consumer to
-    // the VIP: the twin finds the consumer without an API in between.
+    // By the stale record 1.1 would delete, three phases before 4.1 moves the consumer to the
+    // VIP: the planner defers the deletion to 4.1.1, and the plan checks.
     let by_record = edited(dir.path(), "homelab-rightsized.yaml", from, &from.replace("10.0.20.100", "kubernetes.viktorbarzin.lan"));
     let checked = plan(&by_record, &["check"]);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked));
+    let shown = text(&plan(&by_record, &["show"]));
+    let deferred = shown.split("  4.1.1 ").nth(1).expect("a 4.1.1 step");
+    assert!(deferred.trim_start().starts_with("Delete the stale DNS records"), "{deferred}");
+    assert!(!deferred.split("  4.2 ").next().unwrap_or_default().contains("add '"), "4.1.1 only deletes: {deferred}");
+    assert!(!shown.split("  1.2 ").next().unwrap_or_default().contains("delete stale"), "1.1 keeps the record");
+    // The same plan with the deletion back in 1.1 (edited in the plan file): the twin finds the
+    // consumer without an API from 1.1.
+    let exported = plan(&by_record, &["show", "--format", "yaml"]);
+    let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&exported.stdout).expect("yaml");
+    for step in value["steps"].as_sequence_mut().expect("steps") {
+        for op in step["operations"].as_sequence_mut().expect("operations") {
+            if op["op"].as_str() == Some("declare-dns-records") {
+                op["delete_stale"] = serde_yaml_ng::Value::Bool(true);
+            }
+        }
+        if let Some(commands) = step.as_mapping_mut() {
+            commands.remove("commands");
+        }
+    }
+    let early = dir.path().join("early.yaml");
+    std::fs::write(&early, serde_yaml_ng::to_string(&value).expect("yaml")).expect("written");
+    let checked = Command::new(PLAN).arg("--scenario").arg(&by_record).arg("--plan").arg(&early).arg("check").output().expect("runs");
     let said = text(&checked);
     assert_eq!(checked.status.code(), Some(1), "{said}");
     assert!(said.contains("root-kubeconfig names the master by the DNS record kubernetes, which was deleted"), "{said}");

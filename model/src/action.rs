@@ -28,8 +28,10 @@ pub enum Action {
     RestartApiserver(NodeIx),
     ReserveVip,
     ReleaseVip,
-    /// The infra repo declares the VIP record and the stale record's deletion.
-    DeclareDnsRecords,
+    /// The infra repo declares the VIP's record.
+    DeclareVipRecord,
+    /// The infra repo declares the stale records' deletion.
+    DeclareStaleRecordDeletion,
     /// The DNS stack's apply: the VIP record appears, if the repo declares it.
     AddVipDnsRecord,
     /// The DNS stack's apply: the stale record goes, if the repo declares its deletion.
@@ -323,12 +325,14 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             n.vip_alias = false;
         }
-        DeclareDnsRecords => n.dns_declared = true,
+        DeclareVipRecord => n.dns_vip_declared = true,
+        DeclareStaleRecordDeletion => n.dns_stale_deletion_declared = true,
         // The apply makes the records what the repo declares: nothing new without the edit.
-        AddVipDnsRecord => n.dns_vip = c.dns_declared,
-        DeleteStaleDnsRecord => n.dns_stale = c.dns_stale && !c.dns_declared,
+        AddVipDnsRecord => n.dns_vip = c.dns_vip_declared,
+        DeleteStaleDnsRecord => n.dns_stale = c.dns_stale && !c.dns_stale_deletion_declared,
         RevertDns => {
-            n.dns_declared = false;
+            n.dns_vip_declared = false;
+            n.dns_stale_deletion_declared = false;
             n.dns_vip = false;
             n.dns_stale = t.scenario.dns.records.iter().any(|r| r.stale);
         }

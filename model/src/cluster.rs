@@ -106,9 +106,10 @@ pub struct Cluster {
 
     /// DNS A record FQDN -> VIP exists.
     pub dns_vip: bool,
-    /// The infra repo declares the VIP record (and the stale record's deletion); applied by the
-    /// DNS stack's apply.
-    pub dns_declared: bool,
+    /// The infra repo declares the VIP's record (applied by the DNS stack's apply).
+    pub dns_vip_declared: bool,
+    /// The infra repo declares the stale records' deletion (applied by the DNS stack's apply).
+    pub dns_stale_deletion_declared: bool,
     /// The stale per-master record still exists.
     pub dns_stale: bool,
 
@@ -195,7 +196,8 @@ impl Cluster {
             lb_declared: LbConfig::default(),
             lb_running: LbConfig::default(),
             dns_vip: false,
-            dns_declared: false,
+            dns_vip_declared: false,
+            dns_stale_deletion_declared: false,
             dns_stale: s.dns.records.iter().any(|r| r.stale),
             consumers_vip: 0,
             template_version_ok: t.template_version == t.version,

@@ -55,7 +55,8 @@ pub fn state_diff(a: &Cluster, b: &Cluster, t: &Topology) -> Vec<String> {
     flag_change(&mut out, "LB frontend (declared)", a.lb_declared.frontend, b.lb_declared.frontend);
     flag_change(&mut out, "LB frontend (running)", a.lb_running.frontend, b.lb_running.frontend);
     flag_change(&mut out, "DNS FQDN -> VIP", a.dns_vip, b.dns_vip);
-    flag_change(&mut out, "DNS records declared", a.dns_declared, b.dns_declared);
+    flag_change(&mut out, "DNS VIP record declared", a.dns_vip_declared, b.dns_vip_declared);
+    flag_change(&mut out, "stale DNS record's deletion declared", a.dns_stale_deletion_declared, b.dns_stale_deletion_declared);
     flag_change(&mut out, "template bump declared", a.template_declared, b.template_declared);
     flag_change(&mut out, "stale DNS record", a.dns_stale, b.dns_stale);
     flag_change(&mut out, "template ok", a.template_version_ok && a.template_master_safe, b.template_version_ok && b.template_master_safe);

@@ -71,7 +71,14 @@ pub enum Operation {
     /// The VIP as an alias on the load balancer's interface, by hand.
     ReserveVip,
     /// The DNS records edited in the repo: FQDN -> VIP, stale per-master records deleted.
-    DeclareDnsRecords,
+    DeclareDnsRecords {
+        /// The VIP's record is declared.
+        #[serde(default = "yes")]
+        vip: bool,
+        /// The stale records' deletion is declared.
+        #[serde(default = "yes")]
+        delete_stale: bool,
+    },
     /// The bootstrap script declares the VIP frontend and the apiserver pool `pool`.
     DeclareLbFrontend { pool: Vec<String> },
     /// The bootstrap script's apiserver pool becomes `pool`.
@@ -188,6 +195,10 @@ pub fn machine(t: &Topology, name: &str) -> Option<RunsOn> {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// Where a kubeconfig's server points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Server {
@@ -207,7 +218,7 @@ impl Operation {
             Operation::MoveCertAside { .. } => "move-cert-aside",
             Operation::GenerateCert { .. } => "generate-cert",
             Operation::ReserveVip => "reserve-vip",
-            Operation::DeclareDnsRecords => "declare-dns-records",
+            Operation::DeclareDnsRecords { .. } => "declare-dns-records",
             Operation::DeclareLbFrontend { .. } => "declare-lb-frontend",
             Operation::DeclareLbPool { .. } => "declare-lb-pool",
             Operation::DeployLb => "deploy-lb",
@@ -381,7 +392,12 @@ impl Operation {
                 vec![]
             }
             Operation::DeclareVm { node: name } => vec![Action::DeclareVm(new_master(name)?)],
-            Operation::DeclareDnsRecords => vec![Action::DeclareDnsRecords],
+            Operation::DeclareDnsRecords { vip, delete_stale } => {
+                [vip.then_some(Action::DeclareVipRecord), delete_stale.then_some(Action::DeclareStaleRecordDeletion)]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
             Operation::EditTemplate => vec![Action::DeclareTemplate],
             Operation::BackupKubeadmConfig { .. }
             | Operation::PrepareKubeadmConfig { .. }

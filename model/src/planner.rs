@@ -49,6 +49,12 @@ fn verify<const C: usize, const R: usize>(t: &Topology, checks: [Check; C], run:
     Operation::Verify { checks: checks.iter().map(|c| c.key(t)).collect(), run: run.to_vec(), at: None }
 }
 
+/// Whether a consumer names the first master by a stale DNS record: the record's deletion then
+/// waits for the consumers' move to the VIP (4.1).
+fn consumers_on_stale_records(t: &Topology) -> bool {
+    t.consumers.iter().any(|c| c.stale_record.is_some())
+}
+
 /// A verification whose commands run on the machine `on`, wherever the step runs.
 fn verify_on<const C: usize, const R: usize>(t: &Topology, on: &str, checks: [Check; C], run: [String; R]) -> Operation {
     Operation::Verify { checks: checks.iter().map(|c| c.key(t)).collect(), run: run.to_vec(), at: Some(on.to_string()) }
@@ -303,7 +309,11 @@ fn load_balancer(b: &mut Builder<'_>) {
     b.phase("1", format!("{} HAProxy + DNS", lb.name));
     b.add(
         StepSpec::new("1.1", format!("Reserve VIP {vip} + DNS"), RunsOn::LoadBalancer(lb.name.clone()))
-            .ops(vec![Operation::ReserveVip, Operation::DeclareDnsRecords, Operation::IacApply(IacStack::Dns)])
+            .ops(vec![
+                Operation::ReserveVip,
+                Operation::DeclareDnsRecords { vip: true, delete_stale: !consumers_on_stale_records(t) },
+                Operation::IacApply(IacStack::Dns),
+            ])
             .checks(vec![format!("getent hosts {fqdn} -> {vip}")])
             .rollback(strings(["release the VIP alias; revert the DNS records"]))
             .after("0.1", WHY_PREFLIGHT),
@@ -530,6 +540,15 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
             .after("0.4", WHY_VIP_TLS)
             .after("1.4", WHY_LB_FIRST),
     );
+    if consumers_on_stale_records(t) {
+        let why = "no consumer names the master by the stale record once 4.1 moved them to the VIP";
+        b.add(
+            StepSpec::new("4.1.1", "Delete the stale DNS records", RunsOn::InfraRepo)
+                .ops(vec![Operation::DeclareDnsRecords { vip: false, delete_stale: true }, Operation::IacApply(IacStack::Dns)])
+                .after("4.1", why)
+                .note("deferred from 1.1: a consumer names the first master by a stale record, and deleting it earlier leaves that consumer without an API until 4.1"),
+        );
+    }
     b.add(
         StepSpec::new("4.2", "Flip worker kubelet.conf, one at a time", RunsOn::Workstation)
             .ops(vec![Operation::KubeletServer { nodes: n.names(&workers), server: n.vip_server(), wait_ready: true }])

@@ -186,7 +186,7 @@ fn without_edit(t: &Topology, plan: &Plan, edit: &Picks) -> (Plan, usize) {
 fn deleting_the_repo_edit_before_an_apply_fails_check_the_apply_keeps_the_old_declaration() {
     use plan_model::operation::Operation;
     let edits: [(&str, &Picks); 3] = [
-        ("declare-dns-records", &|o| matches!(o, Operation::DeclareDnsRecords)),
+        ("declare-dns-records", &|o| matches!(o, Operation::DeclareDnsRecords { .. })),
         ("edit-template", &|o| matches!(o, Operation::EditTemplate)),
         ("declare-vm", &|o| matches!(o, Operation::DeclareVm { .. })),
     ];

@@ -26,7 +26,7 @@ impl Action {
             DeclareStackHosts(_) => 60,
             BumpTemplate => 1800,
             // Edits of the infra repo: their time is the step's `extra_s`.
-            DeclareDnsRecords | DeclareTemplate | DeclareVm(_) => 0,
+            DeclareVipRecord | DeclareStaleRecordDeletion | DeclareTemplate | DeclareVm(_) => 0,
             CreateVm(_) => 900,
             UploadCerts | CreateToken | EtcdStart(_) | EtcdPromote(_) | EtcdMemberRemove(_) | FlipKubelet(_) | RevertKubelet(_)
             | Shutdown(_) => 30,

@@ -148,10 +148,15 @@ impl Operation {
                 by_hand(format!("add host alias k8s-apiserver-vip -> {vip}")),
                 by_hand(format!("register {vip} in IPAM")),
             ],
-            Operation::DeclareDnsRecords => {
-                let stale: String =
-                    s.dns.records.iter().filter(|r| r.stale).map(|r| format!(", delete stale '{} IN A {}'", r.name, r.address)).collect();
-                vec![by_hand(format!("edit {}: add '{} IN A {vip}'{stale}", s.dns.source, fqdn.trim_end_matches(&format!(".{zone}"))))]
+            Operation::DeclareDnsRecords { vip: add, delete_stale } => {
+                let mut edits: Vec<String> = Vec::new();
+                if *add {
+                    edits.push(format!("add '{} IN A {vip}'", fqdn.trim_end_matches(&format!(".{zone}"))));
+                }
+                if *delete_stale {
+                    edits.extend(s.dns.records.iter().filter(|r| r.stale).map(|r| format!("delete stale '{} IN A {}'", r.name, r.address)));
+                }
+                vec![by_hand(format!("edit {}: {}", s.dns.source, edits.join(", ")))]
             }
             Operation::DeclareLbFrontend { pool } => vec![
                 by_hand(format!(
