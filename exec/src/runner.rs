@@ -217,7 +217,12 @@ impl<'a> Runner<'a> {
             pid: std::process::id(),
         })?;
         let mut phase_confirmed: Option<String> = None;
-        let mut swept = self.options.resume && progress.secrets_swept;
+        // The secret files the halt's sweep removed and nothing has written again since.
+        let mut swept: std::collections::BTreeSet<String> = if self.options.resume && progress.secrets_swept {
+            self.plan.steps.iter().flat_map(|s| &s.commands).filter_map(|c| c.writes.clone()).collect()
+        } else {
+            Default::default()
+        };
         for i in 0..self.plan.steps.len() {
             let step = &self.plan.steps[i];
             if progress.completed.contains(&step.id) {
@@ -322,6 +327,11 @@ impl<'a> Runner<'a> {
                             output: output.clone(),
                         })?;
                         tracing::info!(place = %invocation.place_label(), exit = ?done.exit, "command finished");
+                        if let Some(written) = self.plan.steps[i].commands.get(invocation.command).and_then(|c| c.writes.as_ref()) {
+                            if done.success() {
+                                swept.remove(written);
+                            }
+                        }
                         if !done.success() {
                             let code = done.exit.map_or("a signal".to_string(), |c| format!("exit {c}"));
                             let mut reason = format!("{} on {} ended with {code}", invocation.display(), invocation.place_label());

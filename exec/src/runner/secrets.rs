@@ -16,6 +16,7 @@ use crate::journal::{Event, Progress};
 use crate::ExecError;
 use plan_model::operation::Operation;
 use plan_model::plan::{RunsOn, Step};
+use std::collections::BTreeSet;
 
 /// Whether the step deletes the join secrets (the plan's 4.6).
 fn forgets(step: &Step) -> bool {
@@ -82,19 +83,21 @@ impl Runner<'_> {
         Ok(left)
     }
 
-    /// Before invocation `j` of step `i` on a resume: when what it reads was swept at the halt,
-    /// runs again the commands that wrote it. `Some(reason)` when that failed (the run halts).
+    /// Before invocation `j` of step `i` on a resume: what it reads that was swept at the halt
+    /// (and not written again since: `swept`) is made again by the commands that wrote it.
+    /// `Some(reason)` when that failed (the run halts).
     ///
     /// # Errors
     /// The journal cannot be written, or the guard refused a destination.
-    pub(super) fn remake_swept_secrets(&mut self, i: usize, j: usize, swept: &mut bool) -> Result<Option<String>, ExecError> {
+    pub(super) fn remake_swept_secrets(&mut self, i: usize, j: usize, swept: &mut BTreeSet<String>) -> Result<Option<String>, ExecError> {
         let command_index = self.compiled[i][j].command;
         let Some(command) = self.plan.steps[i].commands.get(command_index) else { return Ok(None) };
-        if !*swept || command.reads.is_empty() {
+        let missing: Vec<String> = command.reads.iter().filter(|p| swept.contains(*p)).cloned().collect();
+        if missing.is_empty() {
             return Ok(None);
         }
         let mut remade: Vec<String> = Vec::new();
-        for path in command.reads.clone() {
+        for path in missing {
             let Some((k, writer)) = self.writer_of(&path, i, command_index) else {
                 return Ok(Some(format!("{path} was removed at the halt and no command before step {} writes it", self.plan.steps[i].id)));
             };
@@ -118,11 +121,13 @@ impl Runner<'_> {
                     }
                 }
             }
+            swept.remove(&path);
             remade.push(step.id);
         }
         remade.dedup();
-        self.journal.append(Event::SecretsRemade { step: remade.join(" ") })?;
-        *swept = false;
+        if swept.is_empty() {
+            self.journal.append(Event::SecretsRemade { step: remade.join(" ") })?;
+        }
         Ok(None)
     }
 
@@ -244,6 +249,21 @@ mod tests {
         assert_eq!(shells[upload].0, "3.3", "the last writer of the key before the join");
         let progress = Progress::from_records(&journal.records);
         assert!(!progress.secrets_swept && progress.finished, "{progress:?}");
+    }
+
+    #[test]
+    fn a_secret_written_again_by_the_resumed_run_itself_is_not_made_twice() {
+        // Halted in 2.4 (token create) after 2.3 uploaded the certs: the sweep takes both files;
+        // the resume runs 2.4 again (it writes the join command), so only the key is made again.
+        let (t, plan) = homelab();
+        let (mut journal, _, _) = halted_at(&t, &plan, "2.4", None);
+        let mut resumed = Recorder::default();
+        let outcome = Runner::new(&t, &plan, &mut resumed, &mut journal, &mut Yes, options(true)).run().unwrap();
+        assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+        let before_join: Vec<&crate::transport::Recorded> = resumed.commands.iter().take_while(|c| c.step != "2.5").collect();
+        assert_eq!(before_join.iter().filter(|c| c.shell.contains("token create")).count(), 1, "{before_join:?}");
+        assert_eq!(before_join.iter().filter(|c| c.shell.contains("upload-certs")).count(), 1, "{before_join:?}");
+        assert!(!Progress::from_records(&journal.records).secrets_swept);
     }
 
     #[test]
