@@ -71,6 +71,9 @@ impl Runner<'_> {
         }
         let sweep = self.sweep_step();
         let mut left = Vec::new();
+        if sweep.commands.is_empty() {
+            left.push("every master (the sweep could not be rendered)".to_string());
+        }
         for invocation in Compiler::new(self.t).step(&sweep) {
             match self.execute(&sweep.id, &invocation) {
                 Ok(done) if done.success() => {}

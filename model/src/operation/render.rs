@@ -156,6 +156,9 @@ impl Operation {
                 if *delete_stale {
                     edits.extend(s.dns.records.iter().filter(|r| r.stale).map(|r| format!("delete stale '{} IN A {}'", r.name, r.address)));
                 }
+                if edits.is_empty() {
+                    edits.push("nothing to change".to_string());
+                }
                 vec![by_hand(format!("edit {}: {}", s.dns.source, edits.join(", ")))]
             }
             Operation::DeclareLbFrontend { pool } => vec![
