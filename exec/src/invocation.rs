@@ -174,15 +174,26 @@ impl<'t> Compiler<'t> {
         let t = self.t;
         let s = &t.scenario;
         let m0 = t.existing_master();
-        let port = s.control_plane_endpoint.port;
-        let m0_addr = t.node(m0).address;
         let on = |node, shell: String| Work::Shell { place: Place::Host(self.hosts.node(node)), shell };
+        let vip = format!("https://{}:{}", s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
         actions
             .iter()
             .enumerate()
             .map(|(index, action)| {
                 let work = match *action {
-                    Action::RevertKubelet(n) => on(n, plan_model::operation::kubelet_server_shell(&format!("https://{m0_addr}:{port}"))),
+                    // The undo of the plan's own flip, rendered as the operation renders it.
+                    Action::RevertKubelet(n) => {
+                        let flip = plan_model::operation::Operation::KubeletServer {
+                            nodes: vec![t.name(n).to_string()],
+                            server: vip.clone(),
+                            wait_ready: false,
+                        };
+                        let revert = flip.undo(t).map(|undo| undo.render(t)).unwrap_or_default();
+                        match revert.first().and_then(|c| c.parts.first()) {
+                            Some(part) => self.work(part, &Place::Host(self.hosts.node(n))),
+                            None => Work::Manual { instruction: action.describe(t) },
+                        }
+                    }
                     Action::RestoreCert(n) => on(
                         n,
                         "sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/".to_string(),
@@ -257,6 +268,17 @@ mod tests {
         );
         let plan = plan_model::planner::generate(&t);
         (t, plan)
+    }
+
+    #[test]
+    fn a_kubelets_revert_is_the_undo_of_the_plans_flip_rendered() {
+        let (t, _) = homelab();
+        let worker = t.workers().next().expect("a worker");
+        let invocations = Compiler::new(&t).recovery(&[Action::RevertKubelet(worker)]);
+        let direct = format!("https://{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port);
+        let Work::Shell { place: Place::Host(host), shell } = &invocations[0].work else { panic!("{invocations:?}") };
+        assert_eq!(host.name, t.name(worker));
+        assert_eq!(shell, &plan_model::operation::kubelet_server_shell(&direct));
     }
 
     #[test]
