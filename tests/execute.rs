@@ -233,6 +233,19 @@ impl Lab {
         child
     }
 
+    /// `plan execute --resume` of `plan_file` (4.2 and 4.3) completes, and every worker's
+    /// kubelet.conf names the VIP with its kubelet restarted once, the first master untouched:
+    /// nothing ran twice across the interruption and the resume.
+    fn resume_and_find_every_flip_done_once(&self, plan_file: &Path) {
+        let out = self.plan(plan_file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
+        assert!(out.status.success(), "{}", text(&out));
+        for (name, _) in HOSTS {
+            let (server, restarts) = if name == MASTER { (DIRECT, 0) } else { (VIP, 1) };
+            assert!(self.kubelet_conf(name).contains(server), "{name}");
+            assert_eq!(self.restarts(name), restarts, "{name}: the flip and restart ran once across the interruption and the resume");
+        }
+    }
+
     fn journal(&self) -> String {
         std::fs::read_to_string(self.path("state/journal.jsonl")).unwrap_or_default()
     }
@@ -435,13 +448,7 @@ fn a_killed_executor_resumes_without_running_a_step_twice() {
     let status = text(&lab.plan(&file, &["status"]));
     assert!(status.contains("4.2      interrupted"), "{status}");
 
-    let out = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
-    assert!(out.status.success(), "{}", text(&out));
-    for (name, _) in HOSTS {
-        let (server, restarts) = if name == MASTER { (DIRECT, 0) } else { (VIP, 1) };
-        assert!(lab.kubelet_conf(name).contains(server), "{name}");
-        assert_eq!(lab.restarts(name), restarts, "{name}: the flip and restart ran once across the kill and the resume");
-    }
+    lab.resume_and_find_every_flip_done_once(&file);
     let waits = std::fs::read_to_string(lab.path("workstation.log")).unwrap();
     assert_eq!(waits.lines().filter(|l| l.contains("node/lab-wk-1")).count(), 1, "{waits}");
     let journal = lab.journal();
@@ -486,13 +493,7 @@ fn ctrl_c_lets_the_running_command_finish_halts_and_the_resume_completes() {
     let status = text(&lab.plan(&file, &["status"]));
     assert!(status.contains("halted"), "{status}");
 
-    let out = lab.plan(&file, &["execute", "--yes", "--resume", OVERRIDE[0], OVERRIDE[1]]);
-    assert!(out.status.success(), "{}", text(&out));
-    for (name, _) in HOSTS {
-        let (server, restarts) = if name == MASTER { (DIRECT, 0) } else { (VIP, 1) };
-        assert!(lab.kubelet_conf(name).contains(server), "{name}");
-        assert_eq!(lab.restarts(name), restarts, "{name}: the flip ran once across the stop and the resume");
-    }
+    lab.resume_and_find_every_flip_done_once(&file);
     let waits = std::fs::read_to_string(lab.path("workstation.log")).unwrap();
     assert_eq!(waits.lines().filter(|l| l.contains("node/lab-wk-2")).count(), 1, "the stopped wait was journalled done: {waits}");
 }
