@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 
 /// The `step` of a violation judged on the state the plan ends in (`ha-reached`,
-/// `join-secrets-removed`): no event breaks it, so it has no trace.
+/// `join-secrets-removed`, `vm-snapshot-taken`): no event breaks it, so it has no trace.
 const END_STATE: &str = "end";
 
 /// The most faults a schedule may hold in `plan check`.
@@ -209,6 +209,19 @@ fn judge_no_fault(collector: &mut Collector<'_>, no_fault: &RunResult, t: &Topol
                 InvariantClass::Safety,
                 END_STATE,
                 || why,
+                &[],
+            );
+        }
+        // The worst case rebuilds the first master's VM from the snapshot taken before anything
+        // changed it (the source plan's 0.1): a plan that never takes one has nothing to rebuild from.
+        if !no_fault.final_state.vm_snapshot {
+            let m0 = t.name(t.existing_master()).to_string();
+            collector.violation(
+                "vm-snapshot-taken|none".to_string(),
+                "vm-snapshot-taken",
+                InvariantClass::Safety,
+                END_STATE,
+                || format!("no VM snapshot of {m0} is taken: the worst case (rebuild its VM from the snapshot, restore etcd) has nothing to rebuild from"),
                 &[],
             );
         }

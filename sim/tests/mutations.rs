@@ -202,3 +202,17 @@ fn deleting_the_repo_edit_before_an_apply_fails_check_the_apply_keeps_the_old_de
         }
     }
 }
+
+#[test]
+fn a_plan_without_the_vm_snapshot_fails_check_the_worst_case_has_nothing_to_rebuild_from() {
+    use plan_model::operation::Operation;
+    for text in [include_str!("../../scenarios/homelab-rightsized.yaml"), include_str!("../../scenarios/five-masters.yaml")] {
+        let t = topology(text);
+        let plan = planner::generate(&t);
+        let (mutant, removed) = without_edit(&t, &plan, &|o| matches!(o, Operation::VmSnapshot { .. }));
+        assert_eq!(removed, 1, "{}", t.scenario.name);
+        let report = check(&t, &mutant, CheckOptions { depth: 1 });
+        assert_eq!(report.verdict, Verdict::Fail, "{}", t.scenario.name);
+        assert!(report.violations.iter().any(|v| v.invariant == "vm-snapshot-taken"), "{}: {:?}", t.scenario.name, report.violations);
+    }
+}
