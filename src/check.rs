@@ -199,7 +199,7 @@ pub fn schedule(v: &plan_sim::explore::Violation) -> String {
 fn write_warnings(out: &mut String, r: &CheckReport) {
     let warning = output::warning();
     if !r.findings.is_empty() {
-        let _ = writeln!(out, "\n{warning} recovered only by a recovery the source plan lacks:");
+        let _ = writeln!(out, "\n{warning} recovered only by a recovery the plan does not document:");
         for f in &r.findings {
             let _ = writeln!(
                 out,

@@ -104,7 +104,7 @@ fn a_reordering_that_breaks_the_dag_names_both_steps_and_why() {
         message,
         format!(
             "{file}: step 2.5 (Join k8s-master-2 as a control-plane node) must come after step 2.4 (Generate the join command): \
-             the source plan's order within the phase"
+             the phase's order"
         )
     );
 }

@@ -61,6 +61,14 @@ fn each_profile_renders_its_own_commands_and_nothing_of_another() {
         none_of(&kube_vip, words, "kube-vip + provided machines + no IaC + no DNS");
     }
     assert!(kube_vip.contains("--address 198.51.100.70 --controlplane --arp --leaderElection"), "{kube_vip}");
+    // Optional sections absent: no config stack phase, no CronJob phase, no template bump, no
+    // gate, chain or tracker command; and no note quotes another operator's runbook.
+    for absent in ["Phase 1.5", "Phase 4.5", "template bump", "Phase 5", "Phase 7", "the source", "k8s_master_host"] {
+        assert!(!kube_vip.contains(absent), "{absent:?} in a plan whose scenario declares none of it");
+    }
+    for plan_text in [&haproxy, &keepalived] {
+        assert!(!plan_text.contains("the source"), "a note quotes the homelab's runbook");
+    }
     assert!(kube_vip.contains("take a restorable image of node-a's disk"), "{kube_vip}");
     // ssh by address: there is no DNS to name the machines.
     assert!(!kube_vip.contains("node-a.internal"), "{kube_vip}");

@@ -178,7 +178,7 @@ fn inventory(shape: &Shape) -> Scenario {
     if let Some(chain) = &mut s.upgrade_chain {
         chain.masters = vec!["cp-0".to_string()];
     }
-    s.config_stack.hosts = shape.stack_hosts;
+    s.config_stack.as_mut().expect("the homelab declares a config stack").hosts = shape.stack_hosts;
     if let Some(gate) = &mut s.reboot_gate {
         gate.control_plane_quorum_check = shape.gate_quorum_check;
     }

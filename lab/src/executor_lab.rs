@@ -167,7 +167,8 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     let direct = format!("https://{existing}:{}", s.control_plane_endpoint.port);
     let vip = format!("https://{}:{}", s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
     host::write_file(&repo.join(s.load_balancer.bootstrap_script()), &bootstrap_script(t, c))?;
-    let stack = &s.config_stack.path;
+    // The executor's lab replicates the homelab's shape: a config stack is part of it.
+    let stack = s.config_stack.as_ref().map_or("config-stack", |c| c.path.as_str());
     let hosts: Vec<String> = c.stack_hosts.iter().map(|n| format!("\"{}\"", t.node(n).address)).collect();
     let main_tf = if c.stack_list_declared {
         format!("k8s_master_hosts = [{}]\n", hosts.join(", "))
@@ -237,7 +238,7 @@ pub fn kubeconfig_file(server: &str, ca_pem: &[u8]) -> String {
 /// apply records that X's VM exists; the rest is logged.
 fn write_tg(repo: &Path, root: &Path, t: &Topology) -> Result<(), LabError> {
     let s = &t.scenario;
-    let flags: Vec<String> = s.config_stack.apiserver_flags.iter().map(|f| format!("    - --{f}={FLAG_VALUE}")).collect();
+    let flags: Vec<String> = s.apiserver_flags().iter().map(|f| format!("    - --{f}={FLAG_VALUE}")).collect();
     let masters: Vec<String> =
         t.nodes.iter().filter(|n| n.kind != plan_model::topology::NodeKind::Worker).map(|n| format!("{} {}", n.address, n.name)).collect();
     host::write_file(&root.join("flags"), &(flags.join("\n") + "\n"))?;
@@ -269,7 +270,7 @@ case "$*" in
 esac
 "#,
             root = root.display(),
-            stack = s.config_stack.path,
+            stack = s.config_stack.as_ref().map_or("config-stack", |c| c.path.as_str()),
         ),
     )
 }
@@ -605,7 +606,7 @@ pub fn pin_kubectl(shell: &str, server: &str) -> String {
 
 /// The flags the config stack sets, as they appear in a manifest.
 pub fn flag_lines(t: &Topology) -> Vec<String> {
-    t.scenario.config_stack.apiserver_flags.iter().map(|f| format!("- --{f}={FLAG_VALUE}")).collect()
+    t.scenario.apiserver_flags().iter().map(|f| format!("- --{f}={FLAG_VALUE}")).collect()
 }
 
 /// The hosts' lab directories, by inventory node.

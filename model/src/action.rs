@@ -594,6 +594,10 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             n.cert_vip.set(x, c.kubeadm_endpoint);
             n.served_vip.set(x, c.kubeadm_endpoint);
             n.apiserver_running = c.apiserver_running.with(x);
+            // Without a config stack the flags live in kubeadm-config, which the join renders.
+            if t.scenario.config_stack.is_none() {
+                n.apiserver_flags = c.apiserver_flags.with(x);
+            }
             n.joined = c.joined.with(x);
             n.stale_nodes = c.stale_nodes.without(x);
             // Local mode: kubelet.conf names the node's own apiserver; without it, the server of

@@ -103,7 +103,7 @@ fn explain_backend_without_flags(c: &Cluster, t: &Topology) -> Option<String> {
         format!(
             "{} is in the VIP pool without the apiserver flags ({}): {who} fail intermittently through the VIP",
             t.name(n),
-            t.scenario.config_stack.apiserver_flags.join(", ")
+            t.scenario.apiserver_flags().join(", ")
         )
     })
 }

@@ -159,7 +159,7 @@ const WHY_ONE_JOIN: &str = "etcd takes one learner at a time: joins run one afte
 /// Seconds between two looks at the served certificate while kube-apiserver reloads it (0.4).
 const CERT_WATCH_INTERVAL_S: u32 = 5;
 const WHY_JOINED: &str = "the step needs the master joined";
-const WHY_SEQUENCE: &str = "the source plan's order within the phase";
+const WHY_SEQUENCE: &str = "the phase's order";
 const WHY_ALL_MASTERS: &str = "needs every master in place";
 const WHY_CUTOVER: &str = "needs every client and kubelet on the VIP";
 
@@ -258,7 +258,7 @@ fn retrofit(b: &mut Builder<'_>) {
             .checks(strings(["kubectl -n kube-system get cm kubeadm-config -o yaml | grep -E 'controlPlaneEndpoint|certSANs'"]))
             .rollback(strings(["sudo kubeadm init phase upload-config kubeadm --config /tmp/kubeadm-config.backup.yaml"]))
             .after("0.1", WHY_PREFLIGHT)
-            .note("added the kubeadm-config backup: the source's rollback reverts 'via the file backup' but never takes one"),
+            .note("added the kubeadm-config backup: the rollback restores kubeadm-config from it"),
     );
     b.add(
         StepSpec::new("0.3", "Regenerate the apiserver cert", b.node(m0))
@@ -281,7 +281,7 @@ fn retrofit(b: &mut Builder<'_>) {
             .rollback(strings(["0.5: restore the cert backup (served again within a minute), revert kubeadm-config"]))
             .after("0.3", WHY_CERT_BEFORE_RESTART)
             .extra(crate::facts::APISERVER_CERT_RELOAD_S)
-            .note("the source restarts the apiserver (~30 s outage) by deleting its mirror pod, which restarts nothing; neither is needed: kube-apiserver reloads its serving cert from disk within a minute (dynamiccertificates), so the step waits for the new cert to be served"),
+            .note("no restart (deleting the mirror pod would restart nothing, and a restart costs ~30 s of outage): kube-apiserver reloads its serving cert from disk within a minute (dynamiccertificates), so the step waits for the new cert to be served"),
     );
     // The declared operators' pods; without any, every pod that is not Running.
     let mut pods: Vec<String> = t
@@ -409,13 +409,14 @@ fn lb_disruption(t: &Topology) -> String {
 }
 
 fn first_flag(t: &Topology) -> String {
-    t.scenario.config_stack.apiserver_flags.first().cloned().unwrap_or_else(|| "oidc-issuer-url".to_string())
+    t.scenario.apiserver_flags().first().cloned().unwrap_or_else(|| "oidc-issuer-url".to_string())
 }
 
+/// Phase 1.5, where a config stack sets the apiserver flags on a single host.
 fn config_stack(b: &mut Builder<'_>) {
     let t = b.t;
     let n = Names::new(t);
-    let stack = &t.scenario.config_stack;
+    let Some(stack) = &t.scenario.config_stack else { return };
     b.phase("1.5", format!("Refactor the {} stack for multi-master", stack.name));
     b.add(
         StepSpec::new("1.5.1", "Refactor the stack to loop over a list of masters", RunsOn::InfraRepo)
@@ -449,9 +450,18 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
     let user = &s.ssh_user;
     let k8s = format!("{}.{}", t.version.0, t.version.1);
     let prev = (k > 0).then(|| master_phase(k - 1));
-    b.phase(&p, if k == 0 { format!("Cloud-init template bump + {name}") } else { format!("{name}, same pattern as phase 2") });
-    // The template needs its bump only where it installs another version or joins masters as workers.
     let bump = t.template_version != t.version || s.vm_template.as_ref().is_some_and(|v| v.join_command_for_masters);
+    b.phase(
+        &p,
+        if k == 0 && bump {
+            format!("Cloud-init template bump + {name}")
+        } else if k == 0 {
+            name.clone()
+        } else {
+            format!("{name}, same pattern as phase 2")
+        },
+    );
+    // The template needs its bump only where it installs another version or joins masters as workers.
     if k == 0 && bump {
         b.add(
             StepSpec::new("2.0", "Bump the cloud-init template (one-time)", RunsOn::InfraRepo)
@@ -488,14 +498,13 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
         .after(format!("{p}.2"), WHY_SEQUENCE)
         .after("0.2", "uploads the certs of the patched ClusterConfiguration");
     if k > 0 {
-        upload =
-            upload.note("the source re-uploads only 'if >2h since 2.3'; the upload is unconditional so the TTL restarts at every join");
+        upload = upload.note("the upload is unconditional, so kubeadm-certs' TTL restarts at every join");
     }
     b.add(upload);
     b.add(
         StepSpec::new(format!("{p}.4"), "Generate the join command", b.node(m0))
             .ops(vec![Operation::CreateToken])
-            .note(format!("the source expects 'kubeadm join {}:{port}': --print-join-command prints the server of admin.conf on {}, its own address; discovery goes there, the rest of the join through controlPlaneEndpoint", n.vip, n.m0_name))
+            .note(format!("the join command names the first master, not {}:{port}: --print-join-command prints the server of admin.conf on {}, its own address; discovery goes there, the rest of the join through controlPlaneEndpoint", n.vip, n.m0_name))
             .after(format!("{p}.3"), WHY_SEQUENCE),
     );
     let mut join = StepSpec::new(format!("{p}.5"), format!("Join {name} as a control-plane node"), b.node(m))
@@ -515,23 +524,25 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
     }
     b.add(join);
     let hosts: Vec<NodeIx> = std::iter::once(m0).chain(new_masters[..=k].iter().copied()).collect();
-    b.add(
-        StepSpec::new(format!("{p}.6"), format!("Update the {} stack to include {name}", s.config_stack.name), RunsOn::InfraRepo)
-            .ops(vec![
-                Operation::ConfigStackHosts { hosts: n.names(&hosts) },
-                Operation::IacApply(IacStack::ConfigStack),
-                verify_on(
-                    t,
-                    &name,
-                    [Check::FlagsOn(m)],
-                    [format!("sudo grep -c {} /etc/kubernetes/manifests/kube-apiserver.yaml", first_flag(t))],
-                ),
-            ])
-            .checks(strings(["expect 1"]))
-            .after(format!("{p}.5"), WHY_JOINED)
-            .after("1.5.2", WHY_STACK)
-            .disruption(format!("kube-apiserver on {name} restarts with the new flags")),
-    );
+    if let Some(stack) = &s.config_stack {
+        b.add(
+            StepSpec::new(format!("{p}.6"), format!("Update the {} stack to include {name}", stack.name), RunsOn::InfraRepo)
+                .ops(vec![
+                    Operation::ConfigStackHosts { hosts: n.names(&hosts) },
+                    Operation::IacApply(IacStack::ConfigStack),
+                    verify_on(
+                        t,
+                        &name,
+                        [Check::FlagsOn(m)],
+                        [format!("sudo grep -c {} /etc/kubernetes/manifests/kube-apiserver.yaml", first_flag(t))],
+                    ),
+                ])
+                .checks(strings(["expect 1"]))
+                .after(format!("{p}.5"), WHY_JOINED)
+                .after("1.5.2", WHY_STACK)
+                .disruption(format!("kube-apiserver on {name} restarts with the new flags")),
+        );
+    }
     let etcdctl = String::from("sudo etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key member list");
     b.add(
         StepSpec::new(format!("{p}.7"), "Smoke", RunsOn::Workstation)
@@ -616,9 +627,9 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     let portal = s.consumers.iter().any(|c| c.kind == crate::scenario::ConsumerKind::UserPortal);
     let consumer_ops = [
         Some(Operation::KubeconfigConsumers { consumers: s.consumers.iter().map(|c| c.name.clone()).collect(), server: n.vip_server() }),
-        Some(Operation::ConfigStackServer { address: n.vip.to_string() }),
+        s.config_stack.as_ref().map(|_| Operation::ConfigStackServer { address: n.vip.to_string() }),
         Some(Operation::NoLeftoverAddress),
-        Some(Operation::IacApply(IacStack::ConfigStack)),
+        s.config_stack.as_ref().map(|_| Operation::IacApply(IacStack::ConfigStack)),
         portal.then_some(Operation::IacApply(IacStack::Portal)),
         Some(Operation::GitCommit { message: "control plane: clients to the VIP".to_string() }),
     ];
@@ -701,7 +712,7 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
             ])
             .checks(vec![format!("server: https://{}:{}; every kube-proxy pod restarted", n.vip, n.port)])
             .after("4.5", WHY_CUTOVER)
-            .note(format!("added: kubeadm rendered kube-proxy's kubeconfig once, at init, with {m0_addr}:{}; the source never changes it, so losing {} would stop Service updates on every node", n.port, n.m0_name))
+            .note(format!("added: kubeadm rendered kube-proxy's kubeconfig once, at init, with {m0_addr}:{}; nothing changes it afterwards, so losing {} would stop Service updates on every node", n.port, n.m0_name))
             .extra(120),
     );
 }
@@ -709,19 +720,29 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
 fn after_cutover(b: &mut Builder<'_>, last: &str) {
     let t = b.t;
     let s = &t.scenario;
-    b.phase("4.5", "etcd-backup CronJob node pinning".to_string());
-    b.add(
-        StepSpec::new("4.5.1", "Replace the node pin with a control-plane selector", RunsOn::InfraRepo)
-            .ops(vec![Operation::CronJobsOnControlPlane {
-                jobs: s.cronjobs.iter().filter(|j| j.pinned_to.is_some()).map(|j| j.name.clone()).collect(),
-            }])
-            .after(format!("{last}.7"), WHY_ALL_MASTERS),
-    );
-    b.add(
-        StepSpec::new("4.5.2", format!("Apply {}", crate::operation::cronjob_stack(t)), RunsOn::InfraRepo)
-            .ops(vec![Operation::IacApply(IacStack::CronJobs)])
-            .after("4.5.1", WHY_SEQUENCE),
-    );
+    // The etcd CronJobs the scenario declares: pinned ones move to any master, and the backup
+    // is run once to see it land. Without any, the phase has nothing to do.
+    if s.cronjobs.is_empty() {
+        if let Some(gate) = &s.reboot_gate {
+            closing::reboot_gate(b, gate, last);
+        }
+        return;
+    }
+    let pinned: Vec<String> = s.cronjobs.iter().filter(|j| j.pinned_to.is_some()).map(|j| j.name.clone()).collect();
+    let names = s.cronjobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>().join(", ");
+    b.phase("4.5", format!("etcd CronJobs on any master ({names})"));
+    if !pinned.is_empty() {
+        b.add(
+            StepSpec::new("4.5.1", "Replace the node pin with a control-plane selector", RunsOn::InfraRepo)
+                .ops(vec![Operation::CronJobsOnControlPlane { jobs: pinned }])
+                .after(format!("{last}.7"), WHY_ALL_MASTERS),
+        );
+        b.add(
+            StepSpec::new("4.5.2", format!("Apply {}", crate::operation::cronjob_stack(t)), RunsOn::InfraRepo)
+                .ops(vec![Operation::IacApply(IacStack::CronJobs)])
+                .after("4.5.1", WHY_SEQUENCE),
+        );
+    }
     // A run of the declared backup CronJob, where the scenario declares one.
     let backup_job = s.cronjobs.iter().find(|j| j.backup).map(|j| Operation::RunJob {
         namespace: j.namespace.clone().unwrap_or_default(),
@@ -732,7 +753,7 @@ fn after_cutover(b: &mut Builder<'_>, last: &str) {
         StepSpec::new("4.5.3", "Verify the backup runs", RunsOn::Workstation)
             .ops(backup_job.into_iter().chain([verify(t, [Check::BackupRunsAnywhere], [])]).collect())
             .checks(strings(["lands on a master, produces a valid snapshot"]))
-            .after("4.5.2", WHY_SEQUENCE),
+            .after(if b.steps.iter().any(|x| x.id == "4.5.2") { "4.5.2".to_string() } else { format!("{last}.7") }, WHY_SEQUENCE),
     );
     if let Some(gate) = &s.reboot_gate {
         closing::reboot_gate(b, gate, last);
@@ -753,8 +774,12 @@ fn validation(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
             Operation::Uncordon { node: n.m0_name.clone() },
             verify(t, [Check::BackendsUp], []),
         ])
-        .note("the source watches with 'while true', which never ends, from the master that reboots; the watch is bounded to the reboot and runs from the workstation")
-        .checks(strings(["the API answers through the VIP during the reboot; the backend re-registers (op_state=2)"]))
+        .note("the watch is bounded to the reboot and runs from the workstation: a 'while true' on the master that reboots never ends")
+        .checks(vec![if s.load_balancer.kind.has_pool() {
+            "the API answers through the VIP during the reboot; the backend re-registers (op_state=2)".to_string()
+        } else {
+            format!("the API answers through the VIP during the reboot, after kube-vip's ~{} s handover", s.load_balancer.failover_s())
+        }])
         .after("4.5", WHY_CUTOVER)
         .disruption(format!("{} down 50-90 s; the VIP should hide it", n.m0_name));
     for k in 0..new_masters.len() {
@@ -762,10 +787,16 @@ fn validation(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     }
     b.add(failover);
     let masters = t.nodes.iter().filter(|x| x.kind != crate::topology::NodeKind::Worker).map(|x| x.name.as_str()).collect::<Vec<_>>();
-    let grep = format!(
-        "sudo grep -E \"{}\" /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/etcd.yaml | sort",
-        s.config_stack.apiserver_flags.join("|")
-    );
+    let grep = if s.apiserver_flags().is_empty() {
+        // Every flag but the node's own addresses, to compare across masters.
+        "sudo grep -E '^ *- --' /etc/kubernetes/manifests/kube-apiserver.yaml | grep -v -E 'advertise-address|etcd-servers' | sort"
+            .to_string()
+    } else {
+        format!(
+            "sudo grep -E \"{}\" /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/etcd.yaml | sort",
+            s.apiserver_flags().join("|")
+        )
+    };
     // The first master's flags carry the check; every other master's are printed beside them.
     let per_master = masters.iter().enumerate().map(|(i, m)| {
         let checks: Vec<String> = if i == 0 { vec![Check::FlagParity.key(t)] } else { Vec::new() };
@@ -775,7 +806,8 @@ fn validation(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
         .ops(per_master.collect())
         .checks(strings(["identical flag set on every master"]));
     for k in 0..new_masters.len() {
-        parity = parity.after(format!("{}.6", master_phase(k)), WHY_ALL_MASTERS);
+        let flagged = if s.config_stack.is_some() { 6 } else { 5 };
+        parity = parity.after(format!("{}.{flagged}", master_phase(k)), WHY_ALL_MASTERS);
     }
     b.add(parity);
     let all_proxmox = new_masters

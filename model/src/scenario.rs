@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
 impl Scenario {
+    /// The apiserver flags the config stack sets (none without a config stack).
+    pub fn apiserver_flags(&self) -> &[String] {
+        self.config_stack.as_ref().map_or(&[], |c| c.apiserver_flags.as_slice())
+    }
     pub fn iac_kind(&self) -> IacKind {
         self.iac.as_ref().map_or(IacKind::None, |i| i.kind)
     }
@@ -62,7 +66,10 @@ pub struct Scenario {
     /// The version-upgrade chain that lists the masters; absent: the plan has no phase for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_chain: Option<UpgradeChainSpec>,
-    pub config_stack: ConfigStackSpec,
+    /// The IaC stack that puts apiserver flags on the masters it lists; absent: the flags live
+    /// in kubeadm-config (`apiServer.extraArgs`) and every join renders them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_stack: Option<ConfigStackSpec>,
     #[serde(default)]
     pub kubeadm: KubeadmSpec,
     /// The template new master VMs are built from; absent: the machines come without one.
@@ -73,6 +80,10 @@ pub struct Scenario {
     /// The issue that tracks the migration, closed in the last phase.
     #[serde(default)]
     pub tracking_issue: Option<String>,
+    /// The command that closes it, with `{issue}` where its id goes (`bd close {issue}`);
+    /// absent: closing it is a by-hand step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_issue_command: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -296,7 +296,7 @@ impl Topology {
     }
 
     pub fn stack_starts_as_list(&self) -> bool {
-        self.scenario.config_stack.hosts == StackHosts::List
+        self.scenario.config_stack.as_ref().is_some_and(|c| c.hosts == StackHosts::List)
     }
 
     /// etcd quorum for `voters` voting members.

@@ -357,8 +357,10 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     if let Some(chain) = &s.upgrade_chain {
         check_path(&chain.path, root().key("upgrade_chain").key("path"), "upgrade chain path")?;
     }
-    check_name(&s.config_stack.name, root().key("config_stack").key("name"), "config stack name")?;
-    check_path(&s.config_stack.path, root().key("config_stack").key("path"), "config stack path")?;
+    if let Some(stack) = &s.config_stack {
+        check_name(&stack.name, root().key("config_stack").key("name"), "config stack name")?;
+        check_path(&stack.path, root().key("config_stack").key("path"), "config stack path")?;
+    }
     if let Some(template) = &s.vm_template {
         check_name(&template.name, root().key("vm_template").key("name"), "template name")?;
     }
@@ -373,7 +375,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             ));
         }
     }
-    for (i, flag) in s.config_stack.apiserver_flags.iter().enumerate() {
+    for (i, flag) in s.apiserver_flags().iter().enumerate() {
         check_name(flag, root().key("config_stack").key("apiserver_flags").index(i), "apiserver flag")?;
     }
     let headroom = s.capacity.ram_headroom_percent;

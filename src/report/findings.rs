@@ -84,7 +84,7 @@ fn violations(out: &mut String, r: &CheckReport) {
 fn warnings(out: &mut String, r: &CheckReport) {
     if !r.findings.is_empty() {
         out.push_str(
-            "<h3><span class=\"warning\">warning:</span> recovered only by a recovery the source plan lacks</h3><ul class=\"findings\">\n",
+            "<h3><span class=\"warning\">warning:</span> recovered only by a recovery the plan does not document</h3><ul class=\"findings\">\n",
         );
         for f in &r.findings {
             let _ = writeln!(

@@ -173,7 +173,8 @@ impl Operation {
             Operation::DeployLbOn { nodes } => profile::deploy_lb_on(&w, nodes),
             Operation::StartVipDaemon { node } => profile::start_vip_daemon(&w, node),
             Operation::ConfigStackToList => {
-                let (stack, m0_addr) = (&s.config_stack.path, t.node(t.existing_master()).address);
+                let Some(stack) = s.config_stack.as_ref().map(|c| &c.path) else { return vec![by_hand("no config stack is declared")] };
+                let m0_addr = t.node(t.existing_master()).address;
                 vec![
                     by_hand(format!("edit {stack}/modules: var.k8s_master_host -> var.k8s_master_hosts = list(string) (default [\"{m0_addr}\"])")),
                     by_hand("wrap each null_resource / remote-exec in for_each = toset(var.k8s_master_hosts)"),
@@ -182,9 +183,9 @@ impl Operation {
             }
             Operation::ConfigStackHosts { hosts } => {
                 let list = hosts.iter().map(|h| format!("\"{}\"", w.address(h))).collect::<Vec<_>>().join(", ");
-                vec![by_hand(format!("edit {}/main.tf: k8s_master_hosts = [{list}]", s.config_stack.path))]
+                vec![by_hand(format!("edit {}/main.tf: k8s_master_hosts = [{list}]", config_stack_path(t)))]
             }
-            Operation::ConfigStackServer { address } => vec![by_hand(format!("edit {}: variable default = \"{address}\"", s.config_stack.path))],
+            Operation::ConfigStackServer { address } => vec![by_hand(format!("edit {}: variable default = \"{address}\"", config_stack_path(t)))],
             // Only what the template needs: the cluster's package version, and no worker join.
             Operation::EditTemplate => {
                 let Some(template) = &s.vm_template else { return vec![by_hand("no VM template is declared: nothing to edit")] };
@@ -305,9 +306,10 @@ impl Operation {
                 ]
             }
             Operation::Uncordon { node } => vec![shell(format!("kubectl uncordon {node}"))],
-            Operation::CloseIssue => vec![match &s.tracking_issue {
-                Some(issue) => shell(format!("bd close {issue}")),
-                None => by_hand("close the tracking issue"),
+            Operation::CloseIssue => vec![match (&s.tracking_issue, &s.close_issue_command) {
+                (Some(issue), Some(close)) => shell(close.replace("{issue}", issue)),
+                (Some(issue), None) => by_hand(format!("close {issue} in your tracker")),
+                (None, _) => by_hand("close the tracking issue"),
             }],
             Operation::ByHand { instruction } => vec![by_hand(instruction.clone())],
             Operation::Shell { run, at } => vec![w.command(vec![at_machine(t, at.as_deref(), run)])],
@@ -381,7 +383,7 @@ pub(crate) fn stack_target(t: &Topology, stack: &IacStack) -> (String, String) {
             (vm_dir, format!("-target={target}"))
         }
         IacStack::Vm { node } => (vm_dir, format!("-target=module.{node}")),
-        IacStack::ConfigStack => (s.config_stack.path.clone(), String::new()),
+        IacStack::ConfigStack => (config_stack_path(t).to_string(), String::new()),
         IacStack::Portal => {
             let portal = s.consumers.iter().find(|c| c.kind == crate::scenario::ConsumerKind::UserPortal);
             (portal.map_or_else(|| "the portal's stack".to_string(), |c| stack_of(&c.path)), String::new())
@@ -410,6 +412,11 @@ pub fn iac_command(t: &Topology, verb: &str, stack: &IacStack) -> Option<String>
     } else {
         format!("cd {dir} && {command} {target}")
     })
+}
+
+/// The config stack's directory in the infra repo.
+fn config_stack_path(t: &Topology) -> &str {
+    t.scenario.config_stack.as_ref().map_or("the config stack", |c| c.path.as_str())
 }
 
 /// The stack of the etcd CronJobs: the backup job's (else the first job's) file's stack.

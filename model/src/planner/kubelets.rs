@@ -21,7 +21,7 @@ pub(super) fn master_kubelet_step(t: &Topology, m0: NodeIx) -> StepSpec<'static>
             .checks(vec![format!("server: https://{m0_addr}:{port}, its own apiserver")])
             .after("4.2", WHY_SEQUENCE)
             .note(format!(
-                "the source flips it to the VIP; from Kubernetes 1.33 kubeadm keeps a control-plane kubelet on its local apiserver (ControlPlaneKubeletLocalMode) and its next upgrade would rewrite the VIP back to https://{m0_addr}:{port}"
+                "not the VIP: from Kubernetes 1.33 kubeadm keeps a control-plane kubelet on its local apiserver (ControlPlaneKubeletLocalMode) and its next upgrade would rewrite the VIP back to https://{m0_addr}:{port}"
             ));
     }
     StepSpec::new("4.3", format!("Flip {m0_name} kubelet.conf"), RunsOn::Node(m0_name.to_string()))
@@ -51,7 +51,7 @@ pub(super) fn new_masters_kubelet_step(t: &Topology, new_masters: &[NodeIx]) -> 
         StepSpec::new("4.4", "Verify the new masters' kubelet.conf name their own apiserver", RunsOn::Workstation)
             .ops(ops)
             .checks(strings(["each names its own address (kubeadm join, ControlPlaneKubeletLocalMode)"]))
-            .note("the source expects the VIP ('cloud-init join used VIP via controlPlaneEndpoint'): from Kubernetes 1.33 kubeadm join points a control-plane kubelet at its own apiserver")
+            .note("not the VIP: from Kubernetes 1.33 kubeadm join points a control-plane kubelet at its own apiserver")
     } else {
         let mut ops = Vec::new();
         for &m in new_masters {
@@ -66,7 +66,7 @@ pub(super) fn new_masters_kubelet_step(t: &Topology, new_masters: &[NodeIx]) -> 
             .ops(ops)
             .checks(vec![format!("each names https://{vip}:{port}")])
             .disruption("5-10 s NotReady per new master")
-            .note(format!("the source expects them on the VIP already; before Kubernetes 1.33 kubeadm join writes the server of cluster-info, which still names {m0_addr}:{port}"))
+            .note(format!("not on the VIP yet: before Kubernetes 1.33 kubeadm join writes the server of cluster-info, which still names {m0_addr}:{port}"))
     };
     step = step.after("4.3", WHY_SEQUENCE);
     for k in 0..new_masters.len() {

@@ -47,16 +47,18 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
                 }),
             ],
         },
-        RollbackProcedure {
+    ];
+    if let Some(stack) = &s.config_stack {
+        procedures.push(RollbackProcedure {
             id: "R1.5".to_string(),
             title: "Phase 1.5 rollback".to_string(),
             when: "a fault in phase 1.5".to_string(),
             commands: vec![by_hand(match crate::operation::iac_command(t, "apply", &IacStack::ConfigStack) {
-                Some(apply) => format!("revert {} to the single k8s_master_host variable; cd {repo} && {apply}", s.config_stack.path),
-                None => format!("revert {} to the single k8s_master_host variable and apply it", s.config_stack.path),
+                Some(apply) => format!("revert {} to the single k8s_master_host variable; cd {repo} && {apply}", stack.path),
+                None => format!("revert {} to the single k8s_master_host variable and apply it", stack.path),
             })],
-        },
-    ];
+        });
+    }
     for (k, m) in t.new_masters().enumerate() {
         let name = t.name(m);
         procedures.push(RollbackProcedure {
