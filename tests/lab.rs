@@ -294,6 +294,29 @@ fn an_lb_reload_before_the_deploy_resets_haproxy_to_the_declared_pool_as_the_twi
     assert_eq!(text(&row(&report, "outcome")["lab"]), "completed");
 }
 
+/// The Linux HAProxy profile (issue 17): every pool change is a graceful reload (`-sf`), and so
+/// is a reload from the config file as a fault; the probe through the VIP sees no gap, as the
+/// twin predicts (it charges no bounce to a profile that does not reset).
+#[test]
+fn the_linux_haproxy_profile_reloads_gracefully_and_the_probe_sees_no_gap() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let scenario = common::scenario("haproxy-libvirt.yaml");
+    let (code, report) =
+        rehearse(&["--scenario", &scenario, "rehearse", "--fault", "lb-reload", "--at", "2.8", "--port-offset", &offset(10)]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_all_agree(&report);
+    let struck = row(&report, "fault injected");
+    assert_eq!(text(&struck["twin"]), "lb-1 reloads HAProxy from its config file", "{struck}");
+    assert!(text(&struck["lab"]).starts_with("HAProxy reset to the declared pool (cp-1, cp-2)"), "{struck}");
+    let figures = &report["figures"];
+    assert!(figures["lb_rewrites"].as_u64().unwrap_or_default() >= 2, "the pool changed by reloads: {figures}");
+    assert_eq!(figures["vip_downtime"]["twin_down_s"], 0, "{figures}");
+    assert_eq!(figures["probe"]["outages"].as_array().map(Vec::len), Some(0), "a graceful reload drops nothing: {figures}");
+    assert_eq!(text(&row(&report, "outcome")["lab"]), "completed");
+}
+
 #[test]
 fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
     // Refused before any process starts, so no etcd is needed.

@@ -167,3 +167,11 @@ fn a_profile_refuses_the_fields_of_another() {
     let message = refused(&plan(&["--scenario", &no_address, "check"]));
     assert!(message.contains("needs its address"), "{message}");
 }
+
+#[test]
+fn the_lab_refuses_a_vip_on_the_masters_as_model_only() {
+    for name in ["keepalived-five.yaml", "kube-vip-bare.yaml"] {
+        let message = refused(&plan(&["--scenario", &scenario(name), "rehearse"]));
+        assert!(message.contains("keepalived and kube-vip are model-only"), "{name}: {message}");
+    }
+}

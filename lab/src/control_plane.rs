@@ -93,7 +93,7 @@ impl ControlPlane {
             vip_port: layout.vip_port,
             fqdn: t.scenario.control_plane_endpoint.fqdn.clone(),
             check: t.health_check,
-            reset_to_declared_state: lb.reset_to_declared_state,
+            reset_to_declared_state: lb.deploy_bounces(),
             certs: BTreeMap::new(),
             stand_ins: BTreeMap::new(),
             lb: None,

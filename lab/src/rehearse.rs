@@ -583,6 +583,16 @@ fn short(op: LabOp, t: &Topology) -> String {
 /// A fault the lab cannot inject ([`check_fault`]), or the lab failing underneath (a process
 /// that does not start, etcdctl missing). Disagreements are not errors: they are in the report.
 pub fn rehearse(t: &Topology, plan: &Plan, lab: &mut Lab, injection: Option<Injection>) -> Result<FidelityReport, LabError> {
+    // One HAProxy at the VIP stands for a load balancer machine; a VIP that moves between
+    // masters (VRRP, kube-vip's lease) has no replica here yet.
+    let lb = &t.scenario.load_balancer;
+    if lb.kind.on_masters() {
+        return Err(LabError::NotRehearsable {
+            what: format!("load balancer kind {}", lb.kind.as_str()),
+            why: "the lab replicates a load balancer machine (pfsense-bootstrap, haproxy); keepalived and kube-vip are model-only"
+                .to_string(),
+        });
+    }
     if let Some(i) = injection {
         check_fault(t, i.fault)?;
     }

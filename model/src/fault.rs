@@ -131,7 +131,10 @@ impl Fault {
             Fault::HypervisorDown { hypervisor, lasts_s } => {
                 format!("hypervisor {} fails{}", t.scenario.hypervisors[hypervisor as usize].name, how_long(lasts_s))
             }
-            Fault::LbReload => "LB bootstrap re-run (reset to declared state)".to_string(),
+            Fault::LbReload => match t.scenario.load_balancer.kind {
+                crate::scenario::LbKind::PfsenseBootstrap => "LB bootstrap re-run (reset to declared state)".to_string(),
+                _ => format!("{} reloads HAProxy from its config file", t.scenario.load_balancer.name),
+            },
             Fault::LbDown { lasts_s } => format!("{} reboots ({})", t.scenario.load_balancer.name, crate::plan::format_duration(lasts_s)),
             Fault::Partition { node, lasts_s } => {
                 format!("{} cut off from the other masters{}", t.name(node), how_long(lasts_s).replace(" (stays down)", ""))
