@@ -1,0 +1,368 @@
+//! The starter's sections, field by field, each with what it is in the words of docs/scenario.md,
+//! and the placeholders (under `TODO:`) for what the operator did not say.
+
+use super::yaml::{number, text, Entry, Value};
+use super::{Answers, Machine, Shape};
+
+/// Placeholder sizes of a new master VM: kubeadm's minimum is 2 vCPUs and 2 GB; etcd and the
+/// apiserver of a small cluster live well in 4 vCPUs and 8 GB.
+const NEW_MASTER_VCPU: u32 = 4;
+const NEW_MASTER_RAM_GB: u32 = 8;
+const NEW_MASTER_DISK_GB: u32 = 64;
+/// Placeholder VM ids: the first master's, then the new masters' from the next one on.
+const FIRST_MASTER_VMID: u32 = 100;
+/// Placeholder RAM of a hypervisor, physical and already allocated (GB).
+const HYPERVISOR_RAM_PHYSICAL_GB: u32 = 128;
+const HYPERVISOR_RAM_ALLOCATED_GB: u32 = 64;
+
+/// The comment lines over the whole file.
+pub(super) fn header(a: &Answers) -> Vec<String> {
+    let mut lines = vec![
+        format!("plan scenario '{}', written by plan init: every field is explained in docs/scenario.md.", a.name),
+        "Lines marked TODO hold placeholders that make the file valid, not facts about your cluster: replace each \
+         (grep TODO) before you trust plan check, plan capacity or plan execute."
+            .to_string(),
+    ];
+    lines.extend(a.provenance.iter().cloned());
+    lines
+}
+
+/// Every top-level section, in docs/scenario.md's order.
+pub(super) fn document(a: &Answers, s: &Shape) -> Vec<Entry> {
+    let version = text(&a.kubernetes_version);
+    vec![
+        Entry::scalar(
+            "name",
+            text(&a.name),
+            "The scenario's name; it names the plan, and an exported plan file must carry the same name.",
+        ),
+        Entry::new("kubernetes", Value::Map(kubernetes(a)), "The cluster's Kubernetes version and etcd learner mode."),
+        Entry::scalar(
+            "infra_repo",
+            text("/home/TODO/infra"),
+            "Where the infra repository (kubeconfigs, CI files, stacks) lives on the operator's machine; repo-side commands cd into it.",
+        )
+        .todo("the path of your infra repository"),
+        Entry::scalar("ssh_user", text("root"), "The SSH user for cluster nodes.")
+            .todo("the user plan execute logs in as on every node (sudo without a password)"),
+        Entry::new("hypervisors", Value::Items(s.hypervisors.iter().map(hypervisor).collect()), "The hosts the VMs run on (1 to 8)."),
+        Entry::new("nodes", Value::Items(nodes(a, s)), &with_observed(
+            "The cluster's nodes today: exactly one control-plane node, any number of workers.",
+            "Left out",
+            &a.observed.skipped_nodes,
+        )),
+        Entry::new(
+            "new_masters",
+            Value::Items(new_masters(a, s)),
+            "The master VMs to create, exactly target.control_plane_count - 1; the list's order is the order they join.",
+        ),
+        Entry::new(
+            "target",
+            Value::Map(vec![Entry::scalar(
+                "control_plane_count",
+                number(a.masters),
+                "How many control-plane nodes the cluster ends with: 3, 5 or 7.",
+            )]),
+            "How many control-plane nodes the cluster ends with.",
+        ),
+        Entry::new("control_plane_endpoint", Value::Map(endpoint(a, s)), &with_observed(
+            "The VIP, FQDN and port every client will use.",
+            "kubeadm-config's apiServer.certSANs today",
+            &a.observed.cert_sans,
+        )),
+        Entry::new("load_balancer", Value::Map(load_balancer(s.lb_host)), "The HAProxy box that serves the VIP."),
+        metallb_pool(),
+        Entry::new("dns", Value::Map(dns(s)), "The zone and the records the migration adds or deletes."),
+        consumers(a, s),
+        Entry::new("cronjobs", Value::Items(Vec::new()), "CronJobs to unpin from the old master: { name, namespace, pinned_to, path, line, backup } each.")
+            .todo("list the CronJobs pinned to the first master (node_name), the etcd backup job with backup: true"),
+        Entry::new(
+            "operators",
+            Value::Items(Vec::new()),
+            "Operators whose pods step 0.6 looks at after the apiserver's brief outage: { namespace, selector } each. Empty: 0.6 lists every pod that is not Running.",
+        ),
+        Entry::new("etcd_backup", Value::Map(etcd_backup()), "Where etcd snapshots go and how old the newest is."),
+        reboot_gate(),
+        upgrade_chain(&s.first_master.name),
+        Entry::new("config_stack", Value::Map(config_stack(a)), "The stack that sets apiserver flags on the master(s)."),
+        Entry::new("kubeadm", Value::Map(kubeadm()), "Lifetimes of the uploaded certs and the join token."),
+        Entry::new("vm_template", Value::Map(vm_template(&version)), "The cloud-init template new VMs are cloned from."),
+        Entry::new("capacity", Value::Map(capacity()), "The capacity policy plan capacity and the hypervisor-ram invariant judge against."),
+        Entry::scalar("tracking_issue", text("OPS-1234"), "The issue that tracks the migration, of any tracker; the last phase closes it.")
+            .commented_out(),
+    ]
+}
+
+/// `about`, and what the cluster said about the field when it said anything.
+fn with_observed(about: &str, what: &str, seen: &[String]) -> String {
+    if seen.is_empty() {
+        about.to_string()
+    } else {
+        format!("{about} {what} (read from the cluster): {}.", seen.join("; "))
+    }
+}
+
+fn kubernetes(a: &Answers) -> Vec<Entry> {
+    vec![
+        Entry::scalar(
+            "version",
+            text(&a.kubernetes_version),
+            &with_observed(
+                "The cluster's Kubernetes version, major.minor (a leading v and a patch part are accepted and ignored).",
+                "The kubelets differ",
+                &a.observed.kubelet_versions,
+            ),
+        ),
+        Entry::scalar(
+            "etcd_learner_mode",
+            text("auto"),
+            "Whether kubeadm join --control-plane adds the new etcd member as a non-voting learner first: auto follows the version (on from 1.29), on, off.",
+        ),
+    ]
+}
+
+fn hypervisor(h: &Machine) -> Vec<Entry> {
+    vec![
+        Entry::scalar("name", text(&h.name), "Unique among hypervisors; nodes, new masters and the load balancer refer to it."),
+        Entry::scalar("address", number(h.address), "Where the hypervisor is reached (VM snapshots, qm commands)."),
+        Entry::scalar("ram_physical_gb", number(HYPERVISOR_RAM_PHYSICAL_GB), "Physical RAM in GB; more than 0.")
+            .todo("the host's physical RAM"),
+        Entry::scalar(
+            "ram_allocated_gb",
+            number(HYPERVISOR_RAM_ALLOCATED_GB),
+            "RAM already allocated to VMs on this host, the inventory's own nodes included; the new masters are added on top of it.",
+        )
+        .todo("the RAM the host's VMs have today"),
+        Entry::scalar("swap_used_gb", number(0), "Swap in use, reported by plan capacity as a sign of memory pressure."),
+        Entry::scalar("cpus_physical", number(16), "Physical cores, when known; vCPU commitment is reported against it.").commented_out(),
+        Entry::scalar("vcpu_allocated", number(32), "vCPUs already allocated to VMs on this host, when known.").commented_out(),
+    ]
+}
+
+fn nodes(a: &Answers, s: &Shape) -> Vec<Vec<Entry>> {
+    let on = &s.hypervisors[0].name;
+    let mut nodes = vec![node(s.first_master, "control-plane", on, Some(FIRST_MASTER_VMID))];
+    nodes.extend(a.workers.iter().map(|w| node(w, "worker", on, None)));
+    nodes
+}
+
+fn node(m: &Machine, role: &str, hypervisor: &str, vmid: Option<u32>) -> Vec<Entry> {
+    let mut entries = vec![
+        Entry::scalar("name", text(&m.name), "Unique across nodes and new_masters."),
+        Entry::scalar("role", text(role), "control-plane (exactly one node) or worker."),
+        Entry::scalar("address", number(m.address), "Unique among all addresses; not the VIP."),
+    ];
+    if let Some(vmid) = vmid {
+        entries.push(
+            Entry::scalar("vmid", number(vmid), "The VM id on the hypervisor; the plan snapshots the master VM by it.")
+                .todo("the first master's VM id on its hypervisor"),
+        );
+    }
+    let placed = Entry::scalar("hypervisor", text(hypervisor), "The name of a listed hypervisor.");
+    entries.push(if vmid.is_some() { placed.todo("the hypervisor this VM runs on") } else { placed });
+    if vmid.is_some() {
+        entries.push(Entry::scalar("ram_gb", number(16), "RAM of the VM in GB.").commented_out());
+        entries.push(Entry::scalar("ram_used_gb", number(4), "Measured memory use, for sizing advice (plan capacity).").commented_out());
+    }
+    entries
+}
+
+fn new_masters(a: &Answers, s: &Shape) -> Vec<Vec<Entry>> {
+    (0..a.new_masters.len())
+        .map(|n| {
+            let m = &a.new_masters[n];
+            let on = &s.hypervisors[n % s.hypervisors.len()].name;
+            vec![
+                Entry::scalar("name", text(&m.name), "Unique across nodes and new_masters."),
+                Entry::scalar("address", number(m.address), "Unique among all addresses; not the VIP; not inside metallb_pool."),
+                Entry::scalar("vmid", number(FIRST_MASTER_VMID + 1 + n as u32), "The VM id to create; unique among all VM ids.")
+                    .todo("a VM id free on its hypervisor"),
+                Entry::scalar("hypervisor", text(on), "The name of a listed hypervisor the VM is created on."),
+                Entry::scalar("vcpu", number(NEW_MASTER_VCPU), "vCPUs; more than 0.").todo("the size you want"),
+                Entry::scalar(
+                    "ram_gb",
+                    number(NEW_MASTER_RAM_GB),
+                    "RAM in GB; more than 0. Counted against the hypervisor's RAM from the step that creates the VM.",
+                )
+                .todo("the size you want (plan capacity suggests one)"),
+                Entry::scalar("disk_gb", number(NEW_MASTER_DISK_GB), "Disk in GB.").todo("the size you want"),
+            ]
+        })
+        .collect()
+}
+
+fn endpoint(a: &Answers, s: &Shape) -> Vec<Entry> {
+    vec![
+        Entry::scalar(
+            "vip",
+            number(s.vip),
+            "The virtual IP the load balancer serves the API on; it becomes controlPlaneEndpoint and a certificate SAN. A free address.",
+        ),
+        Entry::scalar("fqdn", text(s.fqdn), "The DNS name for the VIP; added to the cert SANs and to the zone."),
+        Entry::scalar("port", number(a.port), "The API port, on the VIP and on the master today; every consumer's server must use it."),
+    ]
+}
+
+fn load_balancer(lb: &Machine) -> Vec<Entry> {
+    vec![
+        Entry::scalar("name", text(&lb.name), "The box's name, as steps and faults name it."),
+        Entry::scalar("address", number(lb.address), "Where it is reached over SSH; unique among all addresses; not the VIP."),
+        Entry::scalar("ssh_user", text("admin"), "The SSH user on the box."),
+        Entry::scalar(
+            "health_check",
+            text("https-readyz"),
+            "How HAProxy decides a backend is healthy: tcp (a TCP connect) or https-readyz (HTTPS GET /readyz; only a ready apiserver is healthy).",
+        ),
+        Entry::scalar(
+            "reset_to_declared_state",
+            number(true),
+            "Each run of the bootstrap script tears every frontend down and rebuilds it, so each LB change bounces all frontends for reset_window_s.",
+        ),
+        Entry::scalar("reset_window_s", number(5), "How long frontends are down while the script rebuilds them (seconds)."),
+        Entry::scalar("reboot_s", number(180), "How long the box takes to reboot (seconds)."),
+        Entry::scalar(
+            "bootstrap_script",
+            text("scripts/haproxy-bootstrap.php"),
+            "The script that declares the HAProxy frontends and pools, in the infra repo.",
+        )
+        .todo("its path in your infra repo"),
+        Entry::scalar("hypervisor", text("TODO"), "The hypervisor the load balancer runs on when it is a VM; absent for a separate box.")
+            .commented_out(),
+    ]
+}
+
+fn metallb_pool() -> Entry {
+    Entry::new(
+        "metallb_pool",
+        Value::Map(vec![
+            Entry::scalar("first", text("FIRST"), "First address of the pool."),
+            Entry::scalar("last", text("LAST"), "Last address, inclusive."),
+        ]),
+        "The MetalLB address pool, so the VIP and new masters can be checked against it (optional).",
+    )
+    .commented_out()
+}
+
+fn dns(s: &Shape) -> Vec<Entry> {
+    vec![
+        Entry::scalar("zone", text(s.zone), "The DNS zone the FQDN lives in."),
+        Entry::scalar("source", text("dns/records.tf"), "The file in the infra repo that holds the zone's records.")
+            .todo("the file of your infra repo with the zone's records"),
+        Entry::new(
+            "records",
+            Value::Items(Vec::new()),
+            "Existing records the migration must know about: { name, address, stale, line } each; stale: true for one the migration must delete (it names a single master by a generic name).",
+        ),
+    ]
+}
+
+fn consumers(a: &Answers, s: &Shape) -> Entry {
+    let server = format!("https://{}:{}", s.first_master.address, a.port);
+    Entry::new(
+        "consumers",
+        Value::Items(Vec::new()),
+        &format!(
+            "Everything that reaches the API server by the old master's address ({server}); phase 4 points each at the VIP. \
+             {{ name, kind: kubeconfig | ci-pipeline | user-portal | join-command, path, line, server, oidc }} each, e.g. \
+             {{ name: admin-kubeconfig, kind: kubeconfig, path: kubeconfig, server: {server} }}."
+        ),
+    )
+    .todo("list every file of your infra repo that names the first master's address as the API server")
+}
+
+fn etcd_backup() -> Vec<Entry> {
+    vec![
+        Entry::scalar("path", text("/var/backups/etcd"), "Where the etcd snapshots are written; the pre-flight lists it.")
+            .todo("where your etcd snapshots go"),
+        Entry::scalar(
+            "age_h",
+            number(24),
+            "Age in hours of the newest snapshot when the migration starts; a snapshot restore loses the writes since then.",
+        )
+        .todo("how old your newest snapshot will be"),
+    ]
+}
+
+fn reboot_gate() -> Entry {
+    Entry::new(
+        "reboot_gate",
+        Value::Map(vec![
+            Entry::scalar("name", text("kured-sentinel-gate"), "The gate's name."),
+            Entry::scalar("path", text("stacks/kured/main.tf"), "The file in the infra repo that defines it."),
+            Entry::scalar(
+                "control_plane_quorum_check",
+                number(false),
+                "The gate already refuses a reboot that would cost etcd quorum.",
+            ),
+        ]),
+        "The reboot gate (kured sentinel) that must learn about control-plane quorum (optional). Absent: nothing reboots masters on its own, and the plan has no phase 5.",
+    )
+    .commented_out()
+}
+
+fn upgrade_chain(first_master: &str) -> Entry {
+    Entry::new(
+        "upgrade_chain",
+        Value::Map(vec![
+            Entry::scalar("path", text("scripts/upgrade-step.sh"), "The version-upgrade script in the infra repo."),
+            Entry::new("masters", Value::Flow(vec![text(first_master)]), "The masters it upgrades today."),
+        ]),
+        "The version-upgrade script that lists the masters (optional). Absent: the plan has no phase 7.",
+    )
+    .commented_out()
+}
+
+fn config_stack(a: &Answers) -> Vec<Entry> {
+    let mut about = "The apiserver flags the stack sets; every master behind the VIP needs them.".to_string();
+    if !a.observed.apiserver_extra_args.is_empty() {
+        about.push_str(&format!(
+            " kubeadm-config's apiServer.extraArgs (read from the cluster) sets {}: a join copies those, list here only flags set outside kubeadm-config.",
+            a.observed.apiserver_extra_args.join(", ")
+        ));
+    }
+    vec![
+        Entry::scalar("name", text("apiserver-flags"), "The stack's name.").todo("the stack of your infra repo that sets apiserver flags"),
+        Entry::scalar("path", text("stacks/apiserver-flags"), "Its directory in the infra repo.").todo("its directory"),
+        Entry::new("apiserver_flags", Value::Flow(Vec::new()), &about),
+        Entry::scalar(
+            "hosts",
+            text("list"),
+            "single: one k8s_master_host variable, the stack reaches only one master (phase 1.5 refactors it); list: a k8s_master_hosts list looped over with for_each.",
+        )
+        .todo("single if your stack names one master host"),
+    ]
+}
+
+fn kubeadm() -> Vec<Entry> {
+    vec![
+        Entry::scalar(
+            "certs_ttl_min",
+            number(120),
+            "Lifetime in minutes of the kubeadm-certs Secret from upload-certs; a join after it is refused.",
+        ),
+        Entry::scalar("token_ttl_h", number(24), "Lifetime in hours of the bootstrap token."),
+    ]
+}
+
+fn vm_template(version: &str) -> Vec<Entry> {
+    vec![
+        Entry::scalar("name", text("k8s-node-template"), "The template (stack module) new VMs are cloned from.")
+            .todo("your template's name"),
+        Entry::scalar(
+            "kubernetes_version",
+            version.to_string(),
+            "The Kubernetes packages the template installs; not newer than the cluster's. An older template is bumped in step 2.0.",
+        )
+        .todo("the version your template installs"),
+        Entry::scalar(
+            "join_command_for_masters",
+            number(false),
+            "The template's first boot runs the worker join command even on a master VM; the plan must keep a new master from joining as a worker.",
+        )
+        .todo("true if your template joins every VM it boots as a worker"),
+    ]
+}
+
+fn capacity() -> Vec<Entry> {
+    vec![Entry::scalar("ram_headroom_percent", number(5), "RAM to keep free on every hypervisor, as a percentage of physical RAM.")]
+}
