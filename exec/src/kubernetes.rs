@@ -119,7 +119,7 @@ pub enum KubeconfigSource {
 /// A client of one cluster's API.
 pub struct KubeApi {
     runtime: tokio::runtime::Runtime,
-    client: kube::Client,
+    pub(crate) client: kube::Client,
     /// The API server URL, for messages.
     pub server: String,
 }
@@ -219,7 +219,11 @@ fn refuse_credential_plugins(kubeconfig: &kube::config::Kubeconfig) -> Result<()
 }
 
 impl KubeApi {
-    fn bounded<T>(&self, what: &str, request: impl std::future::Future<Output = Result<T, kube::Error>>) -> Result<T, ExecError> {
+    pub(crate) fn bounded<T>(
+        &self,
+        what: &str,
+        request: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, ExecError> {
         self.runtime
             .block_on(async { tokio::time::timeout(Duration::from_secs(KUBE_REQUEST_TIMEOUT_S), request).await })
             .map_err(|_| kube_error(what, format!("no answer from {} within {KUBE_REQUEST_TIMEOUT_S} s", self.server)))?
@@ -247,7 +251,7 @@ impl KubeApi {
             .collect())
     }
 
-    fn config_map_key(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, ExecError> {
+    pub(crate) fn config_map_key(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, ExecError> {
         let api: kube::Api<ConfigMap> = kube::Api::namespaced(self.client.clone(), namespace);
         let map = self.bounded(&format!("get configmap {namespace}/{name}"), api.get_opt(name))?;
         Ok(map.and_then(|m| m.data).and_then(|mut d| d.remove(key)))

@@ -7,6 +7,7 @@
 //! Everything else the schema requires (VM ids, sizes, RAM figures, repo paths) is written as a
 //! placeholder under a `TODO:` comment, so the file validates and `grep TODO` lists what to edit.
 
+pub mod from_cluster;
 mod sections;
 pub mod yaml;
 
@@ -87,14 +88,16 @@ pub struct Answers {
     pub name: String,
     /// The target `control_plane_count`.
     pub masters: u32,
-    /// `major.minor` (a leading `v` and a patch part are accepted).
-    pub kubernetes_version: String,
+    /// `major.minor` (a leading `v` and a patch part are accepted); `None`: [`DEFAULT_KUBERNETES`]
+    /// under a TODO.
+    pub kubernetes_version: Option<String>,
     pub first_master: Option<Machine>,
     pub new_masters: Vec<Machine>,
     pub workers: Vec<Machine>,
     pub vip: Option<Ipv4Addr>,
     pub fqdn: Option<String>,
-    pub port: u16,
+    /// `None`: [`DEFAULT_PORT`].
+    pub port: Option<u16>,
     /// The separate load balancer machine (pfSense, a Linux HAProxy box).
     pub lb_host: Option<Machine>,
     /// The hypervisors the VMs run on; the new masters are spread over them in order.
@@ -128,10 +131,18 @@ pub enum StarterError {
     /// A profile value whose fields the scenario does not have yet.
     #[error("{flag} {value} is not available yet: the scenario has no field for it in this version of plan")]
     NotYet { flag: &'static str, value: &'static str },
+    /// The cluster read is not one `plan` converts (it has several control-plane nodes already).
+    #[error("{0}")]
+    Refused(String),
     /// The answers do not make a valid scenario (a repeated address, a target count of 4, ...).
     #[error("{0}")]
     Invalid(String),
 }
+
+/// The version written when neither a flag nor a cluster gave one (under a TODO).
+pub const DEFAULT_KUBERNETES: &str = "1.34";
+/// The API port when neither a flag nor a cluster gave one.
+pub const DEFAULT_PORT: u16 = 6443;
 
 /// The target counts `plan` converts to.
 pub const MASTER_COUNTS: [u32; 3] = [3, 5, 7];
@@ -148,12 +159,11 @@ pub const MASTER_COUNTS: [u32; 3] = [3, 5, 7];
 /// let answers = Answers {
 ///     name: "lab".into(),
 ///     masters: 3,
-///     kubernetes_version: "1.34".into(),
+///     kubernetes_version: Some("1.34".into()),
 ///     first_master: Some("cp-1=192.0.2.10".parse().unwrap()),
 ///     new_masters: vec!["cp-2=192.0.2.11".parse().unwrap(), "cp-3=192.0.2.12".parse().unwrap()],
 ///     vip: Some("192.0.2.9".parse().unwrap()),
 ///     fqdn: Some("api.lab.example".into()),
-///     port: 6443,
 ///     lb_host: Some("lb=192.0.2.2".parse().unwrap()),
 ///     hypervisor_hosts: vec!["pve=192.0.2.3".parse().unwrap()],
 ///     ..Answers::default()

@@ -29,14 +29,14 @@ pub(super) fn header(a: &Answers) -> Vec<String> {
 
 /// Every top-level section, in docs/scenario.md's order.
 pub(super) fn document(a: &Answers, s: &Shape) -> Vec<Entry> {
-    let version = text(&a.kubernetes_version);
+    let version = text(a.kubernetes_version.as_deref().unwrap_or(super::DEFAULT_KUBERNETES));
     vec![
         Entry::scalar(
             "name",
             text(&a.name),
             "The scenario's name; it names the plan, and an exported plan file must carry the same name.",
         ),
-        Entry::new("kubernetes", Value::Map(kubernetes(a)), "The cluster's Kubernetes version and etcd learner mode."),
+        Entry::new("kubernetes", Value::Map(kubernetes(a, &version)), "The cluster's Kubernetes version and etcd learner mode."),
         Entry::scalar(
             "infra_repo",
             text("/home/TODO/infra"),
@@ -102,17 +102,18 @@ fn with_observed(about: &str, what: &str, seen: &[String]) -> String {
     }
 }
 
-fn kubernetes(a: &Answers) -> Vec<Entry> {
+fn kubernetes(a: &Answers, version: &str) -> Vec<Entry> {
+    let about = with_observed(
+        "The cluster's Kubernetes version, major.minor (a leading v and a patch part are accepted and ignored).",
+        "The kubelets differ",
+        &a.observed.kubelet_versions,
+    );
+    let written = Entry::scalar("version", version.to_string(), &about);
     vec![
-        Entry::scalar(
-            "version",
-            text(&a.kubernetes_version),
-            &with_observed(
-                "The cluster's Kubernetes version, major.minor (a leading v and a patch part are accepted and ignored).",
-                "The kubelets differ",
-                &a.observed.kubelet_versions,
-            ),
-        ),
+        match a.kubernetes_version {
+            Some(_) => written,
+            None => written.todo("your cluster's version (kubectl version), or plan init --kubernetes"),
+        },
         Entry::scalar(
             "etcd_learner_mode",
             text("auto"),
@@ -199,7 +200,11 @@ fn endpoint(a: &Answers, s: &Shape) -> Vec<Entry> {
             "The virtual IP the load balancer serves the API on; it becomes controlPlaneEndpoint and a certificate SAN. A free address.",
         ),
         Entry::scalar("fqdn", text(s.fqdn), "The DNS name for the VIP; added to the cert SANs and to the zone."),
-        Entry::scalar("port", number(a.port), "The API port, on the VIP and on the master today; every consumer's server must use it."),
+        Entry::scalar(
+            "port",
+            number(a.port.unwrap_or(super::DEFAULT_PORT)),
+            "The API port, on the VIP and on the master today; every consumer's server must use it.",
+        ),
     ]
 }
 
@@ -257,7 +262,7 @@ fn dns(s: &Shape) -> Vec<Entry> {
 }
 
 fn consumers(a: &Answers, s: &Shape) -> Entry {
-    let server = format!("https://{}:{}", s.first_master.address, a.port);
+    let server = format!("https://{}:{}", s.first_master.address, a.port.unwrap_or(super::DEFAULT_PORT));
     Entry::new(
         "consumers",
         Value::Items(Vec::new()),

@@ -10,13 +10,12 @@ fn answers(masters: u32) -> Answers {
     Answers {
         name: "starter".to_string(),
         masters,
-        kubernetes_version: "1.34".to_string(),
+        kubernetes_version: Some("1.34".to_string()),
         first_master: Some(machine("cp-1", 10)),
         new_masters: (2..=masters).map(|n| machine(&format!("cp-{n}"), 10 + n as u8)).collect(),
         workers: vec![machine("worker-1", 30), machine("worker-2", 31)],
         vip: Some(Ipv4Addr::new(192, 0, 2, 9)),
         fqdn: Some("k8s-api.example.lan".to_string()),
-        port: 6443,
         lb_host: Some(machine("lb", 2)),
         hypervisor_hosts: vec![machine("hv-1", 3), machine("hv-2", 4)],
         ..Answers::default()
