@@ -128,6 +128,21 @@ fn kube_error(what: &str, e: impl std::fmt::Display) -> ExecError {
     ExecError::Kube { what: what.to_string(), reason: crate::redact::redact(&e.to_string()) }
 }
 
+/// `e` and its causes, each once: kube's own text stops at "client error (Connect)", the cause
+/// ("Connection refused") is further down the chain.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(&format!(": {said}"));
+        }
+        cause = c.source();
+    }
+    text
+}
+
 impl KubeApi {
     /// Reads the kubeconfig and makes a client; connects to nothing yet.
     ///
@@ -227,7 +242,7 @@ impl KubeApi {
         self.runtime
             .block_on(async { tokio::time::timeout(Duration::from_secs(KUBE_REQUEST_TIMEOUT_S), request).await })
             .map_err(|_| kube_error(what, format!("no answer from {} within {KUBE_REQUEST_TIMEOUT_S} s", self.server)))?
-            .map_err(|e| kube_error(what, e))
+            .map_err(|e| kube_error(what, with_causes(&e)))
     }
 
     /// Every node and its Ready condition.
@@ -291,6 +306,25 @@ mod tests {
         let error = read_kubeconfig(&KubeconfigSource::File(path)).unwrap_err().to_string();
         assert!(error.starts_with("kubernetes kubeconfig /nonexistent/plan-test/kubeconfig: "), "{error}");
         assert!(!error.contains('"') && !error.contains('\''), "no quoted path: {error}");
+    }
+
+    #[test]
+    fn an_error_says_its_causes_once_each() {
+        #[derive(Debug)]
+        struct Connect(std::io::Error);
+        impl std::fmt::Display for Connect {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "client error (Connect)")
+            }
+        }
+        impl std::error::Error for Connect {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = Connect(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused"));
+        assert_eq!(with_causes(&refused), "client error (Connect): Connection refused");
+        assert_eq!(with_causes(&std::io::Error::other("no route")), "no route", "a cause already said is not repeated");
     }
 
     fn loopback() -> Topology {
