@@ -101,11 +101,12 @@ fn inventory(shape: &Shape) -> Scenario {
     s.name = "generated".to_string();
     s.kubernetes.version = format!("1.{}", shape.minor);
     s.kubernetes.etcd_learner_mode = shape.learner;
-    s.vm_template.kubernetes_version = format!("1.{}", shape.template_minor);
+    s.vm_template.as_mut().expect("the homelab declares a template").kubernetes_version = format!("1.{}", shape.template_minor);
     s.hypervisors = (0..shape.hypervisors)
         .map(|h| HypervisorSpec {
             name: format!("hv-{h}"),
-            address: Ipv4Addr::new(192, 168, 50, h as u8 + 1),
+            kind: Default::default(),
+            address: Some(Ipv4Addr::new(192, 168, 50, h as u8 + 1)),
             ram_physical_gb: shape.hypervisor_ram_gb[h] as f64,
             ram_allocated_gb: (shape.hypervisor_ram_gb[h] * shape.hypervisor_allocated_percent[h] / 100) as f64,
             swap_used_gb: 0.0,
@@ -150,7 +151,7 @@ fn inventory(shape: &Shape) -> Scenario {
         .collect();
     s.target.control_plane_count = shape.target;
     s.control_plane_endpoint.vip = Ipv4Addr::new(10, 9, 0, 5);
-    s.load_balancer.address = Ipv4Addr::new(10, 9, 0, 1);
+    s.load_balancer.address = Some(Ipv4Addr::new(10, 9, 0, 1));
     s.load_balancer.health_check = shape.health_check;
     s.load_balancer.reset_to_declared_state = shape.reset_to_declared_state;
     s.metallb_pool = shape.metallb_pool.then(|| AddressRange { first: Ipv4Addr::new(10, 9, 2, 0), last: Ipv4Addr::new(10, 9, 2, 50) });

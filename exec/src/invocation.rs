@@ -103,7 +103,7 @@ impl<'t> Compiler<'t> {
                 Some(host) => Place::Host(host),
                 None => Place::Local { dir: None },
             },
-            RunsOn::LoadBalancer(_) => Place::Host(self.hosts.load_balancer()),
+            RunsOn::LoadBalancer(_) => self.hosts.load_balancer().map(Place::Host).unwrap_or(Place::Local { dir: None }),
             RunsOn::Hypervisor(name) => self.hosts.named(name).map(Place::Host).unwrap_or(Place::Local { dir: None }),
             RunsOn::InfraRepo => Place::Local { dir: Some(self.t.scenario.infra_repo.clone()) },
             RunsOn::Workstation => Place::Local { dir: None },
@@ -253,8 +253,8 @@ pub fn hosts_touched(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<crate::
         }
     };
     (0..t.nodes.len()).for_each(|i| add(hosts.node(plan_model::topology::NodeIx(i as u8))));
-    add(hosts.load_balancer());
-    (0..t.scenario.hypervisors.len()).for_each(|i| add(hosts.hypervisor(i)));
+    hosts.load_balancer().into_iter().for_each(&mut add);
+    (0..t.scenario.hypervisors.len()).filter_map(|i| hosts.hypervisor(i)).for_each(&mut add);
     out
 }
 

@@ -562,7 +562,8 @@ pub fn observe_etcd(
 /// The LB's config file (frontend at the VIP, its backend's servers) and, with a stats socket,
 /// `show stat` (servers loaded, health).
 pub fn observe_lb(t: &Topology, transport: &mut dyn Transport, probe: &LbProbe, observation: &mut Observation) -> Result<(), ExecError> {
-    let lb = Hosts::new(t).load_balancer();
+    // The VIP on the masters has no load balancer machine to read: the observers leave it.
+    let Some(lb) = Hosts::new(t).load_balancer() else { return Ok(()) };
     let config = match transport.read_file(&lb, &probe.config) {
         Ok(FileRead::Present(text)) => haproxy::parse_config(&text, t),
         Ok(FileRead::Missing) => haproxy::DeclaredPool::default(),

@@ -126,7 +126,9 @@ pub fn preflight(
         }
         items.extend(addresses_free(t, observer.probes.guard)?);
         for (i, hypervisor) in t.scenario.hypervisors.iter().enumerate() {
-            items.push(hypervisor_ram(transport, &Hosts::new(t).hypervisor(i), hypervisor.ram_physical_gb)?);
+            if let Some(host) = Hosts::new(t).hypervisor(i) {
+                items.push(hypervisor_ram(transport, &host, hypervisor.ram_physical_gb)?);
+            }
         }
     }
     Ok(Preflight { items })

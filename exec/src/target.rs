@@ -57,22 +57,24 @@ impl<'t> Hosts<'t> {
         HostTarget { name: node.name.clone(), address: node.address, user: self.t.scenario.ssh_user.clone() }
     }
 
-    pub fn load_balancer(&self) -> HostTarget {
+    /// The load balancer machine; none when the VIP lives on the masters (keepalived, kube-vip).
+    pub fn load_balancer(&self) -> Option<HostTarget> {
         let lb = &self.t.scenario.load_balancer;
-        HostTarget { name: lb.name.clone(), address: lb.address, user: lb.ssh_user.clone() }
+        Some(HostTarget { name: lb.name.clone(), address: lb.machine_address()?, user: lb.ssh_user.clone() })
     }
 
-    /// The hypervisor a node lives on; it is reached as root (`qm` needs it).
-    pub fn hypervisor(&self, index: usize) -> HostTarget {
+    /// The hypervisor a node lives on; it is reached as root (`qm` needs it). None for a
+    /// hypervisor the plan does not drive (`kind: none`, no address).
+    pub fn hypervisor(&self, index: usize) -> Option<HostTarget> {
         let h = &self.t.scenario.hypervisors[index];
-        HostTarget { name: h.name.clone(), address: h.address, user: "root".to_string() }
+        Some(HostTarget { name: h.name.clone(), address: h.address?, user: "root".to_string() })
     }
 
     /// Every machine, as a command reaches it: the nodes, the load balancer, the hypervisors.
     fn machines(&self) -> Vec<HostTarget> {
         let nodes = (0..self.t.nodes.len()).map(|i| self.node(NodeIx(i as u8)));
-        let hypervisors = (0..self.t.scenario.hypervisors.len()).map(|i| self.hypervisor(i));
-        nodes.chain([self.load_balancer()]).chain(hypervisors).collect()
+        let hypervisors = (0..self.t.scenario.hypervisors.len()).filter_map(|i| self.hypervisor(i));
+        nodes.chain(self.load_balancer()).chain(hypervisors).collect()
     }
 
     /// The one machine `matches` picks, or none when none or several do (never a guess).
@@ -90,8 +92,8 @@ impl<'t> Hosts<'t> {
     /// Every machine of the inventory, for `--host` and for error messages.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.t.nodes.iter().map(|n| n.name.clone()).collect();
-        names.push(self.t.scenario.load_balancer.name.clone());
-        names.extend(self.t.scenario.hypervisors.iter().map(|h| h.name.clone()));
+        names.extend(self.load_balancer().map(|lb| lb.name));
+        names.extend((0..self.t.scenario.hypervisors.len()).filter_map(|i| self.hypervisor(i)).map(|h| h.name));
         names
     }
 }
@@ -115,7 +117,7 @@ mod tests {
         let t = Topology::new(&parse_scenario(LOOPBACK).unwrap());
         let hosts = Hosts::new(&t);
         assert_eq!(hosts.named("lab-wk-1").unwrap().name, "lab-wk-1");
-        assert_eq!(hosts.named("lab-hv").unwrap(), hosts.hypervisor(0));
+        assert_eq!(hosts.named("lab-hv").unwrap(), hosts.hypervisor(0).unwrap());
         let zoned = format!("lab-hv.{}", t.scenario.dns.zone);
         assert_eq!(hosts.named(&zoned), None, "no guess from a zone");
         assert_eq!(hosts.named("127.0.20.1"), None, "an address is not a name");

@@ -162,8 +162,8 @@ impl LoopbackMap {
         let mut machines: Vec<(String, Ipv4Addr)> = Vec::new();
         machines.extend(scenario.nodes.iter().map(|n| (n.name.clone(), n.address)));
         machines.extend(scenario.new_masters.iter().map(|n| (n.name.clone(), n.address)));
-        machines.push((scenario.load_balancer.name.clone(), scenario.load_balancer.address));
-        machines.extend(scenario.hypervisors.iter().map(|h| (h.name.clone(), h.address)));
+        machines.extend(scenario.load_balancer.machine_address().map(|a| (scenario.load_balancer.name.clone(), a)));
+        machines.extend(scenario.hypervisors.iter().filter_map(|h| Some((h.name.clone(), h.address?))));
         machines.push(("the VIP".to_string(), scenario.control_plane_endpoint.vip));
         let mut pairs: Vec<(Ipv4Addr, Ipv4Addr)> = Vec::new();
         let mut owners: Vec<(String, Ipv4Addr)> = Vec::new();
@@ -345,8 +345,8 @@ mod tests {
         );
         let moved = map.scenario(&scenario).expect("the moved scenario reads back");
         assert_eq!(moved.control_plane_endpoint.vip, Ipv4Addr::new(127, 0, 20, 99));
-        assert_eq!(moved.load_balancer.address, Ipv4Addr::new(127, 0, 20, 1));
-        assert_eq!(moved.hypervisors[0].address, Ipv4Addr::new(127, 0, 1, 127));
+        assert_eq!(moved.load_balancer.address, Some(Ipv4Addr::new(127, 0, 20, 1)));
+        assert_eq!(moved.hypervisors[0].address, Some(Ipv4Addr::new(127, 0, 1, 127)));
         assert!(moved.consumers.iter().all(|c| c.server == "https://127.0.20.100:6443"), "{:?}", moved.consumers);
         let yaml = serde_json::to_string(&moved).expect("serialises");
         assert!(!yaml.contains("10.0.20.") && !yaml.contains("192.168."), "{yaml}");

@@ -86,9 +86,9 @@ pub const LAB_USER: &str = "root";
 /// All five are taken.
 pub fn workstation_address(t: &Topology) -> Result<Ipv4Addr, LabError> {
     let mut used: Vec<Ipv4Addr> = t.nodes.iter().map(|n| n.address).collect();
-    used.push(t.scenario.load_balancer.address);
+    used.extend(t.scenario.load_balancer.machine_address());
     used.push(t.scenario.control_plane_endpoint.vip);
-    used.extend(t.scenario.hypervisors.iter().map(|h| h.address));
+    used.extend(t.scenario.hypervisors.iter().filter_map(|h| h.address));
     (250..=254).map(|d| Ipv4Addr::new(127, 0, 20, d)).find(|a| !used.contains(a)).ok_or_else(|| LabError::NotRehearsable {
         what: "the workstation's address".to_string(),
         why: "127.0.20.250-254 are all used by the scenario".to_string(),
@@ -103,9 +103,13 @@ pub fn hosts_file(t: &Topology, workstation: Ipv4Addr) -> String {
         text.push_str(&format!("{} {} {}.{zone}\n", node.address, node.name, node.name));
     }
     let lb = &t.scenario.load_balancer;
-    text.push_str(&format!("{} {} {}.{zone}\n", lb.address, lb.name, lb.name));
+    if let Some(address) = lb.machine_address() {
+        text.push_str(&format!("{address} {} {}.{zone}\n", lb.name, lb.name));
+    }
     for h in &t.scenario.hypervisors {
-        text.push_str(&format!("{} {} {}.{zone}\n", h.address, h.name, h.name));
+        if let Some(address) = h.address {
+            text.push_str(&format!("{address} {} {}.{zone}\n", h.name, h.name));
+        }
     }
     text.push_str(&format!("{} {}\n", t.scenario.control_plane_endpoint.vip, t.scenario.control_plane_endpoint.fqdn));
     text.push_str(&format!("{workstation} workstation\n"));
@@ -162,7 +166,7 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     let existing = t.node(t.existing_master()).address;
     let direct = format!("https://{existing}:{}", s.control_plane_endpoint.port);
     let vip = format!("https://{}:{}", s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
-    host::write_file(&repo.join(&s.load_balancer.bootstrap_script), &bootstrap_script(t, c))?;
+    host::write_file(&repo.join(s.load_balancer.bootstrap_script()), &bootstrap_script(t, c))?;
     let stack = &s.config_stack.path;
     let hosts: Vec<String> = c.stack_hosts.iter().map(|n| format!("\"{}\"", t.node(n).address)).collect();
     let main_tf = if c.stack_list_declared {

@@ -276,9 +276,17 @@ pub fn rehearse_through_executor(
     for node in &scenario_t.nodes {
         needs_loopback(&node.name, node.address)?;
     }
-    needs_loopback(&scenario_t.scenario.load_balancer.name, scenario_t.scenario.load_balancer.address)?;
+    // The executor's lab replicates the pfSense bootstrap profile only (docs/lab.md).
+    let lb = &scenario_t.scenario.load_balancer;
+    let Some(lb_address) = lb.machine_address().filter(|_| lb.kind == plan_model::scenario::LbKind::PfsenseBootstrap) else {
+        return Err(not_rehearsable(
+            format!("load balancer kind {}", lb.kind.as_str()),
+            "the executor's lab replicates pfsense-bootstrap only",
+        ));
+    };
+    needs_loopback(&lb.name, lb_address)?;
     for h in &scenario_t.scenario.hypervisors {
-        needs_loopback(&h.name, h.address)?;
+        needs_loopback(&h.name, h.address.unwrap_or(Ipv4Addr::UNSPECIFIED))?;
     }
     needs_loopback("the VIP", endpoint.vip)?;
     let scratch = tempfile::Builder::new()
@@ -304,8 +312,8 @@ pub fn rehearse_through_executor(
     // it once Terraform made it), the load balancer, the hypervisors, the workstation.
     let mut fixture: Vec<FixtureHost> = t.nodes.iter().map(|n| FixtureHost { name: n.name.clone(), address: n.address }).collect();
     let lb = &t.scenario.load_balancer;
-    fixture.push(FixtureHost { name: lb.name.clone(), address: lb.address });
-    fixture.extend(t.scenario.hypervisors.iter().map(|h| FixtureHost { name: h.name.clone(), address: h.address }));
+    fixture.extend(lb.machine_address().map(|address| FixtureHost { name: lb.name.clone(), address }));
+    fixture.extend(t.scenario.hypervisors.iter().filter_map(|h| Some(FixtureHost { name: h.name.clone(), address: h.address? })));
     fixture.push(FixtureHost { name: WORKSTATION.to_string(), address: workstation });
     let mut hosts = FixtureHosts::prepare(&root, fixture, TmpDir::PerHost)?
         .with_root_home(RootHome::PerHost)
@@ -368,9 +376,9 @@ pub fn rehearse_through_executor(
         .map_err(|refused| LabError::Command { command: "etcdctl snapshot save".to_string(), message: refused.0 })?;
     if initial.lb_up {
         // The LB runs what was last deployed: the declared state of the twin's start.
-        let script = std::fs::read(paths.infra_repo.join(&lb.bootstrap_script)).map_err(|e| LabError::io("the bootstrap script", e))?;
+        let script = std::fs::read(paths.infra_repo.join(lb.bootstrap_script())).map_err(|e| LabError::io("the bootstrap script", e))?;
         std::fs::write(hosts.host_dir(&lb.name).join("tmp/haproxy-bootstrap.php"), script).map_err(|e| LabError::io("deploy the LB", e))?;
-        hosts.run(lb.address, "php /tmp/haproxy-bootstrap.php")?;
+        hosts.run(lb.machine_address().unwrap_or(Ipv4Addr::UNSPECIFIED), "php /tmp/haproxy-bootstrap.php")?;
     }
     let client = VerifyingClient::new(ca.cert_der())?;
     let kubelet = Arc::new(Mutex::new(KubeletStandIn {
@@ -1335,7 +1343,7 @@ impl Operator for LabOperator<'_> {
                 }
             };
         }
-        match executor_lab::carry_out(&self.repo, &self.t.scenario.load_balancer.bootstrap_script, instruction) {
+        match executor_lab::carry_out(&self.repo, self.t.scenario.load_balancer.bootstrap_script(), instruction) {
             ByHand::Edited(what) => {
                 self.note(format!("{}: by hand in the infra repo: {what}", step.id));
                 true

@@ -28,6 +28,10 @@ pub enum Action {
     RestartApiserver(NodeIx),
     ReserveVip,
     ReleaseVip,
+    /// The VIP's daemon (keepalived + HAProxy, or kube-vip) starts on a master.
+    StartVipDaemon(NodeIx),
+    /// The VIP's daemon is removed from a master.
+    StopVipDaemon(NodeIx),
     /// The infra repo declares the VIP's record.
     DeclareVipRecord,
     /// The infra repo declares the stale records' deletion.
@@ -315,15 +319,28 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         }
         ReserveVip => {
             if !c.lb_up {
-                return refuse("pfSense unreachable");
+                return refuse(format!("{} unreachable", t.scenario.load_balancer.name));
             }
             n.vip_alias = true;
         }
         ReleaseVip => {
             if !c.lb_up {
-                return refuse("pfSense unreachable");
+                return refuse(format!("{} unreachable", t.scenario.load_balancer.name));
             }
             n.vip_alias = false;
+        }
+        StartVipDaemon(x) => {
+            needs_up(c, t, x, "start the VIP's daemon")?;
+            // kube-vip runs as a static pod that talks to the node's own apiserver, which only a
+            // joined control plane has (kube-vip's static-pod guide: join, then copy the manifest).
+            if t.scenario.load_balancer.kind == crate::scenario::LbKind::KubeVip && !c.control_plane.contains(x) {
+                return refuse(format!("kube-vip on {} needs its control plane: place the manifest after the join", t.name(x)));
+            }
+            n.vip_daemons = c.vip_daemons.with(x);
+        }
+        StopVipDaemon(x) => {
+            needs_up(c, t, x, "stop the VIP's daemon")?;
+            n.vip_daemons = c.vip_daemons.without(x);
         }
         DeclareVipRecord => n.dns_vip_declared = true,
         DeclareStaleRecordDeletion => n.dns_stale_deletion_declared = true,
@@ -765,7 +782,7 @@ pub fn transient(c: &Cluster, t: &Topology, action: Action) -> Option<Transient>
             during.apiserver_running = c.apiserver_running.minus(c.stack_hosts_declared.minus(c.stack_hosts));
             (APISERVER_RESTART_S, "kube-apiserver restarts with the config stack's flags")
         }
-        Action::DeployLb if t.scenario.load_balancer.reset_to_declared_state && c.lb_running.frontend => {
+        Action::DeployLb if t.scenario.load_balancer.deploy_bounces() && c.lb_running.frontend => {
             during.lb_running.frontend = false;
             (t.scenario.load_balancer.reset_window_s, "LB frontends torn down and rebuilt")
         }

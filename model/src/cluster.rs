@@ -103,6 +103,9 @@ pub struct Cluster {
     pub vip_alias: bool,
     pub lb_declared: LbConfig,
     pub lb_running: LbConfig,
+    /// Masters running the VIP's daemon (keepalived and HAProxy, or the kube-vip static pod):
+    /// the machines that can hold the VIP when it lives on the masters.
+    pub vip_daemons: NodeSet,
 
     /// DNS A record FQDN -> VIP exists.
     pub dns_vip: bool,
@@ -159,6 +162,7 @@ impl Cluster {
             .enumerate()
             .filter(|(_, n)| n.kind != NodeKind::NewMaster)
             .fold(NodeSet::EMPTY, |set, (i, _)| set.with(NodeIx(i as u8)));
+        let joins_masters = s.vm_template.as_ref().is_some_and(|v| v.join_command_for_masters);
         Cluster {
             clock_s: 0,
             vm_exists: existing,
@@ -195,15 +199,16 @@ impl Cluster {
             vip_alias: false,
             lb_declared: LbConfig::default(),
             lb_running: LbConfig::default(),
+            vip_daemons: NodeSet::EMPTY,
             dns_vip: false,
             dns_vip_declared: false,
             dns_stale_deletion_declared: false,
             dns_stale: s.dns.records.iter().any(|r| r.stale),
             consumers_vip: 0,
             template_version_ok: t.template_version == t.version,
-            template_declared: t.template_version == t.version && !s.vm_template.join_command_for_masters,
+            template_declared: t.template_version == t.version && !joins_masters,
             vm_declared: existing,
-            template_master_safe: !s.vm_template.join_command_for_masters,
+            template_master_safe: !joins_masters,
             stack_list: t.stack_starts_as_list(),
             stack_list_declared: t.stack_starts_as_list(),
             stack_hosts: master,

@@ -164,6 +164,22 @@ impl Fault {
         n
     }
 
+    /// The gap a fault opens while the VIP moves: when the VIP lives on the masters and the
+    /// fault takes its holder away, clients get no answer until VRRP (keepalived) or the leader
+    /// lease (kube-vip) hands it to another master, if one can hold it.
+    pub fn transient(self, before: &Cluster, t: &Topology) -> Option<crate::action::Transient> {
+        let holder = crate::observe::vip_holder(before, t)?;
+        if !self.nodes_down(t).contains(holder) {
+            return None;
+        }
+        let after = self.strike(before, t);
+        crate::observe::vip_holder(&after, t)?;
+        let mut during = after;
+        during.lb_up = false;
+        let lb = &t.scenario.load_balancer;
+        Some(crate::action::Transient { during, seconds: lb.failover_s(), what: "the VIP moves to another master" })
+    }
+
     /// The state once a temporary fault is over (the node is back, the partition healed).
     pub fn heal(self, c: &Cluster, t: &Topology) -> Cluster {
         let mut n = *c;
@@ -209,8 +225,11 @@ impl Fault {
         for h in 0..t.scenario.hypervisors.len() {
             faults.push(Fault::HypervisorDown { hypervisor: h as u8, lasts_s: Some(600) });
         }
-        faults.push(Fault::LbReload);
-        faults.push(Fault::LbDown { lasts_s: t.scenario.load_balancer.reboot_s });
+        // A load balancer of its own can be re-run or rebooted; one on the masters falls with them.
+        if !t.scenario.load_balancer.kind.on_masters() {
+            faults.push(Fault::LbReload);
+            faults.push(Fault::LbDown { lasts_s: t.scenario.load_balancer.reboot_s });
+        }
         faults.push(Fault::OperatorAway { lasts_s: 3 * 3600 });
         faults.push(Fault::StepFailsHalfway);
         faults.push(Fault::ExecutorCrash);

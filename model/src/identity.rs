@@ -31,9 +31,13 @@ fn machines(s: &Scenario) -> Vec<Machine<'_>> {
         all.push(Machine { what: "new master", name: &n.name, address: n.address, at: root().key("new_masters").index(i) });
     }
     let lb = &s.load_balancer;
-    all.push(Machine { what: "the load balancer", name: &lb.name, address: lb.address, at: root().key("load_balancer") });
+    if let Some(address) = lb.machine_address() {
+        all.push(Machine { what: "the load balancer", name: &lb.name, address, at: root().key("load_balancer") });
+    }
     for (i, h) in s.hypervisors.iter().enumerate() {
-        all.push(Machine { what: "hypervisor", name: &h.name, address: h.address, at: root().key("hypervisors").index(i) });
+        if let Some(address) = h.address {
+            all.push(Machine { what: "hypervisor", name: &h.name, address, at: root().key("hypervisors").index(i) });
+        }
     }
     all
 }

@@ -4,7 +4,7 @@
 //! fault that changes state changes every consequence with it.
 
 use crate::cluster::Cluster;
-use crate::scenario::HealthCheck;
+use crate::scenario::{HealthCheck, LbKind};
 use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
 use serde::Serialize;
 
@@ -128,7 +128,28 @@ pub fn healthy_backends(c: &Cluster, t: &Topology) -> NodeSet {
     if !c.lb_up {
         return NodeSet::EMPTY;
     }
+    match t.scenario.load_balancer.kind {
+        LbKind::KubeVip => return kube_vip_leader(c).map_or(NodeSet::EMPTY, NodeSet::of),
+        LbKind::Keepalived if vip_holder(c, t).is_none() => return NodeSet::EMPTY,
+        _ => {}
+    }
     c.lb_running.pool.iter().filter(|n| backend_passes(c, t.health_check, *n)).fold(NodeSet::EMPTY, NodeSet::with)
+}
+
+/// The master holding the VIP when it lives on the masters: keepalived's highest-priority
+/// master that is up (the first in the inventory), or kube-vip's leader.
+pub fn vip_holder(c: &Cluster, t: &Topology) -> Option<NodeIx> {
+    match t.scenario.load_balancer.kind {
+        LbKind::Keepalived => c.vip_daemons.and(c.up).iter().next(),
+        LbKind::KubeVip => kube_vip_leader(c),
+        LbKind::PfsenseBootstrap | LbKind::Haproxy => None,
+    }
+}
+
+/// kube-vip's leader: a master running kube-vip whose own apiserver is ready, since kube-vip
+/// renews its leader lease through it (the manifest's kubeconfig names the local apiserver).
+fn kube_vip_leader(c: &Cluster) -> Option<NodeIx> {
+    c.vip_daemons.and(c.up).iter().find(|x| apiserver_ready(c, *x).is_ok())
 }
 
 fn backend_passes(c: &Cluster, check: HealthCheck, node: NodeIx) -> bool {
@@ -202,7 +223,16 @@ pub fn reach(c: &Cluster, t: &Topology, endpoint: Endpoint, needs: ClientNeeds) 
             if !c.lb_up {
                 return Reach::Down("load balancer down".to_string());
             }
-            if !c.vip_alias || !c.lb_running.frontend {
+            let kind = t.scenario.load_balancer.kind;
+            if kind.on_masters() && vip_holder(c, t).is_none() {
+                return Reach::Down(if c.vip_daemons.is_empty() {
+                    format!("no master runs {}", kind.as_str())
+                } else {
+                    format!("no master can hold the VIP ({})", kind.as_str())
+                });
+            }
+            let frontend = kind == LbKind::KubeVip || c.lb_running.frontend;
+            if !c.vip_alias || !frontend {
                 return Reach::Down("nothing serves the VIP".to_string());
             }
             let healthy = healthy_backends(c, t);

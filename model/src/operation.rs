@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 mod render;
 pub use render::{
-    command_text, cronjob_stack, kubelet_server_shell, Probe, CERTIFICATE_KEY_FILE, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION,
+    backends_state, command_text, cronjob_stack, kubelet_server_shell, vip_listening, Probe, CERTIFICATE_KEY_FILE, JOIN_COMMAND_FILE,
+    JOIN_TOKEN_DESCRIPTION,
 };
 
 /// A stack of the infra repo that `scripts/tg apply` applies.
@@ -85,6 +86,10 @@ pub enum Operation {
     DeclareLbPool { pool: Vec<String> },
     /// The bootstrap script copied to the load balancer and run (reset to the declared state).
     DeployLb,
+    /// keepalived's profile: the masters' HAProxy config installed and reloaded on each.
+    DeployLbOn { nodes: Vec<String> },
+    /// The VIP's daemon (keepalived + HAProxy, or the kube-vip static pod) started on a master.
+    StartVipDaemon { node: String },
     /// The config stack refactored to loop over a list of masters.
     ConfigStackToList,
     /// The config stack's list of masters set to `hosts`.
@@ -186,7 +191,7 @@ pub fn machine(t: &Topology, name: &str) -> Option<RunsOn> {
     let s = &t.scenario;
     if t.nodes.iter().any(|n| n.name == name) {
         Some(RunsOn::Node(name.to_string()))
-    } else if s.load_balancer.name == name {
+    } else if s.load_balancer.machine_address().is_some() && s.load_balancer.name == name {
         Some(RunsOn::LoadBalancer(name.to_string()))
     } else if s.hypervisors.iter().any(|h| h.name == name) {
         Some(RunsOn::Hypervisor(name.to_string()))
@@ -222,6 +227,8 @@ impl Operation {
             Operation::DeclareLbFrontend { .. } => "declare-lb-frontend",
             Operation::DeclareLbPool { .. } => "declare-lb-pool",
             Operation::DeployLb => "deploy-lb",
+            Operation::DeployLbOn { .. } => "deploy-lb-on",
+            Operation::StartVipDaemon { .. } => "start-vip-daemon",
             Operation::ConfigStackToList => "config-stack-to-list",
             Operation::ConfigStackHosts { .. } => "config-stack-hosts",
             Operation::ConfigStackServer { .. } => "config-stack-server",
@@ -302,6 +309,11 @@ impl Operation {
             Operation::DeclareLbFrontend { pool } => vec![Action::DeclareLbFrontend, Action::DeclareLbPool(set(pool, &master)?)],
             Operation::DeclareLbPool { pool } => vec![Action::DeclareLbPool(set(pool, &master)?)],
             Operation::DeployLb => vec![Action::DeployLb],
+            Operation::DeployLbOn { nodes } => {
+                set(nodes, &master)?;
+                vec![Action::DeployLb]
+            }
+            Operation::StartVipDaemon { node: name } => vec![Action::StartVipDaemon(master(name)?)],
             Operation::ConfigStackToList => vec![Action::RefactorConfigStack],
             Operation::ConfigStackHosts { hosts } => vec![Action::DeclareStackHosts(set(hosts, &master)?)],
             Operation::IacApply(stack) => match stack {
@@ -441,7 +453,7 @@ impl Operation {
     /// What undoes the operation, where one operation does.
     pub fn undo(&self, t: &Topology) -> Option<Operation> {
         let m0 = t.name(t.existing_master()).to_string();
-        let direct = format!("https://{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port);
+        let direct = format!("https://{}:{}", t.node(t.existing_master()).address, t.apiserver_port());
         match self {
             Operation::KubeletServer { nodes, wait_ready, .. } => {
                 Some(Operation::KubeletServer { nodes: nodes.clone(), server: direct, wait_ready: *wait_ready })
@@ -488,7 +500,8 @@ fn server_named(t: &Topology, op: &'static str, server: &str) -> Result<Server, 
     if server == format!("https://{}:{}", e.vip, e.port) || server == format!("https://{}:{}", e.fqdn, e.port) {
         return Ok(Server::Vip);
     }
-    let master = t.nodes.iter().position(|n| n.kind != NodeKind::Worker && server == format!("https://{}:{}", n.address, e.port));
+    let port = t.apiserver_port();
+    let master = t.nodes.iter().position(|n| n.kind != NodeKind::Worker && server == format!("https://{}:{}", n.address, port));
     master.map(|i| Server::Node(NodeIx(i as u8))).ok_or_else(|| OperationError::UnknownServer {
         op,
         server: server.to_string(),

@@ -7,6 +7,7 @@
 use crate::action::Check;
 use crate::operation::{IacStack, Operation};
 use crate::plan::{Dependency, Phase, Plan, RunsOn, Step, PLAN_FORMAT};
+use crate::scenario::{DnsVia, IacKind, LbKind};
 use crate::topology::{NodeIx, Topology};
 
 mod closing;
@@ -307,40 +308,78 @@ fn load_balancer(b: &mut Builder<'_>) {
     let s = &t.scenario;
     let n = Names::new(t);
     let (vip, port, fqdn, lb) = (n.vip, n.port, &s.control_plane_endpoint.fqdn, &s.load_balancer);
-    b.phase("1", format!("{} HAProxy + DNS", lb.name));
-    b.add(
-        StepSpec::new("1.1", format!("Reserve VIP {vip} + DNS"), RunsOn::LoadBalancer(lb.name.clone()))
-            .ops(vec![
-                Operation::ReserveVip,
-                Operation::DeclareDnsRecords { vip: true, delete_stale: !consumers_on_stale_records(t) },
-                Operation::IacApply(IacStack::Dns),
-            ])
-            .checks(vec![format!("getent hosts {fqdn} -> {vip}")])
-            .rollback(strings(["release the VIP alias; revert the DNS records"]))
-            .after("0.1", WHY_PREFLIGHT),
+    // Where the VIP is served: the load balancer machine, or the first master.
+    let serves = if lb.kind.on_masters() { b.node(n.m0) } else { RunsOn::LoadBalancer(lb.name.clone()) };
+    b.phase(
+        "1",
+        match lb.kind {
+            LbKind::PfsenseBootstrap | LbKind::Haproxy => format!("{} HAProxy + DNS", lb.name),
+            LbKind::Keepalived => "keepalived + HAProxy on the masters + DNS".to_string(),
+            LbKind::KubeVip => "kube-vip on the masters + DNS".to_string(),
+        },
     );
+    let mut reserve = vec![Operation::ReserveVip];
+    match s.dns.via {
+        DnsVia::None => {}
+        _ => {
+            reserve.push(Operation::DeclareDnsRecords { vip: true, delete_stale: !consumers_on_stale_records(t) });
+            reserve.push(Operation::IacApply(IacStack::Dns));
+        }
+    }
+    let checks = if s.dns.via == DnsVia::None { vec![] } else { vec![format!("getent hosts {fqdn} -> {vip}")] };
     b.add(
-        StepSpec::new("1.2", "Declare the apiserver pool with an HTTPS /readyz health check", RunsOn::InfraRepo)
-            .ops(vec![Operation::DeclareLbFrontend { pool: vec![n.m0_name.clone()] }])
-            .after("1.1", "the frontend binds the reserved VIP"),
+        StepSpec::new(
+            "1.1",
+            if s.dns.via == DnsVia::None { format!("Reserve VIP {vip}") } else { format!("Reserve VIP {vip} + DNS") },
+            serves.clone(),
+        )
+        .ops(reserve)
+        .checks(checks)
+        .rollback(strings(["release the VIP; revert the DNS records"]))
+        .after("0.1", WHY_PREFLIGHT),
     );
-    b.add(
-        StepSpec::new("1.3", "Deploy + validate the LB", RunsOn::LoadBalancer(lb.name.clone()))
-            .ops(vec![
-                Operation::DeployLb,
-                verify_on(t, &lb.name, [Check::VipListening], [format!("sockstat -l | grep {vip}:{port}")]),
-                verify_on(
-                    t,
-                    &lb.name,
-                    [Check::BackendsUp],
-                    ["echo 'show servers state' | socat /tmp/haproxy.socket stdio | grep apiserver".to_string()],
-                ),
-            ])
-            .checks(strings(["haproxy listens on the VIP", "backend UP (op_state=2)"]))
-            .rollback(strings(["remove apiserver_proxy_6443 + apiserver_nodes from the bootstrap script and re-run it"]))
-            .after("1.2", WHY_SEQUENCE)
-            .disruption(lb_disruption(t)),
-    );
+    let mut deploy = Vec::new();
+    if lb.kind.has_pool() {
+        b.add(
+            StepSpec::new("1.2", "Declare the apiserver pool with an HTTPS /readyz health check", RunsOn::InfraRepo)
+                .ops(vec![Operation::DeclareLbFrontend { pool: vec![n.m0_name.clone()] }])
+                .after("1.1", "the frontend binds the reserved VIP"),
+        );
+    }
+    match lb.kind {
+        LbKind::PfsenseBootstrap | LbKind::Haproxy => deploy.push(Operation::DeployLb),
+        LbKind::Keepalived => {
+            deploy.push(Operation::StartVipDaemon { node: n.m0_name.clone() });
+            deploy.push(Operation::DeployLbOn { nodes: vec![n.m0_name.clone()] });
+        }
+        LbKind::KubeVip => deploy.push(Operation::StartVipDaemon { node: n.m0_name.clone() }),
+    }
+    let (listen_at, listen) = crate::operation::vip_listening(t);
+    deploy.push(verify_on(t, &listen_at, [Check::VipListening], [listen]));
+    let mut checks = strings(["the VIP answers"]);
+    if let Some((at, state)) = crate::operation::backends_state(t) {
+        deploy.push(verify_on(t, &at, [Check::BackendsUp], [state]));
+        checks.push("backend UP (op_state=2)".to_string());
+    }
+    let what = match lb.kind {
+        LbKind::PfsenseBootstrap | LbKind::Haproxy => "Deploy + validate the LB",
+        LbKind::Keepalived => "Start keepalived + HAProxy on the first master",
+        LbKind::KubeVip => "Start kube-vip on the first master",
+    };
+    let mut step = StepSpec::new("1.3", what, serves)
+        .ops(deploy)
+        .checks(checks)
+        .rollback(vec![rollbacks::lb_rollback(t)])
+        .after(if lb.kind.has_pool() { "1.2" } else { "1.1" }, WHY_SEQUENCE)
+        .disruption(lb_disruption(t));
+    if lb.kind.on_masters() {
+        step = step.note(format!(
+            "{} moves the VIP to another master within ~{} s when its holder dies: the separate load balancer's single point of failure is gone",
+            lb.kind.as_str(),
+            lb.failover_s()
+        ));
+    }
+    b.add(step);
     b.add(
         StepSpec::new("1.4", "Smoke through the VIP", RunsOn::Workstation)
             .ops(vec![verify(
@@ -361,7 +400,7 @@ fn load_balancer(b: &mut Builder<'_>) {
 
 fn lb_disruption(t: &Topology) -> String {
     let lb = &t.scenario.load_balancer;
-    if lb.reset_to_declared_state {
+    if lb.deploy_bounces() {
         format!("every {} frontend bounces (reset to declared state, ~{} s)", lb.name, lb.reset_window_s)
     } else {
         "none".to_string()
@@ -406,12 +445,12 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
     let m = new_masters[k];
     let p = master_phase(k);
     let name = t.name(m).to_string();
-    let (user, zone) = (&s.ssh_user, &s.dns.zone);
+    let user = &s.ssh_user;
     let k8s = format!("{}.{}", t.version.0, t.version.1);
     let prev = (k > 0).then(|| master_phase(k - 1));
     b.phase(&p, if k == 0 { format!("Cloud-init template bump + {name}") } else { format!("{name}, same pattern as phase 2") });
     // The template needs its bump only where it installs another version or joins masters as workers.
-    let bump = t.template_version != t.version || s.vm_template.join_command_for_masters;
+    let bump = t.template_version != t.version || s.vm_template.as_ref().is_some_and(|v| v.join_command_for_masters);
     if k == 0 && bump {
         b.add(
             StepSpec::new("2.0", "Bump the cloud-init template (one-time)", RunsOn::InfraRepo)
@@ -420,10 +459,18 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
                 .after("0.1", WHY_PREFLIGHT),
         );
     }
-    let mut vm = StepSpec::new(format!("{p}.1"), format!("Add {name} VM to Terraform"), RunsOn::InfraRepo)
+    let login = s.host_name(&name, t.node(m).address);
+    let (vm_title, vm_rollback) = match s.iac.as_ref().filter(|i| i.kind == IacKind::Terragrunt) {
+        Some(iac) => (
+            format!("Add {name} VM to Terraform"),
+            format!("cd {} && {} -target=module.{name}", s.infra_repo, iac.apply.replace("apply", "destroy")),
+        ),
+        None => (format!("Provide {name}'s machine"), format!("remove {name}'s machine")),
+    };
+    let mut vm = StepSpec::new(format!("{p}.1"), vm_title, RunsOn::InfraRepo)
         .ops(vec![Operation::DeclareVm { node: name.clone() }, Operation::IacApply(IacStack::Vm { node: name.clone() })])
-        .checks(vec![format!("ssh {user}@{name}.{zone} uname -a")])
-        .rollback(vec![format!("cd {} && scripts/tg destroy -target=module.{name}", s.infra_repo)]);
+        .checks(vec![format!("ssh {user}@{login} uname -a")])
+        .rollback(vec![vm_rollback]);
     vm = if bump { vm.after("2.0", WHY_TEMPLATE) } else { vm.after("0.1", WHY_PREFLIGHT) };
     b.add(vm);
     b.add(
@@ -431,7 +478,7 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
             .ops(vec![verify(
                 t,
                 [Check::ReadyToJoin(m)],
-                ["kubeadm version; containerd --version".to_string(), format!("getent hosts {name}.{zone}")],
+                ["kubeadm version; containerd --version".to_string(), format!("getent hosts {login}")],
             )])
             .checks(vec![format!("kubeadm v{k8s}.x, not yet a node")])
             .after(format!("{p}.1"), WHY_SEQUENCE),
@@ -505,15 +552,60 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
             .checks(vec![format!("{name} Ready control-plane, 4 static pods Running, {} etcd members, direct probe works", hosts.len())])
             .after(format!("{p}.5"), WHY_JOINED),
     );
-    b.add(
-        StepSpec::new(format!("{p}.8"), format!("Add {name} to the LB pool"), RunsOn::LoadBalancer(s.load_balancer.name.clone()))
-            .ops(vec![Operation::DeclareLbPool { pool: n.names(&hosts) }, Operation::DeployLb, verify(t, [Check::BackendsUp], [])])
-            .checks(vec![format!("all {} backends UP", hosts.len())])
-            .rollback(vec![format!("remove {name} from the pool and re-run the bootstrap script")])
-            .after(format!("{p}.7"), WHY_SMOKE_BEFORE_POOL)
-            .after("1.3", "the pool exists")
-            .disruption(lb_disruption(t)),
-    );
+    b.add(pool_step(t, &p, &name, &n.names(&hosts)));
+}
+
+/// Step `P.8`: the new master behind the VIP, in the load balancer profile's way.
+fn pool_step(t: &Topology, p: &str, name: &str, hosts: &[String]) -> StepSpec<'static> {
+    let lb = &t.scenario.load_balancer;
+    let (title, at, ops, rollback) = match lb.kind {
+        LbKind::PfsenseBootstrap => (
+            format!("Add {name} to the LB pool"),
+            RunsOn::LoadBalancer(lb.name.clone()),
+            vec![Operation::DeclareLbPool { pool: hosts.to_vec() }, Operation::DeployLb],
+            format!("remove {name} from the pool and re-run the bootstrap script"),
+        ),
+        LbKind::Haproxy => (
+            format!("Add {name} to the LB pool"),
+            RunsOn::LoadBalancer(lb.name.clone()),
+            vec![Operation::DeclareLbPool { pool: hosts.to_vec() }, Operation::DeployLb],
+            format!("remove {name}'s server line from {} and install it again", lb.config_file()),
+        ),
+        LbKind::Keepalived => (
+            format!("Start keepalived + HAProxy on {name}, add it to every master's pool"),
+            RunsOn::Node(name.to_string()),
+            vec![
+                Operation::StartVipDaemon { node: name.to_string() },
+                Operation::DeclareLbPool { pool: hosts.to_vec() },
+                Operation::DeployLbOn { nodes: hosts.to_vec() },
+            ],
+            format!("on {name}: sudo systemctl disable --now keepalived haproxy; remove its server line and install the config again"),
+        ),
+        LbKind::KubeVip => (
+            format!("Start kube-vip on {name} (after its join)"),
+            RunsOn::Node(name.to_string()),
+            vec![Operation::StartVipDaemon { node: name.to_string() }],
+            format!("on {name}: sudo rm /etc/kubernetes/manifests/kube-vip.yaml"),
+        ),
+    };
+    let mut ops = ops;
+    let checks = if lb.kind.has_pool() {
+        ops.push(verify(t, [Check::BackendsUp], []));
+        vec![format!("all {} backends UP", hosts.len())]
+    } else {
+        vec![format!("{name} takes part in kube-vip's leader election")]
+    };
+    let mut step = StepSpec::new(format!("{p}.8"), title, at)
+        .ops(ops)
+        .checks(checks)
+        .rollback(vec![rollback])
+        .after(format!("{p}.7"), WHY_SMOKE_BEFORE_POOL)
+        .after("1.3", "the VIP is served")
+        .disruption(lb_disruption(t));
+    if lb.kind == LbKind::KubeVip {
+        step = step.note("the manifest goes in after the join: kubeadm join's preflight refuses a non-empty /etc/kubernetes/manifests (DirAvailable), and kube-vip talks to the node's own apiserver");
+    }
+    step
 }
 
 fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {

@@ -3,6 +3,27 @@
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
+impl Scenario {
+    pub fn iac_kind(&self) -> IacKind {
+        self.iac.as_ref().map_or(IacKind::None, |i| i.kind)
+    }
+    /// How DNS changes are made, with `iac` meaning by hand where there is no IaC.
+    pub fn dns_via(&self) -> DnsVia {
+        match self.dns.via {
+            DnsVia::Iac if self.iac_kind() == IacKind::None => DnsVia::ByHand,
+            via => via,
+        }
+    }
+    /// The name ssh and the checks use for a node: `NAME.ZONE`, or its address without DNS.
+    pub fn host_name(&self, name: &str, address: Ipv4Addr) -> String {
+        if self.dns.via == DnsVia::None {
+            address.to_string()
+        } else {
+            format!("{name}.{}", self.dns.zone)
+        }
+    }
+}
+
 /// A whole scenario (inventory) as read from YAML. Validated by [`crate::validate`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +52,9 @@ pub struct Scenario {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operators: Vec<OperatorSpec>,
     pub etcd_backup: EtcdBackupSpec,
+    /// The infra repo's IaC tool; absent: none, and declared changes are by-hand steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iac: Option<IacSpec>,
     /// The reboot gate (kured) that must learn quorum; absent: nothing reboots masters on its
     /// own, and the plan has no phase for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,7 +65,9 @@ pub struct Scenario {
     pub config_stack: ConfigStackSpec,
     #[serde(default)]
     pub kubeadm: KubeadmSpec,
-    pub vm_template: VmTemplateSpec,
+    /// The template new master VMs are built from; absent: the machines come without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_template: Option<VmTemplateSpec>,
     #[serde(default)]
     pub capacity: CapacityPolicy,
     /// The issue that tracks the migration, closed in the last phase.
@@ -54,6 +80,9 @@ pub struct Scenario {
 pub struct KubernetesSpec {
     /// `major.minor`, e.g. "1.34".
     pub version: String,
+    /// The port kube-apiserver listens on, on every master; absent: the endpoint's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apiserver_port: Option<u16>,
     #[serde(default)]
     pub etcd_learner_mode: LearnerModeSetting,
 }
@@ -69,11 +98,39 @@ pub enum LearnerModeSetting {
     Off,
 }
 
+/// What runs the machines: the environment's hypervisor profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HypervisorKind {
+    /// Proxmox VE: `qm` on the host, VMs by id.
+    #[default]
+    Proxmox,
+    /// libvirt: `virsh` on the host, domains by the node's name.
+    Libvirt,
+    /// None the plan drives: the operator provides the machines (bare metal or a cloud), and
+    /// every VM operation is a by-hand step with the check that confirms it.
+    None,
+}
+
+impl HypervisorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HypervisorKind::Proxmox => "proxmox",
+            HypervisorKind::Libvirt => "libvirt",
+            HypervisorKind::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HypervisorSpec {
     pub name: String,
-    pub address: Ipv4Addr,
+    #[serde(default)]
+    pub kind: HypervisorKind,
+    /// The host's address, for `qm` or `virsh` over SSH; none for `kind: none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Addr>,
     pub ram_physical_gb: f64,
     /// RAM already allocated to VMs on this host, the inventory's nodes on it included.
     pub ram_allocated_gb: f64,
@@ -155,26 +212,122 @@ pub enum HealthCheck {
     HttpsReadyz,
 }
 
+/// What serves the VIP: the environment's load balancer profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbKind {
+    /// HAProxy on a pfSense box, driven by a bootstrap script run over SSH (the homelab's).
+    #[default]
+    PfsenseBootstrap,
+    /// HAProxy on a Linux box: a config file, `haproxy -c`, a graceful `systemctl reload`.
+    Haproxy,
+    /// keepalived and HAProxy on every master: VRRP moves the VIP between masters.
+    Keepalived,
+    /// kube-vip static pods on the masters: the leader holds the VIP (ARP), no pool.
+    KubeVip,
+}
+
+impl LbKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LbKind::PfsenseBootstrap => "pfsense-bootstrap",
+            LbKind::Haproxy => "haproxy",
+            LbKind::Keepalived => "keepalived",
+            LbKind::KubeVip => "kube-vip",
+        }
+    }
+    /// The VIP lives on the masters themselves: no separate load balancer machine.
+    pub fn on_masters(self) -> bool {
+        matches!(self, LbKind::Keepalived | LbKind::KubeVip)
+    }
+    /// HAProxy balances over a pool of masters (not kube-vip, which sends to the leader).
+    pub fn has_pool(self) -> bool {
+        self != LbKind::KubeVip
+    }
+    /// Seconds the VIP is unanswered when its holder dies: VRRP's master-down interval
+    /// (3 x advert_int 1 s + skew) for keepalived, the leader lease (5 s) for kube-vip.
+    pub fn default_failover_s(self) -> u32 {
+        match self {
+            LbKind::Keepalived => 4,
+            LbKind::KubeVip => 5,
+            LbKind::PfsenseBootstrap | LbKind::Haproxy => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoadBalancerSpec {
+    #[serde(default)]
+    pub kind: LbKind,
+    /// The load balancer machine's name; for keepalived and kube-vip, the name of the VIP's
+    /// daemon (default: the kind).
+    #[serde(default)]
     pub name: String,
-    pub address: Ipv4Addr,
+    /// The load balancer machine's address; none for keepalived and kube-vip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Addr>,
     #[serde(default = "default_lb_user")]
     pub ssh_user: String,
+    #[serde(default = "default_health_check")]
     pub health_check: HealthCheck,
     /// Each run of the bootstrap script tears all frontends down and rebuilds them.
+    #[serde(default)]
     pub reset_to_declared_state: bool,
     #[serde(default = "default_reset_window")]
     pub reset_window_s: u32,
     #[serde(default = "default_lb_reboot")]
     pub reboot_s: u32,
-    pub bootstrap_script: String,
+    /// pfsense-bootstrap: the bootstrap script in the infra repo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_script: Option<String>,
+    /// haproxy, keepalived: the HAProxy config file in the infra repo, copied to the machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// keepalived, kube-vip: the masters' network interface that carries the VIP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// keepalived, kube-vip: seconds the VIP goes unanswered when its holder dies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_s: Option<u32>,
+    /// kube-vip: the image tag of `ghcr.io/kube-vip/kube-vip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_vip_version: Option<String>,
     /// The hypervisor the load balancer runs on, if it is a VM; absent for a separate box.
     #[serde(default)]
     pub hypervisor: Option<String>,
 }
 
+impl LoadBalancerSpec {
+    /// The separate load balancer machine's address (none when the VIP lives on the masters).
+    pub fn machine_address(&self) -> Option<Ipv4Addr> {
+        if self.kind.on_masters() {
+            None
+        } else {
+            self.address
+        }
+    }
+    pub fn failover_s(&self) -> u32 {
+        self.failover_s.unwrap_or(self.kind.default_failover_s())
+    }
+    /// A deploy bounces every frontend (pfSense's bootstrap script resets to its declared state).
+    pub fn deploy_bounces(&self) -> bool {
+        self.kind == LbKind::PfsenseBootstrap && self.reset_to_declared_state
+    }
+    pub fn bootstrap_script(&self) -> &str {
+        self.bootstrap_script.as_deref().unwrap_or("the bootstrap script")
+    }
+    pub fn config_file(&self) -> &str {
+        self.config.as_deref().unwrap_or("haproxy/haproxy.cfg")
+    }
+    pub fn interface(&self) -> &str {
+        self.interface.as_deref().unwrap_or("eth0")
+    }
+}
+
+fn default_health_check() -> HealthCheck {
+    HealthCheck::HttpsReadyz
+}
 fn default_lb_user() -> String {
     "admin".to_string()
 }
@@ -198,11 +351,66 @@ impl AddressRange {
     }
 }
 
+/// How the infra repo's declarations become live: the environment's IaC profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IacKind {
+    /// No IaC: a change the plan would declare is a by-hand step with its check.
+    #[default]
+    None,
+    /// A terragrunt (or terraform) repo: an edit declares, `apply` makes it live.
+    Terragrunt,
+}
+
+/// The infra repo's IaC tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IacSpec {
+    #[serde(default)]
+    pub kind: IacKind,
+    /// The command that applies a stack or a target, run at the repo's top.
+    #[serde(default = "default_iac_apply")]
+    pub apply: String,
+    /// The file that declares the VMs (one module per VM, named after the node).
+    #[serde(default = "default_vms")]
+    pub vms: String,
+    /// The `-target` that applies the DNS records, if the DNS stack is shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_target: Option<String>,
+    /// The `-target` that applies the VM template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_target: Option<String>,
+}
+
+fn default_iac_apply() -> String {
+    "terragrunt apply".to_string()
+}
+fn default_vms() -> String {
+    "main.tf".to_string()
+}
+
+/// How the endpoint's DNS records are changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsVia {
+    /// The records live in the infra repo (`source`) and the IaC apply serves them; by hand
+    /// when there is no IaC.
+    #[default]
+    Iac,
+    /// The operator changes the DNS server by hand; the plan checks the answer.
+    ByHand,
+    /// No DNS for the API: nothing names the endpoint, and machines are reached by address.
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnsSpec {
+    #[serde(default)]
+    pub via: DnsVia,
     pub zone: String,
     /// The file in the infra repo that holds the zone's records.
+    #[serde(default)]
     pub source: String,
     #[serde(default)]
     pub records: Vec<DnsRecordSpec>,

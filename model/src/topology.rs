@@ -192,7 +192,10 @@ impl Topology {
             })
             .collect();
         let version = parse_version(&scenario.kubernetes.version).expect("validated: version parses");
-        let template_version = parse_version(&scenario.vm_template.kubernetes_version).expect("validated: version parses");
+        let template_version = match &scenario.vm_template {
+            Some(v) => parse_version(&v.kubernetes_version).expect("validated: version parses"),
+            None => version,
+        };
         Topology {
             scenario: scenario.clone(),
             nodes,
@@ -211,6 +214,11 @@ impl Topology {
 
     pub fn name(&self, ix: NodeIx) -> &str {
         &self.nodes[ix.index()].name
+    }
+
+    /// The port kube-apiserver listens on, on every master.
+    pub fn apiserver_port(&self) -> u16 {
+        self.scenario.kubernetes.apiserver_port.unwrap_or(self.scenario.control_plane_endpoint.port)
     }
 
     pub fn existing_master(&self) -> NodeIx {

@@ -5,6 +5,7 @@ use crate::scenario::{NodeRole, Scenario};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+mod profiles;
 mod words;
 pub use words::in_operator_words;
 
@@ -323,31 +324,31 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             format!("Kubernetes version {:?} is not of the form 1.34", s.kubernetes.version),
         )
     })?;
-    let template = parse_version(&s.vm_template.kubernetes_version).ok_or_else(|| {
-        problem(
-            BadValue,
-            root().key("vm_template").key("kubernetes_version"),
-            format!("template version {:?} is not of the form 1.34", s.vm_template.kubernetes_version),
-        )
-    })?;
-    if template > version {
-        return Err(problem(
-            BadValue,
-            root().key("vm_template").key("kubernetes_version"),
-            format!(
-                "the VM template's Kubernetes {} is newer than the cluster's {}",
-                s.vm_template.kubernetes_version, s.kubernetes.version
-            ),
-        ));
+    if let Some(template) = &s.vm_template {
+        let at = root().key("vm_template").key("kubernetes_version");
+        let parsed = parse_version(&template.kubernetes_version).ok_or_else(|| {
+            problem(BadValue, at.clone(), format!("template version {:?} is not of the form 1.34", template.kubernetes_version))
+        })?;
+        if parsed > version {
+            return Err(problem(
+                BadValue,
+                at,
+                format!(
+                    "the VM template's Kubernetes {} is newer than the cluster's {}",
+                    template.kubernetes_version, s.kubernetes.version
+                ),
+            ));
+        }
     }
     check_path(&s.infra_repo, root().key("infra_repo"), "infra repo path")?;
     check_name(&s.ssh_user, root().key("ssh_user"), "SSH user")?;
     check_name(&s.load_balancer.ssh_user, root().key("load_balancer").key("ssh_user"), "SSH user")?;
-    check_name(&s.load_balancer.name, root().key("load_balancer").key("name"), "load balancer name")?;
-    check_path(&s.load_balancer.bootstrap_script, root().key("load_balancer").key("bootstrap_script"), "bootstrap script path")?;
+    profiles::check(s, version)?;
     check_name(&s.control_plane_endpoint.fqdn, root().key("control_plane_endpoint").key("fqdn"), "FQDN")?;
     check_name(&s.dns.zone, root().key("dns").key("zone"), "DNS zone")?;
-    check_path(&s.dns.source, root().key("dns").key("source"), "DNS source path")?;
+    if s.dns_via() == crate::scenario::DnsVia::Iac || !s.dns.source.is_empty() {
+        check_path(&s.dns.source, root().key("dns").key("source"), "DNS source path")?;
+    }
     check_path(&s.etcd_backup.path, root().key("etcd_backup").key("path"), "backup path")?;
     if let Some(gate) = &s.reboot_gate {
         check_path(&gate.path, root().key("reboot_gate").key("path"), "reboot gate path")?;
@@ -358,7 +359,9 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     }
     check_name(&s.config_stack.name, root().key("config_stack").key("name"), "config stack name")?;
     check_path(&s.config_stack.path, root().key("config_stack").key("path"), "config stack path")?;
-    check_name(&s.vm_template.name, root().key("vm_template").key("name"), "template name")?;
+    if let Some(template) = &s.vm_template {
+        check_name(&template.name, root().key("vm_template").key("name"), "template name")?;
+    }
     if let Some(issue) = &s.tracking_issue {
         // An issue tracker's id: `ops-1234`, `OPS-1234`, `GH_12` (it is a word of `bd close ID`).
         let safe = !issue.is_empty() && !issue.starts_with('-') && issue.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
@@ -449,9 +452,13 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
         Ok(())
     };
     for (i, h) in s.hypervisors.iter().enumerate() {
-        claim_address(h.address, root().key("hypervisors").index(i).key("address"), &format!("hypervisor {}", h.name))?;
+        if let Some(address) = h.address {
+            claim_address(address, root().key("hypervisors").index(i).key("address"), &format!("hypervisor {}", h.name))?;
+        }
     }
-    claim_address(s.load_balancer.address, root().key("load_balancer").key("address"), "the load balancer")?;
+    if let Some(address) = s.load_balancer.machine_address() {
+        claim_address(address, root().key("load_balancer").key("address"), "the load balancer")?;
+    }
     let vip = s.control_plane_endpoint.vip;
     for (i, n) in s.nodes.iter().enumerate() {
         let at = root().key("nodes").index(i);
@@ -501,14 +508,14 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     if let Some(h) = &s.load_balancer.hypervisor {
         known_hypervisor(h, root().key("load_balancer").key("hypervisor"))?;
     }
-    if vip == s.load_balancer.address {
+    if Some(vip) == s.load_balancer.machine_address() {
         return Err(problem(
             VipConflict,
             root().key("control_plane_endpoint").key("vip"),
             format!("the VIP {vip} is the load balancer's own address: reserve a separate virtual IP"),
         ));
     }
-    if s.hypervisors.iter().any(|h| h.address == vip) {
+    if s.hypervisors.iter().any(|h| h.address == Some(vip)) {
         return Err(problem(
             VipConflict,
             root().key("control_plane_endpoint").key("vip"),

@@ -405,6 +405,10 @@ impl<'e, 'a> Run<'e, 'a> {
     fn strike(&mut self, fault: Fault, step: &str) {
         let before = self.c;
         self.struck = self.struck.or(fault.nodes_down(self.t()));
+        let transient = fault.transient(&before, self.t());
+        if let (Some(tr), true) = (transient, self.engine.recording.downtime) {
+            self.charge(&tr.during, tr.seconds);
+        }
         self.c = fault.strike(&self.c, self.t());
         if let Some(lasts) = fault.lasts_s() {
             if !matches!(fault, Fault::OperatorAway { .. }) {
@@ -416,7 +420,7 @@ impl<'e, 'a> Run<'e, 'a> {
         let broke = self.check_safety(step);
         if self.engine.recording.events {
             let what = format!("FAULT: {}", fault.describe(self.t()));
-            self.record(step, EventKind::Fault, what, &before, broke, None);
+            self.record(step, EventKind::Fault, what, &before, broke, transient.map(|tr| (tr.what.to_string(), tr.seconds)));
         }
     }
 

@@ -3,6 +3,7 @@
 use crate::action::BACKUP_AGE_MAX_S;
 use crate::cluster::Cluster;
 use crate::observe::{self, ClientNeeds, Endpoint};
+use crate::scenario::LbKind;
 use crate::topology::{NodeIx, Topology};
 use serde::Serialize;
 
@@ -149,7 +150,13 @@ impl Check {
             }
             ApiserverReady(x) => observe::apiserver_ready(c, x).map_err(|why| format!("kube-apiserver on {}: {why}", name(x))),
             VipListening => {
-                if c.lb_up && c.vip_alias && c.lb_running.frontend {
+                let kind = t.scenario.load_balancer.kind;
+                let served = match kind {
+                    LbKind::KubeVip => observe::vip_holder(c, t).is_some(),
+                    LbKind::Keepalived => observe::vip_holder(c, t).is_some() && c.lb_running.frontend,
+                    LbKind::PfsenseBootstrap | LbKind::Haproxy => c.lb_running.frontend,
+                };
+                if c.lb_up && c.vip_alias && served {
                     Ok(())
                 } else {
                     Err("nothing listens on the VIP".to_string())
@@ -243,8 +250,12 @@ impl Check {
                     return Err(format!("{} of {} masters online", c.control_plane.len(), masters.len()));
                 }
                 // "apiserver LB working": every master behind the VIP, not just enough of them.
-                if let Some(x) = masters.minus(c.lb_running.pool).iter().next() {
+                let kind = t.scenario.load_balancer.kind;
+                if let Some(x) = masters.minus(c.lb_running.pool).iter().next().filter(|_| kind.has_pool()) {
                     return Err(format!("{} is not in the load balancer's pool", name(x)));
+                }
+                if let Some(x) = masters.minus(c.vip_daemons).iter().next().filter(|_| kind.on_masters()) {
+                    return Err(format!("{} does not run {}: it can never hold the VIP", name(x), kind.as_str()));
                 }
                 ClusterHealthy.evaluate(c, t)?;
                 if let Some(x) = c.old_kubeadm.and(c.control_plane).iter().next() {

@@ -1,6 +1,7 @@
 //! Actions described for people, with node names (timelines, traces, the executor's recovery).
 
 use super::Action;
+use crate::scenario::LbKind;
 use crate::topology::{NodeIx, Topology};
 
 impl Action {
@@ -8,6 +9,12 @@ impl Action {
     pub fn describe(self, t: &Topology) -> String {
         use Action::*;
         let n = |ix: NodeIx| t.name(ix).to_string();
+        let lb = &t.scenario.load_balancer;
+        let lb_config = match lb.kind {
+            LbKind::PfsenseBootstrap => "the bootstrap script",
+            LbKind::Haproxy | LbKind::Keepalived => "the HAProxy config",
+            LbKind::KubeVip => "the kube-vip manifest",
+        };
         match self {
             Verify(check) => format!("verify: {}", check.describe(t)),
             TakeVmSnapshot => format!("snapshot VM of {}", n(t.existing_master())),
@@ -17,16 +24,27 @@ impl Action {
             GenerateCert(x) => format!("generate apiserver cert on {}", n(x)),
             RestoreCert(x) => format!("restore apiserver cert of {} from backup", n(x)),
             RestartApiserver(x) => format!("restart kube-apiserver on {}", n(x)),
-            ReserveVip => "reserve the VIP on the load balancer".to_string(),
+            ReserveVip if lb.kind.on_masters() => format!("reserve the VIP for {}", lb.kind.as_str()),
+            ReserveVip => format!("reserve the VIP on {}", lb.name),
             ReleaseVip => "release the VIP".to_string(),
+            StartVipDaemon(x) => format!("start {} on {}", lb.kind.as_str(), n(x)),
+            StopVipDaemon(x) => format!("remove {} from {}", lb.kind.as_str(), n(x)),
             AddVipDnsRecord => "add DNS A record FQDN -> VIP".to_string(),
             DeleteStaleDnsRecord => "delete the stale per-master DNS record".to_string(),
             RevertDns => "revert the DNS records".to_string(),
-            DeclareLbFrontend => "declare the VIP frontend in the bootstrap script".to_string(),
-            RemoveLbFrontend => "remove the VIP frontend and pool from the bootstrap script".to_string(),
+            DeclareLbFrontend => format!("declare the VIP frontend in {lb_config}"),
+            RemoveLbFrontend => format!("remove the VIP frontend and pool from {lb_config}"),
             DeclareLbPool(pool) => format!("declare the apiserver pool: {}", names(t, pool)),
             RemoveLbBackend(x) => format!("remove {} from the declared pool", n(x)),
-            DeployLb => "run the LB bootstrap script (reset to declared state)".to_string(),
+            DeployLb => match lb.kind {
+                LbKind::PfsenseBootstrap if lb.reset_to_declared_state => {
+                    "run the LB bootstrap script (reset to declared state)".to_string()
+                }
+                LbKind::PfsenseBootstrap => "run the LB bootstrap script".to_string(),
+                LbKind::Haproxy => format!("install the HAProxy config on {} and reload it gracefully", lb.name),
+                LbKind::Keepalived => "install the HAProxy config on the masters and reload it gracefully".to_string(),
+                LbKind::KubeVip => "kube-vip has no pool to deploy".to_string(),
+            },
             RefactorConfigStack => "config stack (repo): single host -> list of masters".to_string(),
             ApplyConfigStack => "config stack: apply what the repo declares".to_string(),
             RevertConfigStack => "config stack: back to a single host".to_string(),

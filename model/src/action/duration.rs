@@ -16,7 +16,7 @@ impl Action {
             RestartApiserver(_) => 60,
             ReserveVip | AddVipDnsRecord => 300,
             DeleteStaleDnsRecord | RevertDns | RemoveLbBackend(_) => 60,
-            ReleaseVip => 120,
+            ReleaseVip | StartVipDaemon(_) | StopVipDaemon(_) => 120,
             DeclareLbFrontend => 480,
             RemoveLbFrontend | DeclareLbPool(_) | DeployLb | ControlPlaneUp(_) => 120,
             RefactorConfigStack => 1800,

@@ -4,8 +4,12 @@
 
 use super::{IacStack, Operation};
 use crate::plan::{Command, Part, RunsOn};
+use crate::scenario::DnsVia;
 use crate::topology::Topology;
 use serde::Serialize;
+
+mod profile;
+pub use profile::{backends_state, vip_listening};
 
 /// How to tell on the real hosts whether an operation took effect: its parts exit 0 when it
 /// did. It runs after an interruption left the operation's outcome unknown.
@@ -39,7 +43,7 @@ impl Words<'_> {
     }
     fn m0_direct(&self) -> String {
         let t = self.t;
-        format!("{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port)
+        format!("{}:{}", t.node(t.existing_master()).address, t.apiserver_port())
     }
     /// A command of `parts`, its text derived from them.
     fn command(&self, parts: Vec<Part>) -> Command {
@@ -75,10 +79,16 @@ fn on_workstation(shell: impl Into<String>) -> Part {
 fn login(t: &Topology, machine: &RunsOn) -> String {
     let s = &t.scenario;
     match machine {
-        RunsOn::Node(name) => format!("{}@{name}.{}", s.ssh_user, s.dns.zone),
-        RunsOn::LoadBalancer(_) => format!("{}@{}", s.load_balancer.ssh_user, s.load_balancer.address),
+        RunsOn::Node(name) => {
+            let address = t.nodes.iter().find(|n| &n.name == name).map(|n| n.address);
+            format!("{}@{}", s.ssh_user, address.map_or_else(|| name.clone(), |a| s.host_name(name, a)))
+        }
+        RunsOn::LoadBalancer(name) => {
+            format!("{}@{}", s.load_balancer.ssh_user, s.load_balancer.machine_address().map_or_else(|| name.clone(), |a| a.to_string()))
+        }
         RunsOn::Hypervisor(name) => {
-            let address = s.hypervisors.iter().find(|h| &h.name == name).map(|h| h.address.to_string()).unwrap_or_else(|| name.clone());
+            let address =
+                s.hypervisors.iter().find(|h| &h.name == name).and_then(|h| h.address).map_or_else(|| name.clone(), |a| a.to_string());
             format!("root@{address}")
         }
         RunsOn::InfraRepo | RunsOn::Workstation => String::new(),
@@ -127,10 +137,7 @@ impl Operation {
             (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.control_plane_endpoint.fqdn, &s.dns.zone);
         match self {
             Operation::Verify { run, at, .. } => run.iter().map(|r| w.command(vec![at_machine(t, at.as_deref(), r)])).collect(),
-            Operation::VmSnapshot { node, name } => {
-                let (hypervisor, vmid) = hypervisor_of(t, node);
-                vec![w.command(vec![Part::Run { at: Some(hypervisor), shell: format!("qm snapshot {vmid} {name}") }])]
-            }
+            Operation::VmSnapshot { node, name } => profile::vm_snapshot(&w, node, name),
             Operation::BackupKubeadmConfig { to } => vec![shell(format!("kubectl -n kube-system get cm kubeadm-config -o yaml > {to}"))],
             Operation::PrepareKubeadmConfig { file } => vec![
                 shell(format!("sudo kubeadm config print init-defaults --component-configs=KubeletConfiguration > {file}")),
@@ -143,11 +150,7 @@ impl Operation {
                 "sudo mkdir -p {to} && sudo mv /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/pki/apiserver.key {to}/"
             ))],
             Operation::GenerateCert { config, .. } => vec![shell(format!("sudo kubeadm init phase certs apiserver --config {config}"))],
-            Operation::ReserveVip => vec![
-                by_hand(format!("add Virtual IP {vip}/24 (IP alias) on {}", s.load_balancer.name)),
-                by_hand(format!("add host alias k8s-apiserver-vip -> {vip}")),
-                by_hand(format!("register {vip} in IPAM")),
-            ],
+            Operation::ReserveVip => profile::reserve_vip(t),
             Operation::DeclareDnsRecords { vip: add, delete_stale } => {
                 let mut edits: Vec<String> = Vec::new();
                 if *add {
@@ -159,27 +162,16 @@ impl Operation {
                 if edits.is_empty() {
                     edits.push("nothing to change".to_string());
                 }
-                vec![by_hand(format!("edit {}: {}", s.dns.source, edits.join(", ")))]
+                match s.dns_via() {
+                    DnsVia::Iac => vec![by_hand(format!("edit {}: {}", s.dns.source, edits.join(", ")))],
+                    DnsVia::ByHand | DnsVia::None => vec![by_hand(format!("in the DNS server of {zone}: {}", edits.join(", ")))],
+                }
             }
-            Operation::DeclareLbFrontend { pool } => vec![
-                by_hand(format!(
-                    "edit {}: build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'",
-                    s.load_balancer.bootstrap_script
-                )),
-                by_hand("add 'apiserver_nodes' to $POOL_NAMES and 'apiserver_proxy_6443' to $FRONTEND_NAMES"),
-                by_hand(format!("build_pool_https('apiserver_nodes', '{port}', [{}])", w.pool(pool))),
-                by_hand(format!("build_frontend('apiserver_proxy_{port}', 'K8s apiserver VIP', '{vip}', '{port}', 'apiserver_nodes')")),
-            ],
-            Operation::DeclareLbPool { pool } => vec![by_hand(format!("edit {}: pool [{}]", s.load_balancer.bootstrap_script, w.pool(pool)))],
-            Operation::DeployLb => {
-                let script = &s.load_balancer.bootstrap_script;
-                let file = script.rsplit('/').next().unwrap_or(script);
-                let lb = RunsOn::LoadBalancer(s.load_balancer.name.clone());
-                vec![w.command(vec![
-                    Part::Upload { local: script.clone(), to: lb.clone(), remote: format!("/tmp/{file}") },
-                    Part::Run { at: Some(lb), shell: format!("php /tmp/{file}") },
-                ])]
-            }
+            Operation::DeclareLbFrontend { pool } => profile::declare_frontend(&w, pool),
+            Operation::DeclareLbPool { pool } => profile::declare_pool(&w, pool),
+            Operation::DeployLb => profile::deploy_lb(&w),
+            Operation::DeployLbOn { nodes } => profile::deploy_lb_on(&w, nodes),
+            Operation::StartVipDaemon { node } => profile::start_vip_daemon(&w, node),
             Operation::ConfigStackToList => {
                 let (stack, m0_addr) = (&s.config_stack.path, t.node(t.existing_master()).address);
                 vec![
@@ -193,28 +185,26 @@ impl Operation {
                 vec![by_hand(format!("edit {}/main.tf: k8s_master_hosts = [{list}]", s.config_stack.path))]
             }
             Operation::ConfigStackServer { address } => vec![by_hand(format!("edit {}: variable default = \"{address}\"", s.config_stack.path))],
+            // Only what the template needs: the cluster's package version, and no worker join.
             Operation::EditTemplate => {
-                let template = &s.vm_template.name;
-                vec![
-                    by_hand(format!(
-                        "edit modules/{template}/cloud_init.yaml: apt source pkgs.k8s.io/core:/stable:/v{}.{}/deb/ -> v{}.{}",
+                let Some(template) = &s.vm_template else { return vec![by_hand("no VM template is declared: nothing to edit")] };
+                let name = &template.name;
+                let mut edits = Vec::new();
+                if t.template_version != t.version {
+                    edits.push(by_hand(format!(
+                        "edit modules/{name}/cloud_init.yaml: apt source pkgs.k8s.io/core:/stable:/v{}.{}/deb/ -> v{}.{}",
                         t.template_version.0, t.template_version.1, t.version.0, t.version.1
-                    )),
-                    by_hand(format!("edit modules/{template}: variable \"k8s_join_command\" {{ default = \"\" }}, skip the runcmd join when empty")),
-                ]
+                    )));
+                }
+                if template.join_command_for_masters {
+                    edits.push(by_hand(format!(
+                        "edit modules/{name}: variable \"k8s_join_command\" {{ default = \"\" }}, skip the runcmd join when empty"
+                    )));
+                }
+                edits
             }
-            Operation::DeclareVm { node } => {
-                let n = t.nodes.iter().find(|n| &n.name == node);
-                let (vcpu, ram, disk, vmid) = n.map_or((0, 0.0, 0, 0), |n| {
-                    (n.vcpu.unwrap_or_default(), n.ram_gb.unwrap_or_default(), n.disk_gb.unwrap_or_default(), n.vmid.unwrap_or_default())
-                });
-                vec![by_hand(format!(
-                    "edit stacks/infra/main.tf: module \"{node}\" from the k8s template, {vcpu} vCPU / {} GB / {disk} GB, VMID {vmid}, IP {}, k8s_join_command = \"\"",
-                    crate::capacity::gb(ram),
-                    w.address(node)
-                ))]
-            }
-            Operation::IacApply(stack) => vec![w.command(vec![in_repo(format!("scripts/tg apply {}", stack_target(t, stack)))])],
+            Operation::DeclareVm { node } => profile::declare_vm(&w, node),
+            Operation::IacApply(stack) => profile::iac_apply(&w, stack, stack_target(t, stack)),
             Operation::UploadCerts => vec![Command {
                 writes: Some(CERTIFICATE_KEY_FILE.to_string()),
                 secret: true,
@@ -328,10 +318,8 @@ impl Operation {
     pub fn probe(&self, t: &Topology) -> Option<Probe> {
         let w = Words { t };
         let part = match self {
-            Operation::VmSnapshot { node, name } => {
-                let (hypervisor, vmid) = hypervisor_of(t, node);
-                Part::Run { at: Some(hypervisor), shell: format!("qm listsnapshot {vmid} | grep -qw {name}") }
-            }
+            Operation::VmSnapshot { node, name } => profile::vm_snapshot_probe(t, node, name)?,
+            Operation::StartVipDaemon { node } => profile::vip_daemon_probe(t, node)?,
             Operation::BackupKubeadmConfig { to } => here(format!("test -s {to}")),
             Operation::MoveCertAside { to, .. } => here(format!("sudo test -e {to}/apiserver.crt")),
             // kubeadm writes kubelet.conf once the node's control plane is up (the last phases
@@ -368,13 +356,6 @@ fn in_namespace(namespace: &str) -> String {
 /// Seconds between two looks at the API while a master reboots.
 pub const REBOOT_WATCH_INTERVAL_S: u32 = 2;
 
-/// The hypervisor a node's VM lives on, and the VM's id.
-fn hypervisor_of(t: &Topology, node: &str) -> (RunsOn, u32) {
-    let n = t.nodes.iter().find(|n| n.name == node);
-    let name = n.and_then(|n| t.scenario.hypervisors.get(n.hypervisor)).map(|h| h.name.clone()).unwrap_or_default();
-    (RunsOn::Hypervisor(name), n.and_then(|n| n.vmid).unwrap_or_default())
-}
-
 /// `shell` on the machine named `at` (checked by `effect`), or where the step runs.
 fn at_machine(t: &Topology, on: Option<&str>, shell: &str) -> Part {
     Part::Run { at: on.and_then(|name| super::machine(t, name)), shell: shell.to_string() }
@@ -384,8 +365,14 @@ fn at_machine(t: &Topology, on: Option<&str>, shell: &str) -> Part {
 fn stack_target(t: &Topology, stack: &IacStack) -> String {
     let s = &t.scenario;
     match stack {
-        IacStack::Dns => "-target=module.technitium".to_string(),
-        IacStack::Template => "-target=module.k8s_template".to_string(),
+        IacStack::Dns => match s.iac.as_ref().and_then(|i| i.dns_target.as_ref()) {
+            Some(target) => format!("-target={target}"),
+            None => stack_of(&s.dns.source),
+        },
+        IacStack::Template => {
+            let template = s.vm_template.as_ref().map_or("template", |v| v.name.as_str());
+            format!("-target={}", s.iac.as_ref().and_then(|i| i.template_target.clone()).unwrap_or_else(|| format!("module.{template}")))
+        }
         IacStack::Vm { node } => format!("-target=module.{node}"),
         IacStack::ConfigStack => s.config_stack.path.clone(),
         IacStack::Portal => {

@@ -3,6 +3,7 @@
 use super::master_phase;
 use crate::plan::Command;
 use crate::plan::RollbackProcedure;
+use crate::scenario::LbKind;
 
 fn cmd(run: impl Into<String>) -> Command {
     Command::shell(run)
@@ -38,8 +39,11 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             title: "Phase 1 rollback".to_string(),
             when: "a fault in phase 1".to_string(),
             commands: vec![
-                by_hand(format!("remove apiserver_proxy_{port} + apiserver_nodes from {} and re-run it", s.load_balancer.bootstrap_script)),
-                by_hand(format!("revert the DNS records in {}", s.dns.source)),
+                by_hand(lb_rollback(t)),
+                by_hand(match s.dns_via() {
+                    crate::scenario::DnsVia::Iac => format!("revert the DNS records in {}", s.dns.source),
+                    _ => format!("remove {} from the DNS server of {}", s.control_plane_endpoint.fqdn, s.dns.zone),
+                }),
             ],
         },
         RollbackProcedure {
@@ -96,4 +100,18 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         ],
     });
     procedures
+}
+
+/// Undoing phase 1's load balancer, in the profile's words.
+pub(super) fn lb_rollback(t: &Topology) -> String {
+    let s = &t.scenario;
+    let (lb, port) = (&s.load_balancer, s.control_plane_endpoint.port);
+    match lb.kind {
+        LbKind::PfsenseBootstrap => format!("remove apiserver_proxy_{port} + apiserver_nodes from {} and re-run it", lb.bootstrap_script()),
+        LbKind::Haproxy => {
+            format!("remove the apiserver frontend and backend from {}, install it on {} and reload haproxy", lb.config_file(), lb.name)
+        }
+        LbKind::Keepalived => format!("on {}: sudo systemctl disable --now keepalived haproxy", t.name(t.existing_master())),
+        LbKind::KubeVip => format!("on {}: sudo rm /etc/kubernetes/manifests/kube-vip.yaml", t.name(t.existing_master())),
+    }
 }
