@@ -4,7 +4,8 @@ use crate::input::io_reason;
 use crate::{output, Failure};
 use plan_exec::guard::Guard;
 use plan_exec::kubernetes::{KubeApi, KubeconfigSource};
-use plan_model::starter::{self, from_cluster, Answers, DnsProfile, HypervisorProfile, IacProfile, LbProfile, Machine, Profiles};
+use plan_model::scenario::{DnsVia, HypervisorKind, IacKind, LbKind};
+use plan_model::starter::{self, from_cluster, Answers, Machine, Profiles};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -32,28 +33,28 @@ pub struct InitArgs {
     /// The VIP's DNS name with its zone (k8s-api.example.lan); the zone becomes dns.zone.
     #[arg(long, value_name = "NAME")]
     pub fqdn: Option<String>,
-    /// The API port, on the VIP and on the master today [default: 6443].
+    /// The API port on the VIP [default: 6443; with --lb keepalived 8443, the apiservers staying on 6443].
     #[arg(long)]
     pub port: Option<u16>,
     /// The cluster's Kubernetes version, major.minor [default: 1.34, marked TODO].
     #[arg(long, value_name = "VERSION")]
     pub kubernetes: Option<String>,
-    /// The load balancer machine that serves the VIP (pfsense-bootstrap, haproxy).
+    /// The load balancer machine that serves the VIP (pfsense-bootstrap, haproxy; keepalived and kube-vip have none).
     #[arg(long, value_name = "NAME=ADDRESS")]
     pub lb_host: Option<Machine>,
-    /// A hypervisor the VMs run on; the new masters are spread over them in order (repeat it).
+    /// A hypervisor the VMs run on; the new masters are spread over them in order (repeat it; optional with --hypervisor none).
     #[arg(long = "hypervisor-host", value_name = "NAME=ADDRESS")]
     pub hypervisor_hosts: Vec<Machine>,
-    /// What serves the VIP.
+    /// What serves the VIP: HAProxy on pfSense driven by a bootstrap script, HAProxy on a Linux box, keepalived + HAProxy on the masters, kube-vip on the masters.
     #[arg(long, value_enum, default_value_t = LbArg::PfsenseBootstrap)]
     pub lb: LbArg,
-    /// Where the VMs run.
+    /// What runs the machines: Proxmox (qm), libvirt (virsh), or none (you provide them).
     #[arg(long, value_enum, default_value_t = HypervisorArg::Proxmox)]
     pub hypervisor: HypervisorArg,
-    /// How infrastructure changes are made.
+    /// How the infra repo's changes are applied: a terragrunt repo, or none (by-hand steps).
     #[arg(long, value_enum, default_value_t = IacArg::Terragrunt)]
     pub iac: IacArg,
-    /// How DNS records are changed.
+    /// How the VIP's DNS record is made: through the IaC repo, by hand, or no DNS for the API.
     #[arg(long, value_enum, default_value_t = DnsArg::Iac)]
     pub dns: DnsArg,
     /// Fill what the flags leave open from a live cluster, read-only (its nodes and kubeadm-config).
@@ -102,24 +103,24 @@ pub enum DnsArg {
 fn profiles(args: &InitArgs) -> Profiles {
     Profiles {
         lb: match args.lb {
-            LbArg::PfsenseBootstrap => LbProfile::PfsenseBootstrap,
-            LbArg::Haproxy => LbProfile::Haproxy,
-            LbArg::Keepalived => LbProfile::Keepalived,
-            LbArg::KubeVip => LbProfile::KubeVip,
+            LbArg::PfsenseBootstrap => LbKind::PfsenseBootstrap,
+            LbArg::Haproxy => LbKind::Haproxy,
+            LbArg::Keepalived => LbKind::Keepalived,
+            LbArg::KubeVip => LbKind::KubeVip,
         },
         hypervisor: match args.hypervisor {
-            HypervisorArg::Proxmox => HypervisorProfile::Proxmox,
-            HypervisorArg::Libvirt => HypervisorProfile::Libvirt,
-            HypervisorArg::None => HypervisorProfile::None,
+            HypervisorArg::Proxmox => HypervisorKind::Proxmox,
+            HypervisorArg::Libvirt => HypervisorKind::Libvirt,
+            HypervisorArg::None => HypervisorKind::None,
         },
         iac: match args.iac {
-            IacArg::Terragrunt => IacProfile::Terragrunt,
-            IacArg::None => IacProfile::None,
+            IacArg::Terragrunt => IacKind::Terragrunt,
+            IacArg::None => IacKind::None,
         },
         dns: match args.dns {
-            DnsArg::Iac => DnsProfile::Iac,
-            DnsArg::ByHand => DnsProfile::ByHand,
-            DnsArg::None => DnsProfile::None,
+            DnsArg::Iac => DnsVia::Iac,
+            DnsArg::ByHand => DnsVia::ByHand,
+            DnsArg::None => DnsVia::None,
         },
     }
 }

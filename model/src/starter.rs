@@ -8,9 +8,11 @@
 //! placeholder under a `TODO:` comment, so the file validates and `grep TODO` lists what to edit.
 
 pub mod from_cluster;
+mod profile;
 mod sections;
 pub mod yaml;
 
+use crate::scenario::{DnsVia, HypervisorKind, IacKind, LbKind};
 use crate::validate::parse_scenario;
 use std::net::Ipv4Addr;
 
@@ -32,54 +34,21 @@ impl std::str::FromStr for Machine {
     }
 }
 
-/// What serves the VIP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LbProfile {
-    /// HAProxy on pfSense, driven by a bootstrap script that resets it to the declared state.
-    #[default]
-    PfsenseBootstrap,
-    /// HAProxy on a Linux box.
-    Haproxy,
-    /// keepalived and HAProxy on the masters.
-    Keepalived,
-    /// kube-vip static pods on the masters.
-    KubeVip,
-}
-
-/// Where the VMs run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HypervisorProfile {
-    #[default]
-    Proxmox,
-    Libvirt,
-    /// The operator provides the machines.
-    None,
-}
-
-/// How infrastructure changes are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IacProfile {
-    #[default]
-    Terragrunt,
-    None,
-}
-
-/// How DNS records are changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DnsProfile {
-    #[default]
-    Iac,
-    ByHand,
-    None,
-}
-
-/// The environment's profiles, each one value of its `--lb`, `--hypervisor`, `--iac`, `--dns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The environment's profiles: what serves the VIP, what runs the machines, how the infra repo's
+/// changes are applied and how DNS records change (the scenario's own kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Profiles {
-    pub lb: LbProfile,
-    pub hypervisor: HypervisorProfile,
-    pub iac: IacProfile,
-    pub dns: DnsProfile,
+    pub lb: LbKind,
+    pub hypervisor: HypervisorKind,
+    pub iac: IacKind,
+    pub dns: DnsVia,
+}
+
+impl Default for Profiles {
+    /// The homelab's: pfSense, Proxmox, a terragrunt repo, DNS through it.
+    fn default() -> Profiles {
+        Profiles { lb: LbKind::PfsenseBootstrap, hypervisor: HypervisorKind::Proxmox, iac: IacKind::Terragrunt, dns: DnsVia::Iac }
+    }
 }
 
 /// The operator's answers, from flags or read from a cluster (flags first).
@@ -128,9 +97,6 @@ pub enum StarterError {
     /// An answer the file cannot do without and that must not be made up.
     #[error("{flag} is needed: {why}")]
     Missing { flag: &'static str, why: String },
-    /// A profile value whose fields the scenario does not have yet.
-    #[error("{flag} {value} is not available yet: the scenario has no field for it in this version of plan")]
-    NotYet { flag: &'static str, value: &'static str },
     /// The cluster read is not one `plan` converts (it has several control-plane nodes already).
     #[error("{0}")]
     Refused(String),
@@ -150,9 +116,8 @@ pub const MASTER_COUNTS: [u32; 3] = [3, 5, 7];
 /// The starter scenario's text for `answers`, already checked to validate.
 ///
 /// # Errors
-/// [`StarterError::Missing`] for an address not given, [`StarterError::NotYet`] for a profile the
-/// scenario cannot express yet, [`StarterError::Invalid`] when the answers would not validate
-/// (with the validator's reason).
+/// [`StarterError::Missing`] for an address not given, [`StarterError::Invalid`] when the answers
+/// would not validate (with the validator's reason).
 ///
 /// ```
 /// use plan_model::starter::{render, Answers, Machine};
@@ -193,13 +158,28 @@ struct Shape<'a> {
     fqdn: &'a str,
     /// `dns.zone`: the FQDN less its first label.
     zone: &'a str,
-    hypervisors: &'a [Machine],
-    lb_host: &'a Machine,
+    hypervisors: Vec<Host<'a>>,
+    /// The separate load balancer machine; none when the VIP lives on the masters.
+    lb_host: Option<&'a Machine>,
+    /// The VIP's port, and the apiserver's own when it differs (keepalived's HAProxy on the masters).
+    port: u16,
+    apiserver_port: Option<u16>,
 }
+
+/// A hypervisor of the starter: a host the operator named, or the machines they provide.
+struct Host<'a> {
+    name: &'a str,
+    address: Option<Ipv4Addr>,
+}
+
+/// The name of the one hypervisor entry for machines the operator provides (`--hypervisor none`).
+pub const PROVIDED_MACHINES: &str = "provided";
+/// The VIP's port with keepalived when none is given: HAProxy on a master cannot bind the
+/// apiserver's own port on the VIP (the kubeadm HA guide's 8443).
+pub const KEEPALIVED_PORT: u16 = 8443;
 
 impl<'a> Shape<'a> {
     fn of(a: &'a Answers) -> Result<Shape<'a>, StarterError> {
-        profiles_available(a.profiles)?;
         if !MASTER_COUNTS.contains(&a.masters) {
             return Err(StarterError::Invalid(format!(
                 "--masters {} is not a control-plane size plan converts to: 3, 5 or 7 (an even count tolerates no more failures than the odd count below it)",
@@ -232,43 +212,49 @@ impl<'a> Shape<'a> {
         let zone = fqdn.split_once('.').map(|(_, zone)| zone).filter(|z| !z.is_empty()).ok_or_else(|| {
             StarterError::Invalid(format!("--fqdn {fqdn} has no zone: give the name with its DNS zone (e.g. {fqdn}.example.lan)"))
         })?;
-        if a.hypervisor_hosts.is_empty() {
-            return Err(StarterError::Missing {
-                flag: "--hypervisor-host NAME=ADDRESS",
-                why: "the hypervisor the new master VMs are created on (repeat it for each host)".to_string(),
-            });
-        }
-        let lb_host = a.lb_host.as_ref().ok_or_else(|| StarterError::Missing {
-            flag: "--lb-host NAME=ADDRESS",
-            why: "the load balancer machine that serves the VIP".to_string(),
-        })?;
-        Ok(Shape { first_master, vip, fqdn, zone, hypervisors: &a.hypervisor_hosts, lb_host })
+        let hypervisors = hosts(a)?;
+        let lb_host = lb_host(a)?;
+        let (port, apiserver_port) = match (a.profiles.lb, a.port) {
+            (LbKind::Keepalived, None) => (KEEPALIVED_PORT, Some(DEFAULT_PORT)),
+            (LbKind::Keepalived, Some(port)) => (port, Some(DEFAULT_PORT)),
+            (_, port) => (port.unwrap_or(DEFAULT_PORT), None),
+        };
+        Ok(Shape { first_master, vip, fqdn, zone, hypervisors, lb_host, port, apiserver_port })
     }
 }
 
-/// Refuses the profile values the scenario has no fields for yet. The one place that knows which
-/// profile values today's schema can express.
-fn profiles_available(p: Profiles) -> Result<(), StarterError> {
-    let not_yet = |flag, value| Err(StarterError::NotYet { flag, value });
-    match p.lb {
-        LbProfile::PfsenseBootstrap => {}
-        LbProfile::Haproxy => return not_yet("--lb", "haproxy"),
-        LbProfile::Keepalived => return not_yet("--lb", "keepalived"),
-        LbProfile::KubeVip => return not_yet("--lb", "kube-vip"),
+/// The hypervisors: the hosts named, or one entry for the machines the operator provides.
+fn hosts(a: &Answers) -> Result<Vec<Host<'_>>, StarterError> {
+    let named = a.hypervisor_hosts.iter().map(|h| Host { name: &h.name, address: Some(h.address) });
+    match a.profiles.hypervisor {
+        HypervisorKind::None if a.hypervisor_hosts.is_empty() => Ok(vec![Host { name: PROVIDED_MACHINES, address: None }]),
+        HypervisorKind::None => Ok(named.collect()),
+        kind if a.hypervisor_hosts.is_empty() => Err(StarterError::Missing {
+            flag: "--hypervisor-host NAME=ADDRESS",
+            why: format!(
+                "the {} host the new master VMs are created on (repeat it for each host; --hypervisor none when you provide the machines)",
+                kind.as_str()
+            ),
+        }),
+        _ => Ok(named.collect()),
     }
-    match p.hypervisor {
-        HypervisorProfile::Proxmox => {}
-        HypervisorProfile::Libvirt => return not_yet("--hypervisor", "libvirt"),
-        HypervisorProfile::None => return not_yet("--hypervisor", "none"),
-    }
-    match p.iac {
-        IacProfile::Terragrunt => {}
-        IacProfile::None => return not_yet("--iac", "none"),
-    }
-    match p.dns {
-        DnsProfile::Iac => Ok(()),
-        DnsProfile::ByHand => not_yet("--dns", "by-hand"),
-        DnsProfile::None => not_yet("--dns", "none"),
+}
+
+/// The load balancer machine: needed by the kinds that have one, refused by those on the masters.
+fn lb_host(a: &Answers) -> Result<Option<&Machine>, StarterError> {
+    let kind = a.profiles.lb;
+    match (&a.lb_host, kind.on_masters()) {
+        (Some(host), true) => Err(StarterError::Invalid(format!(
+            "--lb-host {}: --lb {} runs on the masters, there is no load balancer machine to name",
+            host.name,
+            kind.as_str()
+        ))),
+        (None, true) => Ok(None),
+        (Some(host), false) => Ok(Some(host)),
+        (None, false) => Err(StarterError::Missing {
+            flag: "--lb-host NAME=ADDRESS",
+            why: format!("the {} load balancer machine that serves the VIP", kind.as_str()),
+        }),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The starter's sections, field by field, each with what it is in the words of docs/scenario.md,
 //! and the placeholders (under `TODO:`) for what the operator did not say.
 
+use super::profile;
 use super::yaml::{number, text, Entry, Value};
-use super::{Answers, Machine, Shape};
+use super::{Answers, Host, Machine, Shape};
 
 /// Placeholder sizes of a new master VM: kubeadm's minimum is 2 vCPUs and 2 GB; etcd and the
 /// apiserver of a small cluster live well in 4 vCPUs and 8 GB.
@@ -36,7 +37,7 @@ pub(super) fn document(a: &Answers, s: &Shape) -> Vec<Entry> {
             text(&a.name),
             "The scenario's name; it names the plan, and an exported plan file must carry the same name.",
         ),
-        Entry::new("kubernetes", Value::Map(kubernetes(a, &version)), "The cluster's Kubernetes version and etcd learner mode."),
+        Entry::new("kubernetes", Value::Map(kubernetes(a, s, &version)), "The cluster's Kubernetes version and etcd learner mode."),
         Entry::scalar(
             "infra_repo",
             text("/home/TODO/infra"),
@@ -45,7 +46,11 @@ pub(super) fn document(a: &Answers, s: &Shape) -> Vec<Entry> {
         .todo("the path of your infra repository"),
         Entry::scalar("ssh_user", text("root"), "The SSH user for cluster nodes.")
             .todo("the user plan execute logs in as on every node (sudo without a password)"),
-        Entry::new("hypervisors", Value::Items(s.hypervisors.iter().map(hypervisor).collect()), "The hosts the VMs run on (1 to 8)."),
+        Entry::new(
+            "hypervisors",
+            Value::Items(s.hypervisors.iter().map(|h| hypervisor(a, h)).collect()),
+            "The hosts the VMs run on (1 to 8).",
+        ),
         Entry::new("nodes", Value::Items(nodes(a, s)), &with_observed(
             "The cluster's nodes today: exactly one control-plane node, any number of workers.",
             "Left out",
@@ -65,15 +70,15 @@ pub(super) fn document(a: &Answers, s: &Shape) -> Vec<Entry> {
             )]),
             "How many control-plane nodes the cluster ends with.",
         ),
-        Entry::new("control_plane_endpoint", Value::Map(endpoint(a, s)), &with_observed(
+        Entry::new("control_plane_endpoint", Value::Map(endpoint(s)), &with_observed(
             "The VIP, FQDN and port every client will use.",
             "kubeadm-config's apiServer.certSANs today",
             &a.observed.cert_sans,
         )),
-        Entry::new("load_balancer", Value::Map(load_balancer(s.lb_host)), "The HAProxy box that serves the VIP."),
+        Entry::new("load_balancer", Value::Map(profile::load_balancer(a.profiles.lb, s.lb_host)), "What serves the VIP."),
         metallb_pool(),
-        Entry::new("dns", Value::Map(dns(s)), "The zone and the records the migration adds or deletes."),
-        consumers(a, s),
+        Entry::new("dns", Value::Map(profile::dns(a.profiles.dns, s.zone)), "The zone and the records the migration adds or deletes."),
+        consumers(s),
         Entry::new("cronjobs", Value::Items(Vec::new()), "CronJobs to unpin from the old master: { name, namespace, pinned_to, path, line, backup } each.")
             .todo("list the CronJobs pinned to the first master (node_name), the etcd backup job with backup: true"),
         Entry::new(
@@ -82,11 +87,12 @@ pub(super) fn document(a: &Answers, s: &Shape) -> Vec<Entry> {
             "Operators whose pods step 0.6 looks at after the apiserver's brief outage: { namespace, selector } each. Empty: 0.6 lists every pod that is not Running.",
         ),
         Entry::new("etcd_backup", Value::Map(etcd_backup()), "Where etcd snapshots go and how old the newest is."),
+        profile::iac(a.profiles.iac),
         reboot_gate(),
         upgrade_chain(&s.first_master.name),
         Entry::new("config_stack", Value::Map(config_stack(a)), "The stack that sets apiserver flags on the master(s)."),
         Entry::new("kubeadm", Value::Map(kubeadm()), "Lifetimes of the uploaded certs and the join token."),
-        Entry::new("vm_template", Value::Map(vm_template(&version)), "The cloud-init template new VMs are cloned from."),
+        profile::vm_template(a.profiles.hypervisor, &version),
         Entry::new("capacity", Value::Map(capacity()), "The capacity policy plan capacity and the hypervisor-ram invariant judge against."),
         Entry::scalar("tracking_issue", text("OPS-1234"), "The issue that tracks the migration, of any tracker; the last phase closes it.")
             .commented_out(),
@@ -102,7 +108,7 @@ fn with_observed(about: &str, what: &str, seen: &[String]) -> String {
     }
 }
 
-fn kubernetes(a: &Answers, version: &str) -> Vec<Entry> {
+fn kubernetes(a: &Answers, s: &Shape, version: &str) -> Vec<Entry> {
     let about = with_observed(
         "The cluster's Kubernetes version, major.minor (a leading v and a patch part are accepted and ignored).",
         "The kubelets differ",
@@ -114,6 +120,7 @@ fn kubernetes(a: &Answers, version: &str) -> Vec<Entry> {
             Some(_) => written,
             None => written.todo("your cluster's version (kubectl version), or plan init --kubernetes"),
         },
+        apiserver_port(s.apiserver_port),
         Entry::scalar(
             "etcd_learner_mode",
             text("auto"),
@@ -122,10 +129,33 @@ fn kubernetes(a: &Answers, version: &str) -> Vec<Entry> {
     ]
 }
 
-fn hypervisor(h: &Machine) -> Vec<Entry> {
+fn apiserver_port(port: Option<u16>) -> Entry {
+    let about = "The port kube-apiserver listens on, on every master; absent: the endpoint's port. With keepalived it must differ from the endpoint's: HAProxy on each master holds the VIP's port.";
+    match port {
+        Some(port) => Entry::scalar("apiserver_port", number(port), about),
+        None => Entry::scalar("apiserver_port", number(super::DEFAULT_PORT), about).commented_out(),
+    }
+}
+
+fn hypervisor(a: &Answers, h: &Host) -> Vec<Entry> {
+    let mut entries = vec![
+        Entry::scalar("name", text(h.name), "Unique among hypervisors; nodes, new masters and the load balancer refer to it."),
+        profile::hypervisor_kind(a.profiles.hypervisor),
+    ];
+    if let Some(address) = h.address {
+        entries.push(Entry::scalar(
+            "address",
+            number(address),
+            "Where the hypervisor is reached (VM snapshots, qm/virsh commands); required for proxmox and libvirt.",
+        ));
+    }
+    entries.extend(hypervisor_ram());
+    entries
+}
+
+/// A hypervisor's RAM and CPU figures: placeholders, the operator's to measure.
+fn hypervisor_ram() -> Vec<Entry> {
     vec![
-        Entry::scalar("name", text(&h.name), "Unique among hypervisors; nodes, new masters and the load balancer refer to it."),
-        Entry::scalar("address", number(h.address), "Where the hypervisor is reached (VM snapshots, qm commands)."),
         Entry::scalar("ram_physical_gb", number(HYPERVISOR_RAM_PHYSICAL_GB), "Physical RAM in GB; more than 0.")
             .todo("the host's physical RAM"),
         Entry::scalar(
@@ -141,7 +171,7 @@ fn hypervisor(h: &Machine) -> Vec<Entry> {
 }
 
 fn nodes(a: &Answers, s: &Shape) -> Vec<Vec<Entry>> {
-    let on = &s.hypervisors[0].name;
+    let on = s.hypervisors[0].name;
     let mut nodes = vec![node(s.first_master, "control-plane", on, Some(FIRST_MASTER_VMID))];
     nodes.extend(a.workers.iter().map(|w| node(w, "worker", on, None)));
     nodes
@@ -172,7 +202,7 @@ fn new_masters(a: &Answers, s: &Shape) -> Vec<Vec<Entry>> {
     (0..a.new_masters.len())
         .map(|n| {
             let m = &a.new_masters[n];
-            let on = &s.hypervisors[n % s.hypervisors.len()].name;
+            let on = s.hypervisors[n % s.hypervisors.len()].name;
             vec![
                 Entry::scalar("name", text(&m.name), "Unique across nodes and new_masters."),
                 Entry::scalar("address", number(m.address), "Unique among all addresses; not the VIP; not inside metallb_pool."),
@@ -192,7 +222,7 @@ fn new_masters(a: &Answers, s: &Shape) -> Vec<Vec<Entry>> {
         .collect()
 }
 
-fn endpoint(a: &Answers, s: &Shape) -> Vec<Entry> {
+fn endpoint(s: &Shape) -> Vec<Entry> {
     vec![
         Entry::scalar(
             "vip",
@@ -202,37 +232,9 @@ fn endpoint(a: &Answers, s: &Shape) -> Vec<Entry> {
         Entry::scalar("fqdn", text(s.fqdn), "The DNS name for the VIP; added to the cert SANs and to the zone."),
         Entry::scalar(
             "port",
-            number(a.port.unwrap_or(super::DEFAULT_PORT)),
-            "The API port, on the VIP and on the master today; every consumer's server must use it.",
+            number(s.port),
+            "The API port on the VIP, and on the masters unless kubernetes.apiserver_port says otherwise; every consumer's server uses the masters' port today.",
         ),
-    ]
-}
-
-fn load_balancer(lb: &Machine) -> Vec<Entry> {
-    vec![
-        Entry::scalar("name", text(&lb.name), "The box's name, as steps and faults name it."),
-        Entry::scalar("address", number(lb.address), "Where it is reached over SSH; unique among all addresses; not the VIP."),
-        Entry::scalar("ssh_user", text("admin"), "The SSH user on the box."),
-        Entry::scalar(
-            "health_check",
-            text("https-readyz"),
-            "How HAProxy decides a backend is healthy: tcp (a TCP connect) or https-readyz (HTTPS GET /readyz; only a ready apiserver is healthy).",
-        ),
-        Entry::scalar(
-            "reset_to_declared_state",
-            number(true),
-            "Each run of the bootstrap script tears every frontend down and rebuilds it, so each LB change bounces all frontends for reset_window_s.",
-        ),
-        Entry::scalar("reset_window_s", number(5), "How long frontends are down while the script rebuilds them (seconds)."),
-        Entry::scalar("reboot_s", number(180), "How long the box takes to reboot (seconds)."),
-        Entry::scalar(
-            "bootstrap_script",
-            text("scripts/haproxy-bootstrap.php"),
-            "The script that declares the HAProxy frontends and pools, in the infra repo.",
-        )
-        .todo("its path in your infra repo"),
-        Entry::scalar("hypervisor", text("TODO"), "The hypervisor the load balancer runs on when it is a VM; absent for a separate box.")
-            .commented_out(),
     ]
 }
 
@@ -248,21 +250,8 @@ fn metallb_pool() -> Entry {
     .commented_out()
 }
 
-fn dns(s: &Shape) -> Vec<Entry> {
-    vec![
-        Entry::scalar("zone", text(s.zone), "The DNS zone the FQDN lives in."),
-        Entry::scalar("source", text("dns/records.tf"), "The file in the infra repo that holds the zone's records.")
-            .todo("the file of your infra repo with the zone's records"),
-        Entry::new(
-            "records",
-            Value::Items(Vec::new()),
-            "Existing records the migration must know about: { name, address, stale, line } each; stale: true for one the migration must delete (it names a single master by a generic name).",
-        ),
-    ]
-}
-
-fn consumers(a: &Answers, s: &Shape) -> Entry {
-    let server = format!("https://{}:{}", s.first_master.address, a.port.unwrap_or(super::DEFAULT_PORT));
+fn consumers(s: &Shape) -> Entry {
+    let server = format!("https://{}:{}", s.first_master.address, s.apiserver_port.unwrap_or(s.port));
     Entry::new(
         "consumers",
         Value::Items(Vec::new()),
@@ -346,25 +335,6 @@ fn kubeadm() -> Vec<Entry> {
             "Lifetime in minutes of the kubeadm-certs Secret from upload-certs; a join after it is refused.",
         ),
         Entry::scalar("token_ttl_h", number(24), "Lifetime in hours of the bootstrap token."),
-    ]
-}
-
-fn vm_template(version: &str) -> Vec<Entry> {
-    vec![
-        Entry::scalar("name", text("k8s-node-template"), "The template (stack module) new VMs are cloned from.")
-            .todo("your template's name"),
-        Entry::scalar(
-            "kubernetes_version",
-            version.to_string(),
-            "The Kubernetes packages the template installs; not newer than the cluster's. An older template is bumped in step 2.0.",
-        )
-        .todo("the version your template installs"),
-        Entry::scalar(
-            "join_command_for_masters",
-            number(false),
-            "The template's first boot runs the worker join command even on a master VM; the plan must keep a new master from joining as a worker.",
-        )
-        .todo("true if your template joins every VM it boots as a worker"),
     ]
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::scenario::NodeRole;
+use crate::scenario::{DnsVia, HypervisorKind, IacKind, LbKind, NodeRole};
 
 /// Addresses of TEST-NET-1 (RFC 5737): documentation only, never a real host.
 fn machine(name: &str, last: u8) -> Machine {
@@ -118,11 +118,73 @@ fn answers_that_clash_are_refused_with_the_validators_reason() {
     assert!(render(&bare).unwrap_err().to_string().contains("has no zone"));
 }
 
+/// Every combination of the four profiles makes a starter that validates.
 #[test]
-fn a_profile_the_scenario_cannot_express_is_refused_as_not_yet() {
+fn every_profile_combination_validates() {
+    for lb in [LbKind::PfsenseBootstrap, LbKind::Haproxy, LbKind::Keepalived, LbKind::KubeVip] {
+        for hypervisor in [HypervisorKind::Proxmox, HypervisorKind::Libvirt, HypervisorKind::None] {
+            for iac in [IacKind::Terragrunt, IacKind::None] {
+                for dns in [DnsVia::Iac, DnsVia::ByHand, DnsVia::None] {
+                    let mut a = answers(3);
+                    a.profiles = Profiles { lb, hypervisor, iac, dns };
+                    if lb.on_masters() {
+                        a.lb_host = None;
+                    }
+                    if hypervisor == HypervisorKind::None {
+                        a.hypervisor_hosts.clear();
+                    }
+                    let text = render(&a).unwrap_or_else(|e| panic!("{:?}: {e}", a.profiles));
+                    let s = parse_scenario(&text).expect("validated");
+                    assert_eq!((s.load_balancer.kind, s.hypervisors[0].kind, s.iac_kind(), s.dns.via), (lb, hypervisor, iac, dns));
+                    assert_eq!(s.vm_template.is_some(), hypervisor != HypervisorKind::None);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn keepalived_puts_the_vip_on_another_port_than_the_apiservers() {
     let mut a = answers(3);
-    a.profiles.lb = LbProfile::KubeVip;
-    assert_eq!(render(&a).unwrap_err(), StarterError::NotYet { flag: "--lb", value: "kube-vip" });
+    a.profiles.lb = LbKind::Keepalived;
+    a.lb_host = None;
+    let s = parse_scenario(&render(&a).expect("renders")).expect("validates");
+    assert_eq!((s.control_plane_endpoint.port, s.kubernetes.apiserver_port), (KEEPALIVED_PORT, Some(DEFAULT_PORT)));
+    a.port = Some(DEFAULT_PORT);
+    let said = render(&a).unwrap_err().to_string();
+    assert!(said.contains("kube-apiserver already holds port 6443"), "the validator's reason: {said}");
+}
+
+#[test]
+fn a_load_balancer_machine_is_asked_for_only_where_there_is_one() {
+    let mut a = answers(3);
+    a.profiles.lb = LbKind::KubeVip;
+    let said = render(&a).unwrap_err().to_string();
+    assert_eq!(said, "--lb-host lb: --lb kube-vip runs on the masters, there is no load balancer machine to name");
+    a.profiles.lb = LbKind::Haproxy;
+    a.lb_host = None;
+    assert_eq!(
+        render(&a).unwrap_err(),
+        StarterError::Missing { flag: "--lb-host NAME=ADDRESS", why: "the haproxy load balancer machine that serves the VIP".to_string() }
+    );
+    let mut provided = answers(3);
+    provided.profiles.hypervisor = HypervisorKind::None;
+    provided.hypervisor_hosts.clear();
+    let s = parse_scenario(&render(&provided).expect("renders")).expect("validates");
+    assert_eq!((s.hypervisors[0].name.as_str(), s.hypervisors[0].address), (PROVIDED_MACHINES, None));
+}
+
+#[test]
+fn a_version_not_given_is_the_default_under_a_todo() {
+    let mut a = answers(3);
+    a.kubernetes_version = None;
+    let text = render(&a).expect("renders");
+    assert!(
+        text.contains(&format!(
+            "  # TODO: your cluster's version (kubectl version), or plan init --kubernetes\n  version: \"{DEFAULT_KUBERNETES}\""
+        )),
+        "{text}"
+    );
 }
 
 #[test]
