@@ -156,6 +156,15 @@ fn a_missing_address_or_a_bad_answer_is_refused_in_one_line() {
     not_an_address.push("--worker=w-1=w-1.lan".to_string());
     assert!(refused(&run(&not_an_address)).contains("not an IPv4 address"));
     assert!(refused(&plan(&["init", "--kubeconfig", "k"])).contains("--from-cluster"), "--kubeconfig needs --from-cluster");
+    let mut no_zone = without("--fqdn");
+    no_zone.push("--fqdn=api".to_string());
+    assert!(refused(&run(&no_zone)).contains("--fqdn api has no zone"));
+    let mut on_masters = flags(3);
+    on_masters.push("--lb=keepalived".to_string());
+    assert!(refused(&run(&on_masters)).contains("--lb-host lb: --lb keepalived runs on the masters"));
+    let mut nowhere = flags(3);
+    nowhere.push("--output=/nonexistent-plan-init/s.yaml".to_string());
+    assert_eq!(refused(&run(&nowhere)), "--output /nonexistent-plan-init/s.yaml: the directory /nonexistent-plan-init does not exist");
 }
 
 /// A tiny "etcd" on loopback that answers `GET /health` healthy: the stand-in serves the API's
