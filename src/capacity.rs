@@ -228,6 +228,10 @@ fn exposure_text(out: &mut String, r: &CapacityReport) {
     let _ = writeln!(out, "  a master VM fails:        {masters}");
     let lb_name = &r.exposure.after.single_points.iter().find(|p| p.kind == plan_model::capacity::MachineKind::LoadBalancer);
     let lb = match (res.load_balancer_failure, lb_name) {
+        _ if res.vip_on_masters.is_some() => {
+            let v = res.vip_on_masters.as_ref().expect("checked");
+            format!("no such machine: {} holds the VIP on the masters (about {} s to move it when its holder fails)", v.kind, v.failover_s)
+        }
         (Survival::Survivable, _) => "survivable".to_string(),
         (other, Some(point)) => format!("{} ({}): {}", other.label(), point.machine, point.impact.summary()),
         (other, None) => other.label().to_string(),

@@ -441,7 +441,7 @@ fn the_scenario_needs_exactly_one_existing_master() {
     assert_eq!(message, "no control-plane node: the scenario needs the existing master (nodes)");
     let text = edit(HOMELAB, "    vmid: 200\n", "");
     let message = scenario_refused(&text, Some(&at(&text, "- name: k8s-master", 0, "-")));
-    assert_eq!(message, "the existing master k8s-master needs a vmid (the plan snapshots it) (nodes[0])");
+    assert_eq!(message, "the existing master k8s-master needs a vmid (the plan snapshots it with qm) (nodes[0])");
 }
 
 #[test]

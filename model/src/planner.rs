@@ -7,7 +7,7 @@
 use crate::action::Check;
 use crate::operation::{IacStack, Operation};
 use crate::plan::{Dependency, Phase, Plan, RunsOn, Step, PLAN_FORMAT};
-use crate::scenario::{DnsVia, IacKind, LbKind};
+use crate::scenario::{DnsVia, LbKind};
 use crate::topology::{NodeIx, Topology};
 
 mod closing;
@@ -316,7 +316,8 @@ fn load_balancer(b: &mut Builder<'_>) {
             LbKind::PfsenseBootstrap | LbKind::Haproxy => format!("{} HAProxy + DNS", lb.name),
             LbKind::Keepalived => "keepalived + HAProxy on the masters + DNS".to_string(),
             LbKind::KubeVip => "kube-vip on the masters + DNS".to_string(),
-        },
+        }
+        .replace(" + DNS", if s.dns.via == DnsVia::None { "" } else { " + DNS" }),
     );
     let mut reserve = vec![Operation::ReserveVip];
     match s.dns.via {
@@ -349,8 +350,8 @@ fn load_balancer(b: &mut Builder<'_>) {
     match lb.kind {
         LbKind::PfsenseBootstrap | LbKind::Haproxy => deploy.push(Operation::DeployLb),
         LbKind::Keepalived => {
-            deploy.push(Operation::StartVipDaemon { node: n.m0_name.clone() });
             deploy.push(Operation::DeployLbOn { nodes: vec![n.m0_name.clone()] });
+            deploy.push(Operation::StartVipDaemon { node: n.m0_name.clone() });
         }
         LbKind::KubeVip => deploy.push(Operation::StartVipDaemon { node: n.m0_name.clone() }),
     }
@@ -460,11 +461,8 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
         );
     }
     let login = s.host_name(&name, t.node(m).address);
-    let (vm_title, vm_rollback) = match s.iac.as_ref().filter(|i| i.kind == IacKind::Terragrunt) {
-        Some(iac) => (
-            format!("Add {name} VM to Terraform"),
-            format!("cd {} && {} -target=module.{name}", s.infra_repo, iac.apply.replace("apply", "destroy")),
-        ),
+    let (vm_title, vm_rollback) = match crate::operation::iac_command(t, "destroy", &IacStack::Vm { node: name.clone() }) {
+        Some(destroy) => (format!("Add {name} VM to Terraform"), format!("cd {} && {destroy}", s.infra_repo)),
         None => (format!("Provide {name}'s machine"), format!("remove {name}'s machine")),
     };
     let mut vm = StepSpec::new(format!("{p}.1"), vm_title, RunsOn::InfraRepo)
@@ -575,9 +573,9 @@ fn pool_step(t: &Topology, p: &str, name: &str, hosts: &[String]) -> StepSpec<'s
             format!("Start keepalived + HAProxy on {name}, add it to every master's pool"),
             RunsOn::Node(name.to_string()),
             vec![
-                Operation::StartVipDaemon { node: name.to_string() },
                 Operation::DeclareLbPool { pool: hosts.to_vec() },
                 Operation::DeployLbOn { nodes: hosts.to_vec() },
+                Operation::StartVipDaemon { node: name.to_string() },
             ],
             format!("on {name}: sudo systemctl disable --now keepalived haproxy; remove its server line and install the config again"),
         ),
@@ -662,7 +660,13 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
         ["kubectl get nodes".to_string(), "kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'".to_string()],
     ))
     .chain(kubelet_servers)
-    .chain([Operation::ByHand { instruction: "trigger a no-op CI pipeline through the VIP".to_string() }]);
+    .chain(
+        t.scenario
+            .consumers
+            .iter()
+            .any(|c| c.kind == crate::scenario::ConsumerKind::CiPipeline)
+            .then(|| Operation::ByHand { instruction: "trigger a no-op CI pipeline through the VIP".to_string() }),
+    );
     b.add(
         StepSpec::new("4.5", "Verify everything", RunsOn::Workstation)
             .ops(verify_all.collect())
@@ -774,14 +778,32 @@ fn validation(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
         parity = parity.after(format!("{}.6", master_phase(k)), WHY_ALL_MASTERS);
     }
     b.add(parity);
-    let vmids = new_masters.iter().map(|m| t.node(*m).vmid.unwrap_or_default().to_string()).collect::<Vec<_>>().join(", ");
+    let all_proxmox = new_masters
+        .iter()
+        .all(|m| t.scenario.hypervisors.get(t.node(*m).hypervisor).is_some_and(|h| h.kind == crate::scenario::HypervisorKind::Proxmox));
+    let machines = new_masters
+        .iter()
+        .map(|m| {
+            let node = t.node(*m);
+            match t.scenario.hypervisors.get(node.hypervisor).map(|h| h.kind) {
+                Some(crate::scenario::HypervisorKind::Proxmox) => node.vmid.unwrap_or_default().to_string(),
+                _ => node.name.clone(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lb_doc = if t.scenario.load_balancer.kind.has_pool() { "LB config" } else { "kube-vip" };
     b.add(
         StepSpec::new("6.3", "Update documentation", RunsOn::InfraRepo)
             .ops(vec![
+                Operation::ByHand { instruction: format!("add docs/architecture/control-plane.md (HA topology, etcd members, {lb_doc})") },
                 Operation::ByHand {
-                    instruction: "add docs/architecture/control-plane.md (HA topology, etcd members, LB config)".to_string(),
+                    instruction: if all_proxmox {
+                        format!("update the hypervisor inventory: VMIDs {machines}")
+                    } else {
+                        format!("update the machine inventory: {machines}")
+                    },
                 },
-                Operation::ByHand { instruction: format!("update the hypervisor inventory: VMIDs {vmids}") },
                 Operation::ByHand {
                     instruction: "add docs/runbooks/control-plane-add-remove-master.md; update restore-etcd.md for a multi-member quorum"
                         .to_string(),

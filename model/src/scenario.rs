@@ -368,7 +368,10 @@ pub enum IacKind {
 pub struct IacSpec {
     #[serde(default)]
     pub kind: IacKind,
-    /// The command that applies a stack or a target, run at the repo's top.
+    /// The command that applies a stack: run in the stack's directory with `-target=…` added
+    /// where one module is meant; a wrapper that takes the stack or target as an argument writes
+    /// `{stack}` where it goes (`scripts/tg apply {stack}`). `destroy` replaces `apply` for a
+    /// rollback. Unattended runs need it to apply without asking (`-auto-approve`).
     #[serde(default = "default_iac_apply")]
     pub apply: String,
     /// The file that declares the VMs (one module per VM, named after the node).
@@ -383,7 +386,7 @@ pub struct IacSpec {
 }
 
 fn default_iac_apply() -> String {
-    "terragrunt apply".to_string()
+    "terragrunt apply -auto-approve".to_string()
 }
 fn default_vms() -> String {
     "main.tf".to_string()

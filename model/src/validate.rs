@@ -586,11 +586,12 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             format!("{} new masters listed, but a target of {target} masters needs {}", s.new_masters.len(), target - 1),
         ));
     }
-    if master.vmid.is_none() {
+    let on_proxmox = s.hypervisors.iter().any(|h| h.name == master.hypervisor && h.kind == crate::scenario::HypervisorKind::Proxmox);
+    if master.vmid.is_none() && on_proxmox {
         return Err(problem(
             BadValue,
             root().key("nodes").index(masters[0]),
-            format!("the existing master {} needs a vmid (the plan snapshots it)", master.name),
+            format!("the existing master {} needs a vmid (the plan snapshots it with qm)", master.name),
         ));
     }
     let mut vmids: HashMap<u32, FieldPath> = HashMap::new();
@@ -632,13 +633,14 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
         let (host, port) = server_host(&c.server).ok_or_else(|| {
             problem(BadValue, at.clone().key("server"), format!("server {:?} is not of the form https://HOST:PORT", c.server))
         })?;
-        if !names_master(s, &master.name, master.address, &host) || port != s.control_plane_endpoint.port {
+        let api_port = s.kubernetes.apiserver_port.unwrap_or(s.control_plane_endpoint.port);
+        if !names_master(s, &master.name, master.address, &host) || port != api_port {
             return Err(problem(
                 BadValue,
                 at.key("server"),
                 format!(
                     "consumer {} uses {}, but the cluster's API is at https://{}:{} (or the master's name, or a DNS record of dns.records that names its address)",
-                    c.name, c.server, master.address, s.control_plane_endpoint.port
+                    c.name, c.server, master.address, api_port
                 ),
             ));
         }

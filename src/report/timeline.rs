@@ -320,6 +320,7 @@ mod tests {
                 master_vm_failure: Survival::NotSurvivable,
                 masters_single_points: Vec::new(),
                 load_balancer_failure: Survival::Survivable,
+                vip_on_masters: None,
                 hypervisor_failure: Survival::NotSurvivable,
                 hypervisors: Vec::new(),
             },

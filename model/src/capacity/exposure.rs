@@ -188,7 +188,8 @@ fn machines(c: &Cluster, t: &Topology) -> Vec<(Machine, Fault)> {
     let mut out: Vec<(Machine, Fault)> =
         c.vm_exists.and(c.up).iter().map(|node| (Machine::Node(node), Fault::NodeDown { node, lasts_s: None })).collect();
     let lb = &t.scenario.load_balancer;
-    if c.lb_up {
+    // A VIP on the masters has no machine of its own to lose.
+    if c.lb_up && !lb.kind.on_masters() {
         out.push((Machine::LoadBalancer, Fault::LbDown { lasts_s: lb.reboot_s }));
     }
     for (h, spec) in t.scenario.hypervisors.iter().enumerate() {
@@ -352,8 +353,20 @@ pub struct Resilience {
     /// Masters whose VM failing alone stops part of the control plane.
     pub masters_single_points: Vec<String>,
     pub load_balancer_failure: Survival,
+    /// The VIP lives on the masters (keepalived, kube-vip): no load balancer machine can fail,
+    /// and the VIP takes this long to move when its holder does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vip_on_masters: Option<VipOnMasters>,
     pub hypervisor_failure: Survival,
     pub hypervisors: Vec<HostFailure>,
+}
+
+/// The VIP's daemon on the masters, as the capacity report names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VipOnMasters {
+    /// `keepalived` or `kube-vip`.
+    pub kind: String,
+    pub failover_s: u32,
 }
 
 /// Exposure along the plan.
@@ -400,7 +413,11 @@ fn resilience(c: &Cluster, t: &Topology) -> Resilience {
     Resilience {
         master_vm_failure: Survival::of(masters_single_points.len(), masters.len()),
         masters_single_points,
-        load_balancer_failure: Survival::of(lb_fails as usize, 1),
+        load_balancer_failure: Survival::of(lb_fails as usize, usize::from(!t.scenario.load_balancer.kind.on_masters())),
+        vip_on_masters: {
+            let lb = &t.scenario.load_balancer;
+            lb.kind.on_masters().then(|| VipOnMasters { kind: lb.kind.as_str().to_string(), failover_s: lb.failover_s() })
+        },
         hypervisor_failure: Survival::of(hypervisors.iter().filter(|h| !h.survivable).count(), hypervisors.len()),
         hypervisors,
     }

@@ -204,7 +204,7 @@ impl Operation {
                 edits
             }
             Operation::DeclareVm { node } => profile::declare_vm(&w, node),
-            Operation::IacApply(stack) => profile::iac_apply(&w, stack, stack_target(t, stack)),
+            Operation::IacApply(stack) => profile::iac_apply(&w, stack),
             Operation::UploadCerts => vec![Command {
                 writes: Some(CERTIFICATE_KEY_FILE.to_string()),
                 secret: true,
@@ -361,28 +361,55 @@ fn at_machine(t: &Topology, on: Option<&str>, shell: &str) -> Part {
     Part::Run { at: on.and_then(|name| super::machine(t, name)), shell: shell.to_string() }
 }
 
-/// What `scripts/tg apply` is given for a stack.
-fn stack_target(t: &Topology, stack: &IacStack) -> String {
+/// Where the IaC tool runs for a stack, and what it is given there: the stack's directory, and
+/// a `-target` where one module of a shared stack is meant (empty otherwise).
+pub(crate) fn stack_target(t: &Topology, stack: &IacStack) -> (String, String) {
     let s = &t.scenario;
+    let iac = s.iac.as_ref();
+    let vm_dir = iac.and_then(|i| i.vms.rsplit_once('/').map(|(dir, _)| dir.to_string())).unwrap_or_else(|| ".".to_string());
     match stack {
-        IacStack::Dns => match s.iac.as_ref().and_then(|i| i.dns_target.as_ref()) {
-            Some(target) => format!("-target={target}"),
-            None => stack_of(&s.dns.source),
-        },
+        IacStack::Dns => {
+            let dir = stack_of(&s.dns.source);
+            match iac.and_then(|i| i.dns_target.as_ref()) {
+                Some(target) => (dir, format!("-target={target}")),
+                None => (dir, String::new()),
+            }
+        }
         IacStack::Template => {
             let template = s.vm_template.as_ref().map_or("template", |v| v.name.as_str());
-            format!("-target={}", s.iac.as_ref().and_then(|i| i.template_target.clone()).unwrap_or_else(|| format!("module.{template}")))
+            let target = iac.and_then(|i| i.template_target.clone()).unwrap_or_else(|| format!("module.{template}"));
+            (vm_dir, format!("-target={target}"))
         }
-        IacStack::Vm { node } => format!("-target=module.{node}"),
-        IacStack::ConfigStack => s.config_stack.path.clone(),
+        IacStack::Vm { node } => (vm_dir, format!("-target=module.{node}")),
+        IacStack::ConfigStack => (s.config_stack.path.clone(), String::new()),
         IacStack::Portal => {
             let portal = s.consumers.iter().find(|c| c.kind == crate::scenario::ConsumerKind::UserPortal);
-            portal.map_or_else(|| "the portal's stack".to_string(), |c| stack_of(&c.path))
+            (portal.map_or_else(|| "the portal's stack".to_string(), |c| stack_of(&c.path)), String::new())
         }
-        IacStack::CronJobs => cronjob_stack(t),
-        IacStack::RebootGate => s.reboot_gate.as_ref().map_or_else(|| "the reboot gate's stack".to_string(), |g| stack_of(&g.path)),
-        IacStack::UpgradeChain => s.upgrade_chain.as_ref().map_or_else(|| "the upgrade chain's stack".to_string(), |c| stack_of(&c.path)),
+        IacStack::CronJobs => (cronjob_stack(t), String::new()),
+        IacStack::RebootGate => {
+            (s.reboot_gate.as_ref().map_or_else(|| "the reboot gate's stack".to_string(), |g| stack_of(&g.path)), String::new())
+        }
+        IacStack::UpgradeChain => {
+            (s.upgrade_chain.as_ref().map_or_else(|| "the upgrade chain's stack".to_string(), |c| stack_of(&c.path)), String::new())
+        }
     }
+}
+
+/// The IaC command for `stack` with `verb` (`apply`, `destroy`), run at the repo's top. A
+/// command with `{stack}` (a wrapper like `scripts/tg apply {stack}`) is given the target, else
+/// the stack's directory; a plain one (`terragrunt apply`) runs in the stack's directory.
+pub fn iac_command(t: &Topology, verb: &str, stack: &IacStack) -> Option<String> {
+    let iac = t.scenario.iac.as_ref().filter(|i| i.kind == crate::scenario::IacKind::Terragrunt)?;
+    let command = iac.apply.replace("apply", verb);
+    let (dir, target) = stack_target(t, stack);
+    Some(if command.contains("{stack}") {
+        command.replace("{stack}", if target.is_empty() { &dir } else { &target })
+    } else if target.is_empty() {
+        format!("cd {dir} && {command}")
+    } else {
+        format!("cd {dir} && {command} {target}")
+    })
 }
 
 /// The stack of the etcd CronJobs: the backup job's (else the first job's) file's stack.

@@ -1,6 +1,7 @@
 //! The documented rollback procedures (the source plan's rollback section), templated.
 
 use super::master_phase;
+use crate::operation::IacStack;
 use crate::plan::Command;
 use crate::plan::RollbackProcedure;
 use crate::scenario::LbKind;
@@ -50,10 +51,10 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             id: "R1.5".to_string(),
             title: "Phase 1.5 rollback".to_string(),
             when: "a fault in phase 1.5".to_string(),
-            commands: vec![by_hand(format!(
-                "revert {} to the single k8s_master_host variable; cd {repo} && scripts/tg apply {}",
-                s.config_stack.path, s.config_stack.path
-            ))],
+            commands: vec![by_hand(match crate::operation::iac_command(t, "apply", &IacStack::ConfigStack) {
+                Some(apply) => format!("revert {} to the single k8s_master_host variable; cd {repo} && {apply}", s.config_stack.path),
+                None => format!("revert {} to the single k8s_master_host variable and apply it", s.config_stack.path),
+            })],
         },
     ];
     for (k, m) in t.new_masters().enumerate() {
@@ -66,7 +67,10 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
                 cmd(format!("on {name}: sudo kubeadm reset --force")),
                 by_hand(format!("on a surviving master: etcdctl member remove <id of {name}> (needs quorum)")),
                 by_hand(format!("remove {name} from the LB pool and the config stack")),
-                cmd(format!("cd {repo} && scripts/tg destroy -target=module.{name}")),
+                match crate::operation::iac_command(t, "destroy", &IacStack::Vm { node: name.to_string() }) {
+                    Some(destroy) => cmd(format!("cd {repo} && {destroy}")),
+                    None => by_hand(format!("remove {name}'s machine")),
+                },
             ],
         });
     }

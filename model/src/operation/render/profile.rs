@@ -118,8 +118,8 @@ pub(super) fn declare_pool(w: &Words<'_>, pool: &[String]) -> Vec<Command> {
     }
 }
 
-/// HAProxy's config installed after `haproxy -c` accepts it, then a graceful reload: the old
-/// process finishes its connections, no frontend bounces.
+/// HAProxy's config installed after `haproxy -c` accepts it, then a graceful reload (a start
+/// where it does not run yet): the old process finishes its connections, no frontend bounces.
 fn install_haproxy_config(t: &Topology, at: RunsOn) -> Vec<Part> {
     let local = format!("{}/{}", t.scenario.infra_repo, t.scenario.load_balancer.config_file());
     vec![
@@ -127,7 +127,7 @@ fn install_haproxy_config(t: &Topology, at: RunsOn) -> Vec<Part> {
         Part::Run {
             at: Some(at),
             shell: format!(
-                "sudo haproxy -c -f /tmp/haproxy.cfg.new && sudo install -m 644 /tmp/haproxy.cfg.new {HAPROXY_CFG} && sudo systemctl reload haproxy"
+                "sudo haproxy -c -f /tmp/haproxy.cfg.new && sudo install -m 644 /tmp/haproxy.cfg.new {HAPROXY_CFG} && sudo systemctl reload-or-restart haproxy"
             ),
         },
     ]
@@ -314,14 +314,16 @@ pub(super) fn declare_vm(w: &Words<'_>, node: &str) -> Vec<Command> {
 }
 
 /// What applies a stack of the infra repo: the IaC tool, or by hand where there is none.
-pub(super) fn iac_apply(w: &Words<'_>, stack: &IacStack, target: String) -> Vec<Command> {
-    let s = &w.t.scenario;
-    match s.iac.as_ref().filter(|i| i.kind == IacKind::Terragrunt) {
-        Some(iac) => vec![w.command(vec![in_repo(format!("{} {target}", iac.apply))])],
+pub(super) fn iac_apply(w: &Words<'_>, stack: &IacStack) -> Vec<Command> {
+    match super::iac_command(w.t, "apply", stack) {
+        Some(shell) => vec![w.command(vec![in_repo(shell)])],
         None => match stack {
             IacStack::Vm { node } => vec![by_hand(format!("power {node} on and confirm it answers over SSH"))],
             IacStack::Dns => vec![by_hand("make the DNS server serve the records as edited; confirm with getent hosts")],
-            _ => vec![by_hand(format!("apply {target} the way this repo is applied; confirm it changed what the edit declares"))],
+            _ => {
+                let (dir, _) = super::stack_target(w.t, stack);
+                vec![by_hand(format!("apply {dir} the way this repo is applied; confirm it changed what the edit declares"))]
+            }
         },
     }
 }

@@ -1,0 +1,161 @@
+//! Environment profiles (issue 17): the load balancer, hypervisor, IaC and DNS profiles each
+//! render their own commands and nothing of another's or of the homelab; the twin's verdicts and
+//! the capacity report follow from the profile.
+
+mod common;
+
+use common::{edit, plan, refused, scenario, write};
+use serde_json::Value;
+
+/// Words that belong to one profile (or to the homelab) and may not appear in another's plan.
+const PFSENSE: &[&str] = &["php /tmp", "sockstat", "bootstrap", "/tmp/haproxy.socket", "pfSense"];
+const PROXMOX: &[&str] = &["qm ", "VMID"];
+const LIBVIRT: &[&str] = &["virsh"];
+const HOMELAB: &[&str] =
+    &["scripts/tg", "technitium", "k8s_template", "bd close", "gpu-operator", "k8s-portal", "k8s-master", "wizard", "backup-etcd"];
+const KEEPALIVED: &[&str] = &["keepalived", "ip_nonlocal_bind"];
+const KUBE_VIP: &[&str] = &["kube-vip"];
+const TERRAGRUNT: &[&str] = &["terragrunt", "Terraform", "-target="];
+const DNS_EDITS: &[&str] = &["getent hosts api", " IN A "];
+
+fn shown(name: &str) -> String {
+    let out = plan(&["--scenario", &scenario(name), "show"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let yaml = plan(&["--scenario", &scenario(name), "show", "--format", "yaml"]);
+    assert_eq!(yaml.code, 0, "{}", yaml.stderr);
+    out.stdout + &yaml.stdout
+}
+
+#[track_caller]
+fn none_of(text: &str, words: &[&str], why: &str) {
+    for word in words {
+        assert!(!text.contains(word), "{why}: {word:?} appears in the plan");
+    }
+}
+
+#[test]
+fn each_profile_renders_its_own_commands_and_nothing_of_another() {
+    let haproxy = shown("haproxy-libvirt.yaml");
+    for words in [PFSENSE, PROXMOX, HOMELAB, KEEPALIVED, KUBE_VIP, TERRAGRUNT] {
+        none_of(&haproxy, words, "haproxy + libvirt + no IaC");
+    }
+    for own in ["sudo haproxy -c -f /tmp/haproxy.cfg.new", "systemctl reload-or-restart haproxy", "virsh snapshot-create-as cp-1"] {
+        assert!(haproxy.contains(own), "{own:?} missing from the Linux HAProxy plan");
+    }
+    // No IaC: the VM and the DNS record are by-hand steps, each with what confirms it.
+    assert!(haproxy.contains("by hand: in the DNS server of kvm.example: add 'api IN A 203.0.113.5'"), "{haproxy}");
+    assert!(haproxy.contains("by hand: create VM cp-2 on kvm-2"), "{haproxy}");
+
+    let keepalived = shown("keepalived-five.yaml");
+    for words in [PFSENSE, LIBVIRT, HOMELAB, KUBE_VIP] {
+        none_of(&keepalived, words, "keepalived + proxmox + terragrunt");
+    }
+    // Every new master runs keepalived and HAProxy, and each HAProxy learns the whole pool.
+    for (node, priority) in [("m1", 150), ("m2", 140), ("m3", 130), ("m4", 120), ("m5", 110)] {
+        assert!(keepalived.contains(&format!("priority {priority}")), "{node} priority {priority}");
+    }
+    assert!(keepalived.contains("bind 192.0.2.50:8443") && keepalived.contains("server m1 192.0.2.51:6443"), "{keepalived}");
+
+    let kube_vip = shown("kube-vip-bare.yaml");
+    for words in [PFSENSE, PROXMOX, LIBVIRT, HOMELAB, KEEPALIVED, TERRAGRUNT, DNS_EDITS] {
+        none_of(&kube_vip, words, "kube-vip + provided machines + no IaC + no DNS");
+    }
+    assert!(kube_vip.contains("--address 198.51.100.70 --controlplane --arp --leaderElection"), "{kube_vip}");
+    assert!(kube_vip.contains("take a restorable image of node-a's disk"), "{kube_vip}");
+    // ssh by address: there is no DNS to name the machines.
+    assert!(!kube_vip.contains("node-a.internal"), "{kube_vip}");
+}
+
+#[test]
+fn every_profile_scenario_is_judged_not_refused() {
+    for name in ["haproxy-libvirt.yaml", "keepalived-five.yaml", "kube-vip-bare.yaml"] {
+        let out = plan(&["--scenario", &scenario(name), "check"]);
+        assert!(out.code == 0 || out.code == 1, "{name}: exit {}\n{}{}", out.code, out.stdout, out.stderr);
+        assert!(out.stdout.contains("Verdict: PASS"), "{name}:\n{}", out.stdout);
+    }
+}
+
+fn simulate(scenario_path: &str, fail: &str, at: &str) -> Value {
+    let out = plan(&["--scenario", scenario_path, "simulate", "--fail", fail, "--fault", "reboot", "--at", at, "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("simulate JSON")
+}
+
+fn fault_transient(report: &Value) -> Option<(String, u64)> {
+    let event = report["events"].as_array()?.iter().find(|e| e["what"].as_str().is_some_and(|w| w.starts_with("FAULT")))?;
+    let pair = event["transient"].as_array()?;
+    Some((pair[0].as_str()?.to_string(), pair[1].as_u64()?))
+}
+
+#[test]
+fn the_vip_holder_failing_costs_the_failover_time_and_no_more() {
+    // After the cut-over every client uses the VIP; m1 holds it (highest priority).
+    let report = simulate(&scenario("keepalived-five.yaml"), "m1", "4.5");
+    assert_eq!(fault_transient(&report), Some(("the VIP moves to another master".to_string(), 4)));
+    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 4);
+    // A master that does not hold the VIP costs the clients nothing.
+    let report = simulate(&scenario("keepalived-five.yaml"), "m3", "4.5");
+    assert_eq!(fault_transient(&report), None);
+    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 0);
+    // The figure follows the scenario's failover time, not a table.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(scenario("keepalived-five.yaml")).expect("scenario");
+    let slower = write(dir.path(), "slow.yaml", &edit(&text, "  interface: ens18\n", "  interface: ens18\n  failover_s: 9\n"));
+    let report = simulate(&slower, "m1", "4.5");
+    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 9);
+}
+
+#[test]
+fn with_the_vip_on_the_masters_no_load_balancer_machine_is_a_single_point() {
+    let out = plan(&["--scenario", &scenario("keepalived-five.yaml"), "capacity", "--format", "json"]);
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).expect("capacity JSON");
+    let text = out.stdout.clone();
+    assert!(!text.contains("\"load-balancer\""), "no load balancer machine in the exposure report");
+    let resilience = &report["exposure"]["resilience"];
+    assert_eq!(resilience["vip_on_masters"]["kind"], "keepalived", "{resilience}");
+    assert_eq!(resilience["vip_on_masters"]["failover_s"], 4);
+    let plain = plan(&["--scenario", &scenario("keepalived-five.yaml"), "capacity"]);
+    assert!(plain.stdout.contains("the load balancer fails:  no such machine: keepalived holds the VIP"), "{}", plain.stdout);
+    // The pfSense homelab keeps its load balancer as a single point.
+    let homelab = plan(&["capacity", "--format", "json"]);
+    assert!(homelab.stdout.contains("\"load-balancer\""), "the homelab's LB is a machine of its own");
+}
+
+#[test]
+fn kube_vip_before_its_masters_join_is_refused_by_the_twin() {
+    let exported = plan(&["--scenario", &scenario("kube-vip-bare.yaml"), "show", "--format", "yaml"]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let early = edit(
+        &exported.stdout,
+        "  operations:\n  - op: join\n    node: node-b\n",
+        "  operations:\n  - op: start-vip-daemon\n    node: node-b\n  - op: join\n    node: node-b\n",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "early.yaml", &early);
+    let out = plan(&["--scenario", &scenario("kube-vip-bare.yaml"), "--plan", &file, "check"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("kube-vip on node-b needs its control plane"), "{}", out.stdout);
+}
+
+#[test]
+fn a_profile_refuses_the_fields_of_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keepalived = std::fs::read_to_string(scenario("keepalived-five.yaml")).expect("scenario");
+    // HAProxy on a master cannot bind the VIP at the apiserver's own port.
+    let same_port = write(dir.path(), "port.yaml", &edit(&keepalived, "  port: 8443\n", "  port: 6443\n"));
+    let message = refused(&plan(&["--scenario", &same_port, "check"]));
+    assert!(message.contains("kube-apiserver already holds port 6443"), "{message}");
+    let with_address =
+        write(dir.path(), "addr.yaml", &edit(&keepalived, "  interface: ens18\n", "  interface: ens18\n  address: 192.0.2.9\n"));
+    let message = refused(&plan(&["--scenario", &with_address, "check"]));
+    assert!(message.contains("no load balancer machine"), "{message}");
+
+    let haproxy = std::fs::read_to_string(scenario("haproxy-libvirt.yaml")).expect("scenario");
+    let script = write(dir.path(), "script.yaml", &edit(&haproxy, "  config: haproxy/haproxy.cfg\n", "  bootstrap_script: lb.php\n"));
+    let message = refused(&plan(&["--scenario", &script, "check"]));
+    assert!(message.contains("haproxy has no bootstrap script"), "{message}");
+    let no_address = write(dir.path(), "hv.yaml", &edit(&haproxy, "kind: libvirt, address: 203.0.113.11, ", "kind: libvirt, "));
+    let message = refused(&plan(&["--scenario", &no_address, "check"]));
+    assert!(message.contains("needs its address"), "{message}");
+}
