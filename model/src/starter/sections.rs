@@ -4,6 +4,7 @@
 use super::profile;
 use super::yaml::{number, text, Entry, Value};
 use super::{Answers, Host, Machine, Shape};
+use crate::scenario::HypervisorKind;
 
 /// Placeholder sizes of a new master VM: kubeadm's minimum is 2 vCPUs and 2 GB; etcd and the
 /// apiserver of a small cluster live well in 4 vCPUs and 8 GB.
@@ -172,29 +173,33 @@ fn hypervisor_ram() -> Vec<Entry> {
 
 fn nodes(a: &Answers, s: &Shape) -> Vec<Vec<Entry>> {
     let on = s.hypervisors[0].name;
-    let mut nodes = vec![node(s.first_master, "control-plane", on, Some(FIRST_MASTER_VMID))];
-    nodes.extend(a.workers.iter().map(|w| node(w, "worker", on, None)));
+    let mut nodes = vec![first_master(s.first_master, on, a.profiles.hypervisor)];
+    nodes.extend(a.workers.iter().map(|w| node(w, "worker", on)));
     nodes
 }
 
-fn node(m: &Machine, role: &str, hypervisor: &str, vmid: Option<u32>) -> Vec<Entry> {
-    let mut entries = vec![
+fn node(m: &Machine, role: &str, hypervisor: &str) -> Vec<Entry> {
+    vec![
         Entry::scalar("name", text(&m.name), "Unique across nodes and new_masters."),
         Entry::scalar("role", text(role), "control-plane (exactly one node) or worker."),
         Entry::scalar("address", number(m.address), "Unique among all addresses; not the VIP."),
-    ];
-    if let Some(vmid) = vmid {
-        entries.push(
-            Entry::scalar("vmid", number(vmid), "The VM id on the hypervisor; the plan snapshots the master VM by it.")
-                .todo("the first master's VM id on its hypervisor"),
-        );
-    }
-    let placed = Entry::scalar("hypervisor", text(hypervisor), "The name of a listed hypervisor.");
-    entries.push(if vmid.is_some() { placed.todo("the hypervisor this VM runs on") } else { placed });
-    if vmid.is_some() {
-        entries.push(Entry::scalar("ram_gb", number(16), "RAM of the VM in GB.").commented_out());
-        entries.push(Entry::scalar("ram_used_gb", number(4), "Measured memory use, for sizing advice (plan capacity).").commented_out());
-    }
+        Entry::scalar("hypervisor", text(hypervisor), "The name of a listed hypervisor."),
+    ]
+}
+
+/// The control-plane node: its VM id where the plan snapshots it with `qm`, its sizes shown.
+fn first_master(m: &Machine, hypervisor: &str, kind: HypervisorKind) -> Vec<Entry> {
+    let mut entries = node(m, "control-plane", hypervisor);
+    let placed = entries.pop().expect("node() ends with the hypervisor").todo("the hypervisor this VM runs on");
+    let vmid =
+        Entry::scalar("vmid", number(FIRST_MASTER_VMID), "The VM id on the hypervisor; the plan snapshots the master VM by it (proxmox).");
+    entries.push(match kind {
+        HypervisorKind::Proxmox => vmid.todo("the first master's VM id on its hypervisor"),
+        HypervisorKind::Libvirt | HypervisorKind::None => vmid.commented_out(),
+    });
+    entries.push(placed);
+    entries.push(Entry::scalar("ram_gb", number(16), "RAM of the VM in GB.").commented_out());
+    entries.push(Entry::scalar("ram_used_gb", number(4), "Measured memory use, for sizing advice (plan capacity).").commented_out());
     entries
 }
 

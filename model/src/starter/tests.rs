@@ -137,6 +137,7 @@ fn every_profile_combination_validates() {
                     let s = parse_scenario(&text).expect("validated");
                     assert_eq!((s.load_balancer.kind, s.hypervisors[0].kind, s.iac_kind(), s.dns.via), (lb, hypervisor, iac, dns));
                     assert_eq!(s.vm_template.is_some(), hypervisor != HypervisorKind::None);
+                    assert_eq!(s.nodes[0].vmid.is_some(), hypervisor == HypervisorKind::Proxmox, "a VM id only where qm snapshots by it");
                 }
             }
         }
