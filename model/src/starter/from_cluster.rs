@@ -46,7 +46,8 @@ pub struct SeenCluster {
 ///
 /// # Errors
 /// [`StarterError::Refused`] when the cluster has more than one control-plane node (it is not a
-/// one-master cluster: `plan` does not apply).
+/// one-master cluster: `plan` does not apply); [`StarterError::Missing`] naming `--first-master`
+/// when it has none with an address and the flag was not given.
 pub fn fill(answers: &mut Answers, seen: &SeenCluster) -> Result<(), StarterError> {
     let masters: Vec<&SeenNode> = seen.nodes.iter().filter(|n| n.control_plane).collect();
     if masters.len() > 1 {
@@ -66,7 +67,11 @@ pub fn fill(answers: &mut Answers, seen: &SeenCluster) -> Result<(), StarterErro
     ));
     let master = masters.first().copied();
     if answers.first_master.is_none() {
-        answers.first_master = master.and_then(|m| m.internal_ip.map(|address| Machine { name: m.name.clone(), address }));
+        let missing = |why: String| StarterError::Missing { flag: "--first-master NAME=ADDRESS", why };
+        let m =
+            master.ok_or_else(|| missing(format!("no node of the cluster at {} carries the label {CONTROL_PLANE_LABEL}", seen.server)))?;
+        let address = m.internal_ip.ok_or_else(|| missing(format!("the control-plane node {} has no IPv4 InternalIP", m.name)))?;
+        answers.first_master = Some(Machine { name: m.name.clone(), address });
     }
     if answers.workers.is_empty() {
         for node in seen.nodes.iter().filter(|n| !n.control_plane) {
@@ -192,6 +197,24 @@ mod tests {
         assert_eq!(a.first_master, Some(given));
         assert_eq!(a.workers.len(), 1);
         assert_eq!((a.kubernetes_version.as_deref(), a.fqdn.as_deref(), a.port), (Some("1.34"), Some("api.other.example"), Some(6443)));
+    }
+
+    #[test]
+    fn a_cluster_without_a_labelled_master_asks_for_the_flag() {
+        let mut seen = cluster();
+        seen.nodes[0].control_plane = false;
+        let said = fill(&mut Answers::default(), &seen).unwrap_err().to_string();
+        assert_eq!(
+            said,
+            "--first-master NAME=ADDRESS is needed: no node of the cluster at https://127.0.30.10:6443 carries the label node-role.kubernetes.io/control-plane"
+        );
+        let mut given =
+            Answers { first_master: Some(Machine { name: "cp-1".into(), address: Ipv4Addr::new(127, 0, 30, 10) }), ..Answers::default() };
+        fill(&mut given, &seen).expect("the flag names it");
+        let mut seen = cluster();
+        seen.nodes[0].internal_ip = None;
+        let said = fill(&mut Answers::default(), &seen).unwrap_err().to_string();
+        assert!(said.ends_with("the control-plane node cp-1 has no IPv4 InternalIP"), "{said}");
     }
 
     #[test]
