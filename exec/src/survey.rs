@@ -20,6 +20,15 @@ impl KubeApi {
     /// # Errors
     /// [`ExecError::Kube`]: the API cannot be reached or refuses, or kubeadm-config's
     /// ClusterConfiguration is not YAML.
+    ///
+    /// ```no_run
+    /// use plan_exec::guard::Guard;
+    /// use plan_exec::kubernetes::{KubeApi, KubeconfigSource};
+    /// let api = KubeApi::connect(&KubeconfigSource::Environment, Guard::LOOPBACK_ONLY)?;
+    /// let seen = api.survey()?;
+    /// println!("{} nodes at {}", seen.nodes.len(), seen.server);
+    /// # Ok::<(), plan_exec::ExecError>(())
+    /// ```
     pub fn survey(&self) -> Result<SeenCluster, ExecError> {
         let api: kube::Api<Node> = kube::Api::all(self.client.clone());
         let list = self.bounded("list nodes", api.list(&kube::api::ListParams::default()))?;

@@ -85,7 +85,7 @@ pub struct Observed {
     pub apiserver_extra_args: Vec<String>,
     /// kubeadm-config's `apiServer.certSANs`.
     pub cert_sans: Vec<String>,
-    /// Nodes left out, and why (no InternalIP, a name the scenario cannot hold).
+    /// Nodes left out, and why (no IPv4 InternalIP).
     pub skipped_nodes: Vec<String>,
     /// The kubelet versions seen, when they differ (`name version` each).
     pub kubelet_versions: Vec<String>,

@@ -48,6 +48,19 @@ pub struct SeenCluster {
 /// [`StarterError::Refused`] when the cluster has more than one control-plane node (it is not a
 /// one-master cluster: `plan` does not apply); [`StarterError::Missing`] naming `--first-master`
 /// when it has none with an address and the flag was not given.
+///
+/// ```
+/// use plan_model::starter::{from_cluster::{fill, SeenCluster, SeenNode}, Answers};
+/// let seen = SeenCluster {
+///     server: "https://127.0.0.1:6443".into(),
+///     nodes: vec![SeenNode { name: "cp-1".into(), internal_ip: Some("127.0.30.10".parse().unwrap()), control_plane: true, kubelet_version: Some("v1.33.4".into()) }],
+///     kubeadm: None,
+/// };
+/// let mut answers = Answers::default();
+/// fill(&mut answers, &seen).unwrap();
+/// assert_eq!(answers.first_master.unwrap().name, "cp-1");
+/// assert_eq!(answers.kubernetes_version.as_deref(), Some("1.33"));
+/// ```
 pub fn fill(answers: &mut Answers, seen: &SeenCluster) -> Result<(), StarterError> {
     let masters: Vec<&SeenNode> = seen.nodes.iter().filter(|n| n.control_plane).collect();
     if masters.len() > 1 {
