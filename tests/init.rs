@@ -109,6 +109,16 @@ fn starters_of_every_size_and_profile_pass_check_with_exit_0_or_1() {
     }
 }
 
+/// The starter as an operator reads it: every comment and placeholder, held byte for byte.
+#[test]
+fn the_starter_reads_as_written() {
+    let mut args = flags(3);
+    args.extend(["--name=edge", "--worker=w-1=192.0.2.30", "--lb=haproxy", "--hypervisor=libvirt", "--kubernetes=1.33"].map(String::from));
+    let out = run(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!("starter_haproxy_libvirt", out.stdout);
+}
+
 #[test]
 fn init_writes_to_stdout_and_refuses_to_overwrite_without_force() {
     let out = run(&flags(3));

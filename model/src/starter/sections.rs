@@ -211,8 +211,12 @@ fn new_masters(a: &Answers, s: &Shape) -> Vec<Vec<Entry>> {
             vec![
                 Entry::scalar("name", text(&m.name), "Unique across nodes and new_masters."),
                 Entry::scalar("address", number(m.address), "Unique among all addresses; not the VIP; not inside metallb_pool."),
-                Entry::scalar("vmid", number(FIRST_MASTER_VMID + 1 + n as u32), "The VM id to create; unique among all VM ids.")
-                    .todo("a VM id free on its hypervisor"),
+                Entry::scalar(
+                    "vmid",
+                    number(FIRST_MASTER_VMID + 1 + n as u32),
+                    "The VM id to create (qm's, on proxmox; required whatever the kind); unique among all VM ids.",
+                )
+                .todo("a VM id free on its hypervisor"),
                 Entry::scalar("hypervisor", text(on), "The name of a listed hypervisor the VM is created on."),
                 Entry::scalar("vcpu", number(NEW_MASTER_VCPU), "vCPUs; more than 0.").todo("the size you want"),
                 Entry::scalar(
