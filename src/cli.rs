@@ -49,6 +49,8 @@ pub enum Command {
     Lab(crate::lab::LabArgs),
     /// Walk the plan on a fresh lab with real etcd, inject the fault for real, compare with the twin.
     Rehearse(crate::lab::RehearseArgs),
+    /// Write a starter scenario from flags, or from a live cluster read read-only (--from-cluster).
+    Init(crate::init::InitArgs),
     /// Print a shell completion script (e.g. plan completions bash > ~/.local/share/bash-completion/completions/plan).
     Completions(CompletionsArgs),
     /// Print the man page in roff (e.g. plan man > plan.1; man ./plan.1).

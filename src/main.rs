@@ -4,6 +4,7 @@ mod capacity;
 mod check;
 mod cli;
 mod execute;
+mod init;
 mod input;
 mod lab;
 mod logging;
@@ -106,6 +107,10 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         _ => {}
     }
     let json_log = logging::init(args.global.verbose)?;
+    // plan init writes a scenario: none is read for it.
+    if let cli::Command::Init(options) = &args.command {
+        return init::run(options);
+    }
     let loaded = input::load(&args.global)?;
     match args.command {
         cli::Command::Show(options) => show::run(&loaded, &options),
@@ -119,6 +124,8 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options, &json_log),
         cli::Command::Lab(options) => lab::run(&loaded, &options),
         cli::Command::Rehearse(options) => lab::rehearse(&loaded, &options),
-        cli::Command::Completions(_) | cli::Command::Man => unreachable!("answered before the scenario is loaded"),
+        cli::Command::Completions(_) | cli::Command::Man | cli::Command::Init(_) => {
+            unreachable!("answered before the scenario is loaded")
+        }
     }
 }

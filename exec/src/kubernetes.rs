@@ -119,13 +119,28 @@ pub enum KubeconfigSource {
 /// A client of one cluster's API.
 pub struct KubeApi {
     runtime: tokio::runtime::Runtime,
-    client: kube::Client,
+    pub(crate) client: kube::Client,
     /// The API server URL, for messages.
     pub server: String,
 }
 
 fn kube_error(what: &str, e: impl std::fmt::Display) -> ExecError {
     ExecError::Kube { what: what.to_string(), reason: crate::redact::redact(&e.to_string()) }
+}
+
+/// `e` and its causes, each once: kube's own text stops at "client error (Connect)", the cause
+/// ("Connection refused") is further down the chain.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(&format!(": {said}"));
+        }
+        cause = c.source();
+    }
+    text
 }
 
 impl KubeApi {
@@ -219,11 +234,15 @@ fn refuse_credential_plugins(kubeconfig: &kube::config::Kubeconfig) -> Result<()
 }
 
 impl KubeApi {
-    fn bounded<T>(&self, what: &str, request: impl std::future::Future<Output = Result<T, kube::Error>>) -> Result<T, ExecError> {
+    pub(crate) fn bounded<T>(
+        &self,
+        what: &str,
+        request: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, ExecError> {
         self.runtime
             .block_on(async { tokio::time::timeout(Duration::from_secs(KUBE_REQUEST_TIMEOUT_S), request).await })
             .map_err(|_| kube_error(what, format!("no answer from {} within {KUBE_REQUEST_TIMEOUT_S} s", self.server)))?
-            .map_err(|e| kube_error(what, e))
+            .map_err(|e| kube_error(what, with_causes(&e)))
     }
 
     /// Every node and its Ready condition.
@@ -247,7 +266,7 @@ impl KubeApi {
             .collect())
     }
 
-    fn config_map_key(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, ExecError> {
+    pub(crate) fn config_map_key(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, ExecError> {
         let api: kube::Api<ConfigMap> = kube::Api::namespaced(self.client.clone(), namespace);
         let map = self.bounded(&format!("get configmap {namespace}/{name}"), api.get_opt(name))?;
         Ok(map.and_then(|m| m.data).and_then(|mut d| d.remove(key)))
@@ -287,6 +306,25 @@ mod tests {
         let error = read_kubeconfig(&KubeconfigSource::File(path)).unwrap_err().to_string();
         assert!(error.starts_with("kubernetes kubeconfig /nonexistent/plan-test/kubeconfig: "), "{error}");
         assert!(!error.contains('"') && !error.contains('\''), "no quoted path: {error}");
+    }
+
+    #[test]
+    fn an_error_says_its_causes_once_each() {
+        #[derive(Debug)]
+        struct Connect(std::io::Error);
+        impl std::fmt::Display for Connect {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "client error (Connect)")
+            }
+        }
+        impl std::error::Error for Connect {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = Connect(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused"));
+        assert_eq!(with_causes(&refused), "client error (Connect): Connection refused");
+        assert_eq!(with_causes(&std::io::Error::other("no route")), "no route", "a cause already said is not repeated");
     }
 
     fn loopback() -> Topology {

@@ -4,7 +4,7 @@
 //! commands become when run ([`invocation`]), the transports that run them ([`transport`],
 //! [`ssh`]), the loopback guard ([`guard`]) and the ssh configuration it reads first ([`ssh_config`]), redaction of secrets ([`redact`]), what the twin
 //! predicts ([`predict`]), what the hosts show ([`observe`]: files, [`etcd`], [`haproxy`],
-//! [`kubernetes`]), the journal ([`journal`]) and its lock ([`lock`]), and the runner that ties them together ([`runner`]).
+//! [`kubernetes`]), a cluster surveyed for `plan init` ([`survey`]), the journal ([`journal`]) and its lock ([`lock`]), and the runner that ties them together ([`runner`]).
 
 pub mod address;
 pub mod etcd;
@@ -23,6 +23,7 @@ pub mod resume;
 pub mod runner;
 pub mod ssh;
 pub mod ssh_config;
+pub mod survey;
 pub mod target;
 pub mod transport;
 

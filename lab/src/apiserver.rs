@@ -91,7 +91,7 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> LabError {
 }
 
 /// Where a stand-in finds the few Kubernetes objects it serves, as the lab keeps them: the nodes the
-/// kubelet stand-in writes (`name Ready|NotReady role` per line) and the kubeadm-config and
+/// kubelet stand-in writes (`name Ready|NotReady role [address [kubelet-version]]` per line) and the kubeadm-config and
 /// cluster-info the `kubeadm` shim keeps.
 #[derive(Debug, Clone)]
 pub struct ApiObjects {
@@ -118,16 +118,7 @@ impl ApiObjects {
         };
         Some(match path {
             "/api/v1/nodes" => {
-                let items: Vec<serde_json::Value> = read(&self.nodes)
-                    .unwrap_or_default()
-                    .lines()
-                    .filter_map(|line| {
-                        let mut fields = line.split_whitespace();
-                        let (name, ready) = (fields.next()?, fields.next()?);
-                        let status = if ready == "Ready" { "True" } else { "False" };
-                        Some(serde_json::json!({"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": status}]}}))
-                    })
-                    .collect();
+                let items: Vec<serde_json::Value> = read(&self.nodes).unwrap_or_default().lines().filter_map(node_object).collect();
                 (
                     "200 OK",
                     serde_json::json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
@@ -143,6 +134,28 @@ impl ApiObjects {
             _ => return None,
         })
     }
+}
+
+/// A Node object from one line of the nodes file: `name Ready|NotReady role [address [version]]`.
+/// A `control-plane` role is kubeadm's label; the address is the node's `InternalIP` and the version
+/// its kubelet's (`plan init --from-cluster` reads them; the executor's observer reads the name and
+/// Ready only).
+fn node_object(line: &str) -> Option<serde_json::Value> {
+    let mut fields = line.split_whitespace();
+    let (name, ready) = (fields.next()?, fields.next()?);
+    let status = if ready == "Ready" { "True" } else { "False" };
+    let mut node = serde_json::json!({"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": status}]}});
+    if fields.next() == Some("control-plane") {
+        node["metadata"]["labels"] = serde_json::json!({"node-role.kubernetes.io/control-plane": ""});
+    }
+    if let Some(address) = fields.next() {
+        node["status"]["addresses"] =
+            serde_json::json!([{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}]);
+    }
+    if let Some(version) = fields.next() {
+        node["status"]["nodeInfo"] = serde_json::json!({"kubeletVersion": version});
+    }
+    Some(node)
 }
 
 fn status(code: u16, reason: &str, message: &str) -> String {
@@ -508,6 +521,21 @@ mod tests {
         ca.issue(&ServingCertSans::of("m", ip, Some((vip, "api.lab.test"))), &crt, &key).expect("reissued");
         assert_eq!(client.readyz(address, vip).expect("loopback"), Readyz::Ready, "the new pair is served without a restart");
         stand_in.stop();
+    }
+
+    #[test]
+    fn a_node_line_gives_the_role_label_address_and_kubelet_version_when_it_has_them() {
+        let full = node_object("cp-1 Ready control-plane 127.0.30.10 v1.34.2").expect("a node");
+        assert_eq!(full["metadata"]["labels"]["node-role.kubernetes.io/control-plane"], "");
+        assert_eq!(full["status"]["addresses"][0], serde_json::json!({"type": "InternalIP", "address": "127.0.30.10"}));
+        assert_eq!(full["status"]["nodeInfo"]["kubeletVersion"], "v1.34.2");
+        assert_eq!(full["status"]["conditions"][0]["status"], "True");
+        // The kubelet stand-in's three columns: no addresses, no version, as before.
+        let worker = node_object("w NotReady <none>").expect("a node");
+        assert!(worker["metadata"].get("labels").is_none());
+        assert!(worker["status"].get("addresses").is_none() && worker["status"].get("nodeInfo").is_none());
+        assert_eq!(worker["status"]["conditions"][0]["status"], "False");
+        assert!(node_object("lonely").is_none());
     }
 
     /// The executor's own Kubernetes client (kube-rs, rustls, the loopback guard on) reads the

@@ -16,5 +16,6 @@ pub mod operation;
 pub mod plan;
 pub mod planner;
 pub mod scenario;
+pub mod starter;
 pub mod topology;
 pub mod validate;
