@@ -205,6 +205,9 @@ fn not_rehearsable(what: impl Into<String>, why: impl Into<String>) -> LabError 
 ///
 /// # Errors
 /// A step id the plan does not have.
+/// The IaC command the lab's `scripts/tg` shim answers.
+const LAB_IAC_APPLY: &str = "scripts/tg apply {stack}";
+
 pub fn slice(plan: &Plan, steps: &[String]) -> Result<Plan, LabError> {
     if steps.iter().any(|s| s == "all") {
         return Ok(plan.clone());
@@ -285,6 +288,14 @@ pub fn rehearse_through_executor(
         ));
     };
     needs_loopback(&lb.name, lb_address)?;
+    // Its shims: `qm` on the hypervisors and the repo's `scripts/tg` wrapper.
+    let s = &scenario_t.scenario;
+    if let Some(h) = s.hypervisors.iter().find(|h| h.kind != plan_model::scenario::HypervisorKind::Proxmox) {
+        return Err(not_rehearsable(format!("hypervisor {} ({})", h.name, h.kind.as_str()), "the executor's lab shims Proxmox's qm only"));
+    }
+    if s.iac.as_ref().map(|i| i.apply.as_str()) != Some(LAB_IAC_APPLY) {
+        return Err(not_rehearsable("the scenario's IaC command".to_string(), "the executor's lab shims `scripts/tg apply {stack}` only"));
+    }
     for h in &scenario_t.scenario.hypervisors {
         needs_loopback(&h.name, h.address.unwrap_or(Ipv4Addr::UNSPECIFIED))?;
     }
