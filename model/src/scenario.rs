@@ -532,9 +532,9 @@ pub struct UpgradeChainSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StackHosts {
-    /// One `k8s_master_host` variable: the stack can only reach one master.
+    /// One host variable (`host_variable`): the stack can only reach one master.
     Single,
-    /// A `k8s_master_hosts` list looped over with `for_each`.
+    /// A list of hosts (`host_variable` + `s`) looped over with `for_each`.
     List,
 }
 
@@ -545,6 +545,10 @@ pub struct ConfigStackSpec {
     pub path: String,
     pub apiserver_flags: Vec<String>,
     pub hosts: StackHosts,
+    /// The stack's variable that names the master host; its list form adds an `s`
+    /// (`k8s_master_host` -> `k8s_master_hosts`).
+    #[serde(default = "default_host_variable")]
+    pub host_variable: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -560,6 +564,10 @@ impl Default for KubeadmSpec {
     fn default() -> Self {
         KubeadmSpec { certs_ttl_min: default_certs_ttl(), token_ttl_h: default_token_ttl() }
     }
+}
+
+fn default_host_variable() -> String {
+    "master_host".to_string()
 }
 
 fn default_certs_ttl() -> u32 {

@@ -173,17 +173,19 @@ impl Operation {
             Operation::DeployLbOn { nodes } => profile::deploy_lb_on(&w, nodes),
             Operation::StartVipDaemon { node } => profile::start_vip_daemon(&w, node),
             Operation::ConfigStackToList => {
-                let Some(stack) = s.config_stack.as_ref().map(|c| &c.path) else { return vec![by_hand("no config stack is declared")] };
+                let Some(config) = &s.config_stack else { return vec![by_hand("no config stack is declared")] };
+                let (stack, var) = (&config.path, &config.host_variable);
                 let m0_addr = t.node(t.existing_master()).address;
                 vec![
-                    by_hand(format!("edit {stack}/modules: var.k8s_master_host -> var.k8s_master_hosts = list(string) (default [\"{m0_addr}\"])")),
-                    by_hand("wrap each null_resource / remote-exec in for_each = toset(var.k8s_master_hosts)"),
-                    by_hand(format!("edit {stack}/main.tf: k8s_master_hosts = [\"{m0_addr}\"]")),
+                    by_hand(format!("edit {stack}/modules: var.{var} -> var.{var}s = list(string) (default [\"{m0_addr}\"])")),
+                    by_hand(format!("wrap each null_resource / remote-exec in for_each = toset(var.{var}s)")),
+                    by_hand(format!("edit {stack}/main.tf: {var}s = [\"{m0_addr}\"]")),
                 ]
             }
             Operation::ConfigStackHosts { hosts } => {
                 let list = hosts.iter().map(|h| format!("\"{}\"", w.address(h))).collect::<Vec<_>>().join(", ");
-                vec![by_hand(format!("edit {}/main.tf: k8s_master_hosts = [{list}]", config_stack_path(t)))]
+                let var = s.config_stack.as_ref().map_or("master_host", |c| c.host_variable.as_str());
+                vec![by_hand(format!("edit {}/main.tf: {var}s = [{list}]", config_stack_path(t)))]
             }
             Operation::ConfigStackServer { address } => vec![by_hand(format!("edit {}: variable default = \"{address}\"", config_stack_path(t)))],
             // Only what the template needs: the cluster's package version, and no worker join.

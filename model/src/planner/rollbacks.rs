@@ -54,8 +54,8 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             title: "Phase 1.5 rollback".to_string(),
             when: "a fault in phase 1.5".to_string(),
             commands: vec![by_hand(match crate::operation::iac_command(t, "apply", &IacStack::ConfigStack) {
-                Some(apply) => format!("revert {} to the single k8s_master_host variable; cd {repo} && {apply}", stack.path),
-                None => format!("revert {} to the single k8s_master_host variable and apply it", stack.path),
+                Some(apply) => format!("revert {} to the single {} variable; cd {repo} && {apply}", stack.path, stack.host_variable),
+                None => format!("revert {} to the single {} variable and apply it", stack.path, stack.host_variable),
             })],
         });
     }

@@ -91,7 +91,12 @@ pub(super) fn document(a: &Answers, s: &Shape) -> Vec<Entry> {
         profile::iac(a.profiles.iac),
         reboot_gate(),
         upgrade_chain(&s.first_master.name),
-        Entry::new("config_stack", Value::Map(config_stack(a)), "The stack that sets apiserver flags on the master(s)."),
+        Entry::new(
+            "config_stack",
+            Value::Map(config_stack(a)),
+            "The IaC stack that sets apiserver flags on the master(s) (optional). Absent: the flags live in kubeadm-config's apiServer.extraArgs and every join renders them.",
+        )
+        .commented_out(),
         Entry::new("kubeadm", Value::Map(kubeadm()), "Lifetimes of the uploaded certs and the join token."),
         profile::vm_template(a.profiles.hypervisor, &version),
         Entry::new("capacity", Value::Map(capacity()), "The capacity policy plan capacity and the hypervisor-ram invariant judge against."),
@@ -330,9 +335,11 @@ fn config_stack(a: &Answers) -> Vec<Entry> {
         Entry::scalar(
             "hosts",
             text("list"),
-            "single: one k8s_master_host variable, the stack reaches only one master (phase 1.5 refactors it); list: a k8s_master_hosts list looped over with for_each.",
+            "single: one host variable, the stack reaches only one master (phase 1.5 refactors it); list: a list of hosts looped over with for_each.",
         )
         .todo("single if your stack names one master host"),
+        Entry::scalar("host_variable", text("master_host"), "The stack's variable that names the master host; its list form adds an s.")
+            .todo("your stack's variable"),
     ]
 }
 
