@@ -175,3 +175,20 @@ fn the_lab_refuses_a_vip_on_the_masters_as_model_only() {
         assert!(message.contains("keepalived and kube-vip are model-only"), "{name}: {message}");
     }
 }
+
+#[test]
+fn a_vm_id_is_asked_for_only_where_proxmox_needs_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // libvirt and provided machines: no vmid anywhere, and the plan names machines, not VM ids.
+    for name in ["haproxy-libvirt.yaml", "kube-vip-bare.yaml"] {
+        let text = std::fs::read_to_string(scenario(name)).expect("scenario");
+        assert!(!text.contains("vmid"), "{name} declares no VM id");
+        let out = plan(&["--scenario", &scenario(name), "show"]);
+        assert!(out.stdout.contains("update the machine inventory:"), "{name}: {}", out.stdout);
+    }
+    // On Proxmox a new master without one is refused, naming it.
+    let keepalived = std::fs::read_to_string(scenario("keepalived-five.yaml")).expect("scenario");
+    let without = write(dir.path(), "novmid.yaml", &edit(&keepalived, "vmid: 502, ", ""));
+    let message = refused(&plan(&["--scenario", &without, "check"]));
+    assert!(message.contains("new master m2 needs a vmid: Proxmox creates its VM by it"), "{message}");
+}

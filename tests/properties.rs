@@ -142,7 +142,7 @@ fn inventory(shape: &Shape) -> Scenario {
         .map(|k| NewMasterSpec {
             name: format!("cp-{k}"),
             address: Ipv4Addr::new(10, 9, 0, 10 + k as u8),
-            vmid: 100 + k,
+            vmid: Some(100 + k),
             hypervisor: hypervisor(k as usize),
             vcpu: 4,
             ram_gb: shape.new_master_ram_gb as f64,

@@ -410,7 +410,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
                 return refuse("tg apply: hypervisor unreachable");
             }
             if c.vm_exists.contains(x) {
-                return refuse(format!("VMID {} already exists", t.node(x).vmid.unwrap_or_default()));
+                return refuse(format!("the VM of {} already exists", t.name(x)));
             }
             n.vm_exists = c.vm_exists.with(x);
             n.up = c.up.with(x);

@@ -187,7 +187,9 @@ pub struct NodeSpec {
 pub struct NewMasterSpec {
     pub name: String,
     pub address: Ipv4Addr,
-    pub vmid: u32,
+    /// The VM id Proxmox creates it with; only a Proxmox hypervisor needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmid: Option<u32>,
     pub hypervisor: String,
     pub vcpu: u32,
     pub ram_gb: f64,

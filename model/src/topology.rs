@@ -158,7 +158,7 @@ impl Topology {
                 address: n.address,
                 kind: NodeKind::NewMaster,
                 hypervisor: hypervisor_of(&n.hypervisor),
-                vmid: Some(n.vmid),
+                vmid: n.vmid,
                 vcpu: Some(n.vcpu),
                 ram_gb: Some(n.ram_gb),
                 disk_gb: Some(n.disk_gb),

@@ -604,8 +604,15 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     }
     for (i, n) in s.new_masters.iter().enumerate() {
         let at = root().key("new_masters").index(i).key("vmid");
-        if let Some(first) = vmids.insert(n.vmid, at.clone()) {
-            return Err(problem(DuplicateName, at, format!("VMID {} is used twice (also {first})", n.vmid)));
+        let proxmox = s.hypervisors.iter().any(|h| h.name == n.hypervisor && h.kind == crate::scenario::HypervisorKind::Proxmox);
+        let Some(id) = n.vmid else {
+            if proxmox {
+                return Err(problem(BadValue, at, format!("new master {} needs a vmid: Proxmox creates its VM by it", n.name)));
+            }
+            continue;
+        };
+        if let Some(first) = vmids.insert(id, at.clone()) {
+            return Err(problem(DuplicateName, at, format!("VMID {id} is used twice (also {first})")));
         }
     }
 

@@ -213,15 +213,19 @@ fn new_masters(a: &Answers, s: &Shape) -> Vec<Vec<Entry>> {
         .map(|n| {
             let m = &a.new_masters[n];
             let on = s.hypervisors[n % s.hypervisors.len()].name;
+            let vmid = Entry::scalar(
+                "vmid",
+                number(FIRST_MASTER_VMID + 1 + n as u32),
+                "The VM id Proxmox creates it with (qm's; needed on proxmox only); unique among all VM ids.",
+            );
+            let vmid = match a.profiles.hypervisor {
+                HypervisorKind::Proxmox => vmid.todo("a VM id free on its hypervisor"),
+                HypervisorKind::Libvirt | HypervisorKind::None => vmid.commented_out(),
+            };
             vec![
                 Entry::scalar("name", text(&m.name), "Unique across nodes and new_masters."),
                 Entry::scalar("address", number(m.address), "Unique among all addresses; not the VIP; not inside metallb_pool."),
-                Entry::scalar(
-                    "vmid",
-                    number(FIRST_MASTER_VMID + 1 + n as u32),
-                    "The VM id to create (qm's, on proxmox; required whatever the kind); unique among all VM ids.",
-                )
-                .todo("a VM id free on its hypervisor"),
+                vmid,
                 Entry::scalar("hypervisor", text(on), "The name of a listed hypervisor the VM is created on."),
                 Entry::scalar("vcpu", number(NEW_MASTER_VCPU), "vCPUs; more than 0.").todo("the size you want"),
                 Entry::scalar(
