@@ -192,3 +192,63 @@ fn a_vm_id_is_asked_for_only_where_proxmox_needs_one() {
     let message = refused(&plan(&["--scenario", &without, "check"]));
     assert!(message.contains("new master m2 needs a vmid: Proxmox creates its VM by it"), "{message}");
 }
+
+/// Seven masters on three libvirt hosts, keepalived, no IaC, DNS by hand, a consumer that names
+/// the master by its DNS name, no optional section: written from docs/scenario.md alone.
+const SEVEN: &str = r#"
+name: seven-kvm
+kubernetes: { version: "1.32", apiserver_port: 6443 }
+infra_repo: /opt/platform
+ssh_user: deploy
+hypervisors:
+  - { name: kvm-a, kind: libvirt, address: 192.0.2.201, ram_physical_gb: 512, ram_allocated_gb: 100 }
+  - { name: kvm-b, kind: libvirt, address: 192.0.2.202, ram_physical_gb: 512, ram_allocated_gb: 100 }
+  - { name: kvm-c, kind: libvirt, address: 192.0.2.203, ram_physical_gb: 512, ram_allocated_gb: 100 }
+nodes:
+  - { name: alpha, role: control-plane, address: 192.0.2.11, hypervisor: kvm-a, vcpu: 4, ram_gb: 16, disk_gb: 100 }
+  - { name: w-1, role: worker, address: 192.0.2.21, hypervisor: kvm-b }
+new_masters:
+  - { name: beta, address: 192.0.2.12, hypervisor: kvm-b, vcpu: 4, ram_gb: 16, disk_gb: 100 }
+  - { name: gamma, address: 192.0.2.13, hypervisor: kvm-c, vcpu: 4, ram_gb: 16, disk_gb: 100 }
+  - { name: delta, address: 192.0.2.14, hypervisor: kvm-a, vcpu: 4, ram_gb: 16, disk_gb: 100 }
+  - { name: epsilon, address: 192.0.2.15, hypervisor: kvm-b, vcpu: 4, ram_gb: 16, disk_gb: 100 }
+  - { name: zeta, address: 192.0.2.16, hypervisor: kvm-c, vcpu: 4, ram_gb: 16, disk_gb: 100 }
+  - { name: eta, address: 192.0.2.17, hypervisor: kvm-a, vcpu: 4, ram_gb: 16, disk_gb: 100 }
+target: { control_plane_count: 7 }
+control_plane_endpoint: { vip: 192.0.2.10, fqdn: k8s.corp.example, port: 8443 }
+load_balancer: { kind: keepalived, interface: enp1s0 }
+dns: { via: by-hand, zone: corp.example }
+consumers:
+  - { name: admin, kind: kubeconfig, path: kubeconfigs/admin.yaml, server: "https://alpha.corp.example:6443" }
+etcd_backup: { path: /backup/etcd, age_h: 2 }
+"#;
+
+#[test]
+fn seven_masters_of_another_shape_get_their_own_plan_and_verdicts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "seven.yaml", SEVEN);
+    let check = plan(&["--scenario", &path, "check"]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    let shown = plan(&["--scenario", &path, "show"]).stdout + &plan(&["--scenario", &path, "show", "--format", "yaml"]).stdout;
+    for words in [PFSENSE, PROXMOX, HOMELAB, KUBE_VIP, TERRAGRUNT] {
+        none_of(&shown, words, "seven masters, keepalived, libvirt, no IaC");
+    }
+    for (n, priority) in [("alpha", 150), ("eta", 90)] {
+        assert!(shown.contains(&format!("priority {priority}")), "{n}");
+    }
+    for absent in ["Phase 1.5", "Phase 4.5", "Phase 5", "Phase 7", "the source"] {
+        assert!(!shown.contains(absent), "{absent:?}");
+    }
+    let capacity = plan(&["--scenario", &path, "capacity"]);
+    assert!(capacity.stdout.contains("no such machine: keepalived holds the VIP"), "{}", capacity.stdout);
+    assert!(capacity.stdout.contains("a hypervisor fails:       survivable"), "{}", capacity.stdout);
+}
+
+#[test]
+fn the_complete_examples_in_the_docs_are_the_shipped_files() {
+    let docs = std::fs::read_to_string(common::root().join("docs/scenario.md")).expect("docs/scenario.md");
+    for name in ["haproxy-libvirt.yaml", "keepalived-five.yaml", "kube-vip-bare.yaml"] {
+        let text = std::fs::read_to_string(scenario(name)).expect("scenario");
+        assert!(docs.contains(&format!("```yaml\n{text}```")), "docs/scenario.md's copy of {name} differs from the file");
+    }
+}

@@ -47,6 +47,8 @@ pub struct Scenario {
     pub load_balancer: LoadBalancerSpec,
     #[serde(default)]
     pub metallb_pool: Option<AddressRange>,
+    /// The endpoint's DNS; absent: none (`via: none`).
+    #[serde(default = "no_dns")]
     pub dns: DnsSpec,
     #[serde(default)]
     pub consumers: Vec<ConsumerSpec>,
@@ -398,6 +400,10 @@ pub struct IacSpec {
     pub template_target: Option<String>,
 }
 
+fn no_dns() -> DnsSpec {
+    DnsSpec { via: DnsVia::None, zone: String::new(), source: String::new(), records: Vec::new() }
+}
+
 fn default_iac_apply() -> String {
     "terragrunt apply -auto-approve".to_string()
 }
@@ -424,6 +430,7 @@ pub enum DnsVia {
 pub struct DnsSpec {
     #[serde(default)]
     pub via: DnsVia,
+    #[serde(default)]
     pub zone: String,
     /// The file in the infra repo that holds the zone's records.
     #[serde(default)]

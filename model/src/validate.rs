@@ -345,7 +345,9 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     check_name(&s.load_balancer.ssh_user, root().key("load_balancer").key("ssh_user"), "SSH user")?;
     profiles::check(s, version)?;
     check_name(&s.control_plane_endpoint.fqdn, root().key("control_plane_endpoint").key("fqdn"), "FQDN")?;
-    check_name(&s.dns.zone, root().key("dns").key("zone"), "DNS zone")?;
+    if s.dns.via != crate::scenario::DnsVia::None || !s.dns.zone.is_empty() {
+        check_name(&s.dns.zone, root().key("dns").key("zone"), "DNS zone")?;
+    }
     if s.dns_via() == crate::scenario::DnsVia::Iac || !s.dns.source.is_empty() {
         check_path(&s.dns.source, root().key("dns").key("source"), "DNS source path")?;
     }
