@@ -97,20 +97,21 @@ fn fault_transient(report: &Value) -> Option<(String, u64)> {
 
 #[test]
 fn the_vip_holder_failing_costs_the_failover_time_and_no_more() {
-    // After the cut-over every client uses the VIP; m1 holds it (highest priority).
+    // After the cut-over every client uses the VIP; m1 holds it (highest priority). Its reboot at
+    // 4.5 moves the VIP once, and the plan's own failover test (6.1 shuts m1 down) once more.
     let report = simulate(&scenario("keepalived-five.yaml"), "m1", "4.5");
     assert_eq!(fault_transient(&report), Some(("the VIP moves to another master".to_string(), 4)));
-    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 4);
-    // A master that does not hold the VIP costs the clients nothing.
+    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 4 + 4);
+    // A master that does not hold the VIP costs the clients nothing of its own: only 6.1's move.
     let report = simulate(&scenario("keepalived-five.yaml"), "m3", "4.5");
     assert_eq!(fault_transient(&report), None);
-    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 0);
+    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 4);
     // The figure follows the scenario's failover time, not a table.
     let dir = tempfile::tempdir().expect("tempdir");
     let text = std::fs::read_to_string(scenario("keepalived-five.yaml")).expect("scenario");
     let slower = write(dir.path(), "slow.yaml", &edit(&text, "  interface: ens18\n", "  interface: ens18\n  failover_s: 9\n"));
     let report = simulate(&slower, "m1", "4.5");
-    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 9);
+    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 9 + 9);
 }
 
 #[test]
@@ -251,4 +252,47 @@ fn the_complete_examples_in_the_docs_are_the_shipped_files() {
         let text = std::fs::read_to_string(scenario(name)).expect("scenario");
         assert!(docs.contains(&format!("```yaml\n{text}```")), "docs/scenario.md's copy of {name} differs from the file");
     }
+}
+
+#[test]
+fn direct_commands_use_the_apiservers_port_where_the_vip_has_another() {
+    let shown = plan(&["--scenario", &scenario("keepalived-five.yaml"), "show"]).stdout;
+    assert!(shown.contains("openssl s_client -connect 192.0.2.51:6443"), "0.4 probes the apiserver's own port");
+    assert!(shown.contains("kubectl --server=https://192.0.2.52:6443 get nodes"), "2.7 talks to m2's apiserver");
+    assert!(shown.contains("kubectl --server=https://192.0.2.50:8443 get nodes"), "1.4 goes through the VIP's port");
+    assert!(!shown.contains("192.0.2.51:8443") && !shown.contains("192.0.2.52:8443"), "no master is reached on the VIP's port");
+    // keepalived before HAProxy, and a bind to the VIP that survives a reboot.
+    let keepalived = shown.find("sudo systemctl enable --now keepalived").expect("keepalived starts");
+    let haproxy = shown.find("sudo haproxy -c -f /tmp/haproxy.cfg.new").expect("HAProxy is installed");
+    assert!(keepalived < haproxy, "keepalived (and ip_nonlocal_bind) come before HAProxy binds the VIP");
+    assert!(shown.contains("/etc/sysctl.d/60-apiserver-vip.conf"), "the non-local bind is persistent");
+}
+
+#[test]
+fn the_planned_reboot_of_the_vip_holder_costs_the_failover_time() {
+    // A worker's reboot early on leaves the run to go on to 6.1, where the plan itself shuts the
+    // first master, the VIP's holder, down.
+    let report = simulate(&scenario("keepalived-five.yaml"), "w1", "0.2");
+    let moved = report["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["step"] == "6.1" && e["transient"][0] == "the VIP moves to another master");
+    assert!(moved.is_some(), "6.1 moves the VIP: {report}");
+    assert_eq!(report["downtime"]["consumers"]["kubeconfig"]["down_s"], 4);
+    // The pfSense homelab's 6.1 costs no client anything: its VIP lives on the load balancer.
+    let homelab = plan(&["simulate", "--fail", "node1", "--fault", "reboot", "--at", "0.2", "--format", "json"]);
+    let homelab: Value = serde_json::from_str(&homelab.stdout).expect("simulate JSON");
+    assert_eq!(homelab["downtime"]["consumers"]["kubeconfig"]["down_s"], 0, "{}", homelab["downtime"]);
+}
+
+#[test]
+fn kube_vip_refuses_a_vip_port_nothing_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(scenario("kube-vip-bare.yaml")).expect("scenario");
+    let moved = edit(&text, "  port: 6443\n", "  port: 8443\n");
+    let moved = edit(&moved, "  version: \"1.34\"\n", "  version: \"1.34\"\n  apiserver_port: 6443\n");
+    let path = write(dir.path(), "port.yaml", &moved);
+    let message = refused(&plan(&["--scenario", &path, "check"]));
+    assert!(message.contains("with kube-vip the VIP reaches the leader's kube-apiserver on its own port 6443"), "{message}");
 }

@@ -106,6 +106,7 @@ fn inventory(shape: &Shape) -> Scenario {
         .map(|h| HypervisorSpec {
             name: format!("hv-{h}"),
             kind: Default::default(),
+            ssh_user: "root".to_string(),
             address: Some(Ipv4Addr::new(192, 168, 50, h as u8 + 1)),
             ram_physical_gb: shape.hypervisor_ram_gb[h] as f64,
             ram_allocated_gb: (shape.hypervisor_ram_gb[h] * shape.hypervisor_allocated_percent[h] / 100) as f64,

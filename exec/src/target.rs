@@ -67,7 +67,7 @@ impl<'t> Hosts<'t> {
     /// hypervisor the plan does not drive (`kind: none`, no address).
     pub fn hypervisor(&self, index: usize) -> Option<HostTarget> {
         let h = &self.t.scenario.hypervisors[index];
-        Some(HostTarget { name: h.name.clone(), address: h.address?, user: "root".to_string() })
+        Some(HostTarget { name: h.name.clone(), address: h.address?, user: h.ssh_user.clone() })
     }
 
     /// Every machine, as a command reaches it: the nodes, the load balancer, the hypervisors.

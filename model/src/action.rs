@@ -776,6 +776,10 @@ fn single_member(c: &Cluster, x: NodeIx) -> Cluster {
 
 /// The short disruption an action causes while it runs, if any.
 pub fn transient(c: &Cluster, t: &Topology, action: Action) -> Option<Transient> {
+    // A planned shutdown of the VIP's holder moves the VIP as a crash does.
+    if let Action::Shutdown(x) = action {
+        return crate::fault::Fault::NodeDown { node: x, lasts_s: None }.transient(c, t);
+    }
     let mut during = *c;
     let (seconds, what) = match action {
         Action::RestartApiserver(x) if c.control_plane.contains(x) && c.up.contains(x) => {

@@ -219,7 +219,8 @@ fn retrofit(b: &mut Builder<'_>) {
     let t = b.t;
     let s = &t.scenario;
     let n = Names::new(t);
-    let (m0, vip, port) = (n.m0, n.vip, n.port);
+    let api_port = t.apiserver_port();
+    let (m0, vip) = (n.m0, n.vip);
     let m0_addr = t.node(m0).address;
     b.phase("0", "Retrofit existing cluster: controlPlaneEndpoint and cert SANs".to_string());
     let new_ips: Vec<String> = std::iter::once(vip).chain(t.new_masters().map(|x| t.node(x).address)).map(|a| a.to_string()).collect();
@@ -276,7 +277,7 @@ fn retrofit(b: &mut Builder<'_>) {
     b.add(
         StepSpec::new("0.4", "Wait for kube-apiserver to serve the new cert (it reloads it; no restart)", b.node(m0))
             .ops(vec![verify(t, [Check::ServedCertHasVip(m0), Check::ApiserverReady(m0)], [format!(
-                "for i in $(seq {reload_tries}); do echo | openssl s_client -connect {m0_addr}:{port} 2>/dev/null | openssl x509 -noout -ext subjectAltName | grep -q 'IP Address:{vip}' && exit 0; sleep {CERT_WATCH_INTERVAL_S}; done; exit 1"
+                "for i in $(seq {reload_tries}); do echo | openssl s_client -connect {m0_addr}:{api_port} 2>/dev/null | openssl x509 -noout -ext subjectAltName | grep -q 'IP Address:{vip}' && exit 0; sleep {CERT_WATCH_INTERVAL_S}; done; exit 1"
             )])])
             .checks(strings(["the served certificate carries the VIP; kubectl get nodes answers on the direct address"]))
             .rollback(strings(["0.5: restore the cert backup (served again within a minute), revert kubeadm-config"]))
@@ -362,7 +363,7 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
         b.add(
             StepSpec::new("2.0", "Bump the cloud-init template (one-time)", RunsOn::InfraRepo)
                 .ops(vec![Operation::EditTemplate, Operation::IacApply(IacStack::Template)])
-                .checks(strings(["the template is registered at the same template_id"]))
+                .checks(strings(["the template is registered under the same name"]))
                 .after("0.1", WHY_PREFLIGHT),
         );
     }
@@ -449,7 +450,7 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
                     [
                         "kubectl get nodes".to_string(),
                         format!("kubectl -n kube-system get pods -o wide | grep {name}"),
-                        format!("kubectl --server=https://{}:{port} get nodes", t.node(m).address),
+                        format!("kubectl --server=https://{}:{} get nodes", t.node(m).address, t.apiserver_port()),
                     ],
                 ),
                 verify_on(t, &n.m0_name, [], [etcdctl]),
@@ -474,7 +475,9 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
         Some(Operation::NoLeftoverAddress),
         s.config_stack.as_ref().map(|_| Operation::IacApply(IacStack::ConfigStack)),
         portal.then_some(Operation::IacApply(IacStack::Portal)),
-        Some(Operation::GitCommit { message: "control plane: clients to the VIP".to_string() }),
+        // A commit only where an edit above changed a file (an empty one fails).
+        (!s.consumers.is_empty() || s.config_stack.is_some())
+            .then(|| Operation::GitCommit { message: "control plane: clients to the VIP".to_string() }),
     ];
     let consumer_ops = consumer_ops.into_iter().flatten().collect();
     b.add(
@@ -524,7 +527,16 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     b.add(
         StepSpec::new("4.5", "Verify everything", RunsOn::Workstation)
             .ops(verify_all.collect())
-            .checks(vec![format!("all {} nodes Ready, every server https://{}:{}", t.nodes.len(), n.vip, n.port)])
+            .checks(vec![if t.kubelet_local_mode {
+                format!(
+                    "all {} nodes Ready; clients and workers on https://{}:{}, each master's kubelet on its own apiserver (4.3, 4.4)",
+                    t.nodes.len(),
+                    n.vip,
+                    n.port
+                )
+            } else {
+                format!("all {} nodes Ready, every server https://{}:{}", t.nodes.len(), n.vip, n.port)
+            }])
             .after("4.1", WHY_SEQUENCE)
             .after("4.4", WHY_SEQUENCE),
     );
@@ -555,7 +567,7 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
             ])
             .checks(vec![format!("server: https://{}:{}; every kube-proxy pod restarted", n.vip, n.port)])
             .after("4.5", WHY_CUTOVER)
-            .note(format!("added: kubeadm rendered kube-proxy's kubeconfig once, at init, with {m0_addr}:{}; nothing changes it afterwards, so losing {} would stop Service updates on every node", n.port, n.m0_name))
+            .note(format!("added: kubeadm rendered kube-proxy's kubeconfig once, at init, with {m0_addr}:{}; nothing changes it afterwards, so losing {} would stop Service updates on every node", t.apiserver_port(), n.m0_name))
             .extra(120),
     );
 }

@@ -144,6 +144,9 @@ pub struct HypervisorSpec {
     /// The host's address, for `qm` or `virsh` over SSH; none for `kind: none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Ipv4Addr>,
+    /// The SSH user there; `qm` and a system libvirt need root.
+    #[serde(default = "default_hypervisor_user")]
+    pub ssh_user: String,
     pub ram_physical_gb: f64,
     /// RAM already allocated to VMs on this host, the inventory's nodes on it included.
     pub ram_allocated_gb: f64,
@@ -573,6 +576,10 @@ impl Default for KubeadmSpec {
     fn default() -> Self {
         KubeadmSpec { certs_ttl_min: default_certs_ttl(), token_ttl_h: default_token_ttl() }
     }
+}
+
+fn default_hypervisor_user() -> String {
+    "root".to_string()
 }
 
 fn default_host_variable() -> String {

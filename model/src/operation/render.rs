@@ -87,9 +87,9 @@ fn login(t: &Topology, machine: &RunsOn) -> String {
             format!("{}@{}", s.load_balancer.ssh_user, s.load_balancer.machine_address().map_or_else(|| name.clone(), |a| a.to_string()))
         }
         RunsOn::Hypervisor(name) => {
-            let address =
-                s.hypervisors.iter().find(|h| &h.name == name).and_then(|h| h.address).map_or_else(|| name.clone(), |a| a.to_string());
-            format!("root@{address}")
+            let h = s.hypervisors.iter().find(|h| &h.name == name);
+            let address = h.and_then(|h| h.address).map_or_else(|| name.clone(), |a| a.to_string());
+            format!("{}@{address}", h.map_or("root", |h| h.ssh_user.as_str()))
         }
         RunsOn::InfraRepo | RunsOn::Workstation => String::new(),
     }
@@ -236,10 +236,26 @@ impl Operation {
                 .collect(),
             // The search succeeds when it finds none: grep alone exits 1 then, which would halt an
             // unattended run on success and let it go on when leftovers remain.
-            Operation::NoLeftoverAddress => vec![w.command(vec![in_repo(format!(
-                "! grep -rn '{}' --include='*.tf' --include='*.yml' --include='*.yaml' --include='*.ts' --include='*.php' --include='*.sh'",
-                w.m0_direct()
-            ))])],
+            Operation::NoLeftoverAddress => {
+                // The master's address, and every name a consumer gave it (its DNS name, a
+                // record), each with the apiserver's port.
+                let mut needles = vec![w.m0_direct()];
+                for c in &s.consumers {
+                    if let Some((host, port)) = crate::validate::server_host(&c.server) {
+                        let needle = format!("{host}:{port}");
+                        if !needles.contains(&needle) {
+                            needles.push(needle);
+                        }
+                    }
+                }
+                let php = if s.load_balancer.kind == crate::scenario::LbKind::PfsenseBootstrap { " --include='*.php'" } else { "" };
+                let files = format!("--include='*.tf' --include='*.yml' --include='*.yaml' --include='*.ts'{php} --include='*.sh'");
+                let text = match needles.as_slice() {
+                    [one] => format!("! grep -rn '{one}' {files}"),
+                    many => format!("! grep -rnF {} {files}", many.iter().map(|n| format!("-e '{n}'")).collect::<Vec<_>>().join(" ")),
+                };
+                vec![w.command(vec![in_repo(text)])]
+            }
             Operation::GitCommit { message } => vec![w.command(vec![in_repo(format!("git commit -am '{message}' && git push"))])],
             // One node at a time: flipped, Ready again, then a pause before the next.
             Operation::KubeletServer { nodes, server, wait_ready: true } => nodes
@@ -269,19 +285,31 @@ impl Operation {
                 )),
                 shell("kubectl -n kube-system rollout restart daemonset/kube-proxy && kubectl -n kube-system rollout status daemonset/kube-proxy --timeout=300s"),
             ],
+            // One edit per file, in the file's own syntax: HCL in a stack, YAML in a manifest.
             Operation::CronJobsOnControlPlane { jobs } => {
-                let path = s.cronjobs.first().map(|j| j.path.clone()).unwrap_or_else(|| "the CronJob stack".to_string());
-                let named: Vec<String> = s
-                    .cronjobs
-                    .iter()
-                    .filter(|j| jobs.contains(&j.name))
-                    .map(|j| format!("{}{}", j.name, j.line.map(|l| format!(" (line {l})")).unwrap_or_default()))
-                    .collect();
                 let m0 = t.name(t.existing_master());
-                let which = if named.is_empty() { "every etcd CronJob".to_string() } else { named.join(", ") };
-                vec![by_hand(format!(
-                    "edit {path}: {which}: node_name = \"{m0}\" -> nodeSelector {{ \"node-role.kubernetes.io/control-plane\" = \"\" }} + toleration"
-                ))]
+                let mut files: Vec<(&str, Vec<String>)> = Vec::new();
+                for j in s.cronjobs.iter().filter(|j| jobs.contains(&j.name)) {
+                    let named = format!("{}{}", j.name, j.line.map(|l| format!(" (line {l})")).unwrap_or_default());
+                    match files.iter_mut().find(|(path, _)| *path == j.path) {
+                        Some((_, names)) => names.push(named),
+                        None => files.push((&j.path, vec![named])),
+                    }
+                }
+                if files.is_empty() {
+                    return vec![by_hand("no pinned CronJob is declared: nothing to edit")];
+                }
+                files
+                    .into_iter()
+                    .map(|(path, names)| {
+                        let change = if path.ends_with(".yaml") || path.ends_with(".yml") {
+                            format!("nodeName: {m0} -> nodeSelector: {{node-role.kubernetes.io/control-plane: \"\"}} + a toleration of node-role.kubernetes.io/control-plane:NoSchedule")
+                        } else {
+                            format!("node_name = \"{m0}\" -> nodeSelector {{ \"node-role.kubernetes.io/control-plane\" = \"\" }} + toleration")
+                        };
+                        by_hand(format!("edit {path}: {}: {change}", names.join(", ")))
+                    })
+                    .collect()
             }
             Operation::RunJob { namespace, cronjob, job } => vec![shell(format!("kubectl{} create job --from=cronjob/{cronjob} {job}", in_namespace(namespace)))],
             Operation::RebootGateRule { block_at_or_below: n } => vec![by_hand(format!(

@@ -13,15 +13,15 @@ use crate::topology::{NodeIx, Topology};
 pub(super) fn master_kubelet_step(t: &Topology, m0: NodeIx) -> StepSpec<'static> {
     let s = &t.scenario;
     let (m0_name, m0_addr) = (t.name(m0), t.node(m0).address);
-    let (vip, port) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
+    let (vip, port, api_port) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, t.apiserver_port());
     if t.kubelet_local_mode {
         let grep = "sudo grep server: /etc/kubernetes/kubelet.conf".to_string();
         return StepSpec::new("4.3", format!("Verify {m0_name} kubelet.conf names its own apiserver"), RunsOn::Node(m0_name.to_string()))
             .ops(vec![verify_on(t, m0_name, [Check::KubeletLocal(m0), Check::NodeReady(m0)], [grep])])
-            .checks(vec![format!("server: https://{m0_addr}:{port}, its own apiserver")])
+            .checks(vec![format!("server: https://{m0_addr}:{api_port}, its own apiserver")])
             .after("4.2", WHY_SEQUENCE)
             .note(format!(
-                "not the VIP: from Kubernetes 1.33 kubeadm keeps a control-plane kubelet on its local apiserver (ControlPlaneKubeletLocalMode) and its next upgrade would rewrite the VIP back to https://{m0_addr}:{port}"
+                "not the VIP: from Kubernetes 1.33 kubeadm keeps a control-plane kubelet on its local apiserver (ControlPlaneKubeletLocalMode) and its next upgrade would rewrite the VIP back to https://{m0_addr}:{api_port}"
             ));
     }
     StepSpec::new("4.3", format!("Flip {m0_name} kubelet.conf"), RunsOn::Node(m0_name.to_string()))
@@ -39,7 +39,7 @@ pub(super) fn master_kubelet_step(t: &Topology, m0: NodeIx) -> StepSpec<'static>
 pub(super) fn new_masters_kubelet_step(t: &Topology, new_masters: &[NodeIx]) -> StepSpec<'static> {
     let s = &t.scenario;
     let m0_addr = t.node(t.existing_master()).address;
-    let (vip, port) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
+    let (vip, port, api_port) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, t.apiserver_port());
     let mut step = if t.kubelet_local_mode {
         let ops = new_masters
             .iter()
@@ -66,7 +66,7 @@ pub(super) fn new_masters_kubelet_step(t: &Topology, new_masters: &[NodeIx]) -> 
             .ops(ops)
             .checks(vec![format!("each names https://{vip}:{port}")])
             .disruption("5-10 s NotReady per new master")
-            .note(format!("not on the VIP yet: before Kubernetes 1.33 kubeadm join writes the server of cluster-info, which still names {m0_addr}:{port}"))
+            .note(format!("not on the VIP yet: before Kubernetes 1.33 kubeadm join writes the server of cluster-info, which still names {m0_addr}:{api_port}"))
     };
     step = step.after("4.3", WHY_SEQUENCE);
     for k in 0..new_masters.len() {

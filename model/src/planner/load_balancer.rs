@@ -42,22 +42,33 @@ pub(super) fn load_balancer(b: &mut Builder<'_>) {
         )
         .ops(reserve)
         .checks(checks)
-        .rollback(strings(["release the VIP; revert the DNS records"]))
+        .rollback(vec![if s.dns.via == DnsVia::None {
+            "release the VIP".to_string()
+        } else {
+            "release the VIP; revert the DNS records".to_string()
+        }])
         .after("0.1", WHY_PREFLIGHT),
     );
     let mut deploy = Vec::new();
     if lb.kind.has_pool() {
         b.add(
-            StepSpec::new("1.2", "Declare the apiserver pool with an HTTPS /readyz health check", RunsOn::InfraRepo)
-                .ops(vec![Operation::DeclareLbFrontend { pool: vec![n.m0_name.clone()] }])
-                .after("1.1", "the frontend binds the reserved VIP"),
+            StepSpec::new(
+                "1.2",
+                match t.health_check {
+                    crate::scenario::HealthCheck::HttpsReadyz => "Declare the apiserver pool with an HTTPS /readyz health check",
+                    crate::scenario::HealthCheck::Tcp => "Declare the apiserver pool with a TCP health check",
+                },
+                RunsOn::InfraRepo,
+            )
+            .ops(vec![Operation::DeclareLbFrontend { pool: vec![n.m0_name.clone()] }])
+            .after("1.1", "the frontend binds the reserved VIP"),
         );
     }
     match lb.kind {
         LbKind::PfsenseBootstrap | LbKind::Haproxy => deploy.push(Operation::DeployLb),
         LbKind::Keepalived => {
-            deploy.push(Operation::DeployLbOn { nodes: vec![n.m0_name.clone()] });
             deploy.push(Operation::StartVipDaemon { node: n.m0_name.clone() });
+            deploy.push(Operation::DeployLbOn { nodes: vec![n.m0_name.clone()] });
         }
         LbKind::KubeVip => deploy.push(Operation::StartVipDaemon { node: n.m0_name.clone() }),
     }
@@ -134,9 +145,9 @@ pub(super) fn pool_step(t: &Topology, p: &str, name: &str, hosts: &[String]) -> 
             format!("Start keepalived + HAProxy on {name}, add it to every master's pool"),
             RunsOn::Node(name.to_string()),
             vec![
+                Operation::StartVipDaemon { node: name.to_string() },
                 Operation::DeclareLbPool { pool: hosts.to_vec() },
                 Operation::DeployLbOn { nodes: hosts.to_vec() },
-                Operation::StartVipDaemon { node: name.to_string() },
             ],
             format!("on {name}: sudo systemctl disable --now keepalived haproxy; remove its server line and install the config again"),
         ),

@@ -16,6 +16,9 @@ fn by_hand(run: impl Into<String>) -> Command {
 use crate::topology::Topology;
 
 pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
+    // Machines the operator provides have no VM to destroy or rebuild from a snapshot.
+    let provided =
+        t.scenario.hypervisors.get(t.node(t.existing_master()).hypervisor).is_some_and(|h| h.kind == crate::scenario::HypervisorKind::None);
     let s = &t.scenario;
     let m0 = t.name(t.existing_master());
     let m0_addr = t.node(t.existing_master()).address;
@@ -39,13 +42,15 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             id: "R1".to_string(),
             title: "Phase 1 rollback".to_string(),
             when: "a fault in phase 1".to_string(),
-            commands: vec![
-                by_hand(lb_rollback(t)),
-                by_hand(match s.dns_via() {
-                    crate::scenario::DnsVia::Iac => format!("revert the DNS records in {}", s.dns.source),
-                    _ => format!("remove {} from the DNS server of {}", s.control_plane_endpoint.fqdn, s.dns.zone),
-                }),
-            ],
+            commands: std::iter::once(by_hand(lb_rollback(t)))
+                .chain(match s.dns_via() {
+                    crate::scenario::DnsVia::Iac => Some(by_hand(format!("revert the DNS records in {}", s.dns.source))),
+                    crate::scenario::DnsVia::ByHand => {
+                        Some(by_hand(format!("remove {} from the DNS server of {}", s.control_plane_endpoint.fqdn, s.dns.zone)))
+                    }
+                    crate::scenario::DnsVia::None => None,
+                })
+                .collect(),
         },
     ];
     if let Some(stack) = &s.config_stack {
@@ -68,7 +73,12 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             commands: vec![
                 cmd(format!("on {name}: sudo kubeadm reset --force")),
                 by_hand(format!("on a surviving master: etcdctl member remove <id of {name}> (needs quorum)")),
-                by_hand(format!("remove {name} from the LB pool and the config stack")),
+                by_hand(match (t.scenario.load_balancer.kind.has_pool(), t.scenario.config_stack.is_some()) {
+                    (true, true) => format!("remove {name} from the LB pool and the config stack"),
+                    (true, false) => format!("remove {name} from the LB pool"),
+                    (false, true) => format!("remove {name}'s kube-vip manifest and drop it from the config stack"),
+                    (false, false) => format!("remove {name}'s kube-vip manifest"),
+                }),
                 match crate::operation::iac_command(t, "destroy", &IacStack::Vm { node: name.to_string() }) {
                     Some(destroy) => cmd(format!("cd {repo} && {destroy}")),
                     None => by_hand(format!("remove {name}'s machine")),
@@ -82,7 +92,7 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         when: "a fault after the cut-over that the VIP cannot absorb".to_string(),
         commands: vec![
             by_hand("revert the phase 4.1 commit (single revert commit)"),
-            by_hand(format!("on every node: sed 's|server: https://{vip}:{port}|server: https://{m0_addr}:{port}|' /etc/kubernetes/kubelet.conf && systemctl restart kubelet")),
+            by_hand(format!("on every node: sudo sed -i 's|server: https://{vip}:{port}|server: https://{m0_addr}:{}|' /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet", t.apiserver_port())),
             by_hand("controlPlaneEndpoint can stay: harmless on a full rollback"),
         ],
     });
@@ -92,7 +102,11 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         when: "etcd lost quorum and the lost member is not coming back: member remove cannot run".to_string(),
         commands: vec![
             by_hand("on the surviving voter: stop etcd, add --force-new-cluster to the etcd manifest, start, then remove the flag"),
-            by_hand("kubeadm reset the lost masters and destroy their VMs"),
+            by_hand(if provided {
+                "kubeadm reset the lost masters and wipe their machines"
+            } else {
+                "kubeadm reset the lost masters and destroy their VMs"
+            }),
         ],
     });
     procedures.push(RollbackProcedure {
@@ -101,7 +115,11 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         when: "nothing else restores quorum".to_string(),
         commands: vec![
             by_hand(format!("etcdctl snapshot restore of the newest snapshot from {} on {m0}", s.etcd_backup.path)),
-            by_hand(format!("rebuild {m0} from the VM snapshot pre-ha-retrofit if needed")),
+            by_hand(if provided {
+                format!("restore {m0} from its disk image pre-ha-retrofit if needed")
+            } else {
+                format!("rebuild {m0} from the VM snapshot pre-ha-retrofit if needed")
+            }),
             by_hand("back to a single master"),
         ],
     });

@@ -91,8 +91,22 @@ fn load_balancer(s: &Scenario, version: (u32, u32)) -> Result<(), Problem> {
                 BadValue,
                 root().key("control_plane_endpoint").key("port"),
                 format!(
-                    "with keepalived, HAProxy on each master cannot bind {}:{api}: kube-apiserver already holds port {api} there; give the endpoint another port (8443) and set kubernetes.apiserver_port: {api}",
+                    "with keepalived, HAProxy on each master cannot bind {}:{api}: kube-apiserver already holds port {api} there (kubernetes.apiserver_port, which defaults to the endpoint's port); give the endpoint another port (8443) and set kubernetes.apiserver_port to the apiservers' port (6443)",
                     s.control_plane_endpoint.vip
+                ),
+            ));
+        }
+    }
+    if lb.kind == LbKind::KubeVip {
+        // kube-vip puts the VIP on the leader's interface and the leader's apiserver answers it
+        // on its own port: nothing listens on another.
+        if let Some(api) = s.kubernetes.apiserver_port.filter(|api| *api != s.control_plane_endpoint.port) {
+            return Err(problem(
+                BadValue,
+                root().key("control_plane_endpoint").key("port"),
+                format!(
+                    "with kube-vip the VIP reaches the leader's kube-apiserver on its own port {api}: the endpoint's port must be {api} too (nothing forwards {})",
+                    s.control_plane_endpoint.port
                 ),
             ));
         }

@@ -24,7 +24,11 @@ fn lb_machine(t: &Topology) -> RunsOn {
 /// `NAME ADDRESS:PORT` server lines of HAProxy's apiserver backend.
 fn servers(w: &Words<'_>, pool: &[String]) -> String {
     let port = w.t.apiserver_port();
-    pool.iter().map(|n| format!("server {n} {}:{port} check check-ssl verify none", w.address(n))).collect::<Vec<_>>().join("; ")
+    let check = match w.t.health_check {
+        crate::scenario::HealthCheck::HttpsReadyz => "check check-ssl verify none",
+        crate::scenario::HealthCheck::Tcp => "check",
+    };
+    pool.iter().map(|n| format!("server {n} {}:{port} {check}", w.address(n))).collect::<Vec<_>>().join("; ")
 }
 
 /// The HAProxy health check the scenario asks for, in HAProxy's words.
@@ -157,7 +161,9 @@ pub(super) fn deploy_lb_on(w: &Words<'_>, nodes: &[String]) -> Vec<Command> {
     nodes.iter().map(|n| w.command(install_haproxy_config(w.t, RunsOn::Node(n.clone())))).collect()
 }
 
-/// The VIP's daemon started on a master.
+/// The VIP's daemon started on a master. For keepalived: the packages where missing, a
+/// persistent `ip_nonlocal_bind` (HAProxy on a master that does not hold the VIP still binds it,
+/// after a reboot too), the config with this master's priority, then keepalived.
 pub(super) fn start_vip_daemon(w: &Words<'_>, node: &str) -> Vec<Command> {
     let t = w.t;
     let s = &t.scenario;
@@ -173,7 +179,7 @@ pub(super) fn start_vip_daemon(w: &Words<'_>, node: &str) -> Vec<Command> {
                 Part::Run {
                     at: Some(at),
                     shell: format!(
-                        "sudo sed 's/priority .*/priority {priority}/' /tmp/keepalived.conf | sudo install -m 644 /dev/stdin {KEEPALIVED_CONF} && sudo sysctl -w net.ipv4.ip_nonlocal_bind=1 && sudo systemctl enable --now haproxy keepalived && sudo systemctl reload keepalived"
+                        "{{ command -v keepalived && command -v haproxy; }} >/dev/null || sudo apt-get install -y keepalived haproxy; echo net.ipv4.ip_nonlocal_bind=1 | sudo tee /etc/sysctl.d/60-apiserver-vip.conf >/dev/null && sudo sysctl -q -p /etc/sysctl.d/60-apiserver-vip.conf && sudo sed 's/priority .*/priority {priority}/' /tmp/keepalived.conf | sudo install -m 644 /dev/stdin {KEEPALIVED_CONF} && sudo systemctl enable --now keepalived && sudo systemctl reload keepalived"
                     ),
                 },
             ])]
@@ -294,7 +300,7 @@ pub(super) fn declare_vm(w: &Words<'_>, node: &str) -> Vec<Command> {
     match (s.iac.as_ref().filter(|i| i.kind == IacKind::Terragrunt), vm_of(t, node)) {
         (Some(iac), Vm::Proxmox { .. } | Vm::Libvirt { .. }) => {
             let template = s.vm_template.as_ref().map(|v| format!(" from the {} template", v.name)).unwrap_or_default();
-            let join = if s.vm_template.is_some() { ", k8s_join_command = \"\"" } else { "" };
+            let join = if s.vm_template.as_ref().is_some_and(|v| v.join_command_for_masters) { ", k8s_join_command = \"\"" } else { "" };
             vec![by_hand(format!(
                 "edit {}: module \"{node}\"{template} on {hypervisor}, {size}{id}, IP {}{join}",
                 iac.vms,
