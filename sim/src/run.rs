@@ -323,11 +323,10 @@ impl<'e, 'a> Run<'e, 'a> {
         }
         let t = self.t();
         let mut worst: BTreeMap<&'static str, (bool, bool)> = BTreeMap::new();
-        for (i, consumer) in t.consumers.iter().enumerate() {
-            let reach = observe::consumer_reach(state, t, i);
+        for (consumer, reach) in t.consumers.iter().zip(observe::consumers_reachability(state, t)) {
             let entry = worst.entry(consumer.kind.as_str()).or_default();
             entry.0 |= reach.is_down();
-            entry.1 |= matches!(reach, observe::Reach::Intermittent(_));
+            entry.1 |= reach == observe::Reachability::Intermittent;
         }
         for (kind, (down, degraded)) in worst {
             let class = self.downtime.consumers.entry(kind.to_string()).or_default();
@@ -337,7 +336,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 class.degraded_s += seconds;
             }
         }
-        let not_ready = state.joined.and(state.up).iter().filter(|n| observe::node_ready(state, t, *n).is_down()).count() as u32;
+        let not_ready = state.joined.and(state.up).iter().filter(|n| observe::node_reachability(state, t, *n).is_down()).count() as u32;
         self.downtime.node_not_ready_s += not_ready * seconds;
     }
 
