@@ -386,7 +386,8 @@ pub fn consumers_reachability<'c>(c: &'c Cluster, t: &'c Topology) -> impl Itera
             return Reachability::Down;
         }
         let needs = ClientNeeds { oidc: spec.oidc };
-        *asked[usize::from(on_vip) << 1 | usize::from(spec.oidc)].get_or_insert_with(|| reachability(c, t, consumer_endpoint(c, t, i), needs))
+        *asked[usize::from(on_vip) << 1 | usize::from(spec.oidc)]
+            .get_or_insert_with(|| reachability(c, t, consumer_endpoint(c, t, i), needs))
     })
 }
 

@@ -215,8 +215,9 @@ pub(crate) struct Run<'e, 'a> {
     undeclared: Vec<Undeclared>,
     pub(crate) recoveries: Vec<RecoveryKind>,
     pub(crate) transitions: u64,
-    /// Every halt, in order, with the id of the step it halted in (the first is the run's).
-    pub(crate) halts: Vec<(String, Halt)>,
+    /// Every halt, in order, with the step it halted in (by index in the plan; the first is
+    /// the run's).
+    pub(crate) halts: Vec<(usize, Halt)>,
     /// Nodes a fault took down, for good or for a while: unlike a node the plan itself shut
     /// down, the operator cannot just boot them.
     pub(crate) struck: NodeSet,
@@ -473,7 +474,7 @@ impl<'e, 'a> Run<'e, 'a> {
             Ok(next) => next,
             Err(never) => match never {},
         };
-        self.halts.push((self.engine.plan.steps[step].id.clone(), halt));
+        self.halts.push((step, halt));
         next
     }
 
@@ -732,7 +733,7 @@ impl<'a> Engine<'a> {
             _ => r.unavailable(),
         };
         let (halted_at, halt) = match r.halts.first() {
-            Some((step, halt)) => (Some(step.clone()), Some(halt.clone())),
+            Some((step, halt)) => (Some(plan.steps[*step].id.clone()), Some(halt.clone())),
             None => (None, None),
         };
         RunResult {
