@@ -51,7 +51,7 @@ pub struct RamLoad {
 
 /// The new master VMs on hypervisor `h` that exist in state `c`.
 pub fn new_masters_on(c: &Cluster, t: &Topology, h: usize) -> NodeSet {
-    t.new_masters().filter(|n| t.node(*n).hypervisor == h && c.vm_exists.contains(*n)).fold(NodeSet::EMPTY, NodeSet::with)
+    t.new_masters_by_hypervisor[h].and(c.vm_exists)
 }
 
 /// Physical RAM less the headroom policy: what a hypervisor may commit.

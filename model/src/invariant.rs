@@ -247,14 +247,14 @@ pub const INVARIANTS: &[Invariant] = &[
         name: "api-reachable",
         class: InvariantClass::Availability,
         why: "every kubeconfig consumer must reach a ready apiserver and verify its TLS",
-        broken: |c, t| unreachable_consumer(c, t).is_some(),
+        broken: |c, t| observe::consumers_reachability(c, t).any(|r| !r.is_ok()),
         explain: explain_unreachable_consumer,
     },
     Invariant {
         name: "nodes-ready",
         class: InvariantClass::Availability,
         why: "a running kubelet that cannot reach the API makes its node NotReady",
-        broken: |c, t| not_ready_node(c, t).is_some(),
+        broken: |c, t| !c.stale_nodes.is_empty() || c.joined.and(c.up).iter().any(|n| observe::node_reachability(c, t, n).is_down()),
         explain: explain_not_ready_node,
     },
     Invariant {
@@ -262,14 +262,14 @@ pub const INVARIANTS: &[Invariant] = &[
         class: InvariantClass::Availability,
         why:
             "kube-proxy on every node follows Services through the server its ConfigMap names; cut off, Service changes stop reaching nodes",
-        broken: |c, t| !observe::kube_proxy_reach(c, t).is_ok(),
+        broken: |c, t| !observe::kube_proxy_reachability(c, t).is_ok(),
         explain: explain_kube_proxy_cut_off,
     },
     Invariant {
         name: "backup-runs",
         class: InvariantClass::Availability,
         why: "the etcd backup job must be able to run",
-        broken: |c, t| observe::backup_runs(c, t).is_err(),
+        broken: |c, t| observe::backup_node(c, t).is_none(),
         explain: explain_backup_stopped,
     },
 ];

@@ -80,8 +80,15 @@ pub enum NotReady {
     /// (etcd `server/etcdserver/api/v3rpc/interceptor.go`, `isRPCSupportedForLearner`).
     LocalEtcdLearner,
     NoQuorum {
-        quorum: String,
+        /// The quorum as the node sees it; its words are written only when shown.
+        #[serde(serialize_with = "as_words")]
+        quorum: QuorumView,
     },
+}
+
+/// A value in its words (for a field whose JSON has always been the sentence).
+fn as_words<S: serde::Serializer, T: std::fmt::Display>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 impl std::fmt::Display for NotReady {
@@ -118,7 +125,7 @@ pub fn apiserver_ready(c: &Cluster, node: NodeIx) -> Result<(), NotReady> {
     }
     let q = quorum_at(c, node);
     if !q.holds() {
-        return Err(NotReady::NoQuorum { quorum: q.to_string() });
+        return Err(NotReady::NoQuorum { quorum: q });
     }
     Ok(())
 }
@@ -210,6 +217,95 @@ pub struct ClientNeeds {
     pub oidc: bool,
 }
 
+/// Whether a client gets answers, without the reasons: what [`Reach`] says, for the callers
+/// that ask often (the exploration, the recovery search) and read no words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reachability {
+    Ok,
+    Intermittent,
+    Down,
+}
+
+impl Reachability {
+    pub fn is_ok(self) -> bool {
+        self == Reachability::Ok
+    }
+    pub fn is_down(self) -> bool {
+        self == Reachability::Down
+    }
+}
+
+impl Reach {
+    /// The same answer without its reasons.
+    pub fn reachability(&self) -> Reachability {
+        match self {
+            Reach::Ok => Reachability::Ok,
+            Reach::Intermittent(_) => Reachability::Intermittent,
+            Reach::Down(_) => Reachability::Down,
+        }
+    }
+}
+
+/// [`reach`] without the reasons (no words are built).
+pub fn reachability(c: &Cluster, t: &Topology, endpoint: Endpoint, needs: ClientNeeds) -> Reachability {
+    match endpoint {
+        Endpoint::Direct(node) if apiserver_ready(c, node).is_ok() && (!needs.oidc || c.apiserver_flags.contains(node)) => Reachability::Ok,
+        Endpoint::Direct(_) => Reachability::Down,
+        Endpoint::Vip => {
+            if vip_unserved(c, t).is_some() {
+                return Reachability::Down;
+            }
+            let healthy = healthy_backends(c, t);
+            let broken = vip_backends_broken(c, healthy, needs);
+            if healthy.is_empty() || broken == healthy {
+                Reachability::Down
+            } else if broken.is_empty() {
+                Reachability::Ok
+            } else {
+                Reachability::Intermittent
+            }
+        }
+    }
+}
+
+/// Why nothing answers at the VIP before any backend is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VipUnserved {
+    LbDown,
+    /// The VIP lives on the masters and none runs its daemon.
+    NoDaemon(LbKind),
+    /// The VIP lives on the masters and no master running its daemon can hold it.
+    NoHolder(LbKind),
+    /// No alias for the VIP, or no frontend at it.
+    NoFrontend,
+}
+
+/// Whether the VIP is unserved before any backend is asked, and why: read by [`reach`] and
+/// [`reachability`] alike.
+fn vip_unserved(c: &Cluster, t: &Topology) -> Option<VipUnserved> {
+    if !c.lb_up {
+        return Some(VipUnserved::LbDown);
+    }
+    let kind = t.scenario.load_balancer.kind;
+    if kind.on_masters() && vip_holder(c, t).is_none() {
+        return Some(if c.vip_daemons.is_empty() { VipUnserved::NoDaemon(kind) } else { VipUnserved::NoHolder(kind) });
+    }
+    let frontend = kind == LbKind::KubeVip || c.lb_running.frontend;
+    if !c.vip_alias || !frontend {
+        return Some(VipUnserved::NoFrontend);
+    }
+    None
+}
+
+/// Healthy backends a client through the VIP cannot use: their cert lacks the VIP SAN, their
+/// apiserver is not ready, or they lack the OIDC flags the client needs.
+fn vip_backends_broken(c: &Cluster, healthy: NodeSet, needs: ClientNeeds) -> NodeSet {
+    let bad_tls = healthy.minus(c.served_vip);
+    let not_ready = healthy.iter().filter(|n| apiserver_ready(c, *n).is_err()).fold(NodeSet::EMPTY, NodeSet::with);
+    let no_flags = if needs.oidc { healthy.minus(c.apiserver_flags) } else { NodeSet::EMPTY };
+    bad_tls.or(not_ready).or(no_flags)
+}
+
 /// Whether a client pointed at `endpoint` reaches a ready apiserver and verifies its TLS.
 pub fn reach(c: &Cluster, t: &Topology, endpoint: Endpoint, needs: ClientNeeds) -> Reach {
     match endpoint {
@@ -220,20 +316,13 @@ pub fn reach(c: &Cluster, t: &Topology, endpoint: Endpoint, needs: ClientNeeds) 
             Err(why) => Reach::Down(format!("{}: {why}", t.name(node))),
         },
         Endpoint::Vip => {
-            if !c.lb_up {
-                return Reach::Down("load balancer down".to_string());
-            }
-            let kind = t.scenario.load_balancer.kind;
-            if kind.on_masters() && vip_holder(c, t).is_none() {
-                return Reach::Down(if c.vip_daemons.is_empty() {
-                    format!("no master runs {}", kind.as_str())
-                } else {
-                    format!("no master can hold the VIP ({})", kind.as_str())
+            if let Some(unserved) = vip_unserved(c, t) {
+                return Reach::Down(match unserved {
+                    VipUnserved::LbDown => "load balancer down".to_string(),
+                    VipUnserved::NoDaemon(kind) => format!("no master runs {}", kind.as_str()),
+                    VipUnserved::NoHolder(kind) => format!("no master can hold the VIP ({})", kind.as_str()),
+                    VipUnserved::NoFrontend => "nothing serves the VIP".to_string(),
                 });
-            }
-            let frontend = kind == LbKind::KubeVip || c.lb_running.frontend;
-            if !c.vip_alias || !frontend {
-                return Reach::Down("nothing serves the VIP".to_string());
             }
             let healthy = healthy_backends(c, t);
             if healthy.is_empty() {
@@ -286,6 +375,31 @@ pub fn consumer_reach(c: &Cluster, t: &Topology, consumer: usize) -> Reach {
     reach(c, t, consumer_endpoint(c, t, consumer), ClientNeeds { oidc: spec.oidc })
 }
 
+/// Every consumer's [`consumer_reachability`], in order; each endpoint and need is asked once,
+/// as consumers mostly share them.
+pub fn consumers_reachability<'c>(c: &'c Cluster, t: &'c Topology) -> impl Iterator<Item = Reachability> + 'c {
+    // By (through the VIP, needs OIDC).
+    let mut asked: [Option<Reachability>; 4] = [None; 4];
+    t.consumers.iter().enumerate().map(move |(i, spec)| {
+        let on_vip = c.consumer_on_vip(i);
+        if spec.stale_record.is_some() && !on_vip && !c.dns_stale {
+            return Reachability::Down;
+        }
+        let needs = ClientNeeds { oidc: spec.oidc };
+        *asked[usize::from(on_vip) << 1 | usize::from(spec.oidc)]
+            .get_or_insert_with(|| reachability(c, t, consumer_endpoint(c, t, i), needs))
+    })
+}
+
+/// [`consumer_reach`] without the reasons.
+pub fn consumer_reachability(c: &Cluster, t: &Topology, consumer: usize) -> Reachability {
+    let spec = &t.consumers[consumer];
+    if spec.stale_record.is_some() && !c.consumer_on_vip(consumer) && !c.dns_stale {
+        return Reachability::Down;
+    }
+    reachability(c, t, consumer_endpoint(c, t, consumer), ClientNeeds { oidc: spec.oidc })
+}
+
 /// The endpoint a node's kubelet uses: the VIP, its own apiserver, or the existing master.
 pub fn kubelet_endpoint(c: &Cluster, t: &Topology, node: NodeIx) -> Endpoint {
     if c.kubelet_vip.contains(node) {
@@ -312,6 +426,11 @@ pub fn kube_proxy_reach(c: &Cluster, t: &Topology) -> Reach {
     reach(c, t, kube_proxy_endpoint(c, t), ClientNeeds { oidc: false })
 }
 
+/// [`kube_proxy_reach`] without the reasons.
+pub fn kube_proxy_reachability(c: &Cluster, t: &Topology) -> Reachability {
+    reachability(c, t, kube_proxy_endpoint(c, t), ClientNeeds { oidc: false })
+}
+
 /// Whether `node` is Ready: up, registered, and its kubelet reaches an apiserver.
 pub fn node_ready(c: &Cluster, t: &Topology, node: NodeIx) -> Reach {
     if !c.up.contains(node) {
@@ -323,9 +442,31 @@ pub fn node_ready(c: &Cluster, t: &Topology, node: NodeIx) -> Reach {
     reach(c, t, kubelet_endpoint(c, t, node), ClientNeeds { oidc: false })
 }
 
+/// [`node_ready`] without the reasons.
+pub fn node_reachability(c: &Cluster, t: &Topology, node: NodeIx) -> Reachability {
+    if !c.up.contains(node) || !c.joined.contains(node) {
+        return Reachability::Down;
+    }
+    reachability(c, t, kubelet_endpoint(c, t, node), ClientNeeds { oidc: false })
+}
+
 /// Whether the etcd backup job can run now, and where.
 pub fn backup_runs(c: &Cluster, t: &Topology) -> Result<NodeIx, String> {
-    let candidates = if c.cronjobs_any_master {
+    let candidates = backup_candidates(c, t);
+    backup_node(c, t).ok_or_else(|| {
+        let names: Vec<&str> = candidates.iter().map(|n| t.name(n)).collect();
+        format!("backup job can only run on {} and none is ready", if names.is_empty() { "no node".to_string() } else { names.join(", ") })
+    })
+}
+
+/// Where the etcd backup job can run now, if anywhere ([`backup_runs`] without the reason).
+pub fn backup_node(c: &Cluster, t: &Topology) -> Option<NodeIx> {
+    backup_candidates(c, t).iter().find(|n| apiserver_ready(c, *n).is_ok() && node_reachability(c, t, *n).is_ok())
+}
+
+/// The nodes the etcd backup job may be scheduled on.
+fn backup_candidates(c: &Cluster, t: &Topology) -> NodeSet {
+    if c.cronjobs_any_master {
         c.control_plane
     } else {
         match t.scenario.cronjobs.iter().find(|j| j.backup).and_then(|j| j.pinned_to.as_ref()) {
@@ -335,19 +476,78 @@ pub fn backup_runs(c: &Cluster, t: &Topology) -> Result<NodeIx, String> {
             },
             None => c.control_plane,
         }
-    };
-    candidates.iter().find(|n| apiserver_ready(c, *n).is_ok() && node_ready(c, t, *n).is_ok()).ok_or_else(|| {
-        let names: Vec<&str> = candidates.iter().map(|n| t.name(n)).collect();
-        format!("backup job can only run on {} and none is ready", if names.is_empty() { "no node".to_string() } else { names.join(", ") })
-    })
+    }
 }
 
 /// Masters that count as control-plane and Ready (what the reboot gate and upgrade chain count).
 pub fn ready_masters(c: &Cluster, t: &Topology) -> NodeSet {
-    c.control_plane.iter().filter(|n| node_ready(c, t, *n).is_ok() && apiserver_ready(c, *n).is_ok()).fold(NodeSet::EMPTY, NodeSet::with)
+    c.control_plane
+        .iter()
+        .filter(|n| node_reachability(c, t, *n).is_ok() && apiserver_ready(c, *n).is_ok())
+        .fold(NodeSet::EMPTY, NodeSet::with)
 }
 
 /// Whether the node is one the migration treats as a master.
 pub fn is_master(t: &Topology, node: NodeIx) -> bool {
     t.node(node).kind != NodeKind::Worker
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::Fault;
+    use crate::planner;
+    use crate::validate::parse_scenario;
+
+    /// Every state of every scenario's plan, each struck by every fault.
+    fn states_struck(text: &str) -> (Topology, Vec<Cluster>) {
+        let t = Topology::new(&parse_scenario(text).expect("the scenario is valid"));
+        let plan = planner::generate(&t);
+        let mut c = Cluster::initial(&t);
+        let mut states = vec![c];
+        for a in plan.steps.iter().flat_map(|s| s.actions.iter()) {
+            if let Ok(next) = crate::action::apply(&c, &t, *a) {
+                c = next;
+                states.push(c);
+            }
+        }
+        let faults = Fault::all(&t);
+        let struck = states.iter().flat_map(|s| std::iter::once(*s).chain(faults.iter().map(|f| f.strike(s, &t)))).collect();
+        (t, struck)
+    }
+
+    /// The answers without words agree with the answers with them, for every consumer, node,
+    /// kube-proxy and the backup job: the exploration asks one, the report the other. Every
+    /// load balancer profile is among the scenarios (the VIP on a host, on the masters by
+    /// keepalived, by kube-vip).
+    #[test]
+    fn reachability_without_words_agrees_with_the_reasons() {
+        let mut seen = [0usize; 3];
+        for text in [
+            include_str!("../../scenarios/homelab.yaml"),
+            include_str!("../../scenarios/five-masters.yaml"),
+            include_str!("../../scenarios/legacy-1.28.yaml"),
+            include_str!("../../scenarios/two-hypervisors.yaml"),
+            include_str!("../../scenarios/haproxy-libvirt.yaml"),
+            include_str!("../../scenarios/keepalived-five.yaml"),
+            include_str!("../../scenarios/kube-vip-bare.yaml"),
+        ] {
+            let (t, states) = states_struck(text);
+            for c in &states {
+                for i in 0..t.consumers.len() {
+                    let level = consumer_reachability(c, &t, i);
+                    assert_eq!(level, consumer_reach(c, &t, i).reachability(), "consumer {i}");
+                    seen[level as usize] += 1;
+                }
+                for n in c.joined.iter() {
+                    assert_eq!(node_reachability(c, &t, n), node_ready(c, &t, n).reachability(), "node {}", t.name(n));
+                }
+                let each: Vec<Reachability> = (0..t.consumers.len()).map(|i| consumer_reachability(c, &t, i)).collect();
+                assert_eq!(consumers_reachability(c, &t).collect::<Vec<_>>(), each);
+                assert_eq!(kube_proxy_reachability(c, &t), kube_proxy_reach(c, &t).reachability());
+                assert_eq!(backup_node(c, &t), backup_runs(c, &t).ok());
+            }
+        }
+        assert!(seen.iter().all(|n| *n > 0), "ok, intermittent and down all met: {seen:?}");
+    }
 }

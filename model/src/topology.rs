@@ -127,6 +127,9 @@ pub struct Topology {
     /// ([`crate::facts::kubelet_local_mode`]).
     pub kubelet_local_mode: bool,
     pub health_check: HealthCheck,
+    /// The new masters each hypervisor hosts, by index in the scenario's hypervisors: the RAM
+    /// check reads them on every state the checker reaches.
+    pub new_masters_by_hypervisor: Vec<NodeSet>,
 }
 
 pub use crate::facts::learner_mode;
@@ -196,8 +199,18 @@ impl Topology {
             Some(v) => parse_version(&v.kubernetes_version).expect("validated: version parses"),
             None => version,
         };
+        let new_masters_by_hypervisor = (0..scenario.hypervisors.len())
+            .map(|h| {
+                nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| n.kind == NodeKind::NewMaster && n.hypervisor == h)
+                    .fold(NodeSet::EMPTY, |set, (i, _)| set.with(NodeIx(i as u8)))
+            })
+            .collect();
         Topology {
             scenario: scenario.clone(),
+            new_masters_by_hypervisor,
             nodes,
             consumers,
             version,

@@ -180,7 +180,7 @@ impl<'a> Collector<'a> {
         let inherited = schedule.iter().any(|i| self.pre_existing(i.fault));
         let end = result.end();
         let first_unavailable = end.unavailable().next();
-        let halted_at = result.halt().map_or("end", |(step, _)| step.as_str());
+        let halted_at = result.halt().map_or("end", |(step, _)| self.plan.steps[*step].id.as_str());
         if let (Some(index), false) = (first_unavailable, inherited) {
             violated = true;
             let invariant = &INVARIANTS[index];

@@ -153,9 +153,21 @@ pub struct CheckReport {
 }
 
 fn fingerprint_hash(state: &plan_model::cluster::Cluster, point: Point, extra: u64, t: &Topology) -> u64 {
+    keyed(&placement_hasher(state, point, t), extra)
+}
+
+/// The hash of a state's fingerprint and a point, to key every placement there from.
+fn placement_hasher(state: &plan_model::cluster::Cluster, point: Point, t: &Topology) -> FxHasher {
     let mut h = FxHasher::default();
     state.fingerprint(t).hash(&mut h);
     point.hash(&mut h);
+    h
+}
+
+/// A placement's key: `extra` (its faults and configuration) after the state and point hashed
+/// once in `at` (the same key [`fingerprint_hash`] gives).
+fn keyed(at: &FxHasher, extra: u64) -> u64 {
+    let mut h = at.clone();
     extra.hash(&mut h);
     h.finish()
 }
@@ -375,6 +387,7 @@ impl<'s, 'a> Shard<'s, 'a> {
     /// second fault with it and wherever its run goes on to.
     fn explore_point(&mut self, point: Point, state: Cluster) {
         let start = Cursor::at(state, point);
+        let hashed = placement_hasher(&state, point, self.t);
         for fault in faults_at(self.faults, point) {
             let first = Injection { at: point, fault };
             let mut snapshots = Vec::new();
@@ -390,12 +403,7 @@ impl<'s, 'a> Shard<'s, 'a> {
                     continue;
                 }
                 let pair = [first, Injection { at: point, fault: second }];
-                let key = fingerprint_hash(
-                    &state,
-                    point,
-                    fault_key(fault) ^ fault_key(second).rotate_left(17) ^ budget_key(self.depth - 2),
-                    self.t,
-                );
+                let key = keyed(&hashed, fault_key(fault) ^ fault_key(second).rotate_left(17) ^ budget_key(self.depth - 2));
                 if !self.seen.insert(key) {
                     self.deduplicated += 1;
                     continue;
@@ -426,14 +434,16 @@ impl<'s, 'a> Shard<'s, 'a> {
                 ^ cursor.recoveries as u64
                 ^ ((cursor.skip_done as u64) << 63)
                 ^ budget_key(budget - 1);
+            let hashed = placement_hasher(&cursor.c, at, self.t);
             for next in faults_at(self.faults, at) {
-                let key = fingerprint_hash(&cursor.c, at, fault_key(next) ^ config, self.t);
+                let key = keyed(&hashed, fault_key(next) ^ config);
                 self.visited.insert(key);
                 if !self.seen.insert(key) {
                     self.deduplicated += 1;
                     continue;
                 }
-                let mut schedule = prefix.to_vec();
+                let mut schedule = Vec::with_capacity(prefix.len() + 1);
+                schedule.extend_from_slice(prefix);
                 schedule.push(Injection { at, fault: next });
                 let mut after = Vec::new();
                 let result = self.run(&cursor, &schedule[prefix.len()..], budget - 1, &mut after);

@@ -95,7 +95,7 @@ impl End {
 /// in order: the continuations from the boundaries it passed share them.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Lists {
-    halts: Vec<(String, Halt)>,
+    halts: Vec<(usize, Halt)>,
     recoveries: Vec<RecoveryKind>,
     dominated: Vec<Dominated>,
 }
@@ -134,13 +134,13 @@ impl Tail {
         !self.recoveries().is_empty()
     }
 
-    /// Every halt, with the id of the step it halted in; the first is the run's.
-    pub fn halts(&self) -> &[(String, Halt)] {
+    /// Every halt, with the step it halted in (by index in the plan); the first is the run's.
+    pub fn halts(&self) -> &[(usize, Halt)] {
         &self.lists.halts[self.since.halts..]
     }
 
-    /// The run's first halt: the step id and why.
-    pub fn halt(&self) -> Option<&(String, Halt)> {
+    /// The run's first halt: the step (by index in the plan) and why.
+    pub fn halt(&self) -> Option<&(usize, Halt)> {
         self.halts().first()
     }
 
@@ -189,7 +189,9 @@ pub struct Walk<'w> {
 pub struct Memo {
     /// The safety invariants whose breaks are kept (by index in `INVARIANTS`).
     reported: u32,
-    tails: FxHashMap<Fingerprint, Rc<Tail>>,
+    /// Held in place (a tail is a few counts and shared lists): one allocation less to make
+    /// and to free per boundary remembered.
+    tails: FxHashMap<Fingerprint, Tail>,
     /// Boundaries walked with a budget: the placements the walk from there made.
     walked: FxHashMap<(Fingerprint, u8), usize>,
     pub rankings: Rankings,
@@ -250,7 +252,7 @@ impl Memo {
         let mut fired = vec![false; schedule.len()];
         let mut pos = entry.position();
         let mut marks: Vec<Mark> = Vec::new();
-        let mut shared: Option<Rc<Tail>> = None;
+        let mut shared: Option<Tail> = None;
         let mut rejoined = false;
         let outcome = loop {
             if pos.step >= plan.steps.len() {
@@ -302,6 +304,16 @@ impl Memo {
         };
         let applied = r.transitions;
         let transitions = applied + shared.as_ref().map_or(0, |s| s.transitions);
+        let own_lists = r.halts.is_empty() && r.recoveries.is_empty() && r.dominated.is_empty();
+        if own_lists && r.breaks.is_empty() && marks.is_empty() {
+            if let Some(tail) = shared {
+                // Most placements add nothing of their own before a known continuation: theirs
+                // is that continuation's, its lists shared as they are rather than copied.
+                let run = Tail { transitions, ..tail };
+                let skipped = walk.map_or(0, |w| w.skipped);
+                return (Summary { run, applied }, skipped);
+            }
+        }
         let mut lists = Lists {
             halts: std::mem::take(&mut r.halts),
             recoveries: std::mem::take(&mut r.recoveries),
@@ -344,7 +356,7 @@ impl Memo {
         plan: &plan_model::plan::Plan,
     ) {
         for mark in marks.iter().rev() {
-            let tail = Rc::new(tail_from(breaks, lists, mark, transitions, end, plan));
+            let tail = tail_from(breaks, lists, mark, transitions, end, plan);
             if let Some(w) = walk {
                 if mark.at.step > from.step as usize {
                     let placed: usize = w.snapshots[mark.snapshots..]

@@ -117,16 +117,16 @@ pub fn drift(c: &Cluster, t: &Topology) -> Option<String> {
 /// # Errors
 /// Whatever the executor's place underneath fails with; the policy itself never fails.
 pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize, halt: &Halt, count: &mut u32) -> Result<Next, E::Error> {
-    let id = plan.steps[step].id.clone();
+    let id: &str = &plan.steps[step].id;
     *count += 1;
-    say(exec, &id, EventKind::Halt, || format!("HALT: {halt}"));
+    say(exec, id, EventKind::Halt, || format!("HALT: {halt}"));
     if *count > RECOVERIES_MAX {
         return Ok(Next::Stop(Outcome::Stuck { why: format!("{RECOVERIES_MAX} recoveries did not get past step {id}") }));
     }
     // 1. A temporary fault: wait for it, then re-run the step.
     if exec.fault_pending() {
         exec.took(RecoveryKind::WaitAndRetry);
-        exec.wait_for_pending(&id)?;
+        exec.wait_for_pending(id)?;
         return Ok(Next::Retry);
     }
     // 1b. A node the step itself shut down (a planned reboot) and no fault touched: finish the
@@ -134,16 +134,16 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     for a in &plan.steps[step].actions {
         if let Action::Boot(x) = *a {
             if !exec.cluster().up.contains(x) && !exec.struck().contains(x) {
-                say(exec, &id, EventKind::Recovery, || format!("wait for the planned reboot of {}", t.name(x)));
-                let _ = exec.apply(*a, &id)?;
+                say(exec, id, EventKind::Recovery, || format!("wait for the planned reboot of {}", t.name(x)));
+                let _ = exec.apply(*a, id)?;
             }
         }
     }
     // 2. Expired credentials: the plan's re-upload path.
     if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
         exec.took(RecoveryKind::Renew);
-        say(exec, &id, EventKind::Recovery, || RecoveryKind::Renew.describe());
-        if exec.apply(Action::UploadCerts, &id)?.is_ok() && exec.apply(Action::CreateToken, &id)?.is_ok() {
+        say(exec, id, EventKind::Recovery, || RecoveryKind::Renew.describe());
+        if exec.apply(Action::UploadCerts, id)?.is_ok() && exec.apply(Action::CreateToken, id)?.is_ok() {
             return Ok(Next::Retry);
         }
     }
@@ -152,8 +152,8 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     // made again from where it stopped, without the kinds already tried.
     let weighed_from = *exec.cluster();
     let mut ranking = exec.rank(&weighed_from, t, plan, step);
-    report_ranking(exec, &id, &ranking);
-    exec.weighed(&id, &ranking)?;
+    report_ranking(exec, id, &ranking);
+    exec.weighed(id, &ranking)?;
     let mut tried: Vec<RecoveryKind> = Vec::new();
     loop {
         // Ranked again only where the state moved (the lab's answers, a recovery cut short).
@@ -161,15 +161,16 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
             let now = *exec.cluster();
             ranking = exec.rank(&now, t, plan, step);
         }
-        let Some(best) = ranking.iter().find(|c| c.applicable() && !tried.contains(&c.kind)).cloned() else {
+        // The ranking is shared (a memory may hold it): the best is read in place, not copied.
+        let Some(best) = ranking.iter().find(|c| c.applicable() && !tried.contains(&c.kind)) else {
             return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }));
         };
         exec.took(best.kind.clone());
-        say(exec, &id, EventKind::Recovery, || format!("{} ({})", best.kind.describe(), best.cost.summary()));
+        say(exec, id, EventKind::Recovery, || format!("{} ({})", best.kind.describe(), best.cost.summary()));
         tried.push(best.kind.clone());
-        if run_recovery(exec, t, best.actions, &id)?.is_ok() {
-            return Ok(Next::Stop(match best.kind {
-                RecoveryKind::Rollback { phase } => Outcome::RolledBack { phase },
+        if run_recovery(exec, t, &best.actions, id)?.is_ok() {
+            return Ok(Next::Stop(match &best.kind {
+                RecoveryKind::Rollback { phase } => Outcome::RolledBack { phase: phase.clone() },
                 RecoveryKind::QuorumRecovery => Outcome::QuorumRecovered,
                 RecoveryKind::WorstCase => Outcome::RestoredFromSnapshot {
                     lost_s: match exec.cluster().etcd_data {
@@ -177,7 +178,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
                         EtcdData::Intact => 0,
                     },
                 },
-                _ => Outcome::Halted { step: id },
+                _ => Outcome::Halted { step: id.to_string() },
             }));
         }
     }
@@ -223,8 +224,8 @@ fn say<E: Executor>(exec: &mut E, step: &str, kind: EventKind, what: impl FnOnce
 
 /// Runs recovery actions; an action on a host that is down is skipped (nothing to undo there
 /// until it returns). The first other refusal stops them.
-fn run_recovery<E: Executor>(exec: &mut E, t: &Topology, actions: Vec<Action>, step: &str) -> Result<Result<(), Refusal>, E::Error> {
-    for a in actions {
+fn run_recovery<E: Executor>(exec: &mut E, t: &Topology, actions: &[Action], step: &str) -> Result<Result<(), Refusal>, E::Error> {
+    for &a in actions {
         match exec.apply(a, step)? {
             Ok(()) => {}
             Err(refusal) if refusal.kind == RefusalKind::HostDown => {

@@ -215,8 +215,9 @@ pub(crate) struct Run<'e, 'a> {
     undeclared: Vec<Undeclared>,
     pub(crate) recoveries: Vec<RecoveryKind>,
     pub(crate) transitions: u64,
-    /// Every halt, in order, with the id of the step it halted in (the first is the run's).
-    pub(crate) halts: Vec<(String, Halt)>,
+    /// Every halt, in order, with the step it halted in (by index in the plan; the first is
+    /// the run's).
+    pub(crate) halts: Vec<(usize, Halt)>,
     /// Nodes a fault took down, for good or for a while: unlike a node the plan itself shut
     /// down, the operator cannot just boot them.
     pub(crate) struck: NodeSet,
@@ -323,11 +324,10 @@ impl<'e, 'a> Run<'e, 'a> {
         }
         let t = self.t();
         let mut worst: BTreeMap<&'static str, (bool, bool)> = BTreeMap::new();
-        for (i, consumer) in t.consumers.iter().enumerate() {
-            let reach = observe::consumer_reach(state, t, i);
+        for (consumer, reach) in t.consumers.iter().zip(observe::consumers_reachability(state, t)) {
             let entry = worst.entry(consumer.kind.as_str()).or_default();
             entry.0 |= reach.is_down();
-            entry.1 |= matches!(reach, observe::Reach::Intermittent(_));
+            entry.1 |= reach == observe::Reachability::Intermittent;
         }
         for (kind, (down, degraded)) in worst {
             let class = self.downtime.consumers.entry(kind.to_string()).or_default();
@@ -337,7 +337,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 class.degraded_s += seconds;
             }
         }
-        let not_ready = state.joined.and(state.up).iter().filter(|n| observe::node_ready(state, t, *n).is_down()).count() as u32;
+        let not_ready = state.joined.and(state.up).iter().filter(|n| observe::node_reachability(state, t, *n).is_down()).count() as u32;
         self.downtime.node_not_ready_s += not_ready * seconds;
     }
 
@@ -474,7 +474,7 @@ impl<'e, 'a> Run<'e, 'a> {
             Ok(next) => next,
             Err(never) => match never {},
         };
-        self.halts.push((self.engine.plan.steps[step].id.clone(), halt));
+        self.halts.push((step, halt));
         next
     }
 
@@ -733,7 +733,7 @@ impl<'a> Engine<'a> {
             _ => r.unavailable(),
         };
         let (halted_at, halt) = match r.halts.first() {
-            Some((step, halt)) => (Some(step.clone()), Some(halt.clone())),
+            Some((step, halt)) => (Some(plan.steps[*step].id.clone()), Some(halt.clone())),
             None => (None, None),
         };
         RunResult {

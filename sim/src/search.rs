@@ -178,7 +178,7 @@ fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Act
     let mut downtime_s = 0u32;
     let mut transitions = 0u32;
     for a in &actions {
-        let down = (0..t.consumers.len()).filter(|i| observe::consumer_reach(&state, t, *i).is_down()).count() as u32;
+        let down = observe::consumers_reachability(&state, t).filter(|r| r.is_down()).count() as u32;
         match action::apply(&state, t, *a) {
             Ok(next) => {
                 downtime_s += down * a.duration_s();
@@ -208,8 +208,8 @@ fn cost_of(start: &Cluster, end: &Cluster, t: &Topology, downtime_s: u32) -> Cos
         },
         safety_broken: broken(InvariantClass::Safety),
         quorum_lost: !observe::quorum(end).holds(),
-        consumers_down: (0..t.consumers.len()).filter(|i| !observe::consumer_reach(end, t, *i).is_ok()).count() as u32,
-        nodes_not_ready: end.joined.and(end.up).iter().filter(|n| !observe::node_ready(end, t, *n).is_ok()).count() as u32,
+        consumers_down: observe::consumers_reachability(end, t).filter(|r| !r.is_ok()).count() as u32,
+        nodes_not_ready: end.joined.and(end.up).iter().filter(|n| !observe::node_reachability(end, t, *n).is_ok()).count() as u32,
         availability_broken: broken(InvariantClass::Availability),
         leftovers: leftovers(end, t),
         downtime_s,

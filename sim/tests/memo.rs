@@ -5,6 +5,7 @@
 
 use plan_model::fault::{Fault, FaultKind};
 use plan_model::invariant::{InvariantClass, INVARIANTS};
+use plan_model::plan::Plan;
 use plan_model::planner;
 use plan_model::topology::Topology;
 use plan_model::validate::parse_scenario;
@@ -20,10 +21,10 @@ fn every_safety_invariant() -> u32 {
     INVARIANTS.iter().enumerate().filter(|(_, i)| i.class == InvariantClass::Safety).fold(0, |m, (i, _)| m | 1 << i)
 }
 
-fn assert_same(t: &Topology, plain: &RunResult, shared: &Summary, what: &str) {
+fn assert_same(t: &Topology, plan: &Plan, plain: &RunResult, shared: &Summary, what: &str) {
     assert_eq!(&plain.outcome, shared.outcome(), "{what}: outcome");
     assert_eq!(plain.recoveries, shared.recoveries(), "{what}: recoveries");
-    assert_eq!(plain.halted_at.as_ref(), shared.halt().map(|(step, _)| step), "{what}: halted at");
+    assert_eq!(plain.halted_at.as_ref(), shared.halt().map(|(step, _)| &plan.steps[*step].id), "{what}: halted at");
     assert_eq!(plain.halt.as_ref(), shared.halt().map(|(_, halt)| halt), "{what}: halt");
     assert_eq!(plain.dominated, shared.dominated(), "{what}: dominated");
     let breaks: Vec<(&str, String, String)> = shared.breaks().map(|b| (b.invariant().name, b.step.clone(), b.why(t))).collect();
@@ -59,7 +60,7 @@ fn a_shared_continuation_gives_what_the_whole_run_gives() {
             let plain = engine.run_cursor(Cursor::at(state, point), &first, Some(&track), Some(&mut snapshots));
             let (shared, skipped) = memo.run(&engine, &Cursor::at(state, point), &first, &track, None);
             assert_eq!(skipped, 0, "a run without a walk skips nothing");
-            assert_same(&t, &plain, &shared, &format!("{} at {point:?}", fault.describe(&t)));
+            assert_same(&t, &plan, &plain, &shared, &format!("{} at {point:?}", fault.describe(&t)));
             compared += 1;
             // Second faults wherever the first run went on to: one point in five, one fault in
             // four, enough to meet many continuations again without a long test.
@@ -72,7 +73,7 @@ fn a_shared_continuation_gives_what_the_whole_run_gives() {
                     let next = [Injection { at, fault: second }];
                     let plain = engine.run_cursor(cursor.clone(), &next, Some(&track), None);
                     let (shared, _) = memo.run(&engine, cursor, &next, &track, None);
-                    assert_same(&t, &plain, &shared, &format!("{} then {} at {at:?}", fault.describe(&t), second.describe(&t)));
+                    assert_same(&t, &plan, &plain, &shared, &format!("{} then {} at {at:?}", fault.describe(&t), second.describe(&t)));
                     compared += 1;
                 }
             }
