@@ -530,6 +530,9 @@ pub struct EtcdBackupSpec {
 #[serde(deny_unknown_fields)]
 pub struct RebootGateSpec {
     pub name: String,
+    /// The namespace its DaemonSet runs in.
+    #[serde(default = "default_gate_namespace")]
+    pub namespace: String,
     pub path: String,
     pub control_plane_quorum_check: bool,
 }
@@ -576,6 +579,10 @@ impl Default for KubeadmSpec {
     fn default() -> Self {
         KubeadmSpec { certs_ttl_min: default_certs_ttl(), token_ttl_h: default_token_ttl() }
     }
+}
+
+fn default_gate_namespace() -> String {
+    "kube-system".to_string()
 }
 
 fn default_hypervisor_user() -> String {

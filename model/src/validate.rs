@@ -355,6 +355,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     if let Some(gate) = &s.reboot_gate {
         check_path(&gate.path, root().key("reboot_gate").key("path"), "reboot gate path")?;
         check_name(&gate.name, root().key("reboot_gate").key("name"), "reboot gate name")?;
+        check_name(&gate.namespace, root().key("reboot_gate").key("namespace"), "namespace")?;
     }
     if let Some(chain) = &s.upgrade_chain {
         check_path(&chain.path, root().key("upgrade_chain").key("path"), "upgrade chain path")?;

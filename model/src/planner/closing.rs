@@ -22,7 +22,7 @@ pub(super) fn reboot_gate(b: &mut Builder<'_>, gate: &crate::scenario::RebootGat
             )),
     );
     b.add(
-        StepSpec::new("5.2", "Apply kured", RunsOn::InfraRepo)
+        StepSpec::new("5.2", format!("Apply {}", gate.name), RunsOn::InfraRepo)
             .ops(vec![Operation::IacApply(IacStack::RebootGate)])
             .after("5.1", WHY_SEQUENCE),
     );
@@ -33,7 +33,7 @@ pub(super) fn reboot_gate(b: &mut Builder<'_>, gate: &crate::scenario::RebootGat
                 t,
                 [Check::GateQuorumAware],
                 [
-                    format!("kubectl -n kured logs ds/{} | tail -50", gate.name),
+                    format!("kubectl -n {} logs ds/{} | tail -50", gate.namespace, gate.name),
                     format!("kubectl cordon {cordoned} && sleep 300 && kubectl uncordon {cordoned}"),
                 ],
             )])
@@ -81,7 +81,7 @@ fn upgrade_chain(b: &mut Builder<'_>, last: &str) {
     let t = b.t;
     let n = Names::new(t);
     let masters_target = t.target_masters().len();
-    b.phase("7", "Extend the k8s-version-upgrade chain to multi-master".to_string());
+    b.phase("7", "Extend the upgrade chain to multi-master".to_string());
     b.add(
         StepSpec::new("7.1", "Discover masters and loop with a quorum check", RunsOn::InfraRepo)
             .ops(vec![Operation::UpgradeChainLoop { require_ready_above: n.quorum }])
@@ -93,7 +93,7 @@ fn upgrade_chain(b: &mut Builder<'_>, last: &str) {
             .after("7.1", WHY_SEQUENCE),
     );
     b.add(
-        StepSpec::new("7.3", "Apply k8s-version-upgrade", RunsOn::InfraRepo)
+        StepSpec::new("7.3", "Apply the upgrade chain", RunsOn::InfraRepo)
             .ops(vec![Operation::IacApply(IacStack::UpgradeChain)])
             .after("7.2", WHY_SEQUENCE),
     );

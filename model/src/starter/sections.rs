@@ -299,7 +299,8 @@ fn reboot_gate() -> Entry {
     Entry::new(
         "reboot_gate",
         Value::Map(vec![
-            Entry::scalar("name", text("kured-sentinel-gate"), "The gate's name."),
+            Entry::scalar("name", text("kured"), "The gate's name (its DaemonSet)."),
+            Entry::scalar("namespace", text("kube-system"), "The namespace its DaemonSet runs in."),
             Entry::scalar("path", text("stacks/kured/main.tf"), "The file in the infra repo that defines it."),
             Entry::scalar(
                 "control_plane_quorum_check",
