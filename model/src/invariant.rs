@@ -291,9 +291,6 @@ pub fn broken(c: &Cluster, t: &Topology) -> Vec<(&'static Invariant, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::Fault;
-    use crate::planner;
-    use crate::validate::parse_scenario;
 
     /// `broken` (no words) and `explain` (the message) agree on every state of every scenario's
     /// plan, each struck by every fault: the exploration asks one, the report the other.
@@ -307,26 +304,15 @@ mod tests {
         ];
         let (mut broken, mut holding) = (0, 0);
         for text in scenarios {
-            let t = Topology::new(&parse_scenario(text).expect("the scenario is valid"));
-            let plan = planner::generate(&t);
-            let mut c = Cluster::initial(&t);
-            let mut states = vec![c];
-            for a in plan.steps.iter().flat_map(|s| s.actions.iter()) {
-                if let Ok(next) = crate::action::apply(&c, &t, *a) {
-                    c = next;
-                    states.push(c);
-                }
-            }
-            for state in &states {
-                for struck in std::iter::once(*state).chain(Fault::all(&t).into_iter().map(|f| f.strike(state, &t))) {
-                    for inv in INVARIANTS {
-                        let verdict = (inv.broken)(&struck, &t);
-                        assert_eq!(verdict, (inv.explain)(&struck, &t).is_some(), "{}", inv.name);
-                        if verdict {
-                            broken += 1;
-                        } else {
-                            holding += 1;
-                        }
+            let (t, states) = crate::test_states::states_struck(text);
+            for struck in &states {
+                for inv in INVARIANTS {
+                    let verdict = (inv.broken)(struck, &t);
+                    assert_eq!(verdict, (inv.explain)(struck, &t).is_some(), "{}", inv.name);
+                    if verdict {
+                        broken += 1;
+                    } else {
+                        holding += 1;
                     }
                 }
             }

@@ -17,5 +17,7 @@ pub mod plan;
 pub mod planner;
 pub mod scenario;
 pub mod starter;
+#[cfg(test)]
+mod test_states;
 pub mod topology;
 pub mod validate;

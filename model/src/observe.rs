@@ -495,26 +495,6 @@ pub fn is_master(t: &Topology, node: NodeIx) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::Fault;
-    use crate::planner;
-    use crate::validate::parse_scenario;
-
-    /// Every state of every scenario's plan, each struck by every fault.
-    fn states_struck(text: &str) -> (Topology, Vec<Cluster>) {
-        let t = Topology::new(&parse_scenario(text).expect("the scenario is valid"));
-        let plan = planner::generate(&t);
-        let mut c = Cluster::initial(&t);
-        let mut states = vec![c];
-        for a in plan.steps.iter().flat_map(|s| s.actions.iter()) {
-            if let Ok(next) = crate::action::apply(&c, &t, *a) {
-                c = next;
-                states.push(c);
-            }
-        }
-        let faults = Fault::all(&t);
-        let struck = states.iter().flat_map(|s| std::iter::once(*s).chain(faults.iter().map(|f| f.strike(s, &t)))).collect();
-        (t, struck)
-    }
 
     /// The answers without words agree with the answers with them, for every consumer, node,
     /// kube-proxy and the backup job: the exploration asks one, the report the other. Every
@@ -532,7 +512,7 @@ mod tests {
             include_str!("../../scenarios/keepalived-five.yaml"),
             include_str!("../../scenarios/kube-vip-bare.yaml"),
         ] {
-            let (t, states) = states_struck(text);
+            let (t, states) = crate::test_states::states_struck(text);
             for c in &states {
                 for i in 0..t.consumers.len() {
                     let level = consumer_reachability(c, &t, i);

@@ -343,7 +343,7 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     check_path(&s.infra_repo, root().key("infra_repo"), "infra repo path")?;
     check_name(&s.ssh_user, root().key("ssh_user"), "SSH user")?;
     check_name(&s.load_balancer.ssh_user, root().key("load_balancer").key("ssh_user"), "SSH user")?;
-    profiles::check(s, version)?;
+    profiles::check(s)?;
     check_name(&s.control_plane_endpoint.fqdn, root().key("control_plane_endpoint").key("fqdn"), "FQDN")?;
     if s.dns.via != crate::scenario::DnsVia::None || !s.dns.zone.is_empty() {
         check_name(&s.dns.zone, root().key("dns").key("zone"), "DNS zone")?;

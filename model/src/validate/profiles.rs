@@ -5,9 +5,9 @@ use super::{check_name, check_path, problem, root, Problem};
 use crate::scenario::{DnsVia, HypervisorKind, IacKind, LbKind, Scenario};
 use crate::validate::ScenarioErrorKind::BadValue;
 
-/// Checks the profile sections of `s` (`version`: the cluster's Kubernetes version).
-pub(super) fn check(s: &Scenario, version: (u32, u32)) -> Result<(), Problem> {
-    load_balancer(s, version)?;
+/// Checks the profile sections of `s`.
+pub(super) fn check(s: &Scenario) -> Result<(), Problem> {
+    load_balancer(s)?;
     for (i, h) in s.hypervisors.iter().enumerate() {
         let at = root().key("hypervisors").index(i);
         match (h.kind, h.address) {
@@ -39,7 +39,7 @@ pub(super) fn check(s: &Scenario, version: (u32, u32)) -> Result<(), Problem> {
     Ok(())
 }
 
-fn load_balancer(s: &Scenario, version: (u32, u32)) -> Result<(), Problem> {
+fn load_balancer(s: &Scenario) -> Result<(), Problem> {
     let lb = &s.load_balancer;
     let at = || root().key("load_balancer");
     let kind = lb.kind.as_str();
@@ -111,6 +111,5 @@ fn load_balancer(s: &Scenario, version: (u32, u32)) -> Result<(), Problem> {
             ));
         }
     }
-    let _ = version;
     Ok(())
 }
