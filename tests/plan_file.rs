@@ -249,3 +249,29 @@ fn a_new_step_runs_where_it_says_or_is_refused() {
         format!("{file}: step 6.4 runs on \"k8s-master-9\", which is no node, load balancer or hypervisor of the scenario")
     );
 }
+
+/// The plan file without its quorum recovery procedure: where a new master dies after its voter
+/// add and quorum is lost, the plan documents only the phase's rollback, which cannot remove the
+/// member without quorum; the twin's quorum recovery keeps the data and the API up. The check
+/// fails on the plan's own documented recovery (not on the fault), naming both.
+#[test]
+fn a_plan_that_drops_its_quorum_recovery_fails_on_its_documented_rollback() {
+    for (scenario, ..) in SHAPES {
+        let text = export(scenario);
+        let start = text.find("- id: RQ\n").expect("the quorum recovery procedure");
+        let end = start + 1 + text[start + 1..].find("- id: ").expect("a procedure after it");
+        assert!(text[start..end].contains("recovers: quorum-recovery"), "{scenario}: {}", &text[start..end]);
+        let (check, _) = judged(scenario, &format!("{}{}", &text[..start], &text[end..]));
+        fails_with(&check, "documented-recovery");
+        let line = check.stdout.lines().find(|l| l.contains("the plan documents phase")).unwrap_or_default();
+        assert!(
+            line.contains("rollback here (cannot be carried out")
+                && line.contains("quorum recovery: etcd --force-new-cluster on a surviving voter (RQ) keeps the data and the API up"),
+            "{scenario}: {}",
+            check.stdout
+        );
+        // The same file with the procedure kept passes: the violation is the missing procedure.
+        let (kept, _) = judged(scenario, &text);
+        assert_eq!(kept.code, 0, "{scenario}: {}", kept.stdout);
+    }
+}

@@ -151,12 +151,10 @@ impl<'t> Compiler<'t> {
                     let local = if local.starts_with('/') { local.clone() } else { format!("{}/{local}", repo.trim_end_matches('/')) };
                     Work::Upload { host, local, remote: remote.clone() }
                 }
-                Place::Local { .. } => {
-                    Work::Manual {
-                        instruction: format!("copy {local} to {remote} on {to} (not a machine of the scenario)"),
-                        task: HandTask::Elsewhere,
-                    }
-                }
+                Place::Local { .. } => Work::Manual {
+                    instruction: format!("copy {local} to {remote} on {to} (not a machine of the scenario)"),
+                    task: HandTask::Elsewhere,
+                },
             },
         }
     }

@@ -182,6 +182,18 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
         &repo.join(stack).join("modules").join("variables.tf"),
         &format!("variable \"k8s_master_host\" {{ default = \"{existing}\" }}\n"),
     )?;
+    // The module that applies the flags over SSH names the host through the variable, as the
+    // infra repo's does: 1.5.1's edit turns that reference into the list.
+    let var = s.config_stack.as_ref().map_or("k8s_master_host", |c| c.host_variable.as_str());
+    let connection = if c.stack_list_declared {
+        format!("  for_each = toset(var.{var}s)\n  connection {{ host = each.value }}\n")
+    } else {
+        format!("  connection {{ host = var.{var} }}\n")
+    };
+    host::write_file(
+        &repo.join(stack).join("modules").join("main.tf"),
+        &format!("resource \"null_resource\" \"apiserver_flags\" {{\n{connection}}}\n"),
+    )?;
     // The DNS records' file may hold a consumer too (the worker join command in config.tfvars).
     host::write_file(&repo.join(&s.dns.source), "# DNS records\n")?;
     let ca = std::fs::read(root.join("ca.crt")).map_err(|e| LabError::io("the lab CA", e))?;
@@ -615,7 +627,10 @@ mod tests {
         host::write_file(&repo.join("kube/config"), "server: https://127.0.20.10:6443\n").unwrap();
         host::write_file(&repo.join("stacks/flags/main.tf"), "k8s_master_host = \"127.0.20.10\"\n").unwrap();
         let edit = |file: &str, change| carry_out(repo, &[RepoEdit::new(file, change)]);
-        let names = edit(php, Change::Append(vec!["$POOL_NAMES[] = 'apiserver_nodes';".into(), "$FRONTEND_NAMES[] = 'apiserver_proxy_6443';".into()]));
+        let names = edit(
+            php,
+            Change::Append(vec!["$POOL_NAMES[] = 'apiserver_nodes';".into(), "$FRONTEND_NAMES[] = 'apiserver_proxy_6443';".into()]),
+        );
         assert!(matches!(names, ByHand::Edited(_)), "{names:?}");
         let call = edit(php, Change::Append(vec!["build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10']]);".into()]));
         assert!(matches!(call, ByHand::Edited(_)), "{call:?}");
@@ -636,7 +651,9 @@ mod tests {
         assert!(matches!(missing, ByHand::Unreadable(_)), "{missing:?}");
         let noted = edit("stacks/flags/main.tf", Change::Described("wrap each resource in for_each".into()));
         assert!(matches!(noted, ByHand::Edited(_)), "{noted:?}");
-        assert!(std::fs::read_to_string(repo.join("stacks/flags/main.tf")).unwrap().ends_with("# by hand: wrap each resource in for_each\n"));
+        assert!(std::fs::read_to_string(repo.join("stacks/flags/main.tf"))
+            .unwrap()
+            .ends_with("# by hand: wrap each resource in for_each\n"));
         assert_eq!(edit("docs/none.md", Change::Replace { from: "x".into(), to: "y".into() }), ByHand::NoCounterpart);
     }
 }

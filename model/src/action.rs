@@ -42,6 +42,9 @@ pub enum Action {
     AddVipDnsRecord,
     /// The DNS stack's apply: the stale record goes, if the repo declares its deletion.
     DeleteStaleDnsRecord,
+    /// The cut-over's rollback: the stale records the cut-over deleted come back (declared and
+    /// applied), for consumers that name the master by them again.
+    RestoreStaleDnsRecords,
     RevertDns,
     /// The bootstrap script declares the VIP frontend (its pool is declared apart).
     DeclareLbFrontend,
@@ -341,6 +344,10 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         // The apply makes the records what the repo declares: nothing new without the edit.
         AddVipDnsRecord => n.dns_vip = c.dns_vip_declared,
         DeleteStaleDnsRecord => n.dns_stale = c.dns_stale && !c.dns_stale_deletion_declared,
+        RestoreStaleDnsRecords => {
+            n.dns_stale_deletion_declared = false;
+            n.dns_stale = t.scenario.dns.records.iter().any(|r| r.stale);
+        }
         RevertDns => {
             n.dns_vip_declared = false;
             n.dns_stale_deletion_declared = false;

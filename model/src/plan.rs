@@ -202,6 +202,19 @@ pub struct Phase {
     pub title: String,
 }
 
+/// Which recovery a documented procedure carries out, typed: the twin reads it to know what
+/// the plan documents at a halt (never the procedure's id or words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recovers {
+    /// Undoes the phase it names in `when`.
+    PhaseRollback,
+    /// `etcd --force-new-cluster` on a surviving voter once quorum is lost for good.
+    QuorumRecovery,
+    /// Restores the newest etcd snapshot (and rebuilds the first master's VM).
+    SnapshotRestore,
+}
+
 /// A documented rollback procedure (the source plan's rollback section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,6 +223,9 @@ pub struct RollbackProcedure {
     pub title: String,
     pub when: String,
     pub commands: Vec<Command>,
+    /// What the procedure recovers; a procedure without it documents nothing the twin weighs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovers: Option<Recovers>,
 }
 
 /// The whole plan.
@@ -267,6 +283,11 @@ pub enum PlanError {
 }
 
 impl Plan {
+    /// Whether a documented procedure carries out `recovery`.
+    pub fn documents(&self, recovery: Recovers) -> bool {
+        self.rollbacks.iter().any(|r| r.recovers == Some(recovery))
+    }
+
     /// The plan for another topology of the same cluster (moved onto loopback, on a lab's
     /// paths): every string of every operation's parameters passed through `rewrite` (addresses
     /// in a server URL, a path in a verification), then every step derived again on `t`, so its
@@ -431,7 +452,10 @@ impl Plan {
             }
             steps.push(taken);
         }
-        let plan = Plan { steps, ..generated.clone() };
+        // The procedures the file keeps, as the planner writes them (a removed one is no longer
+        // documented: the check weighs the plan without it); one the file adds is taken as written.
+        let rollbacks = edited.rollbacks.iter().map(|r| generated.rollbacks.iter().find(|g| g.id == r.id).unwrap_or(r).clone()).collect();
+        let plan = Plan { steps, rollbacks, ..generated.clone() };
         plan.check_order()?;
         Ok(plan)
     }

@@ -195,6 +195,22 @@ impl<'a> Collector<'a> {
                 self.violation(key, "recovery", InvariantClass::Availability, halted_at, || why.clone(), schedule);
             }
         }
+        // A documented recovery that loses data or leaves the API down where another keeps
+        // both is the plan's own fault, even after a fault the single master already suffers.
+        for d in result.dominated().iter().filter(|d| d.harms) {
+            violated = true;
+            let key = format!("documented-recovery|{}|{}", d.documented.describe(), kinds());
+            let why = || {
+                format!(
+                    "the plan documents {} here ({}); {} keeps the data and the API up ({})",
+                    d.documented.describe(),
+                    d.documented_cost,
+                    d.chosen.describe(),
+                    d.chosen_cost
+                )
+            };
+            self.violation(key, "documented-recovery", InvariantClass::Availability, &d.step, why, schedule);
+        }
         let step = &self.plan.steps[first.step as usize].id;
         if let (Some(index), true) = (first_unavailable, inherited) {
             let fault = schedule.iter().find(|i| self.pre_existing(i.fault)).map(|i| self.describe(i.fault)).unwrap_or_default();

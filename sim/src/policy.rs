@@ -86,6 +86,9 @@ pub struct Dominated {
     pub documented_cost: String,
     pub chosen: RecoveryKind,
     pub chosen_cost: String,
+    /// The documented recovery cannot be carried out, loses data or leaves the API down (or
+    /// etcd without quorum) where the chosen one keeps the data and the API up: a violation.
+    pub harms: bool,
 }
 
 /// Reality differs from what the plan expects before a step: a machine down, the LB down, a
@@ -210,6 +213,7 @@ fn report_ranking<E: Executor>(exec: &mut E, id: &str, ranking: &[Candidate]) {
                     .map_or_else(|| documented.cost.summary(), |why| format!("cannot be carried out: {why}")),
                 chosen: best.kind.clone(),
                 chosen_cost: best.cost.summary(),
+                harms: best.cost.keeps_api_and_data() && (!documented.applicable() || !documented.cost.keeps_api_and_data()),
             });
         }
     }

@@ -26,8 +26,8 @@ pub enum PhaseKind {
 
 /// Classifies a phase by what its steps do, never by its id: a phase that creates a VM or
 /// adds an etcd member adds that master; otherwise the first of these its actions show: the
-/// kubeadm-config and cert retrofit, the VIP/DNS/LB set-up, the config-stack refactor, the
-/// client and kubelet cut-over; anything else changes nothing a rollback must undo.
+/// client and kubelet cut-over, the kubeadm-config and cert retrofit, the VIP/DNS/LB set-up,
+/// the config-stack refactor; anything else changes nothing a rollback must undo.
 pub fn phase_kind(plan: &Plan, phase: &str) -> PhaseKind {
     let actions = || plan.steps.iter().filter(|s| s.phase == phase).flat_map(|s| s.actions.iter().copied());
     if let Some(x) = actions().find_map(|a| match a {
@@ -37,14 +37,16 @@ pub fn phase_kind(plan: &Plan, phase: &str) -> PhaseKind {
         return PhaseKind::Master(x);
     }
     let has = |wanted: fn(&Action) -> bool| actions().any(|a| wanted(&a));
-    if has(|a| matches!(a, Action::PatchKubeadmConfig | Action::GenerateCert(_) | Action::MoveCertAside(_))) {
+    // A phase that moves clients is the cut-over, also where it applies DNS again (a deferred
+    // deletion of a stale record re-applies the VIP's record with it).
+    if has(|a| matches!(a, Action::FlipConsumersOf(_) | Action::FlipKubelet(_))) {
+        PhaseKind::Cutover
+    } else if has(|a| matches!(a, Action::PatchKubeadmConfig | Action::GenerateCert(_) | Action::MoveCertAside(_))) {
         PhaseKind::Retrofit
     } else if has(|a| matches!(a, Action::ReserveVip | Action::AddVipDnsRecord | Action::DeclareLbFrontend)) {
         PhaseKind::LoadBalancer
     } else if has(|a| matches!(a, Action::RefactorConfigStack)) {
         PhaseKind::ConfigStack
-    } else if has(|a| matches!(a, Action::FlipConsumersOf(_) | Action::FlipKubelet(_))) {
-        PhaseKind::Cutover
     } else {
         PhaseKind::After
     }
@@ -152,6 +154,10 @@ pub fn rollback_actions(c: &Cluster, t: &Topology, kind: PhaseKind) -> Vec<Actio
         }
         PhaseKind::Master(x) => actions = undo_master(c, x),
         PhaseKind::Cutover => {
+            // A consumer reverted to a stale record's name needs the record back first.
+            if c.consumers_vip != 0 && !c.dns_stale && t.consumers.iter().any(|k| k.stale_record.is_some()) {
+                actions.push(Action::RestoreStaleDnsRecords);
+            }
             if c.consumers_vip != 0 {
                 actions.push(Action::RevertConsumers);
             }

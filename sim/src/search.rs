@@ -12,7 +12,7 @@ use plan_model::action::{self, Action, RefusalKind};
 use plan_model::cluster::{Cluster, EtcdData};
 use plan_model::invariant::{InvariantClass, INVARIANTS};
 use plan_model::observe;
-use plan_model::plan::Plan;
+use plan_model::plan::{Plan, Recovers};
 use plan_model::topology::Topology;
 use serde::Serialize;
 
@@ -59,6 +59,11 @@ impl Cost {
     /// or leaves less available (leftovers, downtime and time aside).
     pub fn worse_outcome_than(&self, other: &Cost) -> bool {
         self.outcome_key() > other.outcome_key()
+    }
+
+    /// Every committed write kept, etcd with quorum, and the API up for every consumer.
+    pub fn keeps_api_and_data(&self) -> bool {
+        self.data_lost_s == 0 && !self.quorum_lost && self.consumers_down == 0
     }
 
     /// `data kept, API up for every consumer, 2 nodes NotReady, 3 leftovers, 2 min`.
@@ -149,8 +154,7 @@ pub fn rank_in(c: &Cluster, t: &Topology, plan: &Plan, step: usize, kind: PhaseK
     if let Some(actions) = recovery::worst_case_actions(c, t) {
         options.push((RecoveryKind::WorstCase, actions));
     }
-    // What the plan documents for a halt here: the phase's rollback, or after the cut-over holding.
-    let documented = if kind == PhaseKind::After { RecoveryKind::Hold } else { RecoveryKind::Rollback { phase: phase.clone() } };
+    let documented = documented_for(c, t, kind, phase, plan.documents(Recovers::QuorumRecovery));
     let mut candidates: Vec<Candidate> = options
         .into_iter()
         .map(|(kind, actions)| {
@@ -162,6 +166,26 @@ pub fn rank_in(c: &Cluster, t: &Topology, plan: &Plan, step: usize, kind: PhaseK
     // leftovers, the least downtime, the shortest.
     candidates.sort_by_key(|c| (!c.applicable(), c.cost.outcome_key(), !c.documented, c.cost.tail_key()));
     candidates
+}
+
+/// What the plan documents for a halt in state `c`, by the `when` of its rollback procedures:
+/// quorum lost with a voter left is the quorum recovery's case, where the plan has one
+/// (`quorum_recovery_documented`); the first master down for good during the cut-over while the
+/// VIP still has a healthy backend is a fault the VIP absorbs, so the cut-over's rollback (which
+/// points everyone back at that master) is not for it: hold; otherwise the phase's rollback, and
+/// after the cut-over holding.
+pub fn documented_for(c: &Cluster, t: &Topology, kind: PhaseKind, phase: &str, quorum_recovery_documented: bool) -> RecoveryKind {
+    if quorum_recovery_documented && recovery::quorum_lost(c) && recovery::survivor(c).is_some() {
+        return RecoveryKind::QuorumRecovery;
+    }
+    let m0 = t.existing_master();
+    let serves_vip = c.lb_running.frontend || t.scenario.load_balancer.kind == plan_model::scenario::LbKind::KubeVip;
+    let absorbed = !c.up.contains(m0) && serves_vip && !observe::healthy_backends(c, t).is_empty();
+    match kind {
+        PhaseKind::After => RecoveryKind::Hold,
+        PhaseKind::Cutover if absorbed => RecoveryKind::Hold,
+        _ => RecoveryKind::Rollback { phase: phase.to_string() },
+    }
 }
 
 /// The candidate the plan itself documents for a halt.

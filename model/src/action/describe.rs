@@ -32,6 +32,7 @@ impl Action {
             AddVipDnsRecord => "add DNS A record FQDN -> VIP".to_string(),
             DeleteStaleDnsRecord => "delete the stale per-master DNS record".to_string(),
             RevertDns => "revert the DNS records".to_string(),
+            RestoreStaleDnsRecords => "restore the stale DNS records the cut-over deleted".to_string(),
             DeclareLbFrontend => format!("declare the VIP frontend in {lb_config}"),
             RemoveLbFrontend => format!("remove the VIP frontend and pool from {lb_config}"),
             DeclareLbPool(pool) => format!("declare the apiserver pool: {}", names(t, pool)),

@@ -15,7 +15,7 @@ impl Action {
             GenerateCert(_) => 20,
             RestartApiserver(_) => 60,
             ReserveVip | AddVipDnsRecord => 300,
-            DeleteStaleDnsRecord | RevertDns | RemoveLbBackend(_) => 60,
+            DeleteStaleDnsRecord | RestoreStaleDnsRecords | RevertDns | RemoveLbBackend(_) => 60,
             ReleaseVip | StartVipDaemon(_) | StopVipDaemon(_) => 120,
             DeclareLbFrontend => 480,
             RemoveLbFrontend | DeclareLbPool(_) | DeployLb | ControlPlaneUp(_) => 120,

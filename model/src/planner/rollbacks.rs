@@ -3,7 +3,7 @@
 use super::master_phase;
 use crate::operation::IacStack;
 use crate::plan::Command;
-use crate::plan::RollbackProcedure;
+use crate::plan::{Recovers, RollbackProcedure};
 use crate::scenario::LbKind;
 
 fn cmd(run: impl Into<String>) -> Command {
@@ -30,6 +30,7 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             id: "0.5".to_string(),
             title: "Phase 0 panic-mode rollback".to_string(),
             when: "0.4 fails, or any fault before phase 1".to_string(),
+            recovers: Some(Recovers::PhaseRollback),
             commands: vec![
                 cmd(format!(
                     "on {m0}: sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/"
@@ -42,6 +43,7 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             id: "R1".to_string(),
             title: "Phase 1 rollback".to_string(),
             when: "a fault in phase 1".to_string(),
+            recovers: Some(Recovers::PhaseRollback),
             commands: std::iter::once(by_hand(lb_rollback(t)))
                 .chain(match s.dns_via() {
                     crate::scenario::DnsVia::Iac => Some(by_hand(format!("revert the DNS records in {}", s.dns.source))),
@@ -58,6 +60,7 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             id: "R1.5".to_string(),
             title: "Phase 1.5 rollback".to_string(),
             when: "a fault in phase 1.5".to_string(),
+            recovers: Some(Recovers::PhaseRollback),
             commands: vec![by_hand(match crate::operation::iac_command(t, "apply", &IacStack::ConfigStack) {
                 Some(apply) => format!("revert {} to the single {} variable; cd {repo} && {apply}", stack.path, stack.host_variable),
                 None => format!("revert {} to the single {} variable and apply it", stack.path, stack.host_variable),
@@ -70,6 +73,7 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
             id: format!("R{}", master_phase(k)),
             title: format!("Phase {} rollback ({name})", master_phase(k)),
             when: format!("a fault while {name} is added"),
+            recovers: Some(Recovers::PhaseRollback),
             commands: vec![
                 cmd(format!("on {name}: sudo kubeadm reset --force")),
                 by_hand(format!("on a surviving master: etcdctl member remove <id of {name}> (needs quorum)")),
@@ -89,9 +93,14 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
     procedures.push(RollbackProcedure {
         id: "R4".to_string(),
         title: "After phase 4 (clients flipped)".to_string(),
-        when: "a fault after the cut-over that the VIP cannot absorb".to_string(),
+        when: format!("a fault after the cut-over that the VIP cannot absorb ({m0} down for good while the VIP serves is absorbed: remove its member and hold)"),
+            recovers: Some(Recovers::PhaseRollback),
         commands: vec![
-            by_hand("revert the phase 4.1 commit (single revert commit)"),
+            by_hand(if t.consumers.iter().any(|c| c.stale_record.is_some()) {
+                "revert the phase 4.1 and 4.1.1 commits (the stale DNS records come back for the consumers that name the master by them)"
+            } else {
+                "revert the phase 4.1 commit (single revert commit)"
+            }),
             by_hand(format!("on every node: sudo sed -i 's|server: https://{vip}:{port}|server: https://{m0_addr}:{}|' /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet", t.apiserver_port())),
             by_hand("controlPlaneEndpoint can stay: harmless on a full rollback"),
         ],
@@ -100,6 +109,7 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         id: "RQ".to_string(),
         title: "Quorum recovery from a surviving voter (added by plan)".to_string(),
         when: "etcd lost quorum and the lost member is not coming back: member remove cannot run".to_string(),
+        recovers: Some(Recovers::QuorumRecovery),
         commands: vec![
             by_hand("on the surviving voter: stop etcd, add --force-new-cluster to the etcd manifest, start, then remove the flag"),
             by_hand(if provided {
@@ -113,6 +123,7 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         id: "RW".to_string(),
         title: "Worst case (etcd corruption / split brain)".to_string(),
         when: "nothing else restores quorum".to_string(),
+        recovers: Some(Recovers::SnapshotRestore),
         commands: vec![
             by_hand(format!("etcdctl snapshot restore of the newest snapshot from {} on {m0}", s.etcd_backup.path)),
             by_hand(if provided {
