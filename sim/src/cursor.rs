@@ -71,6 +71,35 @@ impl Cursor {
     }
 }
 
+/// A [`Cursor`] borrowed from a run where it stands: it hashes exactly as the cursor would
+/// (the same fields in the same order; a slice hashes as the `Vec` it was taken from), without
+/// copying the pending faults out.
+#[derive(Hash)]
+pub(crate) struct CursorRef<'r> {
+    pub c: &'r Cluster,
+    pub pending: &'r [(Fault, u32)],
+    pub step: usize,
+    pub action: usize,
+    pub skip_done: bool,
+    pub recoveries: u32,
+    pub struck: NodeSet,
+}
+
+impl Run<'_, '_> {
+    /// Where the run is at `pos`, borrowed: to fingerprint.
+    pub(crate) fn cursor_ref(&self, pos: &Position) -> CursorRef<'_> {
+        CursorRef {
+            c: &self.c,
+            pending: &self.pending,
+            step: pos.step,
+            action: pos.k,
+            skip_done: pos.skip_done,
+            recoveries: pos.recoveries,
+            struck: self.struck,
+        }
+    }
+}
+
 /// The no-fault run, for runs to rejoin.
 #[derive(Debug, Clone)]
 pub struct Track {
@@ -79,4 +108,28 @@ pub struct Track {
     pub final_unavailable: Vec<Broken>,
     /// The state the no-fault run ends in.
     pub final_state: Cluster,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memo::Fingerprint;
+    use crate::run::{Engine, Recording};
+    use plan_model::planner;
+    use plan_model::topology::Topology;
+    use plan_model::validate::parse_scenario;
+
+    #[test]
+    fn a_borrowed_cursor_fingerprints_as_the_cursor() {
+        let t = Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the embedded scenario is valid"));
+        let plan = planner::generate(&t);
+        let engine = Engine::new(&t, &plan, Recording::default());
+        let mut c = Cluster::initial(&t);
+        c.clock_s = 1234;
+        let mut r = Run::start(&engine, &Cursor::at(c, Point { step: 3, action: 1 }), true);
+        r.pending.push((Fault::LbDown { lasts_s: 60 }, 1294));
+        r.struck = NodeSet(0b101);
+        let pos = Position { step: 3, k: 1, skip_done: true, recoveries: 2 };
+        assert_eq!(Fingerprint::of(&Cursor::of(&r, &pos)), Fingerprint::of(&r.cursor_ref(&pos)));
+    }
 }

@@ -203,6 +203,8 @@ pub struct Engine<'a> {
     pub t: &'a Topology,
     pub plan: &'a Plan,
     pub recording: Recording,
+    /// Every drift in words, written once.
+    drifts: policy::DriftWords,
 }
 
 pub(crate) struct Run<'e, 'a> {
@@ -292,9 +294,12 @@ impl<'e, 'a> Run<'e, 'a> {
     /// the first time in this run (for the timeline).
     fn check_safety(&mut self, step: &str) -> Vec<String> {
         let t = self.t();
+        // A lazy run keeps breaks of the reported invariants only (and marks read no others):
+        // the rest are not evaluated at all.
+        let asked = if self.lazy { SAFETY & self.reported } else { SAFETY };
         let mut now = 0u32;
-        for (i, inv) in INVARIANTS.iter().enumerate() {
-            if inv.class == InvariantClass::Safety && (inv.broken)(&self.c, t) {
+        for i in bits(asked) {
+            if (INVARIANTS[i].broken)(&self.c, t) {
                 now |= 1 << i;
             }
         }
@@ -385,6 +390,12 @@ impl<'e, 'a> Run<'e, 'a> {
         let t = self.t();
         let next = action::apply(&self.c, t, a)?;
         self.transitions += 1;
+        if !self.engine.recording.downtime && !self.engine.recording.events {
+            // Nothing to charge or to show: the state before and the action's transient go unread.
+            self.c = next;
+            self.check_safety(step);
+            return Ok(());
+        }
         let before = self.c;
         let transient = action::transient(&before, t, a);
         if self.engine.recording.downtime {
@@ -405,7 +416,8 @@ impl<'e, 'a> Run<'e, 'a> {
     fn strike(&mut self, fault: Fault, step: &str) {
         let before = self.c;
         self.struck = self.struck.or(fault.nodes_down(self.t()));
-        let transient = fault.transient(&before, self.t());
+        let recorded = self.engine.recording.downtime || self.engine.recording.events;
+        let transient = if recorded { fault.transient(&before, self.t()) } else { None };
         if let (Some(tr), true) = (transient, self.engine.recording.downtime) {
             self.charge(&tr.during, tr.seconds);
         }
@@ -570,8 +582,8 @@ impl<'e, 'a> Run<'e, 'a> {
         let engine = self.engine;
         let s = &engine.plan.steps[pos.step];
         if pos.k == 0 {
-            if let Some(why) = policy::drift(&self.c, engine.t) {
-                return Err(Halt::Drift(why));
+            if let Some(drift) = policy::Drift::of(&self.c) {
+                return Err(Halt::Drift(engine.drifts.of(drift).to_string()));
             }
         }
         let Some(&a) = s.actions.get(pos.k) else {
@@ -629,8 +641,26 @@ impl<'e, 'a> Run<'e, 'a> {
 
 /// The indexes of the bits set in `mask`, lowest first.
 pub(crate) fn bits(mask: u32) -> impl Iterator<Item = usize> {
-    (0..32).filter(move |i| mask & (1 << i) != 0)
+    let mut rest = mask;
+    std::iter::from_fn(move || {
+        let i = rest.trailing_zeros() as usize;
+        rest &= rest.wrapping_sub(1);
+        (i < 32).then_some(i)
+    })
 }
+
+/// The safety invariants (bits by index in `INVARIANTS`).
+pub(crate) const SAFETY: u32 = {
+    let mut mask = 0u32;
+    let mut i = 0;
+    while i < INVARIANTS.len() {
+        if matches!(INVARIANTS[i].class, InvariantClass::Safety) {
+            mask |= 1 << i;
+        }
+        i += 1;
+    }
+    mask
+};
 
 /// The twin carries recovery actions out on the model alone: nothing underneath can fail.
 impl Executor for Run<'_, '_> {
@@ -683,7 +713,7 @@ impl Executor for Run<'_, '_> {
 
 impl<'a> Engine<'a> {
     pub fn new(t: &'a Topology, plan: &'a Plan, recording: Recording) -> Self {
-        Engine { t, plan, recording }
+        Engine { t, plan, recording, drifts: policy::DriftWords::new(t) }
     }
 
     /// Runs the plan from the scenario's initial state with `schedule`.
