@@ -446,13 +446,15 @@ impl<'s, 'a> Shard<'s, 'a> {
                     self.deduplicated += 1;
                     continue;
                 }
-                let mut schedule = Vec::with_capacity(prefix.len() + 1);
-                schedule.extend_from_slice(prefix);
-                schedule.push(Injection { at, fault: next });
+                // A schedule holds at most DEPTH_MAX faults: kept on the stack, not allocated.
+                let mut placed = [Injection { at, fault: next }; DEPTH_MAX as usize + 1];
+                placed[..prefix.len()].copy_from_slice(prefix);
+                placed[prefix.len()] = Injection { at, fault: next };
+                let schedule = &placed[..=prefix.len()];
                 let mut after = Vec::new();
                 let result = self.run(&cursor, &schedule[prefix.len()..], budget - 1, &mut after);
-                self.collector.record(&schedule, &result);
-                self.place_after(&schedule, at, after, budget - 1);
+                self.collector.record(schedule, &result);
+                self.place_after(schedule, at, after, budget - 1);
             }
         }
     }

@@ -28,6 +28,8 @@ pub struct Rankings {
     pub transitions: u64,
     /// What each phase does, classified once (it reads every step of the plan).
     kinds: FxHashMap<String, crate::recovery::PhaseKind>,
+    /// The states candidates ended in, judged, by the state without its times.
+    judged: FxHashMap<Fingerprint, crate::search::Judged>,
     /// The phase of every step, numbered in the order the plan reaches them: a ranking's key
     /// hashes the number, not the phase's name.
     phase_of_step: Vec<u32>,
@@ -50,11 +52,18 @@ impl Rankings {
         let key = Fingerprint::of(&(c, self.phase_of_step[step]));
         let transitions = &mut self.transitions;
         let kinds = &mut self.kinds;
+        let judged = &mut self.judged;
         self.ranked
             .entry(key)
             .or_insert_with(|| {
                 let kind = *kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
-                let ranking = crate::search::rank_in(c, t, plan, step, kind);
+                let judged = &mut *judged;
+                let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end| {
+                    // Many candidates end alike (a phase's rollback from anywhere in it): each
+                    // end is judged once, by the state without its times (the judgment reads none).
+                    let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*end };
+                    judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).clone()
+                });
                 *transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
                 ranking.into()
             })
@@ -259,6 +268,8 @@ pub struct Memo {
     judged: FxHashMap<Fingerprint, u32>,
     /// Runs carried out to a boundary with a known continuation.
     pub hits: u64,
+    /// The boundaries the run under way passed (kept for its allocation).
+    marks: Vec<Mark>,
 }
 
 /// Where a run stood at a step boundary it passed: its lists' lengths then.
@@ -288,6 +299,7 @@ impl Memo {
             rankings: Rankings::default(),
             judged: FxHashMap::default(),
             hits: 0,
+            marks: Vec::new(),
         }
     }
 
@@ -315,7 +327,9 @@ impl Memo {
         let mut fired_at = [false; FAULTS_AT_ONCE_MAX];
         let fired = &mut fired_at[..schedule.len()];
         let mut pos = entry.position();
-        let mut marks: Vec<Mark> = Vec::new();
+        // The boundaries passed, in a list kept from run to run (one allocation per shard).
+        let mut marks = std::mem::take(&mut self.marks);
+        marks.clear();
         let mut shared: Option<Tail> = None;
         let mut rejoined = false;
         let outcome = loop {
@@ -372,6 +386,7 @@ impl Memo {
         let own_lists = r.halts.is_empty() && r.recoveries.is_empty() && r.dominated.is_empty();
         if own_lists && r.breaks.is_empty() && marks.is_empty() {
             if let Some(tail) = shared {
+                self.marks = marks;
                 // Most placements add nothing of their own before a known continuation: theirs
                 // is that continuation's, its lists shared as they are rather than copied.
                 let run = Tail { transitions, ..tail };
@@ -393,6 +408,7 @@ impl Memo {
         }
         let lists = Rc::new(lists);
         self.remember(&marks, &breaks, &lists, transitions, &end, walk.as_ref(), from, plan);
+        self.marks = marks;
         let mut seen = 0u32;
         breaks.retain(|b| {
             let first = seen & (1 << b.invariant) == 0;

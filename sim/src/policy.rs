@@ -225,7 +225,6 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
         };
         exec.took(best.kind.clone());
         say(exec, id, EventKind::Recovery, || format!("{} ({})", best.kind.describe(), best.cost.summary()));
-        tried.push(best.kind.clone());
         if run_recovery(exec, t, &best.actions, id)?.is_ok() {
             return Ok(Next::Stop(match &best.kind {
                 RecoveryKind::Rollback { phase } => Outcome::RolledBack { phase: phase.clone() },
@@ -239,6 +238,8 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
                 _ => Outcome::Halted { step: id.to_string() },
             }));
         }
+        // Refused part-way (the lab's reality): ranked again without it.
+        tried.push(best.kind.clone());
     }
 }
 
