@@ -414,10 +414,18 @@ impl<'e, 'a> Run<'e, 'a> {
     }
 
     fn strike(&mut self, fault: Fault, step: &str) {
-        let before = self.c;
         self.struck = self.struck.or(fault.nodes_down(self.t()));
-        let recorded = self.engine.recording.downtime || self.engine.recording.events;
-        let transient = if recorded { fault.transient(&before, self.t()) } else { None };
+        if !self.engine.recording.downtime && !self.engine.recording.events {
+            // Nothing to charge or to show: the state before and the transient go unread.
+            self.c = fault.strike(&self.c, self.t());
+            if let (Some(lasts), false) = (fault.lasts_s(), matches!(fault, Fault::OperatorAway { .. })) {
+                self.pending.push((fault, self.c.clock_s.saturating_add(lasts)));
+            }
+            self.check_safety(step);
+            return;
+        }
+        let before = self.c;
+        let transient = fault.transient(&before, self.t());
         if let (Some(tr), true) = (transient, self.engine.recording.downtime) {
             self.charge(&tr.during, tr.seconds);
         }
@@ -444,11 +452,12 @@ impl<'e, 'a> Run<'e, 'a> {
     }
 
     fn heal(&mut self, fault: Fault, step: &str) {
-        let before = self.c;
+        // The state before is read only by the timeline: not copied for nothing.
+        let before = self.engine.recording.events.then_some(self.c);
         self.struck = self.struck.minus(fault.nodes_down(self.t()));
         self.c = fault.heal(&self.c, self.t());
         let broke = self.check_safety(step);
-        if self.engine.recording.events {
+        if let Some(before) = before {
             let what = format!("fault over: {}", fault.describe(self.t()));
             self.record(step, EventKind::Heal, what, &before, broke, None);
         }
@@ -461,8 +470,10 @@ impl<'e, 'a> Run<'e, 'a> {
         let actions_s: u32 = s.actions.iter().map(|a| a.duration_s()).sum();
         let rest = s.duration_s.saturating_sub(actions_s);
         if rest > 0 {
-            let state = self.c;
-            self.charge(&state, rest);
+            if self.engine.recording.downtime {
+                let state = self.c;
+                self.charge(&state, rest);
+            }
             self.c.clock_s = self.c.clock_s.saturating_add(rest);
         }
     }
@@ -471,8 +482,10 @@ impl<'e, 'a> Run<'e, 'a> {
     fn wait_for_pending(&mut self, step: &str) {
         let until = self.pending.iter().map(|(_, at)| *at).max().unwrap_or(self.c.clock_s);
         let wait = until.saturating_sub(self.c.clock_s);
-        let state = self.c;
-        self.charge(&state, wait);
+        if self.engine.recording.downtime {
+            let state = self.c;
+            self.charge(&state, wait);
+        }
         self.c.clock_s = until.max(self.c.clock_s);
         if self.engine.recording.events {
             self.note(step, EventKind::Wait, format!("wait {} for the fault to clear", plan_model::plan::format_duration(wait)));
