@@ -356,6 +356,9 @@ struct Shard<'s, 'a> {
     /// key is also a visited (state, point, faults) (every placement after a first fault's
     /// point is; a pair at that point is not): one table, one look-up per placement.
     seen: FxHashMap<u64, bool>,
+    /// The configurations (state, point, pending faults, recoveries, faults left) further faults
+    /// were placed at, every fault of them.
+    expanded: FxHashSet<u64>,
     memo: Memo,
     transitions: u64,
     placements: usize,
@@ -379,6 +382,7 @@ impl<'s, 'a> Shard<'s, 'a> {
             collector: Collector::new(engine.t, engine.plan, no_fault_broken),
             visited: FxHashSet::default(),
             seen: FxHashMap::with_capacity_and_hasher(1 << 18, Default::default()),
+            expanded: FxHashSet::default(),
             memo: Memo::new(reported),
             transitions: 0,
             placements: 0,
@@ -440,6 +444,12 @@ impl<'s, 'a> Shard<'s, 'a> {
                 ^ ((cursor.skip_done as u64) << 63)
                 ^ budget_key(budget - 1);
             let hashed = placement_hasher(&cursor.c, at, self.t);
+            // A configuration met again had every fault placed at it the first time: each
+            // placement here is a duplicate, counted without a look-up of its own.
+            if !self.expanded.insert(keyed(&hashed, config)) {
+                self.deduplicated += faults_at(self.faults, at).count();
+                continue;
+            }
             for next in faults_at(self.faults, at) {
                 let key = keyed(&hashed, fault_key(next) ^ config);
                 if self.seen.insert(key, true).is_some() {
