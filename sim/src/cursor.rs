@@ -1,6 +1,7 @@
 //! Where a run is, enough to go on from there, and the no-fault run others may rejoin.
 
-use crate::run::{Broken, Outcome, Point, Run};
+use crate::run::{Broken, Engine, Outcome, Point, Run};
+use plan_model::action;
 use plan_model::cluster::Cluster;
 use plan_model::fault::Fault;
 use plan_model::topology::NodeSet;
@@ -86,6 +87,13 @@ pub(crate) struct CursorRef<'r> {
 }
 
 impl Run<'_, '_> {
+    /// Whether the run, at `pos` with nothing left to strike, is back on the no-fault run: same
+    /// fingerprint at the same point, nothing pending, not re-running a step.
+    pub(crate) fn rejoins(&self, pos: &Position, track: Option<&Track>) -> bool {
+        let Some(track) = track else { return false };
+        self.pending.is_empty() && !pos.skip_done && track.fingerprints.get(&pos.point()) == Some(&self.c.fingerprint(self.t()))
+    }
+
     /// Where the run is at `pos`, borrowed: to fingerprint.
     pub(crate) fn cursor_ref(&self, pos: &Position) -> CursorRef<'_> {
         CursorRef {
@@ -108,6 +116,38 @@ pub struct Track {
     pub final_unavailable: Vec<Broken>,
     /// The state the no-fault run ends in.
     pub final_state: Cluster,
+}
+
+impl Engine<'_> {
+    /// The no-fault run as a track: its fingerprint at every point, its outcome.
+    pub fn track(&self) -> (Track, Vec<(Point, Cluster)>) {
+        let mut c = Cluster::initial(self.t);
+        let mut fingerprints = rustc_hash::FxHashMap::default();
+        let mut states = Vec::new();
+        'steps: for (i, s) in self.plan.steps.iter().enumerate() {
+            for k in 0..s.actions.len().max(1) {
+                let point = Point { step: i as u16, action: k as u16 };
+                fingerprints.insert(point, c.fingerprint(self.t));
+                states.push((point, c));
+                let Some(&a) = s.actions.get(k) else { continue };
+                match action::apply(&c, self.t, a) {
+                    Ok(next) => c = next,
+                    Err(_) => break 'steps,
+                }
+            }
+        }
+        let result = self.run(&[]);
+        let complete = matches!(result.outcome, Outcome::Completed);
+        (
+            Track {
+                fingerprints: if complete { fingerprints } else { Default::default() },
+                outcome: result.outcome,
+                final_unavailable: result.final_unavailable,
+                final_state: result.final_state,
+            },
+            states,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -275,7 +275,7 @@ pub(crate) enum Flow {
 }
 
 impl<'e, 'a> Run<'e, 'a> {
-    fn t(&self) -> &'a Topology {
+    pub(crate) fn t(&self) -> &'a Topology {
         self.engine.t
     }
 
@@ -525,13 +525,6 @@ impl<'e, 'a> Run<'e, 'a> {
             reported: u32::MAX,
             rankings: None,
         }
-    }
-
-    /// Whether the run, at `pos` with nothing left to strike, is back on the no-fault run: same
-    /// fingerprint at the same point, nothing pending, not re-running a step.
-    pub(crate) fn rejoins(&self, pos: &Position, track: Option<&Track>) -> bool {
-        let Some(track) = track else { return false };
-        self.pending.is_empty() && !pos.skip_done && track.fingerprints.get(&pos.point()) == Some(&self.c.fingerprint(self.t()))
     }
 
     /// One pass of the executor's loop at `pos` (a step that exists): strikes the injections
@@ -796,36 +789,6 @@ impl<'a> Engine<'a> {
             rejoined,
             dominated: r.dominated,
         }
-    }
-
-    /// The no-fault run as a track: its fingerprint at every point, its outcome.
-    pub fn track(&self) -> (Track, Vec<(Point, Cluster)>) {
-        let mut c = Cluster::initial(self.t);
-        let mut fingerprints = rustc_hash::FxHashMap::default();
-        let mut states = Vec::new();
-        'steps: for (i, s) in self.plan.steps.iter().enumerate() {
-            for k in 0..s.actions.len().max(1) {
-                let point = Point { step: i as u16, action: k as u16 };
-                fingerprints.insert(point, c.fingerprint(self.t));
-                states.push((point, c));
-                let Some(&a) = s.actions.get(k) else { continue };
-                match action::apply(&c, self.t, a) {
-                    Ok(next) => c = next,
-                    Err(_) => break 'steps,
-                }
-            }
-        }
-        let result = self.run(&[]);
-        let complete = matches!(result.outcome, Outcome::Completed);
-        (
-            Track {
-                fingerprints: if complete { fingerprints } else { Default::default() },
-                outcome: result.outcome,
-                final_unavailable: result.final_unavailable,
-                final_state: result.final_state,
-            },
-            states,
-        )
     }
 }
 
