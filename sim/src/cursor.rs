@@ -1,6 +1,7 @@
 //! Where a run is, enough to go on from there, and the no-fault run others may rejoin.
 
-use crate::run::{Broken, Outcome, Point, Run};
+use crate::run::{Broken, Engine, Outcome, Point, Run};
+use plan_model::action;
 use plan_model::cluster::Cluster;
 use plan_model::fault::Fault;
 use plan_model::topology::NodeSet;
@@ -71,6 +72,42 @@ impl Cursor {
     }
 }
 
+/// A [`Cursor`] borrowed from a run where it stands: it hashes exactly as the cursor would
+/// (the same fields in the same order; a slice hashes as the `Vec` it was taken from), without
+/// copying the pending faults out.
+#[derive(Hash)]
+pub(crate) struct CursorRef<'r> {
+    pub c: &'r Cluster,
+    pub pending: &'r [(Fault, u32)],
+    pub step: usize,
+    pub action: usize,
+    pub skip_done: bool,
+    pub recoveries: u32,
+    pub struck: NodeSet,
+}
+
+impl Run<'_, '_> {
+    /// Whether the run, at `pos` with nothing left to strike, is back on the no-fault run: same
+    /// fingerprint at the same point, nothing pending, not re-running a step.
+    pub(crate) fn rejoins(&self, pos: &Position, track: Option<&Track>) -> bool {
+        let Some(track) = track else { return false };
+        self.pending.is_empty() && !pos.skip_done && track.fingerprints.get(&pos.point()) == Some(&self.c.fingerprint(self.t()))
+    }
+
+    /// Where the run is at `pos`, borrowed: to fingerprint.
+    pub(crate) fn cursor_ref(&self, pos: &Position) -> CursorRef<'_> {
+        CursorRef {
+            c: &self.c,
+            pending: &self.pending,
+            step: pos.step,
+            action: pos.k,
+            skip_done: pos.skip_done,
+            recoveries: pos.recoveries,
+            struck: self.struck,
+        }
+    }
+}
+
 /// The no-fault run, for runs to rejoin.
 #[derive(Debug, Clone)]
 pub struct Track {
@@ -79,4 +116,60 @@ pub struct Track {
     pub final_unavailable: Vec<Broken>,
     /// The state the no-fault run ends in.
     pub final_state: Cluster,
+}
+
+impl Engine<'_> {
+    /// The no-fault run as a track: its fingerprint at every point, its outcome.
+    pub fn track(&self) -> (Track, Vec<(Point, Cluster)>) {
+        let mut c = Cluster::initial(self.t);
+        let mut fingerprints = rustc_hash::FxHashMap::default();
+        let mut states = Vec::new();
+        'steps: for (i, s) in self.plan.steps.iter().enumerate() {
+            for k in 0..s.actions.len().max(1) {
+                let point = Point { step: i as u16, action: k as u16 };
+                fingerprints.insert(point, c.fingerprint(self.t));
+                states.push((point, c));
+                let Some(&a) = s.actions.get(k) else { continue };
+                match action::apply(&c, self.t, a) {
+                    Ok(next) => c = next,
+                    Err(_) => break 'steps,
+                }
+            }
+        }
+        let result = self.run(&[]);
+        let complete = matches!(result.outcome, Outcome::Completed);
+        (
+            Track {
+                fingerprints: if complete { fingerprints } else { Default::default() },
+                outcome: result.outcome,
+                final_unavailable: result.final_unavailable,
+                final_state: result.final_state,
+            },
+            states,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memo::Fingerprint;
+    use crate::run::{Engine, Recording};
+    use plan_model::planner;
+    use plan_model::topology::Topology;
+    use plan_model::validate::parse_scenario;
+
+    #[test]
+    fn a_borrowed_cursor_fingerprints_as_the_cursor() {
+        let t = Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the embedded scenario is valid"));
+        let plan = planner::generate(&t);
+        let engine = Engine::new(&t, &plan, Recording::default());
+        let mut c = Cluster::initial(&t);
+        c.clock_s = 1234;
+        let mut r = Run::start(&engine, &Cursor::at(c, Point { step: 3, action: 1 }), true);
+        r.pending.push((Fault::LbDown { lasts_s: 60 }, 1294));
+        r.struck = NodeSet(0b101);
+        let pos = Position { step: 3, k: 1, skip_done: true, recoveries: 2 };
+        assert_eq!(Fingerprint::of(&Cursor::of(&r, &pos)), Fingerprint::of(&r.cursor_ref(&pos)));
+    }
 }

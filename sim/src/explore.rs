@@ -289,6 +289,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
     }
     for shard in shards {
         visited.extend(shard.visited);
+        visited.extend(shard.seen.into_iter().filter_map(|(key, visited)| visited.then_some(key)));
         transitions += shard.transitions;
         placements += shard.placements;
         deduplicated += shard.deduplicated;
@@ -349,10 +350,15 @@ struct Shard<'s, 'a> {
     faults: &'s [Fault],
     depth: u8,
     collector: Collector<'a>,
-    /// Fingerprints of the (state, point, faults) placements start from, and of single runs' ends.
+    /// Fingerprints of single runs' ends.
     visited: FxHashSet<u64>,
-    /// Placements made: a placement whose start was made before is skipped.
-    seen: FxHashSet<u64>,
+    /// Placements made: a placement whose start was made before is skipped. The flag says the
+    /// key is also a visited (state, point, faults) (every placement after a first fault's
+    /// point is; a pair at that point is not): one table, one look-up per placement.
+    seen: FxHashMap<u64, bool>,
+    /// The configurations (state, point, pending faults, recoveries, faults left) further faults
+    /// were placed at, every fault of them.
+    expanded: FxHashSet<u64>,
     memo: Memo,
     transitions: u64,
     placements: usize,
@@ -374,8 +380,9 @@ impl<'s, 'a> Shard<'s, 'a> {
             faults,
             depth,
             collector: Collector::new(engine.t, engine.plan, no_fault_broken),
-            visited: FxHashSet::with_capacity_and_hasher(1 << 17, Default::default()),
-            seen: FxHashSet::with_capacity_and_hasher(1 << 18, Default::default()),
+            visited: FxHashSet::default(),
+            seen: FxHashMap::with_capacity_and_hasher(1 << 18, Default::default()),
+            expanded: FxHashSet::default(),
             memo: Memo::new(reported),
             transitions: 0,
             placements: 0,
@@ -404,7 +411,9 @@ impl<'s, 'a> Shard<'s, 'a> {
                 }
                 let pair = [first, Injection { at: point, fault: second }];
                 let key = keyed(&hashed, fault_key(fault) ^ fault_key(second).rotate_left(17) ^ budget_key(self.depth - 2));
-                if !self.seen.insert(key) {
+                if let std::collections::hash_map::Entry::Vacant(entry) = self.seen.entry(key) {
+                    entry.insert(false);
+                } else {
                     self.deduplicated += 1;
                     continue;
                 }
@@ -435,20 +444,27 @@ impl<'s, 'a> Shard<'s, 'a> {
                 ^ ((cursor.skip_done as u64) << 63)
                 ^ budget_key(budget - 1);
             let hashed = placement_hasher(&cursor.c, at, self.t);
+            // A configuration met again had every fault placed at it the first time: each
+            // placement here is a duplicate, counted without a look-up of its own.
+            if !self.expanded.insert(keyed(&hashed, config)) {
+                self.deduplicated += faults_at(self.faults, at).count();
+                continue;
+            }
             for next in faults_at(self.faults, at) {
                 let key = keyed(&hashed, fault_key(next) ^ config);
-                self.visited.insert(key);
-                if !self.seen.insert(key) {
+                if self.seen.insert(key, true).is_some() {
                     self.deduplicated += 1;
                     continue;
                 }
-                let mut schedule = Vec::with_capacity(prefix.len() + 1);
-                schedule.extend_from_slice(prefix);
-                schedule.push(Injection { at, fault: next });
+                // A schedule holds at most DEPTH_MAX faults: kept on the stack, not allocated.
+                let mut placed = [Injection { at, fault: next }; DEPTH_MAX as usize + 1];
+                placed[..prefix.len()].copy_from_slice(prefix);
+                placed[prefix.len()] = Injection { at, fault: next };
+                let schedule = &placed[..=prefix.len()];
                 let mut after = Vec::new();
                 let result = self.run(&cursor, &schedule[prefix.len()..], budget - 1, &mut after);
-                self.collector.record(&schedule, &result);
-                self.place_after(&schedule, at, after, budget - 1);
+                self.collector.record(schedule, &result);
+                self.place_after(schedule, at, after, budget - 1);
             }
         }
     }
@@ -471,6 +487,7 @@ impl<'s, 'a> Shard<'s, 'a> {
 struct Found<'a> {
     collector: Collector<'a>,
     visited: FxHashSet<u64>,
+    seen: FxHashMap<u64, bool>,
     transitions: u64,
     placements: usize,
     deduplicated: usize,
@@ -481,6 +498,7 @@ impl<'a> Shard<'_, 'a> {
         Found {
             collector: self.collector,
             visited: self.visited,
+            seen: self.seen,
             transitions: self.transitions,
             placements: self.placements,
             deduplicated: self.deduplicated,

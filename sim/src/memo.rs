@@ -28,20 +28,42 @@ pub struct Rankings {
     pub transitions: u64,
     /// What each phase does, classified once (it reads every step of the plan).
     kinds: FxHashMap<String, crate::recovery::PhaseKind>,
+    /// The states candidates ended in, judged, by the state without its times.
+    judged: FxHashMap<Fingerprint, crate::search::Judged>,
+    /// The phase of every step, numbered in the order the plan reaches them: a ranking's key
+    /// hashes the number, not the phase's name.
+    phase_of_step: Vec<u32>,
 }
 
 impl Rankings {
     /// The ranking at a halt in `step` in state `c`, made once.
     pub(crate) fn rank(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Rc<[crate::search::Candidate]> {
+        if self.phase_of_step.is_empty() {
+            let mut phases: Vec<&str> = Vec::new();
+            for s in &plan.steps {
+                let index = phases.iter().position(|p| *p == s.phase).unwrap_or_else(|| {
+                    phases.push(&s.phase);
+                    phases.len() - 1
+                });
+                self.phase_of_step.push(index as u32);
+            }
+        }
         let phase = &plan.steps[step].phase;
-        let key = Fingerprint::of(&(c, phase));
+        let key = Fingerprint::of(&(c, self.phase_of_step[step]));
         let transitions = &mut self.transitions;
         let kinds = &mut self.kinds;
+        let judged = &mut self.judged;
         self.ranked
             .entry(key)
             .or_insert_with(|| {
                 let kind = *kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
-                let ranking = crate::search::rank_in(c, t, plan, step, kind);
+                let judged = &mut *judged;
+                let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end| {
+                    // Many candidates end alike (a phase's rollback from anywhere in it): each
+                    // end is judged once, by the state without its times (the judgment reads none).
+                    let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*end };
+                    judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).clone()
+                });
                 *transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
                 ranking.into()
             })
@@ -57,12 +79,56 @@ pub struct Fingerprint(u64, u64);
 
 impl Fingerprint {
     pub fn of<T: Hash>(value: &T) -> Fingerprint {
-        let mut a = FxHasher::default();
-        value.hash(&mut a);
         let mut b = FxHasher::default();
         0x5851_f42d_4c95_7f2du64.hash(&mut b);
-        value.hash(&mut b);
-        Fingerprint(a.finish(), b.finish())
+        // One walk over the value feeds both hashes (a configuration is a few hundred bytes).
+        let mut both = Lanes(FxHasher::default(), b);
+        value.hash(&mut both);
+        Fingerprint(both.0.finish(), both.1.finish())
+    }
+}
+
+/// Two hashers fed the same words: each ends where it would had it hashed the value alone.
+struct Lanes(FxHasher, FxHasher);
+
+impl Hasher for Lanes {
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+        self.1.write(bytes);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.0.write_u8(i);
+        self.1.write_u8(i);
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.0.write_u16(i);
+        self.1.write_u16(i);
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.0.write_u32(i);
+        self.1.write_u32(i);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0.write_u64(i);
+        self.1.write_u64(i);
+    }
+
+    fn write_u128(&mut self, i: u128) {
+        self.0.write_u128(i);
+        self.1.write_u128(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.0.write_usize(i);
+        self.1.write_usize(i);
     }
 }
 
@@ -185,6 +251,9 @@ pub struct Walk<'w> {
     pub placements_at: &'w dyn Fn(Point) -> usize,
 }
 
+/// The most faults one placement strikes at its point (a pair at the same point at depth 2).
+const FAULTS_AT_ONCE_MAX: usize = 4;
+
 /// The configurations whose continuation is known, per exploration shard.
 pub struct Memo {
     /// The safety invariants whose breaks are kept (by index in `INVARIANTS`).
@@ -199,11 +268,15 @@ pub struct Memo {
     judged: FxHashMap<Fingerprint, u32>,
     /// Runs carried out to a boundary with a known continuation.
     pub hits: u64,
+    /// The boundaries the run under way passed (kept for its allocation).
+    marks: Vec<Mark>,
 }
 
 /// Where a run stood at a step boundary it passed: its lists' lengths then.
 struct Mark {
-    at: Cursor,
+    /// The boundary's step, and the state there.
+    step: usize,
+    state: Cluster,
     key: Fingerprint,
     breaks: usize,
     broken_now: u32,
@@ -226,6 +299,7 @@ impl Memo {
             rankings: Rankings::default(),
             judged: FxHashMap::default(),
             hits: 0,
+            marks: Vec::new(),
         }
     }
 
@@ -249,9 +323,13 @@ impl Memo {
         r.rankings = Some(&mut self.rankings);
         r.reported = self.reported;
         r.check_safety_at_start(entry.step);
-        let mut fired = vec![false; schedule.len()];
+        // A placement strikes at most a few faults at its point: no allocation for them.
+        let mut fired_at = [false; FAULTS_AT_ONCE_MAX];
+        let fired = &mut fired_at[..schedule.len()];
         let mut pos = entry.position();
-        let mut marks: Vec<Mark> = Vec::new();
+        // The boundaries passed, in a list kept from run to run (one allocation per shard).
+        let mut marks = std::mem::take(&mut self.marks);
+        marks.clear();
         let mut shared: Option<Tail> = None;
         let mut rejoined = false;
         let outcome = loop {
@@ -259,9 +337,14 @@ impl Memo {
                 break Some(Outcome::Completed);
             }
             let all_fired = fired.iter().all(|f| *f);
+            // Back on the no-fault run: its end is known without a look-up (every run at this
+            // configuration rejoins here, so a continuation kept for it would say the same).
+            if all_fired && r.rejoins(&pos, Some(track)) {
+                rejoined = true;
+                break Some(track.outcome.clone());
+            }
             if all_fired && pos.k == 0 {
-                let at = Cursor::of(&r, &pos);
-                let key = Fingerprint::of(&at);
+                let key = Fingerprint::of(&r.cursor_ref(&pos));
                 // A walk is cut only past the injection's step: a re-run of that step comes back
                 // to the injection's point, where no further fault is placed.
                 let walkable = pos.step > from.step as usize;
@@ -279,18 +362,14 @@ impl Memo {
                     break None;
                 }
                 let snapshots = walk.as_ref().map_or(0, |w| w.snapshots.len());
-                marks.push(r.mark(at, key, snapshots));
-            }
-            if all_fired && r.rejoins(&pos, Some(track)) {
-                rejoined = true;
-                break Some(track.outcome.clone());
+                marks.push(r.mark(pos.step, key, snapshots));
             }
             if all_fired {
                 if let Some(w) = walk.as_mut() {
                     w.snapshots.push(Cursor::of(&r, &pos));
                 }
             }
-            if let Flow::Stop(outcome) = r.iterate(&mut pos, schedule, &mut fired) {
+            if let Flow::Stop(outcome) = r.iterate(&mut pos, schedule, fired) {
                 break Some(outcome);
             }
         };
@@ -307,6 +386,7 @@ impl Memo {
         let own_lists = r.halts.is_empty() && r.recoveries.is_empty() && r.dominated.is_empty();
         if own_lists && r.breaks.is_empty() && marks.is_empty() {
             if let Some(tail) = shared {
+                self.marks = marks;
                 // Most placements add nothing of their own before a known continuation: theirs
                 // is that continuation's, its lists shared as they are rather than copied.
                 let run = Tail { transitions, ..tail };
@@ -328,6 +408,7 @@ impl Memo {
         }
         let lists = Rc::new(lists);
         self.remember(&marks, &breaks, &lists, transitions, &end, walk.as_ref(), from, plan);
+        self.marks = marks;
         let mut seen = 0u32;
         breaks.retain(|b| {
             let first = seen & (1 << b.invariant) == 0;
@@ -358,7 +439,7 @@ impl Memo {
         for mark in marks.iter().rev() {
             let tail = tail_from(breaks, lists, mark, transitions, end, plan);
             if let Some(w) = walk {
-                if mark.at.step > from.step as usize {
+                if mark.step > from.step as usize {
                     let placed: usize = w.snapshots[mark.snapshots..]
                         .iter()
                         .map(|c| (w.placements_at)(Point { step: c.step as u16, action: c.action as u16 }))
@@ -375,8 +456,8 @@ impl Memo {
 /// would record it: invariants broken in its first state break at its step, the others where
 /// they first break after it.
 fn tail_from(breaks: &[Break], lists: &Rc<Lists>, mark: &Mark, transitions: u64, end: &Rc<End>, plan: &plan_model::plan::Plan) -> Tail {
-    let step = &plan.steps[mark.at.step].id;
-    let mut first: Vec<Break> = bits(mark.broken_now).map(|invariant| Break { invariant, step: step.clone(), state: mark.at.c }).collect();
+    let step = &plan.steps[mark.step].id;
+    let mut first: Vec<Break> = bits(mark.broken_now).map(|invariant| Break { invariant, step: step.clone(), state: mark.state }).collect();
     let mut seen = mark.broken_now;
     for b in &breaks[mark.breaks..] {
         if seen & (1 << b.invariant) == 0 {
@@ -416,9 +497,10 @@ fn end_of(state: Cluster, outcome: Outcome, t: &Topology, judged: &mut FxHashMap
 }
 
 impl Run<'_, '_> {
-    fn mark(&self, at: Cursor, key: Fingerprint, snapshots: usize) -> Mark {
+    fn mark(&self, step: usize, key: Fingerprint, snapshots: usize) -> Mark {
         Mark {
-            at,
+            step,
+            state: self.c,
             key,
             breaks: self.breaks.len(),
             broken_now: self.broken_now() & self.reported,

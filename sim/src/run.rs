@@ -203,6 +203,8 @@ pub struct Engine<'a> {
     pub t: &'a Topology,
     pub plan: &'a Plan,
     pub recording: Recording,
+    /// Every drift in words, written once.
+    drifts: policy::DriftWords,
 }
 
 pub(crate) struct Run<'e, 'a> {
@@ -273,7 +275,7 @@ pub(crate) enum Flow {
 }
 
 impl<'e, 'a> Run<'e, 'a> {
-    fn t(&self) -> &'a Topology {
+    pub(crate) fn t(&self) -> &'a Topology {
         self.engine.t
     }
 
@@ -292,9 +294,12 @@ impl<'e, 'a> Run<'e, 'a> {
     /// the first time in this run (for the timeline).
     fn check_safety(&mut self, step: &str) -> Vec<String> {
         let t = self.t();
+        // A lazy run keeps breaks of the reported invariants only (and marks read no others):
+        // the rest are not evaluated at all.
+        let asked = if self.lazy { SAFETY & self.reported } else { SAFETY };
         let mut now = 0u32;
-        for (i, inv) in INVARIANTS.iter().enumerate() {
-            if inv.class == InvariantClass::Safety && (inv.broken)(&self.c, t) {
+        for i in bits(asked) {
+            if (INVARIANTS[i].broken)(&self.c, t) {
                 now |= 1 << i;
             }
         }
@@ -385,6 +390,12 @@ impl<'e, 'a> Run<'e, 'a> {
         let t = self.t();
         let next = action::apply(&self.c, t, a)?;
         self.transitions += 1;
+        if !self.engine.recording.downtime && !self.engine.recording.events {
+            // Nothing to charge or to show: the state before and the action's transient go unread.
+            self.c = next;
+            self.check_safety(step);
+            return Ok(());
+        }
         let before = self.c;
         let transient = action::transient(&before, t, a);
         if self.engine.recording.downtime {
@@ -403,8 +414,17 @@ impl<'e, 'a> Run<'e, 'a> {
     }
 
     fn strike(&mut self, fault: Fault, step: &str) {
-        let before = self.c;
         self.struck = self.struck.or(fault.nodes_down(self.t()));
+        if !self.engine.recording.downtime && !self.engine.recording.events {
+            // Nothing to charge or to show: the state before and the transient go unread.
+            self.c = fault.strike(&self.c, self.t());
+            if let (Some(lasts), false) = (fault.lasts_s(), matches!(fault, Fault::OperatorAway { .. })) {
+                self.pending.push((fault, self.c.clock_s.saturating_add(lasts)));
+            }
+            self.check_safety(step);
+            return;
+        }
+        let before = self.c;
         let transient = fault.transient(&before, self.t());
         if let (Some(tr), true) = (transient, self.engine.recording.downtime) {
             self.charge(&tr.during, tr.seconds);
@@ -432,11 +452,12 @@ impl<'e, 'a> Run<'e, 'a> {
     }
 
     fn heal(&mut self, fault: Fault, step: &str) {
-        let before = self.c;
+        // The state before is read only by the timeline: not copied for nothing.
+        let before = self.engine.recording.events.then_some(self.c);
         self.struck = self.struck.minus(fault.nodes_down(self.t()));
         self.c = fault.heal(&self.c, self.t());
         let broke = self.check_safety(step);
-        if self.engine.recording.events {
+        if let Some(before) = before {
             let what = format!("fault over: {}", fault.describe(self.t()));
             self.record(step, EventKind::Heal, what, &before, broke, None);
         }
@@ -449,8 +470,10 @@ impl<'e, 'a> Run<'e, 'a> {
         let actions_s: u32 = s.actions.iter().map(|a| a.duration_s()).sum();
         let rest = s.duration_s.saturating_sub(actions_s);
         if rest > 0 {
-            let state = self.c;
-            self.charge(&state, rest);
+            if self.engine.recording.downtime {
+                let state = self.c;
+                self.charge(&state, rest);
+            }
             self.c.clock_s = self.c.clock_s.saturating_add(rest);
         }
     }
@@ -459,8 +482,10 @@ impl<'e, 'a> Run<'e, 'a> {
     fn wait_for_pending(&mut self, step: &str) {
         let until = self.pending.iter().map(|(_, at)| *at).max().unwrap_or(self.c.clock_s);
         let wait = until.saturating_sub(self.c.clock_s);
-        let state = self.c;
-        self.charge(&state, wait);
+        if self.engine.recording.downtime {
+            let state = self.c;
+            self.charge(&state, wait);
+        }
         self.c.clock_s = until.max(self.c.clock_s);
         if self.engine.recording.events {
             self.note(step, EventKind::Wait, format!("wait {} for the fault to clear", plan_model::plan::format_duration(wait)));
@@ -500,13 +525,6 @@ impl<'e, 'a> Run<'e, 'a> {
             reported: u32::MAX,
             rankings: None,
         }
-    }
-
-    /// Whether the run, at `pos` with nothing left to strike, is back on the no-fault run: same
-    /// fingerprint at the same point, nothing pending, not re-running a step.
-    pub(crate) fn rejoins(&self, pos: &Position, track: Option<&Track>) -> bool {
-        let Some(track) = track else { return false };
-        self.pending.is_empty() && !pos.skip_done && track.fingerprints.get(&pos.point()) == Some(&self.c.fingerprint(self.t()))
     }
 
     /// One pass of the executor's loop at `pos` (a step that exists): strikes the injections
@@ -570,8 +588,8 @@ impl<'e, 'a> Run<'e, 'a> {
         let engine = self.engine;
         let s = &engine.plan.steps[pos.step];
         if pos.k == 0 {
-            if let Some(why) = policy::drift(&self.c, engine.t) {
-                return Err(Halt::Drift(why));
+            if let Some(drift) = policy::Drift::of(&self.c) {
+                return Err(Halt::Drift(engine.drifts.of(drift).to_string()));
             }
         }
         let Some(&a) = s.actions.get(pos.k) else {
@@ -629,8 +647,26 @@ impl<'e, 'a> Run<'e, 'a> {
 
 /// The indexes of the bits set in `mask`, lowest first.
 pub(crate) fn bits(mask: u32) -> impl Iterator<Item = usize> {
-    (0..32).filter(move |i| mask & (1 << i) != 0)
+    let mut rest = mask;
+    std::iter::from_fn(move || {
+        let i = rest.trailing_zeros() as usize;
+        rest &= rest.wrapping_sub(1);
+        (i < 32).then_some(i)
+    })
 }
+
+/// The safety invariants (bits by index in `INVARIANTS`).
+pub(crate) const SAFETY: u32 = {
+    let mut mask = 0u32;
+    let mut i = 0;
+    while i < INVARIANTS.len() {
+        if matches!(INVARIANTS[i].class, InvariantClass::Safety) {
+            mask |= 1 << i;
+        }
+        i += 1;
+    }
+    mask
+};
 
 /// The twin carries recovery actions out on the model alone: nothing underneath can fail.
 impl Executor for Run<'_, '_> {
@@ -683,7 +719,7 @@ impl Executor for Run<'_, '_> {
 
 impl<'a> Engine<'a> {
     pub fn new(t: &'a Topology, plan: &'a Plan, recording: Recording) -> Self {
-        Engine { t, plan, recording }
+        Engine { t, plan, recording, drifts: policy::DriftWords::new(t) }
     }
 
     /// Runs the plan from the scenario's initial state with `schedule`.
@@ -753,36 +789,6 @@ impl<'a> Engine<'a> {
             rejoined,
             dominated: r.dominated,
         }
-    }
-
-    /// The no-fault run as a track: its fingerprint at every point, its outcome.
-    pub fn track(&self) -> (Track, Vec<(Point, Cluster)>) {
-        let mut c = Cluster::initial(self.t);
-        let mut fingerprints = rustc_hash::FxHashMap::default();
-        let mut states = Vec::new();
-        'steps: for (i, s) in self.plan.steps.iter().enumerate() {
-            for k in 0..s.actions.len().max(1) {
-                let point = Point { step: i as u16, action: k as u16 };
-                fingerprints.insert(point, c.fingerprint(self.t));
-                states.push((point, c));
-                let Some(&a) = s.actions.get(k) else { continue };
-                match action::apply(&c, self.t, a) {
-                    Ok(next) => c = next,
-                    Err(_) => break 'steps,
-                }
-            }
-        }
-        let result = self.run(&[]);
-        let complete = matches!(result.outcome, Outcome::Completed);
-        (
-            Track {
-                fingerprints: if complete { fingerprints } else { Default::default() },
-                outcome: result.outcome,
-                final_unavailable: result.final_unavailable,
-                final_state: result.final_state,
-            },
-            states,
-        )
     }
 }
 

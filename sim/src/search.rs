@@ -140,6 +140,19 @@ pub fn rank(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidat
 /// [`rank`] in a phase of `kind` (what [`recovery::phase_kind`] says of the step's phase), for
 /// a caller that ranks often and classified the phases once.
 pub fn rank_in(c: &Cluster, t: &Topology, plan: &Plan, step: usize, kind: PhaseKind) -> Vec<Candidate> {
+    rank_judging(c, t, plan, step, kind, &mut |end| judge(end, t))
+}
+
+/// [`rank_in`], the state each candidate ends in judged by `judge` (which gives what
+/// [`judge`] gives: a caller that ranks often may remember judgments by state).
+pub(crate) fn rank_judging(
+    c: &Cluster,
+    t: &Topology,
+    plan: &Plan,
+    step: usize,
+    kind: PhaseKind,
+    judge: &mut dyn FnMut(&Cluster) -> Judged,
+) -> Vec<Candidate> {
     let phase = &plan.steps[step].phase;
     let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::new();
     if kind != PhaseKind::After {
@@ -159,7 +172,7 @@ pub fn rank_in(c: &Cluster, t: &Topology, plan: &Plan, step: usize, kind: PhaseK
         .into_iter()
         .map(|(kind, actions)| {
             let documented = kind == documented;
-            run_candidate(c, t, kind, actions, documented)
+            run_candidate(c, t, kind, actions, documented, judge)
         })
         .collect();
     // Among recoveries that leave the same cluster, the documented one; then the fewest
@@ -195,7 +208,14 @@ pub fn documented(candidates: &[Candidate]) -> Option<&Candidate> {
 
 /// Runs `actions` from `c` as the executor would: an action on a host that is down is skipped
 /// (nothing to undo there until it returns), any other refusal makes the candidate inapplicable.
-fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Action>, documented: bool) -> Candidate {
+fn run_candidate(
+    c: &Cluster,
+    t: &Topology,
+    kind: RecoveryKind,
+    actions: Vec<Action>,
+    documented: bool,
+    judge: &mut dyn FnMut(&Cluster) -> Judged,
+) -> Candidate {
     let mut state = *c;
     let mut refused = None;
     let mut refused_at = None;
@@ -217,15 +237,46 @@ fn run_candidate(c: &Cluster, t: &Topology, kind: RecoveryKind, actions: Vec<Act
             }
         }
     }
-    let cost = cost_of(c, &state, t, downtime_s);
+    let cost = judge(&state).cost(downtime_s, state.clock_s.saturating_sub(c.clock_s));
     Candidate { kind, actions, refused, refused_at, documented, cost, end: state, transitions }
 }
 
-fn cost_of(start: &Cluster, end: &Cluster, t: &Topology, downtime_s: u32) -> Cost {
+/// What a state a recovery ends in is worth, whatever the way there: a [`Cost`] without the
+/// downtime and time of the recovery. None of it reads a time (the data lost is the state's own
+/// figure), so states that differ only in their clock and timestamps are judged alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Judged {
+    data_lost_s: u32,
+    safety_broken: Vec<&'static str>,
+    quorum_lost: bool,
+    consumers_down: u32,
+    nodes_not_ready: u32,
+    availability_broken: Vec<&'static str>,
+    leftovers: u32,
+}
+
+impl Judged {
+    fn cost(&self, downtime_s: u32, duration_s: u32) -> Cost {
+        Cost {
+            data_lost_s: self.data_lost_s,
+            safety_broken: self.safety_broken.clone(),
+            quorum_lost: self.quorum_lost,
+            consumers_down: self.consumers_down,
+            nodes_not_ready: self.nodes_not_ready,
+            availability_broken: self.availability_broken.clone(),
+            leftovers: self.leftovers,
+            downtime_s,
+            duration_s,
+        }
+    }
+}
+
+/// The state `end` judged: data, safety, availability, leftovers.
+pub(crate) fn judge(end: &Cluster, t: &Topology) -> Judged {
     let broken = |class: InvariantClass| -> Vec<&'static str> {
         INVARIANTS.iter().filter(|i| i.class == class && (i.broken)(end, t)).map(|i| i.name).collect()
     };
-    Cost {
+    Judged {
         data_lost_s: match end.etcd_data {
             EtcdData::RestoredFromSnapshot { lost_s } => lost_s.max(1),
             EtcdData::Intact => 0,
@@ -236,8 +287,6 @@ fn cost_of(start: &Cluster, end: &Cluster, t: &Topology, downtime_s: u32) -> Cos
         nodes_not_ready: end.joined.and(end.up).iter().filter(|n| !observe::node_reachability(end, t, *n).is_ok()).count() as u32,
         availability_broken: broken(InvariantClass::Availability),
         leftovers: leftovers(end, t),
-        downtime_s,
-        duration_s: end.clock_s.saturating_sub(start.clock_s),
     }
 }
 
