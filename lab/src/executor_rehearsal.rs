@@ -37,6 +37,7 @@ use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
 use crate::pki::{LabCa, ServingCertSans};
 use crate::probe::{Probe, ProbeRecord};
 use crate::process::Signal;
+use crate::scratch::Scratch;
 use plan_exec::etcd::EtcdProbe;
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
@@ -70,8 +71,7 @@ use std::time::{Duration, Instant};
 pub const SLICE_DEFAULT: [&str; 1] = ["all"];
 /// Deadline of each command the executor runs on the lab.
 pub const COMMAND_TIMEOUT_S: u64 = 60;
-/// Where the lab's scratch directories go: not under `/tmp`, which each host mounts over.
-pub const SCRATCH_DIR: &str = "/dev/shm";
+pub use crate::scratch::SCRATCH_DIR;
 /// How long the lab waits for a write to commit when it asks whether etcd has quorum.
 pub const QUORUM_WRITE_TIMEOUT_MS: u64 = 2000;
 /// The longest a host a reboot fault took down stays down when no halt lets the operator clear it.
@@ -254,6 +254,33 @@ pub fn rehearse_through_executor(
     steps: &[String],
     injection: Option<Injection>,
 ) -> Result<ExecutorRehearsal, LabError> {
+    rehearse_through_executor_checked(scenario_t, scenario_plan, steps, injection, &mut |_, _| Ok(()))
+}
+
+/// Where a rehearsal through the executor stands: what [`rehearse_through_executor_checked`] tells
+/// its checkpoint, with the lab's root directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Everything of the lab runs (hosts, etcd, HAProxy, stand-ins, the kubelet thread, the probe);
+    /// the executor has not started.
+    LabUp,
+    /// The executor's run (and its recovery) is over; the rows are not read yet.
+    RunDone,
+}
+
+/// [`rehearse_through_executor`], calling `checkpoint` at each [`Checkpoint`]: an error it returns
+/// ends the rehearsal there with that error, and everything the lab started stops as on any
+/// other error (a test makes a rehearsal fail midway with it).
+///
+/// # Errors
+/// As [`rehearse_through_executor`], and the checkpoint's.
+pub fn rehearse_through_executor_checked(
+    scenario_t: &Topology,
+    scenario_plan: &Plan,
+    steps: &[String],
+    injection: Option<Injection>,
+    checkpoint: &mut dyn FnMut(Checkpoint, &Path) -> Result<(), LabError>,
+) -> Result<ExecutorRehearsal, LabError> {
     // A fault the executor's lab cannot strike is refused before anything is looked for or started.
     // (Moving the scenario onto loopback keeps its steps and nodes: the strike holds for the move.)
     let strike = match injection {
@@ -300,10 +327,8 @@ pub fn rehearse_through_executor(
         needs_loopback(&h.name, h.address.unwrap_or(Ipv4Addr::UNSPECIFIED))?;
     }
     needs_loopback("the VIP", endpoint.vip)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("plan-exec-lab-")
-        .tempdir_in(SCRATCH_DIR)
-        .map_err(|e| LabError::io(format!("a scratch directory in {SCRATCH_DIR}"), e))?;
+    // Dropped last of all: every process, thread and socket below stops before it goes.
+    let scratch = Scratch::new_in(Path::new(SCRATCH_DIR))?;
     let root = scratch.path().to_path_buf();
     let paths = LabPaths::under(&root);
     let t = &paths.topology(scenario_t);
@@ -413,22 +438,9 @@ pub fn rehearse_through_executor(
         }
         k.sync(&hosts)?;
     }
-    let ticking = Arc::new(AtomicBool::new(true));
     let hosts = Arc::new(hosts);
-    let ticker = {
-        let (kubelet, hosts, ticking) = (Arc::clone(&kubelet), Arc::clone(&hosts), Arc::clone(&ticking));
-        std::thread::Builder::new()
-            .name("kubelet-stand-in".to_string())
-            .spawn(move || {
-                while ticking.load(Ordering::SeqCst) {
-                    if let Err(e) = lock(&kubelet).sync(&hosts) {
-                        lock(&kubelet).actions.push(format!("kubelet stand-in: {e}"));
-                    }
-                    std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
-                }
-            })
-            .map_err(|e| LabError::io("start the kubelet stand-in", e))?
-    };
+    // Declared after the hosts and the kubelet stand-in, so dropped before them, on every return.
+    let ticker = KubeletTicker::start(&kubelet, &hosts)?;
     let probe = Probe::start(client.clone(), SocketAddr::from((endpoint.vip, endpoint.port)), endpoint.vip);
     let guard = Guard { confined_resolver: true, ..Guard::LOOPBACK_ONLY };
     let control_dir = root.join("state/ssh");
@@ -489,6 +501,7 @@ pub fn rehearse_through_executor(
         host_wait: Duration::ZERO,
         stop: None,
     };
+    checkpoint(Checkpoint::LabUp, &root)?;
     let started = Instant::now();
     let mut runner = Runner::new(t, &sliced, &mut transport, &mut journal, &mut operator, options.clone());
     // The runner's twin starts where the whole plan stands before the slice, as the lab does.
@@ -607,6 +620,7 @@ pub fn rehearse_through_executor(
     hosts.close_masters(&control_dir.join("hosts"));
     hosts.close_masters(&control_dir.join("workstation"));
     let outcome = outcome.map_err(|e| exec_error("run the slice", e))?;
+    checkpoint(Checkpoint::RunDone, &root)?;
     let rollback = rollback.transpose().map_err(|e| exec_error("roll back", e))?;
     let probe = probe.finish();
     let final_twin = match &fault {
@@ -691,8 +705,7 @@ pub fn rehearse_through_executor(
             unchecked = not_rehearsed(t, &final_twin);
         }
     }
-    ticking.store(false, Ordering::SeqCst);
-    let _ = ticker.join();
+    drop(ticker);
     rows.push(FidelityRow {
         step: "end".to_string(),
         observation: "outcome".to_string(),
@@ -733,6 +746,41 @@ struct FaultRun {
     strike: Strike,
     twin: plan_sim::run::RunResult,
     at_strike: Cluster,
+}
+
+/// The kubelet stand-in's own thread: one look at the hosts every [`KUBELET_TICK_MS`] until it is
+/// dropped, which stops the thread and waits for it (it holds the hosts and the stand-in).
+struct KubeletTicker {
+    running: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KubeletTicker {
+    fn start(kubelet: &Arc<Mutex<KubeletStandIn>>, hosts: &Arc<FixtureHosts>) -> Result<KubeletTicker, LabError> {
+        let running = Arc::new(AtomicBool::new(true));
+        let (kubelet, hosts, ticking) = (Arc::clone(kubelet), Arc::clone(hosts), Arc::clone(&running));
+        let thread = std::thread::Builder::new()
+            .name("kubelet-stand-in".to_string())
+            .spawn(move || {
+                while ticking.load(Ordering::SeqCst) {
+                    if let Err(e) = lock(&kubelet).sync(&hosts) {
+                        lock(&kubelet).actions.push(format!("kubelet stand-in: {e}"));
+                    }
+                    std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
+                }
+            })
+            .map_err(|e| LabError::io("start the kubelet stand-in", e))?;
+        Ok(KubeletTicker { running, thread: Some(thread) })
+    }
+}
+
+impl Drop for KubeletTicker {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
