@@ -197,3 +197,54 @@ fn a_sigkilled_rehearsal_leaves_no_process_and_the_next_lab_start_sweeps_its_dir
     assert!(!root.exists(), "the next lab start removed {}", root.display());
     assert_eq!(scratch_dirs().difference(&before).count(), 0, "nothing of either lab is left in {SCRATCH_DIR}");
 }
+
+#[test]
+fn two_labs_of_the_same_scenario_are_up_at_once_each_in_a_loopback_range_of_its_own() {
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !fixture_hosts_run() {
+        return;
+    }
+    let loopback = scenario("loopback.yaml");
+    let before = scratch_dirs();
+    let started = Instant::now();
+    // The join's etcd slice, twice at once: hosts, etcd, HAProxy and stand-ins of each lab bind the
+    // scenario's port (6443) on their own addresses.
+    let rehearse = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_plan"))
+            .args(["--scenario", &loopback, "rehearse", "--via-execute=2.3,2.4,2.5", "--format", "json"])
+            .env("PLAN_LOOPBACK_ONLY", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("plan starts")
+    };
+    let (a, b) = (rehearse(), rehearse());
+    // Both up at once: two labs' journals at the same moment.
+    let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
+    let mut both_up = false;
+    while !both_up && Instant::now() < deadline {
+        let journals = scratch_dirs().difference(&before).filter(|d| d.join("state/journal.jsonl").exists()).count();
+        both_up = journals == 2;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reports: Vec<(i32, serde_json::Value)> = [a, b]
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().expect("plan ends");
+            let report = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("rehearse prints JSON ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
+            (out.status.code().unwrap_or(-1), report)
+        })
+        .collect();
+    eprintln!("two labs at once: {} ms", started.elapsed().as_millis());
+    assert!(both_up, "both labs were up at the same moment");
+    for (code, report) in &reports {
+        assert_eq!((*code, report["executor_outcome"].as_str()), (0, Some("completed")), "{report:#}");
+        let disagree: Vec<&serde_json::Value> = report["rows"].as_array().expect("rows").iter().filter(|r| r["agree"] != true).collect();
+        assert!(disagree.is_empty(), "{disagree:#?}");
+    }
+    let moved: BTreeSet<String> = reports.iter().map(|(_, r)| r["moved_to_loopback"].to_string()).collect();
+    assert_eq!(moved.len(), 2, "each lab in a range of its own: {moved:?}");
+    assert!(moved.iter().any(|m| m.contains("127.0.20.10 -> 127.1.20.10")), "{moved:?}");
+    assert_eq!(scratch_dirs().difference(&before).count(), 0, "neither lab left its directory");
+}

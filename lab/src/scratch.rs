@@ -6,6 +6,9 @@
 //! releases it however the owner dies, it leaves no file behind, and a pid reused by another
 //! program cannot be mistaken for the owner. A directory carries the [`CLAIM_FILE`] marker once it
 //! is claimed; one without the marker (an older lab's) is never swept.
+//!
+//! A lab's loopback range (`127.N.0.0/16`) is claimed the same way ([`LabRange`]): two labs of one
+//! scenario, up at once, each take a range of their own.
 
 use crate::error::LabError;
 use crate::process::{self, Signal};
@@ -62,6 +65,36 @@ impl Scratch {
     }
 }
 
+/// The highest range a lab may claim: `127.RANGES_MAX.0.0/16`.
+pub const RANGES_MAX: u8 = 63;
+
+/// A loopback range `127.N.0.0/16` this process holds for one lab: the lowest one no other live
+/// lab holds. Released when dropped, or when the process dies however it dies.
+pub struct LabRange {
+    octet: u8,
+    _claim: UnixListener,
+}
+
+impl LabRange {
+    /// Claims the lowest free range, 0 first (a lab alone reads like its scenario: 127.0.20.10).
+    ///
+    /// # Errors
+    /// Every range up to [`RANGES_MAX`] is held by another lab.
+    pub fn claim() -> Result<LabRange, LabError> {
+        (0..=RANGES_MAX)
+            .find_map(|octet| bind_claim(&format!("plan-exec-lab-range/{octet}")).ok().map(|claim| LabRange { octet, _claim: claim }))
+            .ok_or_else(|| LabError::NotRehearsable {
+                what: "a loopback range for the lab".to_string(),
+                why: format!("127.0.0.0/16 to 127.{RANGES_MAX}.0.0/16 are all held by other labs"),
+            })
+    }
+
+    /// The second octet of the range.
+    pub fn octet(&self) -> u8 {
+        self.octet
+    }
+}
+
 /// The pids of the processes whose command line names `dir`: what a lab in `dir` started (its
 /// sshds' PID namespaces, etcd members, the executor's ControlMasters), and nothing else.
 pub fn processes_naming(dir: &Path) -> Vec<u32> {
@@ -105,6 +138,17 @@ pub fn sweep_stale(parent: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_labs_hold_two_ranges_and_a_released_range_is_taken_again() {
+        let first = LabRange::claim().expect("a range");
+        let second = LabRange::claim().expect("another range");
+        assert_ne!(first.octet(), second.octet());
+        let octet = first.octet();
+        drop(first);
+        let third = LabRange::claim().expect("a range");
+        assert!(third.octet() <= octet.max(second.octet()), "the lowest free one");
+    }
 
     #[test]
     fn a_live_claim_is_left_alone_and_a_dead_one_is_swept_with_its_processes() {

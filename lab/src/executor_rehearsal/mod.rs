@@ -113,9 +113,11 @@ pub fn slice(plan: &Plan, steps: &[String]) -> Result<Plan, LabError> {
 /// The executor connects to the inventory's addresses, so a scenario off loopback is moved onto
 /// it first ([`LoopbackMap`]: `10.0.20.100` -> `127.0.20.100`), the plan's text with it; an address
 /// a command names that is no address of the scenario stays, and the loopback guard refuses it.
-/// The apiserver stand-ins and HAProxy bind the
-/// scenario's port (6443) on those addresses, so one rehearsal runs at a time. Needs root, sshd,
-/// unshare ([`crate::host::usable`]), openssl, curl, python3, etcd and haproxy.
+/// Each lab claims a loopback range of its own (`127.N.0.0/16`, the lowest free, see
+/// [`crate::scratch::LabRange`]) and moves the scenario into it, one on loopback already too
+/// (`127.0.20.10` -> `127.1.20.10` in range 1), so that rehearsals at once do not meet on the
+/// scenario's port (6443). Needs root, sshd, unshare ([`crate::host::usable`]), openssl, curl,
+/// python3, etcd and haproxy.
 ///
 /// # Errors
 /// The lab cannot start (no sshd, a port taken), an address off loopback, a step the plan lacks,

@@ -18,7 +18,7 @@ use crate::executor_lab::{self, LabPaths};
 use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
 use crate::pki::{LabCa, ServingCertSans};
 use crate::probe::Probe;
-use crate::scratch::Scratch;
+use crate::scratch::{LabRange, Scratch};
 use plan_exec::predict::Prediction;
 use plan_model::cluster::Cluster;
 use plan_model::plan::Plan;
@@ -59,6 +59,7 @@ pub(super) struct Rig {
     pub(super) moved_to_loopback: Vec<String>,
     root: PathBuf,
     _scratch: Scratch,
+    _range: LabRange,
 }
 
 impl Rig {
@@ -71,8 +72,10 @@ impl Rig {
         let strike = strike_of(scenario_t, scenario_plan, steps, injection)?;
         host::usable()?;
         // The executor dials the inventory's addresses: a scenario off loopback is moved onto it
-        // first (10.0.20.100 -> 127.0.20.100), its plan's text with it.
-        let map = LoopbackMap::of(&scenario_t.scenario)?;
+        // first (10.0.20.100 -> 127.0.20.100), its plan's text with it, in a range of the lab's own
+        // (127.1.20.100 when another lab holds 127.0.0.0/16).
+        let range = LabRange::claim()?;
+        let map = LoopbackMap::in_range(&scenario_t.scenario, range.octet())?;
         let moved_t = Topology::new(&map.scenario(&scenario_t.scenario)?);
         let moved_plan = map.plan(scenario_plan, &moved_t)?;
         refuse_what_the_lab_does_not_replicate(&moved_t)?;
@@ -134,6 +137,7 @@ impl Rig {
             root,
             t,
             _scratch: scratch,
+            _range: range,
         })
     }
 
