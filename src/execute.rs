@@ -482,7 +482,7 @@ impl Operator for TerminalOperator {
         self.yes || self.ask("Run this recovery?")
     }
 
-    fn by_hand(&mut self, step: &Step, instruction: &str) -> bool {
+    fn by_hand(&mut self, step: &Step, instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
         self.line(format!("   by hand ({}): {}", step.id, plan_exec::redact::redact(instruction)));
         !self.yes && self.ask("Done?")
     }
@@ -523,7 +523,7 @@ impl Operator for DryRunOperator {
     fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
         false
     }
-    fn by_hand(&mut self, _step: &Step, _instruction: &str) -> bool {
+    fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
         true
     }
     fn starting(&mut self, step: &Step, _index: usize, invocation: &Invocation, _eta_s: u32) {

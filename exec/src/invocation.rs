@@ -9,6 +9,7 @@
 
 use crate::target::{Hosts, Place};
 use plan_model::action::Action;
+use plan_model::hand::HandTask;
 use plan_model::plan::{Command, Part, RunsOn, Step};
 use plan_model::topology::Topology;
 use serde::{Deserialize, Serialize};
@@ -35,9 +36,12 @@ pub enum Work {
         to: crate::target::HostTarget,
         path: String,
     },
-    /// Something only a person can do (edit a file, click in a web UI).
+    /// Something only a person can do (edit a file, click in a web UI): `instruction` is what
+    /// they read, `task` the same work typed, which a stand-in for the person carries out.
     Manual {
         instruction: String,
+        #[serde(skip)]
+        task: HandTask,
     },
 }
 
@@ -68,7 +72,7 @@ impl Invocation {
             Work::Shell { shell, .. } => format!("$ {shell}"),
             Work::Upload { local, remote, .. } => format!("upload {local} -> {remote}"),
             Work::Relay { from, path, .. } => format!("copy {path} from {} (secret: content never shown)", from.name),
-            Work::Manual { instruction } => format!("by hand: {instruction}"),
+            Work::Manual { instruction, .. } => format!("by hand: {instruction}"),
         };
         crate::redact::redact(&text)
     }
@@ -117,7 +121,8 @@ impl<'t> Compiler<'t> {
         for (index, command) in step.commands.iter().enumerate() {
             let mut works = Vec::new();
             if command.by_hand {
-                works.push(Work::Manual { instruction: command.run.trim().to_string() });
+                let task = command.hand.clone().unwrap_or_default();
+                works.push(Work::Manual { instruction: command.run.trim().to_string(), task });
             } else {
                 works.extend(command.parts.iter().map(|part| self.work(part, &place)));
             }
@@ -146,9 +151,10 @@ impl<'t> Compiler<'t> {
                     let local = if local.starts_with('/') { local.clone() } else { format!("{}/{local}", repo.trim_end_matches('/')) };
                     Work::Upload { host, local, remote: remote.clone() }
                 }
-                Place::Local { .. } => {
-                    Work::Manual { instruction: format!("copy {local} to {remote} on {to} (not a machine of the scenario)") }
-                }
+                Place::Local { .. } => Work::Manual {
+                    instruction: format!("copy {local} to {remote} on {to} (not a machine of the scenario)"),
+                    task: HandTask::Elsewhere,
+                },
             },
         }
     }
@@ -175,6 +181,7 @@ impl<'t> Compiler<'t> {
         let s = &t.scenario;
         let m0 = t.existing_master();
         let on = |node, shell: String| Work::Shell { place: Place::Host(self.hosts.node(node)), shell };
+        let manual = |action: &Action| Work::Manual { instruction: action.describe(t), task: HandTask::Recovery(*action) };
         let vip = format!("https://{}:{}", s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
         actions
             .iter()
@@ -191,7 +198,7 @@ impl<'t> Compiler<'t> {
                         let revert = flip.undo(t).map(|undo| undo.render(t)).unwrap_or_default();
                         match revert.first().and_then(|c| c.parts.first()) {
                             Some(part) => self.work(part, &Place::Host(self.hosts.node(n))),
-                            None => Work::Manual { instruction: action.describe(t) },
+                            None => manual(action),
                         }
                     }
                     Action::RestoreCert(n) => on(
@@ -203,7 +210,7 @@ impl<'t> Compiler<'t> {
                         on(m0, "sudo kubeadm init phase upload-config kubeadm --config /tmp/kubeadm-config.backup.yaml".to_string())
                     }
                     Action::KubeadmReset(n) => on(n, "sudo kubeadm reset --force".to_string()),
-                    other => Work::Manual { instruction: other.describe(t) },
+                    other => manual(&other),
                 };
                 Invocation { work, secret: false, command: index }
             })

@@ -11,6 +11,7 @@ use crate::transport::{Completed, Request, Transport};
 use crate::ExecError;
 use plan_model::action::Action;
 use plan_model::cluster::Cluster;
+use plan_model::hand::HandTask;
 use plan_model::plan::{Phase, Plan, Step};
 use plan_model::topology::Topology;
 use plan_sim::recovery::RecoveryKind;
@@ -27,7 +28,7 @@ pub trait Operator {
     /// Asked before running a recovery; `false` stops.
     fn confirm_recovery(&mut self, recovery: &Recovery) -> bool;
     /// A command only a person can carry out: `true` once done.
-    fn by_hand(&mut self, step: &Step, instruction: &str) -> bool;
+    fn by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool;
     /// Told before every invocation runs (the progress line, the dry-run listing).
     fn starting(&mut self, step: &Step, index: usize, invocation: &Invocation, eta_s: u32);
     /// Told after every invocation ran.
@@ -287,8 +288,8 @@ impl<'a> Runner<'a> {
                 }
                 let invocation = self.compiled[i][j].clone();
                 self.operator.starting(step, j, &invocation, remaining_s);
-                if let Work::Manual { instruction } = &invocation.work {
-                    if !self.operator.by_hand(step, instruction) {
+                if let Work::Manual { instruction, task } = &invocation.work {
+                    if !self.operator.by_hand(step, instruction, task) {
                         return self.halt(i, format!("needs the operator: {}", redact::redact(instruction)), vec![], true);
                     }
                     self.journal.append(Event::CommandStarted {
@@ -535,8 +536,8 @@ impl<'a> Runner<'a> {
         let step = self.plan.steps[i].clone();
         for (j, invocation) in recovery.invocations.iter().enumerate() {
             self.operator.starting(&step, j, invocation, 0);
-            if let Work::Manual { instruction } = &invocation.work {
-                if !self.operator.by_hand(&step, instruction) {
+            if let Work::Manual { instruction, task } = &invocation.work {
+                if !self.operator.by_hand(&step, instruction, task) {
                     let reason = format!("needs the operator: {}", redact::redact(instruction));
                     return self.rollback_failed(halted.step, reason, vec![]);
                 }

@@ -6,10 +6,11 @@
 //!   consumers, the backup CronJob's stack) written from the twin's state where the run starts,
 //!   and a bare repository as its remote. The plan's commands name it by the scenario's path; the
 //!   lab runs a copy of the plan whose paths point at the scratch copy ([`LabPaths`]).
-//! - **By-hand edits** ([`carry_out`]) are made on those files as the instruction says: `A -> B`
-//!   replaces A with B, `key = value` sets a line, a `build_pool_https(…)`/`build_frontend(…)`
-//!   call or a `$POOL_NAMES` addition is written into the bootstrap script. Instructions with no
-//!   file on the lab (IPAM, a VM's IP alias, documentation) are acknowledged and listed.
+//! - **By-hand edits** ([`carry_out`]) are made on those files from the operation's typed edit
+//!   ([`RepoEdit`]), never from the instruction's text: a replacement, a `key = value` line, lines
+//!   added to the bootstrap script, the bootstrap pool's members; a change only described is
+//!   kept as a note. Work with no file on the lab (IPAM, a VM's IP alias, a tracker) is
+//!   acknowledged and listed.
 //! - **Shims** on every lab host's PATH do the equivalent real action: `php` renders the bootstrap
 //!   script's declared pools into an HAProxy config and (re)starts the real HAProxy on the load
 //!   balancer's host (reset to the declared state on every deploy); `kubectl` asks the apiserver
@@ -20,6 +21,7 @@
 use crate::error::LabError;
 use crate::host::{self, FixtureHosts};
 use plan_model::cluster::Cluster;
+use plan_model::hand::{Change, RepoEdit};
 use plan_model::plan::Plan;
 use plan_model::topology::{NodeIx, Topology};
 use std::net::Ipv4Addr;
@@ -288,99 +290,74 @@ pub enum ByHand {
     Unreadable(String),
 }
 
-/// Carries out `instruction` on the lab's infra repo (`edit /tmp/…` on hosts is the caller's);
-/// `bootstrap_script` is the LB's, relative to the repo (the scenario's `load_balancer.bootstrap_script`).
-pub fn carry_out(repo: &Path, bootstrap_script: &str, instruction: &str) -> ByHand {
-    let bootstrap = repo.join(bootstrap_script);
-    let append = |path: &Path, line: &str| -> ByHand {
-        let mut text = std::fs::read_to_string(path).unwrap_or_default();
-        text.push_str(line);
-        text.push('\n');
-        match std::fs::write(path, text) {
-            Ok(()) => ByHand::Edited(format!("{}: + {line}", path.strip_prefix(repo).unwrap_or(path).display())),
-            Err(e) => ByHand::Unreadable(format!("{}: {e}", path.display())),
+/// Carries out typed edits on the lab's infra repo, in order, as a person would: the lab reads
+/// the edit's structured change, never the instruction's text. A file the lab's repo does not
+/// hold has no counterpart; a change only described is kept in the file as a person's note.
+pub fn carry_out(repo: &Path, edits: &[RepoEdit]) -> ByHand {
+    let mut made = Vec::new();
+    for edit in edits {
+        let path = repo.join(&edit.file);
+        if !path.exists() {
+            return ByHand::NoCounterpart;
         }
+        match change_file(&path, &edit.change) {
+            Ok(what) => made.push(format!("{}: {what}", edit.file)),
+            Err(why) => return ByHand::Unreadable(format!("{}: {why}", edit.file)),
+        }
+    }
+    ByHand::Edited(made.join("; "))
+}
+
+/// One change made on `path` (a file, or every file of a directory for a replacement).
+fn change_file(path: &Path, change: &Change) -> Result<String, String> {
+    let read = |file: &Path| std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()));
+    let write = |file: &Path, text: String| std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()));
+    let append = |file: &Path, lines: &[String]| -> Result<(), String> {
+        let mut text = if file.exists() { read(file)? } else { String::new() };
+        lines.iter().for_each(|l| text.push_str(&format!("{l}\n")));
+        write(file, text)
     };
-    if instruction.starts_with("build_pool_https(") || instruction.starts_with("build_frontend(") {
-        return append(&bootstrap, &format!("{instruction};"));
-    }
-    if let Some(rest) = instruction.strip_prefix("add '") {
-        // add 'P' to $POOL_NAMES and 'F' to $FRONTEND_NAMES
-        let mut edits = Vec::new();
-        for part in rest.split(" and ") {
-            let part = part.trim_start_matches('\'');
-            if let Some((name, list)) = part.split_once("' to ") {
-                edits.push(format!("{}[] = '{name}';", list.trim()));
+    match change {
+        Change::Replace { from, to } => {
+            let files: Vec<PathBuf> = if path.is_dir() {
+                std::fs::read_dir(path).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default()
+            } else {
+                vec![path.to_path_buf()]
+            };
+            for file in &files {
+                let text = read(file)?;
+                if text.contains(from.as_str()) {
+                    write(file, text.replacen(from.as_str(), to, 1))?;
+                    return Ok(format!("{from} -> {to}"));
+                }
             }
+            Err(format!("no {from} to replace"))
         }
-        if edits.is_empty() {
-            return ByHand::Unreadable(instruction.to_string());
+        Change::Assign { key, value } => {
+            let text = read(path)?;
+            let kept: String = text.lines().filter(|l| !l.starts_with(&format!("{key} = "))).map(|l| format!("{l}\n")).collect();
+            write(path, format!("{kept}{key} = {value}\n"))?;
+            Ok(format!("{key} = {value}"))
         }
-        let mut made = Vec::new();
-        for edit in edits {
-            match append(&bootstrap, &edit) {
-                ByHand::Edited(what) => made.push(what),
-                other => return other,
-            }
+        Change::Append(lines) => {
+            append(path, lines)?;
+            Ok(lines.iter().map(|l| format!("+ {l}")).collect::<Vec<_>>().join(" "))
         }
-        return ByHand::Edited(made.join("; "));
-    }
-    let Some(rest) = instruction.strip_prefix("edit ") else { return ByHand::NoCounterpart };
-    let Some((file, change)) = rest.split_once(": ") else { return ByHand::NoCounterpart };
-    // `config.tfvars:231`: the file, at a line the edit names for people.
-    let file = match file.rsplit_once(':') {
-        Some((name, line)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => file,
-    };
-    let path = repo.join(file);
-    if !path.exists() {
-        return ByHand::NoCounterpart;
-    }
-    let files: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(&path).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default()
-    } else {
-        vec![path.clone()]
-    };
-    if let Some((from, to)) = change.split_once(" -> ") {
-        for file in &files {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            if text.contains(from) {
-                return match std::fs::write(file, text.replacen(from, to, 1)) {
-                    Ok(()) => ByHand::Edited(format!("{}: {from} -> {to}", file.strip_prefix(repo).unwrap_or(file).display())),
-                    Err(e) => ByHand::Unreadable(format!("{}: {e}", file.display())),
-                };
-            }
-        }
-    }
-    if file.ends_with("haproxy-bootstrap.php") {
-        if let Some(pool) = change.strip_prefix("pool ") {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
+        Change::PoolMembers(pool) => {
+            let text = read(path)?;
             let Some(line) = text.lines().find(|l| l.starts_with("build_pool_https(")) else {
-                return ByHand::Unreadable(format!("{file}: no build_pool_https() call to change the pool of"));
+                return Err("no build_pool_https() call to change the pool of".to_string());
             };
-            let head = line.split(", [").next().unwrap_or(line);
-            let updated = format!("{head}, {pool});");
-            return match std::fs::write(&path, text.replacen(line, &updated, 1)) {
-                Ok(()) => ByHand::Edited(format!("{file}: {updated}")),
-                Err(e) => ByHand::Unreadable(format!("{file}: {e}")),
-            };
+            let updated = format!("{}, {pool});", line.split(", [").next().unwrap_or(line));
+            write(path, text.replacen(line, &updated, 1))?;
+            Ok(updated)
         }
-        if change.starts_with("build_pool_https() with ") {
-            return append(&path, &format!("// {change}"));
+        Change::Described(words) => {
+            let target = if path.is_dir() { path.join("by-hand.txt") } else { path.to_path_buf() };
+            append(&target, &[format!("# by hand: {words}")])?;
+            Ok(format!("noted: {words}"))
         }
     }
-    if let Some((key, _)) = change.split_once(" = ").filter(|(k, _)| !k.contains(' ') && path.is_file()) {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with(&format!("{key} = "))).collect();
-        let updated = kept.iter().map(|l| format!("{l}\n")).collect::<String>() + change + "\n";
-        return match std::fs::write(&path, updated) {
-            Ok(()) => ByHand::Edited(format!("{file}: {change}")),
-            Err(e) => ByHand::Unreadable(format!("{file}: {e}")),
-        };
-    }
-    // An edit the lab has no reading for is kept in the file, as a person's note would be.
-    let target = if path.is_dir() { path.join("by-hand.txt") } else { path };
-    append(&target, &format!("# by hand: {change}"))
 }
 
 /// The shims on every lab host's PATH (the kubeadm shim is written by the caller).
@@ -635,40 +612,38 @@ mod tests {
     fn by_hand_edits_change_the_files_they_name_and_nothing_else() {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo = dir.path();
-        host::write_file(&repo.join("lb/haproxy-bootstrap.php"), "<?php\n").unwrap();
+        let php = "lb/haproxy-bootstrap.php";
+        host::write_file(&repo.join(php), "<?php\n").unwrap();
         host::write_file(&repo.join("kube/config"), "server: https://127.0.20.10:6443\n").unwrap();
         host::write_file(&repo.join("stacks/flags/main.tf"), "k8s_master_host = \"127.0.20.10\"\n").unwrap();
-        assert!(matches!(
-            carry_out(
-                repo,
-                "lb/haproxy-bootstrap.php",
-                "add 'apiserver_nodes' to $POOL_NAMES and 'apiserver_proxy_6443' to $FRONTEND_NAMES"
-            ),
-            ByHand::Edited(_)
-        ));
-        assert!(matches!(
-            carry_out(repo, "lb/haproxy-bootstrap.php", "build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10']])"),
-            ByHand::Edited(_)
-        ));
-        let pool =
-            carry_out(repo, "lb/haproxy-bootstrap.php", "edit lb/haproxy-bootstrap.php: pool [['a', '127.0.20.10'], ['b', '127.0.20.11']]");
+        let edit = |file: &str, change| carry_out(repo, &[RepoEdit::new(file, change)]);
+        let names = edit(
+            php,
+            Change::Append(vec!["$POOL_NAMES[] = 'apiserver_nodes';".into(), "$FRONTEND_NAMES[] = 'apiserver_proxy_6443';".into()]),
+        );
+        assert!(matches!(names, ByHand::Edited(_)), "{names:?}");
+        let call = edit(php, Change::Append(vec!["build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10']]);".into()]));
+        assert!(matches!(call, ByHand::Edited(_)), "{call:?}");
+        let pool = edit(php, Change::PoolMembers("[['a', '127.0.20.10'], ['b', '127.0.20.11']]".into()));
         assert!(matches!(pool, ByHand::Edited(_)), "{pool:?}");
-        let php = std::fs::read_to_string(repo.join("lb/haproxy-bootstrap.php")).unwrap();
-        assert!(php.contains("$POOL_NAMES[] = 'apiserver_nodes';\n$FRONTEND_NAMES[] = 'apiserver_proxy_6443';"), "{php}");
-        assert!(php.contains("build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10'], ['b', '127.0.20.11']]);"), "{php}");
-        carry_out(repo, "lb/haproxy-bootstrap.php", "edit kube/config: https://127.0.20.10:6443 -> https://127.0.20.99:6443");
+        let script = std::fs::read_to_string(repo.join(php)).unwrap();
+        assert!(script.contains("$POOL_NAMES[] = 'apiserver_nodes';\n$FRONTEND_NAMES[] = 'apiserver_proxy_6443';"), "{script}");
+        assert!(script.contains("build_pool_https('apiserver_nodes', '6443', [['a', '127.0.20.10'], ['b', '127.0.20.11']]);"), "{script}");
+        edit("kube/config", Change::Replace { from: "https://127.0.20.10:6443".into(), to: "https://127.0.20.99:6443".into() });
         assert_eq!(std::fs::read_to_string(repo.join("kube/config")).unwrap(), "server: https://127.0.20.99:6443\n");
-        carry_out(repo, "lb/haproxy-bootstrap.php", "edit stacks/flags/main.tf: k8s_master_hosts = [\"127.0.20.10\", \"127.0.20.11\"]");
-        carry_out(repo, "lb/haproxy-bootstrap.php", "edit stacks/flags/main.tf: k8s_master_hosts = [\"127.0.20.10\"]");
+        let hosts = |value: &str| Change::Assign { key: "k8s_master_hosts".into(), value: value.into() };
+        edit("stacks/flags/main.tf", hosts("[\"127.0.20.10\", \"127.0.20.11\"]"));
+        edit("stacks/flags/main.tf", hosts("[\"127.0.20.10\"]"));
         let main = std::fs::read_to_string(repo.join("stacks/flags/main.tf")).unwrap();
         assert_eq!(main, "k8s_master_host = \"127.0.20.10\"\nk8s_master_hosts = [\"127.0.20.10\"]\n");
-        host::write_file(&repo.join("config.tfvars"), "join = \"https://127.0.20.10:6443\"\n").unwrap();
-        assert!(matches!(
-            carry_out(repo, "lb/haproxy-bootstrap.php", "edit config.tfvars:231: https://127.0.20.10:6443 -> https://127.0.20.99:6443"),
-            ByHand::Edited(_)
-        ));
-        assert!(std::fs::read_to_string(repo.join("config.tfvars")).unwrap().contains("127.0.20.99:6443"));
-        assert_eq!(carry_out(repo, "lb/haproxy-bootstrap.php", "register 127.0.20.99 in IPAM"), ByHand::NoCounterpart);
-        assert_eq!(carry_out(repo, "lb/haproxy-bootstrap.php", "edit docs/none.md: x -> y"), ByHand::NoCounterpart);
+        // A replacement whose text is not in the file cannot be made: the run stops there.
+        let missing = edit("kube/config", Change::Replace { from: "https://127.0.20.10:6443".into(), to: "x".into() });
+        assert!(matches!(missing, ByHand::Unreadable(_)), "{missing:?}");
+        let noted = edit("stacks/flags/main.tf", Change::Described("wrap each resource in for_each".into()));
+        assert!(matches!(noted, ByHand::Edited(_)), "{noted:?}");
+        assert!(std::fs::read_to_string(repo.join("stacks/flags/main.tf"))
+            .unwrap()
+            .ends_with("# by hand: wrap each resource in for_each\n"));
+        assert_eq!(edit("docs/none.md", Change::Replace { from: "x".into(), to: "y".into() }), ByHand::NoCounterpart);
     }
 }

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod diff;
 pub mod facts;
 pub mod fault;
+pub mod hand;
 pub mod identity;
 pub mod invariant;
 pub mod locate;

@@ -1,6 +1,7 @@
 //! A migration plan: phases of steps, their dependencies as a DAG, and the editable plan file.
 
 use crate::action::Action;
+use crate::hand::{HandTask, RepoEdit};
 use crate::operation::{Operation, OperationError};
 use crate::topology::Topology;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -75,6 +76,9 @@ pub struct Command {
     /// The secret files the command reads on the host it runs on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reads: Vec<String>,
+    /// The work behind a by-hand command, typed; derived with `run`, never read from a file.
+    #[serde(skip)]
+    pub hand: Option<HandTask>,
 }
 
 impl Command {
@@ -84,9 +88,19 @@ impl Command {
         Command { parts: vec![Part::Run { at: None, shell: run.clone() }], run, ..Command::default() }
     }
 
-    /// An instruction a person carries out.
+    /// An instruction a person carries out outside every file the plan holds.
     pub fn by_hand(run: impl Into<String>) -> Command {
-        Command { run: run.into(), by_hand: true, ..Command::default() }
+        Command { run: run.into(), by_hand: true, hand: Some(HandTask::Elsewhere), ..Command::default() }
+    }
+
+    /// Typed work a person carries out: its text is the work's description.
+    pub fn hand(task: HandTask) -> Command {
+        Command { run: task.describe(""), by_hand: true, hand: Some(task), ..Command::default() }
+    }
+
+    /// Edits of files in the infra repo, made by a person.
+    pub fn edits(edits: Vec<RepoEdit>) -> Command {
+        Command::hand(HandTask::Repo(edits))
     }
 }
 

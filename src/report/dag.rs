@@ -221,7 +221,7 @@ mod tests {
     }
 
     fn by_hand() -> Invocation {
-        invocation(Work::Manual { instruction: "edit config.tfvars: add the VIP".to_string() })
+        invocation(Work::Manual { instruction: "edit config.tfvars: add the VIP".to_string(), task: Default::default() })
     }
 
     #[test]

@@ -12,7 +12,7 @@ impl Operator for Yes {
     fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
         true
     }
-    fn by_hand(&mut self, _step: &Step, _instruction: &str) -> bool {
+    fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
         true
     }
     fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}

@@ -3,7 +3,7 @@
 
 use super::kubelet::KubeletStandIn;
 use super::shims::cluster_configuration;
-use super::{lock, FAULT_DOWN_MAX_S, KUBEADM_NEW};
+use super::{lock, FAULT_DOWN_MAX_S};
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
 use crate::host::{self, FixtureHosts};
@@ -14,6 +14,7 @@ use plan_exec::runner::{Operator, Recovery};
 use plan_exec::target::Place;
 use plan_exec::transport::Completed;
 use plan_model::action::Action;
+use plan_model::hand::HandTask;
 use plan_model::plan::{Phase, Step};
 use plan_model::topology::{NodeIx, Topology};
 use std::path::{Path, PathBuf};
@@ -80,6 +81,27 @@ impl LabOperator<'_> {
     }
 
     /// A recovery action the runner leaves to the operator, done for real where the lab can.
+    /// The kubeadm configuration a person writes on the host that ran the step's last command.
+    fn write_kubeadm_config(&mut self, step: &Step, file: &str, endpoint: &str, cert_sans: &[String]) -> bool {
+        let Some(host) = self.last_host.clone() else {
+            self.note(format!("{}: by hand, but no host ran a command before it: edit {file}", step.id));
+            return false;
+        };
+        let path = self.hosts.host_dir(&host).join(file.trim_start_matches('/'));
+        let sans: String = cert_sans.iter().map(|s| format!("  - {s}\n")).collect();
+        let text = format!("{}controlPlaneEndpoint: {endpoint}\napiServer:\n  certSANs:\n{sans}", cluster_configuration(self.t, false));
+        match host::write_file(&path, &text) {
+            Ok(()) => {
+                self.note(format!("{}: by hand on {host}: {file} gets controlPlaneEndpoint and certSANs", step.id));
+                true
+            }
+            Err(e) => {
+                self.note(format!("{}: by hand on {host} failed: {e}", step.id));
+                false
+            }
+        }
+    }
+
     fn recover(&mut self, action: Action) -> bool {
         let t = self.t;
         let mut k = lock(self.kubelet);
@@ -149,30 +171,17 @@ impl Operator for LabOperator<'_> {
         self.strike_now(step, &StrikeAt::StepBegins);
     }
 
-    fn by_hand(&mut self, step: &Step, instruction: &str) -> bool {
-        let recovery_action = self.recovery.as_ref().and_then(|r| r.actions.iter().copied().find(|a| a.describe(self.t) == instruction));
-        if let Some(action) = recovery_action {
-            return self.recover(action);
-        }
-        let edit = format!("edit /tmp/{KUBEADM_NEW}");
-        if instruction.starts_with(&edit) {
-            let Some(host) = self.last_host.clone() else {
-                self.note(format!("{}: by hand, but no host ran a command before it: {instruction}", step.id));
-                return false;
-            };
-            let path = self.hosts.host_dir(&host).join("tmp").join(KUBEADM_NEW);
-            return match host::write_file(&path, &cluster_configuration(self.t, true)) {
-                Ok(()) => {
-                    self.note(format!("{}: by hand on {host}: /tmp/{KUBEADM_NEW} gets controlPlaneEndpoint and certSANs", step.id));
-                    true
-                }
-                Err(e) => {
-                    self.note(format!("{}: by hand on {host} failed: {e}", step.id));
-                    false
-                }
-            };
-        }
-        match executor_lab::carry_out(&self.repo, self.t.scenario.load_balancer.bootstrap_script(), instruction) {
+    fn by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool {
+        let edits = match task {
+            HandTask::Recovery(action) => return self.recover(*action),
+            HandTask::KubeadmConfig { file, endpoint, cert_sans } => return self.write_kubeadm_config(step, file, endpoint, cert_sans),
+            HandTask::Elsewhere => {
+                self.no_counterpart.push(format!("{}: {instruction}", step.id));
+                return true;
+            }
+            HandTask::Repo(edits) => edits,
+        };
+        match executor_lab::carry_out(&self.repo, edits) {
             ByHand::Edited(what) => {
                 self.note(format!("{}: by hand in the infra repo: {what}", step.id));
                 true

@@ -3,6 +3,7 @@
 //! parts. The executor runs the parts (see `exec::invocation`); `show` prints the text.
 
 use super::{IacStack, Operation};
+use crate::hand::{Change, HandTask, RepoEdit};
 use crate::plan::{Command, Part, RunsOn};
 use crate::scenario::DnsVia;
 use crate::topology::Topology;
@@ -141,9 +142,11 @@ impl Operation {
             Operation::BackupKubeadmConfig { to } => vec![shell(format!("kubectl -n kube-system get cm kubeadm-config -o yaml > {to}"))],
             Operation::PrepareKubeadmConfig { file } => vec![
                 shell(format!("sudo kubeadm config print init-defaults --component-configs=KubeletConfiguration > {file}")),
-                by_hand(format!(
-                    "edit {file}: existing ClusterConfiguration + controlPlaneEndpoint: {vip}:{port} + apiServer.certSANs: [{vip}, {fqdn}]"
-                )),
+                Command::hand(HandTask::KubeadmConfig {
+                    file: file.clone(),
+                    endpoint: format!("{vip}:{port}"),
+                    cert_sans: vec![vip.to_string(), fqdn.clone()],
+                }),
             ],
             Operation::UploadKubeadmConfig { file } => vec![shell(format!("sudo kubeadm init phase upload-config kubeadm --config {file}"))],
             Operation::MoveCertAside { to, .. } => vec![shell(format!(
@@ -163,7 +166,7 @@ impl Operation {
                     edits.push("nothing to change".to_string());
                 }
                 match s.dns_via() {
-                    DnsVia::Iac => vec![by_hand(format!("edit {}: {}", s.dns.source, edits.join(", ")))],
+                    DnsVia::Iac => vec![Command::edits(vec![RepoEdit::new(&s.dns.source, Change::Described(edits.join(", ")))])],
                     DnsVia::ByHand | DnsVia::None => vec![by_hand(format!("in the DNS server of {zone}: {}", edits.join(", ")))],
                 }
             }
@@ -176,33 +179,49 @@ impl Operation {
                 let Some(config) = &s.config_stack else { return vec![by_hand("no config stack is declared")] };
                 let (stack, var) = (&config.path, &config.host_variable);
                 let m0_addr = t.node(t.existing_master()).address;
+                let modules = format!("{stack}/modules");
                 vec![
-                    by_hand(format!("edit {stack}/modules: var.{var} -> var.{var}s = list(string) (default [\"{m0_addr}\"])")),
-                    by_hand(format!("wrap each null_resource / remote-exec in for_each = toset(var.{var}s)")),
-                    by_hand(format!("edit {stack}/main.tf: {var}s = [\"{m0_addr}\"]")),
+                    Command::edits(vec![RepoEdit::new(
+                        &modules,
+                        Change::Replace { from: format!("var.{var}"), to: format!("var.{var}s = list(string) (default [\"{m0_addr}\"])") },
+                    )]),
+                    Command::edits(vec![RepoEdit::new(
+                        modules,
+                        Change::Described(format!("wrap each null_resource / remote-exec in for_each = toset(var.{var}s)")),
+                    )]),
+                    Command::edits(vec![RepoEdit::new(
+                        format!("{stack}/main.tf"),
+                        Change::Assign { key: format!("{var}s"), value: format!("[\"{m0_addr}\"]") },
+                    )]),
                 ]
             }
             Operation::ConfigStackHosts { hosts } => {
                 let list = hosts.iter().map(|h| format!("\"{}\"", w.address(h))).collect::<Vec<_>>().join(", ");
                 let var = s.config_stack.as_ref().map_or("master_host", |c| c.host_variable.as_str());
-                vec![by_hand(format!("edit {}/main.tf: {var}s = [{list}]", config_stack_path(t)))]
+                let main = format!("{}/main.tf", config_stack_path(t));
+                vec![Command::edits(vec![RepoEdit::new(main, Change::Assign { key: format!("{var}s"), value: format!("[{list}]") })])]
             }
-            Operation::ConfigStackServer { address } => vec![by_hand(format!("edit {}: variable default = \"{address}\"", config_stack_path(t)))],
+            Operation::ConfigStackServer { address } => vec![Command::edits(vec![RepoEdit::new(
+                config_stack_path(t),
+                Change::Described(format!("variable default = \"{address}\"")),
+            )])],
             // Only what the template needs: the cluster's package version, and no worker join.
             Operation::EditTemplate => {
                 let Some(template) = &s.vm_template else { return vec![by_hand("no VM template is declared: nothing to edit")] };
                 let name = &template.name;
                 let mut edits = Vec::new();
                 if t.template_version != t.version {
-                    edits.push(by_hand(format!(
-                        "edit modules/{name}/cloud_init.yaml: apt source pkgs.k8s.io/core:/stable:/v{}.{}/deb/ -> v{}.{}",
-                        t.template_version.0, t.template_version.1, t.version.0, t.version.1
-                    )));
+                    let source = |(major, minor): (u32, u32)| format!("pkgs.k8s.io/core:/stable:/v{major}.{minor}/deb/");
+                    edits.push(Command::edits(vec![RepoEdit::new(
+                        format!("modules/{name}/cloud_init.yaml"),
+                        Change::Replace { from: source(t.template_version), to: source(t.version) },
+                    )]));
                 }
                 if template.join_command_for_masters {
-                    edits.push(by_hand(format!(
-                        "edit modules/{name}: variable \"k8s_join_command\" {{ default = \"\" }}, skip the runcmd join when empty"
-                    )));
+                    edits.push(Command::edits(vec![RepoEdit::new(
+                        format!("modules/{name}"),
+                        Change::Described("variable \"k8s_join_command\" { default = \"\" }, skip the runcmd join when empty".to_string()),
+                    )]));
                 }
                 edits
             }
@@ -232,7 +251,10 @@ impl Operation {
                 .consumers
                 .iter()
                 .filter(|c| consumers.contains(&c.name))
-                .map(|c| by_hand(format!("edit {}{}: {} -> {server}", c.path, c.line.map(|l| format!(":{l}")).unwrap_or_default(), c.server)))
+                .map(|c| {
+                    let change = Change::Replace { from: c.server.clone(), to: server.clone() };
+                    Command::edits(vec![RepoEdit { line: c.line, ..RepoEdit::new(&c.path, change) }])
+                })
                 .collect(),
             // The search succeeds when it finds none: grep alone exits 1 then, which would halt an
             // unattended run on success and let it go on when leftovers remain.
@@ -307,23 +329,23 @@ impl Operation {
                         } else {
                             format!("node_name = \"{m0}\" -> nodeSelector {{ \"node-role.kubernetes.io/control-plane\" = \"\" }} + toleration")
                         };
-                        by_hand(format!("edit {path}: {}: {change}", names.join(", ")))
+                        Command::edits(vec![RepoEdit::new(path, Change::Described(format!("{}: {change}", names.join(", "))))])
                     })
                     .collect()
             }
             Operation::RunJob { namespace, cronjob, job } => vec![shell(format!("kubectl{} create job --from=cronjob/{cronjob} {job}", in_namespace(namespace)))],
-            Operation::RebootGateRule { block_at_or_below: n } => vec![by_hand(format!(
-                "edit {}: CP_READY=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= --no-headers | grep ' Ready ' | wc -l); [ \"$CP_READY\" -le {n} ] && block reboot  # the reboot must leave {n} Ready",
-                s.reboot_gate.as_ref().map_or("the reboot gate", |g| g.path.as_str())
-            ))],
-            Operation::UpgradeChainLoop { require_ready_above: n } => vec![by_hand(format!(
-                "edit {}: MASTERS=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= -o name | sed 's|node/||'); for m in $MASTERS: require more than {n} Ready (draining m must leave quorum), drain, update, uncordon, wait Ready",
-                s.upgrade_chain.as_ref().map_or("the upgrade chain", |c| c.path.as_str())
-            ))],
-            Operation::UpgradeChainAnyMaster => vec![by_hand(format!(
-                "edit {}: scheduling_block allows any control-plane node; kubeadm upgrade plan runs on the first listed master",
-                s.upgrade_chain.as_ref().map_or("the upgrade chain", |c| c.path.as_str())
-            ))],
+            Operation::RebootGateRule { block_at_or_below: n } => vec![Command::edits(vec![RepoEdit::new(
+                s.reboot_gate.as_ref().map_or("the reboot gate", |g| g.path.as_str()),
+                Change::Described(format!("CP_READY=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= --no-headers | grep ' Ready ' | wc -l); [ \"$CP_READY\" -le {n} ] && block reboot  # the reboot must leave {n} Ready")),
+            )])],
+            Operation::UpgradeChainLoop { require_ready_above: n } => vec![Command::edits(vec![RepoEdit::new(
+                s.upgrade_chain.as_ref().map_or("the upgrade chain", |c| c.path.as_str()),
+                Change::Described(format!("MASTERS=$(kubectl get nodes -l node-role.kubernetes.io/control-plane= -o name | sed 's|node/||'); for m in $MASTERS: require more than {n} Ready (draining m must leave quorum), drain, update, uncordon, wait Ready")),
+            )])],
+            Operation::UpgradeChainAnyMaster => vec![Command::edits(vec![RepoEdit::new(
+                s.upgrade_chain.as_ref().map_or("the upgrade chain", |c| c.path.as_str()),
+                Change::Described("scheduling_block allows any control-plane node; kubeadm upgrade plan runs on the first listed master".to_string()),
+            )])],
             Operation::Drain { node } => vec![shell(format!("kubectl drain {node} --delete-emptydir-data --ignore-daemonsets"))],
             Operation::Reboot { node } => {
                 let watches = crate::fault::NODE_REBOOT_S / REBOOT_WATCH_INTERVAL_S;

@@ -4,6 +4,7 @@
 //! profile lives here, and nothing of one profile appears in another's plan.
 
 use super::{by_hand, in_repo, on_node, IacStack, Words};
+use crate::hand::{Change, RepoEdit};
 use crate::plan::{Command, Part, RunsOn};
 use crate::scenario::{HypervisorKind, IacKind, LbKind};
 use crate::topology::Topology;
@@ -71,29 +72,41 @@ pub(super) fn declare_frontend(w: &Words<'_>, pool: &[String]) -> Vec<Command> {
     let s = &t.scenario;
     let (lb, vip, port) = (&s.load_balancer, s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
     match lb.kind {
-        LbKind::PfsenseBootstrap => vec![
-            by_hand(format!(
-                "edit {}: build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'",
-                lb.bootstrap_script()
-            )),
-            by_hand(format!("add 'apiserver_nodes' to $POOL_NAMES and 'apiserver_proxy_{port}' to $FRONTEND_NAMES")),
-            by_hand(format!("build_pool_https('apiserver_nodes', '{port}', [{}])", w.pool(pool))),
-            by_hand(format!("build_frontend('apiserver_proxy_{port}', 'K8s apiserver VIP', '{vip}', '{port}', 'apiserver_nodes')")),
-        ],
+        LbKind::PfsenseBootstrap => {
+            let script = lb.bootstrap_script();
+            let edit = |change| Command::edits(vec![RepoEdit::new(script, change)]);
+            vec![
+                edit(Change::Described(
+                    "build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'".to_string(),
+                )),
+                edit(Change::Append(vec![
+                    "$POOL_NAMES[] = 'apiserver_nodes';".to_string(),
+                    format!("$FRONTEND_NAMES[] = 'apiserver_proxy_{port}';"),
+                ])),
+                edit(Change::Append(vec![format!("build_pool_https('apiserver_nodes', '{port}', [{}]);", w.pool(pool))])),
+                edit(Change::Append(vec![format!(
+                    "build_frontend('apiserver_proxy_{port}', 'K8s apiserver VIP', '{vip}', '{port}', 'apiserver_nodes');"
+                )])),
+            ]
+        }
         LbKind::Haproxy | LbKind::Keepalived => {
-            let mut edits = vec![by_hand(format!(
-                "edit {}: frontend apiserver (bind {vip}:{port}, mode tcp, default_backend apiserver); backend apiserver (mode tcp, {}; {})",
+            let mut edits = vec![Command::edits(vec![RepoEdit::new(
                 lb.config_file(),
-                health_check(t),
-                servers(w, pool)
-            ))];
+                Change::Described(format!(
+                    "frontend apiserver (bind {vip}:{port}, mode tcp, default_backend apiserver); backend apiserver (mode tcp, {}; {})",
+                    health_check(t),
+                    servers(w, pool)
+                )),
+            )])];
             if lb.kind == LbKind::Keepalived {
-                edits.push(by_hand(format!(
-                    "edit {}: vrrp_instance apiserver {{ interface {}, virtual_router_id unique in the subnet, virtual_ipaddress {{ {vip} }}, track_script checking https://localhost:{}/healthz }}",
+                edits.push(Command::edits(vec![RepoEdit::new(
                     keepalived_config(t),
-                    lb.interface(),
-                    t.apiserver_port()
-                )));
+                    Change::Described(format!(
+                        "vrrp_instance apiserver {{ interface {}, virtual_router_id unique in the subnet, virtual_ipaddress {{ {vip} }}, track_script checking https://localhost:{}/healthz }}",
+                        lb.interface(),
+                        t.apiserver_port()
+                    )),
+                )]));
             }
             edits
         }
@@ -114,10 +127,13 @@ fn keepalived_config(t: &Topology) -> String {
 pub(super) fn declare_pool(w: &Words<'_>, pool: &[String]) -> Vec<Command> {
     let lb = &w.t.scenario.load_balancer;
     match lb.kind {
-        LbKind::PfsenseBootstrap => vec![by_hand(format!("edit {}: pool [{}]", lb.bootstrap_script(), w.pool(pool)))],
-        LbKind::Haproxy | LbKind::Keepalived => {
-            vec![by_hand(format!("edit {}: backend apiserver: {}", lb.config_file(), servers(w, pool)))]
+        LbKind::PfsenseBootstrap => {
+            vec![Command::edits(vec![RepoEdit::new(lb.bootstrap_script(), Change::PoolMembers(format!("[{}]", w.pool(pool))))])]
         }
+        LbKind::Haproxy | LbKind::Keepalived => vec![Command::edits(vec![RepoEdit::new(
+            lb.config_file(),
+            Change::Described(format!("backend apiserver: {}", servers(w, pool))),
+        )])],
         LbKind::KubeVip => vec![],
     }
 }
@@ -301,11 +317,10 @@ pub(super) fn declare_vm(w: &Words<'_>, node: &str) -> Vec<Command> {
         (Some(iac), Vm::Proxmox { .. } | Vm::Libvirt { .. }) => {
             let template = s.vm_template.as_ref().map(|v| format!(" from the {} template", v.name)).unwrap_or_default();
             let join = if s.vm_template.as_ref().is_some_and(|v| v.join_command_for_masters) { ", k8s_join_command = \"\"" } else { "" };
-            vec![by_hand(format!(
-                "edit {}: module \"{node}\"{template} on {hypervisor}, {size}{id}, IP {}{join}",
-                iac.vms,
-                w.address(node)
-            ))]
+            vec![Command::edits(vec![RepoEdit::new(
+                &iac.vms,
+                Change::Described(format!("module \"{node}\"{template} on {hypervisor}, {size}{id}, IP {}{join}", w.address(node))),
+            )])]
         }
         (_, Vm::Provided) => vec![by_hand(format!(
             "provide {node} at {} ({size}) with the cluster's containerd, kubeadm and kubelet, reachable over SSH as {}",
