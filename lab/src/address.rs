@@ -20,8 +20,13 @@ pub const HAPROXY_STATS_PORT: u16 = 8404;
 
 /// The loopback address that stands for `address` on the lab.
 pub fn loopback_of(address: Ipv4Addr) -> Ipv4Addr {
+    loopback_in(address, 0)
+}
+
+/// The loopback address that stands for `address` on a lab in the range `127.range.0.0/16`.
+pub fn loopback_in(address: Ipv4Addr, range: u8) -> Ipv4Addr {
     let [_, _, c, d] = address.octets();
-    Ipv4Addr::new(127, 0, c, d)
+    Ipv4Addr::new(127, range, c, d)
 }
 
 /// Refuses anything outside 127.0.0.0/8: the lab never dials a real machine.
@@ -89,7 +94,7 @@ impl LabLayout {
         let vip = loopback_of(vip_address);
         for ix in t.target_masters().iter() {
             let node = t.node(ix);
-            let loopback = usable(&node.name, node.address)?;
+            let loopback = usable(&node.name, node.address, 0)?;
             if let Some(other) = hosts.iter().find(|h| h.loopback == loopback) {
                 return Err(LabError::AddressClash { node: node.name.clone(), other: other.name.clone(), address: node.address, loopback });
             }
@@ -103,7 +108,7 @@ impl LabLayout {
             }
             hosts.push(LabHost { name: node.name.clone(), node: ix.0, address: node.address, loopback, client_port, peer_port });
         }
-        usable("the VIP", vip_address)?;
+        usable("the VIP", vip_address, 0)?;
         Ok(LabLayout {
             hosts,
             vip,
@@ -159,6 +164,16 @@ impl LoopbackMap {
     /// Two machines (nodes, the load balancer, hypervisors, the VIP) that map to one loopback
     /// address, or one that maps to a network or broadcast-like address (`127.0.0.0`, `127.0.255.255`).
     pub fn of(scenario: &Scenario) -> Result<LoopbackMap, LabError> {
+        LoopbackMap::in_range(scenario, 0)
+    }
+
+    /// The map of `scenario` into `127.range.0.0/16`: every address keeps its last two octets, one
+    /// on loopback already too (`127.0.20.10` -> `127.1.20.10` in range 1), so that two labs of one
+    /// scenario, each in a range of its own, do not meet.
+    ///
+    /// # Errors
+    /// As [`Self::of`].
+    pub fn in_range(scenario: &Scenario, range: u8) -> Result<LoopbackMap, LabError> {
         let mut machines: Vec<(String, Ipv4Addr)> = Vec::new();
         machines.extend(scenario.nodes.iter().map(|n| (n.name.clone(), n.address)));
         machines.extend(scenario.new_masters.iter().map(|n| (n.name.clone(), n.address)));
@@ -168,7 +183,7 @@ impl LoopbackMap {
         let mut pairs: Vec<(Ipv4Addr, Ipv4Addr)> = Vec::new();
         let mut owners: Vec<(String, Ipv4Addr)> = Vec::new();
         for (name, address) in machines {
-            let loopback = usable(&name, address)?;
+            let loopback = usable(&name, address, range)?;
             if let Some((other, _)) = owners.iter().find(|(_, l)| *l == loopback) {
                 return Err(LabError::AddressClash { node: name, other: other.clone(), address, loopback });
             }
@@ -184,7 +199,7 @@ impl LoopbackMap {
             if pairs.iter().any(|(a, _)| *a == address) {
                 continue;
             }
-            let loopback = loopback_of(address);
+            let loopback = loopback_in(address, range);
             if let Some((other, _)) = owners.iter().find(|(_, l)| *l == loopback) {
                 return Err(LabError::AddressClash { node: address.to_string(), other: other.clone(), address, loopback });
             }
@@ -279,8 +294,8 @@ fn trailing_dot(bytes: &[u8], end: usize) -> bool {
     bytes[end] == b'.' && bytes.get(end + 1).is_none_or(|b| !b.is_ascii_digit())
 }
 
-fn usable(name: &str, address: Ipv4Addr) -> Result<Ipv4Addr, LabError> {
-    let loopback = loopback_of(address);
+fn usable(name: &str, address: Ipv4Addr, range: u8) -> Result<Ipv4Addr, LabError> {
+    let loopback = loopback_in(address, range);
     let [_, _, c, d] = loopback.octets();
     if (c, d) == (0, 0) || (c, d) == (255, 255) {
         return Err(LabError::UnusableAddress { node: name.to_string(), address, loopback });

@@ -91,9 +91,11 @@ pub fn workstation_address(t: &Topology) -> Result<Ipv4Addr, LabError> {
     used.extend(t.scenario.load_balancer.machine_address());
     used.push(t.scenario.control_plane_endpoint.vip);
     used.extend(t.scenario.hypervisors.iter().filter_map(|h| h.address));
-    (250..=254).map(|d| Ipv4Addr::new(127, 0, 20, d)).find(|a| !used.contains(a)).ok_or_else(|| LabError::NotRehearsable {
+    // In the lab's own range: the one its VIP is in.
+    let [_, range, _, _] = t.scenario.control_plane_endpoint.vip.octets();
+    (250..=254).map(|d| Ipv4Addr::new(127, range, 20, d)).find(|a| !used.contains(a)).ok_or_else(|| LabError::NotRehearsable {
         what: "the workstation's address".to_string(),
-        why: "127.0.20.250-254 are all used by the scenario".to_string(),
+        why: format!("127.{range}.20.250-254 are all used by the scenario"),
     })
 }
 

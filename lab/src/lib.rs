@@ -26,6 +26,7 @@ pub mod pki;
 pub mod probe;
 pub mod process;
 pub mod rehearse;
+pub mod scratch;
 
 pub use error::LabError;
 pub use lab::{Lab, LabOptions};

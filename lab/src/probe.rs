@@ -108,6 +108,12 @@ impl Probe {
 
     /// Stops the probe and sums up what it saw.
     pub fn finish(mut self) -> ProbeRecord {
+        self.stop()
+    }
+
+    /// Stops the probe (for good) and sums up what it saw: [`Self::finish`] for a probe that
+    /// its owner keeps.
+    pub fn stop(&mut self) -> ProbeRecord {
         self.halt();
         let mut samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner));
         samples.sort_by_key(|s| s.at_ms);

@@ -1,0 +1,364 @@
+//! The kubelets of the executor's lab: a stand-in that starts and stops each master's apiserver
+//! stand-in from its manifest, crashes, freezes and boots hosts for the faults, and writes the node
+//! and pod states the `kubectl` shim answers from; and its thread, owned by a value that stops it.
+
+use super::{lock, APISERVER_MANIFEST, CLUSTER_INFO, JOINED_MEMBER_PID, JOINED_MEMBER_START, KUBELET_TICK_MS, LAB_REBOOT_MS};
+use crate::apiserver::{ApiObjects, ApiserverStandIn, VerifyingClient};
+use crate::error::LabError;
+use crate::executor_etcd::{SliceEtcd, STRIKE_DIR};
+use crate::executor_lab;
+use crate::host::FixtureHosts;
+use crate::pki::ServingCertSans;
+use crate::process::Signal;
+use plan_model::topology::{NodeIx, NodeSet, Topology};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The kubelet stand-in's own thread: one look at the hosts every [`KUBELET_TICK_MS`] until it is
+/// dropped, which stops the thread and waits for it (it holds the hosts and the stand-in).
+pub(super) struct KubeletTicker {
+    running: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KubeletTicker {
+    pub(super) fn start(kubelet: &Arc<Mutex<KubeletStandIn>>, hosts: &Arc<FixtureHosts>) -> Result<KubeletTicker, LabError> {
+        let running = Arc::new(AtomicBool::new(true));
+        let (kubelet, hosts, ticking) = (Arc::clone(kubelet), Arc::clone(hosts), Arc::clone(&running));
+        let thread = std::thread::Builder::new()
+            .name("kubelet-stand-in".to_string())
+            .spawn(move || {
+                while ticking.load(Ordering::SeqCst) {
+                    if let Err(e) = lock(&kubelet).sync(&hosts) {
+                        lock(&kubelet).actions.push(format!("kubelet stand-in: {e}"));
+                    }
+                    std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
+                }
+            })
+            .map_err(|e| LabError::io("start the kubelet stand-in", e))?;
+        Ok(KubeletTicker { running, thread: Some(thread) })
+    }
+}
+
+impl KubeletTicker {
+    /// Stops the thread and waits for it; again, nothing.
+    pub(super) fn stop(&mut self) {
+        self.running.store(false, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for KubeletTicker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The kubelets of the lab's nodes: each master's apiserver stand-in (stopped while its manifest
+/// is away, restarted when it comes back or changed), reboots, and each node's Ready state.
+pub(super) struct KubeletStandIn {
+    /// Per master: the running stand-in and the manifest's inode ctime when it started.
+    pub(super) apiservers: BTreeMap<NodeIx, (ApiserverStandIn, Option<i64>)>,
+    pub(super) etcd: SliceEtcd,
+    /// Hosts that are down for a reboot, until when.
+    pub(super) rebooting: BTreeMap<NodeIx, Instant>,
+    pub(super) client: VerifyingClient,
+    pub(super) port: u16,
+    pub(super) actions: Vec<String>,
+    pub(super) t: Topology,
+    pub(super) root: PathBuf,
+    /// Hosts a fault crashed (or a recovery destroyed): down, for good unless in `down_until`.
+    pub(super) crashed: NodeSet,
+    /// Crashed hosts that boot again (a reboot fault), and when.
+    pub(super) down_until: BTreeMap<NodeIx, Instant>,
+    /// Kubernetes API object requests the stand-ins answered (the executor's observer asks).
+    pub(super) api_requests: Arc<std::sync::atomic::AtomicUsize>,
+    /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
+    /// (`kubeadm reset` and a destroyed VM leave them, NotReady: docs/facts.md K10).
+    pub(super) registered: NodeSet,
+}
+
+fn manifest_ctime(path: &Path) -> Option<i64> {
+    std::fs::metadata(path).ok().map(|m| m.ctime() * 1_000_000_000 + m.ctime_nsec())
+}
+
+/// The SANs of the cert on disk (`openssl x509 -ext subjectAltName`).
+fn sans_on_disk(crt: &Path) -> ServingCertSans {
+    let output = Command::new("openssl").arg("x509").arg("-in").arg(crt).args(["-noout", "-ext", "subjectAltName"]).output();
+    let text = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let mut sans = ServingCertSans { ips: Vec::new(), dns: Vec::new() };
+    for san in text.lines().skip(1).flat_map(|l| l.split(',')).map(str::trim) {
+        if let Some(ip) = san.strip_prefix("IP Address:").and_then(|a| a.parse().ok()) {
+            sans.ips.push(ip);
+        } else if let Some(name) = san.strip_prefix("DNS:") {
+            sans.dns.push(name.to_string());
+        }
+    }
+    sans
+}
+
+/// `https://a.b.c.d:port` as an address.
+fn server_address(server: &str) -> Option<SocketAddr> {
+    server.strip_prefix("https://")?.trim_end_matches('/').parse().ok()
+}
+
+impl KubeletStandIn {
+    /// The stand-in of a lab at `root` over `etcd`: no apiserver running yet, nothing down; the
+    /// API holds the Node objects of `registered`.
+    pub(super) fn new(t: &Topology, root: &Path, etcd: SliceEtcd, client: VerifyingClient, registered: NodeSet) -> KubeletStandIn {
+        KubeletStandIn {
+            apiservers: BTreeMap::new(),
+            etcd,
+            rebooting: BTreeMap::new(),
+            client,
+            port: t.scenario.control_plane_endpoint.port,
+            actions: Vec::new(),
+            t: t.clone(),
+            root: root.to_path_buf(),
+            crashed: NodeSet::EMPTY,
+            down_until: BTreeMap::new(),
+            api_requests: Arc::default(),
+            registered,
+        }
+    }
+
+    /// Starts `node`'s apiserver stand-in on the scenario's port of its address, reading the cert
+    /// on disk, its `/readyz` on the node's etcd member.
+    pub(super) fn start(&mut self, hosts: &FixtureHosts, node: NodeIx) -> Result<(), LabError> {
+        let name = self.t.name(node).to_string();
+        let address = self.t.node(node).address;
+        let kube = hosts.etc_kubernetes(&name);
+        let (crt, key) = (kube.join("pki/apiserver.crt"), kube.join("pki/apiserver.key"));
+        let etcd = self.etcd.client_address(node).unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 9)));
+        let objects = ApiObjects {
+            nodes: self.root.join(executor_lab::CLUSTER_DIR).join("nodes"),
+            cluster_configuration: self.root.join("kubeadm-config.yaml"),
+            cluster_info: self.root.join(CLUSTER_INFO),
+            served: Arc::clone(&self.api_requests),
+        };
+        let standin =
+            ApiserverStandIn::start(&name, SocketAddr::from((address, self.port)), &crt, &key, sans_on_disk(&crt), etcd, Some(objects))?;
+        self.apiservers.insert(node, (standin, manifest_ctime(&kube.join(APISERVER_MANIFEST))));
+        Ok(())
+    }
+
+    pub(super) fn stop(&mut self, node: NodeIx) {
+        if let Some((standin, _)) = self.apiservers.remove(&node) {
+            standin.stop();
+        }
+    }
+
+    /// The fault: `node`'s host crashes and stays down. Its sshd's PID namespace is killed (every
+    /// session and every process it started, a joining etcd included), the member the lab runs
+    /// for it is SIGKILLed, its apiserver stand-in stops; its kubelet reaches nothing.
+    pub(super) fn crash(&mut self, hosts: &FixtureHosts, node: NodeIx, why: &str) {
+        self.crash_for(hosts, node, why, None);
+    }
+
+    /// [`Self::crash`], and the host boots again after `lasts` when given (a reboot fault).
+    pub(super) fn crash_for(&mut self, hosts: &FixtureHosts, node: NodeIx, why: &str, lasts: Option<Duration>) {
+        if self.crashed.contains(node) {
+            return;
+        }
+        if let Some(lasts) = lasts {
+            self.down_until.insert(node, Instant::now() + lasts);
+        }
+        let name = self.t.name(node).to_string();
+        let sshd = hosts.crash(&name);
+        let etcd = self.etcd.kill(node);
+        self.stop(node);
+        self.rebooting.remove(&node);
+        self.crashed = self.crashed.with(node);
+        self.actions.push(format!(
+            "{name}: {why}: host crashed ({}{}apiserver stand-in stopped)",
+            if sshd { "sshd and every process of the host SIGKILLed, " } else { "" },
+            if etcd { "etcd SIGKILLed, " } else { "" }
+        ));
+        let _ = std::fs::write(self.root.join(STRIKE_DIR).join(format!("done-{name}")), "");
+    }
+
+    /// The partition: `node`'s etcd is frozen (`Signal::Stop`) or thawed (`Signal::Cont`), the lab's
+    /// own member by its pid, a member the join started by `kill` inside the host. The host
+    /// answers SSH, and its apiserver stand-in runs, unready while its etcd is frozen.
+    pub(super) fn freeze(&mut self, hosts: &FixtureHosts, node: NodeIx, signal: Signal, why: &str) {
+        let name = self.t.name(node).to_string();
+        let sent = if self.etcd.signal(node, signal) {
+            Ok(())
+        } else {
+            let flag = if signal == Signal::Stop { "STOP" } else { "CONT" };
+            hosts.run(self.t.node(node).address, &format!("kill -{flag} $(cat $PLAN_FIXTURE_HOST_DIR/{JOINED_MEMBER_PID})")).map(|_| ())
+        };
+        self.actions.push(match sent {
+            Ok(()) => format!("{name}: {why}: {} to its etcd", signal.name()),
+            Err(e) => format!("{name}: {why}: {} to its etcd failed: {e}", signal.name()),
+        });
+    }
+
+    /// A host a reboot fault took down boots: its sshd starts again, then etcd on its data, as
+    /// the kubelet starts the static pod (the lab's own member, or the one the join started,
+    /// started again inside the host); its apiserver stand-in follows from its manifest.
+    pub(super) fn boot(&mut self, hosts: &FixtureHosts, node: NodeIx) -> Result<(), LabError> {
+        let name = self.t.name(node).to_string();
+        hosts.boot(&name)?;
+        self.crashed = self.crashed.without(node);
+        let etcd = if self.etcd.restart(node)? {
+            true
+        } else if hosts.host_dir(&name).join(JOINED_MEMBER_PID).exists() {
+            hosts.run(self.t.node(node).address, JOINED_MEMBER_START)?;
+            true
+        } else {
+            false
+        };
+        self.actions.push(format!("{name}: booted after the fault{}", if etcd { ", etcd started on its data" } else { "" }));
+        Ok(())
+    }
+
+    /// One look at every host: faults the join shim asked for, hosts a fault took down that boot,
+    /// reboots asked for or over, manifests away, back or new, then the node and pod states the
+    /// `kubectl` shim answers from.
+    pub(super) fn sync(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
+        let t = self.t.clone();
+        let booting: Vec<NodeIx> = self.down_until.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
+        for node in booting {
+            self.down_until.remove(&node);
+            self.boot(hosts, node)?;
+        }
+        for node in t.all_nodes().iter() {
+            if self.root.join(STRIKE_DIR).join(format!("struck-{}", t.name(node))).exists() {
+                self.crash(hosts, node, "the fault (struck inside kubeadm join)");
+            }
+        }
+        for node in t.all_nodes().iter() {
+            if self.crashed.contains(node) {
+                continue;
+            }
+            let requested = hosts.host_dir(t.name(node)).join("reboot-requested");
+            if requested.exists() && !self.rebooting.contains_key(&node) {
+                let _ = std::fs::remove_file(&requested);
+                let etcd = self.etcd.kill(node);
+                self.stop(node);
+                self.rebooting.insert(node, Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
+                self.actions.push(format!(
+                    "{}: down for a reboot ({}apiserver stand-in stopped)",
+                    t.name(node),
+                    if etcd { "etcd SIGKILLed, " } else { "" }
+                ));
+            }
+        }
+        let back: Vec<NodeIx> = self.rebooting.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
+        for node in back {
+            self.rebooting.remove(&node);
+            let etcd = self.etcd.restart(node)?;
+            self.actions.push(format!(
+                "{}: up again after the reboot{}",
+                t.name(node),
+                if etcd { ", etcd started on its data" } else { "" }
+            ));
+        }
+        for node in t.all_nodes().iter() {
+            if self.rebooting.contains_key(&node) || self.crashed.contains(node) {
+                continue;
+            }
+            let manifest = hosts.etc_kubernetes(t.name(node)).join(APISERVER_MANIFEST);
+            let now = manifest_ctime(&manifest);
+            match (self.apiservers.get(&node).map(|(_, ctime)| *ctime), now) {
+                (Some(_), None) => {
+                    self.stop(node);
+                    self.actions.push(format!("kubelet on {}: kube-apiserver.yaml gone, apiserver stand-in stopped", t.name(node)));
+                }
+                (Some(then), Some(_)) if then != now => {
+                    self.stop(node);
+                    self.start(hosts, node)?;
+                    self.actions.push(format!(
+                        "kubelet on {}: kube-apiserver.yaml changed, apiserver stand-in restarted with the cert on disk",
+                        t.name(node)
+                    ));
+                }
+                (None, Some(_)) => {
+                    self.start(hosts, node)?;
+                    self.actions.push(format!(
+                        "kubelet on {}: kube-apiserver.yaml present, apiserver stand-in started with the cert on disk",
+                        t.name(node)
+                    ));
+                }
+                _ => {}
+            }
+        }
+        self.write_states(hosts)
+    }
+
+    /// Waits out reboots in progress and looks once more.
+    pub(super) fn settle(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
+        if let Some(until) = self.rebooting.values().max().copied() {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        }
+        self.sync(hosts)?;
+        // Give a restarted etcd and HAProxy's checks a moment, then look again.
+        std::thread::sleep(Duration::from_millis(1000));
+        self.sync(hosts)
+    }
+
+    /// Whether `node`'s kubelet reaches an apiserver: its kubelet.conf's server answers `/readyz`
+    /// with TLS verified for the address it dials.
+    pub(super) fn node_ready(&self, hosts: &FixtureHosts, node: NodeIx) -> Option<bool> {
+        let text = std::fs::read_to_string(hosts.etc_kubernetes(self.t.name(node)).join("kubelet.conf")).ok()?;
+        if self.rebooting.contains_key(&node) || self.crashed.contains(node) {
+            return Some(false);
+        }
+        let server = executor_lab::server_in(&text).and_then(|s| server_address(&s))?;
+        let SocketAddr::V4(v4) = server else { return Some(false) };
+        Some(self.client.readyz(server, *v4.ip()).is_ok_and(|a| a.is_ready()))
+    }
+
+    pub(super) fn apiserver_ready(&self, node: NodeIx) -> bool {
+        self.apiservers
+            .get(&node)
+            .is_some_and(|(s, _)| self.client.readyz(s.address, self.t.node(node).address).is_ok_and(|a| a.is_ready()))
+    }
+
+    pub(super) fn write_states(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
+        let mut nodes = String::new();
+        let mut pods = String::new();
+        for node in self.t.all_nodes().iter() {
+            let name = self.t.name(node);
+            let master = hosts.etc_kubernetes(name).join(APISERVER_MANIFEST).exists();
+            let ready = match self.node_ready(hosts, node) {
+                // A kubelet that runs (or reboots) registers its Node.
+                Some(ready) if !self.crashed.contains(node) => {
+                    self.registered = self.registered.with(node);
+                    Some(ready)
+                }
+                // No kubelet: a Node object registered before stays, NotReady.
+                _ => self.registered.contains(node).then_some(false),
+            };
+            if let Some(ready) = ready {
+                nodes.push_str(&format!(
+                    "{name} {} {}\n",
+                    if ready { "Ready" } else { "NotReady" },
+                    if master { "control-plane" } else { "<none>" }
+                ));
+            }
+            if self.apiservers.contains_key(&node) {
+                pods.push_str(&format!(
+                    "kube-system kube-apiserver-{name} {}\n",
+                    if self.apiserver_ready(node) { "Running" } else { "NotReady" }
+                ));
+            }
+        }
+        let dir = self.root.join(executor_lab::CLUSTER_DIR);
+        for (file, text) in [("nodes", nodes), ("pods", pods)] {
+            let tmp = dir.join(format!("{file}.new"));
+            std::fs::write(&tmp, text).map_err(|e| LabError::io(format!("write {}", tmp.display()), e))?;
+            std::fs::rename(&tmp, dir.join(file)).map_err(|e| LabError::io(format!("rename {}", tmp.display()), e))?;
+        }
+        Ok(())
+    }
+}

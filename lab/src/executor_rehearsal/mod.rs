@@ -1,0 +1,250 @@
+//! A rehearsal through the real executor: the plan, or a slice of it, run by `plan execute`'s
+//! runner over SSH against fixture hosts on loopback, and its result set beside the twin's.
+//!
+//! Every machine of the scenario gets a real `sshd` ([`crate::host`]) on its own address, with its
+//! own `/etc/kubernetes`, `/tmp`, `/root` and an `/etc/hosts` it resolves names from (nothing asks
+//! a DNS server): every node, the load balancer, each hypervisor, and the operator's workstation
+//! (where the plan's workstation and infra-repo commands run). Real on the lab:
+//!
+//! - etcd: one member per master the run starts with; a join adds a learner, starts it, promotes
+//!   it ([`crate::executor_etcd`]); a reboot kills the member and starts it again on its data;
+//! - HAProxy on the load balancer's host, rendered from the infra repo's bootstrap script by the
+//!   deploy the plan runs ([`crate::executor_lab`]), health-checking each apiserver's `/readyz`;
+//! - the serving certs (the lab CA, `openssl` in the `kubeadm` shim, SANs from the kubeadm config),
+//!   TLS (rustls, curl), kubelet.conf and kubeconfig files, the git repository and its edits.
+//!
+//! Stand-ins: the apiservers ([`crate::apiserver`]: `/readyz` is the local etcd's health), the
+//! kubelets (a thread of the lab: a node is Ready when its kubelet.conf's server answers `/readyz`
+//! with verified TLS; a static pod is restarted when its manifest is moved away and back), and
+//! `kubectl`, `kubeadm`, `terragrunt`, `php`, `qm` shims on the hosts' PATH. The lab is also the
+//! operator: it confirms every phase and carries out the by-hand edits ([`crate::executor_lab::carry_out`]).
+//!
+//! The twin starts where the whole plan stands before the slice's first step ([`predict_slice`]),
+//! and the lab sets that state up. The executor runs with the loopback guard on, and its file,
+//! etcd, load balancer and Kubernetes API observers compare the lab with the twin before and after
+//! every step. The API observer reads the operator's kubeconfig (the infra repo's, a real
+//! kubeconfig on the lab) as it stands at each observation: on the existing master until 4.1 moves
+//! it to the VIP.
+//!
+//! The parts, each in a file of its own: the lab set up and owned ([`rig`]), the kubelet stand-in
+//! and its thread ([`kubelet`]), the operator ([`operator`]), the executor's transport
+//! ([`transport`]), the run with its recovery ([`run`]), the report and its rows ([`report`],
+//! [`rows`]), the files kubeadm would have written ([`shims`]).
+
+mod kubelet;
+mod operator;
+mod report;
+mod rig;
+mod rows;
+mod run;
+mod shims;
+mod transport;
+
+pub use report::ExecutorRehearsal;
+
+use crate::error::LabError;
+use plan_exec::predict::Prediction;
+use plan_exec::ExecError;
+use plan_model::plan::Plan;
+use plan_model::topology::Topology;
+use plan_sim::run::Injection;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+/// What `plan rehearse --via-execute` runs by default: every step of the plan.
+pub const SLICE_DEFAULT: [&str; 1] = ["all"];
+/// Deadline of each command the executor runs on the lab.
+pub const COMMAND_TIMEOUT_S: u64 = 60;
+pub use crate::scratch::SCRATCH_DIR;
+/// How long the lab waits for a write to commit when it asks whether etcd has quorum.
+pub const QUORUM_WRITE_TIMEOUT_MS: u64 = 2000;
+/// The longest a host a reboot fault took down stays down when no halt lets the operator clear it.
+pub const FAULT_DOWN_MAX_S: u64 = 20;
+/// Bound on the wait for a host a reboot fault took down to come back.
+pub const BOOT_WAIT_S: u64 = 30;
+/// How long a rebooting lab host stays down (the model charges 90 s; the lab's etcd and
+/// apiserver come back in about a second once started).
+pub const LAB_REBOOT_MS: u64 = 1500;
+/// How often the kubelet stand-in looks at the hosts.
+pub const KUBELET_TICK_MS: u64 = 100;
+/// The file the plan's step 0.2 edits by hand, in the host's `/tmp`.
+const KUBEADM_NEW: &str = "kubeadm-new.yaml";
+/// The pid file of the member a join started, in the host's directory, and the command (run in
+/// the host) that starts it again on its data after a boot.
+const JOINED_MEMBER_PID: &str = "etcd-member/pid";
+const JOINED_MEMBER_START: &str =
+    "m=$PLAN_FIXTURE_HOST_DIR/etcd-member; setsid /usr/bin/etcd $(cat $m/args) >> $m/etcd.log 2>&1 < /dev/null & echo $! > $m/pid";
+
+/// kube-public/cluster-info's kubeconfig, under the lab's root (kubeadm wrote it at `init`).
+const CLUSTER_INFO: &str = "cluster-info.yaml";
+/// The apiserver's static pod manifest, under `/etc/kubernetes`.
+const APISERVER_MANIFEST: &str = "manifests/kube-apiserver.yaml";
+const ETCD_MANIFEST: &str = "manifests/etcd.yaml";
+/// The name the workstation's fixture host goes by.
+const WORKSTATION: &str = "workstation";
+/// The IaC command the lab's `scripts/tg` shim answers.
+const LAB_IAC_APPLY: &str = "scripts/tg apply {stack}";
+
+fn not_rehearsable(what: impl Into<String>, why: impl Into<String>) -> LabError {
+    LabError::NotRehearsable { what: what.into(), why: why.into() }
+}
+
+/// The plan with only `steps` (in the plan's order) and their phases; `all` is every step.
+///
+/// # Errors
+/// A step id the plan does not have.
+pub fn slice(plan: &Plan, steps: &[String]) -> Result<Plan, LabError> {
+    if steps.iter().any(|s| s == "all") {
+        return Ok(plan.clone());
+    }
+    if let Some(missing) = steps.iter().find(|id| !plan.steps.iter().any(|s| &s.id == *id)) {
+        return Err(not_rehearsable(format!("step {missing}"), "the plan has no such step"));
+    }
+    let mut sliced = plan.clone();
+    sliced.steps.retain(|s| steps.contains(&s.id));
+    sliced.phases.retain(|p| sliced.steps.iter().any(|s| s.phase == p.id));
+    Ok(sliced)
+}
+
+/// Runs `steps` of `plan` (`all`: the whole plan) through the executor on a fresh lab of fixture
+/// hosts and compares the result with the twin.
+///
+/// # Caveats
+/// The executor connects to the inventory's addresses, so a scenario off loopback is moved onto
+/// it first ([`LoopbackMap`]: `10.0.20.100` -> `127.0.20.100`), the plan's text with it; an address
+/// a command names that is no address of the scenario stays, and the loopback guard refuses it.
+/// Each lab claims a loopback range of its own (`127.N.0.0/16`, the lowest free, see
+/// [`crate::scratch::LabRange`]) and moves the scenario into it, one on loopback already too
+/// (`127.0.20.10` -> `127.1.20.10` in range 1), so that rehearsals at once do not meet on the
+/// scenario's port (6443). Needs root, sshd, unshare ([`crate::host::usable`]), openssl, curl,
+/// python3, etcd and haproxy.
+///
+/// # Errors
+/// The lab cannot start (no sshd, a port taken), an address off loopback, a step the plan lacks,
+/// or the executor could not run at all (its journal). A halt is an outcome, not an error.
+pub fn rehearse_through_executor(
+    scenario_t: &Topology,
+    scenario_plan: &Plan,
+    steps: &[String],
+    injection: Option<Injection>,
+) -> Result<ExecutorRehearsal, LabError> {
+    rehearse_through_executor_checked(scenario_t, scenario_plan, steps, injection, &mut |_, _| Ok(()))
+}
+
+/// Where a rehearsal through the executor stands: what [`rehearse_through_executor_checked`] tells
+/// its checkpoint, with the lab's root directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Everything of the lab runs (hosts, etcd, HAProxy, stand-ins, the kubelet thread, the probe);
+    /// the executor has not started.
+    LabUp,
+    /// The executor's run (and its recovery) is over; the rows are not read yet.
+    RunDone,
+}
+
+/// [`rehearse_through_executor`], calling `checkpoint` at each [`Checkpoint`]: an error it returns
+/// ends the rehearsal there with that error, and everything the lab started stops as on any
+/// other error (a test makes a rehearsal fail midway with it).
+///
+/// # Errors
+/// As [`rehearse_through_executor`], and the checkpoint's.
+pub fn rehearse_through_executor_checked(
+    scenario_t: &Topology,
+    scenario_plan: &Plan,
+    steps: &[String],
+    injection: Option<Injection>,
+    checkpoint: &mut dyn FnMut(Checkpoint, &Path) -> Result<(), LabError>,
+) -> Result<ExecutorRehearsal, LabError> {
+    let rig = rig::Rig::up(scenario_t, scenario_plan, steps, injection)?;
+    checkpoint(Checkpoint::LabUp, rig.root())?;
+    let run = run::Run::through(&rig)?;
+    checkpoint(Checkpoint::RunDone, rig.root())?;
+    report::ExecutorRehearsal::of(rig, run)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The twin over the slice, from the state the whole plan reaches before the slice's first step:
+/// the plan's earlier steps are taken as done (the lab sets up their files and etcd members), the
+/// steps the slice leaves out after that are skipped. An edited plan (`--plan`) that lacks a step
+/// starts without its effect.
+pub fn predict_slice(t: &Topology, plan: &Plan, sliced: &Plan) -> Prediction {
+    let whole = Prediction::new(t, plan);
+    let first = sliced.steps.first().and_then(|s| plan.steps.iter().position(|p| p.id == s.id)).unwrap_or(0);
+    Prediction::from(t, sliced, *whole.before(first))
+}
+
+fn exec_error(what: &str, e: ExecError) -> LabError {
+    LabError::Command { command: format!("executor: {what}"), message: e.to_string() }
+}
+
+fn yes_no(yes: bool) -> String {
+    if yes { "yes" } else { "no" }.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shims::cluster_configuration;
+    use super::*;
+    use crate::executor_lab::LabPaths;
+    use crate::host;
+
+    fn homelab() -> Topology {
+        let text = include_str!("../../../scenarios/homelab.yaml");
+        Topology::new(&plan_model::validate::parse_scenario(text).expect("the homelab parses"))
+    }
+
+    #[test]
+    fn a_slice_keeps_the_plans_order_and_refuses_an_unknown_step() {
+        let t = homelab();
+        let plan = plan_model::planner::generate(&t);
+        let sliced = slice(&plan, &["4.3".to_string(), "0.2".to_string()]).expect("both exist");
+        assert_eq!(sliced.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["0.2", "4.3"]);
+        assert_eq!(sliced.phases.len(), 2);
+        assert_eq!(slice(&plan, &["all".to_string()]).expect("all").steps.len(), plan.steps.len());
+        assert!(matches!(slice(&plan, &["9.9".to_string()]), Err(LabError::NotRehearsable { .. })));
+    }
+
+    #[test]
+    fn the_lab_moves_the_workstation_paths_into_its_scratch_directory() {
+        let t = homelab();
+        let plan = plan_model::planner::generate(&t);
+        let paths = LabPaths::under(Path::new("/dev/shm/lab-x"));
+        let moved = paths.plan(&t, &plan).expect("the plan fits the lab");
+        let text: String = moved.steps.iter().flat_map(|s| &s.commands).map(|c| c.run.clone()).collect();
+        assert!(!text.contains(&t.scenario.infra_repo) && !text.contains(&t.scenario.etcd_backup.path), "no scenario path is left");
+        assert!(text.contains("cd /dev/shm/lab-x/infra && scripts/tg apply"), "{text}");
+        assert_eq!(paths.topology(&t).scenario.infra_repo, "/dev/shm/lab-x/infra");
+        // Every login is the lab's root; a path with the user's name in it is not a login.
+        assert!(!text.contains("wizard@") && !text.contains("admin@"), "{text}");
+        assert!(text.contains("ssh root@k8s-master-2.viktorbarzin.lan"), "{text}");
+        let moved_t = paths.topology(&t);
+        assert_eq!((moved_t.scenario.ssh_user.as_str(), moved_t.scenario.load_balancer.ssh_user.as_str()), ("root", "root"));
+    }
+
+    #[test]
+    fn the_shims_configuration_has_the_vip_sans_only_when_asked() {
+        let t = homelab();
+        assert!(!cluster_configuration(&t, false).contains("certSANs"));
+        let on = cluster_configuration(&t, true);
+        assert!(on.contains("controlPlaneEndpoint: 10.0.20.99:6443") && on.contains("  - 10.0.20.99\n"), "{on}");
+    }
+
+    #[test]
+    fn a_homelab_whose_addresses_clash_on_loopback_is_refused_before_anything_starts() {
+        if let Err(e) = host::usable() {
+            host::skip_test(&format!("fixture hosts cannot run: {e}"));
+            return;
+        }
+        // k8s-master-2 at 10.9.20.100 would land on k8s-master's 127.0.20.100.
+        let text = include_str!("../../../scenarios/homelab.yaml").replace("address: 10.0.20.110", "address: 10.9.20.100");
+        let t = Topology::new(&plan_model::validate::parse_scenario(&text).expect("parses"));
+        let plan = plan_model::planner::generate(&t);
+        match rehearse_through_executor(&t, &plan, &["4.3".to_string()], None) {
+            Err(LabError::AddressClash { node, other, .. }) => assert_eq!((node.as_str(), other.as_str()), ("k8s-master-2", "k8s-master")),
+            other => panic!("refused: {:?}", other.map(|r| r.executor_outcome)),
+        }
+    }
+}

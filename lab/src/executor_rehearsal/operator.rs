@@ -1,0 +1,217 @@
+//! The person at the lab's terminal: confirms every phase, strikes the fault at its point, makes
+//! the by-hand edits and carries out the recoveries the executor leaves to the operator.
+
+use super::kubelet::KubeletStandIn;
+use super::shims::cluster_configuration;
+use super::{lock, FAULT_DOWN_MAX_S};
+use crate::executor_fault::{Blow, Strike, StrikeAt};
+use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
+use crate::host::{self, FixtureHosts};
+use crate::probe::Probe;
+use crate::process::Signal;
+use plan_exec::invocation::{Invocation, Work};
+use plan_exec::runner::{Operator, Recovery};
+use plan_exec::target::Place;
+use plan_exec::transport::Completed;
+use plan_model::action::Action;
+use plan_model::hand::HandTask;
+use plan_model::plan::{Phase, Step};
+use plan_model::topology::{NodeIx, Topology};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+fn clock_offset_s(root: &Path) -> u64 {
+    std::fs::read_to_string(root.join(CLOCK_OFFSET)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+}
+
+/// The person at the lab's terminal: confirms every phase, makes the by-hand edits, and lets the
+/// kubelet stand-in look after every command.
+pub(super) struct LabOperator<'a> {
+    pub(super) t: &'a Topology,
+    pub(super) hosts: &'a FixtureHosts,
+    pub(super) kubelet: &'a Mutex<KubeletStandIn>,
+    pub(super) repo: PathBuf,
+    pub(super) probe: &'a Probe,
+    /// The host of the last shell command: where a by-hand edit of a host's file is made.
+    pub(super) last_host: Option<String>,
+    pub(super) no_counterpart: Vec<String>,
+    /// The fault to strike during the run, if any, and whether it struck.
+    pub(super) strike: Option<Strike>,
+    pub(super) struck: bool,
+    /// The step and index of the invocation running.
+    pub(super) current: (String, usize),
+    /// The recovery the runner asked to carry out (after a halt under a fault).
+    pub(super) recovery: Option<Recovery>,
+    /// `etcdctl member remove` the lab ran for real, and etcd's answer.
+    pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
+}
+
+impl LabOperator<'_> {
+    fn note(&self, what: String) {
+        lock(self.kubelet).actions.push(what);
+    }
+
+    fn strike_now(&mut self, step: &Step, at: &StrikeAt) {
+        let Some(strike) = self.strike.clone() else { return };
+        if self.struck || strike.step_id != step.id || strike.at != *at {
+            return;
+        }
+        self.struck = true;
+        // The host stays down until the lab, as operator, has seen the halt and waits for it
+        // (at most FAULT_DOWN_MAX_S): the twin's reboot lasts far longer than the executor takes
+        // to notice it.
+        let why = format!("the fault at {}", step.id);
+        match strike.blow {
+            Blow::Crash { victim, boots_again } => {
+                let lasts = boots_again.then_some(Duration::from_secs(FAULT_DOWN_MAX_S));
+                lock(self.kubelet).crash_for(self.hosts, victim, &why, lasts);
+            }
+            Blow::Freeze { victim } => lock(self.kubelet).freeze(self.hosts, victim, Signal::Stop, &why),
+            Blow::ClockJump { seconds } => {
+                let offset = clock_offset_s(self.hosts.root()) + u64::from(seconds);
+                let written = host::write_file(&self.hosts.root().join(CLOCK_OFFSET), &format!("{offset}\n"));
+                self.note(format!(
+                    "{why}: the lab's clock jumps {} (the operator away){}",
+                    plan_model::plan::format_duration(seconds),
+                    written.err().map(|e| format!(": {e}")).unwrap_or_default()
+                ));
+            }
+        }
+    }
+
+    /// A recovery action the runner leaves to the operator, done for real where the lab can.
+    /// The kubeadm configuration a person writes on the host that ran the step's last command.
+    fn write_kubeadm_config(&mut self, step: &Step, file: &str, endpoint: &str, cert_sans: &[String]) -> bool {
+        let Some(host) = self.last_host.clone() else {
+            self.note(format!("{}: by hand, but no host ran a command before it: edit {file}", step.id));
+            return false;
+        };
+        let path = self.hosts.host_dir(&host).join(file.trim_start_matches('/'));
+        let sans: String = cert_sans.iter().map(|s| format!("  - {s}\n")).collect();
+        let text = format!("{}controlPlaneEndpoint: {endpoint}\napiServer:\n  certSANs:\n{sans}", cluster_configuration(self.t, false));
+        match host::write_file(&path, &text) {
+            Ok(()) => {
+                self.note(format!("{}: by hand on {host}: {file} gets controlPlaneEndpoint and certSANs", step.id));
+                true
+            }
+            Err(e) => {
+                self.note(format!("{}: by hand on {host} failed: {e}", step.id));
+                false
+            }
+        }
+    }
+
+    fn recover(&mut self, action: Action) -> bool {
+        let t = self.t;
+        let mut k = lock(self.kubelet);
+        match action {
+            Action::EtcdMemberRemove(node) => {
+                let answer = k.etcd.member_remove(t, node).unwrap_or_else(|e| Err(e.to_string()));
+                k.actions.push(match &answer {
+                    Ok(()) => format!("recovery: etcdctl member remove {}: removed", t.name(node)),
+                    Err(why) => format!("recovery: etcdctl member remove {}: etcd refused: {why}", t.name(node)),
+                });
+                self.removals.push((node, answer.clone()));
+                answer.is_ok()
+            }
+            Action::DestroyVm(node) => {
+                if k.crashed.contains(node) {
+                    k.actions.push(format!("recovery: destroy VM {}: its host is down already and stays down", t.name(node)));
+                } else {
+                    k.crash(self.hosts, node, "recovery: destroy VM");
+                }
+                true
+            }
+            Action::DeleteNode(node) => {
+                k.registered = k.registered.without(node);
+                k.actions.push(format!("recovery: kubectl delete node {}: the Node object is gone", t.name(node)));
+                true
+            }
+            Action::ForceNewCluster(node) => match k.etcd.force_new_cluster(node) {
+                Ok(true) => {
+                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: a cluster of one, writes commit", t.name(node)));
+                    true
+                }
+                Ok(false) => {
+                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: the lab runs no member there", t.name(node)));
+                    false
+                }
+                Err(e) => {
+                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: {e}", t.name(node)));
+                    false
+                }
+            },
+            other => {
+                k.actions.push(format!("recovery: {} is not rehearsed on the lab", other.describe(t)));
+                false
+            }
+        }
+    }
+}
+
+impl Operator for LabOperator<'_> {
+    fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+        true
+    }
+
+    fn confirm_recovery(&mut self, recovery: &Recovery) -> bool {
+        // Without a fault the rehearsal reports a halt and does not roll back; under a fault it
+        // carries out the twin's recovery, as an operator would.
+        if self.strike.is_none() {
+            return false;
+        }
+        self.note(format!("recovery chosen by the executor: {} ({})", recovery.describe(), recovery.descriptions.join("; ")));
+        self.recovery = Some(recovery.clone());
+        true
+    }
+
+    fn step_begins(&mut self, step: &Step) {
+        self.probe.on_step(&step.id);
+        self.strike_now(step, &StrikeAt::StepBegins);
+    }
+
+    fn by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool {
+        let edits = match task {
+            HandTask::Recovery(action) => return self.recover(*action),
+            HandTask::KubeadmConfig { file, endpoint, cert_sans } => return self.write_kubeadm_config(step, file, endpoint, cert_sans),
+            HandTask::Elsewhere => {
+                self.no_counterpart.push(format!("{}: {instruction}", step.id));
+                return true;
+            }
+            HandTask::Repo(edits) => edits,
+        };
+        match executor_lab::carry_out(&self.repo, edits) {
+            ByHand::Edited(what) => {
+                self.note(format!("{}: by hand in the infra repo: {what}", step.id));
+                true
+            }
+            ByHand::NoCounterpart => {
+                self.no_counterpart.push(format!("{}: {instruction}", step.id));
+                true
+            }
+            ByHand::Unreadable(why) => {
+                self.note(format!("{}: by hand, the lab cannot make this edit: {why}", step.id));
+                false
+            }
+        }
+    }
+
+    fn starting(&mut self, step: &Step, index: usize, invocation: &Invocation, _eta_s: u32) {
+        self.probe.on_step(&step.id);
+        self.current = (step.id.clone(), index);
+        if let Work::Shell { place: Place::Host(host), .. } = &invocation.work {
+            self.last_host = Some(host.name.clone());
+        }
+    }
+
+    fn finished(&mut self, step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {
+        if self.current.0 == step.id {
+            self.strike_now(step, &StrikeAt::AfterInvocation(self.current.1));
+        }
+        let result = lock(self.kubelet).sync(self.hosts);
+        if let Err(e) = result {
+            self.note(format!("{}: kubelet stand-in failed: {e}", step.id));
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The report of a rehearsal through the executor: the fidelity rows, the outcomes side by side,
+//! what the lab did, what the probe through the VIP saw.
+
+use super::lock;
+use super::rig::{FaultRun, Rig};
+use super::rows::{acceptance_rows, cluster_rows, file_rows, not_rehearsed, row, served_rows, step_rows};
+use super::run::Run;
+use crate::error::LabError;
+use crate::executor_etcd::join_notes;
+use crate::executor_fault;
+use crate::fidelity::{Evidence, FidelityRow};
+use crate::probe::ProbeRecord;
+use plan_exec::runner::Outcome;
+use plan_model::cluster::Cluster;
+use plan_model::topology::NodeIx;
+use plan_sim::recovery::RecoveryKind;
+use std::sync::atomic::Ordering;
+
+/// What a rehearsal through the executor found.
+/// What a rehearsal through the executor found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExecutorRehearsal {
+    pub scenario: String,
+    /// The scenario's addresses as the lab moved them onto loopback (`10.0.20.100 -> 127.0.20.100`);
+    /// empty for a scenario on loopback already.
+    pub moved_to_loopback: Vec<String>,
+    pub steps: Vec<String>,
+    pub rows: Vec<FidelityRow>,
+    pub twin_outcome: String,
+    pub executor_outcome: String,
+    /// What the lab did as operator and kubelet, in order.
+    pub lab_actions: Vec<String>,
+    /// By-hand instructions nothing on the lab stands for (acknowledged, not carried out).
+    pub no_counterpart: Vec<String>,
+    /// What the twin says that the lab cannot check: never a row, never counted as agreement.
+    pub not_rehearsed: Vec<String>,
+    /// What the client through the VIP saw during the run.
+    pub probe: ProbeRecord,
+    /// Start of the executor's run to its end.
+    pub run_ms: u64,
+    /// Kubernetes API object requests (nodes, kubeadm-config, cluster-info) the stand-ins answered:
+    /// the executor's Kubernetes API observer at work.
+    pub api_requests: u64,
+}
+
+impl ExecutorRehearsal {
+    pub fn agrees(&self) -> bool {
+        self.rows.iter().all(|r| r.agree)
+    }
+
+    /// The fidelity table for a person.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "plan rehearse --via-execute: scenario {}, {} step(s) run by the executor over SSH on fixture hosts\n",
+            self.scenario,
+            self.steps.len()
+        );
+        if !self.moved_to_loopback.is_empty() {
+            out.push_str(&format!("addresses moved onto loopback: {}\n", self.moved_to_loopback.join(", ")));
+        }
+        out.push_str(&format!("{:<6} {:<60} {:<28} {:<28} {}\n", "step", "observation", "twin", "executor on the lab", ""));
+        for row in &self.rows {
+            let mark = match (row.agree, row.evidence) {
+                (false, _) => "DISAGREE",
+                (true, Evidence::StandIn) => "= ~",
+                (true, Evidence::NotRehearsed) => "(not on the lab)",
+                (true, _) => "=",
+            };
+            out.push_str(&format!("{:<6} {:<60} {:<28} {:<28} {mark}\n", row.step, row.observation, row.twin, row.lab));
+        }
+        for action in &self.lab_actions {
+            out.push_str(&format!("  lab: {action}\n"));
+        }
+        for instruction in &self.no_counterpart {
+            out.push_str(&format!("  by hand, nothing on the lab stands for it: {instruction}\n"));
+        }
+        for unchecked in &self.not_rehearsed {
+            out.push_str(&format!("  not rehearsed (the twin's word only): {unchecked}\n"));
+        }
+        let p = &self.probe;
+        out.push_str(&format!(
+            "client through the VIP: {} requests, {} ready, {} TLS rejected; downtime after it first served: {} ms in {} outage(s){}\n",
+            p.requests,
+            p.ready,
+            p.tls_rejected,
+            p.downtime_ms,
+            p.outages.len(),
+            p.outages.iter().map(|o| format!(" [{} ms in {}]", o.lasted_ms, o.steps.join(","))).collect::<String>()
+        ));
+        let disagreements = self.rows.iter().filter(|r| !r.agree).count();
+        out.push_str(&format!(
+            "outcome: twin {}, executor {}; {} rows, {} disagree; executor run {} ms; {} Kubernetes API reads answered by the stand-ins\n",
+            self.twin_outcome,
+            self.executor_outcome,
+            self.rows.len(),
+            disagreements,
+            self.run_ms,
+            self.api_requests
+        ));
+        out
+    }
+
+    /// The report of `run` on `rig`: the rows read from the lab, then the lab stopped.
+    ///
+    /// # Errors
+    /// A row the lab could not read (a file, etcd, the stats socket).
+    pub(super) fn of(mut rig: Rig, run: Run) -> Result<ExecutorRehearsal, LabError> {
+        let probe = rig.probe.stop();
+        let final_twin = match &rig.fault {
+            Some(FaultRun { twin, .. }) => twin.final_state,
+            None => rig.prediction.states.last().copied().unwrap_or(rig.initial),
+        };
+        let twin_halt = twin_halt(&rig);
+        let mut rows = step_rows(&rig.sliced, twin_halt.as_ref(), &run.outcome);
+        rows.extend(run.at_halt.iter().cloned());
+        let (twin_outcome, executor_outcome) = outcomes(&rig, &run, twin_halt.as_ref(), &mut rows);
+        // How clients see the cluster once both ended in the same place, and the source plan's
+        // acceptance criteria once both completed it: after a halt without a recovery the twin's
+        // state is the one its executor believes, which does not model a running apiserver
+        // keeping the cert it loaded (see the README).
+        let same_end = twin_outcome == executor_outcome && (rig.fault.is_some() || matches!(run.outcome, Outcome::Completed));
+        let not_rehearsed = end_rows(&rig, &final_twin, same_end, &mut rows)?;
+        rig.stop_kubelet();
+        rows.push(FidelityRow {
+            step: "end".to_string(),
+            observation: "outcome".to_string(),
+            twin: twin_outcome.clone(),
+            lab: executor_outcome.clone(),
+            evidence: Evidence::Real,
+            agree: twin_outcome == executor_outcome,
+        });
+        let api_requests = lock(&rig.kubelet).api_requests.load(Ordering::SeqCst) as u64;
+        let t = &rig.t;
+        let all: Vec<NodeIx> = t.all_nodes().iter().collect();
+        let mut lab_actions = join_notes(t, &rig.hosts, &all);
+        lab_actions.extend(std::mem::take(&mut lock(&rig.kubelet).actions));
+        if let Outcome::Halted(halt) = &run.outcome {
+            lab_actions.push(format!("executor halted at {}: {}", halt.step, halt.reason));
+            for drift in &halt.drift {
+                lab_actions.push(format!("  drift: {drift:?}"));
+            }
+        }
+        Ok(ExecutorRehearsal {
+            scenario: t.scenario.name.clone(),
+            moved_to_loopback: std::mem::take(&mut rig.moved_to_loopback),
+            steps: rig.sliced.steps.iter().map(|s| s.id.clone()).collect(),
+            rows,
+            twin_outcome,
+            executor_outcome,
+            lab_actions,
+            no_counterpart: run.no_counterpart,
+            not_rehearsed,
+            probe,
+            run_ms: run.run_ms,
+            api_requests,
+        })
+    }
+}
+
+/// Where the twin's executor halts: at the fault's detection, or at its first refused command (as
+/// a failed command halts the real one).
+fn twin_halt(rig: &Rig) -> Option<(usize, String)> {
+    let sliced = &rig.sliced;
+    match &rig.fault {
+        // A twin that halted and went on (waited, renewed) halts nowhere in the end.
+        Some(FaultRun { twin, .. }) if twin.outcome == plan_sim::run::Outcome::Completed => None,
+        Some(FaultRun { twin, .. }) => twin.halted_at.as_ref().and_then(|id| {
+            sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, twin.halt.as_ref().map(ToString::to_string).unwrap_or_default()))
+        }),
+        None => rig
+            .prediction
+            .refusals
+            .first()
+            .and_then(|(id, reason)| sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, reason.clone()))),
+    }
+}
+
+/// The twin's outcome and the executor's; under a fault, the rows of each `member remove` and of
+/// the recovery path.
+fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mut Vec<FidelityRow>) -> (String, String) {
+    let t = &rig.t;
+    let Some(FaultRun { strike, twin, at_strike }) = &rig.fault else {
+        let twin = match twin_halt {
+            Some((i, _)) => format!("halted at {}", rig.sliced.steps[*i].id),
+            None => "completed".to_string(),
+        };
+        return (twin, executor_fault::executor_outcome(&run.outcome, None, None));
+    };
+    for (node, answer) in run.tried.iter().chain(&run.removals) {
+        let twin_says = executor_fault::twin_member_remove(t, at_strike, *node);
+        let lab = match answer {
+            Ok(()) => "ok".to_string(),
+            Err(why) => format!("refused: {why}"),
+        };
+        rows.push(FidelityRow {
+            step: strike.step_id.clone(),
+            observation: format!("etcdctl member remove {} after the fault", t.name(*node)),
+            agree: twin_says.starts_with("refused") == answer.is_err(),
+            twin: twin_says,
+            lab,
+            evidence: Evidence::Real,
+        });
+    }
+    let describe = |kinds: &[RecoveryKind]| {
+        if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.iter().map(RecoveryKind::describe).collect::<Vec<_>>().join(" + ")
+        }
+    };
+    // The lab's path: the recovery the executor carried out (after a wait or a renewal).
+    let mut lab_path: Vec<RecoveryKind> = Vec::new();
+    lab_path.extend(run.retry.clone());
+    lab_path.extend(run.recovery_done.as_ref().map(|r| r.kind.clone()));
+    let (twin_path, lab_path) = (describe(&twin.recoveries), describe(&lab_path));
+    rows.push(row("recovery path".to_string(), twin_path.clone(), lab_path.clone(), twin_path == lab_path));
+    let executor = executor_fault::executor_outcome(&run.outcome, run.recovery_done.as_ref().map(|r| &r.kind), run.rollback.as_ref());
+    (twin.outcome.label(), executor)
+}
+
+/// The rows read at the end, once reboots are over: files, served certs and etcd; the cluster as
+/// clients see it when both ended in the same place; the acceptance criteria when both completed
+/// without a fault. Returns what the lab cannot check.
+fn end_rows(rig: &Rig, final_twin: &Cluster, same_end: bool, rows: &mut Vec<FidelityRow>) -> Result<Vec<String>, LabError> {
+    let (t, hosts, initial) = (&rig.t, &rig.hosts, &rig.initial);
+    let mut k = lock(&rig.kubelet);
+    // The last look: reboots finished, pods and nodes as they stand.
+    k.settle(hosts)?;
+    let joined: Vec<NodeIx> = t.all_nodes().iter().filter(|&n| initial.joined.or(final_twin.joined).contains(n)).collect();
+    let masters: Vec<NodeIx> = t.all_nodes().iter().filter(|&n| initial.control_plane.or(final_twin.control_plane).contains(n)).collect();
+    rows.extend(file_rows(t, hosts, &joined, &masters, final_twin, rig.root())?);
+    rows.extend(served_rows(t, &k, &rig.client, &masters, final_twin)?);
+    rows.extend(k.etcd.rows(t, final_twin)?);
+    if !same_end {
+        return Ok(Vec::new());
+    }
+    rows.extend(cluster_rows(t, &k, hosts, &joined, final_twin, &rig.client)?);
+    if rig.fault.is_some() {
+        return Ok(Vec::new());
+    }
+    rows.extend(acceptance_rows(t, &k, hosts, &rig.paths, &masters, final_twin)?);
+    Ok(not_rehearsed(t, final_twin))
+}

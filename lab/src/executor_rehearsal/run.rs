@@ -1,0 +1,311 @@
+//! The run: the executor's runner over the lab with the lab as its operator, and under a fault
+//! what follows a halt (the executor's recovery, or the wait or renewal the twin takes, then
+//! `plan execute --resume`).
+
+use super::operator::LabOperator;
+use super::rig::{FaultRun, Rig};
+use super::transport::LabTransport;
+use super::{exec_error, lock, yes_no, BOOT_WAIT_S, COMMAND_TIMEOUT_S, KUBELET_TICK_MS, QUORUM_WRITE_TIMEOUT_MS, WORKSTATION};
+use crate::error::LabError;
+use crate::executor_etcd::STRIKE_DIR;
+use crate::executor_fault::{Blow, Strike, StrikeAt};
+use crate::executor_lab::{LB_CONFIG, LB_SOCKET};
+use crate::fidelity::{Evidence, FidelityRow};
+use crate::host;
+use crate::process::Signal;
+use plan_exec::etcd::EtcdProbe;
+use plan_exec::guard::Guard;
+use plan_exec::haproxy::LbProbe;
+use plan_exec::journal::Journal;
+use plan_exec::kubernetes::KubeconfigSource;
+use plan_exec::observe::Probes;
+use plan_exec::runner::{Outcome, Recovery, RollbackOutcome, RunOptions, Runner};
+use plan_exec::ssh::{OpensshTransport, SshOptions};
+use plan_exec::target::HostTarget;
+use plan_exec::ExecError;
+use plan_model::action::Action;
+use plan_model::observe as derive;
+use plan_model::plan::Plan;
+use plan_model::topology::NodeIx;
+use plan_sim::recovery::RecoveryKind;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the executor did on the lab, its recovery included.
+pub(super) struct Run {
+    pub(super) outcome: Outcome,
+    /// The executor's recovery (`plan rollback`) after a halt under a fault, when it ran one.
+    pub(super) rollback: Option<RollbackOutcome>,
+    /// Rows read at the halt (quorum), before anything recovered.
+    pub(super) at_halt: Vec<FidelityRow>,
+    /// `member remove` the lab tried for the phase's rollback that the twin ranked below a quorum
+    /// recovery, and the removals the recovery made: etcd's answers.
+    pub(super) tried: Vec<(NodeIx, Result<(), String>)>,
+    pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
+    /// The wait or renewal the lab, as operator, made before resuming, as the twin's policy does.
+    pub(super) retry: Option<RecoveryKind>,
+    pub(super) recovery_done: Option<Recovery>,
+    pub(super) run_ms: u64,
+    pub(super) no_counterpart: Vec<String>,
+}
+
+/// What the lab did at a halt under a fault.
+#[derive(Default)]
+struct AtHalt {
+    rows: Vec<FidelityRow>,
+    rollback: Option<Result<RollbackOutcome, ExecError>>,
+    tried: Vec<(NodeIx, Result<(), String>)>,
+    retry: Option<RecoveryKind>,
+}
+
+impl Run {
+    /// Runs the rig's steps through the executor, then under a fault what follows its halt.
+    ///
+    /// # Errors
+    /// The executor could not run (its journal, its transport), or the lab could not carry out
+    /// the recovery.
+    pub(super) fn through(rig: &Rig) -> Result<Run, LabError> {
+        let control_dir = rig.root().join("state/ssh");
+        let mut transport = transport(rig, &control_dir)?;
+        let mut journal = Journal::open(&rig.root().join("state")).map_err(|e| exec_error("open the journal", e))?;
+        let mut operator = operator(rig);
+        std::fs::create_dir_all(rig.root().join(STRIKE_DIR)).map_err(|e| LabError::io("the strike directory", e))?;
+        if let Some(FaultRun { strike: Strike { at: StrikeAt::InJoin { host, after }, blow: Blow::Crash { victim, .. }, .. }, .. }) =
+            &rig.fault
+        {
+            let t = &rig.t;
+            host::write_file(&rig.root().join(STRIKE_DIR).join(format!("at-{}-{after}", t.name(*host))), t.name(*victim))?;
+        }
+        let options = options(rig);
+        let started = Instant::now();
+        let mut runner = Runner::new(&rig.t, &rig.sliced, &mut transport, &mut journal, &mut operator, options.clone());
+        // The runner's twin starts where the whole plan stands before the slice, as the lab does.
+        runner.prediction = rig.prediction.clone();
+        let mut outcome = runner.run();
+        let halt = match &outcome {
+            Ok(Outcome::Halted(halt)) => at_halt(rig, halt, &mut runner)?,
+            _ => AtHalt::default(),
+        };
+        drop(runner);
+        if halt.retry == Some(RecoveryKind::Renew) {
+            renew(rig, &outcome, &mut transport, &mut operator, &options)?;
+        }
+        if halt.retry == Some(RecoveryKind::WaitAndRetry) {
+            wait_for_the_fault_to_clear(rig)?;
+        }
+        if halt.retry.is_some() {
+            // After a renewal the step's copies of the secrets are stale: it runs again whole.
+            let rerun_step = halt.retry == Some(RecoveryKind::Renew);
+            let mut resumed = Runner::new(
+                &rig.t,
+                &rig.sliced,
+                &mut transport,
+                &mut journal,
+                &mut operator,
+                RunOptions { resume: true, rerun_step, ..options },
+            );
+            resumed.prediction = rig.prediction.clone();
+            outcome = resumed.run();
+        }
+        let run_ms = started.elapsed().as_millis() as u64;
+        drop(transport);
+        rig.hosts.close_masters(&control_dir.join("hosts"));
+        rig.hosts.close_masters(&control_dir.join("workstation"));
+        Ok(Run {
+            outcome: outcome.map_err(|e| exec_error("run the slice", e))?,
+            rollback: halt.rollback.transpose().map_err(|e| exec_error("roll back", e))?,
+            at_halt: halt.rows,
+            tried: halt.tried,
+            removals: operator.removals,
+            retry: halt.retry,
+            recovery_done: operator.recovery,
+            run_ms,
+            no_counterpart: operator.no_counterpart,
+        })
+    }
+}
+
+/// The executor's transport on the rig: hosts over SSH under the loopback guard, the
+/// workstation's commands on its own host.
+fn transport(rig: &Rig, control_dir: &Path) -> Result<LabTransport, LabError> {
+    let guard = Guard { confined_resolver: true, ..Guard::LOOPBACK_ONLY };
+    let ssh = |guard: Guard, dir: &str| {
+        OpensshTransport::new(SshOptions { config: Some(rig.hosts.ssh_config()), control_dir: control_dir.join(dir) }, guard)
+            .map_err(|e| exec_error("start the SSH transport", e))
+    };
+    Ok(LabTransport {
+        remote: ssh(guard, "hosts")?,
+        // The workstation's commands are held to the guard's rule for local commands (no address
+        // off loopback, no ssh of their own), checked here; its host resolves from files only.
+        workstation: ssh(Guard::OPEN, "workstation")?,
+        workstation_host: HostTarget { name: WORKSTATION.to_string(), address: rig.workstation, user: "root".to_string() },
+        guard,
+        hosts: Arc::clone(&rig.hosts),
+        t: rig.t.clone(),
+        paths: rig.paths.clone(),
+    })
+}
+
+fn operator(rig: &Rig) -> LabOperator<'_> {
+    LabOperator {
+        t: &rig.t,
+        hosts: &rig.hosts,
+        kubelet: &rig.kubelet,
+        repo: rig.paths.infra_repo.clone(),
+        probe: &rig.probe,
+        last_host: None,
+        no_counterpart: Vec::new(),
+        strike: rig.fault.as_ref().map(|f| f.strike.clone()),
+        struck: false,
+        current: (String::new(), 0),
+        recovery: None,
+        removals: Vec::new(),
+    }
+}
+
+fn options(rig: &Rig) -> RunOptions {
+    let guard = Guard { confined_resolver: true, ..Guard::LOOPBACK_ONLY };
+    RunOptions {
+        resume: false,
+        rerun_step: false,
+        observe: true,
+        command_timeout: Duration::from_secs(COMMAND_TIMEOUT_S),
+        check_passed: true,
+        override_check: None,
+        probes: Probes {
+            etcd: Some(EtcdProbe { endpoint: lock(&rig.kubelet).etcd.all_client_urls().join(","), pki: None }),
+            lb: Some(LbProbe { config: LB_CONFIG.to_string(), stats_socket: Some(LB_SOCKET.to_string()) }),
+            // The operator's kubeconfig, the infra repo's: it moves to the VIP at 4.1.
+            kube: rig
+                .t
+                .scenario
+                .consumers
+                .iter()
+                .find(|c| c.kind == plan_model::scenario::ConsumerKind::Kubeconfig)
+                .map(|c| KubeconfigSource::File(rig.paths.infra_repo.join(&c.path))),
+            guard,
+        },
+        // The lab, as operator, waits for a rebooting host itself (and resumes the run).
+        host_wait: Duration::ZERO,
+        stop: None,
+    }
+}
+
+/// Under a fault, a halt is followed by the executor's recovery (`plan rollback`), carried out by
+/// the lab as operator. When the twin's policy first tries the phase's rollback and the executor
+/// skips it (it saw quorum lost), the lab tries that rollback's `member remove` for real: real
+/// etcd must refuse it as the twin does. Without a fault, a halt is the outcome.
+fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -> Result<AtHalt, LabError> {
+    let Some(FaultRun { strike, twin, at_strike }) = &rig.fault else { return Ok(AtHalt::default()) };
+    let t = &rig.t;
+    let quorum = lock(&rig.kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS)?;
+    let twin_quorum = derive::quorum(at_strike);
+    let mut done = AtHalt::default();
+    done.rows.push(FidelityRow {
+        step: halt.step.clone(),
+        observation: "quorum at the halt (a write commits)".to_string(),
+        twin: format!("{} ({twin_quorum})", yes_no(twin_quorum.holds())),
+        lab: match &quorum {
+            Ok(()) => "yes".to_string(),
+            Err(why) => format!("no ({why})"),
+        },
+        evidence: Evidence::Real,
+        agree: twin_quorum.holds() == quorum.is_ok(),
+    });
+    // The twin ranks the phase's rollback below a quorum recovery when etcd would refuse its
+    // `member remove`: the lab asks real etcd the same question before the recovery.
+    let rollback_refused = matches!(halt.recovery.kind, RecoveryKind::QuorumRecovery);
+    // What the executor proposes, beside what the twin (and so the lab, as operator) does.
+    lock(&rig.kubelet).actions.push(format!(
+        "the executor proposes at the halt: {} ({})",
+        halt.recovery.describe(),
+        if halt.recovery.descriptions.is_empty() { "nothing to do".to_string() } else { halt.recovery.descriptions.join("; ") }
+    ));
+    let victim = strike.blow.victim().filter(|v| at_strike.members().contains(*v));
+    match twin.recoveries.first() {
+        // A host that boots again: the operator waits for it, then resumes the run
+        // (`plan execute --resume`), as the twin waits and re-runs the step.
+        Some(RecoveryKind::WaitAndRetry) if strike.blow.clears() => done.retry = Some(RecoveryKind::WaitAndRetry),
+        // Expired credentials: the operator uploads the certs and makes a token again (the
+        // plan's own commands for them), then resumes, as the twin renews and re-runs.
+        Some(RecoveryKind::Renew) if matches!(strike.blow, Blow::ClockJump { .. }) => done.retry = Some(RecoveryKind::Renew),
+        _ => {
+            if let (true, Some(victim)) = (rollback_refused, victim) {
+                let answer = lock(&rig.kubelet).etcd.member_remove(t, victim)?;
+                lock(&rig.kubelet).actions.push(format!(
+                    "the phase's rollback, ranked below a quorum recovery, tried by the lab: etcdctl member remove {}: {}",
+                    t.name(victim),
+                    answer.as_ref().map_or_else(|why| format!("etcd refused: {why}"), |()| "removed".to_string())
+                ));
+                done.tried.push((victim, answer));
+            }
+            done.rollback = Some(runner.rollback());
+        }
+    }
+    Ok(done)
+}
+
+/// The steps of `plan` before step `halted` that last uploaded the control-plane certs and last
+/// made a join token: what renews the credentials the halted step needs, in the plan's order.
+fn renew_steps(plan: &Plan, halted: usize) -> Plan {
+    let last = |wanted: Action| plan.steps[..halted].iter().rposition(|s| s.actions.contains(&wanted));
+    let keep: Vec<usize> = [last(Action::UploadCerts), last(Action::CreateToken)].into_iter().flatten().collect();
+    let mut renew = plan.clone();
+    renew.steps = plan.steps.iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, s)| s.clone()).collect();
+    renew.phases.retain(|p| renew.steps.iter().any(|s| s.phase == p.id));
+    renew
+}
+
+/// The steps whose commands upload the certs and make the join token, run again by a runner of
+/// their own (its own journal; nothing to observe), before the run resumes.
+fn renew(
+    rig: &Rig,
+    outcome: &Result<Outcome, ExecError>,
+    transport: &mut LabTransport,
+    operator: &mut LabOperator<'_>,
+    options: &RunOptions,
+) -> Result<(), LabError> {
+    let sliced = &rig.sliced;
+    let halted = match outcome {
+        Ok(Outcome::Halted(halt)) => sliced.steps.iter().position(|s| s.id == halt.step).unwrap_or(sliced.steps.len()),
+        _ => sliced.steps.len(),
+    };
+    let renew = renew_steps(sliced, halted);
+    let ids: Vec<String> = renew.steps.iter().map(|s| s.id.clone()).collect();
+    let dir = rig.root().join("state-renew");
+    std::fs::create_dir_all(&dir).map_err(|e| LabError::io("the renewal's state directory", e))?;
+    let mut renew_journal = Journal::open(&dir).map_err(|e| exec_error("open the renewal's journal", e))?;
+    let mut renewal =
+        Runner::new(&rig.t, &renew, transport, &mut renew_journal, operator, RunOptions { observe: false, ..options.clone() });
+    let renewed = renewal.run().map_err(|e| exec_error("renew the credentials", e))?;
+    drop(renewal);
+    lock(&rig.kubelet).actions.push(format!(
+        "the operator re-ran {} to upload the certs and make a token again: {}",
+        ids.join(", "),
+        match &renewed {
+            Outcome::Completed => "done".to_string(),
+            Outcome::Halted(h) => format!("halted at {}: {}", h.step, h.reason),
+            Outcome::Declined { phase } => format!("declined phase {phase}"),
+        }
+    ));
+    Ok(())
+}
+
+/// A partition heals; a host a reboot took down boots at the kubelet stand-in's next look, and
+/// the operator waits for it (at most [`BOOT_WAIT_S`]).
+fn wait_for_the_fault_to_clear(rig: &Rig) -> Result<(), LabError> {
+    if let Some(FaultRun { strike: Strike { blow: Blow::Freeze { victim }, .. }, .. }) = &rig.fault {
+        lock(&rig.kubelet).freeze(&rig.hosts, *victim, Signal::Cont, "the partition heals");
+    }
+    let waited = Instant::now();
+    lock(&rig.kubelet).down_until.values_mut().for_each(|until| *until = Instant::now());
+    while !lock(&rig.kubelet).down_until.is_empty() && waited.elapsed() < Duration::from_secs(BOOT_WAIT_S) {
+        std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
+    }
+    lock(&rig.kubelet).settle(&rig.hosts)?;
+    lock(&rig.kubelet)
+        .actions
+        .push(format!("the operator waited {} ms for the fault to clear, then resumed the run", waited.elapsed().as_millis()));
+    Ok(())
+}

@@ -1,0 +1,87 @@
+#!/bin/sh
+# kubeadm join --control-plane on a lab host: what kubeadm does to etcd, for real.
+fail() { echo "$*" >&2; echo "failed: $*" >> "$PLAN_FIXTURE_HOST_DIR/@JOIN_LOG@"; exit 1; }
+note() { echo "$*"; echo "$*" >> "$PLAN_FIXTURE_HOST_DIR/@JOIN_LOG@"; }
+token=""; key=""; control_plane=no; prev=""
+for arg in "$@"; do
+  case "$prev" in --token) token="$arg" ;; --certificate-key) key="$arg" ;; esac
+  [ "$arg" = --control-plane ] && control_plane=yes
+  prev="$arg"
+done
+[ $control_plane = yes ] || { echo "kubeadm (lab shim): a worker join is not rehearsed" >&2; exit 64; }
+[ -e /etc/kubernetes/kubelet.conf ] && fail "[preflight] /etc/kubernetes/kubelet.conf already exists"
+# A join that got as far as the member add left its manifests: preflight refuses them until reset.
+[ -e /etc/kubernetes/manifests/etcd.yaml ] && fail "[preflight] /etc/kubernetes/manifests/etcd.yaml already exists"
+endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' @ROOT@/kubeadm-config.yaml)
+[ -n "$endpoint" ] || fail "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"
+grep -qx -- "$token" @ROOT@/kubeadm-tokens 2>/dev/null || fail "couldn't validate the identity of the API Server: token not found"
+# The TTLs, on the lab's clock (the system clock plus a clock jump's offset).
+now=$(( $(date +%s) + $(cat @ROOT@/@CLOCK_OFFSET@ 2>/dev/null || echo 0) ))
+created=$(awk -v t="$token" '$1 == t { print $2 }' @ROOT@/kubeadm-token-times 2>/dev/null)
+[ -n "$created" ] && [ $((now - created)) -gt @TOKEN_TTL_S@ ] && fail "couldn't validate the identity of the API Server: token \"${token%%.*}\" has expired ($(( (now - created) / 60 )) min after it was made, TTL @TOKEN_TTL_S@ s)"
+[ -n "$key" ] && [ "$key" = "$(cat @ROOT@/kubeadm-certs.key 2>/dev/null)" ] || fail "error downloading certs: secret kubeadm-certs not found or the key does not decrypt it"
+uploaded=$(cat @ROOT@/kubeadm-certs.uploaded 2>/dev/null)
+[ -n "$uploaded" ] && [ $((now - uploaded)) -gt @CERTS_TTL_S@ ] && fail "error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired ($(( (now - uploaded) / 60 )) min after the upload, TTL @CERTS_TTL_S@ s)"
+member=$PLAN_FIXTURE_HOST_DIR/@MEMBER_DIR@
+[ -r $member/peer-url ] || fail "kubeadm (lab shim): no etcd member prepared for $PLAN_FIXTURE_HOST_NAME"
+endpoints=$(cat @ROOT@/etcd-endpoints)
+ctl() { ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --dial-timeout=500ms --command-timeout=2s "$@"; }
+# kubeadm retries the add: etcd 3.4 answers "unhealthy cluster" while a member joined less than 5 s ago.
+attempt=1
+# A fault the rehearsal strikes between two of kubeadm's etcd actions: the host named in the
+# marker crashes (the lab kills it) before the join goes on.
+strike() {
+  marker=@ROOT@/@STRIKE_DIR@/at-$PLAN_FIXTURE_HOST_NAME-$1
+  [ -e "$marker" ] || return 0
+  victim=$(cat "$marker"); rm -f "$marker"
+  note "the fault strikes $victim after $1"
+  touch @ROOT@/@STRIKE_DIR@/struck-$victim
+  until [ -e @ROOT@/@STRIKE_DIR@/done-$victim ]; do /bin/sleep 0.05; done
+}
+until added=$(ctl member add "$PLAN_FIXTURE_HOST_NAME" --peer-urls="$(cat $member/peer-url)" @LEARNER_FLAG@ 2>&1); do
+  case "$added" in *"unhealthy cluster"*) ;; *) fail "etcd member add: $added" ;; esac
+  [ $attempt -ge @PROMOTE_ATTEMPTS_MAX@ ] && fail "etcd member add: $added"
+  attempt=$((attempt + 1))
+  /bin/sleep @RETRY_S@
+done
+[ $attempt -gt 1 ] && note "etcdctl member add: etcd said 'unhealthy cluster' $((attempt - 1)) time(s) (a member joined less than 5 s ago)"
+# etcdctl pads the hex id to 16 columns with spaces ("Member  5aafdb8b62e4a35 added").
+id=$(echo "$added" | sed -n 's/^Member  *\([0-9a-f]*\) added.*/\1/p')
+initial=$(echo "$added" | sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p')
+[ -n "$id" ] && [ -n "$initial" ] || fail "etcd member add: unreadable answer: $added"
+note "etcdctl member add (@LEARNER_WORD@): member $id added; etcd started with --initial-cluster=$initial"
+# kubeadm writes the etcd manifest right after the add (CreateStackedEtcdStaticPodManifestFile).
+mkdir -p /etc/kubernetes/manifests
+printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd-%s\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/etcd.yaml
+strike add
+# The kubelet would start kubeadm's etcd static pod; on the lab the shim starts it, in this host.
+setsid /usr/bin/etcd $(cat $member/args) --initial-cluster="$initial" --initial-cluster-state=existing >> $member/etcd.log 2>&1 < /dev/null &
+echo $! > $member/pid
+strike start
+if [ @LEARNER_MODE@ = on ]; then
+  # kubeadm retries the promotion: etcd refuses a learner that has not caught up with the leader.
+  attempt=1
+  until out=$(ctl member promote "$id" 2>&1); do
+    [ $attempt -ge @PROMOTE_ATTEMPTS_MAX@ ] && fail "etcd member promote $id: $out"
+    attempt=$((attempt + 1))
+    /bin/sleep @RETRY_S@
+  done
+  note "etcdctl member promote $id: promoted after $attempt attempt(s)"
+  strike promote
+else
+  # Without learners kubeadm waits for the new voter to be available.
+  attempt=1
+  own=$(sed -n 's/^--listen-client-urls=//p' $member/args)
+  until ETCDCTL_API=3 etcdctl --endpoints="$own" --dial-timeout=500ms --command-timeout=2s endpoint health > /dev/null 2>&1; do
+    [ $attempt -ge @PROMOTE_ATTEMPTS_MAX@ ] && fail "etcd member $id: not healthy"
+    attempt=$((attempt + 1))
+    /bin/sleep @RETRY_S@
+  done
+  note "etcd member $id (voter) healthy after $attempt look(s)"
+fi
+mkdir -p /etc/kubernetes/manifests
+kubeadm init phase certs apiserver --config @ROOT@/kubeadm-config.yaml || exit 1
+printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "@KUBELET_SERVER@" > /etc/kubernetes/kubelet.conf
+printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "$endpoint" > /etc/kubernetes/admin.conf
+printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver-%s\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/kube-apiserver.yaml
+echo "This node has joined the cluster and a new control plane instance was created"

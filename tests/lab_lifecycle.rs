@@ -1,0 +1,250 @@
+//! The executor's lab owns what it starts: a rehearsal that fails midway, and one whose process is
+//! SIGKILLed, leave no process, thread, listening socket or scratch directory behind (a killed
+//! one's directory goes at the next lab start, which sweeps the directories of dead owners).
+//!
+//! These bind the scenario's own loopback addresses and port, as the executor tests of
+//! `tests/lab.rs` do: run them under the same one-at-a-time lock.
+
+mod common;
+
+use common::scenario;
+use plan_lab::executor_rehearsal::{rehearse_through_executor_checked, Checkpoint};
+use plan_lab::scratch::{processes_naming, SCRATCH_DIR, SCRATCH_PREFIX};
+use plan_lab::{process, LabError};
+use plan_model::planner;
+use plan_model::topology::Topology;
+use plan_model::validate::parse_scenario;
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Bound on the wait for the lab's processes to die once their owner is gone.
+const GONE_WAIT_S: u64 = 10;
+/// Bound on the killed rehearsal reaching the point it is killed at.
+const KILL_POINT_WAIT_S: u64 = 180;
+
+/// One executor lab at a time in this binary (they bind 127.0.20.x:6443).
+static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn fixture_hosts_run() -> bool {
+    let missing =
+        plan_lab::host::usable().err().map(|e| e.to_string()).or_else(|| plan_lab::lab::check_binaries(true).err().map(|e| e.to_string()));
+    match missing {
+        None => true,
+        Some(why) => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the executor's lab cannot run: {why}");
+            eprintln!("skipping: {why} (not CI)");
+            false
+        }
+    }
+}
+
+fn loopback() -> Topology {
+    let text = std::fs::read_to_string(scenario("loopback.yaml")).expect("the loopback scenario");
+    Topology::new(&parse_scenario(&text).expect("it parses"))
+}
+
+/// TCP sockets listening on a loopback address other than 127.0.0.1 (every lab address is one).
+fn lab_listeners() -> BTreeSet<(Ipv4Addr, u16)> {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let mut found = BTreeSet::new();
+    for line in text.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else { continue };
+        let Some((ip, port)) = local.split_once(':') else { continue };
+        let (Ok(ip), Ok(port)) = (u32::from_str_radix(ip, 16), u16::from_str_radix(port, 16)) else { continue };
+        // /proc/net/tcp prints the address in the kernel's byte order (little-endian here).
+        let ip = Ipv4Addr::from(ip.swap_bytes());
+        if *state == "0A" && ip.is_loopback() && ip != Ipv4Addr::LOCALHOST {
+            found.insert((ip, port));
+        }
+    }
+    found
+}
+
+/// This process's threads by name (at most 15 bytes each, as the kernel keeps them).
+fn thread_names() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    tasks.flatten().filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok()).map(|n| n.trim().to_string()).collect()
+}
+
+fn lab_threads() -> Vec<String> {
+    thread_names()
+        .into_iter()
+        .filter(|n| n.starts_with("kubelet-stand") || n.starts_with("vip-probe") || n.starts_with("apiserver-"))
+        .collect()
+}
+
+/// Waits until none of `pids` runs.
+fn all_gone(pids: &[u32]) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(GONE_WAIT_S);
+    loop {
+        let alive: Vec<u32> = pids.iter().copied().filter(|&p| process::is_alive(p)).collect();
+        if alive.is_empty() || Instant::now() > deadline {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn scratch_dirs() -> BTreeSet<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(SCRATCH_DIR) else { return BTreeSet::new() };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(SCRATCH_PREFIX)))
+        .collect()
+}
+
+/// Everything the lab in `root` runs: no fewer than a host per machine (each an sshd's PID
+/// namespace) and etcd.
+fn running_lab(root: &Path) -> Vec<u32> {
+    let pids = processes_naming(root);
+    assert!(pids.len() >= 5, "the lab's processes name its directory: {pids:?}");
+    pids
+}
+
+/// What ran of a lab at its checkpoint.
+struct LabUp {
+    root: PathBuf,
+    pids: Vec<u32>,
+    listeners: BTreeSet<(Ipv4Addr, u16)>,
+    threads: Vec<String>,
+}
+
+#[test]
+fn a_rehearsal_that_fails_midway_stops_every_process_thread_and_socket_and_removes_its_directory() {
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !fixture_hosts_run() {
+        return;
+    }
+    let t = loopback();
+    let plan = planner::generate(&t);
+    let before = lab_listeners();
+    let mut seen: Option<LabUp> = None;
+    // The join's etcd slice: a member started inside a host by the join shim, the lab's own
+    // member, every host, the stand-ins, the probe and the kubelet thread are up when it fails.
+    let steps = ["2.3", "2.4", "2.5"].map(String::from);
+    let result = rehearse_through_executor_checked(&t, &plan, &steps, None, &mut |at, root| {
+        if at != Checkpoint::RunDone {
+            return Ok(());
+        }
+        seen = Some(LabUp {
+            root: root.to_path_buf(),
+            pids: running_lab(root),
+            listeners: lab_listeners().difference(&before).copied().collect(),
+            threads: lab_threads(),
+        });
+        Err(LabError::NotRehearsable { what: "the rest of this rehearsal".to_string(), why: "the test fails it midway".to_string() })
+    });
+    assert!(
+        matches!(&result, Err(LabError::NotRehearsable { why, .. }) if why == "the test fails it midway"),
+        "{:?}",
+        result.map(|r| r.executor_outcome)
+    );
+    let LabUp { root, pids, listeners, threads } = seen.expect("the run got to its end");
+    assert!(!listeners.is_empty() && threads.iter().any(|n| n.starts_with("kubelet-stand")), "{listeners:?} {threads:?}");
+    assert_eq!(all_gone(&pids), Vec::<u32>::new(), "no process of the lab is left");
+    assert!(processes_naming(&root).is_empty(), "nothing else names {}", root.display());
+    assert!(!root.exists(), "{} is removed", root.display());
+    assert!(lab_threads().is_empty(), "no thread of the lab is left: {:?}", lab_threads());
+    let left: Vec<_> = lab_listeners().intersection(&listeners).copied().collect();
+    assert!(left.is_empty(), "no socket of the lab listens: {left:?}");
+}
+
+#[test]
+fn a_sigkilled_rehearsal_leaves_no_process_and_the_next_lab_start_sweeps_its_directory() {
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !fixture_hosts_run() {
+        return;
+    }
+    let loopback = scenario("loopback.yaml");
+    let rehearse = |flag: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_plan"));
+        command
+            .args(["--scenario", &loopback, "rehearse", flag, "--format", "json"])
+            .env("PLAN_LOOPBACK_ONLY", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+    let before = scratch_dirs();
+    let mut child = rehearse("--via-execute").spawn().expect("plan starts");
+    // Killed once the journal has passed the first join (2.5): a member the join shim started
+    // runs inside that host, the executor holds its ControlMasters.
+    let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
+    let root = loop {
+        let new: Vec<PathBuf> = scratch_dirs().difference(&before).cloned().collect();
+        if let [root] = new.as_slice() {
+            let journal = std::fs::read_to_string(root.join("state/journal.jsonl")).unwrap_or_default();
+            if journal.contains("\"2.6\"") {
+                break root.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "the rehearsal got past 2.5 within {KILL_POINT_WAIT_S} s");
+        assert!(child.try_wait().expect("wait").is_none(), "the rehearsal runs until it is killed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let pids = running_lab(&root);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert_eq!(all_gone(&pids), Vec::<u32>::new(), "the kernel ended every process of the killed lab");
+    assert!(processes_naming(&root).is_empty(), "nothing names {}", root.display());
+    // The next lab start sweeps the directory its dead owner left.
+    let next = rehearse("--via-execute=0.2").status().expect("plan runs");
+    assert!(next.code().is_some(), "the next rehearsal ends by itself: {next:?}");
+    assert!(!root.exists(), "the next lab start removed {}", root.display());
+    assert_eq!(scratch_dirs().difference(&before).count(), 0, "nothing of either lab is left in {SCRATCH_DIR}");
+}
+
+#[test]
+fn two_labs_of_the_same_scenario_are_up_at_once_each_in_a_loopback_range_of_its_own() {
+    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !fixture_hosts_run() {
+        return;
+    }
+    let loopback = scenario("loopback.yaml");
+    let before = scratch_dirs();
+    let started = Instant::now();
+    // The join's etcd slice, twice at once: hosts, etcd, HAProxy and stand-ins of each lab bind the
+    // scenario's port (6443) on their own addresses.
+    let rehearse = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_plan"))
+            .args(["--scenario", &loopback, "rehearse", "--via-execute=2.3,2.4,2.5", "--format", "json"])
+            .env("PLAN_LOOPBACK_ONLY", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("plan starts")
+    };
+    let (a, b) = (rehearse(), rehearse());
+    // Both up at once: two labs' journals at the same moment.
+    let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
+    let mut both_up = false;
+    while !both_up && Instant::now() < deadline {
+        let journals = scratch_dirs().difference(&before).filter(|d| d.join("state/journal.jsonl").exists()).count();
+        both_up = journals == 2;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reports: Vec<(i32, serde_json::Value)> = [a, b]
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().expect("plan ends");
+            let report = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("rehearse prints JSON ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
+            (out.status.code().unwrap_or(-1), report)
+        })
+        .collect();
+    eprintln!("two labs at once: {} ms", started.elapsed().as_millis());
+    assert!(both_up, "both labs were up at the same moment");
+    for (code, report) in &reports {
+        assert_eq!((*code, report["executor_outcome"].as_str()), (0, Some("completed")), "{report:#}");
+        let disagree: Vec<&serde_json::Value> = report["rows"].as_array().expect("rows").iter().filter(|r| r["agree"] != true).collect();
+        assert!(disagree.is_empty(), "{disagree:#?}");
+    }
+    let moved: BTreeSet<String> = reports.iter().map(|(_, r)| r["moved_to_loopback"].to_string()).collect();
+    assert_eq!(moved.len(), 2, "each lab in a range of its own: {moved:?}");
+    assert!(moved.iter().any(|m| m.contains("127.0.20.10 -> 127.1.20.10")), "{moved:?}");
+    assert_eq!(scratch_dirs().difference(&before).count(), 0, "neither lab left its directory");
+}
