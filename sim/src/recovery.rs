@@ -154,8 +154,11 @@ pub fn rollback_actions(c: &Cluster, t: &Topology, kind: PhaseKind) -> Vec<Actio
         }
         PhaseKind::Master(x) => actions = undo_master(c, x),
         PhaseKind::Cutover => {
-            // A consumer reverted to a stale record's name needs the record back first.
-            if c.consumers_vip != 0 && !c.dns_stale && t.consumers.iter().any(|k| k.stale_record.is_some()) {
+            // A consumer reverted to a stale record's name needs the record back first, and
+            // its deletion no longer declared (a halt between 4.1.1's edit and its apply leaves
+            // the record resolving until the next DNS apply).
+            let deleting = !c.dns_stale || c.dns_stale_deletion_declared;
+            if c.consumers_vip != 0 && deleting && t.consumers.iter().any(|k| k.stale_record.is_some()) {
                 actions.push(Action::RestoreStaleDnsRecords);
             }
             if c.consumers_vip != 0 {

@@ -94,3 +94,26 @@ fn among_equals_the_documented_rollback_is_kept() {
     let hold = ranking.iter().find(|c| c.kind == RecoveryKind::Hold).expect("holding is a candidate");
     assert_eq!(hold.cost, ranking[0].cost, "the same cost: the documented one wins the tie");
 }
+
+/// A consumer names the first master by a stale record, so its deletion is deferred to 4.1.1.
+/// A halt in 4.1.1 after the repo declares the deletion, before the apply: the record still
+/// resolves, but the phase 4 rollback moves the consumer back onto it, so the rollback must undo
+/// the declaration too (`R4` reverts the 4.1.1 commit), or the next DNS apply deletes the record
+/// the reverted consumer names.
+#[test]
+fn the_cut_over_rollback_undoes_a_declared_but_unapplied_stale_record_deletion() {
+    let root = "{ name: root-kubeconfig, kind: kubeconfig, path: config, server: https://10.0.20.100:6443 }";
+    let text =
+        include_str!("../../scenarios/homelab-rightsized.yaml").replace(root, &root.replace("10.0.20.100", "kubernetes.viktorbarzin.lan"));
+    let t = topology(&text);
+    assert!(t.consumers.iter().any(|c| c.stale_record.is_some()), "a consumer names the stale record");
+    let plan = planner::generate(&t);
+    let step = plan.steps.iter().position(|s| s.id == "4.1.1").expect("the deferred deletion");
+    let engine = Engine::new(&t, &plan, Recording::default());
+    let result = engine.run(&[Injection { at: Point { step: step as u16, action: 1 }, fault: Fault::StepFailsHalfway }]);
+    assert_eq!(result.recoveries, vec![RecoveryKind::Rollback { phase: "4".to_string() }]);
+    let end = result.final_state;
+    assert_eq!(end.consumers_vip, 0, "the consumers are back on their own servers");
+    assert!(end.dns_stale, "the stale record resolves");
+    assert!(!end.dns_stale_deletion_declared, "the repo no longer declares the stale record's deletion");
+}
