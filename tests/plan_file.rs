@@ -275,3 +275,42 @@ fn a_plan_that_drops_its_quorum_recovery_fails_on_its_documented_rollback() {
         assert_eq!(kept.code, 0, "{scenario}: {}", kept.stdout);
     }
 }
+
+/// The rollback procedures of a plan file: the planner's may be removed (the check then weighs
+/// the plan without them) but not edited; one the file adds is a note and may not claim a
+/// recovery the twin weighs; a repeated one is refused. Each refusal names the procedure.
+#[test]
+fn rollback_procedures_may_be_removed_but_not_edited_or_claimed() {
+    for (scenario, ..) in SHAPES {
+        let text = export(scenario);
+        let start = text.find("- id: RQ\n").expect("the quorum recovery procedure");
+        let end = start + 1 + text[start + 1..].find("- id: ").expect("a procedure after it");
+        let rq = &text[start..end];
+        let mut run = rq.find("- run: ").expect("a command") + "- run: ".len();
+        if rq[run..].starts_with(['\'', '"']) {
+            run += 1;
+        }
+        let edited = format!("{}{}rm -rf /var/lib/etcd && {}{}", &text[..start], &rq[..run], &rq[run..], &text[end..]);
+        let (check, _) = judged(scenario, &edited);
+        assert_eq!(check.code, 2, "{scenario}: {}", check.stdout);
+        assert!(check.stderr.contains("rollback procedure RQ was edited (changed: its commands)"), "{scenario}: {}", check.stderr);
+        // Renamed: a new procedure claiming the quorum recovery.
+        let renamed = format!("{}{}{}", &text[..start], rq.replacen("- id: RQ\n", "- id: RX\n", 1), &text[end..]);
+        let (check, _) = judged(scenario, &renamed);
+        assert_eq!(check.code, 2, "{scenario}: {}", check.stdout);
+        assert!(
+            check.stderr.contains("rollback procedure RX is new and claims `recovers: quorum-recovery`"),
+            "{scenario}: {}",
+            check.stderr
+        );
+        // The same, as a note for people: kept, and the plan no longer documents RQ.
+        let note = renamed.replacen("  recovers: quorum-recovery\n", "", 1);
+        assert_ne!(note, renamed, "{scenario}: the claim is in the file");
+        let (check, _) = judged(scenario, &note);
+        fails_with(&check, "documented-recovery");
+        let repeated = format!("{}{rq}{}", &text[..end], &text[end..]);
+        let (check, _) = judged(scenario, &repeated);
+        assert_eq!(check.code, 2, "{scenario}: {}", check.stdout);
+        assert!(check.stderr.contains("rollback procedure RQ appears twice"), "{scenario}: {}", check.stderr);
+    }
+}

@@ -266,6 +266,12 @@ pub enum PlanError {
     CommandsWithoutOperations(String),
     #[error("step {step} runs on {place:?}, which is no node, load balancer or hypervisor of the scenario")]
     UnknownPlace { step: String, place: String },
+    #[error("rollback procedure {id} was edited (changed: {field}): the twin weighs procedures the planner writes; remove it, or keep it as exported")]
+    EditedProcedure { id: String, field: &'static str },
+    #[error("rollback procedure {0} appears twice")]
+    DuplicateProcedure(String),
+    #[error("rollback procedure {id} is new and claims `recovers: {recovers}`: only the planner's procedures document a recovery the twin weighs; drop `recovers` to keep it as a note for people")]
+    NewProcedureRecovers { id: String, recovers: String },
     #[error("step {step} is new and names phase {phase:?}, which the plan does not have")]
     UnknownPhase { step: String, phase: String },
     #[error("the plan file is for scenario {file:?}, not {scenario:?}")]
@@ -452,13 +458,47 @@ impl Plan {
             }
             steps.push(taken);
         }
-        // The procedures the file keeps, as the planner writes them (a removed one is no longer
-        // documented: the check weighs the plan without it); one the file adds is taken as written.
-        let rollbacks = edited.rollbacks.iter().map(|r| generated.rollbacks.iter().find(|g| g.id == r.id).unwrap_or(r).clone()).collect();
+        let rollbacks = kept_procedures(generated, edited)?;
         let plan = Plan { steps, rollbacks, ..generated.clone() };
         plan.check_order()?;
         Ok(plan)
     }
+}
+
+/// The rollback procedures a plan file keeps: the planner's, as it writes them (a removed one is
+/// no longer documented, and the check weighs the plan without it), in the file's order. One the
+/// file adds is a note for people, taken as written, and may not claim a recovery; an edited or
+/// repeated one is refused.
+fn kept_procedures(generated: &Plan, edited: &Plan) -> Result<Vec<RollbackProcedure>, PlanError> {
+    let mut kept: Vec<RollbackProcedure> = Vec::new();
+    for r in &edited.rollbacks {
+        if kept.iter().any(|k| k.id == r.id) {
+            return Err(PlanError::DuplicateProcedure(r.id.clone()));
+        }
+        let Some(g) = generated.rollbacks.iter().find(|g| g.id == r.id) else {
+            if let Some(recovers) = r.recovers {
+                let recovers = serde_json::to_value(recovers).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                return Err(PlanError::NewProcedureRecovers { id: r.id.clone(), recovers });
+            }
+            kept.push(r.clone());
+            continue;
+        };
+        let runs = |p: &RollbackProcedure| p.commands.iter().map(|c| c.run.clone()).collect::<Vec<_>>();
+        let field = if runs(r) != runs(g) {
+            Some("its commands")
+        } else if r.recovers != g.recovers {
+            Some("`recovers`")
+        } else if r.when != g.when {
+            Some("`when`")
+        } else {
+            None
+        };
+        if let Some(field) = field {
+            return Err(PlanError::EditedProcedure { id: r.id.clone(), field });
+        }
+        kept.push(g.clone());
+    }
+    Ok(kept)
 }
 
 /// `90 s`, `12 min`, `2 h 5 min`.

@@ -93,8 +93,10 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
     procedures.push(RollbackProcedure {
         id: "R4".to_string(),
         title: "After phase 4 (clients flipped)".to_string(),
-        when: format!("a fault after the cut-over that the VIP cannot absorb ({m0} down for good while the VIP serves is absorbed: remove its member and hold)"),
-            recovers: Some(Recovers::PhaseRollback),
+        when: format!(
+            "a fault after the cut-over that the VIP cannot absorb ({m0} down for good while the VIP serves is absorbed: remove its member and hold)"
+        ),
+        recovers: Some(Recovers::PhaseRollback),
         commands: vec![
             by_hand(if t.consumers.iter().any(|c| c.stale_record.is_some()) {
                 "revert the phase 4.1 and 4.1.1 commits (the stale DNS records come back for the consumers that name the master by them)"
