@@ -141,8 +141,7 @@ fn full_walk_to_three_voters_then_the_leader_crashes_and_quorum_holds() {
     let quorum = row(&report, "quorum after the fault");
     assert!(text(&quorum["lab"]).starts_with("yes"), "2 of 3 voters keep quorum: {quorum}");
     assert!(text(&row(&report, "fault injected")["lab"]).starts_with("SIGKILL to etcd of k8s-master"));
-    // The VIP absorbs the first master's loss, so the plan documents holding (R4's `when`): the
-    // twin removes the dead member (real etcd takes it with 2/3 up) and the cluster runs on.
+    // The VIP absorbs the loss: held (R4's `when`), the dead member removed for real with 2/3 up.
     assert_eq!(text(&row(&report, "etcdctl member remove k8s-master")["lab"]), "ok");
     assert_eq!(text(&row(&report, "outcome")["lab"]), "halted at 4.1, the cluster runs on");
     assert_eq!(text(&row(&report, "etcd members at the end")["lab"]), "voters k8s-master-2, k8s-master-3; learners none");
@@ -689,7 +688,6 @@ fn the_existing_master_crashing_as_phase_4_begins_through_the_executor_keeps_quo
         rows(&report, "the executor runs the step, its files as the twin says").into_iter().find(|r| r["step"] == "4.1").expect("4.1");
     assert!(text(&step["lab"]).contains("reality differs from the twin before the step"), "{step}");
     assert_eq!(text(&row(&report, "etcdctl member remove k8s-master after the fault")["lab"]), "ok");
-    // Held, as the plan documents for a loss the VIP absorbs: nothing pointed back at the dead master.
     assert_eq!(text(&report["executor_outcome"]), "halted at 4.1, the cluster runs on");
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master-2, k8s-master-3");
     // HAProxy takes the dead backend out; clients through the VIP see at most a short gap, in 4.1.

@@ -297,6 +297,11 @@ fn vip_unserved(c: &Cluster, t: &Topology) -> Option<VipUnserved> {
     None
 }
 
+/// Whether the VIP answers with a healthy backend behind it (TLS and readiness aside).
+pub fn vip_serves(c: &Cluster, t: &Topology) -> bool {
+    vip_unserved(c, t).is_none() && !healthy_backends(c, t).is_empty()
+}
+
 /// Healthy backends a client through the VIP cannot use: their cert lacks the VIP SAN, their
 /// apiserver is not ready, or they lack the OIDC flags the client needs.
 fn vip_backends_broken(c: &Cluster, healthy: NodeSet, needs: ClientNeeds) -> NodeSet {

@@ -192,8 +192,7 @@ pub fn documented_for(c: &Cluster, t: &Topology, kind: PhaseKind, phase: &str, q
         return RecoveryKind::QuorumRecovery;
     }
     let m0 = t.existing_master();
-    let serves_vip = c.lb_running.frontend || t.scenario.load_balancer.kind == plan_model::scenario::LbKind::KubeVip;
-    let absorbed = !c.up.contains(m0) && serves_vip && !observe::healthy_backends(c, t).is_empty();
+    let absorbed = !c.up.contains(m0) && observe::vip_serves(c, t);
     match kind {
         PhaseKind::After => RecoveryKind::Hold,
         PhaseKind::Cutover if absorbed => RecoveryKind::Hold,
