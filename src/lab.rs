@@ -2,6 +2,7 @@
 
 use crate::cli::ReportFormat;
 use crate::input::{parse_duration, Loaded};
+use crate::lab_standing::{self, Standing};
 use crate::Failure;
 use clap::Subcommand;
 use plan_lab::executor_rehearsal;
@@ -33,9 +34,21 @@ pub enum LabAction {
         #[arg(long, default_value_t = 20000)]
         port_offset: u16,
         /// Do not start HAProxy.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "via_execute")]
         no_haproxy: bool,
+        /// Start the executor's lab instead (an sshd host per machine, real etcd and HAProxy,
+        /// apiserver and kubelet stand-ins, shims) and keep it up for `plan execute` run from
+        /// another shell; it prints that command. Default state directory:
+        /// $TMPDIR/plan-lab/<scenario name>-via-execute.
+        #[arg(long)]
+        via_execute: bool,
     },
+    /// Carry out, on a lab up with --via-execute, the by-hand work its executor's run waits for
+    /// or halted at (an infra-repo edit, the kubeadm configuration), as a person would.
+    ByHand,
+    /// The standing lab's own process (started by `plan lab up --via-execute`).
+    #[command(hide = true)]
+    Serve,
     /// Stop every process of the lab and remove its data.
     Down,
     /// The lab's hosts, etcd members, quorum and VIP backends.
@@ -94,10 +107,38 @@ fn default_state_dir(loaded: &Loaded) -> PathBuf {
     std::env::temp_dir().join("plan-lab").join(name)
 }
 
+fn standing_state_dir(loaded: &Loaded) -> PathBuf {
+    let mut dir = default_state_dir(loaded).into_os_string();
+    dir.push("-via-execute");
+    PathBuf::from(dir)
+}
+
 pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
-    let dir = args.state_dir.clone().unwrap_or_else(|| default_state_dir(loaded));
+    let via_execute = matches!(args.action, LabAction::Up { via_execute: true, .. } | LabAction::Serve | LabAction::ByHand);
+    let dir = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None if via_execute => standing_state_dir(loaded),
+        // down and status find a standing lab of the scenario in its default directory too.
+        None if Standing::read(&standing_state_dir(loaded))?.is_some() => standing_state_dir(loaded),
+        None => default_state_dir(loaded),
+    };
+    if let LabAction::Down | LabAction::Status { .. } = &args.action {
+        if let Some(standing) = Standing::read(&dir)? {
+            return match &args.action {
+                LabAction::Status { format: ReportFormat::Json } => crate::output::print_json(&standing),
+                LabAction::Status { .. } => crate::output::print(&lab_standing::status_text(&dir, &standing)),
+                _ => lab_standing::down(&dir, &standing),
+            };
+        }
+    }
     match &args.action {
-        LabAction::Up { port_offset, no_haproxy } => {
+        LabAction::Up { via_execute: true, .. } => lab_standing::up(loaded, &dir),
+        LabAction::Serve => lab_standing::serve(loaded, &dir),
+        LabAction::ByHand => match Standing::read(&dir)? {
+            Some(standing) => lab_standing::by_hand(&dir, &standing),
+            None => Err(Failure::Input(format!("lab: no lab up with --via-execute in {}", dir.display()))),
+        },
+        LabAction::Up { port_offset, no_haproxy, .. } => {
             let options = LabOptions {
                 state_dir: dir,
                 offset: *port_offset,

@@ -7,6 +7,7 @@ mod execute;
 mod init;
 mod input;
 mod lab;
+mod lab_standing;
 mod logging;
 mod output;
 mod preflight;

@@ -38,9 +38,11 @@ mod rig;
 mod rows;
 mod run;
 mod shims;
+mod standing;
 mod transport;
 
 pub use report::ExecutorRehearsal;
+pub use standing::{carry_out_by_hand, Connection, StandingLab};
 
 use crate::error::LabError;
 use plan_exec::predict::Prediction;

@@ -1,0 +1,161 @@
+//! A lab that stays up: the executor's rig with no run of its own, for `plan execute` started in
+//! another shell (`plan lab up --via-execute`). The process that holds a [`StandingLab`] is the
+//! lab: its kubelet thread, apiserver stand-ins and probe live there, and dropping it stops every
+//! process of the lab and removes its directory, as a rehearsal's rig does.
+//!
+//! What the executor needs to reach it is a [`Connection`]: the ssh config of the fixture hosts,
+//! the workstation's host, the operator's kubeconfig, etcd's client URLs and the load balancer's
+//! paths. The scenario moved onto the lab's loopback range, with its workstation paths in the lab's
+//! directory, is [`StandingLab::topology`]; the plan `plan execute` derives from it is the lab's.
+//!
+//! Nobody acts as the operator inside the lab: by-hand work is done by the person (or test) at the
+//! executor, with [`carry_out_by_hand`] where the lab can make the change itself.
+
+use super::lock;
+use super::rig::Rig;
+use super::shims::cluster_configuration;
+use crate::error::LabError;
+use crate::executor_lab::{self, ByHand, LabPaths, LB_CONFIG, LB_SOCKET};
+use crate::host;
+use plan_model::hand::HandTask;
+use plan_model::plan::Plan;
+use plan_model::scenario::ConsumerKind;
+use plan_model::topology::Topology;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The executor's lab, up until dropped, with no run of its own.
+pub struct StandingLab {
+    rig: Rig,
+}
+
+/// How `plan execute` reaches a standing lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// The lab's directory: its hosts, the infra repo, the etcd backup.
+    pub root: PathBuf,
+    /// The fixture hosts' ssh config (`--ssh-config`).
+    pub ssh_config: PathBuf,
+    /// The workstation's host as an ssh destination (`--workstation`): the plan's workstation and
+    /// infra-repo commands run there, where the lab's shims and `/etc/hosts` are.
+    pub workstation: String,
+    /// The operator's kubeconfig, the infra repo's first kubeconfig consumer (`--kubeconfig`).
+    pub kubeconfig: Option<PathBuf>,
+    /// etcd's client URLs, every master's (`--etcd-endpoint`; plain http: `--etcd-pki none`).
+    pub etcd_endpoints: String,
+    /// HAProxy's config and stats socket on the load balancer's host.
+    pub haproxy_config: String,
+    pub haproxy_socket: String,
+    /// `10.0.20.100 -> 127.1.20.100` per address moved onto the lab's range.
+    pub moved_to_loopback: Vec<String>,
+}
+
+impl Connection {
+    /// The options of `plan execute` (after the subcommand) that point it at the lab; the journal
+    /// goes to `state_dir`.
+    pub fn execute_args(&self, state_dir: &Path) -> Vec<String> {
+        let mut args = vec![
+            "--ssh-config".to_string(),
+            self.ssh_config.display().to_string(),
+            "--workstation".to_string(),
+            self.workstation.clone(),
+            "--etcd-endpoint".to_string(),
+            self.etcd_endpoints.clone(),
+            "--etcd-pki".to_string(),
+            "none".to_string(),
+            "--haproxy-config".to_string(),
+            self.haproxy_config.clone(),
+            "--haproxy-socket".to_string(),
+            self.haproxy_socket.clone(),
+            "--state-dir".to_string(),
+            state_dir.display().to_string(),
+        ];
+        if let Some(kubeconfig) = &self.kubeconfig {
+            args.extend(["--kubeconfig".to_string(), kubeconfig.display().to_string()]);
+        }
+        args
+    }
+}
+
+impl StandingLab {
+    /// Starts the executor's lab for the whole plan of `t`, as a rehearsal through the executor
+    /// does before its first step, and leaves it up.
+    ///
+    /// # Errors
+    /// As [`super::rehearse_through_executor`] before the executor runs: what the lab does not
+    /// replicate, no sshd or privilege, an address clash, a process that does not start.
+    pub fn up(t: &Topology, plan: &Plan) -> Result<StandingLab, LabError> {
+        Ok(StandingLab { rig: Rig::up(t, plan, &["all".to_string()], None)? })
+    }
+
+    /// The scenario on the lab: on its loopback range, its workstation paths in its directory,
+    /// every login `root`.
+    pub fn topology(&self) -> &Topology {
+        &self.rig.t
+    }
+
+    /// The plan on the lab ([`Self::topology`]'s).
+    pub fn plan(&self) -> &Plan {
+        &self.rig.sliced
+    }
+
+    pub fn root(&self) -> &Path {
+        self.rig.root()
+    }
+
+    pub fn connection(&self) -> Connection {
+        let t = &self.rig.t;
+        let consumer = t.scenario.consumers.iter().find(|c| c.kind == ConsumerKind::Kubeconfig);
+        Connection {
+            root: self.rig.root().to_path_buf(),
+            ssh_config: self.rig.hosts.ssh_config(),
+            workstation: format!("{}@{}", executor_lab::LAB_USER, self.rig.workstation),
+            kubeconfig: consumer.map(|c| self.rig.paths.infra_repo.join(&c.path)),
+            etcd_endpoints: lock(&self.rig.kubelet).etcd.all_client_urls().join(","),
+            haproxy_config: LB_CONFIG.to_string(),
+            haproxy_socket: LB_SOCKET.to_string(),
+            moved_to_loopback: self.rig.moved_to_loopback.clone(),
+        }
+    }
+
+    /// Whether every host's sshd answers.
+    pub fn hosts_answer(&self) -> bool {
+        self.rig.hosts.hosts().iter().all(|h| self.rig.hosts.answers(h.address))
+    }
+}
+
+/// The by-hand work of `task` (a command of `step` in the lab's plan), carried out on the lab at
+/// `root` as the lab's operator carries it out in a rehearsal: an edit of the infra repo, the
+/// kubeadm configuration written on `host` (the host the step's commands run on). Work elsewhere
+/// (a pfSense GUI, a docs page) and an edit of a file the lab's repo lacks have nothing to do on
+/// the lab: what was to be done is returned, and the work counts as done, as in a rehearsal.
+///
+/// # Errors
+/// An edit the lab cannot make (the text to replace is not in the file), a recovery (a standing
+/// lab carries out none by hand), a file that cannot be written.
+pub fn carry_out_by_hand(root: &Path, host: Option<&str>, t: &Topology, task: &HandTask) -> Result<String, LabError> {
+    let paths = LabPaths::under(root);
+    let refuse = |why: String| LabError::NotRehearsable { what: "by-hand work".to_string(), why };
+    match task {
+        HandTask::Repo(edits) => match executor_lab::carry_out(&paths.infra_repo, edits) {
+            ByHand::Edited(what) => Ok(format!("in the infra repo: {what}")),
+            ByHand::NoCounterpart => Ok("nothing on the lab: its infra repo has no counterpart of this file".to_string()),
+            ByHand::Unreadable(why) => Err(refuse(why)),
+        },
+        HandTask::KubeadmConfig { file, endpoint, cert_sans } => {
+            let host = host.ok_or_else(|| refuse(format!("no host runs the step that edits {file}")))?;
+            let sans: String = cert_sans.iter().map(|s| format!("  - {s}\n")).collect();
+            let text = format!("{}controlPlaneEndpoint: {endpoint}\napiServer:\n  certSANs:\n{sans}", cluster_configuration(t, false));
+            let dir = root.join("hosts").join(host);
+            if !dir.is_dir() {
+                return Err(refuse(format!("the lab has no host {host} (in {})", root.display())));
+            }
+            host::write_file(&dir.join(file.trim_start_matches('/')), &text)?;
+            Ok(format!("on {host}: {file} gets controlPlaneEndpoint {endpoint} and certSANs"))
+        }
+        HandTask::Recovery(action) => {
+            Err(refuse(format!("{} is a recovery; a standing lab does not carry out recoveries", action.describe(t))))
+        }
+        HandTask::Elsewhere => Ok("nothing on the lab: the work is outside its machines".to_string()),
+    }
+}
