@@ -12,11 +12,12 @@ use plan_model::action::Action;
 use plan_model::hand::HandTask;
 use plan_model::plan::{Command, Part, RunsOn, Step};
 use plan_model::topology::Topology;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 
-/// One unit of work the runner journals and runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One unit of work the runner journals and runs. Serialized for people (JSON), never read back:
+/// a by-hand [`Work::Manual`]'s typed task is derived from the plan's operations, not from text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Work {
     Shell {
@@ -46,7 +47,7 @@ pub enum Work {
 }
 
 /// A unit of work, with where it came from in the step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Invocation {
     pub work: Work,
     /// The command holds or prints a secret: its output is never kept.

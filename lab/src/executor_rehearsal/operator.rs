@@ -14,7 +14,7 @@ use plan_exec::runner::{Operator, Recovery};
 use plan_exec::target::Place;
 use plan_exec::transport::Completed;
 use plan_model::action::Action;
-use plan_model::hand::HandTask;
+use plan_model::hand::{Change, HandTask, RepoEdit};
 use plan_model::plan::{Phase, Step};
 use plan_model::topology::{NodeIx, Topology};
 use std::path::{Path, PathBuf};
@@ -142,6 +142,18 @@ impl LabOperator<'_> {
                     false
                 }
             },
+            // The forward edit of the DNS source is a described edit on the lab (its names resolve
+            // from files): the recovery's is the same, naming the records it puts back.
+            Action::RestoreStaleDnsRecords => {
+                let s = &t.scenario;
+                let records: Vec<String> =
+                    s.dns.records.iter().filter(|r| r.stale).map(|r| format!("restore stale '{} IN A {}'", r.name, r.address)).collect();
+                let edit = RepoEdit::new(&s.dns.source, Change::Described(records.join(", ")));
+                let answer = executor_lab::carry_out(&self.repo, &[edit]);
+                let done = matches!(answer, ByHand::Edited(_) | ByHand::NoCounterpart);
+                k.actions.push(format!("recovery: {}: {answer:?}", action.describe(t)));
+                done
+            }
             other => {
                 k.actions.push(format!("recovery: {} is not rehearsed on the lab", other.describe(t)));
                 false
