@@ -122,7 +122,7 @@ impl Transport for HostsHere {
         self.guard.check_remote_command(&host.name, request.shell)?;
         let mapped = format!("{}/{}/etc/kubernetes", self.root.display(), host.name);
         let shell = format!("sudo() {{ \"$@\"; }}; {}", request.shell.replace("/etc/kubernetes", &mapped));
-        self.local.run(&Place::Local { dir: None }, &Request { shell: &shell, ..*request })
+        self.local.run(&Place::here(None), &Request { shell: &shell, ..*request })
     }
 }
 

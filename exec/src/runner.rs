@@ -150,6 +150,9 @@ pub struct Runner<'a> {
     /// The invocations of each step.
     pub compiled: Vec<Vec<Invocation>>,
     pub observer: Observer,
+    /// The machine the workstation's commands run on when not this one: the transport's
+    /// (`--workstation`), for which every invocation is compiled.
+    pub workstation: Option<crate::workstation::WorkstationHost>,
 }
 
 impl<'a> Runner<'a> {
@@ -161,9 +164,15 @@ impl<'a> Runner<'a> {
         operator: &'a mut dyn Operator,
         options: RunOptions,
     ) -> Self {
-        let compiled = crate::invocation::compile(t, plan);
+        let workstation = transport.workstation().cloned();
+        let compiled = crate::invocation::compile_on(t, plan, workstation.as_ref());
         let observer = Observer::new(options.probes.clone());
-        Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled, observer }
+        Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled, observer, workstation }
+    }
+
+    /// A compiler for this run's workstation: what it compiles runs where the plan's does.
+    pub(crate) fn compiler(&self) -> Compiler<'a> {
+        Compiler::on(self.t, self.workstation.clone())
     }
 
     /// What is observed around step `i`: what it changes in the twin and what it verifies, and
@@ -395,11 +404,15 @@ impl<'a> Runner<'a> {
             Work::Shell { place, shell } => {
                 self.transport.run(place, &Request { step, shell, stdin: None, secret: invocation.secret, timeout })
             }
-            Work::Upload { host, local, remote } => {
-                let bytes = if self.options.observe {
-                    std::fs::read(local).map_err(|e| ExecError::Local { reason: format!("{local}: {e}") })?
-                } else {
-                    Vec::new()
+            Work::Upload { host, local, remote, from } => {
+                let bytes = match from {
+                    // A dry run reads nothing.
+                    _ if !self.options.observe => Vec::new(),
+                    None => std::fs::read(local).map_err(|e| ExecError::Local { reason: format!("{local}: {e}") })?,
+                    Some(workstation) => match self.read_on_workstation(step, workstation, local, invocation.secret)? {
+                        Ok(bytes) => bytes,
+                        Err(failed) => return Ok(failed),
+                    },
                 };
                 let shell = format!("cat > {}", crate::transport::quote(remote));
                 self.transport.run(
@@ -420,6 +433,30 @@ impl<'a> Runner<'a> {
             }
             Work::Manual { .. } => Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO }),
         }
+    }
+
+    /// The bytes of the file `path` on the workstation's machine (an upload's source, in the infra
+    /// repo there), or how reading it failed. Read as hex bytes (`od`), so a file that is not
+    /// text arrives whole.
+    fn read_on_workstation(
+        &mut self,
+        step: &str,
+        workstation: &crate::workstation::WorkstationHost,
+        path: &str,
+        secret: bool,
+    ) -> Result<Result<Vec<u8>, Completed>, ExecError> {
+        let read = format!("od -An -v -tx1 {}", crate::transport::quote(path));
+        let place = Place::Local { dir: None, on: Some(workstation.clone()) };
+        let request = Request { step, shell: &read, stdin: None, secret, timeout: self.options.command_timeout };
+        let got = self.transport.run(&place, &request)?;
+        if !got.success() {
+            return Ok(Err(Completed { stdout: String::new(), ..got }));
+        }
+        let bytes: Result<Vec<u8>, _> = got.stdout.split_whitespace().map(|hex| u8::from_str_radix(hex, 16)).collect();
+        bytes.map(Ok).map_err(|e| ExecError::Ssh {
+            host: format!("workstation {}", workstation.name()),
+            reason: format!("reading {path}: od printed something other than bytes ({e})"),
+        })
     }
 
     /// The twin's state at a halt in step `i`: before it, or after it when some of its commands
@@ -477,7 +514,7 @@ impl<'a> Runner<'a> {
         Recovery {
             kind,
             descriptions: actions.iter().map(|a| a.describe(t)).collect(),
-            invocations: Compiler::new(t).recovery(&actions),
+            invocations: self.compiler().recovery(&actions),
             actions,
             expected,
             ranking: ranking

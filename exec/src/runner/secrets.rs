@@ -11,7 +11,7 @@
 //! state, so neither the sweep nor the remake is drift.
 
 use super::Runner;
-use crate::invocation::{Compiler, Invocation};
+use crate::invocation::Invocation;
 use crate::journal::{Event, Progress};
 use crate::ExecError;
 use plan_model::operation::Operation;
@@ -74,7 +74,7 @@ impl Runner<'_> {
         if sweep.commands.is_empty() {
             left.push("every master (the sweep could not be rendered)".to_string());
         }
-        for invocation in Compiler::new(self.t).step(&sweep) {
+        for invocation in self.compiler().step(&sweep) {
             match self.execute(&sweep.id, &invocation) {
                 Ok(done) if done.success() => {}
                 Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
