@@ -86,9 +86,15 @@ fn sshd_available() -> bool {
 impl Lab {
     /// The fixture with its sshd servers answering: keys, shims, each host's files.
     fn start() -> Lab {
+        Lab::start_with(&[])
+    }
+
+    /// [`Lab::start`], with `extra` hosts that have no files of the cluster (the workstation).
+    fn start_with(extra: &[(&str, Ipv4Addr)]) -> Lab {
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path().to_path_buf();
-        let fixture_hosts = HOSTS.iter().map(|(name, address)| FixtureHost { name: name.to_string(), address: *address }).collect();
+        let fixture_hosts =
+            HOSTS.iter().chain(extra).map(|(name, address)| FixtureHost { name: name.to_string(), address: *address }).collect();
         let hosts = FixtureHosts::prepare(&r, fixture_hosts, TmpDir::Shared).expect("fixture hosts prepared");
         let shims = hosts.shims();
         executable(&shims.join("sudo"), "#!/bin/sh\n# sudo as root on a fixture host: its options (-n, -E, -H) change nothing here.\nwhile [ $# -gt 0 ]; do case \"$1\" in -*) shift ;; *) break ;; esac; done\nexec \"$@\"\n");
@@ -248,6 +254,16 @@ impl Lab {
 
     fn journal(&self) -> String {
         std::fs::read_to_string(self.path("state/journal.jsonl")).unwrap_or_default()
+    }
+
+    /// Makes the fixture host at `address` known to the fixture's ssh config by `name` only, as a
+    /// lab's ssh config names its workstation: a `Host NAME` block with its HostName and the
+    /// options of the address's own block.
+    fn name_in_ssh_config(&self, name: &str, address: Ipv4Addr) {
+        let config = std::fs::read_to_string(self.path("ssh_config")).expect("the fixture's ssh config");
+        let block = config.split("Host ").find(|b| b.starts_with(&format!("{address}\n"))).expect("the address's block");
+        let options: String = block.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        write(&self.path("ssh_config"), &format!("{config}Host {name}\n  HostName {address}\n{options}"));
     }
 }
 
@@ -710,4 +726,121 @@ fn status_tells_a_running_step_from_an_interrupted_one_by_the_lock() {
     assert_eq!(status(), ("running".to_string(), "running".to_string()));
     drop(held);
     assert_eq!(status(), ("interrupted".to_string(), "interrupted".to_string()));
+}
+
+/// The workstation's fixture host, which the ssh config knows by this name only.
+const WORKSTATION: (&str, Ipv4Addr) = ("workstation", Ipv4Addr::new(127, 0, 20, 250));
+
+/// `--workstation workstation`: the plan's workstation and infra-repo commands run over SSH on the
+/// fixture host the ssh config names `workstation` (a `Host workstation` block with its HostName),
+/// the infra repo's in its directory there; the preflight finds a missing infra repo there before
+/// anything runs; and under the guard a workstation command is held to the rule for hosts' commands.
+#[test]
+fn the_workstations_commands_run_on_the_host_workstation_names() {
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start_with(&[WORKSTATION]);
+    lab.name_in_ssh_config(WORKSTATION.0, WORKSTATION.1);
+    let infra = lab.path("infra");
+    let scenario = lab.path("scenario.yaml");
+    let loopback = std::fs::read_to_string(LOOPBACK).unwrap();
+    let with_repo = loopback.replace("infra_repo: /srv/plan-loopback/infra", &format!("infra_repo: {}", infra.display()));
+    assert_ne!(with_repo, loopback, "the loopback scenario names its infra repo");
+    write(&scenario, &with_repo);
+    let scenario = scenario.to_str().unwrap().to_string();
+    // 0.6 runs on the workstation, 1.2 in the infra repo: each writes where it ran. Unset, the
+    // fixture's variable fails the command rather than write to /.
+    let file = |name: &str, kubectl: bool| {
+        let shown = plan(&["--scenario", &scenario, "show", "--format", "yaml"], &[]);
+        let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&shown.stdout).expect("plan yaml");
+        let shell = |run: &str| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&format!("- op: shell\n  run: '{run}'\n")).unwrap();
+        let mut steps: Vec<serde_yaml_ng::Value> =
+            value["steps"].as_sequence().unwrap().iter().filter(|s| matches!(s["id"].as_str(), Some("0.6" | "1.2"))).cloned().collect();
+        if !kubectl {
+            steps[0]["operations"] = shell("echo ran > ${PLAN_FIXTURE_HOST_DIR:?}/workstation-ran");
+        }
+        steps[1]["operations"] = shell("pwd > ${PLAN_FIXTURE_HOST_DIR:?}/infra-repo-pwd");
+        value["steps"] = serde_yaml_ng::Value::Sequence(steps);
+        let path = lab.path(name);
+        write(&path, &serde_yaml_ng::to_string(&value).unwrap());
+        path.to_str().unwrap().to_string()
+    };
+    let (plan_file, config, path, locks) = (file("plan.yaml", false), lab.path("ssh_config"), lab.path_env(), lab.path("locks"));
+    let (config, locks) = (config.to_str().unwrap(), locks.to_str().unwrap());
+    let execute = |plan_file: &str, state: &str| {
+        let state = lab.path(state);
+        let args = [
+            "--scenario",
+            &scenario,
+            "--plan",
+            plan_file,
+            "execute",
+            "--yes",
+            OVERRIDE[0],
+            OVERRIDE[1],
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--ssh-config",
+            config,
+            "--skip-observer",
+            "kube",
+            "--skip-observer",
+            "etcd",
+            "--workstation",
+            "workstation",
+        ];
+        plan(&args, &[("PATH", &path), ("PLAN_LOCK_DIR", locks)])
+    };
+    let ran = |what: &str| std::fs::read_to_string(lab.hosts.host_dir(WORKSTATION.0).join(what)).ok();
+
+    // No infra repo on the workstation yet: the preflight says so, and nothing runs.
+    let out = execute(&plan_file, "state");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("ok   ssh on the workstation workstation: answers"), "{shown}");
+    assert!(shown.contains(&format!("FAIL the infra repo {} on the workstation workstation", infra.display())), "{shown}");
+    assert!(!lab.path("state/journal.jsonl").exists() && ran("workstation-ran").is_none(), "{shown}");
+
+    std::fs::create_dir_all(&infra).unwrap();
+    let out = execute(&plan_file, "state");
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert_eq!(ran("workstation-ran").as_deref(), Some("ran\n"), "{shown}");
+    assert_eq!(ran("infra-repo-pwd").map(|p| p.trim().to_string()), Some(infra.display().to_string()), "in the repo: {shown}");
+    let journal = lab.journal();
+    assert!(
+        journal.contains("\"place\":\"workstation@workstation\"") && journal.contains("\"place\":\"infra-repo@workstation\""),
+        "{journal}"
+    );
+    assert!(shown.contains("workstation@workstation $ echo ran"), "the log says where it ran: {shown}");
+
+    // The plan's own 0.6 (kubectl with the workstation's kubeconfig): under the guard, refused
+    // on the workstation as on any host, before it runs.
+    let out = execute(&file("kubectl.yaml", true), "state-kubectl");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("refused workstation workstation: command calling kubectl"), "{shown}");
+    assert!(!lab.path("workstation.log").exists(), "kubectl never ran: {shown}");
+}
+
+/// `--workstation` names a host the ssh config sends off loopback: refused with the other hosts,
+/// before the lock, the journal or any connection.
+#[test]
+fn a_workstation_the_ssh_config_sends_off_loopback_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ssh_config = dir.path().join("ssh_config");
+    write(&ssh_config, "Host bastion\n  HostName 192.0.2.5\n");
+    let state = dir.path().join("state");
+    let (state, ssh_config) = (state.to_str().unwrap(), ssh_config.to_str().unwrap());
+    let args = ["--scenario", LOOPBACK, "execute", "--yes", OVERRIDE[0], OVERRIDE[1], "--state-dir", state, "--ssh-config", ssh_config];
+    for command in [&args[..], &["--scenario", LOOPBACK, "preflight", "--state-dir", state, "--ssh-config", ssh_config][..]] {
+        let out = plan(&[command, &["--workstation", "ops@bastion"]].concat(), &[]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(shown.contains("refused workstation ops@bastion: PLAN_LOOPBACK_ONLY=1") && shown.contains("192.0.2.5"), "{shown}");
+        assert!(!Path::new(state).join("journal.jsonl").exists() && !Path::new(state).join("lock").exists(), "{shown}");
+    }
+    let out = plan(&[&args[..], &["--workstation", "-oProxyCommand=sh"]].concat(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }

@@ -93,6 +93,9 @@ impl WorkstationHost {
                 Err(_) => return refuse(format!(": the ssh config maps it to {hostname}, not an IPv4 address")),
             },
         };
+        if !address.is_loopback() {
+            return refuse(format!(": the ssh config maps it to {address}"));
+        }
         guard.check_ssh_destination(&format!("workstation {}", self.name()), &resolved.user, address, config)
     }
 
