@@ -338,8 +338,10 @@ impl<'a> Runner<'a> {
                         })?;
                         tracing::info!(place = %invocation.place_label(), exit = ?done.exit, "command finished");
                         if let Some(written) = self.plan.steps[i].commands.get(invocation.command).and_then(|c| c.writes.as_ref()) {
-                            if done.success() {
-                                swept.remove(written);
+                            // The run's own writer made a swept secret again: once none is left
+                            // to make, the journal says they are out again (a halt sweeps them).
+                            if done.success() && swept.remove(written) && swept.is_empty() {
+                                self.journal.append(Event::SecretsRemade { step: step.id.clone() })?;
                             }
                         }
                         if !done.success() {
