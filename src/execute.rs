@@ -47,6 +47,11 @@ pub struct ExecuteArgs {
     /// (after renewing what they copy, such as an expired certificate key and join token).
     #[arg(long, requires = "resume")]
     pub rerun_step: bool,
+    /// With --resume: the by-hand work the run halted at (`needs the operator: …`, under --yes) is
+    /// done. That one command is journalled as done by hand; the next by-hand work is asked for
+    /// (or halts the run under --yes) as ever.
+    #[arg(long, requires = "resume")]
+    pub by_hand_done: bool,
     /// Do not ask before each phase (commands that need a person then halt the run).
     #[arg(long)]
     pub yes: bool,
@@ -288,6 +293,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
         probes: options.observe.probes(Guard::from_env())?,
         host_wait: Duration::from_secs(parse_duration(&options.wait_for_host)? as u64),
         stop: Some(plan_exec::interrupt::install()),
+        by_hand_done: options.by_hand_done,
     };
     if !check.passed {
         crate::output::eprint(&format!(
@@ -320,7 +326,14 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
             }
             write_recovery(&mut out, &halt.recovery);
             write_secrets_left(&mut out, &halt.secrets_left);
-            let _ = writeln!(out, "Undo with `plan rollback`, or fix the cause and `plan execute --resume`.");
+            if halt.by_hand.is_some() {
+                let _ = writeln!(
+                    out,
+                    "Do it by hand, then `plan execute --resume --by-hand-done` (it goes on from there); or undo with `plan rollback`."
+                );
+            } else {
+                let _ = writeln!(out, "Undo with `plan rollback`, or fix the cause and `plan execute --resume`.");
+            }
             crate::output::print(&out)?;
             Err(Failure::Violation(format!("the run halted at step {}", halt.step)))
         }
@@ -504,6 +517,10 @@ impl Operator for TerminalOperator {
         !self.yes && self.ask("Done?")
     }
 
+    fn done_by_hand(&mut self, step: &Step, instruction: &str) {
+        self.line(format!("   by hand ({}): {} -- done, as --by-hand-done says", step.id, plan_exec::redact::redact(instruction)));
+    }
+
     fn starting(&mut self, step: &Step, _index: usize, invocation: &Invocation, eta_s: u32) {
         if self.current.as_deref() != Some(step.id.as_str()) {
             self.line(format!("-- {} {} (about {} of the plan left)", step.id, step.title, format_duration(eta_s)));
@@ -599,6 +616,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
         probes: Probes::files_only(),
         host_wait: Duration::ZERO,
         stop: None,
+        by_hand_done: false,
     };
     let outcome =
         Runner::new(&loaded.topology, &loaded.plan, &mut recorder, &mut journal, &mut operator, run_options).run().map_err(exec_failure)?;
@@ -694,6 +712,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
         probes: options.observe.probes(Guard::from_env())?,
         host_wait: Duration::ZERO,
         stop: None,
+        by_hand_done: false,
     };
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).rollback();
     operator.bar.finish_and_clear();

@@ -408,6 +408,10 @@ fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
     assert_eq!(json["state"], "halted");
     assert_eq!(json["steps"][0], serde_json::json!({"id": "4.2", "state": "done"}));
+    // The halt is no by-hand work: --by-hand-done is refused, naming what it halted at.
+    let out = lab.plan(&file, &["execute", "--yes", "--resume", "--by-hand-done", OVERRIDE[0], OVERRIDE[1]]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("the run's last halt, at step 4.4, is not at by-hand work"), "{}", text(&out));
 
     let out = lab.plan(&file, &["rollback", "--yes"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -843,4 +847,53 @@ fn a_workstation_the_ssh_config_sends_off_loopback_is_refused_before_anything_ru
     }
     let out = plan(&[&args[..], &["--workstation", "-oProxyCommand=sh"]].concat(), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// Unattended, by-hand work halts the run, and a plain resume halts there again: `--resume
+/// --by-hand-done` says it is done, journals that one command as done by hand and halts at the
+/// next; given when the last halt is not at by-hand work, it is refused (exit 2).
+#[test]
+fn by_hand_done_moves_an_unattended_run_past_the_by_hand_work_it_halted_at() {
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start();
+    // 1.2: four edits of the LB's bootstrap script, by hand.
+    let file = lab.plan_file(&["1.2"]);
+    let yes = ["execute", "--yes", OVERRIDE[0], OVERRIDE[1]];
+    let out = lab.plan(&file, &yes);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("HALTED at step 1.2: needs the operator: edit lb/haproxy-bootstrap.php: build_pool_https()"), "{shown}");
+    assert!(shown.contains("then `plan execute --resume --by-hand-done`"), "{shown}");
+    let status = text(&lab.plan(&file, &["status"]));
+    assert!(status.contains("by hand: once it is done, `plan execute --resume --by-hand-done` goes on"), "{status}");
+    let json: serde_json::Value = serde_json::from_slice(&lab.plan(&file, &["status", "--format", "json"]).stdout).expect("status json");
+    assert_eq!(json["halted"]["by_hand"], 0, "{json}");
+
+    let resume = [&yes[..], &["--resume"]].concat();
+    let out = lab.plan(&file, &resume);
+    assert!(text(&out).contains("HALTED at step 1.2: needs the operator: edit lb/haproxy-bootstrap.php: build_pool_https()"), "again");
+    let out = lab.plan(&file, &[&resume[..], &["--by-hand-done"]].concat());
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(
+            "build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no' -- done, as --by-hand-done says"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("HALTED at step 1.2: needs the operator: edit lb/haproxy-bootstrap.php: + $POOL_NAMES[]"), "the next: {shown}");
+    let journal = lab.journal();
+    assert!(
+        journal.contains("\"event\":\"command-started\",\"step\":\"1.2\",\"index\":0,\"place\":\"operator\"")
+            && journal.contains(
+                "\"event\":\"command-finished\",\"step\":\"1.2\",\"index\":0,\"exit\":0,\"duration_ms\":0,\"output\":\"done by hand\""
+            ),
+        "{journal}"
+    );
+    assert!(!journal.contains("\"index\":1,\"place\":\"operator\""), "only that one: {journal}");
+
+    let out = lab.plan(&file, &["execute", "--by-hand-done"]);
+    assert_eq!(out.status.code(), Some(2), "clap: it needs --resume: {}", text(&out));
 }

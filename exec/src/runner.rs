@@ -36,6 +36,9 @@ pub trait Operator {
     /// Told when a step begins, before the hosts are observed for it (the lab strikes a fault
     /// "at the step's start" here). Nothing by default.
     fn step_begins(&mut self, _step: &Step) {}
+    /// Told when by-hand work is taken as done without asking: the operator said so with
+    /// `--by-hand-done` at the halt that waited for it. Nothing by default.
+    fn done_by_hand(&mut self, _step: &Step, _instruction: &str) {}
 }
 
 /// What the runner is asked to do.
@@ -62,6 +65,10 @@ pub struct RunOptions {
     /// Set when the operator asked the run to stop (Ctrl-C, SIGTERM: [`crate::interrupt`]): the
     /// run halts before its next command.
     pub stop: Option<&'static std::sync::atomic::AtomicBool>,
+    /// With `resume`: the by-hand work the journal's last halt waited for is done (the operator
+    /// did it while the run was halted). That one command is journalled as done by hand, not
+    /// asked about; any later one is asked (and halts the run under `--yes`) as ever.
+    pub by_hand_done: bool,
 }
 
 /// Seconds between two looks at a host that did not answer, while it is waited for.
@@ -96,6 +103,9 @@ pub struct Halt {
     pub recovery: Recovery,
     /// Where the join secrets could not be swept at the halt (empty: none left, or none made).
     pub secrets_left: Vec<String>,
+    /// The halt waits for by-hand work: the index of that command in the step
+    /// (`--resume --by-hand-done` confirms it).
+    pub by_hand: Option<usize>,
 }
 
 /// How a run ended.
@@ -217,6 +227,8 @@ impl<'a> Runner<'a> {
             )));
         }
         let progress = if self.options.resume { progress } else { Progress::default() };
+        // The by-hand command the operator did while the run was halted at it, until it is reached.
+        let mut done_by_hand = if self.options.by_hand_done { Some(self.by_hand_done(&progress)?) } else { None };
         self.journal.append(Event::RunStarted {
             scenario: self.t.scenario.name.clone(),
             plan_digest: digest,
@@ -298,8 +310,13 @@ impl<'a> Runner<'a> {
                 let invocation = self.compiled[i][j].clone();
                 self.operator.starting(step, j, &invocation, remaining_s);
                 if let Work::Manual { instruction, task } = &invocation.work {
-                    if !self.operator.by_hand(step, instruction, task) {
-                        return self.halt(i, format!("needs the operator: {}", redact::redact(instruction)), vec![], true);
+                    if done_by_hand.as_ref().is_some_and(|(at, k)| *at == step.id && *k == j) {
+                        // Confirmed for this one command, once: a later one is asked as ever.
+                        done_by_hand = None;
+                        self.operator.done_by_hand(step, instruction);
+                    } else if !self.operator.by_hand(step, instruction, task) {
+                        let reason = format!("needs the operator: {}", redact::redact(instruction));
+                        return self.halt_with(i, reason, vec![], true, Some(j));
                     }
                     self.journal.append(Event::CommandStarted {
                         step: step.id.clone(),
@@ -533,6 +550,18 @@ impl<'a> Runner<'a> {
     }
 
     fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {
+        self.halt_with(i, reason, drift, started, None)
+    }
+
+    /// [`Runner::halt`], at by-hand work when `by_hand` names the command that waits for it.
+    fn halt_with(
+        &mut self,
+        i: usize,
+        reason: String,
+        drift: Vec<Drift>,
+        started: bool,
+        by_hand: Option<usize>,
+    ) -> Result<Outcome, ExecError> {
         let (believed, _) = self.believed(i, started)?;
         let recovery = self.recovery_for(i, &believed);
         let step = self.plan.steps[i].id.clone();
@@ -543,9 +572,10 @@ impl<'a> Runner<'a> {
             drift: drift.clone(),
             recovery: recovery.describe(),
             recovery_actions: recovery.descriptions.clone(),
+            by_hand,
         })?;
         let secrets_left = self.sweep_join_secrets()?;
-        Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left })))
+        Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left, by_hand })))
     }
 
     /// Runs the twin's recovery for the journalled halt.
@@ -642,6 +672,7 @@ pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
     }
 }
 
+mod by_hand;
 #[cfg(test)]
 mod kill_sweep;
 mod secrets;

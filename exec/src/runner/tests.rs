@@ -43,6 +43,7 @@ pub(super) fn options(resume: bool) -> RunOptions {
         probes: Probes::files_only(),
         host_wait: Duration::ZERO,
         stop: None,
+        by_hand_done: false,
     }
 }
 
