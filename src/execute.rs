@@ -7,14 +7,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use plan_exec::etcd::EtcdProbe;
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
-use plan_exec::invocation::Invocation;
+use plan_exec::invocation::{Invocation, Work};
 use plan_exec::journal::Journal;
 use plan_exec::kubernetes::KubeconfigSource;
 use plan_exec::lock::Lock;
 use plan_exec::observe::Probes;
 use plan_exec::runner::{Operator, Outcome, Recovery, RollbackOutcome, RunOptions, Runner};
 use plan_exec::ssh::{OpensshTransport, SshOptions};
-use plan_exec::transport::{Completed, Dispatch, LocalTransport, Recorder};
+use plan_exec::target::Place;
+use plan_exec::transport::{Completed, Dispatch, LocalTransport, Recorder, Workstation};
+use plan_exec::workstation::WorkstationHost;
 use plan_exec::ExecError;
 use plan_model::plan::{format_duration, Phase, Step};
 use plan_sim::explore::{self, Verdict};
@@ -45,6 +47,11 @@ pub struct ExecuteArgs {
     /// (after renewing what they copy, such as an expired certificate key and join token).
     #[arg(long, requires = "resume")]
     pub rerun_step: bool,
+    /// With --resume: the by-hand work the run halted at (`needs the operator: …`, under --yes) is
+    /// done. That one command is journalled as done by hand; the next by-hand work is asked for
+    /// (or halts the run under --yes) as ever.
+    #[arg(long, requires = "resume")]
+    pub by_hand_done: bool,
     /// Do not ask before each phase (commands that need a person then halt the run).
     #[arg(long)]
     pub yes: bool,
@@ -143,6 +150,11 @@ pub struct SshArgs {
     /// An ssh config file to use instead of ~/.ssh/config.
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+    /// Run the plan's workstation and infra-repo commands on HOST over SSH instead of on this
+    /// machine (HOST: a name the ssh config knows, or USER@NAME): the infra repo, kubectl and name
+    /// resolution are HOST's; uploads read the infra repo's files there.
+    #[arg(long, value_name = "HOST", value_parser = WorkstationHost::parse)]
+    pub workstation: Option<WorkstationHost>,
     /// Deadline of each command (90s, 10m, 1h).
     #[arg(long, value_name = "DURATION", default_value = COMMAND_TIMEOUT_DEFAULT)]
     pub command_timeout: String,
@@ -281,6 +293,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
         probes: options.observe.probes(Guard::from_env())?,
         host_wait: Duration::from_secs(parse_duration(&options.wait_for_host)? as u64),
         stop: Some(plan_exec::interrupt::install()),
+        by_hand_done: options.by_hand_done,
     };
     if !check.passed {
         crate::output::eprint(&format!(
@@ -313,7 +326,14 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
             }
             write_recovery(&mut out, &halt.recovery);
             write_secrets_left(&mut out, &halt.secrets_left);
-            let _ = writeln!(out, "Undo with `plan rollback`, or fix the cause and `plan execute --resume`.");
+            if halt.by_hand.is_some() {
+                let _ = writeln!(
+                    out,
+                    "Do it by hand, then `plan execute --resume --by-hand-done` (it goes on from there); or undo with `plan rollback`."
+                );
+            } else {
+                let _ = writeln!(out, "Undo with `plan rollback`, or fix the cause and `plan execute --resume`.");
+            }
             crate::output::print(&out)?;
             Err(Failure::Violation(format!("the run halted at step {}", halt.step)))
         }
@@ -366,10 +386,16 @@ pub(crate) fn guard_kube_api(probes: &Probes) -> Result<(), Failure> {
 }
 
 /// With the loopback guard on, checks every host the run may reach (address, and where `ssh -G`
-/// says the ssh config sends it) before the lock, the journal or the first connection.
+/// says the ssh config sends it), the workstation's machine too (`--workstation`), before the
+/// lock, the journal or the first connection.
 pub(crate) fn guard_every_host(loaded: &Loaded, ssh: &SshArgs) -> Result<(), Failure> {
     let hosts = plan_exec::invocation::hosts_touched(&loaded.topology, &loaded.plan);
-    Guard::from_env().check_hosts(&hosts, ssh.ssh_config.as_deref()).map_err(exec_failure)
+    let guard = Guard::from_env();
+    guard.check_hosts(&hosts, ssh.ssh_config.as_deref()).map_err(exec_failure)?;
+    match &ssh.workstation {
+        Some(workstation) => workstation.check(guard, ssh.ssh_config.as_deref()).map_err(exec_failure),
+        None => Ok(()),
+    }
 }
 
 /// Longest control directory whose ControlMaster sockets (`<dir>/.ssh-connectionXXXXXX/master`)
@@ -412,7 +438,11 @@ pub(crate) fn transport(ssh: &SshArgs, state_dir: &Path) -> Result<Dispatch<Open
     let guard = Guard::from_env();
     let control_dir = control_dir(state_dir)?;
     let remote = OpensshTransport::new(SshOptions { config: ssh.ssh_config.clone(), control_dir }, guard).map_err(exec_failure)?;
-    Ok(Dispatch { remote, local: LocalTransport { guard } })
+    let local = match &ssh.workstation {
+        None => Workstation::Here(LocalTransport { guard }),
+        Some(host) => Workstation::Host { host: host.clone(), guard },
+    };
+    Ok(Dispatch { remote, local })
 }
 
 /// Off a terminal nobody can answer a prompt: without `--yes` the run is refused before anything
@@ -487,6 +517,10 @@ impl Operator for TerminalOperator {
         !self.yes && self.ask("Done?")
     }
 
+    fn done_by_hand(&mut self, step: &Step, instruction: &str) {
+        self.line(format!("   by hand ({}): {} -- done, as --by-hand-done says", step.id, plan_exec::redact::redact(instruction)));
+    }
+
     fn starting(&mut self, step: &Step, _index: usize, invocation: &Invocation, eta_s: u32) {
         if self.current.as_deref() != Some(step.id.as_str()) {
             self.line(format!("-- {} {} (about {} of the plan left)", step.id, step.title, format_duration(eta_s)));
@@ -532,9 +566,18 @@ impl Operator for DryRunOperator {
     fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
 }
 
-fn resolve_place(loaded: &Loaded, wanted: &str) -> Result<String, Failure> {
+/// What `--host` names: a machine of the inventory (by a unique short form too), `workstation`,
+/// `infra-repo` or `operator`, or with `--workstation` that machine's name or a place on it as
+/// labelled (`infra-repo@HOST`).
+fn resolve_place(loaded: &Loaded, wanted: &str, workstation: Option<&WorkstationHost>) -> Result<String, Failure> {
     if matches!(wanted, "workstation" | "infra-repo" | "operator") {
         return Ok(wanted.to_string());
+    }
+    if let Some(host) = workstation {
+        let on_it = ["workstation", "infra-repo"].map(|role| format!("{role}@{}", host.name()));
+        if wanted == host.name() || on_it.iter().any(|label| label == wanted) {
+            return Ok(wanted.to_string());
+        }
     }
     let s = &loaded.topology.scenario;
     if s.load_balancer.name == wanted || s.hypervisors.iter().any(|h| h.name == wanted) {
@@ -543,9 +586,24 @@ fn resolve_place(loaded: &Loaded, wanted: &str) -> Result<String, Failure> {
     loaded.topology.resolve(wanted).map(|n| loaded.topology.name(n).to_string()).map_err(|e| Failure::Input(e.to_string()))
 }
 
+/// Whether `--host wanted` lists `invocation`: its place's label, or for the workstation's commands
+/// their role (`workstation`, `infra-repo`) or the name of the machine they run on.
+fn listed_on(invocation: &Invocation, wanted: &str) -> bool {
+    if invocation.place_label() == wanted {
+        return true;
+    }
+    match &invocation.work {
+        Work::Shell { place: place @ Place::Local { on, .. }, .. } => {
+            place.workstation_role() == Some(wanted) || on.as_ref().is_some_and(|host| host.name() == wanted)
+        }
+        _ => false,
+    }
+}
+
 fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Result<(), Failure> {
-    let only = options.host.as_deref().map(|h| resolve_place(loaded, h)).transpose()?;
-    let mut recorder = Recorder::default();
+    let workstation = options.ssh.workstation.clone();
+    let only = options.host.as_deref().map(|h| resolve_place(loaded, h, workstation.as_ref())).transpose()?;
+    let mut recorder = Recorder { workstation: workstation.clone(), ..Recorder::default() };
     let mut journal = Journal::in_memory();
     let mut operator = DryRunOperator::default();
     let run_options = RunOptions {
@@ -558,6 +616,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
         probes: Probes::files_only(),
         host_wait: Duration::ZERO,
         stop: None,
+        by_hand_done: false,
     };
     let outcome =
         Runner::new(&loaded.topology, &loaded.plan, &mut recorder, &mut journal, &mut operator, run_options).run().map_err(exec_failure)?;
@@ -572,6 +631,13 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
     );
     if let Some(host) = &only {
         let _ = writeln!(out, "only the commands on {host}");
+    }
+    if let Some(host) = &workstation {
+        let _ = writeln!(
+            out,
+            "the workstation's commands run on {host} over SSH (--workstation): shown as workstation@{name} and infra-repo@{name}",
+            name = host.name()
+        );
     }
     if check.passed {
         let _ = writeln!(out, "plan check: PASS");
@@ -589,7 +655,7 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
             let lines: Vec<String> = operator
                 .listed
                 .iter()
-                .filter(|(id, inv)| *id == step.id && only.as_ref().is_none_or(|h| inv.place_label() == *h))
+                .filter(|(id, inv)| *id == step.id && only.as_ref().is_none_or(|h| listed_on(inv, h)))
                 .map(|(_, inv)| format!("    {}", inv.line()))
                 .collect();
             if lines.is_empty() && only.is_some() {
@@ -646,6 +712,7 @@ pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs
         probes: options.observe.probes(Guard::from_env())?,
         host_wait: Duration::ZERO,
         stop: None,
+        by_hand_done: false,
     };
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).rollback();
     operator.bar.finish_and_clear();

@@ -40,7 +40,8 @@ pub(crate) fn check(loaded: &Loaded, transport: &mut dyn Transport, observer: &m
     let t = &loaded.topology;
     let start = Cluster::initial(t);
     let hosts = preflight::hosts(t, &loaded.plan, &start, reach);
-    preflight::preflight(t, &start, &hosts, transport, observer, reach).map_err(exec_failure)
+    let workstation = preflight::workstation_places(t, &loaded.plan, transport.workstation());
+    preflight::preflight(t, &start, &hosts, &workstation, transport, observer, reach).map_err(exec_failure)
 }
 
 /// One line per check, each failure with what to fix.

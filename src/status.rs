@@ -156,6 +156,9 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
 fn write_halt_and_drift(out: &mut String, progress: &Progress) {
     if let Some(h) = &progress.halted {
         let _ = writeln!(out, "  halted at {}: {}", h.step, h.reason);
+        if h.by_hand.is_some() {
+            let _ = writeln!(out, "  by hand: once it is done, `plan execute --resume --by-hand-done` goes on");
+        }
         let _ = writeln!(out, "  recovery: {}", h.recovery);
         for a in &h.recovery_actions {
             let _ = writeln!(out, "    - {a}");

@@ -651,7 +651,7 @@ fn an_unknown_fault_kind_lists_the_kinds() {
 
 #[test]
 fn clap_usage_errors_are_one_plan_error_line_with_the_valid_choices() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["check", "--depth", "x"], "invalid value 'x' for '--depth <DEPTH>': invalid digit found in string; see plan --help"),
         (
             &["show", "--format", "pdf"],
@@ -664,6 +664,11 @@ fn clap_usage_errors_are_one_plan_error_line_with_the_valid_choices() {
         (&["frobnicate"], "unrecognized subcommand 'frobnicate'; see plan --help"),
         (&["chek"], "unrecognized subcommand 'chek' (a similar subcommand exists: 'check'); see plan --help"),
         (&["execute", "--rerun-step"], "the following required arguments were not provided: --resume; see plan --help"),
+        (&["execute", "--by-hand-done"], "the following required arguments were not provided: --resume; see plan --help"),
+        (
+            &["execute", "--dry-run", "--workstation=-oProxyCommand=sh"],
+            "invalid value '-oProxyCommand=sh' for '--workstation <HOST>': the host `-oProxyCommand=sh` is not one: letters, digits, `.`, `_` and `-`, not starting with `-` or `.` (the name the ssh config knows, or USER@NAME); see plan --help",
+        ),
     ];
     for (args, expected) in cases {
         assert_eq!(refused(&plan(args)), expected, "{args:?}");

@@ -86,9 +86,15 @@ fn sshd_available() -> bool {
 impl Lab {
     /// The fixture with its sshd servers answering: keys, shims, each host's files.
     fn start() -> Lab {
+        Lab::start_with(&[])
+    }
+
+    /// [`Lab::start`], with `extra` hosts that have no files of the cluster (the workstation).
+    fn start_with(extra: &[(&str, Ipv4Addr)]) -> Lab {
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path().to_path_buf();
-        let fixture_hosts = HOSTS.iter().map(|(name, address)| FixtureHost { name: name.to_string(), address: *address }).collect();
+        let fixture_hosts =
+            HOSTS.iter().chain(extra).map(|(name, address)| FixtureHost { name: name.to_string(), address: *address }).collect();
         let hosts = FixtureHosts::prepare(&r, fixture_hosts, TmpDir::Shared).expect("fixture hosts prepared");
         let shims = hosts.shims();
         executable(&shims.join("sudo"), "#!/bin/sh\n# sudo as root on a fixture host: its options (-n, -E, -H) change nothing here.\nwhile [ $# -gt 0 ]; do case \"$1\" in -*) shift ;; *) break ;; esac; done\nexec \"$@\"\n");
@@ -249,6 +255,16 @@ impl Lab {
     fn journal(&self) -> String {
         std::fs::read_to_string(self.path("state/journal.jsonl")).unwrap_or_default()
     }
+
+    /// Makes the fixture host at `address` known to the fixture's ssh config by `name` only, as a
+    /// lab's ssh config names its workstation: a `Host NAME` block with its HostName and the
+    /// options of the address's own block.
+    fn name_in_ssh_config(&self, name: &str, address: Ipv4Addr) {
+        let config = std::fs::read_to_string(self.path("ssh_config")).expect("the fixture's ssh config");
+        let block = config.split("Host ").find(|b| b.starts_with(&format!("{address}\n"))).expect("the address's block");
+        let options: String = block.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        write(&self.path("ssh_config"), &format!("{config}Host {name}\n  HostName {address}\n{options}"));
+    }
 }
 
 const OVERRIDE: [&str; 2] = ["--override-check", "loopback fixture: a subset of the plan"];
@@ -392,6 +408,10 @@ fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
     assert_eq!(json["state"], "halted");
     assert_eq!(json["steps"][0], serde_json::json!({"id": "4.2", "state": "done"}));
+    // The halt is no by-hand work: --by-hand-done is refused, naming what it halted at.
+    let out = lab.plan(&file, &["execute", "--yes", "--resume", "--by-hand-done", OVERRIDE[0], OVERRIDE[1]]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("the run's last halt, at step 4.4, is not at by-hand work"), "{}", text(&out));
 
     let out = lab.plan(&file, &["rollback", "--yes"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -710,4 +730,170 @@ fn status_tells_a_running_step_from_an_interrupted_one_by_the_lock() {
     assert_eq!(status(), ("running".to_string(), "running".to_string()));
     drop(held);
     assert_eq!(status(), ("interrupted".to_string(), "interrupted".to_string()));
+}
+
+/// The workstation's fixture host, which the ssh config knows by this name only.
+const WORKSTATION: (&str, Ipv4Addr) = ("workstation", Ipv4Addr::new(127, 0, 20, 250));
+
+/// `--workstation workstation`: the plan's workstation and infra-repo commands run over SSH on the
+/// fixture host the ssh config names `workstation` (a `Host workstation` block with its HostName),
+/// the infra repo's in its directory there; the preflight finds a missing infra repo there before
+/// anything runs; and under the guard a workstation command is held to the rule for hosts' commands.
+#[test]
+fn the_workstations_commands_run_on_the_host_workstation_names() {
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start_with(&[WORKSTATION]);
+    lab.name_in_ssh_config(WORKSTATION.0, WORKSTATION.1);
+    let infra = lab.path("infra");
+    let scenario = lab.path("scenario.yaml");
+    let loopback = std::fs::read_to_string(LOOPBACK).unwrap();
+    let with_repo = loopback.replace("infra_repo: /srv/plan-loopback/infra", &format!("infra_repo: {}", infra.display()));
+    assert_ne!(with_repo, loopback, "the loopback scenario names its infra repo");
+    write(&scenario, &with_repo);
+    let scenario = scenario.to_str().unwrap().to_string();
+    // 0.6 runs on the workstation, 1.2 in the infra repo: each writes where it ran. Unset, the
+    // fixture's variable fails the command rather than write to /.
+    let file = |name: &str, kubectl: bool| {
+        let shown = plan(&["--scenario", &scenario, "show", "--format", "yaml"], &[]);
+        let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_slice(&shown.stdout).expect("plan yaml");
+        let shell = |run: &str| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&format!("- op: shell\n  run: '{run}'\n")).unwrap();
+        let mut steps: Vec<serde_yaml_ng::Value> =
+            value["steps"].as_sequence().unwrap().iter().filter(|s| matches!(s["id"].as_str(), Some("0.6" | "1.2"))).cloned().collect();
+        if !kubectl {
+            steps[0]["operations"] = shell("echo ran > ${PLAN_FIXTURE_HOST_DIR:?}/workstation-ran");
+        }
+        steps[1]["operations"] = shell("pwd > ${PLAN_FIXTURE_HOST_DIR:?}/infra-repo-pwd");
+        value["steps"] = serde_yaml_ng::Value::Sequence(steps);
+        let path = lab.path(name);
+        write(&path, &serde_yaml_ng::to_string(&value).unwrap());
+        path.to_str().unwrap().to_string()
+    };
+    let (plan_file, config, path, locks) = (file("plan.yaml", false), lab.path("ssh_config"), lab.path_env(), lab.path("locks"));
+    let (config, locks) = (config.to_str().unwrap(), locks.to_str().unwrap());
+    let execute = |plan_file: &str, state: &str| {
+        let state = lab.path(state);
+        let args = [
+            "--scenario",
+            &scenario,
+            "--plan",
+            plan_file,
+            "execute",
+            "--yes",
+            OVERRIDE[0],
+            OVERRIDE[1],
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--ssh-config",
+            config,
+            "--skip-observer",
+            "kube",
+            "--skip-observer",
+            "etcd",
+            "--workstation",
+            "workstation",
+        ];
+        plan(&args, &[("PATH", &path), ("PLAN_LOCK_DIR", locks)])
+    };
+    let ran = |what: &str| std::fs::read_to_string(lab.hosts.host_dir(WORKSTATION.0).join(what)).ok();
+
+    // No infra repo on the workstation yet: the preflight says so, and nothing runs.
+    let out = execute(&plan_file, "state");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("ok   ssh on the workstation workstation: answers"), "{shown}");
+    assert!(shown.contains(&format!("FAIL the infra repo {} on the workstation workstation", infra.display())), "{shown}");
+    assert!(!lab.path("state/journal.jsonl").exists() && ran("workstation-ran").is_none(), "{shown}");
+
+    std::fs::create_dir_all(&infra).unwrap();
+    let out = execute(&plan_file, "state");
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert_eq!(ran("workstation-ran").as_deref(), Some("ran\n"), "{shown}");
+    assert_eq!(ran("infra-repo-pwd").map(|p| p.trim().to_string()), Some(infra.display().to_string()), "in the repo: {shown}");
+    let journal = lab.journal();
+    assert!(
+        journal.contains("\"place\":\"workstation@workstation\"") && journal.contains("\"place\":\"infra-repo@workstation\""),
+        "{journal}"
+    );
+    assert!(shown.contains("workstation@workstation $ echo ran"), "the log says where it ran: {shown}");
+
+    // The plan's own 0.6 (kubectl with the workstation's kubeconfig): under the guard, refused
+    // on the workstation as on any host, before it runs.
+    let out = execute(&file("kubectl.yaml", true), "state-kubectl");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("refused workstation workstation: command calling kubectl"), "{shown}");
+    assert!(!lab.path("workstation.log").exists(), "kubectl never ran: {shown}");
+}
+
+/// `--workstation` names a host the ssh config sends off loopback: refused with the other hosts,
+/// before the lock, the journal or any connection.
+#[test]
+fn a_workstation_the_ssh_config_sends_off_loopback_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ssh_config = dir.path().join("ssh_config");
+    write(&ssh_config, "Host bastion\n  HostName 192.0.2.5\n");
+    let state = dir.path().join("state");
+    let (state, ssh_config) = (state.to_str().unwrap(), ssh_config.to_str().unwrap());
+    let args = ["--scenario", LOOPBACK, "execute", "--yes", OVERRIDE[0], OVERRIDE[1], "--state-dir", state, "--ssh-config", ssh_config];
+    for command in [&args[..], &["--scenario", LOOPBACK, "preflight", "--state-dir", state, "--ssh-config", ssh_config][..]] {
+        let out = plan(&[command, &["--workstation", "ops@bastion"]].concat(), &[]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(shown.contains("refused workstation ops@bastion: PLAN_LOOPBACK_ONLY=1") && shown.contains("192.0.2.5"), "{shown}");
+        assert!(!Path::new(state).join("journal.jsonl").exists() && !Path::new(state).join("lock").exists(), "{shown}");
+    }
+    let out = plan(&[&args[..], &["--workstation", "-oProxyCommand=sh"]].concat(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// Unattended, by-hand work halts the run, and a plain resume halts there again: `--resume
+/// --by-hand-done` says it is done, journals that one command as done by hand and halts at the
+/// next; given when the last halt is not at by-hand work, it is refused (exit 2).
+#[test]
+fn by_hand_done_moves_an_unattended_run_past_the_by_hand_work_it_halted_at() {
+    if !sshd_available() {
+        return;
+    }
+    let lab = Lab::start();
+    // 1.2: four edits of the LB's bootstrap script, by hand.
+    let file = lab.plan_file(&["1.2"]);
+    let yes = ["execute", "--yes", OVERRIDE[0], OVERRIDE[1]];
+    let out = lab.plan(&file, &yes);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("HALTED at step 1.2: needs the operator: edit lb/haproxy-bootstrap.php: build_pool_https()"), "{shown}");
+    assert!(shown.contains("then `plan execute --resume --by-hand-done`"), "{shown}");
+    let status = text(&lab.plan(&file, &["status"]));
+    assert!(status.contains("by hand: once it is done, `plan execute --resume --by-hand-done` goes on"), "{status}");
+    let json: serde_json::Value = serde_json::from_slice(&lab.plan(&file, &["status", "--format", "json"]).stdout).expect("status json");
+    assert_eq!(json["halted"]["by_hand"], 0, "{json}");
+
+    let resume = [&yes[..], &["--resume"]].concat();
+    let out = lab.plan(&file, &resume);
+    assert!(text(&out).contains("HALTED at step 1.2: needs the operator: edit lb/haproxy-bootstrap.php: build_pool_https()"), "again");
+    let out = lab.plan(&file, &[&resume[..], &["--by-hand-done"]].concat());
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(
+            "build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no' -- done, as --by-hand-done says"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("HALTED at step 1.2: needs the operator: edit lb/haproxy-bootstrap.php: + $POOL_NAMES[]"), "the next: {shown}");
+    let journal = lab.journal();
+    assert!(
+        journal.contains("\"event\":\"command-started\",\"step\":\"1.2\",\"index\":0,\"place\":\"operator\"")
+            && journal.contains(
+                "\"event\":\"command-finished\",\"step\":\"1.2\",\"index\":0,\"exit\":0,\"duration_ms\":0,\"output\":\"done by hand\""
+            ),
+        "{journal}"
+    );
+    assert!(!journal.contains("\"index\":1,\"place\":\"operator\""), "only that one: {journal}");
+
+    let out = lab.plan(&file, &["execute", "--by-hand-done"]);
+    assert_eq!(out.status.code(), Some(2), "clap: it needs --resume: {}", text(&out));
 }

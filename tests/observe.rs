@@ -122,7 +122,7 @@ impl Transport for HostsHere {
         self.guard.check_remote_command(&host.name, request.shell)?;
         let mapped = format!("{}/{}/etc/kubernetes", self.root.display(), host.name);
         let shell = format!("sudo() {{ \"$@\"; }}; {}", request.shell.replace("/etc/kubernetes", &mapped));
-        self.local.run(&Place::Local { dir: None }, &Request { shell: &shell, ..*request })
+        self.local.run(&Place::here(None), &Request { shell: &shell, ..*request })
     }
 }
 
@@ -324,6 +324,7 @@ fn the_runner_halts_before_the_preflight_when_real_etcd_has_a_member_the_twin_ha
         probes: etcd.probe(),
         host_wait: std::time::Duration::ZERO,
         stop: None,
+        by_hand_done: false,
     };
     let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options).run().expect("the run ends");
     let Outcome::Halted(halt) = outcome else { panic!("expected a halt, got {outcome:?}") };

@@ -58,3 +58,28 @@ fn show_prints_exactly_the_dry_runs_lines_for_every_step() {
         assert!(shown.iter().any(|(_, l)| l.contains("by hand: ")), "{scenario:?}");
     }
 }
+
+/// With `--workstation HOST` the dry run prints the same commands, byte for byte; only the place
+/// of the workstation's commands says it is on HOST (`workstation@HOST`, `infra-repo@HOST`).
+#[test]
+fn with_a_workstation_elsewhere_only_its_place_label_changes() {
+    let loopback = format!("{}/scenarios/loopback.yaml", env!("CARGO_MANIFEST_DIR"));
+    for scenario in [None, Some(loopback.as_str())] {
+        let shown = invocations(&output(scenario, &["show"]));
+        let dry = invocations(&output(scenario, &["execute", "--dry-run", "--workstation", "ops@bastion"]));
+        assert_eq!(shown.len(), dry.len(), "{scenario:?}");
+        let mut moved = 0;
+        for ((step_a, a), (step_b, b)) in shown.iter().zip(&dry) {
+            assert_eq!(step_a, step_b);
+            let ((place_a, command_a), (place_b, command_b)) = (a.split_once(' ').unwrap(), b.split_once(' ').unwrap());
+            assert_eq!(command_a.trim_start(), command_b.trim_start(), "{scenario:?}: the command, byte for byte");
+            if matches!(place_a, "workstation" | "infra-repo") {
+                assert_eq!(place_b, format!("{place_a}@bastion"), "{scenario:?}");
+                moved += 1;
+            } else {
+                assert_eq!(place_a, place_b, "{scenario:?}");
+            }
+        }
+        assert!(moved > 10, "{scenario:?}: {moved}");
+    }
+}

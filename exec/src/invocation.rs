@@ -8,6 +8,7 @@
 //! remote command); the text `show` prints is derived from the same parts and never read back.
 
 use crate::target::{Hosts, Place};
+use crate::workstation::WorkstationHost;
 use plan_model::action::Action;
 use plan_model::hand::HandTask;
 use plan_model::plan::{Command, Part, RunsOn, Step};
@@ -24,11 +25,14 @@ pub enum Work {
         place: Place,
         shell: String,
     },
-    /// A file of the infra repo copied to a host.
+    /// A file of the infra repo copied to a host: read on this machine, or on the machine
+    /// `from` names when the workstation is another one (`--workstation`).
     Upload {
         host: crate::target::HostTarget,
         local: String,
         remote: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<WorkstationHost>,
     },
     /// A secret file copied from the host that made it to the host that needs it; its content
     /// never passes through a log, the journal or the terminal.
@@ -95,23 +99,37 @@ pub struct Compiler<'t> {
     hosts: Hosts<'t>,
     /// Where each `/root/.plan-*` secret file was written.
     secrets_at: HashMap<String, crate::target::HostTarget>,
+    /// The machine the workstation's commands run on when it is not this one.
+    workstation: Option<WorkstationHost>,
 }
 
 impl<'t> Compiler<'t> {
+    /// The workstation's commands on this machine.
     pub fn new(t: &'t Topology) -> Self {
-        Compiler { t, hosts: Hosts::new(t), secrets_at: HashMap::new() }
+        Compiler::on(t, None)
+    }
+
+    /// The workstation's commands on `workstation` when given (`--workstation`), else here: their
+    /// places say so, and so where they run and how they are labelled.
+    pub fn on(t: &'t Topology, workstation: Option<WorkstationHost>) -> Self {
+        Compiler { t, hosts: Hosts::new(t), secrets_at: HashMap::new(), workstation }
+    }
+
+    /// The workstation, in `dir` when given.
+    fn workstation(&self, dir: Option<String>) -> Place {
+        Place::Local { dir, on: self.workstation.clone() }
     }
 
     fn default_place(&self, runs_on: &RunsOn) -> Place {
         match runs_on {
             RunsOn::Node(name) => match self.hosts.named(name) {
                 Some(host) => Place::Host(host),
-                None => Place::Local { dir: None },
+                None => self.workstation(None),
             },
-            RunsOn::LoadBalancer(_) => self.hosts.load_balancer().map(Place::Host).unwrap_or(Place::Local { dir: None }),
-            RunsOn::Hypervisor(name) => self.hosts.named(name).map(Place::Host).unwrap_or(Place::Local { dir: None }),
-            RunsOn::InfraRepo => Place::Local { dir: Some(self.t.scenario.infra_repo.clone()) },
-            RunsOn::Workstation => Place::Local { dir: None },
+            RunsOn::LoadBalancer(_) => self.hosts.load_balancer().map(Place::Host).unwrap_or_else(|| self.workstation(None)),
+            RunsOn::Hypervisor(name) => self.hosts.named(name).map(Place::Host).unwrap_or_else(|| self.workstation(None)),
+            RunsOn::InfraRepo => self.workstation(Some(self.t.scenario.infra_repo.clone())),
+            RunsOn::Workstation => self.workstation(None),
         }
     }
 
@@ -150,7 +168,7 @@ impl<'t> Compiler<'t> {
                 Place::Host(host) => {
                     let repo = &self.t.scenario.infra_repo;
                     let local = if local.starts_with('/') { local.clone() } else { format!("{}/{local}", repo.trim_end_matches('/')) };
-                    Work::Upload { host, local, remote: remote.clone() }
+                    Work::Upload { host, local, remote: remote.clone(), from: self.workstation.clone() }
                 }
                 Place::Local { .. } => Work::Manual {
                     instruction: format!("copy {local} to {remote} on {to} (not a machine of the scenario)"),
@@ -222,7 +240,12 @@ impl<'t> Compiler<'t> {
 /// The invocations of every step of `plan`, in order: what `plan execute` runs (compiled in plan
 /// order, since a join's secret relay depends on where an earlier step wrote the secret).
 pub fn compile(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<Vec<Invocation>> {
-    let mut compiler = Compiler::new(t);
+    compile_on(t, plan, None)
+}
+
+/// [`compile`], the workstation's commands on `workstation` when given ([`Compiler::on`]).
+pub fn compile_on(t: &Topology, plan: &plan_model::plan::Plan, workstation: Option<&WorkstationHost>) -> Vec<Vec<Invocation>> {
+    let mut compiler = Compiler::on(t, workstation.cloned());
     plan.steps.iter().map(|s| compiler.step(s)).collect()
 }
 

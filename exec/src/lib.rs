@@ -2,7 +2,7 @@
 //!
 //! The pieces, each in its own module: where a command runs ([`target`]), what the plan's
 //! commands become when run ([`invocation`]), the transports that run them ([`transport`],
-//! [`ssh`]), the loopback guard ([`guard`]) and the ssh configuration it reads first ([`ssh_config`]), redaction of secrets ([`redact`]), what the twin
+//! [`ssh`]), the loopback guard ([`guard`]) and the ssh configuration it reads first ([`ssh_config`]), the workstation on another machine ([`workstation`]), redaction of secrets ([`redact`]), what the twin
 //! predicts ([`predict`]), what the hosts show ([`observe`]: files, [`etcd`], [`haproxy`],
 //! [`kubernetes`]), a cluster surveyed for `plan init` ([`survey`]), the journal ([`journal`]) and its lock ([`lock`]), and the runner that ties them together ([`runner`]).
 
@@ -26,6 +26,7 @@ pub mod ssh_config;
 pub mod survey;
 pub mod target;
 pub mod transport;
+pub mod workstation;
 
 /// Why the executor could not do what it was asked.
 #[derive(Debug, thiserror::Error)]

@@ -2,9 +2,11 @@
 //! what the twin starts from? A failed preflight is not a halt: nothing ran, nothing is undone.
 
 use crate::guard::Guard;
+use crate::invocation::Work;
 use crate::observe::{self, Observer, Scope};
 use crate::target::{HostTarget, Hosts, Place};
 use crate::transport::{Request, Transport};
+use crate::workstation::WorkstationHost;
 use crate::ExecError;
 use plan_model::cluster::Cluster;
 use plan_model::topology::Topology;
@@ -94,7 +96,28 @@ pub fn hosts(t: &Topology, plan: &plan_model::plan::Plan, c: &Cluster, reach: Re
     out
 }
 
-/// Runs the preflight from the twin's state `c` (the scenario's start for a fresh run).
+/// The places of the workstation's commands on the workstation's machine (`--workstation`), each
+/// once: the machine itself, then each directory the plan's commands run in there (the infra
+/// repo, also where uploads read their files). None when the workstation is this machine.
+pub fn workstation_places(t: &Topology, plan: &plan_model::plan::Plan, workstation: Option<&WorkstationHost>) -> Vec<Place> {
+    let Some(host) = workstation else { return Vec::new() };
+    let mut out = vec![Place::Local { dir: None, on: Some(host.clone()) }];
+    let repo = Place::Local { dir: Some(t.scenario.infra_repo.clone()), on: Some(host.clone()) };
+    for invocation in crate::invocation::compile_on(t, plan, workstation).into_iter().flatten() {
+        let place = match invocation.work {
+            Work::Shell { place: place @ Place::Local { .. }, .. } => place,
+            Work::Upload { from: Some(_), .. } => repo.clone(),
+            _ => continue,
+        };
+        if !out.contains(&place) {
+            out.push(place);
+        }
+    }
+    out
+}
+
+/// Runs the preflight from the twin's state `c` (the scenario's start for a fresh run): SSH and
+/// sudo on `hosts`, SSH (and the directory) at each of the `workstation`'s places.
 ///
 /// # Errors
 /// Only what stops looking altogether: the loopback guard refusing a destination. Everything
@@ -103,6 +126,7 @@ pub fn preflight(
     t: &Topology,
     c: &Cluster,
     hosts: &[HostTarget],
+    workstation: &[Place],
     transport: &mut dyn Transport,
     observer: &mut Observer,
     reach: Reach,
@@ -110,6 +134,9 @@ pub fn preflight(
     let mut items = Vec::new();
     for host in hosts {
         items.push(ssh_and_sudo(transport, host)?);
+    }
+    for place in workstation {
+        items.push(workstation_answers(transport, place)?);
     }
     if reach == Reach::Everything {
         let observation = observe::observe(t, c, transport, Scope::ALL, observer)?;
@@ -153,6 +180,30 @@ fn ssh_and_sudo(transport: &mut dyn Transport, host: &HostTarget) -> Result<Item
             e.to_string(),
             format!("make {}@{} reachable over SSH with a key (ssh config, known_hosts)", host.user, host.address),
         ),
+    })
+}
+
+/// The workstation's machine answers over SSH at `place`, and the place's directory is there.
+fn workstation_answers(transport: &mut dyn Transport, place: &Place) -> Result<Item, ExecError> {
+    let (dir, host) = match place {
+        Place::Local { dir, on: Some(host) } => (dir.as_deref(), host),
+        other => return Err(ExecError::Input(format!("{} is no place on the workstation's machine", other.label()))),
+    };
+    let check = match dir {
+        None => format!("ssh on the workstation {host}"),
+        Some(dir) => format!("the infra repo {dir} on the workstation {host}"),
+    };
+    let fix = match dir {
+        None => format!("make {host} reachable over SSH with a key (a Host {} block in the ssh config, known_hosts)", host.name()),
+        Some(dir) => format!("put the infra repo at {dir} on {}, or correct infra_repo in the scenario", host.name()),
+    };
+    Ok(match transport.run(place, &request("true")) {
+        Ok(done) if done.success() => Item::pass(check, if dir.is_some() { "there" } else { "answers" }),
+        Ok(done) => {
+            Item::fail(check, format!("exit {}: {}", done.exit.map_or("signal".to_string(), |e| e.to_string()), done.stderr.trim()), fix)
+        }
+        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+        Err(e) => Item::fail(check, e.to_string(), fix),
     })
 }
 

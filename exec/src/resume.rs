@@ -45,7 +45,7 @@ impl Runner<'_> {
                 ),
             });
         };
-        let compiler = crate::invocation::Compiler::new(self.t);
+        let compiler = self.compiler();
         let probes: Vec<Invocation> = compiler.probe(step, &probe);
         let mut took_effect = true;
         for probe_invocation in &probes {

@@ -36,6 +36,9 @@ pub trait Operator {
     /// Told when a step begins, before the hosts are observed for it (the lab strikes a fault
     /// "at the step's start" here). Nothing by default.
     fn step_begins(&mut self, _step: &Step) {}
+    /// Told when by-hand work is taken as done without asking: the operator said so with
+    /// `--by-hand-done` at the halt that waited for it. Nothing by default.
+    fn done_by_hand(&mut self, _step: &Step, _instruction: &str) {}
 }
 
 /// What the runner is asked to do.
@@ -62,6 +65,10 @@ pub struct RunOptions {
     /// Set when the operator asked the run to stop (Ctrl-C, SIGTERM: [`crate::interrupt`]): the
     /// run halts before its next command.
     pub stop: Option<&'static std::sync::atomic::AtomicBool>,
+    /// With `resume`: the by-hand work the journal's last halt waited for is done (the operator
+    /// did it while the run was halted). That one command is journalled as done by hand, not
+    /// asked about; any later one is asked (and halts the run under `--yes`) as ever.
+    pub by_hand_done: bool,
 }
 
 /// Seconds between two looks at a host that did not answer, while it is waited for.
@@ -96,6 +103,9 @@ pub struct Halt {
     pub recovery: Recovery,
     /// Where the join secrets could not be swept at the halt (empty: none left, or none made).
     pub secrets_left: Vec<String>,
+    /// The halt waits for by-hand work: the index of that command in the step
+    /// (`--resume --by-hand-done` confirms it).
+    pub by_hand: Option<usize>,
 }
 
 /// How a run ended.
@@ -150,6 +160,9 @@ pub struct Runner<'a> {
     /// The invocations of each step.
     pub compiled: Vec<Vec<Invocation>>,
     pub observer: Observer,
+    /// The machine the workstation's commands run on when not this one: the transport's
+    /// (`--workstation`), for which every invocation is compiled.
+    pub workstation: Option<crate::workstation::WorkstationHost>,
 }
 
 impl<'a> Runner<'a> {
@@ -161,9 +174,15 @@ impl<'a> Runner<'a> {
         operator: &'a mut dyn Operator,
         options: RunOptions,
     ) -> Self {
-        let compiled = crate::invocation::compile(t, plan);
+        let workstation = transport.workstation().cloned();
+        let compiled = crate::invocation::compile_on(t, plan, workstation.as_ref());
         let observer = Observer::new(options.probes.clone());
-        Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled, observer }
+        Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled, observer, workstation }
+    }
+
+    /// A compiler for this run's workstation: what it compiles runs where the plan's does.
+    pub(crate) fn compiler(&self) -> Compiler<'a> {
+        Compiler::on(self.t, self.workstation.clone())
     }
 
     /// What is observed around step `i`: what it changes in the twin and what it verifies, and
@@ -208,6 +227,8 @@ impl<'a> Runner<'a> {
             )));
         }
         let progress = if self.options.resume { progress } else { Progress::default() };
+        // The by-hand command the operator did while the run was halted at it, until it is reached.
+        let mut done_by_hand = if self.options.by_hand_done { Some(self.by_hand_done(&progress)?) } else { None };
         self.journal.append(Event::RunStarted {
             scenario: self.t.scenario.name.clone(),
             plan_digest: digest,
@@ -289,8 +310,13 @@ impl<'a> Runner<'a> {
                 let invocation = self.compiled[i][j].clone();
                 self.operator.starting(step, j, &invocation, remaining_s);
                 if let Work::Manual { instruction, task } = &invocation.work {
-                    if !self.operator.by_hand(step, instruction, task) {
-                        return self.halt(i, format!("needs the operator: {}", redact::redact(instruction)), vec![], true);
+                    if done_by_hand.as_ref().is_some_and(|(at, k)| *at == step.id && *k == j) {
+                        // Confirmed for this one command, once: a later one is asked as ever.
+                        done_by_hand = None;
+                        self.operator.done_by_hand(step, instruction);
+                    } else if !self.operator.by_hand(step, instruction, task) {
+                        let reason = format!("needs the operator: {}", redact::redact(instruction));
+                        return self.halt_with(i, reason, vec![], true, Some(j));
                     }
                     self.journal.append(Event::CommandStarted {
                         step: step.id.clone(),
@@ -329,8 +355,10 @@ impl<'a> Runner<'a> {
                         })?;
                         tracing::info!(place = %invocation.place_label(), exit = ?done.exit, "command finished");
                         if let Some(written) = self.plan.steps[i].commands.get(invocation.command).and_then(|c| c.writes.as_ref()) {
-                            if done.success() {
-                                swept.remove(written);
+                            // The run's own writer made a swept secret again: once none is left
+                            // to make, the journal says they are out again (a halt sweeps them).
+                            if done.success() && swept.remove(written) && swept.is_empty() {
+                                self.journal.append(Event::SecretsRemade { step: step.id.clone() })?;
                             }
                         }
                         if !done.success() {
@@ -395,11 +423,15 @@ impl<'a> Runner<'a> {
             Work::Shell { place, shell } => {
                 self.transport.run(place, &Request { step, shell, stdin: None, secret: invocation.secret, timeout })
             }
-            Work::Upload { host, local, remote } => {
-                let bytes = if self.options.observe {
-                    std::fs::read(local).map_err(|e| ExecError::Local { reason: format!("{local}: {e}") })?
-                } else {
-                    Vec::new()
+            Work::Upload { host, local, remote, from } => {
+                let bytes = match from {
+                    // A dry run reads nothing.
+                    _ if !self.options.observe => Vec::new(),
+                    None => std::fs::read(local).map_err(|e| ExecError::Local { reason: format!("{local}: {e}") })?,
+                    Some(workstation) => match self.read_on_workstation(step, workstation, local, invocation.secret)? {
+                        Ok(bytes) => bytes,
+                        Err(failed) => return Ok(failed),
+                    },
                 };
                 let shell = format!("cat > {}", crate::transport::quote(remote));
                 self.transport.run(
@@ -420,6 +452,30 @@ impl<'a> Runner<'a> {
             }
             Work::Manual { .. } => Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO }),
         }
+    }
+
+    /// The bytes of the file `path` on the workstation's machine (an upload's source, in the infra
+    /// repo there), or how reading it failed. Read as hex bytes (`od`), so a file that is not
+    /// text arrives whole.
+    fn read_on_workstation(
+        &mut self,
+        step: &str,
+        workstation: &crate::workstation::WorkstationHost,
+        path: &str,
+        secret: bool,
+    ) -> Result<Result<Vec<u8>, Completed>, ExecError> {
+        let read = format!("od -An -v -tx1 {}", crate::transport::quote(path));
+        let place = Place::Local { dir: None, on: Some(workstation.clone()) };
+        let request = Request { step, shell: &read, stdin: None, secret, timeout: self.options.command_timeout };
+        let got = self.transport.run(&place, &request)?;
+        if !got.success() {
+            return Ok(Err(Completed { stdout: String::new(), ..got }));
+        }
+        let bytes: Result<Vec<u8>, _> = got.stdout.split_whitespace().map(|hex| u8::from_str_radix(hex, 16)).collect();
+        bytes.map(Ok).map_err(|e| ExecError::Ssh {
+            host: format!("workstation {}", workstation.name()),
+            reason: format!("reading {path}: od printed something other than bytes ({e})"),
+        })
     }
 
     /// The twin's state at a halt in step `i`: before it, or after it when some of its commands
@@ -477,7 +533,7 @@ impl<'a> Runner<'a> {
         Recovery {
             kind,
             descriptions: actions.iter().map(|a| a.describe(t)).collect(),
-            invocations: Compiler::new(t).recovery(&actions),
+            invocations: self.compiler().recovery(&actions),
             actions,
             expected,
             ranking: ranking
@@ -494,6 +550,18 @@ impl<'a> Runner<'a> {
     }
 
     fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {
+        self.halt_with(i, reason, drift, started, None)
+    }
+
+    /// [`Runner::halt`], at by-hand work when `by_hand` names the command that waits for it.
+    fn halt_with(
+        &mut self,
+        i: usize,
+        reason: String,
+        drift: Vec<Drift>,
+        started: bool,
+        by_hand: Option<usize>,
+    ) -> Result<Outcome, ExecError> {
         let (believed, _) = self.believed(i, started)?;
         let recovery = self.recovery_for(i, &believed);
         let step = self.plan.steps[i].id.clone();
@@ -504,9 +572,10 @@ impl<'a> Runner<'a> {
             drift: drift.clone(),
             recovery: recovery.describe(),
             recovery_actions: recovery.descriptions.clone(),
+            by_hand,
         })?;
         let secrets_left = self.sweep_join_secrets()?;
-        Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left })))
+        Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left, by_hand })))
     }
 
     /// Runs the twin's recovery for the journalled halt.
@@ -603,6 +672,7 @@ pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
     }
 }
 
+mod by_hand;
 #[cfg(test)]
 mod kill_sweep;
 mod secrets;

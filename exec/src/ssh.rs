@@ -4,6 +4,7 @@
 use crate::guard::Guard;
 use crate::target::{HostTarget, Place};
 use crate::transport::{Completed, FileRead, Request, Transport};
+use crate::workstation::WorkstationHost;
 use crate::ExecError;
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::collections::HashMap;
@@ -174,11 +175,37 @@ fn exit_master(socket: &Path) {
 /// One ControlMaster session per host, opened on first use.
 pub struct OpensshTransport {
     runtime: tokio::runtime::Runtime,
-    sessions: HashMap<HostTarget, Session>,
+    sessions: HashMap<Peer, Session>,
     /// When each session last ran a command: one idle past [`SESSION_RECHECK_S`] is checked.
-    last_used: HashMap<HostTarget, Instant>,
+    last_used: HashMap<Peer, Instant>,
     options: SshOptions,
     guard: Guard,
+}
+
+/// Who a session is with: a machine of the scenario, by its address, or the workstation's
+/// machine (`--workstation`), by the name the ssh config knows it by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Peer {
+    Inventory(HostTarget),
+    Workstation(WorkstationHost),
+}
+
+impl Peer {
+    /// How errors name it.
+    fn label(&self) -> String {
+        match self {
+            Peer::Inventory(host) => host.name.clone(),
+            Peer::Workstation(host) => format!("workstation {}", host.name()),
+        }
+    }
+
+    /// What ssh is given.
+    fn destination(&self) -> String {
+        match self {
+            Peer::Inventory(host) => host.destination(),
+            Peer::Workstation(host) => host.destination().to_string(),
+        }
+    }
 }
 
 fn chain(error: &dyn std::error::Error) -> String {
@@ -220,30 +247,40 @@ impl OpensshTransport {
     }
 
     fn connect(&mut self, host: &HostTarget) -> Result<(), ExecError> {
-        let idle = self.last_used.get(host).is_some_and(|t| t.elapsed() >= Duration::from_secs(SESSION_RECHECK_S));
+        self.open(&Peer::Inventory(host.clone()))
+    }
+
+    /// Opens the session with `peer` unless one is open (and, when idle a while, still alive),
+    /// after the guard's look at where ssh takes it.
+    fn open(&mut self, peer: &Peer) -> Result<(), ExecError> {
+        let idle = self.last_used.get(peer).is_some_and(|t| t.elapsed() >= Duration::from_secs(SESSION_RECHECK_S));
         if idle {
             // Its master may have ended (ControlPersist): reopen rather than fail the next step.
-            let alive = self.sessions.get(host).is_some_and(|session| self.runtime.block_on(session.check()).is_ok());
+            let alive = self.sessions.get(peer).is_some_and(|session| self.runtime.block_on(session.check()).is_ok());
             if !alive {
-                if let Some(session) = self.sessions.remove(host) {
+                if let Some(session) = self.sessions.remove(peer) {
                     let _ = self.runtime.block_on(session.close());
                 }
             }
         }
-        self.last_used.insert(host.clone(), Instant::now());
-        if self.sessions.contains_key(host) {
+        self.last_used.insert(peer.clone(), Instant::now());
+        if self.sessions.contains_key(peer) {
             return Ok(());
         }
-        self.guard.check_ssh_destination(&host.name, &host.user, host.address, self.options.config.as_deref())?;
+        let config = self.options.config.as_deref();
+        match peer {
+            Peer::Inventory(host) => self.guard.check_ssh_destination(&host.name, &host.user, host.address, config)?,
+            Peer::Workstation(host) => host.check(self.guard, config)?,
+        }
         let builder = self.session_builder();
-        let destination = host.destination();
+        let destination = peer.destination();
         let session = self
             .runtime
             .block_on(async { tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_S + 5), builder.connect_mux(&destination)).await })
-            .map_err(|_| ExecError::Ssh { host: host.name.clone(), reason: format!("no connection within {CONNECT_TIMEOUT_S} s") })?
-            .map_err(|e| ExecError::Ssh { host: host.name.clone(), reason: chain(&e) })?;
-        tracing::debug!(host = %host.name, "ssh session open");
-        self.sessions.insert(host.clone(), session);
+            .map_err(|_| ExecError::Ssh { host: peer.label(), reason: format!("no connection within {CONNECT_TIMEOUT_S} s") })?
+            .map_err(|e| ExecError::Ssh { host: peer.label(), reason: chain(&e) })?;
+        tracing::debug!(host = %peer.label(), "ssh session open");
+        self.sessions.insert(peer.clone(), session);
         Ok(())
     }
 }
@@ -275,12 +312,12 @@ impl Transport for OpensshTransport {
         let sessions = &self.sessions;
         let outputs = self.runtime.block_on(futures_util::future::join_all(running.iter().map(|&i| {
             let (Place::Host(host), request) = &work[i] else { unreachable!("only hosts run") };
-            let session = sessions.get(host).expect("connect inserted the session");
+            let session = sessions.get(&Peer::Inventory(host.clone())).expect("connect inserted the session");
             remote_output(session, request)
         })));
         for (&i, (output, started)) in running.iter().zip(outputs) {
             let (Place::Host(host), request) = &work[i] else { unreachable!("only hosts run") };
-            results[i] = Some(self.completed(host, request, output, started));
+            results[i] = Some(self.completed(&Peer::Inventory(host.clone()), request, output, started));
         }
         results.into_iter().map(|r| r.expect("every request has its result")).collect()
     }
@@ -294,6 +331,17 @@ impl Transport for OpensshTransport {
             .collect();
         let done = self.run_each(&work);
         reads.iter().zip(done).map(|((host, path), done)| done.and_then(|d| crate::transport::read_result(host, path, d))).collect()
+    }
+
+    /// The workstation's command on its own machine, held to the rule for hosts' commands as
+    /// every host's is (under the guard, a loopback host is this machine's network).
+    fn run_on_workstation(&mut self, host: &WorkstationHost, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let peer = Peer::Workstation(host.clone());
+        self.guard.check_remote_command(&peer.label(), request.shell)?;
+        self.open(&peer)?;
+        let session = self.sessions.get(&peer).expect("open inserted the session");
+        let (output, started) = self.runtime.block_on(remote_output(session, request));
+        self.completed(&peer, request, output, started)
     }
 }
 
@@ -322,16 +370,16 @@ impl OpensshTransport {
     /// dropped so the next command reconnects.
     fn completed(
         &mut self,
-        host: &HostTarget,
+        peer: &Peer,
         request: &Request<'_>,
         output: Option<Result<std::process::Output, openssh::Error>>,
         started: Instant,
     ) -> Result<Completed, ExecError> {
-        let name = host.name.clone();
+        let name = peer.label();
         let output = match output {
             None => return Err(ExecError::Timeout { place: name, timeout_s: request.timeout.as_secs() }),
             Some(Err(e)) => {
-                if let Some(session) = self.sessions.remove(host) {
+                if let Some(session) = self.sessions.remove(peer) {
                     let _ = self.runtime.block_on(session.close());
                 }
                 return Err(ExecError::Ssh { host: name, reason: chain(&e) });

@@ -1,6 +1,7 @@
 //! Where a command runs: a host over SSH (node, load balancer, hypervisor) or this machine, found by
 //! its identity (a name or an address, never one taken for the other).
 
+use crate::workstation::WorkstationHost;
 use plan_model::topology::{NodeIx, Topology};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -25,19 +26,43 @@ impl HostTarget {
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Place {
     Host(HostTarget),
-    /// This machine (the operator's workstation), in `dir` when given (the infra repo).
+    /// The operator's workstation, in `dir` when given (the infra repo): this machine, or, `on`
+    /// it, the machine `--workstation` names (reached over SSH).
     Local {
         dir: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<WorkstationHost>,
     },
 }
 
 impl Place {
-    /// The name shown in output and kept in the journal.
+    /// The workstation on this machine, in `dir` when given.
+    pub fn here(dir: Option<String>) -> Place {
+        Place::Local { dir, on: None }
+    }
+
+    /// The name shown in output and kept in the journal: a host's name; `workstation` or
+    /// `infra-repo` on this machine, `workstation@HOST` or `infra-repo@HOST` on another.
     pub fn label(&self) -> String {
         match self {
             Place::Host(h) => h.name.clone(),
-            Place::Local { dir: Some(_) } => "infra-repo".to_string(),
-            Place::Local { dir: None } => "workstation".to_string(),
+            Place::Local { on, .. } => {
+                let role = self.workstation_role().unwrap_or("workstation");
+                match on {
+                    None => role.to_string(),
+                    Some(host) => format!("{role}@{}", host.name()),
+                }
+            }
+        }
+    }
+
+    /// For the workstation's places, `workstation` or `infra-repo` wherever the workstation is;
+    /// none for a host.
+    pub fn workstation_role(&self) -> Option<&'static str> {
+        match self {
+            Place::Host(_) => None,
+            Place::Local { dir: Some(_), .. } => Some("infra-repo"),
+            Place::Local { dir: None, .. } => Some("workstation"),
         }
     }
 }

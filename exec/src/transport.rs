@@ -2,6 +2,7 @@
 
 use crate::guard::{Guard, LOOPBACK_ONLY_VAR};
 use crate::target::{HostTarget, Place};
+use crate::workstation::WorkstationHost;
 use crate::ExecError;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -83,6 +84,21 @@ pub trait Transport {
     fn read_files(&mut self, reads: &[(HostTarget, &str)]) -> Vec<Result<FileRead, ExecError>> {
         reads.iter().map(|(host, path)| self.read_file(host, path)).collect()
     }
+
+    /// The machine this transport runs the workstation's commands on when it is not this one
+    /// (`--workstation`); none by default. The runner compiles the plan's invocations for it, so
+    /// their places name it (and their labels show it).
+    fn workstation(&self) -> Option<&WorkstationHost> {
+        None
+    }
+
+    /// Runs `request` as it stands on `host`, the workstation's machine, over SSH.
+    ///
+    /// # Errors
+    /// By default, always: only a transport that reaches hosts over SSH can.
+    fn run_on_workstation(&mut self, host: &WorkstationHost, _request: &Request<'_>) -> Result<Completed, ExecError> {
+        Err(ExecError::Input(format!("this transport cannot reach the workstation {host}")))
+    }
 }
 
 /// The script that reads `path` with sudo, exiting [`MISSING_EXIT`] when there is none.
@@ -131,6 +147,9 @@ pub struct Recorded {
 #[derive(Debug, Default)]
 pub struct Recorder {
     pub commands: Vec<Recorded>,
+    /// The machine the workstation's commands would run on (`--workstation`): their places
+    /// name it.
+    pub workstation: Option<WorkstationHost>,
 }
 
 impl Transport for Recorder {
@@ -146,6 +165,10 @@ impl Transport for Recorder {
 
     fn read_file(&mut self, _host: &HostTarget, _path: &str) -> Result<FileRead, ExecError> {
         Ok(FileRead::Unobserved)
+    }
+
+    fn workstation(&self) -> Option<&WorkstationHost> {
+        self.workstation.as_ref()
     }
 }
 
@@ -266,23 +289,70 @@ fn kill_process_group(leader: u32) {
 impl Transport for LocalTransport {
     fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
         match place {
-            Place::Local { dir } => self.run_local(dir.as_deref(), request),
+            Place::Local { dir, on: None } => self.run_local(dir.as_deref(), request),
+            Place::Local { on: Some(host), .. } => {
+                Err(ExecError::Input(format!("the local transport cannot reach the workstation {host}")))
+            }
             Place::Host(host) => Err(ExecError::Input(format!("the local transport cannot reach {}", host.name))),
         }
     }
 }
 
-/// Sends host commands to one transport (SSH) and local ones to another.
+/// Where [`Dispatch`] runs the workstation's commands (the infra repo's, kubectl's).
+#[derive(Debug, Clone)]
+pub enum Workstation {
+    /// On this machine, with `bash -c`.
+    Here(LocalTransport),
+    /// On another machine, over the remote transport (`--workstation HOST`), `cd <dir> && ` in
+    /// front where the place has a directory. The remote transport holds each command to its rule
+    /// for hosts; `guard` holds it to the rule for local commands as well (no ssh of its own).
+    Host { host: WorkstationHost, guard: Guard },
+}
+
+/// Sends host commands to one transport (SSH) and the workstation's where [`Workstation`] says.
 pub struct Dispatch<R: Transport> {
     pub remote: R,
-    pub local: LocalTransport,
+    pub local: Workstation,
+}
+
+impl<R: Transport> Dispatch<R> {
+    /// The workstation's command at `place`: on this machine, or on the workstation's machine in
+    /// the place's directory. A place compiled for another workstation than this transport's is
+    /// refused, never run elsewhere than it says.
+    fn run_workstation(&mut self, dir: Option<&str>, on: Option<&WorkstationHost>, request: &Request<'_>) -> Result<Completed, ExecError> {
+        match (&self.local, on) {
+            (Workstation::Here(local), None) => local.run_local(dir, request),
+            (Workstation::Host { host, guard }, Some(on)) if on == host => {
+                let shell = match dir {
+                    Some(dir) => format!("cd {} && {}", quote(dir), request.shell),
+                    None => request.shell.to_string(),
+                };
+                guard.check_local_command(&shell)?;
+                self.remote.run_on_workstation(host, &Request { shell: &shell, ..*request })
+            }
+            (Workstation::Here(_), Some(on)) => Err(ExecError::Input(format!(
+                "a command compiled for the workstation {on} reached a run whose workstation is this machine"
+            ))),
+            (Workstation::Host { host, .. }, on) => Err(ExecError::Input(format!(
+                "a command compiled for the workstation {} reached a run whose workstation is {host}",
+                on.map_or("on this machine".to_string(), ToString::to_string)
+            ))),
+        }
+    }
 }
 
 impl<R: Transport> Transport for Dispatch<R> {
     fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
         match place {
-            Place::Local { .. } => self.local.run(place, request),
+            Place::Local { dir, on } => self.run_workstation(dir.as_deref(), on.as_ref(), request),
             Place::Host(_) => self.remote.run(place, request),
+        }
+    }
+
+    fn workstation(&self) -> Option<&WorkstationHost> {
+        match &self.local {
+            Workstation::Here(_) => None,
+            Workstation::Host { host, .. } => Some(host),
         }
     }
 
@@ -367,6 +437,79 @@ mod tests {
         assert!(done.success());
         assert_eq!(recorder.read_file(&host, "/etc/kubernetes/kubelet.conf").unwrap(), FileRead::Unobserved);
         assert_eq!(recorder.commands[0].place, "k8s-node1");
+    }
+
+    /// A remote transport that records what the workstation's machine was asked to run.
+    #[derive(Default)]
+    struct Remote {
+        on_workstation: Vec<(String, String)>,
+    }
+
+    impl Transport for Remote {
+        fn run(&mut self, _place: &Place, _request: &Request<'_>) -> Result<Completed, ExecError> {
+            Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO })
+        }
+
+        fn run_on_workstation(&mut self, host: &WorkstationHost, request: &Request<'_>) -> Result<Completed, ExecError> {
+            self.on_workstation.push((host.destination().to_string(), request.shell.to_string()));
+            self.run(&Place::here(None), request)
+        }
+    }
+
+    fn bastion() -> WorkstationHost {
+        WorkstationHost::parse("ops@bastion").unwrap()
+    }
+
+    fn on(dir: Option<&str>, host: &WorkstationHost) -> Place {
+        Place::Local { dir: dir.map(str::to_string), on: Some(host.clone()) }
+    }
+
+    #[test]
+    fn the_workstations_commands_run_on_its_machine_in_their_directory() {
+        let host = bastion();
+        let mut dispatch =
+            Dispatch { remote: Remote::default(), local: Workstation::Host { host: host.clone(), guard: Guard::LOOPBACK_ONLY } };
+        assert_eq!(dispatch.workstation(), Some(&host));
+        dispatch.run(&on(Some("/srv/infra repo"), &host), &request("scripts/tg apply stacks/flags")).unwrap();
+        dispatch.run(&on(None, &host), &request("kubectl --server=https://127.0.20.99:6443 get nodes")).unwrap();
+        assert_eq!(
+            dispatch.remote.on_workstation,
+            [
+                ("ops@bastion".to_string(), "cd '/srv/infra repo' && scripts/tg apply stacks/flags".to_string()),
+                ("ops@bastion".to_string(), "kubectl --server=https://127.0.20.99:6443 get nodes".to_string())
+            ]
+        );
+        assert_eq!(on(Some("/srv/infra"), &host).label(), "infra-repo@bastion");
+        assert_eq!(on(None, &host).label(), "workstation@bastion");
+    }
+
+    #[test]
+    fn over_ssh_the_workstations_commands_still_may_not_call_ssh_themselves() {
+        let host = bastion();
+        let mut dispatch =
+            Dispatch { remote: Remote::default(), local: Workstation::Host { host: host.clone(), guard: Guard::LOOPBACK_ONLY } };
+        for shell in ["for n in a b; do ssh root@$n uptime; done", "curl https://10.0.20.99:6443/readyz"] {
+            let refused = dispatch.run(&on(None, &host), &request(shell)).unwrap_err();
+            assert!(matches!(refused, ExecError::NotLoopback { .. }), "{shell}: {refused}");
+        }
+        assert!(dispatch.remote.on_workstation.is_empty(), "nothing sent");
+    }
+
+    #[test]
+    fn a_command_compiled_for_another_workstation_than_the_runs_is_refused_not_run_elsewhere() {
+        let host = bastion();
+        let other = WorkstationHost::parse("laptop").unwrap();
+        let mut over = Dispatch { remote: Remote::default(), local: Workstation::Host { host: host.clone(), guard: Guard::OPEN } };
+        for place in [Place::here(None), on(None, &other)] {
+            let refused = over.run(&place, &request("true")).unwrap_err();
+            assert!(matches!(refused, ExecError::Input(_)), "{refused}");
+        }
+        assert!(over.remote.on_workstation.is_empty());
+        let mut here = Dispatch { remote: Remote::default(), local: Workstation::Here(LocalTransport { guard: Guard::OPEN }) };
+        assert_eq!(here.workstation(), None);
+        assert!(matches!(here.run(&on(None, &host), &request("true")), Err(ExecError::Input(_))));
+        assert!(here.remote.on_workstation.is_empty());
+        assert!(matches!(LocalTransport { guard: Guard::OPEN }.run(&on(None, &host), &request("true")), Err(ExecError::Input(_))));
     }
 
     #[test]

@@ -217,7 +217,7 @@ mod tests {
     }
 
     fn shell() -> Invocation {
-        invocation(Work::Shell { place: plan_exec::target::Place::Local { dir: None }, shell: "kubectl get nodes".to_string() })
+        invocation(Work::Shell { place: plan_exec::target::Place::here(None), shell: "kubectl get nodes".to_string() })
     }
 
     fn by_hand() -> Invocation {

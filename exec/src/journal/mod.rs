@@ -80,6 +80,10 @@ pub enum Event {
         /// The twin's recovery for this point.
         recovery: String,
         recovery_actions: Vec<String>,
+        /// At by-hand work the run could not ask about (`--yes`): the index of that command in
+        /// the step, which `plan execute --resume --by-hand-done` confirms as done.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by_hand: Option<usize>,
     },
     RollbackStarted {
         step: String,

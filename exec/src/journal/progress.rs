@@ -41,6 +41,9 @@ pub struct Halted {
     pub drift: Vec<Drift>,
     pub recovery: String,
     pub recovery_actions: Vec<String>,
+    /// The halt waits for by-hand work: the index of that command in the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by_hand: Option<usize>,
 }
 
 impl Progress {
@@ -80,13 +83,14 @@ impl Progress {
                     p.halted = None;
                 }
                 Event::Observed { drift, .. } => p.last_drift = drift.clone(),
-                Event::Halted { step, reason, drift, recovery, recovery_actions } => {
+                Event::Halted { step, reason, drift, recovery, recovery_actions, by_hand } => {
                     p.halted = Some(Halted {
                         step: step.clone(),
                         reason: reason.clone(),
                         drift: drift.clone(),
                         recovery: recovery.clone(),
                         recovery_actions: recovery_actions.clone(),
+                        by_hand: *by_hand,
                     });
                 }
                 Event::RollbackFinished { step, ok: true, reopened, .. } => {

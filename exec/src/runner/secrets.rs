@@ -11,7 +11,7 @@
 //! state, so neither the sweep nor the remake is drift.
 
 use super::Runner;
-use crate::invocation::{Compiler, Invocation};
+use crate::invocation::Invocation;
 use crate::journal::{Event, Progress};
 use crate::ExecError;
 use plan_model::operation::Operation;
@@ -74,7 +74,7 @@ impl Runner<'_> {
         if sweep.commands.is_empty() {
             left.push("every master (the sweep could not be rendered)".to_string());
         }
-        for invocation in Compiler::new(self.t).step(&sweep) {
+        for invocation in self.compiler().step(&sweep) {
             match self.execute(&sweep.id, &invocation) {
                 Ok(done) if done.success() => {}
                 Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
@@ -279,6 +279,20 @@ mod tests {
         // Made again for the join, which failed again: swept again.
         assert_eq!(swept(&journal).len(), 2);
         assert!(again.inner.commands.iter().any(|c| c.shell.contains("upload-certs")));
+    }
+
+    #[test]
+    fn secrets_the_resumed_run_writes_again_itself_are_swept_at_its_next_halt() {
+        // Halted at 2.7 (after 2.5's join): swept. Resumed, 3.3 and 3.4 write the secrets again
+        // for 3.5's join; the halt at 3.7 must sweep them again, not take them as swept still.
+        let (t, plan) = homelab();
+        let (mut journal, _, _) = halted_at(&t, &plan, "2.7", None);
+        assert_eq!(swept(&journal).len(), 1);
+        let mut again = Failing { step: "3.7".to_string(), unreachable: None, inner: Recorder::default() };
+        let outcome = Runner::new(&t, &plan, &mut again, &mut journal, &mut Yes, options(true)).run().unwrap();
+        assert!(matches!(outcome, Outcome::Halted(ref h) if h.step == "3.7"), "{outcome:?}");
+        assert_eq!(swept(&journal).len(), 2, "swept again at 3.7");
+        assert!(again.inner.commands.iter().any(|c| c.step == "secrets-sweep"), "{:?}", again.inner.commands);
     }
 
     static STOP_AT_ONCE: AtomicBool = AtomicBool::new(true);

@@ -43,6 +43,7 @@ pub(super) fn options(resume: bool) -> RunOptions {
         probes: Probes::files_only(),
         host_wait: Duration::ZERO,
         stop: None,
+        by_hand_done: false,
     }
 }
 
@@ -285,4 +286,76 @@ fn every_step_watches_etcd_the_load_balancer_and_the_api_once_they_exist() {
     let concerned = Scope::of_step(runner.prediction.before(flip), runner.prediction.after(flip), &plan.steps[flip].actions);
     assert!(!concerned.etcd && !concerned.lb, "4.2 alone concerns neither: {concerned:?}");
     assert!(runner.scope(flip).etcd && runner.scope(flip).lb);
+}
+
+/// A transport whose workstation is another machine: answers `od` there with `file`'s bytes,
+/// records the rest.
+struct OnBastion {
+    workstation: crate::workstation::WorkstationHost,
+    file: Vec<u8>,
+    /// (label, shell) of what ran at the workstation's places.
+    on_workstation: Vec<(String, String)>,
+    /// (host, shell, stdin) of what ran on hosts.
+    on_hosts: Vec<(String, String, Vec<u8>)>,
+}
+
+impl Transport for OnBastion {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let mut stdout = String::new();
+        match place {
+            Place::Local { on: Some(_), .. } => {
+                self.on_workstation.push((place.label(), request.shell.to_string()));
+                // What `od -An -v -tx1` prints: 16 bytes a line, each as two hex digits.
+                for line in self.file.chunks(16) {
+                    stdout.push_str(&line.iter().map(|b| format!(" {b:02x}")).collect::<String>());
+                    stdout.push('\n');
+                }
+            }
+            Place::Local { on: None, .. } => panic!("a workstation command ran here: {}", request.shell),
+            Place::Host(host) => {
+                self.on_hosts.push((host.name.clone(), request.shell.to_string(), request.stdin.unwrap_or_default().to_vec()))
+            }
+        }
+        Ok(Completed { exit: Some(0), stdout, stderr: String::new(), duration: Duration::ZERO })
+    }
+
+    fn workstation(&self) -> Option<&crate::workstation::WorkstationHost> {
+        Some(&self.workstation)
+    }
+}
+
+#[test]
+fn with_the_workstation_on_another_machine_its_commands_and_uploads_files_are_there() {
+    let (t, plan) = homelab();
+    let workstation = crate::workstation::WorkstationHost::parse("ops@bastion").unwrap();
+    // Not text: every byte must arrive as it is.
+    let file: Vec<u8> = (0..=255u8).rev().collect();
+    let mut transport =
+        OnBastion { workstation: workstation.clone(), file: file.clone(), on_workstation: Vec::new(), on_hosts: Vec::new() };
+    let (mut journal, mut operator) = (Journal::in_memory(), Yes);
+    let mut runner = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, RunOptions { observe: true, ..options(false) });
+    let mut places = std::collections::BTreeSet::new();
+    for invocation in runner.compiled.iter().flatten() {
+        match &invocation.work {
+            Work::Shell { place: place @ Place::Local { on, .. }, .. } => {
+                assert_eq!(on.as_ref(), Some(&workstation), "compiled for the transport's workstation");
+                places.insert(place.label());
+            }
+            Work::Upload { from, .. } => assert_eq!(from.as_ref(), Some(&workstation)),
+            _ => {}
+        }
+    }
+    assert_eq!(places.into_iter().collect::<Vec<_>>(), ["infra-repo@bastion", "workstation@bastion"]);
+    let (i, upload) = runner
+        .compiled
+        .iter()
+        .enumerate()
+        .find_map(|(i, step)| step.iter().find(|inv| matches!(inv.work, Work::Upload { .. })).map(|inv| (i, inv.clone())))
+        .expect("the homelab uploads the LB's bootstrap script");
+    let Work::Upload { host, local, remote, .. } = &upload.work else { unreachable!("found as an upload") };
+    let step = plan.steps[i].id.clone();
+    assert!(runner.execute(&step, &upload).unwrap().success());
+    drop(runner);
+    assert_eq!(transport.on_workstation, [("workstation@bastion".to_string(), format!("od -An -v -tx1 {local}"))]);
+    assert_eq!(transport.on_hosts, [(host.name.clone(), format!("cat > {remote}"), file)]);
 }

@@ -189,6 +189,7 @@ fn options(rig: &Rig) -> RunOptions {
         // The lab, as operator, waits for a rebooting host itself (and resumes the run).
         host_wait: Duration::ZERO,
         stop: None,
+        by_hand_done: false,
     }
 }
 

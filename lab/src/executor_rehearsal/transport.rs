@@ -51,7 +51,7 @@ impl Transport for LabTransport {
             request.shell.to_string()
         };
         match place {
-            Place::Local { dir } => {
+            Place::Local { dir, .. } => {
                 self.guard.check_local_command(&pinned)?;
                 let shell = match dir {
                     Some(dir) => format!("cd {} && {pinned}", quote(dir)),

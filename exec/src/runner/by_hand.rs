@@ -1,0 +1,267 @@
+//! By-hand work done while the run was halted at it (`plan execute --resume --by-hand-done`).
+//!
+//! Unattended (`--yes`), a by-hand command halts the run: nobody is there to say it was done. The
+//! halt journals which command it waits for (`Halted::by_hand`); the operator does the work and
+//! resumes with `--by-hand-done`, which confirms that one command and no other. The run journals
+//! it as the operator's answer at a prompt would be (`command-started` at place `operator`,
+//! `command-finished` "done by hand") and goes on, to halt again at the next by-hand command.
+
+use super::Runner;
+use crate::invocation::Invocation;
+use crate::journal::Progress;
+use crate::ExecError;
+
+impl Runner<'_> {
+    /// The by-hand command the journal's last halt waits for, as (step, index in the step): what
+    /// `--by-hand-done` confirms.
+    ///
+    /// # Errors
+    /// [`ExecError::Input`] (nothing is journalled) when the run is not resumed, when the journal
+    /// shows no halt, or when its last halt is not at by-hand work: the message names what the
+    /// run stopped at.
+    pub(super) fn by_hand_done(&self, progress: &Progress) -> Result<(String, usize), ExecError> {
+        if !self.options.resume {
+            return Err(ExecError::Input(
+                "--by-hand-done goes with --resume: it confirms the by-hand work a halted run waits for".to_string(),
+            ));
+        }
+        let Some(halted) = &progress.halted else {
+            let state = if progress.finished {
+                "the run finished".to_string()
+            } else if let Some(step) = &progress.rolled_back {
+                format!("the halt at step {step} was rolled back")
+            } else if let Some(step) = &progress.interrupted {
+                format!("the run was interrupted in step {step} (the executor was killed or the machine went down), not halted")
+            } else {
+                "the run has not halted".to_string()
+            };
+            return Err(ExecError::Input(format!(
+                "--by-hand-done: the journal shows no halt at by-hand work ({state}); nothing was taken as done: resume without --by-hand-done"
+            )));
+        };
+        let step = self.plan.steps.iter().position(|s| s.id == halted.step);
+        let waits_for = halted.by_hand.filter(|&j| step.and_then(|i| self.compiled[i].get(j)).is_some_and(Invocation::is_manual));
+        match waits_for {
+            Some(j) => Ok((halted.step.clone(), j)),
+            None => Err(ExecError::Input(format!(
+                "--by-hand-done: the run's last halt, at step {}, is not at by-hand work: {}; nothing was taken as done: deal with that, then resume without --by-hand-done",
+                halted.step, halted.reason
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{homelab, options, Yes};
+    use super::super::*;
+    use crate::journal::Record;
+    use crate::transport::Recorder;
+
+    /// Says yes to everything but by-hand work, as `--yes` does: nobody is there to do it.
+    struct Unattended {
+        /// The by-hand work taken as done without asking (`Operator::done_by_hand`).
+        confirmed: Vec<String>,
+    }
+
+    impl Operator for Unattended {
+        fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+            true
+        }
+        fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
+            true
+        }
+        fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &HandTask) -> bool {
+            false
+        }
+        fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}
+        fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
+        fn done_by_hand(&mut self, step: &Step, _instruction: &str) {
+            self.confirmed.push(step.id.clone());
+        }
+    }
+
+    fn by_hand_done() -> RunOptions {
+        RunOptions { by_hand_done: true, ..options(true) }
+    }
+
+    /// Runs (or resumes) unattended and returns the halt.
+    fn unattended(t: &Topology, plan: &Plan, journal: &mut Journal, options: RunOptions) -> (Box<Halt>, Vec<String>, Recorder) {
+        let mut operator = Unattended { confirmed: Vec::new() };
+        let mut transport = Recorder::default();
+        let outcome = Runner::new(t, plan, &mut transport, journal, &mut operator, options).run().unwrap();
+        let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+        (halt, operator.confirmed, transport)
+    }
+
+    /// The (step, index) of every command the journal shows done by hand, in order.
+    fn done_by_hand_in(records: &[Record]) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for pair in records.windows(2) {
+            if let (Event::CommandStarted { step, index, place, .. }, Event::CommandFinished { output, exit, .. }) =
+                (&pair[0].event, &pair[1].event)
+            {
+                if place == "operator" && output == "done by hand" && *exit == Some(0) {
+                    out.push((step.clone(), *index));
+                }
+            }
+        }
+        out
+    }
+
+    /// The by-hand commands of the plan in order, as (step, index in the step).
+    fn by_hand_commands(t: &Topology, plan: &Plan) -> Vec<(String, usize)> {
+        let compiled = crate::invocation::compile(t, plan);
+        let mut out = Vec::new();
+        for (step, invocations) in plan.steps.iter().zip(&compiled) {
+            out.extend(invocations.iter().enumerate().filter(|(_, inv)| inv.is_manual()).map(|(j, _)| (step.id.clone(), j)));
+        }
+        out
+    }
+
+    #[test]
+    fn an_unattended_run_halts_at_by_hand_work_and_the_journal_says_which_command_waits() {
+        let (t, plan) = homelab();
+        let first = by_hand_commands(&t, &plan)[0].clone();
+        let mut journal = Journal::in_memory();
+        let (halt, _, _) = unattended(&t, &plan, &mut journal, options(false));
+        assert_eq!((halt.step.clone(), halt.by_hand), (first.0.clone(), Some(first.1)));
+        assert!(halt.reason.starts_with("needs the operator: "), "{}", halt.reason);
+        let halted = Progress::from_records(&journal.records).halted.expect("halted");
+        assert_eq!(halted.by_hand, Some(first.1));
+        // Resumed as before, unattended, it halts there again, forever.
+        let (again, confirmed, _) = unattended(&t, &plan, &mut journal, options(true));
+        assert_eq!((again.step, again.by_hand), (first.0, Some(first.1)));
+        assert!(confirmed.is_empty() && done_by_hand_in(&journal.records).is_empty());
+    }
+
+    #[test]
+    fn by_hand_done_confirms_the_one_command_the_halt_waits_for_and_halts_at_the_next() {
+        let (t, plan) = homelab();
+        let by_hand = by_hand_commands(&t, &plan);
+        let mut journal = Journal::in_memory();
+        unattended(&t, &plan, &mut journal, options(false));
+        for k in 1..4 {
+            let (halt, confirmed, _) = unattended(&t, &plan, &mut journal, by_hand_done());
+            assert_eq!(confirmed, vec![by_hand[k - 1].0.clone()], "one command taken as done, told to the operator");
+            assert_eq!(
+                (halt.step.clone(), halt.by_hand),
+                (by_hand[k].0.clone(), Some(by_hand[k].1)),
+                "halted at the next: {}",
+                halt.reason
+            );
+            assert_eq!(done_by_hand_in(&journal.records), by_hand[..k].to_vec(), "journalled as an answer at a prompt is");
+        }
+    }
+
+    #[test]
+    fn by_hand_done_is_refused_when_the_last_halt_is_not_at_by_hand_work() {
+        let (t, plan) = homelab();
+        // A command that fails: the halt is at step 0.1, no by-hand work.
+        let mut journal = Journal::in_memory();
+        struct Fails;
+        impl Transport for Fails {
+            fn run(&mut self, _place: &Place, _request: &Request<'_>) -> Result<Completed, ExecError> {
+                Ok(Completed { exit: Some(1), stdout: String::new(), stderr: "no".to_string(), duration: Duration::ZERO })
+            }
+        }
+        let outcome = Runner::new(&t, &plan, &mut Fails, &mut journal, &mut Yes, options(false)).run().unwrap();
+        assert!(matches!(outcome, Outcome::Halted(ref h) if h.step == "0.1" && h.by_hand.is_none()), "{outcome:?}");
+        let records = journal.records.len();
+        let refused = Runner::new(&t, &plan, &mut Recorder::default(), &mut journal, &mut Yes, by_hand_done()).run().unwrap_err();
+        let message = refused.to_string();
+        assert!(matches!(refused, ExecError::Input(_)), "{message}");
+        assert!(message.contains("last halt, at step 0.1, is not at by-hand work") && message.contains("ended with exit 1"), "{message}");
+        assert_eq!(journal.records.len(), records, "nothing journalled");
+
+        // No halt at all: a run that finished, a fresh journal.
+        let mut finished = Journal::in_memory();
+        Runner::new(&t, &plan, &mut Recorder::default(), &mut finished, &mut Yes, options(false)).run().unwrap();
+        let refused = Runner::new(&t, &plan, &mut Recorder::default(), &mut finished, &mut Yes, by_hand_done()).run().unwrap_err();
+        assert!(refused.to_string().contains("no halt at by-hand work (the run finished)"), "{refused}");
+        let refused = Runner::new(&t, &plan, &mut Recorder::default(), &mut Journal::in_memory(), &mut Yes, by_hand_done()).run();
+        assert!(matches!(refused, Err(ExecError::Input(_))), "{refused:?}");
+        // Not resuming.
+        let fresh = RunOptions { by_hand_done: true, ..options(false) };
+        let refused = Runner::new(&t, &plan, &mut Recorder::default(), &mut Journal::in_memory(), &mut Yes, fresh).run().unwrap_err();
+        assert!(refused.to_string().contains("goes with --resume"), "{refused}");
+    }
+
+    #[test]
+    fn a_halt_for_another_cause_before_the_confirmed_command_is_reached_uses_the_confirmation_up() {
+        // The confirmation is of the halt it answers: once the run halted elsewhere, it is gone.
+        let (t, plan) = homelab();
+        let by_hand = by_hand_commands(&t, &plan);
+        let mut journal = Journal::in_memory();
+        unattended(&t, &plan, &mut journal, options(false));
+        static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+        let stopped = RunOptions { stop: Some(&STOP), ..by_hand_done() };
+        let (halt, confirmed, _) = unattended(&t, &plan, &mut journal, stopped);
+        assert!(halt.reason.starts_with("stopped by the operator") && confirmed.is_empty(), "{}", halt.reason);
+        let refused = Runner::new(&t, &plan, &mut Recorder::default(), &mut journal, &mut Yes, by_hand_done()).run().unwrap_err();
+        assert!(refused.to_string().contains(&format!("at step {}, is not at by-hand work", by_hand[0].0)), "{refused}");
+    }
+
+    /// The join secrets' sweep at each by-hand halt of an unattended run resumed with
+    /// `--by-hand-done` until the first halt after `until`: (halted step, swept at that halt).
+    fn halts_until(until: &str) -> (Vec<(String, bool)>, Journal, Topology, Plan) {
+        let (t, plan) = homelab();
+        let mut journal = Journal::in_memory();
+        let mut halts = Vec::new();
+        let mut options = options(false);
+        loop {
+            let before = journal.records.len();
+            let (halt, _, _) = unattended(&t, &plan, &mut journal, options.clone());
+            let swept = journal.records[before..].iter().any(|r| matches!(r.event, Event::SecretsSwept { .. }));
+            halts.push((halt.step.clone(), swept));
+            if plan.steps.iter().position(|s| s.id == halt.step) > plan.steps.iter().position(|s| s.id == until) {
+                return (halts, journal, t, plan);
+            }
+            options = by_hand_done();
+        }
+    }
+
+    #[test]
+    fn secrets_the_run_writes_again_after_a_sweep_are_swept_at_the_next_halt() {
+        // Unattended, every by-hand halt after 2.3 sweeps the join secrets; resumed past it, the
+        // run's own 3.3 and 3.4 write them again for 3.5's join; the next halt (3.6, by hand)
+        // must sweep them again, not take them as swept still.
+        let (halts, journal, _, _) = halts_until("3.5");
+        let swept_at = |step: &str| halts.iter().find(|(s, _)| s == step).map(|(_, swept)| *swept);
+        assert_eq!(swept_at("2.6"), Some(true), "{halts:?}");
+        assert_eq!(swept_at("2.8"), Some(false), "nothing written since the sweep at 2.6: {halts:?}");
+        assert_eq!(swept_at("3.6"), Some(true), "3.3 and 3.4 wrote them again: {halts:?}");
+        let progress = Progress::from_records(&journal.records);
+        assert!(progress.secrets_swept, "{progress:?}");
+    }
+
+    #[test]
+    fn a_join_resumed_after_a_by_hand_halt_that_swept_the_secrets_gets_them_made_again() {
+        // A plan whose join step starts with by-hand work: the halt there (after 2.3 and 2.4
+        // wrote the secrets) sweeps them; resumed with --by-hand-done, the join's reads find
+        // them made again first, then the run goes on to the next by-hand work.
+        let (t, mut plan) = homelab();
+        let join = plan.steps.iter().position(|s| s.id == "2.5").expect("2.5");
+        let mut by_hand = plan.steps.iter().flat_map(|s| &s.commands).find(|c| c.by_hand).expect("by-hand work").clone();
+        by_hand.run = "check the new master's console by hand".to_string();
+        plan.steps[join].commands.insert(0, by_hand);
+        let mut journal = Journal::in_memory();
+        let mut options = options(false);
+        let halt = loop {
+            let (halt, _, _) = unattended(&t, &plan, &mut journal, options.clone());
+            if halt.step == "2.5" {
+                break halt;
+            }
+            options = by_hand_done();
+        };
+        assert_eq!(halt.by_hand, Some(0));
+        assert!(Progress::from_records(&journal.records).secrets_swept, "swept at the halt");
+        let (next, confirmed, resumed) = unattended(&t, &plan, &mut journal, by_hand_done());
+        assert_eq!(confirmed, vec!["2.5".to_string()]);
+        assert_ne!(next.step, "2.5", "{}", next.reason);
+        let shells: Vec<&str> = resumed.commands.iter().map(|c| c.shell.as_str()).collect();
+        let remade = shells.iter().position(|s| s.contains("upload-certs")).expect("the key made again");
+        let joined = shells.iter().position(|s| s.contains("--control-plane")).expect("the join ran");
+        assert!(remade < joined, "{shells:?}");
+    }
+}
