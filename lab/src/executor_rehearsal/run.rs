@@ -129,7 +129,7 @@ impl Run {
 /// The executor's transport on the rig: hosts over SSH under the loopback guard, the
 /// workstation's commands on its own host.
 fn transport(rig: &Rig, control_dir: &Path) -> Result<LabTransport, LabError> {
-    let guard = Guard { confined_resolver: true, ..Guard::LOOPBACK_ONLY };
+    let guard = Guard::LOOPBACK_ONLY;
     let ssh = |guard: Guard, dir: &str| {
         OpensshTransport::new(SshOptions { config: Some(rig.hosts.ssh_config()), control_dir: control_dir.join(dir) }, guard)
             .map_err(|e| exec_error("start the SSH transport", e))
@@ -165,7 +165,7 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
 }
 
 fn options(rig: &Rig) -> RunOptions {
-    let guard = Guard { confined_resolver: true, ..Guard::LOOPBACK_ONLY };
+    let guard = Guard::LOOPBACK_ONLY;
     RunOptions {
         resume: false,
         rerun_step: false,
