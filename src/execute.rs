@@ -118,7 +118,10 @@ impl ObserveArgs {
         etcd.validate().map_err(|e| Failure::Input(format!("--etcd-endpoint: {e}")))?;
         if !skip(ObserverName::Etcd) {
             // Refused before anything runs, not at the first step that observes etcd.
-            guard.check_url("--etcd-endpoint", &etcd.endpoint).map_err(exec_failure)?;
+            // etcdctl takes a comma-separated list: each URL is judged.
+            for url in etcd.endpoint.split(',') {
+                guard.check_url("--etcd-endpoint", url.trim()).map_err(exec_failure)?;
+            }
         }
         let lb = LbProbe {
             config: self.haproxy_config.clone(),

@@ -570,6 +570,73 @@ fn the_ssh_transport_runs_a_batch_on_every_host_at_once_and_answers_in_order() {
     assert!(matches!(&read[2], Ok(FileRead::Present(_))), "{read:?}");
 }
 
+/// The loopback guard asks a host what its text cannot say, over the same connection, before the
+/// command runs: the server the host's `kubectl` would reach (the lab's kubectl shim answers
+/// `config view --minify` from root's `~/.kube/config`, as kubectl does) and whether `getent`
+/// resolves from files only. A kubeconfig naming 10.0.20.99 refuses the command and nothing else
+/// runs; one naming a loopback address runs it; the server is asked again at every command.
+#[test]
+fn the_guard_asks_the_host_where_kubectl_goes_and_how_names_resolve() {
+    use plan_exec::guard::Guard;
+    use plan_exec::ssh::{OpensshTransport, SshOptions};
+    use plan_exec::target::{HostTarget, Place};
+    use plan_exec::transport::{Request, Transport};
+    use plan_lab::executor_lab;
+    use plan_lab::host::RootHome;
+    if !sshd_available() {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    let fixture = vec![
+        FixtureHost { name: "lab-cp-1".to_string(), address: HOSTS[0].1 },
+        FixtureHost { name: "lab-wk-1".to_string(), address: HOSTS[1].1 },
+    ];
+    let mut hosts = FixtureHosts::prepare(r, fixture, TmpDir::Shared)
+        .expect("fixture hosts prepared")
+        .with_root_home(RootHome::PerHost)
+        .with_resolver("127.0.0.1 localhost\n127.0.20.10 lab-cp-1 lab-cp-1.lab.test\n".to_string());
+    let t = plan_model::topology::Topology::new(
+        &plan_model::validate::parse_scenario(include_str!("../scenarios/loopback.yaml")).expect("the loopback scenario parses"),
+    );
+    executor_lab::write_host_shims(&hosts.shims(), r, &t).expect("the lab's shims");
+    let kubeconfig =
+        |host: &str, server: &str| write(&r.join(format!("hosts/{host}/root/.kube/config")), &executor_lab::kubeconfig_file(server, b"CA"));
+    kubeconfig("lab-cp-1", "https://10.0.20.99:6443");
+    kubeconfig("lab-wk-1", "https://127.0.20.10:6443");
+    hosts.start().expect("fixture hosts start");
+    let options = SshOptions { config: Some(hosts.ssh_config()), control_dir: r.join("ssh") };
+    let mut transport = OpensshTransport::new(options, Guard::LOOPBACK_ONLY).expect("the transport");
+    let host = |i: usize| Place::Host(HostTarget { name: HOSTS[i].0.to_string(), address: HOSTS[i].1, user: "root".to_string() });
+    let request = |shell| Request { step: "t", shell, stdin: None, secret: false, timeout: Duration::from_secs(WAIT_S) };
+    let kubectl_log = || std::fs::read_to_string(r.join("kubectl.log")).unwrap_or_default();
+    let ask = "config view --minify -o jsonpath={.clusters[0].cluster.server}";
+
+    for (shell, who) in [("kubectl get nodes", "kubectl"), ("sudo kubectl get nodes", "sudo kubectl")] {
+        let refused = transport.run(&host(0), &request(shell)).expect_err(shell);
+        assert!(matches!(refused, plan_exec::ExecError::NotLoopback { .. }), "{refused}");
+        assert!(refused.to_string().contains(&format!("lab-cp-1: {who} reaches https://10.0.20.99:6443")), "{refused}");
+    }
+    assert_eq!(kubectl_log(), format!("{ask}\n{ask}\n"), "the host was asked twice and nothing else ran");
+
+    // lab-wk-1's kubeconfig names a loopback address: the command runs (no apiserver answers there).
+    let ran = transport.run(&host(1), &request("kubectl get nodes")).expect("it ran");
+    assert!(ran.stderr.contains("Unable to connect to the server"), "{ran:?}");
+    assert!(kubectl_log().ends_with(&format!("{ask}\nget nodes\n")), "{}", kubectl_log());
+    // Asked again at the next command: a kubeconfig moved off loopback is refused.
+    kubeconfig("lab-wk-1", "https://10.0.20.99:6443");
+    assert!(transport.run(&host(1), &request("kubectl get nodes")).is_err());
+    std::fs::remove_file(r.join("hosts/lab-wk-1/root/.kube/config")).expect("remove the kubeconfig");
+    let none = transport.run(&host(1), &request("kubectl get nodes")).expect_err("no kubeconfig");
+    assert!(none.to_string().contains("lab-wk-1: kubectl reaches no server"), "{none}");
+
+    // The hosts resolve from /etc/hosts only (`hosts: files`): getent runs.
+    let resolved = transport.run(&host(0), &request("getent hosts lab-cp-1.lab.test")).expect("getent ran");
+    assert_eq!(resolved.stdout.split_whitespace().next(), Some("127.0.20.10"), "{resolved:?}");
+    drop(transport);
+    hosts.stop();
+}
+
 /// Processes whose command line mentions `text` (pid and command line).
 fn processes_mentioning(text: &str) -> Vec<(u32, String)> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };

@@ -4,6 +4,8 @@
 //! config that maps a loopback name elsewhere) fails loudly instead of touching a real machine.
 
 use crate::address;
+use crate::confirm::{HostMustConfirm, RunAs};
+use crate::simple_command::{simple_commands, SimpleCommand};
 use crate::ExecError;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -17,20 +19,17 @@ pub const LOOPBACK_ONLY_VAR: &str = "PLAN_LOOPBACK_ONLY";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Guard {
     pub loopback_only: bool,
-    /// Every host resolves names from its own files only (`hosts: files` in nsswitch.conf, as the
-    /// lab's fixture hosts do): `getent` then cannot ask a DNS server, and the guard lets it run.
-    pub confined_resolver: bool,
 }
 
 impl Guard {
     /// Destinations off loopback are refused.
-    pub const LOOPBACK_ONLY: Guard = Guard { loopback_only: true, confined_resolver: false };
+    pub const LOOPBACK_ONLY: Guard = Guard { loopback_only: true };
     /// Nothing is refused (a real run on real hosts).
-    pub const OPEN: Guard = Guard { loopback_only: false, confined_resolver: false };
+    pub const OPEN: Guard = Guard { loopback_only: false };
 
     /// The guard as `PLAN_LOOPBACK_ONLY` sets it.
     pub fn from_env() -> Guard {
-        Guard { loopback_only: std::env::var(LOOPBACK_ONLY_VAR).is_ok_and(|v| v == "1"), confined_resolver: false }
+        Guard { loopback_only: std::env::var(LOOPBACK_ONLY_VAR).is_ok_and(|v| v == "1") }
     }
 
     /// Refuses `address` when the guard is on and it is not loopback.
@@ -122,9 +121,11 @@ impl Guard {
 
     /// Refuses a command for a host when the guard is on and its text may leave loopback: a
     /// non-loopback IPv4 literal, a URL whose host is not a loopback literal or `localhost`, a
-    /// program whose destination comes from configuration ([`HIDDEN_DESTINATION_PROGRAMS`]:
-    /// ssh, kubectl without `--server`, terraform, git, DNS look-ups), or a dialling program
-    /// (curl, nc, socat, etcdctl…) given a host name.
+    /// program whose destination comes from configuration ([`HIDDEN_DESTINATION_PROGRAMS`]: ssh,
+    /// terraform, git, DNS look-ups), or a dialling program (curl, nc, socat, etcdctl…) given a
+    /// host name. What only the host knows is returned for it to confirm, not refused: the server
+    /// of a `kubectl` with no `--server` (its kubeconfig's), and whether `getent hosts` asks the
+    /// network (its nsswitch.conf); the SSH transport asks the host ([`crate::confirm`]).
     ///
     /// Addresses are read in every notation inet_aton accepts (`10.1`, `167772161`, `0x0a000001`,
     /// `012.0.0.1`; the short and bare forms only as a dialling program's arguments, where they
@@ -135,14 +136,51 @@ impl Guard {
     /// A courtesy, not the guarantee. A check of text, and so a blacklist: with the guard on, hosts are loopback addresses, which
     /// is to say this machine, in this machine's network (a lab's etcd listens there), so the
     /// command cannot be cut off from the network as a local command is. A program it does not
-    /// know (python, php) or a file whose content is run (`$(cat /root/.plan-join-command)`) can
-    /// still reach what it names.
+    /// know (python, php), a program run by another (`sh -c '…'`, `timeout 5 kubectl`) or a file
+    /// whose content is run (`$(cat /root/.plan-join-command)`) can still reach what it names.
     ///
     /// # Errors
     /// [`ExecError::NotLoopback`] naming what was refused.
-    pub fn check_remote_command(self, host: &str, shell: &str) -> Result<(), ExecError> {
+    ///
+    /// ```
+    /// use plan_exec::confirm::RunAs;
+    /// use plan_exec::guard::Guard;
+    /// let must = Guard::LOOPBACK_ONLY.check_remote_command("lab-cp-1", "sudo kubectl get nodes").unwrap();
+    /// assert_eq!(must.kubectl_server.into_iter().collect::<Vec<_>>(), vec![RunAs::Root]);
+    /// assert!(Guard::LOOPBACK_ONLY.check_remote_command("lab-cp-1", "kubectl --server=https://127.0.20.99:6443 get nodes").unwrap().is_empty());
+    /// assert!(Guard::LOOPBACK_ONLY.check_remote_command("lab-cp-1", "dig lab-cp-2.lab.test").is_err());
+    /// ```
+    pub fn check_remote_command(self, host: &str, shell: &str) -> Result<HostMustConfirm, ExecError> {
+        self.check_command(host, shell, false)
+    }
+
+    /// [`Self::check_remote_command`] for a command of the plan's workstation run on another
+    /// machine (`--workstation`), held also to the local rule (no ssh, scp, sftp or rsync of its
+    /// own: remote work goes through the transport). A program whose destination comes from
+    /// configuration (terraform, `scripts/tg`, git, helm, apt) is not refused there: the command
+    /// is to run cut off from the network on that machine ([`HostMustConfirm::offline`]), as a
+    /// local command runs here under the guard. One that also needs the network to do its work
+    /// (kubectl asked of the host, a dialling program) is refused: it cannot be both.
+    ///
+    /// # Errors
+    /// [`ExecError::NotLoopback`] naming what was refused.
+    pub fn check_workstation_command(self, host: &str, shell: &str) -> Result<HostMustConfirm, ExecError> {
+        self.check_local_command(shell)?;
+        let must = self.check_command(host, shell, true)?;
+        let dials = simple_commands(shell).iter().any(|c| DIALING_PROGRAMS.contains(&c.program.as_str()));
+        if must.offline && (!must.kubectl_server.is_empty() || dials) {
+            return Err(ExecError::NotLoopback {
+                destination: format!("{host}: command mixing a program cut off from the network with one that needs it"),
+                why: ": split it, or run it without PLAN_LOOPBACK_ONLY".to_string(),
+            });
+        }
+        Ok(must)
+    }
+
+    fn check_command(self, host: &str, shell: &str, workstation: bool) -> Result<HostMustConfirm, ExecError> {
+        let mut must = HostMustConfirm::default();
         if !self.loopback_only {
-            return Ok(());
+            return Ok(must);
         }
         let refuse =
             |what: String, why: &str| Err(ExecError::NotLoopback { destination: format!("{host}: command {what}"), why: why.to_string() });
@@ -155,26 +193,39 @@ impl Guard {
         for url in urls(shell) {
             self.check_url(&format!("{host}: command naming"), url)?;
         }
-        for (program, arguments) in simple_commands(shell) {
-            let names_server = arguments.iter().any(|a| a.starts_with("--server=") || a == "--server" || a == "-s");
-            let resolves_from_files = program == "getent" && self.confined_resolver;
-            if HIDDEN_DESTINATION_PROGRAMS.contains(&program.as_str()) && !(program == "kubectl" && names_server) && !resolves_from_files {
-                return refuse(
-                    format!("calling {program}"),
-                    ": it takes its destination from configuration the guard cannot read (kubectl passes with a loopback --server)",
-                );
-            }
-            if DIALING_PROGRAMS.contains(&program.as_str()) {
-                if let Some(name) = arguments.iter().filter_map(|a| named_host(a)).find(|h| *h != "localhost") {
-                    return refuse(format!("calling {program} with {name}"), ": a name could resolve anywhere");
+        for command in simple_commands(shell) {
+            let program = command.program.as_str();
+            match program {
+                "kubectl" => match kubectl_destination(&command, shell) {
+                    Ok(KubectlDestination::Named) => {}
+                    Ok(KubectlDestination::Kubeconfig(run_as)) => {
+                        must.kubectl_server.insert(run_as);
+                    }
+                    Err(why) => return refuse(format!("calling {program}"), &format!(": {why}")),
+                },
+                "getent" => match getent_database(&command) {
+                    Ok(()) => must.resolver = true,
+                    Err(why) => return refuse(format!("calling {program}"), &format!(": {why}")),
+                },
+                _ if HIDDEN_DESTINATION_PROGRAMS.contains(&program) && workstation => must.offline = true,
+                _ if HIDDEN_DESTINATION_PROGRAMS.contains(&program) => {
+                    return refuse(format!("calling {program}"), ": it takes its destination from configuration the guard cannot read");
                 }
-                // `nc 10.1 22`, `ping 167772161`: what inet_aton reads, only where a program dials.
-                if let Some(found) = arguments.iter().filter_map(|a| address::dialled_address(a)).find(|a| !address::is_loopback(*a)) {
-                    return refuse(format!("calling {program} with {found}"), "");
+                _ if DIALING_PROGRAMS.contains(&program) => {
+                    if let Some(name) = command.arguments.iter().filter_map(|a| named_host(a)).find(|h| *h != "localhost") {
+                        return refuse(format!("calling {program} with {name}"), ": a name could resolve anywhere");
+                    }
+                    // `nc 10.1 22`, `ping 167772161`: what inet_aton reads, only where a program dials.
+                    if let Some(found) =
+                        command.arguments.iter().filter_map(|a| address::dialled_address(a)).find(|a| !address::is_loopback(*a))
+                    {
+                        return refuse(format!("calling {program} with {found}"), "");
+                    }
                 }
+                _ => {}
             }
         }
-        Ok(())
+        Ok(must)
     }
 
     /// Refuses a local command when the guard is on and it names a non-loopback IPv4 address or calls
@@ -201,56 +252,78 @@ impl Guard {
 }
 
 /// Programs whose destination comes from configuration or the environment (an ssh config, a
-/// kubeconfig, a git remote, terraform state, the resolver), not from the command line the guard
-/// reads. `kubectl` passes with a `--server` URL, which is checked.
-const HIDDEN_DESTINATION_PROGRAMS: [&str; 16] = [
-    "ssh",
-    "scp",
-    "sftp",
-    "rsync",
-    "kubectl",
-    "helm",
-    "terraform",
-    "terragrunt",
-    "tg",
-    "git",
-    "apt",
-    "apt-get",
-    "getent",
-    "nslookup",
-    "dig",
-    "host",
-];
+/// git remote, terraform state, a DNS server), not from the command line the guard reads:
+/// refused. `kubectl` and `getent` are not here: their destination is asked of the host
+/// ([`HostMustConfirm`]).
+const HIDDEN_DESTINATION_PROGRAMS: [&str; 14] =
+    ["ssh", "scp", "sftp", "rsync", "helm", "terraform", "terragrunt", "tg", "git", "apt", "apt-get", "nslookup", "dig", "host"];
 /// Programs that dial what their arguments name: every host-like argument must be loopback.
 const DIALING_PROGRAMS: [&str; 12] =
     ["curl", "wget", "nc", "ncat", "netcat", "socat", "ping", "ping6", "telnet", "etcdctl", "kubeadm", "openssl"];
-/// Words that run the next word as the program (`sudo env ETCDCTL_API=3 etcdctl …`).
-const PROGRAM_PREFIXES: [&str; 14] =
-    ["sudo", "env", "exec", "command", "nohup", "time", "if", "elif", "then", "else", "while", "until", "do", "!"];
+/// `kubectl` options that choose the cluster by configuration: with one of them, the host's
+/// answer to [`crate::confirm::KUBECTL_SERVER_ASK`] would be about another cluster.
+const KUBECTL_CLUSTER_OPTIONS: [&str; 3] = ["--kubeconfig", "--context", "--cluster"];
+/// `sudo` options that leave kubectl's kubeconfig where plain `sudo` would (non-interactive, HOME
+/// set to the target's): letters of a short-option word.
+const SUDO_PLAIN_OPTIONS: &str = "nH";
+/// The `getent` databases that look host names up through nsswitch.conf's `hosts:` line.
+const GETENT_HOSTS_DATABASES: [&str; 4] = ["hosts", "ahosts", "ahostsv4", "ahostsv6"];
 
-/// The programs of a shell command with their arguments, one per simple command: split at `;`,
-/// `&&`, `||`, `|`, parentheses, backquotes and `$(`, with `sudo`, `env`, `VAR=value` and their
-/// options taken off the front. Quotes are not parsed: a word keeps its quote characters trimmed.
-fn simple_commands(shell: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    for segment in shell.split([';', '&', '|', '(', ')', '`', '\n', '{', '}']) {
-        let mut words = segment.split_whitespace().map(|w| w.trim_matches(|c| c == '\'' || c == '"' || c == '$'));
-        let mut program = None;
-        for word in words.by_ref() {
-            let name = word.rsplit('/').next().unwrap_or(word);
-            let assignment =
-                word.split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-            if word.is_empty() || PROGRAM_PREFIXES.contains(&name) || word.starts_with('-') || assignment || word.parse::<u32>().is_ok() {
-                continue;
-            }
-            program = Some(name.to_string());
-            break;
-        }
-        if let Some(program) = program {
-            out.push((program, words.map(str::to_string).collect()));
-        }
+/// Where a `kubectl` goes: a `--server` its text names (checked with the command's URLs), or the
+/// server of its kubeconfig, which the host is asked as `RunAs`.
+#[derive(Debug, PartialEq, Eq)]
+enum KubectlDestination {
+    Named,
+    Kubeconfig(RunAs),
+}
+
+/// Where `command` (a `kubectl`) goes, or why the guard cannot know: a `--server` it cannot read,
+/// a kubeconfig, context or cluster the command itself chooses (the ask would have to reproduce
+/// the shell: `export`, sudo's environment), sudo as another account or with other options.
+fn kubectl_destination(command: &SimpleCommand, shell: &str) -> Result<KubectlDestination, String> {
+    let arguments = &command.arguments;
+    let server_at = arguments.iter().position(|a| a == "--server" || a == "-s" || a.starts_with("--server="));
+    if let Some(at) = server_at {
+        let value = arguments[at].strip_prefix("--server=").or_else(|| arguments.get(at + 1).map(String::as_str)).unwrap_or_default();
+        // A literal URL, which the command's URLs were checked for; `--server=$S` could be anything.
+        return if value.contains("://") && !value.contains('$') {
+            Ok(KubectlDestination::Named)
+        } else {
+            Err(format!("its --server {value:?} is not a URL the guard can read"))
+        };
     }
-    out
+    let chooses = arguments.iter().find_map(|a| KUBECTL_CLUSTER_OPTIONS.iter().find(|o| a == *o || a.starts_with(&format!("{o}="))));
+    if let Some(option) = chooses {
+        return Err(format!("it chooses its cluster with {option}, which the guard does not ask the host about; give --server"));
+    }
+    if shell.contains("KUBECONFIG") || command.assignments.iter().any(|a| a.starts_with("HOME=")) {
+        return Err(
+            "the command sets where kubectl finds its kubeconfig, which the guard does not ask the host about; give --server".to_string()
+        );
+    }
+    match &command.sudo {
+        None => Ok(KubectlDestination::Kubeconfig(RunAs::Login)),
+        Some(options) if options.iter().all(|o| o == "--" || o.len() > 1 && o[1..].chars().all(|c| SUDO_PLAIN_OPTIONS.contains(c))) => {
+            Ok(KubectlDestination::Kubeconfig(RunAs::Root))
+        }
+        Some(options) => Err(format!(
+            "it runs under sudo {}, whose kubeconfig the guard does not ask (it asks as the login, or as root with plain sudo); give --server",
+            options.join(" ")
+        )),
+    }
+}
+
+/// `getent`'s database must be one of the host-name ones, looked up through nsswitch.conf as it
+/// stands (no `-s SERVICE` overriding it).
+fn getent_database(command: &SimpleCommand) -> Result<(), String> {
+    if let Some(service) = command.arguments.iter().find(|a| *a == "-s" || a.starts_with("--service") || a.starts_with("-s")) {
+        return Err(format!("{service} chooses the name service, not the host's nsswitch.conf"));
+    }
+    match command.arguments.iter().find(|a| !a.starts_with('-')) {
+        Some(database) if GETENT_HOSTS_DATABASES.contains(&database.as_str()) => Ok(()),
+        Some(database) => Err(format!("the {database} database may ask the network (the guard asks the host about host names only)")),
+        None => Err("no database named".to_string()),
+    }
 }
 
 /// A word that names a machine rather than a file: `name.zone`, `host:port`, `TCP:host:port`.
@@ -286,14 +359,72 @@ mod tests {
     const ON: Guard = Guard::LOOPBACK_ONLY;
     const OFF: Guard = Guard::OPEN;
 
+    /// What the host must confirm for `shell`, the guard on.
+    fn must(shell: &str) -> HostMustConfirm {
+        ON.check_remote_command("lab-cp-1", shell).unwrap_or_else(|e| panic!("{shell}: {e}"))
+    }
+
+    fn refused_because(shell: &str) -> String {
+        ON.check_remote_command("lab-cp-1", shell).expect_err(shell).to_string()
+    }
+
     #[test]
-    fn getent_runs_only_where_the_resolver_reads_files_only() {
-        let command = "getent hosts lab-cp-2.lab.test";
-        assert!(ON.check_remote_command("lab-cp-2", command).is_err());
-        let confined = Guard { confined_resolver: true, ..ON };
-        assert!(confined.check_remote_command("lab-cp-2", command).is_ok());
+    fn kubectl_without_a_server_is_asked_of_the_host_as_it_runs() {
+        let login = HostMustConfirm { kubectl_server: [RunAs::Login].into(), resolver: false, offline: false };
+        let root = HostMustConfirm { kubectl_server: [RunAs::Root].into(), resolver: false, offline: false };
+        assert_eq!(must("kubectl -n kube-system get cm kubeadm-config -o yaml > /tmp/kubeadm-config.backup.yaml"), login);
+        assert_eq!(must("sudo kubectl get nodes"), root);
+        assert_eq!(must("sudo -n kubectl get nodes"), root);
+        assert_eq!(must("if true; then sudo -- kubectl get nodes; fi"), root);
+        assert_eq!(must("for i in $(seq 45); do [ \"$(kubectl get nodes -o name | wc -l)\" -gt 0 ] || exit 1; done"), login);
+        let both = must("kubectl get nodes && sudo kubectl get pods");
+        assert_eq!(both.kubectl_server.into_iter().collect::<Vec<_>>(), vec![RunAs::Login, RunAs::Root]);
+        // A literal loopback --server is the command's own: nothing to ask.
+        assert!(must("kubectl --server=https://127.0.20.99:6443 get nodes").is_empty());
+        assert!(must("kubectl -s https://127.0.20.99:6443 get nodes").is_empty());
+        // The guard off asks nothing.
+        assert!(OFF.check_remote_command("lab-cp-1", "kubectl get nodes").unwrap().is_empty());
+    }
+
+    #[test]
+    fn kubectl_whose_kubeconfig_the_command_chooses_is_refused_not_asked() {
+        for shell in [
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes",
+            "kubectl --kubeconfig=/etc/kubernetes/admin.conf get nodes",
+            "kubectl --context prod get nodes",
+            "KUBECONFIG=/etc/kubernetes/admin.conf kubectl get nodes",
+            "export KUBECONFIG=/etc/kubernetes/admin.conf; kubectl get nodes",
+            "sudo env HOME=/home/wizard kubectl get nodes",
+            "sudo -u wizard kubectl get nodes",
+            "sudo -E kubectl get nodes",
+            "kubectl --server=$SERVER get nodes",
+        ] {
+            let why = refused_because(shell);
+            assert!(why.contains("lab-cp-1: command calling kubectl"), "{shell}: {why}");
+        }
+        assert!(refused_because("kubectl --server=https://10.0.20.99:6443 get nodes").contains("10.0.20.99"));
+    }
+
+    #[test]
+    fn sudo_s_options_with_a_value_do_not_hide_the_program() {
+        // Before, `wizard` was taken for the program and the kubectl after it went unseen.
+        assert!(refused_because("sudo -u wizard ssh other true").contains("calling ssh"));
+        assert!(refused_because("sudo --user wizard git push").contains("calling git"));
+        assert!(refused_because("env -u HOME dig x.lab.test").contains("calling dig"));
+        assert!(must("sudo -nu root true").is_empty());
+    }
+
+    #[test]
+    fn getent_hosts_is_asked_of_the_host_and_other_look_ups_refused() {
+        assert_eq!(
+            must("getent hosts lab-cp-2.lab.test"),
+            HostMustConfirm { kubectl_server: Default::default(), resolver: true, offline: false }
+        );
+        assert!(must("getent ahostsv4 lab-cp-2").resolver);
         // Only getent goes through the host's nsswitch.conf: dig asks a DNS server whatever it says.
-        assert!(confined.check_remote_command("lab-cp-2", "dig lab-cp-2.lab.test").is_err());
+        assert!(refused_because("dig lab-cp-2.lab.test").contains("calling dig"));
+        assert!(refused_because("getent -s dns hosts lab-cp-2").contains("chooses the name service"));
+        assert!(refused_because("getent passwd wizard").contains("the passwd database"));
     }
 
     #[test]
@@ -345,10 +476,8 @@ mod tests {
     #[test]
     fn the_guard_refuses_remote_commands_that_may_leave_loopback() {
         let refused = [
-            "kubectl -n kube-system get cm kubeadm-config -o yaml > /tmp/kubeadm-config.backup.yaml",
             "curl -sk https://k8s-apiserver.viktorbarzin.lan:6443/readyz",
             "cd /srv/infra && scripts/tg apply -target=module.technitium",
-            "getent hosts lab-cp-2.lab.test",
             "sudo env TF_LOG=1 terraform apply",
             "git push",
             "echo 'show stat' | socat - TCP:lb.example.lan:9000",
@@ -362,7 +491,7 @@ mod tests {
         for shell in refused {
             let error = ON.check_remote_command("lab-cp-1", shell).expect_err(shell);
             assert!(matches!(error, ExecError::NotLoopback { .. }), "{shell}: {error}");
-            assert!(OFF.check_remote_command("lab-cp-1", shell).is_ok(), "the guard off: {shell}");
+            assert!(OFF.check_remote_command("lab-cp-1", shell).is_ok_and(|m| m.is_empty()), "the guard off: {shell}");
         }
         let allowed = [
             "sudo sed -i.bak 's|server: https://127.0.20.10:6443|server: https://127.0.20.99:6443|' /etc/kubernetes/kubelet.conf && sudo systemctl restart kubelet",
@@ -377,7 +506,7 @@ mod tests {
             "sudo grep -c oidc-issuer-url /etc/kubernetes/manifests/kube-apiserver.yaml",
         ];
         for shell in allowed {
-            assert!(ON.check_remote_command("lab-cp-1", shell).is_ok(), "{shell}: {:?}", ON.check_remote_command("lab-cp-1", shell));
+            assert!(must(shell).is_empty(), "{shell}");
         }
     }
 
@@ -408,7 +537,7 @@ mod tests {
             "nc -z localhost:22",
         ];
         for shell in allowed {
-            assert!(ON.check_remote_command("lab-cp-1", shell).is_ok(), "{shell}: {:?}", ON.check_remote_command("lab-cp-1", shell));
+            assert!(must(shell).is_empty(), "{shell}");
         }
     }
 
@@ -428,5 +557,30 @@ mod tests {
         let found = address::addresses("sed 's|server: https://10.0.20.100:6443|server: https://127.0.20.99:6443|' x; v1.34.2 2001");
         assert_eq!(found, vec![IpAddr::V4(Ipv4Addr::new(10, 0, 20, 100)), IpAddr::V4(Ipv4Addr::new(127, 0, 20, 99))]);
         assert!(address::addresses("kubeadm v1.34.0").is_empty(), "a version is not an address");
+    }
+    #[test]
+    fn a_workstation_command_that_reads_its_destination_from_configuration_runs_cut_off_from_the_network() {
+        let on = Guard::LOOPBACK_ONLY;
+        let apply = on.check_workstation_command("workstation@ws", "cd /repo && scripts/tg apply -target=module.technitium").expect("runs");
+        assert!(apply.offline && apply.kubectl_server.is_empty(), "{apply:?}");
+        assert!(on.check_workstation_command("workstation@ws", "git -C /repo commit -am x").expect("runs").offline);
+        // The same text on a node is refused: only the workstation's commands are cut off.
+        assert!(on.check_remote_command("cp-1", "scripts/tg apply x").is_err());
+        let kubectl = on.check_workstation_command("workstation@ws", "kubectl get nodes").expect("asked");
+        assert!(!kubectl.offline && !kubectl.kubectl_server.is_empty(), "{kubectl:?}");
+        for refused in ["scripts/tg apply x && kubectl get nodes", "git pull && curl https://127.0.0.1:6443/readyz", "ssh 127.0.0.2 true"] {
+            assert!(on.check_workstation_command("workstation@ws", refused).is_err(), "{refused}");
+        }
+        assert!(Guard::OPEN
+            .check_workstation_command("workstation@ws", "scripts/tg apply x && kubectl get nodes")
+            .expect("off")
+            .is_empty());
+    }
+
+    #[test]
+    fn offline_wraps_the_whole_command() {
+        let wrapped = crate::confirm::offline("cd /r && git commit -m 'a b'", true);
+        assert_eq!(wrapped, format!("unshare --net -- sh -c {}", crate::transport::quote("cd /r && git commit -m 'a b'")));
+        assert!(crate::confirm::offline("true", false).starts_with("unshare --user --map-root-user --net -- sh -c "));
     }
 }

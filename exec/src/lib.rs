@@ -2,11 +2,12 @@
 //!
 //! The pieces, each in its own module: where a command runs ([`target`]), what the plan's
 //! commands become when run ([`invocation`]), the transports that run them ([`transport`],
-//! [`ssh`]), the loopback guard ([`guard`]) and the ssh configuration it reads first ([`ssh_config`]), the workstation on another machine ([`workstation`]), redaction of secrets ([`redact`]), what the twin
+//! [`ssh`]), the loopback guard ([`guard`]), how it reads a command ([`simple_command`]), what it asks of a host ([`confirm`]) and the ssh configuration it reads first ([`ssh_config`]), the workstation on another machine ([`workstation`]), redaction of secrets ([`redact`]), what the twin
 //! predicts ([`predict`]), what the hosts show ([`observe`]: files, [`etcd`], [`haproxy`],
 //! [`kubernetes`]), a cluster surveyed for `plan init` ([`survey`]), the journal ([`journal`]) and its lock ([`lock`]), and the runner that ties them together ([`runner`]).
 
 pub mod address;
+pub mod confirm;
 pub mod etcd;
 pub mod guard;
 pub mod haproxy;
@@ -21,6 +22,7 @@ pub mod preflight;
 pub mod redact;
 pub mod resume;
 pub mod runner;
+pub mod simple_command;
 pub mod ssh;
 pub mod ssh_config;
 pub mod survey;

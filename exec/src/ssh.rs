@@ -1,13 +1,14 @@
 //! The SSH transport: the `openssh` crate over the system's OpenSSH client, one multiplexed
 //! ControlMaster session per host, the user's ssh config honoured, host keys checked strictly.
 
+use crate::confirm::{Ask, HostMustConfirm};
 use crate::guard::Guard;
 use crate::target::{HostTarget, Place};
 use crate::transport::{Completed, FileRead, Request, Transport};
 use crate::workstation::WorkstationHost;
 use crate::ExecError;
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -180,6 +181,9 @@ pub struct OpensshTransport {
     last_used: HashMap<Peer, Instant>,
     options: SshOptions,
     guard: Guard,
+    /// Hosts whose name service switch the guard found off the network ([`Ask::Resolver`]):
+    /// asked once per transport.
+    confirmed_resolvers: HashSet<HostTarget>,
 }
 
 /// Who a session is with: a machine of the scenario, by its address, or the workstation's
@@ -228,7 +232,14 @@ impl OpensshTransport {
             .build()
             .map_err(|e| ExecError::Ssh { host: "-".to_string(), reason: format!("async runtime: {e}") })?;
         private_control_dir(&options.control_dir)?;
-        Ok(OpensshTransport { runtime, sessions: HashMap::new(), last_used: HashMap::new(), options, guard })
+        Ok(OpensshTransport {
+            runtime,
+            sessions: HashMap::new(),
+            last_used: HashMap::new(),
+            options,
+            guard,
+            confirmed_resolvers: HashSet::new(),
+        })
     }
 
     /// How every master is started: host keys checked strictly, a bounded [`CONTROL_PERSIST_S`].
@@ -291,21 +302,37 @@ impl Transport for OpensshTransport {
     }
 
     /// Every request's command in flight at once, each on its host's master (the observer's
-    /// look at every host costs one round trip, not one per host).
+    /// look at every host costs one round trip, not one per host). What the guard needs a host
+    /// to confirm is asked first, over the same masters, all asks at once.
     fn run_each(&mut self, work: &[(Place, Request<'_>)]) -> Vec<Result<Completed, ExecError>> {
         // Refused or unconnected requests get their error; the others run together.
         let mut results: Vec<Option<Result<Completed, ExecError>>> = work.iter().map(|_| None).collect();
+        let mut must = Vec::new();
         for (i, (place, request)) in work.iter().enumerate() {
             let ready = match place {
                 Place::Host(host) => {
                     // With the guard on a host is a loopback address, that is this machine: what
                     // the command dials is checked before anything connects.
-                    self.guard.check_remote_command(&host.name, request.shell).and_then(|()| self.connect(host))
+                    self.guard.check_remote_command(&host.name, request.shell).and_then(|m| self.connect(host).map(|()| m))
                 }
                 Place::Local { .. } => Err(ExecError::Input("the ssh transport runs on hosts only".to_string())),
             };
-            if let Err(e) = ready {
-                results[i] = Some(Err(e));
+            match ready {
+                Ok(m) if !m.is_empty() => must.push((i, m)),
+                Ok(_) => {}
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        for (i, refused) in self.confirm(work, &must) {
+            results[i] = Some(Err(refused));
+        }
+        // An ask whose connection broke dropped its master: the host's other requests fail too.
+        for (i, (place, _)) in work.iter().enumerate() {
+            if let (None, Place::Host(host)) = (&results[i], place) {
+                if !self.sessions.contains_key(&Peer::Inventory(host.clone())) {
+                    let reason = "the connection broke while the loopback guard asked the host".to_string();
+                    results[i] = Some(Err(ExecError::Ssh { host: host.name.clone(), reason }));
+                }
             }
         }
         let running: Vec<usize> = (0..work.len()).filter(|&i| results[i].is_none()).collect();
@@ -337,8 +364,31 @@ impl Transport for OpensshTransport {
     /// every host's is (under the guard, a loopback host is this machine's network).
     fn run_on_workstation(&mut self, host: &WorkstationHost, request: &Request<'_>) -> Result<Completed, ExecError> {
         let peer = Peer::Workstation(host.clone());
-        self.guard.check_remote_command(&peer.label(), request.shell)?;
+        let must = self.guard.check_workstation_command(&peer.label(), request.shell)?;
         self.open(&peer)?;
+        // What the machine must confirm, asked one at a time (a workstation command is one).
+        let target = HostTarget { name: peer.label(), address: std::net::Ipv4Addr::LOCALHOST, user: host.user().to_string() };
+        for ask in must.asks() {
+            if ask == Ask::Resolver && self.confirmed_resolvers.contains(&target) {
+                continue;
+            }
+            let shell = ask.shell();
+            let asked = Request { step: "guard", shell: &shell, stdin: None, secret: false, timeout: ask.timeout() };
+            let session = self.sessions.get(&peer).expect("open inserted the session");
+            let (output, started) = self.runtime.block_on(remote_output(session, &asked));
+            let answer = self.completed(&peer, &asked, output, started)?;
+            ask.judge(&target, answer)?;
+            if ask == Ask::Resolver {
+                self.confirmed_resolvers.insert(target.clone());
+            }
+        }
+        let cut_off;
+        let request = if must.offline {
+            cut_off = crate::confirm::offline(request.shell, host.user() == "root");
+            &Request { shell: &cut_off, ..*request }
+        } else {
+            request
+        };
         let session = self.sessions.get(&peer).expect("open inserted the session");
         let (output, started) = self.runtime.block_on(remote_output(session, request));
         self.completed(&peer, request, output, started)
@@ -366,6 +416,67 @@ async fn remote_output(session: &Session, request: &Request<'_>) -> (Option<Resu
 }
 
 impl OpensshTransport {
+    /// Asks each host what the guard needs it to confirm for the requests `must` names (index in
+    /// `work`, what to confirm): each distinct ask once per host, all at once over the masters.
+    /// A host's resolver, once confirmed, is not asked again while the transport lives; kubectl's
+    /// server is asked every time (the plan moves kubeconfigs to the VIP). Returns the requests
+    /// refused, with why.
+    fn confirm(&mut self, work: &[(Place, Request<'_>)], must: &[(usize, HostMustConfirm)]) -> Vec<(usize, ExecError)> {
+        let host_of = |i: usize| match &work[i].0 {
+            Place::Host(host) => host.clone(),
+            Place::Local { .. } => unreachable!("only hosts are asked"),
+        };
+        let mut asks: Vec<(HostTarget, Ask)> = must
+            .iter()
+            .flat_map(|(i, m)| m.asks().into_iter().map(move |ask| (host_of(*i), ask)))
+            .filter(|(host, ask)| !(*ask == Ask::Resolver && self.confirmed_resolvers.contains(host)))
+            .collect();
+        asks.sort_by(|a, b| (&a.0.name, a.1).cmp(&(&b.0.name, b.1)));
+        asks.dedup();
+        let shells: Vec<String> = asks.iter().map(|(_, ask)| ask.shell()).collect();
+        let sessions = &self.sessions;
+        let answers = self.runtime.block_on(futures_util::future::join_all(asks.iter().zip(&shells).map(|((host, ask), shell)| {
+            let request = Request { step: "guard", shell, stdin: None, secret: false, timeout: ask.timeout() };
+            let session = sessions.get(&Peer::Inventory(host.clone())).expect("connect inserted the session");
+            async move { remote_output(session, &request).await }
+        })));
+        // What each host said, or why it said nothing (the text: one ask may serve several requests).
+        let mut said: HashMap<(HostTarget, Ask), Result<Completed, String>> = HashMap::new();
+        for (((host, ask), shell), (output, started)) in asks.into_iter().zip(&shells).zip(answers) {
+            let request = Request { step: "guard", shell, stdin: None, secret: false, timeout: ask.timeout() };
+            let answer = self
+                .completed(&Peer::Inventory(host.clone()), &request, output, started)
+                .map_err(|e| format!("asking for the loopback guard: {e}"));
+            if let Ok(answer) = &answer {
+                tracing::debug!(host = %host.name, ?ask, ms = answer.duration.as_millis() as u64, "the loopback guard asked the host");
+            }
+            said.insert((host, ask), answer);
+        }
+        let mut refused = Vec::new();
+        for (i, m) in must {
+            let host = host_of(*i);
+            for ask in m.asks() {
+                // Not asked: a resolver confirmed before.
+                let Some(answer) = said.get(&(host.clone(), ask)) else { continue };
+                let verdict = match answer {
+                    Ok(answer) => ask.judge(&host, answer.clone()),
+                    Err(reason) => Err(ExecError::Ssh { host: host.name.clone(), reason: reason.clone() }),
+                };
+                match verdict {
+                    Ok(()) if ask == Ask::Resolver => {
+                        self.confirmed_resolvers.insert(host.clone());
+                    }
+                    Ok(()) => {}
+                    Err(why) => {
+                        refused.push((*i, why));
+                        break;
+                    }
+                }
+            }
+        }
+        refused
+    }
+
     /// A remote command's output as [`Completed`], or why there is none; a broken master is
     /// dropped so the next command reconnects.
     fn completed(
@@ -420,10 +531,14 @@ mod tests {
         let mut transport = OpensshTransport::new(options, Guard::LOOPBACK_ONLY).unwrap();
         // Nothing listens there: a connection attempt would be an ssh error, not a refusal.
         let host = HostTarget { name: "lab-cp-1".into(), address: std::net::Ipv4Addr::new(127, 0, 20, 77), user: "root".into() };
-        let request = Request { step: "t", shell: "kubectl get nodes", stdin: None, secret: false, timeout: Duration::from_secs(5) };
-        let refused = transport.run(&Place::Host(host), &request).unwrap_err();
+        let request = |shell| Request { step: "t", shell, stdin: None, secret: false, timeout: Duration::from_secs(5) };
+        let refused = transport.run(&Place::Host(host.clone()), &request("kubectl --context prod get nodes")).unwrap_err();
         assert!(matches!(refused, ExecError::NotLoopback { .. }), "{refused}");
         assert!(refused.to_string().contains("lab-cp-1: command calling kubectl"), "{refused}");
+        // A kubectl whose server only the host knows is asked of it: that needs the connection.
+        std::fs::write(dir.path().join("no-config"), "").unwrap();
+        let asked = transport.run(&Place::Host(host), &request("kubectl get nodes")).unwrap_err();
+        assert!(matches!(asked, ExecError::Ssh { .. }), "{asked}");
     }
 
     #[test]

@@ -57,6 +57,15 @@ impl WorkstationHost {
         &self.destination
     }
 
+    /// The login the destination names; without one, this process's user (ssh's default; a
+    /// `User` line of the ssh config is not read here).
+    pub fn user(&self) -> String {
+        match self.destination.split_once('@') {
+            Some((user, _)) => user.to_string(),
+            None => std::env::var("USER").unwrap_or_default(),
+        }
+    }
+
     /// The machine's name, without the user: how places on it are labelled.
     pub fn name(&self) -> &str {
         self.destination.split_once('@').map_or(self.destination.as_str(), |(_, host)| host)

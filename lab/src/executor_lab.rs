@@ -239,6 +239,41 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     Ok(())
 }
 
+/// Root's `~/.kube/config` on the hosts whose `kubectl` runs without `--server`, as an operator
+/// sets them up: on each master a link to its `/etc/kubernetes/admin.conf` (kubeadm's advice; a
+/// link, so a master that joins later reads the admin.conf its join writes), on the workstation
+/// a link to the infra repo's first kubeconfig consumer (the plan's edit of it at 4.1 follows), or,
+/// without one, a kubeconfig of the first master's own address. The `kubectl` shim reads it, and
+/// so does the loopback guard's question to the host (`kubectl config view --minify`).
+///
+/// # Errors
+/// A directory, link or file cannot be made.
+pub fn write_root_kubeconfigs(
+    t: &Topology,
+    hosts: &FixtureHosts,
+    paths: &LabPaths,
+    workstation: &str,
+    ca_pem: &[u8],
+) -> Result<(), LabError> {
+    let link = |host: &str, target: &Path| -> Result<(), LabError> {
+        let config = hosts.host_dir(host).join("root/.kube/config");
+        let dir = config.parent().expect("a path under the host's directory");
+        std::fs::create_dir_all(dir).map_err(|e| LabError::io(format!("create {}", dir.display()), e))?;
+        std::os::unix::fs::symlink(target, &config).map_err(|e| LabError::io(format!("link {}", config.display()), e))
+    };
+    for node in t.nodes.iter().filter(|n| n.kind != plan_model::topology::NodeKind::Worker) {
+        link(&node.name, Path::new("/etc/kubernetes/admin.conf"))?;
+    }
+    let consumer = t.scenario.consumers.iter().find(|c| c.kind == plan_model::scenario::ConsumerKind::Kubeconfig);
+    match consumer {
+        Some(c) => link(workstation, &paths.infra_repo.join(&c.path)),
+        None => {
+            let direct = format!("https://{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port);
+            host::write_file(&hosts.host_dir(workstation).join("root/.kube/config"), &kubeconfig_file(&direct, ca_pem))
+        }
+    }
+}
+
 /// A kubeconfig for `server` that trusts the lab CA (`ca_pem`) and sends a token the stand-ins
 /// take (they check no credentials).
 pub fn kubeconfig_file(server: &str, ca_pem: &[u8]) -> String {
@@ -475,8 +510,12 @@ print("haproxy: %d frontend(s), reset to the declared state" % len(fronts))
     )
 }
 
-/// `kubectl` on the lab: the server it would talk to must answer `/readyz` with TLS verified
-/// against the cluster's CA (real curl), then the answer comes from the lab's node and pod states.
+/// `kubectl` on the lab. Its server is `--server`, else the one of the kubeconfig kubectl would
+/// read (`$KUBECONFIG`'s first file, else `~/.kube/config`: [`write_root_kubeconfigs`] links it),
+/// and `config view --minify -o jsonpath='{.clusters[0].cluster.server}'` prints that server from
+/// the file alone, as kubectl does (the loopback guard asks it). Any other command needs the
+/// server to answer `/readyz` with TLS verified against the cluster's CA (real curl); the answer
+/// then comes from the lab's node and pod states.
 fn kubectl_shim(root: &Path) -> String {
     format!(
         r#"#!/bin/sh
@@ -490,13 +529,21 @@ for arg; do
   [ "$prev" = -n ] && namespace="$arg"
   prev="$arg"
 done
-[ -n "$server" ] || {{ echo "kubectl (lab): no --server (the lab names it from the kubeconfig)" >&2; exit 1; }}
+kubeconfig="${{KUBECONFIG%%:*}}"; [ -n "$kubeconfig" ] || kubeconfig="$HOME/.kube/config"
+[ -n "$server" ] || server=$(sed -n 's|^ *server: *||p' "$kubeconfig" 2>/dev/null | head -1)
+words=$(for a; do case "$a" in --server=*) ;; *) echo "$a" ;; esac; done | tr '\n' ' ')
+case "$words" in
+  # Local configuration only: nothing is dialled.
+  "config view --minify -o jsonpath={{.clusters[0].cluster.server}} ")
+    [ -n "$server" ] || {{ echo "error: current-context must exist in order to minify" >&2; exit 1; }}
+    printf '%s' "$server"; exit 0 ;;
+esac
+[ -n "$server" ] || {{ echo "kubectl (lab): no --server and no server in $kubeconfig" >&2; exit 1; }}
 # A 503 is an apiserver whose etcd is between leaders: a real request waits for the election,
 # so the shim asks again (curl retries 503); a refused or reset connection fails at once.
 if ! err=$(curl -sS -o /dev/null -f --max-time 3 --retry 5 --retry-delay 1 --cacert {root}/ca.crt "$server/readyz" 2>&1); then
   echo "Unable to connect to the server: $err" >&2; exit 1
 fi
-words=$(for a; do case "$a" in --server=*) ;; *) echo "$a" ;; esac; done | tr '\n' ' ')
 node_status() {{ awk -v n="$1" '$1 == n {{ print $2 }}' $cluster/nodes 2>/dev/null; }}
 case "$words" in
   *"get cm kubeadm-config"*) cat {root}/kubeadm-config.yaml ;;
@@ -552,7 +599,6 @@ case "$words" in
     echo "$job" >> $cluster/jobs
     echo "job.batch/$job created" ;;
   *"logs "*) echo "(lab: no pod logs)" ;;
-  *"config view"*) echo "$server" ;;
   *) echo "kubectl (lab shim): not rehearsed: $words" >&2; exit 64 ;;
 esac
 "#,
@@ -574,27 +620,6 @@ pub fn server_in(text: &str) -> Option<String> {
     text.lines().find_map(|l| l.trim().strip_prefix("server: ")).map(|s| s.trim().to_string())
 }
 
-/// Pins every `kubectl` without `--server` to the server its kubeconfig names now: the
-/// workstation's is the infra repo's kubeconfig consumer, a master's `/etc/kubernetes/admin.conf`
-/// (the loopback guard refuses a kubectl whose destination it cannot read).
-pub fn pin_kubectl(shell: &str, server: &str) -> String {
-    let mut out = String::new();
-    let mut rest = shell;
-    while let Some(at) = rest.find("kubectl ") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + "kubectl ".len()..];
-        let segment_end = after.find(['|', ';', '&', ')']).unwrap_or(after.len());
-        if after[..segment_end].contains("--server") {
-            out.push_str("kubectl ");
-        } else {
-            out.push_str(&format!("kubectl --server={server} "));
-        }
-        rest = after;
-    }
-    out.push_str(rest);
-    out
-}
-
 /// The flags the config stack sets, as they appear in a manifest.
 pub fn flag_lines(t: &Topology) -> Vec<String> {
     t.scenario.apiserver_flags().iter().map(|f| format!("- --{f}={FLAG_VALUE}")).collect()
@@ -608,17 +633,6 @@ pub fn manifest(hosts: &FixtureHosts, t: &Topology, node: NodeIx) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kubectl_is_pinned_where_it_names_no_server() {
-        let pinned = pin_kubectl("kubectl get nodes && kubectl --server=https://127.0.0.9:6443 get nodes | kubectl wait x", "https://S");
-        assert_eq!(
-            pinned,
-            "kubectl --server=https://S get nodes && kubectl --server=https://127.0.0.9:6443 get nodes | kubectl --server=https://S wait x"
-        );
-        let looped = pin_kubectl("for i in $(seq 3); do [ \"$(kubectl get nodes -o name | wc -l)\" -gt 0 ]; done", "https://S");
-        assert!(looped.contains("$(kubectl --server=https://S get nodes -o name"), "{looped}");
-    }
 
     #[test]
     fn by_hand_edits_change_the_files_they_name_and_nothing_else() {

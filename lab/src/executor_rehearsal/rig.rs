@@ -230,6 +230,7 @@ fn write_start(t: &Topology, initial: &Cluster, hosts: &FixtureHosts, paths: &La
     host::write_file(&hosts.etc_kubernetes(WORKSTATION).join("pki/ca.crt"), &ca_pem)?;
     write_nodes(t, initial, hosts, &ca)?;
     executor_lab::prepare_infra_repo(t, initial, paths, root)?;
+    executor_lab::write_root_kubeconfigs(t, hosts, paths, WORKSTATION, ca_pem.as_bytes())?;
     executor_lab::write_host_shims(&hosts.shims(), root, t)?;
     write_kubeadm_shim(&hosts.shims(), root)?;
     std::fs::create_dir_all(root.join(executor_lab::CLUSTER_DIR)).map_err(|e| LabError::io("the cluster directory", e))?;

@@ -29,7 +29,6 @@ use plan_model::plan::Plan;
 use plan_model::topology::NodeIx;
 use plan_sim::recovery::RecoveryKind;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the executor did on the lab, its recovery included.
@@ -126,24 +125,21 @@ impl Run {
     }
 }
 
-/// The executor's transport on the rig: hosts over SSH under the loopback guard, the
-/// workstation's commands on its own host.
+/// The executor's transport on the rig: every host over SSH under the loopback guard, the
+/// workstation's included; the infra repo's commands on the workstation's host ([`LabTransport`]).
 fn transport(rig: &Rig, control_dir: &Path) -> Result<LabTransport, LabError> {
-    let guard = Guard { confined_resolver: true, ..Guard::LOOPBACK_ONLY };
+    let guard = Guard::LOOPBACK_ONLY;
     let ssh = |guard: Guard, dir: &str| {
         OpensshTransport::new(SshOptions { config: Some(rig.hosts.ssh_config()), control_dir: control_dir.join(dir) }, guard)
             .map_err(|e| exec_error("start the SSH transport", e))
     };
     Ok(LabTransport {
         remote: ssh(guard, "hosts")?,
-        // The workstation's commands are held to the guard's rule for local commands (no address
-        // off loopback, no ssh of their own), checked here; its host resolves from files only.
-        workstation: ssh(Guard::OPEN, "workstation")?,
+        // The infra repo's commands are held to the guard's rule for local commands, checked by
+        // LabTransport: the rule for hosts refuses `scripts/tg` and `git`.
+        infra_repo: ssh(Guard::OPEN, "workstation")?,
         workstation_host: HostTarget { name: WORKSTATION.to_string(), address: rig.workstation, user: "root".to_string() },
         guard,
-        hosts: Arc::clone(&rig.hosts),
-        t: rig.t.clone(),
-        paths: rig.paths.clone(),
     })
 }
 
@@ -165,7 +161,7 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
 }
 
 fn options(rig: &Rig) -> RunOptions {
-    let guard = Guard { confined_resolver: true, ..Guard::LOOPBACK_ONLY };
+    let guard = Guard::LOOPBACK_ONLY;
     RunOptions {
         resume: false,
         rerun_step: false,
