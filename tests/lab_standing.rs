@@ -1,0 +1,373 @@
+//! The standing lab (`plan lab up --via-execute`) driven by `plan execute` from another process,
+//! as against real hosts: the executor SIGKILLed at journal records (between commands and inside
+//! them), resumed each time, its by-hand work done with `plan lab by-hand` and confirmed with
+//! `--resume --by-hand-done`. The run must complete with no command that may not run twice run
+//! twice on the hosts and every backup intact; `plan lab down` must leave nothing behind.
+//!
+//! The default run kills every [`SAMPLE_EVERY`] records of homelab-rightsized; the full sweep
+//! (every record) is `PLAN_KILL_SWEEP=every CI=true cargo test --test lab_standing the_executor
+//! -- --nocapture` (docs/development.md, "Tests"), which prints its figures;
+//! `PLAN_KILL_SWEEP=N` kills every N records, `PLAN_KILL_SWEEP_SCENARIO=five-masters.yaml` sweeps
+//! another scenario.
+
+mod common;
+
+use common::scenario;
+use plan_exec::invocation::{compile, Invocation};
+use plan_exec::journal::{self, Event, Progress};
+use plan_lab::process;
+use plan_lab::scratch::processes_naming;
+use plan_model::plan::Plan;
+use plan_model::planner;
+use plan_model::topology::Topology;
+use plan_model::validate::parse_scenario;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Journal records between two kills in the default run.
+const SAMPLE_EVERY: usize = 90;
+/// Bound on one executor process (it waits up to 180 s for a node in the plan's own commands).
+const RUN_WAIT_S: u64 = 300;
+/// Bound on the lab's processes dying after `plan lab down`.
+const GONE_WAIT_S: u64 = 10;
+/// Bound on executor processes in one sweep (kills, by-hand halts, the last run).
+const RUNS_MAX: usize = 2000;
+
+fn plan_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_plan")
+}
+
+fn fixture_hosts_run() -> bool {
+    let missing =
+        plan_lab::host::usable().err().map(|e| e.to_string()).or_else(|| plan_lab::lab::check_binaries(true).err().map(|e| e.to_string()));
+    match missing {
+        None => true,
+        Some(why) => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the executor's lab cannot run: {why}");
+            eprintln!("skipping: {why} (not CI)");
+            false
+        }
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(plan_bin()).args(args).env("PLAN_LOOPBACK_ONLY", "1").output().expect("plan runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A lab up with `plan lab up --via-execute`, brought down when dropped (also when a test fails).
+struct StandingLab {
+    dir: PathBuf,
+    _keep: tempfile::TempDir,
+    standing: Value,
+    down: bool,
+}
+
+impl StandingLab {
+    fn up(scenario_file: &str) -> StandingLab {
+        let keep = tempfile::tempdir().expect("a state directory");
+        let dir = keep.path().join("lab");
+        let dir_text = dir.display().to_string();
+        let out = run(&["--scenario", scenario_file, "lab", "up", "--via-execute", "--state-dir", &dir_text]);
+        assert!(out.status.success(), "plan lab up --via-execute: {}", text(&out));
+        let standing: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("standing.json")).expect("standing.json")).expect("it is JSON");
+        StandingLab { dir, _keep: keep, standing, down: false }
+    }
+
+    fn root(&self) -> PathBuf {
+        PathBuf::from(self.standing["connection"]["root"].as_str().expect("root"))
+    }
+
+    fn executor_dir(&self) -> PathBuf {
+        PathBuf::from(self.standing["executor_state_dir"].as_str().expect("executor_state_dir"))
+    }
+
+    fn execute(&self, extra: &[&str]) -> Child {
+        let args: Vec<&str> = self.standing["execute"].as_array().expect("execute").iter().map(|a| a.as_str().expect("a string")).collect();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("executor.log")).expect("the executor's log");
+        Command::new(plan_bin())
+            .args(&args)
+            .args(extra)
+            .env("PLAN_LOOPBACK_ONLY", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("plan execute starts")
+    }
+
+    /// The lab's plan, as `plan execute` derives it from the lab's scenario file, and its
+    /// invocations.
+    fn compiled(&self) -> (Plan, Vec<Vec<Invocation>>) {
+        let file = self.standing["scenario_file"].as_str().expect("scenario_file");
+        let text = std::fs::read_to_string(file).expect("the lab's scenario file");
+        let t = Topology::new(&parse_scenario(&text).expect("it parses"));
+        let plan = planner::generate(&t);
+        let compiled = compile(&t, &plan);
+        (plan, compiled)
+    }
+
+    fn down(&mut self) -> Output {
+        self.down = true;
+        run(&["lab", "down", "--state-dir", &self.dir.display().to_string()])
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("executor.log")).unwrap_or_default();
+        log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for StandingLab {
+    fn drop(&mut self) {
+        if !self.down {
+            let _ = self.down();
+        }
+    }
+}
+
+/// The journal's complete lines (records), counted without parsing them: read every few ms.
+fn journal_lines(dir: &Path) -> usize {
+    std::fs::read(journal::journal_path(dir)).map(|b| b.iter().filter(|c| **c == b'\n').count()).unwrap_or(0)
+}
+
+fn records(dir: &Path) -> Vec<journal::Record> {
+    journal::read(dir).map(|c| c.records).unwrap_or_default()
+}
+
+/// What a sweep did.
+#[derive(Debug, Default)]
+struct Sweep {
+    kills: usize,
+    /// Kills that landed while a command ran (its start journalled, not its end).
+    inside_commands: usize,
+    by_hand_halts: usize,
+    runs: usize,
+    elapsed: Duration,
+}
+
+/// Runs the lab's whole plan through `plan execute`, SIGKILLing it each time the journal has
+/// grown by `every` records (never when `every` is 0), resuming after each kill, and doing the
+/// by-hand work each `--yes` halt asks for.
+fn sweep(lab: &StandingLab, every: usize) -> Sweep {
+    let started = Instant::now();
+    let mut figures = Sweep::default();
+    let mut next_kill = every;
+    let mut extra: Vec<&str> = Vec::new();
+    // The by-hand work done on the lab, by (step, command): never done twice, as a person knows.
+    let mut done_by_hand: BTreeSet<(String, usize)> = BTreeSet::new();
+    let executor_dir = lab.executor_dir();
+    let compiled = lab.compiled();
+    loop {
+        figures.runs += 1;
+        assert!(figures.runs < RUNS_MAX, "the sweep ends");
+        let mut child = lab.execute(&extra);
+        let deadline = Instant::now() + Duration::from_secs(RUN_WAIT_S);
+        let killed = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break Err(status);
+            }
+            if every > 0 && journal_lines(&executor_dir) >= next_kill {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reaped");
+                break Ok(());
+            }
+            assert!(Instant::now() < deadline, "plan execute ends within {RUN_WAIT_S} s: {}", lab.log_tail());
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let journalled = records(&executor_dir);
+        match killed {
+            Ok(()) => {
+                figures.kills += 1;
+                if let Some(Event::CommandStarted { .. }) = journalled.last().map(|r| &r.event) {
+                    figures.inside_commands += 1;
+                }
+                next_kill = journalled.len() + every;
+                extra = vec!["--resume"];
+            }
+            Err(status) if status.success() => break,
+            Err(status) => {
+                let progress = Progress::from_records(&journalled);
+                let halt = progress.halted.as_ref().unwrap_or_else(|| panic!("exit {status}: not a halt: {}", lab.log_tail()));
+                let pending = pending_by_hand(&progress, &halt.step);
+                let step = compiled.0.steps.iter().position(|s| s.id == halt.step).expect("a step of the plan");
+                assert!(
+                    compiled.1[step].get(pending).is_some_and(|i| i.is_manual()),
+                    "halted at {} command {} for another reason than by-hand work: {}\n{}",
+                    halt.step,
+                    pending + 1,
+                    halt.reason,
+                    lab.log_tail()
+                );
+                figures.by_hand_halts += 1;
+                if done_by_hand.insert((halt.step.clone(), pending)) {
+                    let out = run(&["lab", "by-hand", "--state-dir", &lab.dir.display().to_string()]);
+                    assert!(out.status.success(), "plan lab by-hand at {}: {}", halt.step, text(&out));
+                }
+                extra = vec!["--resume", "--by-hand-done"];
+            }
+        }
+    }
+    figures.elapsed = started.elapsed();
+    figures
+}
+
+/// The command of `step` a by-hand halt waits at: the first one not journalled done.
+fn pending_by_hand(progress: &Progress, step: &str) -> usize {
+    (0..).find(|j| !progress.command_done(step, *j)).expect("a command")
+}
+
+/// The commands of the lab's plan that contain `needle`.
+fn plan_commands(plan: &Plan, needle: &str) -> usize {
+    plan.steps.iter().flat_map(|s| &s.commands).filter(|c| c.run.contains(needle)).count()
+}
+
+fn lines_containing(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter(|l| l.contains(needle)).count()
+}
+
+/// What ran on the hosts, read from the lab's own records: nothing that may not run twice ran
+/// twice, every backup holds what it backed up.
+fn assert_nothing_twice_and_backups_intact(lab: &StandingLab) {
+    let root = lab.root();
+    let (plan, _) = lab.compiled();
+    let hosts = root.join("hosts");
+    let snapshots: usize =
+        std::fs::read_dir(&hosts).expect("hosts").flatten().map(|h| lines_containing(&h.path().join("qm/log"), "snapshot")).sum();
+    assert_eq!(snapshots, plan_commands(&plan, "qm snapshot"), "each VM snapshot taken once");
+    let kubectl_log = root.join("kubectl.log");
+    assert_eq!(lines_containing(&kubectl_log, "create job"), plan_commands(&plan, "create job"), "each Job created once");
+    assert_eq!(lines_containing(&root.join("bd.log"), "bd close"), plan_commands(&plan, "bd close"), "the tracking issue closed once");
+    let commits =
+        Command::new("git").args(["-C", &root.join("infra").display().to_string(), "log", "--format=%s"]).output().expect("git log");
+    let subjects: Vec<String> = String::from_utf8_lossy(&commits.stdout).lines().map(str::to_string).collect();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &subjects {
+        *seen.entry(s.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "no commit made twice: {twice:?}");
+    // Every kubelet.conf backup names the first master, as the kubelet.conf it backed up did.
+    let existing = lab.standing["connection"]["moved_to_loopback"][0].as_str().expect("the first master's move").to_string();
+    let first_master = existing.rsplit(" -> ").next().expect("an address").to_string();
+    let mut backups = 0;
+    for host in std::fs::read_dir(&hosts).expect("hosts").flatten() {
+        let backup = host.path().join("etc-kubernetes/kubelet.conf.bak");
+        if let Ok(text) = std::fs::read_to_string(&backup) {
+            backups += 1;
+            assert!(text.contains(&format!("https://{first_master}:")), "{} names the first master: {text}", backup.display());
+        }
+    }
+    assert!(backups > 0, "the plan backs kubelet.conf up");
+}
+
+fn assert_nothing_left(root: &Path, pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(GONE_WAIT_S);
+    while pids.iter().any(|p| process::is_alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let alive: Vec<u32> = pids.iter().copied().filter(|p| process::is_alive(*p)).collect();
+    assert!(alive.is_empty(), "no process of the lab is left: {alive:?}");
+    assert!(processes_naming(root).is_empty(), "nothing names {}", root.display());
+    assert!(!root.exists(), "{} is removed", root.display());
+}
+
+fn kill_sweep(scenario_name: &str, every: usize) {
+    if !fixture_hosts_run() {
+        return;
+    }
+    let mut lab = StandingLab::up(&scenario(scenario_name));
+    let root = lab.root();
+    let pids = processes_naming(&root);
+    assert!(pids.len() >= 5, "the lab runs a host per machine: {pids:?}");
+    let figures = sweep(&lab, every);
+    eprintln!("{scenario_name}, a kill every {every} records: {figures:?}");
+    let progress = Progress::from_records(&records(&lab.executor_dir()));
+    assert!(progress.finished, "the run completed: {}", lab.log_tail());
+    if every > 0 {
+        assert!(figures.kills >= 3, "the sweep killed the executor: {figures:?}");
+        assert!(figures.inside_commands >= 1, "some kills landed inside a command: {figures:?}");
+    }
+    assert!(figures.by_hand_halts > 0, "the plan has by-hand work: {figures:?}");
+    assert_nothing_twice_and_backups_intact(&lab);
+    let down = lab.down();
+    assert!(down.status.success(), "plan lab down: {}", text(&down));
+    assert_nothing_left(&root, &pids);
+}
+
+fn every() -> usize {
+    match std::env::var("PLAN_KILL_SWEEP").as_deref() {
+        Ok("every") => 1,
+        Ok(n) => n.parse().unwrap_or(SAMPLE_EVERY),
+        Err(_) => SAMPLE_EVERY,
+    }
+}
+
+/// The scenario swept: `PLAN_KILL_SWEEP_SCENARIO` (a file in `scenarios/`), else homelab-rightsized.
+fn swept_scenario() -> String {
+    std::env::var("PLAN_KILL_SWEEP_SCENARIO").unwrap_or_else(|_| "homelab-rightsized.yaml".to_string())
+}
+
+#[test]
+fn the_executor_killed_and_resumed_against_a_standing_lab_completes_with_nothing_run_twice() {
+    kill_sweep(&swept_scenario(), every());
+}
+
+#[test]
+fn two_standing_labs_of_one_scenario_run_at_once_and_go_down_clean() {
+    if !fixture_hosts_run() {
+        return;
+    }
+    let mut first = StandingLab::up(&scenario("loopback.yaml"));
+    let mut second = StandingLab::up(&scenario("loopback.yaml"));
+    let (a, b) = (first.root(), second.root());
+    assert_ne!(a, b);
+    let ssh = |lab: &StandingLab| lab.standing["connection"]["workstation"].as_str().expect("workstation").to_string();
+    assert_ne!(ssh(&first), ssh(&second), "each lab on a loopback range of its own");
+    assert_documented(&first.standing);
+    let (pa, pb) = (processes_naming(&a), processes_naming(&b));
+    let status = run(&["lab", "status", "--state-dir", &first.dir.display().to_string()]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains(": up"), "{}", text(&status));
+    assert!(first.down().status.success());
+    assert_nothing_left(&a, &pa);
+    assert!(processes_naming(&b).len() >= 5, "the other lab runs on");
+    assert!(second.down().status.success());
+    assert_nothing_left(&b, &pb);
+}
+
+/// Every field docs/lab.md documents for `standing.json` is in it, and every field in it is
+/// documented.
+fn assert_documented(standing: &Value) {
+    let doc = include_str!("../docs/lab.md");
+    let section = doc.split("`standing.json` (also").nth(1).expect("docs/lab.md documents standing.json");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let mut documented = BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cell = row.split('|').nth(1).unwrap_or_default();
+        for path in cell.split('`').skip(1).step_by(2) {
+            documented.insert(path.trim_end_matches("[]").to_string());
+        }
+    }
+    let mut printed = BTreeSet::new();
+    for (key, value) in standing.as_object().expect("an object") {
+        match value.as_object() {
+            Some(inner) => printed.extend(inner.keys().map(|k| format!("{key}.{k}"))),
+            None => {
+                printed.insert(key.clone());
+            }
+        }
+    }
+    assert_eq!(documented, printed, "docs/lab.md's standing.json table and the file");
+}
