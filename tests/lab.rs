@@ -68,15 +68,20 @@ fn text(v: &Value) -> &str {
 }
 
 /// No row disagrees and none is unrehearsed (stand-in rows and the lab's events are not
-/// agreement, and do not fail).
+/// agreement, and do not fail), and every row holds the fields docs/json.md documents for it.
 fn assert_all_agree(report: &Value) {
     let rows = report["rows"].as_array().expect("rows");
     let failing: Vec<&Value> = rows.iter().filter(|r| r["verdict"] == "disagree" || r["verdict"] == "not-rehearsed").collect();
     assert!(failing.is_empty(), "rows that disagree or are not rehearsed: {failing:#?}");
     for r in rows {
         assert_eq!(r["agree"] == true, r["verdict"] == "agree", "agree is the verdict agree: {r}");
+        for key in r.as_object().expect("a row is an object").keys() {
+            assert!(JSON_DOC.contains(&format!("| `rows[].{key}` |")), "docs/json.md documents rows[].{key}: {r}");
+        }
     }
 }
+
+const JSON_DOC: &str = include_str!("../docs/json.md");
 
 #[test]
 fn learner_off_crash_after_voter_add_loses_quorum_and_member_remove_is_refused() {
