@@ -113,9 +113,7 @@ impl Observed {
             Observed::Reach(reach) => reach.to_string(),
             Observed::Data { held, seed_keys, keys_after } => held.describe(*seed_keys, *keys_after),
             Observed::Downtime { served: false, .. } => "the VIP never served a verified /readyz".to_string(),
-            Observed::Downtime { unpredicted, .. } if unpredicted.is_empty() => {
-                "served; outages only where the twin predicts them".to_string()
-            }
+            Observed::Downtime { unpredicted, .. } if unpredicted.is_empty() => "served".to_string(),
             Observed::Downtime { unpredicted, .. } => format!("served; outages the twin does not predict: {}", unpredicted.join(", ")),
             Observed::Step(status) => status.to_string(),
             Observed::Recoveries(kinds) if kinds.is_empty() => "none".to_string(),

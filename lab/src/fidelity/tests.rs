@@ -183,3 +183,24 @@ fn an_event_is_neither_agreement_nor_disagreement() {
     let json = serde_json::to_value(&row).expect("serialises");
     assert_eq!((json["agree"].as_bool(), json["verdict"].as_str(), json["evidence"].as_str()), (Some(false), Some("event"), Some("real")));
 }
+
+#[test]
+fn downtime_agrees_by_where_it_falls_not_by_how_long() {
+    let t = homelab();
+    let served =
+        |unpredicted: &[&str]| Observed::Downtime { served: true, unpredicted: unpredicted.iter().map(|s| s.to_string()).collect() };
+    let twin = served(&[]).with("300 s on the model clock in 2.5");
+    let row = FidelityRow::new(
+        &t,
+        "end",
+        "client downtime through the VIP",
+        twin.clone(),
+        served(&[]).with("9021 ms on the wall clock"),
+        Evidence::Real,
+    );
+    assert_eq!((row.twin(), row.verdict()), ("served (300 s on the model clock in 2.5)", Verdict::Agree));
+    let row = FidelityRow::new(&t, "end", "client downtime through the VIP", twin, served(&["1500 ms in 3.1"]), Evidence::Real);
+    assert_eq!((row.lab(), row.verdict()), ("served; outages the twin does not predict: 1500 ms in 3.1", Verdict::Disagree));
+    let never = Observed::Downtime { served: false, unpredicted: Vec::new() };
+    assert_eq!(verdict(never, served(&[])), Verdict::Disagree, "the VIP served where the twin says it never does");
+}
