@@ -266,7 +266,7 @@ fn rehearse_via_execute(loaded: &Loaded, steps: &str, injection: Option<Injectio
     if report.agrees() {
         Ok(())
     } else {
-        let n = report.rows.iter().filter(|r| !r.agree).count();
+        let n = report.disagreements().count();
         Err(Failure::Violation(format!("the executor on the lab disagrees with the twin on {n} observation(s)")))
     }
 }

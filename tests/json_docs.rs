@@ -1,10 +1,11 @@
 //! Keeps docs/json.md honest: every field the JSON of `plan show`, `plan check` and
 //! `plan simulate` prints is documented in the doc's tables, every documented field is printed,
-//! and every enumeration value printed is listed under the doc's "Values".
+//! and every enumeration value printed is listed under the doc's "Values". The fidelity rows of
+//! `plan rehearse`, which needs the lab, are observed from rows of the type it prints.
 //!
 //! The doc's format, as parsed here:
-//! - a `## ` heading containing `` `plan show``, `` `plan check`` or `` `plan simulate`` opens that
-//!   command's section (its `### ` subsections belong to it); any other `## ` heading closes it;
+//! - a `## ` heading containing `` `plan show``, `` `plan check``, `` `plan simulate`` or
+//!   `` `plan rehearse`` opens that command's section (its `### ` subsections belong to it); any other `## ` heading closes it;
 //! - in a command's section, each table row starting with ``| `PATH` |`` documents a field:
 //!   `a.b` for nested objects, `a[]` for the elements of an array, `<kind>` for the keys of
 //!   `downtime.consumers`; arrays themselves are documented, their elements (`a[]`) are not;
@@ -20,10 +21,12 @@
 mod common;
 
 use common::{plan, scenario};
+use plan_lab::fidelity::{Evidence, FidelityRow, Observed as Seen, Verdict as RowVerdict};
 use plan_model::action::{Refusal, RefusalKind};
 use plan_model::fault::FaultKind;
 use plan_model::invariant::{InvariantClass, INVARIANTS};
 use plan_model::plan::{Command, RunsOn};
+use plan_model::topology::Topology;
 use plan_sim::explore::{Exposure, Finding, Placed, Verdict, Violation};
 use plan_sim::recovery::RecoveryKind;
 use plan_sim::run::{Broken, Event, EventKind, Halt, Outcome, Undeclared};
@@ -33,7 +36,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 const DOC: &str = include_str!("../docs/json.md");
-const COMMANDS: [&str; 3] = ["show", "check", "simulate"];
+const COMMANDS: [&str; 4] = ["show", "check", "simulate", "rehearse"];
+/// Commands that need the lab: observed from samples of their types only (tests/lab.rs checks
+/// their real output against the doc).
+const SAMPLED: [&str; 1] = ["rehearse"];
+
+/// Field rows a command's section has at least: fewer means its heading was not recognised.
+fn fields_min(command: &str) -> usize {
+    if SAMPLED.contains(&command) {
+        5
+    } else {
+        10
+    }
+}
 
 /// What docs/json.md says.
 #[derive(Debug, Default)]
@@ -104,7 +119,7 @@ fn parse_doc(text: &str) -> Result<Doc, Vec<String>> {
     }
     for c in COMMANDS {
         let count = doc.fields.get(c).map_or(0, BTreeSet::len);
-        if count < 10 {
+        if count < fields_min(c) {
             problems.push(format!("docs/json.md: only {count} field rows found for plan {c}: is its `## ` heading still `plan {c} ...`?"));
         }
     }
@@ -281,6 +296,29 @@ fn runs_on() -> Vec<RunsOn> {
     all
 }
 
+/// One fidelity row of each verdict, each evidence among them.
+fn fidelity_rows() -> Vec<FidelityRow> {
+    let t = Topology::new(&plan_model::validate::parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("the homelab parses"));
+    let row =
+        |twin: bool, lab: bool, evidence| FidelityRow::new(&t, "2.5", "quorum after the fault", Seen::Yes(twin), Seen::Yes(lab), evidence);
+    let rows = vec![
+        row(true, true, Evidence::Real),
+        row(true, false, Evidence::Real),
+        row(false, false, Evidence::StandIn),
+        row(true, true, Evidence::NotRehearsed),
+        FidelityRow::event("2.5", "fault injected", "k8s-master-2 goes down", "SIGKILL to etcd of k8s-master-2"),
+    ];
+    for r in &rows {
+        match r.verdict() {
+            RowVerdict::Agree | RowVerdict::Disagree | RowVerdict::StandIn | RowVerdict::NotRehearsed | RowVerdict::Event => {}
+        }
+        match r.evidence() {
+            Evidence::Real | Evidence::StandIn | Evidence::NotRehearsed => {}
+        }
+    }
+    rows
+}
+
 fn classes() -> Vec<InvariantClass> {
     let all = vec![InvariantClass::Safety, InvariantClass::Availability];
     for c in &all {
@@ -391,6 +429,8 @@ fn samples(command: &str) -> Vec<(&'static str, Value)> {
                 out.push(("events[]", to_value(&event)));
             }
         }
+        // The report around the rows is documented in docs/lab.md: the table is placed alone.
+        "rehearse" => out.push(("", serde_json::json!({ "rows": fidelity_rows() }))),
         other => panic!("no samples for {other}"),
     }
     out
@@ -432,6 +472,8 @@ fn runs(command: &str) -> Vec<Vec<String>> {
             words(&["simulate", "--fault", "hypervisor-failure", "--at", "2.5", "--format", "json"]),
             words(&["--plan", &without_rq, "simulate", "--fail", "master-2", "--at", "2.6", "--format", "json"]),
         ],
+        // It needs the lab: tests/lab.rs runs it.
+        "rehearse" => Vec::new(),
         other => panic!("no runs for {other}"),
     }
 }
@@ -473,7 +515,7 @@ fn problems(doc_text: &str, observations: &Observations) -> Vec<String> {
     let mut problems = Vec::new();
     for command in COMMANDS {
         // A sample must sit where the command really prints that type.
-        for (at, _) in samples(command) {
+        for (at, _) in samples(command).into_iter().filter(|_| !SAMPLED.contains(&command)) {
             let container = at.trim_end_matches("[]");
             if !observations.real[command].paths.contains(container) {
                 problems.push(format!("plan {command}: the test places samples at `{at}`, but the output has no `{container}`"));
@@ -523,6 +565,11 @@ fn a_stale_doc_fails_the_check() {
     // An enumeration value left out.
     let without_stuck = DOC.replace(&format!("{}\n", row("stuck")), "");
     assert!(problems(&without_stuck, observations).iter().any(|p| p.contains("printed as `stuck`")));
+    // A fidelity row's field, and one of its verdicts, left out.
+    let without_verdict = DOC.replace(&format!("{}\n", row("rows[].verdict")), "");
+    assert!(problems(&without_verdict, observations).iter().any(|p| p.contains("plan rehearse --format json prints `rows[].verdict`")));
+    let without_stand_in = DOC.replace(&format!("{}\n", row("stand-in")), "");
+    assert!(problems(&without_stand_in, observations).iter().any(|p| p.contains("`rows[].verdict` is printed as `stand-in`")));
     // A command's section no longer recognised.
     let renamed = DOC.replace("## `plan check --format json`", "## Check");
     assert!(problems(&renamed, observations).iter().any(|p| p.contains("field rows found for plan check")));

@@ -67,10 +67,21 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
+/// No row disagrees and none is unrehearsed (stand-in rows and the lab's events are not
+/// agreement, and do not fail), and every row holds the fields docs/json.md documents for it.
 fn assert_all_agree(report: &Value) {
-    let disagree: Vec<&Value> = report["rows"].as_array().expect("rows").iter().filter(|r| r["agree"] != true).collect();
-    assert!(disagree.is_empty(), "rows that disagree: {disagree:#?}");
+    let rows = report["rows"].as_array().expect("rows");
+    let failing: Vec<&Value> = rows.iter().filter(|r| r["verdict"] == "disagree" || r["verdict"] == "not-rehearsed").collect();
+    assert!(failing.is_empty(), "rows that disagree or are not rehearsed: {failing:#?}");
+    for r in rows {
+        assert_eq!(r["agree"] == true, r["verdict"] == "agree", "agree is the verdict agree: {r}");
+        for key in r.as_object().expect("a row is an object").keys() {
+            assert!(JSON_DOC.contains(&format!("| `rows[].{key}` |")), "docs/json.md documents rows[].{key}: {r}");
+        }
+    }
 }
+
+const JSON_DOC: &str = include_str!("../docs/json.md");
 
 #[test]
 fn learner_off_crash_after_voter_add_loses_quorum_and_member_remove_is_refused() {
@@ -150,15 +161,12 @@ fn full_walk_to_three_voters_then_the_leader_crashes_and_quorum_holds() {
     let tls = row(&report, "TLS through the VIP (check)");
     assert!(text(&tls["lab"]).starts_with("verified for the VIP"), "phase 0 put the VIP in the cert: {tls}");
     let backends = rows(&report, "VIP healthy backends (check)");
-    assert_eq!(text(&backends[0]["lab"]), "k8s-master UP: k8s-master UP (L7OK)", "1.3: the https-readyz check passes");
-    assert!(
-        backends.iter().any(|r| text(&r["lab"]).starts_with("k8s-master, k8s-master-2, k8s-master-3 UP")),
-        "3.8: all three in the pool"
-    );
+    assert_eq!(text(&backends[0]["lab"]), "k8s-master (HAProxy: k8s-master UP L7OK)", "1.3: the https-readyz check passes");
+    assert!(backends.iter().any(|r| text(&r["lab"]).starts_with("k8s-master, k8s-master-2, k8s-master-3 (")), "3.8: all three in the pool");
     let dead = row(&report, "apiserver k8s-master /readyz after the fault");
-    assert!(text(&dead["twin"]).contains("node down") && text(&dead["lab"]).starts_with("unreachable"), "{dead}");
+    assert!(text(&dead["twin"]).contains("node down") && text(&dead["lab"]).starts_with("not ready (unreachable"), "{dead}");
     let after = row(&report, "VIP healthy backends after the fault");
-    assert!(text(&after["lab"]).starts_with("k8s-master-2, k8s-master-3 UP") && text(&after["lab"]).contains("k8s-master DOWN"), "{after}");
+    assert!(text(&after["lab"]).starts_with("k8s-master-2, k8s-master-3 (") && text(&after["lab"]).contains("k8s-master DOWN"), "{after}");
     assert!(text(&row(&report, "/readyz through the VIP after the fault")["lab"]).starts_with("ok"), "two backends carry the VIP");
     assert_eq!(report["figures"]["lb_rewrites"], 2, "the pool is rewritten at 2.8 and 3.8");
     assert!(report["figures"]["probe"]["requests"].as_u64().unwrap_or(0) > 10, "the probe asked all along");
@@ -198,7 +206,7 @@ fn a_tcp_health_check_keeps_an_unready_backend_and_clients_of_the_vip_see_it() {
     let (code, report) = rehearse(&["--scenario", &path, "rehearse", "--fail", "cp-2", "--at", "2.5", "--port-offset", &offset(7)]);
     assert_eq!(code, 0, "{report:#}");
     let backends = row(&report, "VIP healthy backends after the fault");
-    assert_eq!(text(&backends["lab"]), "cp-1 UP: cp-1 UP (L4OK)", "a TCP connect passes without quorum: {backends}");
+    assert_eq!(text(&backends["lab"]), "cp-1 (HAProxy: cp-1 UP L4OK)", "a TCP connect passes without quorum: {backends}");
     let via = row(&report, "/readyz through the VIP after the fault");
     assert_eq!(text(&via["twin"]), "down: cp-1 passes the TCP check but is not ready");
     assert!(text(&via["lab"]).contains("503"), "{via}");
@@ -289,8 +297,9 @@ fn an_lb_reload_before_the_deploy_resets_haproxy_to_the_declared_pool_as_the_twi
     assert_all_agree(&report);
     let struck = row(&report, "fault injected");
     assert!(text(&struck["lab"]).starts_with("HAProxy reset to the declared pool (k8s-master, k8s-master-2)"), "{struck}");
+    assert_eq!(struck["verdict"], "event", "what the lab did is compared with nothing: {struck}");
     let backends = row(&report, "VIP healthy backends after the fault");
-    assert!(text(&backends["lab"]).starts_with("k8s-master, k8s-master-2 UP"), "{backends}");
+    assert!(text(&backends["lab"]).starts_with("k8s-master, k8s-master-2 ("), "{backends}");
     assert_eq!(text(&row(&report, "outcome")["lab"]), "completed");
 }
 
@@ -486,6 +495,10 @@ fn the_cert_san_retrofit_and_the_kubelet_flips_through_the_executor_agree_with_t
     assert!(text(&row(&report, "kubelet.conf server is the VIP on lab-cp-1")["lab"]).starts_with("no (https://127.0.20.10:6443)"));
     assert_eq!(text(&row(&report, "apiserver cert on disk has the VIP SAN on lab-cp-1")["lab"]), "yes");
     assert_eq!(text(&row(&report, "served cert verifies for the VIP on lab-cp-1")["lab"]), "yes (rustls)");
+    // The kubeadm-config ConfigMap is a lab file the shim writes: equal to the twin, yet a
+    // stand-in, never counted as agreement.
+    let config = row(&report, "kubeadm-config controlPlaneEndpoint is the VIP");
+    assert_eq!((text(&config["lab"]), text(&config["verdict"]), config["agree"].as_bool()), ("yes", "stand-in", Some(false)), "{config}");
     let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
     assert!(
         !actions.iter().any(|a| a.starts_with("kubelet on lab-cp-1: kube-apiserver.yaml")),

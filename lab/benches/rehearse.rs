@@ -168,7 +168,7 @@ fn bench_through_the_executor(c: &mut Criterion) {
                     run_ms: report.run_ms,
                     downtime_ms: report.probe.downtime_ms,
                     outages: report.probe.outages.iter().map(|o| format!("{} ms in {}", o.lasted_ms, o.steps.join(","))).collect(),
-                    disagreements: report.rows.iter().filter(|r| !r.agree).count(),
+                    disagreements: report.disagreements().count(),
                 };
                 eprintln!(
                     "rehearse homelab through the executor: wall {} ms, executor run {} ms; VIP downtime measured {} ms ({}); {} rows, {} disagree",

@@ -10,7 +10,7 @@
 use crate::error::LabError;
 use crate::etcd::{ClusterState, EtcdFlags, EtcdMember, Etcdctl, Membership, ETCDCTL_BIN, ETCD_BIN};
 use crate::executor_lab::CLOCK_OFFSET;
-use crate::fidelity::{Evidence, FidelityRow};
+use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host::{self, FixtureHosts};
 use crate::process::{self, Lifetime, POLL_MS};
 use plan_model::action::Action;
@@ -293,43 +293,34 @@ impl SliceEtcd {
     /// # Errors
     /// etcdctl cannot run or prints unreadable JSON (a refusal is a row, not an error).
     pub fn rows(&self, t: &Topology, twin: &Cluster) -> Result<Vec<FidelityRow>, LabError> {
-        let names = |set: NodeSet| crate::fidelity::node_names(t, set);
         // Every master's URL: the members the lab started with may be gone (a crash, a recovery).
         let members = self.etcdctl_all().member_list()?;
-        let twin_says = [
-            ("etcd voters (etcdctl member list)", names(twin.voters)),
-            ("etcd learners (etcdctl member list)", names(twin.learners)),
-            ("etcd members started (etcdctl member list)", names(twin.members().and(twin.etcd_started))),
-        ];
-        let lab_says: [String; 3] = match &members {
+        let observations =
+            ["etcd voters (etcdctl member list)", "etcd learners (etcdctl member list)", "etcd members started (etcdctl member list)"];
+        let twin_says = [twin.voters, twin.learners, twin.members().and(twin.etcd_started)].map(Observed::nodes);
+        let lab_says: [Observed; 3] = match &members {
             Ok(members) => {
-                let mut sets = [NodeSet::EMPTY; 3];
-                let mut strangers = Vec::new();
+                let mut sets: [(NodeSet, Vec<String>); 3] = Default::default();
                 for member in members {
-                    let Some(node) = self.node_of(t, member) else {
-                        strangers.push(member.hex_id());
-                        continue;
-                    };
                     let role = if member.membership() == Membership::Voter { 0 } else { 1 };
-                    sets[role].set(node, true);
-                    sets[2].set(node, !member.name.is_empty());
+                    match self.node_of(t, member) {
+                        Some(node) => {
+                            sets[role].0.set(node, true);
+                            sets[2].0.set(node, !member.name.is_empty());
+                        }
+                        // A member of no inventory node: in its role's row, where it disagrees.
+                        None => sets[role].1.push(member.hex_id()),
+                    }
                 }
-                let extra = if strangers.is_empty() { String::new() } else { format!(" + no inventory node: {}", strangers.join(", ")) };
-                [names(sets[0]) + &extra, names(sets[1]) + &extra, names(sets[2])]
+                sets.map(|(known, unknown)| Observed::Nodes { known, unknown })
             }
-            Err(refused) => std::array::from_fn(|_| format!("no answer: {refused}")),
+            Err(refused) => std::array::from_fn(|_| Observed::Unanswered(format!("no answer: {refused}"))),
         };
-        Ok(twin_says
+        Ok(observations
             .into_iter()
+            .zip(twin_says)
             .zip(lab_says)
-            .map(|((observation, twin), lab)| FidelityRow {
-                step: "end".to_string(),
-                observation: observation.to_string(),
-                agree: twin == lab,
-                twin,
-                lab,
-                evidence: Evidence::Real,
-            })
+            .map(|((observation, twin), lab)| FidelityRow::new(t, "end", observation, twin, lab, Evidence::Real))
             .collect())
     }
 }

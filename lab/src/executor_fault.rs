@@ -8,6 +8,7 @@
 //! and refuses a point the executor's commands do not have.
 
 use crate::error::LabError;
+use crate::fidelity::Ending;
 use plan_exec::invocation::Compiler;
 use plan_exec::runner::{Outcome, RollbackOutcome};
 use plan_model::action::{self, Action};
@@ -152,29 +153,26 @@ pub fn state_at_strike(t: &Topology, plan: &Plan, injection: Injection) -> Clust
     injection.fault.strike(&c, t)
 }
 
-/// `etcdctl member remove` of `node` in the twin's state `c`: `ok`, or the model's refusal.
-pub fn twin_member_remove(t: &Topology, c: &Cluster, node: NodeIx) -> String {
-    match action::apply(c, t, Action::EtcdMemberRemove(node)) {
-        Ok(_) => "ok".to_string(),
-        Err(refusal) => format!("refused: {}", refusal.reason),
-    }
+/// `etcdctl member remove` of `node` in the twin's state `c`: taken, or the model's refusal.
+pub fn twin_member_remove(t: &Topology, c: &Cluster, node: NodeIx) -> Result<(), String> {
+    action::apply(c, t, Action::EtcdMemberRemove(node)).map(|_| ()).map_err(|refusal| refusal.reason)
 }
 
-/// The executor's run and recovery in the twin's words ([`TwinOutcome::label`]), so the two
-/// outcomes compare as text.
-pub fn executor_outcome(outcome: &Outcome, recovery: Option<&RecoveryKind>, rollback: Option<&RollbackOutcome>) -> String {
+/// The executor's run and recovery in the twin's terms ([`TwinOutcome`]) where it has them, so the
+/// two ends compare as values.
+pub fn executor_outcome(outcome: &Outcome, recovery: Option<&RecoveryKind>, rollback: Option<&RollbackOutcome>) -> Ending {
     match (outcome, rollback) {
-        (Outcome::Completed, _) => TwinOutcome::Completed.label(),
-        (Outcome::Declined { phase }, _) => format!("declined phase {phase}"),
+        (Outcome::Completed, _) => Ending::Outcome(TwinOutcome::Completed),
+        (Outcome::Declined { phase }, _) => Ending::Declined { phase: phase.clone() },
         (Outcome::Halted(halt), Some(RollbackOutcome::Done { .. })) => match recovery {
-            Some(RecoveryKind::Rollback { phase }) => TwinOutcome::RolledBack { phase: phase.clone() }.label(),
-            Some(RecoveryKind::QuorumRecovery) => TwinOutcome::QuorumRecovered.label(),
-            Some(RecoveryKind::Hold) => TwinOutcome::Halted { step: halt.step.clone() }.label(),
-            Some(other) => format!("recovered by {}", other.describe()),
-            None => format!("halted at {}", halt.step),
+            Some(RecoveryKind::Rollback { phase }) => Ending::Outcome(TwinOutcome::RolledBack { phase: phase.clone() }),
+            Some(RecoveryKind::QuorumRecovery) => Ending::Outcome(TwinOutcome::QuorumRecovered),
+            Some(RecoveryKind::Hold) => Ending::Outcome(TwinOutcome::Halted { step: halt.step.clone() }),
+            Some(other) => Ending::RecoveredBy(other.clone()),
+            None => Ending::HaltedAt(halt.step.clone()),
         },
-        (Outcome::Halted(_), Some(RollbackOutcome::Failed { reason, .. })) => TwinOutcome::Stuck { why: reason.clone() }.label(),
-        (Outcome::Halted(halt), Some(RollbackOutcome::Declined) | None) => format!("halted at {}", halt.step),
+        (Outcome::Halted(_), Some(RollbackOutcome::Failed { reason, .. })) => Ending::Outcome(TwinOutcome::Stuck { why: reason.clone() }),
+        (Outcome::Halted(halt), Some(RollbackOutcome::Declined) | None) => Ending::HaltedAt(halt.step.clone()),
     }
 }
 
@@ -251,7 +249,7 @@ mod tests {
             let c = state_at_strike(&t, &plan, injection);
             assert!(!c.up.contains(victim));
             assert!(c.members().contains(victim), "the member add happened");
-            assert_eq!(twin_member_remove(&t, &c, victim).starts_with("refused"), refused, "{}", t.scenario.name);
+            assert_eq!(twin_member_remove(&t, &c, victim).is_err(), refused, "{}", t.scenario.name);
         }
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 mod backup;
 mod membership;
 
-pub use backup::{describe_twin_data, Backup, CommittedData, AFTER_BACKUP_KEYS, AFTER_BACKUP_PREFIX, BACKUP_FILE, BEFORE_RESTORE_DIR};
+pub use backup::{twin_data_note, Backup, CommittedData, AFTER_BACKUP_KEYS, AFTER_BACKUP_PREFIX, BACKUP_FILE, BEFORE_RESTORE_DIR};
 
 /// The state file in a lab's directory.
 pub const STATE_FILE: &str = "lab.json";

@@ -23,7 +23,7 @@
 use crate::control_plane::ControlPlane;
 use crate::error::LabError;
 use crate::etcd::{Membership, Real};
-use crate::lab::{describe_twin_data, Lab, QuorumProbe};
+use crate::lab::{twin_data_note, CommittedData, Lab, QuorumProbe};
 use crate::probe::Probe;
 use crate::process::Signal;
 use plan_model::action::{self, Action, Check, Refusal, RefusalKind};
@@ -41,8 +41,8 @@ use std::time::Instant;
 mod backup;
 mod vip;
 
-use crate::fidelity::node_names as names;
-pub use crate::fidelity::{render, Evidence, FidelityReport, FidelityRow, Figures};
+use crate::fidelity::{node_names as names, Cell, Ending, Observed};
+pub use crate::fidelity::{render, Evidence, FidelityReport, FidelityRow, Figures, Verdict};
 
 /// Whether the lab can inject `fault` for real.
 ///
@@ -122,17 +122,6 @@ struct Walk<'a> {
     struck: NodeSet,
 }
 
-fn membership_text(t: &Topology, voters: NodeSet, learners: NodeSet) -> String {
-    format!("voters {}; learners {}", names(t, voters), names(t, learners))
-}
-
-fn verdict<T>(answer: &Result<T, impl std::fmt::Display>) -> String {
-    match answer {
-        Ok(_) => "ok".to_string(),
-        Err(why) => format!("refused: {why}"),
-    }
-}
-
 impl<'a> Walk<'a> {
     /// Stamps the probe's following answers with `step`.
     fn on_step(&self, step: &str) {
@@ -141,8 +130,14 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn row(&mut self, step: &str, observation: impl Into<String>, twin: String, lab: String, evidence: Evidence, agree: bool) {
-        self.rows.push(FidelityRow { step: step.to_string(), observation: observation.into(), twin, lab, evidence, agree });
+    /// The row of one observation: the verdict is the values'.
+    fn row(&mut self, step: &str, observation: impl Into<String>, twin: impl Into<Cell>, lab: impl Into<Cell>, evidence: Evidence) {
+        self.rows.push(FidelityRow::new(self.t, step, observation, twin, lab, evidence));
+    }
+
+    /// What the lab did at `step` (a fault struck or over, a halt), beside the twin's word for it.
+    fn event(&mut self, step: &str, what: &str, twin: String, lab: String) {
+        self.rows.push(FidelityRow::event(step, what, twin, lab));
     }
 
     /// The lab's membership as voters and learners; `Err` when no running voter answers.
@@ -162,12 +157,12 @@ impl<'a> Walk<'a> {
     }
 
     fn observe_members(&mut self, step: &str, when: &str, twin: (NodeSet, NodeSet)) -> Result<(), LabError> {
-        let (lab, agree) = match self.lab_membership()? {
-            Ok(seen) => (membership_text(self.t, seen.0, seen.1), seen == twin),
-            Err(refused) => (format!("no member answers: {refused}"), false),
+        let lab = match self.lab_membership()? {
+            Ok((voters, learners)) => Observed::Members { voters, learners },
+            Err(refused) => Observed::Unanswered(format!("no member answers: {refused}")),
         };
-        let twin = membership_text(self.t, twin.0, twin.1);
-        self.row(step, format!("etcd members {when}"), twin, lab, Evidence::Real, agree);
+        let twin = Observed::Members { voters: twin.0, learners: twin.1 };
+        self.row(step, format!("etcd members {when}"), twin, lab, Evidence::Real);
         Ok(())
     }
 
@@ -182,13 +177,13 @@ impl<'a> Walk<'a> {
                 self.figures.quorum_loss_detected_ms = Some(at);
             }
         }
-        let twin_text = format!("{} ({twin})", if twin.holds() { "yes" } else { "no" });
-        let lab_text = match (&probe.refused, probe.first_refusal_ms) {
-            (None, None) => format!("yes (a write committed in {} ms)", probe.elapsed_ms),
-            (None, Some(_)) => format!("yes (writes timed out until {} ms: leader election)", probe.elapsed_ms),
-            (Some(why), _) => format!("no (writes refused for {} ms: {why})", probe.elapsed_ms),
+        let how = match (&probe.refused, probe.first_refusal_ms) {
+            (None, None) => format!("a write committed in {} ms", probe.elapsed_ms),
+            (None, Some(_)) => format!("writes timed out until {} ms: leader election", probe.elapsed_ms),
+            (Some(why), _) => format!("writes refused for {} ms: {why}", probe.elapsed_ms),
         };
-        self.row(step, format!("quorum {when}"), twin_text, lab_text, Evidence::Real, twin.holds() == probe.holds);
+        let (twin, lab) = (Observed::Yes(twin.holds()).with(twin.to_string()), Observed::Yes(probe.holds).with(how));
+        self.row(step, format!("quorum {when}"), twin, lab, Evidence::Real);
         Ok(probe)
     }
 
@@ -197,9 +192,8 @@ impl<'a> Walk<'a> {
     fn follow_lab(&mut self, step: &str, what: &str) -> Result<(), LabError> {
         let Ok((voters, learners)) = self.lab_membership()? else { return Ok(()) };
         if (voters, learners) != (self.c.voters, self.c.learners) {
-            let twin = membership_text(self.t, self.c.voters, self.c.learners);
-            let lab = membership_text(self.t, voters, learners);
-            self.row(step, format!("etcd members after {what}"), twin, lab, Evidence::Real, false);
+            let twin = Observed::Members { voters: self.c.voters, learners: self.c.learners };
+            self.row(step, format!("etcd members after {what}"), twin, Observed::Members { voters, learners }, Evidence::Real);
             self.c.voters = voters;
             self.c.learners = learners;
         }
@@ -294,8 +288,9 @@ impl<'a> Walk<'a> {
         if let Err(refusal) = &twin {
             if refusal.kind != RefusalKind::NoQuorum {
                 if shows_row {
-                    let lab = format!("not run: {} (stand-in: the lab repeats the model)", kind_text(refusal.kind));
-                    self.row(step, what, verdict(&twin), lab, Evidence::StandIn, true);
+                    // The lab's value is the model's refusal, repeated: a stand-in, not agreement.
+                    let lab = Observed::answer(&twin).with(format!("not run: {}; the lab repeats the model", kind_text(refusal.kind)));
+                    self.row(step, what, Observed::answer(&twin), lab, Evidence::StandIn);
                 }
                 return Ok(twin.map(|_| ()));
             }
@@ -305,24 +300,16 @@ impl<'a> Walk<'a> {
         }
         let before = self.c;
         let real = self.perform(op)?;
-        let twin_text = match (op, &twin) {
-            (LabOp::Reset(x), Ok(next)) => {
-                if next.members().contains(x) { "member kept (no quorum to remove it)" } else { "member removed" }.to_string()
+        // `kubeadm reset` is taken either way; what differs is whether etcd removed the member.
+        let (twin_cell, lab_cell): (Cell, Cell) = match (op, &twin) {
+            (LabOp::Reset(x), Ok(next)) if next.members().contains(x) => {
+                (Observed::MemberRemoved(false).with("no quorum to remove it"), reset_seen(&real))
             }
-            _ => verdict(&twin),
-        };
-        let (lab_text, agree) = match (op, &twin, &real) {
-            (LabOp::Reset(x), Ok(next), _) => {
-                let text = match &real {
-                    Ok(()) => "member removed".to_string(),
-                    Err(why) => format!("member kept (etcd: {why})"),
-                };
-                (text, next.members().contains(x) == real.is_err())
-            }
-            _ => (verdict(&real), twin.is_ok() == real.is_ok()),
+            (LabOp::Reset(_), Ok(_)) => (Observed::MemberRemoved(true).into(), reset_seen(&real)),
+            _ => (Observed::answer(&twin).into(), Observed::answer(&real).into()),
         };
         if shows_row {
-            self.row(step, what.clone(), twin_text, lab_text, Evidence::Real, agree);
+            self.row(step, what.clone(), twin_cell, lab_cell, Evidence::Real);
         }
         let next = match (twin, real) {
             (Ok(next), Ok(())) => next,
@@ -370,7 +357,7 @@ impl<'a> Walk<'a> {
             Some(pid) => format!("{} to etcd of {} (pid {pid})", signal.name(), host.name),
             None => format!("etcd of {} was not running: nothing to signal", host.name),
         };
-        self.row(step, "fault injected", fault.describe(t), lab, Evidence::Real, true);
+        self.event(step, "fault injected", fault.describe(t), lab);
         if let Some(lasts) = fault.lasts_s() {
             self.pending.push((fault, self.c.clock_s.saturating_add(lasts)));
         }
@@ -397,7 +384,7 @@ impl<'a> Walk<'a> {
         } else {
             "no frontend declared: nothing for HAProxy to serve".to_string()
         };
-        self.row(step, "fault injected", fault.describe(self.t), lab, Evidence::Real, true);
+        self.event(step, "fault injected", fault.describe(self.t), lab);
         let c = self.c;
         self.observe_control_plane(step, "after the fault", &c)?;
         Ok(())
@@ -424,7 +411,7 @@ impl<'a> Walk<'a> {
             _ => None,
         };
         self.sync_control_plane(None, restart)?;
-        self.row(step, "fault over", format!("fault over: {}", fault.describe(self.t)), lab, Evidence::Real, true);
+        self.event(step, "fault over", format!("fault over: {}", fault.describe(self.t)), lab);
         let q = observe::quorum(&self.c);
         self.observe_quorum(step, "after the fault is over", q)?;
         let c = self.c;
@@ -484,7 +471,7 @@ impl<'a> Walk<'a> {
                 }
                 Some(halt) => {
                     let lab = format!("halt: {halt}");
-                    self.row(&s.id, "the executor halts", "(see outcome)".to_string(), lab, Evidence::Real, true);
+                    self.event(&s.id, "the executor halts", "(see outcome)".to_string(), lab);
                     match policy::recover(self, self.t, plan, step, &halt, &mut count)? {
                         Next::Retry => {
                             skip_done = true;
@@ -547,6 +534,14 @@ impl Executor for Walk<'_> {
             let _ = Walk::apply(self, action, step)?;
         }
         Ok(())
+    }
+}
+
+/// What etcd did with the member of a node `kubeadm reset` ran on.
+fn reset_seen(real: &Real<()>) -> Cell {
+    match real {
+        Ok(()) => Observed::MemberRemoved(true).into(),
+        Err(why) => Observed::MemberRemoved(false).with(format!("etcd: {why}")),
     }
 }
 
@@ -634,19 +629,20 @@ pub fn rehearse(t: &Topology, plan: &Plan, lab: &mut Lab, injection: Option<Inje
     walk.observe_control_plane(end, "at the end", &f)?;
     let seeds = walk.lab.state().seed_keys;
     let keys_after = walk.lab.backup().map(|b| b.keys_after).unwrap_or(0);
-    let twin_data = describe_twin_data(f.etcd_data, seeds, keys_after);
-    let (lab_data, data_agree) = match walk.lab.committed_data()? {
-        Ok(held) => (held.describe(seeds, keys_after), held.agrees_with(f.etcd_data, seeds, keys_after)),
-        Err(why) => (format!("no member answers: {why}"), false),
+    let data = |held| Observed::Data { held, seed_keys: seeds, keys_after };
+    let twin_data = data(CommittedData::expected(f.etcd_data, seeds, keys_after)).with(twin_data_note(f.etcd_data));
+    let lab_data = match walk.lab.committed_data()? {
+        Ok(held) => data(held),
+        Err(why) => Observed::Unanswered(format!("no member answers: {why}")),
     };
-    walk.row(end, "committed data", twin_data, lab_data, Evidence::Real, data_agree);
+    walk.row(end, "committed data", twin_data, lab_data, Evidence::Real);
+    let (twin_path, lab_path) = (Observed::Recoveries(prediction.recoveries.clone()), Observed::Recoveries(walk.recoveries.clone()));
+    walk.row(end, "recovery path", twin_path, lab_path, Evidence::Real);
     let describe = |r: &[RecoveryKind]| r.iter().map(|k| k.describe()).collect::<Vec<_>>();
     let (twin_recoveries, lab_recoveries) = (describe(&prediction.recoveries), describe(&walk.recoveries));
-    let path = |r: &[String]| if r.is_empty() { "none".to_string() } else { r.join(" + ") };
-    let agree = twin_recoveries == lab_recoveries;
-    walk.row(end, "recovery path", path(&twin_recoveries), path(&lab_recoveries), Evidence::Real, agree);
     let (twin_outcome, lab_outcome) = (prediction.outcome.label(), outcome.label());
-    walk.row(end, "outcome", twin_outcome.clone(), lab_outcome.clone(), Evidence::Real, twin_outcome == lab_outcome);
+    let (twin_end, lab_end) = (Observed::Ending(Ending::Outcome(prediction.outcome.clone())), Observed::Ending(Ending::Outcome(outcome)));
+    walk.row(end, "outcome", twin_end, lab_end, Evidence::Real);
     walk.figures.walk_ms = start.elapsed().as_millis() as u64;
     let record = walk.probe.take().map(Probe::finish).unwrap_or_default();
     walk.figures.vip_downtime = Some(walk.downtime_row(&record));

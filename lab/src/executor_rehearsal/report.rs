@@ -8,15 +8,15 @@ use super::run::Run;
 use crate::error::LabError;
 use crate::executor_etcd::join_notes;
 use crate::executor_fault;
-use crate::fidelity::{Evidence, FidelityRow};
+use crate::fidelity::{verdict_line, Ending, Evidence, FidelityRow, Observed, Tally, Verdict};
 use crate::probe::ProbeRecord;
 use plan_exec::runner::Outcome;
 use plan_model::cluster::Cluster;
 use plan_model::topology::NodeIx;
 use plan_sim::recovery::RecoveryKind;
+use plan_sim::run::Outcome as TwinOutcome;
 use std::sync::atomic::Ordering;
 
-/// What a rehearsal through the executor found.
 /// What a rehearsal through the executor found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExecutorRehearsal {
@@ -44,8 +44,15 @@ pub struct ExecutorRehearsal {
 }
 
 impl ExecutorRehearsal {
+    /// No row disagrees and none is unrehearsed. Stand-in rows and events are not agreement, but
+    /// they do not fail the rehearsal.
     pub fn agrees(&self) -> bool {
-        self.rows.iter().all(|r| r.agree)
+        !self.rows.iter().any(|r| r.verdict().fails())
+    }
+
+    /// The rows that fail the rehearsal: disagreements and what is not rehearsed.
+    pub fn disagreements(&self) -> impl Iterator<Item = &FidelityRow> {
+        self.rows.iter().filter(|r| r.verdict().fails())
     }
 
     /// The fidelity table for a person.
@@ -60,13 +67,14 @@ impl ExecutorRehearsal {
         }
         out.push_str(&format!("{:<6} {:<60} {:<28} {:<28} {}\n", "step", "observation", "twin", "executor on the lab", ""));
         for row in &self.rows {
-            let mark = match (row.agree, row.evidence) {
-                (false, _) => "DISAGREE",
-                (true, Evidence::StandIn) => "= ~",
-                (true, Evidence::NotRehearsed) => "(not on the lab)",
-                (true, _) => "=",
+            let mark = match row.verdict() {
+                Verdict::Agree => "=",
+                Verdict::Disagree => "DISAGREE",
+                Verdict::StandIn => "~ stand-in",
+                Verdict::NotRehearsed => "(not on the lab)",
+                Verdict::Event => "(lab event)",
             };
-            out.push_str(&format!("{:<6} {:<60} {:<28} {:<28} {mark}\n", row.step, row.observation, row.twin, row.lab));
+            out.push_str(&format!("{:<6} {:<60} {:<28} {:<28} {mark}\n", row.step(), row.observation(), row.twin(), row.lab()));
         }
         for action in &self.lab_actions {
             out.push_str(&format!("  lab: {action}\n"));
@@ -87,16 +95,12 @@ impl ExecutorRehearsal {
             p.outages.len(),
             p.outages.iter().map(|o| format!(" [{} ms in {}]", o.lasted_ms, o.steps.join(","))).collect::<String>()
         ));
-        let disagreements = self.rows.iter().filter(|r| !r.agree).count();
+        let tally = Tally::of(&self.rows);
         out.push_str(&format!(
-            "outcome: twin {}, executor {}; {} rows, {} disagree; executor run {} ms; {} Kubernetes API reads answered by the stand-ins\n",
-            self.twin_outcome,
-            self.executor_outcome,
-            self.rows.len(),
-            disagreements,
-            self.run_ms,
-            self.api_requests
+            "outcome: twin {}, executor {}; {tally}; executor run {} ms; {} Kubernetes API reads answered by the stand-ins\n",
+            self.twin_outcome, self.executor_outcome, self.run_ms, self.api_requests
         ));
+        out.push_str(&verdict_line(self.agrees(), tally));
         out
     }
 
@@ -111,24 +115,18 @@ impl ExecutorRehearsal {
             None => rig.prediction.states.last().copied().unwrap_or(rig.initial),
         };
         let twin_halt = twin_halt(&rig);
-        let mut rows = step_rows(&rig.sliced, twin_halt.as_ref(), &run.outcome);
+        let mut rows = step_rows(&rig.t, &rig.sliced, twin_halt.as_ref(), &run.outcome);
         rows.extend(run.at_halt.iter().cloned());
-        let (twin_outcome, executor_outcome) = outcomes(&rig, &run, twin_halt.as_ref(), &mut rows);
+        let (twin_end, executor_end) = outcomes(&rig, &run, twin_halt.as_ref(), &mut rows);
         // How clients see the cluster once both ended in the same place, and the source plan's
         // acceptance criteria once both completed it: after a halt without a recovery the twin's
         // state is the one its executor believes, which does not model a running apiserver
         // keeping the cert it loaded (see the README).
-        let same_end = twin_outcome == executor_outcome && (rig.fault.is_some() || matches!(run.outcome, Outcome::Completed));
+        let same_end = twin_end.agrees_with(&executor_end) && (rig.fault.is_some() || matches!(run.outcome, Outcome::Completed));
         let not_rehearsed = end_rows(&rig, &final_twin, same_end, &mut rows)?;
         rig.stop_kubelet();
-        rows.push(FidelityRow {
-            step: "end".to_string(),
-            observation: "outcome".to_string(),
-            twin: twin_outcome.clone(),
-            lab: executor_outcome.clone(),
-            evidence: Evidence::Real,
-            agree: twin_outcome == executor_outcome,
-        });
+        let (twin_outcome, executor_outcome) = (twin_end.label(), executor_end.label());
+        rows.push(FidelityRow::new(&rig.t, "end", "outcome", Observed::Ending(twin_end), Observed::Ending(executor_end), Evidence::Real));
         let api_requests = lock(&rig.kubelet).api_requests.load(Ordering::SeqCst) as u64;
         let t = &rig.t;
         let all: Vec<NodeIx> = t.all_nodes().iter().collect();
@@ -175,47 +173,29 @@ fn twin_halt(rig: &Rig) -> Option<(usize, String)> {
     }
 }
 
-/// The twin's outcome and the executor's; under a fault, the rows of each `member remove` and of
-/// the recovery path.
-fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mut Vec<FidelityRow>) -> (String, String) {
+/// The twin's end and the executor's; under a fault, the rows of each `member remove` and of the
+/// recovery path.
+fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mut Vec<FidelityRow>) -> (Ending, Ending) {
     let t = &rig.t;
     let Some(FaultRun { strike, twin, at_strike }) = &rig.fault else {
         let twin = match twin_halt {
-            Some((i, _)) => format!("halted at {}", rig.sliced.steps[*i].id),
-            None => "completed".to_string(),
+            Some((i, _)) => Ending::HaltedAt(rig.sliced.steps[*i].id.clone()),
+            None => Ending::Outcome(TwinOutcome::Completed),
         };
         return (twin, executor_fault::executor_outcome(&run.outcome, None, None));
     };
     for (node, answer) in run.tried.iter().chain(&run.removals) {
-        let twin_says = executor_fault::twin_member_remove(t, at_strike, *node);
-        let lab = match answer {
-            Ok(()) => "ok".to_string(),
-            Err(why) => format!("refused: {why}"),
-        };
-        rows.push(FidelityRow {
-            step: strike.step_id.clone(),
-            observation: format!("etcdctl member remove {} after the fault", t.name(*node)),
-            agree: twin_says.starts_with("refused") == answer.is_err(),
-            twin: twin_says,
-            lab,
-            evidence: Evidence::Real,
-        });
+        let twin_says = Observed::Answer(executor_fault::twin_member_remove(t, at_strike, *node));
+        let observation = format!("etcdctl member remove {} after the fault", t.name(*node));
+        rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, Observed::answer(answer), Evidence::Real));
     }
-    let describe = |kinds: &[RecoveryKind]| {
-        if kinds.is_empty() {
-            "none".to_string()
-        } else {
-            kinds.iter().map(RecoveryKind::describe).collect::<Vec<_>>().join(" + ")
-        }
-    };
     // The lab's path: the recovery the executor carried out (after a wait or a renewal).
     let mut lab_path: Vec<RecoveryKind> = Vec::new();
     lab_path.extend(run.retry.clone());
     lab_path.extend(run.recovery_done.as_ref().map(|r| r.kind.clone()));
-    let (twin_path, lab_path) = (describe(&twin.recoveries), describe(&lab_path));
-    rows.push(row("recovery path".to_string(), twin_path.clone(), lab_path.clone(), twin_path == lab_path));
+    rows.push(row(t, "recovery path".to_string(), Observed::Recoveries(twin.recoveries.clone()), Observed::Recoveries(lab_path)));
     let executor = executor_fault::executor_outcome(&run.outcome, run.recovery_done.as_ref().map(|r| &r.kind), run.rollback.as_ref());
-    (twin.outcome.label(), executor)
+    (Ending::Outcome(twin.outcome.clone()), executor)
 }
 
 /// The rows read at the end, once reboots are over: files, served certs and etcd; the cluster as

@@ -5,47 +5,47 @@ use super::{yes_no, APISERVER_MANIFEST};
 use crate::apiserver::VerifyingClient;
 use crate::error::LabError;
 use crate::executor_lab::{self, LabPaths};
-use crate::fidelity::{node_names as names, Evidence, FidelityRow};
+use crate::fidelity::{Cell, Evidence, FidelityRow, Observed, StepStatus};
 use crate::host::FixtureHosts;
 use plan_exec::observe::{cert_has_vip, kubelet_on_vip, Seen};
 use plan_exec::runner::Outcome;
 use plan_model::cluster::Cluster;
 use plan_model::observe::{self as derive, ClientNeeds, Endpoint};
 use plan_model::plan::Plan;
-use plan_model::topology::{NodeIx, Topology};
+use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-pub(super) fn step_rows(plan: &Plan, twin_halt: Option<&(usize, String)>, outcome: &Outcome) -> Vec<FidelityRow> {
+/// What the lab saw in a file, as a value: a missing file is not a "no", it answers nothing.
+fn seen(seen: Seen) -> Observed {
+    match seen {
+        Seen::Yes => Observed::Yes(true),
+        Seen::No => Observed::Yes(false),
+        Seen::Missing => Observed::Unanswered(seen.to_string()),
+    }
+}
+
+pub(super) fn step_rows(t: &Topology, plan: &Plan, twin_halt: Option<&(usize, String)>, outcome: &Outcome) -> Vec<FidelityRow> {
     let halted = match outcome {
         Outcome::Halted(halt) => Some((halt.step.clone(), halt.reason.clone())),
         _ => None,
     };
     let halted_at = halted.as_ref().and_then(|(id, _)| plan.steps.iter().position(|s| &s.id == id));
     // They agree when both run, halt at or skip the same step; the reasons are shown.
+    let status = |i: usize, halt: Option<(usize, &String)>| match halt {
+        Some((at, reason)) if at == i => StepStatus::Halted(reason.clone()),
+        Some((at, _)) if at < i => StepStatus::NotRun,
+        _ => StepStatus::Done,
+    };
     plan.steps
         .iter()
         .enumerate()
         .map(|(i, step)| {
-            let (twin_status, twin) = match twin_halt {
-                Some((at, reason)) if *at == i => ("halted", format!("halted: {reason}")),
-                Some((at, _)) if *at < i => ("not run", "not run".to_string()),
-                _ => ("done", "done".to_string()),
-            };
-            let (lab_status, lab) = match (halted_at, &halted) {
-                (Some(at), Some((_, reason))) if at == i => ("halted", format!("halted: {reason}")),
-                (Some(at), _) if at < i => ("not run", "not run".to_string()),
-                _ => ("done", "done".to_string()),
-            };
-            FidelityRow {
-                step: step.id.clone(),
-                observation: "the executor runs the step, its files as the twin says".to_string(),
-                agree: twin_status == lab_status,
-                twin,
-                lab,
-                evidence: Evidence::Real,
-            }
+            let twin = status(i, twin_halt.map(|(at, reason)| (*at, reason)));
+            let lab = status(i, halted_at.zip(halted.as_ref().map(|(_, reason)| reason)));
+            let observation = "the executor runs the step, its files as the twin says";
+            FidelityRow::new(t, step.id.clone(), observation, Observed::Step(twin), Observed::Step(lab), Evidence::Real)
         })
         .collect()
 }
@@ -63,65 +63,39 @@ pub(super) fn file_rows(
     for &node in joined {
         let name = t.name(node);
         let path = hosts.etc_kubernetes(name).join("kubelet.conf");
-        let (seen, lab) = match std::fs::read_to_string(&path) {
+        let lab = match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let (seen, evidence) = kubelet_on_vip(&text, t);
-                (seen, format!("{seen} ({})", evidence.trim_start_matches("server: ")))
+                let (found, evidence) = kubelet_on_vip(&text, t);
+                seen(found).with(evidence.trim_start_matches("server: "))
             }
             // A join that did not happen leaves no kubelet.conf.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Seen::No, "no (no kubelet.conf)".to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Observed::Yes(false).with("no kubelet.conf"),
             Err(e) => return Err(LabError::io(format!("read {}", path.display()), e)),
         };
-        let twin_says = yes_no(twin.kubelet_vip.contains(node));
-        rows.push(FidelityRow {
-            step: "end".to_string(),
-            observation: format!("kubelet.conf server is the VIP on {name}"),
-            agree: seen.to_string() == twin_says,
-            twin: twin_says,
-            lab,
-            evidence: Evidence::Real,
-        });
+        let twin_says = Observed::Yes(twin.kubelet_vip.contains(node));
+        rows.push(row(t, format!("kubelet.conf server is the VIP on {name}"), twin_says, lab));
     }
     for &node in masters {
         let name = t.name(node);
         let crt = hosts.etc_kubernetes(name).join("pki/apiserver.crt");
         let output = Command::new("openssl").arg("x509").arg("-in").arg(&crt).args(["-noout", "-ext", "subjectAltName"]).output();
         let text = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-        let (seen, _) = cert_has_vip(&text, t);
-        let twin_says = yes_no(twin.cert_vip.contains(node));
-        rows.push(FidelityRow {
-            step: "end".to_string(),
-            observation: format!("apiserver cert on disk has the VIP SAN on {name}"),
-            agree: seen.to_string() == twin_says,
-            twin: twin_says,
-            lab: seen.to_string(),
-            evidence: Evidence::Real,
-        });
+        let (found, _) = cert_has_vip(&text, t);
+        let observation = format!("apiserver cert on disk has the VIP SAN on {name}");
+        rows.push(row(t, observation, Observed::Yes(twin.cert_vip.contains(node)), seen(found)));
     }
     let config = std::fs::read_to_string(root.join("kubeadm-config.yaml")).unwrap_or_default();
     let endpoint = &t.scenario.control_plane_endpoint;
     let on_vip = config.lines().any(|l| l.trim() == format!("controlPlaneEndpoint: {}:{}", endpoint.vip, endpoint.port));
-    rows.push(FidelityRow {
-        step: "end".to_string(),
-        observation: "kubeadm-config controlPlaneEndpoint is the VIP".to_string(),
-        agree: on_vip == twin.kubeadm_endpoint,
-        twin: yes_no(twin.kubeadm_endpoint),
-        lab: yes_no(on_vip),
-        // The ConfigMap is a lab file the kubeadm shim writes: no API server holds it.
-        evidence: Evidence::StandIn,
-    });
+    // The ConfigMap is a lab file the kubeadm shim writes: no API server holds it.
+    let observation = "kubeadm-config controlPlaneEndpoint is the VIP";
+    rows.push(FidelityRow::new(t, "end", observation, Observed::Yes(twin.kubeadm_endpoint), Observed::Yes(on_vip), Evidence::StandIn));
     let kube_proxy =
         std::fs::read_to_string(root.join(executor_lab::CLUSTER_DIR).join(executor_lab::KUBE_PROXY_CONFIGMAP)).unwrap_or_default();
     let on_vip = executor_lab::server_in(&kube_proxy).is_some_and(|s| s == format!("https://{}:{}", endpoint.vip, endpoint.port));
-    rows.push(FidelityRow {
-        step: "end".to_string(),
-        observation: "kube-proxy's kubeconfig names the VIP".to_string(),
-        agree: on_vip == twin.kube_proxy_vip,
-        twin: yes_no(twin.kube_proxy_vip),
-        lab: yes_no(on_vip),
-        // The ConfigMap is a lab file the kubectl shim reads and writes.
-        evidence: Evidence::StandIn,
-    });
+    // The ConfigMap is a lab file the kubectl shim reads and writes.
+    let observation = "kube-proxy's kubeconfig names the VIP";
+    rows.push(FidelityRow::new(t, "end", observation, Observed::Yes(twin.kube_proxy_vip), Observed::Yes(on_vip), Evidence::StandIn));
     rows.extend(consumer_rows(t, twin, &LabPaths::under(root).infra_repo));
     Ok(rows)
 }
@@ -141,14 +115,8 @@ pub(super) fn consumer_rows(t: &Topology, twin: &Cluster, repo: &Path) -> Vec<Fi
             .find_map(|l| l.trim().strip_prefix("server: "))
             .unwrap_or("no server line")
             .to_string();
-        let twin_says = yes_no(twin.consumer_on_vip(i));
-        let on_vip = server == vip;
-        rows.push(row(
-            format!("consumer {} points at the VIP", consumer.name),
-            twin_says.clone(),
-            format!("{} ({server})", yes_no(on_vip)),
-            twin_says == yes_no(on_vip),
-        ));
+        let on_vip = Observed::Yes(server == vip).with(server);
+        rows.push(row(t, format!("consumer {} points at the VIP", consumer.name), Observed::Yes(twin.consumer_on_vip(i)), on_vip));
     }
     rows
 }
@@ -167,22 +135,16 @@ pub(super) fn served_rows(
     for &node in masters {
         let Some((standin, _)) = kubelet.apiservers.get(&node) else { continue };
         let answer = client.readyz(standin.address, vip)?;
-        let verified = answer.tls_verified();
-        let twin_says = twin.served_vip.contains(node);
-        rows.push(FidelityRow {
-            step: "end".to_string(),
-            observation: format!("served cert verifies for the VIP on {}", t.name(node)),
-            agree: verified == twin_says,
-            twin: yes_no(twin_says),
-            lab: if verified { "yes (rustls)".to_string() } else { format!("no ({answer})") },
-            evidence: Evidence::Real,
-        });
+        let lab = if answer.tls_verified() { Observed::Yes(true).with("rustls") } else { Observed::Yes(false).with(answer.to_string()) };
+        let observation = format!("served cert verifies for the VIP on {}", t.name(node));
+        rows.push(row(t, observation, Observed::Yes(twin.served_vip.contains(node)), lab));
     }
     Ok(rows)
 }
 
-pub(super) fn row(observation: String, twin: String, lab: String, agree: bool) -> FidelityRow {
-    FidelityRow { step: "end".to_string(), observation, twin, lab, evidence: Evidence::Real, agree }
+/// A real observation at the end of the run.
+pub(super) fn row(t: &Topology, observation: String, twin: impl Into<Cell>, lab: impl Into<Cell>) -> FidelityRow {
+    FidelityRow::new(t, "end", observation, twin, lab, Evidence::Real)
 }
 
 /// The cluster as clients see it after the run: each node's Ready state (its kubelet through its
@@ -199,57 +161,38 @@ pub(super) fn cluster_rows(
     let mut rows = Vec::new();
     for &node in joined {
         let twin_ready = derive::node_ready(twin, t, node);
-        let lab_ready = kubelet.node_ready(hosts, node);
-        rows.push(row(
-            format!("node {} Ready (its kubelet reaches an apiserver)", t.name(node)),
-            if twin_ready.is_ok() { "yes".to_string() } else { format!("no ({twin_ready})") },
-            match lab_ready {
-                Some(true) => "yes".to_string(),
-                Some(false) => "no".to_string(),
-                None => "no (no kubelet.conf)".to_string(),
-            },
-            twin_ready.is_ok() == (lab_ready == Some(true)),
-        ));
+        let twin_cell = if twin_ready.is_ok() { Observed::Yes(true).into() } else { Observed::Yes(false).with(twin_ready.to_string()) };
+        let lab_cell = match kubelet.node_ready(hosts, node) {
+            Some(ready) => Observed::Yes(ready).into(),
+            None => Observed::Yes(false).with("no kubelet.conf"),
+        };
+        rows.push(row(t, format!("node {} Ready (its kubelet reaches an apiserver)", t.name(node)), twin_cell, lab_cell));
     }
     let lb = &t.scenario.load_balancer;
     let socket = hosts.host_dir(&lb.name).join("tmp/haproxy.socket");
-    let twin_up = names(t, derive::healthy_backends(twin, t));
+    let twin_up = Observed::nodes(derive::healthy_backends(twin, t));
     let lab_up = if socket.exists() {
         match crate::haproxy::backends(&socket) {
-            Ok(backends) => {
-                let up: Vec<String> = backends.iter().filter(|b| b.is_up()).map(|b| b.name.clone()).collect();
-                if up.is_empty() {
-                    "none".to_string()
-                } else {
-                    up.join(", ")
-                }
-            }
-            Err(e) => format!("no answer: {e}"),
+            Ok(backends) => Observed::named_nodes(t, backends.iter().filter(|b| b.is_up()).map(|b| b.name.as_str())),
+            Err(e) => Observed::Unanswered(format!("no answer: {e}")),
         }
     } else {
-        "none".to_string()
+        // No HAProxy on the load balancer: nothing is UP.
+        Observed::nodes(NodeSet::EMPTY)
     };
-    rows.push(row("backends UP behind the VIP (HAProxy show stat)".to_string(), twin_up.clone(), lab_up.clone(), twin_up == lab_up));
+    rows.push(row(t, "backends UP behind the VIP (HAProxy show stat)".to_string(), twin_up, lab_up));
     let endpoint = &t.scenario.control_plane_endpoint;
     let twin_vip = derive::reach(twin, t, Endpoint::Vip, ClientNeeds { oidc: false });
     let lab_vip = client.readyz(SocketAddr::from((endpoint.vip, endpoint.port)), endpoint.vip)?;
-    rows.push(row(
-        "/readyz through the VIP, TLS verified for the VIP".to_string(),
-        if twin_vip.is_ok() { "yes".to_string() } else { format!("no ({twin_vip})") },
-        if lab_vip.is_ready() { "yes".to_string() } else { format!("no ({lab_vip})") },
-        twin_vip.is_ok() == lab_vip.is_ready(),
-    ));
+    let twin_cell = if twin_vip.is_ok() { Observed::Yes(true).into() } else { Observed::Yes(false).with(twin_vip.to_string()) };
+    let lab_cell = if lab_vip.is_ready() { Observed::Yes(true).into() } else { Observed::Yes(false).with(lab_vip.to_string()) };
+    rows.push(row(t, "/readyz through the VIP, TLS verified for the VIP".to_string(), twin_cell, lab_cell));
     let flags = executor_lab::flag_lines(t);
     for &node in joined.iter().filter(|&&n| twin.control_plane.contains(n)) {
         let manifest = std::fs::read_to_string(executor_lab::manifest(hosts, t, node)).unwrap_or_default();
         let has = flags.iter().all(|f| manifest.contains(f.as_str()));
-        let twin_has = twin.apiserver_flags.contains(node);
-        rows.push(row(
-            format!("config stack's apiserver flags in {}'s manifest", t.name(node)),
-            yes_no(twin_has),
-            yes_no(has),
-            has == twin_has,
-        ));
+        let observation = format!("config stack's apiserver flags in {}'s manifest", t.name(node));
+        rows.push(row(t, observation, Observed::Yes(twin.apiserver_flags.contains(node)), Observed::Yes(has)));
     }
     Ok(rows)
 }
@@ -277,7 +220,7 @@ pub(super) fn acceptance_rows(
             })
             .collect();
         let lands = candidates.into_iter().find(|&n| kubelet.node_ready(hosts, n) == Some(true) && kubelet.apiserver_ready(n));
-        let lab = match lands {
+        let lab: Cell = match lands {
             Some(node) => {
                 let url =
                     std::fs::read_to_string(hosts.host_dir(t.name(node)).join(crate::executor_etcd::CLIENT_URL_FILE)).unwrap_or_default();
@@ -288,19 +231,18 @@ pub(super) fn acceptance_rows(
                     Err(refused) => Err(refused),
                 };
                 match saved {
-                    Ok(status) => format!("yes (on {}, {} keys)", t.name(node), status.total_keys),
-                    Err(refused) => format!("no (snapshot on {}: {})", t.name(node), refused.0),
+                    Ok(status) => Observed::Yes(true).with(format!("on {}, {} keys", t.name(node), status.total_keys)),
+                    Err(refused) => Observed::Yes(false).with(format!("snapshot on {}: {}", t.name(node), refused.0)),
                 }
             }
-            None => format!("no (the job may run on {}; none is Ready)", pinned.unwrap_or_else(|| "any master".to_string())),
+            None => Observed::Yes(false)
+                .with(format!("the job may run on {}; none is Ready", pinned.unwrap_or_else(|| "any master".to_string()))),
         };
-        let twin_runs = derive::backup_runs(twin, t);
-        let twin_text = match &twin_runs {
-            Ok(node) => format!("yes (on {})", t.name(*node)),
-            Err(why) => format!("no ({why})"),
+        let twin_cell = match derive::backup_runs(twin, t) {
+            Ok(node) => Observed::Yes(true).with(format!("on {}", t.name(node))),
+            Err(why) => Observed::Yes(false).with(why.to_string()),
         };
-        let agree = twin_runs.is_ok() == lab.starts_with("yes");
-        rows.push(row(format!("acceptance: the etcd backup job ({}) saves a valid snapshot", job.name), twin_text, lab, agree));
+        rows.push(row(t, format!("acceptance: the etcd backup job ({}) saves a valid snapshot", job.name), twin_cell, lab));
     }
     Ok(rows)
 }

@@ -5,12 +5,12 @@
 use super::operator::LabOperator;
 use super::rig::{FaultRun, Rig};
 use super::transport::LabTransport;
-use super::{exec_error, lock, yes_no, BOOT_WAIT_S, COMMAND_TIMEOUT_S, KUBELET_TICK_MS, QUORUM_WRITE_TIMEOUT_MS, WORKSTATION};
+use super::{exec_error, lock, BOOT_WAIT_S, COMMAND_TIMEOUT_S, KUBELET_TICK_MS, QUORUM_WRITE_TIMEOUT_MS, WORKSTATION};
 use crate::error::LabError;
 use crate::executor_etcd::STRIKE_DIR;
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{LB_CONFIG, LB_SOCKET};
-use crate::fidelity::{Evidence, FidelityRow};
+use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host;
 use crate::process::Signal;
 use plan_exec::etcd::EtcdProbe;
@@ -199,17 +199,12 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
     let quorum = lock(&rig.kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS)?;
     let twin_quorum = derive::quorum(at_strike);
     let mut done = AtHalt::default();
-    done.rows.push(FidelityRow {
-        step: halt.step.clone(),
-        observation: "quorum at the halt (a write commits)".to_string(),
-        twin: format!("{} ({twin_quorum})", yes_no(twin_quorum.holds())),
-        lab: match &quorum {
-            Ok(()) => "yes".to_string(),
-            Err(why) => format!("no ({why})"),
-        },
-        evidence: Evidence::Real,
-        agree: twin_quorum.holds() == quorum.is_ok(),
-    });
+    let lab_says = match &quorum {
+        Ok(()) => Observed::Yes(true).into(),
+        Err(why) => Observed::Yes(false).with(why.to_string()),
+    };
+    let twin_says = Observed::Yes(twin_quorum.holds()).with(twin_quorum.to_string());
+    done.rows.push(FidelityRow::new(t, halt.step.clone(), "quorum at the halt (a write commits)", twin_says, lab_says, Evidence::Real));
     // The twin ranks the phase's rollback below a quorum recovery when etcd would refuse its
     // `member remove`: the lab asks real etcd the same question before the recovery.
     let rollback_refused = matches!(halt.recovery.kind, RecoveryKind::QuorumRecovery);

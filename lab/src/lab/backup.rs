@@ -36,30 +36,33 @@ pub struct CommittedData {
 }
 
 impl CommittedData {
-    /// Whether etcd holds what the twin's `EtcdData` says: intact, every key; restored from the
+    /// What etcd should hold by the twin's `EtcdData`: intact, every key; restored from the
     /// snapshot, every key from before the backup and none written after it.
-    pub fn agrees_with(&self, twin: EtcdData, seed_keys: u32, keys_after: u32) -> bool {
-        let after = match twin {
+    pub fn expected(twin: EtcdData, seed_keys: u32, keys_after: u32) -> CommittedData {
+        let after_backup = match twin {
             EtcdData::Intact => keys_after as u64,
             EtcdData::RestoredFromSnapshot { .. } => 0,
         };
-        self.before_backup == seed_keys as u64 && self.after_backup == after
+        CommittedData { before_backup: seed_keys as u64, after_backup }
     }
 
-    /// The lab's side of a "committed data" row.
+    /// Whether etcd holds what the twin's `EtcdData` says ([`CommittedData::expected`]).
+    pub fn agrees_with(&self, twin: EtcdData, seed_keys: u32, keys_after: u32) -> bool {
+        *self == CommittedData::expected(twin, seed_keys, keys_after)
+    }
+
+    /// `10 of 10 keys from before the backup, 3 of 3 written after it`.
     pub fn describe(&self, seed_keys: u32, keys_after: u32) -> String {
         format!("{} of {seed_keys} keys from before the backup, {} of {keys_after} written after it", self.before_backup, self.after_backup)
     }
 }
 
-/// The twin's side of a "committed data" row.
-pub fn describe_twin_data(twin: EtcdData, seed_keys: u32, keys_after: u32) -> String {
+/// The twin's note beside its data: intact, or restored and how many seconds of writes it lost
+/// (the lab's loss is counted in keys, so the seconds are shown, not compared).
+pub fn twin_data_note(twin: EtcdData) -> String {
     match twin {
-        EtcdData::Intact => format!("intact: all {seed_keys} keys from before the backup and all {keys_after} written after it"),
-        EtcdData::RestoredFromSnapshot { lost_s } => format!(
-            "restored from the backup: its {seed_keys} keys; the {keys_after} written after it lost ({} of writes)",
-            format_duration(lost_s)
-        ),
+        EtcdData::Intact => "intact".to_string(),
+        EtcdData::RestoredFromSnapshot { lost_s } => format!("restored from the backup, {} of writes lost", format_duration(lost_s)),
     }
 }
 
@@ -190,7 +193,12 @@ mod tests {
 
     #[test]
     fn the_twin_side_names_the_loss() {
-        let text = describe_twin_data(EtcdData::RestoredFromSnapshot { lost_s: 90_000 }, SEEDS, 3);
-        assert!(text.contains("3 written after it lost"), "{text}");
+        let restored = EtcdData::RestoredFromSnapshot { lost_s: 90_000 };
+        assert_eq!(
+            CommittedData::expected(restored, SEEDS, 3).describe(SEEDS, 3),
+            "10 of 10 keys from before the backup, 0 of 3 written after it"
+        );
+        let note = twin_data_note(restored);
+        assert!(note.starts_with("restored from the backup, ") && note.ends_with(" of writes lost"), "{note}");
     }
 }

@@ -2,11 +2,11 @@
 //! real backup, and the worst-case recovery, `etcdctl snapshot restore`, carried out for real with
 //! the committed data it leaves set beside the twin's `EtcdData`.
 
-use super::{verdict, LabOp, Walk};
+use super::{LabOp, Walk};
 use crate::error::LabError;
 use crate::etcd::{Real, Refused};
-use crate::fidelity::Evidence;
-use crate::lab::describe_twin_data;
+use crate::fidelity::{Evidence, Observed};
+use crate::lab::{twin_data_note, CommittedData};
 use plan_model::action::{Action, Refusal, RefusalKind};
 use plan_model::cluster::Cluster;
 use plan_model::observe;
@@ -19,19 +19,19 @@ impl Walk<'_> {
     pub(super) fn check_backup(&mut self, step: &str, twin: &Result<Cluster, Refusal>) -> Result<Real<()>, LabError> {
         let observation = "etcd backup valid (check)";
         let status = self.lab.backup_status()?;
-        let (lab_text, real, evidence) = match (&status, twin) {
+        let (real, note, evidence) = match (&status, twin) {
             (Ok(s), Ok(_)) => {
-                (format!("valid: revision {}, {} keys (etcdctl snapshot status)", s.revision, s.total_keys), Ok(()), Evidence::Real)
+                (Ok(()), format!("valid: revision {}, {} keys, etcdctl snapshot status", s.revision, s.total_keys), Evidence::Real)
             }
+            // The file is sound; the lab repeats the model's verdict on its age.
             (Ok(s), Err(refusal)) => (
-                format!("valid (revision {}), but its age is the model's (stand-in: the lab repeats the model)", s.revision),
                 Err(Refused(refusal.reason.clone())),
+                format!("valid at revision {}, but its age is the model's; the lab repeats the model", s.revision),
                 Evidence::StandIn,
             ),
-            (Err(refused), _) => (format!("unusable: {refused}"), Err(refused.clone()), Evidence::Real),
+            (Err(refused), _) => (Err(refused.clone()), "unusable, etcdctl snapshot status".to_string(), Evidence::Real),
         };
-        let agree = twin.is_ok() == real.is_ok();
-        self.row(step, observation, verdict(twin), lab_text, evidence, agree);
+        self.row(step, observation, Observed::answer(twin), Observed::answer(&real).with(note), evidence);
         Ok(real)
     }
 
@@ -46,12 +46,12 @@ impl Walk<'_> {
     ) -> Result<Result<(), Refusal>, LabError> {
         let restored = self.perform(LabOp::Restore(x))?;
         let what = a.describe(self.t);
-        let lab_text = match (&restored, self.lab.backup()) {
-            (Ok(()), Some(backup)) => format!("ok: revision {} restored, a new one-member cluster takes writes", backup.status.revision),
-            (Ok(()), None) => "ok".to_string(),
-            (Err(refused), _) => format!("refused: {refused}"),
+        let lab = match (&restored, self.lab.backup()) {
+            (Ok(()), Some(backup)) => Observed::answer(&restored)
+                .with(format!("revision {} restored, a new one-member cluster takes writes", backup.status.revision)),
+            _ => Observed::answer(&restored).into(),
         };
-        self.row(step, what.clone(), verdict(&twin), lab_text, Evidence::Real, twin.is_ok() == restored.is_ok());
+        self.row(step, what.clone(), Observed::answer(&twin), lab, Evidence::Real);
         let next = match (twin, restored) {
             (Ok(next), Ok(())) => next,
             // Real etcd took what the twin refused: go on from reality (membership follows below).
@@ -75,11 +75,13 @@ impl Walk<'_> {
         let seeds = self.lab.state().seed_keys;
         let keys_after = self.lab.backup().map(|b| b.keys_after).unwrap_or(0);
         let twin = self.c.etcd_data;
-        let (lab_text, agree) = match self.lab.committed_data_on(x)? {
-            Ok(held) => (held.describe(seeds, keys_after), held.agrees_with(twin, seeds, keys_after)),
-            Err(refused) => (format!("no answer from {}: {refused}", self.t.name(x)), false),
+        let data = |held| Observed::Data { held, seed_keys: seeds, keys_after };
+        let lab = match self.lab.committed_data_on(x)? {
+            Ok(held) => data(held),
+            Err(refused) => Observed::Unanswered(format!("no answer from {}: {refused}", self.t.name(x))),
         };
-        self.row(step, "committed data after the restore", describe_twin_data(twin, seeds, keys_after), lab_text, Evidence::Real, agree);
+        let twin_cell = data(CommittedData::expected(twin, seeds, keys_after)).with(twin_data_note(twin));
+        self.row(step, "committed data after the restore", twin_cell, lab, Evidence::Real);
         Ok(())
     }
 }
@@ -90,7 +92,7 @@ mod tests {
     use crate::control_plane::ControlPlane;
     use crate::lab::{check_binaries, Lab};
     use crate::rehearse::vip::TwinVip;
-    use crate::rehearse::Figures;
+    use crate::rehearse::{Figures, Verdict};
     use plan_model::cluster::EtcdData;
     use plan_model::planner;
     use plan_model::topology::{NodeSet, Topology};
@@ -141,20 +143,22 @@ mod tests {
                 }
             }
         }
-        let backup_check = walk.rows.iter().find(|r| r.observation == "etcd backup valid (check)").expect("0.1 checks the backup");
-        assert!(backup_check.lab.starts_with("valid: revision"), "{backup_check:?}");
+        let backup_check = walk.rows.iter().find(|r| r.observation() == "etcd backup valid (check)").expect("0.1 checks the backup");
+        assert!(backup_check.lab().starts_with("ok (valid: revision"), "{backup_check:?}");
+        assert_eq!(backup_check.verdict(), Verdict::Agree, "etcdctl snapshot status read the file: {backup_check:?}");
         for a in recovery::worst_case_actions(&walk.c, &t).expect("cp-1 is up to restore on") {
             // Actions on a host that is down are skipped by the policy; none is down here.
             assert_eq!(walk.apply(a, "2.5").expect("the lab runs"), Ok(()), "{} applies on the lab", a.describe(&t));
         }
         assert!(matches!(walk.c.etcd_data, EtcdData::RestoredFromSnapshot { .. }));
-        let restore = walk.rows.iter().find(|r| r.observation.starts_with("etcdctl snapshot restore")).expect("a restore row");
-        assert!(restore.lab.starts_with("ok: revision"), "{restore:?}");
-        let data = walk.rows.iter().find(|r| r.observation == "committed data after the restore").expect("a data row");
-        assert_eq!(data.lab, "10 of 10 keys from before the backup, 0 of 3 written after it");
-        let quorum = walk.rows.iter().find(|r| r.observation == "quorum after the restore on cp-1").expect("a quorum row");
-        assert!(quorum.lab.starts_with("yes"), "{quorum:?}");
-        let disagree: Vec<_> = walk.rows.iter().filter(|r| !r.agree).collect();
+        let restore = walk.rows.iter().find(|r| r.observation().starts_with("etcdctl snapshot restore")).expect("a restore row");
+        assert!(restore.lab().starts_with("ok (revision"), "{restore:?}");
+        let data = walk.rows.iter().find(|r| r.observation() == "committed data after the restore").expect("a data row");
+        assert_eq!(data.lab(), "10 of 10 keys from before the backup, 0 of 3 written after it");
+        assert_eq!(data.verdict(), Verdict::Agree, "{data:?}");
+        let quorum = walk.rows.iter().find(|r| r.observation() == "quorum after the restore on cp-1").expect("a quorum row");
+        assert!(quorum.lab().starts_with("yes"), "{quorum:?}");
+        let disagree: Vec<_> = walk.rows.iter().filter(|r| r.verdict().fails()).collect();
         assert!(disagree.is_empty(), "{disagree:#?}");
     }
 }

@@ -6,13 +6,13 @@ use super::{names, Walk};
 use crate::apiserver::Readyz;
 use crate::error::LabError;
 use crate::etcd::{Real, Refused};
-use crate::fidelity::{Evidence, VipDowntime};
+use crate::fidelity::{Cell, Evidence, Observed, Tls, VipDowntime};
 use crate::haproxy::{CHECK_FALL, CHECK_TIMEOUT_MS, REHEARSAL_CHECK_INTERVAL_MS};
 use crate::probe::{ProbeRecord, PROBE_INTERVAL_MS};
 use plan_model::action::{self, Action, Check};
 use plan_model::cluster::Cluster;
 use plan_model::observe::{self, ClientNeeds, Endpoint, Reach};
-use plan_model::topology::{NodeIx, Topology};
+use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::time::{Duration, Instant};
 
 /// How long a master answering "not ready" is asked again before the lab concludes it is not
@@ -44,39 +44,43 @@ fn vip_reach(c: &Cluster, t: &Topology) -> Reach {
 }
 
 /// The twin's TLS view of the VIP: which healthy backends serve a cert without the VIP SAN.
-fn twin_tls(c: &Cluster, t: &Topology) -> (&'static str, String) {
+fn twin_tls(c: &Cluster, t: &Topology) -> Cell {
     let healthy = observe::healthy_backends(c, t);
     if !c.lb_up || !c.vip_alias || !c.lb_running.frontend || healthy.is_empty() {
-        return ("no backend", "no healthy backend to verify".to_string());
+        return Observed::Tls(Tls::NoHandshake("no healthy backend to verify".to_string())).into();
     }
     let bad = healthy.minus(c.served_vip);
+    let lacks = format!("cert of {} lacks the VIP SAN", names(t, bad));
     if bad.is_empty() {
-        ("verified", format!("verified for the VIP (served by {})", names(t, healthy)))
+        Observed::Tls(Tls::Verified).with(format!("served by {}", names(t, healthy)))
     } else if bad == healthy {
-        ("rejected", format!("rejected: cert of {} lacks the VIP SAN", names(t, bad)))
+        Observed::Tls(Tls::Rejected(lacks)).into()
     } else {
-        ("mixed", format!("some rejected: cert of {} lacks the VIP SAN", names(t, bad)))
+        Observed::Tls(Tls::Mixed(lacks)).into()
     }
 }
 
-fn lab_tls(answers: &[Readyz]) -> (&'static str, String) {
+/// What rustls said of the answers through the VIP.
+fn lab_tls(answers: &[Readyz]) -> Cell {
     let rejected: Vec<&Readyz> = answers.iter().filter(|a| matches!(a, Readyz::TlsRejected(_))).collect();
     let verified = answers.iter().filter(|a| a.tls_verified()).count();
-    match (verified, rejected.first()) {
-        (0, None) => ("no backend", format!("no TLS handshake: {}", answers.first().map(|a| a.to_string()).unwrap_or_default())),
-        (_, None) => ("verified", format!("verified for the VIP in {verified} of {} requests", answers.len())),
-        (0, Some(first)) => ("rejected", format!("{first} ({} of {} requests)", rejected.len(), answers.len())),
-        (_, Some(first)) => ("mixed", format!("{first} ({} of {} requests; {verified} verified)", rejected.len(), answers.len())),
-    }
+    let tls = match (verified, rejected.first()) {
+        (0, None) => Tls::NoHandshake(answers.first().map(|a| a.to_string()).unwrap_or_default()),
+        (_, None) => return Observed::Tls(Tls::Verified).with(format!("{verified} of {} requests", answers.len())),
+        (0, Some(first)) => Tls::Rejected(format!("{first} ({} of {} requests)", rejected.len(), answers.len())),
+        (_, Some(first)) => Tls::Mixed(format!("{first} ({} of {} requests; {verified} verified)", rejected.len(), answers.len())),
+    };
+    Observed::Tls(tls).into()
 }
 
-fn lab_reach(answers: &[Readyz]) -> (&'static str, String) {
+/// A client's reach through the VIP from the answers it got, in the twin's terms.
+fn lab_reach(answers: &[Readyz]) -> (Reach, Option<String>) {
     let ready = answers.iter().filter(|a| a.is_ready()).count();
     let first_bad = answers.iter().find(|a| !a.is_ready()).map(|a| a.to_string()).unwrap_or_default();
     match ready {
-        0 => ("down", format!("down: {first_bad}")),
-        n if n == answers.len() => ("ok", format!("ok: {n} of {n} requests ready")),
-        n => ("intermittent", format!("intermittent: {n} of {} ready; {first_bad}", answers.len())),
+        0 => (Reach::Down(first_bad), None),
+        n if n == answers.len() => (Reach::Ok, Some(format!("{n} of {n} requests ready"))),
+        n => (Reach::Intermittent(format!("{n} of {} ready; {first_bad}", answers.len())), None),
     }
 }
 
@@ -135,13 +139,13 @@ impl Walk<'_> {
     fn observe_apiserver(&mut self, step: &str, when: &str, twin: &Cluster, node: NodeIx) -> Result<Real<()>, LabError> {
         let predicted = observe::apiserver_ready(twin, node);
         let answer = self.settled_readyz(node)?;
-        let twin_text = match &predicted {
-            Ok(()) => "ready".to_string(),
-            Err(why) => format!("not ready: {why}"),
+        let twin_cell = match &predicted {
+            Ok(()) => Observed::Ready(true).into(),
+            Err(why) => Observed::Ready(false).with(why.to_string()),
         };
-        let agree = predicted.is_ok() == answer.is_ready();
+        let lab_cell = Observed::Ready(answer.is_ready()).with(answer.to_string());
         let name = self.t.name(node).to_string();
-        self.row(step, format!("apiserver {name} /readyz {when}"), twin_text, answer.to_string(), Evidence::Real, agree);
+        self.row(step, format!("apiserver {name} /readyz {when}"), twin_cell, lab_cell, Evidence::Real);
         Ok(if answer.is_ready() { Ok(()) } else { Err(Refused(format!("kube-apiserver on {name}: {answer}"))) })
     }
 
@@ -151,27 +155,28 @@ impl Walk<'_> {
         let healthy = observe::healthy_backends(twin, t);
         let expected: Vec<String> = healthy.iter().map(|n| t.name(n).to_string()).collect();
         let pool = twin.lb_running.pool;
-        let twin_text = if twin.lb_running.frontend || !pool.is_empty() {
-            format!("{} of pool [{}]", names(t, healthy), names(t, pool))
+        let twin_cell = if twin.lb_running.frontend || !pool.is_empty() {
+            Observed::nodes(healthy).with(format!("pool: {}", names(t, pool)))
         } else {
-            "no LB frontend".to_string()
+            Observed::nodes(healthy).with("no LB frontend")
         };
-        let (lab_text, agree, real) = match self.cp.backends_converging_to(&expected)? {
-            None => {
-                ("HAProxy not running at the VIP".to_string(), healthy.is_empty(), Err(Refused("nothing listens on the VIP".to_string())))
-            }
+        let (lab_cell, real) = match self.cp.backends_converging_to(&expected)? {
+            None => (
+                Observed::nodes(NodeSet::EMPTY).with("HAProxy not running at the VIP"),
+                Err(Refused("nothing listens on the VIP".to_string())),
+            ),
             Some(backends) => {
-                let up: Vec<String> = backends.iter().filter(|b| b.is_up()).map(|b| b.name.clone()).collect();
-                let all: Vec<String> = backends.iter().map(|b| format!("{} {} ({})", b.name, b.status, b.check)).collect();
-                let text = format!("{} UP: {}", if up.is_empty() { "none".to_string() } else { up.join(", ") }, all.join(", "));
+                let up = Observed::named_nodes(t, backends.iter().filter(|b| b.is_up()).map(|b| b.name.as_str()));
+                let all: Vec<String> =
+                    backends.iter().map(|b| format!("{} {} {}", b.name, b.status, b.check).trim_end().to_string()).collect();
                 let real = match backends.iter().find(|b| !b.is_up()) {
                     None => Ok(()),
                     Some(down) => Err(Refused(format!("backend {} is {}", down.name, down.status))),
                 };
-                (text, up == expected, real)
+                (up.with(format!("HAProxy: {}", all.join(", "))), real)
             }
         };
-        self.row(step, format!("VIP healthy backends {when}"), twin_text, lab_text, Evidence::Real, agree);
+        self.row(step, format!("VIP healthy backends {when}"), twin_cell, lab_cell, Evidence::Real);
         Ok(real)
     }
 
@@ -193,20 +198,12 @@ impl Walk<'_> {
             }
             answers.push(answer);
         }
-        let (twin_tls_kind, twin_tls_text) = twin_tls(twin, t);
-        let (lab_tls_kind, lab_tls_text) = lab_tls(&answers);
-        self.row(step, format!("TLS through the VIP {when}"), twin_tls_text, lab_tls_text, Evidence::Real, twin_tls_kind == lab_tls_kind);
-        let reach = vip_reach(twin, t);
-        let (lab_kind, lab_text) = lab_reach(&answers);
-        self.row(
-            step,
-            format!("/readyz through the VIP {when}"),
-            reach.to_string(),
-            lab_text.clone(),
-            Evidence::Real,
-            reach.label() == lab_kind,
-        );
-        Ok(if lab_kind == "ok" { Ok(()) } else { Err(Refused(format!("TLS and /readyz through the VIP: {lab_text}"))) })
+        self.row(step, format!("TLS through the VIP {when}"), twin_tls(twin, t), lab_tls(&answers), Evidence::Real);
+        let (lab, detail) = lab_reach(&answers);
+        let verdict = if lab.is_ok() { Ok(()) } else { Err(Refused(format!("TLS and /readyz through the VIP: {lab}"))) };
+        let lab_cell = Cell { value: Observed::Reach(lab), detail };
+        self.row(step, format!("/readyz through the VIP {when}"), Observed::Reach(vip_reach(twin, t)), lab_cell, Evidence::Real);
+        Ok(verdict)
     }
 
     /// Every control-plane observation at one moment (after a fault, at the end).
@@ -228,8 +225,7 @@ impl Walk<'_> {
             Check::VipListening => {
                 let twin = c.lb_up && c.vip_alias && c.lb_running.frontend;
                 let lab = self.cp.vip_listening();
-                let text = |on: bool| if on { "listening" } else { "nothing listens" }.to_string();
-                self.row(step, "VIP listening (check)", text(twin), text(lab), Evidence::Real, twin == lab);
+                self.row(step, "VIP listening (check)", Observed::Listening(twin), Observed::Listening(lab), Evidence::Real);
                 if lab {
                     Ok(())
                 } else {
@@ -253,32 +249,32 @@ impl Walk<'_> {
             .map(|o| format!("{} ms in {}", o.lasted_ms, o.steps.join(", ")))
             .collect();
         let unseen: Vec<String> = twin.steps.iter().filter(|s| !probe.outages.iter().any(|o| o.steps.contains(s))).cloned().collect();
-        let twin_text = if !twin.seen_ok {
-            "the VIP never serves a verified /readyz".to_string()
-        } else if twin.steps.is_empty() {
-            "0 s (model clock)".to_string()
-        } else {
-            format!("{} s (model clock) in {}", twin.down_s, twin.steps.join(", "))
+        // The twin's downtime falls where it predicts it, by definition: its list is empty.
+        let twin_value = Observed::Downtime { served: twin.seen_ok, unpredicted: Vec::new() };
+        let twin_cell = match (twin.seen_ok, twin.steps.is_empty()) {
+            (false, _) => twin_value.into(),
+            (true, true) => twin_value.with("0 s on the model clock"),
+            (true, false) => twin_value.with(format!("{} s on the model clock in {}", twin.down_s, twin.steps.join(", "))),
         };
-        let lab_text = if !probe.ever_ready {
-            format!("the VIP never served a verified /readyz ({} requests)", probe.requests)
+        let lab_value = Observed::Downtime { served: probe.ever_ready, unpredicted: unexplained.clone() };
+        let lab_cell = if !probe.ever_ready {
+            lab_value.with(format!("{} requests", probe.requests))
         } else {
             let windows: Vec<String> = probe
                 .outages
                 .iter()
-                .map(|o| format!("{} ms in {}{}", o.lasted_ms, o.steps.join(", "), if o.partial { " (partial)" } else { "" }))
+                .map(|o| format!("{} ms in {}{}", o.lasted_ms, o.steps.join(", "), if o.partial { ", partial" } else { "" }))
                 .collect();
-            let mut text = format!("{} ms (wall clock, {} requests)", probe.downtime_ms, probe.requests);
+            let mut text = format!("{} ms on the wall clock, {} requests", probe.downtime_ms, probe.requests);
             if !windows.is_empty() {
                 text.push_str(&format!(": {}", windows.join("; ")));
             }
             if !unseen.is_empty() {
-                text.push_str(&format!("; no outage seen in {} (shorter than the {PROBE_INTERVAL_MS} ms probe)", unseen.join(", ")));
+                text.push_str(&format!("; no outage seen in {}, shorter than the {PROBE_INTERVAL_MS} ms probe", unseen.join(", ")));
             }
-            text
+            lab_value.with(text)
         };
-        let agree = twin.seen_ok == probe.ever_ready && unexplained.is_empty();
-        self.row("end", "client downtime through the VIP", twin_text, lab_text, Evidence::Real, agree);
+        self.row("end", "client downtime through the VIP", twin_cell, lab_cell, Evidence::Real);
         VipDowntime {
             twin_down_s: twin.down_s,
             twin_steps: twin.steps,

@@ -1,0 +1,228 @@
+//! The values a fidelity row sets side by side, typed: what the twin predicts and what the lab
+//! observed, when two of them agree, and how each is written for people.
+//!
+//! Two values agree when they are equal, with one documented equivalence: a value that carries a
+//! reason (a refusal, a halt, TLS rejected, a client that is down, a run that is stuck) agrees by
+//! its kind, not by its words; the twin's words are the model's, the lab's are etcd's or rustls's.
+//! A value the lab could not read ([`Observed::Unanswered`]) agrees with nothing.
+
+use crate::lab::CommittedData;
+use plan_model::observe::Reach;
+use plan_model::topology::{NodeSet, Topology};
+use plan_sim::recovery::RecoveryKind;
+use plan_sim::run::Outcome;
+use std::mem::discriminant;
+
+/// One side of an observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// A yes-or-no fact: a file names the VIP, a cert carries its SAN, quorum holds, a node is Ready.
+    Yes(bool),
+    /// One apiserver's `/readyz`: ready or not.
+    Ready(bool),
+    /// Something accepts TCP on the VIP.
+    Listening(bool),
+    /// `kubeadm reset` removed the node's etcd member (etcd keeps it when it has no quorum).
+    MemberRemoved(bool),
+    /// A command's answer: taken, or refused for a reason. Refusals agree whatever their reasons.
+    Answer(Result<(), String>),
+    /// etcd's membership.
+    Members { voters: NodeSet, learners: NodeSet },
+    /// Inventory nodes (voters, healthy backends), and what the lab saw that is no inventory node
+    /// (a member, a backend): the twin never has such, so any makes the two disagree.
+    Nodes { known: NodeSet, unknown: Vec<String> },
+    /// TLS for the VIP's address through the VIP.
+    Tls(Tls),
+    /// A client through the VIP: ok, intermittent or down (the reason is not compared).
+    Reach(Reach),
+    /// The committed keys etcd holds, of those written before the backup and after it.
+    Data { held: CommittedData, seed_keys: u32, keys_after: u32 },
+    /// Client downtime through the VIP, compared by where it falls, not by how long it lasts: whether
+    /// the VIP ever served a verified `/readyz`, and the outages that fall in no step the twin
+    /// predicts downtime in (the twin's own list is empty by definition).
+    Downtime { served: bool, unpredicted: Vec<String> },
+    /// What became of a step.
+    Step(StepStatus),
+    /// The recoveries taken, in order.
+    Recoveries(Vec<RecoveryKind>),
+    /// How the run ended.
+    Ending(Ending),
+    /// The lab could not read the value (`no member answers: ...`, `no answer: ...`, shown as it
+    /// is): agrees with nothing.
+    Unanswered(String),
+}
+
+impl Observed {
+    /// Inventory nodes, nothing else.
+    pub fn nodes(known: NodeSet) -> Observed {
+        Observed::Nodes { known, unknown: Vec::new() }
+    }
+
+    /// Nodes the lab names (HAProxy's servers), parsed once here: a name of no inventory node is
+    /// kept as it is, and disagrees.
+    pub fn named_nodes<'a>(t: &Topology, names: impl IntoIterator<Item = &'a str>) -> Observed {
+        let (mut known, mut unknown) = (NodeSet::EMPTY, Vec::new());
+        for name in names {
+            match t.all_nodes().iter().find(|&n| t.name(n) == name) {
+                Some(node) => known = known.with(node),
+                None => unknown.push(name.to_string()),
+            }
+        }
+        Observed::Nodes { known, unknown }
+    }
+
+    /// A command's answer (the twin's `apply`, etcd's), its refusal in words.
+    pub fn answer<T, E: std::fmt::Display>(answer: &Result<T, E>) -> Observed {
+        Observed::Answer(answer.as_ref().map(|_| ()).map_err(ToString::to_string))
+    }
+
+    /// This value with a note for people beside it (not compared).
+    pub fn with(self, detail: impl Into<String>) -> Cell {
+        Cell { value: self, detail: Some(detail.into()) }
+    }
+
+    /// Whether `self` (the twin's) and `lab` agree: equal, a reason compared by its kind only.
+    pub fn agrees_with(&self, lab: &Observed) -> bool {
+        use Observed as O;
+        match (self, lab) {
+            (O::Unanswered(_), _) | (_, O::Unanswered(_)) => false,
+            (O::Answer(a), O::Answer(b)) => a.is_ok() == b.is_ok(),
+            (O::Tls(a), O::Tls(b)) => discriminant(a) == discriminant(b),
+            (O::Reach(a), O::Reach(b)) => a.reachability() == b.reachability(),
+            (O::Step(a), O::Step(b)) => discriminant(a) == discriminant(b),
+            (O::Ending(a), O::Ending(b)) => a.agrees_with(b),
+            (a, b) => a == b,
+        }
+    }
+
+    /// The value in words, nodes by their inventory names.
+    pub fn render(&self, t: &Topology) -> String {
+        let names = |set: NodeSet| super::node_names(t, set);
+        let either = |yes: bool, (on, off): (&str, &str)| if yes { on } else { off }.to_string();
+        match self {
+            Observed::Yes(yes) => either(*yes, ("yes", "no")),
+            Observed::Ready(yes) => either(*yes, ("ready", "not ready")),
+            Observed::Listening(yes) => either(*yes, ("listening", "nothing listens")),
+            Observed::MemberRemoved(yes) => either(*yes, ("member removed", "member kept")),
+            Observed::Answer(Ok(())) => "ok".to_string(),
+            Observed::Answer(Err(why)) => format!("refused: {why}"),
+            Observed::Members { voters, learners } => format!("voters {}; learners {}", names(*voters), names(*learners)),
+            Observed::Nodes { known, unknown } if unknown.is_empty() => names(*known),
+            Observed::Nodes { known, unknown } => format!("{} + no inventory node: {}", names(*known), unknown.join(", ")),
+            Observed::Tls(tls) => tls.to_string(),
+            Observed::Reach(reach) => reach.to_string(),
+            Observed::Data { held, seed_keys, keys_after } => held.describe(*seed_keys, *keys_after),
+            Observed::Downtime { served: false, .. } => "the VIP never served a verified /readyz".to_string(),
+            Observed::Downtime { unpredicted, .. } if unpredicted.is_empty() => "served".to_string(),
+            Observed::Downtime { unpredicted, .. } => format!("served; outages the twin does not predict: {}", unpredicted.join(", ")),
+            Observed::Step(status) => status.to_string(),
+            Observed::Recoveries(kinds) if kinds.is_empty() => "none".to_string(),
+            Observed::Recoveries(kinds) => kinds.iter().map(RecoveryKind::describe).collect::<Vec<_>>().join(" + "),
+            Observed::Ending(ending) => ending.label(),
+            Observed::Unanswered(what) => what.clone(),
+        }
+    }
+}
+
+/// A value and a note for people beside it: the note (a timing, the server a file names, etcd's
+/// words) is shown, never compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub value: Observed,
+    pub detail: Option<String>,
+}
+
+impl From<Observed> for Cell {
+    fn from(value: Observed) -> Cell {
+        Cell { value, detail: None }
+    }
+}
+
+impl Cell {
+    /// `value (detail)`.
+    pub fn render(&self, t: &Topology) -> String {
+        match &self.detail {
+            Some(detail) => format!("{} ({detail})", self.value.render(t)),
+            None => self.value.render(t),
+        }
+    }
+}
+
+/// What a client verifying the served cert for the VIP's address gets, over the backends it
+/// reaches. The reasons are shown, not compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// Every handshake verified.
+    Verified,
+    /// Some verified, some rejected.
+    Mixed(String),
+    /// Every handshake rejected.
+    Rejected(String),
+    /// No handshake at all (no backend, nothing listens).
+    NoHandshake(String),
+}
+
+impl std::fmt::Display for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tls::Verified => write!(f, "verified for the VIP"),
+            Tls::Mixed(why) => write!(f, "some rejected: {why}"),
+            Tls::Rejected(why) => write!(f, "rejected: {why}"),
+            Tls::NoHandshake(why) => write!(f, "no TLS handshake: {why}"),
+        }
+    }
+}
+
+/// What became of a step in a run: done, halted there (the reason is not compared), or never run
+/// after a halt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepStatus {
+    Done,
+    Halted(String),
+    NotRun,
+}
+
+impl std::fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepStatus::Done => write!(f, "done"),
+            StepStatus::Halted(why) => write!(f, "halted: {why}"),
+            StepStatus::NotRun => write!(f, "not run"),
+        }
+    }
+}
+
+/// How a run ended, in the twin's words where the executor's end has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// One of the twin's outcomes (the executor's mapped onto them: a rollback done, a quorum
+    /// recovery, a hold, a recovery that failed is stuck).
+    Outcome(Outcome),
+    /// Halted at the step without a recovery carried out (none needed, none taken, declined).
+    HaltedAt(String),
+    /// The executor declined to start the phase.
+    Declined { phase: String },
+    /// A recovery the twin's outcomes have no word for.
+    RecoveredBy(RecoveryKind),
+}
+
+impl Ending {
+    /// Equal, except that two stuck runs agree whatever their reasons (the twin's and the
+    /// executor's failed rollback say it in their own words).
+    pub fn agrees_with(&self, other: &Ending) -> bool {
+        match (self, other) {
+            (Ending::Outcome(Outcome::Stuck { .. }), Ending::Outcome(Outcome::Stuck { .. })) => true,
+            (a, b) => a == b,
+        }
+    }
+
+    /// `completed`, `rolled back phase 2`, `halted at 0.3`, `declined phase 3`, ...
+    pub fn label(&self) -> String {
+        match self {
+            Ending::Outcome(outcome) => outcome.label(),
+            Ending::HaltedAt(step) => format!("halted at {step}"),
+            Ending::Declined { phase } => format!("declined phase {phase}"),
+            Ending::RecoveredBy(kind) => format!("recovered by {}", kind.describe()),
+        }
+    }
+}
