@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::scenario;
+use common::{fixture_hosts_run, scenario};
 use plan_lab::executor_rehearsal::{rehearse_through_executor_checked, Checkpoint};
 use plan_lab::scratch::{processes_naming, SCRATCH_DIR, SCRATCH_PREFIX};
 use plan_lab::{process, LabError};
@@ -26,19 +26,6 @@ const KILL_POINT_WAIT_S: u64 = 180;
 
 /// One executor lab at a time in this binary (they bind 127.0.20.x:6443).
 static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn fixture_hosts_run() -> bool {
-    let missing =
-        plan_lab::host::usable().err().map(|e| e.to_string()).or_else(|| plan_lab::lab::check_binaries(true).err().map(|e| e.to_string()));
-    match missing {
-        None => true,
-        Some(why) => {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the executor's lab cannot run: {why}");
-            eprintln!("skipping: {why} (not CI)");
-            false
-        }
-    }
-}
 
 fn loopback() -> Topology {
     let text = std::fs::read_to_string(scenario("loopback.yaml")).expect("the loopback scenario");

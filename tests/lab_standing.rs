@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::scenario;
+use common::{fixture_hosts_run, scenario};
 use plan_exec::invocation::{compile, Invocation};
 use plan_exec::journal::{self, Event, Progress};
 use plan_lab::process;
@@ -38,19 +38,6 @@ const RUNS_MAX: usize = 2000;
 
 fn plan_bin() -> &'static str {
     env!("CARGO_BIN_EXE_plan")
-}
-
-fn fixture_hosts_run() -> bool {
-    let missing =
-        plan_lab::host::usable().err().map(|e| e.to_string()).or_else(|| plan_lab::lab::check_binaries(true).err().map(|e| e.to_string()));
-    match missing {
-        None => true,
-        Some(why) => {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the executor's lab cannot run: {why}");
-            eprintln!("skipping: {why} (not CI)");
-            false
-        }
-    }
 }
 
 fn run(args: &[&str]) -> Output {

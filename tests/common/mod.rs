@@ -104,3 +104,18 @@ pub fn at(text: &str, needle: &str, nth: usize, key: &str) -> String {
     let column = line.find(key).expect("key on the line") + 1;
     format!("{}:{column}", n + 1)
 }
+
+/// Whether the executor's lab can run here (root, sshd, unshare, etcd, haproxy…); under
+/// `CI=true` a missing piece fails the test instead of skipping it.
+pub fn fixture_hosts_run() -> bool {
+    let missing =
+        plan_lab::host::usable().err().map(|e| e.to_string()).or_else(|| plan_lab::lab::check_binaries(true).err().map(|e| e.to_string()));
+    match missing {
+        None => true,
+        Some(why) => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the executor's lab cannot run: {why}");
+            eprintln!("skipping: {why} (not CI)");
+            false
+        }
+    }
+}
