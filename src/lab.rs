@@ -115,21 +115,26 @@ fn standing_state_dir(loaded: &Loaded) -> PathBuf {
 
 pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
     let via_execute = matches!(args.action, LabAction::Up { via_execute: true, .. } | LabAction::Serve | LabAction::ByHand);
+    let down_or_status = matches!(args.action, LabAction::Down | LabAction::Status { .. });
     let dir = match &args.state_dir {
         Some(dir) => dir.clone(),
         None if via_execute => standing_state_dir(loaded),
         // down and status find a standing lab of the scenario in its default directory too.
-        None if Standing::read(&standing_state_dir(loaded))?.is_some() => standing_state_dir(loaded),
+        None if down_or_status && lab_standing::recorded(&standing_state_dir(loaded)) => standing_state_dir(loaded),
         None => default_state_dir(loaded),
     };
-    if let LabAction::Down | LabAction::Status { .. } = &args.action {
-        if let Some(standing) = Standing::read(&dir)? {
-            return match &args.action {
-                LabAction::Status { format: ReportFormat::Json } => crate::output::print_json(&standing),
-                LabAction::Status { .. } => crate::output::print(&lab_standing::status_text(&dir, &standing)),
-                _ => lab_standing::down(&dir, &standing),
-            };
-        }
+    // In full, as the lab process was given it: `./lab` and `/tmp/lab/` name the same lab.
+    let dir = std::path::absolute(&dir).map_err(|e| Failure::Input(format!("lab: state directory {}: {e}", dir.display())))?;
+    if down_or_status && lab_standing::recorded(&dir) {
+        return match (&args.action, Standing::read(&dir)) {
+            (LabAction::Down, Ok(Some(standing))) => lab_standing::down(&dir, &standing),
+            // A record that cannot be read: the lab process is found by its command line.
+            (LabAction::Down, _) => lab_standing::down_unrecorded(&dir),
+            (LabAction::Status { format: ReportFormat::Json }, Ok(Some(standing))) => crate::output::print_json(&standing),
+            (_, Ok(Some(standing))) => lab_standing::status(&dir, &standing),
+            (_, Err(e)) => Err(e),
+            (_, Ok(None)) => Err(Failure::Input(format!("lab: the record in {} went away", dir.display()))),
+        };
     }
     match &args.action {
         LabAction::Up { via_execute: true, .. } => lab_standing::up(loaded, &dir),

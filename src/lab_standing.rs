@@ -58,9 +58,44 @@ impl Standing {
         }
     }
 
-    /// Whether the lab process runs (its pid is a `plan lab … serve` of this directory).
+    /// Whether the lab process runs (its pid is a `plan lab --state-dir DIR serve` of this
+    /// directory, read argument by argument: a pid reused by another program is not it).
     pub fn running(&self, dir: &Path) -> bool {
-        process::is_alive(self.pid) && process::belongs_to(self.pid, &dir.display().to_string())
+        serve_processes(dir).contains(&self.pid)
+    }
+}
+
+/// Whether `dir` holds a standing lab's record (readable or not).
+pub fn recorded(dir: &Path) -> bool {
+    dir.join(STANDING_FILE).exists()
+}
+
+/// The `plan lab --state-dir DIR serve` processes of `dir` (`dir` in full, as `up` gives it).
+fn serve_processes(dir: &Path) -> Vec<u32> {
+    let wanted = dir.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+            let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+            let names_dir = args.windows(2).any(|w| w[0] == b"--state-dir" && w[1] == wanted.as_bytes());
+            names_dir && args.contains(&b"lab".as_slice()) && args.contains(&b"serve".as_slice()) && process::is_alive(*pid)
+        })
+        .collect()
+}
+
+/// Stops the lab processes `pids`: SIGTERM, then SIGKILL after [`DOWN_TIMEOUT_S`].
+fn stop(pids: &[u32]) {
+    for &pid in pids {
+        process::signal(pid, Signal::Term);
+    }
+    for &pid in pids {
+        if !process::wait_gone(pid, None, Duration::from_secs(DOWN_TIMEOUT_S)) {
+            process::signal(pid, Signal::Kill);
+            process::wait_gone(pid, None, Duration::from_secs(5));
+        }
     }
 }
 
@@ -71,18 +106,22 @@ fn lab_failure(e: plan_lab::LabError) -> Failure {
 /// `plan lab up --via-execute`: starts the lab process and waits until the lab is up.
 pub fn up(loaded: &Loaded, dir: &Path) -> Result<(), Failure> {
     let dir = std::path::absolute(dir).map_err(|e| Failure::Input(format!("lab: state directory {}: {e}", dir.display())))?;
-    if let Some(standing) = Standing::read(&dir)? {
-        if standing.running(&dir) {
-            return Err(Failure::Input(format!(
-                "lab: a lab is up in {} (pid {}): plan lab down --state-dir {0}, or pass another --state-dir",
-                dir.display(),
-                standing.pid
-            )));
-        }
+    if let Some(pid) = serve_processes(&dir).first() {
+        return Err(Failure::Input(format!(
+            "lab: a lab is up in {} (pid {pid}): plan lab down --state-dir {0}, or pass another --state-dir",
+            dir.display()
+        )));
     }
     std::fs::create_dir_all(&dir).map_err(|e| Failure::Input(format!("lab: state directory {}: {e}", dir.display())))?;
     for stale in [STANDING_FILE, SCENARIO_FILE, LOG_FILE] {
         let _ = std::fs::remove_file(dir.join(stale));
+    }
+    // An earlier lab's run names that lab's directory: kept, out of the new run's way.
+    let executor = dir.join(EXECUTOR_DIR);
+    if executor.exists() {
+        let aside = dir.join(format!("{EXECUTOR_DIR}.before-{}", std::process::id()));
+        std::fs::rename(&executor, &aside).map_err(|e| Failure::Input(format!("lab: move {} aside: {e}", executor.display())))?;
+        crate::output::eprint(&format!("plan: the earlier lab's journal is kept in {}\n", aside.display()));
     }
     let exe = std::env::current_exe().map_err(|e| Failure::Input(format!("lab: this program's path: {e}")))?;
     let mut args = Vec::new();
@@ -102,8 +141,8 @@ pub fn up(loaded: &Loaded, dir: &Path) -> Result<(), Failure> {
             return Err(Failure::Input(format!("lab: the lab did not come up ({status}): {}", process::log_tail(&log, 12).trim())));
         }
         if Instant::now() > deadline {
-            process::signal(child.id(), Signal::Term);
-            process::wait_gone(child.id(), Some(&mut child), Duration::from_secs(DOWN_TIMEOUT_S));
+            stop(&[child.id()]);
+            let _ = child.try_wait();
             return Err(Failure::Input(format!("lab: the lab was not up within {UP_TIMEOUT_S} s: {}", process::log_tail(&log, 12).trim())));
         }
         std::thread::sleep(Duration::from_millis(SERVE_POLL_MS));
@@ -198,13 +237,7 @@ fn same_plan_from_the_file(lab: &StandingLab, scenario: &str) -> Result<(), Fail
 /// lab's sweep, which runs here too.
 pub fn down(dir: &Path, standing: &Standing) -> Result<(), Failure> {
     let was_running = standing.running(dir);
-    if was_running {
-        process::signal(standing.pid, Signal::Term);
-        if !process::wait_gone(standing.pid, None, Duration::from_secs(DOWN_TIMEOUT_S)) {
-            process::signal(standing.pid, Signal::Kill);
-            process::wait_gone(standing.pid, None, Duration::from_secs(5));
-        }
-    }
+    stop(&serve_processes(dir));
     let _ = std::fs::remove_file(dir.join(STANDING_FILE));
     plan_lab::scratch::sweep_stale(Path::new(plan_lab::scratch::SCRATCH_DIR));
     let left = standing.connection.root.exists();
@@ -221,8 +254,31 @@ pub fn down(dir: &Path, standing: &Standing) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `plan lab status` of a standing lab.
-pub fn status_text(dir: &Path, standing: &Standing) -> String {
+/// `plan lab down` where the record cannot be read: the lab processes of `dir` are found by
+/// their command line, stopped, and the record and leftovers removed.
+pub fn down_unrecorded(dir: &Path) -> Result<(), Failure> {
+    let pids = serve_processes(dir);
+    stop(&pids);
+    let _ = std::fs::remove_file(dir.join(STANDING_FILE));
+    plan_lab::scratch::sweep_stale(Path::new(plan_lab::scratch::SCRATCH_DIR));
+    crate::output::print(&format!(
+        "Lab in {} down: its record could not be read; {} lab process(es) found by their command line stopped, leftovers swept\n",
+        dir.display(),
+        pids.len()
+    ))
+}
+
+/// `plan lab status` of a standing lab: exit 1 when its process is gone.
+pub fn status(dir: &Path, standing: &Standing) -> Result<(), Failure> {
+    crate::output::print(&status_text(dir, standing))?;
+    if standing.running(dir) {
+        Ok(())
+    } else {
+        Err(Failure::Violation(format!("the lab in {} is not running: plan lab down --state-dir {0} clears it", dir.display())))
+    }
+}
+
+fn status_text(dir: &Path, standing: &Standing) -> String {
     let state = if standing.running(dir) { "up" } else { "not running (its process is gone)" };
     let mut out = format!("Lab of {} in {}: {state} (lab process {})\n", standing.scenario, dir.display(), standing.pid);
     let c = &standing.connection;
@@ -251,15 +307,22 @@ pub fn by_hand(dir: &Path, standing: &Standing) -> Result<(), Failure> {
             standing.connection.root.display()
         )));
     }
-    let Some(step_id) = progress.halted.as_ref().map(|h| h.step.clone()).or_else(|| progress.interrupted.clone()) else {
-        return Err(Failure::Input(format!("lab: the run in {} waits for nothing (no halt, no step under way)", dir.display())));
+    let not_waiting = |why: String| Failure::Input(format!("lab: the run in {} waits for no by-hand work: {why}", dir.display()));
+    // Halted at by-hand work: the command the halt names. Under way (at a prompt): the first
+    // command not done, when it is by-hand work.
+    let (step_id, j) = match (&progress.halted, &progress.interrupted) {
+        (Some(halt), _) => match halt.by_hand {
+            Some(j) => (halt.step.clone(), j),
+            None => return Err(not_waiting(format!("it halted at {}: {}", halt.step, halt.reason))),
+        },
+        (None, Some(step)) => (step.clone(), (0..).find(|j| !progress.command_done(step, *j)).unwrap_or(0)),
+        (None, None) => return Err(not_waiting("no halt, no step under way".to_string())),
     };
     let index =
         plan.steps.iter().position(|s| s.id == step_id).ok_or_else(|| Failure::Input(format!("lab: the plan has no step {step_id}")))?;
     let invocations = &plan_exec::invocation::compile(&t, &plan)[index];
-    let pending = invocations.iter().enumerate().find(|(j, i)| i.is_manual() && !progress.command_done(&step_id, *j));
-    let Some((j, invocation)) = pending else {
-        return Err(Failure::Input(format!("lab: step {step_id} has no by-hand work left to do")));
+    let Some(invocation) = invocations.get(j).filter(|i| i.is_manual()) else {
+        return Err(not_waiting(format!("command {} of step {step_id} is not by-hand work", j + 1)));
     };
     let Work::Manual { task, .. } = &invocation.work else { unreachable!("is_manual") };
     // The host the step's shell commands ran on before it (0.2's kubeadm configuration is edited
