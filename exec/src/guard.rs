@@ -156,24 +156,32 @@ impl Guard {
 
     /// [`Self::check_remote_command`] for a command of the plan's workstation run on another
     /// machine (`--workstation`), held also to the local rule (no ssh, scp, sftp or rsync of its
-    /// own: remote work goes through the transport). A program whose destination comes from
-    /// configuration (terraform, `scripts/tg`, git, helm, apt) is not refused there: the command
-    /// is to run cut off from the network on that machine ([`HostMustConfirm::offline`]), as a
-    /// local command runs here under the guard. One that also needs the network to do its work
-    /// (kubectl asked of the host, a dialling program) is refused: it cannot be both.
+    /// own: remote work goes through the transport). Under the guard such a command runs cut off
+    /// from the network on that machine ([`HostMustConfirm::offline`]), as a local command runs
+    /// here, unless it visibly needs the network: a `kubectl` (its server asked of the machine),
+    /// a dialling program, a URL. So `timeout 600 terraform apply`, `sh -c 'git push'` or a
+    /// program the guard does not know cannot reach anything. A command that needs the network
+    /// and also calls a program whose destination comes from configuration (terraform, git) is
+    /// refused: it cannot be both.
     ///
     /// # Errors
     /// [`ExecError::NotLoopback`] naming what was refused.
     pub fn check_workstation_command(self, host: &str, shell: &str) -> Result<HostMustConfirm, ExecError> {
         self.check_local_command(shell)?;
-        let must = self.check_command(host, shell, true)?;
+        // `offline` comes back set where a program takes its destination from configuration.
+        let mut must = self.check_command(host, shell, true)?;
+        if !self.loopback_only {
+            return Ok(must);
+        }
         let dials = simple_commands(shell).iter().any(|c| DIALING_PROGRAMS.contains(&c.program.as_str()));
-        if must.offline && (!must.kubectl_server.is_empty() || dials) {
+        let needs_network = !must.kubectl_server.is_empty() || dials || !urls(shell).is_empty();
+        if needs_network && must.offline {
             return Err(ExecError::NotLoopback {
                 destination: format!("{host}: command mixing a program cut off from the network with one that needs it"),
                 why: ": split it, or run it without PLAN_LOOPBACK_ONLY".to_string(),
             });
         }
+        must.offline = !needs_network;
         Ok(must)
     }
 
@@ -564,6 +572,12 @@ mod tests {
         let apply = on.check_workstation_command("workstation@ws", "cd /repo && scripts/tg apply -target=module.technitium").expect("runs");
         assert!(apply.offline && apply.kubectl_server.is_empty(), "{apply:?}");
         assert!(on.check_workstation_command("workstation@ws", "git -C /repo commit -am x").expect("runs").offline);
+        // What the guard cannot read is cut off too: a prefix it does not know, a shell, a listing.
+        for unknown in ["timeout 600 scripts/tg apply x", "sh -c 'git push'", "ls -lh /backup | tail -5", "make deploy"] {
+            assert!(on.check_workstation_command("workstation@ws", unknown).expect("runs").offline, "{unknown}");
+        }
+        let dialled = on.check_workstation_command("workstation@ws", "curl -sk https://127.0.20.99:6443/readyz").expect("runs");
+        assert!(!dialled.offline, "a dialling program keeps the network");
         // The same text on a node is refused: only the workstation's commands are cut off.
         assert!(on.check_remote_command("cp-1", "scripts/tg apply x").is_err());
         let kubectl = on.check_workstation_command("workstation@ws", "kubectl get nodes").expect("asked");
