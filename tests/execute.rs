@@ -886,12 +886,13 @@ fn the_workstations_commands_run_on_the_host_workstation_names() {
     );
     assert!(shown.contains("workstation@workstation $ echo ran"), "the log says where it ran: {shown}");
 
-    // The plan's own 0.6 (kubectl with the workstation's kubeconfig): under the guard, refused
-    // on the workstation as on any host, before it runs.
+    // The plan's own 0.6 (kubectl with the workstation's kubeconfig): under the guard the
+    // workstation is asked, as any host is, which server its kubectl would reach; it has no
+    // kubeconfig, so the command is refused before it runs.
     let out = execute(&file("kubectl.yaml", true), "state-kubectl");
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
-    assert!(shown.contains("refused workstation workstation: command calling kubectl"), "{shown}");
+    assert!(shown.contains("refused workstation workstation: kubectl reaches no server"), "{shown}");
     assert!(!lab.path("workstation.log").exists(), "kubectl never ran: {shown}");
 }
 

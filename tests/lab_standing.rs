@@ -131,7 +131,10 @@ fn journal_lines(dir: &Path) -> usize {
 }
 
 fn records(dir: &Path) -> Vec<journal::Record> {
-    journal::read(dir).map(|c| c.records).unwrap_or_default()
+    match journal::read(dir) {
+        Ok(contents) => contents.records,
+        Err(e) => panic!("the journal in {} reads: {e}", dir.display()),
+    }
 }
 
 /// What a sweep did.
@@ -188,7 +191,13 @@ fn sweep(lab: &StandingLab, every: usize) -> Sweep {
             Err(status) => {
                 let progress = Progress::from_records(&journalled);
                 let halt = progress.halted.as_ref().unwrap_or_else(|| panic!("exit {status}: not a halt: {}", lab.log_tail()));
-                let pending = pending_by_hand(&progress, &halt.step);
+                let this_run = journalled.iter().rposition(|r| matches!(r.event, Event::RunStarted { .. })).unwrap_or(0);
+                assert!(
+                    journalled[this_run..].iter().any(|r| matches!(r.event, Event::Halted { .. })),
+                    "exit {status}: this run journalled no halt of its own: {}",
+                    lab.log_tail()
+                );
+                let pending = halt.by_hand.unwrap_or_else(|| panic!("halted at {}: {}\n{}", halt.step, halt.reason, lab.log_tail()));
                 let step = compiled.0.steps.iter().position(|s| s.id == halt.step).expect("a step of the plan");
                 assert!(
                     compiled.1[step].get(pending).is_some_and(|i| i.is_manual()),
@@ -209,11 +218,6 @@ fn sweep(lab: &StandingLab, every: usize) -> Sweep {
     }
     figures.elapsed = started.elapsed();
     figures
-}
-
-/// The command of `step` a by-hand halt waits at: the first one not journalled done.
-fn pending_by_hand(progress: &Progress, step: &str) -> usize {
-    (0..).find(|j| !progress.command_done(step, *j)).expect("a command")
 }
 
 /// The commands of the lab's plan that contain `needle`.
@@ -247,8 +251,9 @@ fn assert_nothing_twice_and_backups_intact(lab: &StandingLab) {
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "no commit made twice: {twice:?}");
     // Every kubelet.conf backup names the first master, as the kubelet.conf it backed up did.
-    let existing = lab.standing["connection"]["moved_to_loopback"][0].as_str().expect("the first master's move").to_string();
-    let first_master = existing.rsplit(" -> ").next().expect("an address").to_string();
+    let file = lab.standing["scenario_file"].as_str().expect("scenario_file");
+    let t = Topology::new(&parse_scenario(&std::fs::read_to_string(file).expect("the lab's scenario")).expect("it parses"));
+    let first_master = t.node(t.existing_master()).address.to_string();
     let mut backups = 0;
     for host in std::fs::read_dir(&hosts).expect("hosts").flatten() {
         let backup = host.path().join("etc-kubernetes/kubelet.conf.bak");
