@@ -56,7 +56,8 @@ fn text(out: &Output) -> String {
 /// A lab up with `plan lab up --via-execute`, brought down when dropped (also when a test fails).
 struct StandingLab {
     dir: PathBuf,
-    _keep: tempfile::TempDir,
+    /// Removed when the lab is dropped (after its `down`), unless a later lab takes it over.
+    keep: Option<tempfile::TempDir>,
     standing: Value,
     down: bool,
 }
@@ -65,12 +66,22 @@ impl StandingLab {
     fn up(scenario_file: &str) -> StandingLab {
         let keep = tempfile::tempdir().expect("a state directory");
         let dir = keep.path().join("lab");
+        StandingLab::start(scenario_file, dir, keep)
+    }
+
+    /// A lab up in the directory `earlier` used (which is down).
+    fn up_in(scenario_file: &str, mut earlier: StandingLab) -> StandingLab {
+        let keep = earlier.keep.take().expect("the directory");
+        StandingLab::start(scenario_file, earlier.dir.clone(), keep)
+    }
+
+    fn start(scenario_file: &str, dir: PathBuf, keep: tempfile::TempDir) -> StandingLab {
         let dir_text = dir.display().to_string();
         let out = run(&["--scenario", scenario_file, "lab", "up", "--via-execute", "--state-dir", &dir_text]);
         assert!(out.status.success(), "plan lab up --via-execute: {}", text(&out));
         let standing: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("standing.json")).expect("standing.json")).expect("it is JSON");
-        StandingLab { dir, _keep: keep, standing, down: false }
+        StandingLab { dir, keep: Some(keep), standing, down: false }
     }
 
     fn root(&self) -> PathBuf {
@@ -362,4 +373,39 @@ fn assert_documented(standing: &Value) {
         }
     }
     assert_eq!(documented, printed, "docs/lab.md's standing.json table and the file");
+}
+
+#[test]
+fn a_killed_standing_lab_is_cleared_by_down_and_comes_up_again_in_its_directory() {
+    if !fixture_hosts_run() {
+        return;
+    }
+    let mut lab = StandingLab::up(&scenario("loopback.yaml"));
+    let root = lab.root();
+    let pids = processes_naming(&root);
+    // The directory as another spelling names it: the same lab.
+    let spelled = format!("{}/", lab.dir.display());
+    let again = run(&["--scenario", &scenario("loopback.yaml"), "lab", "up", "--via-execute", "--state-dir", &spelled]);
+    assert_eq!(again.status.code(), Some(2), "a second up in the same directory is refused: {}", text(&again));
+    let pid = lab.standing["pid"].as_u64().expect("pid") as u32;
+    assert!(process::signal(pid, process::Signal::Kill), "the lab process is SIGKILLed");
+    assert_nothing_left_running(&pids);
+    let status = run(&["lab", "status", "--state-dir", &spelled]);
+    assert_eq!(status.status.code(), Some(1), "a lab whose process is gone: {}", text(&status));
+    let down = run(&["lab", "down", "--state-dir", &spelled]);
+    assert!(down.status.success() && String::from_utf8_lossy(&down.stdout).contains("was gone already"), "{}", text(&down));
+    assert!(!root.exists(), "down swept {}", root.display());
+    lab.down = true;
+    let mut second = StandingLab::up_in(&scenario("loopback.yaml"), lab);
+    assert!(processes_naming(&second.root()).len() >= 5, "up again in the same directory");
+    assert!(second.down().status.success());
+}
+
+fn assert_nothing_left_running(pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(GONE_WAIT_S);
+    while pids.iter().any(|p| process::is_alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let alive: Vec<u32> = pids.iter().copied().filter(|p| process::is_alive(*p)).collect();
+    assert!(alive.is_empty(), "the kernel ended every process of the killed lab: {alive:?}");
 }
