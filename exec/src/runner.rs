@@ -73,6 +73,11 @@ pub struct RunOptions {
 
 /// Seconds between two looks at a host that did not answer, while it is waited for.
 pub const HOST_WAIT_POLL_S: u64 = 5;
+/// How long drift after a step is looked at again before the run halts on it (a node reports
+/// Ready, a static pod restarts, some seconds after the command returned).
+pub const AFTER_STEP_SETTLE_S: u64 = 20;
+/// How often, meanwhile.
+pub const AFTER_STEP_SETTLE_POLL_MS: u64 = 1000;
 
 /// The twin's recovery for a halt, and the commands that carry it out.
 #[derive(Debug, Clone)]
@@ -200,6 +205,20 @@ impl<'a> Runner<'a> {
         let observation = observe::observe(self.t, state, self.transport, scope, &mut self.observer)?;
         tracing::info!(ms = started.elapsed().as_millis() as u64, etcd = scope.etcd, lb = scope.lb, kube = scope.kube, "observed");
         Ok(Some(observation))
+    }
+
+    /// The drift after a step, looked at again for up to [`AFTER_STEP_SETTLE_S`] while there is
+    /// some: a kubelet reports its node Ready, a static pod comes back, a few seconds after the
+    /// command that caused it returned; the twin holds only where things settle.
+    fn settled_drift(&mut self, after: &Cluster, scope: Scope, first: Observation) -> Result<Vec<Drift>, ExecError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(AFTER_STEP_SETTLE_S);
+        let mut drift = observe::drift(self.t, &first, &[after]);
+        while !drift.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(AFTER_STEP_SETTLE_POLL_MS));
+            let Some(observation) = self.observe_now(after, scope)? else { break };
+            drift = observe::drift(self.t, &observation, &[after]);
+        }
+        Ok(drift)
     }
 
     /// Runs the plan (or the rest of it, with `resume`).
@@ -394,7 +413,7 @@ impl<'a> Runner<'a> {
                 }
             }
             if let Some(observation) = self.observe_now(&after, scope)? {
-                let drift = observe::drift(self.t, &observation, &[&after]);
+                let drift = self.settled_drift(&after, scope, observation)?;
                 self.journal.append(Event::Observed { step: step.id.clone(), when: "after".to_string(), drift: drift.clone() })?;
                 if !drift.is_empty() {
                     return self.halt(
