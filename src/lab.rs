@@ -123,8 +123,12 @@ pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
         None if down_or_status && lab_standing::recorded(&standing_state_dir(loaded)) => standing_state_dir(loaded),
         None => default_state_dir(loaded),
     };
-    // In full, as the lab process was given it: `./lab` and `/tmp/lab/` name the same lab.
-    let dir = std::path::absolute(&dir).map_err(|e| Failure::Input(format!("lab: state directory {}: {e}", dir.display())))?;
+    // In full and without a trailing `/` or `.`, as the lab process is given it: `./lab`,
+    // `lab/` and `/tmp/lab` name the same lab.
+    let dir: PathBuf = std::path::absolute(&dir)
+        .map_err(|e| Failure::Input(format!("lab: state directory {}: {e}", dir.display())))?
+        .components()
+        .collect();
     if down_or_status && lab_standing::recorded(&dir) {
         return match (&args.action, Standing::read(&dir)) {
             (LabAction::Down, Ok(Some(standing))) => lab_standing::down(&dir, &standing),
