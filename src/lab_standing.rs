@@ -103,9 +103,10 @@ fn lab_failure(e: plan_lab::LabError) -> Failure {
     Failure::Input(format!("lab: {e}"))
 }
 
-/// `plan lab up --via-execute`: starts the lab process and waits until the lab is up.
+/// `plan lab up --via-execute`: starts the lab process and waits until the lab is up. `dir` is
+/// in full, as `plan lab` makes it.
 pub fn up(loaded: &Loaded, dir: &Path) -> Result<(), Failure> {
-    let dir = std::path::absolute(dir).map_err(|e| Failure::Input(format!("lab: state directory {}: {e}", dir.display())))?;
+    let dir = dir.to_path_buf();
     if let Some(pid) = serve_processes(&dir).first() {
         return Err(Failure::Input(format!(
             "lab: a lab is up in {} (pid {pid}): plan lab down --state-dir {0}, or pass another --state-dir",

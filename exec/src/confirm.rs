@@ -102,12 +102,12 @@ impl Ask {
     /// # Errors
     /// [`ExecError::NotLoopback`] naming the host and what it answered; [`ExecError::Ssh`] when
     /// nsswitch.conf could not be read for another reason than its absence.
-    pub fn judge(self, host: &crate::target::HostTarget, answer: Completed) -> Result<(), ExecError> {
+    pub fn judge(self, host: &str, answer: Completed) -> Result<(), ExecError> {
         match self {
-            Ask::KubectlServer(run_as) => kubectl_server(&host.name, run_as, &answer),
+            Ask::KubectlServer(run_as) => kubectl_server(host, run_as, &answer),
             Ask::Resolver => {
                 let read = crate::transport::read_result(host, NSSWITCH_CONF, answer)?;
-                resolver(&host.name, &read)
+                resolver(host, &read)
             }
         }
     }
@@ -188,11 +188,6 @@ fn resolver(host: &str, nsswitch: &FileRead) -> Result<(), ExecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::HostTarget;
-
-    fn host() -> HostTarget {
-        HostTarget { name: "lab-cp-1".to_string(), address: std::net::Ipv4Addr::new(127, 0, 20, 10), user: "root".to_string() }
-    }
 
     fn answered(exit: i32, stdout: &str, stderr: &str) -> Completed {
         Completed { exit: Some(exit), stdout: stdout.to_string(), stderr: stderr.to_string(), duration: Duration::ZERO }
@@ -201,24 +196,24 @@ mod tests {
     #[test]
     fn kubectl_runs_only_where_its_kubeconfig_names_a_loopback_https_server() {
         let ask = Ask::KubectlServer(RunAs::Login);
-        assert!(ask.judge(&host(), answered(0, "https://127.0.20.10:6443", "")).is_ok());
-        assert!(ask.judge(&host(), answered(0, "https://localhost:6443\n", "")).is_ok());
-        assert!(ask.judge(&host(), answered(0, "https://[::1]:6443", "")).is_ok());
-        let off = ask.judge(&host(), answered(0, "https://10.0.20.99:6443", "")).unwrap_err();
+        assert!(ask.judge("lab-cp-1", answered(0, "https://127.0.20.10:6443", "")).is_ok());
+        assert!(ask.judge("lab-cp-1", answered(0, "https://localhost:6443\n", "")).is_ok());
+        assert!(ask.judge("lab-cp-1", answered(0, "https://[::1]:6443", "")).is_ok());
+        let off = ask.judge("lab-cp-1", answered(0, "https://10.0.20.99:6443", "")).unwrap_err();
         assert!(matches!(off, ExecError::NotLoopback { .. }), "{off}");
         assert!(off.to_string().contains("lab-cp-1: kubectl reaches https://10.0.20.99:6443"), "{off}");
-        let named = Ask::KubectlServer(RunAs::Root).judge(&host(), answered(0, "https://k8s-api.lan:6443", "")).unwrap_err();
+        let named = Ask::KubectlServer(RunAs::Root).judge("lab-cp-1", answered(0, "https://k8s-api.lan:6443", "")).unwrap_err();
         assert!(named.to_string().contains("lab-cp-1: sudo kubectl reaches https://k8s-api.lan:6443"), "{named}");
         // Plain HTTP on loopback is not what kubectl would reach through a kubeconfig's cluster.
-        assert!(ask.judge(&host(), answered(0, "http://127.0.0.1:8080", "")).is_err());
+        assert!(ask.judge("lab-cp-1", answered(0, "http://127.0.0.1:8080", "")).is_err());
     }
 
     #[test]
     fn kubectl_with_no_server_is_refused_with_what_it_said() {
         let ask = Ask::KubectlServer(RunAs::Login);
-        let empty = ask.judge(&host(), answered(0, "", "")).unwrap_err();
+        let empty = ask.judge("lab-cp-1", answered(0, "", "")).unwrap_err();
         assert!(empty.to_string().contains("lab-cp-1: kubectl reaches no server"), "{empty}");
-        let failed = ask.judge(&host(), answered(1, "", "error: current-context must exist in order to minify\n")).unwrap_err();
+        let failed = ask.judge("lab-cp-1", answered(1, "", "error: current-context must exist in order to minify\n")).unwrap_err();
         assert!(failed.to_string().contains("current-context must exist"), "{failed}");
     }
 
@@ -232,7 +227,7 @@ mod tests {
 
     #[test]
     fn getent_runs_only_where_hosts_resolve_without_the_network() {
-        let judge = |text: &str| Ask::Resolver.judge(&host(), answered(0, text, ""));
+        let judge = |text: &str| Ask::Resolver.judge("lab-cp-1", answered(0, text, ""));
         assert!(judge("hosts: files\n").is_ok());
         assert!(judge("hosts: files myhostname\n").is_ok());
         for online in ["hosts: files dns\n", "hosts: files mdns4_minimal [NOTFOUND=return]\n", "hosts: resolve [!UNAVAIL=return] files\n"] {
@@ -242,7 +237,7 @@ mod tests {
         assert!(judge("hosts: myhostname\n").is_err(), "no files: /etc/hosts is not read");
         assert!(judge("passwd: files\n").unwrap_err().to_string().contains("glibc's default asks DNS"));
         // No nsswitch.conf at all: the read script's exit for a missing file.
-        let missing = Ask::Resolver.judge(&host(), answered(3, "", "")).unwrap_err();
+        let missing = Ask::Resolver.judge("lab-cp-1", answered(3, "", "")).unwrap_err();
         assert!(missing.to_string().contains("no /etc/nsswitch.conf"), "{missing}");
     }
 

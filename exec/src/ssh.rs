@@ -183,7 +183,7 @@ pub struct OpensshTransport {
     guard: Guard,
     /// Hosts whose name service switch the guard found off the network ([`Ask::Resolver`]):
     /// asked once per transport.
-    confirmed_resolvers: HashSet<HostTarget>,
+    confirmed_resolvers: HashSet<Peer>,
 }
 
 /// Who a session is with: a machine of the scenario, by its address, or the workstation's
@@ -357,7 +357,7 @@ impl Transport for OpensshTransport {
             .map(|((host, _), script)| (Place::Host(host.clone()), crate::transport::read_request(script)))
             .collect();
         let done = self.run_each(&work);
-        reads.iter().zip(done).map(|((host, path), done)| done.and_then(|d| crate::transport::read_result(host, path, d))).collect()
+        reads.iter().zip(done).map(|((host, path), done)| done.and_then(|d| crate::transport::read_result(&host.name, path, d))).collect()
     }
 
     /// The workstation's command on its own machine, held to the rule for hosts' commands as
@@ -367,9 +367,8 @@ impl Transport for OpensshTransport {
         let must = self.guard.check_workstation_command(&peer.label(), request.shell)?;
         self.open(&peer)?;
         // What the machine must confirm, asked one at a time (a workstation command is one).
-        let target = HostTarget { name: peer.label(), address: std::net::Ipv4Addr::LOCALHOST, user: host.user().to_string() };
         for ask in must.asks() {
-            if ask == Ask::Resolver && self.confirmed_resolvers.contains(&target) {
+            if ask == Ask::Resolver && self.confirmed_resolvers.contains(&peer) {
                 continue;
             }
             let shell = ask.shell();
@@ -377,9 +376,9 @@ impl Transport for OpensshTransport {
             let session = self.sessions.get(&peer).expect("open inserted the session");
             let (output, started) = self.runtime.block_on(remote_output(session, &asked));
             let answer = self.completed(&peer, &asked, output, started)?;
-            ask.judge(&target, answer)?;
+            ask.judge(&peer.label(), answer)?;
             if ask == Ask::Resolver {
-                self.confirmed_resolvers.insert(target.clone());
+                self.confirmed_resolvers.insert(peer.clone());
             }
         }
         let cut_off;
@@ -429,7 +428,7 @@ impl OpensshTransport {
         let mut asks: Vec<(HostTarget, Ask)> = must
             .iter()
             .flat_map(|(i, m)| m.asks().into_iter().map(move |ask| (host_of(*i), ask)))
-            .filter(|(host, ask)| !(*ask == Ask::Resolver && self.confirmed_resolvers.contains(host)))
+            .filter(|(host, ask)| !(*ask == Ask::Resolver && self.confirmed_resolvers.contains(&Peer::Inventory(host.clone()))))
             .collect();
         asks.sort_by(|a, b| (&a.0.name, a.1).cmp(&(&b.0.name, b.1)));
         asks.dedup();
@@ -459,12 +458,12 @@ impl OpensshTransport {
                 // Not asked: a resolver confirmed before.
                 let Some(answer) = said.get(&(host.clone(), ask)) else { continue };
                 let verdict = match answer {
-                    Ok(answer) => ask.judge(&host, answer.clone()),
+                    Ok(answer) => ask.judge(&host.name, answer.clone()),
                     Err(reason) => Err(ExecError::Ssh { host: host.name.clone(), reason: reason.clone() }),
                 };
                 match verdict {
                     Ok(()) if ask == Ask::Resolver => {
-                        self.confirmed_resolvers.insert(host.clone());
+                        self.confirmed_resolvers.insert(Peer::Inventory(host.clone()));
                     }
                     Ok(()) => {}
                     Err(why) => {

@@ -70,7 +70,7 @@ pub trait Transport {
     fn read_file(&mut self, host: &HostTarget, path: &str) -> Result<FileRead, ExecError> {
         let script = read_script(path);
         let done = self.run(&Place::Host(host.clone()), &read_request(&script))?;
-        read_result(host, path, done)
+        read_result(&host.name, path, done)
     }
 
     /// Runs several requests, each at its place, and returns their results in order: at once
@@ -115,14 +115,13 @@ pub fn read_request(script: &str) -> Request<'_> {
 ///
 /// # Errors
 /// The read failed for another reason than a missing file.
-pub fn read_result(host: &HostTarget, path: &str, done: Completed) -> Result<FileRead, ExecError> {
+pub fn read_result(host: &str, path: &str, done: Completed) -> Result<FileRead, ExecError> {
     match done.exit {
         Some(0) => Ok(FileRead::Present(done.stdout)),
         Some(MISSING_EXIT) => Ok(FileRead::Missing),
-        _ => Err(ExecError::Ssh {
-            host: host.name.clone(),
-            reason: format!("reading {path}: {}", crate::redact::redact(done.stderr.trim())),
-        }),
+        _ => {
+            Err(ExecError::Ssh { host: host.to_string(), reason: format!("reading {path}: {}", crate::redact::redact(done.stderr.trim())) })
+        }
     }
 }
 

@@ -117,11 +117,6 @@ impl StandingLab {
             moved_to_loopback: self.rig.moved_to_loopback.clone(),
         }
     }
-
-    /// Whether every host's sshd answers.
-    pub fn hosts_answer(&self) -> bool {
-        self.rig.hosts.hosts().iter().all(|h| self.rig.hosts.answers(h.address))
-    }
 }
 
 /// The by-hand work of `task` (a command of `step` in the lab's plan), carried out on the lab at
