@@ -153,6 +153,17 @@ impl<'t> Compiler<'t> {
         out
     }
 
+    /// The invocations of an operation's cleanup before a re-run ([`plan_model::operation::Operation::cut_cleanup`]),
+    /// run where the step runs unless a part says otherwise.
+    pub fn cleanup(&self, step: &Step, commands: &[Command]) -> Vec<Invocation> {
+        let place = self.default_place(&step.runs_on);
+        commands
+            .iter()
+            .flat_map(|command| command.parts.iter())
+            .map(|part| Invocation { work: self.work(part, &place), secret: false, command: usize::MAX })
+            .collect()
+    }
+
     /// The invocations of a probe, run where the step runs.
     pub fn probe(&self, step: &Step, probe: &plan_model::operation::Probe) -> Vec<Invocation> {
         let place = self.default_place(&step.runs_on);
@@ -228,7 +239,7 @@ impl<'t> Compiler<'t> {
                     Action::RevertKubeadmConfig => {
                         on(m0, "sudo kubeadm init phase upload-config kubeadm --config /tmp/kubeadm-config.backup.yaml".to_string())
                     }
-                    Action::KubeadmReset(n) => on(n, "sudo kubeadm reset --force".to_string()),
+                    Action::KubeadmReset(n) => on(n, plan_model::operation::KUBEADM_RESET.to_string()),
                     other => manual(&other),
                 };
                 Invocation { work, secret: false, command: index }

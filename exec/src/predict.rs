@@ -40,6 +40,26 @@ impl Prediction {
         Prediction { states, refusals }
     }
 
+    /// The states step `step` passes through, its actions applied one by one from the state
+    /// before it, that state and the one after it included: what a step the executor died in
+    /// may have left (a cut `kubeadm join` leaves its member added, or started as a learner).
+    pub fn within(&self, t: &Topology, plan: &Plan, step: usize) -> Vec<Cluster> {
+        let mut c = self.states[step];
+        let mut out = vec![c];
+        for &a in &plan.steps[step].actions {
+            if let Ok(next) = action::apply(&c, t, a) {
+                c = next;
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        if !out.contains(&self.states[step + 1]) {
+            out.push(self.states[step + 1]);
+        }
+        out
+    }
+
     pub fn before(&self, step: usize) -> &Cluster {
         &self.states[step]
     }

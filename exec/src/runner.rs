@@ -292,9 +292,10 @@ impl<'a> Runner<'a> {
             let after = *self.prediction.after(i);
             let scope = self.scope(i);
             if let Some(observation) = self.observe_now(&before, scope)? {
-                // An interrupted step may have done part of its work: each fact may be as
-                // before or as after the step, nothing else.
-                let allowed: Vec<&Cluster> = if interrupted { vec![&before, &after] } else { vec![&before] };
+                // An interrupted step may have done part of its work: each fact may be as in
+                // any state the step's actions pass through, nothing else.
+                let within = if interrupted { self.prediction.within(self.t, self.plan, i) } else { vec![before] };
+                let allowed: Vec<&Cluster> = within.iter().collect();
                 let mut drift = observe::drift(self.t, &observation, &allowed);
                 let when = if interrupted { "resume" } else { "before" };
                 self.journal.append(Event::Observed { step: step.id.clone(), when: when.to_string(), drift: drift.clone() })?;
@@ -312,7 +313,10 @@ impl<'a> Runner<'a> {
                 if interrupted && progress.command_done(&step.id, j) && !self.options.rerun_step {
                     continue;
                 }
-                if interrupted && progress.command_cut(&step.id, j) && !self.options.rerun_step {
+                // A command cut off by the executor's death, or one that failed and whose
+                // operation leaves what a re-run must clean up first (a join): settled first.
+                let settle = progress.command_cut(&step.id, j) || (progress.command_failed(&step.id, j) && self.leaves_leftovers(i, j));
+                if interrupted && settle && !self.options.rerun_step {
                     match self.settle_cut_command(i, j)? {
                         crate::resume::CutCommand::RunAgain => {}
                         crate::resume::CutCommand::TookEffect { .. } => continue,

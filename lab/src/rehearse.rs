@@ -229,6 +229,16 @@ impl<'a> Walk<'a> {
         Ok(answer)
     }
 
+    /// Applies `actions` in order, stopping at the first the lab or the model refuses.
+    fn apply_all(&mut self, actions: &[Action], step: &str) -> Result<Option<Refusal>, LabError> {
+        for &a in actions {
+            if let Err(refusal) = self.apply(a, step)? {
+                return Ok(Some(refusal));
+            }
+        }
+        Ok(None)
+    }
+
     /// Applies one action to the shadow and, when it touches etcd, to the lab.
     fn apply(&mut self, a: Action, step: &str) -> Result<Result<(), Refusal>, LabError> {
         self.on_step(step);
@@ -457,6 +467,10 @@ impl<'a> Walk<'a> {
                 if skip_done && action::already_done(&self.c, a) {
                     k += 1;
                     continue;
+                }
+                let cleanup = if skip_done { action::cut_cleanup(&self.c, a) } else { Vec::new() };
+                if let Some(refusal) = self.apply_all(&cleanup, &s.id)? {
+                    break Some(Halt::Refused(refusal));
                 }
                 if let Err(refusal) = self.apply(a, &s.id)? {
                     break Some(Halt::Refused(refusal));

@@ -12,8 +12,10 @@ use serde::Serialize;
 mod check;
 mod describe;
 mod duration;
+mod rerun;
 mod transient;
 pub use check::Check;
+pub use rerun::{already_done, cut_cleanup, cut_leftovers};
 pub use transient::{transient, Transient};
 
 /// One atomic change a command makes.
@@ -725,22 +727,6 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         }
     }
     Ok(n)
-}
-
-/// Whether re-running `action` after an interrupted step would find its effect already there
-/// (the executor's commands are guarded by the same test, so a resumed step skips it).
-pub fn already_done(c: &Cluster, action: Action) -> bool {
-    match action {
-        Action::CreateVm(x) => c.vm_exists.contains(x),
-        // A half-finished join cannot be resumed: only a finished one is skipped (preflight
-        // refuses the leftovers of the first attempt, see apply).
-        Action::EtcdMemberAdd(x) | Action::EtcdStart(x) => c.control_plane.contains(x),
-        Action::MoveCertAside(x) => !c.cert_present.contains(x) && c.cert_backup,
-        Action::ControlPlaneUp(x) => c.control_plane.contains(x),
-        Action::Shutdown(x) => !c.up.contains(x),
-        Action::Boot(x) => c.up.contains(x),
-        _ => false,
-    }
 }
 
 /// A running apiserver serves the pair on disk within [`crate::facts::APISERVER_CERT_RELOAD_S`];

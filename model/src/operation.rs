@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 mod render;
 pub use render::{
     backends_state, command_text, cronjob_stack, iac_command, kubelet_server_shell, vip_listening, Probe, CERTIFICATE_KEY_FILE,
-    JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION,
+    ETCDCTL_LOCAL, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION, KUBEADM_RESET,
 };
 
 /// A stack of the infra repo that `scripts/tg apply` applies.

@@ -440,7 +440,7 @@ fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
                 .disruption(format!("kube-apiserver on {name} restarts with the new flags")),
         );
     }
-    let etcdctl = String::from("sudo etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key member list");
+    let etcdctl = format!("{} member list", crate::operation::ETCDCTL_LOCAL);
     b.add(
         StepSpec::new(format!("{p}.7"), "Smoke", RunsOn::Workstation)
             .ops(vec![

@@ -599,6 +599,12 @@ impl<'e, 'a> Run<'e, 'a> {
             pos.k += 1;
             return Ok(Progress::Moved);
         }
+        if pos.skip_done {
+            // A re-run finds what a cut join left: cleaned up first, as the executor does.
+            for cleanup in action::cut_cleanup(&self.c, a) {
+                self.apply(cleanup, &s.id, EventKind::Recovery).map_err(Halt::Refused)?;
+            }
+        }
         self.apply(a, &s.id, EventKind::Action).map_err(Halt::Refused)?;
         if engine.recording.downtime && no_fault {
             self.note_undeclared(pos.k + 1 < s.actions.len() && s.disruption.is_some(), &s.id);

@@ -126,6 +126,11 @@ impl Progress {
         started && !self.finished_commands.get(step).is_some_and(|c| c.contains_key(&index))
     }
 
+    /// Whether command `index` of `step` finished, and not with exit 0.
+    pub fn command_failed(&self, step: &str, index: usize) -> bool {
+        self.finished_commands.get(step).and_then(|c| c.get(&index)).is_some_and(|exit| *exit != Some(0))
+    }
+
     /// Whether command `index` of `step` finished with exit 0 (a resume skips it).
     pub fn command_done(&self, step: &str, index: usize) -> bool {
         self.finished_commands.get(step).and_then(|c| c.get(&index)).is_some_and(|exit| *exit == Some(0))

@@ -239,6 +239,24 @@ fn a_join_cut_off_by_the_executors_death_is_probed_and_not_run_twice() {
         let in_25: Vec<&str> = transport.inner.commands.iter().filter(|c| c.step == "2.5").map(|c| c.shell.as_str()).collect();
         assert!(in_25.iter().any(|c| c.contains("test -e /etc/kubernetes/kubelet.conf")), "probed: {in_25:?}");
         assert_eq!(in_25.iter().any(|c| c.contains("--control-plane")), runs_again, "took effect {took_effect}: {in_25:?}");
+        // Before it runs again, what the cut join left is cleaned up: its member removed (by its
+        // address) from the first master, then reset on the node; never when it took effect.
+        let cleanup: Vec<(String, &str)> =
+            transport.inner.commands.iter().filter(|c| c.step == "cleanup:2.5").map(|c| (c.place.clone(), c.shell.as_str())).collect();
+        if runs_again {
+            let node = t.resolve("master-2").expect("k8s-master-2");
+            let address = t.node(node).address.to_string();
+            assert_eq!(cleanup.len(), 2, "{cleanup:?}");
+            // The member first, while its etcd still runs; then reset stops it.
+            assert!(cleanup[0].1.contains("member remove") && cleanup[0].1.contains(&format!("'//{address}:'")), "{cleanup:?}");
+            assert_eq!(cleanup[0].0, t.name(t.existing_master()), "removed from the first master: {cleanup:?}");
+            assert!(cleanup[1].0 == t.name(node) && cleanup[1].1 == "sudo kubeadm reset --force", "{cleanup:?}");
+            let reset_at = transport.inner.commands.iter().position(|c| c.step == "cleanup:2.5").expect("the cleanup ran");
+            let join_at = transport.inner.commands.iter().position(|c| c.shell.contains("--control-plane")).expect("the join ran");
+            assert!(reset_at < join_at, "the cleanup runs before the join");
+        } else {
+            assert!(cleanup.is_empty(), "a join that took effect is not undone: {cleanup:?}");
+        }
     }
 }
 

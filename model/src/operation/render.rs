@@ -27,6 +27,10 @@ pub const CERTIFICATE_KEY_FILE: &str = "/root/.plan-certificate-key";
 /// The root-only file that keeps the join command `token create` prints.
 pub const JOIN_COMMAND_FILE: &str = "/root/.plan-join-command";
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+/// `etcdctl` against a master's own etcd member, with kubeadm's certificates.
+pub const ETCDCTL_LOCAL: &str = "sudo etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key";
+/// `kubeadm reset` without its question.
+pub const KUBEADM_RESET: &str = "sudo kubeadm reset --force";
 /// The description of the join tokens the plan makes, by which it finds them to revoke.
 pub const JOIN_TOKEN_DESCRIPTION: &str = "plan-control-plane-join";
 
@@ -376,9 +380,15 @@ impl Operation {
             Operation::StartVipDaemon { node } => profile::vip_daemon_probe(t, node)?,
             Operation::BackupKubeadmConfig { to } => here(format!("test -s {to}")),
             Operation::MoveCertAside { to, .. } => here(format!("sudo test -e {to}/apiserver.crt")),
-            // kubeadm writes kubelet.conf once the node's control plane is up (the last phases
-            // of the join): a node that has it has joined.
-            Operation::Join { .. } => here(format!("sudo test -e {KUBELET_CONF}")),
+            // A join took effect when the node has kubelet.conf and its etcd member is a started
+            // voter (asked of the first master: a learner answers few requests). kubelet.conf
+            // alone is not enough: kubeadm writes it in `kubelet-start`, before `etcd-join`,
+            // unless `ControlPlaneKubeletLocalMode` moves it after (docs/facts.md).
+            Operation::Join { node } => {
+                let m0 = t.name(t.existing_master());
+                let voter = format!("{ETCDCTL_LOCAL} member list | grep -F ', started, {node}, ' | grep -q ', false$'");
+                return Some(w.probe(vec![here(format!("sudo test -e {KUBELET_CONF}")), on_node(m0, voter)]));
+            }
             // Committed and pushed: the last commit is this one and nothing is left to push.
             Operation::GitCommit { message } => {
                 in_repo(format!("git log -1 --format=%s | grep -qxF '{message}' && test -z \"$(git log @{{u}}..)\""))
@@ -389,6 +399,34 @@ impl Operation {
         Some(w.probe(vec![part]))
     }
 }
+
+impl Operation {
+    /// What a resume runs before running the operation again when its probe says it did not
+    /// take effect, the commands of [`crate::action::cut_cleanup`]'s actions: a cut join's
+    /// leftovers cleaned up, its etcd member removed from the first master (found by its peer
+    /// address: a member never started has no name; retried while etcd answers `unhealthy
+    /// cluster`, as it does for a voter connected less than 5 s), then `kubeadm reset` on the
+    /// node. Both are no-ops where nothing is left. Empty for every other operation.
+    pub fn cut_cleanup(&self, t: &Topology) -> Vec<Command> {
+        let w = Words { t };
+        let Operation::Join { node } = self else { return Vec::new() };
+        let m0 = t.name(t.existing_master());
+        let peer = format!("//{}:", w.address(node));
+        let tries = MEMBER_REMOVE_WAIT_S / MEMBER_REMOVE_RETRY_S;
+        let remove = format!(
+            "for i in $(seq {tries}); do id=$({ETCDCTL_LOCAL} member list | awk -F', ' -v peer='{peer}' 'index($4, peer) {{ print $1 }}'); \
+             [ -n \"$id\" ] || exit 0; out=$({ETCDCTL_LOCAL} member remove \"$id\" 2>&1) && exit 0; \
+             case \"$out\" in *'unhealthy cluster'*) sleep {MEMBER_REMOVE_RETRY_S} ;; *) break ;; esac; done; echo \"$out\" >&2; exit 1"
+        );
+        vec![w.command(vec![on_node(m0, remove)]), w.command(vec![on_node(node, KUBEADM_RESET)])]
+    }
+}
+
+/// How long a cut join's cleanup waits for etcd to take the member's removal (it refuses a voter
+/// connected less than its 5 s health interval), and how often it asks (the lab waits out pauses
+/// of a second or less: they are retries against its real etcd, not model time).
+const MEMBER_REMOVE_WAIT_S: u32 = 30;
+const MEMBER_REMOVE_RETRY_S: u32 = 1;
 
 fn shell(run: impl Into<String>) -> Command {
     Command::shell(run)
