@@ -122,9 +122,20 @@ impl StandingLab {
         run(&["lab", "down", "--state-dir", &self.dir.display().to_string()])
     }
 
+    /// The executor's log's last lines, the journal's last records and each host's kubeadm logs.
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("executor.log")).unwrap_or_default();
-        log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        let tail = |text: &str, n: usize| text.lines().rev().take(n).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let mut out = tail(&std::fs::read_to_string(self.dir.join("executor.log")).unwrap_or_default(), 30);
+        let journal = std::fs::read_to_string(self.executor_dir().join("journal.jsonl")).unwrap_or_default();
+        out.push_str(&format!("\n--- the journal's last records:\n{}", tail(&journal, 12)));
+        for host in std::fs::read_dir(self.root().join("hosts")).into_iter().flatten().flatten() {
+            for log in ["kubeadm.log", "kubeadm-join.log"] {
+                if let Ok(text) = std::fs::read_to_string(host.path().join(log)) {
+                    out.push_str(&format!("\n--- {} {log}:\n{}", host.file_name().to_string_lossy(), tail(&text, 15)));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -163,9 +174,22 @@ struct Sweep {
 /// grown by `every` records (never when `every` is 0), resuming after each kill, and doing the
 /// by-hand work each `--yes` halt asks for.
 fn sweep(lab: &StandingLab, every: usize) -> Sweep {
+    let mut next_kill = every;
+    let executor_dir = lab.executor_dir();
+    sweep_killing(lab, &mut |killed| {
+        if let Some(records) = killed {
+            next_kill = records + every;
+            return false;
+        }
+        every > 0 && journal_lines(&executor_dir) >= next_kill
+    })
+}
+
+/// [`sweep`], the executor SIGKILLed whenever `kill_now(None)` says so (asked every 5 ms while it
+/// runs); after each kill, `kill_now(Some(records))` is told how many records the journal holds.
+fn sweep_killing(lab: &StandingLab, kill_now: &mut dyn FnMut(Option<usize>) -> bool) -> Sweep {
     let started = Instant::now();
     let mut figures = Sweep::default();
-    let mut next_kill = every;
     let mut extra: Vec<&str> = Vec::new();
     // The by-hand work done on the lab, by (step, command): never done twice, as a person knows.
     let mut done_by_hand: BTreeSet<(String, usize)> = BTreeSet::new();
@@ -180,7 +204,7 @@ fn sweep(lab: &StandingLab, every: usize) -> Sweep {
             if let Some(status) = child.try_wait().expect("wait") {
                 break Err(status);
             }
-            if every > 0 && journal_lines(&executor_dir) >= next_kill {
+            if kill_now(None) {
                 child.kill().expect("SIGKILL");
                 child.wait().expect("reaped");
                 break Ok(());
@@ -195,7 +219,7 @@ fn sweep(lab: &StandingLab, every: usize) -> Sweep {
                 if let Some(Event::CommandStarted { .. }) = journalled.last().map(|r| &r.event) {
                     figures.inside_commands += 1;
                 }
-                next_kill = journalled.len() + every;
+                kill_now(Some(journalled.len()));
                 extra = vec!["--resume"];
             }
             Err(status) if status.success() => break,
@@ -326,6 +350,45 @@ fn swept_scenario() -> String {
 #[test]
 fn the_executor_killed_and_resumed_against_a_standing_lab_completes_with_nothing_run_twice() {
     kill_sweep(&swept_scenario(), every());
+}
+
+/// The executor killed while a new master's `kubeadm join` runs, right after the join's etcd
+/// member add (the lab's join shim logs it): the resume probes the join, cleans up what it left
+/// where it did not finish (`kubeadm reset`, the member removed) and runs it again, or skips it
+/// where it finished; the run completes either way, with the membership of a run never killed.
+#[test]
+fn a_join_cut_after_its_member_add_is_cleaned_up_or_skipped_and_the_run_completes() {
+    if !fixture_hosts_run() {
+        return;
+    }
+    let mut lab = StandingLab::up(&scenario("loopback.yaml"));
+    let (root, executor_dir) = (lab.root(), lab.executor_dir());
+    let added =
+        |host: &std::fs::DirEntry| std::fs::read_to_string(host.path().join("kubeadm-join.log")).is_ok_and(|log| log.contains(" added;"));
+    let mut killed = false;
+    let figures = sweep_killing(&lab, &mut |after| {
+        if after.is_some() {
+            killed = true;
+        }
+        !killed && std::fs::read_dir(root.join("hosts")).is_ok_and(|mut hosts| hosts.any(|h| h.is_ok_and(|h| added(&h))))
+    });
+    assert_eq!(figures.kills, 1, "{figures:?}");
+    let journalled = records(&executor_dir);
+    assert!(Progress::from_records(&journalled).finished, "the run completed: {}", lab.log_tail());
+    // The resume either cleaned the cut join up before running it again, or its probe found it done.
+    let cleaned = journalled.iter().any(|r| matches!(&r.event, Event::CommandStarted { step, .. } if step.starts_with("cleanup:")));
+    let skipped = journalled.iter().any(|r| matches!(&r.event, Event::CommandFinished { output, .. } if output.starts_with("took effect")));
+    eprintln!("the cut join was {}", if cleaned { "cleaned up and run again" } else { "found done" });
+    assert!(cleaned || skipped, "the resume settled the cut join: {}", lab.log_tail());
+    assert_nothing_twice_and_backups_intact(&lab);
+    let members = std::process::Command::new("etcdctl")
+        .args(["--endpoints", std::fs::read_to_string(root.join("etcd-endpoints")).expect("endpoints").trim(), "member", "list"])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .expect("etcdctl runs");
+    let list = String::from_utf8_lossy(&members.stdout);
+    assert_eq!(list.lines().filter(|l| l.contains(", started, ") && l.ends_with(", false")).count(), 3, "three started voters: {list}");
+    assert!(lab.down().status.success());
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub const PROMOTE_RETRY_MS: u64 = 200;
 /// Promotion attempts before the join shim gives up: 15 s in all.
 pub const PROMOTE_ATTEMPTS_MAX: u32 = 75;
 /// Where a joining master's etcd identity is prepared, in its host directory.
-const MEMBER_DIR: &str = "etcd-member";
+pub(crate) const MEMBER_DIR: &str = "etcd-member";
 /// A master's etcd client URL, in its host directory: where the host's `etcdctl` shim points
 /// kubeadm's `https://127.0.0.1:2379`.
 pub const CLIENT_URL_FILE: &str = "etcd-client-url";

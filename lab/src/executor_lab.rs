@@ -415,7 +415,10 @@ pub fn write_host_shims(shims: &Path, root: &Path, t: &Topology) -> Result<(), L
     let r = root.display();
     let version = &t.scenario.kubernetes.version;
     host::write_executable(&shims.join("sudo"), "#!/bin/sh\n# sudo as root on a fixture host: its options (-n, -E, -H) change nothing here.\nwhile [ $# -gt 0 ]; do case \"$1\" in -*) shift ;; *) break ;; esac; done\nexec \"$@\"\n")?;
-    host::write_executable(&shims.join("sleep"), "#!/bin/sh\n# Model time is not waited out on the lab.\nexit 0\n")?;
+    host::write_executable(
+        &shims.join("sleep"),
+        "#!/bin/sh\n# Model time is not waited out on the lab; a pause of a second or less is a retry against a real\n# process (etcd refusing a member's removal for its 5 s health interval) and is waited out.\ncase \"$1\" in 0|0.*|1) exec /bin/sleep \"$1\" ;; esac\nexit 0\n",
+    )?;
     host::write_executable(&shims.join("systemctl"), "#!/bin/sh\necho \"$*\" >> \"$PLAN_FIXTURE_HOST_DIR/systemctl.log\"\n")?;
     host::write_executable(&shims.join("containerd"), "#!/bin/sh\necho 'containerd github.com/containerd/containerd v1.7.24 (lab)'\n")?;
     host::write_executable(&shims.join("bd"), &format!("#!/bin/sh\necho \"bd $*\" >> {r}/bd.log\necho \"closed: $*\"\n"))?;

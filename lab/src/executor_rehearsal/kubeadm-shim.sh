@@ -74,5 +74,34 @@ case "$*" in
       echo "bootstrap token \"${token%%.*}\" deleted"
     done ;;
   "join "*) exec @ROOT@/kubeadm-join-control-plane "$@" ;;
+  "reset"*)
+    # kubeadm reset (cmd/kubeadm/app/cmd/phases/reset): remove-etcd-member removes this node's
+    # member from a stacked etcd (a warning, not a failure, when etcd refuses) and empties its
+    # data directory; cleanup-node stops the static pods and deletes the manifests, the
+    # kubeconfigs and the pki directory. The Node object stays.
+    member=$PLAN_FIXTURE_HOST_DIR/@MEMBER_DIR@
+    if [ -r $member/peer-url ]; then
+      peer=$(cat $member/peer-url)
+      ctl() { ETCDCTL_API=3 etcdctl --endpoints="$(cat @ROOT@/etcd-endpoints)" --dial-timeout=500ms --command-timeout=2s "$@"; }
+      list=$(ctl member list 2>&1)
+      id=$(echo "$list" | awk -F', ' -v peer="$peer" '$4 == peer { print $1 }')
+      if [ -n "$id" ]; then
+        if removed=$(ctl member remove "$id" 2>&1); then
+          echo "[reset] Removed etcd member $id"
+        else
+          echo "[reset] Failed to remove etcd member: $removed, please manually remove this etcd member using etcdctl" >&2
+        fi
+      else
+        echo "[reset] No etcd member with peer URL $peer: $list"
+      fi
+      [ -r $member/pid ] && kill "$(cat $member/pid)" 2>/dev/null
+      rm -f $member/pid
+      rm -rf $member/data
+      echo "[reset] Deleted contents of the etcd data directory"
+    fi
+    rm -rf /etc/kubernetes/manifests /etc/kubernetes/pki
+    rm -f /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/admin.conf \
+      /etc/kubernetes/super-admin.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf
+    echo "[reset] Deleted files and directories under /etc/kubernetes" ;;
   *) echo "kubeadm (lab shim): not rehearsed: $*" >&2; exit 64 ;;
 esac

@@ -50,6 +50,9 @@ pub(super) fn write_kubeadm_shim(shims: &Path, root: &Path) -> Result<(), LabErr
     let root = root.display();
     host::write_executable(
         &shims.join("kubeadm"),
-        &KUBEADM_SHIM.replace("@ROOT@", &root.to_string()).replace("@CLOCK_OFFSET@", CLOCK_OFFSET),
+        &KUBEADM_SHIM
+            .replace("@ROOT@", &root.to_string())
+            .replace("@CLOCK_OFFSET@", CLOCK_OFFSET)
+            .replace("@MEMBER_DIR@", crate::executor_etcd::MEMBER_DIR),
     )
 }
