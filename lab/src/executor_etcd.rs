@@ -340,10 +340,11 @@ const JOIN_SHIM: &str = include_str!("kubeadm-join-shim.sh");
 /// `kubeadm join ... --control-plane` on a lab host: the token and certificate key checked against
 /// what `token create` and `upload-certs` issued, then etcd as kubeadm drives it (learner mode):
 /// `member add --learner` on the existing cluster, the member started with the initial cluster etcd
-/// answered, `member promote` retried until etcd takes it; then kubelet.conf on the
-/// controlPlaneEndpoint, the serving cert (the shim's `init phase certs apiserver`) and the static
-/// pod manifest. kubelet.conf names the node's own apiserver where kubeadm's local mode is on,
-/// else the server of the discovered cluster-info (docs/facts.md).
+/// answered, `member promote` retried until etcd takes it; then the serving cert (the shim's
+/// `init phase certs apiserver`) and the static pod manifest. kubelet.conf names the node's own
+/// apiserver and is written after the etcd work where kubeadm's local mode is on, else it names
+/// the server of the discovered cluster-info and is written before it, in `kubelet-start`
+/// (docs/facts.md K1, K19).
 fn write_join_shim(root: &Path, modes: JoinModes, token_ttl_s: u64, certs_ttl_s: u64) -> Result<(), LabError> {
     let root = root.display();
     let (learner_flag, learner_mode, learner_word) = if modes.learner { ("--learner", "on", "learner") } else { ("", "off", "voter") };
@@ -363,6 +364,7 @@ fn write_join_shim(root: &Path, modes: JoinModes, token_ttl_s: u64, certs_ttl_s:
             .replace("@STRIKE_DIR@", STRIKE_DIR)
             .replace("@CERTS_TTL_S@", &certs_ttl_s.to_string())
             .replace("@KUBELET_SERVER@", &kubelet_server)
+            .replace("@KUBELET_LOCAL_MODE@", if modes.kubelet_local { "on" } else { "off" })
             .replace("@LEARNER_FLAG@", learner_flag)
             .replace("@LEARNER_MODE@", learner_mode)
             .replace("@LEARNER_WORD@", learner_word)

@@ -543,10 +543,17 @@ case "$words" in
 esac
 [ -n "$server" ] || {{ echo "kubectl (lab): no --server and no server in $kubeconfig" >&2; exit 1; }}
 # A 503 is an apiserver whose etcd is between leaders: a real request waits for the election,
-# so the shim asks again (curl retries 503); a refused or reset connection fails at once.
-if ! err=$(curl -sS -o /dev/null -f --max-time 3 --retry 5 --retry-delay 1 --cacert {root}/ca.crt "$server/readyz" 2>&1); then
+# so the shim asks again (curl retries 503). A reset connection or an EOF (curl 35, 52, 56: a
+# backend going down behind the VIP) is retried for a read, as client-go does for a GET
+# (rest/request.go: IsConnectionReset or IsProbableEOF, Retry-After 1 s, at most 10 times);
+# a refused connection, or any failure of a write, fails at once.
+case "$words" in get\ *|wait\ *|logs\ *) tries=10 ;; *) tries=1 ;; esac
+until err=$(curl -sS -o /dev/null -f --max-time 3 --retry 5 --retry-delay 1 --cacert {root}/ca.crt "$server/readyz" 2>&1); do
+  code=$?
+  tries=$((tries - 1))
+  case "$code" in 35|52|56) [ $tries -gt 0 ] && {{ /bin/sleep 1; continue; }} ;; esac
   echo "Unable to connect to the server: $err" >&2; exit 1
-fi
+done
 node_status() {{ awk -v n="$1" '$1 == n {{ print $2 }}' $cluster/nodes 2>/dev/null; }}
 case "$words" in
   *"get cm kubeadm-config"*) cat {root}/kubeadm-config.yaml ;;

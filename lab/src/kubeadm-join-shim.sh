@@ -24,6 +24,13 @@ uploaded=$(cat @ROOT@/kubeadm-certs.uploaded 2>/dev/null)
 [ -n "$uploaded" ] && [ $((now - uploaded)) -gt @CERTS_TTL_S@ ] && fail "error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired ($(( (now - uploaded) / 60 )) min after the upload, TTL @CERTS_TTL_S@ s)"
 member=$PLAN_FIXTURE_HOST_DIR/@MEMBER_DIR@
 [ -r $member/peer-url ] || fail "kubeadm (lab shim): no etcd member prepared for $PLAN_FIXTURE_HOST_NAME"
+# kubelet-start runs before etcd-join (cmd/kubeadm/app/cmd/join.go): without
+# ControlPlaneKubeletLocalMode it waits there for the TLS bootstrap, so kubelet.conf exists
+# before the member is added; with it, kubelet-wait-bootstrap writes it after etcd-join (below).
+kubelet_conf() {
+  printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "@KUBELET_SERVER@" > /etc/kubernetes/kubelet.conf
+}
+[ @KUBELET_LOCAL_MODE@ = on ] || kubelet_conf
 endpoints=$(cat @ROOT@/etcd-endpoints)
 ctl() { ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --dial-timeout=500ms --command-timeout=2s "$@"; }
 # kubeadm retries the add: etcd 3.4 answers "unhealthy cluster" while a member joined less than 5 s ago.
@@ -81,7 +88,7 @@ else
 fi
 mkdir -p /etc/kubernetes/manifests
 kubeadm init phase certs apiserver --config @ROOT@/kubeadm-config.yaml || exit 1
-printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "@KUBELET_SERVER@" > /etc/kubernetes/kubelet.conf
+[ @KUBELET_LOCAL_MODE@ = on ] && kubelet_conf
 printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "$endpoint" > /etc/kubernetes/admin.conf
 printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver-%s\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/kube-apiserver.yaml
 echo "This node has joined the cluster and a new control plane instance was created"
