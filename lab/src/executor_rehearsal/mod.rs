@@ -39,7 +39,6 @@ mod rows;
 mod run;
 mod shims;
 mod standing;
-mod transport;
 
 pub use report::ExecutorRehearsal;
 pub use standing::{carry_out_by_hand, Connection, StandingLab};

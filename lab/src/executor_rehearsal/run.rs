@@ -4,12 +4,11 @@
 
 use super::operator::LabOperator;
 use super::rig::{FaultRun, Rig};
-use super::transport::LabTransport;
-use super::{exec_error, lock, BOOT_WAIT_S, COMMAND_TIMEOUT_S, KUBELET_TICK_MS, QUORUM_WRITE_TIMEOUT_MS, WORKSTATION};
+use super::{exec_error, lock, BOOT_WAIT_S, COMMAND_TIMEOUT_S, KUBELET_TICK_MS, QUORUM_WRITE_TIMEOUT_MS};
 use crate::error::LabError;
 use crate::executor_etcd::STRIKE_DIR;
 use crate::executor_fault::{Blow, Strike, StrikeAt};
-use crate::executor_lab::{LB_CONFIG, LB_SOCKET};
+use crate::executor_lab::{self, LB_CONFIG, LB_SOCKET};
 use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host;
 use crate::process::Signal;
@@ -21,7 +20,8 @@ use plan_exec::kubernetes::KubeconfigSource;
 use plan_exec::observe::Probes;
 use plan_exec::runner::{Outcome, Recovery, RollbackOutcome, RunOptions, Runner};
 use plan_exec::ssh::{OpensshTransport, SshOptions};
-use plan_exec::target::HostTarget;
+use plan_exec::transport::{Dispatch, Workstation};
+use plan_exec::workstation::WorkstationHost;
 use plan_exec::ExecError;
 use plan_model::action::Action;
 use plan_model::observe as derive;
@@ -125,22 +125,17 @@ impl Run {
     }
 }
 
-/// The executor's transport on the rig: every host over SSH under the loopback guard, the
-/// workstation's included; the infra repo's commands on the workstation's host ([`LabTransport`]).
-fn transport(rig: &Rig, control_dir: &Path) -> Result<LabTransport, LabError> {
+/// The executor's transport on the rig, as `plan execute --workstation` builds it against a
+/// standing lab: every host over SSH under the loopback guard, the workstation's commands on the
+/// workstation's host, the infra repo's among them held to the rule for local commands and cut
+/// off from the network there ([`plan_exec::transport::Dispatch`]).
+fn transport(rig: &Rig, control_dir: &Path) -> Result<Dispatch<OpensshTransport>, LabError> {
     let guard = Guard::LOOPBACK_ONLY;
-    let ssh = |guard: Guard, dir: &str| {
-        OpensshTransport::new(SshOptions { config: Some(rig.hosts.ssh_config()), control_dir: control_dir.join(dir) }, guard)
-            .map_err(|e| exec_error("start the SSH transport", e))
-    };
-    Ok(LabTransport {
-        remote: ssh(guard, "hosts")?,
-        // The infra repo's commands are held to the guard's rule for local commands, checked by
-        // LabTransport: the rule for hosts refuses `scripts/tg` and `git`.
-        infra_repo: ssh(Guard::OPEN, "workstation")?,
-        workstation_host: HostTarget { name: WORKSTATION.to_string(), address: rig.workstation, user: "root".to_string() },
-        guard,
-    })
+    let remote = OpensshTransport::new(SshOptions { config: Some(rig.hosts.ssh_config()), control_dir: control_dir.join("hosts") }, guard)
+        .map_err(|e| exec_error("start the SSH transport", e))?;
+    let host = WorkstationHost::parse(&format!("{}@{}", executor_lab::LAB_USER, rig.workstation))
+        .map_err(|e| exec_error("name the workstation's host", ExecError::Input(e)))?;
+    Ok(Dispatch { remote, local: Workstation::Host { host, guard } })
 }
 
 fn operator(rig: &Rig) -> LabOperator<'_> {
@@ -254,7 +249,7 @@ fn renew_steps(plan: &Plan, halted: usize) -> Plan {
 fn renew(
     rig: &Rig,
     outcome: &Result<Outcome, ExecError>,
-    transport: &mut LabTransport,
+    transport: &mut Dispatch<OpensshTransport>,
     operator: &mut LabOperator<'_>,
     options: &RunOptions,
 ) -> Result<(), LabError> {
