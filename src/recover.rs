@@ -122,6 +122,13 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &RecoverArgs, log:
 fn list(loaded: &Loaded, scenario: Option<&Path>, options: &RecoverArgs, run_options: RunOptions) -> Result<(), Failure> {
     let dir = state_dir(scenario, &options.state);
     let contents = journal_records(&dir)?;
+    if let Some(damage) = &contents.damage {
+        // Left in place: cutting it is for the next run that appends, which holds the lock.
+        crate::output::eprint(&format!(
+            "plan: note: the journal is unreadable from line {} ({}); listed from the records before it\n",
+            damage.line, damage.reason
+        ));
+    }
     guard_every_host(loaded, &options.ssh)?;
     // In memory: the listing appends nothing. The ssh masters of this state directory are not
     // closed: without the lock they may be another executor's.

@@ -166,4 +166,10 @@ fn rollback_is_recover_by_another_name() {
     assert!(!other.join("ssh").exists() || std::fs::read_dir(other.join("ssh")).unwrap().next().is_none(), "no ssh master was opened");
     let records = std::fs::read_to_string(other.join("journal.jsonl")).unwrap();
     assert!(!records.contains("rollback-started"), "nothing journalled: {records}");
+    // A damaged tail is named and left in place: the listing takes no lock, so cuts nothing.
+    let torn = format!("{records}not a record\n");
+    journal(&other, torn.as_bytes());
+    let listed = plan(&other, &["recover", "--list", "--ssh-config", ssh_config.to_str().unwrap()]);
+    assert!(text(&listed).contains("the journal is unreadable from line 4"), "{}", text(&listed));
+    assert_eq!(std::fs::read_to_string(other.join("journal.jsonl")).unwrap(), torn);
 }
