@@ -43,8 +43,9 @@ pub enum Command {
     Execute(crate::execute::ExecuteArgs),
     /// Progress and drift of an execution, from its journal; --repair cuts a damaged journal.
     Status(crate::status::StatusArgs),
-    /// Run the twin's recovery for the point where an execution halted.
-    Rollback(crate::execute::RollbackArgs),
+    /// The twin's ranked recoveries for the point where an execution halted: list them, or carry out the best or the one chosen.
+    #[command(visible_alias = "rollback")]
+    Recover(crate::recover::RecoverArgs),
     /// A loopback replica of the scenario from real processes (etcd, HAProxy): up, down, status.
     Lab(crate::lab::LabArgs),
     /// Walk the plan on a fresh lab with real etcd, inject the fault for real, compare with the twin.

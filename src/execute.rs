@@ -1,4 +1,4 @@
-//! `plan execute`, `plan status`, `plan rollback`: the executor at the command line.
+//! `plan execute`: the executor at the command line, and what `plan status` and `plan recover` share with it.
 
 use crate::input::{parse_duration, Loaded};
 use crate::logging::JsonLog;
@@ -12,7 +12,7 @@ use plan_exec::journal::Journal;
 use plan_exec::kubernetes::KubeconfigSource;
 use plan_exec::lock::Lock;
 use plan_exec::observe::Probes;
-use plan_exec::runner::{Operator, Outcome, Recovery, RollbackOutcome, RunOptions, Runner};
+use plan_exec::runner::{Operator, Outcome, Recovery, RunOptions, Runner};
 use plan_exec::ssh::{OpensshTransport, SshOptions};
 use plan_exec::target::Place;
 use plan_exec::transport::{Completed, Dispatch, LocalTransport, Recorder, Workstation};
@@ -163,19 +163,6 @@ pub struct SshArgs {
     pub command_timeout: String,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct RollbackArgs {
-    /// Do not ask before running the recovery.
-    #[arg(long)]
-    pub yes: bool,
-    #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub ssh: SshArgs,
-    #[command(flatten)]
-    pub observe: ObserveArgs,
-}
-
 /// The one message for an executor error, with the way on where the operator has one to take.
 pub(crate) fn exec_failure(e: ExecError) -> Failure {
     match e {
@@ -188,13 +175,18 @@ pub(crate) fn exec_failure(e: ExecError) -> Failure {
         ExecError::SshConfigRefused { .. } => {
             Failure::Input(format!("{e}; pass --ssh-config FILE naming a configuration without it (docs/execute.md, \"The loopback guard\")"))
         }
-        ExecError::Input(_) | ExecError::Locked { .. } | ExecError::UnsafePath { .. } => Failure::Input(e.to_string()),
+        ExecError::Input(_)
+        | ExecError::Locked { .. }
+        | ExecError::UnsafePath { .. }
+        | ExecError::NothingToUndo { .. }
+        | ExecError::NoSuchRecovery { .. }
+        | ExecError::RecoveryRefused { .. } => Failure::Input(e.to_string()),
         other => Failure::Violation(format!("halted: {other}")),
     }
 }
 
 /// Tells the operator what the journal cut off its damaged tail when it was opened.
-fn report_cut(journal: &Journal) {
+pub(crate) fn report_cut(journal: &Journal) {
     let Some(cut) = &journal.cut else { return };
     let d = &cut.damage;
     match &cut.aside {
@@ -226,7 +218,7 @@ pub(crate) fn prepare_state_dir(dir: &Path) -> Result<(), Failure> {
 
 /// Sends tracing spans and events (INFO and above) as JSON lines to `execute.log.jsonl` in the
 /// state directory.
-fn start_json_log(log: &JsonLog, dir: &Path) -> Result<(), Failure> {
+pub(crate) fn start_json_log(log: &JsonLog, dir: &Path) -> Result<(), Failure> {
     log.open(&dir.join("execute.log.jsonl"))
 }
 
@@ -332,10 +324,10 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
             if halt.by_hand.is_some() {
                 let _ = writeln!(
                     out,
-                    "Do it by hand, then `plan execute --resume --by-hand-done` (it goes on from there); or undo with `plan rollback`."
+                    "Do it by hand, then `plan execute --resume --by-hand-done` (it goes on from there); or undo with `plan recover`."
                 );
             } else {
-                let _ = writeln!(out, "Undo with `plan rollback`, or fix the cause and `plan execute --resume`.");
+                let _ = writeln!(out, "Undo with `plan recover` (`--list` shows every recovery, `--choose N` picks one), or fix the cause and `plan execute --resume`.");
             }
             crate::output::print(&out)?;
             Err(Failure::Violation(format!("the run halted at step {}", halt.step)))
@@ -359,7 +351,19 @@ fn write_secrets_left(out: &mut String, left: &[String]) {
 }
 
 fn write_recovery(out: &mut String, recovery: &Recovery) {
-    let _ = writeln!(out, "The twin's recovery for this point: {}", recovery.describe());
+    let best = recovery.ranking.iter().find(|c| c.best).map(|c| c.number);
+    match recovery.candidate {
+        Some(n) if best != Some(n) => {
+            let _ = writeln!(out, "The recovery chosen (--choose {n}): {n}. {}", recovery.describe());
+        }
+        Some(n) => {
+            let _ = writeln!(out, "The twin's recovery for this point: {n}. {}", recovery.describe());
+        }
+        None => {
+            let _ =
+                writeln!(out, "The twin's recovery for this point: {} (none of its candidates can be carried out)", recovery.describe());
+        }
+    }
     if recovery.invocations.is_empty() {
         let _ = writeln!(out, "  (nothing to undo)");
     }
@@ -367,13 +371,7 @@ fn write_recovery(out: &mut String, recovery: &Recovery) {
         let _ = writeln!(out, "  - {description}\n      {:<12} {}", invocation.place_label(), invocation.display());
     }
     if recovery.ranking.len() > 1 {
-        let _ = writeln!(
-            out,
-            "Recoveries the twin weighed, best first (data kept, then safety, then availability, leftovers, downtime, time):"
-        );
-        for (i, (kind, cost)) in recovery.ranking.iter().enumerate() {
-            let _ = writeln!(out, "  {}. {kind}: {cost}", i + 1);
-        }
+        crate::recover::write_choices(out, &recovery.ranking, crate::recover::Detail::Summary);
     }
 }
 
@@ -450,7 +448,7 @@ pub(crate) fn transport(ssh: &SshArgs, state_dir: &Path) -> Result<Dispatch<Open
 
 /// Off a terminal nobody can answer a prompt: without `--yes` the run is refused before anything
 /// starts, rather than stopping at the first prompt as if someone had declined.
-fn need_a_person_or_yes(yes: bool) -> Result<(), Failure> {
+pub(crate) fn need_a_person_or_yes(yes: bool) -> Result<(), Failure> {
     if yes || std::io::stdin().is_terminal() {
         Ok(())
     } else {
@@ -459,14 +457,14 @@ fn need_a_person_or_yes(yes: bool) -> Result<(), Failure> {
 }
 
 /// The person at the terminal: prompts (unless --yes), a progress bar, each command echoed.
-struct TerminalOperator {
+pub(crate) struct TerminalOperator {
     yes: bool,
-    bar: ProgressBar,
+    pub(crate) bar: ProgressBar,
     current: Option<String>,
 }
 
 impl TerminalOperator {
-    fn new(yes: bool, steps: usize) -> Self {
+    pub(crate) fn new(yes: bool, steps: usize) -> Self {
         let bar = ProgressBar::new(steps as u64);
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{pos}/{len}] {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -687,52 +685,4 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
     );
     crate::output::print(&plan_exec::redact::redact(&out))?;
     Ok(())
-}
-
-pub fn rollback(loaded: &Loaded, scenario: Option<&Path>, options: &RollbackArgs, log: &JsonLog) -> Result<(), Failure> {
-    let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
-    need_a_person_or_yes(options.yes)?;
-    let dir = state_dir(scenario, &options.state);
-    if plan_exec::journal::read(&dir).map_err(exec_failure)?.records.is_empty() {
-        return Err(Failure::Input(format!("no journal in {}: nothing to roll back", dir.display())));
-    }
-    guard_every_host(loaded, &options.ssh)?;
-    let _lock = Lock::take(&dir).map_err(exec_failure)?;
-    let _cluster_lock = Lock::take_cluster(&loaded.topology, &dir, &plan_exec::lock::cluster_lock_dir()).map_err(exec_failure)?;
-    close_stale_masters(&dir)?;
-    let mut journal = Journal::open(&dir).map_err(exec_failure)?;
-    report_cut(&journal);
-    start_json_log(log, &dir)?;
-    let mut transport = transport(&options.ssh, &dir)?;
-    let mut operator = TerminalOperator::new(options.yes, 0);
-    let run_options = RunOptions {
-        resume: true,
-        rerun_step: false,
-        observe: true,
-        command_timeout: timeout,
-        check_passed: true,
-        override_check: None,
-        probes: options.observe.probes(Guard::from_env())?,
-        host_wait: Duration::ZERO,
-        stop: None,
-        by_hand_done: false,
-    };
-    let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).rollback();
-    operator.bar.finish_and_clear();
-    match outcome.map_err(exec_failure)? {
-        RollbackOutcome::Done { step, recovery, reopened } => {
-            crate::output::print(&format!("plan rollback: {recovery} done for the halt at step {step}; the hosts match the twin\n"))?;
-            crate::output::print(&format!("pending again: {}; `plan execute --resume` runs them\n", reopened.join(", ")))?;
-            Ok(())
-        }
-        RollbackOutcome::Declined => Err(Failure::Violation("rollback not run: declined".to_string())),
-        RollbackOutcome::Failed { step, reason, drift } => {
-            let mut out = format!("ROLLBACK of the halt at step {step} FAILED: {reason}\n");
-            for d in &drift {
-                let _ = writeln!(out, "  {d}");
-            }
-            crate::output::print(&out)?;
-            Err(Failure::Violation(format!("the rollback for step {step} failed")))
-        }
-    }
 }

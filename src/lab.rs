@@ -87,7 +87,7 @@ pub struct RehearseArgs {
     /// list (or `all`): every step; with a list (`0.2,0.3,0.4`): those steps, from where the whole
     /// plan stands before the first. With `--fail NODE --at STEP`: the whole plan, the host
     /// crashing for real at that point (its sshd and every process on it SIGKILLed), then the
-    /// executor's recovery (`plan rollback`); with `--fault reboot` the host boots again and the
+    /// executor's recovery (`plan recover`); with `--fault reboot` the host boots again and the
     /// run resumes (`plan execute --resume`).
     #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default",
           conflicts_with_all = ["keep"])]

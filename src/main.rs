@@ -11,6 +11,7 @@ mod lab_standing;
 mod logging;
 mod output;
 mod preflight;
+mod recover;
 mod report;
 mod show;
 mod simulate;
@@ -122,7 +123,7 @@ fn try_main(args: cli::Args) -> Result<(), Failure> {
         cli::Command::Preflight(options) => preflight::run(&loaded, args.global.scenario.as_deref(), &options),
         cli::Command::Execute(options) => execute::run(&loaded, args.global.scenario.as_deref(), &options, &json_log),
         cli::Command::Status(options) => status::status(&loaded, args.global.scenario.as_deref(), &options),
-        cli::Command::Rollback(options) => execute::rollback(&loaded, args.global.scenario.as_deref(), &options, &json_log),
+        cli::Command::Recover(options) => recover::run(&loaded, args.global.scenario.as_deref(), &options, &json_log),
         cli::Command::Lab(options) => lab::run(&loaded, &options),
         cli::Command::Rehearse(options) => lab::rehearse(&loaded, &options),
         cli::Command::Completions(_) | cli::Command::Man | cli::Command::Init(_) => {

@@ -673,6 +673,21 @@ fn clap_usage_errors_are_one_plan_error_line_with_the_valid_choices() {
     for (args, expected) in cases {
         assert_eq!(refused(&plan(args)), expected, "{args:?}");
     }
+    // `plan recover` and its alias `plan rollback` refuse the same usage alike, before any journal
+    // is read.
+    let choice = "a recovery's number as `plan recover --list` shows it: 1, 2, ...";
+    let recover_cases: [(&[&str], String); 4] = [
+        (&["--choose", "0"], format!("invalid value '0' for '--choose <N>': {choice}; see plan --help")),
+        (&["--choose", "two"], format!("invalid value 'two' for '--choose <N>': {choice}; see plan --help")),
+        (&["--list", "--choose", "1"], "the argument '--list' cannot be used with '--choose <N>'; see plan --help".to_string()),
+        (&["--format", "json"], "the following required arguments were not provided: --list; see plan --help".to_string()),
+    ];
+    for (args, expected) in recover_cases {
+        for command in ["recover", "rollback"] {
+            let args: Vec<&str> = [command].into_iter().chain(args.iter().copied()).collect();
+            assert_eq!(refused(&plan(&args)), expected, "{args:?}");
+        }
+    }
     let help = plan(&["--help"]);
     assert_eq!(help.code, 0, "help is not an error: {}", help.stderr);
     assert!(help.stdout.contains("Usage: plan"), "{}", help.stdout);

@@ -310,14 +310,15 @@ fn status_before_any_run_is_one_line() {
 }
 
 const SUBCOMMANDS: [&str; 12] =
-    ["show", "check", "simulate", "capacity", "report", "execute", "status", "rollback", "lab", "rehearse", "completions", "man"];
+    ["show", "check", "simulate", "capacity", "report", "execute", "status", "recover", "lab", "rehearse", "completions", "man"];
 
 #[test]
 fn completions_name_every_subcommand_and_parse_in_their_shell() {
     let bash = plan(&["completions", "bash"]);
     assert_eq!(bash.code, 0, "{}", bash.stderr);
     assert!(bash.stdout.contains("_plan()") && bash.stdout.contains("complete -F _plan"), "{}", bash.stdout);
-    for sub in SUBCOMMANDS {
+    // `rollback`, the alias of `recover`, completes too.
+    for sub in SUBCOMMANDS.iter().chain(&["rollback"]) {
         assert!(bash.stdout.contains(&format!("plan,{sub})")), "bash completion lacks {sub}");
     }
     assert!(bash.stdout.contains("--scenario") && bash.stdout.contains("--format"), "options complete too");
@@ -330,7 +331,7 @@ fn completions_name_every_subcommand_and_parse_in_their_shell() {
     let zsh = plan(&["completions", "zsh"]);
     assert!(zsh.stdout.starts_with("#compdef plan"), "{}", zsh.stdout);
     let fish = plan(&["completions", "fish"]);
-    for sub in SUBCOMMANDS {
+    for sub in SUBCOMMANDS.iter().chain(&["rollback"]) {
         assert!(fish.stdout.contains(&format!("-a \"{sub}\"")), "fish completion lacks {sub}");
     }
     // An unknown shell is a usage error that names the shells.

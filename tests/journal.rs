@@ -1,5 +1,5 @@
 //! A damaged or lost journal, and a planted lock, at the command line: `plan status`,
-//! `plan status --repair` and `plan execute --resume` on journals written by hand, damaged the
+//! `plan status --repair`, `plan execute --resume` and `plan recover` on journals written by hand, damaged the
 //! ways a full disk, a crash or a careless edit damage them. Nothing here connects to a host: every run stops before the first
 //! step (the journal is of another plan).
 
@@ -129,4 +129,47 @@ fn a_symlinked_lock_is_refused_and_its_target_left_alone() {
     assert_eq!(out.status.code(), Some(2), "{shown}");
     assert!(shown.contains("lock: a symbolic link"), "{shown}");
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n", "the pid was not written through the link");
+}
+
+const HALTED: &str =
+    r#"{"v":1,"at_ms":3,"event":"halted","step":"4.2","reason":"r","drift":[],"recovery":"phase 4 rollback","recovery_actions":[]}"#;
+
+/// `plan rollback` is `plan recover` by another name: the same answers, word for word, to every
+/// request on a state directory without a journal and on a halted run of another plan (both
+/// refused before any host is connected to).
+#[test]
+fn rollback_is_recover_by_another_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    let other = dir.path().join("other");
+    journal(&other, format!("{STARTED}\n{STEP_STARTED}\n{HALTED}\n").as_bytes());
+    let ssh_config = dir.path().join("ssh_config");
+    std::fs::write(&ssh_config, "").unwrap();
+    let ssh = ["--ssh-config", ssh_config.to_str().unwrap()];
+    for (state, expected) in [(&empty, "nothing to recover from"), (&other, "the journal holds no run of this plan")] {
+        for request in [&["--yes"][..], &["--yes", "--choose", "2"], &["--list"], &["--list", "--format", "json"]] {
+            let run = |command: &str| {
+                let args: Vec<&str> = [command].into_iter().chain(request.iter().copied()).chain(ssh).collect();
+                plan(state, &args)
+            };
+            let (recover, rollback) = (run("recover"), run("rollback"));
+            assert_eq!(recover.status.code(), Some(2), "{request:?}: {}", text(&recover));
+            assert!(text(&recover).contains(expected), "{request:?}: {}", text(&recover));
+            assert!(recover.stdout.is_empty(), "{request:?}: nothing listed");
+            assert_eq!(
+                (recover.status, recover.stdout, recover.stderr),
+                (rollback.status, rollback.stdout, rollback.stderr),
+                "{request:?}"
+            );
+        }
+    }
+    assert!(!other.join("ssh").exists() || std::fs::read_dir(other.join("ssh")).unwrap().next().is_none(), "no ssh master was opened");
+    let records = std::fs::read_to_string(other.join("journal.jsonl")).unwrap();
+    assert!(!records.contains("rollback-started"), "nothing journalled: {records}");
+    // A damaged tail is named and left in place: the listing takes no lock, so cuts nothing.
+    let torn = format!("{records}not a record\n");
+    journal(&other, torn.as_bytes());
+    let listed = plan(&other, &["recover", "--list", "--ssh-config", ssh_config.to_str().unwrap()]);
+    assert!(text(&listed).contains("the journal is unreadable from line 4"), "{}", text(&listed));
+    assert_eq!(std::fs::read_to_string(other.join("journal.jsonl")).unwrap(), torn);
 }

@@ -1,11 +1,13 @@
 //! Keeps docs/json.md honest: every field the JSON of `plan show`, `plan check` and
 //! `plan simulate` prints is documented in the doc's tables, every documented field is printed,
 //! and every enumeration value printed is listed under the doc's "Values". The fidelity rows of
-//! `plan rehearse`, which needs the lab, are observed from rows of the type it prints.
+//! `plan rehearse`, which needs the lab, are observed from rows of the type it prints; the listing
+//! of `plan recover --list`, which observes the hosts, from the executor's own proposal for a
+//! halted run whose hosts a fake transport plays.
 //!
 //! The doc's format, as parsed here:
-//! - a `## ` heading containing `` `plan show``, `` `plan check``, `` `plan simulate`` or
-//!   `` `plan rehearse`` opens that command's section (its `### ` subsections belong to it); any other `## ` heading closes it;
+//! - a `## ` heading containing `` `plan show``, `` `plan check``, `` `plan simulate``,
+//!   `` `plan recover`` or `` `plan rehearse`` opens that command's section (its `### ` subsections belong to it); any other `## ` heading closes it;
 //! - in a command's section, each table row starting with ``| `PATH` |`` documents a field:
 //!   `a.b` for nested objects, `a[]` for the elements of an array, `<kind>` for the keys of
 //!   `downtime.consumers`; arrays themselves are documented, their elements (`a[]`) are not;
@@ -21,6 +23,7 @@
 mod common;
 
 use common::{plan, scenario};
+use plan_exec::runner::Undo;
 use plan_lab::fidelity::{Evidence, FidelityRow, Observed as Seen, Verdict as RowVerdict};
 use plan_model::action::{Refusal, RefusalKind};
 use plan_model::fault::FaultKind;
@@ -36,10 +39,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 const DOC: &str = include_str!("../docs/json.md");
-const COMMANDS: [&str; 4] = ["show", "check", "simulate", "rehearse"];
-/// Commands that need the lab: observed from samples of their types only (tests/lab.rs checks
-/// their real output against the doc).
-const SAMPLED: [&str; 1] = ["rehearse"];
+const COMMANDS: [&str; 5] = ["show", "check", "simulate", "recover", "rehearse"];
+/// Commands that need hosts or the lab: observed from samples of their types only (tests/lab.rs
+/// checks the real output of `plan rehearse` against the doc).
+const SAMPLED: [&str; 2] = ["recover", "rehearse"];
 
 /// Field rows a command's section has at least: fewer means its heading was not recognised.
 fn fields_min(command: &str) -> usize {
@@ -429,6 +432,16 @@ fn samples(command: &str) -> Vec<(&'static str, Value)> {
                 out.push(("events[]", to_value(&event)));
             }
         }
+        "recover" => {
+            out.push(("", to_value(&recover::proposal())));
+            for undo in [Undo::Nothing, Undo::Recoveries] {
+                match undo {
+                    Undo::Nothing | Undo::Recoveries => {}
+                }
+                out.push(("undo", to_value(&undo)));
+            }
+            out.extend(recovery_kinds().iter().map(|r| ("candidates[]", to_value(r))));
+        }
         // The report around the rows is documented in docs/lab.md: the table is placed alone.
         "rehearse" => out.push(("", serde_json::json!({ "rows": fidelity_rows() }))),
         other => panic!("no samples for {other}"),
@@ -474,6 +487,8 @@ fn runs(command: &str) -> Vec<Vec<String>> {
         ],
         // It needs the lab: tests/lab.rs runs it.
         "rehearse" => Vec::new(),
+        // It observes the hosts: sampled from the executor's proposal (`recover::proposal`).
+        "recover" => Vec::new(),
         other => panic!("no runs for {other}"),
     }
 }
@@ -573,4 +588,89 @@ fn a_stale_doc_fails_the_check() {
     // A command's section no longer recognised.
     let renamed = DOC.replace("## `plan check --format json`", "## Check");
     assert!(problems(&renamed, observations).iter().any(|p| p.contains("field rows found for plan check")));
+}
+
+/// What `plan recover --list --format json` prints, made by the executor for a halted run on the
+/// embedded homelab: step 2.6 failed, then k8s-master-2 answers nothing (quorum lost), so the
+/// twin's candidates include some that cannot be carried out. A fake transport plays the hosts.
+mod recover {
+    use plan_exec::journal::Journal;
+    use plan_exec::observe::Probes;
+    use plan_exec::runner::{Operator, Outcome, Proposal, Recovery, RunOptions, Runner};
+    use plan_exec::target::{HostTarget, Place};
+    use plan_exec::transport::{Completed, FileRead, Request, Transport};
+    use plan_exec::ExecError;
+    use plan_model::plan::{Phase, Step};
+    use plan_model::topology::Topology;
+    use std::time::Duration;
+
+    /// Every command of `fail` fails; `down` answers nothing over SSH.
+    struct Hosts {
+        fail: &'static str,
+        down: Option<&'static str>,
+    }
+
+    impl Transport for Hosts {
+        fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+            if let (Place::Host(host), Some(down)) = (place, self.down) {
+                if host.name == down {
+                    return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() });
+                }
+            }
+            let exit = if request.step == self.fail { 1 } else { 0 };
+            Ok(Completed { exit: Some(exit), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO })
+        }
+
+        fn read_file(&mut self, host: &HostTarget, _path: &str) -> Result<FileRead, ExecError> {
+            match self.down {
+                Some(down) if host.name == down => Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() }),
+                _ => Ok(FileRead::Unobserved),
+            }
+        }
+    }
+
+    struct Yes;
+
+    impl Operator for Yes {
+        fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+            true
+        }
+        fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
+            true
+        }
+        fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
+            true
+        }
+        fn starting(&mut self, _: &Step, _: usize, _: &plan_exec::invocation::Invocation, _: u32) {}
+        fn finished(&mut self, _: &Step, _: &plan_exec::invocation::Invocation, _: &Result<Completed, String>) {}
+    }
+
+    fn options(observe: bool) -> RunOptions {
+        RunOptions {
+            resume: observe,
+            rerun_step: false,
+            observe,
+            command_timeout: Duration::from_secs(1),
+            check_passed: true,
+            override_check: None,
+            probes: Probes::files_only(),
+            host_wait: Duration::ZERO,
+            stop: None,
+            by_hand_done: false,
+        }
+    }
+
+    pub fn proposal() -> Proposal {
+        let t =
+            Topology::new(&plan_model::validate::parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("the homelab parses"));
+        let plan = plan_model::planner::generate(&t);
+        let mut journal = Journal::in_memory();
+        let mut hosts = Hosts { fail: "2.6", down: None };
+        let outcome = Runner::new(&t, &plan, &mut hosts, &mut journal, &mut Yes, options(false)).run().expect("journalled");
+        assert!(matches!(outcome, Outcome::Halted(_)), "{outcome:?}");
+        hosts.down = Some("k8s-master-2");
+        let proposal = Runner::new(&t, &plan, &mut hosts, &mut journal, &mut Yes, options(true)).proposal().expect("a halt");
+        assert!(proposal.candidates.iter().any(|c| c.refused.is_some()) && !proposal.drift.is_empty(), "{proposal:?}");
+        proposal
+    }
 }

@@ -1,4 +1,4 @@
-//! Ctrl-C (SIGINT) and SIGTERM during `plan execute` (a `plan rollback` keeps the default: its
+//! Ctrl-C (SIGINT) and SIGTERM during `plan execute` (a `plan recover` keeps the default: its
 //! recovery is not cut into resumable commands).
 //!
 //! The first signal asks the run to stop at the next safe point: the command that runs now

@@ -69,6 +69,15 @@ pub enum ExecError {
     /// The Kubernetes API could not be read.
     #[error("kubernetes {what}: {reason}")]
     Kube { what: String, reason: String },
+    /// `--choose N` when the halt leaves nothing to undo.
+    #[error("nothing to undo for the halt at step {step}: none of its commands ran and the hosts are as the twin expects before it, so no recovery is proposed; fix the cause and `plan execute --resume`")]
+    NothingToUndo { step: String },
+    /// `--choose N` names no candidate of the twin's ranking.
+    #[error("there is no recovery {number} for the halt at step {step}: the twin weighs {count}, numbered 1 to {count} (`plan recover --list` shows them)")]
+    NoSuchRecovery { number: usize, step: String, count: usize },
+    /// `--choose N` names a candidate the twin says cannot be carried out.
+    #[error("recovery {number} for the halt at step {step} ({recovery}) cannot be carried out: {why}; nothing was run")]
+    RecoveryRefused { number: usize, recovery: String, step: String, why: String },
     /// The request does not fit the plan or the journal.
     #[error("{0}")]
     Input(String),

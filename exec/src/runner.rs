@@ -15,11 +15,12 @@ use plan_model::hand::HandTask;
 use plan_model::plan::{Phase, Plan, Step};
 use plan_model::topology::Topology;
 use plan_sim::recovery::RecoveryKind;
-use plan_sim::search;
 use std::time::Duration;
 
 /// Bytes of a command's output kept in the journal (its tail, cut between characters).
 pub const OUTPUT_KEPT_BYTES_MAX: usize = 2000;
+
+pub use recover::{Choice, ChoiceCommand, Pick, Proposal, Undo};
 
 /// The person at the terminal, as the runner sees them.
 pub trait Operator {
@@ -88,9 +89,12 @@ pub struct Recovery {
     pub invocations: Vec<Invocation>,
     /// The state the twin expects once it is done.
     pub expected: Cluster,
-    /// Every candidate the twin weighed, best first, with what each would leave
-    /// (`plan_sim::search`): `(recovery, cost in words or why it cannot be carried out)`.
-    pub ranking: Vec<(String, String)>,
+    /// Its number in `ranking`; `None`: no candidate can be carried out, so holding with
+    /// nothing to do.
+    pub candidate: Option<usize>,
+    /// Every candidate the twin weighed, numbered best first, with what each would leave
+    /// (`plan_sim::search`) or why it cannot be carried out ([`Runner::choices`]).
+    pub ranking: Vec<Choice>,
 }
 
 impl Recovery {
@@ -131,7 +135,14 @@ pub enum RollbackOutcome {
     Done {
         step: String,
         recovery: String,
+        /// Its number in the twin's ranking (`None`: none could be carried out; it held).
+        candidate: Option<usize>,
         reopened: Vec<String>,
+    },
+    /// No command of the halted step ran and the hosts are as the twin expects before it:
+    /// nothing was proposed, run or journalled.
+    NothingToUndo {
+        step: String,
     },
     Declined,
     Failed {
@@ -241,7 +252,7 @@ impl<'a> Runner<'a> {
             }
         } else if progress.plan_digest.is_some() && !progress.finished && progress.rolled_back.is_none() {
             return Err(ExecError::Input(format!(
-                "{} holds an unfinished run: continue it with --resume, see it with plan status, or undo it with plan rollback",
+                "{} holds an unfinished run: continue it with --resume, see it with plan status, or undo it with plan recover",
                 self.journal.path().display()
             )));
         }
@@ -541,37 +552,6 @@ impl<'a> Runner<'a> {
         Ok(drift)
     }
 
-    /// The twin's recovery from `c` (what the executor observed) for a halt in step `i`: the
-    /// best candidate of the same search the twin runs (`plan_sim::search::rank`). Where
-    /// nothing changed and nothing is down, that is holding with nothing to do.
-    pub fn recovery_for(&self, i: usize, c: &Cluster) -> Recovery {
-        let t = self.t;
-        let ranking = search::rank(c, t, self.plan, i);
-        let best = ranking.iter().find(|candidate| candidate.applicable());
-        // The state the twin expects afterwards is where the search's run of it ended.
-        let (kind, actions, expected) = match best {
-            Some(best) => (best.kind.clone(), best.actions.clone(), best.end),
-            None => (RecoveryKind::Hold, Vec::new(), *c),
-        };
-        Recovery {
-            kind,
-            descriptions: actions.iter().map(|a| a.describe(t)).collect(),
-            invocations: self.compiler().recovery(&actions),
-            actions,
-            expected,
-            ranking: ranking
-                .iter()
-                .map(|candidate| {
-                    let cost = match &candidate.refused {
-                        None => candidate.cost.summary(),
-                        Some(why) => format!("cannot be carried out: {why}"),
-                    };
-                    (candidate.kind.describe(), cost)
-                })
-                .collect(),
-        }
-    }
-
     fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {
         self.halt_with(i, reason, drift, started, None)
     }
@@ -600,84 +580,6 @@ impl<'a> Runner<'a> {
         let secrets_left = self.sweep_join_secrets()?;
         Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left, by_hand })))
     }
-
-    /// Runs the twin's recovery for the journalled halt.
-    ///
-    /// # Errors
-    /// Nothing to roll back (no halt journalled), the journal of another plan, or the journal
-    /// cannot be written.
-    pub fn rollback(&mut self) -> Result<RollbackOutcome, ExecError> {
-        let progress = Progress::from_records(&self.journal.records);
-        if progress.plan_digest.as_deref() != Some(plan_digest(self.plan).as_str()) {
-            return Err(ExecError::Input("the journal holds no run of this plan".to_string()));
-        }
-        let Some(halted) = progress.halted.clone() else {
-            return Err(ExecError::Input("nothing to roll back: the journal shows no halted run".to_string()));
-        };
-        let Some(i) = self.plan.steps.iter().position(|s| s.id == halted.step) else {
-            return Err(ExecError::Input(format!("the halted step {} is not in the plan", halted.step)));
-        };
-        let started = progress.finished_commands.get(&halted.step).is_some_and(|c| !c.is_empty());
-        let (believed, _) = self.believed(i, started)?;
-        let recovery = self.recovery_for(i, &believed);
-        if !self.operator.confirm_recovery(&recovery) {
-            return Ok(RollbackOutcome::Declined);
-        }
-        let step_id = format!("rollback:{}", halted.step);
-        self.journal.append(Event::RollbackStarted { step: halted.step.clone(), recovery: recovery.describe() })?;
-        let step = self.plan.steps[i].clone();
-        for (j, invocation) in recovery.invocations.iter().enumerate() {
-            self.operator.starting(&step, j, invocation, 0);
-            if let Work::Manual { instruction, task } = &invocation.work {
-                if !self.operator.by_hand(&step, instruction, task) {
-                    let reason = format!("needs the operator: {}", redact::redact(instruction));
-                    return self.rollback_failed(halted.step, reason, vec![]);
-                }
-                continue;
-            }
-            self.journal.append(Event::CommandStarted {
-                step: step_id.clone(),
-                index: j,
-                place: invocation.place_label(),
-                command: invocation.display(),
-            })?;
-            let result = self.execute(&step_id, invocation);
-            let shown = result.as_ref().map(Clone::clone).map_err(|e| redact::redact(&e.to_string()));
-            self.operator.finished(&step, invocation, &shown);
-            let (exit, output) = match &result {
-                Ok(done) => (done.exit, redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), false, OUTPUT_KEPT_BYTES_MAX)),
-                Err(e) => (None, redact::redact(&e.to_string())),
-            };
-            self.journal.append(Event::CommandFinished {
-                step: step_id.clone(),
-                index: j,
-                exit,
-                duration_ms: 0,
-                output: output.clone(),
-            })?;
-            if exit != Some(0) {
-                let reason = format!("{} on {} failed: {}", invocation.display(), invocation.place_label(), output.trim());
-                return self.rollback_failed(halted.step, reason, vec![]);
-            }
-        }
-        let scope = self.scope(i).or(Scope::between(&believed, &recovery.expected));
-        if let Some(observation) = self.observe_now(&recovery.expected, scope)? {
-            let drift = observe::drift(self.t, &observation, &[&recovery.expected]);
-            self.journal.append(Event::Observed { step: halted.step.clone(), when: "after-rollback".to_string(), drift: drift.clone() })?;
-            if !drift.is_empty() {
-                let reason = "the rollback did not leave the state the twin expects".to_string();
-                return self.rollback_failed(halted.step, reason, drift);
-            }
-        }
-        let reopened = reopened_by(self.plan, i, &recovery.kind);
-        self.journal.append(Event::RollbackFinished { step: halted.step.clone(), ok: true, reason: None, reopened: reopened.clone() })?;
-        Ok(RollbackOutcome::Done { step: halted.step, recovery: recovery.describe(), reopened })
-    }
-
-    fn rollback_failed(&mut self, step: String, reason: String, drift: Vec<Drift>) -> Result<RollbackOutcome, ExecError> {
-        self.journal.append(Event::RollbackFinished { step: step.clone(), ok: false, reason: Some(reason.clone()), reopened: vec![] })?;
-        Ok(RollbackOutcome::Failed { step, reason, drift })
-    }
 }
 
 /// The steps a successful recovery for a halt in step `i` undid, in plan order: they are pending
@@ -698,6 +600,7 @@ pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
 mod by_hand;
 #[cfg(test)]
 mod kill_sweep;
+mod recover;
 mod secrets;
 #[cfg(test)]
 mod tests;

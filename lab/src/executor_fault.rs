@@ -172,7 +172,11 @@ pub fn executor_outcome(outcome: &Outcome, recovery: Option<&RecoveryKind>, roll
             None => Ending::HaltedAt(halt.step.clone()),
         },
         (Outcome::Halted(_), Some(RollbackOutcome::Failed { reason, .. })) => Ending::Outcome(TwinOutcome::Stuck { why: reason.clone() }),
-        (Outcome::Halted(halt), Some(RollbackOutcome::Declined) | None) => Ending::HaltedAt(halt.step.clone()),
+        // Nothing ran in the halted step and the hosts are as before it: nothing was undone, the
+        // run stands halted there, as when the recovery is declined.
+        (Outcome::Halted(halt), Some(RollbackOutcome::Declined | RollbackOutcome::NothingToUndo { .. }) | None) => {
+            Ending::HaltedAt(halt.step.clone())
+        }
     }
 }
 

@@ -88,6 +88,14 @@ pub enum Event {
     RollbackStarted {
         step: String,
         recovery: String,
+        /// The recovery's number in the twin's ranking (`plan recover --list`); absent when no
+        /// candidate could be carried out (it held, doing nothing) and in journals written
+        /// before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        candidate: Option<usize>,
+        /// Who chose it; absent in journals written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chosen_by: Option<ChosenBy>,
     },
     RollbackFinished {
         step: String,
@@ -109,6 +117,16 @@ pub enum Event {
         step: String,
     },
     RunFinished,
+}
+
+/// Who chose the recovery a `rollback-started` record begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChosenBy {
+    /// The twin: its best candidate (`plan recover` without `--choose`).
+    Twin,
+    /// The operator: `plan recover --choose N`.
+    Operator,
 }
 
 /// A record: the event with its format version and time.

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 /// What the executor did on the lab, its recovery included.
 pub(super) struct Run {
     pub(super) outcome: Outcome,
-    /// The executor's recovery (`plan rollback`) after a halt under a fault, when it ran one.
+    /// The executor's recovery (`plan recover`) after a halt under a fault, when it ran one.
     pub(super) rollback: Option<RollbackOutcome>,
     /// Rows read at the halt (quorum), before anything recovered.
     pub(super) at_halt: Vec<FidelityRow>,
@@ -184,7 +184,7 @@ fn options(rig: &Rig) -> RunOptions {
     }
 }
 
-/// Under a fault, a halt is followed by the executor's recovery (`plan rollback`), carried out by
+/// Under a fault, a halt is followed by the executor's recovery (`plan recover`), carried out by
 /// the lab as operator. When the twin's policy first tries the phase's rollback and the executor
 /// skips it (it saw quorum lost), the lab tries that rollback's `member remove` for real: real
 /// etcd must refuse it as the twin does. Without a fault, a halt is the outcome.

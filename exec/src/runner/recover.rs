@@ -1,0 +1,369 @@
+//! Recovery at a halt (`plan recover`): the twin's ranked recoveries for what the hosts show,
+//! numbered once, and the one the operator picks carried out and checked.
+//!
+//! One function numbers the candidates ([`Runner::choices`]): the halt's message, `plan recover
+//! --list` and `plan recover --choose N` all read that numbering, so the same journal and the
+//! same observation give the same numbers.
+
+use super::{reopened_by, Recovery, RollbackOutcome, Runner, OUTPUT_KEPT_BYTES_MAX};
+use crate::invocation::{Invocation, Work};
+use crate::journal::{ChosenBy, Event, Progress};
+use crate::observe::{self, Drift, Scope};
+use crate::redact;
+use crate::ExecError;
+use plan_model::action::Action;
+use plan_model::cluster::Cluster;
+use plan_sim::recovery::RecoveryKind;
+use plan_sim::search::{self, Candidate, Cost};
+use serde::Serialize;
+
+/// One recovery the twin weighed at a halt, numbered as the operator chooses it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    /// Its place in the twin's ranking, from 1 (best first; those that cannot be carried out last).
+    pub number: usize,
+    /// The kind, as `plan simulate` prints it (`kind`, and `phase` for a rollback).
+    #[serde(flatten)]
+    pub kind: RecoveryKind,
+    /// The kind in words.
+    pub recovery: String,
+    /// The recovery the plan documents for this halt.
+    pub documented: bool,
+    /// The one carried out without `--choose`: the best that can be carried out.
+    pub best: bool,
+    /// What it leaves, as the twin predicts; `None` when it cannot be carried out.
+    pub cost: Option<Cost>,
+    /// The cost in words, or why it cannot be carried out.
+    pub summary: String,
+    /// Why it cannot be carried out (a command it needs would be refused), if so.
+    pub refused: Option<String>,
+    /// What it would run, one command per action, in order.
+    pub commands: Vec<ChoiceCommand>,
+    #[serde(skip)]
+    pub actions: Vec<Action>,
+    #[serde(skip)]
+    pub invocations: Vec<Invocation>,
+    /// The state the twin expects once it is done (where the search's run of it ended).
+    #[serde(skip)]
+    pub end: Cluster,
+}
+
+impl Choice {
+    pub fn applicable(&self) -> bool {
+        self.refused.is_none()
+    }
+}
+
+/// One command a candidate would run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChoiceCommand {
+    /// The model's action it carries out, in words.
+    pub action: String,
+    /// Where it runs (a host, `workstation`, `infra-repo`, `operator` for by-hand work).
+    pub place: String,
+    /// The command, redacted, as the journal will hold it.
+    pub command: String,
+    /// Its output is never shown or kept.
+    pub secret: bool,
+}
+
+/// Whether a halt leaves anything to undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Undo {
+    /// No command of the halted step ran and the hosts are as the twin expects before it:
+    /// nothing is proposed; fix the cause and resume.
+    Nothing,
+    /// Something ran or the hosts differ: the candidates are the twin's recoveries for what
+    /// the hosts show.
+    Recoveries,
+}
+
+/// What `plan recover` proposes for the journalled halt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Proposal {
+    /// The halted step.
+    pub step: String,
+    /// Why it halted, as journalled.
+    pub reason: String,
+    /// Commands of the halted step the journal shows started (by-hand work done included).
+    pub commands_ran: usize,
+    /// What the hosts show now that the twin expects neither before nor (when commands ran)
+    /// after the step; empty when nothing was observed.
+    pub drift: Vec<Drift>,
+    pub undo: Undo,
+    /// Every candidate, numbered; empty when there is nothing to undo.
+    pub candidates: Vec<Choice>,
+    #[serde(skip)]
+    step_index: usize,
+    /// The twin's state at the halt with what was observed written over it.
+    #[serde(skip)]
+    believed: Cluster,
+}
+
+/// Which candidate to carry out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The best that can be carried out (holding with nothing to do when none can).
+    Best,
+    /// The candidate of this number, as [`Proposal::candidates`] numbers them.
+    Number(usize),
+}
+
+impl Proposal {
+    /// The recovery `pick` names.
+    ///
+    /// # Errors
+    /// [`ExecError::NothingToUndo`] for a number when nothing is proposed;
+    /// [`ExecError::NoSuchRecovery`] for a number out of range; [`ExecError::RecoveryRefused`]
+    /// for a candidate that cannot be carried out.
+    pub fn pick(&self, pick: Pick) -> Result<Recovery, ExecError> {
+        let number = match pick {
+            Pick::Best => return Ok(Recovery::best_of(self.candidates.clone(), &self.believed)),
+            Pick::Number(n) => n,
+        };
+        if self.undo == Undo::Nothing {
+            return Err(ExecError::NothingToUndo { step: self.step.clone() });
+        }
+        let Some(choice) = number.checked_sub(1).and_then(|k| self.candidates.get(k)) else {
+            return Err(ExecError::NoSuchRecovery { number, step: self.step.clone(), count: self.candidates.len() });
+        };
+        if let Some(why) = &choice.refused {
+            return Err(ExecError::RecoveryRefused {
+                number,
+                recovery: choice.recovery.clone(),
+                step: self.step.clone(),
+                why: why.clone(),
+            });
+        }
+        Ok(Recovery::of(choice, self.candidates.clone()))
+    }
+}
+
+impl Recovery {
+    /// Carrying out `choice`, with the whole ranking beside it.
+    fn of(choice: &Choice, ranking: Vec<Choice>) -> Recovery {
+        Recovery {
+            kind: choice.kind.clone(),
+            candidate: Some(choice.number),
+            actions: choice.actions.clone(),
+            descriptions: choice.commands.iter().map(|c| c.action.clone()).collect(),
+            invocations: choice.invocations.clone(),
+            expected: choice.end,
+            ranking,
+        }
+    }
+
+    /// The best candidate of `ranking` that can be carried out; none can: holding with nothing
+    /// to do, the hosts expected to stay as `c`.
+    pub(super) fn best_of(ranking: Vec<Choice>, c: &Cluster) -> Recovery {
+        match ranking.iter().find(|choice| choice.best) {
+            Some(best) => Recovery::of(best, ranking.clone()),
+            None => Recovery {
+                kind: RecoveryKind::Hold,
+                candidate: None,
+                actions: Vec::new(),
+                descriptions: Vec::new(),
+                invocations: Vec::new(),
+                expected: *c,
+                ranking,
+            },
+        }
+    }
+}
+
+impl Runner<'_> {
+    /// Every recovery the twin weighs from `c` (what the executor observed) for a halt in step
+    /// `i`, numbered best first: the candidates of the same search the twin runs
+    /// (`plan_sim::search::rank`), each with the commands it would run here.
+    pub fn choices(&self, i: usize, c: &Cluster) -> Vec<Choice> {
+        let t = self.t;
+        let compiler = self.compiler();
+        let ranking = search::rank(c, t, self.plan, i);
+        let best = ranking.iter().position(Candidate::applicable);
+        ranking
+            .into_iter()
+            .enumerate()
+            .map(|(k, candidate)| {
+                let invocations = compiler.recovery(&candidate.actions);
+                let commands = candidate
+                    .actions
+                    .iter()
+                    .zip(&invocations)
+                    .map(|(action, invocation)| ChoiceCommand {
+                        action: action.describe(t),
+                        place: invocation.place_label(),
+                        command: invocation.display(),
+                        secret: invocation.secret,
+                    })
+                    .collect();
+                let summary = match &candidate.refused {
+                    None => candidate.cost.summary(),
+                    Some(why) => format!("cannot be carried out: {why}"),
+                };
+                Choice {
+                    number: k + 1,
+                    recovery: candidate.kind.describe(),
+                    kind: candidate.kind,
+                    documented: candidate.documented,
+                    best: Some(k) == best,
+                    cost: candidate.refused.is_none().then_some(candidate.cost),
+                    summary,
+                    refused: candidate.refused,
+                    commands,
+                    actions: candidate.actions,
+                    invocations,
+                    end: candidate.end,
+                }
+            })
+            .collect()
+    }
+
+    /// The twin's recovery from `c` for a halt in step `i`: the best candidate of
+    /// [`Runner::choices`]. Where nothing changed and nothing is down, that is holding with
+    /// nothing to do.
+    pub fn recovery_for(&self, i: usize, c: &Cluster) -> Recovery {
+        Recovery::best_of(self.choices(i, c), c)
+    }
+
+    /// What `plan recover` proposes for the journalled halt: the hosts observed (when the run
+    /// observes) and the twin's numbered recoveries for what they show, or nothing to undo when
+    /// no command of the halted step ran and the hosts are as the twin expects before it.
+    /// Appends nothing to the journal.
+    ///
+    /// # Errors
+    /// No halt journalled, the journal of another plan, a halted step the plan lacks, or an
+    /// observer failed.
+    pub fn proposal(&mut self) -> Result<Proposal, ExecError> {
+        let progress = Progress::from_records(&self.journal.records);
+        if progress.plan_digest.as_deref() != Some(super::plan_digest(self.plan).as_str()) {
+            return Err(ExecError::Input("the journal holds no run of this plan".to_string()));
+        }
+        let Some(halted) = progress.halted.clone() else {
+            return Err(ExecError::Input("nothing to recover from: the journal shows no halted run".to_string()));
+        };
+        let Some(i) = self.plan.steps.iter().position(|s| s.id == halted.step) else {
+            return Err(ExecError::Input(format!("the halted step {} is not in the plan", halted.step)));
+        };
+        let commands_ran = commands_ran(&progress, &halted.step);
+        let (believed, observation) = self.believed(i, commands_ran > 0)?;
+        let (before, after) = (self.prediction.before(i), self.prediction.after(i));
+        let allowed: Vec<&Cluster> = if commands_ran > 0 { vec![before, after] } else { vec![before] };
+        let drift = observation.map(|o| observe::drift(self.t, &o, &allowed)).unwrap_or_default();
+        let undo = if commands_ran == 0 && drift.is_empty() { Undo::Nothing } else { Undo::Recoveries };
+        let candidates = match undo {
+            Undo::Nothing => Vec::new(),
+            Undo::Recoveries => self.choices(i, &believed),
+        };
+        Ok(Proposal { step: halted.step, reason: halted.reason, commands_ran, drift, undo, candidates, step_index: i, believed })
+    }
+
+    /// Runs the twin's best recovery for the journalled halt (`plan rollback`, `plan recover`).
+    ///
+    /// # Errors
+    /// As [`Runner::recover`].
+    pub fn rollback(&mut self) -> Result<RollbackOutcome, ExecError> {
+        self.recover(Pick::Best)
+    }
+
+    /// Carries out the recovery `pick` names for the journalled halt, then checks the hosts
+    /// against the state the twin expects after it. Where there is nothing to undo, runs nothing
+    /// and journals nothing.
+    ///
+    /// # Errors
+    /// As [`Runner::proposal`] and [`Proposal::pick`] (before anything runs or is journalled), or
+    /// the journal cannot be written.
+    pub fn recover(&mut self, pick: Pick) -> Result<RollbackOutcome, ExecError> {
+        let proposal = self.proposal()?;
+        if pick == Pick::Best && proposal.undo == Undo::Nothing {
+            return Ok(RollbackOutcome::NothingToUndo { step: proposal.step });
+        }
+        let recovery = proposal.pick(pick)?;
+        if !self.operator.confirm_recovery(&recovery) {
+            return Ok(RollbackOutcome::Declined);
+        }
+        let chosen_by = match pick {
+            Pick::Best => ChosenBy::Twin,
+            Pick::Number(_) => ChosenBy::Operator,
+        };
+        let halted = proposal.step.clone();
+        self.journal.append(Event::RollbackStarted {
+            step: halted.clone(),
+            recovery: recovery.describe(),
+            candidate: recovery.candidate,
+            chosen_by: Some(chosen_by),
+        })?;
+        if let Some(reason) = self.carry_out(&proposal, &recovery)? {
+            return self.rollback_failed(halted, reason, vec![]);
+        }
+        let i = proposal.step_index;
+        let scope = self.scope(i).or(Scope::between(&proposal.believed, &recovery.expected));
+        if let Some(observation) = self.observe_now(&recovery.expected, scope)? {
+            let drift = observe::drift(self.t, &observation, &[&recovery.expected]);
+            self.journal.append(Event::Observed { step: halted.clone(), when: "after-rollback".to_string(), drift: drift.clone() })?;
+            if !drift.is_empty() {
+                let reason = "the recovery did not leave the state the twin expects".to_string();
+                return self.rollback_failed(halted, reason, drift);
+            }
+        }
+        let reopened = reopened_by(self.plan, i, &recovery.kind);
+        self.journal.append(Event::RollbackFinished { step: halted.clone(), ok: true, reason: None, reopened: reopened.clone() })?;
+        Ok(RollbackOutcome::Done { step: halted, recovery: recovery.describe(), candidate: recovery.candidate, reopened })
+    }
+
+    /// Runs the recovery's commands in order, each journalled under `rollback:<step>`; the
+    /// reason it stopped, if a command failed or by-hand work was not done.
+    fn carry_out(&mut self, proposal: &Proposal, recovery: &Recovery) -> Result<Option<String>, ExecError> {
+        let step_id = format!("rollback:{}", proposal.step);
+        let step = self.plan.steps[proposal.step_index].clone();
+        for (j, invocation) in recovery.invocations.iter().enumerate() {
+            self.operator.starting(&step, j, invocation, 0);
+            if let Work::Manual { instruction, task } = &invocation.work {
+                if !self.operator.by_hand(&step, instruction, task) {
+                    return Ok(Some(format!("needs the operator: {}", redact::redact(instruction))));
+                }
+                continue;
+            }
+            self.journal.append(Event::CommandStarted {
+                step: step_id.clone(),
+                index: j,
+                place: invocation.place_label(),
+                command: invocation.display(),
+            })?;
+            let result = self.execute(&step_id, invocation);
+            let shown = result.as_ref().map(Clone::clone).map_err(|e| redact::redact(&e.to_string()));
+            self.operator.finished(&step, invocation, &shown);
+            let (exit, output) = match &result {
+                Ok(done) => (done.exit, redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), false, OUTPUT_KEPT_BYTES_MAX)),
+                Err(e) => (None, redact::redact(&e.to_string())),
+            };
+            self.journal.append(Event::CommandFinished {
+                step: step_id.clone(),
+                index: j,
+                exit,
+                duration_ms: 0,
+                output: output.clone(),
+            })?;
+            if exit != Some(0) {
+                return Ok(Some(format!("{} on {} failed: {}", invocation.display(), invocation.place_label(), output.trim())));
+            }
+        }
+        Ok(None)
+    }
+
+    fn rollback_failed(&mut self, step: String, reason: String, drift: Vec<Drift>) -> Result<RollbackOutcome, ExecError> {
+        self.journal.append(Event::RollbackFinished { step: step.clone(), ok: false, reason: Some(reason.clone()), reopened: vec![] })?;
+        Ok(RollbackOutcome::Failed { step, reason, drift })
+    }
+}
+
+/// Commands of `step` the journal shows started, by-hand work done included (a command cut off
+/// by the executor's death counts: it may have taken effect).
+fn commands_ran(progress: &Progress, step: &str) -> usize {
+    let started = progress.started_commands.get(step).map(|s| s.iter().copied());
+    let finished = progress.finished_commands.get(step).map(|f| f.keys().copied());
+    started.into_iter().flatten().chain(finished.into_iter().flatten()).collect::<std::collections::BTreeSet<usize>>().len()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+use super::super::tests::{options, Yes};
+use super::super::*;
+use super::*;
+use crate::target::HostTarget;
+use crate::transport::{FileRead, Recorder};
+use plan_model::validate::parse_scenario;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn scenario(file: &str) -> (Topology, Plan) {
+    let path = format!("{}/../scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let t = Topology::new(&parse_scenario(&text).unwrap_or_else(|e| panic!("{file} is valid: {e}")));
+    let plan = plan_model::planner::generate(&t);
+    (t, plan)
+}
+
+/// Records like [`Recorder`]; `down` answers nothing over SSH (the observer takes it as down).
+struct HostDown {
+    down: String,
+    inner: Recorder,
+}
+
+impl Transport for HostDown {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        match place {
+            Place::Host(host) if host.name == self.down => {
+                Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() })
+            }
+            _ => self.inner.run(place, request),
+        }
+    }
+
+    fn read_file(&mut self, host: &HostTarget, path: &str) -> Result<FileRead, ExecError> {
+        if host.name == self.down {
+            return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() });
+        }
+        self.inner.read_file(host, path)
+    }
+}
+
+/// Records like [`Recorder`], and fails the first command of one step.
+struct FailsAt {
+    step: String,
+    inner: Recorder,
+}
+
+impl Transport for FailsAt {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let done = self.inner.run(place, request)?;
+        Ok(if request.step == self.step { Completed { exit: Some(1), ..done } } else { done })
+    }
+}
+
+/// Says yes to everything, and keeps what it was shown: each recovery it confirmed, and
+/// `(place, command)` of every invocation it was told of.
+#[derive(Default)]
+struct Watching {
+    confirmed: Vec<Option<usize>>,
+    started: Vec<(String, String)>,
+}
+
+impl Operator for Watching {
+    fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+        true
+    }
+    fn confirm_recovery(&mut self, recovery: &Recovery) -> bool {
+        self.confirmed.push(recovery.candidate);
+        true
+    }
+    fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
+        true
+    }
+    fn starting(&mut self, _step: &Step, _index: usize, invocation: &Invocation, _eta_s: u32) {
+        self.started.push((invocation.place_label(), invocation.display()));
+    }
+    fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
+}
+
+/// A journal of `plan` halted at `step` by its first command failing (one command ran).
+fn halted_at(t: &Topology, plan: &Plan, step: &str) -> (Journal, Halt) {
+    let mut journal = Journal::in_memory();
+    let mut transport = FailsAt { step: step.to_string(), inner: Recorder::default() };
+    let outcome = Runner::new(t, plan, &mut transport, &mut journal, &mut Yes, options(false)).run().expect("the run is journalled");
+    let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(halt.step, step);
+    (journal, *halt)
+}
+
+fn proposal(t: &Topology, plan: &Plan, journal: &mut Journal, transport: &mut dyn Transport, observe: bool) -> Proposal {
+    let options = RunOptions { observe, ..options(true) };
+    Runner::new(t, plan, transport, journal, &mut Yes, options).proposal().expect("a halt to recover from")
+}
+
+#[test]
+fn the_list_numbers_the_twins_ranking_with_the_commands_each_would_run() {
+    for (file, master) in [("homelab.yaml", "k8s-master-2"), ("five-masters.yaml", "ctl-b")] {
+        let (t, plan) = scenario(file);
+        let (mut journal, halt) = halted_at(&t, &plan, "2.6");
+        let listed = proposal(&t, &plan, &mut journal, &mut Recorder::default(), false);
+        assert_eq!((listed.undo, listed.drift.len()), (Undo::Recoveries, 0), "{file}");
+        assert!(listed.commands_ran > 0, "{file}: the failed command ran");
+        // Checked against the search itself: the twin's state after the step (nothing was
+        // observed), ranked.
+        let i = plan.steps.iter().position(|s| s.id == "2.6").expect("2.6");
+        let ranked = search::rank(Prediction::new(&t, &plan).after(i), &t, &plan, i);
+        assert_eq!(listed.candidates.len(), ranked.len(), "{file}");
+        assert!(ranked.len() >= 3, "{file}: a rollback, holding and the worst case");
+        let compiler = Compiler::new(&t);
+        for (k, (choice, candidate)) in listed.candidates.iter().zip(&ranked).enumerate() {
+            assert_eq!(choice.number, k + 1, "{file}");
+            assert_eq!((&choice.kind, choice.documented), (&candidate.kind, candidate.documented), "{file} #{}", k + 1);
+            assert_eq!(choice.summary, candidate.cost.summary(), "{file} #{}", k + 1);
+            assert_eq!(choice.best, k == 0, "{file}: every candidate applies, the first is best");
+            let shown: Vec<(&str, &str)> = choice.commands.iter().map(|c| (c.place.as_str(), c.command.as_str())).collect();
+            let compiled: Vec<(String, String)> =
+                compiler.recovery(&candidate.actions).iter().map(|inv| (inv.place_label(), inv.display())).collect();
+            let compiled: Vec<(&str, &str)> = compiled.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+            assert_eq!(shown, compiled, "{file} #{}", k + 1);
+        }
+        let rollback = &listed.candidates[0];
+        assert_eq!(rollback.kind, RecoveryKind::Rollback { phase: "2".into() }, "{file}");
+        assert!(rollback.documented && rollback.commands.iter().any(|c| c.place == master), "{file}: {:?}", rollback.commands);
+        // The halt's message numbers them alike.
+        let at_halt: Vec<(usize, &RecoveryKind)> = halt.recovery.ranking.iter().map(|c| (c.number, &c.kind)).collect();
+        let now: Vec<(usize, &RecoveryKind)> = listed.candidates.iter().map(|c| (c.number, &c.kind)).collect();
+        assert_eq!(at_halt, now, "{file}");
+    }
+}
+
+#[test]
+fn a_host_seen_down_reranks_and_what_cannot_be_carried_out_says_why() {
+    let (t, plan) = scenario("homelab.yaml");
+    let (mut journal, _) = halted_at(&t, &plan, "2.6");
+    let mut transport = HostDown { down: "k8s-master-2".into(), inner: Recorder::default() };
+    let listed = proposal(&t, &plan, &mut journal, &mut transport, true);
+    assert!(listed.drift.iter().any(|d| d.node == "k8s-master-2" && d.observed == "no answer"), "{:?}", listed.drift);
+    let kinds: Vec<&RecoveryKind> = listed.candidates.iter().map(|c| &c.kind).collect();
+    assert_eq!(kinds[0], &RecoveryKind::QuorumRecovery, "{kinds:?}");
+    let rollback = listed.candidates.iter().find(|c| matches!(c.kind, RecoveryKind::Rollback { .. })).expect("the phase's rollback");
+    let why = rollback.refused.as_deref().expect("refused without quorum");
+    assert!(why.contains("no quorum") && rollback.summary == format!("cannot be carried out: {why}"), "{why}");
+    assert!(rollback.cost.is_none() && !rollback.best);
+    assert!(listed.candidates[0].best && listed.candidates.iter().filter(|c| c.best).count() == 1);
+}
+
+/// What the journal holds of recoveries: `(step, recovery, candidate, chosen_by)` of each start,
+/// `reopened` of each finish.
+type Journalled = (Vec<(String, String, Option<usize>, Option<ChosenBy>)>, Vec<Vec<String>>);
+
+fn journalled(journal: &Journal) -> Journalled {
+    let mut started = Vec::new();
+    let mut finished = Vec::new();
+    for record in &journal.records {
+        match &record.event {
+            Event::RollbackStarted { step, recovery, candidate, chosen_by } => {
+                started.push((step.clone(), recovery.clone(), *candidate, *chosen_by))
+            }
+            Event::RollbackFinished { ok: true, reopened, .. } => finished.push(reopened.clone()),
+            _ => {}
+        }
+    }
+    (started, finished)
+}
+
+#[test]
+fn choosing_2_carries_out_candidate_2s_commands_and_the_journal_says_so() {
+    // After the cut-over: 1 is holding (nothing to run), 2 the worst case (a snapshot restore,
+    // and undoing every new master).
+    for file in ["homelab.yaml", "five-masters.yaml"] {
+        let (t, plan) = scenario(file);
+        let (mut journal, _) = halted_at(&t, &plan, "5.2");
+        let listed = proposal(&t, &plan, &mut journal, &mut Recorder::default(), false);
+        let chosen = listed.candidates[1].clone();
+        assert_eq!((&listed.candidates[0].kind, &chosen.kind), (&RecoveryKind::Hold, &RecoveryKind::WorstCase), "{file}");
+        assert!(chosen.commands.iter().any(|c| c.place != "operator"), "{file}: some run on a host: {:?}", chosen.commands);
+
+        let (mut transport, mut operator) = (Recorder::default(), Watching::default());
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(true)).recover(Pick::Number(2));
+        let RollbackOutcome::Done { candidate, reopened, .. } = outcome.expect("carried out") else { panic!("{file}") };
+        assert_eq!(candidate, Some(2), "{file}");
+        assert_eq!(operator.confirmed, [Some(2)], "{file}: the operator confirmed candidate 2");
+        let expected: Vec<(String, String)> = chosen.commands.iter().map(|c| (c.place.clone(), c.command.clone())).collect();
+        assert_eq!(operator.started, expected, "{file}: candidate 2's commands, in order");
+        let on_hosts: Vec<(String, String)> =
+            transport.commands.iter().filter(|c| c.step == "rollback:5.2").map(|c| (c.place.clone(), format!("$ {}", c.shell))).collect();
+        let expected_on_hosts: Vec<(String, String)> = expected.iter().filter(|(place, _)| place != "operator").cloned().collect();
+        assert_eq!(on_hosts, expected_on_hosts, "{file}: what the transport ran");
+        // The worst case undoes the phase: 5.1 and 5.2 are pending again (holding reopens 5.2 only).
+        assert_eq!(reopened, ["5.1", "5.2"], "{file}");
+        let (started, finished) = journalled(&journal);
+        assert_eq!(started, [("5.2".to_string(), chosen.recovery.clone(), Some(2), Some(ChosenBy::Operator))], "{file}");
+        assert_eq!(finished, [reopened], "{file}");
+    }
+}
+
+#[test]
+fn without_a_choice_the_best_is_carried_out_as_before() {
+    let (t, plan) = scenario("homelab.yaml");
+    let (mut journal, halt) = halted_at(&t, &plan, "2.6");
+    let (mut transport, mut operator) = (Recorder::default(), Watching::default());
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(true)).rollback();
+    let RollbackOutcome::Done { candidate, .. } = outcome.expect("carried out") else { panic!() };
+    assert_eq!(candidate, Some(1));
+    let expected: Vec<(String, String)> = halt.recovery.invocations.iter().map(|inv| (inv.place_label(), inv.display())).collect();
+    assert_eq!(operator.started, expected);
+    let (started, _) = journalled(&journal);
+    assert_eq!(started, [("2.6".to_string(), "phase 2 rollback".to_string(), Some(1), Some(ChosenBy::Twin))]);
+}
+
+#[test]
+fn a_number_out_of_range_or_a_candidate_that_cannot_be_carried_out_runs_nothing() {
+    let (t, plan) = scenario("homelab.yaml");
+    let (mut journal, _) = halted_at(&t, &plan, "2.6");
+    let records = journal.records.len();
+    let observe = RunOptions { observe: true, ..options(true) };
+    let mut transport = HostDown { down: "k8s-master-2".into(), inner: Recorder::default() };
+    let listed = proposal(&t, &plan, &mut journal, &mut transport, true);
+    let refused = listed.candidates.iter().find(|c| !c.applicable()).expect("a candidate refused without quorum").number;
+    let count = listed.candidates.len();
+    for (pick, wanted) in [(count + 1, "no recovery"), (refused, "cannot be carried out")] {
+        let mut operator = Watching::default();
+        transport.inner.commands.clear();
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, observe.clone()).recover(Pick::Number(pick));
+        let error = outcome.expect_err("refused");
+        match (&error, wanted) {
+            (ExecError::NoSuchRecovery { number, count: c, step }, "no recovery") => {
+                assert_eq!((*number, *c, step.as_str()), (pick, count, "2.6"))
+            }
+            (ExecError::RecoveryRefused { number, why, .. }, "cannot be carried out") => {
+                assert_eq!(*number, pick);
+                assert!(why.contains("no quorum"), "{why}");
+            }
+            _ => panic!("choosing {pick}: {error:?}"),
+        }
+        assert!(error.to_string().contains(wanted), "{error}");
+        assert!(operator.confirmed.is_empty() && operator.started.is_empty(), "nothing asked or begun");
+        assert!(!transport.inner.commands.iter().any(|c| c.step.starts_with("rollback:")), "nothing ran");
+        assert_eq!(journal.records.len(), records, "nothing journalled");
+    }
+}
+
+/// Halts the run at the start of one step, before any of its commands (Ctrl-C there).
+struct StopsAt {
+    step: &'static str,
+    stop: &'static AtomicBool,
+}
+
+impl Operator for StopsAt {
+    fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+        true
+    }
+    fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
+        true
+    }
+    fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
+        true
+    }
+    fn step_begins(&mut self, step: &Step) {
+        if step.id == self.step {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+    fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}
+    fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
+}
+
+#[test]
+fn where_nothing_of_the_halted_step_ran_nothing_is_proposed_to_undo() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let (t, plan) = scenario("homelab.yaml");
+    let mut journal = Journal::in_memory();
+    let mut operator = StopsAt { step: "2.6", stop: &STOP };
+    let options_stopping = RunOptions { stop: Some(&STOP), ..options(false) };
+    let outcome = Runner::new(&t, &plan, &mut Recorder::default(), &mut journal, &mut operator, options_stopping).run().unwrap();
+    assert!(matches!(&outcome, Outcome::Halted(h) if h.step == "2.6" && h.reason.contains("before command 1")), "{outcome:?}");
+
+    let listed = proposal(&t, &plan, &mut journal, &mut Recorder::default(), false);
+    assert_eq!((listed.undo, listed.commands_ran), (Undo::Nothing, 0));
+    assert!(listed.candidates.is_empty(), "{:?}", listed.candidates);
+    let records = journal.records.len();
+    let (mut transport, mut watching) = (Recorder::default(), Watching::default());
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut watching, options(true)).recover(Pick::Best);
+    assert!(matches!(outcome, Ok(RollbackOutcome::NothingToUndo { ref step }) if step == "2.6"), "{outcome:?}");
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut watching, options(true)).recover(Pick::Number(1));
+    assert!(matches!(outcome, Err(ExecError::NothingToUndo { ref step }) if step == "2.6"), "{outcome:?}");
+    assert!(transport.commands.is_empty() && watching.confirmed.is_empty() && watching.started.is_empty(), "nothing ran or was asked");
+    assert_eq!(journal.records.len(), records, "nothing journalled");
+
+    // Nothing of the step ran, but a host is down since: that is something to recover from.
+    let mut transport = HostDown { down: "k8s-master-2".into(), inner: Recorder::default() };
+    let listed = proposal(&t, &plan, &mut journal, &mut transport, true);
+    assert_eq!((listed.undo, listed.commands_ran), (Undo::Recoveries, 0));
+    assert!(listed.drift.iter().any(|d| d.node == "k8s-master-2"), "{:?}", listed.drift);
+    assert_eq!(listed.candidates.first().map(|c| &c.kind), Some(&RecoveryKind::QuorumRecovery));
+}
+
+#[test]
+fn an_older_journals_rollback_record_still_reads() {
+    let old = r#"{"v":1,"at_ms":4,"event":"rollback-started","step":"4.3","recovery":"phase 4 rollback"}"#;
+    let record: crate::journal::Record = serde_json::from_str(old).expect("a record without candidate or chosen_by");
+    assert_eq!(
+        record.event,
+        Event::RollbackStarted { step: "4.3".into(), recovery: "phase 4 rollback".into(), candidate: None, chosen_by: None }
+    );
+    let new = Event::RollbackStarted { step: "4.3".into(), recovery: "r".into(), candidate: Some(2), chosen_by: Some(ChosenBy::Operator) };
+    let text = serde_json::to_string(&new).unwrap();
+    assert!(text.contains(r#""candidate":2"#) && text.contains(r#""chosen_by":"operator""#), "{text}");
+}
