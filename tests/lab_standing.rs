@@ -260,6 +260,18 @@ fn plan_commands(plan: &Plan, needle: &str) -> usize {
     plan.steps.iter().flat_map(|s| &s.commands).filter(|c| c.run.contains(needle)).count()
 }
 
+/// The arguments the plan's commands give `program` (the text after it, up to a quote or the
+/// end), for those whose arguments start with `first`.
+fn plan_arguments(plan: &Plan, program: &str, first: &str) -> Vec<String> {
+    plan.steps
+        .iter()
+        .flat_map(|s| &s.commands)
+        .filter_map(|c| c.run.find(program).map(|at| c.run[at + program.len()..].to_string()))
+        .map(|rest| rest.split(['\'', '"', '#']).next().unwrap_or_default().trim().to_string())
+        .filter(|args| args.starts_with(first))
+        .collect()
+}
+
 fn lines_containing(path: &Path, needle: &str) -> usize {
     std::fs::read_to_string(path).unwrap_or_default().lines().filter(|l| l.contains(needle)).count()
 }
@@ -270,11 +282,33 @@ fn assert_nothing_twice_and_backups_intact(lab: &StandingLab) {
     let root = lab.root();
     let (plan, _) = lab.compiled();
     let hosts = root.join("hosts");
-    let snapshots: usize =
-        std::fs::read_dir(&hosts).expect("hosts").flatten().map(|h| lines_containing(&h.path().join("qm/log"), "snapshot")).sum();
-    assert_eq!(snapshots, plan_commands(&plan, "qm snapshot"), "each VM snapshot taken once");
+    // Each snapshot the plan takes, by VM and name, taken exactly once (compared line by line).
+    let mut taken: Vec<String> = std::fs::read_dir(&hosts)
+        .expect("hosts")
+        .flatten()
+        .flat_map(|h| std::fs::read_to_string(h.path().join("qm/log")).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.starts_with("snapshot "))
+        .collect();
+    let mut planned = plan_arguments(&plan, "qm ", "snapshot");
+    taken.sort();
+    planned.sort();
+    assert_eq!(taken, planned, "each VM snapshot taken once");
+    // Each Job created once, by the CronJob it is made from.
     let kubectl_log = root.join("kubectl.log");
-    assert_eq!(lines_containing(&kubectl_log, "create job"), plan_commands(&plan, "create job"), "each Job created once");
+    let mut created: Vec<String> = std::fs::read_to_string(&kubectl_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("create job"))
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("--from=")).map(str::to_string))
+        .collect();
+    let mut jobs: Vec<String> = plan_arguments(&plan, "kubectl ", "")
+        .into_iter()
+        .filter(|a| a.contains("create job"))
+        .filter_map(|a| a.split_whitespace().find(|w| w.starts_with("--from=")).map(str::to_string))
+        .collect();
+    created.sort();
+    jobs.sort();
+    assert_eq!(created, jobs, "each Job created once");
     assert_eq!(lines_containing(&root.join("bd.log"), "bd close"), plan_commands(&plan, "bd close"), "the tracking issue closed once");
     let commits =
         Command::new("git").args(["-C", &root.join("infra").display().to_string(), "log", "--format=%s"]).output().expect("git log");

@@ -228,9 +228,21 @@ fn died_inside(t: &Topology, plan: &Plan, step: &str, op: &str) -> Journal {
     journal
 }
 
+fn five_masters() -> (Topology, Plan) {
+    let text = include_str!("../../../scenarios/five-masters.yaml");
+    let t = Topology::new(&plan_model::validate::parse_scenario(text).expect("five masters is valid"));
+    let plan = plan_model::planner::generate(&t);
+    (t, plan)
+}
+
 #[test]
 fn a_join_cut_off_by_the_executors_death_is_probed_and_not_run_twice() {
-    let (t, plan) = homelab();
+    for (t, plan) in [homelab(), five_masters()] {
+        join_cut_off_in(&t, &plan);
+    }
+}
+
+fn join_cut_off_in(t: &Topology, plan: &Plan) {
     for (took_effect, runs_again) in [(true, false), (false, true)] {
         let mut journal = died_inside(&t, &plan, "2.5", "join");
         let mut transport = Probed { took_effect, inner: Recorder::default() };
@@ -244,7 +256,7 @@ fn a_join_cut_off_by_the_executors_death_is_probed_and_not_run_twice() {
         let cleanup: Vec<(String, &str)> =
             transport.inner.commands.iter().filter(|c| c.step == "cleanup:2.5").map(|c| (c.place.clone(), c.shell.as_str())).collect();
         if runs_again {
-            let node = t.resolve("master-2").expect("k8s-master-2");
+            let node = t.new_masters().next().expect("a new master joins at 2.5");
             let address = t.node(node).address.to_string();
             assert_eq!(cleanup.len(), 2, "{cleanup:?}");
             // The member first, while its etcd still runs; then reset stops it.
