@@ -4,8 +4,8 @@
 //! `--resume --by-hand-done`. The run must complete with no command that may not run twice run
 //! twice on the hosts and every backup intact; `plan lab down` must leave nothing behind.
 //!
-//! The default run kills every [`SAMPLE_EVERY`] records of homelab-rightsized; the full sweep
-//! (every record) is `PLAN_KILL_SWEEP=every CI=true cargo test --test lab_standing the_executor
+//! The default run kills every [`SAMPLE_EVERY`] records of work of homelab-rightsized; the full
+//! sweep (every record of work) is `PLAN_KILL_SWEEP=every CI=true cargo test --test lab_standing the_executor
 //! -- --nocapture` (docs/development.md, "Tests"), which prints its figures;
 //! `PLAN_KILL_SWEEP=N` kills every N records, `PLAN_KILL_SWEEP_SCENARIO=five-masters.yaml` sweeps
 //! another scenario.
@@ -147,9 +147,30 @@ impl Drop for StandingLab {
     }
 }
 
-/// The journal's complete lines (records), counted without parsing them: read every few ms.
-fn journal_lines(dir: &Path) -> usize {
-    std::fs::read(journal::journal_path(dir)).map(|b| b.iter().filter(|c| **c == b'\n').count()).unwrap_or(0)
+/// The journal's records of work (a step or command started or finished), counted as the journal
+/// grows without parsing it: read every few ms. A resume's own records (its start, the phase
+/// confirmed, what it observed) are not work: a sweep that counted them would kill every resume
+/// before it did anything, for ever.
+#[derive(Default)]
+struct WorkRecords {
+    read: usize,
+    count: usize,
+}
+
+impl WorkRecords {
+    fn now(&mut self, dir: &Path) -> usize {
+        let text = std::fs::read(journal::journal_path(dir)).unwrap_or_default();
+        if text.len() < self.read {
+            *self = WorkRecords::default();
+        }
+        // Only complete lines; a line being written is read at the next look.
+        let complete = text[self.read..].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let fresh = String::from_utf8_lossy(&text[self.read..self.read + complete]);
+        self.count +=
+            fresh.lines().filter(|l| ["\"event\":\"command-", "\"event\":\"step-"].iter().any(|needle| l.contains(needle))).count();
+        self.read += complete;
+        self.count
+    }
 }
 
 fn records(dir: &Path) -> Vec<journal::Record> {
@@ -176,17 +197,20 @@ struct Sweep {
 fn sweep(lab: &StandingLab, every: usize) -> Sweep {
     let mut next_kill = every;
     let executor_dir = lab.executor_dir();
+    let mut work = WorkRecords::default();
     sweep_killing(lab, &mut |killed| {
-        if let Some(records) = killed {
-            next_kill = records + every;
+        if killed.is_some() {
+            next_kill = work.now(&executor_dir) + every;
             return false;
         }
-        every > 0 && journal_lines(&executor_dir) >= next_kill
+        every > 0 && work.now(&executor_dir) >= next_kill
     })
 }
 
 /// [`sweep`], the executor SIGKILLed whenever `kill_now(None)` says so (asked every 5 ms while it
 /// runs); after each kill, `kill_now(Some(records))` is told how many records the journal holds.
+/// With `every` at 1 a kill lands after each record of work, so the run makes progress between
+/// kills.
 fn sweep_killing(lab: &StandingLab, kill_now: &mut dyn FnMut(Option<usize>) -> bool) -> Sweep {
     let started = Instant::now();
     let mut figures = Sweep::default();
