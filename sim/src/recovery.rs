@@ -246,6 +246,17 @@ pub fn worst_case_actions(c: &Cluster, t: &Topology) -> Option<Vec<Action>> {
     Some(actions)
 }
 
+/// Why the worst case cannot be carried out where it cannot: the source plan's worst case
+/// restores etcd onto the first master *and* rebuilds its VM from the hypervisor snapshot taken
+/// before anything changed it (its 0.1); with no snapshot taken there is nothing to rebuild from.
+pub fn worst_case_refusal(c: &Cluster, t: &Topology) -> Option<String> {
+    if c.vm_snapshot {
+        return None;
+    }
+    let m0 = t.name(t.existing_master());
+    Some(format!("no VM snapshot of {m0} has been taken: the worst case rebuilds its VM from one"))
+}
+
 /// Whether the state has lost quorum (so membership cannot change).
 pub fn quorum_lost(c: &Cluster) -> bool {
     !observe::quorum(c).holds()

@@ -172,7 +172,11 @@ pub(crate) fn rank_judging(
         .into_iter()
         .map(|(kind, actions)| {
             let documented = kind == documented;
-            run_candidate(c, t, kind, actions, documented, judge)
+            let mut candidate = run_candidate(c, t, kind, actions, documented, judge);
+            if candidate.kind == RecoveryKind::WorstCase && candidate.refused.is_none() {
+                candidate.refused = recovery::worst_case_refusal(c, t);
+            }
+            candidate
         })
         .collect();
     // Among recoveries that leave the same cluster, the documented one; then the fewest

@@ -117,3 +117,27 @@ fn the_cut_over_rollback_undoes_a_declared_but_unapplied_stale_record_deletion()
     assert!(end.dns_stale, "the stale record resolves");
     assert!(!end.dns_stale_deletion_declared, "the repo no longer declares the stale record's deletion");
 }
+
+#[test]
+fn the_worst_case_cannot_be_carried_out_without_the_vm_snapshot_it_rebuilds_from() {
+    for t in scenarios() {
+        let plan = planner::generate(&t);
+        let engine = Engine::new(&t, &plan, Recording::default());
+        let (_, states) = engine.track();
+        let snapshot_step = plan.steps.iter().position(|s| s.actions.contains(&Action::TakeVmSnapshot)).expect("the plan takes one");
+        let mut checked = 0;
+        for (point, state) in states.iter().filter(|(p, _)| p.step as usize > snapshot_step + 1) {
+            let step = point.step as usize;
+            let worst =
+                |c: &plan_model::cluster::Cluster| search::rank(c, &t, &plan, step).into_iter().find(|k| k.kind == RecoveryKind::WorstCase);
+            let Some(with) = worst(state).filter(|k| k.applicable()) else { continue };
+            let mut without = *state;
+            without.vm_snapshot = false;
+            let refused = worst(&without).expect("still weighed").refused.unwrap_or_default();
+            assert!(refused.contains("no VM snapshot"), "{} at {}: {refused}", t.scenario.name, plan.steps[step].id);
+            assert_eq!(with.actions, worst(&without).expect("weighed").actions);
+            checked += 1;
+        }
+        assert!(checked > 10, "{}: {checked} points where the worst case could be carried out", t.scenario.name);
+    }
+}
