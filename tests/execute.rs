@@ -389,7 +389,7 @@ fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("== Phase 4") && log.contains("-- 4.2 ") && log.contains("-- 4.3 "), "{log}");
     assert!(log.contains("-> ok on lab-cp-1 in "), "the end of 4.3's command, with its host and time: {log}");
-    assert!(shown.contains("The twin's recovery for this point: phase 4 rollback"), "{shown}");
+    assert!(shown.contains("The twin's recovery for this point: 1. phase 4 rollback"), "{shown}");
     for (name, _) in HOSTS {
         if name == MASTER {
             assert!(lab.kubelet_conf(name).contains(DIRECT), "{name} stays on its own apiserver: {}", lab.kubelet_conf(name));
