@@ -147,29 +147,35 @@ impl Drop for StandingLab {
     }
 }
 
-/// The journal's records of work (a step or command started or finished), counted as the journal
-/// grows without parsing it: read every few ms. A resume's own records (its start, the phase
-/// confirmed, what it observed) are not work: a sweep that counted them would kill every resume
-/// before it did anything, for ever.
+/// The journal's distinct records of work (a step or a command started or finished, told apart by
+/// step and command), counted as the journal grows: read every few ms, only its new complete
+/// lines parsed. A resume's own records (its start, the phase confirmed, what it observed) are not
+/// work, and neither is a step or command started again after a kill: a sweep that counted them
+/// would kill every resume before it got further, for ever (the first full sweep did, 1,900 times).
 #[derive(Default)]
 struct WorkRecords {
     read: usize,
-    count: usize,
+    seen: BTreeSet<(String, String, Option<u64>)>,
 }
 
 impl WorkRecords {
     fn now(&mut self, dir: &Path) -> usize {
         let text = std::fs::read(journal::journal_path(dir)).unwrap_or_default();
         if text.len() < self.read {
-            *self = WorkRecords::default();
+            // A resume moved a cut tail aside: read the journal again from its start.
+            self.read = 0;
         }
-        // Only complete lines; a line being written is read at the next look.
         let complete = text[self.read..].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let fresh = String::from_utf8_lossy(&text[self.read..self.read + complete]);
-        self.count +=
-            fresh.lines().filter(|l| ["\"event\":\"command-", "\"event\":\"step-"].iter().any(|needle| l.contains(needle))).count();
+        for line in String::from_utf8_lossy(&text[self.read..self.read + complete]).lines() {
+            let Ok(record) = serde_json::from_str::<Value>(line) else { continue };
+            let event = record["event"].as_str().unwrap_or_default();
+            if event.starts_with("command-") || event.starts_with("step-") {
+                let step = record["step"].as_str().unwrap_or_default().to_string();
+                self.seen.insert((event.to_string(), step, record["index"].as_u64()));
+            }
+        }
         self.read += complete;
-        self.count
+        self.seen.len()
     }
 }
 
