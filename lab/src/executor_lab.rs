@@ -546,8 +546,13 @@ esac
 # so the shim asks again (curl retries 503). A reset connection or an EOF (curl 35, 52, 56: a
 # backend going down behind the VIP) is retried for a read, as client-go does for a GET
 # (rest/request.go: IsConnectionReset or IsProbableEOF, Retry-After 1 s, at most 10 times);
-# a refused connection, or any failure of a write, fails at once.
-case "$words" in get\ *|wait\ *|logs\ *) tries=10 ;; *) tries=1 ;; esac
+# a refused connection, or any failure of a write, fails at once. The verb is the first word
+# that is neither a global flag nor its value (`kubectl -n kube-system get cm kubeadm-config`).
+verb=$(for a; do
+  [ -n "$value" ] && {{ value=""; continue; }}
+  case "$a" in -n|--namespace|-s|--server|--context|--kubeconfig) value=1 ;; -*) ;; *) echo "$a"; break ;; esac
+done)
+case "$verb" in get|wait|logs) tries=10 ;; *) tries=1 ;; esac
 until err=$(curl -sS -o /dev/null -f --max-time 3 --retry 5 --retry-delay 1 --cacert {root}/ca.crt "$server/readyz" 2>&1); do
   code=$?
   tries=$((tries - 1))
@@ -643,6 +648,39 @@ pub fn manifest(hosts: &FixtureHosts, t: &Topology, node: NodeIx) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read is retried on a reset connection as client-go retries a GET, whatever global flags
+    /// come before its verb (`kubectl -n kube-system get cm kubeadm-config`); a write is not.
+    #[test]
+    fn the_kubectl_shim_retries_a_read_after_its_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, bin) = (dir.path().join("root"), dir.path().join("bin"));
+        host::write_file(&root.join("kubeadm-config.yaml"), "controlPlaneEndpoint: k8s-api.lan:6443\n").unwrap();
+        host::write_file(&root.join(CLUSTER_DIR).join("nodes"), "k8s-master Ready control-plane\n").unwrap();
+        host::write_executable(&bin.join("kubectl"), &kubectl_shim(&root)).unwrap();
+        // curl: the first request reset by the peer (56), the others answered.
+        let calls = dir.path().join("calls");
+        let curl = format!(
+            "#!/bin/sh\necho x >> {calls}\n[ $(wc -l < {calls}) -gt 1 ] && exit 0\necho 'curl: (56) Recv failure: Connection reset by peer' >&2\nexit 56\n",
+            calls = calls.display()
+        );
+        host::write_executable(&bin.join("curl"), &curl).unwrap();
+        let kubectl = |args: &[&str]| {
+            std::fs::remove_file(&calls).ok();
+            let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+            let out = std::process::Command::new(bin.join("kubectl")).args(args).env("PATH", path).output().expect("the shim runs");
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+        };
+        let server = "--server=https://127.0.0.1:1";
+        let (code, stdout, stderr) = kubectl(&[server, "-n", "kube-system", "get", "cm", "kubeadm-config", "-o", "yaml"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains("controlPlaneEndpoint"), "{stdout}");
+        let (code, _, stderr) = kubectl(&[server, "get", "nodes"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let (code, _, stderr) = kubectl(&[server, "-n", "kube-system", "rollout", "restart", "daemonset/kube-proxy"]);
+        assert_eq!(code, Some(1), "a write is not retried: {stderr}");
+        assert!(stderr.contains("Connection reset by peer"), "{stderr}");
+    }
 
     #[test]
     fn by_hand_edits_change_the_files_they_name_and_nothing_else() {

@@ -406,7 +406,9 @@ impl Operation {
     /// leftovers cleaned up, its etcd member removed from the first master (found by its peer
     /// address: a member never started has no name; retried while etcd answers `unhealthy
     /// cluster`, as it does for a voter connected less than 5 s), then `kubeadm reset` on the
-    /// node. Both are no-ops where nothing is left. Empty for every other operation.
+    /// node. Both are no-ops where nothing is left; a member list that fails (etcd 3.5's is
+    /// linearizable: refused without quorum) fails the cleanup, it does not mean nothing is
+    /// left. Empty for every other operation.
     pub fn cut_cleanup(&self, t: &Topology) -> Vec<Command> {
         let w = Words { t };
         let Operation::Join { node } = self else { return Vec::new() };
@@ -414,7 +416,8 @@ impl Operation {
         let peer = format!("//{}:", w.address(node));
         let tries = MEMBER_REMOVE_WAIT_S / MEMBER_REMOVE_RETRY_S;
         let remove = format!(
-            "for i in $(seq {tries}); do id=$({ETCDCTL_LOCAL} member list | awk -F', ' -v peer='{peer}' 'index($4, peer) {{ print $1 }}'); \
+            "for i in $(seq {tries}); do list=$({ETCDCTL_LOCAL} member list) || exit 1; \
+             id=$(printf '%s\\n' \"$list\" | awk -F', ' -v peer='{peer}' 'index($4, peer) {{ print $1 }}'); \
              [ -n \"$id\" ] || exit 0; out=$({ETCDCTL_LOCAL} member remove \"$id\" 2>&1) && exit 0; \
              case \"$out\" in *'unhealthy cluster'*) sleep {MEMBER_REMOVE_RETRY_S} ;; *) break ;; esac; done; echo \"$out\" >&2; exit 1"
         );
