@@ -247,8 +247,9 @@ impl Runner<'_> {
         };
         let commands_ran = commands_ran(&progress, &halted.step);
         let (believed, observation) = self.believed(i, commands_ran > 0)?;
-        let (before, after) = (self.prediction.before(i), self.prediction.after(i));
-        let allowed: Vec<&Cluster> = if commands_ran > 0 { vec![before, after] } else { vec![before] };
+        // What ran may have left any state the step's actions pass through, as a resume allows.
+        let within = if commands_ran > 0 { self.prediction.within(self.t, self.plan, i) } else { vec![*self.prediction.before(i)] };
+        let allowed: Vec<&Cluster> = within.iter().collect();
         let drift = observation.map(|o| observe::drift(self.t, &o, &allowed)).unwrap_or_default();
         let undo = if commands_ran == 0 && drift.is_empty() { Undo::Nothing } else { Undo::Recoveries };
         let candidates = match undo {

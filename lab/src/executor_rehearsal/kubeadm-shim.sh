@@ -94,7 +94,12 @@ case "$*" in
       else
         echo "[reset] No etcd member with peer URL $peer: $list"
       fi
-      [ -r $member/pid ] && kill "$(cat $member/pid)" 2>/dev/null
+      if [ -r $member/pid ]; then
+        pid=$(cat $member/pid)
+        kill "$pid" 2>/dev/null
+        # The static pod is gone once etcd has exited (its ports free for a join again).
+        n=0; while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do /bin/sleep 0.1; n=$((n + 1)); done
+      fi
       rm -f $member/pid
       rm -rf $member/data
       echo "[reset] Deleted contents of the etcd data directory"

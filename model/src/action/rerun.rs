@@ -25,8 +25,9 @@ pub fn already_done(c: &Cluster, action: Action) -> bool {
 /// Whether node `x` holds what a `kubeadm join` cut off before its end leaves: its etcd member
 /// (added, perhaps started or promoted), its etcd running, or kubelet.conf, while its control
 /// plane is not up. kubeadm's preflight refuses to join such a node again
-/// (`[preflight] /etc/kubernetes/manifests/etcd.yaml already exists`, kubelet.conf likewise) and
-/// etcd refuses a second `member add` of its peer URL.
+/// (`[preflight] /etc/kubernetes/manifests/etcd.yaml already exists`, kubelet.conf likewise:
+/// docs/facts.md K9; kubeadm's own `member add` would accept the existing peer URL, the lab's
+/// plain `etcdctl member add` does not).
 pub fn cut_leftovers(c: &Cluster, x: NodeIx) -> bool {
     !c.control_plane.contains(x) && (c.members().contains(x) || c.etcd_started.contains(x) || c.joined.contains(x))
 }
