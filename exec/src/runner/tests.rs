@@ -20,9 +20,9 @@ impl Operator for Yes {
 }
 
 /// Records like [`Recorder`], and fails the first command of one step.
-struct FailsAt {
-    step: String,
-    inner: Recorder,
+pub(super) struct FailsAt {
+    pub(super) step: String,
+    pub(super) inner: Recorder,
 }
 
 impl Transport for FailsAt {

@@ -1,4 +1,4 @@
-use super::super::tests::{options, Yes};
+use super::super::tests::{options, FailsAt, Yes};
 use super::super::*;
 use super::*;
 use crate::target::HostTarget;
@@ -35,19 +35,6 @@ impl Transport for HostDown {
             return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() });
         }
         self.inner.read_file(host, path)
-    }
-}
-
-/// Records like [`Recorder`], and fails the first command of one step.
-struct FailsAt {
-    step: String,
-    inner: Recorder,
-}
-
-impl Transport for FailsAt {
-    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
-        let done = self.inner.run(place, request)?;
-        Ok(if request.step == self.step { Completed { exit: Some(1), ..done } } else { done })
     }
 }
 
