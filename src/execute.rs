@@ -281,14 +281,12 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
     let run_options = RunOptions {
         resume: options.resume,
         rerun_step: options.rerun_step,
-        observe: true,
-        command_timeout: timeout,
         check_passed: check.passed,
         override_check: options.override_check.clone(),
-        probes: options.observe.probes(Guard::from_env())?,
         host_wait: Duration::from_secs(parse_duration(&options.wait_for_host)? as u64),
         stop: Some(plan_exec::interrupt::install()),
         by_hand_done: options.by_hand_done,
+        ..RunOptions::new(timeout, options.observe.probes(Guard::from_env())?)
     };
     if !check.passed {
         crate::output::eprint(&format!(
@@ -607,18 +605,8 @@ fn dry_run(loaded: &Loaded, options: &ExecuteArgs, check: &CheckVerdict) -> Resu
     let mut recorder = Recorder { workstation: workstation.clone(), ..Recorder::default() };
     let mut journal = Journal::in_memory();
     let mut operator = DryRunOperator::default();
-    let run_options = RunOptions {
-        resume: false,
-        rerun_step: false,
-        observe: false,
-        command_timeout: Duration::from_secs(1),
-        check_passed: check.passed,
-        override_check: None,
-        probes: Probes::files_only(),
-        host_wait: Duration::ZERO,
-        stop: None,
-        by_hand_done: false,
-    };
+    let run_options =
+        RunOptions { observe: false, check_passed: check.passed, ..RunOptions::new(Duration::from_secs(1), Probes::files_only()) };
     let outcome =
         Runner::new(&loaded.topology, &loaded.plan, &mut recorder, &mut journal, &mut operator, run_options).run().map_err(exec_failure)?;
     debug_assert!(matches!(outcome, Outcome::Completed), "the recorder succeeds every command");

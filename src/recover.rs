@@ -50,18 +50,8 @@ fn parse_choice(text: &str) -> Result<usize, String> {
 
 /// The run options of a recovery: the hosts observed, no wait for a silent host.
 fn run_options(options: &RecoverArgs) -> Result<RunOptions, Failure> {
-    Ok(RunOptions {
-        resume: true,
-        rerun_step: false,
-        observe: true,
-        command_timeout: Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64),
-        check_passed: true,
-        override_check: None,
-        probes: options.observe.probes(Guard::from_env())?,
-        host_wait: Duration::ZERO,
-        stop: None,
-        by_hand_done: false,
-    })
+    let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
+    Ok(RunOptions { resume: true, ..RunOptions::new(timeout, options.observe.probes(Guard::from_env())?) })
 }
 
 /// The journal of `dir`, refused when it holds no run.
@@ -286,18 +276,7 @@ mod tests {
         for event in events {
             journal.append(event).expect("in memory");
         }
-        let options = RunOptions {
-            resume: true,
-            rerun_step: false,
-            observe: false,
-            command_timeout: Duration::from_secs(1),
-            check_passed: true,
-            override_check: None,
-            probes: Probes::files_only(),
-            host_wait: Duration::ZERO,
-            stop: None,
-            by_hand_done: false,
-        };
+        let options = RunOptions { resume: true, observe: false, ..RunOptions::new(Duration::from_secs(1), Probes::files_only()) };
         let proposal = Runner::new(t, plan, &mut Recorder::default(), &mut journal, &mut Listing, options).proposal().expect("a halt");
         proposal_text(&proposal)
     }

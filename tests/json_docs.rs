@@ -646,18 +646,7 @@ mod recover {
     }
 
     fn options(observe: bool) -> RunOptions {
-        RunOptions {
-            resume: observe,
-            rerun_step: false,
-            observe,
-            command_timeout: Duration::from_secs(1),
-            check_passed: true,
-            override_check: None,
-            probes: Probes::files_only(),
-            host_wait: Duration::ZERO,
-            stop: None,
-            by_hand_done: false,
-        }
+        RunOptions { resume: observe, observe, ..RunOptions::new(Duration::from_secs(1), Probes::files_only()) }
     }
 
     pub fn proposal() -> Proposal {

@@ -318,18 +318,7 @@ fn the_runner_halts_before_the_preflight_when_real_etcd_has_a_member_the_twin_ha
     let mut transport = HostsHere::new(etcd.dir.path());
     let mut journal = Journal::in_memory();
     let mut operator = Yes;
-    let options = RunOptions {
-        resume: false,
-        rerun_step: false,
-        observe: true,
-        command_timeout: Duration::from_secs(10),
-        check_passed: true,
-        override_check: None,
-        probes: etcd.probe(),
-        host_wait: std::time::Duration::ZERO,
-        stop: None,
-        by_hand_done: false,
-    };
+    let options = RunOptions::new(Duration::from_secs(10), etcd.probe());
     let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options).run().expect("the run ends");
     let Outcome::Halted(halt) = outcome else { panic!("expected a halt, got {outcome:?}") };
     assert_eq!(halt.step, "0.1");

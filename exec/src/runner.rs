@@ -72,6 +72,25 @@ pub struct RunOptions {
     pub by_hand_done: bool,
 }
 
+impl RunOptions {
+    /// A fresh run that reads the hosts through `probes`: not a resume, the check passed, no
+    /// wait for a silent host, no stop signal, nothing done by hand. Callers change what differs.
+    pub fn new(command_timeout: Duration, probes: Probes) -> RunOptions {
+        RunOptions {
+            resume: false,
+            rerun_step: false,
+            observe: true,
+            command_timeout,
+            check_passed: true,
+            override_check: None,
+            probes,
+            host_wait: Duration::ZERO,
+            stop: None,
+            by_hand_done: false,
+        }
+    }
+}
+
 /// Seconds between two looks at a host that did not answer, while it is waited for.
 pub const HOST_WAIT_POLL_S: u64 = 5;
 /// How long drift after a step is looked at again before the run halts on it (a node reports

@@ -33,18 +33,7 @@ impl Transport for FailsAt {
 }
 
 pub(super) fn options(resume: bool) -> RunOptions {
-    RunOptions {
-        resume,
-        rerun_step: false,
-        observe: false,
-        command_timeout: Duration::from_secs(1),
-        check_passed: true,
-        override_check: None,
-        probes: Probes::files_only(),
-        host_wait: Duration::ZERO,
-        stop: None,
-        by_hand_done: false,
-    }
+    RunOptions { resume, observe: false, ..RunOptions::new(Duration::from_secs(1), Probes::files_only()) }
 }
 
 /// The loopback scenario's hosts as the twin starts them, `silent` refusing SSH for its

@@ -157,14 +157,10 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
 
 fn options(rig: &Rig) -> RunOptions {
     let guard = Guard::LOOPBACK_ONLY;
-    RunOptions {
-        resume: false,
-        rerun_step: false,
-        observe: true,
-        command_timeout: Duration::from_secs(COMMAND_TIMEOUT_S),
-        check_passed: true,
-        override_check: None,
-        probes: Probes {
+    // The lab, as operator, waits for a rebooting host itself (and resumes the run): no host wait.
+    RunOptions::new(
+        Duration::from_secs(COMMAND_TIMEOUT_S),
+        Probes {
             etcd: Some(EtcdProbe { endpoint: lock(&rig.kubelet).etcd.all_client_urls().join(","), pki: None }),
             lb: Some(LbProbe { config: LB_CONFIG.to_string(), stats_socket: Some(LB_SOCKET.to_string()) }),
             // The operator's kubeconfig, the infra repo's: it moves to the VIP at 4.1.
@@ -177,11 +173,7 @@ fn options(rig: &Rig) -> RunOptions {
                 .map(|c| KubeconfigSource::File(rig.paths.infra_repo.join(&c.path))),
             guard,
         },
-        // The lab, as operator, waits for a rebooting host itself (and resumes the run).
-        host_wait: Duration::ZERO,
-        stop: None,
-        by_hand_done: false,
-    }
+    )
 }
 
 /// Under a fault, a halt is followed by the executor's recovery (`plan recover`), carried out by
