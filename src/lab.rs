@@ -285,10 +285,8 @@ pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
     if let Some(steps) = &args.via_execute {
         return rehearse_via_execute(loaded, steps, injection, args.format);
     }
-    // The walk's faults, refused before its lab starts.
-    if let Some(i) = injection {
-        rehearse::check_fault(&loaded.topology, i.fault).map_err(lab_failure)?;
-    }
+    // What the walk cannot rehearse is refused before its lab starts.
+    rehearse::check_rehearsable(&loaded.topology, injection).map_err(lab_failure)?;
     let mut lab = Lab::private(&loaded.topology, args.port_offset, false, SEED_KEYS).map_err(lab_failure)?;
     let report = rehearse::rehearse(&loaded.topology, &loaded.plan, &mut lab, injection).map_err(lab_failure)?;
     print_report(&report, args.format)?;

@@ -1,7 +1,7 @@
 //! A rehearsal: the twin's plan walked on a lab, etcd's part performed for real, the fault
 //! injected for real at the same point, and each observation set beside the twin's prediction.
 //!
-//! The walk is the twin's executor loop ([`plan_sim::run`]) with a lab underneath, and its
+//! The walk is the twin's executor loop ([`plan_sim::step`]) with a lab underneath, and its
 //! recoveries are the twin's policy ([`plan_sim::policy::recover`]) carried out here: every action
 //! is applied to the model; the actions that touch etcd (member add as learner or voter, start,
 //! promote, remove, `kubeadm reset`, force-new-cluster, snapshot restore, shutdown and boot of a master) also run
@@ -31,11 +31,13 @@ use plan_model::cluster::Cluster;
 use plan_model::fault::Fault;
 use plan_model::observe;
 use plan_model::plan::Plan;
+use plan_model::plan::Step;
 use plan_model::topology::{NodeIx, NodeSet, Topology};
-use plan_sim::policy::{self, Executor, Next};
+use plan_sim::policy::Executor;
 use plan_sim::recovery::RecoveryKind;
-use plan_sim::run::{Engine, EventKind, Halt, Injection, Outcome, Point, Recording};
+use plan_sim::run::{Engine, EventKind, Halt, Injection, Outcome, Recording};
 use plan_sim::search::Candidate;
+use plan_sim::step::{self, Place, Position};
 use std::time::Instant;
 
 mod backup;
@@ -67,6 +69,28 @@ pub fn check_fault(t: &Topology, fault: Fault) -> Result<(), LabError> {
         });
     }
     Ok(())
+}
+
+/// Whether the walk can rehearse `t` with `injection`, asked before its lab starts: the load
+/// balancer is one the lab replicates, and the fault one it injects for real ([`check_fault`]).
+///
+/// # Errors
+/// [`LabError::NotRehearsable`].
+pub fn check_rehearsable(t: &Topology, injection: Option<Injection>) -> Result<(), LabError> {
+    // One HAProxy at the VIP stands for a load balancer machine; a VIP that moves between
+    // masters (VRRP, kube-vip's lease) has no replica here yet.
+    let lb = &t.scenario.load_balancer;
+    if lb.kind.on_masters() {
+        return Err(LabError::NotRehearsable {
+            what: format!("load balancer kind {}", lb.kind.as_str()),
+            why: "the lab replicates a load balancer machine (pfsense-bootstrap, haproxy); keepalived and kube-vip are model-only"
+                .to_string(),
+        });
+    }
+    match injection {
+        Some(i) => check_fault(t, i.fault),
+        None => Ok(()),
+    }
 }
 
 /// What the lab does for an action, when it does anything.
@@ -227,16 +251,6 @@ impl<'a> Walk<'a> {
         };
         self.last_event = Instant::now();
         Ok(answer)
-    }
-
-    /// Applies `actions` in order, stopping at the first the lab or the model refuses.
-    fn apply_all(&mut self, actions: &[Action], step: &str) -> Result<Option<Refusal>, LabError> {
-        for &a in actions {
-            if let Err(refusal) = self.apply(a, step)? {
-                return Ok(Some(refusal));
-            }
-        }
-        Ok(None)
     }
 
     /// Applies one action to the shadow and, when it touches etcd, to the lab.
@@ -444,63 +458,39 @@ impl<'a> Walk<'a> {
         self.heal_due(step)
     }
 
-    /// The twin's executor loop over the plan, with at most one injection.
+    /// The twin's executor loop over the plan ([`step::run_to_end`]), with at most one
+    /// injection.
     fn run(&mut self, injection: Option<Injection>) -> Result<Outcome, LabError> {
-        let plan = self.plan;
-        let mut fired = injection.is_none();
-        let (mut step, mut k, mut skip_done, mut count) = (0usize, 0usize, false, 0u32);
-        let outcome = loop {
-            let Some(s) = plan.steps.get(step) else { break Outcome::Completed };
-            let halt = loop {
-                let point = Point { step: step as u16, action: k as u16 };
-                if let Some(injection) = injection.filter(|i| !fired && i.at == point) {
-                    fired = true;
-                    self.strike(injection.fault, &s.id)?;
-                }
-                self.heal_due(&s.id)?;
-                if k == 0 {
-                    if let Some(why) = policy::drift(&self.c, self.t) {
-                        break Some(Halt::Drift(why));
-                    }
-                }
-                let Some(&a) = s.actions.get(k) else { break None };
-                if skip_done && action::already_done(&self.c, a) {
-                    k += 1;
-                    continue;
-                }
-                let cleanup = if skip_done { action::cut_cleanup(&self.c, a) } else { Vec::new() };
-                if let Some(refusal) = self.apply_all(&cleanup, &s.id)? {
-                    break Some(Halt::Refused(refusal));
-                }
-                if let Err(refusal) = self.apply(a, &s.id)? {
-                    break Some(Halt::Refused(refusal));
-                }
-                k += 1;
-            };
-            match halt {
-                None => {
-                    step += 1;
-                    k = 0;
-                    skip_done = false;
-                }
-                Some(halt) => {
-                    let lab = format!("halt: {halt}");
-                    self.event(&s.id, "the executor halts", "(see outcome)".to_string(), lab);
-                    match policy::recover(self, self.t, plan, step, &halt, &mut count)? {
-                        Next::Retry => {
-                            skip_done = true;
-                            k = 0;
-                        }
-                        Next::Stop(outcome) => break outcome,
-                    }
-                }
-            }
-        };
-        if !self.pending.is_empty() {
-            let last = plan.steps.last().map(|s| s.id.clone()).unwrap_or_default();
-            self.wait_for_pending(&last)?;
-        }
-        Ok(outcome)
+        let schedule: Vec<Injection> = injection.into_iter().collect();
+        step::run_to_end(self, self.t, self.plan, Position::default(), &schedule)
+    }
+}
+
+/// The walk runs the twin's loop with the lab underneath: a step's actions as recovery actions
+/// are, a fault struck for real.
+impl Place for Walk<'_> {
+    fn strike(&mut self, fault: Fault, step: &str) -> Result<(), LabError> {
+        Walk::strike(self, fault, step)
+    }
+
+    fn heal_due(&mut self, step: &str) -> Result<(), LabError> {
+        Walk::heal_due(self, step)
+    }
+
+    fn act(&mut self, a: Action, step: &str, _kind: EventKind) -> Result<Result<(), Refusal>, LabError> {
+        Walk::apply(self, a, step)
+    }
+
+    /// The model's clock moves on by the step's time beyond its actions, as the twin's; the lab
+    /// does not wait it out.
+    fn step_done(&mut self, s: &Step) -> Result<(), LabError> {
+        self.c.clock_s = self.c.clock_s.saturating_add(step::rest_of_step_s(s));
+        Ok(())
+    }
+
+    fn halting(&mut self, step: &str, halt: &Halt) -> Result<(), LabError> {
+        self.event(step, "the executor halts", "(see outcome)".to_string(), format!("halt: {halt}"));
+        Ok(())
     }
 }
 
@@ -592,19 +582,7 @@ fn short(op: LabOp, t: &Topology) -> String {
 /// A fault the lab cannot inject ([`check_fault`]), or the lab failing underneath (a process
 /// that does not start, etcdctl missing). Disagreements are not errors: they are in the report.
 pub fn rehearse(t: &Topology, plan: &Plan, lab: &mut Lab, injection: Option<Injection>) -> Result<FidelityReport, LabError> {
-    // One HAProxy at the VIP stands for a load balancer machine; a VIP that moves between
-    // masters (VRRP, kube-vip's lease) has no replica here yet.
-    let lb = &t.scenario.load_balancer;
-    if lb.kind.on_masters() {
-        return Err(LabError::NotRehearsable {
-            what: format!("load balancer kind {}", lb.kind.as_str()),
-            why: "the lab replicates a load balancer machine (pfsense-bootstrap, haproxy); keepalived and kube-vip are model-only"
-                .to_string(),
-        });
-    }
-    if let Some(i) = injection {
-        check_fault(t, i.fault)?;
-    }
+    check_rehearsable(t, injection)?;
     let twin_start = Instant::now();
     let schedule: Vec<Injection> = injection.into_iter().collect();
     let prediction = Engine::new(t, plan, Recording::default()).run(&schedule);

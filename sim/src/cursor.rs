@@ -1,28 +1,11 @@
 //! Where a run is, enough to go on from there, and the no-fault run others may rejoin.
 
 use crate::run::{Broken, Engine, Outcome, Point, Run};
+use crate::step::Position;
 use plan_model::action;
 use plan_model::cluster::Cluster;
 use plan_model::fault::Fault;
 use plan_model::topology::NodeSet;
-
-/// Where the executor is in the plan, besides the state: with it, enough to go on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Position {
-    pub step: usize,
-    /// The next action of the step (0: the step boundary).
-    pub k: usize,
-    /// Re-running a step after a halt or a crash: actions already done are skipped.
-    pub skip_done: bool,
-    /// Recoveries taken so far (bounded by `policy::RECOVERIES_MAX`).
-    pub recoveries: u32,
-}
-
-impl Position {
-    pub fn point(&self) -> Point {
-        Point { step: self.step as u16, action: self.k as u16 }
-    }
-}
 
 /// Where a run is: enough to continue it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

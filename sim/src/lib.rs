@@ -8,3 +8,4 @@ pub mod policy;
 pub mod recovery;
 pub mod run;
 pub mod search;
+pub mod step;

@@ -7,8 +7,9 @@
 //! phase's rollback, quorum recovery, and last the worst-case restore. Every recovery action is a
 //! model transition too.
 
-use crate::policy::{self, Dominated, Executor, Next};
+use crate::policy::{self, Dominated, Executor};
 use crate::recovery::RecoveryKind;
+use crate::step::{self, Place};
 use plan_model::action::{self, Action, Refusal};
 use plan_model::cluster::Cluster;
 use plan_model::diff;
@@ -21,8 +22,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
-pub(crate) use crate::cursor::Position;
 pub use crate::cursor::{Cursor, Track};
+pub(crate) use crate::step::{Flow, Position};
 
 /// A place in the plan: before action `action` of step `step` (`action` 0 is the step boundary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -259,21 +260,6 @@ impl Break {
     }
 }
 
-/// How far one action moved a step.
-enum Progress {
-    Moved,
-    /// Past its last action.
-    StepDone,
-}
-
-/// What one pass of the executor's loop leads to.
-pub(crate) enum Flow {
-    /// The loop goes on from the new position.
-    Next,
-    /// The run is over.
-    Stop(Outcome),
-}
-
 impl<'e, 'a> Run<'e, 'a> {
     pub(crate) fn t(&self) -> &'a Topology {
         self.engine.t
@@ -463,12 +449,10 @@ impl<'e, 'a> Run<'e, 'a> {
         }
     }
 
-    /// The part of a step's estimated duration its actions do not account for (reading
-    /// output, editing, waiting for pods) passes once the step is done, so the clock, the
-    /// TTLs and the plan's total agree with `plan show`.
+    /// The part of a step's estimated duration its actions do not account for passes once the
+    /// step is done ([`step::rest_of_step_s`]).
     fn finish_step_time(&mut self, s: &plan_model::plan::Step) {
-        let actions_s: u32 = s.actions.iter().map(|a| a.duration_s()).sum();
-        let rest = s.duration_s.saturating_sub(actions_s);
+        let rest = step::rest_of_step_s(s);
         if rest > 0 {
             if self.engine.recording.downtime {
                 let state = self.c;
@@ -491,16 +475,6 @@ impl<'e, 'a> Run<'e, 'a> {
             self.note(step, EventKind::Wait, format!("wait {} for the fault to clear", plan_model::plan::format_duration(wait)));
         }
         self.heal_due(step);
-    }
-
-    /// The halt is recorded (the first one is the run's), then the policy chooses.
-    fn recover(&mut self, step: usize, halt: Halt, count: &mut u32) -> Next {
-        let next = match policy::recover(self, self.engine.t, self.engine.plan, step, &halt, count) {
-            Ok(next) => next,
-            Err(never) => match never {},
-        };
-        self.halts.push((step, halt));
-        next
     }
 
     /// A run of `engine` from `cursor`, nothing recorded yet.
@@ -527,90 +501,13 @@ impl<'e, 'a> Run<'e, 'a> {
         }
     }
 
-    /// One pass of the executor's loop at `pos` (a step that exists): strikes the injections
-    /// due here, ends the faults that are over, then runs the next action, or halts and
-    /// recovers.
+    /// One pass of the executor's loop at `pos` ([`step::iterate`]) on the model.
     pub(crate) fn iterate(&mut self, pos: &mut Position, schedule: &[Injection], fired: &mut [bool]) -> Flow {
-        let engine = self.engine;
-        let s = &engine.plan.steps[pos.step];
-        let point = pos.point();
-        let mut halfway = false;
-        let mut crashed = false;
-        for (i, injection) in schedule.iter().enumerate() {
-            if !fired[i] && injection.at == point {
-                fired[i] = true;
-                match injection.fault {
-                    Fault::StepFailsHalfway => halfway = true,
-                    Fault::ExecutorCrash => crashed = true,
-                    fault => self.strike(fault, &s.id),
-                }
-            }
+        let (t, plan) = (self.engine.t, self.engine.plan);
+        match step::iterate(self, t, plan, pos, schedule, fired) {
+            Ok(flow) => flow,
+            Err(never) => match never {},
         }
-        self.heal_due(&s.id);
-        if crashed {
-            if self.engine.recording.events {
-                self.note(&s.id, EventKind::Fault, "FAULT: executor crashes; on restart it resumes the step from its journal".to_string());
-            }
-            self.recoveries.push(RecoveryKind::Resume);
-            pos.k = 0;
-            pos.skip_done = true;
-            return Flow::Next;
-        }
-        let progress = if halfway {
-            if self.engine.recording.events {
-                self.note(&s.id, EventKind::Fault, "FAULT: the step fails half-way".to_string());
-            }
-            Err(Halt::HalfWay)
-        } else {
-            self.next_action(pos, schedule.is_empty())
-        };
-        match progress {
-            Ok(Progress::StepDone) => {
-                self.finish_step_time(s);
-                *pos = Position { step: pos.step + 1, k: 0, skip_done: false, recoveries: pos.recoveries };
-                Flow::Next
-            }
-            Ok(Progress::Moved) => Flow::Next,
-            Err(halt) => match self.recover(pos.step, halt, &mut pos.recoveries) {
-                Next::Retry => {
-                    pos.skip_done = true;
-                    pos.k = 0;
-                    Flow::Next
-                }
-                Next::Stop(outcome) => Flow::Stop(outcome),
-            },
-        }
-    }
-
-    /// The drift check at a step boundary, then the action at `pos` (skipped when a re-run finds
-    /// it done), and `pos.k` moves past it; past the last action, the step is done.
-    fn next_action(&mut self, pos: &mut Position, no_fault: bool) -> Result<Progress, Halt> {
-        let engine = self.engine;
-        let s = &engine.plan.steps[pos.step];
-        if pos.k == 0 {
-            if let Some(drift) = policy::Drift::of(&self.c) {
-                return Err(Halt::Drift(engine.drifts.of(drift).to_string()));
-            }
-        }
-        let Some(&a) = s.actions.get(pos.k) else {
-            return Ok(Progress::StepDone);
-        };
-        if pos.skip_done && action::already_done(&self.c, a) {
-            pos.k += 1;
-            return Ok(Progress::Moved);
-        }
-        if pos.skip_done {
-            // A re-run finds what a cut join left: cleaned up first, as the executor does.
-            for cleanup in action::cut_cleanup(&self.c, a) {
-                self.apply(cleanup, &s.id, EventKind::Recovery).map_err(Halt::Refused)?;
-            }
-        }
-        self.apply(a, &s.id, EventKind::Action).map_err(Halt::Refused)?;
-        if engine.recording.downtime && no_fault {
-            self.note_undeclared(pos.k + 1 < s.actions.len() && s.disruption.is_some(), &s.id);
-        }
-        pos.k += 1;
-        Ok(Progress::Moved)
     }
 
     /// Availability broken between steps of a run without faults, outside a declared window.
@@ -720,6 +617,44 @@ impl Executor for Run<'_, '_> {
             Some(rankings) => rankings.rank(c, t, plan, step),
             None => crate::search::rank(c, t, plan, step).into(),
         }
+    }
+}
+
+/// The twin's loop runs on the model alone.
+impl Place for Run<'_, '_> {
+    fn strike(&mut self, fault: Fault, step: &str) -> Result<(), Infallible> {
+        Run::strike(self, fault, step);
+        Ok(())
+    }
+
+    fn heal_due(&mut self, step: &str) -> Result<(), Infallible> {
+        Run::heal_due(self, step);
+        Ok(())
+    }
+
+    fn act(&mut self, a: Action, step: &str, kind: EventKind) -> Result<Result<(), Refusal>, Infallible> {
+        Ok(Run::apply(self, a, step, kind))
+    }
+
+    /// Found without words, worded from the engine's table.
+    fn drift(&self, _t: &Topology) -> Option<String> {
+        policy::Drift::of(&self.c).map(|drift| self.engine.drifts.of(drift).to_string())
+    }
+
+    fn step_done(&mut self, s: &plan_model::plan::Step) -> Result<(), Infallible> {
+        self.finish_step_time(s);
+        Ok(())
+    }
+
+    fn action_done(&mut self, s: &plan_model::plan::Step, k: usize, no_fault: bool) {
+        if self.engine.recording.downtime && no_fault {
+            self.note_undeclared(k + 1 < s.actions.len() && s.disruption.is_some(), &s.id);
+        }
+    }
+
+    /// The halt is recorded (the first one is the run's).
+    fn halted(&mut self, step: usize, halt: Halt) {
+        self.halts.push((step, halt));
     }
 }
 
