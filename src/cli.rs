@@ -46,9 +46,9 @@ pub enum Command {
     /// The twin's ranked recoveries for the point where an execution halted: list them, or carry out the best or the one chosen.
     #[command(visible_alias = "rollback")]
     Recover(crate::recover::RecoverArgs),
-    /// A loopback replica of the scenario from real processes (etcd, HAProxy): up, down, status.
+    /// A loopback replica of the scenario kept up for `plan execute` (sshd hosts, real etcd and HAProxy, stand-ins): up, status, by-hand, down.
     Lab(crate::lab::LabArgs),
-    /// Walk the plan on a fresh lab with real etcd, inject the fault for real, compare with the twin.
+    /// Run the plan through the executor on a fresh lab, strike the fault for real, compare with the twin (--walk: the twin's actions on real etcd alone).
     Rehearse(crate::lab::RehearseArgs),
     /// Write a starter scenario from flags, or from a live cluster read read-only (--from-cluster).
     Init(crate::init::InitArgs),

@@ -28,25 +28,29 @@ pub struct LabArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LabAction {
-    /// Start the scenario's "before" control plane on loopback: the existing master's etcd, HAProxy at the VIP.
+    /// Start the lab and keep it up for `plan execute` from another shell, exactly as against real
+    /// hosts: an sshd host per machine, real etcd and HAProxy, apiserver and kubelet stand-ins,
+    /// the kubeadm, kubectl and hypervisor shims; it prints the `plan execute` line.
     Up {
-        /// Added to every port (etcd 2379/2380, the VIP port), so labs can run side by side.
-        #[arg(long, default_value_t = 20000)]
-        port_offset: u16,
-        /// Do not start HAProxy.
-        #[arg(long, conflicts_with = "via_execute")]
-        no_haproxy: bool,
-        /// Start the executor's lab instead (an sshd host per machine, real etcd and HAProxy,
-        /// apiserver and kubelet stand-ins, shims) and keep it up for `plan execute` run from
-        /// another shell; it prints that command. Default state directory:
-        /// $TMPDIR/plan-lab/<scenario name>-via-execute.
+        /// The walk's lab instead: the existing master's etcd and HAProxy at the VIP, driven from
+        /// the twin's actions (`plan lab status` reads it); default state directory:
+        /// $TMPDIR/plan-lab/<scenario name>-walk.
         #[arg(long)]
+        walk: bool,
+        /// With --walk: added to every port (etcd 2379/2380, the VIP port), so labs can run side by side.
+        #[arg(long, default_value_t = 20000, requires = "walk")]
+        port_offset: u16,
+        /// With --walk: do not start HAProxy.
+        #[arg(long, requires = "walk")]
+        no_haproxy: bool,
+        /// What `plan lab up` does without --walk (kept for scripts written before it was the default).
+        #[arg(long, hide = true, conflicts_with = "walk")]
         via_execute: bool,
     },
-    /// Carry out, on a lab up with --via-execute, the by-hand work its executor's run waits for
+    /// Carry out, on a lab up with `plan lab up`, the by-hand work its executor's run waits for
     /// or halted at (an infra-repo edit, the kubeadm configuration), as a person would.
     ByHand,
-    /// The standing lab's own process (started by `plan lab up --via-execute`).
+    /// The standing lab's own process (started by `plan lab up`).
     #[command(hide = true)]
     Serve,
     /// Stop every process of the lab and remove its data.
@@ -66,32 +70,36 @@ pub struct RehearseArgs {
     /// Where: a step id (after its first action), STEP@N (after its N-th action), STEP@0 (its start).
     #[arg(long, value_name = "STEP")]
     pub at: Option<String>,
-    /// crash (SIGKILL of the node's etcd; default), reboot (SIGKILL, started again when the twin's
-    /// reboot is over), partition (SIGSTOP, then SIGCONT), lb-reload (HAProxy reset to the declared
-    /// pool, no --fail); with --via-execute: crash, reboot, operator-away (the lab's clock jumps
-    /// --for, default 3h: kubeadm's TTLs expire).
+    /// crash (the host's sshd and every process on it SIGKILLed; default), reboot (the same, then
+    /// the host boots again and the run resumes), partition (the host's processes SIGSTOPped until
+    /// the fault is over), operator-away (the lab's clock jumps --for, default 3h: kubeadm's TTLs
+    /// expire); with --walk: crash, reboot, partition (on the master's etcd) and lb-reload (HAProxy
+    /// reset to the declared pool, no --fail).
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
-    /// How long the fault lasts in the twin's clock (90s, 10m); the lab does not wait it out.
+    /// How long the fault lasts in the twin's clock (90s, 10m).
     #[arg(long = "for", value_name = "DURATION")]
     pub lasts: Option<String>,
-    /// Added to every lab port; the rehearsal's own lab is separate from `plan lab up`'s.
-    #[arg(long, default_value_t = 21000)]
-    pub port_offset: u16,
-    /// Leave the rehearsed lab running (its directory is printed) for `plan lab status --state-dir`.
-    #[arg(long)]
-    pub keep: bool,
-    /// Run the plan through the executor (`plan execute`'s runner, over SSH on fixture hosts for
-    /// every machine, with real etcd and HAProxy and kubeadm/kubectl/terragrunt shims) instead of
-    /// the walk; a scenario off loopback is moved onto it (10.0.20.100 -> 127.0.20.100). Without a
-    /// list (or `all`): every step; with a list (`0.2,0.3,0.4`): those steps, from where the whole
-    /// plan stands before the first. With `--fail NODE --at STEP`: the whole plan, the host
-    /// crashing for real at that point (its sshd and every process on it SIGKILLed), then the
-    /// executor's recovery (`plan recover`); with `--fault reboot` the host boots again and the
-    /// run resumes (`plan execute --resume`).
-    #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default",
-          conflicts_with_all = ["keep"])]
+    /// The plan through the executor (the default): `plan execute`'s runner over SSH on a lab
+    /// host for every machine, with real etcd and HAProxy, apiserver and kubelet stand-ins and
+    /// kubeadm/kubectl/hypervisor shims; a scenario off loopback is moved onto it (10.0.20.100 ->
+    /// 127.N.20.100). Without a list (or `all`): every step; with a list (`0.2,0.3,0.4`): those
+    /// steps, from where the whole plan stands before the first. With `--fail NODE --at STEP`: the
+    /// whole plan, the fault struck for real at that point, then the executor's recovery (`plan
+    /// recover`), or with a reboot the run resumed (`plan execute --resume`).
+    #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default")]
     pub via_execute: Option<String>,
+    /// The walk instead: the twin's actions carried out on real etcd and HAProxy (no SSH, no
+    /// kubeadm), for what the executor's lab cannot inject yet: lb-reload, a point inside a
+    /// command (STEP@N), the worst case's snapshot restore.
+    #[arg(long, conflicts_with = "via_execute")]
+    pub walk: bool,
+    /// With --walk: added to every lab port; the rehearsal's own lab is separate from `plan lab up --walk`'s.
+    #[arg(long, default_value_t = 21000, requires = "walk")]
+    pub port_offset: u16,
+    /// With --walk: leave the rehearsed lab running (its directory is printed) for `plan lab status --state-dir`.
+    #[arg(long, requires = "walk")]
+    pub keep: bool,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 }
@@ -107,20 +115,23 @@ fn default_state_dir(loaded: &Loaded) -> PathBuf {
     std::env::temp_dir().join("plan-lab").join(name)
 }
 
-fn standing_state_dir(loaded: &Loaded) -> PathBuf {
+/// Where the walk's lab (`plan lab up --walk`) is kept by default.
+fn walk_state_dir(loaded: &Loaded) -> PathBuf {
     let mut dir = default_state_dir(loaded).into_os_string();
-    dir.push("-via-execute");
+    dir.push("-walk");
     PathBuf::from(dir)
 }
 
 pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
-    let via_execute = matches!(args.action, LabAction::Up { via_execute: true, .. } | LabAction::Serve | LabAction::ByHand);
+    let walk_up = matches!(args.action, LabAction::Up { walk: true, .. });
     let down_or_status = matches!(args.action, LabAction::Down | LabAction::Status { .. });
     let dir = match &args.state_dir {
         Some(dir) => dir.clone(),
-        None if via_execute => standing_state_dir(loaded),
-        // down and status find a standing lab of the scenario in its default directory too.
-        None if down_or_status && lab_standing::recorded(&standing_state_dir(loaded)) => standing_state_dir(loaded),
+        None if walk_up => walk_state_dir(loaded),
+        // down and status find the walk's lab of the scenario in its default directory too.
+        None if down_or_status && !lab_standing::recorded(&default_state_dir(loaded)) && walk_state_dir(loaded).exists() => {
+            walk_state_dir(loaded)
+        }
         None => default_state_dir(loaded),
     };
     // In full and without a trailing `/` or `.`, as the lab process is given it: `./lab`,
@@ -141,13 +152,13 @@ pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
         };
     }
     match &args.action {
-        LabAction::Up { via_execute: true, .. } => lab_standing::up(loaded, &dir),
+        LabAction::Up { walk: false, .. } => lab_standing::up(loaded, &dir),
         LabAction::Serve => lab_standing::serve(loaded, &dir),
         LabAction::ByHand => match Standing::read(&dir)? {
             Some(standing) => lab_standing::by_hand(&dir, &standing),
-            None => Err(Failure::Input(format!("lab: no lab up with --via-execute in {}", dir.display()))),
+            None => Err(Failure::Input(format!("lab: no lab up with `plan lab up` in {}", dir.display()))),
         },
-        LabAction::Up { port_offset, no_haproxy, .. } => {
+        LabAction::Up { walk: true, port_offset, no_haproxy, .. } => {
             let options = LabOptions {
                 state_dir: dir,
                 offset: *port_offset,
@@ -260,7 +271,7 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
     Ok(Some(Injection { at, fault }))
 }
 
-/// `plan rehearse --via-execute`: the plan (or a slice of it) through the executor, beside the twin.
+/// `plan rehearse`: the plan (or a slice of it) through the executor, beside the twin.
 fn rehearse_via_execute(loaded: &Loaded, steps: &str, injection: Option<Injection>, format: ReportFormat) -> Result<(), Failure> {
     let steps: Vec<String> = if steps == "default" {
         executor_rehearsal::SLICE_DEFAULT.iter().map(|s| s.to_string()).collect()
@@ -282,7 +293,8 @@ fn rehearse_via_execute(loaded: &Loaded, steps: &str, injection: Option<Injectio
 
 pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
     let injection = injection(loaded, args)?;
-    if let Some(steps) = &args.via_execute {
+    if !args.walk {
+        let steps = args.via_execute.as_deref().unwrap_or("default");
         return rehearse_via_execute(loaded, steps, injection, args.format);
     }
     // What the walk cannot rehearse is refused before its lab starts.

@@ -42,9 +42,11 @@ fn lab_binaries(haproxy: bool) -> bool {
 /// the 3 written after it.
 const ALL_KEYS: &str = "10 of 10 keys from before the backup, 3 of 3 written after it";
 
-/// Runs `plan rehearse --format json` and returns the exit code and the report.
+/// Runs `plan rehearse --walk --format json` and returns the exit code and the report.
 fn rehearse(args: &[&str]) -> (i32, Value) {
     let mut all: Vec<&str> = args.to_vec();
+    let at = all.iter().position(|a| *a == "rehearse").expect("a rehearse command") + 1;
+    all.insert(at, "--walk");
     all.extend(["--format", "json"]);
     let out = plan(&all);
     let report = serde_json::from_str(&out.stdout)
@@ -220,14 +222,14 @@ fn lab_up_status_down_across_invocations_with_haproxy_at_the_vip() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().display().to_string();
-    let up = plan(&["lab", "up", "--state-dir", &state, "--port-offset", &offset(3)]);
+    let up = plan(&["lab", "up", "--walk", "--state-dir", &state, "--port-offset", &offset(3)]);
     assert_eq!(up.code, 0, "{}{}", up.stdout, up.stderr);
     assert!(up.stdout.contains("10.0.20.100 -> 127.0.20.100"), "{}", up.stdout);
-    let again = plan(&["lab", "up", "--state-dir", &state, "--port-offset", &offset(3)]);
+    let again = plan(&["lab", "up", "--walk", "--state-dir", &state, "--port-offset", &offset(3)]);
     assert_eq!(again.code, 2, "a second lab in the same directory is refused: {}", again.stderr);
     assert!(again.stderr.contains("already up"), "{}", again.stderr);
     let elsewhere = dir.path().join("second").display().to_string();
-    let clash = plan(&["lab", "up", "--state-dir", &elsewhere, "--port-offset", &offset(3)]);
+    let clash = plan(&["lab", "up", "--walk", "--state-dir", &elsewhere, "--port-offset", &offset(3)]);
     assert_eq!(clash.code, 2, "a second lab on the same ports is refused: {}", clash.stderr);
     assert!(clash.stderr.contains("in use"), "{}", clash.stderr);
 
@@ -328,35 +330,45 @@ fn the_linux_haproxy_profile_reloads_gracefully_and_the_probe_sees_no_gap() {
 
 #[test]
 fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
-    // Refused before any process starts, so no etcd is needed.
-    let out = plan(&["rehearse", "--fault", "lb-reboot", "--at", "2.5"]);
+    // Refused before any process starts, so no etcd is needed. The walk:
+    let out = plan(&["rehearse", "--walk", "--fault", "lb-reboot", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("cannot inject lb-reboot"), "{}", out.stderr);
-    let out = plan(&["rehearse", "--fault", "lb-reload", "--fail", "master-2", "--at", "2.5"]);
+    let out = plan(&["rehearse", "--walk", "--fault", "lb-reload", "--fail", "master-2", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("strikes no node"), "{}", out.stderr);
-    let out = plan(&["rehearse", "--fail", "node1", "--at", "2.5"]);
+    let out = plan(&["rehearse", "--walk", "--fail", "node1", "--at", "2.5"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("not a master"), "{}", out.stderr);
-    let out = plan(&["rehearse", "--fail", "master-2"]);
+    let out = plan(&["rehearse", "--walk", "--fail", "master-2"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("--at"), "{}", out.stderr);
-    let out = plan(&["rehearse", "--fail", "master-9", "--at", "2.5"]);
+    let out = plan(&["rehearse", "--walk", "--fail", "master-9", "--at", "2.5"]);
     assert_eq!(out.code, 2);
+    let out = plan(&["rehearse", "--walk", "--fault", "operator-away", "--at", "2.5@0"]);
+    assert_eq!(out.code, 2, "the walk has no clock to jump: {}", out.stderr);
+    assert!(out.stderr.contains("without --walk"), "{}", out.stderr);
     let out = plan(&["lab", "status", "--state-dir", "/nonexistent/plan-lab"]);
     assert_eq!(out.code, 2);
-    // Through the executor: crash, reboot, partition and a clock jump, at a point its commands have.
-    let out = plan(&["rehearse", "--via-execute", "--fault", "lb-reload", "--at", "2.5"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("injects crash, reboot"), "{}", out.stderr);
-    let out = plan(&["rehearse", "--via-execute", "--fault", "reboot", "--fail", "master-2", "--at", "2.5"]);
+    // Through the executor (the default): crash, reboot, partition and a clock jump, at a point
+    // its commands have; `--via-execute` says the same.
+    for through in [None, Some("--via-execute")] {
+        let mut args: Vec<&str> = vec!["rehearse"];
+        args.extend(through);
+        let out = plan(&[&args[..], &["--fault", "lb-reload", "--at", "2.5"]].concat());
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains("injects crash, reboot") && out.stderr.contains("--walk"), "{}", out.stderr);
+    }
+    let out = plan(&["rehearse", "--fault", "reboot", "--fail", "master-2", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("not inside kubeadm join"), "{}", out.stderr);
-    let out = plan(&["rehearse", "--fault", "operator-away", "--at", "2.5@0"]);
-    assert_eq!(out.code, 2, "the walk has no clock to jump: {}", out.stderr);
-    let out = plan(&["rehearse", "--via-execute", "--fail", "master", "--at", "0.2@1"]);
+    let out = plan(&["rehearse", "--fail", "master", "--at", "0.2@1"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("no command ends right after"), "{}", out.stderr);
+    // The walk's own options are refused without it.
+    let out = plan(&["rehearse", "--keep"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--walk"), "{}", out.stderr);
     let out = plan(&["rehearse", "--via-execute=2.3,2.4,2.5", "--fail", "master-2", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("during the whole plan"), "{}", out.stderr);
@@ -368,7 +380,7 @@ fn scenarios_whose_addresses_clash_on_loopback_are_refused() {
     let text = include_str!("../scenarios/homelab.yaml").replace("address: 10.0.20.110", "address: 10.9.20.100");
     let path = common::write(dir.path(), "clash.yaml", &text);
     let state = dir.path().join("lab").display().to_string();
-    let out = plan(&["--scenario", &path, "lab", "up", "--state-dir", &state, "--port-offset", &offset(5)]);
+    let out = plan(&["--scenario", &path, "lab", "up", "--walk", "--state-dir", &state, "--port-offset", &offset(5)]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("127.0.20.100"), "{}", out.stderr);
 }
@@ -456,12 +468,14 @@ fn rehearse_scenario_via_execute(
         eprintln!("skipping: {e} (not CI)");
         return None;
     }
-    let flag = steps.map_or("--via-execute".to_string(), |s| format!("--via-execute={s}"));
+    // The whole plan is what `plan rehearse` does by default; a slice is `--via-execute=STEPS`.
+    let flag = steps.map(|s| format!("--via-execute={s}"));
     let plan_args = plan_file.map_or(Vec::new(), |file| vec!["--plan", file]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plan"))
         .args(scenario_args)
         .args(plan_args)
-        .args(["rehearse", &flag])
+        .arg("rehearse")
+        .args(flag)
         .args(extra)
         .args(["--format", "json"])
         .env("PLAN_LOOPBACK_ONLY", "1")

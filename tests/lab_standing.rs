@@ -1,4 +1,4 @@
-//! The standing lab (`plan lab up --via-execute`) driven by `plan execute` from another process,
+//! The standing lab (`plan lab up`) driven by `plan execute` from another process,
 //! as against real hosts: the executor SIGKILLed at journal records (between commands and inside
 //! them), resumed each time, its by-hand work done with `plan lab by-hand` and confirmed with
 //! `--resume --by-hand-done`. The run must complete with no command that may not run twice run
@@ -53,7 +53,7 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A lab up with `plan lab up --via-execute`, brought down when dropped (also when a test fails).
+/// A lab up with `plan lab up`, brought down when dropped (also when a test fails).
 struct StandingLab {
     dir: PathBuf,
     /// Removed when the lab is dropped (after its `down`), unless a later lab takes it over.
@@ -77,8 +77,8 @@ impl StandingLab {
 
     fn start(scenario_file: &str, dir: PathBuf, keep: tempfile::TempDir) -> StandingLab {
         let dir_text = dir.display().to_string();
-        let out = run(&["--scenario", scenario_file, "lab", "up", "--via-execute", "--state-dir", &dir_text]);
-        assert!(out.status.success(), "plan lab up --via-execute: {}", text(&out));
+        let out = run(&["--scenario", scenario_file, "lab", "up", "--state-dir", &dir_text]);
+        assert!(out.status.success(), "plan lab up: {}", text(&out));
         let standing: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("standing.json")).expect("standing.json")).expect("it is JSON");
         StandingLab { dir, keep: Some(keep), standing, down: false }
@@ -515,6 +515,7 @@ fn a_killed_standing_lab_is_cleared_by_down_and_comes_up_again_in_its_directory(
     let pids = processes_naming(&root);
     // The directory as another spelling names it: the same lab.
     let spelled = format!("{}/", lab.dir.display());
+    // `--via-execute`, the flag written before the executor's lab was the default, says the same.
     let again = run(&["--scenario", &scenario("loopback.yaml"), "lab", "up", "--via-execute", "--state-dir", &spelled]);
     assert_eq!(again.status.code(), Some(2), "a second up in the same directory is refused: {}", text(&again));
     let pid = lab.standing["pid"].as_u64().expect("pid") as u32;

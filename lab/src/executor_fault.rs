@@ -83,7 +83,7 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
             return Err(refuse(
                 other.describe(t),
                 format!(
-                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again), {} (etcd frozen) and {} (the lab's clock jumps); the walk (`plan rehearse` without --via-execute) injects lb-reload",
+                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again), {} (etcd frozen) and {} (the lab's clock jumps); the walk (`plan rehearse --walk`) injects lb-reload",
                     FaultKind::Crash.as_str(),
                     FaultKind::Reboot.as_str(),
                     FaultKind::Partition.as_str(),

@@ -58,7 +58,7 @@ pub fn check_fault(t: &Topology, fault: Fault) -> Result<(), LabError> {
         other => {
             return Err(LabError::NotRehearsable {
                 what: other.kind().as_str().to_string(),
-                why: "only crash and reboot (SIGKILL of the master's etcd), partition (SIGSTOP) and lb-reload (HAProxy reset to the declared pool) are injected for real".to_string(),
+                why: "the walk injects only crash and reboot (SIGKILL of the master's etcd), partition (SIGSTOP) and lb-reload (HAProxy reset to the declared pool); through the executor (`plan rehearse` without --walk) operator-away too".to_string(),
             })
         }
     };

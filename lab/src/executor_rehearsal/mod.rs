@@ -52,7 +52,7 @@ use plan_sim::run::Injection;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
-/// What `plan rehearse --via-execute` runs by default: every step of the plan.
+/// What `plan rehearse` runs by default: every step of the plan.
 pub const SLICE_DEFAULT: [&str; 1] = ["all"];
 /// Deadline of each command the executor runs on the lab.
 pub const COMMAND_TIMEOUT_S: u64 = 60;

@@ -58,7 +58,7 @@ impl ExecutorRehearsal {
     /// The fidelity table for a person.
     pub fn render(&self) -> String {
         let mut out = format!(
-            "plan rehearse --via-execute: scenario {}, {} step(s) run by the executor over SSH on fixture hosts\n",
+            "plan rehearse (through the executor): scenario {}, {} step(s) run by the executor over SSH on fixture hosts\n",
             self.scenario,
             self.steps.len()
         );

@@ -1,5 +1,5 @@
 //! A lab that stays up: the executor's rig with no run of its own, for `plan execute` started in
-//! another shell (`plan lab up --via-execute`). The process that holds a [`StandingLab`] is the
+//! another shell (`plan lab up`). The process that holds a [`StandingLab`] is the
 //! lab: its kubelet thread, apiserver stand-ins and probe live there, and dropping it stops every
 //! process of the lab and removes its directory, as a rehearsal's rig does.
 //!
