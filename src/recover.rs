@@ -12,7 +12,8 @@ use crate::Failure;
 use plan_exec::guard::Guard;
 use plan_exec::journal::Journal;
 use plan_exec::lock::Lock;
-use plan_exec::runner::{Choice, Operator, Pick, Proposal, RollbackOutcome, RunOptions, Runner, Undo};
+use plan_exec::runner::kind_name;
+use plan_exec::runner::{Choice, Operator, Pick, Proposal, RollbackOutcome, RunOptions, Runner, Undo, KIND_NAMES};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -23,9 +24,11 @@ pub struct RecoverArgs {
     /// it would run; run nothing, take no lock.
     #[arg(long, conflicts_with = "choose")]
     pub list: bool,
-    /// Carry out recovery N as `--list` numbers it, instead of the twin's best.
-    #[arg(long, value_name = "N", value_parser = parse_choice)]
-    pub choose: Option<usize>,
+    /// Carry out recovery N as `--list` numbers it, or the best of a kind (hold, rollback,
+    /// quorum-recovery, worst-case, wait-and-retry, renew, resume), instead of the twin's best. A
+    /// kind names the same recovery if a new look at the hosts ranks them differently.
+    #[arg(long, value_name = "N|KIND", value_parser = parse_choice)]
+    pub choose: Option<Pick>,
     /// text, or json (with --list only: the listing is the JSON document; carrying out prints text).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text, requires_if("json", "list"))]
     pub format: ReportFormat,
@@ -40,11 +43,14 @@ pub struct RecoverArgs {
     pub observe: ObserveArgs,
 }
 
-/// `--choose N`: a recovery's number, from 1.
-fn parse_choice(text: &str) -> Result<usize, String> {
+/// `--choose N|KIND`: a recovery's number, from 1, or its kind.
+fn parse_choice(text: &str) -> Result<Pick, String> {
+    if let Some(name) = KIND_NAMES.iter().find(|k| **k == text) {
+        return Ok(Pick::Kind(name));
+    }
     match text.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err("a recovery's number as `plan recover --list` shows it: 1, 2, ...".to_string()),
+        Ok(n) if n >= 1 => Ok(Pick::Number(n)),
+        _ => Err(format!("a recovery's number as `plan recover --list` shows it (1, 2, ...) or its kind ({})", KIND_NAMES.join(", "))),
     }
 }
 
@@ -80,7 +86,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &RecoverArgs, log:
     start_json_log(log, &dir)?;
     let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, 0);
-    let pick = options.choose.map_or(Pick::Best, Pick::Number);
+    let pick = options.choose.unwrap_or(Pick::Best);
     let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).recover(pick);
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {
@@ -184,7 +190,19 @@ pub fn proposal_text(proposal: &Proposal) -> String {
     write_choices(&mut out, &proposal.candidates, Detail::Commands);
     match proposal.candidates.iter().find(|c| c.best) {
         Some(best) => {
-            let _ = writeln!(out, "Nothing was run. `plan recover` carries out {}; `plan recover --choose N` carries out N.", best.number);
+            let mut kinds: Vec<&str> = Vec::new();
+            for choice in &proposal.candidates {
+                let name = kind_name(&choice.kind);
+                if !kinds.contains(&name) {
+                    kinds.push(name);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "Nothing was run. `plan recover` carries out {}; `plan recover --choose N` carries out N, `--choose KIND` the best of a kind ({}), the same one if a new look at the hosts ranks them differently.",
+                best.number,
+                kinds.join(", ")
+            );
         }
         None => {
             let _ = writeln!(out, "Nothing was run. None can be carried out: `plan recover` holds, running nothing.");
@@ -294,7 +312,7 @@ mod tests {
                 format!("     - etcdctl member remove {master}\n         operator     by hand: etcdctl member remove {master}"),
                 "  2. stop, remove dead members, keep the cluster running: ".to_string(),
                 "       (no command)\n  3. worst case: etcd snapshot restore (RW): ".to_string(),
-                "Nothing was run. `plan recover` carries out 1; `plan recover --choose N` carries out N.\n".to_string(),
+                "Nothing was run. `plan recover` carries out 1; `plan recover --choose N` carries out N, `--choose KIND` the best of a kind (rollback, hold, worst-case), the same one if a new look at the hosts ranks them differently.\n".to_string(),
             ];
             let mut from = 0;
             for line in &expected {
@@ -319,7 +337,16 @@ mod tests {
         for command in ["recover", "rollback"] {
             let args = crate::cli::Args::try_parse_from(["plan", command, "--choose", "2", "--yes"]).expect("parses");
             let crate::cli::Command::Recover(options) = args.command else { panic!("{command}: {:?}", args.command) };
-            assert_eq!((options.choose, options.yes, options.list), (Some(2), true, false), "{command}");
+            assert_eq!((options.choose, options.yes, options.list), (Some(Pick::Number(2)), true, false), "{command}");
+        }
+        for (text, pick) in [("hold", Pick::Kind("hold")), ("quorum-recovery", Pick::Kind("quorum-recovery")), ("7", Pick::Number(7))] {
+            let args = crate::cli::Args::try_parse_from(["plan", "recover", "--choose", text]).expect("parses");
+            let crate::cli::Command::Recover(options) = args.command else { panic!("{:?}", args.command) };
+            assert_eq!(options.choose, Some(pick), "{text}");
+        }
+        for wrong in ["0", "holdd", "2.5", ""] {
+            let error = crate::cli::Args::try_parse_from(["plan", "recover", "--choose", wrong]).expect_err(wrong).to_string();
+            assert!(error.contains("worst-case") && error.contains("1, 2"), "{wrong}: {error}");
         }
     }
 }

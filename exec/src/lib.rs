@@ -75,6 +75,9 @@ pub enum ExecError {
     /// `--choose N` names no candidate of the twin's ranking.
     #[error("there is no recovery {number} for the halt at step {step}: the twin weighs {count}, numbered 1 to {count} (`plan recover --list` shows them)")]
     NoSuchRecovery { number: usize, step: String, count: usize },
+    /// `--choose KIND` names no kind the twin weighs for this halt.
+    #[error("the twin weighs no {kind} recovery for the halt at step {step}: it weighs {weighed} (`plan recover --list` shows them)")]
+    NoSuchKind { kind: &'static str, step: String, weighed: String },
     /// `--choose N` names a candidate the twin says cannot be carried out.
     #[error("recovery {number} for the halt at step {step} ({recovery}) cannot be carried out: {why}; nothing was run")]
     RecoveryRefused { number: usize, recovery: String, step: String, why: String },

@@ -108,7 +108,27 @@ pub enum Pick {
     Best,
     /// The candidate of this number, as [`Proposal::candidates`] numbers them.
     Number(usize),
+    /// The best candidate of this kind (`hold`, `rollback`, `quorum-recovery`, ...: the `kind`
+    /// [`Choice`] serializes): unlike a number, it names the same recovery when a new look at the
+    /// hosts ranks the candidates differently.
+    Kind(&'static str),
 }
+
+/// The name of a recovery's kind, as `--choose` and the JSON's `kind` spell it.
+pub fn kind_name(kind: &RecoveryKind) -> &'static str {
+    match kind {
+        RecoveryKind::WaitAndRetry => "wait-and-retry",
+        RecoveryKind::Renew => "renew",
+        RecoveryKind::Resume => "resume",
+        RecoveryKind::Rollback { .. } => "rollback",
+        RecoveryKind::Hold => "hold",
+        RecoveryKind::QuorumRecovery => "quorum-recovery",
+        RecoveryKind::WorstCase => "worst-case",
+    }
+}
+
+/// Every kind name `--choose` takes.
+pub const KIND_NAMES: [&str; 7] = ["wait-and-retry", "renew", "resume", "rollback", "hold", "quorum-recovery", "worst-case"];
 
 impl Proposal {
     /// The recovery `pick` names.
@@ -118,13 +138,23 @@ impl Proposal {
     /// [`ExecError::NoSuchRecovery`] for a number out of range; [`ExecError::RecoveryRefused`]
     /// for a candidate that cannot be carried out.
     pub fn pick(&self, pick: Pick) -> Result<Recovery, ExecError> {
-        let number = match pick {
-            Pick::Best => return Ok(Recovery::best_of(self.candidates.clone(), &self.believed)),
-            Pick::Number(n) => n,
-        };
+        if pick == Pick::Best {
+            return Ok(Recovery::best_of(self.candidates.clone(), &self.believed));
+        }
         if self.undo == Undo::Nothing {
             return Err(ExecError::NothingToUndo { step: self.step.clone() });
         }
+        let number = match pick {
+            Pick::Number(n) => n,
+            Pick::Kind(name) => match self.candidates.iter().find(|c| kind_name(&c.kind) == name) {
+                Some(choice) => choice.number,
+                None => {
+                    let weighed: Vec<&str> = self.candidates.iter().map(|c| kind_name(&c.kind)).collect();
+                    return Err(ExecError::NoSuchKind { kind: name, step: self.step.clone(), weighed: weighed.join(", ") });
+                }
+            },
+            Pick::Best => unreachable!("the best is returned above"),
+        };
         let Some(choice) = number.checked_sub(1).and_then(|k| self.candidates.get(k)) else {
             return Err(ExecError::NoSuchRecovery { number, step: self.step.clone(), count: self.candidates.len() });
         };
@@ -285,7 +315,7 @@ impl Runner<'_> {
         }
         let chosen_by = match pick {
             Pick::Best => ChosenBy::Twin,
-            Pick::Number(_) => ChosenBy::Operator,
+            Pick::Number(_) | Pick::Kind(_) => ChosenBy::Operator,
         };
         let halted = proposal.step.clone();
         self.journal.append(Event::RollbackStarted {

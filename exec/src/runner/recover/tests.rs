@@ -181,6 +181,46 @@ fn choosing_2_carries_out_candidate_2s_commands_and_the_journal_says_so() {
 }
 
 #[test]
+fn a_kind_names_the_same_recovery_as_its_number_and_one_not_weighed_runs_nothing() {
+    for file in ["homelab.yaml", "five-masters.yaml"] {
+        let (t, plan) = scenario(file);
+        let (mut journal, _) = halted_at(&t, &plan, "5.2");
+        let listed = proposal(&t, &plan, &mut journal, &mut Recorder::default(), false);
+        for choice in listed.candidates.iter().filter(|c| c.applicable()) {
+            let by_kind = listed.pick(Pick::Kind(kind_name(&choice.kind))).expect("weighed");
+            assert_eq!((by_kind.candidate, &by_kind.kind), (Some(choice.number), &choice.kind), "{file}");
+        }
+        let records = journal.records.len();
+        let (mut transport, mut operator) = (Recorder::default(), Watching::default());
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(true)).recover(Pick::Kind("renew"));
+        let error = outcome.expect_err("no renewal is weighed after the cut-over");
+        assert!(matches!(&error, ExecError::NoSuchKind { kind: "renew", step, .. } if step == "5.2"), "{file}: {error:?}");
+        assert!(error.to_string().contains("it weighs hold, worst-case"), "{file}: {error}");
+        assert!(operator.confirmed.is_empty() && transport.commands.is_empty(), "{file}: nothing asked or run");
+        assert_eq!(journal.records.len(), records, "{file}: nothing journalled");
+    }
+}
+
+/// The names `--choose` takes are the JSON's `kind`, for every kind.
+#[test]
+fn kind_names_are_the_json_kinds() {
+    let kinds = [
+        RecoveryKind::WaitAndRetry,
+        RecoveryKind::Renew,
+        RecoveryKind::Resume,
+        RecoveryKind::Rollback { phase: "2".into() },
+        RecoveryKind::Hold,
+        RecoveryKind::QuorumRecovery,
+        RecoveryKind::WorstCase,
+    ];
+    let names: Vec<&str> = kinds.iter().map(kind_name).collect();
+    assert_eq!(names, KIND_NAMES);
+    for kind in &kinds {
+        assert_eq!(serde_json::to_value(kind).expect("serializes")["kind"], kind_name(kind), "{kind:?}");
+    }
+}
+
+#[test]
 fn without_a_choice_the_best_is_carried_out_as_before() {
     let (t, plan) = scenario("homelab.yaml");
     let (mut journal, halt) = halted_at(&t, &plan, "2.6");
