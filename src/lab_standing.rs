@@ -1,4 +1,4 @@
-//! `plan lab up --via-execute`: the executor's lab kept up by a process of its own, so that
+//! `plan lab up`: the executor's lab kept up by a process of its own, so that
 //! `plan execute` runs against it from another shell, is killed, resumes, and `plan lab down`
 //! stops it.
 //!
@@ -103,7 +103,7 @@ fn lab_failure(e: plan_lab::LabError) -> Failure {
     Failure::Input(format!("lab: {e}"))
 }
 
-/// `plan lab up --via-execute`: starts the lab process and waits until the lab is up. `dir` is
+/// `plan lab up`: starts the lab process and waits until the lab is up. `dir` is
 /// in full, as `plan lab` makes it.
 pub fn up(loaded: &Loaded, dir: &Path) -> Result<(), Failure> {
     let dir = dir.to_path_buf();
