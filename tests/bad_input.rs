@@ -675,11 +675,11 @@ fn clap_usage_errors_are_one_plan_error_line_with_the_valid_choices() {
     }
     // `plan recover` and its alias `plan rollback` refuse the same usage alike, before any journal
     // is read.
-    let choice = "a recovery's number as `plan recover --list` shows it: 1, 2, ...";
+    let choice = "a recovery's number as `plan recover --list` shows it (1, 2, ...) or its kind (wait-and-retry, renew, resume, rollback, hold, quorum-recovery, worst-case)";
     let recover_cases: [(&[&str], String); 4] = [
-        (&["--choose", "0"], format!("invalid value '0' for '--choose <N>': {choice}; see plan --help")),
-        (&["--choose", "two"], format!("invalid value 'two' for '--choose <N>': {choice}; see plan --help")),
-        (&["--list", "--choose", "1"], "the argument '--list' cannot be used with '--choose <N>'; see plan --help".to_string()),
+        (&["--choose", "0"], format!("invalid value '0' for '--choose <N|KIND>': {choice}; see plan --help")),
+        (&["--choose", "two"], format!("invalid value 'two' for '--choose <N|KIND>': {choice}; see plan --help")),
+        (&["--list", "--choose", "1"], "the argument '--list' cannot be used with '--choose <N|KIND>'; see plan --help".to_string()),
         (&["--format", "json"], "the following required arguments were not provided: --list; see plan --help".to_string()),
     ];
     for (args, expected) in recover_cases {
