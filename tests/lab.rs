@@ -21,9 +21,13 @@ use plan_sim::recovery;
 use serde_json::Value;
 
 /// A port offset of this test process's own, `slot` apart per test: two runs of the suite at
-/// once (two engineers, or CI beside a developer) must not share etcd's ports.
+/// once (two engineers, or CI beside a developer) must not share etcd's ports. Slots 0 to 10 take
+/// offsets `+0` to `+21` (etcd's client and peer ports are one apart), so processes are 22 apart,
+/// above the lab's own unit tests' offsets (10,000 to 10,998). Every port (2379 to 8404, plus at
+/// most 24,198) stays below 32768, where the kernel's ephemeral ports begin: a port the kernel hands
+/// an executor lab's sshd (`bind` to port 0) on the same address never takes a walk's.
 fn offset(slot: u16) -> String {
-    (30_000 + (std::process::id() % 1000) as u16 * 20 + slot * 2).to_string()
+    (11_000 + (std::process::id() % 600) as u16 * 22 + slot * 2).to_string()
 }
 
 /// Whether etcd (and HAProxy when `haproxy`) are installed; under CI their absence fails.
