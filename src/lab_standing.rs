@@ -154,7 +154,11 @@ pub fn up(loaded: &Loaded, dir: &Path) -> Result<(), Failure> {
 fn up_text(dir: &Path, standing: &Standing) -> String {
     let c = &standing.connection;
     let mut out =
-        format!("Lab of {} up in {} (lab process {}; hosts in {})\n", standing.scenario, dir.display(), standing.pid, c.root.display());
+        format!("Lab of {} up in {} (lab process {}; hosts in {}", standing.scenario, dir.display(), standing.pid, c.root.display());
+    if !c.loopback_range.is_empty() {
+        out.push_str(&format!(" on {}", c.loopback_range));
+    }
+    out.push_str(")\n");
     for moved in &c.moved_to_loopback {
         out.push_str(&format!("  {moved}\n"));
     }

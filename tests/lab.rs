@@ -1,13 +1,16 @@
 //! The lab: real etcd, HAProxy and HTTPS apiserver stand-ins on loopback, started and stopped by
 //! the tests themselves.
 //!
-//! Each test uses its own port offset and directory, so they run in parallel. Without etcd or
-//! HAProxy the tests that need them are skipped, except under `CI=true`, where a missing binary
-//! fails them.
+//! The tests run in parallel. A walk's lab (`plan rehearse`, `plan lab up`) is on the scenario's
+//! addresses in 127.0.0.0/16 with a port offset of its test's own; an executor's lab
+//! (`--via-execute`) claims a loopback range of its own, `127.N.0.0/16`, on the scenario's own
+//! ports, and its tests read the range from the report (`loopback_range`) and expect the
+//! scenario's addresses there. Without etcd or HAProxy the tests that need them are skipped,
+//! except under `CI=true`, where a missing binary fails them.
 
 mod common;
 
-use common::{plan, remove_steps, scenario, write};
+use common::{lab_range, on_lab, plan, remove_steps, scenario, write};
 use plan_lab::etcd::Membership;
 use plan_lab::lab::{check_binaries, CommittedData, Lab, BEFORE_RESTORE_DIR};
 use plan_lab::process;
@@ -21,9 +24,13 @@ use plan_sim::recovery;
 use serde_json::Value;
 
 /// A port offset of this test process's own, `slot` apart per test: two runs of the suite at
-/// once (two engineers, or CI beside a developer) must not share etcd's ports.
+/// once (two engineers, or CI beside a developer) must not share etcd's ports. Slots 0 to 10 take
+/// offsets `+0` to `+21` (etcd's client and peer ports are one apart), so processes are 22 apart,
+/// above the lab's own unit tests' offsets (10,000 to 10,998). Every port (2379 to 8404, plus at
+/// most 24,198) stays below 32768, where the kernel's ephemeral ports begin: a port the kernel hands
+/// an executor lab's sshd (`bind` to port 0) on the same address never takes a walk's.
 fn offset(slot: u16) -> String {
-    (30_000 + (std::process::id() % 1000) as u16 * 20 + slot * 2).to_string()
+    (11_000 + (std::process::id() % 600) as u16 * 22 + slot * 2).to_string()
 }
 
 /// Whether etcd (and HAProxy when `haproxy`) are installed; under CI their absence fails.
@@ -447,9 +454,6 @@ fn rehearse_via_execute(steps: Option<&str>) -> Option<(i32, Value)> {
     rehearse_plan_via_execute(None, steps)
 }
 
-/// The executor's lab binds the scenario's own addresses and port (6443): one at a time.
-static EXECUTOR_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn rehearse_plan_via_execute(plan_file: Option<&str>, steps: Option<&str>) -> Option<(i32, Value)> {
     let loopback = scenario("loopback.yaml");
     rehearse_scenario_via_execute(&["--scenario", &loopback], plan_file, steps, &[])
@@ -462,7 +466,6 @@ fn rehearse_scenario_via_execute(
     steps: Option<&str>,
     extra: &[&str],
 ) -> Option<(i32, Value)> {
-    let _one_at_a_time = EXECUTOR_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Err(e) = plan_lab::host::usable() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but fixture hosts cannot run: {e}: install openssh-server");
         eprintln!("skipping: {e} (not CI)");
@@ -500,13 +503,16 @@ fn the_cert_san_retrofit_and_the_kubelet_flips_through_the_executor_agree_with_t
     assert_eq!(steps.join(","), slice);
     assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
     // Real files edited over SSH; the workers on the VIP, lab-cp-1 on its own apiserver
-    // (Kubernetes 1.34), and the stand-in serving the regenerated cert without a restart.
+    // (Kubernetes 1.34), and the stand-in serving the regenerated cert without a restart. The
+    // addresses are the scenario's, in the range this lab held.
+    let range = lab_range(&report);
+    let (vip, cp1) = (on_lab(range, "127.0.20.99"), on_lab(range, "127.0.20.10"));
     for node in ["lab-wk-1", "lab-wk-2"] {
-        assert!(
-            text(&row(&report, &format!("kubelet.conf server is the VIP on {node}"))["lab"]).starts_with("yes (https://127.0.20.99:6443)")
-        );
+        let server = row(&report, &format!("kubelet.conf server is the VIP on {node}"));
+        assert!(text(&server["lab"]).starts_with(&format!("yes (https://{vip}:6443)")), "{server}");
     }
-    assert!(text(&row(&report, "kubelet.conf server is the VIP on lab-cp-1")["lab"]).starts_with("no (https://127.0.20.10:6443)"));
+    let server = row(&report, "kubelet.conf server is the VIP on lab-cp-1");
+    assert!(text(&server["lab"]).starts_with(&format!("no (https://{cp1}:6443)")), "{server}");
     assert_eq!(text(&row(&report, "apiserver cert on disk has the VIP SAN on lab-cp-1")["lab"]), "yes");
     assert_eq!(text(&row(&report, "served cert verifies for the VIP on lab-cp-1")["lab"]), "yes (rustls)");
     // The kubeadm-config ConfigMap is a lab file the shim writes: equal to the twin, yet a
@@ -565,7 +571,7 @@ fn the_whole_plan_through_the_executor_meets_the_source_plans_acceptance_criteri
 
 /// The embedded scenario (the homelab of the source plan), every step through the executor: its
 /// addresses moved onto loopback (10.0.20.100 -> 127.0.20.100, the hypervisor's 192.168.1.127 ->
-/// 127.0.1.127), its logins as the lab's root, nothing else changed. Its HTTPS `/readyz` health
+/// 127.0.1.127, or 127.N.… in the range the lab held), its logins as the lab's root, nothing else changed. Its HTTPS `/readyz` health
 /// check, four workers, eight kubeconfig consumers and pfSense bootstrap script all go through the
 /// real executor, and the source plan's acceptance criteria hold on the lab as in the twin.
 #[test]
@@ -581,32 +587,43 @@ fn the_embedded_scenario_through_the_executor_on_loopback_meets_the_source_plans
     // The executor's Kubernetes API observer read nodes and ConfigMaps from the stand-ins at every
     // step that concerns them (three reads per observation), through the VIP after 4.1.
     assert!(report["api_requests"].as_u64().expect("api_requests") >= 30, "{}", report["api_requests"]);
+    let range = lab_range(&report);
+    let homelab = parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("homelab parses");
+    // Where a machine of the homelab is on this lab: its address, in the lab's range.
+    let at = |name: &str| {
+        let nodes = homelab.nodes.iter().map(|n| (&n.name, n.address));
+        let (_, address) =
+            nodes.chain(homelab.new_masters.iter().map(|n| (&n.name, n.address))).find(|(n, _)| *n == name).expect("a machine");
+        on_lab(range, &address.to_string())
+    };
+    let (vip, first) = (on_lab(range, "10.0.20.99"), at("k8s-master"));
     let moved: Vec<&str> = report["moved_to_loopback"].as_array().expect("moved").iter().filter_map(Value::as_str).collect();
-    assert!(moved.contains(&"10.0.20.100 -> 127.0.20.100") && moved.contains(&"192.168.1.127 -> 127.0.1.127"), "{moved:?}");
+    let (master, hypervisor) = (format!("10.0.20.100 -> {first}"), format!("192.168.1.127 -> {}", on_lab(range, "192.168.1.127")));
+    assert!(moved.contains(&master.as_str()) && moved.contains(&hypervisor.as_str()), "{moved:?}");
     let three = "k8s-master, k8s-master-2, k8s-master-3";
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), three);
     assert_eq!(text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]), three);
     assert_eq!(text(&row(&report, "/readyz through the VIP, TLS verified for the VIP")["lab"]), "yes");
     for node in ["k8s-master", "k8s-master-2", "k8s-master-3", "k8s-node1", "k8s-node2", "k8s-node3", "k8s-node4"] {
         assert_eq!(text(&row(&report, &format!("node {node} Ready (its kubelet reaches an apiserver)"))["lab"]), "yes");
-        let on_vip = if node.starts_with("k8s-node") { "yes (https://127.0.20.99:6443)" } else { "no (https://127.0.20.1" };
-        assert!(text(&row(&report, &format!("kubelet.conf server is the VIP on {node}"))["lab"]).starts_with(on_vip), "{node}");
+        // Workers on the VIP; masters on their own apiserver (kubeadm's local mode on 1.34).
+        let on_vip =
+            if node.starts_with("k8s-node") { format!("yes (https://{vip}:6443)") } else { format!("no (https://{}:6443)", at(node)) };
+        let server = row(&report, &format!("kubelet.conf server is the VIP on {node}"));
+        assert!(text(&server["lab"]).starts_with(&on_vip), "{node}: {server}");
     }
     assert_eq!(text(&row(&report, "kube-proxy's kubeconfig names the VIP")["lab"]), "yes");
     let backup = row(&report, "acceptance: the etcd backup job (backup-etcd) saves a valid snapshot");
     assert!(text(&backup["lab"]).starts_with("yes (on k8s-master"), "{backup}");
     // Every consumer file the plan flips is a real file of the lab's repo, the join command's too.
     let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
-    assert!(
-        actions
-            .iter()
-            .any(|a| a.starts_with("4.1: by hand in the infra repo: config.tfvars: https://127.0.20.100:6443 -> https://127.0.20.99:6443")),
-        "{actions:?}"
-    );
+    let flip = format!("4.1: by hand in the infra repo: config.tfvars: https://{first}:6443 -> https://{vip}:6443");
+    assert!(actions.iter().any(|a| a.starts_with(&flip)), "{flip}: {actions:?}");
     let consumers: Vec<&Value> =
         report["rows"].as_array().expect("rows").iter().filter(|r| text(&r["observation"]).starts_with("consumer ")).collect();
     assert_eq!(consumers.len(), 8, "every consumer of the inventory has a row");
-    assert!(consumers.iter().all(|r| text(&r["lab"]) == "yes (https://127.0.20.99:6443)"), "{consumers:?}");
+    let on_vip = format!("yes (https://{vip}:6443)");
+    assert!(consumers.iter().all(|r| text(&r["lab"]) == on_vip), "{on_vip}: {consumers:?}");
     let probe = &report["probe"];
     assert_eq!((probe["ever_ready"].clone(), probe["tls_rejected"].clone()), (Value::Bool(true), Value::from(0)), "{probe}");
     assert_outages_only_in(&report, &["6.1"]);

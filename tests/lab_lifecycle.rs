@@ -2,14 +2,15 @@
 //! SIGKILLed, leave no process, thread, listening socket or scratch directory behind (a killed
 //! one's directory goes at the next lab start, which sweeps the directories of dead owners).
 //!
-//! These bind the scenario's own loopback addresses and port, as the executor tests of
-//! `tests/lab.rs` do: run them under the same one-at-a-time lock.
+//! They run at once, beside any other lab on the machine: each lab claims a loopback range and a
+//! scratch directory of its own, and each test looks only at its own lab's, found by the claims
+//! its process holds (`plan_lab::scratch::claims_of`), never at whatever else is new.
 
 mod common;
 
-use common::{fixture_hosts_run, scenario};
+use common::{fixture_hosts_run, lab_range, scenario};
 use plan_lab::executor_rehearsal::{rehearse_through_executor_checked, Checkpoint};
-use plan_lab::scratch::{processes_naming, SCRATCH_DIR, SCRATCH_PREFIX};
+use plan_lab::scratch::{claim_held, claims_of, processes_naming, CLAIM_FILE, SCRATCH_DIR, SCRATCH_PREFIX};
 use plan_lab::{process, LabError};
 use plan_model::planner;
 use plan_model::topology::Topology;
@@ -24,27 +25,28 @@ const GONE_WAIT_S: u64 = 10;
 /// Bound on the killed rehearsal reaching the point it is killed at.
 const KILL_POINT_WAIT_S: u64 = 180;
 
-/// One executor lab at a time in this binary (they bind 127.0.20.x:6443).
-static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn loopback() -> Topology {
     let text = std::fs::read_to_string(scenario("loopback.yaml")).expect("the loopback scenario");
     Topology::new(&parse_scenario(&text).expect("it parses"))
 }
 
+/// A listening TCP socket: its address, port and inode (a socket made later on the same address
+/// and port, by another lab, is another inode).
+type Listener = (Ipv4Addr, u16, u64);
+
 /// TCP sockets listening on a loopback address other than 127.0.0.1 (every lab address is one).
-fn lab_listeners() -> BTreeSet<(Ipv4Addr, u16)> {
+fn lab_listeners() -> BTreeSet<Listener> {
     let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     let mut found = BTreeSet::new();
     for line in text.lines().skip(1) {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else { continue };
+        let (Some(local), Some(state), Some(inode)) = (fields.get(1), fields.get(3), fields.get(9)) else { continue };
         let Some((ip, port)) = local.split_once(':') else { continue };
-        let (Ok(ip), Ok(port)) = (u32::from_str_radix(ip, 16), u16::from_str_radix(port, 16)) else { continue };
+        let (Ok(ip), Ok(port), Ok(inode)) = (u32::from_str_radix(ip, 16), u16::from_str_radix(port, 16), inode.parse()) else { continue };
         // /proc/net/tcp prints the address in the kernel's byte order (little-endian here).
         let ip = Ipv4Addr::from(ip.swap_bytes());
         if *state == "0A" && ip.is_loopback() && ip != Ipv4Addr::LOCALHOST {
-            found.insert((ip, port));
+            found.insert((ip, port, inode));
         }
     }
     found
@@ -84,6 +86,26 @@ fn scratch_dirs() -> BTreeSet<PathBuf> {
         .collect()
 }
 
+/// The scratch directory of the lab process `pid` owns, once it has made and claimed one.
+fn scratch_dir_of(pid: u32) -> Option<PathBuf> {
+    let dirs = claims_of(pid).dirs;
+    assert!(dirs.len() <= 1, "one lab per rehearsal: {dirs:?}");
+    dirs.first().map(|name| Path::new(SCRATCH_DIR).join(name))
+}
+
+/// The one loopback range the lab process `pid` holds, once it holds one.
+fn range_of(pid: u32) -> Option<u8> {
+    let ranges = claims_of(pid).ranges;
+    assert!(ranges.len() <= 1, "one range per lab: {ranges:?}");
+    ranges.first().copied()
+}
+
+/// Directories made since `before` and left behind: claimed once (they carry the marker) and held
+/// by no live process. Another lab's running directory is held; one being made has no marker yet.
+fn left_behind(before: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
+    scratch_dirs().difference(before).filter(|d| d.join(CLAIM_FILE).exists() && !claim_held(d)).cloned().collect()
+}
+
 /// Everything the lab in `root` runs: no fewer than a host per machine (each an sshd's PID
 /// namespace) and etcd.
 fn running_lab(root: &Path) -> Vec<u32> {
@@ -96,13 +118,12 @@ fn running_lab(root: &Path) -> Vec<u32> {
 struct LabUp {
     root: PathBuf,
     pids: Vec<u32>,
-    listeners: BTreeSet<(Ipv4Addr, u16)>,
+    listeners: BTreeSet<Listener>,
     threads: Vec<String>,
 }
 
 #[test]
 fn a_rehearsal_that_fails_midway_stops_every_process_thread_and_socket_and_removes_its_directory() {
-    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !fixture_hosts_run() {
         return;
     }
@@ -117,10 +138,13 @@ fn a_rehearsal_that_fails_midway_stops_every_process_thread_and_socket_and_remov
         if at != Checkpoint::RunDone {
             return Ok(());
         }
+        // The lab runs in this process (the only test here that does): the range it holds is this
+        // process's, and no other lab listens in it.
+        let range = range_of(std::process::id()).expect("the lab holds a range");
         seen = Some(LabUp {
             root: root.to_path_buf(),
             pids: running_lab(root),
-            listeners: lab_listeners().difference(&before).copied().collect(),
+            listeners: lab_listeners().difference(&before).filter(|(ip, ..)| ip.octets()[1] == range).copied().collect(),
             threads: lab_threads(),
         });
         Err(LabError::NotRehearsable { what: "the rest of this rehearsal".to_string(), why: "the test fails it midway".to_string() })
@@ -142,7 +166,6 @@ fn a_rehearsal_that_fails_midway_stops_every_process_thread_and_socket_and_remov
 
 #[test]
 fn a_sigkilled_rehearsal_leaves_no_process_and_the_next_lab_start_sweeps_its_directory() {
-    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !fixture_hosts_run() {
         return;
     }
@@ -162,11 +185,10 @@ fn a_sigkilled_rehearsal_leaves_no_process_and_the_next_lab_start_sweeps_its_dir
     // runs inside that host, the executor holds its ControlMasters.
     let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
     let root = loop {
-        let new: Vec<PathBuf> = scratch_dirs().difference(&before).cloned().collect();
-        if let [root] = new.as_slice() {
+        if let Some(root) = scratch_dir_of(child.id()) {
             let journal = std::fs::read_to_string(root.join("state/journal.jsonl")).unwrap_or_default();
             if journal.contains("\"2.6\"") {
-                break root.clone();
+                break root;
             }
         }
         assert!(Instant::now() < deadline, "the rehearsal got past 2.5 within {KILL_POINT_WAIT_S} s");
@@ -182,12 +204,11 @@ fn a_sigkilled_rehearsal_leaves_no_process_and_the_next_lab_start_sweeps_its_dir
     let next = rehearse("--via-execute=0.2").status().expect("plan runs");
     assert!(next.code().is_some(), "the next rehearsal ends by itself: {next:?}");
     assert!(!root.exists(), "the next lab start removed {}", root.display());
-    assert_eq!(scratch_dirs().difference(&before).count(), 0, "nothing of either lab is left in {SCRATCH_DIR}");
+    assert_eq!(left_behind(&before), Vec::<PathBuf>::new(), "nothing of either lab is left in {SCRATCH_DIR}");
 }
 
 #[test]
 fn two_labs_of_the_same_scenario_are_up_at_once_each_in_a_loopback_range_of_its_own() {
-    let _one = ONE_LAB.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !fixture_hosts_run() {
         return;
     }
@@ -206,12 +227,15 @@ fn two_labs_of_the_same_scenario_are_up_at_once_each_in_a_loopback_range_of_its_
             .expect("plan starts")
     };
     let (a, b) = (rehearse(), rehearse());
-    // Both up at once: two labs' journals at the same moment.
+    // Both up at once: each lab's journal there at the same moment, each in the range it holds.
     let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
-    let mut both_up = false;
-    while !both_up && Instant::now() < deadline {
-        let journals = scratch_dirs().difference(&before).filter(|d| d.join("state/journal.jsonl").exists()).count();
-        both_up = journals == 2;
+    let mut both_up: Option<[(PathBuf, u8); 2]> = None;
+    while both_up.is_none() && Instant::now() < deadline {
+        let up = |pid: u32| {
+            let dir = scratch_dir_of(pid).filter(|d| d.join("state/journal.jsonl").exists())?;
+            Some((dir, range_of(pid)?))
+        };
+        both_up = up(a.id()).zip(up(b.id())).map(|(x, y)| [x, y]);
         std::thread::sleep(Duration::from_millis(50));
     }
     let reports: Vec<(i32, serde_json::Value)> = [a, b]
@@ -224,7 +248,7 @@ fn two_labs_of_the_same_scenario_are_up_at_once_each_in_a_loopback_range_of_its_
         })
         .collect();
     eprintln!("two labs at once: {} ms", started.elapsed().as_millis());
-    assert!(both_up, "both labs were up at the same moment");
+    let both_up = both_up.expect("both labs were up at the same moment");
     for (code, report) in &reports {
         assert_eq!((*code, report["executor_outcome"].as_str()), (0, Some("completed")), "{report:#}");
         let disagree: Vec<&serde_json::Value> = report["rows"]
@@ -235,8 +259,18 @@ fn two_labs_of_the_same_scenario_are_up_at_once_each_in_a_loopback_range_of_its_
             .collect();
         assert!(disagree.is_empty(), "{disagree:#?}");
     }
-    let moved: BTreeSet<String> = reports.iter().map(|(_, r)| r["moved_to_loopback"].to_string()).collect();
-    assert_eq!(moved.len(), 2, "each lab in a range of its own: {moved:?}");
-    assert!(moved.iter().any(|m| m.contains("127.0.20.10 -> 127.1.20.10")), "{moved:?}");
-    assert_eq!(scratch_dirs().difference(&before).count(), 0, "neither lab left its directory");
+    // Each report names the range its lab held while both were up, and they differ; the lab
+    // outside range 0 moved the scenario there (`127.0.20.10 -> 127.N.20.10`).
+    let ranges: Vec<u8> = reports.iter().map(|(_, r)| lab_range(r)).collect();
+    assert_eq!(ranges, [both_up[0].1, both_up[1].1], "each report names the range its lab held");
+    assert_ne!(ranges[0], ranges[1], "each lab in a range of its own");
+    for ((_, report), range) in reports.iter().zip(&ranges) {
+        let moved = report["moved_to_loopback"].as_array().expect("moved");
+        let first = format!("127.0.20.10 -> 127.{range}.20.10");
+        assert!(if *range == 0 { moved.is_empty() } else { moved.iter().any(|m| *m == first.as_str()) }, "{range}: {moved:?}");
+    }
+    for (dir, _) in &both_up {
+        assert!(!dir.exists(), "{} is removed", dir.display());
+    }
+    assert_eq!(left_behind(&before), Vec::<PathBuf>::new(), "neither lab left a directory");
 }

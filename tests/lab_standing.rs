@@ -468,7 +468,18 @@ fn two_standing_labs_of_one_scenario_run_at_once_and_go_down_clean() {
     let (a, b) = (first.root(), second.root());
     assert_ne!(a, b);
     let ssh = |lab: &StandingLab| lab.standing["connection"]["workstation"].as_str().expect("workstation").to_string();
-    assert_ne!(ssh(&first), ssh(&second), "each lab on a loopback range of its own");
+    let range = |lab: &StandingLab| lab.standing["connection"]["loopback_range"].as_str().expect("loopback_range").to_string();
+    assert_ne!(range(&first), range(&second), "each lab on a loopback range of its own");
+    for lab in [&first, &second] {
+        // 127.N.0.0/16: the workstation, and every address the lab moved, in its own range.
+        let prefix = range(lab).strip_suffix("0.0/16").expect("127.N.0.0/16").to_string();
+        assert!(ssh(lab).starts_with(&format!("root@{prefix}")), "{} in {}", ssh(lab), range(lab));
+        let moved = lab.standing["connection"]["moved_to_loopback"].as_array().expect("moved").clone();
+        assert!(
+            moved.iter().all(|m| m.as_str().and_then(|m| m.split_once(" -> ")).is_some_and(|(_, to)| to.starts_with(&prefix))),
+            "{moved:?}"
+        );
+    }
     assert_documented(&first.standing);
     let (pa, pb) = (processes_naming(&a), processes_naming(&b));
     let status = run(&["lab", "status", "--state-dir", &first.dir.display().to_string()]);

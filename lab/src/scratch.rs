@@ -34,8 +34,12 @@ pub struct Scratch {
     _claim: UnixListener,
 }
 
+/// The claim names' prefixes: a scratch directory's (then its file name) and a range's (then its octet).
+const DIR_CLAIM: &str = "plan-exec-lab/";
+const RANGE_CLAIM: &str = "plan-exec-lab-range/";
+
 fn claim_name(dir: &Path) -> String {
-    format!("plan-exec-lab/{}", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+    format!("{DIR_CLAIM}{}", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
 }
 
 fn bind_claim(name: &str) -> std::io::Result<UnixListener> {
@@ -82,7 +86,7 @@ impl LabRange {
     /// Every range up to [`RANGES_MAX`] is held by another lab.
     pub fn claim() -> Result<LabRange, LabError> {
         (0..=RANGES_MAX)
-            .find_map(|octet| bind_claim(&format!("plan-exec-lab-range/{octet}")).ok().map(|claim| LabRange { octet, _claim: claim }))
+            .find_map(|octet| bind_claim(&format!("{RANGE_CLAIM}{octet}")).ok().map(|claim| LabRange { octet, _claim: claim }))
             .ok_or_else(|| LabError::NotRehearsable {
                 what: "a loopback range for the lab".to_string(),
                 why: format!("127.0.0.0/16 to 127.{RANGES_MAX}.0.0/16 are all held by other labs"),
@@ -93,6 +97,63 @@ impl LabRange {
     pub fn octet(&self) -> u8 {
         self.octet
     }
+
+    /// The range as a network, `127.N.0.0/16`: what a report says the lab was on.
+    pub fn network(&self) -> String {
+        format!("127.{}.0.0/16", self.octet)
+    }
+}
+
+/// What one process holds claims on: the labs it owns, told apart from every other lab's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claims {
+    /// Its scratch directories' names (each in the directory it was made in: [`SCRATCH_DIR`] for a lab).
+    pub dirs: Vec<String>,
+    /// Its loopback ranges' second octets.
+    pub ranges: Vec<u8>,
+}
+
+/// The claims `pid` holds, read from `/proc` (the abstract sockets it has open, by inode, named in
+/// `/proc/net/unix`); never by binding one, which would take the claim from a lab being made at
+/// that moment. Empty for a process that is gone.
+pub fn claims_of(pid: u32) -> Claims {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Claims::default() };
+    let inodes: Vec<String> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| Some(link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_string()))
+        .collect();
+    let mut claims = Claims::default();
+    for (inode, name) in abstract_sockets() {
+        if !inodes.contains(&inode) {
+            continue;
+        }
+        if let Some(dir) = name.strip_prefix(DIR_CLAIM) {
+            claims.dirs.push(dir.to_string());
+        } else if let Some(octet) = name.strip_prefix(RANGE_CLAIM).and_then(|o| o.parse().ok()) {
+            claims.ranges.push(octet);
+        }
+    }
+    claims
+}
+
+/// Whether a live process holds `dir`'s claim, read from `/proc/net/unix` (never by binding it).
+pub fn claim_held(dir: &Path) -> bool {
+    let name = claim_name(dir);
+    abstract_sockets().iter().any(|(_, bound)| *bound == name)
+}
+
+/// The abstract Unix sockets bound on this machine: (inode, name without the leading `@`).
+fn abstract_sockets() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    // Num RefCount Protocol Flags Type St Inode Path
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            Some((fields.get(6)?.to_string(), fields.get(7)?.strip_prefix('@')?.to_string()))
+        })
+        .collect()
 }
 
 /// The pids of the processes whose command line names `dir`: what a lab in `dir` started (its
@@ -148,6 +209,26 @@ mod tests {
         drop(first);
         let third = LabRange::claim().expect("a range");
         assert!(third.octet() <= octet.max(second.octet()), "the lowest free one");
+        assert_eq!(third.network(), format!("127.{}.0.0/16", third.octet()));
+    }
+
+    #[test]
+    fn a_process_s_claims_are_read_without_taking_them() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let scratch = Scratch::new_in(parent.path()).expect("a scratch directory");
+        let range = LabRange::claim().expect("a range");
+        let held = claims_of(std::process::id());
+        let name = scratch.path().file_name().and_then(|n| n.to_str()).expect("a name").to_string();
+        assert!(held.dirs.contains(&name) && held.ranges.contains(&range.octet()), "{held:?}");
+        assert!(claim_held(scratch.path()), "held while the scratch lives");
+        // Reading did not take it: the owner still holds it, and it goes when the owner lets go.
+        // (A released range may be taken again at once by another test of this process: only the
+        // directory, whose name is unique, is looked for afterwards.)
+        let path = scratch.path().to_path_buf();
+        drop((scratch, range));
+        assert!(!claim_held(&path));
+        assert!(!claims_of(std::process::id()).dirs.contains(&name));
+        assert_eq!(claims_of(u32::MAX), Claims::default(), "no such process, no claims");
     }
 
     #[test]

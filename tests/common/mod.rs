@@ -119,3 +119,29 @@ pub fn fixture_hosts_run() -> bool {
         }
     }
 }
+
+/// The loopback range `127.N.0.0/16` an executor lab's report (`loopback_range`) says the lab held,
+/// checked against every address it moved there: each `a.b.c.d -> 127.N.c.d`. A lab outside range
+/// 0 moves every address (no scenario here is on 127.N for N > 0).
+#[track_caller]
+pub fn lab_range(report: &serde_json::Value) -> u8 {
+    let range = report["loopback_range"].as_str().unwrap_or_default();
+    let octet: u8 = range
+        .strip_prefix("127.")
+        .and_then(|r| r.strip_suffix(".0.0/16"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("loopback_range is 127.N.0.0/16: {range:?}"));
+    let moved: Vec<&str> = report["moved_to_loopback"].as_array().expect("moved_to_loopback").iter().filter_map(|m| m.as_str()).collect();
+    assert!(octet == 0 || !moved.is_empty(), "a lab in {range} moved its scenario there: {moved:?}");
+    for m in &moved {
+        let (from, to) = m.split_once(" -> ").expect("FROM -> TO");
+        let from: std::net::Ipv4Addr = from.parse().expect("an address");
+        assert_eq!(to, plan_lab::address::loopback_in(from, octet).to_string(), "{m} in {range}");
+    }
+    octet
+}
+
+/// Where the scenario's `address` is on a lab in the range `127.range.0.0/16`.
+pub fn on_lab(range: u8, address: &str) -> String {
+    plan_lab::address::loopback_in(address.parse().expect("an address"), range).to_string()
+}

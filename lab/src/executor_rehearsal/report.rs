@@ -24,6 +24,9 @@ pub struct ExecutorRehearsal {
     /// The scenario's addresses as the lab moved them onto loopback (`10.0.20.100 -> 127.0.20.100`);
     /// empty for a scenario on loopback already.
     pub moved_to_loopback: Vec<String>,
+    /// The loopback range the lab held, `127.N.0.0/16` (0 unless another lab held it): every
+    /// address the rows and actions name is in it.
+    pub loopback_range: String,
     pub steps: Vec<String>,
     pub rows: Vec<FidelityRow>,
     pub twin_outcome: String,
@@ -58,9 +61,10 @@ impl ExecutorRehearsal {
     /// The fidelity table for a person.
     pub fn render(&self) -> String {
         let mut out = format!(
-            "plan rehearse (through the executor): scenario {}, {} step(s) run by the executor over SSH on fixture hosts\n",
+            "plan rehearse (through the executor): scenario {}, {} step(s) run by the executor over SSH on fixture hosts on {}\n",
             self.scenario,
-            self.steps.len()
+            self.steps.len(),
+            self.loopback_range
         );
         if !self.moved_to_loopback.is_empty() {
             out.push_str(&format!("addresses moved onto loopback: {}\n", self.moved_to_loopback.join(", ")));
@@ -141,6 +145,7 @@ impl ExecutorRehearsal {
         Ok(ExecutorRehearsal {
             scenario: t.scenario.name.clone(),
             moved_to_loopback: std::mem::take(&mut rig.moved_to_loopback),
+            loopback_range: rig.loopback_range(),
             steps: rig.sliced.steps.iter().map(|s| s.id.clone()).collect(),
             rows,
             twin_outcome,

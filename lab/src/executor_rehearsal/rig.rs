@@ -59,7 +59,7 @@ pub(super) struct Rig {
     pub(super) moved_to_loopback: Vec<String>,
     root: PathBuf,
     _scratch: Scratch,
-    _range: LabRange,
+    range: LabRange,
 }
 
 impl Rig {
@@ -137,13 +137,18 @@ impl Rig {
             root,
             t,
             _scratch: scratch,
-            _range: range,
+            range,
         })
     }
 
     /// The lab's directory: its hosts, the infra repo, the executor's state.
     pub(super) fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The loopback range the lab holds, `127.N.0.0/16`: every address of [`Self::t`] is in it.
+    pub(super) fn loopback_range(&self) -> String {
+        self.range.network()
     }
 
     /// Stops the kubelet stand-in's thread: nothing on the lab changes after this on its own.

@@ -48,6 +48,10 @@ pub struct Connection {
     pub haproxy_socket: String,
     /// `10.0.20.100 -> 127.1.20.100` per address moved onto the lab's range.
     pub moved_to_loopback: Vec<String>,
+    /// The lab's loopback range, `127.N.0.0/16`: every address of the lab's scenario is in it.
+    /// (Empty in the record of a lab started before the field: `plan lab down` still reads it.)
+    #[serde(default)]
+    pub loopback_range: String,
 }
 
 impl Connection {
@@ -115,6 +119,7 @@ impl StandingLab {
             haproxy_config: LB_CONFIG.to_string(),
             haproxy_socket: LB_SOCKET.to_string(),
             moved_to_loopback: self.rig.moved_to_loopback.clone(),
+            loopback_range: self.rig.loopback_range(),
         }
     }
 }
