@@ -233,9 +233,9 @@ fn a_join_cut_off_by_the_executors_death_is_probed_and_not_run_twice() {
 
 fn join_cut_off_in(t: &Topology, plan: &Plan) {
     for (took_effect, runs_again) in [(true, false), (false, true)] {
-        let mut journal = died_inside(&t, &plan, "2.5", "join");
+        let mut journal = died_inside(t, plan, "2.5", "join");
         let mut transport = Probed { took_effect, inner: Recorder::default() };
-        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(true)).run().unwrap();
+        let outcome = Runner::new(t, plan, &mut transport, &mut journal, &mut Yes, options(true)).run().unwrap();
         assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
         let in_25: Vec<&str> = transport.inner.commands.iter().filter(|c| c.step == "2.5").map(|c| c.shell.as_str()).collect();
         assert!(in_25.iter().any(|c| c.contains("test -e /etc/kubernetes/kubelet.conf")), "probed: {in_25:?}");
