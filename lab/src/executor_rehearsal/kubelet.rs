@@ -2,7 +2,7 @@
 //! stand-in from its manifest, crashes, freezes and boots hosts for the faults, and writes the node
 //! and pod states the `kubectl` shim answers from; and its thread, owned by a value that stops it.
 
-use super::{lock, APISERVER_MANIFEST, CLUSTER_INFO, JOINED_MEMBER_PID, JOINED_MEMBER_START, KUBELET_TICK_MS, LAB_REBOOT_MS};
+use super::{lock, APISERVER_MANIFEST, CLUSTER_INFO, JOINED_MEMBER_PID, JOINED_MEMBER_START, KUBELET_TICK_MS, LAB_REBOOT_MS, READY_GRACE};
 use crate::apiserver::{ApiObjects, ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
 use crate::executor_etcd::{SliceEtcd, STRIKE_DIR};
@@ -316,6 +316,21 @@ impl KubeletStandIn {
         let server = executor_lab::server_in(&text).and_then(|s| server_address(&s))?;
         let SocketAddr::V4(v4) = server else { return Some(false) };
         Some(self.client.readyz(server, *v4.ip()).is_ok_and(|a| a.is_ready()))
+    }
+
+    /// [`Self::node_ready`] as the node controller judges it: one failed heartbeat does not make a
+    /// node NotReady (that takes `--node-monitor-grace-period` of them), so a node is Ready if
+    /// its kubelet reaches an apiserver once within [`READY_GRACE`]. A loaded machine's single
+    /// slow `/readyz` is not a NotReady node; an apiserver that is down fails every try.
+    pub(super) fn node_ready_within_grace(&self, hosts: &FixtureHosts, node: NodeIx) -> Option<bool> {
+        let until = std::time::Instant::now() + READY_GRACE;
+        loop {
+            let ready = self.node_ready(hosts, node);
+            if ready != Some(false) || std::time::Instant::now() >= until {
+                return ready;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
     }
 
     pub(super) fn apiserver_ready(&self, node: NodeIx) -> bool {

@@ -68,6 +68,9 @@ pub const BOOT_WAIT_S: u64 = 30;
 pub const LAB_REBOOT_MS: u64 = 1500;
 /// How often the kubelet stand-in looks at the hosts.
 pub const KUBELET_TICK_MS: u64 = 100;
+/// How long the end's Ready rows give a node's kubelet to reach an apiserver once (far below the
+/// node controller's 40 s grace: a down apiserver still fails every try).
+pub const READY_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The file the plan's step 0.2 edits by hand, in the host's `/tmp`.
 const KUBEADM_NEW: &str = "kubeadm-new.yaml";
 /// The pid file of the member a join started, in the host's directory, and the command (run in

@@ -162,7 +162,7 @@ pub(super) fn cluster_rows(
     for &node in joined {
         let twin_ready = derive::node_ready(twin, t, node);
         let twin_cell = if twin_ready.is_ok() { Observed::Yes(true).into() } else { Observed::Yes(false).with(twin_ready.to_string()) };
-        let lab_cell = match kubelet.node_ready(hosts, node) {
+        let lab_cell = match kubelet.node_ready_within_grace(hosts, node) {
             Some(ready) => Observed::Yes(ready).into(),
             None => Observed::Yes(false).with("no kubelet.conf"),
         };
