@@ -116,7 +116,8 @@ pub fn parse_depth(text: &str) -> Result<u8, String> {
     let max = plan_sim::explore::DEPTH_MAX;
     match text.parse::<u8>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("the faults a schedule holds: 1, 2 or {max} (`plan check` explores no deeper)")),
+        Ok(_) => Err(format!("the faults a schedule holds: 1, 2 or {max} (`plan check` explores no deeper)")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
