@@ -20,7 +20,7 @@ const TRIPLES_PER_SQUARE: f64 = 1.0;
 /// whole check on two threads (the homelab, measured with this code): a deep placement mostly
 /// takes a continuation known already, a depth-1 placement carries its run out and the check
 /// has costs of its own (the no-fault run, the traces).
-const COST_RATIO: [f64; 4] = [1.0, 1.0, 0.5, 0.35];
+const COST_RATIO: [f64; 4] = [1.0, 1.0, 0.6, 0.45];
 
 /// What a check is expected to make and take.
 #[derive(Debug, Clone, Copy, PartialEq)]
