@@ -37,7 +37,48 @@ fn unverified(plan: &plan_model::plan::Plan) -> Vec<Unverified> {
     out
 }
 
+/// Says on stderr, before a check deeper than 2 starts, how long it is expected to take: the
+/// placements it will make and the time, both worked out from the depth-1 check of the same plan
+/// timed on this machine now (`plan_sim::expect`).
+pub fn announce(loaded: &Loaded, depth: u8) {
+    if depth < 3 {
+        return;
+    }
+    let e = plan_sim::expect::expect(&loaded.topology, &loaded.plan, depth);
+    eprintln!(
+        "plan: depth {depth} makes about {} fault placements: expect about {} \
+         (worked out from the depth-1 check just made: {} placements in {:.0} ms)",
+        round_count(e.placements),
+        seconds(e.wall_s),
+        e.depth_one_placements,
+        e.depth_one_s * 1000.0
+    );
+}
+
+/// A count to two significant figures, in words for people ("5.4 million").
+fn round_count(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e6 {
+        format!("{:.1} million", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.0} thousand", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if s >= 120.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s >= 10.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
 pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
+    announce(loaded, options.depth);
     let report = explore::check(&loaded.topology, &loaded.plan, explore::CheckOptions { depth: options.depth });
     tracing::info!(
         states = report.figures.states,

@@ -103,11 +103,22 @@ pub enum ReportFormat {
 
 #[derive(Debug, ClapArgs)]
 pub struct CheckOptions {
-    /// 1: every single fault; 2: every pair of faults.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// 1: every single fault; 2: every pair of faults; 3: every triple (tens of seconds: the
+    /// expected time is printed on stderr first).
+    #[arg(long, default_value_t = 1, value_parser = parse_depth)]
     pub depth: u8,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+/// `--depth N`: how many faults a schedule of the check holds, 1 to `DEPTH_MAX`.
+pub fn parse_depth(text: &str) -> Result<u8, String> {
+    let max = plan_sim::explore::DEPTH_MAX;
+    match text.parse::<u8>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("the faults a schedule holds: 1, 2 or {max} (`plan check` explores no deeper)")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Debug, ClapArgs)]

@@ -21,8 +21,9 @@ pub struct ReportArgs {
     /// fetched (it reads the same offline).
     #[arg(long, value_name = "FILE")]
     pub html: std::path::PathBuf,
-    /// Depth of the check the page shows: 1 every single fault, 2 every pair of faults.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// Depth of the check the page shows: 1 every single fault, 2 every pair of faults, 3 every
+    /// triple (the expected time is printed on stderr first).
+    #[arg(long, default_value_t = 1, value_parser = crate::cli::parse_depth)]
     pub depth: u8,
 }
 
@@ -53,6 +54,7 @@ pub fn run(loaded: &Loaded, options: &ReportArgs) -> Result<(), Failure> {
     refuse_unwritable(&options.html)?;
     let t = &loaded.topology;
     let capacity = capacity::analyse(t, &loaded.plan).map_err(|e| Failure::Input(e.to_string()))?;
+    crate::check::announce(loaded, options.depth);
     let check = explore::check(t, &loaded.plan, explore::CheckOptions { depth: options.depth });
     let executions = dag::executions(t, &loaded.plan);
     let contents = page::Contents {

@@ -355,3 +355,35 @@ fn the_man_page_is_roff_with_every_subcommand() {
     // Needs no scenario: a broken --scenario is not read for it.
     assert_eq!(plan(&["--scenario", "/nonexistent.yaml", "man"]).code, 0);
 }
+
+/// `--depth 3` runs (on a plan cut to its first two steps, to stay quick) and says first on
+/// stderr how long it is expected to take; `--depth 4` is refused before anything runs.
+#[test]
+fn depth_three_is_accepted_with_its_expected_time_and_depth_four_refused() {
+    let exported = plan(&["show", "--format", "yaml"]).stdout;
+    let (head, rest) = exported.split_once("\n- id: '0.3'\n").expect("the plan has step 0.3");
+    let (_, rollbacks) = rest.split_once("\nrollbacks:\n").expect("the plan file has rollbacks");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "first-two.yaml", &format!("{head}\nrollbacks:\n{rollbacks}"));
+    let out = plan(&["--plan", &file, "check", "--depth", "3", "--format", "json"]);
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("check prints JSON");
+    assert_eq!(doc["depth"], 3);
+    assert!(doc["figures"]["fault_placements"].as_u64().unwrap() > 50_000, "{}", doc["figures"]);
+    let first = out.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("plan: depth 3 makes about ")
+            && first.contains(" fault placements: expect about ")
+            && first.contains("depth-1 check"),
+        "{}",
+        out.stderr
+    );
+    for command in [&["check", "--depth", "4"][..], &["report", "--html", "x.html", "--depth", "4"]] {
+        let out = plan(command);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert_eq!(
+            out.stderr.trim_end(),
+            "plan: error: invalid value '4' for '--depth <DEPTH>': the faults a schedule holds: 1, 2 or 3 (`plan check` explores no deeper); see plan --help"
+        );
+    }
+}

@@ -1,6 +1,7 @@
-//! `plan check` on the embedded homelab at depths 1 and 2 and on five masters at depth 2 (goals
-//! on the 2-core machine: homelab depth 2 ≤ 50 ms, five masters depth 2 ≤ 100 ms), and raw model
-//! transitions per second (goal: at least 1 million per core).
+//! `plan check` on the embedded homelab at depths 1, 2 and 3 and on five masters at depth 2 (goals
+//! on the 2-core machine: homelab depth 2 ≤ 50 ms, five masters depth 2 ≤ 100 ms, depth 3 ≤ 2 s),
+//! and raw model transitions per second (goal: at least 1 million per core). Depth 3 takes some
+//! 10–20 s a check: its group alone is `cargo bench -p plan-sim --bench check -- depth_3`.
 //!
 //! Run with `cargo bench -p plan-sim --bench check`.
 
@@ -34,6 +35,18 @@ fn check_depths(c: &mut Criterion) {
     group.finish();
 }
 
+/// The homelab at depth 3: ten checks of 5.35 million placements each, one after another.
+fn check_depth_three(c: &mut Criterion) {
+    let t = homelab();
+    let plan = planner::generate(&t);
+    let mut group = c.benchmark_group("check_deep");
+    group.sample_size(10);
+    group.sampling_mode(criterion::SamplingMode::Flat);
+    group.measurement_time(std::time::Duration::from_secs(60));
+    group.bench_function("homelab_depth_3", |b| b.iter(|| black_box(check(&t, &plan, CheckOptions { depth: 3 }))));
+    group.finish();
+}
+
 /// The plan's actions applied one after another from the initial state: the raw speed of the
 /// model's transition function, with no exploration bookkeeping.
 fn raw_transitions(c: &mut Criterion) {
@@ -61,5 +74,5 @@ fn raw_transitions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, check_depths, raw_transitions);
+criterion_group!(benches, check_depths, check_depth_three, raw_transitions);
 criterion_main!(benches);

@@ -1,5 +1,5 @@
-//! `plan check`: every fault at every point of the plan (and every pair at depth 2), explored
-//! with state deduplication; every recovery it takes is proven or refuted.
+//! `plan check`: every fault at every point of the plan (every pair at depth 2, every triple at
+//! depth 3), explored with state deduplication; every recovery it takes is proven or refuted.
 
 use crate::collect::Collector;
 use crate::memo::{Memo, Summary, Walk};
@@ -20,11 +20,11 @@ use std::hash::{Hash, Hasher};
 const END_STATE: &str = "end";
 
 /// The most faults a schedule may hold in `plan check`.
-pub const DEPTH_MAX: u8 = 2;
+pub const DEPTH_MAX: u8 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckOptions {
-    /// 1: every single fault; 2: every ordered pair of faults.
+    /// 1: every single fault; 2: every ordered pair of faults; 3: every ordered triple.
     pub depth: u8,
 }
 
@@ -249,8 +249,23 @@ fn judge_no_fault(collector: &mut Collector<'_>, no_fault: &RunResult, t: &Topol
 ///
 /// # Caveats
 /// At depth 2 the second fault strikes at plan points after the first (or with it), not inside
-/// a recovery procedure.
+/// a recovery procedure. At depth 3 the third strikes at plan points after the second, never with
+/// it: only the first two faults may strike at one point.
 pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
+    explore(t, plan, options, false)
+}
+
+/// The check with every placement's run carried out to its end: no continuation is kept or
+/// taken (recovery rankings are still shared, and a configuration met again is still counted as
+/// duplicates: its placements were made). The
+/// report is the check's, but for `figures.transitions` (every transition is applied): what the
+/// memory's tests compare it with.
+#[doc(hidden)]
+pub fn check_plain(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
+    explore(t, plan, options, true)
+}
+
+fn explore(t: &Topology, plan: &Plan, options: CheckOptions, plain: bool) -> CheckReport {
     let depth = options.depth.clamp(1, DEPTH_MAX);
     let explorer = Engine::new(t, plan, Recording::default());
     let accountant = Engine::new(t, plan, Recording { events: false, downtime: true });
@@ -270,7 +285,7 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
                 let (explorer, track, states, faults) = (&explorer, &track, &states, &faults);
                 let no_fault_broken = collector.no_fault_broken.clone();
                 scope.spawn(move || {
-                    let mut explored = Shard::new(explorer, track, faults, depth, no_fault_broken);
+                    let mut explored = Shard::new(explorer, track, faults, depth, plain, no_fault_broken);
                     for &(point, state) in states.iter().skip(shard).step_by(SHARDS) {
                         explored.explore_point(point, state);
                     }
@@ -280,7 +295,10 @@ pub fn check(t: &Topology, plan: &Plan, options: CheckOptions) -> CheckReport {
             .collect();
         handles.into_iter().map(|h| h.join().expect("an exploration shard panicked")).collect()
     });
-    let mut visited: FxHashSet<u64> = FxHashSet::default();
+    // Sized once for the larger shard's keys (the union holds at least those): at depth 3 the
+    // millions of keys are not rehashed at every doubling.
+    let largest = shards.iter().map(|s| s.visited.len() + s.seen.len()).max().unwrap_or(0);
+    let mut visited: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(states.len() + largest, Default::default());
     let mut transitions = no_fault.transitions;
     let mut placements = 0usize;
     let mut deduplicated = 0usize;
@@ -366,7 +384,14 @@ struct Shard<'s, 'a> {
 }
 
 impl<'s, 'a> Shard<'s, 'a> {
-    fn new(engine: &'s Engine<'a>, track: &'s Track, faults: &'s [Fault], depth: u8, no_fault_broken: BTreeSet<&'static str>) -> Self {
+    fn new(
+        engine: &'s Engine<'a>,
+        track: &'s Track,
+        faults: &'s [Fault],
+        depth: u8,
+        plain: bool,
+        no_fault_broken: BTreeSet<&'static str>,
+    ) -> Self {
         // Breaks of an invariant the plan breaks without any fault are reported once, as such.
         let reported = INVARIANTS
             .iter()
@@ -383,7 +408,7 @@ impl<'s, 'a> Shard<'s, 'a> {
             visited: FxHashSet::default(),
             seen: FxHashMap::with_capacity_and_hasher(1 << 18, Default::default()),
             expanded: FxHashSet::default(),
-            memo: Memo::new(reported),
+            memo: if plain { Memo::plain(reported) } else { Memo::new(reported) },
             transitions: 0,
             placements: 0,
             deduplicated: 0,

@@ -2,6 +2,7 @@
 
 mod collect;
 mod cursor;
+pub mod expect;
 pub mod explore;
 pub mod memo;
 pub mod policy;

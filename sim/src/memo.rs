@@ -268,6 +268,8 @@ pub struct Memo {
     judged: FxHashMap<Fingerprint, u32>,
     /// Runs carried out to a boundary with a known continuation.
     pub hits: u64,
+    /// No continuation is kept: every run is carried out to its end (the plain run, to compare).
+    forget: bool,
     /// The boundaries the run under way passed (kept for its allocation).
     marks: Vec<Mark>,
 }
@@ -299,8 +301,14 @@ impl Memo {
             rankings: Rankings::default(),
             judged: FxHashMap::default(),
             hits: 0,
+            forget: false,
             marks: Vec::new(),
         }
+    }
+
+    /// A memory that keeps no continuation (rankings only): every run is carried out to its end.
+    pub fn plain(reported: u32) -> Memo {
+        Memo { forget: true, ..Memo::new(reported) }
     }
 
     /// Runs `schedule` (every injection at the point of `entry`) from `entry`; from the first step
@@ -436,6 +444,9 @@ impl Memo {
         from: Point,
         plan: &plan_model::plan::Plan,
     ) {
+        if self.forget {
+            return;
+        }
         for mark in marks.iter().rev() {
             let tail = tail_from(breaks, lists, mark, transitions, end, plan);
             if let Some(w) = walk {
