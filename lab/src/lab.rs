@@ -209,6 +209,21 @@ impl Lab {
             etcdctl_bin: PathBuf::from(ETCDCTL_BIN),
             scratch: None,
         };
+        // A lab that fails to come up stops what it started, detached or not: nothing is left
+        // running behind an error.
+        if let Err(e) = lab.start(t, options) {
+            lab.stop_all();
+            let _ = std::fs::remove_file(lab.dir.join(STATE_FILE));
+            return Err(e);
+        }
+        lab.save()?;
+        Ok(lab)
+    }
+
+    /// The "before" control plane on a lab value made by [`Lab::up`]: the existing master's etcd
+    /// with the seed keys and the backup, then HAProxy.
+    fn start(&mut self, t: &Topology, options: &LabOptions) -> Result<(), LabError> {
+        let lab = self;
         let first = lab.host(t.existing_master())?.clone();
         lab.wipe(&first)?;
         let initial = format!("{}={}", first.name, first.peer_url());
@@ -224,8 +239,7 @@ impl Lab {
         if options.haproxy {
             lab.start_haproxy()?;
         }
-        lab.save()?;
-        Ok(lab)
+        Ok(())
     }
 
     /// A lab of its own in a scratch directory, owned by the caller and gone when dropped.
@@ -318,7 +332,14 @@ impl Lab {
     /// The pid of `host`'s etcd when it runs (frozen counts as running).
     pub fn etcd_pid(&self, host: &LabHost) -> Option<u32> {
         let pid = *self.state.etcd.get(&host.name)?;
-        (process::is_alive(pid) && process::belongs_to(pid, &self.marker())).then_some(pid)
+        (process::is_alive(pid) && self.owns(pid)).then_some(pid)
+    }
+
+    /// Whether `pid` is this lab's: spawned by this value (between fork and exec its command
+    /// line is still its parent's, so it is not read), or naming the lab's directory (a pid
+    /// read back from the state file may have been reused since).
+    fn owns(&self, pid: u32) -> bool {
+        self.children.iter().any(|c| c.id() == pid) || process::belongs_to(pid, &self.marker())
     }
 
     fn running_pids(&self) -> Vec<u32> {
@@ -544,12 +565,11 @@ impl Lab {
     }
 
     fn stop_all(&mut self) -> Vec<String> {
-        let marker = self.marker();
         let mut stopped = Vec::new();
         let mut targets: Vec<(String, u32)> = self.state.etcd.iter().map(|(h, p)| (format!("etcd of {h}"), *p)).collect();
         targets.extend(self.state.haproxy.map(|p| ("haproxy".to_string(), p)));
         for (what, pid) in targets {
-            if process::is_alive(pid) && process::belongs_to(pid, &marker) {
+            if process::is_alive(pid) && self.owns(pid) {
                 process::signal(pid, Signal::Kill);
                 let child = self.children.iter_mut().find(|c| c.id() == pid);
                 process::wait_gone(pid, child, Duration::from_millis(STOP_TIMEOUT_MS));
