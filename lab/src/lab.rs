@@ -223,21 +223,20 @@ impl Lab {
     /// The "before" control plane on a lab value made by [`Lab::up`]: the existing master's etcd
     /// with the seed keys and the backup, then HAProxy.
     fn start(&mut self, t: &Topology, options: &LabOptions) -> Result<(), LabError> {
-        let lab = self;
-        let first = lab.host(t.existing_master())?.clone();
-        lab.wipe(&first)?;
+        let first = self.host(t.existing_master())?.clone();
+        self.wipe(&first)?;
         let initial = format!("{}={}", first.name, first.peer_url());
-        lab.spawn_etcd(&first, initial, ClusterState::New, false)?;
-        lab.wait_writable(&first)?;
-        let ctl = lab.ctl(None);
+        self.spawn_etcd(&first, initial, ClusterState::New, false)?;
+        self.wait_writable(&first)?;
+        let ctl = self.ctl(None);
         for i in 0..options.seed_keys {
             if let Err(refused) = ctl.put(&format!("{SEED_PREFIX}{i:04}"), "committed before the migration", PROBE_TIMEOUT_MS * 3)? {
                 return Err(LabError::Command { command: "etcdctl put (seed data)".to_string(), message: refused.0 });
             }
         }
-        lab.take_backup(&first)?;
+        self.take_backup(&first)?;
         if options.haproxy {
-            lab.start_haproxy()?;
+            self.start_haproxy()?;
         }
         Ok(())
     }
