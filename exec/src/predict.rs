@@ -1,9 +1,14 @@
 //! What the twin predicts at every step boundary of the plan run without faults.
 
-use plan_model::action::{self, Action};
+use plan_model::action::{self, Action, Refusal};
 use plan_model::cluster::Cluster;
-use plan_model::plan::Plan;
-use plan_model::topology::Topology;
+use plan_model::plan::{Plan, Step};
+use plan_model::topology::{NodeSet, Topology};
+use plan_sim::policy::Executor;
+use plan_sim::recovery::RecoveryKind;
+use plan_sim::run::{EventKind, Outcome};
+use plan_sim::step::{self, Flow, Place, Position};
+use std::convert::Infallible;
 
 /// The twin's state before each step, and after the last.
 #[derive(Debug, Clone)]
@@ -21,37 +26,32 @@ impl Prediction {
         Prediction::from(t, plan, Cluster::initial(t))
     }
 
-    /// Runs the plan's actions over the model from `start`. A refused verification halts
-    /// nothing (it is recorded by the runner's own checks); a refused command is kept.
+    /// Runs the plan's actions over the model from `start`, through the executor's own loop
+    /// ([`step::run_to_end`]) without faults. A refused verification halts nothing (it is
+    /// recorded by the runner's own checks); a refused command is kept.
     pub fn from(t: &Topology, plan: &Plan, start: Cluster) -> Prediction {
-        let mut c = start;
-        let mut states = vec![c];
-        let mut refusals = Vec::new();
-        for step in &plan.steps {
-            for &a in &step.actions {
-                match action::apply(&c, t, a) {
-                    Ok(next) => c = next,
-                    Err(refusal) if !matches!(a, Action::Verify(_)) => refusals.push((step.id.clone(), refusal.reason)),
-                    Err(_) => {}
-                }
-            }
-            states.push(c);
-        }
-        Prediction { states, refusals }
+        let mut forecast = Forecast::new(t, start);
+        let Ok(outcome) = step::run_to_end(&mut forecast, t, plan, Position::default(), &[]);
+        // Nothing halts a forecast (no fault, no drift, a refusal kept): it runs to the end.
+        debug_assert_eq!(outcome, Outcome::Completed);
+        Prediction { states: forecast.states, refusals: forecast.refusals }
     }
 
     /// The states step `step` passes through, its actions applied one by one from the state
     /// before it, that state and the one after it included: what a step the executor died in
     /// may have left (a cut `kubeadm join` leaves its member added, or started as a learner).
     pub fn within(&self, t: &Topology, plan: &Plan, step: usize) -> Vec<Cluster> {
-        let mut c = self.states[step];
-        let mut out = vec![c];
-        for &a in &plan.steps[step].actions {
-            if let Ok(next) = action::apply(&c, t, a) {
-                c = next;
-                if !out.contains(&c) {
-                    out.push(c);
-                }
+        let mut forecast = Forecast::new(t, self.states[step]);
+        let mut out = vec![self.states[step]];
+        let mut pos = Position { step, ..Position::default() };
+        // One pass per action, and one past the last that ends the step.
+        for _ in 0..=plan.steps[step].actions.len() {
+            let Ok(flow) = step::iterate(&mut forecast, t, plan, &mut pos, &[], &mut []);
+            if !out.contains(&forecast.c) {
+                out.push(forecast.c);
+            }
+            if matches!(flow, Flow::Stop(_)) || pos.step != step {
+                break;
             }
         }
         if !out.contains(&self.states[step + 1]) {
@@ -68,3 +68,104 @@ impl Prediction {
         &self.states[step + 1]
     }
 }
+
+/// The executor's loop run on the model alone, without faults: the state at every step boundary,
+/// and the actions the model refused.
+///
+/// Nothing halts it, so the recovery policy's side of [`Executor`] is never asked for: no fault is
+/// struck (the schedule is empty), the drift check finds nothing, and a refused action is
+/// recorded and passed over rather than halting the step.
+struct Forecast<'t> {
+    t: &'t Topology,
+    c: Cluster,
+    states: Vec<Cluster>,
+    refusals: Vec<(String, String)>,
+}
+
+impl<'t> Forecast<'t> {
+    fn new(t: &'t Topology, start: Cluster) -> Self {
+        Forecast { t, c: start, states: vec![start], refusals: Vec::new() }
+    }
+}
+
+/// The model cannot fail underneath. A recovery is never taken (nothing halts), so `apply`,
+/// `took`, `note` and `wait_for_pending` are not reached; each does the plain, harmless thing.
+impl Executor for Forecast<'_> {
+    type Error = Infallible;
+
+    fn cluster(&self) -> &Cluster {
+        &self.c
+    }
+
+    /// No fault is struck.
+    fn struck(&self) -> NodeSet {
+        NodeSet::EMPTY
+    }
+
+    fn fault_pending(&self) -> bool {
+        false
+    }
+
+    /// Not reached: no temporary fault is ever pending.
+    fn wait_for_pending(&mut self, _step: &str) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    /// Not reached (no recovery is taken); carried out on the model, as the twin does.
+    fn apply(&mut self, a: Action, _step: &str) -> Result<Result<(), Refusal>, Infallible> {
+        Ok(action::apply(&self.c, self.t, a).map(|next| self.c = next))
+    }
+
+    /// Not reached: no recovery is taken.
+    fn took(&mut self, _kind: RecoveryKind) {}
+
+    /// The forecast keeps no timeline.
+    fn note(&mut self, _step: &str, _kind: EventKind, _what: String) {}
+
+    fn timeline(&self) -> bool {
+        false
+    }
+}
+
+impl Place for Forecast<'_> {
+    /// Not reached: the schedule is empty.
+    fn strike(&mut self, _fault: plan_model::fault::Fault, _step: &str) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    /// Nothing was struck, so nothing heals.
+    fn heal_due(&mut self, _step: &str) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    /// The action on the model; a refused one leaves the state as it was and the forecast goes
+    /// on. A refused command is recorded (an edited plan may skip what a step needs); a refused
+    /// verification is not (the runner's own checks record it).
+    fn act(&mut self, a: Action, step: &str, _kind: EventKind) -> Result<Result<(), Refusal>, Infallible> {
+        match action::apply(&self.c, self.t, a) {
+            Ok(next) => self.c = next,
+            Err(refusal) if !matches!(a, Action::Verify(_)) => self.refusals.push((step.to_string(), refusal.reason)),
+            Err(_) => {}
+        }
+        Ok(Ok(()))
+    }
+
+    /// Never drift. The prediction is what the executor expects of the plan without faults, and
+    /// it carries on past what the twin would refuse (an edited plan's refusal leaves the state
+    /// short of what the next step expects); the drift check is the executor's own, against
+    /// what it observes on the hosts, not the forecast's against itself.
+    fn drift(&self, _t: &Topology) -> Option<String> {
+        None
+    }
+
+    /// The state after the step is recorded. The clock is not moved on by the step's time beyond
+    /// its actions ([`step::rest_of_step_s`]), unlike the twin's: the prediction's clock has
+    /// always counted the actions' time alone, and its states stay as the executor has known them.
+    fn step_done(&mut self, _s: &Step) -> Result<(), Infallible> {
+        self.states.push(self.c);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
