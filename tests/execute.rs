@@ -564,7 +564,7 @@ fn the_ssh_transport_runs_a_batch_on_every_host_at_once_and_answers_in_order() {
         (hosts[0].clone(), "/etc/kubernetes/no-such-file"),
         (hosts[2].clone(), "/etc/kubernetes/kubelet.conf"),
     ];
-    let read = transport.read_files(&reads);
+    let read = transport.read_and_run(&reads, &[]).read;
     assert!(matches!(&read[0], Ok(FileRead::Present(text)) if text.contains(DIRECT)), "{read:?}");
     assert!(matches!(&read[1], Ok(FileRead::Missing)), "{read:?}");
     assert!(matches!(&read[2], Ok(FileRead::Present(_))), "{read:?}");

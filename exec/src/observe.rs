@@ -7,19 +7,17 @@
 //! about a field of [`Cluster`]; [`drift`] compares facts with the twin's state. A step is observed
 //! by the observers its [`Scope`] names.
 
-use crate::etcd::{self, EtcdProbe};
+use crate::etcd::EtcdProbe;
 use crate::guard::Guard;
-use crate::haproxy::{self, LbProbe};
+use crate::haproxy::LbProbe;
 use crate::kubernetes::{KubeApi, KubeconfigSource};
-use crate::target::{HostTarget, Hosts, Place};
-use crate::transport::{FileRead, Request, Transport};
+use crate::transport::Transport;
 use crate::ExecError;
 use plan_model::action::{Action, Check};
 use plan_model::cluster::Cluster;
 use plan_model::observe as derive;
-use plan_model::topology::{NodeIx, NodeSet, Topology};
+use plan_model::topology::{NodeIx, Topology};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Where a node's kubelet reads its apiserver from.
 pub const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
@@ -287,12 +285,42 @@ pub fn kubelet_on_vip(text: &str, t: &Topology) -> (Seen, String) {
     (if on_vip { Seen::Yes } else { Seen::No }, line.to_string())
 }
 
-/// Reads `openssl x509 -noout -ext subjectAltName` output and says whether it has the VIP.
+/// Reads SANs as `openssl x509 -noout -ext subjectAltName` prints them (and
+/// [`subject_alt_names`] writes them) and says whether they have the VIP.
 pub fn cert_has_vip(sans: &str, t: &Topology) -> (Seen, String) {
     let vip = format!("IP Address:{}", t.scenario.control_plane_endpoint.vip);
     let line = sans.lines().map(str::trim).find(|l| l.contains("IP Address:") || l.contains("DNS:")).unwrap_or_default().to_string();
     let has = line.split(", ").any(|san| san.trim() == vip);
     (if has { Seen::Yes } else { Seen::No }, line)
+}
+
+/// The subject alternative names of the PEM certificate `pem`, as `openssl x509 -ext
+/// subjectAltName` prints them (`DNS:k8s-master, IP Address:10.0.20.100`), in the certificate's
+/// order: read here, so a host needs no openssl to be observed.
+///
+/// # Errors
+/// Not a PEM certificate, or its extension does not parse.
+pub fn subject_alt_names(pem: &str) -> Result<String, String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let cert = pem.parse_x509().map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let Some(extension) = cert.subject_alternative_name().map_err(|e| format!("subjectAltName: {e}"))? else {
+        return Ok(String::new());
+    };
+    let names: Vec<String> = extension
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::DNSName(dns) => Some(format!("DNS:{dns}")),
+            x509_parser::extensions::GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => Some(format!("IP Address:{}", std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*bytes).ok()?))),
+                16 => Some(format!("IP Address:{}", std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).ok()?))),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    Ok(names.join(", "))
 }
 
 /// What the twin says a fact should be; `None` when the twin does not say (a field the model does
@@ -347,35 +375,36 @@ pub fn observe(
     scope: Scope,
     observer: &mut Observer,
 ) -> Result<Observation, ExecError> {
-    let mut observation = Observation::default();
-    let timed = |what: &str, started: std::time::Instant| {
-        tracing::debug!(observer = what, ms = started.elapsed().as_millis() as u64, "observer done")
-    };
-    if scope.files {
+    // The API is asked on a thread of its own while the hosts are asked over the transport: the
+    // observation takes as long as the slower of the two, not their sum.
+    let probes = observer.probes.clone();
+    let span = tracing::Span::current();
+    std::thread::scope(|threads| {
+        let kube = scope.kube.then(|| {
+            threads.spawn(move || {
+                span.in_scope(|| {
+                    let started = std::time::Instant::now();
+                    let mut observation = Observation::default();
+                    let observed = observe_kube(t, c, observer, &mut observation).map(|()| observation);
+                    tracing::debug!(observer = "kube", ms = started.elapsed().as_millis() as u64, "observer done");
+                    observed
+                })
+            })
+        });
         let started = std::time::Instant::now();
-        observe_files(t, c, transport, &mut observation)?;
-        timed("files", started);
-    }
-    if scope.etcd {
-        if let Some(probe) = observer.probes.etcd.clone() {
-            let started = std::time::Instant::now();
-            observe_etcd(t, c, transport, &probe, observer.probes.guard, &mut observation)?;
-            timed("etcd", started);
+        let mut observation = Observation::default();
+        let on_hosts = hosts::observe_hosts(t, c, transport, scope, &probes, &mut observation);
+        tracing::debug!(observer = "hosts", ms = started.elapsed().as_millis() as u64, "observer done");
+        let from_api = kube.map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        on_hosts?;
+        if let Some(from_api) = from_api {
+            let from_api = from_api?;
+            observation.facts.extend(from_api.facts);
+            observation.unreachable.extend(from_api.unreachable);
+            observation.no_ssh.extend(from_api.no_ssh);
         }
-    }
-    if scope.lb && c.lb_up {
-        if let Some(probe) = observer.probes.lb.clone() {
-            let started = std::time::Instant::now();
-            observe_lb(t, transport, &probe, &mut observation)?;
-            timed("lb", started);
-        }
-    }
-    if scope.kube {
-        let started = std::time::Instant::now();
-        observe_kube(t, c, observer, &mut observation)?;
-        timed("kube", started);
-    }
-    Ok(observation)
+        Ok(observation)
+    })
 }
 
 /// Whether the twin says the apiserver `server` names cannot answer in `c`: a master's address
@@ -391,247 +420,6 @@ fn api_silent_in_twin(t: &Topology, c: &Cluster, server: &str) -> bool {
         Some(i) => plan_model::observe::apiserver_ready(c, NodeIx(i as u8)).is_err(),
         None => false,
     }
-}
-
-fn request(shell: &str) -> Request<'_> {
-    Request { step: "observe", shell, stdin: None, secret: false, timeout: Duration::from_secs(OBSERVE_TIMEOUT_S) }
-}
-
-/// Every joined host's kubelet.conf and every master's apiserver SANs: the reads of all hosts
-/// go out together ([`Transport::read_files`], [`Transport::run_each`]), then the SAN reads of
-/// the masters that answered.
-fn observe_files(t: &Topology, c: &Cluster, transport: &mut dyn Transport, observation: &mut Observation) -> Result<(), ExecError> {
-    let hosts = Hosts::new(t);
-    let nodes: Vec<NodeIx> = c.joined.and(c.up).iter().collect();
-    let targets: Vec<HostTarget> = nodes.iter().map(|&node| hosts.node(node)).collect();
-    let reads: Vec<(HostTarget, &str)> = targets.iter().map(|host| (host.clone(), KUBELET_CONF)).collect();
-    let mut masters: Vec<HostTarget> = Vec::new();
-    for ((node, host), read) in nodes.iter().zip(&targets).zip(transport.read_files(&reads)) {
-        match read {
-            Ok(FileRead::Present(text)) => {
-                let (seen, evidence) = kubelet_on_vip(&text, t);
-                observation.fact(&host.name, Field::KubeletOnVip, seen, evidence);
-            }
-            Ok(FileRead::Missing) => observation.fact(&host.name, Field::KubeletOnVip, Seen::Missing, format!("{KUBELET_CONF} missing")),
-            Ok(FileRead::Unobserved) => {}
-            Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
-            Err(e) => {
-                if matches!(e, ExecError::Ssh { .. }) {
-                    observation.no_ssh.push(host.name.clone());
-                }
-                observation.unreachable.push((host.name.clone(), e.to_string()));
-                continue;
-            }
-        }
-        if c.control_plane.contains(*node) {
-            masters.push(host.clone());
-        }
-    }
-    let shell = format!(
-        "if sudo test -e {APISERVER_CERT}; then sudo openssl x509 -in {APISERVER_CERT} -noout -ext subjectAltName; else exit 3; fi"
-    );
-    let work: Vec<(Place, Request<'_>)> = masters.iter().map(|host| (Place::Host(host.clone()), request(&shell))).collect();
-    for (host, done) in masters.iter().zip(transport.run_each(&work)) {
-        match done {
-            Ok(done) if done.exit == Some(3) => {
-                observation.fact(&host.name, Field::CertHasVip, Seen::Missing, format!("{APISERVER_CERT} missing"))
-            }
-            Ok(done) if done.success() => {
-                let (seen, evidence) = cert_has_vip(&done.stdout, t);
-                observation.fact(&host.name, Field::CertHasVip, seen, evidence);
-            }
-            Ok(done) => {
-                observation.unreachable.push((host.name.clone(), format!("openssl: {}", crate::redact::redact(done.stderr.trim()))))
-            }
-            Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
-            Err(e) => observation.unreachable.push((host.name.clone(), e.to_string())),
-        }
-    }
-    Ok(())
-}
-
-/// The last line of a failed command's error output, for a message.
-fn failure_line(stdout: &str, stderr: &str, exit: Option<i32>) -> String {
-    let line = stderr.lines().rev().chain(stdout.lines().rev()).find(|l| !l.trim().is_empty()).unwrap_or("no output");
-    format!("{} ({})", crate::redact::redact(line.trim()), exit.map_or("killed".to_string(), |c| format!("exit {c}")))
-}
-
-/// `etcdctl member list` (and `endpoint health`) on a master the twin says runs a member with
-/// quorum; nothing when there is none (the twin then predicts etcd cannot answer).
-///
-/// # Errors
-/// [`ExecError::NotLoopback`] when the guard refuses the endpoint (before the member list) or a
-/// member's client URL (before `endpoint health`, which dials each of them).
-pub fn observe_etcd(
-    t: &Topology,
-    c: &Cluster,
-    transport: &mut dyn Transport,
-    probe: &EtcdProbe,
-    guard: Guard,
-    observation: &mut Observation,
-) -> Result<(), ExecError> {
-    let live = derive::live_members(c).and(c.control_plane).and(c.voters);
-    let Some(master) = live.iter().find(|n| derive::quorum_at(c, *n).holds()) else { return Ok(()) };
-    let host = Hosts::new(t).node(master);
-    let label = format!("etcd via {}", host.name);
-    if let Err(e) = probe.validate() {
-        observation.unreachable.push((label, e.to_string()));
-        return Ok(());
-    }
-    // `--etcd-endpoint` may list several endpoints, comma-separated, as etcdctl takes them.
-    for endpoint in probe.endpoint.split(',') {
-        guard.check_url("etcd endpoint", endpoint)?;
-    }
-    let place = Place::Host(host.clone());
-    let listed = match transport.run(&place, &request(&probe.member_list_command())) {
-        Ok(done) if done.success() => etcd::parse_member_list(&done.stdout),
-        Ok(done) => {
-            observation.unreachable.push((label, format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit))));
-            return Ok(());
-        }
-        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
-        Err(e) => {
-            observation.unreachable.push((label, e.to_string()));
-            return Ok(());
-        }
-    };
-    let members = match listed {
-        Ok(members) => members,
-        Err(e) => {
-            observation.unreachable.push((label, e.to_string()));
-            return Ok(());
-        }
-    };
-    let membership = etcd::EtcdMembership::of(t, &members);
-    for (i, node) in t.nodes.iter().enumerate() {
-        let ix = NodeIx(i as u8);
-        let evidence = membership.evidence(ix);
-        observation.fact(&node.name, Field::EtcdVoter, seen(membership.voters.contains(ix)), evidence.clone());
-        observation.fact(&node.name, Field::EtcdLearner, seen(membership.learners.contains(ix)), evidence.clone());
-        if membership.voters.or(membership.learners).contains(ix) {
-            observation.fact(&node.name, Field::EtcdStarted, seen(membership.started.contains(ix)), evidence);
-        }
-    }
-    for (member, stranger) in members.iter().filter(|m| etcd::member_node(t, m).is_none()).zip(&membership.strangers) {
-        let field = if member.is_learner { Field::EtcdLearner } else { Field::EtcdVoter };
-        let name = if member.name.is_empty() { format!("{:x}", member.id) } else { member.name.clone() };
-        observation.fact(&name, field, Seen::Yes, format!("{stranger}: no inventory node"));
-    }
-    // `endpoint health` dials every member's client URL: each is checked first.
-    let client_urls = etcd::client_urls(&members);
-    for url in &client_urls {
-        guard.check_url(&format!("etcd member client URL (from {label})"), url)?;
-    }
-    let health_command = match probe.endpoint_health_command(&client_urls) {
-        Ok(command) => command,
-        Err(e) => {
-            observation.unreachable.push((label, e.to_string()));
-            return Ok(());
-        }
-    };
-    // `endpoint health` prints its JSON also when an endpoint is unhealthy (and exits 1).
-    let answered = if client_urls.is_empty() {
-        Ok(crate::transport::Completed { exit: Some(0), stdout: "[]".to_string(), stderr: String::new(), duration: Duration::ZERO })
-    } else {
-        transport.run(&place, &request(&health_command))
-    };
-    match answered {
-        Ok(done) => match etcd::parse_endpoint_health(&done.stdout) {
-            Ok(health) => {
-                let healthy = etcd::healthy_nodes(t, &members, &health);
-                for ix in membership.voters.iter() {
-                    let answer = members
-                        .iter()
-                        .find(|m| etcd::member_node(t, m) == Some(ix))
-                        .and_then(|m| health.iter().find(|h| m.client_urls.contains(&h.endpoint)))
-                        .map_or("no client URL answered".to_string(), |h| match &h.error {
-                            Some(error) => format!("{}: {}", h.endpoint, crate::redact::redact(error)),
-                            None => format!("{}: health {}", h.endpoint, h.health),
-                        });
-                    observation.fact(t.name(ix), Field::EtcdHealthy, seen(healthy.contains(ix)), answer);
-                }
-            }
-            Err(e) => observation.unreachable.push((label, format!("{e}: {}", failure_line(&done.stdout, &done.stderr, done.exit)))),
-        },
-        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
-        Err(e) => observation.unreachable.push((label, e.to_string())),
-    }
-    Ok(())
-}
-
-/// The LB's config file (frontend at the VIP, its backend's servers) and, with a stats socket,
-/// `show stat` (servers loaded, health).
-pub fn observe_lb(t: &Topology, transport: &mut dyn Transport, probe: &LbProbe, observation: &mut Observation) -> Result<(), ExecError> {
-    // The VIP on the masters has no load balancer machine to read: the observers leave it.
-    let Some(lb) = Hosts::new(t).load_balancer() else { return Ok(()) };
-    let config = match transport.read_file(&lb, &probe.config) {
-        Ok(FileRead::Present(text)) => haproxy::parse_config(&text, t),
-        Ok(FileRead::Missing) => haproxy::DeclaredPool::default(),
-        Ok(FileRead::Unobserved) => return Ok(()),
-        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
-        Err(e) => {
-            observation.unreachable.push((lb.name.clone(), e.to_string()));
-            return Ok(());
-        }
-    };
-    let frontend_evidence = match &config.frontend {
-        Some(name) => format!("{}: frontend {name} -> backend {}", probe.config, config.backend.as_deref().unwrap_or("(none)")),
-        None => format!("{}: no frontend binds {}", probe.config, t.scenario.control_plane_endpoint.vip),
-    };
-    observation.fact(&lb.name, Field::LbFrontend, seen(config.frontend.is_some()), frontend_evidence);
-    let mut in_config = NodeSet::EMPTY;
-    for server in &config.servers {
-        match haproxy::server_node(t, &server.name, Some(&server.host)) {
-            Some(ix) => in_config.set(ix, true),
-            None => observation.fact(
-                &server.name,
-                Field::LbServerInConfig,
-                Seen::Yes,
-                format!("server {} {}: no inventory node", server.name, server.host),
-            ),
-        }
-    }
-    for (i, node) in t.nodes.iter().enumerate() {
-        let evidence = format!("{} backend {}", probe.config, config.backend.as_deref().unwrap_or("(none)"));
-        observation.fact(&node.name, Field::LbServerInConfig, seen(in_config.contains(NodeIx(i as u8))), evidence);
-    }
-    let Some(command) = probe.show_stat_command() else { return Ok(()) };
-    let label = format!("{} stats socket", lb.name);
-    let csv = match transport.run(&Place::Host(lb.clone()), &request(&command)) {
-        Ok(done) if done.success() => done.stdout,
-        Ok(done) => {
-            observation.unreachable.push((label, format!("show stat: {}", failure_line(&done.stdout, &done.stderr, done.exit))));
-            return Ok(());
-        }
-        Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
-        Err(e) => {
-            observation.unreachable.push((label, e.to_string()));
-            return Ok(());
-        }
-    };
-    let loaded = haproxy::parse_show_stat(&csv);
-    if let Some(frontend) = &config.frontend {
-        if !loaded.open_frontends.contains(frontend) {
-            observation.fact(&lb.name, Field::LbFrontend, Seen::No, format!("show stat: frontend {frontend} not open (config not loaded)"));
-        }
-    }
-    let Some(backend) = &config.backend else { return Ok(()) };
-    let mut loaded_nodes = NodeSet::EMPTY;
-    for server in loaded.servers.iter().filter(|s| s.proxy == *backend) {
-        let host = server.address.as_deref().map(haproxy::address_host);
-        let evidence = format!("show stat {backend}/{}: {}", server.name, server.status);
-        match haproxy::server_node(t, &server.name, host) {
-            Some(ix) => {
-                loaded_nodes.set(ix, true);
-                observation.fact(t.name(ix), Field::LbServerUp, seen(server.is_up()), evidence);
-            }
-            None => observation.fact(&server.name, Field::LbServerLoaded, Seen::Yes, format!("{evidence}: no inventory node")),
-        }
-    }
-    for (i, node) in t.nodes.iter().enumerate() {
-        observation.fact(&node.name, Field::LbServerLoaded, seen(loaded_nodes.contains(NodeIx(i as u8))), format!("show stat {backend}"));
-    }
-    Ok(())
 }
 
 /// The API's nodes (registered, Ready), kubeadm-config's endpoint and cluster-info's server.
@@ -756,5 +544,6 @@ pub fn overlay(t: &Topology, observation: &Observation, c: &Cluster) -> Cluster 
     out
 }
 
+mod hosts;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,7 +4,7 @@
 use crate::confirm::{Ask, HostMustConfirm};
 use crate::guard::Guard;
 use crate::target::{HostTarget, Place};
-use crate::transport::{Completed, FileRead, Request, Transport};
+use crate::transport::{Completed, ReadAndRun, Request, Transport};
 use crate::workstation::WorkstationHost;
 use crate::ExecError;
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
@@ -349,15 +349,22 @@ impl Transport for OpensshTransport {
         results.into_iter().map(|r| r.expect("every request has its result")).collect()
     }
 
-    fn read_files(&mut self, reads: &[(HostTarget, &str)]) -> Vec<Result<FileRead, ExecError>> {
+    fn read_and_run(&mut self, reads: &[(HostTarget, &str)], runs: &[(Place, Request<'_>)]) -> ReadAndRun {
         let scripts: Vec<String> = reads.iter().map(|(_, path)| crate::transport::read_script(path)).collect();
-        let work: Vec<(Place, Request<'_>)> = reads
+        let mut work: Vec<(Place, Request<'_>)> = reads
             .iter()
             .zip(&scripts)
             .map(|((host, _), script)| (Place::Host(host.clone()), crate::transport::read_request(script)))
             .collect();
-        let done = self.run_each(&work);
-        reads.iter().zip(done).map(|((host, path), done)| done.and_then(|d| crate::transport::read_result(&host.name, path, d))).collect()
+        work.extend(runs.iter().map(|(place, request)| (place.clone(), *request)));
+        let mut done = self.run_each(&work);
+        let ran = done.split_off(reads.len());
+        let read = reads
+            .iter()
+            .zip(done)
+            .map(|((host, path), done)| done.and_then(|d| crate::transport::read_result(&host.name, path, d)))
+            .collect();
+        ReadAndRun { read, ran }
     }
 
     /// The workstation's command on its own machine, held to the rule for hosts' commands as

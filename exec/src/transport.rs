@@ -49,6 +49,13 @@ pub enum FileRead {
     Unobserved,
 }
 
+/// What [`Transport::read_and_run`] got back: each read's and each run's answer, in order.
+#[derive(Debug)]
+pub struct ReadAndRun {
+    pub read: Vec<Result<FileRead, ExecError>>,
+    pub ran: Vec<Result<Completed, ExecError>>,
+}
+
 /// Exit code [`Transport::read_file`]'s script uses for "no such file".
 const MISSING_EXIT: i32 = 3;
 /// Bound on how long reading one file may take.
@@ -79,10 +86,14 @@ pub trait Transport {
         work.iter().map(|(place, request)| self.run(place, request)).collect()
     }
 
-    /// Reads one file on each of several hosts, in order: with [`Transport::run_each`] where the
-    /// transport runs requests together, else [`Transport::read_file`] one by one.
-    fn read_files(&mut self, reads: &[(HostTarget, &str)]) -> Vec<Result<FileRead, ExecError>> {
-        reads.iter().map(|(host, path)| self.read_file(host, path)).collect()
+    /// Reads files on hosts and runs commands, all in one round where the transport can (SSH
+    /// has every one in flight at once: an observation of the whole cluster costs one round
+    /// trip), else one by one with [`Transport::read_file`] and [`Transport::run`]. The answers
+    /// come back in order, the reads' and the runs' apart.
+    fn read_and_run(&mut self, reads: &[(HostTarget, &str)], runs: &[(Place, Request<'_>)]) -> ReadAndRun {
+        let read = reads.iter().map(|(host, path)| self.read_file(host, path)).collect();
+        let ran = runs.iter().map(|(place, request)| self.run(place, request)).collect();
+        ReadAndRun { read, ran }
     }
 
     /// The machine this transport runs the workstation's commands on when it is not this one
@@ -366,8 +377,13 @@ impl<R: Transport> Transport for Dispatch<R> {
         work.iter().map(|(place, request)| self.run(place, request)).collect()
     }
 
-    fn read_files(&mut self, reads: &[(HostTarget, &str)]) -> Vec<Result<FileRead, ExecError>> {
-        self.remote.read_files(reads)
+    fn read_and_run(&mut self, reads: &[(HostTarget, &str)], runs: &[(Place, Request<'_>)]) -> ReadAndRun {
+        if runs.iter().all(|(place, _)| matches!(place, Place::Host(_))) {
+            return self.remote.read_and_run(reads, runs);
+        }
+        let read = reads.iter().map(|(host, path)| self.read_file(host, path)).collect();
+        let ran = runs.iter().map(|(place, request)| self.run(place, request)).collect();
+        ReadAndRun { read, ran }
     }
 }
 

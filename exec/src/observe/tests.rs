@@ -1,5 +1,8 @@
 use super::*;
+use crate::target::Place;
+use crate::transport::Request;
 use plan_model::validate::parse_scenario;
+use std::time::Duration;
 
 fn loopback() -> Topology {
     Topology::new(&parse_scenario(include_str!("../../../scenarios/loopback.yaml")).unwrap())
@@ -29,22 +32,23 @@ fn the_guard_checks_the_etcd_endpoint_and_every_member_url_before_dialling() {
     let t = loopback();
     let c = Cluster::initial(&t);
     let on = Guard::LOOPBACK_ONLY;
-    let probe = |endpoint: &str| EtcdProbe { endpoint: endpoint.to_string(), pki: None };
-    let mut observation = Observation::default();
+    let etcd_only = Scope { etcd: true, ..Scope::default() };
+    let probes =
+        |endpoint: &str| Probes { etcd: Some(EtcdProbe { endpoint: endpoint.to_string(), pki: None }), lb: None, kube: None, guard: on };
 
     let mut etcd = CannedEtcd { client_url: "http://127.0.20.10:2379", ran: Vec::new() };
-    let refused = observe_etcd(&t, &c, &mut etcd, &probe("https://10.0.20.100:2379"), on, &mut observation).unwrap_err();
+    let refused = observe(&t, &c, &mut etcd, etcd_only, &mut Observer::new(probes("https://10.0.20.100:2379"))).unwrap_err();
     assert!(matches!(refused, ExecError::NotLoopback { .. }), "{refused}");
     assert!(etcd.ran.is_empty(), "refused before the member list: {:?}", etcd.ran);
 
     // A member advertising an address off loopback: `endpoint health` would dial it.
     let mut etcd = CannedEtcd { client_url: "https://10.0.20.102:2379", ran: Vec::new() };
-    let refused = observe_etcd(&t, &c, &mut etcd, &probe("http://127.0.20.10:2379"), on, &mut observation).unwrap_err();
+    let refused = observe(&t, &c, &mut etcd, etcd_only, &mut Observer::new(probes("http://127.0.20.10:2379"))).unwrap_err();
     assert!(refused.to_string().contains("etcd member client URL (from etcd via lab-cp-1) https://10.0.20.102:2379"), "{refused}");
     assert_eq!(etcd.ran.len(), 1, "only the member list ran: {:?}", etcd.ran);
 
     let mut etcd = CannedEtcd { client_url: "http://127.0.20.10:2379", ran: Vec::new() };
-    observe_etcd(&t, &c, &mut etcd, &probe("http://127.0.20.10:2379"), on, &mut observation).unwrap();
+    let observation = observe(&t, &c, &mut etcd, etcd_only, &mut Observer::new(probes("http://127.0.20.10:2379"))).unwrap();
     assert!(etcd.ran[1].contains("--endpoints=http://127.0.20.10:2379 ") && etcd.ran[1].contains("endpoint health"), "{:?}", etcd.ran);
     let healthy = observation.facts.iter().find(|f| f.field == Field::EtcdHealthy).unwrap();
     assert_eq!((healthy.node.as_str(), healthy.seen), ("lab-cp-1", Seen::Yes));
@@ -61,6 +65,49 @@ fn kubelet_server_is_read_for_true_false_and_missing_line() {
     assert_eq!(kubelet_on_vip("    server: https://10.0.20.100:6443\n", &t).0, Seen::No);
     assert_eq!(kubelet_on_vip("    server: https://k8s-apiserver.viktorbarzin.lan:6443\n", &t).0, Seen::Yes);
     assert_eq!(kubelet_on_vip("apiVersion: v1\n", &t).0, Seen::No);
+}
+
+/// A PEM certificate for `names` (DNS names and IP addresses, in that order of the list), as
+/// `kubeadm init phase certs apiserver` leaves one.
+pub(crate) fn cert_pem(names: &[&str]) -> String {
+    let params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("SANs");
+    let key = rcgen::KeyPair::generate().expect("a key");
+    params.self_signed(&key).expect("self-signed").pem()
+}
+
+#[test]
+fn sans_are_read_from_the_pem_as_openssl_prints_them() {
+    let pem = cert_pem(&["k8s-master", "kubernetes", "10.96.0.1", "10.0.20.100", "10.0.20.99"]);
+    let sans = subject_alt_names(&pem).unwrap();
+    assert_eq!(sans, "DNS:k8s-master, DNS:kubernetes, IP Address:10.96.0.1, IP Address:10.0.20.100, IP Address:10.0.20.99");
+    assert_eq!(cert_has_vip(&sans, &homelab()).0, Seen::Yes);
+    let without = subject_alt_names(&cert_pem(&["k8s-master", "10.0.20.100", "10.0.20.9"])).unwrap();
+    assert_eq!(cert_has_vip(&without, &homelab()).0, Seen::No, "{without}");
+    assert!(subject_alt_names("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n").is_err());
+    assert!(subject_alt_names("server: https://10.0.20.99:6443\n").is_err());
+}
+
+/// The SANs as read here are the line openssl prints for the same certificate, where openssl is
+/// installed (it is on CI: the lab needs it).
+#[test]
+fn sans_read_here_are_what_openssl_prints() {
+    if !std::path::Path::new("/usr/bin/openssl").exists() {
+        assert!(std::env::var("CI").is_err(), "openssl is missing under CI=true");
+        eprintln!("skipped: no /usr/bin/openssl");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let crt = dir.path().join("apiserver.crt");
+    let pem = cert_pem(&["k8s-master-2", "k8s-apiserver.example.lan", "10.96.0.1", "192.168.7.21", "192.168.7.99"]);
+    std::fs::write(&crt, &pem).unwrap();
+    let out = std::process::Command::new("/usr/bin/openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&crt)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let line = printed.lines().map(str::trim).find(|l| l.contains("DNS:")).unwrap();
+    assert_eq!(subject_alt_names(&pem).unwrap(), line);
 }
 
 #[test]
