@@ -251,25 +251,34 @@ impl FixtureHosts {
             let child = self.spawn_sshd(&host, port)?;
             self.sshds_mut().push(child);
         }
+        // Every host's login is tried at once (a dozen hosts would take seconds one by one), again
+        // for those that did not answer yet.
         let deadline = Instant::now() + Duration::from_secs(SSHD_START_TIMEOUT_S);
-        for (i, host) in self.hosts.iter().enumerate() {
-            loop {
-                if self.sshds_mut()[i].try_wait().ok().flatten().is_some() {
-                    return Ok(false);
-                }
-                if self.answers(host.address) {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(LabError::Timeout {
-                        what: format!("sshd for {} answering ({})", host.name, self.sshd_log(&host.name).trim()),
-                        timeout_ms: SSHD_START_TIMEOUT_S * 1000,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(POLL_MS));
+        let mut waiting: Vec<usize> = (0..self.hosts.len()).collect();
+        loop {
+            if waiting.iter().any(|&i| self.sshds_mut()[i].try_wait().ok().flatten().is_some()) {
+                return Ok(false);
             }
+            let logins: Vec<(usize, std::io::Result<Child>)> = waiting.iter().map(|&i| (i, self.login(self.hosts[i].address))).collect();
+            waiting = logins
+                .into_iter()
+                .filter_map(|(i, login)| {
+                    let answered = login.and_then(|mut child| child.wait()).is_ok_and(|status| status.success());
+                    (!answered).then_some(i)
+                })
+                .collect();
+            if waiting.is_empty() {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                let host = &self.hosts[waiting[0]];
+                return Err(LabError::Timeout {
+                    what: format!("sshd for {} answering ({})", host.name, self.sshd_log(&host.name).trim()),
+                    timeout_ms: SSHD_START_TIMEOUT_S * 1000,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(POLL_MS));
         }
-        Ok(true)
     }
 
     /// Starts `host`'s sshd on `port`, in a PID and mount namespace of its own.
@@ -359,6 +368,11 @@ impl FixtureHosts {
     /// Whether `address` answers as this fixture's sshd: a listener there that is not ours fails
     /// the host key check (StrictHostKeyChecking) or the user key.
     pub fn answers(&self, address: Ipv4Addr) -> bool {
+        self.login(address).and_then(|mut child| child.wait()).is_ok_and(|s| s.success())
+    }
+
+    /// `ssh root@address true` started: [`Self::answers`] without waiting for it.
+    fn login(&self, address: Ipv4Addr) -> std::io::Result<Child> {
         Command::new("ssh")
             .arg("-F")
             .arg(self.ssh_config())
@@ -367,8 +381,7 @@ impl FixtureHosts {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+            .spawn()
     }
 
     /// Runs `command` on the host at `address` over SSH as root, as the executor would.

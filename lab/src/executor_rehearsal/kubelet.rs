@@ -11,11 +11,10 @@ use crate::host::FixtureHosts;
 use crate::pki::ServingCertSans;
 use crate::process::Signal;
 use plan_model::topology::{NodeIx, NodeSet, Topology};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -90,12 +89,12 @@ fn manifest_ctime(path: &Path) -> Option<i64> {
     std::fs::metadata(path).ok().map(|m| m.ctime() * 1_000_000_000 + m.ctime_nsec())
 }
 
-/// The SANs of the cert on disk (`openssl x509 -ext subjectAltName`).
+/// The SANs of the cert on disk, read as the executor's observer reads them.
 fn sans_on_disk(crt: &Path) -> ServingCertSans {
-    let output = Command::new("openssl").arg("x509").arg("-in").arg(crt).args(["-noout", "-ext", "subjectAltName"]).output();
-    let text = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let pem = std::fs::read_to_string(crt).unwrap_or_default();
+    let text = plan_exec::observe::subject_alt_names(&pem).unwrap_or_default();
     let mut sans = ServingCertSans { ips: Vec::new(), dns: Vec::new() };
-    for san in text.lines().skip(1).flat_map(|l| l.split(',')).map(str::trim) {
+    for san in text.split(',').map(str::trim) {
         if let Some(ip) = san.strip_prefix("IP Address:").and_then(|a| a.parse().ok()) {
             sans.ips.push(ip);
         } else if let Some(name) = san.strip_prefix("DNS:") {
@@ -309,13 +308,25 @@ impl KubeletStandIn {
     /// Whether `node`'s kubelet reaches an apiserver: its kubelet.conf's server answers `/readyz`
     /// with TLS verified for the address it dials.
     pub(super) fn node_ready(&self, hosts: &FixtureHosts, node: NodeIx) -> Option<bool> {
+        self.node_ready_asking(hosts, node, &mut HashMap::new())
+    }
+
+    /// [`Self::node_ready`], each apiserver asked once for all the kubelets that dial it at this
+    /// moment (`asked`: what each address said, for the name it was dialled by).
+    fn node_ready_asking(&self, hosts: &FixtureHosts, node: NodeIx, asked: &mut HashMap<(SocketAddr, Ipv4Addr), bool>) -> Option<bool> {
         let text = std::fs::read_to_string(hosts.etc_kubernetes(self.t.name(node)).join("kubelet.conf")).ok()?;
         if self.rebooting.contains_key(&node) || self.crashed.contains(node) {
             return Some(false);
         }
         let server = executor_lab::server_in(&text).and_then(|s| server_address(&s))?;
         let SocketAddr::V4(v4) = server else { return Some(false) };
-        Some(self.client.readyz(server, *v4.ip()).is_ok_and(|a| a.is_ready()))
+        Some(self.ready_at(server, *v4.ip(), asked))
+    }
+
+    /// Whether the apiserver at `address` answers `/readyz` with TLS verified for `name`, asked
+    /// unless `asked` has its answer.
+    fn ready_at(&self, address: SocketAddr, name: Ipv4Addr, asked: &mut HashMap<(SocketAddr, Ipv4Addr), bool>) -> bool {
+        *asked.entry((address, name)).or_insert_with(|| self.client.readyz(address, name).is_ok_and(|a| a.is_ready()))
     }
 
     /// [`Self::node_ready`] as the node controller judges it: one failed heartbeat does not make a
@@ -334,18 +345,22 @@ impl KubeletStandIn {
     }
 
     pub(super) fn apiserver_ready(&self, node: NodeIx) -> bool {
-        self.apiservers
-            .get(&node)
-            .is_some_and(|(s, _)| self.client.readyz(s.address, self.t.node(node).address).is_ok_and(|a| a.is_ready()))
+        self.apiserver_ready_asking(node, &mut HashMap::new())
+    }
+
+    fn apiserver_ready_asking(&self, node: NodeIx, asked: &mut HashMap<(SocketAddr, Ipv4Addr), bool>) -> bool {
+        self.apiservers.get(&node).is_some_and(|(s, _)| self.ready_at(s.address, self.t.node(node).address, asked))
     }
 
     pub(super) fn write_states(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         let mut nodes = String::new();
         let mut pods = String::new();
+        // One look at this moment: an apiserver several kubelets dial is asked once.
+        let mut asked = HashMap::new();
         for node in self.t.all_nodes().iter() {
             let name = self.t.name(node);
             let master = hosts.etc_kubernetes(name).join(APISERVER_MANIFEST).exists();
-            let ready = match self.node_ready(hosts, node) {
+            let ready = match self.node_ready_asking(hosts, node, &mut asked) {
                 // A kubelet that runs (or reboots) registers its Node.
                 Some(ready) if !self.crashed.contains(node) => {
                     self.registered = self.registered.with(node);
@@ -364,7 +379,7 @@ impl KubeletStandIn {
             if self.apiservers.contains_key(&node) {
                 pods.push_str(&format!(
                     "kube-system kube-apiserver-{name} {}\n",
-                    if self.apiserver_ready(node) { "Running" } else { "NotReady" }
+                    if self.apiserver_ready_asking(node, &mut asked) { "Running" } else { "NotReady" }
                 ));
             }
         }

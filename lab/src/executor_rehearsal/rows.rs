@@ -15,7 +15,6 @@ use plan_model::plan::Plan;
 use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 
 /// What the lab saw in a file, as a value: a missing file is not a "no", it answers nothing.
 fn seen(seen: Seen) -> Observed {
@@ -78,9 +77,8 @@ pub(super) fn file_rows(
     for &node in masters {
         let name = t.name(node);
         let crt = hosts.etc_kubernetes(name).join("pki/apiserver.crt");
-        let output = Command::new("openssl").arg("x509").arg("-in").arg(&crt).args(["-noout", "-ext", "subjectAltName"]).output();
-        let text = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-        let (found, _) = cert_has_vip(&text, t);
+        let pem = std::fs::read_to_string(&crt).unwrap_or_default();
+        let (found, _) = cert_has_vip(&plan_exec::observe::subject_alt_names(&pem).unwrap_or_default(), t);
         let observation = format!("apiserver cert on disk has the VIP SAN on {name}");
         rows.push(row(t, observation, Observed::Yes(twin.cert_vip.contains(node)), seen(found)));
     }
