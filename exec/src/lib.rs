@@ -31,7 +31,7 @@ pub mod transport;
 pub mod workstation;
 
 /// Why the executor could not do what it was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ExecError {
     /// The loopback guard refused a destination.
     #[error("refused {destination}: PLAN_LOOPBACK_ONLY=1 allows loopback destinations (127.0.0.0/8) only{why}")]

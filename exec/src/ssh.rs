@@ -257,13 +257,47 @@ impl OpensshTransport {
         builder
     }
 
-    fn connect(&mut self, host: &HostTarget) -> Result<(), ExecError> {
-        self.open(&Peer::Inventory(host.clone()))
-    }
-
     /// Opens the session with `peer` unless one is open (and, when idle a while, still alive),
     /// after the guard's look at where ssh takes it.
     fn open(&mut self, peer: &Peer) -> Result<(), ExecError> {
+        self.open_all(std::slice::from_ref(peer)).pop().expect("one result per peer")
+    }
+
+    /// [`Self::open`] for each of `peers`, the new sessions' handshakes all at once (the first
+    /// look at a dozen hosts costs one handshake's time, not a dozen).
+    fn open_all(&mut self, peers: &[Peer]) -> Vec<Result<(), ExecError>> {
+        let mut results: Vec<Option<Result<(), ExecError>>> = Vec::with_capacity(peers.len());
+        let mut connecting: Vec<(usize, SessionBuilder, String)> = Vec::new();
+        for (i, peer) in peers.iter().enumerate() {
+            match self.prepare(peer) {
+                Ok(Some(builder)) => {
+                    connecting.push((i, builder, peer.destination()));
+                    results.push(None);
+                }
+                Ok(None) => results.push(Some(Ok(()))),
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let sessions = self.runtime.block_on(futures_util::future::join_all(connecting.iter().map(|(_, builder, destination)| async move {
+            tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_S + 5), builder.connect_mux(destination)).await
+        })));
+        for ((i, _, _), session) in connecting.iter().zip(sessions) {
+            let peer = &peers[*i];
+            let opened = session
+                .map_err(|_| ExecError::Ssh { host: peer.label(), reason: format!("no connection within {CONNECT_TIMEOUT_S} s") })
+                .and_then(|session| session.map_err(|e| ExecError::Ssh { host: peer.label(), reason: chain(&e) }))
+                .map(|session| {
+                    tracing::debug!(host = %peer.label(), "ssh session open");
+                    self.sessions.insert(peer.clone(), session);
+                });
+            results[*i] = Some(opened);
+        }
+        results.into_iter().map(|r| r.expect("every peer has its result")).collect()
+    }
+
+    /// What opening the session with `peer` takes: nothing when one is open (and, when idle a
+    /// while, still alive), else the builder, after the guard's look at where ssh takes it.
+    fn prepare(&mut self, peer: &Peer) -> Result<Option<SessionBuilder>, ExecError> {
         let idle = self.last_used.get(peer).is_some_and(|t| t.elapsed() >= Duration::from_secs(SESSION_RECHECK_S));
         if idle {
             // Its master may have ended (ControlPersist): reopen rather than fail the next step.
@@ -276,23 +310,14 @@ impl OpensshTransport {
         }
         self.last_used.insert(peer.clone(), Instant::now());
         if self.sessions.contains_key(peer) {
-            return Ok(());
+            return Ok(None);
         }
         let config = self.options.config.as_deref();
         match peer {
             Peer::Inventory(host) => self.guard.check_ssh_destination(&host.name, &host.user, host.address, config)?,
             Peer::Workstation(host) => host.check(self.guard, config)?,
         }
-        let builder = self.session_builder();
-        let destination = peer.destination();
-        let session = self
-            .runtime
-            .block_on(async { tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_S + 5), builder.connect_mux(&destination)).await })
-            .map_err(|_| ExecError::Ssh { host: peer.label(), reason: format!("no connection within {CONNECT_TIMEOUT_S} s") })?
-            .map_err(|e| ExecError::Ssh { host: peer.label(), reason: chain(&e) })?;
-        tracing::debug!(host = %peer.label(), "ssh session open");
-        self.sessions.insert(peer.clone(), session);
-        Ok(())
+        Ok(Some(self.session_builder()))
     }
 }
 
@@ -308,15 +333,33 @@ impl Transport for OpensshTransport {
         // Refused or unconnected requests get their error; the others run together.
         let mut results: Vec<Option<Result<Completed, ExecError>>> = work.iter().map(|_| None).collect();
         let mut must = Vec::new();
-        for (i, (place, request)) in work.iter().enumerate() {
-            let ready = match place {
-                Place::Host(host) => {
-                    // With the guard on a host is a loopback address, that is this machine: what
-                    // the command dials is checked before anything connects.
-                    self.guard.check_remote_command(&host.name, request.shell).and_then(|m| self.connect(host).map(|()| m))
-                }
+        // With the guard on a host is a loopback address, that is this machine: what each command
+        // dials is checked before anything connects; then every host still needed is connected.
+        let checked: Vec<Result<HostMustConfirm, ExecError>> = work
+            .iter()
+            .map(|(place, request)| match place {
+                Place::Host(host) => self.guard.check_remote_command(&host.name, request.shell),
                 Place::Local { .. } => Err(ExecError::Input("the ssh transport runs on hosts only".to_string())),
-            };
+            })
+            .collect();
+        let mut peers: Vec<Peer> = Vec::new();
+        for ((place, _), check) in work.iter().zip(&checked) {
+            if let (Place::Host(host), Ok(_)) = (place, check) {
+                let peer = Peer::Inventory(host.clone());
+                if !peers.contains(&peer) {
+                    peers.push(peer);
+                }
+            }
+        }
+        let opened: HashMap<Peer, Result<(), ExecError>> = peers.iter().cloned().zip(self.open_all(&peers)).collect();
+        for (i, ((place, _), check)) in work.iter().zip(checked).enumerate() {
+            let ready = check.and_then(|m| match place {
+                Place::Host(host) => match &opened[&Peer::Inventory(host.clone())] {
+                    Ok(()) => Ok(m),
+                    Err(e) => Err(e.clone()),
+                },
+                Place::Local { .. } => unreachable!("refused above"),
+            });
             match ready {
                 Ok(m) if !m.is_empty() => must.push((i, m)),
                 Ok(_) => {}
