@@ -112,9 +112,11 @@ pub trait Transport {
     }
 }
 
-/// The script that reads `path` with sudo, exiting [`MISSING_EXIT`] when there is none.
+/// The script that reads `path` with sudo, exiting [`MISSING_EXIT`] when there is none. A file
+/// that is there costs one sudo (each is a PAM session on a real host); only a failed read asks
+/// whether the file exists, and a file that exists but cannot be read exits 1 with cat's error.
 pub fn read_script(path: &str) -> String {
-    format!("if sudo test -e {p}; then sudo cat {p}; else exit {MISSING_EXIT}; fi", p = quote(path))
+    format!("if sudo cat {p}; then :; elif sudo test -e {p}; then exit 1; else exit {MISSING_EXIT}; fi", p = quote(path))
 }
 
 /// The request that runs a [`read_script`].
@@ -393,6 +395,25 @@ mod tests {
 
     fn request(shell: &str) -> Request<'_> {
         Request { step: "t", shell, stdin: None, secret: false, timeout: Duration::from_secs(10) }
+    }
+
+    /// The read script on a shell whose `sudo` runs its command: a file there, a file not there,
+    /// and one there that cannot be read (a directory) each come back as what they are.
+    #[test]
+    fn the_read_script_tells_present_missing_and_unreadable_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kubelet.conf"), "server: https://10.0.20.99:6443\n").unwrap();
+        std::fs::create_dir(dir.path().join("a-directory")).unwrap();
+        let local = LocalTransport { guard: Guard::OPEN };
+        let read = |name: &str| {
+            let path = dir.path().join(name).display().to_string();
+            let shell = format!("sudo() {{ \"$@\"; }}; {}", read_script(&path));
+            read_result("host", &path, local.run_local(None, &request(&shell)).unwrap())
+        };
+        assert_eq!(read("kubelet.conf").unwrap(), FileRead::Present("server: https://10.0.20.99:6443\n".to_string()));
+        assert_eq!(read("no-such-file").unwrap(), FileRead::Missing);
+        let unreadable = read("a-directory").unwrap_err().to_string();
+        assert!(unreadable.contains("Is a directory"), "{unreadable}");
     }
 
     #[test]
