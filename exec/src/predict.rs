@@ -158,10 +158,12 @@ impl Place for Forecast<'_> {
         None
     }
 
-    /// The state after the step is recorded. The clock is not moved on by the step's time beyond
-    /// its actions ([`step::rest_of_step_s`]), unlike the twin's: the prediction's clock has
-    /// always counted the actions' time alone, and its states stay as the executor has known them.
-    fn step_done(&mut self, _s: &Step) -> Result<(), Infallible> {
+    /// The step's time beyond its actions passes ([`step::rest_of_step_s`]), as in the twin's run
+    /// and the walk, and the state after the step is recorded: the clock the TTLs are judged by
+    /// (the uploaded certificate key's 2 h, the join token's 24 h) is the twin's, so a recovery
+    /// the executor ranks at a halt sees a secret expired where the twin did.
+    fn step_done(&mut self, s: &Step) -> Result<(), Infallible> {
+        self.c.clock_s = self.c.clock_s.saturating_add(step::rest_of_step_s(s));
         self.states.push(self.c);
         Ok(())
     }

@@ -278,9 +278,10 @@ impl OpensshTransport {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        let sessions = self.runtime.block_on(futures_util::future::join_all(connecting.iter().map(|(_, builder, destination)| async move {
-            tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_S + 5), builder.connect_mux(destination)).await
-        })));
+        let sessions =
+            self.runtime.block_on(futures_util::future::join_all(connecting.iter().map(|(_, builder, destination)| async move {
+                tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_S + 5), builder.connect_mux(destination)).await
+            })));
         for ((i, _, _), session) in connecting.iter().zip(sessions) {
             let peer = &peers[*i];
             let opened = session

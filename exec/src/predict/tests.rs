@@ -3,9 +3,9 @@ use plan_model::action::Check;
 use plan_model::scenario::{NewMasterSpec, Scenario};
 use plan_model::validate::{parse_scenario, validate};
 
-/// What the prediction was before it went through the executor's loop: the plan's actions
-/// folded over the model, every refusal kept with its action. Here only, to check the loop
-/// against.
+/// The plan's actions folded over the model, every refusal kept with its action, and each step's
+/// time beyond its actions passed after it, as the twin's run passes it. Here only, to check the
+/// loop against.
 struct Folded {
     states: Vec<Cluster>,
     refused: Vec<(String, Action, String)>,
@@ -21,6 +21,7 @@ fn fold(t: &Topology, plan: &Plan, start: Cluster) -> Folded {
                 Err(refusal) => folded.refused.push((step.id.clone(), a, refusal.reason)),
             }
         }
+        c.clock_s = c.clock_s.saturating_add(step.duration_s.saturating_sub(step.actions.iter().map(|a| a.duration_s()).sum()));
         folded.states.push(c);
     }
     folded
@@ -77,10 +78,10 @@ fn the_loop_predicts_what_the_fold_did_on_three_five_and_seven_masters() {
         assert_eq!(predicted.states.len(), plan.steps.len() + 1, "{}", scenario.name);
         assert_eq!(predicted.states, folded.states, "{}", scenario.name);
         assert_eq!(predicted.refusals, commands_refused(&folded), "{}", scenario.name);
-        // The clock too: the actions' time alone, not the twin's rest of each step.
-        let actions_s: u32 = plan.steps.iter().flat_map(|s| &s.actions).map(|a| a.duration_s()).sum();
+        // The clock too: each step takes its time, or its actions' where they take longer.
+        let taken_s: u32 = plan.steps.iter().map(|s| s.duration_s.max(s.actions.iter().map(|a| a.duration_s()).sum())).sum();
         let last = predicted.states.last().expect("a state after the last step");
-        assert_eq!(last.clock_s, Cluster::initial(&t).clock_s + actions_s, "{}", scenario.name);
+        assert_eq!(last.clock_s, Cluster::initial(&t).clock_s + taken_s, "{}", scenario.name);
     }
 }
 
@@ -120,7 +121,10 @@ fn a_refused_verification_is_not_recorded() {
     plan.steps[0].actions = vec![Action::Verify(Check::ViaVip)];
     let predicted = Prediction::new(&t, &plan);
     assert_eq!(predicted.refusals, Vec::<(String, String)>::new());
-    assert_eq!(predicted.states, vec![start, start], "a refused verification changes nothing");
+    // The refused verification's own time does not pass (it did not happen); the rest of the step's does.
+    let later = Cluster { clock_s: start.clock_s + step::rest_of_step_s(&plan.steps[0]), ..start };
+    assert!(later.clock_s > start.clock_s, "the step takes longer than its verification");
+    assert_eq!(predicted.states, vec![start, later], "a refused verification changes nothing but the clock");
 }
 
 #[test]
@@ -149,6 +153,10 @@ fn within_a_step_are_the_states_its_actions_pass_through() {
                     expected.push(c);
                 }
             }
+        }
+        // And the state after the step, its time beyond its actions passed.
+        if !expected.contains(predicted.after(i)) {
+            expected.push(*predicted.after(i));
         }
         let within = predicted.within(&t, &plan, i);
         assert_eq!(within, expected, "{}", step.id);
