@@ -393,7 +393,7 @@ impl<'a> Runner<'a> {
                     command: invocation.display(),
                 })?;
                 let result = self.execute(&step.id, &invocation);
-                let shown = result.as_ref().map(Clone::clone).map_err(|e| redact::redact(&e.to_string()));
+                let shown = result.clone().map_err(|e| redact::redact(&e.to_string()));
                 self.operator.finished(step, &invocation, &shown);
                 match result {
                     Ok(done) => {

@@ -364,7 +364,7 @@ impl Runner<'_> {
                 command: invocation.display(),
             })?;
             let result = self.execute(&step_id, invocation);
-            let shown = result.as_ref().map(Clone::clone).map_err(|e| redact::redact(&e.to_string()));
+            let shown = result.clone().map_err(|e| redact::redact(&e.to_string()));
             self.operator.finished(&step, invocation, &shown);
             let (exit, output) = match &result {
                 Ok(done) => (done.exit, redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), false, OUTPUT_KEPT_BYTES_MAX)),

@@ -109,7 +109,7 @@ impl Runner<'_> {
             for (index, invocation) in invocations.iter().enumerate() {
                 self.operator.starting(&step, index, invocation, 0);
                 let result = self.execute(&step.id, invocation);
-                let shown = result.as_ref().map(Clone::clone).map_err(|e| crate::redact::redact(&e.to_string()));
+                let shown = result.clone().map_err(|e| crate::redact::redact(&e.to_string()));
                 self.operator.finished(&step, invocation, &shown);
                 match result {
                     Ok(done) if done.success() => {}
