@@ -40,8 +40,8 @@ use std::sync::OnceLock;
 
 const DOC: &str = include_str!("../docs/json.md");
 const COMMANDS: [&str; 5] = ["show", "check", "simulate", "recover", "rehearse"];
-/// Commands that need hosts or the lab: observed from samples of their types only (tests/lab.rs
-/// checks the real output of `plan rehearse` against the doc).
+/// Commands that need hosts or the lab: observed from samples of their types only (tests/lab.rs and
+/// tests/lab_executor.rs check the real output of `plan rehearse` against the doc).
 const SAMPLED: [&str; 2] = ["recover", "rehearse"];
 
 /// Field rows a command's section has at least: fewer means its heading was not recognised.

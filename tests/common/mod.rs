@@ -1,6 +1,10 @@
-//! Running the `plan` binary from tests.
+//! Running the `plan` binary from tests, and what the lab's tests check before they start; the
+//! executor's fixture hosts (`fixture`) and the reading of a rehearsal's report (`rehearsal`).
 
 #![allow(dead_code)]
+
+pub mod fixture;
+pub mod rehearsal;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -115,6 +119,18 @@ pub fn fixture_hosts_run() -> bool {
         Some(why) => {
             assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but the executor's lab cannot run: {why}");
             eprintln!("skipping: {why} (not CI)");
+            false
+        }
+    }
+}
+
+/// Whether etcd (and HAProxy when `haproxy`) are installed; under CI their absence fails.
+pub fn lab_binaries(haproxy: bool) -> bool {
+    match plan_lab::lab::check_binaries(haproxy) {
+        Ok(()) => true,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("{e}: CI must install etcd-server, etcd-client and haproxy"),
+        Err(e) => {
+            eprintln!("skipping a lab test: {e}");
             false
         }
     }

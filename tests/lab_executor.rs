@@ -1,0 +1,420 @@
+//! The lab's rehearsals through the executor (`plan rehearse`, `--via-execute`): real sshd hosts,
+//! etcd, HAProxy and HTTPS apiserver stand-ins on loopback, slices of the plan and the whole plan,
+//! with faults and the executor's recoveries, each checked row by row against the twin.
+//!
+//! The tests run in parallel. An executor's lab claims a loopback range of its own,
+//! `127.N.0.0/16`, on the scenario's own ports, and its tests read the range from the report
+//! (`loopback_range`) and expect the scenario's addresses there. Without etcd or HAProxy the tests
+//! that need them are skipped, except under `CI=true`, where a missing binary fails them. The
+//! walk's rehearsals (`--walk`) are in tests/lab.rs.
+
+mod common;
+
+use common::rehearsal::{assert_all_agree, row, rows, text};
+use common::{lab_binaries, lab_range, on_lab, plan, remove_steps, scenario, write};
+use plan_model::validate::parse_scenario;
+use serde_json::Value;
+
+/// `plan --scenario loopback [--plan FILE] rehearse --via-execute[=STEPS] --format json` with the
+/// loopback guard on; `None` when fixture hosts cannot run here (not CI).
+fn rehearse_via_execute(steps: Option<&str>) -> Option<(i32, Value)> {
+    rehearse_plan_via_execute(None, steps)
+}
+
+fn rehearse_plan_via_execute(plan_file: Option<&str>, steps: Option<&str>) -> Option<(i32, Value)> {
+    let loopback = scenario("loopback.yaml");
+    rehearse_scenario_via_execute(&["--scenario", &loopback], plan_file, steps, &[])
+}
+
+/// `plan [SCENARIO ARGS] [--plan FILE] rehearse --via-execute[=STEPS] [EXTRA] --format json`.
+fn rehearse_scenario_via_execute(
+    scenario_args: &[&str],
+    plan_file: Option<&str>,
+    steps: Option<&str>,
+    extra: &[&str],
+) -> Option<(i32, Value)> {
+    if let Err(e) = plan_lab::host::usable() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but fixture hosts cannot run: {e}: install openssh-server");
+        eprintln!("skipping: {e} (not CI)");
+        return None;
+    }
+    // The whole plan is what `plan rehearse` does by default; a slice is `--via-execute=STEPS`.
+    let flag = steps.map(|s| format!("--via-execute={s}"));
+    let plan_args = plan_file.map_or(Vec::new(), |file| vec!["--plan", file]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plan"))
+        .args(scenario_args)
+        .args(plan_args)
+        .arg("rehearse")
+        .args(flag)
+        .args(extra)
+        .args(["--format", "json"])
+        .env("PLAN_LOOPBACK_ONLY", "1")
+        .output()
+        .expect("the plan binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("rehearse prints JSON ({e}): {stdout}; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    Some((out.status.code().unwrap_or(-1), report))
+}
+
+#[test]
+fn the_cert_san_retrofit_and_the_kubelet_flips_through_the_executor_agree_with_the_twin() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let slice = "0.2,0.3,0.4,1.1,1.2,1.3,1.4,4.2,4.3";
+    let Some((code, report)) = rehearse_via_execute(Some(slice)) else { return };
+    assert_eq!(code, 0, "{report:#}");
+    assert_all_agree(&report);
+    let steps: Vec<&str> = report["steps"].as_array().expect("steps").iter().filter_map(Value::as_str).collect();
+    assert_eq!(steps.join(","), slice);
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
+    // Real files edited over SSH; the workers on the VIP, lab-cp-1 on its own apiserver
+    // (Kubernetes 1.34), and the stand-in serving the regenerated cert without a restart. The
+    // addresses are the scenario's, in the range this lab held.
+    let range = lab_range(&report);
+    let (vip, cp1) = (on_lab(range, "127.0.20.99"), on_lab(range, "127.0.20.10"));
+    for node in ["lab-wk-1", "lab-wk-2"] {
+        let server = row(&report, &format!("kubelet.conf server is the VIP on {node}"));
+        assert!(text(&server["lab"]).starts_with(&format!("yes (https://{vip}:6443)")), "{server}");
+    }
+    let server = row(&report, "kubelet.conf server is the VIP on lab-cp-1");
+    assert!(text(&server["lab"]).starts_with(&format!("no (https://{cp1}:6443)")), "{server}");
+    assert_eq!(text(&row(&report, "apiserver cert on disk has the VIP SAN on lab-cp-1")["lab"]), "yes");
+    assert_eq!(text(&row(&report, "served cert verifies for the VIP on lab-cp-1")["lab"]), "yes (rustls)");
+    // The kubeadm-config ConfigMap is a lab file the shim writes: equal to the twin, yet a
+    // stand-in, never counted as agreement.
+    let config = row(&report, "kubeadm-config controlPlaneEndpoint is the VIP");
+    assert_eq!((text(&config["lab"]), text(&config["verdict"]), config["agree"].as_bool()), ("yes", "stand-in", Some(false)), "{config}");
+    let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
+    assert!(
+        !actions.iter().any(|a| a.starts_with("kubelet on lab-cp-1: kube-apiserver.yaml")),
+        "0.4 restarts nothing: the stand-in reloads the pair itself: {actions:?}"
+    );
+}
+
+/// The whole plan, every step, through the executor on the lab: real sshd hosts for every node,
+/// the load balancer, the hypervisor and the workstation; real etcd joins; HAProxy deployed from
+/// the infra repo's bootstrap script as the plan edits it; the failover reboot of lab-cp-1 for
+/// real. The run completes as the twin says, every observation agrees, and the source plan's
+/// acceptance criteria that can be checked on the lab hold: three masters, quorum, the LB serving
+/// verified TLS with every backend UP, every node Ready on the VIP, an etcd backup from a master.
+#[test]
+fn the_whole_plan_through_the_executor_meets_the_source_plans_acceptance_criteria_on_the_lab() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) = rehearse_via_execute(Some("all")) else { return };
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"), "{report:#}");
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "every row agrees: {report:#}");
+    // 50: the loopback template already installs 1.34 without a worker join, so no 2.0 bump.
+    assert_eq!(report["steps"].as_array().expect("steps").len(), 50, "every step of the loopback plan ran");
+    let three = "lab-cp-1, lab-cp-2, lab-cp-3";
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), three);
+    assert_eq!(text(&row(&report, "etcd members started (etcdctl member list)")["lab"]), three);
+    assert_eq!(text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]), three);
+    assert_eq!(text(&row(&report, "/readyz through the VIP, TLS verified for the VIP")["lab"]), "yes");
+    for node in ["lab-cp-1", "lab-cp-2", "lab-cp-3", "lab-wk-1", "lab-wk-2"] {
+        assert_eq!(text(&row(&report, &format!("node {node} Ready (its kubelet reaches an apiserver)"))["lab"]), "yes");
+        // Workers on the VIP; masters on their own apiserver (kubeadm's local mode on 1.34).
+        let on_vip = if node.starts_with("lab-wk") { "yes" } else { "no" };
+        assert!(text(&row(&report, &format!("kubelet.conf server is the VIP on {node}"))["lab"]).starts_with(on_vip), "{node}");
+    }
+    assert_eq!(text(&row(&report, "kube-proxy's kubeconfig names the VIP")["lab"]), "yes");
+    let backup = row(&report, "acceptance: the etcd backup job (lab-etcd-backup) saves a valid snapshot");
+    assert!(text(&backup["lab"]).starts_with("yes (on lab-cp-"), "{backup}");
+    let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
+    assert!(actions.contains(&"lab-cp-1: down for a reboot (etcd SIGKILLed, apiserver stand-in stopped)"), "{actions:?}");
+    assert!(actions.contains(&"lab-cp-1: up again after the reboot, etcd started on its data"), "{actions:?}");
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on lab-cp-3: etcdctl member promote")), "{actions:?}");
+    // The client through the VIP: served from 1.3 on, and the only step it saw fail is the reboot
+    // (beyond sub-second blips of HAProxy's checks on a loaded machine).
+    let probe = &report["probe"];
+    assert_eq!(probe["ever_ready"], Value::Bool(true), "{probe}");
+    assert_eq!(probe["tls_rejected"], 0, "{probe}");
+    assert_outages_only_in(&report, &["6.1"]);
+}
+
+/// The embedded scenario (the homelab of the source plan), every step through the executor: its
+/// addresses moved onto loopback (10.0.20.100 -> 127.0.20.100, the hypervisor's 192.168.1.127 ->
+/// 127.0.1.127, or 127.N.… in the range the lab held), its logins as the lab's root, nothing else changed. Its HTTPS `/readyz` health
+/// check, four workers, eight kubeconfig consumers and pfSense bootstrap script all go through the
+/// real executor, and the source plan's acceptance criteria hold on the lab as in the twin.
+#[test]
+fn the_embedded_scenario_through_the_executor_on_loopback_meets_the_source_plans_acceptance_criteria() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) = rehearse_scenario_via_execute(&[], None, None, &[]) else { return };
+    assert_eq!(text(&report["scenario"]), "homelab");
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"), "{report:#}");
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "every row agrees: {report:#}");
+    // The executor's Kubernetes API observer read nodes and ConfigMaps from the stand-ins at every
+    // step that concerns them (three reads per observation), through the VIP after 4.1.
+    assert!(report["api_requests"].as_u64().expect("api_requests") >= 30, "{}", report["api_requests"]);
+    let range = lab_range(&report);
+    let homelab = parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("homelab parses");
+    // Where a machine of the homelab is on this lab: its address, in the lab's range.
+    let at = |name: &str| {
+        let nodes = homelab.nodes.iter().map(|n| (&n.name, n.address));
+        let (_, address) =
+            nodes.chain(homelab.new_masters.iter().map(|n| (&n.name, n.address))).find(|(n, _)| *n == name).expect("a machine");
+        on_lab(range, &address.to_string())
+    };
+    let (vip, first) = (on_lab(range, "10.0.20.99"), at("k8s-master"));
+    let moved: Vec<&str> = report["moved_to_loopback"].as_array().expect("moved").iter().filter_map(Value::as_str).collect();
+    let (master, hypervisor) = (format!("10.0.20.100 -> {first}"), format!("192.168.1.127 -> {}", on_lab(range, "192.168.1.127")));
+    assert!(moved.contains(&master.as_str()) && moved.contains(&hypervisor.as_str()), "{moved:?}");
+    let three = "k8s-master, k8s-master-2, k8s-master-3";
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), three);
+    assert_eq!(text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]), three);
+    assert_eq!(text(&row(&report, "/readyz through the VIP, TLS verified for the VIP")["lab"]), "yes");
+    for node in ["k8s-master", "k8s-master-2", "k8s-master-3", "k8s-node1", "k8s-node2", "k8s-node3", "k8s-node4"] {
+        assert_eq!(text(&row(&report, &format!("node {node} Ready (its kubelet reaches an apiserver)"))["lab"]), "yes");
+        // Workers on the VIP; masters on their own apiserver (kubeadm's local mode on 1.34).
+        let on_vip =
+            if node.starts_with("k8s-node") { format!("yes (https://{vip}:6443)") } else { format!("no (https://{}:6443)", at(node)) };
+        let server = row(&report, &format!("kubelet.conf server is the VIP on {node}"));
+        assert!(text(&server["lab"]).starts_with(&on_vip), "{node}: {server}");
+    }
+    assert_eq!(text(&row(&report, "kube-proxy's kubeconfig names the VIP")["lab"]), "yes");
+    let backup = row(&report, "acceptance: the etcd backup job (backup-etcd) saves a valid snapshot");
+    assert!(text(&backup["lab"]).starts_with("yes (on k8s-master"), "{backup}");
+    // Every consumer file the plan flips is a real file of the lab's repo, the join command's too.
+    let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
+    let flip = format!("4.1: by hand in the infra repo: config.tfvars: https://{first}:6443 -> https://{vip}:6443");
+    assert!(actions.iter().any(|a| a.starts_with(&flip)), "{flip}: {actions:?}");
+    let consumers: Vec<&Value> =
+        report["rows"].as_array().expect("rows").iter().filter(|r| text(&r["observation"]).starts_with("consumer ")).collect();
+    assert_eq!(consumers.len(), 8, "every consumer of the inventory has a row");
+    let on_vip = format!("yes (https://{vip}:6443)");
+    assert!(consumers.iter().all(|r| text(&r["lab"]) == on_vip), "{on_vip}: {consumers:?}");
+    let probe = &report["probe"];
+    assert_eq!((probe["ever_ready"].clone(), probe["tls_rejected"].clone()), (Value::Bool(true), Value::from(0)), "{probe}");
+    assert_outages_only_in(&report, &["6.1"]);
+}
+
+/// `plan rehearse --via-execute --fail NODE --at STEP` on `scenario_args`: the whole plan through the
+/// executor with the host crashing for real, then the executor's recovery.
+fn rehearse_fault_via_execute(scenario_args: &[&str], node: &str, at: &str) -> Option<(i32, Value)> {
+    rehearse_scenario_via_execute(scenario_args, None, None, &["--fail", node, "--at", at])
+}
+
+/// Every outage the probe saw is in `expected` (a step the twin or the fault accounts for), or a
+/// sub-second blip of HAProxy's checks on a loaded machine (the walk allows the same 1 s).
+fn assert_outages_only_in(report: &Value, expected: &[&str]) {
+    for outage in report["probe"]["outages"].as_array().expect("outages") {
+        let steps: Vec<&str> = outage["steps"].as_array().expect("steps").iter().filter_map(Value::as_str).collect();
+        let accounted = steps.iter().all(|s| expected.contains(s));
+        assert!(accounted || outage["lasted_ms"].as_u64().expect("lasted_ms") < 1000, "{outage}");
+    }
+}
+
+/// A fault rehearsal through the executor that halted, recovered as `path` says and went on to
+/// complete, agreeing with the twin on every row.
+#[track_caller]
+fn assert_recovered_and_completed(code: i32, report: &Value, path: &str) {
+    assert_all_agree(report);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(text(&row(report, "recovery path")["lab"]), path);
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
+}
+
+fn lab_actions(report: &Value) -> Vec<&str> {
+    report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect()
+}
+
+/// Learner mode off (Kubernetes 1.28): cp-2 crashes inside `kubeadm join`, right after the voter
+/// add. Real etcd loses quorum (two voters, one never started), the executor halts at 2.5, real etcd
+/// refuses the phase rollback's `member remove` as the twin ranks it, and the executor's quorum recovery
+/// (a real `etcd --force-new-cluster` on cp-1) brings writes back: the twin's path and outcome.
+#[test]
+fn learner_off_crash_after_the_voter_add_through_the_executor_loses_quorum_and_force_new_cluster_recovers() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let legacy = scenario("legacy-1.28.yaml");
+    let Some((code, report)) = rehearse_fault_via_execute(&["--scenario", &legacy], "cp-2", "2.5") else { return };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    let quorum = row(&report, "quorum at the halt (a write commits)");
+    assert!(text(&quorum["lab"]).starts_with("no (") && text(&quorum["twin"]).starts_with("no ("), "{quorum}");
+    let remove = row(&report, "etcdctl member remove cp-2 after the fault");
+    assert!(text(&remove["lab"]).starts_with("refused: ") && text(&remove["twin"]).starts_with("refused: "), "{remove}");
+    // The twin ranks the phase rollback below the quorum recovery (its member remove needs
+    // quorum) and takes the quorum recovery straight away.
+    assert_eq!(text(&row(&report, "recovery path")["lab"]), "quorum recovery: etcd --force-new-cluster on a surviving voter (RQ)");
+    assert_eq!(text(&report["executor_outcome"]), "quorum recovered (RQ), migration undone");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "cp-1");
+    let actions = lab_actions(&report);
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on cp-2: etcdctl member add (voter)")), "{actions:?}");
+    assert!(actions.iter().any(|a| a.starts_with("cp-2: the fault (struck inside kubeadm join): host crashed")), "{actions:?}");
+    assert!(actions.contains(&"recovery: etcd --force-new-cluster on cp-1: a cluster of one, writes commit"), "{actions:?}");
+    // Clients through the VIP lose the API from the lost quorum until the recovery, in 2.5 only.
+    let outages = report["probe"]["outages"].as_array().expect("outages");
+    assert!(!outages.is_empty(), "{:#}", report["probe"]);
+    assert!(outages.iter().any(|o| o["steps"] == serde_json::json!(["2.5"])), "{outages:?}");
+    assert_outages_only_in(&report, &["2.5"]);
+}
+
+/// Learner mode on (the embedded scenario, 1.34): k8s-master-2 crashes right after the learner add.
+/// Quorum holds (a learner does not vote), the executor halts at 2.5 and rolls phase 2 back: a real
+/// `member remove` of the learner, the VM left destroyed. No client through the VIP sees an outage
+/// (beyond a sub-second blip of HAProxy's check under load).
+#[test]
+fn learner_on_crash_after_the_learner_add_through_the_executor_rolls_phase_2_back_cleanly() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) = rehearse_fault_via_execute(&[], "master-2", "2.5") else { return };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(text(&row(&report, "quorum at the halt (a write commits)")["lab"]).starts_with("yes"));
+    assert_eq!(text(&row(&report, "etcdctl member remove k8s-master-2 after the fault")["lab"]), "ok");
+    assert_eq!(text(&row(&report, "recovery path")["lab"]), "phase 2 rollback");
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("rolled back phase 2", "rolled back phase 2"));
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master");
+    assert_eq!(text(&row(&report, "etcd learners (etcdctl member list)")["lab"]), "none");
+    assert_eq!(text(&row(&report, "/readyz through the VIP, TLS verified for the VIP")["lab"]), "yes");
+    // The twin predicts no outage: the probe may see a blip under load (HAProxy's check of the
+    // existing master's /readyz has 400 ms for etcd's health), never a real one.
+    assert_outages_only_in(&report, &[]);
+}
+
+/// After the three masters joined, the existing master crashes as phase 4 begins: the executor sees
+/// it unreachable before the step and halts; quorum holds (two of three voters), and the recovery
+/// removes the dead member for real, as the twin's policy does (the executor's recovery used to
+/// skip it, and planned commands on the dead host: this rehearsal found both).
+#[test]
+fn the_existing_master_crashing_as_phase_4_begins_through_the_executor_keeps_quorum_and_its_member_is_removed() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) = rehearse_fault_via_execute(&[], "master", "4.1@0") else { return };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    let step =
+        rows(&report, "the executor runs the step, its files as the twin says").into_iter().find(|r| r["step"] == "4.1").expect("4.1");
+    assert!(text(&step["lab"]).contains("reality differs from the twin before the step"), "{step}");
+    assert_eq!(text(&row(&report, "etcdctl member remove k8s-master after the fault")["lab"]), "ok");
+    assert_eq!(text(&report["executor_outcome"]), "halted at 4.1, the cluster runs on");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master-2, k8s-master-3");
+    // HAProxy takes the dead backend out; clients through the VIP see at most a short gap, in 4.1.
+    assert_outages_only_in(&report, &["4.1"]);
+}
+
+/// k8s-master-2 reboots as phase 3's join begins: with two voters, real etcd loses quorum while it
+/// is down; the executor finds the host unreachable before 3.5 and halts. The lab, as operator,
+/// waits for the host to boot (sshd, then etcd started again on its data inside the host) and
+/// resumes the run (`plan execute --resume`): the run completes, as the twin's wait-and-retry does.
+#[test]
+fn a_master_rebooting_as_the_next_join_begins_through_the_executor_halts_then_resumes_and_completes() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) =
+        rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-2", "--at", "3.5@0", "--fault", "reboot"])
+    else {
+        return;
+    };
+    assert_recovered_and_completed(code, &report, "wait for the fault to clear, re-run the step");
+    assert!(text(&row(&report, "quorum at the halt (a write commits)")["lab"]).starts_with("no ("), "{report:#}");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
+    let actions = lab_actions(&report);
+    assert!(actions.contains(&"k8s-master-2: booted after the fault, etcd started on its data"), "{actions:?}");
+    assert!(actions.iter().any(|a| a.ends_with("then resumed the run")), "{actions:?}");
+}
+
+/// k8s-master-3 is cut off as 4.2 begins: its etcd frozen for real (SIGSTOP, in its host). Quorum
+/// holds (two of three); the executor's etcd observer finds the member unhealthy before 4.2 and
+/// halts; the partition heals (SIGCONT) and the run resumes and completes, as the twin waits.
+#[test]
+fn a_partitioned_master_through_the_executor_halts_the_run_until_it_heals_then_completes() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) =
+        rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-3", "--at", "4.2@0", "--fault", "partition"])
+    else {
+        return;
+    };
+    assert_recovered_and_completed(code, &report, "wait for the fault to clear, re-run the step");
+    assert!(text(&row(&report, "quorum at the halt (a write commits)")["lab"]).starts_with("yes"));
+    let actions = lab_actions(&report);
+    assert!(actions.contains(&"k8s-master-3: the fault at 4.2: SIGSTOP to its etcd"), "{actions:?}");
+    assert!(actions.contains(&"k8s-master-3: the partition heals: SIGCONT to its etcd"), "{actions:?}");
+}
+
+/// The operator is away for 3 h as 2.5 begins: the lab's clock jumps 3 h (the system clock is
+/// untouched), so the certificate key uploaded at 2.3 is past its 2 h TTL when the real join (the
+/// shim, as kubeadm) asks for it, and the executor halts at 2.5. The lab, as operator, does what
+/// the twin's recovery does: it runs 2.3 and 2.4 again (new key, new token) and resumes, running
+/// 2.5 again whole (`plan execute --resume --rerun-step`): the run completes, as in the twin.
+#[test]
+fn an_operator_away_for_three_hours_expires_the_certificate_key_and_a_renewal_completes_the_run() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) =
+        rehearse_scenario_via_execute(&[], None, None, &["--fault", "operator-away", "--for", "3h", "--at", "2.5@0"])
+    else {
+        return;
+    };
+    assert_recovered_and_completed(code, &report, "re-upload certs and create a new token, re-run the step");
+    let actions = lab_actions(&report);
+    assert!(actions.contains(&"the fault at 2.5: the lab's clock jumps 3 h (the operator away)"), "{actions:?}");
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on k8s-master-2: failed: error downloading certs")), "{actions:?}");
+    assert!(actions.contains(&"the operator re-ran 2.3, 2.4 to upload the certs and make a token again: done"), "{actions:?}");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
+}
+
+/// 0.3 reads the file 0.2 writes: in a plan edited to drop 0.2, real kubeadm (the shim, as
+/// kubeadm does) cannot read `/tmp/kubeadm-new.yaml` and the executor halts at 0.3 — and so does
+/// the twin, whose cert generation needs the patched kubeadm-config (this rehearsal found the
+/// gap). The served cert still lacks the VIP SAN on both sides. (A slice of the whole plan that
+/// starts at 0.3 takes 0.2 as done, its file included, and completes.)
+#[test]
+fn a_plan_without_the_kubeadm_config_edit_halts_at_0_3_on_the_lab_and_in_the_twin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exported = plan(&["--scenario", &scenario("loopback.yaml"), "show", "--format", "yaml"]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let edited = write(dir.path(), "no-0.2.yaml", &remove_steps(&exported.stdout, &["0.2"]));
+    let Some((code, report)) = rehearse_plan_via_execute(Some(&edited), Some("0.3,0.4")) else { return };
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("halted at 0.3", "halted at 0.3"), "{report:#}");
+    let halted = rows(&report, "the executor runs the step, its files as the twin says");
+    assert!(text(&halted[0]["lab"]).contains("unable to read config from \"/tmp/kubeadm-new.yaml\""), "{halted:?}");
+    let served = row(&report, "served cert verifies for the VIP on lab-cp-1");
+    assert_eq!((text(&served["twin"]), served["agree"].as_bool()), ("no", Some(true)));
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "every row agrees: {report:#}");
+}
+
+/// The etcd part of joining a master, through the executor: 2.3 (upload-certs), 2.4 (the join
+/// command) and 2.5 (`kubeadm join --control-plane` on lab-cp-2) from where the plan stands before
+/// 2.3. The join shim adds a real learner to lab-cp-1's real etcd, starts its member and promotes
+/// it once etcd takes it; `etcdctl member list` afterwards agrees with the twin: two voters, no
+/// learner, both started.
+#[test]
+fn the_etcd_part_of_a_master_join_through_the_executor_agrees_with_the_twin() {
+    if !lab_binaries(false) {
+        return;
+    }
+    let Some((code, report)) = rehearse_via_execute(Some("2.3,2.4,2.5")) else { return };
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"), "{report:#}");
+    for (observation, members) in [
+        ("etcd voters (etcdctl member list)", "lab-cp-1, lab-cp-2"),
+        ("etcd learners (etcdctl member list)", "none"),
+        ("etcd members started (etcdctl member list)", "lab-cp-1, lab-cp-2"),
+    ] {
+        let r = row(&report, observation);
+        assert_eq!((text(&r["twin"]), text(&r["lab"])), (members, members), "{r}");
+    }
+    let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on lab-cp-2: etcdctl member add (learner)")), "{actions:?}");
+    assert!(actions.iter().any(|a| a.starts_with("kubeadm join on lab-cp-2: etcdctl member promote")), "{actions:?}");
+    assert_eq!(text(&row(&report, "served cert verifies for the VIP on lab-cp-2")["lab"]), "yes (rustls)");
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "every row agrees: {report:#}");
+}
