@@ -7,6 +7,8 @@
 //! observer would run on a host with `bash` (`sudo` a no-op function, `/etc/kubernetes` mapped to
 //! the host's fixture directory). Under `CI=true` a missing etcd/etcdctl/haproxy fails the test.
 
+mod common;
+
 use plan_exec::etcd::EtcdProbe;
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
@@ -254,31 +256,7 @@ fn initial_files(root: &Path) {
         std::fs::create_dir_all(dir.join("pki")).expect("fixture dir");
         std::fs::write(dir.join("kubelet.conf"), "clusters:\n- cluster:\n    server: https://127.0.20.10:6443\n").expect("kubelet.conf");
     }
-    let pki = root.join("lab-cp-1/etc/kubernetes/pki");
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=kube-apiserver",
-        ])
-        .args(["-addext", "subjectAltName=DNS:lab-cp-1,IP:127.0.20.10"])
-        .arg("-keyout")
-        .arg(pki.join("apiserver.key"))
-        .arg("-out")
-        .arg(pki.join("apiserver.crt"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success(), "openssl made the fixture cert");
+    common::apiserver_cert(&root.join("lab-cp-1/etc/kubernetes/pki"), "DNS:lab-cp-1,IP:127.0.20.10");
 }
 
 /// Says yes to every phase; never needed by hand here.

@@ -117,30 +117,7 @@ impl Lab {
                 &format!("apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: RklYVFVSRQ==\n    {DIRECT}\n  name: kubernetes\nkind: Config\n"),
             );
             if name == "lab-cp-1" {
-                let pki = kube.join("pki");
-                std::fs::create_dir_all(&pki).expect("pki");
-                run(
-                    "openssl",
-                    &[
-                        "req",
-                        "-x509",
-                        "-newkey",
-                        "ec",
-                        "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1",
-                        "-nodes",
-                        "-days",
-                        "2",
-                        "-subj",
-                        "/CN=kube-apiserver",
-                        "-addext",
-                        "subjectAltName=DNS:lab-cp-1,IP:10.96.0.1,IP:127.0.20.10",
-                        "-keyout",
-                        pki.join("apiserver.key").to_str().unwrap(),
-                        "-out",
-                        pki.join("apiserver.crt").to_str().unwrap(),
-                    ],
-                );
+                super::apiserver_cert(&kube.join("pki"), "DNS:lab-cp-1,IP:10.96.0.1,IP:127.0.20.10");
             }
         }
         let mut lab = Lab { root, hosts };

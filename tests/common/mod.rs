@@ -161,3 +161,22 @@ pub fn lab_range(report: &serde_json::Value) -> u8 {
 pub fn on_lab(range: u8, address: &str) -> String {
     plan_lab::address::loopback_in(address.parse().expect("an address"), range).to_string()
 }
+
+/// A self-signed apiserver certificate and key in `pki` (`apiserver.crt`, `apiserver.key`) for
+/// `subject_alt_name` (openssl's `-addext` form: `DNS:lab-cp-1,IP:127.0.20.10`), as `kubeadm init
+/// phase certs apiserver` leaves them; valid for a day.
+pub fn apiserver_cert(pki: &Path, subject_alt_name: &str) {
+    std::fs::create_dir_all(pki).expect("pki");
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=kube-apiserver", "-addext", &format!("subjectAltName={subject_alt_name}")])
+        .arg("-keyout")
+        .arg(pki.join("apiserver.key"))
+        .arg("-out")
+        .arg(pki.join("apiserver.crt"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl made the fixture cert");
+}
