@@ -1,11 +1,12 @@
 //! What the hosts show, in the model's terms, and where it differs from the twin (drift).
 //!
-//! Each observer is a small function reading one thing: the `server:` of a node's kubelet.conf,
-//! the SANs of a master's apiserver certificate ([`observe`]), etcd's member list and endpoint
-//! health on a master ([`crate::etcd`]), the load balancer's pool ([`crate::haproxy`]), the
-//! Kubernetes API's nodes and kubeadm ConfigMaps ([`crate::kubernetes`]). Its answer is a [`Fact`]
-//! about a field of [`Cluster`]; [`drift`] compares facts with the twin's state. A step is observed
-//! by the observers its [`Scope`] names.
+//! Each observer reads one thing: the `server:` of a node's kubelet.conf, the SANs of a master's
+//! apiserver certificate ([`subject_alt_names`]), etcd's member list and endpoint health on a
+//! master ([`crate::etcd`]), the load balancer's pool ([`crate::haproxy`]), the Kubernetes API's
+//! nodes and kubeadm ConfigMaps ([`crate::kubernetes`]). Its answer is a [`Fact`] about a field of
+//! [`Cluster`]; [`drift`] compares facts with the twin's state. A step is observed by the
+//! observers its [`Scope`] names, in one look ([`observe`]): what the hosts are asked goes out in
+//! one round (`hosts`), the API is asked beside it.
 
 use crate::etcd::EtcdProbe;
 use crate::guard::Guard;
