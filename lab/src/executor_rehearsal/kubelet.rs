@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long a change on the lab is given to settle before the last look (a restarted etcd
+/// answering, HAProxy's checks at `inter 100ms fall 2 rise 1` marking a server).
+const SETTLE_MS: u64 = 1000;
+
 /// The kubelet stand-in's own thread: one look at the hosts every [`KUBELET_TICK_MS`] until it is
 /// dropped, which stops the thread and waits for it (it holds the hosts and the stand-in).
 pub(super) struct KubeletTicker {
@@ -83,6 +87,9 @@ pub(super) struct KubeletStandIn {
     /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
     /// (`kubeadm reset` and a destroyed VM leave them, NotReady: docs/facts.md K10).
     pub(super) registered: NodeSet,
+    /// How many of `actions` a look has seen, and when a look last found more: the lab's last
+    /// change (a host booted, etcd or an apiserver started, a recovery carried out).
+    noted: (usize, Option<Instant>),
 }
 
 fn manifest_ctime(path: &Path) -> Option<i64> {
@@ -120,6 +127,7 @@ impl KubeletStandIn {
             client,
             port: t.scenario.control_plane_endpoint.port,
             actions: Vec::new(),
+            noted: (0, None),
             t: t.clone(),
             root: root.to_path_buf(),
             crashed: NodeSet::EMPTY,
@@ -224,6 +232,20 @@ impl KubeletStandIn {
     /// reboots asked for or over, manifests away, back or new, then the node and pod states the
     /// `kubectl` shim answers from.
     pub(super) fn sync(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
+        self.note_changes();
+        let synced = self.look(hosts);
+        self.note_changes();
+        synced
+    }
+
+    /// Stamps the time when `actions` grew since the last look.
+    fn note_changes(&mut self) {
+        if self.actions.len() != self.noted.0 {
+            self.noted = (self.actions.len(), Some(Instant::now()));
+        }
+    }
+
+    fn look(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         let t = self.t.clone();
         let booting: Vec<NodeIx> = self.down_until.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
         for node in booting {
@@ -300,8 +322,16 @@ impl KubeletStandIn {
             std::thread::sleep(until.saturating_duration_since(Instant::now()));
         }
         self.sync(hosts)?;
-        // Give a restarted etcd and HAProxy's checks a moment, then look again.
-        std::thread::sleep(Duration::from_millis(1000));
+        // Give what changed in the last second (a restarted etcd, HAProxy's checks of an apiserver
+        // that came back or of a pool just deployed) the rest of that second, then look again.
+        let settle = Duration::from_millis(SETTLE_MS);
+        let noted = self.noted.1.map(|changed| (changed + settle).saturating_duration_since(Instant::now()));
+        let deployed = std::fs::metadata(self.root.join(executor_lab::LB_DEPLOYS))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .map(|ago| settle.saturating_sub(ago));
+        std::thread::sleep(noted.into_iter().chain(deployed).max().unwrap_or_default());
         self.sync(hosts)
     }
 
