@@ -87,8 +87,9 @@ pub(super) struct KubeletStandIn {
     /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
     /// (`kubeadm reset` and a destroyed VM leave them, NotReady: docs/facts.md K10).
     pub(super) registered: NodeSet,
-    /// How many of `actions` a look has seen, and when a look last found more: the lab's last
-    /// change (a host booted, etcd or an apiserver started, a recovery carried out).
+    /// How many of `actions` a look has seen, and when a look last found more or an executor's
+    /// command that changes the cluster finished: the lab's last change (a host booted, etcd or
+    /// an apiserver started, a recovery carried out, a member joined).
     noted: (usize, Option<Instant>),
 }
 
@@ -236,6 +237,12 @@ impl KubeletStandIn {
         let synced = self.look(hosts);
         self.note_changes();
         synced
+    }
+
+    /// Something changed on the lab now that the stand-in has no action for (an executor's
+    /// command): the last look waits for it as for its own.
+    pub(super) fn changed_now(&mut self) {
+        self.noted.1 = Some(Instant::now());
     }
 
     /// Stamps the time when `actions` grew since the last look.

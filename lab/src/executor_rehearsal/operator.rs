@@ -221,7 +221,15 @@ impl Operator for LabOperator<'_> {
         if self.current.0 == step.id {
             self.strike_now(step, &StrikeAt::AfterInvocation(self.current.1));
         }
-        let result = lock(self.kubelet).sync(self.hosts);
+        let mut kubelet = lock(self.kubelet);
+        // A command of a step that changes the cluster in the twin (a join's etcd started, a
+        // member promoted or removed) is a change the last look gives its second to settle; a
+        // step that only verifies is not.
+        if step.actions.iter().any(|a| !matches!(a, Action::Verify(_))) {
+            kubelet.changed_now();
+        }
+        let result = kubelet.sync(self.hosts);
+        drop(kubelet);
         if let Err(e) = result {
             self.note(format!("{}: kubelet stand-in failed: {e}", step.id));
         }
