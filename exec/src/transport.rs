@@ -56,6 +56,17 @@ pub struct ReadAndRun {
     pub ran: Vec<Result<Completed, ExecError>>,
 }
 
+/// [`Transport::read_and_run`] one question after another: each read, then each run.
+fn read_and_run_one_by_one<T: Transport + ?Sized>(
+    transport: &mut T,
+    reads: &[(HostTarget, &str)],
+    runs: &[(Place, Request<'_>)],
+) -> ReadAndRun {
+    let read = reads.iter().map(|(host, path)| transport.read_file(host, path)).collect();
+    let ran = runs.iter().map(|(place, request)| transport.run(place, request)).collect();
+    ReadAndRun { read, ran }
+}
+
 /// Exit code [`Transport::read_file`]'s script uses for "no such file".
 const MISSING_EXIT: i32 = 3;
 /// Bound on how long reading one file may take.
@@ -91,9 +102,7 @@ pub trait Transport {
     /// trip), else one by one with [`Transport::read_file`] and [`Transport::run`]. The answers
     /// come back in order, the reads' and the runs' apart.
     fn read_and_run(&mut self, reads: &[(HostTarget, &str)], runs: &[(Place, Request<'_>)]) -> ReadAndRun {
-        let read = reads.iter().map(|(host, path)| self.read_file(host, path)).collect();
-        let ran = runs.iter().map(|(place, request)| self.run(place, request)).collect();
-        ReadAndRun { read, ran }
+        read_and_run_one_by_one(self, reads, runs)
     }
 
     /// The machine this transport runs the workstation's commands on when it is not this one
@@ -383,9 +392,7 @@ impl<R: Transport> Transport for Dispatch<R> {
         if runs.iter().all(|(place, _)| matches!(place, Place::Host(_))) {
             return self.remote.read_and_run(reads, runs);
         }
-        let read = reads.iter().map(|(host, path)| self.read_file(host, path)).collect();
-        let ran = runs.iter().map(|(place, request)| self.run(place, request)).collect();
-        ReadAndRun { read, ran }
+        read_and_run_one_by_one(self, reads, runs)
     }
 }
 

@@ -30,8 +30,6 @@ use std::process::Command;
 
 /// The load balancer's HAProxy config and stats socket, in its host's `/tmp`.
 pub const LB_CONFIG: &str = "/tmp/haproxy.cfg";
-/// The file under the lab's root each deploy of the load balancer appends a line to.
-pub const LB_DEPLOYS: &str = "lb-deploys";
 pub const LB_SOCKET: &str = "/tmp/haproxy.socket";
 /// The lab's clock: seconds added to the system clock where kubeadm checks a TTL (the `kubeadm`
 /// shims read it), under the lab's root. A clock jump adds to it; the system clock is untouched.
@@ -506,13 +504,12 @@ args = ["/usr/sbin/haproxy", "-D", "-f", "{config}", "-p", "/tmp/haproxy.pid"]
 if pid:
     args += ["-sf", str(pid)]
 subprocess.run(args, check=True)
-open("{root}/{lb_deploys}", "a").write("deployed\n")
+open("{root}/lb-deploys", "a").write("deployed\n")
 print("haproxy: %d frontend(s), reset to the declared state" % len(fronts))
 "#,
         socket = LB_SOCKET,
         config = LB_CONFIG,
-        root = root.display(),
-        lb_deploys = LB_DEPLOYS
+        root = root.display()
     )
 }
 

@@ -158,6 +158,11 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Step {
+    /// Whether the step changes the cluster in the model: it does more than verify.
+    pub fn changes_state(&self) -> bool {
+        self.actions.iter().any(|a| !matches!(a, Action::Verify(_)))
+    }
+
     /// Derives the commands, actions, effects and duration from the operations.
     ///
     /// # Errors

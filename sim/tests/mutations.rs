@@ -6,7 +6,7 @@
 
 use plan_model::action::{self, Action};
 use plan_model::cluster::Cluster;
-use plan_model::plan::{Plan, Step};
+use plan_model::plan::Plan;
 use plan_model::planner;
 use plan_model::topology::Topology;
 use plan_model::validate::parse_scenario;
@@ -14,10 +14,6 @@ use plan_sim::explore::{check, CheckOptions, Verdict};
 
 fn topology(text: &str) -> Topology {
     Topology::new(&parse_scenario(text).expect("the scenario is valid"))
-}
-
-fn changes_state(step: &Step) -> bool {
-    step.actions.iter().any(|a| !matches!(a, Action::Verify(_)))
 }
 
 /// Why deleting step `i` may pass `check`, derived from its operations; `None`: it must not.
@@ -75,7 +71,7 @@ fn every_state_changing_deletion_is_caught(t: &Topology) {
     assert_eq!(check(t, &plan, CheckOptions { depth: 1 }).verdict, Verdict::Pass, "{} passes unmutated", t.scenario.name);
     let mut caught = 0;
     for i in 0..plan.steps.len() {
-        if !changes_state(&plan.steps[i]) {
+        if !plan.steps[i].changes_state() {
             continue;
         }
         let mut mutant = plan.clone();

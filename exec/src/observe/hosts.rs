@@ -112,25 +112,27 @@ impl FileAsks {
     ) -> Result<(), ExecError> {
         let mut answered = Vec::with_capacity(self.nodes.len());
         for ((host, _), read) in self.nodes.iter().zip(kubelet) {
-            answered.push(true);
-            match read {
+            let answer = match read {
                 Ok(FileRead::Present(text)) => {
                     let (seen, evidence) = kubelet_on_vip(&text, t);
                     observation.fact(&host.name, Field::KubeletOnVip, seen, evidence);
+                    true
                 }
                 Ok(FileRead::Missing) => {
-                    observation.fact(&host.name, Field::KubeletOnVip, Seen::Missing, format!("{KUBELET_CONF} missing"))
+                    observation.fact(&host.name, Field::KubeletOnVip, Seen::Missing, format!("{KUBELET_CONF} missing"));
+                    true
                 }
-                Ok(FileRead::Unobserved) => {}
+                Ok(FileRead::Unobserved) => true,
                 Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
                 Err(e) => {
                     if matches!(e, ExecError::Ssh { .. }) {
                         observation.no_ssh.push(host.name.clone());
                     }
                     observation.unreachable.push((host.name.clone(), e.to_string()));
-                    *answered.last_mut().expect("pushed above") = false;
+                    false
                 }
-            }
+            };
+            answered.push(answer);
         }
         let masters = self.nodes.iter().zip(&answered).filter(|((_, master), _)| *master);
         for (((host, _), answered), read) in masters.zip(certs) {

@@ -87,10 +87,11 @@ pub(super) struct KubeletStandIn {
     /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
     /// (`kubeadm reset` and a destroyed VM leave them, NotReady: docs/facts.md K10).
     pub(super) registered: NodeSet,
-    /// How many of `actions` a look has seen, and when a look last found more or an executor's
-    /// command that changes the cluster finished: the lab's last change (a host booted, etcd or
-    /// an apiserver started, a recovery carried out, a member joined).
-    noted: (usize, Option<Instant>),
+    /// How many of `actions` a look has seen.
+    actions_seen: usize,
+    /// When a look last found more actions, or an executor's command that changes the cluster
+    /// finished (a member joined, the load balancer deployed): the lab's last change.
+    last_change: Option<Instant>,
 }
 
 fn manifest_ctime(path: &Path) -> Option<i64> {
@@ -128,7 +129,8 @@ impl KubeletStandIn {
             client,
             port: t.scenario.control_plane_endpoint.port,
             actions: Vec::new(),
-            noted: (0, None),
+            actions_seen: 0,
+            last_change: None,
             t: t.clone(),
             root: root.to_path_buf(),
             crashed: NodeSet::EMPTY,
@@ -242,13 +244,14 @@ impl KubeletStandIn {
     /// Something changed on the lab now that the stand-in has no action for (an executor's
     /// command): the last look waits for it as for its own.
     pub(super) fn changed_now(&mut self) {
-        self.noted.1 = Some(Instant::now());
+        self.last_change = Some(Instant::now());
     }
 
     /// Stamps the time when `actions` grew since the last look.
     fn note_changes(&mut self) {
-        if self.actions.len() != self.noted.0 {
-            self.noted = (self.actions.len(), Some(Instant::now()));
+        if self.actions.len() != self.actions_seen {
+            self.actions_seen = self.actions.len();
+            self.last_change = Some(Instant::now());
         }
     }
 
@@ -331,14 +334,9 @@ impl KubeletStandIn {
         self.sync(hosts)?;
         // Give what changed in the last second (a restarted etcd, HAProxy's checks of an apiserver
         // that came back or of a pool just deployed) the rest of that second, then look again.
-        let settle = Duration::from_millis(SETTLE_MS);
-        let noted = self.noted.1.map(|changed| (changed + settle).saturating_duration_since(Instant::now()));
-        let deployed = std::fs::metadata(self.root.join(executor_lab::LB_DEPLOYS))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|m| m.elapsed().ok())
-            .map(|ago| settle.saturating_sub(ago));
-        std::thread::sleep(noted.into_iter().chain(deployed).max().unwrap_or_default());
+        if let Some(changed) = self.last_change {
+            std::thread::sleep((changed + Duration::from_millis(SETTLE_MS)).saturating_duration_since(Instant::now()));
+        }
         self.sync(hosts)
     }
 

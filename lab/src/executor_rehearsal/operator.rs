@@ -225,7 +225,7 @@ impl Operator for LabOperator<'_> {
         // A command of a step that changes the cluster in the twin (a join's etcd started, a
         // member promoted or removed) is a change the last look gives its second to settle; a
         // step that only verifies is not.
-        if step.actions.iter().any(|a| !matches!(a, Action::Verify(_))) {
+        if step.changes_state() {
             kubelet.changed_now();
         }
         let result = kubelet.sync(self.hosts);
