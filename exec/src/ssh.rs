@@ -39,10 +39,12 @@ const TIMEOUT_EXITS: [i32; 2] = [124, 137];
 
 /// `shell` as run on the host: under coreutils `timeout`, which runs it in a process group of its
 /// own and stops the whole group at the deadline. Closing the SSH channel would not: sshd leaves a
-/// command without a terminal running.
+/// command without a terminal running. The login shell sshd starts `exec`s `timeout` rather than
+/// waiting for it in a process of its own (one process fewer per command; a look at the cluster
+/// is a dozen commands).
 pub fn bounded_remote_command(shell: &str, timeout: Duration) -> String {
     let timeout_s = timeout.as_secs().max(1);
-    format!("timeout -k {REMOTE_KILL_GRACE_S} {timeout_s} sh -c {}", crate::transport::quote(shell))
+    format!("exec timeout -k {REMOTE_KILL_GRACE_S} {timeout_s} sh -c {}", crate::transport::quote(shell))
 }
 
 /// How SSH is set up.
@@ -394,19 +396,32 @@ impl Transport for OpensshTransport {
     }
 
     fn read_and_run(&mut self, reads: &[(HostTarget, &str)], runs: &[(Place, Request<'_>)]) -> ReadAndRun {
-        let scripts: Vec<String> = reads.iter().map(|(_, path)| crate::transport::read_script(path)).collect();
-        let mut work: Vec<(Place, Request<'_>)> = reads
+        // A host's files are read by one command (one session, one sudo each), the hosts' at once.
+        let mut hosts: Vec<(&HostTarget, Vec<&str>)> = Vec::new();
+        for (host, path) in reads {
+            match hosts.iter_mut().find(|(h, _)| *h == host) {
+                Some((_, paths)) => paths.push(path),
+                None => hosts.push((host, vec![path])),
+            }
+        }
+        let end = crate::transport::ReadsEnd::new();
+        let scripts: Vec<String> = hosts.iter().map(|(_, paths)| end.script(paths)).collect();
+        let mut work: Vec<(Place, Request<'_>)> = hosts
             .iter()
             .zip(&scripts)
-            .map(|((host, _), script)| (Place::Host(host.clone()), crate::transport::read_request(script)))
+            .map(|((host, _), script)| (Place::Host((*host).clone()), crate::transport::read_request(script)))
             .collect();
         work.extend(runs.iter().map(|(place, request)| (place.clone(), *request)));
         let mut done = self.run_each(&work);
-        let ran = done.split_off(reads.len());
+        let ran = done.split_off(hosts.len());
+        let mut per_host: Vec<std::vec::IntoIter<Result<crate::transport::FileRead, ExecError>>> =
+            hosts.iter().zip(done).map(|((host, paths), done)| end.results(&host.name, paths, done).into_iter()).collect();
         let read = reads
             .iter()
-            .zip(done)
-            .map(|((host, path), done)| done.and_then(|d| crate::transport::read_result(&host.name, path, d)))
+            .map(|(host, _)| {
+                let at = hosts.iter().position(|(h, _)| *h == host).expect("every read's host is grouped");
+                per_host[at].next().expect("one result per path read")
+            })
             .collect();
         ReadAndRun { read, ran }
     }
@@ -594,8 +609,8 @@ mod tests {
     #[test]
     fn remote_commands_run_under_timeout_quoted() {
         let wrapped = bounded_remote_command("sudo sed -i 's|a|b|' /etc/x && echo it's", Duration::from_secs(90));
-        assert_eq!(wrapped, r"timeout -k 5 90 sh -c 'sudo sed -i '\''s|a|b|'\'' /etc/x && echo it'\''s'");
-        assert!(bounded_remote_command("true", Duration::from_millis(10)).starts_with("timeout -k 5 1 sh -c"), "at least a second");
+        assert_eq!(wrapped, r"exec timeout -k 5 90 sh -c 'sudo sed -i '\''s|a|b|'\'' /etc/x && echo it'\''s'");
+        assert!(bounded_remote_command("true", Duration::from_millis(10)).starts_with("exec timeout -k 5 1 sh -c"), "at least a second");
     }
 
     #[test]

@@ -125,7 +125,12 @@ pub trait Transport {
 /// that is there costs one sudo (each is a PAM session on a real host); only a failed read asks
 /// whether the file exists, and a file that exists but cannot be read exits 1 with cat's error.
 pub fn read_script(path: &str) -> String {
-    format!("if sudo cat {p}; then :; elif sudo test -e {p}; then exit 1; else exit {MISSING_EXIT}; fi", p = quote(path))
+    format!("{}; exit $code", read_status(path))
+}
+
+/// Reads `path` with sudo and leaves in `$code` what [`read_script`] exits with.
+fn read_status(path: &str) -> String {
+    format!("if sudo cat {p}; then code=0; elif sudo test -e {p}; then code=1; else code={MISSING_EXIT}; fi", p = quote(path))
 }
 
 /// The request that runs a [`read_script`].
@@ -144,6 +149,58 @@ pub fn read_result(host: &str, path: &str, done: Completed) -> Result<FileRead, 
         _ => {
             Err(ExecError::Ssh { host: host.to_string(), reason: format!("reading {path}: {}", crate::redact::redact(done.stderr.trim())) })
         }
+    }
+}
+
+/// Several files read on one host by one command (one session and one shell instead of one each):
+/// each read as [`read_script`] reads, followed by a line that ends the file's text and gives what
+/// that script would exit with, `\n<end> <code>\n`. The end is random per look, so no file's
+/// text holds it.
+pub struct ReadsEnd(String);
+
+impl ReadsEnd {
+    pub fn new() -> ReadsEnd {
+        use std::hash::BuildHasher;
+        let random = std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
+        ReadsEnd(format!("@@plan-read-end-{random:016x}@@"))
+    }
+
+    /// The script that reads `paths` in order.
+    pub fn script(&self, paths: &[&str]) -> String {
+        paths.iter().map(|path| format!("{}; printf '\\n%s %s\\n' {} \"$code\"", read_status(path), self.0)).collect::<Vec<_>>().join("; ")
+    }
+
+    /// What each of `paths` read on `host`, from the [`ReadsEnd::script`] that ran there. A
+    /// command that failed as a whole (no connection, past its deadline) fails every read.
+    pub fn results(&self, host: &str, paths: &[&str], done: Result<Completed, ExecError>) -> Vec<Result<FileRead, ExecError>> {
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => return paths.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut rest = done.stdout.as_str();
+        let mut results = Vec::new();
+        for path in paths {
+            let parsed = rest.find(&format!("\n{} ", self.0)).and_then(|at| {
+                let (text, after) = (&rest[..at], &rest[at + self.0.len() + 2..]);
+                let (code, next) = after.split_once('\n')?;
+                Some((text, code.trim().parse::<i32>().ok()?, next))
+            });
+            let Some((text, code, next)) = parsed else {
+                let reason = format!("reading {path}: {}", crate::redact::redact(done.stderr.trim()));
+                results.push(Err(ExecError::Ssh { host: host.to_string(), reason }));
+                continue;
+            };
+            let one = Completed { exit: Some(code), stdout: text.to_string(), stderr: done.stderr.clone(), duration: done.duration };
+            results.push(read_result(host, path, one));
+            rest = next;
+        }
+        results
+    }
+}
+
+impl Default for ReadsEnd {
+    fn default() -> ReadsEnd {
+        ReadsEnd::new()
     }
 }
 
@@ -421,6 +478,41 @@ mod tests {
         assert_eq!(read("no-such-file").unwrap(), FileRead::Missing);
         let unreadable = read("a-directory").unwrap_err().to_string();
         assert!(unreadable.contains("Is a directory"), "{unreadable}");
+    }
+
+    /// The same three files and one more present, read by one command: each as the one-file
+    /// script reads it, in order; a command that failed fails each read; a missing end line is
+    /// an error, never a file's text.
+    #[test]
+    fn several_files_read_by_one_command_come_back_each_as_read_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kubelet.conf"), "server: https://10.0.20.99:6443\n").unwrap();
+        std::fs::write(dir.path().join("no-newline"), "last line").unwrap();
+        std::fs::create_dir(dir.path().join("a-directory")).unwrap();
+        let local = LocalTransport { guard: Guard::OPEN };
+        let paths: Vec<String> = ["kubelet.conf", "no-such-file", "a-directory", "no-newline"]
+            .iter()
+            .map(|n| dir.path().join(n).display().to_string())
+            .collect();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let end = ReadsEnd::new();
+        let shell = format!("sudo() {{ \"$@\"; }}; {}", end.script(&paths));
+        let done = local.run_local(None, &request(&shell)).unwrap();
+        let results = end.results("host", &paths, Ok(done.clone()));
+        assert_eq!(results.len(), 4);
+        assert_eq!(results[0].as_ref().unwrap(), &FileRead::Present("server: https://10.0.20.99:6443\n".to_string()));
+        assert_eq!(results[1].as_ref().unwrap(), &FileRead::Missing);
+        assert!(results[2].as_ref().unwrap_err().to_string().contains("Is a directory"), "{:?}", results[2]);
+        assert_eq!(results[3].as_ref().unwrap(), &FileRead::Present("last line".to_string()));
+        // Another look's end is not this one's: nothing is taken for a file's end.
+        let other = ReadsEnd::new().results("host", &paths, Ok(done.clone()));
+        assert!(other.iter().all(Result::is_err), "{other:?}");
+        // Cut short after the first file: the rest are errors, the first is read.
+        let cut = Completed { stdout: done.stdout[..done.stdout.find("\n").unwrap() + 1 + end.0.len() + 4].to_string(), ..done };
+        let cut = end.results("host", &paths, Ok(cut));
+        assert!(cut[0].is_ok() && cut[1..].iter().all(Result::is_err), "{cut:?}");
+        let failed = end.results("host", &paths, Err(ExecError::Input("no connection".to_string())));
+        assert!(failed.iter().all(|r| r.as_ref().unwrap_err().to_string().contains("no connection")));
     }
 
     #[test]
