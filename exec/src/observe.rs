@@ -253,11 +253,14 @@ pub struct Observer {
     pub probes: Probes,
     /// The client, and the kubeconfig it was made from (as JSON, to notice a change).
     kube: Option<(KubeApi, String)>,
+    /// The client URLs etcd's member list named at the last look: `endpoint health` is asked over
+    /// them with the list, and again only when the list names others.
+    etcd_client_urls: Vec<String>,
 }
 
 impl Observer {
     pub fn new(probes: Probes) -> Observer {
-        Observer { probes, kube: None }
+        Observer { probes, kube: None, etcd_client_urls: Vec::new() }
     }
 
     /// The Kubernetes client of the kubeconfig as it is now: the plan itself moves the operator's
@@ -379,14 +382,16 @@ pub fn observe(
     // The API is asked on a thread of its own while the hosts are asked over the transport: the
     // observation takes as long as the slower of the two, not their sum.
     let probes = observer.probes.clone();
+    let mut etcd_client_urls = std::mem::take(&mut observer.etcd_client_urls);
     let span = tracing::Span::current();
-    std::thread::scope(|threads| {
+    let kube_observer = &mut *observer;
+    let observed = std::thread::scope(|threads| {
         let kube = scope.kube.then(|| {
             threads.spawn(move || {
                 span.in_scope(|| {
                     let started = std::time::Instant::now();
                     let mut observation = Observation::default();
-                    let observed = observe_kube(t, c, observer, &mut observation).map(|()| observation);
+                    let observed = observe_kube(t, c, kube_observer, &mut observation).map(|()| observation);
                     tracing::debug!(observer = "kube", ms = started.elapsed().as_millis() as u64, "observer done");
                     observed
                 })
@@ -394,7 +399,7 @@ pub fn observe(
         });
         let started = std::time::Instant::now();
         let mut observation = Observation::default();
-        let on_hosts = hosts::observe_hosts(t, c, transport, scope, &probes, &mut observation);
+        let on_hosts = hosts::observe_hosts(t, c, transport, scope, &probes, &mut etcd_client_urls, &mut observation);
         tracing::debug!(observer = "hosts", ms = started.elapsed().as_millis() as u64, "observer done");
         let from_api = kube.map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
         on_hosts?;
@@ -405,7 +410,9 @@ pub fn observe(
             observation.no_ssh.extend(from_api.no_ssh);
         }
         Ok(observation)
-    })
+    });
+    observer.etcd_client_urls = etcd_client_urls;
+    observed
 }
 
 /// Whether the twin says the apiserver `server` names cannot answer in `c`: a master's address

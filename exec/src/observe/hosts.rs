@@ -1,9 +1,11 @@
 //! The observers that ask the hosts, over the transport: every joined node's kubelet.conf and
 //! every master's apiserver certificate (its SANs read here), etcd's member list and endpoint health on a live master, the
-//! load balancer's config and `show stat`. Their questions go out in two rounds
-//! ([`Transport::read_and_run`]): all of them at once, then `endpoint health`, which dials the
-//! client URLs the member list named. The answers become facts in one order whatever the
-//! transport: the files', etcd's, the load balancer's.
+//! load balancer's config and `show stat`. Their questions go out at once
+//! ([`Transport::read_and_run`]), `endpoint health` with them over the client URLs the last look's
+//! member list named; only when this look's list names other URLs (a member added, removed or
+//! moved, or the first look) is `endpoint health` asked again over those, in a second round. The
+//! answers become facts in one order whatever the transport: the files', etcd's, the load
+//! balancer's.
 
 use super::{
     cert_has_vip, kubelet_on_vip, seen, subject_alt_names, Field, Observation, Probes, Scope, Seen, APISERVER_CERT, KUBELET_CONF,
@@ -25,7 +27,8 @@ fn request(shell: &str) -> Request<'_> {
 }
 
 /// Observes on the hosts what `scope` names (see the module's words): one round for everything,
-/// a second for etcd's endpoint health.
+/// a second for etcd's endpoint health when the member list names other client URLs than
+/// `listed_urls`, which the last list named and this one's are left in.
 ///
 /// # Errors
 /// Only the loopback guard's refusal; a host or service that does not answer is recorded.
@@ -35,6 +38,7 @@ pub(super) fn observe_hosts(
     transport: &mut dyn Transport,
     scope: Scope,
     probes: &Probes,
+    listed_urls: &mut Vec<String>,
     observation: &mut Observation,
 ) -> Result<(), ExecError> {
     let files = if scope.files { FileAsks::of(t, c) } else { FileAsks::default() };
@@ -55,8 +59,14 @@ pub(super) fn observe_hosts(
             runs.push((Place::Host(lb.host.clone()), request(stat)));
         }
     }
-    if let Some(EtcdAsk::List { place, list, .. }) = &etcd {
+    let mut health_early = None;
+    if let Some(EtcdAsk::List { place, list, label }) = &etcd {
         runs.push((place.clone(), request(list)));
+        let probe = probes.etcd.as_ref().expect("an etcd ask has its probe");
+        health_early = health_command(probe, probes.guard, label, listed_urls)?.ok();
+        if let Some(health) = &health_early {
+            runs.push((place.clone(), request(health)));
+        }
     }
     let ReadAndRun { read, ran } = if reads.is_empty() && runs.is_empty() {
         ReadAndRun { read: Vec::new(), ran: Vec::new() }
@@ -72,9 +82,17 @@ pub(super) fn observe_hosts(
         Some(EtcdAsk::Invalid { label, reason }) => observation.unreachable.push((label, reason)),
         Some(EtcdAsk::List { place, label, .. }) => {
             let listed = ran.next().expect("the member list was asked");
+            let early = health_early.map(|_| ran.next().expect("the health was asked"));
             if let Some(members) = etcd_members(t, &label, listed, observation)? {
-                let probe = probes.etcd.as_ref().expect("an etcd ask has its probe");
-                etcd_health(t, transport, probe, probes.guard, &place, &label, &members, observation)?;
+                let client_urls = etcd::client_urls(&members);
+                let answered = match early {
+                    Some(answered) if client_urls == *listed_urls => Some(answered),
+                    _ => ask_health(transport, probes, &place, &label, &client_urls, observation)?,
+                };
+                if let Some(answered) = answered {
+                    health_facts(t, &label, &members, answered, observation)?;
+                }
+                *listed_urls = client_urls;
             }
         }
         None => {}
@@ -240,40 +258,60 @@ fn etcd_members(
     Ok(Some(members))
 }
 
-/// `etcdctl endpoint health` over every member's client URL, on the master that listed them:
-/// each voter healthy or not.
+/// `etcdctl endpoint health` over `client_urls`, or why it cannot be asked: its command, each URL
+/// checked by the guard.
 ///
 /// # Errors
-/// [`ExecError::NotLoopback`] when the guard refuses a member's client URL (`endpoint health`
-/// dials each of them), before it runs.
-#[allow(clippy::too_many_arguments)]
-fn etcd_health(
-    t: &Topology,
-    transport: &mut dyn Transport,
-    probe: &EtcdProbe,
-    guard: Guard,
-    place: &Place,
-    label: &str,
-    members: &[EtcdMember],
-    observation: &mut Observation,
-) -> Result<(), ExecError> {
-    let client_urls = etcd::client_urls(members);
-    for url in &client_urls {
+/// [`ExecError::NotLoopback`] when the guard refuses a client URL (`endpoint health` dials each of
+/// them), before it runs.
+fn health_command(probe: &EtcdProbe, guard: Guard, label: &str, client_urls: &[String]) -> Result<Result<String, String>, ExecError> {
+    for url in client_urls {
         guard.check_url(&format!("etcd member client URL (from {label})"), url)?;
     }
-    let health_command = match probe.endpoint_health_command(&client_urls) {
-        Ok(command) => command,
-        Err(e) => {
-            observation.unreachable.push((label.to_string(), e.to_string()));
-            return Ok(());
+    if client_urls.is_empty() {
+        return Ok(Err("no client URL".to_string()));
+    }
+    Ok(probe.endpoint_health_command(client_urls).map_err(|e| e.to_string()))
+}
+
+/// `etcdctl endpoint health` over every member's client URL, on the master that listed them, in
+/// a round of its own; nothing when it cannot be asked (recorded).
+///
+/// # Errors
+/// [`ExecError::NotLoopback`] as [`health_command`].
+fn ask_health(
+    transport: &mut dyn Transport,
+    probes: &Probes,
+    place: &Place,
+    label: &str,
+    client_urls: &[String],
+    observation: &mut Observation,
+) -> Result<Option<Result<Completed, ExecError>>, ExecError> {
+    if client_urls.is_empty() {
+        return Ok(Some(Ok(Completed { exit: Some(0), stdout: "[]".to_string(), stderr: String::new(), duration: Duration::ZERO })));
+    }
+    let probe = probes.etcd.as_ref().expect("an etcd ask has its probe");
+    match health_command(probe, probes.guard, label, client_urls)? {
+        Ok(command) => Ok(Some(transport.run(place, &request(&command)))),
+        Err(reason) => {
+            observation.unreachable.push((label.to_string(), reason));
+            Ok(None)
         }
-    };
+    }
+}
+
+/// What `endpoint health` answered: each voter healthy or not.
+///
+/// # Errors
+/// [`ExecError::NotLoopback`] when the transport refused the command.
+fn health_facts(
+    t: &Topology,
+    label: &str,
+    members: &[EtcdMember],
+    answered: Result<Completed, ExecError>,
+    observation: &mut Observation,
+) -> Result<(), ExecError> {
     // `endpoint health` prints its JSON also when an endpoint is unhealthy (and exits 1).
-    let answered = if client_urls.is_empty() {
-        Ok(Completed { exit: Some(0), stdout: "[]".to_string(), stderr: String::new(), duration: Duration::ZERO })
-    } else {
-        transport.run(place, &request(&health_command))
-    };
     let membership = etcd::EtcdMembership::of(t, members);
     match answered {
         Ok(done) => match etcd::parse_endpoint_health(&done.stdout) {

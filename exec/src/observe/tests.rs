@@ -54,6 +54,103 @@ fn the_guard_checks_the_etcd_endpoint_and_every_member_url_before_dialling() {
     assert_eq!((healthy.node.as_str(), healthy.seen), ("lab-cp-1", Seen::Yes));
 }
 
+/// etcd as [`CannedEtcd`], its member's client URL as the test sets it and healthy only at
+/// `healthy_url`; keeps each round of [`Transport::read_and_run`] apart from a run of its own.
+struct EtcdRounds {
+    client_url: &'static str,
+    healthy_url: &'static str,
+    asked: Vec<String>,
+}
+
+impl EtcdRounds {
+    fn answer(&self, shell: &str) -> String {
+        let url = self.client_url;
+        if shell.contains("member list") {
+            format!(r#"{{"members":[{{"ID":1,"name":"lab-cp-1","peerURLs":["http://127.0.20.10:2380"],"clientURLs":["{url}"]}}]}}"#)
+        } else {
+            let endpoint = shell.split("--endpoints=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_default();
+            format!(r#"[{{"endpoint":"{endpoint}","health":{}}}]"#, endpoint == self.healthy_url)
+        }
+    }
+}
+
+impl Transport for EtcdRounds {
+    fn run(&mut self, _place: &Place, request: &Request<'_>) -> Result<crate::transport::Completed, ExecError> {
+        self.asked.push(format!("alone: {}", if request.shell.contains("member list") { "list" } else { "health" }));
+        Ok(crate::transport::Completed {
+            exit: Some(0),
+            stdout: self.answer(request.shell),
+            stderr: String::new(),
+            duration: Duration::ZERO,
+        })
+    }
+
+    fn read_and_run(&mut self, reads: &[(crate::target::HostTarget, &str)], runs: &[(Place, Request<'_>)]) -> crate::transport::ReadAndRun {
+        assert!(reads.is_empty(), "etcd only");
+        let what: Vec<String> = runs
+            .iter()
+            .map(|(_, r)| {
+                let endpoint = r.shell.split("--endpoints=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_default();
+                if r.shell.contains("member list") {
+                    "list".to_string()
+                } else {
+                    format!("health {endpoint}")
+                }
+            })
+            .collect();
+        self.asked.push(format!("round: {}", what.join(", ")));
+        let ran = runs
+            .iter()
+            .map(|(_, r)| {
+                Ok(crate::transport::Completed {
+                    exit: Some(0),
+                    stdout: self.answer(r.shell),
+                    stderr: String::new(),
+                    duration: Duration::ZERO,
+                })
+            })
+            .collect();
+        crate::transport::ReadAndRun { read: Vec::new(), ran }
+    }
+}
+
+/// The first look asks `endpoint health` after the member list; later looks ask it with the list,
+/// over the URLs the last list named, and again only when this list names others: the facts are
+/// then the second answer's.
+#[test]
+fn endpoint_health_goes_with_the_member_list_once_the_list_is_known() {
+    let t = loopback();
+    let c = Cluster::initial(&t);
+    let etcd_only = Scope { etcd: true, ..Scope::default() };
+    let probe = EtcdProbe { endpoint: "http://127.0.20.10:2379".to_string(), pki: None };
+    let mut observer = Observer::new(Probes { etcd: Some(probe), lb: None, kube: None, guard: Guard::LOOPBACK_ONLY });
+    let (first, second) = ("http://127.0.20.10:2379", "http://127.0.20.10:32379");
+    let mut etcd = EtcdRounds { client_url: first, healthy_url: first, asked: Vec::new() };
+    let healthy = |o: &Observation| {
+        let f = o.facts.iter().find(|f| f.field == Field::EtcdHealthy).expect("a health fact");
+        (f.seen, f.evidence.clone())
+    };
+
+    let look = observe(&t, &c, &mut etcd, etcd_only, &mut observer).unwrap();
+    assert_eq!(etcd.asked, ["round: list", "alone: health"]);
+    assert_eq!(healthy(&look), (Seen::Yes, format!("{first}: health true")));
+
+    etcd.asked.clear();
+    let look = observe(&t, &c, &mut etcd, etcd_only, &mut observer).unwrap();
+    assert_eq!(etcd.asked, [format!("round: list, health {first}")]);
+    assert_eq!(healthy(&look), (Seen::Yes, format!("{first}: health true")));
+
+    // The member now serves elsewhere, unhealthy there: asked again, and that answer counts.
+    etcd.client_url = second;
+    etcd.asked.clear();
+    let look = observe(&t, &c, &mut etcd, etcd_only, &mut observer).unwrap();
+    assert_eq!(etcd.asked, [format!("round: list, health {first}"), "alone: health".to_string()]);
+    assert_eq!(healthy(&look), (Seen::No, format!("{second}: health false")));
+    etcd.asked.clear();
+    observe(&t, &c, &mut etcd, etcd_only, &mut observer).unwrap();
+    assert_eq!(etcd.asked, [format!("round: list, health {second}")]);
+}
+
 fn homelab() -> Topology {
     Topology::new(&parse_scenario(include_str!("../../../scenarios/homelab.yaml")).unwrap())
 }
