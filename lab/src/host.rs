@@ -31,6 +31,11 @@ pub const SSHD_START_TIMEOUT_S: u64 = 20;
 /// and sshd's bind).
 pub const PORT_ATTEMPTS_MAX: usize = 5;
 const POLL_MS: u64 = 50;
+/// The key exchange the lab's sshd offers. OpenSSH 9's default, the post-quantum
+/// sntrup761x25519, costs some 60 ms of CPU per connection on each side, and a lab opens
+/// hundreds of connections on two cores (every executor started, every login check); the hosts
+/// are on loopback, so the classical curve is all the lab needs.
+const KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org";
 /// Name service switch of a host whose names come from its `/etc/hosts` only.
 const NSSWITCH_FILES_ONLY: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files\n";
 
@@ -298,7 +303,7 @@ impl FixtureHosts {
         write_file(
             &config,
             &format!(
-                "ListenAddress {address}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 64\nMaxStartups 64\nSetEnv PATH={shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PLAN_FIXTURE_HOST_DIR={hd} PLAN_FIXTURE_HOST_NAME={name} PLAN_FIXTURE_HOST_ADDRESS={address}\n",
+                "ListenAddress {address}:{port}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxSessions 64\nMaxStartups 64\nKexAlgorithms {KEX}\nSetEnv PATH={shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PLAN_FIXTURE_HOST_DIR={hd} PLAN_FIXTURE_HOST_NAME={name} PLAN_FIXTURE_HOST_ADDRESS={address}\n",
                 address = host.address,
                 name = host.name,
                 hk = r.join("host_key").display(),
