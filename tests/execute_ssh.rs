@@ -131,16 +131,28 @@ fn the_ssh_transport_runs_a_batch_on_every_host_at_once_and_answers_in_order() {
     let said: Vec<String> = done.into_iter().map(|d| d.expect("ran").stdout.trim().to_string()).collect();
     assert_eq!(said, HOSTS.iter().map(|(name, _)| name.to_string()).collect::<Vec<_>>(), "all met at the barrier, answers in order");
 
-    // A batch of reads: each host's kubelet.conf, and a file one host lacks.
+    // A batch of reads: each host's kubelet.conf, and files hosts lack, a host's reads interleaved
+    // with another's (one command per host reads them; each answer comes back in its place).
     let reads: Vec<(HostTarget, &str)> = vec![
         (hosts[1].clone(), "/etc/kubernetes/kubelet.conf"),
         (hosts[0].clone(), "/etc/kubernetes/no-such-file"),
         (hosts[2].clone(), "/etc/kubernetes/kubelet.conf"),
+        (hosts[1].clone(), "/etc/kubernetes/no-such-file"),
+        (hosts[0].clone(), "/etc/kubernetes/kubelet.conf"),
+        (hosts[1].clone(), "/etc/kubernetes"),
     ];
     let read = transport.read_and_run(&reads, &[]).read;
+    assert_eq!(read.len(), reads.len());
     assert!(matches!(&read[0], Ok(FileRead::Present(text)) if text.contains(DIRECT)), "{read:?}");
     assert!(matches!(&read[1], Ok(FileRead::Missing)), "{read:?}");
     assert!(matches!(&read[2], Ok(FileRead::Present(_))), "{read:?}");
+    assert!(matches!(&read[3], Ok(FileRead::Missing)), "{read:?}");
+    assert!(matches!(&read[4], Ok(FileRead::Present(text)) if text.contains("server:")), "{read:?}");
+    let directory = read[5].as_ref().unwrap_err().to_string();
+    assert!(
+        directory.contains("/etc/kubernetes") && directory.contains("Is a directory") && !directory.contains("No such file"),
+        "{directory}"
+    );
 }
 
 /// The loopback guard asks a host what its text cannot say, over the same connection, before the

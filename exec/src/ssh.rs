@@ -39,12 +39,12 @@ const TIMEOUT_EXITS: [i32; 2] = [124, 137];
 
 /// `shell` as run on the host: under coreutils `timeout`, which runs it in a process group of its
 /// own and stops the whole group at the deadline. Closing the SSH channel would not: sshd leaves a
-/// command without a terminal running. The login shell sshd starts `exec`s `timeout` rather than
-/// waiting for it in a process of its own (one process fewer per command; a look at the cluster
-/// is a dozen commands).
+/// command without a terminal running. Not `exec`ed: past the kill grace `timeout` SIGKILLs its
+/// whole group, itself included, and only a shell above it still turns that into exit 137 (as
+/// the session's own process, the channel would close on a signal and read as a lost connection).
 pub fn bounded_remote_command(shell: &str, timeout: Duration) -> String {
     let timeout_s = timeout.as_secs().max(1);
-    format!("exec timeout -k {REMOTE_KILL_GRACE_S} {timeout_s} sh -c {}", crate::transport::quote(shell))
+    format!("timeout -k {REMOTE_KILL_GRACE_S} {timeout_s} sh -c {}", crate::transport::quote(shell))
 }
 
 /// How SSH is set up.
@@ -609,8 +609,8 @@ mod tests {
     #[test]
     fn remote_commands_run_under_timeout_quoted() {
         let wrapped = bounded_remote_command("sudo sed -i 's|a|b|' /etc/x && echo it's", Duration::from_secs(90));
-        assert_eq!(wrapped, r"exec timeout -k 5 90 sh -c 'sudo sed -i '\''s|a|b|'\'' /etc/x && echo it'\''s'");
-        assert!(bounded_remote_command("true", Duration::from_millis(10)).starts_with("exec timeout -k 5 1 sh -c"), "at least a second");
+        assert_eq!(wrapped, r"timeout -k 5 90 sh -c 'sudo sed -i '\''s|a|b|'\'' /etc/x && echo it'\''s'");
+        assert!(bounded_remote_command("true", Duration::from_millis(10)).starts_with("timeout -k 5 1 sh -c"), "at least a second");
     }
 
     #[test]

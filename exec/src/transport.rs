@@ -138,6 +138,11 @@ pub fn read_request(script: &str) -> Request<'_> {
     Request { step: "observe", shell: script, stdin: None, secret: false, timeout: Duration::from_secs(READ_TIMEOUT_S) }
 }
 
+/// The request that runs a [`ReadsEnd::script`] of `files` files: [`READ_TIMEOUT_S`] for each.
+pub fn reads_request(script: &str, files: usize) -> Request<'_> {
+    Request { timeout: Duration::from_secs(READ_TIMEOUT_S * files.max(1) as u64), ..read_request(script) }
+}
+
 /// What a [`read_script`] that ran on `host` found.
 ///
 /// # Errors
@@ -154,8 +159,8 @@ pub fn read_result(host: &str, path: &str, done: Completed) -> Result<FileRead, 
 
 /// Several files read on one host by one command (one session and one shell instead of one each):
 /// each read as [`read_script`] reads, followed by a line that ends the file's text and gives what
-/// that script would exit with, `\n<end> <code>\n`. The end is random per look, so no file's
-/// text holds it.
+/// that script would exit with, `\n<end> <code>\n`, and by `<end>\n` on stderr, which ends
+/// what the read said there. The end is random per look, so no file's text holds it.
 pub struct ReadsEnd(String);
 
 impl ReadsEnd {
@@ -167,7 +172,11 @@ impl ReadsEnd {
 
     /// The script that reads `paths` in order.
     pub fn script(&self, paths: &[&str]) -> String {
-        paths.iter().map(|path| format!("{}; printf '\\n%s %s\\n' {} \"$code\"", read_status(path), self.0)).collect::<Vec<_>>().join("; ")
+        paths
+            .iter()
+            .map(|path| format!("{}; printf '\\n%s %s\\n' {end} \"$code\"; printf '%s\\n' {end} >&2", read_status(path), end = self.0))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// What each of `paths` read on `host`, from the [`ReadsEnd::script`] that ran there. A
@@ -178,19 +187,22 @@ impl ReadsEnd {
             Err(e) => return paths.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut rest = done.stdout.as_str();
+        let stderr_end = format!("{}\n", self.0);
+        let mut said = done.stderr.split(stderr_end.as_str());
         let mut results = Vec::new();
         for path in paths {
+            let stderr = said.next().unwrap_or_default().to_string();
             let parsed = rest.find(&format!("\n{} ", self.0)).and_then(|at| {
                 let (text, after) = (&rest[..at], &rest[at + self.0.len() + 2..]);
                 let (code, next) = after.split_once('\n')?;
                 Some((text, code.trim().parse::<i32>().ok()?, next))
             });
             let Some((text, code, next)) = parsed else {
-                let reason = format!("reading {path}: {}", crate::redact::redact(done.stderr.trim()));
+                let reason = format!("reading {path}: {}", crate::redact::redact(stderr.trim()));
                 results.push(Err(ExecError::Ssh { host: host.to_string(), reason }));
                 continue;
             };
-            let one = Completed { exit: Some(code), stdout: text.to_string(), stderr: done.stderr.clone(), duration: done.duration };
+            let one = Completed { exit: Some(code), stdout: text.to_string(), stderr, duration: done.duration };
             results.push(read_result(host, path, one));
             rest = next;
         }
@@ -502,7 +514,8 @@ mod tests {
         assert_eq!(results.len(), 4);
         assert_eq!(results[0].as_ref().unwrap(), &FileRead::Present("server: https://10.0.20.99:6443\n".to_string()));
         assert_eq!(results[1].as_ref().unwrap(), &FileRead::Missing);
-        assert!(results[2].as_ref().unwrap_err().to_string().contains("Is a directory"), "{:?}", results[2]);
+        let unreadable = results[2].as_ref().unwrap_err().to_string();
+        assert!(unreadable.contains("Is a directory") && !unreadable.contains("No such file"), "its own error only: {unreadable}");
         assert_eq!(results[3].as_ref().unwrap(), &FileRead::Present("last line".to_string()));
         // Another look's end is not this one's: nothing is taken for a file's end.
         let other = ReadsEnd::new().results("host", &paths, Ok(done.clone()));

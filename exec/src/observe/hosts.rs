@@ -63,7 +63,8 @@ pub(super) fn observe_hosts(
     if let Some(EtcdAsk::List { place, list, label }) = &etcd {
         runs.push((place.clone(), request(list)));
         let probe = probes.etcd.as_ref().expect("an etcd ask has its probe");
-        health_early = health_command(probe, probes.guard, label, listed_urls)?.ok();
+        // A URL the guard refuses is not dialled here; the list decides whether it is asked.
+        health_early = health_command(probe, probes.guard, label, listed_urls).ok().and_then(Result::ok);
         if let Some(health) = &health_early {
             runs.push((place.clone(), request(health)));
         }
@@ -84,7 +85,8 @@ pub(super) fn observe_hosts(
             let listed = ran.next().expect("the member list was asked");
             let early = health_early.map(|_| ran.next().expect("the health was asked"));
             if let Some(members) = etcd_members(t, &label, listed, observation)? {
-                let client_urls = etcd::client_urls(&members);
+                let mut client_urls = etcd::client_urls(&members);
+                client_urls.sort();
                 let answered = match early {
                     Some(answered) if client_urls == *listed_urls => Some(answered),
                     _ => ask_health(transport, probes, &place, &label, &client_urls, observation)?,
