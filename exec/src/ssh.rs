@@ -409,7 +409,7 @@ impl Transport for OpensshTransport {
         let mut work: Vec<(Place, Request<'_>)> = hosts
             .iter()
             .zip(&scripts)
-            .map(|((host, _), script)| (Place::Host((*host).clone()), crate::transport::read_request(script)))
+            .map(|((host, paths), script)| (Place::Host((*host).clone()), crate::transport::reads_request(script, paths.len())))
             .collect();
         work.extend(runs.iter().map(|(place, request)| (place.clone(), *request)));
         let mut done = self.run_each(&work);

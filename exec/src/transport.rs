@@ -524,6 +524,7 @@ mod tests {
         let cut = Completed { stdout: done.stdout[..done.stdout.find("\n").unwrap() + 1 + end.0.len() + 4].to_string(), ..done };
         let cut = end.results("host", &paths, Ok(cut));
         assert!(cut[0].is_ok() && cut[1..].iter().all(Result::is_err), "{cut:?}");
+        assert_eq!(reads_request(&shell, paths.len()).timeout, Duration::from_secs(4 * READ_TIMEOUT_S), "a deadline for each file");
         let failed = end.results("host", &paths, Err(ExecError::Input("no connection".to_string())));
         assert!(failed.iter().all(|r| r.as_ref().unwrap_err().to_string().contains("no connection")));
     }
