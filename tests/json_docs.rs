@@ -40,8 +40,8 @@ use std::sync::OnceLock;
 
 const DOC: &str = include_str!("../docs/json.md");
 const COMMANDS: [&str; 5] = ["show", "check", "simulate", "recover", "rehearse"];
-/// Commands that need hosts or the lab: observed from samples of their types only (tests/lab.rs and
-/// tests/lab_executor.rs check the real output of `plan rehearse` against the doc).
+/// Commands that need hosts or the lab: observed from samples of their types only (tests/loopback/lab.rs and
+/// tests/loopback/lab_executor.rs check the real output of `plan rehearse` against the doc).
 const SAMPLED: [&str; 2] = ["recover", "rehearse"];
 
 /// Field rows a command's section has at least: fewer means its heading was not recognised.
@@ -485,7 +485,7 @@ fn runs(command: &str) -> Vec<Vec<String>> {
             words(&["simulate", "--fault", "hypervisor-failure", "--at", "2.5", "--format", "json"]),
             words(&["--plan", &without_rq, "simulate", "--fail", "master-2", "--at", "2.6", "--format", "json"]),
         ],
-        // It needs the lab: tests/lab.rs runs it.
+        // It needs the lab: tests/loopback/lab.rs runs it.
         "rehearse" => Vec::new(),
         // It observes the hosts: sampled from the executor's proposal (`recover::proposal`).
         "recover" => Vec::new(),

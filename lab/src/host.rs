@@ -1,7 +1,7 @@
 //! Fixture hosts: one real `sshd` per host on the host's loopback address, each in a mount namespace
 //! of its own, so that `/etc/kubernetes` (and optionally `/tmp`) are that host's own directories.
 //!
-//! Shared by the executor's tests (`tests/execute.rs`, `tests/execute_ssh.rs`) and the lab's
+//! Shared by the executor's tests (`tests/loopback/execute.rs`, `tests/loopback/execute_ssh.rs`) and the lab's
 //! rehearsal through the executor ([`crate::executor_rehearsal`]). Layout under the root directory:
 //! `host_key`, `id_ed25519` (the client key), `authorized_keys`, `known_hosts`, `ssh_config`
 //! (for `ssh -F` and the executor's `--ssh-config`), `shims/` (first on every session's PATH; the

@@ -93,6 +93,18 @@ impl LabRange {
             })
     }
 
+    /// Claims range `127.octet.0.0/16` itself: for servers that sit at a scenario's own loopback
+    /// addresses (the executor's test fixture at 127.0.20.x), so that no lab starts there beside them.
+    ///
+    /// # Errors
+    /// Another live lab holds it.
+    pub fn claim_octet(octet: u8) -> Result<LabRange, LabError> {
+        bind_claim(&format!("{RANGE_CLAIM}{octet}")).map(|claim| LabRange { octet, _claim: claim }).map_err(|_| LabError::NotRehearsable {
+            what: format!("the loopback range 127.{octet}.0.0/16"),
+            why: "another lab holds it".to_string(),
+        })
+    }
+
     /// The second octet of the range.
     pub fn octet(&self) -> u8 {
         self.octet

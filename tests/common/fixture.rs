@@ -1,5 +1,5 @@
 //! The executor's fixture hosts, for the tests of `plan execute`, `plan status` and `plan rollback`
-//! (tests/execute.rs, tests/execute_ssh.rs): sshd servers on 127.0.20.x, started and stopped by
+//! (tests/loopback/execute.rs, tests/loopback/execute_ssh.rs): sshd servers on 127.0.20.x, started and stopped by
 //! each test.
 //!
 //! Fixture hosts (`plan_lab::host`, shared with the lab's rehearsal through the executor): each
@@ -10,9 +10,11 @@
 //! on PATH record each call in a per-host log: the side effects the tests count.
 
 use plan_lab::host::{FixtureHost, FixtureHosts, TmpDir};
+use plan_lab::scratch::LabRange;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const PLAN: &str = env!("CARGO_BIN_EXE_plan");
@@ -63,6 +65,49 @@ fn executable(path: &Path, content: &str) {
 pub struct Lab {
     pub root: tempfile::TempDir,
     pub hosts: FixtureHosts,
+    /// Released after the servers stopped (fields drop after [`Drop::drop`]).
+    _range: RangeZero,
+}
+
+/// How long a fixture test waits for a lab beside it to give range 0 up (a whole-plan rehearsal
+/// holds it for a minute or two under load).
+const RANGE_ZERO_WAIT_S: u64 = 900;
+
+/// The tests' holders of range 0, and the claim they share.
+static RANGE_ZERO: Mutex<(usize, Option<LabRange>)> = Mutex::new((0, None));
+
+/// Range 0 of the labs' loopback claims (`127.0.0.0/16`), held while a test uses the loopback
+/// scenario's own addresses (the fixture hosts at 127.0.20.x, the API and VIP on 6443, etcd and
+/// HAProxy started on 127.0.20.x): a lab started beside it in this binary takes 127.1 and up
+/// instead of binding the same addresses. Tests holding it share it; one waits while a lab holds it.
+pub struct RangeZero(());
+
+pub fn hold_range_zero() -> RangeZero {
+    let deadline = Instant::now() + Duration::from_secs(RANGE_ZERO_WAIT_S);
+    loop {
+        {
+            let mut holders = RANGE_ZERO.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if holders.1.is_none() {
+                holders.1 = LabRange::claim_octet(0).ok();
+            }
+            if holders.1.is_some() {
+                holders.0 += 1;
+                return RangeZero(());
+            }
+        }
+        assert!(Instant::now() < deadline, "a lab held 127.0.0.0/16 for {RANGE_ZERO_WAIT_S} s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Drop for RangeZero {
+    fn drop(&mut self) {
+        let mut holders = RANGE_ZERO.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        holders.0 -= 1;
+        if holders.0 == 0 {
+            holders.1 = None;
+        }
+    }
 }
 
 impl Drop for Lab {
@@ -91,6 +136,7 @@ impl Lab {
 
     /// [`Lab::start`], with `extra` hosts that have no files of the cluster (the workstation).
     pub fn start_with(extra: &[(&str, Ipv4Addr)]) -> Lab {
+        let range = hold_range_zero();
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path().to_path_buf();
         let fixture_hosts =
@@ -120,7 +166,7 @@ impl Lab {
                 super::apiserver_cert(&kube.join("pki"), "DNS:lab-cp-1,IP:10.96.0.1,IP:127.0.20.10");
             }
         }
-        let mut lab = Lab { root, hosts };
+        let mut lab = Lab { root, hosts, _range: range };
         if let Err(e) = lab.hosts.start() {
             panic!("fixture hosts did not start: {e}");
         }
@@ -175,8 +221,8 @@ impl Lab {
         args.extend_from_slice(rest);
         args.extend_from_slice(&["--state-dir", state]);
         if !matches!(rest.first(), Some(&"status")) {
-            // The fixture hosts have no Kubernetes API behind them (tests/observe.rs reads a fake
-            // one) and run no etcd (tests/lab_executor.rs rehearses with real members): the
+            // The fixture hosts have no Kubernetes API behind them (tests/loopback/observe.rs reads a fake
+            // one) and run no etcd (tests/loopback/lab_executor.rs rehearses with real members): the
             // executor watches etcd at every step, so the fixture turns that observer off.
             args.extend_from_slice(&["--ssh-config", config, "--skip-observer", "kube", "--skip-observer", "etcd"]);
         }

@@ -1,4 +1,4 @@
-//! Reading the JSON report of `plan rehearse` (tests/lab.rs, tests/lab_executor.rs): its rows, and
+//! Reading the JSON report of `plan rehearse` (tests/loopback/lab.rs, tests/loopback/lab_executor.rs): its rows, and
 //! the check every rehearsal makes of them.
 
 use serde_json::Value;

@@ -6,9 +6,9 @@
 //! `127.N.0.0/16`, on the scenario's own ports, and its tests read the range from the report
 //! (`loopback_range`) and expect the scenario's addresses there. Without etcd or HAProxy the tests
 //! that need them are skipped, except under `CI=true`, where a missing binary fails them. The
-//! walk's rehearsals (`--walk`) are in tests/lab.rs.
+//! walk's rehearsals (`--walk`) are in tests/loopback/lab.rs.
 
-mod common;
+use crate::common;
 
 use common::rehearsal::{assert_all_agree, row, rows, text};
 use common::{lab_binaries, lab_range, on_lab, plan, remove_steps, scenario, write};
@@ -155,7 +155,7 @@ fn the_embedded_scenario_through_the_executor_on_loopback_meets_the_source_plans
     // step that concerns them (three reads per observation), through the VIP after 4.1.
     assert!(report["api_requests"].as_u64().expect("api_requests") >= 30, "{}", report["api_requests"]);
     let range = lab_range(&report);
-    let homelab = parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("homelab parses");
+    let homelab = parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("homelab parses");
     // Where a machine of the homelab is on this lab: its address, in the lab's range.
     let at = |name: &str| {
         let nodes = homelab.nodes.iter().map(|n| (&n.name, n.address));

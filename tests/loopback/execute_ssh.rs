@@ -3,9 +3,9 @@
 //! once, a deadline that stops the remote command, the loopback guard's questions to a host; and
 //! every refusal before a step runs: a plan the check rejects, an address or a workstation off
 //! loopback, a socket directory others may write, hosts that fail the preflight, no terminal to
-//! confirm on. Whole runs are in tests/execute.rs.
+//! confirm on. Whole runs are in tests/loopback/execute.rs.
 
-mod common;
+use crate::common;
 
 use common::fixture::{plan, run, sshd_available, text, write, Lab, DIRECT, HOSTS, LOOPBACK, OVERRIDE, WAIT_S};
 use plan_lab::host::{FixtureHost, FixtureHosts, TmpDir};
@@ -50,6 +50,8 @@ fn a_plan_the_check_rejects_is_refused_before_anything_connects() {
 
 #[test]
 fn the_loopback_guard_refuses_an_address_off_loopback() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
     let dir = tempfile::tempdir().unwrap();
     let scenario = std::fs::read_to_string(LOOPBACK).unwrap().replace("address: 127.0.20.22", "address: 192.0.2.22");
     let path = dir.path().join("off-loopback.yaml");
@@ -72,6 +74,8 @@ fn the_loopback_guard_refuses_an_address_off_loopback() {
 
 #[test]
 fn a_shared_socket_directory_another_user_may_write_is_refused() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
     let dir = tempfile::tempdir().unwrap();
     // A state directory whose path is too long for a socket sends the control sockets to
     // $TMPDIR/plan-ssh-<uid>; here someone else made that first, open to all.
@@ -162,6 +166,8 @@ fn the_ssh_transport_runs_a_batch_on_every_host_at_once_and_answers_in_order() {
 /// runs; one naming a loopback address runs it; the server is asked again at every command.
 #[test]
 fn the_guard_asks_the_host_where_kubectl_goes_and_how_names_resolve() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
     use plan_exec::guard::Guard;
     use plan_exec::ssh::{OpensshTransport, SshOptions};
     use plan_exec::target::{HostTarget, Place};
@@ -182,7 +188,7 @@ fn the_guard_asks_the_host_where_kubectl_goes_and_how_names_resolve() {
         .with_root_home(RootHome::PerHost)
         .with_resolver("127.0.0.1 localhost\n127.0.20.10 lab-cp-1 lab-cp-1.lab.test\n".to_string());
     let t = plan_model::topology::Topology::new(
-        &plan_model::validate::parse_scenario(include_str!("../scenarios/loopback.yaml")).expect("the loopback scenario parses"),
+        &plan_model::validate::parse_scenario(include_str!("../../scenarios/loopback.yaml")).expect("the loopback scenario parses"),
     );
     executor_lab::write_host_shims(&hosts.shims(), r, &t).expect("the lab's shims");
     let kubeconfig =
@@ -252,6 +258,8 @@ fn a_remote_command_past_its_deadline_is_stopped_on_the_host() {
 /// and `plan preflight` reports every machine the same way.
 #[test]
 fn hosts_that_do_not_answer_fail_the_preflight_and_nothing_runs() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
     let dir = tempfile::tempdir().unwrap();
     // The loopback scenario on a range of its own, where no test's sshd listens: every connection
     // is refused.
@@ -287,6 +295,8 @@ fn hosts_that_do_not_answer_fail_the_preflight_and_nothing_runs() {
 /// runs (exit 2), never "declined" as if a person had said no.
 #[test]
 fn without_a_terminal_or_yes_the_run_is_refused_up_front() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let state = state.to_str().unwrap();
@@ -306,6 +316,8 @@ fn without_a_terminal_or_yes_the_run_is_refused_up_front() {
 /// before the lock, the journal or any connection.
 #[test]
 fn a_workstation_the_ssh_config_sends_off_loopback_is_refused_before_anything_runs() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
     let dir = tempfile::tempdir().unwrap();
     let ssh_config = dir.path().join("ssh_config");
     write(&ssh_config, "Host bastion\n  HostName 192.0.2.5\n");

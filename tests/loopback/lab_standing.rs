@@ -5,12 +5,12 @@
 //! twice on the hosts and every backup intact; `plan lab down` must leave nothing behind.
 //!
 //! The default run kills every [`SAMPLE_EVERY`] records of work of homelab-rightsized; the full
-//! sweep (every record of work) is `PLAN_KILL_SWEEP=every CI=true cargo test --test lab_standing the_executor
+//! sweep (every record of work) is `PLAN_KILL_SWEEP=every CI=true cargo test --test loopback lab_standing::the_executor
 //! -- --nocapture` (docs/development.md, "Tests"), which prints its figures;
 //! `PLAN_KILL_SWEEP=N` kills every N records, `PLAN_KILL_SWEEP_SCENARIO=five-masters.yaml` sweeps
 //! another scenario.
 
-mod common;
+use crate::common;
 
 use common::{fixture_hosts_run, scenario};
 use plan_exec::invocation::{compile, Invocation};
@@ -494,7 +494,7 @@ fn two_standing_labs_of_one_scenario_run_at_once_and_go_down_clean() {
 /// Every field docs/lab.md documents for `standing.json` is in it, and every field in it is
 /// documented.
 fn assert_documented(standing: &Value) {
-    let doc = include_str!("../docs/lab.md");
+    let doc = include_str!("../../docs/lab.md");
     let section = doc.split("`standing.json` (also").nth(1).expect("docs/lab.md documents standing.json");
     let section = section.split("\n## ").next().unwrap_or(section);
     let mut documented = BTreeSet::new();

@@ -2,9 +2,9 @@
 //! connects), and whole runs over SSH against sshd servers this test starts on 127.0.20.x (the
 //! fixture hosts of tests/common/fixture.rs): halts, rollbacks, resumes after a kill or Ctrl-C, the
 //! workstation's commands, by-hand work, and what `plan status` tells of a run. The SSH transport
-//! and what is refused before anything runs are in tests/execute_ssh.rs.
+//! and what is refused before anything runs are in tests/loopback/execute_ssh.rs.
 
-mod common;
+use crate::common;
 
 use common::fixture::{plan, run, sshd_available, text, write, Lab, DIRECT, HOSTS, LOOPBACK, MASTER, OVERRIDE, VIP, WAIT_S};
 use std::io::Write;
@@ -223,6 +223,8 @@ fn a_file_changed_between_steps_halts_with_a_diff() {
 
 #[test]
 fn plan_status_json_redacts_what_the_journal_holds() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
     let dir = tempfile::tempdir().unwrap();
     // A journal written by hand (or by an older plan): a halt whose reason holds a join token.
     let journal = concat!(
@@ -244,6 +246,8 @@ fn plan_status_json_redacts_what_the_journal_holds() {
 /// (it runs a command, or waits at a prompt), and "interrupted" once nothing holds it.
 #[test]
 fn status_tells_a_running_step_from_an_interrupted_one_by_the_lock() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
     let dir = tempfile::tempdir().unwrap();
     let journal = concat!(
         r#"{"v":1,"at_ms":1,"event":"run-started","scenario":"loopback","plan_digest":"0","steps":["4.2"],"check":"pass","override_check":null,"resume":false,"pid":1}"#,

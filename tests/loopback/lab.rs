@@ -5,9 +5,9 @@
 //! The tests run in parallel, each walk's lab on the scenario's addresses in 127.0.0.0/16 with a
 //! port offset of its test's own. Without etcd or HAProxy the tests that need them are skipped,
 //! except under `CI=true`, where a missing binary fails them. The rehearsals through the executor
-//! are in tests/lab_executor.rs.
+//! are in tests/loopback/lab_executor.rs.
 
-mod common;
+use crate::common;
 
 use common::rehearsal::{assert_all_agree, row, rows, text};
 use common::{lab_binaries, plan, remove_steps, scenario, write};
@@ -167,7 +167,7 @@ fn a_tcp_health_check_keeps_an_unready_backend_and_clients_of_the_vip_see_it() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let tcp = include_str!("../scenarios/legacy-1.28.yaml").replace("health_check: https-readyz", "health_check: tcp");
+    let tcp = include_str!("../../scenarios/legacy-1.28.yaml").replace("health_check: https-readyz", "health_check: tcp");
     let path = write(dir.path(), "legacy-tcp.yaml", &tcp);
     let (code, report) = rehearse(&["--scenario", &path, "rehearse", "--fail", "cp-2", "--at", "2.5", "--port-offset", &offset(7)]);
     assert_eq!(code, 0, "{report:#}");
@@ -235,7 +235,7 @@ fn a_private_lab_is_killed_when_dropped_even_on_panic() {
     if !lab_binaries(true) {
         return;
     }
-    let t = Topology::new(&parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("homelab parses"));
+    let t = Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("homelab parses"));
     let lab = Lab::private(&t, offset(4).parse().expect("a number"), true, 1).expect("lab starts");
     let pids: Vec<u32> = lab.state().etcd.values().copied().chain(lab.state().haproxy).collect();
     let dir = lab.dir().to_path_buf();
@@ -341,7 +341,7 @@ fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
 #[test]
 fn scenarios_whose_addresses_clash_on_loopback_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = include_str!("../scenarios/homelab.yaml").replace("address: 10.0.20.110", "address: 10.9.20.100");
+    let text = include_str!("../../scenarios/homelab.yaml").replace("address: 10.0.20.110", "address: 10.9.20.100");
     let path = common::write(dir.path(), "clash.yaml", &text);
     let state = dir.path().join("lab").display().to_string();
     let out = plan(&["--scenario", &path, "lab", "up", "--walk", "--state-dir", &state, "--port-offset", &offset(5)]);
@@ -357,7 +357,7 @@ fn the_worst_case_restores_the_backup_for_real_and_loses_the_writes_after_it_as_
     if !lab_binaries(false) {
         return;
     }
-    let t = Topology::new(&parse_scenario(include_str!("../scenarios/legacy-1.28.yaml")).expect("legacy parses"));
+    let t = Topology::new(&parse_scenario(include_str!("../../scenarios/legacy-1.28.yaml")).expect("legacy parses"));
     let plan = planner::generate(&t);
     let (cp1, cp2) = (t.existing_master(), t.new_masters().next().expect("legacy has new masters"));
     let mut twin = Cluster::initial(&t);

@@ -6,7 +6,7 @@
 //! scratch directory of its own, and each test looks only at its own lab's, found by the claims
 //! its process holds (`plan_lab::scratch::claims_of`), never at whatever else is new.
 
-mod common;
+use crate::common;
 
 use common::{fixture_hosts_run, lab_range, scenario};
 use plan_lab::executor_rehearsal::{rehearse_through_executor_checked, Checkpoint};

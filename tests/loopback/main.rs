@@ -1,0 +1,17 @@
+//! Every test that starts real servers on loopback (sshd fixture hosts, etcd, HAProxy, the lab's
+//! stand-ins) and drives them through `plan`: one test binary, so that the harness runs these
+//! tests side by side. Cargo runs test binaries one after another; as seven binaries, each one's
+//! last long test held a core while the other idled.
+//!
+//! Filter by module: `cargo test --test loopback lab_executor::`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod execute;
+mod execute_ssh;
+mod lab;
+mod lab_executor;
+mod lab_lifecycle;
+mod lab_standing;
+mod observe;
