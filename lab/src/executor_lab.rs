@@ -525,16 +525,28 @@ fn kubectl_shim(root: &Path) -> String {
 # kubectl on the lab. The API server must answer for real; the objects are the lab's.
 cluster={root}/{cluster}
 echo "$*" >> {root}/kubectl.log
-server=""; namespace=""; prev=""
+# Shell builtins only until the request: a call used to start a dozen processes.
+# The words are the arguments but `--server=…`; the verb is the first word that is neither a
+# global flag nor its value (`kubectl -n kube-system get cm kubeadm-config`).
+server=""; namespace=""; prev=""; words=""; verb=""; value=""
 for arg; do
-  case "$arg" in --server=*) server="${{arg#--server=}}" ;; esac
+  case "$arg" in --server=*) server="${{arg#--server=}}" ;; *) words="$words$arg " ;; esac
   [ "$prev" = --server ] && server="$arg"
   [ "$prev" = -n ] && namespace="$arg"
   prev="$arg"
+  if [ -z "$verb" ]; then
+    if [ -n "$value" ]; then value=""
+    else case "$arg" in -n|--namespace|-s|--server|--context|--kubeconfig) value=1 ;; -*) ;; *) verb="$arg" ;; esac
+    fi
+  fi
 done
 kubeconfig="${{KUBECONFIG%%:*}}"; [ -n "$kubeconfig" ] || kubeconfig="$HOME/.kube/config"
-[ -n "$server" ] || server=$(sed -n 's|^ *server: *||p' "$kubeconfig" 2>/dev/null | head -1)
-words=$(for a; do case "$a" in --server=*) ;; *) echo "$a" ;; esac; done | tr '\n' ' ')
+if [ -z "$server" ] && [ -r "$kubeconfig" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${{line#"${{line%%[! ]*}}"}}"
+    case "$line" in server:*) server="${{line#server:}}"; server="${{server#"${{server%%[! ]*}}"}}"; break ;; esac
+  done < "$kubeconfig"
+fi
 case "$words" in
   # Local configuration only: nothing is dialled.
   "config view --minify -o jsonpath={{.clusters[0].cluster.server}} ")
@@ -546,12 +558,7 @@ esac
 # so the shim asks again (curl retries 503). A reset connection or an EOF (curl 35, 52, 56: a
 # backend going down behind the VIP) is retried for a read, as client-go does for a GET
 # (rest/request.go: IsConnectionReset or IsProbableEOF, Retry-After 1 s, at most 10 times);
-# a refused connection, or any failure of a write, fails at once. The verb is the first word
-# that is neither a global flag nor its value (`kubectl -n kube-system get cm kubeadm-config`).
-verb=$(for a; do
-  [ -n "$value" ] && {{ value=""; continue; }}
-  case "$a" in -n|--namespace|-s|--server|--context|--kubeconfig) value=1 ;; -*) ;; *) echo "$a"; break ;; esac
-done)
+# a refused connection, or any failure of a write, fails at once.
 case "$verb" in get|wait|logs) tries=10 ;; *) tries=1 ;; esac
 until err=$(curl -sS -o /dev/null -f --max-time 3 --retry 5 --retry-delay 1 --cacert {root}/ca.crt "$server/readyz" 2>&1); do
   code=$?
@@ -559,7 +566,18 @@ until err=$(curl -sS -o /dev/null -f --max-time 3 --retry 5 --retry-delay 1 --ca
   case "$code" in 35|52|56) [ $tries -gt 0 ] && {{ /bin/sleep 1; continue; }} ;; esac
   echo "Unable to connect to the server: $err" >&2; exit 1
 done
-node_status() {{ awk -v n="$1" '$1 == n {{ print $2 }}' $cluster/nodes 2>/dev/null; }}
+# The node's status in the lab's node states, in $status_of (no subshell).
+node_status() {{
+  status_of=""
+  [ -r $cluster/nodes ] || return 0
+  while read -r n st rest; do [ "$n" = "$1" ] && {{ status_of="$st"; break; }}; done < $cluster/nodes
+}}
+# Whether the pod runs, in the lab's pod states.
+pod_running() {{
+  [ -r $cluster/pods ] || return 1
+  while read -r ns p st rest; do [ "$p" = "$1" ] && [ "$st" = Running ] && return 0; done < $cluster/pods
+  return 1
+}}
 case "$words" in
   *"get cm kubeadm-config"*) cat {root}/kubeadm-config.yaml ;;
   # kube-proxy's ConfigMap (its kubeconfig names the server kubeadm rendered at init).
@@ -576,23 +594,26 @@ case "$words" in
   *"get nodes"*)
     selector=""; case "$words" in *control-plane=*) selector=control-plane ;; esac
     case "$words" in *"--no-headers"*|*"-o name"*) ;; *) echo "NAME STATUS ROLES VERSION" ;; esac
+    cordoned=" "
+    [ -r $cluster/cordoned ] && while IFS= read -r c; do cordoned="$cordoned$c "; done < $cluster/cordoned
+    read -r version < {root}/kubernetes-version
     while read -r name status roles; do
       [ -z "$selector" ] || [ "$roles" = control-plane ] || continue
-      grep -qx "$name" $cluster/cordoned 2>/dev/null && status="$status,SchedulingDisabled"
-      case "$words" in *"-o name"*) echo "node/$name" ;; *) echo "$name $status $roles $(cat {root}/kubernetes-version)" ;; esac
+      case "$cordoned" in *" $name "*) status="$status,SchedulingDisabled" ;; esac
+      case "$words" in *"-o name"*) echo "node/$name" ;; *) echo "$name $status $roles $version" ;; esac
     done < $cluster/nodes ;;
   *"wait "*"node/"*)
-    node=$(echo "$words" | sed 's|.*node/\([^ ]*\).*|\1|')
+    node="${{words##*node/}}"; node="${{node%% *}}"
     i=0
-    while [ "$(node_status $node)" != Ready ]; do
+    while node_status "$node"; [ "$status_of" != Ready ]; do
       i=$((i + 1)); [ $i -ge 150 ] && {{ echo "error: timed out waiting for the condition on nodes/$node" >&2; exit 1; }}
       /bin/sleep 0.2
     done
     echo "node/$node condition met" ;;
   *"wait "*"pod/"*)
-    pod=$(echo "$words" | sed 's|.*pod/\([^ ]*\).*|\1|')
+    pod="${{words##*pod/}}"; pod="${{pod%% *}}"
     i=0
-    until awk -v p="$pod" '$2 == p && $3 == "Running" {{ f=1 }} END {{ exit !f }}' $cluster/pods 2>/dev/null; do
+    until pod_running "$pod"; do
       i=$((i + 1)); [ $i -ge 150 ] && {{ echo "error: timed out waiting for the condition on pods/$pod" >&2; exit 1; }}
       /bin/sleep 0.2
     done
@@ -606,11 +627,11 @@ case "$words" in
       echo "No resources found in $namespace namespace."
     fi ;;
   "drain "*|"cordon "*)
-    node=$(echo "$words" | awk '{{ print $2 }}'); echo "$node" >> $cluster/cordoned; echo "node/$node cordoned" ;;
+    node="${{words#* }}"; node="${{node%% *}}"; echo "$node" >> $cluster/cordoned; echo "node/$node cordoned" ;;
   "uncordon "*)
-    node=$(echo "$words" | awk '{{ print $2 }}'); grep -vx "$node" $cluster/cordoned > $cluster/cordoned.new 2>/dev/null; mv $cluster/cordoned.new $cluster/cordoned; echo "node/$node uncordoned" ;;
+    node="${{words#* }}"; node="${{node%% *}}"; grep -vx "$node" $cluster/cordoned > $cluster/cordoned.new 2>/dev/null; mv $cluster/cordoned.new $cluster/cordoned; echo "node/$node uncordoned" ;;
   *"create job --from=cronjob/"*)
-    job=$(echo "$words" | awk '{{ print $NF }}')
+    job="${{words% }}"; job="${{job##* }}"
     echo "$job" >> $cluster/jobs
     echo "job.batch/$job created" ;;
   *"logs "*) echo "(lab: no pod logs)" ;;
