@@ -73,8 +73,8 @@ pub struct RehearseArgs {
     /// crash (the host's sshd and every process on it SIGKILLed; default), reboot (the same, then
     /// the host boots again and the run resumes), partition (the host's processes SIGSTOPped until
     /// the fault is over), operator-away (the lab's clock jumps --for, default 3h: kubeadm's TTLs
-    /// expire); with --walk: crash, reboot, partition (on the master's etcd) and lb-reload (HAProxy
-    /// reset to the declared pool, no --fail).
+    /// expire), lb-reload (the infra repo's bootstrap script re-run on the LB: reset to the declared
+    /// pool, no --fail); with --walk: crash, reboot, partition (on the master's etcd) and lb-reload.
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
     /// How long the fault lasts in the twin's clock (90s, 10m).
@@ -90,8 +90,8 @@ pub struct RehearseArgs {
     #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default")]
     pub via_execute: Option<String>,
     /// The walk instead: the twin's actions carried out on real etcd and HAProxy (no SSH, no
-    /// kubeadm), for what the executor's lab cannot inject yet: lb-reload, a point inside a
-    /// command (STEP@N), the worst case's snapshot restore.
+    /// kubeadm), for what the executor's lab cannot inject yet: a point inside a command
+    /// (STEP@N), the worst case's snapshot restore.
     #[arg(long, conflicts_with = "via_execute")]
     pub walk: bool,
     /// With --walk: added to every lab port; the rehearsal's own lab is separate from `plan lab up --walk`'s.

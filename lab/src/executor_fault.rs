@@ -40,13 +40,16 @@ pub enum Blow {
     Freeze { victim: NodeIx },
     /// The lab's clock jumps (the operator away): the TTLs kubeadm checks run on it.
     ClockJump { seconds: u32 },
+    /// The load balancer is reset to its declared state: the bootstrap script in the infra repo
+    /// runs again on the pfSense box, as when someone else re-runs it.
+    LbReload,
 }
 
 impl Blow {
     pub fn victim(self) -> Option<NodeIx> {
         match self {
             Blow::Crash { victim, .. } | Blow::Freeze { victim } => Some(victim),
-            Blow::ClockJump { .. } => None,
+            Blow::ClockJump { .. } | Blow::LbReload => None,
         }
     }
 
@@ -79,15 +82,17 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
         Fault::NodeDown { node, lasts_s } => Blow::Crash { victim: node, boots_again: lasts_s.is_some() },
         Fault::Partition { node, .. } => Blow::Freeze { victim: node },
         Fault::OperatorAway { lasts_s } => Blow::ClockJump { seconds: lasts_s },
+        Fault::LbReload => Blow::LbReload,
         other => {
             return Err(refuse(
                 other.describe(t),
                 format!(
-                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again), {} (etcd frozen) and {} (the lab's clock jumps); the walk (`plan rehearse --walk`) injects lb-reload",
+                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again), {} (etcd frozen), {} (the lab's clock jumps) and {} (the bootstrap script re-run on the LB)",
                     FaultKind::Crash.as_str(),
                     FaultKind::Reboot.as_str(),
                     FaultKind::Partition.as_str(),
-                    FaultKind::OperatorAway.as_str()
+                    FaultKind::OperatorAway.as_str(),
+                    FaultKind::LbReload.as_str()
                 ),
             ))
         }
@@ -234,8 +239,21 @@ mod tests {
             strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: partition }),
             Err(LabError::NotRehearsable { .. })
         ));
+        let reload =
+            strike_point(&t, &plan, Injection { at: at(&plan, "2.8", 0), fault: Fault::LbReload }).expect("a reload as 2.8 begins");
+        assert_eq!(
+            (reload.at, reload.blow, reload.blow.victim(), reload.blow.clears()),
+            (StrikeAt::StepBegins, Blow::LbReload, None, false)
+        );
+        assert!(
+            matches!(
+                strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: Fault::LbReload }),
+                Err(LabError::NotRehearsable { .. })
+            ),
+            "not inside kubeadm join"
+        );
         assert!(matches!(
-            strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::LbReload }),
+            strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::LbDown { lasts_s: 60 } }),
             Err(LabError::NotRehearsable { .. })
         ));
     }

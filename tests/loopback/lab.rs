@@ -314,14 +314,15 @@ fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
     assert!(out.stderr.contains("without --walk"), "{}", out.stderr);
     let out = plan(&["lab", "status", "--state-dir", "/nonexistent/plan-lab"]);
     assert_eq!(out.code, 2);
-    // Through the executor (the default): crash, reboot, partition and a clock jump, at a point
-    // its commands have; `--via-execute` says the same.
+    // Through the executor (the default): crash, reboot, partition, a clock jump and an LB reset,
+    // at a point its commands have; `--via-execute` says the same. Inside `kubeadm join` (2.5@1)
+    // an LB reset is refused.
     for through in [None, Some("--via-execute")] {
         let mut args: Vec<&str> = vec!["rehearse"];
         args.extend(through);
         let out = plan(&[&args[..], &["--fault", "lb-reload", "--at", "2.5"]].concat());
         assert_eq!(out.code, 2, "{}", out.stderr);
-        assert!(out.stderr.contains("injects crash, reboot") && out.stderr.contains("--walk"), "{}", out.stderr);
+        assert!(out.stderr.contains("not inside kubeadm join"), "{}", out.stderr);
     }
     let out = plan(&["rehearse", "--fault", "reboot", "--fail", "master-2", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);

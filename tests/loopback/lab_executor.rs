@@ -418,3 +418,27 @@ fn the_etcd_part_of_a_master_join_through_the_executor_agrees_with_the_twin() {
     assert_all_agree(&report);
     assert_eq!(code, 0, "every row agrees: {report:#}");
 }
+
+/// `lb-reload` through the executor (loopback scenario, other names): right after 3.8 declares
+/// lab-cp-3 in the bootstrap script, someone re-runs the script on the LB. Real HAProxy then
+/// serves the declared pool before the step deploys it, as the twin's fault leaves it (a row read
+/// from HAProxy's stats socket); the step's own deploy changes nothing more, and the run completes.
+#[test]
+fn an_lb_reload_through_the_executor_serves_the_declared_pool_at_once_and_the_run_completes() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let loopback = scenario("loopback.yaml");
+    let Some((code, report)) =
+        rehearse_scenario_via_execute(&["--scenario", &loopback], None, None, &["--fault", "lb-reload", "--at", "3.8"])
+    else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    let pool = row(&report, "the LB's pool right after the reset (HAProxy show stat)");
+    assert_eq!((text(&pool["twin"]), text(&pool["lab"])), ("lab-cp-1, lab-cp-2, lab-cp-3", "lab-cp-1, lab-cp-2, lab-cp-3"), "{pool}");
+    assert_eq!(pool["evidence"], "real");
+    assert!(lab_actions(&report).iter().any(|a| a.starts_with("the fault at 3.8: the bootstrap script re-run on lab-lb")), "{report:#}");
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
+}

@@ -6,6 +6,7 @@ use super::shims::cluster_configuration;
 use super::{lock, FAULT_DOWN_MAX_S};
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
+use crate::fidelity::Observed;
 use crate::host::{self, FixtureHosts};
 use crate::probe::Probe;
 use crate::process::Signal;
@@ -45,6 +46,8 @@ pub(super) struct LabOperator<'a> {
     pub(super) recovery: Option<Recovery>,
     /// `etcdctl member remove` the lab ran for real, and etcd's answer.
     pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
+    /// The servers HAProxy has in its pools right after an `lb-reload` reset it (`show stat`).
+    pub(super) reset_pool: Option<Observed>,
 }
 
 impl LabOperator<'_> {
@@ -77,6 +80,19 @@ impl LabOperator<'_> {
                     written.err().map(|e| format!(": {e}")).unwrap_or_default()
                 ));
             }
+            Blow::LbReload => {
+                let deployed = super::rig::deploy_lb(self.t, self.hosts, &self.repo);
+                let socket = self.hosts.host_dir(&self.t.scenario.load_balancer.name).join("tmp/haproxy.socket");
+                self.reset_pool = Some(match crate::haproxy::backends(&socket) {
+                    Ok(servers) => Observed::named_nodes(self.t, servers.iter().map(|s| s.name.as_str())),
+                    Err(e) => Observed::Unanswered(format!("no answer: {e}")),
+                });
+                self.note(format!(
+                    "{why}: the bootstrap script re-run on {} (reset to the declared state){}",
+                    self.t.scenario.load_balancer.name,
+                    deployed.err().map(|e| format!(": {e}")).unwrap_or_default()
+                ));
+            }
         }
     }
 
@@ -97,6 +113,33 @@ impl LabOperator<'_> {
             }
             Err(e) => {
                 self.note(format!("{}: by hand on {host} failed: {e}", step.id));
+                false
+            }
+        }
+    }
+
+    /// The by-hand work the runner asks for, done by the lab's operator where it can.
+    fn carry_out_by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool {
+        let edits = match task {
+            HandTask::Recovery(action) => return self.recover(*action),
+            HandTask::KubeadmConfig { file, endpoint, cert_sans } => return self.write_kubeadm_config(step, file, endpoint, cert_sans),
+            HandTask::Elsewhere => {
+                self.no_counterpart.push(format!("{}: {instruction}", step.id));
+                return true;
+            }
+            HandTask::Repo(edits) => edits,
+        };
+        match executor_lab::carry_out(&self.repo, edits) {
+            ByHand::Edited(what) => {
+                self.note(format!("{}: by hand in the infra repo: {what}", step.id));
+                true
+            }
+            ByHand::NoCounterpart => {
+                self.no_counterpart.push(format!("{}: {instruction}", step.id));
+                true
+            }
+            ByHand::Unreadable(why) => {
+                self.note(format!("{}: by hand, the lab cannot make this edit: {why}", step.id));
                 false
             }
         }
@@ -184,29 +227,13 @@ impl Operator for LabOperator<'_> {
     }
 
     fn by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool {
-        let edits = match task {
-            HandTask::Recovery(action) => return self.recover(*action),
-            HandTask::KubeadmConfig { file, endpoint, cert_sans } => return self.write_kubeadm_config(step, file, endpoint, cert_sans),
-            HandTask::Elsewhere => {
-                self.no_counterpart.push(format!("{}: {instruction}", step.id));
-                return true;
-            }
-            HandTask::Repo(edits) => edits,
-        };
-        match executor_lab::carry_out(&self.repo, edits) {
-            ByHand::Edited(what) => {
-                self.note(format!("{}: by hand in the infra repo: {what}", step.id));
-                true
-            }
-            ByHand::NoCounterpart => {
-                self.no_counterpart.push(format!("{}: {instruction}", step.id));
-                true
-            }
-            ByHand::Unreadable(why) => {
-                self.note(format!("{}: by hand, the lab cannot make this edit: {why}", step.id));
-                false
-            }
+        let done = self.carry_out_by_hand(step, instruction, task);
+        // A point right after the by-hand work (the pool declared, not yet deployed) is a point
+        // the fault may strike at, as after a command.
+        if done && self.current.0 == step.id {
+            self.strike_now(step, &StrikeAt::AfterInvocation(self.current.1));
         }
+        done
     }
 
     fn starting(&mut self, step: &Step, index: usize, invocation: &Invocation, _eta_s: u32) {

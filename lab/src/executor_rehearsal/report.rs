@@ -194,6 +194,12 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
         let observation = format!("etcdctl member remove {} after the fault", t.name(*node));
         rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, Observed::answer(answer), Evidence::Real));
     }
+    // A reset of the LB: the pool it serves right after, against the twin's state the fault leaves.
+    if let Some(lab_pool) = &run.reset_pool {
+        let observation = "the LB's pool right after the reset (HAProxy show stat)".to_string();
+        let twin_pool = Observed::nodes(at_strike.lb_running.pool);
+        rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_pool, lab_pool.clone(), Evidence::Real));
+    }
     // The lab's path: the recovery the executor carried out (after a wait or a renewal).
     let mut lab_path: Vec<RecoveryKind> = Vec::new();
     lab_path.extend(run.retry.clone());

@@ -106,7 +106,7 @@ impl Rig {
             .snapshot_save(&backup)?
             .map_err(|refused| LabError::Command { command: "etcdctl snapshot save".to_string(), message: refused.0 })?;
         if initial.lb_up {
-            deploy_lb(&t, &hosts, &paths)?;
+            deploy_lb(&t, &hosts, &paths.infra_repo)?;
         }
         let client = VerifyingClient::new(ca.cert_der())?;
         let kubelet = Arc::new(Mutex::new(KubeletStandIn::new(&t, &root, etcd, client.clone(), initial.joined.or(initial.stale_nodes))));
@@ -278,10 +278,11 @@ fn write_nodes(t: &Topology, initial: &Cluster, hosts: &FixtureHosts, ca: &LabCa
     Ok(())
 }
 
-/// The LB runs what was last deployed: the declared state of the twin's start.
-fn deploy_lb(t: &Topology, hosts: &FixtureHosts, paths: &LabPaths) -> Result<(), LabError> {
+/// The LB runs what the infra repo's bootstrap script declares: at the lab's start, the declared
+/// state of the twin's start; as the `lb-reload` fault, whatever the repo declares by then.
+pub(super) fn deploy_lb(t: &Topology, hosts: &FixtureHosts, infra_repo: &Path) -> Result<(), LabError> {
     let lb = &t.scenario.load_balancer;
-    let script = std::fs::read(paths.infra_repo.join(lb.bootstrap_script())).map_err(|e| LabError::io("the bootstrap script", e))?;
+    let script = std::fs::read(infra_repo.join(lb.bootstrap_script())).map_err(|e| LabError::io("the bootstrap script", e))?;
     std::fs::write(hosts.host_dir(&lb.name).join("tmp/haproxy-bootstrap.php"), script).map_err(|e| LabError::io("deploy the LB", e))?;
     hosts.run(lb.machine_address().unwrap_or(Ipv4Addr::UNSPECIFIED), "php /tmp/haproxy-bootstrap.php")?;
     Ok(())

@@ -42,6 +42,8 @@ pub(super) struct Run {
     /// recovery, and the removals the recovery made: etcd's answers.
     pub(super) tried: Vec<(NodeIx, Result<(), String>)>,
     pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
+    /// HAProxy's pools right after an `lb-reload` reset them.
+    pub(super) reset_pool: Option<crate::fidelity::Observed>,
     /// The wait or renewal the lab, as operator, made before resuming, as the twin's policy does.
     pub(super) retry: Option<RecoveryKind>,
     pub(super) recovery_done: Option<Recovery>,
@@ -117,6 +119,7 @@ impl Run {
             at_halt: halt.rows,
             tried: halt.tried,
             removals: operator.removals,
+            reset_pool: operator.reset_pool,
             retry: halt.retry,
             recovery_done: operator.recovery,
             run_ms,
@@ -152,6 +155,7 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
         current: (String::new(), 0),
         recovery: None,
         removals: Vec::new(),
+        reset_pool: None,
     }
 }
 
