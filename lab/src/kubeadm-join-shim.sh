@@ -14,14 +14,21 @@ done
 [ -e /etc/kubernetes/manifests/etcd.yaml ] && fail "[preflight] /etc/kubernetes/manifests/etcd.yaml already exists"
 endpoint=$(sed -n 's/^controlPlaneEndpoint: //p' @ROOT@/kubeadm-config.yaml)
 [ -n "$endpoint" ] || fail "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"
-grep -qx -- "$token" @ROOT@/kubeadm-tokens 2>/dev/null || fail "couldn't validate the identity of the API Server: token not found"
+# An unknown or expired token has no JWS signature in cluster-info (the TokenCleaner deletes an
+# expired token's Secret, the BootstrapSigner drops its signature): kubeadm's discovery polls for
+# it until its timeout (5 min by default; the shim does not wait) and fails with this text
+# (kubernetes cmd/kubeadm/app/discovery/token/token.go, getClusterInfo).
+no_signature="error execution phase preflight: couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID \"${token%%.*}\""
+grep -qx -- "$token" @ROOT@/kubeadm-tokens 2>/dev/null || fail "$no_signature"
 # The TTLs, on the lab's clock (the system clock plus a clock jump's offset).
 now=$(( $(date +%s) + $(cat @ROOT@/@CLOCK_OFFSET@ 2>/dev/null || echo 0) ))
 created=$(awk -v t="$token" '$1 == t { print $2 }' @ROOT@/kubeadm-token-times 2>/dev/null)
-[ -n "$created" ] && [ $((now - created)) -gt @TOKEN_TTL_S@ ] && fail "couldn't validate the identity of the API Server: token \"${token%%.*}\" has expired ($(( (now - created) / 60 )) min after it was made, TTL @TOKEN_TTL_S@ s)"
+[ -n "$created" ] && [ $((now - created)) -gt @TOKEN_TTL_S@ ] && fail "$no_signature"
 [ -n "$key" ] && [ "$key" = "$(cat @ROOT@/kubeadm-certs.key 2>/dev/null)" ] || fail "error downloading certs: secret kubeadm-certs not found or the key does not decrypt it"
 uploaded=$(cat @ROOT@/kubeadm-certs.uploaded 2>/dev/null)
-[ -n "$uploaded" ] && [ $((now - uploaded)) -gt @CERTS_TTL_S@ ] && fail "error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired ($(( (now - uploaded) / 60 )) min after the upload, TTL @CERTS_TTL_S@ s)"
+# The Secret is owned by a token with the certificates' TTL: once it expires the Secret is gone
+# (kubernetes cmd/kubeadm/app/phases/copycerts/copycerts.go, getSecret's NotFound text).
+[ -n "$uploaded" ] && [ $((now - uploaded)) -gt @CERTS_TTL_S@ ] && fail "error execution phase control-plane-prepare/download-certs: error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired. Please, run \`kubeadm init phase upload-certs --upload-certs\` on a control plane to generate a new one"
 member=$PLAN_FIXTURE_HOST_DIR/@MEMBER_DIR@
 [ -r $member/peer-url ] || fail "kubeadm (lab shim): no etcd member prepared for $PLAN_FIXTURE_HOST_NAME"
 # kubelet-start runs before etcd-join (cmd/kubeadm/app/cmd/join.go): without
