@@ -211,16 +211,16 @@ pub struct Engine<'a> {
 pub(crate) struct Run<'e, 'a> {
     engine: &'e Engine<'a>,
     pub(crate) c: Cluster,
-    pub(crate) pending: Vec<(Fault, u32)>,
+    pub(crate) pending: crate::cursor::Pending,
     events: Vec<Event>,
     broken: Vec<Broken>,
     downtime: Downtime,
     undeclared: Vec<Undeclared>,
-    pub(crate) recoveries: Vec<RecoveryKind>,
+    pub(crate) recoveries: crate::memo::Recoveries,
     pub(crate) transitions: u64,
     /// Every halt, in order, with the step it halted in (by index in the plan; the first is
     /// the run's).
-    pub(crate) halts: Vec<(usize, Halt)>,
+    pub(crate) halts: crate::memo::Halts,
     /// Nodes a fault took down, for good or for a while: unlike a node the plan itself shut
     /// down, the operator cannot just boot them.
     pub(crate) struck: NodeSet,
@@ -487,9 +487,9 @@ impl<'e, 'a> Run<'e, 'a> {
             broken: Vec::new(),
             downtime: Downtime::default(),
             undeclared: Vec::new(),
-            recoveries: Vec::new(),
+            recoveries: crate::memo::Recoveries::new(),
             transitions: 0,
-            halts: Vec::new(),
+            halts: crate::memo::Halts::new(),
             struck: cursor.struck,
             dominated: Vec::new(),
             lazy,
@@ -715,7 +715,7 @@ impl<'a> Engine<'a> {
         };
         RunResult {
             outcome,
-            recoveries: r.recoveries,
+            recoveries: r.recoveries.into_vec(),
             halted_at,
             halt,
             broken: r.broken,
