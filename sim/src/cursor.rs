@@ -82,7 +82,14 @@ impl Run<'_, '_> {
     /// fingerprint at the same point, nothing pending, not re-running a step.
     pub(crate) fn rejoins(&self, pos: &Position, track: Option<&Track>) -> bool {
         let Some(track) = track else { return false };
-        self.pending.is_empty() && !pos.skip_done && track.fingerprints.get(&pos.point()) == Some(&self.c.fingerprint(self.t()))
+        if !self.pending.is_empty() || pos.skip_done {
+            return false;
+        }
+        // A run off the track differs as a rule in which machines run or which members vote:
+        // fields the fingerprint keeps as they are, compared before it is made.
+        track.fingerprints.get(&pos.point()).is_some_and(|on_track| {
+            on_track.up == self.c.up && on_track.voters == self.c.voters && *on_track == self.c.fingerprint(self.t())
+        })
     }
 
     /// Where the run is at `pos`, borrowed: to fingerprint.

@@ -58,11 +58,11 @@ impl Rankings {
             .or_insert_with(|| {
                 let kind = *kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
                 let judged = &mut *judged;
-                let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end| {
+                let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| {
                     // Many candidates end alike (a phase's rollback from anywhere in it): each
                     // end is judged once, by the state without its times (the judgment reads none).
                     let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*end };
-                    judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).clone()
+                    judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).cost(downtime_s, duration_s)
                 });
                 *transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
                 ranking.into()
