@@ -44,8 +44,9 @@ pub struct Injection {
 #[serde(rename_all = "kebab-case", tag = "kind", content = "why")]
 pub enum Halt {
     Refused(Refusal),
-    /// Reality differs from the plan's expectation before a step.
-    Drift(String),
+    /// Reality differs from the plan's expectation before a step (in words shared by every halt
+    /// on the same drift).
+    Drift(std::sync::Arc<str>),
     /// The step stopped after part of its actions.
     HalfWay,
 }
@@ -637,8 +638,8 @@ impl Place for Run<'_, '_> {
     }
 
     /// Found without words, worded from the engine's table.
-    fn drift(&self, _t: &Topology) -> Option<String> {
-        policy::Drift::of(&self.c).map(|drift| self.engine.drifts.of(drift).to_string())
+    fn drift(&self, _t: &Topology) -> Option<std::sync::Arc<str>> {
+        policy::Drift::of(&self.c).map(|drift| self.engine.drifts.of(drift).clone())
     }
 
     fn step_done(&mut self, s: &plan_model::plan::Step) -> Result<(), Infallible> {
