@@ -375,14 +375,16 @@ impl<'e, 'a> Run<'e, 'a> {
 
     fn apply(&mut self, a: Action, step: &str, kind: EventKind) -> Result<(), Refusal> {
         let t = self.t();
-        let next = action::apply(&self.c, t, a)?;
-        self.transitions += 1;
         if !self.engine.recording.downtime && !self.engine.recording.events {
-            // Nothing to charge or to show: the state before and the action's transient go unread.
-            self.c = next;
+            // Nothing to charge or to show: the state before and the action's transient go unread,
+            // and the state changes where it is.
+            action::apply_in_place(&mut self.c, t, a)?;
+            self.transitions += 1;
             self.check_safety(step);
             return Ok(());
         }
+        let next = action::apply(&self.c, t, a)?;
+        self.transitions += 1;
         let before = self.c;
         let transient = action::transient(&before, t, a);
         if self.engine.recording.downtime {
@@ -404,7 +406,8 @@ impl<'e, 'a> Run<'e, 'a> {
         self.struck = self.struck.or(fault.nodes_down(self.t()));
         if !self.engine.recording.downtime && !self.engine.recording.events {
             // Nothing to charge or to show: the state before and the transient go unread.
-            self.c = fault.strike(&self.c, self.t());
+            let t = self.t();
+            fault.strike_in_place(&mut self.c, t);
             if let (Some(lasts), false) = (fault.lasts_s(), matches!(fault, Fault::OperatorAway { .. })) {
                 self.pending.push((fault, self.c.clock_s.saturating_add(lasts)));
             }
@@ -442,7 +445,8 @@ impl<'e, 'a> Run<'e, 'a> {
         // The state before is read only by the timeline: not copied for nothing.
         let before = self.engine.recording.events.then_some(self.c);
         self.struck = self.struck.minus(fault.nodes_down(self.t()));
-        self.c = fault.heal(&self.c, self.t());
+        let t = self.t();
+        fault.heal_in_place(&mut self.c, t);
         let broke = self.check_safety(step);
         if let Some(before) = before {
             let what = format!("fault over: {}", fault.describe(self.t()));

@@ -227,11 +227,10 @@ fn run_candidate(
     let mut transitions = 0u32;
     for a in &actions {
         let down = observe::consumers_reachability(&state, t).filter(|r| r.is_down()).count() as u32;
-        match action::apply(&state, t, *a) {
-            Ok(next) => {
+        match action::apply_in_place(&mut state, t, *a) {
+            Ok(()) => {
                 downtime_s += down * a.duration_s();
                 transitions += 1;
-                state = next;
             }
             Err(r) if r.kind == RefusalKind::HostDown => {}
             Err(r) => {
