@@ -247,8 +247,30 @@ fn needs_api(c: &Cluster, t: &Topology, command: &str) -> Result<(), Refusal> {
 /// # Errors
 /// A [`Refusal`] when the real command would fail in this state; the state is then unchanged.
 pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refusal> {
-    use Action::*;
     let mut n = *c;
+    transition(c, &mut n, t, action)?;
+    Ok(n)
+}
+
+/// [`apply`] to `state` in place: for a caller that keeps only the state after, one copy of the
+/// state (the state before, which the checks read) instead of one for the result and one more to
+/// store it (the exploration applies millions of actions).
+///
+/// # Errors
+/// A [`Refusal`] when the real command would fail in this state; `state` is then as it was.
+pub fn apply_in_place(state: &mut Cluster, t: &Topology, action: Action) -> Result<(), Refusal> {
+    let before = *state;
+    let result = transition(&before, state, t, action);
+    if result.is_err() {
+        *state = before;
+    }
+    result
+}
+
+/// What `action` makes of `c`, written into `n`, a copy of `c` on entry; after a refusal `n` is
+/// left half-written, for the caller to drop or restore.
+fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Result<(), Refusal> {
+    use Action::*;
     n.clock_s = c.clock_s.saturating_add(action.duration_s());
     let master = t.existing_master();
     match action {
@@ -297,7 +319,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
                 n.cert_present.set(x, true);
                 n.cert_vip.set(x, c.kubeadm_endpoint);
             }
-            n = reload_serving_cert(&n, x);
+            *n = reload_serving_cert(n, x);
         }
         RestoreCert(x) => {
             needs_up(c, t, x, "cp apiserver backup")?;
@@ -306,7 +328,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             }
             n.cert_present.set(x, true);
             n.cert_vip.set(x, false);
-            n = reload_serving_cert(&n, x);
+            *n = reload_serving_cert(n, x);
         }
         RestartApiserver(x) => {
             needs_up(c, t, x, "restart kube-apiserver")?;
@@ -553,7 +575,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             // is taken as it is (one that does not answer was refused by check-etcd above, so a
             // reset that could not remove the member needs `etcdctl member remove` first).
             if c.members().contains(x) {
-                return Ok(n);
+                return Ok(());
             }
             if t.learner_mode {
                 if let Some(other) = c.learners.iter().next() {
@@ -652,7 +674,7 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
         }
         EtcdMemberRemove(x) => {
             if !c.members().contains(x) {
-                return Ok(n);
+                return Ok(());
             }
             let others = c.control_plane.without(x).and(c.up);
             if others.is_empty() {
@@ -707,26 +729,26 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
             if c.hypervisors_down & (1 << h) != 0 || !c.vm_exists.contains(x) {
                 return refuse(format!("qm start {}: no such VM or hypervisor down", t.name(x)));
             }
-            n = boot(&n, x);
+            *n = boot(n, x);
         }
         ForceNewCluster(x) => {
             needs_up(c, t, x, "etcd --force-new-cluster")?;
             if !c.voters.contains(x) || !c.etcd_started.contains(x) {
                 return refuse(format!("etcd --force-new-cluster on {}: not a started voter, its data may be incomplete", t.name(x)));
             }
-            n = single_member(&n, x);
+            *n = single_member(n, x);
         }
         RestoreSnapshot(x) => {
             needs_up(c, t, x, "etcdctl snapshot restore")?;
             let lost = (c.clock_s as i64 - c.last_backup_s).max(0) as u32;
-            n = single_member(&n, x);
+            *n = single_member(n, x);
             n.etcd_data = match c.etcd_data {
                 EtcdData::Intact => EtcdData::RestoredFromSnapshot { lost_s: lost },
                 EtcdData::RestoredFromSnapshot { lost_s } => EtcdData::RestoredFromSnapshot { lost_s: lost_s.max(lost) },
             };
         }
     }
-    Ok(n)
+    Ok(())
 }
 
 /// A running apiserver serves the pair on disk within [`crate::facts::APISERVER_CERT_RELOAD_S`];

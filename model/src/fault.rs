@@ -149,22 +149,28 @@ impl Fault {
     /// are played by the simulator and leave the state as it is here.
     pub fn strike(self, c: &Cluster, t: &Topology) -> Cluster {
         let mut n = *c;
+        self.strike_in_place(&mut n, t);
+        n
+    }
+
+    /// [`Fault::strike`] on `c` where it is: no copy of the state (the exploration strikes
+    /// millions of faults).
+    pub fn strike_in_place(self, c: &mut Cluster, t: &Topology) {
         match self {
-            Fault::NodeDown { node, .. } => n.up = c.up.without(node),
+            Fault::NodeDown { node, .. } => c.up = c.up.without(node),
             Fault::HypervisorDown { hypervisor, .. } => {
-                n.hypervisors_down |= 1 << hypervisor;
-                n.up = c.up.minus(t.on_hypervisor(hypervisor as usize));
+                c.hypervisors_down |= 1 << hypervisor;
+                c.up = c.up.minus(t.on_hypervisor(hypervisor as usize));
                 if t.scenario.load_balancer.hypervisor.as_deref() == Some(t.scenario.hypervisors[hypervisor as usize].name.as_str()) {
-                    n.lb_up = false;
+                    c.lb_up = false;
                 }
             }
-            Fault::LbReload => n.lb_running = c.lb_declared,
-            Fault::LbDown { .. } => n.lb_up = false,
-            Fault::Partition { node, .. } => n.partitioned = NodeSet::of(node),
-            Fault::OperatorAway { lasts_s } => n.clock_s = c.clock_s.saturating_add(lasts_s),
+            Fault::LbReload => c.lb_running = c.lb_declared,
+            Fault::LbDown { .. } => c.lb_up = false,
+            Fault::Partition { node, .. } => c.partitioned = NodeSet::of(node),
+            Fault::OperatorAway { lasts_s } => c.clock_s = c.clock_s.saturating_add(lasts_s),
             Fault::StepFailsHalfway | Fault::ExecutorCrash => {}
         }
-        n
     }
 
     /// The gap a fault opens while the VIP moves: when the VIP lives on the masters and the
@@ -186,31 +192,36 @@ impl Fault {
     /// The state once a temporary fault is over (the node is back, the partition healed).
     pub fn heal(self, c: &Cluster, t: &Topology) -> Cluster {
         let mut n = *c;
+        self.heal_in_place(&mut n, t);
+        n
+    }
+
+    /// [`Fault::heal`] on `c` where it is.
+    pub fn heal_in_place(self, c: &mut Cluster, t: &Topology) {
         match self {
             Fault::NodeDown { node, .. } => {
                 if c.vm_exists.contains(node) {
-                    n = boot(c, node);
+                    *c = boot(c, node);
                 }
             }
             Fault::HypervisorDown { hypervisor, .. } => {
-                n.hypervisors_down &= !(1 << hypervisor);
+                c.hypervisors_down &= !(1 << hypervisor);
                 for node in t.on_hypervisor(hypervisor as usize).and(c.vm_exists).iter() {
-                    n = boot(&n, node);
+                    *c = boot(c, node);
                 }
                 if t.scenario.load_balancer.hypervisor.as_deref() == Some(t.scenario.hypervisors[hypervisor as usize].name.as_str()) {
-                    n.lb_up = true;
-                    n.lb_running = n.lb_declared;
+                    c.lb_up = true;
+                    c.lb_running = c.lb_declared;
                 }
             }
             // A reboot runs the bootstrap again: the LB comes back with its declared state.
             Fault::LbDown { .. } => {
-                n.lb_up = true;
-                n.lb_running = c.lb_declared;
+                c.lb_up = true;
+                c.lb_running = c.lb_declared;
             }
-            Fault::Partition { .. } => n.partitioned = NodeSet::EMPTY,
+            Fault::Partition { .. } => c.partitioned = NodeSet::EMPTY,
             Fault::LbReload | Fault::OperatorAway { .. } | Fault::StepFailsHalfway | Fault::ExecutorCrash => {}
         }
-        n
     }
 
     /// Every fault of every kind that can strike this topology, with the standard durations.

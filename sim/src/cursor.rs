@@ -7,11 +7,19 @@ use plan_model::cluster::Cluster;
 use plan_model::fault::Fault;
 use plan_model::topology::NodeSet;
 
+/// Faults struck that end on their own, with the clock time each ends at. A schedule of the
+/// check holds at most `explore::DEPTH_MAX` faults, so they fit inline: no allocation per run
+/// (a longer schedule of `plan simulate` spills to the heap). Hashes as the slice it holds.
+pub type Pending = smallvec::SmallVec<[(Fault, u32); PENDING_INLINE]>;
+
+/// Pending faults kept inline: as many as a schedule of the check holds.
+const PENDING_INLINE: usize = crate::explore::DEPTH_MAX as usize;
+
 /// Where a run is: enough to continue it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub c: Cluster,
-    pub pending: Vec<(Fault, u32)>,
+    pub pending: Pending,
     pub step: usize,
     pub action: usize,
     pub skip_done: bool,
@@ -22,7 +30,7 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn start(c: Cluster) -> Cursor {
-        Cursor { c, pending: Vec::new(), step: 0, action: 0, skip_done: false, recoveries: 0, struck: NodeSet::EMPTY }
+        Cursor { c, pending: Pending::new(), step: 0, action: 0, skip_done: false, recoveries: 0, struck: NodeSet::EMPTY }
     }
 
     /// Where `run` is at `pos`.
@@ -45,7 +53,7 @@ impl Cursor {
     pub fn at(c: Cluster, point: Point) -> Cursor {
         Cursor {
             c,
-            pending: Vec::new(),
+            pending: Pending::new(),
             step: point.step as usize,
             action: point.action as usize,
             skip_done: false,
@@ -74,7 +82,14 @@ impl Run<'_, '_> {
     /// fingerprint at the same point, nothing pending, not re-running a step.
     pub(crate) fn rejoins(&self, pos: &Position, track: Option<&Track>) -> bool {
         let Some(track) = track else { return false };
-        self.pending.is_empty() && !pos.skip_done && track.fingerprints.get(&pos.point()) == Some(&self.c.fingerprint(self.t()))
+        if !self.pending.is_empty() || pos.skip_done {
+            return false;
+        }
+        // A run off the track differs as a rule in which machines run or which members vote:
+        // fields the fingerprint keeps as they are, compared before it is made.
+        track.fingerprints.get(&pos.point()).is_some_and(|on_track| {
+            on_track.up == self.c.up && on_track.voters == self.c.voters && *on_track == self.c.fingerprint(self.t())
+        })
     }
 
     /// Where the run is at `pos`, borrowed: to fingerprint.

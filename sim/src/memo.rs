@@ -58,11 +58,11 @@ impl Rankings {
             .or_insert_with(|| {
                 let kind = *kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
                 let judged = &mut *judged;
-                let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end| {
+                let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| {
                     // Many candidates end alike (a phase's rollback from anywhere in it): each
                     // end is judged once, by the state without its times (the judgment reads none).
                     let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*end };
-                    judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).clone()
+                    judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).cost(downtime_s, duration_s)
                 });
                 *transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
                 ranking.into()
@@ -161,10 +161,17 @@ impl End {
 /// in order: the continuations from the boundaries it passed share them.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Lists {
-    halts: Vec<(usize, Halt)>,
-    recoveries: Vec<RecoveryKind>,
+    halts: Halts,
+    recoveries: Recoveries,
     dominated: Vec<Dominated>,
 }
+
+/// A run's halts, with the step each was in: one or two as a rule, kept inline so a run's lists
+/// are one allocation (some 130,000 runs keep theirs at depth 2 on the homelab).
+pub(crate) type Halts = smallvec::SmallVec<[(usize, Halt); 2]>;
+
+/// A run's recoveries: one or two as a rule, kept inline as its halts are.
+pub(crate) type Recoveries = smallvec::SmallVec<[RecoveryKind; 2]>;
 
 /// Where a continuation starts in its run's [`Lists`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -409,8 +416,8 @@ impl Memo {
         };
         let mut breaks = r.breaks;
         if let Some(tail) = &shared {
-            lists.halts.extend_from_slice(tail.halts());
-            lists.recoveries.extend_from_slice(tail.recoveries());
+            lists.halts.extend(tail.halts().iter().cloned());
+            lists.recoveries.extend(tail.recoveries().iter().cloned());
             lists.dominated.extend_from_slice(tail.dominated());
             breaks.extend(tail.breaks.iter().cloned());
         }

@@ -44,8 +44,9 @@ pub struct Injection {
 #[serde(rename_all = "kebab-case", tag = "kind", content = "why")]
 pub enum Halt {
     Refused(Refusal),
-    /// Reality differs from the plan's expectation before a step.
-    Drift(String),
+    /// Reality differs from the plan's expectation before a step (in words shared by every halt
+    /// on the same drift).
+    Drift(std::sync::Arc<str>),
     /// The step stopped after part of its actions.
     HalfWay,
 }
@@ -211,16 +212,16 @@ pub struct Engine<'a> {
 pub(crate) struct Run<'e, 'a> {
     engine: &'e Engine<'a>,
     pub(crate) c: Cluster,
-    pub(crate) pending: Vec<(Fault, u32)>,
+    pub(crate) pending: crate::cursor::Pending,
     events: Vec<Event>,
     broken: Vec<Broken>,
     downtime: Downtime,
     undeclared: Vec<Undeclared>,
-    pub(crate) recoveries: Vec<RecoveryKind>,
+    pub(crate) recoveries: crate::memo::Recoveries,
     pub(crate) transitions: u64,
     /// Every halt, in order, with the step it halted in (by index in the plan; the first is
     /// the run's).
-    pub(crate) halts: Vec<(usize, Halt)>,
+    pub(crate) halts: crate::memo::Halts,
     /// Nodes a fault took down, for good or for a while: unlike a node the plan itself shut
     /// down, the operator cannot just boot them.
     pub(crate) struck: NodeSet,
@@ -374,14 +375,16 @@ impl<'e, 'a> Run<'e, 'a> {
 
     fn apply(&mut self, a: Action, step: &str, kind: EventKind) -> Result<(), Refusal> {
         let t = self.t();
-        let next = action::apply(&self.c, t, a)?;
-        self.transitions += 1;
         if !self.engine.recording.downtime && !self.engine.recording.events {
-            // Nothing to charge or to show: the state before and the action's transient go unread.
-            self.c = next;
+            // Nothing to charge or to show: the state before and the action's transient go unread,
+            // and the state changes where it is.
+            action::apply_in_place(&mut self.c, t, a)?;
+            self.transitions += 1;
             self.check_safety(step);
             return Ok(());
         }
+        let next = action::apply(&self.c, t, a)?;
+        self.transitions += 1;
         let before = self.c;
         let transient = action::transient(&before, t, a);
         if self.engine.recording.downtime {
@@ -403,7 +406,8 @@ impl<'e, 'a> Run<'e, 'a> {
         self.struck = self.struck.or(fault.nodes_down(self.t()));
         if !self.engine.recording.downtime && !self.engine.recording.events {
             // Nothing to charge or to show: the state before and the transient go unread.
-            self.c = fault.strike(&self.c, self.t());
+            let t = self.t();
+            fault.strike_in_place(&mut self.c, t);
             if let (Some(lasts), false) = (fault.lasts_s(), matches!(fault, Fault::OperatorAway { .. })) {
                 self.pending.push((fault, self.c.clock_s.saturating_add(lasts)));
             }
@@ -441,7 +445,8 @@ impl<'e, 'a> Run<'e, 'a> {
         // The state before is read only by the timeline: not copied for nothing.
         let before = self.engine.recording.events.then_some(self.c);
         self.struck = self.struck.minus(fault.nodes_down(self.t()));
-        self.c = fault.heal(&self.c, self.t());
+        let t = self.t();
+        fault.heal_in_place(&mut self.c, t);
         let broke = self.check_safety(step);
         if let Some(before) = before {
             let what = format!("fault over: {}", fault.describe(self.t()));
@@ -487,9 +492,9 @@ impl<'e, 'a> Run<'e, 'a> {
             broken: Vec::new(),
             downtime: Downtime::default(),
             undeclared: Vec::new(),
-            recoveries: Vec::new(),
+            recoveries: crate::memo::Recoveries::new(),
             transitions: 0,
-            halts: Vec::new(),
+            halts: crate::memo::Halts::new(),
             struck: cursor.struck,
             dominated: Vec::new(),
             lazy,
@@ -637,8 +642,8 @@ impl Place for Run<'_, '_> {
     }
 
     /// Found without words, worded from the engine's table.
-    fn drift(&self, _t: &Topology) -> Option<String> {
-        policy::Drift::of(&self.c).map(|drift| self.engine.drifts.of(drift).to_string())
+    fn drift(&self, _t: &Topology) -> Option<std::sync::Arc<str>> {
+        policy::Drift::of(&self.c).map(|drift| self.engine.drifts.of(drift).clone())
     }
 
     fn step_done(&mut self, s: &plan_model::plan::Step) -> Result<(), Infallible> {
@@ -715,7 +720,7 @@ impl<'a> Engine<'a> {
         };
         RunResult {
             outcome,
-            recoveries: r.recoveries,
+            recoveries: r.recoveries.into_vec(),
             halted_at,
             halt,
             broken: r.broken,

@@ -140,18 +140,19 @@ pub fn rank(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidat
 /// [`rank`] in a phase of `kind` (what [`recovery::phase_kind`] says of the step's phase), for
 /// a caller that ranks often and classified the phases once.
 pub fn rank_in(c: &Cluster, t: &Topology, plan: &Plan, step: usize, kind: PhaseKind) -> Vec<Candidate> {
-    rank_judging(c, t, plan, step, kind, &mut |end| judge(end, t))
+    rank_judging(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| judge(end, t).cost(downtime_s, duration_s))
 }
 
 /// [`rank_in`], the state each candidate ends in judged by `judge` (which gives what
-/// [`judge`] gives: a caller that ranks often may remember judgments by state).
+/// [`judge`] gives, costed with the recovery's downtime and time: a caller that ranks often may
+/// remember judgments by state).
 pub(crate) fn rank_judging(
     c: &Cluster,
     t: &Topology,
     plan: &Plan,
     step: usize,
     kind: PhaseKind,
-    judge: &mut dyn FnMut(&Cluster) -> Judged,
+    judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Vec<Candidate> {
     let phase = &plan.steps[step].phase;
     let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::new();
@@ -217,7 +218,7 @@ fn run_candidate(
     kind: RecoveryKind,
     actions: Vec<Action>,
     documented: bool,
-    judge: &mut dyn FnMut(&Cluster) -> Judged,
+    judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Candidate {
     let mut state = *c;
     let mut refused = None;
@@ -226,11 +227,10 @@ fn run_candidate(
     let mut transitions = 0u32;
     for a in &actions {
         let down = observe::consumers_reachability(&state, t).filter(|r| r.is_down()).count() as u32;
-        match action::apply(&state, t, *a) {
-            Ok(next) => {
+        match action::apply_in_place(&mut state, t, *a) {
+            Ok(()) => {
                 downtime_s += down * a.duration_s();
                 transitions += 1;
-                state = next;
             }
             Err(r) if r.kind == RefusalKind::HostDown => {}
             Err(r) => {
@@ -240,7 +240,7 @@ fn run_candidate(
             }
         }
     }
-    let cost = judge(&state).cost(downtime_s, state.clock_s.saturating_sub(c.clock_s));
+    let cost = judge(&state, downtime_s, state.clock_s.saturating_sub(c.clock_s));
     Candidate { kind, actions, refused, refused_at, documented, cost, end: state, transitions }
 }
 
@@ -259,7 +259,9 @@ pub(crate) struct Judged {
 }
 
 impl Judged {
-    fn cost(&self, downtime_s: u32, duration_s: u32) -> Cost {
+    /// What a recovery that ends here after `downtime_s` consumer-seconds down and `duration_s`
+    /// costs.
+    pub(crate) fn cost(&self, downtime_s: u32, duration_s: u32) -> Cost {
         Cost {
             data_lost_s: self.data_lost_s,
             safety_broken: self.safety_broken.clone(),

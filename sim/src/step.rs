@@ -67,8 +67,8 @@ pub trait Place: Executor {
     /// The place underneath failed; a refused action is `Ok(Err(refusal))`.
     fn act(&mut self, a: Action, step: &str, kind: EventKind) -> Result<Result<(), Refusal>, Self::Error>;
     /// Why the cluster is not what the next step expects, checked at every step boundary.
-    fn drift(&self, t: &Topology) -> Option<String> {
-        policy::drift(self.cluster(), t)
+    fn drift(&self, t: &Topology) -> Option<std::sync::Arc<str>> {
+        policy::drift(self.cluster(), t).map(Into::into)
     }
     /// Step `s` is done: the part of its time its actions do not account for passes.
     ///

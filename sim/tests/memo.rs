@@ -110,3 +110,40 @@ fn depth_three_with_its_memories_is_the_plain_exploration() {
     let two = check(&t, &plan, CheckOptions { depth: 2 });
     assert!(remembered.figures.fault_placements > two.figures.fault_placements);
 }
+
+/// Time is part of a continuation's key: the same state later on the clock is not the same
+/// configuration. Its backup is older (a restore loses more, the pre-flight's backup check may
+/// fail), its join token and certificate key are older (a join may be refused as expired), so
+/// a memory keyed by the state without its times would hand it an earlier state's continuation.
+/// Every point of the plan, its state first as the no-fault run reaches it and then hours later,
+/// with no fault and with every third fault: the later run through the memory gives what its
+/// plain run gives, and some of them end otherwise than the earlier ones (time mattered).
+#[test]
+fn a_continuation_is_not_shared_by_a_state_later_on_the_clock() {
+    let t = topology(include_str!("../../scenarios/homelab.yaml"));
+    let plan = planner::generate(&t);
+    let engine = Engine::new(&t, &plan, Recording::default());
+    let (track, states) = engine.track();
+    let mut memo = Memo::new(every_safety_invariant());
+    let mut time_mattered = 0;
+    for &(point, state) in &states {
+        // 3 h: the homelab's 24 h backup goes past its 26 h limit, an upload of the
+        // certificate key (2 h) expires; 25 h: the join token (24 h) too.
+        for shift_s in [3 * 3600, 25 * 3600] {
+            let later = plan_model::cluster::Cluster { clock_s: state.clock_s + shift_s, ..state };
+            let schedules = std::iter::once(Vec::new())
+                .chain(faults_at(&t, point).into_iter().step_by(3).map(|fault| vec![Injection { at: point, fault }]));
+            for schedule in schedules {
+                let (earlier, _) = memo.run(&engine, &Cursor::at(state, point), &schedule, &track, None);
+                let (shared, _) = memo.run(&engine, &Cursor::at(later, point), &schedule, &track, None);
+                let plain = engine.run_cursor(Cursor::at(later, point), &schedule, Some(&track), None);
+                let what = format!("{schedule:?} at {point:?}, {} h later", shift_s / 3600);
+                assert_same(&t, &plan, &plain, &shared, &what);
+                if earlier.outcome() != shared.outcome() || earlier.halt() != shared.halt() {
+                    time_mattered += 1;
+                }
+            }
+        }
+    }
+    assert!(time_mattered > 0, "no shift in time changed a run: this test could not see a continuation shared wrongly");
+}
