@@ -5,7 +5,7 @@
 //! twice on the hosts and every backup intact; `plan lab down` must leave nothing behind.
 //!
 //! The default run kills every [`SAMPLE_EVERY`] records of work of homelab-rightsized; the full
-//! sweep (every record of work) is `PLAN_KILL_SWEEP=every CI=true cargo test --test loopback lab_standing::the_executor
+//! sweep (every record of work) is `PLAN_KILL_SWEEP=every CI=true cargo test --test loopback crash_sweep::the_executor
 //! -- --nocapture` (docs/development.md, "Tests"), which prints its figures;
 //! `PLAN_KILL_SWEEP=N` kills every N records, `PLAN_KILL_SWEEP_SCENARIO=five-masters.yaml` sweeps
 //! another scenario.
