@@ -106,7 +106,11 @@ pub struct RehearseArgs {
 
 /// Which lab errors are the user's input (exit 2 either way; the wording differs).
 fn lab_failure(e: LabError) -> Failure {
-    Failure::Input(format!("lab: {e}"))
+    match e {
+        // Stopped as `plan execute` stops: a halt (exit 1), not bad input.
+        LabError::Interrupted { .. } => Failure::Violation(format!("lab: {e}")),
+        e => Failure::Input(format!("lab: {e}")),
+    }
 }
 
 fn default_state_dir(loaded: &Loaded) -> PathBuf {
@@ -278,6 +282,10 @@ fn rehearse_via_execute(loaded: &Loaded, steps: &str, injection: Option<Injectio
     } else {
         steps.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
     };
+    // Ctrl-C or SIGTERM stops the executor after the command that runs, as in `plan execute`, and
+    // the lab then stops and removes its directory; a second signal ends the process at once (the
+    // next lab start sweeps what it left).
+    plan_exec::interrupt::install();
     let report = executor_rehearsal::rehearse_through_executor(&loaded.topology, &loaded.plan, &steps, injection).map_err(lab_failure)?;
     match format {
         ReportFormat::Json => crate::output::print_json(&report)?,

@@ -49,6 +49,12 @@ pub fn install() -> &'static AtomicBool {
     &REQUESTED
 }
 
+/// The flag [`install`] sets, without installing the handler: a run that honours it stops when a
+/// caller that did install it is signalled, and never otherwise.
+pub fn flag() -> &'static AtomicBool {
+    &REQUESTED
+}
+
 /// Whether a stop was asked for through `flag`.
 pub fn asked(flag: Option<&AtomicBool>) -> bool {
     flag.is_some_and(|f| f.load(Ordering::SeqCst))

@@ -42,6 +42,8 @@ pub enum LabError {
     NotAMaster { node: String },
     #[error("the lab cannot rehearse {what}: {why}")]
     NotRehearsable { what: String, why: String },
+    #[error("stopped by the operator at step {step}: the lab is stopped and its directory removed")]
+    Interrupted { step: String },
 }
 
 impl LabError {

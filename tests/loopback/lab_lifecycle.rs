@@ -106,6 +106,14 @@ fn left_behind(before: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
     scratch_dirs().difference(before).filter(|d| d.join(CLAIM_FILE).exists() && !claim_held(d)).cloned().collect()
 }
 
+/// Whether the journal under the lab's `root` records step `id` finished (its run-started record
+/// lists every step, so a step's id alone says nothing).
+fn step_finished(root: &Path, id: &str) -> bool {
+    let journal = std::fs::read_to_string(root.join("state/journal.jsonl")).unwrap_or_default();
+    let step = format!("\"step\":\"{id}\"");
+    journal.lines().any(|line| line.contains("\"step-finished\"") && line.contains(&step))
+}
+
 /// Everything the lab in `root` runs: no fewer than a host per machine (each an sshd's PID
 /// namespace) and etcd.
 fn running_lab(root: &Path) -> Vec<u32> {
@@ -186,8 +194,7 @@ fn a_sigkilled_rehearsal_leaves_no_process_and_the_next_lab_start_sweeps_its_dir
     let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
     let root = loop {
         if let Some(root) = scratch_dir_of(child.id()) {
-            let journal = std::fs::read_to_string(root.join("state/journal.jsonl")).unwrap_or_default();
-            if journal.contains("\"2.6\"") {
+            if step_finished(&root, "2.5") {
                 break root;
             }
         }
@@ -205,6 +212,48 @@ fn a_sigkilled_rehearsal_leaves_no_process_and_the_next_lab_start_sweeps_its_dir
     assert!(next.code().is_some(), "the next rehearsal ends by itself: {next:?}");
     assert!(!root.exists(), "the next lab start removed {}", root.display());
     assert_eq!(left_behind(&before), Vec::<PathBuf>::new(), "nothing of either lab is left in {SCRATCH_DIR}");
+}
+
+/// SIGTERM (or Ctrl-C) to `plan rehearse`: as in `plan execute`, the executor stops after the
+/// command that runs, then the lab stops everything it started and removes its directory at once
+/// (a SIGKILL leaves that directory to the next lab start, above). Exit 1, the step named.
+#[test]
+fn a_rehearsal_stopped_by_sigterm_halts_its_executor_and_leaves_nothing_behind() {
+    if !fixture_hosts_run() {
+        return;
+    }
+    let loopback = scenario("loopback.yaml");
+    let before = scratch_dirs();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plan"))
+        .args(["--scenario", &loopback, "rehearse", "--via-execute", "--format", "json"])
+        .env("PLAN_LOOPBACK_ONLY", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("plan starts");
+    // Stopped once the executor is well into the plan (2.5 done: a member the join shim started
+    // runs on its host, the executor holds its ControlMasters).
+    let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
+    let root = loop {
+        if let Some(root) = scratch_dir_of(child.id()) {
+            if step_finished(&root, "2.5") {
+                break root;
+            }
+        }
+        assert!(Instant::now() < deadline, "the rehearsal got past 2.5 within {KILL_POINT_WAIT_S} s");
+        assert!(child.try_wait().expect("wait").is_none(), "the rehearsal runs until it is stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let pids = running_lab(&root);
+    assert!(process::signal(child.id(), process::Signal::Term), "SIGTERM sent");
+    let out = child.wait_with_output().expect("plan ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a stop is a halt: {stderr}");
+    assert!(stderr.contains("stopped by the operator at step") && stderr.contains("its directory removed"), "{stderr}");
+    assert_eq!(all_gone(&pids), Vec::<u32>::new(), "every process of the lab stopped");
+    assert!(!root.exists(), "{} removed by the lab itself, not left to the next start", root.display());
+    assert!(processes_naming(&root).is_empty(), "nothing names {}", root.display());
+    assert_eq!(left_behind(&before), Vec::<PathBuf>::new(), "nothing of the lab is left in {SCRATCH_DIR}");
 }
 
 #[test]

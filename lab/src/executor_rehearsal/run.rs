@@ -84,6 +84,7 @@ impl Run {
         // The runner's twin starts where the whole plan stands before the slice, as the lab does.
         runner.prediction = rig.prediction.clone();
         let mut outcome = runner.run();
+        stopped_by_the_operator(&outcome)?;
         let halt = match &outcome {
             Ok(Outcome::Halted(halt)) => at_halt(rig, halt, &mut runner)?,
             _ => AtHalt::default(),
@@ -108,6 +109,7 @@ impl Run {
             );
             resumed.prediction = rig.prediction.clone();
             outcome = resumed.run();
+            stopped_by_the_operator(&outcome)?;
         }
         let run_ms = started.elapsed().as_millis() as u64;
         drop(transport);
@@ -159,10 +161,22 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
     }
 }
 
+/// Ctrl-C or SIGTERM to `plan rehearse` (which installs the handler): the runner stopped after
+/// the command that ran, and the rehearsal ends there; the lab stops as on any error.
+fn stopped_by_the_operator(outcome: &Result<Outcome, plan_exec::ExecError>) -> Result<(), LabError> {
+    match outcome {
+        Ok(Outcome::Halted(halt)) if plan_exec::interrupt::asked(Some(plan_exec::interrupt::flag())) => {
+            Err(LabError::Interrupted { step: halt.step.clone() })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn options(rig: &Rig) -> RunOptions {
     let guard = Guard::LOOPBACK_ONLY;
     // The lab, as operator, waits for a rebooting host itself (and resumes the run): no host wait.
-    RunOptions::new(
+    // The run stops, as `plan execute` does, when `plan rehearse` is interrupted.
+    let mut options = RunOptions::new(
         Duration::from_secs(COMMAND_TIMEOUT_S),
         Probes {
             etcd: Some(EtcdProbe { endpoint: lock(&rig.kubelet).etcd.all_client_urls().join(","), pki: None }),
@@ -177,7 +191,9 @@ fn options(rig: &Rig) -> RunOptions {
                 .map(|c| KubeconfigSource::File(rig.paths.infra_repo.join(&c.path))),
             guard,
         },
-    )
+    );
+    options.stop = Some(plan_exec::interrupt::flag());
+    options
 }
 
 /// Under a fault, a halt is followed by the executor's recovery (`plan recover`), carried out by
