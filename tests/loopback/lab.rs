@@ -270,8 +270,8 @@ fn an_lb_reload_before_the_deploy_resets_haproxy_to_the_declared_pool_as_the_twi
 }
 
 /// The Linux HAProxy profile (issue 17): every pool change is a graceful reload (`-sf`), and so
-/// is a reload from the config file as a fault; the probe through the VIP sees no gap, as the
-/// twin predicts (it charges no bounce to a profile that does not reset).
+/// is a reload from the config file as a fault; the probe through the VIP sees no gap from them, as
+/// the twin predicts (it charges no bounce to a profile that does not reset).
 #[test]
 fn the_linux_haproxy_profile_reloads_gracefully_and_the_probe_sees_no_gap() {
     if !lab_binaries(true) {
@@ -288,7 +288,16 @@ fn the_linux_haproxy_profile_reloads_gracefully_and_the_probe_sees_no_gap() {
     let figures = &report["figures"];
     assert!(figures["lb_rewrites"].as_u64().unwrap_or_default() >= 2, "the pool changed by reloads: {figures}");
     assert_eq!(figures["vip_downtime"]["twin_down_s"], 0, "{figures}");
-    assert_eq!(figures["probe"]["outages"].as_array().map(Vec::len), Some(0), "a graceful reload drops nothing: {figures}");
+    // A graceful reload drops nothing. The one window the probe may see is 6.1's reboot of the first
+    // master: HAProxy sends a request or two to it before its checks (fall 2, inter 100 ms) take it
+    // out, which the report explains within its tolerance (seen once in eight runs, 102 ms).
+    let tolerance_ms = figures["vip_downtime"]["tolerance_ms"].as_u64().expect("tolerance_ms");
+    for outage in figures["probe"]["outages"].as_array().expect("outages") {
+        let in_the_reboot = outage["steps"].as_array().is_some_and(|s| s.iter().all(|step| step == "6.1"));
+        let short = outage["lasted_ms"].as_u64().is_some_and(|ms| ms < tolerance_ms);
+        assert!(in_the_reboot && short, "a graceful reload drops nothing: {figures}");
+    }
+    assert_eq!(figures["vip_downtime"]["unexplained"].as_array().map(Vec::len), Some(0), "{figures}");
     assert_eq!(text(&row(&report, "outcome")["lab"]), "completed");
 }
 
