@@ -104,7 +104,8 @@ pub struct RehearseArgs {
     pub format: ReportFormat,
 }
 
-/// Which lab errors are the user's input (exit 2 either way; the wording differs).
+/// A lab error at the CLI: an operator's stop is a halt (exit 1); anything else is the input or the
+/// lab that could not run (exit 2).
 fn lab_failure(e: LabError) -> Failure {
     match e {
         // Stopped as `plan execute` stops: a halt (exit 1), not bad input.
