@@ -106,6 +106,22 @@ fn left_behind(before: &BTreeSet<PathBuf>) -> Vec<PathBuf> {
     scratch_dirs().difference(before).filter(|d| d.join(CLAIM_FILE).exists() && !claim_held(d)).cloned().collect()
 }
 
+/// The lab directory of the rehearsal `child` once its journal records the first join (2.5)
+/// finished; the rehearsal must still run then.
+fn past_the_first_join(child: &mut std::process::Child) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
+    loop {
+        if let Some(root) = scratch_dir_of(child.id()) {
+            if step_finished(&root, "2.5") {
+                return root;
+            }
+        }
+        assert!(Instant::now() < deadline, "the rehearsal got past 2.5 within {KILL_POINT_WAIT_S} s");
+        assert!(child.try_wait().expect("wait").is_none(), "the rehearsal runs until it is stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Whether the journal under the lab's `root` records step `id` finished (its run-started record
 /// lists every step, so a step's id alone says nothing).
 fn step_finished(root: &Path, id: &str) -> bool {
@@ -191,17 +207,7 @@ fn a_sigkilled_rehearsal_leaves_no_process_and_the_next_lab_start_sweeps_its_dir
     let mut child = rehearse("--via-execute").spawn().expect("plan starts");
     // Killed once the journal has passed the first join (2.5): a member the join shim started
     // runs inside that host, the executor holds its ControlMasters.
-    let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
-    let root = loop {
-        if let Some(root) = scratch_dir_of(child.id()) {
-            if step_finished(&root, "2.5") {
-                break root;
-            }
-        }
-        assert!(Instant::now() < deadline, "the rehearsal got past 2.5 within {KILL_POINT_WAIT_S} s");
-        assert!(child.try_wait().expect("wait").is_none(), "the rehearsal runs until it is killed");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let root = past_the_first_join(&mut child);
     let pids = running_lab(&root);
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
@@ -231,19 +237,8 @@ fn a_rehearsal_stopped_by_sigterm_halts_its_executor_and_leaves_nothing_behind()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("plan starts");
-    // Stopped once the executor is well into the plan (2.5 done: a member the join shim started
-    // runs on its host, the executor holds its ControlMasters).
-    let deadline = Instant::now() + Duration::from_secs(KILL_POINT_WAIT_S);
-    let root = loop {
-        if let Some(root) = scratch_dir_of(child.id()) {
-            if step_finished(&root, "2.5") {
-                break root;
-            }
-        }
-        assert!(Instant::now() < deadline, "the rehearsal got past 2.5 within {KILL_POINT_WAIT_S} s");
-        assert!(child.try_wait().expect("wait").is_none(), "the rehearsal runs until it is stopped");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // Stopped once the executor is well into the plan (as above).
+    let root = past_the_first_join(&mut child);
     let pids = running_lab(&root);
     assert!(process::signal(child.id(), process::Signal::Term), "SIGTERM sent");
     let out = child.wait_with_output().expect("plan ends");
