@@ -420,6 +420,8 @@ impl<'a> Runner<'a> {
                             if !output.trim().is_empty() {
                                 reason.push_str(&format!(": {}", output.trim()));
                             }
+                            // kubeadm's words for an expired credential, kept where the output is not.
+                            reason.push_str(&renew::ExpiredCredentials::read(&format!("{}{}", done.stdout, done.stderr)).said());
                             return self.halt(i, reason, vec![], true);
                         }
                     }
@@ -585,6 +587,7 @@ impl<'a> Runner<'a> {
         by_hand: Option<usize>,
     ) -> Result<Outcome, ExecError> {
         let (believed, _) = self.believed(i, started)?;
+        let believed = renew::ExpiredCredentials::read(&reason).written_over(self.t, &believed);
         let recovery = self.recovery_for(i, &believed);
         let step = self.plan.steps[i].id.clone();
         tracing::error!(step = %step, reason = %reason, "halted");
@@ -620,6 +623,7 @@ mod by_hand;
 #[cfg(test)]
 mod kill_sweep;
 mod recover;
+mod renew;
 mod secrets;
 #[cfg(test)]
 mod tests;

@@ -153,6 +153,35 @@ fn refuse_as<T>(kind: RefusalKind, reason: impl Into<String>) -> Result<T, Refus
     Err(Refusal { kind, reason: reason.into() })
 }
 
+/// Whether the credentials a control-plane join needs hold in `c`: a join token younger than its
+/// TTL and the control-plane certs uploaded (the `kubeadm-certs` Secret) less than their TTL ago
+/// (K13 in docs/facts.md). An expired one is refused as [`RefusalKind::Expired`]: the renewal
+/// (`UploadCerts`, `CreateToken`) is what clears it.
+///
+/// # Errors
+/// The refusal the join would meet.
+pub fn join_credentials(c: &Cluster, t: &Topology) -> Result<(), Refusal> {
+    let join = "kubeadm join --control-plane";
+    match c.token_s {
+        Some(at) if c.clock_s - at < t.scenario.kubeadm.token_ttl_h * 3600 => {}
+        Some(at) => return refuse_as(RefusalKind::Expired, format!("{join}: token expired {} h after creation", (c.clock_s - at) / 3600)),
+        None => return refuse(format!("{join}: no join token")),
+    }
+    let ttl_s = t.scenario.kubeadm.certs_ttl_min * 60;
+    match c.certs_uploaded_s {
+        Some(at) if c.clock_s - at < ttl_s => Ok(()),
+        Some(at) => refuse_as(
+            RefusalKind::Expired,
+            format!(
+                "{join}: secret kubeadm-certs not found: uploaded {} min ago, TTL {} min",
+                (c.clock_s - at) / 60,
+                t.scenario.kubeadm.certs_ttl_min
+            ),
+        ),
+        None => refuse(format!("{join}: control-plane certs were never uploaded")),
+    }
+}
+
 /// Seconds an apiserver static pod takes to come back after a restart.
 pub const APISERVER_RESTART_S: u32 = 30;
 /// Seconds a node is NotReady while its kubelet restarts against a new endpoint.
@@ -515,28 +544,7 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
                     t.name(x)
                 ));
             }
-            match c.token_s {
-                Some(at) if c.clock_s - at < t.scenario.kubeadm.token_ttl_h * 3600 => {}
-                Some(at) => {
-                    return refuse_as(RefusalKind::Expired, format!("{join}: token expired {} h after creation", (c.clock_s - at) / 3600))
-                }
-                None => return refuse(format!("{join}: no join token")),
-            }
-            let ttl_s = t.scenario.kubeadm.certs_ttl_min * 60;
-            match c.certs_uploaded_s {
-                Some(at) if c.clock_s - at < ttl_s => {}
-                Some(at) => {
-                    return refuse_as(
-                        RefusalKind::Expired,
-                        format!(
-                            "{join}: secret kubeadm-certs not found: uploaded {} min ago, TTL {} min",
-                            (c.clock_s - at) / 60,
-                            t.scenario.kubeadm.certs_ttl_min
-                        ),
-                    )
-                }
-                None => return refuse(format!("{join}: control-plane certs were never uploaded")),
-            }
+            join_credentials(c, t)?;
             // `--print-join-command` prints the server of admin.conf on the first master, its own
             // address (`getJoinCommand`, cmd/util/join.go): discovery fetches cluster-info there.
             let discovery = observe::reach(c, t, Endpoint::Direct(master), ClientNeeds { oidc: false });

@@ -202,11 +202,19 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
             }
         }
     }
-    // 2. Expired credentials: the plan's re-upload path.
+    // 2. Expired credentials: the renewal (`search::renewal`, which the executor proposes first
+    // at such a halt too), then the step again.
     if let Halt::Refused(Refusal { kind: RefusalKind::Expired, .. }) = halt {
         exec.took(RecoveryKind::Renew);
         say(exec, id, EventKind::Recovery, || RecoveryKind::Renew.describe());
-        if exec.apply(Action::UploadCerts, id)?.is_ok() && exec.apply(Action::CreateToken, id)?.is_ok() {
+        let mut renewed = true;
+        for a in search::RENEWAL {
+            if exec.apply(a, id)?.is_err() {
+                renewed = false;
+                break;
+            }
+        }
+        if renewed {
             return Ok(Next::Retry);
         }
     }

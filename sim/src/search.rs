@@ -186,6 +186,37 @@ pub(crate) fn rank_judging(
     candidates
 }
 
+/// What renews a control-plane join's credentials: the certs uploaded again (a new certificate
+/// key and `kubeadm-certs` Secret) and a new join token, the plan's own commands for them.
+pub const RENEWAL: [Action; 2] = [Action::UploadCerts, Action::CreateToken];
+
+/// The renewal of the join credentials, run in the model from `c`, where the halted step `step`
+/// joins a master and a credential it needs has outlived its TTL in `c`
+/// ([`action::join_credentials`] refuses it as expired); `None` otherwise. Both the twin's
+/// policy and the executor at a halt take it before the search: nothing else lets the join go
+/// on, and it changes nothing a consumer sees.
+pub fn renewal(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Option<Candidate> {
+    let joins = plan.steps[step].actions.iter().any(|a| matches!(a, Action::EtcdMemberAdd(_)));
+    let expired = matches!(action::join_credentials(c, t), Err(r) if r.kind == RefusalKind::Expired);
+    if !(joins && expired) {
+        return None;
+    }
+    let judge = &mut |end: &Cluster, downtime_s, duration_s| judge(end, t).cost(downtime_s, duration_s);
+    Some(run_candidate(c, t, RecoveryKind::Renew, RENEWAL.to_vec(), crate::collect::renews_certs(plan), judge))
+}
+
+/// Every recovery the executor weighs at a halt in step `step` from `c`, best first: the
+/// renewal of expired join credentials ([`renewal`]) where it applies, then [`rank`].
+pub fn recoveries(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidate> {
+    let mut ranked = rank(c, t, plan, step);
+    if let Some(renewal) = renewal(c, t, plan, step) {
+        // One that cannot be carried out goes with the others that cannot.
+        let at = if renewal.applicable() { 0 } else { ranked.iter().position(|c| !c.applicable()).unwrap_or(ranked.len()) };
+        ranked.insert(at, renewal);
+    }
+    ranked
+}
+
 /// What the plan documents for a halt in state `c`, by the `when` of its rollback procedures:
 /// quorum lost with a voter left is the quorum recovery's case, where the plan has one
 /// (`quorum_recovery_documented`); the first master down for good during the cut-over while the

@@ -349,9 +349,10 @@ fn a_partitioned_master_through_the_executor_halts_the_run_until_it_heals_then_c
 
 /// The operator is away for 3 h as 2.5 begins: the lab's clock jumps 3 h (the system clock is
 /// untouched), so the certificate key uploaded at 2.3 is past its 2 h TTL when the real join (the
-/// shim, as kubeadm) asks for it, and the executor halts at 2.5. The lab, as operator, does what
-/// the twin's recovery does: it runs 2.3 and 2.4 again (new key, new token) and resumes, running
-/// 2.5 again whole (`plan execute --resume --rerun-step`): the run completes, as in the twin.
+/// shim, as kubeadm) asks for it, and the executor halts at 2.5. It reads kubeadm's words for the
+/// expiry and proposes the twin's recovery, the renewal by the plan's own commands of 2.3 and 2.4
+/// (new key, new token); the lab, as operator, carries it out (`plan recover`) and resumes, and
+/// 2.5 runs again whole: the run completes, as in the twin.
 #[test]
 fn an_operator_away_for_three_hours_expires_the_certificate_key_and_a_renewal_completes_the_run() {
     if !lab_binaries(true) {
@@ -370,7 +371,10 @@ fn an_operator_away_for_three_hours_expires_the_certificate_key_and_a_renewal_co
         actions.iter().any(|a| a.starts_with("kubeadm join on k8s-master-2: failed: error execution phase control-plane-prepare/download-certs: error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired.")),
         "{actions:?}"
     );
-    assert!(actions.contains(&"the operator re-ran 2.3, 2.4 to upload the certs and make a token again: done"), "{actions:?}");
+    let renewal =
+        "re-upload certs and create a new token, re-run the step (upload control-plane certs (kubeadm-certs Secret); create a join token)";
+    assert!(actions.contains(&format!("the executor proposes at the halt: {renewal}").as_str()), "{actions:?}");
+    assert!(actions.contains(&format!("recovery chosen by the executor: {renewal}").as_str()), "{actions:?}");
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
 }
 

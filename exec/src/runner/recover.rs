@@ -209,15 +209,19 @@ impl Runner<'_> {
     pub fn choices(&self, i: usize, c: &Cluster) -> Vec<Choice> {
         let t = self.t;
         let compiler = self.compiler();
-        let ranking = search::rank(c, t, self.plan, i);
+        let ranking = search::recoveries(c, t, self.plan, i);
         let best = ranking.iter().position(Candidate::applicable);
         ranking
             .into_iter()
             .enumerate()
             .map(|(k, candidate)| {
-                let invocations = compiler.recovery(&candidate.actions);
-                let commands = candidate
-                    .actions
+                // A renewal runs the plan's own commands that made the credentials; any other
+                // recovery's actions are rendered one by one.
+                let (actions, invocations): (Vec<Action>, Vec<Invocation>) = match candidate.kind {
+                    RecoveryKind::Renew => self.renewal_invocations(i).into_iter().unzip(),
+                    _ => (candidate.actions.clone(), compiler.recovery(&candidate.actions)),
+                };
+                let commands = actions
                     .iter()
                     .zip(&invocations)
                     .map(|(action, invocation)| ChoiceCommand {
@@ -277,6 +281,9 @@ impl Runner<'_> {
         };
         let commands_ran = commands_ran(&progress, &halted.step);
         let (believed, observation) = self.believed(i, commands_ran > 0)?;
+        // What the failed command printed is observed too: kubeadm's words for an expired
+        // credential (super::renew).
+        let believed = super::renew::ExpiredCredentials::read(&halted.reason).written_over(self.t, &believed);
         // What ran may have left any state the step's actions pass through, as a resume allows.
         let within = if commands_ran > 0 { self.prediction.within(self.t, self.plan, i) } else { vec![*self.prediction.before(i)] };
         let allowed: Vec<&Cluster> = within.iter().collect();
@@ -327,6 +334,11 @@ impl Runner<'_> {
         if let Some(reason) = self.carry_out(&proposal, &recovery)? {
             return self.rollback_failed(halted, reason, vec![]);
         }
+        if recovery.kind == RecoveryKind::Renew && Progress::from_records(&self.journal.records).secrets_swept {
+            // The renewal wrote the secrets the halt swept: the resume reads these, and a later
+            // halt sweeps them again.
+            self.journal.append(Event::SecretsRemade { step: format!("rollback:{halted}") })?;
+        }
         let i = proposal.step_index;
         let scope = self.scope(i).or(Scope::between(&proposal.believed, &recovery.expected));
         if let Some(observation) = self.observe_now(&recovery.expected, scope)? {
@@ -367,7 +379,10 @@ impl Runner<'_> {
             let shown = result.clone().map_err(|e| redact::redact(&e.to_string()));
             self.operator.finished(&step, invocation, &shown);
             let (exit, output) = match &result {
-                Ok(done) => (done.exit, redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), false, OUTPUT_KEPT_BYTES_MAX)),
+                Ok(done) => (
+                    done.exit,
+                    redact::keepable_output(&format!("{}{}", done.stdout, done.stderr), invocation.secret, OUTPUT_KEPT_BYTES_MAX),
+                ),
                 Err(e) => (None, redact::redact(&e.to_string())),
             };
             self.journal.append(Event::CommandFinished {

@@ -135,7 +135,7 @@ impl Runner<'_> {
     }
 
     /// The last command before command `before` of step `i` that writes `path`: (step, command).
-    fn writer_of(&self, path: &str, i: usize, before: usize) -> Option<(usize, usize)> {
+    pub(super) fn writer_of(&self, path: &str, i: usize, before: usize) -> Option<(usize, usize)> {
         (0..=i).rev().find_map(|k| {
             let commands = &self.plan.steps[k].commands;
             let end = if k == i { before } else { commands.len() };

@@ -1,6 +1,6 @@
 //! The run: the executor's runner over the lab with the lab as its operator, and under a fault
-//! what follows a halt (the executor's recovery, or the wait or renewal the twin takes, then
-//! `plan execute --resume`).
+//! what follows a halt (the executor's recovery, or the wait the twin takes, then `plan execute
+//! --resume` where the run goes on).
 
 use super::operator::LabOperator;
 use super::rig::{FaultRun, Rig};
@@ -23,9 +23,7 @@ use plan_exec::ssh::{OpensshTransport, SshOptions};
 use plan_exec::transport::{Dispatch, Workstation};
 use plan_exec::workstation::WorkstationHost;
 use plan_exec::ExecError;
-use plan_model::action::Action;
 use plan_model::observe as derive;
-use plan_model::plan::Plan;
 use plan_model::topology::NodeIx;
 use plan_sim::recovery::RecoveryKind;
 use std::path::Path;
@@ -44,7 +42,7 @@ pub(super) struct Run {
     pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
     /// HAProxy's pools right after an `lb-reload` reset them.
     pub(super) reset_pool: Option<crate::fidelity::Observed>,
-    /// The wait or renewal the lab, as operator, made before resuming, as the twin's policy does.
+    /// The wait the lab, as operator, made before resuming, as the twin's policy does.
     pub(super) retry: Option<RecoveryKind>,
     pub(super) recovery_done: Option<Recovery>,
     pub(super) run_ms: u64,
@@ -58,6 +56,8 @@ struct AtHalt {
     rollback: Option<Result<RollbackOutcome, ExecError>>,
     tried: Vec<(NodeIx, Result<(), String>)>,
     retry: Option<RecoveryKind>,
+    /// The executor's recovery reopened the halted step: the run resumes.
+    resume: bool,
 }
 
 impl Run {
@@ -90,23 +90,12 @@ impl Run {
             _ => AtHalt::default(),
         };
         drop(runner);
-        if halt.retry == Some(RecoveryKind::Renew) {
-            renew(rig, &outcome, &mut transport, &mut operator, &options)?;
-        }
         if halt.retry == Some(RecoveryKind::WaitAndRetry) {
             wait_for_the_fault_to_clear(rig)?;
         }
-        if halt.retry.is_some() {
-            // After a renewal the step's copies of the secrets are stale: it runs again whole.
-            let rerun_step = halt.retry == Some(RecoveryKind::Renew);
-            let mut resumed = Runner::new(
-                &rig.t,
-                &rig.sliced,
-                &mut transport,
-                &mut journal,
-                &mut operator,
-                RunOptions { resume: true, rerun_step, ..options },
-            );
+        if halt.retry.is_some() || halt.resume {
+            let mut resumed =
+                Runner::new(&rig.t, &rig.sliced, &mut transport, &mut journal, &mut operator, RunOptions { resume: true, ..options });
             resumed.prediction = rig.prediction.clone();
             outcome = resumed.run();
             stopped_by_the_operator(&outcome)?;
@@ -226,9 +215,13 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
         // A host that boots again: the operator waits for it, then resumes the run
         // (`plan execute --resume`), as the twin waits and re-runs the step.
         Some(RecoveryKind::WaitAndRetry) if strike.blow.clears() => done.retry = Some(RecoveryKind::WaitAndRetry),
-        // Expired credentials: the operator uploads the certs and makes a token again (the
-        // plan's own commands for them), then resumes, as the twin renews and re-runs.
-        Some(RecoveryKind::Renew) if matches!(strike.blow, Blow::ClockJump { .. }) => done.retry = Some(RecoveryKind::Renew),
+        // Expired credentials: the operator carries out what the executor proposes (`plan
+        // recover`; it read kubeadm's words for the expiry), then resumes, as the twin renews
+        // and re-runs the step.
+        Some(RecoveryKind::Renew) if matches!(strike.blow, Blow::ClockJump { .. }) => {
+            done.rollback = Some(runner.rollback());
+            done.resume = matches!(done.rollback, Some(Ok(RollbackOutcome::Done { .. })));
+        }
         _ => {
             if let (true, Some(victim)) = (rollback_refused, victim) {
                 let answer = lock(&rig.kubelet).etcd.member_remove(t, victim)?;
@@ -243,52 +236,6 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
         }
     }
     Ok(done)
-}
-
-/// The steps of `plan` before step `halted` that last uploaded the control-plane certs and last
-/// made a join token: what renews the credentials the halted step needs, in the plan's order.
-fn renew_steps(plan: &Plan, halted: usize) -> Plan {
-    let last = |wanted: Action| plan.steps[..halted].iter().rposition(|s| s.actions.contains(&wanted));
-    let keep: Vec<usize> = [last(Action::UploadCerts), last(Action::CreateToken)].into_iter().flatten().collect();
-    let mut renew = plan.clone();
-    renew.steps = plan.steps.iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, s)| s.clone()).collect();
-    renew.phases.retain(|p| renew.steps.iter().any(|s| s.phase == p.id));
-    renew
-}
-
-/// The steps whose commands upload the certs and make the join token, run again by a runner of
-/// their own (its own journal; nothing to observe), before the run resumes.
-fn renew(
-    rig: &Rig,
-    outcome: &Result<Outcome, ExecError>,
-    transport: &mut Dispatch<OpensshTransport>,
-    operator: &mut LabOperator<'_>,
-    options: &RunOptions,
-) -> Result<(), LabError> {
-    let sliced = &rig.sliced;
-    let halted = match outcome {
-        Ok(Outcome::Halted(halt)) => sliced.steps.iter().position(|s| s.id == halt.step).unwrap_or(sliced.steps.len()),
-        _ => sliced.steps.len(),
-    };
-    let renew = renew_steps(sliced, halted);
-    let ids: Vec<String> = renew.steps.iter().map(|s| s.id.clone()).collect();
-    let dir = rig.root().join("state-renew");
-    std::fs::create_dir_all(&dir).map_err(|e| LabError::io("the renewal's state directory", e))?;
-    let mut renew_journal = Journal::open(&dir).map_err(|e| exec_error("open the renewal's journal", e))?;
-    let mut renewal =
-        Runner::new(&rig.t, &renew, transport, &mut renew_journal, operator, RunOptions { observe: false, ..options.clone() });
-    let renewed = renewal.run().map_err(|e| exec_error("renew the credentials", e))?;
-    drop(renewal);
-    lock(&rig.kubelet).actions.push(format!(
-        "the operator re-ran {} to upload the certs and make a token again: {}",
-        ids.join(", "),
-        match &renewed {
-            Outcome::Completed => "done".to_string(),
-            Outcome::Halted(h) => format!("halted at {}: {}", h.step, h.reason),
-            Outcome::Declined { phase } => format!("declined phase {phase}"),
-        }
-    ));
-    Ok(())
 }
 
 /// A partition heals; a host a reboot took down boots at the kubelet stand-in's next look, and

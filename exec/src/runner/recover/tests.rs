@@ -333,3 +333,98 @@ fn an_older_journals_rollback_record_still_reads() {
     let text = serde_json::to_string(&new).unwrap();
     assert!(text.contains(r#""candidate":2"#) && text.contains(r#""chosen_by":"operator""#), "{text}");
 }
+
+/// Records like [`Recorder`]; the first `kubeadm join` of step `step` (the join command the plan
+/// relayed, with `--control-plane`) fails with `said` on its
+/// standard error, as kubeadm fails a join whose credentials expired.
+struct JoinSays {
+    step: String,
+    said: &'static str,
+    failed: bool,
+    inner: Recorder,
+}
+
+impl Transport for JoinSays {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let done = self.inner.run(place, request)?;
+        if request.step == self.step && request.shell.contains("--control-plane --certificate-key") && !self.failed {
+            self.failed = true;
+            return Ok(Completed { exit: Some(1), stderr: self.said.to_string(), ..done });
+        }
+        Ok(done)
+    }
+}
+
+/// copycerts.go's `getSecret` and token.go's `getClusterInfo`, as a failed join prints them.
+const KEY_GONE: &str = "error execution phase control-plane-prepare/download-certs: error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one";
+const TOKEN_GONE: &str = "error execution phase preflight: couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID \"abcdef\"";
+
+/// The join steps of `plan`, in order.
+fn joins(plan: &Plan) -> Vec<String> {
+    plan.steps.iter().filter(|s| s.actions.iter().any(|a| matches!(a, Action::EtcdMemberAdd(_)))).map(|s| s.id.clone()).collect()
+}
+
+#[test]
+fn a_join_that_kubeadm_says_expired_is_renewed_first_by_the_plans_own_commands_and_the_resume_completes() {
+    for (file, said) in [("homelab.yaml", KEY_GONE), ("five-masters.yaml", TOKEN_GONE), ("three-hypervisors.yaml", KEY_GONE)] {
+        let (t, plan) = scenario(file);
+        let m0 = t.name(t.existing_master()).to_string();
+        // Every join of the plan, the last one's credentials made by its own phase's steps.
+        for join in joins(&plan) {
+            let mut journal = Journal::in_memory();
+            let mut transport = JoinSays { step: join.clone(), said, failed: false, inner: Recorder::default() };
+            let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(false)).run().expect("journalled");
+            let Outcome::Halted(halt) = outcome else { panic!("{file} {join}: {outcome:?}") };
+            assert_eq!((halt.step.as_str(), &halt.recovery.kind), (join.as_str(), &RecoveryKind::Renew), "{file}: {}", halt.reason);
+            let listed = proposal(&t, &plan, &mut journal, &mut Recorder::default(), false);
+            let renew = &listed.candidates[0];
+            assert!(renew.best && renew.kind == RecoveryKind::Renew, "{file} {join}: {:?}", listed.candidates);
+            assert!(renew.cost.as_ref().is_some_and(|c| c.keeps_api_and_data()), "{file} {join}: {}", renew.summary);
+            // The plan's own commands that made the key and the token, on the first master.
+            let i = plan.steps.iter().position(|s| s.id == join).expect("the join");
+            let made: Vec<(String, String)> = plan.steps[..i]
+                .iter()
+                .flat_map(|s| s.commands.iter().filter(|c| c.writes.is_some()).map(move |c| (s.id.clone(), c.run.clone())))
+                .collect();
+            assert!(made.len() >= 2, "{file}: {made:?}");
+            let shown: Vec<&str> = renew.commands.iter().map(|c| c.command.as_str()).collect();
+            assert_eq!(shown.len(), 2, "{file} {join}: {shown:?}");
+            assert!(shown[0].contains("upload-certs") && shown[1].contains("token create"), "{file} {join}: {shown:?}");
+            assert!(renew.commands.iter().all(|c| c.place == m0), "{file} {join}: {:?}", renew.commands);
+            assert!(renew.commands[1].secret, "the join command it prints is a secret");
+            // Carried out: the two commands run, the secrets are out again, the join reopened.
+            let mut recovering = Recorder::default();
+            let done =
+                Runner::new(&t, &plan, &mut recovering, &mut journal, &mut Yes, options(true)).recover(Pick::Best).expect("recovers");
+            let RollbackOutcome::Done { reopened, .. } = done else { panic!("{file} {join}: {done:?}") };
+            assert_eq!(reopened, vec![join.clone()], "{file}");
+            let ran: Vec<&str> = recovering.commands.iter().map(|c| c.shell.as_str()).collect();
+            assert_eq!(ran.len(), 2, "{file} {join}: {ran:?}");
+            assert!(!Progress::from_records(&journal.records).secrets_swept, "{file} {join}: the renewal made them again");
+            // The resume runs the join again whole and makes nothing again before it.
+            let mut resumed = Recorder::default();
+            let outcome = Runner::new(&t, &plan, &mut resumed, &mut journal, &mut Yes, options(true)).run().expect("journalled");
+            assert!(matches!(outcome, Outcome::Completed), "{file} {join}: {outcome:?}");
+            let before_join: Vec<&str> = resumed.commands.iter().take_while(|c| c.step != join).map(|c| c.shell.as_str()).collect();
+            assert!(before_join.iter().all(|s| !s.contains("upload-certs") && !s.contains("token create")), "{file}: {before_join:?}");
+            assert!(
+                resumed.commands.iter().any(|c| c.step == join && c.shell.contains("--control-plane --certificate-key")),
+                "{file} {join}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_join_that_fails_in_other_words_is_not_proposed_a_renewal() {
+    let (t, plan) = scenario("homelab.yaml");
+    let join = joins(&plan)[0].clone();
+    let said = "error execution phase preflight: [preflight] Some fatal errors occurred: /etc/kubernetes/manifests is not empty";
+    let mut journal = Journal::in_memory();
+    let mut transport = JoinSays { step: join.clone(), said, failed: false, inner: Recorder::default() };
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(false)).run().expect("journalled");
+    let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+    assert_ne!(halt.recovery.kind, RecoveryKind::Renew);
+    let listed = proposal(&t, &plan, &mut journal, &mut Recorder::default(), false);
+    assert!(listed.candidates.iter().all(|c| c.kind != RecoveryKind::Renew), "{:?}", listed.candidates);
+}
