@@ -486,19 +486,33 @@ fn node_ix(t: &Topology, name: &str) -> Option<NodeIx> {
     t.nodes.iter().position(|n| n.name == name).map(|i| NodeIx(i as u8))
 }
 
-/// Facts that match none of the twin's `allowed` states (one state between steps; the states
-/// before and after a step for a step that was interrupted), and hosts that did not answer.
-pub fn drift(t: &Topology, observation: &Observation, allowed: &[&Cluster]) -> Vec<Drift> {
-    let mut out = Vec::new();
-    for (host, why) in &observation.unreachable {
-        out.push(Drift {
+/// The `what` of a drift entry for a host or service that did not answer.
+const UNREACHABLE_WHAT: &str = "reachable";
+
+/// The drift of the hosts and services in `observation` that did not answer.
+pub fn drift_of_unreachable(observation: &Observation) -> Vec<Drift> {
+    observation
+        .unreachable
+        .iter()
+        .map(|(host, why)| Drift {
             node: host.clone(),
-            what: "reachable".to_string(),
+            what: UNREACHABLE_WHAT.to_string(),
             twin: "up".to_string(),
             observed: "no answer".to_string(),
             evidence: why.clone(),
-        });
-    }
+        })
+        .collect()
+}
+
+/// Whether `drift` is a host or service that did not answer ([`drift_of_unreachable`]).
+pub fn is_unreachable(drift: &Drift) -> bool {
+    drift.what == UNREACHABLE_WHAT
+}
+
+/// Facts that match none of the twin's `allowed` states (one state between steps; the states
+/// before and after a step for a step that was interrupted), and hosts that did not answer.
+pub fn drift(t: &Topology, observation: &Observation, allowed: &[&Cluster]) -> Vec<Drift> {
+    let mut out = drift_of_unreachable(observation);
     for fact in &observation.facts {
         let node = node_ix(t, &fact.node);
         let expected: Option<Vec<Seen>> = allowed.iter().map(|c| expected(t, c, node, fact.field)).collect();

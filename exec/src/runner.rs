@@ -546,33 +546,6 @@ impl<'a> Runner<'a> {
         Ok((believed, observation))
     }
 
-    /// A host that did not answer may be rebooting: look again every [`HOST_WAIT_POLL_S`] until
-    /// it answers and nothing differs, or until [`RunOptions::host_wait`] has passed; then it is
-    /// taken as dead and the drift stands.
-    fn wait_for_hosts(
-        &mut self,
-        i: usize,
-        allowed: &[&Cluster],
-        silent: &[String],
-        mut drift: Vec<Drift>,
-    ) -> Result<Vec<Drift>, ExecError> {
-        let deadline = std::time::Instant::now() + self.options.host_wait;
-        let step = self.plan.steps[i].id.clone();
-        let scope = self.scope(i);
-        let base = *allowed[0];
-        while std::time::Instant::now() < deadline {
-            tracing::warn!(hosts = %silent.join(", "), "waiting for hosts that do not answer");
-            std::thread::sleep(Duration::from_secs(HOST_WAIT_POLL_S).min(deadline.saturating_duration_since(std::time::Instant::now())));
-            let Some(observation) = self.observe_now(&base, scope)? else { break };
-            drift = observe::drift(self.t, &observation, allowed);
-            if drift.is_empty() || observation.no_ssh.is_empty() {
-                break;
-            }
-        }
-        self.journal.append(Event::Observed { step, when: "after-waiting".to_string(), drift: drift.clone() })?;
-        Ok(drift)
-    }
-
     fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {
         self.halt_with(i, reason, drift, started, None)
     }
@@ -586,10 +559,17 @@ impl<'a> Runner<'a> {
         started: bool,
         by_hand: Option<usize>,
     ) -> Result<Outcome, ExecError> {
-        let (believed, _) = self.believed(i, started)?;
-        let believed = renew::ExpiredCredentials::read(&reason).written_over(self.t, &believed);
-        let recovery = self.recovery_for(i, &believed);
+        let at_halt = self.believed_at_halt(i, started)?;
+        let believed = renew::ExpiredCredentials::read(&reason).written_over(self.t, &at_halt.believed);
+        let recovery = Recovery::best_of(self.choices(i, &believed, at_halt.hosts_back()), &believed);
         let step = self.plan.steps[i].id.clone();
+        // Hosts that did not answer at the halt are part of what it saw (`plan recover` reads them).
+        let mut drift = drift;
+        for silent in at_halt.silent {
+            if !drift.iter().any(|d| d.node == silent.node && d.what == silent.what) {
+                drift.push(silent);
+            }
+        }
         tracing::error!(step = %step, reason = %reason, "halted");
         self.journal.append(Event::Halted {
             step: step.clone(),
@@ -620,6 +600,7 @@ pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
 }
 
 mod by_hand;
+mod host_wait;
 #[cfg(test)]
 mod kill_sweep;
 mod recover;

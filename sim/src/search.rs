@@ -205,6 +205,47 @@ pub fn renewal(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Option<Ca
     Some(run_candidate(c, t, RecoveryKind::Renew, RENEWAL.to_vec(), crate::collect::renews_certs(plan), judge))
 }
 
+/// Waiting for a fault that cleared, then running the halted step `step` again from `c`, in the
+/// model as a re-run does: actions found done are skipped, what a cut join left is cleaned up
+/// first. The executor offers it first where the hosts that did not answer at the halt answer
+/// again (the twin's policy waits for a temporary fault before any search): it is judged by the
+/// state the step leaves, and cannot be carried out where the model refuses the step from `c`.
+/// Carrying it out runs nothing: the step runs again at the resume.
+pub fn retry(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Candidate {
+    let mut actions = Vec::new();
+    let mut state = *c;
+    let mut refusal = None;
+    let mut downtime_s = 0u32;
+    'step: for &a in &plan.steps[step].actions {
+        if action::already_done(&state, a) {
+            continue;
+        }
+        // Unlike an undo, a step run again needs every host it acts on: a refusal of any kind,
+        // a host down included, means it cannot go on.
+        for act in action::cut_cleanup(&state, a).into_iter().chain([a]) {
+            let down = observe::consumers_reachability(&state, t).filter(|r| r.is_down()).count() as u32;
+            actions.push(act);
+            if let Err(r) = action::apply_in_place(&mut state, t, act) {
+                refusal = Some((r.reason, act));
+                break 'step;
+            }
+            downtime_s += down * act.duration_s();
+        }
+    }
+    let cost = judge(&state, t).cost(downtime_s, state.clock_s.saturating_sub(c.clock_s));
+    let (refused, refused_at) = refusal.map_or((None, None), |(why, at)| (Some(why), Some(at)));
+    Candidate {
+        kind: RecoveryKind::WaitAndRetry,
+        transitions: actions.len() as u32,
+        actions,
+        refused,
+        refused_at,
+        documented: false,
+        cost,
+        end: state,
+    }
+}
+
 /// Every recovery the executor weighs at a halt in step `step` from `c`, best first: the
 /// renewal of expired join credentials ([`renewal`]) where it applies, then [`rank`].
 pub fn recoveries(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidate> {

@@ -205,11 +205,19 @@ impl Recovery {
 impl Runner<'_> {
     /// Every recovery the twin weighs from `c` (what the executor observed) for a halt in step
     /// `i`, numbered best first: the candidates of the same search the twin runs
-    /// (`plan_sim::search::rank`), each with the commands it would run here.
-    pub fn choices(&self, i: usize, c: &Cluster) -> Vec<Choice> {
+    /// (`plan_sim::search::recoveries`), each with the commands it would run here. Where the hosts
+    /// that did not answer at the halt answer again (`hosts_back`), the fault was temporary and,
+    /// as the twin's policy does, waiting for it and running the step again comes first
+    /// (`plan_sim::search::retry`; it runs nothing, the resume runs the step).
+    pub fn choices(&self, i: usize, c: &Cluster, hosts_back: bool) -> Vec<Choice> {
         let t = self.t;
         let compiler = self.compiler();
-        let ranking = search::recoveries(c, t, self.plan, i);
+        let mut ranking = search::recoveries(c, t, self.plan, i);
+        if hosts_back {
+            let retry = search::retry(c, t, self.plan, i);
+            let at = if retry.applicable() { 0 } else { ranking.iter().position(|c| !c.applicable()).unwrap_or(ranking.len()) };
+            ranking.insert(at, retry);
+        }
         let best = ranking.iter().position(Candidate::applicable);
         ranking
             .into_iter()
@@ -219,8 +227,13 @@ impl Runner<'_> {
                 // recovery's actions are rendered one by one.
                 let (actions, invocations): (Vec<Action>, Vec<Invocation>) = match candidate.kind {
                     RecoveryKind::Renew => self.renewal_invocations(i).into_iter().unzip(),
+                    RecoveryKind::WaitAndRetry => (Vec::new(), Vec::new()),
                     _ => (candidate.actions.clone(), compiler.recovery(&candidate.actions)),
                 };
+                // Waiting leaves the hosts as they are until the resume runs the step: that is
+                // what they are checked against once it is carried out.
+                let waits = candidate.kind == RecoveryKind::WaitAndRetry;
+                let end = if waits { *c } else { candidate.end };
                 let commands = actions
                     .iter()
                     .zip(&invocations)
@@ -245,9 +258,9 @@ impl Runner<'_> {
                     summary,
                     refused: candidate.refused,
                     commands,
-                    actions: candidate.actions,
+                    actions: if waits { Vec::new() } else { candidate.actions },
                     invocations,
-                    end: candidate.end,
+                    end,
                 }
             })
             .collect()
@@ -257,7 +270,7 @@ impl Runner<'_> {
     /// [`Runner::choices`]. Where nothing changed and nothing is down, that is holding with
     /// nothing to do.
     pub fn recovery_for(&self, i: usize, c: &Cluster) -> Recovery {
-        Recovery::best_of(self.choices(i, c), c)
+        Recovery::best_of(self.choices(i, c, false), c)
     }
 
     /// What `plan recover` proposes for the journalled halt: the hosts observed (when the run
@@ -287,11 +300,11 @@ impl Runner<'_> {
         // What ran may have left any state the step's actions pass through, as a resume allows.
         let within = if commands_ran > 0 { self.prediction.within(self.t, self.plan, i) } else { vec![*self.prediction.before(i)] };
         let allowed: Vec<&Cluster> = within.iter().collect();
-        let drift = observation.map(|o| observe::drift(self.t, &o, &allowed)).unwrap_or_default();
+        let drift = observation.as_ref().map(|o| observe::drift(self.t, o, &allowed)).unwrap_or_default();
         let undo = if commands_ran == 0 && drift.is_empty() { Undo::Nothing } else { Undo::Recoveries };
         let candidates = match undo {
             Undo::Nothing => Vec::new(),
-            Undo::Recoveries => self.choices(i, &believed),
+            Undo::Recoveries => self.choices(i, &believed, super::host_wait::hosts_back_since(&halted.drift, observation.as_ref())),
         };
         Ok(Proposal { step: halted.step, reason: halted.reason, commands_ran, drift, undo, candidates, step_index: i, believed })
     }

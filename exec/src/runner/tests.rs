@@ -75,6 +75,100 @@ impl Transport for Rebooting {
     }
 }
 
+/// Records nothing; `silent` stops answering SSH at the first command of `step` for `lasts`
+/// (cut off in the step: a host that reboots, or for good), and reads files as [`Rebooting`].
+struct CutOff {
+    hosts: Rebooting,
+    step: String,
+    lasts: Duration,
+    until: Option<std::time::Instant>,
+    ran: Vec<String>,
+}
+
+impl CutOff {
+    fn silent_now(&self) -> bool {
+        self.until.is_some_and(|until| std::time::Instant::now() < until)
+    }
+}
+
+impl Transport for CutOff {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        if let Place::Host(host) = place {
+            if host.name == self.hosts.silent && request.step == self.step && self.until.is_none() {
+                self.until = Some(std::time::Instant::now() + self.lasts);
+            }
+            if host.name == self.hosts.silent && self.silent_now() {
+                return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".to_string() });
+            }
+        }
+        self.ran.push(format!("{} {}", request.step, request.shell));
+        Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO })
+    }
+
+    fn read_file(&mut self, host: &crate::target::HostTarget, path: &str) -> Result<crate::transport::FileRead, ExecError> {
+        if host.name == self.hosts.silent && self.silent_now() {
+            return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".to_string() });
+        }
+        self.hosts.read_file(host, path)
+    }
+}
+
+/// The loopback scenario's first two steps, lab-cp-1 cut off as 0.2 (its commands run there)
+/// begins, for `lasts`.
+fn cut_off_in_0_2(lasts: Duration) -> (Topology, Plan, CutOff) {
+    let (t, _) = loopback_first_step();
+    let mut plan = plan_model::planner::generate(&t);
+    plan.steps.truncate(2);
+    let hosts = Rebooting { t: t.clone(), silent: "lab-cp-1".to_string(), silent_for: 0, tried: 0 };
+    (t, plan, CutOff { hosts, step: "0.2".to_string(), lasts, until: None, ran: Vec::new() })
+}
+
+#[test]
+fn a_host_cut_off_in_a_step_that_answers_within_the_wait_is_a_temporary_fault_the_step_runs_again() {
+    let (t, plan, mut transport) = cut_off_in_0_2(Duration::from_millis(500));
+    let mut journal = Journal::in_memory();
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(2)).run().unwrap();
+    let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+    assert_eq!((halt.step.as_str(), &halt.recovery.kind), ("0.2", &RecoveryKind::WaitAndRetry), "{}", halt.reason);
+    assert!(halt.recovery.invocations.is_empty(), "waiting runs nothing: {:?}", halt.recovery.descriptions);
+    assert!(halt.drift.iter().any(|d| d.node == "lab-cp-1" && crate::observe::is_unreachable(d)), "{:?}", halt.drift);
+    let waited = journal
+        .records
+        .iter()
+        .any(|r| matches!(&r.event, Event::Observed { when, drift, .. } if when == "after-waiting" && drift.is_empty()));
+    assert!(waited, "the wait at the halt and its clean look are journalled");
+    // `plan recover` numbers it first too, carries it out (nothing runs), the step is pending.
+    let options = RunOptions { resume: true, ..waiting(2) };
+    let proposal = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options.clone()).proposal().unwrap();
+    assert_eq!(proposal.candidates[0].kind, RecoveryKind::WaitAndRetry, "{:?}", proposal.candidates);
+    assert!(proposal.candidates[0].best);
+    let ran_before = transport.ran.len();
+    let done = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options.clone()).recover(recover::Pick::Best).unwrap();
+    let RollbackOutcome::Done { reopened, .. } = done else { panic!("{done:?}") };
+    assert_eq!(reopened, vec!["0.2".to_string()]);
+    assert_eq!(transport.ran.len(), ran_before, "nothing ran: {:?}", &transport.ran[ran_before..]);
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options).run().unwrap();
+    assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+    assert!(transport.ran[ran_before..].iter().any(|c| c.starts_with("0.2 ")), "{:?}", transport.ran);
+}
+
+#[test]
+fn a_host_cut_off_in_a_step_for_good_is_taken_as_dead_at_the_halt_after_the_wait() {
+    let (t, plan, mut transport) = cut_off_in_0_2(Duration::from_secs(3600));
+    let mut journal = Journal::in_memory();
+    let started = std::time::Instant::now();
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(1)).run().unwrap();
+    let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
+    assert_ne!(halt.recovery.kind, RecoveryKind::WaitAndRetry);
+    assert!(halt.recovery.ranking.iter().all(|c| c.kind != RecoveryKind::WaitAndRetry), "{:?}", halt.recovery.ranking);
+    assert!(halt.drift.iter().any(|d| d.node == "lab-cp-1" && crate::observe::is_unreachable(d)), "{:?}", halt.drift);
+    // Still silent at `plan recover`: no wait proposed there either.
+    let options = RunOptions { resume: true, ..waiting(0) };
+    let proposal = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options).proposal().unwrap();
+    assert!(proposal.candidates.iter().all(|c| c.kind != RecoveryKind::WaitAndRetry), "{:?}", proposal.candidates);
+}
+
 fn loopback_first_step() -> (Topology, Plan) {
     let t = Topology::new(&parse_scenario(include_str!("../../../scenarios/loopback.yaml")).expect("the loopback scenario is valid"));
     let mut plan = plan_model::planner::generate(&t);

@@ -59,13 +59,13 @@ pub const COMMAND_TIMEOUT_S: u64 = 60;
 pub use crate::scratch::SCRATCH_DIR;
 /// How long the lab waits for a write to commit when it asks whether etcd has quorum.
 pub const QUORUM_WRITE_TIMEOUT_MS: u64 = 2000;
-/// The longest a host a reboot fault took down stays down when no halt lets the operator clear it.
-pub const FAULT_DOWN_MAX_S: u64 = 20;
-/// Bound on the wait for a host a reboot fault took down to come back.
-pub const BOOT_WAIT_S: u64 = 30;
-/// How long a rebooting lab host stays down (the model charges 90 s; the lab's etcd and
-/// apiserver come back in about a second once started).
+/// How long a rebooting lab host stays down, the plan's reboot or a reboot fault (the model
+/// charges 90 s; the lab's etcd and apiserver come back in about a second once started).
 pub const LAB_REBOOT_MS: u64 = 1500;
+/// How long the executor waits on the lab for a host that does not answer before it takes it as
+/// dead (`plan execute --wait-for-host`, by default the twin's reboot time): the lab's reboot
+/// with room for its sshd and etcd to start again.
+pub const LAB_HOST_WAIT_MS: u64 = 2 * LAB_REBOOT_MS;
 /// How often the kubelet stand-in looks at the hosts.
 pub const KUBELET_TICK_MS: u64 = 100;
 /// How long the end's Ready rows give a node's kubelet to reach an apiserver once (far below the

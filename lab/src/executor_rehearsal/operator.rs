@@ -3,7 +3,7 @@
 
 use super::kubelet::KubeletStandIn;
 use super::shims::cluster_configuration;
-use super::{lock, FAULT_DOWN_MAX_S};
+use super::{lock, LAB_REBOOT_MS};
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
 use crate::fidelity::Observed;
@@ -61,13 +61,12 @@ impl LabOperator<'_> {
             return;
         }
         self.struck = true;
-        // The host stays down until the lab, as operator, has seen the halt and waits for it
-        // (at most FAULT_DOWN_MAX_S): the twin's reboot lasts far longer than the executor takes
-        // to notice it.
+        // A rebooting host stays down for the lab's reboot (LAB_REBOOT_MS), which the executor
+        // waits for as for a real one.
         let why = format!("the fault at {}", step.id);
         match strike.blow {
             Blow::Crash { victim, boots_again } => {
-                let lasts = boots_again.then_some(Duration::from_secs(FAULT_DOWN_MAX_S));
+                let lasts = boots_again.then_some(Duration::from_millis(LAB_REBOOT_MS));
                 lock(self.kubelet).crash_for(self.hosts, victim, &why, lasts);
             }
             Blow::Freeze { victim } => lock(self.kubelet).freeze(self.hosts, victim, Signal::Stop, &why),

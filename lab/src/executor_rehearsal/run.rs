@@ -4,7 +4,7 @@
 
 use super::operator::LabOperator;
 use super::rig::{FaultRun, Rig};
-use super::{exec_error, lock, BOOT_WAIT_S, COMMAND_TIMEOUT_S, KUBELET_TICK_MS, QUORUM_WRITE_TIMEOUT_MS};
+use super::{exec_error, lock, COMMAND_TIMEOUT_S, LAB_HOST_WAIT_MS, QUORUM_WRITE_TIMEOUT_MS};
 use crate::error::LabError;
 use crate::executor_etcd::STRIKE_DIR;
 use crate::executor_fault::{Blow, Strike, StrikeAt};
@@ -15,7 +15,7 @@ use crate::process::Signal;
 use plan_exec::etcd::EtcdProbe;
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
-use plan_exec::journal::Journal;
+use plan_exec::journal::{Event, Journal, Record};
 use plan_exec::kubernetes::KubeconfigSource;
 use plan_exec::observe::Probes;
 use plan_exec::runner::{Outcome, Recovery, RollbackOutcome, RunOptions, Runner};
@@ -24,7 +24,7 @@ use plan_exec::transport::{Dispatch, Workstation};
 use plan_exec::workstation::WorkstationHost;
 use plan_exec::ExecError;
 use plan_model::observe as derive;
-use plan_model::topology::NodeIx;
+use plan_model::topology::{NodeIx, Topology};
 use plan_sim::recovery::RecoveryKind;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -44,6 +44,9 @@ pub(super) struct Run {
     pub(super) reset_pool: Option<crate::fidelity::Observed>,
     /// The wait the lab, as operator, made before resuming, as the twin's policy does.
     pub(super) retry: Option<RecoveryKind>,
+    /// Times the executor waited for hosts that did not answer before a step, and they answered
+    /// again and the step ran: the twin's wait-and-retry, done by the executor itself.
+    pub(super) waited: usize,
     pub(super) recovery_done: Option<Recovery>,
     pub(super) run_ms: u64,
     pub(super) no_counterpart: Vec<String>,
@@ -91,7 +94,7 @@ impl Run {
         };
         drop(runner);
         if halt.retry == Some(RecoveryKind::WaitAndRetry) {
-            wait_for_the_fault_to_clear(rig)?;
+            wait_for_the_partition_to_heal(rig)?;
         }
         if halt.retry.is_some() || halt.resume {
             let mut resumed =
@@ -99,6 +102,12 @@ impl Run {
             resumed.prediction = rig.prediction.clone();
             outcome = resumed.run();
             stopped_by_the_operator(&outcome)?;
+        }
+        let waited = waits_that_went_on(&rig.t, &journal.records);
+        for (step, hosts, ms) in &waited {
+            lock(&rig.kubelet)
+                .actions
+                .push(format!("the executor waited {ms} ms before {step} for {hosts}, which answered again: the step ran"));
         }
         let run_ms = started.elapsed().as_millis() as u64;
         drop(transport);
@@ -112,6 +121,7 @@ impl Run {
             removals: operator.removals,
             reset_pool: operator.reset_pool,
             retry: halt.retry,
+            waited: waited.len(),
             recovery_done: operator.recovery,
             run_ms,
             no_counterpart: operator.no_counterpart,
@@ -163,8 +173,9 @@ fn stopped_by_the_operator(outcome: &Result<Outcome, plan_exec::ExecError>) -> R
 
 fn options(rig: &Rig) -> RunOptions {
     let guard = Guard::LOOPBACK_ONLY;
-    // The lab, as operator, waits for a rebooting host itself (and resumes the run): no host wait.
-    // The run stops, as `plan execute` does, when `plan rehearse` is interrupted.
+    // A host that does not answer is waited for as `plan execute` does, for the lab's reboot
+    // time scaled as the twin's (LAB_HOST_WAIT_MS). The run stops, as `plan execute` does, when
+    // `plan rehearse` is interrupted.
     let mut options = RunOptions::new(
         Duration::from_secs(COMMAND_TIMEOUT_S),
         Probes {
@@ -182,6 +193,7 @@ fn options(rig: &Rig) -> RunOptions {
         },
     );
     options.stop = Some(plan_exec::interrupt::flag());
+    options.host_wait = Duration::from_millis(LAB_HOST_WAIT_MS);
     options
 }
 
@@ -212,16 +224,13 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
     ));
     let victim = strike.blow.victim().filter(|v| at_strike.members().contains(*v));
     match twin.recoveries.first() {
-        // A host that boots again: the operator waits for it, then resumes the run
-        // (`plan execute --resume`), as the twin waits and re-runs the step.
-        Some(RecoveryKind::WaitAndRetry) if strike.blow.clears() => done.retry = Some(RecoveryKind::WaitAndRetry),
-        // Expired credentials: the operator carries out what the executor proposes (`plan
-        // recover`; it read kubeadm's words for the expiry), then resumes, as the twin renews
-        // and re-runs the step.
-        Some(RecoveryKind::Renew) if matches!(strike.blow, Blow::ClockJump { .. }) => {
-            done.rollback = Some(runner.rollback());
-            done.resume = matches!(done.rollback, Some(Ok(RollbackOutcome::Done { .. })));
-        }
+        // A partition heals by itself, but the executor sees only an etcd member that does not
+        // answer on a host that does, and does not wait for it: the operator waits for it, then
+        // resumes the run (`plan execute --resume`), as the twin waits and re-runs the step.
+        Some(RecoveryKind::WaitAndRetry) if matches!(strike.blow, Blow::Freeze { .. }) => done.retry = Some(RecoveryKind::WaitAndRetry),
+        // Otherwise the operator carries out what the executor proposes (`plan recover`). One
+        // that goes on (a host back within the executor's wait: wait and run the step again;
+        // kubeadm's words for an expired credential: the renewal) is followed by the resume.
         _ => {
             if let (true, Some(victim)) = (rollback_refused, victim) {
                 let answer = lock(&rig.kubelet).etcd.member_remove(t, victim)?;
@@ -233,25 +242,53 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
                 done.tried.push((victim, answer));
             }
             done.rollback = Some(runner.rollback());
+            let goes_on = matches!(halt.recovery.kind, RecoveryKind::WaitAndRetry | RecoveryKind::Renew);
+            done.resume = goes_on && matches!(done.rollback, Some(Ok(RollbackOutcome::Done { .. })));
         }
     }
     Ok(done)
 }
 
-/// A partition heals; a host a reboot took down boots at the kubelet stand-in's next look, and
-/// the operator waits for it (at most [`BOOT_WAIT_S`]).
-fn wait_for_the_fault_to_clear(rig: &Rig) -> Result<(), LabError> {
+/// The partition heals (the victim's etcd thawed); the operator waits for the lab to settle,
+/// then resumes the run.
+fn wait_for_the_partition_to_heal(rig: &Rig) -> Result<(), LabError> {
     if let Some(FaultRun { strike: Strike { blow: Blow::Freeze { victim }, .. }, .. }) = &rig.fault {
         lock(&rig.kubelet).freeze(&rig.hosts, *victim, Signal::Cont, "the partition heals");
     }
     let waited = Instant::now();
-    lock(&rig.kubelet).down_until.values_mut().for_each(|until| *until = Instant::now());
-    while !lock(&rig.kubelet).down_until.is_empty() && waited.elapsed() < Duration::from_secs(BOOT_WAIT_S) {
-        std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
-    }
     lock(&rig.kubelet).settle(&rig.hosts)?;
     lock(&rig.kubelet)
         .actions
         .push(format!("the operator waited {} ms for the fault to clear, then resumed the run", waited.elapsed().as_millis()));
     Ok(())
+}
+
+/// The executor's waits before a step that let it run, from its journal: a look before the step
+/// where hosts of the inventory did not answer (with them, services on them may not have), then a
+/// look after waiting where nothing differs. Each as (the step, the hosts, how long it waited in
+/// ms).
+fn waits_that_went_on(t: &Topology, records: &[Record]) -> Vec<(String, String, u64)> {
+    let mut out = Vec::new();
+    let mut silent_since: Option<(&str, Vec<&str>, u64)> = None;
+    for record in records {
+        match &record.event {
+            Event::Observed { step, when, drift } if when == "before" || when == "resume" => {
+                let hosts: Vec<&str> = drift
+                    .iter()
+                    .filter(|d| plan_exec::observe::is_unreachable(d) && t.nodes.iter().any(|n| n.name == d.node))
+                    .map(|d| d.node.as_str())
+                    .collect();
+                silent_since = (!hosts.is_empty()).then_some((step.as_str(), hosts, record.at_ms));
+            }
+            Event::Observed { step, when, drift } if when == "after-waiting" => {
+                if let Some((before, hosts, since)) = silent_since.take() {
+                    if before == step && drift.is_empty() {
+                        out.push((step.clone(), hosts.join(", "), record.at_ms.saturating_sub(since)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }

@@ -428,3 +428,34 @@ fn a_join_that_fails_in_other_words_is_not_proposed_a_renewal() {
     let listed = proposal(&t, &plan, &mut journal, &mut Recorder::default(), false);
     assert!(listed.candidates.iter().all(|c| c.kind != RecoveryKind::Renew), "{:?}", listed.candidates);
 }
+
+#[test]
+fn waiting_and_running_the_step_again_is_judged_by_what_the_step_leaves_and_refused_with_its_host_down() {
+    for file in ["homelab.yaml", "five-masters.yaml", "three-hypervisors.yaml"] {
+        let (t, plan) = scenario(file);
+        let prediction = Prediction::new(&t, &plan);
+        for join in joins(&plan) {
+            let i = plan.steps.iter().position(|s| s.id == join).expect("the join");
+            // From before the step: the model runs it whole and ends where the step leaves it.
+            let retry = search::retry(prediction.before(i), &t, &plan, i);
+            assert!(retry.applicable(), "{file} {join}: {:?}", retry.refused);
+            assert_eq!(retry.actions, plan.steps[i].actions, "{file} {join}");
+            let after = prediction.after(i);
+            assert_eq!(Cluster { clock_s: after.clock_s, ..retry.end }, *after, "{file} {join}");
+            // From after it (a halt at its verification): what is done is skipped (a promotion,
+            // a no-op on a voter, may run again), and the state stays.
+            let again = search::retry(after, &t, &plan, i);
+            assert!(again.applicable() && again.actions.len() < plan.steps[i].actions.len(), "{file} {join}: {:?}", again.actions);
+            assert_eq!(Cluster { clock_s: after.clock_s, ..again.end }, *after, "{file} {join}");
+            // The joining master down: the step cannot run again.
+            let Some(Action::EtcdMemberAdd(x)) = plan.steps[i].actions.iter().find(|a| matches!(a, Action::EtcdMemberAdd(_))).copied()
+            else {
+                unreachable!("a join step adds a member")
+            };
+            let mut down = *prediction.before(i);
+            down.up.set(x, false);
+            let refused = search::retry(&down, &t, &plan, i);
+            assert!(refused.refused.as_deref().is_some_and(|why| why.contains(t.name(x))), "{file} {join}: {:?}", refused.refused);
+        }
+    }
+}
