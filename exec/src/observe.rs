@@ -509,6 +509,14 @@ pub fn is_unreachable(drift: &Drift) -> bool {
     drift.what == UNREACHABLE_WHAT
 }
 
+/// Whether `drift` is something that does not answer and may answer again: a host or service
+/// that did not answer, or an etcd member that does not answer `endpoint health` where the twin
+/// has it healthy (a partition, an etcd frozen or restarting). The executor waits for these
+/// before it takes them as dead.
+pub fn is_silent(drift: &Drift) -> bool {
+    is_unreachable(drift) || (drift.what == Field::EtcdHealthy.describe() && drift.observed == Seen::No.to_string())
+}
+
 /// Facts that match none of the twin's `allowed` states (one state between steps; the states
 /// before and after a step for a step that was interrupted), and hosts that did not answer.
 pub fn drift(t: &Topology, observation: &Observation, allowed: &[&Cluster]) -> Vec<Drift> {

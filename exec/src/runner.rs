@@ -329,8 +329,8 @@ impl<'a> Runner<'a> {
                 let mut drift = observe::drift(self.t, &observation, &allowed);
                 let when = if interrupted { "resume" } else { "before" };
                 self.journal.append(Event::Observed { step: step.id.clone(), when: when.to_string(), drift: drift.clone() })?;
-                if !observation.no_ssh.is_empty() && !drift.is_empty() {
-                    drift = self.wait_for_hosts(i, &allowed, &observation.no_ssh, drift)?;
+                if !host_wait::silent(&drift).is_empty() {
+                    drift = self.wait_for_hosts(i, &allowed, drift)?;
                 }
                 if !drift.is_empty() {
                     tracing::warn!(drifts = drift.len(), "drift before the step");

@@ -268,3 +268,23 @@ fn an_api_the_twin_says_cannot_answer_is_not_observed() {
     assert!(api_silent_in_twin(&t, &c, &direct), "down in the twin: silence is expected");
     assert!(!api_silent_in_twin(&t, &c, "https://kube.example:6443/"), "a name: observed");
 }
+
+#[test]
+fn what_does_not_answer_is_silent_and_a_fact_that_differs_is_not() {
+    let drift = |what: &str, twin: &str, observed: &str| Drift {
+        node: "k8s-master-3".to_string(),
+        what: what.to_string(),
+        twin: twin.to_string(),
+        observed: observed.to_string(),
+        evidence: String::new(),
+    };
+    let observation = Observation { unreachable: vec![("kubernetes API".into(), "timed out".into())], ..Default::default() };
+    let unreachable = drift_of_unreachable(&observation);
+    assert!(unreachable.iter().all(|d| is_unreachable(d) && is_silent(d)), "{unreachable:?}");
+    // An etcd member that does not answer its health check (a partition, an etcd frozen).
+    assert!(is_silent(&drift(Field::EtcdHealthy.describe(), "yes", "no")));
+    // A member healthy where the twin has it not, and facts that differ, are no wait's business.
+    assert!(!is_silent(&drift(Field::EtcdHealthy.describe(), "no", "yes")));
+    assert!(!is_silent(&drift(Field::EtcdVoter.describe(), "yes", "no")));
+    assert!(!is_silent(&drift(Field::KubeletOnVip.describe(), "yes", "no")));
+}

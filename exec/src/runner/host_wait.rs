@@ -1,50 +1,48 @@
-//! Hosts that do not answer: waited for, before a step and at a halt, for up to
+//! What does not answer (a host no SSH connection reaches, an etcd member that does not answer
+//! `endpoint health`: [`observe::is_silent`]): waited for, before a step and at a halt, for up to
 //! [`RunOptions::host_wait`] (by default the twin's reboot time), then taken as dead.
 //!
-//! The executor cannot tell a rebooting host from a dead one but by waiting. Before a step a host
-//! that answers again lets the step run. At a halt, hosts that did not answer and answer again
-//! within the wait make the fault a temporary one, as the twin's policy treats it: the recovery
-//! proposed first is to wait for it and run the step again (`plan_sim::search::retry`); hosts
-//! still silent are down in the state the recoveries are chosen from.
+//! The executor cannot tell a rebooting host from a dead one, or a partitioned etcd member from a
+//! dead one, but by waiting. Before a step, what answers again lets the step run. At a halt, what
+//! did not answer and answers again within the wait makes the fault a temporary one, as the twin's
+//! policy treats it: the recovery proposed first is to wait for it and run the step again
+//! (`plan_sim::search::retry`); a host still silent is down in the state the recoveries are
+//! chosen from.
 
 use super::{Runner, HOST_WAIT_POLL_S};
 use crate::journal::Event;
-use crate::observe::{self, Drift, Observation};
+use crate::observe::{self, Drift};
 use crate::ExecError;
 use plan_model::cluster::Cluster;
 use std::time::{Duration, Instant};
 
-/// What the executor believes at a halt, once it waited for the hosts that did not answer.
+/// What the executor believes at a halt, once it waited for what did not answer.
 pub(super) struct AtHalt {
     /// The twin's state with the last look written over it.
     pub(super) believed: Cluster,
-    /// Hosts that did not answer the first look at the halt, as drift (`reachable: no answer`).
+    /// What did not answer at the first look at the halt, as drift ([`observe::is_silent`]).
     pub(super) silent: Vec<Drift>,
-    /// The hosts that still do not answer after the wait.
-    pub(super) still_silent: Vec<String>,
+    /// What still does not answer after the wait.
+    pub(super) still_silent: Vec<Drift>,
 }
 
 impl AtHalt {
-    /// Every host that did not answer at the halt answers again: the fault was temporary.
+    /// Everything that did not answer at the halt answers again: the fault was temporary.
     pub(super) fn hosts_back(&self) -> bool {
         !self.silent.is_empty() && self.still_silent.is_empty()
     }
 }
 
-/// The drift entries of hosts no SSH connection reached in `observation`.
-pub(super) fn silent_hosts(observation: &Observation) -> Vec<Drift> {
-    let drift = observe::drift_of_unreachable(observation);
-    drift.into_iter().filter(|d| observation.no_ssh.contains(&d.node)).collect()
+/// The entries of `drift` that do not answer ([`observe::is_silent`]).
+pub(super) fn silent(drift: &[Drift]) -> Vec<Drift> {
+    drift.iter().filter(|d| observe::is_silent(d)).cloned().collect()
 }
 
-/// Whether the halt journalled as `halted_drift` saw hosts that did not answer, and every one of
-/// them answers in `now`: what [`AtHalt::hosts_back`] says, read back by `plan recover`.
-pub(super) fn hosts_back_since(halted_drift: &[Drift], now: Option<&Observation>) -> bool {
-    let silent: Vec<&Drift> = halted_drift.iter().filter(|d| observe::is_unreachable(d)).collect();
-    match now {
-        Some(now) => !silent.is_empty() && silent.iter().all(|d| !now.no_ssh.contains(&d.node)),
-        None => false,
-    }
+/// Whether the halt journalled with `halted_drift` saw something that did not answer, and
+/// everything answers in `now` (the drift of a new look; `None`: nobody looked): what
+/// [`AtHalt::hosts_back`] says, read back by `plan recover`.
+pub(super) fn hosts_back_since(halted_drift: &[Drift], now: Option<&[Drift]>) -> bool {
+    now.is_some_and(|now| !silent(halted_drift).is_empty() && silent(now).is_empty())
 }
 
 impl Runner<'_> {
@@ -60,46 +58,43 @@ impl Runner<'_> {
         let Some(mut last) = observation else {
             return Ok(AtHalt { believed, silent: Vec::new(), still_silent: Vec::new() });
         };
-        let silent = silent_hosts(&last);
-        if silent.is_empty() || self.options.host_wait.is_zero() {
-            let still_silent = last.no_ssh.clone();
-            return Ok(AtHalt { believed, silent, still_silent });
-        }
         let base = if started { *self.prediction.after(i) } else { *self.prediction.before(i) };
+        let first = silent(&observe::drift(self.t, &last, &[&base]));
+        if first.is_empty() || self.options.host_wait.is_zero() {
+            return Ok(AtHalt { believed, still_silent: first.clone(), silent: first });
+        }
         let scope = self.scope(i);
         let deadline = Instant::now() + self.options.host_wait;
-        while !last.no_ssh.is_empty() && Instant::now() < deadline {
-            tracing::warn!(hosts = %last.no_ssh.join(", "), "waiting at the halt for hosts that do not answer");
+        let mut drift = observe::drift(self.t, &last, &[&base]);
+        while !silent(&drift).is_empty() && Instant::now() < deadline {
+            let names: Vec<String> = silent(&drift).into_iter().map(|d| d.node).collect();
+            tracing::warn!(silent = %names.join(", "), "waiting at the halt for what does not answer");
             std::thread::sleep(Duration::from_secs(HOST_WAIT_POLL_S).min(deadline.saturating_duration_since(Instant::now())));
             let Some(observation) = self.observe_now(&base, scope)? else { break };
             last = observation;
+            drift = observe::drift(self.t, &last, &[&base]);
         }
         let step = self.plan.steps[i].id.clone();
-        let drift = observe::drift(self.t, &last, &[&base]);
-        self.journal.append(Event::Observed { step, when: "after-waiting".to_string(), drift })?;
-        Ok(AtHalt { believed: observe::overlay(self.t, &last, &base), silent, still_silent: last.no_ssh })
+        self.journal.append(Event::Observed { step, when: "after-waiting".to_string(), drift: drift.clone() })?;
+        Ok(AtHalt { believed: observe::overlay(self.t, &last, &base), silent: first, still_silent: silent(&drift) })
     }
 
-    /// A host that did not answer may be rebooting: look again every [`HOST_WAIT_POLL_S`] until
-    /// it answers and nothing differs, or until [`RunOptions::host_wait`] has passed; then it is
-    /// taken as dead and the drift stands.
-    pub(super) fn wait_for_hosts(
-        &mut self,
-        i: usize,
-        allowed: &[&Cluster],
-        silent: &[String],
-        mut drift: Vec<Drift>,
-    ) -> Result<Vec<Drift>, ExecError> {
-        let deadline = std::time::Instant::now() + self.options.host_wait;
+    /// What did not answer before step `i` may come back (a host rebooting, an etcd member cut
+    /// off for a while): look again every [`HOST_WAIT_POLL_S`] until nothing differs or nothing
+    /// left does not answer, or until [`RunOptions::host_wait`] has passed; then it is taken as
+    /// dead and the drift stands.
+    pub(super) fn wait_for_hosts(&mut self, i: usize, allowed: &[&Cluster], mut drift: Vec<Drift>) -> Result<Vec<Drift>, ExecError> {
+        let deadline = Instant::now() + self.options.host_wait;
         let step = self.plan.steps[i].id.clone();
         let scope = self.scope(i);
         let base = *allowed[0];
-        while std::time::Instant::now() < deadline {
-            tracing::warn!(hosts = %silent.join(", "), "waiting for hosts that do not answer");
-            std::thread::sleep(Duration::from_secs(HOST_WAIT_POLL_S).min(deadline.saturating_duration_since(std::time::Instant::now())));
+        while Instant::now() < deadline {
+            let names: Vec<String> = silent(&drift).into_iter().map(|d| d.node).collect();
+            tracing::warn!(silent = %names.join(", "), "waiting for what does not answer");
+            std::thread::sleep(Duration::from_secs(HOST_WAIT_POLL_S).min(deadline.saturating_duration_since(Instant::now())));
             let Some(observation) = self.observe_now(&base, scope)? else { break };
             drift = observe::drift(self.t, &observation, allowed);
-            if drift.is_empty() || observation.no_ssh.is_empty() {
+            if drift.is_empty() || silent(&drift).is_empty() {
                 break;
             }
         }

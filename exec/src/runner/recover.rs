@@ -304,7 +304,10 @@ impl Runner<'_> {
         let undo = if commands_ran == 0 && drift.is_empty() { Undo::Nothing } else { Undo::Recoveries };
         let candidates = match undo {
             Undo::Nothing => Vec::new(),
-            Undo::Recoveries => self.choices(i, &believed, super::host_wait::hosts_back_since(&halted.drift, observation.as_ref())),
+            Undo::Recoveries => {
+                let now = observation.is_some().then_some(drift.as_slice());
+                self.choices(i, &believed, super::host_wait::hosts_back_since(&halted.drift, now))
+            }
         };
         Ok(Proposal { step: halted.step, reason: halted.reason, commands_ran, drift, undo, candidates, step_index: i, believed })
     }

@@ -82,6 +82,8 @@ pub(super) struct KubeletStandIn {
     pub(super) crashed: NodeSet,
     /// Crashed hosts that boot again (a reboot fault), and when.
     pub(super) down_until: BTreeMap<NodeIx, Instant>,
+    /// Nodes whose etcd a partition froze, thawed at the instant (the partition heals).
+    pub(super) frozen_until: BTreeMap<NodeIx, Instant>,
     /// Kubernetes API object requests the stand-ins answered (the executor's observer asks).
     pub(super) api_requests: Arc<std::sync::atomic::AtomicUsize>,
     /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
@@ -135,6 +137,7 @@ impl KubeletStandIn {
             root: root.to_path_buf(),
             crashed: NodeSet::EMPTY,
             down_until: BTreeMap::new(),
+            frozen_until: BTreeMap::new(),
             api_requests: Arc::default(),
             registered,
         }
@@ -261,6 +264,11 @@ impl KubeletStandIn {
         for node in booting {
             self.down_until.remove(&node);
             self.boot(hosts, node)?;
+        }
+        let healing: Vec<NodeIx> = self.frozen_until.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
+        for node in healing {
+            self.frozen_until.remove(&node);
+            self.freeze(hosts, node, Signal::Cont, "the partition heals");
         }
         for node in t.all_nodes().iter() {
             if self.root.join(STRIKE_DIR).join(format!("struck-{}", t.name(node))).exists() {

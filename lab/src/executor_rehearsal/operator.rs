@@ -20,7 +20,7 @@ use plan_model::plan::{Phase, Step};
 use plan_model::topology::{NodeIx, Topology};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn clock_offset_s(root: &Path) -> u64 {
     std::fs::read_to_string(root.join(CLOCK_OFFSET)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
@@ -61,15 +61,21 @@ impl LabOperator<'_> {
             return;
         }
         self.struck = true;
-        // A rebooting host stays down for the lab's reboot (LAB_REBOOT_MS), which the executor
-        // waits for as for a real one.
+        // A rebooting host stays down for the lab's reboot (LAB_REBOOT_MS), and a partition
+        // lasts as long: the executor waits for them as for real ones.
         let why = format!("the fault at {}", step.id);
         match strike.blow {
             Blow::Crash { victim, boots_again } => {
                 let lasts = boots_again.then_some(Duration::from_millis(LAB_REBOOT_MS));
                 lock(self.kubelet).crash_for(self.hosts, victim, &why, lasts);
             }
-            Blow::Freeze { victim } => lock(self.kubelet).freeze(self.hosts, victim, Signal::Stop, &why),
+            Blow::Freeze { victim } => {
+                // The partition heals after the lab's reboot time, as a host that reboots comes
+                // back: the executor waits for the member as for the host.
+                let mut k = lock(self.kubelet);
+                k.freeze(self.hosts, victim, Signal::Stop, &why);
+                k.frozen_until.insert(victim, Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
+            }
             Blow::ClockJump { seconds } => {
                 let offset = clock_offset_s(self.hosts.root()) + u64::from(seconds);
                 let written = host::write_file(&self.hosts.root().join(CLOCK_OFFSET), &format!("{offset}\n"));

@@ -200,11 +200,10 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
         let twin_pool = Observed::nodes(at_strike.lb_running.pool);
         rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_pool, lab_pool.clone(), Evidence::Real));
     }
-    // The lab's path: the executor's own waits that let a step run, the lab's wait for a
-    // partition, the recovery the executor carried out.
+    // The lab's path: the executor's own waits that let a step run, then the recovery it carried
+    // out.
     let mut lab_path: Vec<RecoveryKind> = Vec::new();
     lab_path.extend(std::iter::repeat_n(RecoveryKind::WaitAndRetry, run.waited));
-    lab_path.extend(run.retry.clone());
     lab_path.extend(run.recovery_done.as_ref().map(|r| r.kind.clone()));
     rows.push(row(t, "recovery path".to_string(), Observed::Recoveries(twin.recoveries.clone()), Observed::Recoveries(lab_path)));
     let executor = executor_fault::executor_outcome(&run.outcome, run.recovery_done.as_ref().map(|r| &r.kind), run.rollback.as_ref());

@@ -1,6 +1,5 @@
 //! The run: the executor's runner over the lab with the lab as its operator, and under a fault
-//! what follows a halt (the executor's recovery, or the wait the twin takes, then `plan execute
-//! --resume` where the run goes on).
+//! what follows a halt (the executor's recovery, then `plan execute --resume` where it goes on).
 
 use super::operator::LabOperator;
 use super::rig::{FaultRun, Rig};
@@ -11,7 +10,6 @@ use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, LB_CONFIG, LB_SOCKET};
 use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host;
-use crate::process::Signal;
 use plan_exec::etcd::EtcdProbe;
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
@@ -24,7 +22,7 @@ use plan_exec::transport::{Dispatch, Workstation};
 use plan_exec::workstation::WorkstationHost;
 use plan_exec::ExecError;
 use plan_model::observe as derive;
-use plan_model::topology::{NodeIx, Topology};
+use plan_model::topology::NodeIx;
 use plan_sim::recovery::RecoveryKind;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -42,8 +40,6 @@ pub(super) struct Run {
     pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
     /// HAProxy's pools right after an `lb-reload` reset them.
     pub(super) reset_pool: Option<crate::fidelity::Observed>,
-    /// The wait the lab, as operator, made before resuming, as the twin's policy does.
-    pub(super) retry: Option<RecoveryKind>,
     /// Times the executor waited for hosts that did not answer before a step, and they answered
     /// again and the step ran: the twin's wait-and-retry, done by the executor itself.
     pub(super) waited: usize,
@@ -58,7 +54,6 @@ struct AtHalt {
     rows: Vec<FidelityRow>,
     rollback: Option<Result<RollbackOutcome, ExecError>>,
     tried: Vec<(NodeIx, Result<(), String>)>,
-    retry: Option<RecoveryKind>,
     /// The executor's recovery reopened the halted step: the run resumes.
     resume: bool,
 }
@@ -93,21 +88,18 @@ impl Run {
             _ => AtHalt::default(),
         };
         drop(runner);
-        if halt.retry == Some(RecoveryKind::WaitAndRetry) {
-            wait_for_the_partition_to_heal(rig)?;
-        }
-        if halt.retry.is_some() || halt.resume {
+        if halt.resume {
             let mut resumed =
                 Runner::new(&rig.t, &rig.sliced, &mut transport, &mut journal, &mut operator, RunOptions { resume: true, ..options });
             resumed.prediction = rig.prediction.clone();
             outcome = resumed.run();
             stopped_by_the_operator(&outcome)?;
         }
-        let waited = waits_that_went_on(&rig.t, &journal.records);
+        let waited = waits_that_went_on(&journal.records);
         for (step, hosts, ms) in &waited {
-            lock(&rig.kubelet)
-                .actions
-                .push(format!("the executor waited {ms} ms before {step} for {hosts}, which answered again: the step ran"));
+            lock(&rig.kubelet).actions.push(format!(
+                "the executor waited {ms} ms before {step} for what did not answer ({hosts}): it answered again, the step ran"
+            ));
         }
         let run_ms = started.elapsed().as_millis() as u64;
         drop(transport);
@@ -120,7 +112,6 @@ impl Run {
             tried: halt.tried,
             removals: operator.removals,
             reset_pool: operator.reset_pool,
-            retry: halt.retry,
             waited: waited.len(),
             recovery_done: operator.recovery,
             run_ms,
@@ -202,7 +193,7 @@ fn options(rig: &Rig) -> RunOptions {
 /// skips it (it saw quorum lost), the lab tries that rollback's `member remove` for real: real
 /// etcd must refuse it as the twin does. Without a fault, a halt is the outcome.
 fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -> Result<AtHalt, LabError> {
-    let Some(FaultRun { strike, twin, at_strike }) = &rig.fault else { return Ok(AtHalt::default()) };
+    let Some(FaultRun { strike, at_strike, .. }) = &rig.fault else { return Ok(AtHalt::default()) };
     let t = &rig.t;
     let quorum = lock(&rig.kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS)?;
     let twin_quorum = derive::quorum(at_strike);
@@ -223,61 +214,36 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
         if halt.recovery.descriptions.is_empty() { "nothing to do".to_string() } else { halt.recovery.descriptions.join("; ") }
     ));
     let victim = strike.blow.victim().filter(|v| at_strike.members().contains(*v));
-    match twin.recoveries.first() {
-        // A partition heals by itself, but the executor sees only an etcd member that does not
-        // answer on a host that does, and does not wait for it: the operator waits for it, then
-        // resumes the run (`plan execute --resume`), as the twin waits and re-runs the step.
-        Some(RecoveryKind::WaitAndRetry) if matches!(strike.blow, Blow::Freeze { .. }) => done.retry = Some(RecoveryKind::WaitAndRetry),
-        // Otherwise the operator carries out what the executor proposes (`plan recover`). One
-        // that goes on (a host back within the executor's wait: wait and run the step again;
-        // kubeadm's words for an expired credential: the renewal) is followed by the resume.
-        _ => {
-            if let (true, Some(victim)) = (rollback_refused, victim) {
-                let answer = lock(&rig.kubelet).etcd.member_remove(t, victim)?;
-                lock(&rig.kubelet).actions.push(format!(
-                    "the phase's rollback, ranked below a quorum recovery, tried by the lab: etcdctl member remove {}: {}",
-                    t.name(victim),
-                    answer.as_ref().map_or_else(|why| format!("etcd refused: {why}"), |()| "removed".to_string())
-                ));
-                done.tried.push((victim, answer));
-            }
-            done.rollback = Some(runner.rollback());
-            let goes_on = matches!(halt.recovery.kind, RecoveryKind::WaitAndRetry | RecoveryKind::Renew);
-            done.resume = goes_on && matches!(done.rollback, Some(Ok(RollbackOutcome::Done { .. })));
-        }
+    if let (true, Some(victim)) = (rollback_refused, victim) {
+        let answer = lock(&rig.kubelet).etcd.member_remove(t, victim)?;
+        lock(&rig.kubelet).actions.push(format!(
+            "the phase's rollback, ranked below a quorum recovery, tried by the lab: etcdctl member remove {}: {}",
+            t.name(victim),
+            answer.as_ref().map_or_else(|why| format!("etcd refused: {why}"), |()| "removed".to_string())
+        ));
+        done.tried.push((victim, answer));
     }
+    // The operator carries out what the executor proposes (`plan recover`). One that goes on
+    // (what did not answer answers again within the executor's wait: wait and run the step
+    // again; kubeadm's words for an expired credential: the renewal) is followed by the resume.
+    done.rollback = Some(runner.rollback());
+    let goes_on = matches!(halt.recovery.kind, RecoveryKind::WaitAndRetry | RecoveryKind::Renew);
+    done.resume = goes_on && matches!(done.rollback, Some(Ok(RollbackOutcome::Done { .. })));
     Ok(done)
 }
 
-/// The partition heals (the victim's etcd thawed); the operator waits for the lab to settle,
-/// then resumes the run.
-fn wait_for_the_partition_to_heal(rig: &Rig) -> Result<(), LabError> {
-    if let Some(FaultRun { strike: Strike { blow: Blow::Freeze { victim }, .. }, .. }) = &rig.fault {
-        lock(&rig.kubelet).freeze(&rig.hosts, *victim, Signal::Cont, "the partition heals");
-    }
-    let waited = Instant::now();
-    lock(&rig.kubelet).settle(&rig.hosts)?;
-    lock(&rig.kubelet)
-        .actions
-        .push(format!("the operator waited {} ms for the fault to clear, then resumed the run", waited.elapsed().as_millis()));
-    Ok(())
-}
-
 /// The executor's waits before a step that let it run, from its journal: a look before the step
-/// where hosts of the inventory did not answer (with them, services on them may not have), then a
-/// look after waiting where nothing differs. Each as (the step, the hosts, how long it waited in
-/// ms).
-fn waits_that_went_on(t: &Topology, records: &[Record]) -> Vec<(String, String, u64)> {
+/// where something did not answer (a host, an etcd member: `plan_exec::observe::is_silent`), then
+/// a look after waiting where nothing differs. Each as (the step, what did not answer, how long
+/// it waited in ms).
+fn waits_that_went_on(records: &[Record]) -> Vec<(String, String, u64)> {
     let mut out = Vec::new();
     let mut silent_since: Option<(&str, Vec<&str>, u64)> = None;
     for record in records {
         match &record.event {
             Event::Observed { step, when, drift } if when == "before" || when == "resume" => {
-                let hosts: Vec<&str> = drift
-                    .iter()
-                    .filter(|d| plan_exec::observe::is_unreachable(d) && t.nodes.iter().any(|n| n.name == d.node))
-                    .map(|d| d.node.as_str())
-                    .collect();
+                let mut hosts: Vec<&str> = drift.iter().filter(|d| plan_exec::observe::is_silent(d)).map(|d| d.node.as_str()).collect();
+                hosts.dedup();
                 silent_since = (!hosts.is_empty()).then_some((step.as_str(), hosts, record.at_ms));
             }
             Event::Observed { step, when, drift } if when == "after-waiting" => {
