@@ -286,7 +286,7 @@ fn rehearse_via_execute(loaded: &Loaded, steps: &str, injection: Option<Injectio
     // Ctrl-C or SIGTERM stops the executor after the command that runs, as in `plan execute`, and
     // the lab then stops and removes its directory; a second signal ends the process at once (the
     // next lab start sweeps what it left).
-    plan_exec::interrupt::install();
+    plan_exec::interrupt::install_for(plan_exec::interrupt::AfterStop::LabRemoved);
     let report = executor_rehearsal::rehearse_through_executor(&loaded.topology, &loaded.plan, &steps, injection).map_err(lab_failure)?;
     match format {
         ReportFormat::Json => crate::output::print_json(&report)?,

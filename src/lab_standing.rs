@@ -173,7 +173,7 @@ fn up_text(dir: &Path, standing: &Standing) -> String {
 /// The lab process (`plan lab serve`, hidden): starts the lab, writes its record, and holds it
 /// up until SIGTERM or SIGINT, then stops every process of it and removes its directory.
 pub fn serve(loaded: &Loaded, dir: &Path) -> Result<(), Failure> {
-    let stop = plan_exec::interrupt::install();
+    let stop = plan_exec::interrupt::install_for(plan_exec::interrupt::AfterStop::LabDown);
     let lab = StandingLab::up(&loaded.topology, &loaded.plan).map_err(lab_failure)?;
     let scenario =
         serde_yaml_ng::to_string(&lab.topology().scenario).map_err(|e| Failure::Input(format!("lab: the lab's scenario: {e}")))?;

@@ -8,12 +8,31 @@
 //! ends the process at once, as SIGKILL would: the journal holds the command as started, and
 //! `--resume` settles it by its operation's probe.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
-/// What the first signal prints; `write(2)` is all a handler may call.
-const NOTICE: &[u8] = b"\nplan: stopping after the command that runs now (Ctrl-C again stops at once; --resume goes on)\n";
+/// What follows the stop, which the first signal's notice tells the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AfterStop {
+    /// `plan execute`: the run halts, and `--resume` goes on.
+    Resume = 0,
+    /// `plan rehearse`: the executor halts, then the lab stops and removes its directory.
+    LabRemoved = 1,
+    /// `plan lab serve` (behind `plan lab down`): the lab stops and removes its directory.
+    LabDown = 2,
+}
+
+/// The notices, by [`AfterStop`]; `write(2)` of a static is all a handler may do.
+const NOTICES: [&[u8]; 3] = [
+    b"\nplan: stopping after the command that runs now (Ctrl-C again stops at once; --resume goes on)\n",
+    b"\nplan: stopping after the command that runs now, then the lab stops and removes its directory (Ctrl-C again stops at once)\n",
+    b"\nplan: the lab stops and removes its directory\n",
+];
+
+/// Which notice the handler prints (an [`AfterStop`]).
+static NOTICE: AtomicU8 = AtomicU8::new(AfterStop::Resume as u8);
 
 extern "C" fn on_signal(signal: libc::c_int) {
     if REQUESTED.swap(true, Ordering::SeqCst) {
@@ -25,15 +44,22 @@ extern "C" fn on_signal(signal: libc::c_int) {
         }
         return;
     }
+    let notice = NOTICES[usize::from(NOTICE.load(Ordering::SeqCst)).min(NOTICES.len() - 1)];
     // SAFETY: write(2) is async-signal-safe; the buffer is a static.
     unsafe {
-        libc::write(2, NOTICE.as_ptr().cast(), NOTICE.len());
+        libc::write(2, notice.as_ptr().cast(), notice.len());
     }
 }
 
 /// Installs the handler for SIGINT and SIGTERM and returns the flag it sets, which
-/// [`crate::runner::RunOptions::stop`] takes.
+/// [`crate::runner::RunOptions::stop`] takes; its notice says `--resume` goes on.
 pub fn install() -> &'static AtomicBool {
+    install_for(AfterStop::Resume)
+}
+
+/// [`install`], the first signal's notice saying what follows the stop.
+pub fn install_for(after: AfterStop) -> &'static AtomicBool {
+    NOTICE.store(after as u8, Ordering::SeqCst);
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a zeroed sigaction with a handler of the right type and an empty mask; the
         // handler only touches an atomic and calls async-signal-safe functions. SA_RESTART keeps

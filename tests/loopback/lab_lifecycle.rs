@@ -245,6 +245,9 @@ fn a_rehearsal_stopped_by_sigterm_halts_its_executor_and_leaves_nothing_behind()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "a stop is a halt: {stderr}");
     assert!(stderr.contains("stopped by the operator at step") && stderr.contains("its directory removed"), "{stderr}");
+    // The notice says what follows a rehearsal's stop: nothing to resume.
+    assert!(stderr.contains("then the lab stops and removes its directory"), "{stderr}");
+    assert!(!stderr.contains("--resume"), "{stderr}");
     assert_eq!(all_gone(&pids), Vec::<u32>::new(), "every process of the lab stopped");
     assert!(!root.exists(), "{} removed by the lab itself, not left to the next start", root.display());
     assert!(processes_naming(&root).is_empty(), "nothing names {}", root.display());
