@@ -60,16 +60,17 @@ impl Runner<'_> {
         };
         let base = if started { *self.prediction.after(i) } else { *self.prediction.before(i) };
         let first = silent(&observe::drift(self.t, &last, &[&base]));
-        if first.is_empty() || self.options.host_wait.is_zero() {
+        // A stop the operator asked for is not held up by a wait.
+        if first.is_empty() || self.options.host_wait.is_zero() || crate::interrupt::asked(self.options.stop) {
             return Ok(AtHalt { believed, still_silent: first.clone(), silent: first });
         }
         let scope = self.scope(i);
         let deadline = Instant::now() + self.options.host_wait;
         let mut drift = observe::drift(self.t, &last, &[&base]);
-        while !silent(&drift).is_empty() && Instant::now() < deadline {
+        while !silent(&drift).is_empty() && Instant::now() < deadline && !crate::interrupt::asked(self.options.stop) {
             let names: Vec<String> = silent(&drift).into_iter().map(|d| d.node).collect();
             tracing::warn!(silent = %names.join(", "), "waiting at the halt for what does not answer");
-            std::thread::sleep(Duration::from_secs(HOST_WAIT_POLL_S).min(deadline.saturating_duration_since(Instant::now())));
+            self.pause_until((Instant::now() + Duration::from_secs(HOST_WAIT_POLL_S)).min(deadline));
             let Some(observation) = self.observe_now(&base, scope)? else { break };
             last = observation;
             drift = observe::drift(self.t, &last, &[&base]);
@@ -88,10 +89,10 @@ impl Runner<'_> {
         let step = self.plan.steps[i].id.clone();
         let scope = self.scope(i);
         let base = *allowed[0];
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && !crate::interrupt::asked(self.options.stop) {
             let names: Vec<String> = silent(&drift).into_iter().map(|d| d.node).collect();
             tracing::warn!(silent = %names.join(", "), "waiting for what does not answer");
-            std::thread::sleep(Duration::from_secs(HOST_WAIT_POLL_S).min(deadline.saturating_duration_since(Instant::now())));
+            self.pause_until((Instant::now() + Duration::from_secs(HOST_WAIT_POLL_S)).min(deadline));
             let Some(observation) = self.observe_now(&base, scope)? else { break };
             drift = observe::drift(self.t, &observation, allowed);
             if drift.is_empty() || silent(&drift).is_empty() {
@@ -100,5 +101,16 @@ impl Runner<'_> {
         }
         self.journal.append(Event::Observed { step, when: "after-waiting".to_string(), drift: drift.clone() })?;
         Ok(drift)
+    }
+
+    /// Sleeps until `until`, or until the operator asks the run to stop (looked at every 100 ms).
+    fn pause_until(&self, until: Instant) {
+        while !crate::interrupt::asked(self.options.stop) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
     }
 }

@@ -169,6 +169,37 @@ fn a_host_cut_off_in_a_step_for_good_is_taken_as_dead_at_the_halt_after_the_wait
     assert!(proposal.candidates.iter().all(|c| c.kind != RecoveryKind::WaitAndRetry), "{:?}", proposal.candidates);
 }
 
+static STOP_WHEN_CUT_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// [`CutOff`], and the operator presses Ctrl-C as the host is cut off.
+struct CutOffAndStopped(CutOff);
+
+impl Transport for CutOffAndStopped {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let done = self.0.run(place, request);
+        if self.0.until.is_some() {
+            STOP_WHEN_CUT_OFF.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        done
+    }
+
+    fn read_file(&mut self, host: &crate::target::HostTarget, path: &str) -> Result<crate::transport::FileRead, ExecError> {
+        self.0.read_file(host, path)
+    }
+}
+
+#[test]
+fn a_stop_the_operator_asked_for_is_not_held_up_by_the_wait_at_the_halt() {
+    let (t, plan, cut_off) = cut_off_in_0_2(Duration::from_secs(3600));
+    let mut transport = CutOffAndStopped(cut_off);
+    let mut journal = Journal::in_memory();
+    let options = RunOptions { stop: Some(&STOP_WHEN_CUT_OFF), ..waiting(30) };
+    let started = std::time::Instant::now();
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options).run().unwrap();
+    assert!(matches!(outcome, Outcome::Halted(ref h) if h.step == "0.2"), "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "no 30 s wait: {:?}", started.elapsed());
+}
+
 fn loopback_first_step() -> (Topology, Plan) {
     let t = Topology::new(&parse_scenario(include_str!("../../../scenarios/loopback.yaml")).expect("the loopback scenario is valid"));
     let mut plan = plan_model::planner::generate(&t);
