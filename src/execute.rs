@@ -55,9 +55,9 @@ pub struct ExecuteArgs {
     /// Do not ask before each phase (commands that need a person then halt the run).
     #[arg(long)]
     pub yes: bool,
-    /// How long a host that does not answer before a step is waited for (it may be rebooting)
-    /// before it is taken as dead and the run halts (0s: halt at once); default: the twin's
-    /// reboot time.
+    /// How long what does not answer (a host, a service, an etcd member's health) is waited for,
+    /// before a step and at a halt (it may be rebooting or cut off for a while), before it is
+    /// taken as dead (0s: at once); default: the twin's reboot time.
     #[arg(long, value_name = "DURATION", default_value = HOST_WAIT_DEFAULT)]
     pub wait_for_host: String,
     /// Run a plan that `plan check` rejects; the reason is written to the journal.

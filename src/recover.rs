@@ -95,7 +95,12 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &RecoverArgs, log:
             crate::output::print(&format!(
                 "plan recover: {which}{recovery}, done for the halt at step {step}; the hosts match the twin\n"
             ))?;
-            crate::output::print(&format!("pending again: {}; `plan execute --resume` runs them\n", reopened.join(", ")))?;
+            if reopened.is_empty() {
+                // Waiting undoes nothing: the step stays as it was cut, and the resume finishes it.
+                crate::output::print(&format!("step {step} stays as it was cut; `plan execute --resume` finishes it\n"))?;
+            } else {
+                crate::output::print(&format!("pending again: {}; `plan execute --resume` runs them\n", reopened.join(", ")))?;
+            }
             Ok(())
         }
         RollbackOutcome::NothingToUndo { step } => {

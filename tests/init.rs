@@ -217,9 +217,17 @@ fn cluster(dir: &Path, nodes: &str, kubeadm_config: &str) -> Cluster {
     std::fs::write(&objects.nodes, nodes).expect("nodes");
     std::fs::write(&objects.cluster_configuration, kubeadm_config).expect("kubeadm-config");
     let served = Arc::clone(&objects.served);
-    let port = TcpListener::bind((ip, 0)).expect("a free port").local_addr().expect("bound").port();
-    let address = SocketAddr::from((ip, port));
-    let stand_in = ApiserverStandIn::start("cp-1", address, &crt, &key, sans, healthy_etcd(), Some(objects)).expect("starts");
+    // A free port, then the stand-in binds it: another test may take it between the two (seen
+    // once under the parallel suite), so a few tries.
+    let (stand_in, address) = (0..5)
+        .find_map(|_| {
+            let port = TcpListener::bind((ip, 0)).expect("a free port").local_addr().expect("bound").port();
+            let address = SocketAddr::from((ip, port));
+            ApiserverStandIn::start("cp-1", address, &crt, &key, sans.clone(), healthy_etcd(), Some(objects.clone()))
+                .ok()
+                .map(|s| (s, address))
+        })
+        .expect("the stand-in starts on a free port");
     let ca_pem = std::fs::read(dir.join("ca.crt")).expect("ca.crt");
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(&kubeconfig, plan_lab::executor_lab::kubeconfig_file(&format!("https://{address}"), &ca_pem)).expect("kubeconfig");

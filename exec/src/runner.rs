@@ -330,7 +330,7 @@ impl<'a> Runner<'a> {
                 let when = if interrupted { "resume" } else { "before" };
                 self.journal.append(Event::Observed { step: step.id.clone(), when: when.to_string(), drift: drift.clone() })?;
                 if !host_wait::silent(&drift).is_empty() {
-                    drift = self.wait_for_hosts(i, &allowed, drift)?;
+                    drift = self.wait_while_silent(i, &before, &allowed, observation)?.1;
                 }
                 if !drift.is_empty() {
                     tracing::warn!(drifts = drift.len(), "drift before the step");
@@ -559,7 +559,8 @@ impl<'a> Runner<'a> {
         started: bool,
         by_hand: Option<usize>,
     ) -> Result<Outcome, ExecError> {
-        let at_halt = self.believed_at_halt(i, started)?;
+        // A drift with something silent in it went through the wait before the step already.
+        let at_halt = self.believed_at_halt(i, started, !host_wait::silent(&drift).is_empty())?;
         let believed = renew::ExpiredCredentials::read(&reason).written_over(self.t, &at_halt.believed);
         let recovery = Recovery::best_of(self.choices(i, &believed, at_halt.hosts_back()), &believed);
         let step = self.plan.steps[i].id.clone();
@@ -585,14 +586,18 @@ impl<'a> Runner<'a> {
 }
 
 /// The steps a successful recovery for a halt in step `i` undid, in plan order: they are pending
-/// again, and a resume runs them. A phase's rollback (also within a quorum recovery or the
+/// again, and a resume runs them whole. A phase's rollback (also within a quorum recovery or the
 /// worst-case restore, which undo the phase too) takes the cluster back to before the phase, so
-/// every step of the phase up to `i`; a hold (after the cut-over) undoes nothing, so only the
-/// halted step, which never finished.
+/// every step of the phase up to `i`; a hold (after the cut-over) or a renewal undoes nothing, so
+/// only the halted step, which never finished, runs again whole (a renewal's new secrets are
+/// copied again). Waiting for a fault to clear undoes nothing at all: the halted step stays as it
+/// was cut, and the resume finishes it as it finishes any interrupted step (what finished is not
+/// run again, a failed join is cleaned up first), as the twin's re-run does.
 pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
     let halted = &plan.steps[i];
     match kind {
-        RecoveryKind::Hold | RecoveryKind::WaitAndRetry | RecoveryKind::Renew | RecoveryKind::Resume => vec![halted.id.clone()],
+        RecoveryKind::WaitAndRetry => Vec::new(),
+        RecoveryKind::Hold | RecoveryKind::Renew | RecoveryKind::Resume => vec![halted.id.clone()],
         RecoveryKind::Rollback { .. } | RecoveryKind::QuorumRecovery | RecoveryKind::WorstCase => {
             plan.steps[..=i].iter().filter(|s| s.phase == halted.phase).map(|s| s.id.clone()).collect()
         }

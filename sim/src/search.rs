@@ -251,11 +251,16 @@ pub fn retry(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Candidate {
 pub fn recoveries(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidate> {
     let mut ranked = rank(c, t, plan, step);
     if let Some(renewal) = renewal(c, t, plan, step) {
-        // One that cannot be carried out goes with the others that cannot.
-        let at = if renewal.applicable() { 0 } else { ranked.iter().position(|c| !c.applicable()).unwrap_or(ranked.len()) };
-        ranked.insert(at, renewal);
+        put_first(&mut ranked, renewal);
     }
     ranked
+}
+
+/// Puts `first` (a recovery the policy takes before any search: the renewal, the wait) ahead of
+/// the ranking `ranked`; one that cannot be carried out goes first among those that cannot.
+pub fn put_first(ranked: &mut Vec<Candidate>, first: Candidate) {
+    let at = if first.applicable() { 0 } else { ranked.iter().position(|c| !c.applicable()).unwrap_or(ranked.len()) };
+    ranked.insert(at, first);
 }
 
 /// What the plan documents for a halt in state `c`, by the `when` of its rollback procedures:

@@ -311,7 +311,7 @@ fn the_existing_master_crashing_as_phase_4_begins_through_the_executor_keeps_quo
 /// again on its data inside the host), it answers, nothing differs, and 3.5 runs: the run
 /// completes, as the twin's wait-and-retry does, with no halt and nothing done by hand.
 #[test]
-fn a_master_rebooting_as_the_next_join_begins_through_the_executor_halts_then_resumes_and_completes() {
+fn a_master_rebooting_as_the_next_join_begins_is_waited_for_by_the_executor_and_the_run_completes() {
     if !lab_binaries(true) {
         return;
     }

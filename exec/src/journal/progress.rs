@@ -102,7 +102,11 @@ impl Progress {
                     }
                     p.rolled_back = Some(step.clone());
                     p.halted = None;
-                    p.interrupted = None;
+                    // A step the recovery did not undo (waiting for a fault to clear) stays as it
+                    // was cut: the resume finishes it.
+                    if p.interrupted.as_ref().is_some_and(|cut| reopened.contains(cut)) {
+                        p.interrupted = None;
+                    }
                 }
                 Event::SecretsSwept { left } => {
                     p.secrets_swept = true;

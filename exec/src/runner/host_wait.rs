@@ -11,6 +11,7 @@
 
 use super::{Runner, HOST_WAIT_POLL_S};
 use crate::journal::Event;
+use crate::observe::Observation;
 use crate::observe::{self, Drift};
 use crate::ExecError;
 use plan_model::cluster::Cluster;
@@ -46,61 +47,73 @@ pub(super) fn hosts_back_since(halted_drift: &[Drift], now: Option<&[Drift]>) ->
 }
 
 impl Runner<'_> {
+    /// The twin's states a halt in step `i` may show: before it, or, once some of its commands
+    /// ran (`started`), any state its actions pass through. The halt and `plan recover` judge
+    /// what differs, and what does not answer, against the same states.
+    pub(super) fn states_at_halt(&self, i: usize, started: bool) -> Vec<Cluster> {
+        if started {
+            self.prediction.within(self.t, self.plan, i)
+        } else {
+            vec![*self.prediction.before(i)]
+        }
+    }
+
     /// The state recoveries are chosen from at a halt in step `i`: the twin's, before the step or
-    /// after it when some of its commands ran, with the hosts' answers written over it; hosts
-    /// that did not answer are looked at again every [`HOST_WAIT_POLL_S`] for up to
-    /// [`RunOptions::host_wait`] first (journalled as an `observed` record `after-waiting`).
+    /// after it when some of its commands ran, with the hosts' answers written over it. Unless
+    /// the halt's own drift already went through a wait (`waited`), what does not answer is
+    /// waited for first ([`Runner::wait_while_silent`]).
     ///
     /// # Errors
     /// An observer failed, or the journal cannot be written.
-    pub(super) fn believed_at_halt(&mut self, i: usize, started: bool) -> Result<AtHalt, ExecError> {
+    pub(super) fn believed_at_halt(&mut self, i: usize, started: bool, waited: bool) -> Result<AtHalt, ExecError> {
         let (believed, observation) = self.believed(i, started)?;
-        let Some(mut last) = observation else {
+        let Some(last) = observation else {
             return Ok(AtHalt { believed, silent: Vec::new(), still_silent: Vec::new() });
         };
         let base = if started { *self.prediction.after(i) } else { *self.prediction.before(i) };
-        let first = silent(&observe::drift(self.t, &last, &[&base]));
+        let states = self.states_at_halt(i, started);
+        let allowed: Vec<&Cluster> = states.iter().collect();
+        let first = silent(&observe::drift(self.t, &last, &allowed));
         // A stop the operator asked for is not held up by a wait.
-        if first.is_empty() || self.options.host_wait.is_zero() || crate::interrupt::asked(self.options.stop) {
+        if first.is_empty() || waited || self.options.host_wait.is_zero() || crate::interrupt::asked(self.options.stop) {
             return Ok(AtHalt { believed, still_silent: first.clone(), silent: first });
         }
-        let scope = self.scope(i);
-        let deadline = Instant::now() + self.options.host_wait;
-        let mut drift = observe::drift(self.t, &last, &[&base]);
-        while !silent(&drift).is_empty() && Instant::now() < deadline && !crate::interrupt::asked(self.options.stop) {
-            let names: Vec<String> = silent(&drift).into_iter().map(|d| d.node).collect();
-            tracing::warn!(silent = %names.join(", "), "waiting at the halt for what does not answer");
-            self.pause_until((Instant::now() + Duration::from_secs(HOST_WAIT_POLL_S)).min(deadline));
-            let Some(observation) = self.observe_now(&base, scope)? else { break };
-            last = observation;
-            drift = observe::drift(self.t, &last, &[&base]);
-        }
-        let step = self.plan.steps[i].id.clone();
-        self.journal.append(Event::Observed { step, when: "after-waiting".to_string(), drift: drift.clone() })?;
+        let (last, drift) = self.wait_while_silent(i, &base, &allowed, last)?;
         Ok(AtHalt { believed: observe::overlay(self.t, &last, &base), silent: first, still_silent: silent(&drift) })
     }
 
-    /// What did not answer before step `i` may come back (a host rebooting, an etcd member cut
-    /// off for a while): look again every [`HOST_WAIT_POLL_S`] until nothing differs or nothing
-    /// left does not answer, or until [`RunOptions::host_wait`] has passed; then it is taken as
-    /// dead and the drift stands.
-    pub(super) fn wait_for_hosts(&mut self, i: usize, allowed: &[&Cluster], mut drift: Vec<Drift>) -> Result<Vec<Drift>, ExecError> {
+    /// What did not answer in step `i` (`last`, against the twin's `allowed` states) may come
+    /// back (a host rebooting, an etcd member cut off for a while): look again, `base` as the
+    /// twin's state to read by, until nothing left does not answer, or until
+    /// [`RunOptions::host_wait`] has passed or the operator asks to stop; then what is still
+    /// silent is taken as dead. Journalled as an `observed` record `after-waiting`; returns the
+    /// last look and its drift.
+    ///
+    /// # Errors
+    /// An observer failed, or the journal cannot be written.
+    pub(super) fn wait_while_silent(
+        &mut self,
+        i: usize,
+        base: &Cluster,
+        allowed: &[&Cluster],
+        mut last: Observation,
+    ) -> Result<(Observation, Vec<Drift>), ExecError> {
         let deadline = Instant::now() + self.options.host_wait;
-        let step = self.plan.steps[i].id.clone();
+        // A few looks within the wait, at most one every HOST_WAIT_POLL_S.
+        let poll = (self.options.host_wait / 3).clamp(Duration::from_millis(100), Duration::from_secs(HOST_WAIT_POLL_S));
         let scope = self.scope(i);
-        let base = *allowed[0];
-        while Instant::now() < deadline && !crate::interrupt::asked(self.options.stop) {
+        let mut drift = observe::drift(self.t, &last, allowed);
+        while !silent(&drift).is_empty() && Instant::now() < deadline && !crate::interrupt::asked(self.options.stop) {
             let names: Vec<String> = silent(&drift).into_iter().map(|d| d.node).collect();
             tracing::warn!(silent = %names.join(", "), "waiting for what does not answer");
-            self.pause_until((Instant::now() + Duration::from_secs(HOST_WAIT_POLL_S)).min(deadline));
-            let Some(observation) = self.observe_now(&base, scope)? else { break };
+            self.pause_until((Instant::now() + poll).min(deadline));
+            let Some(observation) = self.observe_now(base, scope)? else { break };
             drift = observe::drift(self.t, &observation, allowed);
-            if drift.is_empty() || silent(&drift).is_empty() {
-                break;
-            }
+            last = observation;
         }
+        let step = self.plan.steps[i].id.clone();
         self.journal.append(Event::Observed { step, when: "after-waiting".to_string(), drift: drift.clone() })?;
-        Ok(drift)
+        Ok((last, drift))
     }
 
     /// Sleeps until `until`, or until the operator asks the run to stop (looked at every 100 ms).

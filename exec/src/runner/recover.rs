@@ -14,7 +14,7 @@ use crate::ExecError;
 use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_sim::recovery::RecoveryKind;
-use plan_sim::search::{self, Candidate, Cost};
+use plan_sim::search::{self, Cost};
 use serde::Serialize;
 
 /// One recovery the twin weighed at a halt, numbered as the operator chooses it.
@@ -214,12 +214,9 @@ impl Runner<'_> {
         let compiler = self.compiler();
         let mut ranking = search::recoveries(c, t, self.plan, i);
         if hosts_back {
-            let retry = search::retry(c, t, self.plan, i);
-            let at = if retry.applicable() { 0 } else { ranking.iter().position(|c| !c.applicable()).unwrap_or(ranking.len()) };
-            ranking.insert(at, retry);
+            search::put_first(&mut ranking, search::retry(c, t, self.plan, i));
         }
-        let best = ranking.iter().position(Candidate::applicable);
-        ranking
+        let mut choices: Vec<Choice> = ranking
             .into_iter()
             .enumerate()
             .map(|(k, candidate)| {
@@ -244,7 +241,13 @@ impl Runner<'_> {
                         secret: invocation.secret,
                     })
                     .collect();
-                let summary = match &candidate.refused {
+                let mut refused = candidate.refused;
+                if candidate.kind == RecoveryKind::Renew && !actions.contains(&Action::UploadCerts) {
+                    // Nothing of the plan before the step makes the key again: nothing to run.
+                    refused
+                        .get_or_insert_with(|| format!("no command of the plan before step {} uploads the certs", self.plan.steps[i].id));
+                }
+                let summary = match &refused {
                     None => candidate.cost.summary(),
                     Some(why) => format!("cannot be carried out: {why}"),
                 };
@@ -253,17 +256,21 @@ impl Runner<'_> {
                     recovery: candidate.kind.describe(),
                     kind: candidate.kind,
                     documented: candidate.documented,
-                    best: Some(k) == best,
-                    cost: candidate.refused.is_none().then_some(candidate.cost),
+                    best: false,
+                    cost: refused.is_none().then_some(candidate.cost),
                     summary,
-                    refused: candidate.refused,
+                    refused,
                     commands,
                     actions: if waits { Vec::new() } else { candidate.actions },
                     invocations,
                     end,
                 }
             })
-            .collect()
+            .collect();
+        if let Some(best) = choices.iter_mut().find(|c| c.applicable()) {
+            best.best = true;
+        }
+        choices
     }
 
     /// The twin's recovery from `c` for a halt in step `i`: the best candidate of
@@ -298,7 +305,7 @@ impl Runner<'_> {
         // credential (super::renew).
         let believed = super::renew::ExpiredCredentials::read(&halted.reason).written_over(self.t, &believed);
         // What ran may have left any state the step's actions pass through, as a resume allows.
-        let within = if commands_ran > 0 { self.prediction.within(self.t, self.plan, i) } else { vec![*self.prediction.before(i)] };
+        let within = self.states_at_halt(i, commands_ran > 0);
         let allowed: Vec<&Cluster> = within.iter().collect();
         let drift = observation.as_ref().map(|o| observe::drift(self.t, o, &allowed)).unwrap_or_default();
         let undo = if commands_ran == 0 && drift.is_empty() { Undo::Nothing } else { Undo::Recoveries };
@@ -347,13 +354,15 @@ impl Runner<'_> {
             candidate: recovery.candidate,
             chosen_by: Some(chosen_by),
         })?;
-        if let Some(reason) = self.carry_out(&proposal, &recovery)? {
-            return self.rollback_failed(halted, reason, vec![]);
-        }
-        if recovery.kind == RecoveryKind::Renew && Progress::from_records(&self.journal.records).secrets_swept {
-            // The renewal wrote the secrets the halt swept: the resume reads these, and a later
-            // halt sweeps them again.
+        let failed = self.carry_out(&proposal, &recovery)?;
+        let renews = recovery.kind == RecoveryKind::Renew && !recovery.invocations.is_empty();
+        if renews && Progress::from_records(&self.journal.records).secrets_swept {
+            // The renewal wrote the secrets the halt swept, or may have before it failed: the
+            // resume reads these, and a later halt sweeps them again.
             self.journal.append(Event::SecretsRemade { step: format!("rollback:{halted}") })?;
+        }
+        if let Some(reason) = failed {
+            return self.recovery_failed(renews, halted, reason, vec![]);
         }
         let i = proposal.step_index;
         let scope = self.scope(i).or(Scope::between(&proposal.believed, &recovery.expected));
@@ -364,7 +373,7 @@ impl Runner<'_> {
             self.journal.append(Event::Observed { step: halted.clone(), when: "after-rollback".to_string(), drift: drift.clone() })?;
             if !drift.is_empty() {
                 let reason = "the recovery did not leave the state the twin expects".to_string();
-                return self.rollback_failed(halted, reason, drift);
+                return self.recovery_failed(renews, halted, reason, drift);
             }
         }
         let reopened = reopened_by(self.plan, i, &recovery.kind);
@@ -413,6 +422,15 @@ impl Runner<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// [`Runner::rollback_failed`]; a renewal that failed leaves no secret out (`renews`): what
+    /// it wrote is swept, as at a halt.
+    fn recovery_failed(&mut self, renews: bool, step: String, reason: String, drift: Vec<Drift>) -> Result<RollbackOutcome, ExecError> {
+        if renews {
+            self.sweep_join_secrets()?;
+        }
+        self.rollback_failed(step, reason, drift)
     }
 
     fn rollback_failed(&mut self, step: String, reason: String, drift: Vec<Drift>) -> Result<RollbackOutcome, ExecError> {

@@ -90,8 +90,10 @@ impl Runner<'_> {
         writers
             .into_iter()
             .flat_map(|(k, writer)| {
-                let step = &self.plan.steps[k];
-                let action = if step.actions.contains(&Action::UploadCerts) { Action::UploadCerts } else { Action::CreateToken };
+                // Named by what it makes: the certificate key, or the join command (the token).
+                let writes = self.plan.steps[k].commands[writer].writes.as_deref();
+                let action =
+                    if writes == Some(plan_model::operation::CERTIFICATE_KEY_FILE) { Action::UploadCerts } else { Action::CreateToken };
                 self.compiled[k].iter().filter(move |inv| inv.command == writer).map(move |inv| (action, inv.clone()))
             })
             .collect()

@@ -54,8 +54,8 @@ struct AtHalt {
     rows: Vec<FidelityRow>,
     rollback: Option<Result<RollbackOutcome, ExecError>>,
     tried: Vec<(NodeIx, Result<(), String>)>,
-    /// The executor's recovery reopened the halted step: the run resumes.
-    resume: bool,
+    /// The executor's recovery was carried out and the hosts matched the twin after it.
+    carried_out: bool,
 }
 
 impl Run {
@@ -88,14 +88,17 @@ impl Run {
             _ => AtHalt::default(),
         };
         drop(runner);
-        if halt.resume {
+        // A recovery that goes on (wait and run the step again, the renewal) is followed by the
+        // resume; the one carried out, which a new look at the hosts may have made another.
+        let goes_on = matches!(operator.recovery.as_ref().map(|r| &r.kind), Some(RecoveryKind::WaitAndRetry | RecoveryKind::Renew));
+        if halt.carried_out && goes_on {
             let mut resumed =
                 Runner::new(&rig.t, &rig.sliced, &mut transport, &mut journal, &mut operator, RunOptions { resume: true, ..options });
             resumed.prediction = rig.prediction.clone();
             outcome = resumed.run();
             stopped_by_the_operator(&outcome)?;
         }
-        let waited = waits_that_went_on(&journal.records);
+        let waited = waits_that_went_on(&journal.records, rig.fault.as_ref().map(|f| f.strike.step_id.as_str()));
         for (step, hosts, ms) in &waited {
             lock(&rig.kubelet).actions.push(format!(
                 "the executor waited {ms} ms before {step} for what did not answer ({hosts}): it answered again, the step ran"
@@ -227,23 +230,32 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
     // (what did not answer answers again within the executor's wait: wait and run the step
     // again; kubeadm's words for an expired credential: the renewal) is followed by the resume.
     done.rollback = Some(runner.rollback());
-    let goes_on = matches!(halt.recovery.kind, RecoveryKind::WaitAndRetry | RecoveryKind::Renew);
-    done.resume = goes_on && matches!(done.rollback, Some(Ok(RollbackOutcome::Done { .. })));
+    done.carried_out = matches!(done.rollback, Some(Ok(RollbackOutcome::Done { .. })));
     Ok(done)
 }
 
 /// The executor's waits before a step that let it run, from its journal: a look before the step
 /// where something did not answer (a host, an etcd member: `plan_exec::observe::is_silent`), then
-/// a look after waiting where nothing differs. Each as (the step, what did not answer, how long
-/// it waited in ms).
-fn waits_that_went_on(records: &[Record]) -> Vec<(String, String, u64)> {
+/// a look after waiting where nothing differs; only from the step the fault strikes on (`from`), so
+/// a wait of no fault's is not put on the fault's recovery path. Each as (the step, what did not
+/// answer, how long it waited in ms).
+fn waits_that_went_on(records: &[Record], from: Option<&str>) -> Vec<(String, String, u64)> {
+    let Some(from) = from else { return Vec::new() };
+    let mut steps: Vec<String> = Vec::new();
     let mut out = Vec::new();
     let mut silent_since: Option<(&str, Vec<&str>, u64)> = None;
     for record in records {
         match &record.event {
+            Event::RunStarted { steps: listed, .. } => steps.clone_from(listed),
             Event::Observed { step, when, drift } if when == "before" || when == "resume" => {
-                let mut hosts: Vec<&str> = drift.iter().filter(|d| plan_exec::observe::is_silent(d)).map(|d| d.node.as_str()).collect();
-                hosts.dedup();
+                let at = |id: &str| steps.iter().position(|s| s == id);
+                let at_or_after_the_fault = matches!((at(step), at(from)), (Some(k), Some(f)) if k >= f);
+                let mut hosts: Vec<&str> = Vec::new();
+                for d in drift.iter().filter(|d| plan_exec::observe::is_silent(d) && at_or_after_the_fault) {
+                    if !hosts.contains(&d.node.as_str()) {
+                        hosts.push(&d.node);
+                    }
+                }
                 silent_since = (!hosts.is_empty()).then_some((step.as_str(), hosts, record.at_ms));
             }
             Event::Observed { step, when, drift } if when == "after-waiting" => {
@@ -257,4 +269,61 @@ fn waits_that_went_on(records: &[Record]) -> Vec<(String, String, u64)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan_exec::observe::Drift;
+
+    fn record(at_ms: u64, event: Event) -> Record {
+        Record { v: 1, at_ms, event }
+    }
+
+    fn observed(step: &str, when: &str, drift: Vec<Drift>) -> Event {
+        Event::Observed { step: step.to_string(), when: when.to_string(), drift }
+    }
+
+    fn silent(node: &str) -> Drift {
+        Drift {
+            node: node.to_string(),
+            what: "reachable".to_string(),
+            twin: "up".to_string(),
+            observed: "no answer".to_string(),
+            evidence: String::new(),
+        }
+    }
+
+    fn run_started(steps: &[&str]) -> Event {
+        Event::RunStarted {
+            scenario: String::new(),
+            plan_digest: String::new(),
+            steps: steps.iter().map(|s| s.to_string()).collect(),
+            check: "pass".to_string(),
+            override_check: None,
+            resume: false,
+            pid: 1,
+        }
+    }
+
+    #[test]
+    fn only_a_wait_from_the_faults_step_on_that_ended_clean_is_the_executors_wait_and_retry() {
+        let records = vec![
+            record(0, run_started(&["3.4", "3.5", "3.6", "3.7"])),
+            // Before the fault: a wait of no fault's.
+            record(10, observed("3.4", "before", vec![silent("kubernetes API")])),
+            record(20, observed("3.4", "after-waiting", vec![])),
+            // The fault's step: waited for and clean.
+            record(100, observed("3.5", "before", vec![silent("k8s-master-2"), silent("k8s-master-2"), silent("kubernetes API")])),
+            record(3100, observed("3.5", "after-waiting", vec![])),
+            // Waited in vain: taken as dead, no wait-and-retry.
+            record(4000, observed("3.6", "before", vec![silent("k8s-master-3")])),
+            record(7000, observed("3.6", "after-waiting", vec![silent("k8s-master-3")])),
+            // A clean look with nothing waited for.
+            record(8000, observed("3.7", "before", vec![])),
+        ];
+        let waits = waits_that_went_on(&records, Some("3.5"));
+        assert_eq!(waits, vec![("3.5".to_string(), "k8s-master-2, kubernetes API".to_string(), 3000)]);
+        assert!(waits_that_went_on(&records, None).is_empty(), "no fault, no fault's wait");
+    }
 }

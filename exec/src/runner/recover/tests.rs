@@ -459,3 +459,43 @@ fn waiting_and_running_the_step_again_is_judged_by_what_the_step_leaves_and_refu
         }
     }
 }
+
+/// Records like [`Recorder`]; fails every `kubeadm token create`.
+#[derive(Default)]
+struct TokenFails {
+    inner: Recorder,
+}
+
+impl Transport for TokenFails {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let done = self.inner.run(place, request)?;
+        Ok(if request.shell.contains("token create") { Completed { exit: Some(1), ..done } } else { done })
+    }
+}
+
+#[test]
+fn a_renewal_that_fails_half_way_leaves_no_secret_out() {
+    let (t, plan) = scenario("homelab.yaml");
+    let join = joins(&plan)[0].clone();
+    let mut journal = Journal::in_memory();
+    let mut transport = JoinSays { step: join.clone(), said: KEY_GONE, failed: false, inner: Recorder::default() };
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(false)).run().expect("journalled");
+    assert!(matches!(outcome, Outcome::Halted(_)), "{outcome:?}");
+    assert!(Progress::from_records(&journal.records).secrets_swept, "swept at the halt");
+    // The renewal uploads the certs (a new key file on the first master), then its token fails.
+    let mut failing = TokenFails::default();
+    let done = Runner::new(&t, &plan, &mut failing, &mut journal, &mut Yes, options(true)).recover(Pick::Best).expect("journalled");
+    assert!(matches!(done, RollbackOutcome::Failed { .. }), "{done:?}");
+    let secrets: Vec<&Event> = journal
+        .records
+        .iter()
+        .map(|r| &r.event)
+        .filter(|e| matches!(e, Event::SecretsSwept { .. } | Event::SecretsRemade { .. }))
+        .collect();
+    assert!(
+        matches!(secrets.as_slice(), [Event::SecretsSwept { .. }, Event::SecretsRemade { .. }, Event::SecretsSwept { .. }]),
+        "out again after the upload, swept again after the failure: {secrets:?}"
+    );
+    assert!(failing.inner.commands.iter().any(|c| c.step == "secrets-sweep" && c.shell.contains("rm -f")), "{:?}", failing.inner.commands);
+    assert!(Progress::from_records(&journal.records).secrets_swept);
+}
