@@ -376,6 +376,11 @@ fn a_join_that_kubeadm_says_expired_is_renewed_first_by_the_plans_own_commands_a
             let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(false)).run().expect("journalled");
             let Outcome::Halted(halt) = outcome else { panic!("{file} {join}: {outcome:?}") };
             assert_eq!((halt.step.as_str(), &halt.recovery.kind), (join.as_str(), &RecoveryKind::Renew), "{file}: {}", halt.reason);
+            // The join's output is a secret's: only kubeadm's fixed words reach the reason.
+            assert!(halt.reason.contains("not kept"), "{}", halt.reason);
+            for kept_out in ["abcdef", "Please, run", "error execution phase"] {
+                assert!(!halt.reason.contains(kept_out), "{kept_out} in {}", halt.reason);
+            }
             let listed = proposal(&t, &plan, &mut journal, &mut Recorder::default(), false);
             let renew = &listed.candidates[0];
             assert!(renew.best && renew.kind == RecoveryKind::Renew, "{file} {join}: {:?}", listed.candidates);
