@@ -169,20 +169,13 @@ impl KubeletStandIn {
         }
     }
 
-    /// The fault: `node`'s host crashes and stays down. Its sshd's PID namespace is killed (every
-    /// session and every process it started, a joining etcd included), the member the lab runs
-    /// for it is SIGKILLed, its apiserver stand-in stops; its kubelet reaches nothing.
+    /// The fault: `node`'s host crashes and stays down (a reboot fault sets [`Self::down_until`]
+    /// for it to boot again). Its sshd's PID namespace is killed (every session and every process
+    /// it started, a joining etcd included), the member the lab runs for it is SIGKILLed, its
+    /// apiserver stand-in stops; its kubelet reaches nothing.
     pub(super) fn crash(&mut self, hosts: &FixtureHosts, node: NodeIx, why: &str) {
-        self.crash_for(hosts, node, why, None);
-    }
-
-    /// [`Self::crash`], and the host boots again after `lasts` when given (a reboot fault).
-    pub(super) fn crash_for(&mut self, hosts: &FixtureHosts, node: NodeIx, why: &str, lasts: Option<Duration>) {
         if self.crashed.contains(node) {
             return;
-        }
-        if let Some(lasts) = lasts {
-            self.down_until.insert(node, Instant::now() + lasts);
         }
         let name = self.t.name(node).to_string();
         let sshd = hosts.crash(&name);

@@ -3,10 +3,10 @@
 
 use super::kubelet::KubeletStandIn;
 use super::shims::cluster_configuration;
-use super::{lock, LAB_REBOOT_MS};
+use super::{lock, LAB_REBOOT_MS, QUORUM_WRITE_TIMEOUT_MS};
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
-use crate::fidelity::Observed;
+use crate::fidelity::{Cell, Observed};
 use crate::host::{self, FixtureHosts};
 use crate::probe::Probe;
 use crate::process::Signal;
@@ -48,11 +48,23 @@ pub(super) struct LabOperator<'a> {
     pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
     /// The servers HAProxy has in its pools right after an `lb-reload` reset it (`show stat`).
     pub(super) reset_pool: Option<Observed>,
+    /// Whether a write commits right after a fault that clears struck (a reboot, a partition),
+    /// before it clears: the executor waits for it, so a halt may come after it cleared.
+    pub(super) struck_quorum: Option<Cell>,
 }
 
 impl LabOperator<'_> {
     fn note(&self, what: String) {
         lock(self.kubelet).actions.push(what);
+    }
+
+    /// Whether a write commits on the lab's etcd now (within [`QUORUM_WRITE_TIMEOUT_MS`]).
+    fn quorum_now(&self) -> Cell {
+        match lock(self.kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS) {
+            Ok(Ok(())) => Observed::Yes(true).into(),
+            Ok(Err(why)) => Observed::Yes(false).with(why),
+            Err(e) => Observed::Unanswered(format!("no answer: {e}")).into(),
+        }
     }
 
     fn strike_now(&mut self, step: &Step, at: &StrikeAt) {
@@ -66,15 +78,19 @@ impl LabOperator<'_> {
         let why = format!("the fault at {}", step.id);
         match strike.blow {
             Blow::Crash { victim, boots_again } => {
-                let lasts = boots_again.then_some(Duration::from_millis(LAB_REBOOT_MS));
-                lock(self.kubelet).crash_for(self.hosts, victim, &why, lasts);
+                lock(self.kubelet).crash(self.hosts, victim, &why);
+                if boots_again {
+                    self.struck_quorum = Some(self.quorum_now());
+                    // Its reboot's time starts once quorum was asked (which may wait for it).
+                    lock(self.kubelet).down_until.insert(victim, Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
+                }
             }
             Blow::Freeze { victim } => {
                 // The partition heals after the lab's reboot time, as a host that reboots comes
                 // back: the executor waits for the member as for the host.
-                let mut k = lock(self.kubelet);
-                k.freeze(self.hosts, victim, Signal::Stop, &why);
-                k.frozen_until.insert(victim, Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
+                lock(self.kubelet).freeze(self.hosts, victim, Signal::Stop, &why);
+                self.struck_quorum = Some(self.quorum_now());
+                lock(self.kubelet).frozen_until.insert(victim, Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
             }
             Blow::ClockJump { seconds } => {
                 let offset = clock_offset_s(self.hosts.root()) + u64::from(seconds);

@@ -194,6 +194,13 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
         let observation = format!("etcdctl member remove {} after the fault", t.name(*node));
         rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, Observed::answer(answer), Evidence::Real));
     }
+    // A fault that clears: quorum right after it struck, against the twin's state it leaves.
+    if let Some(lab_quorum) = &run.struck_quorum {
+        let twin_quorum = plan_model::observe::quorum(at_strike);
+        let twin_says = Observed::Yes(twin_quorum.holds()).with(twin_quorum.to_string());
+        let observation = "quorum right after the fault (a write commits)";
+        rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, lab_quorum.clone(), Evidence::Real));
+    }
     // A reset of the LB: the pool it serves right after, against the twin's state the fault leaves.
     if let Some(lab_pool) = &run.reset_pool {
         let observation = "the LB's pool right after the reset (HAProxy show stat)".to_string();

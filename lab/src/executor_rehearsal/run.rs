@@ -40,6 +40,8 @@ pub(super) struct Run {
     pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
     /// HAProxy's pools right after an `lb-reload` reset them.
     pub(super) reset_pool: Option<crate::fidelity::Observed>,
+    /// Whether a write committed right after a fault that clears struck.
+    pub(super) struck_quorum: Option<crate::fidelity::Cell>,
     /// Times the executor waited for hosts that did not answer before a step, and they answered
     /// again and the step ran: the twin's wait-and-retry, done by the executor itself.
     pub(super) waited: usize,
@@ -115,6 +117,7 @@ impl Run {
             tried: halt.tried,
             removals: operator.removals,
             reset_pool: operator.reset_pool,
+            struck_quorum: operator.struck_quorum,
             waited: waited.len(),
             recovery_done: operator.recovery,
             run_ms,
@@ -151,6 +154,7 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
         recovery: None,
         removals: Vec::new(),
         reset_pool: None,
+        struck_quorum: None,
     }
 }
 
@@ -198,15 +202,19 @@ fn options(rig: &Rig) -> RunOptions {
 fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -> Result<AtHalt, LabError> {
     let Some(FaultRun { strike, at_strike, .. }) = &rig.fault else { return Ok(AtHalt::default()) };
     let t = &rig.t;
-    let quorum = lock(&rig.kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS)?;
-    let twin_quorum = derive::quorum(at_strike);
     let mut done = AtHalt::default();
-    let lab_says = match &quorum {
-        Ok(()) => Observed::Yes(true).into(),
-        Err(why) => Observed::Yes(false).with(why.to_string()),
-    };
-    let twin_says = Observed::Yes(twin_quorum.holds()).with(twin_quorum.to_string());
-    done.rows.push(FidelityRow::new(t, halt.step.clone(), "quorum at the halt (a write commits)", twin_says, lab_says, Evidence::Real));
+    // A fault that clears may have cleared by the halt (the executor waits for it): its quorum
+    // was read right after it struck instead (`struck_quorum`).
+    if !strike.blow.clears() {
+        let quorum = lock(&rig.kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS)?;
+        let twin_quorum = derive::quorum(at_strike);
+        let lab_says = match &quorum {
+            Ok(()) => Observed::Yes(true).into(),
+            Err(why) => Observed::Yes(false).with(why.to_string()),
+        };
+        let twin_says = Observed::Yes(twin_quorum.holds()).with(twin_quorum.to_string());
+        done.rows.push(FidelityRow::new(t, halt.step.clone(), "quorum at the halt (a write commits)", twin_says, lab_says, Evidence::Real));
+    }
     // The twin ranks the phase's rollback below a quorum recovery when etcd would refuse its
     // `member remove`: the lab asks real etcd the same question before the recovery.
     let rollback_refused = matches!(halt.recovery.kind, RecoveryKind::QuorumRecovery);
