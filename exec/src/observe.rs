@@ -487,7 +487,7 @@ fn node_ix(t: &Topology, name: &str) -> Option<NodeIx> {
 }
 
 /// The `what` of a drift entry for a host or service that did not answer.
-const UNREACHABLE_WHAT: &str = "reachable";
+pub const UNREACHABLE_WHAT: &str = "reachable";
 
 /// The drift of the hosts and services in `observation` that did not answer.
 pub fn drift_of_unreachable(observation: &Observation) -> Vec<Drift> {

@@ -369,7 +369,7 @@ impl<'a> Runner<'a> {
                         self.operator.done_by_hand(step, instruction);
                     } else if !self.operator.by_hand(step, instruction, task) {
                         let reason = format!("needs the operator: {}", redact::redact(instruction));
-                        return self.halt_with(i, reason, vec![], true, Some(j));
+                        return self.halt_with(i, reason, vec![], true, Some(j), None);
                     }
                     self.journal.append(Event::CommandStarted {
                         step: step.id.clone(),
@@ -444,7 +444,19 @@ impl<'a> Runner<'a> {
                             duration_ms: 0,
                             output: reason.clone(),
                         })?;
-                        return self.halt(i, reason, vec![], true);
+                        // A host that dropped the command's connection did not answer, even if it
+                        // answers by the halt's first look (a blip): the halt counts it as silent.
+                        let cut_off = match &e {
+                            ExecError::Ssh { host, .. } => Some(Drift {
+                                node: host.clone(),
+                                what: observe::UNREACHABLE_WHAT.to_string(),
+                                twin: "up".to_string(),
+                                observed: "no answer".to_string(),
+                                evidence: reason.clone(),
+                            }),
+                            _ => None,
+                        };
+                        return self.halt_cut_off(i, reason, cut_off);
                     }
                 }
             }
@@ -547,7 +559,13 @@ impl<'a> Runner<'a> {
     }
 
     fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {
-        self.halt_with(i, reason, drift, started, None)
+        self.halt_with(i, reason, drift, started, None, None)
+    }
+
+    /// [`Runner::halt`] in step `i` after a command failed to reach its host (`cut_off`: the host
+    /// as a drift entry that did not answer).
+    fn halt_cut_off(&mut self, i: usize, reason: String, cut_off: Option<Drift>) -> Result<Outcome, ExecError> {
+        self.halt_with(i, reason, Vec::new(), true, None, cut_off)
     }
 
     /// [`Runner::halt`], at by-hand work when `by_hand` names the command that waits for it.
@@ -558,9 +576,15 @@ impl<'a> Runner<'a> {
         drift: Vec<Drift>,
         started: bool,
         by_hand: Option<usize>,
+        cut_off: Option<Drift>,
     ) -> Result<Outcome, ExecError> {
         // A drift with something silent in it went through the wait before the step already.
-        let at_halt = self.believed_at_halt(i, started, !host_wait::silent(&drift).is_empty())?;
+        let mut at_halt = self.believed_at_halt(i, started, !host_wait::silent(&drift).is_empty())?;
+        if let Some(cut_off) = cut_off {
+            if !at_halt.silent.iter().any(|d| d.node == cut_off.node && d.what == cut_off.what) {
+                at_halt.silent.push(cut_off);
+            }
+        }
         let believed = renew::ExpiredCredentials::read(&reason).written_over(self.t, &at_halt.believed);
         let recovery = Recovery::best_of(self.choices(i, &believed, at_halt.hosts_back()), &believed);
         let step = self.plan.steps[i].id.clone();

@@ -76,7 +76,8 @@ impl Transport for Rebooting {
 }
 
 /// Keeps what ran; `silent` stops answering SSH at its second command of `step` for `lasts`
-/// (cut off in the step: a host that reboots, or for good), and reads files as [`Rebooting`].
+/// (cut off in the step: a host that reboots, or for good; zero: only that command's connection
+/// drops), and reads files as [`Rebooting`].
 struct CutOff {
     hosts: Rebooting,
     step: String,
@@ -100,6 +101,10 @@ impl Transport for CutOff {
                 self.asked += 1;
                 if self.asked == 2 {
                     self.until = Some(std::time::Instant::now() + self.lasts);
+                    if self.lasts.is_zero() {
+                        // A blip: this one command's connection drops, nothing else.
+                        return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection reset".to_string() });
+                    }
                 }
             }
             if host.name == self.hosts.silent && self.silent_now() {
@@ -161,6 +166,22 @@ fn a_host_cut_off_in_a_step_that_answers_within_the_wait_is_a_temporary_fault_th
     let resumed: Vec<&String> = transport.ran[ran_before..].iter().filter(|c| c.starts_with("0.2 ")).collect();
     assert!(!resumed.is_empty(), "{:?}", transport.ran);
     assert!(resumed.iter().all(|c| !c.contains(first.as_str())), "the first command finished before the cut: {resumed:?}");
+}
+
+#[test]
+fn a_connection_dropped_for_a_moment_is_a_temporary_fault_too() {
+    // The host answers again before the halt's first look: it still did not answer the command.
+    let (t, plan, mut transport) = cut_off_in_0_2(Duration::ZERO);
+    let mut journal = Journal::in_memory();
+    let started = std::time::Instant::now();
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(30)).run().unwrap();
+    let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(halt.recovery.kind, RecoveryKind::WaitAndRetry, "{:?}", halt.recovery.ranking);
+    assert!(started.elapsed() < Duration::from_secs(10), "nothing silent to wait for: {:?}", started.elapsed());
+    assert!(halt.drift.iter().any(|d| d.node == "lab-cp-1" && crate::observe::is_unreachable(d)), "{:?}", halt.drift);
+    let options = RunOptions { resume: true, ..waiting(2) };
+    let proposal = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options).proposal().unwrap();
+    assert_eq!(proposal.candidates[0].kind, RecoveryKind::WaitAndRetry, "plan recover agrees: {:?}", proposal.candidates);
 }
 
 #[test]
