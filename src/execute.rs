@@ -520,6 +520,17 @@ impl Operator for TerminalOperator {
         self.line(format!("   by hand ({}): {} -- done, as --by-hand-done says", step.id, plan_exec::redact::redact(instruction)));
     }
 
+    fn waiting(&mut self, step: &Step, silent: &[String], up_to: std::time::Duration) {
+        self.line(format!(
+            "   waiting up to {} ({}) for what does not answer, then it is taken as dead (--wait-for-host; Ctrl-C stops):",
+            format_duration(up_to.as_secs() as u32),
+            step.id
+        ));
+        for what in silent {
+            self.line(format!("     {}", plan_exec::redact::redact(what)));
+        }
+    }
+
     fn starting(&mut self, step: &Step, _index: usize, invocation: &Invocation, eta_s: u32) {
         if self.current.as_deref() != Some(step.id.as_str()) {
             self.line(format!("-- {} {} (about {} of the plan left)", step.id, step.title, format_duration(eta_s)));

@@ -40,6 +40,9 @@ pub trait Operator {
     /// Told when by-hand work is taken as done without asking: the operator said so with
     /// `--by-hand-done` at the halt that waited for it. Nothing by default.
     fn done_by_hand(&mut self, _step: &Step, _instruction: &str) {}
+    /// Told once when the run starts waiting, for up to `up_to`, for what does not answer
+    /// (`silent`: each as `what: why`), before a step or at a halt. Nothing by default.
+    fn waiting(&mut self, _step: &Step, _silent: &[String], _up_to: Duration) {}
 }
 
 /// What the runner is asked to do.

@@ -103,6 +103,11 @@ impl Runner<'_> {
         let poll = (self.options.host_wait / 3).clamp(Duration::from_millis(100), Duration::from_secs(HOST_WAIT_POLL_S));
         let scope = self.scope(i);
         let mut drift = observe::drift(self.t, &last, allowed);
+        let told: Vec<String> = silent(&drift).iter().map(|d| format!("{}: {}", d.node, d.evidence)).collect();
+        if !told.is_empty() {
+            let step = self.plan.steps[i].clone();
+            self.operator.waiting(&step, &told, self.options.host_wait);
+        }
         while !silent(&drift).is_empty() && Instant::now() < deadline && !crate::interrupt::asked(self.options.stop) {
             let names: Vec<String> = silent(&drift).into_iter().map(|d| d.node).collect();
             tracing::warn!(silent = %names.join(", "), "waiting for what does not answer");

@@ -243,12 +243,41 @@ fn waiting(seconds: u64) -> RunOptions {
     RunOptions { observe: true, host_wait: Duration::from_secs(seconds), ..options(false) }
 }
 
+/// Says yes to everything, and keeps what it was told of waits.
+#[derive(Default)]
+struct ToldOfWaits {
+    waits: Vec<(String, Vec<String>, Duration)>,
+}
+
+impl Operator for ToldOfWaits {
+    fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+        true
+    }
+    fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
+        true
+    }
+    fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
+        true
+    }
+    fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}
+    fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
+    fn waiting(&mut self, step: &Step, silent: &[String], up_to: Duration) {
+        self.waits.push((step.id.clone(), silent.to_vec(), up_to));
+    }
+}
+
 #[test]
 fn a_host_that_answers_again_within_the_wait_lets_the_run_go_on() {
     let (t, plan) = loopback_first_step();
     let mut transport = Rebooting { t: t.clone(), silent: "lab-wk-1".to_string(), silent_for: 1, tried: 0 };
     let mut journal = Journal::in_memory();
-    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, waiting(2)).run().unwrap();
+    let mut told = ToldOfWaits::default();
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut told, waiting(2)).run().unwrap();
+    // The operator is told once, with what does not answer and for how long it is waited for.
+    assert_eq!(told.waits.len(), 1, "{:?}", told.waits);
+    let (step, silent, up_to) = &told.waits[0];
+    assert_eq!((step.as_str(), *up_to), (plan.steps[0].id.as_str(), Duration::from_secs(2)));
+    assert!(silent.iter().any(|s| s.starts_with("lab-wk-1: ") && s.contains("connection refused")), "{silent:?}");
     assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
     let waited = journal
         .records
