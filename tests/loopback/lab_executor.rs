@@ -222,6 +222,19 @@ fn assert_recovered_and_completed(code: i32, report: &Value, path: &str) {
     assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"));
 }
 
+/// The executor waited before `step` for what did not answer (`naming` among it), it answered,
+/// the step ran, and the run never halted.
+fn assert_waited_before_without_a_halt(actions: &[&str], step: &str, naming: &str) {
+    let waited = |a: &&&str| {
+        a.starts_with("the executor waited ")
+            && a.contains(&format!(" before {step} for what did not answer ("))
+            && a.contains(naming)
+            && a.ends_with("): it answered again, the step ran")
+    };
+    assert!(actions.iter().any(|a| waited(&a)), "{actions:?}");
+    assert!(!actions.iter().any(|a| a.starts_with("the executor proposes at the halt")), "no halt: {actions:?}");
+}
+
 fn lab_actions(report: &Value) -> Vec<&str> {
     report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect()
 }
@@ -326,14 +339,7 @@ fn a_master_rebooting_as_the_next_join_begins_is_waited_for_by_the_executor_and_
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
     let actions = lab_actions(&report);
     assert!(actions.contains(&"k8s-master-2: booted after the fault, etcd started on its data"), "{actions:?}");
-    assert!(
-        actions.iter().any(|a| a.starts_with("the executor waited ")
-            && a.contains(" before 3.5 for what did not answer (")
-            && a.contains("k8s-master-2")
-            && a.ends_with("): it answered again, the step ran")),
-        "{actions:?}"
-    );
-    assert!(!actions.iter().any(|a| a.starts_with("the executor proposes at the halt")), "no halt: {actions:?}");
+    assert_waited_before_without_a_halt(&actions, "3.5", "k8s-master-2");
 }
 
 /// k8s-master-2 reboots inside 2.6, after its first command (the rbac stack's apply, from the
@@ -380,13 +386,7 @@ fn a_partitioned_master_through_the_executor_is_waited_for_until_it_heals_then_t
     let actions = lab_actions(&report);
     assert!(actions.contains(&"k8s-master-3: the fault at 4.2: SIGSTOP to its etcd"), "{actions:?}");
     assert!(actions.contains(&"k8s-master-3: the partition heals: SIGCONT to its etcd"), "{actions:?}");
-    assert!(
-        actions.iter().any(|a| a.starts_with("the executor waited ")
-            && a.contains(" before 4.2 for what did not answer (")
-            && a.ends_with("): it answered again, the step ran")),
-        "{actions:?}"
-    );
-    assert!(!actions.iter().any(|a| a.starts_with("the executor proposes at the halt")), "no halt: {actions:?}");
+    assert_waited_before_without_a_halt(&actions, "4.2", "");
 }
 
 /// The operator is away for 3 h as 2.5 begins: the lab's clock jumps 3 h (the system clock is
