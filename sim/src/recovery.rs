@@ -72,7 +72,23 @@ pub enum RecoveryKind {
     WorstCase,
 }
 
+/// Every kind's name, as [`RecoveryKind::name`] spells it.
+pub const KIND_NAMES: [&str; 7] = ["wait-and-retry", "renew", "resume", "rollback", "hold", "quorum-recovery", "worst-case"];
+
 impl RecoveryKind {
+    /// The kind's name, as the JSON's `kind` and `--choose KIND` spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RecoveryKind::WaitAndRetry => "wait-and-retry",
+            RecoveryKind::Renew => "renew",
+            RecoveryKind::Resume => "resume",
+            RecoveryKind::Rollback { .. } => "rollback",
+            RecoveryKind::Hold => "hold",
+            RecoveryKind::QuorumRecovery => "quorum-recovery",
+            RecoveryKind::WorstCase => "worst-case",
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             RecoveryKind::WaitAndRetry => "wait for the fault to clear, re-run the step".to_string(),

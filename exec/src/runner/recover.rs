@@ -116,19 +116,11 @@ pub enum Pick {
 
 /// The name of a recovery's kind, as `--choose` and the JSON's `kind` spell it.
 pub fn kind_name(kind: &RecoveryKind) -> &'static str {
-    match kind {
-        RecoveryKind::WaitAndRetry => "wait-and-retry",
-        RecoveryKind::Renew => "renew",
-        RecoveryKind::Resume => "resume",
-        RecoveryKind::Rollback { .. } => "rollback",
-        RecoveryKind::Hold => "hold",
-        RecoveryKind::QuorumRecovery => "quorum-recovery",
-        RecoveryKind::WorstCase => "worst-case",
-    }
+    kind.name()
 }
 
 /// Every kind name `--choose` takes.
-pub const KIND_NAMES: [&str; 7] = ["wait-and-retry", "renew", "resume", "rollback", "hold", "quorum-recovery", "worst-case"];
+pub use plan_sim::recovery::KIND_NAMES;
 
 impl Proposal {
     /// The recovery `pick` names.
