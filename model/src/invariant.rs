@@ -114,6 +114,11 @@ fn explain_backend_without_flags(c: &Cluster, t: &Topology) -> Option<String> {
 /// A hypervisor whose RAM the new masters over-commit.
 fn over_committed_hypervisor(c: &Cluster, t: &Topology) -> Option<usize> {
     (0..t.scenario.hypervisors.len()).find(|h| {
+        // No new master on it adds nothing (the common case, asked after every transition of
+        // the exploration): its load is not summed.
+        if capacity::new_masters_on(c, t, *h).is_empty() {
+            return false;
+        }
         let load = capacity::ram_load(c, t, *h);
         load.committed_gb > load.limit_gb && load.added_gb > 0.0
     })
