@@ -2,7 +2,7 @@
 //! depth 3), explored with state deduplication; every recovery it takes is proven or refuted.
 
 use crate::collect::Collector;
-use crate::memo::{Memo, Summary, Walk};
+use crate::memo::{Memo, RankingsMade, Summary, Walk};
 use crate::recovery::RecoveryKind;
 use crate::run::{Cursor, Engine, Injection, Outcome, Point, Recording, RunResult, Track};
 use plan_model::cluster::Cluster;
@@ -14,6 +14,7 @@ use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// The `step` of a violation judged on the state the plan ends in (`ha-reached`,
 /// `join-secrets-removed`, `vm-snapshot-taken`): no event breaks it, so it has no trace.
@@ -279,13 +280,15 @@ fn explore(t: &Topology, plan: &Plan, options: CheckOptions, plain: bool) -> Che
     // The fault placements, in a fixed number of interleaved shards so the figures do not
     // depend on the machine: each shard explores on its own thread, then they merge in order.
     let step_index: FxHashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let rankings = Arc::new(RankingsMade::default());
     let shards: Vec<Found> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..SHARDS)
             .map(|shard| {
                 let (explorer, track, states, faults) = (&explorer, &track, &states, &faults);
                 let no_fault_broken = collector.no_fault_broken.clone();
+                let rankings = rankings.clone();
                 scope.spawn(move || {
-                    let mut explored = Shard::new(explorer, track, faults, depth, plain, no_fault_broken);
+                    let mut explored = Shard::new(explorer, track, faults, depth, plain, no_fault_broken, rankings);
                     for &(point, state) in states.iter().skip(shard).step_by(SHARDS) {
                         explored.explore_point(point, state);
                     }
@@ -391,6 +394,7 @@ impl<'s, 'a> Shard<'s, 'a> {
         depth: u8,
         plain: bool,
         no_fault_broken: BTreeSet<&'static str>,
+        rankings: Arc<RankingsMade>,
     ) -> Self {
         // Breaks of an invariant the plan breaks without any fault are reported once, as such.
         let reported = INVARIANTS
@@ -408,7 +412,7 @@ impl<'s, 'a> Shard<'s, 'a> {
             visited: FxHashSet::default(),
             seen: FxHashMap::with_capacity_and_hasher(1 << 18, Default::default()),
             expanded: FxHashSet::default(),
-            memo: if plain { Memo::plain(reported) } else { Memo::new(reported) },
+            memo: if plain { Memo::plain(reported) } else { Memo::new(reported) }.sharing_rankings(rankings),
             transitions: 0,
             placements: 0,
             deduplicated: 0,

@@ -617,7 +617,7 @@ impl Executor for Run<'_, '_> {
         self.engine.recording.events
     }
 
-    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> std::rc::Rc<[crate::search::Candidate]> {
+    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> std::sync::Arc<[crate::search::Candidate]> {
         match self.rankings.as_deref_mut() {
             Some(rankings) => rankings.rank(c, t, plan, step),
             None => crate::search::rank(c, t, plan, step).into(),
