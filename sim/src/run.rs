@@ -284,12 +284,7 @@ impl<'e, 'a> Run<'e, 'a> {
         // A lazy run keeps breaks of the reported invariants only (and marks read no others):
         // the rest are not evaluated at all.
         let asked = if self.lazy { SAFETY & self.reported } else { SAFETY };
-        let mut now = 0u32;
-        for i in bits(asked) {
-            if (INVARIANTS[i].broken)(&self.c, t) {
-                now |= 1 << i;
-            }
-        }
+        let now = invariant::safety_broken(&self.c, t, asked);
         let first = now & !self.ever_broken;
         let newly = now & !self.broken_now;
         self.ever_broken |= now;
