@@ -162,8 +162,10 @@ impl<'a> Collector<'a> {
         entry.why = why;
     }
 
-    /// Takes in one placement's run; returns whether it violated an invariant.
-    pub(crate) fn record(&mut self, schedule: &[Injection], result: &Summary) -> bool {
+    /// Takes in one placement's run (`inherited`: one of its faults is one the cluster suffers
+    /// before the migration, as the caller worked out); returns whether it violated an invariant.
+    pub(crate) fn record(&mut self, schedule: &[Injection], result: &Summary, inherited: bool) -> bool {
+        debug_assert_eq!(inherited, schedule.iter().any(|i| self.pre_existing(i.fault)));
         let first = schedule[0].at;
         let phase_index = self.phase_of_step[first.step as usize];
         let t = self.t;
@@ -177,7 +179,6 @@ impl<'a> Collector<'a> {
                 self.violation(key, invariant.name, invariant.class, &b.step, || b.why(t), schedule);
             }
         }
-        let inherited = schedule.iter().any(|i| self.pre_existing(i.fault));
         let end = result.end();
         let first_unavailable = end.unavailable().next();
         let halted_at = result.halt().map_or("end", |(step, _)| self.plan.steps[*step].id.as_str());
