@@ -214,13 +214,18 @@ impl<'a> Collector<'a> {
         }
         let step = &self.plan.steps[first.step as usize].id;
         if let (Some(index), true) = (first_unavailable, inherited) {
-            let fault = schedule.iter().find(|i| self.pre_existing(i.fault)).map(|i| self.describe(i.fault)).unwrap_or_default();
-            match self.exposures.get_mut(&fault) {
+            // The fault in words, borrowed (not copied) for the look-up most placements end at.
+            let fault: std::borrow::Cow<str> = match schedule.iter().find(|i| self.pre_existing(i.fault)) {
+                Some(i) => self.faults.get(&i.fault).map_or_else(|| i.fault.describe(t).into(), |(words, _)| words.as_str().into()),
+                None => "".into(),
+            };
+            match self.exposures.get_mut(fault.as_ref()) {
                 Some(entry) => {
                     entry.placements += 1;
                     entry.to_step.clone_from(step);
                 }
                 None => {
+                    let fault = fault.into_owned();
                     let why = end.why(index, t);
                     let exposure = Exposure { fault: fault.clone(), from_step: step.clone(), to_step: step.clone(), placements: 1, why };
                     self.exposures.insert(fault, exposure);
@@ -302,7 +307,8 @@ impl<'a> Collector<'a> {
     fn take_path(&mut self, step: usize, failed: bool, result: &Summary) {
         let phase = &self.plan.steps[step].phase;
         let mut h = FxHasher::default();
-        phase.hash(&mut h);
+        // The phase by its index (a path found in the bucket is compared by name).
+        self.phase_of_step[step].hash(&mut h);
         for r in result.recoveries() {
             r.hash(&mut h);
         }
