@@ -59,7 +59,9 @@ pub fn ram_limit_gb(physical_gb: f64, headroom_percent: f64) -> f64 {
     physical_gb * (1.0 - headroom_percent / 100.0)
 }
 
-/// The RAM committed on hypervisor `h` in state `c`.
+/// The RAM committed on hypervisor `h` in state `c`. Inlined: the invariant asks it after every
+/// transition of the exploration and reads two of its figures.
+#[inline]
 pub fn ram_load(c: &Cluster, t: &Topology, h: usize) -> RamLoad {
     let spec = &t.scenario.hypervisors[h];
     let added_gb: f64 = new_masters_on(c, t, h).iter().map(|n| t.node(n).ram_gb.unwrap_or(0.0)).sum();

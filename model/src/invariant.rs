@@ -114,6 +114,11 @@ fn explain_backend_without_flags(c: &Cluster, t: &Topology) -> Option<String> {
 /// A hypervisor whose RAM the new masters over-commit.
 fn over_committed_hypervisor(c: &Cluster, t: &Topology) -> Option<usize> {
     (0..t.scenario.hypervisors.len()).find(|h| {
+        // No new master on it adds nothing (the common case, asked after every transition of
+        // the exploration): its load is not summed.
+        if capacity::new_masters_on(c, t, *h).is_empty() {
+            return false;
+        }
         let load = capacity::ram_load(c, t, *h);
         load.committed_gb > load.limit_gb && load.added_gb > 0.0
     })
@@ -277,6 +282,21 @@ pub const INVARIANTS: &[Invariant] = &[
     },
 ];
 
+/// The safety invariants among `asked` (bits by index in [`INVARIANTS`]) that `c` breaks: what
+/// their `broken` answers, in one call that reads each directly (the exploration asks it after
+/// every transition, where a call through the table per invariant cost as much as the checks).
+/// A test holds it to the table.
+pub fn safety_broken(c: &Cluster, t: &Topology, asked: u32) -> u32 {
+    let checks: [(u32, &dyn Fn() -> bool); 5] = [
+        (1 << 0, &|| data_lost(c).is_some()),
+        (1 << 1, &|| irreversible_voter(c).is_some()),
+        (1 << 2, &|| vip_without_san(c).is_some()),
+        (1 << 3, &|| backend_without_flags(c).is_some()),
+        (1 << 4, &|| over_committed_hypervisor(c, t).is_some()),
+    ];
+    checks.iter().filter(|(bit, broken)| asked & bit != 0 && broken()).fold(0, |now, (bit, _)| now | bit)
+}
+
 pub fn by_name(name: &str) -> Option<&'static Invariant> {
     INVARIANTS.iter().find(|i| i.name == name)
 }
@@ -321,5 +341,22 @@ mod tests {
             }
         }
         assert!(broken > 0 && holding > 0, "both verdicts met: {broken} broken, {holding} holding");
+    }
+
+    /// `safety_broken` answers what the table's `broken` does, invariant by invariant, and
+    /// knows every safety invariant of the table (and no other).
+    #[test]
+    fn the_safety_check_in_one_call_agrees_with_the_table() {
+        let safety = INVARIANTS.iter().enumerate().filter(|(_, i)| i.class == InvariantClass::Safety).fold(0u32, |m, (i, _)| m | 1 << i);
+        assert_eq!(safety, 0b11111, "safety_broken reads the first five invariants of the table");
+        for text in [include_str!("../../scenarios/homelab.yaml"), include_str!("../../scenarios/five-masters.yaml")] {
+            let (t, states) = crate::test_states::states_struck(text);
+            for c in &states {
+                for (i, inv) in INVARIANTS.iter().enumerate().filter(|(_, i)| i.class == InvariantClass::Safety) {
+                    assert_eq!(safety_broken(c, &t, 1 << i) != 0, (inv.broken)(c, &t), "{}", inv.name);
+                    assert_eq!(safety_broken(c, &t, safety) & 1 << i != 0, (inv.broken)(c, &t), "{}", inv.name);
+                }
+            }
+        }
     }
 }

@@ -162,8 +162,10 @@ impl<'a> Collector<'a> {
         entry.why = why;
     }
 
-    /// Takes in one placement's run; returns whether it violated an invariant.
-    pub(crate) fn record(&mut self, schedule: &[Injection], result: &Summary) -> bool {
+    /// Takes in one placement's run (`inherited`: one of its faults is one the cluster suffers
+    /// before the migration, as the caller worked out); returns whether it violated an invariant.
+    pub(crate) fn record(&mut self, schedule: &[Injection], result: &Summary, inherited: bool) -> bool {
+        debug_assert_eq!(inherited, schedule.iter().any(|i| self.pre_existing(i.fault)));
         let first = schedule[0].at;
         let phase_index = self.phase_of_step[first.step as usize];
         let t = self.t;
@@ -177,7 +179,6 @@ impl<'a> Collector<'a> {
                 self.violation(key, invariant.name, invariant.class, &b.step, || b.why(t), schedule);
             }
         }
-        let inherited = schedule.iter().any(|i| self.pre_existing(i.fault));
         let end = result.end();
         let first_unavailable = end.unavailable().next();
         let halted_at = result.halt().map_or("end", |(step, _)| self.plan.steps[*step].id.as_str());
@@ -213,13 +214,18 @@ impl<'a> Collector<'a> {
         }
         let step = &self.plan.steps[first.step as usize].id;
         if let (Some(index), true) = (first_unavailable, inherited) {
-            let fault = schedule.iter().find(|i| self.pre_existing(i.fault)).map(|i| self.describe(i.fault)).unwrap_or_default();
-            match self.exposures.get_mut(&fault) {
+            // The fault in words, borrowed (not copied) for the look-up most placements end at.
+            let fault: std::borrow::Cow<str> = match schedule.iter().find(|i| self.pre_existing(i.fault)) {
+                Some(i) => self.faults.get(&i.fault).map_or_else(|| i.fault.describe(t).into(), |(words, _)| words.as_str().into()),
+                None => "".into(),
+            };
+            match self.exposures.get_mut(fault.as_ref()) {
                 Some(entry) => {
                     entry.placements += 1;
                     entry.to_step.clone_from(step);
                 }
                 None => {
+                    let fault = fault.into_owned();
                     let why = end.why(index, t);
                     let exposure = Exposure { fault: fault.clone(), from_step: step.clone(), to_step: step.clone(), placements: 1, why };
                     self.exposures.insert(fault, exposure);
@@ -301,7 +307,8 @@ impl<'a> Collector<'a> {
     fn take_path(&mut self, step: usize, failed: bool, result: &Summary) {
         let phase = &self.plan.steps[step].phase;
         let mut h = FxHasher::default();
-        phase.hash(&mut h);
+        // The phase by its index (a path found in the bucket is compared by name).
+        self.phase_of_step[step].hash(&mut h);
         for r in result.recoveries() {
             r.hash(&mut h);
         }

@@ -2,7 +2,7 @@
 //! depth 3), explored with state deduplication; every recovery it takes is proven or refuted.
 
 use crate::collect::Collector;
-use crate::memo::{Memo, Summary, Walk};
+use crate::memo::{Memo, RankingsMade, Summary, Walk};
 use crate::recovery::RecoveryKind;
 use crate::run::{Cursor, Engine, Injection, Outcome, Point, Recording, RunResult, Track};
 use plan_model::cluster::Cluster;
@@ -14,6 +14,7 @@ use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// The `step` of a violation judged on the state the plan ends in (`ha-reached`,
 /// `join-secrets-removed`, `vm-snapshot-taken`): no event breaks it, so it has no trace.
@@ -172,9 +173,9 @@ fn keyed(at: &FxHasher, extra: u64) -> u64 {
     h.finish()
 }
 
-/// The faults worth placing at a point.
-fn faults_at(all: &[Fault], point: Point) -> impl Iterator<Item = Fault> + '_ {
-    all.iter().copied().filter(move |f| match f.kind() {
+/// The faults worth placing at a point, with their index in `all`.
+fn faults_at(all: &[Fault], point: Point) -> impl Iterator<Item = (usize, Fault)> + '_ {
+    all.iter().copied().enumerate().filter(move |(_, f)| match f.kind() {
         // A half-way failure or an executor crash only makes sense inside a step.
         FaultKind::StepFailsHalfway | FaultKind::ExecutorCrash => point.action > 0,
         _ => true,
@@ -279,13 +280,15 @@ fn explore(t: &Topology, plan: &Plan, options: CheckOptions, plain: bool) -> Che
     // The fault placements, in a fixed number of interleaved shards so the figures do not
     // depend on the machine: each shard explores on its own thread, then they merge in order.
     let step_index: FxHashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let rankings = Arc::new(RankingsMade::default());
     let shards: Vec<Found> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..SHARDS)
             .map(|shard| {
                 let (explorer, track, states, faults) = (&explorer, &track, &states, &faults);
                 let no_fault_broken = collector.no_fault_broken.clone();
+                let rankings = rankings.clone();
                 scope.spawn(move || {
-                    let mut explored = Shard::new(explorer, track, faults, depth, plain, no_fault_broken);
+                    let mut explored = Shard::new(explorer, track, faults, depth, plain, no_fault_broken, rankings);
                     for &(point, state) in states.iter().skip(shard).step_by(SHARDS) {
                         explored.explore_point(point, state);
                     }
@@ -378,6 +381,9 @@ struct Shard<'s, 'a> {
     /// were placed at, every fault of them.
     expanded: FxHashSet<u64>,
     memo: Memo,
+    /// Each fault's key, and whether the cluster suffers it before the migration, by index in
+    /// `faults`: worked out once, not at each of the millions of placements.
+    fault_info: Vec<(u64, bool)>,
     transitions: u64,
     placements: usize,
     deduplicated: usize,
@@ -391,6 +397,7 @@ impl<'s, 'a> Shard<'s, 'a> {
         depth: u8,
         plain: bool,
         no_fault_broken: BTreeSet<&'static str>,
+        rankings: Arc<RankingsMade>,
     ) -> Self {
         // Breaks of an invariant the plan breaks without any fault are reported once, as such.
         let reported = INVARIANTS
@@ -408,7 +415,8 @@ impl<'s, 'a> Shard<'s, 'a> {
             visited: FxHashSet::default(),
             seen: FxHashMap::with_capacity_and_hasher(1 << 18, Default::default()),
             expanded: FxHashSet::default(),
-            memo: if plain { Memo::plain(reported) } else { Memo::new(reported) },
+            memo: if plain { Memo::plain(reported) } else { Memo::new(reported) }.sharing_rankings(rankings),
+            fault_info: faults.iter().map(|f| (fault_key(*f), crate::run::pre_existing(engine.t, *f))).collect(),
             transitions: 0,
             placements: 0,
             deduplicated: 0,
@@ -420,22 +428,24 @@ impl<'s, 'a> Shard<'s, 'a> {
     fn explore_point(&mut self, point: Point, state: Cluster) {
         let start = Cursor::at(state, point);
         let hashed = placement_hasher(&state, point, self.t);
-        for fault in faults_at(self.faults, point) {
+        for (i, fault) in faults_at(self.faults, point) {
+            let (fault_key, inherited) = self.fault_info[i];
             let first = Injection { at: point, fault };
             let mut snapshots = Vec::new();
             let result = self.run(&start, &[first], self.depth - 1, &mut snapshots);
-            self.visited.insert(fingerprint_hash(&result.end().final_state, point, fault_key(fault), self.t));
-            self.collector.record(&[first], &result);
+            self.visited.insert(fingerprint_hash(&result.end().final_state, point, fault_key, self.t));
+            self.collector.record(&[first], &result, inherited);
             if self.depth < 2 {
                 continue;
             }
             // Pairs: a second fault at the same point, or wherever the first run went on to.
-            for second in faults_at(self.faults, point) {
+            for (j, second) in faults_at(self.faults, point) {
                 if second == fault {
                     continue;
                 }
+                let (second_key, second_inherited) = self.fault_info[j];
                 let pair = [first, Injection { at: point, fault: second }];
-                let key = keyed(&hashed, fault_key(fault) ^ fault_key(second).rotate_left(17) ^ budget_key(self.depth - 2));
+                let key = keyed(&hashed, fault_key ^ second_key.rotate_left(17) ^ budget_key(self.depth - 2));
                 if let std::collections::hash_map::Entry::Vacant(entry) = self.seen.entry(key) {
                     entry.insert(false);
                 } else {
@@ -444,16 +454,17 @@ impl<'s, 'a> Shard<'s, 'a> {
                 }
                 let mut after = Vec::new();
                 let result = self.run(&start, &pair, self.depth - 2, &mut after);
-                self.collector.record(&pair, &result);
-                self.place_after(&pair, point, after, self.depth - 2);
+                self.collector.record(&pair, &result, inherited || second_inherited);
+                self.place_after(&pair, inherited || second_inherited, point, after, self.depth - 2);
             }
-            self.place_after(&[first], point, snapshots, self.depth - 1);
+            self.place_after(&[first], inherited, point, snapshots, self.depth - 1);
         }
     }
 
-    /// One more fault at every point the run of `prefix` (its last fault at `from`) passed, in
-    /// `snapshots`; with `budget` to spare after it, further ones after that.
-    fn place_after(&mut self, prefix: &[Injection], from: Point, snapshots: Vec<Cursor>, budget: u8) {
+    /// One more fault at every point the run of `prefix` (its last fault at `from`; `inherited`:
+    /// one of its faults the cluster suffers before the migration) passed, in `snapshots`; with
+    /// `budget` to spare after it, further ones after that.
+    fn place_after(&mut self, prefix: &[Injection], inherited: bool, from: Point, snapshots: Vec<Cursor>, budget: u8) {
         if budget == 0 {
             return;
         }
@@ -475,8 +486,9 @@ impl<'s, 'a> Shard<'s, 'a> {
                 self.deduplicated += faults_at(self.faults, at).count();
                 continue;
             }
-            for next in faults_at(self.faults, at) {
-                let key = keyed(&hashed, fault_key(next) ^ config);
+            for (k, next) in faults_at(self.faults, at) {
+                let (next_key, next_inherited) = self.fault_info[k];
+                let key = keyed(&hashed, next_key ^ config);
                 if self.seen.insert(key, true).is_some() {
                     self.deduplicated += 1;
                     continue;
@@ -488,8 +500,8 @@ impl<'s, 'a> Shard<'s, 'a> {
                 let schedule = &placed[..=prefix.len()];
                 let mut after = Vec::new();
                 let result = self.run(&cursor, &schedule[prefix.len()..], budget - 1, &mut after);
-                self.collector.record(schedule, &result);
-                self.place_after(schedule, at, after, budget - 1);
+                self.collector.record(schedule, &result, inherited || next_inherited);
+                self.place_after(schedule, inherited || next_inherited, at, after, budget - 1);
             }
         }
     }

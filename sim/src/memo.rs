@@ -16,6 +16,7 @@ use plan_model::topology::Topology;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 /// The recovery candidates ranked at a halt, by state and step: many placements halt in the
 /// same state at the same step, and a ranking runs every candidate to its end.
@@ -23,7 +24,10 @@ use std::rc::Rc;
 pub struct Rankings {
     /// By the fingerprint of the state and the halted step's phase (a ranking reads the step
     /// for its phase only).
-    ranked: FxHashMap<Fingerprint, Rc<[crate::search::Candidate]>>,
+    ranked: FxHashMap<Fingerprint, Arc<[crate::search::Candidate]>>,
+    /// The rankings every shard of the exploration made, where this one takes those another
+    /// made before making its own (a third of them at depth 2 on the homelab).
+    made: Option<Arc<RankingsMade>>,
     /// Model transitions applied to run the candidates of every ranking made.
     pub transitions: u64,
     /// What each phase does, classified once (it reads every step of the plan).
@@ -36,8 +40,15 @@ pub struct Rankings {
 }
 
 impl Rankings {
-    /// The ranking at a halt in `step` in state `c`, made once.
-    pub(crate) fn rank(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Rc<[crate::search::Candidate]> {
+    /// The ranking at a halt in `step` in state `c`, made once (by whichever shard meets it
+    /// first, where the shards share what they made).
+    pub(crate) fn rank(
+        &mut self,
+        c: &Cluster,
+        t: &Topology,
+        plan: &plan_model::plan::Plan,
+        step: usize,
+    ) -> Arc<[crate::search::Candidate]> {
         if self.phase_of_step.is_empty() {
             let mut phases: Vec<&str> = Vec::new();
             for s in &plan.steps {
@@ -48,26 +59,51 @@ impl Rankings {
                 self.phase_of_step.push(index as u32);
             }
         }
-        let phase = &plan.steps[step].phase;
         let key = Fingerprint::of(&(c, self.phase_of_step[step]));
-        let transitions = &mut self.transitions;
-        let kinds = &mut self.kinds;
+        if let Some(ranking) = self.ranked.get(&key) {
+            return ranking.clone();
+        }
+        // A ranking depends on its key alone: one another shard made is the one this shard
+        // would make (only the work it took is not counted here).
+        let made_elsewhere = self.made.as_ref().and_then(|made| made.get(&key));
+        let ranking = made_elsewhere.unwrap_or_else(|| {
+            let ranking = self.make(c, t, plan, step);
+            if let Some(made) = &self.made {
+                made.put(key, &ranking);
+            }
+            ranking
+        });
+        self.ranked.insert(key, ranking.clone());
+        ranking
+    }
+
+    /// Runs every candidate recovery at a halt in `step` in state `c`, and ranks them.
+    fn make(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Arc<[crate::search::Candidate]> {
+        let phase = &plan.steps[step].phase;
+        let kind = *self.kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
         let judged = &mut self.judged;
-        self.ranked
-            .entry(key)
-            .or_insert_with(|| {
-                let kind = *kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
-                let judged = &mut *judged;
-                let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| {
-                    // Many candidates end alike (a phase's rollback from anywhere in it): each
-                    // end is judged once, by the state without its times (the judgment reads none).
-                    let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*end };
-                    judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).cost(downtime_s, duration_s)
-                });
-                *transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
-                ranking.into()
-            })
-            .clone()
+        let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| {
+            // Many candidates end alike (a phase's rollback from anywhere in it): each
+            // end is judged once, by the state without its times (the judgment reads none).
+            let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*end };
+            judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).cost(downtime_s, duration_s)
+        });
+        self.transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
+        ranking.into()
+    }
+}
+
+/// The rankings made by every shard of one exploration, by the key [`Rankings`] keeps them by.
+#[derive(Default)]
+pub struct RankingsMade(Mutex<FxHashMap<Fingerprint, Arc<[crate::search::Candidate]>>>);
+
+impl RankingsMade {
+    fn get(&self, key: &Fingerprint) -> Option<Arc<[crate::search::Candidate]>> {
+        self.0.lock().expect("no shard panics holding the rankings").get(key).cloned()
+    }
+
+    fn put(&self, key: Fingerprint, ranking: &Arc<[crate::search::Candidate]>) {
+        self.0.lock().expect("no shard panics holding the rankings").entry(key).or_insert_with(|| ranking.clone());
     }
 }
 
@@ -316,6 +352,13 @@ impl Memo {
     /// A memory that keeps no continuation (rankings only): every run is carried out to its end.
     pub fn plain(reported: u32) -> Memo {
         Memo { forget: true, ..Memo::new(reported) }
+    }
+
+    /// Takes the rankings other shards of the exploration made, and gives them the ones this
+    /// memory makes.
+    pub fn sharing_rankings(mut self, made: Arc<RankingsMade>) -> Memo {
+        self.rankings.made = Some(made);
+        self
     }
 
     /// Runs `schedule` (every injection at the point of `entry`) from `entry`; from the first step

@@ -11,7 +11,6 @@ use plan_model::action::{Action, Refusal, RefusalKind};
 use plan_model::cluster::{Cluster, EtcdData};
 use plan_model::plan::Plan;
 use plan_model::topology::{NodeSet, Topology};
-use std::rc::Rc;
 use std::sync::Arc;
 
 /// Recoveries one run may take before it is declared stuck.
@@ -63,7 +62,7 @@ pub trait Executor {
     }
     /// Every candidate recovery from `c` after a halt in step `step`, best first
     /// ([`search::rank`]); a place that meets the same halt often may remember them.
-    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Rc<[Candidate]> {
+    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Arc<[Candidate]> {
         search::rank(c, t, plan, step).into()
     }
     /// The candidates the twin weighed at a halt, before it carries out the best: a place with

@@ -284,12 +284,7 @@ impl<'e, 'a> Run<'e, 'a> {
         // A lazy run keeps breaks of the reported invariants only (and marks read no others):
         // the rest are not evaluated at all.
         let asked = if self.lazy { SAFETY & self.reported } else { SAFETY };
-        let mut now = 0u32;
-        for i in bits(asked) {
-            if (INVARIANTS[i].broken)(&self.c, t) {
-                now |= 1 << i;
-            }
-        }
+        let now = invariant::safety_broken(&self.c, t, asked);
         let first = now & !self.ever_broken;
         let newly = now & !self.broken_now;
         self.ever_broken |= now;
@@ -617,7 +612,7 @@ impl Executor for Run<'_, '_> {
         self.engine.recording.events
     }
 
-    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> std::rc::Rc<[crate::search::Candidate]> {
+    fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> std::sync::Arc<[crate::search::Candidate]> {
         match self.rankings.as_deref_mut() {
             Some(rankings) => rankings.rank(c, t, plan, step),
             None => crate::search::rank(c, t, plan, step).into(),
