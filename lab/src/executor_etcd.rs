@@ -18,7 +18,6 @@ use plan_model::cluster::Cluster;
 use plan_model::plan::Plan;
 use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::collections::BTreeMap;
-use std::net::{SocketAddrV4, TcpListener};
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -67,13 +66,6 @@ struct MemberUrls {
     peer: String,
 }
 
-fn free_port(address: std::net::Ipv4Addr) -> Result<u16, LabError> {
-    Ok(TcpListener::bind(SocketAddrV4::new(address, 0))
-        .and_then(|l| l.local_addr())
-        .map_err(|e| LabError::io(format!("a free port on {address}"), e))?
-        .port())
-}
-
 /// The real etcd of a slice.
 pub struct SliceEtcd {
     /// The members the lab runs, with the flags that restart them (after a reboot).
@@ -107,8 +99,12 @@ impl SliceEtcd {
         let masters = t.target_masters();
         let mut urls = BTreeMap::new();
         for node in masters.iter() {
+            // etcd's own ports on the master's own address: every lab has a loopback range of its
+            // own. A port picked free by the kernel came from the ephemeral range, where a lab
+            // process's outgoing connection from that address could take it before etcd bound it
+            // (seen once with six test threads).
             let address = t.node(node).address;
-            let (client, peer) = (free_port(address)?, free_port(address)?);
+            let (client, peer) = (crate::address::ETCD_CLIENT_PORT, crate::address::ETCD_PEER_PORT);
             urls.insert(node, MemberUrls { client: format!("http://{address}:{client}"), peer: format!("http://{address}:{peer}") });
         }
         let url = |n: NodeIx| &urls[&n];
