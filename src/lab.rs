@@ -85,8 +85,9 @@ pub struct RehearseArgs {
     /// kubeadm/kubectl/hypervisor shims; a scenario off loopback is moved onto it (10.0.20.100 ->
     /// 127.N.20.100). Without a list (or `all`): every step; with a list (`0.2,0.3,0.4`): those
     /// steps, from where the whole plan stands before the first. With `--fail NODE --at STEP`: the
-    /// whole plan, the fault struck for real at that point, then the executor's recovery (`plan
-    /// recover`), or with a reboot the run resumed (`plan execute --resume`).
+    /// whole plan, the fault struck for real at that point, then what the executor proposes at the
+    /// halt carried out by the lab as operator (`plan recover`), and the run resumed where that
+    /// goes on (`plan execute --resume` after a wait or a renewal).
     #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default")]
     pub via_execute: Option<String>,
     /// The walk instead: the twin's actions carried out on real etcd and HAProxy (no SSH, no
