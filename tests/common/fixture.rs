@@ -100,6 +100,16 @@ pub fn hold_range_zero() -> RangeZero {
     }
 }
 
+/// Keeps range 0 for the fixture for the rest of this test process, so that no lab a test starts
+/// takes it: a lab claims the lowest free range, and one that got range 0 made every fixture test
+/// that came after it wait for its whole rehearsal (up to about 50 s each in the parallel suite).
+/// Every lab-starting test calls it, through [`super::lab_binaries`] and
+/// [`super::fixture_hosts_run`], before any lab starts.
+pub fn keep_range_zero_for_the_fixture() {
+    static KEPT: std::sync::Once = std::sync::Once::new();
+    KEPT.call_once(|| std::mem::forget(hold_range_zero()));
+}
+
 impl Drop for RangeZero {
     fn drop(&mut self) {
         let mut holders = RANGE_ZERO.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -33,6 +33,7 @@ fn rehearse_scenario_via_execute(
     steps: Option<&str>,
     extra: &[&str],
 ) -> Option<(i32, Value)> {
+    common::fixture::keep_range_zero_for_the_fixture();
     if let Err(e) = plan_lab::host::usable() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but fixture hosts cannot run: {e}: install openssh-server");
         eprintln!("skipping: {e} (not CI)");

@@ -67,6 +67,11 @@ pub const LAB_REBOOT_MS: u64 = 1500;
 /// with room for its sshd and etcd to start again on a loaded machine (twice the reboot failed a
 /// partition's rehearsal once, at load 10–15 with six test threads).
 pub const LAB_HOST_WAIT_MS: u64 = 4 * LAB_REBOOT_MS;
+/// How long a fault that clears (a reboot, a partition) lasts on the lab: longer than one look at
+/// the hosts takes (a frozen member's health check runs into its timeout, about 2 s), so the
+/// executor's first look still finds it, and half the executor's wait, so it clears within it.
+/// A 1.5 s partition once healed inside the first look and was never seen.
+pub const FAULT_CLEARS_AFTER_MS: u64 = LAB_HOST_WAIT_MS / 2;
 /// How often the kubelet stand-in looks at the hosts.
 pub const KUBELET_TICK_MS: u64 = 100;
 /// How long the end's Ready rows give a node's kubelet to reach an apiserver once (far below the

@@ -3,7 +3,7 @@
 
 use super::kubelet::KubeletStandIn;
 use super::shims::cluster_configuration;
-use super::{lock, LAB_REBOOT_MS, QUORUM_WRITE_TIMEOUT_MS};
+use super::{lock, FAULT_CLEARS_AFTER_MS, QUORUM_WRITE_TIMEOUT_MS};
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
 use crate::fidelity::{Cell, Observed};
@@ -73,8 +73,8 @@ impl LabOperator<'_> {
             return;
         }
         self.struck = true;
-        // A rebooting host stays down for the lab's reboot (LAB_REBOOT_MS), and a partition
-        // lasts as long: the executor waits for them as for real ones.
+        // A rebooting host stays down, and a partition lasts, FAULT_CLEARS_AFTER_MS: the
+        // executor waits for them as for real ones.
         let why = format!("the fault at {}", step.id);
         match strike.blow {
             Blow::Crash { victim, boots_again } => {
@@ -82,7 +82,7 @@ impl LabOperator<'_> {
                 if boots_again {
                     self.struck_quorum = Some(self.quorum_now());
                     // Its reboot's time starts once quorum was asked (which may wait for it).
-                    lock(self.kubelet).down_until.insert(victim, Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
+                    lock(self.kubelet).down_until.insert(victim, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
                 }
             }
             Blow::Freeze { victim } => {
@@ -90,7 +90,7 @@ impl LabOperator<'_> {
                 // back: the executor waits for the member as for the host.
                 lock(self.kubelet).freeze(self.hosts, victim, Signal::Stop, &why);
                 self.struck_quorum = Some(self.quorum_now());
-                lock(self.kubelet).frozen_until.insert(victim, Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
+                lock(self.kubelet).frozen_until.insert(victim, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
             }
             Blow::ClockJump { seconds } => {
                 let offset = clock_offset_s(self.hosts.root()) + u64::from(seconds);
