@@ -11,8 +11,7 @@
 
 use super::{Runner, HOST_WAIT_POLL_S};
 use crate::journal::Event;
-use crate::observe::Observation;
-use crate::observe::{self, Drift};
+use crate::observe::{self, Drift, Observation};
 use crate::ExecError;
 use plan_model::cluster::Cluster;
 use std::time::{Duration, Instant};
