@@ -12,7 +12,6 @@ use crate::Failure;
 use plan_exec::guard::Guard;
 use plan_exec::journal::Journal;
 use plan_exec::lock::Lock;
-use plan_exec::runner::kind_name;
 use plan_exec::runner::{Choice, Operator, Pick, Proposal, RollbackOutcome, RunOptions, Runner, Undo, KIND_NAMES};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -197,7 +196,7 @@ pub fn proposal_text(proposal: &Proposal) -> String {
         Some(best) => {
             let mut kinds: Vec<&str> = Vec::new();
             for choice in &proposal.candidates {
-                let name = kind_name(&choice.kind);
+                let name = choice.kind.name();
                 if !kinds.contains(&name) {
                     kinds.push(name);
                 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 /// Bytes of a command's output kept in the journal (its tail, cut between characters).
 pub const OUTPUT_KEPT_BYTES_MAX: usize = 2000;
 
-pub use recover::{kind_name, Choice, ChoiceCommand, Pick, Proposal, Undo, KIND_NAMES};
+pub use recover::{Choice, ChoiceCommand, Pick, Proposal, Undo, KIND_NAMES};
 
 /// The person at the terminal, as the runner sees them.
 pub trait Operator {

@@ -114,11 +114,6 @@ pub enum Pick {
     Kind(&'static str),
 }
 
-/// The name of a recovery's kind, as `--choose` and the JSON's `kind` spell it.
-pub fn kind_name(kind: &RecoveryKind) -> &'static str {
-    kind.name()
-}
-
 /// Every kind name `--choose` takes.
 pub use plan_sim::recovery::KIND_NAMES;
 
@@ -138,10 +133,10 @@ impl Proposal {
         }
         let number = match pick {
             Pick::Number(n) => n,
-            Pick::Kind(name) => match self.candidates.iter().find(|c| kind_name(&c.kind) == name) {
+            Pick::Kind(name) => match self.candidates.iter().find(|c| c.kind.name() == name) {
                 Some(choice) => choice.number,
                 None => {
-                    let weighed: Vec<&str> = self.candidates.iter().map(|c| kind_name(&c.kind)).collect();
+                    let weighed: Vec<&str> = self.candidates.iter().map(|c| c.kind.name()).collect();
                     return Err(ExecError::NoSuchKind { kind: name, step: self.step.clone(), weighed: weighed.join(", ") });
                 }
             },

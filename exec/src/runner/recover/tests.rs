@@ -187,7 +187,7 @@ fn a_kind_names_the_same_recovery_as_its_number_and_one_not_weighed_runs_nothing
         let (mut journal, _) = halted_at(&t, &plan, "5.2");
         let listed = proposal(&t, &plan, &mut journal, &mut Recorder::default(), false);
         for choice in listed.candidates.iter().filter(|c| c.applicable()) {
-            let by_kind = listed.pick(Pick::Kind(kind_name(&choice.kind))).expect("weighed");
+            let by_kind = listed.pick(Pick::Kind(choice.kind.name())).expect("weighed");
             assert_eq!((by_kind.candidate, &by_kind.kind), (Some(choice.number), &choice.kind), "{file}");
         }
         let records = journal.records.len();
@@ -213,10 +213,10 @@ fn kind_names_are_the_json_kinds() {
         RecoveryKind::QuorumRecovery,
         RecoveryKind::WorstCase,
     ];
-    let names: Vec<&str> = kinds.iter().map(kind_name).collect();
+    let names: Vec<&str> = kinds.iter().map(RecoveryKind::name).collect();
     assert_eq!(names, KIND_NAMES);
     for kind in &kinds {
-        assert_eq!(serde_json::to_value(kind).expect("serializes")["kind"], kind_name(kind), "{kind:?}");
+        assert_eq!(serde_json::to_value(kind).expect("serializes")["kind"], kind.name(), "{kind:?}");
     }
 }
 
