@@ -487,21 +487,22 @@ fn node_ix(t: &Topology, name: &str) -> Option<NodeIx> {
 }
 
 /// The `what` of a drift entry for a host or service that did not answer.
-pub const UNREACHABLE_WHAT: &str = "reachable";
+const UNREACHABLE_WHAT: &str = "reachable";
 
 /// The drift of the hosts and services in `observation` that did not answer.
 pub fn drift_of_unreachable(observation: &Observation) -> Vec<Drift> {
-    observation
-        .unreachable
-        .iter()
-        .map(|(host, why)| Drift {
-            node: host.clone(),
-            what: UNREACHABLE_WHAT.to_string(),
-            twin: "up".to_string(),
-            observed: "no answer".to_string(),
-            evidence: why.clone(),
-        })
-        .collect()
+    observation.unreachable.iter().map(|(host, why)| unreachable(host, why)).collect()
+}
+
+/// `host` (or a service) did not answer, as a drift entry; `why` what the attempt said.
+pub fn unreachable(host: &str, why: &str) -> Drift {
+    Drift {
+        node: host.to_string(),
+        what: UNREACHABLE_WHAT.to_string(),
+        twin: "up".to_string(),
+        observed: "no answer".to_string(),
+        evidence: why.to_string(),
+    }
 }
 
 /// Whether `drift` is a host or service that did not answer ([`drift_of_unreachable`]).

@@ -450,13 +450,7 @@ impl<'a> Runner<'a> {
                         // A host that dropped the command's connection did not answer, even if it
                         // answers by the halt's first look (a blip): the halt counts it as silent.
                         let cut_off = match &e {
-                            ExecError::Ssh { host, .. } => Some(Drift {
-                                node: host.clone(),
-                                what: observe::UNREACHABLE_WHAT.to_string(),
-                                twin: "up".to_string(),
-                                observed: "no answer".to_string(),
-                                evidence: reason.clone(),
-                            }),
+                            ExecError::Ssh { host, .. } => Some(observe::unreachable(host, &reason)),
                             _ => None,
                         };
                         return self.halt_cut_off(i, reason, cut_off);
@@ -584,9 +578,7 @@ impl<'a> Runner<'a> {
         // A drift with something silent in it went through the wait before the step already.
         let mut at_halt = self.believed_at_halt(i, started, !host_wait::silent(&drift).is_empty())?;
         if let Some(cut_off) = cut_off {
-            if !at_halt.silent.iter().any(|d| d.node == cut_off.node && d.what == cut_off.what) {
-                at_halt.silent.push(cut_off);
-            }
+            host_wait::add_new(&mut at_halt.silent, cut_off);
         }
         let believed = renew::ExpiredCredentials::read(&reason).written_over(self.t, &at_halt.believed);
         let recovery = Recovery::best_of(self.choices(i, &believed, at_halt.hosts_back()), &believed);
@@ -594,9 +586,7 @@ impl<'a> Runner<'a> {
         // Hosts that did not answer at the halt are part of what it saw (`plan recover` reads them).
         let mut drift = drift;
         for silent in at_halt.silent {
-            if !drift.iter().any(|d| d.node == silent.node && d.what == silent.what) {
-                drift.push(silent);
-            }
+            host_wait::add_new(&mut drift, silent);
         }
         tracing::error!(step = %step, reason = %reason, "halted");
         self.journal.append(Event::Halted {

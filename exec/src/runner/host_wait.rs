@@ -38,6 +38,13 @@ pub(super) fn silent(drift: &[Drift]) -> Vec<Drift> {
     drift.iter().filter(|d| observe::is_silent(d)).cloned().collect()
 }
 
+/// Adds `entry` to `drift` unless an entry of the same node and fact is there.
+pub(super) fn add_new(drift: &mut Vec<Drift>, entry: Drift) {
+    if !drift.iter().any(|d| d.node == entry.node && d.what == entry.what) {
+        drift.push(entry);
+    }
+}
+
 /// Whether the halt journalled with `halted_drift` saw something that did not answer, and
 /// everything answers in `now` (the drift of a new look; `None`: nobody looked): what
 /// [`AtHalt::hosts_back`] says, read back by `plan recover`.
