@@ -293,13 +293,7 @@ mod tests {
     }
 
     fn silent(node: &str) -> Drift {
-        Drift {
-            node: node.to_string(),
-            what: "reachable".to_string(),
-            twin: "up".to_string(),
-            observed: "no answer".to_string(),
-            evidence: String::new(),
-        }
+        plan_exec::observe::unreachable(node, "")
     }
 
     fn run_started(steps: &[&str]) -> Event {
