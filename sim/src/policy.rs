@@ -74,6 +74,12 @@ pub trait Executor {
     fn weighed(&mut self, _step: &str, _ranking: &[Candidate]) -> Result<(), Self::Error> {
         Ok(())
     }
+    /// The kind of recovery the operator picked for every halt (`plan recover --choose KIND`,
+    /// `plan rehearse --choose KIND`), by [`RecoveryKind::name`]: the search's best of that kind
+    /// is carried out instead of the best of all. `None`: the best.
+    fn chosen(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A halt where the plan's documented recovery (the phase's rollback, or holding after the
@@ -232,7 +238,9 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
             ranking = exec.rank(&now, t, plan, step);
         }
         // The ranking is shared (a memory may hold it): the best is read in place, not copied.
-        let Some(best) = ranking.iter().find(|c| c.applicable() && !tried.contains(&c.kind)) else {
+        let chosen = exec.chosen();
+        let picked = |c: &&Candidate| chosen.is_none_or(|kind| c.kind.name() == kind);
+        let Some(best) = ranking.iter().filter(picked).find(|c| c.applicable() && !tried.contains(&c.kind)) else {
             return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }));
         };
         exec.took(best.kind.clone());

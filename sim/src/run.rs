@@ -207,6 +207,8 @@ pub struct Engine<'a> {
     pub recording: Recording,
     /// Every drift in words, written once.
     drifts: policy::DriftWords,
+    /// The kind of recovery taken at every halt ([`Engine::choosing`]); `None`: the search's best.
+    chosen: Option<&'static str>,
 }
 
 pub(crate) struct Run<'e, 'a> {
@@ -612,6 +614,10 @@ impl Executor for Run<'_, '_> {
         self.engine.recording.events
     }
 
+    fn chosen(&self) -> Option<&str> {
+        self.engine.chosen
+    }
+
     fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> std::sync::Arc<[crate::search::Candidate]> {
         match self.rankings.as_deref_mut() {
             Some(rankings) => rankings.rank(c, t, plan, step),
@@ -660,7 +666,13 @@ impl Place for Run<'_, '_> {
 
 impl<'a> Engine<'a> {
     pub fn new(t: &'a Topology, plan: &'a Plan, recording: Recording) -> Self {
-        Engine { t, plan, recording, drifts: policy::DriftWords::new(t) }
+        Engine { t, plan, recording, drifts: policy::DriftWords::new(t), chosen: None }
+    }
+
+    /// The engine taking, at every halt, the best recovery of `kind` ([`RecoveryKind::name`])
+    /// rather than the best of all: the twin of an operator who picks with `--choose KIND`.
+    pub fn choosing(self, kind: &'static str) -> Self {
+        Engine { chosen: Some(kind), ..self }
     }
 
     /// Runs the plan from the scenario's initial state with `schedule`.

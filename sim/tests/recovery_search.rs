@@ -141,3 +141,36 @@ fn the_worst_case_cannot_be_carried_out_without_the_vm_snapshot_it_rebuilds_from
         assert!(checked > 10, "{}: {checked} points where the worst case could be carried out", t.scenario.name);
     }
 }
+
+/// An operator who picks a recovery by kind (`--choose KIND`) gets the twin's best of that kind:
+/// on a voter-mode join whose new member crashes right after its add (quorum lost), the search's
+/// best is the quorum recovery, and the engine pinned to the worst case restores the snapshot
+/// instead, losing the writes after the backup; a kind that never applies leaves it stuck.
+#[test]
+fn an_engine_choosing_a_kind_takes_the_best_of_that_kind_and_only_it() {
+    let five_voters = include_str!("../../scenarios/five-masters.yaml")
+        .replace("version: \"1.33\"", "version: \"1.28\"")
+        .replace("kubernetes_version: \"1.32\"", "kubernetes_version: \"1.28\"");
+    for text in [include_str!("../../scenarios/legacy-1.28.yaml"), five_voters.as_str()] {
+        let t = topology(text);
+        assert!(!t.learner_mode, "{}: voter mode", t.scenario.name);
+        let plan = planner::generate(&t);
+        let x = t.new_masters().next().expect("a new master");
+        let (i, k) = plan
+            .steps
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.actions.iter().position(|a| *a == Action::EtcdMemberAdd(x)).map(|k| (i, k)))
+            .expect("the plan adds the new master's member");
+        let at = Point { step: i as u16, action: k as u16 + 1 };
+        let crash = [Injection { at, fault: Fault::NodeDown { node: x, lasts_s: None } }];
+        let best = Engine::new(&t, &plan, Recording::default()).run(&crash);
+        assert_eq!(best.outcome, Outcome::QuorumRecovered, "{}", t.scenario.name);
+        let restored = Engine::new(&t, &plan, Recording::default()).choosing(RecoveryKind::WorstCase.name()).run(&crash);
+        let Outcome::RestoredFromSnapshot { lost_s } = restored.outcome else { panic!("{}: {:?}", t.scenario.name, restored.outcome) };
+        assert!(lost_s > 0, "the backup predates the fault");
+        assert_eq!(restored.recoveries.last(), Some(&RecoveryKind::WorstCase));
+        let never = Engine::new(&t, &plan, Recording::default()).choosing(RecoveryKind::Resume.name()).run(&crash);
+        assert!(matches!(never.outcome, Outcome::Stuck { .. }), "{}: {:?}", t.scenario.name, never.outcome);
+    }
+}
