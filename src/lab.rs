@@ -5,7 +5,7 @@ use crate::input::{parse_duration, Loaded};
 use crate::lab_standing::{self, Standing};
 use crate::Failure;
 use clap::Subcommand;
-use plan_lab::executor_rehearsal;
+use plan_lab::executor_rehearsal::{self, Drill};
 use plan_lab::lab::{Lab, LabOptions, LabStatus};
 use plan_lab::process::Lifetime;
 use plan_lab::rehearse::{self, FidelityReport};
@@ -90,9 +90,15 @@ pub struct RehearseArgs {
     /// goes on (`plan execute --resume` after a wait or a renewal).
     #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default")]
     pub via_execute: Option<String>,
+    /// At the fault's halt, the lab as operator picks the best recovery of this kind
+    /// (`plan recover --choose KIND`: rollback, hold, quorum-recovery, worst-case, ...) instead of
+    /// the executor's best, and the twin takes the same kind: a recovery the ranking puts below
+    /// another, rehearsed for real (the worst case's snapshot restore).
+    #[arg(long, value_name = "KIND", value_parser = parse_kind, requires = "at", conflicts_with = "walk")]
+    pub choose: Option<&'static str>,
     /// The walk instead: the twin's actions carried out on real etcd and HAProxy (no SSH, no
-    /// kubeadm), for what the executor's lab cannot inject yet: a point inside a command
-    /// (STEP@N), the worst case's snapshot restore.
+    /// kubeadm), for what the executor's lab cannot inject yet: a fault that clears inside a
+    /// command (STEP@N inside kubeadm join), and LB profiles other than pfSense's bootstrap script.
     #[arg(long, conflicts_with = "via_execute")]
     pub walk: bool,
     /// With --walk: added to every lab port; the rehearsal's own lab is separate from `plan lab up --walk`'s.
@@ -239,6 +245,15 @@ fn status_text(status: &LabStatus) -> String {
     out
 }
 
+/// `--choose KIND`: one of the recovery kinds, by the name `plan recover --choose` takes.
+fn parse_kind(text: &str) -> Result<&'static str, String> {
+    plan_exec::runner::KIND_NAMES
+        .iter()
+        .find(|k| **k == text)
+        .copied()
+        .ok_or_else(|| format!("a recovery kind: {}", plan_exec::runner::KIND_NAMES.join(", ")))
+}
+
 /// The fault from the command line: only the kinds the lab injects for real.
 fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, Failure> {
     let t = &loaded.topology;
@@ -278,7 +293,7 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
 }
 
 /// `plan rehearse`: the plan (or a slice of it) through the executor, beside the twin.
-fn rehearse_via_execute(loaded: &Loaded, steps: &str, injection: Option<Injection>, format: ReportFormat) -> Result<(), Failure> {
+fn rehearse_via_execute(loaded: &Loaded, steps: &str, drill: Option<Drill>, format: ReportFormat) -> Result<(), Failure> {
     let steps: Vec<String> = if steps == "default" {
         executor_rehearsal::SLICE_DEFAULT.iter().map(|s| s.to_string()).collect()
     } else {
@@ -288,7 +303,7 @@ fn rehearse_via_execute(loaded: &Loaded, steps: &str, injection: Option<Injectio
     // the lab then stops and removes its directory; a second signal ends the process at once (the
     // next lab start sweeps what it left).
     plan_exec::interrupt::install_for(plan_exec::interrupt::AfterStop::LabRemoved);
-    let report = executor_rehearsal::rehearse_through_executor(&loaded.topology, &loaded.plan, &steps, injection).map_err(lab_failure)?;
+    let report = executor_rehearsal::rehearse_through_executor(&loaded.topology, &loaded.plan, &steps, drill).map_err(lab_failure)?;
     match format {
         ReportFormat::Json => crate::output::print_json(&report)?,
         ReportFormat::Text => crate::output::print(&report.render())?,
@@ -305,7 +320,8 @@ pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
     let injection = injection(loaded, args)?;
     if !args.walk {
         let steps = args.via_execute.as_deref().unwrap_or("default");
-        return rehearse_via_execute(loaded, steps, injection, args.format);
+        let drill = injection.map(|injection| Drill { injection, choose: args.choose });
+        return rehearse_via_execute(loaded, steps, drill, args.format);
     }
     // What the walk cannot rehearse is refused before its lab starts.
     rehearse::check_rehearsable(&loaded.topology, injection).map_err(lab_failure)?;

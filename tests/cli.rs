@@ -387,3 +387,22 @@ fn depth_three_is_accepted_with_its_expected_time_and_depth_four_refused() {
         );
     }
 }
+
+/// `plan rehearse --choose KIND` takes the kinds `plan recover --choose` takes, needs a fault's
+/// point, and is not for the walk: each refused as bad input before any lab starts.
+#[test]
+fn rehearse_choose_takes_a_recovery_kind_and_a_fault_point() {
+    let out = plan(&["rehearse", "--fail", "master-2", "--at", "2.5", "--choose", "restore"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("a recovery kind: wait-and-retry, renew, resume, rollback, hold, quorum-recovery, worst-case"),
+        "{}",
+        out.stderr
+    );
+    let out = plan(&["rehearse", "--choose", "worst-case"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("--at"), "{}", out.stderr);
+    let out = plan(&["rehearse", "--walk", "--fail", "master-2", "--at", "2.5", "--choose", "worst-case"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+}

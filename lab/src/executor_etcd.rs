@@ -8,13 +8,14 @@
 //! with the host's sshd ([`crate::host::FixtureHosts::stop`]).
 
 use crate::error::LabError;
-use crate::etcd::{ClusterState, EtcdFlags, EtcdMember, Etcdctl, Membership, ETCDCTL_BIN, ETCD_BIN};
+use crate::etcd::{ClusterState, EtcdFlags, EtcdMember, Etcdctl, Membership, RestoreTarget, ETCDCTL_BIN, ETCD_BIN};
 use crate::executor_lab::CLOCK_OFFSET;
 use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host::{self, FixtureHosts};
 use crate::process::{self, Lifetime, POLL_MS};
 use plan_model::action::Action;
-use plan_model::cluster::Cluster;
+use plan_model::cluster::{Cluster, EtcdData};
+use plan_model::plan::format_duration;
 use plan_model::plan::Plan;
 use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::collections::BTreeMap;
@@ -38,6 +39,10 @@ pub const CLIENT_URL_FILE: &str = "etcd-client-url";
 /// `at-<host>-<after>` (the shim strikes there, naming the victim), `struck-<victim>` (the shim
 /// asks the lab to crash it), `done-<victim>` (crashed).
 pub const STRIKE_DIR: &str = "strike";
+
+/// A key the lab writes before its backup, and one after: a restore keeps the first, loses the second.
+pub const WRITTEN_BEFORE_BACKUP: &str = "plan-lab/written-before-the-backup";
+pub const WRITTEN_AFTER_BACKUP: &str = "plan-lab/written-after-the-backup";
 /// What the join shim did to etcd, in its host directory (no secrets).
 const JOIN_LOG: &str = "kubeadm-join.log";
 
@@ -221,20 +226,66 @@ impl SliceEtcd {
         let _ = child.wait();
         let forced = EtcdFlags { cluster_state: ClusterState::Existing, force_new_cluster: true, ..flags.clone() };
         *child = process::spawn(Path::new(ETCD_BIN), &forced.args(), log, Lifetime::Owned)?;
-        let ctl = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![flags.client_url.clone()]);
-        let deadline = Instant::now() + Duration::from_secs(MEMBER_READY_TIMEOUT_S);
-        loop {
-            if matches!(ctl.member_list()?, Ok(members) if members.len() == 1) && matches!(ctl.put("plan-lab/forced", "1", 1000)?, Ok(())) {
-                return Ok(true);
-            }
-            if Instant::now() > deadline {
-                return Err(LabError::Timeout {
-                    what: format!("etcd of {} as a cluster of one", flags.name),
-                    timeout_ms: MEMBER_READY_TIMEOUT_S * 1000,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(POLL_MS));
+        wait_cluster_of_one(flags, "plan-lab/forced")?;
+        Ok(true)
+    }
+
+    /// The worst case's `etcdctl snapshot restore` of `backup` for `node`'s member: the member
+    /// stops, its data directory is moved aside (`etcd-data.before-restore`), the snapshot is
+    /// restored into a new one as a cluster of `node` alone (a new cluster id: the old members
+    /// cannot rejoin it), and etcd starts from it. `Ok(Err(why))` where it cannot be done: the lab
+    /// runs no member for `node`, or the backup is unusable (checked before the member is touched).
+    ///
+    /// # Errors
+    /// etcd or etcdctl cannot run, or the restored member does not take writes within
+    /// [`MEMBER_READY_TIMEOUT_S`].
+    pub fn restore_snapshot(&mut self, node: NodeIx, backup: &Path) -> Result<Result<(), String>, LabError> {
+        let offline = Etcdctl::new(Path::new(ETCDCTL_BIN), Vec::new());
+        let Some((child, flags, log)) = self.children.get_mut(&node) else {
+            return Ok(Err("the lab runs no member there".to_string()));
+        };
+        if let Err(refused) = offline.snapshot_status(backup)? {
+            return Ok(Err(format!("the backup {} is unusable: {refused}", backup.display())));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        let aside = flags.data_dir.with_extension("before-restore");
+        if flags.data_dir.exists() {
+            std::fs::rename(&flags.data_dir, &aside).map_err(|e| LabError::io(format!("move {} aside", flags.data_dir.display()), e))?;
+        }
+        let target = RestoreTarget {
+            name: flags.name.clone(),
+            peer_url: flags.peer_url.clone(),
+            data_dir: flags.data_dir.clone(),
+            cluster_token: format!("plan-lab-restored-{}", flags.name),
+        };
+        if let Err(refused) = offline.snapshot_restore(backup, &target)? {
+            return Ok(Err(format!("etcdctl snapshot restore: {refused}")));
+        }
+        let restored = EtcdFlags {
+            initial_cluster: format!("{}={}", flags.name, flags.peer_url),
+            cluster_state: ClusterState::New,
+            force_new_cluster: false,
+            ..flags.clone()
+        };
+        *child = process::spawn(Path::new(ETCD_BIN), &restored.args(), log, Lifetime::Owned)?;
+        *flags = restored;
+        wait_cluster_of_one(flags, "plan-lab/restored")?;
+        Ok(Ok(()))
+    }
+
+    /// The lab's backup, as the twin's starting state has one: a key written before it, a real
+    /// `etcdctl snapshot save` to `file`, then a key written after it. A restore keeps the first
+    /// and loses the second ([`SliceEtcd::rows`] reads both).
+    ///
+    /// # Errors
+    /// etcdctl cannot run, or etcd refuses a write or the snapshot.
+    pub fn take_backup(&self, file: &Path) -> Result<(), LabError> {
+        let ctl = self.etcdctl();
+        let refused = |command: &str, why: crate::etcd::Refused| LabError::Command { command: command.to_string(), message: why.0 };
+        ctl.put(WRITTEN_BEFORE_BACKUP, "1", 2000)?.map_err(|why| refused("etcdctl put", why))?;
+        ctl.snapshot_save(file)?.map_err(|why| refused("etcdctl snapshot save", why))?;
+        ctl.put(WRITTEN_AFTER_BACKUP, "1", 2000)?.map_err(|why| refused("etcdctl put", why))
     }
 
     /// Sends `signal` to the member the lab runs for `node` (SIGSTOP freezes it, SIGCONT thaws
@@ -312,12 +363,63 @@ impl SliceEtcd {
             }
             Err(refused) => std::array::from_fn(|_| Observed::Unanswered(format!("no answer: {refused}"))),
         };
-        Ok(observations
+        let mut rows: Vec<FidelityRow> = observations
             .into_iter()
             .zip(twin_says)
             .zip(lab_says)
             .map(|((observation, twin), lab)| FidelityRow::new(t, "end", observation, twin, lab, Evidence::Real))
-            .collect())
+            .collect();
+        rows.extend(self.data_rows(t, twin)?);
+        Ok(rows)
+    }
+
+    /// The writes the lab made around its backup, read back: the twin keeps every write from
+    /// before the backup in every state it has, and the writes after it unless etcd was restored
+    /// from the backup.
+    fn data_rows(&self, t: &Topology, twin: &Cluster) -> Result<[FidelityRow; 2], LabError> {
+        let ctl = self.etcdctl_all();
+        let read = |key: &str| -> Result<Observed, LabError> {
+            Ok(match ctl.count_serializable(key)? {
+                Ok(n) => Observed::Yes(n > 0),
+                Err(refused) => Observed::Unanswered(format!("no answer: {refused}")),
+            })
+        };
+        let (before, after) = (read(WRITTEN_BEFORE_BACKUP)?, read(WRITTEN_AFTER_BACKUP)?);
+        let twin_after = match twin.etcd_data {
+            EtcdData::Intact => Observed::Yes(true).into(),
+            EtcdData::RestoredFromSnapshot { lost_s } => {
+                Observed::Yes(false).with(format!("restored from the backup, {} of writes lost", format_duration(lost_s)))
+            }
+        };
+        Ok([
+            FidelityRow::new(
+                t,
+                "end",
+                "a write from before the backup is there (etcdctl get)",
+                Observed::Yes(true),
+                before,
+                Evidence::Real,
+            ),
+            FidelityRow::new(t, "end", "a write from after the backup is there (etcdctl get)", twin_after, after, Evidence::Real),
+        ])
+    }
+}
+
+/// Waits until the member of `flags` answers as a cluster of one and commits a write to `key`.
+fn wait_cluster_of_one(flags: &EtcdFlags, key: &str) -> Result<(), LabError> {
+    let ctl = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![flags.client_url.clone()]);
+    let deadline = Instant::now() + Duration::from_secs(MEMBER_READY_TIMEOUT_S);
+    loop {
+        if matches!(ctl.member_list()?, Ok(members) if members.len() == 1) && matches!(ctl.put(key, "1", 1000)?, Ok(())) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(LabError::Timeout {
+                what: format!("etcd of {} as a cluster of one", flags.name),
+                timeout_ms: MEMBER_READY_TIMEOUT_S * 1000,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(POLL_MS));
     }
 }
 

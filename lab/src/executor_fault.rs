@@ -19,6 +19,22 @@ use plan_model::topology::{NodeIx, Topology};
 use plan_sim::recovery::RecoveryKind;
 use plan_sim::run::{Injection, Outcome as TwinOutcome};
 
+/// A fault struck during a rehearsal through the executor, and the recovery the lab, as the
+/// operator, picks at the halt it causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drill {
+    pub injection: Injection,
+    /// `plan recover --choose KIND` (a [`RecoveryKind::name`]), and the twin pinned to the same
+    /// kind ([`plan_sim::run::Engine::choosing`]); `None`: the executor's best, as `plan recover`.
+    pub choose: Option<&'static str>,
+}
+
+impl From<Injection> for Drill {
+    fn from(injection: Injection) -> Drill {
+        Drill { injection, choose: None }
+    }
+}
+
 /// Where the lab strikes, in the executor's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrikeAt {
@@ -172,6 +188,7 @@ pub fn executor_outcome(outcome: &Outcome, recovery: Option<&RecoveryKind>, roll
         (Outcome::Halted(halt), Some(RollbackOutcome::Done { .. })) => match recovery {
             Some(RecoveryKind::Rollback { phase }) => Ending::Outcome(TwinOutcome::RolledBack { phase: phase.clone() }),
             Some(RecoveryKind::QuorumRecovery) => Ending::Outcome(TwinOutcome::QuorumRecovered),
+            Some(RecoveryKind::WorstCase) => Ending::Restored,
             Some(RecoveryKind::Hold) => Ending::Outcome(TwinOutcome::Halted { step: halt.step.clone() }),
             Some(other) => Ending::RecoveredBy(other.clone()),
             None => Ending::HaltedAt(halt.step.clone()),

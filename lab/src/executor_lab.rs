@@ -53,6 +53,12 @@ impl LabPaths {
         LabPaths { infra_repo: root.join("infra"), etcd_backup: root.join("etcd-backup") }
     }
 
+    /// The backup the twin's starting state has (the pre-flight lists it), taken for real when
+    /// the lab comes up: what the worst case restores.
+    pub fn backup_before(&self) -> PathBuf {
+        self.etcd_backup.join("etcd-snapshot-before.db")
+    }
+
     /// The scenario with its workstation paths moved into the lab, and every login as `root`
     /// (the one account a lab host has).
     pub fn topology(&self, t: &Topology) -> Topology {

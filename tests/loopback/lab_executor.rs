@@ -273,6 +273,39 @@ fn learner_off_crash_after_the_voter_add_through_the_executor_loses_quorum_and_f
     assert_outages_only_in(&report, &["2.5"]);
 }
 
+/// The worst case, picked by the operator where the twin ranks the quorum recovery first
+/// (`--choose worst-case`): voter mode, cp-2 crashed right after its member add, quorum lost. The
+/// lab restores its backup for real (`etcdctl snapshot restore` on cp-1, a cluster of one from
+/// it), the write the lab made after the backup is gone and the one before it is there, as the
+/// twin's restore says; the twin, pinned to the same kind, ends restored too.
+#[test]
+fn the_worst_case_chosen_at_the_halt_restores_the_backup_for_real_and_loses_the_writes_after_it() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let legacy = scenario("legacy-1.28.yaml");
+    let choose = ["--fail", "cp-2", "--at", "2.5", "--choose", "worst-case"];
+    let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &legacy], None, None, &choose) else { return };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(text(&row(&report, "recovery path")["lab"]), "worst case: etcd snapshot restore (RW)");
+    assert!(text(&report["twin_outcome"]).starts_with("restored from snapshot, "), "{}", report["twin_outcome"]);
+    assert_eq!(text(&report["executor_outcome"]), "restored from the backup");
+    let after = row(&report, "a write from after the backup is there (etcdctl get)");
+    assert!(text(&after["lab"]) == "no" && text(&after["twin"]).starts_with("no (restored from the backup, "), "{after}");
+    assert_eq!(text(&row(&report, "a write from before the backup is there (etcdctl get)")["lab"]), "yes");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "cp-1");
+    let actions = lab_actions(&report);
+    assert!(actions.iter().any(|a| a.starts_with("the executor proposes at the halt: quorum recovery")), "{actions:?}");
+    let picked = "recovery picked by the lab as operator (--choose worst-case): worst case: etcd snapshot restore (RW)";
+    assert!(actions.iter().any(|a| a.starts_with(picked)), "{actions:?}");
+    assert!(
+        actions.contains(&"recovery: etcdctl snapshot restore on cp-1: a cluster of one from the backup, writes commit"),
+        "{actions:?}"
+    );
+    assert_outages_only_in(&report, &["2.5"]);
+}
+
 /// Learner mode on (the embedded scenario, 1.34): k8s-master-2 crashes right after the learner add.
 /// Quorum holds (a learner does not vote), the executor halts at 2.5 and rolls phase 2 back: a real
 /// `member remove` of the learner, the VM left destroyed. No client through the VIP sees an outage

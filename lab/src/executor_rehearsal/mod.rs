@@ -44,11 +44,11 @@ pub use report::ExecutorRehearsal;
 pub use standing::{carry_out_by_hand, Connection, StandingLab};
 
 use crate::error::LabError;
+pub use crate::executor_fault::Drill;
 use plan_exec::predict::Prediction;
 use plan_exec::ExecError;
 use plan_model::plan::Plan;
 use plan_model::topology::Topology;
-use plan_sim::run::Injection;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
@@ -136,9 +136,9 @@ pub fn rehearse_through_executor(
     scenario_t: &Topology,
     scenario_plan: &Plan,
     steps: &[String],
-    injection: Option<Injection>,
+    drill: Option<Drill>,
 ) -> Result<ExecutorRehearsal, LabError> {
-    rehearse_through_executor_checked(scenario_t, scenario_plan, steps, injection, &mut |_, _| Ok(()))
+    rehearse_through_executor_checked(scenario_t, scenario_plan, steps, drill, &mut |_, _| Ok(()))
 }
 
 /// Where a rehearsal through the executor stands: what [`rehearse_through_executor_checked`] tells
@@ -162,10 +162,10 @@ pub fn rehearse_through_executor_checked(
     scenario_t: &Topology,
     scenario_plan: &Plan,
     steps: &[String],
-    injection: Option<Injection>,
+    drill: Option<Drill>,
     checkpoint: &mut dyn FnMut(Checkpoint, &Path) -> Result<(), LabError>,
 ) -> Result<ExecutorRehearsal, LabError> {
-    let rig = rig::Rig::up(scenario_t, scenario_plan, steps, injection)?;
+    let rig = rig::Rig::up(scenario_t, scenario_plan, steps, drill)?;
     checkpoint(Checkpoint::LabUp, rig.root())?;
     let run = run::Run::through(&rig)?;
     checkpoint(Checkpoint::RunDone, rig.root())?;

@@ -33,6 +33,8 @@ pub(super) struct LabOperator<'a> {
     pub(super) hosts: &'a FixtureHosts,
     pub(super) kubelet: &'a Mutex<KubeletStandIn>,
     pub(super) repo: PathBuf,
+    /// What the worst case restores ([`crate::executor_lab::LabPaths::backup_before`]).
+    pub(super) backup: PathBuf,
     pub(super) probe: &'a Probe,
     /// The host of the last shell command: where a by-hand edit of a host's file is made.
     pub(super) last_host: Option<String>,
@@ -40,6 +42,8 @@ pub(super) struct LabOperator<'a> {
     /// The fault to strike during the run, if any, and whether it struck.
     pub(super) strike: Option<Strike>,
     pub(super) struck: bool,
+    /// The recovery kind the lab picks at the halt instead of the executor's best (`--choose`).
+    pub(super) choose: Option<&'static str>,
     /// The step and index of the invocation running.
     pub(super) current: (String, usize),
     /// The recovery the runner asked to carry out (after a halt under a fault).
@@ -192,6 +196,16 @@ impl LabOperator<'_> {
                 k.actions.push(format!("recovery: kubectl delete node {}: the Node object is gone", t.name(node)));
                 true
             }
+            Action::RestoreSnapshot(node) => {
+                let answer = k.etcd.restore_snapshot(node, &self.backup).unwrap_or_else(|e| Err(e.to_string()));
+                k.actions.push(match &answer {
+                    Ok(()) => {
+                        format!("recovery: etcdctl snapshot restore on {}: a cluster of one from the backup, writes commit", t.name(node))
+                    }
+                    Err(why) => format!("recovery: etcdctl snapshot restore on {}: {why}", t.name(node)),
+                });
+                answer.is_ok()
+            }
             Action::ForceNewCluster(node) => match k.etcd.force_new_cluster(node) {
                 Ok(true) => {
                     k.actions.push(format!("recovery: etcd --force-new-cluster on {}: a cluster of one, writes commit", t.name(node)));
@@ -237,7 +251,11 @@ impl Operator for LabOperator<'_> {
         if self.strike.is_none() {
             return false;
         }
-        self.note(format!("recovery chosen by the executor: {} ({})", recovery.describe(), recovery.descriptions.join("; ")));
+        let by = match self.choose {
+            Some(kind) => format!("picked by the lab as operator (--choose {kind})"),
+            None => "chosen by the executor".to_string(),
+        };
+        self.note(format!("recovery {by}: {} ({})", recovery.describe(), recovery.descriptions.join("; ")));
         self.recovery = Some(recovery.clone());
         true
     }

@@ -182,7 +182,7 @@ fn twin_halt(rig: &Rig) -> Option<(usize, String)> {
 /// recovery path.
 fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mut Vec<FidelityRow>) -> (Ending, Ending) {
     let t = &rig.t;
-    let Some(FaultRun { strike, twin, at_strike }) = &rig.fault else {
+    let Some(FaultRun { strike, twin, at_strike, .. }) = &rig.fault else {
         let twin = match twin_halt {
             Some((i, _)) => Ending::HaltedAt(rig.sliced.steps[*i].id.clone()),
             None => Ending::Outcome(TwinOutcome::Completed),

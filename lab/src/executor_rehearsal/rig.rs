@@ -13,7 +13,7 @@ use crate::address::{guard_loopback, LoopbackMap};
 use crate::apiserver::VerifyingClient;
 use crate::error::LabError;
 use crate::executor_etcd::SliceEtcd;
-use crate::executor_fault::{self, Strike};
+use crate::executor_fault::{self, Drill, Strike};
 use crate::executor_lab::{self, LabPaths};
 use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
 use crate::pki::{LabCa, ServingCertSans};
@@ -33,6 +33,8 @@ use std::sync::{Arc, Mutex};
 /// fault (its policy recovers), and the twin's state the moment the fault struck.
 pub(super) struct FaultRun {
     pub(super) strike: Strike,
+    /// The recovery kind the lab picks at the halt (`--choose`), the twin's pinned to it.
+    pub(super) choose: Option<&'static str>,
     pub(super) twin: plan_sim::run::RunResult,
     pub(super) at_strike: Cluster,
 }
@@ -68,8 +70,8 @@ impl Rig {
     ///
     /// # Errors
     /// As [`super::rehearse_through_executor`], before the executor runs.
-    pub(super) fn up(scenario_t: &Topology, scenario_plan: &Plan, steps: &[String], injection: Option<Injection>) -> Result<Rig, LabError> {
-        let strike = strike_of(scenario_t, scenario_plan, steps, injection)?;
+    pub(super) fn up(scenario_t: &Topology, scenario_plan: &Plan, steps: &[String], drill: Option<Drill>) -> Result<Rig, LabError> {
+        let strike = strike_of(scenario_t, scenario_plan, steps, drill.map(|d| d.injection))?;
         host::usable()?;
         // The executor dials the inventory's addresses: a scenario off loopback is moved onto it
         // first (10.0.20.100 -> 127.0.20.100), its plan's text with it, in a range of the lab's own
@@ -88,9 +90,14 @@ impl Rig {
         let sliced = slice(&plan, steps)?;
         // Under a fault: the whole plan, the twin's run of it with the fault (its policy recovers),
         // and where the executor's commands meet the twin's point.
+        let choose = drill.and_then(|d| d.choose);
         let fault = strike.map(|(injection, strike)| FaultRun {
             strike,
-            twin: Engine::new(&t, &plan, Recording::default()).run(&[injection]),
+            choose,
+            twin: match choose {
+                Some(kind) => Engine::new(&t, &plan, Recording::default()).choosing(kind).run(&[injection]),
+                None => Engine::new(&t, &plan, Recording::default()).run(&[injection]),
+            },
             at_strike: executor_fault::state_at_strike(&t, &plan, injection),
         });
         let prediction = predict_slice(&t, &plan, &sliced);
@@ -101,10 +108,7 @@ impl Rig {
         hosts.start()?;
         let etcd = SliceEtcd::start(&t, &hosts, &initial)?;
         // The twin's starting state has a backup (the pre-flight lists it): a real snapshot.
-        let backup = paths.etcd_backup.join("etcd-snapshot-before.db");
-        etcd.etcdctl()
-            .snapshot_save(&backup)?
-            .map_err(|refused| LabError::Command { command: "etcdctl snapshot save".to_string(), message: refused.0 })?;
+        etcd.take_backup(&paths.backup_before())?;
         if initial.lb_up {
             deploy_lb(&t, &hosts, &paths.infra_repo)?;
         }

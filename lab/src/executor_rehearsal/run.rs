@@ -16,7 +16,7 @@ use plan_exec::haproxy::LbProbe;
 use plan_exec::journal::{Event, Journal, Record};
 use plan_exec::kubernetes::KubeconfigSource;
 use plan_exec::observe::Probes;
-use plan_exec::runner::{Outcome, Recovery, RollbackOutcome, RunOptions, Runner};
+use plan_exec::runner::{Outcome, Pick, Recovery, RollbackOutcome, RunOptions, Runner};
 use plan_exec::ssh::{OpensshTransport, SshOptions};
 use plan_exec::transport::{Dispatch, Workstation};
 use plan_exec::workstation::WorkstationHost;
@@ -145,11 +145,13 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
         hosts: &rig.hosts,
         kubelet: &rig.kubelet,
         repo: rig.paths.infra_repo.clone(),
+        backup: rig.paths.backup_before(),
         probe: &rig.probe,
         last_host: None,
         no_counterpart: Vec::new(),
         strike: rig.fault.as_ref().map(|f| f.strike.clone()),
         struck: false,
+        choose: rig.fault.as_ref().and_then(|f| f.choose),
         current: (String::new(), 0),
         recovery: None,
         removals: Vec::new(),
@@ -200,7 +202,7 @@ fn options(rig: &Rig) -> RunOptions {
 /// skips it (it saw quorum lost), the lab tries that rollback's `member remove` for real: real
 /// etcd must refuse it as the twin does. Without a fault, a halt is the outcome.
 fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -> Result<AtHalt, LabError> {
-    let Some(FaultRun { strike, at_strike, .. }) = &rig.fault else { return Ok(AtHalt::default()) };
+    let Some(FaultRun { strike, at_strike, choose, .. }) = &rig.fault else { return Ok(AtHalt::default()) };
     let t = &rig.t;
     let mut done = AtHalt::default();
     // A fault that clears may have cleared by the halt (the executor waits for it): its quorum
@@ -237,7 +239,7 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
     // The operator carries out what the executor proposes (`plan recover`). One that goes on
     // (what did not answer answers again within the executor's wait: wait and run the step
     // again; kubeadm's words for an expired credential: the renewal) is followed by the resume.
-    done.rollback = Some(runner.rollback());
+    done.rollback = Some(runner.recover(choose.map_or(Pick::Best, Pick::Kind)));
     done.carried_out = matches!(done.rollback, Some(Ok(RollbackOutcome::Done { .. })));
     Ok(done)
 }

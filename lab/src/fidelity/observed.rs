@@ -204,14 +204,21 @@ pub enum Ending {
     Declined { phase: String },
     /// A recovery the twin's outcomes have no word for.
     RecoveredBy(RecoveryKind),
+    /// The worst case done: etcd restored from the backup. How much was lost is read from the
+    /// data ([`crate::executor_etcd::SliceEtcd::rows`]), not from the twin's clock.
+    Restored,
 }
 
 impl Ending {
     /// Equal, except that two stuck runs agree whatever their reasons (the twin's and the
-    /// executor's failed rollback say it in their own words).
+    /// executor's failed rollback say it in their own words), and a restore from the backup
+    /// agrees with the twin's whatever the twin's clock says was lost (the data rows compare
+    /// what was lost).
     pub fn agrees_with(&self, other: &Ending) -> bool {
         match (self, other) {
             (Ending::Outcome(Outcome::Stuck { .. }), Ending::Outcome(Outcome::Stuck { .. })) => true,
+            (Ending::Outcome(Outcome::RestoredFromSnapshot { .. }), Ending::Restored)
+            | (Ending::Restored, Ending::Outcome(Outcome::RestoredFromSnapshot { .. })) => true,
             (a, b) => a == b,
         }
     }
@@ -223,6 +230,7 @@ impl Ending {
             Ending::HaltedAt(step) => format!("halted at {step}"),
             Ending::Declined { phase } => format!("declined phase {phase}"),
             Ending::RecoveredBy(kind) => format!("recovered by {}", kind.describe()),
+            Ending::Restored => "restored from the backup".to_string(),
         }
     }
 }
