@@ -294,6 +294,7 @@ mod tests {
             recovery: "x".into(),
             recovery_actions: vec![],
             by_hand: None,
+            expired: Default::default(),
         });
         for event in events {
             journal.append(event).expect("in memory");

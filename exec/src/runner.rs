@@ -372,7 +372,7 @@ impl<'a> Runner<'a> {
                         self.operator.done_by_hand(step, instruction);
                     } else if !self.operator.by_hand(step, instruction, task) {
                         let reason = format!("needs the operator: {}", redact::redact(instruction));
-                        return self.halt_with(i, reason, vec![], true, Some(j), None);
+                        return self.halt_with(i, reason, vec![], true, Some(j), None, ExpiredCredentials::default());
                     }
                     self.journal.append(Event::CommandStarted {
                         step: step.id.clone(),
@@ -423,9 +423,11 @@ impl<'a> Runner<'a> {
                             if !output.trim().is_empty() {
                                 reason.push_str(&format!(": {}", output.trim()));
                             }
-                            // kubeadm's words for an expired credential, kept where the output is not.
-                            reason.push_str(&renew::ExpiredCredentials::read(&format!("{}{}", done.stdout, done.stderr)).said());
-                            return self.halt(i, reason, vec![], true);
+                            // kubeadm's words for an expired credential, kept (quoted in the
+                            // reason, and typed with the halt) where the output is not.
+                            let expired = ExpiredCredentials::read(&format!("{}{}", done.stdout, done.stderr));
+                            reason.push_str(&expired.said());
+                            return self.halt_with(i, reason, vec![], true, None, None, expired);
                         }
                     }
                     Err(e @ ExecError::NotLoopback { .. }) => {
@@ -556,16 +558,18 @@ impl<'a> Runner<'a> {
     }
 
     fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {
-        self.halt_with(i, reason, drift, started, None, None)
+        self.halt_with(i, reason, drift, started, None, None, ExpiredCredentials::default())
     }
 
     /// [`Runner::halt`] in step `i` after a command failed to reach its host (`cut_off`: the host
     /// as a drift entry that did not answer).
     fn halt_cut_off(&mut self, i: usize, reason: String, cut_off: Option<Drift>) -> Result<Outcome, ExecError> {
-        self.halt_with(i, reason, Vec::new(), true, None, cut_off)
+        self.halt_with(i, reason, Vec::new(), true, None, cut_off, ExpiredCredentials::default())
     }
 
-    /// [`Runner::halt`], at by-hand work when `by_hand` names the command that waits for it.
+    /// [`Runner::halt`], at by-hand work when `by_hand` names the command that waits for it, with
+    /// the host a dropped connection cut off (`cut_off`) and the credentials kubeadm said expired.
+    #[allow(clippy::too_many_arguments)]
     fn halt_with(
         &mut self,
         i: usize,
@@ -574,13 +578,14 @@ impl<'a> Runner<'a> {
         started: bool,
         by_hand: Option<usize>,
         cut_off: Option<Drift>,
+        expired: ExpiredCredentials,
     ) -> Result<Outcome, ExecError> {
         // A drift with something silent in it went through the wait before the step already.
         let mut at_halt = self.believed_at_halt(i, started, !host_wait::silent(&drift).is_empty())?;
         if let Some(cut_off) = cut_off {
             host_wait::add_new(&mut at_halt.silent, cut_off);
         }
-        let believed = renew::ExpiredCredentials::read(&reason).written_over(self.t, &at_halt.believed);
+        let believed = expired.written_over(self.t, &at_halt.believed);
         let recovery = Recovery::best_of(self.choices(i, &believed, at_halt.hosts_back()), &believed);
         let step = self.plan.steps[i].id.clone();
         // Hosts that did not answer at the halt are part of what it saw (`plan recover` reads them).
@@ -596,6 +601,7 @@ impl<'a> Runner<'a> {
             recovery: recovery.describe(),
             recovery_actions: recovery.descriptions.clone(),
             by_hand,
+            expired,
         })?;
         let secrets_left = self.sweep_join_secrets()?;
         Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left, by_hand })))
@@ -627,6 +633,7 @@ mod host_wait;
 mod kill_sweep;
 mod recover;
 mod renew;
+pub use renew::ExpiredCredentials;
 mod secrets;
 #[cfg(test)]
 mod tests;

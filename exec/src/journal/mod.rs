@@ -8,6 +8,7 @@ pub use progress::{Halted, Progress};
 pub use read::{journal_path, parse, read, repair, Contents, Damage, Repair};
 
 use crate::observe::Drift;
+pub use crate::runner::ExpiredCredentials;
 use crate::ExecError;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -84,6 +85,11 @@ pub enum Event {
         /// the step, which `plan execute --resume --by-hand-done` confirms as done.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by_hand: Option<usize>,
+        /// The join credentials kubeadm said expired in the failed command's output (which is a
+        /// secret's and not kept): what `plan recover` writes over the twin's state. Absent when
+        /// nothing expired, and in journals written before it existed.
+        #[serde(default, skip_serializing_if = "ExpiredCredentials::is_nothing")]
+        expired: ExpiredCredentials,
     },
     RollbackStarted {
         step: String,

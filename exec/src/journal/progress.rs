@@ -2,6 +2,7 @@
 
 use super::{Event, Record};
 use crate::observe::Drift;
+use crate::runner::ExpiredCredentials;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +45,9 @@ pub struct Halted {
     /// The halt waits for by-hand work: the index of that command in the step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by_hand: Option<usize>,
+    /// The join credentials kubeadm said expired (absent when none did).
+    #[serde(skip_serializing_if = "ExpiredCredentials::is_nothing")]
+    pub expired: ExpiredCredentials,
 }
 
 impl Progress {
@@ -83,7 +87,7 @@ impl Progress {
                     p.halted = None;
                 }
                 Event::Observed { drift, .. } => p.last_drift = drift.clone(),
-                Event::Halted { step, reason, drift, recovery, recovery_actions, by_hand } => {
+                Event::Halted { step, reason, drift, recovery, recovery_actions, by_hand, expired } => {
                     p.halted = Some(Halted {
                         step: step.clone(),
                         reason: reason.clone(),
@@ -91,6 +95,7 @@ impl Progress {
                         recovery: recovery.clone(),
                         recovery_actions: recovery_actions.clone(),
                         by_hand: *by_hand,
+                        expired: *expired,
                     });
                 }
                 Event::RollbackFinished { step, ok: true, reopened, .. } => {

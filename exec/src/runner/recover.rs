@@ -288,9 +288,9 @@ impl Runner<'_> {
         };
         let commands_ran = commands_ran(&progress, &halted.step);
         let (believed, observation) = self.believed(i, commands_ran > 0)?;
-        // What the failed command printed is observed too: kubeadm's words for an expired
-        // credential (super::renew).
-        let believed = super::renew::ExpiredCredentials::read(&halted.reason).written_over(self.t, &believed);
+        // What the failed command printed is observed too: the credentials kubeadm said expired,
+        // journalled with the halt (super::renew).
+        let believed = halted.expired.written_over(self.t, &believed);
         // What ran may have left any state the step's actions pass through, as a resume allows.
         let within = self.states_at_halt(i, commands_ran > 0);
         let allowed: Vec<&Cluster> = within.iter().collect();

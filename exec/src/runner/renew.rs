@@ -19,23 +19,32 @@ use crate::invocation::Invocation;
 use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_model::topology::Topology;
+use serde::{Deserialize, Serialize};
 
 /// The words of copycerts.go's `getSecret` for a `kubeadm-certs` Secret that is gone.
 const CERTIFICATE_KEY_EXPIRED: &str = "This Secret might have expired";
 /// The words of token.go's `getClusterInfo` for a token whose signature is not in cluster-info.
 const TOKEN_EXPIRED: &str = "could not find a JWS signature in the cluster-info ConfigMap for token ID";
 
-/// Which join credentials a halt's reason shows expired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which join credentials kubeadm said expired, in the output of the command a halt stopped at:
+/// journalled with the halt (`expired`), where `plan recover` reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ExpiredCredentials {
+    /// copycerts.go's words: the `kubeadm-certs` Secret the certificate key decrypts is gone.
     pub certificate_key: bool,
+    /// token.go's words: the join token's signature is not in the cluster-info ConfigMap.
     pub token: bool,
 }
 
 impl ExpiredCredentials {
-    /// What kubeadm's output in `reason` says expired.
-    pub fn read(reason: &str) -> ExpiredCredentials {
-        ExpiredCredentials { certificate_key: reason.contains(CERTIFICATE_KEY_EXPIRED), token: reason.contains(TOKEN_EXPIRED) }
+    /// Nothing expired (the field is then left out of the journal and the JSON).
+    pub fn is_nothing(&self) -> bool {
+        *self == ExpiredCredentials::default()
+    }
+
+    /// What kubeadm's `output` says expired.
+    pub fn read(output: &str) -> ExpiredCredentials {
+        ExpiredCredentials { certificate_key: output.contains(CERTIFICATE_KEY_EXPIRED), token: output.contains(TOKEN_EXPIRED) }
     }
 
     /// What a halt's reason says of them, kubeadm's words quoted (a join's output is a secret's

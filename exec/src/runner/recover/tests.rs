@@ -434,6 +434,52 @@ fn a_join_that_fails_in_other_words_is_not_proposed_a_renewal() {
     assert!(listed.candidates.iter().all(|c| c.kind != RecoveryKind::Renew), "{:?}", listed.candidates);
 }
 
+/// What expired is journalled with the halt as a typed field, and `plan recover` reads that field,
+/// not the words the halt's reason quotes: the same journal with the field cleared (the words
+/// still in the reason) is proposed no renewal, and one with it set proposes the renewal whatever
+/// the reason says.
+#[test]
+fn plan_recover_reads_what_expired_from_the_halts_typed_field_not_its_reason() {
+    for (file, said, expired) in [
+        ("homelab.yaml", KEY_GONE, ExpiredCredentials { certificate_key: true, token: false }),
+        ("five-masters.yaml", TOKEN_GONE, ExpiredCredentials { certificate_key: false, token: true }),
+    ] {
+        let (t, plan) = scenario(file);
+        let join = joins(&plan)[0].clone();
+        let mut journal = Journal::in_memory();
+        let mut transport = JoinSays { step: join.clone(), said, failed: false, inner: Recorder::default() };
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options(false)).run().expect("journalled");
+        assert!(matches!(outcome, Outcome::Halted(_)), "{file}: {outcome:?}");
+        let halted = journal.records.iter().rposition(|r| matches!(r.event, Event::Halted { .. })).expect("a halt journalled");
+        let Event::Halted { expired: journalled, reason, .. } = &journal.records[halted].event else { unreachable!() };
+        assert_eq!(*journalled, expired, "{file}");
+        let text = serde_json::to_string(&journal.records[halted].event).expect("serializes");
+        assert!(text.contains(&serde_json::to_string(&expired).expect("serializes")), "{text}");
+        let reason = reason.clone();
+        let with = |journal: &Journal, field: ExpiredCredentials, reason: &str| {
+            let mut copy = Journal::in_memory();
+            for (k, record) in journal.records.iter().enumerate() {
+                let mut event = record.event.clone();
+                if k == halted {
+                    if let Event::Halted { expired, reason: said, .. } = &mut event {
+                        (*expired, *said) = (field, reason.to_string());
+                    }
+                }
+                copy.append(event).expect("in memory");
+            }
+            copy
+        };
+        let first = |journal: &mut Journal| proposal(&t, &plan, journal, &mut Recorder::default(), false).candidates[0].kind.clone();
+        assert_eq!(first(&mut with(&journal, expired, &reason)), RecoveryKind::Renew, "{file}");
+        assert_ne!(
+            first(&mut with(&journal, ExpiredCredentials::default(), &reason)),
+            RecoveryKind::Renew,
+            "{file}: the reason's words alone"
+        );
+        assert_eq!(first(&mut with(&journal, expired, "the join ended with exit 1")), RecoveryKind::Renew, "{file}: the field alone");
+    }
+}
+
 #[test]
 fn waiting_and_running_the_step_again_is_judged_by_what_the_step_leaves_and_refused_with_its_host_down() {
     for file in ["homelab.yaml", "five-masters.yaml", "three-hypervisors.yaml"] {
