@@ -289,6 +289,19 @@ pub fn kubelet_on_vip(text: &str, t: &Topology) -> (Seen, String) {
     (if on_vip { Seen::Yes } else { Seen::No }, line.to_string())
 }
 
+/// Of `states` (in the order a step passes through them), the one `observation` differs from
+/// least; the last of those that differ equally little.
+pub fn closest<'s>(t: &Topology, observation: &Observation, states: &'s [Cluster]) -> Option<&'s Cluster> {
+    let mut best: Option<(&Cluster, usize)> = None;
+    for state in states.iter().rev() {
+        let differs = drift(t, observation, &[state]).len();
+        if best.is_none_or(|(_, fewest)| differs < fewest) {
+            best = Some((state, differs));
+        }
+    }
+    best.map(|(state, _)| state)
+}
+
 /// Reads SANs as `openssl x509 -noout -ext subjectAltName` prints them (and
 /// [`subject_alt_names`] writes them) and says whether they have the VIP.
 pub fn cert_has_vip(sans: &str, t: &Topology) -> (Seen, String) {

@@ -342,8 +342,11 @@ impl<'a> Runner<'a> {
             }
             self.journal.append(Event::StepStarted { step: step.id.clone() })?;
             let remaining_s: u32 = self.plan.steps[i..].iter().map(|s| s.duration_s).sum();
+            // The copies the halt's sweep took off the joining host: made again below, so copied again.
+            let swept_at_start = swept.clone();
             for j in 0..self.compiled[i].len() {
-                if interrupted && progress.command_done(&step.id, j) && !self.options.rerun_step {
+                let relays_swept = matches!(&self.compiled[i][j].work, Work::Relay { path, .. } if swept_at_start.contains(path));
+                if interrupted && progress.command_done(&step.id, j) && !self.options.rerun_step && !relays_swept {
                     continue;
                 }
                 // A command cut off by the executor's death, or one that failed and whose
@@ -547,14 +550,37 @@ impl<'a> Runner<'a> {
     /// The twin's state at a halt in step `i`: before it, or after it when some of its commands
     /// ran, with what was observed written over it.
     fn believed(&mut self, i: usize, started: bool) -> Result<(Cluster, Option<Observation>), ExecError> {
-        let base = if started { *self.prediction.after(i) } else { *self.prediction.before(i) };
+        let expected = if started { *self.prediction.after(i) } else { *self.prediction.before(i) };
         let scope = self.scope(i);
-        let observation = self.observe_now(&base, scope)?;
+        let observation = self.observe_now(&expected, scope)?;
         let believed = match &observation {
-            Some(o) => observe::overlay(self.t, o, &base),
-            None => base,
+            Some(o) => observe::overlay(self.t, o, &self.base_at_halt(i, started, o)),
+            None => expected,
         };
         Ok((believed, observation))
+    }
+
+    /// The twin's state what the hosts show is written over at a halt in step `i`: before the
+    /// step when none of it ran; otherwise, of the states the step passes through
+    /// ([`Runner::states_at_halt`]), the one `observation` differs from least, the furthest into
+    /// the step among equals. What the hosts do not show (a control plane up, its files) is then
+    /// taken from where the step was cut, not from its end: a join cut right after its member
+    /// add is believed cut there, and its re-run cleans it up first.
+    ///
+    /// Except in a join without `ControlPlaneKubeletLocalMode` (before 1.33): kubeadm registers
+    /// the node in `kubelet-start`, before `etcd-join` (docs/facts.md K19), where the twin's
+    /// states within the step register it only once the control plane is up; a halt with the API
+    /// down cannot show it either, so the step's end is kept (the node taken as registered, and a
+    /// recovery deletes it).
+    fn base_at_halt(&self, i: usize, started: bool, observation: &Observation) -> Cluster {
+        if !started {
+            return *self.prediction.before(i);
+        }
+        let joins = self.plan.steps[i].operations.iter().any(|o| matches!(o, plan_model::operation::Operation::Join { .. }));
+        if joins && !self.t.kubelet_local_mode {
+            return *self.prediction.after(i);
+        }
+        observe::closest(self.t, observation, &self.states_at_halt(i, true)).copied().unwrap_or(*self.prediction.after(i))
     }
 
     fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {

@@ -310,9 +310,9 @@ impl SliceEtcd {
             Ok(members) => members,
             Err(refused) => return Ok(Err(format!("member list: {refused}"))),
         };
-        let Some(member) = members.iter().find(|m| self.node_of(t, m) == Some(node)) else {
-            return Ok(Err(format!("{} is no member", t.name(node))));
-        };
+        // No member of `node` left (`kubeadm reset` removed it): nothing to remove, as the twin
+        // takes a remove of a node that is no member.
+        let Some(member) = members.iter().find(|m| self.node_of(t, m) == Some(node)) else { return Ok(Ok(())) };
         Ok(ctl.member_remove(member)?.map_err(|refused| refused.to_string()))
     }
 

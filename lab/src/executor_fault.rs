@@ -146,13 +146,21 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
             }
         }
     };
-    if !matches!(blow, Blow::Crash { boots_again: false, .. }) && matches!(at, StrikeAt::InJoin { .. }) {
+    if !matches!(blow, Blow::Crash { .. }) && matches!(at, StrikeAt::InJoin { .. }) {
         return Err(refuse(
             format!("{} at {}@{action}", injection.fault.describe(t), step.id),
             format!(
-                "through the executor, a fault that clears or a clock jump strikes between commands, not inside kubeadm join: strike at {}@0 or after the step (inside the join, the walk rehearses it)",
+                "through the executor, a partition or a clock jump strikes between commands, not inside kubeadm join: strike at {}@0 or after the step (inside the join, the walk rehearses a partition)",
                 step.id
             ),
+        ));
+    }
+    if matches!(blow, Blow::Crash { boots_again: true, .. }) && matches!(at, StrikeAt::InJoin { .. }) && !t.learner_mode {
+        return Err(refuse(
+            format!("{} at {}@{action}", injection.fault.describe(t), step.id),
+            "a reboot inside a voter-mode kubeadm join is not rehearsed through the executor: the voter it added costs quorum until \
+             it is removed, the executor waits at the halt for its member and goes straight to the quorum recovery where the twin \
+             first waits and runs the step again, and the two recoveries do not end alike yet (the walk rehearses it)",
         ));
     }
     Ok(Strike { step: i, step_id: step.id.clone(), at, blow })
@@ -240,10 +248,20 @@ mod tests {
             other => panic!("refused: {other:?}"),
         }
         let reboot_fault = Fault::NodeDown { node: m2, lasts_s: Some(90) };
-        assert!(matches!(
-            strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: reboot_fault }),
-            Err(LabError::NotRehearsable { .. })
-        ));
+        // A reboot inside a learner-mode join strikes there; inside a voter-mode one it is refused.
+        let in_join = strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: reboot_fault }).expect("learner mode");
+        assert_eq!(
+            (in_join.at, in_join.blow),
+            (StrikeAt::InJoin { host: m2, after: "add" }, Blow::Crash { victim: m2, boots_again: true })
+        );
+        let legacy = topology(include_str!("../../scenarios/legacy-1.28.yaml"));
+        let legacy_plan = plan_model::planner::generate(&legacy);
+        let cp2 = legacy.resolve("cp-2").expect("cp-2");
+        let voter_reboot = Injection { at: at(&legacy_plan, "2.5", 1), fault: Fault::NodeDown { node: cp2, lasts_s: Some(90) } };
+        match strike_point(&legacy, &legacy_plan, voter_reboot) {
+            Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("voter-mode"), "{why}"),
+            other => panic!("refused: {other:?}"),
+        }
         let reboot = strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: reboot_fault }).expect("a reboot as 3.5 begins");
         assert_eq!((reboot.at, reboot.blow), (StrikeAt::StepBegins, Blow::Crash { victim: m2, boots_again: true }));
         let away = strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::OperatorAway { lasts_s: 3 * 3600 } })

@@ -400,6 +400,32 @@ fn a_master_rebooting_inside_a_step_is_waited_for_at_the_halt_and_the_step_is_fi
     assert!(actions.iter().any(|a| a.starts_with(&format!("recovery chosen by the executor: {wait}"))), "{actions:?}");
 }
 
+/// k8s-master-2 reboots inside its own `kubeadm join`, right after the learner add (2.5@1): the
+/// join's session dies with the host. Quorum holds (a learner does not vote). At the halt the
+/// executor waits, the host answers, and it believes the join cut where the hosts show it (the
+/// learner added, nothing after it), so running the step again applies and comes first; the lab
+/// carries it out and resumes: the halt's sweep took the join secrets off the host, so they are
+/// made and copied again, the cut join is cleaned up (member removed, `kubeadm reset`) and the
+/// join runs again; the run completes, as the twin's.
+#[test]
+fn a_master_rebooting_inside_its_join_is_waited_for_cleaned_up_and_joined_again() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) =
+        rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-2", "--at", "2.5@1", "--fault", "reboot"])
+    else {
+        return;
+    };
+    assert_recovered_and_completed(code, &report, "wait for the fault to clear, re-run the step");
+    assert!(text(&row(&report, "quorum right after the fault (a write commits)")["lab"]).starts_with("yes"), "{report:#}");
+    let actions = lab_actions(&report);
+    assert!(actions.iter().any(|a| a.starts_with("k8s-master-2: the fault (struck inside kubeadm join): host crashed")), "{actions:?}");
+    let wait = "wait for the fault to clear, re-run the step";
+    assert!(actions.contains(&format!("the executor proposes at the halt: {wait} (nothing to do)").as_str()), "{actions:?}");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
+}
+
 /// k8s-master-3 is cut off as 4.2 begins: its etcd frozen for real (SIGSTOP, in its host). Quorum
 /// holds (two of three); the executor's etcd observer finds the member not answering before 4.2
 /// and waits for it, as for a host that does not answer; the partition heals (SIGCONT, after the

@@ -85,7 +85,8 @@ impl Runner<'_> {
             return Ok(AtHalt { believed, still_silent: first.clone(), silent: first });
         }
         let (last, drift) = self.wait_while_silent(i, &base, &allowed, last)?;
-        Ok(AtHalt { believed: observe::overlay(self.t, &last, &base), silent: first, still_silent: silent(&drift) })
+        let believed = observe::overlay(self.t, &last, &self.base_at_halt(i, started, &last));
+        Ok(AtHalt { believed, silent: first, still_silent: silent(&drift) })
     }
 
     /// What did not answer in step `i` (`last`, against the twin's `allowed` states) may come

@@ -254,6 +254,61 @@ mod tests {
         assert!(!progress.secrets_swept && progress.finished, "{progress:?}");
     }
 
+    /// Records like [`Recorder`]; the first `kubeadm join --control-plane` of `step` loses its
+    /// connection (the host went down under it), and the join's probe finds no kubelet.conf (it
+    /// did not take effect).
+    struct DropsJoin {
+        step: String,
+        dropped: bool,
+        inner: Recorder,
+    }
+
+    impl Transport for DropsJoin {
+        fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+            let done = self.inner.run(place, request)?;
+            if request.step == self.step && request.shell.contains("--control-plane --certificate-key") && !self.dropped {
+                self.dropped = true;
+                return Err(ExecError::Ssh { host: place.label(), reason: "the remote process has terminated".to_string() });
+            }
+            let probe = request.step == self.step && request.shell.contains("test -e") && request.shell.contains("kubelet.conf");
+            Ok(if probe { Completed { exit: Some(1), ..done } } else { done })
+        }
+    }
+
+    /// A join cut after its secrets were copied to the joining host: the halt sweeps them from
+    /// every master, the joining one included. The resume of the interrupted step makes them again
+    /// and copies them again before the join reads them, though the copies ran before the cut.
+    #[test]
+    fn a_join_cut_after_its_secrets_were_copied_gets_them_copied_again_when_resumed() {
+        for scenario in [include_str!("../../../scenarios/homelab.yaml"), include_str!("../../../scenarios/five-masters.yaml")] {
+            let t = Topology::new(&parse_scenario(scenario).expect("valid"));
+            let plan = plan_model::planner::generate(&t);
+            let join = plan.steps.iter().find(|s| s.operations.iter().any(|o| matches!(o, Operation::Join { .. }))).expect("a join");
+            let mut journal = Journal::in_memory();
+            let mut cut = DropsJoin { step: join.id.clone(), dropped: false, inner: Recorder::default() };
+            let outcome = Runner::new(&t, &plan, &mut cut, &mut journal, &mut Yes, options(false)).run().unwrap();
+            assert!(matches!(outcome, Outcome::Halted(ref h) if h.step == join.id), "{outcome:?}");
+            assert!(Progress::from_records(&journal.records).secrets_swept);
+            let mut resumed = DropsJoin { step: join.id.clone(), dropped: true, inner: Recorder::default() };
+            let outcome = Runner::new(&t, &plan, &mut resumed, &mut journal, &mut Yes, options(true)).run().unwrap();
+            assert!(matches!(outcome, Outcome::Completed), "{}: {outcome:?}", t.scenario.name);
+            let shells: Vec<(&str, &str, &str)> =
+                resumed.inner.commands.iter().map(|c| (c.step.as_str(), c.place.as_str(), c.shell.as_str())).collect();
+            let first = |what: &dyn Fn(&(&str, &str, &str)) -> bool| shells.iter().position(what);
+            let made = first(&|c| c.2.contains("upload-certs")).expect("the key made again");
+            let joined = first(&|c| c.0 == join.id && c.2.contains("--control-plane --certificate-key")).expect("the join ran again");
+            let copies: Vec<usize> = shells
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.0 == join.id && c.2.starts_with("sudo install -m 600 /dev/stdin"))
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(copies.len(), 2, "{}: both secrets copied again: {shells:?}", t.scenario.name);
+            assert!(copies.iter().all(|k| made < *k && *k < joined), "{}: {shells:?}", t.scenario.name);
+            assert!(copies.iter().all(|k| shells[*k].1 == shells[joined].1), "{}: onto the joining host: {shells:?}", t.scenario.name);
+        }
+    }
+
     #[test]
     fn a_secret_written_again_by_the_resumed_run_itself_is_not_made_twice() {
         // Halted in 2.4 (token create) after 2.3 uploaded the certs: the sweep takes both files;

@@ -2,11 +2,15 @@
 //! stand-in from its manifest, crashes, freezes and boots hosts for the faults, and writes the node
 //! and pod states the `kubectl` shim answers from; and its thread, owned by a value that stops it.
 
-use super::{lock, APISERVER_MANIFEST, CLUSTER_INFO, JOINED_MEMBER_PID, JOINED_MEMBER_START, KUBELET_TICK_MS, LAB_REBOOT_MS, READY_GRACE};
+use super::{
+    lock, APISERVER_MANIFEST, CLUSTER_INFO, FAULT_CLEARS_AFTER_MS, JOINED_MEMBER_PID, JOINED_MEMBER_START, KUBELET_TICK_MS, LAB_REBOOT_MS,
+    QUORUM_WRITE_TIMEOUT_MS, READY_GRACE,
+};
 use crate::apiserver::{ApiObjects, ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
 use crate::executor_etcd::{SliceEtcd, STRIKE_DIR};
 use crate::executor_lab;
+use crate::fidelity::{Cell, Observed};
 use crate::host::FixtureHosts;
 use crate::pki::ServingCertSans;
 use crate::process::Signal;
@@ -89,6 +93,9 @@ pub(super) struct KubeletStandIn {
     /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
     /// (`kubeadm reset` and a destroyed VM leave them, NotReady: docs/facts.md K10).
     pub(super) registered: NodeSet,
+    /// Whether a write committed right after a reboot struck inside `kubeadm join` (the kubelet
+    /// thread crashes the host there, not the operator).
+    pub(super) struck_quorum: Option<Cell>,
     /// How many of `actions` a look has seen.
     actions_seen: usize,
     /// When a look last found more actions, or an executor's command that changes the cluster
@@ -137,6 +144,7 @@ impl KubeletStandIn {
             root: root.to_path_buf(),
             crashed: NodeSet::EMPTY,
             down_until: BTreeMap::new(),
+            struck_quorum: None,
             frozen_until: BTreeMap::new(),
             api_requests: Arc::default(),
             registered,
@@ -166,6 +174,15 @@ impl KubeletStandIn {
     pub(super) fn stop(&mut self, node: NodeIx) {
         if let Some((standin, _)) = self.apiservers.remove(&node) {
             standin.stop();
+        }
+    }
+
+    /// Whether a write commits now (within [`QUORUM_WRITE_TIMEOUT_MS`]).
+    pub(super) fn quorum_now(&self) -> Cell {
+        match self.etcd.quorum(QUORUM_WRITE_TIMEOUT_MS) {
+            Ok(Ok(())) => Observed::Yes(true).into(),
+            Ok(Err(why)) => Observed::Yes(false).with(why),
+            Err(e) => Observed::Unanswered(format!("no answer: {e}")).into(),
         }
     }
 
@@ -264,8 +281,15 @@ impl KubeletStandIn {
             self.freeze(hosts, node, Signal::Cont, "the partition heals");
         }
         for node in t.all_nodes().iter() {
-            if self.root.join(STRIKE_DIR).join(format!("struck-{}", t.name(node))).exists() {
+            let struck = self.root.join(STRIKE_DIR).join(format!("struck-{}", t.name(node)));
+            if struck.exists() && !self.crashed.contains(node) && !self.down_until.contains_key(&node) {
                 self.crash(hosts, node, "the fault (struck inside kubeadm join)");
+                // A reboot: quorum read once it struck, then the host boots after the fault's time.
+                if self.root.join(STRIKE_DIR).join(format!("reboots-{}", t.name(node))).exists() {
+                    let _ = std::fs::remove_file(&struck);
+                    self.struck_quorum = Some(self.quorum_now());
+                    self.down_until.insert(node, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
+                }
             }
         }
         for node in t.all_nodes().iter() {

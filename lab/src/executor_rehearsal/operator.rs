@@ -3,7 +3,7 @@
 
 use super::kubelet::KubeletStandIn;
 use super::shims::cluster_configuration;
-use super::{lock, FAULT_CLEARS_AFTER_MS, QUORUM_WRITE_TIMEOUT_MS};
+use super::{lock, FAULT_CLEARS_AFTER_MS};
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
 use crate::fidelity::{Cell, Observed};
@@ -64,11 +64,7 @@ impl LabOperator<'_> {
 
     /// Whether a write commits on the lab's etcd now (within [`QUORUM_WRITE_TIMEOUT_MS`]).
     fn quorum_now(&self) -> Cell {
-        match lock(self.kubelet).etcd.quorum(QUORUM_WRITE_TIMEOUT_MS) {
-            Ok(Ok(())) => Observed::Yes(true).into(),
-            Ok(Err(why)) => Observed::Yes(false).with(why),
-            Err(e) => Observed::Unanswered(format!("no answer: {e}")).into(),
-        }
+        lock(self.kubelet).quorum_now()
     }
 
     fn strike_now(&mut self, step: &Step, at: &StrikeAt) {

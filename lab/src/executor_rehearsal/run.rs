@@ -72,11 +72,16 @@ impl Run {
         let mut journal = Journal::open(&rig.root().join("state")).map_err(|e| exec_error("open the journal", e))?;
         let mut operator = operator(rig);
         std::fs::create_dir_all(rig.root().join(STRIKE_DIR)).map_err(|e| LabError::io("the strike directory", e))?;
-        if let Some(FaultRun { strike: Strike { at: StrikeAt::InJoin { host, after }, blow: Blow::Crash { victim, .. }, .. }, .. }) =
-            &rig.fault
+        if let Some(FaultRun {
+            strike: Strike { at: StrikeAt::InJoin { host, after }, blow: Blow::Crash { victim, boots_again }, .. },
+            ..
+        }) = &rig.fault
         {
-            let t = &rig.t;
-            host::write_file(&rig.root().join(STRIKE_DIR).join(format!("at-{}-{after}", t.name(*host))), t.name(*victim))?;
+            let (t, strikes) = (&rig.t, rig.root().join(STRIKE_DIR));
+            if *boots_again {
+                host::write_file(&strikes.join(format!("reboots-{}", t.name(*victim))), "")?;
+            }
+            host::write_file(&strikes.join(format!("at-{}-{after}", t.name(*host))), t.name(*victim))?;
         }
         let options = options(rig);
         let started = Instant::now();
@@ -117,7 +122,7 @@ impl Run {
             tried: halt.tried,
             removals: operator.removals,
             reset_pool: operator.reset_pool,
-            struck_quorum: operator.struck_quorum,
+            struck_quorum: operator.struck_quorum.or_else(|| lock(&rig.kubelet).struck_quorum.take()),
             waited: waited.len(),
             recovery_done: operator.recovery,
             run_ms,

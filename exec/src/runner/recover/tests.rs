@@ -550,3 +550,52 @@ fn a_renewal_that_fails_half_way_leaves_no_secret_out() {
     assert!(failing.inner.commands.iter().any(|c| c.step == "secrets-sweep" && c.shell.contains("rm -f")), "{:?}", failing.inner.commands);
     assert!(Progress::from_records(&journal.records).secrets_swept);
 }
+
+/// A join cut right after its member add, its host back: the hosts show the learner (or voter)
+/// added and nothing else of the join. Written over the state the step leaves, the twin would
+/// take the join as done up to the promotion and refuse to run it again ("learner not
+/// started"); written over the closest state the step passes through (the one right after the
+/// add), running it again cleans the cut join up first and applies. (Where kubeadm registers the
+/// node before the member add, without `ControlPlaneKubeletLocalMode`, the executor keeps the
+/// step's end: docs/facts.md K19; these scenarios have the mode on.)
+#[test]
+fn a_join_cut_after_its_member_add_is_believed_cut_there_and_can_be_run_again() {
+    use crate::observe::{self, Fact, Field, Observation, Seen};
+    for file in ["homelab.yaml", "five-masters.yaml", "keepalived-five.yaml", "loopback.yaml"] {
+        let (t, plan) = scenario(file);
+        assert!(t.kubelet_local_mode && t.learner_mode, "{file}");
+        let prediction = Prediction::new(&t, &plan);
+        for join in joins(&plan) {
+            let i = plan.steps.iter().position(|s| s.id == join).expect("the join");
+            let Some(Action::EtcdMemberAdd(x)) = plan.steps[i].actions.iter().find(|a| matches!(a, Action::EtcdMemberAdd(_))).copied()
+            else {
+                unreachable!("a join step adds a member")
+            };
+            let node = t.name(x).to_string();
+            let fact = |field, seen| Fact { node: node.clone(), field, seen, evidence: String::new() };
+            let observation = Observation {
+                facts: vec![
+                    fact(Field::EtcdLearner, Seen::Yes),
+                    fact(Field::EtcdVoter, Seen::No),
+                    fact(Field::EtcdStarted, Seen::No),
+                    fact(Field::NodeRegistered, Seen::No),
+                    fact(Field::CertHasVip, Seen::Missing),
+                    fact(Field::KubeletOnVip, Seen::Missing),
+                ],
+                ..Observation::default()
+            };
+            let states = prediction.within(&t, &plan, i);
+            let closest = observe::closest(&t, &observation, &states).expect("states");
+            let label = format!("{file} {join}");
+            assert!(closest.members().contains(x) && !closest.control_plane.contains(x), "{label}: {closest:?}");
+            assert!(!closest.etcd_started.contains(x), "{label}: cut before its etcd started");
+            let believed = observe::overlay(&t, &observation, closest);
+            let cut = search::retry(&believed, &t, &plan, i);
+            assert!(plan_model::observe::quorum(&believed).holds(), "{label}: a learner does not vote");
+            assert!(cut.applicable(), "{label}: {:?}", cut.refused);
+            assert_eq!(&cut.actions[..2], &[Action::EtcdMemberRemove(x), Action::KubeadmReset(x)], "{label}: cleaned up first");
+            let at_the_end = search::retry(&observe::overlay(&t, &observation, prediction.after(i)), &t, &plan, i);
+            assert!(!at_the_end.applicable(), "{label}: over the step's end the join looks done: {:?}", at_the_end.actions);
+        }
+    }
+}
