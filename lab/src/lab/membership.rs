@@ -37,11 +37,6 @@ impl Lab {
         }
     }
 
-    /// How many of the seed keys a running voter holds (a local read: it answers without quorum).
-    pub fn seed_keys_held(&self) -> Result<Real<u64>, LabError> {
-        self.ctl(None).count_serializable(SEED_PREFIX)
-    }
-
     /// `etcdctl member add` for `node`, as a voter or a learner.
     ///
     /// etcd 3.4 (strict reconfiguration check) refuses a member add with "unhealthy cluster" until
