@@ -40,6 +40,9 @@ pub const CLIENT_URL_FILE: &str = "etcd-client-url";
 /// asks the lab to crash it), `done-<victim>` (crashed).
 pub const STRIKE_DIR: &str = "strike";
 
+/// What [`SliceEtcd::member_remove`] answers when no member of the node is left.
+pub const NO_MEMBER: &str = "is no member";
+
 /// A key the lab writes before its backup, and one after: a restore keeps the first, loses the second.
 pub const WRITTEN_BEFORE_BACKUP: &str = "plan-lab/written-before-the-backup";
 pub const WRITTEN_AFTER_BACKUP: &str = "plan-lab/written-after-the-backup";
@@ -310,9 +313,9 @@ impl SliceEtcd {
             Ok(members) => members,
             Err(refused) => return Ok(Err(format!("member list: {refused}"))),
         };
-        // No member of `node` left (`kubeadm reset` removed it): nothing to remove, as the twin
-        // takes a remove of a node that is no member.
-        let Some(member) = members.iter().find(|m| self.node_of(t, m) == Some(node)) else { return Ok(Ok(())) };
+        let Some(member) = members.iter().find(|m| self.node_of(t, m) == Some(node)) else {
+            return Ok(Err(format!("{} {NO_MEMBER}", t.name(node))));
+        };
         Ok(ctl.member_remove(member)?.map_err(|refused| refused.to_string()))
     }
 

@@ -4,6 +4,7 @@
 use super::kubelet::KubeletStandIn;
 use super::shims::cluster_configuration;
 use super::{lock, FAULT_CLEARS_AFTER_MS};
+use crate::executor_etcd::NO_MEMBER;
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
 use crate::fidelity::{Cell, Observed};
@@ -172,12 +173,16 @@ impl LabOperator<'_> {
         match action {
             Action::EtcdMemberRemove(node) => {
                 let answer = k.etcd.member_remove(t, node).unwrap_or_else(|e| Err(e.to_string()));
+                // No member left (a `kubeadm reset` before it removed it): nothing to remove, done,
+                // as the twin takes it; the answer stays as it was for the fidelity row.
+                let none_left = matches!(&answer, Err(why) if why.ends_with(NO_MEMBER));
                 k.actions.push(match &answer {
                     Ok(()) => format!("recovery: etcdctl member remove {}: removed", t.name(node)),
+                    Err(_) if none_left => format!("recovery: etcdctl member remove {}: no member left, nothing to remove", t.name(node)),
                     Err(why) => format!("recovery: etcdctl member remove {}: etcd refused: {why}", t.name(node)),
                 });
                 self.removals.push((node, answer.clone()));
-                answer.is_ok()
+                answer.is_ok() || none_left
             }
             Action::DestroyVm(node) => {
                 if k.crashed.contains(node) {
