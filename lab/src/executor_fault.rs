@@ -155,15 +155,52 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
             ),
         ));
     }
-    if matches!(blow, Blow::Crash { boots_again: true, .. }) && matches!(at, StrikeAt::InJoin { .. }) && !t.learner_mode {
-        return Err(refuse(
-            format!("{} at {}@{action}", injection.fault.describe(t), step.id),
-            "a reboot inside a voter-mode kubeadm join is not rehearsed through the executor: the voter it added costs quorum until \
-             it is removed, the executor waits at the halt for its member and goes straight to the quorum recovery where the twin \
-             first waits and runs the step again, and the two recoveries do not end alike yet (the walk rehearses it)",
-        ));
+    if matches!(blow, Blow::Crash { boots_again: true, .. }) && matches!(at, StrikeAt::InJoin { .. }) {
+        let what = format!("{} at {}@{action}", injection.fault.describe(t), step.id);
+        if !plan_model::observe::quorum(&state_at_strike(t, plan, injection)).holds() {
+            return Err(refuse(
+                what,
+                "a reboot inside kubeadm join where the rebooting member costs quorum (a voter added, or promoted, and cut off) is not \
+                 rehearsed through the executor: it waits at the halt for that member and goes straight to the quorum recovery where \
+                 the twin first waits and runs the step again, and the two do not end alike yet (the walk rehearses it)",
+            ));
+        }
+        if !t.kubelet_local_mode {
+            return Err(refuse(
+                what,
+                "a reboot inside kubeadm join without ControlPlaneKubeletLocalMode (before 1.33) is not rehearsed through the executor: \
+                 kubeadm registers the node before the member add where the twin's states within the step do not (docs/facts.md K19), \
+                 so the executor keeps the step's end as its belief and cannot run the cut join again (the walk rehearses it)",
+            ));
+        }
     }
     Ok(Strike { step: i, step_id: step.id.clone(), at, blow })
+}
+
+/// Refuses, before any lab starts, a recovery kind picked for `drill` (`--choose`) that neither
+/// side could take at its halt: a fault that clears or a clock jump is waited for or renewed first,
+/// by the executor and the twin alike, before any pick; and a kind the twin, pinned to it, never
+/// takes after this fault would leave the lab's pick with nothing to compare to.
+///
+/// # Errors
+/// [`LabError::NotRehearsable`] with why.
+pub fn check_choice(t: &Topology, plan: &Plan, drill: Drill, strike: &Strike) -> Result<(), LabError> {
+    let Some(kind) = drill.choose else { return Ok(()) };
+    let what = format!("--choose {kind} with {}", drill.injection.fault.describe(t));
+    if strike.blow.clears() || matches!(strike.blow, Blow::ClockJump { .. }) {
+        return Err(refuse(
+            what,
+            "a fault that clears (a reboot, a partition) is waited for and a clock jump renewed before any recovery is picked, by the executor and the twin alike: pick with a crash or an lb-reload",
+        ));
+    }
+    let pinned = plan_sim::run::Engine::new(t, plan, plan_sim::run::Recording::default()).choosing(kind).run(&[drill.injection]);
+    if !pinned.recoveries.iter().any(|r| r.name() == kind) {
+        return Err(refuse(
+            what,
+            format!("the twin, pinned to {kind}, never takes it after this fault (it ends: {})", pinned.outcome.label()),
+        ));
+    }
+    Ok(())
 }
 
 /// The twin's state the moment the fault strikes: the plan's actions up to the point (a refused
@@ -254,14 +291,25 @@ mod tests {
             (in_join.at, in_join.blow),
             (StrikeAt::InJoin { host: m2, after: "add" }, Blow::Crash { victim: m2, boots_again: true })
         );
+        // Refused where the rebooting member costs quorum: a voter added (voter mode), or the
+        // learner just promoted (1 of 2 voters up); and where kubeadm registers the node before the
+        // add (no kubelet local mode, before 1.33).
+        let refused_because = |t: &Topology, plan: &Plan, node: &str, id: &str, action: u16, because: &str| {
+            let node = t.resolve(node).expect("the node");
+            let reboot = Injection { at: at(plan, id, action), fault: Fault::NodeDown { node, lasts_s: Some(90) } };
+            match strike_point(t, plan, reboot) {
+                Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains(because), "{why}"),
+                other => panic!("{id}@{action} refused: {other:?}"),
+            }
+        };
         let legacy = topology(include_str!("../../scenarios/legacy-1.28.yaml"));
-        let legacy_plan = plan_model::planner::generate(&legacy);
-        let cp2 = legacy.resolve("cp-2").expect("cp-2");
-        let voter_reboot = Injection { at: at(&legacy_plan, "2.5", 1), fault: Fault::NodeDown { node: cp2, lasts_s: Some(90) } };
-        match strike_point(&legacy, &legacy_plan, voter_reboot) {
-            Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("voter-mode"), "{why}"),
-            other => panic!("refused: {other:?}"),
-        }
+        refused_because(&legacy, &plan_model::planner::generate(&legacy), "cp-2", "2.5", 1, "costs quorum");
+        refused_because(&t, &plan, "master-2", "2.5", 3, "costs quorum");
+        let three = topology(include_str!("../../scenarios/three-hypervisors.yaml"));
+        let three_plan = plan_model::planner::generate(&three);
+        let first_join = three_plan.steps.iter().find(|s| s.actions.iter().any(|a| matches!(a, Action::EtcdMemberAdd(_)))).expect("a join");
+        let joining = three.new_masters().next().map(|x| three.name(x).to_string()).expect("a new master");
+        refused_because(&three, &three_plan, &joining, &first_join.id, 1, "ControlPlaneKubeletLocalMode");
         let reboot = strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: reboot_fault }).expect("a reboot as 3.5 begins");
         assert_eq!((reboot.at, reboot.blow), (StrikeAt::StepBegins, Blow::Crash { victim: m2, boots_again: true }));
         let away = strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::OperatorAway { lasts_s: 3 * 3600 } })
@@ -291,6 +339,38 @@ mod tests {
             strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::LbDown { lasts_s: 60 } }),
             Err(LabError::NotRehearsable { .. })
         ));
+    }
+
+    /// A pick the lab and the twin can both take is let through; a pick after a fault that clears,
+    /// or of a kind the pinned twin never takes, is refused before any lab starts.
+    #[test]
+    fn a_recovery_picked_by_kind_is_refused_where_neither_side_could_take_it() {
+        let legacy = topology(include_str!("../../scenarios/legacy-1.28.yaml"));
+        let plan = plan_model::planner::generate(&legacy);
+        let cp2 = legacy.resolve("cp-2").expect("cp-2");
+        let drill = |lasts_s, choose| Drill {
+            injection: Injection { at: at(&plan, "2.5", 1), fault: Fault::NodeDown { node: cp2, lasts_s } },
+            choose,
+        };
+        let check = |d: Drill| strike_point(&legacy, &plan, d.injection).and_then(|strike| check_choice(&legacy, &plan, d, &strike));
+        assert!(check(drill(None, Some("worst-case"))).is_ok());
+        assert!(check(drill(None, Some("quorum-recovery"))).is_ok());
+        assert!(check(drill(None, None)).is_ok());
+        match check(drill(None, Some("resume"))) {
+            Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("never takes it"), "{why}"),
+            other => panic!("refused: {other:?}"),
+        }
+        let t = topology(include_str!("../../scenarios/homelab.yaml"));
+        let homelab = plan_model::planner::generate(&t);
+        let m2 = t.resolve("master-2").expect("master-2");
+        let reboot = Drill {
+            injection: Injection { at: at(&homelab, "3.5", 0), fault: Fault::NodeDown { node: m2, lasts_s: Some(90) } },
+            choose: Some("worst-case"),
+        };
+        match strike_point(&t, &homelab, reboot.injection).and_then(|strike| check_choice(&t, &homelab, reboot, &strike)) {
+            Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("a fault that clears"), "{why}"),
+            other => panic!("refused: {other:?}"),
+        }
     }
 
     #[test]

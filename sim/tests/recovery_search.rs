@@ -170,6 +170,10 @@ fn an_engine_choosing_a_kind_takes_the_best_of_that_kind_and_only_it() {
         let Outcome::RestoredFromSnapshot { lost_s } = restored.outcome else { panic!("{}: {:?}", t.scenario.name, restored.outcome) };
         assert!(lost_s > 0, "the backup predates the fault");
         assert_eq!(restored.recoveries.last(), Some(&RecoveryKind::WorstCase));
+        // Pinned to holding, which is weighed but cannot be carried out here (its member remove
+        // needs quorum), it is stuck: a pick is never swapped for another kind.
+        let held = Engine::new(&t, &plan, Recording::default()).choosing(RecoveryKind::Hold.name()).run(&crash);
+        assert!(matches!(held.outcome, Outcome::Stuck { .. }) && held.recoveries.is_empty(), "{}: {:?}", t.scenario.name, held.outcome);
         let never = Engine::new(&t, &plan, Recording::default()).choosing(RecoveryKind::Resume.name()).run(&crash);
         assert!(matches!(never.outcome, Outcome::Stuck { .. }), "{}: {:?}", t.scenario.name, never.outcome);
     }

@@ -72,6 +72,9 @@ impl Rig {
     /// As [`super::rehearse_through_executor`], before the executor runs.
     pub(super) fn up(scenario_t: &Topology, scenario_plan: &Plan, steps: &[String], drill: Option<Drill>) -> Result<Rig, LabError> {
         let strike = strike_of(scenario_t, scenario_plan, steps, drill.map(|d| d.injection))?;
+        if let (Some(drill), Some((_, strike))) = (drill, &strike) {
+            executor_fault::check_choice(scenario_t, scenario_plan, drill, strike)?;
+        }
         host::usable()?;
         // The executor dials the inventory's addresses: a scenario off loopback is moved onto it
         // first (10.0.20.100 -> 127.0.20.100), its plan's text with it, in a range of the lab's own
