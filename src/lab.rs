@@ -97,9 +97,10 @@ pub struct RehearseArgs {
     #[arg(long, value_name = "KIND", value_parser = parse_kind, requires = "at", conflicts_with = "walk")]
     pub choose: Option<&'static str>,
     /// The walk instead: the twin's actions carried out on real etcd and HAProxy (no SSH, no
-    /// kubeadm), for what the executor's lab cannot inject yet: a partition inside kubeadm join
-    /// (STEP@N), a reboot inside a voter-mode one, and LB profiles other than pfSense's bootstrap
-    /// script.
+    /// kubeadm), for what the executor's lab cannot inject yet: a point inside a command other
+    /// than kubeadm join (STEP@N), a partition inside kubeadm join, a reboot inside one where the
+    /// member costs quorum or without kubelet local mode, and LB profiles other than pfSense's
+    /// bootstrap script.
     #[arg(long, conflicts_with = "via_execute")]
     pub walk: bool,
     /// With --walk: added to every lab port; the rehearsal's own lab is separate from `plan lab up --walk`'s.

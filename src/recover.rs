@@ -294,7 +294,7 @@ mod tests {
             recovery: "x".into(),
             recovery_actions: vec![],
             by_hand: None,
-            expired: Default::default(),
+            expired: None,
         });
         for event in events {
             journal.append(event).expect("in memory");

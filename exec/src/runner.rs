@@ -627,7 +627,7 @@ impl<'a> Runner<'a> {
             recovery: recovery.describe(),
             recovery_actions: recovery.descriptions.clone(),
             by_hand,
-            expired,
+            expired: Some(expired),
         })?;
         let secrets_left = self.sweep_join_secrets()?;
         Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left, by_hand })))

@@ -86,10 +86,11 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by_hand: Option<usize>,
         /// The join credentials kubeadm said expired in the failed command's output (which is a
-        /// secret's and not kept): what `plan recover` writes over the twin's state. Absent when
-        /// nothing expired, and in journals written before it existed.
-        #[serde(default, skip_serializing_if = "ExpiredCredentials::is_nothing")]
-        expired: ExpiredCredentials,
+        /// secret's and not kept): what `plan recover` writes over the twin's state. Always
+        /// written; absent only in journals written before it existed, whose reason is read for
+        /// kubeadm's words instead ([`ExpiredCredentials::read`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expired: Option<ExpiredCredentials>,
     },
     RollbackStarted {
         step: String,

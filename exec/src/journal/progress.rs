@@ -95,7 +95,7 @@ impl Progress {
                         recovery: recovery.clone(),
                         recovery_actions: recovery_actions.clone(),
                         by_hand: *by_hand,
-                        expired: *expired,
+                        expired: expired.unwrap_or_else(|| ExpiredCredentials::read(reason)),
                     });
                 }
                 Event::RollbackFinished { step, ok: true, reopened, .. } => {

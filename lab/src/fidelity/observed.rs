@@ -204,8 +204,9 @@ pub enum Ending {
     Declined { phase: String },
     /// A recovery the twin's outcomes have no word for.
     RecoveredBy(RecoveryKind),
-    /// The worst case done: etcd restored from the backup. How much was lost is read from the
-    /// data ([`crate::executor_etcd::SliceEtcd::rows`]), not from the twin's clock.
+    /// The worst case done: etcd restored from the backup. Whether writes after the backup were
+    /// lost is read from the data ([`crate::executor_etcd::SliceEtcd::rows`]); how much, in the
+    /// twin's clock, is not compared.
     Restored,
 }
 
@@ -213,7 +214,7 @@ impl Ending {
     /// Equal, except that two stuck runs agree whatever their reasons (the twin's and the
     /// executor's failed rollback say it in their own words), and a restore from the backup
     /// agrees with the twin's whatever the twin's clock says was lost (the data rows compare
-    /// what was lost).
+    /// whether writes after the backup were lost).
     pub fn agrees_with(&self, other: &Ending) -> bool {
         match (self, other) {
             (Ending::Outcome(Outcome::Stuck { .. }), Ending::Outcome(Outcome::Stuck { .. })) => true,

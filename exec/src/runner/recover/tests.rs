@@ -435,9 +435,9 @@ fn a_join_that_fails_in_other_words_is_not_proposed_a_renewal() {
 }
 
 /// What expired is journalled with the halt as a typed field, and `plan recover` reads that field,
-/// not the words the halt's reason quotes: the same journal with the field cleared (the words
-/// still in the reason) is proposed no renewal, and one with it set proposes the renewal whatever
-/// the reason says.
+/// not the words the halt's reason quotes: the same journal with the field saying nothing expired
+/// (the words still in the reason) is proposed no renewal, and one with it set proposes the
+/// renewal whatever the reason says. Only a journal written before the field reads the reason.
 #[test]
 fn plan_recover_reads_what_expired_from_the_halts_typed_field_not_its_reason() {
     for (file, said, expired) in [
@@ -452,11 +452,11 @@ fn plan_recover_reads_what_expired_from_the_halts_typed_field_not_its_reason() {
         assert!(matches!(outcome, Outcome::Halted(_)), "{file}: {outcome:?}");
         let halted = journal.records.iter().rposition(|r| matches!(r.event, Event::Halted { .. })).expect("a halt journalled");
         let Event::Halted { expired: journalled, reason, .. } = &journal.records[halted].event else { unreachable!() };
-        assert_eq!(*journalled, expired, "{file}");
+        assert_eq!(*journalled, Some(expired), "{file}");
         let text = serde_json::to_string(&journal.records[halted].event).expect("serializes");
         assert!(text.contains(&serde_json::to_string(&expired).expect("serializes")), "{text}");
         let reason = reason.clone();
-        let with = |journal: &Journal, field: ExpiredCredentials, reason: &str| {
+        let with = |journal: &Journal, field: Option<ExpiredCredentials>, reason: &str| {
             let mut copy = Journal::in_memory();
             for (k, record) in journal.records.iter().enumerate() {
                 let mut event = record.event.clone();
@@ -470,13 +470,14 @@ fn plan_recover_reads_what_expired_from_the_halts_typed_field_not_its_reason() {
             copy
         };
         let first = |journal: &mut Journal| proposal(&t, &plan, journal, &mut Recorder::default(), false).candidates[0].kind.clone();
-        assert_eq!(first(&mut with(&journal, expired, &reason)), RecoveryKind::Renew, "{file}");
-        assert_ne!(
-            first(&mut with(&journal, ExpiredCredentials::default(), &reason)),
-            RecoveryKind::Renew,
-            "{file}: the reason's words alone"
-        );
-        assert_eq!(first(&mut with(&journal, expired, "the join ended with exit 1")), RecoveryKind::Renew, "{file}: the field alone");
+        assert_eq!(first(&mut with(&journal, Some(expired), &reason)), RecoveryKind::Renew, "{file}");
+        let nothing = Some(ExpiredCredentials::default());
+        assert_ne!(first(&mut with(&journal, nothing, &reason)), RecoveryKind::Renew, "{file}: the reason's words alone");
+        let plain = "the join ended with exit 1";
+        assert_eq!(first(&mut with(&journal, Some(expired), plain)), RecoveryKind::Renew, "{file}: the field alone");
+        // A journal written before the field existed: the reason's words are read instead.
+        assert_eq!(first(&mut with(&journal, None, &reason)), RecoveryKind::Renew, "{file}: an older journal");
+        assert_ne!(first(&mut with(&journal, None, plain)), RecoveryKind::Renew, "{file}: an older journal without the words");
     }
 }
 
