@@ -237,7 +237,8 @@ impl SliceEtcd {
     /// stops, its data directory is moved aside (`etcd-data.before-restore`), the snapshot is
     /// restored into a new one as a cluster of `node` alone (a new cluster id: the old members
     /// cannot rejoin it), and etcd starts from it. `Ok(Err(why))` where it cannot be done: the lab
-    /// runs no member for `node`, or the backup is unusable (checked before the member is touched).
+    /// runs no member for `node`, or the backup is unusable (checked before the member is touched),
+    /// or etcdctl refuses the restore (the member then starts again on its own data).
     ///
     /// # Errors
     /// etcd or etcdctl cannot run, or the restored member does not take writes within
@@ -253,6 +254,9 @@ impl SliceEtcd {
         let _ = child.kill();
         let _ = child.wait();
         let aside = flags.data_dir.with_extension("before-restore");
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside).map_err(|e| LabError::io(format!("remove {}", aside.display()), e))?;
+        }
         if flags.data_dir.exists() {
             std::fs::rename(&flags.data_dir, &aside).map_err(|e| LabError::io(format!("move {} aside", flags.data_dir.display()), e))?;
         }
@@ -263,6 +267,11 @@ impl SliceEtcd {
             cluster_token: format!("plan-lab-restored-{}", flags.name),
         };
         if let Err(refused) = offline.snapshot_restore(backup, &target)? {
+            // The member goes back to its own data, as it was before the attempt.
+            let _ = std::fs::remove_dir_all(&flags.data_dir);
+            std::fs::rename(&aside, &flags.data_dir).map_err(|e| LabError::io(format!("move {} back", aside.display()), e))?;
+            let back = EtcdFlags { cluster_state: ClusterState::Existing, ..flags.clone() };
+            *child = process::spawn(Path::new(ETCD_BIN), &back.args(), log, Lifetime::Owned)?;
             return Ok(Err(format!("etcdctl snapshot restore: {refused}")));
         }
         let restored = EtcdFlags {
