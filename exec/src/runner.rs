@@ -375,7 +375,7 @@ impl<'a> Runner<'a> {
                         self.operator.done_by_hand(step, instruction);
                     } else if !self.operator.by_hand(step, instruction, task) {
                         let reason = format!("needs the operator: {}", redact::redact(instruction));
-                        return self.halt_with(i, reason, vec![], true, Some(j), None, ExpiredCredentials::default());
+                        return self.halt_with(i, reason, vec![], true, HaltSeen { by_hand: Some(j), ..HaltSeen::default() });
                     }
                     self.journal.append(Event::CommandStarted {
                         step: step.id.clone(),
@@ -430,7 +430,7 @@ impl<'a> Runner<'a> {
                             // reason, and typed with the halt) where the output is not.
                             let expired = ExpiredCredentials::read(&format!("{}{}", done.stdout, done.stderr));
                             reason.push_str(&expired.said());
-                            return self.halt_with(i, reason, vec![], true, None, None, expired);
+                            return self.halt_with(i, reason, vec![], true, HaltSeen { expired, ..HaltSeen::default() });
                         }
                     }
                     Err(e @ ExecError::NotLoopback { .. }) => {
@@ -584,28 +584,18 @@ impl<'a> Runner<'a> {
     }
 
     fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {
-        self.halt_with(i, reason, drift, started, None, None, ExpiredCredentials::default())
+        self.halt_with(i, reason, drift, started, HaltSeen::default())
     }
 
     /// [`Runner::halt`] in step `i` after a command failed to reach its host (`cut_off`: the host
     /// as a drift entry that did not answer).
     fn halt_cut_off(&mut self, i: usize, reason: String, cut_off: Option<Drift>) -> Result<Outcome, ExecError> {
-        self.halt_with(i, reason, Vec::new(), true, None, cut_off, ExpiredCredentials::default())
+        self.halt_with(i, reason, Vec::new(), true, HaltSeen { cut_off, ..HaltSeen::default() })
     }
 
-    /// [`Runner::halt`], at by-hand work when `by_hand` names the command that waits for it, with
-    /// the host a dropped connection cut off (`cut_off`) and the credentials kubeadm said expired.
-    #[allow(clippy::too_many_arguments)]
-    fn halt_with(
-        &mut self,
-        i: usize,
-        reason: String,
-        drift: Vec<Drift>,
-        started: bool,
-        by_hand: Option<usize>,
-        cut_off: Option<Drift>,
-        expired: ExpiredCredentials,
-    ) -> Result<Outcome, ExecError> {
+    /// [`Runner::halt`], with what the halt saw besides its reason and drift ([`HaltSeen`]).
+    fn halt_with(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool, seen: HaltSeen) -> Result<Outcome, ExecError> {
+        let HaltSeen { by_hand, cut_off, expired } = seen;
         // A drift with something silent in it went through the wait before the step already.
         let mut at_halt = self.believed_at_halt(i, started, !host_wait::silent(&drift).is_empty())?;
         if let Some(cut_off) = cut_off {
@@ -632,6 +622,17 @@ impl<'a> Runner<'a> {
         let secrets_left = self.sweep_join_secrets()?;
         Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left, by_hand })))
     }
+}
+
+/// What a halt saw besides its reason and drift.
+#[derive(Debug, Default)]
+struct HaltSeen {
+    /// At by-hand work: the index of the command in the step that waits for it.
+    by_hand: Option<usize>,
+    /// The host whose connection dropped the command, as a drift entry that did not answer.
+    cut_off: Option<Drift>,
+    /// The join credentials kubeadm said expired in the failed command's output.
+    expired: ExpiredCredentials,
 }
 
 /// The steps a successful recovery for a halt in step `i` undid, in plan order: they are pending
