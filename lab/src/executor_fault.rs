@@ -219,6 +219,19 @@ pub fn state_at_strike(t: &Topology, plan: &Plan, injection: Injection) -> Clust
     injection.fault.strike(&c, t)
 }
 
+/// The twin's state right before the recovery's own `etcdctl member remove` of `node`: `c` (the
+/// state at the strike) with the recovery's actions before it carried out (a refused one leaves
+/// the state as it was). A `kubeadm reset` before it removes the member already.
+pub fn before_member_remove(t: &Topology, c: &Cluster, recovery: &[Action], node: NodeIx) -> Cluster {
+    let mut state = *c;
+    for &a in recovery.iter().take_while(|a| **a != Action::EtcdMemberRemove(node)) {
+        if let Ok(next) = action::apply(&state, t, a) {
+            state = next;
+        }
+    }
+    state
+}
+
 /// `etcdctl member remove` of `node` in the twin's state `c`: taken, or the model's refusal.
 pub fn twin_member_remove(t: &Topology, c: &Cluster, node: NodeIx) -> Result<(), String> {
     action::apply(c, t, Action::EtcdMemberRemove(node)).map(|_| ()).map_err(|refusal| refusal.reason)
@@ -371,6 +384,29 @@ mod tests {
             Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("a fault that clears"), "{why}"),
             other => panic!("refused: {other:?}"),
         }
+    }
+
+    /// A `kubeadm reset` of an up node before the recovery's own remove takes the member with it
+    /// in the twin, as the lab's reset does; a remove that comes first finds the member.
+    #[test]
+    fn the_twin_before_a_recoverys_member_remove_has_what_the_actions_before_it_left() {
+        let t = topology(include_str!("../../scenarios/homelab.yaml"));
+        let plan = plan_model::planner::generate(&t);
+        let m2 = t.resolve("master-2").expect("master-2");
+        let mut c = Cluster::initial(&t);
+        'plan: for step in &plan.steps {
+            for &a in &step.actions {
+                c = action::apply(&c, &t, a).expect("the plan applies up to the add");
+                if a == Action::EtcdMemberAdd(m2) {
+                    break 'plan;
+                }
+            }
+        }
+        assert!(c.members().contains(m2) && c.up.contains(m2));
+        let reset_first = [Action::KubeadmReset(m2), Action::EtcdMemberRemove(m2), Action::DestroyVm(m2)];
+        assert!(!before_member_remove(&t, &c, &reset_first, m2).members().contains(m2), "reset removed it");
+        let remove_first = [Action::EtcdMemberRemove(m2), Action::KubeadmReset(m2)];
+        assert!(before_member_remove(&t, &c, &remove_first, m2).members().contains(m2));
     }
 
     #[test]

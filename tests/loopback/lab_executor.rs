@@ -319,6 +319,7 @@ fn learner_on_crash_after_the_learner_add_through_the_executor_rolls_phase_2_bac
     assert_all_agree(&report);
     assert_eq!(code, 0, "{report:#}");
     assert!(text(&row(&report, "quorum at the halt (a write commits)")["lab"]).starts_with("yes"));
+    assert_eq!(text(&row(&report, "k8s-master-2 an etcd member when the recovery removes it")["lab"]), "yes");
     assert_eq!(text(&row(&report, "etcdctl member remove k8s-master-2 after the fault")["lab"]), "ok");
     assert_eq!(text(&row(&report, "recovery path")["lab"]), "phase 2 rollback");
     assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("rolled back phase 2", "rolled back phase 2"));
@@ -345,6 +346,7 @@ fn the_existing_master_crashing_as_phase_4_begins_through_the_executor_keeps_quo
     let step =
         rows(&report, "the executor runs the step, its files as the twin says").into_iter().find(|r| r["step"] == "4.1").expect("4.1");
     assert!(text(&step["lab"]).contains("reality differs from the twin before the step"), "{step}");
+    assert_eq!(text(&row(&report, "k8s-master an etcd member when the recovery removes it")["lab"]), "yes");
     assert_eq!(text(&row(&report, "etcdctl member remove k8s-master after the fault")["lab"]), "ok");
     assert_eq!(text(&report["executor_outcome"]), "halted at 4.1, the cluster runs on");
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master-2, k8s-master-3");

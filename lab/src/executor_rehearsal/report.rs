@@ -6,7 +6,7 @@ use super::rig::{FaultRun, Rig};
 use super::rows::{acceptance_rows, cluster_rows, file_rows, not_rehearsed, row, served_rows, step_rows};
 use super::run::Run;
 use crate::error::LabError;
-use crate::executor_etcd::join_notes;
+use crate::executor_etcd::{join_notes, NO_MEMBER};
 use crate::executor_fault;
 use crate::fidelity::{verdict_line, Ending, Evidence, FidelityRow, Observed, Tally, Verdict};
 use crate::probe::ProbeRecord;
@@ -189,10 +189,34 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
         };
         return (twin, executor_fault::executor_outcome(&run.outcome, None, None));
     };
-    for (node, answer) in run.tried.iter().chain(&run.removals) {
+    for (node, answer) in &run.tried {
         let twin_says = Observed::Answer(executor_fault::twin_member_remove(t, at_strike, *node));
         let observation = format!("etcdctl member remove {} after the fault", t.name(*node));
         rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, Observed::answer(answer), Evidence::Real));
+    }
+    // The recovery's own removals, each beside the twin's state right before its own: whether a
+    // member of the node is left to remove (a `kubeadm reset` before it removes it), then etcd's
+    // answer where one is.
+    let recovery = run.recovery_done.as_ref().map(|r| r.actions.as_slice()).unwrap_or_default();
+    for (node, answer) in &run.removals {
+        let before = executor_fault::before_member_remove(t, at_strike, recovery, *node);
+        let name = t.name(*node);
+        let lab_member = !matches!(answer, Err(why) if why.ends_with(NO_MEMBER));
+        let twin_member = before.members().contains(*node);
+        let observation = format!("{name} an etcd member when the recovery removes it");
+        rows.push(FidelityRow::new(
+            t,
+            strike.step_id.clone(),
+            observation,
+            Observed::Yes(twin_member),
+            Observed::Yes(lab_member),
+            Evidence::Real,
+        ));
+        if twin_member && lab_member {
+            let twin_says = Observed::Answer(executor_fault::twin_member_remove(t, &before, *node));
+            let observation = format!("etcdctl member remove {name} after the fault");
+            rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, Observed::answer(answer), Evidence::Real));
+        }
     }
     // A fault that clears: quorum right after it struck, against the twin's state it leaves.
     if let Some(lab_quorum) = &run.struck_quorum {
