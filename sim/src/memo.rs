@@ -10,6 +10,7 @@
 use crate::policy::Dominated;
 use crate::recovery::RecoveryKind;
 use crate::run::{bits, Break, Cursor, Engine, Flow, Halt, Injection, Outcome, Point, Run, Track};
+use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_model::invariant::{InvariantClass, INVARIANTS};
 use plan_model::topology::Topology;
@@ -204,7 +205,40 @@ pub struct Lists {
 
 /// A run's halts, with the step each was in: one or two as a rule, kept inline so a run's lists
 /// are one allocation (some 130,000 runs keep theirs at depth 2 on the homelab).
-pub(crate) type Halts = smallvec::SmallVec<[(usize, Halt); 2]>;
+pub(crate) type Halts = smallvec::SmallVec<[Halted; 2]>;
+
+/// A halt, with the step it halted in (by index in the plan). A refusal the exploration's run
+/// met is kept unworded, with the action refused and the state it was refused in: it is worded
+/// only where it is reported ([`Halted::halt`]), most halts never are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Halted {
+    pub step: usize,
+    halt: Halt,
+    refused: Option<Rc<(Action, Cluster)>>,
+}
+
+impl Halted {
+    /// `halt` in step `step`; `refused`: the action and state that word it, if it is unworded.
+    pub(crate) fn new(step: usize, halt: Halt, refused: Option<Rc<(Action, Cluster)>>) -> Halted {
+        Halted { step, halt, refused }
+    }
+
+    /// The halt, in words.
+    pub fn halt(&self, t: &Topology) -> Halt {
+        match &self.refused {
+            None => self.halt.clone(),
+            Some(refused) => Halt::Refused(words(refused, t)),
+        }
+    }
+}
+
+/// The refusal of `action` in `state` (a refusal met there without its words), worded.
+pub(crate) fn words((action, state): &(Action, Cluster), t: &Topology) -> plan_model::action::Refusal {
+    match plan_model::action::apply(state, t, *action) {
+        Err(refusal) => refusal,
+        Ok(_) => unreachable!("an action refused in a state is refused there again"),
+    }
+}
 
 /// A run's recoveries: one or two as a rule, kept inline as its halts are.
 pub(crate) type Recoveries = smallvec::SmallVec<[RecoveryKind; 2]>;
@@ -244,12 +278,12 @@ impl Tail {
     }
 
     /// Every halt, with the step it halted in (by index in the plan); the first is the run's.
-    pub fn halts(&self) -> &[(usize, Halt)] {
+    pub fn halts(&self) -> &[Halted] {
         &self.lists.halts[self.since.halts..]
     }
 
     /// The run's first halt: the step (by index in the plan) and why.
-    pub fn halt(&self) -> Option<&(usize, Halt)> {
+    pub fn halt(&self) -> Option<&Halted> {
         self.halts().first()
     }
 

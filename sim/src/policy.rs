@@ -74,6 +74,11 @@ pub trait Executor {
     fn weighed(&mut self, _step: &str, _ranking: &[Candidate]) -> Result<(), Self::Error> {
         Ok(())
     }
+    /// The halt being recovered from, in words (a place that leaves refusals unworded words
+    /// the one it reports here).
+    fn halt_words(&self, _t: &Topology, halt: &Halt) -> String {
+        halt.to_string()
+    }
 }
 
 /// A halt where the plan's documented recovery (the phase's rollback, or holding after the
@@ -233,7 +238,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
         }
         // The ranking is shared (a memory may hold it): the best is read in place, not copied.
         let Some(best) = ranking.iter().find(|c| c.applicable() && !tried.contains(&c.kind)) else {
-            return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }));
+            return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {}", exec.halt_words(t, halt)) }));
         };
         exec.took(best.kind.clone());
         say(exec, id, EventKind::Recovery, || format!("{} ({})", best.kind.describe(), best.cost.summary()));
