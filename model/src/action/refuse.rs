@@ -80,7 +80,7 @@ pub(super) fn api_for_operator(c: &Cluster, t: &Topology) -> Result<(), String> 
 
 /// Whether some apiserver answers an operator command ([`api_for_operator`], without its words).
 fn api_answers(c: &Cluster) -> bool {
-    c.control_plane.iter().any(|n| observe::apiserver_ready(c, n).is_ok())
+    !c.control_plane.and(observe::apiservers_ready(c)).is_empty()
 }
 
 pub(super) fn needs_up(w: Words, c: &Cluster, t: &Topology, node: NodeIx, command: &str) -> Result<(), Refusal> {
