@@ -108,64 +108,77 @@ impl RankingsMade {
     }
 }
 
-/// A 128-bit fingerprint of a configuration: two 64-bit hashes with different seeds. Keys of
-/// the memory are fingerprints rather than whole configurations (a cursor is some 400 bytes):
-/// with a million keys the chance that two collide is about 10^-27.
+/// A fingerprint of a configuration: two 64-bit words, what two `FxHasher`s give that hash it,
+/// the second seeded with [`SEED`] first. Keys of the memory are fingerprints rather than whole
+/// configurations (a cursor is some 400 bytes).
+///
+/// `FxHasher` adds each word it is fed and multiplies by a constant, so two of them fed the same
+/// words differ by the seed times a power of the constant, whatever the words: the second word
+/// holds no more than the first and the number of words fed. It is computed from those, not
+/// hashed again ([`Fingerprint::of`]; a test holds it to the second hasher's). A key is thus 64
+/// bits of hash and a count: with a million keys, the chance that two collide is about 10^-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(u64, u64);
 
+/// The seed of a fingerprint's second hasher.
+const SEED: u64 = 0x5851_f42d_4c95_7f2d;
+
+/// `FxHasher`'s multiplier and the rotation its `finish` applies (rustc-hash 2, 64-bit).
+const FX_K: u64 = 0xf135_7aea_2e62_a9c5;
+const FX_ROTATE: u32 = 26;
+
 impl Fingerprint {
     pub fn of<T: Hash>(value: &T) -> Fingerprint {
-        let mut b = FxHasher::default();
-        0x5851_f42d_4c95_7f2du64.hash(&mut b);
-        // One walk over the value feeds both hashes (a configuration is a few hundred bytes).
-        let mut both = Lanes(FxHasher::default(), b);
-        value.hash(&mut both);
-        Fingerprint(both.0.finish(), both.1.finish())
+        let mut counted = Counted(FxHasher::default(), 0);
+        value.hash(&mut counted);
+        let first = counted.0.finish();
+        // The second hasher: the seed (one word) and the same `counted.1` words after it.
+        let apart = SEED.wrapping_mul(FX_K.wrapping_pow(counted.1 + 1));
+        Fingerprint(first, first.rotate_right(FX_ROTATE).wrapping_add(apart).rotate_left(FX_ROTATE))
     }
 }
 
-/// Two hashers fed the same words: each ends where it would had it hashed the value alone.
-struct Lanes(FxHasher, FxHasher);
+/// A hasher and the number of words it was fed (one per `FxHasher` multiplication).
+struct Counted(FxHasher, u32);
 
-impl Hasher for Lanes {
+impl Hasher for Counted {
     fn finish(&self) -> u64 {
         self.0.finish()
     }
 
     fn write(&mut self, bytes: &[u8]) {
         self.0.write(bytes);
-        self.1.write(bytes);
+        self.1 += 1;
     }
 
     fn write_u8(&mut self, i: u8) {
         self.0.write_u8(i);
-        self.1.write_u8(i);
+        self.1 += 1;
     }
 
     fn write_u16(&mut self, i: u16) {
         self.0.write_u16(i);
-        self.1.write_u16(i);
+        self.1 += 1;
     }
 
     fn write_u32(&mut self, i: u32) {
         self.0.write_u32(i);
-        self.1.write_u32(i);
+        self.1 += 1;
     }
 
     fn write_u64(&mut self, i: u64) {
         self.0.write_u64(i);
-        self.1.write_u64(i);
+        self.1 += 1;
     }
 
     fn write_u128(&mut self, i: u128) {
         self.0.write_u128(i);
-        self.1.write_u128(i);
+        self.1 += 2;
     }
 
     fn write_usize(&mut self, i: usize) {
         self.0.write_usize(i);
-        self.1.write_usize(i);
+        self.1 += 1;
     }
 }
 
@@ -605,5 +618,48 @@ impl Run<'_, '_> {
             transitions: self.transitions,
             snapshots,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Engine, Recording};
+    use plan_model::fault::Fault;
+    use plan_model::planner;
+    use plan_model::validate::parse_scenario;
+
+    /// What the fingerprint's two words were first made of: two hashers fed the same words.
+    fn hashed_twice<T: Hash>(value: &T) -> Fingerprint {
+        let (mut first, mut second) = (FxHasher::default(), FxHasher::default());
+        SEED.hash(&mut second);
+        value.hash(&mut first);
+        value.hash(&mut second);
+        Fingerprint(first.finish(), second.finish())
+    }
+
+    #[test]
+    fn the_second_word_is_what_a_second_hasher_gives() {
+        let t = Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the embedded scenario is valid"));
+        let plan = planner::generate(&t);
+        let engine = Engine::new(&t, &plan, Recording::default());
+        let (_, states) = engine.track();
+        let faults = Fault::all(&t);
+        for (i, (point, state)) in states.iter().enumerate() {
+            let mut cursor = Cursor::at(*state, *point);
+            // Pending faults of every length a schedule makes, struck nodes, recoveries.
+            for f in faults.iter().skip(i % 7).step_by(5).take(i % 4) {
+                cursor.pending.push((*f, state.clock_s + 60));
+            }
+            cursor.struck = plan_model::topology::NodeSet(i as u64 % 5);
+            cursor.recoveries = (i % 3) as u32;
+            assert_eq!(Fingerprint::of(&cursor), hashed_twice(&cursor), "{point:?}");
+            assert_eq!(Fingerprint::of(&(state, i as u32)), hashed_twice(&(state, i as u32)));
+        }
+        for value in ["", "a", "words of a halt"] {
+            assert_eq!(Fingerprint::of(&value), hashed_twice(&value));
+        }
+        assert_eq!(Fingerprint::of(&(u128::MAX, 7u8, -3i64)), hashed_twice(&(u128::MAX, 7u8, -3i64)));
+        assert_eq!(Fingerprint::of(&vec![1u8, 2, 3]), hashed_twice(&vec![1u8, 2, 3]));
     }
 }
