@@ -81,7 +81,10 @@ impl Rankings {
     /// Runs every candidate recovery at a halt in `step` in state `c`, and ranks them.
     fn make(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Arc<[crate::search::Candidate]> {
         let phase = &plan.steps[step].phase;
-        let kind = *self.kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
+        let kind = match self.kinds.get(phase) {
+            Some(kind) => *kind,
+            None => *self.kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase)),
+        };
         let judged = &mut self.judged;
         let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| {
             // Many candidates end alike (a phase's rollback from anywhere in it): each

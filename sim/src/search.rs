@@ -304,14 +304,16 @@ fn run_candidate(
     let mut transitions = 0u32;
     for a in &actions {
         let down = observe::consumers_reachability(&state, t).filter(|r| r.is_down()).count() as u32;
-        match action::apply_in_place(&mut state, t, *a) {
+        // Unworded: a skip on a host down needs no words, a refusal is worded from the state
+        // it left as it was.
+        match action::apply_in_place_unworded(&mut state, t, *a) {
             Ok(()) => {
                 downtime_s += down * a.duration_s();
                 transitions += 1;
             }
             Err(r) if r.kind == RefusalKind::HostDown => {}
-            Err(r) => {
-                refused = Some(r.reason);
+            Err(_) => {
+                refused = action::apply(&state, t, *a).err().map(|r| r.reason);
                 refused_at = Some(*a);
                 break;
             }
