@@ -369,9 +369,11 @@ pub struct Memo {
 
 /// Where a run stood at a step boundary it passed: its lists' lengths then.
 struct Mark {
-    /// The boundary's step, and the state there.
+    /// The boundary's step, and the state there where a reported invariant is broken in it
+    /// (its breaks are explained from it; a mark is made at every boundary a run passes, and
+    /// almost none has one: no copy of the state for the others).
     step: usize,
-    state: Cluster,
+    state: Option<Box<Cluster>>,
     key: Fingerprint,
     breaks: usize,
     broken_now: u32,
@@ -568,7 +570,10 @@ impl Memo {
 /// they first break after it.
 fn tail_from(breaks: &[Break], lists: &Rc<Lists>, mark: &Mark, transitions: u64, end: &Rc<End>, plan: &plan_model::plan::Plan) -> Tail {
     let step = &plan.steps[mark.step].id;
-    let mut first: Vec<Break> = bits(mark.broken_now).map(|invariant| Break { invariant, step: step.clone(), state: mark.state }).collect();
+    let mut first: Vec<Break> = match mark.state.as_deref() {
+        Some(state) => bits(mark.broken_now).map(|invariant| Break { invariant, step: step.clone(), state: *state }).collect(),
+        None => Vec::new(),
+    };
     let mut seen = mark.broken_now;
     for b in &breaks[mark.breaks..] {
         if seen & (1 << b.invariant) == 0 {
@@ -609,12 +614,13 @@ fn end_of(state: Cluster, outcome: Outcome, t: &Topology, judged: &mut FxHashMap
 
 impl Run<'_, '_> {
     fn mark(&self, step: usize, key: Fingerprint, snapshots: usize) -> Mark {
+        let broken_now = self.broken_now() & self.reported;
         Mark {
             step,
-            state: self.c,
+            state: (broken_now != 0).then(|| Box::new(self.c)),
             key,
             breaks: self.breaks.len(),
-            broken_now: self.broken_now() & self.reported,
+            broken_now,
             halts: self.halts.len(),
             recoveries: self.recoveries.len(),
             dominated: self.dominated.len(),
