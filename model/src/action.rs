@@ -12,9 +12,12 @@ use serde::Serialize;
 mod check;
 mod describe;
 mod duration;
+mod refuse;
 mod rerun;
 mod transient;
 pub use check::Check;
+pub use refuse::join_credentials;
+use refuse::{api_for_operator, join_credentials_in, needs_api, needs_up, Words};
 pub use rerun::{already_done, cut_cleanup, cut_leftovers};
 pub use transient::{transient, Transient};
 
@@ -145,43 +148,6 @@ pub struct Refusal {
     pub reason: String,
 }
 
-fn refuse<T>(reason: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal { kind: RefusalKind::Precondition, reason: reason.into() })
-}
-
-fn refuse_as<T>(kind: RefusalKind, reason: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal { kind, reason: reason.into() })
-}
-
-/// Whether the credentials a control-plane join needs hold in `c`: a join token younger than its
-/// TTL and the control-plane certs uploaded (the `kubeadm-certs` Secret) less than their TTL ago
-/// (K13 in docs/facts.md). An expired one is refused as [`RefusalKind::Expired`]: the renewal
-/// (`UploadCerts`, `CreateToken`) is what clears it.
-///
-/// # Errors
-/// The refusal the join would meet.
-pub fn join_credentials(c: &Cluster, t: &Topology) -> Result<(), Refusal> {
-    let join = "kubeadm join --control-plane";
-    match c.token_s {
-        Some(at) if c.clock_s - at < t.scenario.kubeadm.token_ttl_h * 3600 => {}
-        Some(at) => return refuse_as(RefusalKind::Expired, format!("{join}: token expired {} h after creation", (c.clock_s - at) / 3600)),
-        None => return refuse(format!("{join}: no join token")),
-    }
-    let ttl_s = t.scenario.kubeadm.certs_ttl_min * 60;
-    match c.certs_uploaded_s {
-        Some(at) if c.clock_s - at < ttl_s => Ok(()),
-        Some(at) => refuse_as(
-            RefusalKind::Expired,
-            format!(
-                "{join}: secret kubeadm-certs not found: uploaded {} min ago, TTL {} min",
-                (c.clock_s - at) / 60,
-                t.scenario.kubeadm.certs_ttl_min
-            ),
-        ),
-        None => refuse(format!("{join}: control-plane certs were never uploaded")),
-    }
-}
-
 /// Seconds an apiserver static pod takes to come back after a restart.
 pub const APISERVER_RESTART_S: u32 = 30;
 /// Seconds a node is NotReady while its kubelet restarts against a new endpoint.
@@ -245,39 +211,13 @@ impl Action {
     }
 }
 
-/// Some apiserver reachable for an operator command run on the existing master (kubectl, kubeadm
-/// phases that talk to the API): the VIP once consumers use it, else any ready apiserver.
-fn api_for_operator(c: &Cluster, t: &Topology) -> Result<(), String> {
-    if c.control_plane.iter().any(|n| observe::apiserver_ready(c, n).is_ok()) {
-        Ok(())
-    } else {
-        let master = t.existing_master();
-        Err(match observe::apiserver_ready(c, master) {
-            Err(why) => format!("no apiserver answers ({}: {why})", t.name(master)),
-            Ok(()) => "no apiserver answers".to_string(),
-        })
-    }
-}
-
-fn needs_up(c: &Cluster, t: &Topology, node: NodeIx, command: &str) -> Result<(), Refusal> {
-    if c.up.contains(node) {
-        Ok(())
-    } else {
-        refuse_as(RefusalKind::HostDown, format!("{command}: ssh {}: host is down", t.name(node)))
-    }
-}
-
-fn needs_api(c: &Cluster, t: &Topology, command: &str) -> Result<(), Refusal> {
-    api_for_operator(c, t).map_err(|why| Refusal { kind: RefusalKind::NoQuorum, reason: format!("{command}: {why}") })
-}
-
 /// Applies `action` to `c`.
 ///
 /// # Errors
 /// A [`Refusal`] when the real command would fail in this state; the state is then unchanged.
 pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refusal> {
     let mut n = *c;
-    transition(c, &mut n, t, action)?;
+    transition(c, &mut n, t, action, Words(true))?;
     Ok(n)
 }
 
@@ -288,45 +228,71 @@ pub fn apply(c: &Cluster, t: &Topology, action: Action) -> Result<Cluster, Refus
 /// # Errors
 /// A [`Refusal`] when the real command would fail in this state; `state` is then as it was.
 pub fn apply_in_place(state: &mut Cluster, t: &Topology, action: Action) -> Result<(), Refusal> {
+    in_place(state, t, action, Words(true))
+}
+
+/// [`apply_in_place`] with a refusal left unworded: its kind is the one [`apply`] gives, its
+/// reason empty. For a caller that refuses often and reports few refusals (the exploration):
+/// [`apply`] of the action to `state` (as it is after the refusal, unchanged) words it.
+///
+/// # Errors
+/// A [`Refusal`] without its reason when the real command would fail in this state; `state` is
+/// then as it was.
+pub fn apply_in_place_unworded(state: &mut Cluster, t: &Topology, action: Action) -> Result<(), Refusal> {
+    in_place(state, t, action, Words(false))
+}
+
+fn in_place(state: &mut Cluster, t: &Topology, action: Action, w: Words) -> Result<(), Refusal> {
+    // A verification reads the state and only moves its clock (as `transition` does): no copy
+    // of the state before is needed (a third of the exploration's transitions are checks).
+    if let Action::Verify(check) = action {
+        verify(state, t, check, w)?;
+        state.clock_s = state.clock_s.saturating_add(action.duration_s());
+        return Ok(());
+    }
     let before = *state;
-    let result = transition(&before, state, t, action);
+    let result = transition(&before, state, t, action, w);
     if result.is_err() {
         *state = before;
     }
     result
 }
 
+/// A verification of `c`: refused, with why, where the check fails.
+fn verify(c: &Cluster, t: &Topology, check: Check, w: Words) -> Result<(), Refusal> {
+    match check.evaluate_in(c, t, w) {
+        Ok(()) => Ok(()),
+        Err(why) => w.refuse_as(RefusalKind::CheckFailed, || format!("check failed: {}: {why}", check.describe(t))),
+    }
+}
+
 /// What `action` makes of `c`, written into `n`, a copy of `c` on entry; after a refusal `n` is
 /// left half-written, for the caller to drop or restore.
-fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Result<(), Refusal> {
+fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action, w: Words) -> Result<(), Refusal> {
     use Action::*;
     n.clock_s = c.clock_s.saturating_add(action.duration_s());
     let master = t.existing_master();
     match action {
-        Verify(check) => {
-            if let Err(why) = check.evaluate(c, t) {
-                return refuse_as(RefusalKind::CheckFailed, format!("check failed: {}: {why}", check.describe(t)));
-            }
-        }
+        Verify(check) => verify(c, t, check, w)?,
         TakeVmSnapshot => {
             let h = t.node(master).hypervisor;
             if c.hypervisors_down & (1 << h) != 0 {
-                return refuse("qm snapshot: hypervisor unreachable");
+                return w.refuse(|| "qm snapshot: hypervisor unreachable");
             }
             n.vm_snapshot = true;
         }
         PatchKubeadmConfig => {
-            needs_api(c, t, "kubeadm init phase upload-config")?;
+            needs_api(w, c, t, "kubeadm init phase upload-config")?;
             n.kubeadm_endpoint = true;
         }
         RevertKubeadmConfig => {
-            needs_api(c, t, "kubeadm init phase upload-config")?;
+            needs_api(w, c, t, "kubeadm init phase upload-config")?;
             n.kubeadm_endpoint = false;
         }
         MoveCertAside(x) => {
-            needs_up(c, t, x, "mv apiserver.{crt,key}")?;
+            needs_up(w, c, t, x, "mv apiserver.{crt,key}")?;
             if !c.cert_present.contains(x) && !c.cert_backup {
-                return refuse("mv: apiserver.crt: no such file");
+                return w.refuse(|| "mv: apiserver.crt: no such file");
             }
             if c.cert_present.contains(x) {
                 n.cert_backup = true;
@@ -335,11 +301,12 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
             n.cert_vip.set(x, false);
         }
         GenerateCert(x) => {
-            needs_up(c, t, x, "kubeadm init phase certs apiserver")?;
+            needs_up(w, c, t, x, "kubeadm init phase certs apiserver")?;
             // The new ClusterConfiguration it reads is written by the kubeadm-config patch step;
             // without it kubeadm stops (the lab's run through the executor showed it).
             if !c.kubeadm_endpoint {
-                return refuse("kubeadm init phase certs apiserver --config /tmp/kubeadm-new.yaml: unable to read config: no such file");
+                return w
+                    .refuse(|| "kubeadm init phase certs apiserver --config /tmp/kubeadm-new.yaml: unable to read config: no such file");
             }
             // The phase reuses any existing pair that chains to the CA ("Using existing apiserver
             // certificate and key on disk", `runCertPhase` in cmd/phases/init/certs.go) without
@@ -351,45 +318,45 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
             *n = reload_serving_cert(n, x);
         }
         RestoreCert(x) => {
-            needs_up(c, t, x, "cp apiserver backup")?;
+            needs_up(w, c, t, x, "cp apiserver backup")?;
             if !c.cert_backup {
-                return refuse("cp: /tmp/apiserver-backup/apiserver.crt: no such file");
+                return w.refuse(|| "cp: /tmp/apiserver-backup/apiserver.crt: no such file");
             }
             n.cert_present.set(x, true);
             n.cert_vip.set(x, false);
             *n = reload_serving_cert(n, x);
         }
         RestartApiserver(x) => {
-            needs_up(c, t, x, "restart kube-apiserver")?;
+            needs_up(w, c, t, x, "restart kube-apiserver")?;
             if !c.control_plane.contains(x) {
-                return refuse(format!("{} has no kube-apiserver static pod", t.name(x)));
+                return w.refuse(|| format!("{} has no kube-apiserver static pod", t.name(x)));
             }
             n.apiserver_running.set(x, c.cert_present.contains(x));
             n.served_vip.set(x, c.cert_vip.contains(x));
         }
         ReserveVip => {
             if !c.lb_up {
-                return refuse(format!("{} unreachable", t.scenario.load_balancer.name));
+                return w.refuse(|| format!("{} unreachable", t.scenario.load_balancer.name));
             }
             n.vip_alias = true;
         }
         ReleaseVip => {
             if !c.lb_up {
-                return refuse(format!("{} unreachable", t.scenario.load_balancer.name));
+                return w.refuse(|| format!("{} unreachable", t.scenario.load_balancer.name));
             }
             n.vip_alias = false;
         }
         StartVipDaemon(x) => {
-            needs_up(c, t, x, "start the VIP's daemon")?;
+            needs_up(w, c, t, x, "start the VIP's daemon")?;
             // kube-vip runs as a static pod that talks to the node's own apiserver, which only a
             // joined control plane has (kube-vip's static-pod guide: join, then copy the manifest).
             if t.scenario.load_balancer.kind == crate::scenario::LbKind::KubeVip && !c.control_plane.contains(x) {
-                return refuse(format!("kube-vip on {} needs its control plane: place the manifest after the join", t.name(x)));
+                return w.refuse(|| format!("kube-vip on {} needs its control plane: place the manifest after the join", t.name(x)));
             }
             n.vip_daemons = c.vip_daemons.with(x);
         }
         StopVipDaemon(x) => {
-            needs_up(c, t, x, "stop the VIP's daemon")?;
+            needs_up(w, c, t, x, "stop the VIP's daemon")?;
             n.vip_daemons = c.vip_daemons.without(x);
         }
         DeclareVipRecord => n.dns_vip_declared = true,
@@ -413,23 +380,24 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
         RemoveLbBackend(x) => n.lb_declared.pool = c.lb_declared.pool.without(x),
         DeployLb => {
             if !c.lb_up {
-                return refuse("ssh pfSense: host is down");
+                return w.refuse(|| "ssh pfSense: host is down");
             }
             n.lb_running = c.lb_declared;
         }
         RefactorConfigStack => n.stack_list_declared = true,
         ApplyConfigStack => {
             // terragrunt's remote-exec runs the stack's edits on the hosts it lists.
-            needs_up(c, t, master, "tg apply: remote-exec")?;
+            needs_up(w, c, t, master, "tg apply: remote-exec")?;
             let hosts = c.stack_hosts_declared;
             if hosts.len() > 1 && !c.stack_list_declared {
-                return refuse(format!("config stack takes a single host ({}): refactor it to a list first", t.name(master)));
+                return w.refuse(|| format!("config stack takes a single host ({}): refactor it to a list first", t.name(master)));
             }
             let added = hosts.minus(c.stack_hosts);
             for x in added.iter() {
-                needs_up(c, t, x, "tg apply: remote-exec")?;
+                needs_up(w, c, t, x, "tg apply: remote-exec")?;
                 if !c.control_plane.contains(x) {
-                    return refuse(format!("remote-exec on {}: /etc/kubernetes/manifests/kube-apiserver.yaml: no such file", t.name(x)));
+                    return w
+                        .refuse(|| format!("remote-exec on {}: /etc/kubernetes/manifests/kube-apiserver.yaml: no such file", t.name(x)));
                 }
             }
             n.stack_list = c.stack_list_declared;
@@ -438,7 +406,7 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
         }
         RevertConfigStack => {
             if c.stack_hosts != NodeSet::of(master) {
-                return refuse("the config stack still lists more than one master");
+                return w.refuse(|| "the config stack still lists more than one master");
             }
             n.stack_list = t.stack_starts_as_list();
             n.stack_list_declared = t.stack_starts_as_list();
@@ -456,15 +424,16 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
         }
         DeclareVm(x) => n.vm_declared = c.vm_declared.with(x),
         CreateVm(x) if !c.vm_declared.contains(x) => {
-            return refuse(format!("tg apply -target=module.{}: no such module in the infra repo (the VM is not declared)", t.name(x)));
+            return w
+                .refuse(|| format!("tg apply -target=module.{}: no such module in the infra repo (the VM is not declared)", t.name(x)));
         }
         CreateVm(x) => {
             let h = t.node(x).hypervisor;
             if c.hypervisors_down & (1 << h) != 0 {
-                return refuse("tg apply: hypervisor unreachable");
+                return w.refuse(|| "tg apply: hypervisor unreachable");
             }
             if c.vm_exists.contains(x) {
-                return refuse(format!("the VM of {} already exists", t.name(x)));
+                return w.refuse(|| format!("the VM of {} already exists", t.name(x)));
             }
             n.vm_exists = c.vm_exists.with(x);
             n.up = c.up.with(x);
@@ -478,7 +447,7 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
         DestroyVm(x) => {
             let h = t.node(x).hypervisor;
             if c.hypervisors_down & (1 << h) != 0 {
-                return refuse("tg destroy: hypervisor unreachable");
+                return w.refuse(|| "tg destroy: hypervisor unreachable");
             }
             let gone = NodeSet::of(x);
             n.vm_exists = c.vm_exists.minus(gone);
@@ -502,27 +471,27 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
             }
         }
         UploadCerts => {
-            needs_api(c, t, "kubeadm init phase upload-certs")?;
+            needs_api(w, c, t, "kubeadm init phase upload-certs")?;
             n.certs_uploaded_s = Some(c.clock_s);
             // The plan keeps the printed key in a root-only file on the existing master.
             n.join_secrets_on = c.join_secrets_on.with(master);
         }
         CreateToken => {
-            needs_api(c, t, "kubeadm token create")?;
+            needs_api(w, c, t, "kubeadm token create")?;
             n.token_s = Some(c.clock_s);
             n.join_secrets_on = c.join_secrets_on.with(master);
         }
         EtcdMemberAdd(x) => {
             let join = "kubeadm join --control-plane";
-            needs_up(c, t, x, join)?;
+            needs_up(w, c, t, x, join)?;
             if !c.kubeadm_endpoint {
-                return refuse(format!("{join}: unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"));
+                return w.refuse(|| format!("{join}: unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address"));
             }
             // An older kubeadm only warns (`KubernetesVersionCheck`, preflight/checks.go): the
             // join goes on; Check::ReadyToJoin and the acceptance check report the skew. One two
             // or more minors newer stops (`NormalizeKubernetesVersion`, util/config/common.go).
             if c.old_kubeadm.contains(x) && t.template_version >= (t.version.0, t.version.1 + 2) {
-                return refuse(format!(
+                return w.refuse(|| format!(
                     "{join}: this version of kubeadm only supports deploying clusters with the control plane version >= {}.{}.0. Current version: v{}.{}",
                     t.template_version.0,
                     t.template_version.1 - 1,
@@ -531,34 +500,33 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
                 ));
             }
             if c.joined.contains(x) {
-                return refuse(format!(
-                    "{join}: [preflight] /etc/kubernetes/kubelet.conf already exists ({} is already a node)",
-                    t.name(x)
-                ));
+                return w.refuse(|| {
+                    format!("{join}: [preflight] /etc/kubernetes/kubelet.conf already exists ({} is already a node)", t.name(x))
+                });
             }
             if c.join_files.contains(x) {
                 // A join that got as far as adding the member also wrote the manifests and the
                 // etcd data dir: preflight refuses them until `kubeadm reset`.
-                return refuse(format!(
+                return w.refuse(|| format!(
                     "{join}: [preflight] /etc/kubernetes/manifests/etcd.yaml already exists, /var/lib/etcd is not empty: run kubeadm reset on {} first",
                     t.name(x)
                 ));
             }
-            join_credentials(c, t)?;
+            join_credentials_in(c, t, w)?;
             // `--print-join-command` prints the server of admin.conf on the first master, its own
             // address (`getJoinCommand`, cmd/util/join.go): discovery fetches cluster-info there.
             let discovery = observe::reach(c, t, Endpoint::Direct(master), ClientNeeds { oidc: false });
             if discovery.is_down() {
-                return refuse(format!("{join}: discovery at {}: {discovery}", t.node(master).address));
+                return w.refuse(|| format!("{join}: discovery at {}: {discovery}", t.node(master).address));
             }
             // The join's later phases use the admin.conf it writes, which names controlPlaneEndpoint.
             let via = observe::reach(c, t, Endpoint::Vip, ClientNeeds { oidc: false });
             if via.is_down() {
-                return refuse(format!("{join}: controlPlaneEndpoint: {via}"));
+                return w.refuse(|| format!("{join}: controlPlaneEndpoint: {via}"));
             }
             let q = observe::quorum(c);
             if !q.holds() {
-                return refuse_as(RefusalKind::NoQuorum, format!("{join}: etcdserver: request timed out ({q})"));
+                return w.refuse_as(RefusalKind::NoQuorum, || format!("{join}: etcdserver: request timed out ({q})"));
             }
             // check-etcd asks every member for its status before anything is added
             // (phases/join/checketcd.go -> CheckClusterHealth), and etcd itself refuses any add
@@ -568,13 +536,12 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
                 None => NodeSet::EMPTY,
             };
             if let Some(down) = c.members().minus(answering).iter().next() {
-                return refuse(format!("{join}: [check-etcd] etcd cluster is not healthy: member {} does not answer", t.name(down)));
+                return w.refuse(|| format!("{join}: [check-etcd] etcd cluster is not healthy: member {} does not answer", t.name(down)));
             }
             if !t.learner_mode && !crate::facts::may_add_voter(c.voters.len(), c.voters.and(c.etcd_started).len()) {
-                return refuse_as(
-                    RefusalKind::NoQuorum,
-                    format!("{join}: etcdserver: re-configuration failed due to not enough started members"),
-                );
+                return w.refuse_as(RefusalKind::NoQuorum, || {
+                    format!("{join}: etcdserver: re-configuration failed due to not enough started members")
+                });
             }
             n.join_files = c.join_files.with(x);
             // The join runs from the secrets copied to the joining host.
@@ -587,7 +554,7 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
             }
             if t.learner_mode {
                 if let Some(other) = c.learners.iter().next() {
-                    return refuse(format!("{join}: etcdserver: too many learner members in cluster ({} is one)", t.name(other)));
+                    return w.refuse(|| format!("{join}: etcdserver: too many learner members in cluster ({} is one)", t.name(other)));
                 }
                 n.learners = c.learners.with(x);
             } else {
@@ -595,32 +562,32 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
             }
         }
         EtcdStart(x) => {
-            needs_up(c, t, x, "etcd")?;
+            needs_up(w, c, t, x, "etcd")?;
             if !c.members().contains(x) {
-                return refuse(format!("etcd on {}: member not found in the cluster", t.name(x)));
+                return w.refuse(|| format!("etcd on {}: member not found in the cluster", t.name(x)));
             }
             if observe::leader(c).is_none() && !c.voters.contains(x) {
-                return refuse_as(RefusalKind::NoQuorum, format!("etcd learner {} cannot sync: no leader", t.name(x)));
+                return w.refuse_as(RefusalKind::NoQuorum, || format!("etcd learner {} cannot sync: no leader", t.name(x)));
             }
             n.etcd_started = c.etcd_started.with(x);
         }
         EtcdPromote(x) => {
             if c.learners.contains(x) {
                 if !observe::live_members(c).contains(x) {
-                    return refuse(format!("etcdctl member promote {}: learner not started", t.name(x)));
+                    return w.refuse(|| format!("etcdctl member promote {}: learner not started", t.name(x)));
                 }
                 let q = observe::quorum(c);
                 if !q.holds() {
-                    return refuse_as(RefusalKind::NoQuorum, format!("etcdctl member promote: {q}"));
+                    return w.refuse_as(RefusalKind::NoQuorum, || format!("etcdctl member promote: {q}"));
                 }
                 n.learners = c.learners.without(x);
                 n.voters = c.voters.with(x);
             }
         }
         ControlPlaneUp(x) => {
-            needs_up(c, t, x, "kubeadm join --control-plane")?;
+            needs_up(w, c, t, x, "kubeadm join --control-plane")?;
             if !observe::live_members(c).contains(x) {
-                return refuse(format!("kubeadm join: etcd on {} is not running", t.name(x)));
+                return w.refuse(|| format!("kubeadm join: etcd on {} is not running", t.name(x)));
             }
             n.control_plane = c.control_plane.with(x);
             n.cert_present = c.cert_present.with(x);
@@ -639,7 +606,7 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
             n.kubelet_local.set(x, t.kubelet_local_mode);
         }
         KubeadmReset(x) => {
-            needs_up(c, t, x, "kubeadm reset")?;
+            needs_up(w, c, t, x, "kubeadm reset")?;
             // kubeadm reset removes the node's own etcd member first when the cluster can take
             // the change (it needs quorum); otherwise it warns and leaves the member behind.
             if c.members().contains(x) && observe::quorum(c).holds() && !c.voters.minus(NodeSet::of(x)).is_empty() {
@@ -665,19 +632,19 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
             }
         }
         DeleteNode(x) => {
-            needs_api(c, t, "kubectl delete node")?;
+            needs_api(w, c, t, "kubectl delete node")?;
             n.stale_nodes = c.stale_nodes.without(x);
         }
         // A host that is down keeps its files until it is back (or destroyed).
         ForgetJoinSecrets => n.join_secrets_on = c.join_secrets_on.minus(c.up),
         RevokeJoinTokens => {
             if c.token_s.is_some() {
-                needs_api(c, t, "kubeadm token delete")?;
+                needs_api(w, c, t, "kubeadm token delete")?;
             }
             n.token_s = None;
         }
         PointKubeProxyAtVip => {
-            needs_api(c, t, "kubectl -n kube-system apply configmap/kube-proxy")?;
+            needs_api(w, c, t, "kubectl -n kube-system apply configmap/kube-proxy")?;
             n.kube_proxy_vip = true;
         }
         EtcdMemberRemove(x) => {
@@ -686,14 +653,13 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
             }
             let others = c.control_plane.without(x).and(c.up);
             if others.is_empty() {
-                return refuse(format!("etcdctl member remove {}: no surviving master to run it from", t.name(x)));
+                return w.refuse(|| format!("etcdctl member remove {}: no surviving master to run it from", t.name(x)));
             }
             let q = observe::quorum(c);
             if !q.holds() {
-                return refuse_as(
-                    RefusalKind::NoQuorum,
-                    format!("etcdctl member remove {}: etcdserver: request timed out ({q})", t.name(x)),
-                );
+                return w.refuse_as(RefusalKind::NoQuorum, || {
+                    format!("etcdctl member remove {}: etcdserver: request timed out ({q})", t.name(x))
+                });
             }
             n.voters = c.voters.without(x);
             n.learners = c.learners.without(x);
@@ -702,52 +668,52 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action) -> Res
         FlipConsumersOf(mask) => n.consumers_vip = c.consumers_vip | mask,
         RevertConsumers => n.consumers_vip = 0,
         FlipKubelet(x) => {
-            needs_up(c, t, x, "sed kubelet.conf")?;
+            needs_up(w, c, t, x, "sed kubelet.conf")?;
             n.kubelet_vip = c.kubelet_vip.with(x);
             n.kubelet_local = c.kubelet_local.without(x);
         }
         RevertKubelet(x) => {
-            needs_up(c, t, x, "sed kubelet.conf")?;
+            needs_up(w, c, t, x, "sed kubelet.conf")?;
             n.kubelet_vip = c.kubelet_vip.without(x);
             // The first master's direct address is its own.
             n.kubelet_local.set(x, x == master || c.kubelet_local.contains(x));
         }
         DeclareCronJobsOnControlPlane => n.cronjobs_declared_any_master = true,
         ApplyCronJobs => {
-            needs_api(c, t, "tg apply infra-maintenance")?;
+            needs_api(w, c, t, "tg apply infra-maintenance")?;
             n.cronjobs_any_master = c.cronjobs_declared_any_master;
         }
         DeclareGateQuorumCheck => n.gate_declared_quorum = true,
         ApplyRebootGate => {
-            needs_api(c, t, "tg apply kured")?;
+            needs_api(w, c, t, "tg apply kured")?;
             n.gate_quorum = c.gate_declared_quorum;
         }
         DeclareChainMasterLoop => n.chain_loop_declared = true,
         DeclareChainAnyMaster => n.chain_any_master_declared = true,
         ApplyUpgradeChain => {
-            needs_api(c, t, "tg apply k8s-version-upgrade")?;
+            needs_api(w, c, t, "tg apply k8s-version-upgrade")?;
             n.chain_all_masters = c.chain_loop_declared && c.chain_any_master_declared;
         }
         Shutdown(x) => {
-            needs_up(c, t, x, "reboot")?;
+            needs_up(w, c, t, x, "reboot")?;
             n.up = c.up.without(x);
         }
         Boot(x) => {
             let h = t.node(x).hypervisor;
             if c.hypervisors_down & (1 << h) != 0 || !c.vm_exists.contains(x) {
-                return refuse(format!("qm start {}: no such VM or hypervisor down", t.name(x)));
+                return w.refuse(|| format!("qm start {}: no such VM or hypervisor down", t.name(x)));
             }
             *n = boot(n, x);
         }
         ForceNewCluster(x) => {
-            needs_up(c, t, x, "etcd --force-new-cluster")?;
+            needs_up(w, c, t, x, "etcd --force-new-cluster")?;
             if !c.voters.contains(x) || !c.etcd_started.contains(x) {
-                return refuse(format!("etcd --force-new-cluster on {}: not a started voter, its data may be incomplete", t.name(x)));
+                return w.refuse(|| format!("etcd --force-new-cluster on {}: not a started voter, its data may be incomplete", t.name(x)));
             }
             *n = single_member(n, x);
         }
         RestoreSnapshot(x) => {
-            needs_up(c, t, x, "etcdctl snapshot restore")?;
+            needs_up(w, c, t, x, "etcdctl snapshot restore")?;
             let lost = (c.clock_s as i64 - c.last_backup_s).max(0) as u32;
             *n = single_member(n, x);
             n.etcd_data = match c.etcd_data {

@@ -130,6 +130,25 @@ pub fn apiserver_ready(c: &Cluster, node: NodeIx) -> Result<(), NotReady> {
     Ok(())
 }
 
+/// The nodes whose apiserver is ready ([`apiserver_ready`] of every node at once, in set
+/// operations: the exploration asks it of every backend behind the VIP at most transitions).
+pub fn apiservers_ready(c: &Cluster) -> NodeSet {
+    let live = live_members(c);
+    let serving = c.up.and(c.control_plane).and(c.apiserver_running).and(live).minus(c.learners);
+    let voters = c.voters.len();
+    let live_voters = c.voters.and(live);
+    // Quorum as a node on each side of the partition sees it ([`quorum_at`]).
+    let quorate = |side: NodeSet| {
+        let view = QuorumView { voters, voters_up: live_voters.and(side).len(), needed: Topology::quorum(voters) };
+        if view.holds() {
+            side
+        } else {
+            NodeSet::EMPTY
+        }
+    };
+    serving.and(quorate(c.partitioned).or(quorate(NodeSet(!c.partitioned.0))))
+}
+
 /// Backends the load balancer's health check passes.
 pub fn healthy_backends(c: &Cluster, t: &Topology) -> NodeSet {
     if !c.lb_up {
@@ -140,7 +159,11 @@ pub fn healthy_backends(c: &Cluster, t: &Topology) -> NodeSet {
         LbKind::Keepalived if vip_holder(c, t).is_none() => return NodeSet::EMPTY,
         _ => {}
     }
-    c.lb_running.pool.iter().filter(|n| backend_passes(c, t.health_check, *n)).fold(NodeSet::EMPTY, NodeSet::with)
+    let pool = c.lb_running.pool;
+    match t.health_check {
+        HealthCheck::Tcp => pool.and(c.up).and(c.control_plane).and(c.apiserver_running),
+        HealthCheck::HttpsReadyz => pool.and(apiservers_ready(c)),
+    }
 }
 
 /// The master holding the VIP when it lives on the masters: keepalived's highest-priority
@@ -156,14 +179,7 @@ pub fn vip_holder(c: &Cluster, t: &Topology) -> Option<NodeIx> {
 /// kube-vip's leader: a master running kube-vip whose own apiserver is ready, since kube-vip
 /// renews its leader lease through it (the manifest's kubeconfig names the local apiserver).
 fn kube_vip_leader(c: &Cluster) -> Option<NodeIx> {
-    c.vip_daemons.and(c.up).iter().find(|x| apiserver_ready(c, *x).is_ok())
-}
-
-fn backend_passes(c: &Cluster, check: HealthCheck, node: NodeIx) -> bool {
-    match check {
-        HealthCheck::Tcp => c.up.contains(node) && c.control_plane.contains(node) && c.apiserver_running.contains(node),
-        HealthCheck::HttpsReadyz => apiserver_ready(c, node).is_ok(),
-    }
+    c.vip_daemons.and(c.up).and(apiservers_ready(c)).iter().next()
 }
 
 /// Where a client points.
@@ -306,7 +322,7 @@ pub fn vip_serves(c: &Cluster, t: &Topology) -> bool {
 /// apiserver is not ready, or they lack the OIDC flags the client needs.
 fn vip_backends_broken(c: &Cluster, healthy: NodeSet, needs: ClientNeeds) -> NodeSet {
     let bad_tls = healthy.minus(c.served_vip);
-    let not_ready = healthy.iter().filter(|n| apiserver_ready(c, *n).is_err()).fold(NodeSet::EMPTY, NodeSet::with);
+    let not_ready = healthy.minus(apiservers_ready(c));
     let no_flags = if needs.oidc { healthy.minus(c.apiserver_flags) } else { NodeSet::EMPTY };
     bad_tls.or(not_ready).or(no_flags)
 }
@@ -338,7 +354,7 @@ pub fn reach(c: &Cluster, t: &Topology, endpoint: Endpoint, needs: ClientNeeds) 
                 });
             }
             let bad_tls = healthy.minus(c.served_vip);
-            let not_ready = healthy.iter().filter(|n| apiserver_ready(c, *n).is_err()).fold(NodeSet::EMPTY, NodeSet::with);
+            let not_ready = healthy.minus(apiservers_ready(c));
             let no_flags = if needs.oidc { healthy.minus(c.apiserver_flags) } else { NodeSet::EMPTY };
             let broken = bad_tls.or(not_ready).or(no_flags);
             let names = |set: NodeSet| set.iter().map(|n| t.name(n).to_string()).collect::<Vec<_>>().join(", ");
@@ -531,6 +547,8 @@ mod tests {
                 assert_eq!(consumers_reachability(c, &t).collect::<Vec<_>>(), each);
                 assert_eq!(kube_proxy_reachability(c, &t), kube_proxy_reach(c, &t).reachability());
                 assert_eq!(backup_node(c, &t), backup_runs(c, &t).ok());
+                let ready: Vec<NodeIx> = (0..t.nodes.len() as u8).map(NodeIx).filter(|n| apiserver_ready(c, *n).is_ok()).collect();
+                assert_eq!(apiservers_ready(c).iter().collect::<Vec<_>>(), ready, "apiservers ready at once");
             }
         }
         assert!(seen.iter().all(|n| *n > 0), "ok, intermittent and down all met: {seen:?}");

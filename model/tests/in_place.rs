@@ -1,7 +1,8 @@
 //! The transitions the exploration makes in place (`action::apply_in_place`,
 //! `Fault::strike_in_place`, `Fault::heal_in_place`) against the ones that return a new state:
 //! the same state after, the same refusal, and after a refusal the state as it was (every
-//! transition writes the clock before it may refuse).
+//! transition writes the clock before it may refuse); unworded (`action::apply_in_place_unworded`),
+//! the same but for the refusal's words, left out.
 
 use plan_model::action::{self, Action};
 use plan_model::cluster::Cluster;
@@ -36,6 +37,17 @@ fn a_transition_in_place_is_the_transition() {
         for c in states(&t, &actions) {
             for a in &actions {
                 let mut in_place = c;
+                // Unworded (the exploration's): the same state after, or the same refusal
+                // without its words and the state as it was.
+                let mut unworded = c;
+                match (action::apply(&c, &t, *a), action::apply_in_place_unworded(&mut unworded, &t, *a)) {
+                    (Ok(next), Ok(())) => assert_eq!(next, unworded, "{a:?} unworded"),
+                    (Err(worded), Err(bare)) => {
+                        assert_eq!((worded.kind, ""), (bare.kind, bare.reason.as_str()), "{a:?} unworded");
+                        assert_eq!(c, unworded, "{a:?} refused unworded left the state changed");
+                    }
+                    (worded, bare) => panic!("{a:?}: {worded:?} worded, {bare:?} unworded"),
+                }
                 match (action::apply(&c, &t, *a), action::apply_in_place(&mut in_place, &t, *a)) {
                     (Ok(next), Ok(())) => {
                         assert_eq!(next, in_place, "{a:?}");

@@ -181,7 +181,7 @@ impl<'a> Collector<'a> {
         }
         let end = result.end();
         let first_unavailable = end.unavailable().next();
-        let halted_at = result.halt().map_or("end", |(step, _)| self.plan.steps[*step].id.as_str());
+        let halted_at = result.halt().map_or("end", |h| self.plan.steps[h.step].id.as_str());
         if let (Some(index), false) = (first_unavailable, inherited) {
             violated = true;
             let invariant = &INVARIANTS[index];
@@ -270,17 +270,15 @@ impl<'a> Collector<'a> {
         let fault = self.describe(injection.fault);
         let step = self.plan.steps[injection.at.step as usize].id.clone();
         if let (Some(recovery), false) = (undocumented, unavailable) {
-            let why = match result.halt() {
-                Some((_, h)) => h.to_string(),
-                None => String::new(),
-            };
+            // The halt is worded for the entry only (a refusal is kept unworded until then).
+            let t = self.t;
             let entry = self.findings.entry(fault.clone()).or_insert_with(|| Finding {
                 fault: fault.clone(),
                 from_step: step.clone(),
                 to_step: step.clone(),
                 placements: 0,
                 recovery: recovery.describe(),
-                why,
+                why: result.halt().map_or_else(String::new, |h| h.halt(t).to_string()),
             });
             entry.placements += 1;
             entry.to_step.clone_from(&step);

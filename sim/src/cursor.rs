@@ -87,7 +87,7 @@ impl Run<'_, '_> {
         }
         // A run off the track differs as a rule in which machines run or which members vote:
         // fields the fingerprint keeps as they are, compared before it is made.
-        track.fingerprints.get(&pos.point()).is_some_and(|on_track| {
+        track.fingerprint_at(pos.step, pos.k).is_some_and(|on_track| {
             on_track.up == self.c.up && on_track.voters == self.c.voters && *on_track == self.c.fingerprint(self.t())
         })
     }
@@ -109,23 +109,33 @@ impl Run<'_, '_> {
 /// The no-fault run, for runs to rejoin.
 #[derive(Debug, Clone)]
 pub struct Track {
-    pub fingerprints: rustc_hash::FxHashMap<Point, Cluster>,
+    /// The fingerprint of its state at every point, by step and action (none where the no-fault
+    /// run does not complete): read at every point of every run, by index rather than hashed.
+    fingerprints: Vec<Vec<Cluster>>,
     pub outcome: Outcome,
     pub final_unavailable: Vec<Broken>,
     /// The state the no-fault run ends in.
     pub final_state: Cluster,
 }
 
+impl Track {
+    /// The fingerprint of the no-fault run's state before action `action` of step `step`.
+    pub fn fingerprint_at(&self, step: usize, action: usize) -> Option<&Cluster> {
+        self.fingerprints.get(step)?.get(action)
+    }
+}
+
 impl Engine<'_> {
     /// The no-fault run as a track: its fingerprint at every point, its outcome.
     pub fn track(&self) -> (Track, Vec<(Point, Cluster)>) {
         let mut c = Cluster::initial(self.t);
-        let mut fingerprints = rustc_hash::FxHashMap::default();
+        let mut fingerprints: Vec<Vec<Cluster>> = Vec::new();
         let mut states = Vec::new();
         'steps: for (i, s) in self.plan.steps.iter().enumerate() {
+            fingerprints.push(Vec::with_capacity(s.actions.len().max(1)));
             for k in 0..s.actions.len().max(1) {
                 let point = Point { step: i as u16, action: k as u16 };
-                fingerprints.insert(point, c.fingerprint(self.t));
+                fingerprints[i].push(c.fingerprint(self.t));
                 states.push((point, c));
                 let Some(&a) = s.actions.get(k) else { continue };
                 match action::apply(&c, self.t, a) {

@@ -10,6 +10,7 @@
 use crate::policy::Dominated;
 use crate::recovery::RecoveryKind;
 use crate::run::{bits, Break, Cursor, Engine, Flow, Halt, Injection, Outcome, Point, Run, Track};
+use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_model::invariant::{InvariantClass, INVARIANTS};
 use plan_model::topology::Topology;
@@ -80,7 +81,10 @@ impl Rankings {
     /// Runs every candidate recovery at a halt in `step` in state `c`, and ranks them.
     fn make(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Arc<[crate::search::Candidate]> {
         let phase = &plan.steps[step].phase;
-        let kind = *self.kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase));
+        let kind = match self.kinds.get(phase) {
+            Some(kind) => *kind,
+            None => *self.kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase)),
+        };
         let judged = &mut self.judged;
         let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| {
             // Many candidates end alike (a phase's rollback from anywhere in it): each
@@ -107,64 +111,77 @@ impl RankingsMade {
     }
 }
 
-/// A 128-bit fingerprint of a configuration: two 64-bit hashes with different seeds. Keys of
-/// the memory are fingerprints rather than whole configurations (a cursor is some 400 bytes):
-/// with a million keys the chance that two collide is about 10^-27.
+/// A fingerprint of a configuration: two 64-bit words, what two `FxHasher`s give that hash it,
+/// the second seeded with [`SEED`] first. Keys of the memory are fingerprints rather than whole
+/// configurations (a cursor is some 400 bytes).
+///
+/// `FxHasher` adds each word it is fed and multiplies by a constant, so two of them fed the same
+/// words differ by the seed times a power of the constant, whatever the words: the second word
+/// holds no more than the first and the number of words fed. It is computed from those, not
+/// hashed again ([`Fingerprint::of`]; a test holds it to the second hasher's). A key is thus 64
+/// bits of hash and a count: with a million keys, the chance that two collide is about 10^-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(u64, u64);
 
+/// The seed of a fingerprint's second hasher.
+const SEED: u64 = 0x5851_f42d_4c95_7f2d;
+
+/// `FxHasher`'s multiplier and the rotation its `finish` applies (rustc-hash 2, 64-bit).
+const FX_K: u64 = 0xf135_7aea_2e62_a9c5;
+const FX_ROTATE: u32 = 26;
+
 impl Fingerprint {
     pub fn of<T: Hash>(value: &T) -> Fingerprint {
-        let mut b = FxHasher::default();
-        0x5851_f42d_4c95_7f2du64.hash(&mut b);
-        // One walk over the value feeds both hashes (a configuration is a few hundred bytes).
-        let mut both = Lanes(FxHasher::default(), b);
-        value.hash(&mut both);
-        Fingerprint(both.0.finish(), both.1.finish())
+        let mut counted = Counted(FxHasher::default(), 0);
+        value.hash(&mut counted);
+        let first = counted.0.finish();
+        // The second hasher: the seed (one word) and the same `counted.1` words after it.
+        let apart = SEED.wrapping_mul(FX_K.wrapping_pow(counted.1 + 1));
+        Fingerprint(first, first.rotate_right(FX_ROTATE).wrapping_add(apart).rotate_left(FX_ROTATE))
     }
 }
 
-/// Two hashers fed the same words: each ends where it would had it hashed the value alone.
-struct Lanes(FxHasher, FxHasher);
+/// A hasher and the number of words it was fed (one per `FxHasher` multiplication).
+struct Counted(FxHasher, u32);
 
-impl Hasher for Lanes {
+impl Hasher for Counted {
     fn finish(&self) -> u64 {
         self.0.finish()
     }
 
     fn write(&mut self, bytes: &[u8]) {
         self.0.write(bytes);
-        self.1.write(bytes);
+        self.1 += 1;
     }
 
     fn write_u8(&mut self, i: u8) {
         self.0.write_u8(i);
-        self.1.write_u8(i);
+        self.1 += 1;
     }
 
     fn write_u16(&mut self, i: u16) {
         self.0.write_u16(i);
-        self.1.write_u16(i);
+        self.1 += 1;
     }
 
     fn write_u32(&mut self, i: u32) {
         self.0.write_u32(i);
-        self.1.write_u32(i);
+        self.1 += 1;
     }
 
     fn write_u64(&mut self, i: u64) {
         self.0.write_u64(i);
-        self.1.write_u64(i);
+        self.1 += 1;
     }
 
     fn write_u128(&mut self, i: u128) {
         self.0.write_u128(i);
-        self.1.write_u128(i);
+        self.1 += 2;
     }
 
     fn write_usize(&mut self, i: usize) {
         self.0.write_usize(i);
-        self.1.write_usize(i);
+        self.1 += 1;
     }
 }
 
@@ -204,7 +221,40 @@ pub struct Lists {
 
 /// A run's halts, with the step each was in: one or two as a rule, kept inline so a run's lists
 /// are one allocation (some 130,000 runs keep theirs at depth 2 on the homelab).
-pub(crate) type Halts = smallvec::SmallVec<[(usize, Halt); 2]>;
+pub(crate) type Halts = smallvec::SmallVec<[Halted; 2]>;
+
+/// A halt, with the step it halted in (by index in the plan). A refusal the exploration's run
+/// met is kept unworded, with the action refused and the state it was refused in: it is worded
+/// only where it is reported ([`Halted::halt`]), most halts never are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Halted {
+    pub step: usize,
+    halt: Halt,
+    refused: Option<Rc<(Action, Cluster)>>,
+}
+
+impl Halted {
+    /// `halt` in step `step`; `refused`: the action and state that word it, if it is unworded.
+    pub(crate) fn new(step: usize, halt: Halt, refused: Option<Rc<(Action, Cluster)>>) -> Halted {
+        Halted { step, halt, refused }
+    }
+
+    /// The halt, in words.
+    pub fn halt(&self, t: &Topology) -> Halt {
+        match &self.refused {
+            None => self.halt.clone(),
+            Some(refused) => Halt::Refused(words(refused, t)),
+        }
+    }
+}
+
+/// The refusal of `action` in `state` (a refusal met there without its words), worded.
+pub(crate) fn words((action, state): &(Action, Cluster), t: &Topology) -> plan_model::action::Refusal {
+    match plan_model::action::apply(state, t, *action) {
+        Err(refusal) => refusal,
+        Ok(_) => unreachable!("an action refused in a state is refused there again"),
+    }
+}
 
 /// A run's recoveries: one or two as a rule, kept inline as its halts are.
 pub(crate) type Recoveries = smallvec::SmallVec<[RecoveryKind; 2]>;
@@ -244,12 +294,12 @@ impl Tail {
     }
 
     /// Every halt, with the step it halted in (by index in the plan); the first is the run's.
-    pub fn halts(&self) -> &[(usize, Halt)] {
+    pub fn halts(&self) -> &[Halted] {
         &self.lists.halts[self.since.halts..]
     }
 
     /// The run's first halt: the step (by index in the plan) and why.
-    pub fn halt(&self) -> Option<&(usize, Halt)> {
+    pub fn halt(&self) -> Option<&Halted> {
         self.halts().first()
     }
 
@@ -319,9 +369,11 @@ pub struct Memo {
 
 /// Where a run stood at a step boundary it passed: its lists' lengths then.
 struct Mark {
-    /// The boundary's step, and the state there.
+    /// The boundary's step, and the state there where a reported invariant is broken in it
+    /// (its breaks are explained from it; a mark is made at every boundary a run passes, and
+    /// almost none has one: no copy of the state for the others).
     step: usize,
-    state: Cluster,
+    state: Option<Box<Cluster>>,
     key: Fingerprint,
     breaks: usize,
     broken_now: u32,
@@ -518,7 +570,10 @@ impl Memo {
 /// they first break after it.
 fn tail_from(breaks: &[Break], lists: &Rc<Lists>, mark: &Mark, transitions: u64, end: &Rc<End>, plan: &plan_model::plan::Plan) -> Tail {
     let step = &plan.steps[mark.step].id;
-    let mut first: Vec<Break> = bits(mark.broken_now).map(|invariant| Break { invariant, step: step.clone(), state: mark.state }).collect();
+    let mut first: Vec<Break> = match mark.state.as_deref() {
+        Some(state) => bits(mark.broken_now).map(|invariant| Break { invariant, step: step.clone(), state: *state }).collect(),
+        None => Vec::new(),
+    };
     let mut seen = mark.broken_now;
     for b in &breaks[mark.breaks..] {
         if seen & (1 << b.invariant) == 0 {
@@ -559,17 +614,61 @@ fn end_of(state: Cluster, outcome: Outcome, t: &Topology, judged: &mut FxHashMap
 
 impl Run<'_, '_> {
     fn mark(&self, step: usize, key: Fingerprint, snapshots: usize) -> Mark {
+        let broken_now = self.broken_now() & self.reported;
         Mark {
             step,
-            state: self.c,
+            state: (broken_now != 0).then(|| Box::new(self.c)),
             key,
             breaks: self.breaks.len(),
-            broken_now: self.broken_now() & self.reported,
+            broken_now,
             halts: self.halts.len(),
             recoveries: self.recoveries.len(),
             dominated: self.dominated.len(),
             transitions: self.transitions,
             snapshots,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Engine, Recording};
+    use plan_model::fault::Fault;
+    use plan_model::planner;
+    use plan_model::validate::parse_scenario;
+
+    /// What the fingerprint's two words were first made of: two hashers fed the same words.
+    fn hashed_twice<T: Hash>(value: &T) -> Fingerprint {
+        let (mut first, mut second) = (FxHasher::default(), FxHasher::default());
+        SEED.hash(&mut second);
+        value.hash(&mut first);
+        value.hash(&mut second);
+        Fingerprint(first.finish(), second.finish())
+    }
+
+    #[test]
+    fn the_second_word_is_what_a_second_hasher_gives() {
+        let t = Topology::new(&parse_scenario(include_str!("../../scenarios/homelab.yaml")).expect("the embedded scenario is valid"));
+        let plan = planner::generate(&t);
+        let engine = Engine::new(&t, &plan, Recording::default());
+        let (_, states) = engine.track();
+        let faults = Fault::all(&t);
+        for (i, (point, state)) in states.iter().enumerate() {
+            let mut cursor = Cursor::at(*state, *point);
+            // Pending faults of every length a schedule makes, struck nodes, recoveries.
+            for f in faults.iter().skip(i % 7).step_by(5).take(i % 4) {
+                cursor.pending.push((*f, state.clock_s + 60));
+            }
+            cursor.struck = plan_model::topology::NodeSet(i as u64 % 5);
+            cursor.recoveries = (i % 3) as u32;
+            assert_eq!(Fingerprint::of(&cursor), hashed_twice(&cursor), "{point:?}");
+            assert_eq!(Fingerprint::of(&(state, i as u32)), hashed_twice(&(state, i as u32)));
+        }
+        for value in ["", "a", "words of a halt"] {
+            assert_eq!(Fingerprint::of(&value), hashed_twice(&value));
+        }
+        assert_eq!(Fingerprint::of(&(u128::MAX, 7u8, -3i64)), hashed_twice(&(u128::MAX, 7u8, -3i64)));
+        assert_eq!(Fingerprint::of(&vec![1u8, 2, 3]), hashed_twice(&vec![1u8, 2, 3]));
     }
 }

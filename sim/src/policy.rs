@@ -80,6 +80,11 @@ pub trait Executor {
     fn chosen(&self) -> Option<&str> {
         None
     }
+    /// The halt being recovered from, in words (a place that leaves refusals unworded words
+    /// the one it reports here).
+    fn halt_words(&self, _t: &Topology, halt: &Halt) -> String {
+        halt.to_string()
+    }
 }
 
 /// A halt where the plan's documented recovery (the phase's rollback, or holding after the
@@ -241,7 +246,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
         let chosen = exec.chosen();
         let picked = |c: &&Candidate| chosen.is_none_or(|kind| c.kind.name() == kind);
         let Some(best) = ranking.iter().filter(picked).find(|c| c.applicable() && !tried.contains(&c.kind)) else {
-            return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {halt}") }));
+            return Ok(Next::Stop(Outcome::Stuck { why: format!("no recovery applies after: {}", exec.halt_words(t, halt)) }));
         };
         exec.took(best.kind.clone());
         say(exec, id, EventKind::Recovery, || format!("{} ({})", best.kind.describe(), best.cost.summary()));

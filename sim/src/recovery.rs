@@ -106,6 +106,12 @@ impl RecoveryKind {
 /// destroy it, delete its Node object.
 pub fn undo_master(c: &Cluster, x: NodeIx) -> Vec<Action> {
     let mut actions = Vec::new();
+    push_undo_master(c, x, &mut actions);
+    actions
+}
+
+/// [`undo_master`], onto the end of `actions` (the undo of every new master, one list).
+fn push_undo_master(c: &Cluster, x: NodeIx, actions: &mut Vec<Action>) {
     if c.up.contains(x) && (c.control_plane.contains(x) || c.joined.contains(x) || c.etcd_started.contains(x) || c.members().contains(x)) {
         actions.push(Action::KubeadmReset(x));
     }
@@ -128,7 +134,6 @@ pub fn undo_master(c: &Cluster, x: NodeIx) -> Vec<Action> {
     if c.joined.contains(x) || c.stale_nodes.contains(x) {
         actions.push(Action::DeleteNode(x));
     }
-    actions
 }
 
 /// The rollback of a phase, as the actions that undo what the state shows it did.
@@ -209,9 +214,8 @@ pub fn rollback_with_dead_members(c: &Cluster, t: &Topology, kind: PhaseKind) ->
     let mut actions: Vec<Action> = c.members().minus(c.up).iter().map(Action::EtcdMemberRemove).collect();
     let mut after = *c;
     for a in &actions {
-        if let Ok(next) = plan_model::action::apply(&after, t, *a) {
-            after = next;
-        }
+        // A removal refused leaves the state as it was; why is not read.
+        let _ = plan_model::action::apply_in_place_unworded(&mut after, t, *a);
     }
     actions.extend(rollback_actions(&after, t, kind));
     if quorum_lost(c) {
@@ -240,7 +244,7 @@ pub fn quorum_recovery_actions(c: &Cluster, t: &Topology, survivor: NodeIx) -> V
     after.voters = plan_model::topology::NodeSet::of(survivor);
     after.learners = plan_model::topology::NodeSet::EMPTY;
     for x in t.new_masters().filter(|x| *x != survivor) {
-        actions.extend(undo_master(&after, x));
+        push_undo_master(&after, x, &mut actions);
     }
     actions
 }
@@ -249,12 +253,14 @@ pub fn quorum_recovery_actions(c: &Cluster, t: &Topology, survivor: NodeIx) -> V
 pub fn worst_case_actions(c: &Cluster, t: &Topology) -> Option<Vec<Action>> {
     let m0 = t.existing_master();
     let target = if c.up.contains(m0) { m0 } else { c.control_plane.and(c.up).iter().next()? };
-    let mut actions = vec![Action::RestoreSnapshot(target)];
+    // Room for every new master's undo (up to seven actions each): one allocation.
+    let mut actions = Vec::with_capacity(1 + 7 * t.new_masters().count() + 1);
+    actions.push(Action::RestoreSnapshot(target));
     let mut after = *c;
     after.voters = plan_model::topology::NodeSet::of(target);
     after.learners = plan_model::topology::NodeSet::EMPTY;
     for x in t.new_masters().filter(|x| *x != target) {
-        actions.extend(undo_master(&after, x));
+        push_undo_master(&after, x, &mut actions);
     }
     if !c.apiserver_running.contains(target) && c.cert_present.contains(target) {
         actions.push(Action::RestartApiserver(target));

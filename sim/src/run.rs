@@ -240,6 +240,10 @@ pub(crate) struct Run<'e, 'a> {
     pub(crate) reported: u32,
     /// Rankings already made, for a run that shares them (the exploration).
     pub(crate) rankings: Option<&'e mut crate::memo::Rankings>,
+    /// A lazy run's last refused action (left unworded), and at a halt on it, the action with
+    /// the state it was refused in, to word the halt where it is reported.
+    refused: Option<Action>,
+    halt_refused: Option<std::rc::Rc<(Action, Cluster)>>,
 }
 
 /// A safety invariant going from holding to broken in a run, with the state it broke in: its
@@ -374,8 +378,15 @@ impl<'e, 'a> Run<'e, 'a> {
         let t = self.t();
         if !self.engine.recording.downtime && !self.engine.recording.events {
             // Nothing to charge or to show: the state before and the action's transient go unread,
-            // and the state changes where it is.
-            action::apply_in_place(&mut self.c, t, a)?;
+            // and the state changes where it is. A lazy run words a refusal only if it reports it.
+            if self.lazy {
+                if let Err(refusal) = action::apply_in_place_unworded(&mut self.c, t, a) {
+                    self.refused = Some(a);
+                    return Err(refusal);
+                }
+            } else {
+                action::apply_in_place(&mut self.c, t, a)?;
+            }
             self.transitions += 1;
             self.check_safety(step);
             return Ok(());
@@ -500,6 +511,8 @@ impl<'e, 'a> Run<'e, 'a> {
             ever_broken: 0,
             reported: u32::MAX,
             rankings: None,
+            refused: None,
+            halt_refused: None,
         }
     }
 
@@ -618,6 +631,13 @@ impl Executor for Run<'_, '_> {
         self.engine.chosen
     }
 
+    fn halt_words(&self, t: &Topology, halt: &Halt) -> String {
+        match &self.halt_refused {
+            Some(refused) => crate::memo::words(refused, t).reason,
+            None => halt.to_string(),
+        }
+    }
+
     fn rank(&mut self, c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> std::sync::Arc<[crate::search::Candidate]> {
         match self.rankings.as_deref_mut() {
             Some(rankings) => rankings.rank(c, t, plan, step),
@@ -658,9 +678,18 @@ impl Place for Run<'_, '_> {
         }
     }
 
+    /// A refusal a lazy run left unworded keeps what words it: the action, and the state now.
+    fn halting(&mut self, _step: &str, halt: &Halt) -> Result<(), Infallible> {
+        self.halt_refused = match (halt, self.refused.take()) {
+            (Halt::Refused(_), Some(a)) if self.lazy => Some(std::rc::Rc::new((a, self.c))),
+            _ => None,
+        };
+        Ok(())
+    }
+
     /// The halt is recorded (the first one is the run's).
     fn halted(&mut self, step: usize, halt: Halt) {
-        self.halts.push((step, halt));
+        self.halts.push(crate::memo::Halted::new(step, halt, self.halt_refused.take()));
     }
 }
 
@@ -722,7 +751,7 @@ impl<'a> Engine<'a> {
             _ => r.unavailable(),
         };
         let (halted_at, halt) = match r.halts.first() {
-            Some((step, halt)) => (Some(plan.steps[*step].id.clone()), Some(halt.clone())),
+            Some(halted) => (Some(plan.steps[halted.step].id.clone()), Some(halted.halt(self.t))),
             None => (None, None),
         };
         RunResult {

@@ -15,21 +15,23 @@ use plan_model::observe;
 use plan_model::plan::{Plan, Recovers};
 use plan_model::topology::Topology;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// What a recovery costs, judged on the state it ends in and on the way there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cost {
     /// Seconds of committed writes lost (a snapshot restore).
     pub data_lost_s: u32,
-    /// Safety invariants broken at the end.
-    pub safety_broken: Vec<&'static str>,
+    /// Safety invariants broken at the end (shared by every candidate ending in a state judged
+    /// alike, not copied for each).
+    pub safety_broken: Arc<[&'static str]>,
     pub quorum_lost: bool,
     /// Consumers that do not reach the API at the end.
     pub consumers_down: u32,
     /// Running nodes NotReady at the end.
     pub nodes_not_ready: u32,
     /// Availability invariants broken at the end.
-    pub availability_broken: Vec<&'static str>,
+    pub availability_broken: Arc<[&'static str]>,
     /// Half-done work left behind (see the module's documentation).
     pub leftovers: u32,
     /// Consumer-seconds without the API while the recovery runs.
@@ -304,14 +306,16 @@ fn run_candidate(
     let mut transitions = 0u32;
     for a in &actions {
         let down = observe::consumers_reachability(&state, t).filter(|r| r.is_down()).count() as u32;
-        match action::apply_in_place(&mut state, t, *a) {
+        // Unworded: a skip on a host down needs no words, a refusal is worded from the state
+        // it left as it was.
+        match action::apply_in_place_unworded(&mut state, t, *a) {
             Ok(()) => {
                 downtime_s += down * a.duration_s();
                 transitions += 1;
             }
             Err(r) if r.kind == RefusalKind::HostDown => {}
-            Err(r) => {
-                refused = Some(r.reason);
+            Err(_) => {
+                refused = action::apply(&state, t, *a).err().map(|r| r.reason);
                 refused_at = Some(*a);
                 break;
             }
@@ -327,11 +331,11 @@ fn run_candidate(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Judged {
     data_lost_s: u32,
-    safety_broken: Vec<&'static str>,
+    safety_broken: Arc<[&'static str]>,
     quorum_lost: bool,
     consumers_down: u32,
     nodes_not_ready: u32,
-    availability_broken: Vec<&'static str>,
+    availability_broken: Arc<[&'static str]>,
     leftovers: u32,
 }
 
@@ -355,7 +359,7 @@ impl Judged {
 
 /// The state `end` judged: data, safety, availability, leftovers.
 pub(crate) fn judge(end: &Cluster, t: &Topology) -> Judged {
-    let broken = |class: InvariantClass| -> Vec<&'static str> {
+    let broken = |class: InvariantClass| -> Arc<[&'static str]> {
         INVARIANTS.iter().filter(|i| i.class == class && (i.broken)(end, t)).map(|i| i.name).collect()
     };
     Judged {
@@ -395,11 +399,11 @@ mod tests {
     fn the_ranking_puts_data_before_availability_before_leftovers_before_time() {
         let base = Cost {
             data_lost_s: 0,
-            safety_broken: vec![],
+            safety_broken: Arc::from([]),
             quorum_lost: false,
             consumers_down: 0,
             nodes_not_ready: 0,
-            availability_broken: vec![],
+            availability_broken: Arc::from([]),
             leftovers: 0,
             downtime_s: 0,
             duration_s: 60,

@@ -1,6 +1,6 @@
 //! The verifications a step makes: what each checks in the state, and why it fails.
 
-use crate::action::BACKUP_AGE_MAX_S;
+use crate::action::{Words, BACKUP_AGE_MAX_S};
 use crate::cluster::Cluster;
 use crate::observe::{self, ClientNeeds, Endpoint};
 use crate::scenario::LbKind;
@@ -93,24 +93,29 @@ impl Check {
 
     /// Whether the check passes; the error says what is wrong in terms of state.
     pub fn evaluate(self, c: &Cluster, t: &Topology) -> Result<(), String> {
+        self.evaluate_in(c, t, Words(true))
+    }
+
+    /// [`Check::evaluate`], the error worded only with `w` (empty without).
+    pub(super) fn evaluate_in(self, c: &Cluster, t: &Topology, w: Words) -> Result<(), String> {
         use Check::*;
         let name = |ix: NodeIx| t.name(ix).to_string();
         match self {
             ClusterHealthy => {
                 let q = observe::quorum(c);
                 if !q.holds() {
-                    return Err(q.to_string());
+                    return Err(w.say(|| q.to_string()));
                 }
                 for node in c.joined.iter() {
-                    if let Err(why) = observe::node_ready(c, t, node).ok_or_reason() {
-                        return Err(format!("{} NotReady: {why}", name(node)));
+                    if let Err(why) = observe::node_ready(c, t, node).ok_or_reason(w) {
+                        return Err(w.say(|| format!("{} NotReady: {why}", name(node))));
                     }
                 }
                 for node in c.control_plane.iter() {
-                    observe::apiserver_ready(c, node).map_err(|why| format!("kube-apiserver on {}: {why}", name(node)))?;
+                    observe::apiserver_ready(c, node).map_err(|why| w.say(|| format!("kube-apiserver on {}: {why}", name(node))))?;
                 }
                 match c.stale_nodes.iter().next() {
-                    Some(node) => Err(format!("{} NotReady: Node object left by kubeadm reset or a destroyed VM", name(node))),
+                    Some(node) => Err(w.say(|| format!("{} NotReady: Node object left by kubeadm reset or a destroyed VM", name(node)))),
                     None => Ok(()),
                 }
             }
@@ -119,36 +124,36 @@ impl Check {
                 if age <= BACKUP_AGE_MAX_S {
                     Ok(())
                 } else {
-                    Err(format!("newest etcd snapshot is {} h old", age / 3600))
+                    Err(w.say(|| format!("newest etcd snapshot is {} h old", age / 3600)))
                 }
             }
             AddressesFree => {
                 if c.vip_alias {
-                    return Err("the VIP already answers".to_string());
+                    return Err(w.say(|| "the VIP already answers"));
                 }
                 match t.new_masters().find(|n| c.vm_exists.contains(*n)) {
-                    Some(n) => Err(format!("{} already answers", t.node(n).address)),
+                    Some(n) => Err(w.say(|| format!("{} already answers", t.node(n).address))),
                     None => Ok(()),
                 }
             }
-            KubeadmEndpoint => c.kubeadm_endpoint.then_some(()).ok_or_else(|| "kubeadm-config has no controlPlaneEndpoint".to_string()),
+            KubeadmEndpoint => c.kubeadm_endpoint.then_some(()).ok_or_else(|| w.say(|| "kubeadm-config has no controlPlaneEndpoint")),
             CertHasVip(x) => {
                 if !c.cert_present.contains(x) {
-                    Err(format!("no apiserver cert on {}", name(x)))
+                    Err(w.say(|| format!("no apiserver cert on {}", name(x))))
                 } else if !c.cert_vip.contains(x) {
-                    Err(format!("apiserver cert of {} lacks the VIP SAN", name(x)))
+                    Err(w.say(|| format!("apiserver cert of {} lacks the VIP SAN", name(x))))
                 } else {
                     Ok(())
                 }
             }
             ServedCertHasVip(x) => {
-                observe::apiserver_ready(c, x).map_err(|why| format!("kube-apiserver on {}: {why}", name(x)))?;
+                observe::apiserver_ready(c, x).map_err(|why| w.say(|| format!("kube-apiserver on {}: {why}", name(x))))?;
                 c.served_vip
                     .contains(x)
                     .then_some(())
-                    .ok_or_else(|| format!("kube-apiserver on {} still serves a cert without the VIP SAN", name(x)))
+                    .ok_or_else(|| w.say(|| format!("kube-apiserver on {} still serves a cert without the VIP SAN", name(x))))
             }
-            ApiserverReady(x) => observe::apiserver_ready(c, x).map_err(|why| format!("kube-apiserver on {}: {why}", name(x))),
+            ApiserverReady(x) => observe::apiserver_ready(c, x).map_err(|why| w.say(|| format!("kube-apiserver on {}: {why}", name(x)))),
             VipListening => {
                 let kind = t.scenario.load_balancer.kind;
                 let served = match kind {
@@ -159,144 +164,152 @@ impl Check {
                 if c.lb_up && c.vip_alias && served {
                     Ok(())
                 } else {
-                    Err("nothing listens on the VIP".to_string())
+                    Err(w.say(|| "nothing listens on the VIP"))
                 }
             }
             BackendsUp => {
                 let down = c.lb_running.pool.minus(observe::healthy_backends(c, t));
                 match down.iter().next() {
-                    Some(n) => Err(format!("backend {} is DOWN", name(n))),
+                    Some(n) => Err(w.say(|| format!("backend {} is DOWN", name(n)))),
                     None => Ok(()),
                 }
             }
-            ViaVip => observe::reach(c, t, Endpoint::Vip, ClientNeeds { oidc: false }).ok_or_reason(),
+            ViaVip => observe::reach(c, t, Endpoint::Vip, ClientNeeds { oidc: false }).ok_or_reason(w),
             ReadyToJoin(x) => {
                 if !c.up.contains(x) {
-                    Err(format!("{} is down", name(x)))
+                    Err(w.say(|| format!("{} is down", name(x))))
                 } else if c.old_kubeadm.contains(x) {
-                    Err(format!(
-                        "{} has kubeadm {}.{}, the cluster runs {}.{}",
-                        name(x),
-                        t.template_version.0,
-                        t.template_version.1,
-                        t.version.0,
-                        t.version.1
-                    ))
+                    Err(w.say(|| {
+                        format!(
+                            "{} has kubeadm {}.{}, the cluster runs {}.{}",
+                            name(x),
+                            t.template_version.0,
+                            t.template_version.1,
+                            t.version.0,
+                            t.version.1
+                        )
+                    }))
                 } else if c.joined.contains(x) {
-                    Err(format!("{} is already a node (joined as a worker at first boot)", name(x)))
+                    Err(w.say(|| format!("{} is already a node (joined as a worker at first boot)", name(x))))
                 } else {
                     Ok(())
                 }
             }
-            FlagsOn(x) => c.apiserver_flags.contains(x).then_some(()).ok_or_else(|| format!("{} lacks the apiserver flags", name(x))),
-            NodeReady(x) => observe::node_ready(c, t, x).ok_or_reason().map_err(|why| format!("{} NotReady: {why}", name(x))),
+            FlagsOn(x) => {
+                c.apiserver_flags.contains(x).then_some(()).ok_or_else(|| w.say(|| format!("{} lacks the apiserver flags", name(x))))
+            }
+            NodeReady(x) => observe::node_ready(c, t, x).ok_or_reason(w).map_err(|why| w.say(|| format!("{} NotReady: {why}", name(x)))),
             EtcdMembersVoting => {
                 if let Some(n) = c.learners.iter().next() {
-                    return Err(format!("{} is still a learner", name(n)));
+                    return Err(w.say(|| format!("{} is still a learner", name(n))));
                 }
                 match c.voters.minus(observe::live_members(c)).iter().next() {
-                    Some(n) => Err(format!("etcd member {} not running", name(n))),
+                    Some(n) => Err(w.say(|| format!("etcd member {} not running", name(n)))),
                     None => Ok(()),
                 }
             }
             NoJoinSecrets => {
                 if let Some(x) = c.join_secrets_on.iter().next() {
-                    return Err(format!("{} still holds the join command or the certificate key", name(x)));
+                    return Err(w.say(|| format!("{} still holds the join command or the certificate key", name(x))));
                 }
                 let ttl_s = t.scenario.kubeadm.token_ttl_h * 3600;
                 match c.token_s.map(|at| c.clock_s.saturating_sub(at)) {
-                    Some(age) if age < ttl_s => Err(format!(
-                        "a join token the plan made is valid for {} more (kubeadm token delete it)",
-                        crate::plan::format_duration(ttl_s - age)
-                    )),
+                    Some(age) if age < ttl_s => Err(w.say(|| {
+                        format!(
+                            "a join token the plan made is valid for {} more (kubeadm token delete it)",
+                            crate::plan::format_duration(ttl_s - age)
+                        )
+                    })),
                     _ => Ok(()),
                 }
             }
             ConsumersOnVip => {
                 let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
-                (c.consumers_vip == all).then_some(()).ok_or_else(|| "a consumer still uses the direct address".to_string())
+                (c.consumers_vip == all).then_some(()).ok_or_else(|| w.say(|| "a consumer still uses the direct address"))
             }
             KubeletsHighlyAvailable => {
                 let first = t.existing_master();
                 let on_first = c.joined.minus(c.kubelet_vip).minus(c.kubelet_local.and(c.control_plane)).without(first);
                 match on_first.iter().next() {
-                    Some(n) => Err(format!("kubelet.conf of {} still names {} alone", name(n), name(first))),
+                    Some(n) => Err(w.say(|| format!("kubelet.conf of {} still names {} alone", name(n), name(first)))),
                     None => Ok(()),
                 }
             }
             KubeletLocal(x) => (c.kubelet_local.contains(x) && !c.kubelet_vip.contains(x))
                 .then_some(())
-                .ok_or_else(|| format!("kubelet.conf of {} does not name its own apiserver", name(x))),
+                .ok_or_else(|| w.say(|| format!("kubelet.conf of {} does not name its own apiserver", name(x)))),
             KubeProxyOnVip => {
-                c.kube_proxy_vip.then_some(()).ok_or_else(|| "kube-proxy's kubeconfig still names the first master".to_string())
+                c.kube_proxy_vip.then_some(()).ok_or_else(|| w.say(|| "kube-proxy's kubeconfig still names the first master"))
             }
             BackupRunsAnywhere => {
                 if !c.cronjobs_any_master {
-                    return Err("etcd CronJobs are pinned to one node".to_string());
+                    return Err(w.say(|| "etcd CronJobs are pinned to one node"));
                 }
                 observe::backup_runs(c, t).map(|_| ())
             }
-            GateQuorumAware => c.gate_quorum.then_some(()).ok_or_else(|| "the reboot gate does not check quorum".to_string()),
+            GateQuorumAware => c.gate_quorum.then_some(()).ok_or_else(|| w.say(|| "the reboot gate does not check quorum")),
             ChainCoversMasters => {
-                c.chain_all_masters.then_some(()).ok_or_else(|| "the upgrade chain only knows the first master".to_string())
+                c.chain_all_masters.then_some(()).ok_or_else(|| w.say(|| "the upgrade chain only knows the first master"))
             }
             FlagParity => match c.control_plane.minus(c.apiserver_flags).iter().next() {
-                Some(n) => Err(format!("{} lacks the apiserver flags", name(n))),
+                Some(n) => Err(w.say(|| format!("{} lacks the apiserver flags", name(n)))),
                 None => Ok(()),
             },
             Acceptance => {
                 let masters = t.target_masters();
                 if c.control_plane != masters {
-                    return Err(format!("{} of {} masters online", c.control_plane.len(), masters.len()));
+                    return Err(w.say(|| format!("{} of {} masters online", c.control_plane.len(), masters.len())));
                 }
                 // "apiserver LB working": every master behind the VIP, not just enough of them.
                 let kind = t.scenario.load_balancer.kind;
                 if let Some(x) = masters.minus(c.lb_running.pool).iter().next().filter(|_| kind.has_pool()) {
-                    return Err(format!("{} is not in the load balancer's pool", name(x)));
+                    return Err(w.say(|| format!("{} is not in the load balancer's pool", name(x))));
                 }
                 if let Some(x) = masters.minus(c.vip_daemons).iter().next().filter(|_| kind.on_masters()) {
-                    return Err(format!("{} does not run {}: it can never hold the VIP", name(x), kind.as_str()));
+                    return Err(w.say(|| format!("{} does not run {}: it can never hold the VIP", name(x), kind.as_str())));
                 }
-                ClusterHealthy.evaluate(c, t)?;
+                ClusterHealthy.evaluate_in(c, t, w)?;
                 if let Some(x) = c.old_kubeadm.and(c.control_plane).iter().next() {
-                    return Err(format!(
-                        "{} runs kubeadm and kubelet {}.{} in a {}.{} control plane",
-                        name(x),
-                        t.template_version.0,
-                        t.template_version.1,
-                        t.version.0,
-                        t.version.1
-                    ));
+                    return Err(w.say(|| {
+                        format!(
+                            "{} runs kubeadm and kubelet {}.{} in a {}.{} control plane",
+                            name(x),
+                            t.template_version.0,
+                            t.template_version.1,
+                            t.version.0,
+                            t.version.1
+                        )
+                    }));
                 }
-                EtcdMembersVoting.evaluate(c, t)?;
+                EtcdMembersVoting.evaluate_in(c, t, w)?;
                 if c.voters != masters {
-                    return Err(format!("etcd has {} voters, want {}", c.voters.len(), masters.len()));
+                    return Err(w.say(|| format!("etcd has {} voters, want {}", c.voters.len(), masters.len())));
                 }
                 // The API's name is what clients and the served cert's SAN use.
                 if !c.dns_vip && t.scenario.dns.via != crate::scenario::DnsVia::None {
-                    return Err(format!("{} has no DNS record for the VIP", t.scenario.control_plane_endpoint.fqdn));
+                    return Err(w.say(|| format!("{} has no DNS record for the VIP", t.scenario.control_plane_endpoint.fqdn)));
                 }
                 if c.dns_stale {
-                    return Err("a stale DNS record still names the first master".to_string());
+                    return Err(w.say(|| "a stale DNS record still names the first master"));
                 }
-                ViaVip.evaluate(c, t)?;
-                ChainCoversMasters.evaluate(c, t)?;
-                GateQuorumAware.evaluate(c, t)?;
-                BackupRunsAnywhere.evaluate(c, t)
+                ViaVip.evaluate_in(c, t, w)?;
+                ChainCoversMasters.evaluate_in(c, t, w)?;
+                GateQuorumAware.evaluate_in(c, t, w)?;
+                BackupRunsAnywhere.evaluate_in(c, t, w)
             }
         }
     }
 }
 
 trait ReachExt {
-    fn ok_or_reason(self) -> Result<(), String>;
+    fn ok_or_reason(self, w: Words) -> Result<(), String>;
 }
 
 impl ReachExt for observe::Reach {
-    fn ok_or_reason(self) -> Result<(), String> {
+    fn ok_or_reason(self, w: Words) -> Result<(), String> {
         match self {
             observe::Reach::Ok => Ok(()),
-            other => Err(other.to_string()),
+            other => Err(w.say(|| other.to_string())),
         }
     }
 }
