@@ -333,9 +333,15 @@ fn faults_and_nodes_the_lab_cannot_inject_are_input_errors() {
         assert_eq!(out.code, 2, "{}", out.stderr);
         assert!(out.stderr.contains("not inside kubeadm join"), "{}", out.stderr);
     }
-    let out = plan(&["rehearse", "--fault", "reboot", "--fail", "master-2", "--at", "2.5"]);
+    // Inside the join: a partition is refused, and a reboot where the member costs quorum (the
+    // learner just promoted: one of two voters up). A reboot right after the learner add goes
+    // through (lab_executor.rs).
+    let out = plan(&["rehearse", "--fault", "partition", "--fail", "master-2", "--at", "2.5"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("not inside kubeadm join"), "{}", out.stderr);
+    let out = plan(&["rehearse", "--fault", "reboot", "--fail", "master-2", "--at", "2.5@3"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("costs quorum"), "{}", out.stderr);
     let out = plan(&["rehearse", "--fail", "master", "--at", "0.2@1"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("no command ends right after"), "{}", out.stderr);
