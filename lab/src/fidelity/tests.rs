@@ -123,6 +123,15 @@ fn runs_end_alike_by_their_outcome_and_two_stuck_runs_agree() {
     let path = Observed::Recoveries(vec![RecoveryKind::WaitAndRetry]);
     assert_eq!(verdict(path.clone(), Observed::Recoveries(Vec::new())), Verdict::Disagree);
     assert_eq!(Observed::Recoveries(Vec::new()).render(&t), "none");
+    // A restore from the backup agrees with the twin's whatever its clock says was lost, and
+    // with nothing else.
+    let restored = Observed::Ending(Ending::Restored);
+    let twin_restored = end(Outcome::RestoredFromSnapshot { lost_s: 27 * 3600 });
+    assert_eq!(verdict(twin_restored.clone(), restored.clone()), Verdict::Agree);
+    assert_eq!(verdict(restored.clone(), twin_restored), Verdict::Agree);
+    assert_eq!(verdict(end(Outcome::QuorumRecovered), restored.clone()), Verdict::Disagree);
+    assert_eq!(verdict(end(Outcome::Completed), restored.clone()), Verdict::Disagree);
+    assert_eq!(restored.render(&t), "restored from the backup");
 }
 
 #[test]
