@@ -260,13 +260,6 @@ impl Runner<'_> {
         choices
     }
 
-    /// The twin's recovery from `c` for a halt in step `i`: the best candidate of
-    /// [`Runner::choices`]. Where nothing changed and nothing is down, that is holding with
-    /// nothing to do.
-    pub fn recovery_for(&self, i: usize, c: &Cluster) -> Recovery {
-        Recovery::best_of(self.choices(i, c, false), c)
-    }
-
     /// What `plan recover` proposes for the journalled halt: the hosts observed (when the run
     /// observes) and the twin's numbered recoveries for what they show, or nothing to undo when
     /// no command of the halted step ran and the hosts are as the twin expects before it.

@@ -344,7 +344,8 @@ fn the_undone_steps_are_those_the_recovery_takes_the_twin_back_over() {
     let runner = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(false));
     let mut checked = 0;
     for i in 0..plan.steps.len() {
-        let recovery = runner.recovery_for(i, runner.prediction.after(i));
+        let after = runner.prediction.after(i);
+        let recovery = Recovery::best_of(runner.choices(i, after, false), after);
         let reopened = reopened_by(&plan, i, &recovery.kind);
         let first = plan.steps.iter().position(|s| s.id == reopened[0]).expect("a step of the plan");
         if matches!(recovery.kind, RecoveryKind::Rollback { .. }) {
