@@ -600,3 +600,72 @@ fn a_join_cut_after_its_member_add_is_believed_cut_there_and_can_be_run_again() 
         }
     }
 }
+
+/// Records like [`Recorder`]; the first `kubeadm join --control-plane` of `step` loses its
+/// connection: the joining host went down under it.
+struct JoinCutOff {
+    step: String,
+    cut: bool,
+    inner: Recorder,
+}
+
+impl Transport for JoinCutOff {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let done = self.inner.run(place, request)?;
+        if request.step == self.step && request.shell.contains("--control-plane --certificate-key") && !self.cut {
+            self.cut = true;
+            return Err(ExecError::Ssh { host: place.label(), reason: "the remote process has terminated".to_string() });
+        }
+        Ok(done)
+    }
+}
+
+/// The hosts once the cut-off host is back: it answers, and none of the files a finished join
+/// writes (kubelet.conf, the apiserver cert) is there; the other hosts' files are not looked at.
+struct BackWithoutTheJoinsFiles {
+    joiner: String,
+    inner: Recorder,
+}
+
+impl Transport for BackWithoutTheJoinsFiles {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        self.inner.run(place, request)
+    }
+
+    fn read_file(&mut self, host: &HostTarget, _path: &str) -> Result<FileRead, ExecError> {
+        Ok(if host.name == self.joiner { FileRead::Missing } else { FileRead::Unobserved })
+    }
+}
+
+/// `plan recover` after a join cut under a host that came back: with kubelet local mode, what the
+/// host shows is written over where the join was cut (its control plane not up), so waiting and
+/// running the step again is proposed with the cut join's clean-up first; without it (K19), over
+/// the step's end, where the join looks done and no clean-up is proposed.
+#[test]
+fn plan_recover_believes_a_cut_join_cut_where_the_hosts_show_it() {
+    for (file, local_mode) in [("homelab.yaml", true), ("loopback.yaml", true), ("three-hypervisors.yaml", false)] {
+        let (t, plan) = scenario(file);
+        assert_eq!(t.kubelet_local_mode, local_mode, "{file}");
+        let join = joins(&plan)[0].clone();
+        let i = plan.steps.iter().position(|s| s.id == join).expect("the join");
+        let Some(Action::EtcdMemberAdd(x)) = plan.steps[i].actions.iter().find(|a| matches!(a, Action::EtcdMemberAdd(_))).copied() else {
+            unreachable!("a join step adds a member")
+        };
+        let mut journal = Journal::in_memory();
+        let mut cut = JoinCutOff { step: join.clone(), cut: false, inner: Recorder::default() };
+        let outcome = Runner::new(&t, &plan, &mut cut, &mut journal, &mut Yes, options(false)).run().expect("journalled");
+        assert!(matches!(outcome, Outcome::Halted(ref h) if h.step == join), "{file}: {outcome:?}");
+        let mut back = BackWithoutTheJoinsFiles { joiner: t.name(x).to_string(), inner: Recorder::default() };
+        let listed = proposal(&t, &plan, &mut journal, &mut back, true);
+        // What the executor judged its proposal by: the believed state, run again in the model.
+        let again = search::retry(&listed.believed, &t, &plan, i);
+        let cut_there = !listed.believed.control_plane.contains(x) && listed.believed.members().contains(x);
+        assert_eq!(cut_there, local_mode, "{file}: believed {:?}", listed.believed);
+        let cleans_up = again.actions.starts_with(&[Action::EtcdMemberRemove(x), Action::KubeadmReset(x)]);
+        assert_eq!(cleans_up, local_mode, "{file}: {:?}", again.actions);
+        if local_mode {
+            let first = &listed.candidates[0];
+            assert!(first.kind == RecoveryKind::WaitAndRetry && first.best && again.applicable(), "{file}: {:?}", again.refused);
+        }
+    }
+}
