@@ -389,11 +389,23 @@ impl SliceEtcd {
     /// before the backup in every state it has, and the writes after it unless etcd was restored
     /// from the backup.
     fn data_rows(&self, t: &Topology, twin: &Cluster) -> Result<[FidelityRow; 2], LabError> {
-        let ctl = self.etcdctl_all();
+        // Every member that answers is asked on its own (a serializable read answers from its
+        // own store): after a restore, one of the old cluster still running would hold the writes
+        // the restore lost, and members that differ are no answer at all.
         let read = |key: &str| -> Result<Observed, LabError> {
-            Ok(match ctl.count_serializable(key)? {
-                Ok(n) => Observed::Yes(n > 0),
-                Err(refused) => Observed::Unanswered(format!("no answer: {refused}")),
+            let mut held: BTreeMap<bool, Vec<String>> = BTreeMap::new();
+            for (node, member) in &self.urls {
+                if let Ok(n) = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![member.client.clone()]).count_serializable(key)? {
+                    held.entry(n > 0).or_default().push(t.name(*node).to_string());
+                }
+            }
+            Ok(match (held.get(&true), held.get(&false)) {
+                (Some(_), None) => Observed::Yes(true),
+                (None, Some(_)) => Observed::Yes(false),
+                (Some(with), Some(without)) => {
+                    Observed::Unanswered(format!("members differ: {} hold it, {} do not", with.join(", "), without.join(", ")))
+                }
+                (None, None) => Observed::Unanswered("no member answers".to_string()),
             })
         };
         let (before, after) = (read(WRITTEN_BEFORE_BACKUP)?, read(WRITTEN_AFTER_BACKUP)?);
