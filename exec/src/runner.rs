@@ -660,7 +660,7 @@ mod host_wait;
 mod kill_sweep;
 mod recover;
 mod renew;
-pub use renew::ExpiredCredentials;
+pub use crate::journal::ExpiredCredentials;
 mod secrets;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! The journal: an append-only JSON-lines file, synced to disk before and after every command,
 //! from which a run resumes and `plan status` reports.
 
+mod expired;
 mod progress;
 mod read;
 
@@ -8,8 +9,8 @@ pub use progress::{Halted, Progress};
 pub use read::{journal_path, parse, read, repair, Contents, Damage, Repair};
 
 use crate::observe::Drift;
-pub use crate::runner::ExpiredCredentials;
 use crate::ExecError;
+pub use expired::ExpiredCredentials;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -1,8 +1,8 @@
 //! Where a run stands, replayed from its journal records: what `--resume` skips and `plan status` shows.
 
+use super::ExpiredCredentials;
 use super::{Event, Record};
 use crate::observe::Drift;
-use crate::runner::ExpiredCredentials;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
