@@ -146,7 +146,7 @@ impl Runner<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{homelab, options, Yes};
+    use super::super::tests::{homelab, options, DropsJoin, Yes};
     use super::super::*;
     use super::forgets;
     use crate::transport::Recorder;
@@ -252,27 +252,6 @@ mod tests {
         assert_eq!(shells[upload].0, "3.3", "the last writer of the key before the join");
         let progress = Progress::from_records(&journal.records);
         assert!(!progress.secrets_swept && progress.finished, "{progress:?}");
-    }
-
-    /// Records like [`Recorder`]; the first `kubeadm join --control-plane` of `step` loses its
-    /// connection (the host went down under it), and the join's probe finds no kubelet.conf (it
-    /// did not take effect).
-    struct DropsJoin {
-        step: String,
-        dropped: bool,
-        inner: Recorder,
-    }
-
-    impl Transport for DropsJoin {
-        fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
-            let done = self.inner.run(place, request)?;
-            if request.step == self.step && request.shell.contains("--control-plane --certificate-key") && !self.dropped {
-                self.dropped = true;
-                return Err(ExecError::Ssh { host: place.label(), reason: "the remote process has terminated".to_string() });
-            }
-            let probe = request.step == self.step && request.shell.contains("test -e") && request.shell.contains("kubelet.conf");
-            Ok(if probe { Completed { exit: Some(1), ..done } } else { done })
-        }
     }
 
     /// A join cut after its secrets were copied to the joining host: the halt sweeps them from

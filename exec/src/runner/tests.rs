@@ -3,6 +3,27 @@ use crate::transport::Recorder;
 use plan_model::validate::parse_scenario;
 
 /// Says yes to everything.
+/// Records like [`Recorder`]; the first `kubeadm join --control-plane` of `step` loses its
+/// connection (the host went down under it), and the join's probe finds no kubelet.conf (it did
+/// not take effect).
+pub(super) struct DropsJoin {
+    pub(super) step: String,
+    pub(super) dropped: bool,
+    pub(super) inner: Recorder,
+}
+
+impl Transport for DropsJoin {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        let done = self.inner.run(place, request)?;
+        if request.step == self.step && request.shell.contains("--control-plane --certificate-key") && !self.dropped {
+            self.dropped = true;
+            return Err(ExecError::Ssh { host: place.label(), reason: "the remote process has terminated".to_string() });
+        }
+        let probe = request.step == self.step && request.shell.contains("test -e") && request.shell.contains("kubelet.conf");
+        Ok(if probe { Completed { exit: Some(1), ..done } } else { done })
+    }
+}
+
 pub(super) struct Yes;
 
 impl Operator for Yes {

@@ -1,4 +1,4 @@
-use super::super::tests::{options, FailsAt, Yes};
+use super::super::tests::{options, DropsJoin, FailsAt, Yes};
 use super::super::*;
 use super::*;
 use crate::target::HostTarget;
@@ -601,25 +601,6 @@ fn a_join_cut_after_its_member_add_is_believed_cut_there_and_can_be_run_again() 
     }
 }
 
-/// Records like [`Recorder`]; the first `kubeadm join --control-plane` of `step` loses its
-/// connection: the joining host went down under it.
-struct JoinCutOff {
-    step: String,
-    cut: bool,
-    inner: Recorder,
-}
-
-impl Transport for JoinCutOff {
-    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
-        let done = self.inner.run(place, request)?;
-        if request.step == self.step && request.shell.contains("--control-plane --certificate-key") && !self.cut {
-            self.cut = true;
-            return Err(ExecError::Ssh { host: place.label(), reason: "the remote process has terminated".to_string() });
-        }
-        Ok(done)
-    }
-}
-
 /// The hosts once the cut-off host is back: it answers, and none of the files a finished join
 /// writes (kubelet.conf, the apiserver cert) is there; the other hosts' files are not looked at.
 struct BackWithoutTheJoinsFiles {
@@ -652,7 +633,7 @@ fn plan_recover_believes_a_cut_join_cut_where_the_hosts_show_it() {
             unreachable!("a join step adds a member")
         };
         let mut journal = Journal::in_memory();
-        let mut cut = JoinCutOff { step: join.clone(), cut: false, inner: Recorder::default() };
+        let mut cut = DropsJoin { step: join.clone(), dropped: false, inner: Recorder::default() };
         let outcome = Runner::new(&t, &plan, &mut cut, &mut journal, &mut Yes, options(false)).run().expect("journalled");
         assert!(matches!(outcome, Outcome::Halted(ref h) if h.step == join), "{file}: {outcome:?}");
         let mut back = BackWithoutTheJoinsFiles { joiner: t.name(x).to_string(), inner: Recorder::default() };
