@@ -40,9 +40,6 @@ pub const CLIENT_URL_FILE: &str = "etcd-client-url";
 /// asks the lab to crash it), `done-<victim>` (crashed).
 pub const STRIKE_DIR: &str = "strike";
 
-/// What [`SliceEtcd::member_remove`] answers when no member of the node is left.
-pub const NO_MEMBER: &str = "is no member";
-
 /// A key the lab writes before its backup, and one after: a restore keeps the first, loses the second.
 pub const WRITTEN_BEFORE_BACKUP: &str = "plan-lab/written-before-the-backup";
 pub const WRITTEN_AFTER_BACKUP: &str = "plan-lab/written-after-the-backup";
@@ -311,21 +308,20 @@ impl SliceEtcd {
         Etcdctl::new(Path::new(ETCDCTL_BIN), self.all_client_urls())
     }
 
-    /// `etcdctl member remove` of `node`'s member, for real: `Ok(Err(why))` when etcd refuses
-    /// (no quorum), `Ok(Err(..))` too when no member is `node`.
+    /// `etcdctl member remove` of `node`'s member, for real: etcd's answer (`Err(why)` when it
+    /// refuses: no quorum, or no member list), or `None` when the member list has no member of
+    /// `node` to remove.
     ///
     /// # Errors
     /// etcdctl cannot run.
-    pub fn member_remove(&self, t: &Topology, node: NodeIx) -> Result<Result<(), String>, LabError> {
+    pub fn member_remove(&self, t: &Topology, node: NodeIx) -> Result<Option<Result<(), String>>, LabError> {
         let ctl = self.etcdctl_all();
         let members = match ctl.member_list()? {
             Ok(members) => members,
-            Err(refused) => return Ok(Err(format!("member list: {refused}"))),
+            Err(refused) => return Ok(Some(Err(format!("member list: {refused}")))),
         };
-        let Some(member) = members.iter().find(|m| self.node_of(t, m) == Some(node)) else {
-            return Ok(Err(format!("{} {NO_MEMBER}", t.name(node))));
-        };
-        Ok(ctl.member_remove(member)?.map_err(|refused| refused.to_string()))
+        let Some(member) = members.iter().find(|m| self.node_of(t, m) == Some(node)) else { return Ok(None) };
+        Ok(Some(ctl.member_remove(member)?.map_err(|refused| refused.to_string())))
     }
 
     /// Whether a write commits within `timeout_ms`: quorum, as a client sees it.

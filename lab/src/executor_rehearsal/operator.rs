@@ -4,7 +4,6 @@
 use super::kubelet::KubeletStandIn;
 use super::shims::cluster_configuration;
 use super::{lock, FAULT_CLEARS_AFTER_MS};
-use crate::executor_etcd::NO_MEMBER;
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
 use crate::fidelity::{Cell, Observed};
@@ -50,7 +49,7 @@ pub(super) struct LabOperator<'a> {
     /// The recovery the runner asked to carry out (after a halt under a fault).
     pub(super) recovery: Option<Recovery>,
     /// `etcdctl member remove` the lab ran for real, and etcd's answer.
-    pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
+    pub(super) removals: Vec<(NodeIx, Option<Result<(), String>>)>,
     /// The servers HAProxy has in its pools right after an `lb-reload` reset it (`show stat`).
     pub(super) reset_pool: Option<Observed>,
     /// Whether a write commits right after a fault that clears struck (a reboot, a partition),
@@ -172,17 +171,16 @@ impl LabOperator<'_> {
         let mut k = lock(self.kubelet);
         match action {
             Action::EtcdMemberRemove(node) => {
-                let answer = k.etcd.member_remove(t, node).unwrap_or_else(|e| Err(e.to_string()));
+                let answer = k.etcd.member_remove(t, node).unwrap_or_else(|e| Some(Err(e.to_string())));
                 // No member left (a `kubeadm reset` before it removed it): nothing to remove, done,
-                // as the twin takes it; the answer stays as it was for the fidelity row.
-                let none_left = matches!(&answer, Err(why) if why.ends_with(NO_MEMBER));
+                // as the twin takes it; the fidelity rows compare whether one was left.
                 k.actions.push(match &answer {
-                    Ok(()) => format!("recovery: etcdctl member remove {}: removed", t.name(node)),
-                    Err(_) if none_left => format!("recovery: etcdctl member remove {}: no member left, nothing to remove", t.name(node)),
-                    Err(why) => format!("recovery: etcdctl member remove {}: etcd refused: {why}", t.name(node)),
+                    Some(Ok(())) => format!("recovery: etcdctl member remove {}: removed", t.name(node)),
+                    None => format!("recovery: etcdctl member remove {}: no member left, nothing to remove", t.name(node)),
+                    Some(Err(why)) => format!("recovery: etcdctl member remove {}: etcd refused: {why}", t.name(node)),
                 });
                 self.removals.push((node, answer.clone()));
-                answer.is_ok() || none_left
+                !matches!(answer, Some(Err(_)))
             }
             Action::DestroyVm(node) => {
                 if k.crashed.contains(node) {

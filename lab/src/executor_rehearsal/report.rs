@@ -6,7 +6,7 @@ use super::rig::{FaultRun, Rig};
 use super::rows::{acceptance_rows, cluster_rows, file_rows, not_rehearsed, row, served_rows, step_rows};
 use super::run::Run;
 use crate::error::LabError;
-use crate::executor_etcd::{join_notes, NO_MEMBER};
+use crate::executor_etcd::join_notes;
 use crate::executor_fault;
 use crate::fidelity::{verdict_line, Ending, Evidence, FidelityRow, Observed, Tally, Verdict};
 use crate::probe::ProbeRecord;
@@ -201,7 +201,7 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
     for (node, answer) in &run.removals {
         let before = executor_fault::before_member_remove(t, at_strike, recovery, *node);
         let name = t.name(*node);
-        let lab_member = !matches!(answer, Err(why) if why.ends_with(NO_MEMBER));
+        let lab_member = answer.is_some();
         let twin_member = before.members().contains(*node);
         let observation = format!("{name} an etcd member when the recovery removes it");
         rows.push(FidelityRow::new(
@@ -212,7 +212,7 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
             Observed::Yes(lab_member),
             Evidence::Real,
         ));
-        if twin_member && lab_member {
+        if let (true, Some(answer)) = (twin_member, answer) {
             let twin_says = Observed::Answer(executor_fault::twin_member_remove(t, &before, *node));
             let observation = format!("etcdctl member remove {name} after the fault");
             rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, Observed::answer(answer), Evidence::Real));

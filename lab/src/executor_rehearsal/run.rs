@@ -37,7 +37,7 @@ pub(super) struct Run {
     /// `member remove` the lab tried for the phase's rollback that the twin ranked below a quorum
     /// recovery, and the removals the recovery made: etcd's answers.
     pub(super) tried: Vec<(NodeIx, Result<(), String>)>,
-    pub(super) removals: Vec<(NodeIx, Result<(), String>)>,
+    pub(super) removals: Vec<(NodeIx, Option<Result<(), String>>)>,
     /// HAProxy's pools right after an `lb-reload` reset them.
     pub(super) reset_pool: Option<crate::fidelity::Observed>,
     /// Whether a write committed right after a fault that clears struck.
@@ -233,10 +233,11 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
     ));
     let victim = strike.blow.victim().filter(|v| at_strike.members().contains(*v));
     if let (true, Some(victim)) = (rollback_refused, victim) {
-        let answer = lock(&rig.kubelet).etcd.member_remove(t, victim)?;
+        let name = t.name(victim);
+        let answer = lock(&rig.kubelet).etcd.member_remove(t, victim)?.unwrap_or_else(|| Err(format!("{name} is no member")));
         lock(&rig.kubelet).actions.push(format!(
             "the phase's rollback, ranked below a quorum recovery, tried by the lab: etcdctl member remove {}: {}",
-            t.name(victim),
+            name,
             answer.as_ref().map_or_else(|why| format!("etcd refused: {why}"), |()| "removed".to_string())
         ));
         done.tried.push((victim, answer));
