@@ -102,14 +102,15 @@ pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
 }
 
 /// A phase's row of the table: its id, then its counts in the columns' order (placements,
-/// completed, recovered, rolled back, quorum, restored, stuck, violations).
-pub fn phase_cells(p: &plan_sim::explore::PhaseSummary) -> [String; 9] {
+/// completed, recovered, rolled back, went on, quorum, restored, stuck, violations).
+pub fn phase_cells(p: &plan_sim::explore::PhaseSummary) -> [String; 10] {
     [
         p.phase.clone(),
         p.placements.to_string(),
         p.completed.to_string(),
         p.completed_after_recovery.to_string(),
         p.rolled_back.to_string(),
+        p.went_on.to_string(),
         p.quorum_recovered.to_string(),
         p.restored_from_snapshot.to_string(),
         p.stuck.to_string(),
@@ -140,6 +141,7 @@ pub const LEGEND: &str = "
   completed    the plan ran to its end
   recovered    the plan ran to its end after a wait, a renewal or a resume
   rolled-back  the phase was undone, or the run stopped after the cut-over with the cluster running
+  went-on      the machines down for good were written off and the plan ran to its end without them
   quorum       etcd quorum recovered from a surviving voter (RQ), then the migration undone
   restored     restored from the newest etcd snapshot (RW): writes since it are lost
   stuck        no recovery gave back a working cluster: a violation, unless the fault is an
@@ -195,12 +197,12 @@ fn text(r: &CheckReport, edited: bool, unverified: &[Unverified]) -> String {
 fn write_phase_table(out: &mut String, r: &CheckReport) {
     let _ = writeln!(
         out,
-        "\n  {:<6} {:>10} {:>9} {:>9} {:>11} {:>8} {:>8} {:>6} {:>10}",
-        "phase", "placements", "completed", "recovered", "rolled-back", "quorum", "restored", "stuck", "violations"
+        "\n  {:<6} {:>10} {:>9} {:>9} {:>11} {:>7} {:>8} {:>8} {:>6} {:>10}",
+        "phase", "placements", "completed", "recovered", "rolled-back", "went-on", "quorum", "restored", "stuck", "violations"
     );
     for p in &r.phases {
         let [phase, counts @ ..] = phase_cells(p);
-        let widths = [10, 9, 9, 11, 8, 8, 6, 10];
+        let widths = [10, 9, 9, 11, 7, 8, 8, 6, 10];
         let counts: String = counts.iter().zip(widths).map(|(c, w)| format!(" {c:>w$}")).collect();
         let _ = writeln!(out, "  {phase:<6}{counts}");
     }

@@ -167,7 +167,7 @@ fn severity(result: &RunResult, baseline: &BTreeSet<&str>, inherited: bool) -> u
     let outcome = match &result.outcome {
         Outcome::Completed if result.recoveries.is_empty() => 0,
         Outcome::Completed => 1,
-        Outcome::RolledBack { .. } | Outcome::Halted { .. } => 2,
+        Outcome::RolledBack { .. } | Outcome::Halted { .. } | Outcome::WentOn { .. } => 2,
         Outcome::QuorumRecovered => 3,
         Outcome::RestoredFromSnapshot { .. } => 4,
         Outcome::Stuck { .. } => 5,

@@ -675,7 +675,7 @@ fn clap_usage_errors_are_one_plan_error_line_with_the_valid_choices() {
     }
     // `plan recover` and its alias `plan rollback` refuse the same usage alike, before any journal
     // is read.
-    let choice = "a recovery's number as `plan recover --list` shows it (1, 2, ...) or its kind (wait-and-retry, renew, resume, rollback, hold, quorum-recovery, worst-case)";
+    let choice = "a recovery's number as `plan recover --list` shows it (1, 2, ...) or its kind (wait-and-retry, renew, resume, rollback, hold, go-forward, quorum-recovery, worst-case)";
     let recover_cases: [(&[&str], String); 4] = [
         (&["--choose", "0"], format!("invalid value '0' for '--choose <N|KIND>': {choice}; see plan --help")),
         (&["--choose", "two"], format!("invalid value 'two' for '--choose <N|KIND>': {choice}; see plan --help")),

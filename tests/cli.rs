@@ -395,7 +395,7 @@ fn rehearse_choose_takes_a_recovery_kind_and_a_fault_point() {
     let out = plan(&["rehearse", "--fail", "master-2", "--at", "2.5", "--choose", "restore"]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stderr.contains("a recovery kind: wait-and-retry, renew, resume, rollback, hold, quorum-recovery, worst-case"),
+        out.stderr.contains("a recovery kind: wait-and-retry, renew, resume, rollback, hold, go-forward, quorum-recovery, worst-case"),
         "{}",
         out.stderr
     );

@@ -181,6 +181,7 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::Completed,
         Outcome::RolledBack { phase: "2".into() },
         Outcome::Halted { step: "5.1".into() },
+        Outcome::WentOn { without: vec!["k8s-master".into()], stopped_at: Some("8.1: acceptance criteria".into()) },
         Outcome::QuorumRecovered,
         Outcome::RestoredFromSnapshot { lost_s: 3600 },
         Outcome::Stuck { why: "no recovery applies".into() },
@@ -190,6 +191,7 @@ fn outcomes() -> Vec<Outcome> {
             Outcome::Completed
             | Outcome::RolledBack { .. }
             | Outcome::Halted { .. }
+            | Outcome::WentOn { .. }
             | Outcome::QuorumRecovered
             | Outcome::RestoredFromSnapshot { .. }
             | Outcome::Stuck { .. } => {}
@@ -242,6 +244,7 @@ fn recovery_kinds() -> Vec<RecoveryKind> {
         RecoveryKind::Resume,
         RecoveryKind::Rollback { phase: "2".into() },
         RecoveryKind::Hold,
+        RecoveryKind::GoForward,
         RecoveryKind::QuorumRecovery,
         RecoveryKind::WorstCase,
     ];
@@ -252,6 +255,7 @@ fn recovery_kinds() -> Vec<RecoveryKind> {
             | RecoveryKind::Resume
             | RecoveryKind::Rollback { .. }
             | RecoveryKind::Hold
+            | RecoveryKind::GoForward
             | RecoveryKind::QuorumRecovery
             | RecoveryKind::WorstCase => {}
         }

@@ -647,7 +647,7 @@ pub fn reopened_by(plan: &Plan, i: usize, kind: &RecoveryKind) -> Vec<String> {
     let halted = &plan.steps[i];
     match kind {
         RecoveryKind::WaitAndRetry => Vec::new(),
-        RecoveryKind::Hold | RecoveryKind::Renew | RecoveryKind::Resume => vec![halted.id.clone()],
+        RecoveryKind::Hold | RecoveryKind::GoForward | RecoveryKind::Renew | RecoveryKind::Resume => vec![halted.id.clone()],
         RecoveryKind::Rollback { .. } | RecoveryKind::QuorumRecovery | RecoveryKind::WorstCase => {
             plan.steps[..=i].iter().filter(|s| s.phase == halted.phase).map(|s| s.id.clone()).collect()
         }

@@ -118,6 +118,9 @@ pub enum Action {
     ApplyUpgradeChain,
     Shutdown(NodeIx),
     Boot(NodeIx),
+    /// A machine down for good written off: its Node object deleted (`kubectl delete node`),
+    /// the plan going on without it (its etcd member is removed apart, while quorum allows).
+    WriteOff(NodeIx),
     /// `etcd --force-new-cluster` on a surviving voter: a one-member cluster with all committed data.
     ForceNewCluster(NodeIx),
     /// `etcdctl snapshot restore` of the newest backup on one master.
@@ -185,6 +188,7 @@ impl Action {
             | ControlPlaneUp(n)
             | KubeadmReset(n)
             | DeleteNode(n)
+            | WriteOff(n)
             | EtcdMemberRemove(n)
             | FlipKubelet(n)
             | RevertKubelet(n)
@@ -634,6 +638,17 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action, w: Wor
         DeleteNode(x) => {
             needs_api(w, c, t, "kubectl delete node")?;
             n.stale_nodes = c.stale_nodes.without(x);
+        }
+        WriteOff(x) => {
+            if c.up.contains(x) {
+                return w.refuse(|| format!("write off {}: it is up; only a machine down for good is written off", t.name(x)));
+            }
+            if c.joined.contains(x) || c.stale_nodes.contains(x) {
+                needs_api(w, c, t, "kubectl delete node")?;
+            }
+            n.joined = c.joined.without(x);
+            n.stale_nodes = c.stale_nodes.without(x);
+            n.written_off = c.written_off.with(x);
         }
         // A host that is down keeps its files until it is back (or destroyed).
         ForgetJoinSecrets => n.join_secrets_on = c.join_secrets_on.minus(c.up),

@@ -94,6 +94,10 @@ pub struct Cluster {
     /// Node objects whose kubelet is gone (`kubeadm reset` or a destroyed VM leaves them,
     /// NotReady, until `kubectl delete node`).
     pub stale_nodes: NodeSet,
+    /// Machines written off while down for good ([`crate::action::Action::WriteOff`]): their
+    /// Node objects deleted, the plan going on without them; what their disks hold stays there
+    /// until they are wiped.
+    pub written_off: NodeSet,
     /// kube-proxy's kubeconfig (the `kube-proxy` ConfigMap) names the VIP; else the existing
     /// master's address it was rendered with at `kubeadm init`.
     pub kube_proxy_vip: bool,
@@ -194,6 +198,7 @@ impl Cluster {
             // The existing master's kubelet already names its own address.
             kubelet_local: master,
             stale_nodes: NodeSet::EMPTY,
+            written_off: NodeSet::EMPTY,
             kube_proxy_vip: false,
             lb_up: true,
             vip_alias: false,

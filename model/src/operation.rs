@@ -16,6 +16,7 @@ use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
 use serde::{Deserialize, Serialize};
 
 mod render;
+mod without;
 pub use render::{
     backends_state, command_text, cronjob_stack, iac_command, kubelet_server_shell, vip_listening, Probe, CERTIFICATE_KEY_FILE,
     ETCDCTL_LOCAL, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION, KUBEADM_RESET,

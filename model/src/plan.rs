@@ -3,7 +3,7 @@
 use crate::action::Action;
 use crate::hand::{HandTask, RepoEdit};
 use crate::operation::{Operation, OperationError};
-use crate::topology::Topology;
+use crate::topology::{NodeSet, Topology};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -179,6 +179,21 @@ impl Step {
         Ok(())
     }
 
+    /// The step without what names a machine of `gone` ([`Operation::without`]), its commands,
+    /// actions and duration derived again from the operations left.
+    ///
+    /// # Errors
+    /// An operation left does not fit `t`.
+    pub fn without(&self, t: &Topology, gone: NodeSet) -> Result<Step, OperationError> {
+        let mut left = self.clone();
+        left.operations = self.operations.iter().filter_map(|o| o.without(t, gone)).collect();
+        // A step that names none of them is left as it was derived.
+        if left.operations != self.operations {
+            left.derive(t)?;
+        }
+        Ok(left)
+    }
+
     /// The operation that renders command `command` of the step.
     pub fn operation_of(&self, t: &Topology, command: usize) -> Option<&Operation> {
         let mut first = 0;
@@ -216,6 +231,9 @@ pub enum Recovers {
     PhaseRollback,
     /// `etcd --force-new-cluster` on a surviving voter once quorum is lost for good.
     QuorumRecovery,
+    /// The first master written off once it is down for good while the VIP serves from the
+    /// others, and the plan run on without it.
+    GoForward,
     /// Restores the newest etcd snapshot (and rebuilds the first master's VM).
     SnapshotRestore,
 }
@@ -315,6 +333,21 @@ impl Plan {
             step.derive(t).map_err(|e| format!("step {}: {e}", step.id))?;
         }
         Ok(moved)
+    }
+
+    /// The plan going on without the machines `gone` (written off: down for good) from step
+    /// `from` on: the steps before it as they ran, every later step without what names a gone
+    /// machine ([`Step::without`]). A step left with nothing to run stays, empty, so every step
+    /// keeps its id and its place.
+    ///
+    /// # Errors
+    /// An operation left does not fit `t` (it did not before either).
+    pub fn going_on_without(&self, t: &Topology, from: usize, gone: NodeSet) -> Result<Plan, OperationError> {
+        let mut going_on = self.clone();
+        for step in going_on.steps.iter_mut().skip(from) {
+            *step = step.without(t, gone)?;
+        }
+        Ok(going_on)
     }
 
     pub fn step(&self, id: &str) -> Option<&Step> {

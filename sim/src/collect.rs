@@ -90,6 +90,7 @@ impl<'a> Collector<'a> {
             entry.completed += p.completed;
             entry.completed_after_recovery += p.completed_after_recovery;
             entry.rolled_back += p.rolled_back;
+            entry.went_on += p.went_on;
             entry.quorum_recovered += p.quorum_recovered;
             entry.restored_from_snapshot += p.restored_from_snapshot;
             entry.stuck += p.stuck;
@@ -246,6 +247,7 @@ impl<'a> Collector<'a> {
             Outcome::Completed if !result.has_recoveries() => summary.completed += 1,
             Outcome::Completed => summary.completed_after_recovery += 1,
             Outcome::RolledBack { .. } | Outcome::Halted { .. } => summary.rolled_back += 1,
+            Outcome::WentOn { .. } => summary.went_on += 1,
             Outcome::QuorumRecovered => summary.quorum_recovered += 1,
             Outcome::RestoredFromSnapshot { .. } => summary.restored_from_snapshot += 1,
             Outcome::Stuck { .. } => summary.stuck += 1,

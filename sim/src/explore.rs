@@ -103,6 +103,8 @@ pub struct PhaseSummary {
     /// Completed after waiting, renewing or resuming.
     pub completed_after_recovery: usize,
     pub rolled_back: usize,
+    /// Went on without the machines down for good (written off) to the plan's end.
+    pub went_on: usize,
     pub quorum_recovered: usize,
     pub restored_from_snapshot: usize,
     pub stuck: usize,
@@ -340,7 +342,14 @@ fn explore(t: &Topology, plan: &Plan, options: CheckOptions, plain: bool, leak: 
     // it is proven when every run that took it in that phase ended safe and available.
     let undoes = |path: &&(String, Vec<RecoveryKind>)| {
         path.1.iter().any(|r| {
-            matches!(r, RecoveryKind::Rollback { .. } | RecoveryKind::Hold | RecoveryKind::QuorumRecovery | RecoveryKind::WorstCase)
+            matches!(
+                r,
+                RecoveryKind::Rollback { .. }
+                    | RecoveryKind::Hold
+                    | RecoveryKind::GoForward
+                    | RecoveryKind::QuorumRecovery
+                    | RecoveryKind::WorstCase
+            )
         })
     };
     let rollback_paths_failed = collector.failed.iter().filter(undoes).count();

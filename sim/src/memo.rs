@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 pub struct Rankings {
     /// By the fingerprint of the state and the halted step's phase (a ranking reads the step
-    /// for its phase only).
+    /// for its phase only), and the step itself where a go-forward is weighed.
     ranked: FxHashMap<Fingerprint, Arc<[crate::search::Candidate]>>,
     /// The rankings every shard of the exploration made, where this one takes those another
     /// made before making its own (a third of them at depth 2 on the homelab).
@@ -38,6 +38,54 @@ pub struct Rankings {
     /// The phase of every step, numbered in the order the plan reaches them: a ranking's key
     /// hashes the number, not the phase's name.
     phase_of_step: Vec<u32>,
+    /// The plan going on without machines written off, by the machines (a go-forward's).
+    going_on: FxHashMap<plan_model::topology::NodeSet, Option<Arc<plan_model::plan::Plan>>>,
+    /// The rest of such a plan run from a step boundary, by the state and the step.
+    rests: FxHashMap<Fingerprint, Arc<crate::search::Continuation>>,
+}
+
+/// A ranking's go-forward reads what this shard, or another before it, worked out.
+struct GoingOnKept<'a> {
+    made: Option<Arc<RankingsMade>>,
+    plans: &'a mut FxHashMap<plan_model::topology::NodeSet, Option<Arc<plan_model::plan::Plan>>>,
+    rests: &'a mut FxHashMap<Fingerprint, Arc<crate::search::Continuation>>,
+}
+
+impl crate::search::GoingOn for GoingOnKept<'_> {
+    fn plan(
+        &mut self,
+        t: &Topology,
+        plan: &plan_model::plan::Plan,
+        gone: plan_model::topology::NodeSet,
+    ) -> Option<Arc<plan_model::plan::Plan>> {
+        if let Some(kept) = self.plans.get(&gone) {
+            return kept.clone();
+        }
+        let made = self.made.as_ref().map(|made| made.plan(gone, || crate::search::going_on(t, plan, gone)));
+        let kept = made.unwrap_or_else(|| crate::search::going_on(t, plan, gone));
+        self.plans.insert(gone, kept.clone());
+        kept
+    }
+
+    fn rest(
+        &mut self,
+        t: &Topology,
+        plan_without: &plan_model::plan::Plan,
+        from: usize,
+        state: &Cluster,
+    ) -> Arc<crate::search::Continuation> {
+        let key = Fingerprint::of(&(state, from));
+        if let Some(kept) = self.rests.get(&key) {
+            return kept.clone();
+        }
+        let work = || Arc::new(crate::search::go_forward_rest(t, plan_without, from, state));
+        let rest = match &self.made {
+            Some(made) => made.rest(key, work),
+            None => work(),
+        };
+        self.rests.insert(key, rest.clone());
+        rest
+    }
 }
 
 impl Rankings {
@@ -60,7 +108,9 @@ impl Rankings {
                 self.phase_of_step.push(index as u32);
             }
         }
-        let key = Fingerprint::of(&(c, self.phase_of_step[step]));
+        // A go-forward (where a machine is down) runs the rest of the plan from the step itself.
+        let from = if crate::recovery::written_off(c).is_empty() { u32::MAX } else { step as u32 };
+        let key = Fingerprint::of(&(c, self.phase_of_step[step], from));
         if let Some(ranking) = self.ranked.get(&key) {
             return ranking.clone();
         }
@@ -86,7 +136,8 @@ impl Rankings {
             None => *self.kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase)),
         };
         let judged = &mut self.judged;
-        let ranking = crate::search::rank_judging(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| {
+        let going_on = &mut GoingOnKept { made: self.made.clone(), plans: &mut self.going_on, rests: &mut self.rests };
+        let ranking = crate::search::rank_judging(c, t, plan, step, kind, going_on, &mut |end, downtime_s, duration_s| {
             // Many candidates end alike (a phase's rollback from anywhere in it): each
             // end is judged once, by the state without its times (the judgment reads none).
             let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*end };
@@ -97,11 +148,41 @@ impl Rankings {
     }
 }
 
-/// The rankings made by every shard of one exploration, by the key [`Rankings`] keeps them by.
+/// The rankings made by every shard of one exploration, by the key [`Rankings`] keeps them by;
+/// and what their go-forwards worked out (the plan without machines, the rest of it run).
 #[derive(Default)]
-pub struct RankingsMade(Mutex<FxHashMap<Fingerprint, Arc<[crate::search::Candidate]>>>);
+pub struct RankingsMade(Mutex<FxHashMap<Fingerprint, Arc<[crate::search::Candidate]>>>, Mutex<GoingOnMade>);
+
+/// What every shard's go-forwards worked out.
+#[derive(Default)]
+struct GoingOnMade {
+    plans: FxHashMap<plan_model::topology::NodeSet, Option<Arc<plan_model::plan::Plan>>>,
+    rests: FxHashMap<Fingerprint, Arc<crate::search::Continuation>>,
+}
 
 impl RankingsMade {
+    /// The plan without `gone`, worked out by `work` only where no shard did before.
+    fn plan(
+        &self,
+        gone: plan_model::topology::NodeSet,
+        work: impl FnOnce() -> Option<Arc<plan_model::plan::Plan>>,
+    ) -> Option<Arc<plan_model::plan::Plan>> {
+        if let Some(made) = self.1.lock().expect("no shard panics holding the plans").plans.get(&gone) {
+            return made.clone();
+        }
+        let plan = work();
+        self.1.lock().expect("no shard panics holding the plans").plans.entry(gone).or_insert(plan).clone()
+    }
+
+    /// The rest of a plan run, worked out by `work` only where no shard did before.
+    fn rest(&self, key: Fingerprint, work: impl FnOnce() -> Arc<crate::search::Continuation>) -> Arc<crate::search::Continuation> {
+        if let Some(made) = self.1.lock().expect("no shard panics holding the rests").rests.get(&key) {
+            return made.clone();
+        }
+        let rest = work();
+        self.1.lock().expect("no shard panics holding the rests").rests.entry(key).or_insert(rest).clone()
+    }
+
     fn get(&self, key: &Fingerprint) -> Option<Arc<[crate::search::Candidate]>> {
         self.0.lock().expect("no shard panics holding the rankings").get(key).cloned()
     }

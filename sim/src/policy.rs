@@ -120,7 +120,8 @@ pub enum Drift {
 
 impl Drift {
     pub fn of(c: &Cluster) -> Option<Drift> {
-        if let Some(n) = c.vm_exists.minus(c.up).iter().next() {
+        // A machine written off is expected down: the plan goes on without it.
+        if let Some(n) = c.vm_exists.minus(c.up).minus(c.written_off).iter().next() {
             return Some(Drift::Down(n));
         }
         if !c.lb_up {
@@ -259,6 +260,10 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
                         EtcdData::RestoredFromSnapshot { lost_s } => lost_s,
                         EtcdData::Intact => 0,
                     },
+                },
+                RecoveryKind::GoForward => Outcome::WentOn {
+                    without: crate::recovery::written_off(&weighed_from).iter().map(|n| t.name(n).to_string()).collect(),
+                    stopped_at: best.stops_at.clone(),
                 },
                 _ => Outcome::Halted { step: id.to_string() },
             }));

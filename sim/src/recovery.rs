@@ -66,6 +66,9 @@ pub enum RecoveryKind {
     Rollback { phase: String },
     /// After the cut-over: remove dead members and stop; nothing to undo.
     Hold,
+    /// Write off the machines down for good (their etcd members removed) and go on with the
+    /// rest of the plan without them ([`plan_model::plan::Plan::going_on_without`]).
+    GoForward,
     /// `etcd --force-new-cluster` on a surviving voter (added by plan: the source has none).
     QuorumRecovery,
     /// The source plan's worst case: restore the newest etcd snapshot.
@@ -73,7 +76,7 @@ pub enum RecoveryKind {
 }
 
 /// Every kind's name, as [`RecoveryKind::name`] spells it.
-pub const KIND_NAMES: [&str; 7] = ["wait-and-retry", "renew", "resume", "rollback", "hold", "quorum-recovery", "worst-case"];
+pub const KIND_NAMES: [&str; 8] = ["wait-and-retry", "renew", "resume", "rollback", "hold", "go-forward", "quorum-recovery", "worst-case"];
 
 impl RecoveryKind {
     /// The kind's name, as the JSON's `kind` and `--choose KIND` spell it.
@@ -84,6 +87,7 @@ impl RecoveryKind {
             RecoveryKind::Resume => "resume",
             RecoveryKind::Rollback { .. } => "rollback",
             RecoveryKind::Hold => "hold",
+            RecoveryKind::GoForward => "go-forward",
             RecoveryKind::QuorumRecovery => "quorum-recovery",
             RecoveryKind::WorstCase => "worst-case",
         }
@@ -96,6 +100,7 @@ impl RecoveryKind {
             RecoveryKind::Resume => "resume the step from the journal".to_string(),
             RecoveryKind::Rollback { phase } => format!("phase {phase} rollback"),
             RecoveryKind::Hold => "stop, remove dead members, keep the cluster running".to_string(),
+            RecoveryKind::GoForward => "write off the machines down for good (members removed, out of the pool, Node objects deleted), go on with the plan without them".to_string(),
             RecoveryKind::QuorumRecovery => "quorum recovery: etcd --force-new-cluster on a surviving voter (RQ)".to_string(),
             RecoveryKind::WorstCase => "worst case: etcd snapshot restore (RW)".to_string(),
         }
@@ -199,6 +204,14 @@ pub fn rollback_actions(c: &Cluster, t: &Topology, kind: PhaseKind) -> Vec<Actio
 /// quorum allows it).
 pub fn hold_actions(c: &Cluster) -> Vec<Action> {
     c.members().minus(c.up).iter().map(Action::EtcdMemberRemove).collect()
+}
+
+/// The machines a go-forward writes off: every VM that exists, is down and is not written off
+/// already (the policy waits for
+/// a fault that clears and finishes a planned reboot before it weighs any recovery, so what is
+/// still down then is down for good).
+pub fn written_off(c: &Cluster) -> plan_model::topology::NodeSet {
+    c.vm_exists.minus(c.up).minus(c.written_off)
 }
 
 /// A started voter that is up, to force a new cluster from (the existing master first).

@@ -74,6 +74,13 @@ pub enum Outcome {
     Halted {
         step: String,
     },
+    /// The machines down for good written off, and the rest of the plan run without them: to
+    /// its end, or up to the step where it needs what they were (`stopped_at`: the step and why).
+    WentOn {
+        without: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stopped_at: Option<String>,
+    },
     /// Quorum recovered by force-new-cluster, then the migration undone.
     QuorumRecovered,
     /// Restored from the newest snapshot: writes lost.
@@ -92,6 +99,10 @@ impl Outcome {
             Outcome::Completed => "completed".to_string(),
             Outcome::RolledBack { phase } => format!("rolled back phase {phase}"),
             Outcome::Halted { step } => format!("halted at {step}, the cluster runs on"),
+            Outcome::WentOn { without, stopped_at: None } => format!("completed without {} (written off)", without.join(", ")),
+            Outcome::WentOn { without, stopped_at: Some(at) } => {
+                format!("went on without {} (written off), halted at {at}", without.join(", "))
+            }
             Outcome::QuorumRecovered => "quorum recovered (RQ), migration undone".to_string(),
             Outcome::RestoredFromSnapshot { lost_s } => {
                 format!("restored from snapshot, {} of writes lost", plan_model::plan::format_duration(*lost_s))

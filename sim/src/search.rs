@@ -13,9 +13,13 @@ use plan_model::cluster::{Cluster, EtcdData};
 use plan_model::invariant::{InvariantClass, INVARIANTS};
 use plan_model::observe;
 use plan_model::plan::{Plan, Recovers};
-use plan_model::topology::Topology;
+use plan_model::topology::{NodeSet, Topology};
 use serde::Serialize;
 use std::sync::Arc;
+
+mod go_forward;
+pub use go_forward::write_off_actions;
+pub(crate) use go_forward::{rest_of_plan as go_forward_rest, Continuation, GoingOn};
 
 /// What a recovery costs, judged on the state it ends in and on the way there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -115,6 +119,10 @@ pub struct Candidate {
     pub refused: Option<String>,
     /// The action that would be refused.
     pub refused_at: Option<Action>,
+    /// A go-forward that cannot reach the plan's end: the step it stops at, and why (the
+    /// executor halts there too). `None` for every other kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stops_at: Option<String>,
     /// The recovery the plan documents for this halt (the phase's rollback; holding after the
     /// cut-over).
     pub documented: bool,
@@ -142,18 +150,29 @@ pub fn rank(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Vec<Candidat
 /// [`rank`] in a phase of `kind` (what [`recovery::phase_kind`] says of the step's phase), for
 /// a caller that ranks often and classified the phases once.
 pub fn rank_in(c: &Cluster, t: &Topology, plan: &Plan, step: usize, kind: PhaseKind) -> Vec<Candidate> {
-    rank_judging(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| judge(end, t).cost(downtime_s, duration_s))
+    rank_judging(c, t, plan, step, kind, &mut go_forward::Uncached, &mut |end, downtime_s, duration_s| {
+        judge(end, t).cost(downtime_s, duration_s)
+    })
+}
+
+/// The plan going on without the machines `gone` ([`Plan::going_on_without`], every step
+/// pruned: a go-forward reads the steps from the halted one on); `None` where an operation
+/// left does not fit (no go-forward then).
+pub fn going_on(t: &Topology, plan: &Plan, gone: NodeSet) -> Option<Arc<Plan>> {
+    plan.going_on_without(t, 0, gone).ok().map(Arc::new)
 }
 
 /// [`rank_in`], the state each candidate ends in judged by `judge` (which gives what
 /// [`judge`] gives, costed with the recovery's downtime and time: a caller that ranks often may
-/// remember judgments by state).
+/// remember judgments by state), and the plan going on without machines read from `going_on`
+/// and the rest of the plan run from a step boundary (such a caller may remember those too).
 pub(crate) fn rank_judging(
     c: &Cluster,
     t: &Topology,
     plan: &Plan,
     step: usize,
     kind: PhaseKind,
+    going_on: &mut dyn GoingOn,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Vec<Candidate> {
     let phase = &plan.steps[step].phase;
@@ -170,7 +189,7 @@ pub(crate) fn rank_judging(
     if let Some(actions) = recovery::worst_case_actions(c, t) {
         options.push((RecoveryKind::WorstCase, actions));
     }
-    let documented = documented_for(c, t, kind, phase, plan.documents(Recovers::QuorumRecovery));
+    let documented = documented_for(c, t, kind, phase, plan);
     let mut candidates: Vec<Candidate> = options
         .into_iter()
         .map(|(kind, actions)| {
@@ -182,6 +201,14 @@ pub(crate) fn rank_judging(
             candidate
         })
         .collect();
+    let gone = recovery::written_off(c);
+    if !gone.is_empty() {
+        if let Some(plan_without) = going_on.plan(t, plan, gone.or(c.written_off)) {
+            let mut going_on = go_forward::candidate(c, t, &plan_without, step, going_on, judge);
+            going_on.documented = documented == RecoveryKind::GoForward;
+            candidates.push(going_on);
+        }
+    }
     // Among recoveries that leave the same cluster, the documented one; then the fewest
     // leftovers, the least downtime, the shortest.
     candidates.sort_by_key(|c| (!c.applicable(), c.cost.outcome_key(), !c.documented, c.cost.tail_key()));
@@ -242,6 +269,7 @@ pub fn retry(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Candidate {
         actions,
         refused,
         refused_at,
+        stops_at: None,
         documented: false,
         cost,
         end: state,
@@ -265,18 +293,21 @@ pub fn put_first(ranked: &mut Vec<Candidate>, first: Candidate) {
     ranked.insert(at, first);
 }
 
-/// What the plan documents for a halt in state `c`, by the `when` of its rollback procedures:
-/// quorum lost with a voter left is the quorum recovery's case, where the plan has one
-/// (`quorum_recovery_documented`); the first master down for good during the cut-over while the
-/// VIP still has a healthy backend is a fault the VIP absorbs, so the cut-over's rollback (which
-/// points everyone back at that master) is not for it: hold; otherwise the phase's rollback, and
-/// after the cut-over holding.
-pub fn documented_for(c: &Cluster, t: &Topology, kind: PhaseKind, phase: &str, quorum_recovery_documented: bool) -> RecoveryKind {
-    if quorum_recovery_documented && recovery::quorum_lost(c) && recovery::survivor(c).is_some() {
+/// What the plan documents for a halt in state `c`, by the `when` of its rollback procedures in
+/// `plan`: quorum lost with a voter left is the quorum recovery's case, where the plan has one;
+/// the first master down for good while the VIP still has a healthy backend is a fault the VIP
+/// absorbs, so the phase's rollback (which points everyone back at that master) is not for it:
+/// going on without it where the plan has that procedure (`RF`), else, during the cut-over,
+/// holding; otherwise the phase's rollback, and after the cut-over holding.
+pub fn documented_for(c: &Cluster, t: &Topology, kind: PhaseKind, phase: &str, plan: &Plan) -> RecoveryKind {
+    if plan.documents(Recovers::QuorumRecovery) && recovery::quorum_lost(c) && recovery::survivor(c).is_some() {
         return RecoveryKind::QuorumRecovery;
     }
     let m0 = t.existing_master();
     let absorbed = !c.up.contains(m0) && observe::vip_serves(c, t);
+    if absorbed && plan.documents(Recovers::GoForward) && recovery::written_off(c).contains(m0) {
+        return RecoveryKind::GoForward;
+    }
     match kind {
         PhaseKind::After => RecoveryKind::Hold,
         PhaseKind::Cutover if absorbed => RecoveryKind::Hold,
@@ -291,7 +322,7 @@ pub fn documented(candidates: &[Candidate]) -> Option<&Candidate> {
 
 /// Runs `actions` from `c` as the executor would: an action on a host that is down is skipped
 /// (nothing to undo there until it returns), any other refusal makes the candidate inapplicable.
-fn run_candidate(
+pub(crate) fn run_candidate(
     c: &Cluster,
     t: &Topology,
     kind: RecoveryKind,
@@ -322,7 +353,7 @@ fn run_candidate(
         }
     }
     let cost = judge(&state, downtime_s, state.clock_s.saturating_sub(c.clock_s));
-    Candidate { kind, actions, refused, refused_at, documented, cost, end: state, transitions }
+    Candidate { kind, actions, refused, refused_at, stops_at: None, documented, cost, end: state, transitions }
 }
 
 /// What a state a recovery ends in is worth, whatever the way there: a [`Cost`] without the

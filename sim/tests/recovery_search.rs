@@ -32,7 +32,7 @@ fn the_first_master_lost_after_the_cut_over_began_is_held_not_rolled_back_onto()
         let m0 = t.existing_master();
         let cutover =
             plan.steps.iter().position(|s| s.actions.iter().any(|a| matches!(a, Action::FlipConsumersOf(_)))).expect("a cut-over step");
-        let mut placements = 0;
+        let (mut placements, mut went_on) = (0, 0);
         for (point, before) in states.iter().filter(|(p, _)| p.step as usize >= cutover) {
             let fault = Fault::NodeDown { node: m0, lasts_s: None };
             let result = engine.run(&[Injection { at: *point, fault }]);
@@ -48,38 +48,75 @@ fn the_first_master_lost_after_the_cut_over_began_is_held_not_rolled_back_onto()
                     assert!(observe::consumer_reach(&end, &t, i).is_ok(), "{label}: {} lost the API", t.consumers[i].name);
                 }
             }
+            // Where it was not already down when the fault struck, it is written off and the
+            // plan goes on without it: every consumer and kubelet ends on the VIP, the API up.
+            if before.up.contains(m0) && result.recoveries.contains(&RecoveryKind::GoForward) {
+                went_on += 1;
+                assert!(
+                    matches!(&result.outcome, Outcome::WentOn { without, .. } if *without == [t.name(m0)]),
+                    "{label}: {:?}",
+                    result.outcome
+                );
+                assert!(end.written_off.contains(m0) && !end.members().contains(m0), "{label}");
+                let all = (1u64 << t.consumers.len()) - 1;
+                assert_eq!(end.consumers_vip, all, "{label}: every consumer on the VIP");
+                assert!(observe::consumers_reachability(&end, &t).all(|r| r.is_ok()), "{label}: the API is up for every consumer");
+            }
             placements += 1;
         }
         assert!(placements > 10, "{}: {placements} placements", t.scenario.name);
+        assert!(went_on * 2 > placements, "{}: went on in {went_on} of {placements} placements", t.scenario.name);
     }
 }
 
 /// The first master lost during the cut-over, with the VIP still serving from the others: a
-/// fault the VIP absorbs, so the plan documents holding (`R4`'s `when`), not the phase 4
-/// rollback that would point every client back at the dead master; nothing is beaten.
+/// fault the VIP absorbs, so the plan documents going on without it (`RF`'s `when`), not the
+/// phase 4 rollback that would point every client back at the dead master; nothing is beaten.
+/// Going on, the rest of the plan (kube-proxy to the VIP, the backup on any master) leaves no
+/// availability broken, where holding left kube-proxy and the backup on the dead master.
 #[test]
-fn the_first_master_lost_during_the_cut_over_is_held_as_the_plan_documents() {
+fn the_first_master_lost_during_the_cut_over_is_written_off_and_the_plan_goes_on_as_documented() {
     let t = topology(include_str!("../../scenarios/homelab-rightsized.yaml"));
     let plan = planner::generate(&t);
     let engine = Engine::new(&t, &plan, Recording::default());
     let at = plan.steps.iter().position(|s| s.id == "4.4").expect("step 4.4");
-    let result = engine.run(&[Injection {
-        at: Point { step: at as u16, action: 0 },
-        fault: Fault::NodeDown { node: t.existing_master(), lasts_s: None },
-    }]);
-    assert_eq!(result.recoveries, vec![RecoveryKind::Hold]);
+    let m0 = t.existing_master();
+    let result = engine.run(&[Injection { at: Point { step: at as u16, action: 0 }, fault: Fault::NodeDown { node: m0, lasts_s: None } }]);
+    assert_eq!(result.recoveries, vec![RecoveryKind::GoForward]);
     assert!(result.dominated.is_empty(), "{:?}", result.dominated);
+    // It goes as far as the plan can without the master: the acceptance criteria want it back.
+    let Outcome::WentOn { without, stopped_at: Some(stopped_at) } = &result.outcome else { panic!("{:?}", result.outcome) };
+    assert_eq!(without, &vec![t.name(m0).to_string()]);
+    assert!(stopped_at.starts_with("8.1: "), "{stopped_at}");
+    assert!(result.final_unavailable.is_empty(), "{:?}", result.final_unavailable);
+    assert!(result.final_state.kube_proxy_vip && result.final_state.cronjobs_any_master);
+    assert!(result.final_state.written_off.contains(m0) && !result.final_state.joined.contains(m0));
+    assert!(!result.final_state.members().contains(m0) && !result.final_state.lb_running.pool.contains(m0));
+    // Holding, the other recovery that keeps the API, is ranked below it for what it leaves.
+    let halted = plan.steps.iter().position(|s| Some(&s.id) == result.halted_at.as_ref()).expect("it halted");
+    let mut at_halt = engine.track().1.into_iter().find(|(p, _)| p.step as usize == halted && p.action == 0).expect("the halt's point").1;
+    at_halt.up = at_halt.up.without(m0);
+    let ranking = search::rank(&at_halt, &t, &plan, halted);
+    let place = |kind: RecoveryKind| ranking.iter().position(|c| c.kind == kind).expect("a candidate");
+    assert!(place(RecoveryKind::GoForward) < place(RecoveryKind::Hold), "{ranking:#?}");
+    let hold = &ranking[place(RecoveryKind::Hold)];
+    assert!(hold.cost.availability_broken.contains(&"kube-proxy-reaches-api"), "{:?}", hold.cost);
     // The rule itself, on the state the plan ends in: the first master down and the VIP
-    // serving is holding's case; the first master up, the phase's rollback.
+    // serving is going on's case; the first master up, the phase's rollback.
     let end = engine.run(&[]).final_state;
-    let documented = |c: &plan_model::cluster::Cluster| search::documented_for(c, &t, PhaseKind::Cutover, "4", true);
-    assert_eq!(documented(&end), RecoveryKind::Rollback { phase: "4".to_string() });
+    let documented =
+        |c: &plan_model::cluster::Cluster, plan: &plan_model::plan::Plan| search::documented_for(c, &t, PhaseKind::Cutover, "4", plan);
+    assert_eq!(documented(&end, &plan), RecoveryKind::Rollback { phase: "4".to_string() });
     let mut lost = end;
-    lost.up = lost.up.without(t.existing_master());
-    assert_eq!(documented(&lost), RecoveryKind::Hold);
+    lost.up = lost.up.without(m0);
+    assert_eq!(documented(&lost, &plan), RecoveryKind::GoForward);
+    // A plan file without the procedure documents holding there (`R4`'s `when`).
+    let mut without_rf = plan.clone();
+    without_rf.rollbacks.retain(|r| r.recovers != Some(plan_model::plan::Recovers::GoForward));
+    assert_eq!(documented(&lost, &without_rf), RecoveryKind::Hold);
     // With the load balancer down too, the VIP absorbs nothing: the rollback again.
     lost.lb_up = false;
-    assert_eq!(documented(&lost), RecoveryKind::Rollback { phase: "4".to_string() });
+    assert_eq!(documented(&lost, &plan), RecoveryKind::Rollback { phase: "4".to_string() });
 }
 
 #[test]

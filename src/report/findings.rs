@@ -41,7 +41,7 @@ pub fn html(r: &CheckReport) -> String {
 }
 
 fn phase_table(out: &mut String, r: &CheckReport) {
-    out.push_str("<table class=\"check-phases\" id=\"check-phases\"><thead><tr><th>phase</th><th>placements</th><th>completed</th><th>recovered</th><th>rolled-back</th><th>quorum</th><th>restored</th><th>stuck</th><th>violations</th></tr></thead><tbody>\n");
+    out.push_str("<table class=\"check-phases\" id=\"check-phases\"><thead><tr><th>phase</th><th>placements</th><th>completed</th><th>recovered</th><th>rolled-back</th><th>went-on</th><th>quorum</th><th>restored</th><th>stuck</th><th>violations</th></tr></thead><tbody>\n");
     for p in &r.phases {
         let [phase, counts @ .., violations] = phase_cells(p);
         let counts: String = counts.iter().map(|c| format!("<td>{c}</td>")).collect();

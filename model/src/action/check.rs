@@ -111,7 +111,10 @@ impl Check {
                         return Err(w.say(|| format!("{} NotReady: {why}", name(node))));
                     }
                 }
-                for node in c.control_plane.iter() {
+                // A master written off has no Node object, so no mirror pods left to list: the pod
+                // GC deletes pods bound to a node that no longer exists (`gcOrphaned`,
+                // kubernetes pkg/controller/podgc/gc_controller.go).
+                for node in c.control_plane.minus(c.written_off).iter() {
                     observe::apiserver_ready(c, node).map_err(|why| w.say(|| format!("kube-apiserver on {}: {why}", name(node))))?;
                 }
                 match c.stale_nodes.iter().next() {
@@ -209,7 +212,9 @@ impl Check {
                 }
             }
             NoJoinSecrets => {
-                if let Some(x) = c.join_secrets_on.iter().next() {
+                // A machine written off keeps its files until its disk is wiped, which writing
+                // it off asks for; the check asks the machines the cluster still has.
+                if let Some(x) = c.join_secrets_on.minus(c.written_off).iter().next() {
                     return Err(w.say(|| format!("{} still holds the join command or the certificate key", name(x))));
                 }
                 let ttl_s = t.scenario.kubeadm.token_ttl_h * 3600;

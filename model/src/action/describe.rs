@@ -66,6 +66,7 @@ impl Action {
             ControlPlaneUp(x) => format!("control-plane static pods, cert and kubelet.conf on {}", n(x)),
             KubeadmReset(x) => format!("kubeadm reset on {}", n(x)),
             DeleteNode(x) => format!("kubectl delete node {}", n(x)),
+            WriteOff(x) => format!("write off {0}, down for good: kubectl delete node {0}; wipe its disk before it ever boots again", n(x)),
             ForgetJoinSecrets => "delete the join command and certificate key from every host".to_string(),
             RevokeJoinTokens => "kubeadm token delete of the join tokens the plan made".to_string(),
             PointKubeProxyAtVip => "kube-proxy ConfigMap: server -> VIP, DaemonSet restarted".to_string(),

@@ -32,7 +32,7 @@ impl Action {
             | Shutdown(_) => 30,
             EtcdMemberAdd(_) => 5,
             KubeadmReset(_) => 60,
-            DeleteNode(_) => 10,
+            DeleteNode(_) | WriteOff(_) => 10,
             ForgetJoinSecrets => 30,
             RevokeJoinTokens => 10,
             PointKubeProxyAtVip => 120,

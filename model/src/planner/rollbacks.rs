@@ -108,6 +108,19 @@ pub(super) fn rollbacks(t: &Topology) -> Vec<RollbackProcedure> {
         ],
     });
     procedures.push(RollbackProcedure {
+        id: "RF".to_string(),
+        title: format!("Go on without {m0} lost for good (added by plan)"),
+        when: format!(
+            "{m0} is down for good while the VIP serves from the new masters: undoing the phase would point every client back at it"
+        ),
+        recovers: Some(Recovers::GoForward),
+        commands: vec![
+            by_hand(format!("etcdctl member remove {m0}; take it out of the load balancer's pool and the config stack")),
+            by_hand(format!("kubectl delete node {m0}; wipe its disk before it ever boots again")),
+            by_hand("plan recover --choose go-forward, then plan execute --resume: the rest of the plan runs without it"),
+        ],
+    });
+    procedures.push(RollbackProcedure {
         id: "RQ".to_string(),
         title: "Quorum recovery from a surviving voter (added by plan)".to_string(),
         when: "etcd lost quorum and the lost member is not coming back: member remove cannot run".to_string(),

@@ -210,6 +210,7 @@ fn kind_names_are_the_json_kinds() {
         RecoveryKind::Resume,
         RecoveryKind::Rollback { phase: "2".into() },
         RecoveryKind::Hold,
+        RecoveryKind::GoForward,
         RecoveryKind::QuorumRecovery,
         RecoveryKind::WorstCase,
     ];

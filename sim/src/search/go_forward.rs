@@ -1,0 +1,168 @@
+//! Going forward after a halt: the machines down for good written off, and the rest of the plan
+//! run without them ([`plan_model::plan::Plan::going_on_without`]), as far as it goes.
+
+use super::{run_candidate, Candidate, Cost};
+use crate::recovery::{self, RecoveryKind};
+use plan_model::action::{self, Action, RefusalKind};
+use plan_model::cluster::Cluster;
+use plan_model::observe;
+use plan_model::plan::Plan;
+use plan_model::topology::{NodeSet, Topology};
+use std::sync::Arc;
+
+/// The write-off a go-forward starts with (what the executor carries out at the halt before it
+/// resumes): the etcd members of the machines down for good removed, as holding removes them;
+/// their backends out of the load balancer's pool and their hosts out of the config stack, as a
+/// master's undo takes them out; then each machine written off (its Node object deleted), so
+/// nothing of the rest of the plan waits for a machine that will not come back.
+pub fn write_off_actions(c: &Cluster) -> Vec<Action> {
+    let gone = recovery::written_off(c);
+    let mut actions = recovery::hold_actions(c);
+    actions.extend(gone.and(c.lb_declared.pool).iter().map(Action::RemoveLbBackend));
+    if !gone.and(c.lb_declared.pool.or(c.lb_running.pool)).is_empty() {
+        actions.push(Action::DeployLb);
+    }
+    actions.extend(gone.and(c.stack_hosts.or(c.stack_hosts_declared)).iter().map(Action::ConfigStackRemoveHost));
+    actions.extend(gone.iter().map(Action::WriteOff));
+    actions
+}
+
+/// The rest of the plan run from a step boundary on the plan without the machines written off,
+/// up to the first action the model refuses (a host down is passed over, as every recovery
+/// passes it over).
+#[derive(Debug)]
+pub(crate) struct Continuation {
+    pub end: Cluster,
+    pub actions: Vec<Action>,
+    /// Consumer-seconds without the API while it runs.
+    pub downtime_s: u32,
+    pub transitions: u32,
+    /// The step it stops at, and why.
+    pub stops_at: Option<String>,
+    /// Consumers without the API in `end`, while no action since changed it.
+    down: Option<u32>,
+}
+
+impl Continuation {
+    fn from(end: Cluster) -> Continuation {
+        Continuation { end, actions: Vec::new(), downtime_s: 0, transitions: 0, stops_at: None, down: None }
+    }
+}
+
+/// Where a ranking reads the plan going on without machines and the rest of it run: worked out
+/// on each ask, or remembered by a caller that ranks often (the exploration's memory).
+pub(crate) trait GoingOn {
+    /// The plan without the machines `gone` ([`super::going_on`]).
+    fn plan(&mut self, t: &Topology, plan: &Plan, gone: NodeSet) -> Option<Arc<Plan>>;
+    /// [`rest_of_plan`] from step `from` in `state`, on `plan_without` (the plan without what
+    /// `state` has written off).
+    fn rest(&mut self, t: &Topology, plan_without: &Plan, from: usize, state: &Cluster) -> Arc<Continuation>;
+}
+
+/// Works everything out on each ask.
+pub(crate) struct Uncached;
+
+impl GoingOn for Uncached {
+    fn plan(&mut self, t: &Topology, plan: &Plan, gone: NodeSet) -> Option<Arc<Plan>> {
+        super::going_on(t, plan, gone)
+    }
+
+    fn rest(&mut self, t: &Topology, plan_without: &Plan, from: usize, state: &Cluster) -> Arc<Continuation> {
+        Arc::new(rest_of_plan(t, plan_without, from, state))
+    }
+}
+
+/// Steps `from` to the end of `plan_without` run from `state`, up to the first action the model
+/// refuses other than on a host that is down.
+pub(crate) fn rest_of_plan(t: &Topology, plan_without: &Plan, from: usize, state: &Cluster) -> Continuation {
+    let mut rest = Continuation::from(*state);
+    for s in plan_without.steps.iter().skip(from) {
+        for &a in &s.actions {
+            if let Some(why) = go_on(t, &mut rest, a) {
+                rest.stops_at = Some(format!("{}: {why}", s.id));
+                return rest;
+            }
+        }
+    }
+    rest
+}
+
+/// Applies `a` on the way on: applied, passed over on a host that is down, or refused (why).
+fn go_on(t: &Topology, rest: &mut Continuation, a: Action) -> Option<String> {
+    let down = *rest.down.get_or_insert_with(|| observe::consumers_reachability(&rest.end, t).filter(|r| r.is_down()).count() as u32);
+    match action::apply_in_place_unworded(&mut rest.end, t, a) {
+        Ok(()) => {
+            // A verification changes nothing: what was down stays down.
+            if !matches!(a, Action::Verify(_)) {
+                rest.down = None;
+            }
+            rest.actions.push(a);
+            rest.downtime_s += down * a.duration_s();
+            rest.transitions += 1;
+            None
+        }
+        Err(r) if r.kind == RefusalKind::HostDown => None,
+        Err(_) => Some(action::apply(&rest.end, t, a).err().map(|r| r.reason).unwrap_or_default()),
+    }
+}
+
+/// Going forward from a halt in step `step` in state `c`, on `plan_without` (the plan without
+/// the machines written off): the write-off ([`write_off_actions`]; a refusal there and it
+/// cannot be carried out), then the halted step run again as a re-run runs it (what is done
+/// skipped, what a cut join left cleaned up first), then every later step ([`rest_of_plan`],
+/// read through `going_on`), up to the first action the model refuses: the executor halts there
+/// too, so the candidate ends there, with the step and why in [`Candidate::stops_at`], and is
+/// judged on the state it reached.
+pub(crate) fn candidate(
+    c: &Cluster,
+    t: &Topology,
+    plan_without: &Plan,
+    step: usize,
+    going_on: &mut dyn GoingOn,
+    judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
+) -> Candidate {
+    let write_off = run_candidate(c, t, RecoveryKind::GoForward, write_off_actions(c), false, judge);
+    if !write_off.applicable() {
+        return write_off;
+    }
+    let mut halted = Continuation {
+        actions: write_off.actions,
+        downtime_s: write_off.cost.downtime_s,
+        transitions: write_off.transitions,
+        ..Continuation::from(write_off.end)
+    };
+    'step: for &a in &plan_without.steps[step].actions {
+        let again = action::already_done(&halted.end, a);
+        for act in action::cut_cleanup(&halted.end, a).into_iter().chain((!again).then_some(a)) {
+            if let Some(why) = go_on(t, &mut halted, act) {
+                halted.stops_at = Some(format!("{}: {why}", plan_without.steps[step].id));
+                break 'step;
+            }
+        }
+    }
+    let rest = match halted.stops_at {
+        Some(_) => None,
+        None => Some(going_on.rest(t, plan_without, step + 1, &halted.end)),
+    };
+    let (mut actions, mut state) = (halted.actions, halted.end);
+    let (mut downtime_s, mut transitions, mut stops_at) = (halted.downtime_s, halted.transitions, halted.stops_at);
+    if let Some(rest) = rest {
+        actions.extend_from_slice(&rest.actions);
+        state = rest.end;
+        downtime_s += rest.downtime_s;
+        transitions += rest.transitions;
+        stops_at.clone_from(&rest.stops_at);
+    }
+    let cost = judge(&state, downtime_s, state.clock_s.saturating_sub(c.clock_s));
+    Candidate {
+        kind: RecoveryKind::GoForward,
+        actions,
+        refused: None,
+        refused_at: None,
+        stops_at,
+        documented: false,
+        cost,
+        end: state,
+        transitions,
+    }
+}
