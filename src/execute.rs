@@ -295,7 +295,10 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
             check.summary
         ));
     }
-    let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).run();
+    // After a go-forward the run follows the plan without the machines written off.
+    let going_on = plan_exec::runner::plan_to_run(&loaded.topology, &loaded.plan, &journal).map_err(exec_failure)?;
+    let plan = going_on.as_ref().unwrap_or(&loaded.plan);
+    let outcome = Runner::new(&loaded.topology, plan, &mut transport, &mut journal, &mut operator, run_options).run();
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {
         Outcome::Completed => {

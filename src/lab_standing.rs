@@ -302,9 +302,13 @@ pub fn by_hand(dir: &Path, standing: &Standing) -> Result<(), Failure> {
         .map_err(|e| Failure::Input(format!("lab: {}: {e}", standing.scenario_file.display())))?;
     let scenario = plan_model::validate::parse_scenario(&text).map_err(|e| Failure::Input(format!("lab: the lab's scenario file: {e}")))?;
     let t = plan_model::topology::Topology::new(&scenario);
-    let plan = plan_model::planner::generate(&t);
     let contents = plan_exec::journal::read(&standing.executor_state_dir).map_err(crate::execute::exec_failure)?;
     let progress = plan_exec::journal::Progress::from_records(&contents.records);
+    // After a go-forward the run follows the plan without the machines written off.
+    let mut journal = plan_exec::journal::Journal::in_memory();
+    journal.records = contents.records;
+    let planned = plan_model::planner::generate(&t);
+    let plan = plan_exec::runner::plan_to_run(&t, &planned, &journal).map_err(crate::execute::exec_failure)?.unwrap_or(planned);
     if progress.plan_digest.as_deref() != Some(plan_exec::runner::plan_digest(&plan).as_str()) {
         return Err(Failure::Input(format!(
             "lab: the run journalled in {} is not the planner's plan of the lab's scenario (or none began): do its by-hand work yourself, in {}",

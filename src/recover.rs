@@ -86,7 +86,9 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &RecoverArgs, log:
     let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = TerminalOperator::new(options.yes, 0);
     let pick = options.choose.unwrap_or(Pick::Best);
-    let outcome = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options).recover(pick);
+    let going_on = plan_exec::runner::plan_to_run(&loaded.topology, &loaded.plan, &journal).map_err(exec_failure)?;
+    let plan = going_on.as_ref().unwrap_or(&loaded.plan);
+    let outcome = Runner::new(&loaded.topology, plan, &mut transport, &mut journal, &mut operator, run_options).recover(pick);
     operator.bar.finish_and_clear();
     match outcome.map_err(exec_failure)? {
         RollbackOutcome::Done { step, recovery, candidate, reopened } => {
@@ -136,9 +138,10 @@ fn list(loaded: &Loaded, scenario: Option<&Path>, options: &RecoverArgs, run_opt
     journal.records = contents.records;
     let mut transport = transport(&options.ssh, &dir)?;
     let mut operator = Listing;
-    let proposal = Runner::new(&loaded.topology, &loaded.plan, &mut transport, &mut journal, &mut operator, run_options)
-        .proposal()
-        .map_err(exec_failure)?;
+    let going_on = plan_exec::runner::plan_to_run(&loaded.topology, &loaded.plan, &journal).map_err(exec_failure)?;
+    let plan = going_on.as_ref().unwrap_or(&loaded.plan);
+    let proposal =
+        Runner::new(&loaded.topology, plan, &mut transport, &mut journal, &mut operator, run_options).proposal().map_err(exec_failure)?;
     match options.format {
         ReportFormat::Text => crate::output::print(&plan_exec::redact::redact(&proposal_text(&proposal))),
         ReportFormat::Json => {

@@ -37,6 +37,22 @@ impl Prediction {
         Prediction { states: forecast.states, refusals: forecast.refusals }
     }
 
+    /// The prediction of a run that went on from `start` at step `from` (the twin's state after a
+    /// write-off, [`crate::journal::WrittenOff`]): the steps before it as predicted from the
+    /// scenario's initial state, the rest from `start`.
+    pub fn going_on(t: &Topology, plan: &Plan, from: usize, start: Cluster) -> Prediction {
+        let before = Prediction::new(t, plan);
+        let mut forecast = Forecast::new(t, start);
+        let Ok(outcome) = step::run_to_end(&mut forecast, t, plan, Position { step: from, ..Position::default() }, &[]);
+        debug_assert_eq!(outcome, Outcome::Completed);
+        let mut states = before.states[..from].to_vec();
+        states.extend(forecast.states);
+        let mut refusals: Vec<(String, String)> =
+            before.refusals.into_iter().filter(|(id, _)| plan.steps[..from].iter().any(|s| &s.id == id)).collect();
+        refusals.extend(forecast.refusals);
+        Prediction { states, refusals }
+    }
+
     /// The states step `step` passes through, its actions applied one by one from the state
     /// before it, that state and the one after it included: what a step the executor died in
     /// may have left (a cut `kubeadm join` leaves its member added, or started as a learner).

@@ -174,6 +174,32 @@ pub enum RollbackOutcome {
     },
 }
 
+/// The plan a run in `journal` follows: `plan`, or where a go-forward wrote machines off, `plan`
+/// going on without them from the halted step on (`None`: `plan` itself). Whatever builds a
+/// [`Runner`] over a journal builds it over this plan.
+///
+/// # Errors
+/// The journal names a step or machine the plan's scenario lacks, or an operation left does
+/// not fit the scenario.
+pub fn plan_to_run(t: &Topology, plan: &Plan, journal: &Journal) -> Result<Option<Plan>, ExecError> {
+    let Some(written_off) = Progress::from_records(&journal.records).written_off else { return Ok(None) };
+    let Some(from) = plan.steps.iter().position(|s| s.id == written_off.step) else {
+        return Err(ExecError::Input(format!("the journal wrote machines off at step {}, which the plan lacks", written_off.step)));
+    };
+    let mut gone = plan_model::topology::NodeSet::EMPTY;
+    for name in &written_off.nodes {
+        let node = t
+            .nodes
+            .iter()
+            .position(|n| &n.name == name)
+            .ok_or_else(|| ExecError::Input(format!("the journal wrote off {name}, which the scenario does not name")))?;
+        gone = gone.with(plan_model::topology::NodeIx(node as u8));
+    }
+    plan.going_on_without(t, from, gone)
+        .map(Some)
+        .map_err(|e| ExecError::Input(format!("the plan going on without {}: {e}", written_off.nodes.join(", "))))
+}
+
 /// A fingerprint of the plan (step ids and commands), so a resume runs the plan it started.
 pub fn plan_digest(plan: &Plan) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -215,7 +241,14 @@ impl<'a> Runner<'a> {
         let workstation = transport.workstation().cloned();
         let compiled = crate::invocation::compile_on(t, plan, workstation.as_ref());
         let observer = Observer::new(options.probes.clone());
-        Runner { t, plan, transport, journal, operator, options, prediction: Prediction::new(t, plan), compiled, observer, workstation }
+        // A run that went on without machines written off is predicted from the twin's state
+        // after the write-off ([`plan_to_run`] gives the plan it follows then).
+        let written_off = Progress::from_records(&journal.records).written_off;
+        let prediction = match written_off.and_then(|w| plan.steps.iter().position(|s| s.id == w.step).map(|i| (i, w.state))) {
+            Some((from, state)) => Prediction::going_on(t, plan, from, state),
+            None => Prediction::new(t, plan),
+        };
+        Runner { t, plan, transport, journal, operator, options, prediction, compiled, observer, workstation }
     }
 
     /// A compiler for this run's workstation: what it compiles runs where the plan's does.

@@ -1,10 +1,10 @@
 //! The cluster's state at one instant: what every machine, member, certificate and config holds.
 
 use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the load balancer serves, as declared in its bootstrap script or as running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct LbConfig {
     /// The apiserver frontend at the VIP exists.
     pub frontend: bool,
@@ -13,7 +13,7 @@ pub struct LbConfig {
 }
 
 /// Whether etcd still holds everything it ever committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EtcdData {
     Intact,
@@ -28,7 +28,10 @@ pub enum EtcdData {
 /// Liveness is split from configuration: `up` says a machine runs; `etcd_members_started` and
 /// `apiserver_running` say what runs on it *when* it is up. Consequences (quorum, readiness,
 /// TLS) are never stored: [`crate::observe`] derives them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// It reads and writes as JSON for the executor's journal, which keeps the twin's state after a
+/// write-off (the resume predicts the rest of the plan from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cluster {
     /// Seconds since the migration started.
     pub clock_s: u32,

@@ -27,7 +27,7 @@ impl NodeIx {
 }
 
 /// A set of nodes as a 64-bit mask ([`NODES_MAX`] is 64).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct NodeSet(pub u64);
 
 impl NodeSet {

@@ -5,7 +5,7 @@ mod expired;
 mod progress;
 mod read;
 
-pub use progress::{Halted, Progress};
+pub use progress::{Halted, Progress, WrittenOff};
 pub use read::{journal_path, parse, read, repair, Contents, Damage, Repair};
 
 use crate::observe::Drift;
@@ -112,6 +112,16 @@ pub enum Event {
         /// The steps the recovery undid, pending again (a resume runs them); empty when it failed.
         #[serde(default)]
         reopened: Vec<String>,
+    },
+    /// A go-forward carried out at the halt in `step`: `nodes` written off, `state` the twin's
+    /// state after it (what the hosts were checked against; the resume predicts the rest of the
+    /// plan from it), `plan_digest` the fingerprint of the plan going on without them, which the
+    /// run follows from `step` on.
+    WrittenOff {
+        step: String,
+        nodes: Vec<String>,
+        state: Box<plan_model::cluster::Cluster>,
+        plan_digest: String,
     },
     /// At a halt: the plan's `forget-join-secrets` operation ran on every master (the join
     /// secrets and tokens the run made are gone); `left` names the places it could not reach.

@@ -32,6 +32,18 @@ pub struct Progress {
     pub secrets_swept: bool,
     /// Where the last sweep could not remove them (a host down, the API down for the tokens).
     pub secrets_left: Vec<String>,
+    /// The machines a go-forward wrote off, the last one journalled (a fresh run forgets it).
+    pub written_off: Option<WrittenOff>,
+}
+
+/// A journalled write-off: the plan goes on without `nodes` from `step` on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WrittenOff {
+    pub step: String,
+    pub nodes: Vec<String>,
+    /// The twin's state after the write-off.
+    #[serde(skip)]
+    pub state: plan_model::cluster::Cluster,
 }
 
 /// A journalled halt.
@@ -120,6 +132,11 @@ impl Progress {
                 Event::SecretsRemade { .. } => {
                     p.secrets_swept = false;
                     p.secrets_left.clear();
+                }
+                Event::WrittenOff { step, nodes, state, plan_digest } => {
+                    // From here on the run follows the plan going on without them.
+                    p.written_off = Some(WrittenOff { step: step.clone(), nodes: nodes.clone(), state: **state });
+                    p.plan_digest = Some(plan_digest.clone());
                 }
                 Event::RunFinished => p.finished = true,
                 Event::PhaseConfirmed { .. } | Event::RollbackStarted { .. } | Event::RollbackFinished { .. } => {}

@@ -209,15 +209,30 @@ impl Runner<'_> {
             .map(|(k, candidate)| {
                 // A renewal runs the plan's own commands that made the credentials; any other
                 // recovery's actions are rendered one by one.
+                // A go-forward carries out the write-off here; the resume runs the rest of the
+                // plan without the machines, step by step.
+                let writes_off = candidate.kind == RecoveryKind::GoForward && candidate.applicable();
                 let (actions, invocations): (Vec<Action>, Vec<Invocation>) = match candidate.kind {
                     RecoveryKind::Renew => self.renewal_invocations(i).into_iter().unzip(),
                     RecoveryKind::WaitAndRetry => (Vec::new(), Vec::new()),
+                    RecoveryKind::GoForward => {
+                        let write_off = search::write_off_actions(c);
+                        let invocations = compiler.recovery(&write_off);
+                        (write_off, invocations)
+                    }
                     _ => (candidate.actions.clone(), compiler.recovery(&candidate.actions)),
                 };
                 // Waiting leaves the hosts as they are until the resume runs the step: that is
-                // what they are checked against once it is carried out.
+                // what they are checked against once it is carried out; a go-forward leaves them
+                // as its write-off does.
                 let waits = candidate.kind == RecoveryKind::WaitAndRetry;
-                let end = if waits { *c } else { candidate.end };
+                let end = if waits {
+                    *c
+                } else if writes_off {
+                    written_off(t, c, &actions)
+                } else {
+                    candidate.end
+                };
                 let commands = actions
                     .iter()
                     .zip(&invocations)
@@ -248,7 +263,13 @@ impl Runner<'_> {
                     summary,
                     refused,
                     commands,
-                    actions: if waits { Vec::new() } else { candidate.actions },
+                    actions: if waits {
+                        Vec::new()
+                    } else if writes_off {
+                        actions
+                    } else {
+                        candidate.actions
+                    },
                     invocations,
                     end,
                 }
@@ -356,9 +377,32 @@ impl Runner<'_> {
                 return self.recovery_failed(renews, halted, reason, drift);
             }
         }
+        if recovery.kind == RecoveryKind::GoForward {
+            self.journal_write_off(&halted, i, &recovery.expected)?;
+        }
         let reopened = reopened_by(self.plan, i, &recovery.kind);
         self.journal.append(Event::RollbackFinished { step: halted.clone(), ok: true, reason: None, reopened: reopened.clone() })?;
         Ok(RollbackOutcome::Done { step: halted, recovery: recovery.describe(), candidate: recovery.candidate, reopened })
+    }
+
+    /// Journals the write-off a go-forward carried out at the halt in step `i` (`halted`), the
+    /// hosts checked against `state`: the run goes on from there on the plan without the
+    /// machines ([`super::plan_to_run`]).
+    ///
+    /// # Errors
+    /// The journal cannot be written, or the plan going on does not fit the scenario.
+    fn journal_write_off(&mut self, halted: &str, i: usize, state: &Cluster) -> Result<(), ExecError> {
+        let gone = state.written_off;
+        let going_on = self
+            .plan
+            .going_on_without(self.t, i, gone)
+            .map_err(|e| ExecError::Input(format!("the plan going on without the machines written off: {e}")))?;
+        self.journal.append(Event::WrittenOff {
+            step: halted.to_string(),
+            nodes: gone.iter().map(|n| self.t.name(n).to_string()).collect(),
+            state: Box::new(*state),
+            plan_digest: super::plan_digest(&going_on),
+        })
     }
 
     /// Runs the recovery's commands in order, each journalled under `rollback:<step>`; the
@@ -419,6 +463,17 @@ impl Runner<'_> {
     }
 }
 
+/// The state `c` is in once the write-off `actions` are carried out (a go-forward's first part):
+/// a removal on a host that is down is passed over as every recovery passes it over; the search
+/// found none refused.
+fn written_off(t: &plan_model::topology::Topology, c: &Cluster, actions: &[Action]) -> Cluster {
+    let mut state = *c;
+    for a in actions {
+        let _ = plan_model::action::apply_in_place(&mut state, t, *a);
+    }
+    state
+}
+
 /// Commands of `step` the journal shows started, by-hand work done included (a command cut off
 /// by the executor's death counts: it may have taken effect).
 fn commands_ran(progress: &Progress, step: &str) -> usize {
@@ -427,5 +482,7 @@ fn commands_ran(progress: &Progress, step: &str) -> usize {
     started.into_iter().flatten().chain(finished.into_iter().flatten()).collect::<std::collections::BTreeSet<usize>>().len()
 }
 
+#[cfg(test)]
+mod go_forward_tests;
 #[cfg(test)]
 mod tests;

@@ -299,8 +299,10 @@ impl Operation {
             }
             // Every token the plan made carries its description (a rerun of `token create`
             // makes another); `kubeadm token list` prints it in its DESCRIPTION column.
+            // The tokens are listed and deleted on the first of the masters (the existing one,
+            // unless it was written off).
             Operation::ForgetJoinSecrets { nodes } => std::iter::once(w.command(vec![on_node(
-                t.name(t.existing_master()),
+                nodes.first().map_or_else(|| t.name(t.existing_master()), String::as_str),
                 format!("sudo kubeadm token list | awk \"/{JOIN_TOKEN_DESCRIPTION}/ {{print \\$1}}\" | xargs -r -n1 sudo kubeadm token delete"),
             )]))
             .chain(nodes.iter().map(|n| w.command(vec![on_node(n, format!("sudo rm -f {JOIN_COMMAND_FILE} {CERTIFICATE_KEY_FILE}"))])))

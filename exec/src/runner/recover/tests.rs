@@ -6,7 +6,7 @@ use crate::transport::{FileRead, Recorder};
 use plan_model::validate::parse_scenario;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-fn scenario(file: &str) -> (Topology, Plan) {
+pub(super) fn scenario(file: &str) -> (Topology, Plan) {
     let path = format!("{}/../scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let t = Topology::new(&parse_scenario(&text).unwrap_or_else(|e| panic!("{file} is valid: {e}")));
@@ -15,9 +15,9 @@ fn scenario(file: &str) -> (Topology, Plan) {
 }
 
 /// Records like [`Recorder`]; `down` answers nothing over SSH (the observer takes it as down).
-struct HostDown {
-    down: String,
-    inner: Recorder,
+pub(super) struct HostDown {
+    pub(super) down: String,
+    pub(super) inner: Recorder,
 }
 
 impl Transport for HostDown {
@@ -41,9 +41,9 @@ impl Transport for HostDown {
 /// Says yes to everything, and keeps what it was shown: each recovery it confirmed, and
 /// `(place, command)` of every invocation it was told of.
 #[derive(Default)]
-struct Watching {
+pub(super) struct Watching {
     confirmed: Vec<Option<usize>>,
-    started: Vec<(String, String)>,
+    pub(super) started: Vec<(String, String)>,
 }
 
 impl Operator for Watching {
@@ -65,9 +65,13 @@ impl Operator for Watching {
 
 /// A journal of `plan` halted at `step` by its first command failing (one command ran).
 fn halted_at(t: &Topology, plan: &Plan, step: &str) -> (Journal, Halt) {
+    halted_at_with(t, plan, step, &mut FailsAt { step: step.to_string(), inner: Recorder::default() })
+}
+
+/// [`halted_at`] through `transport`, which fails the step.
+pub(super) fn halted_at_with(t: &Topology, plan: &Plan, step: &str, transport: &mut dyn Transport) -> (Journal, Halt) {
     let mut journal = Journal::in_memory();
-    let mut transport = FailsAt { step: step.to_string(), inner: Recorder::default() };
-    let outcome = Runner::new(t, plan, &mut transport, &mut journal, &mut Yes, options(false)).run().expect("the run is journalled");
+    let outcome = Runner::new(t, plan, transport, &mut journal, &mut Yes, options(false)).run().expect("the run is journalled");
     let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
     assert_eq!(halt.step, step);
     (journal, *halt)

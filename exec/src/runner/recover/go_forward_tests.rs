@@ -1,0 +1,56 @@
+//! A go-forward through the executor: the machine down for good written off at the halt, the
+//! write-off journalled, and the resume running the rest of the plan without it.
+
+use super::super::tests::{options, FailsAt};
+use super::tests::{halted_at_with, scenario, HostDown, Watching};
+use super::*;
+use crate::runner::{plan_to_run, Outcome, RunOptions, Runner};
+use crate::transport::Recorder;
+use plan_model::plan::Plan;
+
+#[test]
+fn the_first_master_lost_after_the_cut_over_is_written_off_and_the_run_goes_on_without_it() {
+    for (file, halted) in [("homelab.yaml", "4.5"), ("five-masters.yaml", "4.5"), ("homelab.yaml", "5.2")] {
+        let (t, plan) = scenario(file);
+        let m0 = t.name(t.existing_master()).to_string();
+        let (mut journal, _) = halted_at_with(&t, &plan, halted, &mut FailsAt { step: halted.to_string(), inner: Recorder::default() });
+        // The first master stops answering: the twin's best for what is observed is going on.
+        let observing = RunOptions { observe: true, ..options(true) };
+        let mut down = HostDown { down: m0.clone(), inner: Recorder::default() };
+        let mut operator = Watching::default();
+        let outcome = Runner::new(&t, &plan, &mut down, &mut journal, &mut operator, observing.clone()).recover(Pick::Best);
+        let RollbackOutcome::Done { recovery, reopened, .. } = outcome.expect("carried out") else { panic!("{file} {halted}") };
+        assert_eq!(recovery, RecoveryKind::GoForward.describe(), "{file} {halted}");
+        assert_eq!(reopened, [halted], "{file} {halted}");
+        // The write-off ran (by hand: the member removed, out of the pool, the Node deleted).
+        assert!(operator.started.iter().any(|(_, c)| c.contains(&format!("write off {m0}"))), "{file}: {:?}", operator.started);
+        let progress = Progress::from_records(&journal.records);
+        let written_off = progress.written_off.clone().expect("the write-off is journalled");
+        assert_eq!((written_off.step.as_str(), written_off.nodes.clone()), (halted, vec![m0.clone()]), "{file}");
+        assert!(written_off.state.written_off.contains(t.existing_master()) && !written_off.state.members().contains(t.existing_master()));
+
+        // The plan it follows from here names the first master nowhere from the halted step on,
+        // where the plan it started did (4.6 revokes the tokens there, 6.1 reboots it).
+        let going_on = plan_to_run(&t, &plan, &journal).expect("fits").expect("a plan going on");
+        let from = plan.steps.iter().position(|s| s.id == halted).expect("the halted step");
+        let on_m0 = |plan: &Plan| crate::invocation::compile(&t, plan)[from..].iter().flatten().filter(|i| i.place_label() == m0).count();
+        assert!(on_m0(&plan) > 0, "{file}: the plan it started runs commands on {m0} after {halted}");
+        assert_eq!(on_m0(&going_on), 0, "{file}: the plan going on does not");
+        assert_eq!(progress.plan_digest, Some(crate::runner::plan_digest(&going_on)), "{file}");
+
+        // Resumed on that plan, against hosts where the first master still does not answer: it
+        // runs every step left, none of them on the first master.
+        down.inner.commands.clear();
+        let outcome = Runner::new(&t, &going_on, &mut down, &mut journal, &mut Watching::default(), observing).run();
+        assert!(matches!(outcome, Ok(Outcome::Completed)), "{file} {halted}: {outcome:?}");
+        assert!(down.inner.commands.iter().all(|c| c.place != m0), "{file}: nothing asked of {m0}");
+        let ran: std::collections::BTreeSet<&str> = down.inner.commands.iter().map(|c| c.step.as_str()).collect();
+        let compiled = crate::invocation::compile(&t, &going_on);
+        let runs = |k: &usize| compiled[*k].iter().any(|i| matches!(i.work, crate::invocation::Work::Shell { .. }));
+        let last = (from..going_on.steps.len()).rev().find(runs).expect("a step left that runs a command");
+        assert!(ran.contains(halted) && ran.contains(going_on.steps[last].id.as_str()), "{file}: {ran:?}");
+        // The plan it started is no longer the one the journal follows.
+        let refused = Runner::new(&t, &plan, &mut Recorder::default(), &mut journal, &mut Watching::default(), options(true)).run();
+        assert!(matches!(&refused, Err(ExecError::Input(why)) if why.contains("another plan")), "{file}: {refused:?}");
+    }
+}
