@@ -180,11 +180,25 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
 /// Refuses, before any lab starts, a recovery kind picked for `drill` (`--choose`) that neither
 /// side could take at its halt: a fault that clears or a clock jump is waited for or renewed first,
 /// by the executor and the twin alike, before any pick; and a kind the twin, pinned to it, never
-/// takes after this fault would leave the lab's pick with nothing to compare to.
+/// takes after this fault would leave the lab's pick with nothing to compare to. Whatever is
+/// picked, a run where the twin goes forward is refused: the write-off's load balancer and
+/// config-stack edits are by hand, and the lab as operator does not make them yet (the walk
+/// rehearses a go-forward).
 ///
 /// # Errors
 /// [`LabError::NotRehearsable`] with why.
 pub fn check_choice(t: &Topology, plan: &Plan, drill: Drill, strike: &Strike) -> Result<(), LabError> {
+    let engine = plan_sim::run::Engine::new(t, plan, plan_sim::run::Recording::default());
+    let twin = match drill.choose {
+        Some(kind) => engine.choosing(kind).run(&[drill.injection]),
+        None => engine.run(&[drill.injection]),
+    };
+    if twin.recoveries.contains(&plan_sim::recovery::RecoveryKind::GoForward) {
+        return Err(refuse(
+            drill.injection.fault.describe(t),
+            "the twin goes on without the machine it writes off (go-forward), whose load balancer and config-stack edits are by hand              and not made by the lab as operator yet: pick another recovery with --choose (hold, rollback, ...), or rehearse it with --walk",
+        ));
+    }
     let Some(kind) = drill.choose else { return Ok(()) };
     let what = format!("--choose {kind} with {}", drill.injection.fault.describe(t));
     if strike.blow.clears() || matches!(strike.blow, Blow::ClockJump { .. }) {
@@ -193,7 +207,7 @@ pub fn check_choice(t: &Topology, plan: &Plan, drill: Drill, strike: &Strike) ->
             "a fault that clears (a reboot, a partition) is waited for and a clock jump renewed before any recovery is picked, by the executor and the twin alike: pick with a crash or an lb-reload",
         ));
     }
-    let pinned = plan_sim::run::Engine::new(t, plan, plan_sim::run::Recording::default()).choosing(kind).run(&[drill.injection]);
+    let pinned = twin;
     if !pinned.recoveries.iter().any(|r| r.name() == kind) {
         return Err(refuse(
             what,
@@ -384,6 +398,21 @@ mod tests {
             Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("a fault that clears"), "{why}"),
             other => panic!("refused: {other:?}"),
         }
+        // The first master lost as the cut-over begins: the twin goes forward, which the lab as
+        // operator cannot carry out; holding, picked, it can.
+        let m0 = t.existing_master();
+        let lost = |choose| Drill {
+            injection: Injection { at: at(&homelab, "4.1", 0), fault: Fault::NodeDown { node: m0, lasts_s: None } },
+            choose,
+        };
+        let check = |d: Drill| strike_point(&t, &homelab, d.injection).and_then(|strike| check_choice(&t, &homelab, d, &strike));
+        for choose in [None, Some("go-forward")] {
+            match check(lost(choose)) {
+                Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("go-forward") && why.contains("--choose"), "{why}"),
+                other => panic!("refused: {other:?}"),
+            }
+        }
+        assert!(check(lost(Some("hold"))).is_ok());
     }
 
     /// A `kubeadm reset` of an up node before the recovery's own remove takes the member with it
