@@ -108,17 +108,36 @@ impl Rankings {
                 self.phase_of_step.push(index as u32);
             }
         }
-        // A go-forward (where a machine is down) runs the rest of the plan from the step itself.
-        let from = if crate::recovery::written_off(c).is_empty() { u32::MAX } else { step as u32 };
-        let key = Fingerprint::of(&(c, self.phase_of_step[step], from));
+        let phase = self.phase_of_step[step];
+        // Every candidate but going forward reads the step for its phase alone: ranked once per
+        // phase. Going forward (where a machine is down) runs the rest of the plan from the step
+        // itself: that ranking is the phase's with it in its place, kept by the step too.
+        let by_phase = Fingerprint::of(&(c, phase));
+        if crate::recovery::written_off(c).is_empty() {
+            return self.kept(by_phase, |me| me.make(c, t, plan, step));
+        }
+        let by_step = Fingerprint::of(&(c, phase, step as u32));
+        if let Some(ranking) = self.ranked.get(&by_step) {
+            return ranking.clone();
+        }
+        let ranking = self.kept(by_phase, |me| me.make(c, t, plan, step));
+        self.kept(by_step, |me| me.with_go_forward(&ranking, c, t, plan, step))
+    }
+
+    /// The ranking kept under `key`, made by `make` where neither this shard nor another made it
+    /// before: a ranking depends on its key alone, so one another shard made is the one this
+    /// shard would make (only the work it took is not counted here).
+    fn kept(
+        &mut self,
+        key: Fingerprint,
+        make: impl FnOnce(&mut Self) -> Arc<[crate::search::Candidate]>,
+    ) -> Arc<[crate::search::Candidate]> {
         if let Some(ranking) = self.ranked.get(&key) {
             return ranking.clone();
         }
-        // A ranking depends on its key alone: one another shard made is the one this shard
-        // would make (only the work it took is not counted here).
         let made_elsewhere = self.made.as_ref().and_then(|made| made.get(&key));
         let ranking = made_elsewhere.unwrap_or_else(|| {
-            let ranking = self.make(c, t, plan, step);
+            let ranking = make(self);
             if let Some(made) = &self.made {
                 made.put(key, &ranking);
             }
@@ -128,24 +147,62 @@ impl Rankings {
         ranking
     }
 
-    /// Runs every candidate recovery at a halt in `step` in state `c`, and ranks them.
-    fn make(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Arc<[crate::search::Candidate]> {
+    /// What phase `step` belongs to, classified once.
+    fn kind_of(&mut self, plan: &plan_model::plan::Plan, step: usize) -> crate::recovery::PhaseKind {
         let phase = &plan.steps[step].phase;
-        let kind = match self.kinds.get(phase) {
+        match self.kinds.get(phase) {
             Some(kind) => *kind,
             None => *self.kinds.entry(phase.clone()).or_insert_with(|| crate::recovery::phase_kind(plan, phase)),
-        };
+        }
+    }
+
+    /// Runs every candidate recovery at a halt in `step` in state `c` but going forward
+    /// ([`crate::search::rank_by_phase`]), and ranks them.
+    fn make(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Arc<[crate::search::Candidate]> {
+        let kind = self.kind_of(plan, step);
         let judged = &mut self.judged;
-        let going_on = &mut GoingOnKept { made: self.made.clone(), plans: &mut self.going_on, rests: &mut self.rests };
-        let ranking = crate::search::rank_judging(c, t, plan, step, kind, going_on, &mut |end, downtime_s, duration_s| {
-            // Many candidates end alike (a phase's rollback from anywhere in it): each
-            // end is judged once, by the state without its times (the judgment reads none).
-            let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*end };
-            judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).cost(downtime_s, duration_s)
+        let ranking = crate::search::rank_by_phase(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| {
+            judged_cost(judged, t, end, downtime_s, duration_s)
         });
         self.transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
         ranking.into()
     }
+
+    /// `ranking` (the phase's) with going forward from a halt in `step` in state `c` in its place.
+    fn with_go_forward(
+        &mut self,
+        ranking: &[crate::search::Candidate],
+        c: &Cluster,
+        t: &Topology,
+        plan: &plan_model::plan::Plan,
+        step: usize,
+    ) -> Arc<[crate::search::Candidate]> {
+        let kind = self.kind_of(plan, step);
+        let judged = &mut self.judged;
+        let going_on = &mut GoingOnKept { made: self.made.clone(), plans: &mut self.going_on, rests: &mut self.rests };
+        let judge = &mut |end: &Cluster, downtime_s, duration_s| judged_cost(judged, t, end, downtime_s, duration_s);
+        match crate::search::go_forward_in(c, t, plan, step, kind, going_on, judge) {
+            Some(candidate) => {
+                self.transitions += u64::from(candidate.transitions);
+                crate::search::ranked_with(ranking.to_vec(), candidate).into()
+            }
+            None => ranking.into(),
+        }
+    }
+}
+
+/// What a recovery ending in `end` costs, its end judged once: many candidates end alike (a
+/// phase's rollback from anywhere in it), so each end is judged once, by the state without its
+/// times (the judgment reads none).
+fn judged_cost(
+    judged: &mut FxHashMap<Fingerprint, crate::search::Judged>,
+    t: &Topology,
+    end: &Cluster,
+    downtime_s: u32,
+    duration_s: u32,
+) -> crate::search::Cost {
+    let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*end };
+    judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| crate::search::judge(end, t)).cost(downtime_s, duration_s)
 }
 
 /// The rankings made by every shard of one exploration, by the key [`Rankings`] keeps them by;

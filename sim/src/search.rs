@@ -175,6 +175,23 @@ pub(crate) fn rank_judging(
     going_on: &mut dyn GoingOn,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Vec<Candidate> {
+    let ranking = rank_by_phase(c, t, plan, step, kind, judge);
+    match go_forward_in(c, t, plan, step, kind, going_on, judge) {
+        Some(going_on) => ranked_with(ranking, going_on),
+        None => ranking,
+    }
+}
+
+/// The candidates that read the halted step `step` for its phase alone (every one but going
+/// forward), ranked: a caller that ranks often shares them between the steps of a phase.
+pub(crate) fn rank_by_phase(
+    c: &Cluster,
+    t: &Topology,
+    plan: &Plan,
+    step: usize,
+    kind: PhaseKind,
+    judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
+) -> Vec<Candidate> {
     let phase = &plan.steps[step].phase;
     let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::new();
     if kind != PhaseKind::After {
@@ -201,18 +218,44 @@ pub(crate) fn rank_judging(
             candidate
         })
         .collect();
-    let gone = recovery::written_off(c);
-    if !gone.is_empty() {
-        if let Some(plan_without) = going_on.plan(t, plan, gone.or(c.written_off)) {
-            let mut going_on = go_forward::candidate(c, t, &plan_without, step, going_on, judge);
-            going_on.documented = documented == RecoveryKind::GoForward;
-            candidates.push(going_on);
-        }
-    }
-    // Among recoveries that leave the same cluster, the documented one; then the fewest
-    // leftovers, the least downtime, the shortest.
-    candidates.sort_by_key(|c| (!c.applicable(), c.cost.outcome_key(), !c.documented, c.cost.tail_key()));
+    sort_ranked(&mut candidates);
     candidates
+}
+
+/// Going forward from a halt in step `step` in state `c` where a machine is down for good
+/// ([`go_forward`]), documented where the plan documents it; `None` where none is down.
+pub(crate) fn go_forward_in(
+    c: &Cluster,
+    t: &Topology,
+    plan: &Plan,
+    step: usize,
+    kind: PhaseKind,
+    going_on: &mut dyn GoingOn,
+    judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
+) -> Option<Candidate> {
+    let gone = recovery::written_off(c);
+    if gone.is_empty() {
+        return None;
+    }
+    let plan_without = going_on.plan(t, plan, gone.or(c.written_off))?;
+    let mut candidate = go_forward::candidate(c, t, &plan_without, step, going_on, judge);
+    candidate.documented = documented_for(c, t, kind, &plan.steps[step].phase, plan) == RecoveryKind::GoForward;
+    Some(candidate)
+}
+
+/// `ranking` with `candidate` in its place, as if ranked with them ([`sort_ranked`] is stable,
+/// and `candidate` comes after them among equals).
+pub(crate) fn ranked_with(mut ranking: Vec<Candidate>, candidate: Candidate) -> Vec<Candidate> {
+    ranking.push(candidate);
+    sort_ranked(&mut ranking);
+    ranking
+}
+
+/// Best first: the ones that can be carried out; then by what they leave; among recoveries that
+/// leave the same cluster, the documented one; then the fewest leftovers, the least downtime,
+/// the shortest. Stable: among equals, the order they were weighed in.
+fn sort_ranked(candidates: &mut [Candidate]) {
+    candidates.sort_by_key(|c| (!c.applicable(), c.cost.outcome_key(), !c.documented, c.cost.tail_key()));
 }
 
 /// What renews a control-plane join's credentials: the certs uploaded again (a new certificate
