@@ -18,6 +18,9 @@ pub struct Prediction {
     /// Where the twin refused an action (an edited plan may skip what a step needs): step id and
     /// reason. The prediction carries on with the state unchanged by that action.
     pub refusals: Vec<(String, String)>,
+    /// Where a verification of the step fails in the twin's state (the acceptance criteria of a
+    /// plan going on without a master): step id and why. The runner halts before such a step.
+    pub failed_checks: Vec<(String, String)>,
 }
 
 impl Prediction {
@@ -34,7 +37,12 @@ impl Prediction {
         let Ok(outcome) = step::run_to_end(&mut forecast, t, plan, Position::default(), &[]);
         // Nothing halts a forecast (no fault, no drift, a refusal kept): it runs to the end.
         debug_assert_eq!(outcome, Outcome::Completed);
-        Prediction { states: forecast.states, refusals: forecast.refusals }
+        Prediction { states: forecast.states, refusals: forecast.refusals, failed_checks: forecast.failed_checks }
+    }
+
+    /// Why the twin's verification of step `id` fails, where it does.
+    pub fn failed_check(&self, id: &str) -> Option<&str> {
+        self.failed_checks.iter().find(|(step, _)| step == id).map(|(_, why)| why.as_str())
     }
 
     /// The prediction of a run that went on from `start` at step `from` (the twin's state after a
@@ -47,10 +55,12 @@ impl Prediction {
         debug_assert_eq!(outcome, Outcome::Completed);
         let mut states = before.states[..from].to_vec();
         states.extend(forecast.states);
-        let mut refusals: Vec<(String, String)> =
-            before.refusals.into_iter().filter(|(id, _)| plan.steps[..from].iter().any(|s| &s.id == id)).collect();
+        let earlier = |(id, _): &(String, String)| plan.steps[..from].iter().any(|s| &s.id == id);
+        let mut refusals: Vec<(String, String)> = before.refusals.into_iter().filter(earlier).collect();
         refusals.extend(forecast.refusals);
-        Prediction { states, refusals }
+        let mut failed_checks: Vec<(String, String)> = before.failed_checks.into_iter().filter(earlier).collect();
+        failed_checks.extend(forecast.failed_checks);
+        Prediction { states, refusals, failed_checks }
     }
 
     /// The states step `step` passes through, its actions applied one by one from the state
@@ -96,11 +106,12 @@ struct Forecast<'t> {
     c: Cluster,
     states: Vec<Cluster>,
     refusals: Vec<(String, String)>,
+    failed_checks: Vec<(String, String)>,
 }
 
 impl<'t> Forecast<'t> {
     fn new(t: &'t Topology, start: Cluster) -> Self {
-        Forecast { t, c: start, states: vec![start], refusals: Vec::new() }
+        Forecast { t, c: start, states: vec![start], refusals: Vec::new(), failed_checks: Vec::new() }
     }
 }
 
@@ -155,13 +166,17 @@ impl Place for Forecast<'_> {
     }
 
     /// The action on the model; a refused one leaves the state as it was and the forecast goes
-    /// on. A refused command is recorded (an edited plan may skip what a step needs); a refused
-    /// verification is not (the runner's own checks record it).
+    /// on. A refused command is recorded (an edited plan may skip what a step needs), and so is
+    /// a refused verification, the first of each step (the runner halts before that step).
     fn act(&mut self, a: Action, step: &str, _kind: EventKind) -> Result<Result<(), Refusal>, Infallible> {
         match action::apply(&self.c, self.t, a) {
             Ok(next) => self.c = next,
             Err(refusal) if !matches!(a, Action::Verify(_)) => self.refusals.push((step.to_string(), refusal.reason)),
-            Err(_) => {}
+            Err(refusal) => {
+                if !self.failed_checks.iter().any(|(id, _)| id == step) {
+                    self.failed_checks.push((step.to_string(), refusal.reason));
+                }
+            }
         }
         Ok(Ok(()))
     }

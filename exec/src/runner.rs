@@ -373,6 +373,13 @@ impl<'a> Runner<'a> {
                     return self.halt(i, "reality differs from the twin before the step".to_string(), drift, interrupted);
                 }
             }
+            // What the twin itself says fails here is not run: the plan going on without a master
+            // written off stops at the acceptance criteria that want it, as the twin's does. A
+            // plan the check rejected runs on `--override-check`, its failures the operator's call.
+            if let Some(why) = self.prediction.failed_check(&step.id).filter(|_| self.options.check_passed) {
+                let reason = format!("the twin's verification of step {} fails in the state it predicts: {why}", step.id);
+                return self.halt(i, reason, vec![], interrupted);
+            }
             self.journal.append(Event::StepStarted { step: step.id.clone() })?;
             let remaining_s: u32 = self.plan.steps[i..].iter().map(|s| s.duration_s).sum();
             // The copies the halt's sweep took off the joining host: made again below, so copied again.
