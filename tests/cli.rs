@@ -406,3 +406,28 @@ fn rehearse_choose_takes_a_recovery_kind_and_a_fault_point() {
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
 }
+
+/// The first master lost for good after the cut-over began: `plan simulate` writes it off and
+/// goes on (`went-on` in the JSON), on the homelab and on an inventory with other names and five
+/// masters, and stops where the acceptance criteria want it back; `--choose go-forward` is a
+/// kind `plan recover` takes.
+#[test]
+fn simulate_goes_on_without_the_first_master_lost_after_the_cut_over() {
+    for (args, m0) in [(vec![], "k8s-master"), (vec!["--scenario".to_string(), scenario("five-masters.yaml")], "ctl-a")] {
+        let mut argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        argv.extend(["simulate", "--fail", m0, "--at", "4.4", "--format", "json"]);
+        let out = plan(&argv);
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
+        let outcome = &doc["outcome"];
+        assert_eq!(outcome["kind"], "went-on", "{m0}: {outcome}");
+        assert_eq!(outcome["without"], serde_json::json!([m0]), "{m0}: {outcome}");
+        let stopped = outcome["stopped_at"].as_str().expect("it stops where the acceptance criteria want the master");
+        assert!(stopped.contains("acceptance criteria"), "{m0}: {stopped}");
+        let kinds: Vec<&str> = doc["recoveries"].as_array().expect("recoveries").iter().filter_map(|r| r["kind"].as_str()).collect();
+        assert_eq!(kinds, ["go-forward"], "{m0}");
+        assert!(doc["final_unavailable"].as_array().expect("final_unavailable").is_empty(), "{m0}: {}", doc["final_unavailable"]);
+    }
+    let bad = plan(&["recover", "--choose", "go-backward"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("go-forward"), "{}", bad.stderr);
+}
