@@ -199,6 +199,10 @@ fn options(rig: &Rig) -> RunOptions {
     );
     options.stop = Some(plan_exec::interrupt::flag());
     options.host_wait = Duration::from_millis(LAB_HOST_WAIT_MS);
+    // A plan the twin refuses without any fault (an edited one) is one `plan check` rejects:
+    // the executor runs it as on `--override-check`, its real commands failing where they fail.
+    let prediction = &rig.prediction;
+    options.check_passed = prediction.refusals.is_empty() && prediction.failed_checks.is_empty();
     options
 }
 
