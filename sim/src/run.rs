@@ -456,7 +456,16 @@ impl<'e, 'a> Run<'e, 'a> {
         }
     }
 
+    /// Ends the temporary faults whose time is over: asked at every pass of the executor's
+    /// loop, where as a rule none is pending (kept small so the check is inlined there).
+    #[inline]
     fn heal_due(&mut self, step: &str) {
+        if !self.pending.is_empty() {
+            self.heal_pending(step);
+        }
+    }
+
+    fn heal_pending(&mut self, step: &str) {
         while let Some(i) = self.pending.iter().position(|(_, at)| *at <= self.c.clock_s) {
             let (fault, _) = self.pending.remove(i);
             self.heal(fault, step);
