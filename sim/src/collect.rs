@@ -19,6 +19,9 @@ use std::hash::{Hash, Hasher};
 /// A phase and the recoveries a run took in it.
 type RollbackPath = (String, Vec<RecoveryKind>);
 
+/// A [`RollbackPath`] with its phase numbered ([`Collector::phase_named`]).
+type NumberedPath = (u32, Vec<RecoveryKind>);
+
 pub(crate) struct Collector<'a> {
     t: &'a Topology,
     plan: &'a Plan,
@@ -32,7 +35,11 @@ pub(crate) struct Collector<'a> {
     pub(crate) failed: BTreeSet<RollbackPath>,
     /// The (proven or failed) rollback paths already taken in, by a hash of the phase and the
     /// recoveries: most placements take one already known, and need not build it to find out.
-    paths_known: FxHashMap<(bool, u64), Vec<RollbackPath>>,
+    /// Each with its phase by [`Collector::phase_named`], compared as a number, not a name.
+    paths_known: FxHashMap<(bool, u64), Vec<NumberedPath>>,
+    /// The phase of every step, numbered by name in the order the plan reaches them (two
+    /// steps have the same number if and only if their phases have the same name).
+    phase_named: Vec<u32>,
     /// The plan re-uploads the control-plane certs after a join, so renewing expired ones is
     /// a recovery it documents; without such a step a renewal is the twin's own invention.
     renew_documented: bool,
@@ -45,9 +52,22 @@ pub(crate) struct Collector<'a> {
 impl<'a> Collector<'a> {
     pub(crate) fn new(t: &'a Topology, plan: &'a Plan, no_fault_broken: BTreeSet<&'static str>) -> Collector<'a> {
         let phase_of_step = plan.steps.iter().map(|s| plan.phases.iter().position(|p| p.id == s.phase).unwrap_or(0)).collect();
+        let mut names: Vec<&str> = Vec::new();
+        let phase_named = plan
+            .steps
+            .iter()
+            .map(|s| {
+                let number = names.iter().position(|p| *p == s.phase).unwrap_or_else(|| {
+                    names.push(&s.phase);
+                    names.len() - 1
+                });
+                number as u32
+            })
+            .collect();
         let faults = Fault::all(t).into_iter().map(|f| (f, (f.describe(t), pre_existing(t, f)))).collect();
         Collector {
             paths_known: FxHashMap::default(),
+            phase_named,
             phase_of_step,
             faults,
             t,
@@ -303,20 +323,19 @@ impl<'a> Collector<'a> {
     /// Takes in the recovery sequence a placement took in its first fault's phase, as proven
     /// or failed; built only the first time it is seen.
     fn take_path(&mut self, step: usize, failed: bool, result: &Summary) {
-        let phase = &self.plan.steps[step].phase;
+        let phase_named = self.phase_named[step];
         let mut h = FxHasher::default();
-        // The phase by its index (a path found in the bucket is compared by name).
-        self.phase_of_step[step].hash(&mut h);
+        phase_named.hash(&mut h);
         for r in result.recoveries() {
             r.hash(&mut h);
         }
         let known = self.paths_known.entry((failed, h.finish())).or_default();
-        if known.iter().any(|(p, rs)| p == phase && rs.iter().eq(result.recoveries())) {
+        if known.iter().any(|(p, rs)| *p == phase_named && rs.as_slice() == result.recoveries()) {
             return;
         }
         let recoveries: Vec<RecoveryKind> = result.recoveries().to_vec();
-        known.push((phase.clone(), recoveries.clone()));
-        let phase = phase.clone();
+        known.push((phase_named, recoveries.clone()));
+        let phase = self.plan.steps[step].phase.clone();
         if failed {
             self.failed.insert((phase, recoveries));
         } else {
