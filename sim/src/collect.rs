@@ -27,7 +27,9 @@ pub(crate) struct Collector<'a> {
     plan: &'a Plan,
     pub(crate) no_fault_broken: BTreeSet<&'static str>,
     pub(crate) violations: BTreeMap<String, Violation>,
-    pub(crate) phases: BTreeMap<usize, PhaseSummary>,
+    /// The table per phase, by index in the plan's phases (one look-up per placement: by
+    /// index, not in a map), in that order.
+    pub(crate) phases: Vec<Option<PhaseSummary>>,
     pub(crate) exposures: BTreeMap<String, Exposure>,
     pub(crate) findings: BTreeMap<String, Finding>,
     pub(crate) dominated: BTreeMap<String, DominatedRollback>,
@@ -74,7 +76,7 @@ impl<'a> Collector<'a> {
             plan,
             no_fault_broken,
             violations: BTreeMap::new(),
-            phases: BTreeMap::new(),
+            phases: vec![None; plan.phases.len().max(1)],
             exposures: BTreeMap::new(),
             findings: BTreeMap::new(),
             dominated: BTreeMap::new(),
@@ -104,8 +106,8 @@ impl<'a> Collector<'a> {
                 }
             }
         }
-        for (index, p) in other.phases {
-            let entry = self.phases.entry(index).or_insert_with(|| PhaseSummary { phase: p.phase.clone(), ..Default::default() });
+        for (index, p) in other.phases.into_iter().enumerate().filter_map(|(index, p)| Some((index, p?))) {
+            let entry = self.phases[index].get_or_insert_with(|| PhaseSummary { phase: p.phase.clone(), ..Default::default() });
             entry.placements += p.placements;
             entry.completed += p.completed;
             entry.completed_after_recovery += p.completed_after_recovery;
@@ -260,7 +262,7 @@ impl<'a> Collector<'a> {
             self.take_path(first.step as usize, failed, result);
         }
         let phase = &self.plan.steps[first.step as usize].phase;
-        let summary = self.phases.entry(phase_index).or_insert_with(|| PhaseSummary { phase: phase.clone(), ..Default::default() });
+        let summary = self.phases[phase_index].get_or_insert_with(|| PhaseSummary { phase: phase.clone(), ..Default::default() });
         summary.placements += 1;
         match &end.outcome {
             Outcome::Completed if !result.has_recoveries() => summary.completed += 1,
