@@ -63,8 +63,26 @@ pub fn ram_limit_gb(physical_gb: f64, headroom_percent: f64) -> f64 {
 /// transition of the exploration and reads two of its figures.
 #[inline]
 pub fn ram_load(c: &Cluster, t: &Topology, h: usize) -> RamLoad {
+    ram_load_with(t, h, new_masters_on(c, t, h))
+}
+
+/// Whether the new masters on hypervisor `h` can over-commit its RAM (the RAM check's verdict,
+/// `committed > limit` with some RAM added): whether all of them existing would. The load only
+/// grows with each new master (sizes are not negative, and a rounded sum of such figures grows
+/// with each term), so where all of them fit, any of them do. Sizes that are not plain figures
+/// (negative, NaN) are taken to be able to.
+pub fn may_over_commit(t: &Topology, h: usize) -> bool {
+    let masters = t.new_masters_by_hypervisor[h];
+    let load = ram_load_with(t, h, masters);
+    let plain = masters.iter().all(|n| t.node(n).ram_gb.unwrap_or(0.0) >= 0.0);
+    !plain || (load.committed_gb > load.limit_gb && load.added_gb > 0.0)
+}
+
+/// The RAM committed on hypervisor `h` with the new masters `masters` on it existing.
+#[inline]
+fn ram_load_with(t: &Topology, h: usize, masters: NodeSet) -> RamLoad {
     let spec = &t.scenario.hypervisors[h];
-    let added_gb: f64 = new_masters_on(c, t, h).iter().map(|n| t.node(n).ram_gb.unwrap_or(0.0)).sum();
+    let added_gb: f64 = masters.iter().map(|n| t.node(n).ram_gb.unwrap_or(0.0)).sum();
     RamLoad {
         before_gb: spec.ram_allocated_gb,
         added_gb,

@@ -151,35 +151,51 @@ pub fn apiservers_ready(c: &Cluster) -> NodeSet {
 
 /// Backends the load balancer's health check passes.
 pub fn healthy_backends(c: &Cluster, t: &Topology) -> NodeSet {
+    healthy_backends_with(c, t, || apiservers_ready(c))
+}
+
+/// [`healthy_backends`], with the apiservers ready asked of `ready` (where the answer needs them).
+fn healthy_backends_with(c: &Cluster, t: &Topology, ready: impl Fn() -> NodeSet) -> NodeSet {
     if !c.lb_up {
         return NodeSet::EMPTY;
     }
     match t.scenario.load_balancer.kind {
-        LbKind::KubeVip => return kube_vip_leader(c).map_or(NodeSet::EMPTY, NodeSet::of),
-        LbKind::Keepalived if vip_holder(c, t).is_none() => return NodeSet::EMPTY,
+        LbKind::KubeVip => return kube_vip_leader(c, ready()).map_or(NodeSet::EMPTY, NodeSet::of),
+        LbKind::Keepalived if keepalived_holder(c).is_none() => return NodeSet::EMPTY,
         _ => {}
     }
     let pool = c.lb_running.pool;
     match t.health_check {
         HealthCheck::Tcp => pool.and(c.up).and(c.control_plane).and(c.apiserver_running),
-        HealthCheck::HttpsReadyz => pool.and(apiservers_ready(c)),
+        HealthCheck::HttpsReadyz => pool.and(ready()),
     }
 }
 
 /// The master holding the VIP when it lives on the masters: keepalived's highest-priority
 /// master that is up (the first in the inventory), or kube-vip's leader.
 pub fn vip_holder(c: &Cluster, t: &Topology) -> Option<NodeIx> {
+    vip_holder_with(c, t, || apiservers_ready(c))
+}
+
+/// [`vip_holder`], with the apiservers ready asked of `ready` (kube-vip's leader needs them).
+fn vip_holder_with(c: &Cluster, t: &Topology, ready: impl Fn() -> NodeSet) -> Option<NodeIx> {
     match t.scenario.load_balancer.kind {
-        LbKind::Keepalived => c.vip_daemons.and(c.up).iter().next(),
-        LbKind::KubeVip => kube_vip_leader(c),
+        LbKind::Keepalived => keepalived_holder(c),
+        LbKind::KubeVip => kube_vip_leader(c, ready()),
         LbKind::PfsenseBootstrap | LbKind::Haproxy => None,
     }
 }
 
-/// kube-vip's leader: a master running kube-vip whose own apiserver is ready, since kube-vip
-/// renews its leader lease through it (the manifest's kubeconfig names the local apiserver).
-fn kube_vip_leader(c: &Cluster) -> Option<NodeIx> {
-    c.vip_daemons.and(c.up).and(apiservers_ready(c)).iter().next()
+/// keepalived's highest-priority master that is up (the first in the inventory).
+fn keepalived_holder(c: &Cluster) -> Option<NodeIx> {
+    c.vip_daemons.and(c.up).iter().next()
+}
+
+/// kube-vip's leader: a master running kube-vip whose own apiserver is ready (among `ready`),
+/// since kube-vip renews its leader lease through it (the manifest's kubeconfig names the
+/// local apiserver).
+fn kube_vip_leader(c: &Cluster, ready: NodeSet) -> Option<NodeIx> {
+    c.vip_daemons.and(c.up).and(ready).iter().next()
 }
 
 /// Where a client points.
@@ -267,20 +283,37 @@ pub fn reachability(c: &Cluster, t: &Topology, endpoint: Endpoint, needs: Client
     match endpoint {
         Endpoint::Direct(node) if apiserver_ready(c, node).is_ok() && (!needs.oidc || c.apiserver_flags.contains(node)) => Reachability::Ok,
         Endpoint::Direct(_) => Reachability::Down,
-        Endpoint::Vip => {
-            if vip_unserved(c, t).is_some() {
-                return Reachability::Down;
-            }
-            let healthy = healthy_backends(c, t);
-            let broken = vip_backends_broken(c, healthy, needs);
-            if healthy.is_empty() || broken == healthy {
-                Reachability::Down
-            } else if broken.is_empty() {
-                Reachability::Ok
-            } else {
-                Reachability::Intermittent
-            }
-        }
+        Endpoint::Vip => vip_reachability(c, vip_backends(c, t), needs),
+    }
+}
+
+/// What every client through the VIP meets, whatever it needs: the backends healthy and the
+/// apiservers ready, or `None` where the VIP is unserved. The apiservers ready are asked by the
+/// VIP's holder, the health check and the backends alike: worked out once (the recovery search
+/// asks for the consumers' reachability before every action of every candidate).
+fn vip_backends(c: &Cluster, t: &Topology) -> Option<(NodeSet, NodeSet)> {
+    if !c.lb_up {
+        return None;
+    }
+    let ready = apiservers_ready(c);
+    if vip_unserved_with(c, t, || ready).is_some() {
+        return None;
+    }
+    Some((healthy_backends_with(c, t, || ready), ready))
+}
+
+/// [`reachability`] through the VIP, for a client that `needs`, from what [`vip_backends`] says.
+fn vip_reachability(c: &Cluster, backends: Option<(NodeSet, NodeSet)>, needs: ClientNeeds) -> Reachability {
+    let Some((healthy, ready)) = backends else {
+        return Reachability::Down;
+    };
+    let broken = vip_backends_broken(c, healthy, ready, needs);
+    if healthy.is_empty() || broken == healthy {
+        Reachability::Down
+    } else if broken.is_empty() {
+        Reachability::Ok
+    } else {
+        Reachability::Intermittent
     }
 }
 
@@ -299,11 +332,16 @@ enum VipUnserved {
 /// Whether the VIP is unserved before any backend is asked, and why: read by [`reach`] and
 /// [`reachability`] alike.
 fn vip_unserved(c: &Cluster, t: &Topology) -> Option<VipUnserved> {
+    vip_unserved_with(c, t, || apiservers_ready(c))
+}
+
+/// [`vip_unserved`], with the apiservers ready asked of `ready` (where the VIP's holder needs them).
+fn vip_unserved_with(c: &Cluster, t: &Topology, ready: impl Fn() -> NodeSet) -> Option<VipUnserved> {
     if !c.lb_up {
         return Some(VipUnserved::LbDown);
     }
     let kind = t.scenario.load_balancer.kind;
-    if kind.on_masters() && vip_holder(c, t).is_none() {
+    if kind.on_masters() && vip_holder_with(c, t, ready).is_none() {
         return Some(if c.vip_daemons.is_empty() { VipUnserved::NoDaemon(kind) } else { VipUnserved::NoHolder(kind) });
     }
     let frontend = kind == LbKind::KubeVip || c.lb_running.frontend;
@@ -319,10 +357,10 @@ pub fn vip_serves(c: &Cluster, t: &Topology) -> bool {
 }
 
 /// Healthy backends a client through the VIP cannot use: their cert lacks the VIP SAN, their
-/// apiserver is not ready, or they lack the OIDC flags the client needs.
-fn vip_backends_broken(c: &Cluster, healthy: NodeSet, needs: ClientNeeds) -> NodeSet {
+/// apiserver is not ready (not in `ready`), or they lack the OIDC flags the client needs.
+fn vip_backends_broken(c: &Cluster, healthy: NodeSet, ready: NodeSet, needs: ClientNeeds) -> NodeSet {
     let bad_tls = healthy.minus(c.served_vip);
-    let not_ready = healthy.minus(apiservers_ready(c));
+    let not_ready = healthy.minus(ready);
     let no_flags = if needs.oidc { healthy.minus(c.apiserver_flags) } else { NodeSet::EMPTY };
     bad_tls.or(not_ready).or(no_flags)
 }
@@ -397,18 +435,21 @@ pub fn consumer_reach(c: &Cluster, t: &Topology, consumer: usize) -> Reach {
 }
 
 /// Every consumer's [`consumer_reachability`], in order; each endpoint and need is asked once,
-/// as consumers mostly share them.
+/// as consumers mostly share them, and the VIP's backends once for every need.
 pub fn consumers_reachability<'c>(c: &'c Cluster, t: &'c Topology) -> impl Iterator<Item = Reachability> + 'c {
     // By (through the VIP, needs OIDC).
     let mut asked: [Option<Reachability>; 4] = [None; 4];
+    let mut vip: Option<Option<(NodeSet, NodeSet)>> = None;
     t.consumers.iter().enumerate().map(move |(i, spec)| {
         let on_vip = c.consumer_on_vip(i);
         if spec.stale_record.is_some() && !on_vip && !c.dns_stale {
             return Reachability::Down;
         }
         let needs = ClientNeeds { oidc: spec.oidc };
-        *asked[usize::from(on_vip) << 1 | usize::from(spec.oidc)]
-            .get_or_insert_with(|| reachability(c, t, consumer_endpoint(c, t, i), needs))
+        *asked[usize::from(on_vip) << 1 | usize::from(spec.oidc)].get_or_insert_with(|| match consumer_endpoint(c, t, i) {
+            Endpoint::Vip => vip_reachability(c, *vip.get_or_insert_with(|| vip_backends(c, t)), needs),
+            direct => reachability(c, t, direct, needs),
+        })
     })
 }
 

@@ -130,6 +130,10 @@ pub struct Topology {
     /// The new masters each hypervisor hosts, by index in the scenario's hypervisors: the RAM
     /// check reads them on every state the checker reaches.
     pub new_masters_by_hypervisor: Vec<NodeSet>,
+    /// The new masters on hypervisors whose RAM they can over-commit
+    /// ([`crate::capacity::may_over_commit`]): where none of them exists, no hypervisor is
+    /// over-committed, and the RAM check after every transition sums nothing.
+    pub ram_at_risk: NodeSet,
 }
 
 pub use crate::facts::learner_mode;
@@ -208,9 +212,10 @@ impl Topology {
                     .fold(NodeSet::EMPTY, |set, (i, _)| set.with(NodeIx(i as u8)))
             })
             .collect();
-        Topology {
+        let mut t = Topology {
             scenario: scenario.clone(),
             new_masters_by_hypervisor,
+            ram_at_risk: NodeSet::EMPTY,
             nodes,
             consumers,
             version,
@@ -218,7 +223,11 @@ impl Topology {
             learner_mode: learner_mode(version, scenario.kubernetes.etcd_learner_mode),
             kubelet_local_mode: crate::facts::kubelet_local_mode(version),
             health_check: scenario.load_balancer.health_check,
-        }
+        };
+        t.ram_at_risk = (0..t.scenario.hypervisors.len())
+            .filter(|h| crate::capacity::may_over_commit(&t, *h))
+            .fold(NodeSet::EMPTY, |set, h| set.or(t.new_masters_by_hypervisor[h]));
+        t
     }
 
     pub fn node(&self, ix: NodeIx) -> &Node {

@@ -19,12 +19,17 @@ use std::hash::{Hash, Hasher};
 /// A phase and the recoveries a run took in it.
 type RollbackPath = (String, Vec<RecoveryKind>);
 
+/// A [`RollbackPath`] with its phase numbered ([`Collector::phase_named`]).
+type NumberedPath = (u32, Vec<RecoveryKind>);
+
 pub(crate) struct Collector<'a> {
     t: &'a Topology,
     plan: &'a Plan,
     pub(crate) no_fault_broken: BTreeSet<&'static str>,
     pub(crate) violations: BTreeMap<String, Violation>,
-    pub(crate) phases: BTreeMap<usize, PhaseSummary>,
+    /// The table per phase, by index in the plan's phases (one look-up per placement: by
+    /// index, not in a map), in that order.
+    pub(crate) phases: Vec<Option<PhaseSummary>>,
     pub(crate) exposures: BTreeMap<String, Exposure>,
     pub(crate) findings: BTreeMap<String, Finding>,
     pub(crate) dominated: BTreeMap<String, DominatedRollback>,
@@ -32,7 +37,11 @@ pub(crate) struct Collector<'a> {
     pub(crate) failed: BTreeSet<RollbackPath>,
     /// The (proven or failed) rollback paths already taken in, by a hash of the phase and the
     /// recoveries: most placements take one already known, and need not build it to find out.
-    paths_known: FxHashMap<(bool, u64), Vec<RollbackPath>>,
+    /// Each with its phase by [`Collector::phase_named`], compared as a number, not a name.
+    paths_known: FxHashMap<(bool, u64), Vec<NumberedPath>>,
+    /// The phase of every step, numbered by name in the order the plan reaches them (two
+    /// steps have the same number if and only if their phases have the same name).
+    phase_named: Vec<u32>,
     /// The plan re-uploads the control-plane certs after a join, so renewing expired ones is
     /// a recovery it documents; without such a step a renewal is the twin's own invention.
     renew_documented: bool,
@@ -45,16 +54,29 @@ pub(crate) struct Collector<'a> {
 impl<'a> Collector<'a> {
     pub(crate) fn new(t: &'a Topology, plan: &'a Plan, no_fault_broken: BTreeSet<&'static str>) -> Collector<'a> {
         let phase_of_step = plan.steps.iter().map(|s| plan.phases.iter().position(|p| p.id == s.phase).unwrap_or(0)).collect();
+        let mut names: Vec<&str> = Vec::new();
+        let phase_named = plan
+            .steps
+            .iter()
+            .map(|s| {
+                let number = names.iter().position(|p| *p == s.phase).unwrap_or_else(|| {
+                    names.push(&s.phase);
+                    names.len() - 1
+                });
+                number as u32
+            })
+            .collect();
         let faults = Fault::all(t).into_iter().map(|f| (f, (f.describe(t), pre_existing(t, f)))).collect();
         Collector {
             paths_known: FxHashMap::default(),
+            phase_named,
             phase_of_step,
             faults,
             t,
             plan,
             no_fault_broken,
             violations: BTreeMap::new(),
-            phases: BTreeMap::new(),
+            phases: vec![None; plan.phases.len().max(1)],
             exposures: BTreeMap::new(),
             findings: BTreeMap::new(),
             dominated: BTreeMap::new(),
@@ -84,8 +106,8 @@ impl<'a> Collector<'a> {
                 }
             }
         }
-        for (index, p) in other.phases {
-            let entry = self.phases.entry(index).or_insert_with(|| PhaseSummary { phase: p.phase.clone(), ..Default::default() });
+        for (index, p) in other.phases.into_iter().enumerate().filter_map(|(index, p)| Some((index, p?))) {
+            let entry = self.phases[index].get_or_insert_with(|| PhaseSummary { phase: p.phase.clone(), ..Default::default() });
             entry.placements += p.placements;
             entry.completed += p.completed;
             entry.completed_after_recovery += p.completed_after_recovery;
@@ -241,7 +263,7 @@ impl<'a> Collector<'a> {
             self.take_path(first.step as usize, failed, result);
         }
         let phase = &self.plan.steps[first.step as usize].phase;
-        let summary = self.phases.entry(phase_index).or_insert_with(|| PhaseSummary { phase: phase.clone(), ..Default::default() });
+        let summary = self.phases[phase_index].get_or_insert_with(|| PhaseSummary { phase: phase.clone(), ..Default::default() });
         summary.placements += 1;
         match &end.outcome {
             Outcome::Completed if !result.has_recoveries() => summary.completed += 1,
@@ -305,20 +327,19 @@ impl<'a> Collector<'a> {
     /// Takes in the recovery sequence a placement took in its first fault's phase, as proven
     /// or failed; built only the first time it is seen.
     fn take_path(&mut self, step: usize, failed: bool, result: &Summary) {
-        let phase = &self.plan.steps[step].phase;
+        let phase_named = self.phase_named[step];
         let mut h = FxHasher::default();
-        // The phase by its index (a path found in the bucket is compared by name).
-        self.phase_of_step[step].hash(&mut h);
+        phase_named.hash(&mut h);
         for r in result.recoveries() {
             r.hash(&mut h);
         }
         let known = self.paths_known.entry((failed, h.finish())).or_default();
-        if known.iter().any(|(p, rs)| p == phase && rs.iter().eq(result.recoveries())) {
+        if known.iter().any(|(p, rs)| *p == phase_named && rs.as_slice() == result.recoveries()) {
             return;
         }
         let recoveries: Vec<RecoveryKind> = result.recoveries().to_vec();
-        known.push((phase.clone(), recoveries.clone()));
-        let phase = phase.clone();
+        known.push((phase_named, recoveries.clone()));
+        let phase = self.plan.steps[step].phase.clone();
         if failed {
             self.failed.insert((phase, recoveries));
         } else {

@@ -372,7 +372,7 @@ fn explore(t: &Topology, plan: &Plan, options: CheckOptions, plain: bool, leak: 
             plan_duration_s: no_fault.duration_s,
         },
         no_fault: NoFault { outcome: no_fault.outcome, duration_s: no_fault.duration_s, downtime: no_fault.downtime },
-        phases: collector.phases.into_values().collect(),
+        phases: collector.phases.into_iter().flatten().collect(),
         violations,
         findings: collector.findings.into_values().collect(),
         exposures: collector.exposures.into_values().collect(),
