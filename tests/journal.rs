@@ -173,3 +173,30 @@ fn rollback_is_recover_by_another_name() {
     assert!(text(&listed).contains("the journal is unreadable from line 4"), "{}", text(&listed));
     assert_eq!(std::fs::read_to_string(other.join("journal.jsonl")).unwrap(), torn);
 }
+
+/// A journal whose run went on without a machine written off: `plan status` says so, in words
+/// and in the JSON's `written_off` (the twin's state in the record is not shown).
+#[test]
+fn status_says_the_run_goes_on_without_the_machine_written_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let t = plan_model::topology::Topology::new(
+        &plan_model::validate::parse_scenario(&std::fs::read_to_string(LOOPBACK).unwrap()).expect("the loopback scenario is valid"),
+    );
+    let m0 = t.name(t.existing_master()).to_string();
+    let mut twin = plan_model::cluster::Cluster::initial(&t);
+    twin.up = twin.up.without(t.existing_master());
+    twin.written_off = twin.written_off.with(t.existing_master());
+    let written_off = serde_json::json!({
+        "v": 1, "at_ms": 4, "event": "written-off", "step": "4.2", "nodes": [m0.clone()], "state": twin, "plan_digest": "1",
+    });
+    journal(&state, format!("{STARTED}\n{STEP_STARTED}\n{written_off}\n").as_bytes());
+    let out = plan(&state, &["status"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains(&format!("going on without {m0} (written off at 4.2)")), "{shown}");
+    let out = plan(&state, &["status", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["written_off"], serde_json::json!({"step": "4.2", "nodes": [m0]}), "{doc}");
+    assert_eq!(doc["plan_digest"], "1", "the run follows the plan going on from here: {doc}");
+}
