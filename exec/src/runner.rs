@@ -287,6 +287,42 @@ impl<'a> Runner<'a> {
         Ok(drift)
     }
 
+    /// What is checked before step `i` runs (`interrupted`: a resume finds it begun): the hosts
+    /// observed against the twin's state before it (any state the step passes through, when
+    /// interrupted), waited for while silent, and the twin's own verdict on the step's
+    /// verifications; the halt, where one of them stops the run.
+    ///
+    /// # Errors
+    /// The journal cannot be written, or the guard refused a destination.
+    fn before_step(&mut self, i: usize, interrupted: bool, scope: Scope) -> Result<Option<Outcome>, ExecError> {
+        let id = &self.plan.steps[i].id;
+        let before = *self.prediction.before(i);
+        if let Some(observation) = self.observe_now(&before, scope)? {
+            // An interrupted step may have done part of its work: each fact may be as in any
+            // state the step's actions pass through, nothing else.
+            let within = if interrupted { self.prediction.within(self.t, self.plan, i) } else { vec![before] };
+            let allowed: Vec<&Cluster> = within.iter().collect();
+            let mut drift = observe::drift(self.t, &observation, &allowed);
+            let when = if interrupted { "resume" } else { "before" };
+            self.journal.append(Event::Observed { step: id.clone(), when: when.to_string(), drift: drift.clone() })?;
+            if !host_wait::silent(&drift).is_empty() {
+                drift = self.wait_while_silent(i, &before, &allowed, observation)?.1;
+            }
+            if !drift.is_empty() {
+                tracing::warn!(drifts = drift.len(), "drift before the step");
+                return self.halt(i, "reality differs from the twin before the step".to_string(), drift, interrupted).map(Some);
+            }
+        }
+        // What the twin itself says fails here is not run: the plan going on without a master
+        // written off stops at the acceptance criteria that want it, as the twin's does. A plan
+        // the check rejected runs on `--override-check`, its failures the operator's call.
+        if let Some(why) = self.prediction.failed_check(id).filter(|_| self.options.check_passed) {
+            let reason = format!("the twin's verification of step {id} fails in the state it predicts: {why}");
+            return self.halt(i, reason, vec![], interrupted).map(Some);
+        }
+        Ok(None)
+    }
+
     /// Runs the plan (or the rest of it, with `resume`).
     ///
     /// # Errors
@@ -354,31 +390,10 @@ impl<'a> Runner<'a> {
             }
             self.operator.step_begins(step);
             let interrupted = self.options.resume && progress.interrupted.as_deref() == Some(step.id.as_str());
-            let before = *self.prediction.before(i);
             let after = *self.prediction.after(i);
             let scope = self.scope(i);
-            if let Some(observation) = self.observe_now(&before, scope)? {
-                // An interrupted step may have done part of its work: each fact may be as in
-                // any state the step's actions pass through, nothing else.
-                let within = if interrupted { self.prediction.within(self.t, self.plan, i) } else { vec![before] };
-                let allowed: Vec<&Cluster> = within.iter().collect();
-                let mut drift = observe::drift(self.t, &observation, &allowed);
-                let when = if interrupted { "resume" } else { "before" };
-                self.journal.append(Event::Observed { step: step.id.clone(), when: when.to_string(), drift: drift.clone() })?;
-                if !host_wait::silent(&drift).is_empty() {
-                    drift = self.wait_while_silent(i, &before, &allowed, observation)?.1;
-                }
-                if !drift.is_empty() {
-                    tracing::warn!(drifts = drift.len(), "drift before the step");
-                    return self.halt(i, "reality differs from the twin before the step".to_string(), drift, interrupted);
-                }
-            }
-            // What the twin itself says fails here is not run: the plan going on without a master
-            // written off stops at the acceptance criteria that want it, as the twin's does. A
-            // plan the check rejected runs on `--override-check`, its failures the operator's call.
-            if let Some(why) = self.prediction.failed_check(&step.id).filter(|_| self.options.check_passed) {
-                let reason = format!("the twin's verification of step {} fails in the state it predicts: {why}", step.id);
-                return self.halt(i, reason, vec![], interrupted);
+            if let Some(halted) = self.before_step(i, interrupted, scope)? {
+                return Ok(halted);
             }
             self.journal.append(Event::StepStarted { step: step.id.clone() })?;
             let remaining_s: u32 = self.plan.steps[i..].iter().map(|s| s.duration_s).sum();
