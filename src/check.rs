@@ -141,7 +141,8 @@ pub const LEGEND: &str = "
   completed    the plan ran to its end
   recovered    the plan ran to its end after a wait, a renewal or a resume
   rolled-back  the phase was undone, or the run stopped after the cut-over with the cluster running
-  went-on      the machines down for good were written off and the plan ran to its end without them
+  went-on      the machines down for good were written off and the plan went on without them, to its
+               end or to the step that needs them
   quorum       etcd quorum recovered from a surviving voter (RQ), then the migration undone
   restored     restored from the newest etcd snapshot (RW): writes since it are lost
   stuck        no recovery gave back a working cluster: a violation, unless the fault is an

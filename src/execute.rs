@@ -295,8 +295,12 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
             check.summary
         ));
     }
-    // After a go-forward the run follows the plan without the machines written off.
-    let going_on = plan_exec::runner::plan_to_run(&loaded.topology, &loaded.plan, &journal).map_err(exec_failure)?;
+    // A resume after a go-forward follows the plan without the machines written off; a fresh
+    // run, the plan.
+    let going_on = match options.resume {
+        true => plan_exec::runner::plan_to_run(&loaded.topology, &loaded.plan, &journal).map_err(exec_failure)?,
+        false => None,
+    };
     let plan = going_on.as_ref().unwrap_or(&loaded.plan);
     let outcome = Runner::new(&loaded.topology, plan, &mut transport, &mut journal, &mut operator, run_options).run();
     operator.bar.finish_and_clear();

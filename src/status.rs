@@ -108,7 +108,7 @@ pub fn status(loaded: &Loaded, scenario: Option<&Path>, options: &StatusArgs) ->
                 "halted": progress.halted,
                 "rolled_back": progress.rolled_back,
                 "join_secrets_left": progress.secrets_left,
-                "written_off": progress.written_off,
+                "written_off": progress.written_off(),
                 "drift": progress.last_drift,
                 "override_check": progress.override_check,
                 "journal_damage": contents.damage.as_ref().map(|d| serde_json::json!({"line": d.line, "bytes": d.bytes, "reason": d.reason})),
@@ -165,7 +165,7 @@ fn write_halt_and_drift(out: &mut String, progress: &Progress) {
             let _ = writeln!(out, "    - {a}");
         }
     }
-    if let Some(w) = &progress.written_off {
+    if let Some(w) = progress.written_off() {
         let _ = writeln!(out, "  going on without {} (written off at {}): the rest of the plan leaves it out", w.nodes.join(", "), w.step);
     }
     if !progress.secrets_left.is_empty() {

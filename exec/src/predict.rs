@@ -40,9 +40,10 @@ impl Prediction {
         Prediction { states: forecast.states, refusals: forecast.refusals, failed_checks: forecast.failed_checks }
     }
 
-    /// Why the twin's verification of step `id` fails, where it does.
-    pub fn failed_check(&self, id: &str) -> Option<&str> {
-        self.failed_checks.iter().find(|(step, _)| step == id).map(|(_, why)| why.as_str())
+    /// Why the twin refuses step `id` in the state it predicts, where it does: a command of it
+    /// refused, else a verification of it failed.
+    pub fn refused(&self, id: &str) -> Option<&str> {
+        self.refusals.iter().chain(&self.failed_checks).find(|(step, _)| step == id).map(|(_, why)| why.as_str())
     }
 
     /// The prediction of a run that went on from `start` at step `from` (the twin's state after a

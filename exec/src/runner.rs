@@ -182,22 +182,30 @@ pub enum RollbackOutcome {
 /// The journal names a step or machine the plan's scenario lacks, or an operation left does
 /// not fit the scenario.
 pub fn plan_to_run(t: &Topology, plan: &Plan, journal: &Journal) -> Result<Option<Plan>, ExecError> {
-    let Some(written_off) = Progress::from_records(&journal.records).written_off else { return Ok(None) };
-    let Some(from) = plan.steps.iter().position(|s| s.id == written_off.step) else {
-        return Err(ExecError::Input(format!("the journal wrote machines off at step {}, which the plan lacks", written_off.step)));
-    };
-    let mut gone = plan_model::topology::NodeSet::EMPTY;
-    for name in &written_off.nodes {
-        let node = t
-            .nodes
-            .iter()
-            .position(|n| &n.name == name)
-            .ok_or_else(|| ExecError::Input(format!("the journal wrote off {name}, which the scenario does not name")))?;
-        gone = gone.with(plan_model::topology::NodeIx(node as u8));
+    let write_offs = Progress::from_records(&journal.records).write_offs;
+    if write_offs.is_empty() {
+        return Ok(None);
     }
-    plan.going_on_without(t, from, gone)
-        .map(Some)
-        .map_err(|e| ExecError::Input(format!("the plan going on without {}: {e}", written_off.nodes.join(", "))))
+    // Each write-off pruned the plan the run followed then, from its step on.
+    let mut going_on = plan.clone();
+    for written_off in &write_offs {
+        let Some(from) = plan.steps.iter().position(|s| s.id == written_off.step) else {
+            return Err(ExecError::Input(format!("the journal wrote machines off at step {}, which the plan lacks", written_off.step)));
+        };
+        let mut gone = plan_model::topology::NodeSet::EMPTY;
+        for name in &written_off.nodes {
+            let node = t
+                .nodes
+                .iter()
+                .position(|n| &n.name == name)
+                .ok_or_else(|| ExecError::Input(format!("the journal wrote off {name}, which the scenario does not name")))?;
+            gone = gone.with(plan_model::topology::NodeIx(node as u8));
+        }
+        going_on = going_on
+            .going_on_without(t, from, gone)
+            .map_err(|e| ExecError::Input(format!("the plan going on without {}: {e}", written_off.nodes.join(", "))))?;
+    }
+    Ok(Some(going_on))
 }
 
 /// A fingerprint of the plan (step ids and commands), so a resume runs the plan it started.
@@ -243,8 +251,8 @@ impl<'a> Runner<'a> {
         let observer = Observer::new(options.probes.clone());
         // A run that went on without machines written off is predicted from the twin's state
         // after the write-off ([`plan_to_run`] gives the plan it follows then).
-        let written_off = Progress::from_records(&journal.records).written_off;
-        let prediction = match written_off.and_then(|w| plan.steps.iter().position(|s| s.id == w.step).map(|i| (i, w.state))) {
+        let progress = Progress::from_records(&journal.records);
+        let prediction = match progress.written_off().and_then(|w| plan.steps.iter().position(|s| s.id == w.step).map(|i| (i, w.state))) {
             Some((from, state)) => Prediction::going_on(t, plan, from, state),
             None => Prediction::new(t, plan),
         };
@@ -313,11 +321,13 @@ impl<'a> Runner<'a> {
                 return self.halt(i, "reality differs from the twin before the step".to_string(), drift, interrupted).map(Some);
             }
         }
-        // What the twin itself says fails here is not run: the plan going on without a master
-        // written off stops at the acceptance criteria that want it, as the twin's does. A plan
-        // the check rejected runs on `--override-check`, its failures the operator's call.
-        if let Some(why) = self.prediction.failed_check(id).filter(|_| self.options.check_passed) {
-            let reason = format!("the twin's verification of step {id} fails in the state it predicts: {why}");
+        // What the twin itself refuses here is not run: the plan going on without a master
+        // written off stops where a step needs it (a join's discovery through it, the acceptance
+        // criteria that want it), as the twin's does, also on `--override-check`. Otherwise a
+        // plan the check rejected runs on `--override-check`, its failures the operator's call.
+        let going_on = self.options.resume && Progress::from_records(&self.journal.records).written_off().is_some();
+        if let Some(why) = self.prediction.refused(id).filter(|_| self.options.check_passed || going_on) {
+            let reason = format!("the twin refuses step {id} in the state it predicts: {why}");
             return self.halt(i, reason, vec![], interrupted).map(Some);
         }
         Ok(None)
@@ -348,6 +358,10 @@ impl<'a> Runner<'a> {
             )));
         }
         let progress = if self.options.resume { progress } else { Progress::default() };
+        if !self.options.resume {
+            // A fresh run starts from the scenario, whatever a write-off journalled before.
+            self.prediction = Prediction::new(self.t, self.plan);
+        }
         // The by-hand command the operator did while the run was halted at it, until it is reached.
         let mut done_by_hand = if self.options.by_hand_done { Some(self.by_hand_done(&progress)?) } else { None };
         self.journal.append(Event::RunStarted {

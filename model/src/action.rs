@@ -390,8 +390,13 @@ fn transition(c: &Cluster, n: &mut Cluster, t: &Topology, action: Action, w: Wor
         }
         RefactorConfigStack => n.stack_list_declared = true,
         ApplyConfigStack => {
-            // terragrunt's remote-exec runs the stack's edits on the hosts it lists.
-            needs_up(w, c, t, master, "tg apply: remote-exec")?;
+            // terragrunt's remote-exec runs the stack's edits on the hosts it lists: from the
+            // first master, or, that one written off, the first host the stack still lists.
+            let from = match c.written_off.contains(master) {
+                true => c.stack_hosts_declared.minus(c.written_off).iter().next().unwrap_or(master),
+                false => master,
+            };
+            needs_up(w, c, t, from, "tg apply: remote-exec")?;
             let hosts = c.stack_hosts_declared;
             if hosts.len() > 1 && !c.stack_list_declared {
                 return w.refuse(|| format!("config stack takes a single host ({}): refactor it to a list first", t.name(master)));

@@ -180,7 +180,8 @@ impl Step {
     }
 
     /// The step without what names a machine of `gone` ([`Operation::without`]), its commands,
-    /// actions and duration derived again from the operations left.
+    /// actions and duration derived again from the operations left, and run elsewhere where it
+    /// ran on one of them.
     ///
     /// # Errors
     /// An operation left does not fit `t`.
@@ -190,6 +191,16 @@ impl Step {
         // A step that names none of them is left as it was derived.
         if left.operations != self.operations {
             left.derive(t)?;
+        }
+        // What it still runs where the step runs (upload-certs, create-token on the first
+        // master) runs on the first master left: the existing one, else the new ones in the
+        // order they join.
+        if let RunsOn::Node(name) = &self.runs_on {
+            let on_gone = gone.iter().any(|n| t.name(n) == name);
+            let masters = std::iter::once(t.existing_master()).chain(t.new_masters());
+            if let Some(to) = masters.into_iter().find(|m| !gone.contains(*m)).filter(|_| on_gone) {
+                left.runs_on = RunsOn::Node(t.name(to).to_string());
+            }
         }
         Ok(left)
     }

@@ -32,8 +32,9 @@ pub struct Progress {
     pub secrets_swept: bool,
     /// Where the last sweep could not remove them (a host down, the API down for the tokens).
     pub secrets_left: Vec<String>,
-    /// The machines a go-forward wrote off, the last one journalled (a fresh run forgets it).
-    pub written_off: Option<WrittenOff>,
+    /// The write-offs of the go-forwards carried out, in order (a fresh run forgets them): the
+    /// run follows the plan going on without each from its step on.
+    pub write_offs: Vec<WrittenOff>,
 }
 
 /// A journalled write-off: the plan goes on without `nodes` from `step` on.
@@ -60,6 +61,13 @@ pub struct Halted {
     /// The join credentials kubeadm said expired (absent when none did).
     #[serde(skip_serializing_if = "ExpiredCredentials::is_nothing")]
     pub expired: ExpiredCredentials,
+}
+
+impl Progress {
+    /// The last write-off journalled: its state is the twin's after every write-off so far.
+    pub fn written_off(&self) -> Option<&WrittenOff> {
+        self.write_offs.last()
+    }
 }
 
 impl Progress {
@@ -135,7 +143,7 @@ impl Progress {
                 }
                 Event::WrittenOff { step, nodes, state, plan_digest } => {
                     // From here on the run follows the plan going on without them.
-                    p.written_off = Some(WrittenOff { step: step.clone(), nodes: nodes.clone(), state: **state });
+                    p.write_offs.push(WrittenOff { step: step.clone(), nodes: nodes.clone(), state: **state });
                     p.plan_digest = Some(plan_digest.clone());
                 }
                 Event::RunFinished => p.finished = true,
