@@ -250,8 +250,9 @@ impl<'a> Runner<'a> {
         let compiled = crate::invocation::compile_on(t, plan, workstation.as_ref());
         let observer = Observer::new(options.probes.clone());
         // A run that went on without machines written off is predicted from the twin's state
-        // after the write-off ([`plan_to_run`] gives the plan it follows then).
-        let progress = Progress::from_records(&journal.records);
+        // after the write-off ([`plan_to_run`] gives the plan it follows then), when it is
+        // resumed or recovered; a fresh run starts from the scenario, whatever was journalled.
+        let progress = if options.resume { Progress::from_records(&journal.records) } else { Progress::default() };
         let prediction = match progress.written_off().and_then(|w| plan.steps.iter().position(|s| s.id == w.step).map(|i| (i, w.state))) {
             Some((from, state)) => Prediction::going_on(t, plan, from, state),
             None => Prediction::new(t, plan),
@@ -358,10 +359,7 @@ impl<'a> Runner<'a> {
             )));
         }
         let progress = if self.options.resume { progress } else { Progress::default() };
-        if !self.options.resume {
-            // A fresh run starts from the scenario, whatever a write-off journalled before.
-            self.prediction = Prediction::new(self.t, self.plan);
-        }
+
         // The by-hand command the operator did while the run was halted at it, until it is reached.
         let mut done_by_hand = if self.options.by_hand_done { Some(self.by_hand_done(&progress)?) } else { None };
         self.journal.append(Event::RunStarted {
