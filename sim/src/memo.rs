@@ -72,7 +72,7 @@ impl Rankings {
         // phase. Going forward (where a machine is down) runs the rest of the plan from the step
         // itself: that ranking is the phase's with it in its place, kept by the step too.
         let by_phase = Fingerprint::of(&(c, phase));
-        if crate::recovery::written_off(c).is_empty() {
+        if crate::recovery::to_write_off(c).is_empty() {
             return self.kept(by_phase, |me| me.make(c, t, plan, step));
         }
         let by_step = Fingerprint::of(&(c, phase, step as u32));

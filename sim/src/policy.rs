@@ -262,7 +262,7 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
                     },
                 },
                 RecoveryKind::GoForward => Outcome::WentOn {
-                    without: crate::recovery::written_off(&weighed_from).iter().map(|n| t.name(n).to_string()).collect(),
+                    without: crate::recovery::to_write_off(&weighed_from).iter().map(|n| t.name(n).to_string()).collect(),
                     stopped_at: best.stops_at.clone(),
                 },
                 _ => Outcome::Halted { step: id.to_string() },

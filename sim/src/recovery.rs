@@ -207,10 +207,9 @@ pub fn hold_actions(c: &Cluster) -> Vec<Action> {
 }
 
 /// The machines a go-forward writes off: every VM that exists, is down and is not written off
-/// already (the policy waits for
-/// a fault that clears and finishes a planned reboot before it weighs any recovery, so what is
-/// still down then is down for good).
-pub fn written_off(c: &Cluster) -> plan_model::topology::NodeSet {
+/// already (the policy waits for a fault that clears and finishes a planned reboot before it
+/// weighs any recovery, so what is still down then is down for good).
+pub fn to_write_off(c: &Cluster) -> plan_model::topology::NodeSet {
     c.vm_exists.minus(c.up).minus(c.written_off)
 }
 

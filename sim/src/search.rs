@@ -233,7 +233,7 @@ pub(crate) fn go_forward_in(
     going_on: &mut dyn GoingOn,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Option<Candidate> {
-    let gone = recovery::written_off(c);
+    let gone = recovery::to_write_off(c);
     if gone.is_empty() {
         return None;
     }
@@ -348,7 +348,7 @@ pub fn documented_for(c: &Cluster, t: &Topology, kind: PhaseKind, phase: &str, p
     }
     let m0 = t.existing_master();
     let absorbed = !c.up.contains(m0) && observe::vip_serves(c, t);
-    if absorbed && plan.documents(Recovers::GoForward) && recovery::written_off(c).contains(m0) {
+    if absorbed && plan.documents(Recovers::GoForward) && recovery::to_write_off(c).contains(m0) {
         return RecoveryKind::GoForward;
     }
     match kind {

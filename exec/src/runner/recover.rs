@@ -229,7 +229,7 @@ impl Runner<'_> {
                 let end = if waits {
                     *c
                 } else if writes_off {
-                    written_off(t, c, &actions)
+                    after_write_off(t, c, &actions)
                 } else {
                     candidate.end
                 };
@@ -466,7 +466,7 @@ impl Runner<'_> {
 /// The state `c` is in once the write-off `actions` are carried out (a go-forward's first part):
 /// a removal on a host that is down is passed over as every recovery passes it over; the search
 /// found none refused.
-fn written_off(t: &plan_model::topology::Topology, c: &Cluster, actions: &[Action]) -> Cluster {
+fn after_write_off(t: &plan_model::topology::Topology, c: &Cluster, actions: &[Action]) -> Cluster {
     let mut state = *c;
     for a in actions {
         let _ = plan_model::action::apply_in_place(&mut state, t, *a);

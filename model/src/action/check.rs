@@ -371,6 +371,13 @@ const CHECKS_OF_A_NODE: [fn(NodeIx) -> Check; 7] = [
 ];
 
 impl Check {
+    /// The node a check's key ([`Check::key`]) names, without parsing the check: the words
+    /// after its kind (`node-ready k8s-master-2` names `k8s-master-2`); `None` for a check of
+    /// the cluster.
+    pub fn node_in_key(key: &str) -> Option<&str> {
+        key.trim().split_once(char::is_whitespace).map(|(_, node)| node.trim())
+    }
+
     /// How a plan file names the check: `cluster-healthy`, `node-ready k8s-master-2`.
     pub fn key(self, t: &Topology) -> String {
         let debug = format!("{self:?}");

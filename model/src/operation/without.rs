@@ -41,9 +41,7 @@ impl Operation {
             // A verification is one piece: its commands are not split by check, so one that
             // verifies something of a gone node, or runs there, goes whole.
             Operation::Verify { checks, at, .. } => {
-                // A check of a node is keyed `KIND NODE` ([`crate::action::Check::key`]), one of the cluster by
-                // its kind alone.
-                let of_gone = |key: &String| key.split_once(' ').is_some_and(|(_, node)| is_gone(node.trim()));
+                let of_gone = |key: &String| crate::action::Check::node_in_key(key).is_some_and(is_gone);
                 if at.as_deref().is_some_and(is_gone) || checks.iter().any(of_gone) {
                     return None;
                 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// master's undo takes them out; then each machine written off (its Node object deleted), so
 /// nothing of the rest of the plan waits for a machine that will not come back.
 pub fn write_off_actions(c: &Cluster) -> Vec<Action> {
-    let gone = recovery::written_off(c);
+    let gone = recovery::to_write_off(c);
     let mut actions = recovery::hold_actions(c);
     actions.extend(gone.and(c.lb_declared.pool).iter().map(Action::RemoveLbBackend));
     if !gone.and(c.lb_declared.pool.or(c.lb_running.pool)).is_empty() {
