@@ -10,6 +10,7 @@
 use crate::target::{Hosts, Place};
 use crate::workstation::WorkstationHost;
 use plan_model::action::Action;
+use plan_model::cluster::Cluster;
 use plan_model::hand::HandTask;
 use plan_model::plan::{Command, Part, RunsOn, Step};
 use plan_model::topology::Topology;
@@ -204,47 +205,77 @@ impl<'t> Compiler<'t> {
         }
     }
 
-    /// The commands that carry out recovery actions the twin chose. An action with no command
-    /// the executor can run safely becomes an instruction for the operator.
-    pub fn recovery(&self, actions: &[Action]) -> Vec<Invocation> {
+    /// The commands that carry out the recovery actions the twin chose from `c`, each beside the
+    /// action it carries out (one may take several: an upload, then its run). An action with no
+    /// command the executor can run safely becomes an instruction for the operator.
+    pub fn recovery(&self, c: &Cluster, actions: &[Action]) -> Vec<(Action, Invocation)> {
+        let t = self.t;
+        let mut state = *c;
+        let mut out = Vec::new();
+        for (index, action) in actions.iter().enumerate() {
+            let before = state;
+            // A step refused (a removal on a host that is down) leaves the state as it was, as
+            // every recovery passes it over.
+            let _ = plan_model::action::apply_in_place(&mut state, t, *action);
+            for work in self.recovery_work(&before, *action) {
+                out.push((*action, Invocation { work, secret: false, command: index }));
+            }
+        }
+        out
+    }
+
+    /// What carries out one recovery action from the state `before` it: the plan's own
+    /// operation where one does the work (rendered as a step's are), a command the executor can
+    /// run safely, or an instruction for the operator.
+    fn recovery_work(&self, before: &Cluster, action: Action) -> Vec<Work> {
         let t = self.t;
         let s = &t.scenario;
         let m0 = t.existing_master();
-        let on = |node, shell: String| Work::Shell { place: Place::Host(self.hosts.node(node)), shell };
-        let manual = |action: &Action| Work::Manual { instruction: action.describe(t), task: HandTask::Recovery(*action) };
+        let on = |node, shell: String| vec![Work::Shell { place: Place::Host(self.hosts.node(node)), shell }];
+        let manual = || vec![Work::Manual { instruction: action.describe(t), task: HandTask::Recovery(action) }];
         let vip = format!("https://{}:{}", s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
-        actions
-            .iter()
-            .enumerate()
-            .map(|(index, action)| {
-                let work = match *action {
-                    // The undo of the plan's own flip, rendered as the operation renders it.
-                    Action::RevertKubelet(n) => {
-                        let flip = plan_model::operation::Operation::KubeletServer {
-                            nodes: vec![t.name(n).to_string()],
-                            server: vip.clone(),
-                            wait_ready: false,
-                        };
-                        let revert = flip.undo(t).map(|undo| undo.render(t)).unwrap_or_default();
-                        match revert.first().and_then(|c| c.parts.first()) {
-                            Some(part) => self.work(part, &Place::Host(self.hosts.node(n))),
-                            None => manual(action),
-                        }
-                    }
-                    Action::RestoreCert(n) => on(
-                        n,
-                        "sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/".to_string(),
-                    ),
-                    Action::RestartApiserver(n) => on(n, "sudo systemctl restart kubelet".to_string()),
-                    Action::RevertKubeadmConfig => {
-                        on(m0, "sudo kubeadm init phase upload-config kubeadm --config /tmp/kubeadm-config.backup.yaml".to_string())
-                    }
-                    Action::KubeadmReset(n) => on(n, plan_model::operation::KUBEADM_RESET.to_string()),
-                    other => manual(&other),
-                };
-                Invocation { work, secret: false, command: index }
-            })
-            .collect()
+        if let Some(operation) = plan_model::operation::Operation::carrying_out(t, before, action) {
+            let works = self.operation_works(&operation);
+            return if works.is_empty() { manual() } else { works };
+        }
+        match action {
+            // The undo of the plan's own flip, rendered as the operation renders it.
+            Action::RevertKubelet(n) => {
+                let flip =
+                    plan_model::operation::Operation::KubeletServer { nodes: vec![t.name(n).to_string()], server: vip, wait_ready: false };
+                let revert = flip.undo(t).map(|undo| undo.render(t)).unwrap_or_default();
+                match revert.first().and_then(|c| c.parts.first()) {
+                    Some(part) => vec![self.work(part, &Place::Host(self.hosts.node(n)))],
+                    None => manual(),
+                }
+            }
+            Action::RestoreCert(n) => {
+                on(n, "sudo cp /tmp/apiserver-backup/apiserver.crt /tmp/apiserver-backup/apiserver.key /etc/kubernetes/pki/".to_string())
+            }
+            Action::RestartApiserver(n) => on(n, "sudo systemctl restart kubelet".to_string()),
+            Action::RevertKubeadmConfig => {
+                on(m0, "sudo kubeadm init phase upload-config kubeadm --config /tmp/kubeadm-config.backup.yaml".to_string())
+            }
+            Action::KubeadmReset(n) => on(n, plan_model::operation::KUBEADM_RESET.to_string()),
+            _ => manual(),
+        }
+    }
+
+    /// An operation's commands as a recovery runs them: its by-hand edits as instructions with
+    /// their typed task, its parts where they say (else in the infra repo, where the workstation's
+    /// edits are made).
+    fn operation_works(&self, operation: &plan_model::operation::Operation) -> Vec<Work> {
+        let here = self.default_place(&RunsOn::InfraRepo);
+        let mut works = Vec::new();
+        for command in operation.render(self.t) {
+            if command.by_hand {
+                let task = command.hand.clone().unwrap_or_default();
+                works.push(Work::Manual { instruction: command.run.trim().to_string(), task });
+            } else {
+                works.extend(command.parts.iter().map(|part| self.work(part, &here)));
+            }
+        }
+        works
     }
 }
 
@@ -316,9 +347,9 @@ mod tests {
     fn a_kubelets_revert_is_the_undo_of_the_plans_flip_rendered() {
         let (t, _) = homelab();
         let worker = t.workers().next().expect("a worker");
-        let invocations = Compiler::new(&t).recovery(&[Action::RevertKubelet(worker)]);
+        let invocations = Compiler::new(&t).recovery(&Cluster::initial(&t), &[Action::RevertKubelet(worker)]);
         let direct = format!("https://{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port);
-        let Work::Shell { place: Place::Host(host), shell } = &invocations[0].work else { panic!("{invocations:?}") };
+        let Work::Shell { place: Place::Host(host), shell } = &invocations[0].1.work else { panic!("{invocations:?}") };
         assert_eq!(host.name, t.name(worker));
         assert_eq!(shell, &plan_model::operation::kubelet_server_shell(&direct));
     }

@@ -10,7 +10,7 @@
 use crate::error::LabError;
 use crate::fidelity::Ending;
 use plan_exec::invocation::Compiler;
-use plan_exec::runner::{Outcome, RollbackOutcome};
+use plan_exec::runner::{Outcome, Recovery, RollbackOutcome};
 use plan_model::action::{self, Action};
 use plan_model::cluster::Cluster;
 use plan_model::fault::{Fault, FaultKind};
@@ -180,10 +180,7 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
 /// Refuses, before any lab starts, a recovery kind picked for `drill` (`--choose`) that neither
 /// side could take at its halt: a fault that clears or a clock jump is waited for or renewed first,
 /// by the executor and the twin alike, before any pick; and a kind the twin, pinned to it, never
-/// takes after this fault would leave the lab's pick with nothing to compare to. Whatever is
-/// picked, a run where the twin goes forward is refused: the write-off's load balancer and
-/// config-stack edits are by hand, and the lab as operator does not make them yet (the walk
-/// rehearses a go-forward).
+/// takes after this fault would leave the lab's pick with nothing to compare to.
 ///
 /// # Errors
 /// [`LabError::NotRehearsable`] with why.
@@ -193,12 +190,6 @@ pub fn check_choice(t: &Topology, plan: &Plan, drill: Drill, strike: &Strike) ->
         Some(kind) => engine.choosing(kind).run(&[drill.injection]),
         None => engine.run(&[drill.injection]),
     };
-    if twin.recoveries.contains(&plan_sim::recovery::RecoveryKind::GoForward) {
-        return Err(refuse(
-            drill.injection.fault.describe(t),
-            "the twin goes on without the machine it writes off (go-forward), whose load balancer and config-stack edits are by hand              and not made by the lab as operator yet: pick another recovery with --choose (hold, rollback, ...), or rehearse it with --walk",
-        ));
-    }
     let Some(kind) = drill.choose else { return Ok(()) };
     let what = format!("--choose {kind} with {}", drill.injection.fault.describe(t));
     if strike.blow.clears() || matches!(strike.blow, Blow::ClockJump { .. }) {
@@ -253,7 +244,18 @@ pub fn twin_member_remove(t: &Topology, c: &Cluster, node: NodeIx) -> Result<(),
 
 /// The executor's run and recovery in the twin's terms ([`TwinOutcome`]) where it has them, so the
 /// two ends compare as values.
-pub fn executor_outcome(outcome: &Outcome, recovery: Option<&RecoveryKind>, rollback: Option<&RollbackOutcome>) -> Ending {
+pub fn executor_outcome(t: &Topology, outcome: &Outcome, recovery: Option<&Recovery>, rollback: Option<&RollbackOutcome>) -> Ending {
+    // A go-forward carried out: the run went on without the machines its write-off took out, to
+    // the end of the plan or to the step the executor halted at then.
+    if let (Some(Recovery { kind: RecoveryKind::GoForward, expected, .. }), Some(RollbackOutcome::Done { .. })) = (recovery, rollback) {
+        let without = expected.written_off.iter().map(|n| t.name(n).to_string()).collect();
+        let stopped_at = match outcome {
+            Outcome::Halted(halt) => Some(format!("{}: {}", halt.step, halt.reason)),
+            _ => None,
+        };
+        return Ending::Outcome(TwinOutcome::WentOn { without, stopped_at });
+    }
+    let recovery = recovery.map(|r| &r.kind);
     match (outcome, rollback) {
         (Outcome::Completed, _) => Ending::Outcome(TwinOutcome::Completed),
         (Outcome::Declined { phase }, _) => Ending::Declined { phase: phase.clone() },
@@ -398,21 +400,17 @@ mod tests {
             Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("a fault that clears"), "{why}"),
             other => panic!("refused: {other:?}"),
         }
-        // The first master lost as the cut-over begins: the twin goes forward, which the lab as
-        // operator cannot carry out; holding, picked, it can.
+        // The first master lost for good after the cut-over: the twin goes forward, and the lab
+        // as operator carries out its write-off, as it does holding, picked.
         let m0 = t.existing_master();
         let lost = |choose| Drill {
-            injection: Injection { at: at(&homelab, "4.1", 0), fault: Fault::NodeDown { node: m0, lasts_s: None } },
+            injection: Injection { at: at(&homelab, "4.5", 0), fault: Fault::NodeDown { node: m0, lasts_s: None } },
             choose,
         };
         let check = |d: Drill| strike_point(&t, &homelab, d.injection).and_then(|strike| check_choice(&t, &homelab, d, &strike));
-        for choose in [None, Some("go-forward")] {
-            match check(lost(choose)) {
-                Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("go-forward") && why.contains("--choose"), "{why}"),
-                other => panic!("refused: {other:?}"),
-            }
+        for choose in [None, Some("go-forward"), Some("hold")] {
+            assert!(check(lost(choose)).is_ok(), "{choose:?}");
         }
-        assert!(check(lost(Some("hold"))).is_ok());
     }
 
     /// A `kubeadm reset` of an up node before the recovery's own remove takes the member with it

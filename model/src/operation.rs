@@ -15,6 +15,7 @@ use crate::plan::RunsOn;
 use crate::topology::{NodeIx, NodeKind, NodeSet, Topology};
 use serde::{Deserialize, Serialize};
 
+mod carrying_out;
 mod render;
 mod without;
 pub use render::{

@@ -212,15 +212,18 @@ impl Runner<'_> {
                 // A go-forward carries out the write-off here; the resume runs the rest of the
                 // plan without the machines, step by step.
                 let writes_off = candidate.kind == RecoveryKind::GoForward && candidate.applicable();
-                let (actions, invocations): (Vec<Action>, Vec<Invocation>) = match candidate.kind {
-                    RecoveryKind::Renew => self.renewal_invocations(i).into_iter().unzip(),
+                let (actions, rendered): (Vec<Action>, Vec<(Action, Invocation)>) = match candidate.kind {
+                    RecoveryKind::Renew => {
+                        let pairs = self.renewal_invocations(i);
+                        (pairs.iter().map(|(a, _)| *a).collect(), pairs)
+                    }
                     RecoveryKind::WaitAndRetry => (Vec::new(), Vec::new()),
                     RecoveryKind::GoForward => {
                         let write_off = search::write_off_actions(c);
-                        let invocations = compiler.recovery(&write_off);
-                        (write_off, invocations)
+                        let rendered = compiler.recovery(c, &write_off);
+                        (write_off, rendered)
                     }
-                    _ => (candidate.actions.clone(), compiler.recovery(&candidate.actions)),
+                    _ => (candidate.actions.clone(), compiler.recovery(c, &candidate.actions)),
                 };
                 // Waiting leaves the hosts as they are until the resume runs the step: that is
                 // what they are checked against once it is carried out; a go-forward leaves them
@@ -233,9 +236,8 @@ impl Runner<'_> {
                 } else {
                     candidate.end
                 };
-                let commands = actions
+                let commands = rendered
                     .iter()
-                    .zip(&invocations)
                     .map(|(action, invocation)| ChoiceCommand {
                         action: action.describe(t),
                         place: invocation.place_label(),
@@ -244,6 +246,7 @@ impl Runner<'_> {
                     })
                     .collect();
                 let mut refused = candidate.refused;
+                let invocations: Vec<Invocation> = rendered.into_iter().map(|(_, invocation)| invocation).collect();
                 if candidate.kind == RecoveryKind::Renew && !actions.contains(&Action::UploadCerts) {
                     // Nothing of the plan before the step makes the key again: nothing to run.
                     refused

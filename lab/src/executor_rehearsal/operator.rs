@@ -195,6 +195,16 @@ impl LabOperator<'_> {
                 k.actions.push(format!("recovery: kubectl delete node {}: the Node object is gone", t.name(node)));
                 true
             }
+            // A go-forward's last step: the Node object deleted; the host, down for good, stays
+            // down (its disk is the operator's to wipe before it ever boots again).
+            Action::WriteOff(node) => {
+                k.registered = k.registered.without(node);
+                k.actions.push(format!(
+                    "recovery: write off {}: kubectl delete node, the Node object is gone; its host stays down",
+                    t.name(node)
+                ));
+                true
+            }
             Action::RestoreSnapshot(node) => {
                 let answer = k.etcd.restore_snapshot(node, &self.backup).unwrap_or_else(|e| Err(e.to_string()));
                 k.actions.push(match &answer {

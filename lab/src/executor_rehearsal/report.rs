@@ -167,6 +167,11 @@ fn twin_halt(rig: &Rig) -> Option<(usize, String)> {
     match &rig.fault {
         // A twin that halted and went on (waited, renewed) halts nowhere in the end.
         Some(FaultRun { twin, .. }) if twin.outcome == plan_sim::run::Outcome::Completed => None,
+        // A go-forward halts where the rest of the plan without the machines stops, if it stops.
+        Some(FaultRun { twin: plan_sim::run::RunResult { outcome: TwinOutcome::WentOn { stopped_at, .. }, .. }, .. }) => {
+            let (id, why) = stopped_at.as_deref()?.split_once(": ")?;
+            sliced.steps.iter().position(|s| s.id == id).map(|i| (i, why.to_string()))
+        }
         Some(FaultRun { twin, .. }) => twin.halted_at.as_ref().and_then(|id| {
             sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, twin.halt.as_ref().map(ToString::to_string).unwrap_or_default()))
         }),
@@ -187,7 +192,7 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
             Some((i, _)) => Ending::HaltedAt(rig.sliced.steps[*i].id.clone()),
             None => Ending::Outcome(TwinOutcome::Completed),
         };
-        return (twin, executor_fault::executor_outcome(&run.outcome, None, None));
+        return (twin, executor_fault::executor_outcome(t, &run.outcome, None, None));
     };
     for (node, answer) in &run.tried {
         let twin_says = Observed::Answer(executor_fault::twin_member_remove(t, at_strike, *node));
@@ -237,7 +242,7 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
     lab_path.extend(std::iter::repeat_n(RecoveryKind::WaitAndRetry, run.waited));
     lab_path.extend(run.recovery_done.as_ref().map(|r| r.kind.clone()));
     rows.push(row(t, "recovery path".to_string(), Observed::Recoveries(twin.recoveries.clone()), Observed::Recoveries(lab_path)));
-    let executor = executor_fault::executor_outcome(&run.outcome, run.recovery_done.as_ref().map(|r| &r.kind), run.rollback.as_ref());
+    let executor = executor_fault::executor_outcome(t, &run.outcome, run.recovery_done.as_ref(), run.rollback.as_ref());
     (Ending::Outcome(twin.outcome.clone()), executor)
 }
 

@@ -95,13 +95,22 @@ impl Run {
             _ => AtHalt::default(),
         };
         drop(runner);
-        // A recovery that goes on (wait and run the step again, the renewal) is followed by the
-        // resume; the one carried out, which a new look at the hosts may have made another.
-        let goes_on = matches!(operator.recovery.as_ref().map(|r| &r.kind), Some(RecoveryKind::WaitAndRetry | RecoveryKind::Renew));
+        // A recovery that goes on (wait and run the step again, the renewal, the write-off of a
+        // go-forward) is followed by the resume; the one carried out, which a new look at the
+        // hosts may have made another. After a write-off the resume follows the plan without the
+        // machines, predicted from the state the journal holds (`plan execute --resume`).
+        let goes_on = matches!(
+            operator.recovery.as_ref().map(|r| &r.kind),
+            Some(RecoveryKind::WaitAndRetry | RecoveryKind::Renew | RecoveryKind::GoForward)
+        );
         if halt.carried_out && goes_on {
+            let going_on = plan_exec::runner::plan_to_run(&rig.t, &rig.sliced, &journal).map_err(|e| exec_error("the plan going on", e))?;
+            let plan = going_on.as_ref().unwrap_or(&rig.sliced);
             let mut resumed =
-                Runner::new(&rig.t, &rig.sliced, &mut transport, &mut journal, &mut operator, RunOptions { resume: true, ..options });
-            resumed.prediction = rig.prediction.clone();
+                Runner::new(&rig.t, plan, &mut transport, &mut journal, &mut operator, RunOptions { resume: true, ..options });
+            if going_on.is_none() {
+                resumed.prediction = rig.prediction.clone();
+            }
             outcome = resumed.run();
             stopped_by_the_operator(&outcome)?;
         }

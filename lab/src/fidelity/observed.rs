@@ -220,6 +220,15 @@ impl Ending {
             (Ending::Outcome(Outcome::Stuck { .. }), Ending::Outcome(Outcome::Stuck { .. })) => true,
             (Ending::Outcome(Outcome::RestoredFromSnapshot { .. }), Ending::Restored)
             | (Ending::Restored, Ending::Outcome(Outcome::RestoredFromSnapshot { .. })) => true,
+            // Went on without the same machines and stopped at the same step (or at none): each
+            // says why in its own words.
+            (
+                Ending::Outcome(Outcome::WentOn { without: a, stopped_at: at_a }),
+                Ending::Outcome(Outcome::WentOn { without: b, stopped_at: at_b }),
+            ) => {
+                let step = |at: &Option<String>| at.as_deref().map(|at| at.split(": ").next().unwrap_or(at).to_string());
+                a == b && step(at_a) == step(at_b)
+            }
             (a, b) => a == b,
         }
     }

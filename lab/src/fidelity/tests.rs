@@ -132,6 +132,16 @@ fn runs_end_alike_by_their_outcome_and_two_stuck_runs_agree() {
     assert_eq!(verdict(end(Outcome::QuorumRecovered), restored.clone()), Verdict::Disagree);
     assert_eq!(verdict(end(Outcome::Completed), restored.clone()), Verdict::Disagree);
     assert_eq!(restored.render(&t), "restored from the backup");
+    // Going on: the same machines written off and the same step stopped at agree, whatever
+    // words each gives for why; another step, none, or other machines do not.
+    let went_on =
+        |without: &str, at: Option<&str>| end(Outcome::WentOn { without: vec![without.to_string()], stopped_at: at.map(str::to_string) });
+    let twin = went_on("k8s-master", Some("8.1: acceptance criteria: k8s-master is not in the load balancer's pool"));
+    assert_eq!(verdict(twin.clone(), went_on("k8s-master", Some("8.1: the twin refuses the step: acceptance"))), Verdict::Agree);
+    assert_eq!(verdict(twin.clone(), went_on("k8s-master", Some("7.1: the twin refuses the step"))), Verdict::Disagree);
+    assert_eq!(verdict(twin.clone(), went_on("k8s-master", None)), Verdict::Disagree);
+    assert_eq!(verdict(twin, went_on("k8s-master-2", Some("8.1: acceptance"))), Verdict::Disagree);
+    assert_eq!(verdict(went_on("k8s-master", None), went_on("k8s-master", None)), Verdict::Agree);
 }
 
 #[test]

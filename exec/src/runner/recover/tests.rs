@@ -103,8 +103,11 @@ fn the_list_numbers_the_twins_ranking_with_the_commands_each_would_run() {
             assert_eq!(choice.summary, candidate.cost.summary(), "{file} #{}", k + 1);
             assert_eq!(choice.best, k == 0, "{file}: every candidate applies, the first is best");
             let shown: Vec<(&str, &str)> = choice.commands.iter().map(|c| (c.place.as_str(), c.command.as_str())).collect();
-            let compiled: Vec<(String, String)> =
-                compiler.recovery(&candidate.actions).iter().map(|inv| (inv.place_label(), inv.display())).collect();
+            let compiled: Vec<(String, String)> = compiler
+                .recovery(&Prediction::new(&t, &plan).after(i), &candidate.actions)
+                .iter()
+                .map(|(_, inv)| (inv.place_label(), inv.display()))
+                .collect();
             let compiled: Vec<(&str, &str)> = compiled.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
             assert_eq!(shown, compiled, "{file} #{}", k + 1);
         }
@@ -174,7 +177,13 @@ fn choosing_2_carries_out_candidate_2s_commands_and_the_journal_says_so() {
         assert_eq!(operator.started, expected, "{file}: candidate 2's commands, in order");
         let on_hosts: Vec<(String, String)> =
             transport.commands.iter().filter(|c| c.step == "rollback:5.2").map(|c| (c.place.clone(), format!("$ {}", c.shell))).collect();
-        let expected_on_hosts: Vec<(String, String)> = expected.iter().filter(|(place, _)| place != "operator").cloned().collect();
+        // An upload reaches the host as the bytes written to its remote path.
+        let as_sent = |command: &str| match command.strip_prefix("upload ").and_then(|u| u.rsplit_once(" -> ")) {
+            Some((_, remote)) => format!("$ cat > {remote}"),
+            None => command.to_string(),
+        };
+        let expected_on_hosts: Vec<(String, String)> =
+            expected.iter().filter(|(place, _)| place != "operator").map(|(place, c)| (place.clone(), as_sent(c))).collect();
         assert_eq!(on_hosts, expected_on_hosts, "{file}: what the transport ran");
         // The worst case undoes the phase: 5.1 and 5.2 are pending again (holding reopens 5.2 only).
         assert_eq!(reopened, ["5.1", "5.2"], "{file}");
