@@ -525,6 +525,32 @@ fn a_plan_without_the_kubeadm_config_edit_halts_at_0_3_on_the_lab_and_in_the_twi
     assert_eq!(code, 0, "every row agrees: {report:#}");
 }
 
+/// Without the cert regeneration (0.3, 0.4: an edited plan), the served cert lacks the VIP SAN:
+/// the smoke test through the VIP (1.4, `curl --cacert`) fails for real on the lab, TLS rejected
+/// by name, and the executor halts there; the twin's verification of 1.4 fails in the state it
+/// predicts, so its executor halts there too (before, the rehearsal counted only refused commands
+/// as the twin's halt, said "completed" and disagreed). The probe through the VIP sees TLS
+/// rejected.
+#[test]
+fn a_plan_without_the_cert_regeneration_halts_at_the_smoke_test_through_the_vip_on_the_lab_and_in_the_twin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exported = plan(&["--scenario", &scenario("loopback.yaml"), "show", "--format", "yaml"]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    let edited = write(dir.path(), "no-0.3.yaml", &remove_steps(&exported.stdout, &["0.3", "0.4"]));
+    let Some((code, report)) = rehearse_plan_via_execute(Some(&edited), Some("0.2,1.1,1.2,1.3,1.4")) else { return };
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("halted at 1.4", "halted at 1.4"), "{report:#}");
+    let smoke =
+        rows(&report, "the executor runs the step, its files as the twin says").into_iter().find(|r| r["step"] == "1.4").expect("1.4");
+    assert!(text(&smoke["twin"]).contains("lacks the VIP SAN"), "{smoke}");
+    assert!(text(&smoke["lab"]).contains("no alternative certificate subject name matches"), "curl rejects the served cert: {smoke}");
+    let served = row(&report, "served cert verifies for the VIP on lab-cp-1");
+    assert_eq!(text(&served["twin"]), "no");
+    assert!(text(&served["lab"]).contains("certificate not valid for name"), "rustls rejects it too: {served}");
+    assert!(report["probe"]["tls_rejected"].as_u64().unwrap_or(0) > 0, "{}", report["probe"]);
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "every row agrees: {report:#}");
+}
+
 /// The etcd part of joining a master, through the executor: 2.3 (upload-certs), 2.4 (the join
 /// command) and 2.5 (`kubeadm join --control-plane` on lab-cp-2) from where the plan stands before
 /// 2.3. The join shim adds a real learner to lab-cp-1's real etcd, starts its member and promotes

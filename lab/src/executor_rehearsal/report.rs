@@ -160,8 +160,8 @@ impl ExecutorRehearsal {
     }
 }
 
-/// Where the twin's executor halts: at the fault's detection, or at its first refused command (as
-/// a failed command halts the real one).
+/// Where the twin's executor halts: at the fault's detection, or at its first refused command or
+/// failed verification (as a failed command halts the real one).
 fn twin_halt(rig: &Rig) -> Option<(usize, String)> {
     let sliced = &rig.sliced;
     match &rig.fault {
@@ -175,11 +175,13 @@ fn twin_halt(rig: &Rig) -> Option<(usize, String)> {
         Some(FaultRun { twin, .. }) => twin.halted_at.as_ref().and_then(|id| {
             sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, twin.halt.as_ref().map(ToString::to_string).unwrap_or_default()))
         }),
-        None => rig
-            .prediction
-            .refusals
-            .first()
-            .and_then(|(id, reason)| sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, reason.clone()))),
+        // Without a fault: the first step whose command the twin refuses or whose verification
+        // fails in the state it predicts (a verification's commands fail for real there).
+        None => {
+            let prediction = &rig.prediction;
+            let at = |(id, reason): &(String, String)| sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, reason.clone()));
+            prediction.refusals.iter().chain(&prediction.failed_checks).filter_map(at).min_by_key(|(i, _)| *i)
+        }
     }
 }
 
