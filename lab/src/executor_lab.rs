@@ -145,11 +145,7 @@ fn bootstrap_script(t: &Topology, c: &Cluster) -> String {
         "<?php\n// The LB's declared state: every deploy renders it and resets HAProxy to it.\n$POOL_NAMES = [];\n$FRONTEND_NAMES = [];\n"
             .to_string();
     if c.lb_declared.frontend || !c.lb_declared.pool.is_empty() {
-        let health = match t.health_check {
-            plan_model::scenario::HealthCheck::HttpsReadyz => "check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'",
-            plan_model::scenario::HealthCheck::Tcp => "check_type='TCP'",
-        };
-        text.push_str(&format!("// build_pool_https() with {health}\n"));
+        text.push_str(&format!("// build_pool_https() with {}\n", t.health_check.pfsense_pool_options()));
         text.push_str("$POOL_NAMES[] = 'apiserver_nodes';\n");
         let pool: Vec<String> = c.lb_declared.pool.iter().map(|n| format!("['{}', '{}']", t.name(n), t.node(n).address)).collect();
         text.push_str(&format!("build_pool_https('apiserver_nodes', '{}', [{}]);\n", endpoint.port, pool.join(", ")));

@@ -230,6 +230,18 @@ pub enum HealthCheck {
     HttpsReadyz,
 }
 
+impl HealthCheck {
+    /// The check as the pfSense HAProxy package's pool options say it (`build_pool_https()` in
+    /// the bootstrap script): what the plan tells the operator to declare, and what the lab's
+    /// stand-in of that script reads.
+    pub fn pfsense_pool_options(self) -> &'static str {
+        match self {
+            HealthCheck::HttpsReadyz => "check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'",
+            HealthCheck::Tcp => "check_type='TCP'",
+        }
+    }
+}
+
 /// What serves the VIP: the environment's load balancer profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

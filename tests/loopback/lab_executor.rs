@@ -114,7 +114,8 @@ fn the_whole_plan_through_the_executor_meets_the_source_plans_acceptance_criteri
     let three = "lab-cp-1, lab-cp-2, lab-cp-3";
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), three);
     assert_eq!(text(&row(&report, "etcd members started (etcdctl member list)")["lab"]), three);
-    assert_eq!(text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]), three);
+    let up = text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]);
+    assert!(up.starts_with(&format!("{} (HAProxy: ", three)), "{up}");
     assert_eq!(text(&row(&report, "/readyz through the VIP, TLS verified for the VIP")["lab"]), "yes");
     for node in ["lab-cp-1", "lab-cp-2", "lab-cp-3", "lab-wk-1", "lab-wk-2"] {
         assert_eq!(text(&row(&report, &format!("node {node} Ready (its kubelet reaches an apiserver)"))["lab"]), "yes");
@@ -170,7 +171,8 @@ fn the_embedded_scenario_through_the_executor_on_loopback_meets_the_source_plans
     assert!(moved.contains(&master.as_str()) && moved.contains(&hypervisor.as_str()), "{moved:?}");
     let three = "k8s-master, k8s-master-2, k8s-master-3";
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), three);
-    assert_eq!(text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]), three);
+    let up = text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]);
+    assert!(up.starts_with(&format!("{} (HAProxy: ", three)), "{up}");
     assert_eq!(text(&row(&report, "/readyz through the VIP, TLS verified for the VIP")["lab"]), "yes");
     for node in ["k8s-master", "k8s-master-2", "k8s-master-3", "k8s-node1", "k8s-node2", "k8s-node3", "k8s-node4"] {
         assert_eq!(text(&row(&report, &format!("node {node} Ready (its kubelet reaches an apiserver)"))["lab"]), "yes");
@@ -240,21 +242,34 @@ fn lab_actions(report: &Value) -> Vec<&str> {
     report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect()
 }
 
-/// Learner mode off (Kubernetes 1.28): cp-2 crashes inside `kubeadm join`, right after the voter
-/// add. Real etcd loses quorum (two voters, one never started), the executor halts at 2.5, real etcd
-/// refuses the phase rollback's `member remove` as the twin ranks it, and the executor's quorum recovery
-/// (a real `etcd --force-new-cluster` on cp-1) brings writes back: the twin's path and outcome.
+/// Learner mode off (Kubernetes 1.28), the load balancer's health check a plain TCP connect: cp-2
+/// crashes inside `kubeadm join`, right after the voter add. Real etcd loses quorum (two voters, one
+/// never started), the executor halts at 2.5; at the halt real HAProxy keeps cp-1 UP (its TCP check
+/// passes though the apiserver is not ready) and `/readyz` through the VIP answers 503, as the twin
+/// says of a TCP check. Real etcd refuses the phase rollback's `member remove` as the twin ranks it,
+/// and the executor's quorum recovery (a real `etcd --force-new-cluster` on cp-1) brings writes
+/// back: the twin's path and outcome. (This rehearsal found the pfSense profile declaring an HTTP
+/// check whatever the scenario said.)
 #[test]
 fn learner_off_crash_after_the_voter_add_through_the_executor_loses_quorum_and_force_new_cluster_recovers() {
     if !lab_binaries(true) {
         return;
     }
-    let legacy = scenario("legacy-1.28.yaml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tcp =
+        std::fs::read_to_string(scenario("legacy-1.28.yaml")).expect("legacy").replace("health_check: https-readyz", "health_check: tcp");
+    assert!(tcp.contains("health_check: tcp"), "the scenario names its health check");
+    let legacy = write(dir.path(), "legacy-tcp.yaml", &tcp);
     let Some((code, report)) = rehearse_fault_via_execute(&["--scenario", &legacy], "cp-2", "2.5") else { return };
     assert_all_agree(&report);
     assert_eq!(code, 0, "{report:#}");
     let quorum = row(&report, "quorum at the halt (a write commits)");
     assert!(text(&quorum["lab"]).starts_with("no (") && text(&quorum["twin"]).starts_with("no ("), "{quorum}");
+    let backends = row(&report, "backends UP behind the VIP (HAProxy show stat) at the halt");
+    assert_eq!(text(&backends["lab"]), "cp-1 (HAProxy: cp-1 UP L4OK)", "a TCP connect passes without quorum: {backends}");
+    let via = row(&report, "/readyz through the VIP, TLS verified for the VIP at the halt");
+    assert_eq!(text(&via["twin"]), "no (down: cp-1 passes the TCP check but is not ready)");
+    assert!(text(&via["lab"]).contains("503"), "{via}");
     let remove = row(&report, "etcdctl member remove cp-2 after the fault");
     assert!(text(&remove["lab"]).starts_with("refused: ") && text(&remove["twin"]).starts_with("refused: "), "{remove}");
     // The twin ranks the phase rollback below the quorum recovery (its member remove needs
@@ -289,6 +304,9 @@ fn the_worst_case_chosen_at_the_halt_restores_the_backup_for_real_and_loses_the_
     assert_all_agree(&report);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(text(&row(&report, "recovery path")["lab"]), "worst case: etcd snapshot restore (RW)");
+    // The HTTPS /readyz check takes the unready cp-1 out at the halt: nothing serves the VIP.
+    let backends = row(&report, "backends UP behind the VIP (HAProxy show stat) at the halt");
+    assert!(text(&backends["lab"]).starts_with("none (HAProxy: cp-1 DOWN"), "{backends}");
     assert!(text(&report["twin_outcome"]).starts_with("restored from snapshot, "), "{}", report["twin_outcome"]);
     assert_eq!(text(&report["executor_outcome"]), "restored from the backup");
     let after = row(&report, "a write from after the backup is there (etcdctl get)");
@@ -358,7 +376,8 @@ fn the_existing_master_lost_as_phase_4_begins_is_written_off_through_the_executo
     assert_eq!(status("4.1"), "done", "the cut-over runs on after the write-off");
     assert!(status("8.1").starts_with("halted: the twin refuses step 8.1"), "{}", status("8.1"));
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master-2, k8s-master-3");
-    assert_eq!(text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]), "k8s-master-2, k8s-master-3");
+    let up = text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]);
+    assert!(up.starts_with(&format!("{} (HAProxy: ", "k8s-master-2, k8s-master-3")), "{up}");
     let actions = lab_actions(&report);
     // The write-off's edits, made at the halted step, name the masters left and not the dead one
     // (the lab's loopback range may be another than 127.0: addresses by their last octets).

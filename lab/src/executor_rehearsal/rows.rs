@@ -166,25 +166,7 @@ pub(super) fn cluster_rows(
         };
         rows.push(row(t, format!("node {} Ready (its kubelet reaches an apiserver)", t.name(node)), twin_cell, lab_cell));
     }
-    let lb = &t.scenario.load_balancer;
-    let socket = hosts.host_dir(&lb.name).join("tmp/haproxy.socket");
-    let twin_up = Observed::nodes(derive::healthy_backends(twin, t));
-    let lab_up = if socket.exists() {
-        match crate::haproxy::backends(&socket) {
-            Ok(backends) => Observed::named_nodes(t, backends.iter().filter(|b| b.is_up()).map(|b| b.name.as_str())),
-            Err(e) => Observed::Unanswered(format!("no answer: {e}")),
-        }
-    } else {
-        // No HAProxy on the load balancer: nothing is UP.
-        Observed::nodes(NodeSet::EMPTY)
-    };
-    rows.push(row(t, "backends UP behind the VIP (HAProxy show stat)".to_string(), twin_up, lab_up));
-    let endpoint = &t.scenario.control_plane_endpoint;
-    let twin_vip = derive::reach(twin, t, Endpoint::Vip, ClientNeeds { oidc: false });
-    let lab_vip = client.readyz(SocketAddr::from((endpoint.vip, endpoint.port)), endpoint.vip)?;
-    let twin_cell = if twin_vip.is_ok() { Observed::Yes(true).into() } else { Observed::Yes(false).with(twin_vip.to_string()) };
-    let lab_cell = if lab_vip.is_ready() { Observed::Yes(true).into() } else { Observed::Yes(false).with(lab_vip.to_string()) };
-    rows.push(row(t, "/readyz through the VIP, TLS verified for the VIP".to_string(), twin_cell, lab_cell));
+    rows.extend(vip_rows(t, hosts, client, twin, "end", "")?);
     let flags = executor_lab::flag_lines(t);
     for &node in joined.iter().filter(|&&n| twin.control_plane.contains(n)) {
         let manifest = std::fs::read_to_string(executor_lab::manifest(hosts, t, node)).unwrap_or_default();
@@ -193,6 +175,58 @@ pub(super) fn cluster_rows(
         rows.push(row(t, observation, Observed::Yes(twin.apiserver_flags.contains(node)), Observed::Yes(has)));
     }
     Ok(rows)
+}
+
+/// How long the backends HAProxy reports UP are read again until they are the twin's: its checks
+/// run every 100 ms and take a server out after two failures, each up to 500 ms.
+const BACKENDS_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The VIP as clients see it at `step`, against the twin's state `twin`: the backends HAProxy
+/// reports UP (its stats socket, read again for up to [`BACKENDS_SETTLE`] until they are the
+/// twin's) and `/readyz` through the VIP with TLS verified for it; `when` follows each
+/// observation's name (` at the halt`; nothing at the end).
+pub(super) fn vip_rows(
+    t: &Topology,
+    hosts: &FixtureHosts,
+    client: &VerifyingClient,
+    twin: &Cluster,
+    step: &str,
+    when: &str,
+) -> Result<Vec<FidelityRow>, LabError> {
+    let socket = hosts.host_dir(&t.scenario.load_balancer.name).join("tmp/haproxy.socket");
+    let twin_healthy = derive::healthy_backends(twin, t);
+    // The backends UP, and every server with its status and last check (`cp-1 UP L4OK`).
+    let read_up = || -> (Observed, String) {
+        if !socket.exists() {
+            // No HAProxy on the load balancer: nothing is UP.
+            return (Observed::nodes(NodeSet::EMPTY), "no HAProxy".to_string());
+        }
+        match crate::haproxy::backends(&socket) {
+            Ok(backends) => {
+                let all: Vec<String> =
+                    backends.iter().map(|b| format!("{} {} {}", b.name, b.status, b.check).trim_end().to_string()).collect();
+                (Observed::named_nodes(t, backends.iter().filter(|b| b.is_up()).map(|b| b.name.as_str())), all.join(", "))
+            }
+            Err(e) => (Observed::Unanswered(format!("no answer: {e}")), String::new()),
+        }
+    };
+    let twin_up = Observed::nodes(twin_healthy);
+    let since = std::time::Instant::now();
+    let (mut lab_up, mut servers) = read_up();
+    while lab_up != twin_up && since.elapsed() < BACKENDS_SETTLE {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        (lab_up, servers) = read_up();
+    }
+    let lab_up = lab_up.with(format!("HAProxy: {servers}"));
+    let endpoint = &t.scenario.control_plane_endpoint;
+    let twin_vip = derive::reach(twin, t, Endpoint::Vip, ClientNeeds { oidc: false });
+    let lab_vip = client.readyz(SocketAddr::from((endpoint.vip, endpoint.port)), endpoint.vip)?;
+    let twin_cell = if twin_vip.is_ok() { Observed::Yes(true).into() } else { Observed::Yes(false).with(twin_vip.to_string()) };
+    let lab_cell = if lab_vip.is_ready() { Observed::Yes(true).into() } else { Observed::Yes(false).with(lab_vip.to_string()) };
+    Ok(vec![
+        FidelityRow::new(t, step, format!("backends UP behind the VIP (HAProxy show stat){when}"), twin_up, lab_up, Evidence::Real),
+        FidelityRow::new(t, step, format!("/readyz through the VIP, TLS verified for the VIP{when}"), twin_cell, lab_cell, Evidence::Real),
+    ])
 }
 
 /// The source plan's acceptance criteria (its close-out check) the lab can check for real: the

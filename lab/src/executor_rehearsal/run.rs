@@ -234,6 +234,11 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
         };
         let twin_says = Observed::Yes(twin_quorum.holds()).with(twin_quorum.to_string());
         done.rows.push(FidelityRow::new(t, halt.step.clone(), "quorum at the halt (a write commits)", twin_says, lab_says, Evidence::Real));
+        // The VIP as clients see it at the halt, once its frontend runs: which backends the
+        // scenario's health check keeps UP, and whether `/readyz` answers through them.
+        if at_strike.lb_running.frontend {
+            done.rows.extend(super::rows::vip_rows(t, &rig.hosts, &rig.client, at_strike, &halt.step, " at the halt")?);
+        }
     }
     // The twin ranks the phase's rollback below a quorum recovery when etcd would refuse its
     // `member remove`: the lab asks real etcd the same question before the recovery.

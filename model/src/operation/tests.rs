@@ -150,3 +150,30 @@ fn a_member_list_that_fails_fails_the_cleanup() {
     assert_ne!(exit, Some(0), "the cleanup went on without knowing the member's fate");
     assert_eq!(removed, "");
 }
+
+/// The pool's health check the plan tells the operator to declare is the one the twin judges
+/// the pool by (the scenario's), on the pfSense bootstrap script and on Linux HAProxy's config:
+/// an HTTP check of `/readyz` only for `https-readyz`, a plain connect for `tcp`. (pfSense's once
+/// said HTTP whatever the scenario said: five masters' TCP pool was declared as an HTTP one.)
+#[test]
+fn the_declared_health_check_is_the_scenarios() {
+    for (text, http_words) in [
+        (include_str!("../../../scenarios/homelab.yaml"), "check_type='HTTP'"),
+        (include_str!("../../../scenarios/five-masters.yaml"), "check_type='HTTP'"),
+        (include_str!("../../../scenarios/haproxy-libvirt.yaml"), "option httpchk"),
+    ] {
+        for (check, http) in [("https-readyz", true), ("tcp", false)] {
+            let text = text
+                .replace("health_check: https-readyz", &format!("health_check: {check}"))
+                .replace("health_check: tcp", &format!("health_check: {check}"));
+            let t = topology(&text);
+            let frontend =
+                generate(&t).steps.into_iter().flat_map(|s| s.operations).find(|o| matches!(o, Operation::DeclareLbFrontend { .. }));
+            let words: String = frontend.expect("a frontend is declared").render(&t).iter().map(|c| c.run.clone()).collect();
+            assert_eq!(words.contains(http_words), http, "{} with {check}: {words}", t.scenario.name);
+            if !http {
+                assert!(!words.contains("/readyz"), "{} with {check}: {words}", t.scenario.name);
+            }
+        }
+    }
+}

@@ -76,9 +76,8 @@ pub(super) fn declare_frontend(w: &Words<'_>, pool: &[String]) -> Vec<Command> {
             let script = lb.bootstrap_script();
             let edit = |change| Command::edits(vec![RepoEdit::new(script, change)]);
             vec![
-                edit(Change::Described(
-                    "build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no'".to_string(),
-                )),
+                // The scenario's health check, as the twin judges the pool by it.
+                edit(Change::Described(format!("build_pool_https() with {}", t.health_check.pfsense_pool_options()))),
                 edit(Change::Append(vec![
                     "$POOL_NAMES[] = 'apiserver_nodes';".to_string(),
                     format!("$FRONTEND_NAMES[] = 'apiserver_proxy_{port}';"),
