@@ -103,8 +103,7 @@ impl LabOperator<'_> {
             }
             Blow::LbReload => {
                 let deployed = super::rig::deploy_lb(self.t, self.hosts, &self.repo);
-                let socket = self.hosts.host_dir(&self.t.scenario.load_balancer.name).join("tmp/haproxy.socket");
-                self.reset_pool = Some(match crate::haproxy::backends(&socket) {
+                self.reset_pool = Some(match executor_lab::lb_backends(self.t, self.hosts).unwrap_or_else(|| Ok(Vec::new())) {
                     Ok(servers) => Observed::named_nodes(self.t, servers.iter().map(|s| s.name.as_str())),
                     Err(e) => Observed::Unanswered(format!("no answer: {e}")),
                 });

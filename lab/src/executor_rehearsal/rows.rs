@@ -166,17 +166,12 @@ pub(super) fn cluster_rows(
         };
         rows.push(row(t, format!("node {} Ready (its kubelet reaches an apiserver)", t.name(node)), twin_cell, lab_cell));
     }
-    let lb = &t.scenario.load_balancer;
-    let socket = hosts.host_dir(&lb.name).join("tmp/haproxy.socket");
     let twin_up = Observed::nodes(derive::healthy_backends(twin, t));
-    let lab_up = if socket.exists() {
-        match crate::haproxy::backends(&socket) {
-            Ok(backends) => Observed::named_nodes(t, backends.iter().filter(|b| b.is_up()).map(|b| b.name.as_str())),
-            Err(e) => Observed::Unanswered(format!("no answer: {e}")),
-        }
-    } else {
+    let lab_up = match executor_lab::lb_backends(t, hosts) {
+        Some(Ok(backends)) => Observed::named_nodes(t, backends.iter().filter(|b| b.is_up()).map(|b| b.name.as_str())),
+        Some(Err(e)) => Observed::Unanswered(format!("no answer: {e}")),
         // No HAProxy on the load balancer: nothing is UP.
-        Observed::nodes(NodeSet::EMPTY)
+        None => Observed::nodes(NodeSet::EMPTY),
     };
     rows.push(row(t, "backends UP behind the VIP (HAProxy show stat)".to_string(), twin_up, lab_up));
     let endpoint = &t.scenario.control_plane_endpoint;
