@@ -99,8 +99,7 @@ pub struct RehearseArgs {
     /// The walk instead: the twin's actions carried out on real etcd and HAProxy (no SSH, no
     /// kubeadm), for what the executor's lab cannot inject yet: a point inside a command other
     /// than kubeadm join (STEP@N), a partition inside kubeadm join, a reboot inside one where the
-    /// member costs quorum or without kubelet local mode, and LB profiles other than pfSense's
-    /// bootstrap script.
+    /// member costs quorum or without kubelet local mode.
     #[arg(long, conflicts_with = "via_execute")]
     pub walk: bool,
     /// With --walk: added to every lab port; the rehearsal's own lab is separate from `plan lab up --walk`'s.

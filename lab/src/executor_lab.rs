@@ -2,35 +2,72 @@
 //! and infra repo, the load balancer's host, the hypervisor, and the programs the plan calls there.
 //!
 //! - The **infra repo** is a real git repository in the lab's scratch directory, with the files
-//!   the plan edits (`lb/haproxy-bootstrap.php`, the config stack's `main.tf`, the kubeconfig
-//!   consumers, the backup CronJob's stack) written from the twin's state where the run starts,
+//!   the plan edits (`lb/haproxy-bootstrap.php` or `haproxy/haproxy.cfg`, the config stack's
+//!   `main.tf`, the kubeconfig consumers, the backup CronJob's stack) written from the twin's state where the run starts,
 //!   and a bare repository as its remote. The plan's commands name it by the scenario's path; the
 //!   lab runs a copy of the plan whose paths point at the scratch copy ([`LabPaths`]).
 //! - **By-hand edits** ([`carry_out`]) are made on those files from the operation's typed edit
 //!   ([`RepoEdit`]), never from the instruction's text: a replacement, a `key = value` line, lines
-//!   added to the bootstrap script, the bootstrap pool's members; a change only described is
+//!   added to the bootstrap script, the bootstrap pool's members, HAProxy's apiserver frontend,
+//!   backend and servers in `haproxy.cfg`; a change only described is
 //!   kept as a note. Work with no file on the lab (IPAM, a VM's IP alias, a tracker) is
 //!   acknowledged and listed.
 //! - **Shims** on every lab host's PATH do the equivalent real action: `php` renders the bootstrap
 //!   script's declared pools into an HAProxy config and (re)starts the real HAProxy on the load
-//!   balancer's host (reset to the declared state on every deploy); `kubectl` asks the apiserver
-//!   its `--server` names for `/readyz` with real TLS (curl and the lab CA) before it answers from
+//!   balancer's host (reset to the declared state on every deploy); on a Linux load balancer the
+//!   plan installs the repo's `haproxy.cfg` itself and `systemctl reload-or-restart haproxy`
+//!   reloads the real HAProxy gracefully ([`linux_lb`]); `virsh` and `qm` record snapshots;
+//!   `kubectl` asks the apiserver its `--server` names for `/readyz` with real TLS (curl and the lab CA) before it answers from
 //!   the node and pod states the lab's kubelet stand-in writes; `scripts/tg` applies the config
 //!   stack's flags to the masters' manifests; `reboot` asks the lab to reboot the host.
+
+mod linux_lb;
 
 use crate::error::LabError;
 use crate::host::{self, FixtureHosts};
 use plan_model::cluster::Cluster;
 use plan_model::hand::{Change, RepoEdit};
 use plan_model::plan::Plan;
+use plan_model::scenario::LbKind;
 use plan_model::topology::{NodeIx, Topology};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The load balancer's HAProxy config and stats socket, in its host's `/tmp`.
+/// The pfSense load balancer's HAProxy config and stats socket, in its host's `/tmp`.
 pub const LB_CONFIG: &str = "/tmp/haproxy.cfg";
 pub const LB_SOCKET: &str = "/tmp/haproxy.socket";
+/// The load balancer's HAProxy config and stats socket as its host sees them: what the executor's
+/// LB observer reads.
+pub fn lb_files(t: &Topology) -> (&'static str, &'static str) {
+    match t.scenario.load_balancer.kind {
+        LbKind::Haproxy => (linux_lb::CONFIG, linux_lb::SOCKET),
+        _ => (LB_CONFIG, LB_SOCKET),
+    }
+}
+
+/// The servers of the load balancer's apiserver pool, from its stats socket where the lab reads it
+/// (`show stat`); `None` when HAProxy never ran there (no socket).
+pub fn lb_backends(t: &Topology, hosts: &FixtureHosts) -> Option<Result<Vec<crate::haproxy::Backend>, LabError>> {
+    let lb = &t.scenario.load_balancer.name;
+    let socket = hosts.private_path(lb, lb_files(t).1).unwrap_or_else(|| hosts.host_dir(lb).join("tmp/haproxy.socket"));
+    let pool = match t.scenario.load_balancer.kind {
+        LbKind::Haproxy => plan_model::operation::haproxy_sections(t, &[]).1.name,
+        _ => crate::haproxy::POOL.to_string(),
+    };
+    socket.exists().then(|| crate::haproxy::backends_of(&socket, &pool))
+}
+
+/// What HAProxy's unit did on a Linux load balancer (each start and graceful reload the
+/// `systemctl` shim ran), a note each; none for another profile.
+pub fn lb_unit_notes(t: &Topology, hosts: &FixtureHosts) -> Vec<String> {
+    let lb = &t.scenario.load_balancer;
+    match lb.kind {
+        LbKind::Haproxy => linux_lb::unit_notes(&lb.name, &hosts.host_dir(&lb.name)),
+        _ => Vec::new(),
+    }
+}
+
 /// The lab's clock: seconds added to the system clock where kubeadm checks a TTL (the `kubeadm`
 /// shims read it), under the lab's root. A clock jump adds to it; the system clock is untouched.
 pub const CLOCK_OFFSET: &str = "clock-offset-s";
@@ -172,7 +209,10 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     let existing = t.node(t.existing_master()).address;
     let direct = format!("https://{existing}:{}", s.control_plane_endpoint.port);
     let vip = format!("https://{}:{}", s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
-    host::write_file(&repo.join(s.load_balancer.bootstrap_script()), &bootstrap_script(t, c))?;
+    match s.load_balancer.kind {
+        LbKind::Haproxy => host::write_file(&repo.join(s.load_balancer.config_file()), &linux_lb::haproxy_config(t, c))?,
+        _ => host::write_file(&repo.join(s.load_balancer.bootstrap_script()), &bootstrap_script(t, c))?,
+    }
     // The executor's lab replicates the homelab's shape: a config stack is part of it.
     let stack = s.config_stack.as_ref().map_or("config-stack", |c| c.path.as_str());
     let hosts: Vec<String> = c.stack_hosts.iter().map(|n| format!("\"{}\"", t.node(n).address)).collect();
@@ -199,7 +239,9 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
         &format!("resource \"null_resource\" \"apiserver_flags\" {{\n{connection}}}\n"),
     )?;
     // The DNS records' file may hold a consumer too (the worker join command in config.tfvars).
-    host::write_file(&repo.join(&s.dns.source), "# DNS records\n")?;
+    if !s.dns.source.is_empty() {
+        host::write_file(&repo.join(&s.dns.source), "# DNS records\n")?;
+    }
     let ca = std::fs::read(root.join("ca.crt")).map_err(|e| LabError::io("the lab CA", e))?;
     for (i, consumer) in t.consumers.iter().enumerate() {
         let server = if c.consumer_on_vip(i) { &vip } else { &direct };
@@ -401,6 +443,16 @@ fn change_file(path: &Path, change: &Change) -> Result<String, String> {
             write(path, text.replacen(line, &updated, 1))?;
             Ok(updated)
         }
+        Change::HaproxySections { frontend, backend } => {
+            let text = linux_lb::put_section(&read(path)?, &frontend.section());
+            write(path, linux_lb::put_section(&text, &backend.section()))?;
+            Ok(format!("frontend {} and backend {} ({} servers)", frontend.name, backend.name, backend.servers.len()))
+        }
+        Change::HaproxyServers(backend) => {
+            let text = read(path)?;
+            write(path, linux_lb::put_servers(&text, backend)?)?;
+            Ok(format!("backend {}: {}", backend.name, backend.server_lines().join("; ")))
+        }
         Change::Described(words) => {
             let target = if path.is_dir() { path.join("by-hand.txt") } else { path.to_path_buf() };
             append(&target, &[format!("# by hand: {words}")])?;
@@ -421,7 +473,11 @@ pub fn write_host_shims(shims: &Path, root: &Path, t: &Topology) -> Result<(), L
         &shims.join("sleep"),
         "#!/bin/sh\n# Model time is not waited out on the lab; a pause of a second or less is a retry against a real\n# process (etcd refusing a member's removal for its 5 s health interval) and is waited out.\ncase \"$1\" in 0|0.*|1) exec /bin/sleep \"$1\" ;; esac\nexit 0\n",
     )?;
-    host::write_executable(&shims.join("systemctl"), "#!/bin/sh\necho \"$*\" >> \"$PLAN_FIXTURE_HOST_DIR/systemctl.log\"\n")?;
+    host::write_executable(&shims.join("systemctl"), &linux_lb::systemctl_shim())?;
+    host::write_executable(
+        &shims.join("virsh"),
+        "#!/bin/sh\n# libvirt on the lab: a domain's snapshots are lines of a file in the hypervisor's directory.\nd=\"$PLAN_FIXTURE_HOST_DIR/virsh\"; mkdir -p \"$d\"; echo \"$*\" >> \"$d/log\"\ncase \"$1\" in\n  snapshot-create-as) grep -qx \"$3\" \"$d/$2.snapshots\" 2>/dev/null && { echo \"error: snapshot $3 already exists\" >&2; exit 1; }\n    echo \"$3\" >> \"$d/$2.snapshots\"; echo \"Domain snapshot $3 created\" ;;\n  snapshot-list) cat \"$d/$2.snapshots\" 2>/dev/null ;;\nesac\n",
+    )?;
     host::write_executable(&shims.join("containerd"), "#!/bin/sh\necho 'containerd github.com/containerd/containerd v1.7.24 (lab)'\n")?;
     host::write_executable(&shims.join("bd"), &format!("#!/bin/sh\necho \"bd $*\" >> {r}/bd.log\necho \"closed: $*\"\n"))?;
     host::write_executable(

@@ -105,6 +105,11 @@ impl Backend {
 
 /// Parses `show stat` CSV: the servers of [`POOL`].
 pub fn parse_stat(csv: &str) -> Vec<Backend> {
+    parse_stat_of(csv, POOL)
+}
+
+/// Parses `show stat` CSV: the servers of the backend `pool`.
+pub fn parse_stat_of(csv: &str, pool: &str) -> Vec<Backend> {
     let mut lines = csv.lines();
     let Some(header) = lines.next() else { return Vec::new() };
     let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
@@ -113,7 +118,7 @@ pub fn parse_stat(csv: &str) -> Vec<Backend> {
     let check = at("check_status");
     lines
         .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.get(px) == Some(&POOL) && !matches!(f.get(sv), Some(&"FRONTEND") | Some(&"BACKEND")))
+        .filter(|f| f.get(px) == Some(&pool) && !matches!(f.get(sv), Some(&"FRONTEND") | Some(&"BACKEND")))
         .filter_map(|f| {
             let check = check.and_then(|c| f.get(c)).map(|c| c.trim_start_matches("* ").to_string()).unwrap_or_default();
             Some(Backend { name: f.get(sv)?.to_string(), status: f.get(status)?.to_string(), check })
@@ -126,6 +131,14 @@ pub fn parse_stat(csv: &str) -> Vec<Backend> {
 /// # Errors
 /// The socket does not answer within [`STATS_TIMEOUT_MS`].
 pub fn backends(socket: &Path) -> Result<Vec<Backend>, LabError> {
+    backends_of(socket, POOL)
+}
+
+/// Asks the admin socket for the servers of the backend `pool`.
+///
+/// # Errors
+/// The socket does not answer within [`STATS_TIMEOUT_MS`].
+pub fn backends_of(socket: &Path, pool: &str) -> Result<Vec<Backend>, LabError> {
     let what = format!("haproxy stats socket {}", socket.display());
     let mut stream = UnixStream::connect(socket).map_err(|e| LabError::io(&what, e))?;
     let timeout = Some(Duration::from_millis(STATS_TIMEOUT_MS));
@@ -134,7 +147,7 @@ pub fn backends(socket: &Path) -> Result<Vec<Backend>, LabError> {
     stream.write_all(b"show stat\n").map_err(|e| LabError::io(&what, e))?;
     let mut csv = String::new();
     stream.read_to_string(&mut csv).map_err(|e| LabError::io(&what, e))?;
-    Ok(parse_stat(&csv))
+    Ok(parse_stat_of(&csv, pool))
 }
 
 /// `GET /health` through the VIP: whether HAProxy forwards to a backend that says healthy.

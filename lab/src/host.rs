@@ -1,12 +1,14 @@
 //! Fixture hosts: one real `sshd` per host on the host's loopback address, each in a mount namespace
-//! of its own, so that `/etc/kubernetes` (and optionally `/tmp`) are that host's own directories.
+//! of its own, so that `/etc/kubernetes`, `/etc/haproxy`, `/run/haproxy` (and optionally `/tmp`
+//! and `/root`) are that host's own directories.
 //!
 //! Shared by the executor's tests (`tests/loopback/execute.rs`, `tests/loopback/execute_ssh.rs`) and the lab's
 //! rehearsal through the executor ([`crate::executor_rehearsal`]). Layout under the root directory:
 //! `host_key`, `id_ed25519` (the client key), `authorized_keys`, `known_hosts`, `ssh_config`
 //! (for `ssh -F` and the executor's `--ssh-config`), `shims/` (first on every session's PATH; the
 //! caller writes them), and per host `hosts/<name>/` with `etc-kubernetes/` (bind-mounted over
-//! `/etc/kubernetes`), `tmp/` (over `/tmp` with [`TmpDir::PerHost`]), `root/` (over `/root` with
+//! `/etc/kubernetes`), `etc-haproxy/` and `run-haproxy/` (over `/etc/haproxy` and `/run/haproxy`,
+//! [`PRIVATE_DIRS`]), `tmp/` (over `/tmp` with [`TmpDir::PerHost`]), `root/` (over `/root` with
 //! [`RootHome::PerHost`]), `sshd_config`, `sshd.log`.
 //!
 //! Each sshd runs as the first process of a PID namespace of its own (`unshare --pid --fork
@@ -36,6 +38,10 @@ const POLL_MS: u64 = 50;
 /// hundreds of connections on two cores (every executor started, every login check); the hosts
 /// are on loopback, so the classical curve is all the lab needs.
 const KEX: &str = "curve25519-sha256,curve25519-sha256@libssh.org";
+/// Directories each host has its own of, beside `/etc/kubernetes`: the real path, bind-mounted
+/// over from the host's directory (`hosts/<name>/<dir>`). A Linux load balancer's HAProxy keeps its
+/// config in `/etc/haproxy` and its admin socket and pid in `/run/haproxy` (Debian's paths).
+pub const PRIVATE_DIRS: [(&str, &str); 2] = [("/etc/haproxy", "etc-haproxy"), ("/run/haproxy", "run-haproxy")];
 /// Name service switch of a host whose names come from its `/etc/hosts` only.
 const NSSWITCH_FILES_ONLY: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files\n";
 
@@ -144,13 +150,13 @@ impl FixtureHosts {
         }
         std::fs::copy(root.join("id_ed25519.pub"), root.join("authorized_keys")).map_err(|e| LabError::io("authorized_keys", e))?;
         std::fs::create_dir_all(root.join("shims")).map_err(|e| LabError::io("shims", e))?;
-        for dir in ["/etc/kubernetes", "/run/sshd"] {
+        for dir in ["/etc/kubernetes", "/run/sshd"].into_iter().chain(PRIVATE_DIRS.map(|(real, _)| real)) {
             // The mount point at the real path, and sshd's privilege separation directory.
             std::fs::create_dir_all(dir).map_err(|e| LabError::io(format!("create {dir}"), e))?;
         }
         for host in &hosts {
             let dir = root.join("hosts").join(&host.name);
-            for sub in ["etc-kubernetes", "tmp", "root"] {
+            for sub in ["etc-kubernetes", "tmp", "root"].into_iter().chain(PRIVATE_DIRS.map(|(_, sub)| sub)) {
                 std::fs::create_dir_all(dir.join(sub)).map_err(|e| LabError::io(format!("create {}", dir.join(sub).display()), e))?;
             }
         }
@@ -190,6 +196,24 @@ impl FixtureHosts {
     /// The host's directory: `etc-kubernetes/`, `tmp/`, its logs.
     pub fn host_dir(&self, name: &str) -> PathBuf {
         self.root.join("hosts").join(name)
+    }
+
+    /// Where the lab keeps what the host `name` sees at `path` (an absolute path under one of its
+    /// own directories: `/etc/kubernetes`, `/etc/haproxy`, `/run/haproxy`, `/root`, and `/tmp`
+    /// with [`TmpDir::PerHost`]); `None` for a path the host shares with this machine.
+    pub fn private_path(&self, name: &str, path: &str) -> Option<PathBuf> {
+        let mut dirs = vec![("/etc/kubernetes", "etc-kubernetes")];
+        dirs.extend(PRIVATE_DIRS);
+        if self.tmp == TmpDir::PerHost {
+            dirs.push(("/tmp", "tmp"));
+        }
+        if self.root_home == RootHome::PerHost {
+            dirs.push(("/root", "root"));
+        }
+        dirs.into_iter().find_map(|(real, sub)| {
+            let rest = path.strip_prefix(real)?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| self.host_dir(name).join(sub).join(rest.trim_start_matches('/')))
+        })
     }
 
     /// What the host sees as `/etc/kubernetes`.
@@ -321,8 +345,10 @@ impl FixtureHosts {
             RootHome::PerHost => format!("mount --bind {} /root && ", dir.join("root").display()),
             RootHome::Shared => String::new(),
         };
+        let private: String =
+            PRIVATE_DIRS.iter().map(|(real, sub)| format!("mount --bind {} {real} && ", dir.join(sub).display())).collect();
         let script = format!(
-            "mount --bind {} /etc/kubernetes && {tmp}{home}{resolver}exec {SSHD_BIN} -D -e -f {}",
+            "mount --bind {} /etc/kubernetes && {private}{tmp}{home}{resolver}exec {SSHD_BIN} -D -e -f {}",
             dir.join("etc-kubernetes").display(),
             config.display()
         );

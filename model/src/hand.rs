@@ -4,6 +4,7 @@
 //! out (the operator, the lab) reads the value, never the text.
 
 use crate::action::Action;
+use crate::scenario::HealthCheck;
 
 /// The work behind one by-hand command.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -42,8 +43,86 @@ pub enum Change {
     Append(Vec<String>),
     /// The pfSense bootstrap script's apiserver pool: the members of its `build_pool_https()` call.
     PoolMembers(String),
+    /// HAProxy's apiserver frontend at the VIP and the backend it sends to, each a whole section of
+    /// the config file (added, or put in place of the section of that name).
+    HaproxySections { frontend: HaproxyFrontend, backend: HaproxyBackend },
+    /// The `server` lines of an HAProxy backend: the pool's members, in place of the ones it had.
+    HaproxyServers(HaproxyBackend),
     /// A change only described: the plan does not know the file's syntax well enough to make it.
     Described(String),
+}
+
+/// An HAProxy frontend in TCP mode: where it listens and the backend it sends to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyFrontend {
+    pub name: String,
+    /// `ADDRESS:PORT`.
+    pub bind: String,
+    pub backend: String,
+}
+
+/// An HAProxy backend in TCP mode with the scenario's health check, and its servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyBackend {
+    pub name: String,
+    pub check: HealthCheck,
+    pub servers: Vec<HaproxyServer>,
+}
+
+/// One `server NAME ADDRESS:PORT` of a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyServer {
+    pub name: String,
+    /// `ADDRESS:PORT`.
+    pub address: String,
+}
+
+impl HaproxyFrontend {
+    /// The section as it stands in the config file: its header, then its indented lines.
+    pub fn section(&self) -> Vec<String> {
+        vec![
+            format!("frontend {}", self.name),
+            format!("    bind {}", self.bind),
+            "    mode tcp".to_string(),
+            format!("    default_backend {}", self.backend),
+        ]
+    }
+}
+
+impl HaproxyBackend {
+    /// The health check's lines in the backend (a `tcp` check is HAProxy's default connect check).
+    fn check_lines(&self) -> &'static [&'static str] {
+        match self.check {
+            HealthCheck::HttpsReadyz => &["option httpchk GET /readyz", "http-check expect status 200"],
+            HealthCheck::Tcp => &[],
+        }
+    }
+
+    /// Each server's `server` line, without its indentation.
+    pub fn server_lines(&self) -> Vec<String> {
+        let check = match self.check {
+            HealthCheck::HttpsReadyz => "check check-ssl verify none",
+            HealthCheck::Tcp => "check",
+        };
+        self.servers.iter().map(|s| format!("server {} {} {check}", s.name, s.address)).collect()
+    }
+
+    /// The section as it stands in the config file: its header, then its indented lines.
+    pub fn section(&self) -> Vec<String> {
+        let mut lines = vec![format!("backend {}", self.name), "    mode tcp".to_string()];
+        lines.extend(self.check_lines().iter().map(|l| format!("    {l}")));
+        lines.extend(self.server_lines().into_iter().map(|l| format!("    {l}")));
+        lines
+    }
+
+    /// What a person reads: `mode tcp, CHECK; server …; server …`.
+    fn describe(&self) -> String {
+        let check = match self.check {
+            HealthCheck::HttpsReadyz => self.check_lines().join(", "),
+            HealthCheck::Tcp => "TCP check".to_string(),
+        };
+        format!("mode tcp, {check}; {}", self.server_lines().join("; "))
+    }
 }
 
 impl RepoEdit {
@@ -59,6 +138,15 @@ impl RepoEdit {
             Change::Assign { key, value } => format!("{key} = {value}"),
             Change::Append(lines) => lines.iter().map(|l| format!("+ {l}")).collect::<Vec<_>>().join(" "),
             Change::PoolMembers(pool) => format!("pool {pool}"),
+            Change::HaproxySections { frontend, backend } => format!(
+                "frontend {} (bind {}, mode tcp, default_backend {}); backend {} ({})",
+                frontend.name,
+                frontend.bind,
+                frontend.backend,
+                backend.name,
+                backend.describe()
+            ),
+            Change::HaproxyServers(backend) => format!("backend {}: {}", backend.name, backend.server_lines().join("; ")),
             Change::Described(words) => words.clone(),
         };
         format!("edit {}{line}: {change}", self.file)
@@ -97,5 +185,49 @@ mod tests {
         let both = HandTask::Repo(vec![assign, append]);
         assert_eq!(both.describe("unused"), "edit stacks/flags/main.tf: hosts = [\"a\"]; edit lb/b.php: + $A[] = 'x'; + $B[] = 'y';");
         assert_eq!(HandTask::Elsewhere.describe("register it in IPAM"), "register it in IPAM");
+    }
+
+    fn backend(check: HealthCheck) -> HaproxyBackend {
+        let server = |name: &str, address: &str| HaproxyServer { name: name.into(), address: address.into() };
+        HaproxyBackend {
+            name: "apiserver".into(),
+            check,
+            servers: vec![server("cp-1", "10.0.0.21:6443"), server("cp-2", "10.0.0.22:6443")],
+        }
+    }
+
+    #[test]
+    fn haproxys_sections_read_as_the_operator_text_and_render_as_config_lines() {
+        let frontend = HaproxyFrontend { name: "apiserver".into(), bind: "10.0.0.5:6443".into(), backend: "apiserver".into() };
+        let sections = RepoEdit::new(
+            "haproxy/haproxy.cfg",
+            Change::HaproxySections { frontend: frontend.clone(), backend: backend(HealthCheck::HttpsReadyz) },
+        );
+        assert_eq!(
+            sections.describe(),
+            "edit haproxy/haproxy.cfg: frontend apiserver (bind 10.0.0.5:6443, mode tcp, default_backend apiserver); backend apiserver (mode tcp, option httpchk GET /readyz, http-check expect status 200; server cp-1 10.0.0.21:6443 check check-ssl verify none; server cp-2 10.0.0.22:6443 check check-ssl verify none)"
+        );
+        assert_eq!(frontend.section(), ["frontend apiserver", "    bind 10.0.0.5:6443", "    mode tcp", "    default_backend apiserver"]);
+        assert_eq!(
+            backend(HealthCheck::HttpsReadyz).section(),
+            [
+                "backend apiserver",
+                "    mode tcp",
+                "    option httpchk GET /readyz",
+                "    http-check expect status 200",
+                "    server cp-1 10.0.0.21:6443 check check-ssl verify none",
+                "    server cp-2 10.0.0.22:6443 check check-ssl verify none",
+            ]
+        );
+        // A TCP check is HAProxy's connect check: no httpchk line, a plain `check`.
+        let tcp = backend(HealthCheck::Tcp);
+        assert_eq!(
+            tcp.section(),
+            ["backend apiserver", "    mode tcp", "    server cp-1 10.0.0.21:6443 check", "    server cp-2 10.0.0.22:6443 check"]
+        );
+        assert_eq!(
+            RepoEdit::new("h.cfg", Change::HaproxyServers(tcp)).describe(),
+            "edit h.cfg: backend apiserver: server cp-1 10.0.0.21:6443 check; server cp-2 10.0.0.22:6443 check"
+        );
     }
 }

@@ -19,8 +19,8 @@ mod carrying_out;
 mod render;
 mod without;
 pub use render::{
-    backends_state, command_text, cronjob_stack, iac_command, kubelet_server_shell, vip_listening, Probe, CERTIFICATE_KEY_FILE,
-    ETCDCTL_LOCAL, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION, KUBEADM_RESET,
+    backends_state, command_text, cronjob_stack, haproxy_sections, iac_command, kubelet_server_shell, vip_listening, Probe,
+    CERTIFICATE_KEY_FILE, ETCDCTL_LOCAL, JOIN_COMMAND_FILE, JOIN_TOKEN_DESCRIPTION, KUBEADM_RESET,
 };
 
 /// A stack of the infra repo that `scripts/tg apply` applies.

@@ -199,6 +199,56 @@ fn the_embedded_scenario_through_the_executor_on_loopback_meets_the_source_plans
     assert_outages_only_in(&report, &["6.1"]);
 }
 
+/// The Linux HAProxy profile (`scenarios/haproxy-libvirt.yaml`: HAProxy on a Linux box, libvirt,
+/// no IaC tool), every step through the executor. The plan's own commands upload the infra repo's
+/// `haproxy/haproxy.cfg`, check it with real `haproxy -c`, install it in the LB host's own
+/// `/etc/haproxy` and reload HAProxy's unit (the `systemctl` shim: a graceful `-x … -sf OLD`
+/// reload), then check with `ss` and `socat` on `/run/haproxy/admin.sock`; the lab as operator
+/// makes the plan's typed edits of the file's frontend and backend. Every row agrees, all three
+/// backends are UP, and the client through the VIP saw no outage in the pool steps.
+#[test]
+fn the_linux_haproxy_profile_through_the_executor_reloads_gracefully_and_agrees_with_the_twin() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let haproxy = scenario("haproxy-libvirt.yaml");
+    let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &haproxy], None, None, &[]) else { return };
+    assert_eq!(text(&report["scenario"]), "haproxy-libvirt");
+    assert_eq!((text(&report["twin_outcome"]), text(&report["executor_outcome"])), ("completed", "completed"), "{report:#}");
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "every row agrees: {report:#}");
+    let up = text(&row(&report, "backends UP behind the VIP (HAProxy show stat)")["lab"]);
+    assert!(up.starts_with("cp-1, cp-2, cp-3 (HAProxy: "), "{up}");
+    assert_eq!(text(&row(&report, "/readyz through the VIP, TLS verified for the VIP")["lab"]), "yes");
+    let range = lab_range(&report);
+    let vip = on_lab(range, "127.0.113.5");
+    let actions: Vec<&str> = report["lab_actions"].as_array().expect("lab actions").iter().filter_map(Value::as_str).collect();
+    // The typed edits made for real: the frontend and backend at 1.2, the servers at 2.8 and 3.8.
+    let made = |prefix: &str| actions.iter().any(|a| a.starts_with(prefix));
+    assert!(made("1.2: by hand in the infra repo: haproxy/haproxy.cfg: frontend apiserver and backend apiserver"), "{actions:?}");
+    for (step, last) in [("2.8", "cp-2"), ("3.8", "cp-3")] {
+        let servers = format!("{step}: by hand in the infra repo: haproxy/haproxy.cfg: backend apiserver: server cp-1 ");
+        assert!(actions.iter().any(|a| a.starts_with(&servers) && a.contains(&format!("server {last} "))), "{servers}: {actions:?}");
+    }
+    // HAProxy started once when the lab came up (the LB runs before the migration), then the
+    // plan's three deploys (1.3, 2.8, 3.8), each a graceful reload taking the old listeners over.
+    let unit: Vec<&&str> = actions.iter().filter(|a| a.starts_with("lb-1: systemctl reload-or-restart haproxy: ")).collect();
+    assert_eq!(unit.len(), 4, "{actions:?}");
+    assert!(!unit[0].contains("-sf"), "{}", unit[0]);
+    assert!(unit[1..].iter().all(|a| a.contains(" -x /run/haproxy/admin.sock -sf ")), "{unit:?}");
+    // The client through the VIP: served from 1.3 on; the graceful reloads of 2.8 and 3.8 cost it
+    // nothing, and the only outage allowed is the failover reboot's (or a sub-second blip).
+    let probe = &report["probe"];
+    assert_eq!((probe["ever_ready"].clone(), probe["tls_rejected"].clone()), (Value::Bool(true), Value::from(0)), "{probe}");
+    for outage in probe["outages"].as_array().expect("outages") {
+        let steps: Vec<&str> = outage["steps"].as_array().expect("steps").iter().filter_map(Value::as_str).collect();
+        assert!(!steps.iter().any(|s| ["2.8", "3.8"].contains(s)), "a reload cost the VIP an outage: {outage}");
+    }
+    assert_outages_only_in(&report, &["6.1"]);
+    let consumer = row(&report, "consumer ops-kubeconfig points at the VIP");
+    assert_eq!(text(&consumer["lab"]), format!("yes (https://{vip}:6443)"), "{consumer}");
+}
+
 /// `plan rehearse --via-execute --fail NODE --at STEP` on `scenario_args`: the whole plan through the
 /// executor with the host crashing for real, then the executor's recovery.
 fn rehearse_fault_via_execute(scenario_args: &[&str], node: &str, at: &str) -> Option<(i32, Value)> {

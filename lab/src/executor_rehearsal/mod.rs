@@ -9,14 +9,15 @@
 //! - etcd: one member per master the run starts with; a join adds a learner, starts it, promotes
 //!   it ([`crate::executor_etcd`]); a reboot kills the member and starts it again on its data;
 //! - HAProxy on the load balancer's host, rendered from the infra repo's bootstrap script by the
-//!   deploy the plan runs ([`crate::executor_lab`]), health-checking each apiserver's `/readyz`;
+//!   deploy the plan runs (pfSense), or the repo's `haproxy.cfg` the plan installs and reloads
+//!   gracefully (a Linux box) ([`crate::executor_lab`]), health-checking each apiserver's `/readyz`;
 //! - the serving certs (the lab CA, `openssl` in the `kubeadm` shim, SANs from the kubeadm config),
 //!   TLS (rustls, curl), kubelet.conf and kubeconfig files, the git repository and its edits.
 //!
 //! Stand-ins: the apiservers ([`crate::apiserver`]: `/readyz` is the local etcd's health), the
 //! kubelets (a thread of the lab: a node is Ready when its kubelet.conf's server answers `/readyz`
 //! with verified TLS; a static pod is restarted when its manifest is moved away and back), and
-//! `kubectl`, `kubeadm`, `terragrunt`, `php`, `qm` shims on the hosts' PATH. The lab is also the
+//! `kubectl`, `kubeadm`, `terragrunt`, `php`, `systemctl`, `qm`, `virsh` shims on the hosts' PATH. The lab is also the
 //! operator: it confirms every phase and carries out the by-hand edits ([`crate::executor_lab::carry_out`]).
 //!
 //! The twin starts where the whole plan stands before the slice's first step ([`predict_slice`]),

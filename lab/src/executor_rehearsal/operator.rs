@@ -103,14 +103,18 @@ impl LabOperator<'_> {
             }
             Blow::LbReload => {
                 let deployed = super::rig::deploy_lb(self.t, self.hosts, &self.repo);
-                let socket = self.hosts.host_dir(&self.t.scenario.load_balancer.name).join("tmp/haproxy.socket");
-                self.reset_pool = Some(match crate::haproxy::backends(&socket) {
+                self.reset_pool = Some(match executor_lab::lb_backends(self.t, self.hosts).unwrap_or_else(|| Ok(Vec::new())) {
                     Ok(servers) => Observed::named_nodes(self.t, servers.iter().map(|s| s.name.as_str())),
                     Err(e) => Observed::Unanswered(format!("no answer: {e}")),
                 });
+                let lb = &self.t.scenario.load_balancer;
+                let what = match lb.kind {
+                    plan_model::scenario::LbKind::Haproxy => "the infra repo's haproxy.cfg installed and HAProxy reloaded on",
+                    _ => "the bootstrap script re-run on",
+                };
                 self.note(format!(
-                    "{why}: the bootstrap script re-run on {} (reset to the declared state){}",
-                    self.t.scenario.load_balancer.name,
+                    "{why}: {what} {} (reset to the declared state){}",
+                    lb.name,
                     deployed.err().map(|e| format!(": {e}")).unwrap_or_default()
                 ));
             }

@@ -136,6 +136,7 @@ impl ExecutorRehearsal {
         let all: Vec<NodeIx> = t.all_nodes().iter().collect();
         let mut lab_actions = join_notes(t, &rig.hosts, &all);
         lab_actions.extend(std::mem::take(&mut lock(&rig.kubelet).actions));
+        lab_actions.extend(crate::executor_lab::lb_unit_notes(t, &rig.hosts));
         if let Outcome::Halted(halt) = &run.outcome {
             lab_actions.push(format!("executor halted at {}: {}", halt.step, halt.reason));
             for drift in &halt.drift {

@@ -175,7 +175,8 @@ fn strike_of(t: &Topology, plan: &Plan, steps: &[String], injection: Option<Inje
 }
 
 /// Every machine on loopback once moved; the load balancer, hypervisor and IaC profiles the lab
-/// replicates (pfSense's bootstrap script, Proxmox's `qm`, the repo's `scripts/tg`: docs/lab.md).
+/// replicates (pfSense's bootstrap script or HAProxy on a Linux box, Proxmox's `qm` or libvirt's
+/// `virsh`, the repo's `scripts/tg` or no IaC tool: docs/lab.md).
 fn refuse_what_the_lab_does_not_replicate(t: &Topology) -> Result<(), LabError> {
     let needs_loopback = |name: &str, address: Ipv4Addr| {
         guard_loopback(address).map(|_| ()).map_err(|_| not_rehearsable(format!("{name} ({address})"), "not on loopback once moved"))
@@ -185,17 +186,22 @@ fn refuse_what_the_lab_does_not_replicate(t: &Topology) -> Result<(), LabError> 
     }
     let s = &t.scenario;
     let lb = &s.load_balancer;
-    let Some(lb_address) = lb.machine_address().filter(|_| lb.kind == LbKind::PfsenseBootstrap) else {
+    let replicated = matches!(lb.kind, LbKind::PfsenseBootstrap | LbKind::Haproxy);
+    let Some(lb_address) = lb.machine_address().filter(|_| replicated) else {
         return Err(not_rehearsable(
             format!("load balancer kind {}", lb.kind.as_str()),
-            "the executor's lab replicates pfsense-bootstrap only",
+            "the executor's lab replicates pfsense-bootstrap and haproxy (a Linux box) only",
         ));
     };
     needs_loopback(&lb.name, lb_address)?;
-    if let Some(h) = s.hypervisors.iter().find(|h| h.kind != HypervisorKind::Proxmox) {
-        return Err(not_rehearsable(format!("hypervisor {} ({})", h.name, h.kind.as_str()), "the executor's lab shims Proxmox's qm only"));
+    if let Some(h) = s.hypervisors.iter().find(|h| !matches!(h.kind, HypervisorKind::Proxmox | HypervisorKind::Libvirt)) {
+        return Err(not_rehearsable(
+            format!("hypervisor {} ({})", h.name, h.kind.as_str()),
+            "the executor's lab shims Proxmox's qm and libvirt's virsh only",
+        ));
     }
-    if s.iac.as_ref().map(|i| i.apply.as_str()) != Some(LAB_IAC_APPLY) {
+    // Without an IaC tool the plan's applies are by-hand steps with checks.
+    if s.iac.as_ref().is_some_and(|i| i.apply != LAB_IAC_APPLY) {
         return Err(not_rehearsable("the scenario's IaC command".to_string(), "the executor's lab shims `scripts/tg apply {stack}` only"));
     }
     for h in &s.hypervisors {
@@ -285,10 +291,18 @@ fn write_nodes(t: &Topology, initial: &Cluster, hosts: &FixtureHosts, ca: &LabCa
     Ok(())
 }
 
-/// The LB runs what the infra repo's bootstrap script declares: at the lab's start, the declared
-/// state of the twin's start; as the `lb-reload` fault, whatever the repo declares by then.
+/// The LB runs what the infra repo declares: at the lab's start, the declared state of the twin's
+/// start; as the `lb-reload` fault, whatever the repo declares by then. pfSense: the bootstrap
+/// script uploaded and run; a Linux box: `haproxy.cfg` installed and HAProxy reloaded by its unit.
 pub(super) fn deploy_lb(t: &Topology, hosts: &FixtureHosts, infra_repo: &Path) -> Result<(), LabError> {
     let lb = &t.scenario.load_balancer;
+    if lb.kind == LbKind::Haproxy {
+        let (config, _) = executor_lab::lb_files(t);
+        let installed = hosts.private_path(&lb.name, config).ok_or_else(|| not_rehearsable(config, "not a directory of the LB's own"))?;
+        std::fs::copy(infra_repo.join(lb.config_file()), installed).map_err(|e| LabError::io("install the LB's haproxy.cfg", e))?;
+        hosts.run(lb.machine_address().unwrap_or(Ipv4Addr::UNSPECIFIED), "systemctl reload-or-restart haproxy")?;
+        return Ok(());
+    }
     let script = std::fs::read(infra_repo.join(lb.bootstrap_script())).map_err(|e| LabError::io("the bootstrap script", e))?;
     std::fs::write(hosts.host_dir(&lb.name).join("tmp/haproxy-bootstrap.php"), script).map_err(|e| LabError::io("deploy the LB", e))?;
     hosts.run(lb.machine_address().unwrap_or(Ipv4Addr::UNSPECIFIED), "php /tmp/haproxy-bootstrap.php")?;

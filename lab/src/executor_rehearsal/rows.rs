@@ -193,21 +193,18 @@ pub(super) fn vip_rows(
     step: &str,
     when: &str,
 ) -> Result<Vec<FidelityRow>, LabError> {
-    let socket = hosts.host_dir(&t.scenario.load_balancer.name).join("tmp/haproxy.socket");
     let twin_healthy = derive::healthy_backends(twin, t);
     // The backends UP, and every server with its status and last check (`cp-1 UP L4OK`).
     let read_up = || -> (Observed, String) {
-        if !socket.exists() {
-            // No HAProxy on the load balancer: nothing is UP.
-            return (Observed::nodes(NodeSet::EMPTY), "no HAProxy".to_string());
-        }
-        match crate::haproxy::backends(&socket) {
-            Ok(backends) => {
+        match executor_lab::lb_backends(t, hosts) {
+            Some(Ok(backends)) => {
                 let all: Vec<String> =
                     backends.iter().map(|b| format!("{} {} {}", b.name, b.status, b.check).trim_end().to_string()).collect();
                 (Observed::named_nodes(t, backends.iter().filter(|b| b.is_up()).map(|b| b.name.as_str())), all.join(", "))
             }
-            Err(e) => (Observed::Unanswered(format!("no answer: {e}")), String::new()),
+            Some(Err(e)) => (Observed::Unanswered(format!("no answer: {e}")), String::new()),
+            // No HAProxy on the load balancer: nothing is UP.
+            None => (Observed::nodes(NodeSet::EMPTY), "no HAProxy".to_string()),
         }
     };
     let twin_up = Observed::nodes(twin_healthy);

@@ -7,7 +7,7 @@ use super::{exec_error, lock, COMMAND_TIMEOUT_S, LAB_HOST_WAIT_MS, QUORUM_WRITE_
 use crate::error::LabError;
 use crate::executor_etcd::STRIKE_DIR;
 use crate::executor_fault::{Blow, Strike, StrikeAt};
-use crate::executor_lab::{self, LB_CONFIG, LB_SOCKET};
+use crate::executor_lab;
 use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host;
 use plan_exec::etcd::EtcdProbe;
@@ -194,7 +194,12 @@ fn options(rig: &Rig) -> RunOptions {
         Duration::from_secs(COMMAND_TIMEOUT_S),
         Probes {
             etcd: Some(EtcdProbe { endpoint: lock(&rig.kubelet).etcd.all_client_urls().join(","), pki: None }),
-            lb: Some(LbProbe { config: LB_CONFIG.to_string(), stats_socket: Some(LB_SOCKET.to_string()) }),
+            // The LB host's own files, as it sees them (pfSense's in /tmp, a Linux box's in
+            // /etc/haproxy and /run/haproxy, private to that host).
+            lb: Some({
+                let (config, socket) = executor_lab::lb_files(&rig.t);
+                LbProbe { config: config.to_string(), stats_socket: Some(socket.to_string()) }
+            }),
             // The operator's kubeconfig, the infra repo's: it moves to the VIP at 4.1.
             kube: rig
                 .t

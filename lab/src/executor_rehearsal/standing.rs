@@ -15,7 +15,7 @@ use super::lock;
 use super::rig::Rig;
 use super::shims::cluster_configuration;
 use crate::error::LabError;
-use crate::executor_lab::{self, ByHand, LabPaths, LB_CONFIG, LB_SOCKET};
+use crate::executor_lab::{self, ByHand, LabPaths};
 use crate::host;
 use plan_model::hand::HandTask;
 use plan_model::plan::Plan;
@@ -116,8 +116,8 @@ impl StandingLab {
             workstation: format!("{}@{}", executor_lab::LAB_USER, self.rig.workstation),
             kubeconfig: consumer.map(|c| self.rig.paths.infra_repo.join(&c.path)),
             etcd_endpoints: lock(&self.rig.kubelet).etcd.all_client_urls().join(","),
-            haproxy_config: LB_CONFIG.to_string(),
-            haproxy_socket: LB_SOCKET.to_string(),
+            haproxy_config: executor_lab::lb_files(t).0.to_string(),
+            haproxy_socket: executor_lab::lb_files(t).1.to_string(),
             moved_to_loopback: self.rig.moved_to_loopback.clone(),
             loopback_range: self.rig.loopback_range(),
         }

@@ -10,7 +10,7 @@ use crate::topology::Topology;
 use serde::Serialize;
 
 mod profile;
-pub use profile::{backends_state, vip_listening};
+pub use profile::{backends_state, haproxy_sections, vip_listening};
 
 /// How to tell on the real hosts whether an operation took effect: its parts exit 0 when it
 /// did. It runs after an interruption left the operation's outcome unknown.

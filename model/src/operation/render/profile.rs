@@ -4,7 +4,7 @@
 //! profile lives here, and nothing of one profile appears in another's plan.
 
 use super::{by_hand, in_repo, on_node, IacStack, Words};
-use crate::hand::{Change, RepoEdit};
+use crate::hand::{Change, HaproxyBackend, HaproxyFrontend, HaproxyServer, RepoEdit};
 use crate::plan::{Command, Part, RunsOn};
 use crate::scenario::{HypervisorKind, IacKind, LbKind};
 use crate::topology::Topology;
@@ -22,22 +22,17 @@ fn lb_machine(t: &Topology) -> RunsOn {
     RunsOn::LoadBalancer(t.scenario.load_balancer.name.clone())
 }
 
-/// `NAME ADDRESS:PORT` server lines of HAProxy's apiserver backend.
-fn servers(w: &Words<'_>, pool: &[String]) -> String {
-    let port = w.t.apiserver_port();
-    let check = match w.t.health_check {
-        crate::scenario::HealthCheck::HttpsReadyz => "check check-ssl verify none",
-        crate::scenario::HealthCheck::Tcp => "check",
-    };
-    pool.iter().map(|n| format!("server {n} {}:{port} {check}", w.address(n))).collect::<Vec<_>>().join("; ")
-}
-
-/// The HAProxy health check the scenario asks for, in HAProxy's words.
-fn health_check(t: &Topology) -> &'static str {
-    match t.health_check {
-        crate::scenario::HealthCheck::HttpsReadyz => "option httpchk GET /readyz, http-check expect status 200",
-        crate::scenario::HealthCheck::Tcp => "TCP check",
-    }
+/// HAProxy's apiserver frontend at the VIP and its backend with `pool` (node names) as servers
+/// and the scenario's health check: what the Linux HAProxy and keepalived profiles declare in the
+/// config file, and what the lab renders a starting state's file from.
+pub fn haproxy_sections(t: &Topology, pool: &[String]) -> (HaproxyFrontend, HaproxyBackend) {
+    let endpoint = &t.scenario.control_plane_endpoint;
+    let port = t.apiserver_port();
+    let address = |name: &str| t.nodes.iter().find(|n| n.name == name).map_or_else(|| name.to_string(), |n| n.address.to_string());
+    let name = "apiserver".to_string();
+    let frontend = HaproxyFrontend { name: name.clone(), bind: format!("{}:{}", endpoint.vip, endpoint.port), backend: name.clone() };
+    let servers = pool.iter().map(|n| HaproxyServer { name: n.clone(), address: format!("{}:{port}", address(n)) }).collect();
+    (frontend, HaproxyBackend { name, check: t.health_check, servers })
 }
 
 /// Reserving the VIP: an alias on the load balancer, or an address only the masters' daemon holds.
@@ -89,14 +84,9 @@ pub(super) fn declare_frontend(w: &Words<'_>, pool: &[String]) -> Vec<Command> {
             ]
         }
         LbKind::Haproxy | LbKind::Keepalived => {
-            let mut edits = vec![Command::edits(vec![RepoEdit::new(
-                lb.config_file(),
-                Change::Described(format!(
-                    "frontend apiserver (bind {vip}:{port}, mode tcp, default_backend apiserver); backend apiserver (mode tcp, {}; {})",
-                    health_check(t),
-                    servers(w, pool)
-                )),
-            )])];
+            let (frontend, backend) = haproxy_sections(t, pool);
+            let sections = Change::HaproxySections { frontend, backend };
+            let mut edits = vec![Command::edits(vec![RepoEdit::new(lb.config_file(), sections)])];
             if lb.kind == LbKind::Keepalived {
                 edits.push(Command::edits(vec![RepoEdit::new(
                     keepalived_config(t),
@@ -129,10 +119,9 @@ pub(super) fn declare_pool(w: &Words<'_>, pool: &[String]) -> Vec<Command> {
         LbKind::PfsenseBootstrap => {
             vec![Command::edits(vec![RepoEdit::new(lb.bootstrap_script(), Change::PoolMembers(format!("[{}]", w.pool(pool))))])]
         }
-        LbKind::Haproxy | LbKind::Keepalived => vec![Command::edits(vec![RepoEdit::new(
-            lb.config_file(),
-            Change::Described(format!("backend apiserver: {}", servers(w, pool))),
-        )])],
+        LbKind::Haproxy | LbKind::Keepalived => {
+            vec![Command::edits(vec![RepoEdit::new(lb.config_file(), Change::HaproxyServers(haproxy_sections(w.t, pool).1))])]
+        }
         LbKind::KubeVip => vec![],
     }
 }
