@@ -174,8 +174,6 @@ fn the_lab_refuses_a_vip_on_the_masters_as_model_only() {
     for name in ["keepalived-five.yaml", "kube-vip-bare.yaml"] {
         let message = refused(&plan(&["--scenario", &scenario(name), "rehearse"]));
         assert!(message.contains("cannot rehearse load balancer kind") && message.contains("pfsense-bootstrap only"), "{name}: {message}");
-        let message = refused(&plan(&["--scenario", &scenario(name), "rehearse", "--walk"]));
-        assert!(message.contains("keepalived and kube-vip are model-only"), "{name}: {message}");
     }
 }
 
