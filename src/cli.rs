@@ -48,7 +48,7 @@ pub enum Command {
     Recover(crate::recover::RecoverArgs),
     /// A loopback replica of the scenario kept up for `plan execute` (sshd hosts, real etcd and HAProxy, stand-ins): up, status, by-hand, down.
     Lab(crate::lab::LabArgs),
-    /// Run the plan through the executor on a fresh lab, strike the fault for real, compare with the twin (--walk: the twin's actions on real etcd alone).
+    /// Run the plan through the executor on a fresh lab, strike the fault for real, compare with the twin.
     Rehearse(crate::lab::RehearseArgs),
     /// Write a starter scenario from flags, or from a live cluster read read-only (--from-cluster).
     Init(crate::init::InitArgs),

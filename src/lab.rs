@@ -6,16 +6,10 @@ use crate::lab_standing::{self, Standing};
 use crate::Failure;
 use clap::Subcommand;
 use plan_lab::executor_rehearsal::{self, Drill};
-use plan_lab::lab::{Lab, LabOptions, LabStatus};
-use plan_lab::process::Lifetime;
-use plan_lab::rehearse::{self, FidelityReport};
 use plan_lab::LabError;
 use plan_model::fault::{Fault, FaultKind, NODE_REBOOT_S};
 use plan_sim::run::Injection;
 use std::path::PathBuf;
-
-/// Keys the lab writes before the migration: the data every recovery must keep.
-const SEED_KEYS: u32 = 10;
 
 #[derive(Debug, clap::Args)]
 pub struct LabArgs {
@@ -32,19 +26,11 @@ pub enum LabAction {
     /// hosts: an sshd host per machine, real etcd and HAProxy, apiserver and kubelet stand-ins,
     /// the kubeadm, kubectl and hypervisor shims; it prints the `plan execute` line.
     Up {
-        /// The walk's lab instead: the existing master's etcd and HAProxy at the VIP, driven from
-        /// the twin's actions (`plan lab status` reads it); default state directory:
-        /// $TMPDIR/plan-lab/<scenario name>-walk.
-        #[arg(long)]
+        /// The older walk's lab, removed: refused with what to use instead.
+        #[arg(long, hide = true)]
         walk: bool,
-        /// With --walk: added to every port (etcd 2379/2380, the VIP port), so labs can run side by side.
-        #[arg(long, default_value_t = 20000, requires = "walk")]
-        port_offset: u16,
-        /// With --walk: do not start HAProxy.
-        #[arg(long, requires = "walk")]
-        no_haproxy: bool,
-        /// What `plan lab up` does without --walk (kept for scripts written before it was the default).
-        #[arg(long, hide = true, conflicts_with = "walk")]
+        /// What `plan lab up` does (kept for scripts written before it was the default).
+        #[arg(long, hide = true)]
         via_execute: bool,
     },
     /// Carry out, on a lab up with `plan lab up`, the by-hand work its executor's run waits for
@@ -74,7 +60,7 @@ pub struct RehearseArgs {
     /// the host boots again and the run resumes), partition (the host's processes SIGSTOPped until
     /// the fault is over), operator-away (the lab's clock jumps --for, default 3h: kubeadm's TTLs
     /// expire), lb-reload (the infra repo's bootstrap script re-run on the LB: reset to the declared
-    /// pool, no --fail); with --walk: crash, reboot, partition (on the master's etcd) and lb-reload.
+    /// pool, no --fail).
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
     /// How long the fault lasts in the twin's clock (90s, 10m).
@@ -94,20 +80,12 @@ pub struct RehearseArgs {
     /// (`plan recover --choose KIND`: rollback, hold, quorum-recovery, worst-case, ...) instead of
     /// the executor's best, and the twin takes the same kind: a recovery the ranking puts below
     /// another, rehearsed for real (the worst case's snapshot restore).
-    #[arg(long, value_name = "KIND", value_parser = parse_kind, requires = "at", conflicts_with = "walk")]
+    #[arg(long, value_name = "KIND", value_parser = parse_kind, requires = "at")]
     pub choose: Option<&'static str>,
-    /// The walk instead: the twin's actions carried out on real etcd and HAProxy (no SSH, no
-    /// kubeadm), for what the executor's lab cannot inject yet: a point inside a command other
-    /// than kubeadm join (STEP@N), a partition inside kubeadm join, a reboot inside one where the
-    /// member costs quorum or without kubelet local mode.
-    #[arg(long, conflicts_with = "via_execute")]
+    /// The older walk (the twin's actions on real etcd and HAProxy, no SSH), removed: refused with
+    /// what to use instead.
+    #[arg(long, hide = true)]
     pub walk: bool,
-    /// With --walk: added to every lab port; the rehearsal's own lab is separate from `plan lab up --walk`'s.
-    #[arg(long, default_value_t = 21000, requires = "walk")]
-    pub port_offset: u16,
-    /// With --walk: leave the rehearsed lab running (its directory is printed) for `plan lab status --state-dir`.
-    #[arg(long, requires = "walk")]
-    pub keep: bool,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 }
@@ -128,25 +106,12 @@ fn default_state_dir(loaded: &Loaded) -> PathBuf {
     std::env::temp_dir().join("plan-lab").join(name)
 }
 
-/// Where the walk's lab (`plan lab up --walk`) is kept by default.
-fn walk_state_dir(loaded: &Loaded) -> PathBuf {
-    let mut dir = default_state_dir(loaded).into_os_string();
-    dir.push("-walk");
-    PathBuf::from(dir)
-}
-
 pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
-    let walk_up = matches!(args.action, LabAction::Up { walk: true, .. });
+    if matches!(args.action, LabAction::Up { walk: true, .. }) {
+        return Err(Failure::Input(WALK_GONE.to_string()));
+    }
     let down_or_status = matches!(args.action, LabAction::Down | LabAction::Status { .. });
-    let dir = match &args.state_dir {
-        Some(dir) => dir.clone(),
-        None if walk_up => walk_state_dir(loaded),
-        // down and status find the walk's lab of the scenario in its default directory too.
-        None if down_or_status && !lab_standing::recorded(&default_state_dir(loaded)) && walk_state_dir(loaded).exists() => {
-            walk_state_dir(loaded)
-        }
-        None => default_state_dir(loaded),
-    };
+    let dir = args.state_dir.clone().unwrap_or_else(|| default_state_dir(loaded));
     // In full and without a trailing `/` or `.`, as the lab process is given it: `./lab`,
     // `lab/` and `/tmp/lab` name the same lab.
     let dir: PathBuf = std::path::absolute(&dir)
@@ -165,86 +130,20 @@ pub fn run(loaded: &Loaded, args: &LabArgs) -> Result<(), Failure> {
         };
     }
     match &args.action {
-        LabAction::Up { walk: false, .. } => lab_standing::up(loaded, &dir),
+        LabAction::Up { .. } => lab_standing::up(loaded, &dir),
         LabAction::Serve => lab_standing::serve(loaded, &dir),
         LabAction::ByHand => match Standing::read(&dir)? {
             Some(standing) => lab_standing::by_hand(&dir, &standing),
             None => Err(Failure::Input(format!("lab: no lab up with `plan lab up` in {}", dir.display()))),
         },
-        LabAction::Up { walk: true, port_offset, no_haproxy, .. } => {
-            let options = LabOptions {
-                state_dir: dir,
-                offset: *port_offset,
-                haproxy: !no_haproxy,
-                lifetime: Lifetime::Detached,
-                seed_keys: SEED_KEYS,
-            };
-            let lab = Lab::up(&loaded.topology, &options).map_err(lab_failure)?;
-            let status = lab.status().map_err(lab_failure)?;
-            let dir = lab.detach();
-            crate::output::print(&format!("Lab up in {}\n", dir.display()))?;
-            crate::output::print(&status_text(&status))?;
-            crate::output::print(&format!("Stop it with: plan lab down --state-dir {}\n", dir.display()))?;
-            Ok(())
-        }
-        LabAction::Down => {
-            let lab = Lab::open(&dir).map_err(lab_failure)?;
-            let stopped = lab.down().map_err(lab_failure)?;
-            if stopped.is_empty() {
-                crate::output::print(&format!("Lab in {} was not running; its state is removed\n", dir.display()))?;
-            } else {
-                crate::output::print(&format!("Lab in {} down: stopped {}\n", dir.display(), stopped.join(", ")))?;
-            }
-            Ok(())
-        }
-        LabAction::Status { format } => {
-            let lab = Lab::open(&dir).map_err(lab_failure)?;
-            let status = lab.status().map_err(lab_failure)?;
-            match format {
-                ReportFormat::Json => crate::output::print_json(&status)?,
-                ReportFormat::Text => crate::output::print(&status_text(&status))?,
-            }
-            Ok(())
+        LabAction::Down | LabAction::Status { .. } => {
+            Err(Failure::Input(format!("lab: no lab in {}: start one with `plan lab up`", dir.display())))
         }
     }
 }
 
-fn status_text(status: &LabStatus) -> String {
-    let mut out = format!("Lab of {} in {}\n", status.scenario, status.dir);
-    let width = status.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4);
-    for h in &status.hosts {
-        let membership = match h.membership {
-            Some(m) => format!("{m:?}").to_lowercase(),
-            None => "not a member".to_string(),
-        };
-        out.push_str(&format!(
-            "  {:width$}  {:>15} -> {:<15}  etcd {:<20} {:<12} {}\n",
-            h.name, h.address, h.loopback, h.etcd, membership, h.client_url
-        ));
-    }
-    if let Err(why) = &status.members {
-        out.push_str(&format!("  member list: no member answers: {why}\n"));
-    }
-    match &status.quorum.refused {
-        None => out.push_str(&format!("Quorum: yes (a write committed in {} ms)\n", status.quorum.elapsed_ms)),
-        Some(why) => out.push_str(&format!("Quorum: no (write refused after {} ms: {why})\n", status.quorum.elapsed_ms)),
-    }
-    match &status.backends {
-        None => out.push_str(&format!("VIP {}: no HAProxy\n", status.vip)),
-        Some(Err(why)) => out.push_str(&format!("VIP {} (HAProxy): {why}\n", status.vip)),
-        Some(Ok(backends)) => {
-            let list: Vec<String> = backends.iter().map(|b| format!("{} {}", b.name, b.status)).collect();
-            out.push_str(&format!("VIP {} (HAProxy, backends = each master's etcd /health): {}\n", status.vip, list.join(", ")));
-        }
-    }
-    match &status.vip_healthy {
-        None => {}
-        Some(Ok(true)) => out.push_str("Through the VIP: GET /health answers healthy\n"),
-        Some(Ok(false)) => out.push_str("Through the VIP: GET /health answers unhealthy\n"),
-        Some(Err(why)) => out.push_str(&format!("Through the VIP: {why}\n")),
-    }
-    out
-}
+/// What `--walk` gets: the walk is gone, and what replaced it.
+const WALK_GONE: &str = "lab: the walk (--walk) is gone: `plan lab up` and `plan rehearse` run the plan through the executor on one lab (sshd hosts, real etcd and HAProxy); a fault inside a command other than kubeadm join is struck at the command's start (STEP@0) or after the step";
 
 /// `--choose KIND`: one of the recovery kinds, by the name `plan recover --choose` takes.
 fn parse_kind(text: &str) -> Result<&'static str, String> {
@@ -263,8 +162,9 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
     }
     let kind = match args.fault.as_deref() {
         None => FaultKind::Crash,
-        Some(text) => FaultKind::parse(text)
-            .ok_or_else(|| Failure::Input(format!("unknown fault kind {text:?} (the lab injects: crash, reboot, partition, lb-reload)")))?,
+        Some(text) => FaultKind::parse(text).ok_or_else(|| {
+            Failure::Input(format!("unknown fault kind {text:?} (the lab injects: crash, reboot, partition, operator-away, lb-reload)"))
+        })?,
     };
     let Some(at) = &args.at else {
         return Err(Failure::Input("--fail and --fault need --at STEP: the lab rehearses one placement at a time".to_string()));
@@ -284,7 +184,7 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
         (FaultKind::OperatorAway, None) => Fault::OperatorAway { lasts_s: lasts.unwrap_or(3 * 3600) },
         (other, _) => {
             return Err(Failure::Input(format!(
-                "the lab cannot inject {} for real yet (it injects: crash, reboot, partition, lb-reload; through the executor operator-away too)",
+                "the lab cannot inject {} for real yet (it injects: crash, reboot, partition, operator-away, lb-reload)",
                 other.as_str()
             )))
         }
@@ -318,39 +218,11 @@ fn rehearse_via_execute(loaded: &Loaded, steps: &str, drill: Option<Drill>, form
 }
 
 pub fn rehearse(loaded: &Loaded, args: &RehearseArgs) -> Result<(), Failure> {
+    if args.walk {
+        return Err(Failure::Input(WALK_GONE.to_string()));
+    }
     let injection = injection(loaded, args)?;
-    if !args.walk {
-        let steps = args.via_execute.as_deref().unwrap_or("default");
-        let drill = injection.map(|injection| Drill { injection, choose: args.choose });
-        return rehearse_via_execute(loaded, steps, drill, args.format);
-    }
-    // What the walk cannot rehearse is refused before its lab starts.
-    rehearse::check_rehearsable(&loaded.topology, injection).map_err(lab_failure)?;
-    let mut lab = Lab::private(&loaded.topology, args.port_offset, false, SEED_KEYS).map_err(lab_failure)?;
-    let report = rehearse::rehearse(&loaded.topology, &loaded.plan, &mut lab, injection).map_err(lab_failure)?;
-    print_report(&report, args.format)?;
-    if args.keep {
-        let dir = lab.detach();
-        crate::output::eprint(&format!(
-            "plan: the rehearsed lab is still up: plan lab status --state-dir {0}; plan lab down --state-dir {0}\n",
-            dir.display()
-        ));
-    } else {
-        // Stops every process and removes the scratch directory.
-        drop(lab);
-    }
-    if report.agrees() {
-        Ok(())
-    } else {
-        let n = report.disagreements().count();
-        Err(Failure::Violation(format!("the lab disagrees with the twin on {n} observation(s)")))
-    }
-}
-
-fn print_report(report: &FidelityReport, format: ReportFormat) -> Result<(), Failure> {
-    match format {
-        ReportFormat::Json => crate::output::print_json(report)?,
-        ReportFormat::Text => crate::output::print(&rehearse::render(report))?,
-    }
-    Ok(())
+    let steps = args.via_execute.as_deref().unwrap_or("default");
+    let drill = injection.map(|injection| Drill { injection, choose: args.choose });
+    rehearse_via_execute(loaded, steps, drill, args.format)
 }

@@ -388,8 +388,8 @@ fn depth_three_is_accepted_with_its_expected_time_and_depth_four_refused() {
     }
 }
 
-/// `plan rehearse --choose KIND` takes the kinds `plan recover --choose` takes, needs a fault's
-/// point, and is not for the walk: each refused as bad input before any lab starts.
+/// `plan rehearse --choose KIND` takes the kinds `plan recover --choose` takes and needs a fault's
+/// point: each refused as bad input before any lab starts.
 #[test]
 fn rehearse_choose_takes_a_recovery_kind_and_a_fault_point() {
     let out = plan(&["rehearse", "--fail", "master-2", "--at", "2.5", "--choose", "restore"]);
@@ -402,9 +402,12 @@ fn rehearse_choose_takes_a_recovery_kind_and_a_fault_point() {
     let out = plan(&["rehearse", "--choose", "worst-case"]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("--at"), "{}", out.stderr);
-    let out = plan(&["rehearse", "--walk", "--fail", "master-2", "--at", "2.5", "--choose", "worst-case"]);
-    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+    // The walk is gone: asked for, it is refused with what replaced it, before any lab starts.
+    for args in [&["rehearse", "--walk", "--fail", "master-2", "--at", "2.5"][..], &["lab", "up", "--walk"][..]] {
+        let out = plan(args);
+        assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains("the walk (--walk) is gone") && out.stderr.contains("through the executor"), "{}", out.stderr);
+    }
 }
 
 /// The first master lost for good after the cut-over began: `plan simulate` writes it off and

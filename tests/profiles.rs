@@ -177,8 +177,6 @@ fn the_lab_refuses_a_vip_on_the_masters_as_model_only() {
             message.contains("cannot rehearse load balancer kind") && message.contains("pfsense-bootstrap and haproxy"),
             "{name}: {message}"
         );
-        let message = refused(&plan(&["--scenario", &scenario(name), "rehearse", "--walk"]));
-        assert!(message.contains("keepalived and kube-vip are model-only"), "{name}: {message}");
     }
 }
 

@@ -25,8 +25,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-/// The apiserver's port before the lab's offset.
-pub const APISERVER_PORT: u16 = 6443;
 /// The bound on the local etcd answering `GET /health`.
 pub const ETCD_HEALTH_TIMEOUT_MS: u64 = 400;
 /// The bound on one client exchange (connect, handshake, request, answer).

@@ -1,7 +1,7 @@
 //! What can stop the lab from running: missing binaries, clashing addresses, processes that die.
 //!
 //! A refusal by real etcd (no quorum, a timeout) is not an error here: it is an observation, and
-//! [`crate::etcd::Attempt::Refused`] carries it.
+//! [`crate::etcd::Refused`] carries it.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -16,9 +16,7 @@ pub enum LabError {
     UnusableAddress { node: String, address: Ipv4Addr, loopback: Ipv4Addr },
     #[error("refusing to dial {0}: the lab only talks to 127.0.0.0/8")]
     NotLoopback(Ipv4Addr),
-    #[error("port offset {offset} puts port {base} + {offset} past 65535")]
-    PortRange { base: u16, offset: u16 },
-    #[error("{address}:{port} is in use (another lab with the same --port-offset?): pick another offset")]
+    #[error("{address}:{port} is in use (another lab on the same loopback range?)")]
     PortBusy { address: Ipv4Addr, port: u16 },
     #[error("{what}: {source}")]
     Io {
@@ -26,20 +24,12 @@ pub enum LabError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no lab in {}: start one with `plan lab up`", dir.display())]
-    NotUp { dir: PathBuf },
-    #[error("a lab is already up in {} (pids {pids:?}): run `plan lab down` first", dir.display())]
-    AlreadyUp { dir: PathBuf, pids: Vec<u32> },
-    #[error("lab state {}: {reason}", path.display())]
-    StateFile { path: PathBuf, reason: String },
     #[error("{what} did not happen within {timeout_ms} ms")]
     Timeout { what: String, timeout_ms: u64 },
     #[error("{process} exited right after it started; last log lines:\n{log_tail}")]
     Exited { process: String, log_tail: String },
     #[error("{command}: {message}")]
     Command { command: String, message: String },
-    #[error("{node} is not a master of the scenario: the lab runs masters only")]
-    NotAMaster { node: String },
     #[error("the lab cannot rehearse {what}: {why}")]
     NotRehearsable { what: String, why: String },
     #[error("stopped by the operator at step {step}: the lab is stopped and its directory removed")]

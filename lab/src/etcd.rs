@@ -24,8 +24,6 @@ pub const ELECTION_TIMEOUT_MS: u32 = 250;
 pub const DIAL_TIMEOUT_MS: u64 = 500;
 /// etcdctl's bound on one request (member add, remove, promote, list).
 pub const COMMAND_TIMEOUT_MS: u64 = 2000;
-/// The bound on one write of a quorum probe.
-pub const PROBE_TIMEOUT_MS: u64 = 500;
 /// Slack past etcdctl's own timeouts before the lab kills it.
 pub const ETCDCTL_GRACE_MS: u64 = 3000;
 
@@ -233,21 +231,6 @@ impl Etcdctl {
     /// `etcdctl member list`: the membership as the answering member knows it.
     pub fn member_list(&self) -> Result<Real<Vec<EtcdMember>>, LabError> {
         Ok(self.json::<MemberList>(&["-w", "json", "member", "list"], COMMAND_TIMEOUT_MS)?.map(|l| l.members))
-    }
-
-    /// `etcdctl member add NAME --peer-urls=URL [--learner]`.
-    pub fn member_add(&self, name: &str, peer_url: &str, membership: Membership) -> Result<Real<()>, LabError> {
-        let peer = format!("--peer-urls={peer_url}");
-        let mut args = vec!["member", "add", name, peer.as_str()];
-        if membership == Membership::Learner {
-            args.push("--learner");
-        }
-        Ok(self.run(&args, COMMAND_TIMEOUT_MS)?.map(|_| ()))
-    }
-
-    /// `etcdctl member promote ID`.
-    pub fn member_promote(&self, member: &EtcdMember) -> Result<Real<()>, LabError> {
-        Ok(self.run(&["member", "promote", &member.hex_id()], COMMAND_TIMEOUT_MS)?.map(|_| ()))
     }
 
     /// `etcdctl member remove ID`.

@@ -13,10 +13,8 @@ use crate::executor_lab::CLOCK_OFFSET;
 use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host::{self, FixtureHosts};
 use crate::process::{self, Lifetime, POLL_MS};
-use plan_model::action::Action;
 use plan_model::cluster::{Cluster, EtcdData};
 use plan_model::plan::format_duration;
-use plan_model::plan::Plan;
 use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,14 +52,6 @@ pub fn join_notes(t: &Topology, hosts: &FixtureHosts, nodes: &[NodeIx]) -> Vec<S
         notes.extend(text.lines().map(|line| format!("kubeadm join on {}: {line}", t.name(node))));
     }
     notes
-}
-
-/// Whether the slice changes etcd's membership: then the lab runs real etcd behind it.
-pub fn slice_touches_etcd(plan: &Plan) -> bool {
-    plan.steps
-        .iter()
-        .flat_map(|s| &s.actions)
-        .any(|a| matches!(a, Action::EtcdMemberAdd(_) | Action::EtcdStart(_) | Action::EtcdPromote(_) | Action::EtcdMemberRemove(_)))
 }
 
 /// A master's etcd URLs on its own loopback address.
@@ -508,20 +498,6 @@ mod tests {
     fn loopback() -> Topology {
         let text = include_str!("../../scenarios/loopback.yaml");
         Topology::new(&plan_model::validate::parse_scenario(text).expect("the loopback scenario parses"))
-    }
-
-    #[test]
-    fn only_slices_that_change_membership_touch_etcd() {
-        let t = loopback();
-        let plan = plan_model::planner::generate(&t);
-        let only = |ids: &[&str]| {
-            let mut p = plan.clone();
-            p.steps.retain(|s| ids.contains(&s.id.as_str()));
-            p
-        };
-        assert!(!slice_touches_etcd(&only(&["0.2", "0.3", "0.4", "4.2", "4.3"])));
-        assert!(!slice_touches_etcd(&only(&["2.3", "2.4"])));
-        assert!(slice_touches_etcd(&only(&["2.5"])));
     }
 
     #[test]

@@ -83,17 +83,33 @@ pub struct FixtureHosts {
     pub port: Option<u16>,
 }
 
-/// Whether this machine can run fixture hosts: sshd, unshare and root.
+/// Whether the lab's Debian binaries are installed: etcd and etcdctl, HAProxy when `haproxy`.
 ///
 /// # Errors
-/// [`LabError::BinaryMissing`] for sshd or unshare, [`LabError::NotRehearsable`] when not root
-/// (mount namespaces and bind mounts need it).
-pub fn usable() -> Result<(), LabError> {
-    for (binary, path, package) in [("sshd", SSHD_BIN, "openssh-server"), ("unshare", "/usr/bin/unshare", "util-linux")] {
-        if !Path::new(path).exists() {
+/// [`LabError::BinaryMissing`] naming the Debian package to install.
+pub fn check_binaries(haproxy: bool) -> Result<(), LabError> {
+    let etcd = [("etcd", crate::etcd::ETCD_BIN, "etcd-server"), ("etcdctl", crate::etcd::ETCDCTL_BIN, "etcd-client")];
+    let load_balancer = [("haproxy", crate::haproxy::HAPROXY_BIN, "haproxy")];
+    installed(etcd.iter().chain(load_balancer.iter().filter(|_| haproxy)))
+}
+
+fn installed<'a>(binaries: impl IntoIterator<Item = &'a (&'static str, &'static str, &'static str)>) -> Result<(), LabError> {
+    for &(binary, path, package) in binaries {
+        if !Path::new(path).is_file() {
             return Err(LabError::BinaryMissing { binary, path: PathBuf::from(path), package });
         }
     }
+    Ok(())
+}
+
+/// Whether this machine can run the lab: sshd, unshare, etcd and HAProxy installed, and root.
+///
+/// # Errors
+/// [`LabError::BinaryMissing`] for a binary, [`LabError::NotRehearsable`] when not root (mount
+/// namespaces and bind mounts need it).
+pub fn usable() -> Result<(), LabError> {
+    installed(&[("sshd", SSHD_BIN, "openssh-server"), ("unshare", "/usr/bin/unshare", "util-linux")])?;
+    check_binaries(true)?;
     // SAFETY: geteuid reads this process's effective uid; it cannot fail and touches no memory.
     if unsafe { libc::geteuid() } != 0 {
         return Err(LabError::NotRehearsable {

@@ -11,7 +11,6 @@
 
 pub mod address;
 pub mod apiserver;
-pub mod control_plane;
 pub mod error;
 pub mod etcd;
 pub mod executor_etcd;
@@ -21,12 +20,9 @@ pub mod executor_rehearsal;
 pub mod fidelity;
 pub mod haproxy;
 pub mod host;
-pub mod lab;
 pub mod pki;
 pub mod probe;
 pub mod process;
-pub mod rehearse;
 pub mod scratch;
 
 pub use error::LabError;
-pub use lab::{Lab, LabOptions};

@@ -1,6 +1,6 @@
 //! The executor's loop over the plan, one pass at a time, wherever its actions are carried out:
-//! on the model alone (the twin, [`crate::run`]) or on a lab with the model beside it (the walk,
-//! `plan_lab::rehearse`). The loop is written once: the faults due at a point struck, the
+//! on the model alone (the twin, [`crate::run`]) or as the real executor's forecast of a run
+//! (`plan_exec::predict`). The loop is written once: the faults due at a point struck, the
 //! temporary ones that are over healed, the drift check at every step boundary, a re-run's
 //! skipping of what is done and its cleanup of what a cut step left, and at a halt the recovery
 //! policy ([`crate::policy::recover`]).

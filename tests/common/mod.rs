@@ -114,7 +114,7 @@ pub fn at(text: &str, needle: &str, nth: usize, key: &str) -> String {
 pub fn fixture_hosts_run() -> bool {
     fixture::keep_range_zero_for_the_fixture();
     let missing =
-        plan_lab::host::usable().err().map(|e| e.to_string()).or_else(|| plan_lab::lab::check_binaries(true).err().map(|e| e.to_string()));
+        plan_lab::host::usable().err().map(|e| e.to_string()).or_else(|| plan_lab::host::check_binaries(true).err().map(|e| e.to_string()));
     match missing {
         None => true,
         Some(why) => {
@@ -128,7 +128,7 @@ pub fn fixture_hosts_run() -> bool {
 /// Whether etcd (and HAProxy when `haproxy`) are installed; under CI their absence fails.
 pub fn lab_binaries(haproxy: bool) -> bool {
     fixture::keep_range_zero_for_the_fixture();
-    match plan_lab::lab::check_binaries(haproxy) {
+    match plan_lab::host::check_binaries(haproxy) {
         Ok(()) => true,
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("{e}: CI must install etcd-server, etcd-client and haproxy"),
         Err(e) => {

@@ -5,8 +5,7 @@
 //! The tests run in parallel. An executor's lab claims a loopback range of its own,
 //! `127.N.0.0/16`, on the scenario's own ports, and its tests read the range from the report
 //! (`loopback_range`) and expect the scenario's addresses there. Without etcd or HAProxy the tests
-//! that need them are skipped, except under `CI=true`, where a missing binary fails them. The
-//! walk's rehearsals (`--walk`) are in tests/loopback/lab.rs.
+//! that need them are skipped, except under `CI=true`, where a missing binary fails them.
 
 use crate::common;
 

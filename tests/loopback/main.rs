@@ -15,7 +15,6 @@ mod common;
 mod crash_sweep;
 mod execute;
 mod execute_ssh;
-mod lab;
 mod lab_executor;
 mod lab_lifecycle;
 mod observe;

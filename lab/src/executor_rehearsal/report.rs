@@ -76,7 +76,6 @@ impl ExecutorRehearsal {
                 Verdict::Disagree => "DISAGREE",
                 Verdict::StandIn => "~ stand-in",
                 Verdict::NotRehearsed => "(not on the lab)",
-                Verdict::Event => "(lab event)",
             };
             out.push_str(&format!("{:<6} {:<60} {:<28} {:<28} {mark}\n", row.step(), row.observation(), row.twin(), row.lab()));
         }

@@ -6,8 +6,6 @@
 //! its kind, not by its words; the twin's words are the model's, the lab's are etcd's or rustls's.
 //! A value the lab could not read ([`Observed::Unanswered`]) agrees with nothing.
 
-use crate::lab::CommittedData;
-use plan_model::observe::Reach;
 use plan_model::topology::{NodeSet, Topology};
 use plan_sim::recovery::RecoveryKind;
 use plan_sim::run::Outcome;
@@ -18,29 +16,11 @@ use std::mem::discriminant;
 pub enum Observed {
     /// A yes-or-no fact: a file names the VIP, a cert carries its SAN, quorum holds, a node is Ready.
     Yes(bool),
-    /// One apiserver's `/readyz`: ready or not.
-    Ready(bool),
-    /// Something accepts TCP on the VIP.
-    Listening(bool),
-    /// `kubeadm reset` removed the node's etcd member (etcd keeps it when it has no quorum).
-    MemberRemoved(bool),
     /// A command's answer: taken, or refused for a reason. Refusals agree whatever their reasons.
     Answer(Result<(), String>),
-    /// etcd's membership.
-    Members { voters: NodeSet, learners: NodeSet },
     /// Inventory nodes (voters, healthy backends), and what the lab saw that is no inventory node
     /// (a member, a backend): the twin never has such, so any makes the two disagree.
     Nodes { known: NodeSet, unknown: Vec<String> },
-    /// TLS for the VIP's address through the VIP.
-    Tls(Tls),
-    /// A client through the VIP: ok, intermittent or down (the reason is not compared).
-    Reach(Reach),
-    /// The committed keys etcd holds, of those written before the backup and after it.
-    Data { held: CommittedData, seed_keys: u32, keys_after: u32 },
-    /// Client downtime through the VIP, compared by where it falls, not by how long it lasts: whether
-    /// the VIP ever served a verified `/readyz`, and the outages that fall in no step the twin
-    /// predicts downtime in (the twin's own list is empty by definition).
-    Downtime { served: bool, unpredicted: Vec<String> },
     /// What became of a step.
     Step(StepStatus),
     /// The recoveries taken, in order.
@@ -87,8 +67,6 @@ impl Observed {
         match (self, lab) {
             (O::Unanswered(_), _) | (_, O::Unanswered(_)) => false,
             (O::Answer(a), O::Answer(b)) => a.is_ok() == b.is_ok(),
-            (O::Tls(a), O::Tls(b)) => discriminant(a) == discriminant(b),
-            (O::Reach(a), O::Reach(b)) => a.reachability() == b.reachability(),
             (O::Step(a), O::Step(b)) => discriminant(a) == discriminant(b),
             (O::Ending(a), O::Ending(b)) => a.agrees_with(b),
             (a, b) => a == b,
@@ -101,20 +79,10 @@ impl Observed {
         let either = |yes: bool, (on, off): (&str, &str)| if yes { on } else { off }.to_string();
         match self {
             Observed::Yes(yes) => either(*yes, ("yes", "no")),
-            Observed::Ready(yes) => either(*yes, ("ready", "not ready")),
-            Observed::Listening(yes) => either(*yes, ("listening", "nothing listens")),
-            Observed::MemberRemoved(yes) => either(*yes, ("member removed", "member kept")),
             Observed::Answer(Ok(())) => "ok".to_string(),
             Observed::Answer(Err(why)) => format!("refused: {why}"),
-            Observed::Members { voters, learners } => format!("voters {}; learners {}", names(*voters), names(*learners)),
             Observed::Nodes { known, unknown } if unknown.is_empty() => names(*known),
             Observed::Nodes { known, unknown } => format!("{} + no inventory node: {}", names(*known), unknown.join(", ")),
-            Observed::Tls(tls) => tls.to_string(),
-            Observed::Reach(reach) => reach.to_string(),
-            Observed::Data { held, seed_keys, keys_after } => held.describe(*seed_keys, *keys_after),
-            Observed::Downtime { served: false, .. } => "the VIP never served a verified /readyz".to_string(),
-            Observed::Downtime { unpredicted, .. } if unpredicted.is_empty() => "served".to_string(),
-            Observed::Downtime { unpredicted, .. } => format!("served; outages the twin does not predict: {}", unpredicted.join(", ")),
             Observed::Step(status) => status.to_string(),
             Observed::Recoveries(kinds) if kinds.is_empty() => "none".to_string(),
             Observed::Recoveries(kinds) => kinds.iter().map(RecoveryKind::describe).collect::<Vec<_>>().join(" + "),
@@ -144,31 +112,6 @@ impl Cell {
         match &self.detail {
             Some(detail) => format!("{} ({detail})", self.value.render(t)),
             None => self.value.render(t),
-        }
-    }
-}
-
-/// What a client verifying the served cert for the VIP's address gets, over the backends it
-/// reaches. The reasons are shown, not compared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tls {
-    /// Every handshake verified.
-    Verified,
-    /// Some verified, some rejected.
-    Mixed(String),
-    /// Every handshake rejected.
-    Rejected(String),
-    /// No handshake at all (no backend, nothing listens).
-    NoHandshake(String),
-}
-
-impl std::fmt::Display for Tls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Tls::Verified => write!(f, "verified for the VIP"),
-            Tls::Mixed(why) => write!(f, "some rejected: {why}"),
-            Tls::Rejected(why) => write!(f, "rejected: {why}"),
-            Tls::NoHandshake(why) => write!(f, "no TLS handshake: {why}"),
         }
     }
 }
