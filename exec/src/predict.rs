@@ -190,8 +190,8 @@ impl Place for Forecast<'_> {
         None
     }
 
-    /// The step's time beyond its actions passes ([`step::rest_of_step_s`]), as in the twin's run
-    /// and the walk, and the state after the step is recorded: the clock the TTLs are judged by
+    /// The step's time beyond its actions passes ([`step::rest_of_step_s`]), as in the twin's run,
+    /// and the state after the step is recorded: the clock the TTLs are judged by
     /// (the uploaded certificate key's 2 h, the join token's 24 h) is the twin's, so a recovery
     /// the executor ranks at a halt sees a secret expired where the twin did.
     fn step_done(&mut self, s: &Step) -> Result<(), Infallible> {

@@ -150,7 +150,7 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
         return Err(refuse(
             format!("{} at {}@{action}", injection.fault.describe(t), step.id),
             format!(
-                "through the executor, a partition or a clock jump strikes between commands, not inside kubeadm join: strike at {}@0 or after the step (inside the join, the walk rehearses a partition)",
+                "through the executor, a partition or a clock jump strikes between commands, not inside kubeadm join: strike at {}@0 or after the step, inside the join it is not rehearsed on the lab (the twin explores it)",
                 step.id
             ),
         ));
@@ -162,7 +162,7 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
                 what,
                 "a reboot inside kubeadm join where the rebooting member costs quorum (a voter added, or promoted, and cut off) is not \
                  rehearsed through the executor: it waits at the halt for that member and goes straight to the quorum recovery where \
-                 the twin first waits and runs the step again, and the two do not end alike yet (the walk rehearses it)",
+                 the twin first waits and runs the step again, and the two do not end alike yet: it is not rehearsed on the lab (the twin explores it)",
             ));
         }
         if !t.kubelet_local_mode {
@@ -170,7 +170,7 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
                 what,
                 "a reboot inside kubeadm join without ControlPlaneKubeletLocalMode (before 1.33) is not rehearsed through the executor: \
                  kubeadm registers the node before the member add where the twin's states within the step do not (docs/facts.md K19), \
-                 so the executor keeps the step's end as its belief and cannot run the cut join again (the walk rehearses it)",
+                 so the executor keeps the step's end as its belief and cannot run the cut join again: it is not rehearsed on the lab (the twin explores it)",
             ));
         }
     }

@@ -1,13 +1,14 @@
-//! A loopback replica of a scenario's control plane from real processes, and rehearsals that
-//! measure the twin against it.
+//! A loopback replica of a scenario from real processes, driven by the real executor, and
+//! rehearsals that measure the twin against it.
 //!
-//! What is real: one `etcd` process per master (Debian's etcd-server), driven with `etcdctl`;
-//! `haproxy` at the lab VIP; serving certs from a lab CA and TLS verified by rustls; `/readyz`
-//! from the local etcd's health. Stand-ins: the apiserver (an HTTPS server answering `/readyz`
-//! only), kubeadm. Not built: kubelets, consumers, the hypervisor. The walk drives the lab straight
-//! from the twin's step actions; [`executor_rehearsal`] runs a slice of the plan through the
-//! executor on sshd fixture hosts ([`host`]). Every address the lab binds or dials is in
-//! 127.0.0.0/8.
+//! One sshd host per machine of the scenario ([`host`]), each in its own mount and PID
+//! namespace; real etcd (Debian's etcd-server, driven by the plan's own commands through shims
+//! and by `etcdctl`); real HAProxy on the load balancer's host; serving certs from a lab CA and
+//! TLS verified by rustls. Stand-ins: the apiservers (an HTTPS server whose `/readyz` is its local
+//! etcd's health, answering the executor's three API reads), the kubelets (a thread), and the
+//! `kubeadm`, `kubectl`, hypervisor and IaC shims. [`executor_rehearsal`] runs the plan (or a
+//! slice) through `plan execute`'s runner on it and sets every observation beside the twin's
+//! ([`fidelity`]). Every address the lab binds or dials is in 127.0.0.0/8.
 
 pub mod address;
 pub mod apiserver;
