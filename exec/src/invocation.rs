@@ -239,6 +239,8 @@ impl<'t> Compiler<'t> {
             return if works.is_empty() { manual() } else { works };
         }
         match action {
+            // No config stack in the scenario: nothing to edit (the model's list is its own).
+            Action::ConfigStackRemoveHost(_) if s.config_stack.is_none() => Vec::new(),
             // The undo of the plan's own flip, rendered as the operation renders it.
             Action::RevertKubelet(n) => {
                 let flip =
@@ -352,6 +354,33 @@ mod tests {
         let Work::Shell { place: Place::Host(host), shell } = &invocations[0].1.work else { panic!("{invocations:?}") };
         assert_eq!(host.name, t.name(worker));
         assert_eq!(shell, &plan_model::operation::kubelet_server_shell(&direct));
+    }
+
+    /// A recovery's config-stack edit in a scenario without a config stack renders nothing; its
+    /// pool edit and deploy on the Linux profile are the plan's own (the edit typed, the deploy
+    /// on the LB host).
+    #[test]
+    fn a_recovery_edits_only_what_the_scenario_has() {
+        let text = include_str!("../../scenarios/haproxy-libvirt.yaml");
+        let t = Topology::new(&plan_model::validate::parse_scenario(text).expect("valid"));
+        let plan = plan_model::planner::generate(&t);
+        let mut c = Cluster::initial(&t);
+        for a in plan.steps.iter().take_while(|s| !s.id.starts_with("4.")).flat_map(|s| s.actions.iter()) {
+            c = plan_model::action::apply(&c, &t, *a).unwrap_or(c);
+        }
+        let m2 = t.new_masters().next().expect("a new master");
+        let actions = [Action::ConfigStackRemoveHost(m2), Action::RemoveLbBackend(m2), Action::DeployLb];
+        let rendered = Compiler::new(&t).recovery(&c, &actions);
+        assert!(rendered.iter().all(|(a, _)| *a != Action::ConfigStackRemoveHost(m2)), "no stack to edit: {rendered:?}");
+        let lines: Vec<String> = rendered.iter().map(|(_, inv)| inv.line()).collect();
+        assert!(
+            lines.iter().any(|l| l.contains("by hand: edit haproxy/haproxy.cfg") && !l.contains(&format!("server {} ", t.name(m2)))),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(&t.scenario.load_balancer.name) && l.contains("systemctl reload-or-restart haproxy")),
+            "{lines:#?}"
+        );
     }
 
     #[test]

@@ -136,6 +136,9 @@ pub struct Halt {
     /// The halt waits for by-hand work: the index of that command in the step
     /// (`--resume --by-hand-done` confirms it).
     pub by_hand: Option<usize>,
+    /// The run stopped before the step because the twin refuses the step in the state it
+    /// predicts: nothing of it ran, and nothing the hosts showed said so.
+    pub predicted: bool,
 }
 
 /// How a run ended.
@@ -285,12 +288,18 @@ impl<'a> Runner<'a> {
     /// some: a kubelet reports its node Ready, a static pod comes back, a few seconds after the
     /// command that caused it returned; the twin holds only where things settle.
     fn settled_drift(&mut self, after: &Cluster, scope: Scope, first: Observation) -> Result<Vec<Drift>, ExecError> {
+        let drift = observe::drift(self.t, &first, &[after]);
+        self.settle(after, &[after], scope, drift)
+    }
+
+    /// `drift` against `allowed`, looked at again for up to [`AFTER_STEP_SETTLE_S`] while there is
+    /// some (`expected` scopes the looks).
+    fn settle(&mut self, expected: &Cluster, allowed: &[&Cluster], scope: Scope, mut drift: Vec<Drift>) -> Result<Vec<Drift>, ExecError> {
         let deadline = std::time::Instant::now() + Duration::from_secs(AFTER_STEP_SETTLE_S);
-        let mut drift = observe::drift(self.t, &first, &[after]);
         while !drift.is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(AFTER_STEP_SETTLE_POLL_MS));
-            let Some(observation) = self.observe_now(after, scope)? else { break };
-            drift = observe::drift(self.t, &observation, &[after]);
+            let Some(observation) = self.observe_now(expected, scope)? else { break };
+            drift = observe::drift(self.t, &observation, allowed);
         }
         Ok(drift)
     }
@@ -314,7 +323,7 @@ impl<'a> Runner<'a> {
             let when = if interrupted { "resume" } else { "before" };
             self.journal.append(Event::Observed { step: id.clone(), when: when.to_string(), drift: drift.clone() })?;
             if !host_wait::silent(&drift).is_empty() {
-                drift = self.wait_while_silent(i, &before, &allowed, observation)?.1;
+                drift = self.wait_while_silent(i, &before, &allowed, observation, true)?.1;
             }
             if !drift.is_empty() {
                 tracing::warn!(drifts = drift.len(), "drift before the step");
@@ -328,7 +337,7 @@ impl<'a> Runner<'a> {
         let going_on = self.options.resume && Progress::from_records(&self.journal.records).written_off().is_some();
         if let Some(why) = self.prediction.refused(id).filter(|_| self.options.check_passed || going_on) {
             let reason = format!("the twin refuses step {id} in the state it predicts: {why}");
-            return self.halt(i, reason, vec![], interrupted).map(Some);
+            return self.halt_with(i, reason, vec![], interrupted, HaltSeen { predicted: true, ..HaltSeen::default() }).map(Some);
         }
         Ok(None)
     }
@@ -443,7 +452,7 @@ impl<'a> Runner<'a> {
 
     /// [`Runner::halt`], with what the halt saw besides its reason and drift ([`HaltSeen`]).
     fn halt_with(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool, seen: HaltSeen) -> Result<Outcome, ExecError> {
-        let HaltSeen { by_hand, cut_off, expired } = seen;
+        let HaltSeen { by_hand, cut_off, expired, predicted } = seen;
         // A drift with something silent in it went through the wait before the step already.
         let mut at_halt = self.believed_at_halt(i, started, !host_wait::silent(&drift).is_empty())?;
         if let Some(cut_off) = cut_off {
@@ -468,7 +477,7 @@ impl<'a> Runner<'a> {
             expired: Some(expired),
         })?;
         let secrets_left = self.sweep_join_secrets()?;
-        Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left, by_hand })))
+        Ok(Outcome::Halted(Box::new(Halt { step, reason, drift, recovery, secrets_left, by_hand, predicted })))
     }
 }
 
@@ -481,6 +490,8 @@ struct HaltSeen {
     cut_off: Option<Drift>,
     /// The join credentials kubeadm said expired in the failed command's output.
     expired: ExpiredCredentials,
+    /// Before the step, on the twin's own refusal ([`Halt::predicted`]).
+    predicted: bool,
 }
 
 /// The steps a successful recovery for a halt in step `i` undid, in plan order: they are pending

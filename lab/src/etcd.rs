@@ -38,18 +38,6 @@ struct MemberList {
 }
 
 #[derive(Deserialize)]
-struct EndpointStatus {
-    #[serde(rename = "Status")]
-    status: StatusBody,
-}
-
-#[derive(Deserialize)]
-struct StatusBody {
-    #[serde(default)]
-    leader: u64,
-}
-
-#[derive(Deserialize)]
 struct CountOnly {
     #[serde(default)]
     count: u64,
@@ -275,13 +263,6 @@ impl Etcdctl {
         let data_dir = format!("--data-dir={}", target.data_dir.display());
         let args = ["snapshot", "restore", file.as_str(), &name, &cluster, &peer, &token, &data_dir];
         Ok(self.execute(&args, COMMAND_TIMEOUT_MS)?.map(|_| ()))
-    }
-
-    /// The leader the (single) endpoint knows of; 0 for none.
-    pub fn leader(&self) -> Result<Real<u64>, LabError> {
-        Ok(self
-            .json::<Vec<EndpointStatus>>(&["-w", "json", "endpoint", "status"], COMMAND_TIMEOUT_MS)?
-            .map(|statuses| statuses.first().map(|s| s.status.leader).unwrap_or(0)))
     }
 }
 

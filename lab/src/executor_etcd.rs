@@ -283,7 +283,9 @@ impl SliceEtcd {
         let ctl = self.etcdctl();
         let refused = |command: &str, why: crate::etcd::Refused| LabError::Command { command: command.to_string(), message: why.0 };
         ctl.put(WRITTEN_BEFORE_BACKUP, "1", 2000)?.map_err(|why| refused("etcdctl put", why))?;
-        ctl.snapshot_save(file)?.map_err(|why| refused("etcdctl snapshot save", why))?;
+        // etcdctl saves a snapshot from one member: the first the lab runs (the existing master's).
+        let one = Etcdctl::new(Path::new(ETCDCTL_BIN), ctl.endpoints().iter().take(1).cloned().collect());
+        one.snapshot_save(file)?.map_err(|why| refused("etcdctl snapshot save", why))?;
         ctl.put(WRITTEN_AFTER_BACKUP, "1", 2000)?.map_err(|why| refused("etcdctl put", why))
     }
 

@@ -88,12 +88,13 @@ fn refuse(what: String, why: impl Into<String>) -> LabError {
     LabError::NotRehearsable { what, why: why.into() }
 }
 
-/// The executor's counterpart of the twin's point for `injection` in `plan`.
+/// The executor's counterpart of the twin's point for `injection` in `plan`, run from `start`
+/// (the scenario's initial state for a whole plan; where the whole plan stands before a slice).
 ///
 /// # Errors
 /// A fault the executor's lab does not inject (it crashes hosts: `crash`), a step out of range,
 /// or a point between two actions that one command carries and that is not a `kubeadm join`.
-pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<Strike, LabError> {
+pub fn strike_point(t: &Topology, plan: &Plan, start: &Cluster, injection: Injection) -> Result<Strike, LabError> {
     let blow = match injection.fault {
         Fault::NodeDown { node, lasts_s } => Blow::Crash { victim: node, boots_again: lasts_s.is_some() },
         Fault::Partition { node, .. } => Blow::Freeze { victim: node },
@@ -157,7 +158,7 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
     }
     if matches!(blow, Blow::Crash { boots_again: true, .. }) && matches!(at, StrikeAt::InJoin { .. }) {
         let what = format!("{} at {}@{action}", injection.fault.describe(t), step.id);
-        if !plan_model::observe::quorum(&state_at_strike(t, plan, injection)).holds() {
+        if !plan_model::observe::quorum(&state_at_strike(t, plan, start, injection)).holds() {
             return Err(refuse(
                 what,
                 "a reboot inside kubeadm join where the rebooting member costs quorum (a voter added, or promoted, and cut off) is not \
@@ -184,12 +185,8 @@ pub fn strike_point(t: &Topology, plan: &Plan, injection: Injection) -> Result<S
 ///
 /// # Errors
 /// [`LabError::NotRehearsable`] with why.
-pub fn check_choice(t: &Topology, plan: &Plan, drill: Drill, strike: &Strike) -> Result<(), LabError> {
-    let engine = plan_sim::run::Engine::new(t, plan, plan_sim::run::Recording::default());
-    let twin = match drill.choose {
-        Some(kind) => engine.choosing(kind).run(&[drill.injection]),
-        None => engine.run(&[drill.injection]),
-    };
+pub fn check_choice(t: &Topology, plan: &Plan, start: &Cluster, drill: Drill, strike: &Strike) -> Result<(), LabError> {
+    let twin = twin_run(t, plan, start, drill);
     let Some(kind) = drill.choose else { return Ok(()) };
     let what = format!("--choose {kind} with {}", drill.injection.fault.describe(t));
     if strike.blow.clears() || matches!(strike.blow, Blow::ClockJump { .. }) {
@@ -208,10 +205,21 @@ pub fn check_choice(t: &Topology, plan: &Plan, drill: Drill, strike: &Strike) ->
     Ok(())
 }
 
-/// The twin's state the moment the fault strikes: the plan's actions up to the point (a refused
-/// one leaves the state as it was, as in the twin's prediction), then the fault.
-pub fn state_at_strike(t: &Topology, plan: &Plan, injection: Injection) -> Cluster {
-    let mut c = Cluster::initial(t);
+/// The twin's run of `plan` from `start` with the drill's fault, its policy pinned to the drill's
+/// pick when there is one: what the lab's run is set beside.
+pub fn twin_run(t: &Topology, plan: &Plan, start: &Cluster, drill: Drill) -> plan_sim::run::RunResult {
+    let engine = plan_sim::run::Engine::new(t, plan, plan_sim::run::Recording::default());
+    let engine = match drill.choose {
+        Some(kind) => engine.choosing(kind),
+        None => engine,
+    };
+    engine.run_cursor(plan_sim::run::Cursor::start(*start), &[drill.injection], None, None)
+}
+
+/// The twin's state the moment the fault strikes: the plan's actions from `start` up to the point
+/// (a refused one leaves the state as it was, as in the twin's prediction), then the fault.
+pub fn state_at_strike(t: &Topology, plan: &Plan, start: &Cluster, injection: Injection) -> Cluster {
+    let mut c = *start;
     let (step, after) = (usize::from(injection.at.step), usize::from(injection.at.action));
     for (i, s) in plan.steps.iter().enumerate().take(step + 1) {
         let upto = if i == step { after.min(s.actions.len()) } else { s.actions.len() };
@@ -296,7 +304,8 @@ mod tests {
         let plan = plan_model::planner::generate(&t);
         let m2 = t.resolve("master-2").expect("master-2");
         let crash = Fault::NodeDown { node: m2, lasts_s: None };
-        let strike = |id: &str, action: u16| strike_point(&t, &plan, Injection { at: at(&plan, id, action), fault: crash });
+        let strike =
+            |id: &str, action: u16| strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, id, action), fault: crash });
         let join = strike("2.5", 1).expect("after the add");
         assert_eq!(
             (join.at, join.blow, join.step_id.as_str()),
@@ -315,7 +324,8 @@ mod tests {
         }
         let reboot_fault = Fault::NodeDown { node: m2, lasts_s: Some(90) };
         // A reboot inside a learner-mode join strikes there; inside a voter-mode one it is refused.
-        let in_join = strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: reboot_fault }).expect("learner mode");
+        let in_join = strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.5", 1), fault: reboot_fault })
+            .expect("learner mode");
         assert_eq!(
             (in_join.at, in_join.blow),
             (StrikeAt::InJoin { host: m2, after: "add" }, Blow::Crash { victim: m2, boots_again: true })
@@ -326,7 +336,7 @@ mod tests {
         let refused_because = |t: &Topology, plan: &Plan, node: &str, id: &str, action: u16, because: &str| {
             let node = t.resolve(node).expect("the node");
             let reboot = Injection { at: at(plan, id, action), fault: Fault::NodeDown { node, lasts_s: Some(90) } };
-            match strike_point(t, plan, reboot) {
+            match strike_point(t, plan, &Cluster::initial(t), reboot) {
                 Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains(because), "{why}"),
                 other => panic!("{id}@{action} refused: {other:?}"),
             }
@@ -339,33 +349,40 @@ mod tests {
         let first_join = three_plan.steps.iter().find(|s| s.actions.iter().any(|a| matches!(a, Action::EtcdMemberAdd(_)))).expect("a join");
         let joining = three.new_masters().next().map(|x| three.name(x).to_string()).expect("a new master");
         refused_because(&three, &three_plan, &joining, &first_join.id, 1, "ControlPlaneKubeletLocalMode");
-        let reboot = strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: reboot_fault }).expect("a reboot as 3.5 begins");
+        let reboot = strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "3.5", 0), fault: reboot_fault })
+            .expect("a reboot as 3.5 begins");
         assert_eq!((reboot.at, reboot.blow), (StrikeAt::StepBegins, Blow::Crash { victim: m2, boots_again: true }));
-        let away = strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::OperatorAway { lasts_s: 3 * 3600 } })
-            .expect("a clock jump as 2.5 begins");
+        let away = strike_point(
+            &t,
+            &plan,
+            &Cluster::initial(&t),
+            Injection { at: at(&plan, "2.5", 0), fault: Fault::OperatorAway { lasts_s: 3 * 3600 } },
+        )
+        .expect("a clock jump as 2.5 begins");
         assert_eq!((away.at, away.blow, away.blow.victim()), (StrikeAt::StepBegins, Blow::ClockJump { seconds: 3 * 3600 }, None));
         let partition = Fault::Partition { node: m2, lasts_s: Some(300) };
-        let frozen = strike_point(&t, &plan, Injection { at: at(&plan, "3.5", 0), fault: partition }).expect("a partition as 3.5 begins");
+        let frozen = strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "3.5", 0), fault: partition })
+            .expect("a partition as 3.5 begins");
         assert!(frozen.blow.clears() && frozen.blow == Blow::Freeze { victim: m2 });
         assert!(matches!(
-            strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: partition }),
+            strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.5", 1), fault: partition }),
             Err(LabError::NotRehearsable { .. })
         ));
-        let reload =
-            strike_point(&t, &plan, Injection { at: at(&plan, "2.8", 0), fault: Fault::LbReload }).expect("a reload as 2.8 begins");
+        let reload = strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.8", 0), fault: Fault::LbReload })
+            .expect("a reload as 2.8 begins");
         assert_eq!(
             (reload.at, reload.blow, reload.blow.victim(), reload.blow.clears()),
             (StrikeAt::StepBegins, Blow::LbReload, None, false)
         );
         assert!(
             matches!(
-                strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 1), fault: Fault::LbReload }),
+                strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.5", 1), fault: Fault::LbReload }),
                 Err(LabError::NotRehearsable { .. })
             ),
             "not inside kubeadm join"
         );
         assert!(matches!(
-            strike_point(&t, &plan, Injection { at: at(&plan, "2.5", 0), fault: Fault::LbDown { lasts_s: 60 } }),
+            strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.5", 0), fault: Fault::LbDown { lasts_s: 60 } }),
             Err(LabError::NotRehearsable { .. })
         ));
     }
@@ -377,11 +394,14 @@ mod tests {
         let legacy = topology(include_str!("../../scenarios/legacy-1.28.yaml"));
         let plan = plan_model::planner::generate(&legacy);
         let cp2 = legacy.resolve("cp-2").expect("cp-2");
+        let start = Cluster::initial(&legacy);
         let drill = |lasts_s, choose| Drill {
             injection: Injection { at: at(&plan, "2.5", 1), fault: Fault::NodeDown { node: cp2, lasts_s } },
             choose,
         };
-        let check = |d: Drill| strike_point(&legacy, &plan, d.injection).and_then(|strike| check_choice(&legacy, &plan, d, &strike));
+        let check = |d: Drill| {
+            strike_point(&legacy, &plan, &start, d.injection).and_then(|strike| check_choice(&legacy, &plan, &start, d, &strike))
+        };
         assert!(check(drill(None, Some("worst-case"))).is_ok());
         assert!(check(drill(None, Some("quorum-recovery"))).is_ok());
         assert!(check(drill(None, None)).is_ok());
@@ -396,7 +416,9 @@ mod tests {
             injection: Injection { at: at(&homelab, "3.5", 0), fault: Fault::NodeDown { node: m2, lasts_s: Some(90) } },
             choose: Some("worst-case"),
         };
-        match strike_point(&t, &homelab, reboot.injection).and_then(|strike| check_choice(&t, &homelab, reboot, &strike)) {
+        match strike_point(&t, &homelab, &Cluster::initial(&t), reboot.injection)
+            .and_then(|strike| check_choice(&t, &homelab, &Cluster::initial(&t), reboot, &strike))
+        {
             Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("a fault that clears"), "{why}"),
             other => panic!("refused: {other:?}"),
         }
@@ -407,7 +429,10 @@ mod tests {
             injection: Injection { at: at(&homelab, "4.5", 0), fault: Fault::NodeDown { node: m0, lasts_s: None } },
             choose,
         };
-        let check = |d: Drill| strike_point(&t, &homelab, d.injection).and_then(|strike| check_choice(&t, &homelab, d, &strike));
+        let check = |d: Drill| {
+            strike_point(&t, &homelab, &Cluster::initial(&t), d.injection)
+                .and_then(|strike| check_choice(&t, &homelab, &Cluster::initial(&t), d, &strike))
+        };
         for choose in [None, Some("go-forward"), Some("hold")] {
             assert!(check(lost(choose)).is_ok(), "{choose:?}");
         }
@@ -446,7 +471,7 @@ mod tests {
             let plan = plan_model::planner::generate(&t);
             let victim = t.resolve(node).expect("node");
             let injection = Injection { at: at(&plan, "2.5", 1), fault: Fault::NodeDown { node: victim, lasts_s: None } };
-            let c = state_at_strike(&t, &plan, injection);
+            let c = state_at_strike(&t, &plan, &Cluster::initial(&t), injection);
             assert!(!c.up.contains(victim));
             assert!(c.members().contains(victim), "the member add happened");
             assert_eq!(twin_member_remove(&t, &c, victim).is_err(), refused, "{}", t.scenario.name);

@@ -49,14 +49,6 @@ pub fn parse_stat_of(csv: &str, pool: &str) -> Vec<Backend> {
         .collect()
 }
 
-/// Asks the admin socket for the pool's backends.
-///
-/// # Errors
-/// The socket does not answer within [`STATS_TIMEOUT_MS`].
-pub fn backends(socket: &Path) -> Result<Vec<Backend>, LabError> {
-    backends_of(socket, POOL)
-}
-
 /// Asks the admin socket for the servers of the backend `pool`.
 ///
 /// # Errors

@@ -255,7 +255,7 @@ fn rehearse_fault_via_execute(scenario_args: &[&str], node: &str, at: &str) -> O
 }
 
 /// Every outage the probe saw is in `expected` (a step the twin or the fault accounts for), or a
-/// sub-second blip of HAProxy's checks on a loaded machine (the walk allows the same 1 s).
+/// sub-second blip of HAProxy's checks on a loaded machine.
 fn assert_outages_only_in(report: &Value, expected: &[&str]) {
     for outage in report["probe"]["outages"].as_array().expect("outages") {
         let steps: Vec<&str> = outage["steps"].as_array().expect("steps").iter().filter_map(Value::as_str).collect();
@@ -448,15 +448,20 @@ fn the_existing_master_lost_as_phase_4_begins_is_written_off_through_the_executo
 /// is down; the executor finds the host unreachable before 3.5 and waits for it, as `plan execute
 /// --wait-for-host` does (scaled as the lab's reboot is). The host boots (sshd, then etcd started
 /// again on its data inside the host), it answers, nothing differs, and 3.5 runs: the run
-/// completes, as the twin's wait-and-retry does, with no halt and nothing done by hand.
+/// completes, as the twin's wait-and-retry does, with no halt and nothing done by hand. (In a slice
+/// of phase 3 from its upload-certs on, from where the whole plan stands there: the fault's own
+/// handling is what takes the time; the whole plan's run is in docs/lab.md.)
 #[test]
 fn a_master_rebooting_as_the_next_join_begins_is_waited_for_by_the_executor_and_the_run_completes() {
     if !lab_binaries(true) {
         return;
     }
-    let Some((code, report)) =
-        rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-2", "--at", "3.5@0", "--fault", "reboot"])
-    else {
+    let Some((code, report)) = rehearse_scenario_via_execute(
+        &[],
+        None,
+        Some("3.3,3.4,3.5,3.6,3.7,3.8"),
+        &["--fail", "master-2", "--at", "3.5@0", "--fault", "reboot"],
+    ) else {
         return;
     };
     assert_recovered_and_completed(code, &report, "wait for the fault to clear, re-run the step");
@@ -473,15 +478,18 @@ fn a_master_rebooting_as_the_next_join_begins_is_waited_for_by_the_executor_and_
 /// executor halts. At the halt it waits for what does not answer; the host boots and answers, so
 /// the fault was temporary and the executor proposes to wait and run the step again, as the twin
 /// waits. The lab carries the proposal out (`plan recover`: nothing runs, the step stays as it was
-/// cut) and resumes: 2.6 is finished and the run completes.
+/// cut) and resumes: 2.6 is finished and the run completes. (In a slice, 2.3 to 2.8.)
 #[test]
 fn a_master_rebooting_inside_a_step_is_waited_for_at_the_halt_and_the_step_is_finished() {
     if !lab_binaries(true) {
         return;
     }
-    let Some((code, report)) =
-        rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-2", "--at", "2.6@1", "--fault", "reboot"])
-    else {
+    let Some((code, report)) = rehearse_scenario_via_execute(
+        &[],
+        None,
+        Some("2.3,2.4,2.5,2.6,2.7,2.8"),
+        &["--fail", "master-2", "--at", "2.6@1", "--fault", "reboot"],
+    ) else {
         return;
     };
     assert_recovered_and_completed(code, &report, "wait for the fault to clear, re-run the step");
@@ -498,14 +506,14 @@ fn a_master_rebooting_inside_a_step_is_waited_for_at_the_halt_and_the_step_is_fi
 /// learner added, nothing after it), so running the step again applies and comes first; the lab
 /// carries it out and resumes: the halt's sweep took the join secrets off the host, so they are
 /// made and copied again, the cut join is cleaned up (member removed, `kubeadm reset`) and the
-/// join runs again; the run completes, as the twin's.
+/// join runs again; the run completes, as the twin's. (In a slice, 2.3 to 2.6.)
 #[test]
 fn a_master_rebooting_inside_its_join_is_waited_for_cleaned_up_and_joined_again() {
     if !lab_binaries(true) {
         return;
     }
     let Some((code, report)) =
-        rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-2", "--at", "2.5@1", "--fault", "reboot"])
+        rehearse_scenario_via_execute(&[], None, Some("2.3,2.4,2.5,2.6"), &["--fail", "master-2", "--at", "2.5@1", "--fault", "reboot"])
     else {
         return;
     };
@@ -515,20 +523,21 @@ fn a_master_rebooting_inside_its_join_is_waited_for_cleaned_up_and_joined_again(
     assert!(actions.iter().any(|a| a.starts_with("k8s-master-2: the fault (struck inside kubeadm join): host crashed")), "{actions:?}");
     let wait = "wait for the fault to clear, re-run the step";
     assert!(actions.contains(&format!("the executor proposes at the halt: {wait} (nothing to do)").as_str()), "{actions:?}");
-    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2");
 }
 
 /// k8s-master-3 is cut off as 4.2 begins: its etcd frozen for real (SIGSTOP, in its host). Quorum
 /// holds (two of three); the executor's etcd observer finds the member not answering before 4.2
 /// and waits for it, as for a host that does not answer; the partition heals (SIGCONT, after the
-/// lab's reboot time), nothing differs, 4.2 runs and the run completes, as the twin waits.
+/// lab's reboot time), nothing differs, 4.2 runs and the run completes, as the twin waits. (In a
+/// slice, 4.1 to 4.3.)
 #[test]
 fn a_partitioned_master_through_the_executor_is_waited_for_until_it_heals_then_the_run_completes() {
     if !lab_binaries(true) {
         return;
     }
     let Some((code, report)) =
-        rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-3", "--at", "4.2@0", "--fault", "partition"])
+        rehearse_scenario_via_execute(&[], None, Some("4.1,4.2,4.3"), &["--fail", "master-3", "--at", "4.2@0", "--fault", "partition"])
     else {
         return;
     };
@@ -546,14 +555,14 @@ fn a_partitioned_master_through_the_executor_is_waited_for_until_it_heals_then_t
 /// shim, as kubeadm) asks for it, and the executor halts at 2.5. It reads kubeadm's words for the
 /// expiry and proposes the twin's recovery, the renewal by the plan's own commands of 2.3 and 2.4
 /// (new key, new token); the lab, as operator, carries it out (`plan recover`) and resumes, and
-/// 2.5 runs again whole: the run completes, as in the twin.
+/// 2.5 runs again whole: the run completes, as in the twin. (In a slice, 2.3 to 2.6.)
 #[test]
 fn an_operator_away_for_three_hours_expires_the_certificate_key_and_a_renewal_completes_the_run() {
     if !lab_binaries(true) {
         return;
     }
     let Some((code, report)) =
-        rehearse_scenario_via_execute(&[], None, None, &["--fault", "operator-away", "--for", "3h", "--at", "2.5@0"])
+        rehearse_scenario_via_execute(&[], None, Some("2.3,2.4,2.5,2.6"), &["--fault", "operator-away", "--for", "3h", "--at", "2.5@0"])
     else {
         return;
     };
@@ -569,7 +578,7 @@ fn an_operator_away_for_three_hours_expires_the_certificate_key_and_a_renewal_co
         "re-upload certs and create a new token, re-run the step (upload control-plane certs (kubeadm-certs Secret); create a join token)";
     assert!(actions.contains(&format!("the executor proposes at the halt: {renewal}").as_str()), "{actions:?}");
     assert!(actions.contains(&format!("recovery chosen by the executor: {renewal}").as_str()), "{actions:?}");
-    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2, k8s-master-3");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master, k8s-master-2");
 }
 
 /// 0.3 reads the file 0.2 writes: in a plan edited to drop 0.2, real kubeadm (the shim, as

@@ -84,7 +84,7 @@ impl Runner<'_> {
         if first.is_empty() || waited || self.options.host_wait.is_zero() || crate::interrupt::asked(self.options.stop) {
             return Ok(AtHalt { believed, still_silent: first.clone(), silent: first });
         }
-        let (last, drift) = self.wait_while_silent(i, &base, &allowed, last)?;
+        let (last, drift) = self.wait_while_silent(i, &base, &allowed, last, false)?;
         let believed = observe::overlay(self.t, &last, &self.base_at_halt(i, started, &last));
         Ok(AtHalt { believed, silent: first, still_silent: silent(&drift) })
     }
@@ -104,6 +104,7 @@ impl Runner<'_> {
         base: &Cluster,
         allowed: &[&Cluster],
         mut last: Observation,
+        settle: bool,
     ) -> Result<(Observation, Vec<Drift>), ExecError> {
         let deadline = Instant::now() + self.options.host_wait;
         // A few looks within the wait, at most one every HOST_WAIT_POLL_S.
@@ -122,6 +123,12 @@ impl Runner<'_> {
             let Some(observation) = self.observe_now(base, scope)? else { break };
             drift = observe::drift(self.t, &observation, allowed);
             last = observation;
+        }
+        // What was silent answers again: with `settle` (before a step), what follows it (a load
+        // balancer's health check taking the backend back, a few checks later) is given the same
+        // time to settle as after a step.
+        if settle && !drift.is_empty() && silent(&drift).is_empty() {
+            drift = self.settle(base, allowed, scope, drift)?;
         }
         let step = self.plan.steps[i].id.clone();
         self.journal.append(Event::Observed { step, when: "after-waiting".to_string(), drift: drift.clone() })?;

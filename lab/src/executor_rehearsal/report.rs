@@ -129,7 +129,9 @@ impl ExecutorRehearsal {
         let not_rehearsed = end_rows(&rig, &final_twin, same_end, &mut rows)?;
         rig.stop_kubelet();
         let (twin_outcome, executor_outcome) = (twin_end.label(), executor_end.label());
-        rows.push(FidelityRow::new(&rig.t, "end", "outcome", Observed::Ending(twin_end), Observed::Ending(executor_end), Evidence::Real));
+        // Where the run stopped on the twin's own refusal, the end repeats the model.
+        let evidence = if super::rows::halted_on_the_twins_word(&run.outcome) { Evidence::StandIn } else { Evidence::Real };
+        rows.push(FidelityRow::new(&rig.t, "end", "outcome", Observed::Ending(twin_end), Observed::Ending(executor_end), evidence));
         let api_requests = lock(&rig.kubelet).api_requests.load(Ordering::SeqCst) as u64;
         let t = &rig.t;
         let all: Vec<NodeIx> = t.all_nodes().iter().collect();

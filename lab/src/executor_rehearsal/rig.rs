@@ -24,7 +24,7 @@ use plan_model::cluster::Cluster;
 use plan_model::plan::Plan;
 use plan_model::scenario::{HypervisorKind, LbKind};
 use plan_model::topology::Topology;
-use plan_sim::run::{Engine, Injection, Recording};
+use plan_sim::run::Injection;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -71,9 +71,13 @@ impl Rig {
     /// # Errors
     /// As [`super::rehearse_through_executor`], before the executor runs.
     pub(super) fn up(scenario_t: &Topology, scenario_plan: &Plan, steps: &[String], drill: Option<Drill>) -> Result<Rig, LabError> {
-        let strike = strike_of(scenario_t, scenario_plan, steps, drill.map(|d| d.injection))?;
-        if let (Some(drill), Some((_, strike))) = (drill, &strike) {
-            executor_fault::check_choice(scenario_t, scenario_plan, drill, strike)?;
+        // A fault strikes in the slice's run (the whole plan's, by default), from where the whole
+        // plan stands before the slice's first step.
+        let scenario_slice = slice(scenario_plan, steps)?;
+        let start = *predict_slice(scenario_t, scenario_plan, &scenario_slice).before(0);
+        let strike = strike_of(scenario_t, scenario_plan, &scenario_slice, &start, drill.map(|d| d.injection))?;
+        if let (Some(drill), Some((injection, strike))) = (drill, &strike) {
+            executor_fault::check_choice(scenario_t, &scenario_slice, &start, Drill { injection: *injection, ..drill }, strike)?;
         }
         host::usable()?;
         // The executor dials the inventory's addresses: a scenario off loopback is moved onto it
@@ -91,20 +95,17 @@ impl Rig {
         let t = paths.topology(&moved_t);
         let plan = paths.plan(&moved_t, &moved_plan)?;
         let sliced = slice(&plan, steps)?;
-        // Under a fault: the whole plan, the twin's run of it with the fault (its policy recovers),
-        // and where the executor's commands meet the twin's point.
+        let prediction = predict_slice(&t, &plan, &sliced);
+        let initial = *prediction.before(0);
+        // Under a fault: the twin's run of the slice with it from the same start (its policy
+        // recovers), and where the executor's commands meet the twin's point.
         let choose = drill.and_then(|d| d.choose);
         let fault = strike.map(|(injection, strike)| FaultRun {
             strike,
             choose,
-            twin: match choose {
-                Some(kind) => Engine::new(&t, &plan, Recording::default()).choosing(kind).run(&[injection]),
-                None => Engine::new(&t, &plan, Recording::default()).run(&[injection]),
-            },
-            at_strike: executor_fault::state_at_strike(&t, &plan, injection),
+            twin: executor_fault::twin_run(&t, &sliced, &initial, Drill { injection, choose }),
+            at_strike: executor_fault::state_at_strike(&t, &sliced, &initial, injection),
         });
-        let prediction = predict_slice(&t, &plan, &sliced);
-        let initial = *prediction.before(0);
         let workstation = executor_lab::workstation_address(&t)?;
         let mut hosts = prepare_hosts(&t, &root, workstation)?;
         let ca = write_start(&t, &initial, &hosts, &paths)?;
@@ -166,12 +167,22 @@ impl Rig {
 
 /// A fault the executor's lab cannot strike is refused before anything is looked for or started.
 /// (Moving the scenario onto loopback keeps its steps and nodes: the strike holds for the move.)
-fn strike_of(t: &Topology, plan: &Plan, steps: &[String], injection: Option<Injection>) -> Result<Option<(Injection, Strike)>, LabError> {
+/// The fault's point in the slice's terms (its step's index in the slice), and the strike there;
+/// a fault on a step the slice leaves out is refused.
+fn strike_of(
+    t: &Topology,
+    plan: &Plan,
+    sliced: &Plan,
+    start: &Cluster,
+    injection: Option<Injection>,
+) -> Result<Option<(Injection, Strike)>, LabError> {
     let Some(injection) = injection else { return Ok(None) };
-    if slice(plan, steps)?.steps.len() != plan.steps.len() {
-        return Err(not_rehearsable("a fault in a slice", "the executor's rehearsal strikes a fault during the whole plan"));
-    }
-    Ok(Some((injection, executor_fault::strike_point(t, plan, injection)?)))
+    let id = plan.steps.get(usize::from(injection.at.step)).map(|s| s.id.as_str()).unwrap_or_default();
+    let Some(at) = sliced.steps.iter().position(|s| s.id == id) else {
+        return Err(not_rehearsable(format!("a fault at step {id}"), "the slice leaves that step out: rehearse a slice that has it"));
+    };
+    let injection = Injection { at: plan_sim::run::Point { step: at as u16, ..injection.at }, ..injection };
+    Ok(Some((injection, executor_fault::strike_point(t, sliced, start, injection)?)))
 }
 
 /// Every machine on loopback once moved; the load balancer, hypervisor and IaC profiles the lab
@@ -307,4 +318,35 @@ pub(super) fn deploy_lb(t: &Topology, hosts: &FixtureHosts, infra_repo: &Path) -
     std::fs::write(hosts.host_dir(&lb.name).join("tmp/haproxy-bootstrap.php"), script).map_err(|e| LabError::io("deploy the LB", e))?;
     hosts.run(lb.machine_address().unwrap_or(Ipv4Addr::UNSPECIFIED), "php /tmp/haproxy-bootstrap.php")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan_model::fault::Fault;
+    use plan_sim::run::Point;
+
+    /// A fault in a slice strikes at its step's place in the slice, from where the whole plan
+    /// stands before the slice; a fault on a step the slice leaves out is refused.
+    #[test]
+    fn a_fault_in_a_slice_strikes_at_its_step_there_and_one_outside_it_is_refused() {
+        let t = Topology::new(&plan_model::validate::parse_scenario(include_str!("../../../scenarios/homelab.yaml")).expect("homelab"));
+        let plan = plan_model::planner::generate(&t);
+        let steps: Vec<String> = ["4.1", "4.2", "4.3"].iter().map(|s| s.to_string()).collect();
+        let sliced = slice(&plan, &steps).expect("a slice");
+        let start = *predict_slice(&t, &plan, &sliced).before(0);
+        assert_ne!(start, Cluster::initial(&t), "the slice starts where the whole plan stands before 4.1");
+        let m3 = t.resolve("master-3").expect("master-3");
+        let at = |id: &str| Point { step: plan.steps.iter().position(|s| s.id == id).expect(id) as u16, action: 0 };
+        let partition = |id: &str| Injection { at: at(id), fault: Fault::Partition { node: m3, lasts_s: Some(300) } };
+        let (injection, strike) = strike_of(&t, &plan, &sliced, &start, Some(partition("4.2"))).expect("strikes").expect("a fault");
+        assert_eq!((injection.at.step, strike.step, strike.step_id.as_str()), (1, 1, "4.2"));
+        match strike_of(&t, &plan, &sliced, &start, Some(partition("2.5"))) {
+            Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("leaves that step out"), "{why}"),
+            other => panic!("refused: {other:?}"),
+        }
+        // The twin's state at the strike is the slice's, from its start: three voters, one frozen.
+        let c = executor_fault::state_at_strike(&t, &sliced, &start, injection);
+        assert_eq!(c.voters.len(), 3);
+    }
 }

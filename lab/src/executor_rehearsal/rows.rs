@@ -30,6 +30,7 @@ pub(super) fn step_rows(t: &Topology, plan: &Plan, twin_halt: Option<&(usize, St
         Outcome::Halted(halt) => Some((halt.step.clone(), halt.reason.clone())),
         _ => None,
     };
+    let predicted = halted_on_the_twins_word(outcome);
     let halted_at = halted.as_ref().and_then(|(id, _)| plan.steps.iter().position(|s| &s.id == id));
     // They agree when both run, halt at or skip the same step; the reasons are shown.
     let status = |i: usize, halt: Option<(usize, &String)>| match halt {
@@ -44,9 +45,17 @@ pub(super) fn step_rows(t: &Topology, plan: &Plan, twin_halt: Option<&(usize, St
             let twin = status(i, twin_halt.map(|(at, reason)| (*at, reason)));
             let lab = status(i, halted_at.zip(halted.as_ref().map(|(_, reason)| reason)));
             let observation = "the executor runs the step, its files as the twin says";
-            FidelityRow::new(t, step.id.clone(), observation, Observed::Step(twin), Observed::Step(lab), Evidence::Real)
+            // A halt before the step on the twin's own refusal repeats the model: nothing ran.
+            let evidence = if halted_at == Some(i) && predicted { Evidence::StandIn } else { Evidence::Real };
+            FidelityRow::new(t, step.id.clone(), observation, Observed::Step(twin), Observed::Step(lab), evidence)
         })
         .collect()
+}
+
+/// The run ended halted before a step on the twin's own refusal ([`plan_exec::runner::Halt::predicted`]):
+/// where it stopped repeats the model, it was not observed.
+pub(super) fn halted_on_the_twins_word(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Halted(halt) if halt.predicted)
 }
 
 /// The real files after the run, read from the hosts' directories, against the twin's last state.
@@ -177,13 +186,16 @@ pub(super) fn cluster_rows(
     Ok(rows)
 }
 
-/// How long the backends HAProxy reports UP are read again until they are the twin's: its checks
-/// run every 100 ms and take a server out after two failures, each up to 500 ms.
+/// How long the backends HAProxy reports UP are read again, at most, for them to hold still.
 const BACKENDS_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long they must not change to be taken as settled: HAProxy's checks run every 100 ms and
+/// take a server out after two failures, each up to 500 ms (the lab's `inter 100ms fall 2`,
+/// `timeout check 500ms`).
+const BACKENDS_STABLE: std::time::Duration = std::time::Duration::from_millis(700);
 
 /// The VIP as clients see it at `step`, against the twin's state `twin`: the backends HAProxy
-/// reports UP (its stats socket, read again for up to [`BACKENDS_SETTLE`] until they are the
-/// twin's) and `/readyz` through the VIP with TLS verified for it; `when` follows each
+/// reports UP (its stats socket, read again until they hold still for [`BACKENDS_STABLE`], for
+/// up to [`BACKENDS_SETTLE`]) and `/readyz` through the VIP with TLS verified for it; `when` follows each
 /// observation's name (` at the halt`; nothing at the end).
 pub(super) fn vip_rows(
     t: &Topology,
@@ -208,11 +220,18 @@ pub(super) fn vip_rows(
         }
     };
     let twin_up = Observed::nodes(twin_healthy);
+    // HAProxy's view once it holds still (the same servers UP for BACKENDS_STABLE), whatever the
+    // twin says: its checks take a server out or in over a few hundred ms.
     let since = std::time::Instant::now();
     let (mut lab_up, mut servers) = read_up();
-    while lab_up != twin_up && since.elapsed() < BACKENDS_SETTLE {
+    let mut unchanged_since = std::time::Instant::now();
+    while since.elapsed() < BACKENDS_SETTLE && unchanged_since.elapsed() < BACKENDS_STABLE {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        (lab_up, servers) = read_up();
+        let (now_up, now_servers) = read_up();
+        if now_up != lab_up {
+            unchanged_since = std::time::Instant::now();
+        }
+        (lab_up, servers) = (now_up, now_servers);
     }
     let lab_up = lab_up.with(format!("HAProxy: {servers}"));
     let endpoint = &t.scenario.control_plane_endpoint;

@@ -9,6 +9,7 @@
 use super::Operation;
 use crate::action::Action;
 use crate::cluster::Cluster;
+use crate::scenario::LbKind;
 use crate::topology::{NodeSet, Topology};
 
 impl Operation {
@@ -19,13 +20,25 @@ impl Operation {
     /// Its effects leave what the action leaves, with one difference: taking a host out of the
     /// config stack declares the shorter list ([`Operation::ConfigStackHosts`]); the model's
     /// action also drops the host from the applied list, which needs no command (the stack's next
-    /// apply destroys that host's resource without running anything on it).
+    /// apply destroys that host's resource without running anything on it). A scenario without
+    /// a config stack has nothing to edit: the executor renders no command for that action.
     pub fn carrying_out(t: &Topology, before: &Cluster, action: Action) -> Option<Operation> {
         let names = |set: NodeSet| set.iter().map(|n| t.name(n).to_string()).collect::<Vec<_>>();
         match action {
             Action::RemoveLbBackend(x) => Some(Operation::DeclareLbPool { pool: names(before.lb_declared.pool.without(x)) }),
+            // keepalived's HAProxy runs on the masters: the plan deploys it on each (the ones up).
+            Action::DeployLb if t.scenario.load_balancer.kind == LbKind::Keepalived => {
+                let on = before.lb_declared.pool.and(before.up);
+                (!on.is_empty()).then(|| Operation::DeployLbOn { nodes: names(on) })
+            }
             Action::DeployLb => Some(Operation::DeployLb),
-            Action::ConfigStackRemoveHost(x) => Some(Operation::ConfigStackHosts { hosts: names(before.stack_hosts_declared.without(x)) }),
+            // Only a stack that lists its hosts, and keeps one: a single-host stack's edit is the
+            // operator's (which master it points at next).
+            Action::ConfigStackRemoveHost(x) => {
+                let left = before.stack_hosts_declared.without(x);
+                let listed = t.scenario.config_stack.is_some() && before.stack_list_declared && !left.is_empty();
+                listed.then(|| Operation::ConfigStackHosts { hosts: names(left) })
+            }
             _ => None,
         }
     }
@@ -73,5 +86,34 @@ mod tests {
             assert_eq!(Operation::carrying_out(&t, &c, Action::EtcdMemberRemove(gone)), None);
             assert_eq!(Operation::carrying_out(&t, &c, Action::WriteOff(gone)), None);
         }
+    }
+
+    /// Each profile's deploy is the plan's own: keepalived's HAProxy on the masters in the pool
+    /// that are up; a scenario without a config stack gets no stack edit, nor a stack that does
+    /// not list its hosts yet.
+    #[test]
+    fn the_deploy_follows_the_profile_and_no_stack_edit_is_made_without_a_listed_stack() {
+        let topology = |text: &str| Topology::new(&parse_scenario(text).expect("scenario"));
+        let keepalived = topology(include_str!("../../../scenarios/keepalived-five.yaml"));
+        let mut c = Cluster::initial(&keepalived);
+        let masters = keepalived.target_masters();
+        c.lb_declared.pool = masters;
+        c.up = c.up.or(masters);
+        let down = masters.iter().nth(1).expect("a second master");
+        c.up = c.up.without(down);
+        let Some(Operation::DeployLbOn { nodes }) = Operation::carrying_out(&keepalived, &c, Action::DeployLb) else {
+            panic!("keepalived deploys on the masters")
+        };
+        let expected: Vec<String> = masters.without(down).iter().map(|n| keepalived.name(n).to_string()).collect();
+        assert_eq!(nodes, expected, "the masters in the pool that are up");
+        let linux = topology(include_str!("../../../scenarios/haproxy-libvirt.yaml"));
+        assert!(linux.scenario.config_stack.is_none(), "the Linux profile's scenario has no config stack");
+        let c = Cluster::initial(&linux);
+        assert_eq!(Operation::carrying_out(&linux, &c, Action::ConfigStackRemoveHost(linux.existing_master())), None);
+        assert_eq!(Operation::carrying_out(&linux, &c, Action::DeployLb), Some(Operation::DeployLb));
+        let homelab = topology(include_str!("../../../scenarios/homelab.yaml"));
+        let single = Cluster::initial(&homelab);
+        assert!(!single.stack_list_declared, "the homelab's stack takes one host before 1.5.1");
+        assert_eq!(Operation::carrying_out(&homelab, &single, Action::ConfigStackRemoveHost(homelab.existing_master())), None);
     }
 }
