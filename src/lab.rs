@@ -59,8 +59,8 @@ pub struct RehearseArgs {
     /// crash (the host's sshd and every process on it SIGKILLed; default), reboot (the same, then
     /// the host boots again and the run resumes), partition (the host's processes SIGSTOPped until
     /// the fault is over), operator-away (the lab's clock jumps --for, default 3h: kubeadm's TTLs
-    /// expire), lb-reload (the infra repo's bootstrap script re-run on the LB: reset to the declared
-    /// pool, no --fail).
+    /// expire), lb-reload (the LB reset to its declared state, as when someone else re-runs its
+    /// deploy: pfSense's bootstrap script, or the Linux box's config reloaded; no --fail).
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
     /// How long the fault lasts in the twin's clock (90s, 10m).
@@ -71,9 +71,10 @@ pub struct RehearseArgs {
     /// kubeadm/kubectl/hypervisor shims; a scenario off loopback is moved onto it (10.0.20.100 ->
     /// 127.N.20.100). Without a list (or `all`): every step; with a list (`0.2,0.3,0.4`): those
     /// steps, from where the whole plan stands before the first. With `--fail NODE --at STEP`: the
-    /// whole plan, the fault struck for real at that point, then what the executor proposes at the
-    /// halt carried out by the lab as operator (`plan recover`), and the run resumed where that
-    /// goes on (`plan execute --resume` after a wait or a renewal).
+    /// plan (or the slice, which must hold STEP), the fault struck for real at that point, then what
+    /// the executor proposes at the halt carried out by the lab as operator (`plan recover`), and
+    /// the run resumed where that goes on (`plan execute --resume` after a wait, a renewal or a
+    /// go-forward's write-off).
     #[arg(long, value_name = "STEPS", num_args = 0..=1, require_equals = true, default_missing_value = "default")]
     pub via_execute: Option<String>,
     /// At the fault's halt, the lab as operator picks the best recovery of this kind

@@ -37,7 +37,8 @@ pub struct Choice {
     pub summary: String,
     /// Why it cannot be carried out (a command it needs would be refused), if so.
     pub refused: Option<String>,
-    /// What it would run, one command per action, in order.
+    /// What it would run, in order: each action's commands (an upload and its run are two, each
+    /// beside the action's words).
     pub commands: Vec<ChoiceCommand>,
     #[serde(skip)]
     pub actions: Vec<Action>,
