@@ -529,15 +529,17 @@ fn a_master_rebooting_inside_its_join_is_waited_for_cleaned_up_and_joined_again(
 /// k8s-master-3 is cut off as 4.2 begins: its etcd frozen for real (SIGSTOP, in its host). Quorum
 /// holds (two of three); the executor's etcd observer finds the member not answering before 4.2
 /// and waits for it, as for a host that does not answer; the partition heals (SIGCONT, after the
-/// lab's reboot time), nothing differs, 4.2 runs and the run completes, as the twin waits. (In a
-/// slice, 4.1 to 4.3.)
+/// lab's reboot time), nothing differs, 4.2 runs and the run completes, as the twin waits. (The
+/// whole plan: in the slice 4.1–4.3, struck two seconds after the lab starts, HAProxy and the
+/// node's Ready lagged the healed member past the executor's settle in two of three runs with six
+/// rehearsals at once; alone it agrees.)
 #[test]
 fn a_partitioned_master_through_the_executor_is_waited_for_until_it_heals_then_the_run_completes() {
     if !lab_binaries(true) {
         return;
     }
     let Some((code, report)) =
-        rehearse_scenario_via_execute(&[], None, Some("4.1,4.2,4.3"), &["--fail", "master-3", "--at", "4.2@0", "--fault", "partition"])
+        rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-3", "--at", "4.2@0", "--fault", "partition"])
     else {
         return;
     };
