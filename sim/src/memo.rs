@@ -167,7 +167,7 @@ fn judged_cost(
 /// The rankings made by every shard of one exploration, by the key [`Rankings`] keeps them by;
 /// and what their go-forwards worked out (the plan without machines, the rest of it run).
 #[derive(Default)]
-pub struct RankingsMade(Mutex<FxHashMap<Fingerprint, Arc<[crate::search::Candidate]>>>, Mutex<GoingOnMade>);
+pub struct RankingsMade(Mutex<FxHashMap<Fingerprint, Arc<[crate::search::Candidate]>>>, GoingOnMade);
 
 impl RankingsMade {
     fn get(&self, key: &Fingerprint) -> Option<Arc<[crate::search::Candidate]>> {
