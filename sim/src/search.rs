@@ -193,7 +193,8 @@ pub(crate) fn rank_by_phase(
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Vec<Candidate> {
     let phase = &plan.steps[step].phase;
-    let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::new();
+    // Rollback, hold, quorum recovery, worst case.
+    let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::with_capacity(4);
     if kind != PhaseKind::After {
         options.push((RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_with_dead_members(c, t, kind)));
     }

@@ -59,6 +59,7 @@ impl Continuation {
     pub(crate) fn step(t: &Topology, plan_without: &Plan, step: usize, state: &Cluster) -> Continuation {
         let s = &plan_without.steps[step];
         let mut run = Progress::from(*state);
+        run.actions.reserve_exact(s.actions.len());
         for &a in &s.actions {
             if let Some(why) = go_on(t, &mut run, a) {
                 run.stops_at = Some(format!("{}: {why}", s.id));
@@ -223,12 +224,11 @@ pub(crate) fn candidate(
     if !write_off.applicable() {
         return write_off;
     }
-    let mut halted = Progress {
-        actions: write_off.actions,
-        downtime_s: write_off.cost.downtime_s,
-        transitions: write_off.transitions,
-        ..Progress::from(write_off.end)
-    };
+    let mut actions = write_off.actions;
+    // The halted step again, and what a cut join left cleaned up (a few actions at most).
+    actions.reserve(plan_without.steps[step].actions.len() + 4);
+    let mut halted =
+        Progress { actions, downtime_s: write_off.cost.downtime_s, transitions: write_off.transitions, ..Progress::from(write_off.end) };
     'step: for &a in &plan_without.steps[step].actions {
         let again = action::already_done(&halted.end, a);
         for act in action::cut_cleanup(&halted.end, a).into_iter().chain((!again).then_some(a)) {
