@@ -434,19 +434,47 @@ impl Judged {
 
 /// The state `end` judged: data, safety, availability, leftovers.
 pub(crate) fn judge(end: &Cluster, t: &Topology) -> Judged {
-    let broken = |class: InvariantClass| -> Arc<[&'static str]> {
-        INVARIANTS.iter().filter(|i| i.class == class && (i.broken)(end, t)).map(|i| i.name).collect()
+    let broken = |class: InvariantClass, answered: &dyn Fn(&str) -> Option<bool>| -> Arc<[&'static str]> {
+        INVARIANTS
+            .iter()
+            .filter(|i| i.class == class)
+            .filter(|i| match answered(i.name) {
+                Some(broken) => {
+                    debug_assert_eq!(broken, (i.broken)(end, t), "{} as the judgment's figures answer it", i.name);
+                    broken
+                }
+                None => (i.broken)(end, t),
+            })
+            .map(|i| i.name)
+            .collect()
+    };
+    let quorum_lost = !observe::quorum(end).holds();
+    let consumers_down = observe::consumers_reachability(end, t).filter(|r| !r.is_ok()).count() as u32;
+    // Each running node's reachability asked once, for the count and for `nodes-ready`.
+    let (mut nodes_not_ready, mut node_down) = (0u32, false);
+    for n in end.joined.and(end.up).iter() {
+        let reachability = observe::node_reachability(end, t, n);
+        nodes_not_ready += u32::from(!reachability.is_ok());
+        node_down |= reachability.is_down();
+    }
+    // The availability invariants these figures answer are read from them, not judged again
+    // (each asks the consumers' or the nodes' reachability of the same state).
+    let answered = |name: &str| match name {
+        "etcd-quorum" => Some(quorum_lost),
+        "api-reachable" => Some(consumers_down > 0),
+        "nodes-ready" => Some(!end.stale_nodes.is_empty() || node_down),
+        _ => None,
     };
     Judged {
         data_lost_s: match end.etcd_data {
             EtcdData::RestoredFromSnapshot { lost_s } => lost_s.max(1),
             EtcdData::Intact => 0,
         },
-        safety_broken: broken(InvariantClass::Safety),
-        quorum_lost: !observe::quorum(end).holds(),
-        consumers_down: observe::consumers_reachability(end, t).filter(|r| !r.is_ok()).count() as u32,
-        nodes_not_ready: end.joined.and(end.up).iter().filter(|n| !observe::node_reachability(end, t, *n).is_ok()).count() as u32,
-        availability_broken: broken(InvariantClass::Availability),
+        safety_broken: broken(InvariantClass::Safety, &|_| None),
+        quorum_lost,
+        consumers_down,
+        nodes_not_ready,
+        availability_broken: broken(InvariantClass::Availability, &answered),
         leftovers: leftovers(end, t),
     }
 }
