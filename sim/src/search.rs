@@ -208,11 +208,13 @@ pub(crate) fn rank_by_phase(
         options.push((RecoveryKind::WorstCase, actions));
     }
     let documented = documented_for(c, t, kind, phase, plan);
+    // Every candidate starts from `c`: the consumers it leaves without the API are asked once.
+    let down_in_c = consumers_down(c, t);
     let mut candidates: Vec<Candidate> = options
         .into_iter()
         .map(|(kind, actions)| {
             let documented = kind == documented;
-            let mut candidate = run_candidate(c, t, kind, actions, documented, judge);
+            let mut candidate = run_candidate_knowing(c, Some(down_in_c), t, kind, actions, documented, judge);
             if candidate.kind == RecoveryKind::WorstCase && candidate.refused.is_none() {
                 candidate.refused = recovery::worst_case_refusal(c, t);
             }
@@ -374,13 +376,29 @@ pub(crate) fn run_candidate(
     documented: bool,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Candidate {
+    run_candidate_knowing(c, None, t, kind, actions, documented, judge)
+}
+
+/// [`run_candidate`], with the consumers without the API in `c` where the caller knows them
+/// (`down_in_c`: the candidates of a halt all start from its state).
+fn run_candidate_knowing(
+    c: &Cluster,
+    down_in_c: Option<u32>,
+    t: &Topology,
+    kind: RecoveryKind,
+    actions: Vec<Action>,
+    documented: bool,
+    judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
+) -> Candidate {
     let mut state = *c;
     let mut refused = None;
     let mut refused_at = None;
     let mut downtime_s = 0u32;
     let mut transitions = 0u32;
+    let mut known = down_in_c;
     for a in &actions {
-        let down = observe::consumers_reachability(&state, t).filter(|r| r.is_down()).count() as u32;
+        // Known for `c` only: the first action is asked of `c`.
+        let down = known.take().unwrap_or_else(|| consumers_down(&state, t));
         // Unworded: a skip on a host down needs no words, a refusal is worded from the state
         // it left as it was.
         match action::apply_in_place_unworded(&mut state, t, *a) {
@@ -398,6 +416,11 @@ pub(crate) fn run_candidate(
     }
     let cost = judge(&state, downtime_s, state.clock_s.saturating_sub(c.clock_s));
     Candidate { kind, actions, refused, refused_at, stops_at: None, documented, cost, end: state, transitions }
+}
+
+/// Consumers that do not reach the API at all in `c` (a recovery's downtime counts them).
+fn consumers_down(c: &Cluster, t: &Topology) -> u32 {
+    observe::consumers_reachability(c, t).filter(|r| r.is_down()).count() as u32
 }
 
 /// What a state a recovery ends in is worth, whatever the way there: a [`Cost`] without the
