@@ -187,10 +187,21 @@ impl Step {
     /// An operation left does not fit `t`.
     pub fn without(&self, t: &Topology, gone: NodeSet) -> Result<Step, OperationError> {
         let mut left = self.clone();
-        left.operations = self.operations.iter().filter_map(|o| o.without(t, gone)).collect();
+        left.leave_out(t, gone)?;
+        Ok(left)
+    }
+
+    /// [`Step::without`] in place: the step itself made to go on without `gone` (a plan going
+    /// on without them is one copy of the plan, its steps not copied again each).
+    ///
+    /// # Errors
+    /// An operation left does not fit `t`; the step is then half made over.
+    pub fn leave_out(&mut self, t: &Topology, gone: NodeSet) -> Result<(), OperationError> {
+        let left: Vec<Operation> = self.operations.iter().filter_map(|o| o.without(t, gone)).collect();
         // A step that names none of them is left as it was derived.
-        if left.operations != self.operations {
-            left.derive(t)?;
+        if left != self.operations {
+            self.operations = left;
+            self.derive(t)?;
         }
         // What it still runs where the step runs (upload-certs, create-token on the first
         // master) runs on the first master left: the existing one, else the new ones in the
@@ -199,10 +210,10 @@ impl Step {
             let on_gone = gone.iter().any(|n| t.name(n) == name);
             let masters = std::iter::once(t.existing_master()).chain(t.new_masters());
             if let Some(to) = masters.into_iter().find(|m| !gone.contains(*m)).filter(|_| on_gone) {
-                left.runs_on = RunsOn::Node(t.name(to).to_string());
+                self.runs_on = RunsOn::Node(t.name(to).to_string());
             }
         }
-        Ok(left)
+        Ok(())
     }
 
     /// The operation that renders command `command` of the step.
@@ -356,7 +367,7 @@ impl Plan {
     pub fn going_on_without(&self, t: &Topology, from: usize, gone: NodeSet) -> Result<Plan, OperationError> {
         let mut going_on = self.clone();
         for step in going_on.steps.iter_mut().skip(from) {
-            *step = step.without(t, gone)?;
+            step.leave_out(t, gone)?;
         }
         Ok(going_on)
     }

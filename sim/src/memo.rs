@@ -71,11 +71,13 @@ impl Rankings {
         // Every candidate but going forward reads the step for its phase alone: ranked once per
         // phase. Going forward (where a machine is down) runs the rest of the plan from the step
         // itself: that ranking is the phase's with it in its place, kept by the step too.
-        let by_phase = Fingerprint::of(&(c, phase));
+        let phase_hashed = Fingerprinting::of(c).and(&phase);
+        let by_phase = phase_hashed.finish();
         if crate::recovery::to_write_off(c).is_empty() {
             return self.kept(by_phase, |me| me.make(c, t, plan, step));
         }
-        let by_step = Fingerprint::of(&(c, phase, step as u32));
+        // The key of `(c, phase, step)`, the state not hashed again.
+        let by_step = phase_hashed.and(&(step as u32)).finish();
         if let Some(ranking) = self.ranked.get(&by_step) {
             return ranking.clone();
         }
@@ -143,7 +145,10 @@ impl Rankings {
         match crate::search::go_forward_in(c, t, plan, step, kind, going_on, judge) {
             Some(candidate) => {
                 self.transitions += u64::from(candidate.transitions);
-                crate::search::ranked_with(ranking.to_vec(), candidate).into()
+                // Room for the phase's candidates and going forward: the copy is not grown.
+                let mut with = Vec::with_capacity(ranking.len() + 1);
+                with.extend_from_slice(ranking);
+                crate::search::ranked_with(with, candidate).into()
             }
             None => ranking.into(),
         }
@@ -167,7 +172,7 @@ fn judged_cost(
 /// The rankings made by every shard of one exploration, by the key [`Rankings`] keeps them by;
 /// and what their go-forwards worked out (the plan without machines, the rest of it run).
 #[derive(Default)]
-pub struct RankingsMade(Mutex<FxHashMap<Fingerprint, Arc<[crate::search::Candidate]>>>, Mutex<GoingOnMade>);
+pub struct RankingsMade(Mutex<FxHashMap<Fingerprint, Arc<[crate::search::Candidate]>>>, GoingOnMade);
 
 impl RankingsMade {
     fn get(&self, key: &Fingerprint) -> Option<Arc<[crate::search::Candidate]>> {
@@ -200,16 +205,36 @@ const FX_ROTATE: u32 = 26;
 
 impl Fingerprint {
     pub fn of<T: Hash>(value: &T) -> Fingerprint {
-        let mut counted = Counted(FxHasher::default(), 0);
-        value.hash(&mut counted);
-        let first = counted.0.finish();
-        // The second hasher: the seed (one word) and the same `counted.1` words after it.
-        let apart = SEED.wrapping_mul(FX_K.wrapping_pow(counted.1 + 1));
+        Fingerprinting::of(value).finish()
+    }
+}
+
+/// A fingerprint under way: values hashed one after the other, as the fields of a tuple are
+/// (`Fingerprinting::of(&a).and(&b).finish()` is `Fingerprint::of(&(a, b))`), so two keys that
+/// begin alike hash their beginning once.
+#[derive(Clone)]
+pub(crate) struct Fingerprinting(Counted);
+
+impl Fingerprinting {
+    pub(crate) fn of<T: Hash>(value: &T) -> Fingerprinting {
+        Fingerprinting(Counted(FxHasher::default(), 0)).and(value)
+    }
+
+    pub(crate) fn and<T: Hash>(mut self, value: &T) -> Fingerprinting {
+        value.hash(&mut self.0);
+        self
+    }
+
+    pub(crate) fn finish(&self) -> Fingerprint {
+        let first = self.0 .0.finish();
+        // The second hasher: the seed (one word) and the same `self.0.1` words after it.
+        let apart = SEED.wrapping_mul(FX_K.wrapping_pow(self.0 .1 + 1));
         Fingerprint(first, first.rotate_right(FX_ROTATE).wrapping_add(apart).rotate_left(FX_ROTATE))
     }
 }
 
 /// A hasher and the number of words it was fed (one per `FxHasher` multiplication).
+#[derive(Clone)]
 struct Counted(FxHasher, u32);
 
 impl Hasher for Counted {
@@ -732,6 +757,8 @@ mod tests {
             cursor.recoveries = (i % 3) as u32;
             assert_eq!(Fingerprint::of(&cursor), hashed_twice(&cursor), "{point:?}");
             assert_eq!(Fingerprint::of(&(state, i as u32)), hashed_twice(&(state, i as u32)));
+            let (phase, step) = (i as u32 % 7, i as u32);
+            assert_eq!(Fingerprinting::of(state).and(&phase).and(&step).finish(), Fingerprint::of(&(state, phase, step)));
         }
         for value in ["", "a", "words of a halt"] {
             assert_eq!(Fingerprint::of(&value), hashed_twice(&value));

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 mod go_forward;
 pub use go_forward::write_off_actions;
-pub(crate) use go_forward::{rest_of_plan as go_forward_rest, Continuation, GoingOn};
+pub(crate) use go_forward::{Continuation, GoingOn};
 
 /// What a recovery costs, judged on the state it ends in and on the way there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -193,7 +193,8 @@ pub(crate) fn rank_by_phase(
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Vec<Candidate> {
     let phase = &plan.steps[step].phase;
-    let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::new();
+    // Rollback, hold, quorum recovery, worst case.
+    let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::with_capacity(4);
     if kind != PhaseKind::After {
         options.push((RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_with_dead_members(c, t, kind)));
     }
@@ -207,11 +208,13 @@ pub(crate) fn rank_by_phase(
         options.push((RecoveryKind::WorstCase, actions));
     }
     let documented = documented_for(c, t, kind, phase, plan);
+    // Every candidate starts from `c`: the consumers it leaves without the API are asked once.
+    let down_in_c = consumers_down(c, t);
     let mut candidates: Vec<Candidate> = options
         .into_iter()
         .map(|(kind, actions)| {
             let documented = kind == documented;
-            let mut candidate = run_candidate(c, t, kind, actions, documented, judge);
+            let mut candidate = run_candidate_knowing(c, Some(down_in_c), t, kind, actions, documented, judge);
             if candidate.kind == RecoveryKind::WorstCase && candidate.refused.is_none() {
                 candidate.refused = recovery::worst_case_refusal(c, t);
             }
@@ -373,13 +376,29 @@ pub(crate) fn run_candidate(
     documented: bool,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Candidate {
+    run_candidate_knowing(c, None, t, kind, actions, documented, judge)
+}
+
+/// [`run_candidate`], with the consumers without the API in `c` where the caller knows them
+/// (`down_in_c`: the candidates of a halt all start from its state).
+fn run_candidate_knowing(
+    c: &Cluster,
+    down_in_c: Option<u32>,
+    t: &Topology,
+    kind: RecoveryKind,
+    actions: Vec<Action>,
+    documented: bool,
+    judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
+) -> Candidate {
     let mut state = *c;
     let mut refused = None;
     let mut refused_at = None;
     let mut downtime_s = 0u32;
     let mut transitions = 0u32;
+    let mut known = down_in_c;
     for a in &actions {
-        let down = observe::consumers_reachability(&state, t).filter(|r| r.is_down()).count() as u32;
+        // Known for `c` only: the first action is asked of `c`.
+        let down = known.take().unwrap_or_else(|| consumers_down(&state, t));
         // Unworded: a skip on a host down needs no words, a refusal is worded from the state
         // it left as it was.
         match action::apply_in_place_unworded(&mut state, t, *a) {
@@ -397,6 +416,11 @@ pub(crate) fn run_candidate(
     }
     let cost = judge(&state, downtime_s, state.clock_s.saturating_sub(c.clock_s));
     Candidate { kind, actions, refused, refused_at, stops_at: None, documented, cost, end: state, transitions }
+}
+
+/// Consumers that do not reach the API at all in `c` (a recovery's downtime counts them).
+fn consumers_down(c: &Cluster, t: &Topology) -> u32 {
+    observe::consumers_reachability(c, t).filter(|r| r.is_down()).count() as u32
 }
 
 /// What a state a recovery ends in is worth, whatever the way there: a [`Cost`] without the
@@ -433,19 +457,47 @@ impl Judged {
 
 /// The state `end` judged: data, safety, availability, leftovers.
 pub(crate) fn judge(end: &Cluster, t: &Topology) -> Judged {
-    let broken = |class: InvariantClass| -> Arc<[&'static str]> {
-        INVARIANTS.iter().filter(|i| i.class == class && (i.broken)(end, t)).map(|i| i.name).collect()
+    let broken = |class: InvariantClass, answered: &dyn Fn(&str) -> Option<bool>| -> Arc<[&'static str]> {
+        INVARIANTS
+            .iter()
+            .filter(|i| i.class == class)
+            .filter(|i| match answered(i.name) {
+                Some(broken) => {
+                    debug_assert_eq!(broken, (i.broken)(end, t), "{} as the judgment's figures answer it", i.name);
+                    broken
+                }
+                None => (i.broken)(end, t),
+            })
+            .map(|i| i.name)
+            .collect()
+    };
+    let quorum_lost = !observe::quorum(end).holds();
+    let consumers_down = observe::consumers_reachability(end, t).filter(|r| !r.is_ok()).count() as u32;
+    // Each running node's reachability asked once, for the count and for `nodes-ready`.
+    let (mut nodes_not_ready, mut node_down) = (0u32, false);
+    for n in end.joined.and(end.up).iter() {
+        let reachability = observe::node_reachability(end, t, n);
+        nodes_not_ready += u32::from(!reachability.is_ok());
+        node_down |= reachability.is_down();
+    }
+    // The availability invariants these figures answer are read from them, not judged again
+    // (each asks the consumers' or the nodes' reachability of the same state).
+    let answered = |name: &str| match name {
+        "etcd-quorum" => Some(quorum_lost),
+        "api-reachable" => Some(consumers_down > 0),
+        "nodes-ready" => Some(!end.stale_nodes.is_empty() || node_down),
+        _ => None,
     };
     Judged {
         data_lost_s: match end.etcd_data {
             EtcdData::RestoredFromSnapshot { lost_s } => lost_s.max(1),
             EtcdData::Intact => 0,
         },
-        safety_broken: broken(InvariantClass::Safety),
-        quorum_lost: !observe::quorum(end).holds(),
-        consumers_down: observe::consumers_reachability(end, t).filter(|r| !r.is_ok()).count() as u32,
-        nodes_not_ready: end.joined.and(end.up).iter().filter(|n| !observe::node_reachability(end, t, *n).is_ok()).count() as u32,
-        availability_broken: broken(InvariantClass::Availability),
+        safety_broken: broken(InvariantClass::Safety, &|_| None),
+        quorum_lost,
+        consumers_down,
+        nodes_not_ready,
+        availability_broken: broken(InvariantClass::Availability, &answered),
         leftovers: leftovers(end, t),
     }
 }

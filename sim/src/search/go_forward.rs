@@ -29,23 +29,113 @@ pub fn write_off_actions(c: &Cluster) -> Vec<Action> {
 
 /// The rest of the plan run from a step boundary on the plan without the machines written off,
 /// up to the first action the model refuses (a host down is passed over, as every recovery
-/// passes it over).
+/// passes it over): the boundary's step run, then the rest from the next boundary. Go-forwards
+/// from different halts meet at the same boundaries in the same states: a caller that remembers
+/// each boundary's rest ([`GoingOn::rest`]) runs each step from such a state once, and the
+/// rests share what follows.
 #[derive(Debug)]
 pub(crate) struct Continuation {
-    pub end: Cluster,
-    pub actions: Vec<Action>,
-    /// Consumer-seconds without the API while it runs.
+    /// The boundary's step: the actions applied, the state it leaves.
+    step_actions: Vec<Action>,
+    step_end: Cluster,
+    /// Consumer-seconds without the API while the rest runs (this step and every later one).
     pub downtime_s: u32,
+    /// Model transitions applied by the rest (this step and every later one).
     pub transitions: u32,
+    /// The boundary's step stops the rest: the step, and why.
+    stops_here: Option<String>,
+    /// The rest from the next boundary; none after the plan's last step or a stop.
+    next: Option<Arc<Continuation>>,
+}
+
+impl Continuation {
+    /// At the end of the plan: nothing left to run from `state`.
+    pub(crate) fn at_end(state: Cluster) -> Continuation {
+        Continuation { step_actions: Vec::new(), step_end: state, downtime_s: 0, transitions: 0, stops_here: None, next: None }
+    }
+
+    /// Step `step` of `plan_without` run from `state`, up to the first action the model refuses
+    /// other than on a host that is down; the rest after it is linked with [`Continuation::then`].
+    pub(crate) fn step(t: &Topology, plan_without: &Plan, step: usize, state: &Cluster) -> Continuation {
+        let s = &plan_without.steps[step];
+        let mut run = Progress::from(*state);
+        run.actions.reserve_exact(s.actions.len());
+        for &a in &s.actions {
+            if let Some(why) = go_on(t, &mut run, a) {
+                run.stops_at = Some(format!("{}: {why}", s.id));
+                break;
+            }
+        }
+        Continuation {
+            step_actions: run.actions,
+            step_end: run.end,
+            downtime_s: run.downtime_s,
+            transitions: run.transitions,
+            stops_here: run.stops_at,
+            next: None,
+        }
+    }
+
+    /// This step followed by `next`, the rest from the next boundary in the state it leaves.
+    pub(crate) fn then(self, next: Arc<Continuation>) -> Continuation {
+        Continuation {
+            downtime_s: self.downtime_s + next.downtime_s,
+            transitions: self.transitions + next.transitions,
+            next: Some(next),
+            ..self
+        }
+    }
+
+    /// The boundary's step did not stop the rest: the next boundary is reached.
+    pub(crate) fn goes_past_step(&self) -> bool {
+        self.stops_here.is_none()
+    }
+
+    /// The state the boundary's step leaves.
+    pub(crate) fn step_end(&self) -> &Cluster {
+        &self.step_end
+    }
+
+    /// This step's rest and the rests after it, in order.
+    fn steps(&self) -> impl Iterator<Item = &Continuation> {
+        std::iter::successors(Some(self), |c| c.next.as_deref())
+    }
+
+    /// Every action the rest applies, in order, onto the end of `actions`.
+    pub(crate) fn push_actions(&self, actions: &mut Vec<Action>) {
+        actions.reserve(self.transitions as usize);
+        for step in self.steps() {
+            actions.extend_from_slice(&step.step_actions);
+        }
+    }
+
+    /// The state the rest ends in.
+    pub(crate) fn end(&self) -> &Cluster {
+        &self.steps().last().unwrap_or(self).step_end
+    }
+
+    /// The step the rest stops at, and why.
+    pub(crate) fn stops_at(&self) -> Option<&String> {
+        self.steps().last().unwrap_or(self).stops_here.as_ref()
+    }
+}
+
+/// How far going on got: the state reached, the actions applied, and where it stopped.
+struct Progress {
+    end: Cluster,
+    actions: Vec<Action>,
+    /// Consumer-seconds without the API while it ran.
+    downtime_s: u32,
+    transitions: u32,
     /// The step it stops at, and why.
-    pub stops_at: Option<String>,
+    stops_at: Option<String>,
     /// Consumers without the API in `end`, while no action since changed it.
     down: Option<u32>,
 }
 
-impl Continuation {
-    fn from(end: Cluster) -> Continuation {
-        Continuation { end, actions: Vec::new(), downtime_s: 0, transitions: 0, stops_at: None, down: None }
+impl Progress {
+    fn from(end: Cluster) -> Progress {
+        Progress { end, actions: Vec::new(), downtime_s: 0, transitions: 0, stops_at: None, down: None }
     }
 }
 
@@ -68,41 +158,50 @@ impl GoingOn for Uncached {
     }
 
     fn rest(&mut self, t: &Topology, plan_without: &Plan, from: usize, state: &Cluster) -> Arc<Continuation> {
-        Arc::new(rest_of_plan(t, plan_without, from, state))
+        rest_of_plan(t, plan_without, from, state)
     }
 }
 
 /// Steps `from` to the end of `plan_without` run from `state`, up to the first action the model
 /// refuses other than on a host that is down.
-pub(crate) fn rest_of_plan(t: &Topology, plan_without: &Plan, from: usize, state: &Cluster) -> Continuation {
-    let mut rest = Continuation::from(*state);
-    for s in plan_without.steps.iter().skip(from) {
-        for &a in &s.actions {
-            if let Some(why) = go_on(t, &mut rest, a) {
-                rest.stops_at = Some(format!("{}: {why}", s.id));
-                return rest;
-            }
+pub(crate) fn rest_of_plan(t: &Topology, plan_without: &Plan, from: usize, state: &Cluster) -> Arc<Continuation> {
+    let mut steps = Vec::new();
+    let mut at = *state;
+    for step in from..plan_without.steps.len() {
+        let run = Continuation::step(t, plan_without, step, &at);
+        at = *run.step_end();
+        let goes_on = run.goes_past_step();
+        steps.push(run);
+        if !goes_on {
+            break;
         }
     }
-    rest
+    let mut rest: Option<Arc<Continuation>> = None;
+    for run in steps.into_iter().rev() {
+        rest = Some(Arc::new(match rest {
+            Some(next) => run.then(next),
+            None => run,
+        }));
+    }
+    rest.unwrap_or_else(|| Arc::new(Continuation::at_end(*state)))
 }
 
 /// Applies `a` on the way on: applied, passed over on a host that is down, or refused (why).
-fn go_on(t: &Topology, rest: &mut Continuation, a: Action) -> Option<String> {
-    let down = *rest.down.get_or_insert_with(|| observe::consumers_reachability(&rest.end, t).filter(|r| r.is_down()).count() as u32);
-    match action::apply_in_place_unworded(&mut rest.end, t, a) {
+fn go_on(t: &Topology, run: &mut Progress, a: Action) -> Option<String> {
+    let down = *run.down.get_or_insert_with(|| observe::consumers_reachability(&run.end, t).filter(|r| r.is_down()).count() as u32);
+    match action::apply_in_place_unworded(&mut run.end, t, a) {
         Ok(()) => {
             // A verification changes nothing: what was down stays down.
             if !matches!(a, Action::Verify(_)) {
-                rest.down = None;
+                run.down = None;
             }
-            rest.actions.push(a);
-            rest.downtime_s += down * a.duration_s();
-            rest.transitions += 1;
+            run.actions.push(a);
+            run.downtime_s += down * a.duration_s();
+            run.transitions += 1;
             None
         }
         Err(r) if r.kind == RefusalKind::HostDown => None,
-        Err(_) => Some(action::apply(&rest.end, t, a).err().map(|r| r.reason).unwrap_or_default()),
+        Err(_) => Some(action::apply(&run.end, t, a).err().map(|r| r.reason).unwrap_or_default()),
     }
 }
 
@@ -125,12 +224,11 @@ pub(crate) fn candidate(
     if !write_off.applicable() {
         return write_off;
     }
-    let mut halted = Continuation {
-        actions: write_off.actions,
-        downtime_s: write_off.cost.downtime_s,
-        transitions: write_off.transitions,
-        ..Continuation::from(write_off.end)
-    };
+    let mut actions = write_off.actions;
+    // The halted step again, and what a cut join left cleaned up (a few actions at most).
+    actions.reserve(plan_without.steps[step].actions.len() + 4);
+    let mut halted =
+        Progress { actions, downtime_s: write_off.cost.downtime_s, transitions: write_off.transitions, ..Progress::from(write_off.end) };
     'step: for &a in &plan_without.steps[step].actions {
         let again = action::already_done(&halted.end, a);
         for act in action::cut_cleanup(&halted.end, a).into_iter().chain((!again).then_some(a)) {
@@ -147,11 +245,11 @@ pub(crate) fn candidate(
     let (mut actions, mut state) = (halted.actions, halted.end);
     let (mut downtime_s, mut transitions, mut stops_at) = (halted.downtime_s, halted.transitions, halted.stops_at);
     if let Some(rest) = rest {
-        actions.extend_from_slice(&rest.actions);
-        state = rest.end;
+        rest.push_actions(&mut actions);
+        state = *rest.end();
         downtime_s += rest.downtime_s;
         transitions += rest.transitions;
-        stops_at.clone_from(&rest.stops_at);
+        stops_at = rest.stops_at().cloned();
     }
     let cost = judge(&state, downtime_s, state.clock_s.saturating_sub(c.clock_s));
     Candidate {
