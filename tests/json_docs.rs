@@ -181,7 +181,10 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::Completed,
         Outcome::RolledBack { phase: "2".into() },
         Outcome::Halted { step: "5.1".into() },
-        Outcome::WentOn { without: vec!["k8s-master".into()], stopped_at: Some("8.1: acceptance criteria".into()) },
+        Outcome::WentOn {
+            without: vec!["k8s-master".into()],
+            stopped_at: Some(plan_sim::run::StoppedAt { step: "8.1".into(), why: "acceptance criteria".into() }),
+        },
         Outcome::QuorumRecovered,
         Outcome::RestoredFromSnapshot { lost_s: 3600 },
         Outcome::Stuck { why: "no recovery applies".into() },

@@ -258,7 +258,7 @@ pub fn executor_outcome(t: &Topology, outcome: &Outcome, recovery: Option<&Recov
     if let (Some(Recovery { kind: RecoveryKind::GoForward, expected, .. }), Some(RollbackOutcome::Done { .. })) = (recovery, rollback) {
         let without = expected.written_off.iter().map(|n| t.name(n).to_string()).collect();
         let stopped_at = match outcome {
-            Outcome::Halted(halt) => Some(format!("{}: {}", halt.step, halt.reason)),
+            Outcome::Halted(halt) => Some(plan_sim::run::StoppedAt { step: halt.step.clone(), why: halt.reason.clone() }),
             _ => None,
         };
         return Ending::Outcome(TwinOutcome::WentOn { without, stopped_at });

@@ -40,7 +40,7 @@ pub struct Injection {
     pub fault: Fault,
 }
 
-pub use outcome::{Broken, ClassDowntime, Downtime, Event, EventKind, Halt, Outcome, Undeclared};
+pub use outcome::{Broken, ClassDowntime, Downtime, Event, EventKind, Halt, Outcome, StoppedAt, Undeclared};
 
 /// Everything a run produced.
 #[derive(Debug, Clone, Serialize)]

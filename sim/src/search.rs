@@ -122,7 +122,7 @@ pub struct Candidate {
     /// A go-forward that cannot reach the plan's end: the step it stops at, and why (the
     /// executor halts there too). `None` for every other kind.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stops_at: Option<String>,
+    pub stops_at: Option<crate::run::StoppedAt>,
     /// The recovery the plan documents for this halt (the phase's rollback; holding after the
     /// cut-over).
     pub documented: bool,

@@ -87,7 +87,8 @@ fn the_first_master_lost_during_the_cut_over_is_written_off_and_the_plan_goes_on
     // It goes as far as the plan can without the master: the acceptance criteria want it back.
     let Outcome::WentOn { without, stopped_at: Some(stopped_at) } = &result.outcome else { panic!("{:?}", result.outcome) };
     assert_eq!(without, &vec![t.name(m0).to_string()]);
-    assert!(stopped_at.starts_with("8.1: "), "{stopped_at}");
+    assert_eq!(stopped_at.step, "8.1", "{stopped_at}");
+    assert_eq!(stopped_at.to_string(), format!("8.1: {}", stopped_at.why), "one string for people and in JSON");
     assert!(result.final_unavailable.is_empty(), "{:?}", result.final_unavailable);
     assert!(result.final_state.kube_proxy_vip && result.final_state.cronjobs_any_master);
     assert!(result.final_state.written_off.contains(m0) && !result.final_state.joined.contains(m0));

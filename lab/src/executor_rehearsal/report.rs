@@ -171,8 +171,8 @@ fn twin_halt(rig: &Rig) -> Option<(usize, String)> {
         Some(FaultRun { twin, .. }) if twin.outcome == plan_sim::run::Outcome::Completed => None,
         // A go-forward halts where the rest of the plan without the machines stops, if it stops.
         Some(FaultRun { twin: plan_sim::run::RunResult { outcome: TwinOutcome::WentOn { stopped_at, .. }, .. }, .. }) => {
-            let (id, why) = stopped_at.as_deref()?.split_once(": ")?;
-            sliced.steps.iter().position(|s| s.id == id).map(|i| (i, why.to_string()))
+            let at = stopped_at.as_ref()?;
+            sliced.steps.iter().position(|s| s.id == at.step).map(|i| (i, at.why.clone()))
         }
         Some(FaultRun { twin, .. }) => twin.halted_at.as_ref().and_then(|id| {
             sliced.steps.iter().position(|s| &s.id == id).map(|i| (i, twin.halt.as_ref().map(ToString::to_string).unwrap_or_default()))

@@ -168,10 +168,7 @@ impl Ending {
             (
                 Ending::Outcome(Outcome::WentOn { without: a, stopped_at: at_a }),
                 Ending::Outcome(Outcome::WentOn { without: b, stopped_at: at_b }),
-            ) => {
-                let step = |at: &Option<String>| at.as_deref().map(|at| at.split(": ").next().unwrap_or(at).to_string());
-                a == b && step(at_a) == step(at_b)
-            }
+            ) => a == b && at_a.as_ref().map(|at| &at.step) == at_b.as_ref().map(|at| &at.step),
             (a, b) => a == b,
         }
     }

@@ -3,7 +3,7 @@
 use super::*;
 use plan_model::validate::parse_scenario;
 use plan_sim::recovery::RecoveryKind;
-use plan_sim::run::Outcome;
+use plan_sim::run::{Outcome, StoppedAt};
 
 fn homelab() -> Topology {
     Topology::new(&parse_scenario(include_str!("../../../scenarios/homelab.yaml")).expect("the homelab parses"))
@@ -99,8 +99,11 @@ fn runs_end_alike_by_their_outcome_and_two_stuck_runs_agree() {
     assert_eq!(restored.render(&t), "restored from the backup");
     // Going on: the same machines written off and the same step stopped at agree, whatever
     // words each gives for why; another step, none, or other machines do not.
-    let went_on =
-        |without: &str, at: Option<&str>| end(Outcome::WentOn { without: vec![without.to_string()], stopped_at: at.map(str::to_string) });
+    let went_on = |without: &str, at: Option<&str>| {
+        let stopped_at =
+            at.and_then(|at| at.split_once(": ")).map(|(step, why)| StoppedAt { step: step.to_string(), why: why.to_string() });
+        end(Outcome::WentOn { without: vec![without.to_string()], stopped_at })
+    };
     let twin = went_on("k8s-master", Some("8.1: acceptance criteria: k8s-master is not in the load balancer's pool"));
     assert_eq!(verdict(twin.clone(), went_on("k8s-master", Some("8.1: the twin refuses the step: acceptance"))), Verdict::Agree);
     assert_eq!(verdict(twin.clone(), went_on("k8s-master", Some("7.1: the twin refuses the step"))), Verdict::Disagree);

@@ -28,6 +28,26 @@ impl std::fmt::Display for Halt {
     }
 }
 
+/// Where the rest of a plan going on without machines stopped: the step that needs them, and the
+/// model's words for why. In JSON (and for people) one string, `STEP: why`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoppedAt {
+    pub step: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for StoppedAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.why)
+    }
+}
+
+impl Serialize for StoppedAt {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -46,7 +66,7 @@ pub enum Outcome {
     WentOn {
         without: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        stopped_at: Option<String>,
+        stopped_at: Option<StoppedAt>,
     },
     /// Quorum recovered by force-new-cluster, then the migration undone.
     QuorumRecovered,

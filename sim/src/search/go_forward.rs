@@ -3,6 +3,7 @@
 
 use super::{run_candidate, Candidate, Cost};
 use crate::recovery::{self, RecoveryKind};
+use crate::run::StoppedAt;
 use plan_model::action::{self, Action, RefusalKind};
 use plan_model::cluster::Cluster;
 use plan_model::observe;
@@ -43,7 +44,7 @@ pub(crate) struct Continuation {
     /// Model transitions applied by the rest (this step and every later one).
     pub transitions: u32,
     /// The boundary's step stops the rest: the step, and why.
-    stops_here: Option<String>,
+    stops_here: Option<StoppedAt>,
     /// The rest from the next boundary; none after the plan's last step or a stop.
     next: Option<Arc<Continuation>>,
 }
@@ -62,7 +63,7 @@ impl Continuation {
         run.actions.reserve_exact(s.actions.len());
         for &a in &s.actions {
             if let Some(why) = go_on(t, &mut run, a) {
-                run.stops_at = Some(format!("{}: {why}", s.id));
+                run.stops_at = Some(StoppedAt { step: s.id.clone(), why });
                 break;
             }
         }
@@ -115,7 +116,7 @@ impl Continuation {
     }
 
     /// The step the rest stops at, and why.
-    pub(crate) fn stops_at(&self) -> Option<&String> {
+    pub(crate) fn stops_at(&self) -> Option<&StoppedAt> {
         self.steps().last().unwrap_or(self).stops_here.as_ref()
     }
 }
@@ -128,7 +129,7 @@ struct Progress {
     downtime_s: u32,
     transitions: u32,
     /// The step it stops at, and why.
-    stops_at: Option<String>,
+    stops_at: Option<StoppedAt>,
     /// Consumers without the API in `end`, while no action since changed it.
     down: Option<u32>,
 }
@@ -233,7 +234,7 @@ pub(crate) fn candidate(
         let again = action::already_done(&halted.end, a);
         for act in action::cut_cleanup(&halted.end, a).into_iter().chain((!again).then_some(a)) {
             if let Some(why) = go_on(t, &mut halted, act) {
-                halted.stops_at = Some(format!("{}: {why}", plan_without.steps[step].id));
+                halted.stops_at = Some(StoppedAt { step: plan_without.steps[step].id.clone(), why });
                 break 'step;
             }
         }

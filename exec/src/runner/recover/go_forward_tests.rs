@@ -106,16 +106,12 @@ fn the_first_master_lost_after_the_cut_over_is_written_off_and_the_run_goes_on_w
         let plan_sim::run::Outcome::WentOn { stopped_at: Some(stopped_at), .. } = &twin.outcome else {
             panic!("{file}: {:?}", twin.outcome)
         };
-        let stop = stopped_at.split(':').next().expect("the step it stops at");
+        let stop = stopped_at.step.as_str();
         down.inner.commands.clear();
         let outcome = Runner::new(&t, &going_on, &mut down, &mut journal, &mut Watching::default(), observing).run();
         let Ok(Outcome::Halted(halt)) = &outcome else { panic!("{file} {halted}: {outcome:?}") };
         assert_eq!(halt.step, stop, "{file}: {}", halt.reason);
-        assert!(
-            halt.reason.contains("the twin refuses") && stopped_at.ends_with(halt.reason.rsplit(": ").next().expect("why")),
-            "{}",
-            halt.reason
-        );
+        assert!(halt.reason.contains("the twin refuses") && halt.reason.ends_with(&stopped_at.why), "{}", halt.reason);
         assert!(down.inner.commands.iter().all(|c| c.place != m0), "{file}: nothing asked of {m0}");
         let ran: std::collections::BTreeSet<&str> = down.inner.commands.iter().map(|c| c.step.as_str()).collect();
         let compiled = crate::invocation::compile(&t, &going_on);
