@@ -139,14 +139,7 @@ impl<'t> Compiler<'t> {
         let place = self.default_place(&step.runs_on);
         let mut out = Vec::new();
         for (index, command) in step.commands.iter().enumerate() {
-            let mut works = Vec::new();
-            if command.by_hand {
-                let task = command.hand.clone().unwrap_or_default();
-                works.push(Work::Manual { instruction: command.run.trim().to_string(), task });
-            } else {
-                works.extend(command.parts.iter().map(|part| self.work(part, &place)));
-            }
-            for work in works {
+            for work in self.command_works(command, &place) {
                 self.relay_secrets(&work, command, index, &mut out);
                 out.push(Invocation { work, secret: command.secret, command: index });
             }
@@ -268,16 +261,17 @@ impl<'t> Compiler<'t> {
     /// edits are made).
     fn operation_works(&self, operation: &plan_model::operation::Operation) -> Vec<Work> {
         let here = self.default_place(&RunsOn::InfraRepo);
-        let mut works = Vec::new();
-        for command in operation.render(self.t) {
-            if command.by_hand {
-                let task = command.hand.clone().unwrap_or_default();
-                works.push(Work::Manual { instruction: command.run.trim().to_string(), task });
-            } else {
-                works.extend(command.parts.iter().map(|part| self.work(part, &here)));
-            }
+        operation.render(self.t).iter().flat_map(|command| self.command_works(command, &here)).collect()
+    }
+
+    /// What one plan command becomes: by-hand work as an instruction with its typed task, else
+    /// each part where it says (`here`: where its step runs).
+    fn command_works(&self, command: &Command, here: &Place) -> Vec<Work> {
+        if command.by_hand {
+            let task = command.hand.clone().unwrap_or_default();
+            return vec![Work::Manual { instruction: command.run.trim().to_string(), task }];
         }
-        works
+        command.parts.iter().map(|part| self.work(part, here)).collect()
     }
 }
 

@@ -194,19 +194,17 @@ impl LabOperator<'_> {
                 }
                 true
             }
-            Action::DeleteNode(node) => {
+            // A go-forward's write-off deletes the Node object too; its host, down for good,
+            // stays down (its disk is the operator's to wipe before it ever boots again).
+            Action::DeleteNode(node) | Action::WriteOff(node) => {
                 k.registered = k.registered.without(node);
-                k.actions.push(format!("recovery: kubectl delete node {}: the Node object is gone", t.name(node)));
-                true
-            }
-            // A go-forward's last step: the Node object deleted; the host, down for good, stays
-            // down (its disk is the operator's to wipe before it ever boots again).
-            Action::WriteOff(node) => {
-                k.registered = k.registered.without(node);
-                k.actions.push(format!(
-                    "recovery: write off {}: kubectl delete node, the Node object is gone; its host stays down",
-                    t.name(node)
-                ));
+                let name = t.name(node);
+                k.actions.push(match action {
+                    Action::WriteOff(_) => {
+                        format!("recovery: write off {name}: kubectl delete node, the Node object is gone; its host stays down")
+                    }
+                    _ => format!("recovery: kubectl delete node {name}: the Node object is gone"),
+                });
                 true
             }
             Action::RestoreSnapshot(node) => {
