@@ -531,6 +531,15 @@ pub fn is_silent(drift: &Drift) -> bool {
     is_unreachable(drift) || (drift.what == Field::EtcdHealthy.describe() && drift.observed == Seen::No.to_string())
 }
 
+/// Whether `drift` is in a fact a checker reports some time after its cause, on an interval of
+/// its own: a load balancer's health check (HAProxy marks a server DOWN after `fall` failed
+/// checks and UP after `rise` good ones) and a node's Ready (the kubelet's heartbeat, the node
+/// controller's grace). Such a fact may differ for a moment on a loaded host with nothing
+/// wrong; the runner looks at it again before it halts on it.
+pub fn lags(drift: &Drift) -> bool {
+    [Field::LbServerUp, Field::NodeReady].iter().any(|f| drift.what == f.describe())
+}
+
 /// Facts that match none of the twin's `allowed` states (one state between steps; the states
 /// before and after a step for a step that was interrupted), and hosts that did not answer.
 pub fn drift(t: &Topology, observation: &Observation, allowed: &[&Cluster]) -> Vec<Drift> {

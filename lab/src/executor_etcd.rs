@@ -8,7 +8,7 @@
 //! with the host's sshd ([`crate::host::FixtureHosts::stop`]).
 
 use crate::error::LabError;
-use crate::etcd::{ClusterState, EtcdFlags, EtcdMember, Etcdctl, Membership, RestoreTarget, ETCDCTL_BIN, ETCD_BIN};
+use crate::etcd::{ClusterState, EtcdFlags, EtcdMember, Etcdctl, Membership, Real, RestoreTarget, ETCDCTL_BIN, ETCD_BIN};
 use crate::executor_lab::CLOCK_OFFSET;
 use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host::{self, FixtureHosts};
@@ -316,12 +316,46 @@ impl SliceEtcd {
         Ok(Some(ctl.member_remove(member)?.map_err(|refused| refused.to_string())))
     }
 
-    /// Whether a write commits within `timeout_ms`: quorum, as a client sees it.
+    /// Whether a write commits within `timeout_ms` through any member: quorum, as a client that
+    /// tries each endpoint and tries again sees it (kube-apiserver's etcd client retries). Each
+    /// member is asked on its own, all at once: one `etcdctl` given every endpoint may send its
+    /// write to a frozen member whose kernel still accepts the connection; and a write a
+    /// follower forwarded to a leader frozen right then is lost, and fails at its deadline
+    /// while the two voters left elect a leader and commit the next one (a partition's
+    /// rehearsal said "no quorum" both ways under load).
     ///
     /// # Errors
     /// etcdctl cannot run.
     pub fn quorum(&self, timeout_ms: u64) -> Result<Result<(), String>, LabError> {
-        Ok(self.etcdctl_all().put("plan-lab/quorum", "1", timeout_ms)?.map_err(|refused| refused.to_string()))
+        let urls = self.all_client_urls();
+        if urls.is_empty() {
+            return Ok(Err("no etcd member is running to ask".to_string()));
+        }
+        // Once one member committed the write, the others stop trying.
+        let committed = std::sync::atomic::AtomicBool::new(false);
+        let answers: Vec<Result<Real<()>, LabError>> = std::thread::scope(|scope| {
+            let asks: Vec<_> = urls
+                .iter()
+                .map(|url| {
+                    let committed = &committed;
+                    scope.spawn(move || write_retried(&Etcdctl::new(Path::new(ETCDCTL_BIN), vec![url.clone()]), timeout_ms, committed))
+                })
+                .collect();
+            asks.into_iter()
+                .map(|ask| {
+                    ask.join()
+                        .unwrap_or_else(|_| Err(LabError::Command { command: "etcdctl put".to_string(), message: "panicked".to_string() }))
+                })
+                .collect()
+        });
+        let mut refusals = Vec::new();
+        for (url, answer) in urls.iter().zip(answers) {
+            match answer? {
+                Ok(()) => return Ok(Ok(())),
+                Err(refused) => refusals.push(format!("{url}: {refused}")),
+            }
+        }
+        Ok(Err(refusals.join("; ")))
     }
 
     /// `etcdctl` against the members the slice started with.
@@ -492,6 +526,26 @@ struct JoinModes {
     /// kubelet.conf names the node's own apiserver (`ControlPlaneKubeletLocalMode`).
     kubelet_local: bool,
 }
+
+/// A write through `ctl`, tried again (each try up to [`WRITE_TRY_MS`]) until one commits, one
+/// through another member did (`committed`), or `timeout_ms` have passed: the last answer.
+fn write_retried(ctl: &Etcdctl, timeout_ms: u64, committed: &std::sync::atomic::AtomicBool) -> Result<Real<()>, LabError> {
+    use std::sync::atomic::Ordering;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
+        let answer = ctl.put("plan-lab/quorum", "1", left.clamp(1, WRITE_TRY_MS))?;
+        if answer.is_ok() {
+            committed.store(true, Ordering::SeqCst);
+        }
+        if answer.is_ok() || committed.load(Ordering::SeqCst) || std::time::Instant::now() >= deadline {
+            return Ok(answer);
+        }
+    }
+}
+
+/// One try of [`write_retried`]: a few election timeouts.
+const WRITE_TRY_MS: u64 = 1000;
 
 #[cfg(test)]
 mod tests {

@@ -288,3 +288,21 @@ fn what_does_not_answer_is_silent_and_a_fact_that_differs_is_not() {
     assert!(!is_silent(&drift(Field::EtcdVoter.describe(), "yes", "no")));
     assert!(!is_silent(&drift(Field::KubeletOnVip.describe(), "yes", "no")));
 }
+
+#[test]
+fn a_health_check_and_a_ready_condition_lag_and_a_file_or_a_member_does_not() {
+    let drift = |field: Field| Drift {
+        node: "k8s-master-3".to_string(),
+        what: field.describe().to_string(),
+        twin: "yes".to_string(),
+        observed: "no".to_string(),
+        evidence: String::new(),
+    };
+    assert!(lags(&drift(Field::LbServerUp)), "HAProxy's check marks a server after `fall` checks");
+    assert!(lags(&drift(Field::NodeReady)), "a node's Ready follows its kubelet's heartbeat");
+    for field in
+        [Field::KubeletOnVip, Field::CertHasVip, Field::EtcdVoter, Field::EtcdLearner, Field::LbServerInConfig, Field::LbServerLoaded]
+    {
+        assert!(!lags(&drift(field)), "{field:?} is read as it is");
+    }
+}

@@ -3,8 +3,8 @@
 //! and pod states the `kubectl` shim answers from; and its thread, owned by a value that stops it.
 
 use super::{
-    lock, APISERVER_MANIFEST, CLUSTER_INFO, FAULT_CLEARS_AFTER_MS, JOINED_MEMBER_PID, JOINED_MEMBER_START, KUBELET_TICK_MS, LAB_REBOOT_MS,
-    QUORUM_WRITE_TIMEOUT_MS, READY_GRACE,
+    lock, APISERVER_MANIFEST, CLUSTER_INFO, FAULT_CLEARS_AFTER_MS, FAULT_UNSEEN_CLEARS_AFTER_MS, JOINED_MEMBER_PID, JOINED_MEMBER_START,
+    KUBELET_TICK_MS, LAB_REBOOT_MS, QUORUM_WRITE_TIMEOUT_MS, READY_GRACE,
 };
 use crate::apiserver::{ApiObjects, ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
@@ -88,6 +88,10 @@ pub(super) struct KubeletStandIn {
     pub(super) down_until: BTreeMap<NodeIx, Instant>,
     /// Nodes whose etcd a partition froze, thawed at the instant (the partition heals).
     pub(super) frozen_until: BTreeMap<NodeIx, Instant>,
+    /// Whether the executor has seen the fault since it struck: it said it waits for what does
+    /// not answer ([`plan_exec::runner::Operator::waiting`]). A fault that clears clears only
+    /// then (or [`FAULT_UNSEEN_CLEARS_AFTER_MS`] later), as a real reboot outlasts a look.
+    pub(super) fault_seen: bool,
     /// Kubernetes API object requests the stand-ins answered (the executor's observer asks).
     pub(super) api_requests: Arc<std::sync::atomic::AtomicUsize>,
     /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
@@ -146,6 +150,7 @@ impl KubeletStandIn {
             down_until: BTreeMap::new(),
             struck_quorum: None,
             frozen_until: BTreeMap::new(),
+            fault_seen: false,
             api_requests: Arc::default(),
             registered,
         }
@@ -268,14 +273,33 @@ impl KubeletStandIn {
         }
     }
 
+    /// A fault that clears struck now: `down` boots again, `frozen`'s partition heals, once
+    /// [`FAULT_CLEARS_AFTER_MS`] have passed and the executor has seen it ([`Self::clears_now`]).
+    pub(super) fn clears_after(&mut self, down: Option<NodeIx>, frozen: Option<NodeIx>) {
+        let until = Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS);
+        self.fault_seen = false;
+        self.down_until.extend(down.map(|n| (n, until)));
+        self.frozen_until.extend(frozen.map(|n| (n, until)));
+    }
+
+    /// Whether a fault that clears at `until` clears now: its time passed and the executor said
+    /// it waits for it. A look on a loaded machine can take longer than the fault's time; a
+    /// fault that cleared inside it was never seen (a partition once healed within the first
+    /// look, and the run halted on the load balancer's lag instead of waiting). One the executor
+    /// never waits for clears [`FAULT_UNSEEN_CLEARS_AFTER_MS`] later.
+    fn clears_now(&self, until: Instant) -> bool {
+        let now = Instant::now();
+        now >= until && (self.fault_seen || now >= until + Duration::from_millis(FAULT_UNSEEN_CLEARS_AFTER_MS))
+    }
+
     fn look(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         let t = self.t.clone();
-        let booting: Vec<NodeIx> = self.down_until.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
+        let booting: Vec<NodeIx> = self.down_until.iter().filter(|(_, until)| self.clears_now(**until)).map(|(&n, _)| n).collect();
         for node in booting {
             self.down_until.remove(&node);
             self.boot(hosts, node)?;
         }
-        let healing: Vec<NodeIx> = self.frozen_until.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
+        let healing: Vec<NodeIx> = self.frozen_until.iter().filter(|(_, until)| self.clears_now(**until)).map(|(&n, _)| n).collect();
         for node in healing {
             self.frozen_until.remove(&node);
             self.freeze(hosts, node, Signal::Cont, "the partition heals");
@@ -288,7 +312,7 @@ impl KubeletStandIn {
                 if self.root.join(STRIKE_DIR).join(format!("reboots-{}", t.name(node))).exists() {
                     let _ = std::fs::remove_file(&struck);
                     self.struck_quorum = Some(self.quorum_now());
-                    self.down_until.insert(node, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
+                    self.clears_after(Some(node), None);
                 }
             }
         }

@@ -58,8 +58,10 @@ pub const SLICE_DEFAULT: [&str; 1] = ["all"];
 /// Deadline of each command the executor runs on the lab.
 pub const COMMAND_TIMEOUT_S: u64 = 60;
 pub use crate::scratch::SCRATCH_DIR;
-/// How long the lab waits for a write to commit when it asks whether etcd has quorum.
-pub const QUORUM_WRITE_TIMEOUT_MS: u64 = 2000;
+/// How long the lab waits for a write to commit when it asks whether etcd has quorum: room for
+/// an election when the fault froze or killed the leader (20 election timeouts: at six
+/// rehearsals on two cores, 2 s once ran out while two of three voters elected a leader).
+pub const QUORUM_WRITE_TIMEOUT_MS: u64 = 5000;
 /// How long a rebooting lab host stays down, the plan's reboot or a reboot fault (the model
 /// charges 90 s; the lab's etcd and apiserver come back in about a second once started).
 pub const LAB_REBOOT_MS: u64 = 1500;
@@ -68,11 +70,20 @@ pub const LAB_REBOOT_MS: u64 = 1500;
 /// with room for its sshd and etcd to start again on a loaded machine (twice the reboot failed a
 /// partition's rehearsal once, at load 10–15 with six test threads).
 pub const LAB_HOST_WAIT_MS: u64 = 4 * LAB_REBOOT_MS;
-/// How long a fault that clears (a reboot, a partition) lasts on the lab: longer than one look at
-/// the hosts takes (a frozen member's health check runs into its timeout, about 2 s), so the
-/// executor's first look still finds it, and half the executor's wait, so it clears within it.
-/// A 1.5 s partition once healed inside the first look and was never seen.
+/// How long a fault that clears (a reboot, a partition) lasts on the lab at least: longer than one
+/// look at the hosts takes (a frozen member's health check runs into its timeout, about 2 s), and
+/// it lasts until the executor has seen it (`KubeletStandIn::clears_now`): a 1.5 s partition once
+/// healed inside the first look and was never seen.
 pub const FAULT_CLEARS_AFTER_MS: u64 = LAB_HOST_WAIT_MS / 2;
+/// When a fault that clears clears if the executor never said it waits for it (it should: every
+/// fault that clears silences something it looks at), well inside [`LAB_HOST_WAIT_CLEARING_MS`].
+pub const FAULT_UNSEEN_CLEARS_AFTER_MS: u64 = 10 * LAB_REBOOT_MS;
+/// How long the executor waits on the lab when the rehearsed fault clears by itself (a reboot,
+/// a partition): far past [`FAULT_CLEARS_AFTER_MS`], as an operator's `--wait-for-host` is set
+/// past a reboot, so a loaded machine's slow boot is still waited for (at six test threads on
+/// two cores, a rebooted host's sshd and etcd once took longer than [`LAB_HOST_WAIT_MS`]). A
+/// host that answers ends the wait at once, so the bound costs nothing when the fault clears.
+pub const LAB_HOST_WAIT_CLEARING_MS: u64 = 20 * LAB_REBOOT_MS;
 /// How often the kubelet stand-in looks at the hosts.
 pub const KUBELET_TICK_MS: u64 = 100;
 /// How long the end's Ready rows give a node's kubelet to reach an apiserver once (far below the

@@ -2,8 +2,8 @@
 //! the by-hand edits and carries out the recoveries the executor leaves to the operator.
 
 use super::kubelet::KubeletStandIn;
+use super::lock;
 use super::shims::cluster_configuration;
-use super::{lock, FAULT_CLEARS_AFTER_MS};
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
 use crate::fidelity::{Cell, Observed};
@@ -20,7 +20,7 @@ use plan_model::plan::{Phase, Step};
 use plan_model::topology::{NodeIx, Topology};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn clock_offset_s(root: &Path) -> u64 {
     std::fs::read_to_string(root.join(CLOCK_OFFSET)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
@@ -73,8 +73,8 @@ impl LabOperator<'_> {
             return;
         }
         self.struck = true;
-        // A rebooting host stays down, and a partition lasts, FAULT_CLEARS_AFTER_MS: the
-        // executor waits for them as for real ones.
+        // A rebooting host stays down, and a partition lasts, FAULT_CLEARS_AFTER_MS and until
+        // the executor has seen it: the executor waits for them as for real ones.
         let why = format!("the fault at {}", step.id);
         match strike.blow {
             Blow::Crash { victim, boots_again } => {
@@ -82,7 +82,7 @@ impl LabOperator<'_> {
                 if boots_again {
                     self.struck_quorum = Some(self.quorum_now());
                     // Its reboot's time starts once quorum was asked (which may wait for it).
-                    lock(self.kubelet).down_until.insert(victim, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
+                    lock(self.kubelet).clears_after(Some(victim), None);
                 }
             }
             Blow::Freeze { victim } => {
@@ -90,7 +90,7 @@ impl LabOperator<'_> {
                 // back: the executor waits for the member as for the host.
                 lock(self.kubelet).freeze(self.hosts, victim, Signal::Stop, &why);
                 self.struck_quorum = Some(self.quorum_now());
-                lock(self.kubelet).frozen_until.insert(victim, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
+                lock(self.kubelet).clears_after(None, Some(victim));
             }
             Blow::ClockJump { seconds } => {
                 let offset = clock_offset_s(self.hosts.root()) + u64::from(seconds);
@@ -269,6 +269,11 @@ impl Operator for LabOperator<'_> {
         self.note(format!("recovery {by}: {} ({})", recovery.describe(), recovery.descriptions.join("; ")));
         self.recovery = Some(recovery.clone());
         true
+    }
+
+    fn waiting(&mut self, _step: &Step, _silent: &[String], _up_to: Duration) {
+        // The executor saw what does not answer: a fault that clears may clear now.
+        lock(self.kubelet).fault_seen = true;
     }
 
     fn step_begins(&mut self, step: &Step) {

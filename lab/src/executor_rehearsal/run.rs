@@ -3,7 +3,7 @@
 
 use super::operator::LabOperator;
 use super::rig::{FaultRun, Rig};
-use super::{exec_error, lock, COMMAND_TIMEOUT_S, LAB_HOST_WAIT_MS, QUORUM_WRITE_TIMEOUT_MS};
+use super::{exec_error, lock, COMMAND_TIMEOUT_S, LAB_HOST_WAIT_CLEARING_MS, LAB_HOST_WAIT_MS, QUORUM_WRITE_TIMEOUT_MS};
 use crate::error::LabError;
 use crate::executor_etcd::STRIKE_DIR;
 use crate::executor_fault::{Blow, Strike, StrikeAt};
@@ -188,7 +188,8 @@ fn stopped_by_the_operator(outcome: &Result<Outcome, plan_exec::ExecError>) -> R
 fn options(rig: &Rig) -> RunOptions {
     let guard = Guard::LOOPBACK_ONLY;
     // A host that does not answer is waited for as `plan execute` does, for the lab's reboot
-    // time scaled as the twin's (LAB_HOST_WAIT_MS). The run stops, as `plan execute` does, when
+    // time scaled as the twin's (LAB_HOST_WAIT_MS), or well past the fault's own time where it
+    // clears by itself (LAB_HOST_WAIT_CLEARING_MS). The run stops, as `plan execute` does, when
     // `plan rehearse` is interrupted.
     let mut options = RunOptions::new(
         Duration::from_secs(COMMAND_TIMEOUT_S),
@@ -212,7 +213,8 @@ fn options(rig: &Rig) -> RunOptions {
         },
     );
     options.stop = Some(plan_exec::interrupt::flag());
-    options.host_wait = Duration::from_millis(LAB_HOST_WAIT_MS);
+    let clears = rig.fault.as_ref().is_some_and(|f| f.strike.blow.clears());
+    options.host_wait = Duration::from_millis(if clears { LAB_HOST_WAIT_CLEARING_MS } else { LAB_HOST_WAIT_MS });
     // A plan the twin refuses without any fault (an edited one) is one `plan check` rejects:
     // the executor runs it as on `--override-check`, its real commands failing where they fail.
     let prediction = &rig.prediction;
