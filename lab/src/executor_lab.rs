@@ -24,7 +24,7 @@
 mod linux_lb;
 
 use crate::error::LabError;
-use crate::host::{self, FixtureHosts};
+use crate::host::{self, FixtureHost, FixtureHosts};
 use plan_model::cluster::Cluster;
 use plan_model::hand::{Change, RepoEdit};
 use plan_model::plan::Plan;
@@ -32,7 +32,6 @@ use plan_model::scenario::LbKind;
 use plan_model::topology::{NodeIx, Topology};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The pfSense load balancer's HAProxy config and stats socket, in its host's `/tmp`.
 pub const LB_CONFIG: &str = "/tmp/haproxy.cfg";
@@ -130,10 +129,8 @@ pub const LAB_USER: &str = "root";
 /// # Errors
 /// All five are taken.
 pub fn workstation_address(t: &Topology) -> Result<Ipv4Addr, LabError> {
-    let mut used: Vec<Ipv4Addr> = t.nodes.iter().map(|n| n.address).collect();
-    used.extend(t.scenario.load_balancer.machine_address());
+    let mut used: Vec<Ipv4Addr> = machines(t).iter().map(|m| m.address).collect();
     used.push(t.scenario.control_plane_endpoint.vip);
-    used.extend(t.scenario.hypervisors.iter().filter_map(|h| h.address));
     // In the lab's own range: the one its VIP is in.
     let [_, range, _, _] = t.scenario.control_plane_endpoint.vip.octets();
     (250..=254).map(|d| Ipv4Addr::new(127, range, 20, d)).find(|a| !used.contains(a)).ok_or_else(|| LabError::NotRehearsable {
@@ -142,37 +139,26 @@ pub fn workstation_address(t: &Topology) -> Result<Ipv4Addr, LabError> {
     })
 }
 
+/// Every machine of the scenario with an address: each node (a new master's VM too), the load
+/// balancer, the hypervisors.
+pub fn machines(t: &Topology) -> Vec<FixtureHost> {
+    let mut machines: Vec<FixtureHost> = t.nodes.iter().map(|n| FixtureHost { name: n.name.clone(), address: n.address }).collect();
+    let lb = &t.scenario.load_balancer;
+    machines.extend(lb.machine_address().map(|address| FixtureHost { name: lb.name.clone(), address }));
+    machines.extend(t.scenario.hypervisors.iter().filter_map(|h| Some(FixtureHost { name: h.name.clone(), address: h.address? })));
+    machines
+}
+
 /// `/etc/hosts` of every lab host: each machine by name and `name.zone`, the API's name on the VIP.
 pub fn hosts_file(t: &Topology, workstation: Ipv4Addr) -> String {
     let zone = &t.scenario.dns.zone;
     let mut text = "127.0.0.1 localhost\n".to_string();
-    for node in &t.nodes {
-        text.push_str(&format!("{} {} {}.{zone}\n", node.address, node.name, node.name));
-    }
-    let lb = &t.scenario.load_balancer;
-    if let Some(address) = lb.machine_address() {
-        text.push_str(&format!("{address} {} {}.{zone}\n", lb.name, lb.name));
-    }
-    for h in &t.scenario.hypervisors {
-        if let Some(address) = h.address {
-            text.push_str(&format!("{address} {} {}.{zone}\n", h.name, h.name));
-        }
+    for FixtureHost { name, address } in machines(t) {
+        text.push_str(&format!("{address} {name} {name}.{zone}\n"));
     }
     text.push_str(&format!("{} {}\n", t.scenario.control_plane_endpoint.vip, t.scenario.control_plane_endpoint.fqdn));
     text.push_str(&format!("{workstation} workstation\n"));
     text
-}
-
-fn git(repo: &Path, args: &[&str]) -> Result<(), LabError> {
-    let output = Command::new("git").arg("-C").arg(repo).args(args).output().map_err(|e| LabError::io("run git", e))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(LabError::Command {
-            command: format!("git {}", args.join(" ")),
-            message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
 }
 
 /// The pool the bootstrap script declares in state `c`, as the script's calls.
@@ -265,21 +251,20 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     }
     write_tg(repo, root, t)?;
     std::fs::create_dir_all(&paths.etcd_backup).map_err(|e| LabError::io("the backup directory", e))?;
-    let remote = root.join("infra-remote.git");
-    let init = Command::new("git").args(["init", "-q", "--bare"]).arg(&remote).output().map_err(|e| LabError::io("git init", e))?;
-    if !init.status.success() {
-        return Err(LabError::Command {
-            command: "git init --bare".to_string(),
-            message: String::from_utf8_lossy(&init.stderr).into_owned(),
-        });
+    let remote = root.join("infra-remote.git").display().to_string();
+    let repo = repo.display().to_string();
+    host::run_tool("git", &["init", "-q", "--bare", &remote])?;
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["config", "user.name", "plan lab"],
+        &["config", "user.email", "lab@plan.invalid"],
+        &["remote", "add", "origin", &remote],
+        &["add", "-A"],
+        &["commit", "-q", "-m", "the infra repo before the migration"],
+        &["push", "-q", "-u", "origin", "main"],
+    ] {
+        host::run_tool("git", &[&["-C", repo.as_str()][..], args].concat())?;
     }
-    git(repo, &["init", "-q", "-b", "main"])?;
-    git(repo, &["config", "user.name", "plan lab"])?;
-    git(repo, &["config", "user.email", "lab@plan.invalid"])?;
-    git(repo, &["remote", "add", "origin", &remote.display().to_string()])?;
-    git(repo, &["add", "-A"])?;
-    git(repo, &["commit", "-q", "-m", "the infra repo before the migration"])?;
-    git(repo, &["push", "-q", "-u", "origin", "main"])?;
     Ok(())
 }
 

@@ -52,9 +52,8 @@ pub struct ProbeRecord {
     pub outages: Vec<Outage>,
 }
 
-/// A running probe; [`Probe::finish`] stops it and returns its record.
+/// A running probe; [`Probe::stop`] stops it and returns its record.
 pub struct Probe {
-    start: Instant,
     step: Arc<Mutex<String>>,
     samples: Arc<Mutex<Vec<Sample>>>,
     stop: Arc<AtomicBool>,
@@ -86,16 +85,7 @@ impl Probe {
                 }
             })
             .ok();
-        Probe { start, step, samples, stop, thread }
-    }
-
-    /// Adds an answer a check of the rehearsal got through the VIP: the same client, so it is a
-    /// sample too (a VIP that serves for less than one interval is still seen serving).
-    pub fn record(&self, step: &str, answer: Readyz) {
-        let mut all = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
-        if all.len() < SAMPLES_MAX {
-            all.push(Sample { at_ms: self.start.elapsed().as_millis() as u64, step: step.to_string(), answer });
-        }
+        Probe { step, samples, stop, thread }
     }
 
     /// Stamps the following answers with `step`.
@@ -106,13 +96,7 @@ impl Probe {
         }
     }
 
-    /// Stops the probe and sums up what it saw.
-    pub fn finish(mut self) -> ProbeRecord {
-        self.stop()
-    }
-
-    /// Stops the probe (for good) and sums up what it saw: [`Self::finish`] for a probe that
-    /// its owner keeps.
+    /// Stops the probe (for good) and sums up what it saw.
     pub fn stop(&mut self) -> ProbeRecord {
         self.halt();
         let mut samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner));

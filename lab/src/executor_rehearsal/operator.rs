@@ -2,7 +2,6 @@
 //! the by-hand edits and carries out the recoveries the executor leaves to the operator.
 
 use super::kubelet::KubeletStandIn;
-use super::shims::cluster_configuration;
 use super::{lock, FAULT_CLEARS_AFTER_MS};
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
@@ -121,50 +120,28 @@ impl LabOperator<'_> {
         }
     }
 
-    /// A recovery action the runner leaves to the operator, done for real where the lab can.
-    /// The kubeadm configuration a person writes on the host that ran the step's last command.
-    fn write_kubeadm_config(&mut self, step: &Step, file: &str, endpoint: &str, cert_sans: &[String]) -> bool {
-        let Some(host) = self.last_host.clone() else {
-            self.note(format!("{}: by hand, but no host ran a command before it: edit {file}", step.id));
-            return false;
-        };
-        let path = self.hosts.host_dir(&host).join(file.trim_start_matches('/'));
-        let sans: String = cert_sans.iter().map(|s| format!("  - {s}\n")).collect();
-        let text = format!("{}controlPlaneEndpoint: {endpoint}\napiServer:\n  certSANs:\n{sans}", cluster_configuration(self.t, false));
-        match host::write_file(&path, &text) {
-            Ok(()) => {
-                self.note(format!("{}: by hand on {host}: {file} gets controlPlaneEndpoint and certSANs", step.id));
+    /// The by-hand work the runner asks for, done by the lab's operator where it can: a recovery
+    /// action for real, the rest as a standing lab's by-hand work ([`super::standing::by_hand`]) on
+    /// the host of the last shell command.
+    fn carry_out_by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool {
+        if let HandTask::Recovery(action) = task {
+            return self.recover(*action);
+        }
+        match super::standing::by_hand(self.hosts.root(), self.last_host.as_deref(), self.t, task) {
+            Ok(ByHand::Edited(what)) => {
+                self.note(format!("{}: by hand {what}", step.id));
                 true
             }
-            Err(e) => {
-                self.note(format!("{}: by hand on {host} failed: {e}", step.id));
+            Ok(ByHand::NoCounterpart) => {
+                self.no_counterpart.push(format!("{}: {instruction}", step.id));
+                true
+            }
+            Ok(ByHand::Unreadable(why)) => {
+                self.note(format!("{}: by hand, the lab cannot make this edit: {why}", step.id));
                 false
             }
-        }
-    }
-
-    /// The by-hand work the runner asks for, done by the lab's operator where it can.
-    fn carry_out_by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool {
-        let edits = match task {
-            HandTask::Recovery(action) => return self.recover(*action),
-            HandTask::KubeadmConfig { file, endpoint, cert_sans } => return self.write_kubeadm_config(step, file, endpoint, cert_sans),
-            HandTask::Elsewhere => {
-                self.no_counterpart.push(format!("{}: {instruction}", step.id));
-                return true;
-            }
-            HandTask::Repo(edits) => edits,
-        };
-        match executor_lab::carry_out(&self.repo, edits) {
-            ByHand::Edited(what) => {
-                self.note(format!("{}: by hand in the infra repo: {what}", step.id));
-                true
-            }
-            ByHand::NoCounterpart => {
-                self.no_counterpart.push(format!("{}: {instruction}", step.id));
-                true
-            }
-            ByHand::Unreadable(why) => {
-                self.note(format!("{}: by hand, the lab cannot make this edit: {why}", step.id));
+            Err(e) => {
+                self.note(format!("{}: by hand failed: {e}", step.id));
                 false
             }
         }

@@ -224,10 +224,7 @@ fn refuse_what_the_lab_does_not_replicate(t: &Topology) -> Result<(), LabError> 
 /// A host per machine: every node (a new master's VM is a host from the start; the twin has it
 /// once Terraform made it), the load balancer, the hypervisors, the workstation. Not started.
 fn prepare_hosts(t: &Topology, root: &Path, workstation: Ipv4Addr) -> Result<FixtureHosts, LabError> {
-    let mut fixture: Vec<FixtureHost> = t.nodes.iter().map(|n| FixtureHost { name: n.name.clone(), address: n.address }).collect();
-    let lb = &t.scenario.load_balancer;
-    fixture.extend(lb.machine_address().map(|address| FixtureHost { name: lb.name.clone(), address }));
-    fixture.extend(t.scenario.hypervisors.iter().filter_map(|h| Some(FixtureHost { name: h.name.clone(), address: h.address? })));
+    let mut fixture = executor_lab::machines(t);
     fixture.push(FixtureHost { name: WORKSTATION.to_string(), address: workstation });
     Ok(FixtureHosts::prepare(root, fixture, TmpDir::PerHost)?
         .with_root_home(RootHome::PerHost)
