@@ -462,17 +462,8 @@ mod tests {
         let ca = LabCa::new(dir.path()).expect("CA");
         let ip = Ipv4Addr::new(127, 0, 0, 1);
         let vip = Ipv4Addr::new(127, 0, 0, 2);
-        let etcd = TcpListener::bind((ip, 0)).expect("fake etcd");
-        let etcd_addr = etcd.local_addr().expect("bound");
-        std::thread::spawn(move || {
-            for (n, stream) in etcd.incoming().enumerate() {
-                let Ok(mut s) = stream else { continue };
-                let mut buf = [0u8; 512];
-                let _ = s.read(&mut buf);
-                let health = if n == 0 { "true" } else { "false" };
-                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{{\"health\":\"{health}\"}}").as_bytes());
-            }
-        });
+        let healthy = Arc::new(AtomicBool::new(true));
+        let etcd_addr = fake_etcd(Arc::clone(&healthy));
         let (crt, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
         let sans = ServingCertSans::of("m", ip, None);
         ca.issue(&sans, &crt, &key).expect("issued");
@@ -480,6 +471,7 @@ mod tests {
         let stand_in = ApiserverStandIn::start("m", address, &crt, &key, sans, etcd_addr, None).expect("starts");
         let client = VerifyingClient::new(ca.cert_der()).expect("client");
         assert_eq!(client.readyz(address, ip).expect("loopback"), Readyz::Ready);
+        healthy.store(false, Ordering::SeqCst);
         match client.readyz(address, ip).expect("loopback") {
             Readyz::NotReady(why) => assert!(why.contains("503"), "{why}"),
             other => panic!("etcd unhealthy must make /readyz fail, got {other}"),
