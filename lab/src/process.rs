@@ -23,21 +23,18 @@ pub enum Signal {
 }
 
 impl Signal {
-    fn raw(self) -> libc::c_int {
+    /// Its number and its name.
+    fn of(self) -> (libc::c_int, &'static str) {
         match self {
-            Signal::Kill => libc::SIGKILL,
-            Signal::Term => libc::SIGTERM,
-            Signal::Stop => libc::SIGSTOP,
-            Signal::Cont => libc::SIGCONT,
+            Signal::Kill => (libc::SIGKILL, "SIGKILL"),
+            Signal::Term => (libc::SIGTERM, "SIGTERM"),
+            Signal::Stop => (libc::SIGSTOP, "SIGSTOP"),
+            Signal::Cont => (libc::SIGCONT, "SIGCONT"),
         }
     }
+
     pub fn name(self) -> &'static str {
-        match self {
-            Signal::Kill => "SIGKILL",
-            Signal::Term => "SIGTERM",
-            Signal::Stop => "SIGSTOP",
-            Signal::Cont => "SIGCONT",
-        }
+        self.of().1
     }
 }
 
@@ -99,7 +96,7 @@ pub fn belongs_to(pid: u32, marker: &str) -> bool {
 pub fn signal(pid: u32, signal: Signal) -> bool {
     let Ok(raw_pid) = libc::pid_t::try_from(pid) else { return false };
     // SAFETY: kill(2) with a positive pid signals exactly that process.
-    unsafe { libc::kill(raw_pid, signal.raw()) == 0 }
+    unsafe { libc::kill(raw_pid, signal.of().0) == 0 }
 }
 
 /// Waits until `pid` no longer runs, reaping it when it is `child`.

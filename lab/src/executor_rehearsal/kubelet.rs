@@ -122,6 +122,11 @@ fn sans_on_disk(crt: &Path) -> ServingCertSans {
     sans
 }
 
+/// The nodes whose instant in `until` has come.
+fn due(until: &BTreeMap<NodeIx, Instant>) -> Vec<NodeIx> {
+    until.iter().filter(|(_, at)| Instant::now() >= **at).map(|(&n, _)| n).collect()
+}
+
 /// `https://a.b.c.d:port` as an address.
 fn server_address(server: &str) -> Option<SocketAddr> {
     server.strip_prefix("https://")?.trim_end_matches('/').parse().ok()
@@ -270,13 +275,11 @@ impl KubeletStandIn {
 
     fn look(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         let t = self.t.clone();
-        let booting: Vec<NodeIx> = self.down_until.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
-        for node in booting {
+        for node in due(&self.down_until) {
             self.down_until.remove(&node);
             self.boot(hosts, node)?;
         }
-        let healing: Vec<NodeIx> = self.frozen_until.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
-        for node in healing {
+        for node in due(&self.frozen_until) {
             self.frozen_until.remove(&node);
             self.freeze(hosts, node, Signal::Cont, "the partition heals");
         }
@@ -309,8 +312,7 @@ impl KubeletStandIn {
                 ));
             }
         }
-        let back: Vec<NodeIx> = self.rebooting.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
-        for node in back {
+        for node in due(&self.rebooting) {
             self.rebooting.remove(&node);
             let etcd = self.etcd.restart(node)?;
             self.actions.push(format!(

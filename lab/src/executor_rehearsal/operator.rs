@@ -194,20 +194,16 @@ impl LabOperator<'_> {
                 });
                 answer.is_ok()
             }
-            Action::ForceNewCluster(node) => match k.etcd.force_new_cluster(node) {
-                Ok(true) => {
-                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: a cluster of one, writes commit", t.name(node)));
-                    true
-                }
-                Ok(false) => {
-                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: the lab runs no member there", t.name(node)));
-                    false
-                }
-                Err(e) => {
-                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: {e}", t.name(node)));
-                    false
-                }
-            },
+            Action::ForceNewCluster(node) => {
+                let forced = k.etcd.force_new_cluster(node);
+                let what = match &forced {
+                    Ok(true) => "a cluster of one, writes commit".to_string(),
+                    Ok(false) => "the lab runs no member there".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                k.actions.push(format!("recovery: etcd --force-new-cluster on {}: {what}", t.name(node)));
+                matches!(forced, Ok(true))
+            }
             // The forward edit of the DNS source is a described edit on the lab (its names resolve
             // from files): the recovery's is the same, naming the records it puts back.
             Action::RestoreStaleDnsRecords => {

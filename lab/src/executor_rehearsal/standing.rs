@@ -58,26 +58,20 @@ impl Connection {
     /// The options of `plan execute` (after the subcommand) that point it at the lab; the journal
     /// goes to `state_dir`.
     pub fn execute_args(&self, state_dir: &Path) -> Vec<String> {
-        let mut args = vec![
-            "--ssh-config".to_string(),
-            self.ssh_config.display().to_string(),
-            "--workstation".to_string(),
-            self.workstation.clone(),
-            "--etcd-endpoint".to_string(),
-            self.etcd_endpoints.clone(),
-            "--etcd-pki".to_string(),
-            "none".to_string(),
-            "--haproxy-config".to_string(),
-            self.haproxy_config.clone(),
-            "--haproxy-socket".to_string(),
-            self.haproxy_socket.clone(),
-            "--state-dir".to_string(),
-            state_dir.display().to_string(),
-        ];
-        if let Some(kubeconfig) = &self.kubeconfig {
-            args.extend(["--kubeconfig".to_string(), kubeconfig.display().to_string()]);
-        }
-        args
+        let kubeconfig = self.kubeconfig.as_ref().map(|k| ("--kubeconfig", k.display().to_string()));
+        [
+            ("--ssh-config", self.ssh_config.display().to_string()),
+            ("--workstation", self.workstation.clone()),
+            ("--etcd-endpoint", self.etcd_endpoints.clone()),
+            ("--etcd-pki", "none".to_string()),
+            ("--haproxy-config", self.haproxy_config.clone()),
+            ("--haproxy-socket", self.haproxy_socket.clone()),
+            ("--state-dir", state_dir.display().to_string()),
+        ]
+        .into_iter()
+        .chain(kubeconfig)
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect()
     }
 }
 
