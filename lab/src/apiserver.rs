@@ -15,14 +15,13 @@
 
 use crate::error::LabError;
 use crate::pki::{load_pair, ServingCertSans};
-use crate::process::POLL_MS;
+use crate::process::{Worker, POLL_MS};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 /// The bound on the local etcd answering `GET /health`.
@@ -172,8 +171,7 @@ pub struct ApiserverStandIn {
     pub address: SocketAddr,
     /// The SANs of the cert it read when it started (what it serves until it restarts).
     pub serving: ServingCertSans,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    accept: Worker,
 }
 
 impl ApiserverStandIn {
@@ -202,31 +200,13 @@ impl ApiserverStandIn {
         let config = Arc::new(config);
         let listener = TcpListener::bind(address).map_err(|_| LabError::PortBusy { address: *v4.ip(), port: v4.port() })?;
         listener.set_nonblocking(true).map_err(|e| LabError::io(format!("listen on {address}"), e))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let accept = std::thread::Builder::new()
-            .name(format!("apiserver-{name}"))
-            .spawn(move || accept_loop(listener, config, etcd, api.map(Arc::new), &stopping))
-            .map_err(|e| LabError::io("start an apiserver stand-in thread", e))?;
-        Ok(ApiserverStandIn { name: name.to_string(), address, serving, stop, accept: Some(accept) })
+        let accept = Worker::spawn(format!("apiserver-{name}"), move |stop| accept_loop(listener, config, etcd, api.map(Arc::new), stop))?;
+        Ok(ApiserverStandIn { name: name.to_string(), address, serving, accept })
     }
 
     /// Closes the listener: new connections are refused from here on.
     pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(handle) = self.accept.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for ApiserverStandIn {
-    fn drop(&mut self) {
-        self.halt();
+        self.accept.stop();
     }
 }
 

@@ -1,10 +1,13 @@
 //! Starting, signalling and reaping the lab's processes, by pid, with a check that a pid from a
-//! state file still belongs to the lab before anything is sent to it.
+//! state file still belongs to the lab before anything is sent to it; and the lab's threads, each
+//! owned by a [`Worker`] that stops it.
 
 use crate::error::LabError;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often a wait looks again.
@@ -119,6 +122,43 @@ pub fn wait_gone(pid: u32, child: Option<&mut Child>, timeout: Duration) -> bool
             return false;
         }
         std::thread::sleep(Duration::from_millis(POLL_MS));
+    }
+}
+
+/// A thread of the lab that runs until it is told to stop: [`Self::stop`], or dropping it, tells it
+/// and waits for it.
+pub struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Runs `body` on a thread named `name`; `body` returns once the flag it is given is set.
+    ///
+    /// # Errors
+    /// The thread cannot be started.
+    pub fn spawn(name: String, body: impl FnOnce(&AtomicBool) + Send + 'static) -> Result<Worker, LabError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || body(&stopping))
+            .map_err(|e| LabError::io(format!("start {name}"), e))?;
+        Ok(Worker { stop, thread: Some(thread) })
+    }
+
+    /// Tells the thread to stop and waits for it; again, nothing.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -13,13 +13,13 @@ use crate::executor_lab;
 use crate::fidelity::{Cell, Observed};
 use crate::host::FixtureHosts;
 use crate::pki::ServingCertSans;
-use crate::process::Signal;
+use crate::process::{Signal, Worker};
 use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,45 +28,17 @@ use std::time::{Duration, Instant};
 const SETTLE_MS: u64 = 1000;
 
 /// The kubelet stand-in's own thread: one look at the hosts every [`KUBELET_TICK_MS`] until it is
-/// dropped, which stops the thread and waits for it (it holds the hosts and the stand-in).
-pub(super) struct KubeletTicker {
-    running: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl KubeletTicker {
-    pub(super) fn start(kubelet: &Arc<Mutex<KubeletStandIn>>, hosts: &Arc<FixtureHosts>) -> Result<KubeletTicker, LabError> {
-        let running = Arc::new(AtomicBool::new(true));
-        let (kubelet, hosts, ticking) = (Arc::clone(kubelet), Arc::clone(hosts), Arc::clone(&running));
-        let thread = std::thread::Builder::new()
-            .name("kubelet-stand-in".to_string())
-            .spawn(move || {
-                while ticking.load(Ordering::SeqCst) {
-                    if let Err(e) = lock(&kubelet).sync(&hosts) {
-                        lock(&kubelet).actions.push(format!("kubelet stand-in: {e}"));
-                    }
-                    std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
-                }
-            })
-            .map_err(|e| LabError::io("start the kubelet stand-in", e))?;
-        Ok(KubeletTicker { running, thread: Some(thread) })
-    }
-}
-
-impl KubeletTicker {
-    /// Stops the thread and waits for it; again, nothing.
-    pub(super) fn stop(&mut self) {
-        self.running.store(false, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+/// stopped or dropped (it holds the hosts and the stand-in).
+pub(super) fn start_ticker(kubelet: &Arc<Mutex<KubeletStandIn>>, hosts: &Arc<FixtureHosts>) -> Result<Worker, LabError> {
+    let (kubelet, hosts) = (Arc::clone(kubelet), Arc::clone(hosts));
+    Worker::spawn("kubelet-stand-in".to_string(), move |stop| {
+        while !stop.load(Ordering::SeqCst) {
+            if let Err(e) = lock(&kubelet).sync(&hosts) {
+                lock(&kubelet).actions.push(format!("kubelet stand-in: {e}"));
+            }
+            std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
         }
-    }
-}
-
-impl Drop for KubeletTicker {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    })
 }
 
 /// The kubelets of the lab's nodes: each master's apiserver stand-in (stopped while its manifest

@@ -3,7 +3,7 @@
 //! deployed, the apiserver stand-ins, the kubelet stand-in's thread and the probe through the VIP.
 //! A [`Rig`] stops all of it and removes its directory when dropped, whatever ended the rehearsal.
 
-use super::kubelet::{KubeletStandIn, KubeletTicker};
+use super::kubelet::{start_ticker, KubeletStandIn};
 use super::shims::{apiserver_manifest, cluster_configuration, kubeconfig, write_kubeadm_shim};
 use super::{
     not_rehearsable, predict_slice, slice, APISERVER_MANIFEST, CLUSTER_INFO, ETCD_MANIFEST, KUBEADM_NEW, LAB_IAC_APPLY, SCRATCH_DIR,
@@ -18,6 +18,7 @@ use crate::executor_lab::{self, LabPaths};
 use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
 use crate::pki::{LabCa, ServingCertSans};
 use crate::probe::Probe;
+use crate::process::Worker;
 use crate::scratch::{LabRange, Scratch};
 use plan_exec::predict::Prediction;
 use plan_model::cluster::Cluster;
@@ -43,7 +44,7 @@ pub(super) struct FaultRun {
 pub(super) struct Rig {
     // Field order is drop order: the kubelet thread first (it holds the hosts and the stand-in),
     // the probe, the stand-ins and etcd, the hosts (their PID namespaces), the directory last.
-    ticker: KubeletTicker,
+    ticker: Worker,
     pub(super) probe: Probe,
     pub(super) kubelet: Arc<Mutex<KubeletStandIn>>,
     pub(super) hosts: Arc<FixtureHosts>,
@@ -126,7 +127,7 @@ impl Rig {
             k.sync(&hosts)?;
         }
         let hosts = Arc::new(hosts);
-        let ticker = KubeletTicker::start(&kubelet, &hosts)?;
+        let ticker = start_ticker(&kubelet, &hosts)?;
         let endpoint = &t.scenario.control_plane_endpoint;
         let probe = Probe::start(client.clone(), SocketAddr::from((endpoint.vip, endpoint.port)), endpoint.vip);
         Ok(Rig {
