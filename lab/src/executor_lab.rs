@@ -1,25 +1,12 @@
 //! What the executor finds on the lab besides etcd and the apiservers: the operator's workstation
 //! and infra repo, the load balancer's host, the hypervisor, and the programs the plan calls there.
 //!
-//! - The **infra repo** is a real git repository in the lab's scratch directory, with the files
-//!   the plan edits (`lb/haproxy-bootstrap.php` or `haproxy/haproxy.cfg`, the config stack's
-//!   `main.tf`, the kubeconfig consumers, the backup CronJob's stack) written from the twin's state where the run starts,
-//!   and a bare repository as its remote. The plan's commands name it by the scenario's path; the
-//!   lab runs a copy of the plan whose paths point at the scratch copy ([`LabPaths`]).
-//! - **By-hand edits** ([`carry_out`]) are made on those files from the operation's typed edit
-//!   ([`RepoEdit`]), never from the instruction's text: a replacement, a `key = value` line, lines
-//!   added to the bootstrap script, the bootstrap pool's members, HAProxy's apiserver frontend,
-//!   backend and servers in `haproxy.cfg`; a change only described is
-//!   kept as a note. Work with no file on the lab (IPAM, a VM's IP alias, a tracker) is
-//!   acknowledged and listed.
-//! - **Shims** on every lab host's PATH do the equivalent real action: `php` renders the bootstrap
-//!   script's declared pools into an HAProxy config and (re)starts the real HAProxy on the load
-//!   balancer's host (reset to the declared state on every deploy); on a Linux load balancer the
-//!   plan installs the repo's `haproxy.cfg` itself and `systemctl reload-or-restart haproxy`
-//!   reloads the real HAProxy gracefully ([`linux_lb`]); `virsh` and `qm` record snapshots;
-//!   `kubectl` asks the apiserver its `--server` names for `/readyz` with real TLS (curl and the lab CA) before it answers from
-//!   the node and pod states the lab's kubelet stand-in writes; `scripts/tg` applies the config
-//!   stack's flags to the masters' manifests; `reboot` asks the lab to reboot the host.
+//! - The **infra repo** ([`prepare_infra_repo`]): a real git repository in the lab's directory with
+//!   a bare remote; the plan on the lab names it by the lab's paths ([`LabPaths`]).
+//! - **By-hand edits** ([`carry_out`]) are made from the operation's typed edit ([`RepoEdit`]),
+//!   never from the instruction's text; work with no file on the lab is acknowledged and listed.
+//! - **Shims** on every lab host's PATH do the equivalent real action ([`write_host_shims`]), each
+//!   described where it is written; a Linux load balancer's HAProxy: [`linux_lb`].
 
 mod linux_lb;
 
