@@ -14,7 +14,7 @@
 //! Blocking rustls on std threads: no async runtime to compile for a few requests a second.
 
 use crate::error::LabError;
-use crate::pki::{load_pair, ServingCertSans};
+use crate::pki::load_pair;
 use crate::process::{Worker, POLL_MS};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
@@ -167,10 +167,7 @@ fn not_found(message: &str) -> (&'static str, String) {
 /// A running stand-in: an accept loop on a thread, stopped (its listener closed) on [`Self::stop`]
 /// or drop.
 pub struct ApiserverStandIn {
-    pub name: String,
     pub address: SocketAddr,
-    /// The SANs of the cert it read when it started (what it serves until it restarts).
-    pub serving: ServingCertSans,
     accept: Worker,
 }
 
@@ -185,7 +182,6 @@ impl ApiserverStandIn {
         address: SocketAddr,
         crt: &Path,
         key: &Path,
-        serving: ServingCertSans,
         etcd: SocketAddr,
         api: Option<ApiObjects>,
     ) -> Result<ApiserverStandIn, LabError> {
@@ -201,7 +197,7 @@ impl ApiserverStandIn {
         let listener = TcpListener::bind(address).map_err(|_| LabError::PortBusy { address: *v4.ip(), port: v4.port() })?;
         listener.set_nonblocking(true).map_err(|e| LabError::io(format!("listen on {address}"), e))?;
         let accept = Worker::spawn(format!("apiserver-{name}"), move |stop| accept_loop(listener, config, etcd, api.map(Arc::new), stop))?;
-        Ok(ApiserverStandIn { name: name.to_string(), address, serving, accept })
+        Ok(ApiserverStandIn { address, accept })
     }
 
     /// Closes the listener: new connections are refused from here on.
@@ -413,7 +409,7 @@ fn classify(e: std::io::Error, partial: &[u8]) -> Readyz {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::LabCa;
+    use crate::pki::{LabCa, ServingCertSans};
 
     fn free_port(ip: Ipv4Addr) -> u16 {
         TcpListener::bind((ip, 0)).expect("a free port").local_addr().expect("bound").port()
@@ -448,7 +444,7 @@ mod tests {
         let sans = ServingCertSans::of("m", ip, None);
         ca.issue(&sans, &crt, &key).expect("issued");
         let address = SocketAddr::from((ip, free_port(ip)));
-        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, sans, etcd_addr, None).expect("starts");
+        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, etcd_addr, None).expect("starts");
         let client = VerifyingClient::new(ca.cert_der()).expect("client");
         assert_eq!(client.readyz(address, ip).expect("loopback"), Readyz::Ready);
         healthy.store(false, Ordering::SeqCst);
@@ -478,7 +474,7 @@ mod tests {
         let without_vip = ServingCertSans::of("m", ip, None);
         ca.issue(&without_vip, &crt, &key).expect("issued");
         let address = SocketAddr::from((ip, free_port(ip)));
-        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, without_vip, etcd_addr, None).expect("starts");
+        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, etcd_addr, None).expect("starts");
         let client = VerifyingClient::new(ca.cert_der()).expect("client");
         assert!(matches!(client.readyz(address, vip).expect("loopback"), Readyz::TlsRejected(_)), "no VIP SAN yet");
         // The old pair moved aside (step 0.3): still served.
@@ -534,7 +530,7 @@ mod tests {
         )
         .expect("config");
         let address = SocketAddr::from((ip, free_port(ip)));
-        let _stand_in = ApiserverStandIn::start("m", address, &crt, &key, sans, etcd_addr, Some(objects)).expect("starts");
+        let _stand_in = ApiserverStandIn::start("m", address, &crt, &key, etcd_addr, Some(objects)).expect("starts");
         let ca_pem = std::fs::read(dir.path().join("ca.crt")).expect("ca.crt");
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, crate::executor_lab::kubeconfig_file(&format!("https://{address}"), &ca_pem)).expect("kubeconfig");

@@ -12,7 +12,6 @@ use crate::executor_etcd::{SliceEtcd, STRIKE_DIR};
 use crate::executor_lab;
 use crate::fidelity::{Cell, Observed};
 use crate::host::FixtureHosts;
-use crate::pki::ServingCertSans;
 use crate::process::{Signal, Worker};
 use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::collections::{BTreeMap, HashMap};
@@ -79,21 +78,6 @@ fn manifest_ctime(path: &Path) -> Option<i64> {
     std::fs::metadata(path).ok().map(|m| m.ctime() * 1_000_000_000 + m.ctime_nsec())
 }
 
-/// The SANs of the cert on disk, read as the executor's observer reads them.
-fn sans_on_disk(crt: &Path) -> ServingCertSans {
-    let pem = std::fs::read_to_string(crt).unwrap_or_default();
-    let text = plan_exec::observe::subject_alt_names(&pem).unwrap_or_default();
-    let mut sans = ServingCertSans { ips: Vec::new(), dns: Vec::new() };
-    for san in text.split(',').map(str::trim) {
-        if let Some(ip) = san.strip_prefix("IP Address:").and_then(|a| a.parse().ok()) {
-            sans.ips.push(ip);
-        } else if let Some(name) = san.strip_prefix("DNS:") {
-            sans.dns.push(name.to_string());
-        }
-    }
-    sans
-}
-
 /// The nodes whose instant in `until` has come.
 fn due(until: &BTreeMap<NodeIx, Instant>) -> Vec<NodeIx> {
     until.iter().filter(|(_, at)| Instant::now() >= **at).map(|(&n, _)| n).collect()
@@ -142,8 +126,7 @@ impl KubeletStandIn {
             cluster_info: self.root.join(CLUSTER_INFO),
             served: Arc::clone(&self.api_requests),
         };
-        let standin =
-            ApiserverStandIn::start(&name, SocketAddr::from((address, self.port)), &crt, &key, sans_on_disk(&crt), etcd, Some(objects))?;
+        let standin = ApiserverStandIn::start(&name, SocketAddr::from((address, self.port)), &crt, &key, etcd, Some(objects))?;
         self.apiservers.insert(node, (standin, manifest_ctime(&kube.join(APISERVER_MANIFEST))));
         Ok(())
     }
