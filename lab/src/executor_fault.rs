@@ -218,30 +218,24 @@ pub fn twin_run(t: &Topology, plan: &Plan, start: &Cluster, drill: Drill) -> pla
 /// The twin's state the moment the fault strikes: the plan's actions from `start` up to the point
 /// (a refused one leaves the state as it was, as in the twin's prediction), then the fault.
 pub fn state_at_strike(t: &Topology, plan: &Plan, start: &Cluster, injection: Injection) -> Cluster {
-    let mut c = *start;
     let (step, after) = (usize::from(injection.at.step), usize::from(injection.at.action));
-    for (i, s) in plan.steps.iter().enumerate().take(step + 1) {
+    let actions = plan.steps.iter().enumerate().take(step + 1).flat_map(|(i, s)| {
         let upto = if i == step { after.min(s.actions.len()) } else { s.actions.len() };
-        for &a in &s.actions[..upto] {
-            if let Ok(next) = action::apply(&c, t, a) {
-                c = next;
-            }
-        }
-    }
-    injection.fault.strike(&c, t)
+        s.actions[..upto].iter().copied()
+    });
+    injection.fault.strike(&apply_taken(t, *start, actions), t)
 }
 
 /// The twin's state right before the recovery's own `etcdctl member remove` of `node`: `c` (the
 /// state at the strike) with the recovery's actions before it carried out (a refused one leaves
 /// the state as it was). A `kubeadm reset` before it removes the member already.
 pub fn before_member_remove(t: &Topology, c: &Cluster, recovery: &[Action], node: NodeIx) -> Cluster {
-    let mut state = *c;
-    for &a in recovery.iter().take_while(|a| **a != Action::EtcdMemberRemove(node)) {
-        if let Ok(next) = action::apply(&state, t, a) {
-            state = next;
-        }
-    }
-    state
+    apply_taken(t, *c, recovery.iter().copied().take_while(|a| *a != Action::EtcdMemberRemove(node)))
+}
+
+/// `c` after `actions`, a refused one leaving the state as it was.
+fn apply_taken(t: &Topology, c: Cluster, actions: impl IntoIterator<Item = Action>) -> Cluster {
+    actions.into_iter().fold(c, |c, a| action::apply(&c, t, a).unwrap_or(c))
 }
 
 /// `etcdctl member remove` of `node` in the twin's state `c`: taken, or the model's refusal.

@@ -171,12 +171,12 @@ fn bootstrap_script(t: &Topology, c: &Cluster) -> String {
     text
 }
 
-/// A real git repository with the files the plan edits, as the twin's state `c` has them, and a
-/// bare remote for `git push`.
+/// A real git repository with the files the plan edits, as the twin's state `c` has them (the
+/// kubeconfig consumers trusting the lab CA `ca`), and a bare remote for `git push`.
 ///
 /// # Errors
 /// A file cannot be written or git fails.
-pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Path) -> Result<(), LabError> {
+pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Path, ca: &[u8]) -> Result<(), LabError> {
     let repo = &paths.infra_repo;
     let s = &t.scenario;
     let existing = t.node(t.existing_master()).address;
@@ -215,7 +215,6 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     if !s.dns.source.is_empty() {
         host::write_file(&repo.join(&s.dns.source), "# DNS records\n")?;
     }
-    let ca = std::fs::read(root.join("ca.crt")).map_err(|e| LabError::io("the lab CA", e))?;
     for (i, consumer) in t.consumers.iter().enumerate() {
         let server = if c.consumer_on_vip(i) { &vip } else { &direct };
         let path = repo.join(&s.consumers[i].path);
@@ -223,7 +222,7 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
         text.push_str(&format!("# {}\n", consumer.name));
         if s.consumers[i].kind == plan_model::scenario::ConsumerKind::Kubeconfig {
             // A real kubeconfig: the executor's Kubernetes API observer reads it.
-            text.push_str(&kubeconfig_file(server, &ca));
+            text.push_str(&kubeconfig_file(server, ca));
         } else {
             text.push_str(&format!("server: {server}\n"));
         }

@@ -27,7 +27,7 @@ use plan_model::scenario::{HypervisorKind, LbKind};
 use plan_model::topology::Topology;
 use plan_sim::run::Injection;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// A fault rehearsed through the executor: where the lab strikes, the twin's own run with the
@@ -60,8 +60,7 @@ pub(super) struct Rig {
     pub(super) workstation: Ipv4Addr,
     /// `10.0.20.100 -> 127.0.20.100` per address moved.
     pub(super) moved_to_loopback: Vec<String>,
-    root: PathBuf,
-    _scratch: Scratch,
+    scratch: Scratch,
     range: LabRange,
 }
 
@@ -143,16 +142,15 @@ impl Rig {
             paths,
             workstation,
             moved_to_loopback: map.pairs.iter().filter(|(a, l)| a != l).map(|(a, l)| format!("{a} -> {l}")).collect(),
-            root,
             t,
-            _scratch: scratch,
+            scratch,
             range,
         })
     }
 
     /// The lab's directory: its hosts, the infra repo, the executor's state.
     pub(super) fn root(&self) -> &Path {
-        &self.root
+        self.scratch.path()
     }
 
     /// The loopback range the lab holds, `127.N.0.0/16`: every address of [`Self::t`] is in it.
@@ -242,21 +240,18 @@ fn write_start(t: &Topology, initial: &Cluster, hosts: &FixtureHosts, paths: &La
     ca.write_key(&root.join("ca.key"))?;
     host::write_file(&root.join("kubeadm-config.yaml"), &cluster_configuration(t, initial.kubeadm_endpoint))?;
     let existing = t.node(t.existing_master()).address;
+    let ca_pem = ca.pem();
     let existing_api = format!("https://{existing}:{}", endpoint.port);
-    host::write_file(
-        &root.join(CLUSTER_INFO),
-        &executor_lab::kubeconfig_file(&existing_api, &std::fs::read(root.join("ca.crt")).unwrap_or_default()),
-    )?;
+    host::write_file(&root.join(CLUSTER_INFO), &executor_lab::kubeconfig_file(&existing_api, ca_pem.as_bytes()))?;
     if initial.kubeadm_endpoint {
         // The twin's kubeadm-config is on the VIP only after 0.2's by-hand edit, which leaves its
         // file on the existing master (0.3 reads it).
         let edited = hosts.host_dir(t.name(t.existing_master())).join("tmp").join(KUBEADM_NEW);
         host::write_file(&edited, &cluster_configuration(t, true))?;
     }
-    let ca_pem = std::fs::read_to_string(root.join("ca.crt")).map_err(|e| LabError::io("ca.crt", e))?;
     host::write_file(&hosts.etc_kubernetes(WORKSTATION).join("pki/ca.crt"), &ca_pem)?;
     write_nodes(t, initial, hosts, &ca)?;
-    executor_lab::prepare_infra_repo(t, initial, paths, root)?;
+    executor_lab::prepare_infra_repo(t, initial, paths, root, ca_pem.as_bytes())?;
     executor_lab::write_root_kubeconfigs(t, hosts, paths, WORKSTATION, ca_pem.as_bytes())?;
     executor_lab::write_host_shims(&hosts.shims(), root, t)?;
     write_kubeadm_shim(&hosts.shims(), root)?;
