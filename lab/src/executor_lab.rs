@@ -15,7 +15,7 @@ use crate::host::{self, FixtureHost, FixtureHosts};
 use plan_model::cluster::Cluster;
 use plan_model::hand::{Change, RepoEdit};
 use plan_model::plan::Plan;
-use plan_model::scenario::LbKind;
+use plan_model::scenario::{ConsumerKind, LbKind};
 use plan_model::topology::{NodeIx, Topology};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -80,6 +80,11 @@ impl LabPaths {
     /// the lab comes up: what the worst case restores.
     pub fn backup_before(&self) -> PathBuf {
         self.etcd_backup.join("etcd-snapshot-before.db")
+    }
+
+    /// The operator's kubeconfig on the lab: the infra repo's first kubeconfig consumer, if any.
+    pub fn kubeconfig(&self, t: &Topology) -> Option<PathBuf> {
+        t.scenario.consumers.iter().find(|c| c.kind == ConsumerKind::Kubeconfig).map(|c| self.infra_repo.join(&c.path))
     }
 
     /// The scenario with its workstation paths moved into the lab, and every login as `root`
@@ -220,7 +225,7 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
         let path = repo.join(&s.consumers[i].path);
         let mut text = std::fs::read_to_string(&path).unwrap_or_default();
         text.push_str(&format!("# {}\n", consumer.name));
-        if s.consumers[i].kind == plan_model::scenario::ConsumerKind::Kubeconfig {
+        if s.consumers[i].kind == ConsumerKind::Kubeconfig {
             // A real kubeconfig: the executor's Kubernetes API observer reads it.
             text.push_str(&kubeconfig_file(server, ca));
         } else {
@@ -279,9 +284,8 @@ pub fn write_root_kubeconfigs(
     for node in t.nodes.iter().filter(|n| n.kind != plan_model::topology::NodeKind::Worker) {
         link(&node.name, Path::new("/etc/kubernetes/admin.conf"))?;
     }
-    let consumer = t.scenario.consumers.iter().find(|c| c.kind == plan_model::scenario::ConsumerKind::Kubeconfig);
-    match consumer {
-        Some(c) => link(workstation, &paths.infra_repo.join(&c.path)),
+    match paths.kubeconfig(t) {
+        Some(kubeconfig) => link(workstation, &kubeconfig),
         None => {
             let direct = format!("https://{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port);
             host::write_file(&hosts.host_dir(workstation).join("root/.kube/config"), &kubeconfig_file(&direct, ca_pem))

@@ -201,13 +201,7 @@ fn options(rig: &Rig) -> RunOptions {
                 LbProbe { config: config.to_string(), stats_socket: Some(socket.to_string()) }
             }),
             // The operator's kubeconfig, the infra repo's: it moves to the VIP at 4.1.
-            kube: rig
-                .t
-                .scenario
-                .consumers
-                .iter()
-                .find(|c| c.kind == plan_model::scenario::ConsumerKind::Kubeconfig)
-                .map(|c| KubeconfigSource::File(rig.paths.infra_repo.join(&c.path))),
+            kube: rig.paths.kubeconfig(&rig.t).map(KubeconfigSource::File),
             guard,
         },
     );

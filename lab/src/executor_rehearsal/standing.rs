@@ -19,7 +19,6 @@ use crate::executor_lab::{self, ByHand, LabPaths};
 use crate::host;
 use plan_model::hand::HandTask;
 use plan_model::plan::Plan;
-use plan_model::scenario::ConsumerKind;
 use plan_model::topology::Topology;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -103,12 +102,11 @@ impl StandingLab {
 
     pub fn connection(&self) -> Connection {
         let t = &self.rig.t;
-        let consumer = t.scenario.consumers.iter().find(|c| c.kind == ConsumerKind::Kubeconfig);
         Connection {
             root: self.rig.root().to_path_buf(),
             ssh_config: self.rig.hosts.ssh_config(),
             workstation: format!("{}@{}", executor_lab::LAB_USER, self.rig.workstation),
-            kubeconfig: consumer.map(|c| self.rig.paths.infra_repo.join(&c.path)),
+            kubeconfig: self.rig.paths.kubeconfig(t),
             etcd_endpoints: lock(&self.rig.kubelet).etcd.all_client_urls().join(","),
             haproxy_config: executor_lab::lb_files(t).0.to_string(),
             haproxy_socket: executor_lab::lb_files(t).1.to_string(),
