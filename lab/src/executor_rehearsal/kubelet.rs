@@ -64,8 +64,8 @@ pub(super) struct KubeletStandIn {
     /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
     /// (`kubeadm reset` and a destroyed VM leave them, NotReady: docs/facts.md K10).
     pub(super) registered: NodeSet,
-    /// Whether a write committed right after a reboot struck inside `kubeadm join` (the kubelet
-    /// thread crashes the host there, not the operator).
+    /// Whether a write commits right after a fault that clears struck (a reboot, a partition),
+    /// before it clears: the executor waits for it, so a halt may come after it cleared.
     pub(super) struck_quorum: Option<Cell>,
     /// How many of `actions` a look has seen.
     actions_seen: usize,
@@ -168,6 +168,17 @@ impl KubeletStandIn {
         let _ = std::fs::write(self.root.join(STRIKE_DIR).join(format!("done-{name}")), "");
     }
 
+    /// The fault crashes `node`'s host ([`Self::crash`]); a reboot (`boots_again`) reads quorum once
+    /// it struck, then boots the host [`FAULT_CLEARS_AFTER_MS`] later (counted from after the read,
+    /// which may wait).
+    pub(super) fn strike(&mut self, hosts: &FixtureHosts, node: NodeIx, boots_again: bool, why: &str) {
+        self.crash(hosts, node, why);
+        if boots_again {
+            self.struck_quorum = Some(self.quorum_now());
+            self.down_until.insert(node, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
+        }
+    }
+
     /// The partition: `node`'s etcd is frozen (`Signal::Stop`) or thawed (`Signal::Cont`), the lab's
     /// own member by its pid, a member the join started by `kill` inside the host. The host
     /// answers SSH, and its apiserver stand-in runs, unready while its etcd is frozen.
@@ -241,12 +252,10 @@ impl KubeletStandIn {
         for node in t.all_nodes().iter() {
             let struck = self.root.join(STRIKE_DIR).join(format!("struck-{}", t.name(node)));
             if struck.exists() && !self.crashed.contains(node) && !self.down_until.contains_key(&node) {
-                self.crash(hosts, node, "the fault (struck inside kubeadm join)");
-                // A reboot: quorum read once it struck, then the host boots after the fault's time.
-                if self.root.join(STRIKE_DIR).join(format!("reboots-{}", t.name(node))).exists() {
+                let reboots = self.root.join(STRIKE_DIR).join(format!("reboots-{}", t.name(node))).exists();
+                self.strike(hosts, node, reboots, "the fault (struck inside kubeadm join)");
+                if reboots {
                     let _ = std::fs::remove_file(&struck);
-                    self.struck_quorum = Some(self.quorum_now());
-                    self.down_until.insert(node, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
                 }
             }
         }

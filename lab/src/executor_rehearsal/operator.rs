@@ -5,7 +5,7 @@ use super::kubelet::KubeletStandIn;
 use super::{lock, FAULT_CLEARS_AFTER_MS};
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
-use crate::fidelity::{Cell, Observed};
+use crate::fidelity::Observed;
 use crate::host::{self, FixtureHosts};
 use crate::probe::Probe;
 use crate::process::Signal;
@@ -51,19 +51,11 @@ pub(super) struct LabOperator<'a> {
     pub(super) removals: Vec<(NodeIx, Option<Result<(), String>>)>,
     /// The servers HAProxy has in its pools right after an `lb-reload` reset it (`show stat`).
     pub(super) reset_pool: Option<Observed>,
-    /// Whether a write commits right after a fault that clears struck (a reboot, a partition),
-    /// before it clears: the executor waits for it, so a halt may come after it cleared.
-    pub(super) struck_quorum: Option<Cell>,
 }
 
 impl LabOperator<'_> {
     fn note(&self, what: String) {
         lock(self.kubelet).actions.push(what);
-    }
-
-    /// Whether a write commits on the lab's etcd now (within [`QUORUM_WRITE_TIMEOUT_MS`]).
-    fn quorum_now(&self) -> Cell {
-        lock(self.kubelet).quorum_now()
     }
 
     fn strike_now(&mut self, step: &Step, at: &StrikeAt) {
@@ -76,20 +68,14 @@ impl LabOperator<'_> {
         // executor waits for them as for real ones.
         let why = format!("the fault at {}", step.id);
         match strike.blow {
-            Blow::Crash { victim, boots_again } => {
-                lock(self.kubelet).crash(self.hosts, victim, &why);
-                if boots_again {
-                    self.struck_quorum = Some(self.quorum_now());
-                    // Its reboot's time starts once quorum was asked (which may wait for it).
-                    lock(self.kubelet).down_until.insert(victim, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
-                }
-            }
+            Blow::Crash { victim, boots_again } => lock(self.kubelet).strike(self.hosts, victim, boots_again, &why),
             Blow::Freeze { victim } => {
                 // The partition heals after the lab's reboot time, as a host that reboots comes
                 // back: the executor waits for the member as for the host.
-                lock(self.kubelet).freeze(self.hosts, victim, Signal::Stop, &why);
-                self.struck_quorum = Some(self.quorum_now());
-                lock(self.kubelet).frozen_until.insert(victim, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
+                let mut k = lock(self.kubelet);
+                k.freeze(self.hosts, victim, Signal::Stop, &why);
+                k.struck_quorum = Some(k.quorum_now());
+                k.frozen_until.insert(victim, Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS));
             }
             Blow::ClockJump { seconds } => {
                 let offset = clock_offset_s(self.hosts.root()) + u64::from(seconds);

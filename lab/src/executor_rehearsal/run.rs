@@ -131,7 +131,7 @@ impl Run {
             tried: halt.tried,
             removals: operator.removals,
             reset_pool: operator.reset_pool,
-            struck_quorum: operator.struck_quorum.or_else(|| lock(&rig.kubelet).struck_quorum.take()),
+            struck_quorum: lock(&rig.kubelet).struck_quorum.take(),
             waited: waited.len(),
             recovery_done: operator.recovery,
             run_ms,
@@ -170,7 +170,6 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
         recovery: None,
         removals: Vec::new(),
         reset_pool: None,
-        struck_quorum: None,
     }
 }
 
