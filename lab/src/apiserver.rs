@@ -415,6 +415,16 @@ mod tests {
         TcpListener::bind((ip, 0)).expect("a free port").local_addr().expect("bound").port()
     }
 
+    /// A lab CA in a fresh directory, the serving pair of `m` at 127.0.0.1 without the VIP
+    /// (`apiserver.crt`, `apiserver.key`) and a free address there for its stand-in.
+    fn pair_and_address() -> (tempfile::TempDir, LabCa, (PathBuf, PathBuf), SocketAddr) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = LabCa::new(dir.path()).expect("CA");
+        let (crt, key) = (dir.path().join("apiserver.crt"), dir.path().join("apiserver.key"));
+        ca.issue(&ServingCertSans::of("m", Ipv4Addr::LOCALHOST, None), &crt, &key).expect("issued");
+        (dir, ca, (crt, key), SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST))))
+    }
+
     /// A tiny HTTP "etcd" on loopback answering `GET /health` with what `healthy` says now.
     fn fake_etcd(healthy: Arc<AtomicBool>) -> SocketAddr {
         let etcd = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("fake etcd");
@@ -434,16 +444,10 @@ mod tests {
     /// A stand-in whose "etcd" is a tiny HTTP server answering `health` as told.
     #[test]
     fn readyz_follows_etcd_and_tls_follows_the_sans() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = LabCa::new(dir.path()).expect("CA");
-        let ip = Ipv4Addr::new(127, 0, 0, 1);
-        let vip = Ipv4Addr::new(127, 0, 0, 2);
+        let (_dir, ca, (crt, key), address) = pair_and_address();
+        let (ip, vip) = (Ipv4Addr::LOCALHOST, Ipv4Addr::new(127, 0, 0, 2));
         let healthy = Arc::new(AtomicBool::new(true));
         let etcd_addr = fake_etcd(Arc::clone(&healthy));
-        let (crt, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
-        let sans = ServingCertSans::of("m", ip, None);
-        ca.issue(&sans, &crt, &key).expect("issued");
-        let address = SocketAddr::from((ip, free_port(ip)));
         let stand_in = ApiserverStandIn::start("m", address, &crt, &key, etcd_addr, None).expect("starts");
         let client = VerifyingClient::new(ca.cert_der()).expect("client");
         assert_eq!(client.readyz(address, ip).expect("loopback"), Readyz::Ready);
@@ -465,15 +469,9 @@ mod tests {
     /// pair moved away leaves the last good one served (docs/facts.md).
     #[test]
     fn a_new_pair_on_disk_is_served_without_a_restart_and_a_missing_one_keeps_the_last() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = LabCa::new(dir.path()).expect("CA");
-        let ip = Ipv4Addr::new(127, 0, 0, 1);
-        let vip = Ipv4Addr::new(127, 0, 0, 3);
+        let (dir, ca, (crt, key), address) = pair_and_address();
+        let (ip, vip) = (Ipv4Addr::LOCALHOST, Ipv4Addr::new(127, 0, 0, 3));
         let etcd_addr = fake_etcd(Arc::new(AtomicBool::new(true)));
-        let (crt, key) = (dir.path().join("apiserver.crt"), dir.path().join("apiserver.key"));
-        let without_vip = ServingCertSans::of("m", ip, None);
-        ca.issue(&without_vip, &crt, &key).expect("issued");
-        let address = SocketAddr::from((ip, free_port(ip)));
         let stand_in = ApiserverStandIn::start("m", address, &crt, &key, etcd_addr, None).expect("starts");
         let client = VerifyingClient::new(ca.cert_der()).expect("client");
         assert!(matches!(client.readyz(address, vip).expect("loopback"), Readyz::TlsRejected(_)), "no VIP SAN yet");
@@ -508,14 +506,9 @@ mod tests {
     /// nodes and kubeadm-config from a stand-in, and gets no answer once its etcd is unhealthy.
     #[test]
     fn the_executors_kubernetes_client_reads_nodes_and_configmaps_from_the_stand_in() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = LabCa::new(dir.path()).expect("CA");
-        let ip = Ipv4Addr::new(127, 0, 0, 1);
+        let (dir, _, (crt, key), address) = pair_and_address();
         let healthy = Arc::new(AtomicBool::new(true));
         let etcd_addr = fake_etcd(Arc::clone(&healthy));
-        let (crt, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
-        let sans = ServingCertSans::of("m", ip, None);
-        ca.issue(&sans, &crt, &key).expect("issued");
         let objects = ApiObjects {
             nodes: dir.path().join("nodes"),
             cluster_configuration: dir.path().join("kubeadm-config.yaml"),
@@ -529,7 +522,6 @@ mod tests {
             "kind: ClusterConfiguration\ncontrolPlaneEndpoint: 127.0.0.9:6443\napiServer:\n  certSANs:\n  - 127.0.0.9\n  - api.lab.test\n",
         )
         .expect("config");
-        let address = SocketAddr::from((ip, free_port(ip)));
         let _stand_in = ApiserverStandIn::start("m", address, &crt, &key, etcd_addr, Some(objects)).expect("starts");
         let ca_pem = std::fs::read(dir.path().join("ca.crt")).expect("ca.crt");
         let kubeconfig = dir.path().join("kubeconfig");
