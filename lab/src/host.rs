@@ -206,10 +206,6 @@ impl FixtureHosts {
         &self.root
     }
 
-    pub fn hosts(&self) -> &[FixtureHost] {
-        &self.hosts
-    }
-
     /// The host's directory: `etc-kubernetes/`, `tmp/`, its logs.
     pub fn host_dir(&self, name: &str) -> PathBuf {
         self.root.join("hosts").join(name)

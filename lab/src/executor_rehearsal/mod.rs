@@ -102,8 +102,9 @@ pub fn slice(plan: &Plan, steps: &[String]) -> Result<Plan, LabError> {
 ///
 /// # Caveats
 /// The executor connects to the inventory's addresses, so a scenario off loopback is moved onto
-/// it first ([`LoopbackMap`]: `10.0.20.100` -> `127.0.20.100`), the plan's text with it; an address
-/// a command names that is no address of the scenario stays, and the loopback guard refuses it.
+/// it first ([`crate::address::LoopbackMap`]: `10.0.20.100` -> `127.0.20.100`), the plan's text
+/// with it; an address a command names that is no address of the scenario stays, and the loopback
+/// guard refuses it.
 /// Each lab claims a loopback range of its own (`127.N.0.0/16`, the lowest free, see
 /// [`crate::scratch::LabRange`]) and moves the scenario into it, one on loopback already too
 /// (`127.0.20.10` -> `127.1.20.10` in range 1), so that rehearsals at once do not meet on the
