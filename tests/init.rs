@@ -223,9 +223,7 @@ fn cluster(dir: &Path, nodes: &str, kubeadm_config: &str) -> Cluster {
         .find_map(|_| {
             let port = TcpListener::bind((ip, 0)).expect("a free port").local_addr().expect("bound").port();
             let address = SocketAddr::from((ip, port));
-            ApiserverStandIn::start("cp-1", address, &crt, &key, sans.clone(), healthy_etcd(), Some(objects.clone()))
-                .ok()
-                .map(|s| (s, address))
+            ApiserverStandIn::start("cp-1", address, &crt, &key, healthy_etcd(), Some(objects.clone())).ok().map(|s| (s, address))
         })
         .expect("the stand-in starts on a free port");
     let ca_pem = std::fs::read(dir.join("ca.crt")).expect("ca.crt");

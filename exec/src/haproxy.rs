@@ -139,6 +139,9 @@ pub struct Backend {
     pub status: String,
     /// `host:port` when HAProxy prints it.
     pub address: Option<String>,
+    /// The last check's result (`L7OK`, `L4CON`, `L7STS`, `INI` before the first one…), when
+    /// HAProxy prints it.
+    pub check: String,
 }
 
 impl Backend {
@@ -162,7 +165,7 @@ pub fn parse_show_stat(csv: &str) -> LoadedPool {
     let columns: Vec<&str> = header.trim_start_matches('#').trim().split(',').collect();
     let at = |name: &str| columns.iter().position(|c| *c == name);
     let (Some(px), Some(sv), Some(status)) = (at("pxname"), at("svname"), at("status")) else { return LoadedPool::default() };
-    let addr = at("addr");
+    let (addr, check) = (at("addr"), at("check_status"));
     let mut out = LoadedPool::default();
     for fields in lines.map(|l| l.split(',').collect::<Vec<_>>()) {
         let (Some(p), Some(s), Some(st)) = (fields.get(px), fields.get(sv), fields.get(status)) else { continue };
@@ -174,6 +177,7 @@ pub fn parse_show_stat(csv: &str) -> LoadedPool {
                 name: s.to_string(),
                 status: st.to_string(),
                 address: addr.and_then(|a| fields.get(a)).filter(|a| !a.is_empty()).map(|a| a.to_string()),
+                check: check.and_then(|c| fields.get(c)).map(|c| c.trim_start_matches("* ").to_string()).unwrap_or_default(),
             }),
         }
     }

@@ -45,21 +45,14 @@ pub struct LoopbackMap {
 }
 
 impl LoopbackMap {
-    /// The map of `scenario`: identity for what is on loopback already.
+    /// The map of `scenario` into `127.range.0.0/16`: every address keeps its last two octets, one
+    /// on loopback already too (`127.0.20.10` -> `127.1.20.10` in range 1), so that two labs of one
+    /// scenario, each in a range of its own, do not meet. In range 0 it is the identity for what is
+    /// on loopback already.
     ///
     /// # Errors
     /// Two machines (nodes, the load balancer, hypervisors, the VIP) that map to one loopback
     /// address, or one that maps to a network or broadcast-like address (`127.0.0.0`, `127.0.255.255`).
-    pub fn of(scenario: &Scenario) -> Result<LoopbackMap, LabError> {
-        LoopbackMap::in_range(scenario, 0)
-    }
-
-    /// The map of `scenario` into `127.range.0.0/16`: every address keeps its last two octets, one
-    /// on loopback already too (`127.0.20.10` -> `127.1.20.10` in range 1), so that two labs of one
-    /// scenario, each in a range of its own, do not meet.
-    ///
-    /// # Errors
-    /// As [`Self::of`].
     pub fn in_range(scenario: &Scenario, range: u8) -> Result<LoopbackMap, LabError> {
         let mut machines: Vec<(String, Ipv4Addr)> = Vec::new();
         machines.extend(scenario.nodes.iter().map(|n| (n.name.clone(), n.address)));
@@ -93,11 +86,6 @@ impl LoopbackMap {
             pairs.push((address, loopback));
         }
         Ok(LoopbackMap { pairs })
-    }
-
-    /// Whether nothing moves (the scenario is on loopback already).
-    pub fn is_identity(&self) -> bool {
-        self.pairs.iter().all(|(a, l)| a == l)
     }
 
     /// `text` with every address of the map replaced, as a whole address only: `10.0.20.10` in
@@ -200,8 +188,8 @@ mod tests {
     #[test]
     fn the_homelab_moves_whole_addresses_into_loopback_and_nothing_else() {
         let scenario = parse_scenario(HOMELAB).expect("homelab parses");
-        let map = LoopbackMap::of(&scenario).expect("homelab maps");
-        assert!(!map.is_identity());
+        let map = LoopbackMap::in_range(&scenario, 0).expect("homelab maps");
+        assert!(!map.pairs.iter().all(|(a, l)| a == l), "addresses move");
         // 10.0.20.10 is no address of the scenario; 10.0.20.100 is, and a prefix must not match.
         assert_eq!(
             map.text("curl https://10.0.20.100:6443 10.0.20.1000 110.0.20.100 10.0.20.10 ssh root@192.168.1.127."),
@@ -234,10 +222,10 @@ mod tests {
     #[test]
     fn a_scenario_on_loopback_maps_to_itself_and_clashes_are_refused() {
         let loopback = parse_scenario(include_str!("../../scenarios/loopback.yaml")).expect("loopback parses");
-        assert!(LoopbackMap::of(&loopback).expect("maps").is_identity());
+        assert!(LoopbackMap::in_range(&loopback, 0).expect("maps").pairs.iter().all(|(a, l)| a == l), "nothing moves");
         // The LB at 10.1.20.100 lands where the existing master does.
         let clash = parse_scenario(&HOMELAB.replace("address: 10.0.20.1\n", "address: 10.1.20.100\n")).expect("parses");
-        match LoopbackMap::of(&clash) {
+        match LoopbackMap::in_range(&clash, 0) {
             Err(LabError::AddressClash { node, other, .. }) => assert_eq!((node.as_str(), other.as_str()), ("pfsense", "k8s-master")),
             other => panic!("expected a clash, got {other:?}"),
         }

@@ -14,15 +14,14 @@
 //! Blocking rustls on std threads: no async runtime to compile for a few requests a second.
 
 use crate::error::LabError;
-use crate::pki::{load_pair, ServingCertSans};
-use crate::process::POLL_MS;
+use crate::pki::load_pair;
+use crate::process::{Worker, POLL_MS};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 /// The bound on the local etcd answering `GET /health`.
@@ -168,12 +167,8 @@ fn not_found(message: &str) -> (&'static str, String) {
 /// A running stand-in: an accept loop on a thread, stopped (its listener closed) on [`Self::stop`]
 /// or drop.
 pub struct ApiserverStandIn {
-    pub name: String,
     pub address: SocketAddr,
-    /// The SANs of the cert it read when it started (what it serves until it restarts).
-    pub serving: ServingCertSans,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    accept: Worker,
 }
 
 impl ApiserverStandIn {
@@ -187,7 +182,6 @@ impl ApiserverStandIn {
         address: SocketAddr,
         crt: &Path,
         key: &Path,
-        serving: ServingCertSans,
         etcd: SocketAddr,
         api: Option<ApiObjects>,
     ) -> Result<ApiserverStandIn, LabError> {
@@ -202,31 +196,13 @@ impl ApiserverStandIn {
         let config = Arc::new(config);
         let listener = TcpListener::bind(address).map_err(|_| LabError::PortBusy { address: *v4.ip(), port: v4.port() })?;
         listener.set_nonblocking(true).map_err(|e| LabError::io(format!("listen on {address}"), e))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let accept = std::thread::Builder::new()
-            .name(format!("apiserver-{name}"))
-            .spawn(move || accept_loop(listener, config, etcd, api.map(Arc::new), &stopping))
-            .map_err(|e| LabError::io("start an apiserver stand-in thread", e))?;
-        Ok(ApiserverStandIn { name: name.to_string(), address, serving, stop, accept: Some(accept) })
+        let accept = Worker::spawn(format!("apiserver-{name}"), move |stop| accept_loop(listener, config, etcd, api.map(Arc::new), stop))?;
+        Ok(ApiserverStandIn { address, accept })
     }
 
     /// Closes the listener: new connections are refused from here on.
     pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(handle) = self.accept.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-impl Drop for ApiserverStandIn {
-    fn drop(&mut self) {
-        self.halt();
+        self.accept.stop();
     }
 }
 
@@ -433,10 +409,20 @@ fn classify(e: std::io::Error, partial: &[u8]) -> Readyz {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::LabCa;
+    use crate::pki::{LabCa, ServingCertSans};
 
     fn free_port(ip: Ipv4Addr) -> u16 {
         TcpListener::bind((ip, 0)).expect("a free port").local_addr().expect("bound").port()
+    }
+
+    /// A lab CA in a fresh directory, the serving pair of `m` at 127.0.0.1 without the VIP
+    /// (`apiserver.crt`, `apiserver.key`) and a free address there for its stand-in.
+    fn pair_and_address() -> (tempfile::TempDir, LabCa, (PathBuf, PathBuf), SocketAddr) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = LabCa::new(dir.path()).expect("CA");
+        let (crt, key) = (dir.path().join("apiserver.crt"), dir.path().join("apiserver.key"));
+        ca.issue(&ServingCertSans::of("m", Ipv4Addr::LOCALHOST, None), &crt, &key).expect("issued");
+        (dir, ca, (crt, key), SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST))))
     }
 
     /// A tiny HTTP "etcd" on loopback answering `GET /health` with what `healthy` says now.
@@ -458,28 +444,14 @@ mod tests {
     /// A stand-in whose "etcd" is a tiny HTTP server answering `health` as told.
     #[test]
     fn readyz_follows_etcd_and_tls_follows_the_sans() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = LabCa::new(dir.path()).expect("CA");
-        let ip = Ipv4Addr::new(127, 0, 0, 1);
-        let vip = Ipv4Addr::new(127, 0, 0, 2);
-        let etcd = TcpListener::bind((ip, 0)).expect("fake etcd");
-        let etcd_addr = etcd.local_addr().expect("bound");
-        std::thread::spawn(move || {
-            for (n, stream) in etcd.incoming().enumerate() {
-                let Ok(mut s) = stream else { continue };
-                let mut buf = [0u8; 512];
-                let _ = s.read(&mut buf);
-                let health = if n == 0 { "true" } else { "false" };
-                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{{\"health\":\"{health}\"}}").as_bytes());
-            }
-        });
-        let (crt, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
-        let sans = ServingCertSans::of("m", ip, None);
-        ca.issue(&sans, &crt, &key).expect("issued");
-        let address = SocketAddr::from((ip, free_port(ip)));
-        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, sans, etcd_addr, None).expect("starts");
+        let (_dir, ca, (crt, key), address) = pair_and_address();
+        let (ip, vip) = (Ipv4Addr::LOCALHOST, Ipv4Addr::new(127, 0, 0, 2));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let etcd_addr = fake_etcd(Arc::clone(&healthy));
+        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, etcd_addr, None).expect("starts");
         let client = VerifyingClient::new(ca.cert_der()).expect("client");
         assert_eq!(client.readyz(address, ip).expect("loopback"), Readyz::Ready);
+        healthy.store(false, Ordering::SeqCst);
         match client.readyz(address, ip).expect("loopback") {
             Readyz::NotReady(why) => assert!(why.contains("503"), "{why}"),
             other => panic!("etcd unhealthy must make /readyz fail, got {other}"),
@@ -497,16 +469,10 @@ mod tests {
     /// pair moved away leaves the last good one served (docs/facts.md).
     #[test]
     fn a_new_pair_on_disk_is_served_without_a_restart_and_a_missing_one_keeps_the_last() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = LabCa::new(dir.path()).expect("CA");
-        let ip = Ipv4Addr::new(127, 0, 0, 1);
-        let vip = Ipv4Addr::new(127, 0, 0, 3);
+        let (dir, ca, (crt, key), address) = pair_and_address();
+        let (ip, vip) = (Ipv4Addr::LOCALHOST, Ipv4Addr::new(127, 0, 0, 3));
         let etcd_addr = fake_etcd(Arc::new(AtomicBool::new(true)));
-        let (crt, key) = (dir.path().join("apiserver.crt"), dir.path().join("apiserver.key"));
-        let without_vip = ServingCertSans::of("m", ip, None);
-        ca.issue(&without_vip, &crt, &key).expect("issued");
-        let address = SocketAddr::from((ip, free_port(ip)));
-        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, without_vip, etcd_addr, None).expect("starts");
+        let stand_in = ApiserverStandIn::start("m", address, &crt, &key, etcd_addr, None).expect("starts");
         let client = VerifyingClient::new(ca.cert_der()).expect("client");
         assert!(matches!(client.readyz(address, vip).expect("loopback"), Readyz::TlsRejected(_)), "no VIP SAN yet");
         // The old pair moved aside (step 0.3): still served.
@@ -540,14 +506,9 @@ mod tests {
     /// nodes and kubeadm-config from a stand-in, and gets no answer once its etcd is unhealthy.
     #[test]
     fn the_executors_kubernetes_client_reads_nodes_and_configmaps_from_the_stand_in() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = LabCa::new(dir.path()).expect("CA");
-        let ip = Ipv4Addr::new(127, 0, 0, 1);
+        let (dir, _, (crt, key), address) = pair_and_address();
         let healthy = Arc::new(AtomicBool::new(true));
         let etcd_addr = fake_etcd(Arc::clone(&healthy));
-        let (crt, key) = (dir.path().join("a.crt"), dir.path().join("a.key"));
-        let sans = ServingCertSans::of("m", ip, None);
-        ca.issue(&sans, &crt, &key).expect("issued");
         let objects = ApiObjects {
             nodes: dir.path().join("nodes"),
             cluster_configuration: dir.path().join("kubeadm-config.yaml"),
@@ -561,8 +522,7 @@ mod tests {
             "kind: ClusterConfiguration\ncontrolPlaneEndpoint: 127.0.0.9:6443\napiServer:\n  certSANs:\n  - 127.0.0.9\n  - api.lab.test\n",
         )
         .expect("config");
-        let address = SocketAddr::from((ip, free_port(ip)));
-        let _stand_in = ApiserverStandIn::start("m", address, &crt, &key, sans, etcd_addr, Some(objects)).expect("starts");
+        let _stand_in = ApiserverStandIn::start("m", address, &crt, &key, etcd_addr, Some(objects)).expect("starts");
         let ca_pem = std::fs::read(dir.path().join("ca.crt")).expect("ca.crt");
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, crate::executor_lab::kubeconfig_file(&format!("https://{address}"), &ca_pem)).expect("kubeconfig");

@@ -28,14 +28,8 @@ pub const COMMAND_TIMEOUT_MS: u64 = 2000;
 pub const ETCDCTL_GRACE_MS: u64 = 3000;
 
 // A member as `etcdctl member list -w json` prints it, and voting or not: the executor's own
-// types, so the lab reads etcd exactly as the executor does.
+// types and parser, so the lab reads etcd exactly as the executor does.
 pub use plan_exec::etcd::{EtcdMember, Membership};
-
-#[derive(Deserialize)]
-struct MemberList {
-    #[serde(default)]
-    members: Vec<EtcdMember>,
-}
 
 #[derive(Deserialize)]
 struct CountOnly {
@@ -56,9 +50,14 @@ impl std::fmt::Display for Refused {
 /// What real etcd did with a request.
 pub type Real<T> = Result<T, Refused>;
 
-fn parse_json<T: for<'de> Deserialize<'de>>(args: &[&str], answer: Real<String>) -> Result<Real<T>, LabError> {
+/// etcd's answer read with `read` (its JSON): unreadable JSON is an error, a refusal stays one.
+fn read_answer<T, E: std::fmt::Display>(
+    args: &[&str],
+    answer: Real<String>,
+    read: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Real<T>, LabError> {
     match answer {
-        Ok(text) => serde_json::from_str(&text)
+        Ok(text) => read(&text)
             .map(Ok)
             .map_err(|e| LabError::Command { command: format!("etcdctl {}", args.join(" ")), message: format!("unreadable JSON: {e}") }),
         Err(refused) => Ok(Err(refused)),
@@ -110,6 +109,11 @@ pub enum ClusterState {
 }
 
 impl EtcdFlags {
+    /// These flags for a member that starts again on its data: `--initial-cluster-state=existing`.
+    pub fn existing(&self) -> EtcdFlags {
+        EtcdFlags { cluster_state: ClusterState::Existing, ..self.clone() }
+    }
+
     pub fn args(&self) -> Vec<String> {
         let mut args = vec![
             format!("--name={}", self.name),
@@ -130,21 +134,16 @@ impl EtcdFlags {
     }
 }
 
-/// `etcdctl` against some endpoints.
+/// `etcdctl` ([`ETCDCTL_BIN`]) against some endpoints.
 #[derive(Debug, Clone)]
 pub struct Etcdctl {
-    bin: PathBuf,
     endpoints: Vec<String>,
 }
 
 impl Etcdctl {
     /// A client of `endpoints` (the lab passes loopback URLs only).
-    pub fn new(bin: &Path, endpoints: Vec<String>) -> Etcdctl {
-        Etcdctl { bin: bin.to_path_buf(), endpoints }
-    }
-
-    pub fn endpoints(&self) -> &[String] {
-        &self.endpoints
+    pub fn new(endpoints: Vec<String>) -> Etcdctl {
+        Etcdctl { endpoints }
     }
 
     /// Runs one etcdctl command against the endpoints; `Err` only when etcdctl itself cannot run.
@@ -158,7 +157,7 @@ impl Etcdctl {
     /// Runs one etcdctl command; without endpoints it dials nothing (the snapshot file commands).
     fn execute(&self, args: &[&str], command_timeout_ms: u64) -> Result<Real<String>, LabError> {
         let shown = format!("etcdctl {}", args.join(" "));
-        let mut command = Command::new(&self.bin);
+        let mut command = Command::new(ETCDCTL_BIN);
         command.env("ETCDCTL_API", "3");
         if !self.endpoints.is_empty() {
             command.arg(format!("--endpoints={}", self.endpoints.join(",")));
@@ -171,7 +170,7 @@ impl Etcdctl {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| LabError::io(format!("start {}", self.bin.display()), e))?;
+            .map_err(|e| LabError::io(format!("start {ETCDCTL_BIN}"), e))?;
         let limit = Duration::from_millis(DIAL_TIMEOUT_MS + command_timeout_ms + ETCDCTL_GRACE_MS);
         let start = Instant::now();
         // Outputs are small (a member list, a count), far below a pipe's buffer, so waiting
@@ -213,12 +212,13 @@ impl Etcdctl {
     }
 
     fn json<T: for<'de> Deserialize<'de>>(&self, args: &[&str], timeout_ms: u64) -> Result<Real<T>, LabError> {
-        parse_json(args, self.run(args, timeout_ms)?)
+        read_answer(args, self.run(args, timeout_ms)?, |text| serde_json::from_str(text))
     }
 
     /// `etcdctl member list`: the membership as the answering member knows it.
     pub fn member_list(&self) -> Result<Real<Vec<EtcdMember>>, LabError> {
-        Ok(self.json::<MemberList>(&["-w", "json", "member", "list"], COMMAND_TIMEOUT_MS)?.map(|l| l.members))
+        let args = ["-w", "json", "member", "list"];
+        read_answer(&args, self.run(&args, COMMAND_TIMEOUT_MS)?, plan_exec::etcd::parse_member_list)
     }
 
     /// `etcdctl member remove ID`.
@@ -249,7 +249,7 @@ impl Etcdctl {
     pub fn snapshot_status(&self, file: &Path) -> Result<Real<SnapshotStatus>, LabError> {
         let file = file.display().to_string();
         let args = ["-w", "json", "snapshot", "status", file.as_str()];
-        parse_json(&args, self.execute(&args, COMMAND_TIMEOUT_MS)?)
+        read_answer(&args, self.execute(&args, COMMAND_TIMEOUT_MS)?, |text| serde_json::from_str(text))
     }
 
     /// `etcdctl snapshot restore FILE` into a new data directory, as a one-member cluster of
@@ -275,12 +275,12 @@ mod tests {
         let text = r#"{"header":{"cluster_id":5255523156195162639},"members":[
             {"ID":7343497533873324030,"peerURLs":["http://127.0.20.110:32380"],"isLearner":true},
             {"ID":18119304111459433505,"name":"m1","peerURLs":["http://127.0.20.100:32380"],"clientURLs":["http://127.0.20.100:32379"]}]}"#;
-        let list: MemberList = serde_json::from_str(text).expect("parses");
-        assert_eq!(list.members.len(), 2);
-        assert_eq!(list.members[0].name, "", "a member never started has no name");
-        assert_eq!(list.members[0].membership(), Membership::Learner);
-        assert_eq!(list.members[1].id, 18119304111459433505, "ids past 2^53 stay exact");
-        assert_eq!(list.members[1].hex_id(), "fb74b316d4d07c21");
+        let members = plan_exec::etcd::parse_member_list(text).expect("parses");
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0].name, "", "a member never started has no name");
+        assert_eq!(members[0].membership(), Membership::Learner);
+        assert_eq!(members[1].id, 18119304111459433505, "ids past 2^53 stay exact");
+        assert_eq!(members[1].hex_id(), "fb74b316d4d07c21");
     }
 
     #[test]
@@ -314,14 +314,14 @@ mod tests {
             crate::host::skip_test(&format!("{ETCDCTL_BIN} missing: install etcd-client"));
             return;
         }
-        let ctl = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![]);
+        let ctl = Etcdctl::new(vec![]);
         let answer = ctl.snapshot_status(Path::new("/nonexistent/plan-lab/snapshot.db")).expect("etcdctl runs");
         assert!(answer.is_err(), "{answer:?}");
     }
 
     #[test]
     fn no_endpoint_is_a_refusal_not_an_error() {
-        let ctl = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![]);
+        let ctl = Etcdctl::new(vec![]);
         assert!(matches!(ctl.member_list(), Ok(Err(Refused(_)))));
     }
 }

@@ -8,16 +8,17 @@
 //! with the host's sshd ([`crate::host::FixtureHosts::stop`]).
 
 use crate::error::LabError;
-use crate::etcd::{ClusterState, EtcdFlags, EtcdMember, Etcdctl, Membership, Real, RestoreTarget, ETCDCTL_BIN, ETCD_BIN};
+use crate::etcd::{ClusterState, EtcdFlags, Etcdctl, Membership, Real, RestoreTarget, ETCD_BIN};
 use crate::executor_lab::CLOCK_OFFSET;
 use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host::{self, FixtureHosts};
 use crate::process::{self, Lifetime, POLL_MS};
+use plan_exec::etcd::{member_node, EtcdMembership};
 use plan_model::cluster::{Cluster, EtcdData};
 use plan_model::plan::format_duration;
 use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -61,10 +62,43 @@ struct MemberUrls {
     peer: String,
 }
 
+/// A member the lab runs: its process (SIGKILLed when dropped), the flags that restart it (after a
+/// reboot), its log.
+struct LabMember {
+    child: Child,
+    flags: EtcdFlags,
+    log: PathBuf,
+}
+
+impl LabMember {
+    fn start(flags: EtcdFlags, log: PathBuf) -> Result<LabMember, LabError> {
+        let child = process::spawn(Path::new(ETCD_BIN), &flags.args(), &log, Lifetime::Owned)?;
+        Ok(LabMember { child, flags, log })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Killed, then started on `flags` (the flags it restarts with stay its own).
+    fn respawn(&mut self, flags: &EtcdFlags) -> Result<(), LabError> {
+        self.kill();
+        self.child = process::spawn(Path::new(ETCD_BIN), &flags.args(), &self.log, Lifetime::Owned)?;
+        Ok(())
+    }
+}
+
+impl Drop for LabMember {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The real etcd of a slice.
 pub struct SliceEtcd {
-    /// The members the lab runs, with the flags that restart them (after a reboot).
-    children: BTreeMap<NodeIx, (Child, EtcdFlags, std::path::PathBuf)>,
+    /// The members the lab runs.
+    children: BTreeMap<NodeIx, LabMember>,
     urls: BTreeMap<NodeIx, MemberUrls>,
     /// The client URLs of the members running when the slice starts: where `etcdctl` asks.
     endpoints: Vec<String>,
@@ -105,37 +139,28 @@ impl SliceEtcd {
         let url = |n: NodeIx| &urls[&n];
         let initial_cluster = running.iter().map(|n| format!("{}={}", t.name(n), url(n).peer)).collect::<Vec<_>>().join(",");
         let endpoints: Vec<String> = running.iter().map(|n| url(n).client.clone()).collect();
+        let flags = |node: NodeIx, data_dir: PathBuf, initial_cluster: String, cluster_state| EtcdFlags {
+            name: t.name(node).to_string(),
+            data_dir,
+            client_url: url(node).client.clone(),
+            peer_url: url(node).peer.clone(),
+            initial_cluster,
+            cluster_state,
+            force_new_cluster: false,
+        };
         let mut etcd = SliceEtcd { children: BTreeMap::new(), urls: urls.clone(), endpoints };
         for (&node, member) in &urls {
             host::write_file(&hosts.host_dir(t.name(node)).join(CLIENT_URL_FILE), &format!("{}\n", member.client))?;
         }
         for node in running.iter() {
             let dir = hosts.host_dir(t.name(node));
-            let flags = EtcdFlags {
-                name: t.name(node).to_string(),
-                data_dir: dir.join("etcd-data"),
-                client_url: url(node).client.clone(),
-                peer_url: url(node).peer.clone(),
-                initial_cluster: initial_cluster.clone(),
-                cluster_state: ClusterState::New,
-                force_new_cluster: false,
-            };
-            let log = dir.join("etcd.log");
-            let child = process::spawn(Path::new(ETCD_BIN), &flags.args(), &log, Lifetime::Owned)?;
-            etcd.children.insert(node, (child, flags, log));
+            let flags = flags(node, dir.join("etcd-data"), initial_cluster.clone(), ClusterState::New);
+            etcd.children.insert(node, LabMember::start(flags, dir.join("etcd.log"))?);
         }
         for node in masters.minus(running).iter() {
             let dir = hosts.host_dir(t.name(node)).join(MEMBER_DIR);
-            let flags = EtcdFlags {
-                name: t.name(node).to_string(),
-                data_dir: dir.join("data"),
-                client_url: url(node).client.clone(),
-                peer_url: url(node).peer.clone(),
-                initial_cluster: String::new(),
-                cluster_state: ClusterState::Existing,
-                force_new_cluster: false,
-            };
             // The initial cluster comes from `member add`'s answer, as kubeadm builds it.
+            let flags = flags(node, dir.join("data"), String::new(), ClusterState::Existing);
             let args: Vec<String> = flags.args().into_iter().filter(|a| !a.starts_with("--initial-cluster")).collect();
             host::write_file(&dir.join("args"), &(args.join("\n") + "\n"))?;
             host::write_file(&dir.join("peer-url"), &format!("{}\n", url(node).peer))?;
@@ -180,14 +205,7 @@ impl SliceEtcd {
 
     /// SIGKILLs the member the lab runs for `node` (a reboot): `false` when the lab runs none.
     pub fn kill(&mut self, node: NodeIx) -> bool {
-        match self.children.get_mut(&node) {
-            Some((child, _, _)) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                true
-            }
-            None => false,
-        }
+        self.children.get_mut(&node).map(LabMember::kill).is_some()
     }
 
     /// Starts the member of `node` again on its data directory, as the kubelet restarts etcd's
@@ -196,11 +214,8 @@ impl SliceEtcd {
     /// # Errors
     /// etcd cannot be started.
     pub fn restart(&mut self, node: NodeIx) -> Result<bool, LabError> {
-        let Some((child, flags, log)) = self.children.get_mut(&node) else { return Ok(false) };
-        let _ = child.kill();
-        let _ = child.wait();
-        let flags = EtcdFlags { cluster_state: ClusterState::Existing, ..flags.clone() };
-        *child = process::spawn(Path::new(ETCD_BIN), &flags.args(), log, Lifetime::Owned)?;
+        let Some(member) = self.children.get_mut(&node) else { return Ok(false) };
+        member.respawn(&member.flags.existing())?;
         Ok(true)
     }
 
@@ -211,12 +226,9 @@ impl SliceEtcd {
     /// # Errors
     /// etcd cannot be started, or does not answer as a cluster of one within [`MEMBER_READY_TIMEOUT_S`].
     pub fn force_new_cluster(&mut self, node: NodeIx) -> Result<bool, LabError> {
-        let Some((child, flags, log)) = self.children.get_mut(&node) else { return Ok(false) };
-        let _ = child.kill();
-        let _ = child.wait();
-        let forced = EtcdFlags { cluster_state: ClusterState::Existing, force_new_cluster: true, ..flags.clone() };
-        *child = process::spawn(Path::new(ETCD_BIN), &forced.args(), log, Lifetime::Owned)?;
-        wait_cluster_of_one(flags, "plan-lab/forced")?;
+        let Some(member) = self.children.get_mut(&node) else { return Ok(false) };
+        member.respawn(&EtcdFlags { force_new_cluster: true, ..member.flags.existing() })?;
+        wait_cluster_of_one(&member.flags, "plan-lab/forced")?;
         Ok(true)
     }
 
@@ -231,15 +243,15 @@ impl SliceEtcd {
     /// etcd or etcdctl cannot run, or the restored member does not take writes within
     /// [`MEMBER_READY_TIMEOUT_S`].
     pub fn restore_snapshot(&mut self, node: NodeIx, backup: &Path) -> Result<Result<(), String>, LabError> {
-        let offline = Etcdctl::new(Path::new(ETCDCTL_BIN), Vec::new());
-        let Some((child, flags, log)) = self.children.get_mut(&node) else {
+        let offline = Etcdctl::new(Vec::new());
+        let Some(member) = self.children.get_mut(&node) else {
             return Ok(Err("the lab runs no member there".to_string()));
         };
         if let Err(refused) = offline.snapshot_status(backup)? {
             return Ok(Err(format!("the backup {} is unusable: {refused}", backup.display())));
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        member.kill();
+        let flags = member.flags.clone();
         let aside = flags.data_dir.with_extension("before-restore");
         if aside.exists() {
             std::fs::remove_dir_all(&aside).map_err(|e| LabError::io(format!("remove {}", aside.display()), e))?;
@@ -257,19 +269,18 @@ impl SliceEtcd {
             // The member goes back to its own data, as it was before the attempt.
             let _ = std::fs::remove_dir_all(&flags.data_dir);
             std::fs::rename(&aside, &flags.data_dir).map_err(|e| LabError::io(format!("move {} back", aside.display()), e))?;
-            let back = EtcdFlags { cluster_state: ClusterState::Existing, ..flags.clone() };
-            *child = process::spawn(Path::new(ETCD_BIN), &back.args(), log, Lifetime::Owned)?;
+            member.respawn(&flags.existing())?;
             return Ok(Err(format!("etcdctl snapshot restore: {refused}")));
         }
         let restored = EtcdFlags {
             initial_cluster: format!("{}={}", flags.name, flags.peer_url),
             cluster_state: ClusterState::New,
             force_new_cluster: false,
-            ..flags.clone()
+            ..flags
         };
-        *child = process::spawn(Path::new(ETCD_BIN), &restored.args(), log, Lifetime::Owned)?;
-        *flags = restored;
-        wait_cluster_of_one(flags, "plan-lab/restored")?;
+        member.respawn(&restored)?;
+        member.flags = restored;
+        wait_cluster_of_one(&member.flags, "plan-lab/restored")?;
         Ok(Ok(()))
     }
 
@@ -284,7 +295,7 @@ impl SliceEtcd {
         let refused = |command: &str, why: crate::etcd::Refused| LabError::Command { command: command.to_string(), message: why.0 };
         ctl.put(WRITTEN_BEFORE_BACKUP, "1", 2000)?.map_err(|why| refused("etcdctl put", why))?;
         // etcdctl saves a snapshot from one member: the first the lab runs (the existing master's).
-        let one = Etcdctl::new(Path::new(ETCDCTL_BIN), ctl.endpoints().iter().take(1).cloned().collect());
+        let one = Etcdctl::new(self.endpoints.iter().take(1).cloned().collect());
         one.snapshot_save(file)?.map_err(|why| refused("etcdctl snapshot save", why))?;
         ctl.put(WRITTEN_AFTER_BACKUP, "1", 2000)?.map_err(|why| refused("etcdctl put", why))
     }
@@ -292,12 +303,12 @@ impl SliceEtcd {
     /// Sends `signal` to the member the lab runs for `node` (SIGSTOP freezes it, SIGCONT thaws
     /// it): `false` when the lab runs none (a member a join started is the host's).
     pub fn signal(&self, node: NodeIx, signal: process::Signal) -> bool {
-        self.children.get(&node).is_some_and(|(child, _, _)| process::signal(child.id(), signal))
+        self.children.get(&node).is_some_and(|member| process::signal(member.child.id(), signal))
     }
 
     /// `etcdctl` against every master's client URL: whichever members answer.
     pub fn etcdctl_all(&self) -> Etcdctl {
-        Etcdctl::new(Path::new(ETCDCTL_BIN), self.all_client_urls())
+        Etcdctl::new(self.all_client_urls())
     }
 
     /// `etcdctl member remove` of `node`'s member, for real: etcd's answer (`Err(why)` when it
@@ -312,7 +323,7 @@ impl SliceEtcd {
             Ok(members) => members,
             Err(refused) => return Ok(Some(Err(format!("member list: {refused}")))),
         };
-        let Some(member) = members.iter().find(|m| self.node_of(t, m) == Some(node)) else { return Ok(None) };
+        let Some(member) = members.iter().find(|m| member_node(t, m) == Some(node)) else { return Ok(None) };
         Ok(Some(ctl.member_remove(member)?.map_err(|refused| refused.to_string())))
     }
 
@@ -338,7 +349,7 @@ impl SliceEtcd {
                 .iter()
                 .map(|url| {
                     let committed = &committed;
-                    scope.spawn(move || write_retried(&Etcdctl::new(Path::new(ETCDCTL_BIN), vec![url.clone()]), timeout_ms, committed))
+                    scope.spawn(move || write_retried(&Etcdctl::new(vec![url.clone()]), timeout_ms, committed))
                 })
                 .collect();
             asks.into_iter()
@@ -360,12 +371,7 @@ impl SliceEtcd {
 
     /// `etcdctl` against the members the slice started with.
     pub fn etcdctl(&self) -> Etcdctl {
-        Etcdctl::new(Path::new(ETCDCTL_BIN), self.endpoints.clone())
-    }
-
-    /// The inventory node a member is: by name (a started member), else by peer URL.
-    fn node_of(&self, t: &Topology, member: &EtcdMember) -> Option<NodeIx> {
-        self.urls.iter().find(|(&n, u)| member.name == t.name(n) || member.peer_urls.contains(&u.peer)).map(|(&n, _)| n)
+        Etcdctl::new(self.endpoints.clone())
     }
 
     /// Voters, learners and started members after the slice: the twin's final state beside real
@@ -381,19 +387,15 @@ impl SliceEtcd {
         let twin_says = [twin.voters, twin.learners, twin.members().and(twin.etcd_started)].map(Observed::nodes);
         let lab_says: [Observed; 3] = match &members {
             Ok(members) => {
-                let mut sets: [(NodeSet, Vec<String>); 3] = Default::default();
-                for member in members {
-                    let role = if member.membership() == Membership::Voter { 0 } else { 1 };
-                    match self.node_of(t, member) {
-                        Some(node) => {
-                            sets[role].0.set(node, true);
-                            sets[2].0.set(node, !member.name.is_empty());
-                        }
-                        // A member of no inventory node: in its role's row, where it disagrees.
-                        None => sets[role].1.push(member.hex_id()),
-                    }
-                }
-                sets.map(|(known, unknown)| Observed::Nodes { known, unknown })
+                let m = EtcdMembership::of(t, members);
+                // A member of no inventory node: in its role's row, by its id, where it disagrees.
+                let strangers =
+                    |role| members.iter().filter(|x| member_node(t, x).is_none() && x.membership() == role).map(|x| x.hex_id()).collect();
+                [
+                    Observed::Nodes { known: m.voters, unknown: strangers(Membership::Voter) },
+                    Observed::Nodes { known: m.learners, unknown: strangers(Membership::Learner) },
+                    Observed::nodes(m.started),
+                ]
             }
             Err(refused) => std::array::from_fn(|_| Observed::Unanswered(format!("no answer: {refused}"))),
         };
@@ -417,7 +419,7 @@ impl SliceEtcd {
         let read = |key: &str| -> Result<Observed, LabError> {
             let mut held: BTreeMap<bool, Vec<String>> = BTreeMap::new();
             for (node, member) in &self.urls {
-                if let Ok(n) = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![member.client.clone()]).count_serializable(key)? {
+                if let Ok(n) = Etcdctl::new(vec![member.client.clone()]).count_serializable(key)? {
                     held.entry(n > 0).or_default().push(t.name(*node).to_string());
                 }
             }
@@ -453,7 +455,7 @@ impl SliceEtcd {
 
 /// Waits until the member of `flags` answers as a cluster of one and commits a write to `key`.
 fn wait_cluster_of_one(flags: &EtcdFlags, key: &str) -> Result<(), LabError> {
-    let ctl = Etcdctl::new(Path::new(ETCDCTL_BIN), vec![flags.client_url.clone()]);
+    let ctl = Etcdctl::new(vec![flags.client_url.clone()]);
     let deadline = Instant::now() + Duration::from_secs(MEMBER_READY_TIMEOUT_S);
     loop {
         if matches!(ctl.member_list()?, Ok(members) if members.len() == 1) && matches!(ctl.put(key, "1", 1000)?, Ok(())) {
@@ -466,15 +468,6 @@ fn wait_cluster_of_one(flags: &EtcdFlags, key: &str) -> Result<(), LabError> {
             });
         }
         std::thread::sleep(Duration::from_millis(POLL_MS));
-    }
-}
-
-impl Drop for SliceEtcd {
-    fn drop(&mut self) {
-        for (child, _, _) in self.children.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

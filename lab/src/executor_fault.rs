@@ -186,7 +186,6 @@ pub fn strike_point(t: &Topology, plan: &Plan, start: &Cluster, injection: Injec
 /// # Errors
 /// [`LabError::NotRehearsable`] with why.
 pub fn check_choice(t: &Topology, plan: &Plan, start: &Cluster, drill: Drill, strike: &Strike) -> Result<(), LabError> {
-    let twin = twin_run(t, plan, start, drill);
     let Some(kind) = drill.choose else { return Ok(()) };
     let what = format!("--choose {kind} with {}", drill.injection.fault.describe(t));
     if strike.blow.clears() || matches!(strike.blow, Blow::ClockJump { .. }) {
@@ -195,7 +194,7 @@ pub fn check_choice(t: &Topology, plan: &Plan, start: &Cluster, drill: Drill, st
             "a fault that clears (a reboot, a partition) is waited for and a clock jump renewed before any recovery is picked, by the executor and the twin alike: pick with a crash or an lb-reload",
         ));
     }
-    let pinned = twin;
+    let pinned = twin_run(t, plan, start, drill);
     if !pinned.recoveries.iter().any(|r| r.name() == kind) {
         return Err(refuse(
             what,
@@ -219,30 +218,24 @@ pub fn twin_run(t: &Topology, plan: &Plan, start: &Cluster, drill: Drill) -> pla
 /// The twin's state the moment the fault strikes: the plan's actions from `start` up to the point
 /// (a refused one leaves the state as it was, as in the twin's prediction), then the fault.
 pub fn state_at_strike(t: &Topology, plan: &Plan, start: &Cluster, injection: Injection) -> Cluster {
-    let mut c = *start;
     let (step, after) = (usize::from(injection.at.step), usize::from(injection.at.action));
-    for (i, s) in plan.steps.iter().enumerate().take(step + 1) {
+    let actions = plan.steps.iter().enumerate().take(step + 1).flat_map(|(i, s)| {
         let upto = if i == step { after.min(s.actions.len()) } else { s.actions.len() };
-        for &a in &s.actions[..upto] {
-            if let Ok(next) = action::apply(&c, t, a) {
-                c = next;
-            }
-        }
-    }
-    injection.fault.strike(&c, t)
+        s.actions[..upto].iter().copied()
+    });
+    injection.fault.strike(&apply_taken(t, *start, actions), t)
 }
 
 /// The twin's state right before the recovery's own `etcdctl member remove` of `node`: `c` (the
 /// state at the strike) with the recovery's actions before it carried out (a refused one leaves
 /// the state as it was). A `kubeadm reset` before it removes the member already.
 pub fn before_member_remove(t: &Topology, c: &Cluster, recovery: &[Action], node: NodeIx) -> Cluster {
-    let mut state = *c;
-    for &a in recovery.iter().take_while(|a| **a != Action::EtcdMemberRemove(node)) {
-        if let Ok(next) = action::apply(&state, t, a) {
-            state = next;
-        }
-    }
-    state
+    apply_taken(t, *c, recovery.iter().copied().take_while(|a| *a != Action::EtcdMemberRemove(node)))
+}
+
+/// `c` after `actions`, a refused one leaving the state as it was.
+fn apply_taken(t: &Topology, c: Cluster, actions: impl IntoIterator<Item = Action>) -> Cluster {
+    actions.into_iter().fold(c, |c, a| action::apply(&c, t, a).unwrap_or(c))
 }
 
 /// `etcdctl member remove` of `node` in the twin's state `c`: taken, or the model's refusal.
@@ -294,6 +287,12 @@ mod tests {
         Topology::new(&parse_scenario(text).expect("scenario parses"))
     }
 
+    /// `drill` on the whole `plan` from the scenario's start: its strike, then its pick checked.
+    fn checked(t: &Topology, plan: &Plan, drill: Drill) -> Result<(), LabError> {
+        let start = Cluster::initial(t);
+        strike_point(t, plan, &start, drill.injection).and_then(|strike| check_choice(t, plan, &start, drill, &strike))
+    }
+
     fn at(plan: &Plan, id: &str, action: u16) -> Point {
         Point { step: plan.steps.iter().position(|s| s.id == id).expect("step") as u16, action }
     }
@@ -304,8 +303,9 @@ mod tests {
         let plan = plan_model::planner::generate(&t);
         let m2 = t.resolve("master-2").expect("master-2");
         let crash = Fault::NodeDown { node: m2, lasts_s: None };
-        let strike =
-            |id: &str, action: u16| strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, id, action), fault: crash });
+        let struck =
+            |fault, id: &str, action| strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, id, action), fault });
+        let strike = |id: &str, action: u16| struck(crash, id, action);
         let join = strike("2.5", 1).expect("after the add");
         assert_eq!(
             (join.at, join.blow, join.step_id.as_str()),
@@ -324,8 +324,7 @@ mod tests {
         }
         let reboot_fault = Fault::NodeDown { node: m2, lasts_s: Some(90) };
         // A reboot inside a learner-mode join strikes there; inside a voter-mode one it is refused.
-        let in_join = strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.5", 1), fault: reboot_fault })
-            .expect("learner mode");
+        let in_join = struck(reboot_fault, "2.5", 1).expect("learner mode");
         assert_eq!(
             (in_join.at, in_join.blow),
             (StrikeAt::InJoin { host: m2, after: "add" }, Blow::Crash { victim: m2, boots_again: true })
@@ -349,42 +348,21 @@ mod tests {
         let first_join = three_plan.steps.iter().find(|s| s.actions.iter().any(|a| matches!(a, Action::EtcdMemberAdd(_)))).expect("a join");
         let joining = three.new_masters().next().map(|x| three.name(x).to_string()).expect("a new master");
         refused_because(&three, &three_plan, &joining, &first_join.id, 1, "ControlPlaneKubeletLocalMode");
-        let reboot = strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "3.5", 0), fault: reboot_fault })
-            .expect("a reboot as 3.5 begins");
+        let reboot = struck(reboot_fault, "3.5", 0).expect("a reboot as 3.5 begins");
         assert_eq!((reboot.at, reboot.blow), (StrikeAt::StepBegins, Blow::Crash { victim: m2, boots_again: true }));
-        let away = strike_point(
-            &t,
-            &plan,
-            &Cluster::initial(&t),
-            Injection { at: at(&plan, "2.5", 0), fault: Fault::OperatorAway { lasts_s: 3 * 3600 } },
-        )
-        .expect("a clock jump as 2.5 begins");
+        let away = struck(Fault::OperatorAway { lasts_s: 3 * 3600 }, "2.5", 0).expect("a clock jump as 2.5 begins");
         assert_eq!((away.at, away.blow, away.blow.victim()), (StrikeAt::StepBegins, Blow::ClockJump { seconds: 3 * 3600 }, None));
         let partition = Fault::Partition { node: m2, lasts_s: Some(300) };
-        let frozen = strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "3.5", 0), fault: partition })
-            .expect("a partition as 3.5 begins");
+        let frozen = struck(partition, "3.5", 0).expect("a partition as 3.5 begins");
         assert!(frozen.blow.clears() && frozen.blow == Blow::Freeze { victim: m2 });
-        assert!(matches!(
-            strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.5", 1), fault: partition }),
-            Err(LabError::NotRehearsable { .. })
-        ));
-        let reload = strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.8", 0), fault: Fault::LbReload })
-            .expect("a reload as 2.8 begins");
+        assert!(matches!(struck(partition, "2.5", 1), Err(LabError::NotRehearsable { .. })));
+        let reload = struck(Fault::LbReload, "2.8", 0).expect("a reload as 2.8 begins");
         assert_eq!(
             (reload.at, reload.blow, reload.blow.victim(), reload.blow.clears()),
             (StrikeAt::StepBegins, Blow::LbReload, None, false)
         );
-        assert!(
-            matches!(
-                strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.5", 1), fault: Fault::LbReload }),
-                Err(LabError::NotRehearsable { .. })
-            ),
-            "not inside kubeadm join"
-        );
-        assert!(matches!(
-            strike_point(&t, &plan, &Cluster::initial(&t), Injection { at: at(&plan, "2.5", 0), fault: Fault::LbDown { lasts_s: 60 } }),
-            Err(LabError::NotRehearsable { .. })
-        ));
+        assert!(matches!(struck(Fault::LbReload, "2.5", 1), Err(LabError::NotRehearsable { .. })), "not inside kubeadm join");
+        assert!(matches!(struck(Fault::LbDown { lasts_s: 60 }, "2.5", 0), Err(LabError::NotRehearsable { .. })));
     }
 
     /// A pick the lab and the twin can both take is let through; a pick after a fault that clears,
@@ -394,14 +372,11 @@ mod tests {
         let legacy = topology(include_str!("../../scenarios/legacy-1.28.yaml"));
         let plan = plan_model::planner::generate(&legacy);
         let cp2 = legacy.resolve("cp-2").expect("cp-2");
-        let start = Cluster::initial(&legacy);
         let drill = |lasts_s, choose| Drill {
             injection: Injection { at: at(&plan, "2.5", 1), fault: Fault::NodeDown { node: cp2, lasts_s } },
             choose,
         };
-        let check = |d: Drill| {
-            strike_point(&legacy, &plan, &start, d.injection).and_then(|strike| check_choice(&legacy, &plan, &start, d, &strike))
-        };
+        let check = |d: Drill| checked(&legacy, &plan, d);
         assert!(check(drill(None, Some("worst-case"))).is_ok());
         assert!(check(drill(None, Some("quorum-recovery"))).is_ok());
         assert!(check(drill(None, None)).is_ok());
@@ -416,9 +391,7 @@ mod tests {
             injection: Injection { at: at(&homelab, "3.5", 0), fault: Fault::NodeDown { node: m2, lasts_s: Some(90) } },
             choose: Some("worst-case"),
         };
-        match strike_point(&t, &homelab, &Cluster::initial(&t), reboot.injection)
-            .and_then(|strike| check_choice(&t, &homelab, &Cluster::initial(&t), reboot, &strike))
-        {
+        match checked(&t, &homelab, reboot) {
             Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("a fault that clears"), "{why}"),
             other => panic!("refused: {other:?}"),
         }
@@ -429,12 +402,8 @@ mod tests {
             injection: Injection { at: at(&homelab, "4.5", 0), fault: Fault::NodeDown { node: m0, lasts_s: None } },
             choose,
         };
-        let check = |d: Drill| {
-            strike_point(&t, &homelab, &Cluster::initial(&t), d.injection)
-                .and_then(|strike| check_choice(&t, &homelab, &Cluster::initial(&t), d, &strike))
-        };
         for choose in [None, Some("go-forward"), Some("hold")] {
-            assert!(check(lost(choose)).is_ok(), "{choose:?}");
+            assert!(checked(&t, &homelab, lost(choose)).is_ok(), "{choose:?}");
         }
     }
 

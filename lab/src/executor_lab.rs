@@ -1,38 +1,24 @@
 //! What the executor finds on the lab besides etcd and the apiservers: the operator's workstation
 //! and infra repo, the load balancer's host, the hypervisor, and the programs the plan calls there.
 //!
-//! - The **infra repo** is a real git repository in the lab's scratch directory, with the files
-//!   the plan edits (`lb/haproxy-bootstrap.php` or `haproxy/haproxy.cfg`, the config stack's
-//!   `main.tf`, the kubeconfig consumers, the backup CronJob's stack) written from the twin's state where the run starts,
-//!   and a bare repository as its remote. The plan's commands name it by the scenario's path; the
-//!   lab runs a copy of the plan whose paths point at the scratch copy ([`LabPaths`]).
-//! - **By-hand edits** ([`carry_out`]) are made on those files from the operation's typed edit
-//!   ([`RepoEdit`]), never from the instruction's text: a replacement, a `key = value` line, lines
-//!   added to the bootstrap script, the bootstrap pool's members, HAProxy's apiserver frontend,
-//!   backend and servers in `haproxy.cfg`; a change only described is
-//!   kept as a note. Work with no file on the lab (IPAM, a VM's IP alias, a tracker) is
-//!   acknowledged and listed.
-//! - **Shims** on every lab host's PATH do the equivalent real action: `php` renders the bootstrap
-//!   script's declared pools into an HAProxy config and (re)starts the real HAProxy on the load
-//!   balancer's host (reset to the declared state on every deploy); on a Linux load balancer the
-//!   plan installs the repo's `haproxy.cfg` itself and `systemctl reload-or-restart haproxy`
-//!   reloads the real HAProxy gracefully ([`linux_lb`]); `virsh` and `qm` record snapshots;
-//!   `kubectl` asks the apiserver its `--server` names for `/readyz` with real TLS (curl and the lab CA) before it answers from
-//!   the node and pod states the lab's kubelet stand-in writes; `scripts/tg` applies the config
-//!   stack's flags to the masters' manifests; `reboot` asks the lab to reboot the host.
+//! - The **infra repo** ([`prepare_infra_repo`]): a real git repository in the lab's directory with
+//!   a bare remote; the plan on the lab names it by the lab's paths ([`LabPaths`]).
+//! - **By-hand edits** ([`carry_out`]) are made from the operation's typed edit ([`RepoEdit`]),
+//!   never from the instruction's text; work with no file on the lab is acknowledged and listed.
+//! - **Shims** on every lab host's PATH do the equivalent real action ([`write_host_shims`]), each
+//!   described where it is written; a Linux load balancer's HAProxy: [`linux_lb`].
 
 mod linux_lb;
 
 use crate::error::LabError;
-use crate::host::{self, FixtureHosts};
+use crate::host::{self, FixtureHost, FixtureHosts};
 use plan_model::cluster::Cluster;
 use plan_model::hand::{Change, RepoEdit};
 use plan_model::plan::Plan;
-use plan_model::scenario::LbKind;
+use plan_model::scenario::{ConsumerKind, LbKind};
 use plan_model::topology::{NodeIx, Topology};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The pfSense load balancer's HAProxy config and stats socket, in its host's `/tmp`.
 pub const LB_CONFIG: &str = "/tmp/haproxy.cfg";
@@ -96,6 +82,11 @@ impl LabPaths {
         self.etcd_backup.join("etcd-snapshot-before.db")
     }
 
+    /// The operator's kubeconfig on the lab: the infra repo's first kubeconfig consumer, if any.
+    pub fn kubeconfig(&self, t: &Topology) -> Option<PathBuf> {
+        t.scenario.consumers.iter().find(|c| c.kind == ConsumerKind::Kubeconfig).map(|c| self.infra_repo.join(&c.path))
+    }
+
     /// The scenario with its workstation paths moved into the lab, and every login as `root`
     /// (the one account a lab host has).
     pub fn topology(&self, t: &Topology) -> Topology {
@@ -130,10 +121,8 @@ pub const LAB_USER: &str = "root";
 /// # Errors
 /// All five are taken.
 pub fn workstation_address(t: &Topology) -> Result<Ipv4Addr, LabError> {
-    let mut used: Vec<Ipv4Addr> = t.nodes.iter().map(|n| n.address).collect();
-    used.extend(t.scenario.load_balancer.machine_address());
+    let mut used: Vec<Ipv4Addr> = machines(t).iter().map(|m| m.address).collect();
     used.push(t.scenario.control_plane_endpoint.vip);
-    used.extend(t.scenario.hypervisors.iter().filter_map(|h| h.address));
     // In the lab's own range: the one its VIP is in.
     let [_, range, _, _] = t.scenario.control_plane_endpoint.vip.octets();
     (250..=254).map(|d| Ipv4Addr::new(127, range, 20, d)).find(|a| !used.contains(a)).ok_or_else(|| LabError::NotRehearsable {
@@ -142,37 +131,26 @@ pub fn workstation_address(t: &Topology) -> Result<Ipv4Addr, LabError> {
     })
 }
 
+/// Every machine of the scenario with an address: each node (a new master's VM too), the load
+/// balancer, the hypervisors.
+pub fn machines(t: &Topology) -> Vec<FixtureHost> {
+    let mut machines: Vec<FixtureHost> = t.nodes.iter().map(|n| FixtureHost { name: n.name.clone(), address: n.address }).collect();
+    let lb = &t.scenario.load_balancer;
+    machines.extend(lb.machine_address().map(|address| FixtureHost { name: lb.name.clone(), address }));
+    machines.extend(t.scenario.hypervisors.iter().filter_map(|h| Some(FixtureHost { name: h.name.clone(), address: h.address? })));
+    machines
+}
+
 /// `/etc/hosts` of every lab host: each machine by name and `name.zone`, the API's name on the VIP.
 pub fn hosts_file(t: &Topology, workstation: Ipv4Addr) -> String {
     let zone = &t.scenario.dns.zone;
     let mut text = "127.0.0.1 localhost\n".to_string();
-    for node in &t.nodes {
-        text.push_str(&format!("{} {} {}.{zone}\n", node.address, node.name, node.name));
-    }
-    let lb = &t.scenario.load_balancer;
-    if let Some(address) = lb.machine_address() {
-        text.push_str(&format!("{address} {} {}.{zone}\n", lb.name, lb.name));
-    }
-    for h in &t.scenario.hypervisors {
-        if let Some(address) = h.address {
-            text.push_str(&format!("{address} {} {}.{zone}\n", h.name, h.name));
-        }
+    for FixtureHost { name, address } in machines(t) {
+        text.push_str(&format!("{address} {name} {name}.{zone}\n"));
     }
     text.push_str(&format!("{} {}\n", t.scenario.control_plane_endpoint.vip, t.scenario.control_plane_endpoint.fqdn));
     text.push_str(&format!("{workstation} workstation\n"));
     text
-}
-
-fn git(repo: &Path, args: &[&str]) -> Result<(), LabError> {
-    let output = Command::new("git").arg("-C").arg(repo).args(args).output().map_err(|e| LabError::io("run git", e))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(LabError::Command {
-            command: format!("git {}", args.join(" ")),
-            message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
-    }
 }
 
 /// The pool the bootstrap script declares in state `c`, as the script's calls.
@@ -198,12 +176,12 @@ fn bootstrap_script(t: &Topology, c: &Cluster) -> String {
     text
 }
 
-/// A real git repository with the files the plan edits, as the twin's state `c` has them, and a
-/// bare remote for `git push`.
+/// A real git repository with the files the plan edits, as the twin's state `c` has them (the
+/// kubeconfig consumers trusting the lab CA `ca`), and a bare remote for `git push`.
 ///
 /// # Errors
 /// A file cannot be written or git fails.
-pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Path) -> Result<(), LabError> {
+pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Path, ca: &[u8]) -> Result<(), LabError> {
     let repo = &paths.infra_repo;
     let s = &t.scenario;
     let existing = t.node(t.existing_master()).address;
@@ -242,15 +220,14 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     if !s.dns.source.is_empty() {
         host::write_file(&repo.join(&s.dns.source), "# DNS records\n")?;
     }
-    let ca = std::fs::read(root.join("ca.crt")).map_err(|e| LabError::io("the lab CA", e))?;
     for (i, consumer) in t.consumers.iter().enumerate() {
         let server = if c.consumer_on_vip(i) { &vip } else { &direct };
         let path = repo.join(&s.consumers[i].path);
         let mut text = std::fs::read_to_string(&path).unwrap_or_default();
         text.push_str(&format!("# {}\n", consumer.name));
-        if s.consumers[i].kind == plan_model::scenario::ConsumerKind::Kubeconfig {
+        if s.consumers[i].kind == ConsumerKind::Kubeconfig {
             // A real kubeconfig: the executor's Kubernetes API observer reads it.
-            text.push_str(&kubeconfig_file(server, &ca));
+            text.push_str(&kubeconfig_file(server, ca));
         } else {
             text.push_str(&format!("server: {server}\n"));
         }
@@ -265,21 +242,20 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
     }
     write_tg(repo, root, t)?;
     std::fs::create_dir_all(&paths.etcd_backup).map_err(|e| LabError::io("the backup directory", e))?;
-    let remote = root.join("infra-remote.git");
-    let init = Command::new("git").args(["init", "-q", "--bare"]).arg(&remote).output().map_err(|e| LabError::io("git init", e))?;
-    if !init.status.success() {
-        return Err(LabError::Command {
-            command: "git init --bare".to_string(),
-            message: String::from_utf8_lossy(&init.stderr).into_owned(),
-        });
+    let remote = root.join("infra-remote.git").display().to_string();
+    let repo = repo.display().to_string();
+    host::run_tool("git", &["init", "-q", "--bare", &remote])?;
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["config", "user.name", "plan lab"],
+        &["config", "user.email", "lab@plan.invalid"],
+        &["remote", "add", "origin", &remote],
+        &["add", "-A"],
+        &["commit", "-q", "-m", "the infra repo before the migration"],
+        &["push", "-q", "-u", "origin", "main"],
+    ] {
+        host::run_tool("git", &[&["-C", repo.as_str()][..], args].concat())?;
     }
-    git(repo, &["init", "-q", "-b", "main"])?;
-    git(repo, &["config", "user.name", "plan lab"])?;
-    git(repo, &["config", "user.email", "lab@plan.invalid"])?;
-    git(repo, &["remote", "add", "origin", &remote.display().to_string()])?;
-    git(repo, &["add", "-A"])?;
-    git(repo, &["commit", "-q", "-m", "the infra repo before the migration"])?;
-    git(repo, &["push", "-q", "-u", "origin", "main"])?;
     Ok(())
 }
 
@@ -308,9 +284,8 @@ pub fn write_root_kubeconfigs(
     for node in t.nodes.iter().filter(|n| n.kind != plan_model::topology::NodeKind::Worker) {
         link(&node.name, Path::new("/etc/kubernetes/admin.conf"))?;
     }
-    let consumer = t.scenario.consumers.iter().find(|c| c.kind == plan_model::scenario::ConsumerKind::Kubeconfig);
-    match consumer {
-        Some(c) => link(workstation, &paths.infra_repo.join(&c.path)),
+    match paths.kubeconfig(t) {
+        Some(kubeconfig) => link(workstation, &kubeconfig),
         None => {
             let direct = format!("https://{}:{}", t.node(t.existing_master()).address, t.scenario.control_plane_endpoint.port);
             host::write_file(&hosts.host_dir(workstation).join("root/.kube/config"), &kubeconfig_file(&direct, ca_pem))

@@ -14,39 +14,13 @@ pub const STATS_TIMEOUT_MS: u64 = 2000;
 /// The backend (pool) name, as in the source plan's bootstrap script.
 pub const POOL: &str = "apiserver_nodes";
 
-/// One backend as the stats socket reports it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Backend {
-    pub name: String,
-    /// `UP`, `DOWN`, `UP 1/2` (going down), `no check`, ...
-    pub status: String,
-    /// The last check's result (`L7OK`, `L4CON`, `L7STS`, `INI` before the first one, ...).
-    #[serde(default)]
-    pub check: String,
-}
-
-impl Backend {
-    pub fn is_up(&self) -> bool {
-        self.status.starts_with("UP")
-    }
-}
+/// One server as the stats socket reports it: the executor's own type and parser, so the lab reads
+/// HAProxy as the executor does.
+pub use plan_exec::haproxy::Backend;
 
 /// Parses `show stat` CSV: the servers of the backend `pool`.
 pub fn parse_stat_of(csv: &str, pool: &str) -> Vec<Backend> {
-    let mut lines = csv.lines();
-    let Some(header) = lines.next() else { return Vec::new() };
-    let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
-    let at = |name: &str| columns.iter().position(|c| *c == name);
-    let (Some(px), Some(sv), Some(status)) = (at("pxname"), at("svname"), at("status")) else { return Vec::new() };
-    let check = at("check_status");
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.get(px) == Some(&pool) && !matches!(f.get(sv), Some(&"FRONTEND") | Some(&"BACKEND")))
-        .filter_map(|f| {
-            let check = check.and_then(|c| f.get(c)).map(|c| c.trim_start_matches("* ").to_string()).unwrap_or_default();
-            Some(Backend { name: f.get(sv)?.to_string(), status: f.get(status)?.to_string(), check })
-        })
-        .collect()
+    plan_exec::haproxy::parse_show_stat(csv).servers.into_iter().filter(|b| b.proxy == pool).collect()
 }
 
 /// Asks the admin socket for the servers of the backend `pool`.

@@ -120,7 +120,8 @@ pub fn usable() -> Result<(), LabError> {
     Ok(())
 }
 
-fn run_tool(program: &str, args: &[&str]) -> Result<(), LabError> {
+/// Runs `program` with `args` to its end: [`LabError::Command`] with its stderr when it fails.
+pub(crate) fn run_tool(program: &str, args: &[&str]) -> Result<(), LabError> {
     let output = Command::new(program).args(args).stdin(Stdio::null()).output().map_err(|e| LabError::io(format!("run {program}"), e))?;
     if output.status.success() {
         Ok(())
@@ -203,10 +204,6 @@ impl FixtureHosts {
 
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    pub fn hosts(&self) -> &[FixtureHost] {
-        &self.hosts
     }
 
     /// The host's directory: `etc-kubernetes/`, `tmp/`, its logs.
@@ -418,17 +415,16 @@ impl FixtureHosts {
         self.login(address).and_then(|mut child| child.wait()).is_ok_and(|s| s.success())
     }
 
+    /// `ssh root@address COMMAND` with the fixture's ssh config, its input empty.
+    fn ssh(&self, address: Ipv4Addr, command: &str) -> Command {
+        let mut ssh = Command::new("ssh");
+        ssh.arg("-F").arg(self.ssh_config()).arg(format!("root@{address}")).arg(command).stdin(Stdio::null());
+        ssh
+    }
+
     /// `ssh root@address true` started: [`Self::answers`] without waiting for it.
     fn login(&self, address: Ipv4Addr) -> std::io::Result<Child> {
-        Command::new("ssh")
-            .arg("-F")
-            .arg(self.ssh_config())
-            .arg(format!("root@{address}"))
-            .arg("true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        self.ssh(address, "true").stdout(Stdio::null()).stderr(Stdio::null()).spawn()
     }
 
     /// Runs `command` on the host at `address` over SSH as root, as the executor would.
@@ -437,14 +433,7 @@ impl FixtureHosts {
     /// ssh cannot start; [`LabError::Command`] when the command fails, with its stderr.
     pub fn run(&self, address: Ipv4Addr, command: &str) -> Result<String, LabError> {
         guard_loopback(address)?;
-        let output = Command::new("ssh")
-            .arg("-F")
-            .arg(self.ssh_config())
-            .arg(format!("root@{address}"))
-            .arg(command)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| LabError::io("run ssh", e))?;
+        let output = self.ssh(address, command).output().map_err(|e| LabError::io("run ssh", e))?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {

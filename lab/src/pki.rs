@@ -12,13 +12,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The CA every stand-in's serving cert chains to, and that the VIP probe trusts.
 pub struct LabCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
-    /// `ca.crt` on disk (the public half only).
-    pub cert_path: PathBuf,
 }
 
 /// What a serving cert was issued for: the SANs a client may verify against.
@@ -37,10 +35,6 @@ impl ServingCertSans {
             sans.dns.push(fqdn.to_string());
         }
         sans
-    }
-
-    pub fn has_ip(&self, ip: Ipv4Addr) -> bool {
-        self.ips.contains(&ip)
     }
 }
 
@@ -77,9 +71,8 @@ impl LabCa {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().map_err(|e| pki_error("CA key", e))?;
         let issuer = CertifiedIssuer::self_signed(params, key).map_err(|e| pki_error("self-sign the CA", e))?;
-        let cert_path = dir.join("ca.crt");
-        write_file(&cert_path, &issuer.pem(), false)?;
-        Ok(LabCa { issuer, cert_path })
+        write_file(&dir.join("ca.crt"), &issuer.pem(), false)?;
+        Ok(LabCa { issuer })
     }
 
     /// Writes the CA's private key to `path` (0600), for a `kubeadm` shim on a fixture host that
@@ -89,6 +82,11 @@ impl LabCa {
     /// The file cannot be written.
     pub fn write_key(&self, path: &Path) -> Result<(), LabError> {
         write_file(path, &self.issuer.key().serialize_pem(), true)
+    }
+
+    /// The CA certificate as `ca.crt` holds it, for a kubeconfig's `certificate-authority-data`.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
     }
 
     /// The CA certificate, for a client's trust store.
@@ -139,7 +137,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = LabCa::new(dir.path()).expect("CA");
         let sans = ServingCertSans::of("k8s-master", Ipv4Addr::new(127, 0, 20, 100), Some((Ipv4Addr::new(127, 0, 20, 99), "api.lan")));
-        assert!(sans.has_ip(Ipv4Addr::new(127, 0, 20, 99)));
+        assert!(sans.ips.contains(&Ipv4Addr::new(127, 0, 20, 99)));
         let (crt, key) = (dir.path().join("apiserver.crt"), dir.path().join("apiserver.key"));
         ca.issue(&sans, &crt, &key).expect("issued");
         let (certs, _key) = load_pair(&crt, &key).expect("loads");
@@ -147,7 +145,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key).expect("key exists").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(!ServingCertSans::of("m", Ipv4Addr::new(127, 0, 20, 100), None).has_ip(Ipv4Addr::new(127, 0, 20, 99)));
+        assert!(!ServingCertSans::of("m", Ipv4Addr::new(127, 0, 20, 100), None).ips.contains(&Ipv4Addr::new(127, 0, 20, 99)));
     }
 
     #[test]

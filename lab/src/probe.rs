@@ -3,11 +3,11 @@
 //! rehearsal was on. Its record gives the client-visible downtime.
 
 use crate::apiserver::{Readyz, VerifyingClient};
+use crate::process::Worker;
 use serde::Serialize;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Between two requests of the probe.
@@ -52,13 +52,12 @@ pub struct ProbeRecord {
     pub outages: Vec<Outage>,
 }
 
-/// A running probe; [`Probe::finish`] stops it and returns its record.
+/// A running probe; [`Probe::stop`] stops it and returns its record.
 pub struct Probe {
-    start: Instant,
     step: Arc<Mutex<String>>,
     samples: Arc<Mutex<Vec<Sample>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// `None` when its thread could not start: it records nothing.
+    asking: Option<Worker>,
 }
 
 impl Probe {
@@ -66,36 +65,24 @@ impl Probe {
     pub fn start(client: VerifyingClient, vip: SocketAddr, name: Ipv4Addr) -> Probe {
         let step = Arc::new(Mutex::new("start".to_string()));
         let samples = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
         let start = Instant::now();
-        let (s_step, s_samples, s_stop) = (Arc::clone(&step), Arc::clone(&samples), Arc::clone(&stop));
-        let thread = std::thread::Builder::new()
-            .name("vip-probe".to_string())
-            .spawn(move || {
-                while !s_stop.load(Ordering::SeqCst) {
-                    let asked = Instant::now();
-                    let answer = client.readyz(vip, name).unwrap_or_else(|e| Readyz::Unreachable(e.to_string()));
-                    let step = s_step.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                    let mut all = s_samples.lock().unwrap_or_else(PoisonError::into_inner);
-                    if all.len() < SAMPLES_MAX {
-                        all.push(Sample { at_ms: start.elapsed().as_millis() as u64, step, answer });
-                    }
-                    drop(all);
-                    let spent = asked.elapsed();
-                    std::thread::sleep(Duration::from_millis(PROBE_INTERVAL_MS).saturating_sub(spent));
+        let (s_step, s_samples) = (Arc::clone(&step), Arc::clone(&samples));
+        let asking = Worker::spawn("vip-probe".to_string(), move |stop| {
+            while !stop.load(Ordering::SeqCst) {
+                let asked = Instant::now();
+                let answer = client.readyz(vip, name).unwrap_or_else(|e| Readyz::Unreachable(e.to_string()));
+                let step = s_step.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                let mut all = s_samples.lock().unwrap_or_else(PoisonError::into_inner);
+                if all.len() < SAMPLES_MAX {
+                    all.push(Sample { at_ms: start.elapsed().as_millis() as u64, step, answer });
                 }
-            })
-            .ok();
-        Probe { start, step, samples, stop, thread }
-    }
-
-    /// Adds an answer a check of the rehearsal got through the VIP: the same client, so it is a
-    /// sample too (a VIP that serves for less than one interval is still seen serving).
-    pub fn record(&self, step: &str, answer: Readyz) {
-        let mut all = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
-        if all.len() < SAMPLES_MAX {
-            all.push(Sample { at_ms: self.start.elapsed().as_millis() as u64, step: step.to_string(), answer });
-        }
+                drop(all);
+                let spent = asked.elapsed();
+                std::thread::sleep(Duration::from_millis(PROBE_INTERVAL_MS).saturating_sub(spent));
+            }
+        })
+        .ok();
+        Probe { step, samples, asking }
     }
 
     /// Stamps the following answers with `step`.
@@ -106,31 +93,14 @@ impl Probe {
         }
     }
 
-    /// Stops the probe and sums up what it saw.
-    pub fn finish(mut self) -> ProbeRecord {
-        self.stop()
-    }
-
-    /// Stops the probe (for good) and sums up what it saw: [`Self::finish`] for a probe that
-    /// its owner keeps.
+    /// Stops the probe (for good) and sums up what it saw.
     pub fn stop(&mut self) -> ProbeRecord {
-        self.halt();
+        if let Some(asking) = &mut self.asking {
+            asking.stop();
+        }
         let mut samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner));
         samples.sort_by_key(|s| s.at_ms);
         summarize(&samples)
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.halt();
     }
 }
 

@@ -1,10 +1,13 @@
 //! Starting, signalling and reaping the lab's processes, by pid, with a check that a pid from a
-//! state file still belongs to the lab before anything is sent to it.
+//! state file still belongs to the lab before anything is sent to it; and the lab's threads, each
+//! owned by a [`Worker`] that stops it.
 
 use crate::error::LabError;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often a wait looks again.
@@ -23,21 +26,18 @@ pub enum Signal {
 }
 
 impl Signal {
-    fn raw(self) -> libc::c_int {
+    /// Its number and its name.
+    fn of(self) -> (libc::c_int, &'static str) {
         match self {
-            Signal::Kill => libc::SIGKILL,
-            Signal::Term => libc::SIGTERM,
-            Signal::Stop => libc::SIGSTOP,
-            Signal::Cont => libc::SIGCONT,
+            Signal::Kill => (libc::SIGKILL, "SIGKILL"),
+            Signal::Term => (libc::SIGTERM, "SIGTERM"),
+            Signal::Stop => (libc::SIGSTOP, "SIGSTOP"),
+            Signal::Cont => (libc::SIGCONT, "SIGCONT"),
         }
     }
+
     pub fn name(self) -> &'static str {
-        match self {
-            Signal::Kill => "SIGKILL",
-            Signal::Term => "SIGTERM",
-            Signal::Stop => "SIGSTOP",
-            Signal::Cont => "SIGCONT",
-        }
+        self.of().1
     }
 }
 
@@ -99,7 +99,7 @@ pub fn belongs_to(pid: u32, marker: &str) -> bool {
 pub fn signal(pid: u32, signal: Signal) -> bool {
     let Ok(raw_pid) = libc::pid_t::try_from(pid) else { return false };
     // SAFETY: kill(2) with a positive pid signals exactly that process.
-    unsafe { libc::kill(raw_pid, signal.raw()) == 0 }
+    unsafe { libc::kill(raw_pid, signal.of().0) == 0 }
 }
 
 /// Waits until `pid` no longer runs, reaping it when it is `child`.
@@ -122,6 +122,43 @@ pub fn wait_gone(pid: u32, child: Option<&mut Child>, timeout: Duration) -> bool
             return false;
         }
         std::thread::sleep(Duration::from_millis(POLL_MS));
+    }
+}
+
+/// A thread of the lab that runs until it is told to stop: [`Self::stop`], or dropping it, tells it
+/// and waits for it.
+pub struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Runs `body` on a thread named `name`; `body` returns once the flag it is given is set.
+    ///
+    /// # Errors
+    /// The thread cannot be started.
+    pub fn spawn(name: String, body: impl FnOnce(&AtomicBool) + Send + 'static) -> Result<Worker, LabError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || body(&stopping))
+            .map_err(|e| LabError::io(format!("start {name}"), e))?;
+        Ok(Worker { stop, thread: Some(thread) })
+    }
+
+    /// Tells the thread to stop and waits for it; again, nothing.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

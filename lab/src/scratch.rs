@@ -85,12 +85,10 @@ impl LabRange {
     /// # Errors
     /// Every range up to [`RANGES_MAX`] is held by another lab.
     pub fn claim() -> Result<LabRange, LabError> {
-        (0..=RANGES_MAX)
-            .find_map(|octet| bind_claim(&format!("{RANGE_CLAIM}{octet}")).ok().map(|claim| LabRange { octet, _claim: claim }))
-            .ok_or_else(|| LabError::NotRehearsable {
-                what: "a loopback range for the lab".to_string(),
-                why: format!("127.0.0.0/16 to 127.{RANGES_MAX}.0.0/16 are all held by other labs"),
-            })
+        (0..=RANGES_MAX).find_map(|octet| LabRange::claim_octet(octet).ok()).ok_or_else(|| LabError::NotRehearsable {
+            what: "a loopback range for the lab".to_string(),
+            why: format!("127.0.0.0/16 to 127.{RANGES_MAX}.0.0/16 are all held by other labs"),
+        })
     }
 
     /// Claims range `127.octet.0.0/16` itself: for servers that sit at a scenario's own loopback

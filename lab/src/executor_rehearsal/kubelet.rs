@@ -12,14 +12,13 @@ use crate::executor_etcd::{SliceEtcd, STRIKE_DIR};
 use crate::executor_lab;
 use crate::fidelity::{Cell, Observed};
 use crate::host::FixtureHosts;
-use crate::pki::ServingCertSans;
-use crate::process::Signal;
+use crate::process::{Signal, Worker};
 use plan_model::topology::{NodeIx, NodeSet, Topology};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,45 +27,17 @@ use std::time::{Duration, Instant};
 const SETTLE_MS: u64 = 1000;
 
 /// The kubelet stand-in's own thread: one look at the hosts every [`KUBELET_TICK_MS`] until it is
-/// dropped, which stops the thread and waits for it (it holds the hosts and the stand-in).
-pub(super) struct KubeletTicker {
-    running: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl KubeletTicker {
-    pub(super) fn start(kubelet: &Arc<Mutex<KubeletStandIn>>, hosts: &Arc<FixtureHosts>) -> Result<KubeletTicker, LabError> {
-        let running = Arc::new(AtomicBool::new(true));
-        let (kubelet, hosts, ticking) = (Arc::clone(kubelet), Arc::clone(hosts), Arc::clone(&running));
-        let thread = std::thread::Builder::new()
-            .name("kubelet-stand-in".to_string())
-            .spawn(move || {
-                while ticking.load(Ordering::SeqCst) {
-                    if let Err(e) = lock(&kubelet).sync(&hosts) {
-                        lock(&kubelet).actions.push(format!("kubelet stand-in: {e}"));
-                    }
-                    std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
-                }
-            })
-            .map_err(|e| LabError::io("start the kubelet stand-in", e))?;
-        Ok(KubeletTicker { running, thread: Some(thread) })
-    }
-}
-
-impl KubeletTicker {
-    /// Stops the thread and waits for it; again, nothing.
-    pub(super) fn stop(&mut self) {
-        self.running.store(false, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+/// stopped or dropped (it holds the hosts and the stand-in).
+pub(super) fn start_ticker(kubelet: &Arc<Mutex<KubeletStandIn>>, hosts: &Arc<FixtureHosts>) -> Result<Worker, LabError> {
+    let (kubelet, hosts) = (Arc::clone(kubelet), Arc::clone(hosts));
+    Worker::spawn("kubelet-stand-in".to_string(), move |stop| {
+        while !stop.load(Ordering::SeqCst) {
+            if let Err(e) = lock(&kubelet).sync(&hosts) {
+                lock(&kubelet).actions.push(format!("kubelet stand-in: {e}"));
+            }
+            std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
         }
-    }
-}
-
-impl Drop for KubeletTicker {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    })
 }
 
 /// The kubelets of the lab's nodes: each master's apiserver stand-in (stopped while its manifest
@@ -97,8 +68,8 @@ pub(super) struct KubeletStandIn {
     /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
     /// (`kubeadm reset` and a destroyed VM leave them, NotReady: docs/facts.md K10).
     pub(super) registered: NodeSet,
-    /// Whether a write committed right after a reboot struck inside `kubeadm join` (the kubelet
-    /// thread crashes the host there, not the operator).
+    /// Whether a write commits right after a fault that clears struck (a reboot, a partition),
+    /// before it clears: the executor waits for it, so a halt may come after it cleared.
     pub(super) struck_quorum: Option<Cell>,
     /// How many of `actions` a look has seen.
     actions_seen: usize,
@@ -111,19 +82,9 @@ fn manifest_ctime(path: &Path) -> Option<i64> {
     std::fs::metadata(path).ok().map(|m| m.ctime() * 1_000_000_000 + m.ctime_nsec())
 }
 
-/// The SANs of the cert on disk, read as the executor's observer reads them.
-fn sans_on_disk(crt: &Path) -> ServingCertSans {
-    let pem = std::fs::read_to_string(crt).unwrap_or_default();
-    let text = plan_exec::observe::subject_alt_names(&pem).unwrap_or_default();
-    let mut sans = ServingCertSans { ips: Vec::new(), dns: Vec::new() };
-    for san in text.split(',').map(str::trim) {
-        if let Some(ip) = san.strip_prefix("IP Address:").and_then(|a| a.parse().ok()) {
-            sans.ips.push(ip);
-        } else if let Some(name) = san.strip_prefix("DNS:") {
-            sans.dns.push(name.to_string());
-        }
-    }
-    sans
+/// The nodes whose instant in `until` has come.
+fn due(until: &BTreeMap<NodeIx, Instant>) -> Vec<NodeIx> {
+    until.iter().filter(|(_, at)| Instant::now() >= **at).map(|(&n, _)| n).collect()
 }
 
 /// `https://a.b.c.d:port` as an address.
@@ -170,8 +131,7 @@ impl KubeletStandIn {
             cluster_info: self.root.join(CLUSTER_INFO),
             served: Arc::clone(&self.api_requests),
         };
-        let standin =
-            ApiserverStandIn::start(&name, SocketAddr::from((address, self.port)), &crt, &key, sans_on_disk(&crt), etcd, Some(objects))?;
+        let standin = ApiserverStandIn::start(&name, SocketAddr::from((address, self.port)), &crt, &key, etcd, Some(objects))?;
         self.apiservers.insert(node, (standin, manifest_ctime(&kube.join(APISERVER_MANIFEST))));
         Ok(())
     }
@@ -211,6 +171,17 @@ impl KubeletStandIn {
             if etcd { "etcd SIGKILLed, " } else { "" }
         ));
         let _ = std::fs::write(self.root.join(STRIKE_DIR).join(format!("done-{name}")), "");
+    }
+
+    /// The fault crashes `node`'s host ([`Self::crash`]); a reboot (`boots_again`) reads quorum once
+    /// it struck, then boots the host [`FAULT_CLEARS_AFTER_MS`] later (counted from after the read,
+    /// which may wait).
+    pub(super) fn strike(&mut self, hosts: &FixtureHosts, node: NodeIx, boots_again: bool, why: &str) {
+        self.crash(hosts, node, why);
+        if boots_again {
+            self.struck_quorum = Some(self.quorum_now());
+            self.clears_after(Some(node), None);
+        }
     }
 
     /// The partition: `node`'s etcd is frozen (`Signal::Stop`) or thawed (`Signal::Cont`), the lab's
@@ -292,27 +263,28 @@ impl KubeletStandIn {
         now >= until && (self.fault_seen || now >= until + Duration::from_millis(FAULT_UNSEEN_CLEARS_AFTER_MS))
     }
 
+    /// The nodes of `until` whose fault clears now ([`Self::clears_now`]).
+    fn cleared(&self, until: &BTreeMap<NodeIx, Instant>) -> Vec<NodeIx> {
+        until.iter().filter(|(_, at)| self.clears_now(**at)).map(|(&n, _)| n).collect()
+    }
+
     fn look(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         let t = self.t.clone();
-        let booting: Vec<NodeIx> = self.down_until.iter().filter(|(_, until)| self.clears_now(**until)).map(|(&n, _)| n).collect();
-        for node in booting {
+        for node in self.cleared(&self.down_until) {
             self.down_until.remove(&node);
             self.boot(hosts, node)?;
         }
-        let healing: Vec<NodeIx> = self.frozen_until.iter().filter(|(_, until)| self.clears_now(**until)).map(|(&n, _)| n).collect();
-        for node in healing {
+        for node in self.cleared(&self.frozen_until) {
             self.frozen_until.remove(&node);
             self.freeze(hosts, node, Signal::Cont, "the partition heals");
         }
         for node in t.all_nodes().iter() {
             let struck = self.root.join(STRIKE_DIR).join(format!("struck-{}", t.name(node)));
             if struck.exists() && !self.crashed.contains(node) && !self.down_until.contains_key(&node) {
-                self.crash(hosts, node, "the fault (struck inside kubeadm join)");
-                // A reboot: quorum read once it struck, then the host boots after the fault's time.
-                if self.root.join(STRIKE_DIR).join(format!("reboots-{}", t.name(node))).exists() {
+                let reboots = self.root.join(STRIKE_DIR).join(format!("reboots-{}", t.name(node))).exists();
+                self.strike(hosts, node, reboots, "the fault (struck inside kubeadm join)");
+                if reboots {
                     let _ = std::fs::remove_file(&struck);
-                    self.struck_quorum = Some(self.quorum_now());
-                    self.clears_after(Some(node), None);
                 }
             }
         }
@@ -333,8 +305,7 @@ impl KubeletStandIn {
                 ));
             }
         }
-        let back: Vec<NodeIx> = self.rebooting.iter().filter(|(_, until)| Instant::now() >= **until).map(|(&n, _)| n).collect();
-        for node in back {
+        for node in due(&self.rebooting) {
             self.rebooting.remove(&node);
             let etcd = self.etcd.restart(node)?;
             self.actions.push(format!(

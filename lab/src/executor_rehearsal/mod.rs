@@ -1,36 +1,16 @@
 //! A rehearsal through the real executor: the plan, or a slice of it, run by `plan execute`'s
 //! runner over SSH against fixture hosts on loopback, and its result set beside the twin's.
 //!
-//! Every machine of the scenario gets a real `sshd` ([`crate::host`]) on its own address, with its
-//! own `/etc/kubernetes`, `/tmp`, `/root` and an `/etc/hosts` it resolves names from (nothing asks
-//! a DNS server): every node, the load balancer, each hypervisor, and the operator's workstation
-//! (where the plan's workstation and infra-repo commands run). Real on the lab:
-//!
-//! - etcd: one member per master the run starts with; a join adds a learner, starts it, promotes
-//!   it ([`crate::executor_etcd`]); a reboot kills the member and starts it again on its data;
-//! - HAProxy on the load balancer's host, rendered from the infra repo's bootstrap script by the
-//!   deploy the plan runs (pfSense), or the repo's `haproxy.cfg` the plan installs and reloads
-//!   gracefully (a Linux box) ([`crate::executor_lab`]), health-checking each apiserver's `/readyz`;
-//! - the serving certs (the lab CA, `openssl` in the `kubeadm` shim, SANs from the kubeadm config),
-//!   TLS (rustls, curl), kubelet.conf and kubeconfig files, the git repository and its edits.
-//!
-//! Stand-ins: the apiservers ([`crate::apiserver`]: `/readyz` is the local etcd's health), the
-//! kubelets (a thread of the lab: a node is Ready when its kubelet.conf's server answers `/readyz`
-//! with verified TLS; a static pod is restarted when its manifest is moved away and back), and
-//! `kubectl`, `kubeadm`, `terragrunt`, `php`, `systemctl`, `qm`, `virsh` shims on the hosts' PATH. The lab is also the
-//! operator: it confirms every phase and carries out the by-hand edits ([`crate::executor_lab::carry_out`]).
-//!
-//! The twin starts where the whole plan stands before the slice's first step ([`predict_slice`]),
-//! and the lab sets that state up. The executor runs with the loopback guard on, and its file,
-//! etcd, load balancer and Kubernetes API observers compare the lab with the twin before and after
-//! every step. The API observer reads the operator's kubeconfig (the infra repo's, a real
-//! kubeconfig on the lab) as it stands at each observation: on the existing master until 4.1 moves
-//! it to the VIP.
+//! What is real on the lab and what stands in: the crate's summary and docs/lab.md. The twin
+//! starts where the whole plan stands before the slice's first step ([`predict_slice`]), and the lab
+//! sets that state up; the executor runs with the loopback guard on, and its file, etcd, load
+//! balancer and Kubernetes API observers compare the lab with the twin before and after every step.
+//! The lab is also the operator: it confirms every phase and carries out the by-hand work.
 //!
 //! The parts, each in a file of its own: the lab set up and owned ([`rig`]), the kubelet stand-in
-//! and its thread ([`kubelet`]), the operator ([`operator`]), the executor's transport
-//! ([`transport`]), the run with its recovery ([`run`]), the report and its rows ([`report`],
-//! [`rows`]), the files kubeadm would have written ([`shims`]).
+//! and its thread ([`kubelet`]), the operator ([`operator`]), the run with its recovery ([`run`]),
+//! the report and its rows ([`report`], [`rows`]), the files kubeadm would have written
+//! ([`shims`]), a lab that stays up for `plan execute` ([`standing`]).
 
 mod kubelet;
 mod operator;
@@ -133,8 +113,9 @@ pub fn slice(plan: &Plan, steps: &[String]) -> Result<Plan, LabError> {
 ///
 /// # Caveats
 /// The executor connects to the inventory's addresses, so a scenario off loopback is moved onto
-/// it first ([`LoopbackMap`]: `10.0.20.100` -> `127.0.20.100`), the plan's text with it; an address
-/// a command names that is no address of the scenario stays, and the loopback guard refuses it.
+/// it first ([`crate::address::LoopbackMap`]: `10.0.20.100` -> `127.0.20.100`), the plan's text
+/// with it; an address a command names that is no address of the scenario stays, and the loopback
+/// guard refuses it.
 /// Each lab claims a loopback range of its own (`127.N.0.0/16`, the lowest free, see
 /// [`crate::scratch::LabRange`]) and moves the scenario into it, one on loopback already too
 /// (`127.0.20.10` -> `127.1.20.10` in range 1), so that rehearsals at once do not meet on the

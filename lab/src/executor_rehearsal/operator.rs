@@ -3,10 +3,9 @@
 
 use super::kubelet::KubeletStandIn;
 use super::lock;
-use super::shims::cluster_configuration;
 use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab::{self, ByHand, CLOCK_OFFSET};
-use crate::fidelity::{Cell, Observed};
+use crate::fidelity::Observed;
 use crate::host::{self, FixtureHosts};
 use crate::probe::Probe;
 use crate::process::Signal;
@@ -52,19 +51,11 @@ pub(super) struct LabOperator<'a> {
     pub(super) removals: Vec<(NodeIx, Option<Result<(), String>>)>,
     /// The servers HAProxy has in its pools right after an `lb-reload` reset it (`show stat`).
     pub(super) reset_pool: Option<Observed>,
-    /// Whether a write commits right after a fault that clears struck (a reboot, a partition),
-    /// before it clears: the executor waits for it, so a halt may come after it cleared.
-    pub(super) struck_quorum: Option<Cell>,
 }
 
 impl LabOperator<'_> {
     fn note(&self, what: String) {
         lock(self.kubelet).actions.push(what);
-    }
-
-    /// Whether a write commits on the lab's etcd now (within [`QUORUM_WRITE_TIMEOUT_MS`]).
-    fn quorum_now(&self) -> Cell {
-        lock(self.kubelet).quorum_now()
     }
 
     fn strike_now(&mut self, step: &Step, at: &StrikeAt) {
@@ -77,20 +68,14 @@ impl LabOperator<'_> {
         // the executor has seen it: the executor waits for them as for real ones.
         let why = format!("the fault at {}", step.id);
         match strike.blow {
-            Blow::Crash { victim, boots_again } => {
-                lock(self.kubelet).crash(self.hosts, victim, &why);
-                if boots_again {
-                    self.struck_quorum = Some(self.quorum_now());
-                    // Its reboot's time starts once quorum was asked (which may wait for it).
-                    lock(self.kubelet).clears_after(Some(victim), None);
-                }
-            }
+            Blow::Crash { victim, boots_again } => lock(self.kubelet).strike(self.hosts, victim, boots_again, &why),
             Blow::Freeze { victim } => {
                 // The partition heals after the lab's reboot time, as a host that reboots comes
-                // back: the executor waits for the member as for the host.
-                lock(self.kubelet).freeze(self.hosts, victim, Signal::Stop, &why);
-                self.struck_quorum = Some(self.quorum_now());
-                lock(self.kubelet).clears_after(None, Some(victim));
+                // back, once the executor has seen it: it waits for the member as for the host.
+                let mut k = lock(self.kubelet);
+                k.freeze(self.hosts, victim, Signal::Stop, &why);
+                k.struck_quorum = Some(k.quorum_now());
+                k.clears_after(None, Some(victim));
             }
             Blow::ClockJump { seconds } => {
                 let offset = clock_offset_s(self.hosts.root()) + u64::from(seconds);
@@ -121,50 +106,28 @@ impl LabOperator<'_> {
         }
     }
 
-    /// A recovery action the runner leaves to the operator, done for real where the lab can.
-    /// The kubeadm configuration a person writes on the host that ran the step's last command.
-    fn write_kubeadm_config(&mut self, step: &Step, file: &str, endpoint: &str, cert_sans: &[String]) -> bool {
-        let Some(host) = self.last_host.clone() else {
-            self.note(format!("{}: by hand, but no host ran a command before it: edit {file}", step.id));
-            return false;
-        };
-        let path = self.hosts.host_dir(&host).join(file.trim_start_matches('/'));
-        let sans: String = cert_sans.iter().map(|s| format!("  - {s}\n")).collect();
-        let text = format!("{}controlPlaneEndpoint: {endpoint}\napiServer:\n  certSANs:\n{sans}", cluster_configuration(self.t, false));
-        match host::write_file(&path, &text) {
-            Ok(()) => {
-                self.note(format!("{}: by hand on {host}: {file} gets controlPlaneEndpoint and certSANs", step.id));
+    /// The by-hand work the runner asks for, done by the lab's operator where it can: a recovery
+    /// action for real, the rest as a standing lab's by-hand work ([`super::standing::by_hand`]) on
+    /// the host of the last shell command.
+    fn carry_out_by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool {
+        if let HandTask::Recovery(action) = task {
+            return self.recover(*action);
+        }
+        match super::standing::by_hand(self.hosts.root(), self.last_host.as_deref(), self.t, task) {
+            Ok(ByHand::Edited(what)) => {
+                self.note(format!("{}: by hand {what}", step.id));
                 true
             }
-            Err(e) => {
-                self.note(format!("{}: by hand on {host} failed: {e}", step.id));
+            Ok(ByHand::NoCounterpart) => {
+                self.no_counterpart.push(format!("{}: {instruction}", step.id));
+                true
+            }
+            Ok(ByHand::Unreadable(why)) => {
+                self.note(format!("{}: by hand, the lab cannot make this edit: {why}", step.id));
                 false
             }
-        }
-    }
-
-    /// The by-hand work the runner asks for, done by the lab's operator where it can.
-    fn carry_out_by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool {
-        let edits = match task {
-            HandTask::Recovery(action) => return self.recover(*action),
-            HandTask::KubeadmConfig { file, endpoint, cert_sans } => return self.write_kubeadm_config(step, file, endpoint, cert_sans),
-            HandTask::Elsewhere => {
-                self.no_counterpart.push(format!("{}: {instruction}", step.id));
-                return true;
-            }
-            HandTask::Repo(edits) => edits,
-        };
-        match executor_lab::carry_out(&self.repo, edits) {
-            ByHand::Edited(what) => {
-                self.note(format!("{}: by hand in the infra repo: {what}", step.id));
-                true
-            }
-            ByHand::NoCounterpart => {
-                self.no_counterpart.push(format!("{}: {instruction}", step.id));
-                true
-            }
-            ByHand::Unreadable(why) => {
-                self.note(format!("{}: by hand, the lab cannot make this edit: {why}", step.id));
+            Err(e) => {
+                self.note(format!("{}: by hand failed: {e}", step.id));
                 false
             }
         }
@@ -217,20 +180,16 @@ impl LabOperator<'_> {
                 });
                 answer.is_ok()
             }
-            Action::ForceNewCluster(node) => match k.etcd.force_new_cluster(node) {
-                Ok(true) => {
-                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: a cluster of one, writes commit", t.name(node)));
-                    true
-                }
-                Ok(false) => {
-                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: the lab runs no member there", t.name(node)));
-                    false
-                }
-                Err(e) => {
-                    k.actions.push(format!("recovery: etcd --force-new-cluster on {}: {e}", t.name(node)));
-                    false
-                }
-            },
+            Action::ForceNewCluster(node) => {
+                let forced = k.etcd.force_new_cluster(node);
+                let what = match &forced {
+                    Ok(true) => "a cluster of one, writes commit".to_string(),
+                    Ok(false) => "the lab runs no member there".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                k.actions.push(format!("recovery: etcd --force-new-cluster on {}: {what}", t.name(node)));
+                matches!(forced, Ok(true))
+            }
             // The forward edit of the DNS source is a described edit on the lab (its names resolve
             // from files): the recovery's is the same, naming the records it puts back.
             Action::RestoreStaleDnsRecords => {

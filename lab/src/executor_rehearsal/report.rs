@@ -8,7 +8,7 @@ use super::run::Run;
 use crate::error::LabError;
 use crate::executor_etcd::join_notes;
 use crate::executor_fault;
-use crate::fidelity::{verdict_line, Ending, Evidence, FidelityRow, Observed, Tally, Verdict};
+use crate::fidelity::{verdict_line, Cell, Ending, Evidence, FidelityRow, Observed, Tally, Verdict};
 use crate::probe::ProbeRecord;
 use plan_exec::runner::Outcome;
 use plan_model::cluster::Cluster;
@@ -198,10 +198,17 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
         };
         return (twin, executor_fault::executor_outcome(t, &run.outcome, None, None));
     };
+    // Each a real observation at the fault's step.
+    let mut row_at_strike = |observation: String, twin: Cell, lab: Cell| {
+        rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin, lab, Evidence::Real))
+    };
     for (node, answer) in &run.tried {
         let twin_says = Observed::Answer(executor_fault::twin_member_remove(t, at_strike, *node));
-        let observation = format!("etcdctl member remove {} after the fault", t.name(*node));
-        rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, Observed::answer(answer), Evidence::Real));
+        row_at_strike(
+            format!("etcdctl member remove {} after the fault", t.name(*node)),
+            twin_says.into(),
+            Observed::answer(answer).into(),
+        );
     }
     // The recovery's own removals, each beside the twin's state right before its own: whether a
     // member of the node is left to remove (a `kubeadm reset` before it removes it), then etcd's
@@ -210,35 +217,24 @@ fn outcomes(rig: &Rig, run: &Run, twin_halt: Option<&(usize, String)>, rows: &mu
     for (node, answer) in &run.removals {
         let before = executor_fault::before_member_remove(t, at_strike, recovery, *node);
         let name = t.name(*node);
-        let lab_member = answer.is_some();
         let twin_member = before.members().contains(*node);
         let observation = format!("{name} an etcd member when the recovery removes it");
-        rows.push(FidelityRow::new(
-            t,
-            strike.step_id.clone(),
-            observation,
-            Observed::Yes(twin_member),
-            Observed::Yes(lab_member),
-            Evidence::Real,
-        ));
+        row_at_strike(observation, Observed::Yes(twin_member).into(), Observed::Yes(answer.is_some()).into());
         if let (true, Some(answer)) = (twin_member, answer) {
             let twin_says = Observed::Answer(executor_fault::twin_member_remove(t, &before, *node));
-            let observation = format!("etcdctl member remove {name} after the fault");
-            rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, Observed::answer(answer), Evidence::Real));
+            row_at_strike(format!("etcdctl member remove {name} after the fault"), twin_says.into(), Observed::answer(answer).into());
         }
     }
     // A fault that clears: quorum right after it struck, against the twin's state it leaves.
     if let Some(lab_quorum) = &run.struck_quorum {
         let twin_quorum = plan_model::observe::quorum(at_strike);
         let twin_says = Observed::Yes(twin_quorum.holds()).with(twin_quorum.to_string());
-        let observation = "quorum right after the fault (a write commits)";
-        rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_says, lab_quorum.clone(), Evidence::Real));
+        row_at_strike("quorum right after the fault (a write commits)".to_string(), twin_says, lab_quorum.clone());
     }
     // A reset of the LB: the pool it serves right after, against the twin's state the fault leaves.
     if let Some(lab_pool) = &run.reset_pool {
-        let observation = "the LB's pool right after the reset (HAProxy show stat)".to_string();
-        let twin_pool = Observed::nodes(at_strike.lb_running.pool);
-        rows.push(FidelityRow::new(t, strike.step_id.clone(), observation, twin_pool, lab_pool.clone(), Evidence::Real));
+        let twin_pool = Observed::nodes(at_strike.lb_running.pool).into();
+        row_at_strike("the LB's pool right after the reset (HAProxy show stat)".to_string(), twin_pool, lab_pool.clone().into());
     }
     // The lab's path: the executor's own waits that let a step run, then the recovery it carried
     // out.

@@ -3,7 +3,7 @@
 //! deployed, the apiserver stand-ins, the kubelet stand-in's thread and the probe through the VIP.
 //! A [`Rig`] stops all of it and removes its directory when dropped, whatever ended the rehearsal.
 
-use super::kubelet::{KubeletStandIn, KubeletTicker};
+use super::kubelet::{start_ticker, KubeletStandIn};
 use super::shims::{apiserver_manifest, cluster_configuration, kubeconfig, write_kubeadm_shim};
 use super::{
     not_rehearsable, predict_slice, slice, APISERVER_MANIFEST, CLUSTER_INFO, ETCD_MANIFEST, KUBEADM_NEW, LAB_IAC_APPLY, SCRATCH_DIR,
@@ -18,6 +18,7 @@ use crate::executor_lab::{self, LabPaths};
 use crate::host::{self, FixtureHost, FixtureHosts, RootHome, TmpDir};
 use crate::pki::{LabCa, ServingCertSans};
 use crate::probe::Probe;
+use crate::process::Worker;
 use crate::scratch::{LabRange, Scratch};
 use plan_exec::predict::Prediction;
 use plan_model::cluster::Cluster;
@@ -26,7 +27,7 @@ use plan_model::scenario::{HypervisorKind, LbKind};
 use plan_model::topology::Topology;
 use plan_sim::run::Injection;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// A fault rehearsed through the executor: where the lab strikes, the twin's own run with the
@@ -43,7 +44,7 @@ pub(super) struct FaultRun {
 pub(super) struct Rig {
     // Field order is drop order: the kubelet thread first (it holds the hosts and the stand-in),
     // the probe, the stand-ins and etcd, the hosts (their PID namespaces), the directory last.
-    ticker: KubeletTicker,
+    ticker: Worker,
     pub(super) probe: Probe,
     pub(super) kubelet: Arc<Mutex<KubeletStandIn>>,
     pub(super) hosts: Arc<FixtureHosts>,
@@ -59,8 +60,7 @@ pub(super) struct Rig {
     pub(super) workstation: Ipv4Addr,
     /// `10.0.20.100 -> 127.0.20.100` per address moved.
     pub(super) moved_to_loopback: Vec<String>,
-    root: PathBuf,
-    _scratch: Scratch,
+    scratch: Scratch,
     range: LabRange,
 }
 
@@ -126,7 +126,7 @@ impl Rig {
             k.sync(&hosts)?;
         }
         let hosts = Arc::new(hosts);
-        let ticker = KubeletTicker::start(&kubelet, &hosts)?;
+        let ticker = start_ticker(&kubelet, &hosts)?;
         let endpoint = &t.scenario.control_plane_endpoint;
         let probe = Probe::start(client.clone(), SocketAddr::from((endpoint.vip, endpoint.port)), endpoint.vip);
         Ok(Rig {
@@ -142,16 +142,15 @@ impl Rig {
             paths,
             workstation,
             moved_to_loopback: map.pairs.iter().filter(|(a, l)| a != l).map(|(a, l)| format!("{a} -> {l}")).collect(),
-            root,
             t,
-            _scratch: scratch,
+            scratch,
             range,
         })
     }
 
     /// The lab's directory: its hosts, the infra repo, the executor's state.
     pub(super) fn root(&self) -> &Path {
-        &self.root
+        self.scratch.path()
     }
 
     /// The loopback range the lab holds, `127.N.0.0/16`: every address of [`Self::t`] is in it.
@@ -224,10 +223,7 @@ fn refuse_what_the_lab_does_not_replicate(t: &Topology) -> Result<(), LabError> 
 /// A host per machine: every node (a new master's VM is a host from the start; the twin has it
 /// once Terraform made it), the load balancer, the hypervisors, the workstation. Not started.
 fn prepare_hosts(t: &Topology, root: &Path, workstation: Ipv4Addr) -> Result<FixtureHosts, LabError> {
-    let mut fixture: Vec<FixtureHost> = t.nodes.iter().map(|n| FixtureHost { name: n.name.clone(), address: n.address }).collect();
-    let lb = &t.scenario.load_balancer;
-    fixture.extend(lb.machine_address().map(|address| FixtureHost { name: lb.name.clone(), address }));
-    fixture.extend(t.scenario.hypervisors.iter().filter_map(|h| Some(FixtureHost { name: h.name.clone(), address: h.address? })));
+    let mut fixture = executor_lab::machines(t);
     fixture.push(FixtureHost { name: WORKSTATION.to_string(), address: workstation });
     Ok(FixtureHosts::prepare(root, fixture, TmpDir::PerHost)?
         .with_root_home(RootHome::PerHost)
@@ -244,21 +240,18 @@ fn write_start(t: &Topology, initial: &Cluster, hosts: &FixtureHosts, paths: &La
     ca.write_key(&root.join("ca.key"))?;
     host::write_file(&root.join("kubeadm-config.yaml"), &cluster_configuration(t, initial.kubeadm_endpoint))?;
     let existing = t.node(t.existing_master()).address;
+    let ca_pem = ca.pem();
     let existing_api = format!("https://{existing}:{}", endpoint.port);
-    host::write_file(
-        &root.join(CLUSTER_INFO),
-        &executor_lab::kubeconfig_file(&existing_api, &std::fs::read(root.join("ca.crt")).unwrap_or_default()),
-    )?;
+    host::write_file(&root.join(CLUSTER_INFO), &executor_lab::kubeconfig_file(&existing_api, ca_pem.as_bytes()))?;
     if initial.kubeadm_endpoint {
         // The twin's kubeadm-config is on the VIP only after 0.2's by-hand edit, which leaves its
         // file on the existing master (0.3 reads it).
         let edited = hosts.host_dir(t.name(t.existing_master())).join("tmp").join(KUBEADM_NEW);
         host::write_file(&edited, &cluster_configuration(t, true))?;
     }
-    let ca_pem = std::fs::read_to_string(root.join("ca.crt")).map_err(|e| LabError::io("ca.crt", e))?;
     host::write_file(&hosts.etc_kubernetes(WORKSTATION).join("pki/ca.crt"), &ca_pem)?;
     write_nodes(t, initial, hosts, &ca)?;
-    executor_lab::prepare_infra_repo(t, initial, paths, root)?;
+    executor_lab::prepare_infra_repo(t, initial, paths, root, ca_pem.as_bytes())?;
     executor_lab::write_root_kubeconfigs(t, hosts, paths, WORKSTATION, ca_pem.as_bytes())?;
     executor_lab::write_host_shims(&hosts.shims(), root, t)?;
     write_kubeadm_shim(&hosts.shims(), root)?;

@@ -272,7 +272,7 @@ pub(super) fn acceptance_rows(
             Some(node) => {
                 let url =
                     std::fs::read_to_string(hosts.host_dir(t.name(node)).join(crate::executor_etcd::CLIENT_URL_FILE)).unwrap_or_default();
-                let ctl = crate::etcd::Etcdctl::new(Path::new(crate::etcd::ETCDCTL_BIN), vec![url.trim().to_string()]);
+                let ctl = crate::etcd::Etcdctl::new(vec![url.trim().to_string()]);
                 let file = paths.etcd_backup.join(format!("etcd-snapshot-{}.db", t.name(node)));
                 let saved = match ctl.snapshot_save(&file)? {
                     Ok(()) => ctl.snapshot_status(&file)?,

@@ -131,7 +131,7 @@ impl Run {
             tried: halt.tried,
             removals: operator.removals,
             reset_pool: operator.reset_pool,
-            struck_quorum: operator.struck_quorum.or_else(|| lock(&rig.kubelet).struck_quorum.take()),
+            struck_quorum: lock(&rig.kubelet).struck_quorum.take(),
             waited: waited.len(),
             recovery_done: operator.recovery,
             run_ms,
@@ -170,7 +170,6 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
         recovery: None,
         removals: Vec::new(),
         reset_pool: None,
-        struck_quorum: None,
     }
 }
 
@@ -202,13 +201,7 @@ fn options(rig: &Rig) -> RunOptions {
                 LbProbe { config: config.to_string(), stats_socket: Some(socket.to_string()) }
             }),
             // The operator's kubeconfig, the infra repo's: it moves to the VIP at 4.1.
-            kube: rig
-                .t
-                .scenario
-                .consumers
-                .iter()
-                .find(|c| c.kind == plan_model::scenario::ConsumerKind::Kubeconfig)
-                .map(|c| KubeconfigSource::File(rig.paths.infra_repo.join(&c.path))),
+            kube: rig.paths.kubeconfig(&rig.t).map(KubeconfigSource::File),
             guard,
         },
     );

@@ -19,7 +19,6 @@ use crate::executor_lab::{self, ByHand, LabPaths};
 use crate::host;
 use plan_model::hand::HandTask;
 use plan_model::plan::Plan;
-use plan_model::scenario::ConsumerKind;
 use plan_model::topology::Topology;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -58,26 +57,20 @@ impl Connection {
     /// The options of `plan execute` (after the subcommand) that point it at the lab; the journal
     /// goes to `state_dir`.
     pub fn execute_args(&self, state_dir: &Path) -> Vec<String> {
-        let mut args = vec![
-            "--ssh-config".to_string(),
-            self.ssh_config.display().to_string(),
-            "--workstation".to_string(),
-            self.workstation.clone(),
-            "--etcd-endpoint".to_string(),
-            self.etcd_endpoints.clone(),
-            "--etcd-pki".to_string(),
-            "none".to_string(),
-            "--haproxy-config".to_string(),
-            self.haproxy_config.clone(),
-            "--haproxy-socket".to_string(),
-            self.haproxy_socket.clone(),
-            "--state-dir".to_string(),
-            state_dir.display().to_string(),
-        ];
-        if let Some(kubeconfig) = &self.kubeconfig {
-            args.extend(["--kubeconfig".to_string(), kubeconfig.display().to_string()]);
-        }
-        args
+        let kubeconfig = self.kubeconfig.as_ref().map(|k| ("--kubeconfig", k.display().to_string()));
+        [
+            ("--ssh-config", self.ssh_config.display().to_string()),
+            ("--workstation", self.workstation.clone()),
+            ("--etcd-endpoint", self.etcd_endpoints.clone()),
+            ("--etcd-pki", "none".to_string()),
+            ("--haproxy-config", self.haproxy_config.clone()),
+            ("--haproxy-socket", self.haproxy_socket.clone()),
+            ("--state-dir", state_dir.display().to_string()),
+        ]
+        .into_iter()
+        .chain(kubeconfig)
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect()
     }
 }
 
@@ -109,12 +102,11 @@ impl StandingLab {
 
     pub fn connection(&self) -> Connection {
         let t = &self.rig.t;
-        let consumer = t.scenario.consumers.iter().find(|c| c.kind == ConsumerKind::Kubeconfig);
         Connection {
             root: self.rig.root().to_path_buf(),
             ssh_config: self.rig.hosts.ssh_config(),
             workstation: format!("{}@{}", executor_lab::LAB_USER, self.rig.workstation),
-            kubeconfig: consumer.map(|c| self.rig.paths.infra_repo.join(&c.path)),
+            kubeconfig: self.rig.paths.kubeconfig(t),
             etcd_endpoints: lock(&self.rig.kubelet).etcd.all_client_urls().join(","),
             haproxy_config: executor_lab::lb_files(t).0.to_string(),
             haproxy_socket: executor_lab::lb_files(t).1.to_string(),
@@ -134,28 +126,38 @@ impl StandingLab {
 /// An edit the lab cannot make (the text to replace is not in the file), a recovery (a standing
 /// lab carries out none by hand), a file that cannot be written.
 pub fn carry_out_by_hand(root: &Path, host: Option<&str>, t: &Topology, task: &HandTask) -> Result<String, LabError> {
-    let paths = LabPaths::under(root);
-    let refuse = |why: String| LabError::NotRehearsable { what: "by-hand work".to_string(), why };
+    match by_hand(root, host, t, task)? {
+        ByHand::Edited(what) => Ok(what),
+        ByHand::NoCounterpart if matches!(task, HandTask::Elsewhere) => {
+            Ok("nothing on the lab: the work is outside its machines".to_string())
+        }
+        ByHand::NoCounterpart => Ok("nothing on the lab: its infra repo has no counterpart of this file".to_string()),
+        ByHand::Unreadable(why) => Err(LabError::NotRehearsable { what: "by-hand work".to_string(), why }),
+    }
+}
+
+/// [`carry_out_by_hand`]'s work, the rehearsal's operator's too: what was made (`in the infra
+/// repo: …`, `on HOST: …`), nothing to do on the lab, or why the lab cannot make it.
+pub(super) fn by_hand(root: &Path, host: Option<&str>, t: &Topology, task: &HandTask) -> Result<ByHand, LabError> {
     match task {
-        HandTask::Repo(edits) => match executor_lab::carry_out(&paths.infra_repo, edits) {
-            ByHand::Edited(what) => Ok(format!("in the infra repo: {what}")),
-            ByHand::NoCounterpart => Ok("nothing on the lab: its infra repo has no counterpart of this file".to_string()),
-            ByHand::Unreadable(why) => Err(refuse(why)),
-        },
+        HandTask::Repo(edits) => Ok(match executor_lab::carry_out(&LabPaths::under(root).infra_repo, edits) {
+            ByHand::Edited(what) => ByHand::Edited(format!("in the infra repo: {what}")),
+            other => other,
+        }),
         HandTask::KubeadmConfig { file, endpoint, cert_sans } => {
-            let host = host.ok_or_else(|| refuse(format!("no host runs the step that edits {file}")))?;
-            let sans: String = cert_sans.iter().map(|s| format!("  - {s}\n")).collect();
-            let text = format!("{}controlPlaneEndpoint: {endpoint}\napiServer:\n  certSANs:\n{sans}", cluster_configuration(t, false));
+            let Some(host) = host else { return Ok(ByHand::Unreadable(format!("no host runs the step that edits {file}"))) };
             let dir = root.join("hosts").join(host);
             if !dir.is_dir() {
-                return Err(refuse(format!("the lab has no host {host} (in {})", root.display())));
+                return Ok(ByHand::Unreadable(format!("the lab has no host {host} (in {})", root.display())));
             }
+            let sans: String = cert_sans.iter().map(|s| format!("  - {s}\n")).collect();
+            let text = format!("{}controlPlaneEndpoint: {endpoint}\napiServer:\n  certSANs:\n{sans}", cluster_configuration(t, false));
             host::write_file(&dir.join(file.trim_start_matches('/')), &text)?;
-            Ok(format!("on {host}: {file} gets controlPlaneEndpoint {endpoint} and certSANs"))
+            Ok(ByHand::Edited(format!("on {host}: {file} gets controlPlaneEndpoint {endpoint} and certSANs")))
         }
         HandTask::Recovery(action) => {
-            Err(refuse(format!("{} is a recovery; a standing lab does not carry out recoveries", action.describe(t))))
+            Ok(ByHand::Unreadable(format!("{} is a recovery; a standing lab does not carry out recoveries", action.describe(t))))
         }
-        HandTask::Elsewhere => Ok("nothing on the lab: the work is outside its machines".to_string()),
+        HandTask::Elsewhere => Ok(ByHand::NoCounterpart),
     }
 }
