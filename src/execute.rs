@@ -4,7 +4,7 @@ use crate::input::{parse_duration, Loaded};
 use crate::logging::JsonLog;
 use crate::Failure;
 use indicatif::{ProgressBar, ProgressStyle};
-use plan_exec::etcd::EtcdProbe;
+use plan_exec::etcd::{EtcdProbe, EtcdctlTimeouts};
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
 use plan_exec::invocation::{Invocation, Work};
@@ -114,7 +114,11 @@ impl ObserveArgs {
     pub(crate) fn probes(&self, guard: Guard) -> Result<Probes, Failure> {
         let skip = |o: ObserverName| self.skip_observer.contains(&o);
         let none = |v: &str| v == "none";
-        let etcd = EtcdProbe { endpoint: self.etcd_endpoint.clone(), pki: (!none(&self.etcd_pki)).then(|| self.etcd_pki.clone()) };
+        let etcd = EtcdProbe {
+            endpoint: self.etcd_endpoint.clone(),
+            pki: (!none(&self.etcd_pki)).then(|| self.etcd_pki.clone()),
+            timeouts: EtcdctlTimeouts::default(),
+        };
         etcd.validate().map_err(|e| Failure::Input(format!("--etcd-endpoint: {e}")))?;
         if !skip(ObserverName::Etcd) {
             // Refused before anything runs, not at the first step that observes etcd.

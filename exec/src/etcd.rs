@@ -14,10 +14,30 @@ use serde::{Deserialize, Serialize};
 pub const KUBEADM_ETCD_ENDPOINT: &str = "https://127.0.0.1:2379";
 /// kubeadm's etcd PKI directory (`ca.crt`, `healthcheck-client.crt`, `healthcheck-client.key`).
 pub const KUBEADM_ETCD_PKI: &str = "/etc/kubernetes/pki/etcd";
-/// etcdctl's own bound on connecting, in its flag syntax.
-pub const DIAL_TIMEOUT: &str = "2s";
-/// etcdctl's own bound on one request, in its flag syntax.
-pub const COMMAND_TIMEOUT: &str = "5s";
+/// etcdctl's own bounds: on connecting (`--dial-timeout`) and on one request
+/// (`--command-timeout`). A member that lost quorum answers `endpoint health` only at the
+/// request's bound, so every look at such a cluster takes that long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EtcdctlTimeouts {
+    pub dial: std::time::Duration,
+    pub command: std::time::Duration,
+}
+
+impl Default for EtcdctlTimeouts {
+    /// 2 s and 5 s (etcdctl's own defaults).
+    fn default() -> Self {
+        EtcdctlTimeouts { dial: std::time::Duration::from_secs(2), command: std::time::Duration::from_secs(5) }
+    }
+}
+
+/// A duration in etcdctl's flag syntax: whole seconds as `5s`, else milliseconds (`500ms`).
+fn flag_duration(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
 
 /// Why etcdctl's answer could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,11 +55,24 @@ pub struct EtcdProbe {
     pub endpoint: String,
     /// Directory with `ca.crt`, `healthcheck-client.crt` and `.key`; `None` for plain http.
     pub pki: Option<String>,
+    /// etcdctl's bounds (the lab scales them with its etcd's election timeout).
+    pub timeouts: EtcdctlTimeouts,
 }
 
 impl Default for EtcdProbe {
     fn default() -> Self {
-        EtcdProbe { endpoint: KUBEADM_ETCD_ENDPOINT.to_string(), pki: Some(KUBEADM_ETCD_PKI.to_string()) }
+        EtcdProbe {
+            endpoint: KUBEADM_ETCD_ENDPOINT.to_string(),
+            pki: Some(KUBEADM_ETCD_PKI.to_string()),
+            timeouts: EtcdctlTimeouts::default(),
+        }
+    }
+}
+
+impl EtcdProbe {
+    /// etcdctl on plain http at `endpoint`, with etcdctl's default bounds.
+    pub fn plain(endpoint: &str) -> EtcdProbe {
+        EtcdProbe { endpoint: endpoint.to_string(), pki: None, timeouts: EtcdctlTimeouts::default() }
     }
 }
 
@@ -55,8 +88,10 @@ impl EtcdProbe {
 
     fn etcdctl(&self, endpoints: &str, args: &str) -> String {
         let mut command = format!(
-            "sudo env ETCDCTL_API=3 etcdctl --endpoints={} --dial-timeout={DIAL_TIMEOUT} --command-timeout={COMMAND_TIMEOUT}",
-            quote(endpoints)
+            "sudo env ETCDCTL_API=3 etcdctl --endpoints={} --dial-timeout={} --command-timeout={}",
+            quote(endpoints),
+            flag_duration(self.timeouts.dial),
+            flag_duration(self.timeouts.command)
         );
         if let Some(pki) = &self.pki {
             let file = |name: &str| quote(&format!("{}/{name}", pki.trim_end_matches('/')));
@@ -269,6 +304,7 @@ pub fn healthy_nodes(t: &Topology, members: &[EtcdMember], health: &[EndpointHea
 mod tests {
     use super::*;
     use plan_model::validate::parse_scenario;
+    use std::time::Duration;
 
     fn loopback() -> Topology {
         Topology::new(&parse_scenario(include_str!("../../scenarios/loopback.yaml")).unwrap())
@@ -279,7 +315,7 @@ mod tests {
 
     #[test]
     fn several_endpoints_pass_when_each_is_a_bare_url() {
-        let probe = |endpoint: &str| EtcdProbe { endpoint: endpoint.to_string(), pki: None };
+        let probe = |endpoint: &str| EtcdProbe::plain(endpoint);
         assert!(probe("http://127.0.20.10:2379,http://127.0.20.11:2379").validate().is_ok());
         assert!(probe("http://127.0.20.10:2379,http://x/;rm").validate().is_err());
         assert!(probe("http://127.0.20.10:2379,").validate().is_err());
@@ -326,7 +362,14 @@ mod tests {
         let probe = EtcdProbe::default();
         assert!(probe.member_list_command().contains("--cacert=/etc/kubernetes/pki/etcd/ca.crt"));
         assert!(probe.member_list_command().ends_with("member list -w json"));
-        let plain = EtcdProbe { endpoint: "http://127.0.20.10:23790".into(), pki: None };
+        // etcdctl's own bounds by default; the lab's, scaled, in milliseconds.
+        assert!(probe.member_list_command().contains("--dial-timeout=2s --command-timeout=5s"), "{}", probe.member_list_command());
+        let lab = EtcdProbe {
+            timeouts: EtcdctlTimeouts { dial: Duration::from_millis(500), command: Duration::from_secs(2) },
+            ..EtcdProbe::plain("http://127.0.20.10:2379")
+        };
+        assert!(lab.member_list_command().contains("--dial-timeout=500ms --command-timeout=2s"), "{}", lab.member_list_command());
+        let plain = EtcdProbe::plain("http://127.0.20.10:23790");
         let urls = vec!["http://127.0.20.10:23790".to_string(), "http://127.0.20.11:23790".to_string()];
         let health = plain.endpoint_health_command(&urls).unwrap();
         assert!(!health.contains("--cacert"));
@@ -335,8 +378,8 @@ mod tests {
         assert!(plain.endpoint_health_command(&["http://x;reboot".to_string()]).is_err());
         assert_eq!(client_urls(&parse_member_list(LIST).unwrap()), vec!["http://127.0.20.10:23790".to_string()]);
         assert!(plain.validate().is_ok());
-        assert!(EtcdProbe { endpoint: "http://x;reboot".into(), pki: None }.validate().is_err());
-        assert!(EtcdProbe { endpoint: "127.0.0.1:2379".into(), pki: None }.validate().is_err());
+        assert!(EtcdProbe::plain("http://x;reboot").validate().is_err());
+        assert!(EtcdProbe::plain("127.0.0.1:2379").validate().is_err());
         assert_eq!(url_host("http://[::1]:2379"), "::1");
         assert_eq!(url_host("https://127.0.0.1:2379/"), "127.0.0.1");
     }

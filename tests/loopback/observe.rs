@@ -174,7 +174,7 @@ impl Etcd {
     }
 
     fn probe(&self) -> Probes {
-        Probes { etcd: Some(EtcdProbe { endpoint: self.endpoint.clone(), pki: None }), ..Probes::files_only() }
+        Probes { etcd: Some(EtcdProbe::plain(&self.endpoint)), ..Probes::files_only() }
     }
 }
 
@@ -246,7 +246,7 @@ fn etcd_membership_from_real_etcd_is_compared_with_the_twin() {
 
 impl Etcd {
     fn probe_of(endpoint: &str) -> Probes {
-        Probes { etcd: Some(EtcdProbe { endpoint: endpoint.to_string(), pki: None }), ..Probes::files_only() }
+        Probes { etcd: Some(EtcdProbe::plain(endpoint)), ..Probes::files_only() }
     }
 }
 

@@ -33,8 +33,7 @@ fn the_guard_checks_the_etcd_endpoint_and_every_member_url_before_dialling() {
     let c = Cluster::initial(&t);
     let on = Guard::LOOPBACK_ONLY;
     let etcd_only = Scope { etcd: true, ..Scope::default() };
-    let probes =
-        |endpoint: &str| Probes { etcd: Some(EtcdProbe { endpoint: endpoint.to_string(), pki: None }), lb: None, kube: None, guard: on };
+    let probes = |endpoint: &str| Probes { etcd: Some(EtcdProbe::plain(endpoint)), lb: None, kube: None, guard: on };
 
     let mut etcd = CannedEtcd { client_url: "http://127.0.20.10:2379", ran: Vec::new() };
     let refused = observe(&t, &c, &mut etcd, etcd_only, &mut Observer::new(probes("https://10.0.20.100:2379"))).unwrap_err();
@@ -122,7 +121,7 @@ fn endpoint_health_goes_with_the_member_list_once_the_list_is_known() {
     let t = loopback();
     let c = Cluster::initial(&t);
     let etcd_only = Scope { etcd: true, ..Scope::default() };
-    let probe = EtcdProbe { endpoint: "http://127.0.20.10:2379".to_string(), pki: None };
+    let probe = EtcdProbe::plain("http://127.0.20.10:2379");
     let mut observer = Observer::new(Probes { etcd: Some(probe), lb: None, kube: None, guard: Guard::LOOPBACK_ONLY });
     let (first, second) = ("http://127.0.20.10:2379", "http://127.0.20.10:32379");
     let mut etcd = EtcdRounds { client_url: first, healthy_url: first, asked: Vec::new() };

@@ -389,6 +389,10 @@ impl KubeletStandIn {
     /// its kubelet reaches an apiserver once within [`READY_GRACE`]. A loaded machine's single
     /// slow `/readyz` is not a NotReady node; an apiserver that is down fails every try.
     pub(super) fn node_ready_within_grace(&self, hosts: &FixtureHosts, node: NodeIx) -> Option<bool> {
+        // A host that is down for good runs no kubelet: no grace makes it Ready.
+        if self.crashed.contains(node) && !self.down_until.contains_key(&node) {
+            return self.node_ready(hosts, node);
+        }
         let until = std::time::Instant::now() + READY_GRACE;
         loop {
             let ready = self.node_ready(hosts, node);

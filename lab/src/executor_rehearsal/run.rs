@@ -10,7 +10,7 @@ use crate::executor_fault::{Blow, Strike, StrikeAt};
 use crate::executor_lab;
 use crate::fidelity::{Evidence, FidelityRow, Observed};
 use crate::host;
-use plan_exec::etcd::EtcdProbe;
+use plan_exec::etcd::{EtcdProbe, EtcdctlTimeouts};
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
 use plan_exec::journal::{Event, Journal, Record};
@@ -193,7 +193,16 @@ fn options(rig: &Rig) -> RunOptions {
     let mut options = RunOptions::new(
         Duration::from_secs(COMMAND_TIMEOUT_S),
         Probes {
-            etcd: Some(EtcdProbe { endpoint: lock(&rig.kubelet).etcd.all_client_urls().join(","), pki: None }),
+            // etcdctl bounded as the lab's own (its etcd elects in 250 ms, not etcd's 1 s): a
+            // look at a cluster that lost quorum takes 2 s, not 5.
+            etcd: Some(EtcdProbe {
+                endpoint: lock(&rig.kubelet).etcd.all_client_urls().join(","),
+                pki: None,
+                timeouts: EtcdctlTimeouts {
+                    dial: Duration::from_millis(crate::etcd::DIAL_TIMEOUT_MS),
+                    command: Duration::from_millis(crate::etcd::COMMAND_TIMEOUT_MS),
+                },
+            }),
             // The LB host's own files, as it sees them (pfSense's in /tmp, a Linux box's in
             // /etc/haproxy and /run/haproxy, private to that host).
             lb: Some({
