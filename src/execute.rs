@@ -542,6 +542,17 @@ impl Operator for TerminalOperator {
         }
     }
 
+    fn settling(&mut self, step: &Step, silent: &[String], up_to: std::time::Duration) {
+        self.line(format!(
+            "   looking again for up to {} ({}) before halting; what does not answer (Ctrl-C stops):",
+            format_duration(up_to.as_secs() as u32),
+            step.id
+        ));
+        for what in silent {
+            self.line(format!("     {}", plan_exec::redact::redact(what)));
+        }
+    }
+
     fn starting(&mut self, step: &Step, _index: usize, invocation: &Invocation, eta_s: u32) {
         if self.current.as_deref() != Some(step.id.as_str()) {
             self.line(format!("-- {} {} (about {} of the plan left)", step.id, step.title, format_duration(eta_s)));

@@ -42,6 +42,11 @@ pub trait Operator {
     /// Told once when the run starts waiting, for up to `up_to`, for what does not answer
     /// (`silent`: each as `what: why`), before a step or at a halt. Nothing by default.
     fn waiting(&mut self, _step: &Step, _silent: &[String], _up_to: Duration) {}
+    /// Told once when, after a step (or a recovery), or before one where only facts that lag
+    /// differ, the run looks again for up to `up_to` and finds something that does not answer
+    /// (`silent`, as for [`Operator::waiting`]); the run halts if it does not settle. Nothing by
+    /// default.
+    fn settling(&mut self, _step: &Step, _silent: &[String], _up_to: Duration) {}
 }
 
 /// What the runner is asked to do.
@@ -65,6 +70,10 @@ pub struct RunOptions {
     /// How long a host that does not answer before a step is waited for (the twin's reboot
     /// time by default) before it is taken as dead and the run halts; zero: halt at once.
     pub host_wait: Duration,
+    /// How often a host wait looks again; `None`: a third of the wait, at most
+    /// [`HOST_WAIT_POLL_S`] (the lab, whose waits are for faults of a few seconds, looks every
+    /// second).
+    pub host_poll: Option<Duration>,
     /// Set when the operator asked the run to stop (Ctrl-C, SIGTERM: [`crate::interrupt`]): the
     /// run halts before its next command.
     pub stop: Option<&'static std::sync::atomic::AtomicBool>,
@@ -87,6 +96,7 @@ impl RunOptions {
             override_check: None,
             probes,
             host_wait: Duration::ZERO,
+            host_poll: None,
             stop: None,
             by_hand_done: false,
         }
@@ -287,17 +297,33 @@ impl<'a> Runner<'a> {
     /// The drift after a step, looked at again for up to [`AFTER_STEP_SETTLE_S`] while there is
     /// some: a kubelet reports its node Ready, a static pod comes back, a few seconds after the
     /// command that caused it returned; the twin holds only where things settle.
-    fn settled_drift(&mut self, after: &Cluster, scope: Scope, first: Observation) -> Result<Vec<Drift>, ExecError> {
+    fn settled_drift(&mut self, i: usize, after: &Cluster, scope: Scope, first: Observation) -> Result<Vec<Drift>, ExecError> {
         let drift = observe::drift(self.t, &first, &[after]);
-        self.settle(after, &[after], scope, drift)
+        self.settle(i, after, &[after], scope, drift)
     }
 
     /// `drift` against `allowed`, looked at again for up to [`AFTER_STEP_SETTLE_S`] while there is
-    /// some (`expected` scopes the looks).
-    fn settle(&mut self, expected: &Cluster, allowed: &[&Cluster], scope: Scope, mut drift: Vec<Drift>) -> Result<Vec<Drift>, ExecError> {
+    /// some (`expected` scopes the looks), in step `i`. What does not answer meanwhile is told
+    /// to the operator once ([`Operator::settling`]); a stop the operator asks for ends the looks.
+    fn settle(
+        &mut self,
+        i: usize,
+        expected: &Cluster,
+        allowed: &[&Cluster],
+        scope: Scope,
+        mut drift: Vec<Drift>,
+    ) -> Result<Vec<Drift>, ExecError> {
         let deadline = std::time::Instant::now() + Duration::from_secs(AFTER_STEP_SETTLE_S);
-        while !drift.is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(AFTER_STEP_SETTLE_POLL_MS));
+        let mut told = false;
+        while !drift.is_empty() && std::time::Instant::now() < deadline && !crate::interrupt::asked(self.options.stop) {
+            let silent = host_wait::silent(&drift);
+            if !told && !silent.is_empty() {
+                told = true;
+                let step = self.plan.steps[i].clone();
+                let what: Vec<String> = silent.iter().map(|d| format!("{}: {}", d.node, d.evidence)).collect();
+                self.operator.settling(&step, &what, deadline.saturating_duration_since(std::time::Instant::now()));
+            }
+            self.pause_until((std::time::Instant::now() + Duration::from_millis(AFTER_STEP_SETTLE_POLL_MS)).min(deadline));
             let Some(observation) = self.observe_now(expected, scope)? else { break };
             drift = observe::drift(self.t, &observation, allowed);
         }
@@ -329,7 +355,7 @@ impl<'a> Runner<'a> {
                 // they are given after a step before the run halts on them. A backend marked DOWN
                 // for one check on a loaded machine is not a halt (the lab: six rehearsals at
                 // once, HAProxy's `fall 2` at 100 ms marked a master DOWN between two steps).
-                drift = self.settle(&before, &allowed, scope, drift)?;
+                drift = self.settle(i, &before, &allowed, scope, drift)?;
                 self.journal.append(Event::Observed { step: id.clone(), when: "after-settling".to_string(), drift: drift.clone() })?;
             }
             if !drift.is_empty() {

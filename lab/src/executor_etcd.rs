@@ -359,11 +359,14 @@ impl SliceEtcd {
                 })
                 .collect()
         });
+        // A write that committed through any member is quorum, whatever the others said.
+        if answers.iter().any(|a| matches!(a, Ok(Ok(())))) {
+            return Ok(Ok(()));
+        }
         let mut refusals = Vec::new();
         for (url, answer) in urls.iter().zip(answers) {
-            match answer? {
-                Ok(()) => return Ok(Ok(())),
-                Err(refused) => refusals.push(format!("{url}: {refused}")),
+            if let Err(refused) = answer? {
+                refusals.push(format!("{url}: {refused}"));
             }
         }
         Ok(Err(refusals.join("; ")))

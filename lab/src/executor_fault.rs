@@ -137,11 +137,10 @@ pub fn strike_point(t: &Topology, plan: &Plan, start: &Cluster, injection: Injec
                 return Err(refuse(
                     format!("step {}@{action}", step.id),
                     format!(
-                        "the executor runs step {} as {invocations} command(s) for its {} actions: no command ends right after {:?}; strike at {0}@0 or after the step ({0}@{})",
+                        "the executor runs step {} as {invocations} command(s) for its {} actions: no command ends right after {:?}; strike at {0}@0, or at the next step's start (after this one)",
                         step.id,
                         step.actions.len(),
                         done.describe(t),
-                        step.actions.len()
                     ),
                 ))
             }

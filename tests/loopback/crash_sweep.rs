@@ -189,6 +189,9 @@ fn records(dir: &Path) -> Vec<journal::Record> {
 /// What a sweep did.
 #[derive(Debug, Default)]
 struct Sweep {
+    /// The kill right after the first join's member add: the journal's length then, and the
+    /// step the executor was in.
+    join_cut: Option<(usize, String)>,
     kills: usize,
     /// Kills that landed while a command ran (its start journalled, not its end).
     inside_commands: usize,
@@ -206,18 +209,28 @@ fn sweep(lab: &StandingLab, every: usize) -> Sweep {
     let executor_dir = lab.executor_dir();
     let hosts = lab.root().join("hosts");
     let mut work = WorkRecords::default();
-    let mut join_cut = false;
-    sweep_killing(lab, &mut |killed| {
-        if killed.is_some() {
+    // Asked for, then (once killed) where the journal stood.
+    let mut join_cut: (bool, Option<(usize, String)>) = (false, None);
+    let mut figures = sweep_killing(lab, &mut |killed| {
+        if let Some(records_then) = killed {
+            if join_cut.0 && join_cut.1.is_none() {
+                let step = records(&executor_dir).iter().rev().find_map(|r| match &r.event {
+                    Event::CommandStarted { step, .. } | Event::StepStarted { step } => Some(step.clone()),
+                    _ => None,
+                });
+                join_cut.1 = Some((records_then, step.unwrap_or_default()));
+            }
             next_kill = work.now(&executor_dir) + every;
             return false;
         }
-        if !join_cut && member_added(&hosts) {
-            join_cut = true;
+        if !join_cut.0 && member_added(&hosts) {
+            join_cut.0 = true;
             return true;
         }
         every > 0 && work.now(&executor_dir) >= next_kill
-    })
+    });
+    figures.join_cut = join_cut.1;
+    figures
 }
 
 /// Whether a host's `kubeadm join` (the lab's shim) logged its etcd member add.
@@ -412,10 +425,17 @@ fn kill_sweep(scenario_name: &str, every: usize) {
     // cleans it up (the member removed, `kubeadm reset`) before it runs it again. On 1.34
     // kubelet.conf comes last (local mode), and the join's first output after the kill ends it
     // (its ssh session is gone): the probe cannot find it done, so the cleanup must run.
+    // Only the records after that kill, and only the cut step's: the sweep's other kills inside
+    // commands may find theirs done ("took effect") or clean up other steps.
+    let (at, cut) = figures.join_cut.clone().unwrap_or_else(|| panic!("the sweep cut a join after its member add: {figures:?}"));
     let journalled = records(&lab.executor_dir());
-    let cleaned = journalled.iter().any(|r| matches!(&r.event, Event::CommandStarted { step, .. } if step.starts_with("cleanup:")));
-    let skipped = journalled.iter().any(|r| matches!(&r.event, Event::CommandFinished { output, .. } if output.starts_with("took effect")));
-    assert!(cleaned && !skipped, "the resume cleaned the cut join up (found done: {skipped}): {}", lab.log_tail());
+    let after = &journalled[at.min(journalled.len())..];
+    let cleanup = format!("cleanup:{cut}");
+    let cleaned = after.iter().any(|r| matches!(&r.event, Event::CommandStarted { step, .. } if *step == cleanup));
+    let skipped = after
+        .iter()
+        .any(|r| matches!(&r.event, Event::CommandFinished { step, output, .. } if *step == cut && output.starts_with("took effect")));
+    assert!(cleaned && !skipped, "the resume cleaned the join cut in {cut} up (found done: {skipped}): {}", lab.log_tail());
     assert_nothing_twice_and_backups_intact(&lab);
     // Every master a started voter, as in a run never killed.
     let file = lab.standing["scenario_file"].as_str().expect("scenario_file");

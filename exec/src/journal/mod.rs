@@ -52,7 +52,8 @@ pub enum Event {
     },
     Observed {
         step: String,
-        /// `before`, `after`, `resume`, `rollback`, `after-rollback`.
+        /// `before`, `after`, `resume`, `after-waiting` (a host wait's last look), `after-settling`
+        /// (lagging facts before a step, looked at again), `after-rollback`.
         when: String,
         drift: Vec<Drift>,
     },

@@ -108,7 +108,10 @@ impl Runner<'_> {
     ) -> Result<(Observation, Vec<Drift>), ExecError> {
         let deadline = Instant::now() + self.options.host_wait;
         // A few looks within the wait, at most one every HOST_WAIT_POLL_S.
-        let poll = (self.options.host_wait / 3).clamp(Duration::from_millis(100), Duration::from_secs(HOST_WAIT_POLL_S));
+        let poll = self
+            .options
+            .host_poll
+            .unwrap_or_else(|| (self.options.host_wait / 3).clamp(Duration::from_millis(100), Duration::from_secs(HOST_WAIT_POLL_S)));
         let scope = self.scope(i);
         let mut drift = observe::drift(self.t, &last, allowed);
         let told: Vec<String> = silent(&drift).iter().map(|d| format!("{}: {}", d.node, d.evidence)).collect();
@@ -128,7 +131,7 @@ impl Runner<'_> {
         // balancer's health check taking the backend back, a few checks later) is given the same
         // time to settle as after a step.
         if settle && !drift.is_empty() && silent(&drift).is_empty() {
-            drift = self.settle(base, allowed, scope, drift)?;
+            drift = self.settle(i, base, allowed, scope, drift)?;
         }
         let step = self.plan.steps[i].id.clone();
         self.journal.append(Event::Observed { step, when: "after-waiting".to_string(), drift: drift.clone() })?;
@@ -136,7 +139,7 @@ impl Runner<'_> {
     }
 
     /// Sleeps until `until`, or until the operator asks the run to stop (looked at every 100 ms).
-    fn pause_until(&self, until: Instant) {
+    pub(super) fn pause_until(&self, until: Instant) {
         while !crate::interrupt::asked(self.options.stop) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {

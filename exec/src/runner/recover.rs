@@ -374,7 +374,7 @@ impl Runner<'_> {
         if let Some(observation) = self.observe_now(&recovery.expected, scope)? {
             // As after a step: what the recovery's commands set going (etcd restarted on its data,
             // a kubelet reporting its node Ready) is given the same few seconds to settle.
-            let drift = self.settled_drift(&recovery.expected, scope, observation)?;
+            let drift = self.settled_drift(i, &recovery.expected, scope, observation)?;
             self.journal.append(Event::Observed { step: halted.clone(), when: "after-rollback".to_string(), drift: drift.clone() })?;
             if !drift.is_empty() {
                 let reason = "the recovery did not leave the state the twin expects".to_string();

@@ -298,7 +298,7 @@ impl Runner<'_> {
     ) -> Result<Option<Outcome>, ExecError> {
         let (i, id) = (at.i, self.plan.steps[at.i].id.clone());
         if let Some(observation) = self.observe_now(&after, scope)? {
-            let drift = self.settled_drift(&after, scope, observation)?;
+            let drift = self.settled_drift(i, &after, scope, observation)?;
             self.journal.append(Event::Observed { step: id.clone(), when: "after".to_string(), drift: drift.clone() })?;
             if !drift.is_empty() {
                 let reason = "verification failed: the step did not leave the state the twin predicts".to_string();

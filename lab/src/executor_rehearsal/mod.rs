@@ -60,9 +60,10 @@ pub const FAULT_CLEARS_AFTER_MS: u64 = LAB_HOST_WAIT_MS / 2;
 pub const FAULT_UNSEEN_CLEARS_AFTER_MS: u64 = 10 * LAB_REBOOT_MS;
 /// How long the executor waits on the lab when the rehearsed fault clears by itself (a reboot,
 /// a partition): far past [`FAULT_CLEARS_AFTER_MS`], as an operator's `--wait-for-host` is set
-/// past a reboot, so a loaded machine's slow boot is still waited for (at six test threads on
-/// two cores, a rebooted host's sshd and etcd once took longer than [`LAB_HOST_WAIT_MS`]). A
-/// host that answers ends the wait at once, so the bound costs nothing when the fault clears.
+/// past a reboot, so a loaded machine's slow boot is still waited for (at the suite's four test
+/// threads on two cores, a rebooted host's sshd and etcd once took longer than [`LAB_HOST_WAIT_MS`]). A
+/// host that answers ends the wait at its next look (every second on the lab), so the bound costs
+/// nothing when the fault clears.
 pub const LAB_HOST_WAIT_CLEARING_MS: u64 = 20 * LAB_REBOOT_MS;
 /// How often the kubelet stand-in looks at the hosts.
 pub const KUBELET_TICK_MS: u64 = 100;

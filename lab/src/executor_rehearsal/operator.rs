@@ -235,6 +235,11 @@ impl Operator for LabOperator<'_> {
         lock(self.kubelet).fault_seen = true;
     }
 
+    fn settling(&mut self, _step: &Step, _silent: &[String], _up_to: Duration) {
+        // The same, seen after a step (a fault struck after its last command).
+        lock(self.kubelet).fault_seen = true;
+    }
+
     fn step_begins(&mut self, step: &Step) {
         self.probe.on_step(&step.id);
         self.strike_now(step, &StrikeAt::StepBegins);

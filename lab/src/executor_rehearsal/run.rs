@@ -217,6 +217,9 @@ fn options(rig: &Rig) -> RunOptions {
     options.stop = Some(plan_exec::interrupt::flag());
     let clears = rig.fault.as_ref().is_some_and(|f| f.strike.blow.clears());
     options.host_wait = Duration::from_millis(if clears { LAB_HOST_WAIT_CLEARING_MS } else { LAB_HOST_WAIT_MS });
+    // A look every second within the wait (a third of 30 s would be 5 s): a host back after its
+    // 3 s is seen within a second.
+    options.host_poll = Some(Duration::from_secs(1));
     // A plan the twin refuses without any fault (an edited one) is one `plan check` rejects:
     // the executor runs it as on `--override-check`, its real commands failing where they fail.
     let prediction = &rig.prediction;
