@@ -12,7 +12,7 @@ use crate::common;
 use plan_exec::etcd::EtcdProbe;
 use plan_exec::guard::Guard;
 use plan_exec::haproxy::LbProbe;
-use plan_exec::journal::Journal;
+use plan_exec::journal::{Event, Journal};
 use plan_exec::kubernetes::KubeconfigSource;
 use plan_exec::observe::{self, Drift, Observation, Observer, Probes, Scope};
 use plan_exec::runner::{Operator, Outcome, Recovery, RunOptions, Runner};
@@ -421,6 +421,11 @@ struct FakeApi {
 
 impl FakeApi {
     fn start(routes: Vec<(String, String)>) -> FakeApi {
+        FakeApi::start_changing(routes.into_iter().map(|(path, json)| (path, vec![json])).collect())
+    }
+
+    /// Each path answers its JSONs in turn, one per request, the last one for ever after.
+    fn start_changing(routes: Vec<(String, Vec<String>)>) -> FakeApi {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a loopback port");
         let address = listener.local_addr().expect("bound");
         let asked = Arc::new(Mutex::new(Vec::new()));
@@ -439,7 +444,7 @@ impl FakeApi {
     }
 }
 
-fn serve(stream: TcpStream, routes: &[(String, String)], asked: &Mutex<Vec<String>>) -> std::io::Result<()> {
+fn serve(stream: TcpStream, routes: &[(String, Vec<String>)], asked: &Mutex<Vec<String>>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
@@ -462,9 +467,13 @@ fn serve(stream: TcpStream, routes: &[(String, String)], asked: &Mutex<Vec<Strin
         let mut body = vec![0; content_length];
         reader.read_exact(&mut body)?;
         let path = request_line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
-        asked.lock().expect("not poisoned").push(path.clone());
+        let times = {
+            let mut asked = asked.lock().expect("not poisoned");
+            asked.push(path.clone());
+            asked.iter().filter(|p| **p == path).count()
+        };
         let (status, answer) = match routes.iter().find(|(p, _)| *p == path) {
-            Some((_, json)) => ("200 OK", json.clone()),
+            Some((_, jsons)) => ("200 OK", jsons[(times - 1).min(jsons.len() - 1)].clone()),
             None => (
                 "404 Not Found",
                 r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"not found","reason":"NotFound","code":404}"#.to_string(),
@@ -640,4 +649,62 @@ fn plan_execute_reads_kubeconfig_from_the_environment_and_refuses_its_api_server
     assert!(text.contains("refused Kubernetes API server https://192.0.2.99:6443/"), "{text}");
     let journal = std::fs::read_to_string(state.join("journal.jsonl")).unwrap_or_default();
     assert!(!journal.contains("command-started"), "nothing ran: {journal}");
+}
+
+/// Before a step, a node NotReady for a moment is the only difference (a fact that lags: its
+/// kubelet's heartbeat): the runner looks again, as after a step, and starts the step once the
+/// API says Ready, instead of halting at once (`after-settling`, nothing left, journalled).
+#[test]
+fn a_node_not_ready_for_a_moment_before_a_step_is_looked_at_again_and_the_step_starts() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
+    let t = topology(LOOPBACK);
+    let nodes = |wk1: &str| {
+        format!(
+            r#"{{"kind":"NodeList","apiVersion":"v1","metadata":{{"resourceVersion":"1"}},"items":[{},{},{}]}}"#,
+            node_json("lab-cp-1", "True"),
+            node_json("lab-wk-1", wk1),
+            node_json("lab-wk-2", "True")
+        )
+    };
+    let cluster_configuration = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.34.2\n";
+    let cluster_info = "apiVersion: v1\nclusters:\n- cluster:\n    server: https://127.0.20.10:6443\n  name: \"\"\n";
+    let api = FakeApi::start_changing(vec![
+        ("/api/v1/nodes".to_string(), vec![nodes("False"), nodes("False"), nodes("True")]),
+        (
+            "/api/v1/namespaces/kube-system/configmaps/kubeadm-config".to_string(),
+            vec![config_map("kube-system", "kubeadm-config", "ClusterConfiguration", cluster_configuration)],
+        ),
+        (
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info".to_string(),
+            vec![config_map("kube-public", "cluster-info", "kubeconfig", cluster_info)],
+        ),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    initial_files(dir.path());
+    let path = kubeconfig(dir.path(), &format!("http://{}", api.address));
+    let probes = Probes { kube: Some(KubeconfigSource::File(path)), guard: Guard::LOOPBACK_ONLY, ..Probes::files_only() };
+    let mut plan = plan_model::planner::generate(&t);
+    plan.steps.truncate(1);
+    let mut transport = HostsHere::new(dir.path());
+    let mut journal = Journal::in_memory();
+    let options = RunOptions::new(Duration::from_secs(10), probes);
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options).run().expect("the run ends");
+    let observed: Vec<(String, usize)> = journal
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Observed { step, when, drift } if step == "0.1" => Some((when.clone(), drift.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(observed.first(), Some(&("before".to_string(), 1)), "the first look saw lab-wk-1 NotReady: {observed:?}");
+    assert!(observed.contains(&("after-settling".to_string(), 0)), "looked at again until it settled: {observed:?}");
+    assert!(journal.records.iter().any(|r| matches!(&r.event, Event::StepStarted { step } if step == "0.1")), "the step started");
+    // What 0.1's own commands do on this machine is not this test's business; the look before it is.
+    if let Outcome::Halted(halt) = &outcome {
+        assert_ne!(halt.reason, "reality differs from the twin before the step", "{halt:?}");
+    }
+    let asked = api.asked.lock().expect("not poisoned").iter().filter(|p| *p == "/api/v1/nodes").count();
+    assert!(asked >= 3, "the nodes were read until lab-wk-1 was Ready: {asked}");
 }
