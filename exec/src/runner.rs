@@ -356,6 +356,14 @@ impl<'a> Runner<'a> {
                 // for one check on a loaded machine is not a halt (the lab: six rehearsals at
                 // once, HAProxy's `fall 2` at 100 ms marked a master DOWN between two steps).
                 drift = self.settle(i, &before, &allowed, scope, drift)?;
+                // One clean look is not enough for a fact that flaps (a backend failing every
+                // other check): the step runs only if a second look a moment later agrees.
+                if drift.is_empty() && !crate::interrupt::asked(self.options.stop) {
+                    self.pause_until(std::time::Instant::now() + Duration::from_millis(AFTER_STEP_SETTLE_POLL_MS));
+                    if let Some(again) = self.observe_now(&before, scope)? {
+                        drift = observe::drift(self.t, &again, &allowed);
+                    }
+                }
                 self.journal.append(Event::Observed { step: id.clone(), when: "after-settling".to_string(), drift: drift.clone() })?;
             }
             if !drift.is_empty() {

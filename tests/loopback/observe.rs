@@ -651,13 +651,10 @@ fn plan_execute_reads_kubeconfig_from_the_environment_and_refuses_its_api_server
     assert!(!journal.contains("command-started"), "nothing ran: {journal}");
 }
 
-/// Before a step, a node NotReady for a moment is the only difference (a fact that lags: its
-/// kubelet's heartbeat): the runner looks again, as after a step, and starts the step once the
-/// API says Ready, instead of halting at once (`after-settling`, nothing left, journalled).
-#[test]
-fn a_node_not_ready_for_a_moment_before_a_step_is_looked_at_again_and_the_step_starts() {
-    // At the loopback scenario's own addresses: no lab beside it there.
-    let _range = common::fixture::hold_range_zero();
+/// The runner on the loopback plan's first step, the fake API answering lab-wk-1's Ready as
+/// `ready` says, one answer per read of the nodes (the last for ever after): the outcome, the
+/// step's `observed` records (when, how many facts differed), and how many times the nodes were read.
+fn run_first_step_with_wk1_ready(ready: &[&str]) -> (Outcome, Vec<(String, usize)>, bool, usize) {
     let t = topology(LOOPBACK);
     let nodes = |wk1: &str| {
         format!(
@@ -670,7 +667,7 @@ fn a_node_not_ready_for_a_moment_before_a_step_is_looked_at_again_and_the_step_s
     let cluster_configuration = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.34.2\n";
     let cluster_info = "apiVersion: v1\nclusters:\n- cluster:\n    server: https://127.0.20.10:6443\n  name: \"\"\n";
     let api = FakeApi::start_changing(vec![
-        ("/api/v1/nodes".to_string(), vec![nodes("False"), nodes("False"), nodes("True")]),
+        ("/api/v1/nodes".to_string(), ready.iter().map(|r| nodes(r)).collect()),
         (
             "/api/v1/namespaces/kube-system/configmaps/kubeadm-config".to_string(),
             vec![config_map("kube-system", "kubeadm-config", "ClusterConfiguration", cluster_configuration)],
@@ -690,7 +687,7 @@ fn a_node_not_ready_for_a_moment_before_a_step_is_looked_at_again_and_the_step_s
     let mut journal = Journal::in_memory();
     let options = RunOptions::new(Duration::from_secs(10), probes);
     let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut Yes, options).run().expect("the run ends");
-    let observed: Vec<(String, usize)> = journal
+    let observed = journal
         .records
         .iter()
         .filter_map(|r| match &r.event {
@@ -698,13 +695,40 @@ fn a_node_not_ready_for_a_moment_before_a_step_is_looked_at_again_and_the_step_s
             _ => None,
         })
         .collect();
+    let started = journal.records.iter().any(|r| matches!(&r.event, Event::StepStarted { step } if step == "0.1"));
+    let reads = api.asked.lock().expect("not poisoned").iter().filter(|p| *p == "/api/v1/nodes").count();
+    (outcome, observed, started, reads)
+}
+
+/// Before a step, a node NotReady for a moment is the only difference (a fact that lags: its
+/// kubelet's heartbeat): the runner looks again, as after a step, and starts the step once the
+/// API says Ready on two looks in a row, instead of halting at once (`after-settling`, nothing
+/// left, journalled).
+#[test]
+fn a_node_not_ready_for_a_moment_before_a_step_is_looked_at_again_and_the_step_starts() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
+    let (outcome, observed, started, reads) = run_first_step_with_wk1_ready(&["False", "False", "True"]);
     assert_eq!(observed.first(), Some(&("before".to_string(), 1)), "the first look saw lab-wk-1 NotReady: {observed:?}");
     assert!(observed.contains(&("after-settling".to_string(), 0)), "looked at again until it settled: {observed:?}");
-    assert!(journal.records.iter().any(|r| matches!(&r.event, Event::StepStarted { step } if step == "0.1")), "the step started");
+    assert!(started, "the step started: {observed:?}");
     // What 0.1's own commands do on this machine is not this test's business; the look before it is.
     if let Outcome::Halted(halt) = &outcome {
         assert_ne!(halt.reason, "reality differs from the twin before the step", "{halt:?}");
     }
-    let asked = api.asked.lock().expect("not poisoned").iter().filter(|p| *p == "/api/v1/nodes").count();
-    assert!(asked >= 3, "the nodes were read until lab-wk-1 was Ready: {asked}");
+    assert!(reads >= 4, "the nodes were read until lab-wk-1 was Ready twice: {reads}");
+}
+
+/// A Ready that flaps (NotReady, Ready once, NotReady again) is not taken as settled on its one
+/// good look: the second look finds it NotReady and the run halts before the step.
+#[test]
+fn a_node_ready_for_one_look_only_before_a_step_halts_the_run_before_it() {
+    // At the loopback scenario's own addresses: no lab beside it there.
+    let _range = common::fixture::hold_range_zero();
+    let (outcome, observed, started, _) = run_first_step_with_wk1_ready(&["False", "True", "False"]);
+    let Outcome::Halted(halt) = &outcome else { panic!("a halt: {outcome:?}") };
+    assert_eq!((halt.step.as_str(), halt.reason.as_str()), ("0.1", "reality differs from the twin before the step"), "{halt:?}");
+    assert_eq!(shown(&halt.drift), vec!["lab-wk-1: node Ready: twin yes, observed no (Ready: False)".to_string()]);
+    assert!(observed.contains(&("after-settling".to_string(), 1)), "{observed:?}");
+    assert!(!started, "the step did not start: {observed:?}");
 }
