@@ -253,6 +253,17 @@ impl KubeletStandIn {
         self.frozen_until.extend(frozen.map(|n| (n, until)));
     }
 
+    /// The executor says it waits for `silent` (each `what: why`, as [`plan_exec::runner::Operator::waiting`]
+    /// tells it): the fault is seen once that names a machine it holds down or frozen, not
+    /// another silence (an API through the VIP, a host of no fault's).
+    pub(super) fn executor_waits_for(&mut self, silent: &[String]) {
+        let held = self.down_until.keys().chain(self.frozen_until.keys()).map(|&n| self.t.name(n).to_string());
+        let named: Vec<String> = held.collect();
+        if silent.iter().any(|s| named.iter().any(|name| s.starts_with(&format!("{name}: ")))) {
+            self.fault_seen = true;
+        }
+    }
+
     /// Whether a fault that clears at `until` clears now: its time passed and the executor said
     /// it waits for it. A look on a loaded machine can take longer than the fault's time; a
     /// fault that cleared inside it was never seen (a partition once healed within the first

@@ -230,14 +230,14 @@ impl Operator for LabOperator<'_> {
         true
     }
 
-    fn waiting(&mut self, _step: &Step, _silent: &[String], _up_to: Duration) {
-        // The executor saw what does not answer: a fault that clears may clear now.
-        lock(self.kubelet).fault_seen = true;
+    fn waiting(&mut self, _step: &Step, silent: &[String], _up_to: Duration) {
+        // The executor saw the fault's machine not answering: a fault that clears may clear now.
+        lock(self.kubelet).executor_waits_for(silent);
     }
 
-    fn settling(&mut self, _step: &Step, _silent: &[String], _up_to: Duration) {
-        // The same, seen after a step (a fault struck after its last command).
-        lock(self.kubelet).fault_seen = true;
+    fn settling(&mut self, _step: &Step, silent: &[String], _up_to: Duration) {
+        // The same, seen while a step's result settles.
+        lock(self.kubelet).executor_waits_for(silent);
     }
 
     fn step_begins(&mut self, step: &Step) {
