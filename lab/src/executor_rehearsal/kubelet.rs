@@ -59,9 +59,9 @@ pub(super) struct KubeletStandIn {
     pub(super) down_until: BTreeMap<NodeIx, Instant>,
     /// Nodes whose etcd a partition froze, thawed at the instant (the partition heals).
     pub(super) frozen_until: BTreeMap<NodeIx, Instant>,
-    /// Whether the executor has seen the fault since it struck: it said it waits for what does
-    /// not answer ([`plan_exec::runner::Operator::waiting`]). A fault that clears clears only
-    /// then (or [`FAULT_UNSEEN_CLEARS_AFTER_MS`] later), as a real reboot outlasts a look.
+    /// Whether the executor has seen the fault since it struck: it said it waits for the fault's
+    /// machine, which does not answer ([`Self::executor_waits_for`]). A fault that clears clears
+    /// only then (or [`FAULT_UNSEEN_CLEARS_AFTER_MS`] later), as a real reboot outlasts a look.
     pub(super) fault_seen: bool,
     /// Kubernetes API object requests the stand-ins answered (the executor's observer asks).
     pub(super) api_requests: Arc<std::sync::atomic::AtomicUsize>,
