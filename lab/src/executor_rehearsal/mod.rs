@@ -54,7 +54,7 @@ pub const LAB_HOST_WAIT_MS: u64 = 4 * LAB_REBOOT_MS;
 /// look at the hosts takes (a frozen member's health check runs into its timeout, about 2 s), and
 /// it lasts until the executor has seen it (`KubeletStandIn::clears_now`): a 1.5 s partition once
 /// healed inside the first look and was never seen.
-pub const FAULT_CLEARS_AFTER_MS: u64 = LAB_HOST_WAIT_MS / 2;
+pub const FAULT_CLEARS_AFTER_MS: u64 = 2 * LAB_REBOOT_MS;
 /// When a fault that clears clears if the executor never said it waits for it (it should: every
 /// fault that clears silences something it looks at), well inside [`LAB_HOST_WAIT_CLEARING_MS`].
 pub const FAULT_UNSEEN_CLEARS_AFTER_MS: u64 = 10 * LAB_REBOOT_MS;
