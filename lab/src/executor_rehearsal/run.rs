@@ -193,7 +193,7 @@ fn options(rig: &Rig) -> RunOptions {
     let mut options = RunOptions::new(
         Duration::from_secs(COMMAND_TIMEOUT_S),
         Probes {
-            // etcdctl bounded as the lab's own (its etcd elects in 250 ms, not etcd's 1 s): a
+            // etcdctl bounded as the lab's own (its etcd elects in 500 ms, not etcd's 1 s): a
             // look at a cluster that lost quorum takes 2 s, not 5.
             etcd: Some(EtcdProbe {
                 endpoint: lock(&rig.kubelet).etcd.all_client_urls().join(","),
