@@ -4,7 +4,7 @@ use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_model::observe;
 use plan_model::plan::Plan;
-use plan_model::topology::{NodeIx, Topology};
+use plan_model::topology::{NodeIx, NodeSet, Topology};
 use serde::Serialize;
 
 /// What a phase does, for choosing its rollback.
@@ -115,29 +115,42 @@ pub fn undo_master(c: &Cluster, x: NodeIx) -> Vec<Action> {
     actions
 }
 
-/// [`undo_master`], onto the end of `actions` (the undo of every new master, one list).
+/// [`undo_master`], onto the end of `actions`.
 fn push_undo_master(c: &Cluster, x: NodeIx, actions: &mut Vec<Action>) {
-    if c.up.contains(x) && (c.control_plane.contains(x) || c.joined.contains(x) || c.etcd_started.contains(x) || c.members().contains(x)) {
-        actions.push(Action::KubeadmReset(x));
+    push_undo_masters(c, NodeSet::of(x), actions);
+}
+
+/// Every master of `xs` undone, onto the end of `actions`, as [`undo_master`] undoes one, with
+/// the load balancer deployed once: each host reset and its member removed, then every backend
+/// out of the declared pool and one deploy (before any of them is destroyed, so the LB never
+/// sends clients to a machine that is gone; every deploy resets it to the declared state, a
+/// bounce each), then each out of the config stack, destroyed and its Node object deleted.
+fn push_undo_masters(c: &Cluster, xs: NodeSet, actions: &mut Vec<Action>) {
+    for x in xs.iter() {
+        if c.up.contains(x)
+            && (c.control_plane.contains(x) || c.joined.contains(x) || c.etcd_started.contains(x) || c.members().contains(x))
+        {
+            actions.push(Action::KubeadmReset(x));
+        }
+        if c.members().contains(x) {
+            actions.push(Action::EtcdMemberRemove(x));
+        }
     }
-    if c.members().contains(x) {
-        actions.push(Action::EtcdMemberRemove(x));
-    }
-    if c.lb_declared.pool.contains(x) {
-        actions.push(Action::RemoveLbBackend(x));
-    }
-    if c.lb_running.pool.contains(x) || c.lb_declared.pool.contains(x) {
+    actions.extend(xs.and(c.lb_declared.pool).iter().map(Action::RemoveLbBackend));
+    if !xs.and(c.lb_running.pool.or(c.lb_declared.pool)).is_empty() {
         actions.push(Action::DeployLb);
     }
-    if c.stack_hosts.contains(x) {
-        actions.push(Action::ConfigStackRemoveHost(x));
-    }
-    if c.vm_exists.contains(x) {
-        actions.push(Action::DestroyVm(x));
-    }
-    // Neither reset nor a destroyed VM deletes the Node object.
-    if c.joined.contains(x) || c.stale_nodes.contains(x) {
-        actions.push(Action::DeleteNode(x));
+    for x in xs.iter() {
+        if c.stack_hosts.contains(x) {
+            actions.push(Action::ConfigStackRemoveHost(x));
+        }
+        if c.vm_exists.contains(x) {
+            actions.push(Action::DestroyVm(x));
+        }
+        // Neither reset nor a destroyed VM deletes the Node object.
+        if c.joined.contains(x) || c.stale_nodes.contains(x) {
+            actions.push(Action::DeleteNode(x));
+        }
     }
 }
 
@@ -242,7 +255,7 @@ pub fn quorum_recovery_with_rollback(c: &Cluster, t: &Topology, survivor: NodeIx
     let mut actions = quorum_recovery_actions(c, t, survivor);
     if !matches!(kind, PhaseKind::Master(_)) {
         let mut after = *c;
-        after.voters = plan_model::topology::NodeSet::of(survivor);
+        after.voters = NodeSet::of(survivor);
         actions.extend(rollback_actions(&after, t, kind));
     }
     actions
@@ -253,11 +266,9 @@ pub fn quorum_recovery_actions(c: &Cluster, t: &Topology, survivor: NodeIx) -> V
     let mut actions = vec![Action::ForceNewCluster(survivor)];
     // After the forced cluster, the others are no longer members: undo them as such.
     let mut after = *c;
-    after.voters = plan_model::topology::NodeSet::of(survivor);
-    after.learners = plan_model::topology::NodeSet::EMPTY;
-    for x in t.new_masters().filter(|x| *x != survivor) {
-        push_undo_master(&after, x, &mut actions);
-    }
+    after.voters = NodeSet::of(survivor);
+    after.learners = NodeSet::EMPTY;
+    push_undo_masters(&after, t.new_masters().filter(|x| *x != survivor).fold(NodeSet::EMPTY, NodeSet::with), &mut actions);
     actions
 }
 
@@ -269,11 +280,9 @@ pub fn worst_case_actions(c: &Cluster, t: &Topology) -> Option<Vec<Action>> {
     let mut actions = Vec::with_capacity(1 + 7 * t.new_masters().count() + 1);
     actions.push(Action::RestoreSnapshot(target));
     let mut after = *c;
-    after.voters = plan_model::topology::NodeSet::of(target);
-    after.learners = plan_model::topology::NodeSet::EMPTY;
-    for x in t.new_masters().filter(|x| *x != target) {
-        push_undo_master(&after, x, &mut actions);
-    }
+    after.voters = NodeSet::of(target);
+    after.learners = NodeSet::EMPTY;
+    push_undo_masters(&after, t.new_masters().filter(|x| *x != target).fold(NodeSet::EMPTY, NodeSet::with), &mut actions);
     if !c.apiserver_running.contains(target) && c.cert_present.contains(target) {
         actions.push(Action::RestartApiserver(target));
     }
@@ -318,5 +327,46 @@ mod tests {
         assert_eq!(phase_kind(&plan, "renamed-4"), PhaseKind::Cutover);
         assert_eq!(phase_kind(&plan, "renamed-5"), PhaseKind::After);
         assert_eq!(phase_kind(&plan, "no-such-phase"), PhaseKind::After);
+    }
+
+    /// Undoing every new master at once (the quorum recovery's and the worst case's undo) takes
+    /// each out of the pool, then deploys the LB once, before any of them is destroyed.
+    #[test]
+    fn several_masters_undone_deploy_the_lb_once_before_any_is_destroyed() {
+        for file in ["homelab.yaml", "five-masters.yaml", "keepalived-five.yaml"] {
+            let text = std::fs::read_to_string(format!("{}/../scenarios/{file}", env!("CARGO_MANIFEST_DIR"))).expect("the scenario");
+            let t = Topology::new(&parse_scenario(&text).expect("valid"));
+            let plan = planner::generate(&t);
+            // The cluster just before the cut-over: every new master joined and in the pool.
+            let mut c = Cluster::initial(&t);
+            for step in plan.steps.iter().take_while(|s| phase_kind(&plan, &s.phase) != PhaseKind::Cutover) {
+                for &a in &step.actions {
+                    plan_model::action::apply_in_place(&mut c, &t, a).unwrap_or_else(|r| panic!("{file} {}: {a:?}: {}", step.id, r.reason));
+                }
+            }
+            let m0 = t.existing_master();
+            let others: Vec<NodeIx> = t.new_masters().collect();
+            assert!(others.iter().all(|x| c.lb_declared.pool.contains(*x)), "{file}: every new master in the pool");
+            for (what, actions) in
+                [("quorum recovery", quorum_recovery_actions(&c, &t, m0)), ("worst case", worst_case_actions(&c, &t).expect("a target"))]
+            {
+                let at = |want: &dyn Fn(&Action) -> bool| actions.iter().position(|a| want(a));
+                let deploys = actions.iter().filter(|a| **a == Action::DeployLb).count();
+                assert_eq!(deploys, 1, "{file} {what}: {actions:?}");
+                let deploy = at(&|a| *a == Action::DeployLb).expect("a deploy");
+                for &x in &others {
+                    let removed =
+                        at(&|a| *a == Action::RemoveLbBackend(x)).unwrap_or_else(|| panic!("{file} {what}: {x:?} out of the pool"));
+                    let destroyed = at(&|a| *a == Action::DestroyVm(x)).unwrap_or_else(|| panic!("{file} {what}: {x:?} destroyed"));
+                    assert!(removed < deploy && deploy < destroyed, "{file} {what}: {actions:?}");
+                }
+                // And the model takes the whole undo from that state.
+                let mut after = c;
+                for &a in &actions {
+                    plan_model::action::apply_in_place(&mut after, &t, a).unwrap_or_else(|r| panic!("{file} {what}: {a:?}: {}", r.reason));
+                }
+                assert!(others.iter().all(|x| !after.lb_running.pool.contains(*x) && !after.vm_exists.contains(*x)), "{file} {what}");
+            }
+        }
     }
 }
