@@ -247,8 +247,14 @@ pub fn write_choices(out: &mut String, choices: &[Choice], detail: Detail) {
             if choice.commands.is_empty() {
                 let _ = writeln!(out, "       (no command)");
             }
+            // An action rendered as several commands (an upload and its run) is named once, above them.
+            let mut named: Option<&str> = None;
             for command in &choice.commands {
-                let _ = writeln!(out, "     - {}\n         {:<12} {}", command.action, command.place, command.command);
+                if named != Some(command.action.as_str()) {
+                    let _ = writeln!(out, "     - {}", command.action);
+                    named = Some(&command.action);
+                }
+                let _ = writeln!(out, "         {:<12} {}", command.place, command.command);
             }
         }
     }
@@ -328,6 +334,23 @@ mod tests {
                 from += at + line.len();
             }
         }
+    }
+
+    /// The Linux HAProxy profile's LB deploy is several commands (the config uploaded, checked,
+    /// installed, HAProxy reloaded): the rollback names the action once, above all of them.
+    #[test]
+    fn an_action_of_several_commands_is_named_once_above_them() {
+        let (t, plan) = scenario("haproxy-libvirt.yaml");
+        let text = listed(&t, &plan, "2.8", true);
+        let rollback = text.split("\n  2. ").next().expect("the first choice");
+        let names: Vec<&str> = rollback.lines().filter(|l| l.starts_with("     - ")).collect();
+        let commands = rollback.lines().filter(|l| l.starts_with("         ")).count();
+        assert!(commands > names.len(), "some action runs several commands:\n{rollback}");
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(unique, names, "no action named twice in a row:\n{rollback}");
+        let deploy = names.iter().filter(|l| l.contains("install the HAProxy config on lb-1")).count();
+        assert_eq!(deploy, 1, "{rollback}");
     }
 
     #[test]
