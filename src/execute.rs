@@ -333,7 +333,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
             if halt.by_hand.is_some() {
                 let _ = writeln!(
                     out,
-                    "Do it by hand, then `plan execute --resume --by-hand-done` (it goes on from there); or undo with `plan recover`."
+                    "Do it by hand (every task named above), then `plan execute --resume --by-hand-done` (it goes on from there); or undo with `plan recover`."
                 );
             } else {
                 let _ = writeln!(out, "Undo with `plan recover` (`--list` shows every recovery, `--choose N` picks one), or fix the cause and `plan execute --resume`.");

@@ -317,8 +317,9 @@ pub fn by_hand(dir: &Path, standing: &Standing) -> Result<(), Failure> {
         )));
     }
     let not_waiting = |why: String| Failure::Input(format!("lab: the run in {} waits for no by-hand work: {why}", dir.display()));
-    // Halted at by-hand work: the command the halt names. Under way (at a prompt): the first
-    // command not done, when it is by-hand work.
+    // Halted at by-hand work: the commands the halt names (the one it journalled and the by-hand
+    // commands right after it). Under way (at a prompt): the first command not done, when it is
+    // by-hand work.
     let (step_id, j) = match (&progress.halted, &progress.interrupted) {
         (Some(halt), _) => match halt.by_hand {
             Some(j) => (halt.step.clone(), j),
@@ -330,10 +331,10 @@ pub fn by_hand(dir: &Path, standing: &Standing) -> Result<(), Failure> {
     let index =
         plan.steps.iter().position(|s| s.id == step_id).ok_or_else(|| Failure::Input(format!("lab: the plan has no step {step_id}")))?;
     let invocations = &plan_exec::invocation::compile(&t, &plan)[index];
-    let Some(invocation) = invocations.get(j).filter(|i| i.is_manual()) else {
+    if !invocations.get(j).is_some_and(|i| i.is_manual()) {
         return Err(not_waiting(format!("command {} of step {step_id} is not by-hand work", j + 1)));
-    };
-    let Work::Manual { task, .. } = &invocation.work else { unreachable!("is_manual") };
+    }
+    let run = if progress.halted.is_some() { plan_exec::invocation::by_hand_run(invocations, j) } else { j..j + 1 };
     // The host the step's shell commands ran on before it (0.2's kubeadm configuration is edited
     // where 0.2 exported it), else the first after it.
     let host_of = |i: &plan_exec::invocation::Invocation| match &i.work {
@@ -341,10 +342,13 @@ pub fn by_hand(dir: &Path, standing: &Standing) -> Result<(), Failure> {
         _ => None,
     };
     let host = invocations[..j].iter().rev().find_map(host_of).or_else(|| invocations[j..].iter().find_map(host_of));
-    let done =
-        plan_lab::executor_rehearsal::carry_out_by_hand(&standing.connection.root, host.as_deref(), &t, task).map_err(lab_failure)?;
-    crate::output::print(&format!(
-        "by hand ({step_id}, command {}): {done}\nAnswer the prompt, or after a halt: plan … execute --resume --by-hand-done\n",
-        j + 1
-    ))
+    let mut out = String::new();
+    for k in run {
+        let Work::Manual { task, .. } = &invocations[k].work else { unreachable!("by_hand_run holds by-hand work only") };
+        let done =
+            plan_lab::executor_rehearsal::carry_out_by_hand(&standing.connection.root, host.as_deref(), &t, task).map_err(lab_failure)?;
+        out.push_str(&format!("by hand ({step_id}, command {}): {done}\n", k + 1));
+    }
+    out.push_str("Answer the prompt, or after a halt: plan … execute --resume --by-hand-done\n");
+    crate::output::print(&out)
 }

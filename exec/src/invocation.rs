@@ -94,6 +94,16 @@ impl Invocation {
     }
 }
 
+/// The by-hand work one halt at command `j` of a step (`invocations`) waits for: `j` and the
+/// by-hand commands right after it, up to the step's next command that runs by itself. An
+/// operator does a step's edits in one sitting; the halt names them all and `--by-hand-done`
+/// confirms them all, never a command after a command that runs by itself. Empty where `j` is
+/// not by-hand work.
+pub fn by_hand_run(invocations: &[Invocation], j: usize) -> std::ops::Range<usize> {
+    let end = (j..invocations.len()).find(|&k| !invocations[k].is_manual()).unwrap_or(invocations.len().max(j));
+    j..end
+}
+
 /// Turns plan commands into invocations for one topology.
 pub struct Compiler<'t> {
     t: &'t Topology,

@@ -300,9 +300,19 @@ fn sweep_killing(lab: &StandingLab, kill_now: &mut dyn FnMut(Option<usize>) -> b
                     lab.log_tail()
                 );
                 figures.by_hand_halts += 1;
-                if done_by_hand.insert((halt.step.clone(), pending)) {
+                // A halt names the step's by-hand commands in a row from `pending`; one after a
+                // kill inside their confirmation names those the journal does not show done yet,
+                // which the lab did already (as a person knows).
+                if !done_by_hand.contains(&(halt.step.clone(), pending)) {
                     let out = run(&["lab", "by-hand", "--state-dir", &lab.dir.display().to_string()]);
                     assert!(out.status.success(), "plan lab by-hand at {}: {}", halt.step, text(&out));
+                    let said = String::from_utf8_lossy(&out.stdout);
+                    let prefix = format!("by hand ({}, command ", halt.step);
+                    for line in said.lines().filter_map(|l| l.strip_prefix(prefix.as_str())) {
+                        let n: usize = line.split(')').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{said}"));
+                        done_by_hand.insert((halt.step.clone(), n - 1));
+                    }
+                    assert!(done_by_hand.contains(&(halt.step.clone(), pending)), "the lab did the halt's command: {said}");
                 }
                 extra = vec!["--resume", "--by-hand-done"];
             }

@@ -370,9 +370,10 @@ fn the_workstations_commands_run_on_the_host_workstation_names() {
     );
 }
 
-/// Unattended, by-hand work halts the run, and a plain resume halts there again: `--resume
-/// --by-hand-done` says it is done, journals that one command as done by hand and halts at the
-/// next; given when the last halt is not at by-hand work, it is refused (exit 2).
+/// Unattended, by-hand work halts the run, naming the step's by-hand commands in a row, and a
+/// plain resume halts there again: `--resume --by-hand-done` says they are done, journals each as
+/// done by hand and goes on; given when the last halt is not at by-hand work, it is refused
+/// (exit 2).
 #[test]
 fn by_hand_done_moves_an_unattended_run_past_the_by_hand_work_it_halted_at() {
     if !sshd_available() {
@@ -386,6 +387,8 @@ fn by_hand_done_moves_an_unattended_run_past_the_by_hand_work_it_halted_at() {
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
     assert!(shown.contains("HALTED at step 1.2: needs the operator: edit lb/haproxy-bootstrap.php: build_pool_https()"), "{shown}");
+    // One halt for the step's four edits in a row, each named.
+    assert!(shown.contains("; then edit lb/haproxy-bootstrap.php: + $POOL_NAMES[]"), "{shown}");
     assert!(shown.contains("then `plan execute --resume --by-hand-done`"), "{shown}");
     let status = text(&lab.plan(&file, &["status"]));
     assert!(status.contains("by hand: once it is done, `plan execute --resume --by-hand-done` goes on"), "{status}");
@@ -397,23 +400,26 @@ fn by_hand_done_moves_an_unattended_run_past_the_by_hand_work_it_halted_at() {
     assert!(text(&out).contains("HALTED at step 1.2: needs the operator: edit lb/haproxy-bootstrap.php: build_pool_https()"), "again");
     let out = lab.plan(&file, &[&resume[..], &["--by-hand-done"]].concat());
     let shown = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{shown}");
+    // The four edits, named by the one halt, confirmed by the one resume: the step ends.
+    assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(
         shown.contains(
             "build_pool_https() with check_type='HTTP', monitor_uri='/readyz', ssl='yes', sslverify='no' -- done, as --by-hand-done says"
         ),
         "{shown}"
     );
-    assert!(shown.contains("HALTED at step 1.2: needs the operator: edit lb/haproxy-bootstrap.php: + $POOL_NAMES[]"), "the next: {shown}");
+    assert_eq!(shown.matches("-- done, as --by-hand-done says").count(), 4, "{shown}");
+    assert!(!shown.contains("HALTED"), "{shown}");
     let journal = lab.journal();
-    assert!(
-        journal.contains("\"event\":\"command-started\",\"step\":\"1.2\",\"index\":0,\"place\":\"operator\"")
-            && journal.contains(
-                "\"event\":\"command-finished\",\"step\":\"1.2\",\"index\":0,\"exit\":0,\"duration_ms\":0,\"output\":\"done by hand\""
-            ),
-        "{journal}"
-    );
-    assert!(!journal.contains("\"index\":1,\"place\":\"operator\""), "only that one: {journal}");
+    for index in 0..4 {
+        assert!(
+            journal.contains(&format!("\"event\":\"command-started\",\"step\":\"1.2\",\"index\":{index},\"place\":\"operator\""))
+                && journal.contains(&format!(
+                    "\"event\":\"command-finished\",\"step\":\"1.2\",\"index\":{index},\"exit\":0,\"duration_ms\":0,\"output\":\"done by hand\""
+                )),
+            "{index}: {journal}"
+        );
+    }
 
     let out = lab.plan(&file, &["execute", "--by-hand-done"]);
     assert_eq!(out.status.code(), Some(2), "clap: it needs --resume: {}", text(&out));

@@ -1,25 +1,27 @@
 //! By-hand work done while the run was halted at it (`plan execute --resume --by-hand-done`).
 //!
 //! Unattended (`--yes`), a by-hand command halts the run: nobody is there to say it was done. The
-//! halt journals which command it waits for (`Halted::by_hand`); the operator does the work and
-//! resumes with `--by-hand-done`, which confirms that one command and no other. The run journals
-//! it as the operator's answer at a prompt would be (`command-started` at place `operator`,
-//! `command-finished` "done by hand") and goes on, to halt again at the next by-hand command.
+//! halt journals which command it waits for (`Halted::by_hand`) and names it with the by-hand
+//! commands right after it in the step ([`by_hand_run`]: a step's edits, done in one sitting);
+//! the operator does the work and resumes with `--by-hand-done`, which confirms those commands
+//! and no other. The run journals each as the operator's answer at a prompt would be
+//! (`command-started` at place `operator`, `command-finished` "done by hand") and goes on, to
+//! halt again at the next by-hand command after one that runs by itself.
 
 use super::Runner;
-use crate::invocation::Invocation;
+use crate::invocation::{by_hand_run, Invocation};
 use crate::journal::Progress;
 use crate::ExecError;
 
 impl Runner<'_> {
-    /// The by-hand command the journal's last halt waits for, as (step, index in the step): what
-    /// `--by-hand-done` confirms.
+    /// The by-hand commands the journal's last halt waits for, as (step, indices in the step):
+    /// what `--by-hand-done` confirms ([`by_hand_run`] from the command the halt journalled).
     ///
     /// # Errors
     /// [`ExecError::Input`] (nothing is journalled) when the run is not resumed, when the journal
     /// shows no halt, or when its last halt is not at by-hand work: the message names what the
     /// run stopped at.
-    pub(super) fn by_hand_done(&self, progress: &Progress) -> Result<(String, usize), ExecError> {
+    pub(super) fn by_hand_done(&self, progress: &Progress) -> Result<(String, std::ops::Range<usize>), ExecError> {
         if !self.options.resume {
             return Err(ExecError::Input(
                 "--by-hand-done goes with --resume: it confirms the by-hand work a halted run waits for".to_string(),
@@ -41,9 +43,9 @@ impl Runner<'_> {
         };
         let step = self.plan.steps.iter().position(|s| s.id == halted.step);
         let waits_for = halted.by_hand.filter(|&j| step.and_then(|i| self.compiled[i].get(j)).is_some_and(Invocation::is_manual));
-        match waits_for {
-            Some(j) => Ok((halted.step.clone(), j)),
-            None => Err(ExecError::Input(format!(
+        match (waits_for, step) {
+            (Some(j), Some(i)) => Ok((halted.step.clone(), by_hand_run(&self.compiled[i], j))),
+            _ => Err(ExecError::Input(format!(
                 "--by-hand-done: the run's last halt, at step {}, is not at by-hand work: {}; nothing was taken as done: deal with that, then resume without --by-hand-done",
                 halted.step, halted.reason
             ))),
@@ -109,48 +111,71 @@ mod tests {
         out
     }
 
-    /// The by-hand commands of the plan in order, as (step, index in the step).
-    fn by_hand_commands(t: &Topology, plan: &Plan) -> Vec<(String, usize)> {
+    /// The plan's by-hand work in order, as each halt waits for it: (step, the indices of by-hand
+    /// commands in a row in the step, none of them run by itself between).
+    fn by_hand_runs(t: &Topology, plan: &Plan) -> Vec<(String, std::ops::Range<usize>)> {
         let compiled = crate::invocation::compile(t, plan);
-        let mut out = Vec::new();
+        let mut out: Vec<(String, std::ops::Range<usize>)> = Vec::new();
         for (step, invocations) in plan.steps.iter().zip(&compiled) {
-            out.extend(invocations.iter().enumerate().filter(|(_, inv)| inv.is_manual()).map(|(j, _)| (step.id.clone(), j)));
+            for j in (0..invocations.len()).filter(|&j| invocations[j].is_manual()) {
+                match out.last_mut() {
+                    Some((id, run)) if *id == step.id && run.end == j => run.end = j + 1,
+                    _ => out.push((step.id.clone(), j..j + 1)),
+                }
+            }
         }
         out
+    }
+
+    /// Every (step, index) of `runs`, in order.
+    fn each_command(runs: &[(String, std::ops::Range<usize>)]) -> Vec<(String, usize)> {
+        runs.iter().flat_map(|(id, run)| run.clone().map(move |j| (id.clone(), j))).collect()
     }
 
     #[test]
     fn an_unattended_run_halts_at_by_hand_work_and_the_journal_says_which_command_waits() {
         let (t, plan) = homelab();
-        let first = by_hand_commands(&t, &plan)[0].clone();
+        let first = by_hand_runs(&t, &plan)[0].clone();
         let mut journal = Journal::in_memory();
         let (halt, _, _) = unattended(&t, &plan, &mut journal, options(false));
-        assert_eq!((halt.step.clone(), halt.by_hand), (first.0.clone(), Some(first.1)));
+        assert_eq!((halt.step.clone(), halt.by_hand), (first.0.clone(), Some(first.1.start)));
         assert!(halt.reason.starts_with("needs the operator: "), "{}", halt.reason);
+        assert_eq!(halt.reason.matches("; then ").count(), first.1.len() - 1, "{}", halt.reason);
         let halted = Progress::from_records(&journal.records).halted.expect("halted");
-        assert_eq!(halted.by_hand, Some(first.1));
+        assert_eq!(halted.by_hand, Some(first.1.start));
         // Resumed as before, unattended, it halts there again, forever.
         let (again, confirmed, _) = unattended(&t, &plan, &mut journal, options(true));
-        assert_eq!((again.step, again.by_hand), (first.0, Some(first.1)));
+        assert_eq!((again.step, again.by_hand), (first.0, Some(first.1.start)));
         assert!(confirmed.is_empty() && done_by_hand_in(&journal.records).is_empty());
     }
 
     #[test]
-    fn by_hand_done_confirms_the_one_command_the_halt_waits_for_and_halts_at_the_next() {
+    fn by_hand_done_confirms_the_by_hand_commands_the_halt_named_and_halts_at_the_next() {
         let (t, plan) = homelab();
-        let by_hand = by_hand_commands(&t, &plan);
+        let runs = by_hand_runs(&t, &plan);
+        // Fewer halts than by-hand commands, and no run spans a command that runs by itself.
+        let compiled = crate::invocation::compile(&t, &plan);
+        assert!(runs.len() < each_command(&runs).len(), "{runs:?}");
         let mut journal = Journal::in_memory();
         unattended(&t, &plan, &mut journal, options(false));
-        for k in 1..4 {
+        for k in 1..runs.len().min(8) {
             let (halt, confirmed, _) = unattended(&t, &plan, &mut journal, by_hand_done());
-            assert_eq!(confirmed, vec![by_hand[k - 1].0.clone()], "one command taken as done, told to the operator");
+            let (id, run) = &runs[k - 1];
+            assert_eq!(confirmed, vec![id.clone(); run.len()], "the commands the halt named, taken as done, told to the operator");
             assert_eq!(
                 (halt.step.clone(), halt.by_hand),
-                (by_hand[k].0.clone(), Some(by_hand[k].1)),
+                (runs[k].0.clone(), Some(runs[k].1.start)),
                 "halted at the next: {}",
                 halt.reason
             );
-            assert_eq!(done_by_hand_in(&journal.records), by_hand[..k].to_vec(), "journalled as an answer at a prompt is");
+            // One halt names every command of its run (1.1: the VIP, its alias, IPAM, DNS).
+            assert_eq!(halt.reason.matches("; then ").count(), runs[k].1.len() - 1, "{}", halt.reason);
+            assert_eq!(done_by_hand_in(&journal.records), each_command(&runs[..k]), "journalled as an answer at a prompt is");
+            // Between two halts in one step, something ran by itself.
+            if runs[k].0 == *id {
+                let i = plan.steps.iter().position(|s| s.id == *id).expect("the step");
+                assert!(compiled[i][run.end..runs[k].1.start].iter().any(|inv| !inv.is_manual()), "{id}: {run:?} then {:?}", runs[k].1);
+            }
         }
     }
 
@@ -191,7 +216,7 @@ mod tests {
     fn a_halt_for_another_cause_before_the_confirmed_command_is_reached_uses_the_confirmation_up() {
         // The confirmation is of the halt it answers: once the run halted elsewhere, it is gone.
         let (t, plan) = homelab();
-        let by_hand = by_hand_commands(&t, &plan);
+        let by_hand = by_hand_runs(&t, &plan);
         let mut journal = Journal::in_memory();
         unattended(&t, &plan, &mut journal, options(false));
         static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);

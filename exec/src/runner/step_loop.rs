@@ -17,7 +17,7 @@ struct RunState {
     /// What the journal held when the run began (empty for a fresh run).
     progress: Progress,
     /// The by-hand command the operator did while the run was halted at it, until it is reached.
-    done_by_hand: Option<(String, usize)>,
+    done_by_hand: Option<(String, std::ops::Range<usize>)>,
     /// The secret files the halt's sweep removed and nothing has written again since.
     swept: BTreeSet<String>,
     /// The phase the operator last confirmed.
@@ -190,8 +190,9 @@ impl Runner<'_> {
         }
     }
 
-    /// By-hand work: done already (`--by-hand-done` for this one command), or asked of the
-    /// operator; the run halts where it is not done.
+    /// By-hand work: done already (`--by-hand-done` for the by-hand commands its halt named), or
+    /// asked of the operator; the run halts where it is not done, naming it and the by-hand
+    /// commands right after it in the step (`invocation::by_hand_run`).
     fn by_hand_command(
         &mut self,
         i: usize,
@@ -201,12 +202,22 @@ impl Runner<'_> {
         state: &mut RunState,
     ) -> Result<Option<Outcome>, ExecError> {
         let step = &self.plan.steps[i];
-        if state.done_by_hand.as_ref().is_some_and(|(at, k)| *at == step.id && *k == j) {
-            // Confirmed for this one command, once: a later one is asked as ever.
-            state.done_by_hand = None;
+        if state.done_by_hand.as_ref().is_some_and(|(at, run)| *at == step.id && run.contains(&j)) {
+            // Confirmed for the commands the halt named, once: a later one is asked as ever.
+            if state.done_by_hand.as_ref().is_some_and(|(_, run)| j + 1 >= run.end) {
+                state.done_by_hand = None;
+            }
             self.operator.done_by_hand(step, instruction);
         } else if !self.operator.by_hand(step, instruction, task) {
-            let reason = format!("needs the operator: {}", redact::redact(instruction));
+            let run = crate::invocation::by_hand_run(&self.compiled[i], j);
+            let each: Vec<String> = self.compiled[i][run]
+                .iter()
+                .filter_map(|inv| match &inv.work {
+                    Work::Manual { instruction, .. } => Some(redact::redact(instruction)),
+                    _ => None,
+                })
+                .collect();
+            let reason = format!("needs the operator: {}", each.join("; then "));
             return self.halt_with(i, reason, vec![], true, HaltSeen { by_hand: Some(j), ..HaltSeen::default() }).map(Some);
         }
         let id = self.plan.steps[i].id.clone();
