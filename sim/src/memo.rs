@@ -551,17 +551,9 @@ impl Memo {
                 // A walk is cut only past the injection's step: a re-run of that step comes back
                 // to the injection's point, where no further fault is placed.
                 let walkable = pos.step > from.step as usize;
-                let walked = match &walk {
-                    None => Some(0),
-                    Some(w) if walkable => self.walked.get(&(key, w.budget)).copied(),
-                    Some(_) => None,
-                };
-                if let (Some(tail), Some(skipped)) = (self.tails.get(&key), walked) {
+                if let Some(tail) = known_continuation(&self.tails, &self.walked, key, walk.as_mut(), walkable) {
                     self.hits += 1;
-                    shared = Some(tail.clone());
-                    if let Some(w) = walk.as_mut() {
-                        w.skipped += skipped;
-                    }
+                    shared = Some(tail);
                     break None;
                 }
                 let snapshots = walk.as_ref().map_or(0, |w| w.snapshots.len());
@@ -597,12 +589,28 @@ impl Memo {
                 return (Summary { run, applied }, skipped);
             }
         }
-        let mut lists = Lists {
+        let lists = Lists {
             halts: std::mem::take(&mut r.halts),
             recoveries: std::mem::take(&mut r.recoveries),
             dominated: std::mem::take(&mut r.dominated),
         };
-        let mut breaks = r.breaks;
+        let ran = Ran { lists, breaks: r.breaks, applied, transitions, end };
+        self.summarize(ran, shared, marks, walk, from, plan)
+    }
+
+    /// The summary of a run that made lists or breaks of its own (`ran`), or passed a boundary:
+    /// the known continuation it took (`shared`), if any, appended to them, and its continuation
+    /// from every boundary it passed (`marks`) remembered.
+    fn summarize(
+        &mut self,
+        ran: Ran,
+        shared: Option<Tail>,
+        marks: Vec<Mark>,
+        walk: Option<Walk<'_>>,
+        from: Point,
+        plan: &plan_model::plan::Plan,
+    ) -> (Summary, usize) {
+        let Ran { mut lists, mut breaks, applied, transitions, end } = ran;
         if let Some(tail) = &shared {
             lists.halts.extend(tail.halts().iter().cloned());
             lists.recoveries.extend(tail.recoveries().iter().cloned());
@@ -622,6 +630,40 @@ impl Memo {
         let skipped = walk.map_or(0, |w| w.skipped);
         (Summary { run, applied }, skipped)
     }
+}
+
+/// What a run made of its own, up to its end or to the known continuation it took.
+struct Ran {
+    lists: Lists,
+    breaks: Vec<Break>,
+    /// Transitions the run applied itself, and with those of the continuation it took.
+    applied: u64,
+    transitions: u64,
+    end: Rc<End>,
+}
+
+/// The continuation kept for the boundary `key`, where one is kept and, for a `walk`, the
+/// boundary was walked with the same budget (only past the injection's step: `walkable`); the
+/// walk then counts the placements made from there as skipped.
+fn known_continuation(
+    tails: &FxHashMap<Fingerprint, Tail>,
+    walked: &FxHashMap<(Fingerprint, u8), usize>,
+    key: Fingerprint,
+    walk: Option<&mut Walk<'_>>,
+    walkable: bool,
+) -> Option<Tail> {
+    let skipped = match &walk {
+        None => Some(0),
+        Some(w) if walkable => walked.get(&(key, w.budget)).copied(),
+        Some(_) => None,
+    };
+    if let (Some(tail), Some(skipped)) = (tails.get(&key), skipped) {
+        if let Some(w) = walk {
+            w.skipped += skipped;
+        }
+        return Some(tail.clone());
+    }
+    None
 }
 
 impl Memo {
