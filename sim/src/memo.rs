@@ -374,6 +374,14 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// Appends the continuation's lists and breaks to a run's that took it.
+    fn append_to(&self, lists: &mut Lists, breaks: &mut Vec<Break>) {
+        lists.halts.extend(self.halts().iter().cloned());
+        lists.recoveries.extend(self.recoveries().iter().cloned());
+        lists.dominated.extend_from_slice(self.dominated());
+        breaks.extend(self.breaks.iter().cloned());
+    }
+
     pub fn breaks(&self) -> impl Iterator<Item = &Break> {
         self.breaks.iter()
     }
@@ -589,35 +597,31 @@ impl Memo {
                 return (Summary { run, applied }, skipped);
             }
         }
-        let lists = Lists {
+        let mut lists = Lists {
             halts: std::mem::take(&mut r.halts),
             recoveries: std::mem::take(&mut r.recoveries),
             dominated: std::mem::take(&mut r.dominated),
         };
-        let ran = Ran { lists, breaks: r.breaks, applied, transitions, end };
-        self.summarize(ran, shared, marks, walk, from, plan)
+        let mut breaks = r.breaks;
+        if let Some(tail) = &shared {
+            tail.append_to(&mut lists, &mut breaks);
+        }
+        let ran = Ran { lists: Rc::new(lists), breaks, applied, transitions, end };
+        self.summarize(ran, marks, walk, from, plan)
     }
 
-    /// The summary of a run that made lists or breaks of its own (`ran`), or passed a boundary:
-    /// the known continuation it took (`shared`), if any, appended to them, and its continuation
-    /// from every boundary it passed (`marks`) remembered.
+    /// The summary of a run that made lists or breaks of its own, or passed a boundary (`ran`,
+    /// with the known continuation it took, if any): its continuation from every boundary it
+    /// passed (`marks`) remembered, the first break of each invariant kept.
     fn summarize(
         &mut self,
         ran: Ran,
-        shared: Option<Tail>,
         marks: Vec<Mark>,
         walk: Option<Walk<'_>>,
         from: Point,
         plan: &plan_model::plan::Plan,
     ) -> (Summary, usize) {
-        let Ran { mut lists, mut breaks, applied, transitions, end } = ran;
-        if let Some(tail) = &shared {
-            lists.halts.extend(tail.halts().iter().cloned());
-            lists.recoveries.extend(tail.recoveries().iter().cloned());
-            lists.dominated.extend_from_slice(tail.dominated());
-            breaks.extend(tail.breaks.iter().cloned());
-        }
-        let lists = Rc::new(lists);
+        let Ran { lists, mut breaks, applied, transitions, end } = ran;
         self.remember(&marks, &breaks, &lists, transitions, &end, walk.as_ref(), from, plan);
         self.marks = marks;
         let mut seen = 0u32;
@@ -632,9 +636,10 @@ impl Memo {
     }
 }
 
-/// What a run made of its own, up to its end or to the known continuation it took.
+/// What a run made, its own lists and breaks followed by those of the known continuation it
+/// took. The lists are shared from here: a run's are held inline and large, not to be copied.
 struct Ran {
-    lists: Lists,
+    lists: Rc<Lists>,
     breaks: Vec<Break>,
     /// Transitions the run applied itself, and with those of the continuation it took.
     applied: u64,
@@ -645,6 +650,7 @@ struct Ran {
 /// The continuation kept for the boundary `key`, where one is kept and, for a `walk`, the
 /// boundary was walked with the same budget (only past the injection's step: `walkable`); the
 /// walk then counts the placements made from there as skipped.
+#[inline]
 fn known_continuation(
     tails: &FxHashMap<Fingerprint, Tail>,
     walked: &FxHashMap<(Fingerprint, u8), usize>,
