@@ -452,11 +452,7 @@ const FAULTS_AT_ONCE_MAX: usize = 4;
 pub struct Memo {
     /// The safety invariants whose breaks are kept (by index in `INVARIANTS`).
     reported: u32,
-    /// Held in place (a tail is a few counts and shared lists): one allocation less to make
-    /// and to free per boundary remembered.
-    tails: FxHashMap<Fingerprint, Tail>,
-    /// Boundaries walked with a budget: the placements the walk from there made.
-    walked: FxHashMap<(Fingerprint, u8), usize>,
+    kept: Kept,
     pub rankings: Rankings,
     /// Availability at the end, by the end state without its times.
     judged: FxHashMap<Fingerprint, u32>,
@@ -492,8 +488,7 @@ impl Memo {
     pub fn new(reported: u32) -> Memo {
         Memo {
             reported,
-            tails: FxHashMap::default(),
-            walked: FxHashMap::default(),
+            kept: Kept::default(),
             rankings: Rankings::default(),
             judged: FxHashMap::default(),
             hits: 0,
@@ -534,55 +529,19 @@ impl Memo {
         r.rankings = Some(&mut self.rankings);
         r.reported = self.reported;
         r.check_safety_at_start(entry.step);
-        // A placement strikes at most a few faults at its point: no allocation for them.
-        let mut fired_at = [false; FAULTS_AT_ONCE_MAX];
-        let fired = &mut fired_at[..schedule.len()];
-        let mut pos = entry.position();
         // The boundaries passed, in a list kept from run to run (one allocation per shard).
         let mut marks = std::mem::take(&mut self.marks);
         marks.clear();
-        let mut shared: Option<Tail> = None;
-        let mut rejoined = false;
-        let outcome = loop {
-            if pos.step >= plan.steps.len() {
-                break Some(Outcome::Completed);
-            }
-            let all_fired = fired.iter().all(|f| *f);
-            // Back on the no-fault run: its end is known without a look-up (every run at this
-            // configuration rejoins here, so a continuation kept for it would say the same).
-            if all_fired && r.rejoins(&pos, Some(track)) {
-                rejoined = true;
-                break Some(track.outcome.clone());
-            }
-            if all_fired && pos.k == 0 {
-                let key = Fingerprint::of(&r.cursor_ref(&pos));
-                // A walk is cut only past the injection's step: a re-run of that step comes back
-                // to the injection's point, where no further fault is placed.
-                let walkable = pos.step > from.step as usize;
-                if let Some(tail) = known_continuation(&self.tails, &self.walked, key, walk.as_mut(), walkable) {
-                    self.hits += 1;
-                    shared = Some(tail);
-                    break None;
-                }
-                let snapshots = walk.as_ref().map_or(0, |w| w.snapshots.len());
-                marks.push(r.mark(pos.step, key, snapshots));
-            }
-            if all_fired {
-                if let Some(w) = walk.as_mut() {
-                    w.snapshots.push(Cursor::of(&r, &pos));
-                }
-            }
-            if let Flow::Stop(outcome) = r.iterate(&mut pos, schedule, fired) {
-                break Some(outcome);
-            }
-        };
-        let end = match (outcome, &shared) {
-            (Some(outcome), _) => {
+        let (end, shared) = match self.kept.carry_out(&mut r, entry, schedule, track, walk.as_mut(), &mut marks) {
+            Stop::End { outcome, rejoined } => {
                 r.settle();
-                Rc::new(if rejoined { track_end(track, outcome, r.c) } else { end_of(r.c, outcome, engine.t, &mut self.judged) })
+                let end = if rejoined { track_end(track, outcome, r.c) } else { end_of(r.c, outcome, engine.t, &mut self.judged) };
+                (Rc::new(end), None)
             }
-            (None, Some(tail)) => tail.end.clone(),
-            (None, None) => unreachable!("a run stops with an outcome or at a known continuation"),
+            Stop::Known(tail) => {
+                self.hits += 1;
+                (tail.end.clone(), Some(tail))
+            }
         };
         let applied = r.transitions;
         let transitions = applied + shared.as_ref().map_or(0, |s| s.transitions);
@@ -647,29 +606,94 @@ struct Ran {
     end: Rc<End>,
 }
 
-/// The continuation kept for the boundary `key`, where one is kept and, for a `walk`, the
-/// boundary was walked with the same budget (only past the injection's step: `walkable`); the
-/// walk then counts the placements made from there as skipped.
-#[inline]
-fn known_continuation(
-    tails: &FxHashMap<Fingerprint, Tail>,
-    walked: &FxHashMap<(Fingerprint, u8), usize>,
-    key: Fingerprint,
-    walk: Option<&mut Walk<'_>>,
-    walkable: bool,
-) -> Option<Tail> {
-    let skipped = match &walk {
-        None => Some(0),
-        Some(w) if walkable => walked.get(&(key, w.budget)).copied(),
-        Some(_) => None,
-    };
-    if let (Some(tail), Some(skipped)) = (tails.get(&key), skipped) {
-        if let Some(w) = walk {
-            w.skipped += skipped;
+/// The continuations a memory keeps, by step boundary, and the boundaries its walks passed.
+#[derive(Default)]
+struct Kept {
+    /// Held in place (a tail is a few counts and shared lists): one allocation less to make
+    /// and to free per boundary remembered.
+    tails: FxHashMap<Fingerprint, Tail>,
+    /// Boundaries walked with a budget: the placements the walk from there made.
+    walked: FxHashMap<(Fingerprint, u8), usize>,
+}
+
+/// Where a run carried out stopped.
+enum Stop {
+    /// At its end, with its outcome; `rejoined`: back on the no-fault run, whose outcome it is.
+    End { outcome: Outcome, rejoined: bool },
+    /// At a step boundary whose continuation is kept: that continuation.
+    Known(Tail),
+}
+
+impl Kept {
+    /// Carries `r` out from `entry`, striking `schedule` there, until it ends, rejoins the
+    /// no-fault run (`track`) or reaches a boundary whose continuation is kept. Once the
+    /// injections struck, every boundary passed is marked in `marks`, and every point passed
+    /// recorded for a `walk`.
+    fn carry_out(
+        &self,
+        r: &mut Run<'_, '_>,
+        entry: &Cursor,
+        schedule: &[Injection],
+        track: &Track,
+        mut walk: Option<&mut Walk<'_>>,
+        marks: &mut Vec<Mark>,
+    ) -> Stop {
+        let from = Point { step: entry.step as u16, action: entry.action as u16 };
+        let steps = r.plan().steps.len();
+        // A placement strikes at most a few faults at its point: no allocation for them.
+        let mut fired_at = [false; FAULTS_AT_ONCE_MAX];
+        let fired = &mut fired_at[..schedule.len()];
+        let mut pos = entry.position();
+        loop {
+            if pos.step >= steps {
+                return Stop::End { outcome: Outcome::Completed, rejoined: false };
+            }
+            let all_fired = fired.iter().all(|f| *f);
+            // Back on the no-fault run: its end is known without a look-up (every run at this
+            // configuration rejoins here, so a continuation kept for it would say the same).
+            if all_fired && r.rejoins(&pos, Some(track)) {
+                return Stop::End { outcome: track.outcome.clone(), rejoined: true };
+            }
+            if all_fired && pos.k == 0 {
+                let key = Fingerprint::of(&r.cursor_ref(&pos));
+                // A walk is cut only past the injection's step: a re-run of that step comes back
+                // to the injection's point, where no further fault is placed.
+                let walkable = pos.step > from.step as usize;
+                if let Some(tail) = self.known(key, walk.as_deref_mut(), walkable) {
+                    return Stop::Known(tail);
+                }
+                let snapshots = walk.as_ref().map_or(0, |w| w.snapshots.len());
+                marks.push(r.mark(pos.step, key, snapshots));
+            }
+            if all_fired {
+                if let Some(w) = walk.as_mut() {
+                    w.snapshots.push(Cursor::of(r, &pos));
+                }
+            }
+            if let Flow::Stop(outcome) = r.iterate(&mut pos, schedule, fired) {
+                return Stop::End { outcome, rejoined: false };
+            }
         }
-        return Some(tail.clone());
     }
-    None
+
+    /// The continuation kept for the boundary `key`, where one is kept and, for a `walk`, the
+    /// boundary was walked with the same budget (only past the injection's step: `walkable`);
+    /// the walk then counts the placements made from there as skipped.
+    #[inline]
+    fn known(&self, key: Fingerprint, walk: Option<&mut Walk<'_>>, walkable: bool) -> Option<Tail> {
+        let skipped = match &walk {
+            None => Some(0),
+            Some(w) if walkable => self.walked.get(&(key, w.budget)).copied(),
+            Some(_) => None,
+        };
+        if let (Some(tail), Some(skipped)) = (self.tails.get(&key), skipped) {
+            if let Some(w) = walk {
+                w.skipped += skipped;
+            }
+            return Some(tail.clone());
+        }
+        None
+    }
 }
 
 impl Memo {
@@ -698,10 +722,10 @@ impl Memo {
                         .iter()
                         .map(|c| (w.placements_at)(Point { step: c.step as u16, action: c.action as u16 }))
                         .sum();
-                    self.walked.insert((mark.key, w.budget), placed + w.skipped);
+                    self.kept.walked.insert((mark.key, w.budget), placed + w.skipped);
                 }
             }
-            self.tails.insert(mark.key, tail);
+            self.kept.tails.insert(mark.key, tail);
         }
     }
 }
