@@ -532,7 +532,7 @@ impl Memo {
         // The boundaries passed, in a list kept from run to run (one allocation per shard).
         let mut marks = std::mem::take(&mut self.marks);
         marks.clear();
-        let (end, shared) = match self.kept.carry_out(&mut r, entry, schedule, track, walk.as_mut(), &mut marks) {
+        let (end, shared) = match self.kept.carry_out(&mut r, entry, schedule, track, &mut walk, &mut marks) {
             Stop::End { outcome, rejoined } => {
                 r.settle();
                 let end = if rejoined { track_end(track, outcome, r.c) } else { end_of(r.c, outcome, engine.t, &mut self.judged) };
@@ -635,7 +635,7 @@ impl Kept {
         entry: &Cursor,
         schedule: &[Injection],
         track: &Track,
-        mut walk: Option<&mut Walk<'_>>,
+        walk: &mut Option<Walk<'_>>,
         marks: &mut Vec<Mark>,
     ) -> Stop {
         let from = Point { step: entry.step as u16, action: entry.action as u16 };
@@ -659,7 +659,7 @@ impl Kept {
                 // A walk is cut only past the injection's step: a re-run of that step comes back
                 // to the injection's point, where no further fault is placed.
                 let walkable = pos.step > from.step as usize;
-                if let Some(tail) = self.known(key, walk.as_deref_mut(), walkable) {
+                if let Some(tail) = self.known(key, walk.as_mut(), walkable) {
                     return Stop::Known(tail);
                 }
                 let snapshots = walk.as_ref().map_or(0, |w| w.snapshots.len());
