@@ -9,7 +9,7 @@
 
 use crate::policy::Dominated;
 use crate::recovery::RecoveryKind;
-use crate::run::{bits, Break, Cursor, Engine, Flow, Halt, Injection, Outcome, Point, Run, Track};
+use crate::run::{bits, Break, Cursor, Engine, Halt, Injection, Outcome, Point, Run, Track};
 use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_model::invariant::{InvariantClass, INVARIANTS};
@@ -20,7 +20,9 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 mod going_on;
+mod kept;
 use going_on::{GoingOnKept, GoingOnMade};
+use kept::{Kept, Stop};
 
 /// The recovery candidates ranked at a halt, by state and step: many placements halt in the
 /// same state at the same step, and a ranking runs every candidate to its end.
@@ -445,9 +447,6 @@ pub struct Walk<'w> {
     pub placements_at: &'w dyn Fn(Point) -> usize,
 }
 
-/// The most faults one placement strikes at its point (a pair at the same point at depth 2).
-const FAULTS_AT_ONCE_MAX: usize = 4;
-
 /// The configurations whose continuation is known, per exploration shard.
 pub struct Memo {
     /// The safety invariants whose breaks are kept (by index in `INVARIANTS`).
@@ -604,96 +603,6 @@ struct Ran {
     applied: u64,
     transitions: u64,
     end: Rc<End>,
-}
-
-/// The continuations a memory keeps, by step boundary, and the boundaries its walks passed.
-#[derive(Default)]
-struct Kept {
-    /// Held in place (a tail is a few counts and shared lists): one allocation less to make
-    /// and to free per boundary remembered.
-    tails: FxHashMap<Fingerprint, Tail>,
-    /// Boundaries walked with a budget: the placements the walk from there made.
-    walked: FxHashMap<(Fingerprint, u8), usize>,
-}
-
-/// Where a run carried out stopped.
-enum Stop {
-    /// At its end, with its outcome; `rejoined`: back on the no-fault run, whose outcome it is.
-    End { outcome: Outcome, rejoined: bool },
-    /// At a step boundary whose continuation is kept: that continuation.
-    Known(Tail),
-}
-
-impl Kept {
-    /// Carries `r` out from `entry`, striking `schedule` there, until it ends, rejoins the
-    /// no-fault run (`track`) or reaches a boundary whose continuation is kept. Once the
-    /// injections struck, every boundary passed is marked in `marks`, and every point passed
-    /// recorded for a `walk`.
-    fn carry_out(
-        &self,
-        r: &mut Run<'_, '_>,
-        entry: &Cursor,
-        schedule: &[Injection],
-        track: &Track,
-        walk: &mut Option<Walk<'_>>,
-        marks: &mut Vec<Mark>,
-    ) -> Stop {
-        let from = Point { step: entry.step as u16, action: entry.action as u16 };
-        let steps = r.plan().steps.len();
-        // A placement strikes at most a few faults at its point: no allocation for them.
-        let mut fired_at = [false; FAULTS_AT_ONCE_MAX];
-        let fired = &mut fired_at[..schedule.len()];
-        let mut pos = entry.position();
-        loop {
-            if pos.step >= steps {
-                return Stop::End { outcome: Outcome::Completed, rejoined: false };
-            }
-            let all_fired = fired.iter().all(|f| *f);
-            // Back on the no-fault run: its end is known without a look-up (every run at this
-            // configuration rejoins here, so a continuation kept for it would say the same).
-            if all_fired && r.rejoins(&pos, Some(track)) {
-                return Stop::End { outcome: track.outcome.clone(), rejoined: true };
-            }
-            if all_fired && pos.k == 0 {
-                let key = Fingerprint::of(&r.cursor_ref(&pos));
-                // A walk is cut only past the injection's step: a re-run of that step comes back
-                // to the injection's point, where no further fault is placed.
-                let walkable = pos.step > from.step as usize;
-                if let Some(tail) = self.known(key, walk.as_mut(), walkable) {
-                    return Stop::Known(tail);
-                }
-                let snapshots = walk.as_ref().map_or(0, |w| w.snapshots.len());
-                marks.push(r.mark(pos.step, key, snapshots));
-            }
-            if all_fired {
-                if let Some(w) = walk.as_mut() {
-                    w.snapshots.push(Cursor::of(r, &pos));
-                }
-            }
-            if let Flow::Stop(outcome) = r.iterate(&mut pos, schedule, fired) {
-                return Stop::End { outcome, rejoined: false };
-            }
-        }
-    }
-
-    /// The continuation kept for the boundary `key`, where one is kept and, for a `walk`, the
-    /// boundary was walked with the same budget (only past the injection's step: `walkable`);
-    /// the walk then counts the placements made from there as skipped.
-    #[inline]
-    fn known(&self, key: Fingerprint, walk: Option<&mut Walk<'_>>, walkable: bool) -> Option<Tail> {
-        let skipped = match &walk {
-            None => Some(0),
-            Some(w) if walkable => self.walked.get(&(key, w.budget)).copied(),
-            Some(_) => None,
-        };
-        if let (Some(tail), Some(skipped)) = (self.tails.get(&key), skipped) {
-            if let Some(w) = walk {
-                w.skipped += skipped;
-            }
-            return Some(tail.clone());
-        }
-        None
-    }
 }
 
 impl Memo {
