@@ -247,17 +247,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
         return dry_run(loaded, options, &check);
     }
     need_a_person_or_yes(options.yes)?;
-    if !check.passed && options.override_check.is_none() {
-        return Err(Failure::Violation(format!(
-            "plan check rejects this plan ({}): refusing to execute it; run `plan check` for the report, or pass --override-check REASON to run it anyway (the reason is journalled)",
-            check.summary
-        )));
-    }
-    if let Some(reason) = &options.override_check {
-        if reason.trim().is_empty() {
-            return Err(Failure::Input("--override-check needs a reason".to_string()));
-        }
-    }
+    refuse_unchecked(options, &check)?;
     let timeout = Duration::from_secs(parse_duration(&options.ssh.command_timeout)? as u64);
     guard_every_host(loaded, &options.ssh)?;
     let dir = state_dir(scenario, &options.state);
@@ -267,16 +257,7 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
     close_stale_masters(&dir)?;
     let mut transport = transport(&options.ssh, &dir)?;
     if !options.resume {
-        // Before the first step: every host the plan's commands reach answers, with sudo. A
-        // failure is no halt: nothing ran, no journal was begun, nothing is proposed to undo.
-        let probes = options.observe.probes(Guard::from_env())?;
-        guard_kube_api(&probes)?;
-        let mut observer = plan_exec::observe::Observer::new(probes);
-        let report = crate::preflight::check(loaded, &mut transport, &mut observer, plan_exec::preflight::Reach::Hosts)?;
-        if !report.passed() {
-            crate::output::print(&crate::preflight::text(&report))?;
-            return crate::preflight::verdict(&report);
-        }
+        preflight_hosts(loaded, options, &mut transport)?;
     }
     let mut journal = Journal::open(&dir).map_err(exec_failure)?;
     report_cut(&journal);
@@ -308,7 +289,42 @@ pub fn run(loaded: &Loaded, scenario: Option<&Path>, options: &ExecuteArgs, log:
     let plan = going_on.as_ref().unwrap_or(&loaded.plan);
     let outcome = Runner::new(&loaded.topology, plan, &mut transport, &mut journal, &mut operator, run_options).run();
     operator.bar.finish_and_clear();
-    match outcome.map_err(exec_failure)? {
+    report_outcome(outcome.map_err(exec_failure)?, loaded, &journal)
+}
+
+/// Refuses to run a plan the check rejects, unless the operator overrides the check with a reason.
+fn refuse_unchecked(options: &ExecuteArgs, check: &CheckVerdict) -> Result<(), Failure> {
+    if !check.passed && options.override_check.is_none() {
+        return Err(Failure::Violation(format!(
+            "plan check rejects this plan ({}): refusing to execute it; run `plan check` for the report, or pass --override-check REASON to run it anyway (the reason is journalled)",
+            check.summary
+        )));
+    }
+    if let Some(reason) = &options.override_check {
+        if reason.trim().is_empty() {
+            return Err(Failure::Input("--override-check needs a reason".to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Before the first step: every host the plan's commands reach answers, with sudo. A failure is
+/// no halt: nothing ran, no journal was begun, nothing is proposed to undo.
+fn preflight_hosts(loaded: &Loaded, options: &ExecuteArgs, transport: &mut Dispatch<OpensshTransport>) -> Result<(), Failure> {
+    let probes = options.observe.probes(Guard::from_env())?;
+    guard_kube_api(&probes)?;
+    let mut observer = plan_exec::observe::Observer::new(probes);
+    let report = crate::preflight::check(loaded, transport, &mut observer, plan_exec::preflight::Reach::Hosts)?;
+    if !report.passed() {
+        crate::output::print(&crate::preflight::text(&report))?;
+        return crate::preflight::verdict(&report);
+    }
+    Ok(())
+}
+
+/// What the run came to, told the operator: all done, declined, or halted with the way on.
+fn report_outcome(outcome: Outcome, loaded: &Loaded, journal: &Journal) -> Result<(), Failure> {
+    match outcome {
         Outcome::Completed => {
             crate::output::print(&format!(
                 "plan execute: all {} steps done; journal {}\n",

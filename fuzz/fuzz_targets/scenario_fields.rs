@@ -48,18 +48,39 @@ fn gb(u: &mut Unstructured) -> Result<f64> {
 }
 
 fn edit(s: &mut Scenario, u: &mut Unstructured) -> Result<()> {
-    let hypervisor = |u: &mut Unstructured, s: &Scenario| -> Result<String> {
-        if u.ratio(1, 10)? {
-            return Ok("nowhere".to_string());
-        }
-        let i = u.choose_index(s.hypervisors.len().max(1))?;
-        Ok(s.hypervisors.get(i).map(|h| h.name.clone()).unwrap_or_default())
-    };
     match u.int_in_range(0..=17)? {
+        which @ 0..=3 => edit_versions(s, u, which),
+        which @ 4..=7 => edit_nodes(s, u, which),
+        which @ 8..=9 => edit_hypervisors(s, u, which),
+        which @ 10..=13 => edit_addresses(s, u, which),
+        which => edit_settings(s, u, which),
+    }
+}
+
+/// A hypervisor's name for a new machine: one of the scenario's, or one it does not have.
+fn hypervisor(u: &mut Unstructured, s: &Scenario) -> Result<String> {
+    if u.ratio(1, 10)? {
+        return Ok("nowhere".to_string());
+    }
+    let i = u.choose_index(s.hypervisors.len().max(1))?;
+    Ok(s.hypervisors.get(i).map(|h| h.name.clone()).unwrap_or_default())
+}
+
+/// The target count, the cluster's and the template's versions, the learner mode.
+fn edit_versions(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Result<()> {
+    match which {
         0 => s.target.control_plane_count = if u.arbitrary()? { u.int_in_range(0..=9)? } else { u.arbitrary()? },
         1 => s.kubernetes.version = format!("{}.{}", u.int_in_range(0..=2)?, u.int_in_range(20..=40)?),
         2 => s.vm_template.kubernetes_version = format!("1.{}", u.int_in_range(20..=40)?),
         3 => s.kubernetes.etcd_learner_mode = *u.choose(&[LearnerModeSetting::Auto, LearnerModeSetting::On, LearnerModeSetting::Off])?,
+        _ => unreachable!("edit {which} is no version edit"),
+    }
+    Ok(())
+}
+
+/// A new master or a node added or removed, a node's role changed.
+fn edit_nodes(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Result<()> {
+    match which {
         4 => {
             let master = NewMasterSpec {
                 name: name(u, "m")?,
@@ -102,6 +123,14 @@ fn edit(s: &mut Scenario, u: &mut Unstructured) -> Result<()> {
                 }
             }
         }
+        _ => unreachable!("edit {which} is no node edit"),
+    }
+    Ok(())
+}
+
+/// A hypervisor added, or the first one's RAM changed.
+fn edit_hypervisors(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Result<()> {
+    match which {
         8 => {
             let spec = HypervisorSpec {
                 name: name(u, "hv")?,
@@ -120,6 +149,14 @@ fn edit(s: &mut Scenario, u: &mut Unstructured) -> Result<()> {
                 h.ram_allocated_gb = gb(u)?;
             }
         }
+        _ => unreachable!("edit {which} is no hypervisor edit"),
+    }
+    Ok(())
+}
+
+/// The VIP, the load balancer's address, the MetalLB pool, a consumer's server.
+fn edit_addresses(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Result<()> {
+    match which {
         10 => s.control_plane_endpoint.vip = address(u)?,
         11 => s.load_balancer.address = address(u)?,
         12 => {
@@ -147,6 +184,14 @@ fn edit(s: &mut Scenario, u: &mut Unstructured) -> Result<()> {
             };
             s.consumers.push(consumer);
         }
+        _ => unreachable!("edit {which} is no address edit"),
+    }
+    Ok(())
+}
+
+/// The profiles' settings, a CronJob's pin, the upgrade chain's masters, the TTLs.
+fn edit_settings(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Result<()> {
+    match which {
         14 => {
             if !s.consumers.is_empty() && u.arbitrary()? {
                 s.consumers.clear();

@@ -75,122 +75,149 @@ fn find_key(line: &str, key: &str, from: usize) -> Option<usize> {
     None
 }
 
-/// Locates `path` in `text`. Lines `[first, end)` bound the current node; `column` is where the
-/// node starts on its first line (flow mappings live on one line).
+/// Locates `path` in `text`.
 pub fn locate(text: &str, path: &FieldPath) -> Option<Position> {
     let lines: Vec<&str> = text.lines().collect();
-    let mut first = 0usize;
-    let mut end = lines.len();
-    let mut column = 0usize;
-    let mut position = None;
+    let mut node = Node { first: 0, end: lines.len(), column: 0, position: None };
     for segment in &path.0 {
         match segment {
-            PathSegment::Key(key) => {
-                // A flow mapping on the current line?
-                if position.is_some() {
-                    if let Some(at) = lines.get(first).and_then(|l| find_key(l, key, column)) {
-                        if lines[first][column..].contains('{') {
-                            position = Some(Position { line: first + 1, column: at + 1 });
-                            column = at + key.len() + 1;
-                            end = first + 1;
-                            continue;
-                        }
-                    }
-                }
-                // Children sit deeper than their parent key or dash; an item's first key shares
-                // the dash's line.
-                let parent_indent = position.map(|_| indent_of(lines[first]));
-                let mut found = None;
-                for (n, line) in lines.iter().enumerate().take(end).skip(first) {
-                    if !is_content(line) {
-                        continue;
-                    }
-                    let from = if n == first && parent_indent.is_some() { column } else { 0 };
-                    if n != first {
-                        if let Some(parent) = parent_indent {
-                            if indent_of(line) <= parent {
-                                break;
-                            }
-                        }
-                    }
-                    if parent_indent.is_none() && indent_of(line) != 0 {
-                        continue;
-                    }
-                    if n == first && parent_indent.is_some() && from >= line.len() {
-                        continue;
-                    }
-                    let indent = indent_of(line).max(from);
-                    if let Some(at) = find_key(line, key, from) {
-                        if at == indent || line[indent.min(at)..at].trim_start_matches(['-', ' ']).is_empty() {
-                            found = Some((n, at));
-                            break;
-                        }
-                    }
-                }
-                let (n, at) = found?;
-                position = Some(Position { line: n + 1, column: at + 1 });
-                // The key's value runs until a line indented no deeper than the key.
-                let mut stop = n + 1;
-                while stop < end && (!is_content(lines[stop]) || indent_of(lines[stop]) > at) {
-                    stop += 1;
-                }
-                first = n;
-                end = stop;
-                column = at + key.len() + 1;
-            }
-            PathSegment::Index(wanted) => {
-                // Block sequence: items are "- " lines at one indent below the key.
-                let mut count = 0usize;
-                let mut item_indent = None;
-                let mut found = None;
-                for (n, line) in lines.iter().enumerate().take(end).skip(first + 1) {
-                    if !is_content(line) {
-                        continue;
-                    }
-                    let indent = indent_of(line);
-                    if !line[indent..].starts_with('-') {
-                        continue;
-                    }
-                    match item_indent {
-                        None => item_indent = Some(indent),
-                        Some(i) if i != indent => continue,
-                        _ => {}
-                    }
-                    if count == *wanted {
-                        found = Some((n, indent));
-                        break;
-                    }
-                    count += 1;
-                }
-                let (n, indent) = match found {
-                    Some(hit) => hit,
-                    None => {
-                        // Flow sequence on the key's line: `masters: [a, b]`.
-                        let line = lines.get(first)?;
-                        let open = line[column..].find('[')? + column;
-                        let mut at = open + 1;
-                        for _ in 0..*wanted {
-                            at += line[at..].find(',')? + 1;
-                        }
-                        let skip = line[at..].len() - line[at..].trim_start().len();
-                        position = Some(Position { line: first + 1, column: at + skip + 1 });
-                        end = first + 1;
-                        column = at + skip;
-                        continue;
-                    }
-                };
-                let mut stop = n + 1;
-                while stop < end && (!is_content(lines[stop]) || indent_of(lines[stop]) > indent) {
-                    stop += 1;
-                }
-                position = Some(Position { line: n + 1, column: indent + 1 });
-                first = n;
-                end = stop;
-                column = indent + 2;
-            }
+            PathSegment::Key(key) => node.enter_key(&lines, key)?,
+            PathSegment::Index(wanted) => node.enter_item(&lines, *wanted)?,
         }
     }
-    position
+    node.position
+}
+
+/// Where the walk down a field path stands. Lines `[first, end)` bound the current node;
+/// `column` is where the node starts on its first line (flow mappings live on one line);
+/// `position` is the node's, none at the document's root.
+struct Node {
+    first: usize,
+    end: usize,
+    column: usize,
+    position: Option<Position>,
+}
+
+impl Node {
+    /// Into the value of `key` in the current mapping (a flow mapping on the current line, or a
+    /// block mapping); `None` where the text has no such key.
+    fn enter_key(&mut self, lines: &[&str], key: &str) -> Option<()> {
+        // A flow mapping on the current line?
+        if self.position.is_some() {
+            if let Some(at) = lines.get(self.first).and_then(|l| find_key(l, key, self.column)) {
+                if lines[self.first][self.column..].contains('{') {
+                    self.position = Some(Position { line: self.first + 1, column: at + 1 });
+                    self.column = at + key.len() + 1;
+                    self.end = self.first + 1;
+                    return Some(());
+                }
+            }
+        }
+        let (n, at) = self.find_block_key(lines, key)?;
+        self.position = Some(Position { line: n + 1, column: at + 1 });
+        // The key's value runs until a line indented no deeper than the key.
+        let mut stop = n + 1;
+        while stop < self.end && (!is_content(lines[stop]) || indent_of(lines[stop]) > at) {
+            stop += 1;
+        }
+        self.first = n;
+        self.end = stop;
+        self.column = at + key.len() + 1;
+        Some(())
+    }
+
+    /// The line and byte offset of `key` as a key of the current block mapping.
+    fn find_block_key(&self, lines: &[&str], key: &str) -> Option<(usize, usize)> {
+        let first = self.first;
+        // Children sit deeper than their parent key or dash; an item's first key shares
+        // the dash's line.
+        let parent_indent = self.position.map(|_| indent_of(lines[first]));
+        for (n, line) in lines.iter().enumerate().take(self.end).skip(first) {
+            if !is_content(line) {
+                continue;
+            }
+            let from = if n == first && parent_indent.is_some() { self.column } else { 0 };
+            if n != first {
+                if let Some(parent) = parent_indent {
+                    if indent_of(line) <= parent {
+                        break;
+                    }
+                }
+            }
+            if parent_indent.is_none() && indent_of(line) != 0 {
+                continue;
+            }
+            if n == first && parent_indent.is_some() && from >= line.len() {
+                continue;
+            }
+            let indent = indent_of(line).max(from);
+            if let Some(at) = find_key(line, key, from) {
+                if at == indent || line[indent.min(at)..at].trim_start_matches(['-', ' ']).is_empty() {
+                    return Some((n, at));
+                }
+            }
+        }
+        None
+    }
+
+    /// Into the `wanted`-th item of the current sequence (a block sequence, or a flow sequence
+    /// on the key's line); `None` where the text has no such item.
+    fn enter_item(&mut self, lines: &[&str], wanted: usize) -> Option<()> {
+        let Some((n, indent)) = self.find_block_item(lines, wanted) else {
+            return self.enter_flow_item(lines, wanted);
+        };
+        let mut stop = n + 1;
+        while stop < self.end && (!is_content(lines[stop]) || indent_of(lines[stop]) > indent) {
+            stop += 1;
+        }
+        self.position = Some(Position { line: n + 1, column: indent + 1 });
+        self.first = n;
+        self.end = stop;
+        self.column = indent + 2;
+        Some(())
+    }
+
+    /// The line and indent of the `wanted`-th item of a block sequence: items are "- " lines at
+    /// one indent below the key.
+    fn find_block_item(&self, lines: &[&str], wanted: usize) -> Option<(usize, usize)> {
+        let mut count = 0usize;
+        let mut item_indent = None;
+        for (n, line) in lines.iter().enumerate().take(self.end).skip(self.first + 1) {
+            if !is_content(line) {
+                continue;
+            }
+            let indent = indent_of(line);
+            if !line[indent..].starts_with('-') {
+                continue;
+            }
+            match item_indent {
+                None => item_indent = Some(indent),
+                Some(i) if i != indent => continue,
+                _ => {}
+            }
+            if count == wanted {
+                return Some((n, indent));
+            }
+            count += 1;
+        }
+        None
+    }
+
+    /// Into the `wanted`-th item of a flow sequence on the key's line: `masters: [a, b]`.
+    fn enter_flow_item(&mut self, lines: &[&str], wanted: usize) -> Option<()> {
+        let first = self.first;
+        let line = lines.get(first)?;
+        let open = line[self.column..].find('[')? + self.column;
+        let mut at = open + 1;
+        for _ in 0..wanted {
+            at += line[at..].find(',')? + 1;
+        }
+        let skip = line[at..].len() - line[at..].trim_start().len();
+        self.position = Some(Position { line: first + 1, column: at + skip + 1 });
+        self.end = first + 1;
+        self.column = at + skip;
+        Some(())
+    }
 }
 
 #[cfg(test)]

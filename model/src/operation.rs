@@ -265,20 +265,62 @@ impl Operation {
     /// # Errors
     /// A parameter names nothing of this cluster, or a node of the wrong kind.
     pub fn effect(&self, t: &Topology) -> Result<Vec<Action>, OperationError> {
-        let op = self.name();
-        let node = |name: &str| node_named(t, op, name);
-        let master = |name: &str| master_named(t, op, name);
-        let new_master = |name: &str| {
-            let x = node(name)?;
-            match t.node(x).kind {
-                NodeKind::NewMaster => Ok(x),
-                kind => Err(OperationError::WrongKind { op, name: name.to_string(), kind: kind_name(kind), needs: "a new master" }),
+        self.refuse_undeclared(t)?;
+        let named = Named { t, op: self.name() };
+        Ok(match self {
+            Operation::Verify { checks, .. } => checks
+                .iter()
+                .map(|key| Check::parse(t, key).map(Action::Verify).map_err(OperationError::UnknownCheck))
+                .collect::<Result<_, _>>()?,
+            Operation::UploadKubeadmConfig { .. } => vec![Action::PatchKubeadmConfig],
+            Operation::MoveCertAside { node: name, .. } => vec![Action::MoveCertAside(named.master(name)?)],
+            Operation::GenerateCert { node: name, .. } => vec![Action::GenerateCert(named.master(name)?)],
+            Operation::ReserveVip
+            | Operation::DeclareLbFrontend { .. }
+            | Operation::DeclareLbPool { .. }
+            | Operation::DeployLb
+            | Operation::DeployLbOn { .. }
+            | Operation::StartVipDaemon { .. } => self.lb_effect(&named)?,
+            Operation::ConfigStackToList => vec![Action::RefactorConfigStack],
+            Operation::ConfigStackHosts { hosts } => vec![Action::DeclareStackHosts(named.masters(hosts)?)],
+            Operation::IacApply(stack) => apply_effect(&named, stack)?,
+            Operation::UploadCerts | Operation::CreateToken | Operation::Join { .. } | Operation::ForgetJoinSecrets { .. } => {
+                self.join_effect(&named)?
             }
-        };
-        let set = |names: &[String], one: &dyn Fn(&str) -> Result<NodeIx, OperationError>| {
-            names.iter().try_fold(NodeSet::EMPTY, |set, name| Ok::<_, OperationError>(set.with(one(name)?)))
-        };
-        let quorum = t.target_masters().len() / 2 + 1;
+            Operation::KubeconfigConsumers { .. } | Operation::KubeletServer { .. } | Operation::KubeProxyServer { .. } => {
+                self.kubeconfig_effect(&named)?
+            }
+            Operation::CronJobsOnControlPlane { .. }
+            | Operation::RebootGateRule { .. }
+            | Operation::UpgradeChainLoop { .. }
+            | Operation::UpgradeChainAnyMaster => self.maintenance_effect(t),
+            Operation::VmSnapshot { .. }
+            | Operation::Reboot { .. }
+            | Operation::Drain { .. }
+            | Operation::Uncordon { .. }
+            | Operation::DeclareVm { .. }
+            | Operation::EditTemplate => self.host_effect(&named)?,
+            Operation::DeclareDnsRecords { vip, delete_stale } => {
+                [vip.then_some(Action::DeclareVipRecord), delete_stale.then_some(Action::DeclareStaleRecordDeletion)]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+            Operation::BackupKubeadmConfig { .. }
+            | Operation::PrepareKubeadmConfig { .. }
+            | Operation::ConfigStackServer { .. }
+            | Operation::NoLeftoverAddress
+            | Operation::GitCommit { .. }
+            | Operation::RunJob { .. }
+            | Operation::CloseIssue
+            | Operation::ByHand { .. }
+            | Operation::Shell { .. } => vec![],
+        })
+    }
+
+    /// Refuses an operation that names a machine the scenario does not have, or works on a
+    /// section (the reboot gate, the upgrade chain) it does not declare.
+    fn refuse_undeclared(&self, t: &Topology) -> Result<(), OperationError> {
         if let Operation::Verify { at: Some(name), .. } | Operation::Shell { at: Some(name), .. } = self {
             if machine(t, name).is_none() {
                 return Err(OperationError::UnknownMachine { op: self.name(), name: name.clone() });
@@ -295,45 +337,47 @@ impl Operation {
         if chain_op && t.scenario.upgrade_chain.is_none() {
             return Err(OperationError::NotDeclared { op: self.name(), section: "upgrade_chain" });
         }
+        Ok(())
+    }
+
+    /// The VIP reserved, and the load balancer's frontend, pool and daemons declared and deployed.
+    fn lb_effect(&self, named: &Named<'_>) -> Result<Vec<Action>, OperationError> {
         Ok(match self {
-            Operation::Verify { checks, .. } => checks
-                .iter()
-                .map(|key| Check::parse(t, key).map(Action::Verify).map_err(OperationError::UnknownCheck))
-                .collect::<Result<_, _>>()?,
-            Operation::VmSnapshot { node: name, .. } => {
-                node(name)?;
-                vec![Action::TakeVmSnapshot]
-            }
-            Operation::UploadKubeadmConfig { .. } => vec![Action::PatchKubeadmConfig],
-            Operation::MoveCertAside { node: name, .. } => vec![Action::MoveCertAside(master(name)?)],
-            Operation::GenerateCert { node: name, .. } => vec![Action::GenerateCert(master(name)?)],
             Operation::ReserveVip => vec![Action::ReserveVip],
-            Operation::DeclareLbFrontend { pool } => vec![Action::DeclareLbFrontend, Action::DeclareLbPool(set(pool, &master)?)],
-            Operation::DeclareLbPool { pool } => vec![Action::DeclareLbPool(set(pool, &master)?)],
+            Operation::DeclareLbFrontend { pool } => vec![Action::DeclareLbFrontend, Action::DeclareLbPool(named.masters(pool)?)],
+            Operation::DeclareLbPool { pool } => vec![Action::DeclareLbPool(named.masters(pool)?)],
             Operation::DeployLb => vec![Action::DeployLb],
             Operation::DeployLbOn { nodes } => {
-                set(nodes, &master)?;
+                named.masters(nodes)?;
                 vec![Action::DeployLb]
             }
-            Operation::StartVipDaemon { node: name } => vec![Action::StartVipDaemon(master(name)?)],
-            Operation::ConfigStackToList => vec![Action::RefactorConfigStack],
-            Operation::ConfigStackHosts { hosts } => vec![Action::DeclareStackHosts(set(hosts, &master)?)],
-            Operation::IacApply(stack) => match stack {
-                IacStack::Dns => vec![Action::AddVipDnsRecord, Action::DeleteStaleDnsRecord],
-                IacStack::Template => vec![Action::BumpTemplate],
-                IacStack::Vm { node: name } => vec![Action::CreateVm(new_master(name)?)],
-                IacStack::ConfigStack => vec![Action::ApplyConfigStack],
-                IacStack::CronJobs => vec![Action::ApplyCronJobs],
-                IacStack::RebootGate => vec![Action::ApplyRebootGate],
-                IacStack::UpgradeChain => vec![Action::ApplyUpgradeChain],
-                IacStack::Portal => vec![],
-            },
+            Operation::StartVipDaemon { node: name } => vec![Action::StartVipDaemon(named.master(name)?)],
+            _ => unreachable!("{self:?} is no load balancer operation"),
+        })
+    }
+
+    /// The join credentials made, a new master joined, the credentials revoked and deleted.
+    fn join_effect(&self, named: &Named<'_>) -> Result<Vec<Action>, OperationError> {
+        Ok(match self {
             Operation::UploadCerts => vec![Action::UploadCerts],
             Operation::CreateToken => vec![Action::CreateToken],
             Operation::Join { node: name } => {
-                let x = new_master(name)?;
+                let x = named.new_master(name)?;
                 vec![Action::EtcdMemberAdd(x), Action::EtcdStart(x), Action::EtcdPromote(x), Action::ControlPlaneUp(x)]
             }
+            Operation::ForgetJoinSecrets { nodes } => {
+                named.masters(nodes)?;
+                vec![Action::RevokeJoinTokens, Action::ForgetJoinSecrets]
+            }
+            _ => unreachable!("{self:?} is no join operation"),
+        })
+    }
+
+    /// The consumers', the kubelets' and kube-proxy's kubeconfigs pointed at a server: the VIP
+    /// (flipped), or a master's own address (reverted, or nothing to model).
+    fn kubeconfig_effect(&self, named: &Named<'_>) -> Result<Vec<Action>, OperationError> {
+        let (t, op) = (named.t, named.op);
+        Ok(match self {
             Operation::KubeconfigConsumers { consumers, server } => {
                 let mut mask = 0u64;
                 for name in consumers {
@@ -353,7 +397,7 @@ impl Operation {
                 let target = server_named(t, op, server)?;
                 let mut actions = Vec::new();
                 for name in nodes {
-                    let x = node(name)?;
+                    let x = named.node(name)?;
                     actions.push(match target {
                         Server::Vip => Action::FlipKubelet(x),
                         Server::Node(_) => Action::RevertKubelet(x),
@@ -364,14 +408,19 @@ impl Operation {
                 }
                 actions
             }
-            Operation::ForgetJoinSecrets { nodes } => {
-                set(nodes, &master)?;
-                vec![Action::RevokeJoinTokens, Action::ForgetJoinSecrets]
-            }
             Operation::KubeProxyServer { server } => match server_named(t, op, server)? {
                 Server::Vip => vec![Action::PointKubeProxyAtVip],
                 Server::Node(_) => vec![],
             },
+            _ => unreachable!("{self:?} is no kubeconfig operation"),
+        })
+    }
+
+    /// The maintenance stacks' edits, each modelled only where it covers what the twin checks:
+    /// every pinned CronJob moved, a reboot gate or upgrade chain that keeps quorum.
+    fn maintenance_effect(&self, t: &Topology) -> Vec<Action> {
+        let quorum = t.target_masters().len() / 2 + 1;
+        match self {
             Operation::CronJobsOnControlPlane { jobs } => {
                 let pinned = t.scenario.cronjobs.iter().filter(|j| j.pinned_to.is_some());
                 let covered = pinned.clone().all(|j| jobs.contains(&j.name));
@@ -397,31 +446,29 @@ impl Operation {
                 }
             }
             Operation::UpgradeChainAnyMaster => vec![Action::DeclareChainAnyMaster],
+            _ => unreachable!("{self:?} is no maintenance operation"),
+        }
+    }
+
+    /// The machines: a VM snapshot, the template and a new master's VM declared, a node
+    /// rebooted, drained or uncordoned.
+    fn host_effect(&self, named: &Named<'_>) -> Result<Vec<Action>, OperationError> {
+        Ok(match self {
+            Operation::VmSnapshot { node: name, .. } => {
+                named.node(name)?;
+                vec![Action::TakeVmSnapshot]
+            }
             Operation::Reboot { node: name } => {
-                let x = node(name)?;
+                let x = named.node(name)?;
                 vec![Action::Shutdown(x), Action::Verify(Check::ViaVip), Action::Boot(x), Action::Verify(Check::ApiserverReady(x))]
             }
             Operation::Drain { node: name } | Operation::Uncordon { node: name } => {
-                node(name)?;
+                named.node(name)?;
                 vec![]
             }
-            Operation::DeclareVm { node: name } => vec![Action::DeclareVm(new_master(name)?)],
-            Operation::DeclareDnsRecords { vip, delete_stale } => {
-                [vip.then_some(Action::DeclareVipRecord), delete_stale.then_some(Action::DeclareStaleRecordDeletion)]
-                    .into_iter()
-                    .flatten()
-                    .collect()
-            }
+            Operation::DeclareVm { node: name } => vec![Action::DeclareVm(named.new_master(name)?)],
             Operation::EditTemplate => vec![Action::DeclareTemplate],
-            Operation::BackupKubeadmConfig { .. }
-            | Operation::PrepareKubeadmConfig { .. }
-            | Operation::ConfigStackServer { .. }
-            | Operation::NoLeftoverAddress
-            | Operation::GitCommit { .. }
-            | Operation::RunJob { .. }
-            | Operation::CloseIssue
-            | Operation::ByHand { .. }
-            | Operation::Shell { .. } => vec![],
+            _ => unreachable!("{self:?} is no host operation"),
         })
     }
 
@@ -470,6 +517,50 @@ impl Operation {
             _ => None,
         }
     }
+}
+
+/// The nodes an operation's parameters name, looked up in the topology; an error names the
+/// operation.
+struct Named<'t> {
+    t: &'t Topology,
+    op: &'static str,
+}
+
+impl Named<'_> {
+    fn node(&self, name: &str) -> Result<NodeIx, OperationError> {
+        node_named(self.t, self.op, name)
+    }
+
+    fn master(&self, name: &str) -> Result<NodeIx, OperationError> {
+        master_named(self.t, self.op, name)
+    }
+
+    fn new_master(&self, name: &str) -> Result<NodeIx, OperationError> {
+        let x = self.node(name)?;
+        match self.t.node(x).kind {
+            NodeKind::NewMaster => Ok(x),
+            kind => Err(OperationError::WrongKind { op: self.op, name: name.to_string(), kind: kind_name(kind), needs: "a new master" }),
+        }
+    }
+
+    /// The masters `names`, as a set.
+    fn masters(&self, names: &[String]) -> Result<NodeSet, OperationError> {
+        names.iter().try_fold(NodeSet::EMPTY, |set, name| Ok::<_, OperationError>(set.with(self.master(name)?)))
+    }
+}
+
+/// What the apply of `stack` makes what the infra repo declares.
+fn apply_effect(named: &Named<'_>, stack: &IacStack) -> Result<Vec<Action>, OperationError> {
+    Ok(match stack {
+        IacStack::Dns => vec![Action::AddVipDnsRecord, Action::DeleteStaleDnsRecord],
+        IacStack::Template => vec![Action::BumpTemplate],
+        IacStack::Vm { node: name } => vec![Action::CreateVm(named.new_master(name)?)],
+        IacStack::ConfigStack => vec![Action::ApplyConfigStack],
+        IacStack::CronJobs => vec![Action::ApplyCronJobs],
+        IacStack::RebootGate => vec![Action::ApplyRebootGate],
+        IacStack::UpgradeChain => vec![Action::ApplyUpgradeChain],
+        IacStack::Portal => vec![],
+    })
 }
 
 fn kind_name(kind: NodeKind) -> &'static str {

@@ -12,9 +12,11 @@ use crate::topology::{NodeIx, Topology};
 mod closing;
 mod kubelets;
 mod load_balancer;
+mod masters;
 mod rollbacks;
 use kubelets::{master_kubelet_step, new_masters_kubelet_step};
-use load_balancer::{load_balancer, pool_step};
+use load_balancer::load_balancer;
+use masters::add_master;
 use rollbacks::rollbacks;
 
 /// The phase id of the `k`-th new master (0-based): `2`, `3`, then `3b`, `3c`, ...
@@ -335,138 +337,36 @@ fn config_stack(b: &mut Builder<'_>) {
     );
 }
 
-/// Phase 2, 3, 3b, ...: the `k`-th new master, created, joined, given the flags and pooled.
-fn add_master(b: &mut Builder<'_>, k: usize, new_masters: &[NodeIx]) {
-    let t = b.t;
-    let s = &t.scenario;
-    let n = Names::new(t);
-    let (m0, port) = (n.m0, n.port);
-    let m = new_masters[k];
-    let p = master_phase(k);
-    let name = t.name(m).to_string();
-    let user = &s.ssh_user;
-    let k8s = format!("{}.{}", t.version.0, t.version.1);
-    let prev = (k > 0).then(|| master_phase(k - 1));
-    let bump = t.template_version != t.version || s.vm_template.as_ref().is_some_and(|v| v.join_command_for_masters);
-    b.phase(
-        &p,
-        if k == 0 && bump {
-            format!("Cloud-init template bump + {name}")
-        } else if k == 0 {
-            name.clone()
-        } else {
-            format!("{name}, same pattern as phase 2")
-        },
-    );
-    // The template needs its bump only where it installs another version or joins masters as workers.
-    if k == 0 && bump {
-        b.add(
-            StepSpec::new("2.0", "Bump the cloud-init template (one-time)", RunsOn::InfraRepo)
-                .ops(vec![Operation::EditTemplate, Operation::IacApply(IacStack::Template)])
-                .checks(strings(["the template is registered under the same name"]))
-                .after("0.1", WHY_PREFLIGHT),
-        );
-    }
-    let login = s.host_name(&name, t.node(m).address);
-    let (vm_title, vm_rollback) = match crate::operation::iac_command(t, "destroy", &IacStack::Vm { node: name.clone() }) {
-        Some(destroy) => (format!("Add {name} VM to Terraform"), format!("cd {} && {destroy}", s.infra_repo)),
-        None => (format!("Provide {name}'s machine"), format!("remove {name}'s machine")),
-    };
-    let mut vm = StepSpec::new(format!("{p}.1"), vm_title, RunsOn::InfraRepo)
-        .ops(vec![Operation::DeclareVm { node: name.clone() }, Operation::IacApply(IacStack::Vm { node: name.clone() })])
-        .checks(vec![format!("ssh {user}@{login} uname -a")])
-        .rollback(vec![vm_rollback]);
-    vm = if bump { vm.after("2.0", WHY_TEMPLATE) } else { vm.after("0.1", WHY_PREFLIGHT) };
-    b.add(vm);
-    b.add(
-        StepSpec::new(format!("{p}.2"), format!("Prep {name} for kubeadm join"), b.node(m))
-            .ops(vec![verify(
-                t,
-                [Check::ReadyToJoin(m)],
-                ["kubeadm version; containerd --version".to_string(), format!("getent hosts {login}")],
-            )])
-            .checks(vec![format!("kubeadm v{k8s}.x, not yet a node")])
-            .after(format!("{p}.1"), WHY_SEQUENCE),
-    );
-    let title = if k == 0 { "Upload control-plane certs" } else { "Re-upload certs (kubeadm-certs expires 2 h after upload)" };
-    let mut upload = StepSpec::new(format!("{p}.3"), title, b.node(m0))
-        .ops(vec![Operation::UploadCerts])
-        .checks(vec![format!("TTL {} min: the join must follow within it or re-upload", s.kubeadm.certs_ttl_min)])
-        .after(format!("{p}.2"), WHY_SEQUENCE)
-        .after("0.2", "uploads the certs of the patched ClusterConfiguration");
-    if k > 0 {
-        upload = upload.note("the upload is unconditional, so kubeadm-certs' TTL restarts at every join");
-    }
-    b.add(upload);
-    b.add(
-        StepSpec::new(format!("{p}.4"), "Generate the join command", b.node(m0))
-            .ops(vec![Operation::CreateToken])
-            .note(format!("the join command names the first master, not {}:{port}: --print-join-command prints the server of admin.conf on {}, its own address; discovery goes there, the rest of the join through controlPlaneEndpoint", n.vip, n.m0_name))
-            .after(format!("{p}.3"), WHY_SEQUENCE),
-    );
-    let mut join = StepSpec::new(format!("{p}.5"), format!("Join {name} as a control-plane node"), b.node(m))
-        .ops(vec![Operation::Join { node: name.clone() }])
-        .checks(strings(["This node has joined the cluster"]))
-        .rollback(vec![format!("on {name}: sudo kubeadm reset --force; from a surviving master: etcdctl member remove <id>")])
-        .after(format!("{p}.4"), WHY_SEQUENCE)
-        .after("0.2", WHY_ENDPOINT)
-        .after("1.3", "the join talks to controlPlaneEndpoint, the VIP")
-        .disruption(if t.learner_mode {
-            "none: the member joins as a learner".to_string()
-        } else {
-            "etcd without quorum from member add until the new member starts".to_string()
-        });
-    if let Some(prev) = &prev {
-        join = join.after(format!("{prev}.5"), WHY_ONE_JOIN);
-    }
-    b.add(join);
-    let hosts: Vec<NodeIx> = std::iter::once(m0).chain(new_masters[..=k].iter().copied()).collect();
-    if let Some(stack) = &s.config_stack {
-        b.add(
-            StepSpec::new(format!("{p}.6"), format!("Update the {} stack to include {name}", stack.name), RunsOn::InfraRepo)
-                .ops(vec![
-                    Operation::ConfigStackHosts { hosts: n.names(&hosts) },
-                    Operation::IacApply(IacStack::ConfigStack),
-                    verify_on(
-                        t,
-                        &name,
-                        [Check::FlagsOn(m)],
-                        [format!("sudo grep -c {} /etc/kubernetes/manifests/kube-apiserver.yaml", first_flag(t))],
-                    ),
-                ])
-                .checks(strings(["expect 1"]))
-                .after(format!("{p}.5"), WHY_JOINED)
-                .after("1.5.2", WHY_STACK)
-                .disruption(format!("kube-apiserver on {name} restarts with the new flags")),
-        );
-    }
-    let etcdctl = format!("{} member list", crate::operation::ETCDCTL_LOCAL);
-    b.add(
-        StepSpec::new(format!("{p}.7"), "Smoke", RunsOn::Workstation)
-            .ops(vec![
-                verify(
-                    t,
-                    [Check::NodeReady(m), Check::EtcdMembersVoting, Check::ApiserverReady(m)],
-                    [
-                        "kubectl get nodes".to_string(),
-                        format!("kubectl -n kube-system get pods -o wide | grep {name}"),
-                        format!("kubectl --server=https://{}:{} get nodes", t.node(m).address, t.apiserver_port()),
-                    ],
-                ),
-                verify_on(t, &n.m0_name, [], [etcdctl]),
-            ])
-            .checks(vec![format!("{name} Ready control-plane, 4 static pods Running, {} etcd members, direct probe works", hosts.len())])
-            .after(format!("{p}.5"), WHY_JOINED),
-    );
-    b.add(pool_step(t, &p, &name, &n.names(&hosts)));
-}
-
+/// Phase 4: the clients and kubelets moved to the VIP, the join secrets cleared away,
+/// kube-proxy pointed at the VIP.
 fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     let t = b.t;
-    let s = &t.scenario;
     let n = Names::new(t);
     let workers: Vec<NodeIx> = t.workers().collect();
     b.phase("4", "Cut over clients and workers to the VIP".to_string());
+    consumer_steps(b);
+    b.add(
+        StepSpec::new("4.2", "Flip worker kubelet.conf, one at a time", RunsOn::Workstation)
+            .ops(vec![Operation::KubeletServer { nodes: n.names(&workers), server: n.vip_server(), wait_ready: true }])
+            .rollback(strings(["reverse the sed (VIP -> direct address) and restart kubelet"]))
+            .extra(15 * workers.len() as u32)
+            .after("1.4", WHY_LB_FIRST)
+            .after("0.4", WHY_VIP_TLS)
+            .disruption(format!("5-10 s NotReady per node ({} nodes)", workers.len())),
+    );
+    b.add(master_kubelet_step(t, n.m0));
+    b.add(new_masters_kubelet_step(t, new_masters));
+    b.add(verify_everything_step(t, &n));
+    b.add(forget_join_secrets_step(t, &n, new_masters));
+    b.add(kube_proxy_step(t, &n));
+}
+
+/// 4.1: the consumers in the infra repo moved to the VIP in one commit; 4.1.1, where a consumer
+/// named the master by a stale DNS record, the record deleted after.
+fn consumer_steps(b: &mut Builder<'_>) {
+    let t = b.t;
+    let s = &t.scenario;
+    let n = Names::new(t);
     // A portal that hands out kubeconfigs is redeployed with them, where the scenario has one.
     let portal = s.consumers.iter().any(|c| c.kind == crate::scenario::ConsumerKind::UserPortal);
     let consumer_ops = [
@@ -497,17 +397,11 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
                 .note("deferred from 1.1: a consumer names the first master by a stale record, and deleting it earlier leaves that consumer without an API until 4.1"),
         );
     }
-    b.add(
-        StepSpec::new("4.2", "Flip worker kubelet.conf, one at a time", RunsOn::Workstation)
-            .ops(vec![Operation::KubeletServer { nodes: n.names(&workers), server: n.vip_server(), wait_ready: true }])
-            .rollback(strings(["reverse the sed (VIP -> direct address) and restart kubelet"]))
-            .extra(15 * workers.len() as u32)
-            .after("1.4", WHY_LB_FIRST)
-            .after("0.4", WHY_VIP_TLS)
-            .disruption(format!("5-10 s NotReady per node ({} nodes)", workers.len())),
-    );
-    b.add(master_kubelet_step(t, n.m0));
-    b.add(new_masters_kubelet_step(t, new_masters));
+}
+
+/// 4.5: every node Ready, every client and kubelet on the VIP (or, in local mode, each
+/// master's kubelet on its own apiserver).
+fn verify_everything_step(t: &Topology, n: &Names<'_>) -> StepSpec<'static> {
     // Every node's kubelet.conf server, read on the node.
     let kubelet_servers =
         t.nodes.iter().map(|node| verify_on(t, &node.name, [], ["sudo grep server: /etc/kubernetes/kubelet.conf".to_string()]));
@@ -524,22 +418,25 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
             .any(|c| c.kind == crate::scenario::ConsumerKind::CiPipeline)
             .then(|| Operation::ByHand { instruction: "trigger a no-op CI pipeline through the VIP".to_string() }),
     );
-    b.add(
-        StepSpec::new("4.5", "Verify everything", RunsOn::Workstation)
-            .ops(verify_all.collect())
-            .checks(vec![if t.kubelet_local_mode {
-                format!(
-                    "all {} nodes Ready; clients and workers on https://{}:{}, each master's kubelet on its own apiserver (4.3, 4.4)",
-                    t.nodes.len(),
-                    n.vip,
-                    n.port
-                )
-            } else {
-                format!("all {} nodes Ready, every server https://{}:{}", t.nodes.len(), n.vip, n.port)
-            }])
-            .after("4.1", WHY_SEQUENCE)
-            .after("4.4", WHY_SEQUENCE),
-    );
+    StepSpec::new("4.5", "Verify everything", RunsOn::Workstation)
+        .ops(verify_all.collect())
+        .checks(vec![if t.kubelet_local_mode {
+            format!(
+                "all {} nodes Ready; clients and workers on https://{}:{}, each master's kubelet on its own apiserver (4.3, 4.4)",
+                t.nodes.len(),
+                n.vip,
+                n.port
+            )
+        } else {
+            format!("all {} nodes Ready, every server https://{}:{}", t.nodes.len(), n.vip, n.port)
+        }])
+        .after("4.1", WHY_SEQUENCE)
+        .after("4.4", WHY_SEQUENCE)
+}
+
+/// 4.6: the join tokens revoked and the join secrets deleted from the masters, once every
+/// master has joined.
+fn forget_join_secrets_step(t: &Topology, n: &Names<'_>, new_masters: &[NodeIx]) -> StepSpec<'static> {
     // The join command (a 24 h token) and the certificate key stay readable on the masters
     // after the joins unless someone deletes them; the source plan never does.
     let every_master: Vec<NodeIx> = std::iter::once(n.m0).chain(new_masters.iter().copied()).collect();
@@ -553,23 +450,25 @@ fn cutover(b: &mut Builder<'_>, new_masters: &[NodeIx]) {
     for k in 0..new_masters.len() {
         forget = forget.after(format!("{}.5", master_phase(k)), WHY_ALL_MASTERS);
     }
-    b.add(forget);
+    forget
+}
+
+/// 4.7: kube-proxy's kubeconfig pointed at the VIP.
+fn kube_proxy_step(t: &Topology, n: &Names<'_>) -> StepSpec<'static> {
     let m0_addr = t.node(n.m0).address;
-    b.add(
-        StepSpec::new("4.7", "Point kube-proxy at the VIP", RunsOn::Workstation)
-            .ops(vec![
-                Operation::KubeProxyServer { server: n.vip_server() },
-                verify(
-                    t,
-                    [Check::KubeProxyOnVip],
-                    ["kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.kubeconfig\\.conf}' | grep server:".to_string()],
-                ),
-            ])
-            .checks(vec![format!("server: https://{}:{}; every kube-proxy pod restarted", n.vip, n.port)])
-            .after("4.5", WHY_CUTOVER)
-            .note(format!("added: kubeadm rendered kube-proxy's kubeconfig once, at init, with {m0_addr}:{}; nothing changes it afterwards, so losing {} would stop Service updates on every node", t.apiserver_port(), n.m0_name))
-            .extra(120),
-    );
+    StepSpec::new("4.7", "Point kube-proxy at the VIP", RunsOn::Workstation)
+        .ops(vec![
+            Operation::KubeProxyServer { server: n.vip_server() },
+            verify(
+                t,
+                [Check::KubeProxyOnVip],
+                ["kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.kubeconfig\\.conf}' | grep server:".to_string()],
+            ),
+        ])
+        .checks(vec![format!("server: https://{}:{}; every kube-proxy pod restarted", n.vip, n.port)])
+        .after("4.5", WHY_CUTOVER)
+        .note(format!("added: kubeadm rendered kube-proxy's kubeconfig once, at init, with {m0_addr}:{}; nothing changes it afterwards, so losing {} would stop Service updates on every node", t.apiserver_port(), n.m0_name))
+        .extra(120)
 }
 
 fn after_cutover(b: &mut Builder<'_>, last: &str) {

@@ -1,10 +1,11 @@
 //! Reads a scenario's YAML and checks it is one the planner can work with, locating every error.
 
 use crate::locate::{locate, FieldPath, Position};
-use crate::scenario::{NodeRole, Scenario};
+use crate::scenario::{NodeRole, NodeSpec, Scenario};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+mod machines;
 mod profiles;
 mod words;
 pub use words::in_operator_words;
@@ -315,8 +316,29 @@ fn check_amount(value: f64, path: FieldPath, what: &str) -> Result<(), Problem> 
 /// # Errors
 /// The first problem, with the field path it is in.
 pub fn validate(s: &Scenario) -> Result<(), Problem> {
-    use ScenarioErrorKind::*;
     check_name(&s.name, root().key("name"), "scenario name")?;
+    check_versions(s)?;
+    check_shell_words(s)?;
+    check_figures(s)?;
+    let hypervisors = machines::check_hypervisors(s)?;
+    // Nodes and new masters: names and addresses unique across both, and against the VIP.
+    let names = machines::check_machines(s, &hypervisors)?;
+    machines::check_vip_is_free(s)?;
+    // Names and addresses as identities: no name reads as an address, no two machines share a
+    // name, every address is a host's.
+    crate::identity::check(s)?;
+    machines::check_metallb_pool(s)?;
+    // The shape of the migration.
+    let master = check_shape(s)?;
+    machines::check_vmids(s)?;
+    // References to nodes.
+    check_consumers(s, master)?;
+    check_references(s, &names)
+}
+
+/// The cluster's Kubernetes version, and the VM template's, which may not be newer.
+fn check_versions(s: &Scenario) -> Result<(), Problem> {
+    use ScenarioErrorKind::*;
     let version = parse_version(&s.kubernetes.version).ok_or_else(|| {
         problem(
             BadValue,
@@ -340,6 +362,11 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             ));
         }
     }
+    Ok(())
+}
+
+/// The names and paths that end up in shell commands: each safe there unquoted.
+fn check_shell_words(s: &Scenario) -> Result<(), Problem> {
     check_path(&s.infra_repo, root().key("infra_repo"), "infra repo path")?;
     check_name(&s.ssh_user, root().key("ssh_user"), "SSH user")?;
     check_name(&s.load_balancer.ssh_user, root().key("load_balancer").key("ssh_user"), "SSH user")?;
@@ -381,6 +408,12 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
     for (i, flag) in s.apiserver_flags().iter().enumerate() {
         check_name(flag, root().key("config_stack").key("apiserver_flags").index(i), "apiserver flag")?;
     }
+    Ok(())
+}
+
+/// The figures: the RAM headroom a percentage, the kubeadm TTLs positive and at most a year.
+fn check_figures(s: &Scenario) -> Result<(), Problem> {
+    use ScenarioErrorKind::*;
     let headroom = s.capacity.ram_headroom_percent;
     if !(0.0..100.0).contains(&headroom) {
         return Err(problem(
@@ -407,152 +440,13 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             format!("token_ttl_h is at most {TOKEN_TTL_H_MAX} (a year), not {}", s.kubeadm.token_ttl_h),
         ));
     }
+    Ok(())
+}
 
-    // Hypervisors.
-    if s.hypervisors.is_empty() {
-        return Err(problem(BadValue, root().key("hypervisors"), "at least one hypervisor is needed".to_string()));
-    }
-    if s.hypervisors.len() > HYPERVISORS_MAX {
-        return Err(problem(BadValue, root().key("hypervisors"), format!("at most {HYPERVISORS_MAX} hypervisors are supported")));
-    }
-    let mut hypervisor_names: HashMap<&str, usize> = HashMap::new();
-    for (i, h) in s.hypervisors.iter().enumerate() {
-        let at = root().key("hypervisors").index(i);
-        check_name(&h.name, at.clone().key("name"), "hypervisor name")?;
-        check_amount(h.ram_physical_gb, at.clone().key("ram_physical_gb"), "physical RAM")?;
-        check_amount(h.ram_allocated_gb, at.clone().key("ram_allocated_gb"), "allocated RAM")?;
-        check_amount(h.swap_used_gb, at.clone().key("swap_used_gb"), "swap used")?;
-        if h.ram_physical_gb <= 0.0 {
-            return Err(problem(BadValue, at.key("ram_physical_gb"), "physical RAM must be more than 0 GB".to_string()));
-        }
-        if let Some(first) = hypervisor_names.insert(&h.name, i) {
-            return Err(problem(
-                DuplicateName,
-                at.key("name"),
-                format!("hypervisor name {:?} is used twice (also hypervisors[{first}])", h.name),
-            ));
-        }
-    }
-    let known_hypervisor = |name: &str, path: FieldPath| -> Result<(), Problem> {
-        if hypervisor_names.contains_key(name) {
-            Ok(())
-        } else {
-            let known: Vec<&str> = s.hypervisors.iter().map(|h| h.name.as_str()).collect();
-            Err(problem(UnknownReference, path, format!("unknown hypervisor {name:?} (known: {})", known.join(", "))))
-        }
-    };
-
-    // Nodes and new masters: names and addresses unique across both, and against the VIP.
-    let total = s.nodes.len() + s.new_masters.len();
-    if total > NODES_MAX {
-        return Err(problem(BadValue, root().key("nodes"), format!("{total} nodes: at most {NODES_MAX} are supported")));
-    }
-    let mut names: HashMap<&str, FieldPath> = HashMap::new();
-    let mut addresses: HashMap<Ipv4Addr, FieldPath> = HashMap::new();
-    let mut claim_address = |address: Ipv4Addr, path: FieldPath, what: &str| -> Result<(), Problem> {
-        if let Some(first) = addresses.get(&address) {
-            return Err(problem(DuplicateAddress, path, format!("address {address} of {what} is already used by {first}")));
-        }
-        addresses.insert(address, path);
-        Ok(())
-    };
-    for (i, h) in s.hypervisors.iter().enumerate() {
-        if let Some(address) = h.address {
-            claim_address(address, root().key("hypervisors").index(i).key("address"), &format!("hypervisor {}", h.name))?;
-        }
-    }
-    if let Some(address) = s.load_balancer.machine_address() {
-        claim_address(address, root().key("load_balancer").key("address"), "the load balancer")?;
-    }
-    let vip = s.control_plane_endpoint.vip;
-    for (i, n) in s.nodes.iter().enumerate() {
-        let at = root().key("nodes").index(i);
-        check_name(&n.name, at.clone().key("name"), "node name")?;
-        if let Some(first) = names.insert(&n.name, at.clone()) {
-            return Err(problem(DuplicateName, at.key("name"), format!("node name {:?} is used twice (also {first})", n.name)));
-        }
-        if n.address == vip {
-            return Err(problem(
-                VipConflict,
-                at.key("address"),
-                format!("the VIP {vip} cannot be the address of node {}: the VIP must be a free address", n.name),
-            ));
-        }
-        claim_address(n.address, at.clone().key("address"), &format!("node {}", n.name))?;
-        known_hypervisor(&n.hypervisor, at.clone().key("hypervisor"))?;
-        if let Some(ram) = n.ram_gb {
-            check_amount(ram, at.clone().key("ram_gb"), "RAM")?;
-        }
-        if let Some(used) = n.ram_used_gb {
-            check_amount(used, at.clone().key("ram_used_gb"), "RAM used")?;
-            if n.ram_gb.is_some_and(|ram| used > ram) {
-                return Err(problem(BadValue, at.key("ram_used_gb"), format!("node {} uses more RAM than it has", n.name)));
-            }
-        }
-    }
-    for (i, n) in s.new_masters.iter().enumerate() {
-        let at = root().key("new_masters").index(i);
-        check_name(&n.name, at.clone().key("name"), "node name")?;
-        if let Some(first) = names.insert(&n.name, at.clone()) {
-            return Err(problem(DuplicateName, at.key("name"), format!("node name {:?} is used twice (also {first})", n.name)));
-        }
-        if n.address == vip {
-            return Err(problem(
-                VipConflict,
-                at.key("address"),
-                format!("the VIP {vip} cannot be the address of new master {}: the VIP must be a free address", n.name),
-            ));
-        }
-        claim_address(n.address, at.clone().key("address"), &format!("new master {}", n.name))?;
-        known_hypervisor(&n.hypervisor, at.clone().key("hypervisor"))?;
-        check_amount(n.ram_gb, at.clone().key("ram_gb"), "RAM")?;
-        if n.ram_gb <= 0.0 || n.vcpu == 0 {
-            return Err(problem(BadValue, at.key("ram_gb"), format!("new master {} needs RAM and vCPUs", n.name)));
-        }
-    }
-    if let Some(h) = &s.load_balancer.hypervisor {
-        known_hypervisor(h, root().key("load_balancer").key("hypervisor"))?;
-    }
-    if Some(vip) == s.load_balancer.machine_address() {
-        return Err(problem(
-            VipConflict,
-            root().key("control_plane_endpoint").key("vip"),
-            format!("the VIP {vip} is the load balancer's own address: reserve a separate virtual IP"),
-        ));
-    }
-    if s.hypervisors.iter().any(|h| h.address == Some(vip)) {
-        return Err(problem(
-            VipConflict,
-            root().key("control_plane_endpoint").key("vip"),
-            format!("the VIP {vip} is a hypervisor's address"),
-        ));
-    }
-    // Names and addresses as identities: no name reads as an address, no two machines share a
-    // name, every address is a host's.
-    crate::identity::check(s)?;
-    if let Some(pool) = &s.metallb_pool {
-        if pool.first > pool.last {
-            return Err(problem(BadValue, root().key("metallb_pool"), format!("MetalLB pool {}-{} is empty", pool.first, pool.last)));
-        }
-        if pool.contains(vip) {
-            return Err(problem(
-                VipConflict,
-                root().key("control_plane_endpoint").key("vip"),
-                format!("the VIP {vip} is inside the MetalLB pool {}-{}: MetalLB could hand it to a Service", pool.first, pool.last),
-            ));
-        }
-        for (i, n) in s.new_masters.iter().enumerate() {
-            if pool.contains(n.address) {
-                return Err(problem(
-                    VipConflict,
-                    root().key("new_masters").index(i).key("address"),
-                    format!("new master address {} is inside the MetalLB pool {}-{}", n.address, pool.first, pool.last),
-                ));
-            }
-        }
-    }
-
-    // The shape of the migration.
+/// Exactly one existing master, and a target of 3, 5 or 7 masters that the new masters listed
+/// make up; the existing master.
+fn check_shape(s: &Scenario) -> Result<&NodeSpec, Problem> {
+    use ScenarioErrorKind::*;
     let masters: Vec<usize> = s.nodes.iter().enumerate().filter(|(_, n)| n.role == NodeRole::ControlPlane).map(|(i, _)| i).collect();
     match masters.len() {
         1 => {}
@@ -599,34 +493,12 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             format!("the existing master {} needs a vmid (the plan snapshots it with qm)", master.name),
         ));
     }
-    let mut vmids: HashMap<u32, FieldPath> = HashMap::new();
-    for (i, n) in s.nodes.iter().enumerate() {
-        if let Some(id) = n.vmid {
-            vmids.insert(id, root().key("nodes").index(i));
-        }
-    }
-    for (i, n) in s.new_masters.iter().enumerate() {
-        let at = root().key("new_masters").index(i).key("vmid");
-        let proxmox = s.hypervisors.iter().any(|h| h.name == n.hypervisor && h.kind == crate::scenario::HypervisorKind::Proxmox);
-        let Some(id) = n.vmid else {
-            if proxmox {
-                return Err(problem(BadValue, at, format!("new master {} needs a vmid: Proxmox creates its VM by it", n.name)));
-            }
-            continue;
-        };
-        if let Some(first) = vmids.insert(id, at.clone()) {
-            return Err(problem(DuplicateName, at, format!("VMID {id} is used twice (also {first})")));
-        }
-    }
+    Ok(master)
+}
 
-    // References to nodes.
-    let known_node = |name: &str, path: FieldPath| -> Result<(), Problem> {
-        if names.contains_key(name) {
-            Ok(())
-        } else {
-            Err(problem(UnknownReference, path, format!("unknown node {name:?}")))
-        }
-    };
+/// Every consumer's name and path safe and its name unique, its server the master's API.
+fn check_consumers(s: &Scenario, master: &NodeSpec) -> Result<(), Problem> {
+    use ScenarioErrorKind::*;
     if s.consumers.len() > CONSUMERS_MAX {
         return Err(problem(BadValue, root().key("consumers"), format!("at most {CONSUMERS_MAX} consumers are supported")));
     }
@@ -657,6 +529,20 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
             ));
         }
     }
+    Ok(())
+}
+
+/// The CronJobs, the upgrade chain's masters and the DNS records: their names safe, the nodes
+/// they name known (`names`: every node's and new master's name).
+fn check_references(s: &Scenario, names: &HashMap<&str, FieldPath>) -> Result<(), Problem> {
+    use ScenarioErrorKind::*;
+    let known_node = |name: &str, path: FieldPath| -> Result<(), Problem> {
+        if names.contains_key(name) {
+            Ok(())
+        } else {
+            Err(problem(UnknownReference, path, format!("unknown node {name:?}")))
+        }
+    };
     let mut cronjob_names: HashMap<&str, usize> = HashMap::new();
     for (i, job) in s.cronjobs.iter().enumerate() {
         let at = root().key("cronjobs").index(i);

@@ -12,7 +12,7 @@ use plan_model::plan::Plan;
 use plan_model::topology::Topology;
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -290,7 +290,6 @@ fn explore(t: &Topology, plan: &Plan, options: CheckOptions, plain: bool, leak: 
 
     // The fault placements, in a fixed number of interleaved shards so the figures do not
     // depend on the machine: each shard explores on its own thread, then they merge in order.
-    let step_index: FxHashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
     let rankings = Arc::new(RankingsMade::default());
     let shards: Vec<Found> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..SHARDS)
@@ -309,37 +308,72 @@ fn explore(t: &Topology, plan: &Plan, options: CheckOptions, plain: bool, leak: 
             .collect();
         handles.into_iter().map(|h| h.join().expect("an exploration shard panicked")).collect()
     });
+    let merged = merge_shards(shards, &states, &mut collector, t, plan);
+    let (rollback_paths_proven, rollback_paths_failed) = rollback_paths(&collector);
+    let violations = traced(collector.violations, t, plan);
+    if leak {
+        std::mem::forget(rankings);
+    }
+    let verdict = if violations.is_empty() { Verdict::Pass } else { Verdict::Fail };
+    CheckReport {
+        scenario: t.scenario.name.clone(),
+        depth,
+        verdict,
+        figures: Figures {
+            states: merged.states,
+            transitions: no_fault.transitions + merged.transitions,
+            fault_placements: merged.placements,
+            deduplicated: merged.deduplicated,
+            rollback_paths_proven,
+            rollback_paths_failed,
+            plan_duration_s: no_fault.duration_s,
+        },
+        no_fault: NoFault { outcome: no_fault.outcome, duration_s: no_fault.duration_s, downtime: no_fault.downtime },
+        phases: collector.phases.into_iter().flatten().collect(),
+        violations,
+        findings: collector.findings.into_values().collect(),
+        exposures: collector.exposures.into_values().collect(),
+        dominated_rollbacks: collector.dominated.into_values().collect(),
+    }
+}
+
+/// The shards' figures merged: the states visited (the no-fault run's and every shard's), and
+/// the transitions, placements and duplicates they counted.
+struct Merged {
+    states: usize,
+    transitions: u64,
+    placements: usize,
+    deduplicated: usize,
+}
+
+/// Merges what the shards found, in order, into `collector`; the no-fault run's `states` count
+/// as visited.
+fn merge_shards(shards: Vec<Found<'_>>, states: &[(Point, Cluster)], collector: &mut Collector<'_>, t: &Topology, plan: &Plan) -> Merged {
+    let step_index: FxHashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
     // Sized once for the larger shard's keys (the union holds at least those): at depth 3 the
     // millions of keys are not rehashed at every doubling.
     let largest = shards.iter().map(|s| s.visited.len() + s.seen.len()).max().unwrap_or(0);
     let mut visited: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(states.len() + largest, Default::default());
-    let mut transitions = no_fault.transitions;
-    let mut placements = 0usize;
-    let mut deduplicated = 0usize;
-    for (point, state) in &states {
+    let mut merged = Merged { states: 0, transitions: 0, placements: 0, deduplicated: 0 };
+    for (point, state) in states {
         visited.insert(fingerprint_hash(state, *point, 0, t));
     }
     for shard in shards {
         visited.extend(shard.visited);
         visited.extend(shard.seen.into_iter().filter_map(|(key, visited)| visited.then_some(key)));
-        transitions += shard.transitions;
-        placements += shard.placements;
-        deduplicated += shard.deduplicated;
+        merged.transitions += shard.transitions;
+        merged.placements += shard.placements;
+        merged.deduplicated += shard.deduplicated;
         collector.merge(shard.collector, &step_index);
     }
+    merged.states = visited.len();
+    merged
+}
 
-    let mut violations: Vec<Violation> = collector.violations.into_values().collect();
-    let recorder = Engine::new(t, plan, Recording { events: true, downtime: false });
-    for v in &mut violations {
-        if v.step == END_STATE && v.injections.is_empty() {
-            // A property of the end state, not of an event: the plan's whole run is no trace.
-            continue;
-        }
-        let result = recorder.run(&v.injections);
-        v.trace = trace_lines(&result, &v.injections, plan, &v.invariant);
-    }
-    // A rollback path is a recovery sequence that undoes or holds (not a plain wait or renewal);
-    // it is proven when every run that took it in that phase ended safe and available.
+/// The rollback paths proven and failed. A rollback path is a recovery sequence that undoes or
+/// holds (not a plain wait or renewal); it is proven when every run that took it in that phase
+/// ended safe and available.
+fn rollback_paths(collector: &Collector<'_>) -> (usize, usize) {
     let undoes = |path: &&(String, Vec<RecoveryKind>)| {
         path.1.iter().any(|r| {
             matches!(
@@ -352,32 +386,24 @@ fn explore(t: &Topology, plan: &Plan, options: CheckOptions, plain: bool, leak: 
             )
         })
     };
-    let rollback_paths_failed = collector.failed.iter().filter(undoes).count();
-    let rollback_paths_proven = collector.proven.difference(&collector.failed).filter(undoes).count();
-    if leak {
-        std::mem::forget(rankings);
+    let failed = collector.failed.iter().filter(undoes).count();
+    let proven = collector.proven.difference(&collector.failed).filter(undoes).count();
+    (proven, failed)
+}
+
+/// The violations, each with the trace of its run (recorded again, with events).
+fn traced(violations: BTreeMap<String, Violation>, t: &Topology, plan: &Plan) -> Vec<Violation> {
+    let mut violations: Vec<Violation> = violations.into_values().collect();
+    let recorder = Engine::new(t, plan, Recording { events: true, downtime: false });
+    for v in &mut violations {
+        if v.step == END_STATE && v.injections.is_empty() {
+            // A property of the end state, not of an event: the plan's whole run is no trace.
+            continue;
+        }
+        let result = recorder.run(&v.injections);
+        v.trace = trace_lines(&result, &v.injections, plan, &v.invariant);
     }
-    let verdict = if violations.is_empty() { Verdict::Pass } else { Verdict::Fail };
-    CheckReport {
-        scenario: t.scenario.name.clone(),
-        depth,
-        verdict,
-        figures: Figures {
-            states: visited.len(),
-            transitions,
-            fault_placements: placements,
-            deduplicated,
-            rollback_paths_proven,
-            rollback_paths_failed,
-            plan_duration_s: no_fault.duration_s,
-        },
-        no_fault: NoFault { outcome: no_fault.outcome, duration_s: no_fault.duration_s, downtime: no_fault.downtime },
-        phases: collector.phases.into_iter().flatten().collect(),
-        violations,
-        findings: collector.findings.into_values().collect(),
-        exposures: collector.exposures.into_values().collect(),
-        dominated_rollbacks: collector.dominated.into_values().collect(),
-    }
+    violations
 }
 
 /// Fault placements are explored in this many shards (threads), whatever the machine.

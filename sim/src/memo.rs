@@ -9,7 +9,7 @@
 
 use crate::policy::Dominated;
 use crate::recovery::RecoveryKind;
-use crate::run::{bits, Break, Cursor, Engine, Flow, Halt, Injection, Outcome, Point, Run, Track};
+use crate::run::{bits, Break, Cursor, Engine, Halt, Injection, Outcome, Point, Run, Track};
 use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_model::invariant::{InvariantClass, INVARIANTS};
@@ -20,7 +20,9 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 mod going_on;
+mod kept;
 use going_on::{GoingOnKept, GoingOnMade};
+use kept::{Kept, Stop};
 
 /// The recovery candidates ranked at a halt, by state and step: many placements halt in the
 /// same state at the same step, and a ranking runs every candidate to its end.
@@ -374,6 +376,14 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// Appends the continuation's lists and breaks to a run's that took it.
+    fn append_to(&self, lists: &mut Lists, breaks: &mut Vec<Break>) {
+        lists.halts.extend(self.halts().iter().cloned());
+        lists.recoveries.extend(self.recoveries().iter().cloned());
+        lists.dominated.extend_from_slice(self.dominated());
+        breaks.extend(self.breaks.iter().cloned());
+    }
+
     pub fn breaks(&self) -> impl Iterator<Item = &Break> {
         self.breaks.iter()
     }
@@ -437,18 +447,11 @@ pub struct Walk<'w> {
     pub placements_at: &'w dyn Fn(Point) -> usize,
 }
 
-/// The most faults one placement strikes at its point (a pair at the same point at depth 2).
-const FAULTS_AT_ONCE_MAX: usize = 4;
-
 /// The configurations whose continuation is known, per exploration shard.
 pub struct Memo {
     /// The safety invariants whose breaks are kept (by index in `INVARIANTS`).
     reported: u32,
-    /// Held in place (a tail is a few counts and shared lists): one allocation less to make
-    /// and to free per boundary remembered.
-    tails: FxHashMap<Fingerprint, Tail>,
-    /// Boundaries walked with a budget: the placements the walk from there made.
-    walked: FxHashMap<(Fingerprint, u8), usize>,
+    kept: Kept,
     pub rankings: Rankings,
     /// Availability at the end, by the end state without its times.
     judged: FxHashMap<Fingerprint, u32>,
@@ -484,8 +487,7 @@ impl Memo {
     pub fn new(reported: u32) -> Memo {
         Memo {
             reported,
-            tails: FxHashMap::default(),
-            walked: FxHashMap::default(),
+            kept: Kept::default(),
             rankings: Rankings::default(),
             judged: FxHashMap::default(),
             hits: 0,
@@ -526,63 +528,19 @@ impl Memo {
         r.rankings = Some(&mut self.rankings);
         r.reported = self.reported;
         r.check_safety_at_start(entry.step);
-        // A placement strikes at most a few faults at its point: no allocation for them.
-        let mut fired_at = [false; FAULTS_AT_ONCE_MAX];
-        let fired = &mut fired_at[..schedule.len()];
-        let mut pos = entry.position();
         // The boundaries passed, in a list kept from run to run (one allocation per shard).
         let mut marks = std::mem::take(&mut self.marks);
         marks.clear();
-        let mut shared: Option<Tail> = None;
-        let mut rejoined = false;
-        let outcome = loop {
-            if pos.step >= plan.steps.len() {
-                break Some(Outcome::Completed);
-            }
-            let all_fired = fired.iter().all(|f| *f);
-            // Back on the no-fault run: its end is known without a look-up (every run at this
-            // configuration rejoins here, so a continuation kept for it would say the same).
-            if all_fired && r.rejoins(&pos, Some(track)) {
-                rejoined = true;
-                break Some(track.outcome.clone());
-            }
-            if all_fired && pos.k == 0 {
-                let key = Fingerprint::of(&r.cursor_ref(&pos));
-                // A walk is cut only past the injection's step: a re-run of that step comes back
-                // to the injection's point, where no further fault is placed.
-                let walkable = pos.step > from.step as usize;
-                let walked = match &walk {
-                    None => Some(0),
-                    Some(w) if walkable => self.walked.get(&(key, w.budget)).copied(),
-                    Some(_) => None,
-                };
-                if let (Some(tail), Some(skipped)) = (self.tails.get(&key), walked) {
-                    self.hits += 1;
-                    shared = Some(tail.clone());
-                    if let Some(w) = walk.as_mut() {
-                        w.skipped += skipped;
-                    }
-                    break None;
-                }
-                let snapshots = walk.as_ref().map_or(0, |w| w.snapshots.len());
-                marks.push(r.mark(pos.step, key, snapshots));
-            }
-            if all_fired {
-                if let Some(w) = walk.as_mut() {
-                    w.snapshots.push(Cursor::of(&r, &pos));
-                }
-            }
-            if let Flow::Stop(outcome) = r.iterate(&mut pos, schedule, fired) {
-                break Some(outcome);
-            }
-        };
-        let end = match (outcome, &shared) {
-            (Some(outcome), _) => {
+        let (end, shared) = match self.kept.carry_out(&mut r, entry, schedule, track, &mut walk, &mut marks) {
+            Stop::End { outcome, rejoined } => {
                 r.settle();
-                Rc::new(if rejoined { track_end(track, outcome, r.c) } else { end_of(r.c, outcome, engine.t, &mut self.judged) })
+                let end = if rejoined { track_end(track, outcome, r.c) } else { end_of(r.c, outcome, engine.t, &mut self.judged) };
+                (Rc::new(end), None)
             }
-            (None, Some(tail)) => tail.end.clone(),
-            (None, None) => unreachable!("a run stops with an outcome or at a known continuation"),
+            Stop::Known(tail) => {
+                self.hits += 1;
+                (tail.end.clone(), Some(tail))
+            }
         };
         let applied = r.transitions;
         let transitions = applied + shared.as_ref().map_or(0, |s| s.transitions);
@@ -604,12 +562,24 @@ impl Memo {
         };
         let mut breaks = r.breaks;
         if let Some(tail) = &shared {
-            lists.halts.extend(tail.halts().iter().cloned());
-            lists.recoveries.extend(tail.recoveries().iter().cloned());
-            lists.dominated.extend_from_slice(tail.dominated());
-            breaks.extend(tail.breaks.iter().cloned());
+            tail.append_to(&mut lists, &mut breaks);
         }
-        let lists = Rc::new(lists);
+        let ran = Ran { lists: Rc::new(lists), breaks, applied, transitions, end };
+        self.summarize(ran, marks, walk, from, plan)
+    }
+
+    /// The summary of a run that made lists or breaks of its own, or passed a boundary (`ran`,
+    /// with the known continuation it took, if any): its continuation from every boundary it
+    /// passed (`marks`) remembered, the first break of each invariant kept.
+    fn summarize(
+        &mut self,
+        ran: Ran,
+        marks: Vec<Mark>,
+        walk: Option<Walk<'_>>,
+        from: Point,
+        plan: &plan_model::plan::Plan,
+    ) -> (Summary, usize) {
+        let Ran { lists, mut breaks, applied, transitions, end } = ran;
         self.remember(&marks, &breaks, &lists, transitions, &end, walk.as_ref(), from, plan);
         self.marks = marks;
         let mut seen = 0u32;
@@ -622,6 +592,17 @@ impl Memo {
         let skipped = walk.map_or(0, |w| w.skipped);
         (Summary { run, applied }, skipped)
     }
+}
+
+/// What a run made, its own lists and breaks followed by those of the known continuation it
+/// took. The lists are shared from here: a run's are held inline and large, not to be copied.
+struct Ran {
+    lists: Rc<Lists>,
+    breaks: Vec<Break>,
+    /// Transitions the run applied itself, and with those of the continuation it took.
+    applied: u64,
+    transitions: u64,
+    end: Rc<End>,
 }
 
 impl Memo {
@@ -650,10 +631,10 @@ impl Memo {
                         .iter()
                         .map(|c| (w.placements_at)(Point { step: c.step as u16, action: c.action as u16 }))
                         .sum();
-                    self.walked.insert((mark.key, w.budget), placed + w.skipped);
+                    self.kept.walked.insert((mark.key, w.budget), placed + w.skipped);
                 }
             }
-            self.tails.insert(mark.key, tail);
+            self.kept.tails.insert(mark.key, tail);
         }
     }
 }

@@ -149,6 +149,10 @@ impl<'e, 'a> Run<'e, 'a> {
         self.engine.t
     }
 
+    pub(crate) fn plan(&self) -> &'a Plan {
+        self.engine.plan
+    }
+
     /// Checks the safety invariants on the state a run starts from, at the step it starts in.
     pub(crate) fn check_safety_at_start(&mut self, step: usize) {
         let plan = self.engine.plan;

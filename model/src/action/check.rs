@@ -96,8 +96,25 @@ impl Check {
         self.evaluate_in(c, t, Words(true))
     }
 
-    /// [`Check::evaluate`], the error worded only with `w` (empty without).
+    /// [`Check::evaluate`], the error worded only with `w` (empty without). Each family of checks
+    /// is evaluated apart: the cluster's health, the certificates, the VIP, the joins, the
+    /// kubeconfigs, the maintenance stacks, and the acceptance criteria that sum them up.
     pub(super) fn evaluate_in(self, c: &Cluster, t: &Topology, w: Words) -> Result<(), String> {
+        use Check::*;
+        match self {
+            ClusterHealthy | ApiserverReady(_) | NodeReady(_) | EtcdMembersVoting => self.evaluate_health(c, t, w),
+            KubeadmEndpoint | CertHasVip(_) | ServedCertHasVip(_) => self.evaluate_certs(c, t, w),
+            AddressesFree | VipListening | BackendsUp | ViaVip => self.evaluate_vip(c, t, w),
+            ReadyToJoin(_) | FlagsOn(_) | FlagParity | NoJoinSecrets => self.evaluate_join(c, t, w),
+            ConsumersOnVip | KubeletsHighlyAvailable | KubeletLocal(_) | KubeProxyOnVip => self.evaluate_kubeconfigs(c, t, w),
+            BackupFresh | BackupRunsAnywhere | GateQuorumAware | ChainCoversMasters => self.evaluate_maintenance(c, t, w),
+            Acceptance => evaluate_acceptance(c, t, w),
+        }
+    }
+
+    /// The cluster's health: etcd's quorum and members, the apiservers, the nodes.
+    #[inline]
+    fn evaluate_health(self, c: &Cluster, t: &Topology, w: Words) -> Result<(), String> {
         use Check::*;
         let name = |ix: NodeIx| t.name(ix).to_string();
         match self {
@@ -122,23 +139,27 @@ impl Check {
                     None => Ok(()),
                 }
             }
-            BackupFresh => {
-                let age = c.clock_s as i64 - c.last_backup_s;
-                if age <= BACKUP_AGE_MAX_S {
-                    Ok(())
-                } else {
-                    Err(w.say(|| format!("newest etcd snapshot is {} h old", age / 3600)))
+            ApiserverReady(x) => observe::apiserver_ready(c, x).map_err(|why| w.say(|| format!("kube-apiserver on {}: {why}", name(x)))),
+            NodeReady(x) => node_ready_in(c, t, x, w).map_err(|why| w.say(|| format!("{} NotReady: {why}", name(x)))),
+            EtcdMembersVoting => {
+                if let Some(n) = c.learners.iter().next() {
+                    return Err(w.say(|| format!("{} is still a learner", name(n))));
                 }
-            }
-            AddressesFree => {
-                if c.vip_alias {
-                    return Err(w.say(|| "the VIP already answers"));
-                }
-                match t.new_masters().find(|n| c.vm_exists.contains(*n)) {
-                    Some(n) => Err(w.say(|| format!("{} already answers", t.node(n).address))),
+                match c.voters.minus(observe::live_members(c)).iter().next() {
+                    Some(n) => Err(w.say(|| format!("etcd member {} not running", name(n)))),
                     None => Ok(()),
                 }
             }
+            _ => unreachable!("{self:?} is not a health check"),
+        }
+    }
+
+    /// The apiserver's certificate and the endpoint kubeadm-config names.
+    #[inline]
+    fn evaluate_certs(self, c: &Cluster, t: &Topology, w: Words) -> Result<(), String> {
+        use Check::*;
+        let name = |ix: NodeIx| t.name(ix).to_string();
+        match self {
             KubeadmEndpoint => c.kubeadm_endpoint.then_some(()).ok_or_else(|| w.say(|| "kubeadm-config has no controlPlaneEndpoint")),
             CertHasVip(x) => {
                 if !c.cert_present.contains(x) {
@@ -156,7 +177,26 @@ impl Check {
                     .then_some(())
                     .ok_or_else(|| w.say(|| format!("kube-apiserver on {} still serves a cert without the VIP SAN", name(x))))
             }
-            ApiserverReady(x) => observe::apiserver_ready(c, x).map_err(|why| w.say(|| format!("kube-apiserver on {}: {why}", name(x)))),
+            _ => unreachable!("{self:?} is not a certificate check"),
+        }
+    }
+
+    /// The VIP: free before it is reserved, then served and passing clients through to
+    /// healthy backends.
+    #[inline]
+    fn evaluate_vip(self, c: &Cluster, t: &Topology, w: Words) -> Result<(), String> {
+        use Check::*;
+        let name = |ix: NodeIx| t.name(ix).to_string();
+        match self {
+            AddressesFree => {
+                if c.vip_alias {
+                    return Err(w.say(|| "the VIP already answers"));
+                }
+                match t.new_masters().find(|n| c.vm_exists.contains(*n)) {
+                    Some(n) => Err(w.say(|| format!("{} already answers", t.node(n).address))),
+                    None => Ok(()),
+                }
+            }
             VipListening => {
                 let kind = t.scenario.load_balancer.kind;
                 let served = match kind {
@@ -178,6 +218,16 @@ impl Check {
                 }
             }
             ViaVip => reach_in(c, t, Endpoint::Vip, ClientNeeds { oidc: false }, w),
+            _ => unreachable!("{self:?} is not a VIP check"),
+        }
+    }
+
+    /// The joins: a node ready for one, the masters' flags after, and no join secret left.
+    #[inline]
+    fn evaluate_join(self, c: &Cluster, t: &Topology, w: Words) -> Result<(), String> {
+        use Check::*;
+        let name = |ix: NodeIx| t.name(ix).to_string();
+        match self {
             ReadyToJoin(x) => {
                 if !c.up.contains(x) {
                     Err(w.say(|| format!("{} is down", name(x))))
@@ -201,16 +251,6 @@ impl Check {
             FlagsOn(x) => {
                 c.apiserver_flags.contains(x).then_some(()).ok_or_else(|| w.say(|| format!("{} lacks the apiserver flags", name(x))))
             }
-            NodeReady(x) => node_ready_in(c, t, x, w).map_err(|why| w.say(|| format!("{} NotReady: {why}", name(x)))),
-            EtcdMembersVoting => {
-                if let Some(n) = c.learners.iter().next() {
-                    return Err(w.say(|| format!("{} is still a learner", name(n))));
-                }
-                match c.voters.minus(observe::live_members(c)).iter().next() {
-                    Some(n) => Err(w.say(|| format!("etcd member {} not running", name(n)))),
-                    None => Ok(()),
-                }
-            }
             NoJoinSecrets => {
                 // A machine written off keeps its files until its disk is wiped, which writing
                 // it off asks for; the check asks the machines the cluster still has.
@@ -228,6 +268,20 @@ impl Check {
                     _ => Ok(()),
                 }
             }
+            FlagParity => match c.control_plane.minus(c.apiserver_flags).iter().next() {
+                Some(n) => Err(w.say(|| format!("{} lacks the apiserver flags", name(n)))),
+                None => Ok(()),
+            },
+            _ => unreachable!("{self:?} is not a join check"),
+        }
+    }
+
+    /// The kubeconfigs: the consumers', kube-proxy's and the kubelets' servers.
+    #[inline]
+    fn evaluate_kubeconfigs(self, c: &Cluster, t: &Topology, w: Words) -> Result<(), String> {
+        use Check::*;
+        let name = |ix: NodeIx| t.name(ix).to_string();
+        match self {
             ConsumersOnVip => {
                 let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
                 (c.consumers_vip == all).then_some(()).ok_or_else(|| w.say(|| "a consumer still uses the direct address"))
@@ -246,6 +300,23 @@ impl Check {
             KubeProxyOnVip => {
                 c.kube_proxy_vip.then_some(()).ok_or_else(|| w.say(|| "kube-proxy's kubeconfig still names the first master"))
             }
+            _ => unreachable!("{self:?} is not a kubeconfig check"),
+        }
+    }
+
+    /// The maintenance the cluster depends on: the etcd backup, the reboot gate, the upgrade chain.
+    #[inline]
+    fn evaluate_maintenance(self, c: &Cluster, t: &Topology, w: Words) -> Result<(), String> {
+        use Check::*;
+        match self {
+            BackupFresh => {
+                let age = c.clock_s as i64 - c.last_backup_s;
+                if age <= BACKUP_AGE_MAX_S {
+                    Ok(())
+                } else {
+                    Err(w.say(|| format!("newest etcd snapshot is {} h old", age / 3600)))
+                }
+            }
             BackupRunsAnywhere => {
                 if !c.cronjobs_any_master {
                     return Err(w.say(|| "etcd CronJobs are pinned to one node"));
@@ -256,54 +327,56 @@ impl Check {
             ChainCoversMasters => {
                 c.chain_all_masters.then_some(()).ok_or_else(|| w.say(|| "the upgrade chain only knows the first master"))
             }
-            FlagParity => match c.control_plane.minus(c.apiserver_flags).iter().next() {
-                Some(n) => Err(w.say(|| format!("{} lacks the apiserver flags", name(n)))),
-                None => Ok(()),
-            },
-            Acceptance => {
-                let masters = t.target_masters();
-                if c.control_plane != masters {
-                    return Err(w.say(|| format!("{} of {} masters online", c.control_plane.len(), masters.len())));
-                }
-                // "apiserver LB working": every master behind the VIP, not just enough of them.
-                let kind = t.scenario.load_balancer.kind;
-                if let Some(x) = masters.minus(c.lb_running.pool).iter().next().filter(|_| kind.has_pool()) {
-                    return Err(w.say(|| format!("{} is not in the load balancer's pool", name(x))));
-                }
-                if let Some(x) = masters.minus(c.vip_daemons).iter().next().filter(|_| kind.on_masters()) {
-                    return Err(w.say(|| format!("{} does not run {}: it can never hold the VIP", name(x), kind.as_str())));
-                }
-                ClusterHealthy.evaluate_in(c, t, w)?;
-                if let Some(x) = c.old_kubeadm.and(c.control_plane).iter().next() {
-                    return Err(w.say(|| {
-                        format!(
-                            "{} runs kubeadm and kubelet {}.{} in a {}.{} control plane",
-                            name(x),
-                            t.template_version.0,
-                            t.template_version.1,
-                            t.version.0,
-                            t.version.1
-                        )
-                    }));
-                }
-                EtcdMembersVoting.evaluate_in(c, t, w)?;
-                if c.voters != masters {
-                    return Err(w.say(|| format!("etcd has {} voters, want {}", c.voters.len(), masters.len())));
-                }
-                // The API's name is what clients and the served cert's SAN use.
-                if !c.dns_vip && t.scenario.dns.via != crate::scenario::DnsVia::None {
-                    return Err(w.say(|| format!("{} has no DNS record for the VIP", t.scenario.control_plane_endpoint.fqdn)));
-                }
-                if c.dns_stale {
-                    return Err(w.say(|| "a stale DNS record still names the first master"));
-                }
-                ViaVip.evaluate_in(c, t, w)?;
-                ChainCoversMasters.evaluate_in(c, t, w)?;
-                GateQuorumAware.evaluate_in(c, t, w)?;
-                BackupRunsAnywhere.evaluate_in(c, t, w)
-            }
+            _ => unreachable!("{self:?} is not a maintenance check"),
         }
     }
+}
+
+/// The source plan's acceptance criteria 3-6: every master in place, behind the VIP, healthy and
+/// voting, named by DNS, and the maintenance covering them all.
+fn evaluate_acceptance(c: &Cluster, t: &Topology, w: Words) -> Result<(), String> {
+    use Check::*;
+    let name = |ix: NodeIx| t.name(ix).to_string();
+    let masters = t.target_masters();
+    if c.control_plane != masters {
+        return Err(w.say(|| format!("{} of {} masters online", c.control_plane.len(), masters.len())));
+    }
+    // "apiserver LB working": every master behind the VIP, not just enough of them.
+    let kind = t.scenario.load_balancer.kind;
+    if let Some(x) = masters.minus(c.lb_running.pool).iter().next().filter(|_| kind.has_pool()) {
+        return Err(w.say(|| format!("{} is not in the load balancer's pool", name(x))));
+    }
+    if let Some(x) = masters.minus(c.vip_daemons).iter().next().filter(|_| kind.on_masters()) {
+        return Err(w.say(|| format!("{} does not run {}: it can never hold the VIP", name(x), kind.as_str())));
+    }
+    ClusterHealthy.evaluate_in(c, t, w)?;
+    if let Some(x) = c.old_kubeadm.and(c.control_plane).iter().next() {
+        return Err(w.say(|| {
+            format!(
+                "{} runs kubeadm and kubelet {}.{} in a {}.{} control plane",
+                name(x),
+                t.template_version.0,
+                t.template_version.1,
+                t.version.0,
+                t.version.1
+            )
+        }));
+    }
+    EtcdMembersVoting.evaluate_in(c, t, w)?;
+    if c.voters != masters {
+        return Err(w.say(|| format!("etcd has {} voters, want {}", c.voters.len(), masters.len())));
+    }
+    // The API's name is what clients and the served cert's SAN use.
+    if !c.dns_vip && t.scenario.dns.via != crate::scenario::DnsVia::None {
+        return Err(w.say(|| format!("{} has no DNS record for the VIP", t.scenario.control_plane_endpoint.fqdn)));
+    }
+    if c.dns_stale {
+        return Err(w.say(|| "a stale DNS record still names the first master"));
+    }
+    ViaVip.evaluate_in(c, t, w)?;
+    ChainCoversMasters.evaluate_in(c, t, w)?;
+    GateQuorumAware.evaluate_in(c, t, w)?;
+    BackupRunsAnywhere.evaluate_in(c, t, w)
 }
 
 trait ReachExt {

@@ -138,11 +138,57 @@ impl Operation {
     pub fn render(&self, t: &Topology) -> Vec<Command> {
         let w = Words { t };
         let s = &t.scenario;
-        let (vip, port, fqdn, zone) =
-            (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.control_plane_endpoint.fqdn, &s.dns.zone);
         match self {
             Operation::Verify { run, at, .. } => run.iter().map(|r| w.command(vec![at_machine(t, at.as_deref(), r)])).collect(),
             Operation::VmSnapshot { node, name } => profile::vm_snapshot(&w, node, name),
+            Operation::BackupKubeadmConfig { .. }
+            | Operation::PrepareKubeadmConfig { .. }
+            | Operation::UploadKubeadmConfig { .. }
+            | Operation::MoveCertAside { .. }
+            | Operation::GenerateCert { .. } => self.kubeadm_commands(t),
+            Operation::ReserveVip => profile::reserve_vip(t),
+            Operation::DeclareDnsRecords { vip, delete_stale } => dns_record_edits(t, *vip, *delete_stale),
+            Operation::DeclareLbFrontend { pool } => profile::declare_frontend(&w, pool),
+            Operation::DeclareLbPool { pool } => profile::declare_pool(&w, pool),
+            Operation::DeployLb => profile::deploy_lb(&w),
+            Operation::DeployLbOn { nodes } => profile::deploy_lb_on(&w, nodes),
+            Operation::StartVipDaemon { node } => profile::start_vip_daemon(&w, node),
+            Operation::ConfigStackToList | Operation::ConfigStackHosts { .. } | Operation::ConfigStackServer { .. } => {
+                self.config_stack_edits(&w)
+            }
+            Operation::EditTemplate => template_edits(t),
+            Operation::DeclareVm { node } => profile::declare_vm(&w, node),
+            Operation::IacApply(stack) => profile::iac_apply(&w, stack),
+            Operation::UploadCerts | Operation::CreateToken | Operation::Join { .. } | Operation::ForgetJoinSecrets { .. } => {
+                self.join_commands(&w)
+            }
+            Operation::KubeconfigConsumers { .. } | Operation::KubeletServer { .. } | Operation::KubeProxyServer { .. } => {
+                self.kubeconfig_commands(&w)
+            }
+            Operation::NoLeftoverAddress => leftover_search(&w),
+            Operation::GitCommit { message } => vec![w.command(vec![in_repo(format!("git commit -am '{message}' && git push"))])],
+            Operation::CronJobsOnControlPlane { .. }
+            | Operation::RunJob { .. }
+            | Operation::RebootGateRule { .. }
+            | Operation::UpgradeChainLoop { .. }
+            | Operation::UpgradeChainAnyMaster => self.maintenance_edits(t),
+            Operation::Drain { .. } | Operation::Reboot { .. } | Operation::Uncordon { .. } => self.reboot_commands(&w),
+            Operation::CloseIssue => vec![match (&s.tracking_issue, &s.close_issue_command) {
+                (Some(issue), Some(close)) => shell(close.replace("{issue}", issue)),
+                (Some(issue), None) => by_hand(format!("close {issue} in your tracker")),
+                (None, _) => by_hand("close the tracking issue"),
+            }],
+            Operation::ByHand { instruction } => vec![by_hand(instruction.clone())],
+            Operation::Shell { run, at } => vec![w.command(vec![at_machine(t, at.as_deref(), run)])],
+        }
+    }
+
+    /// kubeadm-config backed up, prepared with the VIP as endpoint and SAN, and uploaded; the
+    /// apiserver's certificate moved aside and generated again from it.
+    fn kubeadm_commands(&self, t: &Topology) -> Vec<Command> {
+        let s = &t.scenario;
+        let (vip, port, fqdn) = (s.control_plane_endpoint.vip, s.control_plane_endpoint.port, &s.control_plane_endpoint.fqdn);
+        match self {
             Operation::BackupKubeadmConfig { to } => vec![shell(format!("kubectl -n kube-system get cm kubeadm-config -o yaml > {to}"))],
             Operation::PrepareKubeadmConfig { file } => vec![
                 shell(format!("sudo kubeadm config print init-defaults --component-configs=KubeletConfiguration > {file}")),
@@ -152,33 +198,23 @@ impl Operation {
                     cert_sans: vec![vip.to_string(), fqdn.clone()],
                 }),
             ],
-            Operation::UploadKubeadmConfig { file } => vec![shell(format!("sudo kubeadm init phase upload-config kubeadm --config {file}"))],
+            Operation::UploadKubeadmConfig { file } => {
+                vec![shell(format!("sudo kubeadm init phase upload-config kubeadm --config {file}"))]
+            }
             Operation::MoveCertAside { to, .. } => vec![shell(format!(
                 "sudo mkdir -p {to} && sudo mv /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/pki/apiserver.key {to}/"
             ))],
             Operation::GenerateCert { config, .. } => vec![shell(format!("sudo kubeadm init phase certs apiserver --config {config}"))],
-            Operation::ReserveVip => profile::reserve_vip(t),
-            Operation::DeclareDnsRecords { vip: add, delete_stale } => {
-                let mut edits: Vec<String> = Vec::new();
-                if *add {
-                    edits.push(format!("add '{} IN A {vip}'", fqdn.trim_end_matches(&format!(".{zone}"))));
-                }
-                if *delete_stale {
-                    edits.extend(s.dns.records.iter().filter(|r| r.stale).map(|r| format!("delete stale '{} IN A {}'", r.name, r.address)));
-                }
-                if edits.is_empty() {
-                    edits.push("nothing to change".to_string());
-                }
-                match s.dns_via() {
-                    DnsVia::Iac => vec![Command::edits(vec![RepoEdit::new(&s.dns.source, Change::Described(edits.join(", ")))])],
-                    DnsVia::ByHand | DnsVia::None => vec![by_hand(format!("in the DNS server of {zone}: {}", edits.join(", ")))],
-                }
-            }
-            Operation::DeclareLbFrontend { pool } => profile::declare_frontend(&w, pool),
-            Operation::DeclareLbPool { pool } => profile::declare_pool(&w, pool),
-            Operation::DeployLb => profile::deploy_lb(&w),
-            Operation::DeployLbOn { nodes } => profile::deploy_lb_on(&w, nodes),
-            Operation::StartVipDaemon { node } => profile::start_vip_daemon(&w, node),
+            _ => unreachable!("{self:?} is no kubeadm-config or certificate operation"),
+        }
+    }
+
+    /// The config stack's edits: a single host variable made a list, the masters it lists, the
+    /// server it names.
+    fn config_stack_edits(&self, w: &Words<'_>) -> Vec<Command> {
+        let t = w.t;
+        let s = &t.scenario;
+        match self {
             Operation::ConfigStackToList => {
                 let Some(config) = &s.config_stack else { return vec![by_hand("no config stack is declared")] };
                 let (stack, var) = (&config.path, &config.host_variable);
@@ -209,28 +245,15 @@ impl Operation {
                 config_stack_path(t),
                 Change::Described(format!("variable default = \"{address}\"")),
             )])],
-            // Only what the template needs: the cluster's package version, and no worker join.
-            Operation::EditTemplate => {
-                let Some(template) = &s.vm_template else { return vec![by_hand("no VM template is declared: nothing to edit")] };
-                let name = &template.name;
-                let mut edits = Vec::new();
-                if t.template_version != t.version {
-                    let source = |(major, minor): (u32, u32)| format!("pkgs.k8s.io/core:/stable:/v{major}.{minor}/deb/");
-                    edits.push(Command::edits(vec![RepoEdit::new(
-                        format!("modules/{name}/cloud_init.yaml"),
-                        Change::Replace { from: source(t.template_version), to: source(t.version) },
-                    )]));
-                }
-                if template.join_command_for_masters {
-                    edits.push(Command::edits(vec![RepoEdit::new(
-                        format!("modules/{name}"),
-                        Change::Described("variable \"k8s_join_command\" { default = \"\" }, skip the runcmd join when empty".to_string()),
-                    )]));
-                }
-                edits
-            }
-            Operation::DeclareVm { node } => profile::declare_vm(&w, node),
-            Operation::IacApply(stack) => profile::iac_apply(&w, stack),
+            _ => unreachable!("{self:?} is no config stack operation"),
+        }
+    }
+
+    /// The join credentials made (the certs uploaded, a token), used by the join, then revoked
+    /// and deleted.
+    fn join_commands(&self, w: &Words<'_>) -> Vec<Command> {
+        let t = w.t;
+        match self {
             Operation::UploadCerts => vec![Command {
                 writes: Some(CERTIFICATE_KEY_FILE.to_string()),
                 secret: true,
@@ -251,6 +274,25 @@ impl Operation {
                     "sudo $(sudo cat {JOIN_COMMAND_FILE}) --control-plane --certificate-key $(sudo cat {CERTIFICATE_KEY_FILE})  # on {node}, secrets copied over ssh"
                 ))
             }],
+            // Every token the plan made carries its description (a rerun of `token create`
+            // makes another); `kubeadm token list` prints it in its DESCRIPTION column.
+            // The tokens are listed and deleted on the first of the masters (the existing one,
+            // unless it was written off).
+            Operation::ForgetJoinSecrets { nodes } => std::iter::once(w.command(vec![on_node(
+                nodes.first().map_or_else(|| t.name(t.existing_master()), String::as_str),
+                format!("sudo kubeadm token list | awk \"/{JOIN_TOKEN_DESCRIPTION}/ {{print \\$1}}\" | xargs -r -n1 sudo kubeadm token delete"),
+            )]))
+            .chain(nodes.iter().map(|n| w.command(vec![on_node(n, format!("sudo rm -f {JOIN_COMMAND_FILE} {CERTIFICATE_KEY_FILE}"))])))
+            .collect(),
+            _ => unreachable!("{self:?} is no join operation"),
+        }
+    }
+
+    /// The kubeconfigs' servers: the consumers' in the infra repo, each node's kubelet.conf,
+    /// kube-proxy's.
+    fn kubeconfig_commands(&self, w: &Words<'_>) -> Vec<Command> {
+        let s = &w.t.scenario;
+        match self {
             Operation::KubeconfigConsumers { consumers, server } => s
                 .consumers
                 .iter()
@@ -260,29 +302,6 @@ impl Operation {
                     Command::edits(vec![RepoEdit { line: c.line, ..RepoEdit::new(&c.path, change) }])
                 })
                 .collect(),
-            // The search succeeds when it finds none: grep alone exits 1 then, which would halt an
-            // unattended run on success and let it go on when leftovers remain.
-            Operation::NoLeftoverAddress => {
-                // The master's address, and every name a consumer gave it (its DNS name, a
-                // record), each with the apiserver's port.
-                let mut needles = vec![w.m0_direct()];
-                for c in &s.consumers {
-                    if let Some((host, port)) = crate::validate::server_host(&c.server) {
-                        let needle = format!("{host}:{port}");
-                        if !needles.contains(&needle) {
-                            needles.push(needle);
-                        }
-                    }
-                }
-                let php = if s.load_balancer.kind == crate::scenario::LbKind::PfsenseBootstrap { " --include='*.php'" } else { "" };
-                let files = format!("--include='*.tf' --include='*.yml' --include='*.yaml' --include='*.ts'{php} --include='*.sh'");
-                let text = match needles.as_slice() {
-                    [one] => format!("! grep -rn '{one}' {files}"),
-                    many => format!("! grep -rnF {} {files}", many.iter().map(|n| format!("-e '{n}'")).collect::<Vec<_>>().join(" ")),
-                };
-                vec![w.command(vec![in_repo(text)])]
-            }
-            Operation::GitCommit { message } => vec![w.command(vec![in_repo(format!("git commit -am '{message}' && git push"))])],
             // One node at a time: flipped, Ready again, then a pause before the next.
             Operation::KubeletServer { nodes, server, wait_ready: true } => nodes
                 .iter()
@@ -297,22 +316,21 @@ impl Operation {
             Operation::KubeletServer { nodes, server, wait_ready: false } => {
                 nodes.iter().map(|n| w.command(vec![on_node(n, kubelet_server_shell(server))])).collect()
             }
-            // Every token the plan made carries its description (a rerun of `token create`
-            // makes another); `kubeadm token list` prints it in its DESCRIPTION column.
-            // The tokens are listed and deleted on the first of the masters (the existing one,
-            // unless it was written off).
-            Operation::ForgetJoinSecrets { nodes } => std::iter::once(w.command(vec![on_node(
-                nodes.first().map_or_else(|| t.name(t.existing_master()), String::as_str),
-                format!("sudo kubeadm token list | awk \"/{JOIN_TOKEN_DESCRIPTION}/ {{print \\$1}}\" | xargs -r -n1 sudo kubeadm token delete"),
-            )]))
-            .chain(nodes.iter().map(|n| w.command(vec![on_node(n, format!("sudo rm -f {JOIN_COMMAND_FILE} {CERTIFICATE_KEY_FILE}"))])))
-            .collect(),
             Operation::KubeProxyServer { server } => vec![
                 shell(format!(
                     "kubectl -n kube-system get configmap kube-proxy -o yaml | sed 's|server: .*|server: {server}|' | kubectl apply -f -"
                 )),
                 shell("kubectl -n kube-system rollout restart daemonset/kube-proxy && kubectl -n kube-system rollout status daemonset/kube-proxy --timeout=300s"),
             ],
+            _ => unreachable!("{self:?} is no kubeconfig operation"),
+        }
+    }
+
+    /// The maintenance stacks' edits (the etcd CronJobs, the reboot gate, the upgrade chain) and
+    /// a run of a CronJob.
+    fn maintenance_edits(&self, t: &Topology) -> Vec<Command> {
+        let s = &t.scenario;
+        match self {
             // One edit per file, in the file's own syntax: HCL in a stack, YAML in a manifest.
             Operation::CronJobsOnControlPlane { jobs } => {
                 let m0 = t.name(t.existing_master());
@@ -352,6 +370,13 @@ impl Operation {
                 s.upgrade_chain.as_ref().map_or("the upgrade chain", |c| c.path.as_str()),
                 Change::Described("scheduling_block allows any control-plane node; kubeadm upgrade plan runs on the first listed master".to_string()),
             )])],
+            _ => unreachable!("{self:?} is no maintenance operation"),
+        }
+    }
+
+    /// A master drained, rebooted while the API is watched through the VIP, and uncordoned.
+    fn reboot_commands(&self, w: &Words<'_>) -> Vec<Command> {
+        match self {
             Operation::Drain { node } => vec![shell(format!("kubectl drain {node} --delete-emptydir-data --ignore-daemonsets"))],
             Operation::Reboot { node } => {
                 let watches = crate::fault::NODE_REBOOT_S / REBOOT_WATCH_INTERVAL_S;
@@ -364,13 +389,7 @@ impl Operation {
                 ]
             }
             Operation::Uncordon { node } => vec![shell(format!("kubectl uncordon {node}"))],
-            Operation::CloseIssue => vec![match (&s.tracking_issue, &s.close_issue_command) {
-                (Some(issue), Some(close)) => shell(close.replace("{issue}", issue)),
-                (Some(issue), None) => by_hand(format!("close {issue} in your tracker")),
-                (None, _) => by_hand("close the tracking issue"),
-            }],
-            Operation::ByHand { instruction } => vec![by_hand(instruction.clone())],
-            Operation::Shell { run, at } => vec![w.command(vec![at_machine(t, at.as_deref(), run)])],
+            _ => unreachable!("{self:?} is no reboot operation"),
         }
     }
 
@@ -400,6 +419,75 @@ impl Operation {
         };
         Some(w.probe(vec![part]))
     }
+}
+
+/// The DNS records declared: the VIP's added, the stale ones deleted; in the infra repo, or by
+/// hand in the DNS server.
+fn dns_record_edits(t: &Topology, add: bool, delete_stale: bool) -> Vec<Command> {
+    let s = &t.scenario;
+    let (vip, fqdn, zone) = (s.control_plane_endpoint.vip, &s.control_plane_endpoint.fqdn, &s.dns.zone);
+    let mut edits: Vec<String> = Vec::new();
+    if add {
+        edits.push(format!("add '{} IN A {vip}'", fqdn.trim_end_matches(&format!(".{zone}"))));
+    }
+    if delete_stale {
+        edits.extend(s.dns.records.iter().filter(|r| r.stale).map(|r| format!("delete stale '{} IN A {}'", r.name, r.address)));
+    }
+    if edits.is_empty() {
+        edits.push("nothing to change".to_string());
+    }
+    match s.dns_via() {
+        DnsVia::Iac => vec![Command::edits(vec![RepoEdit::new(&s.dns.source, Change::Described(edits.join(", ")))])],
+        DnsVia::ByHand | DnsVia::None => vec![by_hand(format!("in the DNS server of {zone}: {}", edits.join(", ")))],
+    }
+}
+
+/// The VM template's edits: only what the template needs, the cluster's package version and no
+/// worker join.
+fn template_edits(t: &Topology) -> Vec<Command> {
+    let s = &t.scenario;
+    let Some(template) = &s.vm_template else { return vec![by_hand("no VM template is declared: nothing to edit")] };
+    let name = &template.name;
+    let mut edits = Vec::new();
+    if t.template_version != t.version {
+        let source = |(major, minor): (u32, u32)| format!("pkgs.k8s.io/core:/stable:/v{major}.{minor}/deb/");
+        edits.push(Command::edits(vec![RepoEdit::new(
+            format!("modules/{name}/cloud_init.yaml"),
+            Change::Replace { from: source(t.template_version), to: source(t.version) },
+        )]));
+    }
+    if template.join_command_for_masters {
+        edits.push(Command::edits(vec![RepoEdit::new(
+            format!("modules/{name}"),
+            Change::Described("variable \"k8s_join_command\" { default = \"\" }, skip the runcmd join when empty".to_string()),
+        )]));
+    }
+    edits
+}
+
+/// The infra repo searched for the first master's address left behind. The search succeeds when
+/// it finds none: grep alone exits 1 then, which would halt an unattended run on success and let
+/// it go on when leftovers remain.
+fn leftover_search(w: &Words<'_>) -> Vec<Command> {
+    let s = &w.t.scenario;
+    // The master's address, and every name a consumer gave it (its DNS name, a
+    // record), each with the apiserver's port.
+    let mut needles = vec![w.m0_direct()];
+    for c in &s.consumers {
+        if let Some((host, port)) = crate::validate::server_host(&c.server) {
+            let needle = format!("{host}:{port}");
+            if !needles.contains(&needle) {
+                needles.push(needle);
+            }
+        }
+    }
+    let php = if s.load_balancer.kind == crate::scenario::LbKind::PfsenseBootstrap { " --include='*.php'" } else { "" };
+    let files = format!("--include='*.tf' --include='*.yml' --include='*.yaml' --include='*.ts'{php} --include='*.sh'");
+    let text = match needles.as_slice() {
+        [one] => format!("! grep -rn '{one}' {files}"),
+        many => format!("! grep -rnF {} {files}", many.iter().map(|n| format!("-e '{n}'")).collect::<Vec<_>>().join(" ")),
+    };
+    vec![w.command(vec![in_repo(text)])]
 }
 
 impl Operation {

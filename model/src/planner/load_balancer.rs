@@ -9,11 +9,13 @@ use crate::plan::RunsOn;
 use crate::scenario::{DnsVia, LbKind};
 use crate::topology::Topology;
 
+/// Phase 1: the VIP reserved (and named in DNS), served by the load balancer profile, and
+/// smoke-tested.
 pub(super) fn load_balancer(b: &mut Builder<'_>) {
     let t = b.t;
     let s = &t.scenario;
     let n = Names::new(t);
-    let (vip, port, fqdn, lb) = (n.vip, n.port, &s.control_plane_endpoint.fqdn, &s.load_balancer);
+    let lb = &s.load_balancer;
     // Where the VIP is served: the load balancer machine, or the first master.
     let serves = if lb.kind.on_masters() { b.node(n.m0) } else { RunsOn::LoadBalancer(lb.name.clone()) };
     b.phase(
@@ -25,31 +27,7 @@ pub(super) fn load_balancer(b: &mut Builder<'_>) {
         }
         .replace(" + DNS", if s.dns.via == DnsVia::None { "" } else { " + DNS" }),
     );
-    let mut reserve = vec![Operation::ReserveVip];
-    match s.dns.via {
-        DnsVia::None => {}
-        _ => {
-            reserve.push(Operation::DeclareDnsRecords { vip: true, delete_stale: !consumers_on_stale_records(t) });
-            reserve.push(Operation::IacApply(IacStack::Dns));
-        }
-    }
-    let checks = if s.dns.via == DnsVia::None { vec![] } else { vec![format!("getent hosts {fqdn} -> {vip}")] };
-    b.add(
-        StepSpec::new(
-            "1.1",
-            if s.dns.via == DnsVia::None { format!("Reserve VIP {vip}") } else { format!("Reserve VIP {vip} + DNS") },
-            serves.clone(),
-        )
-        .ops(reserve)
-        .checks(checks)
-        .rollback(vec![if s.dns.via == DnsVia::None {
-            "release the VIP".to_string()
-        } else {
-            "release the VIP; revert the DNS records".to_string()
-        }])
-        .after("0.1", WHY_PREFLIGHT),
-    );
-    let mut deploy = Vec::new();
+    b.add(reserve_vip_step(t, serves.clone()));
     if lb.kind.has_pool() {
         b.add(
             StepSpec::new(
@@ -64,6 +42,39 @@ pub(super) fn load_balancer(b: &mut Builder<'_>) {
             .after("1.1", "the frontend binds the reserved VIP"),
         );
     }
+    b.add(deploy_step(t, &n, serves));
+    b.add(vip_smoke_step(t, &n));
+}
+
+/// 1.1: the VIP reserved, and where the scenario has DNS, its record declared and applied.
+fn reserve_vip_step(t: &Topology, serves: RunsOn) -> StepSpec<'static> {
+    let s = &t.scenario;
+    let (vip, fqdn) = (s.control_plane_endpoint.vip, &s.control_plane_endpoint.fqdn);
+    let mut reserve = vec![Operation::ReserveVip];
+    match s.dns.via {
+        DnsVia::None => {}
+        _ => {
+            reserve.push(Operation::DeclareDnsRecords { vip: true, delete_stale: !consumers_on_stale_records(t) });
+            reserve.push(Operation::IacApply(IacStack::Dns));
+        }
+    }
+    let checks = if s.dns.via == DnsVia::None { vec![] } else { vec![format!("getent hosts {fqdn} -> {vip}")] };
+    StepSpec::new("1.1", if s.dns.via == DnsVia::None { format!("Reserve VIP {vip}") } else { format!("Reserve VIP {vip} + DNS") }, serves)
+        .ops(reserve)
+        .checks(checks)
+        .rollback(vec![if s.dns.via == DnsVia::None {
+            "release the VIP".to_string()
+        } else {
+            "release the VIP; revert the DNS records".to_string()
+        }])
+        .after("0.1", WHY_PREFLIGHT)
+}
+
+/// 1.3: the load balancer deployed, or the VIP's daemons started on the first master, and the
+/// VIP (and the backends, where there is a pool) seen serving.
+fn deploy_step(t: &Topology, n: &Names<'_>, serves: RunsOn) -> StepSpec<'static> {
+    let lb = &t.scenario.load_balancer;
+    let mut deploy = Vec::new();
     match lb.kind {
         LbKind::PfsenseBootstrap | LbKind::Haproxy => deploy.push(Operation::DeployLb),
         LbKind::Keepalived => {
@@ -97,23 +108,26 @@ pub(super) fn load_balancer(b: &mut Builder<'_>) {
             lb.failover_s()
         ));
     }
-    b.add(step);
-    b.add(
-        StepSpec::new("1.4", "Smoke through the VIP", RunsOn::Workstation)
-            .ops(vec![verify(
-                t,
-                [Check::ViaVip],
-                [
-                    format!("curl --cacert /etc/kubernetes/pki/ca.crt https://{vip}:{port}/readyz"),
-                    format!("kubectl --server=https://{vip}:{port} get nodes"),
-                ],
-            )])
-            .checks(strings([
-                "readyz answers ok; if TLS fails: STOP, phase 0 did not put the VIP in the cert: roll back phase 1, redo phase 0",
-            ]))
-            .after("1.3", WHY_SEQUENCE)
-            .after("0.4", WHY_VIP_TLS),
-    );
+    step
+}
+
+/// 1.4: the API answers through the VIP, TLS verified.
+fn vip_smoke_step(t: &Topology, n: &Names<'_>) -> StepSpec<'static> {
+    let (vip, port) = (n.vip, n.port);
+    StepSpec::new("1.4", "Smoke through the VIP", RunsOn::Workstation)
+        .ops(vec![verify(
+            t,
+            [Check::ViaVip],
+            [
+                format!("curl --cacert /etc/kubernetes/pki/ca.crt https://{vip}:{port}/readyz"),
+                format!("kubectl --server=https://{vip}:{port} get nodes"),
+            ],
+        )])
+        .checks(strings([
+            "readyz answers ok; if TLS fails: STOP, phase 0 did not put the VIP in the cert: roll back phase 1, redo phase 0",
+        ]))
+        .after("1.3", WHY_SEQUENCE)
+        .after("0.4", WHY_VIP_TLS)
 }
 
 fn lb_disruption(t: &Topology) -> String {
