@@ -350,7 +350,7 @@ mod tests {
             for (what, actions) in
                 [("quorum recovery", quorum_recovery_actions(&c, &t, m0)), ("worst case", worst_case_actions(&c, &t).expect("a target"))]
             {
-                let at = |want: &dyn Fn(&Action) -> bool| actions.iter().position(|a| want(a));
+                let at = |want: &dyn Fn(&Action) -> bool| actions.iter().position(want);
                 let deploys = actions.iter().filter(|a| **a == Action::DeployLb).count();
                 assert_eq!(deploys, 1, "{file} {what}: {actions:?}");
                 let deploy = at(&|a| *a == Action::DeployLb).expect("a deploy");

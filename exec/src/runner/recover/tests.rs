@@ -104,7 +104,7 @@ fn the_list_numbers_the_twins_ranking_with_the_commands_each_would_run() {
             assert_eq!(choice.best, k == 0, "{file}: every candidate applies, the first is best");
             let shown: Vec<(&str, &str)> = choice.commands.iter().map(|c| (c.place.as_str(), c.command.as_str())).collect();
             let compiled: Vec<(String, String)> = compiler
-                .recovery(&Prediction::new(&t, &plan).after(i), &candidate.actions)
+                .recovery(Prediction::new(&t, &plan).after(i), &candidate.actions)
                 .iter()
                 .map(|(_, inv)| (inv.place_label(), inv.display()))
                 .collect();
