@@ -10,7 +10,8 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use plan_model::fault::Fault;
 use plan_model::scenario::{
-    ConsumerKind, ConsumerSpec, HealthCheck, HypervisorSpec, LearnerModeSetting, NewMasterSpec, NodeRole, NodeSpec, Scenario, StackHosts,
+    ConsumerKind, ConsumerSpec, HealthCheck, HypervisorKind, HypervisorSpec, LearnerModeSetting, NewMasterSpec, NodeRole, NodeSpec,
+    Scenario, StackHosts,
 };
 use plan_model::{planner, topology::Topology, validate::parse_scenario};
 use plan_sim::run::{Engine, Injection, Point, Recording};
@@ -71,7 +72,12 @@ fn edit_versions(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Result<(
     match which {
         0 => s.target.control_plane_count = if u.arbitrary()? { u.int_in_range(0..=9)? } else { u.arbitrary()? },
         1 => s.kubernetes.version = format!("{}.{}", u.int_in_range(0..=2)?, u.int_in_range(20..=40)?),
-        2 => s.vm_template.kubernetes_version = format!("1.{}", u.int_in_range(20..=40)?),
+        2 => {
+            let version = format!("1.{}", u.int_in_range(20..=40)?);
+            if let Some(template) = s.vm_template.as_mut() {
+                template.kubernetes_version = version;
+            }
+        }
         3 => s.kubernetes.etcd_learner_mode = *u.choose(&[LearnerModeSetting::Auto, LearnerModeSetting::On, LearnerModeSetting::Off])?,
         _ => unreachable!("edit {which} is no version edit"),
     }
@@ -85,7 +91,7 @@ fn edit_nodes(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Result<()> 
             let master = NewMasterSpec {
                 name: name(u, "m")?,
                 address: address(u)?,
-                vmid: u.int_in_range(199..=215)?,
+                vmid: Some(u.int_in_range(199..=215)?),
                 hypervisor: hypervisor(u, s)?,
                 vcpu: u.int_in_range(0..=16)?,
                 ram_gb: gb(u)?,
@@ -134,7 +140,9 @@ fn edit_hypervisors(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Resul
         8 => {
             let spec = HypervisorSpec {
                 name: name(u, "hv")?,
-                address: address(u)?,
+                kind: *u.choose(&[HypervisorKind::Proxmox, HypervisorKind::Libvirt])?,
+                address: Some(address(u)?),
+                ssh_user: "root".to_string(),
                 ram_physical_gb: gb(u)?,
                 ram_allocated_gb: gb(u)?,
                 swap_used_gb: 0.0,
@@ -158,7 +166,7 @@ fn edit_hypervisors(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Resul
 fn edit_addresses(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Result<()> {
     match which {
         10 => s.control_plane_endpoint.vip = address(u)?,
-        11 => s.load_balancer.address = address(u)?,
+        11 => s.load_balancer.address = Some(address(u)?),
         12 => {
             let first = address(u)?;
             let last = address(u)?;
@@ -198,15 +206,26 @@ fn edit_settings(s: &mut Scenario, u: &mut Unstructured, which: i32) -> Result<(
             }
             s.load_balancer.health_check = *u.choose(&[HealthCheck::Tcp, HealthCheck::HttpsReadyz])?;
             s.load_balancer.reset_to_declared_state = u.arbitrary()?;
-            s.config_stack.hosts = *u.choose(&[StackHosts::Single, StackHosts::List])?;
-            s.reboot_gate.control_plane_quorum_check = u.arbitrary()?;
+            let hosts = *u.choose(&[StackHosts::Single, StackHosts::List])?;
+            if let Some(stack) = s.config_stack.as_mut() {
+                stack.hosts = hosts;
+            }
+            let check = u.arbitrary()?;
+            if let Some(gate) = s.reboot_gate.as_mut() {
+                gate.control_plane_quorum_check = check;
+            }
         }
         15 => {
             if let Some(job) = s.cronjobs.first_mut() {
                 job.pinned_to = if u.arbitrary()? { Some(name(u, "k8s-node")?) } else { None };
             }
         }
-        16 => s.upgrade_chain.masters = vec![name(u, "k8s-master-")?],
+        16 => {
+            let master = name(u, "k8s-master-")?;
+            if let Some(chain) = s.upgrade_chain.as_mut() {
+                chain.masters = vec![master];
+            }
+        }
         _ => {
             s.kubeadm.certs_ttl_min = u.int_in_range(0..=300)?;
             s.kubeadm.token_ttl_h = u.int_in_range(0..=48)?;
