@@ -80,20 +80,29 @@ fn destroy(c: &Cluster, n: &mut Cluster, x: NodeIx) {
     let gone = NodeSet::of(x);
     n.vm_exists = c.vm_exists.minus(gone);
     n.up = c.up.minus(gone);
-    n.joined = c.joined.minus(gone);
-    n.joined_as_worker = c.joined_as_worker.minus(gone);
     n.old_kubeadm = c.old_kubeadm.minus(gone);
+    n.join_secrets_on = c.join_secrets_on.minus(gone);
+    node_wiped(c, n, x);
+}
+
+/// What a node's kubeadm made on it gone (by `kubeadm reset`, or with its VM): its control
+/// plane, certificates, kubelet and etcd data, join files; its Node object stays, NotReady.
+#[inline]
+fn node_wiped(c: &Cluster, n: &mut Cluster, x: NodeIx) {
+    let gone = NodeSet::of(x);
     n.control_plane = c.control_plane.minus(gone);
     n.apiserver_running = c.apiserver_running.minus(gone);
     n.apiserver_flags = c.apiserver_flags.minus(gone);
     n.cert_present = c.cert_present.minus(gone);
     n.cert_vip = c.cert_vip.minus(gone);
     n.served_vip = c.served_vip.minus(gone);
+    n.joined = c.joined.minus(gone);
+    n.joined_as_worker = c.joined_as_worker.minus(gone);
     n.kubelet_vip = c.kubelet_vip.minus(gone);
     n.kubelet_local = c.kubelet_local.minus(gone);
     n.etcd_started = c.etcd_started.minus(gone);
     n.join_files = c.join_files.minus(gone);
-    n.join_secrets_on = c.join_secrets_on.minus(gone);
+    // reset.go never deletes the Node object: it stays, NotReady (and a destroyed VM's too).
     if c.joined.contains(x) {
         n.stale_nodes = c.stale_nodes.with(x);
     }
@@ -176,21 +185,5 @@ fn reset(c: &Cluster, n: &mut Cluster, x: NodeIx) {
         n.voters = c.voters.without(x);
         n.learners = c.learners.without(x);
     }
-    let gone = NodeSet::of(x);
-    n.control_plane = c.control_plane.minus(gone);
-    n.apiserver_running = c.apiserver_running.minus(gone);
-    n.apiserver_flags = c.apiserver_flags.minus(gone);
-    n.cert_present = c.cert_present.minus(gone);
-    n.cert_vip = c.cert_vip.minus(gone);
-    n.served_vip = c.served_vip.minus(gone);
-    n.joined = c.joined.minus(gone);
-    n.joined_as_worker = c.joined_as_worker.minus(gone);
-    n.kubelet_vip = c.kubelet_vip.minus(gone);
-    n.kubelet_local = c.kubelet_local.minus(gone);
-    n.etcd_started = c.etcd_started.minus(gone);
-    n.join_files = c.join_files.minus(gone);
-    // reset.go never deletes the Node object: it stays, NotReady.
-    if c.joined.contains(x) {
-        n.stale_nodes = c.stale_nodes.with(x);
-    }
+    node_wiped(c, n, x);
 }
