@@ -136,10 +136,7 @@ fn push_undo_masters(c: &Cluster, xs: NodeSet, actions: &mut Vec<Action>) {
             actions.push(Action::EtcdMemberRemove(x));
         }
     }
-    actions.extend(xs.and(c.lb_declared.pool).iter().map(Action::RemoveLbBackend));
-    if !xs.and(c.lb_running.pool.or(c.lb_declared.pool)).is_empty() {
-        actions.push(Action::DeployLb);
-    }
+    push_out_of_pool(c, xs, actions);
     for x in xs.iter() {
         if c.stack_hosts.contains(x) {
             actions.push(Action::ConfigStackRemoveHost(x));
@@ -151,6 +148,17 @@ fn push_undo_masters(c: &Cluster, xs: NodeSet, actions: &mut Vec<Action>) {
         if c.joined.contains(x) || c.stale_nodes.contains(x) {
             actions.push(Action::DeleteNode(x));
         }
+    }
+}
+
+/// The machines of `xs` out of the load balancer: each backend out of the declared pool, then
+/// one deploy where any of them is in the pool declared or running (a deploy resets the LB to the
+/// declared state: once for all of them). A master's undo and a go-forward's write-off take them
+/// out so.
+pub fn push_out_of_pool(c: &Cluster, xs: NodeSet, actions: &mut Vec<Action>) {
+    actions.extend(xs.and(c.lb_declared.pool).iter().map(Action::RemoveLbBackend));
+    if !xs.and(c.lb_running.pool.or(c.lb_declared.pool)).is_empty() {
+        actions.push(Action::DeployLb);
     }
 }
 

@@ -19,10 +19,7 @@ use std::sync::Arc;
 pub fn write_off_actions(c: &Cluster) -> Vec<Action> {
     let gone = recovery::to_write_off(c);
     let mut actions = recovery::hold_actions(c);
-    actions.extend(gone.and(c.lb_declared.pool).iter().map(Action::RemoveLbBackend));
-    if !gone.and(c.lb_declared.pool.or(c.lb_running.pool)).is_empty() {
-        actions.push(Action::DeployLb);
-    }
+    recovery::push_out_of_pool(c, gone, &mut actions);
     actions.extend(gone.and(c.stack_hosts.or(c.stack_hosts_declared)).iter().map(Action::ConfigStackRemoveHost));
     actions.extend(gone.iter().map(Action::WriteOff));
     actions
