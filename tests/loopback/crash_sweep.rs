@@ -13,7 +13,7 @@
 use crate::common;
 
 use common::{fixture_hosts_run, scenario};
-use plan_exec::invocation::{compile, Invocation};
+use plan_exec::invocation::{by_hand_run, compile, Invocation};
 use plan_exec::journal::{self, Event, Progress};
 use plan_lab::process;
 use plan_lab::scratch::processes_naming;
@@ -307,12 +307,11 @@ fn sweep_killing(lab: &StandingLab, kill_now: &mut dyn FnMut(Option<usize>) -> b
                     let out = run(&["lab", "by-hand", "--state-dir", &lab.dir.display().to_string()]);
                     assert!(out.status.success(), "plan lab by-hand at {}: {}", halt.step, text(&out));
                     let said = String::from_utf8_lossy(&out.stdout);
-                    let prefix = format!("by hand ({}, command ", halt.step);
-                    for line in said.lines().filter_map(|l| l.strip_prefix(prefix.as_str())) {
-                        let n: usize = line.split(')').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{said}"));
-                        done_by_hand.insert((halt.step.clone(), n - 1));
+                    let did = format!("by hand ({}, command {})", halt.step, pending + 1);
+                    assert!(said.contains(&did), "the lab did the halt's command: {said}");
+                    for j in by_hand_run(&compiled.1[step], pending) {
+                        done_by_hand.insert((halt.step.clone(), j));
                     }
-                    assert!(done_by_hand.contains(&(halt.step.clone(), pending)), "the lab did the halt's command: {said}");
                 }
                 extra = vec!["--resume", "--by-hand-done"];
             }
