@@ -220,6 +220,11 @@ impl Scope {
         Scope { files: true, etcd: !c.members().is_empty(), lb: c.lb_running.frontend, kube: true }
     }
 
+    /// Whether a look with this scope saw everything one with `other` would.
+    pub fn covers(self, other: Scope) -> bool {
+        (self.files || !other.files) && (self.etcd || !other.etcd) && (self.lb || !other.lb) && (self.kube || !other.kube)
+    }
+
     pub fn or(self, other: Scope) -> Scope {
         Scope { files: self.files || other.files, etcd: self.etcd || other.etcd, lb: self.lb || other.lb, kube: self.kube || other.kube }
     }

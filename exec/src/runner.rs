@@ -34,8 +34,11 @@ pub trait Operator {
     /// Told after every invocation ran.
     fn finished(&mut self, step: &Step, invocation: &Invocation, done: &Result<Completed, String>);
     /// Told when a step begins, before the hosts are observed for it (the lab strikes a fault
-    /// "at the step's start" here). Nothing by default.
-    fn step_begins(&mut self, _step: &Step) {}
+    /// "at the step's start" here). [`BetweenSteps::Touched`] where the operator did something
+    /// to the hosts since the last look, so the step is looked at afresh; untouched by default.
+    fn step_begins(&mut self, _step: &Step) -> BetweenSteps {
+        BetweenSteps::Untouched
+    }
     /// Told when by-hand work is taken as done without asking: the operator said so with
     /// `--by-hand-done` at the halt that waited for it. Nothing by default.
     fn done_by_hand(&mut self, _step: &Step, _instruction: &str) {}
@@ -47,6 +50,29 @@ pub trait Operator {
     /// (`silent`, as for [`Operator::waiting`]); the run halts if it does not settle. Nothing by
     /// default.
     fn settling(&mut self, _step: &Step, _silent: &[String], _up_to: Duration) {}
+}
+
+/// What the operator did to the hosts between the look after a step and the next step's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BetweenSteps {
+    Untouched,
+    /// Something was done to them (the lab struck a fault): the look after the last step no
+    /// longer stands for the next step's look before it.
+    Touched,
+}
+
+/// How old the look after a step may be, at most, to stand for the next step's look before it
+/// (in the same phase, nothing done in between, seeing all the next one would): the same hosts
+/// looked at again milliseconds later show the same (a look asks every host, two etcdctl calls,
+/// HAProxy and the API: about a tenth of a second, half of what a step of the lab costs).
+pub const LOOK_STANDS_FOR_MS: u64 = 1000;
+
+/// One look at the hosts: when it began, what it looked at, what it found.
+#[derive(Debug, Clone)]
+pub struct Look {
+    pub began: std::time::Instant,
+    pub scope: Scope,
+    pub observation: Observation,
 }
 
 /// What the runner is asked to do.
@@ -244,6 +270,8 @@ pub struct Runner<'a> {
     /// The invocations of each step.
     pub compiled: Vec<Vec<Invocation>>,
     pub observer: Observer,
+    /// The last look at the hosts (the look after a step may stand for the next one's before).
+    pub latest_look: Option<Look>,
     /// The machine the workstation's commands run on when not this one: the transport's
     /// (`--workstation`), for which every invocation is compiled.
     pub workstation: Option<crate::workstation::WorkstationHost>,
@@ -269,7 +297,7 @@ impl<'a> Runner<'a> {
             Some((from, state)) => Prediction::going_on(t, plan, from, state),
             None => Prediction::new(t, plan),
         };
-        Runner { t, plan, transport, journal, operator, options, prediction, compiled, observer, workstation }
+        Runner { t, plan, transport, journal, operator, options, prediction, compiled, observer, latest_look: None, workstation }
     }
 
     /// A compiler for this run's workstation: what it compiles runs where the plan's does.
@@ -288,9 +316,10 @@ impl<'a> Runner<'a> {
         if !self.options.observe {
             return Ok(None);
         }
-        let started = std::time::Instant::now();
+        let began = std::time::Instant::now();
         let observation = observe::observe(self.t, state, self.transport, scope, &mut self.observer)?;
-        tracing::info!(ms = started.elapsed().as_millis() as u64, etcd = scope.etcd, lb = scope.lb, kube = scope.kube, "observed");
+        tracing::info!(ms = began.elapsed().as_millis() as u64, etcd = scope.etcd, lb = scope.lb, kube = scope.kube, "observed");
+        self.latest_look = Some(Look { began, scope, observation: observation.clone() });
         Ok(Some(observation))
     }
 
@@ -337,10 +366,12 @@ impl<'a> Runner<'a> {
     ///
     /// # Errors
     /// The journal cannot be written, or the guard refused a destination.
-    fn before_step(&mut self, i: usize, interrupted: bool, scope: Scope) -> Result<Option<Outcome>, ExecError> {
+    fn before_step(&mut self, i: usize, interrupted: bool, scope: Scope, kept: Option<Look>) -> Result<Option<Outcome>, ExecError> {
         let id = &self.plan.steps[i].id;
         let before = *self.prediction.before(i);
-        if let Some(observation) = self.observe_now(&before, scope)? {
+        if self.kept_look_stands(i, kept)? {
+            // The look after the step before, a moment ago, found the hosts as the twin has them.
+        } else if let Some(observation) = self.observe_now(&before, scope)? {
             // An interrupted step may have done part of its work: each fact may be as in any
             // state the step's actions pass through, nothing else.
             let within = if interrupted { self.prediction.within(self.t, self.plan, i) } else { vec![before] };
@@ -381,6 +412,22 @@ impl<'a> Runner<'a> {
             return self.halt_with(i, reason, vec![], interrupted, HaltSeen { predicted: true, ..HaltSeen::default() }).map(Some);
         }
         Ok(None)
+    }
+
+    /// Whether `kept`, the look after the step before step `i` (see [`LOOK_STANDS_FOR_MS`]),
+    /// stands for the look before `i`: nothing in it differs from the twin's state before `i`.
+    /// Journalled as an `observed` record `before-reused` where it does.
+    ///
+    /// # Errors
+    /// The journal cannot be written.
+    fn kept_look_stands(&mut self, i: usize, kept: Option<Look>) -> Result<bool, ExecError> {
+        let Some(look) = kept else { return Ok(false) };
+        if !observe::drift(self.t, &look.observation, &[self.prediction.before(i)]).is_empty() {
+            return Ok(false);
+        }
+        let step = self.plan.steps[i].id.clone();
+        self.journal.append(Event::Observed { step, when: "before-reused".to_string(), drift: Vec::new() })?;
+        Ok(true)
     }
 
     /// Runs one invocation through the transport.

@@ -2,7 +2,7 @@
 //! run and journalled one by one (by-hand work asked of the operator), and the hosts checked
 //! after it; a halt wherever something fails.
 
-use super::{plan_digest, ExpiredCredentials, HaltSeen, Outcome, Runner, OUTPUT_KEPT_BYTES_MAX};
+use super::{plan_digest, BetweenSteps, ExpiredCredentials, HaltSeen, Look, Outcome, Runner, LOOK_STANDS_FOR_MS, OUTPUT_KEPT_BYTES_MAX};
 use crate::invocation::{Invocation, Work};
 use crate::journal::{Event, Progress};
 use crate::observe::{self, Scope};
@@ -11,6 +11,7 @@ use crate::transport::Completed;
 use crate::ExecError;
 use plan_model::plan::{Phase, Step};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// What a run carries from step to step.
 struct RunState {
@@ -22,6 +23,8 @@ struct RunState {
     swept: BTreeSet<String>,
     /// The phase the operator last confirmed.
     phase_confirmed: Option<String>,
+    /// The look after the last step that ended clean, and that step.
+    look_after: Option<(usize, Look)>,
 }
 
 /// Where a step is, for its commands.
@@ -91,7 +94,7 @@ impl Runner<'_> {
         } else {
             BTreeSet::new()
         };
-        Ok(RunState { progress, done_by_hand, swept, phase_confirmed: None })
+        Ok(RunState { progress, done_by_hand, swept, phase_confirmed: None, look_after: None })
     }
 
     /// Step `i`: its phase confirmed where it begins one, the hosts checked before it, its
@@ -104,11 +107,20 @@ impl Runner<'_> {
             return Ok(Some(declined));
         }
         let step = &self.plan.steps[i];
-        self.operator.step_begins(step);
+        let between = self.operator.step_begins(step);
         let interrupted = self.options.resume && state.progress.interrupted.as_deref() == Some(step.id.as_str());
         let after = *self.prediction.after(i);
         let scope = self.scope(i);
-        if let Some(halted) = self.before_step(i, interrupted, scope)? {
+        let kept = state.look_after.take().and_then(|(k, look)| {
+            let stands = k + 1 == i
+                && self.plan.steps[k].phase == step.phase
+                && between == BetweenSteps::Untouched
+                && !interrupted
+                && look.scope.covers(scope)
+                && look.began.elapsed() <= Duration::from_millis(LOOK_STANDS_FOR_MS);
+            stands.then_some(look)
+        });
+        if let Some(halted) = self.before_step(i, interrupted, scope, kept)? {
             return Ok(Some(halted));
         }
         self.journal.append(Event::StepStarted { step: step.id.clone() })?;
@@ -123,7 +135,13 @@ impl Runner<'_> {
                 return Ok(Some(outcome));
             }
         }
-        self.step_done(&at, after, scope, &state.progress)
+        let done = self.step_done(&at, after, scope, &state.progress)?;
+        if done.is_none() {
+            // The step's look after it, clean: the next step's look before it, if nothing
+            // comes between (see `LOOK_STANDS_FOR_MS`).
+            state.look_after = self.latest_look.take().map(|look| (i, look));
+        }
+        Ok(done)
     }
 
     /// Asks the operator to start the phase step `i` begins; the run declined where they do not.

@@ -587,3 +587,109 @@ fn with_the_workstation_on_another_machine_its_commands_and_uploads_files_are_th
     assert_eq!(transport.on_workstation, [("workstation@bastion".to_string(), format!("od -An -v -tx1 {local}"))]);
     assert_eq!(transport.on_hosts, [(host.name.clone(), format!("cat > {remote}"), file)]);
 }
+
+/// The loopback hosts as the twin has them through phase 0 and into phase 1: the apiserver
+/// cert carries the VIP once a command of 0.3 (its regeneration) ran; counts the looks (one
+/// read of lab-cp-1's kubelet.conf each).
+struct PhaseZero {
+    hosts: Rebooting,
+    regenerated: bool,
+    looks: usize,
+}
+
+impl Transport for PhaseZero {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+        self.regenerated |= request.step == "0.3";
+        self.hosts.run(place, request)
+    }
+
+    fn read_file(&mut self, host: &crate::target::HostTarget, path: &str) -> Result<crate::transport::FileRead, ExecError> {
+        if path == crate::observe::APISERVER_CERT && self.regenerated {
+            let vip = self.hosts.t.scenario.control_plane_endpoint.vip.to_string();
+            let address = host.address.to_string();
+            return Ok(crate::transport::FileRead::Present(crate::observe::tests::cert_pem(&[&host.name, &address, &vip])));
+        }
+        self.looks += usize::from(host.name == "lab-cp-1" && path != crate::observe::APISERVER_CERT);
+        self.hosts.read_file(host, path)
+    }
+}
+
+/// Says yes to everything, and touches the hosts as `touches` begins.
+struct Touches {
+    touches: String,
+}
+
+impl Operator for Touches {
+    fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
+        true
+    }
+    fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
+        true
+    }
+    fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
+        true
+    }
+    fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}
+    fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
+    fn step_begins(&mut self, step: &Step) -> BetweenSteps {
+        if step.id == self.touches {
+            BetweenSteps::Touched
+        } else {
+            BetweenSteps::Untouched
+        }
+    }
+}
+
+/// Phase 0 and the first step of phase 1 of the loopback plan run against [`PhaseZero`], the
+/// operator touching the hosts as `touches` begins: the journal's looks before each step (its
+/// `when`), and how many looks were taken.
+fn looks_before(touches: &str) -> (Vec<(String, String)>, usize) {
+    let t = Topology::new(&parse_scenario(include_str!("../../../scenarios/loopback.yaml")).expect("the loopback scenario is valid"));
+    let mut plan = plan_model::planner::generate(&t);
+    let first_of_phase_1 = plan.steps.iter().position(|s| s.phase == "1").expect("phase 1");
+    plan.steps.truncate(first_of_phase_1 + 1);
+    let hosts = Rebooting { t: t.clone(), silent: String::new(), silent_for: 0, tried: 0 };
+    let mut transport = PhaseZero { hosts, regenerated: false, looks: 0 };
+    let mut journal = Journal::in_memory();
+    let mut operator = Touches { touches: touches.to_string() };
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, waiting(1)).run().unwrap();
+    assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
+    let before = journal
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Observed { step, when, drift } if when.starts_with("before") => {
+                assert!(drift.is_empty(), "{step} {when}: {drift:?}");
+                Some((step.clone(), when.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    (before, transport.looks)
+}
+
+#[test]
+fn the_look_after_a_step_stands_for_the_next_ones_before_within_a_phase() {
+    let (before, looks) = looks_before("none");
+    let whens: Vec<(&str, &str)> = before.iter().map(|(s, w)| (s.as_str(), w.as_str())).collect();
+    assert_eq!(
+        whens,
+        [
+            ("0.1", "before"),
+            ("0.2", "before-reused"),
+            ("0.3", "before-reused"),
+            ("0.4", "before-reused"),
+            ("0.6", "before-reused"),
+            ("1.1", "before")
+        ],
+        "a new phase (its confirmation asked) is looked at afresh"
+    );
+    // Six steps, each looked at after it, and two looks before: eight, not twelve.
+    assert_eq!(looks, 8);
+    // Hosts the operator touched as a step begins are looked at afresh, and the step after it
+    // takes that step's look after.
+    let (before, looks) = looks_before("0.3");
+    let fresh: Vec<&str> = before.iter().filter(|(_, w)| w == "before").map(|(s, _)| s.as_str()).collect();
+    assert_eq!(fresh, ["0.1", "0.3", "1.1"]);
+    assert_eq!(looks, 9);
+}

@@ -10,7 +10,7 @@ use crate::host::{self, FixtureHosts};
 use crate::probe::Probe;
 use crate::process::Signal;
 use plan_exec::invocation::{Invocation, Work};
-use plan_exec::runner::{Operator, Recovery};
+use plan_exec::runner::{BetweenSteps, Operator, Recovery};
 use plan_exec::target::Place;
 use plan_exec::transport::Completed;
 use plan_model::action::Action;
@@ -240,9 +240,17 @@ impl Operator for LabOperator<'_> {
         lock(self.kubelet).executor_waits_for(silent);
     }
 
-    fn step_begins(&mut self, step: &Step) {
+    fn step_begins(&mut self, step: &Step) -> BetweenSteps {
         self.probe.on_step(&step.id);
+        let struck_before = self.struck;
         self.strike_now(step, &StrikeAt::StepBegins);
+        // A fault struck now is something done to the hosts since the last look: the executor
+        // looks afresh, as it would have looked just after the fault struck.
+        if self.struck && !struck_before {
+            BetweenSteps::Touched
+        } else {
+            BetweenSteps::Untouched
+        }
     }
 
     fn by_hand(&mut self, step: &Step, instruction: &str, task: &HandTask) -> bool {

@@ -296,10 +296,11 @@ impl Operator for StopsAt {
     fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
         true
     }
-    fn step_begins(&mut self, step: &Step) {
+    fn step_begins(&mut self, step: &Step) -> BetweenSteps {
         if step.id == self.step {
             self.stop.store(true, Ordering::SeqCst);
         }
+        BetweenSteps::Untouched
     }
     fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}
     fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
