@@ -22,7 +22,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The bound on the local etcd answering `GET /health`.
 pub const ETCD_HEALTH_TIMEOUT_MS: u64 = 400;
@@ -214,6 +214,7 @@ fn accept_loop(
     stop: &AtomicBool,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
+    let ready = Arc::new(EtcdReadyCheck::new(etcd));
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -221,9 +222,9 @@ fn accept_loop(
                     continue;
                 }
                 active.fetch_add(1, Ordering::SeqCst);
-                let (config, serving, api) = (Arc::clone(&config), Arc::clone(&active), api.clone());
+                let (config, serving, api, ready) = (Arc::clone(&config), Arc::clone(&active), api.clone(), Arc::clone(&ready));
                 let spawned = std::thread::Builder::new().spawn(move || {
-                    serve(stream, config, etcd, api.as_deref());
+                    serve(stream, config, &ready, api.as_deref());
                     serving.fetch_sub(1, Ordering::SeqCst);
                 });
                 if spawned.is_err() {
@@ -237,7 +238,8 @@ fn accept_loop(
 }
 
 /// One connection: TLS, one request, one answer, close.
-fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, etcd: SocketAddr, api: Option<&ApiObjects>) {
+fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, ready: &EtcdReadyCheck, api: Option<&ApiObjects>) {
+    let etcd = ready.etcd;
     let timeout = Some(Duration::from_millis(REQUEST_TIMEOUT_MS));
     if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(timeout).is_err() || stream.set_write_timeout(timeout).is_err() {
         return;
@@ -247,7 +249,7 @@ fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, etcd: SocketAddr,
     let Some(path) = read_request_path(&mut tls) else { return };
     let text = "text/plain";
     let (status, kind, body) = match path.as_str() {
-        "/readyz" => match etcd_health(etcd) {
+        "/readyz" => match ready.check() {
             Ok(()) => ("200 OK", text, "ok".to_string()),
             Err(why) => ("503 Service Unavailable", text, format!("[-]etcd failed: {why}\nreadyz check failed")),
         },
@@ -287,6 +289,52 @@ fn read_request_path(tls: &mut impl Read) -> Option<String> {
     let mut parts = line.split_whitespace();
     (parts.next()? == "GET").then_some(())?;
     parts.next().map(|p| p.split('?').next().unwrap_or(p).to_string())
+}
+
+/// kube-apiserver's etcd readiness check (`newETCD3Check` in k8s.io/apiserver's
+/// `pkg/storage/storagebackend/factory/etcd3.go`, rate limited since kubernetes/kubernetes#112046):
+/// etcd is asked at most once per half the check's timeout, with no burst; a request in between
+/// gets the answer of the last one asked (an answer still out leaves the one before it). Without
+/// it every HAProxy check and every kubelet look asked etcd (30 to 60 a second on a lab).
+#[derive(Debug)]
+struct EtcdReadyCheck {
+    etcd: SocketAddr,
+    /// When etcd was last asked, and the answer of the last ask that returned (with when it was
+    /// asked: an older ask returning late does not overwrite a newer one).
+    asked: Mutex<(Option<Instant>, Option<AskedAnswer>)>,
+}
+
+/// An answer of etcd and when it was asked for.
+type AskedAnswer = (Instant, Result<(), String>);
+
+/// Half the check's timeout: at most one ask of etcd in it.
+const ETCD_READY_CHECK_EVERY_MS: u64 = ETCD_HEALTH_TIMEOUT_MS / 2;
+
+impl EtcdReadyCheck {
+    fn new(etcd: SocketAddr) -> EtcdReadyCheck {
+        EtcdReadyCheck { etcd, asked: Mutex::new((None, None)) }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.check_at(Instant::now())
+    }
+
+    /// [`Self::check`] asked at `now`.
+    fn check_at(&self, now: Instant) -> Result<(), String> {
+        {
+            let mut asked = self.asked.lock().unwrap_or_else(PoisonError::into_inner);
+            if asked.0.is_some_and(|at| now.duration_since(at) < Duration::from_millis(ETCD_READY_CHECK_EVERY_MS)) {
+                return asked.1.as_ref().map_or_else(|| Err("etcd client connection not yet established".to_string()), |(_, a)| a.clone());
+            }
+            asked.0 = Some(now);
+        }
+        let answer = etcd_health(self.etcd);
+        let mut asked = self.asked.lock().unwrap_or_else(PoisonError::into_inner);
+        if asked.1.as_ref().is_none_or(|(at, _)| *at < now) {
+            asked.1 = Some((now, answer.clone()));
+        }
+        answer
+    }
 }
 
 /// `GET /health` on the local etcd member within [`ETCD_HEALTH_TIMEOUT_MS`].
@@ -452,6 +500,8 @@ mod tests {
         let client = VerifyingClient::new(ca.cert_der()).expect("client");
         assert_eq!(client.readyz(address, ip).expect("loopback"), Readyz::Ready);
         healthy.store(false, Ordering::SeqCst);
+        // Past half the check's timeout etcd is asked again (`EtcdReadyCheck`).
+        std::thread::sleep(Duration::from_millis(ETCD_READY_CHECK_EVERY_MS));
         match client.readyz(address, ip).expect("loopback") {
             Readyz::NotReady(why) => assert!(why.contains("503"), "{why}"),
             other => panic!("etcd unhealthy must make /readyz fail, got {other}"),
@@ -539,5 +589,45 @@ mod tests {
             Err(e) => assert!(e.to_string().contains("etcdserver"), "{e}"),
             Ok(nodes) => panic!("no healthy etcd, no answer; got {nodes:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod ready_check_tests {
+    use super::*;
+
+    /// A "etcd" answering `GET /health` healthy or not as `healthy` says, counting its asks.
+    fn counting_etcd(healthy: Arc<AtomicBool>, asks: Arc<AtomicUsize>) -> SocketAddr {
+        let etcd = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("fake etcd");
+        let address = etcd.local_addr().expect("bound");
+        std::thread::spawn(move || {
+            for stream in etcd.incoming() {
+                let Ok(mut s) = stream else { continue };
+                asks.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(format!("HTTP/1.0 200 OK\r\n\r\n{{\"health\":\"{}\"}}", healthy.load(Ordering::SeqCst)).as_bytes());
+            }
+        });
+        address
+    }
+
+    /// kube-apiserver's readiness check asks etcd at most once per half its timeout: many
+    /// `/readyz` at once cost one ask, and a change in etcd is seen once that time passed.
+    #[test]
+    fn etcd_is_asked_at_most_once_per_half_the_checks_timeout() {
+        let (healthy, asks) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicUsize::new(0)));
+        let check = EtcdReadyCheck::new(counting_etcd(Arc::clone(&healthy), Arc::clone(&asks)));
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(check.check_at(t0), Ok(()));
+        healthy.store(false, Ordering::SeqCst);
+        for ms in (0..ETCD_READY_CHECK_EVERY_MS).step_by(10) {
+            assert_eq!(check.check_at(at(ms)), Ok(()), "{ms} ms after the ask: its answer");
+        }
+        assert_eq!(asks.load(Ordering::SeqCst), 1, "one ask of etcd for all of them");
+        assert!(check.check_at(at(ETCD_READY_CHECK_EVERY_MS)).is_err(), "half the timeout on, etcd is asked and found unhealthy");
+        assert!(check.check_at(at(ETCD_READY_CHECK_EVERY_MS + 10)).is_err(), "and that answer is kept");
+        assert_eq!(asks.load(Ordering::SeqCst), 2);
     }
 }
