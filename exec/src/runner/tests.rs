@@ -264,10 +264,12 @@ fn waiting(seconds: u64) -> RunOptions {
     RunOptions { observe: true, host_wait: Duration::from_secs(seconds), ..options(false) }
 }
 
-/// Says yes to everything, and keeps what it was told of waits.
+/// Says yes to everything, keeps what it was told of waits, and touches the hosts as the step
+/// `touches` begins.
 #[derive(Default)]
 struct ToldOfWaits {
     waits: Vec<(String, Vec<String>, Duration)>,
+    touches: Option<String>,
 }
 
 impl Operator for ToldOfWaits {
@@ -284,6 +286,13 @@ impl Operator for ToldOfWaits {
     fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
     fn waiting(&mut self, step: &Step, silent: &[String], up_to: Duration) {
         self.waits.push((step.id.clone(), silent.to_vec(), up_to));
+    }
+    fn step_begins(&mut self, step: &Step) -> BetweenSteps {
+        if self.touches.as_deref() == Some(step.id.as_str()) {
+            BetweenSteps::Touched
+        } else {
+            BetweenSteps::Untouched
+        }
     }
 }
 
@@ -614,32 +623,6 @@ impl Transport for PhaseZero {
     }
 }
 
-/// Says yes to everything, and touches the hosts as `touches` begins.
-struct Touches {
-    touches: String,
-}
-
-impl Operator for Touches {
-    fn confirm_phase(&mut self, _phase: &Phase, _steps: &[&Step]) -> bool {
-        true
-    }
-    fn confirm_recovery(&mut self, _recovery: &Recovery) -> bool {
-        true
-    }
-    fn by_hand(&mut self, _step: &Step, _instruction: &str, _task: &plan_model::hand::HandTask) -> bool {
-        true
-    }
-    fn starting(&mut self, _step: &Step, _index: usize, _invocation: &Invocation, _eta_s: u32) {}
-    fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
-    fn step_begins(&mut self, step: &Step) -> BetweenSteps {
-        if step.id == self.touches {
-            BetweenSteps::Touched
-        } else {
-            BetweenSteps::Untouched
-        }
-    }
-}
-
 /// Phase 0 and the first step of phase 1 of the loopback plan run against [`PhaseZero`], the
 /// operator touching the hosts as `touches` begins: the journal's looks before each step (its
 /// `when`), and how many looks were taken.
@@ -651,7 +634,7 @@ fn looks_before(touches: &str) -> (Vec<(String, String)>, usize) {
     let hosts = Rebooting { t: t.clone(), silent: String::new(), silent_for: 0, tried: 0 };
     let mut transport = PhaseZero { hosts, regenerated: false, looks: 0 };
     let mut journal = Journal::in_memory();
-    let mut operator = Touches { touches: touches.to_string() };
+    let mut operator = ToldOfWaits { touches: Some(touches.to_string()), ..ToldOfWaits::default() };
     let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, waiting(1)).run().unwrap();
     assert!(matches!(outcome, Outcome::Completed), "{outcome:?}");
     let before = journal
