@@ -327,7 +327,13 @@ impl Runner<'_> {
     ) -> Result<Option<Outcome>, ExecError> {
         let (i, id) = (at.i, self.plan.steps[at.i].id.clone());
         if let Some(observation) = self.observe_now(&after, scope)? {
+            let clean_at_once = observe::drift(self.t, &observation, &[&after]).is_empty();
             let drift = self.settled_drift(i, &after, scope, observation)?;
+            if !clean_at_once {
+                // A look that had to settle is one clean look after a difference: not enough for
+                // a fact that flaps (see `before_step`), so the next step looks again.
+                self.latest_look = None;
+            }
             self.journal.append(Event::Observed { step: id.clone(), when: "after".to_string(), drift: drift.clone() })?;
             if !drift.is_empty() {
                 let reason = "verification failed: the step did not leave the state the twin predicts".to_string();
