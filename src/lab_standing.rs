@@ -244,7 +244,16 @@ pub fn down(dir: &Path, standing: &Standing) -> Result<(), Failure> {
     let was_running = standing.running(dir);
     stop(&serve_processes(dir));
     let _ = std::fs::remove_file(dir.join(STANDING_FILE));
-    plan_lab::scratch::sweep_stale(Path::new(plan_lab::scratch::SCRATCH_DIR));
+    // A lab killed a moment ago may still be going (its claim released, its last processes gone,
+    // a little after its own process died): the sweep is tried again for a while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(plan_lab::scratch::SWEEP_KILL_WAIT_MS);
+    loop {
+        plan_lab::scratch::sweep_stale(Path::new(plan_lab::scratch::SCRATCH_DIR));
+        if !standing.connection.root.exists() || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let left = standing.connection.root.exists();
     crate::output::print(&format!(
         "Lab in {} down: lab process {} {}{}\n",
