@@ -67,12 +67,11 @@ pub enum BetweenSteps {
 /// HAProxy and the API: about a tenth of a second, half of what a step of the lab costs).
 pub const LOOK_STANDS_FOR_MS: u64 = 1000;
 
-/// One look at the hosts: when it began, what it looked at, what it found.
-#[derive(Debug, Clone)]
+/// One look at the hosts: when it began and what it looked at.
+#[derive(Debug, Clone, Copy)]
 pub struct Look {
     pub began: std::time::Instant,
     pub scope: Scope,
-    pub observation: Observation,
 }
 
 /// What the runner is asked to do.
@@ -319,7 +318,7 @@ impl<'a> Runner<'a> {
         let began = std::time::Instant::now();
         let observation = observe::observe(self.t, state, self.transport, scope, &mut self.observer)?;
         tracing::info!(ms = began.elapsed().as_millis() as u64, etcd = scope.etcd, lb = scope.lb, kube = scope.kube, "observed");
-        self.latest_look = Some(Look { began, scope, observation: observation.clone() });
+        self.latest_look = Some(Look { began, scope });
         Ok(Some(observation))
     }
 
@@ -366,11 +365,13 @@ impl<'a> Runner<'a> {
     ///
     /// # Errors
     /// The journal cannot be written, or the guard refused a destination.
-    fn before_step(&mut self, i: usize, interrupted: bool, scope: Scope, kept: Option<Look>) -> Result<Option<Outcome>, ExecError> {
+    fn before_step(&mut self, i: usize, interrupted: bool, scope: Scope, reused: bool) -> Result<Option<Outcome>, ExecError> {
         let id = &self.plan.steps[i].id;
         let before = *self.prediction.before(i);
-        if self.kept_look_stands(i, kept)? {
-            // The look after the step before, a moment ago, found the hosts as the twin has them.
+        if reused {
+            // The look after the step before, a moment ago, found the hosts as the twin has them
+            // after it at once: its state before this step.
+            self.journal.append(Event::Observed { step: id.clone(), when: "before-reused".to_string(), drift: Vec::new() })?;
         } else if let Some(observation) = self.observe_now(&before, scope)? {
             // An interrupted step may have done part of its work: each fact may be as in any
             // state the step's actions pass through, nothing else.
@@ -412,22 +413,6 @@ impl<'a> Runner<'a> {
             return self.halt_with(i, reason, vec![], interrupted, HaltSeen { predicted: true, ..HaltSeen::default() }).map(Some);
         }
         Ok(None)
-    }
-
-    /// Whether `kept`, the look after the step before step `i` (see [`LOOK_STANDS_FOR_MS`]),
-    /// stands for the look before `i`: nothing in it differs from the twin's state before `i`.
-    /// Journalled as an `observed` record `before-reused` where it does.
-    ///
-    /// # Errors
-    /// The journal cannot be written.
-    fn kept_look_stands(&mut self, i: usize, kept: Option<Look>) -> Result<bool, ExecError> {
-        let Some(look) = kept else { return Ok(false) };
-        if !observe::drift(self.t, &look.observation, &[self.prediction.before(i)]).is_empty() {
-            return Ok(false);
-        }
-        let step = self.plan.steps[i].id.clone();
-        self.journal.append(Event::Observed { step, when: "before-reused".to_string(), drift: Vec::new() })?;
-        Ok(true)
     }
 
     /// Runs one invocation through the transport.

@@ -23,7 +23,7 @@ struct RunState {
     swept: BTreeSet<String>,
     /// The phase the operator last confirmed.
     phase_confirmed: Option<String>,
-    /// The look after the last step that ended clean, and that step.
+    /// The look after the last step that ended clean at once, and that step.
     look_after: Option<(usize, Look)>,
 }
 
@@ -111,16 +111,15 @@ impl Runner<'_> {
         let interrupted = self.options.resume && state.progress.interrupted.as_deref() == Some(step.id.as_str());
         let after = *self.prediction.after(i);
         let scope = self.scope(i);
-        let kept = state.look_after.take().and_then(|(k, look)| {
-            let stands = k + 1 == i
+        let reused = state.look_after.take().is_some_and(|(k, look)| {
+            k + 1 == i
                 && self.plan.steps[k].phase == step.phase
                 && between == BetweenSteps::Untouched
                 && !interrupted
                 && look.scope.covers(scope)
-                && look.began.elapsed() <= Duration::from_millis(LOOK_STANDS_FOR_MS);
-            stands.then_some(look)
+                && look.began.elapsed() <= Duration::from_millis(LOOK_STANDS_FOR_MS)
         });
-        if let Some(halted) = self.before_step(i, interrupted, scope, kept)? {
+        if let Some(halted) = self.before_step(i, interrupted, scope, reused)? {
             return Ok(Some(halted));
         }
         self.journal.append(Event::StepStarted { step: step.id.clone() })?;
@@ -327,11 +326,12 @@ impl Runner<'_> {
     ) -> Result<Option<Outcome>, ExecError> {
         let (i, id) = (at.i, self.plan.steps[at.i].id.clone());
         if let Some(observation) = self.observe_now(&after, scope)? {
-            let clean_at_once = observe::drift(self.t, &observation, &[&after]).is_empty();
-            let drift = self.settled_drift(i, &after, scope, observation)?;
+            let first = observe::drift(self.t, &observation, &[&after]);
+            let clean_at_once = first.is_empty();
+            let drift = self.settle(i, &after, &[&after], scope, first)?;
             if !clean_at_once {
-                // A look that had to settle is one clean look after a difference: not enough for
-                // a fact that flaps (see `before_step`), so the next step looks again.
+                // A look that had to settle ended on one clean look after a difference: not
+                // enough for a fact that flaps (see `before_step`), so the next step looks again.
                 self.latest_look = None;
             }
             self.journal.append(Event::Observed { step: id.clone(), when: "after".to_string(), drift: drift.clone() })?;
