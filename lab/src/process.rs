@@ -149,7 +149,17 @@ impl Worker {
 
     /// Tells the thread to stop and waits for it; again, nothing.
     pub fn stop(&mut self) {
+        self.stop_with(|| {});
+    }
+
+    /// Tells the thread to stop, calls `wake` (a thread that waits for something, a connection,
+    /// sees its flag at once rather than at its next look) and waits for it; again, nothing.
+    pub fn stop_with(&mut self, wake: impl FnOnce()) {
+        if self.thread.is_none() {
+            return;
+        }
         self.stop.store(true, Ordering::SeqCst);
+        wake();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
