@@ -3,7 +3,7 @@
 
 use super::lock;
 use super::rig::{FaultRun, Rig};
-use super::rows::{acceptance_rows, cluster_rows, file_rows, not_rehearsed, row, served_rows, step_rows};
+use super::rows::{acceptance_rows, cluster_rows, file_rows, not_rehearsed, row, served_rows, step_rows, vip_rows};
 use super::run::Run;
 use crate::error::LabError;
 use crate::executor_etcd::join_notes;
@@ -256,16 +256,20 @@ fn end_rows(rig: &Rig, final_twin: &Cluster, same_end: bool, rows: &mut Vec<Fide
     k.settle(hosts)?;
     let joined: Vec<NodeIx> = t.all_nodes().iter().filter(|&n| initial.joined.or(final_twin.joined).contains(n)).collect();
     let masters: Vec<NodeIx> = t.all_nodes().iter().filter(|&n| initial.control_plane.or(final_twin.control_plane).contains(n)).collect();
-    rows.extend(file_rows(t, hosts, &joined, &masters, final_twin, rig.root())?);
-    rows.extend(served_rows(t, &k, &rig.client, &masters, final_twin)?);
-    rows.extend(k.etcd.rows(t, final_twin)?);
-    if !same_end {
-        return Ok(Vec::new());
-    }
-    rows.extend(cluster_rows(t, &k, hosts, &joined, final_twin, &rig.client)?);
-    if rig.fault.is_some() {
-        return Ok(Vec::new());
-    }
-    rows.extend(acceptance_rows(t, &k, hosts, &rig.paths, &masters, final_twin)?);
-    Ok(not_rehearsed(t, final_twin))
+    // HAProxy's view is read until it holds still (most of a second): beside the other rows,
+    // which read files, the apiservers and etcd and change nothing it checks.
+    std::thread::scope(|scope| {
+        let vip = same_end.then(|| scope.spawn(|| vip_rows(t, hosts, &rig.client, final_twin, "end", "")));
+        rows.extend(file_rows(t, hosts, &joined, &masters, final_twin, rig.root())?);
+        rows.extend(served_rows(t, &k, &rig.client, &masters, final_twin)?);
+        rows.extend(k.etcd.rows(t, final_twin)?);
+        let Some(vip) = vip else { return Ok(Vec::new()) };
+        let vip = vip.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        rows.extend(cluster_rows(t, &k, hosts, &joined, final_twin, vip));
+        if rig.fault.is_some() {
+            return Ok(Vec::new());
+        }
+        rows.extend(acceptance_rows(t, &k, hosts, &rig.paths, &masters, final_twin)?);
+        Ok(not_rehearsed(t, final_twin))
+    })
 }

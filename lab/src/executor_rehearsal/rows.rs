@@ -155,16 +155,16 @@ pub(super) fn row(t: &Topology, observation: String, twin: impl Into<Cell>, lab:
 }
 
 /// The cluster as clients see it after the run: each node's Ready state (its kubelet through its
-/// kubelet.conf's server), HAProxy's backends from its stats socket, `/readyz` through the VIP,
-/// the config stack's flags in each master's manifest.
+/// kubelet.conf's server), the VIP's rows ([`vip_rows`], read beside the others), the config
+/// stack's flags in each master's manifest.
 pub(super) fn cluster_rows(
     t: &Topology,
     kubelet: &KubeletStandIn,
     hosts: &FixtureHosts,
     joined: &[NodeIx],
     twin: &Cluster,
-    client: &VerifyingClient,
-) -> Result<Vec<FidelityRow>, LabError> {
+    vip: Vec<FidelityRow>,
+) -> Vec<FidelityRow> {
     let mut rows = Vec::new();
     for &node in joined {
         let twin_ready = derive::node_ready(twin, t, node);
@@ -175,7 +175,7 @@ pub(super) fn cluster_rows(
         };
         rows.push(row(t, format!("node {} Ready (its kubelet reaches an apiserver)", t.name(node)), twin_cell, lab_cell));
     }
-    rows.extend(vip_rows(t, hosts, client, twin, "end", "")?);
+    rows.extend(vip);
     let flags = executor_lab::flag_lines(t);
     for &node in joined.iter().filter(|&&n| twin.control_plane.contains(n)) {
         let manifest = std::fs::read_to_string(executor_lab::manifest(hosts, t, node)).unwrap_or_default();
@@ -183,7 +183,7 @@ pub(super) fn cluster_rows(
         let observation = format!("config stack's apiserver flags in {}'s manifest", t.name(node));
         rows.push(row(t, observation, Observed::Yes(twin.apiserver_flags.contains(node)), Observed::Yes(has)));
     }
-    Ok(rows)
+    rows
 }
 
 /// How long the backends HAProxy reports UP are read again, at most, for them to hold still.
