@@ -105,7 +105,8 @@ pub struct SliceEtcd {
 }
 
 impl SliceEtcd {
-    /// Starts a member for every started voter of `start` (a new cluster of them), and prepares
+    /// Starts a member for every started voter of `start` (a new cluster of them; not waited for,
+    /// see [`Self::wait_ready`]), and prepares
     /// the etcd identity (name, URLs, data directory, flags) of every other master whose host is
     /// up, for the join shim. Writes `<root>/etcd-endpoints` (the existing members' client URLs,
     /// what kubeadm finds through the API) and the join shim `<root>/kubeadm-join-control-plane`.
@@ -114,8 +115,8 @@ impl SliceEtcd {
     /// A starting state with learners or members never started is not rehearsed.
     ///
     /// # Errors
-    /// [`LabError::NotRehearsable`] for such a state, a port or file the lab cannot get, etcd not
-    /// answering within [`MEMBER_READY_TIMEOUT_S`].
+    /// [`LabError::NotRehearsable`] for such a state, a port or file the lab cannot get, etcd that
+    /// cannot be started.
     pub fn start(t: &Topology, hosts: &FixtureHosts, start: &Cluster) -> Result<SliceEtcd, LabError> {
         let running = start.voters.and(start.etcd_started);
         if !start.learners.is_empty() || start.members() != running {
@@ -169,11 +170,16 @@ impl SliceEtcd {
         let ttl = &t.scenario.kubeadm;
         let modes = JoinModes { learner: t.learner_mode, kubelet_local: t.kubelet_local_mode };
         write_join_shim(hosts.root(), modes, u64::from(ttl.token_ttl_h) * 3600, u64::from(ttl.certs_ttl_min) * 60)?;
-        etcd.wait_ready(t, hosts, running)?;
         Ok(etcd)
     }
 
-    fn wait_ready(&self, t: &Topology, hosts: &FixtureHosts, running: NodeSet) -> Result<(), LabError> {
+    /// Waits until every member [`Self::start`] started is listed by name (its cluster elected a
+    /// leader and all joined): the lab starts its hosts meanwhile.
+    ///
+    /// # Errors
+    /// [`LabError::Timeout`] after [`MEMBER_READY_TIMEOUT_S`], with the first member's log.
+    pub fn wait_ready(&self, t: &Topology, hosts: &FixtureHosts) -> Result<(), LabError> {
+        let running = self.children.keys().fold(NodeSet::EMPTY, |set, &node| set.with(node));
         let deadline = Instant::now() + Duration::from_secs(MEMBER_READY_TIMEOUT_S);
         let ctl = self.etcdctl();
         loop {

@@ -109,8 +109,10 @@ impl Rig {
         let workstation = executor_lab::workstation_address(&t)?;
         let mut hosts = prepare_hosts(&t, &root, workstation)?;
         let ca = write_start(&t, &initial, &hosts, &paths)?;
-        hosts.start()?;
+        // etcd elects its leader while the hosts' sshd start.
         let etcd = SliceEtcd::start(&t, &hosts, &initial)?;
+        hosts.start()?;
+        etcd.wait_ready(&t, &hosts)?;
         // The twin's starting state has a backup (the pre-flight lists it): a real snapshot.
         etcd.take_backup(&paths.backup_before())?;
         if initial.lb_up {
