@@ -12,7 +12,7 @@ use plan_exec::journal::Journal;
 use plan_exec::kubernetes::KubeconfigSource;
 use plan_exec::lock::Lock;
 use plan_exec::observe::Probes;
-use plan_exec::runner::{Operator, Outcome, Recovery, RunOptions, Runner};
+use plan_exec::runner::{BetweenSteps, Operator, Outcome, Recovery, RunOptions, Runner};
 use plan_exec::ssh::{OpensshTransport, SshOptions};
 use plan_exec::target::Place;
 use plan_exec::transport::{Completed, Dispatch, LocalTransport, Recorder, Workstation};
@@ -85,6 +85,24 @@ mod tests {
     fn the_default_host_wait_is_the_twins_reboot_time() {
         let wait = crate::input::parse_duration(super::HOST_WAIT_DEFAULT).expect("a duration");
         assert_eq!(wait, plan_model::fault::NODE_REBOOT_S);
+    }
+
+    /// A phase put to a person (no `--yes`) makes its first step look at the hosts afresh, once;
+    /// under `--yes` nothing is asked and the look after the step before stands.
+    #[test]
+    fn a_phase_put_to_a_person_makes_its_first_step_look_afresh() {
+        use plan_exec::runner::{BetweenSteps, Operator};
+        let plan = plan_model::planner::generate(&plan_model::topology::Topology::new(
+            &plan_model::validate::parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("homelab"),
+        ));
+        let (phase, step) = (&plan.phases[1], &plan.steps[5]);
+        for (yes, first) in [(false, BetweenSteps::Touched), (true, BetweenSteps::Untouched)] {
+            let mut operator = super::TerminalOperator::new(yes, plan.steps.len());
+            operator.bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            operator.confirm_phase(phase, &[step]);
+            assert_eq!(operator.step_begins(step), first, "yes: {yes}");
+            assert_eq!(operator.step_begins(step), BetweenSteps::Untouched, "the next step of the phase, yes: {yes}");
+        }
     }
 }
 
@@ -486,6 +504,8 @@ pub(crate) struct TerminalOperator {
     yes: bool,
     pub(crate) bar: ProgressBar,
     current: Option<String>,
+    /// A person was asked to confirm a phase since the last step began (not under `--yes`).
+    asked: bool,
 }
 
 impl TerminalOperator {
@@ -494,7 +514,7 @@ impl TerminalOperator {
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{pos}/{len}] {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        TerminalOperator { yes, bar, current: None }
+        TerminalOperator { yes, bar, current: None, asked: false }
     }
 
     fn ask(&self, question: &str) -> bool {
@@ -527,7 +547,18 @@ impl Operator for TerminalOperator {
     fn confirm_phase(&mut self, phase: &Phase, steps: &[&Step]) -> bool {
         let ids = steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ");
         self.line(format!("== Phase {}: {} (steps {ids})", phase.id, phase.title));
+        self.asked |= !self.yes;
         self.yes || self.ask(&format!("Run phase {}?", phase.id))
+    }
+
+    /// The hosts are looked at afresh after a person confirmed the phase: they may have looked
+    /// at them, or done something, while the question waited.
+    fn step_begins(&mut self, _step: &Step) -> BetweenSteps {
+        if std::mem::take(&mut self.asked) {
+            BetweenSteps::Touched
+        } else {
+            BetweenSteps::Untouched
+        }
     }
 
     fn confirm_recovery(&mut self, recovery: &Recovery) -> bool {

@@ -35,7 +35,8 @@ pub trait Operator {
     fn finished(&mut self, step: &Step, invocation: &Invocation, done: &Result<Completed, String>);
     /// Told when a step begins, before the hosts are observed for it (the lab strikes a fault
     /// "at the step's start" here). [`BetweenSteps::Touched`] where the operator did something
-    /// to the hosts since the last look, so the step is looked at afresh; untouched by default.
+    /// to the hosts since the last look, or a person was asked to confirm something (and may
+    /// have), so the step is looked at afresh; untouched by default.
     fn step_begins(&mut self, _step: &Step) -> BetweenSteps {
         BetweenSteps::Untouched
     }
@@ -56,13 +57,14 @@ pub trait Operator {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BetweenSteps {
     Untouched,
-    /// Something was done to them (the lab struck a fault): the look after the last step no
-    /// longer stands for the next step's look before it.
+    /// Something was done to them (the lab struck a fault), or a person answered a question (a
+    /// phase's confirmation on a terminal): the look after the last step no longer stands for the
+    /// next step's look before it.
     Touched,
 }
 
 /// How old the look after a step may be, at most, to stand for the next step's look before it
-/// (in the same phase, nothing done in between, seeing all the next one would): the same hosts
+/// (nothing done and no person asked in between, seeing all the next one would): the same hosts
 /// looked at again milliseconds later show the same (a look asks every host, two etcdctl calls,
 /// HAProxy and the API: about a tenth of a second, half of what a step of the lab costs).
 pub const LOOK_STANDS_FOR_MS: u64 = 1000;

@@ -113,7 +113,6 @@ impl Runner<'_> {
         let scope = self.scope(i);
         let reused = state.look_after.take().is_some_and(|(k, look)| {
             k + 1 == i
-                && self.plan.steps[k].phase == step.phase
                 && between == BetweenSteps::Untouched
                 && !interrupted
                 && look.scope.covers(scope)
