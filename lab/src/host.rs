@@ -45,6 +45,20 @@ pub const PRIVATE_DIRS: [(&str, &str); 2] = [("/etc/haproxy", "etc-haproxy"), ("
 /// Name service switch of a host whose names come from its `/etc/hosts` only.
 const NSSWITCH_FILES_ONLY: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files\n";
 
+/// `/etc/passwd` with root's login shell `/bin/sh`: sshd runs every command through it, and every
+/// command the executor sends is `timeout … sh -c '…'` (exec/'s `bounded_remote_command`), which
+/// runs under sh whatever the login shell; bash as that outer shell only cost each of a lab's
+/// thousands of commands its start (about 2 ms here).
+fn with_root_shell_sh(passwd: &str) -> String {
+    passwd
+        .lines()
+        .map(|line| match line.strip_prefix("root:").and_then(|rest| rest.rsplit_once(':')) {
+            Some((fields, _shell)) => format!("root:{fields}:/bin/sh\n"),
+            None => format!("{line}\n"),
+        })
+        .collect()
+}
+
 /// One host: its inventory name and loopback address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureHost {
@@ -360,8 +374,11 @@ impl FixtureHosts {
         };
         let private: String =
             PRIVATE_DIRS.iter().map(|(real, sub)| format!("mount --bind {} {real} && ", dir.join(sub).display())).collect();
+        let passwd = r.join("passwd");
+        write_file(&passwd, &with_root_shell_sh(&std::fs::read_to_string("/etc/passwd").map_err(|e| LabError::io("/etc/passwd", e))?))?;
         let script = format!(
-            "mount --bind {} /etc/kubernetes && {private}{tmp}{home}{resolver}exec {SSHD_BIN} -D -e -f {}",
+            "mount --bind {} /etc/passwd && mount --bind {} /etc/kubernetes && {private}{tmp}{home}{resolver}exec {SSHD_BIN} -D -e -f {}",
+            passwd.display(),
             dir.join("etc-kubernetes").display(),
             config.display()
         );
@@ -504,4 +521,19 @@ impl Drop for FixtureHosts {
 pub(crate) fn skip_test(why: &str) {
     assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but this test cannot run: {why}");
     eprintln!("skipping: {why} (not CI)");
+}
+
+#[cfg(test)]
+mod tests {
+    /// Root logs in to a lab host with `/bin/sh`; every other account, and every other field of
+    /// root's, is the machine's.
+    #[test]
+    fn root_logs_in_with_sh_and_nothing_else_changes() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nrootless:x:7:7::/home/r:/bin/bash\n";
+        assert_eq!(
+            super::with_root_shell_sh(passwd),
+            "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nrootless:x:7:7::/home/r:/bin/bash\n"
+        );
+    }
 }
