@@ -375,7 +375,14 @@ impl FixtureHosts {
         let private: String =
             PRIVATE_DIRS.iter().map(|(real, sub)| format!("mount --bind {} {real} && ", dir.join(sub).display())).collect();
         let passwd = r.join("passwd");
-        write_file(&passwd, &with_root_shell_sh(&std::fs::read_to_string("/etc/passwd").map_err(|e| LabError::io("/etc/passwd", e))?))?;
+        if !passwd.exists() {
+            // Written once, whole (renamed into place): it is every running host's /etc/passwd,
+            // and a host booted again must not find it half written.
+            let machine = std::fs::read_to_string("/etc/passwd").map_err(|e| LabError::io("/etc/passwd", e))?;
+            let written = r.join("passwd.new");
+            write_file(&written, &with_root_shell_sh(&machine))?;
+            std::fs::rename(&written, &passwd).map_err(|e| LabError::io("the lab's passwd", e))?;
+        }
         let script = format!(
             "mount --bind {} /etc/passwd && mount --bind {} /etc/kubernetes && {private}{tmp}{home}{resolver}exec {SSHD_BIN} -D -e -f {}",
             passwd.display(),
