@@ -193,10 +193,14 @@ fn options(rig: &Rig) -> RunOptions {
     let mut options = RunOptions::new(
         Duration::from_secs(COMMAND_TIMEOUT_S),
         Probes {
-            // etcdctl bounded as the lab's own (its etcd elects in 500 ms, not etcd's 1 s): a
-            // look at a cluster that lost quorum takes 2 s, not 5.
+            // kubeadm's local endpoint, as on real hosts: the master asked answers from its own
+            // member (the lab's etcdctl shim dials that host's member, in plain http). A list of
+            // every member's URL let etcdctl ask any of them, a member that had just booted again
+            // on half-written data among them, whose list lacked the others. etcdctl bounded as
+            // the lab's own (its etcd elects in 500 ms, not etcd's 1 s): a look at a cluster that
+            // lost quorum takes 2 s, not 5.
             etcd: Some(EtcdProbe {
-                endpoint: lock(&rig.kubelet).etcd.all_client_urls().join(","),
+                endpoint: plan_exec::etcd::KUBEADM_ETCD_ENDPOINT.to_string(),
                 pki: None,
                 timeouts: EtcdctlTimeouts {
                     dial: Duration::from_millis(crate::etcd::DIAL_TIMEOUT_MS),

@@ -40,7 +40,9 @@ pub struct Connection {
     pub workstation: String,
     /// The operator's kubeconfig, the infra repo's first kubeconfig consumer (`--kubeconfig`).
     pub kubeconfig: Option<PathBuf>,
-    /// etcd's client URLs, every master's (`--etcd-endpoint`; plain http: `--etcd-pki none`).
+    /// etcd's client URLs, every master's, for the operator's own etcdctl. `plan execute` asks
+    /// kubeadm's local endpoint on a master, as on real hosts (its default `--etcd-endpoint`; the
+    /// lab's etcdctl dials that host's member), in plain http (`--etcd-pki none`).
     pub etcd_endpoints: String,
     /// HAProxy's config and stats socket on the load balancer's host.
     pub haproxy_config: String,
@@ -61,7 +63,6 @@ impl Connection {
         [
             ("--ssh-config", self.ssh_config.display().to_string()),
             ("--workstation", self.workstation.clone()),
-            ("--etcd-endpoint", self.etcd_endpoints.clone()),
             ("--etcd-pki", "none".to_string()),
             ("--haproxy-config", self.haproxy_config.clone()),
             ("--haproxy-socket", self.haproxy_socket.clone()),
