@@ -235,7 +235,7 @@ impl Runner<'_> {
                 } else if writes_off {
                     after_write_off(t, c, &actions)
                 } else {
-                    candidate.end
+                    candidate.end(c, t)
                 };
                 let commands = rendered
                     .iter()

@@ -218,7 +218,7 @@ pub(crate) fn candidate(
     going_on: &mut dyn GoingOn,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Candidate {
-    let write_off = run_candidate(c, t, RecoveryKind::GoForward, write_off_actions(c), false, judge);
+    let (write_off, written_off) = run_candidate(c, t, RecoveryKind::GoForward, write_off_actions(c), false, judge);
     if !write_off.applicable() {
         return write_off;
     }
@@ -226,7 +226,7 @@ pub(crate) fn candidate(
     // The halted step again, and what a cut join left cleaned up (a few actions at most).
     actions.reserve(plan_without.steps[step].actions.len() + 4);
     let mut halted =
-        Progress { actions, downtime_s: write_off.cost.downtime_s, transitions: write_off.transitions, ..Progress::from(write_off.end) };
+        Progress { actions, downtime_s: write_off.cost.downtime_s, transitions: write_off.transitions, ..Progress::from(written_off) };
     'step: for &a in &plan_without.steps[step].actions {
         let again = action::already_done(&halted.end, a);
         for act in action::cut_cleanup(&halted.end, a).into_iter().chain((!again).then_some(a)) {
@@ -250,15 +250,5 @@ pub(crate) fn candidate(
         stops_at = rest.stops_at().cloned();
     }
     let cost = judge(&state, downtime_s, state.clock_s.saturating_sub(c.clock_s));
-    Candidate {
-        kind: RecoveryKind::GoForward,
-        actions,
-        refused: None,
-        refused_at: None,
-        stops_at,
-        documented: false,
-        cost,
-        end: state,
-        transitions,
-    }
+    Candidate { kind: RecoveryKind::GoForward, actions, refused: None, refused_at: None, stops_at, documented: false, cost, transitions }
 }

@@ -508,12 +508,12 @@ fn waiting_and_running_the_step_again_is_judged_by_what_the_step_leaves_and_refu
             assert!(retry.applicable(), "{file} {join}: {:?}", retry.refused);
             assert_eq!(retry.actions, plan.steps[i].actions, "{file} {join}");
             let after = prediction.after(i);
-            assert_eq!(Cluster { clock_s: after.clock_s, ..retry.end }, *after, "{file} {join}");
+            assert_eq!(Cluster { clock_s: after.clock_s, ..retry.end(prediction.before(i), &t) }, *after, "{file} {join}");
             // From after it (a halt at its verification): what is done is skipped (a promotion,
             // a no-op on a voter, may run again), and the state stays.
             let again = search::retry(after, &t, &plan, i);
             assert!(again.applicable() && again.actions.len() < plan.steps[i].actions.len(), "{file} {join}: {:?}", again.actions);
-            assert_eq!(Cluster { clock_s: after.clock_s, ..again.end }, *after, "{file} {join}");
+            assert_eq!(Cluster { clock_s: after.clock_s, ..again.end(after, &t) }, *after, "{file} {join}");
             // The joining master down: the step cannot run again.
             let Some(Action::EtcdMemberAdd(x)) = plan.steps[i].actions.iter().find(|a| matches!(a, Action::EtcdMemberAdd(_))).copied()
             else {
