@@ -286,11 +286,12 @@ pub struct End {
     pub outcome: Outcome,
     /// Availability invariants broken in the final state (bits by index in `INVARIANTS`).
     pub unavailable: u32,
-    /// The state their messages are built from (the no-fault run's end, for a run that
-    /// rejoined it).
-    pub explain_from: Cluster,
     /// The state the run ended in (where it rejoined the no-fault run, if it did).
     pub final_state: Cluster,
+    /// For a run that rejoined the no-fault run, that run's end, which the messages are built
+    /// from: one copy per memory, shared by every such end (an end is kept for every run that
+    /// stops on its own, hundreds of thousands at depth 3).
+    rejoined: Option<Rc<Cluster>>,
 }
 
 impl End {
@@ -301,7 +302,12 @@ impl End {
 
     /// Why availability invariant `index` is broken at the end, in words.
     pub fn why(&self, index: usize, t: &Topology) -> String {
-        (INVARIANTS[index].explain)(&self.explain_from, t).expect("an invariant recorded broken at the end breaks there")
+        (INVARIANTS[index].explain)(self.explain_from(), t).expect("an invariant recorded broken at the end breaks there")
+    }
+
+    /// The state the messages are built from: the no-fault run's end, for a run that rejoined it.
+    pub fn explain_from(&self) -> &Cluster {
+        self.rejoined.as_deref().unwrap_or(&self.final_state)
     }
 }
 
@@ -461,6 +467,9 @@ pub struct Memo {
     forget: bool,
     /// The boundaries the run under way passed (kept for its allocation).
     marks: Vec<Mark>,
+    /// The no-fault run's end and the availability it breaks there, shared by the ends of the
+    /// runs that rejoin it.
+    track_end: Option<(Rc<Cluster>, u32)>,
 }
 
 /// Where a run stood at a step boundary it passed: its lists' lengths then.
@@ -493,6 +502,7 @@ impl Memo {
             hits: 0,
             forget: false,
             marks: Vec::new(),
+            track_end: None,
         }
     }
 
@@ -534,7 +544,11 @@ impl Memo {
         let (end, shared) = match self.kept.carry_out(&mut r, entry, schedule, track, &mut walk, &mut marks) {
             Stop::End { outcome, rejoined } => {
                 r.settle();
-                let end = if rejoined { track_end(track, outcome, r.c) } else { end_of(r.c, outcome, engine.t, &mut self.judged) };
+                let end = if rejoined {
+                    track_end(&mut self.track_end, track, outcome, r.c)
+                } else {
+                    end_of(r.c, outcome, engine.t, &mut self.judged)
+                };
                 (Rc::new(end), None)
             }
             Stop::Known(tail) => {
@@ -665,11 +679,18 @@ fn tail_from(breaks: &[Break], lists: &Rc<Lists>, mark: &Mark, transitions: u64,
 }
 
 /// The end of a run that rejoined the no-fault run at `state`: the no-fault run's outcome and
-/// availability.
-fn track_end(track: &Track, outcome: Outcome, state: Cluster) -> End {
-    let unavailable =
-        track.final_unavailable.iter().filter_map(|b| INVARIANTS.iter().position(|i| i.name == b.invariant)).fold(0u32, |m, i| m | 1 << i);
-    End { outcome, unavailable, explain_from: track.final_state, final_state: state }
+/// availability, its end shared from `kept` (made from `track` the first time).
+fn track_end(kept: &mut Option<(Rc<Cluster>, u32)>, track: &Track, outcome: Outcome, state: Cluster) -> End {
+    let (end, unavailable) = kept.get_or_insert_with(|| {
+        let unavailable = track
+            .final_unavailable
+            .iter()
+            .filter_map(|b| INVARIANTS.iter().position(|i| i.name == b.invariant))
+            .fold(0u32, |m, i| m | 1 << i);
+        (Rc::new(track.final_state), unavailable)
+    });
+    debug_assert_eq!(**end, track.final_state, "a memory serves one exploration, of one no-fault run");
+    End { outcome, unavailable: *unavailable, final_state: state, rejoined: Some(end.clone()) }
 }
 
 /// The end of a run that stopped in `state`; the availability invariants it breaks are judged
@@ -683,7 +704,7 @@ fn end_of(state: Cluster, outcome: Outcome, t: &Topology, judged: &mut FxHashMap
             .filter(|(_, i)| i.class == InvariantClass::Availability && (i.broken)(&state, t))
             .fold(0u32, |m, (i, _)| m | 1 << i)
     });
-    End { outcome, unavailable, explain_from: state, final_state: state }
+    End { outcome, unavailable, final_state: state, rejoined: None }
 }
 
 impl Run<'_, '_> {
