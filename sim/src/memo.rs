@@ -322,7 +322,7 @@ pub struct Lists {
 
 /// A run's halts, with the step each was in: one or two as a rule, kept inline so a run's lists
 /// are one allocation (some 130,000 runs keep theirs at depth 2 on the homelab).
-pub(crate) type Halts = smallvec::SmallVec<[Halted; 2]>;
+pub(crate) type Halts = smallvec::SmallVec<[Halted; 1]>;
 
 /// A halt, with the step it halted in (by index in the plan). A refusal the exploration's run
 /// met is kept unworded, with the action refused and the state it was refused in: it is worded
@@ -358,22 +358,25 @@ pub(crate) fn words((action, state): &(Action, Cluster), t: &Topology) -> plan_m
 }
 
 /// A run's recoveries: one or two as a rule, kept inline as its halts are.
-pub(crate) type Recoveries = smallvec::SmallVec<[RecoveryKind; 2]>;
+pub(crate) type Recoveries = smallvec::SmallVec<[RecoveryKind; 1]>;
 
 /// Where a continuation starts in its run's [`Lists`].
+/// (A run's lists hold a few entries: counts of 32 bits keep a tail, of which a memory keeps
+/// hundreds of thousands, small.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Since {
-    halts: usize,
-    recoveries: usize,
-    dominated: usize,
+    halts: u32,
+    recoveries: u32,
+    dominated: u32,
 }
 
 /// What a run does from some configuration to its end: a placement's whole run, or the
 /// continuation every run reaching a boundary shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tail {
-    /// The first break of each reported safety invariant, in the order they broke.
-    pub breaks: Vec<Break>,
+    /// The first break of each reported safety invariant, in the order they broke (a boxed
+    /// slice, a word smaller than a vector: most tails have none).
+    pub breaks: Box<[Break]>,
     lists: Rc<Lists>,
     since: Since,
     /// Model transitions from here to the end.
@@ -395,7 +398,7 @@ impl Tail {
     }
 
     pub fn recoveries(&self) -> &[RecoveryKind] {
-        &self.lists.recoveries[self.since.recoveries..]
+        &self.lists.recoveries[self.since.recoveries as usize..]
     }
 
     pub fn has_recoveries(&self) -> bool {
@@ -404,7 +407,7 @@ impl Tail {
 
     /// Every halt, with the step it halted in (by index in the plan); the first is the run's.
     pub fn halts(&self) -> &[Halted] {
-        &self.lists.halts[self.since.halts..]
+        &self.lists.halts[self.since.halts as usize..]
     }
 
     /// The run's first halt: the step (by index in the plan) and why.
@@ -413,7 +416,7 @@ impl Tail {
     }
 
     pub fn dominated(&self) -> &[Dominated] {
-        &self.lists.dominated[self.since.dominated..]
+        &self.lists.dominated[self.since.dominated as usize..]
     }
 
     pub fn end(&self) -> &End {
@@ -602,7 +605,7 @@ impl Memo {
             seen |= 1 << b.invariant;
             first
         });
-        let run = Tail { breaks, lists, since: Since::default(), transitions, end };
+        let run = Tail { breaks: breaks.into_boxed_slice(), lists, since: Since::default(), transitions, end };
         let skipped = walk.map_or(0, |w| w.skipped);
         (Summary { run, applied }, skipped)
     }
@@ -670,9 +673,9 @@ fn tail_from(breaks: &[Break], lists: &Rc<Lists>, mark: &Mark, transitions: u64,
         }
     }
     Tail {
-        breaks: first,
+        breaks: first.into_boxed_slice(),
         lists: lists.clone(),
-        since: Since { halts: mark.halts, recoveries: mark.recoveries, dominated: mark.dominated },
+        since: Since { halts: mark.halts as u32, recoveries: mark.recoveries as u32, dominated: mark.dominated as u32 },
         transitions: transitions - mark.transitions,
         end: end.clone(),
     }
