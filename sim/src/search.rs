@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 mod go_forward;
 pub use go_forward::write_off_actions;
-pub(crate) use go_forward::{Continuation, GoingOn};
+pub(crate) use go_forward::{Continuation, GoingOn, StepRun};
 
 /// What a recovery costs, judged on the state it ends in and on the way there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -41,7 +41,7 @@ impl crate::search::GoingOn for GoingOnKept<'_> {
         from: usize,
         state: &Cluster,
     ) -> Arc<crate::search::Continuation> {
-        let mut walked: Vec<(Fingerprint, crate::search::Continuation)> = Vec::new();
+        let mut walked: Vec<(Fingerprint, crate::search::StepRun)> = Vec::new();
         let mut at = *state;
         let mut kept = None;
         for step in from..plan_without.steps.len() {
@@ -50,8 +50,8 @@ impl crate::search::GoingOn for GoingOnKept<'_> {
                 kept = Some(rest);
                 break;
             }
-            let run = crate::search::Continuation::step(t, plan_without, step, &at);
-            at = *run.step_end();
+            let run = crate::search::StepRun::of(t, plan_without, step, &at);
+            at = *run.end();
             let goes_on = run.goes_past_step();
             walked.push((key, run));
             if !goes_on {
@@ -61,7 +61,7 @@ impl crate::search::GoingOn for GoingOnKept<'_> {
         for (key, run) in walked.into_iter().rev() {
             let rest = Arc::new(match kept {
                 Some(next) => run.then(next),
-                None => run,
+                None => run.last(),
             });
             kept = Some(self.keep(key, rest));
         }

@@ -33,28 +33,39 @@ pub fn write_off_actions(c: &Cluster) -> Vec<Action> {
 /// rests share what follows.
 #[derive(Debug)]
 pub(crate) struct Continuation {
-    /// The boundary's step: the actions applied, the state it leaves.
+    /// The boundary's step: the actions applied.
     step_actions: Vec<Action>,
-    step_end: Cluster,
     /// Consumer-seconds without the API while the rest runs (this step and every later one).
     pub downtime_s: u32,
     /// Model transitions applied by the rest (this step and every later one).
     pub transitions: u32,
     /// The boundary's step stops the rest: the step, and why.
     stops_here: Option<StoppedAt>,
-    /// The rest from the next boundary; none after the plan's last step or a stop.
-    next: Option<Arc<Continuation>>,
+    after: After,
 }
 
-impl Continuation {
-    /// At the end of the plan: nothing left to run from `state`.
-    pub(crate) fn at_end(state: Cluster) -> Continuation {
-        Continuation { step_actions: Vec::new(), step_end: state, downtime_s: 0, transitions: 0, stops_here: None, next: None }
-    }
+/// What follows a boundary's step in a rest: the rest from the next boundary, or, after the
+/// plan's last step or a stop, the state the rest ends in. Only the last step of a rest keeps a
+/// state (a memory keeps hundreds of thousands of rests, most of them linked to the next).
+#[derive(Debug)]
+enum After {
+    Next(Arc<Continuation>),
+    End(Box<Cluster>),
+}
 
+/// A boundary's step run, before it is linked to what follows it.
+pub(crate) struct StepRun {
+    actions: Vec<Action>,
+    end: Cluster,
+    downtime_s: u32,
+    transitions: u32,
+    stops_here: Option<StoppedAt>,
+}
+
+impl StepRun {
     /// Step `step` of `plan_without` run from `state`, up to the first action the model refuses
-    /// other than on a host that is down; the rest after it is linked with [`Continuation::then`].
-    pub(crate) fn step(t: &Topology, plan_without: &Plan, step: usize, state: &Cluster) -> Continuation {
+    /// other than on a host that is down.
+    pub(crate) fn of(t: &Topology, plan_without: &Plan, step: usize, state: &Cluster) -> StepRun {
         let s = &plan_without.steps[step];
         let mut run = Progress::from(*state);
         run.actions.reserve_exact(s.actions.len());
@@ -64,39 +75,54 @@ impl Continuation {
                 break;
             }
         }
-        Continuation {
-            step_actions: run.actions,
-            step_end: run.end,
-            downtime_s: run.downtime_s,
-            transitions: run.transitions,
-            stops_here: run.stops_at,
-            next: None,
-        }
+        StepRun { actions: run.actions, end: run.end, downtime_s: run.downtime_s, transitions: run.transitions, stops_here: run.stops_at }
     }
 
-    /// This step followed by `next`, the rest from the next boundary in the state it leaves.
-    pub(crate) fn then(self, next: Arc<Continuation>) -> Continuation {
-        Continuation {
-            downtime_s: self.downtime_s + next.downtime_s,
-            transitions: self.transitions + next.transitions,
-            next: Some(next),
-            ..self
-        }
-    }
-
-    /// The boundary's step did not stop the rest: the next boundary is reached.
+    /// The step did not stop the rest: the next boundary is reached.
     pub(crate) fn goes_past_step(&self) -> bool {
         self.stops_here.is_none()
     }
 
-    /// The state the boundary's step leaves.
-    pub(crate) fn step_end(&self) -> &Cluster {
-        &self.step_end
+    /// The state the step leaves.
+    pub(crate) fn end(&self) -> &Cluster {
+        &self.end
+    }
+
+    /// The step followed by `next`, the rest from the next boundary in the state it leaves.
+    pub(crate) fn then(self, next: Arc<Continuation>) -> Continuation {
+        Continuation {
+            step_actions: self.actions,
+            downtime_s: self.downtime_s + next.downtime_s,
+            transitions: self.transitions + next.transitions,
+            stops_here: self.stops_here,
+            after: After::Next(next),
+        }
+    }
+
+    /// The step as the last of its rest (the plan's last step, or a stop).
+    pub(crate) fn last(self) -> Continuation {
+        Continuation {
+            step_actions: self.actions,
+            downtime_s: self.downtime_s,
+            transitions: self.transitions,
+            stops_here: self.stops_here,
+            after: After::End(Box::new(self.end)),
+        }
+    }
+}
+
+impl Continuation {
+    /// At the end of the plan: nothing left to run from `state`.
+    pub(crate) fn at_end(state: Cluster) -> Continuation {
+        Continuation { step_actions: Vec::new(), downtime_s: 0, transitions: 0, stops_here: None, after: After::End(Box::new(state)) }
     }
 
     /// This step's rest and the rests after it, in order.
     fn steps(&self) -> impl Iterator<Item = &Continuation> {
-        std::iter::successors(Some(self), |c| c.next.as_deref())
+        std::iter::successors(Some(self), |c| match &c.after {
+            After::Next(next) => Some(next.as_ref()),
+            After::End(_) => None,
+        })
     }
 
     /// Every action the rest applies, in order, onto the end of `actions`.
@@ -107,14 +133,22 @@ impl Continuation {
         }
     }
 
+    /// The last step of the rest.
+    fn last(&self) -> &Continuation {
+        self.steps().last().unwrap_or(self)
+    }
+
     /// The state the rest ends in.
     pub(crate) fn end(&self) -> &Cluster {
-        &self.steps().last().unwrap_or(self).step_end
+        match &self.last().after {
+            After::End(end) => end,
+            After::Next(_) => unreachable!("the last step of a rest is followed by nothing"),
+        }
     }
 
     /// The step the rest stops at, and why.
     pub(crate) fn stops_at(&self) -> Option<&StoppedAt> {
-        self.steps().last().unwrap_or(self).stops_here.as_ref()
+        self.last().stops_here.as_ref()
     }
 }
 
@@ -166,8 +200,8 @@ pub(crate) fn rest_of_plan(t: &Topology, plan_without: &Plan, from: usize, state
     let mut steps = Vec::new();
     let mut at = *state;
     for step in from..plan_without.steps.len() {
-        let run = Continuation::step(t, plan_without, step, &at);
-        at = *run.step_end();
+        let run = StepRun::of(t, plan_without, step, &at);
+        at = *run.end();
         let goes_on = run.goes_past_step();
         steps.push(run);
         if !goes_on {
@@ -178,7 +212,7 @@ pub(crate) fn rest_of_plan(t: &Topology, plan_without: &Plan, from: usize, state
     for run in steps.into_iter().rev() {
         rest = Some(Arc::new(match rest {
             Some(next) => run.then(next),
-            None => run,
+            None => run.last(),
         }));
     }
     rest.unwrap_or_else(|| Arc::new(Continuation::at_end(*state)))
