@@ -360,9 +360,8 @@ pub(crate) fn words((action, state): &(Action, Cluster), t: &Topology) -> plan_m
 /// A run's recoveries: one or two as a rule, kept inline as its halts are.
 pub(crate) type Recoveries = smallvec::SmallVec<[RecoveryKind; 1]>;
 
-/// Where a continuation starts in its run's [`Lists`].
-/// (A run's lists hold a few entries: counts of 32 bits keep a tail, of which a memory keeps
-/// hundreds of thousands, small.)
+/// Where a continuation starts in its run's [`Lists`]: counts of 32 bits (a run's lists hold a
+/// few entries, and a memory keeps hundreds of thousands of tails).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Since {
     halts: u32,
