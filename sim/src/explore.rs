@@ -356,11 +356,11 @@ fn merge_shards(shards: Vec<Found<'_>>, states: &[(Point, Cluster)], collector: 
     let mut visited: FxHashSet<u64> = FxHashSet::with_capacity_and_hasher(states.len() + largest, Default::default());
     let mut merged = Merged { states: 0, transitions: 0, placements: 0, deduplicated: 0 };
     for (point, state) in states {
-        visited.insert(fingerprint_hash(state, *point, 0, t));
+        visited.insert(fingerprint_hash(state, *point, 0, t) | VISITED);
     }
     for shard in shards {
-        visited.extend(shard.visited);
-        visited.extend(shard.seen.into_iter().filter_map(|(key, visited)| visited.then_some(key)));
+        visited.extend(shard.visited.into_iter().map(|key| key | VISITED));
+        visited.extend(shard.seen.into_iter().filter(|key| key & VISITED != 0));
         merged.transitions += shard.transitions;
         merged.placements += shard.placements;
         merged.deduplicated += shard.deduplicated;
@@ -406,6 +406,10 @@ fn traced(violations: BTreeMap<String, Violation>, t: &Topology, plan: &Plan) ->
     violations
 }
 
+/// The bit of a placement's key that says it is a visited (state, point, faults): set on every
+/// key the `states` figure counts (63 bits of hash are left to tell them apart).
+const VISITED: u64 = 1;
+
 /// Fault placements are explored in this many shards (threads), whatever the machine.
 const SHARDS: usize = 2;
 
@@ -420,10 +424,12 @@ struct Shard<'s, 'a> {
     collector: Collector<'a>,
     /// Fingerprints of single runs' ends.
     visited: FxHashSet<u64>,
-    /// Placements made: a placement whose start was made before is skipped. The flag says the
-    /// key is also a visited (state, point, faults) (every placement after a first fault's
-    /// point is; a pair at that point is not): one table, one look-up per placement.
-    seen: FxHashMap<u64, bool>,
+    /// Placements made: a placement whose start was made before is skipped. The key's lowest
+    /// bit ([`VISITED`]) says it is also a visited (state, point, faults) (every placement after
+    /// a first fault's point is; a pair at that point is not): one table of 8-byte keys, one
+    /// look-up per placement. A key is made with one value of the bit only (a pair's and a
+    /// later placement's keys hash different faults), so the bit parts no placement from itself.
+    seen: FxHashSet<u64>,
     /// The configurations (state, point, pending faults, recoveries, faults left) further faults
     /// were placed at, every fault of them.
     expanded: FxHashSet<u64>,
@@ -460,7 +466,7 @@ impl<'s, 'a> Shard<'s, 'a> {
             depth,
             collector: Collector::new(engine.t, engine.plan, no_fault_broken),
             visited: FxHashSet::default(),
-            seen: FxHashMap::with_capacity_and_hasher(1 << 18, Default::default()),
+            seen: FxHashSet::with_capacity_and_hasher(1 << 18, Default::default()),
             expanded: FxHashSet::default(),
             memo: if plain { Memo::plain(reported) } else { Memo::new(reported) }.sharing_rankings(rankings),
             fault_info: faults.iter().map(|f| (fault_key(*f), crate::run::pre_existing(engine.t, *f))).collect(),
@@ -493,9 +499,7 @@ impl<'s, 'a> Shard<'s, 'a> {
                 let (second_key, second_inherited) = self.fault_info[j];
                 let pair = [first, Injection { at: point, fault: second }];
                 let key = keyed(&hashed, fault_key ^ second_key.rotate_left(17) ^ budget_key(self.depth - 2));
-                if let std::collections::hash_map::Entry::Vacant(entry) = self.seen.entry(key) {
-                    entry.insert(false);
-                } else {
+                if !self.seen.insert(key & !VISITED) {
                     self.deduplicated += 1;
                     continue;
                 }
@@ -536,7 +540,7 @@ impl<'s, 'a> Shard<'s, 'a> {
             for (k, next) in faults_at(self.faults, at) {
                 let (next_key, next_inherited) = self.fault_info[k];
                 let key = keyed(&hashed, next_key ^ config);
-                if self.seen.insert(key, true).is_some() {
+                if !self.seen.insert(key | VISITED) {
                     self.deduplicated += 1;
                     continue;
                 }
@@ -571,7 +575,7 @@ impl<'s, 'a> Shard<'s, 'a> {
 struct Found<'a> {
     collector: Collector<'a>,
     visited: FxHashSet<u64>,
-    seen: FxHashMap<u64, bool>,
+    seen: FxHashSet<u64>,
     transitions: u64,
     placements: usize,
     deduplicated: usize,
