@@ -37,7 +37,7 @@ impl Cursor {
     pub(crate) fn of(run: &Run<'_, '_>, pos: &Position) -> Cursor {
         Cursor {
             c: run.c,
-            pending: run.pending.clone(),
+            pending: Pending::from_slice(&run.pending),
             step: pos.step,
             action: pos.k,
             skip_done: pos.skip_done,

@@ -399,7 +399,8 @@ impl<'e, 'a> Run<'e, 'a> {
         Run {
             engine,
             c: cursor.c,
-            pending: cursor.pending.clone(),
+            // Copied as the slice it is (its faults are plain values), not cloned one by one.
+            pending: crate::cursor::Pending::from_slice(&cursor.pending),
             events: Vec::new(),
             broken: Vec::new(),
             downtime: Downtime::default(),
