@@ -320,8 +320,9 @@ pub struct Lists {
     dominated: Vec<Dominated>,
 }
 
-/// A run's halts, with the step each was in: one or two as a rule, kept inline so a run's lists
-/// are one allocation (some 130,000 runs keep theirs at depth 2 on the homelab).
+/// A run's halts, with the step each was in: one as a rule, kept inline so most runs' lists are
+/// one allocation (some 130,000 runs keep theirs at depth 2 on the homelab); a second halt
+/// spills them to the heap.
 pub(crate) type Halts = smallvec::SmallVec<[Halted; 1]>;
 
 /// A halt, with the step it halted in (by index in the plan). A refusal the exploration's run
@@ -357,7 +358,7 @@ pub(crate) fn words((action, state): &(Action, Cluster), t: &Topology) -> plan_m
     }
 }
 
-/// A run's recoveries: one or two as a rule, kept inline as its halts are.
+/// A run's recoveries: one as a rule, kept inline as its halts are.
 pub(crate) type Recoveries = smallvec::SmallVec<[RecoveryKind; 1]>;
 
 /// Where a continuation starts in its run's [`Lists`]: counts of 32 bits (a run's lists hold a
@@ -524,7 +525,8 @@ impl Memo {
     /// boundary whose continuation is known on, that continuation is taken instead of running
     /// it. A `walk` records every point passed after the injections, up to a boundary already
     /// walked with the same budget; the placements along the rest of the walk are returned, as
-    /// duplicates.
+    /// duplicates. A memory serves one exploration: every run is given the same no-fault run
+    /// (`track`), whose end the ends of the runs that rejoin it share.
     pub fn run(
         &mut self,
         engine: &Engine<'_>,

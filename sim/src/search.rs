@@ -298,7 +298,9 @@ pub fn renewal(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Option<Ca
 /// first. The executor offers it first where the hosts that did not answer at the halt answer
 /// again (the twin's policy waits for a temporary fault before any search): it is judged by the
 /// state the step leaves, and cannot be carried out where the model refuses the step from `c`.
-/// Carrying it out runs nothing: the step runs again at the resume.
+/// Carrying it out runs nothing: the step runs again at the resume. It stops at a refusal of any
+/// kind, a machine down included, and the refused action is the last of its actions: applied
+/// again by [`Candidate::end`], which passes a machine down over, it changes nothing more.
 pub fn retry(c: &Cluster, t: &Topology, plan: &Plan, step: usize) -> Candidate {
     let mut actions = Vec::new();
     let mut state = *c;
@@ -557,11 +559,12 @@ mod tests {
     }
 
     /// A candidate keeps no copy of the state it ends in: [`Candidate::end`] applies its actions
-    /// again. Checked against what the run judged: the state it gives is judged to the cost the
-    /// candidate carries, and its clock is the recovery's time past the halt; on every point of
-    /// the no-fault run struck by every fault, for every candidate weighed there (the renewal,
-    /// waiting and running the step again, going forward and the phase's candidates), refused
-    /// ones included, on three scenarios with other names, sizes and recoveries.
+    /// again. Checked against what the run judged, on every third boundary of the no-fault run
+    /// struck by every fault, on three scenarios with other names, sizes and recoveries: the
+    /// ranked candidates' ends (going forward and the phase's, refused ones included) are,
+    /// whole, the states the ranking handed its judge, one each; and for every candidate weighed
+    /// there (the renewal and waiting and running the step again too) the end is judged to the
+    /// cost the candidate carries, its clock the recovery's time past the halt.
     #[test]
     fn a_candidates_end_applied_again_is_the_end_it_was_judged_by() {
         use plan_model::fault::Fault;
@@ -581,6 +584,19 @@ mod tests {
                 let step = point.step as usize;
                 for fault in Fault::all(&t) {
                     let c = fault.strike(state, &t);
+                    let mut judged: Vec<Cluster> = Vec::new();
+                    let kind = recovery::phase_kind(&plan, &plan.steps[step].phase);
+                    let ranked = rank_judging(&c, &t, &plan, step, kind, &mut go_forward::Uncached, &mut |end, downtime_s, duration_s| {
+                        judged.push(*end);
+                        judge(end, &t).cost(downtime_s, duration_s)
+                    });
+                    for candidate in &ranked {
+                        let end = candidate.end(&c, &t);
+                        let at = judged.iter().position(|j| *j == end);
+                        let label = format!("{} {} {} {:?}", t.scenario.name, plan.steps[step].id, fault.describe(&t), candidate.kind);
+                        assert!(at.is_some(), "{label}: its end is none of the states judged");
+                        judged.swap_remove(at.unwrap_or_default());
+                    }
                     let mut weighed = recoveries(&c, &t, &plan, step);
                     weighed.push(retry(&c, &t, &plan, step));
                     for candidate in &weighed {
