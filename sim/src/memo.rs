@@ -537,7 +537,8 @@ impl Memo {
     /// it. A `walk` records every point passed after the injections, up to a boundary already
     /// walked with the same budget; the placements along the rest of the walk are returned, as
     /// duplicates. A memory serves one exploration: every run is given the same no-fault run
-    /// (`track`), whose end the ends of the runs that rejoin it share.
+    /// (`track`), whose end the ends of the runs that rejoin it share; its engine records no
+    /// timeline and takes the best recovery, not one chosen by kind.
     pub fn run(
         &mut self,
         engine: &Engine<'_>,
@@ -550,6 +551,12 @@ impl Memo {
         let plan = engine.plan;
         let from = Point { step: entry.step as u16, action: entry.action as u16 };
         let mut r = Run::start(engine, entry, true);
+        // The rankings kept hold only what a run without a timeline or an operator's choice
+        // reads of them ([`read_by_the_run`]).
+        debug_assert!(
+            !crate::policy::Executor::timeline(&r) && crate::policy::Executor::chosen(&r).is_none(),
+            "a memory serves the exploration's runs: no timeline, no recovery chosen by kind"
+        );
         r.rankings = Some(&mut self.rankings);
         r.reported = self.reported;
         r.check_safety_at_start(entry.step);
