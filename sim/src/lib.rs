@@ -10,3 +10,39 @@ pub mod recovery;
 pub mod run;
 pub mod search;
 pub mod step;
+
+/// What the unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use plan_model::cluster::Cluster;
+    use plan_model::plan::Plan;
+    use plan_model::topology::Topology;
+
+    /// A scenario, the plan the planner makes for it, and every third step boundary of its
+    /// no-fault run (the step's index and the state there).
+    pub(crate) struct PlannedScenario {
+        pub(crate) t: Topology,
+        pub(crate) plan: Plan,
+        pub(crate) boundaries: Vec<(usize, Cluster)>,
+    }
+
+    /// Three scenarios with other names, sizes and recoveries: the homelab, five masters, the
+    /// loopback lab.
+    pub(crate) fn three_scenarios() -> Vec<PlannedScenario> {
+        let texts = [
+            include_str!("../../scenarios/homelab.yaml"),
+            include_str!("../../scenarios/five-masters.yaml"),
+            include_str!("../../scenarios/loopback.yaml"),
+        ];
+        texts
+            .into_iter()
+            .map(|text| {
+                let t = Topology::new(&plan_model::validate::parse_scenario(text).expect("the scenario is valid"));
+                let plan = plan_model::planner::generate(&t);
+                let (_, states) = crate::run::Engine::new(&t, &plan, crate::run::Recording::default()).track();
+                let boundaries = states.iter().filter(|(p, _)| p.action == 0).step_by(3).map(|(p, c)| (p.step as usize, *c)).collect();
+                PlannedScenario { t, plan, boundaries }
+            })
+            .collect()
+    }
+}

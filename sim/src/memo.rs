@@ -798,21 +798,12 @@ mod tests {
     /// steps, going forward put in its place where a machine is down).
     #[test]
     fn a_ranking_kept_holds_the_best_and_the_documented_recovery_of_the_whole_ranking() {
-        let scenarios = [
-            include_str!("../../scenarios/homelab.yaml"),
-            include_str!("../../scenarios/five-masters.yaml"),
-            include_str!("../../scenarios/loopback.yaml"),
-        ];
-        for text in scenarios {
-            let t = Topology::new(&parse_scenario(text).expect("the scenario is valid"));
-            let plan = planner::generate(&t);
-            let (_, states) = Engine::new(&t, &plan, Recording::default()).track();
+        for crate::testing::PlannedScenario { t, plan, boundaries } in crate::testing::three_scenarios() {
             let mut rankings = Rankings::default();
             let (mut dropped, mut went_on, mut apart) = (0, 0, 0);
-            for (point, state) in states.iter().filter(|(p, _)| p.action == 0).step_by(3) {
-                let step = point.step as usize;
+            for (step, state) in boundaries {
                 for fault in Fault::all(&t) {
-                    let c = fault.strike(state, &t);
+                    let c = fault.strike(&state, &t);
                     let whole = crate::search::rank(&c, &t, &plan, step);
                     let kept = rankings.rank(&c, &t, &plan, step);
                     let label = format!("{} {} {}", t.scenario.name, plan.steps[step].id, fault.describe(&t));

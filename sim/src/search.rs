@@ -568,22 +568,11 @@ mod tests {
     #[test]
     fn a_candidates_end_applied_again_is_the_end_it_was_judged_by() {
         use plan_model::fault::Fault;
-        use plan_model::validate::parse_scenario;
-        let scenarios = [
-            include_str!("../../scenarios/homelab.yaml"),
-            include_str!("../../scenarios/five-masters.yaml"),
-            include_str!("../../scenarios/loopback.yaml"),
-        ];
-        for text in scenarios {
-            let t = Topology::new(&parse_scenario(text).expect("the scenario is valid"));
-            let plan = plan_model::planner::generate(&t);
-            let engine = crate::run::Engine::new(&t, &plan, crate::run::Recording::default());
-            let (_, states) = engine.track();
+        for crate::testing::PlannedScenario { t, plan, boundaries } in crate::testing::three_scenarios() {
             let (mut candidates, mut refused, mut went_on) = (0, 0, 0);
-            for (point, state) in states.iter().filter(|(p, _)| p.action == 0).step_by(3) {
-                let step = point.step as usize;
+            for (step, state) in boundaries {
                 for fault in Fault::all(&t) {
-                    let c = fault.strike(state, &t);
+                    let c = fault.strike(&state, &t);
                     let mut judged: Vec<Cluster> = Vec::new();
                     let kind = recovery::phase_kind(&plan, &plan.steps[step].phase);
                     let ranked = rank_judging(&c, &t, &plan, step, kind, &mut go_forward::Uncached, &mut |end, downtime_s, duration_s| {
