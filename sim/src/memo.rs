@@ -161,8 +161,9 @@ impl Rankings {
 /// where no candidate the model carries out is refused): the best candidate that can be carried
 /// out, which it carries out, and the documented one, which it weighs against the best. The
 /// others are dropped (one to four per ranking, each with its actions: a fifth of the peak
-/// memory at depth 3 on the homelab, 1.09 → 0.87 GB). Adding going forward to a ranking kept so ranks it as the whole ranking
-/// would: the best of the others stays ahead of every other one, and the order is stable.
+/// memory at depth 3 on the homelab, 1.09 → 0.87 GB). Adding going forward to a ranking kept
+/// so ranks it as the whole ranking would: the best of the others stays ahead of every other
+/// one, and the order is stable.
 fn read_by_the_run(ranking: Vec<crate::search::Candidate>) -> Arc<[crate::search::Candidate]> {
     // Applicable candidates come first, best first.
     ranking.into_iter().enumerate().filter(|(i, c)| (*i == 0 && c.applicable()) || c.documented).map(|(_, c)| c).collect()

@@ -41,6 +41,7 @@ fn the_second_word_is_what_a_second_hasher_gives() {
     assert_eq!(Fingerprint::of(&(u128::MAX, 7u8, -3i64)), hashed_twice(&(u128::MAX, 7u8, -3i64)));
     assert_eq!(Fingerprint::of(&vec![1u8, 2, 3]), hashed_twice(&vec![1u8, 2, 3]));
 }
+
 /// A ranking the exploration keeps holds what its run reads of the whole ranking
 /// ([`crate::search::rank`]): the best candidate that can be carried out, first, and the
 /// documented one, each whole; nothing else. Checked on every third boundary of the no-fault
