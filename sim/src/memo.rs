@@ -119,19 +119,22 @@ impl Rankings {
         }
     }
 
-    /// Runs every candidate recovery at a halt in `step` in state `c` but going forward
-    /// ([`crate::search::rank_by_phase`]), and ranks them.
+    /// Runs the candidate recoveries at a halt in `step` in state `c` but going forward
+    /// ([`crate::search::rank_by_phase`]) that can be what the run reads, and ranks them.
     fn make(&mut self, c: &Cluster, t: &Topology, plan: &plan_model::plan::Plan, step: usize) -> Arc<[crate::search::Candidate]> {
         let kind = self.kind_of(plan, step);
         let judged = &mut self.judged;
-        let ranking = crate::search::rank_by_phase(c, t, plan, step, kind, &mut |end, downtime_s, duration_s| {
+        let reading = crate::search::Reading::BestAndDocumented;
+        let ranking = crate::search::rank_by_phase(c, t, plan, step, kind, reading, &mut |end, downtime_s, duration_s| {
             judged_cost(judged, t, end, downtime_s, duration_s)
         });
         self.transitions += ranking.iter().map(|c| c.transitions as u64).sum::<u64>();
         read_by_the_run(ranking)
     }
 
-    /// `ranking` (the phase's) with going forward from a halt in `step` in state `c` in its place.
+    /// `ranking` (the phase's) with going forward from a halt in `step` in state `c` in its place;
+    /// not run where it can be neither what the run carries out nor the documented recovery
+    /// ([`crate::search::go_forward_beaten`]).
     fn with_go_forward(
         &mut self,
         ranking: &[crate::search::Candidate],
@@ -141,6 +144,11 @@ impl Rankings {
         step: usize,
     ) -> Arc<[crate::search::Candidate]> {
         let kind = self.kind_of(plan, step);
+        // The phase's ranking is kept as the run reads it: its first candidate, where it can be
+        // carried out, is the best of them.
+        if crate::search::go_forward_beaten(ranking.first()) {
+            return ranking.into();
+        }
         let judged = &mut self.judged;
         let going_on = &mut GoingOnKept { made: self.made.clone(), plans: &mut self.going_on, rests: &mut self.rests };
         let judge = &mut |end: &Cluster, downtime_s, duration_s| judged_cost(judged, t, end, downtime_s, duration_s);

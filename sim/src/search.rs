@@ -67,6 +67,12 @@ impl Cost {
         self.outcome_key() > other.outcome_key()
     }
 
+    /// Nothing left to improve on: every write kept, no safety or availability invariant broken,
+    /// every consumer and node served (no recovery leaves a better cluster).
+    fn leaves_nothing_broken(&self) -> bool {
+        self.outcome_key() == (0, 0, false, 0, 0, 0)
+    }
+
     /// Every committed write kept, etcd with quorum, and the API up for every consumer.
     pub fn keeps_api_and_data(&self) -> bool {
         self.data_lost_s == 0 && !self.quorum_lost && self.consumers_down == 0
@@ -188,26 +194,41 @@ pub(crate) fn rank_judging(
     going_on: &mut dyn GoingOn,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Vec<Candidate> {
-    let ranking = rank_by_phase(c, t, plan, step, kind, judge);
+    let ranking = rank_by_phase(c, t, plan, step, kind, Reading::Whole, judge);
     match go_forward_in(c, t, plan, step, kind, going_on, judge) {
         Some(going_on) => ranked_with(ranking, going_on),
         None => ranking,
     }
 }
 
+/// Which of a halt's candidates a ranking runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// Every one: the executor at a halt and `plan simulate` show them all.
+    Whole,
+    /// Those that can be what the exploration's run reads of the ranking (the best that can be
+    /// carried out and the documented one, [`crate::memo`]): a worst case that can be neither
+    /// is not run.
+    BestAndDocumented,
+}
+
 /// The candidates that read the halted step `step` for its phase alone (every one but going
-/// forward), ranked: a caller that ranks often shares them between the steps of a phase.
+/// forward), ranked: a caller that ranks often shares them between the steps of a phase. Read
+/// for the best and the documented one only (`reading`), the worst case is left out where it
+/// can be neither ([`worst_case_beaten`]): it is the longest of them to run (a snapshot restore
+/// and every new master undone), some three quarters of the transitions a ranking applies.
 pub(crate) fn rank_by_phase(
     c: &Cluster,
     t: &Topology,
     plan: &Plan,
     step: usize,
     kind: PhaseKind,
+    reading: Reading,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Vec<Candidate> {
     let phase = &plan.steps[step].phase;
-    // Rollback, hold, quorum recovery, worst case.
-    let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::with_capacity(4);
+    // Rollback, hold, quorum recovery; the worst case after them.
+    let mut options: Vec<(RecoveryKind, Vec<Action>)> = Vec::with_capacity(3);
     if kind != PhaseKind::After {
         options.push((RecoveryKind::Rollback { phase: phase.clone() }, recovery::rollback_with_dead_members(c, t, kind)));
     }
@@ -217,25 +238,37 @@ pub(crate) fn rank_by_phase(
             options.push((RecoveryKind::QuorumRecovery, recovery::quorum_recovery_with_rollback(c, t, survivor, kind)));
         }
     }
-    if let Some(actions) = recovery::worst_case_actions(c, t) {
-        options.push((RecoveryKind::WorstCase, actions));
-    }
     let documented = documented_for(c, t, kind, phase, plan);
     // Every candidate starts from `c`: the consumers it leaves without the API are asked once.
     let down_in_c = consumers_down(c, t);
-    let mut candidates: Vec<Candidate> = options
-        .into_iter()
-        .map(|(kind, actions)| {
-            let documented = kind == documented;
-            let (mut candidate, _) = run_candidate_knowing(c, Some(down_in_c), t, kind, actions, documented, judge);
-            if candidate.kind == RecoveryKind::WorstCase && candidate.refused.is_none() {
-                candidate.refused = recovery::worst_case_refusal(c, t);
-            }
-            candidate
-        })
-        .collect();
+    let mut run = |kind: RecoveryKind, actions: Vec<Action>| {
+        let documented = kind == documented;
+        run_candidate_knowing(c, Some(down_in_c), t, kind, actions, documented, judge).0
+    };
+    let mut candidates: Vec<Candidate> = Vec::with_capacity(options.len() + 1);
+    for (kind, actions) in options {
+        candidates.push(run(kind, actions));
+    }
+    let weighed = reading == Reading::Whole || !worst_case_beaten(&candidates, c, t);
+    if let Some(actions) = recovery::worst_case_actions(c, t).filter(|_| weighed) {
+        let mut candidate = run(RecoveryKind::WorstCase, actions);
+        if candidate.refused.is_none() {
+            candidate.refused = recovery::worst_case_refusal(c, t);
+        }
+        candidates.push(candidate);
+    }
     sort_ranked(&mut candidates);
     candidates
+}
+
+/// Whether the worst case from `c` can be neither the best of a ranking that holds `others` nor
+/// the documented recovery: it is never documented ([`documented_for`]), and it restores etcd
+/// from a snapshot, so it loses writes (a restore on a machine that is up, judged as at least a
+/// second lost) where it can be carried out at all; a candidate that can be carried out and
+/// keeps every write ranks ahead of it. Where no VM snapshot was taken it cannot be carried
+/// out ([`recovery::worst_case_refusal`]) and ranks behind every one that can.
+fn worst_case_beaten(others: &[Candidate], c: &Cluster, t: &Topology) -> bool {
+    recovery::worst_case_refusal(c, t).is_some() || others.iter().any(|o| o.applicable() && o.cost.data_lost_s == 0)
 }
 
 /// Going forward from a halt in step `step` in state `c` where a machine is down for good
@@ -257,6 +290,17 @@ pub(crate) fn go_forward_in(
     let mut candidate = go_forward::candidate(c, t, &plan_without, step, going_on, judge);
     candidate.documented = documented_for(c, t, kind, &plan.steps[step].phase, plan) == RecoveryKind::GoForward;
     Some(candidate)
+}
+
+/// Whether going forward can be neither the best nor the documented recovery of a ranking whose
+/// best of the other candidates is `best`: where `best` can be carried out, leaves nothing
+/// broken and is the documented one (so going forward is not: the plan documents one recovery
+/// for a halt, [`documented_for`]), going forward could at most tie with it, and among equals
+/// the documented one ranks first. A caller that reads only those two of a ranking
+/// ([`Reading::BestAndDocumented`]) need not run it then (the rest of the plan, the costliest
+/// candidate there is).
+pub(crate) fn go_forward_beaten(best: Option<&Candidate>) -> bool {
+    best.is_some_and(|best| best.applicable() && best.documented && best.cost.leaves_nothing_broken())
 }
 
 /// `ranking` with `candidate` in its place, as if ranked with them ([`sort_ranked`] is stable,

@@ -73,3 +73,61 @@ fn a_ranking_kept_holds_the_best_and_the_documented_recovery_of_the_whole_rankin
         assert!(dropped > 500 && went_on > 10 && apart > 10, "{}: {dropped} {went_on} {apart}", t.scenario.name);
     }
 }
+
+/// The candidates a kept ranking leaves unrun could have been neither the best nor the
+/// documented one: a worst case while another candidate keeps every write, going forward while
+/// the documented one leaves nothing broken ([`crate::search::Reading::BestAndDocumented`]).
+/// Checked against the whole ranking on every third boundary of the no-fault run struck by every
+/// pair of faults that leave a machine or a hypervisor down for good (where going forward and
+/// quorum recovery are weighed), on three scenarios, with the plan as generated and without its
+/// go-forward and quorum recovery procedures (the documented recovery is then the phase's
+/// rollback or holding, which going forward can beat); and with the cluster's data restored from
+/// a month-old snapshot before (not a state the check reaches: where every candidate has lost
+/// writes, the worst case can be the best, and is then run).
+#[test]
+fn a_candidate_a_kept_ranking_leaves_unrun_could_not_have_been_read() {
+    use plan_model::cluster::EtcdData;
+    use plan_model::plan::Recovers;
+    let (mut worst_cases_read, mut went_on_beyond_documented) = (0, 0);
+    for crate::testing::PlannedScenario { t, plan, boundaries } in crate::testing::three_scenarios() {
+        let lasting: Vec<Fault> = Fault::all(&t)
+            .into_iter()
+            .filter(|f| matches!(f, Fault::NodeDown { lasts_s: None, .. } | Fault::HypervisorDown { .. }))
+            .collect();
+        let mut undocumented = plan.clone();
+        undocumented.rollbacks.retain(|r| !matches!(r.recovers, Some(Recovers::GoForward | Recovers::QuorumRecovery)));
+        let mut weighed = 0;
+        for plan in [&plan, &undocumented] {
+            let mut rankings = Rankings::default();
+            for &(step, state) in &boundaries {
+                for (i, first) in lasting.iter().enumerate() {
+                    for second in &lasting[i + 1..] {
+                        for data in [EtcdData::Intact, EtcdData::RestoredFromSnapshot { lost_s: 30 * 86_400 }] {
+                            let c = Cluster { etcd_data: data, ..second.strike(&first.strike(&state, &t), &t) };
+                            let whole = crate::search::rank(&c, &t, plan, step);
+                            let kept = rankings.rank(&c, &t, plan, step);
+                            let label = format!(
+                                "{} {} {}, {}, {data:?}",
+                                t.scenario.name,
+                                plan.steps[step].id,
+                                first.describe(&t),
+                                second.describe(&t)
+                            );
+                            let best = whole.first().filter(|b| b.applicable());
+                            let documented = crate::search::documented(&whole);
+                            assert_eq!(kept.first().filter(|b| b.applicable()), best, "{label}: the best");
+                            assert_eq!(crate::search::documented(&kept), documented, "{label}: the documented");
+                            weighed += 1;
+                            worst_cases_read += usize::from(best.is_some_and(|b| b.kind == RecoveryKind::WorstCase));
+                            let beyond = documented.is_some_and(|d| d.kind != RecoveryKind::GoForward);
+                            went_on_beyond_documented += usize::from(beyond && best.is_some_and(|b| b.kind == RecoveryKind::GoForward));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(weighed > 1000, "{}: {weighed} weighed", t.scenario.name);
+    }
+    let read = (worst_cases_read, went_on_beyond_documented);
+    assert!(read.0 > 10 && read.1 > 10, "{read:?}: the worst case and going forward beyond the documented one read");
+}
