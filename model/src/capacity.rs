@@ -74,8 +74,19 @@ pub fn ram_load(c: &Cluster, t: &Topology, h: usize) -> RamLoad {
 pub fn may_over_commit(t: &Topology, h: usize) -> bool {
     let masters = t.new_masters_by_hypervisor[h];
     let load = ram_load_with(t, h, masters);
-    let plain = masters.iter().all(|n| t.node(n).ram_gb.unwrap_or(0.0) >= 0.0);
+    let plain = masters.iter().all(|n| plain_size(t, n));
     !plain || (load.committed_gb > load.limit_gb && load.added_gb > 0.0)
+}
+
+/// Whether every hypervisor's load only grows with each new master's VM created: every new
+/// master's size is a plain figure (not negative, not NaN), so each adds to the rounded sum.
+pub fn loads_only_grow(t: &Topology) -> bool {
+    t.new_masters().all(|n| plain_size(t, n))
+}
+
+/// A new master's RAM a plain figure (none given counts as 0 GB).
+fn plain_size(t: &Topology, n: crate::topology::NodeIx) -> bool {
+    t.node(n).ram_gb.unwrap_or(0.0) >= 0.0
 }
 
 /// The RAM committed on hypervisor `h` with the new masters `masters` on it existing.

@@ -134,7 +134,7 @@ impl Rankings {
 
     /// `ranking` (the phase's) with going forward from a halt in `step` in state `c` in its place;
     /// not run where it can be neither what the run carries out nor the documented recovery
-    /// ([`crate::search::go_forward_beaten`]).
+    /// (see [`crate::search::go_forward_in`]).
     fn with_go_forward(
         &mut self,
         ranking: &[crate::search::Candidate],
@@ -144,15 +144,13 @@ impl Rankings {
         step: usize,
     ) -> Arc<[crate::search::Candidate]> {
         let kind = self.kind_of(plan, step);
-        // The phase's ranking is kept as the run reads it: its first candidate, where it can be
-        // carried out, is the best of them.
-        if crate::search::go_forward_beaten(ranking.first()) {
-            return ranking.into();
-        }
         let judged = &mut self.judged;
         let going_on = &mut GoingOnKept { made: self.made.clone(), plans: &mut self.going_on, rests: &mut self.rests };
         let judge = &mut |end: &Cluster, downtime_s, duration_s| judged_cost(judged, t, end, downtime_s, duration_s);
-        match crate::search::go_forward_in(c, t, plan, step, kind, going_on, judge) {
+        // The phase's ranking is kept as the run reads it: its first candidate, where it can be
+        // carried out, is the best of them.
+        let best = ranking.first().filter(|b| b.applicable());
+        match crate::search::go_forward_in(c, t, plan, step, kind, best, going_on, judge) {
             Some(candidate) => {
                 self.transitions += u64::from(candidate.transitions);
                 // Room for the phase's candidates and going forward: the copy is not grown.

@@ -10,7 +10,7 @@
 use crate::recovery::{self, PhaseKind, RecoveryKind};
 use plan_model::action::{self, Action, RefusalKind};
 use plan_model::cluster::{Cluster, EtcdData};
-use plan_model::invariant::{InvariantClass, INVARIANTS};
+use plan_model::invariant::{self, InvariantClass, INVARIANTS};
 use plan_model::observe;
 use plan_model::plan::{Plan, Recovers};
 use plan_model::topology::{NodeSet, Topology};
@@ -195,7 +195,7 @@ pub(crate) fn rank_judging(
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Vec<Candidate> {
     let ranking = rank_by_phase(c, t, plan, step, kind, Reading::Whole, judge);
-    match go_forward_in(c, t, plan, step, kind, going_on, judge) {
+    match go_forward_in(c, t, plan, step, kind, None, going_on, judge) {
         Some(going_on) => ranked_with(ranking, going_on),
         None => ranking,
     }
@@ -272,35 +272,65 @@ fn worst_case_beaten(others: &[Candidate], c: &Cluster, t: &Topology) -> bool {
 }
 
 /// Going forward from a halt in step `step` in state `c` where a machine is down for good
-/// ([`go_forward`]), documented where the plan documents it; `None` where none is down.
+/// ([`go_forward`]), documented where the plan documents it; `None` where none is down. A caller
+/// that reads only the best and the documented candidate of the ranking passes the best of the
+/// others (`against`): going forward is then not run, and `None`, where it can be neither
+/// ([`go_forward_beaten`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn go_forward_in(
     c: &Cluster,
     t: &Topology,
     plan: &Plan,
     step: usize,
     kind: PhaseKind,
+    against: Option<&Candidate>,
     going_on: &mut dyn GoingOn,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Option<Candidate> {
     let gone = recovery::to_write_off(c);
-    if gone.is_empty() {
+    // Against a documented recovery that leaves nothing broken, the plan going on is not read.
+    if gone.is_empty() || against.is_some_and(documented_and_whole) {
         return None;
     }
     let plan_without = going_on.plan(t, plan, gone.or(c.written_off))?;
+    if against.is_some_and(|best| go_forward_beaten(best, c, t, &plan_without, step)) {
+        return None;
+    }
     let mut candidate = go_forward::candidate(c, t, &plan_without, step, going_on, judge);
     candidate.documented = documented_for(c, t, kind, &plan.steps[step].phase, plan) == RecoveryKind::GoForward;
     Some(candidate)
 }
 
-/// Whether going forward can be neither the best nor the documented recovery of a ranking whose
-/// best of the other candidates is `best`: where `best` can be carried out, leaves nothing
-/// broken and is the documented one (so going forward is not: the plan documents one recovery
-/// for a halt, [`documented_for`]), going forward could at most tie with it, and among equals
-/// the documented one ranks first. A caller that reads only those two of a ranking
-/// ([`Reading::BestAndDocumented`]) need not run it then (the rest of the plan, the costliest
-/// candidate there is).
-pub(crate) fn go_forward_beaten(best: Option<&Candidate>) -> bool {
-    best.is_some_and(|best| best.applicable() && best.documented && best.cost.leaves_nothing_broken())
+/// Whether going forward from a halt in step `step` in state `c`, on `plan_without`, can be
+/// neither the best nor the documented recovery of a ranking whose best of the other candidates
+/// is `best`. It cannot where `best` can be carried out, is the documented one (so going forward
+/// is not: the plan documents one recovery for a halt, [`documented_for`]) and leaves no more
+/// broken than going forward must leave: at best going forward ties with it then, and among
+/// equals the documented one ranks first. What going forward must leave: the writes `c` has
+/// lost (none comes back) and the safety invariants `c` breaks that no action repairs unless it
+/// destroys a VM ([`invariant::safety_broken_while_no_vm_goes`]), where none of its actions
+/// does (the write-off and a cut join's cleanup never do; the plan's steps from the halted one
+/// on are read); its availability may be whole.
+fn go_forward_beaten(best: &Candidate, c: &Cluster, t: &Topology, plan_without: &Plan, step: usize) -> bool {
+    if !(best.applicable() && best.documented) {
+        return false;
+    }
+    if documented_and_whole(best) {
+        return true;
+    }
+    let destroys_vm = plan_without.steps[step..].iter().flat_map(|s| &s.actions).any(|a| matches!(a, Action::DestroyVm(_)));
+    let broken_for_good = if destroys_vm { 0 } else { invariant::safety_broken_while_no_vm_goes(c, t).count_ones() as usize };
+    let lost = match c.etcd_data {
+        EtcdData::RestoredFromSnapshot { lost_s } => lost_s.max(1),
+        EtcdData::Intact => 0,
+    };
+    (lost, broken_for_good, false, 0, 0, 0) >= best.cost.outcome_key()
+}
+
+/// A recovery that can be carried out, is documented and leaves nothing broken: no other
+/// recovery ranks ahead of it.
+fn documented_and_whole(best: &Candidate) -> bool {
+    best.applicable() && best.documented && best.cost.leaves_nothing_broken()
 }
 
 /// `ranking` with `candidate` in its place, as if ranked with them ([`sort_ranked`] is stable,
@@ -600,6 +630,41 @@ mod tests {
         assert!(key(&base) < key(&slower) && key(&slower) < key(&messier) && key(&messier) < key(&down) && key(&down) < key(&lossy));
         assert!(down.worse_outcome_than(&base) && lossy.worse_outcome_than(&down));
         assert!(!slower.worse_outcome_than(&base) && !messier.worse_outcome_than(&base), "time and leftovers are not outcomes");
+    }
+
+    /// Going forward is passed over against a documented recovery that leaves only what going
+    /// forward must leave too (the homelab's hypervisor over-committed by the new masters' VMs),
+    /// and weighed again once a step of the plan going on destroys a VM (which may end the
+    /// over-commitment): on every boundary after the VMs are created, every machine that goes
+    /// down for good.
+    #[test]
+    fn going_forward_is_weighed_where_a_step_destroys_a_vm() {
+        use plan_model::fault::Fault;
+        let crate::testing::PlannedScenario { t, plan, boundaries } = crate::testing::three_scenarios().swap_remove(0);
+        let (mut passed_over, mut weighed_again) = (0, 0);
+        for (step, state) in boundaries {
+            for fault in Fault::all(&t).into_iter().filter(|f| matches!(f, Fault::NodeDown { lasts_s: None, .. })) {
+                let c = fault.strike(&state, &t);
+                let kind = recovery::phase_kind(&plan, &plan.steps[step].phase);
+                let judge = &mut |end: &Cluster, downtime_s, duration_s| judge(end, &t).cost(downtime_s, duration_s);
+                let ranking = rank_by_phase(&c, &t, &plan, step, kind, Reading::BestAndDocumented, judge);
+                let Some(best) = ranking.first().filter(|b| b.applicable() && b.documented && !b.cost.leaves_nothing_broken()) else {
+                    continue;
+                };
+                let Some(plan_without) = going_on(&t, &plan, recovery::to_write_off(&c).or(c.written_off)) else { continue };
+                if !go_forward_beaten(best, &c, &t, &plan_without, step) {
+                    continue;
+                }
+                passed_over += 1;
+                let mut destroying = (*plan_without).clone();
+                let last = destroying.steps.len() - 1;
+                let vm = t.new_masters().next().expect("a new master");
+                destroying.steps[last].actions.push(Action::DestroyVm(vm));
+                assert!(!go_forward_beaten(best, &c, &t, &destroying, step), "{} {}", plan.steps[step].id, fault.describe(&t));
+                weighed_again += 1;
+            }
+        }
+        assert!(passed_over > 20 && weighed_again == passed_over, "{passed_over} {weighed_again}");
     }
 
     /// A candidate keeps no copy of the state it ends in: [`Candidate::end`] applies its actions
