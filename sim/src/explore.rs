@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+mod keys;
+use keys::Keys;
+
 /// The `step` of a violation judged on the state the plan ends in (`ha-reached`,
 /// `join-secrets-removed`, `vm-snapshot-taken`): no event breaks it, so it has no trace.
 const END_STATE: &str = "end";
@@ -368,7 +371,7 @@ fn merge_shards(shards: Vec<Found<'_>>, states: &[(Point, Cluster)], collector: 
 /// 3 on the homelab some 5 million keys, a table of 113 MB made and first touched for a count):
 /// the few keys of the no-fault run and the ends are gathered, and each placement counts unless
 /// it is one of them or an earlier shard made it.
-fn states_visited(no_fault: &FxHashSet<u64>, shards: &[(&FxHashSet<u64>, &FxHashSet<u64>)]) -> usize {
+fn states_visited(no_fault: &FxHashSet<u64>, shards: &[(&FxHashSet<u64>, &Keys)]) -> usize {
     let mut few = no_fault.clone();
     for (ends, _) in shards {
         few.extend(ends.iter().map(|key| key | VISITED));
@@ -440,7 +443,7 @@ struct Shard<'s, 'a> {
     /// a first fault's point is; a pair at that point is not): one table of 8-byte keys, one
     /// look-up per placement. A key is made with one value of the bit only (a pair's and a
     /// later placement's keys hash different faults), so the bit parts no placement from itself.
-    seen: FxHashSet<u64>,
+    seen: Keys,
     /// The configurations (state, point, pending faults, recoveries, faults left) further faults
     /// were placed at, every fault of them.
     expanded: FxHashSet<u64>,
@@ -477,7 +480,7 @@ impl<'s, 'a> Shard<'s, 'a> {
             depth,
             collector: Collector::new(engine.t, engine.plan, no_fault_broken),
             visited: FxHashSet::default(),
-            seen: FxHashSet::with_capacity_and_hasher(1 << 18, Default::default()),
+            seen: Keys::with_capacity(1 << 18),
             expanded: FxHashSet::default(),
             memo: if plain { Memo::plain(reported) } else { Memo::new(reported) }.sharing_rankings(rankings),
             fault_info: faults.iter().map(|f| (fault_key(*f), crate::run::pre_existing(engine.t, *f))).collect(),
@@ -548,6 +551,10 @@ impl<'s, 'a> Shard<'s, 'a> {
                 self.deduplicated += faults_at(self.faults, at).count();
                 continue;
             }
+            // Every placement's key is looked up below, one run apart: their slots are read
+            // first, together.
+            let fault_info = &self.fault_info;
+            self.seen.touch(faults_at(self.faults, at).map(|(k, _)| keyed(&hashed, fault_info[k].0 ^ config) | VISITED));
             for (k, next) in faults_at(self.faults, at) {
                 let (next_key, next_inherited) = self.fault_info[k];
                 let key = keyed(&hashed, next_key ^ config);
@@ -586,7 +593,7 @@ impl<'s, 'a> Shard<'s, 'a> {
 struct Found<'a> {
     collector: Collector<'a>,
     visited: FxHashSet<u64>,
-    seen: FxHashSet<u64>,
+    seen: Keys,
     transitions: u64,
     placements: usize,
     deduplicated: usize,
@@ -668,7 +675,7 @@ mod tests {
         };
         for round in 0..50 {
             let no_fault: FxHashSet<u64> = (0..20).map(|_| next() | VISITED).collect();
-            let shards: Vec<(FxHashSet<u64>, FxHashSet<u64>)> =
+            let shards: Vec<(FxHashSet<u64>, Keys)> =
                 (0..1 + round % 3).map(|_| ((0..80).map(|_| next()).collect(), (0..200).map(|_| next()).collect())).collect();
             let mut union = no_fault.clone();
             for (ends, seen) in &shards {
