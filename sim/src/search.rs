@@ -320,11 +320,7 @@ fn go_forward_beaten(best: &Candidate, c: &Cluster, t: &Topology, plan_without: 
     }
     let destroys_vm = plan_without.steps[step..].iter().flat_map(|s| &s.actions).any(|a| matches!(a, Action::DestroyVm(_)));
     let broken_for_good = if destroys_vm { 0 } else { invariant::safety_broken_while_no_vm_goes(c, t).count_ones() as usize };
-    let lost = match c.etcd_data {
-        EtcdData::RestoredFromSnapshot { lost_s } => lost_s.max(1),
-        EtcdData::Intact => 0,
-    };
-    (lost, broken_for_good, false, 0, 0, 0) >= best.cost.outcome_key()
+    (data_lost_s(c.etcd_data), broken_for_good, false, 0, 0, 0) >= best.cost.outcome_key()
 }
 
 /// A recovery that can be carried out, is documented and leaves nothing broken: no other
@@ -577,16 +573,22 @@ pub(crate) fn judge(end: &Cluster, t: &Topology) -> Judged {
         _ => None,
     };
     Judged {
-        data_lost_s: match end.etcd_data {
-            EtcdData::RestoredFromSnapshot { lost_s } => lost_s.max(1),
-            EtcdData::Intact => 0,
-        },
+        data_lost_s: data_lost_s(end.etcd_data),
         safety_broken: broken(InvariantClass::Safety, &|_| None),
         quorum_lost,
         consumers_down,
         nodes_not_ready,
         availability_broken: broken(InvariantClass::Availability, &answered),
         leftovers: leftovers(end, t),
+    }
+}
+
+/// The seconds of writes a state's etcd data has lost, as a cost counts them: a restore counts
+/// as at least one second lost, even from a snapshot taken that second.
+fn data_lost_s(data: EtcdData) -> u32 {
+    match data {
+        EtcdData::RestoredFromSnapshot { lost_s } => lost_s.max(1),
+        EtcdData::Intact => 0,
     }
 }
 

@@ -7,7 +7,7 @@
 /// way before the first is asked. As a hash set's look-ups, each was a wait on memory: 14.7 % of
 /// the samples at depth 3 on the homelab (`perf record`); 6.8 % with this set, the reads ahead
 /// included.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Keys {
     /// A power of two of slots, each empty ([`EMPTY`]) or holding a key.
     slots: Vec<u64>,
@@ -110,6 +110,7 @@ impl Keys {
     }
 }
 
+#[cfg(test)]
 impl FromIterator<u64> for Keys {
     fn from_iter<I: IntoIterator<Item = u64>>(keys: I) -> Keys {
         let mut set = Keys::with_capacity(8);
