@@ -4,6 +4,7 @@ mod capacity;
 mod check;
 mod cli;
 mod execute;
+mod huge_pages;
 mod init;
 mod input;
 mod lab;
@@ -19,6 +20,9 @@ mod status;
 
 use clap::Parser;
 use std::process::ExitCode;
+
+#[global_allocator]
+static ALLOCATOR: huge_pages::HugePagesForLargeBlocks = huge_pages::HugePagesForLargeBlocks;
 
 /// What went wrong, and so which exit code: 1 for a finding, 2 for bad input or usage.
 #[derive(Debug, thiserror::Error)]
