@@ -1,14 +1,56 @@
-//! The process's allocator: the system's, with the kernel asked to back large blocks with huge
-//! pages.
+//! Huge pages for the exploration's memory.
 //!
-//! `plan check` at depth 3 keeps some 700 MB, most of it in hash tables of tens of megabytes read
-//! at random (the placements made, the continuations known). With 4 KiB pages nearly every such
-//! read misses the TLB and walks the page tables, and every page is faulted in and zeroed on its
-//! own. Where transparent huge pages are enabled for regions that ask for them (`madvise`, the
-//! common default), a block of [`LARGE`] or more asks; elsewhere the advice changes nothing.
-//! Measured in docs/development.md.
+//! `plan check` at depth 3 keeps some 700 MB: hash tables of tens of megabytes (the placements
+//! made, the continuations known) and millions of small blocks (each continuation's lists and
+//! end), all read at random. With 4 KiB pages nearly every such read misses the TLB and walks the
+//! page tables, and every page is faulted in and zeroed on its own. Where transparent huge pages
+//! are enabled for memory that asks for them (`madvise`, the common default) two things ask:
+//!
+//! - the process's allocator, the system's, for every block of [`LARGE`] bytes or more;
+//! - glibc, for its heaps (where each thread's small blocks are), when `GLIBC_TUNABLES` holds
+//!   [`HUGE_PAGE_HEAPS`]. glibc reads it once, as a process starts: `plan check` and `plan
+//!   report` start themselves again with it where the variable is unset
+//!   ([`start_again_with_huge_page_heaps`]).
+//!
+//! Elsewhere the advice changes nothing. Measured in docs/development.md.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+
+/// The variable glibc reads its tunables from, once, as a process starts.
+pub const TUNABLES: &str = "GLIBC_TUNABLES";
+
+/// The tunable that has glibc's heaps, each thread's among them, ask for huge pages.
+pub const HUGE_PAGE_HEAPS: &str = "glibc.malloc.hugetlb=1";
+
+/// Starts this process again, the same program with the same arguments and environment, with
+/// [`TUNABLES`] set to [`HUGE_PAGE_HEAPS`]: the process is replaced (the same pid; nothing has
+/// been read or written yet), so glibc's heaps ask for huge pages from the start.
+///
+/// Returns, and the run goes on as it is, where the variable is set already (to anything, empty
+/// too: the operator's choice, and how the process started again knows it was), where the C
+/// library is not glibc, where the process runs with privileges glibc would drop the variable
+/// for, or where the program cannot be started again.
+pub fn start_again_with_huge_page_heaps() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: reading the auxiliary vector the kernel gave the process; no memory is passed.
+        let privileged = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+        if std::env::var_os(TUNABLES).is_some() || privileged {
+            return;
+        }
+        let Ok(program) = std::env::current_exe() else { return };
+        let mut args = std::env::args_os();
+        let name = args.next().unwrap_or_else(|| program.clone().into_os_string());
+        // Only returns where the program could not be started again.
+        let _ = std::process::Command::new(&program).arg0(name).args(args).env(TUNABLES, HUGE_PAGE_HEAPS).exec();
+    }
+}
+
+/// How glibc's heaps were asked to be backed, for the log: the tunables the process started with.
+pub fn heaps() -> String {
+    std::env::var(TUNABLES).unwrap_or_else(|_| "unset".to_string())
+}
 
 /// The system allocator, asking for huge pages for blocks of [`LARGE`] bytes or more.
 pub struct HugePagesForLargeBlocks;
