@@ -27,16 +27,18 @@ pub const HUGE_PAGE_HEAPS: &str = "glibc.malloc.hugetlb=1";
 /// been read or written yet), so glibc's heaps ask for huge pages from the start.
 ///
 /// Returns, and the run goes on as it is, where the variable is set already (to anything, empty
-/// too: the operator's choice, and how the process started again knows it was), where the C
-/// library is not glibc, where the process runs with privileges glibc would drop the variable
-/// for, or where the program cannot be started again.
+/// too: the operator's choice, and how the process started again knows it was), where a library
+/// is preloaded (`LD_PRELOAD`: a tool such as valgrind, which a new start would leave behind, or
+/// an allocator of its own), where the C library is not glibc, where the process runs with
+/// privileges glibc would drop the variable for, or where the program cannot be started again.
 pub fn start_again_with_huge_page_heaps() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::os::unix::process::CommandExt;
         // SAFETY: reading the auxiliary vector the kernel gave the process; no memory is passed.
         let privileged = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
-        if std::env::var_os(TUNABLES).is_some() || privileged {
+        let preloaded = std::env::var_os("LD_PRELOAD").is_some_and(|libraries| !libraries.is_empty());
+        if std::env::var_os(TUNABLES).is_some() || preloaded || privileged {
             return;
         }
         let Ok(program) = std::env::current_exe() else { return };
