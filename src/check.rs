@@ -86,7 +86,6 @@ pub fn run(loaded: &Loaded, options: &CheckOptions) -> Result<(), Failure> {
         states = report.figures.states,
         placements = report.figures.fault_placements,
         violations = report.violations.len(),
-        glibc_tunables = %crate::huge_pages::heaps(),
         "exploration done"
     );
     match options.format {

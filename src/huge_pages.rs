@@ -1,80 +1,49 @@
-//! Huge pages for the exploration's memory.
+//! The process's allocator: the system's, with the kernel asked to back large blocks with huge
+//! pages.
 //!
-//! `plan check` at depth 3 keeps some 700 MB: hash tables of tens of megabytes (the placements
-//! made, the continuations known) and millions of small blocks (each continuation's lists and
-//! end), all read at random. With 4 KiB pages nearly every such read misses the TLB and walks the
-//! page tables, and every page is faulted in and zeroed on its own. Where transparent huge pages
-//! are enabled for memory that asks for them (`madvise`, the common default) two things ask:
-//!
-//! - the process's allocator, the system's, for every block of [`LARGE`] bytes or more;
-//! - glibc, for its heaps (where each thread's small blocks are), when `GLIBC_TUNABLES` holds
-//!   [`HUGE_PAGE_HEAPS`]. glibc reads it once, as a process starts: `plan check` and `plan
-//!   report` start themselves again with it where the variable is unset
-//!   ([`start_again_with_huge_page_heaps`]).
-//!
-//! Elsewhere the advice changes nothing. Measured in docs/development.md.
+//! `plan check` at depth 3 keeps some 700 MB, read at random: hash tables of megabytes (the
+//! placements made, the continuations known), grown by doubling. With 4 KiB pages nearly every
+//! read of them misses the TLB and walks the page tables, and every page is faulted in and zeroed
+//! on its own. Where transparent huge pages are granted to memory that asks for them
+//! (`/sys/kernel/mm/transparent_hugepage/enabled` set to `madvise`, as on Debian and Ubuntu),
+//! every block of [`LARGE_BLOCK_BYTES`] or more asks; where they are `always` granted or never,
+//! the advice changes nothing. Measured in docs/development.md.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-/// The variable glibc reads its tunables from, once, as a process starts.
-pub const TUNABLES: &str = "GLIBC_TUNABLES";
-
-/// The tunable that has glibc's heaps, each thread's among them, ask for huge pages.
-pub const HUGE_PAGE_HEAPS: &str = "glibc.malloc.hugetlb=1";
-
-/// Starts this process again, the same program with the same arguments and environment, with
-/// [`TUNABLES`] set to [`HUGE_PAGE_HEAPS`]: the process is replaced (the same pid; nothing has
-/// been read or written yet), so glibc's heaps ask for huge pages from the start.
-///
-/// Returns, and the run goes on as it is, where the variable is set already (to anything, empty
-/// too: the operator's choice, and how the process started again knows it was), where a library
-/// is preloaded (`LD_PRELOAD`: a tool such as valgrind, which a new start would leave behind, or
-/// an allocator of its own), where the C library is not glibc, where the process runs with
-/// privileges glibc would drop the variable for, or where the program cannot be started again.
-pub fn start_again_with_huge_page_heaps() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: reading the auxiliary vector the kernel gave the process; no memory is passed.
-        let privileged = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
-        let preloaded = std::env::var_os("LD_PRELOAD").is_some_and(|libraries| !libraries.is_empty());
-        if std::env::var_os(TUNABLES).is_some() || preloaded || privileged {
-            return;
-        }
-        let Ok(program) = std::env::current_exe() else { return };
-        let mut args = std::env::args_os();
-        let name = args.next().unwrap_or_else(|| program.clone().into_os_string());
-        // Only returns where the program could not be started again.
-        let _ = std::process::Command::new(&program).arg0(name).args(args).env(TUNABLES, HUGE_PAGE_HEAPS).exec();
-    }
-}
-
-/// How glibc's heaps were asked to be backed, for the log: the tunables the process started with.
-pub fn heaps() -> String {
-    std::env::var(TUNABLES).unwrap_or_else(|_| "unset".to_string())
-}
-
-/// The system allocator, asking for huge pages for blocks of [`LARGE`] bytes or more.
+/// The system allocator, asking for huge pages for blocks of [`LARGE_BLOCK_BYTES`] or more.
 pub struct HugePagesForLargeBlocks;
 
-/// The smallest block advised: 4 MiB holds at least one whole 2 MiB page wherever it starts.
-pub const LARGE: usize = 4 << 20;
+/// The smallest block advised: one huge page (2 MiB on x86-64). The system allocator gives such
+/// a block a mapping of its own (or a stretch of a heap), and the kernel aligns a fresh mapping
+/// of that size to a huge page.
+pub const LARGE_BLOCK_BYTES: usize = 2 << 20;
 
-/// The page size the advice is given in whole pages of.
-const PAGE: usize = 4096;
+/// The system's page size.
+fn page_bytes() -> usize {
+    // SAFETY: a query of a constant of the system; no memory is passed.
+    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        bytes if bytes > 0 => bytes as usize,
+        _ => 4096,
+    }
+}
 
-/// Asks the kernel to back the whole pages of the block at `ptr` with huge pages, where it is
-/// large enough. Advice only: a kernel that cannot answers no, and nothing changes.
+/// Asks the kernel to back the pages that hold the block at `ptr` with huge pages, where it is
+/// large enough. The range is rounded out to whole pages: the system allocator's header sits
+/// before the block in its first page, and advising that page too keeps the block's mapping
+/// whole (rounded in, the kernel splits it, and growing the block in place can no longer move
+/// it). Advice only: it changes how pages are backed, never what they hold, and a kernel that
+/// cannot take it answers no and nothing changes.
 fn advise(ptr: *mut u8, size: usize) {
-    if ptr.is_null() || size < LARGE {
+    if ptr.is_null() || size < LARGE_BLOCK_BYTES {
         return;
     }
-    // The system allocator puts its header before a large block: the block starts inside a page.
-    let start = (ptr as usize).next_multiple_of(PAGE);
-    let end = (ptr as usize + size) & !(PAGE - 1);
+    let page = page_bytes();
+    let start = ptr as usize & !(page - 1);
+    let end = (ptr as usize + size).next_multiple_of(page);
     #[cfg(target_os = "linux")]
-    // SAFETY: the range lies inside the block just allocated (whole pages of it); the advice
-    // changes how the kernel backs those pages, never their contents.
+    // SAFETY: the range is the pages that hold the block just allocated, mapped; the advice
+    // changes how the kernel backs them, never their contents.
     unsafe {
         libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
     }
@@ -83,7 +52,7 @@ fn advise(ptr: *mut u8, size: usize) {
 }
 
 // SAFETY: every call is the system allocator's, with the same layouts; `advise` only gives the
-// kernel advice on memory the block owns.
+// kernel advice on the pages that hold the block.
 unsafe impl GlobalAlloc for HugePagesForLargeBlocks {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
@@ -116,59 +85,93 @@ unsafe impl GlobalAlloc for HugePagesForLargeBlocks {
 mod tests {
     use super::*;
 
-    /// The flags of the mapping that holds `address`, from `/proc/self/smaps`: a mapping's
-    /// header line (`from-to perms ...`) and then its fields (`Name: value`), `VmFlags` last.
-    fn flags_of_mapping_at(address: usize) -> Vec<String> {
+    /// The mapping that holds `address`, from `/proc/self/smaps`: its range and flags. A mapping
+    /// is a header line (`from-to perms ...`) and then its fields (`Name: value`), `VmFlags` last.
+    fn mapping_at(address: usize) -> (std::ops::Range<usize>, Vec<String>) {
         let smaps = std::fs::read_to_string("/proc/self/smaps").expect("Linux has /proc/self/smaps");
-        let mut inside = false;
+        let mut holding = None;
         for line in smaps.lines() {
             let first = line.split_whitespace().next().unwrap_or_default();
             if let Some(flags) = line.strip_prefix("VmFlags:") {
-                if inside {
-                    return flags.split_whitespace().map(str::to_string).collect();
+                if let Some(range) = holding.take() {
+                    return (range, flags.split_whitespace().map(str::to_string).collect());
                 }
             } else if !first.ends_with(':') {
                 let (from, to) = first.split_once('-').expect("a mapping's header starts with its range");
                 let parse = |hex| usize::from_str_radix(hex, 16).expect("a mapping's range is hexadecimal");
-                inside = (parse(from)..parse(to)).contains(&address);
+                let range = parse(from)..parse(to);
+                holding = range.contains(&address).then_some(range);
             }
         }
         panic!("no mapping holds {address:#x}");
     }
 
-    /// Whether this kernel has transparent huge pages at all (built in, whatever the setting).
+    /// Whether this kernel has transparent huge pages at all (built in, whatever the setting):
+    /// without them no advice is taken and there is nothing to see. Under `CI=true` that fails
+    /// the test rather than passing it unseen.
     fn kernel_has_huge_pages() -> bool {
-        std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists()
+        let has = std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists();
+        if !has {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "this kernel has no transparent huge pages: the advice cannot be seen");
+            eprintln!("not checked: this kernel has no transparent huge pages");
+        }
+        has
     }
 
-    /// A large block's pages are marked for huge pages (`hg`), a small one's are not asked for,
-    /// and the block is the caller's: written and read whole, then freed.
+    /// A fresh private mapping of `bytes`, the test's alone; unmapped by the caller.
+    fn fresh_mapping(bytes: usize) -> *mut u8 {
+        // SAFETY: a new anonymous mapping, no memory passed in.
+        let ptr = unsafe {
+            libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "an anonymous mapping of {bytes} bytes");
+        ptr.cast()
+    }
+
+    /// A block as the system allocator places a large one: 16 bytes into a mapping of its own.
+    /// Advised, the whole mapping asks for huge pages (`hg`), its first page and last included,
+    /// in one piece; a block under the threshold does not ask.
     #[test]
-    fn a_large_block_asks_for_huge_pages_and_a_small_one_does_not() {
-        let large = Layout::from_size_align(LARGE * 2, 8).expect("a valid layout");
+    fn a_large_block_asks_for_huge_pages_whole_and_a_small_one_does_not() {
+        if !kernel_has_huge_pages() {
+            return;
+        }
+        let bytes = LARGE_BLOCK_BYTES * 2 + page_bytes();
+        let mapping = fresh_mapping(bytes);
+        let (from, to) = (mapping as usize, mapping as usize + bytes);
+        advise(mapping.wrapping_add(16), bytes - 16);
+        let (range, flags) = mapping_at(from);
+        assert!(flags.iter().any(|f| f == "hg"), "the block's first page asks for huge pages: {flags:?}");
+        assert!(range.start <= from && to <= range.end, "the block's mapping is in one piece: {range:x?} against {from:#x}..{to:#x}");
+        // SAFETY: mapped above, with this length.
+        unsafe { libc::munmap(mapping.cast(), bytes) };
+
+        let small = LARGE_BLOCK_BYTES / 2;
+        let mapping = fresh_mapping(small);
+        advise(mapping.wrapping_add(16), small - 16);
+        let (_, flags) = mapping_at(mapping as usize + small / 2);
+        assert!(!flags.iter().any(|f| f == "hg"), "a block under the threshold is not advised: {flags:?}");
+        // SAFETY: mapped above, with this length.
+        unsafe { libc::munmap(mapping.cast(), small) };
+    }
+
+    /// Through the allocator: a large block asks for huge pages and is the caller's, written and
+    /// read whole, then freed.
+    #[test]
+    fn the_allocator_gives_a_large_block_asking_for_huge_pages() {
+        let layout = Layout::from_size_align(LARGE_BLOCK_BYTES * 4, 8).expect("a valid layout");
         // SAFETY: a non-zero layout; the block is freed below with the same layout.
-        let ptr = unsafe { HugePagesForLargeBlocks.alloc(large) };
+        let ptr = unsafe { HugePagesForLargeBlocks.alloc(layout) };
         assert!(!ptr.is_null());
-        // SAFETY: the block is `large.size()` bytes, all of them the test's.
-        let block = unsafe { std::slice::from_raw_parts_mut(ptr, large.size()) };
+        // SAFETY: the block is `layout.size()` bytes, all of them the test's.
+        let block = unsafe { std::slice::from_raw_parts_mut(ptr, layout.size()) };
         block.fill(7);
         assert!(block.iter().all(|b| *b == 7));
-        let middle = ptr as usize + large.size() / 2;
         if kernel_has_huge_pages() {
-            assert!(flags_of_mapping_at(middle).iter().any(|f| f == "hg"), "the large block's pages ask for huge pages");
+            let (_, flags) = mapping_at(ptr as usize + layout.size() / 2);
+            assert!(flags.iter().any(|f| f == "hg"), "the large block's pages ask for huge pages: {flags:?}");
         }
         // SAFETY: allocated above with this layout.
-        unsafe { HugePagesForLargeBlocks.dealloc(ptr, large) };
-
-        let small = Layout::from_size_align(LARGE / 4, 8).expect("a valid layout");
-        // SAFETY: as above.
-        let ptr = unsafe { HugePagesForLargeBlocks.alloc(small) };
-        assert!(!ptr.is_null());
-        if kernel_has_huge_pages() {
-            let flags = flags_of_mapping_at(ptr as usize + small.size() / 2);
-            assert!(!flags.iter().any(|f| f == "hg"), "a small block is not advised: {flags:?}");
-        }
-        // SAFETY: allocated above with this layout.
-        unsafe { HugePagesForLargeBlocks.dealloc(ptr, small) };
+        unsafe { HugePagesForLargeBlocks.dealloc(ptr, layout) };
     }
 }

@@ -49,11 +49,6 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => return usage_error(&e),
     };
-    // The exploration keeps hundreds of megabytes at depth 3: glibc's heaps are asked to be
-    // backed by huge pages, which glibc reads only as a process starts.
-    if matches!(args.command, cli::Command::Check(_) | cli::Command::Report(_)) {
-        huge_pages::start_again_with_huge_page_heaps();
-    }
     // SIGPIPE stays ignored (Rust's default) for every command: a closed stdout is handled where
     // everything is printed (`output::print`), and a signal would also kill an executor mid-step
     // when a child process's pipe closes.
