@@ -281,7 +281,13 @@ mod tests {
         let legacy = parent.path().join(format!("{SCRATCH_PREFIX}legacy"));
         std::fs::create_dir(&legacy).expect("mkdir");
         // Between sh's fork of `sleep` and its exec, the forked child also names the directory.
-        assert!(processes_naming(&dead).contains(&child.id()));
+        // `spawn` returns once the exec has closed the descriptors, a moment before the kernel
+        // sets the new command line (an empty one is read until then): looked for a while.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !processes_naming(&dead).contains(&child.id()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(processes_naming(&dead).contains(&child.id()), "sh names the directory it was started for");
         assert_eq!(sweep_stale(parent.path()), vec![dead.clone()]);
         assert!(!dead.exists() && legacy.exists() && live.path().exists());
         assert!(child.try_wait().expect("wait").is_some() || process::wait_gone(child.id(), Some(&mut child), Duration::from_secs(2)));
