@@ -14,9 +14,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 /// The system allocator, asking for huge pages for blocks of [`LARGE_BLOCK_BYTES`] or more.
 pub struct HugePagesForLargeBlocks;
 
-/// The smallest block advised: one huge page (2 MiB on x86-64). The system allocator gives such
-/// a block a mapping of its own (or a stretch of a heap), and the kernel aligns a fresh mapping
-/// of that size to a huge page.
+/// The smallest block advised: one huge page (2 MiB on x86-64). A smaller block never holds a
+/// whole huge page; one of 2 to 4 MiB holds one where it spans a huge page's boundary aright
+/// (advising those too measured better than from 4 MiB on, where every block holds one).
 pub const LARGE_BLOCK_BYTES: usize = 2 << 20;
 
 /// The system's page size.
