@@ -15,8 +15,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 pub struct HugePagesForLargeBlocks;
 
 /// The smallest block advised: one huge page (2 MiB on x86-64). A smaller block never holds a
-/// whole huge page; one of 2 to 4 MiB holds one where it spans a huge page's boundary aright
-/// (advising those too measured better than from 4 MiB on, where every block holds one).
+/// whole huge page; one of 2 to 4 MiB holds one where a huge page's boundary falls early
+/// enough in it (advising those too measured better than from 4 MiB on, where every block holds
+/// one).
 pub const LARGE_BLOCK_BYTES: usize = 2 << 20;
 
 /// The system's page size.
