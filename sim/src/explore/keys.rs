@@ -45,17 +45,12 @@ impl Keys {
         if (self.held + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
-        let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(key);
-        loop {
-            match self.slots[i] {
-                EMPTY => {
-                    self.slots[i] = key;
-                    self.held += 1;
-                    return true;
-                }
-                held if held == key => return false,
-                _ => i = (i + 1) & mask,
+        match self.probe(key) {
+            Ok(_) => false,
+            Err(empty) => {
+                self.slots[empty] = key;
+                self.held += 1;
+                true
             }
         }
     }
@@ -65,12 +60,18 @@ impl Keys {
         if *key == EMPTY {
             return self.empty_key;
         }
+        self.probe(*key).is_ok()
+    }
+
+    /// The slot holding `key` (not [`EMPTY`]), or else the empty slot its probe ends at.
+    #[inline]
+    fn probe(&self, key: u64) -> Result<usize, usize> {
         let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(*key);
+        let mut i = self.first_slot(key);
         loop {
             match self.slots[i] {
-                EMPTY => return false,
-                held if held == *key => return true,
+                EMPTY => return Err(i),
+                held if held == key => return Ok(i),
                 _ => i = (i + 1) & mask,
             }
         }
