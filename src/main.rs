@@ -1,10 +1,10 @@
 //! `plan`: moves a kubeadm cluster from one control-plane node to an HA control plane, simulation first.
 
+mod allocator;
 mod capacity;
 mod check;
 mod cli;
 mod execute;
-mod huge_pages;
 mod init;
 mod input;
 mod lab;
@@ -22,7 +22,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 #[global_allocator]
-static ALLOCATOR: huge_pages::HugePagesForLargeBlocks = huge_pages::HugePagesForLargeBlocks;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 /// What went wrong, and so which exit code: 1 for a finding, 2 for bad input or usage.
 #[derive(Debug, thiserror::Error)]
