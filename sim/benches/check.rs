@@ -3,7 +3,8 @@
 //! and raw model transitions per second (goal: at least 1 million per core). Depth 3 takes some
 //! 10–20 s a check: its group alone is `cargo bench -p plan-sim --bench check -- depth_3`.
 //!
-//! Run with `cargo bench -p plan-sim --bench check`.
+//! Run with `cargo bench -p plan-sim --bench check`. The checks allocate as the binary does, with
+//! mimalloc (src/allocator.rs), so the figures are those of `plan check` less its start and report.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use plan_model::action::apply;
@@ -13,6 +14,9 @@ use plan_model::topology::Topology;
 use plan_model::validate::parse_scenario;
 use plan_sim::explore::{check, CheckOptions};
 use std::hint::black_box;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const HOMELAB: &str = include_str!("../../scenarios/homelab.yaml");
 const FIVE_MASTERS: &str = include_str!("../../scenarios/five-masters.yaml");
