@@ -1,6 +1,5 @@
 //! `plan`: moves a kubeadm cluster from one control-plane node to an HA control plane, simulation first.
 
-mod allocator;
 mod capacity;
 mod check;
 mod cli;
@@ -22,7 +21,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 #[global_allocator]
-static ALLOCATOR: allocator::Allocator = allocator::Allocator;
+static ALLOCATOR: plan_allocator::Allocator = plan_allocator::Allocator;
 
 /// What went wrong, and so which exit code: 1 for a finding, 2 for bad input or usage.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 //! 10–20 s a check: its group alone is `cargo bench -p plan-sim --bench check -- depth_3`.
 //!
 //! Run with `cargo bench -p plan-sim --bench check`. The checks allocate as the binary does, with
-//! mimalloc (src/allocator.rs), so the figures are those of `plan check` less its start and report.
+//! mimalloc (allocator/), so the figures are those of `plan check` less its start and report.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use plan_model::action::apply;
@@ -16,7 +16,7 @@ use plan_sim::explore::{check, CheckOptions};
 use std::hint::black_box;
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: plan_allocator::Allocator = plan_allocator::Allocator;
 
 const HOMELAB: &str = include_str!("../../scenarios/homelab.yaml");
 const FIVE_MASTERS: &str = include_str!("../../scenarios/five-masters.yaml");

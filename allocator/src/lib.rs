@@ -1,0 +1,209 @@
+//! The allocator of `plan`'s binary and of its check benchmark: mimalloc, not the system's.
+//!
+//! `plan check` grows hash tables of megabytes by doubling on two threads (the placements made,
+//! the continuations known: some 700 MB at depth 3, read at random). glibc gives each of those
+//! threads a heap of its own and grows it a page at a time, one `mprotect` per growth (77,000 of
+//! them at depth 3, some 113,000 page faults), and backs it with 4 KiB pages, so nearly every read
+//! of a table misses the TLB. mimalloc reserves arenas of 1 GiB of address space and, where the
+//! system overcommits memory (Linux's default), commits them at once and advises them whole with
+//! `madvise(MADV_HUGEPAGE)` (`src/arena.c`, `src/prim/unix/prim.c` of its v3): transparent huge
+//! pages where the kernel grants them to memory that asks (`madvise`, as Debian and Ubuntu set it)
+//! or always. It asks for `MAP_HUGETLB` pages only if `MIMALLOC_ALLOW_LARGE_OS_PAGES` or
+//! `MIMALLOC_RESERVE_HUGE_OS_PAGES` is set, so the huge pages an administrator reserved for virtual
+//! machines are left alone. Its defaults are kept: memory freed goes back to the system no sooner
+//! than a second later, once the process allocates or frees again, and `MIMALLOC_*` variables in
+//! the environment override them. Measured in docs/development.md (Figures, "mimalloc").
+//!
+//! Every request that needs no more than a word's alignment is a plain `mi_malloc`: every block
+//! mimalloc gives is a whole number of words from a page's first block, itself 16-byte aligned
+//! (`MI_PAGE_MIN_START_BLOCK_ALIGN`, `include/mimalloc/types.h`). The `mimalloc` crate asks
+//! `mi_malloc_aligned` for every request, and where the size rounded to its class is not a power of
+//! two (a state of 304 bytes, a run's end of some 400), v3 takes that as unaligned and over-allocates:
+//! a larger class, and its slow path (`mi_theap_malloc_zero_aligned_at_overalloc`,
+//! `src/alloc-aligned.c`); mimalloc_rust's pull request 170 proposes the same change upstream.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::ffi::c_void;
+
+/// mimalloc, asked without alignment where every block has it.
+pub struct Allocator;
+
+/// The alignment every mimalloc block has: a word.
+const WORD: usize = std::mem::size_of::<usize>();
+
+// SAFETY: every block comes from mimalloc and goes back to it; a block asked for with an alignment
+// above a word is asked for with that alignment, and one at or under a word has it (see above).
+unsafe impl GlobalAlloc for Allocator {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: mimalloc's allocation, of the layout's size and alignment.
+        unsafe {
+            if layout.align() <= WORD {
+                libmimalloc_sys::mi_malloc(layout.size()).cast()
+            } else {
+                libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as `alloc`, zeroed.
+        unsafe {
+            if layout.align() <= WORD {
+                libmimalloc_sys::mi_zalloc(layout.size()).cast()
+            } else {
+                libmimalloc_sys::mi_zalloc_aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, so from mimalloc.
+        unsafe { libmimalloc_sys::mi_free(ptr.cast::<c_void>()) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` came from this allocator with `layout`; the new block keeps its alignment.
+        unsafe {
+            if layout.align() <= WORD {
+                libmimalloc_sys::mi_realloc(ptr.cast::<c_void>(), new_size).cast()
+            } else {
+                libmimalloc_sys::mi_realloc_aligned(ptr.cast::<c_void>(), new_size, layout.align()).cast()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: Allocator = Allocator;
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    /// The mapping that holds `address` in this process, and its `VmFlags`.
+    fn mapping_at(address: usize) -> (std::ops::Range<usize>, Vec<String>) {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("/proc/self/smaps is readable");
+        let mut holding = None;
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or_default();
+            if let Some(flags) = line.strip_prefix("VmFlags:") {
+                if let Some(range) = holding.take() {
+                    return (range, flags.split_whitespace().map(str::to_string).collect());
+                }
+            } else if !first.ends_with(':') {
+                let (from, to) = first.split_once('-').expect("a mapping's header starts with its range");
+                let parse = |hex| usize::from_str_radix(hex, 16).expect("a mapping's range is hexadecimal");
+                let range = parse(from)..parse(to);
+                holding = range.contains(&address).then_some(range);
+            }
+        }
+        panic!("no mapping holds {address:#x}");
+    }
+
+    /// Whether the advice can be seen here: the kernel has transparent huge pages (built in,
+    /// whatever the setting) and the system overcommits memory, without which mimalloc commits
+    /// its arenas piece by piece and gives no advice. Under `CI=true` a host that cannot show it
+    /// fails the test rather than passing it unseen.
+    fn advice_can_be_seen() -> bool {
+        let why = if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists() {
+            Some("this kernel has no transparent huge pages")
+        } else if std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|mode| mode.trim() == "2") {
+            Some("this system does not overcommit memory (vm.overcommit_memory = 2)")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{why}: the advice cannot be seen");
+            eprintln!("not checked: {why}");
+        }
+        why.is_none()
+    }
+
+    /// A table of the size the exploration grows (64 MiB), taken from the process's allocator as
+    /// `Vec` takes it: the memory that holds it, first byte to last, asks for huge pages (`hg`).
+    /// The system's allocator maps a block this large on its own and gives no advice.
+    #[test]
+    fn a_large_table_lies_in_memory_that_asks_for_huge_pages() {
+        if !advice_can_be_seen() {
+            return;
+        }
+        let bytes = 64 << 20;
+        let table: Vec<u64> = vec![7; bytes / 8];
+        assert!(table.iter().all(|word| *word == 7));
+        let (from, to) = (table.as_ptr() as usize, table.as_ptr() as usize + bytes);
+        for address in [from, from + bytes / 2, to - 1] {
+            let (range, flags) = mapping_at(address);
+            assert!(flags.iter().any(|f| f == "hg"), "{address:#x} (in {range:x?}) asks for huge pages: {flags:?}");
+        }
+    }
+
+    /// The small blocks of a run's state come from the same memory: mimalloc's arenas, asking for
+    /// huge pages too. The system's allocator keeps them in heaps that do not ask.
+    #[test]
+    fn small_blocks_lie_in_memory_that_asks_for_huge_pages() {
+        if !advice_can_be_seen() {
+            return;
+        }
+        let blocks: Vec<Box<[u8; 304]>> = (0..1_000).map(|n| Box::new([n as u8; 304])).collect();
+        for block in [&blocks[0], &blocks[999]] {
+            let (range, flags) = mapping_at(block.as_ptr() as usize);
+            assert!(flags.iter().any(|f| f == "hg"), "a small block (in {range:x?}) asks for huge pages: {flags:?}");
+        }
+    }
+
+    /// Every layout, a word's alignment and under, and over it up to a page: the block has its
+    /// alignment, holds what is written to it, comes zeroed when asked, and keeps its contents
+    /// and alignment when grown or shrunk.
+    #[test]
+    fn every_layout_gets_a_block_with_its_alignment() {
+        use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
+        for align in (0..=12).map(|shift| 1usize << shift) {
+            for size in (1..=300).chain([304, 400, 1000, 1024, 4095, 4096, 5000, 70_000]) {
+                let layout = Layout::from_size_align(size, align).expect("a valid layout");
+                // SAFETY: non-zero sizes; every block is freed below with the layout it has.
+                unsafe {
+                    let block = alloc(layout);
+                    assert!(!block.is_null() && block as usize % align == 0, "{size} bytes aligned to {align}: {block:p}");
+                    std::ptr::write_bytes(block, 0xA5, size);
+                    let grown = realloc(block, layout, size * 3);
+                    assert!(!grown.is_null() && grown as usize % align == 0, "{size} bytes grown, aligned to {align}: {grown:p}");
+                    assert!(std::slice::from_raw_parts(grown, size).iter().all(|b| *b == 0xA5), "{size} bytes grown keep their contents");
+                    let shrunk = realloc(grown, Layout::from_size_align(size * 3, align).expect("a valid layout"), size.div_ceil(2));
+                    assert!(!shrunk.is_null() && shrunk as usize % align == 0, "{size} bytes shrunk, aligned to {align}: {shrunk:p}");
+                    assert!(std::slice::from_raw_parts(shrunk, size.div_ceil(2)).iter().all(|b| *b == 0xA5));
+                    dealloc(shrunk, Layout::from_size_align(size.div_ceil(2), align).expect("a valid layout"));
+                    let zeroed = alloc_zeroed(layout);
+                    assert!(!zeroed.is_null() && zeroed as usize % align == 0, "{size} zeroed bytes aligned to {align}: {zeroed:p}");
+                    assert!(std::slice::from_raw_parts(zeroed, size).iter().all(|b| *b == 0), "{size} bytes asked zeroed are zero");
+                    dealloc(zeroed, layout);
+                }
+            }
+        }
+    }
+
+    /// A block whose size class is not a power of two (48 bytes; a state's 304) is given from its
+    /// own class, on a thread of its own so that no page of that class has a free block yet. Asked
+    /// with an alignment, mimalloc v3 would over-allocate it into a larger class.
+    #[test]
+    fn a_block_of_a_class_not_a_power_of_two_is_not_over_allocated() {
+        std::thread::spawn(|| {
+            for size in [48usize, 304] {
+                let layout = std::alloc::Layout::from_size_align(size, 8).expect("a valid layout");
+                // SAFETY: a non-zero layout, freed below.
+                unsafe {
+                    let block = std::alloc::alloc(layout);
+                    assert!(!block.is_null());
+                    let usable = libmimalloc_sys::mi_usable_size(block.cast());
+                    let class = libmimalloc_sys::mi_good_size(size);
+                    assert_eq!(usable, class, "a block of {size} bytes is of its own class ({class} bytes), not over-allocated");
+                    std::alloc::dealloc(block, layout);
+                }
+            }
+        })
+        .join()
+        .expect("the allocating thread");
+    }
+}
