@@ -2,7 +2,7 @@
 //! depth 3), explored with state deduplication; every recovery it takes is proven or refuted.
 
 use crate::collect::Collector;
-use crate::memo::{Memo, RankingsMade, Summary, Walk};
+use crate::memo::{Memo, RankingsMade, StateHashed, Summary, Walk};
 use crate::recovery::RecoveryKind;
 use crate::run::{Cursor, Engine, Injection, Outcome, Point, Recording, RunResult, Track};
 use plan_model::cluster::Cluster;
@@ -158,20 +158,13 @@ pub struct CheckReport {
     pub dominated_rollbacks: Vec<DominatedRollback>,
 }
 
-fn fingerprint_hash(state: &plan_model::cluster::Cluster, point: Point, extra: u64, t: &Topology) -> u64 {
-    keyed(&placement_hasher(state, point, t), extra)
-}
-
 /// The hash of a state's fingerprint and a point, to key every placement there from.
 fn placement_hasher(state: &plan_model::cluster::Cluster, point: Point, t: &Topology) -> FxHasher {
-    let mut h = FxHasher::default();
-    state.fingerprint(t).hash(&mut h);
-    point.hash(&mut h);
-    h
+    StateHashed::of(state, t).at(point)
 }
 
 /// A placement's key: `extra` (its faults and configuration) after the state and point hashed
-/// once in `at` (the same key [`fingerprint_hash`] gives).
+/// once in `at`.
 fn keyed(at: &FxHasher, extra: u64) -> u64 {
     let mut h = at.clone();
     extra.hash(&mut h);
@@ -353,7 +346,7 @@ struct Merged {
 /// as visited.
 fn merge_shards(shards: Vec<Found<'_>>, states: &[(Point, Cluster)], collector: &mut Collector<'_>, t: &Topology, plan: &Plan) -> Merged {
     let step_index: FxHashMap<&str, usize> = plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
-    let no_fault: FxHashSet<u64> = states.iter().map(|(point, state)| fingerprint_hash(state, *point, 0, t) | VISITED).collect();
+    let no_fault: FxHashSet<u64> = states.iter().map(|(point, state)| keyed(&placement_hasher(state, *point, t), 0) | VISITED).collect();
     let tables: Vec<_> = shards.iter().map(|s| (&s.visited, &s.seen)).collect();
     let mut merged = Merged { states: states_visited(&no_fault, &tables), transitions: 0, placements: 0, deduplicated: 0 };
     for shard in shards {
@@ -500,7 +493,7 @@ impl<'s, 'a> Shard<'s, 'a> {
             let first = Injection { at: point, fault };
             let mut snapshots = Vec::new();
             let result = self.run(&start, &[first], self.depth - 1, &mut snapshots);
-            self.visited.insert(fingerprint_hash(&result.end().final_state, point, fault_key, self.t));
+            self.visited.insert(keyed(&result.end().state.at(point), fault_key));
             self.collector.record(&[first], &result, inherited);
             if self.depth < 2 {
                 continue;

@@ -298,18 +298,56 @@ impl Hasher for Counted {
     }
 }
 
+/// A state hashed as the exploration keys the placements made in it: its fingerprint (time
+/// abstracted), ready for the point ([`StateHashed::at`]). Two are equal when their hashes are.
+#[derive(Clone)]
+pub struct StateHashed(FxHasher);
+
+impl StateHashed {
+    pub fn of(state: &Cluster, t: &Topology) -> StateHashed {
+        let mut h = FxHasher::default();
+        state.fingerprint(t).hash(&mut h);
+        StateHashed(h)
+    }
+
+    /// The hash of the state at `point`, to key every placement there from.
+    pub fn at<P: Hash>(&self, point: P) -> FxHasher {
+        let mut h = self.0.clone();
+        point.hash(&mut h);
+        h
+    }
+}
+
+impl PartialEq for StateHashed {
+    fn eq(&self, other: &StateHashed) -> bool {
+        // `finish` rotates the hasher's one word: equal finishes, equal hashers.
+        self.0.finish() == other.0.finish()
+    }
+}
+
+impl Eq for StateHashed {}
+
+impl std::fmt::Debug for StateHashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StateHashed({:#018x})", self.0.finish())
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct End {
     pub outcome: Outcome,
     /// Availability invariants broken in the final state (bits by index in `INVARIANTS`).
     pub unavailable: u32,
-    /// The state the run ended in (where it rejoined the no-fault run, if it did).
-    pub final_state: Cluster,
-    /// For a run that rejoined the no-fault run, that run's end, which the messages are built
-    /// from: one copy per memory, shared by every such end (an end is kept for every run that
-    /// stops on its own, hundreds of thousands at depth 3).
-    rejoined: Option<Rc<Cluster>>,
+    /// The state the run ended in (where it rejoined the no-fault run, if it did), hashed: all
+    /// the exploration reads of it but the messages.
+    pub state: StateHashed,
+    /// The state the messages are built from: for a run that rejoined the no-fault run, that
+    /// run's end (one copy per memory, shared by every such end); for one that stopped on its own
+    /// with an availability invariant broken, its own end; none where nothing is broken, nothing
+    /// to explain (most ends: an end is kept for every run that stops on its own, hundreds of
+    /// thousands at depth 3).
+    explain: Option<Rc<Cluster>>,
 }
 
 impl End {
@@ -320,12 +358,8 @@ impl End {
 
     /// Why availability invariant `index` is broken at the end, in words.
     pub fn why(&self, index: usize, t: &Topology) -> String {
-        (INVARIANTS[index].explain)(self.explain_from(), t).expect("an invariant recorded broken at the end breaks there")
-    }
-
-    /// The state the messages are built from: the no-fault run's end, for a run that rejoined it.
-    pub fn explain_from(&self) -> &Cluster {
-        self.rejoined.as_deref().unwrap_or(&self.final_state)
+        let state = self.explain.as_deref().expect("an end with an availability invariant broken keeps its state");
+        (INVARIANTS[index].explain)(state, t).expect("an invariant recorded broken at the end breaks there")
     }
 }
 
@@ -574,9 +608,9 @@ impl Memo {
             Stop::End { outcome, rejoined } => {
                 r.settle();
                 let end = if rejoined {
-                    track_end(&mut self.track_end, track, outcome, r.c)
+                    track_end(&mut self.track_end, track, outcome, &r.c, engine.t)
                 } else {
-                    end_of(r.c, outcome, engine.t, &mut self.judged)
+                    end_of(&r.c, outcome, engine.t, &mut self.judged)
                 };
                 (Rc::new(end), None)
             }
@@ -709,7 +743,7 @@ fn tail_from(breaks: &[Break], lists: &Rc<Lists>, mark: &Mark, transitions: u64,
 
 /// The end of a run that rejoined the no-fault run at `state`: the no-fault run's outcome and
 /// availability, its end shared from `kept` (made from `track` the first time).
-fn track_end(kept: &mut Option<(Rc<Cluster>, u32)>, track: &Track, outcome: Outcome, state: Cluster) -> End {
+fn track_end(kept: &mut Option<(Rc<Cluster>, u32)>, track: &Track, outcome: Outcome, state: &Cluster, t: &Topology) -> End {
     let (end, unavailable) = kept.get_or_insert_with(|| {
         let unavailable = track
             .final_unavailable
@@ -719,21 +753,22 @@ fn track_end(kept: &mut Option<(Rc<Cluster>, u32)>, track: &Track, outcome: Outc
         (Rc::new(track.final_state), unavailable)
     });
     debug_assert_eq!(**end, track.final_state, "a memory serves one exploration, of one no-fault run");
-    End { outcome, unavailable: *unavailable, final_state: state, rejoined: Some(end.clone()) }
+    End { outcome, unavailable: *unavailable, state: StateHashed::of(state, t), explain: Some(end.clone()) }
 }
 
 /// The end of a run that stopped in `state`; the availability invariants it breaks are judged
 /// once per state (`judged`, by the state without its times: none of them reads a time).
-fn end_of(state: Cluster, outcome: Outcome, t: &Topology, judged: &mut FxHashMap<Fingerprint, u32>) -> End {
-    let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..state };
+fn end_of(state: &Cluster, outcome: Outcome, t: &Topology, judged: &mut FxHashMap<Fingerprint, u32>) -> End {
+    let timeless = Cluster { clock_s: 0, certs_uploaded_s: None, token_s: None, last_backup_s: 0, ..*state };
     let unavailable = *judged.entry(Fingerprint::of(&timeless)).or_insert_with(|| {
         INVARIANTS
             .iter()
             .enumerate()
-            .filter(|(_, i)| i.class == InvariantClass::Availability && (i.broken)(&state, t))
+            .filter(|(_, i)| i.class == InvariantClass::Availability && (i.broken)(state, t))
             .fold(0u32, |m, (i, _)| m | 1 << i)
     });
-    End { outcome, unavailable, final_state: state, rejoined: None }
+    let explain = (unavailable != 0).then(|| Rc::new(*state));
+    End { outcome, unavailable, state: StateHashed::of(state, t), explain }
 }
 
 impl Run<'_, '_> {
