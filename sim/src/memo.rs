@@ -311,7 +311,7 @@ impl StateHashed {
     }
 
     /// The hash of the state at `point`, to key every placement there from.
-    pub fn at<P: Hash>(&self, point: P) -> FxHasher {
+    pub fn at(&self, point: Point) -> FxHasher {
         let mut h = self.0.clone();
         point.hash(&mut h);
         h
