@@ -1,7 +1,7 @@
 //! The allocator of `plan`'s binary and of its check benchmark: mimalloc, not the system's.
 //!
 //! `plan check` grows hash tables of megabytes by doubling on two threads (the placements made,
-//! the continuations known: some 700 MB at depth 3, read at random). glibc gives each of those
+//! the continuations known: some 600 MB at depth 3, read at random). glibc gives each of those
 //! threads a heap of its own and grows it a page at a time, one `mprotect` per growth (77,000 of
 //! them at depth 3, some 113,000 page faults), and backs it with 4 KiB pages, so nearly every read
 //! of a table misses the TLB. mimalloc reserves arenas of 1 GiB of address space and, where the
