@@ -16,11 +16,15 @@ use plan_model::fault::Fault;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// The work expected from each point of the no-fault run (`states`): for each fault placed there,
-/// one for its own run and, with `depth` to spare, one per point that run passes (where a second
-/// fault goes, and from there a third). The runs are made on `threads` threads, each taking every
-/// `threads`-th point with a memory of its own, sharing the exploration's `rankings` (a ranking
-/// made here is not made again). With depth 1, each point weighs as many faults as it takes.
+/// The work expected from each point of the no-fault run (`states`). Its breadth: for each fault
+/// placed there, one for its own run and one per point that run passes (where a second fault
+/// goes). At depth 2 the work is about the breadth; each further fault multiplies it about by the
+/// breadth again (measured on the homelab: a point with 9.4 times another's placements at depth 2
+/// has 128 times them at depth 3, 5.3 times had 18 times), so a point weighs its breadth to the
+/// power of the faults placed after the first. The runs are made on `threads` threads, each taking
+/// every `threads`-th point with a memory of its own, sharing the exploration's `rankings` (a
+/// ranking made here is not made again). With depth 1, each point weighs as many faults as it
+/// takes.
 pub(super) fn point_weights(
     engine: &Engine<'_>,
     track: &Track,
@@ -53,7 +57,7 @@ pub(super) fn point_weights(
     });
     for (thread, part) in weighed.into_iter().enumerate() {
         for (weight, slot) in part.into_iter().zip(weights.iter_mut().skip(thread).step_by(threads)) {
-            *slot = weight;
+            *slot = weight.pow(u32::from(depth) - 1);
         }
     }
     weights
