@@ -738,14 +738,9 @@ mod tests {
     /// are not counted.
     #[test]
     fn the_states_counted_are_the_union_of_the_visited_keys() {
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // Few distinct values, so tables meet.
-            x % 600
-        };
+        let mut draws = crate::testing::Draws::seeded(0x2545_f491_4f6c_dd1d);
+        // Few distinct values, so tables meet.
+        let mut next = move || draws.below(600);
         for round in 0..50 {
             let no_fault: FxHashSet<u64> = (0..20).map(|_| next() | VISITED).collect();
             let shards: Vec<(FxHashSet<u64>, Keys)> =

@@ -15,6 +15,24 @@ pub mod step;
 #[cfg(test)]
 pub(crate) mod testing {
     use plan_model::cluster::Cluster;
+
+    /// Numbers below a bound, the same run of them from the same seed (xorshift): the tests'
+    /// random inputs, made again on every run.
+    pub(crate) struct Draws(u64);
+
+    impl Draws {
+        pub(crate) fn seeded(seed: u64) -> Draws {
+            Draws(seed)
+        }
+
+        /// The next number below `bound` (any, for `u64::MAX`).
+        pub(crate) fn below(&mut self, bound: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % bound
+        }
+    }
     use plan_model::plan::Plan;
     use plan_model::topology::Topology;
 

@@ -111,13 +111,8 @@ mod tests {
     /// share of the whole is reached: without its last point a range falls short of its share.
     #[test]
     fn the_ranges_cover_the_points_and_end_where_their_share_is_reached() {
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |below: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % below
-        };
+        let mut draws = crate::testing::Draws::seeded(0x9e37_79b9_7f4a_7c15);
+        let mut next = move |below: u64| draws.below(below);
         for round in 0..2000 {
             let n = next(40) as usize;
             let shards = 1 + next(4) as usize;
