@@ -16,12 +16,16 @@ pub mod step;
 pub(crate) mod testing {
     use plan_model::cluster::Cluster;
 
-    /// Numbers below a bound, the same run of them from the same seed (xorshift): the tests'
-    /// random inputs, made again on every run.
+    use plan_model::plan::Plan;
+    use plan_model::topology::Topology;
+
+    /// Numbers below a bound, the same run of them from the same seed (xorshift; a seed other
+    /// than 0, which gives only zeros): the tests' random inputs, made again on every run.
     pub(crate) struct Draws(u64);
 
     impl Draws {
         pub(crate) fn seeded(seed: u64) -> Draws {
+            debug_assert_ne!(seed, 0, "xorshift from 0 stays at 0");
             Draws(seed)
         }
 
@@ -33,8 +37,6 @@ pub(crate) mod testing {
             self.0 % bound
         }
     }
-    use plan_model::plan::Plan;
-    use plan_model::topology::Topology;
 
     /// A scenario, the plan the planner makes for it, and every third step boundary of its
     /// no-fault run (the step's index and the state there).

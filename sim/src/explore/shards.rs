@@ -5,8 +5,8 @@
 //! points far apart meet less often than runs from neighbours: a shard holding every other point
 //! made some 15 % more placements than one shard alone at depth 2 on the homelab, 34 % at depth 3;
 //! two halves of the points make 4 % and 14 % more. The halves are cut where the work is shared
-//! evenly, as the points' single faults foretell it: the points each one's run passes, where the
-//! further faults go.
+//! evenly, as the points' single faults foretell it: the points each one's run passes that no
+//! earlier run passed alike, where the further faults go ([`point_weights`]).
 
 use super::faults_at;
 use crate::memo::{Memo, RankingsMade, Walk};
@@ -18,13 +18,19 @@ use std::sync::Arc;
 
 /// The work expected from each point of the no-fault run (`states`). Its breadth: for each fault
 /// placed there, one for its own run and one per point that run passes (where a second fault
-/// goes). At depth 2 the work is about the breadth; each further fault multiplies it about by the
-/// breadth again (measured on the homelab: a point with 9.4 times another's placements at depth 2
-/// has 128 times them at depth 3, 5.3 times had 18 times), so a point weighs its breadth to the
-/// power of the faults placed after the first. The runs are made on `threads` threads, each taking
-/// every `threads`-th point with a memory of its own, sharing the exploration's `rankings` (a
-/// ranking made here is not made again). With depth 1, each point weighs as many faults as it
-/// takes.
+/// goes) that no run before it on the same thread passed with the same configuration there: the
+/// points are weighed in turn on `threads` threads, each taking every `threads`-th point with a
+/// memory of its own, and a run stops counting at a step boundary its memory walked already
+/// (`memo::Walk`), as a shard's runs stop walking there. So a point whose runs meet those of
+/// earlier points weighs what is left to place from it (weighed with a fresh memory per point,
+/// the homelab's late points weigh 2 to 5 times as much, and the cut falls at 63 of 108 points,
+/// with 56 % of the placements before it). The threads share the exploration's `rankings` (a
+/// ranking made here is not made again); the weights depend on `threads` (fixed: the shard
+/// count), never on the machine. At depth 2 the work is about the breadth; each further fault
+/// multiplies it about by the breadth again (measured on the homelab: a point with 9.4 times
+/// another's placements at depth 2 has 128 times them at depth 3, 5.3 times had 18 times), so a
+/// point weighs its breadth to the power of the faults placed after the first. With depth 1, each
+/// point weighs as many faults as it takes.
 pub(super) fn point_weights(
     engine: &Engine<'_>,
     track: &Track,
@@ -80,8 +86,8 @@ fn weigh(memo: &mut Memo, engine: &Engine<'_>, track: &Track, faults: &[Fault], 
 
 /// The points, by index, cut into `shards` contiguous ranges in order, the `k`-th ending at the
 /// first point where the weights so far reach `k / shards` of the whole. Every point is in one
-/// range; a range is empty only where a heavy point reaches two shares at once (or there are
-/// fewer points than shards).
+/// range; a range is empty only where a heavy point reaches two shares at once, where there are
+/// fewer points than shards, or where every weight is 0 (the last range then takes every point).
 pub(super) fn shard_ranges(weights: &[usize], shards: usize) -> Vec<Range<usize>> {
     let total: usize = weights.iter().sum();
     // The weight of the first `i` points, for every `i` from none to all.
