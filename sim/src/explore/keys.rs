@@ -95,8 +95,17 @@ impl Keys {
     }
 
     /// Every key, in no particular order.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = u64> + '_ {
         self.empty_key.then_some(EMPTY).into_iter().chain(self.slots.iter().copied().filter(|s| *s != EMPTY))
+    }
+
+    /// The keys held in the `part`-th of `parts` equal runs of slots (the key [`EMPTY`] with the
+    /// first): every key is in one part, so parts can be gone through on threads of their own.
+    pub(crate) fn part(&self, part: usize, parts: usize) -> impl Iterator<Item = u64> + '_ {
+        let (len, parts) = (self.slots.len(), parts.max(1));
+        let slots = &self.slots[len * part / parts..len * (part + 1) / parts];
+        (part == 0 && self.empty_key).then_some(EMPTY).into_iter().chain(slots.iter().copied().filter(|s| *s != EMPTY))
     }
 
     /// Twice the slots, every key placed again.
@@ -148,6 +157,11 @@ mod tests {
             let mut expected: Vec<u64> = reference.into_iter().collect();
             expected.sort_unstable();
             assert_eq!(held, expected, "spread {spread}");
+            for parts in [1, 2, 3, 7] {
+                let mut in_parts: Vec<u64> = (0..parts).flat_map(|part| keys.part(part, parts)).collect();
+                in_parts.sort_unstable();
+                assert_eq!(in_parts, held, "spread {spread}, {parts} parts");
+            }
         }
     }
 }
