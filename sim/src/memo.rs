@@ -561,6 +561,11 @@ impl Memo {
         }
     }
 
+    /// Lets go of the rankings other shards share (this memory's own are kept).
+    pub fn stop_sharing_rankings(&mut self) {
+        self.rankings.made = None;
+    }
+
     /// A memory that keeps no continuation (rankings only): every run is carried out to its end.
     pub fn plain(reported: u32) -> Memo {
         Memo { forget: true, ..Memo::new(reported) }
