@@ -1,5 +1,6 @@
 //! The keys of the placements a shard made ([`super::Shard`]'s `seen`): millions of them per
-//! shard at depth 3, far more than the caches hold, each looked up once per placement.
+//! shard at depth 3, far more than the caches hold, each looked up once per placement (and once
+//! more when the states visited are counted).
 
 /// A set of 64-bit placement keys, by open addressing with linear probing. The keys are hashes
 /// already: a key's first slot is read off its bits (times a constant, the top bits kept), and
@@ -100,9 +101,11 @@ impl Keys {
         self.empty_key.then_some(EMPTY).into_iter().chain(self.slots.iter().copied().filter(|s| *s != EMPTY))
     }
 
-    /// The keys held in the `part`-th of `parts` equal runs of slots (the key [`EMPTY`] with the
-    /// first): every key is in one part, so parts can be gone through on threads of their own.
+    /// The keys held in the `part`-th of `parts` runs of slots, as near equal as the slots allow
+    /// (the key [`EMPTY`] with the first): every key is in one part, so parts can be gone through
+    /// on threads of their own.
     pub(crate) fn part(&self, part: usize, parts: usize) -> impl Iterator<Item = u64> + '_ {
+        debug_assert!(part < parts, "part {part} of {parts}");
         let (len, parts) = (self.slots.len(), parts.max(1));
         let slots = &self.slots[len * part / parts..len * (part + 1) / parts];
         (part == 0 && self.empty_key).then_some(EMPTY).into_iter().chain(slots.iter().copied().filter(|s| *s != EMPTY))
