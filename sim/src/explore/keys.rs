@@ -106,7 +106,7 @@ impl Keys {
     /// on threads of their own.
     pub(crate) fn part(&self, part: usize, parts: usize) -> impl Iterator<Item = u64> + '_ {
         debug_assert!(part < parts, "part {part} of {parts}");
-        let (len, parts) = (self.slots.len(), parts.max(1));
+        let len = self.slots.len();
         let slots = &self.slots[len * part / parts..len * (part + 1) / parts];
         (part == 0 && self.empty_key).then_some(EMPTY).into_iter().chain(slots.iter().copied().filter(|s| *s != EMPTY))
     }
