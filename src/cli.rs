@@ -103,7 +103,7 @@ pub enum ReportFormat {
 
 #[derive(Debug, ClapArgs)]
 pub struct CheckOptions {
-    /// 1: every single fault; 2: every pair of faults; 3: every triple (tens of seconds: the
+    /// 1: every single fault; 2: every pair of faults; 3: every triple (a few seconds: the
     /// expected time is printed on stderr first).
     #[arg(long, default_value_t = 1, value_parser = parse_depth)]
     pub depth: u8,

@@ -1,7 +1,7 @@
 //! `plan check` on the embedded homelab at depths 1, 2 and 3 and on five masters at depth 2 (goals
 //! on the 2-core machine: homelab depth 2 ≤ 50 ms, five masters depth 2 ≤ 100 ms, depth 3 ≤ 2 s),
 //! and raw model transitions per second (goal: at least 1 million per core). Depth 3 takes some
-//! 10–20 s a check: its group alone is `cargo bench -p plan-sim --bench check -- depth_3`.
+//! 2–3 s a check and its group some 70 s: alone it is `cargo bench -p plan-sim --bench check -- depth_3`.
 //!
 //! Run with `cargo bench -p plan-sim --bench check`. The checks allocate as the binary does, with
 //! mimalloc (allocator/), so the figures are those of `plan check` less its start and report.
