@@ -662,12 +662,7 @@ pub fn trace_lines(result: &RunResult, schedule: &[Injection], plan: &Plan, inva
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn planned(text: &str) -> (Topology, Plan) {
-        let t = Topology::new(&plan_model::validate::parse_scenario(text).expect("the scenario is valid"));
-        let plan = plan_model::planner::generate(&t);
-        (t, plan)
-    }
+    use crate::testing::planned;
 
     /// At depth 1 no placement is a duplicate, so two shards report what one does, but for the
     /// transitions applied (the shards' memories share different runs). That holds only if the

@@ -15,7 +15,6 @@ pub mod step;
 #[cfg(test)]
 pub(crate) mod testing {
     use plan_model::cluster::Cluster;
-
     use plan_model::plan::Plan;
     use plan_model::topology::Topology;
 
@@ -46,6 +45,13 @@ pub(crate) mod testing {
         pub(crate) boundaries: Vec<(usize, Cluster)>,
     }
 
+    /// The topology of a scenario's text and the plan the planner makes for it.
+    pub(crate) fn planned(text: &str) -> (Topology, Plan) {
+        let t = Topology::new(&plan_model::validate::parse_scenario(text).expect("the scenario is valid"));
+        let plan = plan_model::planner::generate(&t);
+        (t, plan)
+    }
+
     /// Three scenarios with other names, sizes and recoveries: the homelab, five masters, the
     /// loopback lab.
     pub(crate) fn three_scenarios() -> Vec<PlannedScenario> {
@@ -57,8 +63,7 @@ pub(crate) mod testing {
         texts
             .into_iter()
             .map(|text| {
-                let t = Topology::new(&plan_model::validate::parse_scenario(text).expect("the scenario is valid"));
-                let plan = plan_model::planner::generate(&t);
+                let (t, plan) = planned(text);
                 let (_, states) = crate::run::Engine::new(&t, &plan, crate::run::Recording::default()).track();
                 let boundaries = states.iter().filter(|(p, _)| p.action == 0).step_by(3).map(|(p, c)| (p.step as usize, *c)).collect();
                 PlannedScenario { t, plan, boundaries }
