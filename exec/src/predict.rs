@@ -186,7 +186,7 @@ impl Place for Forecast<'_> {
     /// it carries on past what the twin would refuse (an edited plan's refusal leaves the state
     /// short of what the next step expects); the drift check is the executor's own, against
     /// what it observes on the hosts, not the forecast's against itself.
-    fn drift(&self, _t: &Topology) -> Option<std::sync::Arc<str>> {
+    fn drift(&self, _t: &Topology, _rebooting: NodeSet) -> Option<std::sync::Arc<str>> {
         None
     }
 

@@ -101,6 +101,11 @@ pub struct Cluster {
     /// Node objects deleted, the plan going on without them; what their disks hold stays there
     /// until they are wiped.
     pub written_off: NodeSet,
+    /// Machines a fault took down for good (a crash they do not come back from): no boot starts
+    /// them again, the plan's own (a planned reboot) included. Absent from a journal written
+    /// before it was modelled: none.
+    #[serde(default)]
+    pub broken: NodeSet,
     /// kube-proxy's kubeconfig (the `kube-proxy` ConfigMap) names the VIP; else the existing
     /// master's address it was rendered with at `kubeadm init`.
     pub kube_proxy_vip: bool,
@@ -202,6 +207,7 @@ impl Cluster {
             kubelet_local: master,
             stale_nodes: NodeSet::EMPTY,
             written_off: NodeSet::EMPTY,
+            broken: NodeSet::EMPTY,
             kube_proxy_vip: false,
             lb_up: true,
             vip_alias: false,
@@ -278,6 +284,7 @@ impl std::hash::Hash for Cluster {
             kubelet_local,
             stale_nodes,
             written_off,
+            broken,
             kube_proxy_vip,
             lb_up,
             vip_alias,
@@ -364,6 +371,7 @@ impl std::hash::Hash for Cluster {
             kubelet_local,
             stale_nodes,
             written_off,
+            broken,
             declared_pool,
             running_pool,
             vip_daemons,

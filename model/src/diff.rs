@@ -31,6 +31,7 @@ pub fn state_diff(a: &Cluster, b: &Cluster, t: &Topology) -> Vec<String> {
     set_change(&mut out, t, "VMs", a.vm_exists, b.vm_exists);
     set_change(&mut out, t, "VMs declared", a.vm_declared, b.vm_declared);
     set_change(&mut out, t, "up", a.up, b.up);
+    set_change(&mut out, t, "failed for good", a.broken, b.broken);
     set_change(&mut out, t, "etcd voters", a.voters, b.voters);
     set_change(&mut out, t, "etcd learners", a.learners, b.learners);
     set_change(&mut out, t, "etcd started", a.etcd_started, b.etcd_started);

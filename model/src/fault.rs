@@ -157,7 +157,12 @@ impl Fault {
     /// millions of faults).
     pub fn strike_in_place(self, c: &mut Cluster, t: &Topology) {
         match self {
-            Fault::NodeDown { node, .. } => c.up = c.up.without(node),
+            Fault::NodeDown { node, lasts_s } => {
+                c.up = c.up.without(node);
+                if lasts_s.is_none() {
+                    c.broken = c.broken.with(node);
+                }
+            }
             Fault::HypervisorDown { hypervisor, .. } => {
                 c.hypervisors_down |= 1 << hypervisor;
                 c.up = c.up.minus(t.on_hypervisor(hypervisor as usize));

@@ -105,7 +105,22 @@ pub struct Dominated {
 /// Reality differs from what the plan expects before a step: a machine down, the LB down, a
 /// partition. The executor checks this before every step and halts on it.
 pub fn drift(c: &Cluster, t: &Topology) -> Option<String> {
-    Drift::of(c).map(|d| d.describe(t))
+    Drift::of(c, NodeSet::EMPTY).map(|d| d.describe(t))
+}
+
+/// The machines step `s` shut down to boot them again (a planned reboot, such as the failover
+/// test's) that are down now though no fault took them down (`struck`): a re-run of the step (a
+/// resume from the journal, a retry once a fault is over) finds them as the step left them, and
+/// the step's own boot brings them back.
+pub fn rebooting(c: &Cluster, s: &plan_model::plan::Step, struck: NodeSet) -> NodeSet {
+    s.actions
+        .iter()
+        .filter_map(|a| match *a {
+            Action::Boot(x) => Some(x),
+            _ => None,
+        })
+        .filter(|&x| c.vm_exists.contains(x) && !c.up.contains(x) && !struck.contains(x))
+        .fold(NodeSet::EMPTY, NodeSet::with)
 }
 
 /// What differs from the plan's expectation before a step, the first found: [`drift`] without
@@ -119,9 +134,11 @@ pub enum Drift {
 }
 
 impl Drift {
-    pub fn of(c: &Cluster) -> Option<Drift> {
+    /// The first drift of `c`, where the machines in `rebooting` ([`rebooting`]) are expected
+    /// down too.
+    pub fn of(c: &Cluster, rebooting: NodeSet) -> Option<Drift> {
         // A machine written off is expected down: the plan goes on without it.
-        if let Some(n) = c.vm_exists.minus(c.up).minus(c.written_off).iter().next() {
+        if let Some(n) = c.vm_exists.minus(c.up).minus(c.written_off).minus(rebooting).iter().next() {
             return Some(Drift::Down(n));
         }
         if !c.lb_up {
@@ -205,13 +222,9 @@ pub fn recover<E: Executor>(exec: &mut E, t: &Topology, plan: &Plan, step: usize
     }
     // 1b. A node the step itself shut down (a planned reboot) and no fault touched: finish the
     // reboot before deciding, so it counts as a survivor.
-    for a in &plan.steps[step].actions {
-        if let Action::Boot(x) = *a {
-            if !exec.cluster().up.contains(x) && !exec.struck().contains(x) {
-                say(exec, id, EventKind::Recovery, || format!("wait for the planned reboot of {}", t.name(x)));
-                let _ = exec.apply(*a, id)?;
-            }
-        }
+    for x in rebooting(exec.cluster(), &plan.steps[step], exec.struck()).iter() {
+        say(exec, id, EventKind::Recovery, || format!("wait for the planned reboot of {}", t.name(x)));
+        let _ = exec.apply(Action::Boot(x), id)?;
     }
     // 2. Expired credentials: the renewal (`search::renewal`, which the executor proposes first
     // at such a halt too), then the step again.

@@ -568,8 +568,8 @@ impl Place for Run<'_, '_> {
     }
 
     /// Found without words, worded from the engine's table.
-    fn drift(&self, _t: &Topology) -> Option<std::sync::Arc<str>> {
-        policy::Drift::of(&self.c).map(|drift| self.engine.drifts.of(drift).clone())
+    fn drift(&self, _t: &Topology, rebooting: NodeSet) -> Option<std::sync::Arc<str>> {
+        policy::Drift::of(&self.c, rebooting).map(|drift| self.engine.drifts.of(drift).clone())
     }
 
     fn step_done(&mut self, s: &plan_model::plan::Step) -> Result<(), Infallible> {

@@ -11,7 +11,7 @@ use crate::run::{EventKind, Halt, Injection, Outcome, Point};
 use plan_model::action::{self, Action, Refusal};
 use plan_model::fault::Fault;
 use plan_model::plan::{Plan, Step};
-use plan_model::topology::Topology;
+use plan_model::topology::{NodeSet, Topology};
 
 /// Where the executor is in the plan, besides the state: with it, enough to go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -66,9 +66,10 @@ pub trait Place: Executor {
     /// # Errors
     /// The place underneath failed; a refused action is `Ok(Err(refusal))`.
     fn act(&mut self, a: Action, step: &str, kind: EventKind) -> Result<Result<(), Refusal>, Self::Error>;
-    /// Why the cluster is not what the next step expects, checked at every step boundary.
-    fn drift(&self, t: &Topology) -> Option<std::sync::Arc<str>> {
-        policy::drift(self.cluster(), t).map(Into::into)
+    /// Why the cluster is not what the next step expects, checked at every step boundary; the
+    /// machines in `rebooting` ([`policy::rebooting`]) are expected down.
+    fn drift(&self, t: &Topology, rebooting: NodeSet) -> Option<std::sync::Arc<str>> {
+        policy::Drift::of(self.cluster(), rebooting).map(|d| d.describe(t).into())
     }
     /// Step `s` is done: the part of its time its actions do not account for passes.
     ///
@@ -174,7 +175,11 @@ fn next_action<P: Place>(
     no_fault: bool,
 ) -> Result<Result<Progress, Halt>, P::Error> {
     if pos.k == 0 {
-        if let Some(why) = p.drift(t) {
+        // A re-run of a step that shut a machine down to boot it again (the executor resuming
+        // its journal after a crash, or a retry once a fault is over) finds the machine as the
+        // step left it: no drift, the step's own boot brings it back.
+        let rebooting = if pos.skip_done { policy::rebooting(p.cluster(), s, p.struck()) } else { NodeSet::EMPTY };
+        if let Some(why) = p.drift(t, rebooting) {
             return Ok(Err(Halt::Drift(why)));
         }
     }

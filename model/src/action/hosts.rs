@@ -2,7 +2,7 @@
 //! object (a join's last phase, `kubeadm reset`, a machine written off).
 
 use super::refuse::{api_for_operator, needs_api, needs_up, Words};
-use super::{Action, Refusal};
+use super::{Action, Refusal, RefusalKind};
 use crate::cluster::Cluster;
 use crate::observe;
 use crate::topology::{NodeIx, NodeSet, Topology};
@@ -40,6 +40,11 @@ pub(super) fn host_transition(c: &Cluster, n: &mut Cluster, t: &Topology, action
             let h = t.node(x).hypervisor;
             if c.hypervisors_down & (1 << h) != 0 || !c.vm_exists.contains(x) {
                 return w.refuse(|| format!("qm start {}: no such VM or hypervisor down", t.name(x)));
+            }
+            if c.broken.contains(x) {
+                return w.refuse_as(RefusalKind::HostDown, || {
+                    format!("qm start {}: the machine does not come back (it failed for good)", t.name(x))
+                });
             }
             *n = boot(n, x);
         }
@@ -80,6 +85,8 @@ fn destroy(c: &Cluster, n: &mut Cluster, x: NodeIx) {
     let gone = NodeSet::of(x);
     n.vm_exists = c.vm_exists.minus(gone);
     n.up = c.up.minus(gone);
+    // A VM made again in its place is a new machine.
+    n.broken = c.broken.minus(gone);
     n.old_kubeadm = c.old_kubeadm.minus(gone);
     n.join_secrets_on = c.join_secrets_on.minus(gone);
     node_wiped(c, n, x);
