@@ -426,9 +426,11 @@ pub fn put_first(ranked: &mut Vec<Candidate>, first: Candidate) {
 /// What the plan documents for a halt in state `c`, by the `when` of its rollback procedures in
 /// `plan`: quorum lost with a voter left is the quorum recovery's case, where the plan has one;
 /// the first master down for good while the VIP still has a healthy backend is a fault the VIP
-/// absorbs, so the phase's rollback (which points everyone back at that master) is not for it:
-/// going on without it where the plan has that procedure (`RF`), else, during the cut-over,
-/// holding; otherwise the phase's rollback, and after the cut-over holding.
+/// absorbs, so where the plan has `RF` the phase's rollback (which points everyone back at that
+/// master) is not for it: going on without it, or, once it is written off, holding. A plan
+/// without `RF` keeps the source plan's rule: `R4` for every fault of the cut-over (which the
+/// check then reports beaten where the master is lost). Otherwise the phase's rollback, and
+/// after the cut-over holding.
 pub fn documented_for(c: &Cluster, t: &Topology, kind: PhaseKind, phase: &str, plan: &Plan) -> RecoveryKind {
     if plan.documents(Recovers::QuorumRecovery) && recovery::quorum_lost(c) && recovery::survivor(c).is_some() {
         return RecoveryKind::QuorumRecovery;
@@ -440,7 +442,9 @@ pub fn documented_for(c: &Cluster, t: &Topology, kind: PhaseKind, phase: &str, p
     }
     match kind {
         PhaseKind::After => RecoveryKind::Hold,
-        PhaseKind::Cutover if absorbed => RecoveryKind::Hold,
+        // RF's case once the master is written off (or gone): hold. A plan without RF has the
+        // source plan's rollback section, where R4 covers every fault after the cut-over.
+        PhaseKind::Cutover if absorbed && plan.documents(Recovers::GoForward) => RecoveryKind::Hold,
         _ => RecoveryKind::Rollback { phase: phase.to_string() },
     }
 }

@@ -111,10 +111,15 @@ fn the_first_master_lost_during_the_cut_over_is_written_off_and_the_plan_goes_on
     let mut lost = end;
     lost.up = lost.up.without(m0);
     assert_eq!(documented(&lost, &plan), RecoveryKind::GoForward);
-    // A plan file without the procedure documents holding there (`R4`'s `when`).
+    // A plan file without the procedure has the source plan's rollback section: `R4` for every
+    // fault of the cut-over, this one too.
     let mut without_rf = plan.clone();
     without_rf.rollbacks.retain(|r| r.recovers != Some(plan_model::plan::Recovers::GoForward));
-    assert_eq!(documented(&lost, &without_rf), RecoveryKind::Hold);
+    assert_eq!(documented(&lost, &without_rf), RecoveryKind::Rollback { phase: "4".to_string() });
+    // With it, once the master is written off, holding.
+    lost.written_off = lost.written_off.with(m0);
+    assert_eq!(documented(&lost, &plan), RecoveryKind::Hold);
+    lost.written_off = lost.written_off.without(m0);
     // With the load balancer down too, the VIP absorbs nothing: the rollback again.
     lost.lb_up = false;
     assert_eq!(documented(&lost, &plan), RecoveryKind::Rollback { phase: "4".to_string() });
@@ -214,5 +219,49 @@ fn an_engine_choosing_a_kind_takes_the_best_of_that_kind_and_only_it() {
         assert!(matches!(held.outcome, Outcome::Stuck { .. }) && held.recoveries.is_empty(), "{}: {:?}", t.scenario.name, held.outcome);
         let never = Engine::new(&t, &plan, Recording::default()).choosing(RecoveryKind::Resume.name()).run(&crash);
         assert!(matches!(never.outcome, Outcome::Stuck { .. }), "{}: {:?}", t.scenario.name, never.outcome);
+    }
+}
+
+/// The source plan's rollback section (the generated plan without `RF`): `R4` for every fault
+/// after the cut-over. `plan check` reports it beaten where the first master is lost for good
+/// in the cut-over phase (the rollback points every client back at it, going on keeps the API
+/// up), and that is a `documented-recovery` violation; the generated plan, with `RF`, has
+/// neither. On scenarios of three and five masters, with other names.
+#[test]
+fn the_source_plans_cut_over_rollback_is_reported_beaten_where_the_first_master_is_lost() {
+    for t in scenarios() {
+        let plan = planner::generate(&t);
+        let cutover = plan.steps.iter().find(|s| s.actions.iter().any(|a| matches!(a, Action::FlipConsumersOf(_)))).expect("a cut-over");
+        let phase = cutover.phase.clone();
+        let lost = Fault::NodeDown { node: t.existing_master(), lasts_s: None }.describe(&t);
+        let mut source = plan.clone();
+        source.rollbacks.retain(|r| r.recovers != Some(plan_model::plan::Recovers::GoForward));
+        let depth_one = plan_sim::explore::CheckOptions { depth: 1 };
+        let report = plan_sim::explore::check(&t, &source, depth_one);
+        let in_cutover = |step: &str| plan.steps.iter().any(|s| s.id == step && s.phase == phase);
+        let beaten: Vec<_> = report
+            .dominated_rollbacks
+            .iter()
+            .filter(|d| {
+                d.fault == lost && in_cutover(&d.from_step) && d.documented == RecoveryKind::Rollback { phase: phase.clone() }.describe()
+            })
+            .collect();
+        assert!(!beaten.is_empty(), "{}: {:#?}", t.scenario.name, report.dominated_rollbacks);
+        for d in &beaten {
+            assert_eq!(d.chosen, RecoveryKind::GoForward.describe(), "{}: {d:?}", t.scenario.name);
+            assert!(d.documented_cost.contains("API down") && d.chosen_cost.contains("API up for every consumer"), "{d:?}");
+        }
+        let harms = |r: &plan_sim::explore::CheckReport| {
+            r.violations.iter().filter(|v| v.invariant == "documented-recovery" && in_cutover(&v.step)).count()
+        };
+        assert!(harms(&report) > 0, "{}: {:#?}", t.scenario.name, report.violations);
+        let generated = plan_sim::explore::check(&t, &plan, depth_one);
+        assert!(
+            generated.dominated_rollbacks.iter().all(|d| d.fault != lost || !in_cutover(&d.from_step)),
+            "{}: {:#?}",
+            t.scenario.name,
+            generated.dominated_rollbacks
+        );
+        assert_eq!(harms(&generated), 0, "{}", t.scenario.name);
     }
 }

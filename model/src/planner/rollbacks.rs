@@ -121,7 +121,7 @@ fn cutover_rollback(t: &Topology) -> RollbackProcedure {
         id: "R4".to_string(),
         title: "After phase 4 (clients flipped)".to_string(),
         when: format!(
-            "a fault after the cut-over that the VIP cannot absorb ({m0} down for good while the VIP serves is absorbed: remove its member and hold)"
+            "a fault after the cut-over, but for RF's case ({m0} down for good while the VIP serves from the new masters); without RF, that one too"
         ),
         recovers: Some(Recovers::PhaseRollback),
         commands: vec![
@@ -143,7 +143,7 @@ fn go_forward(t: &Topology) -> RollbackProcedure {
         id: "RF".to_string(),
         title: format!("Go on without {m0} lost for good (added by plan)"),
         when: format!(
-            "{m0} is down for good while the VIP serves from the new masters: undoing the phase would point every client back at it"
+            "{m0} is down for good while the VIP serves from the new masters: undoing the phase would point every client back at it (once it is written off, hold)"
         ),
         recovers: Some(Recovers::GoForward),
         commands: vec![
