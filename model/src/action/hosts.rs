@@ -28,7 +28,10 @@ pub(super) fn host_transition(c: &Cluster, n: &mut Cluster, t: &Topology, action
         Action::DestroyVm(x) => {
             let h = t.node(x).hypervisor;
             if c.hypervisors_down & (1 << h) != 0 {
-                return w.refuse(|| "tg destroy: hypervisor unreachable");
+                // Nothing to destroy there until it returns: a recovery passes over it, as over
+                // any action on a machine that is down (a quorum recovery after a hypervisor lost
+                // for good forces the new cluster all the same).
+                return w.refuse_as(RefusalKind::HostDown, || "tg destroy: hypervisor unreachable");
             }
             destroy(c, n, x);
         }
