@@ -143,7 +143,7 @@ pub const LEGEND: &str = "
   rolled-back  the phase was undone, or the run stopped after the cut-over with the cluster running
   went-on      the machines down for good were written off and the plan went on without them, to its
                end or to the step that needs them
-  quorum       etcd quorum recovered from a surviving voter (RQ), then the migration undone
+  quorum       etcd quorum recovered from a surviving voter (RQ), the other new masters undone
   restored     restored from the newest etcd snapshot (RW): writes since it are lost
   stuck        no recovery gave back a working cluster: a violation, unless the fault is an
                exposure the cluster already has (listed under Exposures)

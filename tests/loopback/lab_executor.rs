@@ -301,7 +301,7 @@ fn learner_off_crash_after_the_voter_add_through_the_executor_loses_quorum_and_f
     // The twin ranks the phase rollback below the quorum recovery (its member remove needs
     // quorum) and takes the quorum recovery straight away.
     assert_eq!(text(&row(&report, "recovery path")["lab"]), "quorum recovery: etcd --force-new-cluster on a surviving voter (RQ)");
-    assert_eq!(text(&report["executor_outcome"]), "quorum recovered (RQ), migration undone");
+    assert_eq!(text(&report["executor_outcome"]), "quorum recovered (RQ), the other new masters undone");
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "cp-1");
     let actions = lab_actions(&report);
     assert!(actions.iter().any(|a| a.starts_with("kubeadm join on cp-2: etcdctl member add (voter)")), "{actions:?}");

@@ -68,7 +68,8 @@ pub enum Outcome {
         #[serde(skip_serializing_if = "Option::is_none")]
         stopped_at: Option<StoppedAt>,
     },
-    /// Quorum recovered by force-new-cluster, then the migration undone.
+    /// Quorum recovered by force-new-cluster on a surviving voter, then the other new masters
+    /// undone (the migration too where that voter is the first master; else the cluster runs on it).
     QuorumRecovered,
     /// Restored from the newest snapshot: writes lost.
     RestoredFromSnapshot {
@@ -90,7 +91,7 @@ impl Outcome {
             Outcome::WentOn { without, stopped_at: Some(at) } => {
                 format!("went on without {} (written off), halted at {at}", without.join(", "))
             }
-            Outcome::QuorumRecovered => "quorum recovered (RQ), migration undone".to_string(),
+            Outcome::QuorumRecovered => "quorum recovered (RQ), the other new masters undone".to_string(),
             Outcome::RestoredFromSnapshot { lost_s } => {
                 format!("restored from snapshot, {} of writes lost", plan_model::plan::format_duration(*lost_s))
             }
