@@ -159,7 +159,8 @@ impl Fault {
         match self {
             Fault::NodeDown { node, lasts_s } => {
                 c.up = c.up.without(node);
-                if lasts_s.is_none() {
+                // A VM not made yet has nothing to break: the one made later is sound.
+                if lasts_s.is_none() && c.vm_exists.contains(node) {
                     c.broken = c.broken.with(node);
                 }
             }
@@ -204,14 +205,15 @@ impl Fault {
     /// [`Fault::heal`] on `c` where it is.
     pub fn heal_in_place(self, c: &mut Cluster, t: &Topology) {
         match self {
+            // A machine that failed for good meanwhile does not come back with the reboot.
             Fault::NodeDown { node, .. } => {
-                if c.vm_exists.contains(node) {
+                if c.vm_exists.contains(node) && !c.broken.contains(node) {
                     *c = boot(c, node);
                 }
             }
             Fault::HypervisorDown { hypervisor, .. } => {
                 c.hypervisors_down &= !(1 << hypervisor);
-                for node in t.on_hypervisor(hypervisor as usize).and(c.vm_exists).iter() {
+                for node in t.on_hypervisor(hypervisor as usize).and(c.vm_exists).minus(c.broken).iter() {
                     *c = boot(c, node);
                 }
                 if t.scenario.load_balancer.hypervisor.as_deref() == Some(t.scenario.hypervisors[hypervisor as usize].name.as_str()) {
@@ -253,5 +255,48 @@ impl Fault {
         faults.push(Fault::StepFailsHalfway);
         faults.push(Fault::ExecutorCrash);
         faults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{apply, Action};
+    use crate::validate::parse_scenario;
+
+    fn five_masters() -> Topology {
+        Topology::new(&parse_scenario(include_str!("../../scenarios/five-masters.yaml")).expect("a valid scenario"))
+    }
+
+    /// A machine that fails for good stays down: neither a boot nor the end of a reboot that
+    /// was under way brings it back, nor does a hypervisor coming back.
+    #[test]
+    fn a_machine_failed_for_good_comes_back_with_nothing() {
+        let t = five_masters();
+        let start = Cluster::initial(&t);
+        let m0 = t.existing_master();
+        let reboot = Fault::NodeDown { node: m0, lasts_s: Some(NODE_REBOOT_S) };
+        let lost = Fault::NodeDown { node: m0, lasts_s: None };
+        let rebooting = reboot.strike(&start, &t);
+        assert!(reboot.heal(&rebooting, &t).up.contains(m0), "a reboot alone ends with the machine up");
+        let failed = lost.strike(&rebooting, &t);
+        assert!(failed.broken.contains(m0));
+        assert!(!reboot.heal(&failed, &t).up.contains(m0), "the reboot under way does not bring it back");
+        assert!(apply(&failed, &t, Action::Boot(m0)).is_err(), "qm start does not");
+        let h = t.node(m0).hypervisor;
+        let outage = Fault::HypervisorDown { hypervisor: h as u8, lasts_s: Some(600) };
+        let back = outage.heal(&outage.strike(&failed, &t), &t);
+        assert!(!back.up.contains(m0), "its hypervisor coming back does not");
+    }
+
+    /// A new master's VM that does not exist yet has nothing to fail: the VM made later is sound.
+    #[test]
+    fn a_vm_not_made_yet_is_not_failed_for_good() {
+        let t = five_masters();
+        let start = Cluster::initial(&t);
+        let x = t.new_masters().next().expect("a new master");
+        assert!(!start.vm_exists.contains(x));
+        let struck = Fault::NodeDown { node: x, lasts_s: None }.strike(&start, &t);
+        assert_eq!(struck, start, "nothing changes");
     }
 }

@@ -356,7 +356,8 @@ impl<'e, 'a> Run<'e, 'a> {
     fn heal(&mut self, fault: Fault, step: &str) {
         // The state before is read only by the timeline: not copied for nothing.
         let before = self.engine.recording.events.then_some(self.c);
-        self.struck = self.struck.minus(fault.nodes_down(self.t()));
+        // A machine that failed for good meanwhile stays struck: it does not come back.
+        self.struck = self.struck.minus(fault.nodes_down(self.t()).minus(self.c.broken));
         let t = self.t();
         fault.heal_in_place(&mut self.c, t);
         let broke = self.check_safety(step);
