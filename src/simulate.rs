@@ -370,6 +370,8 @@ fn text(
             );
         }
     }
-    let _ = writeln!(out, "Client-visible downtime: {}", crate::check::downtime_line(&result.downtime));
+    // The downtime is counted while the run lasts: where it ends with the API down, that goes on.
+    let after = if result.final_unavailable.is_empty() { "" } else { " (while the run lasted; the breaks above go on after it)" };
+    let _ = writeln!(out, "Client-visible downtime: {}{after}", crate::check::downtime_line(&result.downtime));
     out
 }

@@ -138,6 +138,22 @@ fn learner_mode_on_rolls_a_half_joined_master_back_cleanly() {
     assert!(out.stdout.contains("Safety invariants: none broken by this fault"));
 }
 
+/// The downtime line counts the run only: where the run ends with the API still down (the
+/// single master lost before any other could serve), it says that goes on; where it ends with
+/// the API up, it says nothing more.
+#[test]
+fn the_downtime_line_says_when_the_api_stays_down_after_the_run() {
+    const GOES_ON: &str = "(while the run lasted; the breaks above go on after it)";
+    let five = scenario("five-masters.yaml");
+    let lost = plan(&["--scenario", &five, "simulate", "--fail", "ctl-a", "--at", "2.5"]);
+    assert!(lost.stdout.contains("Afterwards: api-reachable broken"), "{}", lost.stdout);
+    let line = lost.stdout.lines().find(|l| l.starts_with("Client-visible downtime:")).expect("the downtime line");
+    assert!(line.ends_with(GOES_ON), "{line}");
+    let rolled_back = plan(&["--scenario", &five, "simulate", "--fail", "ctl-b", "--at", "2.5"]);
+    assert!(rolled_back.stdout.contains("Afterwards: the API is available to every consumer"), "{}", rolled_back.stdout);
+    assert!(!rolled_back.stdout.contains(GOES_ON), "{}", rolled_back.stdout);
+}
+
 #[test]
 fn learner_mode_off_loses_quorum_and_cannot_remove_the_member() {
     let out = plan(&["--scenario", &scenario("legacy-1.28.yaml"), "simulate", "--fail", "cp-2", "--at", "2.5"]);
