@@ -258,10 +258,13 @@ pub fn rollback_with_dead_members(c: &Cluster, t: &Topology, kind: PhaseKind) ->
 }
 
 /// The quorum recovery from `c` on `survivor`, then the phase undone from a cluster of one (a
-/// master phase's undo is part of the quorum recovery already).
+/// master phase's undo is part of the quorum recovery already). Not the cut-over's undo while
+/// the first master is down: it would point every client and kubelet back at a machine that does
+/// not answer, where the VIP serves from the survivor.
 pub fn quorum_recovery_with_rollback(c: &Cluster, t: &Topology, survivor: NodeIx, kind: PhaseKind) -> Vec<Action> {
     let mut actions = quorum_recovery_actions(c, t, survivor);
-    if !matches!(kind, PhaseKind::Master(_)) {
+    let onto_the_lost_master = matches!(kind, PhaseKind::Cutover) && !c.up.contains(t.existing_master());
+    if !matches!(kind, PhaseKind::Master(_)) && !onto_the_lost_master {
         let mut after = *c;
         after.voters = NodeSet::of(survivor);
         actions.extend(rollback_actions(&after, t, kind));

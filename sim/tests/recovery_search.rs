@@ -290,3 +290,34 @@ fn a_hypervisor_lost_for_good_beside_the_first_master_never_leaves_the_run_stuck
         }
     }
 }
+
+/// The first master's hypervisor lost for good during the cut-over, with quorum gone with it:
+/// the quorum recovery forces a new cluster on a surviving new master and leaves the cut-over
+/// as it is. Before, it appended the cut-over's undo, which pointed every client back at the
+/// dead first master: the API ended down for all of them.
+#[test]
+fn a_quorum_recovery_in_the_cut_over_never_points_clients_back_at_a_lost_first_master() {
+    for t in [topology(include_str!("../../scenarios/two-hypervisors.yaml")), topology(include_str!("../../scenarios/five-masters.yaml"))] {
+        let plan = planner::generate(&t);
+        let engine = Engine::new(&t, &plan, Recording::default());
+        let (_, states) = engine.track();
+        let cutover = plan.steps.iter().find(|s| s.actions.iter().any(|a| matches!(a, Action::FlipConsumersOf(_)))).expect("a cut-over");
+        let in_cutover = |step: u16| plan.steps[step as usize].phase == cutover.phase;
+        let fault = Fault::HypervisorDown { hypervisor: t.node(t.existing_master()).hypervisor as u8, lasts_s: None };
+        let mut recovered = 0;
+        for (point, before) in states.iter().filter(|(p, _)| in_cutover(p.step)) {
+            let result = engine.run(&[Injection { at: *point, fault }]);
+            if result.outcome != Outcome::QuorumRecovered {
+                continue;
+            }
+            let label = format!("{} at {}@{}", t.scenario.name, plan.steps[point.step as usize].id, point.action);
+            let end = result.final_state;
+            assert_eq!(end.consumers_vip & before.consumers_vip, before.consumers_vip, "{label}: a consumer reverted");
+            for i in (0..t.consumers.len()).filter(|i| end.consumer_on_vip(*i)) {
+                assert!(observe::consumer_reach(&end, &t, i).is_ok(), "{label}: {} lost the API", t.consumers[i].name);
+            }
+            recovered += 1;
+        }
+        assert!(recovered > 0, "{}: no quorum recovery in the cut-over", t.scenario.name);
+    }
+}
