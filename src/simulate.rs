@@ -370,7 +370,8 @@ fn text(
             );
         }
     }
-    // The downtime is counted while the run lasts: where it ends with the API down, that goes on.
+    // The downtime is counted while the run lasts: where it ends with an availability invariant
+    // broken, that goes on.
     let after = if result.final_unavailable.is_empty() { "" } else { " (while the run lasted; the breaks above go on after it)" };
     let _ = writeln!(out, "Client-visible downtime: {}{after}", crate::check::downtime_line(&result.downtime));
     out

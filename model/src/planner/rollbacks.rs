@@ -143,7 +143,7 @@ fn go_forward(t: &Topology) -> RollbackProcedure {
         id: "RF".to_string(),
         title: format!("Go on without {m0} lost for good (added by plan)"),
         when: format!(
-            "{m0} is down for good while the VIP serves from the new masters: undoing the phase would point every client back at it (once it is written off, hold)"
+            "{m0} is down for good while the VIP serves from the new masters: undoing the phase would point every client back at it (once it is written off, from the cut-over on, hold)"
         ),
         recovers: Some(Recovers::GoForward),
         commands: vec![
