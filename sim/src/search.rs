@@ -427,10 +427,10 @@ pub fn put_first(ranked: &mut Vec<Candidate>, first: Candidate) {
 /// `plan`: quorum lost with a voter left is the quorum recovery's case, where the plan has one;
 /// the first master down for good while the VIP still has a healthy backend is a fault the VIP
 /// absorbs, so where the plan has `RF` the phase's rollback (which points everyone back at that
-/// master) is not for it: going on without it, or, once it is written off, from the cut-over on, holding. A plan
-/// without `RF` keeps the source plan's rule: `R4` for every fault of the cut-over (which the
-/// check then reports beaten where the master is lost). Otherwise the phase's rollback, and
-/// after the cut-over holding.
+/// master) is not for it: going on without it, or, once it is written off, from the cut-over on,
+/// holding. A plan without `RF` keeps the source plan's rule: `R4` for every fault of the
+/// cut-over (which the check then reports beaten where the master is lost). Otherwise the
+/// phase's rollback, and after the cut-over holding.
 pub fn documented_for(c: &Cluster, t: &Topology, kind: PhaseKind, phase: &str, plan: &Plan) -> RecoveryKind {
     if plan.documents(Recovers::QuorumRecovery) && recovery::quorum_lost(c) && recovery::survivor(c).is_some() {
         return RecoveryKind::QuorumRecovery;
