@@ -197,28 +197,7 @@ impl Step {
     /// # Errors
     /// An operation left does not fit `t`; the step is then half made over.
     pub fn leave_out(&mut self, t: &Topology, gone: NodeSet) -> Result<(), OperationError> {
-        self.leave_out_awaiting(t, gone, NodeSet::EMPTY).map(|_| ())
-    }
-
-    /// [`Step::leave_out`], where the kubelets in `moved_later` are moved to another server by a
-    /// later step: until the operation that moves one, a verification that its node is Ready is
-    /// left out ([`Operation::without_awaiting`]). Returns them with those this step moves.
-    ///
-    /// # Errors
-    /// As [`Step::leave_out`].
-    fn leave_out_awaiting(&mut self, t: &Topology, gone: NodeSet, moved_later: NodeSet) -> Result<NodeSet, OperationError> {
-        let mut awaiting = moved_later;
-        let mut left: Vec<Operation> = Vec::with_capacity(self.operations.len());
-        for operation in self.operations.iter().rev() {
-            if let Some(kept) = operation.without_awaiting(t, gone, awaiting) {
-                left.push(kept);
-            }
-            if let Operation::KubeletServer { nodes, .. } = operation {
-                awaiting =
-                    awaiting.or(t.all_nodes().iter().filter(|n| nodes.iter().any(|m| m == t.name(*n))).fold(NodeSet::EMPTY, NodeSet::with));
-            }
-        }
-        left.reverse();
+        let left: Vec<Operation> = self.operations.iter().filter_map(|o| o.without(t, gone)).collect();
         // A step that names none of them is left as it was derived.
         if left != self.operations {
             self.operations = left;
@@ -234,7 +213,7 @@ impl Step {
                 self.runs_on = RunsOn::Node(t.name(to).to_string());
             }
         }
-        Ok(awaiting)
+        Ok(())
     }
 
     /// The operation that renders command `command` of the step.
@@ -387,15 +366,8 @@ impl Plan {
     /// An operation left does not fit `t` (it did not before either).
     pub fn going_on_without(&self, t: &Topology, from: usize, gone: NodeSet) -> Result<Plan, OperationError> {
         let mut going_on = self.clone();
-        // Without the first master, a kubelet that still names it (every joined master's before
-        // 1.33, K1 in docs/facts.md; every worker's until the cut-over) is NotReady until the step
-        // that moves it to the VIP, which verifies it Ready once moved: a verification of it
-        // before then is left out, or the plan going on would stop at it.
-        let first_gone = gone.contains(t.existing_master());
-        let mut moved_later = NodeSet::EMPTY;
-        for step in going_on.steps.iter_mut().skip(from).rev() {
-            let moved = step.leave_out_awaiting(t, gone, if first_gone { moved_later } else { NodeSet::EMPTY })?;
-            moved_later = moved_later.or(moved);
+        for step in going_on.steps.iter_mut().skip(from) {
+            step.leave_out(t, gone)?;
         }
         Ok(going_on)
     }

@@ -256,7 +256,12 @@ fn the_source_plans_cut_over_rollback_is_reported_beaten_where_the_first_master_
         };
         assert!(harms(&report) > 0, "{}: {:#?}", t.scenario.name, report.violations);
         let generated = plan_sim::explore::check(&t, &plan, depth_one);
-        assert!(generated.dominated_rollbacks.iter().all(|d| d.fault != lost), "{}: {:#?}", t.scenario.name, generated.dominated_rollbacks);
+        assert!(
+            generated.dominated_rollbacks.iter().all(|d| d.fault != lost || !in_cutover(&d.from_step)),
+            "{}: {:#?}",
+            t.scenario.name,
+            generated.dominated_rollbacks
+        );
         assert_eq!(harms(&generated), 0, "{}", t.scenario.name);
     }
 }
@@ -314,43 +319,5 @@ fn a_quorum_recovery_in_the_cut_over_never_points_clients_back_at_a_lost_first_m
             recovered += 1;
         }
         assert!(recovered > 0, "{}: no quorum recovery in the cut-over", t.scenario.name);
-    }
-}
-
-/// Before 1.33 a joined master's kubelet names the first master until 4.4 moves it (K1): the
-/// first master lost for good while the VIP serves from the new masters, going on without it no
-/// longer stops at the next check that a new master is Ready (it is verified once its kubelet
-/// moved). At every point where the twin goes on, the API ends up for every consumer and every
-/// node that is up is Ready, and nothing the plan documents is beaten. Before, from 3.5 to 3.7
-/// going on stopped at 3.7 and the phase 3 rollback ranked first, the API down either way.
-#[test]
-fn before_1_33_going_on_without_the_first_master_brings_the_api_back_for_everyone() {
-    let scenarios = [
-        include_str!("../../scenarios/three-hypervisors.yaml"),
-        include_str!("../../scenarios/two-hypervisors.yaml"),
-        include_str!("../../scenarios/legacy-1.28.yaml"),
-        include_str!("../../scenarios/haproxy-libvirt.yaml"),
-    ];
-    for text in scenarios {
-        let t = topology(text);
-        assert!(!t.kubelet_local_mode, "{}: before 1.33", t.scenario.name);
-        let plan = planner::generate(&t);
-        let engine = Engine::new(&t, &plan, Recording::default());
-        let (_, states) = engine.track();
-        let fault = Fault::NodeDown { node: t.existing_master(), lasts_s: None };
-        let mut went_on = 0;
-        for (point, _) in &states {
-            let result = engine.run(&[Injection { at: *point, fault }]);
-            let label = format!("{} at {}@{}", t.scenario.name, plan.steps[point.step as usize].id, point.action);
-            assert!(result.dominated.is_empty(), "{label}: {:?}", result.dominated);
-            if !result.recoveries.contains(&RecoveryKind::GoForward) {
-                continue;
-            }
-            let end = result.final_state;
-            assert!(observe::consumers_reachability(&end, &t).all(|r| r.is_ok()), "{label}: the API is up for every consumer");
-            assert!(result.final_unavailable.iter().all(|b| b.invariant != "nodes-ready"), "{label}: {:?}", result.final_unavailable);
-            went_on += 1;
-        }
-        assert!(went_on > 10, "{}: went on at {went_on} points", t.scenario.name);
     }
 }

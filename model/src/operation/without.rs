@@ -15,13 +15,6 @@ impl Operation {
     /// kubelets to move) lose the gone ones and keep the rest; an operation that names no node
     /// is kept as it is.
     pub fn without(&self, t: &Topology, gone: NodeSet) -> Option<Operation> {
-        self.without_awaiting(t, gone, NodeSet::EMPTY)
-    }
-
-    /// [`Operation::without`], where the nodes of `awaiting` are not yet expected Ready: a
-    /// verification that one of them is Ready is left out of the operation (its other checks
-    /// stay), and the operation with it where nothing else is left to check or run.
-    pub fn without_awaiting(&self, t: &Topology, gone: NodeSet, awaiting: NodeSet) -> Option<Operation> {
         let is_gone = |name: &str| gone.iter().any(|n| t.name(n) == name);
         let left = |names: &[String]| -> Vec<String> { names.iter().filter(|n| !is_gone(n)).cloned().collect() };
         let mut kept = self.clone();
@@ -51,16 +44,6 @@ impl Operation {
                 let of_gone = |key: &String| crate::action::Check::node_in_key(key).is_some_and(is_gone);
                 if at.as_deref().is_some_and(is_gone) || checks.iter().any(of_gone) {
                     return None;
-                }
-                let is_awaited = |key: &String| {
-                    key.starts_with("node-ready ")
-                        && crate::action::Check::node_in_key(key).is_some_and(|name| awaiting.iter().any(|n| t.name(n) == name))
-                };
-                if checks.iter().any(is_awaited) {
-                    checks.retain(|key| !is_awaited(key));
-                    if checks.is_empty() {
-                        return None;
-                    }
                 }
             }
             Operation::DeclareLbFrontend { pool } | Operation::DeclareLbPool { pool } => *pool = left(pool),
@@ -193,36 +176,5 @@ mod tests {
         };
         assert!(named(&plan, j, masters[2]), "the plan names the second master after {}", plan.steps[j].id);
         assert!(!named(&twice, i, masters[1]) && !named(&twice, j, masters[2]), "the plan going on names neither");
-    }
-
-    /// Without the first master, a kubelet that still names it is NotReady until the step that
-    /// moves it to the VIP: on 1.31 (three hypervisors) the third master's readiness is not
-    /// verified at 3.7 but at 4.4, after its kubelet moves; 3.7's other checks stay. Without
-    /// another machine nothing is deferred.
-    #[test]
-    fn without_the_first_master_a_kubelet_still_naming_it_is_verified_once_moved() {
-        let t = Topology::new(&parse_scenario(include_str!("../../../scenarios/three-hypervisors.yaml")).expect("scenario"));
-        let plan = crate::planner::generate(&t);
-        let at = |id: &str| plan.steps.iter().position(|s| s.id == id).expect(id);
-        let third = t.new_masters().last().expect("a third master");
-        let ready = format!("node-ready {}", t.name(third));
-        let checks = |plan: &crate::plan::Plan, id: &str| -> Vec<String> {
-            plan.steps[at(id)]
-                .operations
-                .iter()
-                .flat_map(|o| match o {
-                    Operation::Verify { checks, .. } => checks.clone(),
-                    _ => Vec::new(),
-                })
-                .collect()
-        };
-        assert!(checks(&plan, "3.7").contains(&ready) && checks(&plan, "4.4").contains(&ready));
-        let without_first = plan.going_on_without(&t, at("3.6"), NodeSet::of(t.existing_master())).expect("going on");
-        assert!(!checks(&without_first, "3.7").contains(&ready), "{:?}", checks(&without_first, "3.7"));
-        assert!(checks(&without_first, "3.7").contains(&"etcd-members-voting".to_string()), "the other checks stay");
-        assert!(checks(&without_first, "4.4").contains(&ready), "verified once its kubelet moved");
-        let second = t.new_masters().next().expect("a second master");
-        let without_second = plan.going_on_without(&t, at("3.6"), NodeSet::of(second)).expect("going on");
-        assert!(checks(&without_second, "3.7").contains(&ready), "nothing deferred without another machine");
     }
 }
