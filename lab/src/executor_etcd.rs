@@ -108,8 +108,10 @@ impl SliceEtcd {
     /// Starts a member for every started voter of `start` (a new cluster of them; not waited for,
     /// see [`Self::wait_ready`]), and prepares
     /// the etcd identity (name, URLs, data directory, flags) of every other master whose host is
-    /// up, for the join shim. Writes `<root>/etcd-endpoints` (the existing members' client URLs,
-    /// what kubeadm finds through the API) and the join shim `<root>/kubeadm-join-control-plane`.
+    /// up, for the join shim. Writes `<root>/etcd-endpoints` (every master's client URL, what
+    /// kubeadm finds on the etcd Pods' annotations), `<root>/kubeadm-etcd-endpoints` (those synced
+    /// with the membership, as kubeadm's etcd client does) and the join shim
+    /// `<root>/kubeadm-join-control-plane`.
     ///
     /// # Caveats
     /// A starting state with learners or members never started is not rehearsed.
@@ -166,7 +168,14 @@ impl SliceEtcd {
             host::write_file(&dir.join("args"), &(args.join("\n") + "\n"))?;
             host::write_file(&dir.join("peer-url"), &format!("{}\n", url(node).peer))?;
         }
-        host::write_file(&hosts.root().join("etcd-endpoints"), &(etcd.endpoints.join(",") + "\n"))?;
+        // What the etcd Pods' annotations give kubeadm: every master's client URL once it runs
+        // etcd, the running members first; the shims sync it with the membership, as kubeadm does.
+        let discovery: Vec<&str> = running.iter().chain(masters.minus(running).iter()).map(|n| url(n).client.as_str()).collect();
+        host::write_file(&hosts.root().join("etcd-endpoints"), &(discovery.join(",") + "\n"))?;
+        host::write_executable(
+            &hosts.root().join(KUBEADM_ETCD_ENDPOINTS),
+            &ETCD_ENDPOINTS_SHIM.replace("@ROOT@", &hosts.root().display().to_string()),
+        )?;
         let ttl = &t.scenario.kubeadm;
         let modes = JoinModes { learner: t.learner_mode, kubelet_local: t.kubelet_local_mode };
         write_join_shim(hosts.root(), modes, u64::from(ttl.token_ttl_h) * 3600, u64::from(ttl.certs_ttl_min) * 60)?;
@@ -479,6 +488,12 @@ fn wait_cluster_of_one(flags: &EtcdFlags, key: &str) -> Result<(), LabError> {
         std::thread::sleep(Duration::from_millis(POLL_MS));
     }
 }
+
+/// Prints the etcd endpoints kubeadm's etcd client uses, synced with the membership, `@ROOT@` the
+/// lab's root: the join and reset shims ask it.
+const ETCD_ENDPOINTS_SHIM: &str = include_str!("kubeadm-etcd-endpoints.sh");
+/// Where [`ETCD_ENDPOINTS_SHIM`] is, under the lab's root.
+pub(crate) const KUBEADM_ETCD_ENDPOINTS: &str = "kubeadm-etcd-endpoints";
 
 /// The join shim, `@NAME@` for each value [`write_join_shim`] fills in.
 const JOIN_SHIM: &str = include_str!("kubeadm-join-shim.sh");

@@ -38,7 +38,8 @@ kubelet_conf() {
   printf 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: TEFCLUNB\n    server: https://%s\n  name: kubernetes\nkind: Config\n' "@KUBELET_SERVER@" > /etc/kubernetes/kubelet.conf
 }
 [ @KUBELET_LOCAL_MODE@ = on ] || kubelet_conf
-endpoints=$(cat @ROOT@/etcd-endpoints)
+# kubeadm's etcd client: the members' endpoints, synced (NewFromCluster); without them it fails.
+endpoints=$(@ROOT@/kubeadm-etcd-endpoints 2>&1) || fail "error execution phase control-plane-join/etcd: $endpoints"
 ctl() { ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --dial-timeout=500ms --command-timeout=2s "$@"; }
 # kubeadm retries the add: etcd 3.4 answers "unhealthy cluster" while a member joined less than 5 s ago.
 attempt=1

@@ -424,6 +424,32 @@ fn the_existing_master_lost_as_phase_4_begins_is_written_off_through_the_executo
     assert_outages_only_in(&report, &["4.1"]);
 }
 
+/// The first master lost as the third master's join is verified (three hypervisors, 3.6 at its
+/// start), the phase 3 rollback picked: after it removes the dead member, the rollback's
+/// `kubeadm reset` on cp-gamma removes cp-gamma's own member, as the twin says (docs/facts.md
+/// K10): kubeadm's etcd client syncs its endpoints with the membership, so a first master that
+/// no longer answers does not stop it. The lab's reset once asked only the members running when
+/// the lab started, left the member, and the rollback's `member remove` then found no quorum.
+#[test]
+fn the_rollbacks_kubeadm_reset_removes_the_third_masters_member_with_the_first_master_lost() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let three = scenario("three-hypervisors.yaml");
+    let fault = ["--fail", "cp-alpha", "--at", "3.6@0", "--choose", "rollback"];
+    let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &three], None, None, &fault) else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(text(&report["executor_outcome"]), "rolled back phase 3", "{report:#}");
+    assert_eq!(text(&row(&report, "cp-gamma an etcd member when the recovery removes it")["lab"]), "no");
+    let actions = lab_actions(&report);
+    assert!(actions.contains(&"recovery: etcdctl member remove cp-alpha: removed"), "{actions:#?}");
+    assert!(actions.contains(&"recovery: etcdctl member remove cp-gamma: no member left, nothing to remove"), "{actions:#?}");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "cp-beta");
+}
+
 /// k8s-master-2 reboots as phase 3's join begins: with two voters, real etcd loses quorum while it
 /// is down; the executor finds the host unreachable before 3.5 and waits for it, as `plan execute
 /// --wait-for-host` does (scaled as the lab's reboot is). The host boots (sshd, then etcd started

@@ -82,17 +82,23 @@ case "$*" in
     member=$PLAN_FIXTURE_HOST_DIR/@MEMBER_DIR@
     if [ -r $member/peer-url ]; then
       peer=$(cat $member/peer-url)
-      ctl() { ETCDCTL_API=3 etcdctl --endpoints="$(cat @ROOT@/etcd-endpoints)" --dial-timeout=500ms --command-timeout=2s "$@"; }
-      list=$(ctl member list 2>&1)
-      id=$(echo "$list" | awk -F', ' -v peer="$peer" '$4 == peer { print $1 }')
-      if [ -n "$id" ]; then
-        if removed=$(ctl member remove "$id" 2>&1); then
+      # kubeadm's etcd client talks to the members it synced (cmd/kubeadm/app/util/etcd/etcd.go,
+      # NewFromCluster); where it cannot, the removal fails with the same warning.
+      warn() { echo "[reset] Failed to remove etcd member: $1, please manually remove this etcd member using etcdctl" >&2; }
+      ctl() { ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --dial-timeout=500ms --command-timeout=2s "$@"; }
+      if ! endpoints=$(@ROOT@/kubeadm-etcd-endpoints 2>&1); then
+        warn "$endpoints"
+      elif ! list=$(ctl member list 2>&1); then
+        warn "$list"
+      else
+        id=$(echo "$list" | awk -F', ' -v peer="$peer" '$4 == peer { print $1 }')
+        if [ -z "$id" ]; then
+          echo "[reset] No etcd member with peer URL $peer: $list"
+        elif removed=$(ctl member remove "$id" 2>&1); then
           echo "[reset] Removed etcd member $id"
         else
-          echo "[reset] Failed to remove etcd member: $removed, please manually remove this etcd member using etcdctl" >&2
+          warn "$removed"
         fi
-      else
-        echo "[reset] No etcd member with peer URL $peer: $list"
       fi
       if [ -r $member/pid ]; then
         pid=$(cat $member/pid)
