@@ -9,7 +9,7 @@
 
 use crate::target::{Hosts, Place};
 use crate::workstation::WorkstationHost;
-use plan_model::action::Action;
+use plan_model::action::{Action, RefusalKind};
 use plan_model::cluster::Cluster;
 use plan_model::hand::HandTask;
 use plan_model::plan::{Command, Part, RunsOn, Step};
@@ -210,16 +210,21 @@ impl<'t> Compiler<'t> {
 
     /// The commands that carry out the recovery actions the twin chose from `c`, each beside the
     /// action it carries out (one may take several: an upload, then its run). An action with no
-    /// command the executor can run safely becomes an instruction for the operator.
+    /// command the executor can run safely becomes an instruction for the operator. An action on
+    /// a machine that is down in `c` (a reset of a node no SSH reaches, a VM on a hypervisor that
+    /// does not answer) is passed over, as the twin's recovery passes it over: nothing runs for it.
     pub fn recovery(&self, c: &Cluster, actions: &[Action]) -> Vec<(Action, Invocation)> {
         let t = self.t;
         let mut state = *c;
         let mut out = Vec::new();
         for (index, action) in actions.iter().enumerate() {
             let before = state;
-            // A step refused (a removal on a host that is down) leaves the state as it was, as
-            // every recovery passes it over.
-            let _ = plan_model::action::apply_in_place(&mut state, t, *action);
+            // Any other refusal leaves the state as it was and its commands are run: the search
+            // judged the candidate on the first such one, and a failed command halts the recovery.
+            match plan_model::action::apply_in_place(&mut state, t, *action) {
+                Err(refusal) if refusal.kind == RefusalKind::HostDown => continue,
+                _ => {}
+            }
             for work in self.recovery_work(&before, *action) {
                 out.push((*action, Invocation { work, secret: false, command: index }));
             }

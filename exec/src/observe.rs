@@ -137,8 +137,8 @@ pub struct Observation {
     /// Hosts (or services: etcd, the LB stats socket, the Kubernetes API) the twin says are up
     /// that did not answer, with the reason.
     pub unreachable: Vec<(String, String)>,
-    /// Nodes whose SSH connection could not be made: down as far as any recovery can tell (no
-    /// command reaches them).
+    /// Nodes (and hypervisors) whose SSH connection could not be made: down as far as any
+    /// recovery can tell (no command reaches them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub no_ssh: Vec<String>,
 }
@@ -170,18 +170,20 @@ impl std::fmt::Display for Drift {
 }
 
 /// Which observers look: the files (kubelet.conf, apiserver cert), and etcd, the LB and the
-/// Kubernetes API (the runner adds [`Scope::whole`] to what a step concerns).
+/// Kubernetes API (the runner adds [`Scope::whole`] to what a step concerns); the hypervisors
+/// answering SSH at a halt, where a recovery's VM commands would run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scope {
     pub files: bool,
     pub etcd: bool,
     pub lb: bool,
     pub kube: bool,
+    pub hypervisors: bool,
 }
 
 impl Scope {
-    pub const ALL: Scope = Scope { files: true, etcd: true, lb: true, kube: true };
-    pub const FILES: Scope = Scope { files: true, etcd: false, lb: false, kube: false };
+    pub const ALL: Scope = Scope { files: true, etcd: true, lb: true, kube: true, hypervisors: true };
+    pub const FILES: Scope = Scope { files: true, etcd: false, lb: false, kube: false, hypervisors: false };
 
     /// What going from `a` to `b` concerns: the observers of the fields that differ.
     pub fn between(a: &Cluster, b: &Cluster) -> Scope {
@@ -190,6 +192,7 @@ impl Scope {
             etcd: a.voters != b.voters || a.learners != b.learners || a.etcd_started != b.etcd_started,
             lb: a.lb_running != b.lb_running || a.lb_up != b.lb_up,
             kube: a.kubeadm_endpoint != b.kubeadm_endpoint || a.joined != b.joined,
+            hypervisors: a.hypervisors_down != b.hypervisors_down,
         }
     }
 
@@ -217,16 +220,31 @@ impl Scope {
     /// once there is a member, the load balancer once its frontend runs, the API. A change made
     /// out of band anywhere (a member removed by hand, a backend dropped) halts the next step.
     pub fn whole(c: &Cluster) -> Scope {
-        Scope { files: true, etcd: !c.members().is_empty(), lb: c.lb_running.frontend, kube: true }
+        Scope { files: true, etcd: !c.members().is_empty(), lb: c.lb_running.frontend, kube: true, hypervisors: false }
+    }
+
+    /// This scope and the hypervisors: what is looked at around a halt.
+    pub fn with_hypervisors(self) -> Scope {
+        Scope { hypervisors: true, ..self }
     }
 
     /// Whether a look with this scope saw everything one with `other` would.
     pub fn covers(self, other: Scope) -> bool {
-        (self.files || !other.files) && (self.etcd || !other.etcd) && (self.lb || !other.lb) && (self.kube || !other.kube)
+        (self.files || !other.files)
+            && (self.etcd || !other.etcd)
+            && (self.lb || !other.lb)
+            && (self.kube || !other.kube)
+            && (self.hypervisors || !other.hypervisors)
     }
 
     pub fn or(self, other: Scope) -> Scope {
-        Scope { files: self.files || other.files, etcd: self.etcd || other.etcd, lb: self.lb || other.lb, kube: self.kube || other.kube }
+        Scope {
+            files: self.files || other.files,
+            etcd: self.etcd || other.etcd,
+            lb: self.lb || other.lb,
+            kube: self.kube || other.kube,
+            hypervisors: self.hypervisors || other.hypervisors,
+        }
     }
 }
 
@@ -576,6 +594,12 @@ pub fn overlay(t: &Topology, observation: &Observation, c: &Cluster) -> Cluster 
     // A node no SSH connection reaches is down: a recovery must not plan commands on it.
     for node in observation.no_ssh.iter().filter_map(|name| node_ix(t, name)) {
         out.up.set(node, false);
+    }
+    // A hypervisor no SSH connection reaches is down: no VM command runs there.
+    for (i, hypervisor) in t.scenario.hypervisors.iter().enumerate() {
+        if observation.no_ssh.contains(&hypervisor.name) {
+            out.hypervisors_down |= 1 << i;
+        }
     }
     for fact in &observation.facts {
         let yes = fact.seen == Seen::Yes;

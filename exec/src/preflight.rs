@@ -139,7 +139,9 @@ pub fn preflight(
         items.push(workstation_answers(transport, place)?);
     }
     if reach == Reach::Everything {
-        let observation = observe::observe(t, c, transport, Scope::ALL, observer)?;
+        // The hypervisors' SSH is an item of its own above: not asked twice.
+        let scope = Scope { hypervisors: false, ..Scope::ALL };
+        let observation = observe::observe(t, c, transport, scope, observer)?;
         let drift = observe::drift(t, &observation, &[c]);
         if drift.is_empty() {
             items.push(Item::pass("the cluster is as the scenario describes it", "etcd members, LB pool, nodes, kubelet.conf, certs"));

@@ -483,7 +483,7 @@ impl<'a> Runner<'a> {
     /// ran, with what was observed written over it.
     fn believed(&mut self, i: usize, started: bool) -> Result<(Cluster, Option<Observation>), ExecError> {
         let expected = if started { *self.prediction.after(i) } else { *self.prediction.before(i) };
-        let scope = self.scope(i);
+        let scope = self.scope(i).with_hypervisors();
         let observation = self.observe_now(&expected, scope)?;
         let believed = match &observation {
             Some(o) => observe::overlay(self.t, o, &self.base_at_halt(i, started, o)),

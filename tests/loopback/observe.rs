@@ -186,7 +186,7 @@ fn observe_scope(t: &Topology, c: &Cluster, transport: &mut dyn Transport, scope
     observe::observe(t, c, transport, scope, &mut Observer::new(probes)).expect("observing is allowed")
 }
 
-const ETCD_ONLY: Scope = Scope { files: false, etcd: true, lb: false, kube: false };
+const ETCD_ONLY: Scope = Scope { files: false, etcd: true, lb: false, kube: false, hypervisors: false };
 
 #[test]
 fn etcd_membership_from_real_etcd_is_compared_with_the_twin() {
@@ -344,7 +344,7 @@ impl Haproxy {
     }
 }
 
-const LB_ONLY: Scope = Scope { files: false, etcd: false, lb: true, kube: false };
+const LB_ONLY: Scope = Scope { files: false, etcd: false, lb: true, kube: false, hypervisors: false };
 
 #[test]
 fn the_lb_pool_from_real_haproxy_is_compared_with_the_twin() {
@@ -518,7 +518,7 @@ fn kubeconfig(dir: &Path, server: &str) -> PathBuf {
     path
 }
 
-const KUBE_ONLY: Scope = Scope { files: false, etcd: false, lb: false, kube: true };
+const KUBE_ONLY: Scope = Scope { files: false, etcd: false, lb: false, kube: true, hypervisors: false };
 
 #[test]
 fn the_kubernetes_api_is_read_with_kube_from_a_fake_api_server() {

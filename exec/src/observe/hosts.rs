@@ -69,6 +69,9 @@ pub(super) fn observe_hosts(
             runs.push((place.clone(), request(health)));
         }
     }
+    // Last in the round: their answers are read after everything else's.
+    let hypervisors = if scope.hypervisors { hypervisors_up(t, c) } else { Vec::new() };
+    runs.extend(hypervisors.iter().map(|host| (Place::Host(host.clone()), request("true"))));
     let ReadAndRun { read, ran } = if reads.is_empty() && runs.is_empty() {
         ReadAndRun { read: Vec::new(), ran: Vec::new() }
     } else {
@@ -102,7 +105,26 @@ pub(super) fn observe_hosts(
     if let (Some(lb), Some((Some(config), stat))) = (&lb, lb_answers) {
         lb_facts(t, lb, config, stat, observation)?;
     }
+    for (host, answer) in hypervisors.iter().zip(ran) {
+        match answer {
+            Ok(_) => {}
+            Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+            Err(e) => {
+                if matches!(e, ExecError::Ssh { .. }) {
+                    observation.no_ssh.push(host.name.clone());
+                }
+                observation.unreachable.push((host.name.clone(), e.to_string()));
+            }
+        }
+    }
     Ok(())
+}
+
+/// The hypervisors the twin's state `c` has up that a command reaches (an address in the
+/// inventory): asked whether SSH answers, as a recovery's VM commands would need.
+fn hypervisors_up(t: &Topology, c: &Cluster) -> Vec<HostTarget> {
+    let hosts = Hosts::new(t);
+    (0..t.scenario.hypervisors.len()).filter(|&i| c.hypervisors_down & (1 << i) == 0).filter_map(|i| hosts.hypervisor(i)).collect()
 }
 
 /// Every joined node that is up, each with whether it is a master (whose SANs are read too).

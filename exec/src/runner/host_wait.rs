@@ -112,7 +112,8 @@ impl Runner<'_> {
             .options
             .host_poll
             .unwrap_or_else(|| (self.options.host_wait / 3).clamp(Duration::from_millis(100), Duration::from_secs(HOST_WAIT_POLL_S)));
-        let scope = self.scope(i);
+        // Around a halt the hypervisors are looked at too, as the halt's first look did.
+        let scope = if settle { self.scope(i) } else { self.scope(i).with_hypervisors() };
         let mut drift = observe::drift(self.t, &last, allowed);
         let told: Vec<String> = silent(&drift).iter().map(|d| format!("{}: {}", d.node, d.evidence)).collect();
         if !told.is_empty() {

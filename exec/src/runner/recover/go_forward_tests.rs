@@ -50,7 +50,7 @@ fn the_first_master_lost_after_the_cut_over_is_written_off_and_the_run_goes_on_w
         let (mut journal, _) = halted_at_with(&t, &plan, halted, &mut FailsAt { step: halted.to_string(), inner: Recorder::default() });
         // The first master stops answering: the twin's best for what is observed is going on.
         let observing = RunOptions { observe: true, ..options(true) };
-        let mut down = HostDown { down: m0.clone(), inner: Recorder::default() };
+        let mut down = HostDown::of(&m0);
         let mut operator = Watching::default();
         let outcome = Runner::new(&t, &plan, &mut down, &mut journal, &mut operator, observing.clone()).recover(Pick::Best);
         let RollbackOutcome::Done { recovery, reopened, .. } = outcome.expect("carried out") else { panic!("{file} {halted}") };

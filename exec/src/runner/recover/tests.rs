@@ -14,16 +14,23 @@ pub(super) fn scenario(file: &str) -> (Topology, Plan) {
     (t, plan)
 }
 
-/// Records like [`Recorder`]; `down` answers nothing over SSH (the observer takes it as down).
+/// Records like [`Recorder`]; the hosts `down` answer nothing over SSH (the observer takes them
+/// as down).
 pub(super) struct HostDown {
-    pub(super) down: String,
+    pub(super) down: Vec<String>,
     pub(super) inner: Recorder,
+}
+
+impl HostDown {
+    pub(super) fn of(down: &str) -> HostDown {
+        HostDown { down: vec![down.to_string()], inner: Recorder::default() }
+    }
 }
 
 impl Transport for HostDown {
     fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
         match place {
-            Place::Host(host) if host.name == self.down => {
+            Place::Host(host) if self.down.contains(&host.name) => {
                 Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() })
             }
             _ => self.inner.run(place, request),
@@ -31,7 +38,7 @@ impl Transport for HostDown {
     }
 
     fn read_file(&mut self, host: &HostTarget, path: &str) -> Result<FileRead, ExecError> {
-        if host.name == self.down {
+        if self.down.contains(&host.name) {
             return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() });
         }
         self.inner.read_file(host, path)
@@ -125,7 +132,7 @@ fn the_list_numbers_the_twins_ranking_with_the_commands_each_would_run() {
 fn a_host_seen_down_reranks_and_what_cannot_be_carried_out_says_why() {
     let (t, plan) = scenario("homelab.yaml");
     let (mut journal, _) = halted_at(&t, &plan, "2.6");
-    let mut transport = HostDown { down: "k8s-master-2".into(), inner: Recorder::default() };
+    let mut transport = HostDown::of("k8s-master-2");
     let listed = proposal(&t, &plan, &mut journal, &mut transport, true);
     assert!(listed.drift.iter().any(|d| d.node == "k8s-master-2" && d.observed == "no answer"), "{:?}", listed.drift);
     let kinds: Vec<&RecoveryKind> = listed.candidates.iter().map(|c| &c.kind).collect();
@@ -135,6 +142,43 @@ fn a_host_seen_down_reranks_and_what_cannot_be_carried_out_says_why() {
     assert!(why.contains("no quorum") && rollback.summary == format!("cannot be carried out: {why}"), "{why}");
     assert!(rollback.cost.is_none() && !rollback.best);
     assert!(listed.candidates[0].best && listed.candidates.iter().filter(|c| c.best).count() == 1);
+}
+
+/// A halt in 3.6 on three hypervisors, cp-gamma (the master 3.5 joined, on hv-east) down. Where
+/// hv-east answers SSH, the phase 3 rollback destroys cp-gamma's VM. Where hv-east does not
+/// answer either, the executor sees it down at the halt, the twin's state has it down, and the
+/// rollback passes over the VM it cannot destroy, as the twin's run of it does: nothing is asked
+/// or run for it, and the ranking is the twin's for that state.
+#[test]
+fn a_hypervisor_silent_at_a_halt_is_down_for_the_recovery_and_the_vm_on_it_is_passed_over() {
+    let (t, plan) = scenario("three-hypervisors.yaml");
+    let i = plan.steps.iter().position(|s| s.id == "3.6").expect("3.6");
+    let destroys = |choice: &Choice| choice.commands.iter().any(|c| c.action == "destroy VM cp-gamma");
+    let rollback = |listed: &Proposal| {
+        listed.candidates.iter().find(|c| c.kind == RecoveryKind::Rollback { phase: "3".into() }).expect("the phase 3 rollback").clone()
+    };
+
+    let (mut journal, _) = halted_at(&t, &plan, "3.6");
+    let vm_down = proposal(&t, &plan, &mut journal, &mut HostDown::of("cp-gamma"), true);
+    assert!(!vm_down.drift.iter().any(|d| d.node == "hv-east"), "{:?}", vm_down.drift);
+    assert!(destroys(&rollback(&vm_down)), "{:?}", rollback(&vm_down).commands);
+
+    let (mut journal, _) = halted_at(&t, &plan, "3.6");
+    let mut transport = HostDown { down: vec!["cp-gamma".into(), "hv-east".into()], inner: Recorder::default() };
+    let both_down = proposal(&t, &plan, &mut journal, &mut transport, true);
+    assert!(both_down.drift.iter().any(|d| d.node == "hv-east" && d.observed == "no answer"), "{:?}", both_down.drift);
+    let passed_over = rollback(&both_down);
+    assert!(passed_over.applicable() && !destroys(&passed_over), "{:?}", passed_over.commands);
+    // The state the recoveries are chosen from has hv-east down, and the list is the twin's
+    // ranking from it.
+    let east = t.scenario.hypervisors.iter().position(|h| h.name == "hv-east").expect("hv-east");
+    assert_eq!(both_down.believed.hypervisors_down, 1 << east);
+    let ranked = search::rank(&both_down.believed, &t, &plan, i);
+    let kinds = |c: &[Choice]| c.iter().map(|c| c.kind.clone()).collect::<Vec<_>>();
+    assert_eq!(kinds(&both_down.candidates), ranked.iter().map(|c| c.kind.clone()).collect::<Vec<_>>());
+    let gamma = t.resolve("cp-gamma").expect("cp-gamma");
+    let twin_rollback = ranked.iter().find(|c| c.kind == passed_over.kind).expect("ranked");
+    assert!(twin_rollback.actions.contains(&Action::DestroyVm(gamma)), "the twin's rollback holds the destroy it passes over");
 }
 
 /// What the journal holds of recoveries: `(step, recovery, candidate, chosen_by)` of each start,
@@ -254,7 +298,7 @@ fn a_number_out_of_range_or_a_candidate_that_cannot_be_carried_out_runs_nothing(
     let (mut journal, _) = halted_at(&t, &plan, "2.6");
     let records = journal.records.len();
     let observe = RunOptions { observe: true, ..options(true) };
-    let mut transport = HostDown { down: "k8s-master-2".into(), inner: Recorder::default() };
+    let mut transport = HostDown::of("k8s-master-2");
     let listed = proposal(&t, &plan, &mut journal, &mut transport, true);
     let refused = listed.candidates.iter().find(|c| !c.applicable()).expect("a candidate refused without quorum").number;
     let count = listed.candidates.len();
@@ -329,7 +373,7 @@ fn where_nothing_of_the_halted_step_ran_nothing_is_proposed_to_undo() {
     assert_eq!(journal.records.len(), records, "nothing journalled");
 
     // Nothing of the step ran, but a host is down since: that is something to recover from.
-    let mut transport = HostDown { down: "k8s-master-2".into(), inner: Recorder::default() };
+    let mut transport = HostDown::of("k8s-master-2");
     let listed = proposal(&t, &plan, &mut journal, &mut transport, true);
     assert_eq!((listed.undo, listed.commands_ran), (Undo::Recoveries, 0));
     assert!(listed.drift.iter().any(|d| d.node == "k8s-master-2"), "{:?}", listed.drift);
