@@ -60,7 +60,9 @@ pub struct RehearseArgs {
     /// the host boots again and the run resumes), partition (the host's processes SIGSTOPped until
     /// the fault is over), operator-away (the lab's clock jumps --for, default 3h: kubeadm's TTLs
     /// expire), lb-reload (the LB reset to its declared state, as when someone else re-runs its
-    /// deploy: pfSense's bootstrap script, or the Linux box's config reloaded; no --fail).
+    /// deploy: pfSense's bootstrap script, or the Linux box's config reloaded; no --fail),
+    /// hypervisor-failure (--fail names the hypervisor or a node on it: its host and every VM on
+    /// it crash, for good; no --for).
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
     /// How long the fault lasts in the twin's clock (90s, 10m).
@@ -164,13 +166,25 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
     let kind = match args.fault.as_deref() {
         None => FaultKind::Crash,
         Some(text) => FaultKind::parse(text).ok_or_else(|| {
-            Failure::Input(format!("unknown fault kind {text:?} (the lab injects: crash, reboot, partition, operator-away, lb-reload)"))
+            Failure::Input(format!(
+                "unknown fault kind {text:?} (the lab injects: crash, reboot, partition, operator-away, lb-reload, hypervisor-failure)"
+            ))
         })?,
     };
     let Some(at) = &args.at else {
         return Err(Failure::Input("--fail and --fault need --at STEP: the lab rehearses one placement at a time".to_string()));
     };
     let lasts = args.lasts.as_deref().map(parse_duration).transpose()?;
+    // A hypervisor's failure names the hypervisor (or a node on it), for good: the lab does not
+    // boot a hypervisor and its VMs again.
+    if kind == FaultKind::HypervisorFailure {
+        if lasts.is_some() {
+            return Err(Failure::Input("the lab fails a hypervisor for good only: drop --for".to_string()));
+        }
+        let hypervisor = crate::simulate::hypervisor(t, args.fail.as_deref())?;
+        let at = crate::simulate::parse_point(&loaded.plan, at)?;
+        return Ok(Some(Injection { at, fault: Fault::HypervisorDown { hypervisor, lasts_s: None } }));
+    }
     let node = match (&args.fail, kind.needs_node()) {
         (Some(node), true) => Some(t.resolve(node).map_err(|e| Failure::Input(e.to_string()))?),
         (None, true) => return Err(Failure::Input(format!("--fault {} and --at need --fail NODE", kind.as_str()))),
@@ -183,12 +197,10 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
         (FaultKind::Partition, Some(node)) => Fault::Partition { node, lasts_s: Some(lasts.unwrap_or(300)) },
         (FaultKind::LbReload, None) => Fault::LbReload,
         (FaultKind::OperatorAway, None) => Fault::OperatorAway { lasts_s: lasts.unwrap_or(3 * 3600) },
-        (other, _) => {
-            return Err(Failure::Input(format!(
-                "the lab cannot inject {} for real yet (it injects: crash, reboot, partition, operator-away, lb-reload)",
-                other.as_str()
-            )))
-        }
+        (other, _) => return Err(Failure::Input(format!(
+            "the lab cannot inject {} for real yet (it injects: crash, reboot, partition, operator-away, lb-reload, hypervisor-failure)",
+            other.as_str()
+        ))),
     };
     let at = crate::simulate::parse_point(&loaded.plan, at)?;
     Ok(Some(Injection { at, fault }))

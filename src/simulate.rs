@@ -107,22 +107,35 @@ fn fault_of(t: &Topology, options: &SimulateOptions) -> Result<Fault, Failure> {
         FaultKind::Crash => Fault::NodeDown { node: node(true)?.expect("needed"), lasts_s: lasts },
         FaultKind::Reboot => Fault::NodeDown { node: node(true)?.expect("needed"), lasts_s: Some(lasts.unwrap_or(NODE_REBOOT_S)) },
         FaultKind::Partition => Fault::Partition { node: node(true)?.expect("needed"), lasts_s: Some(lasts.unwrap_or(300)) },
-        FaultKind::HypervisorFailure => {
-            let hypervisor = match &options.fail {
-                Some(name) => match t.scenario.hypervisors.iter().position(|h| &h.name == name) {
-                    Some(h) => h,
-                    None => t.node(t.resolve(name).map_err(|e| Failure::Input(e.to_string()))?).hypervisor,
-                },
-                None => t.node(t.existing_master()).hypervisor,
-            };
-            Fault::HypervisorDown { hypervisor: hypervisor as u8, lasts_s: lasts }
-        }
+        FaultKind::HypervisorFailure => Fault::HypervisorDown { hypervisor: hypervisor(t, options.fail.as_deref())?, lasts_s: lasts },
         FaultKind::LbReload => Fault::LbReload,
         FaultKind::LbReboot => Fault::LbDown { lasts_s: lasts.unwrap_or(t.scenario.load_balancer.reboot_s) },
         FaultKind::OperatorAway => Fault::OperatorAway { lasts_s: lasts.unwrap_or(3 * 3600) },
         FaultKind::StepFailsHalfway => Fault::StepFailsHalfway,
         FaultKind::ExecutorCrash => Fault::ExecutorCrash,
     })
+}
+
+/// The hypervisor `--fail` names for a hypervisor failure: a hypervisor's name, or a node's (the
+/// hypervisor it runs on); without it, the existing master's.
+///
+/// # Errors
+/// A name that is neither.
+pub fn hypervisor(t: &Topology, fail: Option<&str>) -> Result<u8, Failure> {
+    let index = match fail {
+        Some(name) => match t.scenario.hypervisors.iter().position(|h| h.name == name) {
+            Some(h) => h,
+            None => {
+                let node = t.resolve(name).map_err(|e| {
+                    let hypervisors: Vec<&str> = t.scenario.hypervisors.iter().map(|h| h.name.as_str()).collect();
+                    Failure::Input(format!("{e}; or a hypervisor: {}", hypervisors.join(", ")))
+                })?;
+                t.node(node).hypervisor
+            }
+        },
+        None => t.node(t.existing_master()).hypervisor,
+    };
+    Ok(index as u8)
 }
 
 /// Parses `2.5` (after the step's first action), `2.5@N` (after its N-th), `2.5@0` (its start).

@@ -59,13 +59,16 @@ pub enum Blow {
     /// The load balancer is reset to its declared state: the bootstrap script in the infra repo
     /// runs again on the pfSense box, as when someone else re-runs it.
     LbReload,
+    /// The hypervisor (by its index in the scenario) fails for good: its host crashes, and so
+    /// does every VM on it.
+    HypervisorDown { hypervisor: u8 },
 }
 
 impl Blow {
     pub fn victim(self) -> Option<NodeIx> {
         match self {
             Blow::Crash { victim, .. } | Blow::Freeze { victim } => Some(victim),
-            Blow::ClockJump { .. } | Blow::LbReload => None,
+            Blow::ClockJump { .. } | Blow::LbReload | Blow::HypervisorDown { .. } => None,
         }
     }
 
@@ -100,16 +103,18 @@ pub fn strike_point(t: &Topology, plan: &Plan, start: &Cluster, injection: Injec
         Fault::Partition { node, .. } => Blow::Freeze { victim: node },
         Fault::OperatorAway { lasts_s } => Blow::ClockJump { seconds: lasts_s },
         Fault::LbReload => Blow::LbReload,
+        Fault::HypervisorDown { hypervisor, lasts_s: None } => Blow::HypervisorDown { hypervisor },
         other => {
             return Err(refuse(
                 other.describe(t),
                 format!(
-                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again), {} (etcd frozen), {} (the lab's clock jumps) and {} (the bootstrap script re-run on the LB)",
+                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again), {} (etcd frozen), {} (the lab's clock jumps), {} (the bootstrap script re-run on the LB) and {} for good (the hypervisor's host and its VMs crash)",
                     FaultKind::Crash.as_str(),
                     FaultKind::Reboot.as_str(),
                     FaultKind::Partition.as_str(),
                     FaultKind::OperatorAway.as_str(),
-                    FaultKind::LbReload.as_str()
+                    FaultKind::LbReload.as_str(),
+                    FaultKind::HypervisorFailure.as_str()
                 ),
             ))
         }
@@ -362,6 +367,14 @@ mod tests {
         );
         assert!(matches!(struck(Fault::LbReload, "2.5", 1), Err(LabError::NotRehearsable { .. })), "not inside kubeadm join");
         assert!(matches!(struck(Fault::LbDown { lasts_s: 60 }, "2.5", 0), Err(LabError::NotRehearsable { .. })));
+        // A hypervisor fails for good; one that comes back is not rehearsed.
+        let for_good = struck(Fault::HypervisorDown { hypervisor: 0, lasts_s: None }, "3.5", 0).expect("for good as 3.5 begins");
+        assert_eq!(
+            (for_good.at, for_good.blow, for_good.blow.victim(), for_good.blow.clears()),
+            (StrikeAt::StepBegins, Blow::HypervisorDown { hypervisor: 0 }, None, false)
+        );
+        let back = Fault::HypervisorDown { hypervisor: 0, lasts_s: Some(600) };
+        assert!(matches!(struck(back, "3.5", 0), Err(LabError::NotRehearsable { .. })));
     }
 
     /// A pick the lab and the twin can both take is let through; a pick after a fault that clears,

@@ -450,6 +450,36 @@ fn the_rollbacks_kubeadm_reset_removes_the_third_masters_member_with_the_first_m
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "cp-beta");
 }
 
+/// hv-east, the hypervisor of the master 3.5 joined (cp-gamma), fails for good as 3.6 begins
+/// (three hypervisors): the lab crashes the hypervisor's host and cp-gamma's. At the halt the
+/// executor finds hv-east silent, waits for it, and takes it as down, as the twin's state has it:
+/// its phase 3 rollback removes cp-gamma's member and deletes its Node, and passes over the VM's
+/// destruction that cannot run on a hypervisor that is down, as the twin's rollback passes over
+/// it. Before the executor looked at hypervisors, it asked for that destruction.
+#[test]
+fn a_hypervisor_lost_for_good_is_seen_down_at_the_halt_and_the_rollback_passes_over_its_vm() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let three = scenario("three-hypervisors.yaml");
+    let fault = ["--fault", "hypervisor-failure", "--fail", "hv-east", "--at", "3.6@0"];
+    let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &three], None, None, &fault) else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(text(&report["executor_outcome"]), "rolled back phase 3", "{report:#}");
+    let actions = lab_actions(&report);
+    let proposed = actions.iter().find(|a| a.starts_with("the executor proposes at the halt: ")).expect("a proposal");
+    assert_eq!(
+        *proposed,
+        "the executor proposes at the halt: phase 3 rollback (etcdctl member remove cp-gamma; kubectl delete node cp-gamma)"
+    );
+    assert!(!actions.iter().any(|a| a.starts_with("recovery: destroy VM")), "{actions:#?}");
+    assert!(actions.iter().any(|a| a.starts_with("hv-east: the fault at 3.6: the hypervisor fails for good")), "{actions:#?}");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "cp-alpha, cp-beta");
+}
+
 /// k8s-master-2 reboots as phase 3's join begins: with two voters, real etcd loses quorum while it
 /// is down; the executor finds the host unreachable before 3.5 and waits for it, as `plan execute
 /// --wait-for-host` does (scaled as the lab's reboot is). The host boots (sshd, then etcd started
