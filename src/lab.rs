@@ -197,10 +197,12 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
         (FaultKind::Partition, Some(node)) => Fault::Partition { node, lasts_s: Some(lasts.unwrap_or(300)) },
         (FaultKind::LbReload, None) => Fault::LbReload,
         (FaultKind::OperatorAway, None) => Fault::OperatorAway { lasts_s: lasts.unwrap_or(3 * 3600) },
-        (other, _) => return Err(Failure::Input(format!(
+        (other, _) => {
+            return Err(Failure::Input(format!(
             "the lab cannot inject {} for real yet (it injects: crash, reboot, partition, operator-away, lb-reload, hypervisor-failure)",
             other.as_str()
-        ))),
+        )))
+        }
     };
     let at = crate::simulate::parse_point(&loaded.plan, at)?;
     Ok(Some(Injection { at, fault }))

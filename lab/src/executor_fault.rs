@@ -103,6 +103,16 @@ pub fn strike_point(t: &Topology, plan: &Plan, start: &Cluster, injection: Injec
         Fault::Partition { node, .. } => Blow::Freeze { victim: node },
         Fault::OperatorAway { lasts_s } => Blow::ClockJump { seconds: lasts_s },
         Fault::LbReload => Blow::LbReload,
+        // The lab's load balancer is a host of its own: one the scenario runs on the hypervisor
+        // would stay up on the lab where the twin has it down.
+        Fault::HypervisorDown { hypervisor, .. }
+            if t.scenario.load_balancer.hypervisor.as_deref() == Some(t.scenario.hypervisors[usize::from(hypervisor)].name.as_str()) =>
+        {
+            return Err(refuse(
+                injection.fault.describe(t),
+                "the load balancer runs on that hypervisor, and the lab does not take it down with it",
+            ))
+        }
         Fault::HypervisorDown { hypervisor, lasts_s: None } => Blow::HypervisorDown { hypervisor },
         other => {
             return Err(refuse(
@@ -375,6 +385,17 @@ mod tests {
         );
         let back = Fault::HypervisorDown { hypervisor: 0, lasts_s: Some(600) };
         assert!(matches!(struck(back, "3.5", 0), Err(LabError::NotRehearsable { .. })));
+        // Nor one the load balancer runs on: the twin takes it down, the lab's stays up.
+        let mut on_lb = parse_scenario(include_str!("../../scenarios/three-hypervisors.yaml")).expect("scenario parses");
+        on_lb.load_balancer.hypervisor = Some(on_lb.hypervisors[2].name.clone());
+        let on_lb = Topology::new(&on_lb);
+        let on_lb_plan = plan_model::planner::generate(&on_lb);
+        let fails = |hypervisor| Injection { at: at(&on_lb_plan, "3.6", 0), fault: Fault::HypervisorDown { hypervisor, lasts_s: None } };
+        match strike_point(&on_lb, &on_lb_plan, &Cluster::initial(&on_lb), fails(2)) {
+            Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("the load balancer runs on that hypervisor"), "{why}"),
+            other => panic!("refused: {other:?}"),
+        }
+        assert!(strike_point(&on_lb, &on_lb_plan, &Cluster::initial(&on_lb), fails(1)).is_ok(), "another hypervisor is struck");
     }
 
     /// A pick the lab and the twin can both take is let through; a pick after a fault that clears,

@@ -80,8 +80,11 @@ impl Runner<'_> {
         let states = self.states_at_halt(i, started);
         let allowed: Vec<&Cluster> = states.iter().collect();
         let first = silent(&observe::drift(self.t, &last, &allowed));
+        // A wait before the step did not look at the hypervisors: one silent now is waited for.
+        let hypervisors = &self.t.scenario.hypervisors;
+        let unwaited = !waited || first.iter().any(|d| hypervisors.iter().any(|h| h.name == d.node));
         // A stop the operator asked for is not held up by a wait.
-        if first.is_empty() || waited || self.options.host_wait.is_zero() || crate::interrupt::asked(self.options.stop) {
+        if first.is_empty() || !unwaited || self.options.host_wait.is_zero() || crate::interrupt::asked(self.options.stop) {
             return Ok(AtHalt { believed, still_silent: first.clone(), silent: first });
         }
         let (last, drift) = self.wait_while_silent(i, &base, &allowed, last, false)?;
