@@ -413,6 +413,10 @@ fn write_recovery(out: &mut String, recovery: &Recovery) {
     for (description, invocation) in recovery.descriptions.iter().zip(&recovery.invocations) {
         let _ = writeln!(out, "  - {description}\n      {:<12} {}", invocation.place_label(), invocation.display());
     }
+    let chosen = recovery.ranking.iter().find(|c| Some(c.number) == recovery.candidate);
+    for skipped in chosen.map(|c| c.passed_over.as_slice()).unwrap_or_default() {
+        let _ = writeln!(out, "  - passed over, its machine is down: {skipped}");
+    }
     if recovery.ranking.len() > 1 {
         crate::recover::write_choices(out, &recovery.ranking, crate::recover::Detail::Summary);
     }

@@ -256,6 +256,9 @@ pub fn write_choices(out: &mut String, choices: &[Choice], detail: Detail) {
                 }
                 let _ = writeln!(out, "         {:<12} {}", command.place, command.command);
             }
+            for skipped in &choice.passed_over {
+                let _ = writeln!(out, "     - passed over, its machine is down: {skipped}");
+            }
         }
     }
 }

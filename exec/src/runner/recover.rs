@@ -40,6 +40,11 @@ pub struct Choice {
     /// What it would run, in order: each action's commands (an upload and its run are two, each
     /// beside the action's words).
     pub commands: Vec<ChoiceCommand>,
+    /// Its actions passed over because their machine is down (a VM on a hypervisor that does not
+    /// answer, a reset of a node no SSH reaches), each with why: nothing runs for them, and what
+    /// they would have done is left for later.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<String>,
     #[serde(skip)]
     pub actions: Vec<Action>,
     #[serde(skip)]
@@ -246,6 +251,7 @@ impl Runner<'_> {
                         secret: invocation.secret,
                     })
                     .collect();
+                let passed_over = passed_over(t, c, &actions);
                 let mut refused = candidate.refused;
                 let invocations: Vec<Invocation> = rendered.into_iter().map(|(_, invocation)| invocation).collect();
                 if candidate.kind == RecoveryKind::Renew && !actions.contains(&Action::UploadCerts) {
@@ -267,6 +273,7 @@ impl Runner<'_> {
                     summary,
                     refused,
                     commands,
+                    passed_over,
                     actions: if waits {
                         Vec::new()
                     } else if writes_off {
@@ -476,6 +483,21 @@ fn after_write_off(t: &plan_model::topology::Topology, c: &Cluster, actions: &[A
         let _ = plan_model::action::apply_in_place(&mut state, t, *a);
     }
     state
+}
+
+/// The actions of `actions`, carried out from `c`, that are passed over because their machine is
+/// down ([`crate::invocation::Compiler::recovery`] renders nothing for them), each worded with why.
+fn passed_over(t: &plan_model::topology::Topology, c: &Cluster, actions: &[Action]) -> Vec<String> {
+    let mut state = *c;
+    let mut out = Vec::new();
+    for &a in actions {
+        if let Err(refusal) = plan_model::action::apply_in_place(&mut state, t, a) {
+            if refusal.kind == plan_model::action::RefusalKind::HostDown {
+                out.push(format!("{}: {}", a.describe(t), refusal.reason));
+            }
+        }
+    }
+    out
 }
 
 /// Commands of `step` the journal shows started, by-hand work done included (a command cut off

@@ -162,6 +162,7 @@ fn a_hypervisor_silent_at_a_halt_is_down_for_the_recovery_and_the_vm_on_it_is_pa
     let vm_down = proposal(&t, &plan, &mut journal, &mut HostDown::of("cp-gamma"), true);
     assert!(!vm_down.drift.iter().any(|d| d.node == "hv-east"), "{:?}", vm_down.drift);
     assert!(destroys(&rollback(&vm_down)), "{:?}", rollback(&vm_down).commands);
+    assert!(rollback(&vm_down).passed_over.is_empty(), "{:?}", rollback(&vm_down).passed_over);
 
     let (mut journal, _) = halted_at(&t, &plan, "3.6");
     let mut transport = HostDown { down: vec!["cp-gamma".into(), "hv-east".into()], inner: Recorder::default() };
@@ -169,6 +170,8 @@ fn a_hypervisor_silent_at_a_halt_is_down_for_the_recovery_and_the_vm_on_it_is_pa
     assert!(both_down.drift.iter().any(|d| d.node == "hv-east" && d.observed == "no answer"), "{:?}", both_down.drift);
     let passed_over = rollback(&both_down);
     assert!(passed_over.applicable() && !destroys(&passed_over), "{:?}", passed_over.commands);
+    // The operator is told what was passed over, and why.
+    assert_eq!(passed_over.passed_over, ["destroy VM cp-gamma: tg destroy: hypervisor unreachable"]);
     // The state the recoveries are chosen from has hv-east down, and the list is the twin's
     // ranking from it.
     let east = t.scenario.hypervisors.iter().position(|h| h.name == "hv-east").expect("hv-east");
