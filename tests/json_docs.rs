@@ -440,6 +440,7 @@ fn samples(command: &str) -> Vec<(&'static str, Value)> {
         }
         "recover" => {
             out.push(("", to_value(&recover::proposal())));
+            out.push(("", to_value(&recover::proposal_with_a_hypervisor_down())));
             for undo in [Undo::Nothing, Undo::Recoveries] {
                 match undo {
                     Undo::Nothing | Undo::Recoveries => {}
@@ -613,16 +614,16 @@ mod recover {
     use plan_model::topology::Topology;
     use std::time::Duration;
 
-    /// Every command of `fail` fails; `down` answers nothing over SSH.
+    /// Every command of `fail` fails; the hosts `down` answer nothing over SSH.
     struct Hosts {
         fail: &'static str,
-        down: Option<&'static str>,
+        down: &'static [&'static str],
     }
 
     impl Transport for Hosts {
         fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
-            if let (Place::Host(host), Some(down)) = (place, self.down) {
-                if host.name == down {
+            if let Place::Host(host) = place {
+                if self.down.contains(&host.name.as_str()) {
                     return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() });
                 }
             }
@@ -631,10 +632,10 @@ mod recover {
         }
 
         fn read_file(&mut self, host: &HostTarget, _path: &str) -> Result<FileRead, ExecError> {
-            match self.down {
-                Some(down) if host.name == down => Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() }),
-                _ => Ok(FileRead::Unobserved),
+            if self.down.contains(&host.name.as_str()) {
+                return Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() });
             }
+            Ok(FileRead::Unobserved)
         }
     }
 
@@ -659,16 +660,29 @@ mod recover {
     }
 
     pub fn proposal() -> Proposal {
-        let t =
-            Topology::new(&plan_model::validate::parse_scenario(include_str!("../scenarios/homelab.yaml")).expect("the homelab parses"));
-        let plan = plan_model::planner::generate(&t);
-        let mut journal = Journal::in_memory();
-        let mut hosts = Hosts { fail: "2.6", down: None };
-        let outcome = Runner::new(&t, &plan, &mut hosts, &mut journal, &mut Yes, options(false)).run().expect("journalled");
-        assert!(matches!(outcome, Outcome::Halted(_)), "{outcome:?}");
-        hosts.down = Some("k8s-master-2");
-        let proposal = Runner::new(&t, &plan, &mut hosts, &mut journal, &mut Yes, options(true)).proposal().expect("a halt");
+        let proposal = halted(include_str!("../scenarios/homelab.yaml"), "2.6", &["k8s-master-2"]);
         assert!(proposal.candidates.iter().any(|c| c.refused.is_some()) && !proposal.drift.is_empty(), "{proposal:?}");
         proposal
+    }
+
+    /// Three hypervisors halted in 3.6, cp-gamma and its hypervisor hv-east silent: the rollback
+    /// passes over the VM's destruction.
+    pub fn proposal_with_a_hypervisor_down() -> Proposal {
+        let proposal = halted(include_str!("../scenarios/three-hypervisors.yaml"), "3.6", &["cp-gamma", "hv-east"]);
+        assert!(proposal.candidates.iter().any(|c| !c.passed_over.is_empty()), "{proposal:?}");
+        proposal
+    }
+
+    /// The proposal for a run of `scenario` halted by a failed command in `step`, the hosts `down`
+    /// silent since.
+    fn halted(scenario: &str, step: &'static str, down: &'static [&'static str]) -> Proposal {
+        let t = Topology::new(&plan_model::validate::parse_scenario(scenario).expect("the scenario parses"));
+        let plan = plan_model::planner::generate(&t);
+        let mut journal = Journal::in_memory();
+        let mut hosts = Hosts { fail: step, down: &[] };
+        let outcome = Runner::new(&t, &plan, &mut hosts, &mut journal, &mut Yes, options(false)).run().expect("journalled");
+        assert!(matches!(outcome, Outcome::Halted(_)), "{outcome:?}");
+        hosts.down = down;
+        Runner::new(&t, &plan, &mut hosts, &mut journal, &mut Yes, options(true)).proposal().expect("a halt")
     }
 }

@@ -251,7 +251,8 @@ impl Runner<'_> {
                         secret: invocation.secret,
                     })
                     .collect();
-                let passed_over = passed_over(t, c, &actions);
+                // A renewal runs the plan's commands as they are: nothing of it is passed over.
+                let passed_over = if candidate.kind == RecoveryKind::Renew { Vec::new() } else { passed_over(t, c, &actions) };
                 let mut refused = candidate.refused;
                 let invocations: Vec<Invocation> = rendered.into_iter().map(|(_, invocation)| invocation).collect();
                 if candidate.kind == RecoveryKind::Renew && !actions.contains(&Action::UploadCerts) {
