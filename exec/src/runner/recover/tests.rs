@@ -51,6 +51,8 @@ impl Transport for HostDown {
 pub(super) struct Watching {
     confirmed: Vec<Option<usize>>,
     pub(super) started: Vec<(String, String)>,
+    /// What each wait was for: `(step, what did not answer)`.
+    waits: Vec<(String, Vec<String>)>,
 }
 
 impl Operator for Watching {
@@ -68,6 +70,9 @@ impl Operator for Watching {
         self.started.push((invocation.place_label(), invocation.display()));
     }
     fn finished(&mut self, _step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {}
+    fn waiting(&mut self, step: &Step, silent: &[String], _up_to: std::time::Duration) {
+        self.waits.push((step.id.clone(), silent.to_vec()));
+    }
 }
 
 /// A journal of `plan` halted at `step` by its first command failing (one command ran).
@@ -182,6 +187,29 @@ fn a_hypervisor_silent_at_a_halt_is_down_for_the_recovery_and_the_vm_on_it_is_pa
     let gamma = t.resolve("cp-gamma").expect("cp-gamma");
     let twin_rollback = ranked.iter().find(|c| c.kind == passed_over.kind).expect("ranked");
     assert!(twin_rollback.actions.contains(&Action::DestroyVm(gamma)), "the twin's rollback holds the destroy it passes over");
+}
+
+/// The resume of 3.6 (three hypervisors) finds cp-gamma silent before the step and waits for it;
+/// still silent, the run halts on that drift. The halt's own look asks the hypervisors, which the
+/// wait before the step did not: hv-east, silent too, is waited for then, not taken as down on
+/// one look.
+#[test]
+fn a_hypervisor_first_silent_at_a_halt_after_a_wait_before_the_step_is_waited_for_too() {
+    let (t, plan) = scenario("three-hypervisors.yaml");
+    let (mut journal, _) = halted_at(&t, &plan, "3.6");
+    let mut transport = HostDown { down: vec!["cp-gamma".into(), "hv-east".into()], inner: Recorder::default() };
+    let mut watching = Watching::default();
+    let wait = std::time::Duration::from_millis(200);
+    let options = RunOptions { observe: true, host_wait: wait, host_poll: Some(wait / 2), ..options(true) };
+    let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut watching, options).run().expect("journalled");
+    let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(halt.step, "3.6");
+    let names = |silent: &[String]| silent.iter().map(|s| s.split(':').next().unwrap_or_default().to_string()).collect::<Vec<_>>();
+    let waits: Vec<(&str, Vec<String>)> = watching.waits.iter().map(|(step, silent)| (step.as_str(), names(silent))).collect();
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    assert!(waits[0].0 == "3.6" && !waits[0].1.contains(&"hv-east".to_string()), "before the step: {waits:?}");
+    assert!(waits[1].0 == "3.6" && waits[1].1.contains(&"hv-east".to_string()), "at the halt: {waits:?}");
+    assert!(halt.drift.iter().any(|d| d.node == "hv-east"), "{:?}", halt.drift);
 }
 
 /// What the journal holds of recoveries: `(step, recovery, candidate, chosen_by)` of each start,
