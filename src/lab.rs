@@ -62,7 +62,7 @@ pub struct RehearseArgs {
     /// expire), lb-reload (the LB reset to its declared state, as when someone else re-runs its
     /// deploy: pfSense's bootstrap script, or the Linux box's config reloaded; no --fail),
     /// hypervisor-failure (--fail names the hypervisor or a node on it: its host and every VM on
-    /// it crash, for good; no --for).
+    /// it crash, for good, or with --for until they boot again).
     #[arg(long, value_name = "KIND")]
     pub fault: Option<String>,
     /// How long the fault lasts in the twin's clock (90s, 10m).
@@ -175,15 +175,12 @@ fn injection(loaded: &Loaded, args: &RehearseArgs) -> Result<Option<Injection>, 
         return Err(Failure::Input("--fail and --fault need --at STEP: the lab rehearses one placement at a time".to_string()));
     };
     let lasts = args.lasts.as_deref().map(parse_duration).transpose()?;
-    // A hypervisor's failure names the hypervisor (or a node on it), for good: the lab does not
-    // boot a hypervisor and its VMs again.
+    // A hypervisor's failure names the hypervisor (or a node on it); for good without --for, as
+    // `plan simulate` takes it.
     if kind == FaultKind::HypervisorFailure {
-        if lasts.is_some() {
-            return Err(Failure::Input("the lab fails a hypervisor for good only: drop --for".to_string()));
-        }
         let hypervisor = crate::simulate::hypervisor(t, args.fail.as_deref())?;
         let at = crate::simulate::parse_point(&loaded.plan, at)?;
-        return Ok(Some(Injection { at, fault: Fault::HypervisorDown { hypervisor, lasts_s: None } }));
+        return Ok(Some(Injection { at, fault: Fault::HypervisorDown { hypervisor, lasts_s: lasts } }));
     }
     let node = match (&args.fail, kind.needs_node()) {
         (Some(node), true) => Some(t.resolve(node).map_err(|e| Failure::Input(e.to_string()))?),

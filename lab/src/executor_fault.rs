@@ -59,9 +59,10 @@ pub enum Blow {
     /// The load balancer is reset to its declared state: the bootstrap script in the infra repo
     /// runs again on the pfSense box, as when someone else re-runs it.
     LbReload,
-    /// The hypervisor (by its index in the scenario) fails for good: its host crashes, and so
-    /// does every VM on it.
-    HypervisorDown { hypervisor: u8 },
+    /// The hypervisor (by its index in the scenario) fails: its host crashes, and so does every
+    /// VM on it; for good, or (`boots_again`, an outage for a while) until the operator waits
+    /// for them.
+    HypervisorDown { hypervisor: u8, boots_again: bool },
 }
 
 impl Blow {
@@ -74,7 +75,7 @@ impl Blow {
 
     /// The fault clears by itself: the operator can wait for it.
     pub fn clears(self) -> bool {
-        matches!(self, Blow::Crash { boots_again: true, .. } | Blow::Freeze { .. })
+        matches!(self, Blow::Crash { boots_again: true, .. } | Blow::Freeze { .. } | Blow::HypervisorDown { boots_again: true, .. })
     }
 }
 
@@ -113,12 +114,12 @@ pub fn strike_point(t: &Topology, plan: &Plan, start: &Cluster, injection: Injec
                 "the load balancer runs on that hypervisor, and the lab does not take it down with it",
             ))
         }
-        Fault::HypervisorDown { hypervisor, lasts_s: None } => Blow::HypervisorDown { hypervisor },
+        Fault::HypervisorDown { hypervisor, lasts_s } => Blow::HypervisorDown { hypervisor, boots_again: lasts_s.is_some() },
         other => {
             return Err(refuse(
                 other.describe(t),
                 format!(
-                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again), {} (etcd frozen), {} (the lab's clock jumps), {} (the bootstrap script re-run on the LB) and {} for good (the hypervisor's host and its VMs crash)",
+                    "the executor's rehearsal injects {}, {} (the host crashes; a reboot boots it again), {} (etcd frozen), {} (the lab's clock jumps), {} (the bootstrap script re-run on the LB) and {} (the hypervisor's host and its VMs crash, for good or until they boot again)",
                     FaultKind::Crash.as_str(),
                     FaultKind::Reboot.as_str(),
                     FaultKind::Partition.as_str(),
@@ -377,14 +378,14 @@ mod tests {
         );
         assert!(matches!(struck(Fault::LbReload, "2.5", 1), Err(LabError::NotRehearsable { .. })), "not inside kubeadm join");
         assert!(matches!(struck(Fault::LbDown { lasts_s: 60 }, "2.5", 0), Err(LabError::NotRehearsable { .. })));
-        // A hypervisor fails for good; one that comes back is not rehearsed.
+        // A hypervisor fails for good, or for a while: then it clears.
         let for_good = struck(Fault::HypervisorDown { hypervisor: 0, lasts_s: None }, "3.5", 0).expect("for good as 3.5 begins");
         assert_eq!(
             (for_good.at, for_good.blow, for_good.blow.victim(), for_good.blow.clears()),
-            (StrikeAt::StepBegins, Blow::HypervisorDown { hypervisor: 0 }, None, false)
+            (StrikeAt::StepBegins, Blow::HypervisorDown { hypervisor: 0, boots_again: false }, None, false)
         );
-        let back = Fault::HypervisorDown { hypervisor: 0, lasts_s: Some(600) };
-        assert!(matches!(struck(back, "3.5", 0), Err(LabError::NotRehearsable { .. })));
+        let back = struck(Fault::HypervisorDown { hypervisor: 0, lasts_s: Some(600) }, "3.5", 0).expect("for a while");
+        assert_eq!((back.blow, back.blow.clears()), (Blow::HypervisorDown { hypervisor: 0, boots_again: true }, true));
         // Nor one the load balancer runs on: the twin takes it down, the lab's stays up.
         let mut on_lb = parse_scenario(include_str!("../../scenarios/three-hypervisors.yaml")).expect("scenario parses");
         on_lb.load_balancer.hypervisor = Some(on_lb.hypervisors[2].name.clone());

@@ -480,6 +480,29 @@ fn a_hypervisor_lost_for_good_is_seen_down_at_the_halt_and_the_rollback_passes_o
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "cp-alpha, cp-beta");
 }
 
+/// hv-east down for a while as 3.6 begins (the outage `plan check` places): the lab crashes the
+/// hypervisor's host and cp-gamma's, and boots them again once the executor waits for cp-gamma;
+/// the executor waits, nothing differs, and 3.6 runs: the run completes, as the twin's
+/// wait-and-retry does.
+#[test]
+fn a_hypervisor_down_for_a_while_is_waited_for_and_the_run_completes() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let three = scenario("three-hypervisors.yaml");
+    let fault = ["--fault", "hypervisor-failure", "--fail", "hv-east", "--for", "10m", "--at", "3.6@0"];
+    let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &three], None, None, &fault) else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(text(&report["executor_outcome"]), "completed", "{report:#}");
+    let path = text(&row(&report, "recovery path")["lab"]).to_string();
+    assert_eq!(path, "wait for the fault to clear, re-run the step");
+    let actions = lab_actions(&report);
+    assert!(actions.contains(&"hv-east: booted after the fault"), "{actions:#?}");
+}
+
 /// k8s-master-2 reboots as phase 3's join begins: with two voters, real etcd loses quorum while it
 /// is down; the executor finds the host unreachable before 3.5 and waits for it, as `plan execute
 /// --wait-for-host` does (scaled as the lab's reboot is). The host boots (sshd, then etcd started

@@ -59,6 +59,8 @@ pub(super) struct KubeletStandIn {
     pub(super) down_until: BTreeMap<NodeIx, Instant>,
     /// Nodes whose etcd a partition froze, thawed at the instant (the partition heals).
     pub(super) frozen_until: BTreeMap<NodeIx, Instant>,
+    /// Hypervisor hosts a fault crashed that boot again, by name, and when: before their VMs.
+    pub(super) hypervisors_down_until: BTreeMap<String, Instant>,
     /// Whether the executor has seen the fault since it struck: it said it waits for the fault's
     /// machine, which does not answer ([`Self::executor_waits_for`]). A fault that clears clears
     /// only then (or [`FAULT_UNSEEN_CLEARS_AFTER_MS`] later), as a real reboot outlasts a look.
@@ -111,6 +113,7 @@ impl KubeletStandIn {
             down_until: BTreeMap::new(),
             struck_quorum: None,
             frozen_until: BTreeMap::new(),
+            hypervisors_down_until: BTreeMap::new(),
             fault_seen: false,
             api_requests: Arc::default(),
             registered,
@@ -181,6 +184,31 @@ impl KubeletStandIn {
         if boots_again {
             self.struck_quorum = Some(self.quorum_now());
             self.clears_after(Some(node), None);
+        }
+    }
+
+    /// The fault fails the hypervisor `hypervisor` (its index): its host crashes, and so does
+    /// every VM on it; with `boots_again` (an outage for a while) they boot
+    /// [`FAULT_CLEARS_AFTER_MS`] later, the hypervisor first, as a reboot's host does.
+    pub(super) fn strike_hypervisor(&mut self, hosts: &FixtureHosts, hypervisor: usize, boots_again: bool, why: &str) {
+        let name = self.t.scenario.hypervisors[hypervisor].name.clone();
+        let crashed = hosts.crash(&name);
+        self.actions.push(format!(
+            "{name}: {why}: the hypervisor fails {}{}",
+            if boots_again { "for a while" } else { "for good" },
+            if crashed { " (its sshd and every process SIGKILLed)" } else { "" }
+        ));
+        let vms = self.t.on_hypervisor(hypervisor);
+        for vm in vms.iter() {
+            self.crash(hosts, vm, &format!("{why}, its hypervisor {name} down"));
+        }
+        if boots_again {
+            self.struck_quorum = Some(self.quorum_now());
+            for vm in vms.iter() {
+                self.clears_after(Some(vm), None);
+            }
+            let until = Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS);
+            self.hypervisors_down_until.insert(name, until);
         }
     }
 
@@ -258,7 +286,7 @@ impl KubeletStandIn {
     /// another silence (an API through the VIP, a host of no fault's).
     pub(super) fn executor_waits_for(&mut self, silent: &[String]) {
         let held = self.down_until.keys().chain(self.frozen_until.keys()).map(|&n| self.t.name(n).to_string());
-        let named: Vec<String> = held.collect();
+        let named: Vec<String> = held.chain(self.hypervisors_down_until.keys().cloned()).collect();
         if silent.iter().any(|s| named.iter().any(|name| s.starts_with(&format!("{name}: ")))) {
             self.fault_seen = true;
         }
@@ -281,6 +309,13 @@ impl KubeletStandIn {
 
     fn look(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         let t = self.t.clone();
+        let back: Vec<String> =
+            self.hypervisors_down_until.iter().filter(|(_, at)| self.clears_now(**at)).map(|(name, _)| name.clone()).collect();
+        for name in back {
+            self.hypervisors_down_until.remove(&name);
+            hosts.boot(&name)?;
+            self.actions.push(format!("{name}: booted after the fault"));
+        }
         for node in self.cleared(&self.down_until) {
             self.down_until.remove(&node);
             self.boot(hosts, node)?;
@@ -365,7 +400,8 @@ impl KubeletStandIn {
         // A fault that clears and has not (the executor never looked after it): the end rows
         // are read once it has, as the twin's end state has it cleared.
         let bound = Instant::now() + Duration::from_millis(FAULT_CLEARS_AFTER_MS + FAULT_UNSEEN_CLEARS_AFTER_MS);
-        while (!self.down_until.is_empty() || !self.frozen_until.is_empty()) && Instant::now() < bound {
+        let held = |k: &Self| !k.down_until.is_empty() || !k.frozen_until.is_empty() || !k.hypervisors_down_until.is_empty();
+        while held(self) && Instant::now() < bound {
             self.sync(hosts)?;
             std::thread::sleep(Duration::from_millis(KUBELET_TICK_MS));
         }

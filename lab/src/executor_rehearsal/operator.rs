@@ -69,17 +69,8 @@ impl LabOperator<'_> {
         let why = format!("the fault at {}", step.id);
         match strike.blow {
             Blow::Crash { victim, boots_again } => lock(self.kubelet).strike(self.hosts, victim, boots_again, &why),
-            Blow::HypervisorDown { hypervisor } => {
-                let name = &self.t.scenario.hypervisors[usize::from(hypervisor)].name;
-                let crashed = self.hosts.crash(name);
-                self.note(format!(
-                    "{name}: {why}: the hypervisor fails for good{}",
-                    if crashed { " (its sshd and every process SIGKILLed)" } else { "" }
-                ));
-                let mut k = lock(self.kubelet);
-                for vm in self.t.on_hypervisor(usize::from(hypervisor)).iter() {
-                    k.crash(self.hosts, vm, &format!("{why}, its hypervisor {name} down"));
-                }
+            Blow::HypervisorDown { hypervisor, boots_again } => {
+                lock(self.kubelet).strike_hypervisor(self.hosts, usize::from(hypervisor), boots_again, &why);
             }
             Blow::Freeze { victim } => {
                 // The partition heals after the lab's reboot time, as a host that reboots comes
