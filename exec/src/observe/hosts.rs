@@ -120,11 +120,16 @@ pub(super) fn observe_hosts(
     Ok(())
 }
 
-/// The hypervisors the twin's state `c` has up that a command reaches (an address in the
+/// The hypervisors the twin's state `c` has up that the plan drives (`proxmox`, `libvirt`: not
+/// `kind: none`, whose machines the operator provides) and a command reaches (an address in the
 /// inventory): asked whether SSH answers, as a recovery's VM commands would need.
 fn hypervisors_up(t: &Topology, c: &Cluster) -> Vec<HostTarget> {
     let hosts = Hosts::new(t);
-    (0..t.scenario.hypervisors.len()).filter(|&i| c.hypervisors_down & (1 << i) == 0).filter_map(|i| hosts.hypervisor(i)).collect()
+    let driven = |i: usize| t.scenario.hypervisors[i].kind != plan_model::scenario::HypervisorKind::None;
+    (0..t.scenario.hypervisors.len())
+        .filter(|&i| c.hypervisors_down & (1 << i) == 0 && driven(i))
+        .filter_map(|i| hosts.hypervisor(i))
+        .collect()
 }
 
 /// Every joined node that is up, each with whether it is a master (whose SANs are read too).

@@ -305,3 +305,27 @@ fn a_health_check_and_a_ready_condition_lag_and_a_file_or_a_member_does_not() {
         assert!(!lags(&drift(field)), "{field:?} is read as it is");
     }
 }
+
+/// The look with the hypervisors asks each hypervisor the plan drives that the twin has up, and
+/// none of `kind: none` (machines the operator provides) even with an address; the look of a
+/// step (`Scope::whole`) asks none.
+#[test]
+fn the_hypervisors_asked_are_the_driven_ones_the_twin_has_up() {
+    let asked = |text: &str, c: &dyn Fn(&Topology) -> Cluster, scope: Scope| {
+        let t = Topology::new(&parse_scenario(text).unwrap());
+        let mut recorder = crate::transport::Recorder::default();
+        let probes = Probes { etcd: None, lb: None, kube: None, guard: Guard::LOOPBACK_ONLY };
+        observe(&t, &c(&t), &mut recorder, scope, &mut Observer::new(probes)).expect("observed");
+        recorder.commands.iter().filter(|r| r.shell == "true").map(|r| r.place.clone()).collect::<Vec<_>>()
+    };
+    let three = include_str!("../../../scenarios/three-hypervisors.yaml");
+    let halt = Scope::FILES.with_hypervisors();
+    assert_eq!(asked(three, &Cluster::initial, halt), ["hv-north", "hv-south", "hv-east"]);
+    let east_down = |t: &Topology| Cluster { hypervisors_down: 1 << 2, ..Cluster::initial(t) };
+    assert_eq!(asked(three, &east_down, halt), ["hv-north", "hv-south"]);
+    assert!(asked(three, &Cluster::initial, Scope::whole(&Cluster::initial(&loopback()))).is_empty());
+    let bare = include_str!("../../../scenarios/kube-vip-bare.yaml");
+    let with_address = bare.replacen("kind: none,", "kind: none, address: 192.0.2.99,", 1);
+    assert_ne!(with_address, bare, "the edit took");
+    assert!(asked(&with_address, &Cluster::initial, halt).is_empty());
+}
