@@ -268,7 +268,9 @@ mod tests {
     use super::*;
     use plan_exec::journal::Event;
     use plan_exec::observe::Probes;
-    use plan_exec::transport::Recorder;
+    use plan_exec::target::Place;
+    use plan_exec::transport::{Completed, Recorder, Request, Transport};
+    use plan_exec::ExecError;
     use plan_model::plan::Plan;
     use plan_model::topology::Topology;
 
@@ -282,6 +284,11 @@ mod tests {
     /// The listing for a journal that halted at `step`, after its first command failed or before
     /// any ran; the hosts not observed (the twin's state stands for them).
     fn listed(t: &Topology, plan: &Plan, step: &str, ran: bool) -> String {
+        listed_through(t, plan, step, ran, &mut Recorder::default(), false)
+    }
+
+    /// [`listed`], the hosts observed through `transport` when `observe`.
+    fn listed_through(t: &Topology, plan: &Plan, step: &str, ran: bool, transport: &mut dyn Transport, observe: bool) -> String {
         let mut journal = Journal::in_memory();
         let mut events = vec![
             Event::RunStarted {
@@ -311,9 +318,41 @@ mod tests {
         for event in events {
             journal.append(event).expect("in memory");
         }
-        let options = RunOptions { resume: true, observe: false, ..RunOptions::new(Duration::from_secs(1), Probes::files_only()) };
-        let proposal = Runner::new(t, plan, &mut Recorder::default(), &mut journal, &mut Listing, options).proposal().expect("a halt");
+        let options = RunOptions { resume: true, observe, ..RunOptions::new(Duration::from_secs(1), Probes::files_only()) };
+        let proposal = Runner::new(t, plan, transport, &mut journal, &mut Listing, options).proposal().expect("a halt");
         proposal_text(&proposal)
+    }
+
+    /// Records; the hosts `silent` refuse SSH.
+    struct Silent {
+        silent: &'static [&'static str],
+        inner: Recorder,
+    }
+
+    impl Transport for Silent {
+        fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+            match place {
+                Place::Host(host) if self.silent.contains(&host.name.as_str()) => {
+                    Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".into() })
+                }
+                _ => self.inner.run(place, request),
+            }
+        }
+    }
+
+    /// Three hypervisors halted in 3.6, cp-gamma and its hypervisor hv-east silent: the listing
+    /// says, under the phase 3 rollback, that the VM's destruction is passed over, and why.
+    #[test]
+    fn the_listing_says_what_a_recovery_passes_over() {
+        let (t, plan) = scenario("three-hypervisors.yaml");
+        let mut silent = Silent { silent: &["cp-gamma", "hv-east"], inner: Recorder::default() };
+        let text = listed_through(&t, &plan, "3.6", true, &mut silent, true);
+        let rollback = text.find("phase 3 rollback").expect("the rollback is listed");
+        let passed = "     - passed over, its machine is down: destroy VM cp-gamma: tg destroy: hypervisor unreachable";
+        assert!(text[rollback..].contains(passed), "{text}");
+        // Nothing is passed over where the hypervisor answers.
+        let mut silent = Silent { silent: &["cp-gamma"], inner: Recorder::default() };
+        assert!(!listed_through(&t, &plan, "3.6", true, &mut silent, true).contains("passed over"));
     }
 
     #[test]
