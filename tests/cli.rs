@@ -457,3 +457,34 @@ fn simulate_goes_on_without_the_first_master_lost_after_the_cut_over() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("go-forward"), "{}", bad.stderr);
 }
+
+/// Before `ControlPlaneKubeletLocalMode` (Kubernetes 1.33) a joined master's kubelet names the
+/// first master until the cut-over. The first master lost for good as phase 3 verifies the third
+/// master: the twin writes it off, moves what still names it (consumers, kubelets, kube-proxy) to
+/// the VIP its pool serves without it, and goes on with the API up for everyone; the phase 3
+/// rollback, which left the API down, no longer ranks first. On every scenario before 1.33, as
+/// 3.6 begins, inside it, and as 3.7 begins (where the plan has them).
+#[test]
+fn before_kubelet_local_mode_the_first_master_lost_in_phase_3_is_gone_on_from_with_its_clients_moved() {
+    let both = ["3.6@0", "3.6", "3.7@0"];
+    let cases = [
+        ("three-hypervisors.yaml", "cp-alpha", &both[..]),
+        ("two-hypervisors.yaml", "cp-alpha", &both),
+        ("legacy-1.28.yaml", "cp-1", &both),
+    ];
+    // The Linux HAProxy profile's plan has no config-stack step 3.6.
+    for (file, m0, points) in cases.into_iter().chain([("haproxy-libvirt.yaml", "cp-1", &["3.7@0"][..])]) {
+        let scenario = scenario(file);
+        for &at in points {
+            let out = plan(&["--scenario", &scenario, "simulate", "--fail", m0, "--at", at, "--format", "json"]);
+            let doc: serde_json::Value =
+                serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{file} {at}: {e}: {}{}", out.stdout, out.stderr));
+            let kinds: Vec<&str> = doc["recoveries"].as_array().expect("recoveries").iter().filter_map(|r| r["kind"].as_str()).collect();
+            assert_eq!(kinds, ["go-forward"], "{file} {at}");
+            assert!(doc["dominated"].as_array().is_none_or(Vec::is_empty), "{file} {at}: {}", doc["dominated"]);
+            let after: Vec<&str> =
+                doc["final_unavailable"].as_array().expect("final_unavailable").iter().filter_map(|b| b["invariant"].as_str()).collect();
+            assert!(!after.contains(&"api-reachable") && !after.contains(&"nodes-ready"), "{file} {at}: {after:?}");
+        }
+    }
+}

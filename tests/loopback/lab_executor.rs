@@ -450,6 +450,36 @@ fn the_rollbacks_kubeadm_reset_removes_the_third_masters_member_with_the_first_m
     assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "cp-beta");
 }
 
+/// The first master lost for good as 3.6 begins on Kubernetes 1.31 (three hypervisors), where
+/// the joined masters' kubelets still name it: the executor's best, as the twin's, is going on
+/// without it, its write-off moving the consumers, every kubelet and kube-proxy to the VIP that
+/// cp-beta serves. The run goes on through 3.7's checks (the operator's kubeconfig and cp-gamma's
+/// kubelet on the VIP), finds 4.1's consumer edits made already, and halts at 8.1 as the twin.
+#[test]
+fn the_first_master_lost_before_kubelet_local_mode_is_gone_on_from_with_its_clients_on_the_vip() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let three = scenario("three-hypervisors.yaml");
+    let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &three], None, None, &["--fail", "cp-alpha", "--at", "3.6@0"])
+    else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    let went_on = "went on without cp-alpha (written off), halted at 8.1: ";
+    assert!(text(&report["executor_outcome"]).starts_with(went_on), "{}", report["executor_outcome"]);
+    for node in ["cp-beta", "cp-gamma", "wk-north", "wk-south"] {
+        let row = row(&report, &format!("kubelet.conf server is the VIP on {node}"));
+        assert!(text(&row["lab"]).starts_with("yes"), "{node}: {row}");
+    }
+    let actions = lab_actions(&report);
+    assert!(
+        actions.iter().any(|a| a.starts_with("4.1: by hand in the infra repo: kube/admin.conf: ") && a.ends_with(" already there")),
+        "{actions:#?}"
+    );
+}
+
 /// hv-east, the hypervisor of the master 3.5 joined (cp-gamma), fails for good as 3.6 begins
 /// (three hypervisors): the lab crashes the hypervisor's host and cp-gamma's. At the halt the
 /// executor finds hv-east silent, waits for it, and takes it as down, as the twin's state has it:

@@ -225,7 +225,7 @@ impl Runner<'_> {
                     }
                     RecoveryKind::WaitAndRetry => (Vec::new(), Vec::new()),
                     RecoveryKind::GoForward => {
-                        let write_off = search::write_off_actions(c);
+                        let write_off = search::write_off_actions(c, t);
                         let rendered = compiler.recovery(c, &write_off);
                         (write_off, rendered)
                     }

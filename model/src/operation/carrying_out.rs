@@ -39,9 +39,25 @@ impl Operation {
                 let listed = t.scenario.config_stack.is_some() && before.stack_list_declared && !left.is_empty();
                 listed.then(|| Operation::ConfigStackHosts { hosts: names(left) })
             }
+            // A go-forward that writes the first master off moves what still names it to the
+            // VIP, as the cut-over's own operations do.
+            Action::FlipConsumersOf(mask) => {
+                let consumers = t.consumers.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, c)| c.name.clone());
+                Some(Operation::KubeconfigConsumers { consumers: consumers.collect(), server: vip(t) })
+            }
+            Action::FlipKubelet(x) => {
+                Some(Operation::KubeletServer { nodes: vec![t.name(x).to_string()], server: vip(t), wait_ready: false })
+            }
+            Action::PointKubeProxyAtVip => Some(Operation::KubeProxyServer { server: vip(t) }),
             _ => None,
         }
     }
+}
+
+/// The VIP's URL, as the plan's operations name the server.
+fn vip(t: &Topology) -> String {
+    let e = &t.scenario.control_plane_endpoint;
+    format!("https://{}:{}", e.vip, e.port)
 }
 
 #[cfg(test)]
@@ -85,6 +101,26 @@ mod tests {
             assert_eq!(deploy.effect(&t).expect("effects"), vec![Action::DeployLb]);
             assert_eq!(Operation::carrying_out(&t, &c, Action::EtcdMemberRemove(gone)), None);
             assert_eq!(Operation::carrying_out(&t, &c, Action::WriteOff(gone)), None);
+        }
+    }
+
+    /// The moves to the VIP a go-forward makes when it writes off the first master are the
+    /// cut-over's own operations, with the effects of the actions they carry out: on three
+    /// hypervisors (1.31) after phase 3, where every kubelet and consumer still names it.
+    #[test]
+    fn the_moves_to_the_vip_are_the_cut_overs_operations_with_the_same_effects() {
+        let t = Topology::new(&parse_scenario(include_str!("../../../scenarios/three-hypervisors.yaml")).expect("scenario"));
+        let plan = crate::planner::generate(&t);
+        let mut c = Cluster::initial(&t);
+        for a in plan.steps.iter().take_while(|s| !s.id.starts_with("4.")).flat_map(|s| s.actions.iter()) {
+            c = apply(&c, &t, *a).unwrap_or(c);
+        }
+        let beta = t.resolve("cp-beta").expect("cp-beta");
+        let moves = [Action::FlipConsumersOf(0b101), Action::FlipKubelet(beta), Action::PointKubeProxyAtVip];
+        for action in moves {
+            let op = Operation::carrying_out(&t, &c, action).expect("an operation");
+            assert_eq!(op.effect(&t).expect("its effects"), vec![action], "{op:?}");
+            assert!(!op.render(&t).is_empty(), "{action:?} renders commands");
         }
     }
 

@@ -15,13 +15,28 @@ use std::sync::Arc;
 /// resumes): the etcd members of the machines down for good removed, as holding removes them;
 /// their backends out of the load balancer's pool and their hosts out of the config stack, as a
 /// master's undo takes them out; then each machine written off (its Node object deleted), so
-/// nothing of the rest of the plan waits for a machine that will not come back.
-pub fn write_off_actions(c: &Cluster) -> Vec<Action> {
+/// nothing of the rest of the plan waits for a machine that will not come back. Where the first
+/// master is written off once the VIP's frontend runs, what still names it moves to the VIP, as
+/// the cut-over moves it: the consumers' kubeconfigs, the kubelets that name it (before
+/// `ControlPlaneKubeletLocalMode`, a joined master's too: docs/facts.md K1) and kube-proxy's.
+pub fn write_off_actions(c: &Cluster, t: &Topology) -> Vec<Action> {
     let gone = recovery::to_write_off(c);
     let mut actions = recovery::hold_actions(c);
     recovery::push_out_of_pool(c, gone, &mut actions);
     actions.extend(gone.and(c.stack_hosts.or(c.stack_hosts_declared)).iter().map(Action::ConfigStackRemoveHost));
     actions.extend(gone.iter().map(Action::WriteOff));
+    if gone.contains(t.existing_master()) && c.lb_running.frontend {
+        let every = u64::MAX >> (64 - t.consumers.len().clamp(1, 64));
+        let left = if t.consumers.is_empty() { 0 } else { every & !c.consumers_vip };
+        if left != 0 {
+            actions.push(Action::FlipConsumersOf(left));
+        }
+        let naming_it = c.joined.and(c.up).minus(gone).minus(c.kubelet_vip).minus(c.kubelet_local);
+        actions.extend(naming_it.iter().map(Action::FlipKubelet));
+        if !c.kube_proxy_vip {
+            actions.push(Action::PointKubeProxyAtVip);
+        }
+    }
     actions
 }
 
@@ -252,7 +267,7 @@ pub(crate) fn candidate(
     going_on: &mut dyn GoingOn,
     judge: &mut dyn FnMut(&Cluster, u32, u32) -> Cost,
 ) -> Candidate {
-    let (write_off, written_off) = run_candidate(c, t, RecoveryKind::GoForward, write_off_actions(c), false, judge);
+    let (write_off, written_off) = run_candidate(c, t, RecoveryKind::GoForward, write_off_actions(c, t), false, judge);
     if !write_off.applicable() {
         return write_off;
     }
