@@ -397,7 +397,9 @@ fn change_file(path: &Path, change: &Change) -> Result<String, String> {
                     write(file, text.replacen(from.as_str(), to, 1))?;
                     return Ok(format!("{from} -> {to}"));
                 }
-                done_already |= text.contains(to.as_str());
+                // Only a file named by the edit tells: in a directory the new text may be another
+                // file's own.
+                done_already |= !path.is_dir() && text.contains(to.as_str());
             }
             // An operator asked for an edit already made (a go-forward moved the consumers to
             // the VIP before the cut-over's step) finds it made, and goes on.

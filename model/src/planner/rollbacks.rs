@@ -148,6 +148,9 @@ fn go_forward(t: &Topology) -> RollbackProcedure {
         recovers: Some(Recovers::GoForward),
         commands: vec![
             by_hand(format!("etcdctl member remove {m0}; take it out of the load balancer's pool and the config stack")),
+            by_hand(format!(
+                "point what still names {m0} at the VIP: the consumers' kubeconfigs, the kubelets (before 1.33 the joined masters' too), kube-proxy"
+            )),
             by_hand(format!("kubectl delete node {m0}; wipe its disk before it ever boots again")),
             by_hand("plan recover --choose go-forward, then plan execute --resume: the rest of the plan runs without it"),
         ],

@@ -8,6 +8,7 @@ use plan_model::action::{self, Action, RefusalKind};
 use plan_model::cluster::Cluster;
 use plan_model::observe;
 use plan_model::plan::Plan;
+use plan_model::scenario::LbKind;
 use plan_model::topology::{NodeSet, Topology};
 use std::sync::Arc;
 
@@ -16,16 +17,18 @@ use std::sync::Arc;
 /// their backends out of the load balancer's pool and their hosts out of the config stack, as a
 /// master's undo takes them out; then each machine written off (its Node object deleted), so
 /// nothing of the rest of the plan waits for a machine that will not come back. Where the first
-/// master is written off once the VIP's frontend runs, what still names it moves to the VIP, as
-/// the cut-over moves it: the consumers' kubeconfigs, the kubelets that name it (before
-/// `ControlPlaneKubeletLocalMode`, a joined master's too: docs/facts.md K1) and kube-proxy's.
+/// master is written off and a VIP is there to serve (an LB frontend runs, or kube-vip's), what
+/// still names it moves to the VIP before the machines are written off (the operator's kubectl
+/// deletes their Node objects through it): the consumers' kubeconfigs, the kubelets that name it
+/// (before `ControlPlaneKubeletLocalMode`, a joined master's too: docs/facts.md K1) and
+/// kube-proxy's, the edits the cut-over makes.
 pub fn write_off_actions(c: &Cluster, t: &Topology) -> Vec<Action> {
     let gone = recovery::to_write_off(c);
     let mut actions = recovery::hold_actions(c);
     recovery::push_out_of_pool(c, gone, &mut actions);
     actions.extend(gone.and(c.stack_hosts.or(c.stack_hosts_declared)).iter().map(Action::ConfigStackRemoveHost));
-    actions.extend(gone.iter().map(Action::WriteOff));
-    if gone.contains(t.existing_master()) && c.lb_running.frontend {
+    let vip_there = c.lb_running.frontend || t.scenario.load_balancer.kind == LbKind::KubeVip;
+    if gone.contains(t.existing_master()) && vip_there {
         let every = u64::MAX >> (64 - t.consumers.len().clamp(1, 64));
         let left = if t.consumers.is_empty() { 0 } else { every & !c.consumers_vip };
         if left != 0 {
@@ -37,6 +40,7 @@ pub fn write_off_actions(c: &Cluster, t: &Topology) -> Vec<Action> {
             actions.push(Action::PointKubeProxyAtVip);
         }
     }
+    actions.extend(gone.iter().map(Action::WriteOff));
     actions
 }
 
