@@ -9,7 +9,7 @@
 
 use crate::target::{Hosts, Place};
 use crate::workstation::WorkstationHost;
-use plan_model::action::{Action, RefusalKind};
+use plan_model::action::{Action, Refusal, RefusalKind};
 use plan_model::cluster::Cluster;
 use plan_model::hand::HandTask;
 use plan_model::plan::{Command, Part, RunsOn, Step};
@@ -214,22 +214,25 @@ impl<'t> Compiler<'t> {
     /// a machine that is down in `c` (a reset of a node no SSH reaches, a VM on a hypervisor that
     /// does not answer) is passed over, as the twin's recovery passes it over: nothing runs for it.
     pub fn recovery(&self, c: &Cluster, actions: &[Action]) -> Vec<(Action, Invocation)> {
-        let t = self.t;
-        let mut state = *c;
         let mut out = Vec::new();
-        for (index, action) in actions.iter().enumerate() {
-            let before = state;
-            // Any other refusal leaves the state as it was and its commands are run: the search
-            // judged the candidate on the first such one, and a failed command halts the recovery.
-            match plan_model::action::apply_in_place(&mut state, t, *action) {
-                Err(refusal) if refusal.kind == RefusalKind::HostDown => continue,
-                _ => {}
+        for (index, (action, before, passed_over)) in replayed(self.t, c, actions).enumerate() {
+            if passed_over.is_some() {
+                continue;
             }
-            for work in self.recovery_work(&before, *action) {
-                out.push((*action, Invocation { work, secret: false, command: index }));
+            for work in self.recovery_work(&before, action) {
+                out.push((action, Invocation { work, secret: false, command: index }));
             }
         }
         out
+    }
+
+    /// The actions of `actions`, carried out from `c`, that [`Compiler::recovery`] passes over
+    /// because their machine is down, each worded with why.
+    pub fn passed_over(&self, c: &Cluster, actions: &[Action]) -> Vec<String> {
+        let t = self.t;
+        replayed(t, c, actions)
+            .filter_map(|(action, _, refusal)| refusal.map(|r| format!("{}: {}", action.describe(t), r.reason)))
+            .collect()
     }
 
     /// What carries out one recovery action from the state `before` it: the plan's own
@@ -241,7 +244,7 @@ impl<'t> Compiler<'t> {
         let m0 = t.existing_master();
         let on = |node, shell: String| vec![Work::Shell { place: Place::Host(self.hosts.node(node)), shell }];
         let manual = || vec![Work::Manual { instruction: action.describe(t), task: HandTask::Recovery(action) }];
-        let vip = format!("https://{}:{}", s.control_plane_endpoint.vip, s.control_plane_endpoint.port);
+        let vip = s.control_plane_endpoint.vip_url();
         if let Some(operation) = plan_model::operation::Operation::carrying_out(t, before, action) {
             let works = self.operation_works(&operation);
             return if works.is_empty() { manual() } else { works };
@@ -450,4 +453,21 @@ mod tests {
         assert!(relays.iter().any(|l| l.contains("rm -f /root/.plan-join-command")), "{relays:?}");
         assert!(!relays.iter().any(|l| l.contains("copy /root/.plan-")), "{relays:?}");
     }
+}
+
+/// Each of `actions` carried out from `c` in turn, as a recovery runs them: the action, the state
+/// before it, and the refusal where the model passes it over because its machine is down (as the
+/// twin's recovery passes it over). Any other refusal leaves the state as it was and the action
+/// is run all the same: the search judged the candidate on the first such one, and a command that
+/// fails halts the recovery.
+fn replayed<'a>(t: &'a Topology, c: &Cluster, actions: &'a [Action]) -> impl Iterator<Item = (Action, Cluster, Option<Refusal>)> + 'a {
+    let mut state = *c;
+    actions.iter().map(move |&action| {
+        let before = state;
+        let passed_over = match plan_model::action::apply_in_place(&mut state, t, action) {
+            Err(refusal) if refusal.kind == RefusalKind::HostDown => Some(refusal),
+            _ => None,
+        };
+        (action, before, passed_over)
+    })
 }

@@ -590,7 +590,7 @@ fn master_named(t: &Topology, op: &'static str, name: &str) -> Result<NodeIx, Op
 /// `https://VIP:PORT` or `https://FQDN:PORT` is the VIP; `https://ADDRESS:PORT` a master's apiserver.
 fn server_named(t: &Topology, op: &'static str, server: &str) -> Result<Server, OperationError> {
     let e = &t.scenario.control_plane_endpoint;
-    if server == format!("https://{}:{}", e.vip, e.port) || server == format!("https://{}:{}", e.fqdn, e.port) {
+    if server == e.vip_url() || server == format!("https://{}:{}", e.fqdn, e.port) {
         return Ok(Server::Vip);
     }
     let port = t.apiserver_port();

@@ -210,7 +210,7 @@ impl<'t> Names<'t> {
         Names { t, m0, m0_name: t.name(m0).to_string(), vip: e.vip, port: e.port, quorum: t.target_masters().len() / 2 + 1 }
     }
     fn vip_server(&self) -> String {
-        format!("https://{}:{}", self.vip, self.port)
+        self.t.scenario.control_plane_endpoint.vip_url()
     }
     fn names(&self, nodes: &[NodeIx]) -> Vec<String> {
         nodes.iter().map(|n| self.t.name(*n).to_string()).collect()

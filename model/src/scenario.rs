@@ -216,6 +216,13 @@ pub struct EndpointSpec {
     pub port: u16,
 }
 
+impl EndpointSpec {
+    /// The VIP's URL, as a kubeconfig's `server` and the plan's operations name it.
+    pub fn vip_url(&self) -> String {
+        format!("https://{}:{}", self.vip, self.port)
+    }
+}
+
 fn default_port() -> u16 {
     6443
 }

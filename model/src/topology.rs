@@ -268,6 +268,14 @@ impl Topology {
         self.workers().fold(NodeSet::EMPTY, NodeSet::with)
     }
 
+    /// Every consumer, as the mask of `Cluster::consumers_vip`.
+    pub fn consumers_mask(&self) -> u64 {
+        match self.consumers.len() {
+            64 => u64::MAX,
+            n => (1u64 << n) - 1,
+        }
+    }
+
     pub fn on_hypervisor(&self, hypervisor: usize) -> NodeSet {
         self.nodes.iter().enumerate().filter(|(_, n)| n.hypervisor == hypervisor).fold(NodeSet::EMPTY, |s, (i, _)| s.with(NodeIx(i as u8)))
     }

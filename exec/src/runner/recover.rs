@@ -252,7 +252,7 @@ impl Runner<'_> {
                     })
                     .collect();
                 // A renewal runs the plan's commands as they are: nothing of it is passed over.
-                let passed_over = if candidate.kind == RecoveryKind::Renew { Vec::new() } else { passed_over(t, c, &actions) };
+                let passed_over = if candidate.kind == RecoveryKind::Renew { Vec::new() } else { compiler.passed_over(c, &actions) };
                 let mut refused = candidate.refused;
                 let invocations: Vec<Invocation> = rendered.into_iter().map(|(_, invocation)| invocation).collect();
                 if candidate.kind == RecoveryKind::Renew && !actions.contains(&Action::UploadCerts) {
@@ -484,21 +484,6 @@ fn after_write_off(t: &plan_model::topology::Topology, c: &Cluster, actions: &[A
         let _ = plan_model::action::apply_in_place(&mut state, t, *a);
     }
     state
-}
-
-/// The actions of `actions`, carried out from `c`, that are passed over because their machine is
-/// down ([`crate::invocation::Compiler::recovery`] renders nothing for them), each worded with why.
-fn passed_over(t: &plan_model::topology::Topology, c: &Cluster, actions: &[Action]) -> Vec<String> {
-    let mut state = *c;
-    let mut out = Vec::new();
-    for &a in actions {
-        if let Err(refusal) = plan_model::action::apply_in_place(&mut state, t, a) {
-            if refusal.kind == plan_model::action::RefusalKind::HostDown {
-                out.push(format!("{}: {}", a.describe(t), refusal.reason));
-            }
-        }
-    }
-    out
 }
 
 /// Commands of `step` the journal shows started, by-hand work done included (a command cut off

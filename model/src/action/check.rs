@@ -283,8 +283,7 @@ impl Check {
         let name = |ix: NodeIx| t.name(ix).to_string();
         match self {
             ConsumersOnVip => {
-                let all = if t.consumers.len() == 64 { u64::MAX } else { (1u64 << t.consumers.len()) - 1 };
-                (c.consumers_vip == all).then_some(()).ok_or_else(|| w.say(|| "a consumer still uses the direct address"))
+                (c.consumers_vip == t.consumers_mask()).then_some(()).ok_or_else(|| w.say(|| "a consumer still uses the direct address"))
             }
             KubeletsHighlyAvailable => {
                 let first = t.existing_master();

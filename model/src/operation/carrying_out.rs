@@ -24,6 +24,7 @@ impl Operation {
     /// a config stack has nothing to edit: the executor renders no command for that action.
     pub fn carrying_out(t: &Topology, before: &Cluster, action: Action) -> Option<Operation> {
         let names = |set: NodeSet| set.iter().map(|n| t.name(n).to_string()).collect::<Vec<_>>();
+        let vip = &t.scenario.control_plane_endpoint;
         match action {
             Action::RemoveLbBackend(x) => Some(Operation::DeclareLbPool { pool: names(before.lb_declared.pool.without(x)) }),
             // keepalived's HAProxy runs on the masters: the plan deploys it on each (the ones up).
@@ -43,21 +44,15 @@ impl Operation {
             // VIP, as the cut-over's own operations do.
             Action::FlipConsumersOf(mask) => {
                 let consumers = t.consumers.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, c)| c.name.clone());
-                Some(Operation::KubeconfigConsumers { consumers: consumers.collect(), server: vip(t) })
+                Some(Operation::KubeconfigConsumers { consumers: consumers.collect(), server: vip.vip_url() })
             }
             Action::FlipKubelet(x) => {
-                Some(Operation::KubeletServer { nodes: vec![t.name(x).to_string()], server: vip(t), wait_ready: false })
+                Some(Operation::KubeletServer { nodes: vec![t.name(x).to_string()], server: vip.vip_url(), wait_ready: false })
             }
-            Action::PointKubeProxyAtVip => Some(Operation::KubeProxyServer { server: vip(t) }),
+            Action::PointKubeProxyAtVip => Some(Operation::KubeProxyServer { server: vip.vip_url() }),
             _ => None,
         }
     }
-}
-
-/// The VIP's URL, as the plan's operations name the server.
-fn vip(t: &Topology) -> String {
-    let e = &t.scenario.control_plane_endpoint;
-    format!("https://{}:{}", e.vip, e.port)
 }
 
 #[cfg(test)]

@@ -29,8 +29,7 @@ pub fn write_off_actions(c: &Cluster, t: &Topology) -> Vec<Action> {
     actions.extend(gone.and(c.stack_hosts.or(c.stack_hosts_declared)).iter().map(Action::ConfigStackRemoveHost));
     let vip_there = c.lb_running.frontend || t.scenario.load_balancer.kind == LbKind::KubeVip;
     if gone.contains(t.existing_master()) && vip_there {
-        let every = u64::MAX >> (64 - t.consumers.len().clamp(1, 64));
-        let left = if t.consumers.is_empty() { 0 } else { every & !c.consumers_vip };
+        let left = t.consumers_mask() & !c.consumers_vip;
         if left != 0 {
             actions.push(Action::FlipConsumersOf(left));
         }
