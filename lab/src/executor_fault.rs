@@ -133,7 +133,13 @@ pub fn strike_point(t: &Topology, plan: &Plan, start: &Cluster, injection: Injec
     let i = usize::from(injection.at.step);
     let step = plan.steps.get(i).ok_or_else(|| refuse(format!("step index {i}"), "the plan has no such step"))?;
     let action = usize::from(injection.at.action);
-    let invocations = Compiler::new(t).step(step).len();
+    let compiled = Compiler::new(t).step(step);
+    let invocations = compiled.len();
+    // The last invocation of the command the action ends with, where one ends right there.
+    let ends_with = step
+        .commands_after(t, action)
+        .and_then(|done| done.checked_sub(1))
+        .and_then(|command| compiled.iter().rposition(|i| i.command == command));
     let at = if action == 0 {
         StrikeAt::StepBegins
     } else if action >= step.actions.len() {
@@ -144,12 +150,12 @@ pub fn strike_point(t: &Topology, plan: &Plan, start: &Cluster, injection: Injec
             Action::EtcdMemberAdd(n) => Some(*n),
             _ => None,
         });
-        match (step.actions[action - 1], join, host) {
-            (Action::EtcdMemberAdd(_), true, Some(host)) => StrikeAt::InJoin { host, after: "add" },
-            (Action::EtcdStart(_), true, Some(host)) => StrikeAt::InJoin { host, after: "start" },
-            (Action::EtcdPromote(_), true, Some(host)) => StrikeAt::InJoin { host, after: "promote" },
-            _ if invocations == step.actions.len() => StrikeAt::AfterInvocation(action - 1),
-            (done, _, _) => {
+        match (step.actions[action - 1], join, host, ends_with) {
+            (Action::EtcdMemberAdd(_), true, Some(host), _) => StrikeAt::InJoin { host, after: "add" },
+            (Action::EtcdStart(_), true, Some(host), _) => StrikeAt::InJoin { host, after: "start" },
+            (Action::EtcdPromote(_), true, Some(host), _) => StrikeAt::InJoin { host, after: "promote" },
+            (_, _, _, Some(invocation)) => StrikeAt::AfterInvocation(invocation),
+            (done, _, _, None) => {
                 return Err(refuse(
                     format!("step {}@{action}", step.id),
                     format!(
@@ -330,13 +336,29 @@ mod tests {
         assert_eq!(strike("2.5", 0).expect("at the start").at, StrikeAt::StepBegins);
         let last = plan.steps.iter().find(|s| s.id == "4.1").expect("4.1");
         assert_eq!(strike("4.1", 99).expect("after").at, StrikeAt::AfterInvocation(Compiler::new(&t).step(last).len() - 1));
-        // 0.2's two actions run as four commands: no command ends right after its first action.
+        // 0.2's two actions run as four commands: its patch is the last (upload-config), and the
+        // check after it runs none.
         let patch = plan.steps.iter().find(|s| s.id == "0.2").expect("0.2");
-        assert_ne!(Compiler::new(&t).step(patch).len(), patch.actions.len());
-        match strike("0.2", 1) {
+        let invoked = Compiler::new(&t).step(patch);
+        assert_ne!(invoked.len(), patch.actions.len());
+        let upload = invoked.iter().rposition(|i| i.command == 3).expect("the upload");
+        assert!(patch.commands[3].run.contains("upload-config"), "{:?}", patch.commands[3]);
+        assert_eq!(strike("0.2", 1).expect("after the patch").at, StrikeAt::AfterInvocation(upload));
+        // 6.1 runs five commands for its five actions, but not one for one: the shutdown is
+        // `sudo reboot`, after the drain; the VIP's watch its own; the boot comes inside
+        // `kubectl wait`, where no command ends.
+        let failover = plan.steps.iter().find(|s| s.id == "6.1").expect("6.1");
+        let invoked = Compiler::new(&t).step(failover);
+        assert_eq!((invoked.len(), failover.actions.len()), (5, 5));
+        let after = |command: usize| StrikeAt::AfterInvocation(invoked.iter().rposition(|i| i.command == command).expect("a command"));
+        assert!(failover.commands[1].run.contains("sudo reboot"), "{:?}", failover.commands[1]);
+        assert_eq!(strike("6.1", 1).expect("after the shutdown").at, after(1));
+        assert_eq!(strike("6.1", 2).expect("after the watch").at, after(2));
+        match strike("6.1", 3) {
             Err(LabError::NotRehearsable { why, .. }) => assert!(why.contains("no command ends right after"), "{why}"),
             other => panic!("refused: {other:?}"),
         }
+        assert_eq!(strike("6.1", 4).expect("after the apiserver is ready").at, after(3));
         let reboot_fault = Fault::NodeDown { node: m2, lasts_s: Some(90) };
         // A reboot inside a learner-mode join strikes there; inside a voter-mode one it is refused.
         let in_join = struck(reboot_fault, "2.5", 1).expect("learner mode");

@@ -318,6 +318,29 @@ impl Operation {
         })
     }
 
+    /// For each of the operation's actions ([`Self::effect`]), how many of its commands
+    /// ([`Self::render`]) have finished once that action took effect, where a command ends right
+    /// there; `None` where no command ends right after the action. The last action ends with
+    /// the operation's last command; the others end inside its commands (a join's member add,
+    /// start and promote inside `kubeadm join`; the frontend and the pool of an LB in one edit),
+    /// where equal counts would pair them by chance. A reboot says where its actions end: its
+    /// shutdown with `sudo reboot`, its watch through the VIP with the watch; the machine boots
+    /// inside `kubectl wait`, which ends once its apiserver is ready.
+    ///
+    /// # Errors
+    /// As [`Self::effect`].
+    pub fn commands_through(&self, t: &Topology) -> Result<Vec<Option<usize>>, OperationError> {
+        let actions = self.effect(t)?.len();
+        let commands = self.render(t).len();
+        Ok(match self {
+            Operation::Reboot { .. } => {
+                debug_assert_eq!((actions, commands), (4, 3), "a reboot: shutdown, watch, boot, ready; reboot, watch, wait");
+                vec![Some(1), Some(2), None, Some(3)]
+            }
+            _ => (1..=actions).map(|a| (a == actions).then_some(commands)).collect(),
+        })
+    }
+
     /// Refuses an operation that names a machine the scenario does not have, or works on a
     /// section (the reboot gate, the upgrade chain) it does not declare.
     fn refuse_undeclared(&self, t: &Topology) -> Result<(), OperationError> {

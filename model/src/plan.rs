@@ -179,6 +179,23 @@ impl Step {
         Ok(())
     }
 
+    /// How many of the step's commands have finished once its first `done` actions took effect,
+    /// where a command ends right there ([`Operation::commands_through`]): the point a fault
+    /// placed after that action strikes at on real hosts. `None` at the step's start (`done`
+    /// 0), past its actions, or inside a command.
+    pub fn commands_after(&self, t: &Topology, done: usize) -> Option<usize> {
+        let (mut actions, mut commands) = (0, 0);
+        for operation in &self.operations {
+            let through = operation.commands_through(t).ok()?;
+            if done > actions && done <= actions + through.len() {
+                return through[done - actions - 1].map(|c| commands + c);
+            }
+            actions += through.len();
+            commands += operation.render(t).len();
+        }
+        None
+    }
+
     /// The step without what names a machine of `gone` ([`Operation::without`]), its commands,
     /// actions and duration derived again from the operations left, and run elsewhere where it
     /// ran on one of them.

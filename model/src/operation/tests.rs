@@ -177,3 +177,38 @@ fn the_declared_health_check_is_the_scenarios() {
         }
     }
 }
+
+/// Where each action of an operation ends among its commands: one entry per action, never
+/// back, never past the commands, the last action with the last command; a reboot's shutdown
+/// with `sudo reboot` (not with the drain before it), its boot inside `kubectl wait`.
+#[test]
+fn every_action_ends_with_a_command_or_inside_one() {
+    let texts = [
+        include_str!("../../../scenarios/homelab.yaml"),
+        include_str!("../../../scenarios/five-masters.yaml"),
+        include_str!("../../../scenarios/haproxy-libvirt.yaml"),
+        include_str!("../../../scenarios/legacy-1.28.yaml"),
+    ];
+    for text in texts {
+        let t = topology(text);
+        for step in generate(&t).steps {
+            for op in &step.operations {
+                let (actions, commands) = (op.effect(&t).expect("fits").len(), op.render(&t).len());
+                let through = op.commands_through(&t).expect("fits");
+                assert_eq!(through.len(), actions, "{}: {op:?}", step.id);
+                let ends: Vec<usize> = through.iter().flatten().copied().collect();
+                assert!(ends.windows(2).all(|w| w[0] <= w[1]) && ends.iter().all(|c| *c <= commands), "{}: {through:?}", step.id);
+                if actions > 0 {
+                    assert_eq!(through[actions - 1], Some(commands), "{}: {op:?}", step.id);
+                }
+            }
+            if let Some(reboot) = step.operations.iter().position(|o| matches!(o, Operation::Reboot { .. })) {
+                let before: usize = step.operations[..reboot].iter().map(|o| o.render(&t).len()).sum();
+                let shutdown = step.operations[..reboot].iter().map(|o| o.effect(&t).expect("fits").len()).sum::<usize>() + 1;
+                assert!(step.commands[before].run.contains("sudo reboot"), "{}: {:?}", step.id, step.commands[before]);
+                assert_eq!(step.commands_after(&t, shutdown), Some(before + 1), "{}", step.id);
+                assert_eq!(step.commands_after(&t, shutdown + 2), None, "{}: the boot", step.id);
+            }
+        }
+    }
+}
