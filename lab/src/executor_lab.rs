@@ -61,6 +61,9 @@ pub const CLOCK_OFFSET: &str = "clock-offset-s";
 pub const KUBE_PROXY_CONFIGMAP: &str = "kube-proxy.yaml";
 /// Where the lab's cluster state for the `kubectl` shim lives, under the lab's root.
 pub const CLUSTER_DIR: &str = "cluster";
+/// The mark `kubectl wait … node/NAME` leaves in [`CLUSTER_DIR`] (`waiting-for-NAME`): the
+/// operator waits for the node, so a planned reboot under way ends (the kubelet stand-in's).
+pub const WAITING_FOR: &str = "waiting-for-";
 /// The flag value the config stack sets (the flag names come from the scenario).
 const FLAG_VALUE: &str = "https://issuer.lab.test";
 
@@ -470,7 +473,7 @@ pub fn write_host_shims(shims: &Path, root: &Path, t: &Topology) -> Result<(), L
     )?;
     host::write_executable(
         &shims.join("reboot"),
-        "#!/bin/sh\n# The lab's kubelet stand-in takes the host down and up again (its etcd and apiserver).\ntouch \"$PLAN_FIXTURE_HOST_DIR/reboot-requested\"\necho \"lab: $PLAN_FIXTURE_HOST_NAME is going down for reboot\"\n",
+        "#!/bin/sh\n# The lab's kubelet stand-in takes the host down (its etcd and apiserver), and up again once the\n# operator waits for the node (kubectl wait). The command ends once the host is down, as a real\n# reboot ends the session.\nr=\"$PLAN_FIXTURE_HOST_DIR/reboot-requested\"\ntouch \"$r\"\necho \"lab: $PLAN_FIXTURE_HOST_NAME is going down for reboot\"\ni=0; while [ -e \"$r\" ] && [ $i -lt 50 ]; do /bin/sleep 0.1; i=$((i + 1)); done\n",
     )?;
     host::write_executable(
         &shims.join("ping"),
@@ -568,6 +571,7 @@ fn kubectl_shim(root: &Path) -> String {
     KUBECTL_SHIM
         .replace("@ROOT@", &root.display().to_string())
         .replace("@CLUSTER_DIR@", CLUSTER_DIR)
+        .replace("@WAITING_FOR@", WAITING_FOR)
         .replace("@KUBE_PROXY_CONFIGMAP@", KUBE_PROXY_CONFIGMAP)
 }
 

@@ -589,6 +589,31 @@ fn a_master_rebooting_inside_a_step_is_waited_for_at_the_halt_and_the_step_is_fi
     assert!(actions.iter().any(|a| a.starts_with(&format!("recovery chosen by the executor: {wait}"))), "{actions:?}");
 }
 
+/// k8s-master-2 reboots right after the failover test's `sudo reboot` of k8s-master (6.1@1: the
+/// model's shutdown ends with that command, not with the drain before it). Two voters of three
+/// are down: the watch through the VIP fails and the executor halts, waits, and runs the step
+/// again, as the twin does. That holds only if the lab's planned reboot lasts through the watch
+/// as a real one does (it ends once `kubectl wait` asks for the node): when it lasted 1.5 s, and
+/// the fault struck after the drain, real etcd had quorum again before the watch began and the
+/// executor needed no recovery (2 rows disagreed). (In a slice, 6.1 and 6.2.)
+#[test]
+fn a_master_lost_for_a_while_during_the_failover_reboot_costs_quorum_and_the_step_is_run_again() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) =
+        rehearse_scenario_via_execute(&[], None, Some("6.1,6.2"), &["--fail", "master-2", "--at", "6.1@1", "--fault", "reboot"])
+    else {
+        return;
+    };
+    assert_recovered_and_completed(code, &report, "wait for the fault to clear, re-run the step");
+    assert!(text(&row(&report, "quorum right after the fault (a write commits)")["lab"]).starts_with("no ("), "{report:#}");
+    let actions = lab_actions(&report);
+    let down = actions.iter().position(|a| a.starts_with("k8s-master: down for a reboot")).expect("the planned reboot");
+    let struck = actions.iter().position(|a| a.starts_with("k8s-master-2: the fault at 6.1: host crashed")).expect("the fault");
+    assert!(down < struck, "the fault strikes once `sudo reboot` took k8s-master down: {actions:?}");
+}
+
 /// k8s-master-2 reboots inside its own `kubeadm join`, right after the learner add (2.5@1): the
 /// join's session dies with the host. Quorum holds (a learner does not vote). At the halt the
 /// executor waits, the host answers, and it believes the join cut where the hosts show it (the

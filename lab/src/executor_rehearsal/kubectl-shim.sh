@@ -81,6 +81,8 @@ case "$words" in
     done < $cluster/nodes ;;
   *"wait "*"node/"*)
     node="${words##*node/}"; node="${node%% *}"
+    # The operator waits for the node: a reboot under way ends (the kubelet stand-in's).
+    : > $cluster/@WAITING_FOR@$node
     i=0
     while node_status "$node"; [ "$status_of" != Ready ]; do
       i=$((i + 1)); [ $i -ge 150 ] && { echo "error: timed out waiting for the condition on nodes/$node" >&2; exit 1; }

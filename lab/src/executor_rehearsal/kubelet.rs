@@ -4,7 +4,7 @@
 
 use super::{
     lock, APISERVER_MANIFEST, CLUSTER_INFO, FAULT_CLEARS_AFTER_MS, FAULT_UNSEEN_CLEARS_AFTER_MS, JOINED_MEMBER_PID, JOINED_MEMBER_START,
-    KUBELET_TICK_MS, LAB_REBOOT_MS, QUORUM_WRITE_TIMEOUT_MS, READY_GRACE,
+    KUBELET_TICK_MS, LAB_REBOOT_MS, LAB_REBOOT_UNWAITED_MS, QUORUM_WRITE_TIMEOUT_MS, READY_GRACE,
 };
 use crate::apiserver::{ApiObjects, ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
@@ -338,17 +338,29 @@ impl KubeletStandIn {
             if self.crashed.contains(node) {
                 continue;
             }
+            // The reboot shim returns once the request is gone: the host is down by then. A
+            // reboot asked for while one is under way is that reboot.
             let requested = hosts.host_dir(t.name(node)).join("reboot-requested");
-            if requested.exists() && !self.rebooting.contains_key(&node) {
+            if requested.exists() {
+                if !self.rebooting.contains_key(&node) {
+                    let etcd = self.etcd.kill(node);
+                    self.stop(node);
+                    self.rebooting.insert(node, Instant::now() + Duration::from_millis(LAB_REBOOT_UNWAITED_MS));
+                    self.actions.push(format!(
+                        "{}: down for a reboot ({}apiserver stand-in stopped)",
+                        t.name(node),
+                        if etcd { "etcd SIGKILLed, " } else { "" }
+                    ));
+                }
                 let _ = std::fs::remove_file(&requested);
-                let etcd = self.etcd.kill(node);
-                self.stop(node);
-                self.rebooting.insert(node, Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
-                self.actions.push(format!(
-                    "{}: down for a reboot ({}apiserver stand-in stopped)",
-                    t.name(node),
-                    if etcd { "etcd SIGKILLed, " } else { "" }
-                ));
+            }
+            // The operator waits for the node (`kubectl wait`): a reboot under way ends soon.
+            let waited = self.root.join(executor_lab::CLUSTER_DIR).join(format!("{}{}", executor_lab::WAITING_FOR, t.name(node)));
+            if waited.exists() {
+                let _ = std::fs::remove_file(&waited);
+                if let Some(until) = self.rebooting.get_mut(&node) {
+                    *until = (*until).min(Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
+                }
             }
         }
         for node in due(&self.rebooting) {

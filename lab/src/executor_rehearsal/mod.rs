@@ -42,9 +42,15 @@ pub use crate::scratch::SCRATCH_DIR;
 /// an election when the fault froze or killed the leader (20 election timeouts: at six
 /// rehearsals on two cores, 2 s once ran out while two of three voters elected a leader).
 pub const QUORUM_WRITE_TIMEOUT_MS: u64 = 5000;
-/// How long a rebooting lab host stays down, the plan's reboot or a reboot fault (the model
-/// charges 90 s; the lab's etcd and apiserver come back in about a second once started).
+/// How long a rebooting lab host stays down, the plan's reboot once the operator waits for the
+/// node, or a reboot fault (the model charges 90 s; the lab's etcd and apiserver come back in
+/// about a second once started).
 pub const LAB_REBOOT_MS: u64 = 1500;
+/// How long the plan's own reboot keeps its host down when nothing waits for the node. The model
+/// boots the machine after the reboot's watch through the VIP ([`plan_model::operation::Operation::commands_through`]):
+/// a real reboot (50–90 s) lasts through that watch (90 s), where the lab's commands take a few
+/// seconds, so the lab's host comes back once `kubectl wait` asks for the node, or after this.
+pub const LAB_REBOOT_UNWAITED_MS: u64 = 10 * LAB_REBOOT_MS;
 /// How long the executor waits on the lab for a host that does not answer before it takes it as
 /// dead (`plan execute --wait-for-host`, by default the twin's reboot time): the lab's reboot
 /// with room for its sshd and etcd to start again on a loaded machine (twice the reboot failed a
