@@ -9,7 +9,6 @@
 
 use crate::error::LabError;
 use crate::fidelity::Ending;
-use plan_exec::invocation::Compiler;
 use plan_exec::runner::{Outcome, Recovery, RollbackOutcome};
 use plan_model::action::{self, Action};
 use plan_model::cluster::Cluster;
@@ -133,7 +132,9 @@ pub fn strike_point(t: &Topology, plan: &Plan, start: &Cluster, injection: Injec
     let i = usize::from(injection.at.step);
     let step = plan.steps.get(i).ok_or_else(|| refuse(format!("step index {i}"), "the plan has no such step"))?;
     let action = usize::from(injection.at.action);
-    let compiled = Compiler::new(t).step(step);
+    // As the executor compiles it, within the whole plan: a join's secrets relayed from the
+    // steps that wrote them are invocations of its own.
+    let compiled = plan_exec::invocation::compile(t, plan).swap_remove(i);
     let invocations = compiled.len();
     // The last invocation of the command the action ends with, where one ends right there.
     let ends_with = step
@@ -301,6 +302,7 @@ pub fn executor_outcome(t: &Topology, outcome: &Outcome, recovery: Option<&Recov
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plan_exec::invocation::Compiler;
     use plan_model::validate::parse_scenario;
     use plan_sim::run::Point;
 
@@ -336,6 +338,12 @@ mod tests {
         assert_eq!(strike("2.5", 0).expect("at the start").at, StrikeAt::StepBegins);
         let last = plan.steps.iter().find(|s| s.id == "4.1").expect("4.1");
         assert_eq!(strike("4.1", 99).expect("after").at, StrikeAt::AfterInvocation(Compiler::new(&t).step(last).len() - 1));
+        // After 2.5's join: its last invocation as the executor runs it, the join itself, after
+        // the two secrets relayed from where 2.3 and 2.4 wrote them (the step alone has none).
+        let join = plan.steps.iter().position(|s| s.id == "2.5").expect("2.5");
+        let invoked = &plan_exec::invocation::compile(&t, &plan)[join];
+        assert_eq!((invoked.len(), Compiler::new(&t).step(&plan.steps[join]).len()), (3, 1));
+        assert_eq!(strike("2.5", 99).expect("after the join").at, StrikeAt::AfterInvocation(2));
         // 0.2's two actions run as four commands: its patch is the last (upload-config), and the
         // check after it runs none.
         let patch = plan.steps.iter().find(|s| s.id == "0.2").expect("0.2");

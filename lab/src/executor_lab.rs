@@ -64,6 +64,8 @@ pub const CLUSTER_DIR: &str = "cluster";
 /// The mark `kubectl wait … node/NAME` leaves in [`CLUSTER_DIR`] (`waiting-for-NAME`): the
 /// operator waits for the node, so a planned reboot under way ends (the kubelet stand-in's).
 pub const WAITING_FOR: &str = "waiting-for-";
+/// The mark the `reboot` shim leaves in its host's directory for the kubelet stand-in.
+pub const REBOOT_REQUESTED: &str = "reboot-requested";
 /// The flag value the config stack sets (the flag names come from the scenario).
 const FLAG_VALUE: &str = "https://issuer.lab.test";
 
@@ -473,7 +475,9 @@ pub fn write_host_shims(shims: &Path, root: &Path, t: &Topology) -> Result<(), L
     )?;
     host::write_executable(
         &shims.join("reboot"),
-        "#!/bin/sh\n# The lab's kubelet stand-in takes the host down (its etcd and apiserver), and up again once the\n# operator waits for the node (kubectl wait). The command ends once the host is down, as a real\n# reboot ends the session.\nr=\"$PLAN_FIXTURE_HOST_DIR/reboot-requested\"\ntouch \"$r\"\necho \"lab: $PLAN_FIXTURE_HOST_NAME is going down for reboot\"\ni=0; while [ -e \"$r\" ] && [ $i -lt 50 ]; do /bin/sleep 0.1; i=$((i + 1)); done\n",
+        &format!(
+            "#!/bin/sh\n# The lab's kubelet stand-in takes the host down (its etcd and apiserver), and up again once the\n# operator waits for the node (kubectl wait). The command ends once the host is down (at most 5 s;\n# the executor's lab also takes it down before a fault strikes), as a real reboot ends the session.\nr=\"$PLAN_FIXTURE_HOST_DIR/{REBOOT_REQUESTED}\"\ntouch \"$r\"\necho \"lab: $PLAN_FIXTURE_HOST_NAME is going down for reboot\"\ni=0; while [ -e \"$r\" ] && [ $i -lt 50 ]; do /bin/sleep 0.1; i=$((i + 1)); done\n"
+        ),
     )?;
     host::write_executable(
         &shims.join("ping"),

@@ -323,9 +323,12 @@ impl Operation {
     /// there; `None` where no command ends right after the action. The last action ends with
     /// the operation's last command; the others end inside its commands (a join's member add,
     /// start and promote inside `kubeadm join`; the frontend and the pool of an LB in one edit),
-    /// where equal counts would pair them by chance. A reboot says where its actions end: its
-    /// shutdown with `sudo reboot`, its watch through the VIP with the watch; the machine boots
-    /// inside `kubectl wait`, which ends once its apiserver is ready.
+    /// where equal counts would pair them by chance. The operations whose commands each carry
+    /// out an action say so: a reboot's shutdown ends with `sudo reboot`, its watch through the
+    /// VIP with the watch, and the machine boots inside `kubectl wait`, which ends once its
+    /// apiserver is ready; each kubelet's flip ends with its node's command (with the wait for
+    /// the node Ready in it, where the operation waits); the join tokens are revoked by the
+    /// first command, the secrets forgotten by the last.
     ///
     /// # Errors
     /// As [`Self::effect`].
@@ -337,6 +340,9 @@ impl Operation {
                 debug_assert_eq!((actions, commands), (4, 3), "a reboot: shutdown, watch, boot, ready; reboot, watch, wait");
                 vec![Some(1), Some(2), None, Some(3)]
             }
+            Operation::KubeletServer { wait_ready: false, .. } => (1..=commands).map(Some).collect(),
+            Operation::KubeletServer { wait_ready: true, .. } => (1..=commands).flat_map(|c| [None, Some(c)]).collect(),
+            Operation::ForgetJoinSecrets { .. } => vec![Some(1), Some(commands)],
             _ => (1..=actions).map(|a| (a == actions).then_some(commands)).collect(),
         })
     }

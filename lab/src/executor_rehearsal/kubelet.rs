@@ -9,7 +9,7 @@ use super::{
 use crate::apiserver::{ApiObjects, ApiserverStandIn, VerifyingClient};
 use crate::error::LabError;
 use crate::executor_etcd::{SliceEtcd, STRIKE_DIR};
-use crate::executor_lab;
+use crate::executor_lab::{self, REBOOT_REQUESTED};
 use crate::fidelity::{Cell, Observed};
 use crate::host::FixtureHosts;
 use crate::process::{Signal, Worker};
@@ -166,7 +166,9 @@ impl KubeletStandIn {
         let sshd = hosts.crash(&name);
         let etcd = self.etcd.kill(node);
         self.stop(node);
+        // A reboot under way or asked for dies with the host.
         self.rebooting.remove(&node);
+        let _ = std::fs::remove_file(hosts.host_dir(&name).join(REBOOT_REQUESTED));
         self.crashed = self.crashed.with(node);
         self.actions.push(format!(
             "{name}: {why}: host crashed ({}{}apiserver stand-in stopped)",
@@ -283,8 +285,15 @@ impl KubeletStandIn {
 
     /// The executor says it waits for `silent` (each `what: why`, as [`plan_exec::runner::Operator::waiting`]
     /// tells it): the fault is seen once that names a machine it holds down or frozen, not
-    /// another silence (an API through the VIP, a host of no fault's).
+    /// another silence (an API through the VIP, a host of no fault's); a planned reboot it names
+    /// ends soon ([`Self::reboot_waited_for`]).
     pub(super) fn executor_waits_for(&mut self, silent: &[String]) {
+        let rebooting: Vec<NodeIx> = self.rebooting.keys().copied().collect();
+        for node in rebooting {
+            if silent.iter().any(|s| s.starts_with(&format!("{}: ", self.t.name(node)))) {
+                self.reboot_waited_for(node);
+            }
+        }
         let held = self.down_until.keys().chain(self.frozen_until.keys()).map(|&n| self.t.name(n).to_string());
         let named: Vec<String> = held.chain(self.hypervisors_down_until.keys().cloned()).collect();
         if silent.iter().any(|s| named.iter().any(|name| s.starts_with(&format!("{name}: ")))) {
@@ -334,35 +343,7 @@ impl KubeletStandIn {
                 }
             }
         }
-        for node in t.all_nodes().iter() {
-            if self.crashed.contains(node) {
-                continue;
-            }
-            // The reboot shim returns once the request is gone: the host is down by then. A
-            // reboot asked for while one is under way is that reboot.
-            let requested = hosts.host_dir(t.name(node)).join("reboot-requested");
-            if requested.exists() {
-                if !self.rebooting.contains_key(&node) {
-                    let etcd = self.etcd.kill(node);
-                    self.stop(node);
-                    self.rebooting.insert(node, Instant::now() + Duration::from_millis(LAB_REBOOT_UNWAITED_MS));
-                    self.actions.push(format!(
-                        "{}: down for a reboot ({}apiserver stand-in stopped)",
-                        t.name(node),
-                        if etcd { "etcd SIGKILLed, " } else { "" }
-                    ));
-                }
-                let _ = std::fs::remove_file(&requested);
-            }
-            // The operator waits for the node (`kubectl wait`): a reboot under way ends soon.
-            let waited = self.root.join(executor_lab::CLUSTER_DIR).join(format!("{}{}", executor_lab::WAITING_FOR, t.name(node)));
-            if waited.exists() {
-                let _ = std::fs::remove_file(&waited);
-                if let Some(until) = self.rebooting.get_mut(&node) {
-                    *until = (*until).min(Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
-                }
-            }
-        }
+        self.reboots_requested(hosts);
         for node in due(&self.rebooting) {
             self.rebooting.remove(&node);
             let etcd = self.etcd.restart(node)?;
@@ -402,6 +383,53 @@ impl KubeletStandIn {
             }
         }
         self.write_states(hosts)
+    }
+
+    /// The plan's reboots asked for (`reboot-requested` in a host's directory, written by the
+    /// `reboot` shim, which returns once it is gone): each host goes down, its etcd SIGKILLed and
+    /// its apiserver stand-in stopped, until the operator waits for the node (`waiting-for-` in
+    /// the cluster's directory, written by `kubectl wait`), then [`LAB_REBOOT_MS`];
+    /// [`LAB_REBOOT_UNWAITED_MS`] if nothing waits. A reboot asked for while one is under way
+    /// starts the wait again. Also called right after each command, before a fault strikes, so
+    /// a fault placed after `sudo reboot` finds its host down.
+    pub(super) fn reboots_requested(&mut self, hosts: &FixtureHosts) {
+        let t = self.t.clone();
+        for node in t.all_nodes().iter() {
+            if self.crashed.contains(node) {
+                continue;
+            }
+            let requested = hosts.host_dir(t.name(node)).join(REBOOT_REQUESTED);
+            if requested.exists() {
+                let unwaited = Instant::now() + Duration::from_millis(LAB_REBOOT_UNWAITED_MS);
+                match self.rebooting.get_mut(&node) {
+                    Some(until) => *until = (*until).max(unwaited),
+                    None => {
+                        let etcd = self.etcd.kill(node);
+                        self.stop(node);
+                        self.rebooting.insert(node, unwaited);
+                        self.actions.push(format!(
+                            "{}: down for a reboot ({}apiserver stand-in stopped)",
+                            t.name(node),
+                            if etcd { "etcd SIGKILLed, " } else { "" }
+                        ));
+                    }
+                }
+                let _ = std::fs::remove_file(&requested);
+            }
+            let waited = self.root.join(executor_lab::CLUSTER_DIR).join(format!("{}{}", executor_lab::WAITING_FOR, t.name(node)));
+            if waited.exists() {
+                let _ = std::fs::remove_file(&waited);
+                self.reboot_waited_for(node);
+            }
+        }
+    }
+
+    /// The operator (or the executor) waits for `node`: a reboot under way ends
+    /// [`LAB_REBOOT_MS`] from now, as a real one's time passes while someone waits for it.
+    fn reboot_waited_for(&mut self, node: NodeIx) {
+        if let Some(until) = self.rebooting.get_mut(&node) {
+            *until = (*until).min(Instant::now() + Duration::from_millis(LAB_REBOOT_MS));
+        }
     }
 
     /// Waits out reboots in progress and looks once more.

@@ -275,6 +275,9 @@ impl Operator for LabOperator<'_> {
     }
 
     fn finished(&mut self, step: &Step, _invocation: &Invocation, _done: &Result<Completed, String>) {
+        // A reboot the command asked for has its host down before a fault strikes after it,
+        // however late the kubelet stand-in's next look comes on a loaded machine.
+        lock(self.kubelet).reboots_requested(self.hosts);
         if self.current.0 == step.id {
             self.strike_now(step, &StrikeAt::AfterInvocation(self.current.1));
         }

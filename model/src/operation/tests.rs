@@ -201,6 +201,15 @@ fn every_action_ends_with_a_command_or_inside_one() {
                 if actions > 0 {
                     assert_eq!(through[actions - 1], Some(commands), "{}: {op:?}", step.id);
                 }
+                // Each kubelet's flip is its node's command; the tokens go with the first.
+                match op {
+                    Operation::KubeletServer { nodes, wait_ready, .. } => {
+                        let ends = if *wait_ready { nodes.len() } else { actions };
+                        assert_eq!(through.iter().flatten().count(), ends, "{}: {through:?}", step.id);
+                    }
+                    Operation::ForgetJoinSecrets { .. } => assert_eq!(through[0], Some(1), "{}", step.id),
+                    _ => {}
+                }
             }
             if let Some(reboot) = step.operations.iter().position(|o| matches!(o, Operation::Reboot { .. })) {
                 let before: usize = step.operations[..reboot].iter().map(|o| o.render(&t).len()).sum();
