@@ -196,7 +196,7 @@ pub enum RollbackOutcome {
     Done {
         step: String,
         recovery: String,
-        /// Its number in the twin's ranking (`None`: none could be carried out; it held).
+        /// Its number in the twin's ranking (`None`: nothing was weighed; it held).
         candidate: Option<usize>,
         reopened: Vec<String>,
     },

@@ -402,7 +402,15 @@ impl SliceEtcd {
         let members = self.etcdctl_all().member_list()?;
         let observations =
             ["etcd voters (etcdctl member list)", "etcd learners (etcdctl member list)", "etcd members started (etcdctl member list)"];
-        let twin_says = [twin.voters, twin.learners, twin.members().and(twin.etcd_started)].map(Observed::nodes);
+        // No member up and started in the twin: `etcdctl member list` has no one to ask.
+        let nothing_up = twin.members().and(twin.etcd_started).and(twin.up).is_empty();
+        let twin_says = [twin.voters, twin.learners, twin.members().and(twin.etcd_started)].map(|set| {
+            if nothing_up {
+                Observed::NothingUp("no member is up to answer".to_string())
+            } else {
+                Observed::nodes(set)
+            }
+        });
         let lab_says: [Observed; 3] = match &members {
             Ok(members) => {
                 let m = EtcdMembership::of(t, members);
@@ -451,21 +459,19 @@ impl SliceEtcd {
             })
         };
         let (before, after) = (read(WRITTEN_BEFORE_BACKUP)?, read(WRITTEN_AFTER_BACKUP)?);
+        // No member up and started in the twin: no one holds the data to answer a read.
+        let nothing_up = twin.members().and(twin.etcd_started).and(twin.up).is_empty();
+        let unread = || crate::fidelity::Cell::from(Observed::NothingUp("no member is up to answer".to_string()));
+        let twin_before = if nothing_up { unread() } else { Observed::Yes(true).into() };
         let twin_after = match twin.etcd_data {
+            _ if nothing_up => unread(),
             EtcdData::Intact => Observed::Yes(true).into(),
             EtcdData::RestoredFromSnapshot { lost_s } => {
                 Observed::Yes(false).with(format!("restored from the backup, {} of writes lost", format_duration(lost_s)))
             }
         };
         Ok([
-            FidelityRow::new(
-                t,
-                "end",
-                "a write from before the backup is there (etcdctl get)",
-                Observed::Yes(true),
-                before,
-                Evidence::Real,
-            ),
+            FidelityRow::new(t, "end", "a write from before the backup is there (etcdctl get)", twin_before, before, Evidence::Real),
             FidelityRow::new(t, "end", "a write from after the backup is there (etcdctl get)", twin_after, after, Evidence::Real),
         ])
     }

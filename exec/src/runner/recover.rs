@@ -110,7 +110,8 @@ pub struct Proposal {
 /// Which candidate to carry out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
-    /// The best that can be carried out (holding with nothing to do when none can).
+    /// The best that can be carried out (where none can, [`Runner::recover`] fails and runs
+    /// nothing).
     Best,
     /// The candidate of this number, as [`Proposal::candidates`] numbers them.
     Number(usize),
@@ -353,6 +354,18 @@ impl Runner<'_> {
             return Ok(RollbackOutcome::NothingToUndo { step: proposal.step });
         }
         let recovery = proposal.pick(pick)?;
+        // None of the twin's candidates can be carried out (the single master lost for good):
+        // holding changes nothing and is no recovery; the run stays halted, nothing journalled,
+        // for the operator's worst case by hand.
+        if recovery.candidate.is_none() && !recovery.ranking.is_empty() {
+            let why: Vec<String> = recovery
+                .ranking
+                .iter()
+                .map(|c| format!("{}. {}: {}", c.number, c.recovery, c.refused.as_deref().unwrap_or("not carried out")))
+                .collect();
+            let reason = format!("no recovery can be carried out ({}); the run stays halted", why.join("; "));
+            return Ok(RollbackOutcome::Failed { step: proposal.step, reason, drift: Vec::new() });
+        }
         if !self.operator.confirm_recovery(&recovery) {
             return Ok(RollbackOutcome::Declined);
         }

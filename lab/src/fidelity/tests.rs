@@ -66,6 +66,18 @@ fn what_the_lab_could_not_read_agrees_with_nothing() {
     assert_eq!(verdict(Observed::Yes(true), nothing), Verdict::Disagree);
 }
 
+/// But for the twin's own word that nothing is up to answer (every etcd member down): then the
+/// lab's read gets no answer, and anything it did read disagrees.
+#[test]
+fn nothing_up_to_answer_agrees_with_no_answer_alone() {
+    let nothing = Observed::Unanswered("no answer: context deadline exceeded".to_string());
+    let nothing_up = Observed::NothingUp("no member is up to answer".to_string());
+    assert_eq!(verdict(nothing_up.clone(), nothing.clone()), Verdict::Agree);
+    assert_eq!(verdict(nothing_up.clone(), Observed::Yes(true)), Verdict::Disagree);
+    assert_eq!(verdict(nothing_up.clone(), Observed::nodes(NodeSet::EMPTY)), Verdict::Disagree);
+    assert_eq!(verdict(nothing, nothing_up), Verdict::Disagree, "the lab never predicts");
+}
+
 #[test]
 fn reasons_are_shown_and_compared_by_their_kind() {
     let halted = |why: &str| Observed::Step(StepStatus::Halted(why.to_string()));

@@ -740,3 +740,29 @@ fn plan_recover_believes_a_cut_join_cut_where_the_hosts_show_it() {
         }
     }
 }
+
+/// The single master lost for good at 0.3 (its certificate moved aside): no candidate of the
+/// twin's can be carried out (every one needs a surviving master), as the twin's own run says
+/// (stuck: no recovery applies). `plan recover` does not hold and call it done: it fails, says
+/// why each candidate cannot be carried out, runs nothing and journals nothing, and the run stays
+/// halted for the worst case by hand. Before, it carried out an empty hold and reported the
+/// hosts matching the twin ("halted, the cluster runs on", on the lab).
+#[test]
+fn where_no_candidate_can_be_carried_out_the_recovery_fails_and_runs_nothing() {
+    for (file, master) in [("homelab.yaml", "k8s-master"), ("five-masters.yaml", "ctl-a")] {
+        let (t, plan) = scenario(file);
+        let (mut journal, _) = halted_at(&t, &plan, "0.3");
+        let records = journal.records.len();
+        let mut transport = HostDown::of(master);
+        let listed = proposal(&t, &plan, &mut journal, &mut transport, true);
+        assert!(!listed.candidates.is_empty() && listed.candidates.iter().all(|c| c.refused.is_some()), "{file}: {:?}", listed.candidates);
+        let mut operator = Watching::default();
+        let observing = RunOptions { observe: true, ..options(true) };
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, observing).recover(Pick::Best);
+        let Ok(RollbackOutcome::Failed { step, reason, .. }) = outcome else { panic!("{file}: {outcome:?}") };
+        assert_eq!(step, "0.3");
+        assert!(reason.starts_with("no recovery can be carried out (1. ") && reason.contains("no surviving master"), "{file}: {reason}");
+        assert!(operator.started.is_empty(), "{file}: nothing runs");
+        assert_eq!(journal.records.len(), records, "{file}: nothing is journalled");
+    }
+}
