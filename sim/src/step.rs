@@ -1,7 +1,7 @@
 //! The executor's loop over the plan, one pass at a time, wherever its actions are carried out:
 //! on the model alone (the twin, [`crate::run`]) or as the real executor's forecast of a run
 //! (`plan_exec::predict`). The loop is written once: the faults due at a point struck, the
-//! temporary ones that are over healed, the drift check at every step boundary, a re-run's
+//! temporary ones that are over healed, the drift check before and after every step, a re-run's
 //! skipping of what is done and its cleanup of what a cut step left, and at a halt the recovery
 //! policy ([`crate::policy::recover`]).
 
@@ -142,9 +142,22 @@ pub fn iterate<P: Place>(
     } else {
         next_action(p, t, s, pos, schedule.is_empty())?
     };
-    Ok(match progress {
+    let progress = match progress {
         Ok(Progress::StepDone) => {
             p.step_done(s)?;
+            // The executor looks at the hosts after each step as well as before it: a fault the
+            // step's own actions did not meet halts the run in this step, whose phase its
+            // recovery undoes, not in the next one.
+            p.heal_due(&s.id)?;
+            match p.drift(t, NodeSet::EMPTY) {
+                Some(why) => Err(Halt::Drift(why)),
+                None => Ok(Progress::StepDone),
+            }
+        }
+        other => other,
+    };
+    Ok(match progress {
+        Ok(Progress::StepDone) => {
             *pos = Position { step: pos.step + 1, k: 0, skip_done: false, recoveries: pos.recoveries };
             Flow::Next
         }

@@ -614,6 +614,32 @@ fn a_master_lost_for_a_while_during_the_failover_reboot_costs_quorum_and_the_ste
     assert!(down < struck, "the fault strikes once `sudo reboot` took k8s-master down: {actions:?}");
 }
 
+/// k8s-master-3 lost for good inside 4.7, after kube-proxy's ConfigMap names the VIP (4.7@1):
+/// nothing in the rest of the step meets it, and the executor's look after the step halts the run
+/// in 4.7, in phase 4, whose rollback it proposes and the lab carries out (the member removed, the
+/// consumers' files edited back by hand, the kubelets and kube-proxy pointed back at the first
+/// master). The twin halts there too since it looks after every step as well as before it: it
+/// used to halt at the next step, 4.5.1, in phase 4.5, and hold (4 rows disagreed). (The whole
+/// plan: in a slice of 4.7 and 4.5.1, phase 4 is that one step, and both sides hold.)
+#[test]
+fn a_master_lost_inside_the_last_step_of_phase_4_is_found_after_that_step_and_phase_4_rolled_back() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) = rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-3", "--at", "4.7@1"]) else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(text(&row(&report, "recovery path")["lab"]), "phase 4 rollback");
+    assert_eq!(text(&report["twin_outcome"]), "rolled back phase 4", "{report:#}");
+    let actions = lab_actions(&report);
+    assert!(
+        actions.iter().any(|a| a.starts_with("recovery: revert every kubeconfig consumer to the direct address: Edited(")),
+        "{actions:?}"
+    );
+}
+
 /// k8s-master-2 reboots inside its own `kubeadm join`, right after the learner add (2.5@1): the
 /// join's session dies with the host. Quorum holds (a learner does not vote). At the halt the
 /// executor waits, the host answers, and it believes the join cut where the hosts show it (the

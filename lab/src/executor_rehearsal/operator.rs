@@ -205,6 +205,24 @@ impl LabOperator<'_> {
                 k.actions.push(format!("recovery: {}: {answer:?}", action.describe(t)));
                 done
             }
+            // The undo of 4.1's by-hand edits, by hand too: each consumer's file names its own
+            // server again where it names the VIP (one that never left it is taken as done).
+            Action::RevertConsumers => {
+                let s = &t.scenario;
+                let vip = s.control_plane_endpoint.vip_url();
+                let edits: Vec<RepoEdit> = s
+                    .consumers
+                    .iter()
+                    .map(|c| RepoEdit {
+                        line: c.line,
+                        ..RepoEdit::new(&c.path, Change::Replace { from: vip.clone(), to: c.server.clone() })
+                    })
+                    .collect();
+                let answer = executor_lab::carry_out(&self.repo, &edits);
+                let done = matches!(answer, ByHand::Edited(_) | ByHand::NoCounterpart);
+                k.actions.push(format!("recovery: {}: {answer:?}", action.describe(t)));
+                done
+            }
             other => {
                 k.actions.push(format!("recovery: {} is not rehearsed on the lab", other.describe(t)));
                 false

@@ -281,6 +281,12 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
     // again; kubeadm's words for an expired credential: the renewal) is followed by the resume.
     done.rollback = Some(runner.recover(choose.map_or(Pick::Best, Pick::Kind)));
     done.carried_out = matches!(done.rollback, Some(Ok(RollbackOutcome::Done { .. })));
+    // A recovery that failed says why in the lab's actions, with what differed after it.
+    if let Some(Ok(RollbackOutcome::Failed { reason, drift, .. })) = &done.rollback {
+        let mut k = lock(&rig.kubelet);
+        k.actions.push(format!("the recovery failed: {reason}"));
+        k.actions.extend(drift.iter().map(|d| format!("  after the recovery: {d}")));
+    }
     Ok(done)
 }
 
