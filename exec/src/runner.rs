@@ -527,9 +527,12 @@ impl<'a> Runner<'a> {
 
     /// [`Runner::halt`], with what the halt saw besides its reason and drift ([`HaltSeen`]).
     fn halt_with(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool, seen: HaltSeen) -> Result<Outcome, ExecError> {
-        let HaltSeen { by_hand, cut_off, expired, predicted } = seen;
-        // A drift with something silent in it went through the wait before the step already.
-        let mut at_halt = self.believed_at_halt(i, started, !host_wait::silent(&drift).is_empty())?;
+        let HaltSeen { by_hand, cut_off, expired, predicted, after_step } = seen;
+        // A drift with something silent in it went through the wait before the step already; the
+        // look after a step only settles for `AFTER_STEP_SETTLE_S`, far less than a reboot, so what
+        // is silent then is waited for here.
+        let waited = !after_step && !host_wait::silent(&drift).is_empty();
+        let mut at_halt = self.believed_at_halt(i, started, waited)?;
         if let Some(cut_off) = cut_off {
             host_wait::add_new(&mut at_halt.silent, cut_off);
         }
@@ -567,6 +570,8 @@ struct HaltSeen {
     expired: ExpiredCredentials,
     /// Before the step, on the twin's own refusal ([`Halt::predicted`]).
     predicted: bool,
+    /// On the look after the step's commands: its silences were not waited for as a host is.
+    after_step: bool,
 }
 
 /// The steps a successful recovery for a halt in step `i` undid, in plan order: they are pending

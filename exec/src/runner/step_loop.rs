@@ -336,7 +336,8 @@ impl Runner<'_> {
             self.journal.append(Event::Observed { step: id.clone(), when: "after".to_string(), drift: drift.clone() })?;
             if !drift.is_empty() {
                 let reason = "verification failed: the step did not leave the state the twin predicts".to_string();
-                return self.halt(i, reason, drift, true).map(Some);
+                let seen = HaltSeen { after_step: true, ..HaltSeen::default() };
+                return self.halt_with(i, reason, drift, true, seen).map(Some);
             }
         }
         let verified = at.interrupted && self.compiled[i].iter().enumerate().all(|(j, _)| progress.command_done(&id, j));

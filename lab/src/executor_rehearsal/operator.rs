@@ -51,6 +51,10 @@ pub(super) struct LabOperator<'a> {
     pub(super) removals: Vec<(NodeIx, Option<Result<(), String>>)>,
     /// The servers HAProxy has in its pools right after an `lb-reload` reset it (`show stat`).
     pub(super) reset_pool: Option<Observed>,
+    /// The steps after whose commands the executor's look, waiting for what does not answer, lets
+    /// a fault that clears clear: those from where the twin's run has it over while the plan goes
+    /// on ([`crate::executor_fault::healed_going_on`]).
+    pub(super) settles_clear: Vec<String>,
 }
 
 impl LabOperator<'_> {
@@ -256,9 +260,13 @@ impl Operator for LabOperator<'_> {
         lock(self.kubelet).executor_waits_for(silent);
     }
 
-    fn settling(&mut self, _step: &Step, silent: &[String], _up_to: Duration) {
-        // The same, seen while a step's result settles.
-        lock(self.kubelet).executor_waits_for(silent);
+    fn settling(&mut self, step: &Step, silent: &[String], _up_to: Duration) {
+        // The same, seen while a step's result settles, where the twin's run has the fault over
+        // by then without a halt: a real reboot outlasts the executor's look after a step (20 s),
+        // so elsewhere the executor halts and waits, as the twin does.
+        if self.settles_clear.contains(&step.id) {
+            lock(self.kubelet).executor_waits_for(silent);
+        }
     }
 
     fn step_begins(&mut self, step: &Step) -> BetweenSteps {

@@ -38,6 +38,10 @@ pub(super) struct FaultRun {
     pub(super) choose: Option<&'static str>,
     pub(super) twin: plan_sim::run::RunResult,
     pub(super) at_strike: Cluster,
+    /// Where the twin's run has the fault over while the plan goes on
+    /// ([`executor_fault::healed_going_on`]): from that step on, the executor's look after a step
+    /// lets it clear on the lab.
+    pub(super) healed_going_on: Option<String>,
 }
 
 /// The lab of one rehearsal through the executor, up.
@@ -100,11 +104,10 @@ impl Rig {
         // Under a fault: the twin's run of the slice with it from the same start (its policy
         // recovers), and where the executor's commands meet the twin's point.
         let choose = drill.and_then(|d| d.choose);
-        let fault = strike.map(|(injection, strike)| FaultRun {
-            strike,
-            choose,
-            twin: executor_fault::twin_run(&t, &sliced, &initial, Drill { injection, choose }),
-            at_strike: executor_fault::state_at_strike(&t, &sliced, &initial, injection),
+        let fault = strike.map(|(injection, strike)| {
+            let twin = executor_fault::twin_run(&t, &sliced, &initial, Drill { injection, choose });
+            let healed_going_on = executor_fault::healed_going_on(&twin);
+            FaultRun { strike, choose, twin, at_strike: executor_fault::state_at_strike(&t, &sliced, &initial, injection), healed_going_on }
         });
         let workstation = executor_lab::workstation_address(&t)?;
         let mut hosts = prepare_hosts(&t, &root, workstation)?;

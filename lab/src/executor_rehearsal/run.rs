@@ -170,6 +170,10 @@ fn operator(rig: &Rig) -> LabOperator<'_> {
         recovery: None,
         removals: Vec::new(),
         reset_pool: None,
+        settles_clear: match rig.fault.as_ref().and_then(|f| f.healed_going_on.as_ref()) {
+            Some(from) => rig.sliced.steps.iter().skip_while(|s| &s.id != from).map(|s| s.id.clone()).collect(),
+            None => Vec::new(),
+        },
     }
 }
 

@@ -766,3 +766,28 @@ fn where_no_candidate_can_be_carried_out_the_recovery_fails_and_runs_nothing() {
         assert_eq!(journal.records.len(), records, "{file}: nothing is journalled");
     }
 }
+
+/// A host silent on the look after a step's commands went through only that look's settling
+/// (`AFTER_STEP_SETTLE_S`, far less than a reboot): the halt waits for it as for a host silent
+/// before a step, and the recoveries are ranked from what it then sees. A silence that came
+/// through the wait before the step is not waited for twice. Before, both were taken as waited
+/// for: on the lab, a master rebooting right after 2.8's deploy was taken as dead 20 s on, and
+/// the executor proposed etcd's `--force-new-cluster` where the twin waits.
+#[test]
+fn a_host_silent_after_a_steps_commands_is_waited_for_at_the_halt() {
+    let (t, plan) = scenario("homelab.yaml");
+    let i = plan.steps.iter().position(|s| s.id == "2.6").expect("2.6");
+    for (after_step, waits) in [(true, 1), (false, 0)] {
+        let (mut journal, mut watching) = (Journal::in_memory(), Watching::default());
+        let mut transport = HostDown::of("k8s-master-2");
+        let wait = std::time::Duration::from_millis(200);
+        let options = RunOptions { observe: true, host_wait: wait, host_poll: Some(wait / 2), ..options(false) };
+        let mut runner = Runner::new(&t, &plan, &mut transport, &mut journal, &mut watching, options);
+        let silent = vec![crate::observe::unreachable("k8s-master-2", "connection refused")];
+        let seen = HaltSeen { after_step, ..HaltSeen::default() };
+        let outcome = runner.halt_with(i, "verification failed".to_string(), silent, true, seen).expect("halted");
+        assert!(matches!(outcome, Outcome::Halted(_)), "{outcome:?}");
+        drop(runner);
+        assert_eq!(watching.waits.len(), waits, "after the step: {after_step}: {:?}", watching.waits);
+    }
+}
