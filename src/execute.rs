@@ -369,6 +369,12 @@ fn report_outcome(outcome: Outcome, loaded: &Loaded, journal: &Journal) -> Resul
                     out,
                     "Do it by hand (every task named above), then `plan execute --resume --by-hand-done` (it goes on from there); or undo with `plan recover`."
                 );
+            } else if halt.recovery.candidate.is_none() && !halt.recovery.ranking.is_empty() {
+                // Nothing the twin weighed can be carried out: `plan recover` would refuse.
+                let _ = writeln!(
+                    out,
+                    "No recovery can be carried out here: restore by hand (the worst case: the first master's VM from its snapshot, etcd from the backup), then start again with another --state-dir (this one keeps the halted run); or fix the cause and `plan execute --resume`."
+                );
             } else {
                 let _ = writeln!(out, "Undo with `plan recover` (`--list` shows every recovery, `--choose N` picks one), or fix the cause and `plan execute --resume`.");
             }

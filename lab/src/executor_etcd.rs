@@ -423,7 +423,7 @@ impl SliceEtcd {
                     Observed::nodes(m.started),
                 ]
             }
-            Err(refused) => std::array::from_fn(|_| Observed::Unanswered(format!("no answer: {refused}"))),
+            Err(refused) => std::array::from_fn(|_| Observed::NoAnswer(format!("no answer: {refused}"))),
         };
         let mut rows: Vec<FidelityRow> = observations
             .into_iter()
@@ -455,7 +455,7 @@ impl SliceEtcd {
                 (Some(with), Some(without)) => {
                     Observed::Unanswered(format!("members differ: {} hold it, {} do not", with.join(", "), without.join(", ")))
                 }
-                (None, None) => Observed::Unanswered("no member answers".to_string()),
+                (None, None) => Observed::NoAnswer("no member answers".to_string()),
             })
         };
         let (before, after) = (read(WRITTEN_BEFORE_BACKUP)?, read(WRITTEN_AFTER_BACKUP)?);

@@ -142,6 +142,7 @@ pub fn iterate<P: Place>(
     } else {
         next_action(p, t, s, pos, schedule.is_empty())?
     };
+    let mut after_step = false;
     let progress = match progress {
         Ok(Progress::StepDone) => {
             p.step_done(s)?;
@@ -150,7 +151,10 @@ pub fn iterate<P: Place>(
             // recovery undoes, not in the next one.
             p.heal_due(&s.id)?;
             match p.drift(t, NodeSet::EMPTY) {
-                Some(why) => Err(Halt::Drift(why)),
+                Some(why) => {
+                    after_step = true;
+                    Err(Halt::Drift(why))
+                }
                 None => Ok(Progress::StepDone),
             }
         }
@@ -167,6 +171,13 @@ pub fn iterate<P: Place>(
             let next = policy::recover(p, t, plan, pos.step, &halt, &mut pos.recoveries)?;
             p.halted(pos.step, halt);
             match next {
+                // Every action of the step is done: the executor's resume skips each command
+                // and looks again, before the next step; so does the twin (the step's time and
+                // actions are not taken a second time).
+                Next::Retry if after_step => {
+                    *pos = Position { step: pos.step + 1, k: 0, skip_done: false, recoveries: pos.recoveries };
+                    Flow::Next
+                }
                 Next::Retry => {
                     pos.skip_done = true;
                     pos.k = 0;

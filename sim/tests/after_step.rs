@@ -40,3 +40,28 @@ fn a_machine_lost_inside_a_step_halts_the_run_in_that_step() {
         assert!(drift_halts > 20, "{}: {drift_halts} drift halts", t.scenario.name);
     }
 }
+
+/// A fault the look after a step waits out (a worker rebooting inside the failover test, 6.1)
+/// does not make the twin run the step again: the executor's resume skips every command done
+/// and only looks again, so the failover master is shut down once, and the step's time passes
+/// once.
+#[test]
+fn waiting_out_a_fault_found_after_a_step_does_not_run_the_step_again() {
+    use plan_model::action::Action;
+    use plan_sim::run::EventKind;
+    let t = topology(include_str!("../../scenarios/homelab.yaml"));
+    let plan = planner::generate(&t);
+    let failover = plan.steps.iter().position(|s| s.actions.iter().any(|a| matches!(a, Action::Shutdown(_)))).expect("a reboot step");
+    let shutdown = plan.steps[failover].actions.iter().find(|a| matches!(a, Action::Shutdown(_))).expect("its shutdown").describe(&t);
+    let worker = t.workers().next().expect("a worker");
+    let engine = Engine::new(&t, &plan, Recording { events: true, downtime: false });
+    let mut waited_after = 0;
+    for action in 1..plan.steps[failover].actions.len() as u16 {
+        let at = plan_sim::run::Point { step: failover as u16, action };
+        let result = engine.run(&[Injection { at, fault: Fault::NodeDown { node: worker, lasts_s: Some(90) } }]);
+        let shutdowns = result.events.iter().filter(|e| e.kind == EventKind::Action && e.what == shutdown).count();
+        assert_eq!(shutdowns, 1, "a worker rebooting at {}@{action}: {:?}", plan.steps[failover].id, result.recoveries);
+        waited_after += usize::from(result.halted_at.as_deref() == Some(plan.steps[failover].id.as_str()));
+    }
+    assert!(waited_after > 0, "some placement halts after the step and waits");
+}

@@ -664,6 +664,7 @@ fn a_master_rebooting_after_a_steps_commands_is_waited_for_at_the_halt_not_taken
     assert!(actions.iter().any(|a| a.starts_with(wait)), "{actions:?}");
 }
 
+/// k8s-master-2 reboots inside its own `kubeadm join`, right after the learner add (2.5@1): the
 /// join's session dies with the host. Quorum holds (a learner does not vote). At the halt the
 /// executor waits, the host answers, and it believes the join cut where the hosts show it (the
 /// learner added, nothing after it), so running the step again applies and comes first; the lab

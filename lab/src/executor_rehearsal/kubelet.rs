@@ -65,6 +65,8 @@ pub(super) struct KubeletStandIn {
     /// machine, which does not answer ([`Self::executor_waits_for`]). A fault that clears clears
     /// only then (or [`FAULT_UNSEEN_CLEARS_AFTER_MS`] later), as a real reboot outlasts a look.
     pub(super) fault_seen: bool,
+    /// Not before then does a fault the executor has not seen clear ([`Self::unseen_held_until`]).
+    pub(super) unseen_not_before: Option<Instant>,
     /// Kubernetes API object requests the stand-ins answered (the executor's observer asks).
     pub(super) api_requests: Arc<std::sync::atomic::AtomicUsize>,
     /// Node objects the API holds: registered by a kubelet, gone only with `kubectl delete node`
@@ -115,6 +117,7 @@ impl KubeletStandIn {
             frozen_until: BTreeMap::new(),
             hypervisors_down_until: BTreeMap::new(),
             fault_seen: false,
+            unseen_not_before: None,
             api_requests: Arc::default(),
             registered,
         }
@@ -286,19 +289,31 @@ impl KubeletStandIn {
     /// The executor says it waits for `silent` (each `what: why`, as [`plan_exec::runner::Operator::waiting`]
     /// tells it): the fault is seen once that names a machine it holds down or frozen, not
     /// another silence (an API through the VIP, a host of no fault's); a planned reboot it names
-    /// ends soon ([`Self::reboot_waited_for`]).
+    /// ends soon ([`Self::reboots_waited_for`]).
     pub(super) fn executor_waits_for(&mut self, silent: &[String]) {
+        self.reboots_waited_for(silent);
+        let held = self.down_until.keys().chain(self.frozen_until.keys()).map(|&n| self.t.name(n).to_string());
+        let named: Vec<String> = held.chain(self.hypervisors_down_until.keys().cloned()).collect();
+        if silent.iter().any(|s| named.iter().any(|name| s.starts_with(&format!("{name}: ")))) {
+            self.fault_seen = true;
+        }
+    }
+
+    /// The planned reboots `silent` names (as [`Self::executor_waits_for`] reads it) end soon
+    /// ([`Self::reboot_waited_for`]).
+    pub(super) fn reboots_waited_for(&mut self, silent: &[String]) {
         let rebooting: Vec<NodeIx> = self.rebooting.keys().copied().collect();
         for node in rebooting {
             if silent.iter().any(|s| s.starts_with(&format!("{}: ", self.t.name(node)))) {
                 self.reboot_waited_for(node);
             }
         }
-        let held = self.down_until.keys().chain(self.frozen_until.keys()).map(|&n| self.t.name(n).to_string());
-        let named: Vec<String> = held.chain(self.hypervisors_down_until.keys().cloned()).collect();
-        if silent.iter().any(|s| named.iter().any(|name| s.starts_with(&format!("{name}: ")))) {
-            self.fault_seen = true;
-        }
+    }
+
+    /// A fault not seen yet does not clear unseen before `at` (the end of the executor's look
+    /// after a step, which a real reboot outlasts), however late that look began.
+    pub(super) fn unseen_held_until(&mut self, at: Instant) {
+        self.unseen_not_before = Some(self.unseen_not_before.map_or(at, |t| t.max(at)));
     }
 
     /// Whether a fault that clears at `until` clears now: its time passed and the executor said
@@ -308,7 +323,8 @@ impl KubeletStandIn {
     /// never waits for clears [`FAULT_UNSEEN_CLEARS_AFTER_MS`] later.
     fn clears_now(&self, until: Instant) -> bool {
         let now = Instant::now();
-        now >= until && (self.fault_seen || now >= until + Duration::from_millis(FAULT_UNSEEN_CLEARS_AFTER_MS))
+        let unseen_ends = self.unseen_not_before.is_none_or(|t| now >= t);
+        now >= until && (self.fault_seen || (now >= until + Duration::from_millis(FAULT_UNSEEN_CLEARS_AFTER_MS) && unseen_ends))
     }
 
     /// The nodes of `until` whose fault clears now ([`Self::clears_now`]).

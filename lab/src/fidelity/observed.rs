@@ -4,8 +4,9 @@
 //! Two values agree when they are equal, with one documented equivalence: a value that carries a
 //! reason (a refusal, a halt, TLS rejected, a client that is down, a run that is stuck) agrees by
 //! its kind, not by its words; the twin's words are the model's, the lab's are etcd's or rustls's.
-//! A value the lab could not read ([`Observed::Unanswered`]) agrees with nothing but the twin's
-//! prediction that nothing is up to answer ([`Observed::NothingUp`]).
+//! A value the lab could not read ([`Observed::Unanswered`]) agrees with nothing; one nothing
+//! answered ([`Observed::NoAnswer`]) agrees only with the twin's prediction that nothing is up to
+//! answer ([`Observed::NothingUp`]).
 
 use plan_model::topology::{NodeSet, Topology};
 use plan_sim::recovery::RecoveryKind;
@@ -28,11 +29,14 @@ pub enum Observed {
     Recoveries(Vec<RecoveryKind>),
     /// How the run ended.
     Ending(Ending),
-    /// The lab could not read the value (`no member answers: ...`, `no answer: ...`, shown as it
-    /// is): agrees with nothing but [`Observed::NothingUp`].
+    /// The lab could not read the value (`no answer: ...`, `members differ: ...`, shown as it
+    /// is): agrees with nothing.
     Unanswered(String),
+    /// The lab asked and nothing answered (no etcd member answers): agrees with
+    /// [`Observed::NothingUp`] alone.
+    NoAnswer(String),
     /// The twin's: nothing is up to answer (no etcd member runs), so the lab's read gets no
-    /// answer; it agrees with [`Observed::Unanswered`] alone.
+    /// answer; it agrees with [`Observed::NoAnswer`] alone.
     NothingUp(String),
 }
 
@@ -69,8 +73,8 @@ impl Observed {
     pub fn agrees_with(&self, lab: &Observed) -> bool {
         use Observed as O;
         match (self, lab) {
-            (O::NothingUp(_), O::Unanswered(_)) => true,
-            (O::Unanswered(_) | O::NothingUp(_), _) | (_, O::Unanswered(_) | O::NothingUp(_)) => false,
+            (O::NothingUp(_), O::NoAnswer(_)) => true,
+            (O::Unanswered(_) | O::NoAnswer(_) | O::NothingUp(_), _) | (_, O::Unanswered(_) | O::NoAnswer(_) | O::NothingUp(_)) => false,
             (O::Answer(a), O::Answer(b)) => a.is_ok() == b.is_ok(),
             (O::Step(a), O::Step(b)) => discriminant(a) == discriminant(b),
             (O::Ending(a), O::Ending(b)) => a.agrees_with(b),
@@ -92,7 +96,7 @@ impl Observed {
             Observed::Recoveries(kinds) if kinds.is_empty() => "none".to_string(),
             Observed::Recoveries(kinds) => kinds.iter().map(RecoveryKind::describe).collect::<Vec<_>>().join(" + "),
             Observed::Ending(ending) => ending.label(),
-            Observed::Unanswered(what) | Observed::NothingUp(what) => what.clone(),
+            Observed::Unanswered(what) | Observed::NoAnswer(what) | Observed::NothingUp(what) => what.clone(),
         }
     }
 }

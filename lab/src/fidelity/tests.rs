@@ -67,10 +67,12 @@ fn what_the_lab_could_not_read_agrees_with_nothing() {
 }
 
 /// But for the twin's own word that nothing is up to answer (every etcd member down): then the
-/// lab's read gets no answer, and anything it did read disagrees.
+/// lab's read gets no answer, and anything it did read disagrees, members that differ too.
 #[test]
 fn nothing_up_to_answer_agrees_with_no_answer_alone() {
-    let nothing = Observed::Unanswered("no answer: context deadline exceeded".to_string());
+    let nothing = Observed::NoAnswer("no answer: context deadline exceeded".to_string());
+    let differ = Observed::Unanswered("members differ: k8s-master holds it, k8s-master-2 does not".to_string());
+    assert_eq!(verdict(Observed::NothingUp("no member is up to answer".to_string()), differ), Verdict::Disagree);
     let nothing_up = Observed::NothingUp("no member is up to answer".to_string());
     assert_eq!(verdict(nothing_up.clone(), nothing.clone()), Verdict::Agree);
     assert_eq!(verdict(nothing_up.clone(), Observed::Yes(true)), Verdict::Disagree);
