@@ -479,7 +479,16 @@ impl SliceEtcd {
 
 /// Waits until the member of `flags` answers as a cluster of one and commits a write to `key`.
 fn wait_cluster_of_one(flags: &EtcdFlags, key: &str) -> Result<(), LabError> {
-    let ctl = Etcdctl::new(vec![flags.client_url.clone()]);
+    wait_cluster_of_one_at(&flags.client_url, &flags.name, key)
+}
+
+/// Waits until the member serving `client_url` (`name`'s) answers as a cluster of one and
+/// commits a write to `key`.
+///
+/// # Errors
+/// etcdctl cannot run, or the member does not within [`MEMBER_READY_TIMEOUT_S`].
+pub(crate) fn wait_cluster_of_one_at(client_url: &str, name: &str, key: &str) -> Result<(), LabError> {
+    let ctl = Etcdctl::new(vec![client_url.to_string()]);
     let deadline = Instant::now() + Duration::from_secs(MEMBER_READY_TIMEOUT_S);
     loop {
         if matches!(ctl.member_list()?, Ok(members) if members.len() == 1) && matches!(ctl.put(key, "1", 1000)?, Ok(())) {
@@ -487,7 +496,7 @@ fn wait_cluster_of_one(flags: &EtcdFlags, key: &str) -> Result<(), LabError> {
         }
         if Instant::now() > deadline {
             return Err(LabError::Timeout {
-                what: format!("etcd of {} as a cluster of one", flags.name),
+                what: format!("etcd of {name} as a cluster of one"),
                 timeout_ms: MEMBER_READY_TIMEOUT_S * 1000,
             });
         }

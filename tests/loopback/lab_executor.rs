@@ -664,6 +664,29 @@ fn a_master_rebooting_after_a_steps_commands_is_waited_for_at_the_halt_not_taken
     assert!(actions.iter().any(|a| a.starts_with(wait)), "{actions:?}");
 }
 
+/// The first master lost for good right after 2.8's LB deploy (2.8@2): two voters, one down,
+/// quorum lost. The executor, as the twin, forces a new cluster from k8s-master-2, whose member
+/// its own `kubeadm join` started inside its host: the lab stops that member and starts it again
+/// on its data with `--force-new-cluster`, and it takes writes as a cluster of one. Before, the
+/// lab forced only the members it started itself, and the run ended stuck (3 rows disagreed).
+/// (The whole plan: a slice starts every member as the lab's own.)
+#[test]
+fn a_quorum_recovery_forces_a_new_cluster_from_the_member_a_join_started() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let Some((code, report)) = rehearse_scenario_via_execute(&[], None, None, &["--fail", "master", "--at", "2.8@2"]) else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(text(&report["executor_outcome"]), "quorum recovered (RQ), the other new masters undone");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "k8s-master-2");
+    let actions = lab_actions(&report);
+    let forced = "recovery: etcd --force-new-cluster on k8s-master-2: a cluster of one, writes commit";
+    assert!(actions.contains(&forced), "{actions:?}");
+}
+
 /// k8s-master-2 reboots inside its own `kubeadm join`, right after the learner add (2.5@1): the
 /// join's session dies with the host. Quorum holds (a learner does not vote). At the halt the
 /// executor waits, the host answers, and it believes the join cut where the hosts show it (the

@@ -448,6 +448,28 @@ impl KubeletStandIn {
         }
     }
 
+    /// `etcd --force-new-cluster` on the member the join started inside `node`'s host (the lab's
+    /// own members are [`SliceEtcd::force_new_cluster`]'s): stopped, then started again on its
+    /// data with the flag, once, until it commits a write as a cluster of one. `Ok(false)`: the
+    /// host holds no such member.
+    ///
+    /// # Errors
+    /// The host cannot be reached, or the member does not take a write in time.
+    pub(super) fn force_new_cluster_joined(&mut self, hosts: &FixtureHosts, node: NodeIx) -> Result<bool, LabError> {
+        let name = self.t.name(node).to_string();
+        let dir = hosts.host_dir(&name);
+        if !dir.join(JOINED_MEMBER_PID).exists() {
+            return Ok(false);
+        }
+        let start = JOINED_MEMBER_START.replace("$(cat $m/args)", "$(cat $m/args) --force-new-cluster");
+        let restart = format!("kill -KILL $(cat $PLAN_FIXTURE_HOST_DIR/{JOINED_MEMBER_PID}) 2>/dev/null; sleep 0.3; {start}");
+        hosts.run(self.t.node(node).address, &restart)?;
+        let url = std::fs::read_to_string(dir.join(crate::executor_etcd::CLIENT_URL_FILE))
+            .map_err(|e| LabError::io(format!("{name}'s etcd client URL"), e))?;
+        crate::executor_etcd::wait_cluster_of_one_at(url.trim(), &name, "plan-lab/forced")?;
+        Ok(true)
+    }
+
     /// Waits out reboots in progress and looks once more.
     pub(super) fn settle(&mut self, hosts: &FixtureHosts) -> Result<(), LabError> {
         if let Some(until) = self.rebooting.values().max().copied() {

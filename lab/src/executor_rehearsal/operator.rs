@@ -188,7 +188,11 @@ impl LabOperator<'_> {
                 answer.is_ok()
             }
             Action::ForceNewCluster(node) => {
-                let forced = k.etcd.force_new_cluster(node);
+                // The lab's own member, or the one the join started inside the host.
+                let forced = match k.etcd.force_new_cluster(node) {
+                    Ok(false) => k.force_new_cluster_joined(self.hosts, node),
+                    other => other,
+                };
                 let what = match &forced {
                     Ok(true) => "a cluster of one, writes commit".to_string(),
                     Ok(false) => "the lab runs no member there".to_string(),
