@@ -369,7 +369,7 @@ fn report_outcome(outcome: Outcome, loaded: &Loaded, journal: &Journal) -> Resul
                     out,
                     "Do it by hand (every task named above), then `plan execute --resume --by-hand-done` (it goes on from there); or undo with `plan recover`."
                 );
-            } else if halt.recovery.candidate.is_none() && !halt.recovery.ranking.is_empty() {
+            } else if halt.recovery.none_applies() {
                 // Nothing the twin weighed can be carried out: `plan recover` would refuse.
                 let _ = writeln!(
                     out,

@@ -159,6 +159,12 @@ impl Recovery {
     pub fn describe(&self) -> String {
         self.kind.describe()
     }
+
+    /// The twin weighed recoveries and none of them can be carried out ([`Recovery::best_of`]
+    /// then holds with nothing to do): `plan recover` refuses, and the run stays halted.
+    pub fn none_applies(&self) -> bool {
+        self.candidate.is_none() && !self.ranking.is_empty()
+    }
 }
 
 /// Why the run stopped.

@@ -403,7 +403,7 @@ impl SliceEtcd {
         let observations =
             ["etcd voters (etcdctl member list)", "etcd learners (etcdctl member list)", "etcd members started (etcdctl member list)"];
         // No member up and started in the twin: `etcdctl member list` has no one to ask.
-        let nothing_up = twin.members().and(twin.etcd_started).and(twin.up).is_empty();
+        let nothing_up = no_member_up(twin);
         let twin_says = [twin.voters, twin.learners, twin.members().and(twin.etcd_started)].map(|set| {
             if nothing_up {
                 Observed::NothingUp("no member is up to answer".to_string())
@@ -460,7 +460,7 @@ impl SliceEtcd {
         };
         let (before, after) = (read(WRITTEN_BEFORE_BACKUP)?, read(WRITTEN_AFTER_BACKUP)?);
         // No member up and started in the twin: no one holds the data to answer a read.
-        let nothing_up = twin.members().and(twin.etcd_started).and(twin.up).is_empty();
+        let nothing_up = no_member_up(twin);
         let unread = || crate::fidelity::Cell::from(Observed::NothingUp("no member is up to answer".to_string()));
         let twin_before = if nothing_up { unread() } else { Observed::Yes(true).into() };
         let twin_after = match twin.etcd_data {
@@ -475,6 +475,11 @@ impl SliceEtcd {
             FidelityRow::new(t, "end", "a write from after the backup is there (etcdctl get)", twin_after, after, Evidence::Real),
         ])
     }
+}
+
+/// No etcd member of `twin` is up and started: nothing is there to answer `etcdctl`.
+fn no_member_up(twin: &Cluster) -> bool {
+    twin.members().and(twin.etcd_started).and(twin.up).is_empty()
 }
 
 /// Waits until the member of `flags` answers as a cluster of one and commits a write to `key`.

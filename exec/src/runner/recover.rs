@@ -357,7 +357,7 @@ impl Runner<'_> {
         // None of the twin's candidates can be carried out (the single master lost for good):
         // holding changes nothing and is no recovery; the run stays halted, nothing journalled,
         // for the operator's worst case by hand.
-        if recovery.candidate.is_none() && !recovery.ranking.is_empty() {
+        if recovery.none_applies() {
             let why: Vec<String> = recovery
                 .ranking
                 .iter()

@@ -91,6 +91,12 @@ fn due(until: &BTreeMap<NodeIx, Instant>) -> Vec<NodeIx> {
     until.iter().filter(|(_, at)| Instant::now() >= **at).map(|(&n, _)| n).collect()
 }
 
+/// Whether one of `silent` (each `what: why`, as the executor tells what it waits for) is the
+/// machine `name`.
+fn names_machine(silent: &[String], name: &str) -> bool {
+    silent.iter().any(|s| s.strip_prefix(name).is_some_and(|rest| rest.starts_with(": ")))
+}
+
 /// `https://a.b.c.d:port` as an address.
 fn server_address(server: &str) -> Option<SocketAddr> {
     server.strip_prefix("https://")?.trim_end_matches('/').parse().ok()
@@ -294,7 +300,7 @@ impl KubeletStandIn {
         self.reboots_waited_for(silent);
         let held = self.down_until.keys().chain(self.frozen_until.keys()).map(|&n| self.t.name(n).to_string());
         let named: Vec<String> = held.chain(self.hypervisors_down_until.keys().cloned()).collect();
-        if silent.iter().any(|s| named.iter().any(|name| s.starts_with(&format!("{name}: ")))) {
+        if named.iter().any(|name| names_machine(silent, name)) {
             self.fault_seen = true;
         }
     }
@@ -304,7 +310,7 @@ impl KubeletStandIn {
     pub(super) fn reboots_waited_for(&mut self, silent: &[String]) {
         let rebooting: Vec<NodeIx> = self.rebooting.keys().copied().collect();
         for node in rebooting {
-            if silent.iter().any(|s| s.starts_with(&format!("{}: ", self.t.name(node)))) {
+            if names_machine(silent, self.t.name(node)) {
                 self.reboot_waited_for(node);
             }
         }
