@@ -8,7 +8,9 @@
 //! - **Shims** on every lab host's PATH do the equivalent real action ([`write_host_shims`]), each
 //!   described where it is written; a Linux load balancer's HAProxy: [`linux_lb`].
 
+mod iac;
 mod linux_lb;
+pub use iac::{IacProgram, LAB_SHIM_PROGRAMS};
 
 use crate::error::LabError;
 use crate::host::{self, FixtureHost, FixtureHosts};
@@ -245,7 +247,17 @@ pub fn prepare_infra_repo(t: &Topology, c: &Cluster, paths: &LabPaths, root: &Pa
         };
         host::write_file(&repo.join(&job.path), &format!("{}: {pin}\n", job.name))?;
     }
-    write_tg(repo, root, t)?;
+    // The files the plan's IaC applies run beside (`cd stacks/infra && terragrunt apply`): the
+    // VMs' declarations, the reboot gate's and the upgrade chain's stacks.
+    let declared = [
+        s.iac.as_ref().map(|i| i.vms.as_str()),
+        s.reboot_gate.as_ref().map(|g| g.path.as_str()),
+        s.upgrade_chain.as_ref().map(|c| c.path.as_str()),
+    ];
+    for path in declared.into_iter().flatten().filter(|p| !repo.join(p).exists()) {
+        host::write_file(&repo.join(path), "# declared in the infra repo\n")?;
+    }
+    iac::write_iac_shim(repo, &root.join("shims"), root, t)?;
     std::fs::create_dir_all(&paths.etcd_backup).map_err(|e| LabError::io("the backup directory", e))?;
     let remote = root.join("infra-remote.git").display().to_string();
     let repo = repo.display().to_string();
@@ -305,48 +317,6 @@ pub fn kubeconfig_file(server: &str, ca_pem: &[u8]) -> String {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    certificate-authority-data: {ca}\n    server: {server}\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: operator\ncurrent-context: lab\nusers:\n- name: operator\n  user:\n    token: lab-operator\n"
-    )
-}
-
-/// `scripts/tg` of the lab's infra repo: `apply <config stack>` writes each listed master's
-/// apiserver flags into its manifest (what the stack's remote-exec does); a `-target=module.X`
-/// apply records that X's VM exists; the rest is logged.
-fn write_tg(repo: &Path, root: &Path, t: &Topology) -> Result<(), LabError> {
-    let s = &t.scenario;
-    let flags: Vec<String> = s.apiserver_flags().iter().map(|f| format!("    - --{f}={FLAG_VALUE}")).collect();
-    let masters: Vec<String> =
-        t.nodes.iter().filter(|n| n.kind != plan_model::topology::NodeKind::Worker).map(|n| format!("{} {}", n.address, n.name)).collect();
-    host::write_file(&root.join("flags"), &(flags.join("\n") + "\n"))?;
-    host::write_file(&root.join("masters"), &(masters.join("\n") + "\n"))?;
-    host::write_executable(
-        &repo.join("scripts/tg"),
-        &format!(
-            r#"#!/bin/sh
-# terragrunt on the lab: the config stack's effect on the masters, VMs recorded, the rest logged.
-echo "tg $*" >> {root}/tg.log
-case "$*" in
-  "apply {stack}"|"apply {stack} "*)
-    hosts=$(sed -n 's/^k8s_master_hosts = \[\(.*\)\]/\1/p' {stack}/main.tf | tr -d '" ' | tr ',' ' ')
-    [ -n "$hosts" ] || hosts=$(sed -n 's/^k8s_master_host = "\(.*\)"/\1/p' {stack}/main.tf)
-    for address in $hosts; do
-      name=$(awk -v a="$address" '$1 == a {{ print $2 }}' {root}/masters)
-      manifest={root}/hosts/$name/etc-kubernetes/manifests/kube-apiserver.yaml
-      [ -n "$name" ] && [ -e "$manifest" ] || {{ echo "apply {stack}: $address is not a master with a manifest" >&2; exit 1; }}
-      while read -r flag; do
-        grep -qF -- "$flag" "$manifest" || printf '%s\n' "$flag" >> "$manifest"
-      done < {root}/flags
-      echo "apply {stack}: flags on $name"
-    done ;;
-  "apply -target=module."*)
-    module=${{2#-target=module.}}
-    mkdir -p {root}/vms && touch {root}/vms/$module
-    echo "apply: module.$module" ;;
-  *) echo "Apply complete! (lab: no effect modelled)" ;;
-esac
-"#,
-            root = root.display(),
-            stack = s.config_stack.as_ref().map_or("config-stack", |c| c.path.as_str()),
-        ),
     )
 }
 
@@ -497,6 +467,17 @@ case " $* " in
     url=$(cat "$PLAN_FIXTURE_HOST_DIR/{client}" 2>/dev/null) || {{ echo "etcdctl (lab): no etcd member on this host" >&2; exit 1; }}
     set -- $(for a; do case "$a" in --endpoints=*) echo "--endpoints=$url" ;; --cacert=*|--cert=*|--key=*) ;; *) echo "$a" ;; esac; done)
     ;;
+esac
+# etcd 3.5 and later list members linearizably (client/v3/cluster.go MemberList sends Linearizable,
+# server/etcdserver/api/v3rpc/member.go waits for LinearizableReadNotify): without quorum, or on a
+# learner, the list fails. The lab's etcd 3.4 answers from the member's own copy, so a list asks a
+# linearizable read first, with the same endpoints and options, unless --consistency=s is given.
+case " $* " in
+  *" member list "*)
+    case " $* " in *" --consistency=s "*) ;; *)
+      options=$(for a; do case "$a" in --write-out=*|--consistency=*) ;; --*) echo "$a" ;; esac; done)
+      ETCDCTL_API=3 /usr/bin/etcdctl $options get --consistency=l lab-linearizable-member-list >/dev/null || exit 1 ;;
+    esac ;;
 esac
 ETCDCTL_API=3 exec /usr/bin/etcdctl "$@"
 "#,

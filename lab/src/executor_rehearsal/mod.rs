@@ -93,8 +93,6 @@ const APISERVER_MANIFEST: &str = "manifests/kube-apiserver.yaml";
 const ETCD_MANIFEST: &str = "manifests/etcd.yaml";
 /// The name the workstation's fixture host goes by.
 const WORKSTATION: &str = "workstation";
-/// The IaC command the lab's `scripts/tg` shim answers.
-const LAB_IAC_APPLY: &str = "scripts/tg apply {stack}";
 
 fn not_rehearsable(what: impl Into<String>, why: impl Into<String>) -> LabError {
     LabError::NotRehearsable { what: what.into(), why: why.into() }

@@ -6,8 +6,7 @@
 use super::kubelet::{start_ticker, KubeletStandIn};
 use super::shims::{apiserver_manifest, cluster_configuration, kubeconfig, write_kubeadm_shim};
 use super::{
-    not_rehearsable, predict_slice, slice, APISERVER_MANIFEST, CLUSTER_INFO, ETCD_MANIFEST, KUBEADM_NEW, LAB_IAC_APPLY, SCRATCH_DIR,
-    WORKSTATION,
+    not_rehearsable, predict_slice, slice, APISERVER_MANIFEST, CLUSTER_INFO, ETCD_MANIFEST, KUBEADM_NEW, SCRATCH_DIR, WORKSTATION,
 };
 use crate::address::{guard_loopback, LoopbackMap};
 use crate::apiserver::VerifyingClient;
@@ -216,8 +215,8 @@ fn refuse_what_the_lab_does_not_replicate(t: &Topology) -> Result<(), LabError> 
         ));
     }
     // Without an IaC tool the plan's applies are by-hand steps with checks.
-    if s.iac.as_ref().is_some_and(|i| i.apply != LAB_IAC_APPLY) {
-        return Err(not_rehearsable("the scenario's IaC command".to_string(), "the executor's lab shims `scripts/tg apply {stack}` only"));
+    if let Some(Err(why)) = s.iac.as_ref().map(|i| executor_lab::IacProgram::of(&i.apply)) {
+        return Err(not_rehearsable("the scenario's IaC command", why));
     }
     for h in &s.hypervisors {
         needs_loopback(&h.name, h.address.unwrap_or(Ipv4Addr::UNSPECIFIED))?;
