@@ -141,6 +141,11 @@ pub struct Observation {
     /// recovery can tell (no command reaches them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub no_ssh: Vec<String>,
+    /// Masters whose host answered but whose etcd refused `etcdctl member list`: etcd 3.5 and
+    /// later list members linearizably, so the member there has no quorum, is a learner or is not
+    /// running (docs/facts.md E9). A state where it serves with quorum does not explain that.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub etcd_refused: Vec<(String, String)>,
 }
 
 impl Observation {
@@ -313,16 +318,35 @@ pub fn kubelet_on_vip(text: &str, t: &Topology) -> (Seen, String) {
 }
 
 /// Of `states` (in the order a step passes through them), the one `observation` differs from
-/// least; the last of those that differ equally little.
+/// least; the last of those that differ equally little. A master whose etcd refused the member
+/// list counts as one more difference in a state that, with what was observed written over it,
+/// still has quorum there: which states a join passes through cannot be read from a member list
+/// etcd refuses.
 pub fn closest<'s>(t: &Topology, observation: &Observation, states: &'s [Cluster]) -> Option<&'s Cluster> {
     let mut best: Option<(&Cluster, usize)> = None;
     for state in states.iter().rev() {
-        let differs = drift(t, observation, &[state]).len();
+        let differs = drift(t, observation, &[state]).len() + unexplained_refusals(t, observation, state);
         if best.is_none_or(|(_, fewest)| differs < fewest) {
             best = Some((state, differs));
         }
     }
     best.map(|(state, _)| state)
+}
+
+/// The masters whose etcd refused the member list (`observation.etcd_refused`) that `state`, with
+/// the observation written over it, has serving with quorum.
+pub fn unexplained_refusals(t: &Topology, observation: &Observation, state: &Cluster) -> usize {
+    if observation.etcd_refused.is_empty() {
+        return 0;
+    }
+    let believed = overlay(t, observation, state);
+    let serving = derive::live_members(&believed).and(believed.voters);
+    observation
+        .etcd_refused
+        .iter()
+        .filter_map(|(name, _)| node_ix(t, name))
+        .filter(|node| serving.contains(*node) && derive::quorum_at(&believed, *node).holds())
+        .count()
 }
 
 /// Reads SANs as `openssl x509 -noout -ext subjectAltName` prints them (and

@@ -509,16 +509,25 @@ impl<'a> Runner<'a> {
     /// the node in `kubelet-start`, before `etcd-join` (docs/facts.md K19), where the twin's
     /// states within the step register it only once the control plane is up; a halt with the API
     /// down cannot show it either, so the step's end is kept (the node taken as registered, and a
-    /// recovery deletes it).
+    /// recovery deletes it), unless etcd refused the member list where that end has it serving
+    /// with quorum: then the closest state, the node registered.
     fn base_at_halt(&self, i: usize, started: bool, observation: &Observation) -> Cluster {
         if !started {
             return *self.prediction.before(i);
         }
+        let end = *self.prediction.after(i);
         let joins = self.plan.steps[i].operations.iter().any(|o| matches!(o, plan_model::operation::Operation::Join { .. }));
-        if joins && !self.t.kubelet_local_mode {
-            return *self.prediction.after(i);
+        let registers_first = joins && !self.t.kubelet_local_mode;
+        if registers_first && observe::unexplained_refusals(self.t, observation, &end) == 0 {
+            return end;
         }
-        observe::closest(self.t, observation, &self.states_at_halt(i, true)).copied().unwrap_or(*self.prediction.after(i))
+        let mut base = observe::closest(self.t, observation, &self.states_at_halt(i, true)).copied().unwrap_or(end);
+        if registers_first {
+            // etcd refused what the step's end has it serve: the join was cut inside etcd-join,
+            // after kubelet-start registered the node.
+            base.joined = base.joined.or(end.joined);
+        }
+        base
     }
 
     fn halt(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool) -> Result<Outcome, ExecError> {

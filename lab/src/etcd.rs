@@ -223,6 +223,16 @@ impl Etcdctl {
         read_answer(&args, self.run(&args, COMMAND_TIMEOUT_MS)?, plan_exec::etcd::parse_member_list)
     }
 
+    /// `etcdctl member list` as etcd 3.5 and later answer it: linearizably, so refused without
+    /// quorum (docs/facts.md E9), where the lab's etcd 3.4 answers from the asked member's own
+    /// copy. A linearizable read goes first; its refusal is the list's.
+    pub fn member_list_linearizable(&self) -> Result<Real<Vec<EtcdMember>>, LabError> {
+        if let Err(refused) = self.run(&["get", "--consistency=l", "lab-linearizable-member-list"], COMMAND_TIMEOUT_MS)? {
+            return Ok(Err(refused));
+        }
+        self.member_list()
+    }
+
     /// `etcdctl member remove ID`.
     pub fn member_remove(&self, member: &EtcdMember) -> Result<Real<()>, LabError> {
         Ok(self.run(&["member", "remove", &member.hex_id()], COMMAND_TIMEOUT_MS)?.map(|_| ()))

@@ -399,14 +399,18 @@ impl SliceEtcd {
     /// etcdctl cannot run or prints unreadable JSON (a refusal is a row, not an error).
     pub fn rows(&self, t: &Topology, twin: &Cluster) -> Result<Vec<FidelityRow>, LabError> {
         // Every master's URL: the members the lab started with may be gone (a crash, a recovery).
-        let members = self.etcdctl_all().member_list()?;
+        let members = self.etcdctl_all().member_list_linearizable()?;
         let observations =
             ["etcd voters (etcdctl member list)", "etcd learners (etcdctl member list)", "etcd members started (etcdctl member list)"];
-        // No member up and started in the twin: `etcdctl member list` has no one to ask.
+        // No member up and started in the twin, or no quorum for etcd 3.5's linearizable list:
+        // `etcdctl member list` has no one to answer it.
         let nothing_up = no_member_up(twin);
+        let no_quorum = !plan_model::observe::quorum(twin).holds();
         let twin_says = [twin.voters, twin.learners, twin.members().and(twin.etcd_started)].map(|set| {
             if nothing_up {
                 Observed::NothingUp("no member is up to answer".to_string())
+            } else if no_quorum {
+                Observed::NothingUp("no quorum to answer a linearizable member list".to_string())
             } else {
                 Observed::nodes(set)
             }

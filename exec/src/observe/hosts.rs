@@ -60,7 +60,7 @@ pub(super) fn observe_hosts(
         }
     }
     let mut health_early = None;
-    if let Some(EtcdAsk::List { place, list, label }) = &etcd {
+    if let Some(EtcdAsk::List { place, list, label, .. }) = &etcd {
         runs.push((place.clone(), request(list)));
         let probe = probes.etcd.as_ref().expect("an etcd ask has its probe");
         // A URL the guard refuses is not dialled here; the list decides whether it is asked.
@@ -84,10 +84,20 @@ pub(super) fn observe_hosts(
     let lb_answers = lb.as_ref().map(|lb| (read.next(), if lb.stat.is_some() { ran.next() } else { None }));
     match etcd {
         Some(EtcdAsk::Invalid { label, reason }) => observation.unreachable.push((label, reason)),
-        Some(EtcdAsk::List { place, label, .. }) => {
+        Some(EtcdAsk::List { place, label, list, others }) => {
             let listed = ran.next().expect("the member list was asked");
-            let early = health_early.map(|_| ran.next().expect("the health was asked"));
-            if let Some(members) = etcd_members(t, &label, listed, observation)? {
+            let mut early = health_early.map(|_| ran.next().expect("the health was asked"));
+            let (mut place, mut label) = (place, label);
+            let mut members = etcd_members(t, &label, listed, observation)?;
+            if members.is_none() && !others.is_empty() {
+                // The master asked did not list: the others the twin has serving are asked, in a
+                // round of their own, and the first list that comes is read.
+                early = None;
+                if let Some((elsewhere, asked, listed)) = list_elsewhere(t, transport, &others, &list, observation)? {
+                    (place, label, members) = (elsewhere, asked, Some(listed));
+                }
+            }
+            if let Some(members) = members {
                 let mut client_urls = etcd::client_urls(&members);
                 client_urls.sort();
                 let answered = match early {
@@ -215,8 +225,18 @@ fn failure_line(stdout: &str, stderr: &str, exit: Option<i32>) -> String {
 /// What etcd's observer asks: `etcdctl member list` on a master the twin says runs a member with
 /// quorum, or why it cannot ask (a probe that does not hold together).
 enum EtcdAsk {
-    List { place: Place, label: String, list: String },
-    Invalid { label: String, reason: String },
+    /// `list` on `place`; `others`, the other masters the twin has serving with quorum, are asked
+    /// when it does not answer.
+    List {
+        place: Place,
+        label: String,
+        list: String,
+        others: Vec<HostTarget>,
+    },
+    Invalid {
+        label: String,
+        reason: String,
+    },
 }
 
 impl EtcdAsk {
@@ -226,8 +246,11 @@ impl EtcdAsk {
     /// [`ExecError::NotLoopback`] when the guard refuses the endpoint, before anything runs.
     fn of(t: &Topology, c: &Cluster, probe: &EtcdProbe, guard: Guard) -> Result<Option<EtcdAsk>, ExecError> {
         let live = derive::live_members(c).and(c.control_plane).and(c.voters);
-        let Some(master) = live.iter().find(|n| derive::quorum_at(c, *n).holds()) else { return Ok(None) };
-        let host = Hosts::new(t).node(master);
+        let mut serving = live.iter().filter(|n| derive::quorum_at(c, *n).holds());
+        let Some(master) = serving.next() else { return Ok(None) };
+        let hosts = Hosts::new(t);
+        let others = serving.map(|n| hosts.node(n)).collect();
+        let host = hosts.node(master);
         let label = format!("etcd via {}", host.name);
         if let Err(e) = probe.validate() {
             return Ok(Some(EtcdAsk::Invalid { label, reason: e.to_string() }));
@@ -236,7 +259,7 @@ impl EtcdAsk {
         for endpoint in probe.endpoint.split(',') {
             guard.check_url("etcd endpoint", endpoint)?;
         }
-        Ok(Some(EtcdAsk::List { place: Place::Host(host), label, list: probe.member_list_command() }))
+        Ok(Some(EtcdAsk::List { place: Place::Host(host), label, list: probe.member_list_command(), others }))
     }
 }
 
@@ -251,9 +274,9 @@ fn etcd_members(
     let listed = match listed {
         Ok(done) if done.success() => etcd::parse_member_list(&done.stdout),
         Ok(done) => {
-            observation
-                .unreachable
-                .push((label.to_string(), format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit))));
+            let why = format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit));
+            refused_on(label, &why, observation);
+            observation.unreachable.push((label.to_string(), why));
             return Ok(None);
         }
         Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
@@ -285,6 +308,48 @@ fn etcd_members(
         observation.fact(&name, field, Seen::Yes, format!("{stranger}: no inventory node"));
     }
     Ok(Some(members))
+}
+
+/// The master of an etcd ask's `label` ("etcd via NAME"), its host having answered, recorded as
+/// refusing the member list (`Observation::etcd_refused`).
+fn refused_on(label: &str, why: &str, observation: &mut Observation) {
+    if let Some(node) = label.strip_prefix("etcd via ") {
+        observation.etcd_refused.push((node.to_string(), why.to_string()));
+    }
+}
+
+/// `list` on each of `others` at once, after the master first asked did not list: the first (in
+/// their order) that lists, its place, label and members. Those that do not are recorded as
+/// refusing where their host answered (not as unreachable: the first ask's failure is that).
+///
+/// # Errors
+/// [`ExecError::NotLoopback`] when the transport refused the command.
+fn list_elsewhere(
+    t: &Topology,
+    transport: &mut dyn Transport,
+    others: &[HostTarget],
+    list: &str,
+    observation: &mut Observation,
+) -> Result<Option<(Place, String, Vec<EtcdMember>)>, ExecError> {
+    let runs: Vec<(Place, Request<'_>)> = others.iter().map(|host| (Place::Host(host.clone()), request(list))).collect();
+    let ReadAndRun { ran, .. } = transport.read_and_run(&[], &runs);
+    let mut found = None;
+    for (host, answer) in others.iter().zip(ran) {
+        let label = format!("etcd via {}", host.name);
+        match answer {
+            Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+            Ok(done) if found.is_none() && done.success() => {
+                if let Some(members) = etcd_members(t, &label, Ok(done), observation)? {
+                    found = Some((Place::Host(host.clone()), label, members));
+                }
+            }
+            Ok(done) if !done.success() => {
+                refused_on(&label, &format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit)), observation);
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
 }
 
 /// `etcdctl endpoint health` over `client_urls`, or why it cannot be asked: its command, each URL

@@ -227,8 +227,7 @@ fn drift_names_node_field_and_evidence() {
             seen: Seen::Yes,
             evidence: "server: https://10.0.20.99:6443".into(),
         }],
-        unreachable: vec![],
-        no_ssh: vec![],
+        ..Observation::default()
     };
     let found = drift(&t, &observation, &[&c]);
     assert_eq!(found.len(), 1);
@@ -328,4 +327,88 @@ fn the_hypervisors_asked_are_the_driven_ones_the_twin_has_up() {
     let with_address = bare.replacen("kind: none,", "kind: none, address: 192.0.2.99,", 1);
     assert_ne!(with_address, bare, "the edit took");
     assert!(asked(&with_address, &Cluster::initial, halt).is_empty());
+}
+
+/// etcd on three loopback masters as the halt inside a join finds them: lab-cp-1's host does not
+/// answer, lab-cp-2's etcd refuses the list (etcd 3.5, no quorum), and lab-cp-3 lists as
+/// `third_lists` says (etcd 3.4 answering from its own copy, or refusing as well). Keeps each
+/// round's places.
+struct FirstMasterSilent {
+    third_lists: bool,
+    rounds: Vec<Vec<String>>,
+}
+
+impl FirstMasterSilent {
+    fn answer(&self, place: &Place, shell: &str) -> Result<crate::transport::Completed, ExecError> {
+        let Place::Host(host) = place else { unreachable!("etcd is asked on a master") };
+        let done = |exit: i32, stdout: String, stderr: &str| {
+            Ok(crate::transport::Completed { exit: Some(exit), stdout, stderr: stderr.to_string(), duration: Duration::ZERO })
+        };
+        let member = |id: u32, name: &str, last: u8| {
+            format!(
+                r#"{{"ID":{id},"name":"{name}","peerURLs":["http://127.0.20.{last}:2380"],"clientURLs":["http://127.0.20.{last}:2379"]}}"#
+            )
+        };
+        match (host.name.as_str(), shell.contains("member list")) {
+            ("lab-cp-1", _) => Err(ExecError::Ssh { host: host.name.clone(), reason: "connection refused".to_string() }),
+            ("lab-cp-3", true) if self.third_lists => {
+                let members = [member(1, "lab-cp-1", 10), member(2, "lab-cp-2", 11), member(3, "lab-cp-3", 12)];
+                done(0, format!(r#"{{"members":[{}]}}"#, members.join(",")), "")
+            }
+            (_, true) => done(1, String::new(), "Error: context deadline exceeded"),
+            (_, false) => done(0, r#"[{"endpoint":"http://127.0.20.12:2379","health":true}]"#.to_string(), ""),
+        }
+    }
+}
+
+impl Transport for FirstMasterSilent {
+    fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<crate::transport::Completed, ExecError> {
+        self.answer(place, request.shell)
+    }
+
+    fn read_and_run(
+        &mut self,
+        _reads: &[(crate::target::HostTarget, &str)],
+        runs: &[(Place, Request<'_>)],
+    ) -> crate::transport::ReadAndRun {
+        self.rounds.push(runs.iter().map(|(p, _)| format!("{p:?}")).collect());
+        crate::transport::ReadAndRun { read: Vec::new(), ran: runs.iter().map(|(p, r)| self.answer(p, r.shell)).collect() }
+    }
+}
+
+/// The master the twin would ask does not answer: the other masters it has serving are asked in
+/// a second round. One that lists gives the membership; one whose host answers and whose etcd
+/// refuses is recorded as refusing (docs/facts.md E9), and not as silent: the first ask's
+/// failure is already that.
+#[test]
+fn the_member_list_is_asked_of_the_other_masters_when_the_first_does_not_answer() {
+    let t = loopback();
+    let mut c = Cluster::initial(&t);
+    for name in ["lab-cp-2", "lab-cp-3"] {
+        let n = t.resolve(name).expect(name);
+        for set in [&mut c.voters, &mut c.etcd_started, &mut c.control_plane, &mut c.up, &mut c.joined, &mut c.vm_exists] {
+            set.set(n, true);
+        }
+    }
+    let etcd_only = Scope { etcd: true, ..Scope::default() };
+    let probes = || Probes { etcd: Some(EtcdProbe::plain("http://127.0.0.1:2379")), lb: None, kube: None, guard: Guard::LOOPBACK_ONLY };
+    for third_lists in [true, false] {
+        let mut etcd = FirstMasterSilent { third_lists, rounds: Vec::new() };
+        let look = observe(&t, &c, &mut etcd, etcd_only, &mut Observer::new(probes())).unwrap();
+        assert_eq!(etcd.rounds.len(), 2, "{:?}", etcd.rounds);
+        assert!(etcd.rounds[0].iter().any(|p| p.contains("lab-cp-1")), "{:?}", etcd.rounds);
+        assert!(etcd.rounds[1].iter().any(|p| p.contains("lab-cp-2")) && etcd.rounds[1].iter().any(|p| p.contains("lab-cp-3")));
+        assert!(look.unreachable.iter().any(|(what, _)| what == "etcd via lab-cp-1"), "{:?}", look.unreachable);
+        assert!(!look.unreachable.iter().any(|(what, _)| what.contains("lab-cp-2")), "{:?}", look.unreachable);
+        let refused: Vec<&str> = look.etcd_refused.iter().map(|(n, _)| n.as_str()).collect();
+        let voters: Vec<&str> =
+            look.facts.iter().filter(|f| f.field == Field::EtcdVoter && f.seen == Seen::Yes).map(|f| f.node.as_str()).collect();
+        if third_lists {
+            assert_eq!(refused, ["lab-cp-2"]);
+            assert_eq!(voters, ["lab-cp-1", "lab-cp-2", "lab-cp-3"], "lab-cp-3's list");
+        } else {
+            assert_eq!(refused, ["lab-cp-2", "lab-cp-3"]);
+            assert!(voters.is_empty(), "no list came: {:?}", look.facts);
+        }
+    }
 }

@@ -10,6 +10,7 @@
 use crate::common;
 
 mod clearing;
+mod five_masters;
 
 use common::rehearsal::{assert_all_agree, row, rows, text};
 use common::{lab_binaries, lab_range, on_lab, plan, remove_steps, scenario, write};

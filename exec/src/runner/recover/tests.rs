@@ -791,3 +791,51 @@ fn a_host_silent_after_a_steps_commands_is_waited_for_at_the_halt() {
         assert_eq!(watching.waits.len(), waits, "after the step: {after_step}: {:?}", watching.waits);
     }
 }
+
+/// The first master lost inside the second join, after the new member's etcd started and before
+/// its promotion: two voters, one of them down, so no quorum. Its host does not answer; the
+/// others' etcd refuses the member list (etcd 3.5 lists linearizably: docs/facts.md E9), so
+/// nothing shows how far the join went. Counting each refusal the state does not explain, the
+/// halt is believed where the promotion had not happened, without quorum, and the twin's best
+/// is the quorum recovery; without the refusals every state within the step is as close, the
+/// step's end is taken (three voters, quorum) and writing the master off is proposed, whose
+/// `member remove` etcd then refuses. Three, five and seven masters; with and without kubelet
+/// local mode (`closest` alone: the runner keeps the step's end where it explains the refusals).
+#[test]
+fn refused_member_lists_place_a_cut_join_before_its_promotion() {
+    use crate::observe::{self, Observation};
+    for file in ["homelab.yaml", "five-masters.yaml", "keepalived-five.yaml", "three-hypervisors.yaml", "loopback.yaml"] {
+        let (t, plan) = scenario(file);
+        let prediction = Prediction::new(&t, &plan);
+        let join = joins(&plan)[1].clone();
+        let i = plan.steps.iter().position(|s| s.id == join).expect("the second join");
+        let first = t.existing_master();
+        let names = |set: plan_model::topology::NodeSet| set.iter().map(|n| t.name(n).to_string()).collect::<Vec<_>>();
+        let end = *prediction.after(i);
+        let others = end.voters.minus(plan_model::topology::NodeSet::of(first));
+        let refusing = names(others).into_iter().map(|n| (n, "member list: context deadline exceeded (exit 1)".to_string()));
+        let observation = Observation {
+            unreachable: vec![(format!("etcd via {}", t.name(first)), "ssh: connection refused".to_string())],
+            no_ssh: vec![t.name(first).to_string()],
+            etcd_refused: refusing.collect(),
+            ..Observation::default()
+        };
+        let label = format!("{file} {join}");
+        let states = prediction.within(&t, &plan, i);
+        let cut = observe::closest(&t, &observation, &states).expect("states");
+        let believed = observe::overlay(&t, &observation, cut);
+        assert!(!plan_model::observe::quorum(&believed).holds(), "{label}: {:?}", names(believed.voters));
+        assert_eq!(observe::unexplained_refusals(&t, &observation, cut), 0, "{label}");
+        let best = search::recoveries(&believed, &t, &plan, i).into_iter().find(|c| c.applicable()).expect("a recovery");
+        assert_eq!(best.kind, RecoveryKind::QuorumRecovery, "{label}");
+
+        let unrefused = Observation { etcd_refused: Vec::new(), ..observation.clone() };
+        let taken = observe::closest(&t, &unrefused, &states).expect("states");
+        assert_eq!(taken, &end, "{label}: every state as close, the last is taken");
+        let over_the_end = observe::overlay(&t, &unrefused, taken);
+        assert!(plan_model::observe::quorum(&over_the_end).holds(), "{label}");
+        assert!(observe::unexplained_refusals(&t, &observation, &end) > 0, "{label}");
+        let wrong = search::recoveries(&over_the_end, &t, &plan, i).into_iter().find(|c| c.applicable()).expect("a recovery");
+        assert_ne!(wrong.kind, RecoveryKind::QuorumRecovery, "{label}: over the step's end quorum holds");
+    }
+}

@@ -1,0 +1,35 @@
+//! Rehearsals of the five-master scenario: its plan applies stacks with `cd STACK && terragrunt
+//! apply -auto-approve`, answered by the lab's IaC shim on the hosts' PATH.
+
+use super::{lab_actions, rehearse_scenario_via_execute};
+use crate::common::rehearsal::{assert_all_agree, row, text};
+use crate::common::{lab_binaries, scenario};
+
+/// ctl-a lost for good inside ctl-c's join (3.5@2), after the learner's etcd started and before
+/// its promotion: two voters, one down, no quorum. The join hangs on the promotion and the
+/// executor halts. ctl-a's host does not answer, and ctl-b's and ctl-c's etcd refuse the member
+/// list, as etcd 3.5 does without quorum (the lab's etcd 3.4 answers it from its own copy; its
+/// etcdctl shim asks a linearizable read first): nothing shows how far the join went. Before,
+/// the executor took the step's end (ctl-c promoted: quorum with two of three), proposed writing
+/// ctl-a off, and real etcd refused the write-off's `member remove` (5 rows disagreed). It now
+/// asks the other masters when the first does not answer and believes the state that explains
+/// their refusals: no quorum, and the twin's best, the quorum recovery, is carried out for real.
+#[test]
+fn the_first_master_lost_inside_a_join_before_its_promotion_is_recovered_from_a_survivor() {
+    if !lab_binaries(true) {
+        return;
+    }
+    let five = scenario("five-masters.yaml");
+    let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &five], None, None, &["--fail", "ctl-a", "--at", "3.5@2"])
+    else {
+        return;
+    };
+    assert_all_agree(&report);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(text(&row(&report, "recovery path")["lab"]).starts_with("quorum recovery"), "{report:#}");
+    assert_eq!(text(&report["executor_outcome"]), "quorum recovered (RQ), the other new masters undone", "{report:#}");
+    let actions = lab_actions(&report);
+    assert!(actions.iter().any(|a| a.starts_with("the executor proposes at the halt: quorum recovery")), "{actions:#?}");
+    assert!(!actions.iter().any(|a| a.starts_with("recovery: etcdctl member remove ctl-a")), "{actions:#?}");
+    assert_eq!(text(&row(&report, "etcd voters (etcdctl member list)")["lab"]), "ctl-b");
+}
