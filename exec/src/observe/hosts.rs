@@ -84,11 +84,11 @@ pub(super) fn observe_hosts(
     let lb_answers = lb.as_ref().map(|lb| (read.next(), if lb.stat.is_some() { ran.next() } else { None }));
     match etcd {
         Some(EtcdAsk::Invalid { label, reason }) => observation.unreachable.push((label, reason)),
-        Some(EtcdAsk::List { place, label, list, others }) => {
+        Some(EtcdAsk::List { place, node, label, list, others }) => {
             let listed = ran.next().expect("the member list was asked");
             let mut early = health_early.map(|_| ran.next().expect("the health was asked"));
             let (mut place, mut label) = (place, label);
-            let mut members = etcd_members(t, &label, listed, observation)?;
+            let mut members = etcd_members(t, (&node, &label), listed, observation)?;
             if members.is_none() && !others.is_empty() {
                 // The master asked did not list: the others the twin has serving are asked, in a
                 // round of their own, and the first list that comes is read.
@@ -229,6 +229,7 @@ enum EtcdAsk {
     /// when it does not answer.
     List {
         place: Place,
+        node: String,
         label: String,
         list: String,
         others: Vec<HostTarget>,
@@ -259,15 +260,16 @@ impl EtcdAsk {
         for endpoint in probe.endpoint.split(',') {
             guard.check_url("etcd endpoint", endpoint)?;
         }
-        Ok(Some(EtcdAsk::List { place: Place::Host(host), label, list: probe.member_list_command(), others }))
+        Ok(Some(EtcdAsk::List { node: host.name.clone(), place: Place::Host(host), label, list: probe.member_list_command(), others }))
     }
 }
 
 /// The member list's facts (voter, learner, started; members of no inventory node), and the
-/// members for `endpoint health`; nothing when the list did not come.
+/// members for `endpoint health`; nothing when the list did not come. Asked on `node` (shown as
+/// `label`): a list its etcd refused is recorded as that master refusing, besides unanswered.
 fn etcd_members(
     t: &Topology,
-    label: &str,
+    (node, label): (&str, &str),
     listed: Result<Completed, ExecError>,
     observation: &mut Observation,
 ) -> Result<Option<Vec<EtcdMember>>, ExecError> {
@@ -275,7 +277,7 @@ fn etcd_members(
         Ok(done) if done.success() => etcd::parse_member_list(&done.stdout),
         Ok(done) => {
             let why = format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit));
-            refused_on(label, &why, observation);
+            observation.etcd_refused.push((node.to_string(), why.clone()));
             observation.unreachable.push((label.to_string(), why));
             return Ok(None);
         }
@@ -310,14 +312,6 @@ fn etcd_members(
     Ok(Some(members))
 }
 
-/// The master of an etcd ask's `label` ("etcd via NAME"), its host having answered, recorded as
-/// refusing the member list (`Observation::etcd_refused`).
-fn refused_on(label: &str, why: &str, observation: &mut Observation) {
-    if let Some(node) = label.strip_prefix("etcd via ") {
-        observation.etcd_refused.push((node.to_string(), why.to_string()));
-    }
-}
-
 /// `list` on each of `others` at once, after the master first asked did not list: the first (in
 /// their order) that lists, its place, label and members. Those that do not are recorded as
 /// refusing where their host answered (not as unreachable: the first ask's failure is that).
@@ -339,12 +333,13 @@ fn list_elsewhere(
         match answer {
             Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
             Ok(done) if found.is_none() && done.success() => {
-                if let Some(members) = etcd_members(t, &label, Ok(done), observation)? {
+                if let Some(members) = etcd_members(t, (&host.name, &label), Ok(done), observation)? {
                     found = Some((Place::Host(host.clone()), label, members));
                 }
             }
             Ok(done) if !done.success() => {
-                refused_on(&label, &format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit)), observation);
+                let why = format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit));
+                observation.etcd_refused.push((host.name.clone(), why));
             }
             _ => {}
         }
