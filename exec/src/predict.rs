@@ -64,6 +64,15 @@ impl Prediction {
         Prediction { states, refusals, failed_checks }
     }
 
+    /// As [`Prediction::going_on`] from the step after `halted`, which had run whole when the
+    /// machines were written off at its halt: the state before it is `start` too (its commands
+    /// are done; the resume skips them and only looks).
+    pub fn going_on_after(t: &Topology, plan: &Plan, halted: usize, start: Cluster) -> Prediction {
+        let mut prediction = Self::going_on(t, plan, halted + 1, start);
+        prediction.states[halted] = start;
+        prediction
+    }
+
     /// The states step `step` passes through, its actions applied one by one from the state
     /// before it, that state and the one after it included: what a step the executor died in
     /// may have left (a cut `kubeadm join` leaves its member added, or started as a learner).

@@ -234,8 +234,8 @@ pub fn plan_to_run(t: &Topology, plan: &Plan, journal: &Journal) -> Result<Optio
     // Each write-off pruned the plan the run followed then, from its step on.
     let mut going_on = plan.clone();
     for written_off in &write_offs {
-        let Some(from) = plan.steps.iter().position(|s| s.id == written_off.step) else {
-            return Err(ExecError::Input(format!("the journal wrote machines off at step {}, which the plan lacks", written_off.step)));
+        let Some(from) = plan.steps.iter().position(|s| s.id == written_off.from()) else {
+            return Err(ExecError::Input(format!("the journal wrote machines off at step {}, which the plan lacks", written_off.from())));
         };
         let mut gone = plan_model::topology::NodeSet::EMPTY;
         for name in &written_off.nodes {
@@ -300,8 +300,13 @@ impl<'a> Runner<'a> {
         // after the write-off ([`plan_to_run`] gives the plan it follows then), when it is
         // resumed or recovered; a fresh run starts from the scenario, whatever was journalled.
         let progress = if options.resume { Progress::from_records(&journal.records) } else { Progress::default() };
-        let prediction = match progress.written_off().and_then(|w| plan.steps.iter().position(|s| s.id == w.step).map(|i| (i, w.state))) {
-            Some((from, state)) => Prediction::going_on(t, plan, from, state),
+        let written_off = progress.written_off().and_then(|w| {
+            let at = |id: &str| plan.steps.iter().position(|s| s.id == id);
+            Some((at(&w.step)?, at(w.from())?, w.state))
+        });
+        let prediction = match written_off {
+            Some((halted, from, state)) if from == halted + 1 => Prediction::going_on_after(t, plan, halted, state),
+            Some((_, from, state)) => Prediction::going_on(t, plan, from, state),
             None => Prediction::new(t, plan),
         };
         Runner { t, plan, transport, journal, operator, options, prediction, compiled, observer, latest_look: None, workstation }

@@ -117,12 +117,15 @@ pub enum Event {
     /// A go-forward carried out at the halt in `step`: `nodes` written off, `state` the twin's
     /// state after it (what the hosts were checked against; the resume predicts the rest of the
     /// plan from it), `plan_digest` the fingerprint of the plan going on without them, which the
-    /// run follows from `step` on.
+    /// run follows from `step` on, or from `going_on_from` where the halt came after every
+    /// command of `step` had run (the step is done, the plan goes on from the next one).
     WrittenOff {
         step: String,
         nodes: Vec<String>,
         state: Box<plan_model::cluster::Cluster>,
         plan_digest: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        going_on_from: Option<String>,
     },
     /// At a halt: the plan's `forget-join-secrets` operation ran on every master (the join
     /// secrets and tokens the run made are gone); `left` names the places it could not reach.

@@ -37,11 +37,14 @@ pub struct Progress {
     pub write_offs: Vec<WrittenOff>,
 }
 
-/// A journalled write-off: the plan goes on without `nodes` from `step` on.
+/// A journalled write-off: the plan goes on without `nodes` from `step` on, or from
+/// `going_on_from` where the halted step had run whole.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WrittenOff {
     pub step: String,
     pub nodes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub going_on_from: Option<String>,
     /// The twin's state after the write-off.
     #[serde(skip)]
     pub state: plan_model::cluster::Cluster,
@@ -61,6 +64,13 @@ pub struct Halted {
     /// The join credentials kubeadm said expired (absent when none did).
     #[serde(skip_serializing_if = "ExpiredCredentials::is_nothing")]
     pub expired: ExpiredCredentials,
+}
+
+impl WrittenOff {
+    /// The step the plan going on without the machines starts at.
+    pub fn from(&self) -> &str {
+        self.going_on_from.as_deref().unwrap_or(&self.step)
+    }
 }
 
 impl Progress {
@@ -141,9 +151,10 @@ impl Progress {
                     p.secrets_swept = false;
                     p.secrets_left.clear();
                 }
-                Event::WrittenOff { step, nodes, state, plan_digest } => {
+                Event::WrittenOff { step, nodes, state, plan_digest, going_on_from } => {
                     // From here on the run follows the plan going on without them.
-                    p.write_offs.push(WrittenOff { step: step.clone(), nodes: nodes.clone(), state: **state });
+                    let going_on_from = going_on_from.clone();
+                    p.write_offs.push(WrittenOff { step: step.clone(), nodes: nodes.clone(), going_on_from, state: **state });
                     p.plan_digest = Some(plan_digest.clone());
                 }
                 Event::RunFinished => p.finished = true,

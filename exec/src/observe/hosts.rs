@@ -276,8 +276,7 @@ fn etcd_members(
     let listed = match listed {
         Ok(done) if done.success() => etcd::parse_member_list(&done.stdout),
         Ok(done) => {
-            let why = format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit));
-            observation.etcd_refused.push((node.to_string(), why.clone()));
+            let why = refused(node, &done, observation);
             observation.unreachable.push((label.to_string(), why));
             return Ok(None);
         }
@@ -312,6 +311,27 @@ fn etcd_members(
     Ok(Some(members))
 }
 
+/// etcd's words for a member that is a learner: `ErrGPRCNotSupportedForLearner`
+/// (`api/v3rpc/rpctypes/error.go`, 3.4 to 3.6), its answer to any RPC but `Status` and a
+/// serializable `Range` (`isRPCSupportedForLearner`), the member list among them. The client
+/// retries it (`codes.Unavailable`) until its deadline, logging each attempt's error.
+const LEARNER_REFUSAL: &str = "rpc not supported for learner";
+
+/// A member list `node`'s etcd refused (its host answered): recorded as the master refusing
+/// (`Observation::etcd_refused`), and, where etcd said the member is a learner, as that member
+/// running as a learner. Returns why, for people.
+fn refused(node: &str, done: &Completed, observation: &mut Observation) -> String {
+    let why = format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit));
+    if done.stderr.contains(LEARNER_REFUSAL) || done.stdout.contains(LEARNER_REFUSAL) {
+        let evidence = format!("etcd on {node}: {LEARNER_REFUSAL}");
+        observation.fact(node, Field::EtcdLearner, Seen::Yes, evidence.clone());
+        observation.fact(node, Field::EtcdVoter, Seen::No, evidence.clone());
+        observation.fact(node, Field::EtcdStarted, Seen::Yes, evidence);
+    }
+    observation.etcd_refused.push((node.to_string(), why.clone()));
+    why
+}
+
 /// `list` on each of `others` at once, after the master first asked did not list: the first (in
 /// their order) that lists, its place, label and members. Those that do not are recorded as
 /// refusing where their host answered (not as unreachable: the first ask's failure is that).
@@ -338,8 +358,7 @@ fn list_elsewhere(
                 }
             }
             Ok(done) if !done.success() => {
-                let why = format!("member list: {}", failure_line(&done.stdout, &done.stderr, done.exit));
-                observation.etcd_refused.push((host.name.clone(), why));
+                refused(&host.name, &done, observation);
             }
             _ => {}
         }

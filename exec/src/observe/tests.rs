@@ -331,10 +331,11 @@ fn the_hypervisors_asked_are_the_driven_ones_the_twin_has_up() {
 
 /// etcd on three loopback masters as the halt inside a join finds them: lab-cp-1's host does not
 /// answer, lab-cp-2's etcd refuses the list (etcd 3.5, no quorum), and lab-cp-3 lists as
-/// `third_lists` says (etcd 3.4 answering from its own copy, or refusing as well). Keeps each
-/// round's places.
+/// `third_lists` says (etcd 3.4 answering from its own copy, or refusing as well; as a learner
+/// when `third_a_learner`). Keeps each round's places.
 struct FirstMasterSilent {
     third_lists: bool,
+    third_a_learner: bool,
     rounds: Vec<Vec<String>>,
 }
 
@@ -355,6 +356,11 @@ impl FirstMasterSilent {
                 let members = [member(1, "lab-cp-1", 10), member(2, "lab-cp-2", 11), member(3, "lab-cp-3", 12)];
                 done(0, format!(r#"{{"members":[{}]}}"#, members.join(",")), "")
             }
+            ("lab-cp-3", true) if self.third_a_learner => done(
+                1,
+                String::new(),
+                "{\"level\":\"warn\",\"error\":\"rpc error: code = Unavailable desc = etcdserver: rpc not supported for learner\"}\nError: context deadline exceeded",
+            ),
             (_, true) => done(1, String::new(), "Error: context deadline exceeded"),
             (_, false) => done(0, r#"[{"endpoint":"http://127.0.20.12:2379","health":true}]"#.to_string(), ""),
         }
@@ -392,8 +398,8 @@ fn the_member_list_is_asked_of_the_other_masters_when_the_first_does_not_answer(
     }
     let etcd_only = Scope { etcd: true, ..Scope::default() };
     let probes = || Probes { etcd: Some(EtcdProbe::plain("http://127.0.0.1:2379")), lb: None, kube: None, guard: Guard::LOOPBACK_ONLY };
-    for third_lists in [true, false] {
-        let mut etcd = FirstMasterSilent { third_lists, rounds: Vec::new() };
+    for (third_lists, third_a_learner) in [(true, false), (false, false), (false, true)] {
+        let mut etcd = FirstMasterSilent { third_lists, third_a_learner, rounds: Vec::new() };
         let look = observe(&t, &c, &mut etcd, etcd_only, &mut Observer::new(probes())).unwrap();
         assert_eq!(etcd.rounds.len(), 2, "{:?}", etcd.rounds);
         assert!(etcd.rounds[0].iter().any(|p| p.contains("lab-cp-1")), "{:?}", etcd.rounds);
@@ -409,6 +415,9 @@ fn the_member_list_is_asked_of_the_other_masters_when_the_first_does_not_answer(
         } else {
             assert_eq!(refused, ["lab-cp-2", "lab-cp-3"]);
             assert!(voters.is_empty(), "no list came: {:?}", look.facts);
+            // etcd's words for a learner are a fact about that member: it runs, as a learner.
+            let learner = look.facts.iter().find(|f| f.field == Field::EtcdLearner).map(|f| (f.node.as_str(), f.seen));
+            assert_eq!(learner, third_a_learner.then_some(("lab-cp-3", Seen::Yes)), "{:?}", look.facts);
         }
     }
 }

@@ -175,3 +175,29 @@ fn a_prediction_from_a_state_the_executor_would_call_drift_carries_on() {
     assert_eq!(predicted.states, folded.states);
     assert_eq!(predicted.refusals, commands_refused(&folded));
 }
+
+/// A write-off at a halt after every command of the step had run: the run goes on from the next
+/// step, so the halted step is predicted as done already, from and to the write-off's state (the
+/// resume only looks at it), and the rest from that state, as `going_on` from the next step
+/// predicts it; the steps before are the whole plan's.
+#[test]
+fn a_run_going_on_after_a_step_that_ran_whole_holds_the_write_off_state_around_it() {
+    for scenario in [homelab(), five_masters()] {
+        let (t, plan) = planned(&scenario);
+        let whole = Prediction::new(&t, &plan);
+        let halted = plan.steps.len() / 2;
+        let mut start = *whole.after(halted);
+        start.clock_s += 600;
+        let after = Prediction::going_on_after(&t, &plan, halted, start);
+        let from_next = Prediction::going_on(&t, &plan, halted + 1, start);
+        assert_eq!(after.states[..halted], whole.states[..halted], "{}", scenario.name);
+        assert_eq!((after.before(halted), after.after(halted)), (&start, &start), "{}", scenario.name);
+        assert_eq!(after.states[halted + 1..], from_next.states[halted + 1..], "{}", scenario.name);
+        assert_ne!(
+            from_next.before(halted),
+            &start,
+            "{}: going on from the next step alone predicts the halted one without the write-off",
+            scenario.name
+        );
+    }
+}

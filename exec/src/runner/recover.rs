@@ -254,8 +254,12 @@ impl Runner<'_> {
                     .collect();
                 // A renewal runs the plan's commands as they are: nothing of it is passed over.
                 let passed_over = if candidate.kind == RecoveryKind::Renew { Vec::new() } else { compiler.passed_over(c, &actions) };
+                let unconfirmed = self.unconfirmed_survivor(i, &candidate);
                 let mut refused = candidate.refused;
                 let invocations: Vec<Invocation> = rendered.into_iter().map(|(_, invocation)| invocation).collect();
+                if let Some(why) = unconfirmed {
+                    refused.get_or_insert(why);
+                }
                 if candidate.kind == RecoveryKind::Renew && !actions.contains(&Action::UploadCerts) {
                     // Nothing of the plan before the step makes the key again: nothing to run.
                     refused
@@ -292,6 +296,26 @@ impl Runner<'_> {
             best.best = true;
         }
         choices
+    }
+
+    /// Why a quorum recovery from `candidate`'s survivor cannot be carried out: that member
+    /// became a voter within the halted step `i`. Without quorum etcd 3.5 lists no members
+    /// (docs/facts.md E9), so nothing shows whether the promotion happened or the member is a
+    /// learner that may never have synced, from which `--force-new-cluster` would start a cluster
+    /// without the data. A voter before the step was confirmed by the look before it.
+    fn unconfirmed_survivor(&self, i: usize, candidate: &search::Candidate) -> Option<String> {
+        let before = self.prediction.before(i);
+        let survivor = candidate.actions.iter().find_map(|a| match a {
+            Action::ForceNewCluster(n) => Some(*n),
+            _ => None,
+        })?;
+        (!before.voters.contains(survivor)).then(|| {
+            format!(
+                "{} became an etcd voter only within step {} and no member list confirms it: forcing a new cluster from a learner that never synced would lose the data",
+                self.t.name(survivor),
+                self.plan.steps[i].id
+            )
+        })
     }
 
     /// What `plan recover` proposes for the journalled halt: the hosts observed (when the run
@@ -402,31 +426,44 @@ impl Runner<'_> {
                 return self.recovery_failed(renews, halted, reason, drift);
             }
         }
+        // Halted on the look after the step, every command of it done: the plan goes on without
+        // the machines from the next step, and the resume finishes this one as it finishes any
+        // interrupted step (nothing of it runs again), as the twin goes on to the next step; a
+        // join done once would refuse to run again (kubelet.conf exists).
+        let progress = Progress::from_records(&self.journal.records);
+        let every_command_done = (0..self.compiled[i].len()).all(|j| progress.command_done(&halted, j));
         if recovery.kind == RecoveryKind::GoForward {
-            self.journal_write_off(&halted, i, &recovery.expected)?;
+            let from = if every_command_done && i + 1 < self.plan.steps.len() { i + 1 } else { i };
+            self.journal_write_off(&halted, from, &recovery.expected)?;
         }
-        let reopened = reopened_by(self.plan, i, &recovery.kind);
+        let reopened = if recovery.kind == RecoveryKind::GoForward && every_command_done {
+            Vec::new()
+        } else {
+            reopened_by(self.plan, i, &recovery.kind)
+        };
         self.journal.append(Event::RollbackFinished { step: halted.clone(), ok: true, reason: None, reopened: reopened.clone() })?;
         Ok(RollbackOutcome::Done { step: halted, recovery: recovery.describe(), candidate: recovery.candidate, reopened })
     }
 
-    /// Journals the write-off a go-forward carried out at the halt in step `i` (`halted`), the
-    /// hosts checked against `state`: the run goes on from there on the plan without the
-    /// machines ([`super::plan_to_run`]).
+    /// Journals the write-off a go-forward carried out at the halt in step `halted`, the hosts
+    /// checked against `state`: the run goes on from step `from` (the halted one, or the next
+    /// where the halted one ran whole) on the plan without the machines
+    /// ([`super::plan_to_run`]).
     ///
     /// # Errors
     /// The journal cannot be written, or the plan going on does not fit the scenario.
-    fn journal_write_off(&mut self, halted: &str, i: usize, state: &Cluster) -> Result<(), ExecError> {
+    fn journal_write_off(&mut self, halted: &str, from: usize, state: &Cluster) -> Result<(), ExecError> {
         let gone = state.written_off;
         let going_on = self
             .plan
-            .going_on_without(self.t, i, gone)
+            .going_on_without(self.t, from, gone)
             .map_err(|e| ExecError::Input(format!("the plan going on without the machines written off: {e}")))?;
         self.journal.append(Event::WrittenOff {
             step: halted.to_string(),
             nodes: gone.iter().map(|n| self.t.name(n).to_string()).collect(),
             state: Box::new(*state),
             plan_digest: super::plan_digest(&going_on),
+            going_on_from: (self.plan.steps[from].id != halted).then(|| self.plan.steps[from].id.clone()),
         })
     }
 

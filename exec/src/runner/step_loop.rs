@@ -164,8 +164,10 @@ impl Runner<'_> {
     fn run_command(&mut self, at: &InStep, j: usize, state: &mut RunState) -> Result<Option<Outcome>, ExecError> {
         let (i, progress) = (at.i, &state.progress);
         let id = self.plan.steps[i].id.clone();
-        // The copies the halt's sweep took off the joining host: made again, so copied again.
-        let relays_swept = matches!(&self.compiled[i][j].work, Work::Relay { path, .. } if at.swept_at_start.contains(path));
+        // The copies the halt's sweep took off the joining host: made again, so copied again,
+        // unless every command after the copy is done (nothing of the step reads them again).
+        let read_later = (j + 1..self.compiled[i].len()).any(|k| !progress.command_done(&id, k));
+        let relays_swept = read_later && matches!(&self.compiled[i][j].work, Work::Relay { path, .. } if at.swept_at_start.contains(path));
         if at.interrupted && progress.command_done(&id, j) && !self.options.rerun_step && !relays_swept {
             return Ok(None);
         }

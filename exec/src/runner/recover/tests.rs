@@ -839,3 +839,46 @@ fn refused_member_lists_place_a_cut_join_before_its_promotion() {
         assert_ne!(wrong.kind, RecoveryKind::QuorumRecovery, "{label}: over the step's end quorum holds");
     }
 }
+
+/// The first master lost inside a join after the joining member's etcd started: no quorum, and
+/// nothing shows whether the promotion happened (etcd 3.5 lists no members without quorum; a
+/// member that never synced cannot even say it is a learner). Where the joining member was the
+/// only other one (the first join), forcing a new cluster from it would start from a learner
+/// that may hold none of the data: that quorum recovery is refused, whatever state the halt is
+/// believed in. Where a voter from before the step survives (the second join), it is carried out.
+#[test]
+fn a_quorum_recovery_from_a_member_promoted_only_within_the_cut_step_is_refused() {
+    use plan_model::topology::NodeSet;
+    for file in ["homelab.yaml", "five-masters.yaml", "three-hypervisors.yaml"] {
+        let (t, plan) = scenario(file);
+        let (mut transport, mut journal, mut operator) = (Recorder::default(), Journal::in_memory(), Yes);
+        let runner = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options(false));
+        let first = t.existing_master();
+        let survivor = |c: &Choice| c.actions.iter().find_map(|a| if let Action::ForceNewCluster(n) = a { Some(*n) } else { None });
+        for (k, join) in joins(&plan).into_iter().take(2).enumerate() {
+            let i = plan.steps.iter().position(|s| s.id == join).expect("the join");
+            // Believed promoted (the step's end) at the first join; cut after the joining
+            // member's start at the second, where quorum holds at the end with one down.
+            let mut believed = if k == 0 {
+                *runner.prediction.after(i)
+            } else {
+                let within = runner.prediction.within(&t, &plan, i);
+                *within.iter().find(|c| !c.learners.is_empty() && c.learners.and(c.etcd_started) == c.learners).expect("a learner started")
+            };
+            believed.up = believed.up.minus(NodeSet::of(first));
+            assert!(!plan_model::observe::quorum(&believed).holds(), "{file} {join}: two voters, one down");
+            let choices = runner.choices(i, &believed, false);
+            let rq = choices.iter().find(|c| c.kind == RecoveryKind::QuorumRecovery).expect("a quorum recovery is weighed");
+            let from = survivor(rq).expect("from a survivor");
+            let label = format!("{file} {join} from {}", t.name(from));
+            if k == 0 {
+                let why = rq.refused.as_deref().unwrap_or_default();
+                assert!(why.contains("became an etcd voter only within step"), "{label}: {why:?}");
+                assert!(!choices.iter().any(|c| c.best && c.kind == RecoveryKind::QuorumRecovery), "{label}");
+            } else {
+                assert!(runner.prediction.before(i).voters.contains(from), "{label}");
+                assert!(rq.refused.is_none() && rq.best, "{label}: {:?}", rq.refused);
+            }
+        }
+    }
+}
