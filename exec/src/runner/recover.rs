@@ -431,7 +431,7 @@ impl Runner<'_> {
         // interrupted step (nothing of it runs again), as the twin goes on to the next step; a
         // join done once would refuse to run again (kubelet.conf exists).
         let progress = Progress::from_records(&self.journal.records);
-        let every_command_done = (0..self.compiled[i].len()).all(|j| progress.command_done(&halted, j));
+        let every_command_done = !self.compiled[i].is_empty() && (0..self.compiled[i].len()).all(|j| progress.command_done(&halted, j));
         if recovery.kind == RecoveryKind::GoForward {
             let from = if every_command_done && i + 1 < self.plan.steps.len() { i + 1 } else { i };
             self.journal_write_off(&halted, from, &recovery.expected)?;
