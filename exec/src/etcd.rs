@@ -110,6 +110,13 @@ impl EtcdProbe {
         self.etcdctl(&self.endpoint, "member list -w json")
     }
 
+    /// `etcdctl endpoint status -w json` of the probe's endpoint: the asked member's own view,
+    /// which a learner and a member without quorum answer (`Status` is served locally and is one
+    /// of the RPCs a learner serves: `isRPCSupportedForLearner`).
+    pub fn endpoint_status_command(&self) -> String {
+        self.etcdctl(&self.endpoint, "endpoint status -w json")
+    }
+
     /// `etcdctl endpoint health -w json` of the client URLs given: the members' own, which the
     /// caller has read from the member list and checked. Not `--cluster`, which would dial
     /// whatever the members advertise, unchecked.
@@ -233,6 +240,40 @@ pub fn parse_member_list(json: &str) -> Result<Vec<EtcdMember>, EtcdError> {
 /// [`EtcdError::UnreadableJson`].
 pub fn parse_endpoint_health(json: &str) -> Result<Vec<EndpointHealth>, EtcdError> {
     serde_json::from_str(json.trim()).map_err(|e| EtcdError::UnreadableJson { command: "endpoint health", reason: e.to_string() })
+}
+
+/// What a member says of itself in `etcdctl endpoint status -w json`: a learner, and how far it
+/// applied the log (`raftAppliedIndex`: a member that applied nothing holds no data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalStatus {
+    pub is_learner: bool,
+    pub applied: u64,
+}
+
+#[derive(Deserialize)]
+struct StatusLine {
+    #[serde(rename = "Status")]
+    status: StatusBody,
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    #[serde(rename = "isLearner", default)]
+    is_learner: bool,
+    #[serde(rename = "raftAppliedIndex", default)]
+    applied: u64,
+}
+
+/// Parses `etcdctl endpoint status -w json` of one endpoint (protobuf's JSON leaves `isLearner`
+/// out when false).
+///
+/// # Errors
+/// Unreadable JSON, or no endpoint in it.
+pub fn parse_endpoint_status(json: &str) -> Result<LocalStatus, EtcdError> {
+    let unreadable = |reason: String| EtcdError::UnreadableJson { command: "endpoint status", reason };
+    let lines: Vec<StatusLine> = serde_json::from_str(json.trim()).map_err(|e| unreadable(e.to_string()))?;
+    let first = lines.into_iter().next().ok_or_else(|| unreadable("no endpoint".to_string()))?;
+    Ok(LocalStatus { is_learner: first.status.is_learner, applied: first.status.applied })
 }
 
 /// The host of a URL (`http://127.0.20.11:2380` -> `127.0.20.11`).

@@ -333,6 +333,17 @@ pub fn closest<'s>(t: &Topology, observation: &Observation, states: &'s [Cluster
     best.map(|(state, _)| state)
 }
 
+/// The members `observation` saw as voters: in a member list, or by their own status.
+pub fn voters_seen(t: &Topology, observation: &Observation) -> plan_model::topology::NodeSet {
+    let mut seen = plan_model::topology::NodeSet::EMPTY;
+    for fact in observation.facts.iter().filter(|f| f.field == Field::EtcdVoter && f.seen == Seen::Yes) {
+        if let Some(node) = node_ix(t, &fact.node) {
+            seen = seen.with(node);
+        }
+    }
+    seen
+}
+
 /// The masters whose etcd refused the member list (`observation.etcd_refused`) that `state`, with
 /// the observation written over it, has serving with quorum.
 pub fn unexplained_refusals(t: &Topology, observation: &Observation, state: &Cluster) -> usize {

@@ -282,6 +282,9 @@ pub struct Runner<'a> {
     /// The machine the workstation's commands run on when not this one: the transport's
     /// (`--workstation`), for which every invocation is compiled.
     pub workstation: Option<crate::workstation::WorkstationHost>,
+    /// The members the last look at a halt saw as voters (a member list, or a member's own
+    /// status): a quorum recovery may start from one ([`Runner::choices`]).
+    pub voters_seen: plan_model::topology::NodeSet,
 }
 
 impl<'a> Runner<'a> {
@@ -309,7 +312,21 @@ impl<'a> Runner<'a> {
             Some((_, from, state)) => Prediction::going_on(t, plan, from, state),
             None => Prediction::new(t, plan),
         };
-        Runner { t, plan, transport, journal, operator, options, prediction, compiled, observer, latest_look: None, workstation }
+        let voters_seen = plan_model::topology::NodeSet::EMPTY;
+        Runner {
+            t,
+            plan,
+            transport,
+            journal,
+            operator,
+            options,
+            prediction,
+            compiled,
+            observer,
+            latest_look: None,
+            workstation,
+            voters_seen,
+        }
     }
 
     /// A compiler for this run's workstation: what it compiles runs where the plan's does.
@@ -500,6 +517,7 @@ impl<'a> Runner<'a> {
             Some(o) => observe::overlay(self.t, o, &self.base_at_halt(i, started, o)),
             None => expected,
         };
+        self.voters_seen = observation.as_ref().map_or(plan_model::topology::NodeSet::EMPTY, |o| observe::voters_seen(self.t, o));
         Ok((believed, observation))
     }
 

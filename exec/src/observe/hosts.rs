@@ -93,7 +93,8 @@ pub(super) fn observe_hosts(
                 // The master asked did not list: the others the twin has serving are asked, in a
                 // round of their own, and the first list that comes is read.
                 early = None;
-                if let Some((elsewhere, asked, listed)) = list_elsewhere(t, transport, &others, &list, observation)? {
+                let status = probes.etcd.as_ref().expect("an etcd ask has its probe").endpoint_status_command();
+                if let Some((elsewhere, asked, listed)) = list_elsewhere(t, transport, &others, (&list, &status), observation)? {
                     (place, label, members) = (elsewhere, asked, Some(listed));
                 }
             }
@@ -332,9 +333,11 @@ fn refused(node: &str, done: &Completed, observation: &mut Observation) -> Strin
     why
 }
 
-/// `list` on each of `others` at once, after the master first asked did not list: the first (in
-/// their order) that lists, its place, label and members. Those that do not are recorded as
-/// refusing where their host answered (not as unreachable: the first ask's failure is that).
+/// `list` and `status` on each of `others` at once, after the master first asked did not list:
+/// the first (in their order) that lists, its place, label and members. Those that do not are
+/// recorded as refusing where their host answered (not as unreachable: the first ask's failure
+/// is that), and, where no list came, what their member says of itself is read
+/// ([`status_facts`]).
 ///
 /// # Errors
 /// [`ExecError::NotLoopback`] when the transport refused the command.
@@ -342,15 +345,19 @@ fn list_elsewhere(
     t: &Topology,
     transport: &mut dyn Transport,
     others: &[HostTarget],
-    list: &str,
+    (list, status): (&str, &str),
     observation: &mut Observation,
 ) -> Result<Option<(Place, String, Vec<EtcdMember>)>, ExecError> {
-    let runs: Vec<(Place, Request<'_>)> = others.iter().map(|host| (Place::Host(host.clone()), request(list))).collect();
+    let runs: Vec<(Place, Request<'_>)> =
+        others.iter().flat_map(|host| [(Place::Host(host.clone()), request(list)), (Place::Host(host.clone()), request(status))]).collect();
     let ReadAndRun { ran, .. } = transport.read_and_run(&[], &runs);
+    let mut ran = ran.into_iter();
     let mut found = None;
-    for (host, answer) in others.iter().zip(ran) {
+    let mut statuses = Vec::new();
+    for host in others {
+        let (listed, said) = (ran.next().expect("the list was asked"), ran.next().expect("the status was asked"));
         let label = format!("etcd via {}", host.name);
-        match answer {
+        match listed {
             Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
             Ok(done) if found.is_none() && done.success() => {
                 if let Some(members) = etcd_members(t, (&host.name, &label), Ok(done), observation)? {
@@ -359,11 +366,43 @@ fn list_elsewhere(
             }
             Ok(done) if !done.success() => {
                 refused(&host.name, &done, observation);
+                match said {
+                    Err(e @ ExecError::NotLoopback { .. }) => return Err(e),
+                    Err(_) => {}
+                    Ok(said) => statuses.push((&host.name, said)),
+                }
             }
             _ => {}
         }
     }
+    // A list that came says it all; without one, each member's own word.
+    if found.is_none() {
+        for (node, said) in statuses {
+            status_facts(node, &said, observation);
+        }
+    }
     Ok(found)
+}
+
+/// What a member whose list was refused says of itself (`endpoint status`, served without
+/// quorum): a learner; or a member that is no learner and applied the log, so a voter holding
+/// the data (a learner that never synced applied nothing, and may not know it is one). Nothing
+/// for any other answer.
+fn status_facts(node: &str, said: &Completed, observation: &mut Observation) {
+    let known = observation.facts.iter().any(|f| f.node == node && f.field == Field::EtcdLearner);
+    let Some(status) = said.success().then(|| etcd::parse_endpoint_status(&said.stdout).ok()).flatten() else { return };
+    if known {
+        return;
+    }
+    let evidence = format!("etcd on {node}: endpoint status: learner {}, applied index {}", status.is_learner, status.applied);
+    let voter = match (status.is_learner, status.applied) {
+        (true, _) => false,
+        (false, applied) if applied > 0 => true,
+        _ => return,
+    };
+    observation.fact(node, Field::EtcdVoter, seen(voter), evidence.clone());
+    observation.fact(node, Field::EtcdLearner, seen(!voter), evidence.clone());
+    observation.fact(node, Field::EtcdStarted, Seen::Yes, evidence);
 }
 
 /// `etcdctl endpoint health` over `client_urls`, or why it cannot be asked: its command, each URL

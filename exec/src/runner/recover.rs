@@ -299,17 +299,19 @@ impl Runner<'_> {
     }
 
     /// Why a quorum recovery from `candidate`'s survivor cannot be carried out: that member
-    /// became a voter within the halted step `i`. Without quorum etcd 3.5 lists no members
-    /// (docs/facts.md E9), so nothing shows whether the promotion happened or the member is a
-    /// learner that may never have synced, from which `--force-new-cluster` would start a cluster
-    /// without the data. A voter before the step was confirmed by the look before it.
+    /// became a voter within the halted step `i`, and the look at the halt did not see it as one.
+    /// Without quorum etcd 3.5 lists no members (docs/facts.md E9); the member's own `endpoint
+    /// status` says whether it is a learner and how far it applied the log, unless it never
+    /// synced. Without that, nothing shows whether the promotion happened, and
+    /// `--force-new-cluster` from a learner that never synced starts a cluster without the data.
+    /// A voter before the step was confirmed by the look before it.
     fn unconfirmed_survivor(&self, i: usize, candidate: &search::Candidate) -> Option<String> {
         let before = self.prediction.before(i);
         let survivor = candidate.actions.iter().find_map(|a| match a {
             Action::ForceNewCluster(n) => Some(*n),
             _ => None,
         })?;
-        (!before.voters.contains(survivor)).then(|| {
+        (!before.voters.contains(survivor) && !self.voters_seen.contains(survivor)).then(|| {
             format!(
                 "{} became an etcd voter only within step {} and no member list confirms it: forcing a new cluster from a learner that never synced would lose the data",
                 self.t.name(survivor),
