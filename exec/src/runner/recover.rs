@@ -547,6 +547,8 @@ fn commands_ran(progress: &Progress, step: &str) -> usize {
 }
 
 #[cfg(test)]
+mod cut_join_tests;
+#[cfg(test)]
 mod go_forward_tests;
 #[cfg(test)]
 mod tests;

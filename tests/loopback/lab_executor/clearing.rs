@@ -12,9 +12,6 @@ use super::*;
 /// wait-and-retry does.
 #[test]
 fn a_hypervisor_down_for_a_while_is_waited_for_and_the_run_completes() {
-    if !lab_binaries(true) {
-        return;
-    }
     let three = scenario("three-hypervisors.yaml");
     let fault = ["--fault", "hypervisor-failure", "--fail", "hv-east", "--for", "10m", "--at", "3.6@0"];
     let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &three], None, None, &fault) else {
@@ -38,9 +35,6 @@ fn a_hypervisor_down_for_a_while_is_waited_for_and_the_run_completes() {
 /// handling is what takes the time; the whole plan's run is in docs/lab.md.)
 #[test]
 fn a_master_rebooting_as_the_next_join_begins_is_waited_for_by_the_executor_and_the_run_completes() {
-    if !lab_binaries(true) {
-        return;
-    }
     let Some((code, report)) = rehearse_scenario_via_execute(
         &[],
         None,
@@ -66,9 +60,6 @@ fn a_master_rebooting_as_the_next_join_begins_is_waited_for_by_the_executor_and_
 /// cut) and resumes: 2.6 is finished and the run completes. (In a slice, 2.3 to 2.8.)
 #[test]
 fn a_master_rebooting_inside_a_step_is_waited_for_at_the_halt_and_the_step_is_finished() {
-    if !lab_binaries(true) {
-        return;
-    }
     let Some((code, report)) = rehearse_scenario_via_execute(
         &[],
         None,
@@ -94,9 +85,6 @@ fn a_master_rebooting_inside_a_step_is_waited_for_at_the_halt_and_the_step_is_fi
 /// executor needed no recovery (2 rows disagreed). (In a slice, 6.1 and 6.2.)
 #[test]
 fn a_master_lost_for_a_while_during_the_failover_reboot_costs_quorum_and_the_step_is_run_again() {
-    if !lab_binaries(true) {
-        return;
-    }
     let Some((code, report)) =
         rehearse_scenario_via_execute(&[], None, Some("6.1,6.2"), &["--fail", "master-2", "--at", "6.1@1", "--fault", "reboot"])
     else {
@@ -120,9 +108,6 @@ fn a_master_lost_for_a_while_during_the_failover_reboot_costs_quorum_and_the_ste
 /// (In a slice, 2.8 and 3.1.)
 #[test]
 fn a_master_rebooting_after_a_steps_commands_is_waited_for_at_the_halt_not_taken_as_dead() {
-    if !lab_binaries(true) {
-        return;
-    }
     let Some((code, report)) =
         rehearse_scenario_via_execute(&[], None, Some("2.8,3.1"), &["--fail", "master-2", "--at", "2.8@2", "--fault", "reboot"])
     else {
@@ -143,9 +128,6 @@ fn a_master_rebooting_after_a_steps_commands_is_waited_for_at_the_halt_not_taken
 /// join runs again; the run completes, as the twin's. (In a slice, 2.3 to 2.6.)
 #[test]
 fn a_master_rebooting_inside_its_join_is_waited_for_cleaned_up_and_joined_again() {
-    if !lab_binaries(true) {
-        return;
-    }
     let Some((code, report)) =
         rehearse_scenario_via_execute(&[], None, Some("2.3,2.4,2.5,2.6"), &["--fail", "master-2", "--at", "2.5@1", "--fault", "reboot"])
     else {
@@ -170,9 +152,6 @@ fn a_master_rebooting_inside_its_join_is_waited_for_cleaned_up_and_joined_again(
 /// given time to settle, as after one.)
 #[test]
 fn a_partitioned_master_through_the_executor_is_waited_for_until_it_heals_then_the_run_completes() {
-    if !lab_binaries(true) {
-        return;
-    }
     let Some((code, report)) =
         rehearse_scenario_via_execute(&[], None, Some("4.1,4.2,4.3"), &["--fail", "master-3", "--at", "4.2@0", "--fault", "partition"])
     else {
@@ -195,9 +174,6 @@ fn a_partitioned_master_through_the_executor_is_waited_for_until_it_heals_then_t
 /// 2.5 runs again whole: the run completes, as in the twin. (In a slice, 2.3 to 2.6.)
 #[test]
 fn an_operator_away_for_three_hours_expires_the_certificate_key_and_a_renewal_completes_the_run() {
-    if !lab_binaries(true) {
-        return;
-    }
     let Some((code, report)) =
         rehearse_scenario_via_execute(&[], None, Some("2.3,2.4,2.5,2.6"), &["--fault", "operator-away", "--for", "3h", "--at", "2.5@0"])
     else {
@@ -225,9 +201,6 @@ fn an_operator_away_for_three_hours_expires_the_certificate_key_and_a_renewal_co
 /// (In the slice 3.8–4.1: the lab starts as the twin's state before 3.8.)
 #[test]
 fn an_lb_reload_through_the_executor_serves_the_declared_pool_at_once_and_the_run_completes() {
-    if !lab_binaries(true) {
-        return;
-    }
     let loopback = scenario("loopback.yaml");
     let Some((code, report)) =
         rehearse_scenario_via_execute(&["--scenario", &loopback], None, Some("3.8,4.1"), &["--fault", "lb-reload", "--at", "3.8"])

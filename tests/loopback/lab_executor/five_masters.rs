@@ -3,7 +3,7 @@
 
 use super::{lab_actions, rehearse_scenario_via_execute};
 use crate::common::rehearsal::{assert_all_agree, row, text};
-use crate::common::{lab_binaries, scenario};
+use crate::common::scenario;
 
 /// ctl-a lost for good inside ctl-c's join (3.5@2), after the learner's etcd started and before
 /// its promotion: two voters, one down, no quorum. The join hangs on the promotion and the
@@ -16,9 +16,6 @@ use crate::common::{lab_binaries, scenario};
 /// their refusals: no quorum, and the twin's best, the quorum recovery, is carried out for real.
 #[test]
 fn the_first_master_lost_inside_a_join_before_its_promotion_is_recovered_from_a_survivor() {
-    if !lab_binaries(true) {
-        return;
-    }
     let five = scenario("five-masters.yaml");
     let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &five], None, None, &["--fail", "ctl-a", "--at", "3.5@2"])
     else {
@@ -43,9 +40,6 @@ fn the_first_master_lost_inside_a_join_before_its_promotion_is_recovered_from_a_
 /// master to make them (27 rows disagreed).
 #[test]
 fn the_first_master_lost_after_a_join_ran_whole_is_written_off_and_the_join_is_not_run_again() {
-    if !lab_binaries(true) {
-        return;
-    }
     let five = scenario("five-masters.yaml");
     let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &five], None, None, &["--fail", "ctl-a", "--at", "3c.5@2"])
     else {
