@@ -8,6 +8,7 @@ use crate::predict::Prediction;
 use crate::target::Place;
 use crate::transport::{Completed, Request, Transport};
 use crate::ExecError;
+use host_wait::HaltWait;
 use plan_model::action::Action;
 use plan_model::cluster::Cluster;
 use plan_model::hand::HandTask;
@@ -569,8 +570,14 @@ impl<'a> Runner<'a> {
         // A drift with something silent in it went through the wait before the step already; the
         // look after a step only settles for `AFTER_STEP_SETTLE_S`, far less than a reboot, so what
         // is silent then is waited for here.
-        let waited = !after_step && !host_wait::silent(&drift).is_empty();
-        let mut at_halt = self.believed_at_halt(i, started, waited)?;
+        let wait = if by_hand.is_some() {
+            HaltWait::Nothing
+        } else if !after_step && !host_wait::silent(&drift).is_empty() {
+            HaltWait::Hypervisors
+        } else {
+            HaltWait::All
+        };
+        let mut at_halt = self.believed_at_halt(i, started, wait)?;
         if let Some(cut_off) = cut_off {
             host_wait::add_new(&mut at_halt.silent, cut_off);
         }

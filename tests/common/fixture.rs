@@ -236,6 +236,12 @@ impl Lab {
             // executor watches etcd at every step, so the fixture turns that observer off.
             args.extend_from_slice(&["--ssh-config", config, "--skip-observer", "kube", "--skip-observer", "etcd"]);
         }
+        if matches!(rest.first(), Some(&"execute")) {
+            // The new masters and the hypervisor have no sshd here: a step that needs them halts,
+            // and a halt waits for what does not answer (90 s by default) before it takes it as
+            // dead. Nothing here comes back: a second's wait shows the same.
+            args.extend_from_slice(&["--wait-for-host", "1s"]);
+        }
         args
     }
 

@@ -49,6 +49,9 @@ fn kubelet_flip_is_verified_then_rolled_back_on_real_files() {
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}\n{}", lab.sshd_log("lab-wk-1"));
     assert!(shown.contains("HALTED at step 4.4") && shown.contains("lab-cp-2"), "{shown}");
+    // lab-cp-2 did not answer the step's command: it was waited for (`--wait-for-host`), then
+    // taken as dead.
+    assert!(shown.contains("waiting up to 1 s (4.4) for what does not answer"), "{shown}");
     // Off a terminal (stderr is a pipe here) every step and command is logged line by line.
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("== Phase 4") && log.contains("-- 4.2 ") && log.contains("-- 4.3 "), "{log}");

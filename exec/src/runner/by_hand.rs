@@ -227,6 +227,48 @@ mod tests {
         assert!(refused.to_string().contains(&format!("at step {}, is not at by-hand work", by_hand[0].0)), "{refused}");
     }
 
+    #[test]
+    fn a_halt_at_by_hand_work_tells_the_operator_at_once_without_waiting_for_what_is_silent() {
+        // The loopback scenario's hypervisor stops answering. The look before the first by-hand
+        // step does not look at hypervisors; the halt's look does, and waits for a silent one after a failure. At
+        // by-hand work nothing failed: the operator is told at once, the hypervisor named silent.
+        let (t, _) = super::super::tests::loopback_first_step();
+        let mut plan = plan_model::planner::generate(&t);
+        let first = by_hand_runs(&t, &plan)[0].0.clone();
+        let by_hand = plan.steps.iter().position(|s| s.id == first).expect("the step");
+        plan.steps.truncate(by_hand + 1);
+        let hypervisor = t.scenario.hypervisors[0].name.clone();
+        // The hypervisor runs the plan's commands (0.1 reads its RAM) and then stops answering.
+        struct SilentAfterItsCommands(super::super::tests::Rebooting, bool);
+        impl Transport for SilentAfterItsCommands {
+            fn run(&mut self, place: &Place, request: &Request<'_>) -> Result<Completed, ExecError> {
+                let hypervisor = matches!(place, Place::Host(h) if h.name == self.0.silent);
+                self.1 |= hypervisor && request.step != "observe";
+                if hypervisor && request.step == "observe" && self.1 {
+                    return Err(ExecError::Ssh { host: self.0.silent.clone(), reason: "connection refused".to_string() });
+                }
+                Ok(Completed { exit: Some(0), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO })
+            }
+            fn read_file(&mut self, host: &crate::target::HostTarget, path: &str) -> Result<crate::transport::FileRead, ExecError> {
+                self.0.read_file(host, path)
+            }
+        }
+        let answers = super::super::tests::Rebooting { t: t.clone(), silent: hypervisor.clone(), silent_for: 0, tried: 0 };
+        let mut transport = SilentAfterItsCommands(answers, false);
+        let mut journal = Journal::in_memory();
+        let mut operator = Unattended { confirmed: Vec::new() };
+        let options =
+            RunOptions { observe: true, host_wait: Duration::from_secs(30), host_poll: Some(Duration::from_secs(1)), ..options(false) };
+        let started = std::time::Instant::now();
+        let outcome = Runner::new(&t, &plan, &mut transport, &mut journal, &mut operator, options).run().unwrap();
+        let Outcome::Halted(halt) = outcome else { panic!("{outcome:?}") };
+        assert_eq!((halt.step.as_str(), halt.by_hand.is_some()), (first.as_str(), true), "{}", halt.reason);
+        assert!(started.elapsed() < Duration::from_secs(10), "no 30 s wait at by-hand work: {:?}", started.elapsed());
+        assert!(halt.drift.iter().any(|d| d.node == hypervisor && crate::observe::is_unreachable(d)), "{:?}", halt.drift);
+        let waited = journal.records.iter().any(|r| matches!(&r.event, Event::Observed { when, .. } if when == "after-waiting"));
+        assert!(!waited, "no wait journalled");
+    }
+
     /// The join secrets' sweep at each by-hand halt of an unattended run resumed with
     /// `--by-hand-done` until the first halt after `until`: (halted step, swept at that halt).
     fn halts_until(until: &str) -> (Vec<(String, bool)>, Journal, Topology, Plan) {

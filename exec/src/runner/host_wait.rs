@@ -52,6 +52,19 @@ pub(super) fn hosts_back_since(halted_drift: &[Drift], now: Option<&[Drift]>) ->
     now.is_some_and(|now| !silent(halted_drift).is_empty() && silent(now).is_empty())
 }
 
+/// What the look at a halt still waits for before it takes what is silent as dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HaltWait {
+    /// Everything that does not answer: nothing was waited for yet.
+    All,
+    /// Only the hypervisors: the halt's drift went through the wait before the step, which does
+    /// not look at them.
+    Hypervisors,
+    /// Nothing: the halt is at by-hand work, nothing failed, and the operator is told at once;
+    /// the resume's look before the next step waits for what is still silent then.
+    Nothing,
+}
+
 impl Runner<'_> {
     /// The twin's states a halt in step `i` may show: before it, or, once some of its commands
     /// ran (`started`), any state its actions pass through. The halt and `plan recover` judge
@@ -65,13 +78,12 @@ impl Runner<'_> {
     }
 
     /// The state recoveries are chosen from at a halt in step `i`: the twin's, before the step or
-    /// after it when some of its commands ran, with the hosts' answers written over it. Unless
-    /// the halt's own drift already went through a wait (`waited`), what does not answer is
-    /// waited for first ([`Runner::wait_while_silent`]).
+    /// after it when some of its commands ran, with the hosts' answers written over it. What does
+    /// not answer is waited for first ([`Runner::wait_while_silent`]), as far as `wait` allows.
     ///
     /// # Errors
     /// An observer failed, or the journal cannot be written.
-    pub(super) fn believed_at_halt(&mut self, i: usize, started: bool, waited: bool) -> Result<AtHalt, ExecError> {
+    pub(super) fn believed_at_halt(&mut self, i: usize, started: bool, wait: HaltWait) -> Result<AtHalt, ExecError> {
         let (believed, observation) = self.believed(i, started)?;
         let Some(last) = observation else {
             return Ok(AtHalt { believed, silent: Vec::new(), still_silent: Vec::new() });
@@ -82,7 +94,11 @@ impl Runner<'_> {
         let first = silent(&observe::drift(self.t, &last, &allowed));
         // A wait before the step did not look at the hypervisors: one silent now is waited for.
         let hypervisors = &self.t.scenario.hypervisors;
-        let unwaited = !waited || first.iter().any(|d| hypervisors.iter().any(|h| h.name == d.node));
+        let unwaited = match wait {
+            HaltWait::All => true,
+            HaltWait::Hypervisors => first.iter().any(|d| hypervisors.iter().any(|h| h.name == d.node)),
+            HaltWait::Nothing => false,
+        };
         // A stop the operator asked for is not held up by a wait.
         if first.is_empty() || !unwaited || self.options.host_wait.is_zero() || crate::interrupt::asked(self.options.stop) {
             return Ok(AtHalt { believed, still_silent: first.clone(), silent: first });

@@ -59,11 +59,11 @@ pub(super) fn options(resume: bool) -> RunOptions {
 
 /// The loopback scenario's hosts as the twin starts them, `silent` refusing SSH for its
 /// first `silent_for` connections (a host that reboots), or for good.
-struct Rebooting {
-    t: Topology,
-    silent: String,
-    silent_for: usize,
-    tried: usize,
+pub(super) struct Rebooting {
+    pub(super) t: Topology,
+    pub(super) silent: String,
+    pub(super) silent_for: usize,
+    pub(super) tried: usize,
 }
 
 impl Transport for Rebooting {
@@ -255,7 +255,7 @@ fn a_stop_the_operator_asked_for_is_not_held_up_by_the_wait_at_the_halt() {
     assert!(started.elapsed() < Duration::from_secs(10), "no 30 s wait: {:?}", started.elapsed());
 }
 
-fn loopback_first_step() -> (Topology, Plan) {
+pub(super) fn loopback_first_step() -> (Topology, Plan) {
     let t = Topology::new(&parse_scenario(include_str!("../../../scenarios/loopback.yaml")).expect("the loopback scenario is valid"));
     let mut plan = plan_model::planner::generate(&t);
     plan.steps.truncate(1);
