@@ -102,6 +102,11 @@ pub struct RunOptions {
     /// [`HOST_WAIT_POLL_S`] (the lab, whose waits are for faults of a few seconds, looks every
     /// second).
     pub host_poll: Option<Duration>,
+    /// How long what differs after a step (or lags before one) is looked at again before the
+    /// run halts on it: [`AFTER_STEP_SETTLE_S`] by default (a kubelet reports Ready, a static pod
+    /// comes back, a health check takes a backend back); the lab, whose stand-ins settle within
+    /// a second, gives less.
+    pub settle: Duration,
     /// Set when the operator asked the run to stop (Ctrl-C, SIGTERM: [`crate::interrupt`]): the
     /// run halts before its next command.
     pub stop: Option<&'static std::sync::atomic::AtomicBool>,
@@ -125,6 +130,7 @@ impl RunOptions {
             probes,
             host_wait: Duration::ZERO,
             host_poll: None,
+            settle: Duration::from_secs(AFTER_STEP_SETTLE_S),
             stop: None,
             by_hand_done: false,
         }
@@ -353,7 +359,7 @@ impl<'a> Runner<'a> {
         Ok(Some(observation))
     }
 
-    /// The drift after a step, looked at again for up to [`AFTER_STEP_SETTLE_S`] while there is
+    /// The drift after a step, looked at again for up to [`RunOptions::settle`] while there is
     /// some: a kubelet reports its node Ready, a static pod comes back, a few seconds after the
     /// command that caused it returned; the twin holds only where things settle.
     fn settled_drift(&mut self, i: usize, after: &Cluster, scope: Scope, first: Observation) -> Result<Vec<Drift>, ExecError> {
@@ -361,7 +367,7 @@ impl<'a> Runner<'a> {
         self.settle(i, after, &[after], scope, drift)
     }
 
-    /// `drift` against `allowed`, looked at again for up to [`AFTER_STEP_SETTLE_S`] while there is
+    /// `drift` against `allowed`, looked at again for up to [`RunOptions::settle`] while there is
     /// some (`expected` scopes the looks), in step `i`. What does not answer meanwhile is told
     /// to the operator once ([`Operator::settling`]); a stop the operator asks for ends the looks.
     fn settle(
@@ -372,7 +378,7 @@ impl<'a> Runner<'a> {
         scope: Scope,
         mut drift: Vec<Drift>,
     ) -> Result<Vec<Drift>, ExecError> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(AFTER_STEP_SETTLE_S);
+        let deadline = std::time::Instant::now() + self.options.settle;
         let mut told = false;
         while !drift.is_empty() && std::time::Instant::now() < deadline && !crate::interrupt::asked(self.options.stop) {
             let silent = host_wait::silent(&drift);
@@ -568,7 +574,7 @@ impl<'a> Runner<'a> {
     fn halt_with(&mut self, i: usize, reason: String, drift: Vec<Drift>, started: bool, seen: HaltSeen) -> Result<Outcome, ExecError> {
         let HaltSeen { by_hand, cut_off, expired, predicted, after_step } = seen;
         // A drift with something silent in it went through the wait before the step already; the
-        // look after a step only settles for `AFTER_STEP_SETTLE_S`, far less than a reboot, so what
+        // look after a step only settles for `RunOptions::settle`, far less than a reboot, so what
         // is silent then is waited for here.
         let wait = if by_hand.is_some() {
             HaltWait::Nothing

@@ -27,8 +27,15 @@ pub const MEMBER_READY_TIMEOUT_S: u64 = 10;
 /// How often the join shim asks etcd to promote its learner (etcd refuses until the learner has
 /// caught up with the leader, and 3.4 until it has been connected for 5 s).
 pub const PROMOTE_RETRY_MS: u64 = 200;
-/// Promotion attempts before the join shim gives up: 15 s in all.
+/// `member add` attempts (etcd 3.4 answers "unhealthy cluster" while a member joined less than
+/// 5 s ago) before the join shim gives up: 15 s in all.
 pub const PROMOTE_ATTEMPTS_MAX: u32 = 75;
+/// How long the join shim waits for its member's promotion (or, without learners, its health)
+/// before the join fails, as kubeadm does after its `EtcdAPICall` timeout (2 min by default): an
+/// in-sync learner is promoted within a few seconds (3.4 after 5 s connected); without quorum
+/// no try can succeed, and each takes etcdctl's 2 s, so a count of tries ran past the executor's
+/// 60 s command timeout.
+pub const ETCD_WAIT_S: u64 = 20;
 /// Where a joining master's etcd identity is prepared, in its host directory.
 pub(crate) const MEMBER_DIR: &str = "etcd-member";
 /// A master's etcd client URL, in its host directory: where the host's `etcdctl` shim points
@@ -446,11 +453,20 @@ impl SliceEtcd {
         // Every member that answers is asked on its own (a serializable read answers from its
         // own store): after a restore, one of the old cluster still running would hold the writes
         // the restore lost, and members that differ are no answer at all.
+        // All at once: a member that is down takes etcdctl's whole timeout to say nothing.
         let read = |key: &str| -> Result<Observed, LabError> {
+            let answers: Vec<(NodeIx, Result<Real<u64>, LabError>)> = std::thread::scope(|scope| {
+                let asks: Vec<_> = self
+                    .urls
+                    .iter()
+                    .map(|(node, member)| (*node, scope.spawn(move || Etcdctl::new(vec![member.client.clone()]).count_serializable(key))))
+                    .collect();
+                asks.into_iter().map(|(node, ask)| (node, ask.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))).collect()
+            });
             let mut held: BTreeMap<bool, Vec<String>> = BTreeMap::new();
-            for (node, member) in &self.urls {
-                if let Ok(n) = Etcdctl::new(vec![member.client.clone()]).count_serializable(key)? {
-                    held.entry(n > 0).or_default().push(t.name(*node).to_string());
+            for (node, answer) in answers {
+                if let Ok(n) = answer? {
+                    held.entry(n > 0).or_default().push(t.name(node).to_string());
                 }
             }
             Ok(match (held.get(&true), held.get(&false)) {
@@ -462,7 +478,12 @@ impl SliceEtcd {
                 (None, None) => Observed::NoAnswer("no member answers".to_string()),
             })
         };
-        let (before, after) = (read(WRITTEN_BEFORE_BACKUP)?, read(WRITTEN_AFTER_BACKUP)?);
+        let (before, after) = std::thread::scope(|scope| {
+            let before = scope.spawn(|| read(WRITTEN_BEFORE_BACKUP));
+            let after = read(WRITTEN_AFTER_BACKUP);
+            (before.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), after)
+        });
+        let (before, after) = (before?, after?);
         // No member up and started in the twin: no one holds the data to answer a read.
         let nothing_up = no_member_up(twin);
         let unread = || crate::fidelity::Cell::from(Observed::NothingUp("no member is up to answer".to_string()));
@@ -546,6 +567,7 @@ fn write_join_shim(root: &Path, modes: JoinModes, token_ttl_s: u64, certs_ttl_s:
             .replace("@JOIN_LOG@", JOIN_LOG)
             .replace("@MEMBER_DIR@", MEMBER_DIR)
             .replace("@PROMOTE_ATTEMPTS_MAX@", &PROMOTE_ATTEMPTS_MAX.to_string())
+            .replace("@ETCD_WAIT_S@", &ETCD_WAIT_S.to_string())
             .replace("@STRIKE_DIR@", STRIKE_DIR)
             .replace("@CERTS_TTL_S@", &certs_ttl_s.to_string())
             .replace("@KUBELET_SERVER@", &kubelet_server)

@@ -73,11 +73,16 @@ strike add
 setsid /usr/bin/etcd $(cat $member/args) --initial-cluster="$initial" --initial-cluster-state=existing >> $member/etcd.log 2>&1 < /dev/null &
 echo $! > $member/pid
 strike start
+# kubeadm polls etcd until its EtcdAPICall timeout (2 min by default), then fails the join
+# (cmd/kubeadm/app/util/etcd/etcd.go MemberPromote: wait.PollUntilContextTimeout with
+# constants.EtcdAPICallRetryInterval and EtcdAPICallTimeout): a deadline, not a count of tries,
+# since a try without quorum takes etcdctl's whole command timeout.
+deadline=$(( $(date +%s) + @ETCD_WAIT_S@ ))
 if [ @LEARNER_MODE@ = on ]; then
   # kubeadm retries the promotion: etcd refuses a learner that has not caught up with the leader.
   attempt=1
   until out=$(ctl member promote "$id" 2>&1); do
-    [ $attempt -ge @PROMOTE_ATTEMPTS_MAX@ ] && fail "etcd member promote $id: $out"
+    [ "$(date +%s)" -ge $deadline ] && fail "error execution phase control-plane-join/etcd: etcd member promote $id: $out"
     attempt=$((attempt + 1))
     /bin/sleep @RETRY_S@
   done
@@ -88,7 +93,7 @@ else
   attempt=1
   own=$(sed -n 's/^--listen-client-urls=//p' $member/args)
   until ETCDCTL_API=3 etcdctl --endpoints="$own" --dial-timeout=500ms --command-timeout=2s endpoint health > /dev/null 2>&1; do
-    [ $attempt -ge @PROMOTE_ATTEMPTS_MAX@ ] && fail "etcd member $id: not healthy"
+    [ "$(date +%s)" -ge $deadline ] && fail "error execution phase control-plane-join/etcd: etcd member $id: not healthy"
     attempt=$((attempt + 1))
     /bin/sleep @RETRY_S@
   done

@@ -61,11 +61,17 @@ pub const LAB_HOST_WAIT_MS: u64 = 4 * LAB_REBOOT_MS;
 /// it lasts until the executor has seen it (`KubeletStandIn::clears_now`): a 1.5 s partition once
 /// healed inside the first look and was never seen.
 pub const FAULT_CLEARS_AFTER_MS: u64 = 2 * LAB_REBOOT_MS;
+/// How long the executor on the lab looks again at what differs after a step, or lags before
+/// one, before it halts (`plan execute`'s 20 s, `RunOptions::settle`): the lab's stand-ins settle
+/// within a second (its kubelet stand-in looks every 100 ms, HAProxy checks every 100 ms, etcd
+/// elects in 500 ms), and a look at a cluster without quorum takes 2 s, so 20 s cost every
+/// rehearsal of a master lost after a step's commands about ten such looks.
+pub const LAB_SETTLE_MS: u64 = 6 * LAB_REBOOT_MS;
 /// When a fault that clears clears if the executor never said it waits for it (it should: every
 /// fault that clears silences something it looks at), well inside [`LAB_HOST_WAIT_CLEARING_MS`],
-/// and past the executor's look after a step (`plan_exec::runner::AFTER_STEP_SETTLE_S`, 20 s),
-/// which does not see a fault the twin's run has over only after a halt.
-pub const FAULT_UNSEEN_CLEARS_AFTER_MS: u64 = 17 * LAB_REBOOT_MS;
+/// and past the executor's look after a step ([`LAB_SETTLE_MS`]), which does not see a fault the
+/// twin's run has over only after a halt.
+pub const FAULT_UNSEEN_CLEARS_AFTER_MS: u64 = LAB_SETTLE_MS + 4 * LAB_REBOOT_MS;
 /// How long the executor waits on the lab when the rehearsed fault clears by itself (a reboot,
 /// a partition): far past [`FAULT_CLEARS_AFTER_MS`], as an operator's `--wait-for-host` is set
 /// past a reboot, so a loaded machine's slow boot is still waited for (at the suite's four test

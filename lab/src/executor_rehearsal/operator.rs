@@ -264,17 +264,17 @@ impl Operator for LabOperator<'_> {
         lock(self.kubelet).executor_waits_for(silent);
     }
 
-    fn settling(&mut self, step: &Step, silent: &[String], _up_to: Duration) {
+    fn settling(&mut self, step: &Step, silent: &[String], up_to: Duration) {
         // The same, seen while a step's result settles, where the twin's run has the fault over
-        // by then without a halt: a real reboot outlasts the executor's look after a step (20 s),
-        // so elsewhere the executor halts and waits, as the twin does.
+        // by then without a halt: a real reboot outlasts the executor's look after a step (20 s
+        // on real hosts), so elsewhere the executor halts and waits, as the twin does.
         let mut kubelet = lock(self.kubelet);
         if self.settles_clear.contains(&step.id) {
             kubelet.executor_waits_for(silent);
         } else {
             // The plan's own reboot still ends once waited for; a fault is held past the look.
             kubelet.reboots_waited_for(silent);
-            let look = Duration::from_secs(plan_exec::runner::AFTER_STEP_SETTLE_S) + Duration::from_millis(super::LAB_REBOOT_MS);
+            let look = up_to + Duration::from_millis(super::LAB_REBOOT_MS);
             kubelet.unseen_held_until(std::time::Instant::now() + look);
         }
     }

@@ -165,11 +165,17 @@ pub(super) fn cluster_rows(
     twin: &Cluster,
     vip: Vec<FidelityRow>,
 ) -> Vec<FidelityRow> {
+    // Each node's grace at once: a kubelet whose apiserver is down fails every try, and one at a
+    // time the nodes of a cluster without its first master took the grace each (20 s).
+    let ready: Vec<Option<bool>> = std::thread::scope(|scope| {
+        let looks: Vec<_> = joined.iter().map(|&node| scope.spawn(move || kubelet.node_ready_within_grace(hosts, node))).collect();
+        looks.into_iter().map(|look| look.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
     let mut rows = Vec::new();
-    for &node in joined {
+    for (&node, ready) in joined.iter().zip(ready) {
         let twin_ready = derive::node_ready(twin, t, node);
         let twin_cell = if twin_ready.is_ok() { Observed::Yes(true).into() } else { Observed::Yes(false).with(twin_ready.to_string()) };
-        let lab_cell = match kubelet.node_ready_within_grace(hosts, node) {
+        let lab_cell = match ready {
             Some(ready) => Observed::Yes(ready).into(),
             None => Observed::Yes(false).with("no kubelet.conf"),
         };

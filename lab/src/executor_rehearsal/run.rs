@@ -3,7 +3,7 @@
 
 use super::operator::LabOperator;
 use super::rig::{FaultRun, Rig};
-use super::{exec_error, lock, COMMAND_TIMEOUT_S, LAB_HOST_WAIT_CLEARING_MS, LAB_HOST_WAIT_MS, QUORUM_WRITE_TIMEOUT_MS};
+use super::{exec_error, lock, COMMAND_TIMEOUT_S, LAB_HOST_WAIT_CLEARING_MS, LAB_HOST_WAIT_MS, LAB_SETTLE_MS, QUORUM_WRITE_TIMEOUT_MS};
 use crate::error::LabError;
 use crate::executor_etcd::STRIKE_DIR;
 use crate::executor_fault::{Blow, Strike, StrikeAt};
@@ -228,6 +228,7 @@ fn options(rig: &Rig) -> RunOptions {
     // A look every second within the wait (a third of 30 s would be 5 s): a host back after its
     // 3 s is seen within a second.
     options.host_poll = Some(Duration::from_secs(1));
+    options.settle = Duration::from_millis(LAB_SETTLE_MS);
     // A plan the twin refuses without any fault (an edited one) is one `plan check` rejects:
     // the executor runs it as on `--override-check`, its real commands failing where they fail.
     let prediction = &rig.prediction;
