@@ -42,6 +42,7 @@ fn the_first_master_lost_inside_a_join_before_its_promotion_is_recovered_from_a_
 /// and, that fixed, copied the join secrets the halt had swept again, which needs the dead
 /// master to make them (27 rows disagreed).
 #[test]
+#[ignore = "long: scripts/long.sh runs it (docs/development.md#tests)"]
 fn the_first_master_lost_after_a_join_ran_whole_is_written_off_and_the_join_is_not_run_again() {
     let five = scenario("five-masters.yaml");
     let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &five], None, None, &["--fail", "ctl-a", "--at", "3c.5@2"])

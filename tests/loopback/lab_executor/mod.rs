@@ -417,6 +417,7 @@ fn the_existing_master_lost_as_phase_4_begins_is_written_off_through_the_executo
 /// no longer answers does not stop it. The lab's reset once asked only the members running when
 /// the lab started, left the member, and the rollback's `member remove` then found no quorum.
 #[test]
+#[ignore = "long: scripts/long.sh runs it (docs/development.md#tests)"]
 fn the_rollbacks_kubeadm_reset_removes_the_third_masters_member_with_the_first_master_lost() {
     let three = scenario("three-hypervisors.yaml");
     let fault = ["--fail", "cp-alpha", "--at", "3.6@0", "--choose", "rollback"];
@@ -439,6 +440,7 @@ fn the_rollbacks_kubeadm_reset_removes_the_third_masters_member_with_the_first_m
 /// cp-beta serves. The run goes on through 3.7's checks (the operator's kubeconfig and cp-gamma's
 /// kubelet on the VIP), finds 4.1's consumer edits made already, and halts at 8.1 as the twin.
 #[test]
+#[ignore = "long: scripts/long.sh runs it (docs/development.md#tests)"]
 fn the_first_master_lost_before_kubelet_local_mode_is_gone_on_from_with_its_clients_on_the_vip() {
     let three = scenario("three-hypervisors.yaml");
     let Some((code, report)) = rehearse_scenario_via_execute(&["--scenario", &three], None, None, &["--fail", "cp-alpha", "--at", "3.6@0"])
@@ -467,6 +469,7 @@ fn the_first_master_lost_before_kubelet_local_mode_is_gone_on_from_with_its_clie
 /// destruction that cannot run on a hypervisor that is down, as the twin's rollback passes over
 /// it. Before the executor looked at hypervisors, it asked for that destruction.
 #[test]
+#[ignore = "long: scripts/long.sh runs it (docs/development.md#tests)"]
 fn a_hypervisor_lost_for_good_is_seen_down_at_the_halt_and_the_rollback_passes_over_its_vm() {
     let three = scenario("three-hypervisors.yaml");
     let fault = ["--fault", "hypervisor-failure", "--fail", "hv-east", "--at", "3.6@0"];
@@ -495,6 +498,7 @@ fn a_hypervisor_lost_for_good_is_seen_down_at_the_halt_and_the_rollback_passes_o
 /// used to halt at the next step, 4.5.1, in phase 4.5, and hold (4 rows disagreed). (The whole
 /// plan: in a slice of 4.7 and 4.5.1, phase 4 is that one step, and both sides hold.)
 #[test]
+#[ignore = "long: scripts/long.sh runs it (docs/development.md#tests)"]
 fn a_master_lost_inside_the_last_step_of_phase_4_is_found_after_that_step_and_phase_4_rolled_back() {
     let Some((code, report)) = rehearse_scenario_via_execute(&[], None, None, &["--fail", "master-3", "--at", "4.7@1"]) else {
         return;
