@@ -365,6 +365,16 @@ fn report_outcome(outcome: Outcome, loaded: &Loaded, journal: &Journal) -> Resul
             write_recovery(&mut out, &halt.recovery);
             write_secrets_left(&mut out, &halt.secrets_left);
             if halt.by_hand.is_some() {
+                let silent: Vec<&str> =
+                    halt.drift.iter().filter(|d| plan_exec::observe::is_unreachable(d)).map(|d| d.node.as_str()).collect();
+                if !silent.is_empty() {
+                    // A halt at by-hand work does not wait for what is silent: nothing failed.
+                    let _ = writeln!(
+                        out,
+                        "Not waited for, since nothing failed here: {} did not answer, and the recovery above takes it as down; see to it before you go on (`plan recover` looks again).",
+                        silent.join(", ")
+                    );
+                }
                 let _ = writeln!(
                     out,
                     "Do it by hand (every task named above), then `plan execute --resume --by-hand-done` (it goes on from there); or undo with `plan recover`."

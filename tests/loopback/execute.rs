@@ -393,6 +393,8 @@ fn by_hand_done_moves_an_unattended_run_past_the_by_hand_work_it_halted_at() {
     // One halt for the step's four edits in a row, each named.
     assert!(shown.contains("; then edit lb/haproxy-bootstrap.php: + $POOL_NAMES[]"), "{shown}");
     assert!(shown.contains("then `plan execute --resume --by-hand-done`"), "{shown}");
+    // The hypervisor has no sshd here: silent at the halt, named, and not waited for.
+    assert!(shown.contains("Not waited for, since nothing failed here: lab-hv did not answer"), "{shown}");
     let status = text(&lab.plan(&file, &["status"]));
     assert!(status.contains("by hand: once it is done, `plan execute --resume --by-hand-done` goes on"), "{status}");
     let json: serde_json::Value = serde_json::from_slice(&lab.plan(&file, &["status", "--format", "json"]).stdout).expect("status json");

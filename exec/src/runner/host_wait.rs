@@ -60,8 +60,10 @@ pub(super) enum HaltWait {
     /// Only the hypervisors: the halt's drift went through the wait before the step, which does
     /// not look at them.
     Hypervisors,
-    /// Nothing: the halt is at by-hand work, nothing failed, and the operator is told at once;
-    /// the resume's look before the next step waits for what is still silent then.
+    /// Nothing: the halt is at by-hand work, nothing failed, and the operator is told at once,
+    /// what is silent named and taken as down by the recovery shown; the resume looks at the
+    /// hosts again before it goes on (a hypervisor only when a command of the plan reaches it),
+    /// and `plan recover` looks at everything again.
     Nothing,
 }
 

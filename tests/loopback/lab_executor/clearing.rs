@@ -100,10 +100,10 @@ fn a_master_lost_for_a_while_during_the_failover_reboot_costs_quorum_and_the_ste
 
 /// k8s-master-2 reboots right after 2.8's LB deploy (2.8@2): the twin's next check, every pool
 /// backend UP, fails, and it waits and runs the step again. The executor's look after the step
-/// waits 20 s for what does not answer, far less than a real reboot: the lab's reboot does not
+/// waits 20 s for what does not answer (12 s on the lab), far less than a real reboot: the lab's reboot does not
 /// clear on that look (the twin's run has it over only after its halt), the executor halts, waits
 /// for the host at the halt, finds it back and proposes waiting and running the step again.
-/// Before, the lab's reboot cleared within those 20 s (no recovery: the path disagreed), and with
+/// Before, the lab's reboot cleared within that look (no recovery: the path disagreed), and with
 /// that fixed the executor took the host as dead at the halt and proposed `--force-new-cluster`.
 /// (In a slice, 2.8 and 3.1.)
 #[test]
