@@ -455,14 +455,8 @@ impl SliceEtcd {
         // the restore lost, and members that differ are no answer at all.
         // All at once: a member that is down takes etcdctl's whole timeout to say nothing.
         let read = |key: &str| -> Result<Observed, LabError> {
-            let answers: Vec<(NodeIx, Result<Real<u64>, LabError>)> = std::thread::scope(|scope| {
-                let asks: Vec<_> = self
-                    .urls
-                    .iter()
-                    .map(|(node, member)| (*node, scope.spawn(move || Etcdctl::new(vec![member.client.clone()]).count_serializable(key))))
-                    .collect();
-                asks.into_iter().map(|(node, ask)| (node, ask.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))).collect()
-            });
+            let answers =
+                crate::at_once(&self.urls, |(node, member)| (*node, Etcdctl::new(vec![member.client.clone()]).count_serializable(key)));
             let mut held: BTreeMap<bool, Vec<String>> = BTreeMap::new();
             for (node, answer) in answers {
                 if let Ok(n) = answer? {
@@ -478,11 +472,8 @@ impl SliceEtcd {
                 (None, None) => Observed::NoAnswer("no member answers".to_string()),
             })
         };
-        let (before, after) = std::thread::scope(|scope| {
-            let before = scope.spawn(|| read(WRITTEN_BEFORE_BACKUP));
-            let after = read(WRITTEN_AFTER_BACKUP);
-            (before.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), after)
-        });
+        let [before, after]: [Result<Observed, LabError>; 2] =
+            crate::at_once([WRITTEN_BEFORE_BACKUP, WRITTEN_AFTER_BACKUP], read).try_into().expect("two keys, two answers");
         let (before, after) = (before?, after?);
         // No member up and started in the twin: no one holds the data to answer a read.
         let nothing_up = no_member_up(twin);

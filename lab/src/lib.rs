@@ -27,3 +27,14 @@ pub mod process;
 pub mod scratch;
 
 pub use error::LabError;
+
+/// `ask` of every item at once, one thread each, the answers in the items' order: a look at a
+/// node or member that is down runs into its whole timeout, and the others need not wait for it.
+/// A panic in one is raised again here.
+pub(crate) fn at_once<I: Send, R: Send>(items: impl IntoIterator<Item = I>, ask: impl Fn(I) -> R + Sync) -> Vec<R> {
+    let ask = &ask;
+    std::thread::scope(|scope| {
+        let asks: Vec<_> = items.into_iter().map(|item| scope.spawn(move || ask(item))).collect();
+        asks.into_iter().map(|asked| asked.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}

@@ -167,10 +167,7 @@ pub(super) fn cluster_rows(
 ) -> Vec<FidelityRow> {
     // Each node's grace at once: a kubelet whose apiserver is down fails every try, and one at a
     // time the nodes of a cluster without its first master took the grace each (20 s).
-    let ready: Vec<Option<bool>> = std::thread::scope(|scope| {
-        let looks: Vec<_> = joined.iter().map(|&node| scope.spawn(move || kubelet.node_ready_within_grace(hosts, node))).collect();
-        looks.into_iter().map(|look| look.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
+    let ready = crate::at_once(joined.iter().copied(), |node| kubelet.node_ready_within_grace(hosts, node));
     let mut rows = Vec::new();
     for (&node, ready) in joined.iter().zip(ready) {
         let twin_ready = derive::node_ready(twin, t, node);
