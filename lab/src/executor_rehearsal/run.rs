@@ -114,7 +114,11 @@ impl Run {
             outcome = resumed.run();
             stopped_by_the_operator(&outcome)?;
         }
-        let waited = waits_that_went_on(&journal.records, rig.fault.as_ref().map(|f| f.strike.step_id.as_str()));
+        // After a wait-and-retry the resume's look waits for what has not cleared yet (a VIP whose
+        // backends HAProxy has not yet checked UP again): that is the recovery's own wait.
+        let waited_by_the_recovery =
+            halt.carried_out && matches!(operator.recovery.as_ref().map(|r| &r.kind), Some(RecoveryKind::WaitAndRetry));
+        let waited = waits_that_went_on(&journal.records, rig.fault.as_ref().map(|f| f.strike.step_id.as_str()), waited_by_the_recovery);
         for (step, hosts, ms) in &waited {
             lock(&rig.kubelet).actions.push(format!(
                 "the executor waited {ms} ms before {step} for what did not answer ({hosts}): it answered again, the step ran"
@@ -298,9 +302,11 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
 /// The executor's waits before a step that let it run, from its journal: a look before the step
 /// where something did not answer (a host, an etcd member: `plan_exec::observe::is_silent`), then
 /// a look after waiting where nothing differs; only from the step the fault strikes on (`from`), so
-/// a wait of no fault's is not put on the fault's recovery path. Each as (the step, what did not
-/// answer, how long it waited in ms).
-fn waits_that_went_on(records: &[Record], from: Option<&str>) -> Vec<(String, String, u64)> {
+/// a wait of no fault's is not put on the fault's recovery path; not the resume's look where
+/// `resume_is_the_recovery` (a wait-and-retry carried out at the halt does nothing itself: the
+/// resume waits for the fault to clear, and that is the recovery on the path, not a second one).
+/// Each as (the step, what did not answer, how long it waited in ms).
+fn waits_that_went_on(records: &[Record], from: Option<&str>, resume_is_the_recovery: bool) -> Vec<(String, String, u64)> {
     let Some(from) = from else { return Vec::new() };
     let mut steps: Vec<String> = Vec::new();
     let mut out = Vec::new();
@@ -308,7 +314,7 @@ fn waits_that_went_on(records: &[Record], from: Option<&str>) -> Vec<(String, St
     for record in records {
         match &record.event {
             Event::RunStarted { steps: listed, .. } => steps.clone_from(listed),
-            Event::Observed { step, when, drift } if when == "before" || when == "resume" => {
+            Event::Observed { step, when, drift } if when == "before" || (when == "resume" && !resume_is_the_recovery) => {
                 let at = |id: &str| steps.iter().position(|s| s == id);
                 let at_or_after_the_fault = matches!((at(step), at(from)), (Some(k), Some(f)) if k >= f);
                 let mut hosts: Vec<&str> = Vec::new();
@@ -377,8 +383,27 @@ mod tests {
             // A clean look with nothing waited for.
             record(8000, observed("3.7", "before", vec![])),
         ];
-        let waits = waits_that_went_on(&records, Some("3.5"));
+        let waits = waits_that_went_on(&records, Some("3.5"), false);
         assert_eq!(waits, vec![("3.5".to_string(), "k8s-master-2, kubernetes API".to_string(), 3000)]);
-        assert!(waits_that_went_on(&records, None).is_empty(), "no fault, no fault's wait");
+        assert!(waits_that_went_on(&records, None, false).is_empty(), "no fault, no fault's wait");
+    }
+
+    /// The resume after a wait-and-retry at the halt waits for the VIP that HAProxy has not yet
+    /// checked UP again: the recovery's own wait, not a second wait-and-retry; after another
+    /// recovery (a renewal, a go-forward) such a wait is the executor's own.
+    #[test]
+    fn the_resumes_wait_after_a_wait_and_retry_is_that_recovery() {
+        let records = vec![
+            record(0, run_started(&["6.1", "6.2"])),
+            record(10, observed("6.1", "before", vec![])),
+            record(9000, observed("6.1", "resume", vec![silent("kubernetes API")])),
+            record(10300, observed("6.1", "after-waiting", vec![])),
+            record(20000, observed("6.2", "before", vec![silent("k8s-master-2")])),
+            record(21000, observed("6.2", "after-waiting", vec![])),
+        ];
+        let later = ("6.2".to_string(), "k8s-master-2".to_string(), 1000);
+        assert_eq!(waits_that_went_on(&records, Some("6.1"), true), vec![later.clone()]);
+        let resumed = ("6.1".to_string(), "kubernetes API".to_string(), 1300);
+        assert_eq!(waits_that_went_on(&records, Some("6.1"), false), vec![resumed, later]);
     }
 }
