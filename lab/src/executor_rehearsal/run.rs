@@ -302,19 +302,25 @@ fn at_halt(rig: &Rig, halt: &plan_exec::runner::Halt, runner: &mut Runner<'_>) -
 /// The executor's waits before a step that let it run, from its journal: a look before the step
 /// where something did not answer (a host, an etcd member: `plan_exec::observe::is_silent`), then
 /// a look after waiting where nothing differs; only from the step the fault strikes on (`from`), so
-/// a wait of no fault's is not put on the fault's recovery path; not the resume's look where
-/// `resume_is_the_recovery` (a wait-and-retry carried out at the halt does nothing itself: the
-/// resume waits for the fault to clear, and that is the recovery on the path, not a second one).
-/// Each as (the step, what did not answer, how long it waited in ms).
+/// a wait of no fault's is not put on the fault's recovery path; not the resumed run's first look
+/// where `resume_is_the_recovery` (a wait-and-retry carried out at the halt does nothing itself:
+/// the resume waits for the fault to clear, and that is the recovery on the path, not a second
+/// one). Each as (the step, what did not answer, how long it waited in ms).
 fn waits_that_went_on(records: &[Record], from: Option<&str>, resume_is_the_recovery: bool) -> Vec<(String, String, u64)> {
     let Some(from) = from else { return Vec::new() };
     let mut steps: Vec<String> = Vec::new();
     let mut out = Vec::new();
     let mut silent_since: Option<(&str, Vec<&str>, u64)> = None;
+    // The resumed run's first look is still to come.
+    let mut recoverys_look = false;
     for record in records {
         match &record.event {
-            Event::RunStarted { steps: listed, .. } => steps.clone_from(listed),
-            Event::Observed { step, when, drift } if when == "before" || (when == "resume" && !resume_is_the_recovery) => {
+            Event::RunStarted { steps: listed, resume, .. } => {
+                steps.clone_from(listed);
+                recoverys_look = *resume && resume_is_the_recovery;
+            }
+            Event::Observed { when, .. } if (when == "before" || when == "resume") && std::mem::take(&mut recoverys_look) => {}
+            Event::Observed { step, when, drift } if when == "before" || when == "resume" => {
                 let at = |id: &str| steps.iter().position(|s| s == id);
                 let at_or_after_the_fault = matches!((at(step), at(from)), (Some(k), Some(f)) if k >= f);
                 let mut hosts: Vec<&str> = Vec::new();
@@ -355,14 +361,14 @@ mod tests {
         plan_exec::observe::unreachable(node, "")
     }
 
-    fn run_started(steps: &[&str]) -> Event {
+    fn run_started(steps: &[&str], resume: bool) -> Event {
         Event::RunStarted {
             scenario: String::new(),
             plan_digest: String::new(),
             steps: steps.iter().map(|s| s.to_string()).collect(),
             check: "pass".to_string(),
             override_check: None,
-            resume: false,
+            resume,
             pid: 1,
         }
     }
@@ -370,7 +376,7 @@ mod tests {
     #[test]
     fn only_a_wait_from_the_faults_step_on_that_ended_clean_is_the_executors_wait_and_retry() {
         let records = vec![
-            record(0, run_started(&["3.4", "3.5", "3.6", "3.7"])),
+            record(0, run_started(&["3.4", "3.5", "3.6", "3.7"], false)),
             // Before the fault: a wait of no fault's.
             record(10, observed("3.4", "before", vec![silent("kubernetes API")])),
             record(20, observed("3.4", "after-waiting", vec![])),
@@ -394,9 +400,10 @@ mod tests {
     #[test]
     fn the_resumes_wait_after_a_wait_and_retry_is_that_recovery() {
         let records = vec![
-            record(0, run_started(&["6.1", "6.2"])),
+            record(0, run_started(&["6.1", "6.2"], false)),
             record(10, observed("6.1", "before", vec![])),
-            record(9000, observed("6.1", "resume", vec![silent("kubernetes API")])),
+            record(8000, run_started(&["6.1", "6.2"], true)),
+            record(9000, observed("6.1", "before", vec![silent("kubernetes API")])),
             record(10300, observed("6.1", "after-waiting", vec![])),
             record(20000, observed("6.2", "before", vec![silent("k8s-master-2")])),
             record(21000, observed("6.2", "after-waiting", vec![])),
