@@ -153,6 +153,13 @@ fn a_missing_address_or_a_bad_answer_is_refused_in_one_line() {
         let said = refused(&run(&without(dropped)));
         assert!(said.contains(named), "{dropped}: {said}");
     }
+    // Every answer missing is named in the one refusal, not one per try.
+    let bare = refused(&plan(&["init", "--masters", "5", "--first-master", "alpha=198.51.100.10", "--new-master", "bravo=198.51.100.11"]));
+    assert!(bare.starts_with("plan init: 5 answers are needed; --new-master NAME=ADDRESS: --masters 5 needs 4 new masters"), "{bare}");
+    for flag in ["--vip ADDRESS: ", "--fqdn NAME: ", "--hypervisor-host NAME=ADDRESS: ", "--lb-host NAME=ADDRESS: "] {
+        assert!(bare.contains(&format!("; {flag}")), "{flag}: {bare}");
+    }
+    assert!(!bare.contains("--first-master"), "the first master was given: {bare}");
     let mut one_short = flags(3);
     one_short.pop();
     assert!(refused(&run(&one_short)).contains("--masters 3 needs 2 new masters"));

@@ -94,15 +94,41 @@ pub struct Observed {
 /// Why no starter was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StarterError {
-    /// An answer the file cannot do without and that must not be made up.
-    #[error("{flag} is needed: {why}")]
-    Missing { flag: &'static str, why: String },
+    /// Answers the file cannot do without and that must not be made up: every one missing,
+    /// so the operator sees them all at once.
+    #[error("{}", needed_words(.0))]
+    Missing(Vec<Needed>),
     /// The cluster read is not one `plan` converts (it has several control-plane nodes already).
     #[error("{0}")]
     Refused(String),
     /// The answers do not make a valid scenario (a repeated address, a target count of 4, ...).
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A flag `plan init` needs, and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needed {
+    pub flag: &'static str,
+    pub why: String,
+}
+
+impl Needed {
+    /// The one missing answer, as the error.
+    pub fn alone(flag: &'static str, why: String) -> StarterError {
+        StarterError::Missing(vec![Needed { flag, why }])
+    }
+}
+
+/// One missing answer as `FLAG is needed: why`; several on the one line a refusal takes, as
+/// `N answers are needed; FLAG: why; FLAG: why`.
+fn needed_words(needed: &[Needed]) -> String {
+    match needed {
+        [one] => format!("{} is needed: {}", one.flag, one.why),
+        several => {
+            several.iter().fold(format!("{} answers are needed", several.len()), |words, n| words + &format!("; {}: {}", n.flag, n.why))
+        }
+    }
 }
 
 /// The version written when neither a flag nor a cluster gave one (under a TODO).
@@ -186,34 +212,37 @@ impl<'a> Shape<'a> {
                 a.masters
             )));
         }
-        let first_master = a.first_master.as_ref().ok_or_else(|| StarterError::Missing {
-            flag: "--first-master NAME=ADDRESS",
-            why: "the cluster's one control-plane node today".to_string(),
-        })?;
+        let mut needed = Vec::new();
+        let mut need = |flag: &'static str, why: String| needed.push(Needed { flag, why });
+        if a.first_master.is_none() {
+            need("--first-master NAME=ADDRESS", "the cluster's one control-plane node today".to_string());
+        }
         let wanted = a.masters as usize - 1;
         if a.new_masters.len() != wanted {
-            return Err(StarterError::Missing {
-                flag: "--new-master NAME=ADDRESS",
-                why: format!(
+            need(
+                "--new-master NAME=ADDRESS",
+                format!(
                     "--masters {} needs {wanted} new masters, one --new-master each, in the order they join ({} given)",
                     a.masters,
                     a.new_masters.len()
                 ),
-            });
+            );
         }
-        let vip = a.vip.ok_or_else(|| StarterError::Missing {
-            flag: "--vip ADDRESS",
-            why: "the free address every client will reach the API on".to_string(),
-        })?;
-        let fqdn = a.fqdn.as_deref().ok_or_else(|| StarterError::Missing {
-            flag: "--fqdn NAME",
-            why: "the DNS name of the VIP, added to the certificates' SANs (e.g. k8s-api.example.lan)".to_string(),
-        })?;
+        if a.vip.is_none() {
+            need("--vip ADDRESS", "the free address every client will reach the API on".to_string());
+        }
+        if a.fqdn.is_none() {
+            need("--fqdn NAME", "the DNS name of the VIP, added to the certificates' SANs (e.g. k8s-api.example.lan)".to_string());
+        }
+        let hypervisors = hosts(a, &mut need);
+        let lb_host = lb_host(a, &mut need)?;
+        let (Some(first_master), Some(vip), Some(fqdn), true) = (a.first_master.as_ref(), a.vip, a.fqdn.as_deref(), needed.is_empty())
+        else {
+            return Err(StarterError::Missing(needed));
+        };
         let zone = fqdn.split_once('.').map(|(_, zone)| zone).filter(|z| !z.is_empty()).ok_or_else(|| {
             StarterError::Invalid(format!("--fqdn {fqdn} has no zone: give the name with its DNS zone (e.g. {fqdn}.example.lan)"))
         })?;
-        let hypervisors = hosts(a)?;
-        let lb_host = lb_host(a)?;
         let (port, apiserver_port) = match (a.profiles.lb, a.port) {
             (LbKind::Keepalived, None) => (KEEPALIVED_PORT, Some(DEFAULT_PORT)),
             (LbKind::Keepalived, Some(port)) => (port, Some(DEFAULT_PORT)),
@@ -223,25 +252,29 @@ impl<'a> Shape<'a> {
     }
 }
 
-/// The hypervisors: the hosts named, or one entry for the machines the operator provides.
-fn hosts(a: &Answers) -> Result<Vec<Host<'_>>, StarterError> {
+/// The hypervisors: the hosts named, or one entry for the machines the operator provides; none,
+/// and the flag `need`ed, where a kind of hypervisor is named without its hosts.
+fn hosts<'a>(a: &'a Answers, need: &mut impl FnMut(&'static str, String)) -> Vec<Host<'a>> {
     let named = a.hypervisor_hosts.iter().map(|h| Host { name: &h.name, address: Some(h.address) });
     match a.profiles.hypervisor {
-        HypervisorKind::None if a.hypervisor_hosts.is_empty() => Ok(vec![Host { name: PROVIDED_MACHINES, address: None }]),
-        HypervisorKind::None => Ok(named.collect()),
-        kind if a.hypervisor_hosts.is_empty() => Err(StarterError::Missing {
-            flag: "--hypervisor-host NAME=ADDRESS",
-            why: format!(
-                "the {} host the new master VMs are created on (repeat it for each host; --hypervisor none when you provide the machines)",
-                kind.as_str()
-            ),
-        }),
-        _ => Ok(named.collect()),
+        HypervisorKind::None if a.hypervisor_hosts.is_empty() => vec![Host { name: PROVIDED_MACHINES, address: None }],
+        kind if kind != HypervisorKind::None && a.hypervisor_hosts.is_empty() => {
+            need(
+                "--hypervisor-host NAME=ADDRESS",
+                format!(
+                    "the {} host the new master VMs are created on (repeat it for each host; --hypervisor none when you provide the machines)",
+                    kind.as_str()
+                ),
+            );
+            Vec::new()
+        }
+        _ => named.collect(),
     }
 }
 
-/// The load balancer machine: needed by the kinds that have one, refused by those on the masters.
-fn lb_host(a: &Answers) -> Result<Option<&Machine>, StarterError> {
+/// The load balancer machine: needed by the kinds that have one (the flag `need`ed where it is
+/// not given), refused by those on the masters.
+fn lb_host<'a>(a: &'a Answers, need: &mut impl FnMut(&'static str, String)) -> Result<Option<&'a Machine>, StarterError> {
     let kind = a.profiles.lb;
     match (&a.lb_host, kind.on_masters()) {
         (Some(host), true) => Err(StarterError::Invalid(format!(
@@ -251,10 +284,10 @@ fn lb_host(a: &Answers) -> Result<Option<&Machine>, StarterError> {
         ))),
         (None, true) => Ok(None),
         (Some(host), false) => Ok(Some(host)),
-        (None, false) => Err(StarterError::Missing {
-            flag: "--lb-host NAME=ADDRESS",
-            why: format!("the {} load balancer machine that serves the VIP", kind.as_str()),
-        }),
+        (None, false) => {
+            need("--lb-host NAME=ADDRESS", format!("the {} load balancer machine that serves the VIP", kind.as_str()));
+            Ok(None)
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! What a live cluster said (its nodes and kubeadm-config), folded into the starter's answers:
 //! it fills what the flags left open, never what they gave.
 
-use super::{Answers, Machine, StarterError};
+use super::{Answers, Machine, Needed, StarterError};
 use crate::validate::parse_version;
 use std::net::Ipv4Addr;
 
@@ -80,7 +80,7 @@ pub fn fill(answers: &mut Answers, seen: &SeenCluster) -> Result<(), StarterErro
     ));
     let master = masters.first().copied();
     if answers.first_master.is_none() {
-        let missing = |why: String| StarterError::Missing { flag: "--first-master NAME=ADDRESS", why };
+        let missing = |why: String| Needed::alone("--first-master NAME=ADDRESS", why);
         let m =
             master.ok_or_else(|| missing(format!("no node of the cluster at {} carries the label {CONTROL_PLANE_LABEL}", seen.server)))?;
         let address = m.internal_ip.ok_or_else(|| missing(format!("the control-plane node {} has no IPv4 InternalIP", m.name)))?;

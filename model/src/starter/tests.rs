@@ -93,7 +93,7 @@ fn a_missing_address_is_refused_naming_its_flag() {
         let mut a = answers(3);
         unset(&mut a);
         match render(&a) {
-            Err(StarterError::Missing { flag: named, .. }) => assert_eq!(named, flag),
+            Err(StarterError::Missing(needed)) => assert_eq!(needed.iter().map(|n| n.flag).collect::<Vec<_>>(), [flag]),
             other => panic!("{flag}: {other:?}"),
         }
     }
@@ -101,6 +101,46 @@ fn a_missing_address_is_refused_naming_its_flag() {
     a.new_masters.pop();
     let said = render(&a).unwrap_err().to_string();
     assert!(said.contains("--masters 3 needs 2 new masters") && said.contains("(1 given)"), "{said}");
+}
+
+#[test]
+fn every_missing_answer_is_named_at_once() {
+    let mut a = answers(5);
+    a.first_master = None;
+    a.new_masters.truncate(2);
+    a.vip = None;
+    a.fqdn = None;
+    a.hypervisor_hosts.clear();
+    a.lb_host = None;
+    let Err(StarterError::Missing(needed)) = render(&a) else { panic!("refused for what is missing") };
+    let flags: Vec<&str> = needed.iter().map(|n| n.flag).collect();
+    assert_eq!(
+        flags,
+        [
+            "--first-master NAME=ADDRESS",
+            "--new-master NAME=ADDRESS",
+            "--vip ADDRESS",
+            "--fqdn NAME",
+            "--hypervisor-host NAME=ADDRESS",
+            "--lb-host NAME=ADDRESS"
+        ]
+    );
+    let said = StarterError::Missing(needed).to_string();
+    assert!(said.starts_with("6 answers are needed; --first-master NAME=ADDRESS: the cluster's one control-plane node today; "), "{said}");
+    assert!(
+        said.contains(
+            "; --new-master NAME=ADDRESS: --masters 5 needs 4 new masters, one --new-master each, in the order they join (2 given); "
+        ),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "one line, as every refusal: {said}");
+    // Two missing, the others given: just those two.
+    let mut b = answers(3);
+    b.vip = None;
+    b.lb_host = None;
+    let said = render(&b).unwrap_err().to_string();
+    assert!(said.starts_with("2 answers are needed; --vip ADDRESS: ") && said.contains("; --lb-host NAME=ADDRESS: "), "{said}");
+    assert!(!said.contains("--fqdn"), "{said}");
 }
 
 #[test]
@@ -166,7 +206,7 @@ fn a_load_balancer_machine_is_asked_for_only_where_there_is_one() {
     a.lb_host = None;
     assert_eq!(
         render(&a).unwrap_err(),
-        StarterError::Missing { flag: "--lb-host NAME=ADDRESS", why: "the haproxy load balancer machine that serves the VIP".to_string() }
+        Needed::alone("--lb-host NAME=ADDRESS", "the haproxy load balancer machine that serves the VIP".to_string())
     );
     let mut provided = answers(3);
     provided.profiles.hypervisor = HypervisorKind::None;
