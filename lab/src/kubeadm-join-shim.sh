@@ -70,19 +70,41 @@ mkdir -p /etc/kubernetes/manifests
 printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd-%s\n' "$PLAN_FIXTURE_HOST_NAME" > /etc/kubernetes/manifests/etcd.yaml
 strike add
 # The kubelet would start kubeadm's etcd static pod; on the lab the shim starts it, in this host.
-setsid /usr/bin/etcd $(cat $member/args) --initial-cluster="$initial" --initial-cluster-state=existing >> $member/etcd.log 2>&1 < /dev/null &
-echo $! > $member/pid
+start_etcd() {
+  setsid /usr/bin/etcd $(cat $member/args) --initial-cluster="$initial" --initial-cluster-state=existing >> $member/etcd.log 2>&1 < /dev/null &
+  echo $! > $member/pid
+}
+start_etcd
 strike start
+# And the kubelet starts it again when it exits (etcd exits at once when no member answers its
+# first request for the cluster, as on a loaded machine): after a back-off of 10 s, doubled at
+# each exit (pkg/kubelet/kubelet.go: backOffPeriod 10 s, MaxContainerBackOff 300 s).
+backoff=10; exited_at=""
+etcd_kept_running() {
+  kill -0 "$(cat $member/pid)" 2>/dev/null && return 0
+  [ -n "$exited_at" ] || exited_at=$(date +%s)
+  [ $(( $(date +%s) - exited_at )) -ge $backoff ] || return 0
+  note "kubelet on $PLAN_FIXTURE_HOST_NAME: etcd exited; started again after ${backoff} s ($(tail -n 1 $member/etcd.log 2>/dev/null | cut -c1-300))"
+  backoff=$((backoff * 2)); exited_at=""
+  start_etcd
+}
 # kubeadm polls etcd until its EtcdAPICall timeout (2 min by default), then fails the join
 # (cmd/kubeadm/app/util/etcd/etcd.go MemberPromote: wait.PollUntilContextTimeout with
 # constants.EtcdAPICallRetryInterval and EtcdAPICallTimeout): a deadline, not a count of tries,
 # since a try without quorum takes etcdctl's whole command timeout.
 deadline=$(( $(date +%s) + @ETCD_WAIT_S@ ))
+# Where the wait runs out, what the new member's etcd said last goes into the lab's actions: a
+# join that failed on a loaded machine is then read from the report, not guessed at.
+etcd_said() {
+  kill -0 "$(cat $member/pid)" 2>/dev/null && state=running || state="not running"
+  note "etcd on $PLAN_FIXTURE_HOST_NAME ($state), its log's last lines: $(tail -n 4 $member/etcd.log 2>/dev/null | tr '\n' ' ' | cut -c1-900)"
+}
 if [ @LEARNER_MODE@ = on ]; then
   # kubeadm retries the promotion: etcd refuses a learner that has not caught up with the leader.
   attempt=1
   until out=$(ctl member promote "$id" 2>&1); do
-    [ "$(date +%s)" -ge $deadline ] && fail "error execution phase control-plane-join/etcd: etcd member promote $id: $out"
+    [ "$(date +%s)" -ge $deadline ] && { etcd_said; fail "error execution phase control-plane-join/etcd: etcd member promote $id: $out"; }
+    etcd_kept_running
     attempt=$((attempt + 1))
     /bin/sleep @RETRY_S@
   done
@@ -93,7 +115,8 @@ else
   attempt=1
   own=$(sed -n 's/^--listen-client-urls=//p' $member/args)
   until ETCDCTL_API=3 etcdctl --endpoints="$own" --dial-timeout=500ms --command-timeout=2s endpoint health > /dev/null 2>&1; do
-    [ "$(date +%s)" -ge $deadline ] && fail "error execution phase control-plane-join/etcd: etcd member $id: not healthy"
+    [ "$(date +%s)" -ge $deadline ] && { etcd_said; fail "error execution phase control-plane-join/etcd: etcd member $id: not healthy"; }
+    etcd_kept_running
     attempt=$((attempt + 1))
     /bin/sleep @RETRY_S@
   done
