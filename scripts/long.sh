@@ -16,7 +16,7 @@ fuzz_seconds="${1:-60}"
 case "$fuzz_seconds" in
   '' | *[!0-9]*) echo "usage: scripts/long.sh [FUZZ_SECONDS]" >&2; exit 2 ;;
 esac
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 export CI=true
 # Each part runs even when one before it failed; the script fails at the end if any did, and
 # says which.

@@ -231,8 +231,8 @@ pub enum Detail {
 pub fn write_choices(out: &mut String, choices: &[Choice], detail: Detail) {
     let _ = writeln!(
         out,
-        "Recoveries the twin weighs for what the hosts show, best first (data kept, then safety, then availability; among equal ones \
-         the plan's documented recovery; then leftovers, downtime, time):"
+        "Recoveries the twin weighs for what the hosts show, best first (a renewal or a wait where one applies; then data kept, \
+         safety, availability; among equal ones the plan's documented recovery; then leftovers, downtime, time):"
     );
     for choice in choices {
         let mut marks = Vec::new();

@@ -76,16 +76,20 @@ start_etcd() {
 }
 start_etcd
 strike start
-# And the kubelet starts it again when it exits (etcd exits at once when no member answers its
-# first request for the cluster, as on a loaded machine): after a back-off of 10 s, doubled at
-# each exit (pkg/kubelet/kubelet.go: backOffPeriod 10 s, MaxContainerBackOff 300 s).
-backoff=10; exited_at=""
+# And the kubelet starts it again when it exits while its manifest is there (etcd exits at once
+# when no member answers its first request for the cluster, as on a loaded machine): at once the
+# first time, then after a back-off of 10 s doubled at each exit (pkg/kubelet/kuberuntime
+# doBackOff: no back-off entry before the first exit; pkg/kubelet/kubelet.go backOffPeriod 10 s,
+# MaxContainerBackOff 300 s). An etcd stopped on purpose (`kubeadm reset` removes the manifest
+# and the pid file) is left stopped.
+backoff=0; exited_at=""
 etcd_kept_running() {
-  kill -0 "$(cat $member/pid)" 2>/dev/null && return 0
+  [ -e /etc/kubernetes/manifests/etcd.yaml ] && [ -r $member/pid ] || return 0
+  kill -0 "$(cat $member/pid 2>/dev/null)" 2>/dev/null && return 0
   [ -n "$exited_at" ] || exited_at=$(date +%s)
   [ $(( $(date +%s) - exited_at )) -ge $backoff ] || return 0
-  note "kubelet on $PLAN_FIXTURE_HOST_NAME: etcd exited; started again after ${backoff} s ($(tail -n 1 $member/etcd.log 2>/dev/null | cut -c1-300))"
-  backoff=$((backoff * 2)); exited_at=""
+  note "kubelet on $PLAN_FIXTURE_HOST_NAME: etcd exited; started again, its back-off ${backoff} s ($(tail -n 1 $member/etcd.log 2>/dev/null | cut -c1-300))"
+  backoff=$(( backoff == 0 ? 10 : backoff * 2 )); exited_at=""
   start_etcd
 }
 # kubeadm polls etcd until its EtcdAPICall timeout (2 min by default), then fails the join
@@ -96,7 +100,7 @@ deadline=$(( $(date +%s) + @ETCD_WAIT_S@ ))
 # Where the wait runs out, what the new member's etcd said last goes into the lab's actions: a
 # join that failed on a loaded machine is then read from the report, not guessed at.
 etcd_said() {
-  kill -0 "$(cat $member/pid)" 2>/dev/null && state=running || state="not running"
+  kill -0 "$(cat $member/pid 2>/dev/null)" 2>/dev/null && state=running || state="not running"
   note "etcd on $PLAN_FIXTURE_HOST_NAME ($state), its log's last lines: $(tail -n 4 $member/etcd.log 2>/dev/null | tr '\n' ' ' | cut -c1-900)"
 }
 if [ @LEARNER_MODE@ = on ]; then

@@ -235,7 +235,8 @@ impl<'a> Shape<'a> {
             need("--fqdn NAME", "the DNS name of the VIP, added to the certificates' SANs (e.g. k8s-api.example.lan)".to_string());
         }
         let hypervisors = hosts(a, &mut need);
-        let lb_host = lb_host(a, &mut need)?;
+        let lb_host = lb_host(a, &mut need);
+        // Every answer missing first, in one refusal; then the ones given wrong.
         let (Some(first_master), Some(vip), Some(fqdn), true) = (a.first_master.as_ref(), a.vip, a.fqdn.as_deref(), needed.is_empty())
         else {
             return Err(StarterError::Missing(needed));
@@ -243,6 +244,7 @@ impl<'a> Shape<'a> {
         let zone = fqdn.split_once('.').map(|(_, zone)| zone).filter(|z| !z.is_empty()).ok_or_else(|| {
             StarterError::Invalid(format!("--fqdn {fqdn} has no zone: give the name with its DNS zone (e.g. {fqdn}.example.lan)"))
         })?;
+        let lb_host = lb_host?;
         let (port, apiserver_port) = match (a.profiles.lb, a.port) {
             (LbKind::Keepalived, None) => (KEEPALIVED_PORT, Some(DEFAULT_PORT)),
             (LbKind::Keepalived, Some(port)) => (port, Some(DEFAULT_PORT)),
@@ -262,7 +264,7 @@ fn hosts<'a>(a: &'a Answers, need: &mut impl FnMut(&'static str, String)) -> Vec
             need(
                 "--hypervisor-host NAME=ADDRESS",
                 format!(
-                    "the {} host the new master VMs are created on (repeat it for each host; --hypervisor none when you provide the machines)",
+                    "the {} host the new master VMs are created on (repeat it for each host, or give --hypervisor none when you provide the machines)",
                     kind.as_str()
                 ),
             );

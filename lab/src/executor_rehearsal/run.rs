@@ -319,7 +319,9 @@ fn waits_that_went_on(records: &[Record], from: Option<&str>, resume_is_the_reco
                 steps.clone_from(listed);
                 recoverys_look = *resume && resume_is_the_recovery;
             }
-            Event::Observed { when, .. } if (when == "before" || when == "resume") && std::mem::take(&mut recoverys_look) => {}
+            Event::Observed { when, .. } if (when == "before" || when == "resume") && std::mem::take(&mut recoverys_look) => {
+                silent_since = None;
+            }
             Event::Observed { step, when, drift } if when == "before" || when == "resume" => {
                 let at = |id: &str| steps.iter().position(|s| s == id);
                 let at_or_after_the_fault = matches!((at(step), at(from)), (Some(k), Some(f)) if k >= f);
@@ -411,6 +413,17 @@ mod tests {
         let later = ("6.2".to_string(), "k8s-master-2".to_string(), 1000);
         assert_eq!(waits_that_went_on(&records, Some("6.1"), true), vec![later.clone()]);
         let resumed = ("6.1".to_string(), "kubernetes API".to_string(), 1300);
-        assert_eq!(waits_that_went_on(&records, Some("6.1"), false), vec![resumed, later]);
+        assert_eq!(waits_that_went_on(&records, Some("6.1"), false), vec![resumed, later.clone()]);
+        // The same where the halted step was begun and not ended: its look is journalled `resume`.
+        let interrupted: Vec<Record> = records
+            .iter()
+            .map(|r| match &r.event {
+                Event::Observed { step, when, drift } if r.at_ms == 9000 && when == "before" => {
+                    record(r.at_ms, observed(step, "resume", drift.clone()))
+                }
+                _ => record(r.at_ms, r.event.clone()),
+            })
+            .collect();
+        assert_eq!(waits_that_went_on(&interrupted, Some("6.1"), true), vec![later]);
     }
 }

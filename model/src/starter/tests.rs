@@ -141,6 +141,14 @@ fn every_missing_answer_is_named_at_once() {
     let said = render(&b).unwrap_err().to_string();
     assert!(said.starts_with("2 answers are needed; --vip ADDRESS: ") && said.contains("; --lb-host NAME=ADDRESS: "), "{said}");
     assert!(!said.contains("--fqdn"), "{said}");
+    // Missing answers come before wrong ones: a load balancer machine named for keepalived (which
+    // runs on the masters) is refused once the VIP is given.
+    let mut c = answers(3);
+    c.vip = None;
+    c.profiles.lb = LbKind::Keepalived;
+    assert!(render(&c).unwrap_err().to_string().starts_with("--vip ADDRESS is needed: "));
+    c.vip = Some("192.0.2.9".parse().unwrap());
+    assert!(render(&c).unwrap_err().to_string().contains("--lb keepalived runs on the masters"));
 }
 
 #[test]
