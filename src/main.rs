@@ -44,6 +44,8 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    // Small pages, predictable times: see plan_allocator::small_pages_unless_asked.
+    plan_allocator::small_pages_unless_asked();
     let args = match cli::Args::try_parse() {
         Ok(args) => args,
         Err(e) => return usage_error(&e),

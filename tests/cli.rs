@@ -488,3 +488,38 @@ fn before_kubelet_local_mode_the_first_master_lost_in_phase_3_is_gone_on_from_wi
         }
     }
 }
+
+/// `plan` turns transparent huge pages off for itself first thing (`prctl(PR_SET_THP_DISABLE)`,
+/// `THP_enabled: 0` in its /proc status) unless `MIMALLOC_ALLOW_THP` is set: read from a running
+/// `plan check --depth 3`, which is stopped once read.
+#[cfg(target_os = "linux")]
+#[test]
+fn plan_takes_small_pages_unless_the_variable_asks_for_huge_ones() {
+    use std::time::{Duration, Instant};
+    let own = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    assert!(own.contains("THP_enabled:"), "this kernel shows THP_enabled in /proc/PID/status (Linux 5.0 on)");
+    let thp_of = |allow: Option<&str>| -> String {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_plan"));
+        command.args(["check", "--depth", "3"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        match allow {
+            Some(value) => command.env("MIMALLOC_ALLOW_THP", value),
+            None => command.env_remove("MIMALLOC_ALLOW_THP"),
+        };
+        let mut child = command.spawn().expect("plan starts");
+        // Read once the check is under way (it prints its expected time on stderr first, after
+        // main's first line has run): a second in, and up to 10 s for the status to be there.
+        std::thread::sleep(Duration::from_secs(1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = None;
+        while seen.is_none() && Instant::now() < deadline {
+            seen = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                .ok()
+                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(|v| v.trim().to_string()));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        seen.expect("plan check --depth 3 was still running a second in")
+    };
+    assert_eq!(thp_of(None), "0", "small pages by default");
+    assert_eq!(thp_of(Some("1")), "1", "MIMALLOC_ALLOW_THP set: mimalloc's huge pages kept");
+}

@@ -80,6 +80,37 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
+/// The variable that, set to anything, leaves mimalloc's huge pages as mimalloc sets them
+/// (`MIMALLOC_ALLOW_THP=1` keeps them, `=0` is mimalloc's own way to turn them off).
+pub const ALLOW_THP: &str = "MIMALLOC_ALLOW_THP";
+
+/// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`) unless
+/// [`ALLOW_THP`] is set; whether it did. Called first thing by the binary and the check benchmark.
+///
+/// mimalloc advises its arenas for huge pages, and in a virtual machine a fresh huge page can
+/// cost far more than its 2 MiB of zeroing: on a 2 vCPU VM (2026-12-05) a quarter of `plan check`
+/// runs took two to five times their median, the kernel zeroing pages (`clear_page_erms`), and
+/// with small pages the depth-3 check took 1.47–1.60 s against 1.24–3.46 s (docs/development.md,
+/// Figures, "small pages"). The flag is the process's own: every fault after it takes small
+/// pages, even in memory advised before it (the arena mimalloc reserved before `main`).
+pub fn small_pages_unless_asked() -> bool {
+    if std::env::var_os(ALLOW_THP).is_some() {
+        return false;
+    }
+    disable_thp()
+}
+
+#[cfg(target_os = "linux")]
+fn disable_thp() -> bool {
+    // SAFETY: PR_SET_THP_DISABLE takes one integer argument and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn disable_thp() -> bool {
+    false
+}
+
 #[cfg(test)]
 #[global_allocator]
 static ALLOCATOR: Allocator = Allocator;

@@ -345,6 +345,23 @@ pub fn hosts_touched(t: &Topology, plan: &plan_model::plan::Plan) -> Vec<crate::
     out
 }
 
+/// Each of `actions` carried out from `c` in turn, as a recovery runs them: the action, the state
+/// before it, and the refusal where the model passes it over because its machine is down (as the
+/// twin's recovery passes it over). Any other refusal leaves the state as it was and the action
+/// is run all the same: the search judged the candidate on the first such one, and a command that
+/// fails halts the recovery.
+fn replayed<'a>(t: &'a Topology, c: &Cluster, actions: &'a [Action]) -> impl Iterator<Item = (Action, Cluster, Option<Refusal>)> + 'a {
+    let mut state = *c;
+    actions.iter().map(move |&action| {
+        let before = state;
+        let passed_over = match plan_model::action::apply_in_place(&mut state, t, action) {
+            Err(refusal) if refusal.kind == RefusalKind::HostDown => Some(refusal),
+            _ => None,
+        };
+        (action, before, passed_over)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,21 +470,4 @@ mod tests {
         assert!(relays.iter().any(|l| l.contains("rm -f /root/.plan-join-command")), "{relays:?}");
         assert!(!relays.iter().any(|l| l.contains("copy /root/.plan-")), "{relays:?}");
     }
-}
-
-/// Each of `actions` carried out from `c` in turn, as a recovery runs them: the action, the state
-/// before it, and the refusal where the model passes it over because its machine is down (as the
-/// twin's recovery passes it over). Any other refusal leaves the state as it was and the action
-/// is run all the same: the search judged the candidate on the first such one, and a command that
-/// fails halts the recovery.
-fn replayed<'a>(t: &'a Topology, c: &Cluster, actions: &'a [Action]) -> impl Iterator<Item = (Action, Cluster, Option<Refusal>)> + 'a {
-    let mut state = *c;
-    actions.iter().map(move |&action| {
-        let before = state;
-        let passed_over = match plan_model::action::apply_in_place(&mut state, t, action) {
-            Err(refusal) if refusal.kind == RefusalKind::HostDown => Some(refusal),
-            _ => None,
-        };
-        (action, before, passed_over)
-    })
 }

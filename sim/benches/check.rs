@@ -4,7 +4,8 @@
 //! 2–3 s a check and its group some 70 s: alone it is `cargo bench -p plan-sim --bench check -- depth_3`.
 //!
 //! Run with `cargo bench -p plan-sim --bench check`. The checks allocate as the binary does, with
-//! mimalloc (allocator/), so the figures are those of `plan check` less its start and report.
+//! mimalloc (allocator/) on small pages unless `MIMALLOC_ALLOW_THP` is set, so the figures are
+//! those of `plan check` less its start and report.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use plan_model::action::apply;
@@ -26,6 +27,8 @@ fn homelab() -> Topology {
 }
 
 fn check_depths(c: &mut Criterion) {
+    // As the binary does first thing: small pages unless MIMALLOC_ALLOW_THP is set.
+    plan_allocator::small_pages_unless_asked();
     let five_masters = Topology::new(&parse_scenario(FIVE_MASTERS).expect("the scenario is valid"));
     let mut group = c.benchmark_group("check");
     group.sample_size(10);
@@ -41,6 +44,7 @@ fn check_depths(c: &mut Criterion) {
 
 /// The homelab at depth 3: ten checks of 4.53 million placements each, one after another.
 fn check_depth_three(c: &mut Criterion) {
+    plan_allocator::small_pages_unless_asked();
     let t = homelab();
     let plan = planner::generate(&t);
     let mut group = c.benchmark_group("check_deep");
