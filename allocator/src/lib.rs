@@ -12,7 +12,9 @@
 //! `MIMALLOC_RESERVE_HUGE_OS_PAGES` is set, so the huge pages an administrator reserved for virtual
 //! machines are left alone. Its defaults are kept: memory freed goes back to the system no sooner
 //! than a second later, once the process allocates or frees again, and `MIMALLOC_*` variables in
-//! the environment override them. Measured in docs/development.md (Figures, "mimalloc").
+//! the environment override them. Measured in docs/development.md (Figures, "mimalloc"). The
+//! binary and the check benchmark then turn the huge pages off for themselves unless asked
+//! ([`small_pages_unless_asked`]; Figures, "small pages").
 //!
 //! Every request that needs no more than a word's alignment is a plain `mi_malloc`: every block
 //! mimalloc gives is a whole number of words (its classes, `src/init.c` and `src/page-queue.c`)
