@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 
 /// Bound on a started member answering `member list`.
 pub const MEMBER_READY_TIMEOUT_S: u64 = 10;
-/// How often the join shim asks etcd to promote its learner (etcd refuses until the learner has
-/// caught up with the leader, and 3.4 until it has been connected for 5 s).
-pub const PROMOTE_RETRY_MS: u64 = 200;
+/// How often the join shim asks etcd again: its `member add` (refused while a member joined less
+/// than 5 s ago), its learner's promotion (refused until the learner has caught up with the
+/// leader, and by 3.4 until it has been connected for 5 s), its voter's health.
+pub const ETCD_RETRY_MS: u64 = 200;
 /// `member add` attempts (etcd 3.4 answers "unhealthy cluster" while a member joined less than
 /// 5 s ago) before the join shim gives up: 15 s in all.
-pub const PROMOTE_ATTEMPTS_MAX: u32 = 75;
+pub const MEMBER_ADD_ATTEMPTS_MAX: u32 = 75;
 /// How long the join shim waits for its member's promotion (or, without learners, its health)
 /// before the join fails, as kubeadm does after its `EtcdAPICall` timeout (2 min by default): an
 /// in-sync learner is promoted within a few seconds (3.4 after 5 s connected); without quorum
@@ -550,14 +551,14 @@ fn write_join_shim(root: &Path, modes: JoinModes, token_ttl_s: u64, certs_ttl_s:
     } else {
         format!("$(sed -n 's|^ *server: https://||p' {root}/cluster-info.yaml)")
     };
-    let retry_s = format!("{}.{:03}", PROMOTE_RETRY_MS / 1000, PROMOTE_RETRY_MS % 1000);
+    let retry_s = format!("{}.{:03}", ETCD_RETRY_MS / 1000, ETCD_RETRY_MS % 1000);
     host::write_executable(
         &Path::new(&root.to_string()).join("kubeadm-join-control-plane"),
         &JOIN_SHIM
             .replace("@CLOCK_OFFSET@", CLOCK_OFFSET)
             .replace("@JOIN_LOG@", JOIN_LOG)
             .replace("@MEMBER_DIR@", MEMBER_DIR)
-            .replace("@PROMOTE_ATTEMPTS_MAX@", &PROMOTE_ATTEMPTS_MAX.to_string())
+            .replace("@MEMBER_ADD_ATTEMPTS_MAX@", &MEMBER_ADD_ATTEMPTS_MAX.to_string())
             .replace("@ETCD_WAIT_S@", &ETCD_WAIT_S.to_string())
             .replace("@STRIKE_DIR@", STRIKE_DIR)
             .replace("@CERTS_TTL_S@", &certs_ttl_s.to_string())

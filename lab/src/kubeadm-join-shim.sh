@@ -55,7 +55,7 @@ strike() {
 }
 until added=$(ctl member add "$PLAN_FIXTURE_HOST_NAME" --peer-urls="$(cat $member/peer-url)" @LEARNER_FLAG@ 2>&1); do
   case "$added" in *"unhealthy cluster"*) ;; *) fail "etcd member add: $added" ;; esac
-  [ $attempt -ge @PROMOTE_ATTEMPTS_MAX@ ] && fail "etcd member add: $added"
+  [ $attempt -ge @MEMBER_ADD_ATTEMPTS_MAX@ ] && fail "etcd member add: $added"
   attempt=$((attempt + 1))
   /bin/sleep @RETRY_S@
 done
