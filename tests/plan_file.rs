@@ -314,3 +314,56 @@ fn rollback_procedures_may_be_removed_but_not_edited_or_claimed() {
         assert!(check.stderr.contains("rollback procedure RQ appears twice"), "{scenario}: {}", check.stderr);
     }
 }
+
+/// docs/operations.md's vocabulary lists every operation the plans of the shipped scenarios
+/// hold, and names no operation a plan file does not take (`deploy-lb-on` and
+/// `start-vip-daemon`, keepalived's and kube-vip's, were missing from it).
+#[test]
+fn the_operations_doc_lists_every_operation_the_plans_hold() {
+    let doc = include_str!("../docs/operations.md");
+    let vocabulary = &doc[doc.find("## The vocabulary").expect("the vocabulary's heading")..];
+    let vocabulary = &vocabulary[..vocabulary[1..].find("\n## ").map_or(vocabulary.len(), |end| end + 1)];
+    // A row's first cell names its operations in backticks (`drain`, `uncordon` share a row).
+    let documented: std::collections::BTreeSet<&str> = vocabulary
+        .lines()
+        .filter_map(|line| line.strip_prefix('|')?.split('|').next())
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+        .filter(|name| *name != "op")
+        .collect();
+    assert!(documented.len() > 30, "the table was not read: {documented:?}");
+
+    let mut held = std::collections::BTreeSet::new();
+    let mut files: Vec<String> = std::fs::read_dir(common::root().join("scenarios"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().display().to_string())
+        .filter(|path| path.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    for file in &files {
+        let out = plan(&["--scenario", file, "show", "--format", "json"]);
+        assert_eq!(out.code, 0, "{file}: {}", out.stderr);
+        let shown: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        for step in shown["steps"].as_array().unwrap() {
+            for operation in step["operations"].as_array().unwrap() {
+                held.insert(operation["op"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    let missing: Vec<&String> = held.iter().filter(|op| !documented.contains(op.as_str())).collect();
+    assert!(missing.is_empty(), "held by the plans, not in docs/operations.md: {missing:?}");
+    // Every kind a plan file takes, also one no shipped plan holds: serde's refusal of an unknown
+    // kind lists them.
+    let refusal = serde_json::from_value::<plan_model::operation::Operation>(serde_json::json!({ "op": "no-such-op" }))
+        .expect_err("no-such-op is no operation")
+        .to_string();
+    let taken: Vec<&str> = refusal.split("expected one of").nth(1).unwrap_or_default().split('`').skip(1).step_by(2).collect();
+    assert!(taken.len() >= held.len(), "serde's refusal no longer lists the kinds: {refusal}");
+    let undocumented: Vec<&&str> = taken.iter().filter(|op| !documented.contains(**op)).collect();
+    assert!(undocumented.is_empty(), "taken by a plan file, not in docs/operations.md: {undocumented:?}");
+    for name in &documented {
+        let read = serde_json::from_value::<plan_model::operation::Operation>(serde_json::json!({ "op": name }));
+        let unknown = read.as_ref().err().is_some_and(|e| e.to_string().contains("unknown variant"));
+        assert!(!unknown, "docs/operations.md lists {name:?}, which a plan file does not take: {read:?}");
+    }
+}
