@@ -5,7 +5,7 @@ use crate::Failure;
 use plan_model::plan::Plan;
 use plan_model::planner;
 use plan_model::topology::Topology;
-use plan_model::validate::{check_flow_nesting, parse_scenario, syntax_error};
+use plan_model::validate::{check_flow_nesting, parse_scenario_every_problem, syntax_error, ScenarioError};
 use std::io::Read;
 use std::path::Path;
 
@@ -74,20 +74,33 @@ pub fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// The refusal of the scenario file `name` for `problems` (at least one): one problem on one line,
+/// `FILE:LINE:COLUMN: MESSAGE (FIELD)`; several counted on the first line, then one such line
+/// each, in the file's order (a problem the file gives no place for last).
+fn scenario_problems(name: &str, mut problems: Vec<ScenarioError>) -> String {
+    let line = |e: &ScenarioError| {
+        let at = match e.position {
+            Some(p) => format!("{name}:{}:{}", p.line, p.column),
+            None => name.to_string(),
+        };
+        let field = e.path.as_ref().map(|p| format!(" ({p})")).unwrap_or_default();
+        format!("{at}: {}{field}", e.message)
+    };
+    if let [only] = problems.as_slice() {
+        return line(only);
+    }
+    problems.sort_by_key(|e| e.position.map_or((usize::MAX, 0), |p| (p.line, p.column)));
+    let lines: Vec<String> = problems.iter().map(|e| format!("  {}", line(e))).collect();
+    format!("{name}: {} problems:\n{}", problems.len(), lines.join("\n"))
+}
+
 /// Loads the scenario (embedded or `--scenario`) and the plan (generated or `--plan`).
 pub fn load(global: &Global) -> Result<Loaded, Failure> {
     let (text, name) = match &global.scenario {
         Some(path) => (read_text(path, "scenario")?, path.display().to_string()),
         None => (HOMELAB.to_string(), "<embedded homelab>".to_string()),
     };
-    let scenario = parse_scenario(&text).map_err(|e| {
-        let at = match e.position {
-            Some(p) => format!("{name}:{}:{}", p.line, p.column),
-            None => name.clone(),
-        };
-        let field = e.path.map(|p| format!(" ({p})")).unwrap_or_default();
-        Failure::Input(format!("{at}: {}{field}", e.message))
-    })?;
+    let scenario = parse_scenario_every_problem(&text).map_err(|problems| Failure::Input(scenario_problems(&name, problems)))?;
     let topology = Topology::new(&scenario);
     let generated = planner::generate(&topology);
     let (plan, edited) = match &global.plan {

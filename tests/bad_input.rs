@@ -1,6 +1,7 @@
 //! Bad input through the binary: every malformed, hostile or impossible file or argument ends in
 //! exit 2 and one clear line on stderr (`plan: error: ...`), located at file:line:column where
-//! the problem has a place in the file. Never a panic (exit 101), never a hang.
+//! the problem has a place in the file (a scenario with several problems: one line each, after
+//! one that counts them). Never a panic (exit 101), never a hang.
 //!
 //! tests/cli.rs covers the good paths and the DAG-order refusal of an edited plan; this file
 //! covers the rest of the negative space (docs/errors.md lists every message).
@@ -726,4 +727,47 @@ fn rerun_step_without_resume_is_a_usage_error() {
     let out = plan(&["execute", "--rerun-step"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--resume"), "{}", out.stderr);
+}
+
+/// A file with several problems is refused once with all of them, one line each in the file's
+/// order (the checks find the headroom before the nodes), each located as a problem alone is.
+#[test]
+fn every_problem_of_a_scenario_is_named_at_once_in_the_files_order() {
+    let text = edit(HOMELAB, "version: \"1.34\"", "version: \"1.x\"");
+    let text = edit(&text, "address: 10.0.20.102", "address: 10.0.20.101");
+    let text = edit(
+        &text,
+        "path: .woodpecker/default.yml, server: https://10.0.20.100:6443",
+        "path: .woodpecker/default.yml, server: https://10.0.20.99:6443",
+    );
+    let text = edit(&text, "ram_headroom_percent: 5", "ram_headroom_percent: 150");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "scenario.yaml", &text);
+    let out = plan(&["--scenario", &file, "check"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stdout.is_empty() && !out.stderr.contains("panicked"), "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.trim_end().lines().collect();
+    assert_eq!(lines[0], format!("plan: error: {file}: 4 problems:"), "{}", out.stderr);
+    let expected = [
+        (at(&text, "version: \"1.x\"", 0, "version"), "Kubernetes version \"1.x\" is not of the form 1.34 (kubernetes.version)"),
+        (
+            at(&text, "k8s-node2", 0, "address"),
+            "address 10.0.20.101 of node k8s-node2 is already used by nodes[1].address (nodes[2].address)",
+        ),
+        (at(&text, "woodpecker-default", 0, "server"), "consumer woodpecker-default uses https://10.0.20.99:6443, but the cluster's API"),
+        (
+            at(&text, "ram_headroom_percent", 0, "ram_headroom_percent"),
+            "headroom must be a percentage from 0 to 100, not 150 (capacity.ram_headroom_percent)",
+        ),
+    ];
+    assert_eq!(lines.len(), 1 + expected.len(), "{}", out.stderr);
+    for (line, (place, words)) in lines[1..].iter().zip(&expected) {
+        let start = format!("  {file}:{place}: ");
+        assert!(line.starts_with(&start), "{line:?} should start with {start:?}");
+        assert!(line[start.len()..].starts_with(words), "{line:?} should say {words:?}");
+    }
+    // Each alone is refused on one line, as before.
+    let alone = edit(HOMELAB, "ram_headroom_percent: 5", "ram_headroom_percent: 150");
+    let message = scenario_refused(&alone, Some(&at(&alone, "ram_headroom_percent", 0, "ram_headroom_percent")));
+    assert_eq!(message, expected[3].1);
 }

@@ -72,15 +72,32 @@ pub struct ScenarioError {
 /// assert_eq!(scenario.target.control_plane_count, 3);
 /// ```
 pub fn parse_scenario(text: &str) -> Result<Scenario, ScenarioError> {
-    check_flow_nesting(text)?;
-    let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| syntax_error(text, &e))?;
-    validate(&scenario).map_err(|problem| ScenarioError {
-        kind: problem.kind,
-        position: locate(text, &problem.path),
-        path: Some(problem.path.to_string()),
-        message: problem.message,
-    })?;
-    Ok(scenario)
+    parse_scenario_every_problem(text).map_err(|mut problems| problems.swap_remove(0))
+}
+
+/// Parses and validates a scenario, reporting every problem the validation tells apart
+/// ([`problems`]): an operator fixing a file sees them all at once.
+///
+/// # Errors
+/// At least one problem, located like [`parse_scenario`]'s, in the order they are checked (the
+/// first is [`parse_scenario`]'s). A file that is not YAML or not the scenario's shape has one:
+/// the parser's first.
+pub fn parse_scenario_every_problem(text: &str) -> Result<Scenario, Vec<ScenarioError>> {
+    check_flow_nesting(text).map_err(|e| vec![e])?;
+    let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| vec![syntax_error(text, &e)])?;
+    let found = problems(&scenario);
+    if found.is_empty() {
+        return Ok(scenario);
+    }
+    Err(found
+        .into_iter()
+        .map(|problem| ScenarioError {
+            kind: problem.kind,
+            position: locate(text, &problem.path),
+            path: Some(problem.path.to_string()),
+            message: problem.message,
+        })
+        .collect())
 }
 
 /// A YAML error (not YAML, or not the expected shape) as a located [`ScenarioErrorKind::Syntax`]
@@ -316,24 +333,43 @@ fn check_amount(value: f64, path: FieldPath, what: &str) -> Result<(), Problem> 
 /// # Errors
 /// The first problem, with the field path it is in.
 pub fn validate(s: &Scenario) -> Result<(), Problem> {
-    check_name(&s.name, root().key("name"), "scenario name")?;
-    check_versions(s)?;
-    check_shell_words(s)?;
-    check_figures(s)?;
-    let hypervisors = machines::check_hypervisors(s)?;
+    match problems(s).into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(()),
+    }
+}
+
+/// Every problem of a typed scenario the checks tell apart, in the order they are checked (the
+/// first is [`validate`]'s). The checks of the machines (hypervisors, then nodes and new masters,
+/// then the VIP, the names as identities and the MetalLB pool) are one chain that stops at its
+/// first problem, so a name used twice is not reported again as two machines sharing a name;
+/// the consumers are checked only against a valid existing master, and the references only
+/// against valid machine names. Every other check runs whatever the others found.
+pub fn problems(s: &Scenario) -> Vec<Problem> {
+    let mut found = Vec::new();
+    for checked in [check_name(&s.name, root().key("name"), "scenario name"), check_versions(s), check_shell_words(s), check_figures(s)] {
+        found.extend(checked.err());
+    }
+    let hypervisors = machines::check_hypervisors(s).map_err(|p| found.push(p)).ok();
     // Nodes and new masters: names and addresses unique across both, and against the VIP.
-    let names = machines::check_machines(s, &hypervisors)?;
-    machines::check_vip_is_free(s)?;
-    // Names and addresses as identities: no name reads as an address, no two machines share a
-    // name, every address is a host's.
-    crate::identity::check(s)?;
-    machines::check_metallb_pool(s)?;
+    let names = hypervisors.as_ref().and_then(|h| machines::check_machines(s, h).map_err(|p| found.push(p)).ok());
+    if names.is_some() {
+        // Names and addresses as identities: no name reads as an address, no two machines share
+        // a name, every address is a host's.
+        let rest = machines::check_vip_is_free(s).and_then(|()| crate::identity::check(s)).and_then(|()| machines::check_metallb_pool(s));
+        found.extend(rest.err());
+    }
     // The shape of the migration.
-    let master = check_shape(s)?;
-    machines::check_vmids(s)?;
+    let master = check_shape(s).map_err(|p| found.push(p)).ok();
+    found.extend(machines::check_vmids(s).err());
     // References to nodes.
-    check_consumers(s, master)?;
-    check_references(s, &names)
+    if let Some(master) = master {
+        found.extend(check_consumers(s, master).err());
+    }
+    if let Some(names) = &names {
+        found.extend(check_references(s, names).err());
+    }
+    found
 }
 
 /// The cluster's Kubernetes version, and the VM template's, which may not be newer.
@@ -588,6 +624,46 @@ mod tests {
         assert_eq!(error.kind, ScenarioErrorKind::Syntax);
         assert!(error.message.contains("unknown field `masters_wanted`"), "{}", error.message);
         assert!(error.position.is_some());
+    }
+
+    /// Every problem of a file at once, in the order they are checked, the first as
+    /// `parse_scenario`'s; a name used twice once (the machines' chain stops at it, so the
+    /// identity check does not report it again as two machines sharing a name), and the
+    /// references, which need valid machine names, left unchecked after it. On five masters:
+    /// another inventory than the homelab.
+    #[test]
+    fn every_problem_of_a_file_is_reported_at_once_and_each_once() {
+        let five = include_str!("../../scenarios/five-masters.yaml");
+        let text = five
+            .replace("version: \"1.33\"", "version: \"1.x\"")
+            .replace("name: wrk-3,", "name: wrk-2,")
+            .replace("vmid: 304,", "vmid: 301,")
+            .replace("path: .gitlab-ci.yml, server: https://198.51.100.10:6443", "path: .gitlab-ci.yml, server: https://198.51.100.99:6443")
+            .replace("pinned_to: ctl-a, path: stacks/ops/main.tf }", "pinned_to: ctl-z, path: stacks/ops/main.tf }");
+        let found = parse_scenario_every_problem(&text).unwrap_err();
+        let seen: Vec<(ScenarioErrorKind, Option<&str>)> = found.iter().map(|e| (e.kind, e.path.as_deref())).collect();
+        use ScenarioErrorKind::*;
+        assert_eq!(
+            seen,
+            [
+                (BadValue, Some("kubernetes.version")),
+                (DuplicateName, Some("nodes[3].name")),
+                (DuplicateName, Some("new_masters[3].vmid")),
+                (BadValue, Some("consumers[1].server")),
+            ],
+            "{found:#?}"
+        );
+        assert!(found.iter().all(|e| e.position.is_some()), "{found:#?}");
+        assert_eq!(parse_scenario(&text).unwrap_err(), found[0]);
+        // With the names sound, the unknown CronJob node is found too.
+        let text = text.replace("name: wrk-2, role: worker, address: 198.51.100.23", "name: wrk-3, role: worker, address: 198.51.100.23");
+        let found = parse_scenario_every_problem(&text).unwrap_err();
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert_eq!((found[3].kind, found[3].path.as_deref()), (UnknownReference, Some("cronjobs[1].pinned_to")));
+        // One problem: the list holds it alone.
+        let one = five.replace("vmid: 304,", "vmid: 301,");
+        assert_eq!(parse_scenario_every_problem(&one).unwrap_err().len(), 1);
+        assert!(parse_scenario_every_problem(five).is_ok());
     }
 
     #[test]
