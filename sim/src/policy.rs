@@ -293,9 +293,13 @@ fn report_ranking<E: Executor>(exec: &mut E, id: &str, ranking: &[Candidate]) {
         let lines: Vec<String> = ranking
             .iter()
             .enumerate()
-            .map(|(i, c)| match &c.refused {
-                None => format!("{}. {}: {}", i + 1, c.kind.describe(), c.cost.summary()),
-                Some(why) => format!("{}. {}: cannot be carried out ({why})", i + 1, c.kind.describe()),
+            .map(|(i, c)| {
+                // Marked as `plan recover --list` marks it: among equal outcomes it ranks first.
+                let documented = if c.documented { " [the plan's documented recovery]" } else { "" };
+                match &c.refused {
+                    None => format!("{}. {}{documented}: {}", i + 1, c.kind.describe(), c.cost.summary()),
+                    Some(why) => format!("{}. {}{documented}: cannot be carried out ({why})", i + 1, c.kind.describe()),
+                }
             })
             .collect();
         format!("recoveries ranked: {}", lines.join("; "))
