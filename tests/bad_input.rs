@@ -730,10 +730,13 @@ fn rerun_step_without_resume_is_a_usage_error() {
 }
 
 /// A file with several problems is refused once with all of them, one line each in the file's
-/// order (the checks find the headroom before the nodes), each located as a problem alone is.
+/// order (the checks find the headroom before the nodes), each located as a problem alone is;
+/// the structure's first problem only (the consumer that names the right address is not
+/// reported for the node whose address is mistyped).
 #[test]
 fn every_problem_of_a_scenario_is_named_at_once_in_the_files_order() {
     let text = edit(HOMELAB, "version: \"1.34\"", "version: \"1.x\"");
+    let text = edit(&text, "\nssh_user: wizard\n", "\nssh_user: Wizard\n");
     let text = edit(&text, "address: 10.0.20.102", "address: 10.0.20.101");
     let text = edit(
         &text,
@@ -750,11 +753,11 @@ fn every_problem_of_a_scenario_is_named_at_once_in_the_files_order() {
     assert_eq!(lines[0], format!("plan: error: {file}: 4 problems:"), "{}", out.stderr);
     let expected = [
         (at(&text, "version: \"1.x\"", 0, "version"), "Kubernetes version \"1.x\" is not of the form 1.34 (kubernetes.version)"),
+        (at(&text, "ssh_user: Wizard", 0, "ssh_user"), "SSH user \"Wizard\" is not allowed"),
         (
             at(&text, "k8s-node2", 0, "address"),
             "address 10.0.20.101 of node k8s-node2 is already used by nodes[1].address (nodes[2].address)",
         ),
-        (at(&text, "woodpecker-default", 0, "server"), "consumer woodpecker-default uses https://10.0.20.99:6443, but the cluster's API"),
         (
             at(&text, "ram_headroom_percent", 0, "ram_headroom_percent"),
             "headroom must be a percentage from 0 to 100, not 150 (capacity.ram_headroom_percent)",
@@ -766,6 +769,11 @@ fn every_problem_of_a_scenario_is_named_at_once_in_the_files_order() {
         assert!(line.starts_with(&start), "{line:?} should start with {start:?}");
         assert!(line[start.len()..].starts_with(words), "{line:?} should say {words:?}");
     }
+    // The node's address put right, the consumer is the structure's first problem.
+    let fixed = edit(&text, "k8s-node2, role: worker, address: 10.0.20.101", "k8s-node2, role: worker, address: 10.0.20.102");
+    let file = write(dir.path(), "fixed.yaml", &fixed);
+    let out = plan(&["--scenario", &file, "check"]);
+    assert!(out.stderr.contains("consumer woodpecker-default uses https://10.0.20.99:6443"), "{}", out.stderr);
     // Each alone is refused on one line, as before.
     let alone = edit(HOMELAB, "ram_headroom_percent: 5", "ram_headroom_percent: 150");
     let message = scenario_refused(&alone, Some(&at(&alone, "ram_headroom_percent", 0, "ram_headroom_percent")));

@@ -340,36 +340,47 @@ pub fn validate(s: &Scenario) -> Result<(), Problem> {
 }
 
 /// Every problem of a typed scenario the checks tell apart, in the order they are checked (the
-/// first is [`validate`]'s). The checks of the machines (hypervisors, then nodes and new masters,
-/// then the VIP, the names as identities and the MetalLB pool) are one chain that stops at its
-/// first problem, so a name used twice is not reported again as two machines sharing a name;
-/// the consumers are checked only against a valid existing master, and the references only
-/// against valid machine names. Every other check runs whatever the others found.
+/// first is [`validate`]'s). The checks of single fields (safe names and paths, the versions, the
+/// figures) each report on their own. The profiles' checks, and the structure from the
+/// hypervisors on (the machines, their names and addresses, the VIP, the migration's shape, the
+/// references), stop at their first problem: there one mistake (a line copied twice, a master's
+/// address mistyped) breaks several rules, and reporting each would send the operator to fix
+/// what is right. A problem found twice (a hypervisor's name is a safe name and a profile's
+/// field) is reported once.
 pub fn problems(s: &Scenario) -> Vec<Problem> {
-    let mut found = Vec::new();
-    for checked in [check_name(&s.name, root().key("name"), "scenario name"), check_versions(s), check_shell_words(s), check_figures(s)] {
-        found.extend(checked.err());
-    }
-    let hypervisors = machines::check_hypervisors(s).map_err(|p| found.push(p)).ok();
-    // Nodes and new masters: names and addresses unique across both, and against the VIP.
-    let names = hypervisors.as_ref().and_then(|h| machines::check_machines(s, h).map_err(|p| found.push(p)).ok());
-    if names.is_some() {
-        // Names and addresses as identities: no name reads as an address, no two machines share
-        // a name, every address is a host's.
-        let rest = machines::check_vip_is_free(s).and_then(|()| crate::identity::check(s)).and_then(|()| machines::check_metallb_pool(s));
-        found.extend(rest.err());
-    }
-    // The shape of the migration.
-    let master = check_shape(s).map_err(|p| found.push(p)).ok();
-    found.extend(machines::check_vmids(s).err());
-    // References to nodes.
-    if let Some(master) = master {
-        found.extend(check_consumers(s, master).err());
-    }
-    if let Some(names) = &names {
-        found.extend(check_references(s, names).err());
+    let mut found: Vec<Problem> = Vec::new();
+    let checked = check_name(&s.name, root().key("name"), "scenario name")
+        .err()
+        .into_iter()
+        .chain(check_versions(s).err())
+        .chain(check_shell_words(s))
+        .chain(check_figures(s))
+        .chain(check_structure(s).err());
+    for problem in checked {
+        if !found.iter().any(|f| f.path == problem.path && f.message == problem.message) {
+            found.push(problem);
+        }
     }
     found
+}
+
+/// The structure: the hypervisors, the machines, the VIP, the migration's shape and the
+/// references to nodes; the first problem.
+fn check_structure(s: &Scenario) -> Result<(), Problem> {
+    let hypervisors = machines::check_hypervisors(s)?;
+    // Nodes and new masters: names and addresses unique across both, and against the VIP.
+    let names = machines::check_machines(s, &hypervisors)?;
+    machines::check_vip_is_free(s)?;
+    // Names and addresses as identities: no name reads as an address, no two machines share a
+    // name, every address is a host's.
+    crate::identity::check(s)?;
+    machines::check_metallb_pool(s)?;
+    // The shape of the migration.
+    let master = check_shape(s)?;
+    machines::check_vmids(s)?;
+    // References to nodes.
+    check_consumers(s, master)?;
+    check_references(s, &names)
 }
 
 /// The cluster's Kubernetes version, and the VM template's, which may not be newer.
@@ -401,82 +412,87 @@ fn check_versions(s: &Scenario) -> Result<(), Problem> {
     Ok(())
 }
 
-/// The names and paths that end up in shell commands: each safe there unquoted.
-fn check_shell_words(s: &Scenario) -> Result<(), Problem> {
-    check_path(&s.infra_repo, root().key("infra_repo"), "infra repo path")?;
-    check_name(&s.ssh_user, root().key("ssh_user"), "SSH user")?;
-    check_name(&s.load_balancer.ssh_user, root().key("load_balancer").key("ssh_user"), "SSH user")?;
-    profiles::check(s)?;
-    check_name(&s.control_plane_endpoint.fqdn, root().key("control_plane_endpoint").key("fqdn"), "FQDN")?;
+/// The names and paths that end up in shell commands: each safe there unquoted. Every problem,
+/// field by field (the profiles' first).
+fn check_shell_words(s: &Scenario) -> Vec<Problem> {
+    let mut checked = vec![
+        check_path(&s.infra_repo, root().key("infra_repo"), "infra repo path"),
+        check_name(&s.ssh_user, root().key("ssh_user"), "SSH user"),
+        check_name(&s.load_balancer.ssh_user, root().key("load_balancer").key("ssh_user"), "SSH user"),
+        profiles::check(s),
+        check_name(&s.control_plane_endpoint.fqdn, root().key("control_plane_endpoint").key("fqdn"), "FQDN"),
+    ];
     if s.dns.via != crate::scenario::DnsVia::None || !s.dns.zone.is_empty() {
-        check_name(&s.dns.zone, root().key("dns").key("zone"), "DNS zone")?;
+        checked.push(check_name(&s.dns.zone, root().key("dns").key("zone"), "DNS zone"));
     }
     if s.dns_via() == crate::scenario::DnsVia::Iac || !s.dns.source.is_empty() {
-        check_path(&s.dns.source, root().key("dns").key("source"), "DNS source path")?;
+        checked.push(check_path(&s.dns.source, root().key("dns").key("source"), "DNS source path"));
     }
-    check_path(&s.etcd_backup.path, root().key("etcd_backup").key("path"), "backup path")?;
+    checked.push(check_path(&s.etcd_backup.path, root().key("etcd_backup").key("path"), "backup path"));
     if let Some(gate) = &s.reboot_gate {
-        check_path(&gate.path, root().key("reboot_gate").key("path"), "reboot gate path")?;
-        check_name(&gate.name, root().key("reboot_gate").key("name"), "reboot gate name")?;
-        check_name(&gate.namespace, root().key("reboot_gate").key("namespace"), "namespace")?;
+        checked.push(check_path(&gate.path, root().key("reboot_gate").key("path"), "reboot gate path"));
+        checked.push(check_name(&gate.name, root().key("reboot_gate").key("name"), "reboot gate name"));
+        checked.push(check_name(&gate.namespace, root().key("reboot_gate").key("namespace"), "namespace"));
     }
     if let Some(chain) = &s.upgrade_chain {
-        check_path(&chain.path, root().key("upgrade_chain").key("path"), "upgrade chain path")?;
+        checked.push(check_path(&chain.path, root().key("upgrade_chain").key("path"), "upgrade chain path"));
     }
     if let Some(stack) = &s.config_stack {
-        check_name(&stack.name, root().key("config_stack").key("name"), "config stack name")?;
-        check_path(&stack.path, root().key("config_stack").key("path"), "config stack path")?;
+        checked.push(check_name(&stack.name, root().key("config_stack").key("name"), "config stack name"));
+        checked.push(check_path(&stack.path, root().key("config_stack").key("path"), "config stack path"));
     }
     if let Some(template) = &s.vm_template {
-        check_name(&template.name, root().key("vm_template").key("name"), "template name")?;
+        checked.push(check_name(&template.name, root().key("vm_template").key("name"), "template name"));
     }
     if let Some(issue) = &s.tracking_issue {
         // An issue tracker's id: `ops-1234`, `OPS-1234`, `GH_12` (it is a word of `bd close ID`).
         let safe = !issue.is_empty() && !issue.starts_with('-') && issue.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !safe {
-            return Err(problem(
+            checked.push(Err(problem(
                 ScenarioErrorKind::UnsafeValue,
                 root().key("tracking_issue"),
                 format!("tracking issue {issue:?} is not allowed: use letters, digits, '-', '_' and '.' (it is used in shell commands)"),
-            ));
+            )));
         }
     }
     for (i, flag) in s.apiserver_flags().iter().enumerate() {
-        check_name(flag, root().key("config_stack").key("apiserver_flags").index(i), "apiserver flag")?;
+        checked.push(check_name(flag, root().key("config_stack").key("apiserver_flags").index(i), "apiserver flag"));
     }
-    Ok(())
+    checked.into_iter().filter_map(Result::err).collect()
 }
 
 /// The figures: the RAM headroom a percentage, the kubeadm TTLs positive and at most a year.
-fn check_figures(s: &Scenario) -> Result<(), Problem> {
+/// Every problem.
+fn check_figures(s: &Scenario) -> Vec<Problem> {
     use ScenarioErrorKind::*;
+    let mut found = Vec::new();
     let headroom = s.capacity.ram_headroom_percent;
     if !(0.0..100.0).contains(&headroom) {
-        return Err(problem(
+        found.push(problem(
             BadValue,
             root().key("capacity").key("ram_headroom_percent"),
             format!("headroom must be a percentage from 0 to 100, not {headroom}"),
         ));
     }
     if s.kubeadm.certs_ttl_min == 0 || s.kubeadm.token_ttl_h == 0 {
-        return Err(problem(BadValue, root().key("kubeadm"), "kubeadm TTLs must be positive".to_string()));
+        found.push(problem(BadValue, root().key("kubeadm"), "kubeadm TTLs must be positive".to_string()));
     }
     // The model's clock counts seconds in u32 (136 years); a TTL beyond a year is a typo.
     if s.kubeadm.certs_ttl_min > CERTS_TTL_MIN_MAX {
-        return Err(problem(
+        found.push(problem(
             BadValue,
             root().key("kubeadm").key("certs_ttl_min"),
             format!("certs_ttl_min is at most {CERTS_TTL_MIN_MAX} (a year), not {}", s.kubeadm.certs_ttl_min),
         ));
     }
     if s.kubeadm.token_ttl_h > TOKEN_TTL_H_MAX {
-        return Err(problem(
+        found.push(problem(
             BadValue,
             root().key("kubeadm").key("token_ttl_h"),
             format!("token_ttl_h is at most {TOKEN_TTL_H_MAX} (a year), not {}", s.kubeadm.token_ttl_h),
         ));
     }
-    Ok(())
+    found
 }
 
 /// Exactly one existing master, and a target of 3, 5 or 7 masters that the new masters listed
@@ -626,43 +642,44 @@ mod tests {
         assert!(error.position.is_some());
     }
 
-    /// Every problem of a file at once, in the order they are checked, the first as
-    /// `parse_scenario`'s; a name used twice once (the machines' chain stops at it, so the
-    /// identity check does not report it again as two machines sharing a name), and the
-    /// references, which need valid machine names, left unchecked after it. On five masters:
-    /// another inventory than the homelab.
+    /// Every problem of a file at once, in the order they are checked: each field's own, and
+    /// the structure's first only (a line copied twice breaks the names, the VMIDs and the count
+    /// of new masters, and is one mistake). On five masters, another inventory than the homelab.
     #[test]
-    fn every_problem_of_a_file_is_reported_at_once_and_each_once() {
-        let five = include_str!("../../scenarios/five-masters.yaml");
-        let text = five
-            .replace("version: \"1.33\"", "version: \"1.x\"")
-            .replace("name: wrk-3,", "name: wrk-2,")
-            .replace("vmid: 304,", "vmid: 301,")
-            .replace("path: .gitlab-ci.yml, server: https://198.51.100.10:6443", "path: .gitlab-ci.yml, server: https://198.51.100.99:6443")
-            .replace("pinned_to: ctl-a, path: stacks/ops/main.tf }", "pinned_to: ctl-z, path: stacks/ops/main.tf }");
-        let found = parse_scenario_every_problem(&text).unwrap_err();
-        let seen: Vec<(ScenarioErrorKind, Option<&str>)> = found.iter().map(|e| (e.kind, e.path.as_deref())).collect();
+    fn every_problem_of_a_file_is_reported_at_once_and_each_mistake_once() {
         use ScenarioErrorKind::*;
+        let five = include_str!("../../scenarios/five-masters.yaml");
+        let kinds = |text: &str| -> Vec<(ScenarioErrorKind, Option<String>)> {
+            parse_scenario_every_problem(text).unwrap_err().into_iter().map(|e| (e.kind, e.path)).collect()
+        };
+        let at = |path: &str| Some(path.to_string());
+        let fields = five
+            .replace("version: \"1.33\"", "version: \"1.x\"")
+            .replace("\nssh_user: admin\n", "\nssh_user: Admin\n")
+            .replace("ram_headroom_percent: 10", "ram_headroom_percent: 150");
+        let copied = "  - { name: ctl-e, address: 198.51.100.14, vmid: 304, hypervisor: pve-a, vcpu: 4, ram_gb: 16, disk_gb: 64 }\n";
+        let text = fields.replace(copied, &copied.repeat(2));
         assert_eq!(
-            seen,
+            kinds(&text),
             [
-                (BadValue, Some("kubernetes.version")),
-                (DuplicateName, Some("nodes[3].name")),
-                (DuplicateName, Some("new_masters[3].vmid")),
-                (BadValue, Some("consumers[1].server")),
-            ],
-            "{found:#?}"
+                (BadValue, at("kubernetes.version")),
+                (UnsafeValue, at("ssh_user")),
+                (BadValue, at("capacity.ram_headroom_percent")),
+                (DuplicateName, at("new_masters[4].name")),
+            ]
         );
-        assert!(found.iter().all(|e| e.position.is_some()), "{found:#?}");
-        assert_eq!(parse_scenario(&text).unwrap_err(), found[0]);
-        // With the names sound, the unknown CronJob node is found too.
-        let text = text.replace("name: wrk-2, role: worker, address: 198.51.100.23", "name: wrk-3, role: worker, address: 198.51.100.23");
-        let found = parse_scenario_every_problem(&text).unwrap_err();
-        assert_eq!(found.len(), 4, "{found:#?}");
-        assert_eq!((found[3].kind, found[3].path.as_deref()), (UnknownReference, Some("cronjobs[1].pinned_to")));
-        // One problem: the list holds it alone.
-        let one = five.replace("vmid: 304,", "vmid: 301,");
-        assert_eq!(parse_scenario_every_problem(&one).unwrap_err().len(), 1);
+        // The structure's next problem shows once the first is fixed: a fifth new master where
+        // five masters need four.
+        let renamed = fields
+            .replace(copied, &format!("{copied}{}", copied.replace("ctl-e, address: 198.51.100.14", "ctl-f, address: 198.51.100.15")));
+        assert_eq!(kinds(&renamed)[3..], [(TargetCount, at("new_masters"))]);
+        // A master's address mistyped onto another machine's is one problem, not also every
+        // consumer that names the right address.
+        let mistyped = five.replace("role: control-plane, address: 198.51.100.10", "role: control-plane, address: 198.51.100.21");
+        assert_eq!(kinds(&mistyped), [(DuplicateAddress, at("nodes[1].address"))]);
+        // A hypervisor's unsafe name is a field's problem and the structure's: reported once.
+        let shouting = five.replace("name: pve-a,", "name: PVE-A,").replace("hypervisor: pve-a", "hypervisor: PVE-A");
+        assert_eq!(kinds(&shouting), [(UnsafeValue, at("hypervisors[0].name"))]);
         assert!(parse_scenario_every_problem(five).is_ok());
     }
 
