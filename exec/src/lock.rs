@@ -16,7 +16,18 @@ pub const LOCK_FILE: &str = "lock";
 /// process dies, however it dies: the kernel drops the lock).
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for Lock {
+    /// Released with `LOCK_UN`, not only by closing the descriptor: a child another thread has
+    /// just forked holds a copy of it until it execs (`O_CLOEXEC` closes it only then), and a
+    /// `flock` lasts while any copy of its open file is open. `LOCK_UN` releases it for every
+    /// copy (flock(2)). Seen: the suite's lock test failed to take the lock again after a drop.
+    fn drop(&mut self) {
+        // SAFETY: flock on the descriptor this lock owns, still open here; no memory is shared.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
 }
 
 fn lock_error(path: &Path, reason: impl std::fmt::Display) -> ExecError {
@@ -100,7 +111,7 @@ impl Lock {
         }
         file.set_len(0).map_err(|e| lock_error(&path, e))?;
         writeln!(file, "{holder_line}").map_err(|e| lock_error(&path, e))?;
-        Ok(Lock { _file: file })
+        Ok(Lock { file })
     }
 }
 
@@ -214,6 +225,39 @@ mod tests {
         std::fs::remove_file(&target).unwrap();
         assert!(matches!(Lock::take(dir.path()), Err(ExecError::UnsafePath { .. })));
         assert!(!target.exists(), "nothing created through the link");
+    }
+
+    /// A child forked while the lock is held (by another test's thread, or any library) holds a
+    /// copy of its descriptor until it execs or exits; the lock is free at the drop all the same.
+    /// Fails without the `LOCK_UN` in `drop`: the second take is refused while the child lives.
+    #[test]
+    fn a_lock_is_free_at_its_drop_while_a_forked_child_still_holds_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = Lock::take(dir.path()).unwrap();
+        let mut pipe = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into the array it is given.
+        assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: the child calls only read and _exit, which are async-signal-safe.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let mut byte = 0u8;
+            // SAFETY: the child waits for the parent's byte, then leaves without unwinding.
+            unsafe {
+                libc::read(pipe[0], std::ptr::addr_of_mut!(byte).cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        assert!(child > 0, "fork");
+        drop(lock);
+        let again = Lock::take(dir.path());
+        // SAFETY: the byte lets the child go; waitpid reaps it; both descriptors are this test's.
+        unsafe {
+            libc::write(pipe[1], [1u8].as_ptr().cast(), 1);
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+            libc::close(pipe[0]);
+            libc::close(pipe[1]);
+        }
+        assert!(again.is_ok(), "the lock is free at its drop: {again:?}");
     }
 
     #[test]
