@@ -109,9 +109,11 @@ impl Lock {
                 },
             });
         }
-        file.set_len(0).map_err(|e| lock_error(&path, e))?;
-        writeln!(file, "{holder_line}").map_err(|e| lock_error(&path, e))?;
-        Ok(Lock { file })
+        // Held from here: a failure to write the holder releases it on the way out (`Drop`).
+        let mut lock = Lock { file };
+        lock.file.set_len(0).map_err(|e| lock_error(&path, e))?;
+        writeln!(lock.file, "{holder_line}").map_err(|e| lock_error(&path, e))?;
+        Ok(lock)
     }
 }
 
@@ -237,26 +239,33 @@ mod tests {
         let mut pipe = [0; 2];
         // SAFETY: pipe2 writes two descriptors into the array it is given.
         assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: the child calls only read and _exit, which are async-signal-safe.
+        // SAFETY: the child calls only close, read and _exit, which are async-signal-safe.
         let child = unsafe { libc::fork() };
         if child == 0 {
             let mut byte = 0u8;
-            // SAFETY: the child waits for the parent's byte, then leaves without unwinding.
+            // SAFETY: the child keeps no write end of its own, so its read ends when the
+            // parent's closes (or the parent dies); then it leaves without unwinding.
             unsafe {
+                libc::close(pipe[1]);
                 libc::read(pipe[0], std::ptr::addr_of_mut!(byte).cast(), 1);
                 libc::_exit(0);
             }
         }
-        assert!(child > 0, "fork");
+        // SAFETY: closes the write end, which lets the child go, and the read end; both are
+        // this test's. Done before any assertion, so no failure leaves the child waiting.
+        let let_go = || unsafe {
+            libc::close(pipe[1]);
+            libc::close(pipe[0]);
+        };
+        if child < 0 {
+            let_go();
+            panic!("fork: {}", std::io::Error::last_os_error());
+        }
         drop(lock);
         let again = Lock::take(dir.path());
-        // SAFETY: the byte lets the child go; waitpid reaps it; both descriptors are this test's.
-        unsafe {
-            libc::write(pipe[1], [1u8].as_ptr().cast(), 1);
-            libc::waitpid(child, std::ptr::null_mut(), 0);
-            libc::close(pipe[0]);
-            libc::close(pipe[1]);
-        }
+        let_go();
+        // SAFETY: reaps the child, which ends once the write end is closed.
+        unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
         assert!(again.is_ok(), "the lock is free at its drop: {again:?}");
     }
 
