@@ -25,7 +25,16 @@ fn scenarios() -> Vec<Topology> {
 
 #[test]
 fn the_first_master_lost_after_the_cut_over_began_is_held_not_rolled_back_onto() {
-    for t in scenarios() {
+    // Seven masters, and the VIP on the masters (keepalived, kube-vip), besides the three.
+    let more = [
+        include_str!("../../scenarios/seven-masters.yaml"),
+        include_str!("../../scenarios/keepalived-five.yaml"),
+        include_str!("../../scenarios/kube-vip-bare.yaml"),
+        include_str!("../../scenarios/haproxy-libvirt.yaml"),
+        include_str!("../../scenarios/three-hypervisors.yaml"),
+        include_str!("../../scenarios/legacy-1.28.yaml"),
+    ];
+    for t in scenarios().into_iter().chain(more.map(topology)) {
         let plan = planner::generate(&t);
         let engine = Engine::new(&t, &plan, Recording::default());
         let (_, states) = engine.track();
