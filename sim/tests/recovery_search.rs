@@ -235,10 +235,14 @@ fn an_engine_choosing_a_kind_takes_the_best_of_that_kind_and_only_it() {
 /// after the cut-over. `plan check` reports it beaten where the first master is lost for good
 /// in the cut-over phase (the rollback points every client back at it, going on keeps the API
 /// up), and that is a `documented-recovery` violation; the generated plan, with `RF`, has
-/// neither. On scenarios of three and five masters, with other names.
+/// neither. On scenarios of three, five and seven masters, with other names, the VIP on the
+/// masters (keepalived, kube-vip) or on a box of its own.
 #[test]
 fn the_source_plans_cut_over_rollback_is_reported_beaten_where_the_first_master_is_lost() {
-    for t in scenarios() {
+    let seven = topology(include_str!("../../scenarios/seven-masters.yaml"));
+    let keepalived = topology(include_str!("../../scenarios/keepalived-five.yaml"));
+    let kube_vip = topology(include_str!("../../scenarios/kube-vip-bare.yaml"));
+    for t in scenarios().into_iter().chain([seven, keepalived, kube_vip]) {
         let plan = planner::generate(&t);
         let cutover = plan.steps.iter().find(|s| s.actions.iter().any(|a| matches!(a, Action::FlipConsumersOf(_)))).expect("a cut-over");
         let phase = cutover.phase.clone();
@@ -256,8 +260,11 @@ fn the_source_plans_cut_over_rollback_is_reported_beaten_where_the_first_master_
             })
             .collect();
         assert!(!beaten.is_empty(), "{}: {:#?}", t.scenario.name, report.dominated_rollbacks);
+        // Going on without it, or holding where that leaves the same cluster sooner (kube-vip-bare
+        // at 4.7, the cut-over's last step: 30 s against 9 min, neither documented here).
+        let keep_on = [RecoveryKind::GoForward.describe(), RecoveryKind::Hold.describe()];
         for d in &beaten {
-            assert_eq!(d.chosen, RecoveryKind::GoForward.describe(), "{}: {d:?}", t.scenario.name);
+            assert!(keep_on.contains(&d.chosen), "{}: {d:?}", t.scenario.name);
             assert!(d.documented_cost.contains("API down") && d.chosen_cost.contains("API up for every consumer"), "{d:?}");
         }
         let harms = |r: &plan_sim::explore::CheckReport| {
