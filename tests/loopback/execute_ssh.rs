@@ -291,6 +291,42 @@ fn hosts_that_do_not_answer_fail_the_preflight_and_nothing_runs() {
     assert!(shown.contains("checks failed"), "{shown}");
 }
 
+/// The same with five masters and other names, moved onto a loopback range where nothing
+/// listens: every machine that exists before the migration is named (the first master, three
+/// workers, the load balancer box, two hypervisors), the four new masters are not asked, and
+/// nothing runs.
+#[test]
+fn hosts_of_five_masters_that_do_not_answer_fail_the_preflight_and_nothing_runs() {
+    // Range zero (127.0.0.0/16) is held: no lab listens there while this runs.
+    let _range = common::fixture::hold_range_zero();
+    let dir = tempfile::tempdir().unwrap();
+    let five = std::fs::read_to_string(common::scenario("five-masters.yaml")).unwrap();
+    let moved = five.replace("198.51.100.", "127.0.79.").replace("192.0.2.", "127.0.78.");
+    assert!(!moved.contains("198.51.100.") && !moved.contains("192.0.2."), "every address moved onto loopback");
+    let path = dir.path().join("five-silent.yaml");
+    write(&path, &moved);
+    let ssh_config = dir.path().join("ssh_config");
+    write(&ssh_config, "ConnectTimeout 2\n");
+    let state = dir.path().join("state");
+    let (scenario, state, ssh_config) = (path.to_str().unwrap(), state.to_str().unwrap(), ssh_config.to_str().unwrap());
+    let out = plan(&["--scenario", scenario, "preflight", "--state-dir", state, "--ssh-config", ssh_config], &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    for machine in ["ctl-a", "wrk-1", "wrk-2", "wrk-3", "haproxy-box", "pve-a", "pve-b"] {
+        assert!(shown.contains(&format!("FAIL ssh and sudo on {machine}")), "{machine}: {shown}");
+    }
+    for new_master in ["ctl-b", "ctl-c", "ctl-d", "ctl-e"] {
+        assert!(!shown.contains(&format!("ssh and sudo on {new_master}")), "{new_master}: {shown}");
+    }
+    assert!(shown.contains("ok   the VIP 127.0.79.5 is free"), "{shown}");
+    let out = plan(&["--scenario", scenario, "execute", "--yes", "--state-dir", state, "--ssh-config", ssh_config], &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL ssh and sudo on ctl-a") && shown.contains("nothing was run, so there is nothing to undo"), "{shown}");
+    assert!(!shown.contains("recovery") && !shown.contains("HALTED"), "no halt, no recovery: {shown}");
+    assert!(!Path::new(state).join("journal.jsonl").exists(), "no journal begun: {shown}");
+}
+
 /// Off a terminal, without `--yes`, nobody can answer the phase prompts: refused before anything
 /// runs (exit 2), never "declined" as if a person had said no.
 #[test]
