@@ -13,7 +13,7 @@ mod sections;
 pub mod yaml;
 
 use crate::scenario::{DnsVia, HypervisorKind, IacKind, LbKind};
-use crate::validate::parse_scenario;
+use crate::validate::parse_scenario_every_problem;
 use std::net::Ipv4Addr;
 
 /// A machine the operator named: `NAME=ADDRESS` on the command line, or a node the API listed.
@@ -168,10 +168,18 @@ pub fn render(answers: &Answers) -> Result<String, StarterError> {
     let text = yaml::render(&sections::header(answers), &sections::document(answers, &shape));
     // Validated here, so a starter that would be refused is never written: the operator's
     // answers may clash (two machines on one address, the VIP on a node).
-    parse_scenario(&text).map_err(|e| {
-        StarterError::Invalid(match e.path {
-            Some(path) => format!("{} ({path})", e.message),
-            None => e.message,
+    // Every problem the validator tells apart, on one line as every refusal of `plan init`.
+    parse_scenario_every_problem(&text).map_err(|problems| {
+        let words: Vec<String> = problems
+            .into_iter()
+            .map(|e| match e.path {
+                Some(path) => format!("{} ({path})", e.message),
+                None => e.message,
+            })
+            .collect();
+        StarterError::Invalid(match words.as_slice() {
+            [only] => only.clone(),
+            _ => format!("{} problems: {}", words.len(), words.join("; ")),
         })
     })?;
     Ok(text)

@@ -1,5 +1,6 @@
 use super::*;
 use crate::scenario::{DnsVia, HypervisorKind, IacKind, LbKind, NodeRole};
+use crate::validate::parse_scenario;
 
 /// Addresses of TEST-NET-1 (RFC 5737): documentation only, never a real host.
 fn machine(name: &str, last: u8) -> Machine {
@@ -164,6 +165,20 @@ fn answers_that_clash_are_refused_with_the_validators_reason() {
     let mut bare = answers(3);
     bare.fqdn = Some("api".to_string());
     assert!(render(&bare).unwrap_err().to_string().contains("has no zone"));
+}
+
+/// Answers that break several rules are refused with all of them, on one line: here a name that
+/// is no safe name, a version that is none, and the VIP on the first master's address.
+#[test]
+fn answers_that_break_several_rules_are_refused_with_every_one() {
+    let mut a = answers(5);
+    a.name = "Lab One".to_string();
+    a.kubernetes_version = Some("1.x".to_string());
+    a.vip = Some(a.first_master.as_ref().expect("a first master").address);
+    let said = render(&a).unwrap_err().to_string();
+    assert!(said.starts_with("3 problems: scenario name \"Lab One\" is not allowed"), "{said}");
+    assert!(said.contains("; Kubernetes version \"1.x\" is not of the form 1.34 (kubernetes.version); the VIP "), "{said}");
+    assert_eq!(said.lines().count(), 1, "one line, as every refusal: {said}");
 }
 
 /// Every combination of the four profiles makes a starter that validates.
