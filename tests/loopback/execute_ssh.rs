@@ -263,21 +263,10 @@ fn hosts_that_do_not_answer_fail_the_preflight_and_nothing_runs() {
     let dir = tempfile::tempdir().unwrap();
     // The loopback scenario on a range of its own, where no test's sshd listens: every connection
     // is refused.
-    let scenario = std::fs::read_to_string(LOOPBACK).unwrap().replace("127.0.20.", "127.0.77.");
-    let path = dir.path().join("silent.yaml");
-    write(&path, &scenario);
-    let ssh_config = dir.path().join("ssh_config");
-    write(&ssh_config, "ConnectTimeout 2\n");
-    let state = dir.path().join("state");
-    let (scenario, state, ssh_config) = (path.to_str().unwrap(), state.to_str().unwrap(), ssh_config.to_str().unwrap());
-    let out = plan(&["--scenario", scenario, "execute", "--yes", "--state-dir", state, "--ssh-config", ssh_config], &[]);
-    let shown = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{shown}");
-    assert!(shown.contains("FAIL ssh and sudo on lab-cp-1"), "{shown}");
+    let silent = Silent::write(dir.path(), &std::fs::read_to_string(LOOPBACK).unwrap().replace("127.0.20.", "127.0.77."));
+    let (scenario, state, ssh_config) = (silent.scenario.as_str(), silent.state.as_str(), silent.ssh_config.as_str());
+    let shown = silent.execute_refused_at_the_preflight("lab-cp-1");
     assert!(shown.contains("fix: make root@127.0.77.10 reachable over SSH"), "{shown}");
-    assert!(shown.contains("nothing was run, so there is nothing to undo"), "{shown}");
-    assert!(!shown.contains("recovery") && !shown.contains("HALTED"), "no halt, no recovery: {shown}");
-    assert!(!Path::new(state).join("journal.jsonl").exists(), "no journal begun: {shown}");
 
     let out = plan(&["--scenario", scenario, "preflight", "--state-dir", state, "--ssh-config", ssh_config], &[]);
     let shown = text(&out);
@@ -303,12 +292,8 @@ fn hosts_of_five_masters_that_do_not_answer_fail_the_preflight_and_nothing_runs(
     let five = std::fs::read_to_string(common::scenario("five-masters.yaml")).unwrap();
     let moved = five.replace("198.51.100.", "127.0.79.").replace("192.0.2.", "127.0.78.");
     assert!(!moved.contains("198.51.100.") && !moved.contains("192.0.2."), "every address moved onto loopback");
-    let path = dir.path().join("five-silent.yaml");
-    write(&path, &moved);
-    let ssh_config = dir.path().join("ssh_config");
-    write(&ssh_config, "ConnectTimeout 2\n");
-    let state = dir.path().join("state");
-    let (scenario, state, ssh_config) = (path.to_str().unwrap(), state.to_str().unwrap(), ssh_config.to_str().unwrap());
+    let silent = Silent::write(dir.path(), &moved);
+    let (scenario, state, ssh_config) = (silent.scenario.as_str(), silent.state.as_str(), silent.ssh_config.as_str());
     let out = plan(&["--scenario", scenario, "preflight", "--state-dir", state, "--ssh-config", ssh_config], &[]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
@@ -319,12 +304,39 @@ fn hosts_of_five_masters_that_do_not_answer_fail_the_preflight_and_nothing_runs(
         assert!(!shown.contains(&format!("ssh and sudo on {new_master}")), "{new_master}: {shown}");
     }
     assert!(shown.contains("ok   the VIP 127.0.79.5 is free"), "{shown}");
-    let out = plan(&["--scenario", scenario, "execute", "--yes", "--state-dir", state, "--ssh-config", ssh_config], &[]);
-    let shown = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{shown}");
-    assert!(shown.contains("FAIL ssh and sudo on ctl-a") && shown.contains("nothing was run, so there is nothing to undo"), "{shown}");
-    assert!(!shown.contains("recovery") && !shown.contains("HALTED"), "no halt, no recovery: {shown}");
-    assert!(!Path::new(state).join("journal.jsonl").exists(), "no journal begun: {shown}");
+    silent.execute_refused_at_the_preflight("ctl-a");
+}
+
+/// A scenario whose hosts do not answer, written beside an ssh config that gives up soon, and a
+/// state directory for the run.
+struct Silent {
+    scenario: String,
+    state: String,
+    ssh_config: String,
+}
+
+impl Silent {
+    fn write(dir: &Path, scenario: &str) -> Silent {
+        let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+        let silent = Silent { scenario: path("silent.yaml"), state: path("state"), ssh_config: path("ssh_config") };
+        write(Path::new(&silent.scenario), scenario);
+        write(Path::new(&silent.ssh_config), "ConnectTimeout 2\n");
+        silent
+    }
+
+    /// `plan execute` refused at its preflight, which names `first_master`: exit 1, nothing run,
+    /// no halt, no recovery, no journal begun. What it printed.
+    fn execute_refused_at_the_preflight(&self, first_master: &str) -> String {
+        let out =
+            plan(&["--scenario", &self.scenario, "execute", "--yes", "--state-dir", &self.state, "--ssh-config", &self.ssh_config], &[]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(shown.contains(&format!("FAIL ssh and sudo on {first_master}")), "{shown}");
+        assert!(shown.contains("nothing was run, so there is nothing to undo"), "{shown}");
+        assert!(!shown.contains("recovery") && !shown.contains("HALTED"), "no halt, no recovery: {shown}");
+        assert!(!Path::new(&self.state).join("journal.jsonl").exists(), "no journal begun: {shown}");
+        shown
+    }
 }
 
 /// Off a terminal, without `--yes`, nobody can answer the phase prompts: refused before anything
