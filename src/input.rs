@@ -83,8 +83,7 @@ fn scenario_problems(name: &str, mut problems: Vec<ScenarioError>) -> String {
             Some(p) => format!("{name}:{}:{}", p.line, p.column),
             None => name.to_string(),
         };
-        let field = e.path.as_ref().map(|p| format!(" ({p})")).unwrap_or_default();
-        format!("{at}: {}{field}", e.message)
+        format!("{at}: {}", e.message_and_field())
     };
     if let [only] = problems.as_slice() {
         return line(only);

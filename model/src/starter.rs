@@ -13,7 +13,7 @@ mod sections;
 pub mod yaml;
 
 use crate::scenario::{DnsVia, HypervisorKind, IacKind, LbKind};
-use crate::validate::parse_scenario_every_problem;
+use crate::validate::{parse_scenario_every_problem, ScenarioError};
 use std::net::Ipv4Addr;
 
 /// A machine the operator named: `NAME=ADDRESS` on the command line, or a node the API listed.
@@ -170,13 +170,7 @@ pub fn render(answers: &Answers) -> Result<String, StarterError> {
     // answers may clash (two machines on one address, the VIP on a node).
     // Every problem the validator tells apart, on one line as every refusal of `plan init`.
     parse_scenario_every_problem(&text).map_err(|problems| {
-        let words: Vec<String> = problems
-            .into_iter()
-            .map(|e| match e.path {
-                Some(path) => format!("{} ({path})", e.message),
-                None => e.message,
-            })
-            .collect();
+        let words: Vec<String> = problems.iter().map(ScenarioError::message_and_field).collect();
         StarterError::Invalid(match words.as_slice() {
             [only] => only.clone(),
             _ => format!("{} problems: {}", words.len(), words.join("; ")),

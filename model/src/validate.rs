@@ -61,6 +61,17 @@ pub struct ScenarioError {
     pub message: String,
 }
 
+impl ScenarioError {
+    /// The message with the field it is in, as the refusals show it: `MESSAGE (FIELD)`, or the
+    /// message alone where the field is not known.
+    pub fn message_and_field(&self) -> String {
+        match &self.path {
+            Some(path) => format!("{} ({path})", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
 /// Parses and validates a scenario.
 ///
 /// # Errors
