@@ -515,6 +515,9 @@ fn plan_takes_small_pages_unless_the_variable_asks_for_huge_ones() {
             seen = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
                 .ok()
                 .and_then(|s| s.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(|v| v.trim().to_string()));
+            if seen.is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         let _ = child.kill();
         let _ = child.wait();
